@@ -1,0 +1,83 @@
+"""create_app(overrides): the Flask application, its extensions, blueprints and error pages."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask, request
+
+from listmgr import resource_dir, runtime
+from listmgr.runtime import Runtime
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+       "object-src 'none'")
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None = None,
+               migrate: bool = True) -> Flask:
+    """Build the web application for these settings (tests pass a mapping or a runtime)."""
+    rt = rt or runtime.build(overrides, migrate=migrate)
+    runtime.set_current(rt)
+    settings = rt.settings
+    app = Flask("listmgr", template_folder=str(resource_dir("templates")),
+                static_folder=str(resource_dir("static")), static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=max(settings.max_inbound_bytes, settings.max_form_bytes),
+        MAX_FORM_MEMORY_SIZE=settings.max_form_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        RATELIMIT_ENABLED=bool(settings.extra.get("ratelimit_enabled", True)),
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["listmgr"] = rt
+    from listmgr.web import errors, extensions
+
+    extensions.csrf.init_app(app)
+    extensions.limiter.init_app(app)
+    errors.register(app)
+    _register_blueprints(app)
+
+    @app.before_request
+    def _limit_body() -> None:
+        if not request.path.startswith("/hooks/"):
+            request.max_content_length = settings.max_form_bytes
+
+    @app.after_request
+    def _security_headers(resp):  # type: ignore[no-untyped-def]
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"embedded_outbox": settings.embedded_outbox, "base_url": settings.base_url}
+
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from listmgr.web import api, dev, hooks, public
+
+    for bp in (public.bp, hooks.bp, dev.bp, api.bp):
+        app.register_blueprint(bp)
+    try:
+        from listmgr.web import admin
+
+        app.register_blueprint(admin.bp)
+    except ImportError:
+        pass
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the running app."""
+    from flask import current_app
+
+    return current_app.extensions["listmgr"]  # type: ignore[no-any-return]

@@ -1,0 +1,63 @@
+"""`listmgr user create | token create | demo`."""
+from __future__ import annotations
+
+import click
+
+from listmgr.cli.base import get_runtime, main
+from listmgr.models import Role
+from listmgr.services import accounts
+
+ROLES = click.Choice([r.value for r in Role])
+
+
+@main.group()
+def user() -> None:
+    """Admin users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=ROLES, default="owner", show_default=True)
+@click.option("--name", default="")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              envvar="LISTMGR_NEW_PASSWORD")
+def user_create(email: str, role: str, name: str, password: str) -> None:
+    """Create an admin user."""
+    uid = accounts.create_user(get_runtime(), email=email, password=password, role=role,
+                               name=name)
+    click.echo(f"created user {uid} ({role})")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=ROLES, required=True)
+@click.option("--name", default="")
+@click.option("--user", "user_email", default=None, help="Owner of the token (email).")
+def token_create(role: str, name: str, user_email: str | None) -> None:
+    """Create an API token and print only the token (it is shown once)."""
+    rt = get_runtime()
+    user_id = None
+    if user_email:
+        from sqlalchemy import select
+
+        from listmgr.errors import NotFound
+        from listmgr.models import User
+
+        with rt.db.session() as s:
+            user_id = s.scalar(select(User.id).where(User.email == user_email.strip().lower()))
+        if user_id is None:
+            raise NotFound(f"no user {user_email}")
+    click.echo(accounts.create_token(rt, role=role, user_id=user_id, name=name))
+
+
+@main.command()
+def demo() -> None:
+    """Sample data: a list with a few subscribers, to click through."""
+    from listmgr.services import demo as demo_service
+
+    summary = demo_service.load(get_runtime())
+    click.echo(summary)

@@ -1,0 +1,227 @@
+"""The only SMTP client: server URLs, kept-open connections, throttling, failure classes.
+
+With no LISTMGR_SMTP_URL, mail goes to the embedded dev outbox (stored, shown in the admin).
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from listmgr.errors import ConfigError
+
+
+class TemporaryFailure(Exception):
+    """4xx or a connection problem: try again later."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PermanentFailure(Exception):
+    """5xx: this recipient will not get this message."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    tls: bool = False          # implicit TLS (smtps://)
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    rate: float = 0            # messages per second, 0 = unlimited
+    timeout: float = 30
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_smtp_urls(value: str) -> list[SmtpServer]:
+    """`smtp://user:pass@host:port`, `smtps://…`, `?starttls=1&rate=N`; several, space-separated."""
+    servers = []
+    for url in value.replace(",", " ").split():
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(f"bad SMTP URL {url!r}: use smtp://user:pass@host:port or smtps://…")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        tls = parts.scheme == "smtps"
+        try:
+            port = parts.port or (465 if tls else 25)
+            rate = float(query.get("rate", 0))
+            timeout = float(query.get("timeout", 30))
+        except ValueError:
+            raise ConfigError(f"bad SMTP URL {url!r}: port, rate and timeout must be numbers") \
+                from None
+        servers.append(SmtpServer(
+            host=parts.hostname, port=port, tls=tls,
+            starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
+            username=unquote(parts.username or ""), password=unquote(parts.password or ""),
+            rate=rate, timeout=timeout))
+    return servers
+
+
+class Throttle:
+    """At most `rate` events per second (0 = unlimited), shared by the threads of a process."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def _classify_smtp_error(exc: Exception) -> Exception:
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, msg = next(iter(exc.recipients.values()))
+        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(
+            f"{code} {text}", code)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(
+            exc.smtp_error, bytes) else str(exc.smtp_error)
+        if 500 <= exc.smtp_code < 600:
+            return PermanentFailure(f"{exc.smtp_code} {text}", exc.smtp_code)
+        return TemporaryFailure(f"{exc.smtp_code} {text}", exc.smtp_code)
+    return TemporaryFailure(f"connection: {exc.__class__.__name__}: {exc}", code)
+
+
+class SmtpConnection:
+    """One kept-open SMTP connection; reconnects when the server dropped it."""
+
+    def __init__(self, server: SmtpServer, throttle: Throttle | None = None) -> None:
+        self.server = server
+        self.throttle = throttle or Throttle(server.rate)
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.server
+        if s.tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
+                                                  context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        smtp.ehlo_or_helo_if_needed()
+        if s.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if s.username:
+            smtp.login(s.username, s.password)
+        return smtp
+
+    def send(self, mail_from: str, rcpt: str | list[str], data: bytes) -> None:
+        """Hand one message to the server; raise TemporaryFailure or PermanentFailure."""
+        self.throttle.wait()
+        rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.sendmail(mail_from, rcpts, data)
+        except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+            self.close()
+            raise _classify_smtp_error(exc) from exc
+        except smtplib.SMTPException as exc:
+            if isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
+                                smtplib.SMTPDataError)):
+                self._reset()
+            else:
+                self.close()
+            raise _classify_smtp_error(exc) from exc
+        if refused:
+            code, msg = next(iter(refused.values()))
+            raise (PermanentFailure if code >= 500 else TemporaryFailure)(
+                f"{code} {msg!r}", code)
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                try:
+                    self._smtp.close()
+                except OSError:
+                    pass
+            self._smtp = None
+
+
+class DevOutboxConnection:
+    """The embedded dev outbox: stores each message so the admin can show it."""
+
+    def __init__(self, db) -> None:  # type: ignore[no-untyped-def]
+        self.db = db
+        self.server = SmtpServer(host="dev-outbox", port=0)
+
+    def send(self, mail_from: str, rcpt: str | list[str], data: bytes) -> None:
+        from listmgr.models import DevMail
+
+        rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
+        subject = str(BytesHeaderParser(policy=default_policy).parsebytes(data).get(
+            "Subject", ""))[:1000]
+        with self.db.session() as s:
+            s.add(DevMail(mail_from=mail_from[:500], rcpt_to=", ".join(rcpts)[:500],
+                          subject=subject, raw=data))
+
+    def close(self) -> None:
+        pass
+
+
+class Transport:
+    """Connections to the configured SMTP servers (or the dev outbox), one pool per process."""
+
+    def __init__(self, smtp_url: str, db=None, rate: float = 0,  # type: ignore[no-untyped-def]
+                 rate_per_server: float = 0) -> None:
+        self.servers = parse_smtp_urls(smtp_url) if smtp_url.strip() else []
+        self.db = db
+        self.throttle = Throttle(rate)
+        self._server_throttles = {
+            s.label: Throttle(s.rate or rate_per_server) for s in self.servers}
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def connection(self) -> SmtpConnection | DevOutboxConnection:
+        """A new connection, spreading connections over the servers round-robin."""
+        if not self.servers:
+            return DevOutboxConnection(self.db)
+        with self._lock:
+            server = self.servers[self._counter % len(self.servers)]
+            self._counter += 1
+        return SmtpConnection(server, self._server_throttles[server.label])
+
+    def send_one(self, mail_from: str, rcpt: str, data: bytes) -> str:
+        """Send a single message on a fresh connection (transactional mail); the server label."""
+        self.throttle.wait()
+        conn = self.connection()
+        try:
+            conn.send(mail_from, rcpt, data)
+        finally:
+            conn.close()
+        return conn.server.label

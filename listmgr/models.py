@@ -1,0 +1,388 @@
+"""Tables and enums. Timestamps are naive UTC. No queries here beyond trivial helpers."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Optional
+
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary,
+                        Text, UniqueConstraint)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as naive UTC (stored the same way on SQLite and PostgreSQL)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False, **kw))
+
+
+def _json_list(**kw: Any) -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False, **kw))
+
+
+def _fk(target: str, *, ondelete: str = "CASCADE", nullable: bool = False,
+        index: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(Integer, ForeignKey(target, ondelete=ondelete),
+                                                nullable=nullable, index=index))
+
+
+class OptIn(str, Enum):
+    double = "double"
+    single = "single"
+
+
+class MemberStatus(str, Enum):
+    pending = "pending"
+    confirmed = "confirmed"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+
+
+class CampaignStatus(str, Enum):
+    draft = "draft"
+    scheduled = "scheduled"
+    sending = "sending"
+    paused = "paused"
+    sent = "sent"
+    cancelled = "cancelled"
+
+
+class DeliveryStatus(str, Enum):
+    queued = "queued"        # waiting to be claimed (also: retry after next_attempt_at)
+    claimed = "claimed"      # leased by a worker
+    sent = "sent"
+    failed = "failed"        # permanent SMTP failure or retries exhausted
+    skipped = "skipped"      # consent changed before the send
+
+
+class Role(str, Enum):
+    owner = "owner"
+    admin = "admin"
+    editor = "editor"
+    analyst = "analyst"
+
+
+class MailingList(SQLModel, table=True):
+    __tablename__ = "mailing_list"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    opt_in: str = Field(default=OptIn.double.value, max_length=16)
+    from_name: str = Field(default="", max_length=200)
+    from_email: str = Field(default="", max_length=320)
+    reply_to: str = Field(default="", max_length=320)
+    postal_address: str = Field(default="", max_length=500)
+    consent_wording: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    form_fields: list[str] = _json_list()      # custom field keys offered on the sign-up form
+    form_interests: list[str] = _json_list()   # interest keys offered on the sign-up form
+    opt_in_levels: list[str] = _json_list()    # e.g. ["everything", "monthly digest only"]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscriber"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)       # normalized
+    email_hash: str = Field(max_length=64, index=True)                # keyed HMAC of email
+    name: str = Field(default="", max_length=200)
+    fields: dict[str, Any] = _json()
+    source: str = Field(default="", max_length=64)
+    consent_profiling: bool = Field(default=False)
+    consent_tracking: bool = Field(default=False)
+    paused_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    soft_bounces: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("subscriber_id", "list_id"),
+                      Index("ix_membership_list_status", "list_id", "status", "subscriber_id"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    subscriber_id: int = _fk("subscriber.id", index=False)
+    list_id: int = _fk("mailing_list.id", index=False)
+    status: str = Field(default=MemberStatus.pending.value, max_length=16)
+    opt_in_level: str = Field(default="", max_length=64)
+    source: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    confirmed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    unsubscribed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class FieldDef(SQLModel, table=True):
+    __tablename__ = "field_def"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    label: str = Field(max_length=200)
+    type: str = Field(max_length=16)   # text number date boolean choice multi_choice
+    choices: list[str] = _json_list()
+    editable: bool = Field(default=True)  # the subscriber may edit it in the preference center
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Interest(SQLModel, table=True):
+    __tablename__ = "interest"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    label: str = Field(max_length=200)
+
+
+class SubscriberInterest(SQLModel, table=True):
+    __tablename__ = "subscriber_interest"
+    __table_args__ = (Index("ix_subscriber_interest_interest", "interest", "subscriber_id"),)
+    subscriber_id: int = Field(sa_column=Column(
+        Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True))
+    interest: str = Field(max_length=64, primary_key=True)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Proof of consent and the audit trail of every change to it (append-only)."""
+    __tablename__ = "consent_event"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True)
+    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
+                                 index=False)
+    kind: str = Field(max_length=32)   # subscribe confirm unsubscribe resubscribe preference ...
+    at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    source: str = Field(default="", max_length=64)  # form api import one-click mailto inbound ...
+    actor: str = Field(default="subscriber", max_length=100)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=500)
+    wording: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    detail: dict[str, Any] = _json()
+    campaign_id: Optional[int] = Field(default=None)
+    inbound_id: Optional[int] = Field(default=None)
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses that never get campaign mail; erased people stay only as a keyed hash."""
+    __tablename__ = "suppression"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64, unique=True, index=True)
+    email: Optional[str] = Field(default=None, max_length=320)
+    reason: str = Field(max_length=32)  # unsubscribed_all hard_bounce complaint erased manual
+    detail: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Outbox(SQLModel, table=True):
+    """Transactional mail (confirmations, notices, tests) waiting to be sent; the DB is the truth."""
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status", "status", "created_at"),
+                      Index("ix_outbox_to_kind", "to_email", "kind", "created_at"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)   # confirm already_subscribed unsubscribed test
+    to_email: str = Field(max_length=320)
+    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True,
+                                       index=False)
+    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
+                                 index=False)
+    payload: dict[str, Any] = _json()
+    status: str = Field(default="pending", max_length=16)  # pending sending sent failed
+    attempts: int = Field(default=0)
+    lease_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    message_id: str = Field(default="", max_length=255)
+    last_error: str = Field(default="", max_length=1000)
+    possibly_duplicate: bool = Field(default=False)
+
+
+class DevMail(SQLModel, table=True):
+    """What the embedded dev outbox captured instead of sending."""
+    __tablename__ = "dev_mail"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    mail_from: str = Field(default="", max_length=500)
+    rcpt_to: str = Field(default="", max_length=500)
+    subject: str = Field(default="", max_length=1000)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+
+
+class ActivityEvent(SQLModel, table=True):
+    __tablename__ = "activity_event"
+    __table_args__ = (Index("ix_activity_type_sub_at", "type", "subscriber_id", "at"),)
+    id: Optional[int] = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    subscriber_id: int = _fk("subscriber.id")
+    type: str = Field(max_length=64)
+    properties: dict[str, Any] = _json()
+    at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Segment(SQLModel, table=True):
+    __tablename__ = "segment"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    lists: list[str] = _json_list()
+    rules: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaign"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    subject: str = Field(max_length=998)
+    preheader: str = Field(default="", max_length=500)
+    from_name: str = Field(default="", max_length=200)
+    from_email: str = Field(default="", max_length=320)
+    reply_to: str = Field(default="", max_length=320)
+    content_format: str = Field(default="html", max_length=16)  # html markdown
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    lists: list[str] = _json_list()
+    segment_id: Optional[int] = _fk("segment.id", ondelete="SET NULL", nullable=True,
+                                    index=False)
+    segment_rules: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON))
+    status: str = Field(default=CampaignStatus.draft.value, max_length=16, index=True)
+    scheduled_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    started_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    audience: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    created_by: str = Field(default="", max_length=200)
+
+
+class Delivery(SQLModel, table=True):
+    """The per-recipient ledger of a campaign: one row per campaign and subscriber."""
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("campaign_id", "subscriber_id"),
+                      Index("ix_delivery_claim", "campaign_id", "status", "next_attempt_at"))
+    id: Optional[int] = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    campaign_id: int = _fk("campaign.id", index=False)
+    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True)
+    list_id: Optional[int] = Field(default=None)
+    status: str = Field(default=DeliveryStatus.queued.value, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    lease_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    claimed_by: str = Field(default="", max_length=100)
+    in_flight: bool = Field(default=False)      # handed to SMTP, answer not yet recorded
+    possibly_duplicate: bool = Field(default=False)
+    sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    smtp_server: str = Field(default="", max_length=200)
+    error: str = Field(default="", max_length=1000)
+    bounced: bool = Field(default=False)
+    complained: bool = Field(default=False)
+    unsubscribed: bool = Field(default=False)
+
+
+class Engagement(SQLModel, table=True):
+    """Opens and clicks, recorded only for subscribers who consented to tracking."""
+    __tablename__ = "engagement"
+    __table_args__ = (Index("ix_engagement_sub_kind_at", "subscriber_id", "kind", "at"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: Optional[int] = Field(default=None, index=True)
+    subscriber_id: int = _fk("subscriber.id", index=False)
+    kind: str = Field(max_length=16)  # open click
+    url: str = Field(default="", max_length=2000)
+    at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class InboundMessage(SQLModel, table=True):
+    __tablename__ = "inbound_message"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, unique=True)
+    message_id: str = Field(default="", max_length=998, index=True)
+    envelope_from: str = Field(default="", max_length=500)
+    envelope_to: str = Field(default="", max_length=500)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = Field(default=0)
+    received_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+    status: str = Field(default="stored", max_length=16)  # stored processed failed
+    kind: str = Field(default="", max_length=16)   # bounce complaint autoreply unsubscribe other
+    action: str = Field(default="", max_length=200)
+    evidence: dict[str, Any] = _json()
+    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True,
+                                       index=False)
+    list_id: Optional[int] = Field(default=None)
+    campaign_id: Optional[int] = Field(default=None)
+    processed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    attempts: int = Field(default=0)
+    error: str = Field(default="", max_length=1000)
+    handled: bool = Field(default=False)  # a human has dealt with it (admin inbox)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    password_hash: str = Field(max_length=500)
+    role: str = Field(default=Role.editor.value, max_length=16)
+    active: bool = Field(default=True)
+    failed_logins: int = Field(default=0)
+    locked_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    session_version: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    last_login_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: Optional[int] = _fk("app_user.id", nullable=True)
+    name: str = Field(default="", max_length=200)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(default="", max_length=16)
+    role: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    last_used_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    revoked_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who viewed, exported, imported, erased, changed or sent what (append-only)."""
+    __tablename__ = "audit_log"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+    actor: str = Field(default="", max_length=320)
+    user_id: Optional[int] = Field(default=None)
+    token_id: Optional[int] = Field(default=None)
+    action: str = Field(max_length=64, index=True)
+    target_type: str = Field(default="", max_length=32)
+    target_id: str = Field(default="", max_length=64)
+    ip: str = Field(default="", max_length=64)
+    detail: dict[str, Any] = _json()
+
+
+class ImportJob(SQLModel, table=True):
+    __tablename__ = "import_job"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
+                                 index=False)
+    filename: str = Field(default="", max_length=500)
+    path: str = Field(default="", max_length=1000)
+    mode: str = Field(default="upsert", max_length=16)
+    mapping: dict[str, Any] = _json()
+    consent: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: str = Field(default="queued", max_length=16)  # queued running done failed
+    total_bytes: int = Field(default=0)
+    processed_bytes: int = Field(default=0)
+    rows: int = Field(default=0)
+    inserted: int = Field(default=0)
+    updated: int = Field(default=0)
+    skipped: int = Field(default=0)
+    errors: int = Field(default=0)
+    report: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_by: str = Field(default="", max_length=320)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+
+
+class SettingValue(SQLModel, table=True):
+    """Settings changed from the admin (SMTP servers, DKIM, rate limits) over the config files."""
+    __tablename__ = "setting_value"
+    key: str = Field(max_length=64, primary_key=True)
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)

@@ -1,0 +1,29 @@
+"""Roles and what each may do: the one place access rules live (UI and API alike)."""
+from __future__ import annotations
+
+from listmgr.models import Role
+
+_ANALYST = {"stats", "lists:read", "campaigns:read", "segments:read"}
+_EDITOR = _ANALYST | {"people:read", "campaigns:write", "segments:write", "fields:read"}
+_ADMIN = _EDITOR | {"lists:write", "people:write", "people:export", "people:erase",
+                    "fields:write", "inbound:read", "inbound:write", "settings", "audit:read",
+                    "tokens:own"}
+_OWNER = _ADMIN | {"users"}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.analyst.value: frozenset(_ANALYST),
+    Role.editor.value: frozenset(_EDITOR),
+    Role.admin.value: frozenset(_ADMIN),
+    Role.owner.value: frozenset(_OWNER),
+}
+RANK = {Role.analyst.value: 1, Role.editor.value: 2, Role.admin.value: 3, Role.owner.value: 4}
+
+
+def allowed(role: str | None, permission: str) -> bool:
+    """True when this role holds this permission."""
+    return permission in PERMISSIONS.get(role or "", frozenset())
+
+
+def at_most(role: str, ceiling: str) -> bool:
+    """True when role is no higher than ceiling."""
+    return RANK.get(role, 99) <= RANK.get(ceiling, 0)

@@ -1,0 +1,124 @@
+"""Mailing lists: create, read, update."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from listmgr.errors import Conflict, NotFound, ValidationError
+from listmgr.mail.compose import clean_header
+from listmgr.models import MailingList, Membership, OptIn
+from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import normalize_email
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+EDITABLE = ("name", "description", "opt_in", "from_name", "from_email", "reply_to",
+            "postal_address", "consent_wording", "form_fields", "form_interests",
+            "opt_in_levels")
+
+
+def _validate(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if "slug" in out and (not isinstance(out["slug"], str) or not SLUG.match(out["slug"])):
+        raise ValidationError("slug: lower-case letters, digits and dashes, up to 63",
+                              field="slug")
+    if "name" in out:
+        if not isinstance(out["name"], str) or not out["name"].strip():
+            raise ValidationError("name is required", field="name")
+        out["name"] = clean_header(out["name"].strip(), "name")
+    if "opt_in" in out and out["opt_in"] not in (OptIn.double.value, OptIn.single.value):
+        raise ValidationError("opt_in must be 'double' or 'single'", field="opt_in")
+    for key in ("from_email", "reply_to"):
+        if out.get(key):
+            out[key] = normalize_email(out[key])
+    if out.get("from_name"):
+        out["from_name"] = clean_header(out["from_name"], "from_name")
+    for key in ("form_fields", "form_interests", "opt_in_levels"):
+        if key in out and (not isinstance(out[key], list)
+                           or not all(isinstance(x, str) for x in out[key])):
+            raise ValidationError(f"{key} must be a list of strings", field=key)
+    return out
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    id: int
+    slug: str
+    name: str
+    opt_in: str
+    description: str
+    from_name: str
+    from_email: str
+    reply_to: str
+    postal_address: str
+    consent_wording: str
+    form_fields: list[str]
+    form_interests: list[str]
+    opt_in_levels: list[str]
+    counts: dict[str, int]
+
+
+def _info(lst: MailingList, counts: dict[str, int]) -> ListInfo:
+    return ListInfo(lst.id, lst.slug, lst.name, lst.opt_in, lst.description,  # type: ignore[arg-type]
+                    lst.from_name, lst.from_email, lst.reply_to, lst.postal_address,
+                    lst.consent_wording, list(lst.form_fields or []),
+                    list(lst.form_interests or []), list(lst.opt_in_levels or []), counts)
+
+
+def create(rt: Runtime, **values: Any) -> int:
+    """A new list; the slug is its public name in URLs."""
+    values = _validate({"opt_in": OptIn.double.value, **values})
+    unknown = set(values) - set(EDITABLE) - {"slug"}
+    if unknown:
+        raise ValidationError(f"unknown property {sorted(unknown)[0]!r}",
+                              field=sorted(unknown)[0])
+    if "slug" not in values or "name" not in values:
+        raise ValidationError("slug and name are required",
+                              field="slug" if "slug" not in values else "name")
+    with rt.db.session() as s:
+        if s.scalar(select(MailingList.id).where(MailingList.slug == values["slug"])):
+            raise Conflict(f"a list {values['slug']!r} already exists", field="slug")
+        lst = MailingList(**values)
+        s.add(lst)
+        s.flush()
+        return int(lst.id)  # type: ignore[arg-type]
+
+
+def update(rt: Runtime, slug: str, **values: Any) -> None:
+    values = _validate(values)
+    bad = set(values) - set(EDITABLE)
+    if bad:
+        raise ValidationError(f"cannot change {sorted(bad)[0]!r}", field=sorted(bad)[0])
+    with rt.db.session() as s:
+        lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
+        if lst is None:
+            raise NotFound(f"no list {slug!r}", field="slug")
+        for key, value in values.items():
+            setattr(lst, key, value)
+
+
+def _counts(s, list_ids: list[int]) -> dict[int, dict[str, int]]:  # type: ignore[no-untyped-def]
+    out: dict[int, dict[str, int]] = {i: {} for i in list_ids}
+    rows = s.execute(select(Membership.list_id, Membership.status, func.count())
+                     .where(Membership.list_id.in_(list_ids))
+                     .group_by(Membership.list_id, Membership.status))
+    for lid, status, n in rows:
+        out[lid][status] = n
+    return out
+
+
+def all_lists(rt: Runtime) -> list[ListInfo]:
+    with rt.db.session() as s:
+        lists = list(s.scalars(select(MailingList).order_by(MailingList.name)))
+        counts = _counts(s, [lst.id for lst in lists])  # type: ignore[misc]
+        return [_info(lst, counts[lst.id]) for lst in lists]  # type: ignore[index]
+
+
+def get(rt: Runtime, slug: str) -> ListInfo:
+    with rt.db.session() as s:
+        lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
+        if lst is None:
+            raise NotFound(f"no list {slug!r}", field="slug")
+        return _info(lst, _counts(s, [lst.id])[lst.id])  # type: ignore[list-item,index]

@@ -1,0 +1,127 @@
+"""Transactional mail: claim an outbox row, compose it, send it once, record the outcome."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from listmgr.mail import compose, transactional
+from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
+from listmgr.models import MailingList, Outbox, Subscriber, utcnow
+from listmgr.runtime import Runtime
+
+# Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
+LIST_MAIL = {"already_subscribed"}
+# Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
+AUTO_REPLIES = {"unsubscribed"}
+
+
+def transport(rt: Runtime) -> Transport:
+    """This process's transport, built once."""
+    t = rt.state.get("transport")
+    if t is None:
+        s = rt.settings
+        t = Transport(s.smtp_url, rt.db, s.send_rate, s.send_rate_per_server)
+        rt.state["transport"] = t
+    return t
+
+
+def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None) -> \
+        tuple[str, bytes]:
+    s = rt.settings
+    list_name = lst.name if lst else s.default_from_name
+    from_name = (lst.from_name if lst and lst.from_name else s.default_from_name)
+    from_email = (lst.from_email if lst and lst.from_email else s.default_from_email)
+    postal = (lst.postal_address if lst and lst.postal_address else s.default_postal_address)
+    ctx = {"list_name": list_name, "from_name": from_name, "postal_address": postal,
+           "email": row.to_email, "name": sub.name if sub else "",
+           "max_age_days": s.confirm_max_age_days, "wording": row.payload.get("wording", ""),
+           "confirm_url": "", "manage_url": "", "unsubscribe_url": ""}
+    unsubscribe_url = mailto = ""
+    if sub is not None and lst is not None:
+        ctx["confirm_url"] = rt.url(f"/confirm/{rt.tokens.confirm(sub.id, lst.id)}")  # type: ignore[arg-type]
+        ctx["manage_url"] = rt.url(f"/p/{rt.tokens.manage(sub.id)}")  # type: ignore[arg-type]
+        token = rt.tokens.unsubscribe(sub.id, lst.id)  # type: ignore[arg-type]
+        ctx["unsubscribe_url"] = rt.url(f"/u/{token}")
+        if row.kind in LIST_MAIL:
+            unsubscribe_url = ctx["unsubscribe_url"]
+            mailto = f"unsubscribe+{token}@{s.mail_domain}"
+    ctx.update({k: v for k, v in row.payload.items() if isinstance(v, str)})
+    subject, text, html = transactional.render(row.kind, ctx)
+    auto = "auto-replied" if row.kind in AUTO_REPLIES else "auto-generated"
+    mail = compose.Mail(
+        from_name=from_name, from_email=from_email, to_email=row.to_email,
+        to_name=sub.name if sub else "", subject=subject, text=text, html=html,
+        mail_domain=s.mail_domain, reply_to=lst.reply_to if lst else "",
+        list_id=compose.list_id_header(lst.name, lst.slug, s.mail_domain) if lst else "",
+        unsubscribe_url=unsubscribe_url, unsubscribe_mailto=mailto, auto_submitted=auto)
+    if row.kind in AUTO_REPLIES:
+        envelope = ""  # null sender: nothing bounces back, no loops
+    elif sub is not None:
+        envelope = f"bounces+{rt.tokens.bounce(sub.id, None, lst.id if lst else None)}" \
+                   f"@{s.mail_domain}"  # type: ignore[arg-type]
+    else:
+        envelope = from_email
+    return envelope, compose.build(mail)
+
+
+def send(rt: Runtime, outbox_id: int) -> None:
+    """Send one outbox row; a second run of the same message is harmless."""
+    now = utcnow()
+    lease = now + timedelta(seconds=rt.settings.lease_seconds)
+    with rt.db.session() as s:
+        row = s.get(Outbox, outbox_id)
+        if row is None or row.status in ("sent", "failed"):
+            return
+        was_in_flight = row.status == "sending"
+        claimed = s.execute(update(Outbox).where(
+            Outbox.id == outbox_id,
+            or_(Outbox.status == "pending",
+                (Outbox.status == "sending") & (Outbox.lease_until < now)))
+            .values(status="sending", lease_until=lease, attempts=Outbox.attempts + 1,
+                    possibly_duplicate=Outbox.possibly_duplicate | was_in_flight)).rowcount
+        if not claimed:
+            return
+        s.refresh(row)
+        sub = s.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
+        lst = s.get(MailingList, row.list_id) if row.list_id else None
+        envelope, data = _compose(rt, row, sub, lst)
+        attempts = row.attempts
+    message_id = _header(data, b"Message-ID")
+    try:
+        transport(rt).send_one(envelope, row.to_email, data)
+    except TemporaryFailure as exc:
+        give_up = attempts >= rt.settings.retry_max_attempts
+        with rt.db.session() as s:
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+                status="failed" if give_up else "pending", lease_until=None,
+                last_error=str(exc)[:1000]))
+        if not give_up:
+            rt.enqueue("send_outbox", outbox_id, delay_ms=min(2 ** attempts, 600) * 1000)
+        return
+    except PermanentFailure as exc:
+        with rt.db.session() as s:
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+                status="failed", lease_until=None, last_error=str(exc)[:1000]))
+        return
+    with rt.db.session() as s:
+        s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+            status="sent", sent_at=utcnow(), lease_until=None, message_id=message_id))
+
+
+def _header(data: bytes, name: bytes) -> str:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line[:len(name) + 1].lower() == name.lower() + b":":
+            return line[len(name) + 1:].strip().decode("ascii", "replace")[:255]
+    return ""
+
+
+def pending_ids(rt: Runtime) -> list[int]:
+    """Outbox rows still to send (including those whose sender died mid-send)."""
+    now = utcnow()
+    with rt.db.session() as s:
+        return list(s.scalars(select(Outbox.id).where(
+            or_(Outbox.status == "pending",
+                (Outbox.status == "sending") & (Outbox.lease_until < now)))
+            .order_by(Outbox.id).limit(10000)))

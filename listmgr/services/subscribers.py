@@ -1,0 +1,175 @@
+"""Subscribers as marketers see them: create with a status, look up, search."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
+from listmgr.models import (MailingList, Membership, MemberStatus, OptIn, Subscriber,
+                            Suppression, utcnow)
+from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import (Origin, _queue_mail, clean_name, normalize_email,
+                                            record)
+
+STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
+
+
+@dataclass(frozen=True)
+class SubscriberInfo:
+    id: int
+    email: str
+    name: str
+    created_at: str
+    source: str
+    lists: list[dict[str, str]]
+    fields: dict[str, Any] = field(default_factory=dict)
+    interests: list[str] = field(default_factory=list)
+    consents: dict[str, bool] = field(default_factory=dict)
+    suppressed: str | None = None
+
+
+def is_suppressed(s: Session, rt: Runtime, email: str) -> str | None:
+    """The suppression reason for a normalized address, or None."""
+    return s.scalar(select(Suppression.reason).where(
+        Suppression.email_hash == rt.email_hash(email)))
+
+
+def create(rt: Runtime, *, email: Any, name: Any = "", lists: Iterable[str] = (),
+           status: str = "confirmed", fields: dict[str, Any] | None = None,
+           interests: Iterable[str] | None = None, consent: str = "",
+           consents: dict[str, bool] | None = None,
+           origin: Origin = Origin(source="api", actor="api")) -> int:
+    """Add a subscriber to lists as confirmed (consent basis recorded) or pending (mailed)."""
+    address = normalize_email(email)
+    display = clean_name(name)
+    if status not in STATUSES:
+        raise ValidationError("status must be 'confirmed' or 'pending'", field="status")
+    if status == "confirmed" and lists and not consent.strip():
+        raise ValidationError("a confirmed subscriber needs the consent basis ('consent')",
+                              field="consent")
+    outbox_ids = []
+    with rt.db.session() as s:
+        reason = is_suppressed(s, rt, address)
+        if reason:
+            raise Suppressed(f"this address is on the suppression list ({reason}); only a "
+                             "fresh sign-up by the person can add it again", field="email")
+        if s.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
+            raise Conflict("a subscriber with this email already exists", field="email")
+        wanted = list(dict.fromkeys(lists))
+        found = {lst.slug: lst for lst in s.scalars(
+            select(MailingList).where(MailingList.slug.in_(wanted)))}
+        missing = [slug for slug in wanted if slug not in found]
+        if missing:
+            raise ValidationError(f"no list {missing[0]!r}", field="lists")
+        profile = None
+        if fields or interests:
+            from listmgr.services import people
+
+            profile = people.validate_profile(s, fields or {}, list(interests or []))
+        sub = Subscriber(email=address, email_hash=rt.email_hash(address), name=display,
+                         source=origin.source)
+        consents = consents or {}
+        for key in consents:
+            if key not in ("profiling", "tracking") or not isinstance(consents[key], bool):
+                raise ValidationError("consents takes booleans 'profiling' and 'tracking'",
+                                      field=f"consents.{key}")
+        sub.consent_profiling = consents.get("profiling", False)
+        sub.consent_tracking = consents.get("tracking", False)
+        s.add(sub)
+        s.flush()
+        if profile is not None:
+            from listmgr.services import people
+
+            people.apply_profile(s, sub, profile)
+        now = utcnow()
+        for slug in wanted:
+            lst = found[slug]
+            pending = status == "pending" and lst.opt_in == OptIn.double.value
+            s.add(Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source,
+                             status=MemberStatus.pending.value if pending
+                             else MemberStatus.confirmed.value,
+                             confirmed_at=None if pending else now))
+            s.flush()
+            record(s, kind="subscribe" if pending else "added", subscriber_id=sub.id,
+                   list_id=lst.id, origin=origin, wording=consent or lst.consent_wording,
+                   detail={"status": "pending" if pending else "confirmed"})
+            if pending:
+                oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst,
+                                  payload={"wording": consent or lst.consent_wording})
+                if oid:
+                    outbox_ids.append(oid)
+        for key, value in consents.items():
+            record(s, kind=f"consent_{key}", subscriber_id=sub.id, list_id=None,
+                   origin=origin, wording=consent, detail={"given": value})
+        sid = int(sub.id)  # type: ignore[arg-type]
+    for oid in outbox_ids:
+        rt.enqueue("send_outbox", oid)
+    return sid
+
+
+def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
+    out: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
+    for sid, slug, status in s.execute(
+            select(Membership.subscriber_id, MailingList.slug, Membership.status)
+            .join(MailingList, MailingList.id == Membership.list_id)
+            .where(Membership.subscriber_id.in_(ids)).order_by(MailingList.slug)):
+        out[sid].append({"slug": slug, "status": status})
+    return out
+
+
+def _info(s: Session, rt: Runtime, sub: Subscriber, lists: list[dict[str, str]],
+          full: bool = False) -> SubscriberInfo:
+    interests: list[str] = []
+    suppressed = None
+    if full:
+        from listmgr.models import SubscriberInterest
+
+        interests = list(s.scalars(select(SubscriberInterest.interest).where(
+            SubscriberInterest.subscriber_id == sub.id).order_by(SubscriberInterest.interest)))
+        suppressed = s.scalar(select(Suppression.reason).where(
+            Suppression.email_hash == sub.email_hash))
+    return SubscriberInfo(int(sub.id), sub.email, sub.name,  # type: ignore[arg-type]
+                          sub.created_at.isoformat(), sub.source, lists, dict(sub.fields or {}),
+                          interests, {"profiling": sub.consent_profiling,
+                                      "tracking": sub.consent_tracking}, suppressed)
+
+
+def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        return _info(s, rt, sub, _memberships(s, [subscriber_id])[subscriber_id], full=True)
+
+
+def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
+           list_slug: str | None = None, status: str | None = None, offset: int = 0,
+           limit: int = 50) -> tuple[list[SubscriberInfo], int]:
+    """Exact email, or a prefix of email/name, optionally within a list and status."""
+    query = select(Subscriber)
+    if email:
+        try:
+            address = normalize_email(email)
+        except ValidationError:
+            address = email.strip().lower()
+        query = query.where(Subscriber.email == address)
+    if q:
+        term = q.strip().lower().replace("\\", "").replace("%", "").replace("_", r"\_")
+        query = query.where(or_(Subscriber.email.like(f"{term}%", escape="\\"),
+                                func.lower(Subscriber.name).like(f"{term}%", escape="\\")))
+    if list_slug or status:
+        member = select(Membership.subscriber_id).join(
+            MailingList, MailingList.id == Membership.list_id)
+        if list_slug:
+            member = member.where(MailingList.slug == list_slug)
+        if status:
+            member = member.where(Membership.status == status)
+        query = query.where(Subscriber.id.in_(member))
+    with rt.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        subs = list(s.scalars(query.order_by(Subscriber.id).offset(offset).limit(limit)))
+        members = _memberships(s, [int(x.id) for x in subs])  # type: ignore[arg-type]
+        return [_info(s, rt, x, members[int(x.id)]) for x in subs], total  # type: ignore[arg-type]

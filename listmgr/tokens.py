@@ -1,0 +1,115 @@
+"""Signed tokens, one salt per purpose; expired and invalid are distinct errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
+
+from listmgr.errors import TokenExpired, TokenInvalid
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _b36(n: int) -> str:
+    if n < 0:
+        raise ValueError("negative id")
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+        if n == 0:
+            return out
+
+
+def _unb36(s: str) -> int:
+    if not s or len(s) > 13 or any(c not in _B36 for c in s):
+        raise TokenInvalid("This link is not valid.")
+    return int(s, 36)
+
+
+@dataclass(frozen=True)
+class UnsubscribeToken:
+    subscriber_id: int
+    list_id: int
+    campaign_id: int | None = None
+
+
+class Tokens:
+    """Makes and reads every signed token listmgr hands out."""
+
+    def __init__(self, secret_key: str, confirm_max_age_days: int = 7) -> None:
+        self.secret_key = secret_key
+        self.confirm_max_age = confirm_max_age_days * 86400
+        # Compact signers keep tokens short enough for an address local part (<= 64 chars).
+        self._unsub = Signer(secret_key, salt="unsubscribe", sep=".")
+        self._manage = Signer(secret_key, salt="manage", sep=".")
+        self._bounce = Signer(secret_key, salt="bounce", sep=".")
+        self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
+
+    # -- compact ids -------------------------------------------------------------------------
+    @staticmethod
+    def _pack(*ids: int | None) -> str:
+        return "-".join(_b36(i or 0) for i in ids)
+
+    @staticmethod
+    def _unpack(value: str, count: int) -> list[int]:
+        parts = value.split("-")
+        if len(parts) != count:
+            raise TokenInvalid("This link is not valid.")
+        return [_unb36(p) for p in parts]
+
+    def _unsign(self, signer: Signer, token: str) -> str:
+        try:
+            return signer.unsign(token).decode("ascii")
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid("This link is not valid. It may have been cut off or changed.") from None
+
+    # -- unsubscribe (never expires) ---------------------------------------------------------
+    def unsubscribe(self, subscriber_id: int, list_id: int, campaign_id: int | None = None) -> str:
+        return self._unsub.sign(self._pack(subscriber_id, list_id, campaign_id)).decode("ascii")
+
+    def read_unsubscribe(self, token: str) -> UnsubscribeToken:
+        sid, lid, cid = self._unpack(self._unsign(self._unsub, token), 3)
+        return UnsubscribeToken(sid, lid, cid or None)
+
+    # -- preference center (never expires) ---------------------------------------------------
+    def manage(self, subscriber_id: int) -> str:
+        return self._manage.sign(self._pack(subscriber_id)).decode("ascii")
+
+    def read_manage(self, token: str) -> int:
+        return self._unpack(self._unsign(self._manage, token), 1)[0]
+
+    # -- VERP bounce address ------------------------------------------------------------------
+    def bounce(self, subscriber_id: int, campaign_id: int | None = None,
+               list_id: int | None = None) -> str:
+        return self._bounce.sign(self._pack(subscriber_id, campaign_id, list_id)).decode("ascii")
+
+    def read_bounce(self, token: str) -> tuple[int, int | None, int | None]:
+        sid, cid, lid = self._unpack(self._unsign(self._bounce, token), 3)
+        return sid, cid or None, lid or None
+
+    # -- confirmation (expires) ---------------------------------------------------------------
+    def confirm(self, subscriber_id: int, list_id: int) -> str:
+        return self._confirm.dumps([subscriber_id, list_id])
+
+    def read_confirm(self, token: str) -> tuple[int, int]:
+        try:
+            data = self._confirm.loads(token, max_age=self.confirm_max_age)
+        except SignatureExpired:
+            raise TokenExpired("This confirmation link has expired.") from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid("This confirmation link is not valid.") from None
+        if (not isinstance(data, list) or len(data) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in data)):
+            raise TokenInvalid("This confirmation link is not valid.")
+        return data[0], data[1]
+
+    def read_confirm_unverified_age(self, token: str) -> tuple[int, int] | None:
+        """Ids from a correctly signed but expired confirm token (to offer a fresh link)."""
+        try:
+            data = self._confirm.loads(token)
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            return None
+        if isinstance(data, list) and len(data) == 2 and all(isinstance(x, int) for x in data):
+            return data[0], data[1]
+        return None

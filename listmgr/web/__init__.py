@@ -1,0 +1,1 @@
+"""Web entry points: public pages, admin, JSON API, hooks."""

@@ -1,0 +1,129 @@
+"""API plumbing: bearer auth, one permission per route (fail closed), schemas, pagination."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from flask import Blueprint, g, jsonify, request
+from pydantic import BaseModel, ValidationError as PydanticError
+
+from listmgr.app import current_runtime
+from listmgr.errors import Forbidden, Unauthorized, ValidationError
+from listmgr.permissions import allowed
+from listmgr.services import accounts
+from listmgr.web.extensions import csrf
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class RouteDoc:
+    """What a route promises: for enforcement and for the OpenAPI document."""
+
+    rule: str
+    methods: list[str]
+    permission: str | None
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    tags: list[str] = field(default_factory=list)
+
+
+ROUTES: list[RouteDoc] = []
+PUBLIC = None  # permission value for routes anyone may call
+
+
+def route(rule: str, methods: list[str] | None = None, *, permission: str | None,
+          body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+          response: type[BaseModel] | None = None, status: int = 200,
+          tag: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an API route with its permission and schemas."""
+    methods = methods or ["GET"]
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.permission = permission  # type: ignore[attr-defined]
+        ROUTES.append(RouteDoc(rule, methods, permission, (fn.__doc__ or "").strip(), body,
+                               query, response, status, [tag] if tag else []))
+        bp.add_url_rule(rule, endpoint=fn.__name__, view_func=fn, methods=methods)
+        return fn
+
+    return wrap
+
+
+@bp.before_request
+def _authenticate() -> None:
+    view = current_app_view()
+    if view is None:
+        return  # 404/405 answered by Flask
+    if not hasattr(view, "permission"):
+        raise Forbidden("this route has no access rule")  # fail closed
+    permission = view.permission
+    if permission is PUBLIC:
+        return
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        raise Unauthorized("send an API token: Authorization: Bearer <token>")
+    principal = accounts.verify_token(current_runtime(), header[7:].strip())
+    g.principal = principal
+    if not allowed(principal.role, permission):
+        raise Forbidden(f"a {principal.role} token may not do this ({permission})")
+
+
+def current_app_view() -> Callable[..., Any] | None:
+    from flask import current_app
+
+    if request.url_rule is None:
+        return None
+    return current_app.view_functions.get(request.endpoint or "")
+
+
+def principal() -> accounts.Principal:
+    return g.principal  # type: ignore[no-any-return]
+
+
+def actor() -> str:
+    p = getattr(g, "principal", None)
+    return p.label if p else "anonymous"
+
+
+def _pydantic_error(exc: PydanticError) -> ValidationError:
+    first = exc.errors()[0]
+    loc = ".".join(str(x) for x in first.get("loc", ()) if x != "__root__")
+    return ValidationError(f"{loc or 'body'}: {first.get('msg', 'invalid')}", field=loc or None)
+
+
+def parse_body(model: type[M]) -> M:
+    """The JSON body validated against a schema; a clear error naming the field otherwise."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ValidationError("send a JSON object body with Content-Type: application/json")
+    try:
+        return model.model_validate(data)
+    except PydanticError as exc:
+        raise _pydantic_error(exc) from None
+
+
+def parse_query(model: type[M]) -> M:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except PydanticError as exc:
+        raise _pydantic_error(exc) from None
+
+
+class Page(BaseModel):
+    page: int = 1
+    per_page: int = 50
+
+    def bounds(self) -> tuple[int, int]:
+        if self.page < 1 or not 1 <= self.per_page <= 500:
+            raise ValidationError("page must be >= 1 and per_page between 1 and 500",
+                                  field="page")
+        return (self.page - 1) * self.per_page, self.per_page
+
+
+def paginated(items: list[Any], total: int, page: Page) -> Any:
+    return jsonify(items=items, page=page.page, per_page=page.per_page, total=total)

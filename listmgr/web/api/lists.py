@@ -1,0 +1,82 @@
+"""API: /api/lists."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict
+
+from listmgr.app import current_runtime
+from listmgr.services import lists
+from listmgr.web.api.base import parse_body, route
+
+
+class ListIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str
+    name: str
+    opt_in: Literal["double", "single"] = "double"
+    description: str = ""
+    from_name: str = ""
+    from_email: str = ""
+    reply_to: str = ""
+    postal_address: str = ""
+    consent_wording: str = ""
+    form_fields: list[str] = []
+    form_interests: list[str] = []
+    opt_in_levels: list[str] = []
+
+
+class ListPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    opt_in: Literal["double", "single"] | None = None
+    description: str | None = None
+    from_name: str | None = None
+    from_email: str | None = None
+    reply_to: str | None = None
+    postal_address: str | None = None
+    consent_wording: str | None = None
+    form_fields: list[str] | None = None
+    form_interests: list[str] | None = None
+    opt_in_levels: list[str] | None = None
+
+
+class ListOut(ListIn):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    counts: dict[str, int]
+
+
+@route("/lists", ["POST"], permission="lists:write", body=ListIn, response=ListOut,
+       status=201, tag="lists")
+def create_list():  # type: ignore[no-untyped-def]
+    """Create a list."""
+    body = parse_body(ListIn)
+    rt = current_runtime()
+    lists.create(rt, **body.model_dump())
+    return jsonify(asdict(lists.get(rt, body.slug))), 201
+
+
+@route("/lists", permission="lists:read", tag="lists")
+def all_lists():  # type: ignore[no-untyped-def]
+    """All lists with member counts per status."""
+    items = [asdict(x) for x in lists.all_lists(current_runtime())]
+    return jsonify(items=items, page=1, per_page=len(items), total=len(items))
+
+
+@route("/lists/<slug>", permission="lists:read", response=ListOut, tag="lists")
+def get_list(slug: str):  # type: ignore[no-untyped-def]
+    """One list."""
+    return jsonify(asdict(lists.get(current_runtime(), slug)))
+
+
+@route("/lists/<slug>", ["PATCH"], permission="lists:write", body=ListPatch, response=ListOut,
+       tag="lists")
+def update_list(slug: str):  # type: ignore[no-untyped-def]
+    """Change a list's settings."""
+    body = parse_body(ListPatch)
+    rt = current_runtime()
+    lists.update(rt, slug, **body.model_dump(exclude_none=True))
+    return jsonify(asdict(lists.get(rt, slug)))

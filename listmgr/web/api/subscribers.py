@@ -1,0 +1,83 @@
+"""API: /api/subscribers."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict
+
+from listmgr.app import current_runtime
+from listmgr.services import subscribers
+from listmgr.services.subscriptions import Origin
+from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+
+
+class Consents(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profiling: bool = False
+    tracking: bool = False
+
+
+class SubscriberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str
+    name: str = ""
+    lists: list[str] = []
+    status: Literal["confirmed", "pending"] = "confirmed"
+    fields: dict[str, Any] = {}
+    interests: list[str] = []
+    consent: str = ""
+    consents: Consents | None = None
+
+
+class SubscriberQuery(Page):
+    email: str | None = None
+    q: str | None = None
+    list: str | None = None
+    status: Literal["pending", "confirmed", "unsubscribed", "bounced"] | None = None
+
+
+class MembershipOut(BaseModel):
+    slug: str
+    status: str
+
+
+class SubscriberOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    email: str
+    name: str
+    lists: list[MembershipOut]
+
+
+@route("/subscribers", ["POST"], permission="people:write", body=SubscriberIn,
+       response=SubscriberOut, status=201, tag="subscribers")
+def create_subscriber():  # type: ignore[no-untyped-def]
+    """Add a subscriber (confirmed with a consent basis, or pending and sent a confirmation)."""
+    body = parse_body(SubscriberIn)
+    rt = current_runtime()
+    sid = subscribers.create(
+        rt, email=body.email, name=body.name, lists=body.lists, status=body.status,
+        fields=body.fields, interests=body.interests, consent=body.consent,
+        consents=body.consents.model_dump() if body.consents else None,
+        origin=Origin(source="api", actor=actor()))
+    return jsonify(asdict(subscribers.get(rt, sid))), 201
+
+
+@route("/subscribers", permission="people:read", query=SubscriberQuery, tag="subscribers")
+def search_subscribers():  # type: ignore[no-untyped-def]
+    """Find subscribers by exact email, or by email/name prefix, list and status."""
+    q = parse_query(SubscriberQuery)
+    offset, limit = q.bounds()
+    items, total = subscribers.search(current_runtime(), email=q.email, q=q.q,
+                                      list_slug=q.list, status=q.status, offset=offset,
+                                      limit=limit)
+    return paginated([asdict(x) for x in items], total, q)
+
+
+@route("/subscribers/<int:subscriber_id>", permission="people:read", response=SubscriberOut,
+       tag="subscribers")
+def get_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """One subscriber with memberships, fields, interests and consents."""
+    return jsonify(asdict(subscribers.get(current_runtime(), subscriber_id)))

@@ -1,0 +1,1 @@
+"""Dramatiq actors: thin, idempotent, ids in."""
