@@ -33,7 +33,7 @@ class Background:
 def attach_queue(rt: Runtime) -> Queue:
     """Give the runtime its broker (once)."""
     if rt.queue is None:
-        rt.queue = Queue(rt.settings.broker_url)
+        rt.queue = Queue(rt.settings.broker_url, rt.settings.broker_namespace)
     return rt.queue  # type: ignore[no-any-return]
 
 

@@ -11,7 +11,7 @@ from listmgr.errors import ConfigError
 QUEUE = "listmgr"
 
 
-def make_broker(url: str) -> dramatiq.Broker:
+def make_broker(url: str, namespace: str = "listmgr") -> dramatiq.Broker:
     """A broker for LISTMGR_BROKER_URL: empty or stub:// is in-process."""
     url = (url or "").strip()
     if not url or url.startswith("stub:"):
@@ -20,7 +20,7 @@ def make_broker(url: str) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url)
+        broker = RedisBroker(url=url, namespace=namespace)
     elif url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -33,33 +33,34 @@ def make_broker(url: str) -> dramatiq.Broker:
 class Queue:
     """A broker with listmgr's actors declared on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "listmgr") -> None:
         from workers import actors
 
         self.url = url
-        self.broker = make_broker(url)
+        self.queue_name = QUEUE if namespace == "listmgr" else f"{QUEUE}-{namespace}"
+        self.broker = make_broker(url, namespace)
         dramatiq.set_broker(self.broker)
-        actors.declare(self.broker, QUEUE)
-        self.broker.declare_queue(QUEUE)
+        actors.declare(self.broker, self.queue_name)
+        self.broker.declare_queue(self.queue_name)
 
     @property
     def in_process(self) -> bool:
         return isinstance(self.broker, StubBroker)
 
     def enqueue(self, actor: str, *args: Any, delay_ms: int | None = None) -> None:
-        message = dramatiq.Message(queue_name=QUEUE, actor_name=actor, args=tuple(args),
+        message = dramatiq.Message(queue_name=self.queue_name, actor_name=actor, args=tuple(args),
                                    kwargs={}, options={})
         self.broker.enqueue(message, delay=delay_ms)
 
     def start_worker(self, threads: int) -> dramatiq.Worker:
-        worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads,
+        worker = dramatiq.Worker(self.broker, queues={self.queue_name}, worker_threads=threads,
                                  worker_timeout=100)
         worker.start()
         return worker
 
     def join(self, timeout_ms: int = 60000) -> None:
         """Wait until every queued message (including delayed ones) has been processed."""
-        self.broker.join(QUEUE, timeout=timeout_ms)
+        self.broker.join(self.queue_name, timeout=timeout_ms)
 
     def close(self) -> None:
         self.broker.close()

@@ -22,6 +22,7 @@ class Settings:
     secret_key: str = DEFAULT_SECRET
     database_url: str = ""
     broker_url: str = ""
+    broker_namespace: str = "listmgr"
     base_url: str = "http://127.0.0.1:8000"
     mail_domain: str = "localhost"
     smtp_url: str = ""

@@ -37,8 +37,8 @@ def normalize_email(raw: Any) -> str:
         info = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValidationError(f"That email address is not valid: {exc}", field="email") from None
-    local, _, domain = info.normalized.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    # One person, one row: mailbox providers treat the local part case-insensitively.
+    return info.normalized.lower()
 
 
 def clean_name(raw: Any) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-for _name in ("fields", "events", "segments", "campaigns", "imports", "inbound", "admin",
+for _name in ("fields", "events", "privacy", "segments", "campaigns", "imports", "inbound", "admin",
               "openapi"):
     try:
         importlib.import_module(f"listmgr.web.api.{_name}")
