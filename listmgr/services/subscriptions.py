@@ -34,7 +34,7 @@ def normalize_email(raw: Any) -> str:
     if any(c in raw for c in "\r\n\x00"):
         raise ValidationError("The email address must not contain line breaks.", field="email")
     try:
-        info = validate_email(raw.strip(), check_deliverability=False)
+        info = validate_email(raw.strip(), check_deliverability=False, strict=True)
     except EmailNotValidError as exc:
         raise ValidationError(f"That email address is not valid: {exc}", field="email") from None
     # One person, one row: mailbox providers treat the local part case-insensitively.

@@ -1,0 +1,4 @@
+"""`python -m listmgr` runs the CLI."""
+from listmgr.cli import main
+
+main()
