@@ -39,8 +39,8 @@ class Settings:
     max_inbound_bytes: int = 10 * 1024 * 1024
     worker_threads: int = 4
     sweep_seconds: int = 30
-    send_rate: float = 0
-    send_rate_per_server: float = 0
+    send_rate: float = 0.0
+    send_rate_per_server: float = 0.0
     send_batch_size: int = 500
     send_connections: int = 4
     lease_seconds: int = 300
