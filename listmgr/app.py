@@ -45,7 +45,8 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
 
     @app.before_request
     def _limit_body() -> None:
-        if not request.path.startswith("/hooks/"):
+        # Inbound mail and event batches (up to 10,000 events) may be large; forms may not.
+        if not request.path.startswith(("/hooks/", "/api/events")):
             request.max_content_length = settings.max_form_bytes
 
     @app.after_request

@@ -167,9 +167,10 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
         subscriptions.unsubscribe_all(rt, token, origin=origin("preferences"))
     else:
         levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
+        # The profile first: it checks the whole form, so a bad value changes nothing.
+        _save_profile(rt, token)
         subscriptions.update_lists(rt, token, wanted=request.form.getlist("lists"),
                                    levels=levels, origin=origin("preferences"))
-        _save_profile(rt, token)
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
 

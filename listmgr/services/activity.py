@@ -1,0 +1,157 @@
+"""Activity events (product viewed, document downloaded, ...): kept only with profiling consent."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import insert, select
+
+from listmgr.errors import ValidationError
+from listmgr.models import ActivityEvent, Subscriber, utcnow
+from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import normalize_email
+
+MAX_BATCH = 10_000
+MAX_PROPERTIES_BYTES = 8_000
+TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
+_ITEM_KEYS = frozenset({"email", "subscriber_id", "type", "properties", "at"})
+_CHUNK = 900  # ids per IN (...) list: well under every driver's parameter limit
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kept: int
+    dropped: int
+
+
+@dataclass(frozen=True)
+class _Event:
+    email: str | None
+    subscriber_id: int | None
+    type: str
+    properties: dict[str, Any]
+    at: datetime
+
+
+def _at(value: Any, where: str, now: datetime) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise ValidationError(f"{where}: a timestamp like 2024-05-31T12:00:00Z", field=where)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{where}: {value!r} is not an ISO 8601 timestamp",
+                              field=where) from None
+    if parsed.tzinfo is not None:  # stored as naive UTC; naive input is taken as UTC
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    if parsed > now + timedelta(days=1):
+        raise ValidationError(f"{where}: the event lies in the future", field=where)
+    return parsed
+
+
+def _parse(item: Any, prefix: str, now: datetime) -> _Event:
+    """One event, checked; errors name the item, e.g. events[3].type."""
+    dot = f"{prefix}." if prefix else ""
+    if not isinstance(item, dict):
+        raise ValidationError(f"{prefix or 'body'}: an event must be an object",
+                              field=prefix or None)
+    unknown = sorted(set(item) - _ITEM_KEYS)
+    if unknown:
+        raise ValidationError(f"{dot}{unknown[0]}: unknown property", field=f"{dot}{unknown[0]}")
+    has_email, has_id = item.get("email") is not None, item.get("subscriber_id") is not None
+    if has_email == has_id:
+        raise ValidationError(f"{dot}email: give either email or subscriber_id",
+                              field=f"{dot}email")
+    email = sid = None
+    if has_email:
+        try:
+            email = normalize_email(item["email"])
+        except ValidationError as exc:
+            raise ValidationError(f"{dot}email: {exc.message}", field=f"{dot}email") from None
+    else:
+        sid = item["subscriber_id"]
+        if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1:
+            raise ValidationError(f"{dot}subscriber_id: a positive integer",
+                                  field=f"{dot}subscriber_id")
+    kind = item.get("type")
+    if not isinstance(kind, str) or not TYPE.match(kind):
+        raise ValidationError(f"{dot}type: 1-64 letters, digits and _ . : / - "
+                              "(like product_viewed)", field=f"{dot}type")
+    props = item.get("properties", {})
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        raise ValidationError(f"{dot}properties: an object", field=f"{dot}properties")
+    try:
+        size = len(json.dumps(props, allow_nan=False))
+    except (TypeError, ValueError):
+        raise ValidationError(f"{dot}properties: plain JSON values only",
+                              field=f"{dot}properties") from None
+    if size > MAX_PROPERTIES_BYTES:
+        raise ValidationError(f"{dot}properties: larger than {MAX_PROPERTIES_BYTES} bytes",
+                              field=f"{dot}properties")
+    return _Event(email, sid, kind, props, _at(item.get("at"), f"{dot}at", now))
+
+
+def parse_body(body: Any) -> list[_Event]:
+    """A single event or {"events": [...]}; the whole call is refused on the first bad item."""
+    now = utcnow()
+    if isinstance(body, dict) and "events" in body:
+        if set(body) != {"events"}:
+            raise ValidationError("a batch is {\"events\": [...]} and nothing else",
+                                  field="events")
+        items = body["events"]
+        if not isinstance(items, list):
+            raise ValidationError("events must be a list", field="events")
+        if len(items) > MAX_BATCH:
+            raise ValidationError(f"at most {MAX_BATCH} events per call (got {len(items)})",
+                                  field="events")
+        return [_parse(item, f"events[{i}]", now) for i, item in enumerate(items)]
+    return [_parse(body, "", now)]
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
+    """Store the events of consenting subscribers with one multi-row insert; count the rest."""
+    emails = sorted({e.email for e in events if e.email})
+    ids = sorted({e.subscriber_id for e in events if e.subscriber_id})
+    with rt.db.session() as s:
+        by_email: dict[str, int] = {}
+        consenting: set[int] = set()
+        # FOR SHARE (PostgreSQL) holds off a concurrent withdrawal until these rows are in, so
+        # its delete sees them; SQLite serializes writers anyway.
+        for part in _chunks(emails):
+            for sid, email, ok in s.execute(
+                    select(Subscriber.id, Subscriber.email, Subscriber.consent_profiling)
+                    .where(Subscriber.email.in_(part)).order_by(Subscriber.id)
+                    .with_for_update(read=True)):
+                by_email[email] = sid
+                if ok:
+                    consenting.add(sid)
+        for part in _chunks(ids):
+            consenting.update(s.scalars(
+                select(Subscriber.id).where(Subscriber.id.in_(part),
+                                            Subscriber.consent_profiling.is_(True))
+                .order_by(Subscriber.id).with_for_update(read=True)))
+        rows = []
+        for e in events:
+            sid = by_email.get(e.email) if e.email else e.subscriber_id
+            if sid is not None and sid in consenting:
+                rows.append({"subscriber_id": sid, "type": e.type, "properties": e.properties,
+                             "at": e.at})
+        if rows:
+            s.execute(insert(ActivityEvent), rows)
+    return Outcome(kept=len(rows), dropped=len(events) - len(rows))
+
+
+def ingest(rt: Runtime, body: Any) -> Outcome:
+    """Validate a request body (one event or a batch) and store what consent allows."""
+    return record(rt, parse_body(body))

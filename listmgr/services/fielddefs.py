@@ -1,0 +1,195 @@
+"""Custom field and interest definitions: the vocabulary forms, the API and segments use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from listmgr.errors import Conflict, NotFound, ValidationError
+from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
+from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
+from listmgr.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    id: int
+    key: str
+    label: str
+    type: str
+    choices: list[str]
+    editable: bool
+
+
+@dataclass(frozen=True)
+class InterestInfo:
+    id: int
+    key: str
+    label: str
+
+
+# -- definitions -------------------------------------------------------------------------------
+def _label(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("label is required", field="label")
+    if any(c in value for c in "\r\n\x00") or len(value.strip()) > 200:
+        raise ValidationError("label must be one line of up to 200 characters", field="label")
+    return value.strip()
+
+
+def _key(value: Any) -> str:
+    try:
+        return check_key(value)
+    except FieldValueError as exc:
+        raise ValidationError(f"key: {exc}", field="key") from None
+
+
+def _field_info(d: FieldDef) -> FieldInfo:
+    return FieldInfo(int(d.id), d.key, d.label, d.type, list(d.choices or []),  # type: ignore[arg-type]
+                     bool(d.editable))
+
+
+def create_field(rt: Runtime, *, key: str, label: str, type: str,
+                 choices: list[str] | None = None, editable: bool = True) -> int:
+    """Define a custom field."""
+    key, label = _key(key), _label(label)
+    if type not in TYPES:
+        raise ValidationError(f"type must be one of {', '.join(TYPES)}", field="type")
+    try:
+        choices = check_choices(type, choices)
+    except FieldValueError as exc:
+        raise ValidationError(sentence(exc), field="choices") from None
+    if not isinstance(editable, bool):
+        raise ValidationError("editable must be true or false", field="editable")
+    with rt.db.session() as s:
+        if s.scalar(select(FieldDef.id).where(FieldDef.key == key)) is not None:
+            raise Conflict(f"a field {key!r} already exists", field="key")
+        row = FieldDef(key=key, label=label, type=type, choices=choices, editable=editable)
+        s.add(row)
+        s.flush()
+        return int(row.id)  # type: ignore[arg-type]
+
+
+def list_fields(rt: Runtime) -> list[FieldInfo]:
+    with rt.db.session() as s:
+        return [_field_info(d) for d in s.scalars(select(FieldDef).order_by(FieldDef.id))]
+
+
+def _get_field(s: Session, key: str) -> FieldDef:
+    row = s.scalar(select(FieldDef).where(FieldDef.key == key))
+    if row is None:
+        raise NotFound(f"there is no field {key!r}", field="key")
+    return row
+
+
+def get_field(rt: Runtime, key: str) -> FieldInfo:
+    with rt.db.session() as s:
+        return _field_info(_get_field(s, key))
+
+
+def _holders(s: Session, key: str, removed: set[str]) -> int:
+    """How many subscribers hold one of these choices in this field."""
+    count = 0
+    query = select(Subscriber.fields).where(Subscriber.fields[key].is_not(None))
+    for values in s.execute(query.execution_options(yield_per=2000)).scalars():
+        value = (values or {}).get(key)
+        held = set(value) if isinstance(value, list) else {value}
+        count += bool(held & removed)
+    return count
+
+
+def update_field(rt: Runtime, key: str, *, label: str | None = None,
+                 choices: list[str] | None = None, editable: bool | None = None,
+                 type: str | None = None) -> FieldInfo:
+    """Change a field's label, choices or editability (its type and key are fixed)."""
+    with rt.db.session() as s:
+        row = _get_field(s, key)
+        if type is not None and type != row.type:
+            raise ValidationError("the type of a field cannot change; create a new field "
+                                  "instead", field="type")
+        if label is not None:
+            row.label = _label(label)
+        if choices is not None:
+            try:
+                new = check_choices(row.type, choices)
+            except FieldValueError as exc:
+                raise ValidationError(sentence(exc), field="choices") from None
+            removed = set(row.choices or []) - set(new)
+            held = _holders(s, key, removed) if removed else 0
+            if held:
+                raise Conflict(f"{held} subscriber(s) hold a choice you removed "
+                               f"({', '.join(sorted(removed))}); change their values first",
+                               field="choices")
+            row.choices = new
+        if editable is not None:
+            if not isinstance(editable, bool):
+                raise ValidationError("editable must be true or false", field="editable")
+            row.editable = editable
+        return _field_info(row)
+
+
+def _strip_key(s: Session, key: str) -> None:
+    """Remove one key from every subscriber's fields, in one statement where we can."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "sqlite":
+        s.execute(text("UPDATE subscriber SET fields = json_remove(fields, :path) "
+                       "WHERE json_type(fields, :path) IS NOT NULL"), {"path": f"$.{key}"})
+    elif dialect == "postgresql":
+        s.execute(text("UPDATE subscriber SET fields = (fields::jsonb - :key)::json "
+                       "WHERE jsonb_exists(fields::jsonb, :key)"), {"key": key})
+    else:
+        for sub in s.scalars(select(Subscriber).where(Subscriber.fields[key].is_not(None))):
+            sub.fields = {k: v for k, v in (sub.fields or {}).items() if k != key}
+
+
+def delete_field(rt: Runtime, key: str) -> None:
+    """Delete a field and every value held in it; forms stop offering it."""
+    with rt.db.session() as s:
+        row = _get_field(s, key)
+        _strip_key(s, key)
+        for lst in s.scalars(select(MailingList)):
+            if key in (lst.form_fields or []):
+                lst.form_fields = [k for k in lst.form_fields if k != key]
+        s.delete(row)
+
+
+def create_interest(rt: Runtime, *, key: str, label: str) -> int:
+    """Add an interest to the vocabulary lists and forms offer."""
+    key, label = _key(key), _label(label)
+    with rt.db.session() as s:
+        if s.scalar(select(Interest.id).where(Interest.key == key)) is not None:
+            raise Conflict(f"an interest {key!r} already exists", field="key")
+        row = Interest(key=key, label=label)
+        s.add(row)
+        s.flush()
+        return int(row.id)  # type: ignore[arg-type]
+
+
+def list_interests(rt: Runtime) -> list[InterestInfo]:
+    with rt.db.session() as s:
+        return [InterestInfo(int(i.id), i.key, i.label)  # type: ignore[arg-type]
+                for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))]
+
+
+def update_interest(rt: Runtime, key: str, *, label: str) -> InterestInfo:
+    with rt.db.session() as s:
+        row = s.scalar(select(Interest).where(Interest.key == key))
+        if row is None:
+            raise NotFound(f"there is no interest {key!r}", field="key")
+        row.label = _label(label)
+        return InterestInfo(int(row.id), row.key, row.label)  # type: ignore[arg-type]
+
+
+def delete_interest(rt: Runtime, key: str) -> None:
+    """Delete an interest and every subscriber's choice of it; forms stop offering it."""
+    with rt.db.session() as s:
+        row = s.scalar(select(Interest).where(Interest.key == key))
+        if row is None:
+            raise NotFound(f"there is no interest {key!r}", field="key")
+        s.execute(delete(SubscriberInterest).where(SubscriberInterest.interest == key))
+        for lst in s.scalars(select(MailingList)):
+            if key in (lst.form_interests or []):
+                lst.form_interests = [k for k in lst.form_interests if k != key]
+        s.delete(row)

@@ -1,0 +1,45 @@
+"""API: /api/events (activity, kept only for subscribers who consented to profiling)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from pydantic import BaseModel, ConfigDict
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import activity
+from listmgr.web.api.base import route
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = None
+    subscriber_id: int | None = None
+    type: str
+    properties: dict[str, Any] = {}
+    at: str | None = None
+
+
+class EventsIn(BaseModel):
+    """One event, or {"events": [...]} with up to 10,000 of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn]
+
+
+class EventsOut(BaseModel):
+    kept: int
+    dropped: int
+
+
+@route("/events", ["POST"], permission="people:write", body=EventsIn, response=EventsOut,
+       tag="events")
+def post_events():  # type: ignore[no-untyped-def]
+    """Record activity events; a bad item refuses the whole call and names its index."""
+    # Validated by the service rather than the schema so errors read "events[3].type".
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ValidationError("send a JSON object body with Content-Type: application/json")
+    outcome = activity.ingest(current_runtime(), body)
+    return jsonify(kept=outcome.kept, dropped=outcome.dropped)

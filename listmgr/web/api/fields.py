@@ -1,0 +1,163 @@
+"""API: /api/fields and /api/interests (definitions), and profile edits of one subscriber."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from listmgr.app import current_runtime
+from listmgr.services import people, subscribers
+from listmgr.services.subscriptions import Origin
+from listmgr.web.api.base import actor, parse_body, route
+
+FieldType = Literal["text", "number", "date", "boolean", "choice", "multi_choice"]
+
+
+class FieldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    label: str
+    type: FieldType
+    choices: list[str] | None = None
+    editable: StrictBool = True
+
+
+class FieldPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = None
+    type: FieldType | None = None
+    choices: list[str] | None = None
+    editable: StrictBool | None = None
+
+
+class FieldOut(BaseModel):
+    id: int
+    key: str
+    label: str
+    type: FieldType
+    choices: list[str]
+    editable: bool
+
+
+class InterestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    label: str
+
+
+class InterestPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str
+
+
+class InterestOut(BaseModel):
+    id: int
+    key: str
+    label: str
+
+
+class ConsentsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profiling: StrictBool | None = None
+    tracking: StrictBool | None = None
+
+
+class ProfilePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    fields: dict[str, Any] | None = None
+    interests: list[str] | None = None
+    consents: ConsentsPatch | None = None
+    consent: str = ""
+
+
+def _items(items: list[Any]) -> Any:
+    return jsonify(items=[asdict(x) for x in items], page=1, per_page=len(items),
+                   total=len(items))
+
+
+@route("/fields", ["POST"], permission="fields:write", body=FieldIn, response=FieldOut,
+       status=201, tag="fields")
+def create_field():  # type: ignore[no-untyped-def]
+    """Define a custom field (text, number, date, boolean, choice, multi_choice)."""
+    body = parse_body(FieldIn)
+    rt = current_runtime()
+    people.create_field(rt, key=body.key, label=body.label, type=body.type,
+                        choices=body.choices, editable=body.editable)
+    return jsonify(asdict(people.get_field(rt, body.key))), 201
+
+
+@route("/fields", permission="fields:read", tag="fields")
+def list_fields():  # type: ignore[no-untyped-def]
+    """Every custom field definition."""
+    return _items(people.list_fields(current_runtime()))
+
+
+@route("/fields/<key>", permission="fields:read", response=FieldOut, tag="fields")
+def get_field(key: str):  # type: ignore[no-untyped-def]
+    """One field definition."""
+    return jsonify(asdict(people.get_field(current_runtime(), key)))
+
+
+@route("/fields/<key>", ["PATCH"], permission="fields:write", body=FieldPatch,
+       response=FieldOut, tag="fields")
+def update_field(key: str):  # type: ignore[no-untyped-def]
+    """Change a field's label, choices or whether subscribers may edit it."""
+    body = parse_body(FieldPatch)
+    info = people.update_field(current_runtime(), key, **body.model_dump(exclude_unset=True))
+    return jsonify(asdict(info))
+
+
+@route("/fields/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
+def delete_field(key: str):  # type: ignore[no-untyped-def]
+    """Delete a field and every value subscribers hold in it."""
+    people.delete_field(current_runtime(), key)
+    return "", 204
+
+
+@route("/interests", ["POST"], permission="fields:write", body=InterestIn,
+       response=InterestOut, status=201, tag="fields")
+def create_interest():  # type: ignore[no-untyped-def]
+    """Add an interest to the vocabulary."""
+    body = parse_body(InterestIn)
+    rt = current_runtime()
+    iid = people.create_interest(rt, key=body.key, label=body.label)
+    return jsonify(id=iid, key=body.key, label=body.label.strip()), 201
+
+
+@route("/interests", permission="fields:read", tag="fields")
+def list_interests():  # type: ignore[no-untyped-def]
+    """Every interest."""
+    return _items(people.list_interests(current_runtime()))
+
+
+@route("/interests/<key>", ["PATCH"], permission="fields:write", body=InterestPatch,
+       response=InterestOut, tag="fields")
+def update_interest(key: str):  # type: ignore[no-untyped-def]
+    """Rename an interest (its key stays)."""
+    body = parse_body(InterestPatch)
+    return jsonify(asdict(people.update_interest(current_runtime(), key, label=body.label)))
+
+
+@route("/interests/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
+def delete_interest(key: str):  # type: ignore[no-untyped-def]
+    """Delete an interest and every subscriber's choice of it."""
+    people.delete_interest(current_runtime(), key)
+    return "", 204
+
+
+@route("/subscribers/<int:subscriber_id>", ["PATCH"], permission="people:write",
+       body=ProfilePatch, tag="subscribers")
+def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Edit name, field values (merged; null removes one), interests (replaced), consents."""
+    body = parse_body(ProfilePatch)
+    rt = current_runtime()
+    consents = None
+    if body.consents is not None:
+        consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
+    people.update_subscriber(rt, subscriber_id, name=body.name, fields=body.fields,
+                             interests=body.interests, consents=consents, wording=body.consent,
+                             origin=Origin(source="api", actor=actor()))
+    return jsonify(asdict(subscribers.get(rt, subscriber_id)))
