@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from listmgr.models import Role
 
-_ANALYST = {"stats", "lists:read", "campaigns:read", "segments:read"}
+# "account" (own password, own API tokens) belongs to every signed-in user.
+_ANALYST = {"stats", "lists:read", "campaigns:read", "segments:read", "account", "tokens:own"}
 _EDITOR = _ANALYST | {"people:read", "campaigns:write", "segments:write", "fields:read"}
 _ADMIN = _EDITOR | {"lists:write", "people:write", "people:export", "people:erase",
                     "fields:write", "inbound:read", "inbound:write", "settings", "audit:read",

@@ -61,16 +61,11 @@ def _authenticate() -> None:
         return  # 404/405 answered by Flask
     if not hasattr(view, "permission"):
         raise Forbidden("this route has no access rule")  # fail closed
-    permission = view.permission
-    if permission is PUBLIC:
-        return
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
-        raise Unauthorized("send an API token: Authorization: Bearer <token>")
-    principal = accounts.verify_token(current_runtime(), header[7:].strip())
-    g.principal = principal
-    if not allowed(principal.role, permission):
-        raise Forbidden(f"a {principal.role} token may not do this ({permission})")
+    from listmgr.web import auth
+
+    # The one check shared with the admin pages: a bearer token, or the admin's own session
+    # (for its scripts; unsafe methods then need the CSRF token).
+    auth.authorize(view.permission, api=True)
 
 
 def current_app_view() -> Callable[..., Any] | None:

@@ -1,0 +1,104 @@
+/* listmgr admin: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  /* JSON over fetch with the session cookie and the CSRF token (the API accepts both). */
+  function api(method, url, body) {
+    var opts = { method: method, credentials: "same-origin",
+                 headers: { "Accept": "application/json", "X-CSRFToken": CSRF } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (!resp.ok) {
+          var err = new Error((data.error && data.error.message) || resp.statusText);
+          err.data = data; err.status = resp.status;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+  window.listmgr = { api: api, csrf: CSRF };
+
+  function debounce(fn, ms) {
+    var t = null;
+    return function () {
+      var args = arguments, self = this;
+      clearTimeout(t);
+      t = setTimeout(function () { fn.apply(self, args); }, ms);
+    };
+  }
+  window.listmgr.debounce = debounce;
+
+  /* Forms that ask before doing something that cannot be undone. */
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { ev.preventDefault(); }
+  }, true);
+
+  /* Copy buttons and select-on-focus for code boxes. */
+  $all("[data-copy]").forEach(function (btn) {
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var target = $(btn.getAttribute("data-copy"));
+      if (!target) { return; }
+      target.select();
+      var done = function () { btn.textContent = "Copied"; setTimeout(function () { btn.textContent = "Copy"; }, 1500); };
+      if (navigator.clipboard) { navigator.clipboard.writeText(target.value).then(done, function () { document.execCommand("copy"); done(); }); }
+      else { document.execCommand("copy"); done(); }
+    });
+  });
+  $all("[data-select-all]").forEach(function (el) {
+    el.addEventListener("focus", function () { el.select(); });
+  });
+
+  /* Live progress: poll a JSON URL and fill [data-field] elements until it says it is done. */
+  $all("[data-poll]").forEach(function (box) {
+    var url = box.getAttribute("data-poll");
+    var every = parseInt(box.getAttribute("data-poll-ms") || "1000", 10);
+    function fill(data) {
+      $all("[data-field]", box).forEach(function (el) {
+        var key = el.getAttribute("data-field");
+        if (!(key in data)) { return; }
+        var value = data[key];
+        if (el.tagName === "PROGRESS") {
+          el.max = data[el.getAttribute("data-max") || "total"] || 1;
+          el.value = value || 0;
+        } else if (el.classList.contains("badge")) {
+          el.textContent = value;
+          el.className = "badge " + value;
+        } else {
+          el.textContent = typeof value === "number" ? value.toLocaleString() : (value == null ? "" : value);
+        }
+      });
+    }
+    function tick() {
+      api("GET", url).then(function (data) {
+        fill(data);
+        if (data.done) {
+          box.setAttribute("data-done", "1");
+          var reload = box.getAttribute("data-reload-when-done");
+          if (reload) { window.location.reload(); }
+          return;
+        }
+        setTimeout(tick, every);
+      }).catch(function () { setTimeout(tick, every * 3); });
+    }
+    tick();
+  });
+
+  /* Auto-submit filters. */
+  $all("select[data-autosubmit]").forEach(function (sel) {
+    sel.addEventListener("change", function () { sel.form.submit(); });
+  });
+})();

@@ -1,0 +1,55 @@
+"""The marketer's workspace under /admin: one blueprint, one module per area."""
+from __future__ import annotations
+
+import importlib
+
+from flask import Blueprint, redirect, request, url_for
+
+from listmgr.errors import Forbidden, Unauthorized
+from listmgr.web import auth
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.record_once(lambda state: auth.init_app(state.app))
+auth.register(bp)
+
+# Areas whose services may not be installed yet are skipped (their module imports them).
+AREAS = ("dashboard", "lists", "subscribers", "imports", "segments", "campaigns", "inbound",
+         "suppression", "settings", "users", "tokens", "audit", "outbox")
+for _name in AREAS:
+    try:
+        importlib.import_module(f"listmgr.web.admin.{_name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith(("listmgr.services.", "listmgr.segments",
+                                              f"listmgr.web.admin.{_name}")):
+            raise
+
+
+@bp.before_request
+def _guard():  # type: ignore[no-untyped-def]
+    """Every admin view declares a permission (fail closed); people without it are stopped."""
+    from flask import current_app
+
+    if request.url_rule is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or not hasattr(view, "permission"):
+        raise Forbidden("this page has no access rule")
+    try:
+        auth.authorize(view.permission, api=False)
+    except Unauthorized:
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+@bp.app_context_processor
+def _nav():  # type: ignore[no-untyped-def]
+    from listmgr.permissions import allowed
+
+    p = auth.principal() or auth.session_principal()
+    role = p.role if p else None
+    return {"can": lambda permission: allowed(role, permission), "me": p,
+            "admin_areas": _loaded_areas()}
+
+
+def _loaded_areas() -> set[str]:
+    return {name for name in AREAS if f"listmgr.web.admin.{name}" in __import__("sys").modules}

@@ -1,0 +1,84 @@
+"""Charts as SVG images rendered on the server (pygal), served from routes for <img> tags."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pygal
+from flask import Response, request
+from pygal.style import Style
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import dashboard
+from listmgr.web.admin import bp
+from listmgr.web.auth import require
+
+STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground="#1f2933",
+              foreground_strong="#1f2933", foreground_subtle="#9aa5b1",
+              colors=("#2563eb", "#047857", "#b45309", "#7c3aed", "#be123c", "#0e7490",
+                      "#4d7c0f", "#a21caf"),
+              font_family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif")
+# The image runs nothing and loads nothing: pygal's optional scripts are left out (js=[]).
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def _config(**kw: object) -> dict[str, object]:
+    return {"style": STYLE, "js": [], "width": 900, "height": 320, "legend_at_bottom": True,
+            "legend_box_size": 10, "margin": 12, "x_label_rotation": 0, "show_minor_x_labels":
+            False, "truncate_legend": 30, "print_values": False, **kw}
+
+
+def svg(data: bytes) -> Response:
+    resp = Response(data, mimetype="image/svg+xml")
+    resp.headers["Content-Security-Policy"] = SVG_CSP
+    resp.headers["Cache-Control"] = "private, max-age=30"
+    return resp
+
+
+def line(title: str, labels: Sequence[str], series: dict[str, Sequence[float]]) -> bytes:
+    chart = pygal.Line(**_config(title=title, show_dots=len(labels) <= 31, fill=False))
+    chart.x_labels = list(labels)
+    chart.x_labels_major = list(labels)[:: max(1, len(labels) // 8)]
+    if not series:
+        chart.no_data_text = "No data yet"
+    for name, values in series.items():
+        chart.add(name, list(values))
+    return chart.render()  # type: ignore[no-any-return]
+
+
+def bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]],
+         unit: str = "") -> bytes:
+    chart = pygal.Bar(**_config(title=title, value_formatter=lambda v: f"{v:g}{unit}"))
+    chart.x_labels = list(labels)
+    chart.no_data_text = "No data yet"
+    for name, values in series.items():
+        chart.add(name, list(values))
+    return chart.render()  # type: ignore[no-any-return]
+
+
+def _days() -> int:
+    try:
+        return int(request.args.get("days", "30"))
+    except ValueError:
+        raise ValidationError("days must be a number", field="days") from None
+
+
+@bp.get("/charts/growth.svg")
+@require("stats")
+def chart_growth() -> Response:
+    """Confirmed members per list over time."""
+    g = dashboard.growth(current_runtime(), days=_days())
+    return svg(line("Confirmed subscribers per list", [d[5:] for d in g.days], g.series))
+
+
+@bp.get("/charts/campaigns.svg")
+@require("stats")
+def chart_campaigns() -> Response:
+    """Key rates of the recent campaigns."""
+    rates = list(reversed(dashboard.campaign_rates(current_runtime())))
+    labels = [r.name[:24] for r in rates]
+    return svg(bars("Recent campaigns (% of sent)", labels, {
+        "opened": [r.rate(r.opened) for r in rates],
+        "clicked": [r.rate(r.clicked) for r in rates],
+        "unsubscribed": [r.rate(r.unsubscribed) for r in rates],
+        "bounced": [r.rate(r.bounced) for r in rates]} if rates else {}, unit="%"))

@@ -1,0 +1,20 @@
+"""The dashboard: headline numbers, audience growth and recent campaigns as charts."""
+from __future__ import annotations
+
+from flask import render_template
+
+from listmgr.app import current_runtime
+from listmgr.services import dashboard as stats
+from listmgr.web.admin import bp, charts  # noqa: F401  (chart routes)
+from listmgr.web.auth import require
+
+
+@bp.get("/")
+@require("stats")
+def dashboard():  # type: ignore[no-untyped-def]
+    """Numbers and charts every role may see (aggregates only)."""
+    rt = current_runtime()
+    return render_template("pages/admin/dashboard.html", totals=stats.totals(rt),
+                           campaigns=stats.campaign_rates(rt), title="Dashboard")
+
+

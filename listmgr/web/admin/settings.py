@@ -1,0 +1,62 @@
+"""Settings: SMTP servers, DKIM key and its DNS record, mail domain, sender, rate limits."""
+from __future__ import annotations
+
+from itertools import groupby
+
+from flask import flash, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import settings_store
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import record, require
+
+
+def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    rt = current_runtime()
+    items = settings_store.all_settings(rt)
+    groups = [(name, list(rows)) for name, rows in groupby(items, key=lambda x: x.group)]
+    return render_template("pages/admin/settings.html", groups=groups, errors=errors or {},
+                           dkim=settings_store.dkim_record(rt), title="Settings"), status
+
+
+@bp.get("/settings")
+@require("settings")
+def settings():  # type: ignore[no-untyped-def]
+    """Every setting an admin may change, with where its value comes from."""
+    return _page()
+
+
+@bp.post("/settings")
+@require("settings")
+def settings_save():  # type: ignore[no-untyped-def]
+    """Save changed settings (all or nothing) and reset the ticked ones to their defaults."""
+    rt = current_runtime()
+    values = {spec.key: request.form[spec.key] for spec in settings_store.SPECS
+              if spec.key in request.form}
+    reset = [k for k in request.form.getlist("reset") if k in settings_store.BY_KEY]
+    try:
+        changed = settings_store.update(rt, values, reset=reset)
+    except ValidationError as exc:
+        return _page({exc.field or "form": exc.message}, exc.status)
+    if changed:
+        record("settings.change", "settings", "", keys=changed)
+        flash(f"Saved: {', '.join(changed)}.")
+    else:
+        flash("Nothing changed.")
+    return redirect(url_for("admin.settings"))
+
+
+@bp.post("/settings/dkim")
+@require("settings")
+def settings_dkim():  # type: ignore[no-untyped-def]
+    """Generate a new DKIM key under a selector; the page then shows the record to publish."""
+    selector = _ui.text("dkim_selector")
+    domain = _ui.text("dkim_domain")
+    try:
+        settings_store.generate_dkim(current_runtime(), selector=selector, domain=domain)
+    except ValidationError as exc:
+        return _page({exc.field or "form": exc.message}, exc.status)
+    record("dkim.generate", "settings", selector, domain=domain)
+    flash("New DKIM key generated. Publish the DNS record below before you send.")
+    return redirect(url_for("admin.settings") + "#dkim")

@@ -1,0 +1,191 @@
+"""Subscribers: search, detail (profile, memberships, consent history, activity, deliveries),
+add, edit, unsubscribe, erase."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ListmgrError, ValidationError
+from listmgr.services import lists as lists_service, subscribers as subscribers_service
+from listmgr.services.subscriptions import Origin
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import client_ip, principal, record, require
+
+STATUSES = ("confirmed", "pending", "unsubscribed", "bounced")
+
+
+def origin(source: str = "admin") -> Origin:
+    p = principal()
+    return Origin(source=source, ip=client_ip(), actor=p.label if p else "admin",
+                  user_agent=request.headers.get("User-Agent", "")[:500])
+
+
+def _optional(module: str) -> Any:
+    try:
+        return __import__(f"listmgr.services.{module}", fromlist=["_"])
+    except ImportError:
+        return None
+
+
+@bp.get("/subscribers")
+@require("people:read")
+def subscribers():  # type: ignore[no-untyped-def]
+    """Search by email or name prefix (or exact email), filtered by list and status."""
+    page = _ui.page_number()
+    q = (request.args.get("q") or "").strip()[:320]
+    list_slug = (request.args.get("list") or "").strip() or None
+    status = (request.args.get("status") or "").strip() or None
+    if status and status not in STATUSES:
+        raise ValidationError("status must be one of " + ", ".join(STATUSES), field="status")
+    exact = "@" in q and " " not in q and not q.endswith("@")
+    rt = current_runtime()
+    items, total = subscribers_service.search(
+        rt, email=q if exact else None, q=None if exact else (q or None), list_slug=list_slug,
+        status=status, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
+    if exact and not items and not list_slug and not status:
+        # Not an exact address after all: fall back to the prefix search.
+        items, total = subscribers_service.search(rt, q=q, offset=(page - 1) * _ui.PER_PAGE,
+                                                  limit=_ui.PER_PAGE)
+    return render_template("pages/admin/subscribers.html", items=items, q=q,
+                           list_slug=list_slug or "", status=status or "",
+                           lists=lists_service.all_lists(rt), statuses=STATUSES,
+                           pager=_ui.pager(total, "admin.subscribers", page, q=q,
+                                           list=list_slug, status=status),
+                           title="Subscribers")
+
+
+def _detail_context(subscriber_id: int) -> dict[str, Any]:
+    rt = current_runtime()
+    sub = subscribers_service.get(rt, subscriber_id)
+    people = _optional("people")
+    ctx: dict[str, Any] = {"sub": sub, "lists": lists_service.all_lists(rt), "fields": [],
+                           "interests": [], "history": None}
+    if people is not None:
+        ctx["fields"] = people.list_fields(rt)
+        ctx["interests"] = people.list_interests(rt)
+    privacy = _optional("privacy")
+    if privacy is not None and hasattr(privacy, "history"):
+        ctx["history"] = privacy.history(rt, subscriber_id)
+    ctx["can_edit"] = people is not None
+    ctx["can_erase_service"] = privacy is not None and hasattr(privacy, "erase")
+    return ctx
+
+
+@bp.get("/subscribers/<int:subscriber_id>")
+@require("people:read")
+def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Everything held about one person (the view is recorded in the audit log)."""
+    ctx = _detail_context(subscriber_id)
+    record("subscriber.view", "subscriber", subscriber_id)
+    return render_template("pages/admin/subscriber.html", **ctx, errors={},
+                           title=ctx["sub"].email)
+
+
+@bp.get("/subscribers/<int:subscriber_id>/consent")
+@require("people:read")
+def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """The consent history as a printable proof of consent."""
+    ctx = _detail_context(subscriber_id)
+    record("subscriber.view", "subscriber", subscriber_id, page="proof of consent")
+    return render_template("pages/admin/consent_proof.html", **ctx,
+                           title=f"Proof of consent: {ctx['sub'].email}")
+
+
+@bp.route("/subscribers/new", methods=["GET", "POST"])
+@require("people:write")
+def subscriber_new():  # type: ignore[no-untyped-def]
+    """Add one person to lists, confirmed with a consent basis or pending (mailed)."""
+    rt = current_runtime()
+    values: dict[str, Any] = {"status": "pending", "lists": []}
+    if request.method == "POST":
+        values = {"email": _ui.text("email"), "name": _ui.text("name"),
+                  "lists": request.form.getlist("lists"),
+                  "status": _ui.text("status", "pending"), "consent": _ui.text("consent")}
+        try:
+            sid = subscribers_service.create(rt, **values, origin=origin())
+        except ListmgrError as exc:
+            return render_template("pages/admin/subscriber_new.html", values=values,
+                                   lists=lists_service.all_lists(rt),
+                                   errors={exc.field or "form": exc.message},
+                                   title="Add subscriber"), exc.status
+        record("subscriber.create", "subscriber", sid, status=values["status"],
+               lists=values["lists"])
+        flash("Subscriber added." + (" A confirmation mail is on its way."
+                                     if values["status"] == "pending" else ""))
+        return redirect(url_for("admin.subscriber_detail", subscriber_id=sid))
+    return render_template("pages/admin/subscriber_new.html", values=values, errors={},
+                           lists=lists_service.all_lists(rt), title="Add subscriber")
+
+
+@bp.post("/subscribers/<int:subscriber_id>/edit")
+@require("people:write")
+def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Save name, field values, interests and consents (each change is a consent event)."""
+    people = _optional("people")
+    if people is None:
+        abort(404)
+    rt = current_runtime()
+    known = {f.key: f for f in people.list_fields(rt)}
+    fields: dict[str, Any] = {}
+    for key, f in known.items():
+        values = [v for v in request.form.getlist(f"field_{key}") if v != ""]
+        if f.type == "multi_choice":
+            fields[key] = values or None
+        elif f.type == "boolean":
+            fields[key] = {"true": True, "false": False}.get(values[-1]) if values else None
+        else:
+            fields[key] = values[-1] if values else None
+    try:
+        people.update_subscriber(
+            rt, subscriber_id, name=request.form.get("name", ""), fields=fields,
+            interests=request.form.getlist("interests"),
+            consents={"profiling": _ui.checked("consent_profiling"),
+                      "tracking": _ui.checked("consent_tracking")},
+            wording="changed by an admin", origin=origin())
+    except ListmgrError as exc:
+        ctx = _detail_context(subscriber_id)
+        return render_template("pages/admin/subscriber.html", **ctx,
+                               errors={exc.field or "form": exc.message},
+                               title=ctx["sub"].email), exc.status
+    flash("Subscriber saved.")
+    return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
+
+
+@bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
+@require("people:erase")
+def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Erase a person after typed confirmation; only a keyed hash stays on the suppression list."""
+    privacy = _optional("privacy")
+    if privacy is None:
+        abort(404)
+    rt = current_runtime()
+    sub = subscribers_service.get(rt, subscriber_id)
+    if request.method == "GET" or _ui.text("confirm_email").lower() != sub.email:
+        error = None if request.method == "GET" else \
+            "Type the subscriber's email address exactly to confirm the erasure."
+        return render_template("pages/admin/subscriber_erase.html", sub=sub, error=error,
+                               title=f"Erase {sub.email}"), 200 if error is None else 422
+    privacy.erase_subscriber(rt, subscriber_id, origin=origin())
+    flash("The subscriber's personal data was erased. A keyed hash of the address stays on "
+          "the suppression list.")
+    return redirect(url_for("admin.subscribers"))
+
+
+@bp.get("/subscribers/<int:subscriber_id>/export")
+@require("people:export")
+def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Download everything held about one person as JSON (recorded in the audit log)."""
+    from flask import jsonify
+
+    privacy = _optional("privacy")
+    if privacy is None:
+        abort(404)
+    p = principal()
+    data = privacy.export_subscriber(current_runtime(), subscriber_id,
+                                     actor=p.label if p else "", ip=client_ip())
+    resp = jsonify(data)
+    resp.headers["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber_id}.json"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,65 @@
+"""API tokens: your own (owners see every token), created with a role no higher than yours."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ListmgrError, NotFound
+from listmgr.models import Role
+from listmgr.permissions import RANK, allowed
+from listmgr.services import accounts, users as users_service
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import principal, record, require
+
+
+def _page(new_token: str | None = None, errors: dict[str, str] | None = None,
+          status: int = 200):  # type: ignore[no-untyped-def]
+    me = principal()
+    assert me is not None
+    every = allowed(me.role, "users")
+    roles = [r.value for r in Role if RANK[r.value] <= RANK[me.role]]
+    resp = render_template("pages/admin/tokens.html", tokens=users_service.tokens(
+        current_runtime(), user_id=me.user_id, every=every), roles=roles, every=every,
+        new_token=new_token, errors=errors or {}, title="API tokens")
+    # A new token is shown once: keep the page out of every cache.
+    return resp, status, {"Cache-Control": "no-store"}
+
+
+@bp.get("/tokens")
+@require("tokens:own")
+def tokens():  # type: ignore[no-untyped-def]
+    """Your API tokens with their last use."""
+    return _page()
+
+
+@bp.post("/tokens")
+@require("tokens:own")
+def token_create():  # type: ignore[no-untyped-def]
+    """Create a token and show it once."""
+    me = principal()
+    assert me is not None
+    role = _ui.text("role", me.role)
+    name = _ui.text("name")[:200]
+    try:
+        token = accounts.create_token(current_runtime(), role=role, user_id=me.user_id,
+                                      name=name)
+    except ListmgrError as exc:
+        return _page(errors={exc.field or "form": exc.message}, status=exc.status)
+    record("token.create", "token", token[:7], role=role, name=name)
+    return _page(new_token=token)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@require("tokens:own")
+def token_revoke(token_id: int):  # type: ignore[no-untyped-def]
+    """Revoke a token at once (owners may revoke anyone's)."""
+    me = principal()
+    assert me is not None
+    rt = current_runtime()
+    owner = users_service.token_owner(rt, token_id)
+    if owner != me.user_id and not allowed(me.role, "users"):
+        raise NotFound("no such token")
+    accounts.revoke_token(rt, token_id=token_id)
+    record("token.revoke", "token", token_id)
+    flash("Token revoked.")
+    return redirect(url_for("admin.tokens"))

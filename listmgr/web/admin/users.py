@@ -1,0 +1,71 @@
+"""Users (owners only): invite with a role, change role, disable, unlock, reset a password."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ListmgrError
+from listmgr.models import Role
+from listmgr.services import accounts, users as users_service
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import principal, record, require
+
+ROLES = [r.value for r in Role]
+
+
+def _page(errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+          status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("pages/admin/users.html", users=users_service.all_users(
+        current_runtime()), roles=ROLES, errors=errors or {}, values=values or {},
+        title="Users"), status
+
+
+@bp.get("/users")
+@require("users")
+def users():  # type: ignore[no-untyped-def]
+    """Everyone who can sign in, with role and last sign-in."""
+    return _page()
+
+
+@bp.post("/users")
+@require("users")
+def user_create():  # type: ignore[no-untyped-def]
+    """Add a user with a first password they should change."""
+    values = {"email": _ui.text("email"), "name": _ui.text("name"),
+              "role": _ui.text("role", "editor")}
+    try:
+        uid = accounts.create_user(current_runtime(), password=request.form.get("password", ""),
+                                   **values)
+    except ListmgrError as exc:
+        return _page({exc.field or "form": exc.message}, values, exc.status)
+    record("user.create", "user", uid, email=values["email"], role=values["role"])
+    flash(f"User {values['email']} created as {values['role']}.")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>")
+@require("users")
+def user_update(user_id: int):  # type: ignore[no-untyped-def]
+    """Change role or active flag, unlock, or set a new password."""
+    rt = current_runtime()
+    action = request.form.get("action", "save")
+    try:
+        if action == "password":
+            users_service.reset_password(rt, user_id, password=request.form.get("password", ""))
+            record("user.edit", "user", user_id, password_reset=True)
+            flash("Password set; the user's sessions were signed out.")
+        else:
+            me = principal()
+            flags = request.form.getlist("active")  # hidden "0" first, the checkbox's "1" after
+            active = None if not flags else flags[-1] in ("1", "on")
+            if me and me.user_id == user_id and active is False:
+                raise ListmgrError("you cannot disable yourself", field="active")
+            info = users_service.update_user(
+                rt, user_id, role=request.form.get("role") or None, active=active,
+                unlock=action == "unlock")
+            record("user.edit", "user", user_id, role=info.role, active=info.active,
+                   unlocked=action == "unlock")
+            flash(f"{info.email} saved.")
+    except ListmgrError as exc:
+        return _page({f"user{user_id}": exc.message}, status=exc.status)
+    return redirect(url_for("admin.users"))

@@ -1,0 +1,259 @@
+"""Who is asking and may they: sessions (Flask-Login), API tokens, the one permission check."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, Flask, Response, flash, g, redirect, render_template, request,
+                   session, url_for)
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from sqlalchemy import select
+
+from listmgr.app import current_runtime
+from listmgr.errors import Forbidden, ListmgrError, Unauthorized
+from listmgr.models import User
+from listmgr.permissions import allowed
+from listmgr.services import accounts, audit
+from listmgr.services.accounts import Principal
+from listmgr.web.extensions import csrf, limiter
+
+F = TypeVar("F", bound=Callable[..., Any])
+PUBLIC = None                 # permission of routes anyone may call
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SESSION_HOURS = 12
+# Blueprints and endpoints outside the admin and API that need no account (the role matrix
+# test checks that every other route declares a permission).
+PUBLIC_BLUEPRINTS = {"public", "hooks", "dev"}
+PUBLIC_ENDPOINTS = {"static"}
+# Successful API reads of personal data that the audit log records, by endpoint.
+AUDITED_READS: dict[str, tuple[str, str, str]] = {
+    "api.get_subscriber": ("subscriber.view", "subscriber", "subscriber_id"),
+}
+
+login_manager = LoginManager()
+login_manager.session_protection = "basic"
+
+
+class AdminUser(UserMixin):
+    """The signed-in user; the session names the user and their session version."""
+
+    def __init__(self, row: User) -> None:
+        self.user_id = int(row.id)  # type: ignore[arg-type]
+        self.email = row.email
+        self.name = row.name
+        self.role = row.role
+        self.version = row.session_version
+
+    def get_id(self) -> str:
+        # A password change bumps the version, which ends every other session.
+        return f"{self.user_id}:{self.version}"
+
+
+@login_manager.user_loader
+def _load_user(ident: str) -> AdminUser | None:
+    try:
+        uid, version = (int(x) for x in ident.split(":"))
+    except ValueError:
+        return None
+    with current_runtime().db.session() as s:
+        row = s.get(User, uid)
+        if row is None or not row.active or row.session_version != version:
+            return None
+        return AdminUser(row)
+
+
+@login_manager.unauthorized_handler
+def _unauthorized() -> Any:
+    raise Unauthorized("Please sign in.")
+
+
+def init_app(app: Flask) -> None:
+    """Sessions for the admin: Flask-Login, cookie lifetime, API audit hook."""
+    if "login_manager" in app.extensions or hasattr(app, "login_manager"):
+        return
+    login_manager.init_app(app)
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
+    app.config["SESSION_COOKIE_NAME"] = "listmgr_session"
+    app.after_request(_audit_api)
+
+
+def require(permission: str | None) -> Callable[[F], F]:
+    """Declare the permission a view needs; the blueprint's guard enforces it (fail closed)."""
+    def wrap(fn: F) -> F:
+        fn.permission = permission  # type: ignore[attr-defined]
+        return fn
+    return wrap
+
+
+def session_principal() -> Principal | None:
+    """The signed-in user as a principal, or None."""
+    if not current_user or not current_user.is_authenticated:
+        return None
+    return Principal(role=current_user.role, user_id=current_user.user_id, token_id=None,
+                     label=current_user.email)
+
+
+def authorize(permission: str | None, *, api: bool) -> Principal | None:
+    """The one access check for admin pages and API alike: who is it, and may they."""
+    if permission is PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "") if api else ""
+    if header:
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise Unauthorized("send an API token: Authorization: Bearer <token>")
+        principal: Principal | None = accounts.verify_token(current_runtime(), header[7:].strip())
+    else:
+        principal = session_principal()
+        if principal is None:
+            raise Unauthorized("send an API token: Authorization: Bearer <token>" if api
+                               else "Please sign in.")
+        if api and request.method not in SAFE_METHODS:
+            csrf.protect()  # the browser sends the cookie by itself: demand the form token
+    assert principal is not None
+    g.principal = principal
+    if not allowed(principal.role, permission):
+        raise Forbidden(f"a {principal.role} may not do this ({permission})"
+                        if api else "Your role does not allow this page or action.")
+    return principal
+
+
+def principal() -> Principal | None:
+    return getattr(g, "principal", None)
+
+
+def client_ip() -> str:
+    return (request.remote_addr or "")[:64]
+
+
+def record(action: str, target_type: str = "", target_id: object = "", **detail: Any) -> None:
+    """Write an audit entry for the current principal and request."""
+    p = principal()
+    audit.record(current_runtime(), actor=p.label if p else "anonymous", action=action,
+                 target_type=target_type, target_id=target_id, ip=client_ip(),
+                 detail=detail, user_id=p.user_id if p else None,
+                 token_id=p.token_id if p else None)
+
+
+_token_seen: dict[int, float] = {}
+_token_lock = threading.Lock()
+
+
+def _token_due(token_id: int) -> bool:
+    """True at most once a minute per token in this process (reads are many; one line will do)."""
+    now = time.monotonic()
+    with _token_lock:
+        if now - _token_seen.get(token_id, -1e9) < 60:
+            return False
+        _token_seen[token_id] = now
+        return True
+
+
+def _audit_api(resp: Response) -> Response:
+    """Record token use (per minute), every mutating call, and reads of personal data."""
+    if request.blueprint != "api":
+        return resp
+    p = principal()
+    if p is None:
+        return resp
+    endpoint = request.endpoint or ""
+    try:
+        if endpoint in AUDITED_READS and resp.status_code == 200:
+            action, target_type, arg = AUDITED_READS[endpoint]
+            record(action, target_type, (request.view_args or {}).get(arg, ""), via="api")
+        query_like = endpoint.endswith(("count", "preview"))
+        if p.token_id is not None and request.method not in SAFE_METHODS and not query_like:
+            record("api.call", "token", p.token_id, method=request.method, path=request.path,
+                   status=resp.status_code)
+        elif p.token_id is not None and _token_due(p.token_id):
+            record("token.use", "token", p.token_id, path=request.path)
+    except ListmgrError:
+        pass  # the audit line must not turn an answered request into an error
+    return resp
+
+
+def safe_next(target: str | None) -> str:
+    """Only a local path: `next=` must never send a signed-in user to another site."""
+    default = url_for("admin.dashboard")
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if any(c in target for c in "\\\r\n\t\0") or urlsplit(target).netloc:
+        return default
+    return target
+
+
+# -- views (registered on the admin blueprint) ---------------------------------------------------
+@require(PUBLIC)
+def login():  # type: ignore[no-untyped-def]
+    """Sign in with email and password; repeated failures lock the account for a while."""
+    nxt = request.values.get("next", "")
+    if request.method == "GET":
+        if session_principal() is not None:
+            return redirect(safe_next(nxt))
+        return render_template("pages/admin/login.html", next=nxt, error=None, email="",
+                               no_users=_no_users())
+    email = request.form.get("email", "").strip()[:320]
+    rt = current_runtime()
+    try:
+        row = accounts.authenticate(rt, email=email, password=request.form.get("password", ""))
+    except (Unauthorized, Forbidden) as exc:
+        audit.record(rt, actor=email or "anonymous", action="login_failed", target_type="user",
+                     ip=client_ip(), detail={"reason": exc.code})
+        return render_template("pages/admin/login.html", next=nxt, error=exc.message,
+                               email=email, no_users=False), exc.status
+    session.clear()  # a fresh session: nothing set before sign-in survives it (fixation)
+    login_user(AdminUser(row))
+    session.permanent = True
+    audit.record(rt, actor=row.email, action="login", target_type="user", target_id=row.id,
+                 ip=client_ip(), user_id=row.id)
+    return redirect(safe_next(nxt))
+
+
+def _no_users() -> bool:
+    with current_runtime().db.session() as s:
+        return s.scalar(select(User.id).limit(1)) is None
+
+
+@require("account")
+def logout():  # type: ignore[no-untyped-def]
+    """Sign out (POST with the form token, so another site cannot sign you out)."""
+    record("logout", "user", current_user.user_id)
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("admin.login"))
+
+
+@require("account")
+def password():  # type: ignore[no-untyped-def]
+    """Change your own password; your other sessions end."""
+    if request.method == "POST":
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            return render_template("pages/admin/password.html",
+                                   error="The two new passwords differ."), 422
+        rt = current_runtime()
+        try:
+            accounts.change_password(rt, user_id=current_user.user_id,
+                                     old=request.form.get("old_password", ""), new=new)
+        except ListmgrError as exc:
+            return render_template("pages/admin/password.html", error=exc.message), exc.status
+        with rt.db.session() as s:
+            row = s.get(User, current_user.user_id)
+            session.clear()
+            login_user(AdminUser(row))  # type: ignore[arg-type]
+            session.permanent = True
+        record("password_changed", "user", current_user.user_id)
+        flash("Your password was changed. Other sessions have been signed out.")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("pages/admin/password.html", error=None)
+
+
+def register(bp: Blueprint) -> None:
+    """Put the sign-in views on the admin blueprint."""
+    bp.add_url_rule("/login", "login", limiter.limit("30/minute", methods=["POST"])(login),
+                    methods=["GET", "POST"])
+    bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule("/password", "password", password, methods=["GET", "POST"])
