@@ -43,6 +43,7 @@ class SmtpServer:
     password: str = ""
     rate: float = 0            # messages per second, 0 = unlimited
     timeout: float = 30
+    cafile: str = ""           # trust this CA bundle (a private relay's certificate)
 
     @property
     def label(self) -> str:
@@ -50,7 +51,7 @@ class SmtpServer:
 
 
 def parse_smtp_urls(value: str) -> list[SmtpServer]:
-    """`smtp://user:pass@host:port`, `smtps://…`, `?starttls=1&rate=N`; several, space-separated."""
+    """`smtp://user:pass@host:port`, `smtps://…`, `?starttls=1&rate=N&cafile=F`; space-separated."""
     servers = []
     for url in value.replace(",", " ").split():
         parts = urlsplit(url)
@@ -69,7 +70,7 @@ def parse_smtp_urls(value: str) -> list[SmtpServer]:
             host=parts.hostname, port=port, tls=tls,
             starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
             username=unquote(parts.username or ""), password=unquote(parts.password or ""),
-            rate=rate, timeout=timeout))
+            rate=rate, timeout=timeout, cafile=query.get("cafile", "")))
     return servers
 
 
@@ -118,14 +119,15 @@ class SmtpConnection:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
+        context = ssl.create_default_context(cafile=s.cafile or None)
         if s.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                                  context=ssl.create_default_context())
+                                                  context=context)
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
         smtp.ehlo_or_helo_if_needed()
         if s.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=context)
             smtp.ehlo()
         if s.username:
             smtp.login(s.username, s.password)
