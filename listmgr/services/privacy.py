@@ -1,0 +1,280 @@
+"""Data rights: export everything held about a person, and erase it (a keyed hash stays)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import LargeBinary, Text, cast, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from listmgr.errors import NotFound, TokenInvalid
+from listmgr.models import (
+    ActivityEvent,
+    AuditLog,
+    Campaign,
+    ConsentEvent,
+    Delivery,
+    DeliveryStatus,
+    DevMail,
+    Engagement,
+    ImportJob,
+    InboundMessage,
+    Interest,
+    MailingList,
+    Membership,
+    Outbox,
+    Segment,
+    Subscriber,
+    SubscriberInterest,
+    Suppression,
+    utcnow,
+)
+from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import Origin, record
+
+FORMAT = "listmgr-export/1"
+ERASED = "[erased]"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _rows(s: Session, query: Any) -> list[Any]:
+    return list(s.execute(query))
+
+
+def _export(s: Session, rt: Runtime, sub: Subscriber) -> dict[str, Any]:
+    sid = sub.id
+    lists = {lst.id: lst for lst in s.scalars(select(MailingList))}
+    labels = {k: v for k, v in s.execute(select(Interest.key, Interest.label))}
+    mine = s.scalars(select(SubscriberInterest.interest).where(
+        SubscriberInterest.subscriber_id == sid).order_by(SubscriberInterest.interest))
+
+    def slug(list_id: int | None) -> str | None:
+        return lists[list_id].slug if list_id in lists else None
+
+    memberships = [{
+        "list": slug(m.list_id), "list_name": lists[m.list_id].name if m.list_id in lists
+        else None, "status": m.status, "opt_in_level": m.opt_in_level, "source": m.source,
+        "created_at": _iso(m.created_at), "confirmed_at": _iso(m.confirmed_at),
+        "unsubscribed_at": _iso(m.unsubscribed_at), "updated_at": _iso(m.updated_at),
+    } for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid)
+                         .order_by(Membership.id))]
+    consent = [{
+        "kind": e.kind, "at": _iso(e.at), "list": slug(e.list_id), "source": e.source,
+        "actor": e.actor, "ip": e.ip, "user_agent": e.user_agent, "wording": e.wording,
+        "detail": e.detail, "campaign_id": e.campaign_id, "inbound_id": e.inbound_id,
+    } for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sid)
+                         .order_by(ConsentEvent.id))]
+    activity = [{"type": a.type, "properties": a.properties, "at": _iso(a.at)}
+                for a in s.scalars(select(ActivityEvent).where(
+                    ActivityEvent.subscriber_id == sid).order_by(ActivityEvent.at,
+                                                                 ActivityEvent.id))]
+    deliveries = [{
+        "campaign_id": d.campaign_id, "campaign": name, "subject": subject,
+        "list": slug(d.list_id), "status": d.status, "attempts": d.attempts,
+        "sent_at": _iso(d.sent_at), "error": d.error, "bounced": d.bounced,
+        "complained": d.complained, "unsubscribed": d.unsubscribed,
+    } for d, name, subject in _rows(s, select(Delivery, Campaign.name, Campaign.subject)
+                                    .join(Campaign, Campaign.id == Delivery.campaign_id)
+                                    .where(Delivery.subscriber_id == sid).order_by(Delivery.id))]
+    engagement = [{"campaign_id": e.campaign_id, "kind": e.kind, "url": e.url, "at": _iso(e.at)}
+                  for e in s.scalars(select(Engagement).where(Engagement.subscriber_id == sid)
+                                     .order_by(Engagement.id))]
+    inbound = [{
+        "id": m.id, "received_at": _iso(m.received_at), "message_id": m.message_id,
+        "envelope_from": m.envelope_from, "envelope_to": m.envelope_to, "size": m.size,
+        "kind": m.kind, "action": m.action, "status": m.status,
+    } for m in s.scalars(select(InboundMessage).where(_inbound_of(s, sub))
+                         .order_by(InboundMessage.id))]
+    outbox = [{"kind": o.kind, "to": o.to_email, "status": o.status,
+               "created_at": _iso(o.created_at), "sent_at": _iso(o.sent_at)}
+              for o in s.scalars(select(Outbox).where(_outbox_of(sub)).order_by(Outbox.id))]
+    captured = [{"subject": m.subject, "created_at": _iso(m.created_at)}
+                for m in s.scalars(select(DevMail).where(_dev_mail_of(s, sub))
+                                   .order_by(DevMail.id))]
+    supp = s.scalar(select(Suppression).where(
+        Suppression.email_hash == rt.email_hash(sub.email)))
+    access = [{"at": _iso(a.at), "action": a.action, "actor": a.actor}
+              for a in s.scalars(select(AuditLog).where(
+                  AuditLog.target_type == "subscriber", AuditLog.target_id == str(sid))
+                  .order_by(AuditLog.id))]
+    return {
+        "format": FORMAT,
+        "exported_at": _iso(utcnow()),
+        "subscriber": {
+            "id": sid, "email": sub.email, "name": sub.name, "source": sub.source,
+            "created_at": _iso(sub.created_at), "updated_at": _iso(sub.updated_at),
+            "consent_profiling": sub.consent_profiling,
+            "consent_tracking": sub.consent_tracking,
+            "paused_until": _iso(sub.paused_until), "soft_bounces": sub.soft_bounces,
+        },
+        "fields": dict(sub.fields or {}),
+        "interests": [{"key": k, "label": labels.get(k, k)} for k in mine],
+        "memberships": memberships,
+        "consent_history": consent,
+        "activity": activity,
+        "deliveries": deliveries,
+        "engagement": engagement,
+        "inbound_messages": inbound,
+        "transactional_mail": outbox,
+        "captured_mail": captured,
+        "suppression": {"reason": supp.reason, "detail": supp.detail,
+                        "created_at": _iso(supp.created_at)} if supp else None,
+        "access_log": access,
+    }
+
+
+# -- where a person's rows are -----------------------------------------------------------------
+def _contains(s: Session, column: Any, needle: str) -> Any:
+    """Case-insensitive "column contains needle" for text, JSON and binary columns."""
+    pattern = "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%") \
+        .replace("_", "\\_") + "%"
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql" and isinstance(column.type, LargeBinary):
+        target = func.encode(column, "escape")  # bytea -> text; ASCII stays as it is
+    else:
+        target = cast(column, Text)
+    return func.lower(target).like(pattern, escape="\\")
+
+
+def _outbox_of(sub: Subscriber) -> Any:
+    return or_(Outbox.subscriber_id == sub.id, Outbox.to_email == sub.email)
+
+
+def _dev_mail_of(s: Session, sub: Subscriber) -> Any:
+    return or_(_contains(s, DevMail.rcpt_to, sub.email), _contains(s, DevMail.raw, sub.email))
+
+
+def _inbound_of(s: Session, sub: Subscriber) -> Any:
+    return or_(InboundMessage.subscriber_id == sub.id,
+               _contains(s, InboundMessage.envelope_from, sub.email),
+               _contains(s, InboundMessage.raw, sub.email))
+
+
+def _scrub(value: Any, needle: str) -> Any:
+    """Replace the address wherever it appears inside a JSON value or string."""
+    if isinstance(value, str):
+        low = value.lower()
+        if needle not in low:
+            return value
+        out, start = [], 0
+        while (i := low.find(needle, start)) >= 0:
+            out.append(value[start:i] + ERASED)
+            start = i + len(needle)
+        return "".join(out) + value[start:]
+    if isinstance(value, list):
+        return [_scrub(v, needle) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k, needle): _scrub(v, needle) for k, v in value.items()}
+    return value
+
+
+# Free text that may quote an address about someone else's record (reports, audit details,
+# rules, evidence): the address is replaced there, the rest of the row stays.
+_FREE_TEXT = ((ConsentEvent, ("wording", "detail")), (AuditLog, ("detail", "target_id")),
+              (ImportJob, ("report", "filename")), (InboundMessage, ("evidence",)),
+              (Delivery, ("error",)), (Segment, ("rules",)), (Campaign, ("segment_rules",)),
+              (Suppression, ("detail",)))
+
+
+def _scrub_free_text(s: Session, email: str) -> None:
+    for model, columns in _FREE_TEXT:
+        for name in columns:
+            column = getattr(model, name)
+            for row in s.scalars(select(model).where(_contains(s, column, email))):
+                setattr(row, name, _scrub(getattr(row, name), email))
+
+
+def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
+    """Delete every row about this person; keep a keyed hash on the suppression list."""
+    sid, email = int(sub.id), sub.email  # type: ignore[arg-type]
+    digest = rt.email_hash(email)
+    s.execute(delete(ActivityEvent).where(ActivityEvent.subscriber_id == sid))
+    s.execute(delete(Engagement).where(Engagement.subscriber_id == sid))
+    s.execute(delete(SubscriberInterest).where(SubscriberInterest.subscriber_id == sid))
+    s.execute(delete(Membership).where(Membership.subscriber_id == sid))
+    s.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == sid))
+    s.execute(delete(Outbox).where(_outbox_of(sub)))
+    s.execute(delete(DevMail).where(_dev_mail_of(s, sub)), execution_options={
+        "synchronize_session": False})
+    s.execute(delete(InboundMessage).where(_inbound_of(s, sub)), execution_options={
+        "synchronize_session": False})
+    # The campaign ledger keeps its counts; a queued row has nobody left to go to.
+    s.execute(update(Delivery).where(Delivery.subscriber_id == sid,
+                                     Delivery.status == DeliveryStatus.queued.value)
+              .values(status=DeliveryStatus.skipped.value))
+    s.execute(update(Delivery).where(Delivery.subscriber_id == sid)
+              .values(subscriber_id=None, error=""))
+    s.delete(sub)
+    s.flush()
+    _scrub_free_text(s, email)
+    kept = s.scalar(select(Suppression).where(Suppression.email_hash == digest))
+    if kept is None:
+        s.add(Suppression(email_hash=digest, email=None, reason="erased"))
+    else:
+        kept.email, kept.reason, kept.detail = None, "erased", ""
+    # The audit trail of the erasure itself: no address, no IP, only the keyed hash.
+    record(s, kind="erase", subscriber_id=None, list_id=None,
+           origin=Origin(source=origin.source, actor=origin.actor),
+           detail={"email_hash": digest})
+    s.add(AuditLog(actor=origin.actor[:320], action="subscriber.erase",
+                   target_type="subscriber", target_id=str(sid),
+                   detail={"email_hash": digest, "source": origin.source}))
+    return digest
+
+
+def _subscriber_for_token(s: Session, rt: Runtime, manage_token: str) -> Subscriber | None:
+    return s.get(Subscriber, rt.tokens.read_manage(manage_token), with_for_update=True)
+
+
+def export_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> dict[str, Any]:
+    """The person's own download of everything held about them."""
+    with rt.db.session() as s:
+        sub = _subscriber_for_token(s, rt, manage_token)
+        if sub is None:
+            raise TokenInvalid("This link no longer works: there is no data held for it.")
+        data = _export(s, rt, sub)
+        s.add(AuditLog(actor="subscriber", action="people.export", target_type="subscriber",
+                       target_id=str(sub.id), detail={"source": origin.source}))
+        return data
+
+
+def erase_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
+    """The person's own erasure; repeating it is harmless."""
+    with rt.db.session() as s:
+        sub = _subscriber_for_token(s, rt, manage_token)
+        if sub is not None:
+            _erase(s, rt, sub, origin)
+
+
+def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
+                      ip: str = "") -> dict[str, Any]:
+    """An admin's export of one subscriber (written to the audit log)."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        data = _export(s, rt, sub)
+        s.add(AuditLog(actor=actor[:320], action="people.export", target_type="subscriber",
+                       target_id=str(subscriber_id), ip=ip[:64]))
+        return data
+
+
+def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
+    """An admin's erasure of one subscriber; returns the keyed hash that stays suppressed."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id, with_for_update=True)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        return _erase(s, rt, sub, origin)
+
+
+def history(rt: Runtime, subscriber_id: int) -> dict[str, Any]:
+    """Everything held about one subscriber, for the admin's detail page (the page audits)."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        return _export(s, rt, sub)
