@@ -132,3 +132,11 @@ def token_owner(rt: Runtime, token_id: int) -> int | None:
         if row is None:
             raise NotFound("no such token")
         return row.user_id
+
+
+def end_sessions(rt: Runtime, user_id: int) -> None:
+    """Sign a user out everywhere: session cookies are signed, not stored, so bump the version."""
+    with rt.db.session() as s:
+        row = s.get(User, user_id)
+        if row is not None:
+            row.session_version += 1

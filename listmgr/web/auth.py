@@ -5,10 +5,10 @@ import threading
 import time
 from datetime import timedelta
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from flask import (Blueprint, Flask, Response, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, Flask, Response, current_app, flash, g, redirect,
+                   render_template, request, session, url_for)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -110,7 +110,8 @@ def authorize(permission: str | None, *, api: bool) -> Principal | None:
         if principal is None:
             raise Unauthorized("send an API token: Authorization: Bearer <token>" if api
                                else "Please sign in.")
-        if api and request.method not in SAFE_METHODS:
+        if api and request.method not in SAFE_METHODS and \
+                current_app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect()  # the browser sends the cookie by itself: demand the form token
     assert principal is not None
     g.principal = principal
@@ -175,12 +176,16 @@ def _audit_api(resp: Response) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a local path: `next=` must never send a signed-in user to another site."""
+    """Only an admin path: `next=` must never send a signed-in user to another site."""
     default = url_for("admin.dashboard")
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target:
         return default
-    if any(c in target for c in "\\\r\n\t\0") or urlsplit(target).netloc:
-        return default
+    decoded = unquote(target)
+    for value in (target, decoded):
+        if not (value == "/admin" or value.startswith(("/admin/", "/admin?"))) or "//" in value:
+            return default
+        if any(c in value for c in "\\\r\n\t\0 ") or urlsplit(value).netloc:
+            return default
     return target
 
 
@@ -218,8 +223,12 @@ def _no_users() -> bool:
 
 @require("account")
 def logout():  # type: ignore[no-untyped-def]
-    """Sign out (POST with the form token, so another site cannot sign you out)."""
+    """Sign out everywhere (POST with the form token, so another site cannot sign you out)."""
+    from listmgr.services import users
+
     record("logout", "user", current_user.user_id)
+    # A copied cookie must not outlive the sign-out: end every session of this user.
+    users.end_sessions(current_runtime(), current_user.user_id)
     logout_user()
     session.clear()
     flash("You are signed out.")
