@@ -1,0 +1,108 @@
+"""The inbound inbox: replies that need a human, and every processed message with its evidence."""
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+from flask import Response, flash, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import inbound as inbound_service
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import principal, record, require
+from listmgr.web.dev import SANDBOX_CSP
+
+VIEWS = {"inbox": ("other", False), "all": (None, None), "handled": (None, True)}
+
+
+def _parse(raw: bytes) -> EmailMessage | None:
+    try:
+        return message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
+    except Exception:  # a malformed message is still shown raw
+        return None
+
+
+def _part(msg: EmailMessage | None, kind: str) -> str | None:
+    if msg is None:
+        return None
+    try:
+        part = msg.get_body((kind,))
+        return part.get_content() if part is not None else None  # type: ignore[union-attr]
+    except Exception:
+        return None
+
+
+@bp.get("/inbound")
+@require("inbound:read")
+def inbound():  # type: ignore[no-untyped-def]
+    """The inbox (mail a human should read) or every inbound message, filtered by kind."""
+    page = _ui.page_number()
+    view = request.args.get("view", "inbox")
+    kind = (request.args.get("kind") or "").strip() or None
+    if view not in VIEWS:
+        raise ValidationError("view must be inbox, all or handled", field="view")
+    default_kind, handled = VIEWS[view]
+    if kind and kind not in inbound_service.KINDS:
+        raise ValidationError("unknown kind", field="kind")
+    items, total = inbound_service.list_messages(
+        current_runtime(), kind=kind or default_kind, handled=handled,
+        offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
+    return render_template("pages/admin/inbound.html", items=items, view=view, kind=kind or "",
+                           kinds=inbound_service.KINDS,
+                           pager=_ui.pager(total, "admin.inbound", page, view=view, kind=kind),
+                           title="Inbox")
+
+
+@bp.get("/inbound/<int:message_id>")
+@require("inbound:read")
+def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
+    """One message: what it was taken for and why, its text, headers and source."""
+    rt = current_runtime()
+    info = inbound_service.get(rt, message_id)
+    raw = inbound_service.raw(rt, message_id)
+    msg = _parse(raw)
+    headers: list[tuple[str, Any]] = []
+    if msg is not None:
+        try:
+            headers = [(k, str(v)) for k, v in msg.items()]
+        except Exception:
+            headers = []
+    return render_template("pages/admin/inbound_message.html", info=info, headers=headers,
+                           text=_part(msg, "plain"), has_html=_part(msg, "html") is not None,
+                           raw=raw[:200_000].decode("utf-8", "replace"),
+                           kinds=inbound_service.KINDS, title=info.subject or "Inbound message")
+
+
+@bp.get("/inbound/<int:message_id>/html")
+@require("inbound:read")
+def inbound_html(message_id: int) -> Response:
+    """The HTML part under a CSP that runs nothing and loads nothing (it came from outside)."""
+    html = _part(_parse(inbound_service.raw(current_runtime(), message_id)), "html") or ""
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = SANDBOX_CSP
+    resp.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return resp
+
+
+@bp.post("/inbound/<int:message_id>")
+@require("inbound:write")
+def inbound_act(message_id: int):  # type: ignore[no-untyped-def]
+    """Mark handled (or not), or re-classify and apply that kind's action."""
+    rt = current_runtime()
+    action = request.form.get("action", "")
+    if action == "reclassify":
+        kind = _ui.text("kind")
+        p = principal()
+        inbound_service.reclassify(rt, message_id, kind=kind, actor=p.label if p else "admin")
+        record("inbound.handled", "inbound", message_id, reclassified=kind)
+        flash(f"Re-classified as {kind} and acted on.")
+    elif action in ("handled", "unhandled"):
+        inbound_service.mark_handled(rt, message_id, action == "handled")
+        record("inbound.handled", "inbound", message_id, handled=action == "handled")
+        flash("Marked as handled." if action == "handled" else "Back in the inbox.")
+    else:
+        raise ValidationError("action must be handled, unhandled or reclassify", field="action")
+    return redirect(url_for("admin.inbound_message", message_id=message_id))

@@ -1,0 +1,331 @@
+"""API: users, tokens, audit log, settings and the suppression list."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict, Field
+
+from listmgr.app import current_runtime
+from listmgr.errors import NotFound
+from listmgr.permissions import allowed
+from listmgr.services import accounts, audit, settings_store, suppression, users
+from listmgr.web.api.base import Page, paginated, parse_body, parse_query, principal, route
+from listmgr.web.auth import record
+
+RoleName = Literal["owner", "admin", "editor", "analyst"]
+
+
+# -- users ---------------------------------------------------------------------------------------
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320)
+    password: str = Field(min_length=10, max_length=1000)
+    role: RoleName = "editor"
+    name: str = Field(default="", max_length=200)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: RoleName | None = None
+    active: bool | None = None
+    name: str | None = Field(default=None, max_length=200)
+    unlock: bool = False
+    password: str | None = Field(default=None, min_length=10, max_length=1000)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    active: bool
+    locked: bool
+    created_at: str
+    last_login_at: str | None
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+    page: int
+    per_page: int
+    total: int
+
+
+@route("/users", permission="users", response=UserList, tag="users")
+def list_users():  # type: ignore[no-untyped-def]
+    """Everyone who can sign in."""
+    items = [asdict(u) for u in users.all_users(current_runtime())]
+    return jsonify(items=items, page=1, per_page=max(len(items), 1), total=len(items))
+
+
+@route("/users", ["POST"], permission="users", body=UserIn, response=UserOut, status=201,
+       tag="users")
+def create_user():  # type: ignore[no-untyped-def]
+    """Add a user."""
+    body = parse_body(UserIn)
+    rt = current_runtime()
+    uid = accounts.create_user(rt, email=body.email, password=body.password, role=body.role,
+                               name=body.name)
+    record("user.create", "user", uid, role=body.role)
+    return jsonify(asdict(users.get_user(rt, uid))), 201
+
+
+@route("/users/<int:user_id>", ["PATCH"], permission="users", body=UserPatch, response=UserOut,
+       tag="users")
+def update_user(user_id: int):  # type: ignore[no-untyped-def]
+    """Change a user's role, name or active flag, unlock them, or set a new password."""
+    body = parse_body(UserPatch)
+    rt = current_runtime()
+    users.get_user(rt, user_id)
+    if body.password is not None:
+        users.reset_password(rt, user_id, password=body.password)
+    info = users.update_user(rt, user_id, role=body.role, active=body.active, name=body.name,
+                             unlock=body.unlock)
+    record("user.edit", "user", user_id, **body.model_dump(exclude={"password"},
+                                                            exclude_none=True),
+           password_reset=body.password is not None)
+    return jsonify(asdict(info))
+
+
+# -- tokens --------------------------------------------------------------------------------------
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    role: RoleName | None = None
+
+
+class TokenOut(BaseModel):
+    id: int
+    user_id: int | None
+    user_email: str | None
+    name: str
+    prefix: str
+    role: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class NewToken(TokenOut):
+    token: str
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class TokenQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    all: bool = False
+
+
+def _visible_tokens(every: bool) -> list[users.TokenInfo]:
+    p = principal()
+    return users.tokens(current_runtime(), user_id=p.user_id,
+                        every=every and allowed(p.role, "users"))
+
+
+@route("/tokens", permission="tokens:own", query=TokenQuery, response=TokenList, tag="tokens")
+def list_tokens():  # type: ignore[no-untyped-def]
+    """Your tokens (owners: `?all=true` for every token)."""
+    q = parse_query(TokenQuery)
+    items = [asdict(t) for t in _visible_tokens(q.all)]
+    return jsonify(items=items, page=1, per_page=max(len(items), 1), total=len(items))
+
+
+@route("/tokens", ["POST"], permission="tokens:own", body=TokenIn, response=NewToken,
+       status=201, tag="tokens")
+def create_api_token():  # type: ignore[no-untyped-def]
+    """Create a token with a role no higher than yours; the token is in this answer only."""
+    body = parse_body(TokenIn)
+    p = principal()
+    rt = current_runtime()
+    token = accounts.create_token(rt, role=body.role or p.role, user_id=p.user_id,
+                                  name=body.name)
+    info = next(t for t in users.tokens(rt, user_id=p.user_id) if t.prefix == token[:7])
+    record("token.create", "token", info.id, role=info.role, name=info.name)
+    return jsonify({**asdict(info), "token": token}), 201
+
+
+@route("/tokens/<int:token_id>", ["DELETE"], permission="tokens:own", response=TokenOut,
+       tag="tokens")
+def revoke_api_token(token_id: int):  # type: ignore[no-untyped-def]
+    """Revoke a token (yours; owners may revoke any)."""
+    p = principal()
+    rt = current_runtime()
+    if users.token_owner(rt, token_id) != p.user_id and not allowed(p.role, "users"):
+        raise NotFound("no such token")
+    accounts.revoke_token(rt, token_id=token_id)
+    record("token.revoke", "token", token_id)
+    return jsonify(asdict(next(t for t in users.tokens(rt, every=True) if t.id == token_id)))
+
+
+# -- audit ---------------------------------------------------------------------------------------
+class AuditQuery(Page):
+    model_config = ConfigDict(extra="forbid")
+    actor: str | None = Field(default=None, max_length=320)
+    action: str | None = Field(default=None, max_length=64)
+    target_type: str | None = Field(default=None, max_length=32)
+    target_id: str | None = Field(default=None, max_length=64)
+    since: str | None = Field(default=None, max_length=32,
+                              description="ISO date or date-time (UTC)")
+    until: str | None = Field(default=None, max_length=32)
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    actor: str
+    user_id: int | None
+    token_id: int | None
+    action: str
+    target_type: str
+    target_id: str
+    ip: str
+    detail: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    items: list[AuditOut]
+    page: int
+    per_page: int
+    total: int
+
+
+@route("/audit", permission="audit:read", query=AuditQuery, response=AuditList, tag="audit")
+def audit_log():  # type: ignore[no-untyped-def]
+    """The audit log, newest first; filter by actor, action prefix, target and time."""
+    q = parse_query(AuditQuery)
+    offset, limit = q.bounds()
+    items, total = audit.search(current_runtime(), actor=q.actor, action=q.action,
+                                target_type=q.target_type, target_id=q.target_id,
+                                since=q.since, until=q.until, offset=offset, limit=limit)
+    return paginated([asdict(e) for e in items], total, q)
+
+
+# -- settings ------------------------------------------------------------------------------------
+class SettingOut(BaseModel):
+    key: str
+    label: str
+    group: str
+    value: Any
+    default: Any
+    overridden: bool
+    secret: bool
+    help: str
+
+
+class SettingsOut(BaseModel):
+    items: list[SettingOut]
+    dkim_record: str | None
+
+
+class SettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] = {}
+    reset: list[str] = []
+
+
+class DkimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    selector: str = Field(max_length=63)
+    domain: str = Field(default="", max_length=253)
+
+
+def _settings_out():  # type: ignore[no-untyped-def]
+    rt = current_runtime()
+    return jsonify(items=[asdict(x) for x in settings_store.all_settings(rt)],
+                   dkim_record=settings_store.dkim_record(rt))
+
+
+@route("/settings", permission="settings", response=SettingsOut, tag="settings")
+def get_settings():  # type: ignore[no-untyped-def]
+    """Settings admins may change, with their effective values (secrets masked)."""
+    return _settings_out()
+
+
+@route("/settings", ["PATCH"], permission="settings", body=SettingsPatch, response=SettingsOut,
+       tag="settings")
+def update_settings():  # type: ignore[no-untyped-def]
+    """Change settings (all or nothing) and reset others to their configured defaults."""
+    body = parse_body(SettingsPatch)
+    changed = settings_store.update(current_runtime(), body.values, reset=body.reset)
+    if changed:
+        record("settings.change", "settings", "", keys=changed)
+    return _settings_out()
+
+
+@route("/settings/dkim", ["POST"], permission="settings", body=DkimIn, response=SettingsOut,
+       tag="settings")
+def generate_dkim():  # type: ignore[no-untyped-def]
+    """Generate a new DKIM key; the answer carries the DNS record to publish."""
+    body = parse_body(DkimIn)
+    settings_store.generate_dkim(current_runtime(), selector=body.selector, domain=body.domain)
+    record("dkim.generate", "settings", body.selector, domain=body.domain)
+    return _settings_out()
+
+
+# -- suppression ---------------------------------------------------------------------------------
+class SuppressionQuery(Page):
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = Field(default=None, max_length=320)
+    reason: Literal["unsubscribed_all", "hard_bounce", "complaint", "erased",
+                    "manual"] | None = None
+
+
+class SuppressionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=320)
+    detail: str = Field(default="", max_length=500)
+
+
+class SuppressionOut(BaseModel):
+    id: int
+    email: str | None
+    reason: str
+    detail: str
+    created_at: str
+
+
+class SuppressionList(BaseModel):
+    items: list[SuppressionOut]
+    page: int
+    per_page: int
+    total: int
+
+
+@route("/suppression", permission="people:read", query=SuppressionQuery,
+       response=SuppressionList, tag="suppression")
+def list_suppression():  # type: ignore[no-untyped-def]
+    """Addresses that never get campaign mail (erased people appear only as a hash)."""
+    q = parse_query(SuppressionQuery)
+    offset, limit = q.bounds()
+    items, total = suppression.search(current_runtime(), q=q.q, reason=q.reason, offset=offset,
+                                      limit=limit)
+    return paginated([asdict(e) for e in items], total, q)
+
+
+@route("/suppression", ["POST"], permission="people:write", body=SuppressionIn,
+       response=SuppressionOut, status=201, tag="suppression")
+def add_suppression():  # type: ignore[no-untyped-def]
+    """Suppress an address by hand."""
+    body = parse_body(SuppressionIn)
+    rt = current_runtime()
+    entry_id = suppression.add(rt, email=body.email, detail=body.detail)
+    record("suppression.add", "suppression", entry_id)
+    [entry] = [e for e in suppression.search(rt, q=body.email)[0] if e.id == entry_id]
+    return jsonify(asdict(entry)), 201
+
+
+@route("/suppression/<int:entry_id>", ["DELETE"], permission="people:write",
+       response=SuppressionOut, tag="suppression")
+def remove_suppression(entry_id: int):  # type: ignore[no-untyped-def]
+    """Lift a suppression (erasures stay)."""
+    entry = suppression.remove(current_runtime(), entry_id)
+    record("suppression.remove", "suppression", entry_id, reason=entry.reason)
+    return jsonify(asdict(entry))
