@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from listmgr.cli.base import get_runtime, main
+from listmgr.cli.base import fail, get_runtime, main
 
 
 @main.command("classify")
@@ -49,3 +49,60 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
         click.echo(json.dumps(line, ensure_ascii=False))
     if failed:
         sys.exit(1)
+
+
+EX_DATAERR = 65   # sysexits: the message is bad; the MTA bounces it
+EX_TEMPFAIL = 75  # sysexits: try again later; the MTA keeps the message
+
+
+@main.command("inbound")
+@click.option("--recipient", default="", help="Envelope recipient (e.g. Postfix ${recipient}).")
+@click.option("--sender", default="", help="Envelope sender (e.g. Postfix ${sender}).")
+def inbound_command(recipient: str, sender: str) -> None:
+    """Store one message from standard input for processing (an MTA pipe transport)."""
+    from listmgr import runtime
+    from listmgr.errors import ListmgrError, TooLarge, ValidationError
+    from listmgr.services import inbound
+
+    raw = sys.stdin.buffer.read()
+    try:
+        rt = runtime.build(migrate=False)
+        stored = inbound.store(rt, raw, envelope_from=sender, envelope_to=recipient)
+    except (ValidationError, TooLarge) as exc:
+        click.echo(f"listmgr: {exc.message}", err=True)
+        sys.exit(EX_DATAERR)
+    except ListmgrError as exc:
+        click.echo(f"listmgr: {exc.message}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    except Exception as exc:  # database or broker unreachable: the MTA must retry
+        click.echo(f"listmgr: temporary failure: {exc.__class__.__name__}: "
+                   f"{str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    click.echo(f"stored #{stored.id}{' (duplicate)' if stored.duplicate else ''}")
+
+
+@main.command("inbound-server")
+@click.option("--lmtp", "lmtp_addr", metavar="HOST:PORT", help="Listen for LMTP.")
+@click.option("--smtp", "smtp_addr", metavar="HOST:PORT", help="Listen for SMTP.")
+def inbound_server_command(lmtp_addr: str | None, smtp_addr: str | None) -> None:
+    """Receive inbound mail over LMTP or SMTP; answers 250 only once a message is stored."""
+    import signal
+    import threading
+
+    from listmgr import boot, inbound_server
+
+    if bool(lmtp_addr) == bool(smtp_addr):
+        fail("give exactly one of --lmtp HOST:PORT or --smtp HOST:PORT")
+    addr = lmtp_addr or smtp_addr or ""
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        fail(f"bad address {addr!r}: use HOST:PORT, e.g. 127.0.0.1:2424")
+    rt = get_runtime()
+    boot.attach_queue(rt)
+    controller = inbound_server.start(rt, host, int(port), lmtp=bool(lmtp_addr))
+    click.echo(f"listmgr inbound {'LMTP' if lmtp_addr else 'SMTP'} listening on {host}:{port}")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    controller.stop()

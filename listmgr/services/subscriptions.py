@@ -267,25 +267,34 @@ def _unsubscribe_members(s: Session, members: Iterable[Membership]) -> list[int]
     return changed
 
 
+SUPPRESSION_STRENGTH = {"complaint": 3, "hard_bounce": 2, "erased": 2}
+
+
 def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None:
-    """Put an address on the suppression list (idempotent)."""
+    """Put an address on the suppression list (idempotent; a stronger reason wins)."""
     existing = s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
     if existing is None:
         s.add(Suppression(email_hash=sub.email_hash, email=sub.email, reason=reason,
                           detail=detail[:500]))
+    elif SUPPRESSION_STRENGTH.get(reason, 1) > SUPPRESSION_STRENGTH.get(existing.reason, 1):
+        existing.reason = reason
+        existing.detail = detail[:500]
 
 
 def unsubscribe_subscriber(s: Session, sub: Subscriber, *, list_id: int | None,
                            origin: Origin, campaign_id: int | None = None,
                            inbound_id: int | None = None, everything: bool = False,
-                           detail: dict[str, Any] | None = None) -> list[int]:
-    """Unsubscribe inside an open unit of work; returns the list ids that changed."""
+                           detail: dict[str, Any] | None = None,
+                           reason: str = "unsubscribed_all") -> list[int]:
+    """Unsubscribe inside an open unit of work; returns the list ids that changed.
+
+    `everything` also puts the address on the suppression list for `reason`."""
     query = select(Membership).where(Membership.subscriber_id == sub.id)
     if not everything:
         query = query.where(Membership.list_id == list_id)
     changed = _unsubscribe_members(s, s.scalars(query))
     if everything:
-        suppress(s, sub, "unsubscribed_all", origin.source)
+        suppress(s, sub, reason, origin.source)
     for lid in changed or ([list_id] if everything and not changed else []):
         record(s, kind="unsubscribe_all" if everything else "unsubscribe",
                subscriber_id=sub.id, list_id=lid, origin=origin, detail=detail,

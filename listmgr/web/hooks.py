@@ -1,9 +1,46 @@
 """Machine endpoints: inbound mail from an MTA or a provider webhook."""
 from __future__ import annotations
 
-from flask import Blueprint
+import hashlib
+import hmac
 
+from flask import Blueprint, jsonify, request
+
+from listmgr.app import current_runtime
+from listmgr.errors import TooLarge, Unauthorized
+from listmgr.services import inbound
 from listmgr.web.extensions import csrf
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)
+
+
+def _authenticate(secret: str, body: bytes) -> None:
+    """Bearer secret, or an HMAC-SHA256 of the body in X-Listmgr-Signature: sha256=<hex>."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(),
+                                                            secret.encode()):
+        return
+    signature = request.headers.get("X-Listmgr-Signature", "")
+    if signature.startswith("sha256="):
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(signature[7:].strip().lower().encode(), expected.encode()):
+            return
+    raise Unauthorized("send the inbound secret as a Bearer token or sign the body "
+                       "(X-Listmgr-Signature: sha256=HMAC)")
+
+
+@bp.post("/inbound")
+def receive():  # type: ignore[no-untyped-def]
+    """Take one raw RFC 5322 message as the body; 202 with the stored id."""
+    rt = current_runtime()
+    length = request.content_length
+    if length is not None and length > rt.settings.max_inbound_bytes:
+        raise TooLarge(f"the message is larger than {rt.settings.max_inbound_bytes} bytes")
+    body = request.get_data(cache=False)
+    _authenticate(rt.settings.inbound_secret, body)
+    stored = inbound.store(
+        rt, body,
+        envelope_from=request.headers.get("X-Envelope-From") or request.args.get("sender", ""),
+        envelope_to=request.headers.get("X-Envelope-To") or request.args.get("recipient", ""))
+    return jsonify(id=stored.id, duplicate=stored.duplicate), 202

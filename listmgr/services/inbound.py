@@ -1,0 +1,309 @@
+"""Inbound mail: store the raw message first, then classify and act, idempotently."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from listmgr.errors import NotFound, TooLarge, ValidationError
+from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
+from listmgr.models import (Delivery, InboundMessage, Membership, MemberStatus, Outbox,
+                            Subscriber, utcnow)
+from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import Origin, record, suppress, unsubscribe_subscriber
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    duplicate: bool
+
+
+def _message_id(raw: bytes) -> str:
+    try:
+        head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536], headersonly=True)
+        value = str(head.get("Message-ID", "") or "")
+    except Exception:  # malformed headers are stored all the same
+        return ""
+    return " ".join(value.split())[:998]
+
+
+def store(rt: Runtime, raw: bytes, *, envelope_from: str = "",
+          envelope_to: str = "") -> Stored:
+    """Keep the raw message (duplicates collapse by content hash) and queue its processing."""
+    if not raw or not raw.strip():
+        raise ValidationError("the message is empty", field="message")
+    if len(raw) > rt.settings.max_inbound_bytes:
+        raise TooLarge(f"the message is larger than {rt.settings.max_inbound_bytes} bytes")
+    digest = hashlib.sha256(raw).hexdigest()
+    envelope_from = " ".join(envelope_from.split())[:500]
+    envelope_to = " ".join(envelope_to.split())[:500]
+    with rt.db.session() as s:
+        existing = s.scalar(select(InboundMessage.id).where(InboundMessage.sha256 == digest))
+        if existing is not None:
+            return Stored(existing, True)
+    try:
+        with rt.db.session() as s:
+            row = InboundMessage(sha256=digest, message_id=_message_id(raw), raw=raw,
+                                 size=len(raw), envelope_from=envelope_from,
+                                 envelope_to=envelope_to)
+            s.add(row)
+            s.flush()
+            new_id = int(row.id)  # type: ignore[arg-type]
+    except IntegrityError:  # the same message arrived twice at the same moment
+        with rt.db.session() as s:
+            return Stored(int(s.scalar(select(InboundMessage.id).where(  # type: ignore[arg-type]
+                InboundMessage.sha256 == digest))), True)
+    rt.enqueue("process_inbound", new_id)
+    return Stored(new_id, False)
+
+
+def _classify(rt: Runtime, row: InboundMessage) -> Classification:
+    recipients = tuple(x for x in row.envelope_to.replace(",", " ").split() if x)
+    return classify(row.raw, Envelope(sender=row.envelope_from, recipients=recipients),
+                    tokens=rt.tokens, mail_domain=rt.settings.mail_domain)
+
+
+def _subscribers(s: Session, rt: Runtime, cls: Classification) -> list[Subscriber]:
+    """Whom the message is about: our token first, then the addresses it names."""
+    if cls.subscriber_id is not None:
+        sub = s.get(Subscriber, cls.subscriber_id)
+        return [sub] if sub is not None else []
+    addresses = [a.strip().lower() for a in cls.recipients if "@" in a][:20]
+    if not addresses:
+        return []
+    return list(s.scalars(select(Subscriber).where(Subscriber.email.in_(addresses))))
+
+
+def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification) -> tuple[str, list[int]]:
+    """Apply the classification; returns (action, outbox ids to send after commit)."""
+    origin = Origin(source=f"inbound-{cls.kind}", actor="inbound")
+    subs = _subscribers(s, rt, cls) if cls.kind in ("bounce", "complaint", "unsubscribe") else []
+    outbox: list[int] = []
+    detail = {"inbound_id": row.id, "message_id": row.message_id,
+              "authentication_results": cls.evidence.get("authentication_results")}
+    if cls.kind in ("autoreply",):
+        return "ignored (auto-reply)", outbox
+    if cls.kind == "other":
+        return "kept for a human", outbox
+    if not subs:
+        return f"no matching subscriber for {cls.kind}", outbox
+    done = []
+    for sub in subs:
+        if cls.kind == "bounce":
+            done.append(_bounce(s, rt, sub, row, cls, origin))
+        elif cls.kind == "complaint":
+            unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True,
+                                   campaign_id=cls.campaign_id, inbound_id=row.id, detail=detail,
+                                   reason="complaint")
+            _flag_delivery(s, cls.campaign_id, sub.id, complained=True)
+            done.append(f"{sub.email}: unsubscribed from all and suppressed (complaint)")
+        elif cls.kind == "unsubscribe":
+            by_token = cls.subscriber_id is not None and cls.list_id is not None
+            changed = unsubscribe_subscriber(
+                s, sub, list_id=cls.list_id, origin=origin, campaign_id=cls.campaign_id,
+                inbound_id=row.id, everything=not by_token,
+                detail={**detail, "matched": "token" if by_token else "from-address"})
+            done.append(f"{sub.email}: unsubscribed from "
+                        f"{'the list of the token' if by_token else 'all lists'}"
+                        f"{'' if changed else ' (already)'}")
+            if changed and rt.settings.unsubscribe_confirmation_mail and \
+                    not _auto_submitted(cls):
+                oid = _confirmation(s, sub, changed[0])
+                if oid:
+                    outbox.append(oid)
+    return "; ".join(done), outbox
+
+
+def _auto_submitted(cls: Classification) -> bool:
+    """RFC 3834: never answer a message a machine sent."""
+    headers = cls.evidence.get("headers") or {}
+    value = str(headers.get("Auto-Submitted", "")).strip().lower()
+    return bool(value) and value != "no"
+
+
+def _flag_delivery(s: Session, campaign_id: int | None, subscriber_id: int | None,
+                   **flags: bool) -> None:
+    if campaign_id and subscriber_id:
+        s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
+                                         Delivery.subscriber_id == subscriber_id).values(**flags))
+
+
+def _bounce(s: Session, rt: Runtime, sub: Subscriber, row: InboundMessage, cls: Classification,
+            origin: Origin) -> str:
+    _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
+    hard = cls.permanent is not False
+    if not hard:
+        sub.soft_bounces += 1
+        record(s, kind="bounce_soft", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
+               inbound_id=row.id, campaign_id=cls.campaign_id,
+               detail={"count": sub.soft_bounces, "status": cls.evidence.get("status")})
+        if sub.soft_bounces < rt.settings.soft_bounce_threshold:
+            return f"{sub.email}: soft bounce {sub.soft_bounces}/" \
+                   f"{rt.settings.soft_bounce_threshold}"
+    now = utcnow()
+    members = list(s.scalars(select(Membership).where(
+        Membership.subscriber_id == sub.id,
+        Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)))))
+    for m in members:
+        m.status = MemberStatus.bounced.value
+        m.updated_at = now
+    suppress(s, sub, "hard_bounce", f"inbound #{row.id}")
+    record(s, kind="bounce_hard", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
+           inbound_id=row.id, campaign_id=cls.campaign_id,
+           detail={"status": cls.evidence.get("status"), "soft_bounces": sub.soft_bounces})
+    reason = "hard bounce" if hard else "soft bounce threshold reached"
+    return f"{sub.email}: {reason}, suppressed"
+
+
+def _confirmation(s: Session, sub: Subscriber, list_id: int) -> int | None:
+    """The optional 'you are unsubscribed' mail (auto-replied, null sender: no loops)."""
+    row = Outbox(kind="unsubscribed", to_email=sub.email, subscriber_id=sub.id, list_id=list_id)
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> None:
+    """Classify a stored message and act; a second run of a processed message does nothing."""
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        if row is None or (row.status == "processed" and force_kind is None):
+            return
+        # Lock the row so two workers cannot act on it at once (SQLite serializes writers).
+        s.execute(update(InboundMessage).where(InboundMessage.id == message_id)
+                  .values(attempts=InboundMessage.attempts + 1))
+        s.refresh(row)
+        if row.status == "processed" and force_kind is None:
+            return
+        cls = _classify(rt, row)
+        if force_kind is not None:
+            cls = Classification(force_kind, cls.permanent, cls.recipients or tuple(
+                [cls.evidence.get("from", "")] if cls.evidence.get("from") else []),
+                cls.subscriber_id, cls.list_id, cls.campaign_id,
+                {**cls.evidence, "reclassified_from": cls.kind}, 1.0)
+        action, outbox = _act(s, rt, row, cls)
+        row.kind = cls.kind
+        row.action = action[:200]
+        row.evidence = {**cls.evidence, "confidence": cls.confidence,
+                        "recipients": list(cls.recipients), "action": action}
+        row.subscriber_id = cls.subscriber_id or _first_id(s, rt, cls)
+        row.list_id = cls.list_id
+        row.campaign_id = cls.campaign_id
+        row.status = "processed"
+        row.processed_at = utcnow()
+        row.error = ""
+    for oid in outbox:
+        rt.enqueue("send_outbox", oid)
+
+
+def _first_id(s: Session, rt: Runtime, cls: Classification) -> int | None:
+    subs = _subscribers(s, rt, cls) if cls.kind in ("bounce", "complaint", "unsubscribe") else []
+    return int(subs[0].id) if subs else None  # type: ignore[arg-type]
+
+
+def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:
+    """A human's verdict: set the kind and re-run its action."""
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    with rt.db.session() as s:
+        if s.get(InboundMessage, message_id) is None:
+            raise NotFound("no such inbound message")
+    process(rt, message_id, force_kind=kind)
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        row.evidence = {**row.evidence, "reclassified_by": actor}  # type: ignore[union-attr]
+        row.handled = True  # type: ignore[union-attr]
+
+
+def mark_handled(rt: Runtime, message_id: int, handled: bool = True) -> None:
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        if row is None:
+            raise NotFound("no such inbound message")
+        row.handled = handled
+
+
+def requeue(rt: Runtime) -> int:
+    """Re-enqueue messages stored but not yet processed (after a crash or a lost wake-up)."""
+    with rt.db.session() as s:
+        ids = list(s.scalars(select(InboundMessage.id).where(
+            InboundMessage.status == "stored", InboundMessage.attempts < MAX_ATTEMPTS)
+            .order_by(InboundMessage.id).limit(10000)))
+    for mid in ids:
+        rt.enqueue("process_inbound", mid)
+    return len(ids)
+
+
+@dataclass(frozen=True)
+class InboundInfo:
+    id: int
+    received_at: str
+    message_id: str
+    envelope_from: str
+    envelope_to: str
+    size: int
+    status: str
+    kind: str
+    action: str
+    handled: bool
+    subscriber_id: int | None
+    campaign_id: int | None
+    evidence: dict[str, Any]
+    subject: str
+
+
+def _info(row: InboundMessage) -> InboundInfo:
+    try:
+        head = BytesHeaderParser(policy=compat32).parsebytes(row.raw[:65536], headersonly=True)
+        subject = " ".join(str(head.get("Subject", "") or "").split())[:300]
+    except Exception:
+        subject = ""
+    return InboundInfo(int(row.id), row.received_at.isoformat(), row.message_id,  # type: ignore[arg-type]
+                       row.envelope_from, row.envelope_to, row.size, row.status, row.kind,
+                       row.action, row.handled, row.subscriber_id, row.campaign_id,
+                       dict(row.evidence or {}), subject)
+
+
+def list_messages(rt: Runtime, *, kind: str | None = None, handled: bool | None = None,
+                  offset: int = 0, limit: int = 50) -> tuple[list[InboundInfo], int]:
+    query = select(InboundMessage)
+    if kind:
+        query = query.where(InboundMessage.kind == kind)
+    if handled is not None:
+        query = query.where(InboundMessage.handled == handled)
+    with rt.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = s.scalars(query.order_by(InboundMessage.id.desc()).offset(offset).limit(limit))
+        return [_info(r) for r in rows], total
+
+
+def get(rt: Runtime, message_id: int) -> InboundInfo:
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        if row is None:
+            raise NotFound("no such inbound message")
+        return _info(row)
+
+
+def raw(rt: Runtime, message_id: int) -> bytes:
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        if row is None:
+            raise NotFound("no such inbound message")
+        return bytes(row.raw)
+
+
+def inbox_count(rt: Runtime) -> int:
+    """Messages waiting for a human."""
+    with rt.db.session() as s:
+        return s.scalar(select(func.count(InboundMessage.id)).where(
+            InboundMessage.kind == "other", InboundMessage.handled.is_(False))) or 0
