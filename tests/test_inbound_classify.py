@@ -30,12 +30,14 @@ EXPECTED_IDS: dict[str, tuple[int | None, int | None, int | None]] = {
     "bounce--office365-ndr-undeliverable.eml": (SUBSCRIBER, LIST, CAMPAIGN),
     "complaint--arf-wrapping-campaign.eml": (SUBSCRIBER, LIST, CAMPAIGN),
     "complaint--hotmail-jmrp-campaign.eml": (SUBSCRIBER, LIST, CAMPAIGN),
+    "bounce--postfix-smtputf8-global-dsn.eml": (SUBSCRIBER, LIST, CAMPAIGN),
 }
 EXPECTED_PERMANENT = {
     "bounce--postfix-dsn-confirmation-verp.eml": True,
     "bounce--exim-text-envelope-verp.eml": True,
     "bounce--gmail-delay-auto-submitted.eml": False,
     "bounce--office365-ndr-undeliverable.eml": True,
+    "bounce--postfix-smtputf8-global-dsn.eml": True,
 }
 EXPECTED_RECIPIENTS = {
     "bounce--postfix-dsn-confirmation-verp.eml": "nosuchuser@example.net",
@@ -46,6 +48,7 @@ EXPECTED_RECIPIENTS = {
     "unsubscribe--en-gmail-top-posted.eml": "anna.berg@example.net",
     "unsubscribe--de-outlook-body.eml": "hans.mueller@example.de",
     "unsubscribe--apple-mail-token.eml": "anna.berg@icloud.com",
+    "bounce--postfix-smtputf8-global-dsn.eml": "jürgen@müller.example",
 }
 # The envelope an MTA would hand over (LMTP/pipe): the VERP address is only there.
 ENVELOPES = {
@@ -157,6 +160,23 @@ def test_envelope_recipient_token(tokens: Tokens) -> None:
 
 @pytest.mark.parametrize("text,expected", [
     ("Unsubscribe", "unsubscribe"),
+    ("UNSUBSCRIBE", "unsubscribe"),
+    ("unsubscribe me pls", "unsubscribe"),
+    ("Hi,\nThanks, but please unsubscribe me.", "unsubscribe"),
+    ("Hello\n\nI never signed up. Remove me.", "unsubscribe"),
+    ("I clicked the link to unsubscribe but it doesn't work, please remove me", "unsubscribe"),
+    ("I don't want these emails anymore, please unsubscribe me", "unsubscribe"),
+    ("Opt out", "unsubscribe"),
+    ("STOP", "unsubscribe"),
+    ("Bitte von der Liste streichen.", "unsubscribe"),
+    ("Merci de ne plus m'envoyer de mails", "unsubscribe"),
+    ("Je ne veux plus recevoir vos mails, désabonnez-moi", "unsubscribe"),
+    ("Borrar mi correo de la lista por favor", "unsubscribe"),
+    ("Vorrei disiscrivermi", "unsubscribe"),
+    ("Haal mij van de lijst aub", "unsubscribe"),
+    ("Por favor, retirem o meu email da lista", "unsubscribe"),
+    ("Jag vill avsluta prenumerationen", "unsubscribe"),
+    ("Proszę mnie wypisać z newslettera", "unsubscribe"),
     ("please remove me from your list", "unsubscribe"),
     ("I'd like to unsubscribe, thanks", "unsubscribe"),
     ("Stop sending me these emails", "unsubscribe"),
@@ -170,6 +190,7 @@ def test_envelope_recipient_token(tokens: Tokens) -> None:
     ("Ta bort mig från listan.", "unsubscribe"),
     ("Nie chcę już otrzymywać tych wiadomości.", "unsubscribe"),
     ("Please don't unsubscribe me.", "other"),
+    ("Please do not remove me from the list", "other"),
     ("I do not want to unsubscribe, just update my address.", "other"),
     ("Bitte nicht abmelden!", "other"),
     ("Ich möchte mich nicht abmelden.", "other"),
@@ -180,12 +201,26 @@ def test_envelope_recipient_token(tokens: Tokens) -> None:
     ("Ta inte bort mig.", "other"),
     ("Nie wypisujcie mnie.", "other"),
     ("Thanks for the newsletter!", "other"),
+    ("Thanks! I will not unsubscribe, love it", "other"),
+    ("Unsubscribe? No way, keep them coming!", "other"),
+    ("Why did you unsubscribe me?", "other"),
+    ("Have you removed me from the list? I no longer get mails.", "other"),
+    ("I never asked to be removed", "other"),
+    ("> Unsubscribe", "other"),
+    ("Hi\n\n-------- Message d'origine --------\nDe : Acme\nUnsubscribe me", "other"),
+    ("Hi\n\nVon: Acme News\nGesendet: Dienstag\nAn: x\nBetreff: y\n\nBitte abmelden", "other"),
+    ("ok\n\n----- Forwarded Message -----\nunsubscribe", "other"),
+    ("nice\n\n*From:* Acme\n*Sent:* Tuesday\nremove me", "other"),
+    ("Great stuff\n\nThanks,\nJohn\n\nTo unsubscribe from our updates reply STOP", "other"),
+    ("Cool\n-- \nunsubscribe me", "other"),
+    ("Cool\n\nSent from my iPhone\nunsubscribe me", "other"),
     ("Where is the unsubscribe link? Never mind, found it, all good.", "other"),
 ])
 def test_reply_phrases(text: str, expected: str) -> None:
     raw = ("From: Person <person@example.net>\r\nTo: news@news.example.org\r\n"
            "Subject: Re: Spring offers\r\nIn-Reply-To: <x@news.example.org>\r\n"
-           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text.replace("\n", "\r\n")
+           + "\r\n\r\n"
            "On Tue, 4 Mar 2025 at 10:02, Acme <news@news.example.org> wrote:\r\n"
            "> Unsubscribe: https://news.example.org/u/abc\r\n").encode("utf-8")
     assert classify(raw).kind == expected, text
@@ -220,3 +255,32 @@ def test_ses_bounce_json_body(tokens: Tokens) -> None:
 def test_garbage_is_other(raw: bytes) -> None:
     result = classify(raw)
     assert result.kind == "other"
+
+
+@pytest.mark.parametrize("subject,expected", [
+    ("unsubscribe", "unsubscribe"),
+    ("Re: Unsubscribe", "unsubscribe"),
+    ("Please remove me from your list", "unsubscribe"),
+    ("=?UTF-8?Q?D=C3=A9sabonnement?=", "unsubscribe"),
+    ("Fwd: unsubscribe", "other"),                              # a forward is someone else's
+    ("Re: How to unsubscribe from junk mail", "other"),         # our own subject, replied to
+    ("Don't unsubscribe me", "other"),
+])
+def test_subjects(subject: str, expected: str) -> None:
+    raw = (f"From: p@example.net\r\nTo: news@news.example.org\r\nSubject: {subject}\r\n\r\n"
+           "\r\n").encode()
+    assert classify(raw).kind == expected, subject
+
+
+def test_mdn_failure_is_a_bounce_and_read_receipt_an_autoreply() -> None:
+    raw = (b"From: postmaster@example.net\r\nTo: news@news.example.org\r\n"
+           b"Subject: Rejected: Spring offers\r\nContent-Type: multipart/report; "
+           b"report-type=disposition-notification; boundary=b\r\n\r\n--b\r\n"
+           b"Content-Type: text/plain\r\n\r\nYour message was rejected: quota exceeded\r\n--b\r\n"
+           b"Content-Type: message/disposition-notification\r\n\r\n"
+           b"Final-Recipient: rfc822; full@example.net\r\n"
+           b"Disposition: automatic-action/MDN-sent-automatically; deleted\r\n--b--\r\n")
+    result = classify(raw)
+    assert result.kind == "bounce"
+    receipt = raw.replace(b"deleted", b"displayed").replace(b"rejected: quota exceeded", b"read")
+    assert classify(receipt).kind == "autoreply"

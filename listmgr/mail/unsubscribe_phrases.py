@@ -4,6 +4,10 @@ All patterns run on text passed through `normalize()`: lower case, accents remov
 ü -> u, ą -> a; Polish ł stays), typographic apostrophes made plain. Languages: English,
 German, French, Spanish, Italian, Dutch, Portuguese, Swedish, Polish.
 
+It also holds the markers that tell a person's own words from what they quote: attribution
+lines ("On ... wrote:" and translations), original-message and forward separators, mail-client
+signatures, header blocks, sign-offs and newsletter footers.
+
 A request counts only when a positive pattern matches and no negation pattern matches anywhere
 in the same text ("please don't unsubscribe me", "nicht abmelden"). Phrases that contain a
 negation but ask to stop mail ("I no longer want to receive", "keine E-Mails mehr",
@@ -14,7 +18,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["normalize", "find_request", "find_negation", "EXACT", "strip_subject_prefixes"]
+__all__ = ["normalize", "find_request", "find_negation", "is_exact", "strip_subject_prefixes",
+           "ATTRIBUTION_RE", "ATTRIBUTION_START_RE", "SEPARATOR_RE", "SIGNATURE_RE",
+           "HEADER_LINE_RE", "SIGNOFF_RE", "FOOTER_RE"]
 
 
 def normalize(text: str) -> str:
@@ -59,6 +65,8 @@ REQUEST: dict[str, list[str]] = {
         r"\bnicht\s+mehr\s+" + _W + r"{0,2}?(?:erhalten|bekommen|empfangen|zusenden|zuschicken"
         r"|schicken|senden)\b",
         r"\b(?:newsletter|abo|abonnement)\s+(?:bitte\s+)?(?:kundigen|beenden|stornieren)\b",
+        r"\b(?:von|aus)\s+(?:der|ihrer|eurer|dieser|dem|ihrem|eurem|diesem)\s+(?:\w+-?)?(?:liste|verteiler)"
+        r"\s+(?:\w+\s+)?(?:streichen|nehmen|entfernen|loschen)\b",
     ],
     "fr": [
         r"\b(?:desabonner|desinscrire|desabonnez|desinscrivez|desabonnement|desinscription"
@@ -68,6 +76,7 @@ REQUEST: dict[str, list[str]] = {
         r"\bne\s+(?:veux|souhaite|desire|voudrais|souhaiterais|veut)\s+plus\s+" + _W + r"{0,2}?recevoir\b",
         r"\bne\s+plus\s+(?:\w+\s+)?recevoir\b",
         r"\bne\s+m'?(?:envoyez|ecrivez)\s+plus\b",
+        r"\bne\s+plus\s+(?:m'|me\s+)?(?:envoyer|ecrire|contacter)\b",
         r"\b(?:arretez|cessez)\s+(?:de\s+)?(?:m'?envoyer|m'?ecrire)\b",
     ],
     "es": [
@@ -98,6 +107,8 @@ REQUEST: dict[str, list[str]] = {
         r"\bverwijder\s+(?:mij|me|mijn\s+(?:e-?mail(?:adres)?|adres|gegevens))\b",
         r"\bgeen\s+(?:\w+\s+)?(?:e-?mails?|mails?|nieuwsbrie\w+|berichten)\s+meer\b",
         r"\bniet\s+meer\s+(?:\w+\s+)?ontvangen\b",
+        r"\bhaal\s+(?:mij|me)\s+" + _W + r"{0,2}?(?:van|uit)\s+(?:de|jullie|uw|deze)\s+"
+        r"(?:lijst|mailinglijst|verzendlijst|mailing)",
     ],
     "pt": [
         r"\b(?:descadastr|desinscrev|dessubscrev|desassin)\w*",
@@ -208,3 +219,48 @@ def find_negation(text: str) -> tuple[str, str] | None:
         if m:
             return lang, m.group(0)
     return None
+
+
+# -- markers of quoted text, forwards and signatures (normalized text, one line at a time) -----
+
+
+# -- markers of quoted text, forwards and signatures (run on normalized lines) -----------------
+
+_WROTE = (r"(?:wrote|writes|schrieb|a ecrit|escribio|ha scritto|schreef|escreveu|skrev"
+          r"|napisa[lł]\w*(?:\(a\))?|pisze|kirjoitti|scrisse|написал\w*)")
+ATTRIBUTION_RE = re.compile(r"^.{0,300}\b" + _WROTE + r"\b.{0,160}:\s*$")
+ATTRIBUTION_START_RE = re.compile(
+    r"^(?:on|am|le|el|il|op|em|den|dnia|w dniu|\d|mon|tue|wed|thu|fri|sat|sun|pon|wt|sr|czw|pt"
+    r"|sob|nd|lun|mar|mer|jeu|ven|sam|dim)\b")
+SEPARATOR_RE = re.compile(
+    r"^(?:-{2,}\s*(?:original message|ursprungliche nachricht|message d'origine|mensaje original"
+    r"|messaggio originale|oorspronkelijk bericht|mensagem original|ursprungligt meddelande"
+    r"|oryginalna wiadomosc|forwarded message|weitergeleitete nachricht|message transfere"
+    r"|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada"
+    r"|vidarebefordrat meddelande|wiadomosc przekazana|przekazana wiadomosc)"
+    r"|begin forwarded message|anfang der weitergeleiteten nachricht|debut du message reexpedie"
+    r"|inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht"
+    r"|inicio da mensagem reencaminhada|vidarebefordrat brev|_{8,}|-{8,}|={8,}|\*{8,})")
+SIGNATURE_RE = re.compile(
+    r"^(?:--|-- |__)$|^(?:sent from|get outlook for|gesendet von|von meinem \w+ gesendet"
+    r"|envoye de mon|envoye depuis|enviado desde|enviado do meu|inviato da|verzonden (?:vanaf|met)"
+    r"|skickat fran|wyslane z|wysłane z|sent via|sent with)\b")
+HEADER_LINE_RE = re.compile(
+    r"^\*?(?:from|sent|to|cc|subject|date|von|gesendet|an|betreff|datum|de|envoye|a|objet|para"
+    r"|enviado|asunto|fecha|da|inviato|oggetto|data|van|verzonden|aan|onderwerp|enviada|assunto"
+    r"|fran|skickat|till|amne|od|wyslano|do|temat)(?: el| le| am| on)?\*?\s*:", re.IGNORECASE)
+SIGNOFF_RE = re.compile(
+    r"^(?:thanks|thank you|many thanks|cheers|best|regards|best regards|kind regards|warm regards"
+    r"|mit freundlichen grussen|freundliche grusse|viele grusse|beste grusse|gruss|grusse|lg|mfg"
+    r"|cordialement|bien a vous|salutations|saludos|un saludo|atentamente|cordiali saluti|saluti"
+    r"|met vriendelijke groet|vriendelijke groet|groeten|groet|atenciosamente|abracos|cumprimentos"
+    r"|med vanliga halsningar|vanliga halsningar|halsningar|mvh|pozdrawiam|z powazaniem)[\s,.!]*$")
+FOOTER_RE = re.compile(  # our footer (or any newsletter's) shown unquoted: the original begins
+    r"click here|manage (?:your )?(?:preferences|subscription)|update your preferences"
+    r"|you(?:'re| are) receiving|you received this|you receive this|because you (?:subscribed"
+    r"|signed up)|change what you receive|view (?:it )?in (?:your )?browser|sie erhalten diese"
+    r"|vous recevez ce|recibes este|ricevi questa|u ontvangt deze|voce recebe|du far detta"
+    r"|otrzymujesz te"
+    r"|all rights reserved|this (?:e-?mail|message) was sent|\(c\) ?\d{4}|©|hier klicken"
+    r"|cliquez ici|haga clic|clicca qui|klik hier|clique aqui|klicka har|kliknij"
+    r"|einstellungen verwalten|abmeldelink|lien de desinscription|enlace de baja")
