@@ -141,14 +141,17 @@ def _bounce(s: Session, rt: Runtime, sub: Subscriber, row: InboundMessage, cls: 
             origin: Origin) -> str:
     _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     hard = cls.permanent is not False
+    count = sub.soft_bounces
     if not hard:
-        sub.soft_bounces += 1
+        # Atomic increment: bounces of one person may be processed by several workers at once.
+        count = s.execute(update(Subscriber).where(Subscriber.id == sub.id)
+                          .values(soft_bounces=Subscriber.soft_bounces + 1)
+                          .returning(Subscriber.soft_bounces)).scalar_one()
         record(s, kind="bounce_soft", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
                inbound_id=row.id, campaign_id=cls.campaign_id,
-               detail={"count": sub.soft_bounces, "status": cls.evidence.get("status")})
-        if sub.soft_bounces < rt.settings.soft_bounce_threshold:
-            return f"{sub.email}: soft bounce {sub.soft_bounces}/" \
-                   f"{rt.settings.soft_bounce_threshold}"
+               detail={"count": count, "status": cls.evidence.get("status")})
+        if count < rt.settings.soft_bounce_threshold:
+            return f"{sub.email}: soft bounce {count}/{rt.settings.soft_bounce_threshold}"
     now = utcnow()
     members = list(s.scalars(select(Membership).where(
         Membership.subscriber_id == sub.id,
@@ -159,7 +162,7 @@ def _bounce(s: Session, rt: Runtime, sub: Subscriber, row: InboundMessage, cls: 
     suppress(s, sub, "hard_bounce", f"inbound #{row.id}")
     record(s, kind="bounce_hard", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
            inbound_id=row.id, campaign_id=cls.campaign_id,
-           detail={"status": cls.evidence.get("status"), "soft_bounces": sub.soft_bounces})
+           detail={"status": cls.evidence.get("status"), "soft_bounces": count})
     reason = "hard bounce" if hard else "soft bounce threshold reached"
     return f"{sub.email}: {reason}, suppressed"
 
