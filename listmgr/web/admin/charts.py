@@ -25,7 +25,7 @@ SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 def _config(**kw: object) -> dict[str, object]:
     return {"style": STYLE, "js": [], "width": 900, "height": 320, "legend_at_bottom": True,
             "legend_box_size": 10, "margin": 12, "x_label_rotation": 0, "show_minor_x_labels":
-            False, "truncate_legend": 30, "print_values": False, **kw}
+            False, "truncate_legend": 30, "truncate_label": -1, "print_values": False, **kw}
 
 
 def svg(data: bytes) -> Response:

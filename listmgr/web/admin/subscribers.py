@@ -69,7 +69,7 @@ def _detail_context(subscriber_id: int) -> dict[str, Any]:
     if privacy is not None and hasattr(privacy, "history"):
         ctx["history"] = privacy.history(rt, subscriber_id)
     ctx["can_edit"] = people is not None
-    ctx["can_erase_service"] = privacy is not None and hasattr(privacy, "erase")
+    ctx["can_erase_service"] = privacy is not None and hasattr(privacy, "erase_subscriber")
     return ctx
 
 
@@ -189,3 +189,18 @@ def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
     resp.headers["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber_id}.json"'
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
+@require("people:write")
+def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Unsubscribe from one list, or from everything (which also suppresses the address)."""
+    from listmgr.services import memberships
+
+    slug = _ui.text("list") or None
+    changed = memberships.unsubscribe(current_runtime(), subscriber_id, list_slug=slug,
+                                      origin=origin())
+    record("subscriber.unsubscribe", "subscriber", subscriber_id, list=slug or "all")
+    flash(("Unsubscribed from everything and suppressed." if slug is None else
+           f"Unsubscribed from {slug}.") if changed or slug is None else "Nothing changed.")
+    return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
