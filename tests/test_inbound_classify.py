@@ -214,6 +214,10 @@ def test_envelope_recipient_token(tokens: Tokens) -> None:
     ("Great stuff\n\nThanks,\nJohn\n\nTo unsubscribe from our updates reply STOP", "other"),
     ("Cool\n-- \nunsubscribe me", "other"),
     ("Cool\n\nSent from my iPhone\nunsubscribe me", "other"),
+    ("On second thought, please unsubscribe me\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\n"
+     "news@news.example.org> wrote:\n> hi", "unsubscribe"),
+    ("Nice\n\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\nnews@news.example.org> wrote:\n"
+     "> unsubscribe me", "other"),
     ("Where is the unsubscribe link? Never mind, found it, all good.", "other"),
 ])
 def test_reply_phrases(text: str, expected: str) -> None:
@@ -284,3 +288,30 @@ def test_mdn_failure_is_a_bounce_and_read_receipt_an_autoreply() -> None:
     assert result.kind == "bounce"
     receipt = raw.replace(b"deleted", b"displayed").replace(b"rejected: quota exceeded", b"read")
     assert classify(receipt).kind == "autoreply"
+
+
+# HTML-only replies: the quoted original sits after (or inside) a client's marker.
+HTML_QUOTES = {
+    "hotmail": '<div>{own}<br><hr id="stopSpelling">Date: Tue, 4 Mar 2025<br>From: news@news.example.org'
+               '<br>Subject: Spring<br><div>{quoted}</div></div>',
+    "outlook-web": '<div>{own}</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b>'
+                   ' Acme</div><div>{quoted}</div>',
+    "windows-mail": '<div>{own}</div><div style="padding-top: 5px; border-top-style: solid;"><b>From:</b>'
+                    ' Acme<br><b>Sent:</b> Tuesday</div><div>{quoted}</div>',
+    "thunderbird": '<p>{own}</p><div class="moz-cite-prefix">On 04/03/2025 10:02, Acme wrote:<br></div>'
+                   '<blockquote type="cite">{quoted}</blockquote>',
+    "protonmail": '<div>{own}</div><div class="protonmail_quote">On Tuesday, Acme wrote:<blockquote>'
+                  '{quoted}</blockquote></div>',
+    "new-outlook": '<div>{own}</div><div id="mail-editor-reference-message-container"><b>From: </b>Acme'
+                   '<div>{quoted}</div></div>',
+}
+
+
+@pytest.mark.parametrize("client", sorted(HTML_QUOTES))
+def test_html_only_quote_markers(client: str) -> None:
+    def mail(own: str, quoted: str) -> bytes:
+        html = "<html><body>" + HTML_QUOTES[client].format(own=own, quoted=quoted) + "</body></html>"
+        return ("From: P <p@example.net>\r\nSubject: Re: Spring\r\nIn-Reply-To: <a@b>\r\n"
+                "Content-Type: text/html; charset=utf-8\r\n\r\n" + html).encode()
+    assert classify(mail("Please unsubscribe me.", "Hello from Acme. Unsubscribe")).kind == "unsubscribe"
+    assert classify(mail("Thanks, nice offer.", "Please unsubscribe me / Unsubscribe")).kind == "other"

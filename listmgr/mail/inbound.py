@@ -127,7 +127,8 @@ FAILURE_TEXT_RE = re.compile(
     r"|unable to deliver|returned to sender|could not deliver|delivery attempts? (?:will continue"
     r"|failed)|has not yet been delivered|message (?:was )?rejected|invalid (?:recipient|address|user)"
     r"|over ?quota|quota exceeded|host unknown|error (?:occurred )?(?:delivering|sending)"
-    r"|not (?:a )?member|mailbox full|relay(?:ing)? denied|rejected|couldn'?t be delivered"
+    r"|not (?:a )?member|mailbox full|relay(?:ing)? denied|couldn'?t be delivered"
+    r"|(?:was|been|were|is|has) rejected|rejected (?:by|your|the|for|address|recipient)"
     r"|transcript of session follows|duplicated message-id",
     re.IGNORECASE)
 TEMPORARY_TEXT_RE = re.compile(
@@ -995,7 +996,9 @@ def _own_lines(text: str) -> list[str]:
             break
         if phrases.ATTRIBUTION_RE.match(norm):
             continue
-        if phrases.ATTRIBUTION_START_RE.match(norm):
+        if phrases.ATTRIBUTION_START_RE.match(norm) and re.search(r"\d", norm):
+            # an attribution wrapped over up to three lines ("On Tue, 4 Mar 2025 at 10:02, A <"
+            # / "a@example.org> wrote:"); its first line always carries the date
             joined = norm
             for k in range(i, min(i + 2, len(raw_lines))):
                 joined += " " + phrases.normalize(raw_lines[k].strip())
@@ -1046,7 +1049,10 @@ _CUT_XPATH = (
     " | //*[@id='mail-editor-reference-message-container'] | //hr[@id='zwchr']"
     " | //*[contains(@class, 'OutlookMessageHeader')]"
     " | //div[contains(translate(@style, 'E', 'e'), 'border-top:solid #e1e1e1')]"
-    " | //div[contains(translate(@style, 'B', 'b'), 'border-top:solid #b5c4df')]")
+    " | //div[contains(translate(@style, 'B', 'b'), 'border-top:solid #b5c4df')]"
+    # a ruled box starting with bold "From:"-style labels (Windows Mail, Outlook variants)
+    " | //div[contains(@style, 'border-top')][.//b[substring(normalize-space(.),"
+    " string-length(normalize-space(.))) = ':']]")
 
 
 def _html_to_text(html: str, strip_quotes: bool) -> str:
@@ -1074,10 +1080,12 @@ def _html_to_text(html: str, strip_quotes: bool) -> str:
 
 
 def _cut_from(el: Any) -> None:
-    """Drop an element and everything after it in document order."""
+    """Drop an element and everything after it in document order (text tails included)."""
     node = el
     while node is not None and node.getparent() is not None:
         for sib in list(node.itersiblings()):
+            sib.tail = None
             sib.drop_tree()
+        node.tail = None
         node = node.getparent()
     el.drop_tree()
