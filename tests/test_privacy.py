@@ -196,6 +196,13 @@ def test_export_holds_everything_about_the_person(rt, api, client, sink):  # typ
             AuditLog.action == "people.export", AuditLog.target_id == str(sid))))
     assert audited[0] == "subscriber" and len(audited) == 2
 
+    # The admin page's history: the same picture with only the latest activity.
+    from listmgr.services import privacy
+
+    recent = privacy.history(rt, sid, recent=1)
+    assert [a["type"] for a in recent["activity"]] == [data["activity"][-1]["type"]]
+    assert recent["memberships"] == data["memberships"]
+
 
 def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink):  # type: ignore[no-untyped-def]
     sid = _person(rt, api, client, sink)

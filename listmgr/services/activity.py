@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import any_, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
 
 from listmgr.errors import ValidationError
 from listmgr.models import ActivityEvent, Subscriber, utcnow
@@ -18,7 +20,12 @@ MAX_BATCH = 10_000
 MAX_PROPERTIES_BYTES = 8_000
 TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 _ITEM_KEYS = frozenset({"email", "subscriber_id", "type", "properties", "at"})
-_CHUNK = 900  # ids per IN (...) list: well under every driver's parameter limit
+_CHUNK = 900  # values per IN (...) list: well under SQLite's parameter limit
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# A plain ASCII address normalizes to its lower-case form; only others need the full parser
+# (which costs ~25 us an address, a quarter of a second for a batch of 10,000).
+_PLAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,18 @@ def _at(value: Any, where: str, now: datetime) -> datetime:
     return parsed
 
 
+def _address(raw: Any, where: str) -> str:
+    """The normalized address; a plain one that no subscriber has is simply not found."""
+    if isinstance(raw, str):
+        low = raw.strip().lower()
+        if len(low) <= 254 and _PLAIN.fullmatch(low) and low.index("@") <= 64:
+            return low
+    try:
+        return normalize_email(raw)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc.message}", field=where) from None
+
+
 def _parse(item: Any, prefix: str, now: datetime) -> _Event:
     """One event, checked; errors name the item, e.g. events[3].type."""
     dot = f"{prefix}." if prefix else ""
@@ -68,10 +87,7 @@ def _parse(item: Any, prefix: str, now: datetime) -> _Event:
                               field=f"{dot}email")
     email = sid = None
     if has_email:
-        try:
-            email = normalize_email(item["email"])
-        except ValidationError as exc:
-            raise ValidationError(f"{dot}email: {exc.message}", field=f"{dot}email") from None
+        email = _address(item["email"], f"{dot}email")
     else:
         sid = item["subscriber_id"]
         if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1:
@@ -114,9 +130,15 @@ def parse_body(body: Any) -> list[_Event]:
     return [_parse(body, "", now)]
 
 
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+def _among(s: Session, column: Any, values: Sequence[Any]) -> Iterator[Any]:
+    """Conditions "column in values": one array parameter on PostgreSQL, chunks elsewhere."""
+    if not values:
+        return
+    if s.get_bind().dialect.name == "postgresql":
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return
     for i in range(0, len(values), _CHUNK):
-        yield values[i:i + _CHUNK]
+        yield column.in_(values[i:i + _CHUNK])
 
 
 def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
@@ -128,17 +150,17 @@ def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
         consenting: set[int] = set()
         # FOR SHARE (PostgreSQL) holds off a concurrent withdrawal until these rows are in, so
         # its delete sees them; SQLite serializes writers anyway.
-        for part in _chunks(emails):
+        for among in _among(s, Subscriber.email, emails):
             for sid, email, ok in s.execute(
                     select(Subscriber.id, Subscriber.email, Subscriber.consent_profiling)
-                    .where(Subscriber.email.in_(part)).order_by(Subscriber.id)
+                    .where(among).order_by(Subscriber.id)
                     .with_for_update(read=True)):
                 by_email[email] = sid
                 if ok:
                     consenting.add(sid)
-        for part in _chunks(ids):
+        for among in _among(s, Subscriber.id, ids):
             consenting.update(s.scalars(
-                select(Subscriber.id).where(Subscriber.id.in_(part),
+                select(Subscriber.id).where(among,
                                             Subscriber.consent_profiling.is_(True))
                 .order_by(Subscriber.id).with_for_update(read=True)))
         rows = []

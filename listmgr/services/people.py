@@ -59,37 +59,55 @@ class Profile:
 
 
 # -- values ------------------------------------------------------------------------------------
+class ProfileValidator:
+    """The definitions read once, to check many profiles (a CSV import checks every row)."""
+
+    def __init__(self, s: Session, allowed_fields: list[str] | None = None,
+                 allowed_interests: list[str] | None = None) -> None:
+        self.defs = {d.key: (d.label, d.type, list(d.choices or []))
+                     for d in s.scalars(select(FieldDef))}
+        self.known: set[str] | None = None
+        self.session = s
+        self.allowed_fields = None if allowed_fields is None else set(allowed_fields)
+        self.allowed_interests = None if allowed_interests is None else set(allowed_interests)
+
+    def __call__(self, fields: Mapping[str, Any], interests: list[str] | None) -> Profile:
+        if not isinstance(fields, Mapping):
+            raise ValidationError("fields must be an object of field keys and values",
+                                  field="fields")
+        out: dict[str, Any] = {}
+        for key, raw in fields.items():
+            fd = self.defs.get(key) if isinstance(key, str) else None
+            if fd is None:
+                raise ValidationError(f"There is no field {key!r}.", field=f"fields.{key}")
+            label, type_, choices = fd
+            if self.allowed_fields is not None and key not in self.allowed_fields:
+                raise ValidationError(f"{label} cannot be set here.", field=f"fields.{key}")
+            try:
+                out[key] = coerce(type_, choices, raw, label)
+            except FieldValueError as exc:
+                raise ValidationError(sentence(exc), field=f"fields.{key}") from None
+        if interests is None:
+            interests = []
+        if not isinstance(interests, (list, tuple)):
+            raise ValidationError("interests must be a list of interest keys",
+                                  field="interests")
+        if interests and self.known is None:
+            self.known = set(self.session.scalars(select(Interest.key)))
+        for item in interests:
+            if not isinstance(item, str) or item not in (self.known or ()):
+                raise ValidationError(f"There is no interest {item!r}.", field="interests")
+            if self.allowed_interests is not None and item not in self.allowed_interests:
+                raise ValidationError(f"The interest {item!r} cannot be chosen here.",
+                                      field="interests")
+        return Profile(out, tuple(dict.fromkeys(interests)))
+
+
 def validate_profile(s: Session, fields: dict, interests: list[str],
                      allowed_fields: list[str] | None = None,
                      allowed_interests: list[str] | None = None) -> Profile:
     """Check values against the definitions; a ValidationError naming the field otherwise."""
-    if not isinstance(fields, Mapping):
-        raise ValidationError("fields must be an object of field keys and values",
-                              field="fields")
-    defs = {d.key: d for d in s.scalars(select(FieldDef))}
-    out: dict[str, Any] = {}
-    for key, raw in fields.items():
-        fd = defs.get(key) if isinstance(key, str) else None
-        if fd is None:
-            raise ValidationError(f"There is no field {key!r}.", field=f"fields.{key}")
-        if allowed_fields is not None and key not in allowed_fields:
-            raise ValidationError(f"{fd.label} cannot be set here.", field=f"fields.{key}")
-        try:
-            out[key] = coerce(fd.type, list(fd.choices or []), raw, fd.label)
-        except FieldValueError as exc:
-            raise ValidationError(sentence(exc), field=f"fields.{key}") from None
-    if interests is None:
-        interests = []
-    if not isinstance(interests, (list, tuple)):
-        raise ValidationError("interests must be a list of interest keys", field="interests")
-    known = set(s.scalars(select(Interest.key))) if interests else set()
-    for item in interests:
-        if not isinstance(item, str) or item not in known:
-            raise ValidationError(f"There is no interest {item!r}.", field="interests")
-        if allowed_interests is not None and item not in allowed_interests:
-            raise ValidationError(f"The interest {item!r} cannot be chosen here.",
-                                  field="interests")
-    return Profile(out, tuple(dict.fromkeys(interests)))
+    return ProfileValidator(s, allowed_fields, allowed_interests)(fields, interests)
 
 
 def _same(a: Any, b: Any) -> bool:

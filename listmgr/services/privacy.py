@@ -44,7 +44,16 @@ def _rows(s: Session, query: Any) -> list[Any]:
     return list(s.execute(query))
 
 
-def _export(s: Session, rt: Runtime, sub: Subscriber) -> dict[str, Any]:
+def _latest(query: Any, order: Any, recent: int | None) -> Any:
+    """All rows in time order, or only the most recent ones (still in time order)."""
+    if recent is None:
+        return query.order_by(*order)
+    inner = query.order_by(*(c.desc() for c in order)).limit(recent).subquery()
+    return query.where(order[-1].in_(select(inner.c.id))).order_by(*order)
+
+
+def _export(s: Session, rt: Runtime, sub: Subscriber,
+            recent: int | None = None) -> dict[str, Any]:
     sid = sub.id
     lists = {lst.id: lst for lst in s.scalars(select(MailingList))}
     labels = {k: v for k, v in s.execute(select(Interest.key, Interest.label))}
@@ -68,9 +77,9 @@ def _export(s: Session, rt: Runtime, sub: Subscriber) -> dict[str, Any]:
     } for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sid)
                          .order_by(ConsentEvent.id))]
     activity = [{"type": a.type, "properties": a.properties, "at": _iso(a.at)}
-                for a in s.scalars(select(ActivityEvent).where(
-                    ActivityEvent.subscriber_id == sid).order_by(ActivityEvent.at,
-                                                                 ActivityEvent.id))]
+                for a in s.scalars(_latest(select(ActivityEvent).where(
+                    ActivityEvent.subscriber_id == sid), (ActivityEvent.at, ActivityEvent.id),
+                    recent))]
     deliveries = [{
         "campaign_id": d.campaign_id, "campaign": name, "subject": subject,
         "list": slug(d.list_id), "status": d.status, "attempts": d.attempts,
@@ -80,8 +89,8 @@ def _export(s: Session, rt: Runtime, sub: Subscriber) -> dict[str, Any]:
                                     .join(Campaign, Campaign.id == Delivery.campaign_id)
                                     .where(Delivery.subscriber_id == sid).order_by(Delivery.id))]
     engagement = [{"campaign_id": e.campaign_id, "kind": e.kind, "url": e.url, "at": _iso(e.at)}
-                  for e in s.scalars(select(Engagement).where(Engagement.subscriber_id == sid)
-                                     .order_by(Engagement.id))]
+                  for e in s.scalars(_latest(select(Engagement).where(
+                      Engagement.subscriber_id == sid), (Engagement.id,), recent))]
     inbound = [{
         "id": m.id, "received_at": _iso(m.received_at), "message_id": m.message_id,
         "envelope_from": m.envelope_from, "envelope_to": m.envelope_to, "size": m.size,
@@ -262,6 +271,16 @@ def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
         return data
 
 
+def history(rt: Runtime, subscriber_id: int, *, recent: int = 500) -> dict[str, Any]:
+    """The export's picture of one subscriber for the admin's detail page, with only the most
+    recent activity and engagement (the caller audits the view)."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        return _export(s, rt, sub, recent=recent)
+
+
 def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
     """An admin's erasure of one subscriber; returns the keyed hash that stays suppressed."""
     with rt.db.session() as s:
@@ -269,12 +288,3 @@ def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
         if sub is None:
             raise NotFound("no such subscriber")
         return _erase(s, rt, sub, origin)
-
-
-def history(rt: Runtime, subscriber_id: int) -> dict[str, Any]:
-    """Everything held about one subscriber, for the admin's detail page (the page audits)."""
-    with rt.db.session() as s:
-        sub = s.get(Subscriber, subscriber_id)
-        if sub is None:
-            raise NotFound("no such subscriber")
-        return _export(s, rt, sub)
