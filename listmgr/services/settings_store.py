@@ -235,7 +235,10 @@ def generate_dkim(rt: Runtime, *, selector: str, domain: str = "") -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    selector = BY_KEY["dkim_selector"].check(selector)
+    try:
+        selector = _selector(selector)
+    except ValueError as exc:
+        raise ValidationError(f"DKIM selector: {exc}", field="dkim_selector") from None
     if not selector:
         raise ValidationError("choose a selector, e.g. mail2024", field="dkim_selector")
     try:

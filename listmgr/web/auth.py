@@ -138,17 +138,17 @@ def record(action: str, target_type: str = "", target_id: object = "", **detail:
                  token_id=p.token_id if p else None)
 
 
-_token_seen: dict[int, float] = {}
 _token_lock = threading.Lock()
 
 
 def _token_due(token_id: int) -> bool:
     """True at most once a minute per token in this process (reads are many; one line will do)."""
     now = time.monotonic()
+    seen: dict[int, float] = current_runtime().state.setdefault("audited_token_use", {})
     with _token_lock:
-        if now - _token_seen.get(token_id, -1e9) < 60:
+        if now - seen.get(token_id, -1e9) < 60:
             return False
-        _token_seen[token_id] = now
+        seen[token_id] = now
         return True
 
 

@@ -1,0 +1,398 @@
+"""The admin pages do what they say: lists, subscribers, users, tokens, audit, settings,
+suppression, outbox, dashboard; bad input gets a clear message and changes nothing."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from listmgr.models import (ApiToken, AuditLog, ConsentEvent, MailingList, Membership,
+                            SettingValue, Subscriber, Suppression, User)
+from listmgr.services import lists, settings_store, subscribers
+from listmgr.services.subscriptions import Origin
+from tests.admin_support import (PASSWORD, accounts_by_role, csrf_from, post_form,  # noqa: F401
+                                 session_login)
+from tests.conftest import drain
+
+
+@pytest.fixture
+def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    session_login(client, rt, accounts_by_role["owner"])
+    return client
+
+
+def _count(rt, column, *where):  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:
+        return s.scalar(select(func.count(column)).where(*where))
+
+
+def _audit(rt, action):  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:
+        return list(s.scalars(select(AuditLog).where(AuditLog.action == action)
+                              .order_by(AuditLog.id)))
+
+
+def _people(rt, n=3, slug="news"):  # type: ignore[no-untyped-def]
+    lists.create(rt, slug=slug, name="News", postal_address="1 Main St")
+    ids = []
+    for i, (email, name) in enumerate([("ada@example.org", "Ada Lovelace"),
+                                       ("alan@example.org", "Alan Turing"),
+                                       ("grace@example.org", "Grace Hopper")][:n]):
+        ids.append(subscribers.create(rt, email=email, name=name, lists=[slug],
+                                      status="confirmed", consent=f"paper form #{i}",
+                                      origin=Origin(source="test", actor="test")))
+    return ids
+
+
+# -- lists ---------------------------------------------------------------------------------------
+def test_create_and_edit_a_list_with_its_embed_code(owner, rt):  # type: ignore[no-untyped-def]
+    resp = post_form(owner, "/admin/lists/new", "/admin/lists/new", {
+        "slug": "weekly", "name": "Weekly", "opt_in": "double", "from_name": "The Team",
+        "from_email": "Team@Example.org", "postal_address": "2 Side St, Town"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/lists/weekly"
+    page = owner.get("/admin/lists/weekly")
+    assert page.status_code == 200 and "2 Side St, Town" in page.text
+    assert "action=&#34;http://listmgr.test/subscribe/weekly&#34;" in page.text or \
+        "http://listmgr.test/subscribe/weekly" in page.text
+    embed = owner.get("/subscribe/weekly/embed")
+    assert embed.status_code == 200 and 'name="email"' in embed.text
+    resp = post_form(owner, "/admin/lists/weekly", "/admin/lists/weekly", {
+        "name": "Weekly digest", "opt_in": "single", "from_email": "news@example.org",
+        "postal_address": "3 New Rd"})
+    assert resp.status_code == 302
+    info = lists.get(rt, "weekly")
+    assert (info.name, info.opt_in, info.from_email, info.postal_address) == (
+        "Weekly digest", "single", "news@example.org", "3 New Rd")
+    assert [e.target_id for e in _audit(rt, "list.edit")] == ["weekly"]
+
+
+def test_bad_list_input_is_explained_and_changes_nothing(owner, rt):  # type: ignore[no-untyped-def]
+    bad = post_form(owner, "/admin/lists/new", "/admin/lists/new",
+                    {"slug": "Not A Slug!", "name": "X", "opt_in": "double"})
+    assert bad.status_code == 422 and "slug" in bad.text
+    assert _count(rt, MailingList.id) == 0
+    lists.create(rt, slug="kept", name="Kept", from_email="a@example.org")
+    bad = post_form(owner, "/admin/lists/kept", "/admin/lists/kept",
+                    {"name": "Changed", "from_email": "not an address", "opt_in": "double"})
+    assert bad.status_code == 422 and "not valid" in bad.text
+    info = lists.get(rt, "kept")
+    assert (info.name, info.from_email) == ("Kept", "a@example.org")
+
+
+# -- subscribers ---------------------------------------------------------------------------------
+def test_search_filters_and_paging(owner, rt):  # type: ignore[no-untyped-def]
+    _people(rt)
+    lists.create(rt, slug="other", name="Other")
+    page = owner.get("/admin/subscribers?q=al")
+    assert "alan@example.org" in page.text and "ada@example.org" not in page.text
+    exact = owner.get("/admin/subscribers?q=Grace@Example.org")
+    assert "grace@example.org" in exact.text and "alan@" not in exact.text
+    by_name = owner.get("/admin/subscribers?q=ada%20lov")
+    assert "ada@example.org" in by_name.text
+    none = owner.get("/admin/subscribers?list=other")
+    assert "Nobody matches" in none.text
+    confirmed = owner.get("/admin/subscribers?list=news&status=confirmed")
+    assert confirmed.text.count("@example.org</a>") == 3
+    assert owner.get("/admin/subscribers?status=bogus").status_code == 422
+    assert owner.get("/admin/subscribers?page=0").status_code == 422
+
+
+def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    [sid] = _people(rt, 1)
+    page = owner.get(f"/admin/subscribers/{sid}")
+    assert page.status_code == 200
+    assert "paper form #0" in page.text and "Consent history" in page.text
+    [entry] = _audit(rt, "subscriber.view")
+    assert entry.target_id == str(sid) and entry.actor == accounts_by_role["owner"].email
+    proof = owner.get(f"/admin/subscribers/{sid}/consent")
+    assert proof.status_code == 200 and "Proof of consent" in proof.text
+    assert "paper form #0" in proof.text
+    assert owner.get("/admin/subscribers/424242").status_code == 404
+
+
+def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):  # type: ignore[no-untyped-def]
+    lists.create(rt, slug="news", name="News")
+    bad = post_form(owner, "/admin/subscribers/new", "/admin/subscribers/new", {
+        "email": "x@example.org", "lists": ["news"], "status": "confirmed", "consent": ""})
+    assert bad.status_code == 422 and "consent basis" in bad.text
+    assert _count(rt, Subscriber.id) == 0
+    resp = post_form(owner, "/admin/subscribers/new", "/admin/subscribers/new", {
+        "email": "New@Example.org", "name": "Newt", "lists": ["news"], "status": "confirmed",
+        "consent": "signed up at the fair"})
+    assert resp.status_code == 302
+    sid = int(resp.headers["Location"].rsplit("/", 1)[1])
+    detail = f"/admin/subscribers/{sid}"
+    resp = post_form(owner, detail, f"{detail}/edit", {"name": "Newt Scamander",
+                                                        "consent_tracking": "1"})
+    assert resp.status_code == 302
+    info = subscribers.get(rt, sid)
+    assert info.name == "Newt Scamander" and info.consents["tracking"] is True
+    bad = post_form(owner, detail, f"{detail}/edit", {"name": "two\nlines"})
+    assert bad.status_code == 422
+    assert subscribers.get(rt, sid).name == "Newt Scamander"
+    resp = post_form(owner, detail, f"{detail}/unsubscribe", {"list": "news"})
+    assert resp.status_code == 302
+    assert subscribers.get(rt, sid).lists == [{"slug": "news", "status": "unsubscribed"}]
+    with rt.db.session() as s:
+        kinds = list(s.scalars(select(ConsentEvent.kind).where(
+            ConsentEvent.subscriber_id == sid).order_by(ConsentEvent.id)))
+    assert "unsubscribe" in kinds
+    resp = post_form(owner, detail, f"{detail}/unsubscribe", {})
+    assert subscribers.get(rt, sid).suppressed == "unsubscribed_all"
+
+
+def test_erase_needs_the_typed_address_then_removes_everything(owner, rt):  # type: ignore[no-untyped-def]
+    [sid, other] = _people(rt, 2)
+    url = f"/admin/subscribers/{sid}/erase"
+    wrong = post_form(owner, url, url, {"confirm_email": "someone@else.org"})
+    assert wrong.status_code == 422 and "exactly" in wrong.text
+    assert _count(rt, Subscriber.id) == 2
+    resp = post_form(owner, url, url, {"confirm_email": "ADA@example.org"})
+    assert resp.status_code == 302
+    with rt.db.session() as s:
+        assert s.get(Subscriber, sid) is None and s.get(Subscriber, other) is not None
+        assert s.scalar(select(Suppression.reason).where(
+            Suppression.email_hash == rt.email_hash("ada@example.org"))) == "erased"
+    assert _audit(rt, "subscriber.erase")
+
+
+def test_export_one_subscriber_is_audited(owner, rt):  # type: ignore[no-untyped-def]
+    [sid] = _people(rt, 1)
+    resp = owner.get(f"/admin/subscribers/{sid}/export")
+    assert resp.status_code == 200 and resp.json["subscriber"]["email"] == "ada@example.org"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    assert [e.target_id for e in _audit(rt, "people.export")] == [str(sid)]
+
+
+def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    [sid] = _people(rt, 1)
+    session_login(client, rt, accounts_by_role["editor"])
+    page = client.get(f"/admin/subscribers/{sid}")
+    assert page.status_code == 200
+    assert "Erase" not in page.text and "Download data" not in page.text
+    assert client.get(f"/admin/subscribers/{sid}/export").status_code == 403
+    assert client.get(f"/admin/subscribers/{sid}/erase").status_code == 403
+
+
+def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    _people(rt)
+    session_login(client, rt, accounts_by_role["analyst"])
+    page = client.get("/admin/")
+    assert page.status_code == 200 and "Confirmed subscribers" in page.text
+    for path in ("/admin/", "/admin/lists", "/admin/lists/news", "/admin/charts/growth.svg"):
+        text = client.get(path).get_data(as_text=True)
+        assert "@example.org" not in text and "Lovelace" not in text, path
+    assert "/admin/subscribers" not in page.text  # no link to pages it may not open
+
+
+def test_charts_are_inert_svg(owner, rt):  # type: ignore[no-untyped-def]
+    _people(rt)
+    for path in ("/admin/charts/growth.svg?days=90", "/admin/charts/campaigns.svg"):
+        resp = owner.get(path)
+        assert resp.status_code == 200 and resp.mimetype == "image/svg+xml"
+        assert b"<script" not in resp.data and b"<svg" in resp.data
+        assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+    assert owner.get("/admin/charts/growth.svg?days=x").status_code == 422
+
+
+# -- users and tokens ----------------------------------------------------------------------------
+def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    resp = post_form(owner, "/admin/users", "/admin/users", {
+        "email": "new@staff.example.org", "role": "analyst", "password": "0123456789abc"})
+    assert resp.status_code == 302
+    bad = post_form(owner, "/admin/users", "/admin/users", {
+        "email": "short@staff.example.org", "role": "analyst", "password": "short"})
+    assert bad.status_code == 422
+    assert _count(rt, User.id, User.email == "short@staff.example.org") == 0
+    me = accounts_by_role["owner"].id
+    demote = post_form(owner, "/admin/users", f"/admin/users/{me}",
+                       {"role": "admin", "active": ["0", "1"]})
+    assert demote.status_code == 409 and "last active owner" in demote.text
+    with rt.db.session() as s:
+        assert s.get(User, me).role == "owner"
+    assert [e.detail["role"] for e in _audit(rt, "user.create")] == ["analyst"]
+
+
+def test_tokens_are_shown_once_stored_hashed_and_revocable(owner, rt, app):  # type: ignore[no-untyped-def]
+    resp = post_form(owner, "/admin/tokens", "/admin/tokens", {"name": "ci", "role": "editor"})
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    token = resp.text.split('id="new-token" value="', 1)[1].split('"', 1)[0]
+    assert token.startswith("lm_")
+    with rt.db.session() as s:
+        row = s.scalar(select(ApiToken).where(ApiToken.name == "ci"))
+        assert token not in (row.token_hash, row.prefix) and row.role == "editor"
+    assert token not in owner.get("/admin/tokens").text
+    api = app.test_client()
+    assert api.get("/api/lists", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert api.get("/api/users", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    with rt.db.session() as s:
+        assert s.get(ApiToken, row.id).last_used_at is not None
+    assert "never" not in owner.get("/admin/tokens").text.split("ci</td>", 1)[1].split("</tr>")[0]
+    resp = post_form(owner, "/admin/tokens", f"/admin/tokens/{row.id}/revoke", {})
+    assert resp.status_code == 302
+    assert api.get("/api/lists", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert _audit(rt, "token.create") and _audit(rt, "token.revoke")
+
+
+def test_token_role_never_above_the_user(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    session_login(client, rt, accounts_by_role["editor"])
+    resp = post_form(client, "/admin/tokens", "/admin/tokens", {"name": "x", "role": "owner"})
+    assert resp.status_code == 403
+    assert _count(rt, ApiToken.id) == 0
+
+
+def test_token_use_is_audited_once_a_minute_and_every_change(api, rt):  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        assert api.get("/api/lists").status_code == 200
+    assert len(_audit(rt, "token.use")) == 1
+    assert api.post("/api/lists", json={"slug": "a", "name": "A"}).status_code == 201
+    assert api.post("/api/lists", json={"slug": "a", "name": "A"}).status_code == 409
+    calls = _audit(rt, "api.call")
+    assert [(c.detail["method"], c.detail["status"]) for c in calls] == [("POST", 201),
+                                                                       ("POST", 409)]
+
+
+def test_audit_page_and_api_filter(owner, api, rt):  # type: ignore[no-untyped-def]
+    [sid] = _people(rt, 1)
+    owner.get(f"/admin/subscribers/{sid}")
+    api.get("/api/lists")
+    table = owner.get("/admin/audit?action=subscriber.").text.split('id="audit-table"')[1]
+    assert "subscriber.view" in table and "token.use" not in table
+    assert "token.use" in owner.get("/admin/audit").text.split('id="audit-table"')[1]
+    resp = api.get(f"/api/audit?action=subscriber.view&target_id={sid}")
+    assert resp.status_code == 200 and resp.json["total"] == 1
+    assert resp.json["items"][0]["target_type"] == "subscriber"
+    assert api.get("/api/audit?since=yesterday").status_code == 422
+
+
+def test_api_reads_of_a_subscriber_are_audited(api, rt):  # type: ignore[no-untyped-def]
+    [sid] = _people(rt, 1)
+    assert api.get(f"/api/subscribers/{sid}").status_code == 200
+    [entry] = _audit(rt, "subscriber.view")
+    assert entry.target_id == str(sid) and entry.token_id is not None
+
+
+# -- settings ------------------------------------------------------------------------------------
+def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyped-def]
+    resp = post_form(owner, "/admin/settings", "/admin/settings", {
+        "smtp_url": "smtp://mailer:s3cret@smtp.example.org:587?starttls=1",
+        "send_rate": "25", "mail_domain": "Lists.Example.ORG"})
+    assert resp.status_code == 302
+    settings = settings_store.effective(rt)
+    assert settings.send_rate == 25 and settings.mail_domain == "lists.example.org"
+    page = owner.get("/admin/settings")
+    assert "s3cret" not in page.text and "mailer:•••@smtp.example.org" in page.text
+    [entry] = _audit(rt, "settings.change")
+    assert sorted(entry.detail["keys"]) == ["mail_domain", "send_rate", "smtp_url"]
+    bad = post_form(owner, "/admin/settings", "/admin/settings", {
+        "send_rate": "fast", "mail_domain": "changed.example.org"})
+    assert bad.status_code == 422 and "Messages per second" in bad.text
+    assert settings_store.effective(rt).mail_domain == "lists.example.org"
+    bad = post_form(owner, "/admin/settings", "/admin/settings", {"smtp_url": "http://x"})
+    assert bad.status_code == 422
+    reset = post_form(owner, "/admin/settings", "/admin/settings", {"reset": ["send_rate"]})
+    assert reset.status_code == 302
+    assert settings_store.effective(rt).send_rate == 0
+    with rt.db.session() as s:
+        assert s.get(SettingValue, "send_rate") is None
+
+
+def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def]
+    resp = post_form(owner, "/admin/settings", "/admin/settings/dkim",
+                     {"dkim_selector": "mail2026", "dkim_domain": "example.org"})
+    assert resp.status_code == 302
+    page = owner.get("/admin/settings")
+    assert "mail2026._domainkey.example.org. IN TXT" in page.text and "v=DKIM1; k=rsa; p=" in \
+        page.text
+    assert "PRIVATE KEY" not in page.text
+    data = api.get("/api/settings").json
+    assert data["dkim_record"].startswith("mail2026._domainkey.example.org.")
+    assert "PRIVATE" not in str(data)
+    assert settings_store.effective(rt).dkim_private_key_path.endswith(".pem")
+    bad = api.post("/api/settings/dkim", json={"selector": "bad selector!"})
+    assert bad.status_code == 422
+
+
+# -- suppression, outbox, inbound ----------------------------------------------------------------
+def test_suppression_add_lift_and_erased_stays(owner, rt, api):  # type: ignore[no-untyped-def]
+    resp = post_form(owner, "/admin/suppression", "/admin/suppression",
+                     {"email": "Spam.Trap@Example.org", "detail": "known trap"})
+    assert resp.status_code == 302
+    dup = post_form(owner, "/admin/suppression", "/admin/suppression",
+                    {"email": "spam.trap@example.org"})
+    assert dup.status_code == 409
+    assert _count(rt, Suppression.id) == 1
+    page = owner.get("/admin/suppression?q=spam")
+    assert "spam.trap@example.org" in page.text
+    listed = api.get("/api/suppression?reason=manual").json
+    [entry] = listed["items"]
+    with rt.db.session() as s:
+        s.add(Suppression(email_hash="f" * 64, email=None, reason="erased"))
+    erased_id = api.get("/api/suppression?reason=erased").json["items"][0]["id"]
+    assert api.delete(f"/api/suppression/{erased_id}").status_code == 409
+    resp = post_form(owner, "/admin/suppression", f"/admin/suppression/{entry['id']}/remove", {})
+    assert resp.status_code == 302
+    assert _count(rt, Suppression.id) == 1
+
+
+@pytest.fixture
+def embedded(make_runtime):  # type: ignore[no-untyped-def]
+    from listmgr.app import create_app
+
+    rt = make_runtime(smtp_url="")
+    app = create_app(rt=rt, migrate=False)
+    return rt, app
+
+
+def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no-untyped-def]
+    from listmgr.services import accounts
+    from tests.admin_support import Account
+
+    rt, app = embedded  # the only runtime here: its worker writes to the dev outbox
+    editor = Account(accounts.create_user(rt, email="ed@staff.example.org", password=PASSWORD,
+                                          role="editor"), "ed@staff.example.org", "editor")
+    lists.create(rt, slug="news", name="News")
+    client = app.test_client()
+    client.post("/subscribe/news", data={"email": "new@example.org", "name": "New"})
+    drain(rt)
+    newcomer = client.get("/dev/outbox")  # the README's first look works without an account
+    assert newcomer.status_code == 200 and "new@example.org" in newcomer.text
+    assert client.get("/admin/outbox").status_code == 302  # the admin copy needs sign-in
+    session_login(client, rt, editor)
+    page = client.get("/admin/outbox")
+    assert page.status_code == 200 and "new@example.org" in page.text
+    mail_id = int(page.text.split("/admin/outbox/", 1)[1].split('"', 1)[0])
+    detail = client.get(f"/admin/outbox/{mail_id}")
+    assert detail.status_code == 200 and "Auto-Submitted" in detail.text
+    assert 'sandbox src="/admin/outbox/' in detail.text
+    html = client.get(f"/admin/outbox/{mail_id}/html")
+    assert html.headers["Content-Security-Policy"].startswith("sandbox")
+    assert client.get(f"/admin/outbox/{mail_id}.eml").mimetype == "message/rfc822"
+
+
+def test_inbound_inbox_mark_handled(owner, rt):  # type: ignore[no-untyped-def]
+    inbound = pytest.importorskip("listmgr.services.inbound")
+    raw = (b"From: someone@example.net\r\nTo: news@lists.example.test\r\n"
+           b"Subject: A question about your shop\r\nMessage-ID: <q1@example.net>\r\n\r\n"
+           b"Hello, do you ship to Norway?\r\n")
+    stored = inbound.store(rt, raw, envelope_from="someone@example.net",
+                           envelope_to="news@lists.example.test")
+    drain(rt)
+    page = owner.get("/admin/inbound")
+    assert "A question about your shop" in page.text
+    mid = stored.id
+    detail = owner.get(f"/admin/inbound/{mid}")
+    assert detail.status_code == 200 and "do you ship to Norway?" in detail.text
+    resp = post_form(owner, f"/admin/inbound/{mid}", f"/admin/inbound/{mid}",
+                     {"action": "handled"})
+    assert resp.status_code == 302
+    assert "A question about your shop" not in owner.get("/admin/inbound").text
+    assert "A question" in owner.get("/admin/inbound?view=handled").text
+    assert owner.get("/admin/inbound?view=bogus").status_code == 422
+
+
+def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped-def]
+    _people(rt)
+    page = owner.get("/admin/lists")
+    assert "/admin/subscribers?list=news&amp;status=confirmed" in page.text
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count(Membership.id))) == 3
