@@ -234,8 +234,9 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     return digest
 
 
-def _subscriber_for_token(s: Session, rt: Runtime, manage_token: str) -> Subscriber | None:
-    return s.get(Subscriber, rt.tokens.read_manage(manage_token), with_for_update=True)
+def _subscriber_for_token(s: Session, rt: Runtime, manage_token: str,
+                          lock: bool = False) -> Subscriber | None:
+    return s.get(Subscriber, rt.tokens.read_manage(manage_token), with_for_update=lock)
 
 
 def export_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> dict[str, Any]:
@@ -253,7 +254,7 @@ def export_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> dict[s
 def erase_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
     """The person's own erasure; repeating it is harmless."""
     with rt.db.session() as s:
-        sub = _subscriber_for_token(s, rt, manage_token)
+        sub = _subscriber_for_token(s, rt, manage_token, lock=True)
         if sub is not None:
             _erase(s, rt, sub, origin)
 
