@@ -237,6 +237,8 @@ class Campaign(SQLModel, table=True):
     reply_to: str = Field(default="", max_length=320)
     content_format: str = Field(default="html", max_length=16)  # html markdown
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    layout: str = Field(default="", sa_column=Column(Text, nullable=False, default="",
+                                                     server_default=""))  # "" = built-in
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     lists: list[str] = _json_list()
     segment_id: Optional[int] = _fk("segment.id", ondelete="SET NULL", nullable=True,
@@ -270,6 +272,7 @@ class Delivery(SQLModel, table=True):
     in_flight: bool = Field(default=False)      # handed to SMTP, answer not yet recorded
     possibly_duplicate: bool = Field(default=False)
     sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    attempted_at: Optional[datetime] = Field(default=None, sa_type=DateTime)  # last outcome
     smtp_server: str = Field(default="", max_length=200)
     error: str = Field(default="", max_length=1000)
     bounced: bool = Field(default=False)

@@ -20,9 +20,13 @@ from listmgr.errors import ConfigError
 class TemporaryFailure(Exception):
     """4xx or a connection problem: try again later."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *,
+                 ambiguous: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        # The connection broke after the whole message went out and before the server
+        # answered: it may have been accepted, so a retry may deliver it twice.
+        self.ambiguous = ambiguous
 
 
 class PermanentFailure(Exception):
@@ -116,6 +120,7 @@ class SmtpConnection:
         self.server = server
         self.throttle = throttle or Throttle(server.rate)
         self._smtp: smtplib.SMTP | None = None
+        self._payload_sent = False
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
@@ -156,6 +161,82 @@ class SmtpConnection:
             raise (PermanentFailure if code >= 500 else TemporaryFailure)(
                 f"{code} {msg!r}", code)
 
+    def send_prepared(self, mail_from: str, rcpt: str, data: bytes) -> None:
+        """send() for one recipient of a message with CRLF line ends (the campaign fast path):
+        MAIL, RCPT and DATA go out in one write when the server offers PIPELINING, and a
+        connection found closed before anything was sent is reopened once."""
+        self.throttle.wait()
+        payload = data.replace(b"\r\n.", b"\r\n..")
+        if payload[:1] == b".":
+            payload = b"." + payload
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        payload += b".\r\n"
+        for attempt in (1, 2):
+            reused = self._smtp is not None
+            self._payload_sent = False
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                self._transaction(self._smtp, mail_from, rcpt, payload)
+                return
+            except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+                self.close()
+                if self._payload_sent:
+                    raise TemporaryFailure(f"connection lost after the message was sent: "
+                                           f"{exc.__class__.__name__}: {exc}",
+                                           ambiguous=True) from exc
+                if attempt == 1 and reused:
+                    continue  # the server closed an idle connection: reopen and retry once
+                raise _classify_smtp_error(exc) from exc
+            except smtplib.SMTPException as exc:
+                self.close()
+                raise _classify_smtp_error(exc) from exc
+
+    def _transaction(self, smtp: smtplib.SMTP, mail_from: str, rcpt: str,
+                     payload: bytes) -> None:
+        """One SMTP transaction; raises Temporary/PermanentFailure on a refusal."""
+        commands = [f"MAIL FROM:<{mail_from}>\r\n".encode("ascii"),
+                    f"RCPT TO:<{rcpt}>\r\n".encode("ascii"), b"DATA\r\n"]
+        replies: list[tuple[int, bytes]] = []
+        if smtp.has_extn("pipelining"):
+            smtp.send(b"".join(commands))
+            for _ in commands:
+                try:
+                    replies.append(smtp.getreply())
+                except smtplib.SMTPServerDisconnected:
+                    if not replies or replies[-1][0] in (250, 251, 354):
+                        raise
+                    replies.append((421, b"connection closed by the server"))
+                    break
+        else:
+            for command in commands:
+                smtp.send(command)
+                replies.append(smtp.getreply())
+                if replies[-1][0] not in (250, 251, 354):
+                    break
+        if [code for code, _ in replies] in ([250, 250, 354], [250, 251, 354]):
+            smtp.send(payload)
+            self._payload_sent = True
+            code, msg = smtp.getreply()
+            if code == 250:
+                return
+            refusal: tuple[int, bytes] = (code, msg)
+            sent = True
+        else:
+            refusal = next((r for r in replies if r[0] not in (250, 251, 354)), replies[-1])
+            sent = False
+            if replies[-1][0] == 354 and refusal[0] != 421:  # in DATA mode anyway: end it empty
+                smtp.send(b".\r\n")
+                smtp.getreply()
+        code, msg = refusal
+        text = f"{code} {msg.decode('utf-8', 'replace')}"
+        if code == 421 or code == -1:  # the server is closing the connection
+            self.close()
+        elif not sent:
+            self._reset()
+        raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code)
+
     def _reset(self) -> None:
         try:
             if self._smtp is not None:
@@ -191,6 +272,9 @@ class DevOutboxConnection:
         with self.db.session() as s:
             s.add(DevMail(mail_from=mail_from[:500], rcpt_to=", ".join(rcpts)[:500],
                           subject=subject, raw=data))
+
+    def send_prepared(self, mail_from: str, rcpt: str, data: bytes) -> None:
+        self.send(mail_from, rcpt, data)
 
     def close(self) -> None:
         pass

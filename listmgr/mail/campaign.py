@@ -1,0 +1,308 @@
+"""The per-campaign fast path: templates compiled once, shared MIME parts prepared once, only the
+per-recipient parts filled in (To, Subject, Message-ID, tokens, bodies). Pure; no I/O.
+
+The standard library's EmailMessage costs over a millisecond per message; this assembles bytes
+directly. Header values taken from profile data lose their control characters (no injection).
+"""
+from __future__ import annotations
+
+import binascii
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any, Mapping
+
+from listmgr.mail import compose, content
+from listmgr.mail.dkim import DkimSigner
+from listmgr.tokens import Tokens
+
+CRLF = "\r\n"
+_NEWLINES = re.compile(r"\r\n?")
+
+
+class RenderError(Exception):
+    """This recipient's message cannot be built (template failure or unusable address)."""
+
+
+# -- what templates see ----------------------------------------------------------------------
+class FieldsView:
+    """Custom fields by key (`fields.city` or `fields["city"]`); a missing one renders empty."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None) -> None:
+        self._data = data or {}
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        value = self._data.get(key)
+        return content.SafeUndefined(name=key) if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.__getattr__(key) if isinstance(key, str) else content.SafeUndefined()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._data.get(key)
+        return default if value is None else value
+
+    def items(self) -> Any:
+        return self._data.items()
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in self._data.items())
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    email: str
+    name: str
+    fields: FieldsView
+    interests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListView:
+    id: int
+    name: str
+    slug: str
+    description: str
+    postal_address: str
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    id: int
+    name: str
+
+
+content.CampaignEnvironment.trusted_types.update(
+    {FieldsView, SubscriberView, ListView, CampaignView})
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One row of the ledger with what the message needs."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    list_id: int
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    interests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything fixed for one campaign."""
+
+    campaign_id: int
+    campaign_name: str
+    content: content.Content
+    from_name: str
+    from_email: str
+    reply_to: str
+    lists: Mapping[int, ListView]
+    mail_domain: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    envelope_from: str
+    rcpt: str
+    data: bytes
+    message_id: str
+
+
+def sample_context(setup_lists: Mapping[int, ListView], *, campaign_id: int = 0,
+                   campaign_name: str = "", fields: Mapping[str, Any] | None = None,
+                   base_url: str = "https://example.org") -> dict[str, Any]:
+    """A made-up recipient for save-time checks."""
+    lst = next(iter(setup_lists.values()), ListView(0, "List", "list", "", "1 Example Street"))
+    return {"subscriber": SubscriberView("someone@example.org", "Sample Person",
+                                         FieldsView(fields or {}), ("sample",)),
+            "list": lst, "campaign": CampaignView(campaign_id, campaign_name),
+            "unsubscribe_url": f"{base_url}/u/sample", "manage_url": f"{base_url}/p/sample"}
+
+
+# -- header helpers --------------------------------------------------------------------------
+def header_text(value: Any) -> str:
+    """Profile data fit for a header: control characters become spaces, runs collapse."""
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if text.isprintable():
+        return text.strip()
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def encoded_words(value: str) -> str:
+    """RFC 2047 base64 words of at most 75 characters, never splitting a UTF-8 sequence."""
+    raw = value.encode("utf-8")
+    words = []
+    i = 0
+    while i < len(raw):
+        j = min(i + 45, len(raw))
+        while j < len(raw) and raw[j] & 0xC0 == 0x80:
+            j -= 1
+        words.append("=?utf-8?b?" + binascii.b2a_base64(raw[i:j], newline=False).decode()
+                     + "?=")
+        i = j
+    return "\r\n ".join(words)
+
+
+def subject_header(value: str) -> str:
+    if value.isascii() and len(value) <= 900 and "=?" not in value:
+        return value
+    return encoded_words(value)
+
+
+def mailbox(name: str, email: str) -> str:
+    """`"Name" <email>` for a recipient; the address must already be valid."""
+    if not email.isascii() or any(c in email for c in '\r\n<>" ,'):
+        raise RenderError("the address cannot be used in a header")
+    name = header_text(name)
+    if not name:
+        return email
+    if name.isascii():
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'" <{email}>'
+    return f"{encoded_words(name)} <{email}>"
+
+
+def encode_body(text: str) -> tuple[bytes, str]:
+    """(bytes with CRLF line ends, Content-Transfer-Encoding): 7bit when possible, else QP."""
+    text = _NEWLINES.sub("\n", text)
+    if text.isascii() and (len(text) < 999 or max(map(len, text.split("\n"))) < 999):
+        return text.replace("\n", CRLF).encode("ascii"), "7bit"
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n"), "quoted-printable"
+
+
+class _Clock:
+    """The Date header, formatted once a second."""
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.value = ""
+
+    def date(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second, self.value = now, formatdate(now, usegmt=True)
+        return self.value
+
+
+# -- the renderer ----------------------------------------------------------------------------
+class CampaignRenderer:
+    """Compiled once per campaign; `message()` per recipient."""
+
+    def __init__(self, setup: Setup, built: content.Built, tokens: Tokens,
+                 signer: DkimSigner | None = None) -> None:
+        self.setup = setup
+        self.built = built
+        self.tokens = tokens
+        self.signer = signer
+        self.clock = _Clock()
+        self.sep = f"\x1e{secrets.token_hex(8)}\x1e"
+        text = built.text if not built.text_from_html else ""
+        source = ("{% autoescape false %}" + built.subject + self.sep + text
+                  + "{% endautoescape %}" + self.sep + built.html)
+        self.template = content.compile_part(source, "message", html=True)
+        self.campaign_view = CampaignView(setup.campaign_id, setup.campaign_name)
+        domain = setup.mail_domain
+        self.boundary = "=_lm_" + secrets.token_hex(12)  # "=_" never occurs in QP or 7bit text
+        shared = [("MIME-Version", "1.0")]
+        if setup.reply_to:
+            shared.append(("Reply-To", compose.address("", setup.reply_to)))
+        self.from_header = compose.address(setup.from_name, setup.from_email)
+        self.per_list = {
+            lid: [("List-Id", compose.list_id_header(header_text(lst.name), lst.slug, domain)),
+                  ("Precedence", "bulk"),
+                  ("Feedback-ID", f"{setup.campaign_id}:{lid}:campaign:{domain}")]
+            for lid, lst in setup.lists.items()}
+        self.shared = shared
+        self.content_type = ("Content-Type", f'multipart/alternative; boundary="{self.boundary}"')
+        self.parts_head = {
+            (sub, cte): (f"--{self.boundary}\r\nContent-Type: text/{sub}; charset=\"utf-8\"\r\n"
+                         f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode("ascii")
+            for sub in ("plain", "html") for cte in ("7bit", "quoted-printable")}
+        self.preamble = b"This is a multi-part message in MIME format.\r\n"
+        self.closing = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+        self._subjects: dict[str, str] = {}
+
+    # -- rendering ----------------------------------------------------------------------------
+    def context(self, r: Recipient, *, unsubscribe_token: str, manage_token: str) -> dict[str, Any]:
+        base = self.setup.base_url
+        return {"subscriber": SubscriberView(r.email, r.name or "", FieldsView(r.fields),
+                                             tuple(r.interests)),
+                "list": self.setup.lists[r.list_id], "campaign": self.campaign_view,
+                "unsubscribe_url": f"{base}/u/{unsubscribe_token}",
+                "manage_url": f"{base}/p/{manage_token}"}
+
+    def parts(self, ctx: dict[str, Any]) -> tuple[str, str, str]:
+        """(subject, text, html) for one context."""
+        try:
+            out = self.template.render(ctx)
+        except Exception as exc:  # checked at save time; a surprise here fails only this row
+            raise RenderError(f"template: {exc.__class__.__name__}: {exc}") from None
+        pieces = out.split(self.sep)
+        if len(pieces) != 3:
+            raise RenderError("template: the rendered parts could not be told apart")
+        subject, text, html = pieces
+        if self.built.text_from_html:
+            text = content.html_to_text(html)
+        return " ".join(header_text(subject).split()), text, html
+
+    def tokens_for(self, r: Recipient, *, test: bool) -> tuple[str, str, str]:
+        """(unsubscribe, manage, bounce) tokens; a test message's never name a real person."""
+        sid = 0 if test else r.subscriber_id
+        cid = self.setup.campaign_id
+        return (self.tokens.unsubscribe(sid, r.list_id, cid), self.tokens.manage(sid),
+                self.tokens.bounce(sid, cid, r.list_id))
+
+    def message(self, r: Recipient, *, test: bool = False) -> Outgoing:
+        """The complete message for one recipient."""
+        unsub, manage, bounce = self.tokens_for(r, test=test)
+        subject, text, html = self.parts(self.context(r, unsubscribe_token=unsub,
+                                                      manage_token=manage))
+        domain = self.setup.mail_domain
+        if test:
+            subject = f"[Test] {subject}"
+        encoded_subject = self._subjects.get(subject)
+        if encoded_subject is None:
+            encoded_subject = subject_header(subject)
+            if len(self._subjects) < 256:
+                self._subjects[subject] = encoded_subject
+        message_id = f"<{self.setup.campaign_id}.{r.delivery_id}.{secrets.token_hex(6)}@{domain}>"
+        headers = [("From", self.from_header), ("To", mailbox(r.name, r.email)),
+                   ("Subject", encoded_subject), ("Date", self.clock.date()),
+                   ("Message-ID", message_id)]
+        headers += self.shared
+        headers += self.per_list[r.list_id]
+        headers.append(("List-Unsubscribe",
+                        f"<{self.setup.base_url}/u/{unsub}>,\r\n <mailto:unsubscribe+{unsub}"
+                        f"@{domain}?subject=unsubscribe>"))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        if test:
+            headers.append(("X-Listmgr-Test", "yes"))
+        headers.append(self.content_type)
+        text_bytes, text_cte = encode_body(text)
+        html_bytes, html_cte = encode_body(html)
+        body = b"".join((self.preamble, self.parts_head["plain", text_cte], text_bytes, b"\r\n",
+                         self.parts_head["html", html_cte], html_bytes, self.closing))
+        head = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        if self.signer is not None:
+            head = self.signer.header(headers, body) + head
+        data = head.encode("ascii") + b"\r\n" + body
+        return Outgoing(f"bounces+{bounce}@{domain}", r.email, data, message_id)

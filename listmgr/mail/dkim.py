@@ -1,0 +1,113 @@
+"""DKIM signing (RFC 6376, relaxed/relaxed) with RSA-SHA256 or Ed25519-SHA256 (RFC 8463) through
+OpenSSL; pure. dkimpy verifies what this signs (tests); signing here is ~20x faster for RSA.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from listmgr.errors import ConfigError
+
+# Signed once each when present; the second mention "oversigns" (RFC 6376 8.15): nobody can add
+# another instance later without breaking the signature. Both List-Unsubscribe headers always.
+SIGNED = ("from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+          "reply-to", "list-id", "list-unsubscribe", "list-unsubscribe-post", "precedence",
+          "feedback-id")
+OVERSIGNED = ("from", "to", "subject", "reply-to", "list-id", "list-unsubscribe",
+              "list-unsubscribe-post")
+_WSP = re.compile(r"[ \t]{2,}|\t")    # single spaces stay as they are: fewer substitutions
+_BODY_WSP = re.compile(rb"[ \t]{2,}|\t")
+_BODY_EOL_WSP = re.compile(rb" \r\n")
+
+
+def relaxed_header(name: str, value: str) -> str:
+    """One header in relaxed canonical form, without the line end."""
+    return f"{name.lower()}:{_WSP.sub(' ', value.replace(chr(13) + chr(10), '')).strip()}"
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """The body in relaxed canonical form (RFC 6376 3.4.4)."""
+    body = _BODY_EOL_WSP.sub(b"\r\n", _BODY_WSP.sub(b" ", body))
+    body = body.rstrip(b"\r\n")
+    if body.endswith(b" "):
+        body = body.rstrip(b" ")
+    return body + b"\r\n" if body else b""
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    domain: str
+    selector: str
+    algorithm: str          # rsa-sha256 | ed25519-sha256
+    key: object
+
+    def dns_record(self) -> str:
+        """The TXT record value to publish at SELECTOR._domainkey.DOMAIN."""
+        public = self.key.public_key()  # type: ignore[attr-defined]
+        if self.algorithm == "ed25519-sha256":
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
+        der = public.public_bytes(serialization.Encoding.DER,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+def load_key(domain: str, selector: str, pem: bytes) -> DkimKey:
+    """An RSA or Ed25519 private key in PEM; a clear error otherwise."""
+    if not domain or not selector:
+        raise ConfigError("DKIM needs a domain and a selector")
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the DKIM private key: {exc}") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 1024:
+            raise ConfigError("the DKIM RSA key must have at least 1024 bits (2048 advised)")
+        return DkimKey(domain, selector, "rsa-sha256", key)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return DkimKey(domain, selector, "ed25519-sha256", key)
+    raise ConfigError("the DKIM key must be RSA or Ed25519")
+
+
+class DkimSigner:
+    """Signs assembled messages: headers as (name, value) pairs and the body bytes."""
+
+    def __init__(self, key: DkimKey) -> None:
+        self.key = key
+        self._prefix = (f"v=1; a={key.algorithm}; c=relaxed/relaxed; d={key.domain}; "
+                        f"s={key.selector};")
+
+    def _sign(self, data: bytes) -> bytes:
+        key = self.key.key
+        if self.key.algorithm == "ed25519-sha256":
+            return key.sign(hashlib.sha256(data).digest())  # type: ignore[attr-defined]
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+
+    def header(self, headers: list[tuple[str, str]], body: bytes,
+               timestamp: int | None = None) -> str:
+        """The `DKIM-Signature: …` line (with CRLF) to put on top of the message."""
+        by_name: dict[str, list[str]] = {}
+        for name, value in headers:
+            by_name.setdefault(name.lower(), []).append(value)
+        present = [n for n in SIGNED if n in by_name]
+        names = present + [n for n in OVERSIGNED if n in by_name or n in ("reply-to",)]
+        canonical: list[str] = []
+        used: dict[str, int] = {}
+        for name in names:
+            values = by_name.get(name, [])
+            index = len(values) - 1 - used.get(name, 0)   # instances are taken bottom-up
+            used[name] = used.get(name, 0) + 1
+            if index >= 0:
+                canonical.append(relaxed_header(name, values[index]) + "\r\n")
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
+        value = (f"{self._prefix} t={int(timestamp or time.time())};\r\n\th={':'.join(names)};"
+                 f"\r\n\tbh={body_hash};\r\n\tb=")
+        data = "".join(canonical) + relaxed_header("DKIM-Signature", value)
+        signature = base64.b64encode(self._sign(data.encode("utf-8"))).decode()
+        return f"DKIM-Signature: {value}{signature}\r\n"

@@ -1,0 +1,537 @@
+"""Campaigns: draft, update, preview, test, schedule, start (audience -> ledger), pause, resume,
+cancel, stats, and the scheduler's start_due / the sweeper's requeue."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+from sqlalchemy import case, func, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from listmgr.errors import Conflict, ListmgrError, NotFound, ValidationError
+from listmgr.mail import campaign as fast
+from listmgr.mail import content
+from listmgr.mail.compose import clean_header
+from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldDef, Segment,
+                            Subscriber, utcnow)
+from listmgr.runtime import Runtime
+from listmgr.services import ledger
+from listmgr.services.campaign_setup import (list_rows, renderer, resolve_lists, sample_fields,
+                                             settings_of)
+from listmgr.services.subscriptions import normalize_email
+from listmgr.settings import Settings
+
+S = CampaignStatus
+EDITABLE = ("name", "subject", "preheader", "from_name", "from_email", "reply_to",
+            "content_format", "body", "text", "layout", "lists", "segment", "segment_id")
+MAX_TEST_RECIPIENTS = 10
+
+
+# -- views -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stats:
+    audience: int
+    sent: int
+    failed: int
+    skipped: int
+    remaining: int
+    in_progress: int
+    retrying: int
+    bounced: int
+    complained: int
+    unsubscribed: int
+    possibly_duplicate: int
+    timeline: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    subject: str
+    preheader: str
+    from_name: str
+    from_email: str
+    reply_to: str
+    content_format: str
+    body: str
+    text: str
+    layout: str
+    lists: list[str]
+    segment: dict[str, Any] | None
+    segment_id: int | None
+    status: str
+    scheduled_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    created_at: str
+    updated_at: str
+    created_by: str
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str
+    html: str
+    text: str
+    from_header: str
+    to: str
+    list: str
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _info(s: Session, row: Campaign, *, timeline: bool = False) -> CampaignInfo:
+    stats = asdict(_stats(s, row, timeline=timeline))
+    if not timeline:
+        stats.pop("timeline")
+    return CampaignInfo(int(row.id), row.name, row.subject, row.preheader,  # type: ignore[arg-type]
+                        row.from_name, row.from_email, row.reply_to, row.content_format,
+                        row.body, row.text, row.layout, list(row.lists or []),
+                        row.segment_rules, row.segment_id, row.status, _iso(row.scheduled_at),
+                        _iso(row.started_at), _iso(row.finished_at), row.created_at.isoformat(),
+                        row.updated_at.isoformat(), row.created_by, stats)
+
+
+def _get(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    row = s.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"there is no campaign {campaign_id}")
+    return row
+
+
+def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
+    s.add(AuditLog(actor=(actor or "system")[:320], action=action, target_type="campaign",
+                   target_id=str(campaign_id), detail=detail))
+
+
+# -- validation ------------------------------------------------------------------------------
+def _line(value: Any, field: str, limit: int, *, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text", field=field)
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(f"{field} is required", field=field)
+    if len(value) > limit:
+        raise ValidationError(f"{field} is longer than {limit} characters", field=field)
+    return clean_header(value, field)
+
+
+def _text(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text", field=field)
+    if len(value) > 1_000_000:
+        raise ValidationError(f"{field} is too large", field=field)
+    return value
+
+
+def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
+    """Validated values for a campaign row; raises naming the first bad field."""
+    out: dict[str, Any] = {}
+    out["name"] = _line(values.get("name"), "name", 200, required=True)
+    out["from_name"] = _line(values.get("from_name"), "from_name", 200)
+    for key in ("from_email", "reply_to"):
+        raw = values.get(key) or ""
+        out[key] = normalize_email(raw) if raw else ""
+    out["content_format"] = values.get("content_format") or "html"
+    if out["content_format"] not in ("html", "markdown"):
+        raise ValidationError("content_format must be 'html' or 'markdown'",
+                              field="content_format")
+    for key in ("subject", "preheader", "body", "text", "layout"):
+        out[key] = _text(values.get(key), key)
+    if not out["body"].strip():
+        raise ValidationError("the message body is required", field="body")
+    lists = values.get("lists")
+    if not isinstance(lists, list) or not lists or not all(isinstance(x, str) for x in lists):
+        raise ValidationError("choose at least one list (a list of list slugs)", field="lists")
+    out["lists"] = list(dict.fromkeys(lists))
+    resolve_lists(s, out["lists"])
+    segment_id = values.get("segment_id")
+    rules = values.get("segment")
+    if segment_id is not None:
+        if not isinstance(segment_id, int) or s.get(Segment, segment_id) is None:
+            raise ValidationError(f"there is no segment {segment_id!r}", field="segment_id")
+    if rules is not None and not isinstance(rules, dict):
+        raise ValidationError("segment must be a rule object or null", field="segment")
+    out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
+    _audience_where(s, out["lists"], _rules(s, segment_id, rules))   # unknown fields etc.
+    _check_content(s, settings, out)
+    return out
+
+
+def _rules(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
+    """The segment rules in force: inline rules, else the saved segment's."""
+    if rules:
+        return rules
+    if segment_id is not None:
+        segment = s.get(Segment, segment_id)
+        return dict(segment.rules or {}) if segment is not None else {}
+    return {}
+
+
+def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
+    from listmgr.services import segments
+
+    return segments.expression(s, lists=list(lists), rules=rules)
+
+
+def _check_content(s: Session, settings: Settings, values: dict[str, Any]) -> content.Built:
+    views = list_rows(settings, resolve_lists(s, values["lists"]))
+    ctx = fast.sample_context(views, campaign_name=values["name"],
+                              fields=sample_fields(list(s.scalars(select(FieldDef)))),
+                              base_url=settings.base_url)
+    return content.check(content.Content(
+        subject=values["subject"], body=values["body"], content_format=values["content_format"],
+        text=values["text"], preheader=values["preheader"], layout=values["layout"]), ctx)
+
+
+# -- drafts ----------------------------------------------------------------------------------
+def create(rt: Runtime, *, actor: str = "", **values: Any) -> int:
+    """A new draft; every template is checked now, never at send time."""
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        clean = _clean(s, settings, values)
+        row = Campaign(**clean, created_by=actor[:200])
+        s.add(row)
+        s.flush()
+        _audit(s, actor, "campaign.create", int(row.id))  # type: ignore[arg-type]
+        return int(row.id)  # type: ignore[arg-type]
+
+
+def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> None:
+    """Change a draft or scheduled campaign (all fields checked again together)."""
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = _get(s, campaign_id, lock=True)
+        if row.status not in (S.draft.value, S.scheduled.value):
+            raise Conflict(f"a {row.status} campaign cannot be changed", field="status")
+        current = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
+        current["segment"] = row.segment_rules
+        current.update(values)
+        clean = _clean(s, settings, current)
+        for key, value in clean.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+        _audit(s, actor, "campaign.edit", campaign_id, fields=sorted(values))
+
+
+def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
+    """Delete a draft (campaigns that sent anything keep their ledger and stats)."""
+    with rt.db.session() as s:
+        row = _get(s, campaign_id, lock=True)
+        if row.status != S.draft.value:
+            raise Conflict("only drafts can be deleted; cancel it instead", field="status")
+        s.delete(row)
+        _audit(s, actor, "campaign.delete", campaign_id)
+
+
+def get(rt: Runtime, campaign_id: int, *, timeline: bool = False) -> CampaignInfo:
+    with rt.db.session() as s:
+        return _info(s, _get(s, campaign_id), timeline=timeline)
+
+
+def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
+                  limit: int = 50) -> tuple[list[CampaignInfo], int]:
+    with rt.db.session() as s:
+        query = select(Campaign)
+        if status:
+            query = query.where(Campaign.status == status)
+        total = int(s.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        rows = s.scalars(query.order_by(Campaign.id.desc()).offset(offset).limit(limit))
+        return [_info(s, r) for r in rows], total
+
+
+def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any] | None = None,
+                   segment_id: int | None = None) -> int:
+    """How many people a campaign to these lists (and segment) would reach right now."""
+    with rt.db.session() as s:
+        resolve_lists(s, list(lists))
+        where = _audience_where(s, lists, _rules(s, segment_id, segment))
+        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+
+
+def audience(rt: Runtime, campaign_id: int) -> int:
+    """The campaign's audience now (before sending) or as materialized (after)."""
+    with rt.db.session() as s:
+        row = _get(s, campaign_id)
+        if row.status not in (S.draft.value, S.scheduled.value):
+            return row.audience
+        where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
+        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+
+
+# -- preview and test ------------------------------------------------------------------------
+def _recipient(s: Session, row: Campaign, list_ids: list[int], subscriber_id: int | None,
+               email: str | None, to: str | None = None) -> fast.Recipient:
+    sub = None
+    if subscriber_id is not None:
+        sub = s.get(Subscriber, subscriber_id)
+    elif email:
+        sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
+    if (subscriber_id is not None or email) and sub is None:
+        raise NotFound("there is no such subscriber", field="subscriber_id" if email is None
+                       else "email")
+    if sub is None:
+        return fast.Recipient(0, 0, to or "someone@example.org", "Sample Person", list_ids[0],
+                              {}, ())
+    from listmgr.models import Membership, SubscriberInterest
+
+    lid = s.scalar(select(func.min(Membership.list_id)).where(
+        Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids))) or list_ids[0]
+    tags = tuple(s.scalars(select(SubscriberInterest.interest).where(
+        SubscriberInterest.subscriber_id == sub.id)))
+    return fast.Recipient(0, int(sub.id), to or sub.email, sub.name, int(lid),  # type: ignore[arg-type]
+                          dict(sub.fields or {}), tags)
+
+
+def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
+            email: str | None = None) -> Preview:
+    """The message as a chosen subscriber (or a sample person) would get it; links are inert."""
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = _get(s, campaign_id)
+        r, list_ids = renderer(rt, s, row, settings)
+        who = _recipient(s, row, list_ids, subscriber_id, email)
+    unsub, manage, _ = r.tokens_for(who, test=True)
+    subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub, manage_token=manage))
+    return Preview(subject, html, text, r.from_header, fast.mailbox(who.name, who.email),
+                   r.setup.lists[who.list_id].slug)
+
+
+def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id: int | None = None,
+              email: str | None = None, actor: str = "") -> list[dict[str, Any]]:
+    """Send the message, marked as a test, to these addresses now; one result per address."""
+    from listmgr.mail.transport import PermanentFailure, TemporaryFailure
+    from listmgr.services.outbox import transport
+
+    if not isinstance(to, (list, tuple)) or not to:
+        raise ValidationError("give at least one address to send the test to", field="to")
+    if len(to) > MAX_TEST_RECIPIENTS:
+        raise ValidationError(f"at most {MAX_TEST_RECIPIENTS} test addresses", field="to")
+    addresses = [normalize_email(a) for a in to]
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = _get(s, campaign_id)
+        r, list_ids = renderer(rt, s, row, settings)
+        messages = [r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr),
+                              test=True) for addr in addresses]
+        _audit(s, actor, "campaign.test", campaign_id, to=addresses)
+    results = []
+    for addr, out in zip(addresses, messages):
+        try:
+            transport(rt).send_one(out.envelope_from, addr, out.data)
+            results.append({"to": addr, "sent": True, "error": ""})
+        except (PermanentFailure, TemporaryFailure) as exc:
+            results.append({"to": addr, "sent": False, "error": str(exc)})
+    return results
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+def _ready(s: Session, settings: Settings, row: Campaign) -> None:
+    """Refuse to send what cannot be sent compliantly (checked again at start)."""
+    values = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
+    values["segment"] = row.segment_rules
+    _clean(s, settings, values)
+    for lst in list_rows(settings, resolve_lists(s, row.lists)).values():
+        if not lst.postal_address:
+            raise ValidationError(f"the list {lst.slug!r} has no postal address and there is no "
+                                  "default_postal_address: every campaign mail must show one",
+                                  field="lists")
+
+
+def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str = "") -> None:
+    """Schedule for a time (naive UTC or aware), or back to draft with at=None."""
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = _get(s, campaign_id, lock=True)
+        if row.status not in (S.draft.value, S.scheduled.value):
+            raise Conflict(f"a {row.status} campaign cannot be scheduled", field="status")
+        if at is None:
+            row.status, row.scheduled_at = S.draft.value, None
+        else:
+            if at.tzinfo is not None:
+                at = at.astimezone(timezone.utc).replace(tzinfo=None)
+            if at < utcnow() - timedelta(minutes=1):
+                raise ValidationError("choose a time in the future", field="at")
+            _ready(s, settings, row)
+            row.status, row.scheduled_at = S.scheduled.value, at
+        row.updated_at = utcnow()
+        _audit(s, actor, "campaign.schedule", campaign_id, at=_iso(at))
+
+
+def start(rt: Runtime, campaign_id: int, *, actor: str = "",
+          only_from: tuple[str, ...] = (S.draft.value, S.scheduled.value)) -> int:
+    """Send now: materialize the audience into the ledger in one INSERT … SELECT, then wake
+    the workers. Returns the audience; Conflict when another process started it first."""
+    now = utcnow()
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = _get(s, campaign_id)
+        if row.status not in only_from:
+            raise Conflict(f"the campaign is {row.status}", field="status")
+        _ready(s, settings, row)
+        # The status change is the lock: of several schedulers, one UPDATE matches.
+        won = s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
+                                               Campaign.status.in_(only_from))
+                        .values(status=S.sending.value, started_at=now, updated_at=now,
+                                scheduled_at=None)).rowcount
+        if not won:
+            raise Conflict("the campaign was started by someone else", field="status")
+        list_ids = list(resolve_lists(s, row.lists))
+        where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
+        count = int(s.execute(ledger.materialize_statement(campaign_id, list_ids, where))
+                    .rowcount or 0)
+        values: dict[str, Any] = {"audience": count}
+        if count == 0:
+            values.update(status=S.sent.value, finished_at=now)
+        s.execute(sql_update(Campaign).where(Campaign.id == campaign_id).values(**values))
+        _audit(s, actor, "campaign.send", campaign_id, audience=count)
+    if count:
+        rt.enqueue("send_batch", campaign_id)
+    return count
+
+
+def _transition(rt: Runtime, campaign_id: int, *, allowed: tuple[str, ...], to: str,
+                action: str, actor: str, **extra: Any) -> None:
+    with rt.db.session() as s:
+        row = _get(s, campaign_id)
+        done = s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
+                                                Campaign.status.in_(allowed))
+                         .values(status=to, updated_at=utcnow(), **extra)).rowcount
+        if not done:
+            raise Conflict(f"a {row.status} campaign cannot be {action}d", field="status")
+        _audit(s, actor, f"campaign.{action}", campaign_id)
+
+
+def pause(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
+    """Stop sending after the message in flight; resume continues where it stopped."""
+    _transition(rt, campaign_id, allowed=(S.sending.value,), to=S.paused.value,
+                action="pause", actor=actor)
+
+
+def resume(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
+    _transition(rt, campaign_id, allowed=(S.paused.value,), to=S.sending.value,
+                action="resume", actor=actor)
+    rt.enqueue("send_batch", campaign_id)
+
+
+def cancel(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
+    """Stop for good; what was not sent stays unsent."""
+    _transition(rt, campaign_id, allowed=(S.draft.value, S.scheduled.value, S.sending.value,
+                                          S.paused.value),
+                to=S.cancelled.value, action="cancel", actor=actor, finished_at=utcnow())
+
+
+def start_due(rt: Runtime) -> int:
+    """Start every scheduled campaign whose time has come (safe with several schedulers)."""
+    import logging
+
+    with rt.db.session() as s:
+        due = list(s.scalars(select(Campaign.id).where(Campaign.status == S.scheduled.value,
+                                                       Campaign.scheduled_at <= utcnow())))
+    started = 0
+    for cid in due:
+        try:
+            start(rt, cid, actor="scheduler", only_from=(S.scheduled.value,))
+            started += 1
+        except Conflict:
+            continue  # another scheduler won
+        except ListmgrError as exc:  # cannot be sent as it is: back to draft, with the reason
+            logging.getLogger(__name__).warning("scheduled campaign %s not started: %s",
+                                                cid, exc.message)
+            with rt.db.session() as s:
+                s.execute(sql_update(Campaign).where(Campaign.id == cid,
+                                                 Campaign.status == S.scheduled.value)
+                          .values(status=S.draft.value, updated_at=utcnow()))
+                _audit(s, "scheduler", "campaign.schedule", cid, error=exc.message)
+    return started
+
+
+def requeue(rt: Runtime) -> int:
+    """Wake a worker for every sending campaign with work left (the chain fans out again)."""
+    with rt.db.session() as s:
+        ids = list(s.scalars(select(Campaign.id).where(Campaign.status == S.sending.value)))
+        ids = [cid for cid in ids if s.scalar(select(Delivery.id).where(
+            Delivery.campaign_id == cid,
+            Delivery.status.in_((ledger.QUEUED, ledger.CLAIMED))).limit(1)) is not None
+            or _finish_if_done(s, cid)]
+    for cid in ids:
+        rt.enqueue("send_batch", cid)
+    return len(ids)
+
+
+def _finish_if_done(s: Session, campaign_id: int) -> bool:
+    s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
+                                     Campaign.status == S.sending.value)
+              .values(status=S.sent.value, finished_at=utcnow()))
+    return False
+
+
+# -- stats -----------------------------------------------------------------------------------
+def _stats(s: Session, row: Campaign, *, timeline: bool) -> Stats:
+    def flag(column: Any) -> Any:
+        return func.sum(case((column, 1), else_=0))
+
+    counts: dict[str, int] = {}
+    retrying = bounced = complained = unsubscribed = dup = 0
+    for status, n, retry, b, c, u, d in s.execute(
+            select(Delivery.status, func.count(),
+                   func.sum(case(((Delivery.status == ledger.QUEUED)
+                                  & (Delivery.attempts > 0), 1), else_=0)),
+                   flag(Delivery.bounced), flag(Delivery.complained),
+                   flag(Delivery.unsubscribed), flag(Delivery.possibly_duplicate))
+            .where(Delivery.campaign_id == row.id).group_by(Delivery.status)):
+        counts[status] = int(n)
+        retrying += int(retry or 0)
+        bounced, complained = bounced + int(b or 0), complained + int(c or 0)
+        unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
+    buckets: tuple[dict[str, Any], ...] = ()
+    if timeline:
+        buckets = _timeline(s, int(row.id))  # type: ignore[arg-type]
+    audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
+    return Stats(audience=audience, sent=counts.get(ledger.SENT, 0),
+                 failed=counts.get(ledger.FAILED, 0), skipped=counts.get(ledger.SKIPPED, 0),
+                 remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
+                 in_progress=counts.get(ledger.CLAIMED, 0), retrying=retrying,
+                 bounced=bounced, complained=complained, unsubscribed=unsubscribed,
+                 possibly_duplicate=dup, timeline=buckets)
+
+
+def _timeline(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:
+    """Outcomes per minute (by the time each row's outcome was recorded)."""
+    if s.get_bind().dialect.name == "postgresql":
+        minute: Any = func.to_char(func.date_trunc("minute", Delivery.attempted_at),
+                                   'YYYY-MM-DD"T"HH24:MI')
+    else:
+        minute = func.strftime("%Y-%m-%dT%H:%M", Delivery.attempted_at)
+    rows = s.execute(select(minute.label("m"), Delivery.status, func.count())
+                     .where(Delivery.campaign_id == campaign_id,
+                            Delivery.attempted_at.is_not(None),
+                            Delivery.status.in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)))
+                     .group_by("m", Delivery.status).order_by("m"))
+    out: dict[str, dict[str, Any]] = {}
+    for m, status, n in rows:
+        bucket = out.setdefault(m, {"minute": m, "sent": 0, "failed": 0, "skipped": 0})
+        bucket[status] = int(n)
+    return tuple(out.values())
+
+
+def stats(rt: Runtime, campaign_id: int) -> Stats:
+    with rt.db.session() as s:
+        return _stats(s, _get(s, campaign_id), timeline=True)

@@ -1,0 +1,280 @@
+"""Sending a campaign: each job claims a batch under a lease, renders with the campaign's compiled
+templates, hands every message to SMTP over a kept-open connection and records its outcome
+(together with the consent check of the next recipient) before sending the next one.
+
+Jobs chain themselves: a job that claimed rows enqueues one more job while fewer than
+2 x send_connections claims are active (so each new job lands on whichever worker fetches it),
+and enqueues its successor when done. The database holds all the work; the broker only wakes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from listmgr.errors import ListmgrError
+from listmgr.mail.campaign import CampaignRenderer, Recipient, RenderError
+from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SmtpConnection,
+                                    TemporaryFailure, Transport)
+from listmgr.models import Campaign, CampaignStatus, utcnow
+from listmgr.runtime import Runtime
+from listmgr.services import ledger as L
+from listmgr.services.campaign_setup import renderer as build_renderer
+from listmgr.services.campaign_setup import settings_of
+from listmgr.settings import Settings
+
+log = logging.getLogger(__name__)
+TIME_BOX = 30.0             # seconds one job sends before handing over to its successor
+CONNECTION_FAILURES = 3     # in a row: stop this job and come back later
+_HARD = re.compile(r"\b5\.1\.\d+\b")
+Connection = SmtpConnection | DevOutboxConnection
+
+
+class SenderPool:
+    """This process's kept-open connections for campaigns (at most `size` at once)."""
+
+    def __init__(self, settings: Settings, db: Any) -> None:
+        self.key = _pool_key(settings)
+        self.transport = Transport(settings.smtp_url, db, settings.send_rate,
+                                   settings.send_rate_per_server)
+        self.size = max(1, settings.send_connections)
+        self._free: list[Connection] = []
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> Connection | None:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            if self._open < self.size:
+                self._open += 1
+                return self.transport.connection()
+        return None
+
+    def release(self, conn: Connection, *, keep: bool = True) -> None:
+        with self._lock:
+            if keep:
+                self._free.append(conn)
+                return
+            self._open -= 1
+        conn.close()
+
+
+def _pool_key(settings: Settings) -> tuple[Any, ...]:
+    return (settings.smtp_url, settings.send_rate, settings.send_rate_per_server,
+            settings.send_connections)
+
+
+def _pool(rt: Runtime, settings: Settings) -> SenderPool:
+    with _state_lock:
+        pool = rt.state.get("campaign_pool")
+        if pool is None or pool.key != _pool_key(settings):
+            pool = SenderPool(settings, rt.db)   # connections of an old pool close on release
+            rt.state["campaign_pool"] = pool
+        return pool  # type: ignore[no-any-return]
+
+
+_state_lock = threading.Lock()
+
+
+@dataclass
+class _Plan:
+    renderer: CampaignRenderer
+    list_ids: list[int]
+    key: tuple[Any, ...]
+
+
+def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
+    """The campaign's renderer, compiled once per process (and again if anything changed)."""
+    key = (row.updated_at, settings.mail_domain, settings.base_url, settings.dkim_selector,
+           settings.dkim_private_key_path, settings.dkim_domain, settings.default_postal_address)
+    cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
+    plan = cache.get(int(row.id))  # type: ignore[arg-type]
+    if plan is None or plan.key != key:
+        with rt.db.session() as s:
+            renderer, list_ids = build_renderer(rt, s, row, settings)
+        plan = _Plan(renderer, list_ids, key)
+        cache[int(row.id)] = plan  # type: ignore[arg-type]
+    return plan
+
+
+def parallel_jobs(settings: Settings) -> int:
+    """How many jobs may send one campaign at once, over all worker processes."""
+    return max(1, 2 * settings.send_connections)
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    """Delay before retry number `attempts` (exponential, jittered, capped at an hour)."""
+    base = float(settings.extra.get("retry_base_seconds", 60))
+    seconds = min(base * 2 ** max(0, attempts - 1), 3600.0)
+    return timedelta(seconds=seconds * random.uniform(0.9, 1.1))
+
+
+def send_batch(rt: Runtime, campaign_id: int) -> None:
+    """One job: claim a batch of the campaign, send it, and keep the chain going."""
+    settings = settings_of(rt)
+    with rt.db.session() as s:
+        row = s.get(Campaign, campaign_id)
+    if row is None or row.status != CampaignStatus.sending.value:
+        return
+    try:
+        plan = _plan(rt, settings, row)
+    except ListmgrError as exc:  # e.g. an unreadable DKIM key: nothing is sent, try later
+        log.error("campaign %s cannot be sent now: %s", campaign_id, exc.message)
+        rt.enqueue("send_batch", campaign_id, delay_ms=60_000)
+        return
+    pool = _pool(rt, settings)
+    conn = pool.acquire()
+    if conn is None:
+        return  # this process sends with all its connections; the other jobs carry on
+    book = L.Ledger(rt.db)
+    keep = True
+    try:
+        delay = _job(rt, settings, campaign_id, plan, conn, pool, book)
+    except BaseException:
+        keep = False
+        raise
+    finally:
+        book.close()
+        pool.release(conn, keep=keep and pool is rt.state.get("campaign_pool"))
+    if delay is not None:
+        rt.enqueue("send_batch", campaign_id, delay_ms=delay or None)
+
+
+def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conn: Connection,
+         pool: SenderPool, book: L.Ledger) -> int | None:
+    """Returns the delay (ms) before the next job of this chain, or None to end the chain."""
+    now = utcnow()
+    book.reap(cid, now)
+    token = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+    lease = timedelta(seconds=settings.lease_seconds)
+    limit = max(1, settings.send_batch_size)
+    rate = settings.send_rate or settings.send_rate_per_server
+    if rate:
+        limit = max(1, min(limit, int(rate * TIME_BOX)))
+    rows, skipped = book.claim(cid, plan.list_ids, token, limit=limit, now=now,
+                               lease_until=now + lease, interests=plan.renderer.built.uses_interests)
+    if not rows:
+        return 0 if skipped else _idle(book, cid)
+    if book.active_claims(cid, now) < parallel_jobs(settings):
+        rt.enqueue("send_batch", cid)   # fan out, one job at a time
+    bounces: list[tuple[int, int, str]] = []
+    try:
+        return _send_rows(settings, cid, plan.renderer, rows, token, conn, pool, book, bounces)
+    finally:
+        book.release(cid, token)  # whatever was claimed and not handed over goes back
+        if bounces:
+            _hard_bounces(rt, cid, bounces)
+
+
+def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: list[L.Claimed],
+               token: str, conn: Connection, pool: SenderPool, book: L.Ledger,
+               bounces: list[tuple[int, int, str]]) -> int | None:
+    lease = timedelta(seconds=settings.lease_seconds)
+    started = renewed = time.monotonic()
+    done: L.Outcome | None = None
+    failures = 0
+    result: int | None = 0
+    for row in rows:
+        failed: L.Outcome | None = None
+        try:
+            out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
+                                             row.name, row.list_id, row.fields, row.interests))
+        except RenderError as exc:
+            failed = L.Outcome(row.delivery_id, L.FAILED, error=str(exc))
+        # Record the previous outcome and check this recipient's consent in one transaction,
+        # right before the hand-over: an unsubscribe that committed before it stops this mail.
+        gate = book.step(cid, token, done, None if failed else row, utcnow())
+        done = None
+        if not gate.recorded:
+            return 0  # our lease ran out and the rows went to another job: stop here
+        if gate.campaign_status != CampaignStatus.sending.value:
+            return None  # paused or cancelled
+        if failed is not None:
+            done = failed
+            continue
+        if not gate.eligible:
+            done = L.Outcome(row.delivery_id, L.SKIPPED, error=L.NO_CONSENT, attempted=False)
+            continue
+        pool.transport.throttle.wait()
+        try:
+            conn.send_prepared(out.envelope_from, out.rcpt, out.data)
+            done = L.Outcome(row.delivery_id, L.SENT, server=conn.server.label)
+            failures = 0
+        except PermanentFailure as exc:
+            done = L.Outcome(row.delivery_id, L.FAILED, error=str(exc), server=conn.server.label,
+                             bounced=True)
+            if _HARD.search(str(exc)) or (exc.code in (550, 551, 553)
+                                           and not re.search(r"\b5\.\d+\.\d+\b", str(exc))):
+                bounces.append((row.subscriber_id, row.list_id, str(exc)))
+        except TemporaryFailure as exc:
+            attempts = row.attempts + 1
+            if attempts >= settings.retry_max_attempts:
+                done = L.Outcome(row.delivery_id, L.FAILED, server=conn.server.label,
+                                 error=f"gave up after {attempts} attempts: {exc}",
+                                 duplicate=exc.ambiguous)
+            else:
+                done = L.Outcome(row.delivery_id, L.QUEUED, error=str(exc),
+                                 server=conn.server.label, duplicate=exc.ambiguous,
+                                 next_attempt_at=utcnow() + backoff(settings, attempts))
+            if exc.code is None or exc.code == 421:   # the connection, not this recipient
+                failures += 1
+                if failures >= CONNECTION_FAILURES:
+                    result = int(backoff(settings, 1).total_seconds() * 1000)
+                    break
+        now = time.monotonic()
+        if now - renewed > lease.total_seconds() / 3:
+            book.renew(cid, token, utcnow() + lease)
+            renewed = now
+        if now - started > TIME_BOX:
+            break
+    if done is not None:
+        book.step(cid, token, done, None, utcnow())
+    return result
+
+
+def _idle(book: L.Ledger, cid: int) -> int | None:
+    """Nothing to claim now: finish the campaign, or come back when a retry is due.
+
+    Rows claimed by a live job are that job's to finish; a dead job's rows are put back by the
+    next job after their lease ends, and the periodic sweep starts one if none is running.
+    """
+    queued, retry_at, claimed, _lease_end = book.progress(cid)
+    now = utcnow()
+    if not queued and not claimed:
+        book.finish(cid, now)
+        return None
+    if not queued or retry_at is None or retry_at <= now:
+        return None
+    return max(50, int(((retry_at - now).total_seconds() + 0.2) * 1000))
+
+
+def _hard_bounces(rt: Runtime, cid: int, bounces: list[tuple[int, int, str]]) -> None:
+    """An address the receiving server refused permanently goes on the suppression list."""
+    from sqlalchemy import select
+
+    from listmgr.models import Membership, MemberStatus, Subscriber
+    from listmgr.services.subscriptions import Origin, record, suppress
+
+    origin = Origin(source="smtp", actor="system")
+    with rt.db.session() as s:
+        for sid, lid, reply in bounces:
+            sub = s.get(Subscriber, sid)
+            if sub is None:
+                continue
+            for m in s.scalars(select(Membership).where(
+                    Membership.subscriber_id == sid,
+                    Membership.status.in_((MemberStatus.confirmed.value,
+                                           MemberStatus.pending.value)))):
+                m.status, m.updated_at = MemberStatus.bounced.value, utcnow()
+            suppress(s, sub, "hard_bounce", f"campaign {cid}: {reply}"[:500])
+            record(s, kind="bounce_hard", subscriber_id=sid, list_id=lid, origin=origin,
+                   campaign_id=cid, detail={"smtp": reply[:500]})

@@ -1,0 +1,345 @@
+"""The delivery ledger's SQL: materialize an audience, claim rows under a lease (re-checking
+consent in the claim), record each outcome together with the consent gate of the next message,
+release, and reap the claims of dead workers.
+
+A sending job works through its claim in id order and records every outcome before it hands
+the next message to SMTP, so of a dead job's unrecorded rows only the first can have been sent:
+the reaper marks that one row "possibly duplicate" and puts all of them back in the queue.
+The hot statements run on a raw DB-API connection (one round trip per message on PostgreSQL).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import Insert, false, func, insert, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from listmgr.db import Database
+from listmgr.models import Delivery, Membership, MemberStatus, Subscriber
+
+QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
+NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
+
+
+def materialize_statement(campaign_id: int, list_ids: Sequence[int],
+                          audience: ColumnElement[bool]) -> Insert:
+    """One INSERT … SELECT of the audience into the ledger (unique per campaign+subscriber)."""
+    if len(list_ids) == 1:
+        list_id: Any = literal(list_ids[0])
+    else:  # the first of the campaign's lists the person is confirmed on (names the token)
+        list_id = select(func.min(Membership.list_id)).where(
+            Membership.subscriber_id == Subscriber.id, Membership.list_id.in_(list_ids),
+            Membership.status == MemberStatus.confirmed.value).scalar_subquery()
+    columns = ["campaign_id", "subscriber_id", "list_id", "status", "attempts", "claimed_by",
+               "in_flight", "possibly_duplicate", "smtp_server", "error", "bounced",
+               "complained", "unsubscribed"]
+    rows = select(literal(campaign_id), Subscriber.id, list_id, literal(QUEUED), literal(0),
+                  literal(""), false(), false(), literal(""), literal(""), false(), false(),
+                  false()).where(audience)
+    return insert(Delivery).from_select(columns, rows).execution_options(preserve_rowcount=True)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    subscriber_id: int
+    list_id: int
+    email: str
+    name: str
+    fields: dict[str, Any]
+    interests: tuple[str, ...]
+    possibly_duplicate: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row."""
+
+    delivery_id: int
+    status: str                       # sent failed skipped queued (retry later)
+    error: str = ""
+    server: str = ""
+    next_attempt_at: datetime | None = None
+    duplicate: bool = False           # it may have reached the person already
+    bounced: bool = False
+    attempted: bool = True            # counts as a delivery attempt
+
+
+@dataclass(frozen=True)
+class Gate:
+    recorded: bool          # the outcome was ours to record (False: our lease was taken)
+    campaign_status: str
+    eligible: bool          # the next recipient may be mailed now
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+class Ledger:
+    """The ledger statements on one raw connection, held by one sending job."""
+
+    def __init__(self, db: Database) -> None:
+        self.pg = db.dialect == "postgresql"
+        self._pooled = db.engine.raw_connection()
+        self.conn: Any = self._pooled.driver_connection
+        if self.pg:
+            self.conn.autocommit = True   # each statement is its own transaction
+        self.cur = self.conn.cursor()
+
+    def close(self) -> None:
+        try:
+            self.cur.close()
+            if self.pg:
+                self.conn.autocommit = False
+        finally:
+            self._pooled.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _ts(self, value: datetime | None) -> Any:
+        if value is None or self.pg:
+            return value
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
+
+    def _run(self, sql: str, params: Any = (), *, prepare: bool = False) -> Any:
+        if self.pg:
+            return self.cur.execute(sql, params, prepare=prepare)
+        return self.cur.execute(sql, params)
+
+    def _atomic(self, fn: Any) -> Any:
+        """SQLite: several statements under one write lock (PostgreSQL statements are single)."""
+        if self.pg:
+            return fn()
+        self.cur.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn()
+        except BaseException:
+            self.cur.execute("ROLLBACK")
+            raise
+        self.cur.execute("COMMIT")
+        return result
+
+    # -- reap --------------------------------------------------------------------------------
+    def reap(self, campaign_id: int, now: datetime) -> int:
+        """Put expired claims back in the queue; the first unrecorded row of each is marked."""
+        p = "%s" if self.pg else "?"
+        rows = self._run(
+            f"SELECT claimed_by, min(id) FROM delivery WHERE campaign_id = {p} "
+            f"AND status = 'claimed' AND lease_until < {p} GROUP BY claimed_by",
+            (campaign_id, self._ts(now))).fetchall()
+        count = 0
+        for token, first in rows:
+            def put_back(token: str = token, first: int = first) -> int:
+                return int(self._run(
+                    f"UPDATE delivery SET status = 'queued', claimed_by = '', "
+                    f"lease_until = NULL, possibly_duplicate = (possibly_duplicate OR id = {p}) "
+                    f"WHERE campaign_id = {p} AND status = 'claimed' AND claimed_by = {p} "
+                    f"AND lease_until < {p}",
+                    (first, campaign_id, token, self._ts(now))).rowcount)
+            count += self._atomic(put_back)
+        return count
+
+    # -- claim -------------------------------------------------------------------------------
+    def claim(self, campaign_id: int, list_ids: Sequence[int], token: str, *, limit: int,
+              now: datetime, lease_until: datetime, interests: bool) -> tuple[list[Claimed], int]:
+        """Claim up to `limit` due rows; those without consent now are marked skipped.
+
+        Returns (claimed rows in id order, number skipped).
+        """
+        lists = ",".join(str(int(x)) for x in list_ids) or "NULL"
+        if self.pg:
+            rows = self._claim_pg(campaign_id, lists, token, limit, now, lease_until, interests)
+        else:
+            rows = self._atomic(lambda: self._claim_sqlite(campaign_id, lists, token, limit, now,
+                                                           lease_until, interests))
+        claimed, skipped = [], 0
+        for (did, status, sid, email, name, fields, lid, dup, attempts, tags) in rows:
+            if status != CLAIMED:
+                skipped += 1
+                continue
+            if isinstance(tags, str):
+                tags = [t for t in tags.split("\x1f") if t]
+            claimed.append(Claimed(int(did), int(sid), int(lid), email, name or "",
+                                   _fields(fields), tuple(tags or ()), bool(dup), int(attempts)))
+        claimed.sort(key=lambda c: c.delivery_id)
+        return claimed, skipped
+
+    def _claim_pg(self, cid: int, lists: str, token: str, limit: int, now: datetime,
+                  lease: datetime, interests: bool) -> list[tuple[Any, ...]]:
+        tags = ("(SELECT array_agg(i.interest) FROM subscriber_interest i "
+                "WHERE i.subscriber_id = s.id)" if interests else "NULL::text[]")
+        ok = "j.awake AND j.lid IS NOT NULL"
+        sql = f"""
+WITH picked AS (
+    SELECT id, subscriber_id FROM delivery
+    WHERE campaign_id = %(cid)s AND status = 'queued'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), judged AS (
+    SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags,
+           (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
+              AND m.list_id IN ({lists}) AND m.status = 'confirmed') AS lid,
+           (s.paused_until IS NULL OR s.paused_until <= %(now)s) AND NOT EXISTS (
+              SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash) AS awake
+    FROM picked p LEFT JOIN subscriber s ON s.id = p.subscriber_id
+)
+UPDATE delivery AS d SET
+    status = CASE WHEN {ok} THEN 'claimed' ELSE 'skipped' END,
+    list_id = COALESCE(j.lid, d.list_id),
+    claimed_by = CASE WHEN {ok} THEN %(token)s ELSE '' END,
+    lease_until = CASE WHEN {ok} THEN %(lease)s::timestamp END,
+    attempted_at = CASE WHEN {ok} THEN d.attempted_at ELSE %(now)s END,
+    error = CASE WHEN {ok} THEN d.error ELSE %(reason)s END
+FROM judged j WHERE d.id = j.id
+RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
+          d.possibly_duplicate, d.attempts, j.tags"""
+        return self.cur.execute(sql, {"cid": cid, "now": now, "limit": limit, "token": token,
+                                      "lease": lease, "reason": NO_CONSENT}).fetchall()
+
+    def _claim_sqlite(self, cid: int, lists: str, token: str, limit: int, now: datetime,
+                      lease: datetime, interests: bool) -> list[tuple[Any, ...]]:
+        tags = ("(SELECT group_concat(i.interest, char(31)) FROM subscriber_interest i "
+                "WHERE i.subscriber_id = s.id)" if interests else "NULL")
+        ts = self._ts(now)
+        found = self.cur.execute(f"""
+SELECT d.id, s.id, s.email, s.name, s.fields,
+       (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
+          AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
+       (s.paused_until IS NULL OR s.paused_until <= ?) AND NOT EXISTS (
+          SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash),
+       d.possibly_duplicate, d.attempts, d.list_id, {tags}
+FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
+WHERE d.campaign_id = ? AND d.status = 'queued'
+  AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
+LIMIT ?""", (ts, cid, ts, limit)).fetchall()
+        out = []
+        for did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag in found:
+            if awake and lid is not None:
+                self.cur.execute("UPDATE delivery SET status = 'claimed', list_id = ?, "
+                                 "claimed_by = ?, lease_until = ? WHERE id = ?",
+                                 (lid, token, self._ts(lease), did))
+                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag))
+            else:
+                self.cur.execute("UPDATE delivery SET status = 'skipped', attempted_at = ?, "
+                                 "error = ? WHERE id = ?", (ts, NO_CONSENT, did))
+                out.append((did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts,
+                            tag))
+        return out
+
+    # -- one message at a time ----------------------------------------------------------------
+    _STEP_PG = """
+WITH rec AS (
+    UPDATE delivery SET status = %(st)s, attempts = attempts + %(inc)s, sent_at = %(sent_at)s,
+        attempted_at = %(now)s, error = %(err)s, smtp_server = %(server)s,
+        next_attempt_at = %(next)s, claimed_by = '', lease_until = NULL,
+        possibly_duplicate = (possibly_duplicate OR %(dup)s), bounced = (bounced OR %(bounced)s)
+    WHERE id = %(done)s AND claimed_by = %(token)s AND status = 'claimed'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM rec), (SELECT status FROM campaign WHERE id = %(cid)s),
+       EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
+               WHERE m.subscriber_id = %(sid)s AND m.list_id = %(lid)s
+                 AND m.status = 'confirmed'
+                 AND (s.paused_until IS NULL OR s.paused_until <= %(now)s)
+                 AND NOT EXISTS (SELECT 1 FROM suppression x
+                                 WHERE x.email_hash = s.email_hash))"""
+
+    _RECORD_SQLITE = """
+UPDATE delivery SET status = ?, attempts = attempts + ?, sent_at = ?, attempted_at = ?,
+    error = ?, smtp_server = ?, next_attempt_at = ?, claimed_by = '', lease_until = NULL,
+    possibly_duplicate = (possibly_duplicate OR ?), bounced = (bounced OR ?)
+WHERE id = ? AND claimed_by = ? AND status = 'claimed'"""
+
+    _GATE_SQLITE = """
+SELECT (SELECT status FROM campaign WHERE id = ?),
+       EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
+               WHERE m.subscriber_id = ? AND m.list_id = ? AND m.status = 'confirmed'
+                 AND (s.paused_until IS NULL OR s.paused_until <= ?)
+                 AND NOT EXISTS (SELECT 1 FROM suppression x
+                                 WHERE x.email_hash = s.email_hash))"""
+
+    def step(self, campaign_id: int, token: str, done: Outcome | None, upcoming: Claimed | None,
+             now: datetime) -> Gate:
+        """Record `done` and, in the same transaction, check consent for `upcoming`."""
+        o = done or Outcome(-1, QUEUED)
+        sent_at = now if o.status == SENT else None
+        sid, lid = (upcoming.subscriber_id, upcoming.list_id) if upcoming else (-1, -1)
+        if self.pg:
+            recorded, status, eligible = self.cur.execute(self._STEP_PG, {
+                "st": o.status, "inc": int(o.attempted), "sent_at": sent_at, "now": now,
+                "err": o.error[:1000], "server": o.server[:200], "next": o.next_attempt_at,
+                "dup": o.duplicate, "bounced": o.bounced, "done": o.delivery_id,
+                "token": token, "cid": campaign_id, "sid": sid, "lid": lid},
+                prepare=True).fetchone()
+        else:
+            def run() -> tuple[int, str, int]:
+                count = self.cur.execute(self._RECORD_SQLITE, (
+                    o.status, int(o.attempted), self._ts(sent_at), self._ts(now), o.error[:1000],
+                    o.server[:200], self._ts(o.next_attempt_at), int(o.duplicate),
+                    int(o.bounced), o.delivery_id, token)).rowcount
+                status, ok = self.cur.execute(self._GATE_SQLITE, (
+                    campaign_id, sid, lid, self._ts(now))).fetchone()
+                return count, status, ok
+            recorded, status, eligible = self._atomic(run)
+        return Gate(done is None or bool(recorded), status or "", bool(eligible))
+
+    def renew(self, campaign_id: int, token: str, lease_until: datetime) -> int:
+        p = "%s" if self.pg else "?"
+        return int(self._run(f"UPDATE delivery SET lease_until = {p} WHERE campaign_id = {p} "
+                             f"AND status = 'claimed' AND claimed_by = {p}",
+                             (self._ts(lease_until), campaign_id, token)).rowcount)
+
+    def release(self, campaign_id: int, token: str) -> int:
+        """Give back what this job claimed and did not send (nothing of it went out)."""
+        p = "%s" if self.pg else "?"
+        return int(self._run(f"UPDATE delivery SET status = 'queued', claimed_by = '', "
+                             f"lease_until = NULL WHERE campaign_id = {p} "
+                             f"AND status = 'claimed' AND claimed_by = {p}",
+                             (campaign_id, token)).rowcount)
+
+    def active_claims(self, campaign_id: int, now: datetime) -> int:
+        p = "%s" if self.pg else "?"
+        row = self._run(f"SELECT count(DISTINCT claimed_by) FROM delivery "
+                        f"WHERE campaign_id = {p} AND status = 'claimed' "
+                        f"AND lease_until >= {p}", (campaign_id, self._ts(now))).fetchone()
+        return int(row[0] or 0)
+
+    def progress(self, campaign_id: int) -> tuple[int, datetime | None, int, datetime | None]:
+        """(queued, earliest retry time, claimed, earliest lease end) of one campaign."""
+        p = "%s" if self.pg else "?"
+        rows = self._run(f"SELECT status, count(*), min(next_attempt_at), min(lease_until) "
+                         f"FROM delivery WHERE campaign_id = {p} "
+                         f"AND status IN ('queued', 'claimed') GROUP BY status",
+                         (campaign_id,)).fetchall()
+        queued = claimed = 0
+        retry_at = lease_end = None
+        for status, n, next_at, lease in rows:
+            if status == QUEUED:
+                queued, retry_at = int(n), _dt(next_at)
+            else:
+                claimed, lease_end = int(n), _dt(lease)
+        return queued, retry_at, claimed, lease_end
+
+    def finish(self, campaign_id: int, now: datetime) -> bool:
+        """Mark the campaign sent when nothing is queued or claimed any more."""
+        p = "%s" if self.pg else "?"
+        return bool(self._run(
+            f"UPDATE campaign SET status = 'sent', finished_at = {p}, updated_at = {p} "
+            f"WHERE id = {p} AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery "
+            f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed'))",
+            (self._ts(now), self._ts(now), campaign_id, campaign_id)).rowcount)
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

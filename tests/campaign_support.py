@@ -1,0 +1,123 @@
+"""Shared helpers for the campaign tests: people, campaigns, waiting, and an SMTP sink that
+misbehaves on purpose (4xx for a while, 5xx for some, dropped connections)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select, update
+
+from listmgr.models import Campaign, Delivery, Subscriber
+from listmgr.runtime import Runtime
+from listmgr.services import campaigns, fielddefs, lists, subscribers
+from tests.conftest import Received, Sink, free_port
+
+HTML = ("<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
+        "<p>News for {{ subscriber.fields.city|default('everyone') }}.</p>\n")
+
+
+def make_list(rt: Runtime, slug: str, **kw: Any) -> int:
+    kw.setdefault("name", slug.title())
+    kw.setdefault("postal_address", "Example Org, 1 Test Street, Testville")
+    return lists.create(rt, slug=slug, **kw)
+
+
+def person(rt: Runtime, email: str, lists_: list[str], *, status: str = "confirmed",
+           **kw: Any) -> int:
+    return subscribers.create(rt, email=email, lists=lists_, status=status,
+                              consent="signed up at the fair", **kw)
+
+
+def define_fields(rt: Runtime) -> None:
+    fielddefs.create_field(rt, key="city", label="City", type="text")
+    fielddefs.create_interest(rt, key="books", label="Books")
+    fielddefs.create_interest(rt, key="music", label="Music")
+
+
+def campaign(rt: Runtime, **kw: Any) -> int:
+    kw.setdefault("name", "Spring news")
+    kw.setdefault("subject", "News for {{ subscriber.name|default('you', true) }}")
+    kw.setdefault("lists", ["news"])
+    kw.setdefault("body", HTML)
+    return campaigns.create(rt, actor="tests", **kw)
+
+
+def wait_status(rt: Runtime, campaign_id: int, statuses: tuple[str, ...] = ("sent",),
+                timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with rt.db.session() as s:
+            status = s.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        if status in statuses:
+            return str(status)
+        time.sleep(0.05)
+    raise AssertionError(f"campaign {campaign_id} still {status} after {timeout}s")
+
+
+def campaign_mail(sink: Sink, campaign_id: int | None = None) -> list[Received]:
+    """The campaign messages the sink got (not confirmations and other transactional mail)."""
+    prefix = f"Message-ID: <{campaign_id}." if campaign_id else "Feedback-ID: "
+    with sink.lock:
+        return [m for m in sink.messages
+                if any(line.startswith(prefix.encode()) for line in header_lines(m.data))]
+
+
+def recipients(sink: Sink, campaign_id: int | None = None) -> Counter[str]:
+    return Counter(r for m in campaign_mail(sink, campaign_id) for r in m.rcpt_tos)
+
+
+def deliveries(rt: Runtime, campaign_id: int) -> dict[str, Delivery]:
+    with rt.db.session() as s:
+        rows = s.execute(select(Subscriber.email, Delivery).join(
+            Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.campaign_id == campaign_id)).all()
+        return {email: d for email, d in rows}
+
+
+def raw_profile(rt: Runtime, email: str, **values: Any) -> None:
+    """Write profile data as it may arrive from old imports: unchecked (CR/LF and all)."""
+    with rt.db.session() as s:
+        s.execute(update(Subscriber).where(Subscriber.email == email).values(**values))
+
+
+def header_lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+class FaultSink(Sink):
+    """A Sink whose DATA handler may also drop the connection without answering."""
+
+    drop_hook: Callable[[Received], bool] | None = None
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        item = Received(envelope.mail_from, list(envelope.rcpt_tos),
+                        envelope.original_content or envelope.content)
+        if self.drop_hook is not None and self.drop_hook(item):
+            server.transport.close()   # no answer: the client cannot know what happened
+            return "421 closing"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def fault_sink() -> Iterator[FaultSink]:
+    handler = FaultSink(port=free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port,
+                            decode_data=False, data_size_limit=50_000_000)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+class Clock:
+    """Seconds since the test started, for faults that last 'a while'."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
