@@ -1,0 +1,142 @@
+"""Saved segments (name, lists, rules) and live audience counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from listmgr import segments as compiler
+from listmgr.errors import NotFound, ValidationError
+from listmgr.models import FieldDef, Interest, MailingList, Segment, Subscriber, utcnow
+from listmgr.runtime import Runtime
+
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    id: int
+    name: str
+    lists: list[str]
+    rules: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+def definitions(s: Session) -> tuple[dict[str, compiler.FieldSpec], set[str], set[str]]:
+    """Field specs, interest keys and list slugs the rules may name."""
+    fields = {d.key: compiler.FieldSpec(d.type, tuple(d.choices or ()))
+              for d in s.scalars(select(FieldDef))}
+    return fields, set(s.scalars(select(Interest.key))), set(s.scalars(select(MailingList.slug)))
+
+
+def expression(s: Session, *, lists: Sequence[str], rules: Any,
+               now: datetime | None = None) -> ColumnElement[bool]:
+    """The compiled condition over Subscriber for lists + rules, checked against this database.
+
+    With lists: the campaign audience (confirmed on any of them, not suppressed, not paused,
+    matching the rules; see listmgr.segments.audience). Without lists: everyone matching.
+    """
+    fields, interests, slugs = definitions(s)
+    now = now or utcnow()
+    if lists:
+        return compiler.audience(_lists(lists), rules, fields=fields, now=now,
+                                 interests=interests, known_lists=slugs)
+    return compiler.compile_rules(rules, fields=fields, now=now, interests=interests,
+                                  lists=slugs)
+
+
+def count(rt: Runtime, *, lists: Sequence[str], rules: Any) -> int:
+    """How many subscribers the lists + rules select right now."""
+    with rt.db.session() as s:
+        where = expression(s, lists=lists, rules=rules)
+        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+
+
+def _lists(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
+        raise ValidationError("lists must be a list of list slugs", field="lists")
+    return list(dict.fromkeys(value))
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("name is required", field="name")
+    if any(c in value for c in "\r\n\x00") or len(value.strip()) > MAX_NAME:
+        raise ValidationError(f"name must be one line of up to {MAX_NAME} characters",
+                              field="name")
+    return value.strip()
+
+
+def _check(s: Session, lists: list[str], rules: Any) -> dict[str, Any]:
+    if rules is None:
+        rules = {}
+    if not isinstance(rules, dict):
+        raise ValidationError("rules must be an object", field="rules")
+    _, _, slugs = definitions(s)
+    for i, slug in enumerate(lists):
+        if slug not in slugs:
+            raise ValidationError(f"unknown list {slug!r}", field=f"lists[{i}]")
+    expression(s, lists=[], rules=rules)  # raises SegmentError naming the bad node
+    return rules
+
+
+def _info(row: Segment) -> SegmentInfo:
+    return SegmentInfo(int(row.id), row.name, list(row.lists or []),  # type: ignore[arg-type]
+                       dict(row.rules or {}), row.created_at.isoformat(),
+                       row.updated_at.isoformat())
+
+
+def create(rt: Runtime, *, name: Any, lists: Any = (), rules: Any = None) -> int:
+    """Save a segment after checking its rules against the current definitions."""
+    name, slugs = _name(name), _lists(list(lists) if isinstance(lists, tuple) else lists)
+    with rt.db.session() as s:
+        row = Segment(name=name, lists=slugs, rules=_check(s, slugs, rules))
+        s.add(row)
+        s.flush()
+        return int(row.id)  # type: ignore[arg-type]
+
+
+def _get(s: Session, segment_id: int) -> Segment:
+    row = s.get(Segment, segment_id)
+    if row is None:
+        raise NotFound(f"there is no segment {segment_id}")
+    return row
+
+
+def get(rt: Runtime, segment_id: int) -> SegmentInfo:
+    with rt.db.session() as s:
+        return _info(_get(s, segment_id))
+
+
+def all_segments(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[SegmentInfo],
+                                                                            int]:
+    with rt.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(Segment)) or 0
+        rows = s.scalars(select(Segment).order_by(Segment.name, Segment.id).offset(offset)
+                         .limit(limit))
+        return [_info(r) for r in rows], total
+
+
+def update(rt: Runtime, segment_id: int, *, name: Any = None, lists: Any = None,
+           rules: Any = None) -> SegmentInfo:
+    """Change a segment's name, lists or rules (rules are checked again)."""
+    with rt.db.session() as s:
+        row = _get(s, segment_id)
+        new_name = _name(name) if name is not None else row.name
+        new_lists = _lists(lists) if lists is not None else list(row.lists or [])
+        new_rules = rules if rules is not None else dict(row.rules or {})
+        new_rules = _check(s, new_lists, new_rules)
+        row.name, row.lists, row.rules = new_name, new_lists, new_rules
+        row.updated_at = utcnow()
+        return _info(row)
+
+
+def delete(rt: Runtime, segment_id: int) -> None:
+    """Delete a saved segment (campaigns keep a copy of the rules they were sent with)."""
+    with rt.db.session() as s:
+        s.delete(_get(s, segment_id))
