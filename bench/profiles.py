@@ -7,8 +7,8 @@ database is created beside it and dropped afterwards. Prints:
 - events: one POST /api/events call of 10,000 events (JSON parsing, validation, consent lookup,
   multi-row insert), events/s, and the ratio to the goal of 10,000 events per second;
 - erase: erasing one subscriber while the tables hold other people's rows (deliveries,
-  activity, inbound mail whose raw text is searched for the address), and the ratio to the
-  goal of 2 s per erasure.
+  activity, consent events and inbound mail, whose free text and raw bytes are searched for
+  the address), and the ratio to the goal of 2 s per erasure.
 """
 from __future__ import annotations
 
@@ -26,8 +26,15 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from listmgr import runtime  # noqa: E402
-from listmgr.models import (ActivityEvent, Campaign, Delivery, InboundMessage,  # noqa: E402
-                            Subscriber, utcnow)
+from listmgr.models import (  # noqa: E402
+    ActivityEvent,
+    Campaign,
+    ConsentEvent,
+    Delivery,
+    InboundMessage,
+    Subscriber,
+    utcnow,
+)
 from listmgr.services import accounts, privacy  # noqa: E402
 from listmgr.services.subscriptions import Origin  # noqa: E402
 
@@ -67,6 +74,11 @@ def populate(rt: runtime.Runtime, subscribers: int) -> None:
         s.execute(insert(ActivityEvent), [{"subscriber_id": (i % subscribers) + 1,
                                            "type": "page_viewed", "properties": {"i": i},
                                            "at": now} for i in range(subscribers * 2)])
+        s.execute(insert(ConsentEvent), [
+            {"subscriber_id": (i % subscribers) + 1, "kind": ("subscribe", "confirm")[i % 2],
+             "at": now, "source": "form", "actor": "subscriber", "ip": "192.0.2.1",
+             "user_agent": "Mozilla/5.0", "wording": "Send me the news.",
+             "detail": {"opt_in": "double"}} for i in range(subscribers * 2)])
         body = b"Received: from mx.example.net\r\n" * 40
         s.execute(insert(InboundMessage), [
             {"sha256": f"{i:064x}", "message_id": f"<m{i}@example.net>",
@@ -123,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         populate(rt, args.subscribers)
         print(f"database: {rt.db.dialect}; {args.subscribers:,} subscribers, deliveries, "
-              f"{2 * args.subscribers:,} activity events, {args.subscribers // 5:,} inbound "
+              f"{2 * args.subscribers:,} activity and consent events each, "
+              f"{args.subscribers // 5:,} inbound "
               f"messages (populated in {time.perf_counter() - start:.1f} s)")
         print(bench_events(app, token, args.subscribers, args.rounds))
         print(bench_erase(rt, args.rounds))

@@ -302,3 +302,20 @@ def test_tampered_manage_links_are_refused(rt, api, client, route):  # type: ign
         if route.endswith("erase") else client.get(route.format(token=token[:-2] + "xx"))
     assert resp.status_code == 400
     assert api.get(f"/api/subscribers/{sid}").status_code == 200
+
+
+def test_erasure_finds_an_international_address_in_unattributed_mail(rt, api):  # type: ignore[no-untyped-def]
+    make_list(rt)
+    address = "zoë.quixote@example.org"
+    sid = api.post("/api/subscribers", json={"email": address, "lists": ["news"],
+                                             "consent": "form"}).json["id"]
+    raw = "Final-Recipient: rfc822; ZOë.QUIXOTE@EXAMPLE.ORG\r\n".encode()
+    with rt.db.session() as s:
+        s.add(InboundMessage(sha256="d" * 64, raw=raw, size=len(raw), kind="bounce"))
+        s.add(InboundMessage(sha256="e" * 64, raw=b"\xff\xfe not text at all", size=16))
+    assert api.post(f"/api/subscribers/{sid}/erase").status_code == 200
+    with rt.db.session() as s:
+        assert [m.sha256[0] for m in s.scalars(select(InboundMessage))] == ["e"]
+    with rt.db.session() as s:
+        assert not any("quixote" in _text(v).lower() for t in SQLModel.metadata.sorted_tables
+                       for row in s.execute(select(t)) for v in row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, Text, cast, delete, func, or_, select, update
+from sqlalchemy import LargeBinary, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from listmgr.errors import NotFound, TokenInvalid
@@ -138,13 +138,14 @@ def _export(s: Session, rt: Runtime, sub: Subscriber,
 # -- where a person's rows are -----------------------------------------------------------------
 def _contains(s: Session, column: Any, needle: str) -> Any:
     """Case-insensitive "column contains needle" for text, JSON and binary columns."""
+    target = cast(column, Text)
+    if s.get_bind().dialect.name == "postgresql" and isinstance(column.type, LargeBinary):
+        # Every byte is a LATIN1 character, so this never fails on odd mail; the needle is
+        # spelled the same way (its UTF-8 bytes read as LATIN1).
+        target = func.convert_from(column, "LATIN1")
+        needle = needle.encode("utf-8").decode("latin-1")
     pattern = "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%") \
         .replace("_", "\\_") + "%"
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql" and isinstance(column.type, LargeBinary):
-        target = func.encode(column, "escape")  # bytea -> text; ASCII stays as it is
-    else:
-        target = cast(column, Text)
     return func.lower(target).like(pattern, escape="\\")
 
 
@@ -157,9 +158,11 @@ def _dev_mail_of(s: Session, sub: Subscriber) -> Any:
 
 
 def _inbound_of(s: Session, sub: Subscriber) -> Any:
+    # Raw bytes are searched only where no subscriber is linked (unattributed bounces, ...).
     return or_(InboundMessage.subscriber_id == sub.id,
                _contains(s, InboundMessage.envelope_from, sub.email),
-               _contains(s, InboundMessage.raw, sub.email))
+               and_(InboundMessage.subscriber_id.is_(None),
+                    _contains(s, InboundMessage.raw, sub.email)))
 
 
 def _scrub(value: Any, needle: str) -> Any:
@@ -180,19 +183,23 @@ def _scrub(value: Any, needle: str) -> Any:
     return value
 
 
-# Free text that may quote an address about someone else's record (reports, audit details,
-# rules, evidence): the address is replaced there, the rest of the row stays.
-_FREE_TEXT = ((ConsentEvent, ("wording", "detail")), (AuditLog, ("detail", "target_id")),
-              (ImportJob, ("report", "filename")), (InboundMessage, ("evidence",)),
-              (Delivery, ("error",)), (Segment, ("rules",)), (Campaign, ("segment_rules",)),
-              (Suppression, ("detail",)))
+# Free text that may quote the address outside the person's own rows (reports, audit details,
+# rules, evidence): the address is replaced there, the rest of the row stays. Rows linked to
+# another subscriber are about that subscriber and are not searched ("unlinked" below).
+_FREE_TEXT = ((ConsentEvent, ("wording", "detail"), True), (InboundMessage, ("evidence",), True),
+              (AuditLog, ("detail", "target_id"), False),
+              (ImportJob, ("report", "filename"), False), (Segment, ("rules",), False),
+              (Campaign, ("segment_rules",), False), (Suppression, ("detail",), False))
 
 
 def _scrub_free_text(s: Session, email: str) -> None:
-    for model, columns in _FREE_TEXT:
+    for model, columns, unlinked in _FREE_TEXT:
         for name in columns:
             column = getattr(model, name)
-            for row in s.scalars(select(model).where(_contains(s, column, email))):
+            query = select(model).where(_contains(s, column, email))
+            if unlinked:
+                query = query.where(model.subscriber_id.is_(None))
+            for row in s.scalars(query):
                 setattr(row, name, _scrub(getattr(row, name), email))
 
 
