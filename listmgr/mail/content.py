@@ -113,6 +113,11 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
             return not attr.startswith("_")
         return super().is_safe_attribute(obj, attr, value)
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Fail loudly (not an empty string): the save-time check must see every attempt.
+        raise SecurityError(f"access to attribute {attribute!r} of a "
+                            f"{type(obj).__name__} object is not allowed")
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             if isinstance(right, (int, float)) and abs(right) > 64:

@@ -1,0 +1,249 @@
+"""API: /api/campaigns (+ /preview, /test, /send, /schedule, /pause, /resume, /cancel, /stats,
+/audience)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import campaigns
+from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+
+
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    html: str | None = None
+    markdown: str | None = None
+    body: str | None = None
+    content_format: Literal["html", "markdown"] | None = None
+
+    def content(self) -> dict[str, Any]:
+        """body + content_format from whichever of html / markdown / body was sent."""
+        given = [k for k in ("html", "markdown", "body") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValidationError("send one of html, markdown or body", field=given[1])
+        if not given:
+            return {"content_format": self.content_format} if self.content_format else {}
+        key = given[0]
+        fmt = key if key != "body" else (self.content_format or "html")
+        return {"body": getattr(self, key), "content_format": fmt}
+
+
+class CampaignIn(_Content):
+    name: str
+    subject: str
+    lists: list[str]
+    segment: dict[str, Any] | None = None
+    segment_id: int | None = None
+    text: str = ""
+    preheader: str = ""
+    layout: str = ""
+    from_name: str = ""
+    from_email: str = ""
+    reply_to: str = ""
+
+
+class CampaignPatch(_Content):
+    name: str | None = None
+    subject: str | None = None
+    lists: list[str] | None = None
+    segment: dict[str, Any] | None = None
+    segment_id: int | None = None
+    text: str | None = None
+    preheader: str | None = None
+    layout: str | None = None
+    from_name: str | None = None
+    from_email: str | None = None
+    reply_to: str | None = None
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    audience: int
+    sent: int
+    failed: int
+    skipped: int
+    remaining: int
+
+
+class CampaignOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    name: str
+    status: Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"]
+    stats: StatsOut
+
+
+class Who(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subscriber_id: int | None = None
+    email: str | None = None
+
+
+class TestIn(Who):
+    to: list[str]
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: datetime | None
+
+
+class AudienceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lists: list[str]
+    segment: dict[str, Any] | None = None
+    segment_id: int | None = None
+
+
+class StatusOut(BaseModel):
+    id: int
+    status: str
+
+
+def _out(campaign_id: int, *, timeline: bool = False) -> Any:
+    return asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline))
+
+
+def _state(campaign_id: int) -> dict[str, Any]:
+    info = campaigns.get(current_runtime(), campaign_id)
+    return {"id": info.id, "status": info.status, "audience": info.stats["audience"]}
+
+
+@route("/campaigns", permission="campaigns:read", query=Page, tag="campaigns")
+def all_campaigns():  # type: ignore[no-untyped-def]
+    """Campaigns, newest first, with their progress."""
+    page = parse_query(Page)
+    offset, limit = page.bounds()
+    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit)
+    return paginated([asdict(x) for x in items], total, page)
+
+
+@route("/campaigns", ["POST"], permission="campaigns:write", body=CampaignIn,
+       response=CampaignOut, status=201, tag="campaigns")
+def create_campaign():  # type: ignore[no-untyped-def]
+    """Create a draft; template errors are reported now, with part and line."""
+    body = parse_body(CampaignIn)
+    values = body.model_dump(exclude={"html", "markdown", "body", "content_format"})
+    cid = campaigns.create(current_runtime(), actor=actor(), **values, **body.content())
+    return jsonify(_out(cid)), 201
+
+
+@route("/campaigns/audience", ["POST"], permission="campaigns:read", body=AudienceIn,
+       tag="campaigns")
+def count_audience():  # type: ignore[no-untyped-def]
+    """How many people lists (+ segment) would reach right now."""
+    body = parse_body(AudienceIn)
+    return jsonify(count=campaigns.count_audience(current_runtime(), lists=body.lists,
+                                                  segment=body.segment,
+                                                  segment_id=body.segment_id))
+
+
+@route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,
+       tag="campaigns")
+def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+    """One campaign with its progress (sent / failed / skipped / remaining …)."""
+    return jsonify(_out(campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>", ["PATCH"], permission="campaigns:write",
+       body=CampaignPatch, response=CampaignOut, tag="campaigns")
+def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Change a draft or scheduled campaign."""
+    body = parse_body(CampaignPatch)
+    values = body.model_dump(exclude_unset=True,
+                             exclude={"html", "markdown", "body", "content_format"})
+    campaigns.update(current_runtime(), campaign_id, actor=actor(), **values, **body.content())
+    return jsonify(_out(campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>", ["DELETE"], permission="campaigns:write", status=204,
+       tag="campaigns")
+def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Delete a draft."""
+    campaigns.delete(current_runtime(), campaign_id, actor=actor())
+    return "", 204
+
+
+@route("/campaigns/<int:campaign_id>/audience", permission="campaigns:read", tag="campaigns")
+def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
+    """The audience now (before sending) or as it was fixed at the start."""
+    return jsonify(count=campaigns.audience(current_runtime(), campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>/preview", ["GET", "POST"], permission="campaigns:write",
+       query=Who, tag="campaigns")
+def preview(campaign_id: int):  # type: ignore[no-untyped-def]
+    """The message as a chosen subscriber (subscriber_id or email) or a sample person sees it."""
+    from flask import request
+
+    who = parse_body(Who) if request.method == "POST" else parse_query(Who)
+    view = campaigns.preview(current_runtime(), campaign_id, subscriber_id=who.subscriber_id,
+                             email=who.email)
+    return jsonify(subject=view.subject, html=view.html, text=view.text,
+                   **{"from": view.from_header, "to": view.to, "list": view.list})
+
+
+@route("/campaigns/<int:campaign_id>/test", ["POST"], permission="campaigns:write", body=TestIn,
+       tag="campaigns")
+def send_test(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Send the message, marked as a test, to up to 10 addresses now."""
+    body = parse_body(TestIn)
+    results = campaigns.send_test(current_runtime(), campaign_id, to=body.to,
+                                  subscriber_id=body.subscriber_id, email=body.email,
+                                  actor=actor())
+    return jsonify(results=results)
+
+
+@route("/campaigns/<int:campaign_id>/send", ["POST"], permission="campaigns:write",
+       response=StatusOut, status=202, tag="campaigns")
+def send_now(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Send now: the audience is fixed and the workers start (202)."""
+    campaigns.start(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_state(campaign_id)), 202
+
+
+@route("/campaigns/<int:campaign_id>/schedule", ["POST"], permission="campaigns:write",
+       body=ScheduleIn, response=StatusOut, tag="campaigns")
+def schedule(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
+    body = parse_body(ScheduleIn)
+    campaigns.schedule(current_runtime(), campaign_id, at=body.at, actor=actor())
+    info = campaigns.get(current_runtime(), campaign_id)
+    return jsonify(id=info.id, status=info.status, scheduled_at=info.scheduled_at)
+
+
+@route("/campaigns/<int:campaign_id>/pause", ["POST"], permission="campaigns:write",
+       response=StatusOut, tag="campaigns")
+def pause(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Pause sending (the message in flight finishes)."""
+    campaigns.pause(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_state(campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>/resume", ["POST"], permission="campaigns:write",
+       response=StatusOut, tag="campaigns")
+def resume(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Resume a paused campaign."""
+    campaigns.resume(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_state(campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>/cancel", ["POST"], permission="campaigns:write",
+       response=StatusOut, tag="campaigns")
+def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Cancel for good; nothing more is sent."""
+    campaigns.cancel(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_state(campaign_id))
+
+
+@route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
+def stats(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
+    unsubscribed (attributed by the token's campaign), remaining."""
+    return jsonify(asdict(campaigns.stats(current_runtime(), campaign_id)))
