@@ -1,0 +1,275 @@
+"""Campaigns: compose with a live preview as a chosen subscriber, test-send, pick the audience,
+schedule or send, follow the progress, read the stats."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+
+from listmgr.app import current_runtime
+from listmgr.errors import ListmgrError, NotFound, ValidationError
+from listmgr.services import campaigns as campaigns_service, dashboard
+from listmgr.services import lists as lists_service
+from listmgr.web.admin import _ui, bp, charts
+from listmgr.web.auth import principal, require
+from listmgr.web.dev import SANDBOX_CSP
+
+STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
+<p>Write your message here. Personalize it with {{ subscriber.fields.city | default("") }}.</p>
+"""
+FINAL = ("sent", "cancelled")
+TEXT_FIELDS = ("name", "subject", "preheader", "from_name", "from_email", "reply_to", "body",
+               "text", "content_format")
+
+
+def _actor() -> str:
+    p = principal()
+    return p.label if p else "admin"
+
+
+def _segments() -> list[Any]:
+    try:
+        from listmgr.services import segments
+    except ImportError:
+        return []
+    return segments.all_segments(current_runtime(), limit=500)[0]
+
+
+def _values() -> dict[str, Any]:
+    values: dict[str, Any] = {k: request.form.get(k, "") for k in TEXT_FIELDS}
+    values["content_format"] = values["content_format"] or "html"
+    values["lists"] = request.form.getlist("lists")
+    raw = request.form.get("segment_id", "")
+    try:
+        values["segment_id"] = int(raw) if raw else None
+    except ValueError:
+        raise ValidationError("choose a segment from the list", field="segment_id") from None
+    return values
+
+
+def _compose(info: Any, values: dict[str, Any], *, errors: dict[str, str] | None = None,
+             status: int = 200, preview: Any = None, who: str = ""):  # type: ignore[no-untyped-def]
+    rt = current_runtime()
+    audience = None
+    if info is not None:
+        try:
+            audience = campaigns_service.audience(rt, info.id)
+        except ListmgrError:
+            audience = None
+    return render_template(
+        "pages/admin/campaign_compose.html", campaign=info, values=values, errors=errors or {},
+        api_urls=_api_urls(info.id if info is not None else None),
+        lists=lists_service.all_lists(rt), segments=_segments(), audience=audience,
+        preview=preview, who=who, title=info.name if info else "New campaign"), status
+
+
+def _api_urls(campaign_id: int | None) -> dict[str, str]:
+    """The API addresses the composer's script uses (none when the campaign API is absent)."""
+    from werkzeug.routing import BuildError
+
+    wanted = {"audience": ("api.count_audience", {})}
+    if campaign_id is not None:
+        wanted.update(save=("api.update_campaign", {"campaign_id": campaign_id}),
+                      preview=("api.preview", {"campaign_id": campaign_id}))
+    out = {}
+    for key, (endpoint, args) in wanted.items():
+        try:
+            out[key] = url_for(endpoint, **args)
+        except BuildError:
+            return {}
+    return out
+
+
+@bp.get("/campaigns")
+@require("campaigns:read")
+def campaigns():  # type: ignore[no-untyped-def]
+    """Every campaign, newest first, with its progress."""
+    page = _ui.page_number()
+    status = request.args.get("status") or None
+    items, total = campaigns_service.all_campaigns(current_runtime(), status=status,
+                                                   offset=(page - 1) * _ui.PER_PAGE,
+                                                   limit=_ui.PER_PAGE)
+    return render_template("pages/admin/campaigns.html", items=items, status=status or "",
+                           pager=_ui.pager(total, "admin.campaigns", page, status=status),
+                           title="Campaigns")
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@require("campaigns:write")
+def campaign_new():  # type: ignore[no-untyped-def]
+    """Start a draft."""
+    if request.method == "GET":
+        return _compose(None, {"body": STARTER, "content_format": "html", "lists": []})
+    try:
+        values = _values()
+        cid = campaigns_service.create(current_runtime(), actor=_actor(), **values)
+    except ListmgrError as exc:
+        return _compose(None, {**request.form.to_dict(), "lists": request.form.getlist("lists")},
+                        errors={exc.field or "form": exc.message}, status=exc.status)
+    flash("Draft saved. Preview it, send yourself a test, then send or schedule it.")
+    return redirect(url_for("admin.campaign_detail", campaign_id=cid))
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@require("campaigns:read")
+def campaign_detail(campaign_id: int):  # type: ignore[no-untyped-def]
+    """A draft opens in the composer; anything else on its progress and stats page."""
+    from listmgr.permissions import allowed
+
+    rt = current_runtime()
+    info = campaigns_service.get(rt, campaign_id)
+    p = principal()
+    if info.status not in ("draft", "scheduled") or not (p and allowed(p.role,
+                                                                       "campaigns:write")):
+        return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
+    who = (request.args.get("as") or "").strip()
+    try:
+        preview = campaigns_service.preview(rt, campaign_id, email=who or None)
+        error = {}
+    except ListmgrError as exc:
+        preview, error = None, {"preview": exc.message}
+    return _compose(info, {**info.__dict__, "lists": info.lists}, preview=preview, who=who,
+                    errors=error)
+
+
+@bp.post("/campaigns/<int:campaign_id>")
+@require("campaigns:write")
+def campaign_save(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Save the draft (every template is checked now, never at send time)."""
+    rt = current_runtime()
+    try:
+        values = _values()
+        campaigns_service.update(rt, campaign_id, actor=_actor(), **values)
+    except ListmgrError as exc:
+        info = campaigns_service.get(rt, campaign_id)
+        return _compose(info, {**request.form.to_dict(), "lists": request.form.getlist("lists")},
+                        errors={exc.field or "form": exc.message}, status=exc.status)
+    flash("Draft saved.")
+    who = (request.form.get("as") or "").strip()
+    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id,
+                            **({"as": who} if who else {})))
+
+
+@bp.get("/campaigns/<int:campaign_id>/preview.html")
+@require("campaigns:write")
+def campaign_preview(campaign_id: int) -> Response:
+    """The HTML as the chosen subscriber gets it, for a sandboxed frame (its links are inert)."""
+    who = (request.args.get("as") or "").strip()
+    try:
+        view = campaigns_service.preview(current_runtime(), campaign_id, email=who or None)
+        html = view.html
+    except NotFound:
+        html = "<p>There is no subscriber with that address; showing nothing.</p>"
+    except ListmgrError as exc:
+        from markupsafe import escape
+
+        html = f"<p>The template cannot be shown: {escape(exc.message)}</p>"
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = SANDBOX_CSP
+    resp.headers["X-Frame-Options"] = "SAMEORIGIN"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/campaigns/<int:campaign_id>/test")
+@require("campaigns:write")
+def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Send the message marked as a test to a few addresses."""
+    to = _ui.lines("to")
+    who = _ui.text("as") or None
+    results = campaigns_service.send_test(current_runtime(), campaign_id, to=to, email=who,
+                                          actor=_actor())
+    for r in results:
+        if r["sent"]:
+            flash(f"Test sent to {r['to']}.")
+        else:
+            flash(f"Test to {r['to']} failed: {r['error']}", "error")
+    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id,
+                            **({"as": who} if who else {})))
+
+
+@bp.post("/campaigns/<int:campaign_id>/send")
+@require("campaigns:write")
+def campaign_send(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Send now: the audience is fixed and the workers start."""
+    count = campaigns_service.start(current_runtime(), campaign_id, actor=_actor())
+    flash(f"Sending to {count:,} subscribers." if count else "Nobody to send to: done.")
+    return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/schedule")
+@require("campaigns:write")
+def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Schedule for a time (UTC), or back to draft when the time is empty."""
+    raw = _ui.text("at")
+    try:
+        at = datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise ValidationError("give a date and time such as 2030-05-31T09:00",
+                              field="at") from None
+    campaigns_service.schedule(current_runtime(), campaign_id, at=at, actor=_actor())
+    flash(f"Scheduled for {at:%Y-%m-%d %H:%M} UTC." if at else "Back to draft.")
+    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel):action>")
+@require("campaigns:write")
+def campaign_control(campaign_id: int, action: str):  # type: ignore[no-untyped-def]
+    """Pause, resume or cancel."""
+    getattr(campaigns_service, action)(current_runtime(), campaign_id, actor=_actor())
+    flash({"pause": "Paused after the message in flight.", "resume": "Sending again.",
+           "cancel": "Cancelled: nothing more is sent."}[action])
+    return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
+
+
+def _progress(campaign_id: int) -> dict[str, Any]:
+    info = campaigns_service.get(current_runtime(), campaign_id)
+    st = info.stats
+    done = st["sent"] + st["failed"] + st["skipped"]
+    return {"status": info.status, "audience": st["audience"], "sent": st["sent"],
+            "failed": st["failed"], "skipped": st["skipped"], "remaining": st["remaining"],
+            "processed": done, "done": info.status in FINAL}
+
+
+@bp.get("/campaigns/<int:campaign_id>/stats")
+@require("campaigns:read")
+def campaign_stats(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Progress while sending, then the outcome with charts."""
+    rt = current_runtime()
+    info = campaigns_service.get(rt, campaign_id)
+    [rates] = dashboard.campaign_rates(rt, campaign_ids=[campaign_id]) or [None]
+    return render_template("pages/admin/campaign_stats.html", campaign=info,
+                           stats=campaigns_service.stats(rt, campaign_id), rates=rates,
+                           progress=_progress(campaign_id), title=info.name)
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress.json")
+@require("campaigns:read")
+def campaign_progress(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Counts for the live progress bar."""
+    return jsonify(_progress(campaign_id))
+
+
+@bp.get("/charts/campaign/<int:campaign_id>/timeline.svg")
+@require("campaigns:read")
+def chart_campaign_timeline(campaign_id: int) -> Response:
+    """Messages handled per minute."""
+    buckets = campaigns_service.stats(current_runtime(), campaign_id).timeline
+    labels = [b["minute"][11:] for b in buckets]
+    series = {k: [b.get(k, 0) for b in buckets] for k in ("sent", "failed", "skipped")}
+    return charts.svg(charts.line("Messages per minute (UTC)", labels,
+                                  series if buckets else {}))
+
+
+@bp.get("/charts/campaign/<int:campaign_id>/outcome.svg")
+@require("campaigns:read")
+def chart_campaign_outcome(campaign_id: int) -> Response:
+    """What became of the messages, as shares of those sent."""
+    [r] = dashboard.campaign_rates(current_runtime(), campaign_ids=[campaign_id]) or [None]
+    if r is None:
+        raise NotFound("there is no such campaign")
+    names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")
+    values = [r.rate(getattr(r, n)) for n in names]
+    return charts.svg(charts.bars("Outcome (% of sent)", list(names), {"share": values},
+                                  unit="%"))
