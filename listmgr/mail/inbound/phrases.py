@@ -18,9 +18,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["normalize", "find_request", "find_negation", "is_exact", "strip_subject_prefixes",
-           "ATTRIBUTION_RE", "ATTRIBUTION_START_RE", "SEPARATOR_RE", "SIGNATURE_RE",
-           "HEADER_LINE_RE", "SIGNOFF_RE", "FOOTER_RE"]
+__all__ = [
+    "ATTRIBUTION_RE",
+    "ATTRIBUTION_START_RE",
+    "FOOTER_RE",
+    "HEADER_LINE_RE",
+    "SEPARATOR_RE",
+    "SIGNATURE_RE",
+    "SIGNOFF_RE",
+    "find_negation",
+    "find_request",
+    "is_exact",
+    "normalize",
+    "strip_subject_prefixes",
+]
 
 
 def normalize(text: str) -> str:
@@ -219,9 +230,6 @@ def find_negation(text: str) -> tuple[str, str] | None:
         if m:
             return lang, m.group(0)
     return None
-
-
-# -- markers of quoted text, forwards and signatures (normalized text, one line at a time) -----
 
 
 # -- markers of quoted text, forwards and signatures (run on normalized lines) -----------------

@@ -1,0 +1,142 @@
+"""One message being classified: parsed once, with lazy views the rules share, and the
+builder of the `Classification` every rule answers with."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+from email.message import Message
+from typing import TYPE_CHECKING, Any
+
+from listmgr.mail.inbound.classification import Classification, Envelope
+from listmgr.mail.inbound.htmltext import html_to_text
+from listmgr.mail.inbound.message import (
+    TEXT_LIMIT,
+    addresses,
+    ctype,
+    decode_part,
+    embedded,
+    header,
+    headers,
+    is_attachment,
+    sender_address,
+    walk,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from listmgr.tokens import Tokens
+
+
+DAEMON_LOCAL_RE = re.compile(
+    r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|post_master|poostmaster|double-bounce"
+    r"|mdaemon|mail[-_.]?delivery(?:[-_.]?system)?|nobody|mail[-_.]?administrator|ndr|bounce[sd]?"
+    r"|mail[-_.]?system|returned[-_.]?mail|mailer|sysadmin|owner-[\w.-]+|[\w.-]+-(?:admin|owner))$",
+    re.IGNORECASE)
+
+DAEMON_STRICT_RE = re.compile(r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|double-bounce)$",
+                              re.IGNORECASE)
+
+DAEMON_NAME_RE = re.compile(
+    r"mailer[- ]?daemon|mail delivery (?:system|subsystem)|mail deliver system|postmaster"
+    r"|mail administrator|system administrator|ndr administrator|mail system|delivery subsystem",
+    re.IGNORECASE)
+
+
+class Context:
+    """One message being classified, with lazily computed views of it."""
+
+    def __init__(self, raw: bytes, envelope: Envelope, tokens: Tokens | None,
+                 mail_domain: str) -> None:
+        self.raw = raw
+        self.envelope = envelope
+        self.tokens = tokens
+        self.mail_domain = mail_domain
+        self.msg: Message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        self.subject = header(self.msg, "Subject")
+        self.sender = sender_address(self.msg, envelope)
+        self._text: str | None = None
+        self._original: Any = False
+
+    # -- views ------------------------------------------------------------------------------
+    @property
+    def notification_text(self) -> str:
+        """Text of the message's own parts (not of an embedded original)."""
+        if self._text is None:
+            chunks: list[str] = []
+            size = 0
+            for part in walk(self.msg):
+                ct = ctype(part)
+                if ct.startswith("text/") and ct not in ("text/rfc822-headers",) and not (
+                        is_attachment(part) and ct != "text/plain"):
+                    body = decode_part(part)
+                    if ct == "text/html":
+                        body = html_to_text(body, strip_quotes=False)
+                    chunks.append(body)
+                elif ct.startswith("multipart/") and isinstance(part.get_payload(), str):
+                    chunks.append(decode_part(part))  # a multipart without usable boundary
+                else:
+                    continue
+                size += len(chunks[-1])
+                if size > TEXT_LIMIT:
+                    break
+            self._text = "\n".join(chunks)[:TEXT_LIMIT]
+        return self._text
+
+    @property
+    def original(self) -> Message | None:
+        if self._original is False:
+            try:
+                self._original = embedded(self.msg)
+            except Exception:  # noqa: BLE001
+                self._original = None
+        return self._original
+
+    def recipient_addresses(self) -> list[str]:
+        """Where this message was delivered: envelope first, then the usual headers."""
+        out = list(self.envelope.recipients)
+        for name in ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc",
+                     "X-Original-Recipient", "X-Failed-Recipients-To"):
+            out.extend(headers(self.msg, name))
+        return out
+
+    def auto_submitted(self) -> str:
+        value = header(self.msg, "Auto-Submitted").lower().split(";")[0].strip()
+        return "" if value in ("", "no") else value
+
+    def null_sender(self) -> bool:
+        """The message came from the null reverse path (<>), as bounces and many auto-replies."""
+        return header(self.msg, "Return-Path").replace(" ", "") == "<>" or \
+            self.envelope.sender.strip() == "<>"
+
+    def looks_like_daemon(self) -> bool:
+        local = self.sender.split("@")[0]
+        from_value = header(self.msg, "From")
+        return_path = (addresses(header(self.msg, "Return-Path")) or [""])[0].split("@")[0]
+        return bool(DAEMON_LOCAL_RE.match(local) or DAEMON_NAME_RE.search(from_value)
+                    or "<>" in from_value.replace(" ", "") or (
+                        return_path and DAEMON_STRICT_RE.match(return_path)))
+
+    # -- result -----------------------------------------------------------------------------
+    def result(self, kind: str, *, rule: str, permanent: bool | None = None,
+               recipients: list[str] | tuple[str, ...] = (), ids: tuple = (None, None, None),
+               confidence: float = 0.5, **evidence: Any) -> Classification:
+        evidence = {"rule": rule, **evidence}
+        auth = headers(self.msg, "Authentication-Results")
+        if auth:
+            evidence.setdefault("authentication_results", auth[:5])
+        seen = {h: header(self.msg, h) for h in ("From", "Subject", "Auto-Submitted",
+                                                 "Return-Path", "Precedence")
+                if header(self.msg, h)}
+        evidence.setdefault("headers", seen)
+        evidence.setdefault("from", self.sender)
+        recips = tuple(dict.fromkeys(r.lower() for r in recipients if r))
+        return Classification(kind, permanent if kind == "bounce" else None, recips,
+                              ids[0], ids[1], ids[2], _jsonable(evidence), confidence)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return {"rule": str(value.get("rule", "?")) if isinstance(value, dict) else "?"}

@@ -1,0 +1,178 @@
+"""Defensive views of a parsed message: decoded headers, addresses, parts, report fields,
+the embedded original. Every helper answers something sensible for malformed mail."""
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import parseaddr
+from typing import Any
+
+from listmgr.mail.inbound.classification import Envelope
+
+TEXT_LIMIT = 200_000          # characters of a body we look at
+MAX_PARTS = 200               # MIME parts looked at
+MAX_DEPTH = 20                # MIME nesting looked into
+
+ADDR_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
+
+
+def _text(value: Any) -> str:
+    """A str with any undecodable bytes turned into U+FFFD."""
+    try:
+        s = str(value)
+    except Exception:  # noqa: BLE001
+        return ""
+    try:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return s.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def header(msg: Message | None, name: str) -> str:
+    """Decoded, unfolded value of a header ('' when absent or undecodable)."""
+    if msg is None:
+        return ""
+    try:
+        value = msg.get(name)
+    except Exception:  # noqa: BLE001
+        return ""
+    if value is None:
+        return ""
+    value = _text(value)
+    try:
+        value = str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001
+        pass
+    return " ".join(value.split())
+
+
+def headers(msg: Message | None, name: str) -> list[str]:
+    if msg is None:
+        return []
+    try:
+        return [" ".join(_text(v).split()) for v in (msg.get_all(name) or [])]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def addresses(text: str) -> list[str]:
+    """Addresses in a header value or text, lower-cased, in order, without duplicates."""
+    out: list[str] = []
+    for a in ADDR_RE.findall(text or ""):
+        a = a.lower().strip(".")
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def sender_address(msg: Message, envelope: Envelope) -> str:
+    for name in ("From", "Sender", "Reply-To"):
+        value = header(msg, name)
+        if value:
+            try:
+                addr = parseaddr(value)[1]
+            except Exception:  # noqa: BLE001
+                addr = ""
+            found = addresses(addr) or addresses(value)
+            if found:
+                return found[0]
+    return (addresses(envelope.sender) or [""])[0]
+
+
+def decode_part(part: Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        payload = None
+    if payload is None:
+        p = part.get_payload()
+        return _text(p) if isinstance(p, str) else ""
+    charset = "utf-8"
+    try:
+        charset = part.get_content_charset() or "utf-8"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        return payload[:TEXT_LIMIT * 2].decode(charset, "replace")
+    except (LookupError, UnicodeError, ValueError):
+        return payload[:TEXT_LIMIT * 2].decode("utf-8", "replace")
+
+
+def ctype(part: Message) -> str:
+    try:
+        return part.get_content_type().lower()
+    except Exception:  # noqa: BLE001
+        return "text/plain"
+
+
+def walk(msg: Message, into_messages: bool = False) -> Iterator[Message]:
+    """The parts of a message, depth first, at most MAX_PARTS of them and MAX_DEPTH deep;
+    embedded messages are not entered unless asked."""
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        yield part
+        payload = part.get_payload()
+        if not isinstance(payload, list) or depth >= MAX_DEPTH:
+            continue
+        if ctype(part).startswith("message/") and not into_messages:
+            continue
+        stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
+
+
+def is_attachment(part: Message) -> bool:
+    return "attachment" in header(part, "Content-Disposition").lower()
+
+
+def block_fields(part: Message) -> list[dict[str, str]]:
+    """Field blocks of a message/delivery-status or message/feedback-report part."""
+    text = ""
+    try:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            chunks = []
+            for sub in payload:
+                if isinstance(sub, Message):
+                    chunks.append("\n".join(f"{k}: {_text(v)}" for k, v in sub.items()))
+                    if isinstance(sub.get_payload(), str):
+                        chunks.append(decode_part(sub))  # 8-bit (global) reports are UTF-8
+            text = "\n\n".join(chunks)
+        else:
+            text = decode_part(part)
+    except Exception:  # noqa: BLE001
+        return []
+    blocks: list[dict[str, str]] = []
+    for chunk in re.split(r"\r?\n[ \t]*\r?\n", text[:TEXT_LIMIT]):
+        fields: dict[str, str] = {}
+        last = ""
+        for line in chunk.splitlines():
+            if line[:1] in (" ", "\t") and last:
+                fields[last] += " " + line.strip()
+                continue
+            name, sep, value = line.partition(":")
+            if sep and name.strip() and " " not in name.strip():
+                last = name.strip().lower()
+                fields[last] = value.strip() if last not in fields else fields[last]
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+EMBEDDED_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers",
+                  "message/global-headers", "text/rfc822-headers", "text/rfc822")
+
+
+def embedded(msg: Message) -> Message | None:
+    """The original message (or its headers) a report or bounce carries."""
+    for part in walk(msg, into_messages=True):
+        if ctype(part) in EMBEDDED_TYPES:
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                return payload[0]
+            return email.message_from_string(decode_part(part)[:TEXT_LIMIT])
+    return None
