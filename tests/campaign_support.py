@@ -89,14 +89,19 @@ def header_lines(data: bytes) -> list[bytes]:
 
 
 class FaultSink(Sink):
-    """A Sink whose DATA handler may also drop the connection without answering."""
+    """A Sink whose DATA handler may also drop the connection without answering, before or
+    after keeping the message (drop_hook returns "before", "after" or None)."""
 
-    drop_hook: Callable[[Received], bool] | None = None
+    drop_hook: Callable[[Received], str | None] | None = None
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         item = Received(envelope.mail_from, list(envelope.rcpt_tos),
                         envelope.original_content or envelope.content)
-        if self.drop_hook is not None and self.drop_hook(item):
+        when = self.drop_hook(item) if self.drop_hook is not None else None
+        if when == "after":
+            with self.lock:
+                self.messages.append(item)
+        if when:
             server.transport.close()   # no answer: the client cannot know what happened
             return "421 closing"
         return await super().handle_DATA(server, session, envelope)

@@ -1,0 +1,102 @@
+"""SMTP faults: 4xx for a while, 421 closing, 5xx for some recipients, dropped connections.
+Retries happen, 5xx rows fail (and count as bounces), nothing is lost, the campaign finishes,
+and the only message that arrives twice is the one recorded as possibly duplicated."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from sqlalchemy import select
+
+from listmgr.models import Suppression
+from listmgr.services import campaigns
+from tests.campaign_support import (campaign, deliveries, fault_sink, make_list,  # noqa: F401
+                                    person, recipients, wait_status)
+from tests.conftest import drain
+
+
+def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+    sink = fault_sink
+    rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.2)
+    make_list(rt, "news")
+    groups = {"ok": 12, "temp": 4, "bad": 3, "drop": 2, "dropafter": 1}
+    for group, n in groups.items():
+        for i in range(n):
+            person(rt, f"{group}{i}@example.org", ["news"])
+    lock = threading.Lock()
+    rcpts: Counter[str] = Counter()
+    datas: Counter[str] = Counter()
+    total = Counter[str]()
+
+    def on_rcpt(address: str) -> str | None:
+        with lock:
+            rcpts[address] += 1
+            total["rcpt"] += 1
+            n, seen = total["rcpt"], rcpts[address]
+        if address.startswith("bad"):
+            return "550 5.1.1 <%s>: no such user" % address
+        if address.startswith("temp") and seen <= 2:
+            return "451 4.7.1 greylisted, try again later"
+        if 6 <= n <= 7:
+            return "421 4.3.2 too busy, closing"
+        return None
+
+    def on_data(item):  # type: ignore[no-untyped-def]
+        address = item.rcpt_tos[0]
+        with lock:
+            datas[address] += 1
+            first = datas[address] == 1
+        if address.startswith("dropafter") and first:
+            return "after"
+        if address.startswith("drop") and not address.startswith("dropafter") and first:
+            return "before"
+        return None
+
+    sink.rcpt_hook = on_rcpt
+    sink.drop_hook = on_data
+    cid = campaign(rt)
+    assert campaigns.start(rt, cid) == sum(groups.values())
+    drain(rt, timeout_ms=60000)
+    assert wait_status(rt, cid) == "sent"
+
+    got = recipients(sink, cid)
+    rows = deliveries(rt, cid)
+    good = {e for e in rows if not e.startswith("bad")}
+    assert set(got) == good                                   # nothing lost
+    twice = {e for e, n in got.items() if n > 1}
+    assert twice == {"dropafter0@example.org"}               # the one that may have gone out
+    assert all(n <= 2 for n in got.values())
+    assert {e for e, d in rows.items() if d.possibly_duplicate} >= twice
+    assert all(rows[e].possibly_duplicate for e in rows if e.startswith("drop"))
+    for email, row in rows.items():
+        if email.startswith("bad"):
+            assert row.status == "failed" and row.bounced and "550" in row.error
+            assert row.attempts == 1                          # 5xx: never retried
+        else:
+            assert row.status == "sent" and not row.bounced
+        if email.startswith("temp"):
+            assert row.attempts == 3 and rcpts[email] == 3    # two 451s, then accepted
+    stats = campaigns.stats(rt, cid)
+    assert (stats.sent, stats.failed, stats.bounced, stats.remaining) == (19, 3, 3, 0)
+    assert stats.sent + stats.failed + stats.skipped == stats.audience
+    with rt.db.session() as s:   # "no such user" is a hard bounce: never mailed again
+        suppressed = set(s.scalars(select(Suppression.email)))
+    assert suppressed == {f"bad{i}@example.org" for i in range(3)}
+
+
+def test_retries_give_up_after_the_limit(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+    sink = fault_sink
+    rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.05, retry_max_attempts=3)
+    make_list(rt, "news")
+    person(rt, "never@example.org", ["news"])
+    person(rt, "fine@example.org", ["news"])
+    sink.rcpt_hook = lambda a: "452 4.2.2 mailbox full" if a.startswith("never") else None
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    drain(rt)
+    wait_status(rt, cid)
+    rows = deliveries(rt, cid)
+    assert rows["never@example.org"].status == "failed"
+    assert rows["never@example.org"].attempts == 3
+    assert "gave up after 3 attempts" in rows["never@example.org"].error
+    assert recipients(sink, cid) == {"fine@example.org": 1}
