@@ -52,8 +52,10 @@ def line(title: str, labels: Sequence[str], series: dict[str, Sequence[float]]) 
 
 def bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]],
          unit: str = "") -> bytes:
-    chart = pygal.Bar(**_config(title=title, value_formatter=lambda v: f"{v:g}{unit}"))
+    chart = pygal.Bar(**_config(title=title, value_formatter=lambda v: f"{v:g}{unit}",
+                                show_legend=len(series) > 1))
     chart.x_labels = list(labels)
+    chart.x_labels_major = list(labels)
     chart.no_data_text = "No data yet"
     for name, values in series.items():
         chart.add(name, list(values))

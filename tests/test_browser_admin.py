@@ -1,0 +1,190 @@
+"""The marketer's day in headless Chromium against a running server: sign in, create a list,
+import a CSV and watch it finish, build a segment and see the count change, compose a campaign
+with a preview, test-send, send, watch the progress, open the stats. Screenshots of the main
+pages go to test-artifacts/."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from listmgr.services import accounts, subscribers
+from listmgr.services.subscriptions import Origin
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
+PASSWORD = "a long enough password"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                 reason="Chromium is not installed at /usr/bin/chromium")]
+
+
+@pytest.fixture
+def server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.port}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def page(server):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(20000)
+        problems: list[str] = []
+        pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: problems.append(str(e)))
+        pg.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+              if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        pg.problems = problems  # type: ignore[attr-defined]
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, server: str, email: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/admin/")
+    assert "/admin/login" in page.url
+    shot(page, "01-login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/admin/")
+
+
+def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    accounts.create_user(rt, email="marketer@staff.example.org", password=PASSWORD,
+                         role="owner", name="Mara Marketer")
+    sign_in(page, server, "marketer@staff.example.org")
+    expect(page.locator("h1")).to_have_text("Dashboard")
+    shot(page, "02-dashboard")
+
+    # A list, made in the UI.
+    page.click("nav.side >> text=Lists")
+    page.click("text=New list")
+    page.fill("input[name=slug]", "monthly")
+    page.fill("input[name=name]", "Monthly letter")
+    page.check("input[name=opt_in][value=single]")
+    page.fill("input[name=from_name]", "Mara")
+    page.fill("input[name=from_email]", "mara@example.org")
+    page.fill("textarea[name=postal_address]", "Example Ltd, 1 Main Street, Town")
+    page.click("button:has-text('Create list')")
+    expect(page.locator("h1")).to_have_text("Monthly letter")
+    expect(page.locator("#embed-code")).to_contain_text('action="http://listmgr.test/subscribe/')
+    shot(page, "03-list")
+
+    # People: a CSV import with a live progress bar, or (without the import service) the API.
+    people = [(f"person{i}@example.org", f"Person {i}", "Berlin" if i % 3 == 0 else "Paris")
+              for i in range(30)]
+    from listmgr.services import people as people_service
+
+    people_service.create_field(rt, key="city", label="City", type="text")
+    if importlib.util.find_spec("listmgr.services.imports") is not None:
+        csv_path = tmp_path / "people.csv"
+        csv_path.write_text("E-mail,Full name,Town\n" + "".join(
+            f"{e},{n},{c}\n" for e, n, c in people) + "not-an-address,Broken,Nowhere\n")
+        page.click("nav.side >> text=Import & export")
+        page.set_input_files("input[type=file]", str(csv_path))
+        page.select_option("select[name=list]", "monthly")
+        page.click("button:has-text('Upload')")
+        page.select_option("select[name='map_E-mail']", "email")
+        page.select_option("select[name='map_Full name']", "name")
+        page.select_option("select[name='map_Town']", "field:city")
+        page.fill("textarea[name=consent]", "Signed up at the spring fair (paper forms)")
+        page.click("button:has-text('Start import')")
+        expect(page.locator("#import-status")).to_have_text("done", timeout=60000)
+        expect(page.locator("[data-field=inserted]")).to_have_text("30")
+        expect(page.locator("#import-report")).to_contain_text("row 32")
+        shot(page, "04-import")
+    else:
+        for email, name, city in people:
+            subscribers.create(rt, email=email, name=name, lists=["monthly"],
+                               status="confirmed", consent="fair", fields={"city": city},
+                               origin=Origin(source="test"))
+
+    page.click("nav.side >> text=Subscribers")
+    page.fill("input[name=q]", "person1")
+    page.click("button:has-text('Search')")
+    expect(page.locator("#subscriber-table")).to_contain_text("person10@example.org")
+    shot(page, "05-subscribers")
+    page.click("text=person12@example.org")
+    expect(page.locator("h2:has-text('Consent history')")).to_be_visible()
+    shot(page, "06-subscriber")
+
+    # A segment: the live count follows the rules as they are typed.
+    page.click("nav.side >> text=Segments")
+    page.click("text=New segment")
+    page.fill("input[name=name]", "Berliners")
+    page.check("input[name=lists][value=monthly]")
+    expect(page.locator("#live-count")).to_have_text("30")
+    page.click("button:has-text('+ Condition')")
+    row = page.locator(".rule-row").first
+    row.locator("select").nth(1).select_option("city")
+    row.locator("select").nth(2).select_option("eq")
+    row.locator("input").first.fill("Berlin")
+    expect(page.locator("#live-count")).to_have_text("10")
+    shot(page, "07-segment")
+    page.click("button:has-text('Save segment')")
+    expect(page.locator(".notice")).to_contain_text("Segment saved")
+
+    # A campaign: compose, preview as a subscriber, test-send, send, progress, stats.
+    page.click("nav.side >> text=Campaigns")
+    page.click("text=New campaign")
+    page.fill("input[name=name]", "Spring news")
+    page.fill("input[name=subject]", "Spring news for {{ subscriber.name }}")
+    page.check("input[name=lists][value=monthly]")
+    page.select_option("select[name=segment_id]", label="Berliners")
+    page.fill("textarea[name=body]", "<h1>Hello {{ subscriber.name }}</h1><p>Spring is here.</p>")
+    page.click("button:has-text('Create draft')")
+    expect(page.locator(".notice")).to_contain_text("Draft saved")
+    expect(page.locator("#audience-count")).to_have_text("10")
+    page.fill("#preview-as", "person3@example.org")
+    page.locator("#preview-as").dispatch_event("change")
+    expect(page.locator("#pv-subject")).to_have_text("Spring news for Person 3")
+    frame = page.frame_locator("#preview-frame")
+    expect(frame.locator("h1")).to_have_text("Hello Person 3")
+    page.fill("textarea[name=body]", "<h1>Hi {{ subscriber.name }}!</h1><p>Spring is here.</p>")
+    expect(page.locator("#autosave-state")).to_have_text("Draft saved")
+    expect(frame.locator("h1")).to_have_text("Hi Person 3!")
+    shot(page, "08-compose")
+    page.fill("#test-to", "mara@example.org")
+    page.click("#send-test")
+    expect(page.locator(".notice")).to_contain_text("Test sent to mara@example.org")
+    sink.wait_for(1)
+    page.once("dialog", lambda d: d.accept())
+    page.click("#send-now")
+    page.wait_for_url("**/stats")
+    expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
+    expect(page.locator("#sent-count")).to_have_text("10")
+    shot(page, "09-campaign-stats")
+    sink.wait_for(11)
+    assert len({r for m in sink.messages for r in m.rcpt_tos}) == 11
+
+    for name, path in (("10-audit", "/admin/audit"), ("11-settings", "/admin/settings"),
+                       ("12-users", "/admin/users"), ("13-tokens", "/admin/tokens"),
+                       ("14-suppression", "/admin/suppression"), ("15-dashboard", "/admin/"),
+                       ("16-api-docs", "/api/docs")):
+        page.goto(server + path)
+        shot(page, name)
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], \
+        page.problems
