@@ -1,0 +1,111 @@
+"""Crash: real `listmgr worker` processes on PostgreSQL + Redis; one is SIGKILLed mid-campaign
+and another started. Everyone eligible gets the campaign; nobody twice except rows recorded as
+possibly duplicated, at most one per connection of the killed worker."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from listmgr import boot, runtime
+from listmgr.models import Delivery
+from listmgr.services import campaigns
+from tests.campaign_support import campaign, deliveries, make_list, person, recipients
+from tests.conftest import BROKER_URL, PG_URL, SECRET, settings_for
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (PG_URL and BROKER_URL.startswith("redis")),
+                       reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
+                              "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)"),
+]
+PEOPLE = 400
+CONNECTIONS = 2
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
+                            env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while b"worker running" not in log.read_bytes():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "worker did not start"
+        time.sleep(0.05)
+    return proc
+
+
+def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
+    namespace = f"crash{uuid.uuid4().hex[:8]}"
+    rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace))
+    boot.attach_queue(rt)   # enqueue only: the workers below do all the sending
+    make_list(rt, "news")
+    for i in range(PEOPLE):
+        person(rt, f"p{i:04d}@example.org", ["news"])
+    env = dict(os.environ, LISTMGR_DATABASE_URL=database_url, LISTMGR_BROKER_URL=BROKER_URL,
+               LISTMGR_BROKER_NAMESPACE=namespace, LISTMGR_SMTP_URL=sink.url,
+               LISTMGR_SECRET_KEY=SECRET, LISTMGR_BASE_URL="http://listmgr.test",
+               LISTMGR_MAIL_DOMAIN="lists.example.test", LISTMGR_LEASE_SECONDS="3",
+               LISTMGR_SWEEP_SECONDS="1", LISTMGR_SEND_RATE="80",
+               LISTMGR_SEND_BATCH_SIZE="20", LISTMGR_SEND_CONNECTIONS=str(CONNECTIONS),
+               LISTMGR_VAR_DIR=str(tmp_path / "var"))
+    procs = [_worker(env, tmp_path / "a.log"), _worker(env, tmp_path / "b.log")]
+    try:
+        cid = campaign(rt)
+        assert campaigns.start(rt, cid) == PEOPLE
+        _wait(lambda: sum(recipients(sink, cid).values()) >= PEOPLE // 4, 60, "first mails")
+
+        def busy_pid() -> int | None:
+            with rt.db.session() as s:
+                owners = list(s.scalars(select(Delivery.claimed_by).where(
+                    Delivery.campaign_id == cid, Delivery.status == "claimed")))
+            pids = {int(o.split(":")[1]) for o in owners if o}
+            return next((p.pid for p in procs if p.pid in pids), None)
+
+        victim = _wait(busy_pid, 30, "a worker holding claims")
+        os.kill(victim, signal.SIGKILL)
+        killed = next(p for p in procs if p.pid == victim)
+        killed.wait(10)
+        received_at_kill = sum(recipients(sink, cid).values())
+        assert received_at_kill < PEOPLE, "the campaign finished before the kill"
+        procs.append(_worker(env, tmp_path / "c.log"))
+        _wait(lambda: campaigns.get(rt, cid).status == "sent", 180, "the campaign to finish")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        rt.queue.close()
+        runtime.set_current(None)
+
+    got = recipients(sink, cid)
+    rows = deliveries(rt, cid)
+    assert set(got) == set(rows) and len(rows) == PEOPLE          # everyone, nobody lost
+    twice = {email for email, n in got.items() if n > 1}
+    marked = {email for email, row in rows.items() if row.possibly_duplicate}
+    assert twice <= marked, (twice, marked)
+    assert len(marked) <= CONNECTIONS and all(n <= 2 for n in got.values())
+    assert all(row.status == "sent" for row in rows.values())
+    stats = campaigns.stats(rt, cid)
+    assert (stats.sent, stats.remaining, stats.possibly_duplicate) == (PEOPLE, 0, len(marked))
