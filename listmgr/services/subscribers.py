@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
@@ -147,8 +147,12 @@ def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
 
 def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
            list_slug: str | None = None, status: str | None = None, offset: int = 0,
-           limit: int = 50) -> tuple[list[SubscriberInfo], int]:
-    """Exact email, or a prefix of email/name, optionally within a list and status."""
+           limit: int = 50, count_limit: int | None = None) -> tuple[list[SubscriberInfo], int]:
+    """Exact email, or a prefix of email/name, optionally within a list and status.
+
+    With count_limit, the total stops at count_limit + 1 (a page of a million rows need not
+    count them all: "more than N" is enough).
+    """
     query = select(Subscriber)
     if email:
         try:
@@ -158,8 +162,11 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
         query = query.where(Subscriber.email == address)
     if q:
         term = q.strip().lower().replace("\\", "").replace("%", "").replace("_", r"\_")
-        query = query.where(or_(Subscriber.email.like(f"{term}%", escape="\\"),
-                                func.lower(Subscriber.name).like(f"{term}%", escape="\\")))
+        # The pattern goes into the SQL text: under a prepared statement's generic plan,
+        # PostgreSQL cannot use the prefix indexes for LIKE with a bound parameter.
+        pattern = literal(f"{term}%", literal_execute=True)
+        query = query.where(or_(Subscriber.email.like(pattern, escape="\\"),
+                                func.lower(Subscriber.name).like(pattern, escape="\\")))
     if list_slug or status:
         member = select(Membership.subscriber_id).join(
             MailingList, MailingList.id == Membership.list_id)
@@ -169,7 +176,8 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
             member = member.where(Membership.status == status)
         query = query.where(Subscriber.id.in_(member))
     with rt.db.session() as s:
-        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        counted = query if count_limit is None else query.limit(count_limit + 1)
+        total = s.scalar(select(func.count()).select_from(counted.subquery())) or 0
         subs = list(s.scalars(query.order_by(Subscriber.id).offset(offset).limit(limit)))
         members = _memberships(s, [int(x.id) for x in subs])  # type: ignore[arg-type]
         return [_info(s, rt, x, members[int(x.id)]) for x in subs], total  # type: ignore[arg-type]

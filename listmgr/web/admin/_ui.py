@@ -20,6 +20,7 @@ class Pager:
     total: int
     endpoint: str
     args: dict[str, Any]
+    more: bool = False  # the total is a lower bound: there are more rows than counted
 
     @property
     def offset(self) -> int:
@@ -39,7 +40,7 @@ class Pager:
 
     @property
     def next_url(self) -> str | None:
-        return self.url(self.page + 1) if self.page < self.pages else None
+        return self.url(self.page + 1) if self.page < self.pages or self.more else None
 
 
 def page_number() -> int:
@@ -52,9 +53,9 @@ def page_number() -> int:
     return page
 
 
-def pager(total: int, endpoint: str, page: int, per_page: int = PER_PAGE,
+def pager(total: int, endpoint: str, page: int, per_page: int = PER_PAGE, more: bool = False,
           **args: Any) -> Pager:
-    return Pager(page, per_page, total, endpoint, {**(request.view_args or {}), **args})
+    return Pager(page, per_page, total, endpoint, {**(request.view_args or {}), **args}, more)
 
 
 def text(name: str, default: str = "") -> str:
