@@ -1,0 +1,208 @@
+"""Import (upload, map columns, watch the progress, read the error report) and export."""
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+
+from listmgr import csvfiles, importrows
+from listmgr.app import current_runtime
+from listmgr.errors import ListmgrError, ValidationError
+from listmgr.services import exports, imports as imports_service, lists as lists_service
+from listmgr.web.admin import _ui, bp
+from listmgr.web.auth import client_ip, principal, require
+from listmgr.web.extensions import csrf
+
+DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
+UPLOAD = re.compile(r"^[0-9a-f]{32}$")
+SAMPLE_ROWS = 5
+MODES = {"upsert": "Add new people and update known ones",
+         "add": "Add new people only (known ones are left as they are)",
+         "suppress": "Suppress these addresses (they never get campaign mail)"}
+
+
+def _actor() -> str:
+    p = principal()
+    return p.label if p else "admin"
+
+
+def _fields() -> list[Any]:
+    try:
+        from listmgr.services import people
+    except ImportError:
+        return []
+    return people.list_fields(current_runtime())
+
+
+def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    rt = current_runtime()
+    page = _ui.page_number()
+    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE,
+                                           limit=_ui.PER_PAGE)
+    segments: list[Any] = []
+    try:
+        from listmgr.services import segments as segments_service
+
+        segments = segments_service.all_segments(rt, limit=500)[0]
+    except ImportError:
+        pass
+    return render_template("pages/admin/imports.html", jobs=jobs, lists=lists_service.names(rt),
+                           modes=MODES, segments=segments, errors=errors or {},
+                           pager=_ui.pager(total, "admin.imports", page), title="Import & export"
+                           ), status
+
+
+@bp.get("/imports")
+@require("people:write")
+def imports():  # type: ignore[no-untyped-def]
+    """Past imports, the upload form and the export form."""
+    return _page()
+
+
+def _upload_path(token: str) -> Path:
+    if not UPLOAD.match(token or ""):
+        raise ValidationError("the upload is gone; please upload the file again", field="file")
+    path = imports_service.upload_dir(current_runtime()) / f"{token}.csv"
+    if not path.is_file():
+        raise ValidationError("the upload is gone; please upload the file again", field="file")
+    return path
+
+
+def _inspect(path: Path, explicit: dict[str, str] | None = None) -> dict[str, Any]:
+    """Header, a few rows and the suggested target of each column (pure modules only)."""
+    fmt = csvfiles.detect(path)
+    with csvfiles.CsvReader(path, fmt) as reader:
+        header = list(reader.header)
+        rows = []
+        for record in reader:
+            rows.append(list(record.cells or []))
+            if len(rows) >= SAMPLE_ROWS:
+                break
+    fields = {f.key: importrows.FieldInfo(f.key, f.type, f.label, tuple(f.choices))
+              for f in _fields()}
+    try:
+        chosen, _ = importrows.resolve(header, explicit or {}, fields)
+    except importrows.MappingError:
+        chosen = {}
+    return {"header": header, "rows": rows,
+            "suggested": {i: chosen.get(i, "ignore") for i in range(len(header))}}
+
+
+@csrf.exempt
+@bp.post("/imports")
+@require("people:write")
+def import_upload():  # type: ignore[no-untyped-def]
+    """Receive the file (spooled to disk), then show its columns to map."""
+    rt = current_runtime()
+    # The app caps form bodies small; a CSV may be large. Raise the cap, then check the form
+    # token ourselves (the automatic check would have read the body under the small cap).
+    request.max_content_length = int(rt.settings.extra.get("max_import_bytes",
+                                                           DEFAULT_MAX_UPLOAD))
+    csrf.protect()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _page({"file": "Choose a CSV file to upload."}, 422)
+    token = uuid.uuid4().hex
+    dest = imports_service.upload_dir(rt) / f"{token}.csv"
+    upload.save(dest)
+    try:
+        info = _inspect(dest)
+    except (csvfiles.CsvFileError, UnicodeError) as exc:
+        dest.unlink(missing_ok=True)
+        return _page({"file": f"The file cannot be read: {exc}."}, 422)
+    return render_template("pages/admin/import_map.html", token=token,
+                           filename=Path(upload.filename).name, list_slug=_ui.text("list"),
+                           mode=_ui.text("mode", "upsert"), consent="", modes=MODES,
+                           lists=lists_service.names(rt), fields=_fields(),
+                           targets=importrows.TARGETS, errors={}, **info,
+                           title="Map the columns")
+
+
+@bp.post("/imports/start")
+@require("people:write")
+def import_start():  # type: ignore[no-untyped-def]
+    """Create the job with the chosen mapping and start it in the background."""
+    rt = current_runtime()
+    token = _ui.text("token")
+    path = _upload_path(token)
+    columns = [request.form.get(f"col_{i}", "") for i in range(int(_ui.text("columns", "0")))]
+    mapping = {col: request.form.get(f"map_{i}", "ignore") for i, col in enumerate(columns)
+               if col}
+    values = {"filename": _ui.text("filename")[:500], "list_slug": _ui.text("list") or None,
+              "mode": _ui.text("mode", "upsert"), "consent": _ui.text("consent")}
+    try:
+        job_id = imports_service.create_job(rt, path=path, mapping=mapping, actor=_actor(),
+                                            **values)
+    except ListmgrError as exc:
+        info = _inspect(path, {c: t for c, t in mapping.items()})
+        info["suggested"] = {i: mapping.get(c, "ignore") for i, c in enumerate(columns)}
+        return render_template("pages/admin/import_map.html", token=token,
+                               filename=values["filename"], list_slug=values["list_slug"] or "",
+                               mode=values["mode"], consent=values["consent"], modes=MODES,
+                               lists=lists_service.names(rt), fields=_fields(),
+                               targets=importrows.TARGETS,
+                               errors={exc.field or "form": exc.message}, **info,
+                               title="Map the columns"), exc.status
+    rt.enqueue("run_import", job_id)
+    return redirect(url_for("admin.import_detail", job_id=job_id))
+
+
+def _progress(job_id: int) -> dict[str, Any]:
+    info = imports_service.get(current_runtime(), job_id)
+    return {"status": info.status, "processed_bytes": info.processed_bytes,
+            "total_bytes": info.total_bytes or 1, "rows": info.rows, "inserted": info.inserted,
+            "updated": info.updated, "skipped": info.skipped, "errors": info.errors,
+            "done": info.status in ("done", "failed")}
+
+
+@bp.get("/imports/<int:job_id>")
+@require("people:write")
+def import_detail(job_id: int):  # type: ignore[no-untyped-def]
+    """A job's live progress, then its counts and the rows it could not take."""
+    rt = current_runtime()
+    info = imports_service.get(rt, job_id)
+    report = imports_service.report(rt, job_id) if info.status in ("done", "failed") else ""
+    lines = report.splitlines()
+    return render_template("pages/admin/import_detail.html", job=info,
+                           progress=_progress(job_id), report_lines=lines[:201],
+                           report_more=max(0, len(lines) - 201), title=f"Import {job_id}")
+
+
+@bp.get("/imports/<int:job_id>/progress.json")
+@require("people:write")
+def import_progress(job_id: int):  # type: ignore[no-untyped-def]
+    """Counts for the live progress bar."""
+    return jsonify(_progress(job_id))
+
+
+@bp.get("/imports/<int:job_id>/report.csv")
+@require("people:write")
+def import_report(job_id: int) -> Response:
+    """Every skipped or broken row with its row number and the reason, as CSV."""
+    return Response(imports_service.report(current_runtime(), job_id), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="import-{job_id}-report.csv"'})
+
+
+@bp.get("/export")
+@require("people:export")
+def export():  # type: ignore[no-untyped-def]
+    """A list's members as CSV (optionally one status or a segment), streamed and audited."""
+    slug = (request.args.get("list") or "").strip()
+    if not slug:
+        abort(404)
+    raw_segment = request.args.get("segment") or ""
+    try:
+        segment_id = int(raw_segment) if raw_segment else None
+    except ValueError:
+        raise ValidationError("segment must be a number", field="segment") from None
+    rt = current_runtime()
+    prepared = exports.prepare(rt, list_slug=slug, fields=request.args.get("fields") or None,
+                               segment_id=segment_id, status=request.args.get("status") or None,
+                               actor=_actor(), ip=client_ip())
+    return Response(exports.rows(rt, prepared), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{prepared.list_slug}.csv"',
+        "Cache-Control": "no-store"})

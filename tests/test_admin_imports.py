@@ -1,0 +1,103 @@
+"""Import with column mapping and progress, the error report, and the audited export."""
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from listmgr.models import AuditLog, ImportJob, Subscriber
+from listmgr.services import lists
+from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
+from tests.conftest import drain
+
+pytest.importorskip("listmgr.services.imports")
+CSV = ("E-mail,Full name,Town\nada@example.org,Ada,Berlin\nalan@example.org,Alan,Paris\n"
+       "broken-address,Nobody,Nowhere\n")
+
+
+@pytest.fixture
+def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    from listmgr.services import people
+
+    lists.create(rt, slug="news", name="News")
+    people.create_field(rt, key="city", label="City", type="text")
+    session_login(client, rt, accounts_by_role["admin"])
+    return client
+
+
+def _upload(client, text: str = CSV, token: str | None = None):  # type: ignore[no-untyped-def]
+    token = token if token is not None else csrf_from(client.get("/admin/imports").text)
+    return client.post("/admin/imports", data={
+        "csrf_token": token, "list": "news", "mode": "upsert",
+        "file": (io.BytesIO(text.encode()), "people.csv")}, content_type="multipart/form-data")
+
+
+def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def]
+    page = _upload(admin)
+    assert page.status_code == 200 and "Map the columns of people.csv" in page.text
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', page.text).group(1)
+    assert 'value="email" selected' in page.text  # E-mail was recognised
+    form = {"csrf_token": csrf_from(page.text), "token": token, "filename": "people.csv",
+            "columns": "3", "col_0": "E-mail", "col_1": "Full name", "col_2": "Town",
+            "map_0": "email", "map_1": "name", "map_2": "fields.city", "list": "news",
+            "mode": "upsert", "consent": ""}
+    refused = admin.post("/admin/imports/start", data=form)
+    assert refused.status_code == 422 and "on what basis" in refused.text
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count(ImportJob.id))) == 0
+    form["csrf_token"] = csrf_from(refused.text)
+    resp = admin.post("/admin/imports/start", data={**form, "consent": "fair sign-up sheet"})
+    assert resp.status_code == 302
+    job_url = resp.headers["Location"]
+    drain(rt)
+    deadline = time.monotonic() + 30
+    while not admin.get(f"{job_url}/progress.json").json["done"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    progress = admin.get(f"{job_url}/progress.json").json
+    assert progress["status"] == "done" and progress["inserted"] == 2 and progress["errors"] == 1
+    detail = admin.get(job_url)
+    assert "broken-address" in detail.text
+    report = admin.get(f"{job_url}/report.csv")
+    assert report.mimetype == "text/csv" and "broken-address" in report.text
+    with rt.db.session() as s:
+        assert s.scalar(select(Subscriber.fields).where(
+            Subscriber.email == "ada@example.org")) == {"city": "Berlin"}
+        assert s.scalar(select(func.count(AuditLog.id)).where(
+            AuditLog.action == "people.import")) == 1
+
+
+def test_upload_without_token_or_file_changes_nothing(admin, rt):  # type: ignore[no-untyped-def]
+    from listmgr.services import imports
+
+    before = set(imports.upload_dir(rt).iterdir())
+    assert _upload(admin, token="forged").status_code == 400
+    assert set(imports.upload_dir(rt).iterdir()) == before
+    empty = admin.post("/admin/imports", data={"csrf_token": csrf_from(
+        admin.get("/admin/imports").text), "list": "news"}, content_type="multipart/form-data")
+    assert empty.status_code == 422
+    gone = admin.post("/admin/imports/start", data={
+        "csrf_token": csrf_from(admin.get("/admin/imports").text), "token": "../../etc/passwd",
+        "columns": "0", "consent": "x"})
+    assert gone.status_code == 422 and "upload the file again" in gone.text
+
+
+def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    from listmgr.services import subscribers
+    from listmgr.services.subscriptions import Origin
+
+    subscribers.create(rt, email="ada@example.org", name="=cmd|' /C calc'!A0", lists=["news"],
+                       status="confirmed", consent="x", origin=Origin(source="test"))
+    resp = admin.get("/admin/export?list=news&status=confirmed")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    body = resp.get_data(as_text=True)
+    assert "ada@example.org" in body and "'=cmd" in body  # no spreadsheet formula
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count(AuditLog.id)).where(
+            AuditLog.action == "people.export")) == 1
+    assert admin.get("/admin/export?list=nope").status_code == 404
+    session_login(client, rt, accounts_by_role["editor"])
+    assert client.get("/admin/export?list=news").status_code == 403
+    assert client.get("/admin/imports").status_code == 403
