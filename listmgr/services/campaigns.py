@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -394,8 +394,13 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
         if not won:
             raise Conflict("the campaign was started by someone else", field="status")
         list_ids = list(resolve_lists(s, row.lists))
-        where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
-        count = int(s.execute(ledger.materialize_statement(campaign_id, list_ids, where))
+        from listmgr.services import segments
+
+        rules = segments.expression(s, lists=[], rules=_rules(s, row.segment_id,
+                                                              row.segment_rules))
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
+        count = int(s.execute(ledger.materialize_statement(campaign_id, list_ids, rules, now))
                     .rowcount or 0)
         values: dict[str, Any] = {"audience": count}
         if count == 0:

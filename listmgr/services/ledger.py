@@ -14,31 +14,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Insert, false, func, insert, literal, select
+from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.db import Database
-from listmgr.models import Delivery, Membership, MemberStatus, Subscriber
+from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppression
 
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
 
 
-def materialize_statement(campaign_id: int, list_ids: Sequence[int],
-                          audience: ColumnElement[bool]) -> Insert:
-    """One INSERT … SELECT of the audience into the ledger (unique per campaign+subscriber)."""
-    if len(list_ids) == 1:
-        list_id: Any = literal(list_ids[0])
-    else:  # the first of the campaign's lists the person is confirmed on (names the token)
-        list_id = select(func.min(Membership.list_id)).where(
-            Membership.subscriber_id == Subscriber.id, Membership.list_id.in_(list_ids),
-            Membership.status == MemberStatus.confirmed.value).scalar_subquery()
+def materialize_statement(campaign_id: int, list_ids: Sequence[int], rules: ColumnElement[bool],
+                          now: datetime) -> Insert:
+    """One INSERT … SELECT of the audience into the ledger (unique per subscriber+campaign):
+    confirmed on one of the lists, not suppressed, not paused, matching the segment rules."""
+    member = and_(Membership.subscriber_id == Subscriber.id, Membership.list_id.in_(list_ids),
+                  Membership.status == MemberStatus.confirmed.value)
+    # With several lists, the first the person is confirmed on names the unsubscribe token.
+    list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(Membership.list_id)
     columns = ["campaign_id", "subscriber_id", "list_id", "status", "attempts", "claimed_by",
                "in_flight", "possibly_duplicate", "smtp_server", "error", "bounced",
                "complained", "unsubscribed"]
-    rows = select(literal(campaign_id), Subscriber.id, list_id, literal(QUEUED), literal(0),
-                  literal(""), false(), false(), literal(""), literal(""), false(), false(),
-                  false()).where(audience)
+    rows = (select(literal(campaign_id), Subscriber.id, list_id, literal(QUEUED), literal(0),
+                   literal(""), false(), false(), literal(""), literal(""), false(), false(),
+                   false())
+            .select_from(Subscriber).join(Membership, member)
+            .where(~exists().where(Suppression.email_hash == Subscriber.email_hash),
+                   or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+                   rules))
+    if len(list_ids) > 1:
+        rows = rows.group_by(Subscriber.id)
     return insert(Delivery).from_select(columns, rows).execution_options(preserve_rowcount=True)
 
 
