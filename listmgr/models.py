@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary,
                         Text, UniqueConstraint, text)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -17,6 +18,12 @@ def utcnow() -> datetime:
 
 def _json(**kw: Any) -> Any:
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False, **kw))
+
+
+def _jsonb(**kw: Any) -> Any:
+    """JSON read by segment queries: JSONB on PostgreSQL (indexable, no re-parsing per row)."""
+    return Field(default_factory=dict, sa_column=Column(
+        JSON().with_variant(JSONB(), "postgresql"), nullable=False, **kw))
 
 
 def _json_list(**kw: Any) -> Any:
@@ -89,7 +96,7 @@ class Subscriber(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True, index=True)       # normalized
     email_hash: str = Field(max_length=64, index=True)                # keyed HMAC of email
     name: str = Field(default="", max_length=200)
-    fields: dict[str, Any] = _json()
+    fields: dict[str, Any] = _jsonb()
     source: str = Field(default="", max_length=64)
     consent_profiling: bool = Field(default=False)
     consent_tracking: bool = Field(default=False)
@@ -207,12 +214,13 @@ class DevMail(SQLModel, table=True):
 
 class ActivityEvent(SQLModel, table=True):
     __tablename__ = "activity_event"
-    __table_args__ = (Index("ix_activity_type_sub_at", "type", "subscriber_id", "at"),)
+    __table_args__ = (Index("ix_activity_type_sub_at", "type", "subscriber_id", "at"),
+                      Index("ix_activity_type_at_sub", "type", "at", "subscriber_id"))
     id: Optional[int] = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
     subscriber_id: int = _fk("subscriber.id")
     type: str = Field(max_length=64)
-    properties: dict[str, Any] = _json()
+    properties: dict[str, Any] = _jsonb()
     at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
@@ -292,7 +300,8 @@ class Delivery(SQLModel, table=True):
 class Engagement(SQLModel, table=True):
     """Opens and clicks, recorded only for subscribers who consented to tracking."""
     __tablename__ = "engagement"
-    __table_args__ = (Index("ix_engagement_sub_kind_at", "subscriber_id", "kind", "at"),)
+    __table_args__ = (Index("ix_engagement_sub_kind_at", "subscriber_id", "kind", "at"),
+                      Index("ix_engagement_kind_at_sub", "kind", "at", "subscriber_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: Optional[int] = Field(default=None, index=True)
     subscriber_id: int = _fk("subscriber.id", index=False)
@@ -390,6 +399,9 @@ class ImportJob(SQLModel, table=True):
     created_by: str = Field(default="", max_length=320)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=DateTime)  # while running
+    last_row: int = Field(default=0)   # the last CSV row committed: a resumed run goes on after it
+    error: str = Field(default="", max_length=1000)  # why a failed job failed
 
 
 class SettingValue(SQLModel, table=True):

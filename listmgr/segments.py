@@ -28,14 +28,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from sqlalchemy import and_, false, func, literal, not_, or_, select, true
+from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import SegmentError
 from listmgr.models import (ActivityEvent, Delivery, Engagement, MailingList, Membership,
                             MemberStatus, Subscriber, SubscriberInterest, Suppression)
-from listmgr.sqljson import (ascii_lower, ascii_lower_sql, json_array_has_any,
-                             json_array_nonempty, json_bool, json_number, json_text)
+from listmgr.sqljson import (ascii_lower, ascii_lower_sql, json_array_has_all,
+                             json_array_has_any, json_array_nonempty, json_bool, json_equals,
+                             json_number, json_text)
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
@@ -217,16 +218,17 @@ class _Compiler:
             self._check_choices(values, choices, vpath)
             if op == "in":
                 return json_array_has_any(Subscriber.fields, key, values)
-            return and_(*(json_array_has_any(Subscriber.fields, key, [v]) for v in values))
+            return json_array_has_all(Subscriber.fields, key, list(dict.fromkeys(values)))
         column = self._value(key, kind)
+        custom = None if key in BUILTINS else key
         if kind == "number":
-            return self._compare(column, op, value, vpath, _number)
+            return self._compare(column, op, value, vpath, _number, custom)
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise _fail("expected true or false", vpath)
-            return self._compare(column, op, value, vpath, lambda v, p: v)
+            return self._compare(column, op, value, vpath, lambda v, p: v, custom)
         if kind == "date":
-            return self._date(column, op, value, vpath)
+            return self._date(column, op, value, vpath, custom)
         # text and choice
         if op == "contains":
             needle = ascii_lower(_string(value, vpath, empty=False))
@@ -237,7 +239,7 @@ class _Compiler:
         if kind == "choice":
             self._check_choices(values, choices, vpath)
         return self._compare(column, op, values if op == "in" else values[0], vpath,
-                             lambda v, p: fix(v))
+                             lambda v, p: fix(v), custom)
 
     @staticmethod
     def _check_choices(values: list[str], choices: tuple[str, ...], path: str) -> None:
@@ -262,24 +264,30 @@ class _Compiler:
         return column.is_not(None)
 
     def _compare(self, column: ColumnElement[Any], op: str, value: Any, path: str,
-                 item: Callable[[Any, str], Any]) -> Expr:
+                 item: Callable[[Any, str], Any], key: str | None = None) -> Expr:
+        """column OP value; with the key of a custom field, equality is typed containment."""
         # "IS NOT NULL AND ..." keeps every condition two-valued, so NOT behaves like Python's.
         present = column.is_not(None)
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_VALUES:
                 raise _fail(f"expected a non-empty list of up to {MAX_VALUES} values", path)
-            return and_(present, column.in_([item(v, f"{path}[{i}]")
-                                             for i, v in enumerate(value)]))
+            values = [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            if key is not None:
+                return or_(*(json_equals(Subscriber.fields, key, v) for v in values))
+            return and_(present, column.in_(values))
         if op == "between":
             low, high = _pair(value, path, item)
             return and_(present, column >= low, column <= high)
+        if op == "eq" and key is not None:
+            return json_equals(Subscriber.fields, key, item(value, path))
         v = literal(item(value, path), column.type)
         compare = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gte": operator.ge,
                    "lt": operator.lt, "lte": operator.le, "after": operator.gt,
                    "before": operator.lt}[op]
         return and_(present, compare(column, v))
 
-    def _date(self, column: ColumnElement[Any], op: str, value: Any, path: str) -> Expr:
+    def _date(self, column: ColumnElement[Any], op: str, value: Any, path: str,
+              key: str | None) -> Expr:
         def iso(v: Any, p: str) -> str:
             return _iso_date(v, p).isoformat()
 
@@ -288,7 +296,7 @@ class _Compiler:
             today = self.now.date()
             return and_(column.is_not(None), column >= (today - timedelta(days=days)).isoformat(),
                         column <= today.isoformat())
-        return self._compare(column, op, value, path, iso)
+        return self._compare(column, op, value, path, iso, key)
 
     def _datetime(self, op: str, value: Any, path: str) -> Expr:
         column = Subscriber.created_at
@@ -373,16 +381,11 @@ class _Compiler:
             if not _PROPERTY_KEY.match(prop):
                 raise _fail("filter keys look like properties.KEY (letters, digits, _ or -)",
                             wpath)
-            if isinstance(value, bool):
-                column = json_bool(ActivityEvent.properties, prop)
-            elif isinstance(value, (int, float)):
-                column = json_number(ActivityEvent.properties, prop)
+            if not isinstance(value, (bool, str)):
+                if not isinstance(value, (int, float)):
+                    raise _fail("a property filter takes a string, number or boolean", wpath)
                 value = _number(value, wpath)
-            elif isinstance(value, str):
-                column = json_text(ActivityEvent.properties, prop)
-            else:
-                raise _fail("a property filter takes a string, number or boolean", wpath)
-            query = query.where(column.is_not(None), column == value)
+            query = query.where(json_equals(ActivityEvent.properties, prop, value))
         return self._counted(query, ActivityEvent.subscriber_id, node, path, ActivityEvent.at)
 
     def _engagement(self, node: dict[str, Any], path: str) -> Expr:
@@ -429,8 +432,9 @@ def audience(lists: Sequence[str], rules: Any, *,
     confirmed = _in_subquery(select(Membership.subscriber_id).join(
         MailingList, MailingList.id == Membership.list_id).where(
         MailingList.slug.in_(slugs), Membership.status == MemberStatus.confirmed.value))
-    suppressed = Subscriber.email_hash.in_(select(Suppression.email_hash).where(
-        Suppression.email_hash.is_not(None)))
+    # NOT EXISTS (not NOT IN): PostgreSQL plans it as an anti-join, so a narrow segment is
+    # found from its selective conditions instead of by scanning every subscriber.
+    suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
     awake = or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now)
     return and_(confirmed, not_(suppressed), awake,
                 compile_rules(rules, fields=fields, now=now, interests=interests,

@@ -5,6 +5,7 @@ field never fails on odd data (a number field holding a string simply does not m
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Boolean, Float, String, literal
@@ -58,6 +59,40 @@ class JsonArrayHasAny(_KeyRead):
 
     def __init__(self, column: Any, key: str, values: list[str]) -> None:
         super().__init__(column, key, *(literal(v, String) for v in values))
+
+
+class JsonEquals(_KeyRead):
+    """True when the value at key is this string, number or boolean (of that JSON type)."""
+
+    type = Boolean()
+    inherit_cache = True
+    kind = "string"  # one subclass per kind: the kind shapes the SQL, so it keys the cache
+
+    def __init__(self, column: Any, key: str, value: Any) -> None:
+        # The value twice: plain for SQLite, as a one-key JSON document for PostgreSQL's @>.
+        super().__init__(column, key, literal(value),
+                         literal(json.dumps({key: value}), String))
+
+
+class JsonEqualsNumber(JsonEquals):
+    inherit_cache = True
+    kind = "number"
+
+
+class JsonEqualsBool(JsonEquals):
+    inherit_cache = True
+    kind = "boolean"
+
+
+class JsonArrayHasAll(_KeyRead):
+    """True when the value at key is an array holding every one of the given strings."""
+
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, column: Any, key: str, values: list[str]) -> None:
+        super().__init__(column, key, literal(json.dumps({key: values}), String),
+                         *(literal(v, String) for v in values))
 
 
 class JsonArrayNonEmpty(_KeyRead):
@@ -116,6 +151,23 @@ def _has_any_sqlite(element: JsonArrayHasAny, compiler: SQLCompiler, **kw: Any) 
             f"({', '.join(values)})), 0)")
 
 
+@compiles(JsonEquals, "sqlite")
+def _equals_sqlite(element: JsonEquals, compiler: SQLCompiler, **kw: Any) -> str:
+    col, key, value, _ = _parts(element, compiler, **kw)
+    path = _sqlite_path(key)
+    return (f"COALESCE(json_type({col}, {path}) IN {_SQLITE_KIND[element.kind]} "
+            f"AND json_extract({col}, {path}) = {value}, 0)")
+
+
+@compiles(JsonArrayHasAll, "sqlite")
+def _has_all_sqlite(element: JsonArrayHasAll, compiler: SQLCompiler, **kw: Any) -> str:
+    col, key, _, *values = _parts(element, compiler, **kw)
+    path = _sqlite_path(key)
+    each = [f"EXISTS (SELECT 1 FROM json_each({col}, {path}) AS je WHERE je.type = 'text' "
+            f"AND je.value = {v})" for v in values]
+    return f"COALESCE(json_type({col}, {path}) = 'array' AND {' AND '.join(each)}, 0)"
+
+
 @compiles(JsonArrayNonEmpty, "sqlite")
 def _nonempty_sqlite(element: JsonArrayNonEmpty, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
@@ -164,6 +216,21 @@ def _has_any_pg(element: JsonArrayHasAny, compiler: SQLCompiler, **kw: Any) -> s
             f"{value} ?| CAST(ARRAY[{', '.join(values)}] AS TEXT[]), false)")
 
 
+@compiles(JsonEquals, "postgresql")
+def _equals_pg(element: JsonEquals, compiler: SQLCompiler, **kw: Any) -> str:
+    # Containment of {"key": value} is exactly "key holds this value, of this JSON type", and
+    # the GIN index (jsonb_path_ops) answers it; PostgreSQL also estimates it from statistics.
+    parts = _parts(element, compiler, **kw)
+    col, document = parts[0], parts[3]
+    return f"(CAST({col} AS JSONB) @> CAST({document} AS JSONB))"
+
+
+@compiles(JsonArrayHasAll, "postgresql")
+def _has_all_pg(element: JsonArrayHasAll, compiler: SQLCompiler, **kw: Any) -> str:
+    col, _, document = _parts(element, compiler, **kw)[:3]
+    return f"(CAST({col} AS JSONB) @> CAST({document} AS JSONB))"
+
+
 @compiles(JsonArrayNonEmpty, "postgresql")
 def _nonempty_pg(element: JsonArrayNonEmpty, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
@@ -197,6 +264,19 @@ def json_bool(column: Any, key: str) -> ColumnElement[Any]:
 
 def json_array_has_any(column: Any, key: str, values: list[str]) -> ColumnElement[Any]:
     return JsonArrayHasAny(column, key, values)
+
+
+def json_equals(column: Any, key: str, value: Any) -> ColumnElement[Any]:
+    """Typed equality: a string matches strings only, a number numbers, a boolean booleans."""
+    if isinstance(value, bool):
+        return JsonEqualsBool(column, key, value)
+    if isinstance(value, (int, float)):
+        return JsonEqualsNumber(column, key, value)
+    return JsonEquals(column, key, value)
+
+
+def json_array_has_all(column: Any, key: str, values: list[str]) -> ColumnElement[Any]:
+    return JsonArrayHasAll(column, key, values)
 
 
 def json_array_nonempty(column: Any, key: str) -> ColumnElement[Any]:

@@ -1,0 +1,313 @@
+"""Turning CSV records into validated people: header mapping, addresses, names, field values,
+interests (pure; safe to run in a worker process)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOT_ATOM_TEXT
+
+from listmgr.fieldvalues import FieldValueError, coerce
+
+MAX_NAME = 200
+TARGETS = ("email", "name", "first_name", "last_name", "interests", "ignore")
+_AUTO = {
+    "email": {"email", "emailaddress", "mail", "emailadresse", "mailadresse", "courriel",
+              "correo", "correoelectronico", "adressemail", "adresseemail"},
+    "name": {"name", "fullname", "displayname", "nom", "nombre", "nomcomplet"},
+    "first_name": {"firstname", "givenname", "forename", "vorname", "prenom", "nombrepila"},
+    "last_name": {"lastname", "surname", "familyname", "nachname", "nomdefamille",
+                  "apellido", "apellidos"},
+    "interests": {"interests", "interest", "tags", "topics"},
+}
+_SPLIT = re.compile(r"[|;,]")
+_FORMULA_GUARD = ("'=", "'+", "'-", "'@")  # what our exports write before such cells
+_DOMAIN_CACHE_LIMIT = 100_000
+
+
+class MappingError(ValueError):
+    """A mapping that cannot work; the message is for people, field names the culprit."""
+
+    def __init__(self, message: str, field: str = "mapping") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A custom field as the import needs it."""
+
+    key: str
+    type: str
+    label: str
+    choices: tuple[str, ...] = ()
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def parse_mapping(text: str | Mapping[str, str] | None) -> dict[str, str]:
+    """'Column=target,Other=fields.key' (or a mapping) -> {column: target}."""
+    if not text:
+        return {}
+    if isinstance(text, Mapping):
+        return {str(k).strip(): str(v).strip() for k, v in text.items()}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        column, sep, target = part.rpartition("=")
+        if not sep or not column.strip():
+            raise MappingError(f"mapping entries look like Column=target, not {part.strip()!r}")
+        out[column.strip()] = target.strip()
+    return out
+
+
+def resolve(header: list[str], explicit: Mapping[str, str],
+            fields: Mapping[str, FieldInfo]) -> tuple[dict[int, str], list[str]]:
+    """Column index -> target for the header, and the columns ignored as unknown."""
+    by_name = {h.lower(): i for i, h in reversed(list(enumerate(header)))}
+    chosen: dict[int, str] = {}
+    for column, target in explicit.items():
+        if column.lower() not in by_name:
+            raise MappingError(f"the mapping names a column {column!r} the file does not have "
+                               f"(columns: {', '.join(header)})")
+        if target not in TARGETS and not (target.startswith("fields.")
+                                          and target[7:] in fields):
+            raise MappingError(f"unknown target {target!r} for column {column!r}: use email, "
+                               "name, first_name, last_name, interests, ignore or fields.<key>")
+        chosen[by_name[column.lower()]] = target
+    labels = {_squash(f.label): key for key, f in fields.items()}
+    ignored = []
+    for i, column in enumerate(header):
+        if i in chosen:
+            continue
+        squashed = _squash(column)
+        # A custom field named like the column wins over the usual names of built-ins.
+        key = column[7:] if column.lower().startswith("fields.") else column.lower()
+        key = key if key in fields else labels.get(squashed)
+        target = f"fields.{key}" if key else next(
+            (t for t, names in _AUTO.items() if squashed in names), None)
+        if target is None or target in chosen.values():
+            if column:
+                ignored.append(column)
+            continue
+        chosen[i] = target
+    targets = [t for t in chosen.values() if t != "ignore"]
+    double = next((t for t in targets if targets.count(t) > 1), None)
+    if double:
+        raise MappingError(f"two columns are mapped to {double}")
+    if "email" not in targets:
+        raise MappingError("no column holds the email address: name it email or map it, "
+                           "e.g. --mapping 'E-Mail=email'")
+    return {i: t for i, t in chosen.items() if t != "ignore"}, ignored
+
+
+class EmailNormalizer:
+    """Exactly listmgr.services.subscriptions.normalize_email, fast for plain addresses.
+
+    A plain ASCII address (dot-atom local part, no quotes or brackets) is accepted here when
+    its domain, validated once and cached, is valid and the lengths fit; anything else goes
+    through email-validator itself, so odd addresses get its verdict and its message.
+    """
+
+    def __init__(self) -> None:
+        self.domains: dict[str, tuple[str, int] | None] = {}
+
+    def _domain(self, domain: str) -> tuple[str, int] | None:
+        try:
+            info = validate_email("a@" + domain, check_deliverability=False, strict=True)
+        except EmailNotValidError:
+            return None
+        longest = max(len(domain), len(info.domain.encode("utf-8")),
+                      len(info.ascii_domain.encode("utf-8")))
+        return info.domain.lower(), longest
+
+    def __call__(self, raw: Any) -> str:
+        if isinstance(raw, str):
+            text = raw.strip()
+            at = text.find("@")
+            if at > 0 and text.isascii() and '"' not in text and "<" not in text \
+                    and "\r" not in raw and "\n" not in raw and "\x00" not in raw:
+                local, domain = text[:at], text[at + 1:]
+                if len(local) <= 64 and DOT_ATOM_TEXT.match(local):
+                    known = self.domains.get(domain, False)
+                    if known is False:
+                        if len(self.domains) > _DOMAIN_CACHE_LIMIT:
+                            self.domains.clear()
+                        known = self.domains[domain] = self._domain(domain)
+                    if known is not None and at + 1 + known[1] <= 254:
+                        return local.lower() + "@" + known[0]
+        return slow_normalize(raw)
+
+
+class AddressError(ValueError):
+    """An address that is not valid; the message is for people."""
+
+
+def slow_normalize(raw: Any) -> str:
+    """The reference rules (the same as normalize_email, without importing the services)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise AddressError("Please enter an email address.")
+    if any(c in raw for c in "\r\n\x00"):
+        raise AddressError("The email address must not contain line breaks.")
+    try:
+        info = validate_email(raw.strip(), check_deliverability=False, strict=True)
+    except EmailNotValidError as exc:
+        raise AddressError(f"That email address is not valid: {exc}") from None
+    return info.normalized.lower()
+
+
+class EmailHasher:
+    """Runtime.email_hash (HMAC-SHA256 under a derived key), with the key schedule done once."""
+
+    def __init__(self, key: bytes) -> None:
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def __call__(self, normalized: str) -> str:
+        inner = self._inner.copy()
+        inner.update(normalized.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+def clean_name(raw: str) -> str:
+    """The same rules as subscriptions.clean_name for a CSV cell."""
+    if any(c in raw for c in "\r\n\x00"):
+        raise ValueError("The name must not contain line breaks.")
+    name = " ".join(raw.split())
+    if len(name) > MAX_NAME:
+        raise ValueError(f"The name is longer than {MAX_NAME} characters.")
+    return name
+
+
+@dataclass
+class Context:
+    """What validating a row needs; plain data so it can be sent to worker processes."""
+
+    mapping: dict[int, str]
+    fields: dict[str, FieldInfo]
+    interests: frozenset[str]
+    hash_key: bytes
+    columns: int
+    normalizer: EmailNormalizer = field(default_factory=EmailNormalizer)
+    hasher: EmailHasher | None = None
+
+    def __post_init__(self) -> None:
+        self.hasher = EmailHasher(self.hash_key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to worker processes: plain data only; caches and hash states are rebuilt there.
+        return {k: v for k, v in self.__dict__.items() if k not in ("normalizer", "hasher")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.normalizer = EmailNormalizer()
+        self.hasher = EmailHasher(self.hash_key)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A valid row: (row, email, email_hash, name, fields JSON or '', interests JSON '[...]')."""
+
+    row: int
+    email: str
+    email_hash: str
+    name: str
+    fields: str
+    interests: str
+
+
+def _cell(value: str) -> str:
+    value = value.strip()
+    return value[1:] if value[:2] in _FORMULA_GUARD else value
+
+
+def _multi(value: str, choices: tuple[str, ...]) -> list[str]:
+    return [value] if value in choices else [p.strip() for p in _SPLIT.split(value) if p.strip()]
+
+
+def person(ctx: Context, row: int, cells: list[str]) -> Person:
+    """Validate one record; ValueError (its message for people) when it cannot be imported."""
+    if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns:]):
+        raise ValueError(f"the row has {len(cells)} cells but the header has {ctx.columns} "
+                         "(an unquoted delimiter?)")
+    values: dict[str, Any] = {}
+    interests: list[str] = []
+    first = last = email = name = ""
+    for index, target in ctx.mapping.items():
+        value = _cell(cells[index]) if index < len(cells) else ""
+        if target == "email":
+            email = value
+        elif target == "name":
+            name = value
+        elif target == "first_name":
+            first = value
+        elif target == "last_name":
+            last = value
+        elif target == "interests":
+            interests = [p.strip() for p in re.split(r"[|;,\s]", value) if p.strip()]
+        elif value:
+            spec = ctx.fields[target[7:]]
+            raw: Any = _multi(value, spec.choices) if spec.type == "multi_choice" else value
+            try:
+                stored = coerce(spec.type, list(spec.choices), raw, spec.label)
+            except FieldValueError as exc:
+                raise ValueError(str(exc)) from None
+            if stored is not None:
+                values[spec.key] = stored
+    if not email:
+        raise ValueError("there is no email address in this row")
+    try:
+        address = ctx.normalizer(email)
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+    display = clean_name(name or " ".join(x for x in (first, last) if x))
+    for key in interests:
+        if key not in ctx.interests:
+            raise ValueError(f"there is no interest {key!r}")
+    return Person(row, address, ctx.hasher(address), display,  # type: ignore[misc]
+                  json.dumps(values, ensure_ascii=False) if values else "",
+                  json.dumps(list(dict.fromkeys(interests))))
+
+
+def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
+             ) -> tuple[list[Person], list[tuple[int, str, str]]]:
+    """Good people and (row, email cell, reason) for the bad rows of one chunk."""
+    good: list[Person] = []
+    bad: list[tuple[int, str, str]] = []
+    email_at = next(i for i, t in ctx.mapping.items() if t == "email")
+    for row, cells, error, *_ in records:  # (row, cells, parse error[, line])
+        if cells is None:
+            bad.append((row, "", error))
+            continue
+        if not any(c.strip() for c in cells):
+            continue  # a blank line
+        try:
+            good.append(person(ctx, row, cells))
+        except ValueError as exc:
+            bad.append((row, cells[email_at] if email_at < len(cells) else "", str(exc)))
+    return good, bad
+
+
+# -- worker processes: the context is sent once, chunks of records after it ---------------------
+_WORKER: Context | None = None
+
+
+def worker_init(ctx: Context) -> None:
+    global _WORKER
+    _WORKER = ctx
+
+
+def worker_validate(records: list[tuple[Any, ...]]
+                    ) -> tuple[list[Person], list[tuple[int, str, str]]]:
+    assert _WORKER is not None
+    return validate(_WORKER, records)

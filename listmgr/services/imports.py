@@ -1,0 +1,335 @@
+"""CSV imports as jobs: check the file and mapping, then stream it in chunks into the database
+(one transaction per chunk, resumable), with progress and a row-numbered report."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import func, select, update
+
+from listmgr import csvfiles, importrows
+from listmgr.errors import ListmgrError, NotFound, ValidationError
+from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
+from listmgr.runtime import Runtime
+from listmgr.services import audit
+from listmgr.services.importstage import Outcome, Stage
+
+log = logging.getLogger(__name__)
+MODES = ("upsert", "add", "suppress")
+CHUNK_ROWS = 20_000
+POOL_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
+MAX_REPORT_LINES = 100_000
+REPORT_HEADER = "row,line,email,result,reason\r\n"
+Progress = Callable[["ImportInfo"], None]
+
+
+@dataclass(frozen=True)
+class ImportInfo:
+    id: int
+    status: str
+    filename: str
+    list: str | None
+    mode: str
+    total_bytes: int
+    processed_bytes: int
+    rows: int
+    inserted: int
+    updated: int
+    skipped: int
+    errors: int
+    columns: dict[str, str]
+    ignored_columns: list[str]
+    error: str
+    created_by: str
+    created_at: str
+    finished_at: str | None
+
+
+def upload_dir(rt: Runtime) -> Path:
+    """Where uploaded files wait for their job (shared storage when web and workers differ)."""
+    path = Path(rt.settings.extra.get("import_dir") or Path(rt.settings.var_dir) / "imports")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _definitions(s: Any) -> tuple[dict[str, importrows.FieldInfo], frozenset[str]]:
+    fields = {d.key: importrows.FieldInfo(d.key, d.type, d.label, tuple(d.choices or ()))
+              for d in s.scalars(select(FieldDef))}
+    return fields, frozenset(s.scalars(select(Interest.key)))
+
+
+def _header(path: Path, explicit: dict[str, str], fields: dict[str, importrows.FieldInfo]
+            ) -> tuple[csvfiles.CsvFormat, list[str], dict[int, str], list[str]]:
+    try:
+        fmt = csvfiles.detect(path)
+        with csvfiles.CsvReader(path, fmt) as reader:
+            header = reader.header
+        mapping, ignored = importrows.resolve(header, explicit, fields)
+    except csvfiles.CsvFileError as exc:
+        raise ValidationError(f"The file cannot be read: {exc}.", field="file") from None
+    except importrows.MappingError as exc:
+        raise ValidationError(str(exc), field=exc.field) from None
+    return fmt, header, mapping, ignored
+
+
+def create_job(rt: Runtime, *, path: str | Path, filename: str = "", list_slug: str | None,
+               mapping: str | dict[str, str] | None = None, mode: str = "upsert",
+               consent: str = "", actor: str = "") -> int:
+    """Check the file, list, mode, consent and mapping; store a queued job (nothing imported)."""
+    path = Path(path).resolve()
+    if mode not in MODES:
+        raise ValidationError(f"mode must be one of {', '.join(MODES)}", field="mode")
+    consent = " ".join((consent or "").split())
+    if mode != "suppress" and not consent:
+        raise ValidationError("Say on what basis these people agreed to hear from you, e.g. "
+                              "'existing customers, consent recorded on 2024-05-01'.",
+                              field="consent")
+    try:
+        explicit = importrows.parse_mapping(mapping)
+    except importrows.MappingError as exc:
+        raise ValidationError(str(exc), field="mapping") from None
+    with rt.db.session() as s:
+        list_id = None
+        if mode != "suppress" or list_slug:
+            lst = s.scalar(select(MailingList).where(MailingList.slug == (list_slug or "")))
+            if lst is None:
+                raise ValidationError(f"There is no list {list_slug!r}.", field="list")
+            list_id = lst.id
+        fields, _ = _definitions(s)
+        _, header, resolved, ignored = _header(path, explicit, fields)
+        job = ImportJob(list_id=list_id, filename=(filename or path.name)[:500],
+                        path=str(path), mode=mode, consent=consent, created_by=actor[:320],
+                        total_bytes=path.stat().st_size, report=REPORT_HEADER,
+                        mapping={"explicit": explicit,
+                                 "columns": {header[i]: t for i, t in resolved.items()},
+                                 "ignored": ignored})
+        s.add(job)
+        s.flush()
+        job_id = int(job.id)  # type: ignore[arg-type]
+    audit.record(rt, actor=actor, action="people.import", target_type="import",
+                 target_id=job_id, detail={"file": filename or path.name, "list": list_slug,
+                                           "mode": mode, "consent": consent})
+    return job_id
+
+
+def _info(job: ImportJob, slug: str | None) -> ImportInfo:
+    m = job.mapping or {}
+    return ImportInfo(int(job.id), job.status, job.filename, slug, job.mode,  # type: ignore[arg-type]
+                      job.total_bytes, job.processed_bytes, job.rows, job.inserted, job.updated,
+                      job.skipped, job.errors, dict(m.get("columns", {})),
+                      list(m.get("ignored", [])), job.error, job.created_by,
+                      job.created_at.isoformat(),
+                      job.finished_at.isoformat() if job.finished_at else None)
+
+
+def get(rt: Runtime, job_id: int) -> ImportInfo:
+    with rt.db.session() as s:
+        job = s.get(ImportJob, job_id)
+        if job is None:
+            raise NotFound(f"there is no import {job_id}")
+        slug = s.scalar(select(MailingList.slug).where(MailingList.id == job.list_id))
+        return _info(job, slug)
+
+
+def all_jobs(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[ImportInfo], int]:
+    with rt.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(ImportJob)) or 0
+        rows = s.execute(select(ImportJob, MailingList.slug).outerjoin(
+            MailingList, MailingList.id == ImportJob.list_id)
+            .order_by(ImportJob.id.desc()).offset(offset).limit(limit)).all()
+        return [_info(job, slug) for job, slug in rows], total
+
+
+def report(rt: Runtime, job_id: int) -> str:
+    """The CSV report: every row that was skipped or had an error, with the reason."""
+    with rt.db.session() as s:
+        text = s.scalar(select(ImportJob.report).where(ImportJob.id == job_id))
+        if text is None:
+            raise NotFound(f"there is no import {job_id}")
+        return text
+
+
+def requeue(rt: Runtime) -> int:
+    """Enqueue queued jobs and jobs whose worker stopped beating (they resume where they were)."""
+    stale = utcnow() - timedelta(seconds=rt.settings.lease_seconds)
+    with rt.db.session() as s:
+        s.execute(update(ImportJob).where(ImportJob.status == "running",
+                                          ImportJob.heartbeat_at < stale).values(status="queued"))
+        ids = list(s.scalars(select(ImportJob.id).where(ImportJob.status == "queued")))
+    for job_id in ids:
+        rt.enqueue("run_import", job_id)
+    return len(ids)
+
+
+def _claim(rt: Runtime, job_id: int) -> bool:
+    with rt.db.session() as s:
+        claimed = s.execute(update(ImportJob).where(ImportJob.id == job_id,
+                                                    ImportJob.status == "queued")
+                            .values(status="running", heartbeat_at=utcnow())).rowcount
+        return bool(claimed)
+
+
+def _finish(rt: Runtime, job_id: int, status: str, error: str = "") -> None:
+    with rt.db.session() as s:
+        job = s.get(ImportJob, job_id)
+        if job is None:
+            return
+        job.status, job.error, job.finished_at = status, error[:1000], utcnow()
+        if status == "done":
+            job.processed_bytes = job.total_bytes
+        path = Path(job.path)
+    if path.parent == upload_dir(rt).resolve():
+        path.unlink(missing_ok=True)  # an uploaded copy holds personal data: not kept
+
+
+def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
+            workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> ImportInfo | None:
+    """Run a queued job to the end (or resume a stale one); harmless when run twice."""
+    if not _claim(rt, job_id):
+        return None
+    try:
+        _execute(rt, job_id, progress, workers, chunk_rows)
+    except ListmgrError as exc:
+        _finish(rt, job_id, "failed", exc.message)
+    except (OSError, csvfiles.CsvFileError, importrows.MappingError, UnicodeDecodeError) as exc:
+        _finish(rt, job_id, "failed", f"The file cannot be read: {exc}")
+    except Exception as exc:
+        log.exception("import %s failed", job_id)
+        _finish(rt, job_id, "failed", f"The import stopped on an internal error ({exc}); "
+                                      "rows before it were imported")
+        raise
+    else:
+        _finish(rt, job_id, "done")
+    info = get(rt, job_id)
+    if progress:
+        progress(info)
+    return info
+
+
+Chunk = list[tuple[int, list[str] | None, str, int]]   # (row, cells, parse error, line)
+
+
+def _chunks(reader: csvfiles.CsvReader, size: int) -> Iterator[Chunk]:
+    chunk: Chunk = []
+    for rec in reader:
+        chunk.append((rec.row, rec.cells, rec.error, rec.line))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _validated(ctx: importrows.Context, chunks: Iterator[Any], workers: int) -> Iterator[Any]:
+    """Validate chunks in order, in worker processes when asked (a few chunks in flight)."""
+    if workers <= 0:
+        for chunk in chunks:
+            yield chunk, importrows.validate(ctx, chunk)
+        return
+    # spawn, not fork: this process has threads (workers, pools) that fork would copy mid-lock.
+    with multiprocessing.get_context("spawn").Pool(workers, importrows.worker_init,
+                                                   (ctx,)) as pool:
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.apply_async(importrows.worker_validate, (chunk,))))
+            if len(pending) > workers + 1:  # back-pressure: memory stays flat
+                done = pending.popleft()
+                yield done[0], done[1].get()
+        while pending:
+            done = pending.popleft()
+            yield done[0], done[1].get()
+
+
+def _hash_key(rt: Runtime) -> bytes:
+    return hashlib.sha256(b"suppression:" + rt.settings.secret_key.encode()).digest()
+
+
+def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int | None,
+             chunk_rows: int) -> None:
+    with rt.db.session() as s:
+        job = s.get(ImportJob, job_id)
+        assert job is not None
+        fields, interests = _definitions(s)
+        slug = s.scalar(select(MailingList.slug).where(MailingList.id == job.list_id))
+        if job.mode != "suppress" and slug is None:
+            raise ValidationError("the list of this import was deleted", field="list")
+    path = Path(job.path)
+    fmt, header, mapping, _ = _header(path, dict((job.mapping or {}).get("explicit", {})),
+                                      fields)
+    ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header))
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if path.stat().st_size >= POOL_MIN_BYTES and \
+            (os.cpu_count() or 1) > 1 else 0
+    counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
+    report_lines = counts["skipped"] + counts["errors"]
+    with rt.db.engine.connect() as conn, csvfiles.CsvReader(path, fmt) as reader:
+        with conn.begin():
+            stage = Stage(conn)
+        for chunk, (good, bad) in _validated(ctx, _chunks(reader, chunk_rows), workers):
+            last_row = chunk[-1][0]
+            with conn.begin():
+                if chunk[0][0] <= job.last_row:  # rows an earlier run committed: remember them
+                    stage.remember([p for p in good if p.row <= job.last_row])
+                    good = [p for p in good if p.row > job.last_row]
+                    bad = [b for b in bad if b[0] > job.last_row]
+                    if last_row <= job.last_row:
+                        continue
+                out = _apply(stage, job, good, bad, slug)
+                counts["rows"] += len(good) + len(bad)
+                counts["errors"] += len(bad)
+                for key in ("inserted", "updated", "skipped"):
+                    counts[key] += getattr(out, key)
+                lines, report_lines = _report_lines(out, chunk, report_lines)
+                conn.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+                    processed_bytes=reader.bytes_read, last_row=last_row, heartbeat_at=utcnow(),
+                    report=ImportJob.report + lines, **counts))
+            if progress:
+                progress(get(rt, job_id))
+        with conn.begin():
+            stage.drop()
+
+
+def _apply(stage: Stage, job: ImportJob, good: list[importrows.Person],
+           bad: list[tuple[int, str, str]], slug: str | None) -> Outcome:
+    out = Outcome()
+    for row, email, reason in bad:
+        out.lines.append((row, email, "error", reason))
+    unique: dict[str, importrows.Person] = {}
+    for p in good:
+        first = unique.get(p.email)
+        if first is None:
+            unique[p.email] = p
+        else:
+            out.skip([(p.row, p.email, first.row)], "the same address as row {}")
+    stage.load(list(unique.values()))
+    now = utcnow()
+    actor = job.created_by or "import"
+    if job.mode == "suppress":
+        stage.suppress(out, now=now, actor=actor, wording=job.consent, job_id=int(job.id))
+    else:
+        stage.apply(out, list_id=int(job.list_id), mode=job.mode, now=now,  # type: ignore[arg-type]
+                    actor=actor, wording=job.consent, job_id=int(job.id))  # type: ignore[arg-type]
+    return out
+
+
+def _report_lines(out: Outcome, chunk: list[tuple[int, Any, str, int]], written: int
+                  ) -> tuple[str, int]:
+    """The chunk's report lines as CSV, in row order, up to MAX_REPORT_LINES in all."""
+    lines = sorted(out.lines)
+    room = MAX_REPORT_LINES - written
+    if not lines or room <= 0:
+        return "", written + len(lines)
+    line_of = {rec[0]: rec[3] for rec in chunk}
+    text = "".join(csvfiles.write_row([row, line_of.get(row, ""), email, result, reason])
+                   for row, email, result, reason in lines[:room])
+    if len(lines) > room:
+        text += csvfiles.write_row(["", "", "", "", f"more than {MAX_REPORT_LINES} rows were "
+                                    "skipped or had errors; only the first are listed"])
+    return text, written + len(lines)

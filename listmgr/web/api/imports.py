@@ -1,0 +1,124 @@
+"""API: /api/imports (CSV upload as a background job, progress, report) and
+/api/lists/<slug>/export (a list as CSV, streamed)."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ConfigDict
+
+from listmgr.app import current_runtime
+from listmgr.errors import ValidationError
+from listmgr.services import exports, imports
+from listmgr.web.api.base import Page, actor, paginated, parse_query, route
+
+DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
+
+
+class ImportOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    status: str
+    total_bytes: int
+    processed_bytes: int
+    rows: int
+    inserted: int
+    updated: int
+    skipped: int
+    errors: int
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fields: str | None = None
+    segment: int | None = None
+    status: str | None = None
+
+
+def _out(info: imports.ImportInfo) -> dict[str, Any]:
+    body = asdict(info)
+    body["progress"] = round(info.processed_bytes / info.total_bytes, 4) if info.total_bytes \
+        else (1.0 if info.status == "done" else 0.0)
+    return body
+
+
+def _mapping(raw: str) -> str | dict[str, str]:
+    raw = raw.strip()
+    if not raw.startswith("{"):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValidationError("mapping: send Column=target pairs or a JSON object",
+                              field="mapping") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValidationError("mapping: a JSON object of column: target", field="mapping")
+    return value
+
+
+@route("/imports", ["POST"], permission="people:write", response=ImportOut, status=202,
+       tag="imports")
+def create_import():  # type: ignore[no-untyped-def]
+    """Upload a CSV (multipart: file, list, mapping?, mode?, consent) and import it in the
+    background; poll GET /api/imports/ID for progress."""
+    rt = current_runtime()
+    # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
+    request.max_content_length = int(rt.settings.extra.get("max_import_bytes",
+                                                           DEFAULT_MAX_UPLOAD))
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError("send the CSV as the multipart field 'file'", field="file")
+    form = request.form
+    mapping = _mapping(form.get("mapping", ""))
+    dest = imports.upload_dir(rt) / f"{uuid.uuid4().hex}.csv"
+    upload.save(dest)
+    try:
+        job_id = imports.create_job(
+            rt, path=dest, filename=Path(upload.filename).name, list_slug=form.get("list"),
+            mapping=mapping, mode=form.get("mode", "upsert"), consent=form.get("consent", ""),
+            actor=actor())
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    rt.enqueue("run_import", job_id)
+    resp = jsonify(_out(imports.get(rt, job_id)))
+    resp.headers["Location"] = f"/api/imports/{job_id}"
+    return resp, 202
+
+
+@route("/imports", permission="people:write", query=Page, tag="imports")
+def all_imports():  # type: ignore[no-untyped-def]
+    """Import jobs, newest first."""
+    page = parse_query(Page)
+    offset, limit = page.bounds()
+    items, total = imports.all_jobs(current_runtime(), offset=offset, limit=limit)
+    return paginated([_out(x) for x in items], total, page)
+
+
+@route("/imports/<int:job_id>", permission="people:write", response=ImportOut, tag="imports")
+def get_import(job_id: int):  # type: ignore[no-untyped-def]
+    """An import's status and progress (bytes read, rows, inserted, updated, skipped, errors)."""
+    return jsonify(_out(imports.get(current_runtime(), job_id)))
+
+
+@route("/imports/<int:job_id>/report", permission="people:write", tag="imports")
+def import_report(job_id: int):  # type: ignore[no-untyped-def]
+    """The report as CSV: every skipped or broken row with its row number and the reason."""
+    text = imports.report(current_runtime(), job_id)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'})
+
+
+@route("/lists/<slug>/export", permission="people:export", query=ExportQuery, tag="lists")
+def export_list(slug: str):  # type: ignore[no-untyped-def]
+    """A list's members as CSV, streamed (fields=a,b chooses columns; segment=ID narrows)."""
+    q = parse_query(ExportQuery)
+    rt = current_runtime()
+    export = exports.prepare(rt, list_slug=slug, fields=q.fields, segment_id=q.segment,
+                             status=q.status, actor=actor(), ip=request.remote_addr or "")
+    return Response(exports.rows(rt, export), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{export.list_slug}.csv"'})
