@@ -41,7 +41,10 @@ GOAL_P95_MS = 200.0
 # wrk scripts: each request picks its input at random; done() prints the percentiles we report.
 DONE = """
 threads = {}
-setup = function(thread) table.insert(threads, thread) end
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
 init = function(args) statuses = {} end
 response = function(status, headers, body)
   if status >= 300 then statuses[status] = (statuses[status] or 0) + 1 end
@@ -69,11 +72,10 @@ end
 """ + DONE
 SUBSCRIBE = """
 counter = 0
-math.randomseed(os.time())
-local run = math.random(1, 1000000000)
+local run = os.time()
 request = function()
   counter = counter + 1
-  local body = "email=new" .. run .. "x" .. counter .. "x" .. math.random(1, 1000000000) ..
+  local body = "email=new" .. run .. "t" .. tid .. "n" .. counter ..
     "%40example.org&name=Bench+Person"
   return wrk.format("POST", "/subscribe/SLUG",
     {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
@@ -152,15 +154,16 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
     return tokens, "news"
 
 
-def start_gunicorn(db_url: str, port: int, workers: int, config_dir: Path) -> subprocess.Popen:
+def start_gunicorn(db_url: str, port: int, workers: int, config_dir: Path,
+                   errors: Path) -> subprocess.Popen:
     env = dict(os.environ, LISTMGR_DATABASE_URL=db_url, LISTMGR_SECRET_KEY=SECRET,
                LISTMGR_BROKER_URL=REDIS, LISTMGR_BROKER_NAMESPACE=f"bench{uuid.uuid4().hex[:6]}",
                LISTMGR_BASE_URL=f"http://127.0.0.1:{port}", LISTMGR_CONFIG_DIR=str(config_dir),
                LISTMGR_SMTP_URL="smtp://127.0.0.1:9")
     cmd = [sys.executable, "-c", "from listmgr.cli import main; main()", "web", "--host", "127.0.0.1", "--port",
            str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=errors.open("wb"), cwd=str(ROOT))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -168,7 +171,7 @@ def start_gunicorn(db_url: str, port: int, workers: int, config_dir: Path) -> su
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("gunicorn died: " + proc.stderr.read().decode()[-2000:])
+                raise SystemExit("gunicorn died: " + errors.read_text()[-2000:])
             time.sleep(0.3)
     proc.terminate()
     raise SystemExit("gunicorn did not come up")
@@ -247,7 +250,8 @@ def main() -> None:
     try:
         tokens, slug = seed(db_url, args.subscribers)
         port = 18000 + random.randrange(1000)
-        proc = start_gunicorn(db_url, port, args.workers, config_dir)
+        errors = config_dir / "gunicorn.err"
+        proc = start_gunicorn(db_url, port, args.workers, config_dir, errors)
         base = f"http://127.0.0.1:{port}"
         cookie = sign_in(base)
         log(f"gunicorn with {args.workers} workers on {base}; wrk {args.seconds} s per run")
@@ -269,6 +273,10 @@ def main() -> None:
             checkpoint(db_url)
             results[name] = wrk(base, script, args.seconds, connections)
             log(line(name, results[name]))
+            if "500" in results[name]["codes"]:
+                tracebacks = re.findall(r"\n(\w+(?:\.\w+)*(?:Error|Exception)[^\n]*)",
+                                        errors.read_text(errors="replace"))
+                log(f"  server errors seen: {sorted(set(tracebacks))[:5]}")
         log("")
         log(f"PostgreSQL, {args.subscribers:,} subscribers, gunicorn {args.workers} workers, "
             f"wrk {args.connections} connections ({args.page_connections} for the page)")
