@@ -34,6 +34,9 @@ def serve(host: str, port: int, threads: int | None) -> None:
     click.echo(f"listmgr is running at http://{host}:{server.port}/")
     if rt.settings.embedded_outbox:
         click.echo(f"mail goes to the dev outbox: http://{host}:{server.port}/dev/outbox")
+    click.echo(f"admin: http://{host}:{server.port}/admin/"
+               + ("" if _has_users(rt) else "  (no user yet: listmgr user create "
+                                            "--email you@example.org --role owner)"))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
@@ -102,3 +105,13 @@ def db_upgrade() -> None:
     rt = get_runtime(migrate=False)
     rt.db.upgrade()
     click.echo("database is up to date")
+
+
+def _has_users(rt) -> bool:  # type: ignore[no-untyped-def]
+    """Whether anyone can sign in to the admin yet."""
+    from sqlalchemy import select
+
+    from listmgr.models import User
+
+    with rt.db.session() as s:
+        return s.scalar(select(User.id).limit(1)) is not None
