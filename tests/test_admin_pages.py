@@ -396,3 +396,27 @@ def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped
     assert "/admin/subscribers?list=news&amp;status=confirmed" in page.text
     with rt.db.session() as s:
         assert s.scalar(select(func.count(Membership.id))) == 3
+
+
+def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    from listmgr.services import people
+
+    resp = post_form(owner, "/admin/fields", "/admin/fields", {
+        "key": "plan", "label": "Plan", "type": "choice", "choices": "free, pro",
+        "editable": "1"})
+    assert resp.status_code == 302
+    [field] = people.list_fields(rt)
+    assert (field.key, field.type, field.choices) == ("plan", "choice", ["free", "pro"])
+    bad = post_form(owner, "/admin/fields", "/admin/fields",
+                    {"key": "no spaces!", "label": "X", "type": "text"})
+    assert bad.status_code == 422 and len(people.list_fields(rt)) == 1
+    post_form(owner, "/admin/fields", "/admin/fields",
+              {"kind": "interest", "key": "books", "label": "Books"})
+    assert [i.key for i in people.list_interests(rt)] == ["books"]
+    post_form(owner, "/admin/fields", "/admin/fields", {"key": "plan", "action": "delete"})
+    assert people.list_fields(rt) == []
+    session_login(client, rt, accounts_by_role["editor"])
+    page = client.get("/admin/fields")
+    assert page.status_code == 200 and "Add field" not in page.text
+    assert post_form(client, "/admin/fields", "/admin/fields",
+                     {"key": "x", "label": "X"}).status_code == 403

@@ -13,8 +13,8 @@ bp.record_once(lambda state: auth.init_app(state.app))
 auth.register(bp)
 
 # Areas whose services may not be installed yet are skipped (their module imports them).
-AREAS = ("dashboard", "lists", "subscribers", "imports", "segments", "campaigns", "inbound",
-         "suppression", "settings", "users", "tokens", "audit", "outbox")
+AREAS = ("dashboard", "lists", "subscribers", "fields", "imports", "segments", "campaigns",
+         "inbound", "suppression", "settings", "users", "tokens", "audit", "outbox")
 for _name in AREAS:
     try:
         importlib.import_module(f"listmgr.web.admin.{_name}")
