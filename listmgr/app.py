@@ -65,16 +65,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
 
 
 def _register_blueprints(app: Flask) -> None:
-    from listmgr.web import api, dev, hooks, public
+    from listmgr.web import admin, api, dev, hooks, public
 
-    for bp in (public.bp, hooks.bp, dev.bp, api.bp):
+    for bp in (public.bp, hooks.bp, dev.bp, api.bp, admin.bp):
         app.register_blueprint(bp)
-    try:
-        from listmgr.web import admin
-
-        app.register_blueprint(admin.bp)
-    except ImportError:
-        pass
 
 
 def current_runtime() -> Runtime:

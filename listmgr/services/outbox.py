@@ -117,11 +117,14 @@ def _header(data: bytes, name: bytes) -> str:
     return ""
 
 
-def pending_ids(rt: Runtime) -> list[int]:
-    """Outbox rows still to send (including those whose sender died mid-send)."""
+def requeue(rt: Runtime) -> int:
+    """Wake a worker for every row still to send (including those whose sender died mid-send)."""
     now = utcnow()
     with rt.db.session() as s:
-        return list(s.scalars(select(Outbox.id).where(
+        ids = list(s.scalars(select(Outbox.id).where(
             or_(Outbox.status == "pending",
                 (Outbox.status == "sending") & (Outbox.lease_until < now)))
             .order_by(Outbox.id).limit(10000)))
+    for oid in ids:
+        rt.enqueue("send_outbox", oid)
+    return len(ids)

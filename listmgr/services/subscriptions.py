@@ -360,13 +360,9 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
                                       tuple(lst.opt_in_levels or ())))
         suppressed = s.scalar(select(Suppression.id).where(
             Suppression.email_hash == sub.email_hash)) is not None
-        extra: dict[str, Any] = {}
-        try:
-            from listmgr.services import people
+        from listmgr.services import people  # people builds on this module
 
-            extra = people.preference_extras(s, sub)
-        except (ImportError, AttributeError):
-            pass
+        extra = people.preference_extras(s, sub)
         return Preferences(sid, sub.email, sub.name, tuple(choices), suppressed, extra)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.models import FieldDef, Interest
-from listmgr.services import subscriptions
+from listmgr.services import people, subscriptions
 from listmgr.services.subscriptions import Origin
 from listmgr.web.extensions import csrf, limiter
 
@@ -176,14 +176,8 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
 
 
 def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
-    """Fields, interests, pause and consents, when the profile service offers them."""
-    try:
-        from listmgr.services import people
-    except ImportError:
-        return
-    update = getattr(people, "update_from_preferences", None)
-    if update is not None:
-        update(rt, token, request.form, origin=origin("preferences"))
+    """Fields, interests, pause and consents from the preference form."""
+    people.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
 
 
 @bp.get("/p/<token>/export")

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from listmgr.web.api.base import bp
-from listmgr.web.api import lists, subscribers  # noqa: F401  (registration)
-from listmgr.web.api import extra  # noqa: F401  (registration)
+from listmgr.web.api import (  # noqa: F401  (registration)
+    admin, campaigns, events, fields, imports, inbound, lists, openapi, privacy, segments,
+    subscribers)
 
 __all__ = ["bp"]
