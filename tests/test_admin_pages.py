@@ -92,6 +92,7 @@ def test_search_filters_and_paging(owner, rt):  # type: ignore[no-untyped-def]
     assert "Nobody matches" in none.text
     confirmed = owner.get("/admin/subscribers?list=news&status=confirmed")
     assert confirmed.text.count("@example.org</a>") == 3
+    assert owner.get("/admin/subscribers?q=a%00l%27%22").status_code == 200  # NUL, quotes
     assert owner.get("/admin/subscribers?status=bogus").status_code == 422
     assert owner.get("/admin/subscribers?page=0").status_code == 422
 

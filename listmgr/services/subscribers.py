@@ -162,6 +162,7 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
         query = query.where(Subscriber.email == address)
     if q:
         term = q.strip().lower().replace("\\", "").replace("%", "").replace("_", r"\_")
+        term = "".join(c for c in term if c.isprintable())  # no NUL or controls in the SQL
         # The pattern goes into the SQL text: under a prepared statement's generic plan,
         # PostgreSQL cannot use the prefix indexes for LIKE with a bound parameter.
         pattern = literal(f"{term}%", literal_execute=True)
