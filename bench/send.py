@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import resource
 import os
 import shutil
 import signal
@@ -49,7 +50,7 @@ PARAGRAPH = ("<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do
              "nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.</p>\n")
 BODY = ("<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
         "<p>This month in {{ subscriber.fields.city|default('your town') }}:</p>\n"
-        + PARAGRAPH * 12 + '<p><a href="https://example.org/read">Read more</a></p>\n')
+        + PARAGRAPH * 8 + '<p><a href="https://example.org/read">Read more</a></p>\n')
 
 
 # -- the sink ----------------------------------------------------------------------------------
@@ -108,18 +109,22 @@ def _bare(port: int, connections: int, count: int, message: bytes, out: object) 
         t.join()
 
 
-def ceiling(port: int, workers: int, connections: int, count: int, message: bytes) -> float:
-    """Messages/s of a bare smtplib loop, workers processes x connections each."""
+def ceiling(port: int, workers: int, connections: int, count: int,
+            message: bytes) -> tuple[float, float]:
+    """(messages/s, client CPU s per message) of a bare smtplib loop."""
     procs = [multiprocessing.Process(target=_bare, args=(port, connections, count // workers,
                                                          message, None))
              for _ in range(workers)]
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for p in procs:
         p.start()
     for p in procs:
         p.join()
-    return (count // workers // connections * connections * workers) / \
-        (time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sent = count // workers // connections * connections * workers
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / sent
+    return sent / (time.perf_counter() - started), cpu
 
 
 # -- database ----------------------------------------------------------------------------------
@@ -169,6 +174,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
 class Workers:
     def __init__(self, env: dict[str, str], count: int, log_dir: Path) -> None:
         self.procs = []
@@ -195,6 +208,10 @@ class Workers:
 
     def rss(self) -> list[float]:
         return [rss_mb(p.pid) for p in self.procs]
+
+    def cpu(self) -> float:
+        """CPU seconds the worker processes have used so far."""
+        return sum(cpu_seconds(p.pid) for p in self.procs)
 
     def stop(self) -> None:
         self._stop.set()
@@ -229,6 +246,21 @@ def send_campaign(rt: runtime.Runtime, name: str) -> tuple[int, float, float, fl
     if sent != audience:
         print(f"  warning: {sent} of {audience} sent (status {status})")
     return audience, t1 - t0, seconds, sent / seconds
+
+
+def sample_message(rt: runtime.Runtime) -> bytes:
+    """One message exactly as the pipeline builds it (for the ceiling's pre-built message)."""
+    from listmgr.mail.campaign import Recipient
+    from listmgr.models import Subscriber
+    from listmgr.services.campaign_setup import renderer, settings_of
+
+    cid = campaigns.create(rt, name="size", subject="News for {{ subscriber.name }}",
+                           lists=["bench"], body=BODY)
+    with rt.db.session() as s:
+        r, list_ids = renderer(rt, s, s.get(Campaign, cid), settings_of(rt))
+        sub = s.scalar(select(Subscriber).limit(1))
+        return r.message(Recipient(1, sub.id, sub.email, sub.name, list_ids[0],
+                                   dict(sub.fields or {}), ())).data
 
 
 def dkim_key(kind: str, folder: Path) -> Path:
@@ -272,23 +304,21 @@ def main() -> None:
         t = time.perf_counter()
         populate(rt, list_id, 0, args.recipients)
         print(f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s")
-        sample = campaigns.create(rt, name="size", subject="News for {{ subscriber.name }}",
-                                  lists=["bench"], body=BODY)
-        message = campaigns.preview(rt, sample)
-        size = len((message.html + message.text).encode()) + 1200
-        prebuilt = (b"From: a@bench.test\r\nTo: b@bench.test\r\nSubject: x\r\n\r\n"
-                    + b"x" * 70 + b"\r\n") * (size // 72)
+        prebuilt = sample_message(rt)
         count = min(args.recipients, 60_000)
-        ceil = ceiling(port, args.workers, args.connections, count, prebuilt)
+        ceil, ceil_cpu = ceiling(port, args.workers, args.connections, count, prebuilt)
         print(f"ceiling: bare smtplib, {args.workers} processes x {args.connections} "
-              f"connections, {len(prebuilt):,}-byte message: {ceil:,.0f} messages/s")
+              f"connections, {len(prebuilt):,}-byte message: {ceil:,.0f} messages/s "
+              f"(client CPU {ceil_cpu * 1e6:.0f} us/message)")
 
         workers = Workers(env, args.workers, folder)
+        cpu = workers.cpu()
         audience, start_s, seconds, rate = send_campaign(rt, "plain")
+        cpu = (workers.cpu() - cpu) / max(1, audience)
         print(f"pipeline: {audience:,} recipients in {seconds:.1f} s = {rate:,.0f} messages/s; "
               f"{rate / ceil:.2f} of the ceiling (goal >= {GOAL_RATIO}); "
               f"{rate / GOAL_RATE:.2f} of {GOAL_RATE:,}/s; start {start_s:.2f} s; "
-              f"worker RSS peak {workers.peak:.0f} MB")
+              f"worker CPU {cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB")
         rss_small = workers.peak
         workers.stop()
 
@@ -297,11 +327,13 @@ def main() -> None:
             dkim_env = dict(env, LISTMGR_DKIM_DOMAIN="bench.test", LISTMGR_DKIM_SELECTOR="b1",
                             LISTMGR_DKIM_PRIVATE_KEY_PATH=str(key))
             workers = Workers(dkim_env, args.workers, folder)
+            cpu = workers.cpu()
             audience, _, seconds, rate = send_campaign(rt, f"dkim-{args.dkim}")
+            cpu = (workers.cpu() - cpu) / max(1, audience)
             label = "RSA-2048" if args.dkim == "rsa" else "Ed25519"
             print(f"pipeline with DKIM {label}: {rate:,.0f} messages/s; "
-                  f"{rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker RSS peak "
-                  f"{workers.peak:.0f} MB")
+                  f"{rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker CPU "
+                  f"{cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB")
             workers.stop()
 
         if args.big > args.recipients:

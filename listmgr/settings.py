@@ -45,6 +45,8 @@ class Settings:
     send_connections: int = 4
     lease_seconds: int = 300
     retry_max_attempts: int = 6
+    retry_base_seconds: float = 60.0
+    send_synchronous_commit: bool = False
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_private_key_path: str = ""

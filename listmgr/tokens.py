@@ -1,6 +1,8 @@
 """Signed tokens, one salt per purpose; expired and invalid are distinct errors."""
 from __future__ import annotations
 
+import base64
+import hmac
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
@@ -34,6 +36,20 @@ class UnsubscribeToken:
     campaign_id: int | None = None
 
 
+class BatchSigner:
+    """One purpose's signer with its key derived once (itsdangerous derives it per token)."""
+
+    def __init__(self, signer: Signer) -> None:
+        self._mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+        self._sep = signer.sep.decode("ascii") if isinstance(signer.sep, bytes) else signer.sep
+
+    def sign(self, *ids: int | None) -> str:
+        value = Tokens._pack(*ids)
+        mac = self._mac.copy()
+        mac.update(value.encode("ascii"))
+        return value + self._sep + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
 class Tokens:
     """Makes and reads every signed token listmgr hands out."""
 
@@ -63,6 +79,13 @@ class Tokens:
             return signer.unsign(token).decode("ascii")
         except (BadSignature, UnicodeDecodeError, ValueError):
             raise TokenInvalid("This link is not valid. It may have been cut off or changed.") from None
+
+    def batch_signer(self, purpose: str) -> BatchSigner:
+        """Signs many tokens of one purpose (unsubscribe, manage, bounce) fast, e.g. for every
+        recipient of a campaign; the tokens equal those of the methods below."""
+        signer = {"unsubscribe": self._unsub, "manage": self._manage,
+                  "bounce": self._bounce}[purpose]
+        return BatchSigner(signer)
 
     # -- unsubscribe (never expires) ---------------------------------------------------------
     def unsubscribe(self, subscriber_id: int, list_id: int, campaign_id: int | None = None) -> str:

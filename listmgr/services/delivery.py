@@ -113,7 +113,7 @@ def parallel_jobs(settings: Settings) -> int:
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
     """Delay before retry number `attempts` (exponential, jittered, capped at an hour)."""
-    base = float(settings.extra.get("retry_base_seconds", 60))
+    base = settings.retry_base_seconds
     seconds = min(base * 2 ** max(0, attempts - 1), 3600.0)
     return timedelta(seconds=seconds * random.uniform(0.9, 1.1))
 
@@ -135,7 +135,7 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
     conn = pool.acquire()
     if conn is None:
         return  # this process sends with all its connections; the other jobs carry on
-    book = L.Ledger(rt.db)
+    book = L.Ledger(rt.db, synchronous=settings.send_synchronous_commit)
     keep = True
     try:
         delay = _job(rt, settings, campaign_id, plan, conn, pool, book)

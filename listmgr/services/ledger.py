@@ -93,18 +93,31 @@ def _fields(value: Any) -> dict[str, Any]:
 class Ledger:
     """The ledger statements on one raw connection, held by one sending job."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, synchronous: bool = True) -> None:
         self.pg = db.dialect == "postgresql"
         self._pooled = db.engine.raw_connection()
         self.conn: Any = self._pooled.driver_connection
-        if self.pg:
-            self.conn.autocommit = True   # each statement is its own transaction
         self.cur = self.conn.cursor()
+        self.synchronous = synchronous
+        if self.pg:
+            import psycopg
+
+            # $n placeholders, no query rewriting per call: the per-message statement is hot.
+            self.raw = psycopg.RawCursor(self.conn)
+            self.conn.autocommit = True   # each statement is its own transaction
+            if not synchronous:
+                # The per-message records need not wait for the disk: a killed worker loses
+                # nothing (PostgreSQL has the commit); only a crash of the database server
+                # itself may forget the last fraction of a second, and those rows are sent again.
+                self.cur.execute("SET synchronous_commit = off")
 
     def close(self) -> None:
         try:
+            if self.pg and not self.synchronous:
+                self.cur.execute("RESET synchronous_commit")
             self.cur.close()
             if self.pg:
+                self.raw.close()
                 self.conn.autocommit = False
         finally:
             self._pooled.close()
@@ -243,18 +256,17 @@ LIMIT ?""", (ts, cid, ts, limit)).fetchall()
     # -- one message at a time ----------------------------------------------------------------
     _STEP_PG = """
 WITH rec AS (
-    UPDATE delivery SET status = %(st)s, attempts = attempts + %(inc)s, sent_at = %(sent_at)s,
-        attempted_at = %(now)s, error = %(err)s, smtp_server = %(server)s,
-        next_attempt_at = %(next)s, claimed_by = '', lease_until = NULL,
-        possibly_duplicate = (possibly_duplicate OR %(dup)s), bounced = (bounced OR %(bounced)s)
-    WHERE id = %(done)s AND claimed_by = %(token)s AND status = 'claimed'
+    UPDATE delivery SET status = $1, attempts = attempts + $2, sent_at = $3,
+        attempted_at = $4, error = $5, smtp_server = $6, next_attempt_at = $7,
+        claimed_by = '', lease_until = NULL, possibly_duplicate = (possibly_duplicate OR $8),
+        bounced = (bounced OR $9)
+    WHERE id = $10 AND claimed_by = $11 AND status = 'claimed'
     RETURNING id
 )
-SELECT (SELECT count(*) FROM rec), (SELECT status FROM campaign WHERE id = %(cid)s),
+SELECT (SELECT count(*) FROM rec), (SELECT status FROM campaign WHERE id = $12),
        EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
-               WHERE m.subscriber_id = %(sid)s AND m.list_id = %(lid)s
-                 AND m.status = 'confirmed'
-                 AND (s.paused_until IS NULL OR s.paused_until <= %(now)s)
+               WHERE m.subscriber_id = $13 AND m.list_id = $14 AND m.status = 'confirmed'
+                 AND (s.paused_until IS NULL OR s.paused_until <= $4)
                  AND NOT EXISTS (SELECT 1 FROM suppression x
                                  WHERE x.email_hash = s.email_hash))"""
 
@@ -272,6 +284,9 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
                  AND NOT EXISTS (SELECT 1 FROM suppression x
                                  WHERE x.email_hash = s.email_hash))"""
 
+    def _step_pg(self, sql: str, params: tuple[Any, ...]) -> tuple[int, str, bool]:
+        return self.raw.execute(sql, params, prepare=True).fetchone()  # type: ignore[no-any-return]
+
     def step(self, campaign_id: int, token: str, done: Outcome | None, upcoming: Claimed | None,
              now: datetime) -> Gate:
         """Record `done` and, in the same transaction, check consent for `upcoming`."""
@@ -279,12 +294,10 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
         sent_at = now if o.status == SENT else None
         sid, lid = (upcoming.subscriber_id, upcoming.list_id) if upcoming else (-1, -1)
         if self.pg:
-            recorded, status, eligible = self.cur.execute(self._STEP_PG, {
-                "st": o.status, "inc": int(o.attempted), "sent_at": sent_at, "now": now,
-                "err": o.error[:1000], "server": o.server[:200], "next": o.next_attempt_at,
-                "dup": o.duplicate, "bounced": o.bounced, "done": o.delivery_id,
-                "token": token, "cid": campaign_id, "sid": sid, "lid": lid},
-                prepare=True).fetchone()
+            recorded, status, eligible = self._step_pg(self._STEP_PG, (
+                o.status, int(o.attempted), sent_at, now, o.error[:1000], o.server[:200],
+                o.next_attempt_at, o.duplicate, o.bounced, o.delivery_id, token, campaign_id,
+                sid, lid))
         else:
             def run() -> tuple[int, str, int]:
                 count = self.cur.execute(self._RECORD_SQLITE, (
