@@ -469,23 +469,23 @@ def start_due(rt: Runtime) -> int:
 
 
 def requeue(rt: Runtime) -> int:
-    """Wake a worker for every sending campaign with work left (the chain fans out again)."""
+    """Wake a worker for every sending campaign with rows left (its jobs fan out again);
+    finish the ones with nothing left."""
+    pending = (ledger.QUEUED, ledger.CLAIMED)
+    woken = []
     with rt.db.session() as s:
-        ids = list(s.scalars(select(Campaign.id).where(Campaign.status == S.sending.value)))
-        ids = [cid for cid in ids if s.scalar(select(Delivery.id).where(
-            Delivery.campaign_id == cid,
-            Delivery.status.in_((ledger.QUEUED, ledger.CLAIMED))).limit(1)) is not None
-            or _finish_if_done(s, cid)]
-    for cid in ids:
+        for cid in list(s.scalars(select(Campaign.id).where(Campaign.status == S.sending.value))):
+            left = s.scalar(select(Delivery.id).where(Delivery.campaign_id == cid,
+                                                      Delivery.status.in_(pending)).limit(1))
+            if left is not None:
+                woken.append(cid)
+            else:
+                s.execute(sql_update(Campaign).where(Campaign.id == cid,
+                                                     Campaign.status == S.sending.value)
+                          .values(status=S.sent.value, finished_at=utcnow()))
+    for cid in woken:
         rt.enqueue("send_batch", cid)
-    return len(ids)
-
-
-def _finish_if_done(s: Session, campaign_id: int) -> bool:
-    s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
-                                     Campaign.status == S.sending.value)
-              .values(status=S.sent.value, finished_at=utcnow()))
-    return False
+    return len(woken)
 
 
 # -- stats -----------------------------------------------------------------------------------

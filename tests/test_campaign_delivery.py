@@ -1,0 +1,95 @@
+"""Delivery paths: a saved segment, personalization with fields and interests, several SMTP
+servers, the embedded dev outbox, and a template that fails for one recipient only."""
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from listmgr.models import DevMail
+from listmgr.services import campaigns, fielddefs, segments
+from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries, make_list,
+                                    person, recipients, wait_status)
+from tests.conftest import Sink, drain, free_port
+
+
+def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ignore[no-untyped-def]
+    make_list(rt, "news")
+    define_fields(rt)
+    person(rt, "reader@example.org", ["news"], name="Rea", fields={"city": "Oslo"},
+           interests=["books"])
+    person(rt, "listener@example.org", ["news"], name="Lis", interests=["music"])
+    sid = segments.create(rt, name="book people", lists=["news"],
+                          rules={"interests": "has_any", "value": ["books"]})
+    cid = campaign(rt, segment_id=sid, subject="For {{ subscriber.name }}",
+                   body="<p>{{ subscriber.fields.city|default('somewhere') }}"
+                        "{% if 'books' in subscriber.interests %} + books{% endif %}</p>")
+    assert campaigns.audience(rt, cid) == 1
+    campaigns.start(rt, cid)
+    drain(rt)
+    wait_status(rt, cid)
+    [mail] = campaign_mail(sink, cid)
+    assert mail.rcpt_tos == ["reader@example.org"]
+    msg = mail.message
+    assert msg["Subject"] == "For Rea"
+    assert "<p>Oslo + books</p>" in msg.get_body(("html",)).get_content()
+    assert "Oslo + books" in msg.get_body(("plain",)).get_content()
+
+
+def test_a_template_failing_for_one_recipient_fails_only_that_row(rt, sink):  # type: ignore[no-untyped-def]
+    make_list(rt, "news")
+    fielddefs.create_field(rt, key="n", label="N", type="number")
+    fielddefs.create_field(rt, key="d", label="D", type="number")
+    person(rt, "fine@example.org", ["news"], fields={"n": 6, "d": 3})
+    person(rt, "zero@example.org", ["news"], fields={"n": 6, "d": 0})
+    cid = campaign(rt, body="<p>{{ subscriber.fields.n / subscriber.fields.d }}</p>")
+    campaigns.start(rt, cid)
+    drain(rt)
+    wait_status(rt, cid)
+    assert recipients(sink, cid) == {"fine@example.org": 1}
+    row = deliveries(rt, cid)["zero@example.org"]
+    assert row.status == "failed" and "ZeroDivisionError" in row.error
+    stats = campaigns.stats(rt, cid)
+    assert (stats.sent, stats.failed, stats.remaining) == (1, 1, 0)
+
+
+def test_several_smtp_servers_share_the_work(make_runtime, sink):  # type: ignore[no-untyped-def]
+    other = Sink(port=free_port())
+    controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
+    controller.start()
+    try:
+        rt = make_runtime(smtp_url=f"{sink.url} {other.url}", send_batch_size=5,
+                          send_connections=2)
+        make_list(rt, "news")
+        for i in range(40):
+            person(rt, f"s{i}@example.org", ["news"])
+        cid = campaign(rt)
+        campaigns.start(rt, cid)
+        drain(rt)
+        wait_status(rt, cid)
+        first, second = recipients(sink, cid), recipients(other, cid)
+        assert first and second and not set(first) & set(second)
+        assert sum(first.values()) + sum(second.values()) == 40
+        servers = {row.smtp_server for row in deliveries(rt, cid).values()}
+        assert servers == {f"127.0.0.1:{sink.port}", f"127.0.0.1:{other.port}"}
+    finally:
+        controller.stop()
+
+
+def test_embedded_dev_outbox(make_runtime, sink):  # type: ignore[no-untyped-def]
+    rt = make_runtime(smtp_url="")
+    make_list(rt, "news")
+    person(rt, "dev@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    drain(rt)
+    wait_status(rt, cid)
+    with rt.db.session() as s:
+        rows = [r for r in s.scalars(select(DevMail)) if b"Feedback-ID" in r.raw]
+    assert [r.rcpt_to for r in rows] == ["dev@example.org"]
+    msg = message_from_bytes(rows[0].raw, policy=default_policy)
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert rows[0].mail_from.startswith("bounces+")
+    assert recipients(sink, cid) == {}
