@@ -10,6 +10,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -95,6 +96,38 @@ class Throttle:
             self._next = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+
+
+class SharedThrottle:
+    """At most `rate` events per second across every process sharing one Redis: each call
+    reserves the next free slot (GCRA on the Redis clock) and sleeps until it comes."""
+
+    _SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], slot + interval, 'PX', math.floor(interval / 1000) + 60000)
+return {slot, now}
+"""
+
+    def __init__(self, client: Any, key: str, rate: float) -> None:
+        self.interval_us = int(1_000_000 / rate) if rate > 0 else 0
+        self.key = key
+        self._script = client.register_script(self._SCRIPT) if self.interval_us else None
+
+    def reserve(self) -> tuple[int, int]:
+        """(reserved slot, Redis now), in microseconds."""
+        slot, now = self._script(keys=[self.key], args=[self.interval_us])  # type: ignore[misc]
+        return int(slot), int(now)
+
+    def wait(self) -> None:
+        if not self.interval_us:
+            return
+        slot, now = self.reserve()
+        if slot > now:
+            time.sleep((slot - now) / 1_000_000)
 
 
 def _classify_smtp_error(exc: Exception) -> Exception:
@@ -284,12 +317,14 @@ class Transport:
     """Connections to the configured SMTP servers (or the dev outbox), one pool per process."""
 
     def __init__(self, smtp_url: str, db=None, rate: float = 0,  # type: ignore[no-untyped-def]
-                 rate_per_server: float = 0) -> None:
+                 rate_per_server: float = 0, throttle_factory: Any = None) -> None:
         self.servers = parse_smtp_urls(smtp_url) if smtp_url.strip() else []
         self.db = db
-        self.throttle = Throttle(rate)
+        # throttle_factory(name, rate) may share the limits between processes (SharedThrottle).
+        make = throttle_factory or (lambda _name, r: Throttle(r))
+        self.throttle = make("all", rate)
         self._server_throttles = {
-            s.label: Throttle(s.rate or rate_per_server) for s in self.servers}
+            s.label: make(s.label, s.rate or rate_per_server) for s in self.servers}
         self._counter = 0
         self._lock = threading.Lock()
 

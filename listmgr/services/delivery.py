@@ -22,8 +22,8 @@ from typing import Any
 
 from listmgr.errors import ListmgrError
 from listmgr.mail.campaign import CampaignRenderer, Recipient, RenderError
-from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SmtpConnection,
-                                    TemporaryFailure, Transport)
+from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SharedThrottle,
+                                    SmtpConnection, TemporaryFailure, Transport)
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import ledger as L
@@ -44,7 +44,8 @@ class SenderPool:
     def __init__(self, settings: Settings, db: Any) -> None:
         self.key = _pool_key(settings)
         self.transport = Transport(settings.smtp_url, db, settings.send_rate,
-                                   settings.send_rate_per_server)
+                                   settings.send_rate_per_server,
+                                   throttle_factory=_shared_throttles(settings))
         self.size = max(1, settings.send_connections)
         self._free: list[Connection] = []
         self._open = 0
@@ -66,6 +67,19 @@ class SenderPool:
                 return
             self._open -= 1
         conn.close()
+
+
+def _shared_throttles(settings: Settings) -> Any:
+    """With a Redis broker the rate limits hold over all worker processes together."""
+    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return None  # in-process or RabbitMQ: the limits apply per worker process
+    if not (settings.send_rate or settings.send_rate_per_server or "rate=" in settings.smtp_url):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    prefix = f"{settings.broker_namespace}:send-rate:"
+    return lambda name, rate: SharedThrottle(client, prefix + name, rate)
 
 
 def _pool_key(settings: Settings) -> tuple[Any, ...]:
