@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from flask import Flask, request
+from werkzeug.routing import IntegerConverter
 
 from listmgr import resource_dir, runtime
 from listmgr.runtime import Runtime
@@ -11,6 +12,14 @@ from listmgr.runtime import Runtime
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
        "object-src 'none'")
+
+
+class DatabaseId(IntegerConverter):
+    """Ids in paths fit the database's integer columns; a larger number simply matches nothing."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None = None,
@@ -41,6 +50,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
     errors.register(app)
+    app.url_map.converters["int"] = DatabaseId  # before the routes are added
     _register_blueprints(app)
 
     @app.before_request

@@ -5,7 +5,7 @@ import importlib
 
 from flask import Blueprint, redirect, request, url_for
 
-from listmgr.errors import Forbidden, Unauthorized
+from listmgr.errors import Forbidden, Unauthorized, ValidationError
 from listmgr.web import auth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -40,6 +40,11 @@ def _guard():  # type: ignore[no-untyped-def]
         auth.authorize(view.permission, api=False)
     except Unauthorized:
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+    # The upload reads its own (large) body; everything else is small and checked here.
+    sources = (request.args,) if request.endpoint == "admin.import_upload" else (
+        request.args, request.form)
+    if any("\x00" in value for source in sources for value in source.values()):
+        raise ValidationError("Text must not contain NUL characters.")
     return None
 
 

@@ -91,11 +91,27 @@ def _pydantic_error(exc: PydanticError) -> ValidationError:
     return ValidationError(f"{loc or 'body'}: {first.get('msg', 'invalid')}", field=loc or None)
 
 
+def refuse_nul(value: Any, path: str = "") -> None:
+    """NUL characters never reach the database (PostgreSQL cannot store them): a clear 422."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError(f"{path or 'body'}: text must not contain NUL characters",
+                                  field=path or None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(str(key), path)
+            refuse_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            refuse_nul(item, f"{path}[{i}]")
+
+
 def parse_body(model: type[M]) -> M:
     """The JSON body validated against a schema; a clear error naming the field otherwise."""
     data = request.get_json(silent=True)
     if data is None:
         raise ValidationError("send a JSON object body with Content-Type: application/json")
+    refuse_nul(data)
     try:
         return model.model_validate(data)
     except PydanticError as exc:
@@ -103,6 +119,7 @@ def parse_body(model: type[M]) -> M:
 
 
 def parse_query(model: type[M]) -> M:
+    refuse_nul(request.args.to_dict())
     try:
         return model.model_validate(request.args.to_dict())
     except PydanticError as exc:

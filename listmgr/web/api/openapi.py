@@ -27,7 +27,8 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     """Flask's /x/<int:id> as OpenAPI's /api/x/{id} with its path parameters."""
     params = []
     for converter, name in PARAM.findall(rule):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0} if converter == "int" \
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} \
+            if converter == "int" \
             else {"type": "string", "minLength": 1}
         if converter not in ("int", "path"):
             schema["pattern"] = "^[^/]+$"
