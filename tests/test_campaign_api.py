@@ -21,7 +21,8 @@ def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-d
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"p{i}@example.org", ["news"], name=f"Person {i}")
-    resp = api.post("/api/campaigns", json={**BODY, "segment": None, "text": "Hi {{ subscriber.name }}"})
+    resp = api.post("/api/campaigns",
+                    json={**BODY, "segment": None, "text": "Hi {{ subscriber.name }}"})
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
     got = api.get(f"/api/campaigns/{cid}").json

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from listmgr.models import Delivery, Subscriber, Suppression, utcnow
 from listmgr.services import campaigns
 from listmgr.services.subscriptions import Origin, unsubscribe
-from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries, make_list, person,
-                                    raw_profile, recipients, wait_status)
+from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries,
+                                    make_list, person, raw_profile, recipients, wait_status)
 from tests.conftest import drain
 
 
@@ -53,7 +53,8 @@ def test_mixed_audience_gets_exactly_the_right_people(rt, sink):  # type: ignore
         (3, 3, 0, 0, 0)
 
 
-def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(rt, sink):  # type: ignore[no-untyped-def]
+def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(  # type: ignore[no-untyped-def]
+        rt, sink):
     _people(rt)
     cid = campaign(rt, lists=["news", "other"])
     campaigns.start(rt, cid)

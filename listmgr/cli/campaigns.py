@@ -1,4 +1,5 @@
-"""`listmgr campaign create | send ID [--wait] | status ID | list | test | pause | resume | cancel`."""
+"""`listmgr campaign create | send ID [--wait] | status ID | list | test | pause | resume |
+cancel`."""
 from __future__ import annotations
 
 import json

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listmgr.errors import ConfigError, ValidationError
+from listmgr.errors import ConfigError, NotFound, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
@@ -17,6 +17,14 @@ from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
 SAMPLES = {"text": "Sample text", "number": 42, "date": "2024-01-31", "boolean": True}
+
+
+def get_row(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    row = s.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"there is no campaign {campaign_id}")
+    return row
 
 
 def settings_of(rt: Runtime) -> Settings:

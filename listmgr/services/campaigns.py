@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from listmgr.errors import Conflict, ListmgrError, NotFound, ValidationError
+from listmgr.errors import Conflict, ListmgrError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
@@ -18,34 +18,19 @@ from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldD
                             Subscriber, utcnow)
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
-from listmgr.services.campaign_setup import (list_rows, renderer, resolve_lists, sample_fields,
+from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
+from listmgr.services.campaign_setup import (get_row, list_rows, resolve_lists, sample_fields,
                                              settings_of)
+from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
 from listmgr.services.subscriptions import normalize_email
 from listmgr.settings import Settings
 
 S = CampaignStatus
 EDITABLE = ("name", "subject", "preheader", "from_name", "from_email", "reply_to",
             "content_format", "body", "text", "layout", "lists", "segment", "segment_id")
-MAX_TEST_RECIPIENTS = 10
 
 
 # -- views -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Stats:
-    audience: int
-    sent: int
-    failed: int
-    skipped: int
-    remaining: int
-    in_progress: int
-    retrying: int
-    bounced: int
-    complained: int
-    unsubscribed: int
-    possibly_duplicate: int
-    timeline: tuple[dict[str, Any], ...] = ()
-
-
 @dataclass(frozen=True)
 class CampaignInfo:
     id: int
@@ -72,38 +57,20 @@ class CampaignInfo:
     stats: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Preview:
-    subject: str
-    html: str
-    text: str
-    from_header: str
-    to: str
-    list: str
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
 def _info(s: Session, row: Campaign, *, timeline: bool = False) -> CampaignInfo:
-    stats = asdict(_stats(s, row, timeline=timeline))
+    counts = asdict(stats_of(s, row, timeline=timeline))
     if not timeline:
-        stats.pop("timeline")
+        counts.pop("timeline")
     return CampaignInfo(int(row.id), row.name, row.subject, row.preheader,  # type: ignore[arg-type]
                         row.from_name, row.from_email, row.reply_to, row.content_format,
                         row.body, row.text, row.layout, list(row.lists or []),
                         row.segment_rules, row.segment_id, row.status, _iso(row.scheduled_at),
                         _iso(row.started_at), _iso(row.finished_at), row.created_at.isoformat(),
-                        row.updated_at.isoformat(), row.created_by, stats)
-
-
-def _get(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
-    query = select(Campaign).where(Campaign.id == campaign_id)
-    row = s.scalar(query.with_for_update() if lock else query)
-    if row is None:
-        raise NotFound(f"there is no campaign {campaign_id}")
-    return row
+                        row.updated_at.isoformat(), row.created_by, counts)
 
 
 def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
@@ -218,7 +185,7 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
         raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
     settings = settings_of(rt)
     with rt.db.session() as s:
-        row = _get(s, campaign_id, lock=True)
+        row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
             raise Conflict(f"a {row.status} campaign cannot be changed", field="status")
         current = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
@@ -234,7 +201,7 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
 def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
     """Delete a draft (campaigns that sent anything keep their ledger and stats)."""
     with rt.db.session() as s:
-        row = _get(s, campaign_id, lock=True)
+        row = get_row(s, campaign_id, lock=True)
         if row.status != S.draft.value:
             raise Conflict("only drafts can be deleted; cancel it instead", field="status")
         s.delete(row)
@@ -243,7 +210,7 @@ def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
 
 def get(rt: Runtime, campaign_id: int, *, timeline: bool = False) -> CampaignInfo:
     with rt.db.session() as s:
-        return _info(s, _get(s, campaign_id), timeline=timeline)
+        return _info(s, get_row(s, campaign_id), timeline=timeline)
 
 
 def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
@@ -269,77 +236,11 @@ def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any]
 def audience(rt: Runtime, campaign_id: int) -> int:
     """The campaign's audience now (before sending) or as materialized (after)."""
     with rt.db.session() as s:
-        row = _get(s, campaign_id)
+        row = get_row(s, campaign_id)
         if row.status not in (S.draft.value, S.scheduled.value):
             return row.audience
         where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
         return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
-
-
-# -- preview and test ------------------------------------------------------------------------
-def _recipient(s: Session, row: Campaign, list_ids: list[int], subscriber_id: int | None,
-               email: str | None, to: str | None = None) -> fast.Recipient:
-    sub = None
-    if subscriber_id is not None:
-        sub = s.get(Subscriber, subscriber_id)
-    elif email:
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
-    if (subscriber_id is not None or email) and sub is None:
-        raise NotFound("there is no such subscriber", field="subscriber_id" if email is None
-                       else "email")
-    if sub is None:
-        return fast.Recipient(0, 0, to or "someone@example.org", "Sample Person", list_ids[0],
-                              {}, ())
-    from listmgr.models import Membership, SubscriberInterest
-
-    lid = s.scalar(select(func.min(Membership.list_id)).where(
-        Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids))) or list_ids[0]
-    tags = tuple(s.scalars(select(SubscriberInterest.interest).where(
-        SubscriberInterest.subscriber_id == sub.id)))
-    return fast.Recipient(0, int(sub.id), to or sub.email, sub.name, int(lid),  # type: ignore[arg-type]
-                          dict(sub.fields or {}), tags)
-
-
-def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
-            email: str | None = None) -> Preview:
-    """The message as a chosen subscriber (or a sample person) would get it; links are inert."""
-    settings = settings_of(rt)
-    with rt.db.session() as s:
-        row = _get(s, campaign_id)
-        r, list_ids = renderer(rt, s, row, settings)
-        who = _recipient(s, row, list_ids, subscriber_id, email)
-    unsub, manage, _ = r.tokens_for(who, test=True)
-    subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub, manage_token=manage))
-    return Preview(subject, html, text, r.from_header, fast.mailbox(who.name, who.email),
-                   r.setup.lists[who.list_id].slug)
-
-
-def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id: int | None = None,
-              email: str | None = None, actor: str = "") -> list[dict[str, Any]]:
-    """Send the message, marked as a test, to these addresses now; one result per address."""
-    from listmgr.mail.transport import PermanentFailure, TemporaryFailure
-    from listmgr.services.outbox import transport
-
-    if not isinstance(to, (list, tuple)) or not to:
-        raise ValidationError("give at least one address to send the test to", field="to")
-    if len(to) > MAX_TEST_RECIPIENTS:
-        raise ValidationError(f"at most {MAX_TEST_RECIPIENTS} test addresses", field="to")
-    addresses = [normalize_email(a) for a in to]
-    settings = settings_of(rt)
-    with rt.db.session() as s:
-        row = _get(s, campaign_id)
-        r, list_ids = renderer(rt, s, row, settings)
-        messages = [r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr),
-                              test=True) for addr in addresses]
-        _audit(s, actor, "campaign.test", campaign_id, to=addresses)
-    results = []
-    for addr, out in zip(addresses, messages):
-        try:
-            transport(rt).send_one(out.envelope_from, addr, out.data)
-            results.append({"to": addr, "sent": True, "error": ""})
-        except (PermanentFailure, TemporaryFailure) as exc:
-            results.append({"to": addr, "sent": False, "error": str(exc)})
-    return results
 
 
 # -- lifecycle -------------------------------------------------------------------------------
@@ -359,7 +260,7 @@ def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str =
     """Schedule for a time (naive UTC or aware), or back to draft with at=None."""
     settings = settings_of(rt)
     with rt.db.session() as s:
-        row = _get(s, campaign_id, lock=True)
+        row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
             raise Conflict(f"a {row.status} campaign cannot be scheduled", field="status")
         if at is None:
@@ -382,7 +283,7 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
     now = utcnow()
     settings = settings_of(rt)
     with rt.db.session() as s:
-        row = _get(s, campaign_id)
+        row = get_row(s, campaign_id)
         if row.status not in only_from:
             raise Conflict(f"the campaign is {row.status}", field="status")
         _ready(s, settings, row)
@@ -415,7 +316,7 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
 def _transition(rt: Runtime, campaign_id: int, *, allowed: tuple[str, ...], to: str,
                 action: str, actor: str, **extra: Any) -> None:
     with rt.db.session() as s:
-        row = _get(s, campaign_id)
+        row = get_row(s, campaign_id)
         done = s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
                                                 Campaign.status.in_(allowed))
                          .values(status=to, updated_at=utcnow(), **extra)).rowcount
@@ -486,57 +387,3 @@ def requeue(rt: Runtime) -> int:
     for cid in woken:
         rt.enqueue("send_batch", cid)
     return len(woken)
-
-
-# -- stats -----------------------------------------------------------------------------------
-def _stats(s: Session, row: Campaign, *, timeline: bool) -> Stats:
-    def flag(column: Any) -> Any:
-        return func.sum(case((column, 1), else_=0))
-
-    counts: dict[str, int] = {}
-    retrying = bounced = complained = unsubscribed = dup = 0
-    for status, n, retry, b, c, u, d in s.execute(
-            select(Delivery.status, func.count(),
-                   func.sum(case(((Delivery.status == ledger.QUEUED)
-                                  & (Delivery.attempts > 0), 1), else_=0)),
-                   flag(Delivery.bounced), flag(Delivery.complained),
-                   flag(Delivery.unsubscribed), flag(Delivery.possibly_duplicate))
-            .where(Delivery.campaign_id == row.id).group_by(Delivery.status)):
-        counts[status] = int(n)
-        retrying += int(retry or 0)
-        bounced, complained = bounced + int(b or 0), complained + int(c or 0)
-        unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
-    buckets: tuple[dict[str, Any], ...] = ()
-    if timeline:
-        buckets = _timeline(s, int(row.id))  # type: ignore[arg-type]
-    audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
-    return Stats(audience=audience, sent=counts.get(ledger.SENT, 0),
-                 failed=counts.get(ledger.FAILED, 0), skipped=counts.get(ledger.SKIPPED, 0),
-                 remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
-                 in_progress=counts.get(ledger.CLAIMED, 0), retrying=retrying,
-                 bounced=bounced, complained=complained, unsubscribed=unsubscribed,
-                 possibly_duplicate=dup, timeline=buckets)
-
-
-def _timeline(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:
-    """Outcomes per minute (by the time each row's outcome was recorded)."""
-    if s.get_bind().dialect.name == "postgresql":
-        minute: Any = func.to_char(func.date_trunc("minute", Delivery.attempted_at),
-                                   'YYYY-MM-DD"T"HH24:MI')
-    else:
-        minute = func.strftime("%Y-%m-%dT%H:%M", Delivery.attempted_at)
-    rows = s.execute(select(minute.label("m"), Delivery.status, func.count())
-                     .where(Delivery.campaign_id == campaign_id,
-                            Delivery.attempted_at.is_not(None),
-                            Delivery.status.in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)))
-                     .group_by("m", Delivery.status).order_by("m"))
-    out: dict[str, dict[str, Any]] = {}
-    for m, status, n in rows:
-        bucket = out.setdefault(m, {"minute": m, "sent": 0, "failed": 0, "skipped": 0})
-        bucket[status] = int(n)
-    return tuple(out.values())
-
-
-def stats(rt: Runtime, campaign_id: int) -> Stats:
-    with rt.db.session() as s:
-        return _stats(s, _get(s, campaign_id), timeline=True)

@@ -175,7 +175,8 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conn: Connectio
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
     rows, skipped = book.claim(cid, plan.list_ids, token, limit=limit, now=now,
-                               lease_until=now + lease, interests=plan.renderer.built.uses_interests)
+                               lease_until=now + lease,
+                               interests=plan.renderer.built.uses_interests)
     if not rows:
         return 0 if skipped else _idle(book, cid)
     if book.active_claims(cid, now) < parallel_jobs(settings):
@@ -204,6 +205,11 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
                                              row.name, row.list_id, row.fields, row.interests))
         except RenderError as exc:
             failed = L.Outcome(row.delivery_id, L.FAILED, error=str(exc))
+        except Exception as exc:  # one unbuildable message must not stall the campaign
+            log.exception("campaign %s: cannot build the message of delivery %s", cid,
+                          row.delivery_id)
+            failed = L.Outcome(row.delivery_id, L.FAILED,
+                               error=f"cannot build the message: {exc.__class__.__name__}: {exc}")
         # Record the previous outcome and check this recipient's consent in one transaction,
         # right before the hand-over: an unsubscribe that committed before it stops this mail.
         gate = book.step(cid, token, done, None if failed else row, utcnow())
