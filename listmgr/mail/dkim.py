@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 
@@ -21,22 +20,29 @@ SIGNED = ("from", "to", "subject", "date", "message-id", "mime-version", "conten
           "feedback-id")
 OVERSIGNED = ("from", "to", "subject", "reply-to", "list-id", "list-unsubscribe",
               "list-unsubscribe-post")
-_WSP = re.compile(r"[ \t]{2,}|\t")    # single spaces stay as they are: fewer substitutions
-_BODY_WSP = re.compile(rb"[ \t]{2,}|\t")
-_BODY_EOL_WSP = re.compile(rb" \r\n")
+def _collapse(text: str) -> str:
+    """Tabs to spaces, runs of spaces to one (C-speed replace loops beat a regex scan)."""
+    if "\t" in text:
+        text = text.replace("\t", " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
 
 
 def relaxed_header(name: str, value: str) -> str:
     """One header in relaxed canonical form, without the line end."""
-    return f"{name.lower()}:{_WSP.sub(' ', value.replace(chr(13) + chr(10), '')).strip()}"
+    return f"{name.lower()}:{_collapse(value.replace(chr(13) + chr(10), '')).strip()}"
 
 
 def relaxed_body(body: bytes) -> bytes:
     """The body in relaxed canonical form (RFC 6376 3.4.4)."""
-    body = _BODY_EOL_WSP.sub(b"\r\n", _BODY_WSP.sub(b" ", body))
-    body = body.rstrip(b"\r\n")
-    if body.endswith(b" "):
-        body = body.rstrip(b" ")
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    while b" \r\n" in body:
+        body = body.replace(b" \r\n", b"\r\n")
+    body = body.rstrip(b" \r\n")   # trailing spaces of the last line, then empty lines
     return body + b"\r\n" if body else b""
 
 
