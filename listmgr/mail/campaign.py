@@ -102,6 +102,7 @@ class Recipient:
     list_id: int
     fields: Mapping[str, Any] = field(default_factory=dict)
     interests: tuple[str, ...] = ()
+    attempt: int = 0          # attempts recorded so far for this row
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Setup:
     lists: Mapping[int, ListView]
     mail_domain: str
     base_url: str
+    stamp: str = ""           # fixed per campaign (e.g. its creation time) for Message-IDs
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ class CampaignRenderer:
         self._manage = tokens.batch_signer("manage")
         self._bounce = tokens.batch_signer("bounce")
         self.clock = _Clock()
+        self.stamp = setup.stamp or secrets.token_hex(4)
         self.sep = f"\x1e{secrets.token_hex(8)}\x1e"
         text = built.text if not built.text_from_html else ""
         source = ("{% autoescape false %}" + built.subject + self.sep + text
@@ -288,7 +291,10 @@ class CampaignRenderer:
             encoded_subject = subject_header(subject)
             if len(self._subjects) < 256:
                 self._subjects[subject] = encoded_subject
-        message_id = f"<{self.setup.campaign_id}.{r.delivery_id}.{secrets.token_hex(6)}@{domain}>"
+        # The same attempt of the same row always gets the same Message-ID: the one message that
+        # may go out twice after a crash can be recognized as one by the receiving side.
+        unique = secrets.token_hex(6) if test else f"{r.attempt}.{self.stamp}"
+        message_id = f"<{self.setup.campaign_id}.{r.delivery_id}.{unique}@{domain}>"
         headers = [("From", self.from_header), ("To", mailbox(r.name, r.email)),
                    ("Subject", encoded_subject), ("Date", self.clock.date()),
                    ("Message-ID", message_id)]

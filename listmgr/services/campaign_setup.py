@@ -94,7 +94,8 @@ def renderer(rt: Runtime, s: Session, row: Campaign,
         from_name=row.from_name or first.from_name or settings.default_from_name,
         from_email=row.from_email or first.from_email or settings.default_from_email,
         reply_to=row.reply_to or first.reply_to, lists=views,
-        mail_domain=settings.mail_domain, base_url=settings.base_url)
+        mail_domain=settings.mail_domain, base_url=settings.base_url,
+        stamp=row.created_at.strftime("%Y%m%d%H%M%S"))
     ctx = fast.sample_context(views, campaign_id=setup.campaign_id,
                               campaign_name=row.name, base_url=settings.base_url,
                               fields=sample_fields(list(s.scalars(select(FieldDef)))))

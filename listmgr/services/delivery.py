@@ -202,7 +202,8 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
         failed: L.Outcome | None = None
         try:
             out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
-                                             row.name, row.list_id, row.fields, row.interests))
+                                             row.name, row.list_id, row.fields, row.interests,
+                                             row.attempts))
         except RenderError as exc:
             failed = L.Outcome(row.delivery_id, L.FAILED, error=str(exc))
         except Exception as exc:  # one unbuildable message must not stall the campaign
