@@ -146,17 +146,32 @@ class CsvReader:
         return min(self._counter.count, self.total_bytes)
 
     def __iter__(self) -> Iterator[Record]:
+        for chunk in self.chunks(1000):
+            for row, cells, error, line in chunk:
+                yield Record(row, line, cells, error)
+
+    def chunks(self, size: int) -> Iterator[list[tuple[int, list[str] | None, str, int]]]:
+        """Lists of up to size (row, cells or None, parse error, line): the fast way through."""
+        reader, row = self._reader, self._row
+        chunk: list[tuple[int, list[str] | None, str, int]] = []
+        append = chunk.append
         while True:
-            line = self._reader.line_num + 1
-            self._row += 1
+            line = reader.line_num + 1
+            row += 1
             try:
-                cells = next(self._reader)
+                append((row, next(reader), "", line))
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
-                yield Record(self._row, line, None, f"the CSV is broken here: {exc}")
-                continue
-            yield Record(self._row, line, cells)
+                append((row, None, f"the CSV is broken here: {exc}", line))
+            if len(chunk) >= size:
+                self._row = row
+                yield chunk
+                chunk = []
+                append = chunk.append
+        self._row = row
+        if chunk:
+            yield chunk
 
     def close(self) -> None:
         self._text.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT
 
-from listmgr.fieldvalues import FieldValueError, coerce
+from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 
 MAX_NAME = 200
 TARGETS = ("email", "name", "first_name", "last_name", "interests", "ignore")
@@ -181,12 +182,58 @@ class EmailHasher:
 
 def clean_name(raw: str) -> str:
     """The same rules as subscriptions.clean_name for a CSV cell."""
-    if any(c in raw for c in "\r\n\x00"):
+    if "\n" in raw or "\r" in raw or "\x00" in raw:
         raise ValueError("The name must not contain line breaks.")
     name = " ".join(raw.split())
     if len(name) > MAX_NAME:
         raise ValueError(f"The name is longer than {MAX_NAME} characters.")
     return name
+
+
+def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
+    """A cell (stripped, non-empty) -> stored value; common valid values skip the general path."""
+    choices = list(spec.choices)
+
+    def general(value: str) -> Any:
+        raw: Any = _multi(value, spec.choices) if spec.type == "multi_choice" else value
+        try:
+            return coerce(spec.type, choices, raw, spec.label)
+        except FieldValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    # Each fast path returns exactly what coerce() returns for the values it accepts.
+    if spec.type == "choice":
+        allowed = frozenset(choices)
+        return lambda v: v if v in allowed else general(v)
+    if spec.type == "number":
+        return lambda v: int(v) if len(v) <= 15 and v.isascii() and v.isdigit() else general(v)
+    if spec.type == "text":
+        return lambda v: v if len(v) <= MAX_TEXT and v.isprintable() else general(v)
+    if spec.type == "date":
+        def day(v: str) -> Any:
+            if len(v) == 10 and v.isascii():
+                try:
+                    if date.fromisoformat(v).isoformat() == v:
+                        return v
+                except ValueError:
+                    pass
+            return general(v)
+        return day
+    return general
+
+
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _json(value: Any) -> str:
+    """JSON of a stored field value (what json.dumps writes, without its per-call overhead)."""
+    if isinstance(value, str):
+        return _encode_string(value)  # type: ignore[no-any-return]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "[" + ",".join(_json(v) for v in value) + "]"
 
 
 @dataclass
@@ -198,36 +245,45 @@ class Context:
     interests: frozenset[str]
     hash_key: bytes
     columns: int
-    normalizer: EmailNormalizer = field(default_factory=EmailNormalizer)
-    hasher: EmailHasher | None = None
 
     def __post_init__(self) -> None:
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self.normalizer = EmailNormalizer()
         self.hasher = EmailHasher(self.hash_key)
+        at = {t: i for i, t in self.mapping.items()}
+        self.email_at = at["email"]
+        self.name_at, self.first_at, self.last_at, self.interests_at = (
+            at.get(t) for t in ("name", "first_name", "last_name", "interests"))
+        self.plan = [(i, f'"{t[7:]}":', _coercer(self.fields[t[7:]]))
+                     for i, t in self.mapping.items() if t.startswith("fields.")]
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to worker processes: plain data only; caches and hash states are rebuilt there.
-        return {k: v for k, v in self.__dict__.items() if k not in ("normalizer", "hasher")}
+        keep = ("mapping", "fields", "interests", "hash_key", "columns")
+        return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.normalizer = EmailNormalizer()
-        self.hasher = EmailHasher(self.hash_key)
+        self._prepare()
 
 
-@dataclass(frozen=True)
-class Person:
-    """A valid row: (row, email, email_hash, name, fields JSON or '', interests JSON '[...]')."""
+class Person(NamedTuple):
+    """A valid row: (row, email, email_hash, name, fields as JSON or '', interest keys)."""
 
     row: int
     email: str
     email_hash: str
     name: str
     fields: str
-    interests: str
+    interests: tuple[str, ...]
 
 
-def _cell(value: str) -> str:
-    value = value.strip()
+def _cell(cells: list[str], index: int | None) -> str:
+    if index is None:
+        return ""
+    value = cells[index].strip()
     return value[1:] if value[:2] in _FORMULA_GUARD else value
 
 
@@ -235,48 +291,43 @@ def _multi(value: str, choices: tuple[str, ...]) -> list[str]:
     return [value] if value in choices else [p.strip() for p in _SPLIT.split(value) if p.strip()]
 
 
+_INTEREST_SPLIT = re.compile(r"[|;,\s]+")
+
+
 def person(ctx: Context, row: int, cells: list[str]) -> Person:
     """Validate one record; ValueError (its message for people) when it cannot be imported."""
-    if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns:]):
-        raise ValueError(f"the row has {len(cells)} cells but the header has {ctx.columns} "
-                         "(an unquoted delimiter?)")
-    values: dict[str, Any] = {}
-    interests: list[str] = []
-    first = last = email = name = ""
-    for index, target in ctx.mapping.items():
-        value = _cell(cells[index]) if index < len(cells) else ""
-        if target == "email":
-            email = value
-        elif target == "name":
-            name = value
-        elif target == "first_name":
-            first = value
-        elif target == "last_name":
-            last = value
-        elif target == "interests":
-            interests = [p.strip() for p in re.split(r"[|;,\s]", value) if p.strip()]
-        elif value:
-            spec = ctx.fields[target[7:]]
-            raw: Any = _multi(value, spec.choices) if spec.type == "multi_choice" else value
-            try:
-                stored = coerce(spec.type, list(spec.choices), raw, spec.label)
-            except FieldValueError as exc:
-                raise ValueError(str(exc)) from None
-            if stored is not None:
-                values[spec.key] = stored
+    if len(cells) != ctx.columns:
+        if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns:]):
+            raise ValueError(f"the row has {len(cells)} cells but the header has "
+                             f"{ctx.columns} (an unquoted delimiter?)")
+        cells = (cells + [""] * ctx.columns)[:ctx.columns]
+    email = _cell(cells, ctx.email_at)
     if not email:
         raise ValueError("there is no email address in this row")
     try:
         address = ctx.normalizer(email)
     except AddressError as exc:
         raise ValueError(str(exc)) from None
-    display = clean_name(name or " ".join(x for x in (first, last) if x))
-    for key in interests:
-        if key not in ctx.interests:
-            raise ValueError(f"there is no interest {key!r}")
-    return Person(row, address, ctx.hasher(address), display,  # type: ignore[misc]
-                  json.dumps(values, ensure_ascii=False) if values else "",
-                  json.dumps(list(dict.fromkeys(interests))))
+    parts = []
+    for index, prefix, convert in ctx.plan:
+        value = cells[index].strip()
+        if value[:2] in _FORMULA_GUARD:
+            value = value[1:]
+        if value:
+            stored = convert(value)
+            if stored is not None:
+                parts.append(prefix + _json(stored))
+    name = _cell(cells, ctx.name_at)
+    if not name and (ctx.first_at is not None or ctx.last_at is not None):
+        name = " ".join(x for x in (_cell(cells, ctx.first_at), _cell(cells, ctx.last_at)) if x)
+    keys: Iterable[str] = ()
+    if ctx.interests_at is not None:
+        keys = [k.lower() for k in _INTEREST_SPLIT.split(_cell(cells, ctx.interests_at)) if k]
+        for key in keys:
+            if key not in ctx.interests:
+                raise ValueError(f"there is no interest {key!r}")
+    return Person(row, address, ctx.hasher(address), clean_name(name),
+                  "{" + ",".join(parts) + "}" if parts else "", tuple(dict.fromkeys(keys)))
 
 
 def validate(ctx: Context, records: Iterable[tuple[Any, ...]]

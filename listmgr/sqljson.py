@@ -219,7 +219,7 @@ def _has_any_pg(element: JsonArrayHasAny, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(JsonEquals, "postgresql")
 def _equals_pg(element: JsonEquals, compiler: SQLCompiler, **kw: Any) -> str:
     # Containment of {"key": value} is exactly "key holds this value, of this JSON type", and
-    # the GIN index (jsonb_path_ops) answers it; PostgreSQL also estimates it from statistics.
+    # PostgreSQL estimates how many rows match from its statistics of the column.
     parts = _parts(element, compiler, **kw)
     col, document = parts[0], parts[3]
     return f"(CAST({col} AS JSONB) @> CAST({document} AS JSONB))"

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit
-from listmgr.services.importstage import Outcome, Stage
+from listmgr.services.importstage import Outcome, Writer
 
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
 POOL_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
 MAX_REPORT_LINES = 100_000
 REPORT_HEADER = "row,line,email,result,reason\r\n"
@@ -217,14 +218,7 @@ Chunk = list[tuple[int, list[str] | None, str, int]]   # (row, cells, parse erro
 
 
 def _chunks(reader: csvfiles.CsvReader, size: int) -> Iterator[Chunk]:
-    chunk: Chunk = []
-    for rec in reader:
-        chunk.append((rec.row, rec.cells, rec.error, rec.line))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return reader.chunks(size)
 
 
 def _validated(ctx: importrows.Context, chunks: Iterator[Any], workers: int) -> Iterator[Any]:
@@ -239,7 +233,7 @@ def _validated(ctx: importrows.Context, chunks: Iterator[Any], workers: int) -> 
         pending: deque[Any] = deque()
         for chunk in chunks:
             pending.append((chunk, pool.apply_async(importrows.worker_validate, (chunk,))))
-            if len(pending) > workers + 1:  # back-pressure: memory stays flat
+            if len(pending) > workers:  # back-pressure: memory stays flat
                 done = pending.popleft()
                 yield done[0], done[1].get()
         while pending:
@@ -271,51 +265,71 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
     report_lines = counts["skipped"] + counts["errors"]
     with rt.db.engine.connect() as conn, csvfiles.CsvReader(path, fmt) as reader:
         with conn.begin():
-            stage = Stage(conn)
+            writer = Writer(conn)
         for chunk, (good, bad) in _validated(ctx, _chunks(reader, chunk_rows), workers):
             last_row = chunk[-1][0]
-            with conn.begin():
-                if chunk[0][0] <= job.last_row:  # rows an earlier run committed: remember them
-                    stage.remember([p for p in good if p.row <= job.last_row])
-                    good = [p for p in good if p.row > job.last_row]
-                    bad = [b for b in bad if b[0] > job.last_row]
-                    if last_row <= job.last_row:
-                        continue
-                out = _apply(stage, job, good, bad, slug)
-                counts["rows"] += len(good) + len(bad)
-                counts["errors"] += len(bad)
-                for key in ("inserted", "updated", "skipped"):
-                    counts[key] += getattr(out, key)
-                lines, report_lines = _report_lines(out, chunk, report_lines)
-                conn.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-                    processed_bytes=reader.bytes_read, last_row=last_row, heartbeat_at=utcnow(),
-                    report=ImportJob.report + lines, **counts))
+            if chunk[0][0] <= job.last_row:  # rows an earlier run committed: remember them
+                with conn.begin():
+                    writer.remember(_unique([p for p in good if p.row <= job.last_row])[0])
+                good = [p for p in good if p.row > job.last_row]
+                bad = [b for b in bad if b[0] > job.last_row]
+                if last_row <= job.last_row:
+                    continue
+            for attempt in range(3):
+                try:
+                    with conn.begin():
+                        writer.begin_chunk()
+                        out = _apply(writer, job, good, bad)
+                        new_counts = dict(counts, rows=counts["rows"] + len(good) + len(bad),
+                                          errors=counts["errors"] + len(bad))
+                        for key in ("inserted", "updated", "skipped"):
+                            new_counts[key] += getattr(out, key)
+                        lines, new_lines = _report_lines(out, chunk, report_lines)
+                        conn.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+                            processed_bytes=reader.bytes_read, last_row=last_row,
+                            heartbeat_at=utcnow(), report=ImportJob.report + lines,
+                            **new_counts))
+                    break
+                except IntegrityError:
+                    # Someone signed up with one of these addresses in between: look again.
+                    if attempt == 2:
+                        raise
+            counts, report_lines = new_counts, new_lines
             if progress:
                 progress(get(rt, job_id))
         with conn.begin():
-            stage.drop()
+            writer.drop()
 
 
-def _apply(stage: Stage, job: ImportJob, good: list[importrows.Person],
-           bad: list[tuple[int, str, str]], slug: str | None) -> Outcome:
+def _unique(people: list[importrows.Person]) -> tuple[list[importrows.Person],
+                                                       list[tuple[importrows.Person, int]]]:
+    """The first row of each address, and the later rows with the row they repeat."""
+    first: dict[str, importrows.Person] = {}
+    repeats = []
+    for p in people:
+        seen = first.setdefault(p.email, p)
+        if seen is not p:
+            repeats.append((p, seen.row))
+    return list(first.values()), repeats
+
+
+def _apply(writer: Writer, job: ImportJob, good: list[importrows.Person],
+           bad: list[tuple[int, str, str]]) -> Outcome:
     out = Outcome()
     for row, email, reason in bad:
         out.lines.append((row, email, "error", reason))
-    unique: dict[str, importrows.Person] = {}
-    for p in good:
-        first = unique.get(p.email)
-        if first is None:
-            unique[p.email] = p
-        else:
-            out.skip([(p.row, p.email, first.row)], "the same address as row {}")
-    stage.load(list(unique.values()))
+    people, repeats = _unique(good)
+    for p, row in repeats:
+        out.skip(p.row, p.email, f"the same address as row {row}")
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
-        stage.suppress(out, now=now, actor=actor, wording=job.consent, job_id=int(job.id))
+        writer.suppress(out, people, now=now, actor=actor, wording=job.consent,
+                        job_id=int(job.id))  # type: ignore[arg-type]
     else:
-        stage.apply(out, list_id=int(job.list_id), mode=job.mode, now=now,  # type: ignore[arg-type]
-                    actor=actor, wording=job.consent, job_id=int(job.id))  # type: ignore[arg-type]
+        writer.apply(out, people, list_id=int(job.list_id),  # type: ignore[arg-type]
+                     mode=job.mode, now=now, actor=actor, wording=job.consent,
+                     job_id=int(job.id))  # type: ignore[arg-type]
     return out
 
 

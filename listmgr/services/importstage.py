@@ -1,17 +1,24 @@
-"""Applying one chunk of validated import rows with set-based SQL: a staging table filled by
-COPY (PostgreSQL) or executemany (SQLite), then a few INSERT ... SELECT / UPDATE ... FROM."""
+"""Writing one chunk of validated import rows: one lookup query classifies every address
+(seen earlier in the file, suppressed, existing, member of the list), then the rows go straight
+into the tables with COPY (PostgreSQL) or executemany (SQLite)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from listmgr.importrows import Person
 
-STAGE_COLUMNS = "row_no, email, email_hash, name, fields, interests"
+SUBSCRIBER = ("id, email, email_hash, name, fields, source, consent_profiling, consent_tracking, "
+              "soft_bounces, created_at, updated_at")
+MEMBERSHIP = ("subscriber_id, list_id, status, opt_in_level, source, created_at, confirmed_at, "
+              "updated_at")
+CONSENT = "subscriber_id, list_id, kind, at, source, actor, ip, user_agent, wording, detail"
+SUPPRESSION = "email_hash, email, reason, detail, created_at"
 
 
 @dataclass
@@ -23,157 +30,203 @@ class Outcome:
     skipped: int = 0
     lines: list[tuple[int, str, str, str]] = field(default_factory=list)
 
-    def skip(self, rows: Sequence[Any], reason: str) -> None:
-        for row in rows:
-            self.lines.append((row[0], row[1], "skipped", reason.format(*row[2:])))
-        self.skipped += len(rows)
+    def skip(self, row: int, email: str, reason: str) -> None:
+        self.lines.append((row, email, "skipped", reason))
+        self.skipped += 1
 
 
-class Stage:
-    """The staging tables of one import run, on one connection (temporary tables)."""
+@dataclass(frozen=True)
+class Known:
+    """What the database knows of one address."""
+
+    seen_row: int | None       # an earlier row of this file had it
+    suppressed: str | None     # the suppression reason
+    subscriber_id: int | None
+    member: str | None         # membership status on the import's list
+
+
+class Writer:
+    """Writes chunks of one import run on one connection (it keeps a temporary table of the
+    addresses already handled, so duplicates across chunks are found without keeping them in
+    memory)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
-        self.jsonb = "CAST({} AS JSONB)" if self.pg else "{}"
-        for name in ("imp_stage", "imp_seen"):
+        for name in ("imp_seen", "imp_batch"):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {'' if self.pg else 'temp.'}{name}")
-        conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE imp_stage (row_no INTEGER NOT NULL, email TEXT NOT NULL, "
-            "email_hash TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL, "
-            "interests TEXT NOT NULL, sub_id INTEGER, member TEXT, is_new INTEGER DEFAULT 0)")
         conn.exec_driver_sql("CREATE TEMPORARY TABLE imp_seen (email TEXT PRIMARY KEY, "
                              "row_no INTEGER NOT NULL)")
+        if not self.pg:
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE imp_batch (email TEXT, email_hash TEXT)")
+            # A larger page cache for this connection: index inserts at random keys (address,
+            # hash) otherwise re-read the same pages for every chunk.
+            conn.exec_driver_sql("PRAGMA cache_size = -32000")
+
+    def begin_chunk(self) -> None:
+        """Per chunk transaction: its commit need not wait for the disk (a crash loses the
+        chunk and its progress mark together, and the resumed run redoes it)."""
         if self.pg:
-            conn.exec_driver_sql("CREATE INDEX ON imp_stage (email)")
+            self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
     def drop(self) -> None:
-        for name in ("imp_stage", "imp_seen"):
+        for name in ("imp_seen", "imp_batch"):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        if not self.pg:
+            self.conn.exec_driver_sql("PRAGMA cache_size = -2000")  # the default again
 
+    # -- plumbing: one way to bulk-insert and to run SQL on either engine ----------------------
     def _run(self, sql: str, **params: Any) -> Any:
         return self.conn.execute(text(sql), params)
 
-    def load(self, people: Sequence[Person]) -> None:
-        """Replace the staging rows with these people."""
-        self.conn.exec_driver_sql("DELETE FROM imp_stage")
-        if not people:
+    def _insert(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
             return
         if self.pg:
             cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(f"COPY imp_stage ({STAGE_COLUMNS}) FROM STDIN") as copy:
-                for p in people:
-                    copy.write_row((p.row, p.email, p.email_hash, p.name, p.fields, p.interests))
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
             cursor.close()
-            self.conn.exec_driver_sql("ANALYZE imp_stage")
         else:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO imp_stage ({STAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                [(p.row, p.email, p.email_hash, p.name, p.fields, p.interests)
-                 for p in people])
+            marks = ", ".join("?" * (columns.count(",") + 1))
+            self.conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    def _new_ids(self, table: str, count: int) -> list[int]:
+        if not count:
+            return []
+        if self.pg:
+            return list(self.conn.execute(text(
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                f"FROM generate_series(1, :n)"), {"n": count}).scalars())
+        # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so max(id) is ours.
+        top = self.conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar()
+        return list(range(top + 1, top + 1 + count))
+
+    # -- the chunk ---------------------------------------------------------------------------------
+    def lookup(self, people: Sequence[Person], list_id: int | None) -> dict[str, Known]:
+        """Classify every address of the chunk in one query."""
+        if not people:
+            return {}
+        if self.pg:
+            source = ("unnest(CAST(:emails AS TEXT[]), CAST(:hashes AS TEXT[])) "
+                      "AS b(email, email_hash)")
+            params: dict[str, Any] = {"emails": [p.email for p in people],
+                                      "hashes": [p.email_hash for p in people]}
+        else:
+            self.conn.exec_driver_sql("DELETE FROM imp_batch")
+            self._insert("imp_batch", "email, email_hash",
+                         [(p.email, p.email_hash) for p in people])
+            source, params = "imp_batch b", {}
+        rows = self._run(
+            f"SELECT b.email, sn.row_no, sp.reason, s.id, m.status FROM {source} "
+            f"LEFT JOIN imp_seen sn ON sn.email = b.email "
+            f"LEFT JOIN suppression sp ON sp.email_hash = b.email_hash "
+            f"LEFT JOIN subscriber s ON s.email = b.email "
+            f"LEFT JOIN membership m ON m.subscriber_id = s.id AND m.list_id = :lid",
+            lid=list_id, **params)
+        return {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
 
     def remember(self, people: Sequence[Person]) -> None:
-        """Record addresses already handled (a resumed run skips their rows)."""
-        self.load(people)
-        self._run("INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_stage "
-                  "WHERE true ON CONFLICT (email) DO NOTHING")
+        """Record addresses as handled (rows a resumed run skips are remembered this way)."""
+        self._insert("imp_seen", "email, row_no", [(p.email, p.row) for p in people])
 
-    def _drop_where(self, condition: str, **params: Any) -> None:
-        self._run(f"DELETE FROM imp_stage WHERE {condition}", **params)
+    def _screen(self, out: Outcome, people: Sequence[Person], known: dict[str, Known],
+                suppress: bool) -> list[Person]:
+        kept = []
+        for p in people:
+            k = known[p.email]
+            if k.seen_row is not None:
+                out.skip(p.row, p.email, f"the same address as row {k.seen_row}")
+            elif k.suppressed is not None:
+                out.skip(p.row, p.email, f"already on the suppression list ({k.suppressed})"
+                         if suppress else f"on the suppression list ({k.suppressed}): only a "
+                         "new sign-up by the person can add this address again")
+            else:
+                kept.append(p)
+        return kept
 
-    def screen(self, out: Outcome) -> None:
-        """Skip addresses seen earlier in the file and addresses on the suppression list."""
-        out.skip(self._run("SELECT st.row_no, st.email, sn.row_no FROM imp_stage st "
-                           "JOIN imp_seen sn ON sn.email = st.email ORDER BY st.row_no").all(),
-                 "the same address as row {}")
-        self._drop_where("email IN (SELECT email FROM imp_seen)")
-        self._run("INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_stage")
+    def _consent(self, pairs: Iterable[tuple[int, Person]], *, kind: str, list_id: int | None,
+                 now: datetime, actor: str, wording: str, job_id: int) -> None:
+        self._insert("consent_event", CONSENT, [
+            (sid, list_id, kind, now, "import", actor[:100], "", "", wording,
+             json.dumps({"job": job_id, "row": p.row})) for sid, p in pairs])
 
-    def screen_suppressed(self, out: Outcome) -> None:
-        out.skip(self._run("SELECT st.row_no, st.email, sp.reason FROM imp_stage st JOIN "
-                           "suppression sp ON sp.email_hash = st.email_hash "
-                           "ORDER BY st.row_no").all(),
-                 "on the suppression list ({}): only a new sign-up by the person can add "
-                 "this address again")
-        self._drop_where("email_hash IN (SELECT email_hash FROM suppression)")
-
-    def apply(self, out: Outcome, *, list_id: int, mode: str, now: datetime, actor: str,
-              wording: str, job_id: int) -> None:
+    def apply(self, out: Outcome, people: Sequence[Person], *, list_id: int, mode: str,
+              now: datetime, actor: str, wording: str, job_id: int) -> None:
         """Create or update the subscribers, their membership, interests and consent events."""
-        self.screen(out)
-        self.screen_suppressed(out)
-        self._run("UPDATE imp_stage SET sub_id = s.id FROM subscriber s "
-                  "WHERE s.email = imp_stage.email")
-        self._run("UPDATE imp_stage SET member = m.status FROM membership m "
-                  "WHERE m.subscriber_id = imp_stage.sub_id AND m.list_id = :lid", lid=list_id)
-        out.skip(self._run("SELECT row_no, email, member FROM imp_stage WHERE member IN "
-                           "('unsubscribed', 'bounced') ORDER BY row_no").all(),
-                 "{} on this list: an import never subscribes someone again")
-        self._drop_where("member IN ('unsubscribed', 'bounced')")
-        if mode == "add":
-            out.skip(self._run("SELECT row_no, email FROM imp_stage WHERE sub_id IS NOT NULL "
-                               "ORDER BY row_no").all(),
-                     "already a subscriber (mode add leaves existing people unchanged)")
-            self._drop_where("sub_id IS NOT NULL")
-        fields = self.jsonb.format("CASE WHEN fields = '' THEN '{}' ELSE fields END")
-        out.inserted = self._run(
-            f"INSERT INTO subscriber (email, email_hash, name, fields, source, "
-            f"consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
-            f"SELECT email, email_hash, name, {fields}, 'import', false, false, 0, :now, :now "
-            f"FROM imp_stage WHERE sub_id IS NULL ORDER BY row_no "
-            f"ON CONFLICT (email) DO NOTHING", now=now).rowcount
-        self._run("UPDATE imp_stage SET sub_id = s.id, is_new = 1 FROM subscriber s "
-                  "WHERE imp_stage.sub_id IS NULL AND s.email = imp_stage.email")
+        known = self.lookup(people, list_id)
+        kept = self._screen(out, people, known, suppress=False)
+        self.remember(kept)
+        new: list[Person] = []
+        old: list[tuple[int, Person, str | None]] = []
+        for p in kept:
+            k = known[p.email]
+            if k.member in ("unsubscribed", "bounced"):
+                out.skip(p.row, p.email, f"{k.member} on this list: an import never "
+                                         "subscribes someone again")
+            elif k.subscriber_id is not None and mode == "add":
+                out.skip(p.row, p.email, "already a subscriber (mode add leaves existing "
+                                         "people unchanged)")
+            elif k.subscriber_id is None:
+                new.append(p)
+            else:
+                old.append((k.subscriber_id, p, k.member))
+        ids = self._new_ids("subscriber", len(new))
+        self._insert("subscriber", SUBSCRIBER, [
+            (sid, p.email, p.email_hash, p.name, p.fields or "{}", "import", False, False, 0,
+             now, now) for sid, p in zip(ids, new)])
         if mode == "upsert":
-            merged = ("subscriber.fields || CAST(st.fields AS JSONB)" if self.pg
-                      else "json_patch(subscriber.fields, st.fields)")
-            out.updated = self._run(
-                f"UPDATE subscriber SET name = CASE WHEN st.name <> '' THEN st.name "
-                f"ELSE subscriber.name END, fields = CASE WHEN st.fields <> '' THEN {merged} "
-                f"ELSE subscriber.fields END, updated_at = :now FROM imp_stage st "
-                f"WHERE st.sub_id = subscriber.id AND st.is_new = 0", now=now).rowcount
-        self._run("INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, source, "
-                  "created_at, confirmed_at, updated_at) SELECT sub_id, :lid, 'confirmed', '', "
-                  "'import', :now, :now, :now FROM imp_stage WHERE member IS NULL "
-                  "ORDER BY row_no ON CONFLICT (subscriber_id, list_id) DO NOTHING",
-                  lid=list_id, now=now)
-        # The importer vouches for consent: a pending double opt-in becomes confirmed.
-        self._run("UPDATE membership SET status = 'confirmed', confirmed_at = :now, "
-                  "updated_at = :now WHERE list_id = :lid AND status = 'pending' AND "
-                  "subscriber_id IN (SELECT sub_id FROM imp_stage WHERE member = 'pending')",
-                  lid=list_id, now=now)
-        elements = ("jsonb_array_elements_text(CAST(st.interests AS JSONB)) AS j(value)"
-                    if self.pg else "json_each(st.interests) AS j")
-        self._run(f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT st.sub_id, "
-                  f"j.value FROM imp_stage st, {elements} WHERE st.interests <> '[]' "
-                  f"ON CONFLICT DO NOTHING")
-        self._consent(kind="import", list_id=list_id, now=now, actor=actor, wording=wording,
-                      job_id=job_id, source_sql="FROM imp_stage st WHERE st.sub_id IS NOT NULL")
+            self._update(old, now)
+        landed = list(zip(ids, new)) + [(sid, p) for sid, p, _ in old]
+        self._insert("membership", MEMBERSHIP, [
+            (sid, list_id, "confirmed", "", "import", now, now, now)
+            for sid, p in landed if known[p.email].member is None])
+        pending = [sid for sid, _, member in old if member == "pending"]
+        if pending:  # the importer vouches for consent: a pending double opt-in is confirmed
+            self._run_many("UPDATE membership SET status = 'confirmed', confirmed_at = :now, "
+                           "updated_at = :now WHERE list_id = :lid AND subscriber_id = :sid "
+                           "AND status = 'pending'",
+                           [{"now": now, "lid": list_id, "sid": sid} for sid in pending])
+        self._interests(ids, new, old)
+        self._consent(landed, kind="import", list_id=list_id, now=now, actor=actor,
+                      wording=wording, job_id=job_id)
+        out.inserted, out.updated = len(new), len(old) if mode == "upsert" else 0
 
-    def _consent(self, *, kind: str, list_id: int | None, now: datetime, actor: str,
-                 wording: str, job_id: int, source_sql: str) -> None:
-        detail = ("json_build_object('job', :job, 'row', st.row_no)" if self.pg
-                  else "json_object('job', :job, 'row', st.row_no)")
-        self._run(f"INSERT INTO consent_event (subscriber_id, list_id, kind, at, source, actor, "
-                  f"ip, user_agent, wording, detail) SELECT st.sub_id, :lid, :kind, :now, "
-                  f"'import', :actor, '', '', :wording, {detail} {source_sql}",
-                  lid=list_id, kind=kind, now=now, actor=actor[:100], wording=wording,
-                  job=job_id)
+    def _run_many(self, sql: str, params: list[dict[str, Any]]) -> None:
+        if params:
+            self.conn.execute(text(sql), params)
 
-    def suppress(self, out: Outcome, *, now: datetime, actor: str, wording: str,
-                 job_id: int) -> None:
+    def _update(self, old: list[tuple[int, Person, str | None]], now: datetime) -> None:
+        """Upsert: a name replaces the old one, field values merge into the old ones."""
+        merge = ("fields || CAST(:fields AS JSONB)" if self.pg
+                 else "json_patch(fields, :fields)")
+        self._run_many(
+            f"UPDATE subscriber SET name = coalesce(:name, name), fields = {merge}, "
+            f"updated_at = :now WHERE id = :sid",
+            [{"name": p.name or None, "fields": p.fields or "{}", "now": now, "sid": sid}
+             for sid, p, _ in old])
+
+    def _interests(self, ids: list[int], new: list[Person],
+                   old: list[tuple[int, Person, str | None]]) -> None:
+        self._insert("subscriber_interest", "subscriber_id, interest", [
+            (sid, key) for sid, p in zip(ids, new) for key in p.interests])
+        adds = [{"sid": sid, "key": key} for sid, p, _ in old for key in p.interests]
+        self._run_many("INSERT INTO subscriber_interest (subscriber_id, interest) "
+                       "VALUES (:sid, :key) ON CONFLICT DO NOTHING", adds)
+
+    def suppress(self, out: Outcome, people: Sequence[Person], *, now: datetime, actor: str,
+                 wording: str, job_id: int) -> None:
         """Mode suppress: put the addresses on the suppression list."""
-        self.screen(out)
-        out.skip(self._run("SELECT st.row_no, st.email, sp.reason FROM imp_stage st JOIN "
-                           "suppression sp ON sp.email_hash = st.email_hash "
-                           "ORDER BY st.row_no").all(), "already on the suppression list ({})")
-        self._drop_where("email_hash IN (SELECT email_hash FROM suppression)")
-        out.inserted = self._run(
-            "INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
-            "SELECT email_hash, email, 'manual', :detail, :now FROM imp_stage "
-            "WHERE true ON CONFLICT (email_hash) DO NOTHING",  # WHERE: SQLite's parser needs it
-            detail=f"import {job_id}: {wording}"[:500], now=now).rowcount
-        self._run("UPDATE imp_stage SET sub_id = s.id FROM subscriber s "
-                  "WHERE s.email = imp_stage.email")
-        self._consent(kind="suppressed", list_id=None, now=now, actor=actor, wording=wording,
-                      job_id=job_id, source_sql="FROM imp_stage st WHERE st.sub_id IS NOT NULL")
+        known = self.lookup(people, None)
+        kept = self._screen(out, people, known, suppress=True)
+        self.remember(kept)
+        detail = f"import {job_id}: {wording}"[:500]
+        self._insert("suppression", SUPPRESSION, [(p.email_hash, p.email, "manual", detail, now)
+                                                  for p in kept])
+        out.inserted = len(kept)
+        members = [(known[p.email].subscriber_id, p) for p in kept
+                   if known[p.email].subscriber_id is not None]
+        self._consent(members, kind="suppressed", list_id=None,  # type: ignore[arg-type]
+                      now=now, actor=actor, wording=wording, job_id=job_id)

@@ -1,0 +1,177 @@
+"""Benchmark: import 1,000,000 CSV rows (email, name, 3 fields, 2 interests), validated and
+normalized, into PostgreSQL and SQLite.
+
+    python bench/import.py [--db pg|sqlite|both] [--rows N] [--workers N] [--pg-url URL]
+
+The CSV is generated once under /tmp (mixed-case addresses over 2,000 domains, 0.1% invalid).
+Each database is created afresh (PostgreSQL `lmbench_import` beside --pg-url; SQLite
+/tmp/lmbench-import.db), migrated, given a list, three fields and interests; then the import
+runs through listmgr.services.imports exactly as `listmgr import` does. Prints rows/s and the
+ratio to the goal (PostgreSQL 75,000 rows/s, SQLite 50,000 rows/s), the peak resident memory of
+this process and of its worker processes (goal 200 MB), and, for reference, how fast the rows
+are validated without a database.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from listmgr import csvfiles, db as dbmod, importrows, runtime  # noqa: E402
+from listmgr.services import imports, lists  # noqa: E402
+
+GOALS = {"pg": 75_000, "sqlite": 50_000}
+RSS_GOAL_MB = 200
+PG_NAME = "lmbench_import"
+CSV_PATH = Path("/tmp/lmbench-import.csv")
+SECRET = "bench-secret-0123456789abcdef"
+
+
+def generate(rows: int) -> Path:
+    path = CSV_PATH.with_name(f"lmbench-import-{rows}.csv")
+    if path.exists():
+        return path
+    rnd = random.Random(3)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Email", "Name", "Plan", "Age", "Joined", "Interests"])
+        for i in range(rows):
+            email = f"User.{i}@Domain{rnd.randrange(2000)}.example.com"
+            if rnd.random() < 0.001:
+                email = f"broken {i}@example.com"
+            w.writerow([email, f"Person {i} Müller", rnd.choice(("free", "pro", "team")),
+                        rnd.randrange(18, 90), f"20{rnd.randrange(10, 25)}-0{rnd.randrange(1, 9)}"
+                        f"-1{rnd.randrange(0, 9)}", "|".join(rnd.sample(["jazz", "rock", "pop",
+                                                                          "folk"], 2))])
+    tmp.rename(path)
+    return path
+
+
+def database(kind: str, pg_url: str) -> str:
+    if kind == "sqlite":
+        path = Path("/tmp/lmbench-import.db")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    base = make_url(pg_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{PG_NAME}"'))
+    admin.dispose()
+    return base.set(database=PG_NAME).render_as_string(hide_password=False)
+
+
+def setup(url: str) -> runtime.Runtime:
+    rt = runtime.build({"database_url": url, "secret_key": SECRET, "var_dir": "/tmp/lmbench"},
+                       migrate=True)
+    lists.create(rt, slug="customers", name="Customers")
+    from listmgr.services import people
+
+    people.create_field(rt, key="plan", label="Plan", type="choice",
+                        choices=["free", "pro", "team"])
+    people.create_field(rt, key="age", label="Age", type="number")
+    people.create_field(rt, key="joined", label="Joined", type="date")
+    for key in ("jazz", "rock", "pop", "folk"):
+        people.create_interest(rt, key=key, label=key.title())
+    return rt
+
+
+def validate_only(path: Path, rt: runtime.Runtime) -> float:
+    """Rows per second for reading and validating alone (one process, no database)."""
+    with rt.db.session() as s:
+        fields, interests = imports._definitions(s)
+    fmt = csvfiles.detect(path)
+    with csvfiles.CsvReader(path, fmt) as reader:
+        mapping, _ = importrows.resolve(reader.header, {}, fields)
+        ctx = importrows.Context(mapping, fields, interests, imports._hash_key(rt),
+                                 len(reader.header))
+        start = time.perf_counter()
+        n = 0
+        for chunk in imports._chunks(reader, imports.CHUNK_ROWS):
+            good, bad = importrows.validate(ctx, chunk)
+            n += len(good) + len(bad)
+    return n / (time.perf_counter() - start)
+
+
+SQL_TIMES: dict[str, list[float]] = {}
+
+
+def sql_times(rt: runtime.Runtime) -> None:
+    """Add up the time of each statement (by its first 90 characters)."""
+    from sqlalchemy import event
+
+    @event.listens_for(rt.db.engine, "before_cursor_execute")
+    def before(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        conn.info["t0"] = time.perf_counter()
+
+    @event.listens_for(rt.db.engine, "after_cursor_execute")
+    def after(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        entry = SQL_TIMES.setdefault(" ".join(statement.split())[:90], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - conn.info["t0"]
+
+
+def peak_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=("pg", "sqlite", "both"), default="both")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--validate-only", action="store_true")
+    parser.add_argument("--sql-times", action="store_true", help="time each SQL statement")
+    parser.add_argument("--drop-index", action="append", default=[],
+                        help="drop this index first (to measure what it costs)")
+    parser.add_argument("--pg-url", default=os.environ.get(
+        "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    path = generate(args.rows)
+    print(f"file: {path} ({path.stat().st_size / 1e6:.0f} MB, {args.rows:,} rows)")
+    for kind in (("pg", "sqlite") if args.db == "both" else (args.db,)):
+        rt = setup(database(kind, args.pg_url))
+        if args.validate_only:
+            print(f"validate only: {validate_only(path, rt):,.0f} rows/s in one process")
+            return
+        for name in args.drop_index:
+            with rt.db.engine.begin() as conn:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        if args.sql_times:
+            sql_times(rt)
+        job_id = imports.create_job(rt, path=path, list_slug="customers", actor="bench",
+                                    consent="imported: existing customers (benchmark)")
+        start = time.perf_counter()
+        info = imports.run_job(rt, job_id, workers=args.workers)
+        took = time.perf_counter() - start
+        assert info is not None and info.status == "done", info
+        rate = info.rows / took
+        print(f"{kind}: {info.rows:,} rows in {took:.1f} s = {rate:,.0f} rows/s "
+              f"({info.inserted:,} new, {info.errors:,} errors); goal {GOALS[kind]:,} rows/s, "
+              f"ratio {rate / GOALS[kind]:.2f}")
+        own, children = peak_mb()
+        print(f"{kind}: peak RSS {own:.0f} MB in this process, {children:.0f} MB in the largest "
+              f"worker process; goal {RSS_GOAL_MB} MB, ratio {max(own, children) / RSS_GOAL_MB:.2f}")
+        if args.sql_times:
+            for sql, (n, secs) in sorted(SQL_TIMES.items(), key=lambda x: -x[1][1])[:15]:
+                print(f"   {secs:7.2f} s {n:6d}x  {sql}")
+            SQL_TIMES.clear()
+        dbmod.dispose_engines()
+
+
+if __name__ == "__main__":
+    main()
