@@ -147,8 +147,10 @@ def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
 
 def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
            list_slug: str | None = None, status: str | None = None, offset: int = 0,
-           limit: int = 50, count_limit: int | None = None) -> tuple[list[SubscriberInfo], int]:
-    """Exact email, or a prefix of email/name, optionally within a list and status.
+           limit: int = 50, count_limit: int | None = None,
+           rules: dict[str, Any] | None = None) -> tuple[list[SubscriberInfo], int]:
+    """Exact email, or a prefix of email/name, optionally within a list and status, and
+    matching segment rules (e.g. a field condition).
 
     With count_limit, the total stops at count_limit + 1 (a page of a million rows need not
     count them all: "more than N" is enough).
@@ -177,6 +179,10 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
             member = member.where(Membership.status == status)
         query = query.where(Subscriber.id.in_(member))
     with rt.db.session() as s:
+        if rules:
+            from listmgr.services import segments
+
+            query = query.where(segments.expression(s, lists=[], rules=rules))
         counted = query if count_limit is None else query.limit(count_limit + 1)
         total = s.scalar(select(func.count()).select_from(counted.subquery())) or 0
         subs = list(s.scalars(query.order_by(Subscriber.id).offset(offset).limit(limit)))

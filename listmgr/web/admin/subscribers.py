@@ -42,23 +42,62 @@ def subscribers():  # type: ignore[no-untyped-def]
         raise ValidationError("status must be one of " + ", ".join(STATUSES), field="status")
     exact = "@" in q and " " not in q and not q.endswith("@")
     rt = current_runtime()
+    field, op, value = _field_filter()
+    rules = {"field": field, "op": op, "value": value} if field else None
     offset = (page - 1) * _ui.PER_PAGE
     # Counting a million rows costs more than the page: count up to a bound past this page.
     bound = offset + COUNT_AHEAD
     items, total = subscribers_service.search(
         rt, email=q if exact else None, q=None if exact else (q or None), list_slug=list_slug,
-        status=status, offset=offset, limit=_ui.PER_PAGE, count_limit=bound)
-    if exact and not items and not list_slug and not status:
+        status=status, offset=offset, limit=_ui.PER_PAGE, count_limit=bound, rules=rules)
+    if exact and not items and not list_slug and not status and not rules:
         # Not an exact address after all: fall back to the prefix search.
         items, total = subscribers_service.search(rt, q=q, offset=offset, limit=_ui.PER_PAGE,
                                                   count_limit=bound)
     return render_template("pages/admin/subscribers.html", items=items, q=q,
                            list_slug=list_slug or "", status=status or "",
                            lists=lists_service.names(rt), statuses=STATUSES,
+                           fields=_searchable_fields(), field=field, op=op,
+                           value=request.args.get("value", ""), ops=FIELD_OPS,
                            pager=_ui.pager(min(total, bound), "admin.subscribers", page, q=q,
-                                           list=list_slug, status=status,
+                                           list=list_slug, status=status, field=field,
+                                           op=op if field else None,
+                                           value=request.args.get("value") if field else None,
                                            more=total > bound),
                            title="Subscribers")
+
+
+FIELD_OPS = {"contains": "contains", "eq": "is", "ne": "is not", "gt": "is more than",
+             "lt": "is less than", "exists": "has a value"}
+
+
+def _searchable_fields() -> list[Any]:
+    people = _optional("people")
+    return people.list_fields(current_runtime()) if people is not None else []
+
+
+def _field_filter() -> tuple[str, str, Any]:
+    """The field condition of the search form, typed for the field (errors name the field)."""
+    field = (request.args.get("field") or "").strip()
+    if not field:
+        return "", "contains", ""
+    op = request.args.get("op") or "contains"
+    if op not in FIELD_OPS:
+        raise ValidationError("choose how to compare the field", field="op")
+    raw = (request.args.get("value") or "").strip()
+    kinds = {f.key: f.type for f in _searchable_fields()}
+    value: Any = raw
+    if op == "exists":
+        value = True
+    elif kinds.get(field) == "number":
+        try:
+            value = float(raw) if "." in raw else int(raw)
+        except ValueError:
+            raise ValidationError(f"{field} holds numbers: give a number", field="value") \
+                from None
+    elif kinds.get(field) == "boolean":
+        value = raw.lower() in ("1", "true", "yes", "on")
+    return field, op, value
 
 
 def _detail_context(subscriber_id: int) -> dict[str, Any]:
