@@ -231,6 +231,7 @@ def send_campaign(rt: runtime.Runtime, name: str) -> tuple[int, float, float, fl
     t0 = time.perf_counter()
     audience = campaigns.start(rt, cid, actor="bench")
     t1 = time.perf_counter()
+    print(f"  {name}: audience of {audience:,} materialized in {t1 - t0:.2f} s", flush=True)
     while True:
         with rt.db.session() as s:
             status = s.scalar(select(Campaign.status).where(Campaign.id == cid))
@@ -303,7 +304,8 @@ def main() -> None:
         list_id = lists.create(rt, slug="bench", name="Bench", postal_address="1 Bench Street")
         t = time.perf_counter()
         populate(rt, list_id, 0, args.recipients)
-        print(f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s")
+        print(f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s",
+              flush=True)
         prebuilt = sample_message(rt)
         count = min(args.recipients, 60_000)
         ceil, ceil_cpu = ceiling(port, args.workers, args.connections, count, prebuilt)
