@@ -139,6 +139,15 @@ def _pair(value: Any, path: str, item: Callable[[Any, str], Any]) -> tuple[Any, 
     return low, high
 
 
+def _rank(node: Any) -> int:
+    if isinstance(node, dict):
+        if "event" in node or "engagement" in node:
+            return 0
+        if node.get("interests") in ("has_any", "has_all"):
+            return 1
+    return 2
+
+
 def _in_subquery(subquery: Any) -> Expr:
     return Subscriber.id.in_(subquery)
 
@@ -175,7 +184,12 @@ class _Compiler:
             parts = [self.rule(x, f"{path}.{key}[{i}]", depth + 1) for i, x in enumerate(items)]
             if not parts:  # an empty all matches everyone, an empty any nobody
                 return true() if key == "all" else false()
-            return and_(*parts) if key == "all" else or_(*parts)
+            if key == "any":
+                return or_(*parts)
+            # SQLite drives the query from the first IN subquery it can: put the usually
+            # narrow ones (activity, engagement, interests) first. PostgreSQL plans by cost.
+            ranked = sorted(zip(items, parts), key=lambda pair: _rank(pair[0]))
+            return and_(*(part for _, part in ranked))
         kinds = [k for k in _CONDITION_KEYS if k in node]
         if len(kinds) != 1:
             raise _fail("expected one of all, any, not, field, interests, list, event, "
@@ -429,13 +443,17 @@ def audience(lists: Sequence[str], rules: Any, *,
     for i, slug in enumerate(slugs):
         if not isinstance(slug, str) or (known_lists is not None and slug not in known_lists):
             raise SegmentError(f"unknown list {slug!r}", field=f"lists[{i}]")
-    confirmed = _in_subquery(select(Membership.subscriber_id).join(
-        MailingList, MailingList.id == Membership.list_id).where(
-        MailingList.slug.in_(slugs), Membership.status == MemberStatus.confirmed.value))
+    # EXISTS: checked per candidate the rules found (SQLite), a semi-join (PostgreSQL).
+    confirmed = exists().where(
+        Membership.subscriber_id == Subscriber.id,
+        Membership.status == MemberStatus.confirmed.value,
+        Membership.list_id.in_(select(MailingList.id).where(MailingList.slug.in_(slugs))))
     # NOT EXISTS (not NOT IN): PostgreSQL plans it as an anti-join, so a narrow segment is
     # found from its selective conditions instead of by scanning every subscriber.
     suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
     awake = or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now)
-    return and_(confirmed, not_(suppressed), awake,
-                compile_rules(rules, fields=fields, now=now, interests=interests,
-                              lists=known_lists, path=path))
+    # The rules first: on SQLite the first subquery drives the query, and a segment is
+    # usually narrower than the lists it is taken from.
+    return and_(compile_rules(rules, fields=fields, now=now, interests=interests,
+                              lists=known_lists, path=path),
+                confirmed, not_(suppressed), awake)

@@ -68,6 +68,32 @@ def test_generated_addresses_normalize_alike(local, domain):  # type: ignore[no-
     assert _normalize(importrows.EmailNormalizer(), raw) == _normalize(normalize_email, raw)
 
 
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(["text", "number", "date", "boolean", "choice", "multi_choice"]),
+       value=st.one_of(st.text(min_size=1, max_size=12),
+                       st.sampled_from(["42", "007", "-3", "3.5", "1e3", "٣", "2024-05-31",
+                                        "2024-02-30", "2024-W01-1", "20240531", "pro", "Pro",
+                                        "yes", "No", "a|b", "a, c", "x" * 1001, "tab\there"])))
+def test_fast_field_values_are_coerce(kind, value):  # type: ignore[no-untyped-def]
+    from listmgr.fieldvalues import FieldValueError, coerce
+
+    value = value.strip()
+    if not value:
+        return
+    spec = importrows.FieldInfo("f", kind, "F", ("pro", "free", "a", "b") if "choice" in kind
+                                else ())
+    try:
+        raw = importrows._multi(value, spec.choices) if kind == "multi_choice" else value
+        expected: Any = ("ok", coerce(kind, list(spec.choices), raw, "F"))
+    except FieldValueError as exc:
+        expected = ("error", str(exc))
+    try:
+        got: Any = ("ok", importrows._coercer(spec)(value))
+    except ValueError as exc:
+        got = ("error", str(exc))
+    assert got == expected and type(got[1]) is type(expected[1])
+
+
 def test_hasher_is_runtime_email_hash(rt):  # type: ignore[no-untyped-def]
     hasher = importrows.EmailHasher(imports._hash_key(rt))
     for address in ("ada@example.org", "jörg@bücher.example", "x" * 300):
