@@ -99,7 +99,9 @@ def create_job(rt: Runtime, *, path: str | Path, filename: str = "", list_slug: 
     with rt.db.session() as s:
         list_id = None
         if mode != "suppress" or list_slug:
-            lst = s.scalar(select(MailingList).where(MailingList.slug == (list_slug or "")))
+            if not list_slug:
+                raise ValidationError("Choose the list to import into.", field="list")
+            lst = s.scalar(select(MailingList).where(MailingList.slug == list_slug))
             if lst is None:
                 raise ValidationError(f"There is no list {list_slug!r}.", field="list")
             list_id = lst.id

@@ -69,6 +69,9 @@ def create_import():  # type: ignore[no-untyped-def]
     # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
     request.max_content_length = int(rt.settings.extra.get("max_import_bytes",
                                                            DEFAULT_MAX_UPLOAD))
+    # The multipart parser's buffer must hold one read of the file part, whatever the limit
+    # for plain form fields is elsewhere.
+    request.max_form_memory_size = max(request.max_form_memory_size or 0, 1024 * 1024)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError("send the CSV as the multipart field 'file'", field="file")
