@@ -164,8 +164,9 @@ def main() -> None:
               f"({info.inserted:,} new, {info.errors:,} errors); goal {GOALS[kind]:,} rows/s, "
               f"ratio {rate / GOALS[kind]:.2f}")
         own, children = peak_mb()
+        ratio = max(own, children) / RSS_GOAL_MB
         print(f"{kind}: peak RSS {own:.0f} MB in this process, {children:.0f} MB in the largest "
-              f"worker process; goal {RSS_GOAL_MB} MB, ratio {max(own, children) / RSS_GOAL_MB:.2f}")
+              f"worker process; goal {RSS_GOAL_MB} MB, ratio {ratio:.2f}")
         if args.sql_times:
             for sql, (n, secs) in sorted(SQL_TIMES.items(), key=lambda x: -x[1][1])[:15]:
                 print(f"   {secs:7.2f} s {n:6d}x  {sql}")

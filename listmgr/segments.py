@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, true
@@ -34,13 +34,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from listmgr.errors import SegmentError
 from listmgr.models import (ActivityEvent, Delivery, Engagement, MailingList, Membership,
                             MemberStatus, Subscriber, SubscriberInterest, Suppression)
+from listmgr.segmentvalues import (MAX_VALUES, fail, iso_date, moment, number, pair, string,
+                                   strings, whole)
 from listmgr.sqljson import (ascii_lower, ascii_lower_sql, json_array_has_all,
                              json_array_has_any, json_array_nonempty, json_bool, json_equals,
                              json_number, json_text)
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
-MAX_VALUES = 1000
 MAX_DAYS = 36500
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 BUILTINS = {"email": "text", "name": "text", "source": "text", "created_at": "datetime"}
@@ -74,71 +75,6 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
 
 
-def _fail(message: str, path: str) -> SegmentError:
-    return SegmentError(message, field=path)
-
-
-def _int(value: Any, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(f"expected a whole number from {low} to {high}", path)
-    return value
-
-
-def _number(value: Any, path: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-            or value in (float("inf"), float("-inf")):
-        raise _fail("expected a number", path)
-    return value
-
-
-def _string(value: Any, path: str, *, empty: bool = True) -> str:
-    if not isinstance(value, str) or (not empty and not value):
-        raise _fail("expected a non-empty string" if not empty else "expected a string", path)
-    return value
-
-
-def _strings(value: Any, path: str) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise _fail("expected a non-empty list", path)
-    if len(value) > MAX_VALUES:
-        raise _fail(f"at most {MAX_VALUES} values", path)
-    return [_string(v, f"{path}[{i}]") for i, v in enumerate(value)]
-
-
-def _iso_date(value: Any, path: str) -> date:
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise _fail("expected a date as YYYY-MM-DD", path)
-
-
-def _moment(value: Any, path: str) -> tuple[datetime, bool]:
-    """A date (start of day, True) or a naive UTC datetime (False)."""
-    if isinstance(value, str) and len(value) == 10:
-        return datetime.combine(_iso_date(value, path), datetime.min.time()), True
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise _fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)",
-                        path) from None
-        if moment.tzinfo is not None:
-            moment = (moment - moment.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
-        return moment, False
-    raise _fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)", path)
-
-
-def _pair(value: Any, path: str, item: Callable[[Any, str], Any]) -> tuple[Any, Any]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise _fail("expected [low, high]", path)
-    low, high = item(value[0], f"{path}[0]"), item(value[1], f"{path}[1]")
-    if low > high:
-        raise _fail("low is above high", path)
-    return low, high
-
-
 def _rank(node: Any) -> int:
     if isinstance(node, dict):
         if "event" in node or "engagement" in node:
@@ -167,20 +103,20 @@ class _Compiler:
 
     def rule(self, node: Any, path: str, depth: int) -> Expr:
         if depth > MAX_DEPTH:
-            raise _fail(f"rules are nested deeper than {MAX_DEPTH} levels", path)
+            raise fail(f"rules are nested deeper than {MAX_DEPTH} levels", path)
         if not isinstance(node, dict) or not node:
-            raise _fail("expected a rule object such as {\"all\": [...]} or a condition", path)
+            raise fail("expected a rule object such as {\"all\": [...]} or a condition", path)
         groups = [k for k in _GROUPS if k in node]
         if groups:
             if len(node) != 1:
                 extra = sorted(set(node) - {groups[0]})[0] if len(groups) == 1 else groups[1]
-                raise _fail(f"a {groups[0]!r} group takes nothing else", f"{path}.{extra}")
+                raise fail(f"a {groups[0]!r} group takes nothing else", f"{path}.{extra}")
             key = groups[0]
             if key == "not":
                 return not_(self.rule(node["not"], f"{path}.not", depth + 1))
             items = node[key]
             if not isinstance(items, list):
-                raise _fail(f"{key!r} takes a list of rules", f"{path}.{key}")
+                raise fail(f"{key!r} takes a list of rules", f"{path}.{key}")
             parts = [self.rule(x, f"{path}.{key}[{i}]", depth + 1) for i, x in enumerate(items)]
             if not parts:  # an empty all matches everyone, an empty any nobody
                 return true() if key == "all" else false()
@@ -192,43 +128,43 @@ class _Compiler:
             return and_(*(part for _, part in ranked))
         kinds = [k for k in _CONDITION_KEYS if k in node]
         if len(kinds) != 1:
-            raise _fail("expected one of all, any, not, field, interests, list, event, "
+            raise fail("expected one of all, any, not, field, interests, list, event, "
                         "engagement", path)
         unknown = sorted(set(node) - _CONDITION_KEYS[kinds[0]])
         if unknown:
-            raise _fail(f"unknown property {unknown[0]!r}", f"{path}.{unknown[0]}")
+            raise fail(f"unknown property {unknown[0]!r}", f"{path}.{unknown[0]}")
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
-            raise _fail(f"more than {MAX_CONDITIONS} conditions", path)
+            raise fail(f"more than {MAX_CONDITIONS} conditions", path)
         return getattr(self, f"_{kinds[0]}")(node, path)
 
     # -- profile fields ---------------------------------------------------------------------------
     def _field(self, node: dict[str, Any], path: str) -> Expr:
-        key = _string(node["field"], f"{path}.field", empty=False)
+        key = string(node["field"], f"{path}.field", empty=False)
         if key in BUILTINS:
             kind, choices = BUILTINS[key], ()
         elif key in self.fields:
             kind, choices = self.fields[key].type, self.fields[key].choices
         else:
-            raise _fail(f"unknown field {key!r}", f"{path}.field")
+            raise fail(f"unknown field {key!r}", f"{path}.field")
         op = node.get("op")
         if op not in OPS.get(kind, ()):
-            raise _fail(f"{kind} fields take op {', '.join(OPS.get(kind, ()))}", f"{path}.op")
+            raise fail(f"{kind} fields take op {', '.join(OPS.get(kind, ()))}", f"{path}.op")
         vpath = f"{path}.value"
         if op == "exists":
             wanted = node.get("value", True)
             if not isinstance(wanted, bool):
-                raise _fail("exists takes true or false", vpath)
+                raise fail("exists takes true or false", vpath)
             present = self._present(key, kind)
             return present if wanted else not_(present)
         if "value" not in node:
-            raise _fail("this condition needs a value", vpath)
+            raise fail("this condition needs a value", vpath)
         value = node["value"]
         if kind == "datetime":
             return self._datetime(op, value, vpath)
         if kind == "multi_choice":
             values = [value] if op == "contains" and isinstance(value, str) else value
-            values = _strings(values, vpath)
+            values = strings(values, vpath)
             self._check_choices(values, choices, vpath)
             if op == "in":
                 return json_array_has_any(Subscriber.fields, key, values)
@@ -236,20 +172,20 @@ class _Compiler:
         column = self._value(key, kind)
         custom = None if key in BUILTINS else key
         if kind == "number":
-            return self._compare(column, op, value, vpath, _number, custom)
+            return self._compare(column, op, value, vpath, number, custom)
         if kind == "boolean":
             if not isinstance(value, bool):
-                raise _fail("expected true or false", vpath)
+                raise fail("expected true or false", vpath)
             return self._compare(column, op, value, vpath, lambda v, p: v, custom)
         if kind == "date":
             return self._date(column, op, value, vpath, custom)
         # text and choice
         if op == "contains":
-            needle = ascii_lower(_string(value, vpath, empty=False))
+            needle = ascii_lower(string(value, vpath, empty=False))
             return and_(column.is_not(None),
                         ascii_lower_sql(column).contains(needle, autoescape=True))
         fix = (lambda v: v.lower()) if key == "email" else (lambda v: v)
-        values = _strings(value, vpath) if op == "in" else [_string(value, vpath)]
+        values = strings(value, vpath) if op == "in" else [string(value, vpath)]
         if kind == "choice":
             self._check_choices(values, choices, vpath)
         return self._compare(column, op, values if op == "in" else values[0], vpath,
@@ -259,7 +195,7 @@ class _Compiler:
     def _check_choices(values: list[str], choices: tuple[str, ...], path: str) -> None:
         for i, v in enumerate(values):
             if choices and v not in choices:
-                raise _fail(f"{v!r} is not one of the choices {', '.join(choices)}",
+                raise fail(f"{v!r} is not one of the choices {', '.join(choices)}",
                             path if len(values) == 1 else f"{path}[{i}]")
 
     @staticmethod
@@ -284,13 +220,13 @@ class _Compiler:
         present = column.is_not(None)
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_VALUES:
-                raise _fail(f"expected a non-empty list of up to {MAX_VALUES} values", path)
+                raise fail(f"expected a non-empty list of up to {MAX_VALUES} values", path)
             values = [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
             if key is not None:
                 return or_(*(json_equals(Subscriber.fields, key, v) for v in values))
             return and_(present, column.in_(values))
         if op == "between":
-            low, high = _pair(value, path, item)
+            low, high = pair(value, path, item)
             return and_(present, column >= low, column <= high)
         if op == "eq" and key is not None:
             return json_equals(Subscriber.fields, key, item(value, path))
@@ -303,10 +239,10 @@ class _Compiler:
     def _date(self, column: ColumnElement[Any], op: str, value: Any, path: str,
               key: str | None) -> Expr:
         def iso(v: Any, p: str) -> str:
-            return _iso_date(v, p).isoformat()
+            return iso_date(v, p).isoformat()
 
         if op == "within_last_days":
-            days = _int(value, path, 0, MAX_DAYS)
+            days = whole(value, path, 0, MAX_DAYS)
             today = self.now.date()
             return and_(column.is_not(None), column >= (today - timedelta(days=days)).isoformat(),
                         column <= today.isoformat())
@@ -315,37 +251,37 @@ class _Compiler:
     def _datetime(self, op: str, value: Any, path: str) -> Expr:
         column = Subscriber.created_at
         if op == "within_last_days":
-            return column >= self.now - timedelta(days=_int(value, path, 0, MAX_DAYS))
+            return column >= self.now - timedelta(days=whole(value, path, 0, MAX_DAYS))
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
-                raise _fail("expected [from, to]", path)
-            (low, _), (high, high_day) = (_moment(value[0], f"{path}[0]"),
-                                          _moment(value[1], f"{path}[1]"))
+                raise fail("expected [from, to]", path)
+            (low, _), (high, high_day) = (moment(value[0], f"{path}[0]"),
+                                          moment(value[1], f"{path}[1]"))
             if low > high:
-                raise _fail("from is after to", path)
+                raise fail("from is after to", path)
             return and_(column >= low, column < high + timedelta(days=1)) if high_day else \
                 and_(column >= low, column <= high)
-        moment, whole_day = _moment(value, path)
-        end = moment + timedelta(days=1) if whole_day else moment
+        at, whole_day = moment(value, path)
+        end = at + timedelta(days=1) if whole_day else at
         if op == "eq":
-            return and_(column >= moment, column < end) if whole_day else column == moment
+            return and_(column >= at, column < end) if whole_day else column == at
         if op in ("before", "lt"):
-            return column < moment
+            return column < at
         if op == "gte":
-            return column >= moment
+            return column >= at
         if op == "lte":
-            return column < end if whole_day else column <= moment
-        return column >= end if whole_day else column > moment  # after, gt
+            return column < end if whole_day else column <= at
+        return column >= end if whole_day else column > at  # after, gt
 
     # -- interests, lists, activity, engagement --------------------------------------------------
     def _interests(self, node: dict[str, Any], path: str) -> Expr:
         mode = node["interests"]
         if mode not in ("has_any", "has_all", "has_none"):
-            raise _fail("interests takes has_any, has_all or has_none", f"{path}.interests")
-        values = _strings(node.get("value"), f"{path}.value")
+            raise fail("interests takes has_any, has_all or has_none", f"{path}.interests")
+        values = strings(node.get("value"), f"{path}.value")
         for i, v in enumerate(values):
             if self.interests is not None and v not in self.interests:
-                raise _fail(f"unknown interest {v!r}", f"{path}.value[{i}]")
+                raise fail(f"unknown interest {v!r}", f"{path}.value[{i}]")
 
         def having(keys: list[str]) -> Expr:
             return _in_subquery(select(SubscriberInterest.subscriber_id)
@@ -356,56 +292,56 @@ class _Compiler:
         return having(values) if mode == "has_any" else not_(having(values))
 
     def _list(self, node: dict[str, Any], path: str) -> Expr:
-        slug = _string(node["list"], f"{path}.list", empty=False)
+        slug = string(node["list"], f"{path}.list", empty=False)
         if self.lists is not None and slug not in self.lists:
-            raise _fail(f"unknown list {slug!r}", f"{path}.list")
+            raise fail(f"unknown list {slug!r}", f"{path}.list")
         status = node.get("status", MemberStatus.confirmed.value)
         statuses = [status] if isinstance(status, str) else status
         if not isinstance(statuses, list) or not statuses or any(
                 s not in STATUSES + ("any",) for s in statuses):
-            raise _fail(f"status takes {', '.join(STATUSES)} or any", f"{path}.status")
+            raise fail(f"status takes {', '.join(STATUSES)} or any", f"{path}.status")
         query = select(Membership.subscriber_id).join(
             MailingList, MailingList.id == Membership.list_id).where(MailingList.slug == slug)
         if "any" not in statuses:
             query = query.where(Membership.status.in_(statuses))
         if "opt_in_level" in node:
-            query = query.where(Membership.opt_in_level == _string(
+            query = query.where(Membership.opt_in_level == string(
                 node["opt_in_level"], f"{path}.opt_in_level"))
         return _in_subquery(query)
 
     def _counted(self, query: Any, column: Any, node: dict[str, Any], path: str,
                  at: Any) -> Expr:
         if node.get("within_days") is not None:
-            days = _int(node["within_days"], f"{path}.within_days", 0, MAX_DAYS)
+            days = whole(node["within_days"], f"{path}.within_days", 0, MAX_DAYS)
             query = query.where(at >= self.now - timedelta(days=days))
-        at_least = _int(node.get("at_least", 1), f"{path}.at_least", 1, 1_000_000)
+        at_least = whole(node.get("at_least", 1), f"{path}.at_least", 1, 1_000_000)
         if at_least > 1:
             query = query.group_by(column).having(func.count() >= at_least)
         return _in_subquery(query)
 
     def _event(self, node: dict[str, Any], path: str) -> Expr:
-        kind = _string(node["event"], f"{path}.event", empty=False)
+        kind = string(node["event"], f"{path}.event", empty=False)
         query = select(ActivityEvent.subscriber_id).where(ActivityEvent.type == kind)
         where = node.get("where", {})
         if not isinstance(where, dict):
-            raise _fail("where takes an object of \"properties.KEY\": value", f"{path}.where")
+            raise fail("where takes an object of \"properties.KEY\": value", f"{path}.where")
         for name, value in where.items():
             wpath = f"{path}.where.{name}"
             prop = name[len("properties."):] if name.startswith("properties.") else ""
             if not _PROPERTY_KEY.match(prop):
-                raise _fail("filter keys look like properties.KEY (letters, digits, _ or -)",
+                raise fail("filter keys look like properties.KEY (letters, digits, _ or -)",
                             wpath)
             if not isinstance(value, (bool, str)):
                 if not isinstance(value, (int, float)):
-                    raise _fail("a property filter takes a string, number or boolean", wpath)
-                value = _number(value, wpath)
+                    raise fail("a property filter takes a string, number or boolean", wpath)
+                value = number(value, wpath)
             query = query.where(json_equals(ActivityEvent.properties, prop, value))
         return self._counted(query, ActivityEvent.subscriber_id, node, path, ActivityEvent.at)
 
     def _engagement(self, node: dict[str, Any], path: str) -> Expr:
         kind = node["engagement"]
         if kind not in ENGAGEMENT:
-            raise _fail(f"engagement takes {', '.join(ENGAGEMENT)}", f"{path}.engagement")
+            raise fail(f"engagement takes {', '.join(ENGAGEMENT)}", f"{path}.engagement")
         if kind == "received":
             query = select(Delivery.subscriber_id).where(Delivery.status == "sent",
                                                          Delivery.subscriber_id.is_not(None))

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select, update
 
 from listmgr import csvfiles, importrows
-from listmgr.errors import ListmgrError, ValidationError
+from listmgr.errors import ValidationError
 from listmgr.models import (ConsentEvent, FieldDef, ImportJob, Interest, MailingList, Membership,
                             SQLModel, Subscriber, SubscriberInterest, Suppression, utcnow)
 from listmgr.services import exports, imports, lists, segments, subscribers

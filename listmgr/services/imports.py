@@ -124,7 +124,8 @@ def create_job(rt: Runtime, *, path: str | Path, filename: str = "", list_slug: 
 
 def _info(job: ImportJob, slug: str | None) -> ImportInfo:
     m = job.mapping or {}
-    return ImportInfo(int(job.id), job.status, job.filename, slug, job.mode,  # type: ignore[arg-type]
+    return ImportInfo(int(job.id),  # type: ignore[arg-type]
+                      job.status, job.filename, slug, job.mode,
                       job.total_bytes, job.processed_bytes, job.rows, job.inserted, job.updated,
                       job.skipped, job.errors, dict(m.get("columns", {})),
                       list(m.get("ignored", [])), job.error, job.created_by,
