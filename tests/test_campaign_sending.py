@@ -104,3 +104,25 @@ def test_cancel_stops_for_good(make_runtime, sink):  # type: ignore[no-untyped-d
     rt.enqueue("send_batch", cid)   # a stray wake-up sends nothing
     drain(rt)
     assert campaigns.stats(rt, cid).sent == stats.sent
+
+
+def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type: ignore[no-untyped-def]
+    """With 1 message/s, the next recipient's check happens a second after the previous mail:
+    an unsubscribe in between must stop it (the check must not run before the wait)."""
+    from listmgr.app import create_app
+
+    rt = make_runtime(send_rate=1)
+    client = create_app(rt=rt, migrate=False).test_client()
+    ids = _audience(rt, 3)
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    first = _wait(lambda: list(recipients(sink, cid)))[0]
+    rows = deliveries(rt, cid)
+    following = min((e for e in ids if e != first), key=lambda e: rows[e].id)
+    token = rt.tokens.unsubscribe(ids[following], rows[following].list_id, cid)
+    assert client.post(f"/u/{token}", data="List-Unsubscribe=One-Click",
+                       content_type="application/x-www-form-urlencoded").status_code == 200
+    drain(rt)
+    wait_status(rt, cid)
+    assert following not in recipients(sink, cid)
+    assert deliveries(rt, cid)[following].status == "skipped"

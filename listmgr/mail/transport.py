@@ -194,11 +194,14 @@ class SmtpConnection:
             raise (PermanentFailure if code >= 500 else TemporaryFailure)(
                 f"{code} {msg!r}", code)
 
-    def send_prepared(self, mail_from: str, rcpt: str, data: bytes) -> None:
+    def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
+                      throttled: bool = False) -> None:
         """send() for one recipient of a message with CRLF line ends (the campaign fast path):
         MAIL, RCPT and DATA go out in one write when the server offers PIPELINING, and a
-        connection found closed before anything was sent is reopened once."""
-        self.throttle.wait()
+        connection found closed before anything was sent is reopened once. throttled=True:
+        the caller already waited for this server's rate limit."""
+        if not throttled:
+            self.throttle.wait()
         payload = data.replace(b"\r\n.", b"\r\n..")
         if payload[:1] == b".":
             payload = b"." + payload
@@ -306,7 +309,8 @@ class DevOutboxConnection:
             s.add(DevMail(mail_from=mail_from[:500], rcpt_to=", ".join(rcpts)[:500],
                           subject=subject, raw=data))
 
-    def send_prepared(self, mail_from: str, rcpt: str, data: bytes) -> None:
+    def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
+                      throttled: bool = False) -> None:
         self.send(mail_from, rcpt, data)
 
     def close(self) -> None:

@@ -211,6 +211,10 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
                           row.delivery_id)
             failed = L.Outcome(row.delivery_id, L.FAILED,
                                error=f"cannot build the message: {exc.__class__.__name__}: {exc}")
+        if failed is None:  # rate limits wait here, before the consent check, not after it
+            pool.transport.throttle.wait()
+            if isinstance(conn, SmtpConnection):
+                conn.throttle.wait()
         # Record the previous outcome and check this recipient's consent in one transaction,
         # right before the hand-over: an unsubscribe that committed before it stops this mail.
         gate = book.step(cid, token, done, None if failed else row, utcnow())
@@ -225,9 +229,8 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
         if not gate.eligible:
             done = L.Outcome(row.delivery_id, L.SKIPPED, error=L.NO_CONSENT, attempted=False)
             continue
-        pool.transport.throttle.wait()
         try:
-            conn.send_prepared(out.envelope_from, out.rcpt, out.data)
+            conn.send_prepared(out.envelope_from, out.rcpt, out.data, throttled=True)
             done = L.Outcome(row.delivery_id, L.SENT, server=conn.server.label)
             failures = 0
         except PermanentFailure as exc:
