@@ -100,3 +100,31 @@ def test_retries_give_up_after_the_limit(make_runtime, fault_sink):  # type: ign
     assert rows["never@example.org"].attempts == 3
     assert "gave up after 3 attempts" in rows["never@example.org"].error
     assert recipients(sink, cid) == {"fine@example.org": 1}
+
+
+def test_a_server_that_is_down_costs_no_attempts(make_runtime):  # type: ignore[no-untyped-def]
+    import time
+
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import Sink, free_port
+
+    port = free_port()
+    rt = make_runtime(smtp_url=f"smtp://127.0.0.1:{port}", retry_base_seconds=0.1)
+    make_list(rt, "news")
+    for i in range(5):
+        person(rt, f"w{i}@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    time.sleep(1.0)   # several jobs find nobody listening and come back later
+    rows = deliveries(rt, cid)
+    assert {(r.status, r.attempts) for r in rows.values()} == {("queued", 0)}
+    sink = Sink(port=port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    try:
+        drain(rt)
+        wait_status(rt, cid)
+        assert recipients(sink, cid) == {f"w{i}@example.org": 1 for i in range(5)}
+    finally:
+        controller.stop()

@@ -194,6 +194,15 @@ class SmtpConnection:
             raise (PermanentFailure if code >= 500 else TemporaryFailure)(
                 f"{code} {msg!r}", code)
 
+    def ensure_open(self) -> None:
+        """Connect now (not in the middle of a send); TemporaryFailure when it cannot."""
+        if self._smtp is None:
+            try:
+                self._smtp = self._connect()
+            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+                self.close()
+                raise _classify_smtp_error(exc) from exc
+
     def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
                       throttled: bool = False) -> None:
         """send() for one recipient of a message with CRLF line ends (the campaign fast path):
@@ -308,6 +317,9 @@ class DevOutboxConnection:
         with self.db.session() as s:
             s.add(DevMail(mail_from=mail_from[:500], rcpt_to=", ".join(rcpts)[:500],
                           subject=subject, raw=data))
+
+    def ensure_open(self) -> None:
+        pass
 
     def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
                       throttled: bool = False) -> None:

@@ -211,10 +211,16 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
                           row.delivery_id)
             failed = L.Outcome(row.delivery_id, L.FAILED,
                                error=f"cannot build the message: {exc.__class__.__name__}: {exc}")
-        if failed is None:  # rate limits wait here, before the consent check, not after it
+        if failed is None:  # rate limits and connecting happen before the consent check
             pool.transport.throttle.wait()
             if isinstance(conn, SmtpConnection):
                 conn.throttle.wait()
+            try:
+                conn.ensure_open()
+            except TemporaryFailure as exc:  # the server, not this row: it goes back unsent
+                log.warning("campaign %s: cannot connect to %s: %s", cid, conn.server.label, exc)
+                result = int(backoff(settings, 1).total_seconds() * 1000)
+                break
         # Record the previous outcome and check this recipient's consent in one transaction,
         # right before the hand-over: an unsubscribe that committed before it stops this mail.
         gate = book.step(cid, token, done, None if failed else row, utcnow())
@@ -240,20 +246,12 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
                                            and not re.search(r"\b5\.\d+\.\d+\b", str(exc))):
                 bounces.append((row.subscriber_id, row.list_id, str(exc)))
         except TemporaryFailure as exc:
-            attempts = row.attempts + 1
-            if attempts >= settings.retry_max_attempts:
-                done = L.Outcome(row.delivery_id, L.FAILED, server=conn.server.label,
-                                 error=f"gave up after {attempts} attempts: {exc}",
-                                 duplicate=exc.ambiguous)
-            else:
-                done = L.Outcome(row.delivery_id, L.QUEUED, error=str(exc),
-                                 server=conn.server.label, duplicate=exc.ambiguous,
-                                 next_attempt_at=utcnow() + backoff(settings, attempts))
+            done = _retry(settings, row, exc, conn.server.label)
             if exc.code is None or exc.code == 421:   # the connection, not this recipient
                 failures += 1
-                if failures >= CONNECTION_FAILURES:
-                    result = int(backoff(settings, 1).total_seconds() * 1000)
-                    break
+        if failures >= CONNECTION_FAILURES:
+            result = int(backoff(settings, 1).total_seconds() * 1000)
+            break
         now = time.monotonic()
         if now - renewed > lease.total_seconds() / 3:
             book.renew(cid, token, utcnow() + lease)
@@ -263,6 +261,17 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
     if done is not None:
         book.step(cid, token, done, None, utcnow())
     return result
+
+
+def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: str) -> L.Outcome:
+    """A 4xx or connection failure: try again later, or give up after the last attempt."""
+    attempts = row.attempts + 1
+    if attempts >= settings.retry_max_attempts:
+        return L.Outcome(row.delivery_id, L.FAILED, server=server, duplicate=exc.ambiguous,
+                         error=f"gave up after {attempts} attempts: {exc}")
+    return L.Outcome(row.delivery_id, L.QUEUED, error=str(exc), server=server,
+                     duplicate=exc.ambiguous,
+                     next_attempt_at=utcnow() + backoff(settings, attempts))
 
 
 def _idle(book: L.Ledger, cid: int) -> int | None:
@@ -276,8 +285,12 @@ def _idle(book: L.Ledger, cid: int) -> int | None:
     if not queued and not claimed:
         book.finish(cid, now)
         return None
-    if not queued or retry_at is None or retry_at <= now:
+    if not queued:
         return None
+    if retry_at is None or retry_at <= now:
+        # Due, yet not claimable a moment ago: a concurrent claim holds it, or it became due
+        # since. Look again shortly (the chain must not end while rows wait).
+        return 500
     return max(50, int(((retry_at - now).total_seconds() + 0.2) * 1000))
 
 

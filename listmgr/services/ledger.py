@@ -332,17 +332,19 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
         return int(row[0] or 0)
 
     def progress(self, campaign_id: int) -> tuple[int, datetime | None, int, datetime | None]:
-        """(queued, earliest retry time, claimed, earliest lease end) of one campaign."""
+        """(queued, earliest retry time or None when one is due now, claimed, earliest lease
+        end) of one campaign."""
         p = "%s" if self.pg else "?"
-        rows = self._run(f"SELECT status, count(*), min(next_attempt_at), min(lease_until) "
+        rows = self._run(f"SELECT status, count(*), min(next_attempt_at), min(lease_until), "
+                         f"sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END) "
                          f"FROM delivery WHERE campaign_id = {p} "
                          f"AND status IN ('queued', 'claimed') GROUP BY status",
                          (campaign_id,)).fetchall()
         queued = claimed = 0
         retry_at = lease_end = None
-        for status, n, next_at, lease in rows:
-            if status == QUEUED:
-                queued, retry_at = int(n), _dt(next_at)
+        for status, n, next_at, lease, due_now in rows:
+            if status == QUEUED:   # retry_at None: some row is due now
+                queued, retry_at = int(n), None if due_now else _dt(next_at)
             else:
                 claimed, lease_end = int(n), _dt(lease)
         return queued, retry_at, claimed, lease_end
