@@ -26,18 +26,21 @@
   }
   function showError(message) { errorEl.textContent = message || ""; errorEl.hidden = !message; }
 
+  var previewSeq = 0;
   function refreshPreview() {
+    var mine = ++previewSeq;  /* answers can arrive out of order: only the latest one counts */
     var who = asInput ? asInput.value.trim() : "";
     var query = who ? "?as=" + encodeURIComponent(who) : "";
     frame.src = form.getAttribute("data-preview") + query + (query ? "&" : "?") + "t=" + Date.now();
     var url = form.getAttribute("data-preview-json") + (who ? "?email=" + encodeURIComponent(who) : "");
     api("GET", url).then(function (data) {
+      if (mine !== previewSeq) { return; }
       var subject = document.getElementById("pv-subject");
       var to = document.getElementById("pv-to");
       if (subject) { subject.textContent = data.subject; }
       if (to) { to.textContent = data.to; }
       showError("");
-    }).catch(function (err) { showError(err.message); });
+    }).catch(function (err) { if (mine === previewSeq) { showError(err.message); } });
   }
 
   var saving = 0;
