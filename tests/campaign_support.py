@@ -93,6 +93,15 @@ class FaultSink(Sink):
     after keeping the message (drop_hook returns "before", "after" or None)."""
 
     drop_hook: Callable[[Received], str | None] | None = None
+    mail_hook: Callable[[str], str | None] | None = None
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        answer = self.mail_hook(address) if self.mail_hook is not None else None
+        if answer:
+            return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         item = Received(envelope.mail_from, list(envelope.rcpt_tos),

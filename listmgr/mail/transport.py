@@ -22,9 +22,10 @@ class TemporaryFailure(Exception):
     """4xx or a connection problem: try again later."""
 
     def __init__(self, message: str, code: int | None = None, *,
-                 ambiguous: bool = False) -> None:
+                 ambiguous: bool = False, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage
         # The connection broke after the whole message went out and before the server
         # answered: it may have been accepted, so a retry may deliver it twice.
         self.ambiguous = ambiguous
@@ -33,9 +34,10 @@ class TemporaryFailure(Exception):
 class PermanentFailure(Exception):
     """5xx: this recipient will not get this message."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage   # "mail", "rcpt" or "data" when known (the fast path sets it)
 
 
 @dataclass(frozen=True)
@@ -267,9 +269,11 @@ class SmtpConnection:
             if code == 250:
                 return
             refusal: tuple[int, bytes] = (code, msg)
-            sent = True
+            sent, stage = True, "data"
         else:
-            refusal = next((r for r in replies if r[0] not in (250, 251, 354)), replies[-1])
+            failing = next((i for i, r in enumerate(replies) if r[0] not in (250, 251, 354)),
+                           len(replies) - 1)
+            refusal, stage = replies[failing], ("mail", "rcpt", "data")[failing]
             sent = False
             if replies[-1][0] == 354 and refusal[0] != 421:  # in DATA mode anyway: end it empty
                 smtp.send(b".\r\n")
@@ -280,7 +284,8 @@ class SmtpConnection:
             self.close()
         elif not sent:
             self._reset()
-        raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code)
+        raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code,
+                                                                            stage=stage)
 
     def _reset(self) -> None:
         try:

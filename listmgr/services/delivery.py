@@ -34,7 +34,8 @@ from listmgr.settings import Settings
 log = logging.getLogger(__name__)
 TIME_BOX = 30.0             # seconds one job sends before handing over to its successor
 CONNECTION_FAILURES = 3     # in a row: stop this job and come back later
-_HARD = re.compile(r"\b5\.1\.\d+\b")
+_HARD = re.compile(r"\b5\.1\.\d+\b")          # bad mailbox or domain: a hard bounce
+_ENHANCED = re.compile(r"\b[245]\.\d+\.\d+\b")
 Connection = SmtpConnection | DevOutboxConnection
 
 
@@ -239,16 +240,23 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
             conn.send_prepared(out.envelope_from, out.rcpt, out.data, throttled=True)
             done = L.Outcome(row.delivery_id, L.SENT, server=conn.server.label)
             failures = 0
-        except PermanentFailure as exc:
-            done = L.Outcome(row.delivery_id, L.FAILED, error=str(exc), server=conn.server.label,
-                             bounced=True)
-            if _HARD.search(str(exc)) or (exc.code in (550, 551, 553)
-                                           and not re.search(r"\b5\.\d+\.\d+\b", str(exc))):
-                bounces.append((row.subscriber_id, row.list_id, str(exc)))
-        except TemporaryFailure as exc:
-            done = _retry(settings, row, exc, conn.server.label)
-            if exc.code is None or exc.code == 421:   # the connection, not this recipient
-                failures += 1
+        except (PermanentFailure, TemporaryFailure) as exc:
+            if exc.stage == "mail":
+                # The server refuses our sender, not this recipient: nothing of this row was
+                # attempted; stop and come back later rather than fail every row.
+                log.error("campaign %s: %s refuses the sender: %s", cid, conn.server.label, exc)
+                result = int(backoff(settings, 1).total_seconds() * 1000)
+                break
+            if isinstance(exc, PermanentFailure):
+                done = L.Outcome(row.delivery_id, L.FAILED, error=str(exc),
+                                 server=conn.server.label, bounced=True)
+                if exc.stage == "rcpt" and (_HARD.search(str(exc)) or (
+                        exc.code in (550, 551, 553) and not _ENHANCED.search(str(exc)))):
+                    bounces.append((row.subscriber_id, row.list_id, str(exc)))
+            else:
+                done = _retry(settings, row, exc, conn.server.label)
+                if exc.code is None or exc.code == 421:   # the connection, not this recipient
+                    failures += 1
         if failures >= CONNECTION_FAILURES:
             result = int(backoff(settings, 1).total_seconds() * 1000)
             break
