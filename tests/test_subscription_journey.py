@@ -176,3 +176,20 @@ def test_preference_center(rt, client, sink):  # type: ignore[no-untyped-def]
         statuses = set(s.scalars(select(Membership.status)
                                  .where(Membership.subscriber_id == sid)))
     assert statuses == {"unsubscribed"}
+
+
+def test_simultaneous_sign_ups_of_one_new_address(rt, app):  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    lists.create(rt, slug="news", name="News")
+
+    def sign_up(_: int) -> int:
+        return app.test_client().post("/subscribe/news",
+                                      data={"email": "race@example.org"}).status_code
+
+    with ThreadPoolExecutor(5) as pool:  # within the per-address rate limit of 5
+        codes = list(pool.map(sign_up, range(5)))
+    assert codes == [200] * 5
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count(Subscriber.id))) == 1
+        assert s.scalar(select(func.count(Membership.id))) == 1

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from listmgr.errors import NotFound, TokenInvalid, ValidationError
@@ -105,6 +106,20 @@ def subscribe(rt: Runtime, *, list_slug: str, email: Any, name: Any = "", wordin
     """Start (or restart) double opt-in; the caller's answer must not depend on the outcome."""
     address = normalize_email(email)
     display = clean_name(name)
+    try:
+        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields,
+                                interests)
+    except IntegrityError:  # the same address signed up at the same moment: now it exists
+        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields,
+                                interests)
+    for oid in outbox_ids:
+        rt.enqueue("send_outbox", oid)
+
+
+def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording: str,
+               origin: Origin, fields: dict[str, Any] | None,
+               interests: Iterable[str] | None) -> list[int]:
+    """One attempt at subscribe(), in one unit of work; the outbox ids to send."""
     outbox_ids: list[int] = []
     with rt.db.session() as s:
         lst = get_list(s, list_slug)
@@ -153,8 +168,7 @@ def subscribe(rt: Runtime, *, list_slug: str, email: Any, name: Any = "", wordin
                               payload={"wording": wording})
         if oid:
             outbox_ids.append(oid)
-    for oid in outbox_ids:
-        rt.enqueue("send_outbox", oid)
+    return outbox_ids
 
 
 @dataclass(frozen=True)
