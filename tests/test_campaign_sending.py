@@ -107,11 +107,11 @@ def test_cancel_stops_for_good(make_runtime, sink):  # type: ignore[no-untyped-d
 
 
 def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type: ignore[no-untyped-def]
-    """With 1 message/s, the next recipient's check happens a second after the previous mail:
+    """At one message every 2 s, the next recipient's check happens 2 s after the previous mail:
     an unsubscribe in between must stop it (the check must not run before the wait)."""
     from listmgr.app import create_app
 
-    rt = make_runtime(send_rate=1)
+    rt = make_runtime(send_rate=0.5)
     client = create_app(rt=rt, migrate=False).test_client()
     ids = _audience(rt, 3)
     cid = campaign(rt)

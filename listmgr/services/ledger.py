@@ -10,6 +10,7 @@ The hot statements run on a raw DB-API connection (one round trip per message on
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
@@ -285,7 +286,22 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
                                  WHERE x.email_hash = s.email_hash))"""
 
     def _step_pg(self, sql: str, params: tuple[Any, ...]) -> tuple[int, str, bool]:
-        return self.raw.execute(sql, params, prepare=True).fetchone()  # type: ignore[no-any-return]
+        """The per-message statement through libpq directly (a third of psycopg's cost)."""
+        import psycopg
+        from psycopg.pq import ExecStatus
+
+        pg = self.conn.pgconn
+        if self.conn not in _PREPARED:
+            result = pg.prepare(b"listmgr_step", sql.encode())
+            if result.status != ExecStatus.COMMAND_OK:
+                raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
+            _PREPARED.add(self.conn)
+        result = pg.exec_prepared(b"listmgr_step", [_text(p) for p in params])
+        if result.status != ExecStatus.TUPLES_OK:
+            raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
+        status = result.get_value(0, 1)
+        return (int(result.get_value(0, 0) or 0), status.decode() if status else "",
+                result.get_value(0, 2) == b"t")
 
     def step(self, campaign_id: int, token: str, done: Outcome | None, upcoming: Claimed | None,
              now: datetime) -> Gate:
@@ -357,6 +373,21 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
             f"WHERE id = {p} AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery "
             f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed'))",
             (self._ts(now), self._ts(now), campaign_id, campaign_id)).rowcount)
+
+
+# Connections (kept by the pool) on which the per-message statement is already prepared.
+_PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, datetime):
+        return value.isoformat(" ").encode()
+    return str(value).encode()
 
 
 def _dt(value: Any) -> datetime | None:
