@@ -156,6 +156,7 @@ class SmtpConnection:
         self.throttle = throttle or Throttle(server.rate)
         self._smtp: smtplib.SMTP | None = None
         self._payload_sent = False
+        self._rbuf = b""   # reply bytes read ahead of the fast path
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
@@ -247,10 +248,10 @@ class SmtpConnection:
                     f"RCPT TO:<{rcpt}>\r\n".encode("ascii"), b"DATA\r\n"]
         replies: list[tuple[int, bytes]] = []
         if smtp.has_extn("pipelining"):
-            smtp.send(b"".join(commands))
+            self._send(smtp, b"".join(commands))
             for _ in commands:
                 try:
-                    replies.append(smtp.getreply())
+                    replies.append(self._reply(smtp))
                 except smtplib.SMTPServerDisconnected:
                     if not replies or replies[-1][0] in (250, 251, 354):
                         raise
@@ -258,14 +259,14 @@ class SmtpConnection:
                     break
         else:
             for command in commands:
-                smtp.send(command)
-                replies.append(smtp.getreply())
+                self._send(smtp, command)
+                replies.append(self._reply(smtp))
                 if replies[-1][0] not in (250, 251, 354):
                     break
         if [code for code, _ in replies] in ([250, 250, 354], [250, 251, 354]):
-            smtp.send(payload)
+            self._send(smtp, payload)
             self._payload_sent = True
-            code, msg = smtp.getreply()
+            code, msg = self._reply(smtp)
             if code == 250:
                 return
             refusal: tuple[int, bytes] = (code, msg)
@@ -276,8 +277,8 @@ class SmtpConnection:
             refusal, stage = replies[failing], ("mail", "rcpt", "data")[failing]
             sent = False
             if replies[-1][0] == 354 and refusal[0] != 421:  # in DATA mode anyway: end it empty
-                smtp.send(b".\r\n")
-                smtp.getreply()
+                self._send(smtp, b".\r\n")
+                self._reply(smtp)
         code, msg = refusal
         text = f"{code} {msg.decode('utf-8', 'replace')}"
         if code == 421 or code == -1:  # the server is closing the connection
@@ -287,7 +288,40 @@ class SmtpConnection:
         raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code,
                                                                             stage=stage)
 
+    @staticmethod
+    def _send(smtp: smtplib.SMTP, data: bytes) -> None:
+        if smtp.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        smtp.sock.sendall(data)
+
+    def _reply(self, smtp: smtplib.SMTP) -> tuple[int, bytes]:
+        """One (possibly multi-line) reply, like smtplib's getreply() but reading whatever has
+        arrived at once (pipelined replies usually come in one packet)."""
+        lines: list[bytes] = []
+        buf = self._rbuf
+        while True:
+            end = buf.find(b"\n")
+            if end < 0:
+                if smtp.file is None:
+                    smtp.file = smtp.sock.makefile("rb")  # type: ignore[union-attr]
+                chunk = smtp.file.read1(65536)
+                if not chunk:
+                    self._rbuf = b""
+                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+                buf += chunk
+                continue
+            line, buf = buf[:end + 1], buf[end + 1:]
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                self._rbuf = buf
+                try:
+                    code = int(line[:3])
+                except ValueError:
+                    code = -1
+                return code, b"\n".join(lines)
+
     def _reset(self) -> None:
+        self._rbuf = b""
         try:
             if self._smtp is not None:
                 self._smtp.rset()
@@ -295,6 +329,7 @@ class SmtpConnection:
             self.close()
 
     def close(self) -> None:
+        self._rbuf = b""
         if self._smtp is not None:
             try:
                 self._smtp.quit()
