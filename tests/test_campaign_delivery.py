@@ -70,7 +70,8 @@ def test_several_smtp_servers_share_the_work(make_runtime, sink):  # type: ignor
         drain(rt)
         wait_status(rt, cid)
         first, second = recipients(sink, cid), recipients(other, cid)
-        assert first and second and not set(first) & set(second)
+        outcomes = {(r.status, r.smtp_server, r.error) for r in deliveries(rt, cid).values()}
+        assert first and second and not set(first) & set(second), outcomes
         assert sum(first.values()) + sum(second.values()) == 40
         servers = {row.smtp_server for row in deliveries(rt, cid).values()}
         assert servers == {f"127.0.0.1:{sink.port}", f"127.0.0.1:{other.port}"}

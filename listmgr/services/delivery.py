@@ -54,11 +54,13 @@ class SenderPool:
 
     def acquire(self) -> Connection | None:
         with self._lock:
-            if self._free:
-                return self._free.pop()
+            # Open up to `size` connections before reusing one: they go round-robin over the
+            # configured servers, so every server gets its share even when jobs run one by one.
             if self._open < self.size:
                 self._open += 1
                 return self.transport.connection()
+            if self._free:
+                return self._free.pop(0)
         return None
 
     def release(self, conn: Connection, *, keep: bool = True) -> None:
