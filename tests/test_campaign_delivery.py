@@ -5,14 +5,18 @@ from __future__ import annotations
 from email import message_from_bytes
 from email.policy import default as default_policy
 
+from datetime import timedelta
+
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from listmgr.models import DevMail
-from listmgr.services import campaigns, fielddefs, segments
+from listmgr.models import DevMail, utcnow
+from listmgr.services import campaigns, fielddefs, lists, segments
+from listmgr.services.ledger import Ledger, Outcome
 from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries, make_list,
                                     person, recipients, wait_status)
-from tests.conftest import Sink, drain, free_port
+from tests.conftest import PG_URL, Sink, drain, free_port
 
 
 def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ignore[no-untyped-def]
@@ -94,3 +98,27 @@ def test_embedded_dev_outbox(make_runtime, sink):  # type: ignore[no-untyped-def
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert rows[0].mail_from.startswith("bounces+")
     assert recipients(sink, cid) == {}
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: the per-message statement is prepared")
+def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: ignore[no-untyped-def]
+    # psycopg runs DEALLOCATE ALL when it rolls back a connection holding statements it
+    # prepared itself, and the pool rolls back every connection it takes back.
+    make_list(rt, "news")
+    person(rt, "one@example.org", ["news"])
+    person(rt, "two@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)   # rows materialized; nothing is sent until the queue is drained
+    book = Ledger(rt.db)
+    try:
+        now = utcnow()
+        rows, _ = book.claim(cid, [lists.get(rt, "news").id], "t", limit=10, now=now,
+                             lease_until=now + timedelta(minutes=5), interests=False)
+        first, second = rows
+        assert book.step(cid, "t", Outcome(first.delivery_id, "sent"), second, now).recorded
+        book.conn.execute("DEALLOCATE ALL")
+        gate = book.step(cid, "t", Outcome(second.delivery_id, "sent"), None, now)
+        assert gate.recorded and gate.campaign_status == "sending"
+    finally:
+        book.close()
+    assert {r.status for r in deliveries(rt, cid).values()} == {"sent"}

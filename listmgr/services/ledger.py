@@ -288,16 +288,24 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
     def _step_pg(self, sql: str, params: tuple[Any, ...]) -> tuple[int, str, bool]:
         """The per-message statement through libpq directly (a third of psycopg's cost)."""
         import psycopg
-        from psycopg.pq import ExecStatus
+        from psycopg.pq import DiagnosticField, ExecStatus
 
         pg = self.conn.pgconn
-        if self.conn not in _PREPARED:
-            result = pg.prepare(b"listmgr_step", sql.encode())
-            if result.status != ExecStatus.COMMAND_OK:
-                raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
-            _PREPARED.add(self.conn)
-        result = pg.exec_prepared(b"listmgr_step", [_text(p) for p in params])
-        if result.status != ExecStatus.TUPLES_OK:
+        values = [_text(p) for p in params]
+        for attempt in (1, 2):
+            if self.conn not in _PREPARED:
+                result = pg.prepare(b"listmgr_step", sql.encode())
+                if result.status != ExecStatus.COMMAND_OK:
+                    raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
+                _PREPARED.add(self.conn)
+            result = pg.exec_prepared(b"listmgr_step", values)
+            if result.status == ExecStatus.TUPLES_OK:
+                break
+            # psycopg runs DEALLOCATE ALL when it rolls back a connection that holds its own
+            # prepared statements (the pool does so on return): prepare ours again, once.
+            if attempt == 1 and result.error_field(DiagnosticField.SQLSTATE) == b"26000":
+                _PREPARED.discard(self.conn)
+                continue
             raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
         status = result.get_value(0, 1)
         return (int(result.get_value(0, 0) or 0), status.decode() if status else "",
