@@ -1,4 +1,4 @@
-"""API: /api/fields and /api/interests (definitions), and profile edits of one subscriber."""
+"""API: /api/fields and /api/interests (the definitions)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -8,9 +8,8 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.app import current_runtime
-from listmgr.services import people, subscribers
-from listmgr.services.subscriptions import Origin
-from listmgr.web.api.base import actor, parse_body, route
+from listmgr.services import people
+from listmgr.web.api.base import parse_body, route
 
 FieldType = Literal["text", "number", "date", "boolean", "choice", "multi_choice"]
 
@@ -56,21 +55,6 @@ class InterestOut(BaseModel):
     id: int
     key: str
     label: str
-
-
-class ConsentsPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    profiling: StrictBool | None = None
-    tracking: StrictBool | None = None
-
-
-class ProfilePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    fields: dict[str, Any] | None = None
-    interests: list[str] | None = None
-    consents: ConsentsPatch | None = None
-    consent: str = ""
 
 
 def _items(items: list[Any]) -> Any:
@@ -146,18 +130,3 @@ def delete_interest(key: str):  # type: ignore[no-untyped-def]
     """Delete an interest and every subscriber's choice of it."""
     people.delete_interest(current_runtime(), key)
     return "", 204
-
-
-@route("/subscribers/<int:subscriber_id>", ["PATCH"], permission="people:write",
-       body=ProfilePatch, tag="subscribers")
-def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-def]
-    """Edit name, field values (merged; null removes one), interests (replaced), consents."""
-    body = parse_body(ProfilePatch)
-    rt = current_runtime()
-    consents = None
-    if body.consents is not None:
-        consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
-    people.update_subscriber(rt, subscriber_id, name=body.name, fields=body.fields,
-                             interests=body.interests, consents=consents, wording=body.consent,
-                             origin=Origin(source="api", actor=actor()))
-    return jsonify(asdict(subscribers.get(rt, subscriber_id)))

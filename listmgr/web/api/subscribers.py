@@ -5,10 +5,10 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import jsonify
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.app import current_runtime
-from listmgr.services import subscribers
+from listmgr.services import people, subscribers
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
 
@@ -29,6 +29,21 @@ class SubscriberIn(BaseModel):
     interests: list[str] = []
     consent: str = ""
     consents: Consents | None = None
+
+
+class ConsentsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profiling: StrictBool | None = None
+    tracking: StrictBool | None = None
+
+
+class ProfilePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    fields: dict[str, Any] | None = None
+    interests: list[str] | None = None
+    consents: ConsentsPatch | None = None
+    consent: str = ""
 
 
 class SubscriberQuery(Page):
@@ -81,3 +96,18 @@ def search_subscribers():  # type: ignore[no-untyped-def]
 def get_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     """One subscriber with memberships, fields, interests and consents."""
     return jsonify(asdict(subscribers.get(current_runtime(), subscriber_id)))
+
+
+@route("/subscribers/<int:subscriber_id>", ["PATCH"], permission="people:write",
+       body=ProfilePatch, tag="subscribers")
+def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """Edit name, field values (merged; null removes one), interests (replaced), consents."""
+    body = parse_body(ProfilePatch)
+    rt = current_runtime()
+    consents = None
+    if body.consents is not None:
+        consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
+    people.update_subscriber(rt, subscriber_id, name=body.name, fields=body.fields,
+                             interests=body.interests, consents=consents, wording=body.consent,
+                             origin=Origin(source="api", actor=actor()))
+    return jsonify(asdict(subscribers.get(rt, subscriber_id)))
