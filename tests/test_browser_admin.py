@@ -191,3 +191,34 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
         shot(page, name)
     assert not [p for p in page.problems if not p.startswith("Failed to load resource")], \
         page.problems
+
+
+def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):  # type: ignore[no-untyped-def]
+    """The interactive API page runs real calls from the browser: a read, and a write that
+    needs the CSRF token the page adds."""
+    from playwright.sync_api import expect
+
+    from listmgr.services import lists
+
+    expect.set_options(timeout=20_000)
+    accounts.create_user(rt, email="dev@staff.example.org", password=PASSWORD, role="admin")
+    lists.create(rt, slug="weekly", name="Weekly <b>news</b>")
+    sign_in(page, server, "dev@staff.example.org")
+    page.goto(f"{server}/api/docs")
+    op = page.locator("#operations-lists-get_lists")
+    op.locator(".opblock-summary").click()
+    op.locator("button.execute").click()
+    expect(op.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    expect(op.locator(".live-responses-table tbody .response-col_description")).to_contain_text(
+        "Weekly <b>news</b>")  # shown as text, not markup
+    shot(page, "17-api-try-get")
+
+    post = page.locator("#operations-lists-post_lists")
+    post.locator(".opblock-summary").click()
+    post.locator("textarea.body-param__text").fill(
+        '{"slug": "from-docs", "name": "Made in the API page"}')
+    post.locator("button.execute").click()
+    expect(post.locator(".live-responses-table tbody .response-col_status")).to_have_text("201")
+    assert lists.get(rt, "from-docs").name == "Made in the API page"
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], \
+        page.problems

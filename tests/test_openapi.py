@@ -24,8 +24,8 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
     documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
     served = set()
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("api.") or rule.endpoint in ("api.openapi_json",
-                                                                     "api.docs"):
+        if not rule.endpoint.startswith("api.") or rule.endpoint in (
+                "api.openapi_json", "api.docs", "api.reference", "api.docs_asset"):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -52,11 +52,21 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
 
 def test_reference_page_lists_every_operation_without_scripts(client):  # type: ignore[no-untyped-def]
     doc = client.get("/api/openapi.json").json
-    page = client.get("/api/docs")
+    page = client.get("/api/docs/reference")
     assert page.status_code == 200 and "<script" not in page.text
     for ops in doc["paths"].values():
         for op in ops.values():
             assert f'id="{op["operationId"]}"' in page.text
+
+
+def test_docs_page_serves_its_scripts_from_the_app(client):  # type: ignore[no-untyped-def]
+    page = client.get("/api/docs")
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert scripts and all(src.startswith("/") for src in scripts)  # nothing from elsewhere
+    for src in scripts:
+        assert client.get(src).status_code == 200
+    assert client.get("/api/docs/ui/index.html").status_code == 404  # only the listed files
+    assert client.get("/api/docs/ui/..%2f__init__.py").status_code == 404
 
 
 def test_errors_are_json_with_code_and_message(api):  # type: ignore[no-untyped-def]

@@ -36,7 +36,8 @@ POLICY: dict[str, set[str]] = {
     "users": {"owner"},
 }
 # Routes anyone may call, by name: a new public admin or API route must be added here on purpose.
-PUBLIC_ADMIN_API = {"admin.login", "api.openapi_json", "api.docs"}
+PUBLIC_ADMIN_API = {"admin.login", "api.openapi_json", "api.docs", "api.reference",
+                    "api.docs_asset"}
 # Paths that show personal data: never open to analysts, whatever permission a route declares.
 PERSONAL = re.compile(r"/(subscribers|people|export|erase|imports|inbound|suppression|audit|"
                       r"outbox|users|events)(/|$|\.)")

@@ -5,11 +5,13 @@ import json
 import re
 from typing import Any
 
-from flask import jsonify, render_template
+from flask import jsonify, render_template, send_from_directory
+from openapi_ui_bundles import swagger_ui
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import listmgr
+from listmgr.errors import NotFound
 from listmgr.web.api.base import ROUTES, RouteDoc, bp
 
 REF = "#/components/schemas/{model}"
@@ -21,6 +23,7 @@ ERROR_SCHEMA = {
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                        "field": {"type": "string"}, "detail": {}}}}}
 _cache: dict[int, dict[str, Any]] = {}
+DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
 
 
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -134,6 +137,18 @@ def openapi_json():  # type: ignore[no-untyped-def]
 
 
 def docs():  # type: ignore[no-untyped-def]
+    """The interactive page: every operation can be tried from the browser."""
+    return render_template("pages/admin/api_try.html")
+
+
+def docs_asset(name: str):  # type: ignore[no-untyped-def]
+    """Swagger UI's own files, served by the app from the installed package."""
+    if name not in DOCS_ASSETS:
+        raise NotFound(f"there is no file {name!r}")
+    return send_from_directory(swagger_ui.static_path, name, max_age=86400)
+
+
+def reference():  # type: ignore[no-untyped-def]
     """Browsable reference of every operation, rendered from the document (no scripts)."""
     doc = build()
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -159,6 +174,7 @@ def _resolve(schema: Any, doc: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False)
 
 
-for _view, _rule in ((openapi_json, "/openapi.json"), (docs, "/docs")):
+for _view, _rule in ((openapi_json, "/openapi.json"), (docs, "/docs"),
+                     (reference, "/docs/reference"), (docs_asset, "/docs/ui/<name>")):
     _view.permission = None  # type: ignore[attr-defined]  # public: describes, reveals no data
     bp.add_url_rule(_rule, endpoint=_view.__name__, view_func=_view, methods=["GET"])
