@@ -191,7 +191,8 @@ def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = Non
 
 
 def effective(rt: Runtime) -> Settings:
-    """The settings in force: files and environment, then admin changes (cached briefly)."""
+    """The settings in force: files and environment, then admin changes (read again every few
+    seconds, so every process, web or worker, follows a change made in the admin)."""
     cached = rt.state.get("settings_store")
     now = time.monotonic()
     if cached and now - cached[0] < CACHE_SECONDS:
@@ -203,19 +204,22 @@ def effective(rt: Runtime) -> Settings:
         changes["dkim_private_key_path"] = str(_key_file(rt, base, pem))
     result = replace(base, **changes) if changes else base
     rt.state["settings_store"] = (now, result)
+    _adopt(rt, result)
     return result
+
+
+def _adopt(rt: Runtime, new: Settings) -> None:
+    """Make `new` this process's settings; the transport is rebuilt when its servers changed."""
+    old, rt.settings = rt.settings, new
+    if (old.smtp_url, old.send_rate, old.send_rate_per_server) != (
+            new.smtp_url, new.send_rate, new.send_rate_per_server):
+        rt.state.pop("transport", None)  # rebuilt from the new servers on next use
 
 
 def refresh(rt: Runtime) -> Settings:
     """Re-read the stored settings now and make them this process's settings."""
     rt.state.pop("settings_store", None)
-    old = rt.settings
-    rt.settings = effective(rt)
-    if (old.smtp_url, old.send_rate, old.send_rate_per_server) != (
-            rt.settings.smtp_url, rt.settings.send_rate, rt.settings.send_rate_per_server):
-        transport = rt.state.pop("transport", None)  # rebuilt from the new servers on next use
-        del transport
-    return rt.settings
+    return effective(rt)
 
 
 def _key_file(rt: Runtime, base: Settings, pem: str) -> Path:
