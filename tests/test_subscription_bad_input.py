@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 from listmgr.models import ConsentEvent, Membership, Outbox, Subscriber, SQLModel
 from listmgr.services import lists, subscribers
 from listmgr.tokens import Tokens
-from tests.conftest import SECRET
 
 
 def snapshot(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """API tokens: your own (owners see every token), created with a role no higher than yours."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, NotFound

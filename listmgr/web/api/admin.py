@@ -11,7 +11,8 @@ from listmgr.app import current_runtime
 from listmgr.errors import NotFound
 from listmgr.permissions import allowed
 from listmgr.services import accounts, audit, settings_store, suppression, users
-from listmgr.web.api.base import Page, paginated, parse_body, parse_query, principal, route
+from listmgr.web.api.base import (Page, paginated, parse_body, parse_query, principal, route,
+                                  schema_of)
 from listmgr.web.auth import record
 
 RoleName = Literal["owner", "admin", "editor", "analyst"]
@@ -96,19 +97,10 @@ class TokenIn(BaseModel):
     role: RoleName | None = None
 
 
-class TokenOut(BaseModel):
-    id: int
-    user_id: int | None
-    user_email: str | None
-    name: str
-    prefix: str
-    role: str
-    created_at: str
-    last_used_at: str | None
-    revoked_at: str | None
+TokenOut = schema_of(users.TokenInfo, "TokenOut")
 
 
-class NewToken(TokenOut):
+class NewToken(TokenOut):  # type: ignore[valid-type, misc]
     token: str
 
 
@@ -177,17 +169,7 @@ class AuditQuery(Page):
     until: str | None = Field(default=None, max_length=32)
 
 
-class AuditOut(BaseModel):
-    id: int
-    at: str
-    actor: str
-    user_id: int | None
-    token_id: int | None
-    action: str
-    target_type: str
-    target_id: str
-    ip: str
-    detail: dict[str, Any]
+AuditOut = schema_of(audit.Entry, "AuditOut")
 
 
 class AuditList(BaseModel):
@@ -209,15 +191,7 @@ def audit_log():  # type: ignore[no-untyped-def]
 
 
 # -- settings ------------------------------------------------------------------------------------
-class SettingOut(BaseModel):
-    key: str
-    label: str
-    group: str
-    value: Any
-    default: Any
-    overridden: bool
-    secret: bool
-    help: str
+SettingOut = schema_of(settings_store.SettingView, "SettingOut")
 
 
 class SettingsOut(BaseModel):

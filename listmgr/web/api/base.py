@@ -1,21 +1,27 @@
 """API plumbing: bearer auth, one permission per route (fail closed), schemas, pagination."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, get_type_hints
 
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, ValidationError as PydanticError
+from pydantic import BaseModel, ValidationError as PydanticError, create_model
 
-from listmgr.app import current_runtime
-from listmgr.errors import Forbidden, Unauthorized, ValidationError
-from listmgr.permissions import allowed
+from listmgr.errors import Forbidden, ValidationError
 from listmgr.services import accounts
 from listmgr.web.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 M = TypeVar("M", bound=BaseModel)
+
+
+def schema_of(info: type[Any], name: str, base: type[BaseModel] = BaseModel) -> type[BaseModel]:
+    """The response schema of a service's dataclass: the same fields, so they cannot drift."""
+    hints = get_type_hints(info)
+    return create_model(name, __base__=base, **{  # type: ignore[call-overload, no-any-return]
+        f.name: (hints[f.name], ...) for f in dataclasses.fields(info)})
 
 
 @dataclass

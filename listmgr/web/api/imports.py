@@ -14,22 +14,16 @@ from pydantic import BaseModel, ConfigDict
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
-from listmgr.web.api.base import Page, actor, paginated, parse_query, route
+from listmgr.web.api.base import Page, actor, paginated, parse_query, route, schema_of
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 
 
-class ImportOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: int
-    status: str
-    total_bytes: int
-    processed_bytes: int
-    rows: int
-    inserted: int
-    updated: int
-    skipped: int
-    errors: int
+class _Progress(BaseModel):
+    progress: float
+
+
+ImportOut = schema_of(imports.ImportInfo, "ImportOut", _Progress)
 
 
 class ExportQuery(BaseModel):

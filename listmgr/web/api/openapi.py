@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the route registry's pydantic schemas, and a docs page."""
+"""The OpenAPI 3.1 document, generated from the route registry's schemas, and its pages."""
 from __future__ import annotations
 
 import json

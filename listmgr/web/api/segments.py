@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
 from listmgr.services import audit, segments
-from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
 
 
 class SegmentIn(BaseModel):
@@ -26,13 +26,7 @@ class SegmentPatch(BaseModel):
     rules: Any = None
 
 
-class SegmentOut(BaseModel):
-    id: int
-    name: str
-    lists: list[str]
-    rules: dict[str, Any]
-    created_at: str
-    updated_at: str
+SegmentOut = schema_of(segments.SegmentInfo, "SegmentOut")
 
 
 class CountIn(BaseModel):
