@@ -13,7 +13,7 @@ from listmgr.services import campaigns as campaigns_service, dashboard
 from listmgr.services import lists as lists_service
 from listmgr.web.admin import _ui, bp, charts
 from listmgr.web.auth import principal, require
-from listmgr.web.dev import SANDBOX_CSP
+from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
 <p>Write your message here. Personalize it with {{ subscriber.fields.city | default("") }}.</p>

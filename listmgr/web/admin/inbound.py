@@ -13,7 +13,7 @@ from listmgr.errors import ValidationError
 from listmgr.services import inbound as inbound_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
-from listmgr.web.dev import SANDBOX_CSP
+from listmgr.web.mailview import SANDBOX_CSP
 
 VIEWS = {"inbox": ("other", False), "all": (None, None), "handled": (None, True)}
 
