@@ -470,3 +470,30 @@ def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink
     assert mail.rcpt_tos == ["after@example.org"] and len(sink.messages) == 1
     assert mail.mail_from.endswith("@lists.example.org")
     assert not first.mail_from.endswith("@lists.example.org")
+
+
+# -- segments ------------------------------------------------------------------------------------
+def test_segment_form_creates_updates_and_refuses_bad_rules(owner, rt):  # type: ignore[no-untyped-def]
+    from listmgr.models import Segment
+    from listmgr.services import segments
+
+    lists.create(rt, slug="news", name="News")
+    rules = '{"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}'
+    resp = post_form(owner, "/admin/segments/new", "/admin/segments/new",
+                     {"name": "Example people", "lists": ["news"], "rules": rules})
+    assert resp.status_code == 302
+    [seg], _ = segments.all_segments(rt)
+    assert seg.name == "Example people" and seg.lists == ["news"]
+    assert resp.headers["Location"].endswith(f"/admin/segments/{seg.id}")
+    bad = post_form(owner, "/admin/segments/new", "/admin/segments/new",
+                    {"name": "Broken", "lists": ["news"], "rules": "{not json"})
+    assert bad.status_code == 422 and "not valid JSON" in bad.text
+    page = f"/admin/segments/{seg.id}"
+    resp = post_form(owner, page, page, {"name": "Renamed", "lists": ["news"], "rules": rules})
+    assert resp.status_code == 302 and segments.get(rt, seg.id).name == "Renamed"
+    bad = post_form(owner, page, page, {"name": "Other", "lists": ["news"],
+                                        "rules": '{"field": "nope", "op": "eq", "value": 1}'})
+    assert bad.status_code == 422 and "nope" in bad.text
+    with rt.db.session() as s:
+        assert [x.name for x in s.query(Segment)] == ["Renamed"]  # nothing else changed
+    assert len(_audit(rt, "segment.create")) == 1 and len(_audit(rt, "segment.edit")) == 1

@@ -106,36 +106,36 @@ def segment_count():  # type: ignore[no-untyped-def]
     return _render(seg, values, rules, errors={}, count=count)
 
 
+def _save(seg: segments_service.SegmentInfo | None) -> Any:
+    """Create (seg None) or update a segment from the form; the form again on a bad value."""
+    rt = current_runtime()
+    try:
+        values, rules = _form()
+        if seg is None:
+            sid = segments_service.create(rt, rules=rules, **values)
+        else:
+            sid = seg.id
+            segments_service.update(rt, sid, rules=rules, **values)
+    except ListmgrError as exc:
+        return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+                       _loose(), errors={exc.field or "form": exc.message}, status=exc.status)
+    record("segment.create" if seg is None else "segment.edit", "segment", sid)
+    flash("Segment saved.")
+    return redirect(url_for("admin.segment_detail", segment_id=sid))
+
+
 @bp.post("/segments/new")
 @require("segments:write")
 def segment_create():  # type: ignore[no-untyped-def]
     """Save a new segment."""
-    try:
-        values, rules = _form()
-        sid = segments_service.create(current_runtime(), rules=rules, **values)
-    except ListmgrError as exc:
-        return _render(None, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
-                       _loose(), errors={exc.field or "form": exc.message}, status=exc.status)
-    record("segment.create", "segment", sid)
-    flash("Segment saved.")
-    return redirect(url_for("admin.segment_detail", segment_id=sid))
+    return _save(None)
 
 
 @bp.post("/segments/<int:segment_id>")
 @require("segments:write")
 def segment_update(segment_id: int):  # type: ignore[no-untyped-def]
     """Save changes to a segment."""
-    rt = current_runtime()
-    seg = segments_service.get(rt, segment_id)
-    try:
-        values, rules = _form()
-        segments_service.update(rt, segment_id, rules=rules, **values)
-    except ListmgrError as exc:
-        return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
-                       _loose(), errors={exc.field or "form": exc.message}, status=exc.status)
-    record("segment.edit", "segment", segment_id)
-    flash("Segment saved.")
-    return redirect(url_for("admin.segment_detail", segment_id=segment_id))
+    return _save(segments_service.get(current_runtime(), segment_id))
 
 
 @bp.post("/segments/<int:segment_id>/delete")

@@ -36,15 +36,7 @@ class UserPatch(BaseModel):
     password: str | None = Field(default=None, min_length=10, max_length=1000)
 
 
-class UserOut(BaseModel):
-    id: int
-    email: str
-    name: str
-    role: str
-    active: bool
-    locked: bool
-    created_at: str
-    last_login_at: str | None
+UserOut = schema_of(users.UserInfo, "UserOut")
 
 
 class UserList(BaseModel):
