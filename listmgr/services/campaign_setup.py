@@ -14,6 +14,7 @@ from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
 from listmgr.models import Campaign, FieldDef, MailingList
 from listmgr.runtime import Runtime
+from listmgr.services import settings_store
 from listmgr.settings import Settings
 
 SAMPLES = {"text": "Sample text", "number": 42, "date": "2024-01-31", "boolean": True}
@@ -29,10 +30,6 @@ def get_row(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
 
 def settings_of(rt: Runtime) -> Settings:
     """The settings in force, including changes made in the admin (SMTP, DKIM, identity)."""
-    try:
-        from listmgr.services import settings_store
-    except ImportError:
-        return rt.settings
     return settings_store.effective(rt)
 
 

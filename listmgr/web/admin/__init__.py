@@ -12,18 +12,10 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.record_once(lambda state: auth.init_app(state.app))
 auth.register(bp)
 
-# Areas whose services may not be installed yet are skipped (their module imports them).
 AREAS = ("dashboard", "lists", "subscribers", "fields", "imports", "segments", "campaigns",
          "inbound", "suppression", "settings", "users", "tokens", "audit", "outbox")
-for _name in AREAS:
-    try:
-        importlib.import_module(f"listmgr.web.admin.{_name}")
-    except ModuleNotFoundError as exc:
-        # Another part of listmgr this area builds on is not installed: leave the area out.
-        missing = exc.name or ""
-        if not missing.startswith("listmgr.") or (missing.startswith("listmgr.web.admin.")
-                                                  and missing != f"listmgr.web.admin.{_name}"):
-            raise
+for _name in AREAS:  # each area's module adds its views to bp
+    importlib.import_module(f"listmgr.web.admin.{_name}")
 
 
 @bp.before_request

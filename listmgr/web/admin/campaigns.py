@@ -10,7 +10,7 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.services import campaigns as campaigns_service, dashboard
-from listmgr.services import lists as lists_service
+from listmgr.services import lists as lists_service, segments
 from listmgr.web.admin import _ui, bp, charts
 from listmgr.web.auth import principal, require
 from listmgr.web.mailview import SANDBOX_CSP
@@ -29,10 +29,6 @@ def _actor() -> str:
 
 
 def _segments() -> list[Any]:
-    try:
-        from listmgr.services import segments
-    except ImportError:
-        return []
     return segments.all_segments(current_runtime(), limit=500)[0]
 
 

@@ -11,7 +11,8 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from listmgr import csvfiles, importrows
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import exports, imports as imports_service, lists as lists_service
+from listmgr.services import exports, imports as imports_service, lists as lists_service, people
+from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import client_ip, principal, require
 from listmgr.web.extensions import csrf
@@ -30,10 +31,6 @@ def _actor() -> str:
 
 
 def _fields() -> list[Any]:
-    try:
-        from listmgr.services import people
-    except ImportError:
-        return []
     return people.list_fields(current_runtime())
 
 
@@ -42,13 +39,7 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
     page = _ui.page_number()
     jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE,
                                            limit=_ui.PER_PAGE)
-    segments: list[Any] = []
-    try:
-        from listmgr.services import segments as segments_service
-
-        segments = segments_service.all_segments(rt, limit=500)[0]
-    except ImportError:
-        pass
+    segments = segments_service.all_segments(rt, limit=500)[0]
     return render_template("pages/admin/imports.html", jobs=jobs, lists=lists_service.names(rt),
                            modes=MODES, segments=segments, errors=errors or {},
                            pager=_ui.pager(total, "admin.imports", page), title="Import & export"

@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr import segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import lists as lists_service, segments as segments_service
+from listmgr.services import lists as lists_service, people, segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import record, require
 
@@ -20,15 +20,9 @@ def vocabulary() -> dict[str, Any]:
     rt = current_runtime()
     fields = [{"key": k, "label": k.replace("_", " "), "type": t, "choices": []}
               for k, t in compiler.BUILTINS.items()]
-    interests: list[dict[str, str]] = []
-    try:
-        from listmgr.services import people
-
-        fields += [{"key": f.key, "label": f.label, "type": f.type, "choices": f.choices}
-                   for f in people.list_fields(rt)]
-        interests = [{"key": i.key, "label": i.label} for i in people.list_interests(rt)]
-    except ImportError:
-        pass
+    fields += [{"key": f.key, "label": f.label, "type": f.type, "choices": f.choices}
+               for f in people.list_fields(rt)]
+    interests = [{"key": i.key, "label": i.label} for i in people.list_interests(rt)]
     return {"fields": fields, "ops": {k: list(v) for k, v in compiler.OPS.items()},
             "interests": interests,
             "lists": [{"slug": x.slug, "name": x.name} for x in lists_service.all_lists(rt)],

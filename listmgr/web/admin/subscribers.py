@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import lists as lists_service, subscribers as subscribers_service
+from listmgr.services import lists as lists_service, people, privacy
+from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import client_ip, principal, record, require
@@ -21,13 +22,6 @@ def origin(source: str = "admin") -> Origin:
     p = principal()
     return Origin(source=source, ip=client_ip(), actor=p.label if p else "admin",
                   user_agent=request.headers.get("User-Agent", "")[:500])
-
-
-def _optional(module: str) -> Any:
-    try:
-        return __import__(f"listmgr.services.{module}", fromlist=["_"])
-    except ImportError:
-        return None
 
 
 @bp.get("/subscribers")
@@ -72,8 +66,7 @@ FIELD_OPS = {"contains": "contains", "eq": "is", "ne": "is not", "gt": "is more 
 
 
 def _searchable_fields() -> list[Any]:
-    people = _optional("people")
-    return people.list_fields(current_runtime()) if people is not None else []
+    return people.list_fields(current_runtime())
 
 
 def _field_filter() -> tuple[str, str, Any]:
@@ -103,18 +96,9 @@ def _field_filter() -> tuple[str, str, Any]:
 def _detail_context(subscriber_id: int) -> dict[str, Any]:
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
-    people = _optional("people")
-    ctx: dict[str, Any] = {"sub": sub, "lists": lists_service.all_lists(rt), "fields": [],
-                           "interests": [], "history": None}
-    if people is not None:
-        ctx["fields"] = people.list_fields(rt)
-        ctx["interests"] = people.list_interests(rt)
-    privacy = _optional("privacy")
-    if privacy is not None and hasattr(privacy, "history"):
-        ctx["history"] = privacy.history(rt, subscriber_id)
-    ctx["can_edit"] = people is not None
-    ctx["can_erase_service"] = privacy is not None and hasattr(privacy, "erase_subscriber")
-    return ctx
+    return {"sub": sub, "lists": lists_service.all_lists(rt),
+            "fields": people.list_fields(rt), "interests": people.list_interests(rt),
+            "history": privacy.history(rt, subscriber_id)}
 
 
 @bp.get("/subscribers/<int:subscriber_id>")
@@ -167,9 +151,6 @@ def subscriber_new():  # type: ignore[no-untyped-def]
 @require("people:write")
 def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Save name, field values, interests and consents (each change is a consent event)."""
-    people = _optional("people")
-    if people is None:
-        abort(404)
     rt = current_runtime()
     known = {f.key: f for f in people.list_fields(rt)}
     fields: dict[str, Any] = {}
@@ -201,9 +182,6 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
 @require("people:erase")
 def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Erase a person after typed confirmation; only a keyed hash stays on the suppression list."""
-    privacy = _optional("privacy")
-    if privacy is None:
-        abort(404)
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
     if request.method == "GET" or _ui.text("confirm_email").lower() != sub.email:
@@ -223,9 +201,6 @@ def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Download everything held about one person as JSON (recorded in the audit log)."""
     from flask import jsonify
 
-    privacy = _optional("privacy")
-    if privacy is None:
-        abort(404)
     p = principal()
     data = privacy.export_subscriber(current_runtime(), subscriber_id,
                                      actor=p.label if p else "", ip=client_ip())
