@@ -49,8 +49,15 @@ class Sink:
     port: int = 0
     messages: list[Received] = field(default_factory=list)
     rcpt_hook: Callable[[str], str | None] | None = None   # return an SMTP reply to refuse
+    pipelining: bool = True   # offer PIPELINING, as production servers do
     data_hook: Callable[[Received], str | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if self.rcpt_hook is not None:

@@ -100,6 +100,24 @@ def test_refusals_are_classified(sink):  # type: ignore[no-untyped-def]
     assert [m.rcpt_tos for m in sink.messages] == [["ok@example.org"]]
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_campaign_fast_path_with_and_without_pipelining(sink, pipelining):  # type: ignore[no-untyped-def]
+    """One kept-open connection: a refused recipient is classified (stage rcpt) and the
+    connection goes on with the next message; each accepted message arrives once."""
+    sink.pipelining = pipelining
+    sink.rcpt_hook = lambda addr: "550 5.1.1 no such user" if addr.startswith("gone") else None
+    conn = Transport(sink.url).connection()
+    conn.send_prepared("a@example.org", "one@example.org", MESSAGE, throttled=True)
+    with pytest.raises(PermanentFailure) as refused:
+        conn.send_prepared("a@example.org", "gone@example.org", MESSAGE, throttled=True)
+    assert refused.value.code == 550 and refused.value.stage == "rcpt"
+    conn.send_prepared("a@example.org", "two@example.org", b".dot first\r\n" + MESSAGE,
+                       throttled=True)
+    conn.close()
+    assert [m.rcpt_tos for m in sink.messages] == [["one@example.org"], ["two@example.org"]]
+    assert sink.messages[1].data.startswith(b".dot first\r\n")  # dot-stuffing undone
+
+
 def test_urls():  # type: ignore[no-untyped-def]
     servers = parse_smtp_urls("smtp://u:p%40ss@mx1.example.org:2525?starttls=1&rate=50 "
                               "smtps://mx2.example.org")
