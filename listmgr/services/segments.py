@@ -56,7 +56,10 @@ def count(rt: Runtime, *, lists: Sequence[str], rules: Any) -> int:
         where = expression(s, lists=lists, rules=rules)
         if s.get_bind().dialect.name == "postgresql":
             # Counting "at least N events" groups ~100k event rows; 4 MB would spill to disk.
+            # One process per count: live counts come often and side by side, and parallel
+            # workers only queue for the same cores (measured on 2 cores: 200 ms -> 150 ms).
             s.execute(text("SET LOCAL work_mem = '64MB'"))
+            s.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
 
 
