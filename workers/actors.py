@@ -6,39 +6,49 @@ import dramatiq
 from listmgr import runtime
 
 
+def _runtime() -> runtime.Runtime:
+    """This process's runtime, with the settings saved in the admin since (re-read every few
+    seconds), so every job sends through the servers and with the domain in force."""
+    from listmgr.services import settings_store
+
+    rt = runtime.current()
+    settings_store.effective(rt)
+    return rt
+
+
 def send_outbox(outbox_id: int) -> None:
     """Send one transactional mail from the outbox."""
     from listmgr.services import outbox
 
-    outbox.send(runtime.current(), outbox_id)
+    outbox.send(_runtime(), outbox_id)
 
 
 def send_batch(campaign_id: int) -> None:
     """Claim and send one batch of a campaign's deliveries."""
     from listmgr.services import delivery
 
-    delivery.send_batch(runtime.current(), campaign_id)
+    delivery.send_batch(_runtime(), campaign_id)
 
 
 def process_inbound(message_id: int) -> None:
     """Classify a stored inbound message and act on it."""
     from listmgr.services import inbound
 
-    inbound.process(runtime.current(), message_id)
+    inbound.process(_runtime(), message_id)
 
 
 def run_import(job_id: int) -> None:
     """Run a queued CSV import job."""
     from listmgr.services import imports
 
-    imports.run_job(runtime.current(), job_id)
+    imports.run_job(_runtime(), job_id)
 
 
 def sweep() -> None:
     """Re-enqueue pending work and start due scheduled campaigns."""
     from listmgr.services import recovery
 
-    recovery.sweep(runtime.current())
+    recovery.sweep(_runtime())
 
 
 ACTORS = (send_outbox, send_batch, process_inbound, run_import, sweep)

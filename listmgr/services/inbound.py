@@ -16,7 +16,6 @@ from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
 from listmgr.models import (Delivery, InboundMessage, Membership, MemberStatus, Outbox,
                             Subscriber, utcnow)
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
 from listmgr.services.subscriptions import Origin, record, suppress, unsubscribe_subscriber
 
 MAX_ATTEMPTS = 5
@@ -67,10 +66,10 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "",
     return Stored(new_id, False)
 
 
-def _classify(rt: Runtime, row: InboundMessage, mail_domain: str) -> Classification:
+def _classify(rt: Runtime, row: InboundMessage) -> Classification:
     recipients = tuple(x for x in row.envelope_to.replace(",", " ").split() if x)
     return classify(row.raw, Envelope(sender=row.envelope_from, recipients=recipients),
-                    tokens=rt.tokens, mail_domain=mail_domain)
+                    tokens=rt.tokens, mail_domain=rt.settings.mail_domain)
 
 
 def _subscribers(s: Session, rt: Runtime, cls: Classification) -> list[Subscriber]:
@@ -178,7 +177,6 @@ def _confirmation(s: Session, sub: Subscriber, list_id: int) -> int | None:
 
 def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> None:
     """Classify a stored message and act; a second run of a processed message does nothing."""
-    mail_domain = settings_store.effective(rt).mail_domain  # as the admin set it
     with rt.db.session() as s:
         row = s.get(InboundMessage, message_id)
         if row is None or (row.status == "processed" and force_kind is None):
@@ -189,7 +187,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         s.refresh(row)
         if row.status == "processed" and force_kind is None:
             return
-        cls = _classify(rt, row, mail_domain)
+        cls = _classify(rt, row)
         if force_kind is not None:
             cls = Classification(force_kind, cls.permanent, cls.recipients or tuple(
                 [cls.evidence.get("from", "")] if cls.evidence.get("from") else []),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
+import psycopg
+from psycopg.pq import DiagnosticField, ExecStatus
 from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -287,9 +289,6 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
 
     def _step_pg(self, sql: str, params: tuple[Any, ...]) -> tuple[int, str, bool]:
         """The per-message statement through libpq directly (a third of psycopg's cost)."""
-        import psycopg
-        from psycopg.pq import DiagnosticField, ExecStatus
-
         pg = self.conn.pgconn
         values = [_text(p) for p in params]
         for attempt in (1, 2):

@@ -9,7 +9,6 @@ from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from listmgr.models import MailingList, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
 LIST_MAIL = {"already_subscribed"}
@@ -68,7 +67,6 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
 
 def send(rt: Runtime, outbox_id: int) -> None:
     """Send one outbox row; a second run of the same message is harmless."""
-    settings_store.effective(rt)  # servers, sender domain and limits as the admin set them
     now = utcnow()
     lease = now + timedelta(seconds=rt.settings.lease_seconds)
     with rt.db.session() as s:
