@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
@@ -36,7 +36,8 @@ def subscribers():  # type: ignore[no-untyped-def]
         raise ValidationError("status must be one of " + ", ".join(STATUSES), field="status")
     exact = "@" in q and " " not in q and not q.endswith("@")
     rt = current_runtime()
-    field, op, value = _field_filter()
+    fields = people.list_fields(rt)
+    field, op, value = _field_filter(fields)
     rules = {"field": field, "op": op, "value": value} if field else None
     offset = (page - 1) * _ui.PER_PAGE
     # Counting a million rows costs more than the page: count up to a bound past this page.
@@ -51,7 +52,7 @@ def subscribers():  # type: ignore[no-untyped-def]
     return render_template("pages/admin/subscribers.html", items=items, q=q,
                            list_slug=list_slug or "", status=status or "",
                            lists=lists_service.names(rt), statuses=STATUSES,
-                           fields=_searchable_fields(), field=field, op=op,
+                           fields=fields, field=field, op=op,
                            value=request.args.get("value", ""), ops=FIELD_OPS,
                            pager=_ui.pager(min(total, bound), "admin.subscribers", page, q=q,
                                            list=list_slug, status=status, field=field,
@@ -65,11 +66,7 @@ FIELD_OPS = {"contains": "contains", "eq": "is", "ne": "is not", "gt": "is more 
              "lt": "is less than", "exists": "has a value"}
 
 
-def _searchable_fields() -> list[Any]:
-    return people.list_fields(current_runtime())
-
-
-def _field_filter() -> tuple[str, str, Any]:
+def _field_filter(fields: list[Any]) -> tuple[str, str, Any]:
     """The field condition of the search form, typed for the field (errors name the field)."""
     field = (request.args.get("field") or "").strip()
     if not field:
@@ -78,7 +75,7 @@ def _field_filter() -> tuple[str, str, Any]:
     if op not in FIELD_OPS:
         raise ValidationError("choose how to compare the field", field="op")
     raw = (request.args.get("value") or "").strip()
-    kinds = {f.key: f.type for f in _searchable_fields()}
+    kinds = {f.key: f.type for f in fields}
     value: Any = raw
     if op == "exists":
         value = True
@@ -199,8 +196,6 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
 @require("people:export")
 def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Download everything held about one person as JSON (recorded in the audit log)."""
-    from flask import jsonify
-
     p = principal()
     data = privacy.export_subscriber(current_runtime(), subscriber_id,
                                      actor=p.label if p else "", ip=client_ip())
