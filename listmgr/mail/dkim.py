@@ -20,6 +20,8 @@ SIGNED = ("from", "to", "subject", "date", "message-id", "mime-version", "conten
           "feedback-id")
 OVERSIGNED = ("from", "to", "subject", "reply-to", "list-id", "list-unsubscribe",
               "list-unsubscribe-post")
+
+
 def _collapse(text: str) -> str:
     """Tabs to spaces, runs of spaces to one (C-speed replace loops beat a regex scan)."""
     if "\t" in text:
