@@ -3,10 +3,9 @@
 into the tables with COPY (PostgreSQL) or executemany (SQLite)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -35,14 +34,22 @@ class Outcome:
         self.skipped += 1
 
 
-@dataclass(frozen=True)
-class Known:
+class Known(NamedTuple):
     """What the database knows of one address."""
 
     seen_row: int | None       # an earlier row of this file had it
     suppressed: str | None     # the suppression reason
     subscriber_id: int | None
     member: str | None         # membership status on the import's list
+
+
+UNKNOWN = Known(None, None, None, None)
+
+
+def stamp(now: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it on SQLite (and PostgreSQL reads): formatted once
+    per chunk instead of once per value."""
+    return now.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class Writer:
@@ -106,7 +113,7 @@ class Writer:
 
     # -- the chunk ---------------------------------------------------------------------------------
     def lookup(self, people: Sequence[Person], list_id: int | None) -> dict[str, Known]:
-        """Classify every address of the chunk in one query."""
+        """Classify every address of the chunk in one query (addresses it lacks are UNKNOWN)."""
         if not people:
             return {}
         if self.pg:
@@ -124,7 +131,9 @@ class Writer:
             f"LEFT JOIN imp_seen sn ON sn.email = b.email "
             f"LEFT JOIN suppression sp ON sp.email_hash = b.email_hash "
             f"LEFT JOIN subscriber s ON s.email = b.email "
-            f"LEFT JOIN membership m ON m.subscriber_id = s.id AND m.list_id = :lid",
+            f"LEFT JOIN membership m ON m.subscriber_id = s.id AND m.list_id = :lid "
+            # Only what is known comes back: a new address costs no result row.
+            f"WHERE sn.row_no IS NOT NULL OR sp.reason IS NOT NULL OR s.id IS NOT NULL",
             lid=list_id, **params)
         return {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
 
@@ -136,7 +145,7 @@ class Writer:
                 suppress: bool) -> list[Person]:
         kept = []
         for p in people:
-            k = known[p.email]
+            k = known.get(p.email, UNKNOWN)
             if k.seen_row is not None:
                 out.skip(p.row, p.email, f"the same address as row {k.seen_row}")
             elif k.suppressed is not None:
@@ -149,20 +158,22 @@ class Writer:
 
     def _consent(self, pairs: Iterable[tuple[int, Person]], *, kind: str, list_id: int | None,
                  now: datetime, actor: str, wording: str, job_id: int) -> None:
+        at, actor = stamp(now), actor[:100]
         self._insert("consent_event", CONSENT, [
-            (sid, list_id, kind, now, "import", actor[:100], "", "", wording,
-             json.dumps({"job": job_id, "row": p.row})) for sid, p in pairs])
+            (sid, list_id, kind, at, "import", actor, "", "", wording,
+             '{"job": %d, "row": %d}' % (job_id, p.row)) for sid, p in pairs])
 
     def apply(self, out: Outcome, people: Sequence[Person], *, list_id: int, mode: str,
               now: datetime, actor: str, wording: str, job_id: int) -> None:
         """Create or update the subscribers, their membership, interests and consent events."""
         known = self.lookup(people, list_id)
         kept = self._screen(out, people, known, suppress=False)
+        at = stamp(now)
         self.remember(kept)
         new: list[Person] = []
         old: list[tuple[int, Person, str | None]] = []
         for p in kept:
-            k = known[p.email]
+            k = known.get(p.email, UNKNOWN)
             if k.member in ("unsubscribed", "bounced"):
                 out.skip(p.row, p.email, f"{k.member} on this list: an import never "
                                          "subscribes someone again")
@@ -176,13 +187,13 @@ class Writer:
         ids = self._new_ids("subscriber", len(new))
         self._insert("subscriber", SUBSCRIBER, [
             (sid, p.email, p.email_hash, p.name, p.fields or "{}", "import", False, False, 0,
-             now, now) for sid, p in zip(ids, new)])
+             at, at) for sid, p in zip(ids, new)])
         if mode == "upsert":
             self._update(old, now)
         landed = list(zip(ids, new)) + [(sid, p) for sid, p, _ in old]
         self._insert("membership", MEMBERSHIP, [
-            (sid, list_id, "confirmed", "", "import", now, now, now)
-            for sid, p in landed if known[p.email].member is None])
+            (sid, list_id, "confirmed", "", "import", at, at, at)
+            for sid, p in landed if p.email not in known or known[p.email].member is None])
         pending = [sid for sid, _, member in old if member == "pending"]
         if pending:  # the importer vouches for consent: a pending double opt-in is confirmed
             self._run_many("UPDATE membership SET status = 'confirmed', confirmed_at = :now, "
@@ -222,11 +233,11 @@ class Writer:
         known = self.lookup(people, None)
         kept = self._screen(out, people, known, suppress=True)
         self.remember(kept)
-        detail = f"import {job_id}: {wording}"[:500]
-        self._insert("suppression", SUPPRESSION, [(p.email_hash, p.email, "manual", detail, now)
+        detail, at = f"import {job_id}: {wording}"[:500], stamp(now)
+        self._insert("suppression", SUPPRESSION, [(p.email_hash, p.email, "manual", detail, at)
                                                   for p in kept])
         out.inserted = len(kept)
         members = [(known[p.email].subscriber_id, p) for p in kept
-                   if known[p.email].subscriber_id is not None]
+                   if p.email in known and known[p.email].subscriber_id is not None]
         self._consent(members, kind="suppressed", list_id=None,  # type: ignore[arg-type]
                       now=now, actor=actor, wording=wording, job_id=job_id)
