@@ -99,9 +99,8 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
                                  len(reader.header))
         start = time.perf_counter()
         n = 0
-        for chunk in imports._chunks(reader, imports.CHUNK_ROWS):
-            good, bad = importrows.validate(ctx, chunk)
-            n += len(good) + len(bad)
+        for chunk in importrows.checked(ctx, reader, imports.CHUNK_ROWS):
+            n += len(chunk.good) + len(chunk.bad)
     return n / (time.perf_counter() - start)
 
 

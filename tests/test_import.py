@@ -434,7 +434,7 @@ def test_100k_rows(world, tmp_path):  # type: ignore[no-untyped-def]
             email = f"Person.{i}@Example{i % 50}.org" if i % 1000 else f"broken {i}"
             w.writerow([email, f"Person {i}", ("free", "pro")[i % 2], i % 90, "jazz|rock"])
     seen: list[int] = []
-    # Two worker processes validate ahead (the path large files take on bigger machines).
+    # A helper process reads and validates ahead (the path large files take).
     info = run(rt, path, progress=lambda x: seen.append(x.processed_bytes), workers=2)
     assert (info.rows, info.inserted, info.errors) == (100_000, 99_900, 100)
     assert seen == sorted(seen) and len(seen) > 3

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
-from collections import deque
+import queue
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +25,8 @@ from listmgr.services.importstage import Outcome, Writer
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
 CHUNK_ROWS = 10_000
-POOL_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
+HELPER_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
+HELPER_AHEAD = 2                     # chunks the helper may validate ahead of the writer
 MAX_REPORT_LINES = 100_000
 REPORT_HEADER = "row,line,email,result,reason\r\n"
 Progress = Callable[["ImportInfo"], None]
@@ -199,7 +200,8 @@ def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
     if not _claim(rt, job_id):
         return None
     try:
-        _execute(rt, job_id, progress, workers, chunk_rows)
+        with importrows.fewer_collections():
+            _execute(rt, job_id, progress, workers, chunk_rows)
     except ListmgrError as exc:
         _finish(rt, job_id, "failed", exc.message)
     except (OSError, csvfiles.CsvFileError, importrows.MappingError, UnicodeDecodeError) as exc:
@@ -217,31 +219,40 @@ def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
     return info
 
 
-Chunk = list[tuple[int, list[str] | None, str, int]]   # (row, cells, parse error, line)
-
-
-def _chunks(reader: csvfiles.CsvReader, size: int) -> Iterator[Chunk]:
-    return reader.chunks(size)
-
-
-def _validated(ctx: importrows.Context, chunks: Iterator[Any], workers: int) -> Iterator[Any]:
-    """Validate chunks in order, in worker processes when asked (a few chunks in flight)."""
+def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int,
+               workers: int) -> Iterator[importrows.Checked]:
+    """Validated chunks in order: read here, or read and validated ahead by a helper process."""
     if workers <= 0:
-        for chunk in chunks:
-            yield chunk, importrows.validate(ctx, chunk)
+        with csvfiles.CsvReader(path, fmt) as reader:
+            yield from importrows.checked(ctx, reader, size)
         return
     # spawn, not fork: this process has threads (workers, pools) that fork would copy mid-lock.
-    with multiprocessing.get_context("spawn").Pool(workers, importrows.worker_init,
-                                                   (ctx,)) as pool:
-        pending: deque[Any] = deque()
-        for chunk in chunks:
-            pending.append((chunk, pool.apply_async(importrows.worker_validate, (chunk,))))
-            if len(pending) > workers:  # back-pressure: memory stays flat
-                done = pending.popleft()
-                yield done[0], done[1].get()
-        while pending:
-            done = pending.popleft()
-            yield done[0], done[1].get()
+    mp = multiprocessing.get_context("spawn")
+    results = mp.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
+    helper = mp.Process(target=importrows.helper_run, args=(ctx, path, fmt, size, results),
+                        daemon=True)
+    helper.start()
+    try:
+        while (item := _next(results, helper)) is not None:
+            yield item
+    finally:
+        helper.terminate()
+        helper.join()
+        results.close()
+
+
+def _next(results: Any, helper: Any) -> importrows.Checked | None:
+    """The helper's next chunk; its exception is raised here, and so is its death."""
+    while True:
+        try:
+            item = results.get(timeout=1)
+        except queue.Empty:
+            if not helper.is_alive():
+                raise RuntimeError("the process validating the rows stopped") from None
+            continue
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[no-any-return]
 
 
 def _hash_key(rt: Runtime) -> bytes:
@@ -262,18 +273,19 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
                                       fields)
     ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header))
     if workers is None:
-        # Measured on 2 cores: worker processes only compete with this one and the database
-        # (2 workers: 5,300 rows/s, none: 9,000); with cores to spare they validate ahead.
+        # Measured on 2 busy cores (100k rows): the helper only competes with this process and
+        # the database (SQLite 31,000 rows/s in-process, 23,000 with it); with cores to spare
+        # it validates ahead.
         cores = os.cpu_count() or 1
-        workers = 2 if cores >= 4 and path.stat().st_size >= POOL_MIN_BYTES else 0
+        workers = 1 if cores >= 4 and path.stat().st_size >= HELPER_MIN_BYTES else 0
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
     report_lines = counts["skipped"] + counts["errors"]
-    with rt.db.engine.connect() as conn, csvfiles.CsvReader(path, fmt) as reader:
+    with rt.db.engine.connect() as conn:
         with conn.begin():
             writer = Writer(conn)
-        for chunk, (good, bad) in _validated(ctx, _chunks(reader, chunk_rows), workers):
-            last_row = chunk[-1][0]
-            if chunk[0][0] <= job.last_row:  # rows an earlier run committed: remember them
+        for chunk in _validated(ctx, path, fmt, chunk_rows, workers):
+            good, bad, last_row = chunk.good, chunk.bad, chunk.last
+            if chunk.first <= job.last_row:  # rows an earlier run committed: remember them
                 with conn.begin():
                     writer.remember(_unique([p for p in good if p.row <= job.last_row])[0])
                 good = [p for p in good if p.row > job.last_row]
@@ -291,7 +303,7 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
                             new_counts[key] += getattr(out, key)
                         lines, new_lines = _report_lines(out, chunk, report_lines)
                         conn.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-                            processed_bytes=reader.bytes_read, last_row=last_row,
+                            processed_bytes=chunk.bytes_read, last_row=last_row,
                             heartbeat_at=utcnow(), report=ImportJob.report + lines,
                             **new_counts))
                     break
@@ -338,15 +350,13 @@ def _apply(writer: Writer, job: ImportJob, good: list[importrows.Person],
     return out
 
 
-def _report_lines(out: Outcome, chunk: list[tuple[int, Any, str, int]], written: int
-                  ) -> tuple[str, int]:
+def _report_lines(out: Outcome, chunk: importrows.Checked, written: int) -> tuple[str, int]:
     """The chunk's report lines as CSV, in row order, up to MAX_REPORT_LINES in all."""
     lines = sorted(out.lines)
     room = MAX_REPORT_LINES - written
     if not lines or room <= 0:
         return "", written + len(lines)
-    line_of = {rec[0]: rec[3] for rec in chunk}
-    text = "".join(csvfiles.write_row([row, line_of.get(row, ""), email, result, reason])
+    text = "".join(csvfiles.write_row([row, chunk.line(row), email, result, reason])
                    for row, email, result, reason in lines[:room])
     if len(lines) > room:
         text += csvfiles.write_row(["", "", "", "", f"more than {MAX_REPORT_LINES} rows were "
