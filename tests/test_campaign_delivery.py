@@ -115,9 +115,10 @@ def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: 
         rows, _ = book.claim(cid, [lists.get(rt, "news").id], "t", limit=10, now=now,
                              lease_until=now + timedelta(minutes=5), interests=False)
         first, second = rows
-        assert book.step(cid, "t", Outcome(first.delivery_id, "sent"), second, now).recorded
+        gate = book.step(cid, "t", [Outcome(first.delivery_id, "sent")], [second], now)
+        assert gate.recorded and gate.eligible == (True,)
         book.conn.execute("DEALLOCATE ALL")
-        gate = book.step(cid, "t", Outcome(second.delivery_id, "sent"), None, now)
+        gate = book.step(cid, "t", [Outcome(second.delivery_id, "sent")], [], now)
         assert gate.recorded and gate.campaign_status == "sending"
     finally:
         book.close()

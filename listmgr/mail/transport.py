@@ -10,7 +10,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -208,12 +208,18 @@ class SmtpConnection:
 
     def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
                       throttled: bool = False) -> None:
-        """send() for one recipient of a message with CRLF line ends (the campaign fast path):
-        MAIL, RCPT and DATA go out in one write when the server offers PIPELINING, and a
-        connection found closed before anything was sent is reopened once. throttled=True:
-        the caller already waited for this server's rate limit."""
+        """send() for one recipient of a message with CRLF line ends (the campaign fast path).
+        throttled=True: the caller already waited for this server's rate limit."""
         if not throttled:
             self.throttle.wait()
+        for _ in self.steps(mail_from, rcpt, data):
+            pass
+
+    def steps(self, mail_from: str, rcpt: str, data: bytes) -> Iterator[None]:
+        """The fast path as steps: each `yield` waits for the server, so that several
+        connections can wait at once (send_all). MAIL, RCPT and DATA go out in one write when
+        the server offers PIPELINING, and a connection found closed before anything was sent
+        is reopened once. Raises TemporaryFailure or PermanentFailure."""
         payload = data.replace(b"\r\n.", b"\r\n..")
         if payload[:1] == b".":
             payload = b"." + payload
@@ -226,7 +232,7 @@ class SmtpConnection:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                self._transaction(self._smtp, mail_from, rcpt, payload)
+                yield from self._transaction(self._smtp, mail_from, rcpt, payload)
                 return
             except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
                 self.close()
@@ -242,13 +248,15 @@ class SmtpConnection:
                 raise _classify_smtp_error(exc) from exc
 
     def _transaction(self, smtp: smtplib.SMTP, mail_from: str, rcpt: str,
-                     payload: bytes) -> None:
-        """One SMTP transaction; raises Temporary/PermanentFailure on a refusal."""
+                     payload: bytes) -> Iterator[None]:
+        """One SMTP transaction, yielding before each wait for a reply; raises
+        Temporary/PermanentFailure on a refusal."""
         commands = [f"MAIL FROM:<{mail_from}>\r\n".encode("ascii"),
                     f"RCPT TO:<{rcpt}>\r\n".encode("ascii"), b"DATA\r\n"]
         replies: list[tuple[int, bytes]] = []
         if smtp.has_extn("pipelining"):
             self._send(smtp, b"".join(commands))
+            yield
             for _ in commands:
                 try:
                     replies.append(self._reply(smtp))
@@ -260,12 +268,14 @@ class SmtpConnection:
         else:
             for command in commands:
                 self._send(smtp, command)
+                yield
                 replies.append(self._reply(smtp))
                 if replies[-1][0] not in (250, 251, 354):
                     break
         if [code for code, _ in replies] in ([250, 250, 354], [250, 251, 354]):
             self._send(smtp, payload)
             self._payload_sent = True
+            yield
             code, msg = self._reply(smtp)
             if code == 250:
                 return
@@ -365,8 +375,34 @@ class DevOutboxConnection:
                       throttled: bool = False) -> None:
         self.send(mail_from, rcpt, data)
 
+    def steps(self, mail_from: str, rcpt: str, data: bytes) -> Iterator[None]:
+        self.send(mail_from, rcpt, data)
+        yield from ()
+
     def close(self) -> None:
         pass
+
+
+def send_all(items: list[tuple[Any, str, str, bytes]]) -> list[Exception | None]:
+    """Hand several messages over at once, each (connection, envelope from, recipient, data)
+    on its own connection: every connection's waits for the server overlap the others'.
+    Returns None (accepted) or the TemporaryFailure / PermanentFailure of each."""
+    results: list[Exception | None] = [None] * len(items)
+    running = [(i, conn.steps(mail_from, rcpt, data))
+               for i, (conn, mail_from, rcpt, data) in enumerate(items)]
+    while running:
+        waiting = []
+        for i, steps in running:
+            try:
+                next(steps)
+            except StopIteration:
+                continue
+            except (TemporaryFailure, PermanentFailure) as exc:
+                results[i] = exc
+                continue
+            waiting.append((i, steps))
+        running = waiting
+    return results
 
 
 class Transport:
@@ -381,6 +417,7 @@ class Transport:
         self.throttle = make("all", rate)
         self._server_throttles = {
             s.label: make(s.label, s.rate or rate_per_server) for s in self.servers}
+        self.limited = rate > 0 or any((s.rate or rate_per_server) > 0 for s in self.servers)
         self._counter = 0
         self._lock = threading.Lock()
 

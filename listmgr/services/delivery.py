@@ -1,10 +1,14 @@
-"""Sending a campaign: each job claims a batch under a lease, renders with the campaign's compiled
-templates, hands every message to SMTP over a kept-open connection and records its outcome
-(together with the consent check of the next recipient) before sending the next one.
+"""Sending a campaign: each job takes this process's free kept-open SMTP connections, claims a
+batch under a lease, and sends it in rounds of one message per connection: the round's messages
+are rendered with the campaign's compiled templates, the previous round's outcomes are recorded
+together with the consent check of this round's recipients (one statement), and the messages
+are handed to SMTP on all connections at once.
 
-Jobs chain themselves: a job that claimed rows enqueues one more job while fewer than
-2 x send_connections claims are active (so each new job lands on whichever worker fetches it),
-and enqueues its successor when done. The database holds all the work; the broker only wakes.
+One thread drives all the connections of a job, so their waits overlap without threads
+competing for the interpreter, and the database sees one statement per round. Jobs chain
+themselves: a job that claimed rows enqueues one more job while fewer than 2 x send_connections
+claims are active (so each new job lands on whichever worker fetches it), and enqueues its
+successor when done. The database holds all the work; the broker only wakes.
 """
 from __future__ import annotations
 
@@ -16,14 +20,15 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from listmgr.errors import ListmgrError
-from listmgr.mail.campaign import CampaignRenderer, Recipient, RenderError
+from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
 from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SharedThrottle,
-                                    SmtpConnection, TemporaryFailure, Transport)
+                                    SmtpConnection, TemporaryFailure, Transport, send_all)
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import ledger as L
@@ -34,6 +39,7 @@ from listmgr.settings import Settings
 log = logging.getLogger(__name__)
 TIME_BOX = 30.0             # seconds one job sends before handing over to its successor
 CONNECTION_FAILURES = 3     # in a row: stop this job and come back later
+BUSY_RETRY_MS = 200         # all connections busy with another campaign: look again after
 _HARD = re.compile(r"\b5\.1\.\d+\b")          # bad mailbox or domain: a hard bounce
 _ENHANCED = re.compile(r"\b[245]\.\d+\.\d+\b")
 Connection = SmtpConnection | DevOutboxConnection
@@ -52,16 +58,15 @@ class SenderPool:
         self._open = 0
         self._lock = threading.Lock()
 
-    def acquire(self) -> Connection | None:
+    def acquire_all(self) -> list[Connection]:
+        """Every connection this process may use now (opening up to `size`): they go
+        round-robin over the configured servers, so every server gets its share."""
         with self._lock:
-            # Open up to `size` connections before reusing one: they go round-robin over the
-            # configured servers, so every server gets its share even when jobs run one by one.
-            if self._open < self.size:
+            taken, self._free = self._free, []
+            while self._open < self.size:
                 self._open += 1
-                return self.transport.connection()
-            if self._free:
-                return self._free.pop(0)
-        return None
+                taken.append(self.transport.connection())
+        return taken
 
     def release(self, conn: Connection, *, keep: bool = True) -> None:
         with self._lock:
@@ -149,117 +154,133 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
         rt.enqueue("send_batch", campaign_id, delay_ms=60_000)
         return
     pool = _pool(rt, settings)
-    conn = pool.acquire()
-    if conn is None:
-        return  # this process sends with all its connections; the other jobs carry on
+    conns = pool.acquire_all()
+    if not conns:
+        # This process sends with all its connections. Another job of this campaign carries
+        # on; if none does (the connections serve another campaign), look again shortly.
+        book = L.Ledger(rt.db)
+        try:
+            idle = book.active_claims(campaign_id, utcnow()) == 0
+        finally:
+            book.close()
+        if idle:
+            rt.enqueue("send_batch", campaign_id, delay_ms=BUSY_RETRY_MS)
+        return
     book = L.Ledger(rt.db, synchronous=settings.send_synchronous_commit)
     keep = True
     try:
-        delay = _job(rt, settings, campaign_id, plan, conn, pool, book)
+        delay = _job(rt, settings, campaign_id, plan, conns, pool, book)
     except BaseException:
         keep = False
         raise
     finally:
         book.close()
-        pool.release(conn, keep=keep and pool is rt.state.get("campaign_pool"))
+        for conn in conns:
+            pool.release(conn, keep=keep and pool is rt.state.get("campaign_pool"))
     if delay is not None:
         rt.enqueue("send_batch", campaign_id, delay_ms=delay or None)
 
 
-def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conn: Connection,
+def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Connection],
          pool: SenderPool, book: L.Ledger) -> int | None:
     """Returns the delay (ms) before the next job of this chain, or None to end the chain."""
     now = utcnow()
     book.reap(cid, now)
-    token = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+    token = L.claim_token(f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}",
+                          len(conns))
     lease = timedelta(seconds=settings.lease_seconds)
     limit = max(1, settings.send_batch_size)
     rate = settings.send_rate or settings.send_rate_per_server
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
-    rows, skipped = book.claim(cid, plan.list_ids, token, limit=limit, now=now,
-                               lease_until=now + lease,
-                               interests=plan.renderer.built.uses_interests)
-    if not rows:
-        return 0 if skipped else _idle(book, cid)
-    if book.active_claims(cid, now) < parallel_jobs(settings):
-        rt.enqueue("send_batch", cid)   # fan out, one job at a time
-    bounces: list[tuple[int, int, str]] = []
-    try:
-        return _send_rows(settings, cid, plan.renderer, rows, token, conn, pool, book, bounces)
-    finally:
-        book.release(cid, token)  # whatever was claimed and not handed over goes back
-        if bounces:
-            _hard_bounces(rt, cid, bounces)
+    started = time.monotonic()
+    fanned = False
+    # Batch after batch until the time box is used up: handing over to a successor job after
+    # every batch left the connections idle while the broker delivered it.
+    while True:
+        now = utcnow()
+        rows, skipped = book.claim(cid, plan.list_ids, token, limit=limit, now=now,
+                                   lease_until=now + lease,
+                                   interests=plan.renderer.built.uses_interests)
+        if not rows:
+            if skipped and time.monotonic() - started <= TIME_BOX:
+                continue
+            return 0 if skipped else _idle(book, cid)
+        if not fanned and book.active_claims(cid, now) < parallel_jobs(settings):
+            rt.enqueue("send_batch", cid)   # fan out, one job at a time
+            fanned = True
+        bounces: list[tuple[int, int, str]] = []
+        try:
+            result = _send_rows(settings, cid, plan.renderer, rows, token, conns, pool, book,
+                                bounces, started)
+        finally:
+            book.release(cid, token)  # whatever was claimed and not handed over goes back
+            if bounces:
+                _hard_bounces(rt, cid, bounces)
+        if result != 0 or time.monotonic() - started > TIME_BOX:
+            return result
 
 
 def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: list[L.Claimed],
-               token: str, conn: Connection, pool: SenderPool, book: L.Ledger,
-               bounces: list[tuple[int, int, str]]) -> int | None:
+               token: str, conns: list[Connection], pool: SenderPool, book: L.Ledger,
+               bounces: list[tuple[int, int, str]], started: float) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
-    started = renewed = time.monotonic()
-    done: L.Outcome | None = None
+    renewed = time.monotonic()
+    pending = deque(rows)
+    live = list(conns)
+    done: list[L.Outcome] = []
     failures = 0
     result: int | None = 0
-    for row in rows:
-        failed: L.Outcome | None = None
-        try:
-            out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
-                                             row.name, row.list_id, row.fields, row.interests,
-                                             row.attempts))
-        except RenderError as exc:
-            failed = L.Outcome(row.delivery_id, L.FAILED, error=str(exc))
-        except Exception as exc:  # one unbuildable message must not stall the campaign
-            log.exception("campaign %s: cannot build the message of delivery %s", cid,
-                          row.delivery_id)
-            failed = L.Outcome(row.delivery_id, L.FAILED,
-                               error=f"cannot build the message: {exc.__class__.__name__}: {exc}")
-        if failed is None:  # rate limits and connecting happen before the consent check
-            pool.transport.throttle.wait()
-            if isinstance(conn, SmtpConnection):
-                conn.throttle.wait()
-            try:
-                conn.ensure_open()
-            except TemporaryFailure as exc:  # the server, not this row: it goes back unsent
-                log.warning("campaign %s: cannot connect to %s: %s", cid, conn.server.label, exc)
+    while pending and live:
+        # Under a rate limit each wait comes right before its own recipient's consent check,
+        # so a round is one message (the connections take turns).
+        size = 1 if pool.transport.limited else len(live)
+        batch = _round(cid, renderer, pending, live[:size], live, pool, done)
+        live[:] = live[size:] + live[:size]
+        if not batch:
+            if not live:   # no server answers: the rows go back unsent
                 result = int(backoff(settings, 1).total_seconds() * 1000)
-                break
-        # Record the previous outcome and check this recipient's consent in one transaction,
-        # right before the hand-over: an unsubscribe that committed before it stops this mail.
-        gate = book.step(cid, token, done, None if failed else row, utcnow())
-        done = None
+            continue
+        # Record the previous round and check this round's consent in one transaction, right
+        # before the hand-over: an unsubscribe that committed before it stops the mail.
+        gate = book.step(cid, token, done, [row for _, row, _ in batch], utcnow())
+        done = []
         if not gate.recorded:
             return 0  # our lease ran out and the rows went to another job: stop here
         if gate.campaign_status != CampaignStatus.sending.value:
             return None  # paused or cancelled
-        if failed is not None:
-            done = failed
-            continue
-        if not gate.eligible:
-            done = L.Outcome(row.delivery_id, L.SKIPPED, error=L.NO_CONSENT, attempted=False)
-            continue
-        try:
-            conn.send_prepared(out.envelope_from, out.rcpt, out.data, throttled=True)
-            done = L.Outcome(row.delivery_id, L.SENT, server=conn.server.label)
-            failures = 0
-        except (PermanentFailure, TemporaryFailure) as exc:
+        sendable = []
+        for item, eligible in zip(batch, gate.eligible):
+            if eligible:
+                sendable.append(item)
+            else:
+                done.append(L.Outcome(item[1].delivery_id, L.SKIPPED, error=L.NO_CONSENT,
+                                      attempted=False))
+        results = send_all([(conn, out.envelope_from, out.rcpt, out.data)
+                            for conn, _, out in sendable])
+        refused = False
+        for (conn, row, _), exc in zip(sendable, results):
+            if exc is None:
+                done.append(L.Outcome(row.delivery_id, L.SENT, server=conn.server.label))
+                failures = 0
+                continue
+            assert isinstance(exc, (PermanentFailure, TemporaryFailure))
             if exc.stage == "mail":
                 # The server refuses our sender, not this recipient: nothing of this row was
                 # attempted; stop and come back later rather than fail every row.
                 log.error("campaign %s: %s refuses the sender: %s", cid, conn.server.label, exc)
-                result = int(backoff(settings, 1).total_seconds() * 1000)
-                break
-            if isinstance(exc, PermanentFailure):
-                done = L.Outcome(row.delivery_id, L.FAILED, error=str(exc),
-                                 server=conn.server.label, bounced=True)
+                refused = True
+            elif isinstance(exc, PermanentFailure):
+                done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc),
+                                      server=conn.server.label, bounced=True))
                 if exc.stage == "rcpt" and (_HARD.search(str(exc)) or (
                         exc.code in (550, 551, 553) and not _ENHANCED.search(str(exc)))):
                     bounces.append((row.subscriber_id, row.list_id, str(exc)))
             else:
-                done = _retry(settings, row, exc, conn.server.label)
+                done.append(_retry(settings, row, exc, conn.server.label))
                 if exc.code is None or exc.code == 421:   # the connection, not this recipient
                     failures += 1
-        if failures >= CONNECTION_FAILURES:
+        if refused or failures >= CONNECTION_FAILURES:
             result = int(backoff(settings, 1).total_seconds() * 1000)
             break
         now = time.monotonic()
@@ -268,9 +289,48 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
             renewed = now
         if now - started > TIME_BOX:
             break
-    if done is not None:
-        book.step(cid, token, done, None, utcnow())
+    if done:
+        book.step(cid, token, done, [], utcnow())
     return result
+
+
+def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
+           turn: list[Connection], live: list[Connection], pool: SenderPool,
+           done: list[L.Outcome]) -> list[tuple[Connection, L.Claimed, Outgoing]]:
+    """The next row for each connection whose turn it is, rendered, with the rate limits waited for and
+    the connection open (rate limits and connecting happen before the consent check). Rows
+    that cannot be built fail into `done`; a connection that cannot connect leaves `live`
+    and its row goes back to the front of `pending`."""
+    batch = []
+    for conn in turn:
+        out = None
+        while pending and out is None:
+            row = pending.popleft()
+            try:
+                out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
+                                                 row.name, row.list_id, row.fields,
+                                                 row.interests, row.attempts))
+            except RenderError as exc:
+                done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc)))
+            except Exception as exc:  # one unbuildable message must not stall the campaign
+                log.exception("campaign %s: cannot build the message of delivery %s", cid,
+                              row.delivery_id)
+                done.append(L.Outcome(row.delivery_id, L.FAILED, error="cannot build the "
+                                      f"message: {exc.__class__.__name__}: {exc}"))
+        if out is None:
+            break
+        pool.transport.throttle.wait()
+        if isinstance(conn, SmtpConnection):
+            conn.throttle.wait()
+        try:
+            conn.ensure_open()
+        except TemporaryFailure as exc:  # the server, not this row: it goes back unsent
+            log.warning("campaign %s: cannot connect to %s: %s", cid, conn.server.label, exc)
+            live.remove(conn)
+            pending.appendleft(row)
+            continue
+        batch.append((conn, row, out))
+    return batch
 
 
 def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: str) -> L.Outcome:

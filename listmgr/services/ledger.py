@@ -1,11 +1,13 @@
 """The delivery ledger's SQL: materialize an audience, claim rows under a lease (re-checking
-consent in the claim), record each outcome together with the consent gate of the next message,
+consent in the claim), record outcomes together with the consent gate of the next messages,
 release, and reap the claims of dead workers.
 
-A sending job works through its claim in id order and records every outcome before it hands
-the next message to SMTP, so of a dead job's unrecorded rows only the first can have been sent:
-the reaper marks that one row "possibly duplicate" and puts all of them back in the queue.
-The hot statements run on a raw DB-API connection (one round trip per message on PostgreSQL).
+A sending job drives its connections in rounds: it works through its claim in id order, one
+row per connection, and records every outcome of a round before it hands the next round to
+SMTP. Of a dead job's unrecorded rows only the first `connections` (the number its claim token
+ends with) can have been sent: the reaper marks those "possibly duplicate" and puts all of them
+back in the queue. The hot statements run on a raw DB-API connection (one round trip per
+round on PostgreSQL).
 """
 from __future__ import annotations
 
@@ -79,9 +81,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Gate:
-    recorded: bool          # the outcome was ours to record (False: our lease was taken)
+    recorded: bool                  # the outcomes were ours to record (False: lease taken)
     campaign_status: str
-    eligible: bool          # the next recipient may be mailed now
+    eligible: tuple[bool, ...]      # per upcoming row: that recipient may be mailed now
 
 
 def _fields(value: Any) -> dict[str, Any]:
@@ -108,6 +110,10 @@ class Ledger:
             # $n placeholders, no query rewriting per call: the per-message statement is hot.
             self.raw = psycopg.RawCursor(self.conn)
             self.conn.autocommit = True   # each statement is its own transaction
+            # The per-round statement's plan does not depend on its values; planning it anew
+            # for each call (PostgreSQL's default for a row source of unknown size) cost more
+            # than running it.
+            self.cur.execute("SET plan_cache_mode = force_generic_plan")
             if not synchronous:
                 # The per-message records need not wait for the disk: a killed worker loses
                 # nothing (PostgreSQL has the commit); only a crash of the database server
@@ -116,6 +122,8 @@ class Ledger:
 
     def close(self) -> None:
         try:
+            if self.pg:
+                self.cur.execute("RESET plan_cache_mode")
             if self.pg and not self.synchronous:
                 self.cur.execute("RESET synchronous_commit")
             self.cur.close()
@@ -151,21 +159,24 @@ class Ledger:
 
     # -- reap --------------------------------------------------------------------------------
     def reap(self, campaign_id: int, now: datetime) -> int:
-        """Put expired claims back in the queue; the first unrecorded row of each is marked."""
+        """Put expired claims back in the queue; the rows that were in flight are marked."""
         p = "%s" if self.pg else "?"
-        rows = self._run(
-            f"SELECT claimed_by, min(id) FROM delivery WHERE campaign_id = {p} "
-            f"AND status = 'claimed' AND lease_until < {p} GROUP BY claimed_by",
-            (campaign_id, self._ts(now))).fetchall()
+        tokens = [t for (t,) in self._run(
+            f"SELECT DISTINCT claimed_by FROM delivery WHERE campaign_id = {p} "
+            f"AND status = 'claimed' AND lease_until < {p}",
+            (campaign_id, self._ts(now))).fetchall()]
         count = 0
-        for token, first in rows:
-            def put_back(token: str = token, first: int = first) -> int:
+        for token in tokens:
+            def put_back(token: str = token) -> int:
                 return int(self._run(
                     f"UPDATE delivery SET status = 'queued', claimed_by = '', "
-                    f"lease_until = NULL, possibly_duplicate = (possibly_duplicate OR id = {p}) "
+                    f"lease_until = NULL, possibly_duplicate = (possibly_duplicate OR id IN ("
+                    f"SELECT id FROM delivery WHERE campaign_id = {p} AND status = 'claimed' "
+                    f"AND claimed_by = {p} ORDER BY id LIMIT {p})) "
                     f"WHERE campaign_id = {p} AND status = 'claimed' AND claimed_by = {p} "
                     f"AND lease_until < {p}",
-                    (first, campaign_id, token, self._ts(now))).rowcount)
+                    (campaign_id, token, in_flight(token), campaign_id, token,
+                     self._ts(now))).rowcount)
             count += self._atomic(put_back)
         return count
 
@@ -256,22 +267,27 @@ LIMIT ?""", (ts, cid, ts, limit)).fetchall()
                             tag))
         return out
 
-    # -- one message at a time ----------------------------------------------------------------
+    # -- one round of messages (one per connection) at a time ---------------------------------
     _STEP_PG = """
 WITH rec AS (
-    UPDATE delivery SET status = $1, attempts = attempts + $2, sent_at = $3,
-        attempted_at = $4, error = $5, smtp_server = $6, next_attempt_at = $7,
-        claimed_by = '', lease_until = NULL, possibly_duplicate = (possibly_duplicate OR $8),
-        bounced = (bounced OR $9)
-    WHERE id = $10 AND claimed_by = $11 AND status = 'claimed'
-    RETURNING id
+    UPDATE delivery d SET status = o.status, attempts = d.attempts + o.attempted,
+        sent_at = o.sent_at, attempted_at = $3, error = o.error, smtp_server = o.server,
+        next_attempt_at = o.next_at, claimed_by = '', lease_until = NULL,
+        possibly_duplicate = (d.possibly_duplicate OR o.dup), bounced = (d.bounced OR o.bounced)
+    FROM json_to_recordset($1::json) AS o(id int, status text, attempted int,
+        sent_at timestamp, error text, server text, next_at timestamp, dup bool, bounced bool)
+    WHERE d.id = ANY($7::int[]) AND d.id = o.id AND d.claimed_by = $2
+      AND d.status = 'claimed'
+    RETURNING d.id
 )
-SELECT (SELECT count(*) FROM rec), (SELECT status FROM campaign WHERE id = $12),
-       EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
-               WHERE m.subscriber_id = $13 AND m.list_id = $14 AND m.status = 'confirmed'
-                 AND (s.paused_until IS NULL OR s.paused_until <= $4)
-                 AND NOT EXISTS (SELECT 1 FROM suppression x
-                                 WHERE x.email_hash = s.email_hash))"""
+SELECT (SELECT count(*) FROM rec), (SELECT status FROM campaign WHERE id = $4),
+       (SELECT string_agg(CASE WHEN EXISTS (
+            SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
+            WHERE m.subscriber_id = u.sid AND m.list_id = u.lid AND m.status = 'confirmed'
+              AND (s.paused_until IS NULL OR s.paused_until <= $3)
+              AND NOT EXISTS (SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash))
+            THEN 't' ELSE 'f' END, '' ORDER BY u.n)
+        FROM unnest($5::int[], $6::int[]) WITH ORDINALITY AS u(sid, lid, n))"""
 
     _RECORD_SQLITE = """
 UPDATE delivery SET status = ?, attempts = attempts + ?, sent_at = ?, attempted_at = ?,
@@ -280,24 +296,22 @@ UPDATE delivery SET status = ?, attempts = attempts + ?, sent_at = ?, attempted_
 WHERE id = ? AND claimed_by = ? AND status = 'claimed'"""
 
     _GATE_SQLITE = """
-SELECT (SELECT status FROM campaign WHERE id = ?),
-       EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
+SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscriber_id
                WHERE m.subscriber_id = ? AND m.list_id = ? AND m.status = 'confirmed'
                  AND (s.paused_until IS NULL OR s.paused_until <= ?)
                  AND NOT EXISTS (SELECT 1 FROM suppression x
                                  WHERE x.email_hash = s.email_hash))"""
 
-    def _step_pg(self, sql: str, params: tuple[Any, ...]) -> tuple[int, str, bool]:
-        """The per-message statement through libpq directly (a third of psycopg's cost)."""
+    def _step_pg(self, params: list[bytes]) -> tuple[int, str, str]:
+        """The per-round statement through libpq directly (a third of psycopg's cost)."""
         pg = self.conn.pgconn
-        values = [_text(p) for p in params]
         for attempt in (1, 2):
             if self.conn not in _PREPARED:
-                result = pg.prepare(b"listmgr_step", sql.encode())
+                result = pg.prepare(b"listmgr_step", self._STEP_PG.encode())
                 if result.status != ExecStatus.COMMAND_OK:
                     raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
                 _PREPARED.add(self.conn)
-            result = pg.exec_prepared(b"listmgr_step", values)
+            result = pg.exec_prepared(b"listmgr_step", params)
             if result.status == ExecStatus.TUPLES_OK:
                 break
             # psycopg runs DEALLOCATE ALL when it rolls back a connection that holds its own
@@ -306,32 +320,44 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
                 _PREPARED.discard(self.conn)
                 continue
             raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
-        status = result.get_value(0, 1)
+        status, flags = result.get_value(0, 1), result.get_value(0, 2)
         return (int(result.get_value(0, 0) or 0), status.decode() if status else "",
-                result.get_value(0, 2) == b"t")
+                flags.decode() if flags else "")
 
-    def step(self, campaign_id: int, token: str, done: Outcome | None, upcoming: Claimed | None,
-             now: datetime) -> Gate:
-        """Record `done` and, in the same transaction, check consent for `upcoming`."""
-        o = done or Outcome(-1, QUEUED)
-        sent_at = now if o.status == SENT else None
-        sid, lid = (upcoming.subscriber_id, upcoming.list_id) if upcoming else (-1, -1)
+    def step(self, campaign_id: int, token: str, done: Sequence[Outcome],
+             upcoming: Sequence[Claimed], now: datetime) -> Gate:
+        """Record the outcomes in `done` and, in the same transaction, check consent for each
+        row in `upcoming` (the next message of each connection)."""
         if self.pg:
-            recorded, status, eligible = self._step_pg(self._STEP_PG, (
-                o.status, int(o.attempted), sent_at, now, o.error[:1000], o.server[:200],
-                o.next_attempt_at, o.duplicate, o.bounced, o.delivery_id, token, campaign_id,
-                sid, lid))
+            records = json.dumps([
+                {"id": o.delivery_id, "status": o.status, "attempted": int(o.attempted),
+                 "sent_at": now.isoformat() if o.status == SENT else None,
+                 "error": o.error[:1000], "server": o.server[:200],
+                 "next_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
+                 "dup": o.duplicate, "bounced": o.bounced} for o in done])
+            recorded, status, flags = self._step_pg([
+                records.encode(), token.encode(), now.isoformat(" ").encode(),
+                str(campaign_id).encode(),
+                _int_array(c.subscriber_id for c in upcoming),
+                _int_array(c.list_id for c in upcoming),
+                _int_array(o.delivery_id for o in done)])  # the ids again: an index scan
+            eligible = tuple(f == "t" for f in flags)
         else:
-            def run() -> tuple[int, str, int]:
-                count = self.cur.execute(self._RECORD_SQLITE, (
-                    o.status, int(o.attempted), self._ts(sent_at), self._ts(now), o.error[:1000],
-                    o.server[:200], self._ts(o.next_attempt_at), int(o.duplicate),
-                    int(o.bounced), o.delivery_id, token)).rowcount
-                status, ok = self.cur.execute(self._GATE_SQLITE, (
-                    campaign_id, sid, lid, self._ts(now))).fetchone()
-                return count, status, ok
+            def run() -> tuple[int, str, tuple[bool, ...]]:
+                ts = self._ts(now)
+                count = 0
+                for o in done:
+                    count += self.cur.execute(self._RECORD_SQLITE, (
+                        o.status, int(o.attempted), ts if o.status == SENT else None, ts,
+                        o.error[:1000], o.server[:200], self._ts(o.next_attempt_at),
+                        int(o.duplicate), int(o.bounced), o.delivery_id, token)).rowcount
+                status = self.cur.execute("SELECT status FROM campaign WHERE id = ?",
+                                          (campaign_id,)).fetchone()
+                oks = tuple(bool(self.cur.execute(self._GATE_SQLITE, (
+                    c.subscriber_id, c.list_id, ts)).fetchone()[0]) for c in upcoming)
+                return count, status[0] if status else "", oks
             recorded, status, eligible = self._atomic(run)
-        return Gate(done is None or bool(recorded), status or "", bool(eligible))
+        return Gate(recorded == len(done), status or "", eligible)
 
     def renew(self, campaign_id: int, token: str, lease_until: datetime) -> int:
         p = "%s" if self.pg else "?"
@@ -382,19 +408,24 @@ SELECT (SELECT status FROM campaign WHERE id = ?),
             (self._ts(now), self._ts(now), campaign_id, campaign_id)).rowcount)
 
 
+def claim_token(owner: str, connections: int) -> str:
+    """A claim's name: who holds it, and how many messages it may have in flight at once."""
+    return f"{owner}:{max(1, connections)}"
+
+
+def in_flight(token: str) -> int:
+    """How many of a claim's first unrecorded rows may have been handed to SMTP."""
+    tail = token.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 1
+
+
 # Connections (kept by the pool) on which the per-message statement is already prepared.
 _PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _text(value: Any) -> bytes | None:
-    """A parameter in PostgreSQL's text format."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, datetime):
-        return value.isoformat(" ").encode()
-    return str(value).encode()
+def _int_array(values: Any) -> bytes:
+    """An int[] parameter in PostgreSQL's text format."""
+    return ("{" + ",".join(str(int(v)) for v in values) + "}").encode()
 
 
 def _dt(value: Any) -> datetime | None:
