@@ -332,6 +332,14 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
 
 
 # -- API -----------------------------------------------------------------------------------------
+def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # type: ignore[no-untyped-def]
+    rt = world
+    run(rt, write(tmp_path, "few.csv", "email\na@example.org\n"))
+    with rt.db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # the import turns them off for its own connection
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
 def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
     # Larger than the form limit of other requests (64 KB): uploads may be big.

@@ -20,7 +20,7 @@ from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit
-from listmgr.services.importstage import Outcome, Writer
+from listmgr.services.importstage import Outcome, Writer, bulk_settings
 
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
@@ -280,7 +280,7 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
         workers = 1 if cores >= 4 and path.stat().st_size >= HELPER_MIN_BYTES else 0
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
     report_lines = counts["skipped"] + counts["errors"]
-    with rt.db.engine.connect() as conn:
+    with rt.db.engine.connect() as conn, bulk_settings(conn):
         with conn.begin():
             writer = Writer(conn)
         for chunk in _validated(ctx, path, fmt, chunk_rows, workers):

@@ -4,9 +4,10 @@ into the tables with COPY (PostgreSQL) or executemany (SQLite)."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -51,6 +52,24 @@ def stamp(now: datetime) -> str:
     """A timestamp as SQLAlchemy stores it on SQLite (and PostgreSQL reads): formatted once
     per chunk instead of once per value."""
     return now.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@contextmanager
+def bulk_settings(conn: Connection) -> Iterator[None]:
+    """SQLite: no foreign key check by row while this connection imports (restored after)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    # Safe: each chunk holds the write lock from its lookup to its commit (BEGIN IMMEDIATE), so
+    # every subscriber it refers to was read or inserted under that lock, and nobody deletes it
+    # in between. The pragma only works outside a transaction, hence the driver connection.
+    raw = conn.connection.driver_connection
+    before = raw.execute("PRAGMA foreign_keys").fetchone()[0]  # type: ignore[union-attr]
+    raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA foreign_keys = {int(before)}")  # type: ignore[union-attr]
 
 
 class Writer:
