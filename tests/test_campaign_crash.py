@@ -1,6 +1,6 @@
 """Crash: real `listmgr worker` processes on PostgreSQL + Redis; one is SIGKILLed mid-campaign
 and another started. Everyone eligible gets the campaign; nobody twice except rows recorded as
-possibly duplicated, at most one per connection of the killed worker."""
+possibly duplicated: at most one per connection of the killed worker (its last round)."""
 from __future__ import annotations
 
 import os
@@ -26,8 +26,10 @@ pytestmark = [
                        reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
                               "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)"),
 ]
-PEOPLE = 400
-CONNECTIONS = 2
+# Throttled, every connection takes its turn alone; unthrottled, a job hands a round of
+# messages to all its connections at once (the sink is slowed so that the kill comes mid-way).
+CASES = {"throttled": dict(people=400, connections=2, rate="80", delay=0.0),
+         "rounds": dict(people=1200, connections=3, rate="0", delay=0.003)}
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -52,25 +54,30 @@ def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):  # type: ignore[no-untyped-def]
+    people, connections = CASES[case]["people"], CASES[case]["connections"]
+    delay = CASES[case]["delay"]
+    if delay:
+        sink.rcpt_hook = lambda address: time.sleep(delay)  # type: ignore[func-returns-value]
     namespace = f"crash{uuid.uuid4().hex[:8]}"
     rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace))
     boot.attach_queue(rt)   # enqueue only: the workers below do all the sending
     make_list(rt, "news")
-    for i in range(PEOPLE):
+    for i in range(people):
         person(rt, f"p{i:04d}@example.org", ["news"])
     env = dict(os.environ, LISTMGR_DATABASE_URL=database_url, LISTMGR_BROKER_URL=BROKER_URL,
                LISTMGR_BROKER_NAMESPACE=namespace, LISTMGR_SMTP_URL=sink.url,
                LISTMGR_SECRET_KEY=SECRET, LISTMGR_BASE_URL="http://listmgr.test",
                LISTMGR_MAIL_DOMAIN="lists.example.test", LISTMGR_LEASE_SECONDS="3",
-               LISTMGR_SWEEP_SECONDS="1", LISTMGR_SEND_RATE="80",
-               LISTMGR_SEND_BATCH_SIZE="20", LISTMGR_SEND_CONNECTIONS=str(CONNECTIONS),
+               LISTMGR_SWEEP_SECONDS="1", LISTMGR_SEND_RATE=CASES[case]["rate"],
+               LISTMGR_SEND_BATCH_SIZE="20", LISTMGR_SEND_CONNECTIONS=str(connections),
                LISTMGR_VAR_DIR=str(tmp_path / "var"))
     procs = [_worker(env, tmp_path / "a.log"), _worker(env, tmp_path / "b.log")]
     try:
         cid = campaign(rt)
-        assert campaigns.start(rt, cid) == PEOPLE
-        _wait(lambda: sum(recipients(sink, cid).values()) >= PEOPLE // 4, 60, "first mails")
+        assert campaigns.start(rt, cid) == people
+        _wait(lambda: sum(recipients(sink, cid).values()) >= people // 4, 60, "first mails")
 
         def busy_pid() -> int | None:
             with rt.db.session() as s:
@@ -84,7 +91,7 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path):  # type: i
         killed = next(p for p in procs if p.pid == victim)
         killed.wait(10)
         received_at_kill = sum(recipients(sink, cid).values())
-        assert received_at_kill < PEOPLE, "the campaign finished before the kill"
+        assert received_at_kill < people, "the campaign finished before the kill"
         procs.append(_worker(env, tmp_path / "c.log"))
         _wait(lambda: campaigns.get(rt, cid).status == "sent", 180, "the campaign to finish")
     finally:
@@ -101,11 +108,11 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path):  # type: i
 
     got = recipients(sink, cid)
     rows = deliveries(rt, cid)
-    assert set(got) == set(rows) and len(rows) == PEOPLE          # everyone, nobody lost
+    assert set(got) == set(rows) and len(rows) == people          # everyone, nobody lost
     twice = {email for email, n in got.items() if n > 1}
     marked = {email for email, row in rows.items() if row.possibly_duplicate}
     assert twice <= marked, (twice, marked)
-    assert len(marked) <= CONNECTIONS and all(n <= 2 for n in got.values())
+    assert len(marked) <= connections and all(n <= 2 for n in got.values())
     assert all(row.status == "sent" for row in rows.values())
     stats = campaigns.stats(rt, cid)
-    assert (stats.sent, stats.remaining, stats.possibly_duplicate) == (PEOPLE, 0, len(marked))
+    assert (stats.sent, stats.remaining, stats.possibly_duplicate) == (people, 0, len(marked))

@@ -11,12 +11,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from listmgr import boot, runtime
 from listmgr.models import DevMail, utcnow
 from listmgr.services import campaigns, fielddefs, lists, segments
-from listmgr.services.ledger import Ledger, Outcome
+from listmgr.services.ledger import Ledger, Outcome, claim_token
 from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries, make_list,
                                     person, recipients, wait_status)
-from tests.conftest import PG_URL, Sink, drain, free_port
+from tests.conftest import PG_URL, Sink, drain, free_port, settings_for
 
 
 def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ignore[no-untyped-def]
@@ -123,3 +124,37 @@ def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: 
     finally:
         book.close()
     assert {r.status for r in deliveries(rt, cid).values()} == {"sent"}
+
+
+def test_a_dead_rounds_in_flight_rows_are_marked_and_everything_goes_back(  # type: ignore[no-untyped-def]
+        database_url, sink):
+    # A job with three connections recorded one round, gated the next and died: only that
+    # round's three rows can have gone out; all of its unrecorded rows return to the queue.
+    rt = runtime.build(settings_for(database_url, sink))
+    boot.attach_queue(rt)   # enqueue only: no worker here takes the rows
+    make_list(rt, "news")
+    for i in range(8):
+        person(rt, f"r{i}@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)   # rows materialized; nothing is sent until the queue is drained
+    token = claim_token("host:1:dead", 3)
+    book = Ledger(rt.db)
+    try:
+        now = utcnow()
+        rows, _ = book.claim(cid, [lists.get(rt, "news").id], token, limit=8, now=now,
+                             lease_until=now - timedelta(seconds=1), interests=False)
+        assert len(rows) == 8
+        assert book.step(cid, token, [], rows[:3], now).eligible == (True, True, True)
+        gate = book.step(cid, token, [Outcome(r.delivery_id, "sent") for r in rows[:3]],
+                         rows[3:6], now)
+        assert gate.recorded and gate.eligible == (True, True, True)
+        assert book.reap(cid, utcnow()) == 5
+    finally:
+        book.close()
+    by_id = {d.id: d for d in deliveries(rt, cid).values()}
+    assert [by_id[r.delivery_id].status for r in rows] == ["sent"] * 3 + ["queued"] * 5
+    assert [by_id[r.delivery_id].possibly_duplicate for r in rows] == \
+        [False] * 3 + [True] * 3 + [False] * 2
+    assert {by_id[r.delivery_id].claimed_by for r in rows[3:]} == {""}
+    rt.queue.close()
+    runtime.set_current(None)

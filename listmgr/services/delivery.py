@@ -297,10 +297,10 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
 def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
            turn: list[Connection], live: list[Connection], pool: SenderPool,
            done: list[L.Outcome]) -> list[tuple[Connection, L.Claimed, Outgoing]]:
-    """The next row for each connection whose turn it is, rendered, with the rate limits waited for and
-    the connection open (rate limits and connecting happen before the consent check). Rows
-    that cannot be built fail into `done`; a connection that cannot connect leaves `live`
-    and its row goes back to the front of `pending`."""
+    """The next row for each connection whose turn it is, rendered, with the rate limits
+    waited for and the connection open (both happen before the consent check). Rows that
+    cannot be built fail into `done`; a connection that cannot connect leaves `live` and its
+    row goes back to the front of `pending`."""
     batch = []
     for conn in turn:
         out = None
