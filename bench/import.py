@@ -99,7 +99,7 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
                                  len(reader.header))
         start = time.perf_counter()
         n = 0
-        for chunk in importrows.checked(ctx, reader, imports.CHUNK_ROWS):
+        for chunk in importrows.checked(ctx, reader, imports.PIECE_ROWS):
             n += len(chunk.good) + len(chunk.bad)
     return n / (time.perf_counter() - start)
 

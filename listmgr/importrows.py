@@ -31,6 +31,7 @@ _AUTO = {
 _SPLIT = re.compile(r"[|;,]")
 _FORMULA_GUARD = ("'=", "'+", "'-", "'@")  # what our exports write before such cells
 _DOMAIN_CACHE_LIMIT = 100_000
+_INTEREST_CACHE_LIMIT = 10_000
 
 
 class MappingError(ValueError):
@@ -228,6 +229,24 @@ def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
+def _json_coercer(spec: FieldInfo) -> Callable[[str], str | None]:
+    """A cell (stripped, non-empty) -> the JSON of its stored value, or None (nothing stored)."""
+    convert = _coercer(spec)
+
+    def general(value: str) -> str | None:
+        stored = convert(value)
+        return None if stored is None else _json(stored)
+
+    # The commonest values need neither the conversion nor the encoder.
+    if spec.type == "choice":
+        known = {c: _json(c) for c in spec.choices}
+        return lambda v: known.get(v) or general(v)
+    if spec.type == "number":
+        return lambda v: str(int(v)) if len(v) <= 15 and v.isascii() and v.isdigit() \
+            else general(v)
+    return general
+
+
 def _json(value: Any) -> str:
     """JSON of a stored field value (what json.dumps writes, without its per-call overhead)."""
     if isinstance(value, str):
@@ -255,11 +274,12 @@ class Context:
     def _prepare(self) -> None:
         self.normalizer = EmailNormalizer()
         self.hasher = EmailHasher(self.hash_key)
+        self.interest_cells: dict[str, tuple[str, ...]] = {}
         at = {t: i for i, t in self.mapping.items()}
         self.email_at = at["email"]
         self.name_at, self.first_at, self.last_at, self.interests_at = (
             at.get(t) for t in ("name", "first_name", "last_name", "interests"))
-        self.plan = [(i, f'"{t[7:]}":', _coercer(self.fields[t[7:]]))
+        self.plan = [(i, f'"{t[7:]}":', _json_coercer(self.fields[t[7:]]))
                      for i, t in self.mapping.items() if t.startswith("fields.")]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -319,18 +339,27 @@ def person(ctx: Context, row: int, cells: list[str]) -> Person:
         if value:
             stored = convert(value)
             if stored is not None:
-                parts.append(prefix + _json(stored))
+                parts.append(prefix + stored)
     name = _cell(cells, ctx.name_at)
     if not name and (ctx.first_at is not None or ctx.last_at is not None):
         name = " ".join(x for x in (_cell(cells, ctx.first_at), _cell(cells, ctx.last_at)) if x)
-    keys: Iterable[str] = ()
-    if ctx.interests_at is not None:
-        keys = [k.lower() for k in _INTEREST_SPLIT.split(_cell(cells, ctx.interests_at)) if k]
+    keys = () if ctx.interests_at is None else _interests(ctx, _cell(cells, ctx.interests_at))
+    return Person(row, address, ctx.hasher(address), clean_name(name),
+                  "{" + ",".join(parts) + "}" if parts else "", keys)
+
+
+def _interests(ctx: Context, cell: str) -> tuple[str, ...]:
+    """The interest keys of a cell; a cell seen before gives the same tuple (time and memory)."""
+    known = ctx.interest_cells.get(cell)
+    if known is None:
+        keys = [k.lower() for k in _INTEREST_SPLIT.split(cell) if k]
         for key in keys:
             if key not in ctx.interests:
                 raise ValueError(f"there is no interest {key!r}")
-    return Person(row, address, ctx.hasher(address), clean_name(name),
-                  "{" + ",".join(parts) + "}" if parts else "", tuple(dict.fromkeys(keys)))
+        if len(ctx.interest_cells) > _INTEREST_CACHE_LIMIT:
+            ctx.interest_cells.clear()
+        known = ctx.interest_cells[cell] = tuple(dict.fromkeys(keys))
+    return known
 
 
 def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
@@ -343,8 +372,8 @@ def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
         if cells is None:
             bad.append((row, "", error))
             continue
-        if not any(c.strip() for c in cells):
-            continue  # a blank line
+        if not "".join(cells).strip():
+            continue  # a blank line (no cell holds more than white space)
         try:
             good.append(person(ctx, row, cells))
         except ValueError as exc:

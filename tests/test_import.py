@@ -443,7 +443,8 @@ def test_100k_rows(world, tmp_path):  # type: ignore[no-untyped-def]
             w.writerow([email, f"Person {i}", ("free", "pro")[i % 2], i % 90, "jazz|rock"])
     seen: list[int] = []
     # A helper process reads and validates ahead (the path large files take).
-    info = run(rt, path, progress=lambda x: seen.append(x.processed_bytes), workers=2)
+    info = run(rt, path, progress=lambda x: seen.append(x.processed_bytes), workers=2,
+               chunk_rows=20_000)
     assert (info.rows, info.inserted, info.errors) == (100_000, 99_900, 100)
     assert seen == sorted(seen) and len(seen) > 3
     assert segments.count(rt, lists=["news"], rules={"all": [

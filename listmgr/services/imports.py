@@ -24,7 +24,8 @@ from listmgr.services.importstage import Outcome, Writer, bulk_settings
 
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 40_000    # rows a transaction: SQLite writes the index pages a commit touched
+PIECE_ROWS = 10_000    # rows validated and written at once (memory stays flat)
 HELPER_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
 HELPER_AHEAD = 2                     # chunks the helper may validate ahead of the writer
 MAX_REPORT_LINES = 100_000
@@ -279,43 +280,64 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
         cores = os.cpu_count() or 1
         workers = 1 if cores >= 4 and path.stat().st_size >= HELPER_MIN_BYTES else 0
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
-    report_lines = counts["skipped"] + counts["errors"]
+    done = counts, counts["skipped"] + counts["errors"]   # counts and report lines so far
+    pieces = _validated(ctx, path, fmt, min(chunk_rows, PIECE_ROWS), workers)
     with rt.db.engine.connect() as conn, bulk_settings(conn):
         with conn.begin():
             writer = Writer(conn)
-        for chunk in _validated(ctx, path, fmt, chunk_rows, workers):
-            good, bad, last_row = chunk.good, chunk.bad, chunk.last
-            if chunk.first <= job.last_row:  # rows an earlier run committed: remember them
-                with conn.begin():
-                    writer.remember(_unique([p for p in good if p.row <= job.last_row])[0])
-                good = [p for p in good if p.row > job.last_row]
-                bad = [b for b in bad if b[0] > job.last_row]
-                if last_row <= job.last_row:
-                    continue
+        for group in _groups(pieces, chunk_rows):
             for attempt in range(3):
                 try:
                     with conn.begin():
                         writer.begin_chunk()
-                        out = _apply(writer, job, good, bad)
-                        new_counts = dict(counts, rows=counts["rows"] + len(good) + len(bad),
-                                          errors=counts["errors"] + len(bad))
-                        for key in ("inserted", "updated", "skipped"):
-                            new_counts[key] += getattr(out, key)
-                        lines, new_lines = _report_lines(out, chunk, report_lines)
-                        conn.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-                            processed_bytes=chunk.bytes_read, last_row=last_row,
-                            heartbeat_at=utcnow(), report=ImportJob.report + lines,
-                            **new_counts))
+                        now_done = done
+                        for piece in group:
+                            now_done = _write(conn, writer, job, piece, *now_done)
                     break
                 except IntegrityError:
                     # Someone signed up with one of these addresses in between: look again.
                     if attempt == 2:
                         raise
-            counts, report_lines = new_counts, new_lines
+            done = now_done
             if progress:
                 progress(get(rt, job_id))
         with conn.begin():
             writer.drop()
+
+
+def _groups(pieces: Iterator[importrows.Checked], rows: int
+            ) -> Iterator[list[importrows.Checked]]:
+    """Consecutive pieces of about `rows` rows in all: one transaction each."""
+    group: list[importrows.Checked] = []
+    for piece in pieces:
+        group.append(piece)
+        if piece.last - group[0].first + 1 >= rows:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
+           counts: dict[str, int], report_lines: int) -> tuple[dict[str, int], int]:
+    """One piece of a chunk's transaction; the job's counts and report lines after it."""
+    good, bad = piece.good, piece.bad
+    if piece.first <= job.last_row:  # rows an earlier run committed: remember them
+        writer.remember(_unique([p for p in good if p.row <= job.last_row])[0])
+        good = [p for p in good if p.row > job.last_row]
+        bad = [b for b in bad if b[0] > job.last_row]
+        if piece.last <= job.last_row:
+            return counts, report_lines
+    out = _apply(writer, job, good, bad)
+    counts = dict(counts, rows=counts["rows"] + len(good) + len(bad),
+                  errors=counts["errors"] + len(bad))
+    for key in ("inserted", "updated", "skipped"):
+        counts[key] += getattr(out, key)
+    lines, report_lines = _report_lines(out, piece, report_lines)
+    conn.execute(update(ImportJob).where(ImportJob.id == job.id).values(
+        processed_bytes=piece.bytes_read, last_row=piece.last, heartbeat_at=utcnow(),
+        report=ImportJob.report + lines, **counts))
+    return counts, report_lines
 
 
 def _unique(people: list[importrows.Person]) -> tuple[list[importrows.Person],
