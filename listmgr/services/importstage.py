@@ -1,6 +1,6 @@
 """Writing one chunk of validated import rows: one lookup query classifies every address
 (seen earlier in the file, suppressed, existing, member of the list), then the rows go straight
-into the tables with COPY (PostgreSQL) or executemany (SQLite)."""
+into the tables with COPY (PostgreSQL) or executemany / INSERT ... SELECT over JSON (SQLite)."""
 from __future__ import annotations
 
 import json
