@@ -29,8 +29,9 @@ SHOWN_ISSUES = 20
               "'imported: existing customers, consent recorded on 2024-05-01'.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report of skipped and broken rows (CSV) to this file.")
-@click.option("--workers", type=int, default=None, help="Processes validating rows "
-              "(default: 2 for large files with 4 or more cores, else 0).")
+@click.option("--workers", type=int, default=None, help="1: a second process reads and "
+              "validates the file ahead of the writes; 0: all in one (default: 1 for files of "
+              "4 MB or more with 4 or more cores, else 0).")
 def import_cmd(file: Path, list_slug: str | None, mapping: str, mode: str, consent: str,
                report_path: Path | None, workers: int | None) -> None:
     """Import people from a CSV FILE (any common encoding and delimiter)."""
