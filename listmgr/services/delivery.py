@@ -194,7 +194,6 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Con
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
     started = time.monotonic()
-    fanned = False
     # Batch after batch until the time box is used up: handing over to a successor job after
     # every batch left the connections idle while the broker delivered it.
     while True:
@@ -206,9 +205,10 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Con
             if skipped and time.monotonic() - started <= TIME_BOX:
                 continue
             return 0 if skipped else _idle(book, cid)
-        if not fanned and book.active_claims(cid, now) < parallel_jobs(settings):
-            rt.enqueue("send_batch", cid)   # fan out, one job at a time
-            fanned = True
+        if book.active_claims(cid, now) < parallel_jobs(settings):
+            # Fan out, one job per batch: it lands on whichever worker fetches it first, so a
+            # worker without a job of this campaign gets one after a batch or a few.
+            rt.enqueue("send_batch", cid)
         bounces: list[tuple[int, int, str]] = []
         try:
             result = _send_rows(settings, cid, plan.renderer, rows, token, conns, pool, book,
