@@ -6,11 +6,12 @@ import time
 
 from sqlalchemy import select
 
+from listmgr import boot, runtime
 from listmgr.models import Delivery, Subscriber
 from listmgr.services import campaigns
-from tests.campaign_support import (campaign, deliveries, make_list, person, recipients,
-                                    wait_status)
-from tests.conftest import drain
+from tests.campaign_support import (campaign, campaign_mail, deliveries, make_list, person,
+                                    recipients, wait_status)
+from tests.conftest import drain, settings_for
 
 
 def _wait(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]
@@ -126,3 +127,23 @@ def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type:
     wait_status(rt, cid)
     assert following not in recipients(sink, cid)
     assert deliveries(rt, cid)[following].status == "skipped"
+
+
+def test_campaigns_sending_at_once_share_the_connections(database_url, sink, make_runtime):  # type: ignore[no-untyped-def]
+    """Two campaigns started together go out side by side, not one after the other."""
+    sink.rcpt_hook = lambda address: time.sleep(0.005)  # type: ignore[func-returns-value]
+    starter = runtime.build(settings_for(database_url, sink))
+    boot.attach_queue(starter)   # enqueue only: both campaigns are sending before any job runs
+    _audience(starter, 30)
+    first, second = campaign(starter), campaign(starter, name="Second")
+    campaigns.start(starter, first)
+    campaigns.start(starter, second)
+    starter.queue.close()
+    rt = make_runtime(send_connections=2)
+    rt.enqueue("send_batch", first)
+    rt.enqueue("send_batch", second)
+    drain(rt)
+    assert wait_status(rt, first) == wait_status(rt, second) == "sent"
+    order = [int(m.message["Message-ID"].split(".")[0][1:]) for m in campaign_mail(sink)]
+    assert sorted(order) == [first] * 30 + [second] * 30
+    assert set(order[:20]) == {first, second}, order   # both were sending from the start

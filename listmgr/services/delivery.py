@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
 from listmgr.errors import ListmgrError
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
 from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SharedThrottle,
@@ -58,12 +60,12 @@ class SenderPool:
         self._open = 0
         self._lock = threading.Lock()
 
-    def acquire_all(self) -> list[Connection]:
-        """Every connection this process may use now (opening up to `size`): they go
-        round-robin over the configured servers, so every server gets its share."""
+    def acquire_all(self, limit: int) -> list[Connection]:
+        """Up to `limit` of the connections this process may use now (opening up to `size`):
+        they go round-robin over the configured servers, so every server gets its share."""
         with self._lock:
-            taken, self._free = self._free, []
-            while self._open < self.size:
+            taken, self._free = self._free[:limit], self._free[limit:]
+            while self._open < self.size and len(taken) < limit:
                 self._open += 1
                 taken.append(self.transport.connection())
         return taken
@@ -145,6 +147,8 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
     settings = settings_of(rt)
     with rt.db.session() as s:
         row = s.get(Campaign, campaign_id)
+        sending = s.scalar(select(func.count()).select_from(Campaign).where(
+            Campaign.status == CampaignStatus.sending.value)) or 1
     if row is None or row.status != CampaignStatus.sending.value:
         return
     try:
@@ -154,10 +158,11 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
         rt.enqueue("send_batch", campaign_id, delay_ms=60_000)
         return
     pool = _pool(rt, settings)
-    conns = pool.acquire_all()
+    # Campaigns sending at once share the connections (a job keeps them up to TIME_BOX).
+    conns = pool.acquire_all(limit=-(-pool.size // sending))
     if not conns:
         # This process sends with all its connections. Another job of this campaign carries
-        # on; if none does (the connections serve another campaign), look again shortly.
+        # on; if none does (the connections serve other campaigns), look again shortly.
         book = L.Ledger(rt.db)
         try:
             idle = book.active_claims(campaign_id, utcnow()) == 0
@@ -366,8 +371,6 @@ def _idle(book: L.Ledger, cid: int) -> int | None:
 
 def _hard_bounces(rt: Runtime, cid: int, bounces: list[tuple[int, int, str]]) -> None:
     """An address the receiving server refused permanently goes on the suppression list."""
-    from sqlalchemy import select
-
     from listmgr.models import Membership, MemberStatus, Subscriber
     from listmgr.services.subscriptions import Origin, record, suppress
 
