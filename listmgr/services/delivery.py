@@ -143,7 +143,8 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
 
 
 def send_batch(rt: Runtime, campaign_id: int) -> None:
-    """One job: claim a batch of the campaign, send it, and keep the chain going."""
+    """One job: send batches of the campaign over this process's free connections, and keep
+    the chain going."""
     settings = settings_of(rt)
     with rt.db.session() as s:
         row = s.get(Campaign, campaign_id)
@@ -239,9 +240,9 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
     while pending and live:
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
-        size = 1 if pool.transport.limited else len(live)
-        batch = _round(cid, renderer, pending, live[:size], live, pool, done)
-        live[:] = live[size:] + live[:size]
+        turn = live[:1] if pool.transport.limited else list(live)
+        batch = _round(cid, renderer, pending, turn, live, pool, done)
+        live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         if not batch:
             if not live:   # no server answers: the rows go back unsent
                 result = int(backoff(settings, 1).total_seconds() * 1000)
