@@ -237,13 +237,9 @@ def _json_coercer(spec: FieldInfo) -> Callable[[str], str | None]:
         stored = convert(value)
         return None if stored is None else _json(stored)
 
-    # The commonest values need neither the conversion nor the encoder.
-    if spec.type == "choice":
+    if spec.type == "choice":  # the commonest values: their JSON written once
         known = {c: _json(c) for c in spec.choices}
         return lambda v: known.get(v) or general(v)
-    if spec.type == "number":
-        return lambda v: str(int(v)) if len(v) <= 15 and v.isascii() and v.isdigit() \
-            else general(v)
     return general
 
 

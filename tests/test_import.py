@@ -334,10 +334,11 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
 # -- API -----------------------------------------------------------------------------------------
 def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
+    if rt.db.dialect != "sqlite":
+        pytest.skip("SQLite only: the import turns foreign keys off for its own connection")
     run(rt, write(tmp_path, "few.csv", "email\na@example.org\n"))
     with rt.db.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":  # the import turns them off for its own connection
-            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore[no-untyped-def]

@@ -371,10 +371,6 @@ class DevOutboxConnection:
     def ensure_open(self) -> None:
         pass
 
-    def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
-                      throttled: bool = False) -> None:
-        self.send(mail_from, rcpt, data)
-
     def steps(self, mail_from: str, rcpt: str, data: bytes) -> Iterator[None]:
         self.send(mail_from, rcpt, data)
         yield from ()

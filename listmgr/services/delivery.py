@@ -60,7 +60,7 @@ class SenderPool:
         self._open = 0
         self._lock = threading.Lock()
 
-    def acquire_all(self, limit: int) -> list[Connection]:
+    def acquire(self, limit: int) -> list[Connection]:
         """Up to `limit` of the connections this process may use now (opening up to `size`):
         they go round-robin over the configured servers, so every server gets its share."""
         with self._lock:
@@ -160,7 +160,7 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
         return
     pool = _pool(rt, settings)
     # Campaigns sending at once share the connections (a job keeps them up to TIME_BOX).
-    conns = pool.acquire_all(limit=-(-pool.size // sending))
+    conns = pool.acquire(limit=-(-pool.size // sending))
     if not conns:
         # This process sends with all its connections. Another job of this campaign carries
         # on; if none does (the connections serve other campaigns), look again shortly.

@@ -224,7 +224,7 @@ class Writer:
             self._update(old, now)
         landed = list(zip(ids, new)) + [(sid, p) for sid, p, _ in old]
         self._insert("membership", MEMBERSHIP, [
-            (sid,) for sid, p in landed if p.email not in known or known[p.email].member is None],
+            (sid,) for sid, p in landed if known.get(p.email, UNKNOWN).member is None],
             (list_id, "confirmed", "", "import", at, at, at))
         pending = [sid for sid, _, member in old if member == "pending"]
         if pending:  # the importer vouches for consent: a pending double opt-in is confirmed
@@ -269,7 +269,7 @@ class Writer:
         self._insert("suppression", SUPPRESSION, [(p.email_hash, p.email, "manual", detail, at)
                                                   for p in kept])
         out.inserted = len(kept)
-        members = [(known[p.email].subscriber_id, p) for p in kept
-                   if p.email in known and known[p.email].subscriber_id is not None]
+        members = [(k.subscriber_id, p) for p in kept
+                   if (k := known.get(p.email, UNKNOWN)).subscriber_id is not None]
         self._consent(members, kind="suppressed", list_id=None,  # type: ignore[arg-type]
                       now=now, actor=actor, wording=wording, job_id=job_id)

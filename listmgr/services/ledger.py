@@ -104,16 +104,13 @@ class Ledger:
         self.conn: Any = self._pooled.driver_connection
         self.cur = self.conn.cursor()
         self.synchronous = synchronous
+        self._generic = False   # plan_cache_mode set on this connection (see _step_pg)
         if self.pg:
             import psycopg
 
-            # $n placeholders, no query rewriting per call: the per-message statement is hot.
+            # $n placeholders, no query rewriting per call: the per-round statement is hot.
             self.raw = psycopg.RawCursor(self.conn)
             self.conn.autocommit = True   # each statement is its own transaction
-            # The per-round statement's plan does not depend on its values; planning it anew
-            # for each call (PostgreSQL's default for a row source of unknown size) cost more
-            # than running it.
-            self.cur.execute("SET plan_cache_mode = force_generic_plan")
             if not synchronous:
                 # The per-message records need not wait for the disk: a killed worker loses
                 # nothing (PostgreSQL has the commit); only a crash of the database server
@@ -122,7 +119,7 @@ class Ledger:
 
     def close(self) -> None:
         try:
-            if self.pg:
+            if self._generic:
                 self.cur.execute("RESET plan_cache_mode")
             if self.pg and not self.synchronous:
                 self.cur.execute("RESET synchronous_commit")
@@ -305,6 +302,12 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
     def _step_pg(self, params: list[bytes]) -> tuple[int, str, str]:
         """The per-round statement through libpq directly (a third of psycopg's cost)."""
         pg = self.conn.pgconn
+        if not self._generic:
+            # The statement's plan does not depend on its values; planning it anew for each
+            # call (PostgreSQL's default for a row source of unknown size) cost more than
+            # running it.
+            self.cur.execute("SET plan_cache_mode = force_generic_plan")
+            self._generic = True
         for attempt in (1, 2):
             if self.conn not in _PREPARED:
                 result = pg.prepare(b"listmgr_step", self._STEP_PG.encode())
@@ -419,7 +422,7 @@ def in_flight(token: str) -> int:
     return int(tail) if tail.isdigit() else 1
 
 
-# Connections (kept by the pool) on which the per-message statement is already prepared.
+# Connections (kept by the pool) on which the per-round statement is already prepared.
 _PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
