@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import queue
 import re
 from array import array
 from contextlib import contextmanager
@@ -263,6 +264,7 @@ class Context:
     interests: frozenset[str]
     hash_key: bytes
     columns: int
+    copy_text: bool = False   # people as PostgreSQL COPY text instead of a JSON array
 
     def __post_init__(self) -> None:
         self._prepare()
@@ -270,7 +272,7 @@ class Context:
     def _prepare(self) -> None:
         self.normalizer = EmailNormalizer()
         self.hasher = EmailHasher(self.hash_key)
-        self.interest_cells: dict[str, tuple[str, ...]] = {}
+        self.interest_cells: dict[str, str] = {}
         at = {t: i for i, t in self.mapping.items()}
         self.email_at = at["email"]
         self.name_at, self.first_at, self.last_at, self.interests_at = (
@@ -280,23 +282,12 @@ class Context:
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to worker processes: plain data only; caches and hash states are rebuilt there.
-        keep = ("mapping", "fields", "interests", "hash_key", "columns")
+        keep = ("mapping", "fields", "interests", "hash_key", "columns", "copy_text")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._prepare()
-
-
-class Person(NamedTuple):
-    """A valid row: (row, email, email_hash, name, fields as JSON or '', interest keys)."""
-
-    row: int
-    email: str
-    email_hash: str
-    name: str
-    fields: str
-    interests: tuple[str, ...]
 
 
 def _cell(cells: list[str], index: int | None) -> str:
@@ -313,8 +304,9 @@ def _multi(value: str, choices: tuple[str, ...]) -> list[str]:
 _INTEREST_SPLIT = re.compile(r"[|;,\s]+")
 
 
-def person(ctx: Context, row: int, cells: list[str]) -> Person:
-    """Validate one record; ValueError (its message for people) when it cannot be imported."""
+def person(ctx: Context, row: int, cells: list[str]) -> list[Any]:
+    """Validate one record into [row, email, email_hash, name, fields JSON, interests JSON];
+    ValueError (its message for people) when it cannot be imported."""
     if len(cells) != ctx.columns:
         if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns:]):
             raise ValueError(f"the row has {len(cells)} cells but the header has "
@@ -339,13 +331,13 @@ def person(ctx: Context, row: int, cells: list[str]) -> Person:
     name = _cell(cells, ctx.name_at)
     if not name and (ctx.first_at is not None or ctx.last_at is not None):
         name = " ".join(x for x in (_cell(cells, ctx.first_at), _cell(cells, ctx.last_at)) if x)
-    keys = () if ctx.interests_at is None else _interests(ctx, _cell(cells, ctx.interests_at))
-    return Person(row, address, ctx.hasher(address), clean_name(name),
-                  "{" + ",".join(parts) + "}" if parts else "", keys)
+    keys = "[]" if ctx.interests_at is None else _interests(ctx, _cell(cells, ctx.interests_at))
+    return [row, address, ctx.hasher(address), clean_name(name),
+            "{" + ",".join(parts) + "}", keys]
 
 
-def _interests(ctx: Context, cell: str) -> tuple[str, ...]:
-    """The interest keys of a cell; a cell seen before gives the same tuple (time and memory)."""
+def _interests(ctx: Context, cell: str) -> str:
+    """The interest keys of a cell as a JSON array; a cell seen before is looked up."""
     known = ctx.interest_cells.get(cell)
     if known is None:
         keys = [k.lower() for k in _INTEREST_SPLIT.split(cell) if k]
@@ -354,15 +346,22 @@ def _interests(ctx: Context, cell: str) -> tuple[str, ...]:
                 raise ValueError(f"there is no interest {key!r}")
         if len(ctx.interest_cells) > _INTEREST_CACHE_LIMIT:
             ctx.interest_cells.clear()
-        known = ctx.interest_cells[cell] = tuple(dict.fromkeys(keys))
+        known = ctx.interest_cells[cell] = json.dumps(list(dict.fromkeys(keys)))
     return known
 
 
+Repeat = tuple[int, str, int]   # (row, email, the earlier row of the same address)
+Bad = tuple[int, str, str]      # (row, email cell, reason)
+
+
 def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
-             ) -> tuple[list[Person], list[tuple[int, str, str]]]:
-    """Good people and (row, email cell, reason) for the bad rows of one chunk."""
-    good: list[Person] = []
-    bad: list[tuple[int, str, str]] = []
+             ) -> tuple[list[list[Any]], list[Repeat], list[Bad]]:
+    """The people of one chunk (the first row of each address), the later rows of an address
+    seen in the chunk, and the bad rows."""
+    good: list[list[Any]] = []
+    first: dict[str, int] = {}
+    repeats: list[Repeat] = []
+    bad: list[Bad] = []
     email_at = next(i for i, t in ctx.mapping.items() if t == "email")
     for row, cells, error, *_ in records:  # (row, cells, parse error[, line])
         if cells is None:
@@ -371,10 +370,16 @@ def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
         if not "".join(cells).strip():
             continue  # a blank line (no cell holds more than white space)
         try:
-            good.append(person(ctx, row, cells))
+            one = person(ctx, row, cells)
         except ValueError as exc:
             bad.append((row, cells[email_at] if email_at < len(cells) else "", str(exc)))
-    return good, bad
+            continue
+        seen = first.setdefault(one[1], row)
+        if seen == row:
+            good.append(one)
+        else:
+            repeats.append((row, one[1], seen))
+    return good, repeats, bad
 
 
 # -- garbage collection while chunks are alive --------------------------------------------------
@@ -397,14 +402,18 @@ def fewer_collections() -> Iterator[None]:
 # -- validated chunks, here or in a helper process that reads ahead while the caller writes ----
 class Checked(NamedTuple):
     """A validated chunk: its first and last row, the line each row starts on, the bytes read
-    so far, the good people and the bad rows."""
+    so far, its people as one JSON array (see person(); one string crosses threads and
+    processes cheaply and goes to the database as one value), how many, the repeated
+    addresses and the bad rows."""
 
     first: int
     last: int
     lines: array
     bytes_read: int
-    good: list[Person]
-    bad: list[tuple[int, str, str]]
+    people: str
+    count: int
+    repeats: list[Repeat]
+    bad: list[Bad]
 
     def line(self, row: int) -> int:
         return self.lines[row - self.first]
@@ -413,19 +422,51 @@ class Checked(NamedTuple):
 def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
     """Validate a csvfiles.CsvReader chunk by chunk (rows of a chunk are consecutive)."""
     for chunk in reader.chunks(size):
-        good, bad = validate(ctx, chunk)
+        good, repeats, bad = validate(ctx, chunk)
         yield Checked(chunk[0][0], chunk[-1][0], array("l", [rec[3] for rec in chunk]),
-                      reader.bytes_read, good, bad)
+                      reader.bytes_read, encode(good, ctx.copy_text), len(good), repeats, bad)
 
 
-def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any) -> None:
-    """The helper process: every Checked chunk into the queue, then None (or the exception)."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def encode(people: list[list[Any]], copy_text: bool) -> str:
+    """People (see person()) as one JSON array, or as the rows of PostgreSQL's COPY text."""
+    if not copy_text:
+        return json.dumps(people, ensure_ascii=False, separators=(",", ":"))
+    lines = []
+    for row, email, digest, name, fields, interests in people:
+        lines.append(f"{row}\t{email.translate(_COPY_ESCAPES)}\t{digest}\t"
+                     f"{name.translate(_COPY_ESCAPES)}\t{fields.translate(_COPY_ESCAPES)}\t"
+                     f"{interests.translate(_COPY_ESCAPES)}\n")
+    return "".join(lines)
+
+
+def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any) -> None:
+    """Read and validate ahead: every Checked chunk into the queue out, then None (or the
+    exception); gives up when stop is set."""
     from listmgr import csvfiles
 
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
     try:
-        with fewer_collections(), csvfiles.CsvReader(path, fmt) as reader:
+        with csvfiles.CsvReader(path, fmt) as reader:
             for item in checked(ctx, reader, size):
-                out.put(item)
-        out.put(None)
+                put(item)
+                if stop.is_set():
+                    return
+        put(None)
     except BaseException as exc:  # the caller re-raises it
-        out.put(exc)
+        put(exc)
+
+
+def helper_process(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any) -> None:
+    """helper_run in a process of its own (which has its own garbage collector settings)."""
+    with fewer_collections():
+        helper_run(ctx, path, fmt, size, out, stop)

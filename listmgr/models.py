@@ -94,7 +94,7 @@ class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
     id: Optional[int] = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)       # normalized
-    email_hash: str = Field(max_length=64, index=True)                # keyed HMAC of email
+    email_hash: str = Field(max_length=64)    # keyed HMAC of email (suppression joins on it)
     name: str = Field(default="", max_length=200)
     fields: dict[str, Any] = _jsonb()
     source: str = Field(default="", max_length=64)

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -222,24 +223,34 @@ def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
 
 def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int,
                workers: int) -> Iterator[importrows.Checked]:
-    """Validated chunks in order: read here, or read and validated ahead by a helper process."""
+    """Validated chunks in order, read and validated ahead of the writes: by a thread of this
+    process (it runs while the database works, the drivers let go of the interpreter then), or
+    by a helper process (a core of its own)."""
     if workers <= 0:
-        with csvfiles.CsvReader(path, fmt) as reader:
-            yield from importrows.checked(ctx, reader, size)
-        return
-    # spawn, not fork: this process has threads (workers, pools) that fork would copy mid-lock.
-    mp = multiprocessing.get_context("spawn")
-    results = mp.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
-    helper = mp.Process(target=importrows.helper_run, args=(ctx, path, fmt, size, results),
-                        daemon=True)
+        results: Any = queue.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
+        stop = threading.Event()
+        helper: Any = threading.Thread(target=importrows.helper_run, daemon=True,
+                                       args=(ctx, path, fmt, size, results, stop))
+    else:
+        # spawn, not fork: this process has threads (workers, pools) that fork would copy
+        # mid-lock.
+        mp = multiprocessing.get_context("spawn")
+        results = mp.Queue(HELPER_AHEAD)
+        stop = mp.Event()
+        helper = mp.Process(target=importrows.helper_process, daemon=True,
+                            args=(ctx, path, fmt, size, results, stop))
     helper.start()
     try:
         while (item := _next(results, helper)) is not None:
             yield item
     finally:
-        helper.terminate()
+        stop.set()
+        while helper.is_alive():  # a helper blocked on a full queue sees stop once it can go on
+            try:
+                results.get(timeout=0.1)
+            except queue.Empty:
+                pass
         helper.join()
-        results.close()
 
 
 def _next(results: Any, helper: Any) -> importrows.Checked | None:
@@ -249,7 +260,7 @@ def _next(results: Any, helper: Any) -> importrows.Checked | None:
             item = results.get(timeout=1)
         except queue.Empty:
             if not helper.is_alive():
-                raise RuntimeError("the process validating the rows stopped") from None
+                raise RuntimeError("the helper validating the rows stopped") from None
             continue
         if isinstance(item, BaseException):
             raise item
@@ -272,7 +283,8 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
     path = Path(job.path)
     fmt, header, mapping, _ = _header(path, dict((job.mapping or {}).get("explicit", {})),
                                       fields)
-    ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header))
+    ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header),
+                             copy_text=rt.db.dialect == "postgresql")
     if workers is None:
         # Measured on 2 busy cores (100k rows): the helper only competes with this process and
         # the database (SQLite 31,000 rows/s in-process, 23,000 with it); with cores to spare
@@ -321,16 +333,16 @@ def _groups(pieces: Iterator[importrows.Checked], rows: int
 def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
            counts: dict[str, int], report_lines: int) -> tuple[dict[str, int], int]:
     """One piece of a chunk's transaction; the job's counts and report lines after it."""
-    good, bad = piece.good, piece.bad
-    if piece.first <= job.last_row:  # rows an earlier run committed: remember them
-        writer.remember(_unique([p for p in good if p.row <= job.last_row])[0])
-        good = [p for p in good if p.row > job.last_row]
-        bad = [b for b in bad if b[0] > job.last_row]
-        if piece.last <= job.last_row:
-            return counts, report_lines
-    out = _apply(writer, job, good, bad)
-    counts = dict(counts, rows=counts["rows"] + len(good) + len(bad),
-                  errors=counts["errors"] + len(bad))
+    # Rows an earlier run committed are only remembered (so their repeats are still found).
+    staged = writer.stage(piece.people, piece.first,
+                          job.last_row if piece.first <= job.last_row else 0)
+    if piece.last <= job.last_row:
+        return counts, report_lines
+    out = _apply(writer, job, piece, staged)
+    rows = staged + sum(1 for r in piece.repeats if r[0] > job.last_row) + \
+        sum(1 for b in piece.bad if b[0] > job.last_row)
+    counts = dict(counts, rows=counts["rows"] + rows,
+                  errors=counts["errors"] + sum(1 for b in piece.bad if b[0] > job.last_row))
     for key in ("inserted", "updated", "skipped"):
         counts[key] += getattr(out, key)
     lines, report_lines = _report_lines(out, piece, report_lines)
@@ -340,33 +352,21 @@ def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
     return counts, report_lines
 
 
-def _unique(people: list[importrows.Person]) -> tuple[list[importrows.Person],
-                                                       list[tuple[importrows.Person, int]]]:
-    """The first row of each address, and the later rows with the row they repeat."""
-    first: dict[str, importrows.Person] = {}
-    repeats = []
-    for p in people:
-        seen = first.setdefault(p.email, p)
-        if seen is not p:
-            repeats.append((p, seen.row))
-    return list(first.values()), repeats
-
-
-def _apply(writer: Writer, job: ImportJob, good: list[importrows.Person],
-           bad: list[tuple[int, str, str]]) -> Outcome:
+def _apply(writer: Writer, job: ImportJob, piece: importrows.Checked, staged: int) -> Outcome:
     out = Outcome()
-    for row, email, reason in bad:
-        out.lines.append((row, email, "error", reason))
-    people, repeats = _unique(good)
-    for p, row in repeats:
-        out.skip(p.row, p.email, f"the same address as row {row}")
+    for row, email, reason in piece.bad:
+        if row > job.last_row:
+            out.lines.append((row, email, "error", reason))
+    for row, email, first in piece.repeats:
+        if row > job.last_row:
+            out.skip(row, email, f"the same address as row {first}")
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
-        writer.suppress(out, people, now=now, actor=actor, wording=job.consent,
+        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent,
                         job_id=int(job.id))  # type: ignore[arg-type]
     else:
-        writer.apply(out, people, list_id=int(job.list_id),  # type: ignore[arg-type]
+        writer.apply(out, staged, list_id=int(job.list_id),  # type: ignore[arg-type]
                      mode=job.mode, now=now, actor=actor, wording=job.consent,
                      job_id=int(job.id))  # type: ignore[arg-type]
     return out
