@@ -29,11 +29,11 @@ SHOWN_ISSUES = 20
               "'imported: existing customers, consent recorded on 2024-05-01'.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report of skipped and broken rows (CSV) to this file.")
-@click.option("--workers", type=int, default=None, help="1: a second process reads and "
-              "validates the file ahead of the writes; 0: all in one (default: 1 for files of "
-              "4 MB or more with 4 or more cores, else 0).")
+@click.option("--workers", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="What reads and validates the file ahead of the writes: 0, a thread of this "
+              "process (it runs while the database works); 1, a process of its own.")
 def import_cmd(file: Path, list_slug: str | None, mapping: str, mode: str, consent: str,
-               report_path: Path | None, workers: int | None) -> None:
+               report_path: Path | None, workers: int) -> None:
     """Import people from a CSV FILE (any common encoding and delimiter)."""
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                TimeRemainingColumn)

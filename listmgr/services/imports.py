@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
 CHUNK_ROWS = 40_000    # rows a transaction: SQLite writes the index pages a commit touched
 PIECE_ROWS = 10_000    # rows validated and written at once (memory stays flat)
-HELPER_MIN_BYTES = 4 * 1024 * 1024   # smaller files are validated in-process
 HELPER_AHEAD = 2                     # chunks the helper may validate ahead of the writer
 MAX_REPORT_LINES = 100_000
 REPORT_HEADER = "row,line,email,result,reason\r\n"
@@ -197,7 +195,7 @@ def _finish(rt: Runtime, job_id: int, status: str, error: str = "") -> None:
 
 
 def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
-            workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> ImportInfo | None:
+            workers: int = 0, chunk_rows: int = CHUNK_ROWS) -> ImportInfo | None:
     """Run a queued job to the end (or resume a stale one); harmless when run twice."""
     if not _claim(rt, job_id):
         return None
@@ -271,7 +269,7 @@ def _hash_key(rt: Runtime) -> bytes:
     return hashlib.sha256(b"suppression:" + rt.settings.secret_key.encode()).digest()
 
 
-def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int | None,
+def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int,
              chunk_rows: int) -> None:
     with rt.db.session() as s:
         job = s.get(ImportJob, job_id)
@@ -285,12 +283,6 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int |
                                       fields)
     ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header),
                              copy_text=rt.db.dialect == "postgresql")
-    if workers is None:
-        # Measured on 2 busy cores (100k rows): the helper only competes with this process and
-        # the database (SQLite 31,000 rows/s in-process, 23,000 with it); with cores to spare
-        # it validates ahead.
-        cores = os.cpu_count() or 1
-        workers = 1 if cores >= 4 and path.stat().st_size >= HELPER_MIN_BYTES else 0
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
     done = counts, counts["skipped"] + counts["errors"]   # counts and report lines so far
     pieces = _validated(ctx, path, fmt, min(chunk_rows, PIECE_ROWS), workers)
