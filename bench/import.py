@@ -100,7 +100,7 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
         start = time.perf_counter()
         n = 0
         for chunk in importrows.checked(ctx, reader, imports.PIECE_ROWS):
-            n += chunk.count + len(chunk.repeats) + len(chunk.bad)
+            n += chunk.people_count + len(chunk.repeats) + len(chunk.bad)
     return n / (time.perf_counter() - start)
 
 

@@ -399,19 +399,19 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*_GC_DEFAULT)
 
 
-# -- validated chunks, here or in a helper process that reads ahead while the caller writes ----
+# -- validated chunks, from a helper (thread or process) reading ahead while the caller writes -
 class Checked(NamedTuple):
     """A validated chunk: its first and last row, the line each row starts on, the bytes read
-    so far, its people as one JSON array (see person(); one string crosses threads and
-    processes cheaply and goes to the database as one value), how many, the repeated
-    addresses and the bad rows."""
+    so far, its people as one string (see encode(): it crosses to a thread or process cheaply
+    and goes to the database as one value), how many, the repeated addresses and the bad
+    rows."""
 
     first: int
     last: int
     lines: array
     bytes_read: int
     people: str
-    count: int
+    people_count: int
     repeats: list[Repeat]
     bad: list[Bad]
 

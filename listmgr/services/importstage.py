@@ -126,7 +126,7 @@ class Writer:
             # ours; new subscribers get the ids after it in row order.
             self.conn.exec_driver_sql("DELETE FROM imp_batch")
             top = self.conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscriber")\
-                .scalar()
+                .scalar() or 0
             self._run(f"INSERT INTO imp_batch ({PEOPLE}, sid) SELECT value ->> 0, "
                       "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
                       ":base + (value ->> 0) FROM json_each(:people)", people=people,
