@@ -139,15 +139,19 @@ class Writer:
 
     def lookup(self, list_id: int | None) -> list[Known]:
         """The staged addresses the database knows (a new address costs no result row)."""
+        # Index probes row by row, written so that no plan can do otherwise: the temporary
+        # tables have no statistics, and PostgreSQL otherwise chose joins that read the whole
+        # subscriber table for every piece (quadratic: 24 s of a million-row import).
         rows = self._run(
-            "SELECT b.row_no, b.email, sn.row_no, sp.reason, s.id, m.status "
-            "FROM imp_batch b "
-            "LEFT JOIN imp_seen sn ON sn.email = b.email "
-            "LEFT JOIN suppression sp ON sp.email_hash = b.email_hash "
-            "LEFT JOIN subscriber s ON s.email = b.email "
-            "LEFT JOIN membership m ON m.subscriber_id = s.id AND m.list_id = :lid "
-            "WHERE sn.row_no IS NOT NULL OR sp.reason IS NOT NULL OR s.id IS NOT NULL "
-            "ORDER BY b.row_no", lid=list_id)
+            "WITH k AS MATERIALIZED (SELECT b.row_no, b.email, "
+            "(SELECT sn.row_no FROM imp_seen sn WHERE sn.email = b.email) AS seen, "
+            "(SELECT sp.reason FROM suppression sp WHERE sp.email_hash = b.email_hash) "
+            "AS reason, (SELECT s.id FROM subscriber s WHERE s.email = b.email) AS sid "
+            "FROM imp_batch b) "
+            "SELECT row_no, email, seen, reason, sid, (SELECT m.status FROM membership m "
+            "WHERE m.subscriber_id = k.sid AND m.list_id = :lid) FROM k "
+            "WHERE seen IS NOT NULL OR reason IS NOT NULL OR sid IS NOT NULL ORDER BY row_no",
+            lid=list_id)
         return [Known(*r) for r in rows]
 
     def _decide(self, decisions: list[tuple[Known, str]]) -> None:
