@@ -92,6 +92,7 @@ class MailingList(SQLModel, table=True):
 
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
+    __table_args__ = {"sqlite_autoincrement": True}   # an id is never handed out twice
     id: Optional[int] = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)       # normalized
     email_hash: str = Field(max_length=64)    # keyed HMAC of email (suppression joins on it)

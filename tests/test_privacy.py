@@ -10,7 +10,7 @@ from sqlalchemy import select
 from listmgr.models import (AuditLog, Campaign, ConsentEvent, Delivery, DevMail, Engagement,
                             ImportJob, InboundMessage, Membership, Segment, SQLModel, Subscriber,
                             Suppression, utcnow)
-from listmgr.services import accounts
+from listmgr.services import accounts, imports
 from tests.conftest import drain
 from tests.helpers import link_with, path_of
 from tests.profile_support import define_everything, make_list
@@ -319,3 +319,62 @@ def test_erasure_finds_an_international_address_in_unattributed_mail(rt, api):  
     with rt.db.session() as s:
         assert not any("quixote" in _text(v).lower() for t in SQLModel.metadata.sorted_tables
                        for row in s.execute(select(t)) for v in row)
+
+
+def test_an_erased_persons_links_never_reach_the_next_subscriber(rt, api, client, tmp_path):  # type: ignore[no-untyped-def]
+    make_list(rt)
+    first = api.post("/api/subscribers", json={"email": "first@example.org", "lists": ["news"],
+                                               "consent": "form"}).json["id"]
+    news = api.get("/api/lists/news").json["id"]
+    manage, unsubscribe = rt.tokens.manage(first), rt.tokens.unsubscribe(first, news)
+    assert api.post(f"/api/subscribers/{first}/erase").status_code == 200
+    # The newest subscriber was erased: the next one must not get the same id, or the erased
+    # person's old links would open the newcomer's data and unsubscribe them.
+    after = api.post("/api/subscribers", json={"email": "next@example.org", "lists": ["news"],
+                                               "consent": "form"}).json["id"]
+    assert after != first
+    assert client.get(f"/p/{manage}/export").status_code == 400
+    assert client.post(f"/u/{unsubscribe}").status_code == 200
+    resp = api.get("/api/subscribers?email=next@example.org").json["items"]
+    assert resp[0]["lists"] == [{"slug": "news", "status": "confirmed"}]
+
+    # An import writes its ids itself: it goes on after every id ever given, too.
+    assert api.post(f"/api/subscribers/{after}/erase").status_code == 200
+    path = tmp_path / "people.csv"
+    path.write_text("email\nimported@example.org\n", encoding="utf-8")
+    job = imports.create_job(rt, path=path, list_slug="news", consent="customers", actor="t")
+    assert imports.run_job(rt, job).inserted == 1
+    imported = api.get("/api/subscribers?email=imported@example.org").json["items"][0]["id"]
+    assert imported > after
+
+
+def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):  # type: ignore[no-untyped-def]
+    if rt.db.dialect != "sqlite":
+        pytest.skip("the revision changes SQLite only (PostgreSQL's sequences never reuse ids)")
+    import sqlite3
+
+    from alembic import command
+
+    from listmgr import db as dbmod
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(dbmod.alembic_config(url), "i5e2")
+    old = sqlite3.connect(tmp_path / "old.db")
+    for sid in (1, 2):
+        old.execute("INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
+                    "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
+                    "VALUES (?, ?, '', '', '{}', 'form', 0, 0, 0, '2024-01-01', '2024-01-01')",
+                    (sid, f"p{sid}@example.org"))
+    old.execute("INSERT INTO audit_log (at, actor, action, target_type, target_id, ip, detail) "
+                "VALUES ('2024-01-01', 'admin', 'subscriber.erase', 'subscriber', '3', '', '{}')")
+    old.commit()
+    old.close()
+    command.upgrade(dbmod.alembic_config(url), "head")
+    new = sqlite3.connect(tmp_path / "old.db")
+    new.execute("DELETE FROM subscriber WHERE id = 2")
+    new.execute("INSERT INTO subscriber (email, email_hash, name, fields, source, "
+                "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
+                "VALUES ('n@example.org', '', '', '{}', 'form', 0, 0, 0, '2024-01-01', "
+                "'2024-01-01')")
+    assert [r[0] for r in new.execute("SELECT id FROM subscriber ORDER BY id")] == [1, 4]
+    new.close()

@@ -122,11 +122,13 @@ class Writer:
                 copy.write(people)
             cursor.close()
         else:
-            # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so max(id) is
-            # ours; new subscribers get the ids after it in row order.
+            # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so the highest
+            # id ever given is ours to go on from; new subscribers get the ids after it in row
+            # order (and AUTOINCREMENT remembers them).
             self.conn.exec_driver_sql("DELETE FROM imp_batch")
-            top = self.conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscriber")\
-                .scalar() or 0
+            top = self.conn.exec_driver_sql(
+                "SELECT max(coalesce((SELECT max(id) FROM subscriber), 0), coalesce((SELECT seq "
+                "FROM sqlite_sequence WHERE name = 'subscriber'), 0))").scalar() or 0
             self._run(f"INSERT INTO imp_batch ({PEOPLE}, sid) SELECT value ->> 0, "
                       "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
                       ":base + (value ->> 0) FROM json_each(:people)", people=people,
