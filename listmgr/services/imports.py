@@ -326,7 +326,7 @@ def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
            counts: dict[str, int], report_lines: int) -> tuple[dict[str, int], int]:
     """One piece of a chunk's transaction; the job's counts and report lines after it."""
     # Rows an earlier run committed are only remembered (so their repeats are still found).
-    staged = writer.stage(piece.people, piece.first,
+    staged = writer.stage(piece.people, piece.people_count, piece.first,
                           job.last_row if piece.first <= job.last_row else 0)
     if piece.last <= job.last_row:
         return counts, report_lines

@@ -111,10 +111,10 @@ class Writer:
         return now if self.pg else stamp(now)
 
     # -- staging -----------------------------------------------------------------------------------
-    def stage(self, people: str, first: int, after_row: int) -> int:
-        """Put a piece's people (from importrows.encode, its first row is first) into imp_batch;
-        rows up to after_row (done by an earlier run) are only remembered. Returns how many
-        are staged."""
+    def stage(self, people: str, count: int, first: int, after_row: int) -> int:
+        """Put a piece's people (count of them, from importrows.encode, the first in row first)
+        into imp_batch; rows up to after_row (done by an earlier run) are only remembered.
+        Returns how many are staged."""
         if self.pg:
             self.conn.exec_driver_sql("TRUNCATE imp_batch")
             cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -136,8 +136,8 @@ class Writer:
         if after_row:
             self._run("INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
                       "WHERE row_no <= :r", r=after_row)
-            self._run("DELETE FROM imp_batch WHERE row_no <= :r", r=after_row)
-        return int(self._run("SELECT count(*) FROM imp_batch").scalar())
+            count -= self._run("DELETE FROM imp_batch WHERE row_no <= :r", r=after_row).rowcount
+        return count
 
     def lookup(self, list_id: int | None) -> list[Known]:
         """The staged addresses the database knows (a new address costs no result row)."""
