@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -334,8 +335,12 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
         if info.rows >= 4:
             raise SystemExit("the worker process died")
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as crashed:
         imports.run_job(rt, job_id, progress=crash, chunk_rows=4)
+    # The thread reading ahead stopped with the job, while the exception (and with it the
+    # job's frame) is still alive.
+    assert crashed.tb is not None
+    assert not [t for t in threading.enumerate() if t.name == imports.READER_THREAD]
     assert imports.get(rt, job_id).status == "running" and imports.get(rt, job_id).rows == 4
     assert imports.run_job(rt, job_id) is None     # a running job is not run twice
     assert imports.requeue(rt) == 0                # its heartbeat is fresh

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import queue
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
 CHUNK_ROWS = 40_000    # rows a transaction: SQLite writes the index pages a commit touched
 PIECE_ROWS = 10_000    # rows validated and written at once (memory stays flat)
+READER_THREAD = "listmgr-import-reader"
 HELPER_AHEAD = 2                     # chunks the helper may validate ahead of the writer
 MAX_REPORT_LINES = 100_000
 REPORT_HEADER = "row,line,email,result,reason\r\n"
@@ -228,6 +230,7 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         results: Any = queue.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
         stop = threading.Event()
         helper: Any = threading.Thread(target=importrows.helper_run, daemon=True,
+                                       name=READER_THREAD,
                                        args=(ctx, path, fmt, size, results, stop))
     else:
         # spawn, not fork: this process has threads (workers, pools) that fork would copy
@@ -286,7 +289,8 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int,
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
     done = counts, counts["skipped"] + counts["errors"]   # counts and report lines so far
     pieces = _validated(ctx, path, fmt, min(chunk_rows, PIECE_ROWS), workers)
-    with rt.db.engine.connect() as conn, bulk_settings(conn):
+    # closing: the helper stops as soon as this does, even while an exception is handled
+    with closing(pieces), rt.db.engine.connect() as conn, bulk_settings(conn):
         with conn.begin():
             writer = Writer(conn)
         for group in _groups(pieces, chunk_rows):
