@@ -83,8 +83,9 @@ class Writer:
         if self.pg:  # new subscribers' ids as the rows arrive (unused ones are only a gap)
             sequence = conn.exec_driver_sql(
                 "SELECT pg_get_serial_sequence('subscriber', 'id')").scalar()
+            literal = "'" + sequence.replace("'", "''") + "'"
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE imp_batch ({STAGE} "
-                                 f"DEFAULT nextval('{sequence}'))")
+                                 f"DEFAULT nextval({literal}))")
         else:
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE imp_batch ({STAGE})")
         if not self.pg:
