@@ -33,6 +33,7 @@ _SPLIT = re.compile(r"[|;,]")
 _FORMULA_GUARD = ("'=", "'+", "'-", "'@")  # what our exports write before such cells
 _DOMAIN_CACHE_LIMIT = 100_000
 _INTEREST_CACHE_LIMIT = 10_000
+BATCH_ROWS = 2_000   # records read and validated at once (a chunk gathers them, encoded)
 
 
 class MappingError(ValueError):
@@ -354,12 +355,14 @@ Repeat = tuple[int, str, int]   # (row, email, the earlier row of the same addre
 Bad = tuple[int, str, str]      # (row, email cell, reason)
 
 
-def validate(ctx: Context, records: Iterable[tuple[Any, ...]]
+def validate(ctx: Context, records: Iterable[tuple[Any, ...]],
+             first: dict[str, int] | None = None
              ) -> tuple[list[list[Any]], list[Repeat], list[Bad]]:
-    """The people of one chunk (the first row of each address), the later rows of an address
-    seen in the chunk, and the bad rows."""
+    """The people of some records (the first row of each address), the later rows of an
+    address seen in them (or in first: address -> row, which this adds to), and the bad
+    rows."""
     good: list[list[Any]] = []
-    first: dict[str, int] = {}
+    first = {} if first is None else first
     repeats: list[Repeat] = []
     bad: list[Bad] = []
     email_at = next(i for i, t in ctx.mapping.items() if t == "email")
@@ -420,11 +423,37 @@ class Checked(NamedTuple):
 
 
 def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
-    """Validate a csvfiles.CsvReader chunk by chunk (rows of a chunk are consecutive)."""
-    for chunk in reader.chunks(size):
-        good, repeats, bad = validate(ctx, chunk)
-        yield Checked(chunk[0][0], chunk[-1][0], array("l", [rec[3] for rec in chunk]),
-                      reader.bytes_read, encode(good, ctx.copy_text), len(good), repeats, bad)
+    """Validate a csvfiles.CsvReader in chunks of `size` consecutive rows, read a batch at a
+    time so that of a chunk only its encoded people stay in memory."""
+    parts: list[str] = []
+    lines = array("l")
+    first: dict[str, int] = {}
+    repeats: list[Repeat] = []
+    bad: list[Bad] = []
+    count = start = 0
+    for batch in reader.chunks(min(size, BATCH_ROWS)):
+        good, more_repeats, more_bad = validate(ctx, batch, first)
+        start = start or batch[0][0]
+        lines.extend(rec[3] for rec in batch)
+        repeats += more_repeats
+        bad += more_bad
+        count += len(good)
+        if good:
+            parts.append(encode(good, ctx.copy_text))
+        if batch[-1][0] - start + 1 >= size:
+            yield Checked(start, batch[-1][0], lines, reader.bytes_read,
+                          _join(parts, ctx.copy_text), count, repeats, bad)
+            parts, lines, first, repeats, bad, count, start = [], array("l"), {}, [], [], 0, 0
+    if start:
+        yield Checked(start, start + len(lines) - 1, lines, reader.bytes_read,
+                      _join(parts, ctx.copy_text), count, repeats, bad)
+
+
+def _join(parts: list[str], copy_text: bool) -> str:
+    """Encoded batches as the encoding of them all."""
+    if copy_text:
+        return "".join(parts)
+    return "[" + ",".join(part[1:-1] for part in parts) + "]"
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

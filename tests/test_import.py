@@ -335,12 +335,14 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
         if info.rows >= 4:
             raise SystemExit("the worker process died")
 
+    switching = sys.getswitchinterval()
     with pytest.raises(SystemExit) as crashed:
         imports.run_job(rt, job_id, progress=crash, chunk_rows=4)
     # The thread reading ahead stopped with the job, while the exception (and with it the
-    # job's frame) is still alive.
+    # job's frame) is still alive, and the interpreter switches threads as before.
     assert crashed.tb is not None
     assert not [t for t in threading.enumerate() if t.name == imports.READER_THREAD]
+    assert sys.getswitchinterval() == switching
     assert imports.get(rt, job_id).status == "running" and imports.get(rt, job_id).rows == 4
     assert imports.run_job(rt, job_id) is None     # a running job is not run twice
     assert imports.requeue(rt) == 0                # its heartbeat is fresh
