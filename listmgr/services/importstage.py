@@ -88,7 +88,6 @@ class Writer:
                                  f"DEFAULT nextval({literal}))")
         else:
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE imp_batch ({STAGE})")
-        if not self.pg:
             # A larger page cache for this connection: index inserts at random keys (the
             # address) otherwise re-read the same pages for every chunk.
             conn.exec_driver_sql("PRAGMA cache_size = -32000")
@@ -167,8 +166,8 @@ class Writer:
 
     def _screen(self, out: Outcome, known: list[Known], suppress: bool
                 ) -> list[tuple[Known, str]]:
-        """Skip repeats and suppressed addresses ("gone"); the others are "old" when they
-        belong to a subscriber, else "new"."""
+        """Skip repeats and suppressed addresses ("gone"); the others known belong to a
+        subscriber ("old")."""
         decisions = []
         for k in known:
             if k.seen_row is not None:
@@ -178,7 +177,7 @@ class Writer:
                          if suppress else f"on the suppression list ({k.suppressed}): only a "
                          "new sign-up by the person can add this address again")
             else:
-                decisions.append((k, "new" if k.subscriber_id is None else "old"))
+                decisions.append((k, "old"))
                 continue
             decisions.append((k, "gone"))
         return decisions
@@ -206,7 +205,7 @@ class Writer:
         self._decide(decisions)
         self._remember()
         old = sum(1 for _, act in decisions if act == "old")
-        new = staged - len(decisions) + sum(1 for _, act in decisions if act == "new")
+        new = staged - len(decisions)
         at = self._at(now)
         fields = "CAST(fields AS JSONB)" if self.pg else "fields"
         self._run("INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
