@@ -360,6 +360,18 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 10
 
 
+def test_imports_side_by_side_leave_the_switch_interval_as_it_was():  # type: ignore[no-untyped-def]
+    before = sys.getswitchinterval()
+    first, second = imports._quick_switching(), imports._quick_switching()
+    first.__enter__()
+    second.__enter__()
+    assert sys.getswitchinterval() == min(before, imports.READER_SWITCH_SECONDS)
+    first.__exit__(None, None, None)     # the first import ends while the second goes on
+    assert sys.getswitchinterval() == min(before, imports.READER_SWITCH_SECONDS)
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
+
+
 # -- API -----------------------------------------------------------------------------------------
 def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # type: ignore[no-untyped-def]
     rt = world

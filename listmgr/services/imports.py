@@ -8,7 +8,7 @@ import multiprocessing
 import queue
 import sys
 import threading
-from contextlib import closing
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -230,7 +230,7 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
     by a helper process (a core of its own)."""
     if workers <= 0:
         results: Any = queue.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
-        stop = threading.Event()
+        stop: Any = threading.Event()
         helper: Any = threading.Thread(target=importrows.helper_run, daemon=True,
                                        name=READER_THREAD,
                                        args=(ctx, path, fmt, size, results, stop))
@@ -242,25 +242,43 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         stop = mp.Event()
         helper = mp.Process(target=importrows.helper_process, daemon=True,
                             args=(ctx, path, fmt, size, results, stop))
-    switching = sys.getswitchinterval()
-    if workers <= 0:
-        # This thread mostly waits for the database and needs the interpreter back the moment
-        # a statement returns; by default it would wait up to 5 ms behind the busy reader, ten
-        # times a piece (measured: 1 ms makes SQLite imports about 9% faster).
-        sys.setswitchinterval(min(switching, READER_SWITCH_SECONDS))
-    helper.start()
+    with _quick_switching() if workers <= 0 else nullcontext():
+        helper.start()
+        try:
+            while (item := _next(results, helper)) is not None:
+                yield item
+        finally:
+            stop.set()
+            while helper.is_alive():  # a helper blocked on a full queue sees stop once it can
+                try:                  # go on
+                    results.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            helper.join()
+
+
+_switching_lock = threading.Lock()
+_switching_users = [0, 0.0]   # readers running in this process, the interval before the first
+
+
+@contextmanager
+def _quick_switching() -> Iterator[None]:
+    """A short switch interval while any import's reader thread runs in this process: the
+    writer mostly waits for the database and needs the interpreter back the moment a statement
+    returns, where by default it would wait up to 5 ms behind the busy reader, ten times a
+    piece (measured: 1 ms makes SQLite imports about 9% faster)."""
+    with _switching_lock:
+        if not _switching_users[0]:
+            _switching_users[1] = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switching_users[1], READER_SWITCH_SECONDS))
+        _switching_users[0] += 1
     try:
-        while (item := _next(results, helper)) is not None:
-            yield item
+        yield
     finally:
-        stop.set()
-        while helper.is_alive():  # a helper blocked on a full queue sees stop once it can go on
-            try:
-                results.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        helper.join()
-        sys.setswitchinterval(switching)
+        with _switching_lock:
+            _switching_users[0] -= 1
+            if not _switching_users[0]:
+                sys.setswitchinterval(_switching_users[1])
 
 
 def _next(results: Any, helper: Any) -> importrows.Checked | None:
