@@ -430,23 +430,23 @@ def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
     first: dict[str, int] = {}
     repeats: list[Repeat] = []
     bad: list[Bad] = []
-    count = start = 0
+    count = start = last = 0
     for batch in reader.chunks(min(size, BATCH_ROWS)):
         good, more_repeats, more_bad = validate(ctx, batch, first)
-        start = start or batch[0][0]
+        start, last = start or batch[0][0], batch[-1][0]
         lines.extend(rec[3] for rec in batch)
         repeats += more_repeats
         bad += more_bad
         count += len(good)
         if good:
             parts.append(encode(good, ctx.copy_text))
-        if batch[-1][0] - start + 1 >= size:
-            yield Checked(start, batch[-1][0], lines, reader.bytes_read,
-                          _join(parts, ctx.copy_text), count, repeats, bad)
+        if last - start + 1 >= size:
+            yield Checked(start, last, lines, reader.bytes_read, _join(parts, ctx.copy_text),
+                          count, repeats, bad)
             parts, lines, first, repeats, bad, count, start = [], array("l"), {}, [], [], 0, 0
     if start:
-        yield Checked(start, start + len(lines) - 1, lines, reader.bytes_read,
-                      _join(parts, ctx.copy_text), count, repeats, bad)
+        yield Checked(start, last, lines, reader.bytes_read, _join(parts, ctx.copy_text), count,
+                      repeats, bad)
 
 
 def _join(parts: list[str], copy_text: bool) -> str:

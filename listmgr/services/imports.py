@@ -234,6 +234,7 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         helper: Any = threading.Thread(target=importrows.helper_run, daemon=True,
                                        name=READER_THREAD,
                                        args=(ctx, path, fmt, size, results, stop))
+        switching: Any = _quick_switching()
     else:
         # spawn, not fork: this process has threads (workers, pools) that fork would copy
         # mid-lock.
@@ -242,7 +243,8 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         stop = mp.Event()
         helper = mp.Process(target=importrows.helper_process, daemon=True,
                             args=(ctx, path, fmt, size, results, stop))
-    with _quick_switching() if workers <= 0 else nullcontext():
+        switching = nullcontext()
+    with switching:
         helper.start()
         try:
             while (item := _next(results, helper)) is not None:
@@ -361,11 +363,11 @@ def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
                           job.last_row if piece.first <= job.last_row else 0)
     if piece.last <= job.last_row:
         return counts, report_lines
-    out = _apply(writer, job, piece, staged)
-    rows = staged + sum(1 for r in piece.repeats if r[0] > job.last_row) + \
-        sum(1 for b in piece.bad if b[0] > job.last_row)
-    counts = dict(counts, rows=counts["rows"] + rows,
-                  errors=counts["errors"] + sum(1 for b in piece.bad if b[0] > job.last_row))
+    bad = [b for b in piece.bad if b[0] > job.last_row]
+    repeats = [r for r in piece.repeats if r[0] > job.last_row]
+    out = _apply(writer, job, staged, bad, repeats)
+    counts = dict(counts, rows=counts["rows"] + staged + len(repeats) + len(bad),
+                  errors=counts["errors"] + len(bad))
     for key in ("inserted", "updated", "skipped"):
         counts[key] += getattr(out, key)
     lines, report_lines = _report_lines(out, piece, report_lines)
@@ -375,14 +377,13 @@ def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
     return counts, report_lines
 
 
-def _apply(writer: Writer, job: ImportJob, piece: importrows.Checked, staged: int) -> Outcome:
+def _apply(writer: Writer, job: ImportJob, staged: int, bad: list[importrows.Bad],
+           repeats: list[importrows.Repeat]) -> Outcome:
     out = Outcome()
-    for row, email, reason in piece.bad:
-        if row > job.last_row:
-            out.lines.append((row, email, "error", reason))
-    for row, email, first in piece.repeats:
-        if row > job.last_row:
-            out.skip(row, email, f"the same address as row {first}")
+    for row, email, reason in bad:
+        out.lines.append((row, email, "error", reason))
+    for row, email, first in repeats:
+        out.skip(row, email, f"the same address as row {first}")
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
