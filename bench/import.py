@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--sql-times", action="store_true", help="time each SQL statement")
     parser.add_argument("--drop-index", action="append", default=[],
                         help="drop this index first (to measure what it costs)")
+    parser.add_argument("--drop-constraint", action="append", default=[],
+                        metavar="TABLE.NAME", help="drop this constraint (a foreign key, say) "
+                        "first, PostgreSQL only (to measure what it costs)")
     parser.add_argument("--pg-url", default=os.environ.get(
         "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -165,6 +168,10 @@ def run(args: argparse.Namespace, path: Path) -> None:
     for name in args.drop_index:
         with rt.db.engine.begin() as conn:
             conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    for spec in args.drop_constraint:
+        table, _, name = spec.partition(".")
+        with rt.db.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
     if args.sql_times:
         sql_times(rt)
     job_id = imports.create_job(rt, path=path, list_slug="customers", actor="bench",
