@@ -2,6 +2,7 @@
 normalized, into PostgreSQL and SQLite.
 
     python bench/import.py [--db pg|sqlite|both] [--rows N] [--workers 0|1] [--pg-url URL]
+    python bench/import.py --db pg --floor [--rows N]
 
 The CSV is generated once under /tmp (mixed-case addresses over 2,000 domains, 0.1% invalid).
 Each database is created afresh (PostgreSQL `lmbench_import` beside --pg-url; SQLite
@@ -10,11 +11,19 @@ runs through listmgr.services.imports exactly as `listmgr import` does. Prints r
 ratio to the goal (PostgreSQL 75,000 rows/s, SQLite 50,000 rows/s), the peak resident memory of
 this process and of its worker processes (goal 200 MB), and, for reference, how fast the rows
 are validated without a database.
+
+--floor measures what no import into this schema can beat on this machine's PostgreSQL: ready-
+made rows (nothing to validate, no lookup, no staging) sent with COPY, the fastest way in, into
+copies of subscriber, membership, consent_event and subscriber_interest that keep only the keys
+an import must respect (primary keys, the unique address, one membership per list) and no
+foreign key or other index. With the validation rate of this file it prints the most rows per
+second that all cores together could reach.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import random
 import resource
@@ -90,11 +99,12 @@ def setup(url: str) -> runtime.Runtime:
 
 
 def validate_only(path: Path, rt: runtime.Runtime) -> float:
-    """Rows per second for reading and validating alone (one process, no database)."""
+    """Rows per second for reading and validating alone (one process, no database), with the
+    garbage collector set as during an import."""
     with rt.db.session() as s:
         fields, interests = imports._definitions(s)
     fmt = csvfiles.detect(path)
-    with csvfiles.CsvReader(path, fmt) as reader:
+    with csvfiles.CsvReader(path, fmt) as reader, importrows.fewer_collections():
         mapping, _ = importrows.resolve(reader.header, {}, fields)
         ctx = importrows.Context(mapping, fields, interests, imports._hash_key(rt),
                                  len(reader.header), copy_text=rt.db.dialect == "postgresql")
@@ -103,6 +113,72 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
         for chunk in importrows.checked(ctx, reader, imports.PIECE_ROWS):
             n += chunk.people_count + len(chunk.repeats) + len(chunk.bad)
     return n / (time.perf_counter() - start)
+
+
+# The tables an import writes for each person (interests: two a person here), as bare copies
+# with only the keys every import must respect.
+FLOOR_TABLES = (
+    ("subscriber", "PRIMARY KEY (id), UNIQUE (email)", "id, email, email_hash, name, fields, "
+     "source, consent_profiling, consent_tracking, soft_bounces, created_at, updated_at"),
+    ("membership", "PRIMARY KEY (id), UNIQUE (subscriber_id, list_id)", "subscriber_id, "
+     "list_id, status, opt_in_level, source, created_at, confirmed_at, updated_at"),
+    ("consent_event", "PRIMARY KEY (id)", "subscriber_id, detail, list_id, kind, at, source, "
+     "actor, ip, user_agent, wording"),
+    ("subscriber_interest", "PRIMARY KEY (subscriber_id, interest)", "subscriber_id, interest"),
+)
+
+
+def floor_lines(table: str, first: int, count: int) -> str:
+    """COPY text for `count` people from id `first`, as an import would write them."""
+    at = "2026-01-01 00:00:00"
+    ids = range(first, first + count)
+    if table == "subscriber":
+        return "".join(f"{i}\tuser.{i}@domain{i % 2000}.example.com\t"
+                       f"{hashlib.sha256(str(i).encode()).hexdigest()}\tPerson {i} M\u00fcller\t"
+                       f'{{"plan": "pro", "age": {18 + i % 70}, "joined": "2019-03-14"}}\t'
+                       f"import\tf\tf\t0\t{at}\t{at}\n" for i in ids)
+    if table == "membership":
+        return "".join(f"{i}\t1\tconfirmed\t\timport\t{at}\t{at}\t{at}\n" for i in ids)
+    if table == "consent_event":
+        return "".join(f'{i}\t{{"job": 1, "row": {i}}}\t1\timport\t{at}\timport\tbench\t\t'
+                       "\timported: existing customers (benchmark)\n" for i in ids)
+    return "".join(f"{i}\tjazz\n{i}\trock\n" for i in ids)
+
+
+def floor(rt: runtime.Runtime, rows: int, validated_per_s: float) -> None:
+    """Time COPY of ready-made rows into bare copies of the tables an import writes."""
+    piece, chunk = imports.PIECE_ROWS, imports.CHUNK_ROWS
+    took = dict.fromkeys((t for t, _, _ in FLOOR_TABLES), 0.0)
+    with rt.db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        with conn.begin():
+            for table, keys, _ in FLOOR_TABLES:
+                conn.exec_driver_sql(f"CREATE TABLE floor_{table} (LIKE {table} "
+                                     f"INCLUDING DEFAULTS, {keys})")
+        for start in range(1, rows + 1, chunk):
+            with conn.begin():
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                for first in range(start, min(start + chunk, rows + 1), piece):
+                    count = min(piece, rows + 1 - first)
+                    for table, _, columns in FLOOR_TABLES:
+                        data = floor_lines(table, first, count)
+                        t0 = time.perf_counter()
+                        with raw.cursor() as cur, cur.copy(
+                                f"COPY floor_{table} ({columns}) FROM STDIN") as copy:
+                            copy.write(data)
+                        took[table] += time.perf_counter() - t0
+    for table, secs in took.items():
+        print(f"floor: {table:<19} {secs:6.2f} s  {secs / rows * 1e6:5.1f} us a person")
+    server = sum(took.values()) / rows * 1e6
+    check = 1e6 / validated_per_s
+    cores = os.cpu_count() or 1
+    print(f"floor: {server:.1f} us of server time a person = {1e6 / server:,.0f} people/s on one "
+          f"core (without interests: "
+          f"{rows / (sum(took.values()) - took['subscriber_interest']):,.0f}/s)")
+    print(f"floor: reading and validating {check:.1f} us a row ({validated_per_s:,.0f} rows/s); "
+          f"with both spread over the {cores} cores and nothing else (no staging, lookup, "
+          f"foreign key or other index): at most {cores * 1e6 / (server + check):,.0f} rows/s; "
+          f"goal {GOALS['pg']:,}, ratio {cores * 1e6 / (server + check) / GOALS['pg']:.2f}")
 
 
 SQL_TIMES: dict[str, list[float]] = {}
@@ -141,6 +217,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, choices=(0, 1), default=0,
                         help="0: validated ahead by a thread; 1: by a process")
     parser.add_argument("--validate-only", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="PostgreSQL: the least time "
+                        "any import into this schema needs (see above)")
     parser.add_argument("--sql-times", action="store_true", help="time each SQL statement")
     parser.add_argument("--drop-index", action="append", default=[],
                         help="drop this index first (to measure what it costs)")
@@ -150,6 +228,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get(
         "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
+    if args.floor and args.db != "pg":
+        parser.error("--floor measures PostgreSQL: use it with --db pg")
     path = generate(args.rows)
     if args.db == "both":  # each in a process of its own, so that each peak RSS is its own
         for kind in ("pg", "sqlite"):
@@ -164,6 +244,9 @@ def run(args: argparse.Namespace, path: Path) -> None:
     rt = setup(database(kind, args.pg_url))
     if args.validate_only:
         print(f"validate only: {validate_only(path, rt):,.0f} rows/s in one process")
+        return
+    if args.floor:
+        floor(rt, args.rows, validate_only(path, rt))
         return
     for name in args.drop_index:
         with rt.db.engine.begin() as conn:
