@@ -4,9 +4,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
-from listmgr import resource_dir, runtime
+from listmgr import jsonin, resource_dir, runtime
+from listmgr.errors import ValidationError
 from listmgr.runtime import Runtime
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -20,6 +22,18 @@ class DatabaseId(IntegerConverter):
     def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
+
+
+class BodyJSON(DefaultJSONProvider):
+    """Request bodies are read through jsonin: what no database or code path can take gets a
+    clear 422 naming the part (malformed JSON stays a ValueError for get_json to handle)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return jsonin.loads(s)
+        except jsonin.BadJSON as exc:
+            raise ValidationError(f"{exc.path or 'body'}: {exc.msg}",
+                                  field=exc.path or None) from None
 
 
 def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None = None,
@@ -44,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
         RATELIMIT_ENABLED=bool(settings.extra.get("ratelimit_enabled", True)),
         JSON_SORT_KEYS=False,
     )
+    app.json = BodyJSON(app)
     app.extensions["listmgr"] = rt
     from listmgr.web import errors, extensions
 

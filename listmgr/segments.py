@@ -42,6 +42,8 @@ from listmgr.sqljson import (ascii_lower, ascii_lower_sql, json_array_has_all,
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
+MAX_ACTIVITY = 20      # event and engagement conditions: each is a subquery PostgreSQL plans
+MAX_IN_TERMS = 500     # values of "in" over custom fields, in all: each is a term of one OR
 MAX_DAYS = 36500
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 BUILTINS = {"email": "text", "name": "text", "source": "text", "created_at": "datetime"}
@@ -97,9 +99,13 @@ class _Compiler:
         self.fields = {k: v if isinstance(v, FieldSpec) else FieldSpec(v[0], tuple(v[1] or ()))
                        for k, v in fields.items()}
         self.interests = None if interests is None else set(interests)
-        self.lists = None if lists is None else set(lists)
+        # known list slugs, or a mapping of slug -> the list's opt-in levels (then checked)
+        self.lists: Collection[str] | None = (
+            None if lists is None else dict(lists) if isinstance(lists, Mapping) else set(lists))
         self.now = now
         self.conditions = 0
+        self.activity = 0
+        self.in_terms = 0
 
     def rule(self, node: Any, path: str, depth: int) -> Expr:
         if depth > MAX_DEPTH:
@@ -136,6 +142,10 @@ class _Compiler:
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
             raise fail(f"more than {MAX_CONDITIONS} conditions", path)
+        if kinds[0] in ("event", "engagement"):
+            self.activity += 1
+            if self.activity > MAX_ACTIVITY:
+                raise fail(f"more than {MAX_ACTIVITY} event and engagement conditions", path)
         return getattr(self, f"_{kinds[0]}")(node, path)
 
     # -- profile fields ---------------------------------------------------------------------------
@@ -223,6 +233,10 @@ class _Compiler:
                 raise fail(f"expected a non-empty list of up to {MAX_VALUES} values", path)
             values = [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
             if key is not None:
+                self.in_terms += len(values)
+                if self.in_terms > MAX_IN_TERMS:
+                    raise fail(f"more than {MAX_IN_TERMS} values in all of the segment's 'in' "
+                               "conditions on custom fields", path)
                 return or_(*(json_equals(Subscriber.fields, key, v) for v in values))
             return and_(present, column.in_(values))
         if op == "between":
@@ -305,8 +319,13 @@ class _Compiler:
         if "any" not in statuses:
             query = query.where(Membership.status.in_(statuses))
         if "opt_in_level" in node:
-            query = query.where(Membership.opt_in_level == string(
-                node["opt_in_level"], f"{path}.opt_in_level"))
+            level = string(node["opt_in_level"], f"{path}.opt_in_level")
+            if isinstance(self.lists, dict) and level and level not in self.lists[slug]:
+                offered = ", ".join(repr(x) for x in self.lists[slug])
+                raise fail(f"{slug!r} offers the opt-in levels {offered} (or \"\" for the "
+                           "default, all mail)" if offered else f"{slug!r} has no opt-in "
+                           "levels: only \"\" (the default, all mail)", f"{path}.opt_in_level")
+            query = query.where(Membership.opt_in_level == level)
         return _in_subquery(query)
 
     def _counted(self, query: Any, column: Any, node: dict[str, Any], path: str,
@@ -351,13 +370,37 @@ class _Compiler:
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 
 
+def references(rules: Any) -> tuple[set[str], set[str], set[str]]:
+    """The field keys, interest keys and list slugs a rule tree names (as far as it can be
+    read: a tree that does not compile names what it names)."""
+    fields: set[str] = set()
+    interests: set[str] = set()
+    lists: set[str] = set()
+    stack = [rules]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node[k] for k in _GROUPS if k in node)
+        if isinstance(node.get("field"), str):
+            fields.add(node["field"])
+        if "interests" in node and isinstance(node.get("value"), list):
+            interests.update(v for v in node["value"] if isinstance(v, str))
+        if isinstance(node.get("list"), str):
+            lists.add(node["list"])
+    return fields, interests, lists
+
+
 def compile_rules(rules: Any, *, fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],
                   now: datetime, interests: Collection[str] | None = None,
                   lists: Collection[str] | None = None, path: str = "rules") -> Expr:
     """The boolean SQL expression over Subscriber for a rule tree (None or {} match everyone).
 
     ``fields`` maps custom field keys to FieldSpec (or (type, choices)); ``interests`` and
-    ``lists`` are the known keys and slugs (None skips that check); ``now`` is naive UTC.
+    ``lists`` are the known keys and slugs (None skips that check; a mapping of slug to the
+    list's opt-in levels checks levels too); ``now`` is naive UTC.
     """
     if rules is None or rules == {}:
         return true()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from listmgr import boot
+from listmgr import boot, jsonin
 from listmgr.cli.base import fail, get_runtime, main
 from listmgr.services import campaigns
 
@@ -30,7 +30,7 @@ def _json(value: str | None, what: str) -> Any:
         return None
     text = _read(value[1:]) if value.startswith("@") else value
     try:
-        return json.loads(text or "")
+        return jsonin.loads(text or "")
     except ValueError as exc:
         fail(f"{what} is not valid JSON: {exc}")
 

@@ -297,13 +297,14 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
         list_ids = list(resolve_lists(s, row.lists))
         from listmgr.services import segments
 
-        rules = segments.expression(s, lists=[], rules=_rules(s, row.segment_id,
-                                                              row.segment_rules))
+        chosen = _rules(s, row.segment_id, row.segment_rules)
+        rules = segments.expression(s, lists=[], rules=chosen)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
         count = int(s.execute(ledger.materialize_statement(campaign_id, list_ids, rules, now))
                     .rowcount or 0)
-        values: dict[str, Any] = {"audience": count}
+        # The rules it was sent with stay with the campaign, whatever becomes of the segment.
+        values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
             values.update(status=S.sent.value, finished_at=now)
         s.execute(sql_update(Campaign).where(Campaign.id == campaign_id).values(**values))

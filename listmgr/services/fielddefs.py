@@ -11,6 +11,7 @@ from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
 from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
 from listmgr.runtime import Runtime
+from listmgr.services import segments
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,18 @@ def _strip_key(s: Session, key: str) -> None:
             sub.fields = {k: v for k, v in (sub.fields or {}).items() if k != key}
 
 
+def _refuse_in_use(s: Session, what: str, key: str, users: str) -> None:
+    if users:
+        raise Conflict(f"the {what} {key!r} is used by {users}: change their rules first "
+                       "(a segment naming it would stop working, and a campaign's audience "
+                       "could not be worked out)", field="key")
+
+
 def delete_field(rt: Runtime, key: str) -> None:
     """Delete a field and every value held in it; forms stop offering it."""
     with rt.db.session() as s:
         row = _get_field(s, key)
+        _refuse_in_use(s, "field", key, segments.users_of(s, field=key))
         _strip_key(s, key)
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_fields or []):
@@ -188,6 +197,7 @@ def delete_interest(rt: Runtime, key: str) -> None:
         row = s.scalar(select(Interest).where(Interest.key == key))
         if row is None:
             raise NotFound(f"there is no interest {key!r}", field="key")
+        _refuse_in_use(s, "interest", key, segments.users_of(s, interest=key))
         s.execute(delete(SubscriberInterest).where(SubscriberInterest.interest == key))
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_interests or []):

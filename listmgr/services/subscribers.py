@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
 from listmgr.models import (MailingList, Membership, MemberStatus, OptIn, Subscriber,
-                            Suppression, utcnow)
+                            SubscriberInterest, Suppression, utcnow)
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import (Origin, _queue_mail, clean_name, normalize_email,
                                             record)
@@ -120,21 +120,26 @@ def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
     return out
 
 
-def _info(s: Session, rt: Runtime, sub: Subscriber, lists: list[dict[str, str]],
-          full: bool = False) -> SubscriberInfo:
-    interests: list[str] = []
-    suppressed = None
-    if full:
-        from listmgr.models import SubscriberInterest
+def _interests(s: Session, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    for sid, key in s.execute(
+            select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
+            .where(SubscriberInterest.subscriber_id.in_(ids)).order_by(SubscriberInterest.interest)):
+        out[sid].append(key)
+    return out
 
-        interests = list(s.scalars(select(SubscriberInterest.interest).where(
-            SubscriberInterest.subscriber_id == sub.id).order_by(SubscriberInterest.interest)))
-        suppressed = s.scalar(select(Suppression.reason).where(
-            Suppression.email_hash == sub.email_hash))
-    return SubscriberInfo(int(sub.id), sub.email, sub.name,  # type: ignore[arg-type]
-                          sub.created_at.isoformat(), sub.source, lists, dict(sub.fields or {}),
-                          interests, {"profiling": sub.consent_profiling,
-                                      "tracking": sub.consent_tracking}, suppressed)
+
+def _infos(s: Session, subs: list[Subscriber]) -> list[SubscriberInfo]:
+    """The subscribers with memberships, interests and suppression, in a few queries."""
+    ids = [int(x.id) for x in subs]  # type: ignore[arg-type]
+    members, interests = _memberships(s, ids), _interests(s, ids)
+    suppressed = dict(s.execute(select(Suppression.email_hash, Suppression.reason).where(
+        Suppression.email_hash.in_({x.email_hash for x in subs}))).all()) if subs else {}
+    return [SubscriberInfo(i, sub.email, sub.name, sub.created_at.isoformat(), sub.source,
+                           members[i], dict(sub.fields or {}), interests[i],
+                           {"profiling": sub.consent_profiling,
+                            "tracking": sub.consent_tracking}, suppressed.get(sub.email_hash))
+            for i, sub in zip(ids, subs)]
 
 
 def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
@@ -142,7 +147,7 @@ def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
         sub = s.get(Subscriber, subscriber_id)
         if sub is None:
             raise NotFound("no such subscriber")
-        return _info(s, rt, sub, _memberships(s, [subscriber_id])[subscriber_id], full=True)
+        return _infos(s, [sub])[0]
 
 
 def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
@@ -186,5 +191,4 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
         counted = query if count_limit is None else query.limit(count_limit + 1)
         total = s.scalar(select(func.count()).select_from(counted.subquery())) or 0
         subs = list(s.scalars(query.order_by(Subscriber.id).offset(offset).limit(limit)))
-        members = _memberships(s, [int(x.id) for x in subs])  # type: ignore[arg-type]
-        return [_info(s, rt, x, members[int(x.id)]) for x in subs], total  # type: ignore[arg-type]
+        return _infos(s, subs), total

@@ -128,7 +128,9 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
         if fields or interests:
             from listmgr.services import people
 
-            profile = people.validate_profile(s, fields or {}, list(interests or []),
+            # as given: a string is refused ("must be a list"), not read letter by letter
+            profile = people.validate_profile(s, fields or {},
+                                              interests or [],  # type: ignore[arg-type]
                                               allowed_fields=lst.form_fields or None,
                                               allowed_interests=lst.form_interests or None)
         sub, created = find_or_create_subscriber(s, rt, address, display, origin.source)

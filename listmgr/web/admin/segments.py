@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from listmgr import segments as compiler
+from listmgr import jsonin, segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service, people, segments as segments_service
@@ -34,7 +34,11 @@ def _form() -> tuple[dict[str, Any], Any]:
     values = {"name": _ui.text("name"), "lists": request.form.getlist("lists")}
     raw = request.form.get("rules", "").strip() or "{}"
     try:
-        rules = json.loads(raw)
+        rules = jsonin.loads(raw)
+    except jsonin.BadJSON as exc:
+        where = f"rules.{exc.path}" if exc.path and not exc.path.startswith("[") else \
+            f"rules{exc.path}"
+        raise ValidationError(f"{where}: {exc.msg}", field="rules") from None
     except ValueError as exc:
         raise ValidationError(f"rules: not valid JSON ({exc.msg}, line {exc.lineno})",
                               field="rules") from None
@@ -146,6 +150,6 @@ def _loose() -> Any:
     """The rules as typed, for showing them again after an error."""
     raw = request.form.get("rules", "")
     try:
-        return json.loads(raw)
+        return jsonin.loads(raw)
     except ValueError:
         return raw

@@ -2,7 +2,6 @@
 /api/lists/<slug>/export (a list as CSV, streamed)."""
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict
 
+from listmgr import jsonin
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
@@ -45,7 +45,7 @@ def _mapping(raw: str) -> str | dict[str, str]:
     if not raw.startswith("{"):
         return raw
     try:
-        value = json.loads(raw)
+        value = jsonin.loads(raw)
     except ValueError:
         raise ValidationError("mapping: send Column=target pairs or a JSON object",
                               field="mapping") from None

@@ -1,0 +1,194 @@
+"""What keeps segment rules and request bodies sound: a saved segment, field or interest that
+rules still name cannot be deleted from under them; a started campaign keeps the rules it was
+sent with; limits that keep a count answerable on both databases; JSON that no database can
+store is refused with the path of the bad part."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from listmgr import segments as compiler
+from listmgr.errors import Conflict, SegmentError
+from listmgr.models import Campaign, FieldDef, Interest, Segment, Subscriber, utcnow
+from listmgr.services import campaigns, fielddefs, segments, subscribers
+from tests.campaign_support import campaign, make_list, person, wait_status
+from tests.conftest import drain
+
+PROS = {"field": "plan", "op": "eq", "value": "pro"}
+
+
+@pytest.fixture
+def world(rt):  # type: ignore[no-untyped-def]
+    make_list(rt, "news", opt_in_levels=["monthly digest only"])
+    fielddefs.create_field(rt, key="plan", label="Plan", type="choice",
+                           choices=["free", "pro"])
+    fielddefs.create_interest(rt, key="books", label="Books")
+    for i, plan in enumerate(["pro", "free", "free"]):
+        person(rt, f"p{i}@example.org", ["news"], fields={"plan": plan},
+               interests=["books"] if i == 0 else [])
+    return rt
+
+
+def _audience(api, campaign_id: int) -> int:  # type: ignore[no-untyped-def]
+    return int(api.get(f"/api/campaigns/{campaign_id}/audience").json["count"])
+
+
+def test_a_segment_in_use_by_an_unsent_campaign_cannot_be_deleted(world, api):  # type: ignore[no-untyped-def]
+    rt = world
+    seg = segments.create(rt, name="Pros", lists=["news"], rules=PROS)
+    draft = campaign(rt, name="Draft one", segment_id=seg)
+    later = campaign(rt, name="Later one", segment_id=seg)
+    campaigns.schedule(rt, later, at=utcnow() + timedelta(days=30))
+    assert _audience(api, draft) == 1 and _audience(api, later) == 1
+
+    resp = api.delete(f"/api/segments/{seg}")
+    assert resp.status_code == 409
+    message = resp.json["error"]["message"]
+    assert "'Draft one' (draft)" in message and "'Later one' (scheduled)" in message
+    assert api.get(f"/api/segments/{seg}").status_code == 200
+    assert _audience(api, draft) == 1 and _audience(api, later) == 1   # never widened
+
+    campaigns.delete(rt, draft)
+    campaigns.schedule(rt, later, at=None)
+    campaigns.update(rt, later, segment={"field": "plan", "op": "eq", "value": "free"})
+    # inline rules win, but the campaign still names the segment: still refused
+    with pytest.raises(Conflict):
+        segments.delete(rt, seg)
+    campaigns.update(rt, later, segment_id=None)
+    segments.delete(rt, seg)
+    assert _audience(api, later) == 2
+
+
+def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):  # type: ignore[no-untyped-def]
+    rt = world
+    seg = segments.create(rt, name="Pros", lists=["news"], rules=PROS)
+    cid = campaign(rt, segment_id=seg)
+    assert campaigns.start(rt, cid, actor="tests") == 1
+    drain(rt)
+    wait_status(rt, cid)
+    with rt.db.session() as s:
+        assert s.get(Campaign, cid).segment_rules == PROS   # type: ignore[union-attr]
+    segments.delete(rt, seg)    # allowed: the campaign has its copy
+    with rt.db.session() as s:
+        row = s.get(Campaign, cid)
+        assert row is not None and row.segment_id is None and row.segment_rules == PROS
+        assert row.audience == 1
+
+
+@pytest.mark.parametrize("what", ["field", "interest"])
+def test_a_field_or_interest_named_by_rules_cannot_be_deleted(world, api, what):  # type: ignore[no-untyped-def]
+    rt = world
+    rule = PROS if what == "field" else {"interests": "has_any", "value": ["books"]}
+    nested = {"any": [{"not": rule}, {"list": "news"}]}
+    seg = segments.create(rt, name="Keen", lists=["news"], rules=nested)
+    path = "/api/fields/plan" if what == "field" else "/api/interests/books"
+
+    resp = api.delete(path)
+    assert resp.status_code == 409, resp.json
+    assert "segment 'Keen'" in resp.json["error"]["message"]
+    segments.delete(rt, seg)
+    cid = campaign(rt, name="Inline", segment=rule)
+    resp = api.delete(path)
+    assert resp.status_code == 409 and "campaign 'Inline' (draft)" in resp.json["error"]["message"]
+    # nothing was deleted: the values are still there and the rules still count
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(FieldDef)) == 1
+        assert s.scalar(select(func.count()).select_from(Interest)) == 1
+    assert api.get(f"/api/campaigns/{cid}/audience").json["count"] == 1
+    assert subscribers.get(rt, 1).fields == {"plan": "pro"}
+
+    campaigns.delete(rt, cid)
+    assert api.delete(path).status_code == 204
+
+
+def test_references_read_every_node():  # type: ignore[no-untyped-def]
+    rules = {"all": [{"field": "a", "op": "exists"}, {"not": {"any": [
+        {"interests": "has_all", "value": ["x", "y"]}, {"list": "l", "status": "any"},
+        {"event": "view"}]}}, "junk", {"field": 3}]}
+    assert compiler.references(rules) == ({"a"}, {"x", "y"}, {"l"})
+    assert compiler.references(None) == (set(), set(), set())
+
+
+def test_limits_keep_counts_answerable_on_both_databases(world, api):  # type: ignore[no-untyped-def]
+    terms = {"field": "plan", "op": "in", "value": ["pro"] * compiler.MAX_IN_TERMS}
+    resp = api.post("/api/segments/count", json={"lists": ["news"], "rules": terms})
+    assert resp.status_code == 200 and resp.json == {"count": 1}
+    more = {"any": [terms, {"field": "plan", "op": "in", "value": ["free"]}]}
+    resp = api.post("/api/segments/count", json={"lists": ["news"], "rules": more})
+    assert resp.status_code == 422 and resp.json["error"]["field"] == "rules.any[1].value"
+
+    event = {"event": "product_view", "where": {"properties.sku": "P-1"}}
+    fine = {"all": [event] * compiler.MAX_ACTIVITY}
+    resp = api.post("/api/segments/count", json={"lists": ["news"], "rules": fine})
+    assert resp.status_code == 200 and resp.json == {"count": 0}
+    many = {"all": [event] * (compiler.MAX_ACTIVITY + 1)}
+    resp = api.post("/api/segments/count", json={"lists": ["news"], "rules": many})
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == f"rules.all[{compiler.MAX_ACTIVITY}]"
+
+
+def test_opt_in_levels_in_rules_are_the_lists_own(world, api):  # type: ignore[no-untyped-def]
+    rt = world
+    api.post("/api/lists", json={"slug": "plain", "name": "Plain"})
+    count = "/api/segments/count"
+    for rule, status in [({"list": "news", "opt_in_level": "monthly digest only"}, 200),
+                         ({"list": "news", "opt_in_level": ""}, 200),
+                         ({"list": "news", "opt_in_level": "weekly"}, 422),
+                         ({"list": "plain", "opt_in_level": "x"}, 422)]:
+        resp = api.post(count, json={"rules": {"all": [rule]}})
+        assert resp.status_code == status, (rule, resp.json)
+        if status == 422:
+            assert resp.json["error"]["field"] == "rules.all[0].opt_in_level"
+    assert api.post(count, json={"rules": {"list": "news", "opt_in_level": ""}}
+                    ).json["count"] == 3
+    with pytest.raises(SegmentError):
+        segments.create(rt, name="Weekly", rules={"list": "news", "opt_in_level": "weekly"})
+
+
+def test_json_bodies_no_database_can_store_are_refused(world, api, client):  # type: ignore[no-untyped-def]
+    rt = world
+    with rt.db.session() as s:
+        before = s.scalar(select(func.count()).select_from(Subscriber))
+    lone = '{"email": "new@example.org", "name": "x\\ud800y", "lists": ["news"]}'
+    resp = api.post("/api/subscribers", data=lone, content_type="application/json")
+    assert resp.status_code == 422 and resp.json["error"]["field"] == "name"
+    resp = api.patch("/api/subscribers/1", data='{"fields": {"plan": "\\udfff"}}',
+                     content_type="application/json")
+    assert resp.status_code == 422 and resp.json["error"]["field"] == "fields.plan"
+    resp = client.post("/subscribe/news", data='{"email": "s@example.org", "name": "\\ud800"}',
+                       content_type="application/json")
+    assert resp.status_code == 422 and resp.json["error"]["field"] == "name"
+    deep = '{"rules": ' + "[" * 1100 + "]" * 1100 + "}"
+    resp = api.post("/api/segments/count", data=deep, content_type="application/json")
+    assert resp.status_code == 422 and "nested deeper" in resp.json["error"]["message"]
+    resp = client.post("/subscribe/news", data='{"email": "d@example.org", "fields": ' +
+                       "[" * 100 + "]" * 100 + "}", content_type="application/json")
+    assert resp.status_code == 422
+    # a pair of surrogates is one character and fine
+    resp = api.post("/api/subscribers", data='{"email": "ok@example.org", "name": '
+                    '"\\ud83d\\ude00", "lists": ["news"], "consent": "fair"}',
+                    content_type="application/json")
+    assert resp.status_code == 201
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Subscriber)) == before + 1
+        assert s.scalar(select(Subscriber.name).where(Subscriber.email == "ok@example.org")
+                        ) == "\U0001F600"
+        assert s.scalar(select(Subscriber.name).where(Subscriber.id == 1)) == ""
+        assert s.scalar(select(func.count()).select_from(Segment)) == 0
+
+
+def test_sign_up_interests_must_be_a_list(world, client):  # type: ignore[no-untyped-def]
+    resp = client.post("/subscribe/news", json={"email": "j@example.org", "interests": "books"})
+    assert resp.status_code == 422
+    assert resp.json["error"]["field"] == "interests"
+    assert "list" in resp.json["error"]["message"]
+
+
+def test_search_results_carry_interests_and_suppression(world, api):  # type: ignore[no-untyped-def]
+    found = api.get("/api/subscribers?email=p0@example.org").json["items"]
+    assert found[0]["interests"] == ["books"]
+    page = api.get("/api/subscribers?q=p").json["items"]
+    assert {x["email"]: x["interests"] for x in page} == {
+        "p0@example.org": ["books"], "p1@example.org": [], "p2@example.org": []}
