@@ -378,3 +378,35 @@ def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):  # ty
                 "'2024-01-01')")
     assert [r[0] for r in new.execute("SELECT id FROM subscriber ORDER BY id")] == [1, 4]
     new.close()
+
+
+def test_after_erasure_a_single_opt_in_list_still_asks_for_confirmation(rt, api, client, sink):  # type: ignore[no-untyped-def]
+    make_list(rt, "shop", opt_in="single")
+    resp = api.post("/api/subscribers", json={"email": EMAIL, "name": NAME, "lists": ["shop"],
+                                              "status": "confirmed", "consent": "till receipt"})
+    assert api.post(f"/api/subscribers/{resp.json['id']}/erase").status_code in (200, 204)
+    digest = rt.email_hash(EMAIL)
+
+    resp = client.post("/subscribe/shop", json={"email": EMAIL, "name": NAME,
+                                                "consent_text": "yes please"})
+    assert resp.status_code == 202
+    with rt.db.session() as s:  # pending, still suppressed, until the person confirms
+        sub = s.scalar(select(Subscriber).where(Subscriber.email == EMAIL))
+        assert s.scalar(select(Membership.status).where(Membership.subscriber_id == sub.id)) \
+            == "pending"
+        assert s.scalar(select(Suppression.reason).where(Suppression.email_hash == digest)) \
+            == "erased"
+        [event] = s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id))
+        assert event.detail == {"opt_in": "double", "why": "the address is on the suppression "
+                                                           "list"}
+    _confirm_latest(rt, client, sink, 1)
+    with rt.db.session() as s:
+        assert s.scalar(select(Membership.status).where(Membership.subscriber_id == sub.id)) \
+            == "confirmed"
+        assert s.scalar(select(Suppression).where(Suppression.email_hash == digest)) is None
+    # and a later sign-up of someone never suppressed is single opt-in as before
+    client.post("/subscribe/shop", json={"email": "plain@example.org"})
+    with rt.db.session() as s:
+        sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "plain@example.org"))
+        assert s.scalar(select(Membership.status).where(Membership.subscriber_id == sid)) \
+            == "confirmed"

@@ -143,6 +143,8 @@ def test_form_stores_every_type(setup, client):  # type: ignore[no-untyped-def]
     for key in FORM_KEYS:
         assert f'name="field_{key}"'.encode() in page.data
     assert b'name="field_account_id"' not in page.data
+    where = [page.data.index(f'name="field_{key}"'.encode()) for key in FORM_KEYS]
+    assert where == sorted(where)   # in the order the list chose, not by key
     resp = client.post("/subscribe/news", data=_form())
     assert resp.status_code == 200, resp.data
     sub, interests = _stored(rt, "ada@example.org")

@@ -147,7 +147,10 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             record(s, kind="subscribe_repeat", subscriber_id=sub.id, list_id=lst.id,
                    origin=origin, wording=wording)
             oid = _queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
-        elif lst.opt_in == OptIn.single.value:
+        elif lst.opt_in == OptIn.single.value and not s.scalar(select(Suppression.id).where(
+                Suppression.email_hash == sub.email_hash)):
+            # (a suppressed address - erased, unsubscribed from all, complained - comes back
+            # only through a confirmed double opt-in, whatever the list's own setting)
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
                 s.add(member)
@@ -164,8 +167,11 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             member.status = MemberStatus.pending.value
             member.updated_at = now
             s.flush()
+            detail = {"opt_in": "double"}
+            if lst.opt_in == OptIn.single.value:
+                detail["why"] = "the address is on the suppression list"
             record(s, kind="subscribe", subscriber_id=sub.id, list_id=lst.id, origin=origin,
-                   wording=wording, detail={"opt_in": "double"})
+                   wording=wording, detail=detail)
             oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst,
                               payload={"wording": wording})
         if oid:

@@ -54,10 +54,12 @@ def _list_form(slug: str) -> dict[str, Any]:
     rt = current_runtime()
     with rt.db.session() as s:
         lst = subscriptions.get_list(s, slug)
-        fields = [f for f in s.scalars(select(FieldDef).where(
-            FieldDef.key.in_(lst.form_fields or [])))]
-        interests = list(s.scalars(select(Interest).where(
-            Interest.key.in_(lst.form_interests or []))))
+        # in the order the list chose them
+        fields = sorted(s.scalars(select(FieldDef).where(
+            FieldDef.key.in_(lst.form_fields or []))), key=lambda f: lst.form_fields.index(f.key))
+        interests = sorted(s.scalars(select(Interest).where(
+            Interest.key.in_(lst.form_interests or []))),
+            key=lambda i: lst.form_interests.index(i.key))
         return {"lst": lst, "fields": fields, "interests": interests}
 
 

@@ -51,7 +51,8 @@ def _render(segment: Any, values: dict[str, Any], rules: Any, *, errors: dict[st
                            rules_json=rules if isinstance(rules, str) else json.dumps(
                                rules or {}, indent=2, ensure_ascii=False),
                            vocab=vocabulary(), errors=errors, count=count,
-                           rules_error=next((m for f, m in errors.items()
+                           rules_error=next((f"{f}: {m}" if f.startswith("rules.") else m
+                                             for f, m in errors.items()
                                              if f.startswith("rules")), None),
                            general=[m for f, m in errors.items()
                                     if not f.startswith(("rules", "name", "lists"))],
