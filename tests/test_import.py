@@ -442,8 +442,8 @@ def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  #
     assert api.get("/api/lists/news/export?fields=email,shoe").status_code == 422
     assert api.get("/api/lists/nope/export").status_code == 404
     full = api.get("/api/lists/news/export").get_data(as_text=True)
-    assert full.splitlines()[0] == ("email,name,status,subscribed_at,created_at,source,plan,age,"
-                                    "topics,interests")
+    assert full.splitlines()[0] == ("email,name,status,suppressed,subscribed_at,created_at,"
+                                    "source,plan,age,topics,interests")
 
     # What an export writes, an import reads back unchanged.
     lists.create(rt, slug="copy", name="Copy")
@@ -451,6 +451,34 @@ def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  #
     assert (info.inserted, info.updated, info.errors) == (0, 2, 0)
     again = _person(rt, "a@example.org")
     assert again.name == "=HYPERLINK(1)" and again.fields["topics"] == ["books", "games"]
+
+
+def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[no-untyped-def]
+    rt = world
+    for who in ("kept", "gone", "resting"):
+        subscribers.create(rt, email=f"{who}@example.org", lists=["news"], consent="x")
+    assert api.post("/api/suppression", json={"email": "gone@example.org"}).status_code == 201
+    with rt.db.session() as s:
+        s.execute(update(Subscriber).where(Subscriber.email == "resting@example.org")
+                  .values(paused_until=utcnow().replace(year=2099, microsecond=0)))
+    rows = list(csv.DictReader(io.StringIO(api.get(
+        "/api/lists/news/export?status=confirmed").get_data(as_text=True))))
+    assert {r["email"]: (r["status"], r["suppressed"]) for r in rows} == {
+        "kept@example.org": ("confirmed", ""), "gone@example.org": ("confirmed", "manual"),
+        "resting@example.org": ("confirmed", "")}
+    rows = list(csv.DictReader(io.StringIO(api.get(
+        "/api/lists/news/export?fields=email,paused_until").get_data(as_text=True))))
+    assert [r["paused_until"][:4] for r in rows] == ["", "", "2099"]
+
+
+def test_the_report_never_holds_a_formula(world, api, tmp_path):  # type: ignore[no-untyped-def]
+    rt = world
+    info = run(rt, write(tmp_path, "f.csv", 'email,name\n=HYPERLINK("http://x.example/"),a\n'
+                                            "+cmd@x,b\nok@example.org,c\n"))
+    assert (info.inserted, info.errors) == (1, 2)
+    report = api.get(f"/api/imports/{info.id}/report").get_data(as_text=True)
+    emails = [r["email"] for r in csv.DictReader(io.StringIO(report))]
+    assert emails == ["'=HYPERLINK(\"http://x.example/\")", "'+cmd@x"]
 
 
 def test_cli_import_and_export(world, database_url, tmp_path):  # type: ignore[no-untyped-def]

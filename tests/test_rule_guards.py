@@ -192,3 +192,23 @@ def test_search_results_carry_interests_and_suppression(world, api):  # type: ig
     page = api.get("/api/subscribers?q=p").json["items"]
     assert {x["email"]: x["interests"] for x in page} == {
         "p0@example.org": ["books"], "p1@example.org": [], "p2@example.org": []}
+
+
+def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):  # type: ignore[no-untyped-def]
+    from listmgr.services import accounts
+
+    rt = world
+    probe = {"all": [{"field": "email", "op": "eq", "value": "p0@example.org"},
+                     {"field": "plan", "op": "eq", "value": "pro"}]}
+    for role, status in [("analyst", 403), ("editor", 200)]:
+        headers = {"Authorization": f"Bearer {accounts.create_token(rt, role=role)}"}
+        resp = client.post("/api/segments/count", json={"rules": probe}, headers=headers)
+        assert resp.status_code == status, (role, resp.json)
+        by_name = {"not": {"field": "name", "op": "contains", "value": "a"}}
+        resp = client.post("/api/segments/count", json={"rules": by_name}, headers=headers)
+        assert resp.status_code == status
+        if status == 403:
+            assert "needs access to personal data" in resp.json["error"]["message"]
+        aggregate = {"field": "plan", "op": "eq", "value": "free"}
+        resp = client.post("/api/segments/count", json={"rules": aggregate}, headers=headers)
+        assert resp.status_code == 200 and resp.json == {"count": 2}

@@ -11,14 +11,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import NotFound, ValidationError
 from listmgr.models import (FieldDef, MailingList, Membership, MemberStatus, Segment, Subscriber,
-                            SubscriberInterest)
+                            SubscriberInterest, Suppression)
 from listmgr.runtime import Runtime
 from listmgr.services import audit, segments
 
 PAGE = 2000
-BUILTIN = ("email", "name", "status", "opt_in_level", "subscribed_at", "created_at", "source",
-           "interests")
-DEFAULT = ("email", "name", "status", "subscribed_at", "created_at", "source")
+BUILTIN = ("email", "name", "status", "suppressed", "paused_until", "opt_in_level",
+           "subscribed_at", "created_at", "source", "interests")
+# suppressed: the suppression reason (unsubscribed from all, bounced, complained, ...) of people
+# whose membership still reads confirmed: whoever mails the export elsewhere must see it.
+DEFAULT = ("email", "name", "status", "suppressed", "subscribed_at", "created_at", "source")
 _FORMULA = ("=", "+", "-", "@")
 
 
@@ -76,6 +78,11 @@ def prepare(rt: Runtime, *, list_slug: str, fields: str | list[str] | None = Non
                   segment_id, rules)
 
 
+def safe_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (imports strip the ')."""
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
 def _text(value: Any) -> Any:
     if value is None:
         return ""
@@ -83,9 +90,7 @@ def _text(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, list):
         value = "|".join(str(v) for v in value)
-    if isinstance(value, str) and value.startswith(_FORMULA):
-        return "'" + value  # spreadsheets would run it as a formula; imports strip this again
-    return value
+    return safe_cell(value) if isinstance(value, str) else value
 
 
 def rows(rt: Runtime, export: Export) -> Iterator[str]:
@@ -107,9 +112,11 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
             page = s.execute(
                 select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.fields,
                        Subscriber.source, Subscriber.created_at, Membership.status,
-                       Membership.opt_in_level, Membership.confirmed_at)
+                       Membership.opt_in_level, Membership.confirmed_at, Suppression.reason,
+                       Subscriber.paused_until)
                 .join(Membership, (Membership.subscriber_id == Subscriber.id)
                       & (Membership.list_id == export.list_id))
+                .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
                 .where(*where).order_by(Subscriber.id).limit(PAGE)).all()
             if not page:
                 return
@@ -123,6 +130,8 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
                     interests.setdefault(sid, []).append(key)
         for r in page:
             values = {"email": r.email, "name": r.name, "status": r.status,
+                      "suppressed": r.reason or "", "paused_until": r.paused_until.isoformat(
+                          timespec="seconds") if r.paused_until else "",
                       "opt_in_level": r.opt_in_level, "source": r.source,
                       "created_at": r.created_at.isoformat(timespec="seconds"),
                       "subscribed_at": r.confirmed_at.isoformat(timespec="seconds")

@@ -21,7 +21,7 @@ from listmgr import csvfiles, importrows
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import audit
+from listmgr.services import audit, exports
 from listmgr.services.importstage import Outcome, Writer, bulk_settings
 
 log = logging.getLogger(__name__)
@@ -402,7 +402,8 @@ def _report_lines(out: Outcome, chunk: importrows.Checked, written: int) -> tupl
     room = MAX_REPORT_LINES - written
     if not lines or room <= 0:
         return "", written + len(lines)
-    text = "".join(csvfiles.write_row([row, chunk.line(row), email, result, reason])
+    text = "".join(csvfiles.write_row([row, chunk.line(row), exports.safe_cell(email), result,
+                                       exports.safe_cell(reason)])
                    for row, email, result, reason in lines[:room])
     if len(lines) > room:
         text += csvfiles.write_row(["", "", "", "", f"more than {MAX_REPORT_LINES} rows were "

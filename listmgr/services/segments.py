@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr import segments as compiler
-from listmgr.errors import Conflict, NotFound, ValidationError
+from listmgr.errors import Conflict, Forbidden, NotFound, ValidationError
 from listmgr.models import (Campaign, FieldDef, Interest, MailingList, Segment, Subscriber,
                             utcnow)
 from listmgr.runtime import Runtime
@@ -58,8 +58,17 @@ def expression(s: Session, *, lists: Sequence[str], rules: Any,
 COUNT_SECONDS = 30   # PostgreSQL: a live count that takes longer is stopped
 
 
-def count(rt: Runtime, *, lists: Sequence[str], rules: Any) -> int:
-    """How many subscribers the lists + rules select right now."""
+IDENTIFYING = frozenset({"email", "name"})
+
+
+def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = True) -> int:
+    """How many subscribers the lists + rules select right now. Without access to personal
+    data (personal=False) a count may not pick people by address or name: one person's
+    membership and field values could be read off counts of one."""
+    named = compiler.references(rules)[0] & IDENTIFYING if not personal else set()
+    if named:
+        raise Forbidden(f"counting by {' or '.join(sorted(named))} needs access to personal "
+                        "data", field="rules")
     with rt.db.session() as s:
         where = expression(s, lists=lists, rules=rules)
         if s.get_bind().dialect.name != "postgresql":

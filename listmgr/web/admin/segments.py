@@ -10,9 +10,10 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr import jsonin, segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
+from listmgr.permissions import allowed
 from listmgr.services import lists as lists_service, people, segments as segments_service
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import record, require
+from listmgr.web.auth import principal, record, require
 
 
 def vocabulary() -> dict[str, Any]:
@@ -97,7 +98,10 @@ def segment_count():  # type: ignore[no-untyped-def]
     seg = segments_service.get(current_runtime(), seg_id) if seg_id else None
     try:
         values, rules = _form()
-        count = segments_service.count(current_runtime(), lists=values["lists"], rules=rules)
+        who = principal()
+        count = segments_service.count(current_runtime(), lists=values["lists"], rules=rules,
+                                       personal=who is not None and allowed(who.role,
+                                                                            "people:read"))
     except ListmgrError as exc:
         return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
                        request.form.get("rules", ""), errors={exc.field or "form": exc.message},

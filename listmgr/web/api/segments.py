@@ -8,8 +8,10 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
+from listmgr.permissions import allowed
 from listmgr.services import audit, segments
-from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
+from listmgr.web.api.base import (Page, actor, paginated, parse_body, parse_query, principal,
+                                  route, schema_of)
 
 
 class SegmentIn(BaseModel):
@@ -95,4 +97,5 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 def count_segment():  # type: ignore[no-untyped-def]
     """How many subscribers lists + rules select now (with lists: the campaign audience)."""
     body = parse_body(CountIn)
-    return jsonify(count=segments.count(current_runtime(), lists=body.lists, rules=body.rules))
+    return jsonify(count=segments.count(current_runtime(), lists=body.lists, rules=body.rules,
+                                        personal=allowed(principal().role, "people:read")))
