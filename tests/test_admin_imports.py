@@ -101,3 +101,37 @@ def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  #
     session_login(client, rt, accounts_by_role["editor"])
     assert client.get("/admin/export?list=news").status_code == 403
     assert client.get("/admin/imports").status_code == 403
+
+
+def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-def]
+    import os
+
+    from listmgr.services import imports, recovery, subscribers
+    from listmgr.services.subscriptions import Origin
+
+    folder = imports.upload_dir(rt)
+    assert _upload(admin).status_code == 200
+    [fresh] = folder.glob("*.csv")
+    assert _upload(admin).status_code == 200
+    [old] = set(folder.glob("*.csv")) - {fresh}
+    hours_ago = time.time() - 3 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    busy = folder / "busy.csv"
+    busy.write_text("email\nbusy@example.org\n")
+    os.utime(busy, (hours_ago, hours_ago))
+    imports.create_job(rt, path=busy, list_slug="news", consent="fair", actor="t")  # queued
+
+    recovery.sweep(rt)   # older than two hours and read by no job: gone
+    assert set(folder.glob("*.csv")) == {fresh, busy}
+
+    # An erasure takes every upload still waiting for its mapping: it may hold the address.
+    sid = subscribers.create(rt, email="ada@example.org", lists=["news"], consent="fair")
+    from listmgr.services import privacy
+
+    privacy.erase_subscriber(rt, sid, origin=Origin(source="admin"))
+    assert set(folder.glob("*.csv")) == {busy}
+    form = {"csrf_token": csrf_from(admin.get("/admin/imports").text),
+            "token": fresh.stem, "filename": "people.csv", "list": "news", "consent": "x",
+            "columns": "0"}
+    resp = admin.post("/admin/imports/start", data=form)
+    assert resp.status_code == 422 and "upload the file again" in resp.text

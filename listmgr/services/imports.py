@@ -8,6 +8,7 @@ import multiprocessing
 import queue
 import sys
 import threading
+import time
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -163,6 +164,30 @@ def report(rt: Runtime, job_id: int) -> str:
         if text is None:
             raise NotFound(f"there is no import {job_id}")
         return text
+
+
+UPLOAD_KEEP = timedelta(hours=2)   # an upload waiting for its column mapping, at most
+
+
+def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> int:
+    """Delete uploaded files no queued or running job reads (abandoned on the mapping page):
+    those older than older_than, or all of them (an erasure: they may hold the address).
+    Returns how many."""
+    folder = upload_dir(rt).resolve()
+    with rt.db.session() as s:
+        busy = set(s.scalars(select(ImportJob.path).where(
+            ImportJob.status.in_(("queued", "running")))))
+    cutoff = None if older_than is None else time.time() - older_than.total_seconds()
+    gone = 0
+    for path in folder.glob("*.csv"):
+        try:
+            if str(path) in busy or (cutoff is not None and path.stat().st_mtime > cutoff):
+                continue
+            path.unlink()
+            gone += 1
+        except FileNotFoundError:   # another process took it first
+            continue
+    return gone
 
 
 def requeue(rt: Runtime) -> int:

@@ -264,6 +264,7 @@ def erase_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
         sub = _subscriber_for_token(s, rt, manage_token, lock=True)
         if sub is not None:
             _erase(s, rt, sub, origin)
+    _forget_uploads(rt)
 
 
 def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
@@ -295,4 +296,14 @@ def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
         sub = s.get(Subscriber, subscriber_id, with_for_update=True)
         if sub is None:
             raise NotFound("no such subscriber")
-        return _erase(s, rt, sub, origin)
+        digest = _erase(s, rt, sub, origin)
+    _forget_uploads(rt)
+    return digest
+
+
+def _forget_uploads(rt: Runtime) -> None:
+    """Uploads still waiting for their column mapping may hold the erased address: they go
+    (the admin uploads again). Files of running imports stay: those refuse the address."""
+    from listmgr.services import imports
+
+    imports.forget_uploads(rt, older_than=None)

@@ -29,9 +29,14 @@ def requeue_pending(rt: Runtime) -> dict[str, int]:
 
 
 def sweep(rt: Runtime) -> dict[str, int]:
-    """Periodic duty: start due scheduled campaigns, then re-enqueue pending work."""
-    from listmgr.services import campaigns
+    """Periodic duty: start due scheduled campaigns, then re-enqueue pending work; forget
+    abandoned uploads."""
+    from listmgr.services import campaigns, imports
 
     counts = {"started": campaigns.start_due(rt)}
+    try:
+        counts["uploads_forgotten"] = imports.forget_uploads(rt)
+    except OSError:
+        log.exception("forgetting abandoned uploads failed")
     counts.update(requeue_pending(rt))
     return counts
