@@ -296,8 +296,16 @@ def test_mode_suppress(world, tmp_path):  # type: ignore[no-untyped-def]
     info = run(rt, path, mode="suppress", list_slug=None, consent="old ESP hard bounces")
     assert (info.inserted, info.skipped, info.errors) == (2, 1, 1)
     assert segments.count(rt, lists=["news"], rules=None) == 0
+    with rt.db.session() as s:
+        assert set(s.scalars(select(Suppression.detail))) == {
+            f"import {info.id}: old ESP hard bounces"}
     info = run(rt, path, mode="suppress", list_slug=None)
     assert (info.inserted, info.skipped) == (0, 3)   # already suppressed, and the duplicate
+    path = write(tmp_path, "more.csv", "Email\nmore@example.org\n")
+    info = run(rt, path, mode="suppress", list_slug=None, consent="")
+    with rt.db.session() as s:
+        assert s.scalar(select(Suppression.detail).where(
+            Suppression.email == "more@example.org")) == f"import {info.id}"
 
 
 @pytest.mark.parametrize("content,kw,field", [

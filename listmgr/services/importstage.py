@@ -259,7 +259,8 @@ class Writer:
         decisions = self._screen(out, self.lookup(None), suppress=True)
         self._decide(decisions)
         self._remember()
-        detail, at = f"import {job_id}: {wording}"[:500], self._at(now)
+        detail = f"import {job_id}: {wording}" if wording else f"import {job_id}"
+        detail, at = detail[:500], self._at(now)
         self._run("INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
                   "SELECT email_hash, email, 'manual', :detail, :at FROM imp_batch "
                   f"WHERE {LANDED}", detail=detail, at=at)
