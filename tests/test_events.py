@@ -92,6 +92,8 @@ def test_malformed_batch_is_refused_whole(rt, api):  # type: ignore[no-untyped-d
         ({"email": "a@example.org", "type": "x", "at": "yesterday"}, "events[3].at"),
         ({"email": "a@example.org", "type": "x", "at": "2999-01-01T00:00:00Z"},
          "events[3].at"),
+        ({"email": "a@example.org", "type": "x", "at": "0001-01-01T00:00:00Z"},
+         "events[3].at"),
         ({"email": "a@example.org", "type": "x", "colour": "red"}, "events[3].colour"),
         ({"email": "a@example.org", "type": "x", "properties": {"blob": "x" * 9000}},
          "events[3].properties"),

@@ -43,6 +43,9 @@ class _Event:
     at: datetime
 
 
+EARLIEST = datetime(1990, 1, 1)   # before it, a timestamp is a mistake, not history
+
+
 def _at(value: Any, where: str, now: datetime) -> datetime:
     if value is None:
         return now
@@ -55,8 +58,10 @@ def _at(value: Any, where: str, now: datetime) -> datetime:
                               field=where) from None
     if parsed.tzinfo is not None:  # stored as naive UTC; naive input is taken as UTC
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    if parsed > now + timedelta(days=1):
+    if parsed > now + timedelta(days=1):   # a day for clocks that are off
         raise ValidationError(f"{where}: the event lies in the future", field=where)
+    if parsed < EARLIEST:
+        raise ValidationError(f"{where}: the event lies before {EARLIEST.year}", field=where)
     return parsed
 
 
