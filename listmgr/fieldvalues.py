@@ -14,6 +14,9 @@ RESERVED = frozenset({"id", "email", "name", "created_at", "updated_at", "source
 MAX_TEXT = 1000
 MAX_CHOICES = 200
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+MAX_NUMBER = 2 ** 53 - 1  # the largest integer JSON readers (JavaScript) keep exactly
 _TRUE = frozenset({"true", "1", "yes", "on", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "n"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -69,29 +72,34 @@ def _one(value: Any, label: str) -> Any:
     return value
 
 
+def _in_range(value: float, label: str) -> float:
+    """Finite, and no larger than JSON readers keep exactly (every path: JSON, form, CSV)."""
+    if isinstance(value, float) and math.isnan(value):
+        raise FieldValueError(f"{label} must be a finite number")
+    if abs(value) > MAX_NUMBER:  # infinity included
+        raise FieldValueError(f"{label} is too large")
+    return value
+
+
+def _number_text(text: str, label: str) -> int | float:
+    """A number as typed: whole numbers stay integers, however many digits they have."""
+    if _INTEGER.fullmatch(text):
+        if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_NUMBER)):
+            raise FieldValueError(f"{label} is too large")  # before int() reads 10**5 digits
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    raise FieldValueError(f"{label} must be a number, like 42 or 3.5")
+
+
 def _number(value: Any, label: str) -> int | float:
     if isinstance(value, bool):
         raise FieldValueError(f"{label} must be a number")
-    if isinstance(value, int):
-        if abs(value) >= 2 ** 53:  # beyond what JSON readers keep exactly
-            raise FieldValueError(f"{label} is too large")
-        return value
     if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"[+-]?\d{1,15}", text):
-            return int(text)
-        try:
-            value = float(text) if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?",
-                                                text) else None
-        except ValueError:
-            value = None
-        if value is None:
-            raise FieldValueError(f"{label} must be a number, like 42 or 3.5")
-    if not isinstance(value, float):
+        value = _number_text(value.strip(), label)
+    if not isinstance(value, (int, float)):
         raise FieldValueError(f"{label} must be a number")
-    if not math.isfinite(value):
-        raise FieldValueError(f"{label} must be a finite number")
-    return value
+    return _in_range(value, label)
 
 
 def _date(value: Any, label: str) -> str:

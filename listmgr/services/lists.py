@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.mail.compose import clean_header
-from listmgr.models import MailingList, Membership, OptIn
+from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import normalize_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+LEVEL_LENGTH = 64  # Membership.opt_in_level
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 EDITABLE = ("name", "description", "opt_in", "from_name", "from_email", "reply_to",
             "postal_address", "consent_wording", "form_fields", "form_interests",
             "opt_in_levels")
@@ -39,7 +42,43 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         if key in out and (not isinstance(out[key], list)
                            or not all(isinstance(x, str) for x in out[key])):
             raise ValidationError(f"{key} must be a list of strings", field=key)
+    if "opt_in_levels" in out:
+        out["opt_in_levels"] = _levels(out["opt_in_levels"])
     return out
+
+
+def _levels(levels: list[str]) -> list[str]:
+    """Opt-in levels: distinct single lines that fit a membership's opt_in_level."""
+    out: list[str] = []
+    for i, raw in enumerate(levels):
+        level = raw.strip()
+        if not level or len(level) > LEVEL_LENGTH or _CONTROL.search(level):
+            raise ValidationError(f"an opt-in level must be one line of 1 to {LEVEL_LENGTH} "
+                                  "characters", field=f"opt_in_levels[{i}]")
+        if level in out:
+            raise ValidationError(f"opt-in levels must be unique: {level!r} appears twice",
+                                  field=f"opt_in_levels[{i}]")
+        out.append(level)
+    return out
+
+
+def _known(key: str, items: list[str], known: set[str], noun: str) -> None:
+    """Each item names a defined field (or interest), once."""
+    for i, item in enumerate(items):
+        if item not in known:
+            raise ValidationError(f"there is no {noun} {item!r}", field=f"{key}[{i}]")
+        if item in items[:i]:
+            raise ValidationError(f"the {noun} {item!r} appears twice", field=f"{key}[{i}]")
+
+
+def _check_offered(s: Session, values: dict[str, Any]) -> None:
+    """The sign-up form offers only fields and interests that exist."""
+    if values.get("form_fields"):
+        _known("form_fields", values["form_fields"], set(s.scalars(select(FieldDef.key))),
+               "field")
+    if values.get("form_interests"):
+        _known("form_interests", values["form_interests"],
+               set(s.scalars(select(Interest.key))), "interest")
 
 
 @dataclass(frozen=True)
@@ -80,6 +119,7 @@ def create(rt: Runtime, **values: Any) -> int:
     with rt.db.session() as s:
         if s.scalar(select(MailingList.id).where(MailingList.slug == values["slug"])):
             raise Conflict(f"a list {values['slug']!r} already exists", field="slug")
+        _check_offered(s, values)
         lst = MailingList(**values)
         s.add(lst)
         s.flush()
@@ -95,6 +135,7 @@ def update(rt: Runtime, slug: str, **values: Any) -> None:
         lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
         if lst is None:
             raise NotFound(f"no list {slug!r}", field="slug")
+        _check_offered(s, values)
         for key, value in values.items():
             setattr(lst, key, value)
 

@@ -144,24 +144,25 @@ def subscriber_new():  # type: ignore[no-untyped-def]
                            lists=lists_service.all_lists(rt), title="Add subscriber")
 
 
+def _posted_fields(rt: Any) -> dict[str, Any]:
+    """Every field_* input as sent (the service checks each value and refuses unknown keys,
+    as on every other write path); a defined field the form left out loses its value."""
+    fields: dict[str, Any] = {f.key: None for f in people.list_fields(rt)}
+    for name in request.form:
+        if name.startswith("field_"):
+            values = request.form.getlist(name)
+            fields[name[6:]] = values if len(values) > 1 else values[0]
+    return fields
+
+
 @bp.post("/subscribers/<int:subscriber_id>/edit")
 @require("people:write")
 def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Save name, field values, interests and consents (each change is a consent event)."""
     rt = current_runtime()
-    known = {f.key: f for f in people.list_fields(rt)}
-    fields: dict[str, Any] = {}
-    for key, f in known.items():
-        values = [v for v in request.form.getlist(f"field_{key}") if v != ""]
-        if f.type == "multi_choice":
-            fields[key] = values or None
-        elif f.type == "boolean":
-            fields[key] = {"true": True, "false": False}.get(values[-1]) if values else None
-        else:
-            fields[key] = values[-1] if values else None
     try:
         people.update_subscriber(
-            rt, subscriber_id, name=request.form.get("name", ""), fields=fields,
+            rt, subscriber_id, name=request.form.get("name", ""), fields=_posted_fields(rt),
             interests=request.form.getlist("interests"),
             consents={"profiling": _ui.checked("consent_profiling"),
                       "tracking": _ui.checked("consent_tracking")},
