@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT
 
+from listmgr.csvfiles import last_line, readable, with_lines
 from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 
 MAX_NAME = 200
@@ -187,9 +188,12 @@ class EmailHasher:
 
 
 def clean_name(raw: str) -> str:
-    """The same rules as subscriptions.clean_name for a CSV cell."""
-    if "\n" in raw or "\r" in raw or "\x00" in raw:
+    """The same rules as subscriptions.clean_name for a CSV cell (with a reason that names a
+    NUL byte as what it is)."""
+    if "\n" in raw or "\r" in raw:
         raise ValueError("The name must not contain line breaks.")
+    if "\x00" in raw:
+        raise ValueError("The name must not contain control characters (it holds a NUL byte).")
     name = " ".join(raw.split())
     if len(name) > MAX_NAME:
         raise ValueError(f"The name is longer than {MAX_NAME} characters.")
@@ -366,16 +370,19 @@ def validate(ctx: Context, records: Iterable[tuple[Any, ...]],
     repeats: list[Repeat] = []
     bad: list[Bad] = []
     email_at = next(i for i, t in ctx.mapping.items() if t == "email")
-    for row, cells, error, *_ in records:  # (row, cells, parse error[, line])
-        if cells is None:
-            bad.append((row, "", error))
+    for row, cells, error, *line in records:  # (row, cells, error[, line]); see CsvReader
+        if error:
+            bad.append((row, _email_cell(cells, email_at), error))
             continue
         if not "".join(cells).strip():
             continue  # a blank line (no cell holds more than white space)
         try:
             one = person(ctx, row, cells)
         except ValueError as exc:
-            bad.append((row, cells[email_at] if email_at < len(cells) else "", str(exc)))
+            reason = str(exc)
+            if line:
+                reason = with_lines(reason, line[0], last_line(line[0], cells))
+            bad.append((row, _email_cell(cells, email_at), reason))
             continue
         seen = first.setdefault(one[1], row)
         if seen == row:
@@ -383,6 +390,11 @@ def validate(ctx: Context, records: Iterable[tuple[Any, ...]],
         else:
             repeats.append((row, one[1], seen))
     return good, repeats, bad
+
+
+def _email_cell(cells: list[str] | None, email_at: int) -> str:
+    """The email cell of a bad row, as its report shows it."""
+    return readable(cells[email_at]) if cells and email_at < len(cells) else ""
 
 
 # -- garbage collection while chunks are alive --------------------------------------------------

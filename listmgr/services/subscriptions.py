@@ -48,8 +48,11 @@ def clean_name(raw: Any) -> str:
         return ""
     if not isinstance(raw, str):
         raise ValidationError("The name must be text.", field="name")
-    if any(c in raw for c in "\r\n\x00"):
+    if "\r" in raw or "\n" in raw:
         raise ValidationError("The name must not contain line breaks.", field="name")
+    if "\x00" in raw:
+        raise ValidationError("The name must not contain control characters (it holds a NUL "
+                              "byte).", field="name")
     name = " ".join(raw.split())
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
