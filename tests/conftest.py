@@ -177,11 +177,14 @@ def settings_for(database_url: str, sink: Sink | None, **extra: Any) -> dict[str
 
 
 @pytest.fixture
-def make_runtime(database_url: str, sink: Sink) -> Iterator[Callable[..., runtime.Runtime]]:
-    """Build a runtime (with a broker and worker threads) for this test's database."""
+def make_runtime(database_url: str, sink: Sink, tmp_path: Path
+                 ) -> Iterator[Callable[..., runtime.Runtime]]:
+    """Build a runtime (with a broker and worker threads) for this test's database, with a
+    var directory of its own (uploads waiting there are this test's alone)."""
     started: list[boot.Background] = []
 
     def make(*, threads: int = 2, **extra: Any) -> runtime.Runtime:
+        extra.setdefault("var_dir", str(tmp_path / "var"))
         rt = runtime.build(settings_for(database_url, sink, **extra))
         bg = boot.start(rt, threads=threads, sweep=False)
         started.append(bg)

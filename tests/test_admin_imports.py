@@ -121,7 +121,7 @@ def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-
     os.utime(busy, (hours_ago, hours_ago))
     imports.create_job(rt, path=busy, list_slug="news", consent="fair", actor="t")  # queued
 
-    recovery.sweep(rt)   # older than two hours and read by no job: gone
+    assert imports.forget_uploads(rt) == 1   # older than two hours and read by no job: gone
     assert set(folder.glob("*.csv")) == {fresh, busy}
 
     # An erasure takes every upload still waiting for its mapping: it may hold the address.
@@ -130,6 +130,11 @@ def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-
 
     privacy.erase_subscriber(rt, sid, origin=Origin(source="admin"))
     assert set(folder.glob("*.csv")) == {busy}
+    # the workers' periodic sweep does the same
+    stale = folder / "stale.csv"
+    stale.write_text("email\nstale@example.org\n")
+    os.utime(stale, (hours_ago, hours_ago))
+    assert recovery.sweep(rt)["uploads_forgotten"] == 1 and not stale.exists()
     form = {"csrf_token": csrf_from(admin.get("/admin/imports").text),
             "token": fresh.stem, "filename": "people.csv", "list": "news", "consent": "x",
             "columns": "0"}
