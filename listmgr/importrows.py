@@ -72,6 +72,8 @@ def parse_mapping(text: str | Mapping[str, str] | None) -> dict[str, str]:
         column, sep, target = part.rpartition("=")
         if not sep or not column.strip():
             raise MappingError(f"mapping entries look like Column=target, not {part.strip()!r}")
+        if column.strip().lower() in (c.lower() for c in out):
+            raise MappingError(f"the mapping names the column {column.strip()!r} twice")
         out[column.strip()] = target.strip()
     return out
 
@@ -103,7 +105,8 @@ def resolve(header: list[str], explicit: Mapping[str, str],
             (t for t, names in _AUTO.items() if squashed in names), None)
         if target is None or target in chosen.values():
             if column:
-                ignored.append(column)
+                ignored.append(column if target is None else
+                               f"{column} (another column already holds {target})")
             continue
         chosen[i] = target
     targets = [t for t in chosen.values() if t != "ignore"]

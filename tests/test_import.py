@@ -314,6 +314,7 @@ def test_mode_suppress(world, tmp_path):  # type: ignore[no-untyped-def]
     ("email,name\na@example.org,A\n", {"mapping": "name=fields.nope"}, "mapping"),
     ("email,name\na@example.org,A\n", {"mapping": "email=email,name=email"}, "mapping"),
     ("email,name\na@example.org,A\n", {"mapping": "no equals sign"}, "mapping"),
+    ("E-Mail,name\na@example.org,A\n", {"mapping": "E-Mail=email,e-mail=name"}, "mapping"),
     ("email,name\na@example.org,A\n", {"list_slug": "nope"}, "list"),
     ("email,name\na@example.org,A\n", {"consent": "  "}, "consent"),
     ("email,name\na@example.org,A\n", {"mode": "replace"}, "mode"),
@@ -459,6 +460,13 @@ def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  #
     assert (info.inserted, info.updated, info.errors) == (0, 2, 0)
     again = _person(rt, "a@example.org")
     assert again.name == "=HYPERLINK(1)" and again.fields["topics"] == ["books", "games"]
+
+
+def test_a_second_column_of_a_kind_is_ignored_and_said_so(world, tmp_path):  # type: ignore[no-untyped-def]
+    rt = world
+    info = run(rt, write(tmp_path, "two.csv", "email,name,E-Mail\na@example.org,A,b@example.org\n"))
+    assert info.ignored_columns == ["E-Mail (another column already holds email)"]
+    assert info.inserted == 1 and _person(rt, "b@example.org") is None
 
 
 def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[no-untyped-def]

@@ -45,7 +45,7 @@ def import_cmd(file: Path, list_slug: str | None, mapping: str, mode: str, conse
     click.echo(f"import {job_id}: columns " + ", ".join(f"{c} -> {t}" for c, t in
                                                         job.columns.items()), err=True)
     if job.ignored_columns:
-        click.echo("ignored (unknown) columns: " + ", ".join(job.ignored_columns), err=True)
+        click.echo("ignored columns: " + ", ".join(job.ignored_columns), err=True)
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TimeRemainingColumn()]
     with Progress(*columns, console=None, transient=False) as bar:
