@@ -38,7 +38,11 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
             assert op["x-permission"], path
             assert "default" in op["responses"]
             if op.get("requestBody"):
-                ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                [(kind, content)] = op["requestBody"]["content"].items()
+                assert kind == ("multipart/form-data" if (path, method) == ("/api/imports",
+                                                                            "post")
+                                else "application/json")
+                ref = content["schema"]["$ref"]
                 assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
     assert by_rule[("/lists", "POST")].body is not None
     lists_post = doc["paths"]["/api/lists"]["post"]
@@ -48,6 +52,9 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
     assert body["properties"]["opt_in"]["enum"] == ["double", "single"]
     assert lists_post["x-permission"] == "lists:write" and "201" in lists_post["responses"]
     assert doc["paths"]["/api/subscribers"]["get"]["parameters"][0]["in"] == "query"
+    upload = doc["components"]["schemas"]["ImportForm"]
+    assert upload["properties"]["file"]["format"] == "binary"
+    assert doc["paths"]["/api/imports"]["post"]["summary"].endswith("ID).")
 
 
 def test_reference_page_lists_every_operation_without_scripts(client):  # type: ignore[no-untyped-def]

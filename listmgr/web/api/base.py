@@ -37,6 +37,7 @@ class RouteDoc:
     response: type[BaseModel] | None = None
     status: int = 200
     tags: list[str] = field(default_factory=list)
+    form: bool = False     # the body comes as multipart/form-data, not JSON
 
 
 ROUTES: list[RouteDoc] = []
@@ -46,14 +47,14 @@ PUBLIC = None  # permission value for routes anyone may call
 def route(rule: str, methods: list[str] | None = None, *, permission: str | None,
           body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
           response: type[BaseModel] | None = None, status: int = 200,
-          tag: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+          tag: str = "", form: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API route with its permission and schemas."""
     methods = methods or ["GET"]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.permission = permission  # type: ignore[attr-defined]
         ROUTES.append(RouteDoc(rule, methods, permission, (fn.__doc__ or "").strip(), body,
-                               query, response, status, [tag] if tag else []))
+                               query, response, status, [tag] if tag else [], form))
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=fn, methods=methods)
         return fn
 

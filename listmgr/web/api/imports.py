@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr import jsonin
 from listmgr.app import current_runtime
@@ -54,11 +54,25 @@ def _mapping(raw: str) -> str | dict[str, str]:
     return value
 
 
-@route("/imports", ["POST"], permission="people:write", response=ImportOut, status=202,
-       tag="imports")
+class ImportForm(BaseModel):
+    """The multipart form of an upload."""
+
+    file: bytes = Field(description="the CSV file (any common encoding and delimiter)",
+                        json_schema_extra={"format": "binary"})
+    list: str | None = Field(None, description="the list's slug (optional with mode suppress)")
+    mapping: str | None = Field(None, description="Column=target pairs separated by commas, "
+                                "or a JSON object of column: target")
+    mode: str = Field("upsert", description="upsert, add or suppress")
+    consent: str = Field("", description="the consent basis of these people (required but "
+                         "for mode suppress)")
+
+
+@route("/imports", ["POST"], permission="people:write", body=ImportForm, form=True,
+       response=ImportOut, status=202, tag="imports")
 def create_import():  # type: ignore[no-untyped-def]
-    """Upload a CSV (multipart: file, list, mapping?, mode?, consent) and import it in the
-    background; poll GET /api/imports/ID for progress."""
+    """Upload a CSV and import it in the background (202; poll GET /api/imports/ID).
+
+    The body is a multipart form: file, list, mapping, mode, consent."""
     rt = current_runtime()
     # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
     request.max_content_length = int(rt.settings.extra.get("max_import_bytes",

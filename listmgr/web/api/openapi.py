@@ -116,8 +116,9 @@ def _operation(r: RouteDoc, method: str, path: str, params: list[dict[str, Any]]
     if r.query is not None:
         op["parameters"] += _query_params(r.query, refs[(r.query, "validation")], defs)
     if r.body is not None and method in ("POST", "PUT", "PATCH"):
+        kind = "multipart/form-data" if r.form else "application/json"
         op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[(r.body, "validation")]}}}
+            kind: {"schema": refs[(r.body, "validation")]}}}
     ok: dict[str, Any] = {"description": "Success"}
     if r.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(r.response, "serialization")]}}
