@@ -410,3 +410,29 @@ def test_after_erasure_a_single_opt_in_list_still_asks_for_confirmation(rt, api,
         sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "plain@example.org"))
         assert s.scalar(select(Membership.status).where(Membership.subscriber_id == sid)) \
             == "confirmed"
+
+
+@pytest.mark.parametrize("opt_in", ["single", "double"])
+def test_a_suppressed_member_still_confirmed_comes_back_by_confirming(rt, api, client, sink,  # type: ignore[no-untyped-def]
+                                                                     opt_in):
+    make_list(rt, "shop", opt_in=opt_in)
+    api.post("/api/subscribers", json={"email": EMAIL, "lists": ["shop"], "status": "confirmed",
+                                       "consent": "till receipt"})
+    assert api.post("/api/suppression", json={"email": EMAIL}).status_code == 201
+    digest = rt.email_hash(EMAIL)
+
+    resp = client.post("/subscribe/shop", json={"email": EMAIL})
+    assert resp.status_code == 202
+    drain(rt)
+    [mail] = sink.wait_for(1)
+    assert "/confirm/" in mail.message.get_body(("plain",)).get_content()
+    with rt.db.session() as s:   # the membership stays as it was, the suppression too
+        assert s.scalar(select(Membership.status)) == "confirmed"
+        assert s.scalar(select(Suppression.reason).where(Suppression.email_hash == digest)) \
+            == "manual"
+    page = client.get(path_of(link_with(mail.message, "/confirm/")))
+    assert page.status_code == 200 and "<button" in page.text   # a button to press
+    _confirm_latest(rt, client, sink, 1)
+    with rt.db.session() as s:
+        assert s.scalar(select(Membership.status)) == "confirmed"
+        assert s.scalar(select(Suppression).where(Suppression.email_hash == digest)) is None

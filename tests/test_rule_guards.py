@@ -200,6 +200,7 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
     rt = world
     probe = {"all": [{"field": "email", "op": "eq", "value": "p0@example.org"},
                      {"field": "plan", "op": "eq", "value": "pro"}]}
+    saved = segments.create(rt, name="One person", rules=probe)
     for role, status in [("analyst", 403), ("editor", 200)]:
         headers = {"Authorization": f"Bearer {accounts.create_token(rt, role=role)}"}
         resp = client.post("/api/segments/count", json={"rules": probe}, headers=headers)
@@ -211,4 +212,14 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
             assert "needs access to personal data" in resp.json["error"]["message"]
         aggregate = {"field": "plan", "op": "eq", "value": "free"}
         resp = client.post("/api/segments/count", json={"rules": aggregate}, headers=headers)
+        assert resp.status_code == 200 and resp.json == {"count": 2}
+        # nor through a campaign's audience, inline or with a saved segment
+        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
+                                                            "segment": probe}, headers=headers)
+        assert resp.status_code == status, resp.json
+        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
+                                                            "segment_id": saved}, headers=headers)
+        assert resp.status_code == status, resp.json
+        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
+                                                            "segment": aggregate}, headers=headers)
         assert resp.status_code == 200 and resp.json == {"count": 2}

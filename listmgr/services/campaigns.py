@@ -225,11 +225,17 @@ def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
 
 
 def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any] | None = None,
-                   segment_id: int | None = None) -> int:
-    """How many people a campaign to these lists (and segment) would reach right now."""
+                   segment_id: int | None = None, personal: bool = True) -> int:
+    """How many people a campaign to these lists (and segment) would reach right now
+    (personal=False: for a caller without access to personal data)."""
+    from listmgr.services import segments
+
     with rt.db.session() as s:
         resolve_lists(s, list(lists))
-        where = _audience_where(s, lists, _rules(s, segment_id, segment))
+        rules = _rules(s, segment_id, segment)
+        if not personal:
+            segments.refuse_identifying(rules)
+        where = _audience_where(s, lists, rules)
         return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
 
 

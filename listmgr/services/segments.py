@@ -61,14 +61,20 @@ COUNT_SECONDS = 30   # PostgreSQL: a live count that takes longer is stopped
 IDENTIFYING = frozenset({"email", "name"})
 
 
-def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = True) -> int:
-    """How many subscribers the lists + rules select right now. Without access to personal
-    data (personal=False) a count may not pick people by address or name: one person's
-    membership and field values could be read off counts of one."""
-    named = compiler.references(rules)[0] & IDENTIFYING if not personal else set()
+def refuse_identifying(rules: Any) -> None:
+    """For callers without access to personal data: rules may not pick people by address or
+    name (one person's membership and field values could be read off counts of one)."""
+    named = compiler.references(rules)[0] & IDENTIFYING
     if named:
         raise Forbidden(f"counting by {' or '.join(sorted(named))} needs access to personal "
                         "data", field="rules")
+
+
+def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = True) -> int:
+    """How many subscribers the lists + rules select right now (personal=False: for a caller
+    without access to personal data, see refuse_identifying)."""
+    if not personal:
+        refuse_identifying(rules)
     with rt.db.session() as s:
         where = expression(s, lists=lists, rules=rules)
         if s.get_bind().dialect.name != "postgresql":

@@ -146,14 +146,17 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
         member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
                                                    Membership.list_id == lst.id))
         now = utcnow()
-        if member is not None and member.status == MemberStatus.confirmed.value:
+        # A suppressed address (erased, unsubscribed from all, complained, bounced, added by
+        # hand) comes back only through a confirmed double opt-in, whatever the list's own
+        # setting and even where its membership still reads confirmed.
+        suppressed = s.scalar(select(Suppression.id).where(
+            Suppression.email_hash == sub.email_hash)) is not None
+        if member is not None and member.status == MemberStatus.confirmed.value \
+                and not suppressed:
             record(s, kind="subscribe_repeat", subscriber_id=sub.id, list_id=lst.id,
                    origin=origin, wording=wording)
             oid = _queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
-        elif lst.opt_in == OptIn.single.value and not s.scalar(select(Suppression.id).where(
-                Suppression.email_hash == sub.email_hash)):
-            # (a suppressed address - erased, unsubscribed from all, complained - comes back
-            # only through a confirmed double opt-in, whatever the list's own setting)
+        elif lst.opt_in == OptIn.single.value and not suppressed:
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
                 s.add(member)
@@ -167,11 +170,12 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
                 s.add(member)
-            member.status = MemberStatus.pending.value
-            member.updated_at = now
+            if member.status != MemberStatus.confirmed.value:  # (confirmed: it stays so, and
+                member.status = MemberStatus.pending.value      # confirming lifts the
+                member.updated_at = now                         # suppression)
             s.flush()
             detail = {"opt_in": "double"}
-            if lst.opt_in == OptIn.single.value:
+            if suppressed:
                 detail["why"] = "the address is on the suppression list"
             record(s, kind="subscribe", subscriber_id=sub.id, list_id=lst.id, origin=origin,
                    wording=wording, detail=detail)
@@ -209,7 +213,11 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
     """Read a confirm token without changing anything (link scanners fetch links)."""
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
-        return ConfirmView(list_name=lst.name, email=sub.email, status=member.status)
+        status = member.status
+        if status == MemberStatus.confirmed.value and s.scalar(select(Suppression.id).where(
+                Suppression.email_hash == sub.email_hash)):
+            status = MemberStatus.pending.value   # suppressed: confirming is still to do
+        return ConfirmView(list_name=lst.name, email=sub.email, status=status)
 
 
 def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")) -> \
@@ -217,9 +225,10 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
     """Confirm a pending membership and record proof of consent; repeating is harmless."""
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
-        if member.status == MemberStatus.confirmed.value:
+        lifted = s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+        if member.status == MemberStatus.confirmed.value and lifted is None:
             return ConfirmView(lst.name, sub.email, member.status)
-        if member.status != MemberStatus.pending.value:
+        if member.status not in (MemberStatus.pending.value, MemberStatus.confirmed.value):
             raise TokenInvalid("This confirmation link is no longer valid: the subscription "
                                "was cancelled after it was sent. Please sign up again.")
         asked = s.scalar(select(ConsentEvent).where(
@@ -230,7 +239,6 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
         member.confirmed_at = member.updated_at = now
         member.unsubscribed_at = None
         # A fresh, explicit confirmation outweighs an earlier unsubscribe-from-all or erasure.
-        lifted = s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
         if lifted is not None:
             s.delete(lifted)
         record(s, kind="confirm", subscriber_id=sub.id, list_id=lst.id, origin=origin,

@@ -11,8 +11,10 @@ from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
+from listmgr.permissions import allowed
 from listmgr.services import campaigns
-from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.api.base import (Page, actor, paginated, parse_body, parse_query, principal,
+                                  route)
 
 
 class _Content(BaseModel):
@@ -139,9 +141,9 @@ def create_campaign():  # type: ignore[no-untyped-def]
 def count_audience():  # type: ignore[no-untyped-def]
     """How many people lists (+ segment) would reach right now."""
     body = parse_body(AudienceIn)
-    return jsonify(count=campaigns.count_audience(current_runtime(), lists=body.lists,
-                                                  segment=body.segment,
-                                                  segment_id=body.segment_id))
+    return jsonify(count=campaigns.count_audience(
+        current_runtime(), lists=body.lists, segment=body.segment, segment_id=body.segment_id,
+        personal=allowed(principal().role, "people:read")))
 
 
 @route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,
