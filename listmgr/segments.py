@@ -26,7 +26,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
@@ -370,20 +370,25 @@ class _Compiler:
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 
 
+def _conditions(rules: Any) -> Iterator[dict[str, Any]]:
+    """Every object node of a rule tree, as far as it can be read."""
+    stack = [rules]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        if isinstance(node, dict):
+            stack.extend(node[k] for k in _GROUPS if k in node)
+            yield node
+
+
 def references(rules: Any) -> tuple[set[str], set[str], set[str]]:
     """The field keys, interest keys and list slugs a rule tree names (as far as it can be
     read: a tree that does not compile names what it names)."""
     fields: set[str] = set()
     interests: set[str] = set()
     lists: set[str] = set()
-    stack = [rules]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        if not isinstance(node, dict):
-            continue
-        stack.extend(node[k] for k in _GROUPS if k in node)
+    for node in _conditions(rules):
         if isinstance(node.get("field"), str):
             fields.add(node["field"])
         if "interests" in node and isinstance(node.get("value"), list):
@@ -391,6 +396,21 @@ def references(rules: Any) -> tuple[set[str], set[str], set[str]]:
         if isinstance(node.get("list"), str):
             lists.add(node["list"])
     return fields, interests, lists
+
+
+def values_named(rules: Any) -> set[tuple[str, str]]:
+    """(field key, text value) of every field condition, and ("list:" + slug, opt-in level)
+    of every list condition with a level: what removing a choice or a level would break."""
+    out: set[tuple[str, str]] = set()
+    for node in _conditions(rules):
+        if isinstance(node.get("field"), str):
+            value = node.get("value")
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, str):
+                    out.add((node["field"], v))
+        if isinstance(node.get("list"), str) and isinstance(node.get("opt_in_level"), str):
+            out.add(("list:" + node["list"], node["opt_in_level"]))
+    return out
 
 
 def compile_rules(rules: Any, *, fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],

@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, SegmentError
 from listmgr.models import Campaign, FieldDef, Interest, Segment, Subscriber, utcnow
 from listmgr.services import campaigns, fielddefs, segments, subscribers
 from tests.campaign_support import campaign, make_list, person, wait_status
+from tests.admin_support import accounts_by_role  # noqa: F401
 from tests.conftest import drain
 
 PROS = {"field": "plan", "op": "eq", "value": "pro"}
@@ -223,3 +224,43 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
         resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
                                                             "segment": aggregate}, headers=headers)
         assert resp.status_code == 200 and resp.json == {"count": 2}
+
+
+def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):  # type: ignore[no-untyped-def]
+    rt = world
+    seg = segments.create(rt, name="Pros", rules={"any": [PROS]})
+    resp = api.patch("/api/fields/plan", json={"choices": ["free"]})
+    assert resp.status_code == 409 and "1 subscriber(s)" in resp.json["error"]["message"]
+    assert api.patch("/api/subscribers/1", json={"fields": {"plan": "free"}}).status_code == 200
+    resp = api.patch("/api/fields/plan", json={"choices": ["free"]})
+    assert resp.status_code == 409 and "segment 'Pros'" in resp.json["error"]["message"]
+    segments.update(rt, seg, rules={"field": "plan", "op": "in", "value": ["free"]})
+    assert api.patch("/api/fields/plan", json={"choices": ["free"]}).status_code == 200
+
+    level = {"list": "news", "opt_in_level": "monthly digest only"}
+    cid = campaign(rt, name="Digest", segment=level)
+    resp = api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]})
+    assert resp.status_code == 409 and "campaign 'Digest' (draft)" in resp.json["error"]["message"]
+    campaigns.delete(rt, cid)
+    with rt.db.session() as s:
+        s.execute(text("UPDATE membership SET opt_in_level = 'monthly digest only' "
+                       "WHERE subscriber_id = 2"))
+    resp = api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]})
+    assert resp.status_code == 409 and "1 member(s)" in resp.json["error"]["message"]
+    assert api.get("/api/lists/news").json["opt_in_levels"] == ["monthly digest only"]
+    with rt.db.session() as s:
+        s.execute(text("UPDATE membership SET opt_in_level = ''"))
+    assert api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]}).status_code == 200
+
+
+def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    from tests.admin_support import session_login
+
+    rt = world
+    with rt.db.session() as s:   # as an older version could leave it
+        s.add(Segment(name="Old", lists=[], rules={"field": "gone", "op": "exists"}))
+    with rt.db.session() as s:
+        seg = s.scalar(select(Segment.id).where(Segment.name == "Old"))
+    session_login(client, rt, accounts_by_role["admin"])
+    page = client.get(f"/admin/segments/{seg}")
+    assert page.status_code == 200 and "unknown field" in page.text

@@ -11,6 +11,7 @@ from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
 from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
 from listmgr.runtime import Runtime
+from listmgr import segments as compiler
 from listmgr.services import segments
 
 
@@ -123,6 +124,12 @@ def update_field(rt: Runtime, key: str, *, label: str | None = None,
                 raise Conflict(f"{held} subscriber(s) hold a choice you removed "
                                f"({', '.join(sorted(removed))}); change their values first",
                                field="choices")
+            users = segments.users_of(s, lambda rules: any(
+                (key, c) in compiler.values_named(rules) for c in removed)) if removed else ""
+            if users:
+                raise Conflict(f"{users} name a choice you removed "
+                               f"({', '.join(sorted(removed))}): change their rules first",
+                               field="choices")
             row.choices = new
         if editable is not None:
             if not isinstance(editable, bool):
@@ -156,7 +163,8 @@ def delete_field(rt: Runtime, key: str) -> None:
     """Delete a field and every value held in it; forms stop offering it."""
     with rt.db.session() as s:
         row = _get_field(s, key)
-        _refuse_in_use(s, "field", key, segments.users_of(s, field=key))
+        _refuse_in_use(s, "field", key, segments.users_of(
+            s, lambda rules: key in compiler.references(rules)[0]))
         _strip_key(s, key)
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_fields or []):
@@ -197,7 +205,8 @@ def delete_interest(rt: Runtime, key: str) -> None:
         row = s.scalar(select(Interest).where(Interest.key == key))
         if row is None:
             raise NotFound(f"there is no interest {key!r}", field="key")
-        _refuse_in_use(s, "interest", key, segments.users_of(s, interest=key))
+        _refuse_in_use(s, "interest", key, segments.users_of(
+            s, lambda rules: key in compiler.references(rules)[1]))
         s.execute(delete(SubscriberInterest).where(SubscriberInterest.interest == key))
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_interests or []):

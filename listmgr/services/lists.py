@@ -136,8 +136,32 @@ def update(rt: Runtime, slug: str, **values: Any) -> None:
         if lst is None:
             raise NotFound(f"no list {slug!r}", field="slug")
         _check_offered(s, values)
+        if "opt_in_levels" in values:
+            _check_levels_removed(s, lst, set(lst.opt_in_levels or []) -
+                                  set(values["opt_in_levels"]))
         for key, value in values.items():
             setattr(lst, key, value)
+
+
+def _check_levels_removed(s: Session, lst: MailingList, removed: set[str]) -> None:
+    """A level members chose, or that rules name, stays (their choice would silently read as
+    something else, and the rules would stop working)."""
+    if not removed:
+        return
+    from listmgr import segments as compiler
+    from listmgr.services import segments
+
+    named = ", ".join(repr(x) for x in sorted(removed))
+    held = s.scalar(select(func.count()).select_from(Membership).where(
+        Membership.list_id == lst.id, Membership.opt_in_level.in_(removed))) or 0
+    if held:
+        raise Conflict(f"{held} member(s) chose a level you removed ({named}); they keep "
+                       "their choice until they change it", field="opt_in_levels")
+    users = segments.users_of(s, lambda rules: any(
+        ("list:" + lst.slug, level) in compiler.values_named(rules) for level in removed))
+    if users:
+        raise Conflict(f"{users} name a level you removed ({named}): change their rules first",
+                       field="opt_in_levels")
 
 
 def _counts(s, list_ids: list[int]) -> dict[int, dict[str, int]]:  # type: ignore[no-untyped-def]

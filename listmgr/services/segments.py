@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
@@ -205,18 +205,14 @@ def _named(campaigns: Sequence[Any], most: int = 5) -> str:
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
-def users_of(s: Session, *, field: str | None = None, interest: str | None = None) -> str:
-    """The saved segments and unsent campaigns whose rules name this field or interest, for a
-    message ("" when none do)."""
-    def names(rules: Any) -> bool:
-        fields, interests, _ = compiler.references(rules)
-        return field in fields if field is not None else interest in interests
-
+def users_of(s: Session, uses: Callable[[Any], bool]) -> str:
+    """The saved segments and unsent campaigns whose rules `uses`, for a message ("" when
+    none do)."""
     segs = [f"segment {row.name!r}" for row in s.scalars(select(Segment).order_by(Segment.id))
-            if names(row.rules)]
+            if uses(row.rules)]
     camps = [(row.name, row.status) for row in s.scalars(
         select(Campaign).where(Campaign.status.in_(UNSENT)).order_by(Campaign.id))
-        if names(row.segment_rules)]
+        if uses(row.segment_rules)]
     parts = ([", ".join(segs[:5]) + (f" and {len(segs) - 5} more" if len(segs) > 5 else "")]
              if segs else []) + ([_named(camps)] if camps else [])
     return "; ".join(parts)

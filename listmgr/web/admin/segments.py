@@ -85,7 +85,11 @@ def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
     """A saved segment in the rule builder, with its count now."""
     rt = current_runtime()
     seg = segments_service.get(rt, segment_id)
-    count = segments_service.count(rt, lists=seg.lists, rules=seg.rules)
+    try:
+        count = segments_service.count(rt, lists=seg.lists, rules=seg.rules)
+    except ListmgrError as exc:   # it can still be opened, to be fixed
+        return _render(seg, {"name": seg.name, "lists": seg.lists}, seg.rules,
+                       errors={exc.field or "form": exc.message})
     return _render(seg, {"name": seg.name, "lists": seg.lists}, seg.rules, errors={},
                    count=count)
 
