@@ -11,6 +11,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
+MAX_ID = 2**31 - 1   # ids are 32-bit integers on every database
+
+
 def utcnow() -> datetime:
     """Now, as naive UTC (stored the same way on SQLite and PostgreSQL)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from listmgr.errors import SegmentError
+from listmgr.fieldvalues import MAX_NUMBER
 
 MAX_VALUES = 1000
 
@@ -24,6 +25,8 @@ def number(value: Any, path: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
             or value in (float("inf"), float("-inf")):
         raise fail("expected a number", path)
+    if abs(value) > MAX_NUMBER:   # stored values never are; and the databases would disagree
+        raise fail(f"a number may be at most {MAX_NUMBER} in size", path)
     return value
 
 

@@ -264,3 +264,43 @@ def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, acc
     session_login(client, rt, accounts_by_role["admin"])
     page = client.get(f"/admin/segments/{seg}")
     assert page.status_code == 200 and "unknown field" in page.text
+
+
+def test_ids_beyond_the_databases_are_refused_not_crashed_on(world, api):  # type: ignore[no-untyped-def]
+    huge = 18446744073709551616
+    for method, path, body in [
+            ("post", "/api/events", {"subscriber_id": huge, "type": "x"}),
+            ("post", "/api/events", {"events": [{"subscriber_id": 2**63, "type": "x"}]}),
+            ("post", "/api/campaigns", {"name": "c", "subject": "s", "lists": ["news"],
+                                        "segment_id": huge, "html": "<p>x</p>"}),
+            ("post", "/api/campaigns/audience", {"lists": ["news"], "segment_id": huge}),
+            ("get", f"/api/subscribers?page={huge}", None),
+            ("get", f"/api/lists/news/export?segment={huge}", None)]:
+        resp = getattr(api, method)(path, json=body) if body else getattr(api, method)(path)
+        assert resp.status_code == 422, (path, resp.status_code, resp.get_data(as_text=True))
+        assert resp.json["error"]["message"]
+    cid = campaign(world)
+    resp = api.post(f"/api/campaigns/{cid}/test", json={"subscriber_id": huge,
+                                                        "to": ["t@example.org"]})
+    assert resp.status_code == 422
+    assert segments.count(world, lists=[], rules=None) == 3   # nothing else happened
+
+
+def test_numbers_beyond_2_53_are_refused_in_events_and_rules(world, api):  # type: ignore[no-untyped-def]
+    api.patch("/api/subscribers/1", json={"consents": {"profiling": True}})
+    for props, where in [({"n": 2**60}, "properties.n"), ({"a": [1, {"b": 1e300}]},
+                                                           "properties.a[1].b")]:
+        resp = api.post("/api/events", json={"email": "p0@example.org", "type": "x",
+                                             "properties": props})
+        assert resp.status_code == 422 and resp.json["error"]["field"] == where, resp.json
+    fine = api.post("/api/events", json={"email": "p0@example.org", "type": "x",
+                                         "properties": {"n": 2**53 - 1}})
+    assert fine.status_code == 200 and fine.json == {"kept": 1, "dropped": 0}
+    fielddefs.create_field(world, key="age", label="Age", type="number")
+    for rule, where in [({"field": "age", "op": "gt", "value": 2**60}, "rules.value"),
+                        ({"field": "age", "op": "between", "value": [0, 2**60]}, "rules.value"),
+                        ({"event": "x", "where": {"properties.n": 2.0**60}},
+                         "rules.where.properties.n")]:
+        resp = api.post("/api/segments/count", json={"rules": rule})
+        assert resp.status_code == 422, (rule, resp.json)
+        assert resp.json["error"]["field"].startswith(where), resp.json

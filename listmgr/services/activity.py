@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from listmgr.errors import ValidationError
-from listmgr.models import ActivityEvent, Subscriber, utcnow
+from listmgr.fieldvalues import MAX_NUMBER
+from listmgr.models import MAX_ID, ActivityEvent, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import normalize_email
 
@@ -44,6 +45,21 @@ class _Event:
 
 
 EARLIEST = datetime(1990, 1, 1)   # before it, a timestamp is a mistake, not history
+
+
+def _too_large(value: Any, path: str) -> str | None:
+    """The path of the first number in value beyond MAX_NUMBER, or None."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) \
+                and abs(item) > MAX_NUMBER:
+            return where
+    return None
 
 
 def _at(value: Any, where: str, now: datetime) -> datetime:
@@ -95,8 +111,8 @@ def _parse(item: Any, prefix: str, now: datetime) -> _Event:
         email = _address(item["email"], f"{dot}email")
     else:
         sid = item["subscriber_id"]
-        if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1:
-            raise ValidationError(f"{dot}subscriber_id: a positive integer",
+        if not isinstance(sid, int) or isinstance(sid, bool) or not 1 <= sid <= MAX_ID:
+            raise ValidationError(f"{dot}subscriber_id: a whole number from 1 to {MAX_ID}",
                                   field=f"{dot}subscriber_id")
     kind = item.get("type")
     if not isinstance(kind, str) or not TYPE.match(kind):
@@ -115,6 +131,10 @@ def _parse(item: Any, prefix: str, now: datetime) -> _Event:
     if size > MAX_PROPERTIES_BYTES:
         raise ValidationError(f"{dot}properties: larger than {MAX_PROPERTIES_BYTES} bytes",
                               field=f"{dot}properties")
+    big = _too_large(props, f"{dot}properties")
+    if big:
+        raise ValidationError(f"{big}: a number may be at most {MAX_NUMBER} in size (what "
+                              "every database and JSON reader keeps exactly)", field=big)
     return _Event(email, sid, kind, props, _at(item.get("at"), f"{dot}at", now))
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, Forbidden, NotFound, ValidationError
-from listmgr.models import (Campaign, FieldDef, Interest, MailingList, Segment, Subscriber,
-                            utcnow)
+from listmgr.models import (MAX_ID, Campaign, FieldDef, Interest, MailingList, Segment,
+                            Subscriber, utcnow)
 from listmgr.runtime import Runtime
 
 MAX_NAME = 200
@@ -145,7 +145,7 @@ def create(rt: Runtime, *, name: Any, lists: Any = (), rules: Any = None) -> int
 
 
 def _get(s: Session, segment_id: int) -> Segment:
-    row = s.get(Segment, segment_id)
+    row = s.get(Segment, segment_id) if 1 <= segment_id <= MAX_ID else None
     if row is None:
         raise NotFound(f"there is no segment {segment_id}")
     return row

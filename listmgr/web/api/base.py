@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar, get_type_hints
+from typing import Annotated, Any, Callable, TypeVar, get_type_hints
 
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, ValidationError as PydanticError, create_model
+from pydantic import BaseModel, Field, ValidationError as PydanticError, create_model
 
 from listmgr.errors import Forbidden, ValidationError
+from listmgr.models import MAX_ID
 from listmgr.services import accounts
 from listmgr.web.extensions import csrf
 
@@ -133,8 +134,11 @@ def parse_query(model: type[M]) -> M:
         raise _pydantic_error(exc) from None
 
 
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]   # an id: a larger number matches nothing anyway
+
+
 class Page(BaseModel):
-    page: int = 1
+    page: int = Field(1, ge=1, le=10_000_000)
     per_page: int = 50
 
     def bounds(self) -> tuple[int, int]:

@@ -13,8 +13,8 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.permissions import allowed
 from listmgr.services import campaigns
-from listmgr.web.api.base import (Page, actor, paginated, parse_body, parse_query, principal,
-                                  route)
+from listmgr.web.api.base import (DbId, Page, actor, paginated, parse_body, parse_query,
+                                  principal, route)
 
 
 class _Content(BaseModel):
@@ -41,7 +41,7 @@ class CampaignIn(_Content):
     subject: str
     lists: list[str]
     segment: dict[str, Any] | None = None
-    segment_id: int | None = None
+    segment_id: DbId | None = None
     text: str = ""
     preheader: str = ""
     layout: str = ""
@@ -55,7 +55,7 @@ class CampaignPatch(_Content):
     subject: str | None = None
     lists: list[str] | None = None
     segment: dict[str, Any] | None = None
-    segment_id: int | None = None
+    segment_id: DbId | None = None
     text: str | None = None
     preheader: str | None = None
     layout: str | None = None
@@ -83,7 +83,7 @@ class CampaignOut(BaseModel):
 
 class Who(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    subscriber_id: int | None = None
+    subscriber_id: DbId | None = None
     email: str | None = None
 
 
@@ -100,7 +100,7 @@ class AudienceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lists: list[str]
     segment: dict[str, Any] | None = None
-    segment_id: int | None = None
+    segment_id: DbId | None = None
 
 
 class StatusOut(BaseModel):

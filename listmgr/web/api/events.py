@@ -9,13 +9,13 @@ from pydantic import BaseModel, ConfigDict
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import activity
-from listmgr.web.api.base import route
+from listmgr.web.api.base import DbId, route
 
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str | None = None
-    subscriber_id: int | None = None
+    subscriber_id: DbId | None = None
     type: str
     properties: dict[str, Any] = {}
     at: str | None = None

@@ -14,7 +14,7 @@ from listmgr import jsonin
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
-from listmgr.web.api.base import Page, actor, paginated, parse_query, route, schema_of
+from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 
@@ -29,7 +29,7 @@ ImportOut = schema_of(imports.ImportInfo, "ImportOut", _Progress)
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fields: str | None = None
-    segment: int | None = None
+    segment: DbId | None = None
     status: str | None = None
 
 
