@@ -31,7 +31,8 @@ _AUTO = {
     "interests": {"interests", "interest", "tags", "topics"},
 }
 _SPLIT = re.compile(r"[|;,]")
-_FORMULA_GUARD = ("'=", "'+", "'-", "'@")  # what our exports write before such cells
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # a spreadsheet may run such a cell
+_FORMULA_GUARD = tuple("'" + c for c in FORMULA_STARTS)  # what our exports write before them
 _DOMAIN_CACHE_LIMIT = 100_000
 _INTEREST_CACHE_LIMIT = 10_000
 BATCH_ROWS = 2_000   # records read and validated at once (a chunk gathers them, encoded)

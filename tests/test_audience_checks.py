@@ -49,6 +49,9 @@ BAD_LISTS = [
     ({"opt_in_levels": ["weekly", "   "]}, "opt_in_levels[1]", "one line of 1 to 64"),
     ({"opt_in_levels": ["x" * 65]}, "opt_in_levels[0]", "one line of 1 to 64"),
     ({"opt_in_levels": ["weekly\nor daily"]}, "opt_in_levels[0]", "one line of 1 to 64"),
+    ({"opt_in_levels": ["weekly\u2028or daily"]}, "opt_in_levels[0]", "one line of 1 to 64"),
+    ({"opt_in_levels": ["weekly\x85daily"]}, "opt_in_levels[0]", "one line of 1 to 64"),
+    ({"opt_in_levels": [f"level {i}" for i in range(21)]}, "opt_in_levels", "at most 20"),
 ]
 
 

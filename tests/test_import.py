@@ -419,6 +419,11 @@ def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore
                                          "list": "news", "consent": CONSENT},
                    content_type="multipart/form-data")
     assert bad.status_code == 422 and bad.json["error"]["field"] == "mapping"
+    twice = api.post("/api/imports", data={
+        "file": (io.BytesIO(b"Mail,City\na@example.org,x\n"), "x.csv"), "list": "news",
+        "consent": CONSENT, "mapping": '{"Mail": "email", "City": "name", "city": "ignore"}'},
+        content_type="multipart/form-data")
+    assert twice.status_code == 422 and "'city' is named twice" in twice.json["error"]["message"]
     assert api.post("/api/imports", data={"list": "news"},
                     content_type="multipart/form-data").status_code == 422
     assert not list(imports.upload_dir(rt).iterdir())
@@ -490,11 +495,11 @@ def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[n
 def test_the_report_never_holds_a_formula(world, api, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
     info = run(rt, write(tmp_path, "f.csv", 'email,name\n=HYPERLINK("http://x.example/"),a\n'
-                                            "+cmd@x,b\nok@example.org,c\n"))
-    assert (info.inserted, info.errors) == (1, 2)
+                                            '+cmd@x,b\nok@example.org,c\n"\t=2+2",d\n'))
+    assert (info.inserted, info.errors) == (1, 3)
     report = api.get(f"/api/imports/{info.id}/report").get_data(as_text=True)
     emails = [r["email"] for r in csv.DictReader(io.StringIO(report))]
-    assert emails == ["'=HYPERLINK(\"http://x.example/\")", "'+cmd@x"]
+    assert emails == ["'=HYPERLINK(\"http://x.example/\")", "'+cmd@x", "'\t=2+2"]
 
 
 def test_cli_import_and_export(world, database_url, tmp_path):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import NotFound, ValidationError
+from listmgr.importrows import FORMULA_STARTS
 from listmgr.models import (MAX_ID, FieldDef, MailingList, Membership, MemberStatus, Segment,
                             Subscriber, SubscriberInterest, Suppression)
 from listmgr.runtime import Runtime
@@ -21,7 +22,6 @@ BUILTIN = ("email", "name", "status", "suppressed", "paused_until", "opt_in_leve
 # suppressed: the suppression reason (unsubscribed from all, bounced, complained, ...) of people
 # whose membership still reads confirmed: whoever mails the export elsewhere must see it.
 DEFAULT = ("email", "name", "status", "suppressed", "subscribed_at", "created_at", "source")
-_FORMULA = ("=", "+", "-", "@")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def prepare(rt: Runtime, *, list_slug: str, fields: str | list[str] | None = Non
 
 def safe_cell(value: str) -> str:
     """A cell a spreadsheet shows as text, never runs as a formula (imports strip the ')."""
-    return "'" + value if value.startswith(_FORMULA) else value
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _text(value: Any) -> Any:

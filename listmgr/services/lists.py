@@ -16,7 +16,7 @@ from listmgr.services.subscriptions import normalize_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # Membership.opt_in_level
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LEVELS = 20
 EDITABLE = ("name", "description", "opt_in", "from_name", "from_email", "reply_to",
             "postal_address", "consent_wording", "form_fields", "form_interests",
             "opt_in_levels")
@@ -50,9 +50,12 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
 def _levels(levels: list[str]) -> list[str]:
     """Opt-in levels: distinct single lines that fit a membership's opt_in_level."""
     out: list[str] = []
+    if len(levels) > MAX_LEVELS:
+        raise ValidationError(f"a list offers at most {MAX_LEVELS} opt-in levels",
+                              field="opt_in_levels")
     for i, raw in enumerate(levels):
         level = raw.strip()
-        if not level or len(level) > LEVEL_LENGTH or _CONTROL.search(level):
+        if not level or len(level) > LEVEL_LENGTH or not level.isprintable():
             raise ValidationError(f"an opt-in level must be one line of 1 to {LEVEL_LENGTH} "
                                   "characters", field=f"opt_in_levels[{i}]")
         if level in out:

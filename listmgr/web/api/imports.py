@@ -2,6 +2,7 @@
 /api/lists/<slug>/export (a list as CSV, streamed)."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -51,6 +52,11 @@ def _mapping(raw: str) -> str | dict[str, str]:
                               field="mapping") from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValidationError("mapping: a JSON object of column: target", field="mapping")
+    # JSON keeps the last of two equal keys: a column named twice is refused instead
+    columns = [k.strip().lower() for k, _ in json.loads(raw, object_pairs_hook=lambda p: p)]
+    if len(set(columns)) != len(columns):
+        twice = next(c for c in columns if columns.count(c) > 1)
+        raise ValidationError(f"mapping: the column {twice!r} is named twice", field="mapping")
     return value
 
 
