@@ -4,6 +4,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ FIELD_LIMIT = 1024 * 1024  # one cell; a larger one is a broken file, not data
 MAX_RECORD_LINES = 20      # physical lines of one record; more is a quote never closed, not data
 NOT_UTF8 = "surrogateescape"  # how a mostly UTF-8 file is read: its stray bytes kept, as U+DCxx
 _ESCAPED = re.compile("[\udc80-\udcff]")   # a byte that is not UTF-8, read with NOT_UTF8
+NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252",
+         "latin-1": "Latin-1"}   # encodings as people know them
 
 
 class CsvFileError(ValueError):
@@ -56,13 +59,14 @@ def _decodes(path: Path, encoding: str, skip: int = 0) -> bool:
     return True
 
 
-def _mostly_utf8(path: Path) -> bool:
+def _mostly_utf8(path: Path, skip: int = 0) -> bool:
     """Whether a file holds more valid multi-byte UTF-8 sequences than bytes that are not
     UTF-8: then it is UTF-8 with a few broken bytes, as text in Windows-1252 or Latin-1
     virtually never forms a valid multi-byte sequence (read in blocks: memory stays flat)."""
     decoder = codecs.getincrementaldecoder("utf-8")(NOT_UTF8)
     valid = invalid = 0
     with path.open("rb") as fh:
+        fh.seek(skip)
         while True:
             block = fh.read(SCAN_BYTES)
             text = decoder.decode(block, final=not block)
@@ -76,13 +80,22 @@ def _mostly_utf8(path: Path) -> bool:
 
 def sniff_encoding(path: Path) -> tuple[str, str]:
     """The encoding of a file and how to decode it: "strict", or NOT_UTF8 for a file that is
-    mostly UTF-8 (see _mostly_utf8), whose rows with other bytes are reported, not guessed."""
+    mostly UTF-8 (see _mostly_utf8), whose rows with other bytes are reported, not guessed.
+    A file whose byte order mark is not what the rest of it is raises CsvFileError."""
     with path.open("rb") as fh:
         head = fh.read(4)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "strict"
+    if head.startswith(codecs.BOM_UTF8):   # as Excel's "CSV UTF-8" begins
+        if _decodes(path, "utf-8", skip=len(codecs.BOM_UTF8)):
+            return "utf-8-sig", "strict"
+        if _mostly_utf8(path, skip=len(codecs.BOM_UTF8)):
+            return "utf-8-sig", NOT_UTF8
+        raise CsvFileError("it begins with the mark of a UTF-8 file (a byte order mark), but "
+                           "most of its text is in another encoding: save it again as UTF-8")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "strict"
+        if _decodes(path, "utf-16"):
+            return "utf-16", "strict"
+        raise CsvFileError("it begins with the mark of a UTF-16 file (a byte order mark), but "
+                           "not all of it is UTF-16 text: save it again as UTF-8")
     if _decodes(path, "utf-8"):
         return "utf-8", "strict"
     if _mostly_utf8(path):
@@ -96,6 +109,14 @@ def detect_encoding(path: Path) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, else Latin-1; a file
     that is mostly UTF-8 is UTF-8 (sniff_encoding tells how to read its other bytes)."""
     return sniff_encoding(path)[0]
+
+
+def not_text(exc: UnicodeDecodeError, encoding: str, where: str) -> str:
+    """Why a file cannot be read in an encoding (exc: the decoder's error), for people."""
+    name = NAMES.get(encoding, encoding)
+    byte = bytes(exc.object[exc.start:exc.start + 1])
+    return (f"{where} it is not {name} text: byte 0x{byte.hex().upper()} cannot be read as "
+            f"{name}; save the file again as UTF-8")
 
 
 def stray_bytes(text: str) -> bytes:
@@ -128,8 +149,11 @@ def detect(path: Path) -> CsvFormat:
     if not path.is_file():
         raise CsvFileError(f"there is no file {path}")
     encoding, errors = sniff_encoding(path)
-    with path.open("r", encoding=encoding, errors=errors, newline="") as fh:
-        sample = fh.read(SAMPLE_BYTES)
+    try:
+        with path.open("r", encoding=encoding, errors=errors, newline="") as fh:
+            sample = fh.read(SAMPLE_BYTES)
+    except UnicodeDecodeError as exc:   # the file changed since it was looked at
+        raise CsvFileError(not_text(exc, encoding, "in its first lines")) from None
     if not sample.strip():
         raise CsvFileError("the file is empty")
     if len(sample) == SAMPLE_BYTES and "\n" in sample:
@@ -177,7 +201,12 @@ class Record:
 
 
 class CsvReader:
-    """Streams the records of a file; `header` is the first record, `bytes_read` the progress."""
+    """Streams the records of a file; `header` is the first record, `bytes_read` the progress.
+
+    A record whose quoted value is never closed (it runs to the end of the file, or over more
+    than MAX_RECORD_LINES lines) is bad on its first line only: the lines after that are read
+    again as records of their own (kept in memory: they were one value, at most FIELD_LIMIT
+    characters, and the rest of the chunk they were found in), then the file reads on."""
 
     def __init__(self, path: Path, fmt: CsvFormat) -> None:
         csv.field_size_limit(FIELD_LIMIT)
@@ -188,8 +217,11 @@ class CsvReader:
         self._text = io.TextIOWrapper(io.BufferedReader(self._counter, 256 * 1024),
                                       encoding=fmt.encoding, errors=fmt.errors, newline="")
         self._reader = csv.reader(self._text, fmt.dialect())
+        self._skipped = 0           # lines before those self._reader reads (read again)
+        self._kept: list[str] = []  # the lines read again, from line self._kept_from
+        self._kept_from = 1
         self._row = 1
-        self._again: IO[str] | None = None   # reads broken records again (see _salvage)
+        self._again: IO[str] | None = None   # reads lines again (see _lines)
         self._again_line = 0
         try:
             header = next(self._reader)
@@ -197,6 +229,9 @@ class CsvReader:
             raise CsvFileError("the file is empty") from None
         except csv.Error as exc:
             raise CsvFileError(f"the first line is not a CSV header: {exc}") from None
+        except UnicodeDecodeError as exc:
+            self.close()
+            raise CsvFileError(not_text(exc, fmt.encoding, "in its header")) from None
         if self._reader.line_num > MAX_RECORD_LINES:
             raise CsvFileError(f"a quoted value in the header runs to line "
                                f"{self._reader.line_num}: probably a quote that is never closed")
@@ -217,70 +252,122 @@ class CsvReader:
         """Lists of up to size (row, cells, error, line): the fast way through. A record with
         an error is bad; its cells are then what could be read of it (for the report), or
         None."""
-        reader, row = self._reader, self._row
+        reader, first, row = self._reader, self._skipped + 1, self._row
         chunk: list[tuple[int, list[str] | None, str, int]] = []
         append = chunk.append
         while True:
-            line = reader.line_num + 1
+            line = reader.line_num + first
             row += 1
             try:
                 append((row, next(reader), "", line))
             except StopIteration:
-                break
+                row -= 1
+                final = True
             except csv.Error as exc:
-                end = reader.line_num
-                cells = self._salvage(line, end)
-                append((row, cells, broken(str(exc), line, end, cells), line))
-            if len(chunk) >= size:
-                self._row = row
-                yield self._checked(chunk, False)
-                chunk = []
-                append = chunk.append
-        self._row = row
-        if chunk:
-            yield self._checked(chunk, True)
+                append(self._broken(row, line, str(exc)))
+                reader, first = self._reader, self._skipped + 1   # changed by a quote never closed
+                if len(chunk) < size:
+                    continue
+                final = False
+            except UnicodeDecodeError as exc:   # the file changed since it was looked at
+                raise CsvFileError(not_text(exc, self.fmt.encoding, f"after line {line - 1}")
+                                   ) from None
+            else:
+                if len(chunk) < size:
+                    continue
+                final = False
+            held = None
+            if chunk:
+                end = self._skipped + self._reader.line_num
+                if not final and len(chunk) > 1 and open_at_end(chunk[-1][1]):
+                    held = chunk.pop()   # is it a quote never closed at the end of the file?
+                    end = held[3] - 1
+                chunk = self._checked(chunk, end, final)
+                yield chunk
+            if self._reader is not reader:   # a quote never closed: the lines after it again
+                reader, first, row, held = self._reader, self._skipped + 1, chunk[-1][0], None
+            elif final:
+                return
+            chunk = [held] if held else []
+            append = chunk.append
 
-    def _checked(self, chunk: list[tuple[int, list[str] | None, str, int]], final: bool
-                 ) -> list[tuple[int, list[str] | None, str, int]]:
-        """The chunk with its records that see record_error made bad. Only a chunk that spans
-        many more lines than it has records, or holds bytes that are not UTF-8 (in a file read
-        with NOT_UTF8), is looked at record by record; otherwise only the last record of the
-        file is."""
-        end = self._reader.line_num
+    def _checked(self, chunk: list[tuple[int, list[str] | None, str, int]], end: int,
+                 final: bool) -> list[tuple[int, list[str] | None, str, int]]:
+        """The chunk (its last record ends on line end) with its records that see record_error
+        made bad, up to one whose quoted value is never closed (the lines after its first are
+        then read again). Only a chunk that spans many more lines than it has records, or holds
+        bytes that are not UTF-8 (in a file read with NOT_UTF8), is looked at record by record;
+        otherwise only the last record of the file is."""
         if end - chunk[0][3] + 1 - len(chunk) >= MAX_RECORD_LINES or (
                 self.fmt.errors == NOT_UTF8 and _ESCAPED.search(
                     "".join(["".join(cells) for _, cells, _, _ in chunk if cells]))):
             ends = [record[3] - 1 for record in chunk[1:]] + [end]
-            return [(row, cells, error or record_error(cells, line, last), line)
-                    for (row, cells, error, line), last in zip(chunk, ends)]
+            out = []
+            for (row, cells, error, line), last in zip(chunk, ends):
+                if not error and (lost := never_closed(cells, line, last)):
+                    out.append((row, self._read_again(line)[0], lost, line))
+                    break
+                out.append((row, cells, error or record_error(cells, line, last), line))
+            return out
         if final:
             row, cells, error, line = chunk[-1]
-            chunk[-1] = (row, cells, error or record_error(cells, line, end), line)
+            if not error and (lost := never_closed(cells, line, end)):
+                chunk[-1] = (row, self._read_again(line)[0], lost, line)
+            elif not error:
+                chunk[-1] = (row, cells, record_error(cells, line, end), line)
         return chunk
 
-    def _salvage(self, line: int, end: int) -> list[str] | None:
-        """The whole cells before the one that broke, of a record on lines line to end: read
-        again, at most FIELD_LIMIT characters of it, by a second reader that only moves on
-        (broken records come in line order), so that the report can show the address."""
-        if self._again is None:
+    def _broken(self, row: int, line: int, error: str
+                ) -> tuple[int, list[str] | None, str, int]:
+        """The record the CSV reader gave up on, from line on, as a bad one; when it is a quoted
+        value never closed, the lines after its first are read again."""
+        end = self._skipped + self._reader.line_num
+        if "field larger than field limit" in error and end - line >= MAX_RECORD_LINES:
+            first, lines = self._read_again(line)
+            opened = last_line(line, salvaged(lines[:end - line + 1], self.fmt) or [])
+            return (row, first, unclosed(opened, line, f"it runs past line {end} and grows "
+                                         f"longer than {FIELD_LIMIT:,} characters"), line)
+        cells = salvaged(self._lines(line, end), self.fmt)
+        return row, cells, broken(error, line, end), line
+
+    def _read_again(self, line: int) -> tuple[list[str] | None, list[str]]:
+        """After a quoted value never closed in the record on `line`: read the lines after
+        that one again, as records of their own (then the rest of the file). Returns the cells
+        of the line itself (for the report) and the lines from it to where the file was read."""
+        upto = max(self._skipped + self._reader.line_num, self._kept_from + len(self._kept) - 1)
+        lines = self._lines(line, upto)
+        self._kept, self._kept_from, self._skipped = lines[1:], line + 1, line
+        self._reader = csv.reader(itertools.chain(self._kept, self._text), self.fmt.dialect())
+        return salvaged(lines[:1], self.fmt), lines
+
+    def _lines(self, first: int, last: int) -> list[str]:
+        """Lines first to last of the file (as the reader counts them) again: those read again
+        already from memory, the others by a second reader that only moves on (lines are asked
+        for in order; should one be asked for behind it, it starts again from the top)."""
+        kept_end = self._kept_from + len(self._kept)
+        lines: list[str] = []
+        if self._kept_from <= first < kept_end:
+            lines = self._kept[first - self._kept_from:last - self._kept_from + 1]
+            first = kept_end
+        if first > last:
+            return lines
+        if self._again is None or self._again_line >= first:
+            if self._again is not None:
+                self._again.close()
             self._again = self.path.open("r", encoding=self.fmt.encoding,
                                          errors=self.fmt.errors, newline="")
-        lines: list[str] = []
-        room = FIELD_LIMIT - 1   # no cell of what is read again is too large
-        cut = False
-        for text in self._again:
-            self._again_line += 1
-            if self._again_line >= line and not cut:
-                cut = len(text) > room
-                lines.append(text[:room])
-                room -= len(lines[-1])
-            if self._again_line >= end:
-                break
+            self._again_line = 0
         try:
-            cells = next(csv.reader(lines, self.fmt.dialect()))
-        except (csv.Error, StopIteration):
-            return None
-        return cells[:-1] if cut else cells   # the last cell was cut short
+            for text in self._again:
+                self._again_line += 1
+                if self._again_line >= first:
+                    lines.append(text)
+                if self._again_line >= last:
+                    break
+        except UnicodeDecodeError as exc:   # the file changed since it was looked at
+            raise CsvFileError(not_text(exc, self.fmt.encoding, f"after line {first - 1}")
+                               ) from None
+        return lines
 
     def close(self) -> None:
         self._text.close()
@@ -294,24 +381,58 @@ class CsvReader:
         self.close()
 
 
-def record_error(cells: list[str] | None, line: int, end: int) -> str:
-    """Why a record that parsed (on lines line to end) is bad, or "": a quoted value in it runs
-    to the end of the file or over more than MAX_RECORD_LINES lines, or it holds bytes that
-    are not UTF-8 (read with NOT_UTF8)."""
+def salvaged(lines: list[str], fmt: CsvFormat) -> list[str] | None:
+    """The whole cells of a broken record on these lines, from at most FIELD_LIMIT characters
+    of them (so that the report can show the address), or None."""
+    room = FIELD_LIMIT - 1   # no cell of what is read again is too large
+    kept: list[str] = []
+    for text in lines:
+        kept.append(text[:room])
+        room -= len(kept[-1])
+        if not room:
+            break
+    try:
+        cells = next(csv.reader(kept, fmt.dialect()))
+    except (csv.Error, StopIteration):
+        return None
+    return cells[:-1] if not room else cells   # the last cell was cut short
+
+
+def unclosed(opened: int, line: int, how: str) -> str:
+    """Why the record on `line` is bad, when a quoted value opened on line `opened` in it is
+    never closed: for people, saying what became of the lines after it."""
+    return (f"a quoted value opened on line {opened} is never closed: {how}; line {line} was "
+            f"not imported, the lines after it were read as rows of their own")
+
+
+def open_at_end(cells: list[str] | None) -> bool:
+    """Whether a record's last value holds a line break at its end: should the file end there,
+    that was its last line break, inside a quote never closed."""
+    return bool(cells and cells[-1].endswith(("\n", "\r")))
+
+
+def never_closed(cells: list[str] | None, line: int, end: int) -> str:
+    """Why a record that parsed (on lines line to end) is bad when a quoted value in it is never
+    closed: it runs to the end of the file or over more than MAX_RECORD_LINES lines; or ""."""
     if not cells:
         return ""
     breaks = [line_breaks(c) for c in cells]
     if line + sum(breaks) > end:
         # Its last value holds the line break that ends the file: its quote never closed.
         opened = line + sum(breaks[:-1])
-        return (f"a quoted value opened on line {opened} runs to the end of the file (line "
-                f"{end}) without a closing quote; lines {line}-{end} were not imported")
+        return unclosed(opened, line, f"it runs to the end of the file (line {end})")
     if end - line >= MAX_RECORD_LINES:
         longest = breaks.index(max(breaks))
         opened = line + sum(breaks[:longest])
-        return (f"a quoted value opened on line {opened} runs to line {end}: probably a quote "
-                f"that is never closed; lines {line}-{end} were not imported")
-    stray = stray_bytes("".join(cells))
+        return unclosed(opened, line, f"it runs on to line {end}, over more than "
+                                      f"{MAX_RECORD_LINES} lines")
+    return ""
+
+
+def record_error(cells: list[str] | None, line: int, end: int) -> str:
+    """Why a record that parsed (on lines line to end) and whose quoted values all close is
+    bad, or "": it holds bytes that are not UTF-8 (read with NOT_UTF8)."""
+    stray = stray_bytes("".join(cells)) if cells else b""
     if stray:
         shown = ", ".join(f"0x{b:02X}" for b in dict.fromkeys(stray))
         return with_lines(f"this row is not valid UTF-8 text (the rest of the file is UTF-8): "
@@ -319,16 +440,11 @@ def record_error(cells: list[str] | None, line: int, end: int) -> str:
     return ""
 
 
-def broken(error: str, line: int, end: int, cells: list[str] | None = None) -> str:
-    """Why a record the CSV reader gave up on on lines line to end is bad, for people (error:
-    the reader's message; cells: the whole ones before where it broke, if they were read)."""
+def broken(error: str, line: int, end: int) -> str:
+    """Why a record the CSV reader gave up on on lines line to end (and whose quoted values
+    close) is bad, for people (error: the reader's message)."""
     if "field larger than field limit" not in error:
         return with_lines(f"the CSV is broken here: {error}", line, end)
-    if end - line >= MAX_RECORD_LINES:
-        opened = last_line(line, cells or [])   # the value that broke starts after the cells
-        return (f"a quoted value opened on line {opened} runs past line {end} and grows longer "
-                f"than {FIELD_LIMIT:,} characters: probably a quote that is never closed; "
-                f"lines {line}-{end} were not imported")
     return with_lines(f"a cell is longer than {FIELD_LIMIT:,} characters, the most one may hold",
                       line, end)
 

@@ -1,10 +1,17 @@
-"""CSV files broken the ways real files are: a UTF-8 file with a stray byte of another encoding,
-a quote that is never closed, a NUL byte, a cell over the size limit. The rows that can be read
-land; each broken one is reported with its row, line and a reason that says what happened
-(and which lines, when it runs over several); nothing else changes."""
+"""CSV files broken the ways real files are: a UTF-8 file (with or without a byte order mark)
+with a stray byte of another encoding, a quote that is never closed, a NUL byte, a cell over the
+size limit. The rows that can be read land; each broken one is reported with its row, line and a
+reason that says what happened (and which lines, when it runs over several); a file that cannot
+be read at all is refused with a reason; nothing else changes."""
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +19,20 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr import csvfiles
+from listmgr.errors import ValidationError
 from listmgr.models import FieldDef, Subscriber
-from listmgr.services import subscribers
-from tests.test_import import _members, _person, report_rows, run, snapshot, world, write  # noqa: F401
+from listmgr.services import imports, subscribers
+from tests.conftest import SECRET, drain
+from tests.test_import import (  # noqa: F401
+    CONSENT,
+    _members,
+    _person,
+    report_rows,
+    run,
+    snapshot,
+    world,
+    write,
+)
 
 
 def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -120,41 +138,200 @@ def test_a_stray_byte_in_the_header_does_not_stop_the_import(world, tmp_path):  
     assert _person(rt, "s3@example.org").name == "Jürgen 3"
 
 
-# -- quotes that are never closed -----------------------------------------------------------------
-def test_a_stray_quote_is_reported_with_the_lines_it_swallowed(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+# -- a UTF-8 file with a byte order mark (Excel's "CSV UTF-8") ------------------------------------
+def excel_file(tmp_path: Path, rows: int, latin1: tuple[int, ...]) -> Path:
+    """What Excel saves as "CSV UTF-8": a byte order mark, then UTF-8, except for the rows in
+    latin1, whose "Jürgen" was pasted in from a Latin-1 file."""
+    lines = [f"j{i}@example.org,Jürgen {i}".encode() for i in range(rows)]
+    for i in latin1:
+        lines[i] = f"j{i}@example.org,Jürgen {i}".encode("latin-1")
+    return write_bytes(tmp_path, "excel.csv",
+                       codecs.BOM_UTF8 + b"email,name\r\n" + b"\r\n".join(lines) + b"\r\n")
+
+
+def test_a_bom_file_with_stray_bytes_is_read_as_utf8(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
     rt = world
     before = with_bystander(rt)
-    text = 'email,name\nuq0@example.org,"Stray quote\n' + \
-        "".join(f"uq{i}@example.org,{i} {i}\n" for i in range(1, 500))
-    info = run(rt, write(tmp_path, "stray.csv", text))
-    assert (info.rows, info.inserted, info.errors) == (1, 0, 1)
-    [(row, line, email, result, reason)] = [tuple(r.values()) for r in report_rows(rt, info.id)]
-    assert (row, line, email, result) == ("2", "2", "uq0@example.org", "error")
-    assert reason == ("a quoted value opened on line 2 runs to the end of the file (line 501) "
-                      "without a closing quote; lines 2-501 were not imported")
+    path = excel_file(tmp_path, 3000, (50, 2900))        # rows 52 and 2902
+    assert path.read_bytes().rindex(b"\xfc") > csvfiles.SAMPLE_BYTES
+    fmt = csvfiles.detect(path)
+    assert (fmt.encoding, fmt.errors) == ("utf-8-sig", csvfiles.NOT_UTF8)
+
+    info = run(rt, path, chunk_rows=1000)
+    assert (info.rows, info.inserted, info.errors) == (3000, 2998, 2)
+    assert info.columns == {"email": "email", "name": "name"}
+    bad = report(rt, info)
+    assert sorted(bad) == [52, 2902]
+    assert (bad[52]["line"], bad[52]["email"]) == ("52", "j50@example.org")
+    assert bad[2902]["reason"] == ("this row is not valid UTF-8 text (the rest of the file is "
+                                   "UTF-8): byte 0xFC")
+    new = {email: name for email, name, _ in landed(before, snapshot(rt))}
+    assert new == {f"j{i}@example.org": f"Jürgen {i}" for i in range(3000) if i not in (50, 2900)}
+    untouched(rt)
+
+
+def test_the_api_takes_a_bom_file_with_a_stray_byte(world, api, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    rt = world
+
+    def post(data: bytes):  # type: ignore[no-untyped-def]
+        return api.post("/api/imports", data={"file": (io.BytesIO(data), "excel.csv"),
+                                               "list": "news", "consent": CONSENT},
+                        content_type="multipart/form-data")
+
+    resp = post(excel_file(tmp_path, 100, (50,)).read_bytes())
+    assert resp.status_code == 202, resp.json
+    drain(rt)
+    status = api.get(f"/api/imports/{resp.json['id']}").json
+    assert status["status"] == "done", status
+    assert (status["rows"], status["inserted"], status["errors"]) == (100, 99, 1)
+    report_text = api.get(f"/api/imports/{resp.json['id']}/report").get_data(as_text=True)
+    assert [r["row"] for r in csv.DictReader(io.StringIO(report_text))] == ["52"]
+
+    latin1 = codecs.BOM_UTF8 + "email,name\nm@example.org,Müller\n".encode("latin-1")
+    refused = post(latin1)
+    assert refused.status_code == 422
+    assert refused.json["error"]["field"] == "file"
+    assert "byte order mark" in refused.json["error"]["message"]
+
+
+def test_the_cli_imports_a_bom_file_with_a_stray_byte(world, database_url, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
+    done = subprocess.run([sys.executable, "-m", "listmgr", "import",
+                           str(excel_file(tmp_path, 100, (50,))), "--list", "news", "--consent",
+                           CONSENT], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "99 new" in done.stderr and "1 with errors" in done.stderr
+    assert ("row 52 (line 52) 'j50@example.org' error: this row is not valid UTF-8 text"
+            in done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("data,message", [
+    (codecs.BOM_UTF8 + b"email,name\n" + "".join(f"m{i}@example.org,Müller\n" for i in
+                                                  range(20)).encode("cp1252"),
+     ("it begins with the mark of a UTF-8 file (a byte order mark), but most of its text is in "
+      "another encoding: save it again as UTF-8")),
+    ("email,name\nm@example.org,Müller\n".encode("utf-16") + b"x",   # half a character
+     ("it begins with the mark of a UTF-16 file (a byte order mark), but not all of it is "
+      "UTF-16 text: save it again as UTF-8")),
+], ids=["utf-8 mark", "utf-16 mark"])
+def test_a_file_unlike_its_byte_order_mark_is_refused(world, tmp_path, data, message):  # type: ignore[no-untyped-def]  # noqa: F811
+    rt = world
+    before = snapshot(rt)
+    with pytest.raises(ValidationError) as err:
+        imports.create_job(rt, path=write_bytes(tmp_path, "marked.csv", data), list_slug="news",
+                           consent=CONSENT)
+    assert err.value.field == "file"
+    assert err.value.message == f"The file cannot be read: {message}."
     assert snapshot(rt) == before
 
 
-def test_a_quote_closed_far_below_is_reported_and_the_rest_lands(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+@pytest.mark.parametrize("where", ["header", "rows"])
+def test_a_file_that_changes_after_it_was_looked_at_is_named_clearly(tmp_path, where):  # type: ignore[no-untyped-def]
+    # A file is read in the encoding found when it was looked at; should it be written again
+    # in between with bytes of another encoding, reading it says so (the job fails with it).
+    rows = "".join(f"c{i}@example.org,Zoë {i}\n" for i in range(5000))
+    path = write(tmp_path, "changing.csv", "email,name\n" + rows)
+    fmt = csvfiles.detect(path)
+    assert (fmt.encoding, fmt.errors) == ("utf-8", "strict")
+    if where == "header":
+        path.write_bytes(b"email,n\xe4me\n" + rows.encode())
+        with pytest.raises(csvfiles.CsvFileError) as err:
+            csvfiles.CsvReader(path, fmt)
+        assert str(err.value) == ("in its header it is not UTF-8 text: byte 0xE4 cannot be read "
+                                  "as UTF-8; save the file again as UTF-8")
+    else:
+        path.write_bytes(path.read_bytes() + b"late@example.org,Z\xf6e\n")
+        with csvfiles.CsvReader(path, fmt) as reader, pytest.raises(csvfiles.CsvFileError) as err:
+            list(reader)
+        assert re.fullmatch(r"after line \d{4} it is not UTF-8 text: byte 0xF6 cannot be read as "
+                            r"UTF-8; save the file again as UTF-8", str(err.value))
+
+
+# -- quotes that are never closed -----------------------------------------------------------------
+def lost_line(line: int, how: str) -> str:
+    return (f"a quoted value opened on line {line} is never closed: {how}; line {line} was not "
+            "imported, the lines after it were read as rows of their own")
+
+
+@pytest.mark.parametrize("workers,chunk_rows", [(0, 7), (1, 40_000)])
+def test_a_quote_never_closed_costs_only_its_line(world, tmp_path, workers, chunk_rows):  # type: ignore[no-untyped-def]  # noqa: F811
+    rt = world
+    before = with_bystander(rt)
+    rows = [f"q{i}@example.org,Name {i},Town" for i in range(100)]
+    rows[10] = 'q10@example.org,"Unclosed name,Town'    # row 12, line 12
+    rows[60] = "not an address,Name 60,Town"            # row 62: numbered on after it
+    path = write(tmp_path, "unclosed.csv", "email,name,city\n" + "\n".join(rows) + "\n")
+    info = run(rt, path, workers=workers, chunk_rows=chunk_rows)
+    assert (info.rows, info.inserted, info.errors) == (100, 98, 2)
+    bad = report(rt, info)
+    assert sorted(bad) == [12, 62]
+    assert (bad[12]["line"], bad[12]["email"]) == ("12", "q10@example.org")
+    assert bad[12]["reason"] == lost_line(12, "it runs to the end of the file (line 101)")
+    assert bad[62]["line"] == "62" and "@-sign" in bad[62]["reason"]
+    new = {email: name for email, name, _ in landed(before, snapshot(rt))}
+    assert new == {f"q{i}@example.org": f"Name {i}" for i in range(100) if i not in (10, 60)}
+    untouched(rt)
+
+
+def test_a_quote_never_closed_near_the_end_costs_only_its_line(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    # Row 8 runs over four lines to the end of the file, and ends a chunk of 7 rows as read.
+    rt = world
+    rows = [f"e{i}@example.org,E {i}\n" for i in range(10)]
+    rows[6] = 'e6@example.org,"Never closed\n'                 # row 8, line 8
+    info = run(rt, write(tmp_path, "end.csv", "email,name\n" + "".join(rows)), chunk_rows=7)
+    assert (info.rows, info.inserted, info.errors) == (10, 9, 1)
+    bad = report(rt, info)
+    assert sorted(bad) == [8]
+    assert bad[8]["reason"] == lost_line(8, "it runs to the end of the file (line 11)")
+    assert set(people(rt)) == {f"e{i}@example.org" for i in range(10) if i != 6}
+
+
+def test_a_quote_closed_far_below_costs_only_its_line(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    # The quote opened on line 6 is closed by the one on line 37, which, read again as the
+    # start of a row, opens a value never closed: the same again.
     rt = world
     before = with_bystander(rt)
     text = ("email,name,notes\n"
-            'a@example.org,A,"1 Main Street\nSpringfield\nUSA"\n'              # rows 2, 3 land
-            'b@example.org,B,plain\n'
-            'c@example.org,"Stray quote,x\n'                                     # row 4: 6-37
-            + "".join(f"lost{i}@example.org,L{i},x\n" for i in range(30))
-            + 'q@example.org,"closing" quote,x\n'
-            + "".join(f"after{i}@example.org,After {i},x\n" for i in range(5)))  # rows 5-9
+            'a@example.org,A,"1 Main Street\nSpringfield\nUSA"\n'              # row 2, lines 2-4
+            'b@example.org,B,plain\n'                                            # row 3
+            'c@example.org,"Stray quote,x\n'                                     # row 4, line 6
+            + "".join(f"mid{i}@example.org,M{i},x\n" for i in range(30))        # rows 5-34
+            + 'q@example.org,"Quote again,x\n'                                  # row 35, line 37
+            + "".join(f"after{i}@example.org,After {i},x\n" for i in range(25)))  # 36-60
     info = run(rt, write(tmp_path, "far.csv", text))
-    assert (info.rows, info.inserted, info.errors) == (8, 7, 1)
-    assert report(rt, info)[4]["reason"] == (
-        "a quoted value opened on line 6 runs to line 37: probably a quote that is never "
-        "closed; lines 6-37 were not imported")
-    assert report(rt, info)[4]["line"] == "6"
+    assert (info.rows, info.inserted, info.errors) == (59, 57, 2)
+    bad = report(rt, info)
+    assert sorted(bad) == [4, 35]
+    assert (bad[4]["line"], bad[4]["email"]) == ("6", "c@example.org")
+    assert bad[4]["reason"] == lost_line(6, "it runs on to line 37, over more than 20 lines")
+    assert (bad[35]["line"], bad[35]["email"]) == ("37", "q@example.org")
+    assert bad[35]["reason"] == lost_line(37, "it runs to the end of the file (line 62)")
     new = {email: name for email, name, _ in landed(before, snapshot(rt))}
     assert new == {"a@example.org": "A", "b@example.org": "B",
-                   **{f"after{i}@example.org": f"After {i}" for i in range(5)}}
+                   **{f"mid{i}@example.org": f"M{i}" for i in range(30)},
+                   **{f"after{i}@example.org": f"After {i}" for i in range(25)}}
     untouched(rt)
+
+
+def test_a_quote_never_closed_before_a_huge_cell(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    # The huge cell on line 40 is read before the stray quote on line 3 is seen to run over
+    # more than 20 lines; the lines after line 3 are read again all the same, in order.
+    rt = world
+    lines = [f"h{i}@example.org,H {i}\n" for i in range(60)]                  # lines 2-61
+    lines[1] = 'stray@example.org,"Stray\n'                                   # line 3
+    lines[28] = 'close@example.org,"close" here\n'                            # line 30
+    lines[38] = f"huge@example.org,{'z' * (csvfiles.FIELD_LIMIT + 5)}\n"      # line 40
+    info = run(rt, write(tmp_path, "both.csv", "email,name\n" + "".join(lines)))
+    bad = report(rt, info)
+    assert sorted(bad) == [3, 40]
+    assert bad[3]["reason"] == lost_line(3, "it runs on to line 30, over more than 20 lines")
+    assert bad[40]["email"] == "huge@example.org" and "1,048,576" in bad[40]["reason"]
+    assert (info.rows, info.inserted, info.errors) == (60, 58, 2)
+    assert people(rt)["close@example.org"] == "close here"
+    assert set(people(rt)) == {f"h{i}@example.org" for i in range(60) if i not in (1, 28, 38)
+                               } | {"close@example.org"}
 
 
 def test_records_with_a_few_line_breaks_still_land(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
@@ -192,9 +369,6 @@ def test_a_bad_row_over_several_lines_names_them(world, tmp_path):  # type: igno
 
 
 def test_a_quote_never_closed_in_the_header_refuses_the_file(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
-    from listmgr.errors import ValidationError
-    from listmgr.services import imports
-
     rt = world
     before = snapshot(rt)
     text = 'email,"name\n' + "".join(f"h{i}@example.org,H\n" for i in range(30))
@@ -242,8 +416,8 @@ def test_a_cell_over_the_limit_is_reported_with_its_address(world, tmp_path):  #
 
 
 def test_a_stray_quote_in_a_large_file_stops_at_the_limit(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
-    # The quoted value outgrows the cell limit on line 1,025: the reader gives up on it there
-    # and reads on from the next line.
+    # The quoted value outgrows the cell limit past line 1,000: the reader gives up on it there,
+    # and reads the lines after its first again.
     rt = world
     pad = "p" * 1020
     text = ("email,name,notes\n"
@@ -255,12 +429,12 @@ def test_a_stray_quote_in_a_large_file_stops_at_the_limit(world, tmp_path):  # t
     assert bad[2]["email"] == "first@example.org"
     end = int(bad[2]["reason"].split("runs past line ")[1].split()[0])
     assert 1000 < end < 1100
-    assert bad[2]["reason"] == (
-        f"a quoted value opened on line 2 runs past line {end} and grows longer than 1,048,576 "
-        f"characters: probably a quote that is never closed; lines 2-{end} were not imported")
-    expected = {f"r{i}@example.org" for i in range(end - 2, 1100)}
-    assert set(people(rt)) == expected
-    assert (info.rows, info.inserted, info.errors) == (1 + len(expected), len(expected), 1)
+    assert bad[2]["reason"] == lost_line(
+        2, f"it runs past line {end} and grows longer than 1,048,576 characters")
+    assert set(people(rt)) == {f"r{i}@example.org" for i in range(1100)}
+    assert (info.rows, info.inserted, info.errors) == (1101, 1100, 1)
+    assert _person(rt, "r1099@example.org").fields == {}
+    assert report_rows(rt, info.id)[0]["line"] == "2"
 
 
 def test_stray_bytes_and_a_huge_cell_in_one_file(world, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
