@@ -177,6 +177,23 @@ def test_form_refuses_a_bad_value_of_each_type(setup, client, key):  # type: ign
     assert counts(rt) == before
 
 
+def test_a_refused_form_shows_what_was_entered_again(setup, client):  # type: ignore[no-untyped-def]
+    resp = client.post("/subscribe/news", data=_form(email="not an address",
+                                                      field_nickname='<b>"Ada"</b>'))
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert 'name="field_nickname" value="&lt;b&gt;&#34;Ada&#34;&lt;/b&gt;"' in page
+    assert 'name="field_height" step="any" value="172.5"' in page
+    assert 'name="field_birthday" value="1990-12-10"' in page
+    assert 'name="field_vip" value="true" checked' in page
+    assert '<option value="pro" selected>' in page and '<option value="free">' in page
+    assert 'name="field_topics" value="news" checked' in page
+    assert 'name="field_topics" value="events" checked' in page
+    assert 'name="interests" value="python" checked' in page
+    fresh = client.get("/subscribe/news").get_data(as_text=True)
+    assert " checked" not in fresh and " selected" not in fresh
+
+
 def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):  # type: ignore[no-untyped-def]
     rt = setup
     before = counts(rt)
