@@ -18,19 +18,20 @@ class BadJSON(ValueError):
         self.msg, self.path = msg, path
 
 
-def loads(text: str | bytes) -> Any:
-    """json.loads, then check(): raises json.JSONDecodeError or BadJSON (both ValueError)."""
+def loads(text: str | bytes, root: str = "") -> Any:
+    """json.loads, then check(): raises json.JSONDecodeError or BadJSON (both ValueError).
+    root names the whole in BadJSON's path (e.g. "rules": "rules.all[2]")."""
     try:
         value = json.loads(text)
     except RecursionError:
-        raise BadJSON(f"nested deeper than {MAX_DEPTH} levels") from None
-    check(value)
+        raise BadJSON(f"nested deeper than {MAX_DEPTH} levels", root) from None
+    check(value, root)
     return value
 
 
-def check(value: Any) -> None:
+def check(value: Any, root: str = "") -> None:
     """Refuse lone surrogates in any string or key, and nesting deeper than MAX_DEPTH."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     while stack:
         item, path, depth = stack.pop()
         if isinstance(item, str):

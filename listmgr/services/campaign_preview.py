@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.errors import NotFound, ValidationError
 from listmgr.mail import campaign as fast
-from listmgr.models import (MAX_ID, AuditLog, Campaign, Membership, Subscriber,
-                            SubscriberInterest)
+from listmgr.models import AuditLog, Campaign, Membership, Subscriber, SubscriberInterest, by_id
 from listmgr.runtime import Runtime
 from listmgr.services.campaign_setup import get_row, renderer, settings_of
 from listmgr.services.subscriptions import normalize_email
@@ -32,7 +31,7 @@ def _recipient(s: Session, row: Campaign, list_ids: list[int], subscriber_id: in
                email: str | None, to: str | None = None) -> fast.Recipient:
     sub = None
     if subscriber_id is not None:
-        sub = s.get(Subscriber, subscriber_id) if 1 <= subscriber_id <= MAX_ID else None
+        sub = by_id(s, Subscriber, subscriber_id)
     elif email:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
     if (subscriber_id is not None or email) and sub is None:

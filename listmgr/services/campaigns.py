@@ -14,8 +14,8 @@ from listmgr.errors import Conflict, ListmgrError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
-from listmgr.models import (MAX_ID, AuditLog, Campaign, CampaignStatus, Delivery, FieldDef,
-                            Segment, Subscriber, utcnow)
+from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldDef, Segment,
+                            Subscriber, by_id, utcnow)
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
@@ -126,8 +126,7 @@ def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, 
     segment_id = values.get("segment_id")
     rules = values.get("segment")
     if segment_id is not None:
-        if not isinstance(segment_id, int) or not 1 <= segment_id <= MAX_ID \
-                or s.get(Segment, segment_id) is None:
+        if not isinstance(segment_id, int) or by_id(s, Segment, segment_id) is None:
             raise ValidationError(f"there is no segment {segment_id!r}", field="segment_id")
     if rules is not None and not isinstance(rules, dict):
         raise ValidationError("segment must be a rule object or null", field="segment")

@@ -11,8 +11,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import NotFound, ValidationError
 from listmgr.importrows import FORMULA_STARTS
-from listmgr.models import (MAX_ID, FieldDef, MailingList, Membership, MemberStatus, Segment,
-                            Subscriber, SubscriberInterest, Suppression)
+from listmgr.models import (FieldDef, MailingList, Membership, MemberStatus, Segment, Subscriber,
+                            SubscriberInterest, Suppression, by_id)
 from listmgr.runtime import Runtime
 from listmgr.services import audit, segments
 
@@ -54,7 +54,7 @@ def prepare(rt: Runtime, *, list_slug: str, fields: str | list[str] | None = Non
         keys = list(s.scalars(select(FieldDef.key).order_by(FieldDef.id)))
         rules = None
         if segment_id is not None:
-            seg = s.get(Segment, segment_id) if 1 <= segment_id <= MAX_ID else None
+            seg = by_id(s, Segment, segment_id)
             if seg is None:
                 raise NotFound(f"there is no segment {segment_id}", field="segment")
             rules = dict(seg.rules or {})

@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from listmgr import segments as compiler
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
 from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
 from listmgr.runtime import Runtime
-from listmgr import segments as compiler
 from listmgr.services import segments
 
 
@@ -124,8 +124,9 @@ def update_field(rt: Runtime, key: str, *, label: str | None = None,
                 raise Conflict(f"{held} subscriber(s) hold a choice you removed "
                                f"({', '.join(sorted(removed))}); change their values first",
                                field="choices")
-            users = segments.users_of(s, lambda rules: any(
-                (key, c) in compiler.values_named(rules) for c in removed)) if removed else ""
+            gone = {(key, choice) for choice in removed}
+            users = segments.users_of(
+                s, lambda rules: bool(gone & compiler.values_named(rules))) if removed else ""
             if users:
                 raise Conflict(f"{users} name a choice you removed "
                                f"({', '.join(sorted(removed))}): change their rules first",

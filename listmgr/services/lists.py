@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from listmgr import segments as compiler
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.mail.compose import clean_header
 from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
+from listmgr.services import segments
 from listmgr.services.subscriptions import normalize_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -151,17 +153,14 @@ def _check_levels_removed(s: Session, lst: MailingList, removed: set[str]) -> No
     something else, and the rules would stop working)."""
     if not removed:
         return
-    from listmgr import segments as compiler
-    from listmgr.services import segments
-
     named = ", ".join(repr(x) for x in sorted(removed))
     held = s.scalar(select(func.count()).select_from(Membership).where(
         Membership.list_id == lst.id, Membership.opt_in_level.in_(removed))) or 0
     if held:
         raise Conflict(f"{held} member(s) chose a level you removed ({named}); they keep "
                        "their choice until they change it", field="opt_in_levels")
-    users = segments.users_of(s, lambda rules: any(
-        ("list:" + lst.slug, level) in compiler.values_named(rules) for level in removed))
+    gone = {("list:" + lst.slug, level) for level in removed}
+    users = segments.users_of(s, lambda rules: bool(gone & compiler.values_named(rules)))
     if users:
         raise Conflict(f"{users} name a level you removed ({named}): change their rules first",
                        field="opt_in_levels")

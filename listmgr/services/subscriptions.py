@@ -59,6 +59,11 @@ def clean_name(raw: Any) -> str:
     return name
 
 
+def suppression_of(s: Session, sub: Subscriber) -> Suppression | None:
+    """The subscriber's entry on the suppression list, if any."""
+    return s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+
+
 def get_list(s: Session, slug: str) -> MailingList:
     row = s.scalar(select(MailingList).where(MailingList.slug == slug))
     if row is None:
@@ -149,8 +154,7 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
         # A suppressed address (erased, unsubscribed from all, complained, bounced, added by
         # hand) comes back only through a confirmed double opt-in, whatever the list's own
         # setting and even where its membership still reads confirmed.
-        suppressed = s.scalar(select(Suppression.id).where(
-            Suppression.email_hash == sub.email_hash)) is not None
+        suppressed = suppression_of(s, sub) is not None
         if member is not None and member.status == MemberStatus.confirmed.value \
                 and not suppressed:
             record(s, kind="subscribe_repeat", subscriber_id=sub.id, list_id=lst.id,
@@ -214,8 +218,7 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         status = member.status
-        if status == MemberStatus.confirmed.value and s.scalar(select(Suppression.id).where(
-                Suppression.email_hash == sub.email_hash)):
+        if status == MemberStatus.confirmed.value and suppression_of(s, sub) is not None:
             status = MemberStatus.pending.value   # suppressed: confirming is still to do
         return ConfirmView(list_name=lst.name, email=sub.email, status=status)
 
@@ -225,7 +228,7 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
     """Confirm a pending membership and record proof of consent; repeating is harmless."""
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
-        lifted = s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+        lifted = suppression_of(s, sub)
         if member.status == MemberStatus.confirmed.value and lifted is None:
             return ConfirmView(lst.name, sub.email, member.status)
         if member.status not in (MemberStatus.pending.value, MemberStatus.confirmed.value):
@@ -305,7 +308,7 @@ SUPPRESSION_STRENGTH = {"complaint": 3, "hard_bounce": 2, "erased": 2}
 
 def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None:
     """Put an address on the suppression list (idempotent; a stronger reason wins)."""
-    existing = s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+    existing = suppression_of(s, sub)
     if existing is None:
         s.add(Suppression(email_hash=sub.email_hash, email=sub.email, reason=reason,
                           detail=detail[:500]))
@@ -391,8 +394,7 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
             choices.append(ListChoice(lst.slug, lst.name, lst.description,
                                       m.status if m else "", m.opt_in_level if m else "",
                                       tuple(lst.opt_in_levels or ())))
-        suppressed = s.scalar(select(Suppression.id).where(
-            Suppression.email_hash == sub.email_hash)) is not None
+        suppressed = suppression_of(s, sub) is not None
         from listmgr.services import people  # people builds on this module
 
         extra = people.preference_extras(s, sub)

@@ -125,6 +125,12 @@ def principal() -> Principal | None:
     return getattr(g, "principal", None)
 
 
+def may(permission: str) -> bool:
+    """Whether whoever this request is for holds this permission (beyond the route's own)."""
+    p = principal()
+    return p is not None and allowed(p.role, permission)
+
+
 def client_ip() -> str:
     return (request.remote_addr or "")[:64]
 

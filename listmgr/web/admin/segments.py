@@ -10,10 +10,9 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr import jsonin, segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.permissions import allowed
 from listmgr.services import lists as lists_service, people, segments as segments_service
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import principal, record, require
+from listmgr.web.auth import may, record, require
 
 
 def vocabulary() -> dict[str, Any]:
@@ -35,11 +34,9 @@ def _form() -> tuple[dict[str, Any], Any]:
     values = {"name": _ui.text("name"), "lists": request.form.getlist("lists")}
     raw = request.form.get("rules", "").strip() or "{}"
     try:
-        rules = jsonin.loads(raw)
+        rules = jsonin.loads(raw, root="rules")
     except jsonin.BadJSON as exc:
-        where = f"rules.{exc.path}" if exc.path and not exc.path.startswith("[") else \
-            f"rules{exc.path}"
-        raise ValidationError(f"{where}: {exc.msg}", field="rules") from None
+        raise ValidationError(f"{exc.path}: {exc.msg}", field="rules") from None
     except ValueError as exc:
         raise ValidationError(f"rules: not valid JSON ({exc.msg}, line {exc.lineno})",
                               field="rules") from None
@@ -102,10 +99,8 @@ def segment_count():  # type: ignore[no-untyped-def]
     seg = segments_service.get(current_runtime(), seg_id) if seg_id else None
     try:
         values, rules = _form()
-        who = principal()
         count = segments_service.count(current_runtime(), lists=values["lists"], rules=rules,
-                                       personal=who is not None and allowed(who.role,
-                                                                            "people:read"))
+                                       personal=may("people:read"))
     except ListmgrError as exc:
         return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
                        request.form.get("rules", ""), errors={exc.field or "form": exc.message},

@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
-from listmgr.permissions import allowed
 from listmgr.services import campaigns
-from listmgr.web.api.base import (DbId, Page, actor, paginated, parse_body, parse_query,
-                                  principal, route)
+from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.auth import may
 
 
 class _Content(BaseModel):
@@ -143,7 +142,7 @@ def count_audience():  # type: ignore[no-untyped-def]
     body = parse_body(AudienceIn)
     return jsonify(count=campaigns.count_audience(
         current_runtime(), lists=body.lists, segment=body.segment, segment_id=body.segment_id,
-        personal=allowed(principal().role, "people:read")))
+        personal=may("people:read")))
 
 
 @route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,

@@ -8,10 +8,9 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
-from listmgr.permissions import allowed
 from listmgr.services import audit, segments
-from listmgr.web.api.base import (Page, actor, paginated, parse_body, parse_query, principal,
-                                  route, schema_of)
+from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
+from listmgr.web.auth import may
 
 
 class SegmentIn(BaseModel):
@@ -98,4 +97,4 @@ def count_segment():  # type: ignore[no-untyped-def]
     """How many subscribers lists + rules select now (with lists: the campaign audience)."""
     body = parse_body(CountIn)
     return jsonify(count=segments.count(current_runtime(), lists=body.lists, rules=body.rules,
-                                        personal=allowed(principal().role, "people:read")))
+                                        personal=may("people:read")))
