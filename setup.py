@@ -1,8 +1,31 @@
-"""Packaging: every Python package, plus templates/ and config/ shipped inside `listmgr`."""
-from setuptools import find_packages, setup
+"""Packaging: listmgr's code, plus every runtime file (templates, config, static, migrations).
 
-setup(
-    packages=find_packages(include=["listmgr", "listmgr.*", "workers", "workers.*"])
-    + ["listmgr.templates", "listmgr.config"],
-    package_dir={"listmgr.templates": "templates", "listmgr.config": "config"},
-)
+The top-level templates/ and config/ folders are mapped into the package, so a checkout runs
+from them and a wheel carries them as listmgr/templates and listmgr/config. Each folder of
+files is listed as a (namespace) package of its own, so that setuptools ships its files as
+package data without warnings.
+"""
+from setuptools import find_namespace_packages, setup
+
+# Folders outside listmgr/ that ship inside it: package name -> folder in the checkout.
+MAPPED = {"listmgr.templates": "templates", "listmgr.config": "config"}
+
+
+def packages() -> list[str]:
+    """listmgr, its sub-packages and data folders, and the mapped folders with theirs."""
+    found = find_namespace_packages(include=["listmgr", "listmgr.*"],
+                                    exclude=["*.__pycache__", "*.__pycache__.*"])
+    for name, folder in MAPPED.items():
+        found += [name] + [f"{name}.{sub}" for sub in find_namespace_packages(
+            where=folder, exclude=["__pycache__", "*.__pycache__", "*.__pycache__.*"])]
+    return found
+
+
+PACKAGES = packages()
+# Every file in a data folder ships; in code folders, only the non-Python files named here.
+DATA = {name: ["*"] for name in PACKAGES if name.startswith(("listmgr.templates",
+                                                              "listmgr.config",
+                                                              "listmgr.static"))}
+DATA["listmgr.migrations"] = ["*.mako", "*.ini"]
+
+setup(packages=PACKAGES, package_dir=MAPPED, package_data=DATA)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from listmgr import resource_dir
+from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
 _engines: dict[str, Engine] = {}
@@ -41,7 +42,14 @@ def get_engine(url: str) -> Engine:
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "begin", _sqlite_begin)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                try:
+                    engine = create_engine(url, pool_pre_ping=True, pool_size=10,
+                                           max_overflow=20)
+                except ModuleNotFoundError as exc:
+                    # PostgreSQL's driver is an extra, so that SQLite alone needs no libpq.
+                    raise ConfigError(f"the database driver {exc.name!r} for this database URL "
+                                      "is not installed (PostgreSQL: pip install "
+                                      "'listmgr[postgres]')") from exc
             _engines[url] = engine
         return engine
 

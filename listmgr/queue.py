@@ -34,7 +34,7 @@ class Queue:
     """A broker with listmgr's actors declared on it."""
 
     def __init__(self, url: str, namespace: str = "listmgr") -> None:
-        from workers import actors
+        from listmgr.workers import actors
 
         self.url = url
         self.queue_name = QUEUE if namespace == "listmgr" else f"{QUEUE}-{namespace}"

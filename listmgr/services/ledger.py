@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-import psycopg
-from psycopg.pq import DiagnosticField, ExecStatus
 from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -301,6 +299,10 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
 
     def _step_pg(self, params: list[bytes]) -> tuple[int, str, str]:
         """The per-round statement through libpq directly (a third of psycopg's cost)."""
+        # Imported here, not at the top: an install for SQLite alone has no psycopg (or libpq).
+        import psycopg
+        from psycopg.pq import DiagnosticField, ExecStatus
+
         pg = self.conn.pgconn
         if not self._generic:
             # The statement's plan does not depend on its values; planning it anew for each
