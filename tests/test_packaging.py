@@ -88,9 +88,9 @@ def test_postgresql_url_without_its_driver_is_a_one_line_error(tmp_path: Path) -
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
+    assert done.stderr.strip().splitlines() == [(
         "listmgr: the database driver 'psycopg' for this database URL is not installed "
-        "(PostgreSQL: pip install 'listmgr[postgres]')"]
+        "(PostgreSQL: pip install 'listmgr[postgres]')")]
 
 
 def test_actors_live_in_the_package_and_keep_their_queued_names() -> None:
