@@ -56,6 +56,8 @@ ACTORS = (send_outbox, send_batch, process_inbound, run_import, sweep)
 
 def declare(broker: dramatiq.Broker, queue_name: str) -> None:
     """Declare every actor on this broker (no global broker at import time)."""
+    # Queued messages name their actor: the names are the function names, never the module path,
+    # so moving or renaming this module strands no message.
     for fn in ACTORS:
         if fn.__name__ in broker.actors:
             continue
