@@ -59,7 +59,10 @@ def check_strength(password: str, *, min_score: int, user_inputs: tuple[str, ...
     if result["score"] >= min_score:
         return
     feedback = result.get("feedback") or {}
-    reasons = [feedback.get("warning") or "", *(feedback.get("suggestions") or [])]
+    lowered = password.lower()
+    own = any(len(w) >= 3 and w.lower() in lowered for w in words)
+    reasons = ["It contains your email address or name." if own else "",
+               feedback.get("warning") or "", *(feedback.get("suggestions") or [])]
     why = " ".join(r.strip() for r in reasons if r and r.strip()) or \
         "It is easy to guess (for example, it contains your name or address or common words)."
     raise ValidationError(f"password is too easy to guess: {why}", field=field,

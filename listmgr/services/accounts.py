@@ -90,7 +90,8 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
     with rt.db.session() as s:
         wait = login_throttle.wait_seconds(s, keys)
     if wait:
-        raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds",
+        raise RateLimited(f"too many failed sign-ins; try again in {wait} second"
+                          f"{'' if wait == 1 else 's'}",
                           code="slow_down", detail={"retry_after": wait})
     with rt.db.session() as s:
         user = s.scalar(select(User).where(User.email == address))
