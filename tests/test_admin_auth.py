@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, MailingList, User
-from listmgr.services import accounts
 from tests.admin_support import (PASSWORD, accounts_by_role, csrf_from, form_login,  # noqa: F401
                                  post_form, session_login)
 

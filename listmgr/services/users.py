@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from listmgr import passwords
 from listmgr.errors import Conflict, Forbidden, NotFound

@@ -8,7 +8,6 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr.app import current_runtime
-from listmgr.errors import NotFound
 from listmgr.services import accounts, audit, settings_store, suppression, users
 from listmgr.web.api.base import (Page, paginated, parse_body, parse_query, principal, route,
                                   schema_of)
