@@ -379,8 +379,8 @@ class LoginThrottle(SQLModel, table=True):
     __tablename__ = "login_throttle"
     key: str = Field(primary_key=True, max_length=64)  # sha256 of the kind and its value
     failures: int = Field(default=0)
-    last_failed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    blocked_until: Optional[datetime] = Field(default=None, sa_type=DateTime, index=True)
+    last_failed_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+    blocked_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
 
 
 class AuditLog(SQLModel, table=True):

@@ -325,3 +325,23 @@ def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role
 def _users(rt) -> list[User]:  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
         return list(s.scalars(select(User)))
+
+
+def test_old_failures_are_forgotten_and_pruned(app, rt, accounts_by_role, monkeypatch,  # noqa: F811
+                                               still_clock):  # type: ignore[no-untyped-def]
+    from listmgr.models import LoginThrottle
+
+    email = accounts_by_role["editor"].email
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.77"
+    for _ in range(rt.settings.login_free_failures + 1):
+        form_login(attacker, email, "guess guess guess")
+    assert form_login(attacker, email, PASSWORD).status_code == 429
+    next_day = FROZEN + timedelta(hours=25)
+    monkeypatch.setattr(login_throttle, "utcnow", lambda: next_day)
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.77"
+    assert form_login(other, "someone@example.org", "guess guess guess").status_code == 401
+    with rt.db.session() as s:
+        assert len(s.scalars(select(LoginThrottle)).all()) == 2  # only the newest attempt's
+    assert form_login(attacker, email, PASSWORD).status_code == 302

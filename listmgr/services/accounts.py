@@ -103,6 +103,8 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
         if not ok:
             login_throttle.failed(s, keys)
     if not ok:
+        with rt.db.session() as s:
+            login_throttle.prune(s)
         raise Unauthorized("wrong email or password")
     with rt.db.session() as s:
         login_throttle.succeeded(s, keys)

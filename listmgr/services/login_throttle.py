@@ -86,3 +86,12 @@ def succeeded(s: Session, keys: Keys) -> None:
     """A right password clears its own account + address counter (never the address's)."""
     s.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account))
 
+
+
+def prune(s: Session, now: datetime | None = None) -> None:
+    """Forget counters untouched for a day (the table stays small); rows someone else holds are
+    skipped, so this never waits for or deadlocks with a sign-in in progress."""
+    now = now or utcnow()
+    stale = (select(LoginThrottle.key).where(LoginThrottle.last_failed_at < now - FORGET_AFTER)
+             .limit(500).with_for_update(skip_locked=True))
+    s.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale.scalar_subquery())))

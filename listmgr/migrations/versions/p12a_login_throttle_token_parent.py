@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('key'),
     )
     with op.batch_alter_table('login_throttle', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_login_throttle_blocked_until'), ['blocked_until'],
+        batch_op.create_index(batch_op.f('ix_login_throttle_last_failed_at'), ['last_failed_at'],
                               unique=False)
     # A token minted by another token belongs to it: listed and revoked with it.
     with op.batch_alter_table('api_token', schema=None) as batch_op:
@@ -44,5 +44,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_token_created_by_token_id'))
         batch_op.drop_column('created_by_token_id')
     with op.batch_alter_table('login_throttle', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_login_throttle_blocked_until'))
+        batch_op.drop_index(batch_op.f('ix_login_throttle_last_failed_at'))
     op.drop_table('login_throttle')
