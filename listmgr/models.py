@@ -370,6 +370,17 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     last_used_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
     revoked_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    # The token that minted this one through the API: its "own" tokens, revoked along with it.
+    created_by_token_id: Optional[int] = Field(default=None, index=True)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed sign-ins per key (account + address, or address): each slows the next one down."""
+    __tablename__ = "login_throttle"
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of the kind and its value
+    failures: int = Field(default=0)
+    last_failed_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
+    blocked_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
 
 
 class AuditLog(SQLModel, table=True):

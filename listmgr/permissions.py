@@ -9,7 +9,9 @@ _EDITOR = _ANALYST | {"people:read", "campaigns:write", "segments:write", "field
 _ADMIN = _EDITOR | {"lists:write", "people:write", "people:export", "people:erase",
                     "fields:write", "inbound:read", "inbound:write", "settings", "audit:read",
                     "tokens:own"}
-_OWNER = _ADMIN | {"users"}
+# Principals (users and everyone's tokens) are the owner's alone: "users" guards the pages,
+# "tokens:manage" lets a principal list and revoke tokens that are not its own.
+_OWNER = _ADMIN | {"users", "tokens:manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.analyst.value: frozenset(_ANALYST),
@@ -26,5 +28,10 @@ def allowed(role: str | None, permission: str) -> bool:
 
 
 def at_most(role: str, ceiling: str) -> bool:
-    """True when role is no higher than ceiling."""
+    """True when role is no higher than ceiling (unknown roles are above everything)."""
     return RANK.get(role, 99) <= RANK.get(ceiling, 0)
+
+
+def lower(a: str, b: str) -> str:
+    """The lower of two roles: what a token of role a held by someone of role b may do."""
+    return a if RANK.get(a, 0) <= RANK.get(b, 0) else b

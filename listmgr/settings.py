@@ -52,6 +52,11 @@ class Settings:
     dkim_private_key_path: str = ""
     soft_bounce_threshold: int = 3
     unsubscribe_confirmation_mail: bool = True
+    session_hours: int = 12
+    password_min_score: int = 3
+    login_free_failures: int = 5
+    login_free_failures_per_ip: int = 50
+    login_max_delay_seconds: int = 900
     var_dir: str = "var"
     extra: dict[str, Any] = field(default_factory=dict)
 

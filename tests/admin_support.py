@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ def session_login(client, rt, account: Account) -> None:  # type: ignore[no-unty
         sess.clear()
         sess["_user_id"] = f"{account.id}:{version}"
         sess["_fresh"] = True
+        sess["signed_in_at"] = int(time.time())
 
 
 def csrf_from(html: str) -> str:

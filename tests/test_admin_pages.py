@@ -199,7 +199,7 @@ def test_charts_are_inert_svg(owner, rt):  # type: ignore[no-untyped-def]
 # -- users and tokens ----------------------------------------------------------------------------
 def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
     resp = post_form(owner, "/admin/users", "/admin/users", {
-        "email": "new@staff.example.org", "role": "analyst", "password": "0123456789abc"})
+        "email": "new@staff.example.org", "role": "analyst", "password": "plum kettle orbit 42"})
     assert resp.status_code == 302
     bad = post_form(owner, "/admin/users", "/admin/users", {
         "email": "short@staff.example.org", "role": "analyst", "password": "short"})

@@ -66,7 +66,7 @@ def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, account
     client = app.test_client()
     client.post("/subscribe/evil", data={"email": "victim@example.org", "name": NAME})
     drain(rt)
-    uid = accounts.create_user(rt, email="boss@staff.example.org", password="x" * 12,
+    uid = accounts.create_user(rt, email="boss@staff.example.org", password="plum kettle orbit 42",
                                role="owner")
     from tests.admin_support import Account
 

@@ -6,9 +6,14 @@ import re
 
 import pytest
 
+from sqlalchemy import select
+
+from listmgr.models import ApiToken, User
+from listmgr.permissions import RANK
 from listmgr.services import accounts
 from listmgr.web import auth
 from tests.admin_support import ROLES, accounts_by_role, session_login  # noqa: F401
+from tests.principal_support import KINDS, make_caller, users_snapshot
 
 # The policy, written out here independently of listmgr/permissions.py: which roles hold each
 # permission. Analysts see aggregates only; editors work on campaigns and segments and may read
@@ -34,6 +39,7 @@ POLICY: dict[str, set[str]] = {
     "settings": {"admin", "owner"},
     "audit:read": {"admin", "owner"},
     "users": {"owner"},
+    "tokens:manage": {"owner"},
 }
 # Routes anyone may call, by name: a new public admin or API route must be added here on purpose.
 PUBLIC_ADMIN_API = {"admin.login", "api.openapi_json", "api.docs", "api.reference",
@@ -120,10 +126,15 @@ def _answers_as_expected(status: int, location: str, *, api: bool, role: str | N
 
 
 @pytest.mark.slow
-def test_role_matrix_over_every_route(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
-    """Anonymous, analyst, editor, admin and owner against every admin and API route."""
+@pytest.mark.parametrize("token_kind", ["userless", "user_token"])
+def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Anonymous, analyst, editor, admin and owner against every admin and API route; the API
+    with user-less (command-line) tokens and with users' own tokens of every role."""
     app.config["WTF_CSRF_ENABLED"] = False  # the form token is tested apart; here: roles only
-    tokens = {role: accounts.create_token(rt, role=role, name=f"matrix-{role}") for role in ROLES}
+    tokens = {role: accounts.create_token(
+        rt, role=role, name=f"matrix-{role}",
+        user_id=accounts_by_role[role].id if token_kind == "user_token" else None)
+        for role in ROLES}
     client = app.test_client()
     failures = []
     checked = 0
@@ -180,3 +191,88 @@ def test_public_routes_answer_anonymous_visitors(app):  # type: ignore[no-untype
         resp = client.get(_url(rule))
         assert resp.status_code not in (401, 403) and resp.status_code < 500, \
             f"GET {_url(rule)} -> {resp.status_code}"
+
+
+# -- writes that create or change a principal ----------------------------------------------------
+# Every route that creates or changes a user, a token, a role or a password: a new one must be
+# added here (and so to the test below) on purpose.
+PRINCIPAL_WRITES = {"api.create_api_token", "api.revoke_api_token", "api.create_user",
+                    "api.update_user", "admin.token_create", "admin.token_revoke",
+                    "admin.user_create", "admin.user_update", "admin.password"}
+PRINCIPAL_PATH = re.compile(r"/(users|tokens|password|passwords|roles|account)(/|$)")
+STRONG = "violet harbour lantern 93"
+
+
+def test_every_principal_write_is_covered(app):  # type: ignore[no-untyped-def]
+    found = {rule.endpoint for rule, method in _rules(app)
+             if method not in ("GET",) and PRINCIPAL_PATH.search(rule.rule)}
+    assert found == PRINCIPAL_WRITES
+
+
+def _tokens(rt) -> dict[int, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+    with rt.db.session() as s:
+        return {int(t.id): (t.role, t.revoked_at is not None) for t in s.scalars(select(ApiToken))}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("role", ROLES)
+def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kind, role):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Each principal write, by every kind of caller of every role, asking for every role: no
+    token or user above the caller appears, nobody above the caller changes, and tokens of
+    others are revoked only by a role that manages tokens."""
+    decoys = {accounts.issue_token(rt, role=r, name=f"decoy {r}").id for r in ROLES}
+    decoys |= {accounts.issue_token(rt, role=r, user_id=accounts_by_role[r].id).id
+               for r in ROLES if r != role}
+    me = make_caller(app, rt, accounts_by_role, kind, role)
+    users_before, tokens_before = users_snapshot(rt), _tokens(rt)
+    is_owner = role == "owner"
+    statuses: dict[str, set[int]] = {}
+
+    def note(what: str, resp) -> None:  # type: ignore[no-untyped-def]
+        statuses.setdefault(what, set()).add(resp.status_code)
+        assert resp.status_code < 500, (what, resp.status_code)
+
+    for wanted in ROLES:
+        resp = me.api("POST", "/api/tokens", json={"role": wanted})
+        assert resp.status_code == (201 if RANK[wanted] <= RANK[role] else 403), wanted
+        note("api.create_user", me.api("POST", "/api/users", json={
+            "email": f"{kind}-{wanted}@example.org", "password": STRONG, "role": wanted}))
+        for target in accounts_by_role.values():
+            for body in ({"role": wanted}, {"password": STRONG + wanted}):
+                if target.id == me.user_id and "password" in body and kind == "session":
+                    continue  # a new password ends the setter's own sessions too, by design
+                note("api.update_user", me.api("PATCH", f"/api/users/{target.id}", json=body))
+        if kind == "session":
+            page = me.page_post("/admin/tokens", "/admin/tokens", {"role": wanted})
+            assert page.status_code == (200 if RANK[wanted] <= RANK[role] else 403), wanted
+            note("admin.user_create", me.page_post("/admin/", "/admin/users", {
+                "email": f"page-{wanted}@example.org", "password": STRONG, "role": wanted}))
+            for target in accounts_by_role.values():
+                for data in ({"role": wanted}, {"action": "password",
+                                                "password": STRONG + wanted}):
+                    if target.id == me.user_id and "password" in data:
+                        continue
+                    note("admin.user_update",
+                         me.page_post("/admin/", f"/admin/users/{target.id}", data))
+    for token_id in sorted(decoys):
+        resp = me.api("DELETE", f"/api/tokens/{token_id}")
+        assert resp.status_code == (200 if is_owner else 404)
+        if kind == "session":
+            page = me.page_post("/admin/tokens", f"/admin/tokens/{token_id}/revoke", {})
+            assert page.status_code == (302 if is_owner else 404)
+
+    tokens_after = _tokens(rt)
+    new_tokens = {i: t for i, t in tokens_after.items() if i not in tokens_before}
+    assert all(RANK[r] <= RANK[role] for r, _ in new_tokens.values()), new_tokens
+    revoked = {i for i, (_, gone) in tokens_after.items() if gone and not tokens_before[i][1]}
+    assert revoked == (decoys if is_owner else set())
+    users_after = users_snapshot(rt)
+    if not is_owner:
+        assert users_after == users_before
+        assert all(codes == {403} for codes in statuses.values()), statuses
+    new_users = [u for i, u in users_after.items() if i not in users_before]
+    assert all(RANK[u[1]] <= RANK[role] for u in new_users), new_users
+    higher = [i for i, u in users_before.items() if RANK[u[1]] > RANK[role]]
+    assert all(users_after[i] == users_before[i] for i in higher)
+    with rt.db.session() as s:
+        assert s.scalar(select(User.id).where(User.role == "owner", User.active)) is not None

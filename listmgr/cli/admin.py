@@ -5,7 +5,7 @@ import click
 
 from listmgr.cli.base import get_runtime, main
 from listmgr.models import Role
-from listmgr.services import accounts
+from listmgr.services import accounts, audit
 
 ROLES = click.Choice([r.value for r in Role])
 
@@ -22,9 +22,11 @@ def user() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               envvar="LISTMGR_NEW_PASSWORD")
 def user_create(email: str, role: str, name: str, password: str) -> None:
-    """Create an admin user."""
-    uid = accounts.create_user(get_runtime(), email=email, password=password, role=role,
-                               name=name)
+    """Create an admin user (the password must be hard to guess)."""
+    rt = get_runtime()
+    uid = accounts.create_user(rt, email=email, password=password, role=role, name=name)
+    audit.record(rt, actor="cli", action="user.create", target_type="user", target_id=uid,
+                 detail={"role": role, "via": "cli"})
     click.echo(f"created user {uid} ({role})")
 
 
@@ -51,7 +53,10 @@ def token_create(role: str, name: str, user_email: str | None) -> None:
             user_id = s.scalar(select(User.id).where(User.email == user_email.strip().lower()))
         if user_id is None:
             raise NotFound(f"no user {user_email}")
-    click.echo(accounts.create_token(rt, role=role, user_id=user_id, name=name))
+    issued = accounts.issue_token(rt, role=role, user_id=user_id, name=name)
+    audit.record(rt, actor="cli", action="token.create", target_type="token",
+                 target_id=issued.id, detail={"role": role, "name": name, "via": "cli"})
+    click.echo(issued.token)
 
 
 @main.command()

@@ -1,4 +1,9 @@
-"""Admin users, password checks with lockout, and hashed API tokens."""
+"""Admin users, sign-in with a slow-down instead of a lockout, and hashed API tokens.
+
+Privilege never grows: whoever creates a user or a token (a signed-in user, a user's token or a
+user-less token) gives at most their own role; only the command line (someone with the server's
+configuration) acts without a ceiling.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,19 +11,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
-from listmgr.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
+from listmgr import passwords
+from listmgr.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from listmgr.models import ApiToken, Role, User, utcnow
-from listmgr.permissions import RANK, at_most
+from listmgr.permissions import RANK, allowed, at_most, lower
 from listmgr.runtime import Runtime
+from listmgr.services import login_throttle
 
-_hasher = PasswordHasher()
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
-MIN_PASSWORD = 10
+MIN_PASSWORD = passwords.MIN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,14 @@ class Principal:
     label: str
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: its id and the secret, which exists nowhere else."""
+
+    id: int
+    token: str
+
+
 def _check_role(role: str) -> str:
     if role not in RANK:
         raise ValidationError(f"unknown role {role!r}; choose one of "
@@ -38,65 +49,86 @@ def _check_role(role: str) -> str:
     return role
 
 
-def create_user(rt: Runtime, *, email: str, password: str, role: str, name: str = "") -> int:
-    """A new admin user with an argon2-hashed password."""
-    from listmgr.services.subscriptions import normalize_email
-
+def check_grant(actor: Principal | None, role: str, what: str = "user") -> None:
+    """Refuse to give a role above the actor's own (None: the command line, no ceiling)."""
     _check_role(role)
+    if actor is not None and not at_most(role, actor.role):
+        raise Forbidden(f"a {actor.role} cannot create or change a {role} {what}", field="role")
+
+
+def check_password(rt: Runtime, password: str, *, email: str = "", name: str = "",
+                   field: str = "password") -> None:
+    """The strength rule for every password anyone sets (zxcvbn, the account's words count)."""
+    passwords.check_strength(password, min_score=rt.settings.password_min_score,
+                             user_inputs=(email, name), field=field)
+
+
+def create_user(rt: Runtime, *, email: str, password: str, role: str, name: str = "",
+                actor: Principal | None = None) -> int:
+    """A new admin user with an argon2-hashed password, never above the actor's role."""
+    from listmgr.services.subscriptions import clean_name, normalize_email
+
+    check_grant(actor, role)
     address = normalize_email(email)
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters",
-                              field="password")
+    name = clean_name(name)
+    check_password(rt, password, email=address, name=name)
     with rt.db.session() as s:
         if s.scalar(select(User.id).where(User.email == address)) is not None:
             raise Conflict(f"a user {address} already exists", field="email")
-        user = User(email=address, name=name, role=role, password_hash=_hasher.hash(password))
+        user = User(email=address, name=name, role=role,
+                    password_hash=passwords.hash_password(password))
         s.add(user)
         s.flush()
         return int(user.id)  # type: ignore[arg-type]
 
 
-def authenticate(rt: Runtime, *, email: str, password: str) -> User:
-    """The user for these credentials; repeated failures lock the account for a while."""
+def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> User:
+    """The user for these credentials. Unknown and real accounts answer alike, in the same time;
+    repeated failures slow down that account from that address (and that address) only."""
+    address = email.strip().lower()
+    keys = login_throttle.keys_for(rt, email=address, ip=ip)
     with rt.db.session() as s:
-        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        wait = login_throttle.wait_seconds(s, keys)
+    if wait:
+        raise RateLimited(f"too many failed sign-ins; try again in {wait} second"
+                          f"{'' if wait == 1 else 's'}",
+                          code="slow_down", detail={"retry_after": wait})
+    with rt.db.session() as s:
+        user = s.scalar(select(User).where(User.email == address))
         if user is None or not user.active:
-            _hasher.hash(password)  # same cost whether or not the user exists
-            raise Unauthorized("wrong email or password")
-        now = utcnow()
-        if user.locked_until and user.locked_until > now:
-            raise Forbidden("too many failed logins; try again later", code="locked")
-        try:
-            _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-            s.commit()
-            raise Unauthorized("wrong email or password") from None
-        user.failed_logins = 0
-        user.locked_until = None
-        user.last_login_at = now
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+            passwords.verify_nobody(password)  # the cost of a real check, for no account
+            ok = False
+        else:
+            ok = passwords.verify(user.password_hash, password)
+        if not ok:
+            login_throttle.failed(s, keys)
+    if not ok:
+        with rt.db.session() as s:
+            login_throttle.prune(s)
+        raise Unauthorized("wrong email or password")
+    with rt.db.session() as s:
+        login_throttle.succeeded(s, keys)
+        user = s.get(User, user.id)  # type: ignore[union-attr]
+        assert user is not None
+        user.failed_logins, user.locked_until = 0, None
+        user.last_login_at = utcnow()
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash_password(password)
         return user
 
 
 def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> None:
-    """Change a password after checking the old one; other sessions end."""
-    if len(new) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters",
-                              field="password")
+    """Change your own password after checking the old one; every session ends."""
     with rt.db.session() as s:
         user = s.get(User, user_id)
         if user is None:
             raise NotFound("no such user")
-        try:
-            _hasher.verify(user.password_hash, old)
-        except (VerificationError, InvalidHashError):
-            raise ValidationError("the current password is wrong", field="old_password") from None
-        user.password_hash = _hasher.hash(new)
+        if not passwords.verify(user.password_hash, old):
+            raise ValidationError("the current password is wrong", field="old_password")
+        check_password(rt, new, email=user.email, name=user.name, field="new_password")
+        if new == old:
+            raise ValidationError("the new password is the current one", field="new_password")
+        user.password_hash = passwords.hash_password(new)
         user.session_version += 1
 
 
@@ -104,35 +136,53 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(rt: Runtime, *, role: str, user_id: int | None = None, name: str = "") -> str:
-    """A new API token; only its hash is stored, so it is shown once."""
-    _check_role(role)
+def issue_token(rt: Runtime, *, role: str, creator: Principal | None = None,
+                user_id: int | None = None, name: str = "") -> IssuedToken:
+    """A new API token no higher than its creator's role (and its user's); only its hash is kept.
+
+    A token created by a principal belongs to that principal: to its user, or, for a user-less
+    token, to that token. `user_id` is for the command line only (creator None)."""
+    check_grant(creator, role, "token")
+    if creator is not None:
+        user_id = creator.user_id
     token = "lm_" + secrets.token_urlsafe(32)
     with rt.db.session() as s:
         if user_id is not None:
             user = s.get(User, user_id)
-            if user is None:
+            if user is None or not user.active:
                 raise NotFound("no such user")
             if not at_most(role, user.role):
-                raise Forbidden(f"a {user.role} cannot create a {role} token", field="role")
-        s.add(ApiToken(user_id=user_id, name=name, role=role, token_hash=_digest(token),
-                       prefix=token[:7]))
-    return token
+                raise Forbidden(f"a {user.role} cannot hold a {role} token", field="role")
+        if creator is not None and creator.token_id is not None:
+            parent = s.get(ApiToken, creator.token_id)
+            if parent is None or parent.revoked_at is not None:
+                raise Unauthorized("invalid or revoked API token")
+        row = ApiToken(user_id=user_id, name=name, role=role, token_hash=_digest(token),
+                       prefix=token[:7],
+                       created_by_token_id=creator.token_id if creator is not None else None)
+        s.add(row)
+        s.flush()
+        return IssuedToken(int(row.id), token)  # type: ignore[arg-type]
+
+
+def create_token(rt: Runtime, *, role: str, user_id: int | None = None, name: str = "",
+                 creator: Principal | None = None) -> str:
+    """A new API token (see issue_token); returns only the secret."""
+    return issue_token(rt, role=role, creator=creator, user_id=user_id, name=name).token
 
 
 def verify_token(rt: Runtime, token: str) -> Principal:
     """The principal of a bearer token; revoked or unknown tokens are refused."""
     with rt.db.session() as s:
         row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
-        if row is None or row.revoked_at is not None:
+        if row is None or row.revoked_at is not None or row.role not in RANK:
             raise Unauthorized("invalid or revoked API token")
         role = row.role
         if row.user_id is not None:
             user = s.get(User, row.user_id)
             if user is None or not user.active:
                 raise Unauthorized("the token's user is disabled")
-            if RANK[user.role] < RANK[role]:
-                role = user.role  # a demoted user's tokens follow them down
+            role = lower(role, user.role)  # a demoted user's tokens follow them down
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
             s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
@@ -140,11 +190,50 @@ def verify_token(rt: Runtime, token: str) -> Principal:
                          label=f"token:{row.prefix}…{('/' + row.name) if row.name else ''}")
 
 
-def revoke_token(rt: Runtime, *, token_id: int, user_id: int | None = None) -> None:
-    """Revoke a token (a user may only revoke their own unless user_id is None)."""
+def descendants(s: Session, token_id: int) -> set[int]:
+    """Every token minted, directly or not, by this token."""
+    found: set[int] = set()
+    frontier = {token_id}
+    while frontier:
+        children = set(s.scalars(select(ApiToken.id).where(
+            ApiToken.created_by_token_id.in_(frontier))))  # type: ignore[union-attr]
+        frontier = children - found - {token_id}
+        found |= frontier
+    return found
+
+
+def own_tokens_clause(s: Session, viewer: Principal):  # type: ignore[no-untyped-def]
+    """Which tokens are the viewer's own: its user's, or for a user-less token, itself and
+    what it minted."""
+    if viewer.user_id is not None:
+        return ApiToken.user_id == viewer.user_id
+    if viewer.token_id is not None:
+        return ApiToken.id.in_({viewer.token_id} | descendants(s, viewer.token_id))  # type: ignore[union-attr]
+    return ApiToken.id.is_(None)  # type: ignore[union-attr]
+
+
+def may_manage_all_tokens(viewer: Principal | None) -> bool:
+    """The command line and roles that manage tokens see and revoke everyone's."""
+    return viewer is None or allowed(viewer.role, "tokens:manage")
+
+
+def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) -> list[int]:
+    """Revoke a token and every token it minted; others' tokens only for those who manage
+    tokens (to anyone else they do not exist). Returns the ids revoked now."""
     with rt.db.session() as s:
-        row = s.get(ApiToken, token_id)
-        if row is None or (user_id is not None and row.user_id != user_id):
+        query = select(ApiToken).where(ApiToken.id == token_id)
+        if not may_manage_all_tokens(actor):
+            assert actor is not None
+            query = query.where(or_(own_tokens_clause(s, actor)))
+        row = s.scalar(query.with_for_update())
+        if row is None:
             raise NotFound("no such token")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
+        now = utcnow()
+        revoked = []
+        for tid in sorted({row.id} | descendants(s, int(row.id))):  # type: ignore[arg-type]
+            done = s.execute(update(ApiToken).where(ApiToken.id == tid,
+                                                    ApiToken.revoked_at.is_(None))
+                             .values(revoked_at=now))
+            if done.rowcount:
+                revoked.append(tid)
+        return revoked

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from listmgr.errors import Conflict, NotFound, ValidationError
+from listmgr import passwords
+from listmgr.errors import Conflict, Forbidden, NotFound
 from listmgr.models import ApiToken, Role, User
 from listmgr.permissions import RANK
 from listmgr.runtime import Runtime
-from listmgr.services.accounts import MIN_PASSWORD
+from listmgr.services.accounts import (Principal, check_grant, check_password,
+                                       may_manage_all_tokens, own_tokens_clause)
 from listmgr.services.subscriptions import clean_name
-
-_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True)
@@ -66,28 +65,49 @@ def get_user(rt: Runtime, user_id: int) -> UserInfo:
         return _user(row)
 
 
+def _check_reach(actor: Principal | None, row: User) -> None:
+    """Nobody changes a principal above their own role (None: the command line)."""
+    if actor is not None and RANK.get(row.role, 99) > RANK.get(actor.role, 0):
+        raise Forbidden(f"a {actor.role} cannot change a {row.role}", field="role")
+
+
+def _active_owners(s) -> list[int]:  # type: ignore[no-untyped-def]
+    """Lock every active owner row first (in id order), so two owners demoting or disabling each
+    other at once cannot both pass the last-owner check, nor deadlock."""
+    return list(s.scalars(select(User.id).where(User.role == Role.owner.value,
+                                                User.active.is_(True))
+                          .order_by(User.id).with_for_update()))
+
+
 def update_user(rt: Runtime, user_id: int, *, role: str | None = None,
                 active: bool | None = None, name: str | None = None,
-                unlock: bool = False) -> UserInfo:
-    """Change a user's role, name or active flag; the last active owner always stays."""
-    if role is not None and role not in RANK:
-        raise ValidationError(f"unknown role {role!r}; choose one of "
-                              f"{', '.join(r.value for r in Role)}", field="role")
+                unlock: bool = False, password: str | None = None,
+                actor: Principal | None = None) -> UserInfo:
+    """Change a user's role, name, active flag or password, all or nothing; never a user above
+    the actor, never to a role above the actor's, never the last owner."""
+    if role is not None:
+        check_grant(actor, role)
     with rt.db.session() as s:
+        owners = _active_owners(s) if role is not None or active is False else []
         row = s.get(User, user_id, with_for_update=True)
         if row is None:
             raise NotFound("no such user")
+        _check_reach(actor, row)
+        if actor is not None and actor.user_id == user_id and active is False:
+            raise Conflict("you cannot disable yourself", field="active")
         losing_owner = row.role == Role.owner.value and row.active and (
             (role is not None and role != Role.owner.value) or active is False)
-        if losing_owner:
-            owners = s.scalar(select(func.count(User.id)).where(
-                User.role == Role.owner.value, User.active.is_(True))) or 0
-            if owners <= 1:
-                raise Conflict("this is the last active owner; make someone else owner first",
-                               field="role")
+        if losing_owner and len(owners) <= 1:
+            raise Conflict("this is the last active owner; make someone else owner first",
+                           field="role")
         if name is not None:
             row.name = clean_name(name)
-        if role is not None:
+        if password is not None:
+            check_password(rt, password, email=row.email, name=row.name)
+            row.password_hash = passwords.hash_password(password)
+            row.session_version += 1  # a new password ends every session of the user
+            row.locked_until, row.failed_logins = None, 0
+        if role is not None and role != row.role:
             row.role = role
         if active is not None and active != row.active:
             row.active = active
@@ -98,40 +118,27 @@ def update_user(rt: Runtime, user_id: int, *, role: str | None = None,
         return _user(row)
 
 
-def reset_password(rt: Runtime, user_id: int, *, password: str) -> None:
+def reset_password(rt: Runtime, user_id: int, *, password: str,
+                   actor: Principal | None = None) -> None:
     """Set a new password for someone (an owner's reset); their sessions end."""
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters",
-                              field="password")
-    with rt.db.session() as s:
-        row = s.get(User, user_id)
-        if row is None:
-            raise NotFound("no such user")
-        row.password_hash = _hasher.hash(password)
-        row.session_version += 1
-        row.locked_until, row.failed_logins = None, 0
+    update_user(rt, user_id, password=password, actor=actor)
 
 
-def tokens(rt: Runtime, *, user_id: int | None = None, every: bool = False) -> list[TokenInfo]:
-    """A user's tokens (or, for owners, every token), newest first."""
+def tokens(rt: Runtime, *, viewer: Principal | None, every: bool = False,
+           token_id: int | None = None) -> list[TokenInfo]:
+    """The viewer's own tokens (with `every`, for those who manage tokens, all; viewer None: the
+    system itself), newest first."""
     with rt.db.session() as s:
         query = (select(ApiToken, User.email).join(User, User.id == ApiToken.user_id,
                                                    isouter=True)
                  .order_by(ApiToken.id.desc()))
-        if not every:
-            query = query.where(ApiToken.user_id == user_id)
+        if viewer is not None and not (every and may_manage_all_tokens(viewer)):
+            query = query.where(own_tokens_clause(s, viewer))
+        if token_id is not None:
+            query = query.where(ApiToken.id == token_id)
         return [TokenInfo(int(t.id), t.user_id, email, t.name, t.prefix, t.role,  # type: ignore[arg-type]
                           _iso(t.created_at) or "", _iso(t.last_used_at), _iso(t.revoked_at))
                 for t, email in s.execute(query)]
-
-
-def token_owner(rt: Runtime, token_id: int) -> int | None:
-    """The user a token belongs to (None for tokens made on the command line)."""
-    with rt.db.session() as s:
-        row = s.get(ApiToken, token_id)
-        if row is None:
-            raise NotFound("no such token")
-        return row.user_id
 
 
 def end_sessions(rt: Runtime, user_id: int) -> None:

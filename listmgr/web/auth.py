@@ -13,8 +13,9 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from sqlalchemy import select
 
 from listmgr.app import current_runtime
-from listmgr.errors import Forbidden, ListmgrError, Unauthorized
+from listmgr.errors import Forbidden, ListmgrError, RateLimited, Unauthorized
 from listmgr.models import User
+from listmgr import passwords
 from listmgr.permissions import allowed
 from listmgr.services import accounts, audit
 from listmgr.services.accounts import Principal
@@ -23,7 +24,8 @@ from listmgr.web.extensions import csrf, limiter
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = None                 # permission of routes anyone may call
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-SESSION_HOURS = 12
+SESSION_HOURS = 12           # the default of the session_hours setting
+SIGNED_IN_AT = "signed_in_at"  # session key: when this sign-in began (epoch seconds)
 # Blueprints and endpoints outside the admin and API that need no account (the role matrix
 # test checks that every other route declares a permission).
 PUBLIC_BLUEPRINTS = {"public", "hooks", "dev"}
@@ -52,11 +54,21 @@ class AdminUser(UserMixin):
         return f"{self.user_id}:{self.version}"
 
 
+def _session_hours() -> int:
+    return int(current_runtime().settings.session_hours or SESSION_HOURS)
+
+
 @login_manager.user_loader
 def _load_user(ident: str) -> AdminUser | None:
     try:
         uid, version = (int(x) for x in ident.split(":"))
     except ValueError:
+        return None
+    # A sign-in lasts session_hours from when it began, however often it is used: the cookie's
+    # own signature is renewed on every request, so it alone would never end an active session.
+    started = session.get(SIGNED_IN_AT)
+    if not isinstance(started, (int, float)) or not (
+            0 <= time.time() - started <= _session_hours() * 3600):
         return None
     with current_runtime().db.session() as s:
         row = s.get(User, uid)
@@ -75,8 +87,11 @@ def init_app(app: Flask) -> None:
     if "login_manager" in app.extensions or hasattr(app, "login_manager"):
         return
     login_manager.init_app(app)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
+    hours = int(app.extensions["listmgr"].settings.session_hours or SESSION_HOURS)
+    # Flask's default (31 days) is always present, so this must be set, not defaulted.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=hours)
     app.config["SESSION_COOKIE_NAME"] = "listmgr_session"
+    passwords.verify_nobody("")  # make the stand-in hash now, not during someone's sign-in
     app.after_request(_audit_api)
 
 
@@ -196,9 +211,19 @@ def safe_next(target: str | None) -> str:
 
 
 # -- views (registered on the admin blueprint) ---------------------------------------------------
+def start_session(row: User) -> None:
+    """A fresh signed-in session: nothing set before survives it (no fixation), and it
+    remembers when it began (its absolute end)."""
+    session.clear()
+    login_user(AdminUser(row))
+    session[SIGNED_IN_AT] = int(time.time())
+    session.permanent = True
+
+
 @require(PUBLIC)
 def login():  # type: ignore[no-untyped-def]
-    """Sign in with email and password; repeated failures lock the account for a while."""
+    """Sign in with email and password; repeated failures slow that account down from that
+    address (never a lockout someone else could cause)."""
     nxt = request.values.get("next", "")
     if request.method == "GET":
         if session_principal() is not None:
@@ -208,15 +233,17 @@ def login():  # type: ignore[no-untyped-def]
     email = request.form.get("email", "").strip()[:320]
     rt = current_runtime()
     try:
-        row = accounts.authenticate(rt, email=email, password=request.form.get("password", ""))
-    except (Unauthorized, Forbidden) as exc:
+        row = accounts.authenticate(rt, email=email, password=request.form.get("password", ""),
+                                    ip=client_ip())
+    except (Unauthorized, RateLimited) as exc:
         audit.record(rt, actor=email or "anonymous", action="login_failed", target_type="user",
                      ip=client_ip(), detail={"reason": exc.code})
+        headers = {}
+        if isinstance(exc, RateLimited) and isinstance(exc.detail, dict):
+            headers["Retry-After"] = str(exc.detail.get("retry_after", 1))
         return render_template("pages/admin/login.html", next=nxt, error=exc.message,
-                               email=email, no_users=False), exc.status
-    session.clear()  # a fresh session: nothing set before sign-in survives it (fixation)
-    login_user(AdminUser(row))
-    session.permanent = True
+                               email=email, no_users=False), exc.status, headers
+    start_session(row)
     audit.record(rt, actor=row.email, action="login", target_type="user", target_id=row.id,
                  ip=client_ip(), user_id=row.id)
     return redirect(safe_next(nxt))
@@ -257,9 +284,7 @@ def password():  # type: ignore[no-untyped-def]
             return render_template("pages/admin/password.html", error=exc.message), exc.status
         with rt.db.session() as s:
             row = s.get(User, current_user.user_id)
-            session.clear()
-            login_user(AdminUser(row))  # type: ignore[arg-type]
-            session.permanent = True
+        start_session(row)  # type: ignore[arg-type]
         record("password_changed", "user", current_user.user_id)
         flash("Your password was changed. Other sessions have been signed out.")
         return redirect(url_for("admin.dashboard"))

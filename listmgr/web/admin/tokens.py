@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from listmgr.app import current_runtime
-from listmgr.errors import ListmgrError, NotFound
+from listmgr.errors import ListmgrError
 from listmgr.models import Role
-from listmgr.permissions import RANK, allowed
+from listmgr.permissions import at_most
 from listmgr.services import accounts, users as users_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
@@ -16,10 +16,10 @@ def _page(new_token: str | None = None, errors: dict[str, str] | None = None,
           status: int = 200):  # type: ignore[no-untyped-def]
     me = principal()
     assert me is not None
-    every = allowed(me.role, "users")
-    roles = [r.value for r in Role if RANK[r.value] <= RANK[me.role]]
+    every = accounts.may_manage_all_tokens(me)
+    roles = [r.value for r in Role if at_most(r.value, me.role)]
     resp = render_template("pages/admin/tokens.html", tokens=users_service.tokens(
-        current_runtime(), user_id=me.user_id, every=every), roles=roles, every=every,
+        current_runtime(), viewer=me, every=every), roles=roles, every=every,
         new_token=new_token, errors=errors or {}, title="API tokens")
     # A new token is shown once: keep the page out of every cache.
     return resp, status, {"Cache-Control": "no-store"}
@@ -41,25 +41,18 @@ def token_create():  # type: ignore[no-untyped-def]
     role = _ui.text("role", me.role)
     name = _ui.text("name")[:200]
     try:
-        token = accounts.create_token(current_runtime(), role=role, user_id=me.user_id,
-                                      name=name)
+        issued = accounts.issue_token(current_runtime(), role=role, creator=me, name=name)
     except ListmgrError as exc:
         return _page(errors={exc.field or "form": exc.message}, status=exc.status)
-    record("token.create", "token", token[:7], role=role, name=name)
-    return _page(new_token=token)
+    record("token.create", "token", issued.id, role=role, name=name)
+    return _page(new_token=issued.token)
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
 @require("tokens:own")
 def token_revoke(token_id: int):  # type: ignore[no-untyped-def]
-    """Revoke a token at once (owners may revoke anyone's)."""
-    me = principal()
-    assert me is not None
-    rt = current_runtime()
-    owner = users_service.token_owner(rt, token_id)
-    if owner != me.user_id and not allowed(me.role, "users"):
-        raise NotFound("no such token")
-    accounts.revoke_token(rt, token_id=token_id)
-    record("token.revoke", "token", token_id)
+    """Revoke a token and those it created at once (owners may revoke anyone's)."""
+    revoked = accounts.revoke_token(current_runtime(), token_id=token_id, actor=principal())
+    record("token.revoke", "token", token_id, revoked=revoked)
     flash("Token revoked.")
     return redirect(url_for("admin.tokens"))

@@ -8,8 +8,6 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr.app import current_runtime
-from listmgr.errors import NotFound
-from listmgr.permissions import allowed
 from listmgr.services import accounts, audit, settings_store, suppression, users
 from listmgr.web.api.base import (Page, paginated, parse_body, parse_query, principal, route,
                                   schema_of)
@@ -22,7 +20,7 @@ RoleName = Literal["owner", "admin", "editor", "analyst"]
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(max_length=320)
-    password: str = Field(min_length=10, max_length=1000)
+    password: str = Field(max_length=1000)  # strength is checked (and explained) by the service
     role: RoleName = "editor"
     name: str = Field(default="", max_length=200)
 
@@ -33,7 +31,7 @@ class UserPatch(BaseModel):
     active: bool | None = None
     name: str | None = Field(default=None, max_length=200)
     unlock: bool = False
-    password: str | None = Field(default=None, min_length=10, max_length=1000)
+    password: str | None = Field(default=None, max_length=1000)
 
 
 UserOut = schema_of(users.UserInfo, "UserOut")
@@ -60,8 +58,8 @@ def create_user():  # type: ignore[no-untyped-def]
     body = parse_body(UserIn)
     rt = current_runtime()
     uid = accounts.create_user(rt, email=body.email, password=body.password, role=body.role,
-                               name=body.name)
-    record("user.create", "user", uid, role=body.role)
+                               name=body.name, actor=principal())
+    record("user.create", "user", uid, role=body.role, via="api")
     return jsonify(asdict(users.get_user(rt, uid))), 201
 
 
@@ -70,15 +68,12 @@ def create_user():  # type: ignore[no-untyped-def]
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
     """Change a user's role, name or active flag, unlock them, or set a new password."""
     body = parse_body(UserPatch)
-    rt = current_runtime()
-    users.get_user(rt, user_id)
-    if body.password is not None:
-        users.reset_password(rt, user_id, password=body.password)
-    info = users.update_user(rt, user_id, role=body.role, active=body.active, name=body.name,
-                             unlock=body.unlock)
+    info = users.update_user(current_runtime(), user_id, role=body.role, active=body.active,
+                             name=body.name, unlock=body.unlock, password=body.password,
+                             actor=principal())
     record("user.edit", "user", user_id, **body.model_dump(exclude={"password"},
                                                             exclude_none=True),
-           password_reset=body.password is not None)
+           password_reset=body.password is not None, via="api")
     return jsonify(asdict(info))
 
 
@@ -108,45 +103,38 @@ class TokenQuery(BaseModel):
     all: bool = False
 
 
-def _visible_tokens(every: bool) -> list[users.TokenInfo]:
-    p = principal()
-    return users.tokens(current_runtime(), user_id=p.user_id,
-                        every=every and allowed(p.role, "users"))
-
-
 @route("/tokens", permission="tokens:own", query=TokenQuery, response=TokenList, tag="tokens")
 def list_tokens():  # type: ignore[no-untyped-def]
-    """Your tokens (owners: `?all=true` for every token)."""
+    """Your tokens (a user's: all of that user's; a token's: itself and those it created).
+    Owners: `?all=true` for every token."""
     q = parse_query(TokenQuery)
-    items = [asdict(t) for t in _visible_tokens(q.all)]
+    items = [asdict(t) for t in users.tokens(current_runtime(), viewer=principal(), every=q.all)]
     return jsonify(items=items, page=1, per_page=max(len(items), 1), total=len(items))
 
 
 @route("/tokens", ["POST"], permission="tokens:own", body=TokenIn, response=NewToken,
        status=201, tag="tokens")
 def create_api_token():  # type: ignore[no-untyped-def]
-    """Create a token with a role no higher than yours; the token is in this answer only."""
+    """Create a token with a role no higher than yours (yours by default); it is yours, and the
+    secret is in this answer only."""
     body = parse_body(TokenIn)
     p = principal()
     rt = current_runtime()
-    token = accounts.create_token(rt, role=body.role or p.role, user_id=p.user_id,
-                                  name=body.name)
-    info = next(t for t in users.tokens(rt, user_id=p.user_id) if t.prefix == token[:7])
-    record("token.create", "token", info.id, role=info.role, name=info.name)
-    return jsonify({**asdict(info), "token": token}), 201
+    issued = accounts.issue_token(rt, role=body.role or p.role, creator=p, name=body.name)
+    [info] = users.tokens(rt, viewer=None, token_id=issued.id)
+    record("token.create", "token", info.id, role=info.role, name=info.name, via="api")
+    return jsonify({**asdict(info), "token": issued.token}), 201
 
 
 @route("/tokens/<int:token_id>", ["DELETE"], permission="tokens:own", response=TokenOut,
        tag="tokens")
 def revoke_api_token(token_id: int):  # type: ignore[no-untyped-def]
-    """Revoke a token (yours; owners may revoke any)."""
-    p = principal()
+    """Revoke a token and the tokens it created (yours; owners may revoke any)."""
     rt = current_runtime()
-    if users.token_owner(rt, token_id) != p.user_id and not allowed(p.role, "users"):
-        raise NotFound("no such token")
-    accounts.revoke_token(rt, token_id=token_id)
-    record("token.revoke", "token", token_id)
-    return jsonify(asdict(next(t for t in users.tokens(rt, every=True) if t.id == token_id)))
+    revoked = accounts.revoke_token(rt, token_id=token_id, actor=principal())
+    record("token.revoke", "token", token_id, revoked=revoked, via="api")
+    [info] = users.tokens(rt, viewer=None, token_id=token_id)
+    return jsonify(asdict(info))
 
 
 # -- audit ---------------------------------------------------------------------------------------
