@@ -44,6 +44,7 @@ def _smtp(value: Any) -> str:
     password."""
     from listmgr.mail.transport import parse_smtp_urls
 
+    value = "" if value is None else value  # none: the dev outbox (refused in production)
     if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
         raise ValueError("SMTP URLs on one line, separated by spaces")
     value = " ".join(value.replace(",", " ").split())
