@@ -348,6 +348,8 @@ def refresh(rt: Runtime) -> Settings:
 
 @dataclass(frozen=True)
 class ServerCheck:
+    """How connecting to one SMTP server went."""
+
     server: str
     ok: bool
     error: str
