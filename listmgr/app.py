@@ -60,6 +60,15 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
     )
     app.json = BodyJSON(app)
     app.extensions["listmgr"] = rt
+    if settings.trusted_proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Believe X-Forwarded-For/-Proto only as far as the operator's own proxies wrote them
+        # (the rightmost N entries); with none trusted the header is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
+                                x_for=settings.trusted_proxies,
+                                x_proto=settings.trusted_proxies, x_host=0, x_port=0,
+                                x_prefix=0)
     from listmgr.web import errors, extensions
 
     extensions.csrf.init_app(app)
@@ -84,7 +93,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"embedded_outbox": settings.embedded_outbox, "base_url": settings.base_url}
+        return {"embedded_outbox": settings.dev_outbox_shown, "base_url": settings.base_url}
 
     return app
 

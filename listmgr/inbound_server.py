@@ -53,6 +53,7 @@ class _Controller(Controller):
 
 def start(rt: Runtime, host: str, port: int, *, lmtp: bool) -> Controller:
     """Start listening in a background thread; the caller stops it."""
+    rt.settings.check()  # never listen with production settings that are unsafe
     controller = _Controller(Handler(rt), lmtp=lmtp, hostname=host, port=port,
                              data_size_limit=rt.settings.max_inbound_bytes, decode_data=False)
     controller.start()

@@ -1,7 +1,9 @@
 """Settings: config/defaults.toml, then config/<env>.toml, then LISTMGR_* variables, then overrides."""
 from __future__ import annotations
 
+import hmac
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -12,6 +14,13 @@ from listmgr.errors import ConfigError
 
 DEFAULT_SECRET = "dev-secret-change-me"
 DEFAULT_INBOUND_SECRET = "dev-inbound-secret"
+MIN_SECRET_KEY = 32        # characters of LISTMGR_SECRET_KEY in production
+MIN_INBOUND_SECRET = 16    # characters of LISTMGR_INBOUND_SECRET in production
+MIN_DISTINCT = 8           # "aaaa…" or "1212…" is no secret, whatever its length
+# Values that only stand in for a real one: the development defaults and what the example
+# production file suggests (read from it too, so the two cannot drift apart).
+PLACEHOLDERS = {DEFAULT_SECRET, DEFAULT_INBOUND_SECRET, "secret", "changeme", "password"}
+CHECKED = ("secret_key", "inbound_secret", "smtp_url")
 
 
 @dataclass(frozen=True)
@@ -57,17 +66,30 @@ class Settings:
     login_free_failures: int = 5
     login_free_failures_per_ip: int = 50
     login_max_delay_seconds: int = 900
+    trusted_proxies: int = 0
+    link_rate_limit_ip: str = "300/minute"
+    unsubscribe_rate_limit_ip: str = "1000/minute"
+    token_failure_rate_limit_ip: str = "60/minute"
+    inbound_rate_limit_ip: str = "600/minute"
+    inbound_auth_failure_rate_limit_ip: str = "20/hour"
+    test_send_rate_limit: str = "60/hour"
+    smtp_check_rate_limit: str = "20/hour"
     var_dir: str = "var"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def production(self) -> bool:
-        return self.env == "production"
+        return self.env.strip().lower() in ("production", "prod")
 
     @property
     def embedded_outbox(self) -> bool:
         """True when mail goes to the built-in dev outbox instead of an SMTP server."""
         return not self.smtp_url.strip()
+
+    @property
+    def dev_outbox_shown(self) -> bool:
+        """Whether the dev outbox pages exist: embedded mode outside production only."""
+        return self.embedded_outbox and not self.production
 
     @property
     def effective_database_url(self) -> str:
@@ -77,18 +99,74 @@ class Settings:
         return f"sqlite:///{Path(self.var_dir).resolve() / 'listmgr.db'}"
 
     def check(self) -> None:
-        """Refuse unsafe production settings with a one-line explanation."""
-        if self.production:
-            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 16:
-                raise ConfigError(
-                    "refusing to start in production with the default or a short secret key: "
-                    "set LISTMGR_SECRET_KEY to at least 16 random characters"
-                )
-            if self.inbound_secret == DEFAULT_INBOUND_SECRET:
-                raise ConfigError(
-                    "refusing to start in production with the default inbound secret: "
-                    "set LISTMGR_INBOUND_SECRET"
-                )
+        """Refuse unsafe production settings (and malformed limits anywhere) with a one-line
+        explanation naming the variables."""
+        from limits import parse_many
+
+        for name in (f.name for f in fields(self) if "rate_limit" in f.name):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ConfigError(f"LISTMGR_{name.upper()} must be a rate limit such as "
+                                  f"30/hour or 5/minute, got {getattr(self, name)!r}") from None
+        if not 0 <= self.trusted_proxies <= 10:
+            raise ConfigError("LISTMGR_TRUSTED_PROXIES must be the number of reverse proxies in "
+                              f"front of listmgr (0 to 10), got {self.trusted_proxies}")
+        if not self.production:
+            return
+        problems = production_problems(self)
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def _example_values() -> dict[str, str]:
+    """The checked settings as config/production.example.toml suggests them (placeholders)."""
+    path = resource_dir("config") / "production.example.toml"
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: str(data[k]) for k in CHECKED if k in data}
+
+
+def _placeholder(value: str, example: str | None) -> bool:
+    """A value nobody chose: a known stand-in, the example's, or anything saying change-me."""
+    folded = re.sub(r"[^a-z0-9]", "", value.lower())
+    return (value.strip() in PLACEHOLDERS or folded in PLACEHOLDERS or "changeme" in folded
+            or (example is not None and value.strip() == example.strip()))
+
+
+def _secret_problem(var: str, what: str, value: str, example: str | None,
+                    minimum: int) -> str | None:
+    """Why this secret is unfit for production, or None."""
+    wanted = f"set it to at least {minimum} random characters"
+    if not value.strip():
+        return f"{var} ({what}) is empty: {wanted}"
+    if _placeholder(value, example):
+        return f"{var} ({what}) is a placeholder: {wanted}"
+    if len(value.strip()) < minimum or len(set(value)) < MIN_DISTINCT:
+        return f"{var} ({what}) is too short or not random: {wanted}"
+    return None
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What makes these settings unsafe for production, one phrase each naming the variable."""
+    examples = _example_values()
+    key, inbound = settings.secret_key, settings.inbound_secret
+    problems = [p for p in (
+        _secret_problem("LISTMGR_SECRET_KEY", "the secret key", key,
+                        examples.get("secret_key"), MIN_SECRET_KEY),
+        _secret_problem("LISTMGR_INBOUND_SECRET", "the inbound secret", inbound,
+                        examples.get("inbound_secret"), MIN_INBOUND_SECRET)) if p]
+    if inbound.strip() and hmac.compare_digest(inbound.encode(), key.encode()):
+        problems.append("LISTMGR_INBOUND_SECRET must differ from LISTMGR_SECRET_KEY")
+    if not settings.smtp_url.strip():
+        problems.append("LISTMGR_SMTP_URL is empty: production mail must go to an SMTP server, "
+                        "never to the dev outbox")
+    elif settings.smtp_url.strip() == examples.get("smtp_url", "").strip():
+        problems.append("LISTMGR_SMTP_URL is the example's placeholder: set your SMTP server")
+    return problems
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -352,14 +352,21 @@ def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no
     rt, app = embedded  # the only runtime here: its worker writes to the dev outbox
     editor = Account(accounts.create_user(rt, email="ed@staff.example.org", password=PASSWORD,
                                           role="editor"), "ed@staff.example.org", "editor")
+    admin = Account(accounts.create_user(rt, email="ad@staff.example.org", password=PASSWORD,
+                                         role="admin"), "ad@staff.example.org", "admin")
     lists.create(rt, slug="news", name="News")
     client = app.test_client()
     client.post("/subscribe/news", data={"email": "new@example.org", "name": "New"})
     drain(rt)
-    newcomer = client.get("/dev/outbox")  # the README's first look works without an account
-    assert newcomer.status_code == 200 and "new@example.org" in newcomer.text
+    # Every mail with its links: only for roles that may export people, signed in.
+    newcomer = client.get("/dev/outbox")
+    assert newcomer.status_code == 302 and "/admin/login" in newcomer.headers["Location"]
     assert client.get("/admin/outbox").status_code == 302  # the admin copy needs sign-in
     session_login(client, rt, editor)
+    assert client.get("/dev/outbox").status_code == 403
+    assert client.get("/admin/outbox").status_code == 403
+    session_login(client, rt, admin)
+    assert "new@example.org" in client.get("/dev/outbox").text
     page = client.get("/admin/outbox")
     assert page.status_code == 200 and "new@example.org" in page.text
     mail_id = int(page.text.split("/admin/outbox/", 1)[1].split('"', 1)[0])

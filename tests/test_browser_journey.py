@@ -35,10 +35,18 @@ def _latest_mail_text(page, base: str, subject_part: str) -> str:  # type: ignor
 def test_subscriber_journey_in_a_browser(tmp_path):  # type: ignore[no-untyped-def]
     require_chromium()
     env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
-    subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True,
-                   env={**__import__("os").environ, **env,
-                        "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789"})
+    full = {**__import__("os").environ, **env, "LISTMGR_SECRET_KEY":
+            "browser-test-secret-0123456789", "LISTMGR_NEW_PASSWORD": "correct horse battery"}
+    subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True, env=full)
+    # The dev outbox shows every mail with its links: only for an admin or owner, signed in.
+    subprocess.run([sys.executable, "-m", "listmgr", "user", "create", "--email",
+                    "dev@example.org", "--role", "admin"], cwd=tmp_path, check=True, env=full)
     with serve(tmp_path, free_port(), **env) as base, browser_page() as page:
+        page.goto(f"{base}/dev/outbox")
+        assert "/admin/login" in page.url
+        page.fill("input[name=email]", "dev@example.org")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
         page.goto(f"{base}/subscribe/newsletter")
         screenshot(page, "public-subscribe")
         page.fill("input[name=email]", "browser@example.org")

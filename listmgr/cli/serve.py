@@ -32,8 +32,9 @@ def serve(host: str, port: int, threads: int | None) -> None:
     bg = boot.start(rt, threads=rt.settings.worker_threads if threads is None else threads)
     server = make_server(host, port, app, threaded=True)
     click.echo(f"listmgr is running at http://{host}:{server.port}/")
-    if rt.settings.embedded_outbox:
-        click.echo(f"mail goes to the dev outbox: http://{host}:{server.port}/dev/outbox")
+    if rt.settings.dev_outbox_shown:
+        click.echo(f"mail goes to the dev outbox (for admins and owners): "
+                   f"http://{host}:{server.port}/dev/outbox")
     click.echo(f"admin: http://{host}:{server.port}/admin/"
                + ("" if _has_users(rt) else "  (no user yet: listmgr user create "
                                             "--email you@example.org --role owner)"))

@@ -138,14 +138,33 @@ def _classify_smtp_error(exc: Exception) -> Exception:
         code, msg = next(iter(exc.recipients.values()))
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
         return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(
-            f"{code} {text}", code)
+            f"{code} {text}", code, stage="rcpt")
     if isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(
             exc.smtp_error, bytes) else str(exc.smtp_error)
+        stage = ("mail" if isinstance(exc, smtplib.SMTPSenderRefused) else
+                 "data" if isinstance(exc, smtplib.SMTPDataError) else "")
         if 500 <= exc.smtp_code < 600:
-            return PermanentFailure(f"{exc.smtp_code} {text}", exc.smtp_code)
-        return TemporaryFailure(f"{exc.smtp_code} {text}", exc.smtp_code)
+            return PermanentFailure(f"{exc.smtp_code} {text}", exc.smtp_code, stage=stage)
+        return TemporaryFailure(f"{exc.smtp_code} {text}", exc.smtp_code, stage=stage)
     return TemporaryFailure(f"connection: {exc.__class__.__name__}: {exc}", code)
+
+
+GENERIC_FAILURE = ("the mail server could not take the message; someone who may change the "
+                   "SMTP settings can see why")
+
+
+def describe_failure(exc: Exception, *, detailed: bool) -> str:
+    """What a failure to hand mail over says to a person: everything to those who may change
+    the SMTP settings; to others only the server's reply code, never hosts, ports, TLS or file
+    details (else anyone who may send a test could map what the server reaches)."""
+    if detailed:
+        return str(exc)
+    code = getattr(exc, "code", None)
+    stage = getattr(exc, "stage", "")
+    if isinstance(code, int) and 200 <= code < 600 and stage in ("mail", "rcpt", "data"):
+        return f"the mail server refused the message ({code})"
+    return GENERIC_FAILURE
 
 
 class SmtpConnection:
@@ -205,6 +224,14 @@ class SmtpConnection:
             except (smtplib.SMTPException, OSError, socket.timeout) as exc:
                 self.close()
                 raise _classify_smtp_error(exc) from exc
+
+    def check(self) -> None:
+        """Connect, greet, start TLS and sign in as a send would, then leave; raises
+        TemporaryFailure or PermanentFailure saying what went wrong."""
+        try:
+            self.ensure_open()
+        finally:
+            self.close()
 
     def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
                       throttled: bool = False) -> None:

@@ -19,7 +19,8 @@ ACTIONS = (
     "list.create", "list.edit", "segment.create", "segment.edit", "segment.delete",
     "campaign.create", "campaign.edit", "campaign.test", "campaign.send", "campaign.schedule",
     "campaign.pause", "campaign.resume", "campaign.cancel",
-    "settings.change", "dkim.generate", "suppression.add", "suppression.remove",
+    "settings.change", "settings.smtp_check", "dkim.generate", "suppression.add",
+    "suppression.remove",
     "inbound.handled", "user.create", "user.edit", "token.create", "token.revoke",
     "token.use", "api.call",
 )

@@ -63,9 +63,12 @@ def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
 
 
 def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id: int | None = None,
-              email: str | None = None, actor: str = "") -> list[dict[str, Any]]:
-    """Send the message, marked as a test, to these addresses now; one result per address."""
-    from listmgr.mail.transport import PermanentFailure, TemporaryFailure
+              email: str | None = None, actor: str = "", detailed: bool = True
+              ) -> list[dict[str, Any]]:
+    """Send the message, marked as a test, to these addresses now; one result per address.
+    detailed=False: a failure says no more than the server's reply code (for people who may
+    not change the SMTP settings)."""
+    from listmgr.mail.transport import PermanentFailure, TemporaryFailure, describe_failure
     from listmgr.services.outbox import transport
 
     if not isinstance(to, (list, tuple)) or not to:
@@ -88,5 +91,6 @@ def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id
             transport(rt).send_one(out.envelope_from, addr, out.data)
             results.append({"to": addr, "sent": True, "error": ""})
         except (PermanentFailure, TemporaryFailure) as exc:
-            results.append({"to": addr, "sent": False, "error": str(exc)})
+            results.append({"to": addr, "sent": False,
+                            "error": describe_failure(exc, detailed=detailed)})
     return results

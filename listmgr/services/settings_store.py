@@ -2,21 +2,28 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
 
 from listmgr.errors import ConfigError, ValidationError
-from listmgr.models import SettingValue, utcnow
+from listmgr.models import AuditLog, SettingValue, utcnow
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
+log = logging.getLogger("listmgr.settings")
 CACHE_SECONDS = 5.0
+# What an SMTP URL set in the admin or API may carry; file paths (cafile) and anything else
+# come only from the configuration files or environment.
+SMTP_OPTIONS = {"starttls", "rate", "timeout"}
+SMTP_BOUNDS = {"rate": (0.0, 100000.0), "timeout": (1.0, 120.0)}
+MASK = "•••"
 DKIM_KEY = "dkim_private_key"   # PEM, kept in the database; never shown or exported
 RATE = re.compile(r"^\d+\s*/\s*(second|minute|hour|day)$")
 HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}"
@@ -32,13 +39,32 @@ def _text(limit: int) -> Callable[[Any], str]:
 
 
 def _smtp(value: Any) -> str:
+    """SMTP URLs as the admin may set them: no file paths (cafile…) and no unknown options,
+    which only the configuration files and environment may give; a message never shows a
+    password."""
     from listmgr.mail.transport import parse_smtp_urls
 
-    value = " ".join(str(value or "").replace(",", " ").split())
-    try:
-        parse_smtp_urls(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
+    value = "" if value is None else value  # none: the dev outbox (refused in production)
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        raise ValueError("SMTP URLs on one line, separated by spaces")
+    value = " ".join(value.replace(",", " ").split())
+    for url in value.split():
+        shown = mask("smtp_url", url)
+        try:
+            parse_smtp_urls(url)
+            parts = urlsplit(url)
+            query = parse_qs(parts.query, keep_blank_values=True)
+        except (ConfigError, ValueError):
+            raise ValueError(f"bad SMTP URL {shown!r}: use smtp://user:pass@host:port or "
+                             "smtps://…") from None
+        refused = sorted(set(query) - SMTP_OPTIONS)
+        if refused:
+            raise ValueError(f"{shown!r}: {', '.join(refused)} may be set only in the "
+                             "configuration file or environment (LISTMGR_SMTP_URL); here: "
+                             + ", ".join(sorted(SMTP_OPTIONS)))
+        for key, (low, high) in SMTP_BOUNDS.items():
+            if key in query and not low <= float(query[key][-1]) <= high:
+                raise ValueError(f"{shown!r}: {key} must be between {low:g} and {high:g}")
     return value
 
 
@@ -132,17 +158,61 @@ def _stored(rt: Runtime) -> dict[str, Any]:
         return {row.key: row.value for row in s.scalars(select(SettingValue))}
 
 
+def _split(url: str) -> tuple[str, str | None, str]:
+    """(scheme, userinfo or None, the rest: host, port, path and query) of a URL as typed;
+    the userinfo runs to the last "@", so a password with odd characters is never cut."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return scheme, None, rest
+    userinfo, _, after = rest.rpartition("@")
+    return scheme, userinfo, after
+
+
+def _server_key(url: str) -> tuple[str, str, str]:
+    scheme, userinfo, after = _split(url)
+    hostport = after.split("/", 1)[0].split("?", 1)[0].lower()
+    return scheme.lower(), (userinfo or "").split(":", 1)[0], hostport
+
+
 def mask(key: str, value: Any) -> Any:
-    """A value fit to show: passwords in SMTP URLs hidden."""
+    """A value fit to show: passwords in SMTP URLs hidden (even in a URL that does not parse)."""
     if key != "smtp_url" or not value:
         return value
     out = []
     for url in str(value).split():
-        parts = urlsplit(url)
-        if parts.password:
-            netloc = f"{parts.username}:•••@{parts.hostname}" + (
-                f":{parts.port}" if parts.port else "")
-            url = urlunsplit(parts._replace(netloc=netloc))
+        scheme, userinfo, after = _split(url)
+        if userinfo is not None and ":" in userinfo:
+            url = f"{scheme}://{userinfo.split(':', 1)[0]}:{MASK}@{after}"
+        out.append(url)
+    return " ".join(out)
+
+
+def servers_of(value: Any) -> list[str]:
+    """SMTP servers as the audit log names them: scheme, user, host and port; no password."""
+    out = []
+    for url in str(value or "").split():
+        scheme, user, hostport = _server_key(url)
+        out.append(f"{scheme}://{user + '@' if user else ''}{hostport}")
+    return out
+
+
+def _keep_passwords(value: str, current: str) -> str:
+    """A URL that came back with its password masked keeps the stored password, but only for
+    the very server (scheme, user, host, port) it was set for: a changed host must be given
+    the password again, or anyone who may edit settings could send it elsewhere."""
+    known = {_server_key(url): _split(url)[1] for url in current.split()
+             if ":" in (_split(url)[1] or "")}
+    out = []
+    for url in value.split():
+        scheme, userinfo, after = _split(url)
+        if MASK in url:
+            stored = known.get(_server_key(url))
+            if stored is None or MASK in after or userinfo != f"{_server_key(url)[1]}:{MASK}":
+                raise ValidationError(
+                    f"SMTP servers: type the password again for {mask('smtp_url', url)!r}: a "
+                    "stored password is kept only for the server it was set for",
+                    field="smtp_url")
+            url = f"{scheme}://{stored}@{after}"
         out.append(url)
     return " ".join(out)
 
@@ -156,16 +226,31 @@ def all_settings(rt: Runtime) -> list[SettingView]:
                         spec.secret, spec.help) for spec in SPECS]
 
 
-def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = None) -> list[str]:
-    """Validate and store changed settings (all or nothing); returns the keys that changed."""
+@dataclass(frozen=True)
+class Actor:
+    """Who changes settings, for the audit log."""
+
+    label: str = "system"
+    ip: str = ""
+    user_id: int | None = None
+    token_id: int | None = None
+
+
+def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = None,
+           actor: Actor | None = None) -> list[str]:
+    """Validate and store changed settings (all or nothing) and audit the change in the same
+    transaction; returns the keys that changed."""
     base, stored = _base(rt), _stored(rt)
+    current = {spec.key: stored.get(spec.key, getattr(base, spec.key)) for spec in SPECS}
     clean: dict[str, Any] = {}
     for key, raw in values.items():
         spec = BY_KEY.get(key)
         if spec is None:
             raise ValidationError(f"unknown setting {key!r}", field=key)
-        if spec.secret and isinstance(raw, str) and "•••" in raw:
-            continue  # the masked value came back unchanged
+        if spec.secret and isinstance(raw, str) and MASK in raw:
+            if raw.strip() == mask(key, current[key]):
+                continue  # the masked value came back unchanged
+            raw = _keep_passwords(raw, str(current[key] or ""))
         try:
             clean[key] = spec.check(raw)
         except (ValueError, TypeError) as exc:
@@ -173,6 +258,9 @@ def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = Non
     for key in reset or []:
         if key not in BY_KEY:
             raise ValidationError(f"unknown setting {key!r}", field=key)
+    if base.production and "smtp_url" in clean and not clean["smtp_url"]:
+        raise ValidationError("SMTP servers: production mail must go to an SMTP server, never "
+                              "to the dev outbox", field="smtp_url")
     changed = [k for k, v in clean.items()
                if stored.get(k, getattr(base, k)) != v] + [k for k in reset or [] if k in stored]
     with rt.db.session() as s:
@@ -186,8 +274,29 @@ def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = Non
                 s.add(SettingValue(key=key, value=value))
             elif row.value != value:
                 row.value, row.updated_at = value, utcnow()
+        if changed:
+            after = {**current, **clean, **{k: getattr(base, k) for k in reset or []}}
+            s.add(_audit_row(actor or Actor(), "settings.change",
+                             _change_detail(changed, current, after)))
     refresh(rt)
     return changed
+
+
+def _change_detail(changed: list[str], before: dict[str, Any],
+                   after: dict[str, Any]) -> dict[str, Any]:
+    """The keys that changed; for the SMTP servers, which ones before and after (no password:
+    whoever reads the audit log must not learn it there)."""
+    detail: dict[str, Any] = {"keys": changed}
+    if "smtp_url" in changed:
+        detail["smtp_servers"] = {"before": servers_of(before["smtp_url"]),
+                                  "after": servers_of(after["smtp_url"])}
+    return detail
+
+
+def _audit_row(actor: Actor, action: str, detail: dict[str, Any]) -> AuditLog:
+    return AuditLog(actor=actor.label[:320], action=action, target_type="settings",
+                    ip=actor.ip[:64], detail=detail, user_id=actor.user_id,
+                    token_id=actor.token_id)
 
 
 def effective(rt: Runtime) -> Settings:
@@ -198,7 +307,7 @@ def effective(rt: Runtime) -> Settings:
     if cached and now - cached[0] < CACHE_SECONDS:
         return cached[1]  # type: ignore[no-any-return]
     base, stored = _base(rt), _stored(rt)
-    changes = {k: v for k, v in stored.items() if k in BY_KEY}
+    changes = {k: v for k, v in stored.items() if k in BY_KEY and _usable(base, k, v)}
     pem = stored.get(DKIM_KEY)
     if pem and changes.get("dkim_selector", base.dkim_selector):
         changes["dkim_private_key_path"] = str(_key_file(rt, base, pem))
@@ -206,6 +315,21 @@ def effective(rt: Runtime) -> Settings:
     rt.state["settings_store"] = (now, result)
     _adopt(rt, result)
     return result
+
+
+def _usable(base: Settings, key: str, value: Any) -> bool:
+    """Whether a stored value may be used: what the admin could not set today (file paths in
+    SMTP URLs, an empty server list in production) is ignored, whoever wrote it."""
+    if key != "smtp_url":
+        return True
+    if not str(value or "").strip():
+        return not base.production
+    try:
+        _smtp(value)
+    except ValueError:
+        log.warning("ignoring the stored SMTP servers: %s", mask(key, value))
+        return False
+    return True
 
 
 def _adopt(rt: Runtime, new: Settings) -> None:
@@ -220,6 +344,39 @@ def refresh(rt: Runtime) -> Settings:
     """Re-read the stored settings now and make them this process's settings."""
     rt.state.pop("settings_store", None)
     return effective(rt)
+
+
+@dataclass(frozen=True)
+class ServerCheck:
+    """How connecting to one SMTP server went."""
+
+    server: str
+    ok: bool
+    error: str
+
+
+def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None
+                  ) -> list[ServerCheck]:
+    """Connect to each SMTP server in force (greeting, TLS, sign-in) and say how it went;
+    detailed=False says only that it failed (for people who may not change the settings)."""
+    from listmgr.mail.transport import (PermanentFailure, SmtpConnection, TemporaryFailure,
+                                        describe_failure, parse_smtp_urls)
+
+    settings = effective(rt)
+    if settings.embedded_outbox:
+        return [ServerCheck("dev outbox", True, "")]
+    results = []
+    for server in parse_smtp_urls(settings.smtp_url):
+        try:
+            SmtpConnection(server).check()
+            results.append(ServerCheck(server.label, True, ""))
+        except (TemporaryFailure, PermanentFailure) as exc:
+            results.append(ServerCheck(server.label, False,
+                                       describe_failure(exc, detailed=detailed)))
+    with rt.db.session() as s:
+        s.add(_audit_row(actor or Actor(), "settings.smtp_check", {
+            "servers": [{"server": r.server, "ok": r.ok} for r in results]}))
+    return results
 
 
 def _key_file(rt: Runtime, base: Settings, pem: str) -> Path:

@@ -19,7 +19,7 @@ from listmgr import passwords
 from listmgr.permissions import allowed
 from listmgr.services import accounts, audit
 from listmgr.services.accounts import Principal
-from listmgr.web.extensions import csrf, limiter
+from listmgr.web.extensions import client_ip, csrf, limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = None                 # permission of routes anyone may call
@@ -144,10 +144,6 @@ def may(permission: str) -> bool:
     """Whether whoever this request is for holds this permission (beyond the route's own)."""
     p = principal()
     return p is not None and allowed(p.role, permission)
-
-
-def client_ip() -> str:
-    return (request.remote_addr or "")[:64]
 
 
 def record(action: str, target_type: str = "", target_id: object = "", **detail: Any) -> None:

@@ -1,7 +1,7 @@
 """The embedded dev outbox: every mail the system "sent", readable in the browser."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, redirect, render_template, url_for
 from sqlalchemy import func, select
 
 from listmgr.app import current_runtime
@@ -11,11 +11,23 @@ from listmgr.web import mailview
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
+# Every mail with its links: whoever reads them can confirm, unsubscribe, export and erase
+# anyone. So: signed in with a role that may export people, and only in embedded development.
+PERMISSION = "people:export"
+
+
 @bp.before_request
-def _embedded_only() -> None:
-    settings = current_runtime().settings
-    if not settings.embedded_outbox or settings.production:
-        abort(404)  # development only: it shows every mail, links and tokens included
+def _guard():  # type: ignore[no-untyped-def]
+    from listmgr.errors import Unauthorized
+    from listmgr.web import auth
+
+    if not current_runtime().settings.dev_outbox_shown:
+        abort(404)  # mail goes to real SMTP servers, or production: there is no outbox
+    try:
+        auth.authorize(PERMISSION, api=False)
+    except Unauthorized:
+        return redirect(url_for("admin.login", next=url_for("admin.outbox")))
+    return None
 
 
 @bp.get("/outbox")

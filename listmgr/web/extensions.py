@@ -1,14 +1,29 @@
-"""Flask extensions shared by the blueprints (bound to the app in create_app)."""
+"""Flask extensions shared by the blueprints (bound to the app in create_app), and the one way
+to name the client's address."""
 from __future__ import annotations
 
-from flask import request
+from typing import Callable
+
+from flask import Response, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
 
 def client_ip() -> str:
-    return request.remote_addr or "unknown"
+    """The visitor's address: the peer, or what trusted proxies say (ProxyFix, trusted_proxies).
+    Rate limits, consent events and the audit log all use this one."""
+    return (request.remote_addr or "")[:64]
+
+
+def _ip_key() -> str:
+    # An empty key would make Flask-Limiter skip the limit: never let that happen.
+    return "ip:" + (client_ip() or "unknown")
+
+
+def refused(*statuses: int) -> Callable[[Response], bool]:
+    """deduct_when for limits that count only refused requests (bad tokens, wrong secrets)."""
+    return lambda resp: resp.status_code in statuses
 
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=client_ip, headers_enabled=True)
+limiter = Limiter(key_func=_ip_key, headers_enabled=True)

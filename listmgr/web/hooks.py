@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request
 from listmgr.app import current_runtime
 from listmgr.errors import TooLarge, Unauthorized
 from listmgr.services import inbound
+from listmgr.web import limits
 from listmgr.web.extensions import csrf
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -31,6 +32,7 @@ def _authenticate(secret: str, body: bytes) -> None:
 
 
 @bp.post("/inbound")
+@limits.inbound_hook()
 def receive():  # type: ignore[no-untyped-def]
     """Take one raw RFC 5322 message as the body; 202 with the stored id."""
     rt = current_runtime()

@@ -11,7 +11,8 @@ from listmgr.errors import ValidationError
 from listmgr.models import FieldDef, Interest
 from listmgr.services import people, subscriptions
 from listmgr.services.subscriptions import Origin
-from listmgr.web.extensions import csrf, limiter
+from listmgr.web import limits
+from listmgr.web.extensions import client_ip, csrf, limiter
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate
@@ -21,7 +22,7 @@ THANKS = ("Thank you! If this address can receive our mail, a message is on its 
 
 
 def origin(source: str) -> Origin:
-    return Origin(source=source, ip=request.remote_addr or "",
+    return Origin(source=source, ip=client_ip(),
                   user_agent=request.headers.get("User-Agent", "")[:500])
 
 
@@ -118,12 +119,14 @@ def subscribe(slug: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/confirm/<token>")
+@limits.token_link()
 def confirm_page(token: str):  # type: ignore[no-untyped-def]
     view = subscriptions.confirm_view(current_runtime(), token)
     return render_template("pages/public/confirm.html", view=view, token=token)
 
 
 @bp.post("/confirm/<token>")
+@limits.token_link()
 def confirm(token: str):  # type: ignore[no-untyped-def]
     view = subscriptions.confirm(current_runtime(), token, origin=origin("confirm-link"))
     return render_template("pages/public/message.html", title="Subscription confirmed",
@@ -140,12 +143,14 @@ def confirm_resend(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/u/<token>")
+@limits.token_link()
 def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
     view = subscriptions.unsubscribe_view(current_runtime(), token)
     return render_template("pages/public/unsubscribe.html", view=view, token=token)
 
 
 @bp.post("/u/<token>")
+@limits.token_link(one_click=True)
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     """RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 and idempotent."""
     everything = request.form.get("all") in ("1", "on", "true")
@@ -156,6 +161,7 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/p/<token>")
+@limits.token_link()
 def preferences(token: str):  # type: ignore[no-untyped-def]
     prefs = subscriptions.preferences(current_runtime(), token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token,
@@ -163,6 +169,7 @@ def preferences(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/p/<token>")
+@limits.token_link()
 def preferences_save(token: str):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     if request.form.get("action") == "unsubscribe_all":
@@ -183,6 +190,7 @@ def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @bp.get("/p/<token>/export")
+@limits.token_link()
 def export_data(token: str):  # type: ignore[no-untyped-def]
     from listmgr.services import privacy
 
@@ -193,6 +201,7 @@ def export_data(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/p/<token>/erase", methods=["GET", "POST"])
+@limits.token_link()
 def erase(token: str):  # type: ignore[no-untyped-def]
     from listmgr.services import privacy
 

@@ -12,7 +12,8 @@ from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.services import campaigns as campaigns_service, dashboard
 from listmgr.services import lists as lists_service, segments
 from listmgr.web.admin import _ui, bp, charts
-from listmgr.web.auth import principal, require
+from listmgr.web import limits
+from listmgr.web.auth import may, principal, require
 from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
@@ -170,12 +171,13 @@ def campaign_preview(campaign_id: int) -> Response:
 
 @bp.post("/campaigns/<int:campaign_id>/test")
 @require("campaigns:write")
+@limits.test_send()
 def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send the message marked as a test to a few addresses."""
     to = _ui.lines("to")
     who = _ui.text("as") or None
     results = campaigns_service.send_test(current_runtime(), campaign_id, to=to, email=who,
-                                          actor=_actor())
+                                          actor=_actor(), detailed=may("settings"))
     for r in results:
         if r["sent"]:
             flash(f"Test sent to {r['to']}.")

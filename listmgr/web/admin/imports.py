@@ -14,7 +14,8 @@ from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import exports, imports as imports_service, lists as lists_service, people
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import client_ip, principal, require
+from listmgr.web.auth import principal, require
+from listmgr.web.extensions import client_ip
 from listmgr.web.extensions import csrf
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024

@@ -9,15 +9,16 @@ from listmgr.models import DevMail
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
 from listmgr.web import mailview
+from listmgr.web.dev import PERMISSION
 
 
 def _embedded() -> None:
-    if not current_runtime().settings.embedded_outbox:
-        abort(404)  # mail goes to real SMTP servers: there is no outbox to show
+    if not current_runtime().settings.dev_outbox_shown:
+        abort(404)  # mail goes to real SMTP servers, or production: there is no outbox to show
 
 
 @bp.get("/outbox")
-@require("people:read")
+@require(PERMISSION)
 def outbox():  # type: ignore[no-untyped-def]
     """Captured mails, newest first."""
     _embedded()
@@ -31,7 +32,7 @@ def outbox():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/outbox/<int:mail_id>")
-@require("people:read")
+@require(PERMISSION)
 def outbox_mail(mail_id: int):  # type: ignore[no-untyped-def]
     """One mail: the HTML part in a sandboxed frame, the text part, headers and source."""
     _embedded()
@@ -41,14 +42,14 @@ def outbox_mail(mail_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/outbox/<int:mail_id>/html")
-@require("people:read")
+@require(PERMISSION)
 def outbox_html(mail_id: int) -> Response:
     _embedded()
     return mailview.html(mailview.load(mail_id))
 
 
 @bp.get("/outbox/<int:mail_id>.eml")
-@require("people:read")
+@require(PERMISSION)
 def outbox_raw(mail_id: int) -> Response:
     _embedded()
     return mailview.raw(mailview.load(mail_id), download=True)

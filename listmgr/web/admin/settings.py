@@ -9,7 +9,17 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import settings_store
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import record, require
+from listmgr.web import limits
+from listmgr.web.auth import may, principal, record, require
+from listmgr.web.extensions import client_ip
+
+
+def settings_actor() -> settings_store.Actor:
+    """The signed-in user or token, as the settings audit names them."""
+    p = principal()
+    return settings_store.Actor(label=p.label if p else "anonymous", ip=client_ip(),
+                                user_id=p.user_id if p else None,
+                                token_id=p.token_id if p else None)
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
@@ -36,15 +46,29 @@ def settings_save():  # type: ignore[no-untyped-def]
               if spec.key in request.form}
     reset = [k for k in request.form.getlist("reset") if k in settings_store.BY_KEY]
     try:
-        changed = settings_store.update(rt, values, reset=reset)
+        changed = settings_store.update(rt, values, reset=reset, actor=settings_actor())
     except ValidationError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)
     if changed:
-        record("settings.change", "settings", "", keys=changed)
         flash(f"Saved: {', '.join(changed)}.")
     else:
         flash("Nothing changed.")
     return redirect(url_for("admin.settings"))
+
+
+@bp.post("/settings/smtp-check")
+@require("settings")
+@limits.smtp_check()
+def settings_smtp_check():  # type: ignore[no-untyped-def]
+    """Connect to each SMTP server in force and tell how it went."""
+    results = settings_store.check_servers(current_runtime(), detailed=may("settings"),
+                                           actor=settings_actor())
+    for r in results:
+        if r.ok:
+            flash(f"{r.server}: connected.")
+        else:
+            flash(f"{r.server}: {r.error}", "error")
+    return redirect(url_for("admin.settings") + "#smtp-check")
 
 
 @bp.post("/settings/dkim")

@@ -12,7 +12,8 @@ from listmgr.services import lists as lists_service, people, privacy
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import client_ip, principal, record, require
+from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import client_ip
 
 STATUSES = ("confirmed", "pending", "unsubscribed", "bounced")
 COUNT_AHEAD = 10_000

@@ -11,7 +11,9 @@ from listmgr.app import current_runtime
 from listmgr.services import accounts, audit, settings_store, suppression, users
 from listmgr.web.api.base import (Page, paginated, parse_body, parse_query, principal, route,
                                   schema_of)
-from listmgr.web.auth import record
+from listmgr.web import limits
+from listmgr.web.admin.settings import settings_actor
+from listmgr.web.auth import may, record
 
 RoleName = Literal["owner", "admin", "editor", "analyst"]
 
@@ -208,10 +210,26 @@ def get_settings():  # type: ignore[no-untyped-def]
 def update_settings():  # type: ignore[no-untyped-def]
     """Change settings (all or nothing) and reset others to their configured defaults."""
     body = parse_body(SettingsPatch)
-    changed = settings_store.update(current_runtime(), body.values, reset=body.reset)
-    if changed:
-        record("settings.change", "settings", "", keys=changed)
+    settings_store.update(current_runtime(), body.values, reset=body.reset,
+                          actor=settings_actor())
     return _settings_out()
+
+
+ServerCheckOut = schema_of(settings_store.ServerCheck, "ServerCheckOut")
+
+
+class ServerChecks(BaseModel):
+    results: list[ServerCheckOut]  # type: ignore[valid-type]
+
+
+@route("/settings/smtp/check", ["POST"], permission="settings", response=ServerChecks,
+       tag="settings")
+@limits.smtp_check()
+def check_smtp():  # type: ignore[no-untyped-def]
+    """Connect to each SMTP server in force (greeting, TLS, sign-in) and tell how it went."""
+    results = settings_store.check_servers(current_runtime(), detailed=may("settings"),
+                                           actor=settings_actor())
+    return jsonify(results=[asdict(r) for r in results])
 
 
 @route("/settings/dkim", ["POST"], permission="settings", body=DkimIn, response=SettingsOut,

@@ -13,6 +13,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web import limits
 from listmgr.web.auth import may
 
 
@@ -192,12 +193,13 @@ def preview(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @route("/campaigns/<int:campaign_id>/test", ["POST"], permission="campaigns:write", body=TestIn,
        tag="campaigns")
+@limits.test_send()
 def send_test(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send the message, marked as a test, to up to 10 addresses now."""
     body = parse_body(TestIn)
     results = campaigns.send_test(current_runtime(), campaign_id, to=body.to,
                                   subscriber_id=body.subscriber_id, email=body.email,
-                                  actor=actor())
+                                  actor=actor(), detailed=may("settings"))
     return jsonify(results=results)
 
 

@@ -16,6 +16,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
+from listmgr.web.extensions import client_ip
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 
@@ -136,6 +137,6 @@ def export_list(slug: str):  # type: ignore[no-untyped-def]
     q = parse_query(ExportQuery)
     rt = current_runtime()
     export = exports.prepare(rt, list_slug=slug, fields=q.fields, segment_id=q.segment,
-                             status=q.status, actor=actor(), ip=request.remote_addr or "")
+                             status=q.status, actor=actor(), ip=client_ip())
     return Response(exports.rows(rt, export), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{export.list_slug}.csv"'})

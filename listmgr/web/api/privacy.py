@@ -1,12 +1,13 @@
 """API: export and erase one subscriber's personal data."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify
 
 from listmgr.app import current_runtime
 from listmgr.services import privacy
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import actor, route
+from listmgr.web.extensions import client_ip
 
 
 @route("/subscribers/<int:subscriber_id>/export", permission="people:export",
@@ -14,7 +15,7 @@ from listmgr.web.api.base import actor, route
 def export_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Everything held about one subscriber, as JSON (the access is audited)."""
     data = privacy.export_subscriber(current_runtime(), subscriber_id, actor=actor(),
-                                     ip=request.remote_addr or "")
+                                     ip=client_ip())
     resp = jsonify(data)
     resp.headers["Content-Disposition"] = \
         f'attachment; filename="subscriber-{subscriber_id}.json"'
@@ -26,5 +27,6 @@ def export_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
 def erase_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Delete every row about one subscriber; a keyed hash stays on the suppression list."""
     digest = privacy.erase_subscriber(current_runtime(), subscriber_id,
-                                      origin=Origin(source="api", actor=actor()))
+                                      origin=Origin(source="api", actor=actor(),
+                                                    ip=client_ip()))
     return jsonify(status="erased", email_hash=digest)

@@ -11,6 +11,7 @@ from listmgr.app import current_runtime
 from listmgr.services import people, subscribers
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.extensions import client_ip
 
 
 class Consents(BaseModel):
@@ -76,7 +77,7 @@ def create_subscriber():  # type: ignore[no-untyped-def]
         rt, email=body.email, name=body.name, lists=body.lists, status=body.status,
         fields=body.fields, interests=body.interests, consent=body.consent,
         consents=body.consents.model_dump() if body.consents else None,
-        origin=Origin(source="api", actor=actor()))
+        origin=Origin(source="api", actor=actor(), ip=client_ip()))
     return jsonify(asdict(subscribers.get(rt, sid))), 201
 
 
@@ -109,5 +110,5 @@ def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-de
         consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
     people.update_subscriber(rt, subscriber_id, name=body.name, fields=body.fields,
                              interests=body.interests, consents=consents, wording=body.consent,
-                             origin=Origin(source="api", actor=actor()))
+                             origin=Origin(source="api", actor=actor(), ip=client_ip()))
     return jsonify(asdict(subscribers.get(rt, subscriber_id)))
