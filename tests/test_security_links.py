@@ -456,3 +456,79 @@ def test_subscribers_created_by_admins_get_working_single_use_links(rt, client, 
     assert _status(rt) == ("confirmed", None)
     _replay_does_nothing(rt, client, confirm)
     assert json.dumps(_status(rt))
+
+
+# -- the same journey in a browser ------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.slow
+def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-untyped-def]
+    """Headless Chromium against `listmgr serve`: a used confirmation link, asking for a data
+    link from the preferences, downloading once, and forgetting the old links."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.browser_support import browser_page, require_chromium, screenshot, serve
+    from tests.conftest import free_port
+    from tests.test_browser_journey import _latest_mail_text
+
+    require_chromium()
+    env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
+    subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True,
+                   env={**os.environ, **env,
+                        "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789"})
+    address = "links@example.org"
+
+    def url_in(text: str, label: str) -> str:
+        return re.search(label + r"\s*(http://\S+)", text).group(1)
+
+    with serve(tmp_path, free_port(), **env) as base, browser_page() as page:
+        page.goto(f"{base}/subscribe/newsletter")
+        page.fill("input[name=email]", address)
+        page.click("button[type=submit]")
+        text = _latest_mail_text(page, base, "Please confirm")
+        confirm_url = re.search(r"http://\S+/confirm/\S+", text).group(0)
+        page.goto(confirm_url)
+        page.click("#confirm")
+        assert "now subscribed" in page.locator("main").inner_text()
+        page.goto(confirm_url)   # the same link again: used
+        assert "already used" in page.locator("h1").inner_text()
+        assert page.locator("#confirm").count() == 0
+        screenshot(page, "links-confirm-used")
+
+        # The preference link of a mail asks for a fresh link instead of showing the data.
+        page.goto(f"{base}/subscribe/newsletter")
+        page.fill("input[name=email]", address)
+        page.click("button[type=submit]")
+        manage_url = url_in(_latest_mail_text(page, base, "already subscribed"),
+                            "Change what you receive:")
+        page.goto(manage_url)
+        page.get_by_role("link", name="Download my data").click()
+        screenshot(page, "links-data-request")
+        assert page.locator("#request-link").is_visible()
+        assert "127.0.0.1" not in page.content()
+        page.click("#request-link")
+        assert "Check your mailbox" in page.locator("h1").inner_text()
+
+        export_url = url_in(_latest_mail_text(page, base, "download or erase"),
+                            "Download my data:")
+        page.goto(export_url)
+        screenshot(page, "links-data-export")
+        with page.expect_download() as download:
+            page.click("#download")
+        data = json.loads(open(download.value.path(), encoding="utf-8").read())
+        assert data["subscriber"]["email"] == address and data["consent_history"]
+        page.goto(export_url)   # once only
+        assert "already used" in page.locator("h1").inner_text()
+
+        # Forgetting: the old preference link stops working; the new one arrives by mail.
+        page.goto(manage_url)
+        page.click("#forget-links")
+        assert "forgotten" in page.locator("h1").inner_text()
+        page.goto(manage_url)
+        assert "no longer works" in page.locator("main").inner_text()
+        assert address not in page.content()
+        new_url = url_in(_latest_mail_text(page, base, "new link"), "Your new link:")
+        page.goto(new_url)
+        assert address in page.locator("main").inner_text()
+        screenshot(page, "links-new-preferences")
