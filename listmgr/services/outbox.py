@@ -63,7 +63,8 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
             ctx.update(_data_link_urls(rt, sub))
     if sub is not None and lst is not None:
         ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
-        token = rt.tokens.unsubscribe(sub.id, lst.id, epoch=sub.link_epoch)  # type: ignore[arg-type]
+        token = rt.tokens.unsubscribe(sub.id, lst.id,  # type: ignore[arg-type]
+                                      epoch=sub.link_epoch)
         ctx["unsubscribe_url"] = rt.url(f"/u/{token}")
         if row.kind in LIST_MAIL:
             unsubscribe_url = ctx["unsubscribe_url"]

@@ -238,7 +238,9 @@ def _confirm_target(s: Session, rt: Runtime, token: str) -> tuple[Subscriber, Ma
     if sub is None or lst is None or member is None:
         raise TokenInvalid("This confirmation link is no longer valid.")
     suppressed = suppression_of(s, sub)
-    awaiting = member.status in (MemberStatus.pending.value, MemberStatus.confirmed.value)
+    # Pending, or confirmed but suppressed (signing up again asks to confirm once more).
+    awaiting = member.status == MemberStatus.pending.value or (
+        member.status == MemberStatus.confirmed.value and suppressed is not None)
     if not tok.nonce:
         # A link from before single-use links: a new one is offered while still pending.
         if member.status == MemberStatus.pending.value and suppressed is None:
