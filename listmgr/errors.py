@@ -61,6 +61,18 @@ class TokenInvalid(ListmgrError):
     status = 400
 
 
+class TokenUsed(TokenInvalid):
+    """A single-use link (confirmation, export, erasure) that has done its work already."""
+
+    code = "token_used"
+
+
+class TokenReplaced(TokenInvalid):
+    """A link from before the subscriber (or an admin) ended all older links."""
+
+    code = "token_replaced"
+
+
 class TokenExpired(ListmgrError):
     code = "token_expired"
     status = 400

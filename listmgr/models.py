@@ -114,6 +114,12 @@ class Subscriber(SQLModel, table=True):
     soft_bounces: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    # Manage and unsubscribe links carry the epoch they were made in; "forget my old links"
+    # moves it on, so older preference links stop opening the profile.
+    link_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The one outstanding single-use export/erase link ("" when none) and when it was mailed.
+    access_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    access_sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
 
 
 class Membership(SQLModel, table=True):
@@ -130,6 +136,10 @@ class Membership(SQLModel, table=True):
     confirmed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
     unsubscribed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    # The confirmation link now outstanding ("" when none): confirming, leaving and any later
+    # suppression clear it, so a confirmation link works once.
+    confirm_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    confirm_requested_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
 
 
 class FieldDef(SQLModel, table=True):

@@ -48,7 +48,8 @@ def build(overrides: Mapping[str, Any] | None = None, *, settings: Settings | No
     if migrate:
         db.upgrade()
     rt = Runtime(settings=settings, db=db,
-                 tokens=Tokens(settings.secret_key, settings.confirm_max_age_days))
+                 tokens=Tokens(settings.secret_key, settings.confirm_max_age_days,
+                               settings.data_link_max_age_minutes))
     _current = rt
     return rt
 

@@ -42,6 +42,8 @@ class Settings:
     default_postal_address: str = ""
     confirm_max_age_days: int = 7
     confirm_window_minutes: int = 15
+    data_link_max_age_minutes: int = 60
+    data_link_window_minutes: int = 5
     subscribe_rate_limit_ip: str = "30/hour"
     subscribe_rate_limit_email: str = "5/hour"
     max_form_bytes: int = 65536

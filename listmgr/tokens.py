@@ -34,6 +34,27 @@ class UnsubscribeToken:
     subscriber_id: int
     list_id: int
     campaign_id: int | None = None
+    epoch: int = 0      # the subscriber's link epoch when the link was made
+
+
+@dataclass(frozen=True)
+class ManageToken:
+    subscriber_id: int
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class ConfirmToken:
+    subscriber_id: int
+    list_id: int
+    nonce: str = ""     # the membership's confirmation nonce ("" in links from before nonces)
+
+
+@dataclass(frozen=True)
+class DataLinkToken:
+    subscriber_id: int
+    epoch: int
+    nonce: str
 
 
 class BatchSigner:
@@ -53,14 +74,17 @@ class BatchSigner:
 class Tokens:
     """Makes and reads every signed token listmgr hands out."""
 
-    def __init__(self, secret_key: str, confirm_max_age_days: int = 7) -> None:
+    def __init__(self, secret_key: str, confirm_max_age_days: int = 7,
+                 data_link_max_age_minutes: int = 60) -> None:
         self.secret_key = secret_key
         self.confirm_max_age = confirm_max_age_days * 86400
+        self.data_link_max_age = data_link_max_age_minutes * 60
         # Compact signers keep tokens short enough for an address local part (<= 64 chars).
         self._unsub = Signer(secret_key, salt="unsubscribe", sep=".")
         self._manage = Signer(secret_key, salt="manage", sep=".")
         self._bounce = Signer(secret_key, salt="bounce", sep=".")
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
+        self._data_link = URLSafeTimedSerializer(secret_key, salt="data-link")
 
     # -- compact ids -------------------------------------------------------------------------
     @staticmethod
@@ -68,11 +92,18 @@ class Tokens:
         return "-".join(_b36(i or 0) for i in ids)
 
     @staticmethod
-    def _unpack(value: str, count: int) -> list[int]:
+    def _unpack(value: str, count: int, optional: int = 0) -> list[int]:
+        """`count` ids, the last `optional` of them absent (0) in the short form."""
         parts = value.split("-")
-        if len(parts) != count:
+        if not count - optional <= len(parts) <= count:
             raise TokenInvalid("This link is not valid.")
-        return [_unb36(p) for p in parts]
+        return [_unb36(p) for p in parts] + [0] * (count - len(parts))
+
+    @staticmethod
+    def with_epoch(*ids: int | None, epoch: int = 0) -> tuple[int | None, ...]:
+        """The ids a link names, with the link epoch appended only when there is one (links
+        made before epochs, and every link of a subscriber who never reset them, stay short)."""
+        return (*ids, epoch) if epoch else ids
 
     def _unsign(self, signer: Signer, token: str) -> str:
         try:
@@ -87,20 +118,24 @@ class Tokens:
                   "bounce": self._bounce}[purpose]
         return BatchSigner(signer)
 
-    # -- unsubscribe (never expires) ---------------------------------------------------------
-    def unsubscribe(self, subscriber_id: int, list_id: int, campaign_id: int | None = None) -> str:
-        return self._unsub.sign(self._pack(subscriber_id, list_id, campaign_id)).decode("ascii")
+    # -- unsubscribe (never expires, whatever the epoch) --------------------------------------
+    def unsubscribe(self, subscriber_id: int, list_id: int, campaign_id: int | None = None,
+                    epoch: int = 0) -> str:
+        ids = self.with_epoch(subscriber_id, list_id, campaign_id, epoch=epoch)
+        return self._unsub.sign(self._pack(*ids)).decode("ascii")
 
     def read_unsubscribe(self, token: str) -> UnsubscribeToken:
-        sid, lid, cid = self._unpack(self._unsign(self._unsub, token), 3)
-        return UnsubscribeToken(sid, lid, cid or None)
+        sid, lid, cid, epoch = self._unpack(self._unsign(self._unsub, token), 4, optional=1)
+        return UnsubscribeToken(sid, lid, cid or None, epoch)
 
-    # -- preference center (never expires) ---------------------------------------------------
-    def manage(self, subscriber_id: int) -> str:
-        return self._manage.sign(self._pack(subscriber_id)).decode("ascii")
+    # -- preference center (no expiry; ends when the subscriber's link epoch moves on) -------
+    def manage(self, subscriber_id: int, epoch: int = 0) -> str:
+        return self._manage.sign(self._pack(*self.with_epoch(subscriber_id, epoch=epoch))) \
+            .decode("ascii")
 
-    def read_manage(self, token: str) -> int:
-        return self._unpack(self._unsign(self._manage, token), 1)[0]
+    def read_manage(self, token: str) -> ManageToken:
+        sid, epoch = self._unpack(self._unsign(self._manage, token), 2, optional=1)
+        return ManageToken(sid, epoch)
 
     # -- VERP bounce address ------------------------------------------------------------------
     def bounce(self, subscriber_id: int, campaign_id: int | None = None,
@@ -111,28 +146,61 @@ class Tokens:
         sid, cid, lid = self._unpack(self._unsign(self._bounce, token), 3)
         return sid, cid or None, lid or None
 
-    # -- confirmation (expires) ---------------------------------------------------------------
-    def confirm(self, subscriber_id: int, list_id: int) -> str:
-        return self._confirm.dumps([subscriber_id, list_id])
+    # -- confirmation (expires; single use through the membership's nonce) -------------------
+    def confirm(self, subscriber_id: int, list_id: int, nonce: str = "") -> str:
+        return self._confirm.dumps([subscriber_id, list_id, nonce])
 
-    def read_confirm(self, token: str) -> tuple[int, int]:
+    def read_confirm(self, token: str) -> ConfirmToken:
         try:
             data = self._confirm.loads(token, max_age=self.confirm_max_age)
         except SignatureExpired:
             raise TokenExpired("This confirmation link has expired.") from None
         except (BadSignature, UnicodeDecodeError, ValueError):
             raise TokenInvalid("This confirmation link is not valid.") from None
-        if (not isinstance(data, list) or len(data) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in data)):
+        found = _confirm_ids(data)
+        if found is None:
             raise TokenInvalid("This confirmation link is not valid.")
-        return data[0], data[1]
+        return found
 
-    def read_confirm_unverified_age(self, token: str) -> tuple[int, int] | None:
+    def read_confirm_unverified_age(self, token: str) -> ConfirmToken | None:
         """Ids from a correctly signed but expired confirm token (to offer a fresh link)."""
         try:
             data = self._confirm.loads(token)
         except (BadSignature, UnicodeDecodeError, ValueError):
             return None
-        if isinstance(data, list) and len(data) == 2 and all(isinstance(x, int) for x in data):
-            return data[0], data[1]
+        return _confirm_ids(data)
+
+    # -- export and erase (one hour, single use through the subscriber's access nonce) --------
+    def data_link(self, subscriber_id: int, epoch: int, nonce: str) -> str:
+        return self._data_link.dumps([subscriber_id, epoch, nonce])
+
+    def read_data_link(self, token: str) -> DataLinkToken:
+        try:
+            data = self._data_link.loads(token, max_age=self.data_link_max_age)
+        except SignatureExpired:
+            raise TokenExpired("This link has expired: links to download or erase your data "
+                               "work for one hour. Please ask for a new one from the "
+                               "preferences link in any of our emails.") from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid("This link is not valid. It may have been cut off or "
+                               "changed.") from None
+        if (not isinstance(data, list) or len(data) != 3 or not all(_is_int(x) for x in data[:2])
+                or not isinstance(data[2], str) or not data[2]):
+            raise TokenInvalid("This link is not valid.")
+        return DataLinkToken(data[0], data[1], data[2])
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _confirm_ids(data: object) -> ConfirmToken | None:
+    """[subscriber, list, nonce], or [subscriber, list] as links made before nonces read."""
+    if not isinstance(data, list) or len(data) not in (2, 3):
         return None
+    if not all(_is_int(x) for x in data[:2]):
+        return None
+    nonce = data[2] if len(data) == 3 else ""
+    if not isinstance(nonce, str):
+        return None
+    return ConfirmToken(data[0], data[1], nonce)

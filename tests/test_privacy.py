@@ -34,6 +34,17 @@ def _confirm_latest(rt, client, sink, count: int) -> None:  # type: ignore[no-un
     assert resp.status_code == 200, resp.data
 
 
+def _data_link(rt, client, sink, sid: int, action: str) -> str:  # type: ignore[no-untyped-def]
+    """The person asks, from their preference link, for the single-use link mailed to them."""
+    sent = len(sink.messages)
+    resp = client.post(f"/p/{rt.tokens.manage(sid)}/{action}")
+    assert resp.status_code == 200
+    drain(rt)
+    mail = sink.wait_for(sent + 1)[sent]
+    assert mail.rcpt_tos == [EMAIL]
+    return path_of(link_with(mail.message, f"/{action}"))
+
+
 def _person(rt, api, client, sink) -> int:  # type: ignore[no-untyped-def]
     """Someone with a row in every table that can hold one, and a bystander beside them."""
     define_everything(rt)
@@ -148,7 +159,7 @@ def _traces(rt) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
 
 def test_export_holds_everything_about_the_person(rt, api, client, sink):  # type: ignore[no-untyped-def]
     sid = _person(rt, api, client, sink)
-    resp = client.get(f"/p/{rt.tokens.manage(sid)}/export")
+    resp = client.post(_data_link(rt, client, sink, sid, "export"))
     assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
     data = resp.json
     theirs = _theirs(rt, sid)
@@ -181,7 +192,7 @@ def test_export_holds_everything_about_the_person(rt, api, client, sink):  # typ
     assert data["engagement"][0]["url"] == "https://example.org/spring"
     assert {m["message_id"] for m in data["inbound_messages"]} == {"<reply-1@example.org>", ""}
     assert "raw" not in data["inbound_messages"][0]
-    assert {m["kind"] for m in data["transactional_mail"]} == {"confirm"}
+    assert {m["kind"] for m in data["transactional_mail"]} == {"confirm", "data_link"}
     assert data["suppression"]["reason"] == "complaint"
     assert "bo@example.org" not in json.dumps(data)
 
@@ -209,10 +220,11 @@ def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink)
     bystander_before = _theirs_of(rt, "bo@example.org")
     assert _traces(rt)
     token = rt.tokens.manage(sid)
-    page = client.get(f"/p/{token}/erase")
+    link = _data_link(rt, client, sink, sid, "erase")
+    page = client.get(link)
     assert page.status_code == 200 and EMAIL in page.get_data(as_text=True)
     assert _traces(rt)  # looking changes nothing
-    resp = client.post(f"/p/{token}/erase", data={"confirm": "yes"})
+    resp = client.post(link, data={"confirm": "yes"})
     assert resp.status_code == 200 and b"erased" in resp.data
 
     assert _traces(rt) == []
@@ -231,9 +243,11 @@ def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink)
             == {"rejected": ["[erased]", "other@example.org"]}
     assert _theirs_of(rt, "bo@example.org") == bystander_before
 
-    # The old link finds nothing; repeating the erasure is harmless.
+    # The old links find nothing; repeating the erasure is harmless.
     assert client.get(f"/p/{token}").status_code == 400
-    assert client.post(f"/p/{token}/erase", data={"confirm": "yes"}).status_code == 200
+    assert client.post(link, data={"confirm": "yes"}).status_code == 400
+    assert client.post(f"/p/{token}/erase", data={"confirm": "yes"}).status_code == 400
+    assert _traces(rt) == []
 
     # Marketers cannot add the address back...
     resp = api.post("/api/subscribers", json={"email": EMAIL, "lists": ["news"],

@@ -103,6 +103,7 @@ class Recipient:
     fields: Mapping[str, Any] = field(default_factory=dict)
     interests: tuple[str, ...] = ()
     attempt: int = 0          # attempts recorded so far for this row
+    link_epoch: int = 0       # the subscriber's link epoch: their links carry it
 
 
 @dataclass(frozen=True)
@@ -274,8 +275,10 @@ class CampaignRenderer:
     def tokens_for(self, r: Recipient, *, test: bool) -> tuple[str, str, str]:
         """(unsubscribe, manage, bounce) tokens; a test message's never name a real person."""
         sid = 0 if test else r.subscriber_id
+        epoch = 0 if test else r.link_epoch
         cid = self.setup.campaign_id
-        return (self._unsub.sign(sid, r.list_id, cid), self._manage.sign(sid),
+        return (self._unsub.sign(*Tokens.with_epoch(sid, r.list_id, cid, epoch=epoch)),
+                self._manage.sign(*Tokens.with_epoch(sid, epoch=epoch)),
                 self._bounce.sign(sid, cid, r.list_id))
 
     def message(self, r: Recipient, *, test: bool = False) -> Outgoing:

@@ -315,7 +315,7 @@ def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
             try:
                 out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
                                                  row.name, row.list_id, row.fields,
-                                                 row.interests, row.attempts))
+                                                 row.interests, row.attempts, row.link_epoch))
             except RenderError as exc:
                 done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc)))
             except Exception as exc:  # one unbuildable message must not stall the campaign

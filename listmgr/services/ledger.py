@@ -61,6 +61,7 @@ class Claimed:
     interests: tuple[str, ...]
     possibly_duplicate: bool
     attempts: int
+    link_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,14 +190,15 @@ class Ledger:
             rows = self._atomic(lambda: self._claim_sqlite(campaign_id, lists, token, limit, now,
                                                            lease_until, interests))
         claimed, skipped = [], 0
-        for (did, status, sid, email, name, fields, lid, dup, attempts, tags) in rows:
+        for (did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch) in rows:
             if status != CLAIMED:
                 skipped += 1
                 continue
             if isinstance(tags, str):
                 tags = [t for t in tags.split("\x1f") if t]
             claimed.append(Claimed(int(did), int(sid), int(lid), email, name or "",
-                                   _fields(fields), tuple(tags or ()), bool(dup), int(attempts)))
+                                   _fields(fields), tuple(tags or ()), bool(dup), int(attempts),
+                                   int(epoch or 0)))
         claimed.sort(key=lambda c: c.delivery_id)
         return claimed, skipped
 
@@ -212,7 +214,7 @@ WITH picked AS (
       AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), judged AS (
-    SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags,
+    SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags, s.link_epoch,
            (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
               AND m.list_id IN ({lists}) AND m.status = 'confirmed') AS lid,
            (s.paused_until IS NULL OR s.paused_until <= %(now)s) AND NOT EXISTS (
@@ -228,7 +230,7 @@ UPDATE delivery AS d SET
     error = CASE WHEN {ok} THEN d.error ELSE %(reason)s END
 FROM judged j WHERE d.id = j.id
 RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
-          d.possibly_duplicate, d.attempts, j.tags"""
+          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch"""
         return self.cur.execute(sql, {"cid": cid, "now": now, "limit": limit, "token": token,
                                       "lease": lease, "reason": NO_CONSENT}).fetchall()
 
@@ -243,23 +245,25 @@ SELECT d.id, s.id, s.email, s.name, s.fields,
           AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
        (s.paused_until IS NULL OR s.paused_until <= ?) AND NOT EXISTS (
           SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash),
-       d.possibly_duplicate, d.attempts, d.list_id, {tags}
+       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch
 FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
 WHERE d.campaign_id = ? AND d.status = 'queued'
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
 LIMIT ?""", (ts, cid, ts, limit)).fetchall()
         out = []
-        for did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag in found:
+        for (did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag,
+             epoch) in found:
             if awake and lid is not None:
                 self.cur.execute("UPDATE delivery SET status = 'claimed', list_id = ?, "
                                  "claimed_by = ?, lease_until = ? WHERE id = ?",
                                  (lid, token, self._ts(lease), did))
-                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag))
+                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag,
+                            epoch))
             else:
                 self.cur.execute("UPDATE delivery SET status = 'skipped', attempted_at = ?, "
                                  "error = ? WHERE id = ?", (ts, NO_CONSENT, did))
                 out.append((did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts,
-                            tag))
+                            tag, epoch))
         return out
 
     # -- one round of messages (one per connection) at a time ---------------------------------

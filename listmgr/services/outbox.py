@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
-from listmgr.models import MailingList, Outbox, Subscriber, utcnow
+from listmgr.models import MailingList, Membership, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
+from listmgr.services.subscriptions import manage_token
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
 LIST_MAIL = {"already_subscribed"}
@@ -26,8 +29,23 @@ def transport(rt: Runtime) -> Transport:
     return t
 
 
-def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None) -> \
-        tuple[str, bytes]:
+def _confirm_token(db: Session, rt: Runtime, sub: Subscriber, lst: MailingList) -> str:
+    """The confirmation link of the membership's outstanding nonce (none: a link that only
+    says it was used)."""
+    nonce = db.scalar(select(Membership.confirm_nonce).where(
+        Membership.subscriber_id == sub.id, Membership.list_id == lst.id)) or ""
+    return rt.tokens.confirm(sub.id, lst.id, nonce)  # type: ignore[arg-type]
+
+
+def _data_link_urls(rt: Runtime, sub: Subscriber) -> dict[str, Any]:
+    """The single-use export and erase links (one token; whichever is used first spends it)."""
+    token = rt.tokens.data_link(sub.id, sub.link_epoch, sub.access_nonce)  # type: ignore[arg-type]
+    return {"export_url": rt.url(f"/p/{token}/export"), "erase_url": rt.url(f"/p/{token}/erase"),
+            "max_age_minutes": rt.settings.data_link_max_age_minutes}
+
+
+def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None,
+             db: Session) -> tuple[str, bytes]:
     s = rt.settings
     list_name = lst.name if lst else s.default_from_name
     from_name = (lst.from_name if lst and lst.from_name else s.default_from_name)
@@ -38,10 +56,15 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
            "max_age_days": s.confirm_max_age_days, "wording": row.payload.get("wording", ""),
            "confirm_url": "", "manage_url": "", "unsubscribe_url": ""}
     unsubscribe_url = mailto = ""
+    if sub is not None:
+        # Links in the subscriber's current link epoch (older ones were ended on purpose).
+        ctx["manage_url"] = rt.url(f"/p/{manage_token(rt, sub)}")
+        if row.kind == "data_link":
+            ctx.update(_data_link_urls(rt, sub))
     if sub is not None and lst is not None:
-        ctx["confirm_url"] = rt.url(f"/confirm/{rt.tokens.confirm(sub.id, lst.id)}")  # type: ignore[arg-type]
-        ctx["manage_url"] = rt.url(f"/p/{rt.tokens.manage(sub.id)}")  # type: ignore[arg-type]
-        token = rt.tokens.unsubscribe(sub.id, lst.id)  # type: ignore[arg-type]
+        ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
+        token = rt.tokens.unsubscribe(sub.id, lst.id,  # type: ignore[arg-type]
+                                      epoch=sub.link_epoch)
         ctx["unsubscribe_url"] = rt.url(f"/u/{token}")
         if row.kind in LIST_MAIL:
             unsubscribe_url = ctx["unsubscribe_url"]
@@ -85,7 +108,7 @@ def send(rt: Runtime, outbox_id: int) -> None:
         s.refresh(row)
         sub = s.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
         lst = s.get(MailingList, row.list_id) if row.list_id else None
-        envelope, data = _compose(rt, row, sub, lst)
+        envelope, data = _compose(rt, row, sub, lst, s)
         attempts = row.attempts
     message_id = _header(data, b"Message-ID")
     try:

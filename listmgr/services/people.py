@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from listmgr.errors import NotFound, TokenInvalid, ValidationError
+from listmgr.errors import NotFound, ValidationError
 from listmgr.fieldvalues import FieldValueError, coerce, sentence
 from listmgr.models import (
     ActivityEvent,
@@ -36,7 +36,7 @@ from listmgr.services.fielddefs import (  # noqa: F401
     update_field,
     update_interest,
 )
-from listmgr.services.subscriptions import Origin, clean_name, record
+from listmgr.services.subscriptions import Origin, clean_name, record, subscriber_for_link
 
 TEMPLATE = "pages/public/_profile.html"
 FORM_MARKER = "profile_form"  # present only when the profile section was on the page
@@ -235,11 +235,9 @@ def update_from_preferences(rt: Runtime, manage_token: str, form: Any, *,
     """Save the profile section: editable fields, interests, pause and consents."""
     if form.get(FORM_MARKER) != "1":
         return  # another form (no profile section): absent checkboxes mean nothing
-    sid = rt.tokens.read_manage(manage_token)
     with rt.db.session() as s:
-        sub = s.get(Subscriber, sid, with_for_update=True)
-        if sub is None:
-            raise TokenInvalid("This link no longer works: there is no data held for it.")
+        sub = subscriber_for_link(s, rt, manage_token, lock=True)
+        sid = int(sub.id)  # type: ignore[arg-type]
         editable = {d.key: d for d in s.scalars(select(FieldDef).where(
             FieldDef.editable.is_(True)))}
         raw: dict[str, Any] = {}

@@ -241,15 +241,19 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     return digest
 
 
-def _subscriber_for_token(s: Session, rt: Runtime, manage_token: str,
+def _subscriber_for_token(s: Session, rt: Runtime, data_token: str,
                           lock: bool = False) -> Subscriber | None:
-    return s.get(Subscriber, rt.tokens.read_manage(manage_token), with_for_update=lock)
+    # Only a fresh single-use link mailed to the address reaches the data, never the
+    # preference link every mail carries; using it spends it.
+    from listmgr.services import access_links
+
+    return access_links.use_data_link(s, rt, data_token, lock=lock)
 
 
-def export_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> dict[str, Any]:
-    """The person's own download of everything held about them."""
+def export_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> dict[str, Any]:
+    """The person's own download of everything held about them (a mailed data link)."""
     with rt.db.session() as s:
-        sub = _subscriber_for_token(s, rt, manage_token)
+        sub = _subscriber_for_token(s, rt, data_token)
         if sub is None:
             raise TokenInvalid("This link no longer works: there is no data held for it.")
         data = _export(s, rt, sub)
@@ -258,10 +262,10 @@ def export_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> dict[s
         return data
 
 
-def erase_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
-    """The person's own erasure; repeating it is harmless."""
+def erase_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> None:
+    """The person's own erasure (a mailed data link); once erased, repeating it is harmless."""
     with rt.db.session() as s:
-        sub = _subscriber_for_token(s, rt, manage_token, lock=True)
+        sub = _subscriber_for_token(s, rt, data_token, lock=True)
         if sub is not None:
             _erase(s, rt, sub, origin)
     _forget_uploads(rt)

@@ -1,6 +1,7 @@
 """Subscribe, confirm, unsubscribe and list preferences, each with its consent event."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Iterable
@@ -10,9 +11,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from listmgr.errors import NotFound, TokenInvalid, ValidationError
-from listmgr.models import (ConsentEvent, Delivery, MailingList, Membership, MemberStatus,
-                            OptIn, Outbox, Subscriber, Suppression, utcnow)
+from listmgr.errors import (NotFound, TokenExpired, TokenInvalid, TokenReplaced, TokenUsed,
+                            ValidationError)
+from listmgr.models import (MAX_ID, ConsentEvent, Delivery, MailingList, Membership,
+                            MemberStatus, OptIn, Outbox, Subscriber, Suppression, by_id, utcnow)
 from listmgr.runtime import Runtime
 
 MAX_NAME = 200
@@ -81,6 +83,11 @@ def record(s: Session, *, kind: str, subscriber_id: int | None, list_id: int | N
                        detail=detail or {}, campaign_id=campaign_id, inbound_id=inbound_id))
 
 
+def new_nonce() -> str:
+    """A random value that makes one single-use link (16 characters)."""
+    return secrets.token_urlsafe(12)
+
+
 def _queue_mail(s: Session, rt: Runtime, *, kind: str, sub: Subscriber, lst: MailingList,
                 payload: dict[str, Any] | None = None) -> int | None:
     """Add an outbox row unless this address got the same kind of mail within the window."""
@@ -90,11 +97,24 @@ def _queue_mail(s: Session, rt: Runtime, *, kind: str, sub: Subscriber, lst: Mai
                                               Outbox.created_at > window).limit(1))
     if recent is not None:
         return None
+    if kind == "confirm":
+        _await_confirmation(s, sub, lst)
     row = Outbox(kind=kind, to_email=sub.email, subscriber_id=sub.id, list_id=lst.id,
                  payload=payload or {})
     s.add(row)
     s.flush()
     return row.id
+
+
+def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
+    """A new confirmation link is about to be mailed: it alone confirms from now on (the links
+    of earlier mails stop working), and it can lift only suppressions older than itself."""
+    member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
+                                               Membership.list_id == lst.id))
+    if member is not None:
+        member.confirm_nonce = new_nonce()
+        member.confirm_requested_at = utcnow()
+        s.flush()
 
 
 def find_or_create_subscriber(s: Session, rt: Runtime, email: str, name: str,
@@ -167,6 +187,7 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             member.status = MemberStatus.confirmed.value
             member.confirmed_at = member.updated_at = now
             member.unsubscribed_at = None
+            member.confirm_nonce = ""   # nothing left to confirm
             record(s, kind="subscribe", subscriber_id=sub.id, list_id=lst.id, origin=origin,
                    wording=wording, detail={"opt_in": "single"})
             oid = None
@@ -199,17 +220,38 @@ class ConfirmView:
     status: str
 
 
+USED = ("This confirmation link was already used, or the subscription changed after it was "
+        "sent (confirmed, cancelled, or stopped). It does nothing now. To subscribe again, "
+        "please sign up again.")
+
+
 def _confirm_target(s: Session, rt: Runtime, token: str) -> tuple[Subscriber, MailingList,
                                                                    Membership]:
-    sid, lid = rt.tokens.read_confirm(token)
-    sub = s.get(Subscriber, sid)
-    lst = s.get(MailingList, lid)
+    """The membership a confirmation link may still confirm; raises for a used link."""
+    tok = rt.tokens.read_confirm(token)
+    sub = by_id(s, Subscriber, tok.subscriber_id)
+    lst = by_id(s, MailingList, tok.list_id)
     member = None
     if sub is not None and lst is not None:
-        member = s.scalar(select(Membership).where(Membership.subscriber_id == sid,
-                                                   Membership.list_id == lid))
+        member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
+                                                   Membership.list_id == lst.id))
     if sub is None or lst is None or member is None:
         raise TokenInvalid("This confirmation link is no longer valid.")
+    suppressed = suppression_of(s, sub)
+    # Pending, or confirmed but suppressed (signing up again asks to confirm once more).
+    awaiting = member.status == MemberStatus.pending.value or (
+        member.status == MemberStatus.confirmed.value and suppressed is not None)
+    if not tok.nonce:
+        # A link from before single-use links: a new one is offered while still pending.
+        if member.status == MemberStatus.pending.value and suppressed is None:
+            raise TokenExpired("This confirmation link has expired.")
+        raise TokenUsed(USED)
+    if not awaiting or not member.confirm_nonce or tok.nonce != member.confirm_nonce:
+        raise TokenUsed(USED)
+    if suppressed is not None and (member.confirm_requested_at is None
+                                   or suppressed.created_at > member.confirm_requested_at):
+        # Suppressed after this link was mailed (by hand, by an import): it stays so.
+        raise TokenUsed(USED)
     return sub, lst, member
 
 
@@ -225,15 +267,17 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
 
 def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")) -> \
         ConfirmView:
-    """Confirm a pending membership and record proof of consent; repeating is harmless."""
+    """Confirm a pending membership and record proof of consent; the link works once."""
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
+        # Claim the nonce first: of two simultaneous posts of one link, one confirms.
+        used = s.execute(update(Membership).where(
+            Membership.id == member.id, Membership.confirm_nonce == member.confirm_nonce)
+            .values(confirm_nonce="")).rowcount
+        if used != 1:
+            raise TokenUsed(USED)
+        s.refresh(member)
         lifted = suppression_of(s, sub)
-        if member.status == MemberStatus.confirmed.value and lifted is None:
-            return ConfirmView(lst.name, sub.email, member.status)
-        if member.status not in (MemberStatus.pending.value, MemberStatus.confirmed.value):
-            raise TokenInvalid("This confirmation link is no longer valid: the subscription "
-                               "was cancelled after it was sent. Please sign up again.")
         asked = s.scalar(select(ConsentEvent).where(
             ConsentEvent.subscriber_id == sub.id, ConsentEvent.list_id == lst.id,
             ConsentEvent.kind == "subscribe").order_by(ConsentEvent.id.desc()).limit(1))
@@ -241,7 +285,8 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
         member.status = MemberStatus.confirmed.value
         member.confirmed_at = member.updated_at = now
         member.unsubscribed_at = None
-        # A fresh, explicit confirmation outweighs an earlier unsubscribe-from-all or erasure.
+        # A fresh, explicit confirmation outweighs an earlier unsubscribe-from-all or erasure
+        # (never a later one: _confirm_target refuses those).
         if lifted is not None:
             s.delete(lifted)
         record(s, kind="confirm", subscriber_id=sub.id, list_id=lst.id, origin=origin,
@@ -254,12 +299,13 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
 
 def resend_confirmation(rt: Runtime, token: str) -> None:
     """Send a fresh confirmation link for a correctly signed but expired token."""
-    ids = rt.tokens.read_confirm_unverified_age(token)
-    if ids is None:
+    tok = rt.tokens.read_confirm_unverified_age(token)
+    if tok is None:
         raise TokenInvalid("This confirmation link is not valid.")
     oid = None
     with rt.db.session() as s:
-        sub, lst = s.get(Subscriber, ids[0]), s.get(MailingList, ids[1])
+        sub = by_id(s, Subscriber, tok.subscriber_id)
+        lst = by_id(s, MailingList, tok.list_id)
         if sub is None or lst is None:
             return
         member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
@@ -278,18 +324,27 @@ class UnsubscribeView:
     manage_token: str
 
 
+def manage_token(rt: Runtime, sub: Subscriber) -> str:
+    """The subscriber's preference link token, in the current link epoch."""
+    return rt.tokens.manage(sub.id, sub.link_epoch)  # type: ignore[arg-type]
+
+
 def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
     """What the unsubscribe page shows; changes nothing."""
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
-        sub = s.get(Subscriber, tok.subscriber_id)
-        lst = s.get(MailingList, tok.list_id)
+        sub = by_id(s, Subscriber, tok.subscriber_id)
+        lst = by_id(s, MailingList, tok.list_id)
         if sub is None or lst is None:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
                                                    Membership.list_id == lst.id))
-        return UnsubscribeView(lst.name, sub.email, member.status if member else "unsubscribed",
-                               rt.tokens.manage(sub.id))  # type: ignore[arg-type]
+        status = member.status if member else "unsubscribed"
+        if tok.epoch != sub.link_epoch:
+            # An old link still unsubscribes (leaving must always work), but it shows neither
+            # the address nor a way into the profile: the person ended such links.
+            return UnsubscribeView(lst.name, "", status, "")
+        return UnsubscribeView(lst.name, sub.email, status, manage_token(rt, sub))
 
 
 def _unsubscribe_members(s: Session, members: Iterable[Membership]) -> list[int]:
@@ -299,6 +354,7 @@ def _unsubscribe_members(s: Session, members: Iterable[Membership]) -> list[int]
         if member.status in (MemberStatus.confirmed.value, MemberStatus.pending.value):
             member.status = MemberStatus.unsubscribed.value
             member.unsubscribed_at = member.updated_at = now
+            member.confirm_nonce = ""   # an earlier confirmation link must not bring it back
             changed.append(member.list_id)
     return changed
 
@@ -309,6 +365,10 @@ SUPPRESSION_STRENGTH = {"complaint": 3, "hard_bounce": 2, "erased": 2}
 def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None:
     """Put an address on the suppression list (idempotent; a stronger reason wins)."""
     existing = suppression_of(s, sub)
+    # No confirmation link mailed before now may lift this suppression.
+    s.execute(update(Membership).where(Membership.subscriber_id == sub.id,
+                                       Membership.confirm_nonce != "")
+              .values(confirm_nonce=""))
     if existing is None:
         s.add(Suppression(email_hash=sub.email_hash, email=sub.email, reason=reason,
                           detail=detail[:500]))
@@ -347,14 +407,17 @@ def unsubscribe(rt: Runtime, token: str, *, everything: bool = False,
     """Unsubscribe the token's subscriber from its list (or from all) at once; idempotent."""
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
-        sub = s.get(Subscriber, tok.subscriber_id)
-        lst = s.get(MailingList, tok.list_id)
+        sub = by_id(s, Subscriber, tok.subscriber_id)
+        lst = by_id(s, MailingList, tok.list_id)
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
+        # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
         unsubscribe_subscriber(s, sub, list_id=tok.list_id, origin=origin,
                                campaign_id=tok.campaign_id, everything=everything)
+        if tok.epoch != sub.link_epoch:
+            return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         return UnsubscribeView(lst.name if lst else "", sub.email, "unsubscribed",
-                               rt.tokens.manage(sub.id))  # type: ignore[arg-type]
+                               manage_token(rt, sub))
 
 
 @dataclass(frozen=True)
@@ -377,13 +440,30 @@ class Preferences:
     extra: dict[str, Any]
 
 
+REPLACED = ("This link no longer works: all older links to these preferences were ended. "
+            "Please use the link in the most recent email from us.")
+
+
+def subscriber_for_link(s: Session, rt: Runtime, token: str, *, lock: bool = False,
+                        any_epoch: bool = False) -> Subscriber:
+    """The subscriber a preference link opens (the one check every /p/ request goes through).
+
+    A link from an earlier link epoch opens nothing, unless `any_epoch` (leaving only)."""
+    tok = rt.tokens.read_manage(token)
+    sub = s.get(Subscriber, tok.subscriber_id, with_for_update=lock) \
+        if 1 <= tok.subscriber_id <= MAX_ID else None
+    if sub is None:
+        raise TokenInvalid("This link no longer works: there is no data held for it.")
+    if tok.epoch != sub.link_epoch and not any_epoch:
+        raise TokenReplaced(REPLACED)
+    return sub
+
+
 def preferences(rt: Runtime, manage_token: str) -> Preferences:
     """The preference center's view of one subscriber."""
-    sid = rt.tokens.read_manage(manage_token)
     with rt.db.session() as s:
-        sub = s.get(Subscriber, sid)
-        if sub is None:
-            raise TokenInvalid("This link no longer works: there is no data held for it.")
+        sub = subscriber_for_link(s, rt, manage_token)
+        sid = int(sub.id)  # type: ignore[arg-type]
         members = {m.list_id: m for m in s.scalars(
             select(Membership).where(Membership.subscriber_id == sid))}
         choices = []
@@ -405,14 +485,12 @@ def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
                  levels: dict[str, str] | None = None,
                  origin: Origin = Origin(source="preferences")) -> None:
     """Apply the preference center's list choices: leaving is immediate, joining is confirmed."""
-    sid = rt.tokens.read_manage(manage_token)
     wanted = set(wanted)
     levels = levels or {}
     outbox_ids = []
     with rt.db.session() as s:
-        sub = s.get(Subscriber, sid)
-        if sub is None:
-            raise TokenInvalid("This link no longer works: there is no data held for it.")
+        sub = subscriber_for_link(s, rt, manage_token)
+        sid = int(sub.id)  # type: ignore[arg-type]
         lists = {lst.slug: lst for lst in s.scalars(select(MailingList))}
         unknown = wanted - set(lists)
         if unknown:
@@ -453,10 +531,11 @@ def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
 
 def unsubscribe_all(rt: Runtime, manage_token: str, *,
                     origin: Origin = Origin(source="preferences")) -> None:
-    """Leave every list and go on the suppression list."""
-    sid = rt.tokens.read_manage(manage_token)
+    """Leave every list and go on the suppression list (an old link still does this)."""
+    rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's is not
     with rt.db.session() as s:
-        sub = s.get(Subscriber, sid)
-        if sub is None:
+        try:
+            sub = subscriber_for_link(s, rt, manage_token, any_epoch=True)
+        except TokenInvalid:  # erased: there is nothing left to unsubscribe
             return
         unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)

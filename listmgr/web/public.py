@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import select, text
 
 from listmgr.app import current_runtime
-from listmgr.errors import ValidationError
+from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.models import FieldDef, Interest
 from listmgr.services import people, subscriptions
 from listmgr.services.subscriptions import Origin
@@ -174,12 +174,18 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     if request.form.get("action") == "unsubscribe_all":
         subscriptions.unsubscribe_all(rt, token, origin=origin("preferences"))
-    else:
-        levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
-        # The profile first: it checks the whole form, so a bad value changes nothing.
-        _save_profile(rt, token)
-        subscriptions.update_lists(rt, token, wanted=request.form.getlist("lists"),
-                                   levels=levels, origin=origin("preferences"))
+        try:
+            prefs = subscriptions.preferences(rt, token)
+        except TokenReplaced:  # an old link may still leave, but shows nothing
+            return render_template("pages/public/message.html", title="You are unsubscribed",
+                                   message="You will get no more mail from any of our lists.")
+        return render_template("pages/public/preferences.html", prefs=prefs, token=token,
+                               saved=True)
+    levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
+    # The profile first: it checks the whole form, so a bad value changes nothing.
+    _save_profile(rt, token)
+    subscriptions.update_lists(rt, token, wanted=request.form.getlist("lists"),
+                               levels=levels, origin=origin("preferences"))
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
 
@@ -189,36 +195,12 @@ def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
     people.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
 
 
-@bp.get("/p/<token>/export")
-@limits.token_link()
-def export_data(token: str):  # type: ignore[no-untyped-def]
-    from listmgr.services import privacy
-
-    data = privacy.export_by_token(current_runtime(), token, origin=origin("preferences"))
-    resp = jsonify(data)
-    resp.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
-    return resp
-
-
-@bp.route("/p/<token>/erase", methods=["GET", "POST"])
-@limits.token_link()
-def erase(token: str):  # type: ignore[no-untyped-def]
-    from listmgr.services import privacy
-
-    rt = current_runtime()
-    if request.method == "GET" or request.form.get("confirm") != "yes":
-        prefs = subscriptions.preferences(rt, token)
-        return render_template("pages/public/erase.html", prefs=prefs, token=token)
-    privacy.erase_by_token(rt, token, origin=origin("preferences"))
-    return render_template("pages/public/message.html", title="Your data has been erased",
-                           message="Everything we held about you has been deleted. We keep "
-                                   "only a one-way fingerprint of your address so that we never "
-                                   "add it back by mistake.")
-
-
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
     with current_runtime().db.session() as s:
         s.execute(text("SELECT 1"))
     return jsonify(status="ok")
 
+
+# Export, erase and "forget my old links" live beside these pages, on the same blueprint.
+from listmgr.web import data_rights  # noqa: E402,F401

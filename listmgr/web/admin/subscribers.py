@@ -1,5 +1,5 @@
 """Subscribers: search, detail (profile, memberships, consent history, activity, deliveries),
-add, edit, unsubscribe, erase."""
+add, edit, unsubscribe, erase, end old links."""
 from __future__ import annotations
 
 from typing import Any
@@ -219,4 +219,18 @@ def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
     record("subscriber.unsubscribe", "subscriber", subscriber_id, list=slug or "all")
     flash(("Unsubscribed from everything and suppressed." if slug is None else
            f"Unsubscribed from {slug}.") if changed or slug is None else "Nothing changed.")
+    return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/<int:subscriber_id>/forget-links")
+@require("people:write")
+def subscriber_forget_links(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """End every earlier preference and data link of the person (e.g. a forwarded mail)."""
+    from listmgr.services import access_links
+
+    notify = _ui.checked("notify")
+    access_links.forget_links_of(current_runtime(), subscriber_id, origin=origin(),
+                                 notify=notify)
+    flash("Every earlier link to this person's preferences stopped working."
+          + (" A new link is on its way to them." if notify else ""))
     return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))

@@ -1,13 +1,19 @@
 """API: export and erase one subscriber's personal data."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.app import current_runtime
-from listmgr.services import privacy
+from listmgr.services import access_links, privacy
 from listmgr.services.subscriptions import Origin
-from listmgr.web.api.base import actor, route
+from listmgr.web.api.base import actor, parse_body, route
 from listmgr.web.extensions import client_ip
+
+
+class ForgetLinksIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notify: StrictBool = True   # mail the subscriber a new preference link
 
 
 @route("/subscribers/<int:subscriber_id>/export", permission="people:export",
@@ -30,3 +36,15 @@ def erase_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
                                       origin=Origin(source="api", actor=actor(),
                                                     ip=client_ip()))
     return jsonify(status="erased", email_hash=digest)
+
+
+@route("/subscribers/<int:subscriber_id>/forget-links", ["POST"], permission="people:write",
+       body=ForgetLinksIn, tag="subscribers")
+def forget_subscriber_links(subscriber_id: int):  # type: ignore[no-untyped-def]
+    """End every earlier preference and data link of one subscriber (old unsubscribe links
+    still unsubscribe); the body may be empty."""
+    body = parse_body(ForgetLinksIn) if request.get_data() else ForgetLinksIn()
+    access_links.forget_links_of(current_runtime(), subscriber_id, notify=body.notify,
+                                 origin=Origin(source="api", actor=actor(),
+                                               ip=client_ip()))
+    return jsonify(status="forgotten", notified=body.notify)

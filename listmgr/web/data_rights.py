@@ -1,0 +1,76 @@
+"""Public pages for a person's data: download, erase, and "forget my old links".
+
+A preference link (/p/TOKEN) only asks for a fresh link here; the mailed single-use link
+(the same paths with its own token) shows a button, and only the button's POST spends it, so
+link scanners that fetch mail links spend nothing."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, render_template, request
+
+from listmgr.app import current_runtime
+from listmgr.services import access_links, privacy
+from listmgr.web import limits
+from listmgr.web.public import bp, origin
+
+SENT = ("If this address can receive our mail, a link is on its way to it. It works once, "
+        "for {minutes} minutes. If you asked a few minutes ago, please use the link you "
+        "already received.")
+
+
+def _access(token: str, action: str) -> tuple[Any, access_links.Access]:
+    """For a preference link, the page that offers (GET) or mails (POST) a fresh link, the
+    same answer whether or not a mail goes out; for a fresh link, nothing yet."""
+    rt = current_runtime()
+    access = access_links.inspect(rt, token)
+    if access.fresh:
+        return None, access
+    minutes = rt.settings.data_link_max_age_minutes
+    if request.method == "POST":
+        access_links.request_data_link(rt, token, origin=origin("preferences"))
+        return render_template("pages/public/message.html", title="Check your mailbox",
+                               message=SENT.format(minutes=minutes)), access
+    return render_template("pages/public/data_request.html", token=token, action=action,
+                           email=access.email, minutes=minutes), access
+
+
+@bp.route("/p/<token>/export", methods=["GET", "POST"])
+@limits.token_link()
+def export_data(token: str):  # type: ignore[no-untyped-def]
+    page, _ = _access(token, "export")
+    if page is not None:
+        return page
+    if request.method == "GET":
+        return render_template("pages/public/data_export.html", token=token)
+    data = privacy.export_by_token(current_runtime(), token, origin=origin("data-link"))
+    resp = jsonify(data)
+    resp.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/p/<token>/erase", methods=["GET", "POST"])
+@limits.token_link()
+def erase(token: str):  # type: ignore[no-untyped-def]
+    page, access = _access(token, "erase")
+    if page is not None:
+        return page
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return render_template("pages/public/erase.html", token=token, email=access.email)
+    privacy.erase_by_token(current_runtime(), token, origin=origin("data-link"))
+    return render_template("pages/public/message.html", title="Your data has been erased",
+                           message="Everything we held about you has been deleted. We keep "
+                                   "only a one-way fingerprint of your address so that we never "
+                                   "add it back by mistake.")
+
+
+@bp.post("/p/<token>/forget")
+@limits.token_link()
+def forget_links(token: str):  # type: ignore[no-untyped-def]
+    """End every older link; the new one is mailed to the address, never shown here."""
+    access_links.forget_links(current_runtime(), token, origin=origin("preferences"))
+    return render_template("pages/public/message.html", title="Your old links are forgotten",
+                           message="Every earlier link to your preferences has stopped working, "
+                                   "this one too. A new link is on its way to your address. "
+                                   "Unsubscribe links in older emails still unsubscribe you.")
