@@ -119,6 +119,7 @@ class Setup:
     mail_domain: str
     base_url: str
     stamp: str = ""           # fixed per campaign (e.g. its creation time) for Message-IDs
+    limits: content.Limits = content.Limits()   # the template budget of each message
 
 
 @dataclass(frozen=True)
@@ -258,15 +259,22 @@ class CampaignRenderer:
                 "manage_url": f"{base}/p/{manage_token}"}
 
     def parts(self, ctx: dict[str, Any]) -> tuple[str, str, str]:
-        """(subject, text, html) for one context."""
-        try:
-            out = self.template.render(ctx)
+        """(subject, text, html) for one context, rendered within the message's budget."""
+        limits = self.setup.limits
+        try:   # subject, text and HTML come from one template: their caps add up
+            out = content.render(self.template, ctx, content.Budget(limits),
+                                 output=3 * limits.output + 2 * len(self.sep))
+        except content.BudgetExceeded as exc:
+            raise RenderError(f"template: {exc}") from None
         except Exception as exc:  # checked at save time; a surprise here fails only this row
             raise RenderError(f"template: {exc.__class__.__name__}: {exc}") from None
         pieces = out.split(self.sep)
         if len(pieces) != 3:
             raise RenderError("template: the rendered parts could not be told apart")
         subject, text, html = pieces
+        if max(len(subject), len(text), len(html)) > limits.output:
+            raise RenderError(f"template: a rendered part is larger than {limits.output:,} "
+                              "characters")
         if self.built.text_from_html:
             text = content.html_to_text(html)
         return " ".join(header_text(subject).split()), text, html
