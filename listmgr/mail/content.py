@@ -21,8 +21,9 @@ from jinja2.sandbox import (UNSAFE_ASYNC_GENERATOR_ATTRIBUTES, UNSAFE_COROUTINE_
 
 from listmgr.errors import TemplateError
 from listmgr.mail.layout import DEFAULT_LAYOUT, FOOTER_HTML, FOOTER_TEXT
-from listmgr.mail.sandbox import (Budget, BudgetExceeded, CampaignEnvironment,  # noqa: F401
-                                  Limits, SafeUndefined, compile_template, environment, render)
+from listmgr.mail.budget import Budget, BudgetExceeded, Limits, render
+from listmgr.mail.sandbox import (CampaignEnvironment, SafeUndefined,  # noqa: F401
+                                  compile_template, environment)
 
 PARTS = ("subject", "preheader", "body", "text", "layout")
 UNSAFE_NAMES = (UNSAFE_GENERATOR_ATTRIBUTES | UNSAFE_COROUTINE_ATTRIBUTES
