@@ -35,6 +35,7 @@ BOMBS = {
     "ljust": "{{ 'a'.ljust(900000000) }}",
     "zfill": "{{ '1'.zfill(900000000) }}",
     "printf-width": "{{ '%900000000s' % 'a' }}",
+    "printf-bytes": "{{ '%900000000d'.encode() % 1 }}",
     "format-filter": "{{ '%900000000d'|format(1) }}",
     "format-precision": "{{ '%.900000000f'|format(1) }}",
     "str-format": "{{ '{:>900000000}'.format(1) }}",

@@ -112,14 +112,12 @@ def weigh(value: Any, limit: int | None = None) -> int:
 
 
 def _collect(parts: Iterable[str], limit: int) -> str:
-    """The parts joined, refused as soon as they exceed `limit` characters."""
-    out = []
-    size = 0
-    for part in parts:
-        size += len(part)
-        if size > limit:
-            raise BudgetExceeded(f"the rendered text is larger than {limit:,} characters")
-        out.append(part)
+    """The parts joined, refused before joining when they exceed `limit` characters (every
+    new string a template makes was paid for by `spend`: the parts are mostly references)."""
+    out = list(parts)
+    size = sum(map(len, out))
+    if size > limit:
+        raise BudgetExceeded(f"the rendered text is larger than {limit:,} characters")
     return "".join(out)
 
 
@@ -128,7 +126,7 @@ class BudgetTemplate(Template):
 
     def render(self, *args: Any, **kwargs: Any) -> str:
         if not _state.active:
-            return render(self, dict(*args, **kwargs), Budget(Limits()))
+            return render(self, dict(*args, **kwargs), Limits())
         ctx = self.new_context(dict(*args, **kwargs))
         try:
             return _collect(self.root_render_func(ctx), _state.total)
@@ -137,21 +135,27 @@ class BudgetTemplate(Template):
         raise AssertionError("unreachable")  # handle_exception always raises
 
 
-def render(template: Template, context: dict[str, Any], budget: Budget, *,
+def render(template: Template, context: dict[str, Any], budget: Budget | Limits, *,
            output: int | None = None) -> str:
-    """Render within what is left of `budget`; `output` caps the whole text (default: the cap
-    of one part). Raises BudgetExceeded (a SecurityError) when the budget runs out."""
+    """Render within `budget` (a whole Limits, or what is left of a Budget shared by several
+    renders); `output` caps the whole text (default: the cap of one part). Raises
+    BudgetExceeded (a SecurityError) when the budget runs out."""
     st = _state
     if st.active:   # inside another budgeted render: that one governs
         return template.render(context)
-    limits = budget.limits
+    shared = isinstance(budget, Budget)
+    limits = budget.limits if shared else budget
     started = time.monotonic()
-    st.active, st.seconds, st.cap, st.left = True, limits.seconds, limits.output, budget.chars
-    st.deadline = started + max(0.0, budget.seconds)
+    st.active, st.seconds, st.cap = True, limits.seconds, limits.output
+    if shared:
+        st.deadline, st.left = started + budget.seconds, budget.chars
+    else:
+        st.deadline, st.left = started + limits.seconds, limits.output * WORK_FACTOR
     st.total = output or limits.output
     try:
         return template.render(context)
     finally:
-        budget.seconds -= time.monotonic() - started
-        budget.chars = st.left
         st.active, st.deadline = False, math.inf
+        if shared:
+            budget.seconds -= time.monotonic() - started
+            budget.chars = st.left

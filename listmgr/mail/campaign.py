@@ -227,6 +227,7 @@ class CampaignRenderer:
         source = ("{% autoescape false %}" + built.subject + self.sep + text
                   + "{% endautoescape %}" + self.sep + built.html)
         self.template = content.compile_part(source, "message", html=True)
+        self.output_cap = 3 * setup.limits.output + 2 * len(self.sep)
         self.campaign_view = CampaignView(setup.campaign_id, setup.campaign_name)
         domain = setup.mail_domain
         self.boundary = "=_lm_" + secrets.token_hex(12)  # "=_" never occurs in QP or 7bit text
@@ -262,8 +263,7 @@ class CampaignRenderer:
         """(subject, text, html) for one context, rendered within the message's budget."""
         limits = self.setup.limits
         try:   # subject, text and HTML come from one template: their caps add up
-            out = content.render(self.template, ctx, content.Budget(limits),
-                                 output=3 * limits.output + 2 * len(self.sep))
+            out = content.render(self.template, ctx, limits, output=self.output_cap)
         except content.BudgetExceeded as exc:
             raise RenderError(f"template: {exc}") from None
         except Exception as exc:  # checked at save time; a surprise here fails only this row

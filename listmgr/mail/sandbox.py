@@ -5,7 +5,8 @@ operations are in listmgr.mail.bounded). Pure; no I/O.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from types import FunctionType
+from typing import Any, Iterable, Iterator
 
 from jinja2 import ChainableUndefined
 from jinja2.environment import Template
@@ -13,8 +14,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from listmgr.mail.bounded import (MAX_INT_BITS, METHOD_CHECKS, _METHOD_TYPES, _bounded_range,
-                                  _markup_join, _str_join, bounded_iter, format_size, guard,
-                                  instrument, printf_size)
+                                  _markup_join, _str_join, bounded_iter, guard, instrument,
+                                  printf_size)
 from listmgr.mail.budget import (CONTAINERS, BudgetExceeded, BudgetTemplate, _collect, _state,
                                  spend, tick, weigh)
 
@@ -107,8 +108,9 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
                 raise BudgetExceeded(f"an exponent may be at most {MAX_INT_BITS:,}")
             return left ** right
         if operator == "%":
-            if isinstance(left, str):
-                spend(printf_size(left, right))
+            if isinstance(left, (str, bytes, bytearray)):
+                spend(printf_size(left if isinstance(left, str) else left.decode("latin-1"),
+                                  right))
             return left % right
         if operator == "+":
             if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
@@ -130,27 +132,16 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
             raise BudgetExceeded(f"the result of * would have more than {MAX_INT_BITS:,} bits")
         return left * right
 
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        wrapper = super().wrap_str_format(value)
-        if wrapper is None:
-            return None
-        fmt = value.__self__
-        mapping = value.__name__ == "format_map"
-
-        def bounded(*args: Any, **kwargs: Any) -> str:
-            tick()
-            spend(format_size(fmt, args if not mapping else (), kwargs if not mapping else args))
-            return wrapper(*args, **kwargs)
-
-        return bounded
-
     def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805
              **kwargs: Any) -> Any:
         tick()
-        if type(__obj) in _METHOD_TYPES:
-            owner = getattr(__obj, "__self__", None)
+        method = __obj
+        if type(method) is FunctionType:   # Jinja's sandboxed str.format (3.1.5 and later)
+            method = getattr(method, "__wrapped__", method)
+        if type(method) in _METHOD_TYPES:
+            owner = getattr(method, "__self__", None)
             if isinstance(owner, (str, bytes, bytearray)):
-                check = METHOD_CHECKS.get(__obj.__name__)
+                check = METHOD_CHECKS.get(method.__name__)
                 if check is not None:
                     args = check(owner, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
