@@ -69,6 +69,7 @@ BOMBS = {
                       + "{{ a29 == b29 }}",
     "macro-growth": "{% macro m(t, n) %}{% if n %}{{ m(t ~ t, n - 1) }}{% endif %}{% endmacro %}"
                     "{{ m('x' * 1000, 40) }}",
+    "macro-self": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
     "macro-fork": "{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}"
                   "{% endmacro %}{{ m(40) }}",
     "nested-loops": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
@@ -134,7 +135,8 @@ def _refused(resp: Any, part: str = "body") -> str:
     message = error["message"]
     assert "MemoryError" not in message and "RecursionError" not in message, message
     assert any(word in message for word in ("characters", "longer than", "at most",
-                                            "not available", "bits", "adds numbers")), \
+                                            "not available", "bits", "adds numbers",
+                                            "too deeply")), \
         message
     return str(message)
 

@@ -266,6 +266,8 @@ class CampaignRenderer:
             out = content.render(self.template, ctx, limits, output=self.output_cap)
         except content.BudgetExceeded as exc:
             raise RenderError(f"template: {exc}") from None
+        except RecursionError:
+            raise RenderError(f"template: {content.DEEP}") from None
         except Exception as exc:  # checked at save time; a surprise here fails only this row
             raise RenderError(f"template: {exc.__class__.__name__}: {exc}") from None
         pieces = out.split(self.sep)

@@ -26,6 +26,7 @@ from listmgr.mail.sandbox import (CampaignEnvironment, SafeUndefined,  # noqa: F
                                   compile_template, environment)
 
 PARTS = ("subject", "preheader", "body", "text", "layout")
+DEEP = "a macro or loop calls itself too deeply"
 UNSAFE_NAMES = (UNSAFE_GENERATOR_ATTRIBUTES | UNSAFE_COROUTINE_ATTRIBUTES
                 | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES | {"mro", "func_globals", "func_code",
                                                        "f_globals", "f_locals", "tb_frame"})
@@ -92,6 +93,8 @@ def check_part(source: str, part: str, *, html: bool, context: dict[str, Any],
         raise _error(part, exc.lineno, exc.message or "syntax error") from None
     except BudgetExceeded as exc:
         raise _error(part, _line_of(exc, part), str(exc)) from None
+    except RecursionError as exc:
+        raise _error(part, _line_of(exc, part), DEEP) from None
     except SecurityError as exc:
         raise _error(part, _line_of(exc, part), f"not allowed: {exc}") from None
     except Exception as exc:  # any failure with sample data would fail at send time too
