@@ -83,6 +83,7 @@ BOMBS = {
     "slice-count": "{{ [1]|slice(1000000000)|list|length }}",
     "sum-lists": "{% set l = [[1] * 10] * 20000 %}{{ l|sum(start=[])|length }}",
     "unique-chars": "{{ (('ab' * 500000)|unique|list|length) }}",
+    "title-words": "{{ ('a ' * 900000)|title|length }}",
     "pprint": "{{ (['x' * 50] * 10000)|pprint }}",
 }
 

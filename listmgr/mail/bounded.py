@@ -19,7 +19,7 @@ from listmgr.mail.budget import CONTAINERS, BudgetExceeded, _state, spend, tick,
 
 MAX_RANGE = 10_000          # items range() may give
 MAX_ITEMS = 20_000          # items a filter that loops in Python may take (sort, unique, ...)
-MAX_WRAP = 100_000          # characters wordwrap and urlize may take (they loop per word)
+MAX_WRAP = 100_000          # characters a filter that loops in Python per word may take
 MAX_INT_BITS = 4_096        # numbers stay below 2**4096 (1,234 digits)
 
 
@@ -166,11 +166,12 @@ def _filter_check(name: str) -> Callable[..., None] | None:
         "center": center, "indent": indent, "wordwrap": wordwrap, "format": fmt,
         "replace": replace, "join": join, "batch": batch, "slice": batch, "sum": total,
         "urlize": urlize, "pprint": pretty, "xmlattr": pretty,
+        # these loop in Python per word, character or entity:
+        "title": pretty, "urlencode": pretty, "striptags": pretty,
         "unique": items, "groupby": items, "sort": items, "dictsort": items, "min": items,
         "max": items, "truncate": text}
-    for name_ in ("capitalize", "e", "escape", "forceescape", "lower", "upper", "title",
-                  "trim", "striptags", "string", "tojson", "urlencode", "wordcount", "safe",
-                  "filesizeformat"):
+    for name_ in ("capitalize", "e", "escape", "forceescape", "lower", "upper", "trim",
+                  "string", "tojson", "wordcount", "safe", "filesizeformat"):
         checks[name_] = text
     return checks.get(name)
 
