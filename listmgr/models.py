@@ -273,6 +273,10 @@ class Campaign(SQLModel, table=True):
                                     index=False)
     segment_rules: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON))
     status: str = Field(default=CampaignStatus.draft.value, max_length=16, index=True)
+    # Why the campaign paused itself (e.g. its template failed for several recipients);
+    # cleared when someone resumes it.
+    status_reason: str = Field(default="", max_length=1000,
+                               sa_column_kwargs={"server_default": ""})
     scheduled_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
     started_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
     finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)

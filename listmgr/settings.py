@@ -58,6 +58,9 @@ class Settings:
     retry_max_attempts: int = 6
     retry_base_seconds: float = 60.0
     send_synchronous_commit: bool = False
+    template_seconds: float = 0.5
+    template_max_chars: int = 2_000_000
+    template_failures_pause: int = 5
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_private_key_path: str = ""
@@ -219,4 +222,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
     settings = replace(base, **kwargs, extra=extra)
     if settings.base_url.endswith("/"):
         settings = replace(settings, base_url=settings.base_url.rstrip("/"))
+    # A template budget of zero (or less) would refuse every template, or none: say so now.
+    for name in ("template_seconds", "template_max_chars", "template_failures_pause"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name} must be more than 0")
     return settings

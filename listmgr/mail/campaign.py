@@ -120,6 +120,7 @@ class Setup:
     mail_domain: str
     base_url: str
     stamp: str = ""           # fixed per campaign (e.g. its creation time) for Message-IDs
+    limits: content.Limits = content.Limits()   # the template budget of each message
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class CampaignRenderer:
         source = ("{% autoescape false %}" + built.subject + self.sep + text
                   + "{% endautoescape %}" + self.sep + built.html)
         self.template = content.compile_part(source, "message", html=True)
+        self.output_cap = 3 * setup.limits.output + 2 * len(self.sep)
         self.campaign_view = CampaignView(setup.campaign_id, setup.campaign_name)
         domain = setup.mail_domain
         self.boundary = "=_lm_" + secrets.token_hex(12)  # "=_" never occurs in QP or 7bit text
@@ -259,15 +261,23 @@ class CampaignRenderer:
                 "manage_url": f"{base}/p/{manage_token}"}
 
     def parts(self, ctx: dict[str, Any]) -> tuple[str, str, str]:
-        """(subject, text, html) for one context."""
-        try:
-            out = self.template.render(ctx)
+        """(subject, text, html) for one context, rendered within the message's budget."""
+        limits = self.setup.limits
+        try:   # subject, text and HTML come from one template: their caps add up
+            out = content.render(self.template, ctx, limits, output=self.output_cap)
+        except content.BudgetExceeded as exc:
+            raise RenderError(f"template: {exc}") from None
+        except RecursionError:
+            raise RenderError(f"template: {content.DEEP}") from None
         except Exception as exc:  # checked at save time; a surprise here fails only this row
             raise RenderError(f"template: {exc.__class__.__name__}: {exc}") from None
         pieces = out.split(self.sep)
         if len(pieces) != 3:
             raise RenderError("template: the rendered parts could not be told apart")
         subject, text, html = pieces
+        if max(len(subject), len(text), len(html)) > limits.output:
+            raise RenderError(f"template: a rendered part is larger than {limits.output:,} "
+                              "characters")
         if self.built.text_from_html:
             text = content.html_to_text(html)
         return " ".join(header_text(subject).split()), text, html

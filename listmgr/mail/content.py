@@ -12,100 +12,29 @@ import re
 import secrets
 import traceback
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable
 
-from jinja2 import ChainableUndefined, nodes
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.sandbox import (UNSAFE_ASYNC_GENERATOR_ATTRIBUTES, UNSAFE_COROUTINE_ATTRIBUTES,
-                            UNSAFE_GENERATOR_ATTRIBUTES, ImmutableSandboxedEnvironment)
+                            UNSAFE_GENERATOR_ATTRIBUTES)
 
 from listmgr.errors import TemplateError
 from listmgr.mail.layout import DEFAULT_LAYOUT, FOOTER_HTML, FOOTER_TEXT
+from listmgr.mail.budget import Budget, BudgetExceeded, Limits, render
+from listmgr.mail.sandbox import (CampaignEnvironment, SafeUndefined,  # noqa: F401
+                                  compile_template, environment)
 
-MAX_OUTPUT = 2_000_000          # characters one rendered part may have
-MAX_REPEAT = 100_000            # longest string or list `*` may build
-MAX_RANGE = 10_000
 PARTS = ("subject", "preheader", "body", "text", "layout")
+DEEP = "a macro or loop calls itself too deeply"
 UNSAFE_NAMES = (UNSAFE_GENERATOR_ATTRIBUTES | UNSAFE_COROUTINE_ATTRIBUTES
                 | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES | {"mro", "func_globals", "func_code",
                                                        "f_globals", "f_locals", "tb_frame"})
 
-class SafeUndefined(ChainableUndefined):
-    """A missing value: renders as nothing and survives attribute access and arithmetic."""
-
-    __slots__ = ()
-
-    def _absorb(self, *args: Any, **kwargs: Any) -> SafeUndefined:
-        return self
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _absorb
-    __div__ = __rdiv__ = __truediv__ = __rtruediv__ = _absorb
-    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = _absorb
-    __pos__ = __neg__ = __call__ = __getitem__ = _absorb
-
-    def _false(self, other: Any) -> bool:
-        return False
-
-    __lt__ = __le__ = __gt__ = __ge__ = _false
-
-    def __int__(self) -> int:
-        return 0
-
-    def __float__(self) -> float:
-        return 0.0
-
-
-class CampaignEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox campaign templates run in: no internals, no mutation, bounded output."""
-
-    intercepted_binops = frozenset(["*", "**"])
-    # Read-only views made for templates: attribute checks reduce to "no underscore names".
-    trusted_types: set[type] = set()
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if type(obj) in self.trusted_types:
-            return not attr.startswith("_")
-        return super().is_safe_attribute(obj, attr, value)
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        # Fail loudly (not an empty string): the save-time check must see every attempt.
-        raise SecurityError(f"access to attribute {attribute!r} of a "
-                            f"{type(obj).__name__} object is not allowed")
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, (int, float)) and abs(right) > 64:
-                raise SecurityError("exponent too large")
-            return left ** right
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
-                    and len(seq) * times > MAX_REPEAT:
-                raise SecurityError("the result of * would be too large")
-        return left * right
-
-
-def _range(*args: int) -> range:
-    result = range(*args)
-    if len(result) > MAX_RANGE:
-        raise SecurityError(f"range is limited to {MAX_RANGE} items")
-    return result
-
-
-@lru_cache(maxsize=2)
-def environment(html: bool) -> CampaignEnvironment:
-    """The sandboxed environment for HTML (autoescaped) or text parts."""
-    env = CampaignEnvironment(autoescape=html, undefined=SafeUndefined,
-                              keep_trailing_newline=True)
-    env.globals = {"range": _range, "dict": dict}
-    return env
-
 
 def compile_part(source: str, part: str, *, html: bool) -> Any:
     """A compiled template whose error frames name the part (for line numbers)."""
-    env = environment(html)
-    code = env.compile(source, name=part, filename=f"<{part}>")
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
+    return compile_template(source, part, html=html)
 
 
 # -- save-time checks ------------------------------------------------------------------------
@@ -147,8 +76,10 @@ def _line_of(exc: BaseException, part: str) -> int | None:
     return line
 
 
-def check_part(source: str, part: str, *, html: bool, context: dict[str, Any]) -> nodes.Template:
-    """Parse, refuse unsafe constructs and render once with sample data; errors name the line."""
+def check_part(source: str, part: str, *, html: bool, context: dict[str, Any],
+               budget: Budget | None = None) -> nodes.Template:
+    """Parse, refuse unsafe constructs and render once with sample data within the budget;
+    errors name the line."""
     env = environment(html)
     try:
         tree = env.parse(source, name=part, filename=f"<{part}>")
@@ -156,15 +87,19 @@ def check_part(source: str, part: str, *, html: bool, context: dict[str, Any]) -
         raise _error(part, exc.lineno, exc.message or "syntax error") from None
     _static_check(tree, part)
     try:
-        output = compile_part(source, part, html=html).render(context)
+        output = render(compile_part(source, part, html=html), context,
+                        budget or Budget(Limits()))
     except TemplateSyntaxError as exc:  # unknown filters and tests surface when compiling
         raise _error(part, exc.lineno, exc.message or "syntax error") from None
+    except BudgetExceeded as exc:
+        raise _error(part, _line_of(exc, part), str(exc)) from None
+    except RecursionError as exc:
+        raise _error(part, _line_of(exc, part), DEEP) from None
     except SecurityError as exc:
         raise _error(part, _line_of(exc, part), f"not allowed: {exc}") from None
     except Exception as exc:  # any failure with sample data would fail at send time too
         raise _error(part, _line_of(exc, part), f"{exc.__class__.__name__}: {exc}") from None
-    if len(output) > MAX_OUTPUT:
-        raise _error(part, None, "the rendered text is too large")
+    del output  # its size was checked while it was rendered
     return tree
 
 
@@ -340,8 +275,9 @@ def build(content: Content, *, html_footer: bool, text_footer: bool) -> Built:
                  uses_interests=uses_interests)
 
 
-def check(content: Content, context: dict[str, Any]) -> Built:
-    """Every part checked with sample data, then built; raises TemplateError naming part+line."""
+def check(content: Content, context: dict[str, Any], limits: Limits | None = None) -> Built:
+    """Every part checked with sample data, then built; raises TemplateError naming part+line.
+    All the renders of one check share one budget (time and text)."""
     if any(c in content.subject for c in "\r\n"):
         raise _error("subject", None, "the subject must be one line")
     if not content.subject.strip():
@@ -351,23 +287,27 @@ def check(content: Content, context: dict[str, Any]) -> Built:
     if content.content_format not in ("html", "markdown"):
         raise TemplateError("content_format must be 'html' or 'markdown'",
                             field="content_format")
-    check_part(content.subject, "subject", html=False, context=context)
-    check_part(content.preheader, "preheader", html=False, context=context)
-    body_tree = check_part(content.body, "body", html=True, context=context)
+    budget = Budget(limits or Limits())
+    check_part(content.subject, "subject", html=False, context=context, budget=budget)
+    check_part(content.preheader, "preheader", html=False, context=context, budget=budget)
+    body_tree = check_part(content.body, "body", html=True, context=context, budget=budget)
     if content.layout:
         layout_tree = check_part(content.layout, "layout", html=True,
-                                 context={**context, "content": "", "preheader": ""})
+                                 context={**context, "content": "", "preheader": ""},
+                                 budget=budget)
         if not mentions(layout_tree, "content"):
             raise _error("layout", None, "the layout must contain {{ content }}")
     text_footer = False
     if content.text:
         text_footer = needs_footer(check_part(content.text, "text", html=False,
-                                              context=context))
+                                              context=context, budget=budget))
     built = build(content, html_footer=needs_footer(body_tree), text_footer=text_footer)
     # The assembled sources must compile and run too (they are what is sent).
     for part, source, html in (("body", built.html, True), ("text", built.text, False)):
         try:
-            compile_part(source, part, html=html).render(context)
+            render(compile_part(source, part, html=html), context, budget)
+        except BudgetExceeded as exc:
+            raise _error(part, None, str(exc)) from None
         except Exception as exc:
             raise _error(part, None, f"the assembled message does not render: {exc}") from None
     return built

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from listmgr.errors import NotFound, ValidationError
+from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.models import AuditLog, Campaign, Membership, Subscriber, SubscriberInterest, by_id
 from listmgr.runtime import Runtime
@@ -48,6 +48,12 @@ def _recipient(s: Session, row: Campaign, list_ids: list[int], subscriber_id: in
                           dict(sub.fields or {}), tags)
 
 
+def _unbuildable(exc: fast.RenderError) -> TemplateError:
+    """A message that cannot be built for this recipient (as sending would find)."""
+    return TemplateError(f"the message cannot be built for this recipient: {exc}",
+                         detail={"message": str(exc)})
+
+
 def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
             email: str | None = None) -> Preview:
     """The message as a chosen subscriber (or a sample person) would get it; links are inert."""
@@ -57,7 +63,11 @@ def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
         r, list_ids = renderer(rt, s, row, settings)
         who = _recipient(s, row, list_ids, subscriber_id, email)
     unsub, manage, _ = r.tokens_for(who, test=True)
-    subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub, manage_token=manage))
+    try:
+        subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub,
+                                                manage_token=manage))
+    except fast.RenderError as exc:
+        raise _unbuildable(exc) from None
     return Preview(subject, html, text, r.from_header, fast.mailbox(who.name, who.email),
                    r.setup.lists[who.list_id].slug)
 
@@ -80,8 +90,11 @@ def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         r, list_ids = renderer(rt, s, row, settings)
-        messages = [r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr),
-                              test=True) for addr in addresses]
+        try:
+            messages = [r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr),
+                                  test=True) for addr in addresses]
+        except fast.RenderError as exc:
+            raise _unbuildable(exc) from None
         s.add(AuditLog(actor=(actor or "system")[:320], action="campaign.test",
                        target_type="campaign", target_id=str(campaign_id),
                        detail={"to": addresses}))

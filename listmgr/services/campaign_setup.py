@@ -33,6 +33,12 @@ def settings_of(rt: Runtime) -> Settings:
     return settings_store.effective(rt)
 
 
+def limits(settings: Settings) -> content.Limits:
+    """The template budget in force (every render: save check, preview, test, send)."""
+    return content.Limits(seconds=settings.template_seconds,
+                          output=settings.template_max_chars)
+
+
 def resolve_lists(s: Session, slugs: Sequence[str]) -> dict[int, MailingList]:
     """The campaign's lists by id, in the order given; unknown slugs are an error."""
     found = {lst.slug: lst for lst in s.scalars(select(MailingList).where(
@@ -92,9 +98,9 @@ def renderer(rt: Runtime, s: Session, row: Campaign,
         from_email=row.from_email or first.from_email or settings.default_from_email,
         reply_to=row.reply_to or first.reply_to, lists=views,
         mail_domain=settings.mail_domain, base_url=settings.base_url,
-        stamp=row.created_at.strftime("%Y%m%d%H%M%S"))
+        stamp=row.created_at.strftime("%Y%m%d%H%M%S"), limits=limits(settings))
     ctx = fast.sample_context(views, campaign_id=setup.campaign_id,
                               campaign_name=row.name, base_url=settings.base_url,
                               fields=sample_fields(list(s.scalars(select(FieldDef)))))
-    built = content.check(setup.content, ctx)
+    built = content.check(setup.content, ctx, setup.limits)
     return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(lists)

@@ -19,8 +19,8 @@ from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldD
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
-from listmgr.services.campaign_setup import (get_row, list_rows, resolve_lists, sample_fields,
-                                             settings_of)
+from listmgr.services.campaign_setup import (get_row, limits, list_rows, resolve_lists,
+                                             sample_fields, settings_of)
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
 from listmgr.services.subscriptions import normalize_email
 from listmgr.settings import Settings
@@ -48,6 +48,7 @@ class CampaignInfo:
     segment: dict[str, Any] | None
     segment_id: int | None
     status: str
+    status_reason: str        # why it paused itself ("" otherwise)
     scheduled_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -68,7 +69,8 @@ def _info(s: Session, row: Campaign, *, timeline: bool = False) -> CampaignInfo:
     return CampaignInfo(int(row.id), row.name, row.subject, row.preheader,  # type: ignore[arg-type]
                         row.from_name, row.from_email, row.reply_to, row.content_format,
                         row.body, row.text, row.layout, list(row.lists or []),
-                        row.segment_rules, row.segment_id, row.status, _iso(row.scheduled_at),
+                        row.segment_rules, row.segment_id, row.status, row.status_reason,
+                        _iso(row.scheduled_at),
                         _iso(row.started_at), _iso(row.finished_at), row.created_at.isoformat(),
                         row.updated_at.isoformat(), row.created_by, counts)
 
@@ -159,7 +161,8 @@ def _check_content(s: Session, settings: Settings, values: dict[str, Any]) -> co
                               base_url=settings.base_url)
     return content.check(content.Content(
         subject=values["subject"], body=values["body"], content_format=values["content_format"],
-        text=values["text"], preheader=values["preheader"], layout=values["layout"]), ctx)
+        text=values["text"], preheader=values["preheader"], layout=values["layout"]), ctx,
+        limits(settings))
 
 
 # -- drafts ----------------------------------------------------------------------------------
@@ -335,12 +338,12 @@ def _transition(rt: Runtime, campaign_id: int, *, allowed: tuple[str, ...], to: 
 def pause(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
     """Stop sending after the message in flight; resume continues where it stopped."""
     _transition(rt, campaign_id, allowed=(S.sending.value,), to=S.paused.value,
-                action="pause", actor=actor)
+                action="pause", actor=actor, status_reason="")
 
 
 def resume(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
     _transition(rt, campaign_id, allowed=(S.paused.value,), to=S.sending.value,
-                action="resume", actor=actor)
+                action="resume", actor=actor, status_reason="")
     rt.enqueue("send_batch", campaign_id)
 
 

@@ -241,8 +241,12 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
         turn = live[:1] if pool.transport.limited else list(live)
-        batch = _round(cid, renderer, pending, turn, live, pool, done)
+        batch = _round(cid, renderer, pending, turn, live, pool, done,
+                       settings.template_failures_pause)
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
+        stop = _template_failures(settings, cid, token, book, done)
+        if stop != -1:
+            return stop
         if not batch:
             if not live:   # no server answers: the rows go back unsent
                 result = int(backoff(settings, 1).total_seconds() * 1000)
@@ -302,11 +306,13 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
 
 def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
            turn: list[Connection], live: list[Connection], pool: SenderPool,
-           done: list[L.Outcome]) -> list[tuple[Connection, L.Claimed, Outgoing]]:
+           done: list[L.Outcome], stop_after: int
+           ) -> list[tuple[Connection, L.Claimed, Outgoing]]:
     """The next row for each connection whose turn it is, rendered, with the rate limits
     waited for and the connection open (both happen before the consent check). Rows that
-    cannot be built fail into `done`; a connection that cannot connect leaves `live` and its
-    row goes back to the front of `pending`."""
+    cannot be built fail into `done` (after `stop_after` template failures the round ends: the
+    campaign is about to pause); a connection that cannot connect leaves `live` and its row
+    goes back to the front of `pending`."""
     batch = []
     for conn in turn:
         out = None
@@ -318,6 +324,8 @@ def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
                                                  row.interests, row.attempts, row.link_epoch))
             except RenderError as exc:
                 done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc)))
+                if sum(o.error.startswith(L.TEMPLATE_FAILURE) for o in done) >= stop_after:
+                    return batch
             except Exception as exc:  # one unbuildable message must not stall the campaign
                 log.exception("campaign %s: cannot build the message of delivery %s", cid,
                               row.delivery_id)
@@ -337,6 +345,27 @@ def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
             continue
         batch.append((conn, row, out))
     return batch
+
+
+# -- the template budget: a template that fails for several recipients pauses the campaign --
+def _template_failures(settings: Settings, cid: int, token: str, book: L.Ledger,
+                       done: list[L.Outcome]) -> int | None:
+    """When this round's messages include template failures: record them now and pause the
+    campaign once `template_failures_pause` of them have happened since it last (re)started.
+    Returns -1 to carry on, else what `_send_rows` returns (None: paused, 0: lease lost)."""
+    failed = [o for o in done if o.error.startswith(L.TEMPLATE_FAILURE)]
+    if not failed:
+        return -1
+    gate = book.step(cid, token, done, [], utcnow())
+    done.clear()
+    if not gate.recorded:
+        return 0
+    reason = (f"paused: the template failed for {settings.template_failures_pause} or more "
+              f"recipients (the last: {failed[-1].error})")
+    if book.pause_for_templates(cid, settings.template_failures_pause, reason, utcnow()):
+        log.warning("campaign %s %s", cid, reason)
+        return None
+    return None if gate.campaign_status != CampaignStatus.sending.value else -1
 
 
 def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: str) -> L.Outcome:

@@ -25,6 +25,7 @@ from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppr
 
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
+TEMPLATE_FAILURE = "template:"   # how the error of a row whose message could not be rendered starts
 
 
 def materialize_statement(campaign_id: int, list_ids: Sequence[int], rules: ColumnElement[bool],
@@ -406,6 +407,19 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
             else:
                 claimed, lease_end = int(n), _dt(lease)
         return queued, retry_at, claimed, lease_end
+
+    def pause_for_templates(self, campaign_id: int, at_least: int, reason: str,
+                            now: datetime) -> bool:
+        """Pause a sending campaign whose template failed for `at_least` recipients since it
+        last (re)started, with the reason; True when this call paused it."""
+        p = "%s" if self.pg else "?"
+        return bool(self._run(
+            f"UPDATE campaign SET status = 'paused', status_reason = {p}, updated_at = {p} "
+            f"WHERE id = {p} AND status = 'sending' AND (SELECT count(*) FROM delivery d "
+            f"WHERE d.campaign_id = {p} AND d.status = 'failed' AND d.error LIKE {p} "
+            f"AND d.attempted_at >= campaign.updated_at) >= {p}",
+            (reason[:1000], self._ts(now), campaign_id, campaign_id, TEMPLATE_FAILURE + "%",
+             at_least)).rowcount)
 
     def finish(self, campaign_id: int, now: datetime) -> bool:
         """Mark the campaign sent when nothing is queued or claimed any more."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from flask import jsonify
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
@@ -78,6 +78,8 @@ class CampaignOut(BaseModel):
     id: int
     name: str
     status: Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"]
+    status_reason: str = Field("", description="why the campaign paused itself, e.g. its "
+                               "template failed for several recipients")
     stats: StatsOut
 
 

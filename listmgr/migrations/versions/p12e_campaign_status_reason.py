@@ -1,0 +1,27 @@
+"""campaign: why it stopped by itself (status_reason)
+
+Revision ID: p12e
+Revises: a9s3
+Create Date: 2026-12-06 02:45:00
+"""
+from __future__ import annotations
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = 'p12e'
+down_revision = 'a9s3'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('status_reason', sa.String(length=1000), nullable=False,
+                                      server_default=''))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.drop_column('status_reason')
