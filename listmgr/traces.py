@@ -21,6 +21,7 @@ _ADJACENT_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
 # Runs that may be base64 (a body split into lines, a token, a blob in JSON).
 _B64_RUN = re.compile(r"[A-Za-z0-9+/]{8,}(?:={0,2}(?:\r?\n[A-Za-z0-9+/]{4,}={0,2})*)")
 _URL_PIECE = re.compile(r"[^\s\"'<>&?#]*%[0-9A-Fa-f]{2}[^\s\"'<>&?#]*")
+_SOFT_BREAK = re.compile(r"=?\r?\n")
 _QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
 _DEPTH = 3   # base64 inside quoted-printable inside a forwarded message, and so on
 
@@ -59,29 +60,89 @@ class Traces:
         self._name = re.compile(r"(?<!\w)" + r"[\s_+]+".join(words) + r"(?!\w)",
                                 re.IGNORECASE) if words and len(self.name) >= 3 else None
         self.name_everywhere = self._name is not None and len(words) >= 2
+        self._gates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
-    # -- spellings a database can search for -------------------------------------------------
+    # -- spellings a search can look for ----------------------------------------------------
+    def _spellings(self, value: str) -> set[str]:
+        return {value, quote(value, safe=""), quote(value, safe="@"), quote_plus(value, safe="@"),
+                json.dumps(value)[1:-1], html.escape(value), value.replace("@", "&#64;"),
+                value.replace("@", "&#x40;"), quopri.encodestring(value.encode()).decode(),
+                _q_word(value)}
+
+    def _sources(self, near: bool) -> list[str]:
+        named = self._name is not None and (self.name_everywhere or near)
+        return [self.email] + ([self.name] if named else [])
+
     def needles(self) -> list[str]:
         """Lower-case substrings a LIKE search finds the stored spellings by (a superset: each
-        hit is checked again with found())."""
+        hit is checked again with found()). Both lower() kinds are covered: full Unicode
+        (PostgreSQL) and ASCII only (SQLite)."""
         out: set[str] = set()
-        sources = [self.email] + ([self.name] if self.name_everywhere else [])
-        for value in sources:
-            spellings = {value, quote(value, safe=""), quote(value, safe="@"),
-                         quote_plus(value, safe="@"), json.dumps(value)[1:-1],
-                         html.escape(value), quopri.encodestring(value.encode()).decode(),
-                         _q_word(value)}
-            for form in spellings:
+        for value in self._sources(near=False):
+            for form in self._spellings(value):
                 out |= {form.lower(), _ascii_lower(form), _ascii_lower(form.upper())}
-            for variant in {value, value.lower(), value.upper()}:
-                out |= {c.lower() for c in _b64_cores(variant.encode())}
+            out |= {c.lower() for c in _b64_cores(value.encode())}
         return sorted(n for n in out if n)
+
+    def _gate(self, near: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(case-folded spellings, exact base64 spellings) a value must hold one of before it
+        is decoded view by view (most stored mail holds none, and decoding all is slow)."""
+        key = "near" if near else "far"
+        if key not in self._gates:
+            folded: set[str] = set()
+            cores: set[str] = set()
+            for value in self._sources(near):
+                folded |= {f.casefold() for f in self._spellings(value) if f}
+                for variant in {value, value.lower(), value.upper(), value.title()}:
+                    cores |= set(_b64_cores(variant.encode()))
+            self._gates[key] = (tuple(folded), tuple(cores))
+        return self._gates[key]
+
+    def _byte_gate(self, near: bool) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """The gate's spellings as bytes (UTF-8 and Latin-1), for bytes.lower()'s ASCII-only
+        folding."""
+        key = "bytes-near" if near else "bytes-far"
+        if key not in self._gates:
+            folded, cores = self._gate(near)
+            spelled: set[bytes] = set()
+            for form in folded:
+                for variant in {form, form.upper(), form.title()}:
+                    for codec in ("utf-8", "latin-1"):
+                        try:
+                            spelled.add(variant.encode(codec).lower())
+                        except UnicodeEncodeError:
+                            continue
+            self._gates[key] = (tuple(spelled), tuple(c.encode() for c in cores))  # type: ignore[assignment]
+        return self._gates[key]  # type: ignore[return-value]
+
+    def may_hold(self, value: Any, *, near: bool = False) -> bool:
+        """Whether a quick look finds a spelling worth decoding the value for."""
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            # Line breaks (base64 lines, quoted-printable soft breaks) may split a spelling.
+            joined = bytes(value).replace(b"=\r\n", b"").replace(b"=\n", b"") \
+                .replace(b"\r\n", b"").replace(b"\n", b"")
+            low = joined.lower()
+            spelled, raw_cores = self._byte_gate(near)
+            return any(n in low for n in spelled) or any(c in joined for c in raw_cores) or \
+                (b"%" in low and self.may_hold(unquote(low.decode("latin-1")), near=near))
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, str):
+            text = value
+        else:
+            return False
+        folded, cores = self._gate(near)
+        joined = _SOFT_BREAK.sub("", text)
+        low = joined.casefold()
+        return any(n in low for n in folded) or any(c in joined for c in cores) or \
+            ("%" in text and any(n in unquote(low) for n in folded))
 
     # -- finding -----------------------------------------------------------------------------
     def found(self, value: Any, *, near: bool = False) -> bool:
         """Whether the address or the name shows in any spelling (a one-word name counts only
         near the address)."""
-        return any(self._hit(view, strong_name=near) for view in _views(value))
+        return self.may_hold(value, near=near) and \
+            any(self._hit(view, strong_name=near) for view in _views(value))
 
     def found_address(self, value: Any) -> bool:
         return any(self._address.search(view) for view in _views(value))

@@ -30,8 +30,7 @@ from sqlalchemy import inspect, select, text
 
 from listmgr.models import (AuditLog, Campaign, ConsentEvent, Delivery, DevMail, Engagement,
                             InboundMessage, MailingList, Membership, Segment, SQLModel,
-                            Subscriber,
-                            Suppression, utcnow)
+                            Subscriber, Suppression)
 from listmgr.services import erasure, imports
 from tests.campaign_support import wait_status
 from tests.conftest import drain

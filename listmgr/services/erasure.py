@@ -5,20 +5,17 @@ Every table of the schema has one entry in TABLES saying how it can hold the per
 table cannot be forgotten (a test checks the schema against it)."""
 from __future__ import annotations
 
-import logging
+import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, LargeBinary, String, Table, Text, cast, delete, func, or_, select, \
-    update
+from sqlalchemy import JSON, LargeBinary, String, Table, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from listmgr.mail.redact import parties, redact
 from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, utcnow
 from listmgr.runtime import Runtime
 from listmgr.traces import Traces
-
-log = logging.getLogger(__name__)
 
 SWEPT = "swept"   # every text and JSON column of every row searched and blotted out
 # How each table can hold a person besides their own rows (which privacy.erase deletes).
@@ -36,22 +33,44 @@ TABLES: dict[str, str] = {
     "api_token": "staff tokens: hashes and names only",
 }
 # Columns that identify another row or hold a digest: never rewritten.
-# Another subscriber's name is their own, even when it is the erased person's too.
+# Columns never rewritten: another subscriber's name is their own, even when it is the erased
+# person's too; digests, file paths, IP addresses and the product's action names hold no
+# address or name.
 KEYS = {("subscriber", "email"), ("subscriber", "email_hash"), ("subscriber", "name"),
-        ("suppression", "email_hash"), ("import_job", "path")}
+        ("suppression", "email_hash"), ("import_job", "path"), ("consent_event", "ip"),
+        ("audit_log", "ip"), ("audit_log", "action")}
 REDACTED_UNPROCESSED = "redacted by an erasure before it was processed: left for a human"
 
 
-def _like(column: Any, needle: str) -> Any:
-    """lower(column) contains the (already lower-case) needle."""
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return func.lower(cast(column, Text)).like(pattern, escape="\\")
+def _escape(needle: str) -> str:
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _holds_any(s: Session, columns: list[Any], needles: list[str]) -> Any:
+    """Some column contains one of the (lower-case) needles, ignoring case. Written as SQL
+    text: compiling hundreds of LIKE expressions a table cost more than running them."""
+    params = {f"n{i}": _escape(n) for i, n in enumerate(needles)}
+    names = [f'CAST({c.table.name}."{c.name}" AS TEXT)' for c in columns]
+    if s.get_bind().dialect.name == "postgresql":
+        # The row's columns as one lower-case text, every pattern matched against it
+        # (backslash is the default LIKE escape there).
+        row = " || chr(1) || ".join(f"coalesce({n}, '')" for n in names)
+        patterns = ", ".join(f":{k}" for k in params)
+        clause = f"lower({row}) LIKE ANY (ARRAY[{patterns}])"
+    else:
+        # SQLite's LIKE ignores the case of ASCII letters by itself (the needles carry the
+        # other letters in both cases); it would build a joined text again for each pattern.
+        clause = " OR ".join(f"{n} LIKE :{k} ESCAPE '\\'" for n in names for k in params)
+    return text(clause).bindparams(**params)
 
 
 def _text_columns(table: Table) -> list[Any]:
     def textual(kind: Any) -> bool:
         kind = getattr(kind, "impl_instance", kind)   # SQLModel's strings are decorated
-        return isinstance(kind, (String, JSON)) and not isinstance(kind, LargeBinary)
+        # Columns of at most 32 characters hold the product's own codes (status, kind, role).
+        short = isinstance(kind, String) and kind.length is not None and kind.length <= 32
+        return isinstance(kind, (String, JSON)) and not isinstance(kind, LargeBinary) \
+            and not short
 
     return [c for c in table.columns if not c.primary_key and (table.name, c.name) not in KEYS
             and textual(c.type)]
@@ -66,8 +85,7 @@ def sweep(s: Session, traces: Traces) -> int:
         if TABLES.get(table.name) != SWEPT or not columns:
             continue
         keys = list(table.primary_key.columns)
-        query = select(*keys, *columns).where(or_(*(_like(c, n) for c in columns
-                                                    for n in needles)))
+        query = select(*keys, *columns).where(_holds_any(s, columns, needles))
         updates = []
         for row in s.execute(query).all():
             values = {}
@@ -112,8 +130,11 @@ _INBOUND = (InboundMessage.id, InboundMessage.raw, InboundMessage.envelope_from,
 
 
 def _naming(traces: Traces, row: Any) -> bool:
-    return any(traces.found(v) for v in (row.raw, row.envelope_from, row.envelope_to,
-                                         row.message_id, row.action, row.error, row.evidence))
+    texts = (row.envelope_from, row.envelope_to, row.message_id, row.action, row.error,
+             json.dumps(row.evidence or {}, ensure_ascii=False))
+    if not traces.may_hold(bytes(row.raw) + "\n".join(texts).encode()):
+        return False   # one quick look at the whole row: most mail names nobody erased
+    return any(traces.found(v) for v in (row.raw, *texts))
 
 
 def _scan(s: Session, query: Any, traces: Traces, sid: int) -> tuple[list[int], list[int]]:
