@@ -21,6 +21,8 @@ _ADJACENT_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
 # Runs that may be base64 (a body split into lines, a token, a blob in JSON).
 _B64_RUN = re.compile(r"[A-Za-z0-9+/]{8,}(?:={0,2}(?:\r?\n[A-Za-z0-9+/]{4,}={0,2})*)")
 _URL_PIECE = re.compile(r"[^\s\"'<>&?#]*%[0-9A-Fa-f]{2}[^\s\"'<>&?#]*")
+# Transfer encodings that break lines inside a spelling.
+_LINE_ENCODINGS = (b"base64", b"quoted-printable", b"=?")
 _SOFT_BREAK = re.compile(r"=?\r?\n")
 _QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
 _DEPTH = 3   # base64 inside quoted-printable inside a forwarded message, and so on
@@ -63,25 +65,29 @@ class Traces:
         self._gates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- spellings a search can look for ----------------------------------------------------
-    def _spellings(self, value: str) -> set[str]:
-        return {value, quote(value, safe=""), quote(value, safe="@"), quote_plus(value, safe="@"),
-                json.dumps(value)[1:-1], html.escape(value), value.replace("@", "&#64;"),
-                value.replace("@", "&#x40;"), quopri.encodestring(value.encode()).decode(),
-                _q_word(value)}
+    def _spellings(self, value: str, *, encoded: bool = True) -> set[str]:
+        typed = {value, quote(value, safe=""), quote(value, safe="@"),
+                 quote_plus(value, safe="@"), json.dumps(value)[1:-1], html.escape(value),
+                 value.replace("@", "&#64;"), value.replace("@", "&#x40;")}
+        if not encoded:
+            return typed
+        return typed | {quopri.encodestring(value.encode()).decode(), _q_word(value)}
 
     def _sources(self, near: bool) -> list[str]:
         named = self._name is not None and (self.name_everywhere or near)
         return [self.email] + ([self.name] if named else [])
 
-    def needles(self) -> list[str]:
+    def needles(self, *, encoded: bool = True) -> list[str]:
         """Lower-case substrings a LIKE search finds the stored spellings by (a superset: each
         hit is checked again with found()). Both lower() kinds are covered: full Unicode
-        (PostgreSQL) and ASCII only (SQLite)."""
+        (PostgreSQL) and ASCII only (SQLite). encoded=False: only what people and programs
+        type (plain, URL, JSON and HTML escapes), without the mail encodings."""
         out: set[str] = set()
         for value in self._sources(near=False):
-            for form in self._spellings(value):
+            for form in self._spellings(value, encoded=encoded):
                 out |= {form.lower(), _ascii_lower(form), _ascii_lower(form.upper())}
-            out |= {c.lower() for c in _b64_cores(value.encode())}
+            if encoded:
+                out |= {c.lower() for c in _b64_cores(value.encode())}
         return sorted(n for n in out if n)
 
     def _gate(self, near: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -93,7 +99,7 @@ class Traces:
             cores: set[str] = set()
             for value in self._sources(near):
                 folded |= {f.casefold() for f in self._spellings(value) if f}
-                for variant in {value, value.lower(), value.upper(), value.title()}:
+                for variant in {value, value.lower()}:   # as typed, and as stored
                     cores |= set(_b64_cores(variant.encode()))
             self._gates[key] = (tuple(folded), tuple(cores))
         return self._gates[key]
@@ -118,13 +124,20 @@ class Traces:
     def may_hold(self, value: Any, *, near: bool = False) -> bool:
         """Whether a quick look finds a spelling worth decoding the value for."""
         if isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+            spelled, raw_cores = self._byte_gate(near)
+            low = data.lower()
+            if any(n in low for n in spelled) or any(c in data for c in raw_cores):
+                return True
+            if b"%" in low and self.may_hold(unquote(low.decode("latin-1")), near=near):
+                return True
+            if not any(m in low for m in _LINE_ENCODINGS):
+                return False
             # Line breaks (base64 lines, quoted-printable soft breaks) may split a spelling.
-            joined = bytes(value).replace(b"=\r\n", b"").replace(b"=\n", b"") \
+            joined = data.replace(b"=\r\n", b"").replace(b"=\n", b"") \
                 .replace(b"\r\n", b"").replace(b"\n", b"")
             low = joined.lower()
-            spelled, raw_cores = self._byte_gate(near)
-            return any(n in low for n in spelled) or any(c in joined for c in raw_cores) or \
-                (b"%" in low and self.may_hold(unquote(low.decode("latin-1")), near=near))
+            return any(n in low for n in spelled) or any(c in joined for c in raw_cores)
         if isinstance(value, (dict, list)):
             text = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, str):

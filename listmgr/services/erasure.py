@@ -18,13 +18,16 @@ from listmgr.runtime import Runtime
 from listmgr.traces import Traces
 
 SWEPT = "swept"   # every text and JSON column of every row searched and blotted out
+# The same for the tables of many rows a person holds (values people and integrations type):
+# searched for the plain, URL, JSON and HTML spellings, not for mail's transfer encodings.
+TYPED = "swept for typed spellings"
 # How each table can hold a person besides their own rows (which privacy.erase deletes).
 TABLES: dict[str, str] = {
-    "mailing_list": SWEPT, "subscriber": SWEPT, "membership": SWEPT, "field_def": SWEPT,
-    "interest": SWEPT, "subscriber_interest": SWEPT, "consent_event": SWEPT,
-    "suppression": SWEPT, "outbox": SWEPT, "activity_event": SWEPT, "segment": SWEPT,
-    "campaign": SWEPT, "engagement": SWEPT, "audit_log": SWEPT, "import_job": SWEPT,
-    "setting_value": SWEPT,
+    "mailing_list": SWEPT, "field_def": SWEPT, "interest": SWEPT, "suppression": SWEPT,
+    "outbox": SWEPT, "segment": SWEPT, "campaign": SWEPT, "audit_log": SWEPT,
+    "import_job": SWEPT, "setting_value": SWEPT,
+    "subscriber": TYPED, "membership": TYPED, "subscriber_interest": TYPED,
+    "consent_event": TYPED, "activity_event": TYPED, "engagement": TYPED,
     "inbound_message": "mail: the person's own deleted, others' that name them redacted",
     "dev_mail": "mail: captured mail that names the person deleted",
     "delivery": "ledger: the person's rows anonymised; other rows hold only other "
@@ -78,14 +81,15 @@ def _text_columns(table: Table) -> list[Any]:
 
 def sweep(s: Session, traces: Traces) -> int:
     """Blot the person out of every swept table's text and JSON; returns the rows changed."""
-    needles = traces.needles()
+    needles = {SWEPT: traces.needles(), TYPED: traces.needles(encoded=False)}
     changed = 0
     for table in SQLModel.metadata.sorted_tables:
         columns = _text_columns(table)
-        if TABLES.get(table.name) != SWEPT or not columns:
+        how = TABLES.get(table.name, "")
+        if how not in needles or not columns:
             continue
         keys = list(table.primary_key.columns)
-        query = select(*keys, *columns).where(_holds_any(s, columns, needles))
+        query = select(*keys, *columns).where(_holds_any(s, columns, needles[how]))
         updates = []
         for row in s.execute(query).all():
             values = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -173,6 +174,9 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     sid, email = int(sub.id), sub.email  # type: ignore[arg-type]
     traces = Traces(email, sub.name)
     digest = rt.email_hash(email)
+    if rt.db.dialect == "sqlite":
+        # What this erasure deletes or rewrites is zeroed in the file, not only unlinked.
+        s.connection().exec_driver_sql("PRAGMA secure_delete = ON")
     s.execute(delete(ActivityEvent).where(ActivityEvent.subscriber_id == sid))
     s.execute(delete(Engagement).where(Engagement.subscriber_id == sid))
     s.execute(delete(SubscriberInterest).where(SubscriberInterest.subscriber_id == sid))
@@ -201,7 +205,25 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     s.add(AuditLog(actor=origin.actor[:320], action="subscriber.erase",
                    target_type="subscriber", target_id=str(sid),
                    detail={"email_hash": digest, "source": origin.source}))
+    s.flush()
+    if rt.db.dialect == "sqlite":
+        s.connection().exec_driver_sql("PRAGMA secure_delete = OFF")  # a pooled connection
     return digest
+
+
+def _flush_file(rt: Runtime) -> None:
+    """SQLite: copy the erasure into the database file and empty the write-ahead log, which
+    still holds the pages as they were before (best effort: a busy reader leaves it for the
+    next checkpoint)."""
+    if rt.db.dialect != "sqlite":
+        return
+    with rt.db.engine.connect() as conn:
+        # On the driver's connection: a checkpoint cannot run inside a transaction.
+        raw = conn.connection.driver_connection
+        try:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        except sqlite3.OperationalError:
+            log.warning("the write-ahead log could not be emptied after an erasure")
 
 
 def _settle(rt: Runtime, subscriber_id: int | None) -> Traces | None:
@@ -249,6 +271,7 @@ def erase_by_token(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
             _erase(s, rt, sub, origin)
     if traces is not None:
         erasure.uploads(rt, traces)
+        _flush_file(rt)
 
 
 def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
@@ -284,4 +307,5 @@ def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
         traces = Traces(sub.email, sub.name)
         digest = _erase(s, rt, sub, origin)
     erasure.uploads(rt, traces)
+    _flush_file(rt)
     return digest
