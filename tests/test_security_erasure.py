@@ -367,3 +367,21 @@ def test_a_later_import_naming_the_erased_person_reports_no_address(rt, api):  #
 def test_every_table_says_how_it_holds_a_person() -> None:
     """A new table cannot be forgotten by the erasure."""
     assert set(erasure.TABLES) == {t.name for t in SQLModel.metadata.sorted_tables}
+
+
+def test_an_import_still_queued_when_the_person_is_erased_never_holds_them(rt, api):  # type: ignore[no-untyped-def]
+    address, name = PEOPLE[0]
+    assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
+    sid = api.post("/api/subscribers", json={"email": address, "name": name, "lists": ["news"],
+                                             "consent": "form"}).json["id"]
+    upload = imports.upload_dir(rt) / "waiting.csv"
+    upload.write_bytes(f"email,name\r\n{address},{name}\r\nnew@example.org,New\r\n".encode())
+    # Queued (its wake-up not yet delivered) while the person is erased.
+    job = imports.create_job(rt, path=upload, list_slug="news", consent="fair", actor="t")
+    assert api.post(f"/api/subscribers/{sid}/erase").status_code == 200
+    assert _leaks(rt, address, name) == []
+    imports.run_job(rt, job)
+    info = imports.get(rt, job)
+    assert info.status == "done" and info.inserted == 1 and info.errors == 1
+    assert _leaks(rt, address, name) == []
+    assert api.get(f"/api/subscribers?email={quote(address)}").json["items"] == []

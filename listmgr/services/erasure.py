@@ -6,6 +6,7 @@ table cannot be forgotten (a test checks the schema against it)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ TABLES: dict[str, str] = {
     "app_user": "staff accounts: a colleague's login is not a subscriber's data",
     "api_token": "staff tokens: hashes and names only",
 }
-# Columns that identify another row or hold a digest: never rewritten.
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased
 # person's too; digests, file paths, IP addresses and the product's action names hold no
 # address or name.
@@ -209,10 +209,14 @@ def uploads(rt: Runtime, traces: Traces) -> None:
                 continue
             codec = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
             try:
-                text = data.decode(codec)
+                content = data.decode(codec)
             except UnicodeDecodeError:
-                codec, text = "latin-1", data.decode("latin-1")
+                codec, content = "latin-1", data.decode("latin-1")
             clean = "\n".join(traces.scrub_text(line, near=traces.found_address(line))
-                              for line in text.split("\n")).encode(codec, "replace")
-            path.write_bytes(clean)
+                              for line in content.split("\n")).encode(codec, "replace")
+            # Replaced whole, never rewritten in place: a worker that has just claimed the job
+            # reads either file complete.
+            spare = path.with_suffix(".erasing")
+            spare.write_bytes(clean)
+            os.replace(spare, path)
             job.total_bytes = len(clean)
