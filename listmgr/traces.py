@@ -28,10 +28,6 @@ _QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
 _DEPTH = 3   # base64 inside quoted-printable inside a forwarded message, and so on
 
 
-def _fold(text: str) -> str:
-    return text.casefold()
-
-
 def _ascii_lower(text: str) -> str:
     """What lower() gives on a database that folds only ASCII letters (SQLite)."""
     return "".join(c.lower() if c.isascii() else c for c in text)
