@@ -59,6 +59,7 @@ class Traces:
                                 re.IGNORECASE) if words and len(self.name) >= 3 else None
         self.name_everywhere = self._name is not None and len(words) >= 2
         self._gates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._byte_gates: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
     # -- spellings a search can look for ----------------------------------------------------
     def _spellings(self, value: str, *, encoded: bool = True) -> set[str]:
@@ -103,8 +104,8 @@ class Traces:
     def _byte_gate(self, near: bool) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         """The gate's spellings as bytes (UTF-8 and Latin-1), for bytes.lower()'s ASCII-only
         folding."""
-        key = "bytes-near" if near else "bytes-far"
-        if key not in self._gates:
+        key = "near" if near else "far"
+        if key not in self._byte_gates:
             folded, cores = self._gate(near)
             spelled: set[bytes] = set()
             for form in folded:
@@ -114,8 +115,8 @@ class Traces:
                             spelled.add(variant.encode(codec).lower())
                         except UnicodeEncodeError:
                             continue
-            self._gates[key] = (tuple(spelled), tuple(c.encode() for c in cores))  # type: ignore[assignment]
-        return self._gates[key]  # type: ignore[return-value]
+            self._byte_gates[key] = (tuple(spelled), tuple(c.encode() for c in cores))
+        return self._byte_gates[key]
 
     def may_hold(self, value: Any, *, near: bool = False) -> bool:
         """Whether a quick look finds a spelling worth decoding the value for."""
