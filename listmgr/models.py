@@ -356,6 +356,9 @@ class InboundMessage(SQLModel, table=True):
     attempts: int = Field(default=0)
     error: str = Field(default="", max_length=1000)
     handled: bool = Field(default=False)  # a human has dealt with it (admin inbox)
+    # When an erasure blotted a person it merely named out of raw and parts (raw is then a
+    # redacted rendering, sha256 still the original's so a redelivery stays a duplicate).
+    redacted_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
 
 
 class User(SQLModel, table=True):

@@ -24,6 +24,7 @@ from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit, exports
 from listmgr.services.importstage import Outcome, Writer, bulk_settings
+from listmgr.traces import ERASED
 
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
@@ -423,7 +424,9 @@ def _apply(writer: Writer, job: ImportJob, staged: int, bad: list[importrows.Bad
 
 def _report_lines(out: Outcome, chunk: importrows.Checked, written: int) -> tuple[str, int]:
     """The chunk's report lines as CSV, in row order, up to MAX_REPORT_LINES in all."""
-    lines = sorted(out.lines)
+    # An erased person's address is never written down again, not even as a refused row.
+    lines = sorted((row, ERASED if email in out.erased else email, result, reason)
+                   for row, email, result, reason in out.lines)
     room = MAX_REPORT_LINES - written
     if not lines or room <= 0:
         return "", written + len(lines)

@@ -29,6 +29,7 @@ class Outcome:
     updated: int = 0
     skipped: int = 0
     lines: list[tuple[int, str, str, str]] = field(default_factory=list)
+    erased: set[str] = field(default_factory=set)   # addresses of erased people: not reported
 
     def skip(self, row: int, email: str, reason: str) -> None:
         self.lines.append((row, email, "skipped", reason))
@@ -170,6 +171,8 @@ class Writer:
         subscriber ("old")."""
         decisions = []
         for k in known:
+            if k.suppressed == "erased":
+                out.erased.add(k.email)
             if k.seen_row is not None:
                 out.skip(k.row, k.email, f"the same address as row {k.seen_row}")
             elif k.suppressed is not None:

@@ -1,6 +1,8 @@
 """Data rights: export everything held about a person, and erase it (a keyed hash stays)."""
 from __future__ import annotations
 
+import logging
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -17,23 +19,24 @@ from listmgr.models import (
     DeliveryStatus,
     DevMail,
     Engagement,
-    ImportJob,
     InboundMessage,
     Interest,
     MailingList,
     Membership,
     Outbox,
-    Segment,
     Subscriber,
     SubscriberInterest,
     Suppression,
     utcnow,
 )
 from listmgr.runtime import Runtime
+from listmgr.services import erasure, inbound
 from listmgr.services.subscriptions import Origin, record
+from listmgr.traces import Traces
+
+log = logging.getLogger(__name__)
 
 FORMAT = "listmgr-export/1"
-ERASED = "[erased]"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -165,67 +168,31 @@ def _inbound_of(s: Session, sub: Subscriber) -> Any:
                     _contains(s, InboundMessage.raw, sub.email)))
 
 
-def _scrub(value: Any, needle: str) -> Any:
-    """Replace the address wherever it appears inside a JSON value or string."""
-    if isinstance(value, str):
-        low = value.lower()
-        if needle not in low:
-            return value
-        out, start = [], 0
-        while (i := low.find(needle, start)) >= 0:
-            out.append(value[start:i] + ERASED)
-            start = i + len(needle)
-        return "".join(out) + value[start:]
-    if isinstance(value, list):
-        return [_scrub(v, needle) for v in value]
-    if isinstance(value, dict):
-        return {_scrub(k, needle): _scrub(v, needle) for k, v in value.items()}
-    return value
-
-
-# Free text that may quote the address outside the person's own rows (reports, audit details,
-# rules, evidence): the address is replaced there, the rest of the row stays. Rows linked to
-# another subscriber are about that subscriber and are not searched ("unlinked" below).
-_FREE_TEXT = ((ConsentEvent, ("wording", "detail"), True), (InboundMessage, ("evidence",), True),
-              (AuditLog, ("detail", "target_id"), False),
-              (ImportJob, ("report", "filename"), False), (Segment, ("rules",), False),
-              (Campaign, ("segment_rules",), False), (Suppression, ("detail",), False))
-
-
-def _scrub_free_text(s: Session, email: str) -> None:
-    for model, columns, unlinked in _FREE_TEXT:
-        for name in columns:
-            column = getattr(model, name)
-            query = select(model).where(_contains(s, column, email))
-            if unlinked:
-                query = query.where(model.subscriber_id.is_(None))
-            for row in s.scalars(query):
-                setattr(row, name, _scrub(getattr(row, name), email))
-
-
 def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
-    """Delete every row about this person; keep a keyed hash on the suppression list."""
+    """Delete every row about this person and blot them out of every other row (free text,
+    rules, reports, stored mail); keep a keyed hash on the suppression list."""
     sid, email = int(sub.id), sub.email  # type: ignore[arg-type]
+    traces = Traces(email, sub.name)
     digest = rt.email_hash(email)
+    if rt.db.dialect == "sqlite":
+        # What this erasure deletes or rewrites is zeroed in the file, not only unlinked.
+        s.connection().exec_driver_sql("PRAGMA secure_delete = ON")
     s.execute(delete(ActivityEvent).where(ActivityEvent.subscriber_id == sid))
     s.execute(delete(Engagement).where(Engagement.subscriber_id == sid))
     s.execute(delete(SubscriberInterest).where(SubscriberInterest.subscriber_id == sid))
     s.execute(delete(Membership).where(Membership.subscriber_id == sid))
     s.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == sid))
     s.execute(delete(Outbox).where(_outbox_of(sub)))
-    s.execute(delete(DevMail).where(_dev_mail_of(s, sub)), execution_options={
-        "synchronize_session": False})
-    s.execute(delete(InboundMessage).where(_inbound_of(s, sub)), execution_options={
-        "synchronize_session": False})
+    erasure.stored_mail(s, traces, sid)
     # The campaign ledger keeps its counts; a queued row has nobody left to go to.
     s.execute(update(Delivery).where(Delivery.subscriber_id == sid,
                                      Delivery.status == DeliveryStatus.queued.value)
               .values(status=DeliveryStatus.skipped.value))
     s.execute(update(Delivery).where(Delivery.subscriber_id == sid)
-              .values(subscriber_id=None, error=""))
+              .values(subscriber_id=None, error="", claimed_by="", smtp_server=""))
     s.delete(sub)
     s.flush()
-    _scrub_free_text(s, email)
+    erasure.sweep(s, traces)
     kept = s.scalar(select(Suppression).where(Suppression.email_hash == digest))
     if kept is None:
         s.add(Suppression(email_hash=digest, email=None, reason="erased"))
@@ -238,7 +205,43 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     s.add(AuditLog(actor=origin.actor[:320], action="subscriber.erase",
                    target_type="subscriber", target_id=str(sid),
                    detail={"email_hash": digest, "source": origin.source}))
+    s.flush()
+    if rt.db.dialect == "sqlite":
+        s.connection().exec_driver_sql("PRAGMA secure_delete = OFF")  # a pooled connection
     return digest
+
+
+def _flush_file(rt: Runtime) -> None:
+    """SQLite: copy the erasure into the database file and empty the write-ahead log, which
+    still holds the pages as they were before (best effort: a busy reader leaves it for the
+    next checkpoint)."""
+    if rt.db.dialect != "sqlite":
+        return
+    with rt.db.engine.connect() as conn:
+        # On the driver's connection: a checkpoint cannot run inside a transaction.
+        raw = conn.connection.driver_connection
+        try:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        except sqlite3.OperationalError:
+            log.warning("the write-ahead log could not be emptied after an erasure")
+
+
+def _settle(rt: Runtime, subscriber_id: int | None) -> Traces | None:
+    """Before an erasure: process others' mail that names the person and is still waiting, so
+    redacting it loses nothing it asked for. Returns the person's traces (None: nobody)."""
+    if subscriber_id is None:
+        return None
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None:
+            return None
+        traces = Traces(sub.email, sub.name)
+    for mid in erasure.unprocessed_naming(rt, traces, subscriber_id):
+        try:
+            inbound.process(rt, mid)
+        except Exception:  # it is kept, marked for a human, and redacted all the same
+            log.exception("inbound message %s could not be processed before an erasure", mid)
+    return traces
 
 
 def _subscriber_for_token(s: Session, rt: Runtime, data_token: str,
@@ -264,11 +267,15 @@ def export_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> dict[str
 
 def erase_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> None:
     """The person's own erasure (a mailed data link); once erased, repeating it is harmless."""
+    traces = _settle(rt, rt.tokens.read_data_link(data_token).subscriber_id)
     with rt.db.session() as s:
         sub = _subscriber_for_token(s, rt, data_token, lock=True)
         if sub is not None:
+            traces = Traces(sub.email, sub.name)
             _erase(s, rt, sub, origin)
-    _forget_uploads(rt)
+    if traces is not None:
+        erasure.uploads(rt, traces)
+        _flush_file(rt)
 
 
 def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
@@ -296,18 +303,13 @@ def history(rt: Runtime, subscriber_id: int, *, recent: int = 500) -> dict[str, 
 
 def erase_subscriber(rt: Runtime, subscriber_id: int, *, origin: Origin) -> str:
     """An admin's erasure of one subscriber; returns the keyed hash that stays suppressed."""
+    _settle(rt, subscriber_id)
     with rt.db.session() as s:
         sub = s.get(Subscriber, subscriber_id, with_for_update=True)
         if sub is None:
             raise NotFound("no such subscriber")
+        traces = Traces(sub.email, sub.name)
         digest = _erase(s, rt, sub, origin)
-    _forget_uploads(rt)
+    erasure.uploads(rt, traces)
+    _flush_file(rt)
     return digest
-
-
-def _forget_uploads(rt: Runtime) -> None:
-    """Uploads still waiting for their column mapping may hold the erased address: they go
-    (the admin uploads again). Files of running imports stay: those refuse the address."""
-    from listmgr.services import imports
-
-    imports.forget_uploads(rt, older_than=None)
