@@ -1,7 +1,7 @@
 """inbound_message.redacted_at: mail of others that named an erased person, redacted
 
 Revision ID: p12c
-Revises: a9s3
+Revises: p12a
 Create Date: 2026-12-06 02:40:00
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = 'p12c'
-down_revision = 'a9s3'
+down_revision = 'p12a'
 branch_labels = None
 depends_on = None
 

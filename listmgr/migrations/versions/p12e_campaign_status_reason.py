@@ -1,7 +1,7 @@
 """campaign: why it stopped by itself (status_reason)
 
 Revision ID: p12e
-Revises: a9s3
+Revises: p12c
 Create Date: 2026-12-06 02:45:00
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'p12e'
-down_revision = 'a9s3'
+down_revision = 'p12c'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """links: subscriber link epoch and single-use export/erase and confirmation nonces
 
 Revision ID: p12g
-Revises: a9s3
+Revises: p12e
 Create Date: 2026-12-06 02:40:00
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = 'p12g'
-down_revision = 'a9s3'
+down_revision = 'p12e'
 branch_labels = None
 depends_on = None
 
