@@ -52,6 +52,8 @@ class Settings:
     dkim_private_key_path: str = ""
     soft_bounce_threshold: int = 3
     unsubscribe_confirmation_mail: bool = True
+    inbound_authserv_id: str = ""
+    unsubscribe_request_window_hours: int = 24
     var_dir: str = "var"
     extra: dict[str, Any] = field(default_factory=dict)
 
