@@ -28,6 +28,9 @@ def ask(s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *,
         return f"no proof; {sub.email} is on no list any more: nothing to do", None
     if auto_submitted:  # RFC 3834: never answer a machine
         return f"no proof; {WAITING} (an automatic message gets no answer)", None
+    # Requests for one address processed at the same moment by several workers: one at a time
+    # (PostgreSQL row lock; SQLite's processing transaction already holds the write lock).
+    s.execute(select(Subscriber.id).where(Subscriber.id == sub.id).with_for_update())
     window = utcnow() - timedelta(hours=rt.settings.unsubscribe_request_window_hours)
     recent = s.scalar(select(Outbox.id).where(Outbox.to_email == sub.email, Outbox.kind == KIND,
                                               Outbox.created_at > window).limit(1))
