@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from listmgr.errors import ValidationError
 from listmgr.mail.inbound import Classification
 from listmgr.models import Delivery, Outbox, Subscriber, by_id
+from listmgr.services.subscriptions import normalize_email
 
 NO_PROOF = "none"
 
@@ -83,6 +85,10 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     sender = cls.proof.sender
     if not sender:
         return Verdict(None, NO_PROOF, "no proof: the message has no single From address")
+    try:  # the form addresses are stored in (Unicode domains, lower case)
+        sender = normalize_email(sender)
+    except ValidationError:
+        pass  # looked up as written
     sub = s.scalar(select(Subscriber).where(Subscriber.email == sender))
     if sub is None:
         return Verdict(None, NO_PROOF, f"no subscriber with the address {sender}")
