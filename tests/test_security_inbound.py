@@ -21,6 +21,7 @@ from sqlalchemy import select
 from listmgr.models import InboundMessage, Membership, Outbox, Subscriber, Suppression
 from listmgr.services import campaigns
 from tests.campaign_support import campaign, deliveries, make_list, person, wait_status
+from tests.admin_support import accounts_by_role, session_login  # noqa: F401 - a fixture
 from tests.conftest import drain
 from tests.helpers import path_of
 
@@ -516,3 +517,20 @@ def test_verp_bounce_and_mailto_one_click_keep_working(rt, client, world):  # ty
     assert state(rt, VICTOR) == (["bounced"], "hard_bounce", 0)
     assert state(rt, EVE)[0] == ["unsubscribed"]
     assert state(rt, "olga@example.org") == UNTOUCHED
+
+
+def test_admin_inbox_shows_why_nothing_was_done(rt, app, world, accounts_by_role):  # type: ignore[no-untyped-def]
+    admin = app.test_client()
+    session_login(admin, rt, accounts_by_role["admin"])
+    forged = send(admin, dsn(VICTOR))
+    asked = send(admin, reply(msgid="inbox"))
+    proven = send(admin, dsn("x@example.com", to=world.verp["olga@example.org"]))
+    drain(rt)
+    page = admin.get("/admin/inbound").text
+    assert page.count("no proof") >= 2 and "Undelivered Mail Returned" in page
+    detail = admin.get(f"/admin/inbound/{forged}").text
+    assert "no proof" in detail and "nobody was changed" in detail
+    assert "confirm by a link" in admin.get(f"/admin/inbound/{asked}").text
+    assert admin.get(f"/admin/inbound/{proven}").status_code == 200
+    assert f"/admin/inbound/{proven}\"" not in page  # acted on with proof: not in the inbox
+    assert state(rt, VICTOR) == UNTOUCHED
