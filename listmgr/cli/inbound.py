@@ -17,6 +17,8 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
 
     Prints one JSON line per FILE ("-" reads standard input). Nothing is stored and nobody is
     unsubscribed: this is for operators checking what listmgr would make of a message.
+    "proof" lists what ties it to us (token, message-id, outbox-message-id, dmarc, dkim);
+    without it, processing would change nobody.
     """
     from listmgr.mail.inbound import classify
 

@@ -121,8 +121,10 @@ def attach(ctx: Context, result: Classification) -> Classification:
     tokens = tuple(int(x) for x in result.evidence.get("token_subscribers") or [])
     if result.kind == "unsubscribe" and rule in REPLY_RULES:
         sender = sender_identity(ctx.msg)
+        # References lists a thread oldest first: the message answered is at its end
+        refs = MSGID_RE.findall(" ".join(headers(ctx.msg, "References")))[-MAX_IDS:]
         deliveries, outbox = _ours(ctx, _ids(headers(ctx.msg, "In-Reply-To")
-                                             + headers(ctx.msg, "References")))
+                                             + [f"<{r}>" for r in reversed(refs)]))
         proof = Proof(token_subscribers=(), quoted_subscribers=_quoted_subscribers(ctx),
                       deliveries=deliveries, outbox_ids=outbox, sender=sender,
                       authenticated=aligned_pass(ctx.msg, ctx.authserv_id, sender))
