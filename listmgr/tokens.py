@@ -65,7 +65,8 @@ class Tokens:
         self._request = Signer(secret_key, salt="unsubscribe-request", sep=".")
         # Message-IDs of campaign mail carry a tag only we can make: naming one in a bounce,
         # complaint or reply proves the sender saw that very message (ids alone are guessable).
-        self._msgid = hmac.new(Signer(secret_key, salt="message-id").derive_key(), digestmod="sha256")
+        self._msgid = hmac.new(Signer(secret_key, salt="message-id").derive_key(),
+                               digestmod="sha256")
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
 
     # -- compact ids -------------------------------------------------------------------------
