@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Any, Optional, TypeVar
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary,
-                        Text, UniqueConstraint, text)
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
@@ -202,7 +202,9 @@ class Outbox(SQLModel, table=True):
     """Transactional mail (confirmations, notices, tests) waiting to be sent; the DB is the truth."""
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status", "status", "created_at"),
-                      Index("ix_outbox_to_kind", "to_email", "kind", "created_at"))
+                      Index("ix_outbox_to_kind", "to_email", "kind", "created_at"),
+                      # a reply or bounce naming a Message-ID we sent is matched here
+                      Index("ix_outbox_message_id", "message_id"))
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)   # confirm already_subscribed unsubscribed test
     to_email: str = Field(max_length=320)
@@ -359,6 +361,11 @@ class InboundMessage(SQLModel, table=True):
     # When an erasure blotted a person it merely named out of raw and parts (raw is then a
     # redacted rendering, sha256 still the original's so a redelivery stays a duplicate).
     redacted_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    # What tied it to us when it changed someone: token, message-id, dmarc, dkim, link (the
+    # person confirmed), admin; "none": a bounce, complaint or unsubscribe request that
+    # changed nobody (it waits in the inbox); "" for kinds that never change anyone.
+    proof: str = Field(default="", sa_column=Column(String(16), nullable=False, default="",
+                                                    server_default=""))
 
 
 class User(SQLModel, table=True):

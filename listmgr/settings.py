@@ -79,6 +79,8 @@ class Settings:
     inbound_auth_failure_rate_limit_ip: str = "20/hour"
     test_send_rate_limit: str = "60/hour"
     smtp_check_rate_limit: str = "20/hour"
+    inbound_authserv_id: str = ""
+    unsubscribe_request_window_hours: int = 24
     var_dir: str = "var"
     extra: dict[str, Any] = field(default_factory=dict)
 

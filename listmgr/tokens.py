@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
@@ -10,6 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSer
 from listmgr.errors import TokenExpired, TokenInvalid
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def _b36(n: int) -> str:
@@ -83,6 +85,11 @@ class Tokens:
         self._unsub = Signer(secret_key, salt="unsubscribe", sep=".")
         self._manage = Signer(secret_key, salt="manage", sep=".")
         self._bounce = Signer(secret_key, salt="bounce", sep=".")
+        self._request = Signer(secret_key, salt="unsubscribe-request", sep=".")
+        # Message-IDs of campaign mail carry a tag only we can make: naming one in a bounce,
+        # complaint or reply proves the sender saw that very message (ids alone are guessable).
+        self._msgid = hmac.new(Signer(secret_key, salt="message-id").derive_key(),
+                               digestmod="sha256")
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
         self._data_link = URLSafeTimedSerializer(secret_key, salt="data-link")
 
@@ -145,6 +152,34 @@ class Tokens:
     def read_bounce(self, token: str) -> tuple[int, int | None, int | None]:
         sid, cid, lid = self._unpack(self._unsign(self._bounce, token), 3)
         return sid, cid or None, lid or None
+
+    # -- unsubscribe request by e-mail without proof (never expires) --------------------------
+    def unsubscribe_request(self, subscriber_id: int, inbound_id: int) -> str:
+        return self._request.sign(self._pack(subscriber_id, inbound_id)).decode("ascii")
+
+    def read_unsubscribe_request(self, token: str) -> tuple[int, int]:
+        sid, iid = self._unpack(self._unsign(self._request, token), 2)
+        return sid, iid
+
+    # -- Message-ID tags of campaign mail ---------------------------------------------------
+    def message_tag(self, campaign_id: int, delivery_id: int) -> str:
+        """20 base32 characters (100 bits) binding a Message-ID to one delivery row."""
+        mac = self._msgid.copy()
+        mac.update(f"{campaign_id}.{delivery_id}".encode("ascii"))
+        return base64.b32encode(mac.digest()[:15]).decode("ascii").lower()[:20]
+
+    def read_message_id(self, value: str) -> tuple[int, int] | None:
+        """(campaign, delivery) of a campaign Message-ID we made, else None."""
+        local = value.strip().strip("<>").partition("@")[0]
+        parts = local.split(".")
+        if len(parts) != 5 or not all(_DIGITS.fullmatch(p) for p in parts[:2]):
+            return None
+        cid, did = int(parts[0]), int(parts[1])
+        if cid < 1 or did < 1:
+            return None
+        if not hmac.compare_digest(parts[4].lower(), self.message_tag(cid, did)):
+            return None
+        return cid, did
 
     # -- confirmation (expires; single use through the membership's nonce) -------------------
     def confirm(self, subscriber_id: int, list_id: int, nonce: str = "") -> str:

@@ -41,11 +41,14 @@ def test_classify_prints_one_json_line_per_file(tmp_path: Path) -> None:
     assert [line["file"] for line in lines] == [str(mailto), str(filled), str(reply), str(other)]
     for line in lines:
         assert set(line) == {"file", "kind", "permanent", "recipients", "subscriber", "list",
-                             "campaign"}
+                             "campaign", "proof"}
         assert isinstance(line["recipients"], list)
     assert lines[0] | {"file": None} == {
         "file": None, "kind": "unsubscribe", "permanent": None, "recipients": ["anna@example.net"],
-        "subscriber": 5, "list": 2, "campaign": 9}
+        "subscriber": 5, "list": 2, "campaign": 9, "proof": ["token"]}
+    assert lines[1]["proof"][0] == "token"     # the VERP address
+    # a reply in words: at most a Message-ID that the outbox may or may not hold
+    assert set(lines[2]["proof"]) <= {"outbox-message-id"}
     assert lines[1]["kind"] == "bounce" and lines[1]["permanent"] is True
     assert (lines[1]["subscriber"], lines[1]["list"], lines[1]["campaign"]) == (5, 2, None)
     assert lines[1]["recipients"] == ["nosuchuser@example.net"]

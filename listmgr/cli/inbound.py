@@ -17,6 +17,8 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
 
     Prints one JSON line per FILE ("-" reads standard input). Nothing is stored and nobody is
     unsubscribed: this is for operators checking what listmgr would make of a message.
+    "proof" lists what ties it to us (token, message-id, outbox-message-id, dmarc, dkim);
+    without it, processing would change nobody.
     """
     from listmgr.mail.inbound import classify
 
@@ -33,7 +35,8 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
             click.echo(f"listmgr: cannot read {name}: {exc.strerror or exc}", err=True)
             failed = True
             continue
-        result = classify(raw, tokens=rt.tokens, mail_domain=rt.settings.mail_domain)
+        result = classify(raw, tokens=rt.tokens, mail_domain=rt.settings.mail_domain,
+                          authserv_id=rt.settings.inbound_authserv_id)
         line: dict[str, object] = {
             "file": name,
             "kind": result.kind,
@@ -42,10 +45,14 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
             "subscriber": result.subscriber_id,
             "list": result.list_id,
             "campaign": result.campaign_id,
+            # what ties it to us (token, message-id, dmarc, dkim); Message-IDs are only
+            # matched to the person they went to when the message is processed
+            "proof": result.proof.kinds(),
         }
         if evidence:
             line["confidence"] = result.confidence
             line["evidence"] = result.evidence
+            line["proof_detail"] = result.proof.as_dict()
         click.echo(json.dumps(line, ensure_ascii=False))
     if failed:
         sys.exit(1)

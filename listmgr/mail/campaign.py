@@ -306,8 +306,12 @@ class CampaignRenderer:
                 self._subjects[subject] = encoded_subject
         # The same attempt of the same row always gets the same Message-ID: the one message that
         # may go out twice after a crash can be recognized as one by the receiving side.
-        unique = secrets.token_hex(6) if test else f"{r.attempt}.{self.stamp}"
-        message_id = f"<{self.setup.campaign_id}.{r.delivery_id}.{unique}@{domain}>"
+        # A real recipient's Message-ID ends in our tag for its delivery row: a bounce,
+        # complaint or reply naming it proves it concerns this recipient (a test never does).
+        cid = self.setup.campaign_id
+        unique = secrets.token_hex(6) if test else (
+            f"{r.attempt}.{self.stamp}.{self.tokens.message_tag(cid, r.delivery_id)}")
+        message_id = f"<{cid}.{r.delivery_id}.{unique}@{domain}>"
         headers = [("From", self.from_header), ("To", mailbox(r.name, r.email)),
                    ("Subject", encoded_subject), ("Date", self.clock.date()),
                    ("Message-ID", message_id)]

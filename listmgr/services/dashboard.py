@@ -9,6 +9,7 @@ from sqlalchemy import and_, case, func, or_, select
 from listmgr.models import (Campaign, Delivery, Engagement, InboundMessage, MailingList,
                             Membership, MemberStatus, utcnow)
 from listmgr.runtime import Runtime
+from listmgr.services import inbound
 
 MAX_LISTS = 8
 
@@ -150,6 +151,6 @@ def totals(rt: Runtime) -> Totals:
             campaigns_sent=s.scalar(select(func.count(Campaign.id)).where(
                 Campaign.status == "sent")) or 0,
             inbox=s.scalar(select(func.count(InboundMessage.id)).where(
-                InboundMessage.kind == "other", InboundMessage.handled.is_(False))) or 0,
+                inbound.needs_human())) or 0,
             inbound_failed=s.scalar(select(func.count(InboundMessage.id)).where(
                 InboundMessage.status == "failed")) or 0)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -16,6 +16,8 @@ from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
 from listmgr.models import (Delivery, InboundMessage, Membership, MemberStatus, Outbox,
                             Subscriber, utcnow)
 from listmgr.runtime import Runtime
+from listmgr.services import inbound_proof, unsubscribe_requests
+from listmgr.services.inbound_proof import NO_PROOF
 from listmgr.services.subscriptions import Origin, record, suppress, unsubscribe_subscriber
 
 MAX_ATTEMPTS = 5
@@ -69,33 +71,67 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "",
 def _classify(rt: Runtime, row: InboundMessage) -> Classification:
     recipients = tuple(x for x in row.envelope_to.replace(",", " ").split() if x)
     return classify(row.raw, Envelope(sender=row.envelope_from, recipients=recipients),
-                    tokens=rt.tokens, mail_domain=rt.settings.mail_domain)
+                    tokens=rt.tokens, mail_domain=rt.settings.mail_domain,
+                    authserv_id=rt.settings.inbound_authserv_id)
 
 
-def _subscribers(s: Session, rt: Runtime, cls: Classification) -> list[Subscriber]:
-    """Whom the message is about: our token first, then the addresses it names."""
-    if cls.subscriber_id is not None:
-        sub = s.get(Subscriber, cls.subscriber_id)
-        return [sub] if sub is not None else []
-    addresses = [a.strip().lower() for a in cls.recipients if "@" in a][:20]
-    if not addresses:
-        return []
-    return list(s.scalars(select(Subscriber).where(Subscriber.email.in_(addresses))))
+@dataclass(frozen=True)
+class Outcome:
+    """What processing did: the action text, the proof, whom it concerns, mail to send."""
+
+    action: str
+    proof: str = ""
+    subscriber_id: int | None = None
+    list_id: int | None = None
+    campaign_id: int | None = None
+    outbox: tuple[int, ...] = ()
 
 
-def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification) -> tuple[str, list[int]]:
-    """Apply the classification; returns (action, outbox ids to send after commit)."""
-    origin = Origin(source=f"inbound-{cls.kind}", actor="inbound")
-    subs = _subscribers(s, rt, cls) if cls.kind in ("bounce", "complaint", "unsubscribe") else []
-    outbox: list[int] = []
-    detail = {"inbound_id": row.id, "message_id": row.message_id,
-              "authentication_results": cls.evidence.get("authentication_results")}
-    if cls.kind in ("autoreply",):
-        return "ignored (auto-reply)", outbox
+def needs_human() -> Any:
+    """Inbox condition: not understood, or a request that changed nobody for lack of proof."""
+    return (InboundMessage.handled.is_(False)) & (
+        (InboundMessage.kind == "other") | (InboundMessage.proof == NO_PROOF))
+
+
+def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification, *,
+         admin: bool) -> Outcome:
+    """Apply the classification to the person its proof names (a human's verdict is proof)."""
+    if cls.kind == "autoreply":
+        return Outcome("ignored (auto-reply)")
     if cls.kind == "other":
-        return "kept for a human", outbox
+        return Outcome("kept for a human")
+    if admin:
+        subs = inbound_proof.by_admin(s, cls)
+        proof = "admin"
+    else:
+        verdict = inbound_proof.judge(s, cls)
+        if verdict.subscriber_id is None and verdict.requester_id is not None:
+            sub = s.get(Subscriber, verdict.requester_id)
+            action, oid = unsubscribe_requests.ask(s, rt, row, sub,  # type: ignore[arg-type]
+                                                   auto_submitted=_auto_submitted(cls))
+            return Outcome(action, NO_PROOF, verdict.requester_id,
+                           outbox=(oid,) if oid else ())
+        if verdict.subscriber_id is None:
+            return Outcome(f"{verdict.reason}; nothing changed", NO_PROOF)
+        cls = replace(cls, subscriber_id=verdict.subscriber_id, list_id=verdict.list_id,
+                      campaign_id=verdict.campaign_id)
+        sub = s.get(Subscriber, verdict.subscriber_id)
+        subs = [sub] if sub is not None else []
+        proof = verdict.proof
     if not subs:
-        return f"no matching subscriber for {cls.kind}", outbox
+        return Outcome(f"no matching subscriber for {cls.kind}", proof)
+    done, outbox = _apply(s, rt, row, cls, subs, proof)
+    return Outcome("; ".join(done), proof, int(subs[0].id), cls.list_id,  # type: ignore[arg-type]
+                   cls.campaign_id, tuple(outbox))
+
+
+def _apply(s: Session, rt: Runtime, row: InboundMessage, cls: Classification,
+           subs: list[Subscriber], proof: str) -> tuple[list[str], list[int]]:
+    """Change the proven people; returns (what was done, outbox ids to send after commit)."""
+    origin = Origin(source=f"inbound-{cls.kind}", actor="inbound")
+    outbox: list[int] = []
+    detail = {"inbound_id": row.id, "message_id": row.message_id, "proof": proof,
+              "authentication_results": cls.evidence.get("authentication_results")}
     done = []
     for sub in subs:
         if cls.kind == "bounce":
@@ -107,7 +143,8 @@ def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification) -> t
             _flag_delivery(s, cls.campaign_id, sub.id, complained=True)
             done.append(f"{sub.email}: unsubscribed from all and suppressed (complaint)")
         elif cls.kind == "unsubscribe":
-            by_token = cls.subscriber_id is not None and cls.list_id is not None
+            by_token = cls.evidence.get("rule") == "unsubscribe-address" and \
+                cls.subscriber_id is not None and cls.list_id is not None
             changed = unsubscribe_subscriber(
                 s, sub, list_id=cls.list_id, origin=origin, campaign_id=cls.campaign_id,
                 inbound_id=row.id, everything=not by_token,
@@ -120,7 +157,7 @@ def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification) -> t
                 oid = _confirmation(s, sub, changed[0])
                 if oid:
                     outbox.append(oid)
-    return "; ".join(done), outbox
+    return done, outbox
 
 
 def _auto_submitted(cls: Classification) -> bool:
@@ -193,24 +230,21 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
                 [cls.evidence.get("from", "")] if cls.evidence.get("from") else []),
                 cls.subscriber_id, cls.list_id, cls.campaign_id,
                 {**cls.evidence, "reclassified_from": cls.kind}, 1.0)
-        action, outbox = _act(s, rt, row, cls)
+        outcome = _act(s, rt, row, cls, admin=force_kind is not None)
         row.kind = cls.kind
-        row.action = action[:200]
+        row.action = outcome.action[:200]
+        row.proof = outcome.proof
         row.evidence = {**cls.evidence, "confidence": cls.confidence,
-                        "recipients": list(cls.recipients), "action": action}
-        row.subscriber_id = cls.subscriber_id or _first_id(s, rt, cls)
-        row.list_id = cls.list_id
-        row.campaign_id = cls.campaign_id
+                        "recipients": list(cls.recipients), "action": outcome.action,
+                        "proof": {"verdict": outcome.proof or None, **cls.proof.as_dict()}}
+        row.subscriber_id = outcome.subscriber_id
+        row.list_id = outcome.list_id
+        row.campaign_id = outcome.campaign_id
         row.status = "processed"
         row.processed_at = utcnow()
         row.error = ""
-    for oid in outbox:
+    for oid in outcome.outbox:
         rt.enqueue("send_outbox", oid)
-
-
-def _first_id(s: Session, rt: Runtime, cls: Classification) -> int | None:
-    subs = _subscribers(s, rt, cls) if cls.kind in ("bounce", "complaint", "unsubscribe") else []
-    return int(subs[0].id) if subs else None  # type: ignore[arg-type]
 
 
 def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:
@@ -262,6 +296,7 @@ class InboundInfo:
     campaign_id: int | None
     evidence: dict[str, Any]
     subject: str
+    proof: str   # what tied it to us; "none": it changed nobody (see action for why)
 
 
 def _info(row: InboundMessage) -> InboundInfo:
@@ -273,12 +308,18 @@ def _info(row: InboundMessage) -> InboundInfo:
     return InboundInfo(int(row.id), row.received_at.isoformat(), row.message_id,  # type: ignore[arg-type]
                        row.envelope_from, row.envelope_to, row.size, row.status, row.kind,
                        row.action, row.handled, row.subscriber_id, row.campaign_id,
-                       dict(row.evidence or {}), subject)
+                       dict(row.evidence or {}), subject, row.proof)
 
 
 def list_messages(rt: Runtime, *, kind: str | None = None, handled: bool | None = None,
-                  offset: int = 0, limit: int = 50) -> tuple[list[InboundInfo], int]:
+                  offset: int = 0, limit: int = 50, inbox: bool = False,
+                  proof: str | None = None) -> tuple[list[InboundInfo], int]:
+    """Newest first; `inbox` keeps what waits for a human (see needs_human)."""
     query = select(InboundMessage)
+    if inbox:
+        query = query.where(needs_human())
+    if proof is not None:
+        query = query.where(InboundMessage.proof == proof)
     if kind:
         query = query.where(InboundMessage.kind == kind)
     if handled is not None:
@@ -308,5 +349,4 @@ def raw(rt: Runtime, message_id: int) -> bytes:
 def inbox_count(rt: Runtime) -> int:
     """Messages waiting for a human."""
     with rt.db.session() as s:
-        return s.scalar(select(func.count(InboundMessage.id)).where(
-            InboundMessage.kind == "other", InboundMessage.handled.is_(False))) or 0
+        return s.scalar(select(func.count(InboundMessage.id)).where(needs_human())) or 0

@@ -16,7 +16,7 @@ from listmgr.services.subscriptions import manage_token
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
 LIST_MAIL = {"already_subscribed"}
 # Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
-AUTO_REPLIES = {"unsubscribed"}
+AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
 
 
 def transport(rt: Runtime) -> Transport:
@@ -69,6 +69,11 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
         if row.kind in LIST_MAIL:
             unsubscribe_url = ctx["unsubscribe_url"]
             mailto = f"unsubscribe+{token}@{s.mail_domain}"
+    if row.kind == "unsubscribe_request" and sub is not None:
+        # the link that confirms an unsubscribe request that came by e-mail without proof
+        inbound_id = int(row.payload.get("inbound_id") or 0)
+        token = rt.tokens.unsubscribe_request(sub.id, inbound_id)  # type: ignore[arg-type]
+        ctx["request_url"] = rt.url(f"/u/request/{token}")
     ctx.update({k: v for k, v in row.payload.items() if isinstance(v, str)})
     subject, text, html = transactional.render(row.kind, ctx)
     auto = "auto-replied" if row.kind in AUTO_REPLIES else "auto-generated"

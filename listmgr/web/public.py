@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.models import FieldDef, Interest
-from listmgr.services import people, subscriptions
+from listmgr.services import people, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits
 from listmgr.web.extensions import client_ip, csrf, limiter
@@ -158,6 +158,23 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     view = subscriptions.unsubscribe(current_runtime(), token, everything=everything,
                                      origin=origin(source))
     return render_template("pages/public/unsubscribed.html", view=view, everything=everything)
+
+
+@bp.get("/u/request/<token>")
+@limits.token_link()
+def unsubscribe_request_page(token: str):  # type: ignore[no-untyped-def]
+    """Confirm an unsubscribe request that came by e-mail; GET changes nothing (scanners)."""
+    view = unsubscribe_requests.view(current_runtime(), token)
+    return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
+
+
+@bp.post("/u/request/<token>")
+@limits.token_link()
+def unsubscribe_request(token: str):  # type: ignore[no-untyped-def]
+    """The person confirms: unsubscribed from all lists at once; repeating it is harmless."""
+    view = unsubscribe_requests.confirm(current_runtime(), token,
+                                        origin=origin("reply-confirmed"))
+    return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
 
 
 @bp.get("/p/<token>")

@@ -11,10 +11,13 @@ per-language wording (`phrases`).
 Subscriber/list/campaign ids come from our signed tokens only (VERP bounces+TOKEN@, the
 List-Unsubscribe of an embedded original, unsubscribe+TOKEN@), never from a guessed address.
 Without a `Tokens` instance tokens are not verified and ids stay None.
+
+What ties a message to us (`Classification.proof`, module `proof`) is collected beside the
+kind: nothing acts on a person without it.
 """
 from __future__ import annotations
 
-from listmgr.mail.inbound.classification import KINDS, Classification, Envelope
+from listmgr.mail.inbound.classification import KINDS, Classification, Envelope, Proof
 from listmgr.mail.inbound.rules import classify
 
-__all__ = ["KINDS", "Classification", "Envelope", "classify"]
+__all__ = ["KINDS", "Classification", "Envelope", "Proof", "classify"]

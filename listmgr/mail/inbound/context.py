@@ -47,8 +47,9 @@ class Context:
     """One message being classified, with lazily computed views of it."""
 
     def __init__(self, raw: bytes, envelope: Envelope, tokens: Tokens | None,
-                 mail_domain: str) -> None:
+                 mail_domain: str, authserv_id: str = "") -> None:
         self.raw = raw
+        self.authserv_id = authserv_id  # the operator's MTA in Authentication-Results
         self.envelope = envelope
         self.tokens = tokens
         self.mail_domain = mail_domain

@@ -73,7 +73,10 @@ def sender_address(msg: Message, envelope: Envelope) -> str:
         value = header(msg, name)
         if value:
             try:
-                addr = parseaddr(value)[1]
+                # the address from the raw value: an encoded word is a display name, and
+                # "=?utf-8?q?victim=40example.org?= <eve@evil.example>" is Eve
+                addr = parseaddr(" ".join(_text(msg.get(name)).split()))[1]
+                addr = addr if "=?" not in addr else ""
             except Exception:  # noqa: BLE001
                 addr = ""
             found = addresses(addr) or addresses(value)

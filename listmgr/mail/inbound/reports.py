@@ -31,7 +31,11 @@ def rule_ses(ctx: Context) -> Classification | None:
     verp = find_tokens(ctx, "bounces", [str(mail.get("source", ""))]
                        + [h for h in mail_headers if h.lower().startswith("return-path:")])
     unsub = [t for v in lu for t in TOKEN_URL_RE.findall(v) + find_tokens(ctx, "unsubscribe", [v])]
-    ev: dict = {"ses_type": ntype}
+    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    ev: dict = {"ses_type": ntype, "original_message_ids": [
+        str(v) for v in [common.get("messageId")] + [
+            h.split(":", 1)[1] for h in mail_headers if h.lower().startswith("message-id:")]
+        if v][:10]}
     if ntype == "Bounce":
         b = data.get("bounce") or {}
         recips = [str(r.get("emailAddress", "")) for r in b.get("bouncedRecipients") or []

@@ -14,11 +14,15 @@ The first rule that fits wins:
  8. a human reply whose subject or first own lines ask to unsubscribe
                                                          -> unsubscribe          unsubscribe
  9. everything else                                      -> other
+
+Then `proof.attach` adds what ties a bounce, complaint or unsubscribe request to us; the
+kind never depends on it, the action does (services/inbound.py).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from listmgr.mail.inbound import proof
 from listmgr.mail.inbound.autoreply import rule_autoreply
 from listmgr.mail.inbound.bounces import rule_bounce
 from listmgr.mail.inbound.classification import Classification, Envelope
@@ -38,18 +42,21 @@ RULES = (rule_ses, rule_arf, rule_dsn, rule_provider_complaint, rule_unsubscribe
 
 
 def classify(raw: bytes, envelope: Envelope | None = None, *, tokens: Tokens | None = None,
-             mail_domain: str = "") -> Classification:
-    """Classify raw RFC 5322 bytes. Never raises."""
+             mail_domain: str = "", authserv_id: str = "") -> Classification:
+    """Classify raw RFC 5322 bytes, with the proof tying it to us (see `proof`). Never raises.
+
+    `authserv_id` names the operator's MTA in Authentication-Results ("" trusts none)."""
     try:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             return Classification("other", evidence={"rule": "not-bytes"}, confidence=0.0)
-        ctx = Context(bytes(raw), envelope or Envelope(), tokens, (mail_domain or "").lower())
+        ctx = Context(bytes(raw), envelope or Envelope(), tokens, (mail_domain or "").lower(),
+                      authserv_id or "")
         for rule in RULES:
             result = rule(ctx)
             if result is not None:
-                return result
+                return proof.attach(ctx, result)
         return ctx.result("other", rule="no-rule", confidence=0.5)
     except Exception as exc:  # noqa: BLE001 - classification must never fail
         return Classification("other", evidence={"rule": "error", "error": repr(exc)[:300]},

@@ -29,29 +29,36 @@ def find_tokens(ctx: Context, kind: str, texts: list[str]) -> list[str]:
 
 def read_tokens(ctx: Context, bounce_tokens: list[str], unsub_tokens: list[str],
                 evidence: dict) -> tuple[int | None, int | None, int | None]:
-    """(subscriber, list, campaign) from the first token that verifies."""
+    """(subscriber, list, campaign) from the first token that verifies; every subscriber a
+    verified token names goes to evidence["token_subscribers"] (proof must not disagree)."""
     if not bounce_tokens and not unsub_tokens:
         return None, None, None
     evidence["token_found"] = True
     if ctx.tokens is None:
         evidence["token_verified"] = None
         return None, None, None
-    for tok in bounce_tokens:
+    first: tuple[int | None, int | None, int | None] | None = None
+    named: list[int] = []
+    for kind, tok in [("bounce", t) for t in bounce_tokens[:10]] + [
+            ("unsubscribe", t) for t in unsub_tokens[:10]]:
         try:
-            sid, cid, lid = ctx.tokens.read_bounce(tok)
-            evidence["token_verified"] = "bounce"
-            return sid, lid, cid
+            if kind == "bounce":
+                sid, cid, lid = ctx.tokens.read_bounce(tok)
+            else:
+                t = ctx.tokens.read_unsubscribe(tok)
+                sid, lid, cid = t.subscriber_id, t.list_id, t.campaign_id
         except Exception:  # noqa: BLE001 - TokenInvalid and anything odd
             continue
-    for tok in unsub_tokens:
-        try:
-            t = ctx.tokens.read_unsubscribe(tok)
-            evidence["token_verified"] = "unsubscribe"
-            return t.subscriber_id, t.list_id, t.campaign_id
-        except Exception:  # noqa: BLE001
-            continue
-    evidence["token_verified"] = False
-    return None, None, None
+        if first is None:
+            first = (sid, lid, cid)
+            evidence["token_verified"] = kind
+        if sid and sid not in named:  # 0: a test message, nobody
+            named.append(sid)
+    if first is None:
+        evidence["token_verified"] = False
+        return None, None, None
+    evidence["token_subscribers"] = named
+    return first
 
 
 def original_tokens(ctx: Context, extra_mail_from: Iterable[str] = ()

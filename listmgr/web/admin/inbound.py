@@ -15,7 +15,7 @@ from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
 from listmgr.web.mailview import SANDBOX_CSP
 
-VIEWS = {"inbox": ("other", False), "all": (None, None), "handled": (None, True)}
+VIEWS = {"inbox": (None, None), "all": (None, None), "handled": (None, True)}
 
 
 def _parse(raw: bytes) -> EmailMessage | None:
@@ -48,7 +48,7 @@ def inbound():  # type: ignore[no-untyped-def]
     if kind and kind not in inbound_service.KINDS:
         raise ValidationError("unknown kind", field="kind")
     items, total = inbound_service.list_messages(
-        current_runtime(), kind=kind or default_kind, handled=handled,
+        current_runtime(), kind=kind or default_kind, handled=handled, inbox=view == "inbox",
         offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
     return render_template("pages/admin/inbound.html", items=items, view=view, kind=kind or "",
                            kinds=inbound_service.KINDS,

@@ -17,6 +17,7 @@ Kind = Literal["bounce", "complaint", "autoreply", "unsubscribe", "other"]
 class InboundQuery(Page):
     kind: Kind | None = None
     handled: bool | None = None
+    proof: Literal["none", "token", "message-id", "dmarc", "dkim", "link", "admin"] | None = None
 
 
 class Reclassify(BaseModel):
@@ -35,15 +36,17 @@ class InboundOut(BaseModel):
     kind: str
     action: str
     status: str
+    proof: str   # what tied it to us; "none": it changed nobody, `action` says why
 
 
 @route("/inbound", permission="inbound:read", query=InboundQuery, tag="inbound")
 def list_inbound():  # type: ignore[no-untyped-def]
-    """Inbound messages, newest first, with kind, action taken and evidence."""
+    """Inbound messages, newest first, with kind, action taken, proof and evidence;
+    `proof=none` lists what changed nobody for lack of proof."""
     q = parse_query(InboundQuery)
     offset, limit = q.bounds()
     items, total = inbound.list_messages(current_runtime(), kind=q.kind, handled=q.handled,
-                                         offset=offset, limit=limit)
+                                         proof=q.proof, offset=offset, limit=limit)
     return paginated([asdict(x) for x in items], total, q)
 
 
