@@ -12,7 +12,7 @@ from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.services import campaigns as campaigns_service, dashboard
 from listmgr.services import lists as lists_service, segments
 from listmgr.web.admin import _ui, bp, charts
-from listmgr.web.auth import principal, require
+from listmgr.web.auth import principal, require, shown_count
 from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
@@ -50,7 +50,7 @@ def _compose(info: Any, values: dict[str, Any], *, errors: dict[str, str] | None
     audience = None
     if info is not None:
         try:
-            audience = campaigns_service.audience(rt, info.id)
+            audience = shown_count(campaigns_service.audience(rt, info.id))
         except ListmgrError:
             audience = None
     return render_template(

@@ -13,7 +13,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
-from listmgr.web.auth import may
+from listmgr.web.auth import personal, shown_count
 
 
 class _Content(BaseModel):
@@ -108,7 +108,8 @@ class StatusOut(BaseModel):
 
 
 def _out(campaign_id: int, *, timeline: bool = False) -> Any:
-    return asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline))
+    return asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline,
+                                personal=personal()))
 
 
 def _state(campaign_id: int) -> dict[str, Any]:
@@ -121,7 +122,8 @@ def all_campaigns():  # type: ignore[no-untyped-def]
     """Campaigns, newest first, with their progress."""
     page = parse_query(Page)
     offset, limit = page.bounds()
-    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit)
+    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit,
+                                           personal=personal())
     return paginated([asdict(x) for x in items], total, page)
 
 
@@ -140,9 +142,9 @@ def create_campaign():  # type: ignore[no-untyped-def]
 def count_audience():  # type: ignore[no-untyped-def]
     """How many people lists (+ segment) would reach right now."""
     body = parse_body(AudienceIn)
-    return jsonify(count=campaigns.count_audience(
+    return jsonify(shown_count(campaigns.count_audience(
         current_runtime(), lists=body.lists, segment=body.segment, segment_id=body.segment_id,
-        personal=may("people:read")))
+        personal=personal())).as_json())
 
 
 @route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,
@@ -174,7 +176,7 @@ def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 @route("/campaigns/<int:campaign_id>/audience", permission="campaigns:read", tag="campaigns")
 def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
     """The audience now (before sending) or as it was fixed at the start."""
-    return jsonify(count=campaigns.audience(current_runtime(), campaign_id))
+    return jsonify(shown_count(campaigns.audience(current_runtime(), campaign_id)).as_json())
 
 
 @route("/campaigns/<int:campaign_id>/preview", ["GET", "POST"], permission="campaigns:write",

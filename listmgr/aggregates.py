@@ -1,0 +1,36 @@
+"""Counts as shown to a role: exact for those who may see people, k-anonymous for the others."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count as one role may see it: the number, or only that it is under the threshold."""
+
+    value: int | None            # None: fewer than `fewer_than` (0 included)
+    fewer_than: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """{"count": N}, or {"count": null, "fewer_than": K} for a small count kept back."""
+        if self.value is not None:
+            return {"count": self.value}
+        return {"count": None, "fewer_than": self.fewer_than}
+
+    @property
+    def label(self) -> str:
+        """For a page: "1,234" or "fewer than 10"."""
+        return f"{self.value:,}" if self.value is not None else f"fewer than {self.fewer_than}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def shown(n: int, *, personal: bool, threshold: int) -> Count:
+    """The count as a caller sees it. Without access to personal data every count under the
+    threshold (0 too: "none" vs "one" tells as much as the number) reads the same, so no rule
+    can be narrowed until it answers a question about one person."""
+    if personal or threshold <= 0 or n >= threshold:
+        return Count(int(n))
+    return Count(None, threshold)
