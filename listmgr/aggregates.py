@@ -34,3 +34,20 @@ def shown(n: int, *, personal: bool, threshold: int) -> Count:
     if personal or threshold <= 0 or n >= threshold:
         return Count(int(n))
     return Count(None, threshold)
+
+
+def small_group(size: int, *, personal: bool, threshold: int) -> bool:
+    """Whether the figures of a group of `size` people (a campaign's audience) are withheld from
+    this reader: its outcomes (who bounced, opened, unsubscribed) would be about so few people
+    that they read as facts about persons."""
+    return not personal and threshold > 0 and size < threshold
+
+
+def withheld(figures: dict[str, Any], threshold: int) -> dict[str, Any]:
+    """A small group's figures: every number null, no timeline, and "fewer_than"."""
+    out = {k: None if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+           for k, v in figures.items()}
+    if "timeline" in out:
+        out["timeline"] = []
+    out["fewer_than"] = threshold
+    return out

@@ -204,3 +204,46 @@ def test_counting_without_access_to_people_in_the_service_too(town):  # type: ig
     with pytest.raises(Forbidden):
         campaigns.count_audience(town, lists=["news"], personal=False,
                                  segment={"field": "phone", "op": "contains", "value": "1"})
+
+
+def _sent(rt, name: str, rules) -> int:  # type: ignore[no-untyped-def]
+    from tests.campaign_support import wait_status
+    from tests.conftest import drain
+
+    cid = campaign(rt, name=name, segment=rules)
+    campaigns.start(rt, cid, actor="tests")
+    drain(rt)
+    wait_status(rt, cid)
+    return cid
+
+
+def test_a_small_campaigns_figures_are_withheld_from_an_analyst(town, client, sink, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    rt = town
+    pros = _sent(rt, "To the pros", {"field": "plan", "op": "eq", "value": "pro"})   # 3 people
+    everyone = _sent(rt, "To everyone", None)                                         # 12
+    analyst, editor = _bearer(rt, "analyst"), _bearer(rt, "editor")
+    for path in (f"/api/campaigns/{pros}", f"/api/campaigns/{pros}/stats"):
+        body = client.get(path, headers=analyst).json
+        figures = body.get("stats", body)
+        assert figures["fewer_than"] == 10
+        assert all(figures[k] is None for k in ("audience", "sent", "failed", "bounced",
+                                                 "unsubscribed"))
+        assert figures.get("timeline", []) == []
+    assert client.get(f"/api/campaigns/{pros}/audience", headers=analyst).json == {
+        "count": None, "fewer_than": 10}
+    listing = {c["id"]: c["stats"] for c in client.get("/api/campaigns",
+                                                         headers=analyst).json["items"]}
+    assert listing[pros]["sent"] is None and listing[everyone]["sent"] == 12
+    assert client.get(f"/api/campaigns/{everyone}/stats", headers=analyst).json["sent"] == 12
+    assert client.get(f"/api/campaigns/{pros}/stats", headers=editor).json["sent"] == 3
+    session_login(client, rt, accounts_by_role["analyst"])
+    page = client.get(f"/admin/campaigns/{pros}/stats")
+    assert page.status_code == 200 and 'id="withheld"' in page.text
+    assert 'data-field="sent"' not in page.text
+    progress = client.get(f"/admin/campaigns/{pros}/progress.json").json
+    assert progress["sent"] is None and progress["audience"] is None
+    assert "fewer than 10 recipients" in client.get("/admin/campaigns").text
+    assert "fewer than 10 recipients" in client.get("/admin/").text
+    assert 'id="withheld"' not in client.get(f"/admin/campaigns/{everyone}/stats").text
+    session_login(client, rt, accounts_by_role["editor"])
+    assert 'id="withheld"' not in client.get(f"/admin/campaigns/{pros}/stats").text

@@ -147,6 +147,19 @@ def shown_count(n: int) -> Count:
                             threshold=current_runtime().settings.aggregate_min_count)
 
 
+def withholds(size: int) -> bool:
+    """Whether a group of `size` people is too small for this request to see its figures."""
+    return aggregates.small_group(size, personal=personal(),
+                                  threshold=current_runtime().settings.aggregate_min_count)
+
+
+def shown_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's figures as this request may see them (withheld for a small audience)."""
+    if not withholds(int(stats.get("audience") or 0)):
+        return stats
+    return aggregates.withheld(stats, current_runtime().settings.aggregate_min_count)
+
+
 def client_ip() -> str:
     return (request.remote_addr or "")[:64]
 

@@ -129,13 +129,14 @@ def import_start():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     token = _ui.text("token")
     path = _upload_path(token)
-    columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(path))]
-    pairs = [(col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns)
-             if col]
     values = {"filename": _ui.text("filename")[:500], "list_slug": _ui.text("list") or None,
               "mode": _ui.text("mode", "upsert"), "consent": _ui.text("consent")}
+    columns: list[str] = []
     mapping: dict[str, str] = {}
     try:
+        columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(path))]
+        pairs = [(col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns)
+                 if col]
         try:   # checked like the API's mapping: a posted form is as untrusted as JSON
             mapping = importrows.parse_mapping(pairs)
         except importrows.MappingError as exc:

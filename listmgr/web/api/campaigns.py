@@ -13,7 +13,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
-from listmgr.web.auth import personal, shown_count
+from listmgr.web.auth import personal, shown_count, shown_stats
 
 
 class _Content(BaseModel):
@@ -64,12 +64,15 @@ class CampaignPatch(_Content):
 
 
 class StatsOut(BaseModel):
+    """null figures with "fewer_than": withheld from a role without access to people because
+    the audience is smaller than that."""
     model_config = ConfigDict(extra="allow")
-    audience: int
-    sent: int
-    failed: int
-    skipped: int
-    remaining: int
+    audience: int | None
+    sent: int | None
+    failed: int | None
+    skipped: int | None
+    remaining: int | None
+    fewer_than: int | None = None
 
 
 class CampaignOut(BaseModel):
@@ -108,8 +111,13 @@ class StatusOut(BaseModel):
 
 
 def _out(campaign_id: int, *, timeline: bool = False) -> Any:
-    return asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline,
-                                personal=personal()))
+    return _shown(asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline,
+                                       personal=personal())))
+
+
+def _shown(info: dict[str, Any]) -> dict[str, Any]:
+    """A campaign as this caller may see it: a small audience's figures are withheld."""
+    return {**info, "stats": shown_stats(info["stats"])}
 
 
 def _state(campaign_id: int) -> dict[str, Any]:
@@ -124,7 +132,7 @@ def all_campaigns():  # type: ignore[no-untyped-def]
     offset, limit = page.bounds()
     items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit,
                                            personal=personal())
-    return paginated([asdict(x) for x in items], total, page)
+    return paginated([_shown(asdict(x)) for x in items], total, page)
 
 
 @route("/campaigns", ["POST"], permission="campaigns:write", body=CampaignIn,
@@ -249,4 +257,4 @@ def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
 def stats(campaign_id: int):  # type: ignore[no-untyped-def]
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
     unsubscribed (attributed by the token's campaign), remaining."""
-    return jsonify(asdict(campaigns.stats(current_runtime(), campaign_id)))
+    return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))
