@@ -55,8 +55,7 @@ def limit_of(table: str, column: Any) -> int | None:
     return getattr(column.type, "length", None) or TEXT_LIMITS.get((table, column.key))
 
 
-def check_text(table: str, key: str, value: str, limit: int | None, *,
-               one_line: bool = False) -> None:
+def check_text(key: str, value: str, limit: int | None, *, one_line: bool = False) -> None:
     """Raise ValidationError naming `key` when value does not fit the column."""
     if limit is not None and len(value) > limit:
         raise ValidationError(f"{key} must be at most {limit:,} characters "
@@ -75,12 +74,14 @@ def check_row(obj: Any) -> None:
     table = getattr(mapper.local_table, "name", "")
     for attr in mapper.column_attrs:
         column = attr.columns[0]
-        value = state.attrs[attr.key].value
+        if state.persistent:   # only what changed, and nothing loaded to find out
+            added = state.attrs[attr.key].history.added
+            value = added[0] if added else None
+        else:
+            value = state.dict.get(attr.key)
         if not isinstance(value, str):
             continue
-        if state.persistent and not state.attrs[attr.key].history.has_changes():
-            continue
-        check_text(table, FIELD_NAMES.get((table, attr.key), attr.key), value,
+        check_text(FIELD_NAMES.get((table, attr.key), attr.key), value,
                    limit_of(table, column), one_line=attr.key in ONE_LINE.get(table, ()))
 
 

@@ -47,8 +47,7 @@ def inbound():  # type: ignore[no-untyped-def]
 def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
     """One message: what it was taken for and why, its text, headers and source."""
     rt = current_runtime()
-    info = inbound_service.get(rt, message_id)
-    raw = inbound_service.raw(rt, message_id)
+    info, raw = inbound_service.get_with_raw(rt, message_id)
     # compat32 parses a part ten times faster than the default policy, and at most
     # MAX_PARTS parts are parsed: a message of 100,000 parts opens as fast as one of 200.
     msg, parts, cut = message.structure(raw)

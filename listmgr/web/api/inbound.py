@@ -54,9 +54,9 @@ def get_inbound(message_id: int):  # type: ignore[no-untyped-def]
     """One inbound message, with the outline of its parts (at most 200: "parts_cut" says
     whether there were more)."""
     rt = current_runtime()
-    info = asdict(inbound.get(rt, message_id))
-    _, parts, cut = message.structure(inbound.raw(rt, message_id))
-    return jsonify(**info, parts=parts, parts_cut=cut)
+    info, raw = inbound.get_with_raw(rt, message_id)
+    _, parts, cut = message.structure(raw)
+    return jsonify(**asdict(info), parts=parts, parts_cut=cut)
 
 
 @route("/inbound/<int:message_id>/raw", permission="inbound:read", tag="inbound")
