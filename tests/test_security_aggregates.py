@@ -247,3 +247,23 @@ def test_a_small_campaigns_figures_are_withheld_from_an_analyst(town, client, si
     assert 'id="withheld"' not in client.get(f"/admin/campaigns/{everyone}/stats").text
     session_login(client, rt, accounts_by_role["editor"])
     assert 'id="withheld"' not in client.get(f"/admin/campaigns/{pros}/stats").text
+
+
+def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+    rt = town
+    make_list(rt, "vip")
+    person(rt, "solo@example.org", ["vip"])   # one person on a list of their own
+    analyst, editor = _bearer(rt, "analyst"), _bearer(rt, "editor")
+    got = client.get("/api/lists/vip", headers=analyst).json
+    assert got["counts"]["confirmed"] is None and got["fewer_than"] == 10
+    assert client.get("/api/lists/news", headers=analyst).json["counts"]["confirmed"] == 12
+    listing = {x["slug"]: x for x in client.get("/api/lists", headers=analyst).json["items"]}
+    assert listing["vip"]["counts"]["confirmed"] is None
+    assert client.get("/api/lists/vip", headers=editor).json["counts"]["confirmed"] == 1
+    session_login(client, rt, accounts_by_role["analyst"])
+    page = client.get("/admin/lists/vip").text
+    assert "fewer than 10" in page
+    dashboard = client.get("/admin/").text
+    assert re.search(r'id="stat-confirmed">13<', dashboard)   # 13 distinct people confirmed
+    chart = client.get("/admin/charts/growth.svg").get_data(as_text=True)
+    assert "Vip" not in chart and "News" in chart
