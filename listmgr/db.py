@@ -8,11 +8,12 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
-from listmgr import resource_dir
+from listmgr import limits, resource_dir
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
 _engines: dict[str, Engine] = {}
+limits.install()   # every flush checks the text it writes (listmgr.limits)
 _lock = threading.Lock()
 
 

@@ -11,7 +11,7 @@ from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT
@@ -31,6 +31,7 @@ _AUTO = {
     "interests": {"interests", "interest", "tags", "topics"},
 }
 _SPLIT = re.compile(r"[|;,]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # a spreadsheet may run such a cell
 _FORMULA_GUARD = tuple("'" + c for c in FORMULA_STARTS)  # what our exports write before them
 _DOMAIN_CACHE_LIMIT = 100_000
@@ -60,22 +61,43 @@ def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def parse_mapping(text: str | Mapping[str, str] | None) -> dict[str, str]:
-    """'Column=target,Other=fields.key' (or a mapping) -> {column: target}."""
+MAX_MAPPED = 500       # columns a mapping may name
+MAX_COLUMN_NAME = 200  # characters of a column name in a mapping
+
+
+def parse_mapping(text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | None
+                  ) -> dict[str, str]:
+    """'Column=target,Other=fields.key' (or a mapping, or (column, target) pairs) ->
+    {column: target}; every way in is checked alike (names, sizes, a column named twice)."""
     if not text:
         return {}
-    if isinstance(text, Mapping):
-        return {str(k).strip(): str(v).strip() for k, v in text.items()}
+    if isinstance(text, str):
+        pairs: list[tuple[Any, Any]] = []
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            column, sep, target = part.rpartition("=")
+            if not sep or not column.strip():
+                raise MappingError(f"mapping entries look like Column=target, not "
+                                   f"{part.strip()[:100]!r}")
+            pairs.append((column, target))
+    else:
+        pairs = list(text.items()) if isinstance(text, Mapping) else list(text)
+    if len(pairs) > MAX_MAPPED:
+        raise MappingError(f"a mapping names at most {MAX_MAPPED} columns")
     out: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        column, sep, target = part.rpartition("=")
-        if not sep or not column.strip():
-            raise MappingError(f"mapping entries look like Column=target, not {part.strip()!r}")
-        if column.strip().lower() in (c.lower() for c in out):
-            raise MappingError(f"the mapping names the column {column.strip()!r} twice")
-        out[column.strip()] = target.strip()
+    for column, target in pairs:
+        if not isinstance(column, str) or not isinstance(target, str):
+            raise MappingError("a mapping pairs column names with targets, both text")
+        column, target = column.strip(), target.strip()
+        if not column or len(column) > MAX_COLUMN_NAME or _CONTROL.search(column):
+            raise MappingError(f"a column name in the mapping is one line of 1 to "
+                               f"{MAX_COLUMN_NAME} characters")
+        if len(target) > MAX_COLUMN_NAME or _CONTROL.search(target):
+            raise MappingError(f"unknown target {target[:100]!r} for column {column!r}")
+        if column.lower() in (c.lower() for c in out):
+            raise MappingError(f"the mapping names the column {column!r} twice")
+        out[column] = target
     return out
 
 

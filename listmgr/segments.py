@@ -456,3 +456,28 @@ def audience(lists: Sequence[str], rules: Any, *,
     return and_(compile_rules(rules, fields=fields, now=now, interests=interests,
                               lists=known_lists, path=path),
                 confirmed, not_(suppressed), awake)
+
+
+HIDDEN = "•••"   # what a masked rule value reads as
+
+
+def masked(rules: Any, hidden_fields: Collection[str]) -> Any:
+    """A copy of a rule tree whose values on ``hidden_fields`` (and every activity property
+    filter: free text) read HIDDEN, for a reader without access to personal data."""
+    if isinstance(rules, list):
+        return [masked(x, hidden_fields) for x in rules]
+    if not isinstance(rules, dict):
+        return rules
+    out = {k: masked(v, hidden_fields) if k in _GROUPS else v for k, v in rules.items()}
+    if out.get("field") in hidden_fields and "value" in out:
+        value = out["value"]
+        out["value"] = [HIDDEN for _ in value] if isinstance(value, list) else HIDDEN
+    if "event" in out and isinstance(out.get("where"), dict):
+        out["where"] = {k: HIDDEN for k in out["where"]}
+    return out
+
+
+def valued(rules: Any, keys: Collection[str]) -> set[str]:
+    """The keys among ``keys`` whose values a rule tree tests (anything but "exists")."""
+    return {node["field"] for node in _conditions(rules)
+            if node.get("field") in keys and node.get("op") != "exists"}

@@ -48,6 +48,7 @@ class Settings:
     subscribe_rate_limit_email: str = "5/hour"
     max_form_bytes: int = 65536
     max_inbound_bytes: int = 10 * 1024 * 1024
+    aggregate_min_count: int = 10
     worker_threads: int = 4
     sweep_seconds: int = 30
     send_rate: float = 0.0

@@ -212,8 +212,10 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
         if status == 403:
             assert "needs access to personal data" in resp.json["error"]["message"]
         aggregate = {"field": "plan", "op": "eq", "value": "free"}
+        # a small count reads only "fewer than 10" without access to people
+        small = {"count": 2} if role == "editor" else {"count": None, "fewer_than": 10}
         resp = client.post("/api/segments/count", json={"rules": aggregate}, headers=headers)
-        assert resp.status_code == 200 and resp.json == {"count": 2}
+        assert resp.status_code == 200 and resp.json == small
         # nor through a campaign's audience, inline or with a saved segment
         resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
                                                             "segment": probe}, headers=headers)
@@ -223,7 +225,7 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
         assert resp.status_code == status, resp.json
         resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
                                                             "segment": aggregate}, headers=headers)
-        assert resp.status_code == 200 and resp.json == {"count": 2}
+        assert resp.status_code == 200 and resp.json == small
 
 
 def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):  # type: ignore[no-untyped-def]

@@ -71,9 +71,21 @@ def inbound_command(recipient: str, sender: str) -> None:
     from listmgr.errors import ListmgrError, TooLarge, ValidationError
     from listmgr.services import inbound
 
-    raw = sys.stdin.buffer.read()
+    from listmgr.settings import load_settings
+
     try:
-        rt = runtime.build(migrate=False)
+        settings = load_settings()
+    except ListmgrError as exc:
+        click.echo(f"listmgr: {exc.message}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    # Read one byte past the limit, never the whole of an endless pipe: too long is refused.
+    raw = sys.stdin.buffer.read(settings.max_inbound_bytes + 1)
+    if len(raw) > settings.max_inbound_bytes:
+        click.echo(f"listmgr: the message is larger than {settings.max_inbound_bytes} bytes",
+                   err=True)
+        sys.exit(EX_DATAERR)
+    try:
+        rt = runtime.build(settings=settings, migrate=False)
         stored = inbound.store(rt, raw, envelope_from=sender, envelope_to=recipient)
     except (ValidationError, TooLarge) as exc:
         click.echo(f"listmgr: {exc.message}", err=True)

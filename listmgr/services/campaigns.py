@@ -15,7 +15,7 @@ from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
 from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldDef, Segment,
-                            Subscriber, by_id, utcnow)
+                            by_id, utcnow)
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
@@ -62,15 +62,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _info(s: Session, row: Campaign, *, timeline: bool = False) -> CampaignInfo:
+def _info(s: Session, row: Campaign, *, timeline: bool = False,
+          personal: bool = True) -> CampaignInfo:
+    from listmgr.services.segments import shown_rules
+
     counts = asdict(stats_of(s, row, timeline=timeline))
     if not timeline:
         counts.pop("timeline")
     return CampaignInfo(int(row.id), row.name, row.subject, row.preheader,  # type: ignore[arg-type]
                         row.from_name, row.from_email, row.reply_to, row.content_format,
                         row.body, row.text, row.layout, list(row.lists or []),
-                        row.segment_rules, row.segment_id, row.status, row.status_reason,
-                        _iso(row.scheduled_at),
+                        shown_rules(s, row.segment_rules, personal=personal), row.segment_id,
+                        row.status, row.status_reason, _iso(row.scheduled_at),
                         _iso(row.started_at), _iso(row.finished_at), row.created_at.isoformat(),
                         row.updated_at.isoformat(), row.created_by, counts)
 
@@ -211,20 +214,22 @@ def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
         _audit(s, actor, "campaign.delete", campaign_id)
 
 
-def get(rt: Runtime, campaign_id: int, *, timeline: bool = False) -> CampaignInfo:
+def get(rt: Runtime, campaign_id: int, *, timeline: bool = False,
+        personal: bool = True) -> CampaignInfo:
+    """One campaign (personal=False: segment values that could name someone masked)."""
     with rt.db.session() as s:
-        return _info(s, get_row(s, campaign_id), timeline=timeline)
+        return _info(s, get_row(s, campaign_id), timeline=timeline, personal=personal)
 
 
 def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
-                  limit: int = 50) -> tuple[list[CampaignInfo], int]:
+                  limit: int = 50, personal: bool = True) -> tuple[list[CampaignInfo], int]:
     with rt.db.session() as s:
         query = select(Campaign)
         if status:
             query = query.where(Campaign.status == status)
         total = int(s.scalar(select(func.count()).select_from(query.subquery())) or 0)
         rows = s.scalars(query.order_by(Campaign.id.desc()).offset(offset).limit(limit))
-        return [_info(s, r) for r in rows], total
+        return [_info(s, r, personal=personal) for r in rows], total
 
 
 def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any] | None = None,
@@ -237,19 +242,20 @@ def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any]
         resolve_lists(s, list(lists))
         rules = _rules(s, segment_id, segment)
         if not personal:
-            segments.refuse_identifying(rules)
-        where = _audience_where(s, lists, rules)
-        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+            segments.refuse_identifying(s, rules)
+        return segments.counted(s, _audience_where(s, lists, rules))
 
 
 def audience(rt: Runtime, campaign_id: int) -> int:
     """The campaign's audience now (before sending) or as materialized (after)."""
+    from listmgr.services import segments
+
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         if row.status not in (S.draft.value, S.scheduled.value):
             return row.audience
         where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
-        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+        return segments.counted(s, where)
 
 
 # -- lifecycle -------------------------------------------------------------------------------

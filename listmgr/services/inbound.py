@@ -338,6 +338,15 @@ def get(rt: Runtime, message_id: int) -> InboundInfo:
         return _info(row)
 
 
+def get_with_raw(rt: Runtime, message_id: int) -> tuple[InboundInfo, bytes]:
+    """One message and its raw source, read once (a message may be megabytes)."""
+    with rt.db.session() as s:
+        row = s.get(InboundMessage, message_id)
+        if row is None:
+            raise NotFound("no such inbound message")
+        return _info(row), bytes(row.raw)
+
+
 def raw(rt: Runtime, message_id: int) -> bytes:
     with rt.db.session() as s:
         row = s.get(InboundMessage, message_id)

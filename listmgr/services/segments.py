@@ -61,38 +61,59 @@ COUNT_SECONDS = 30   # PostgreSQL: a live count that takes longer is stopped
 IDENTIFYING = frozenset({"email", "name"})
 
 
-def refuse_identifying(rules: Any) -> None:
-    """For callers without access to personal data: rules may not pick people by address or
-    name (one person's membership and field values could be read off counts of one)."""
-    named = compiler.references(rules)[0] & IDENTIFYING
+def refuse_identifying(s: Session, rules: Any) -> None:
+    """For callers without access to personal data: rules may not test an address, a name or
+    a free-text field (a phone number is found digit by digit with "contains", and "not"
+    turns any answer into its complement), only whether such a field is filled in."""
+    named = compiler.valued(rules, hidden_fields(s))
     if named:
-        raise Forbidden(f"counting by {' or '.join(sorted(named))} needs access to personal "
-                        "data", field="rules")
+        raise Forbidden(f"counting by {', '.join(sorted(named))} needs access to personal "
+                        "data (without it, a rule may only ask whether such a field exists)",
+                        field="rules")
 
 
 def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = True) -> int:
     """How many subscribers the lists + rules select right now (personal=False: for a caller
-    without access to personal data, see refuse_identifying)."""
-    if not personal:
-        refuse_identifying(rules)
+    without access to personal data, see refuse_identifying; the caller shows the number
+    through listmgr.aggregates)."""
     with rt.db.session() as s:
-        where = expression(s, lists=lists, rules=rules)
-        if s.get_bind().dialect.name == "postgresql":
-            # A count is asked for while typing, by anyone who may edit segments: it may not
-            # hold a connection for long. Counting "at least N events" groups ~100k event
-            # rows; 4 MB would spill to disk. One process per count: live counts come often
-            # and side by side, and parallel workers only queue for the same cores (measured
-            # on 2 cores: 200 ms -> 150 ms).
-            s.execute(text(f"SET LOCAL statement_timeout = '{COUNT_SECONDS}s'"))
-            s.execute(text("SET LOCAL work_mem = '64MB'"))
-            s.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-        try:
-            return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "57014":   # PostgreSQL's query_canceled
-                raise
-            raise ValidationError(f"counting this segment took longer than {COUNT_SECONDS} s; "
-                                  "make its rules simpler", field="rules") from None
+        if not personal:
+            refuse_identifying(s, rules)
+        return counted(s, expression(s, lists=lists, rules=rules))
+
+
+def counted(s: Session, where: ColumnElement[bool]) -> int:
+    """Count the subscribers `where` selects, bounded in time and memory on PostgreSQL (every
+    count a caller can ask for while typing goes through here)."""
+    if s.get_bind().dialect.name == "postgresql":
+        # A count is asked for while typing, by anyone who may edit segments: it may not
+        # hold a connection for long. Counting "at least N events" groups ~100k event
+        # rows; 4 MB would spill to disk. One process per count: live counts come often
+        # and side by side, and parallel workers only queue for the same cores (measured
+        # on 2 cores: 200 ms -> 150 ms).
+        s.execute(text(f"SET LOCAL statement_timeout = '{COUNT_SECONDS}s'"))
+        s.execute(text("SET LOCAL work_mem = '64MB'"))
+        s.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    try:
+        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "57014":   # PostgreSQL's query_canceled
+            raise
+        raise ValidationError(f"counting this audience took longer than {COUNT_SECONDS} s; "
+                              "make its rules simpler", field="rules") from None
+
+
+def hidden_fields(s: Session) -> set[str]:
+    """Fields whose values in rules are free text or identify someone: masked for readers
+    without access to personal data."""
+    return set(IDENTIFYING) | set(s.scalars(select(FieldDef.key).where(FieldDef.type == "text")))
+
+
+def shown_rules(s: Session, rules: Any, *, personal: bool) -> Any:
+    """Rules as this reader may see them (values on hidden fields masked when not personal)."""
+    if personal or not rules:
+        return rules
+    return compiler.masked(rules, hidden_fields(s))
 
 
 def _lists(value: Any) -> list[str]:
@@ -123,9 +144,10 @@ def _check(s: Session, lists: list[str], rules: Any) -> dict[str, Any]:
     return rules
 
 
-def _info(row: Segment) -> SegmentInfo:
+def _info(row: Segment, rules: Any = None) -> SegmentInfo:
     return SegmentInfo(int(row.id), row.name, list(row.lists or []),  # type: ignore[arg-type]
-                       dict(row.rules or {}), row.created_at.isoformat(),
+                       dict(rules if rules is not None else row.rules or {}),
+                       row.created_at.isoformat(),
                        row.updated_at.isoformat())
 
 
@@ -146,18 +168,21 @@ def _get(s: Session, segment_id: int) -> Segment:
     return row
 
 
-def get(rt: Runtime, segment_id: int) -> SegmentInfo:
+def get(rt: Runtime, segment_id: int, *, personal: bool = True) -> SegmentInfo:
+    """One saved segment (personal=False: values that could name someone masked)."""
     with rt.db.session() as s:
-        return _info(_get(s, segment_id))
+        row = _get(s, segment_id)
+        return _info(row, shown_rules(s, row.rules or {}, personal=personal))
 
 
-def all_segments(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[SegmentInfo],
-                                                                            int]:
+def all_segments(rt: Runtime, *, offset: int = 0, limit: int = 50,
+                 personal: bool = True) -> tuple[list[SegmentInfo], int]:
+    """Saved segments by name (personal=False: values that could name someone masked)."""
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(Segment)) or 0
         rows = s.scalars(select(Segment).order_by(Segment.name, Segment.id).offset(offset)
                          .limit(limit))
-        return [_info(r) for r in rows], total
+        return [_info(r, shown_rules(s, r.rules or {}, personal=personal)) for r in rows], total
 
 
 def update(rt: Runtime, segment_id: int, *, name: Any = None, lists: Any = None,

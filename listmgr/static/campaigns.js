@@ -62,7 +62,10 @@
   var count = window.listmgr.debounce(function () {
     if (!lists().length) { countEl.textContent = "0"; return; }
     api("POST", form.getAttribute("data-audience-url"), { lists: lists(), segment_id: segmentId() })
-      .then(function (data) { countEl.textContent = data.count.toLocaleString(); })
+      .then(function (data) {
+        countEl.textContent = data.count === null ? "fewer than " + data.fewer_than
+          : data.count.toLocaleString();
+      })
       .catch(function (err) { countEl.textContent = "?"; showError(err.message); });
   }, 300);
 

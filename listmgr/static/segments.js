@@ -247,7 +247,8 @@
     countEl.classList.add("stale");
     window.listmgr.api("POST", countUrl, { lists: lists(), rules: rules }).then(function (data) {
       if (mine !== counter) { return; }
-      countEl.textContent = data.count.toLocaleString();
+      countEl.textContent = data.count === null ? "fewer than " + data.fewer_than
+        : data.count.toLocaleString();
       countEl.classList.remove("stale");
       showError("");
     }).catch(function (err) {

@@ -12,6 +12,8 @@ from flask import (Blueprint, Flask, Response, current_app, flash, g, redirect,
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
+from listmgr import aggregates
+from listmgr.aggregates import Count
 from listmgr.app import current_runtime
 from listmgr.errors import Forbidden, ListmgrError, RateLimited, Unauthorized
 from listmgr.models import User
@@ -144,6 +146,33 @@ def may(permission: str) -> bool:
     """Whether whoever this request is for holds this permission (beyond the route's own)."""
     p = principal()
     return p is not None and allowed(p.role, permission)
+
+
+PERSONAL = "people:read"      # the permission that makes a principal see people, not aggregates
+
+
+def personal() -> bool:
+    """Whether this request may see personal data (else: aggregates only, k-anonymous)."""
+    return may(PERSONAL)
+
+
+def shown_count(n: int) -> Count:
+    """A count as this request may see it (see listmgr.aggregates)."""
+    return aggregates.shown(n, personal=personal(),
+                            threshold=current_runtime().settings.aggregate_min_count)
+
+
+def withholds(size: int) -> bool:
+    """Whether a group of `size` people is too small for this request to see its figures."""
+    return aggregates.small_group(size, personal=personal(),
+                                  threshold=current_runtime().settings.aggregate_min_count)
+
+
+def shown_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's figures as this request may see them (withheld for a small audience)."""
+    if not withholds(int(stats.get("audience") or 0)):
+        return stats
+    return aggregates.withheld(stats, current_runtime().settings.aggregate_min_count)
 
 
 def record(action: str, target_type: str = "", target_id: object = "", **detail: Any) -> None:

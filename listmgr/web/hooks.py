@@ -36,10 +36,16 @@ def _authenticate(secret: str, body: bytes) -> None:
 def receive():  # type: ignore[no-untyped-def]
     """Take one raw RFC 5322 message as the body; 202 with the stored id."""
     rt = current_runtime()
+    limit = rt.settings.max_inbound_bytes
     length = request.content_length
-    if length is not None and length > rt.settings.max_inbound_bytes:
-        raise TooLarge(f"the message is larger than {rt.settings.max_inbound_bytes} bytes")
+    if length is not None and length > limit:
+        raise TooLarge(f"the message is larger than {limit} bytes")
+    # A chunked body has no length to check first, and a stream cut at the limit reads as a
+    # whole message: read one byte past it, so "longer than allowed" can be told apart.
+    request.max_content_length = limit + 1
     body = request.get_data(cache=False)
+    if len(body) > limit:
+        raise TooLarge(f"the message is larger than {limit} bytes")
     _authenticate(rt.settings.inbound_secret, body)
     stored = inbound.store(
         rt, body,

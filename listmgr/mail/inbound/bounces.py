@@ -3,7 +3,6 @@ mailer-daemon heuristics (who sent it, what the subject and the notice say). Als
 bounce verdict the report rules share."""
 from __future__ import annotations
 
-import email
 import logging
 import re
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from listmgr.mail.inbound.message import (
     ctype,
     header,
     headers,
+    parse,
     walk,
 )
 from listmgr.mail.inbound.tokens import TOKEN_ADDR_RE, find_tokens, original_tokens, read_tokens
@@ -110,7 +110,7 @@ def rule_bounce(ctx: Context) -> Classification | None:
     if autoreply and not (daemon or bounce_subject or failed_header):
         return None
     temporary, permanent = _flufl(ctx.msg if len(ctx.raw) <= FLUFL_LIMIT else
-                                  email.message_from_bytes(ctx.raw[:FLUFL_LIMIT]))
+                                  parse(ctx.raw[:FLUFL_LIMIT])[0])
     if temporary or permanent:
         if not (automated or bounce_subject or ctx.original is not None):
             return None

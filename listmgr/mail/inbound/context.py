@@ -20,6 +20,7 @@ from listmgr.mail.inbound.message import (
     header,
     headers,
     is_attachment,
+    parse,
     sender_address,
     walk,
 )
@@ -53,7 +54,9 @@ class Context:
         self.envelope = envelope
         self.tokens = tokens
         self.mail_domain = mail_domain
-        self.msg: Message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        # At most MAX_PARTS parts are parsed: a message of 100,000 parts classifies as fast as
+        # one of 200 (what lies past them is not looked at anyway, see walk()).
+        self.msg, self.cut = parse(raw, policy=email.policy.compat32)
         self.subject = header(self.msg, "Subject")
         self.sender = sender_address(self.msg, envelope)
         self._text: str | None = None

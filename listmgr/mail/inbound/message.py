@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
 
@@ -41,6 +42,11 @@ def header(msg: Message | None, name: str) -> str:
         return ""
     if value is None:
         return ""
+    return decoded(value)
+
+
+def decoded(value: Any) -> str:
+    """A header value with encoded words decoded, unfolded."""
     value = _text(value)
     try:
         value = str(make_header(decode_header(value)))
@@ -126,6 +132,70 @@ def walk(msg: Message, into_messages: bool = False) -> Iterator[Message]:
         if ctype(part).startswith("message/") and not into_messages:
             continue
         stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
+
+
+_DELIMITER = re.compile(rb"(?:\A|(?<=\n))--[^\s]")
+
+
+def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
+    """The message cut just before the boundary line that could open part max_parts + 1, and
+    whether anything was cut. Every MIME part after the first follows a line starting "--"
+    (its boundary), so the cut message parses into at most max_parts parts however many the
+    sender put in: the parser builds every part it meets, and 100,000 of them take seconds."""
+    seen = 0
+    for found in _DELIMITER.finditer(raw):
+        seen += 1
+        if seen >= max_parts:
+            return raw[:found.start()], True
+    return raw, False
+
+
+def parse(raw: bytes, *, policy: Any = compat32,
+          max_parts: int = MAX_PARTS) -> tuple[Message, bool]:
+    """The message parsed into at most max_parts parts, and whether parts were cut."""
+    head, cut = bounded(raw, max_parts)
+    return email.message_from_bytes(head, policy=policy), cut
+
+
+def outline(msg: Message, max_parts: int = MAX_PARTS) -> list[dict[str, Any]]:
+    """Type, file name and decoded size of each part (at most max_parts), for showing."""
+    out: list[dict[str, Any]] = []
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    while stack and len(out) < max_parts:
+        part, depth = stack.pop()
+        payload = part.get_payload()
+        multipart = isinstance(payload, list)
+        try:
+            filename = _text(part.get_filename() or "")[:200]
+        except Exception:  # noqa: BLE001
+            filename = ""
+        out.append({"type": ctype(part), "depth": depth, "filename": filename,
+                    "size": 0 if multipart else len(payload or "")})
+        if multipart and depth < MAX_DEPTH:
+            stack.extend((sub, depth + 1) for sub in reversed(payload)
+                         if isinstance(sub, Message))
+    return out
+
+
+def structure(raw: bytes, *, policy: Any = compat32,
+              max_parts: int = MAX_PARTS) -> tuple[Message | None, list[dict[str, Any]], bool]:
+    """For showing a message: the parsed message (None when unreadable), the outline of at
+    most max_parts parts, and whether parts were cut."""
+    try:
+        msg, cut = parse(raw, policy=policy, max_parts=max_parts)
+        return msg, outline(msg, max_parts), cut
+    except Exception:  # noqa: BLE001  (a malformed message is still shown raw)
+        return None, [], False
+
+
+def body_text(msg: Message | None, kind: str) -> str | None:
+    """The first text/<kind> part that is not an attachment, decoded (None when there is none)."""
+    if msg is None:
+        return None
+    for part in walk(msg):
+        if ctype(part) == f"text/{kind}" and not is_attachment(part):
+            return decode_part(part)
+    return None
 
 
 def is_attachment(part: Message) -> bool:

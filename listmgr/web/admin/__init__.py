@@ -47,7 +47,9 @@ def _nav():  # type: ignore[no-untyped-def]
     p = auth.principal() or auth.session_principal()
     role = p.role if p else None
     return {"can": lambda permission: allowed(role, permission), "me": p,
-            "admin_areas": _loaded_areas()}
+            "admin_areas": _loaded_areas(),
+            # a count of people as this user may see it ("fewer than 10" without personal data)
+            "shown": lambda n: auth.shown_count(int(n or 0)).label}
 
 
 def _loaded_areas() -> set[str]:

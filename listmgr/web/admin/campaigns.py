@@ -13,7 +13,7 @@ from listmgr.services import campaigns as campaigns_service, dashboard
 from listmgr.services import lists as lists_service, segments
 from listmgr.web.admin import _ui, bp, charts
 from listmgr.web import limits
-from listmgr.web.auth import may, principal, require
+from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
 from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
@@ -51,7 +51,7 @@ def _compose(info: Any, values: dict[str, Any], *, errors: dict[str, str] | None
     audience = None
     if info is not None:
         try:
-            audience = campaigns_service.audience(rt, info.id)
+            audience = shown_count(campaigns_service.audience(rt, info.id))
         except ListmgrError:
             audience = None
     return render_template(
@@ -88,6 +88,8 @@ def campaigns():  # type: ignore[no-untyped-def]
                                                    offset=(page - 1) * _ui.PER_PAGE,
                                                    limit=_ui.PER_PAGE)
     return render_template("pages/admin/campaigns.html", items=items, status=status or "",
+                           withheld={c.id for c in items if withholds(c.stats["audience"])},
+                           fewer_than=current_runtime().settings.aggregate_min_count,
                            pager=_ui.pager(total, "admin.campaigns", page, status=status),
                            title="Campaigns")
 
@@ -239,21 +241,24 @@ def campaign_stats(campaign_id: int):  # type: ignore[no-untyped-def]
     [rates] = dashboard.campaign_rates(rt, campaign_ids=[campaign_id]) or [None]
     return render_template("pages/admin/campaign_stats.html", campaign=info,
                            stats=campaigns_service.stats(rt, campaign_id), rates=rates,
-                           progress=_progress(campaign_id), title=info.name)
+                           progress=_progress(campaign_id), title=info.name,
+                           withheld=withholds(info.stats["audience"]),
+                           fewer_than=rt.settings.aggregate_min_count)
 
 
 @bp.get("/campaigns/<int:campaign_id>/progress.json")
 @require("campaigns:read")
 def campaign_progress(campaign_id: int):  # type: ignore[no-untyped-def]
     """Counts for the live progress bar."""
-    return jsonify(_progress(campaign_id))
+    return jsonify(shown_stats(_progress(campaign_id)))
 
 
 @bp.get("/charts/campaign/<int:campaign_id>/timeline.svg")
 @require("campaigns:read")
 def chart_campaign_timeline(campaign_id: int) -> Response:
     """Messages handled per minute."""
-    buckets = campaigns_service.stats(current_runtime(), campaign_id).timeline
+    stats = campaigns_service.stats(current_runtime(), campaign_id)
+    buckets = () if withholds(stats.audience) else stats.timeline
     labels = [b["minute"][11:] for b in buckets]
     series = {k: [b.get(k, 0) for b in buckets] for k in ("sent", "failed", "skipped")}
     return charts.svg(charts.line("Messages per minute (UTC)", labels,
@@ -269,5 +274,5 @@ def chart_campaign_outcome(campaign_id: int) -> Response:
         raise NotFound("there is no such campaign")
     names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")
     values = [r.rate(getattr(r, n)) for n in names]
-    return charts.svg(charts.bars("Outcome (% of sent)", list(names), {"share": values},
-                                  unit="%"))
+    return charts.svg(charts.bars("Outcome (% of sent)", list(names),
+                                  {} if withholds(r.audience) else {"share": values}, unit="%"))

@@ -12,7 +12,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import dashboard
 from listmgr.web.admin import bp
-from listmgr.web.auth import require
+from listmgr.web.auth import require, withholds
 
 STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground="#1f2933",
               foreground_strong="#1f2933", foreground_subtle="#9aa5b1",
@@ -74,14 +74,20 @@ def _days() -> int:
 def chart_growth() -> Response:
     """Confirmed members per list over time."""
     g = dashboard.growth(current_runtime(), days=_days())
-    return svg(line("Confirmed subscribers per list", [d[5:] for d in g.days], g.series))
+    # a list that never held as many people as the threshold is left out for roles without
+    # personal data (who joins or leaves a small list is about persons)
+    series = {name: points for name, points in g.series.items()
+              if not withholds(max(points, default=0))}
+    return svg(line("Confirmed subscribers per list", [d[5:] for d in g.days], series))
 
 
 @bp.get("/charts/campaigns.svg")
 @require("stats")
 def chart_campaigns() -> Response:
     """Key rates of the recent campaigns."""
-    rates = list(reversed(dashboard.campaign_rates(current_runtime())))
+    # a campaign to fewer people than the threshold is left out for roles without personal data
+    rates = [r for r in reversed(dashboard.campaign_rates(current_runtime()))
+             if not withholds(r.audience)]
     labels = [r.name[:24] for r in rates]
     return svg(bars("Recent campaigns (% of sent)", labels, {
         "opened": [r.rate(r.opened) for r in rates],

@@ -6,7 +6,7 @@ from flask import render_template
 from listmgr.app import current_runtime
 from listmgr.services import dashboard as stats
 from listmgr.web.admin import bp, charts  # noqa: F401  (chart routes)
-from listmgr.web.auth import require
+from listmgr.web.auth import require, withholds
 
 
 @bp.get("/")
@@ -14,7 +14,9 @@ from listmgr.web.auth import require
 def dashboard():  # type: ignore[no-untyped-def]
     """Numbers and charts every role may see (aggregates only)."""
     rt = current_runtime()
+    rates = stats.campaign_rates(rt)
     return render_template("pages/admin/dashboard.html", totals=stats.totals(rt),
-                           campaigns=stats.campaign_rates(rt), title="Dashboard")
+                           campaigns=rates, withheld={c.id for c in rates if withholds(c.audience)},
+                           fewer_than=rt.settings.aggregate_min_count, title="Dashboard")
 
 

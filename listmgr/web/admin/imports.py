@@ -54,6 +54,16 @@ def imports():  # type: ignore[no-untyped-def]
     return _page()
 
 
+def _column_count(path: Path) -> int:
+    """The posted number of mapped columns: a whole number no larger than the file has."""
+    raw = _ui.text("columns", "0")
+    most = len(_inspect(path).get("header", [])) if raw != "0" else 0
+    if not raw.isdigit() or int(raw) > most:
+        raise ValidationError(f"columns must be a whole number from 0 to {most} (the file's "
+                              "columns)", field="columns")
+    return int(raw)
+
+
 def _upload_path(token: str) -> Path:
     if not UPLOAD.match(token or ""):
         raise ValidationError("the upload is gone; please upload the file again", field="file")
@@ -120,12 +130,18 @@ def import_start():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     token = _ui.text("token")
     path = _upload_path(token)
-    columns = [request.form.get(f"col_{i}", "") for i in range(int(_ui.text("columns", "0")))]
-    mapping = {col: request.form.get(f"map_{i}", "ignore") for i, col in enumerate(columns)
-               if col}
     values = {"filename": _ui.text("filename")[:500], "list_slug": _ui.text("list") or None,
               "mode": _ui.text("mode", "upsert"), "consent": _ui.text("consent")}
+    columns: list[str] = []
+    mapping: dict[str, str] = {}
     try:
+        columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(path))]
+        pairs = [(col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns)
+                 if col]
+        try:   # checked like the API's mapping: a posted form is as untrusted as JSON
+            mapping = importrows.parse_mapping(pairs)
+        except importrows.MappingError as exc:
+            raise ValidationError(str(exc), field="mapping") from None
         job_id = imports_service.create_job(rt, path=path, mapping=mapping, actor=_actor(),
                                             **values)
     except ListmgrError as exc:

@@ -1,38 +1,24 @@
 """The inbound inbox: replies that need a human, and every processed message with its evidence."""
 from __future__ import annotations
 
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
+from listmgr.mail.inbound import message
 from listmgr.services import inbound as inbound_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
 from listmgr.web.mailview import SANDBOX_CSP
 
+MAX_HEADERS = 500   # header lines shown; the source holds them all
 VIEWS = {"inbox": (None, None), "all": (None, None), "handled": (None, True)}
 
 
-def _parse(raw: bytes) -> EmailMessage | None:
-    try:
-        return message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
-    except Exception:  # a malformed message is still shown raw
-        return None
-
-
-def _part(msg: EmailMessage | None, kind: str) -> str | None:
-    if msg is None:
-        return None
-    try:
-        part = msg.get_body((kind,))
-        return part.get_content() if part is not None else None  # type: ignore[union-attr]
-    except Exception:
-        return None
+def _part(raw: bytes, kind: str) -> str | None:
+    return message.body_text(message.structure(raw)[0], kind)
 
 
 @bp.get("/inbound")
@@ -61,17 +47,20 @@ def inbound():  # type: ignore[no-untyped-def]
 def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
     """One message: what it was taken for and why, its text, headers and source."""
     rt = current_runtime()
-    info = inbound_service.get(rt, message_id)
-    raw = inbound_service.raw(rt, message_id)
-    msg = _parse(raw)
+    info, raw = inbound_service.get_with_raw(rt, message_id)
+    # compat32 parses a part ten times faster than the default policy, and at most
+    # MAX_PARTS parts are parsed: a message of 100,000 parts opens as fast as one of 200.
+    msg, parts, cut = message.structure(raw)
     headers: list[tuple[str, Any]] = []
     if msg is not None:
         try:
-            headers = [(k, str(v)) for k, v in msg.items()]
+            headers = [(k, message.decoded(v)) for k, v in msg.items()[:MAX_HEADERS]]
         except Exception:
             headers = []
     return render_template("pages/admin/inbound_message.html", info=info, headers=headers,
-                           text=_part(msg, "plain"), has_html=_part(msg, "html") is not None,
+                           parts=parts, parts_cut=cut, max_parts=message.MAX_PARTS,
+                           text=message.body_text(msg, "plain"),
+                           has_html=message.body_text(msg, "html") is not None,
                            raw=raw[:200_000].decode("utf-8", "replace"),
                            kinds=inbound_service.KINDS, title=info.subject or "Inbound message")
 
@@ -80,7 +69,7 @@ def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
 @require("inbound:read")
 def inbound_html(message_id: int) -> Response:
     """The HTML part under a CSP that runs nothing and loads nothing (it came from outside)."""
-    html = _part(_parse(inbound_service.raw(current_runtime(), message_id)), "html") or ""
+    html = _part(inbound_service.raw(current_runtime(), message_id), "html") or ""
     resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = SANDBOX_CSP
     resp.headers["X-Frame-Options"] = "SAMEORIGIN"

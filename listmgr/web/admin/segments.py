@@ -12,7 +12,7 @@ from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service, people, segments as segments_service
 from listmgr.web.admin import _ui, bp
-from listmgr.web.auth import may, record, require
+from listmgr.web.auth import personal, record, require, shown_count
 
 
 def vocabulary() -> dict[str, Any]:
@@ -44,7 +44,7 @@ def _form() -> tuple[dict[str, Any], Any]:
 
 
 def _render(segment: Any, values: dict[str, Any], rules: Any, *, errors: dict[str, str],
-            count: int | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+            count: Any = None, status: int = 200):  # type: ignore[no-untyped-def]
     return render_template("pages/admin/segment_form.html", segment=segment, values=values,
                            rules_json=rules if isinstance(rules, str) else json.dumps(
                                rules or {}, indent=2, ensure_ascii=False),
@@ -64,7 +64,7 @@ def segments():  # type: ignore[no-untyped-def]
     page = _ui.page_number()
     items, total = segments_service.all_segments(current_runtime(),
                                                  offset=(page - 1) * _ui.PER_PAGE,
-                                                 limit=_ui.PER_PAGE)
+                                                 limit=_ui.PER_PAGE, personal=personal())
     return render_template("pages/admin/segments.html", items=items,
                            pager=_ui.pager(total, "admin.segments", page), title="Segments")
 
@@ -81,13 +81,16 @@ def segment_new():  # type: ignore[no-untyped-def]
 def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
     """A saved segment in the rule builder, with its count now."""
     rt = current_runtime()
+    mine = personal()
     seg = segments_service.get(rt, segment_id)
+    shown = seg if mine else segments_service.get(rt, segment_id, personal=False)
     try:
-        count = segments_service.count(rt, lists=seg.lists, rules=seg.rules)
+        count = shown_count(segments_service.count(rt, lists=seg.lists, rules=seg.rules,
+                                                   personal=mine))
     except ListmgrError as exc:   # it can still be opened, to be fixed
-        return _render(seg, {"name": seg.name, "lists": seg.lists}, seg.rules,
+        return _render(shown, {"name": seg.name, "lists": seg.lists}, shown.rules,
                        errors={exc.field or "form": exc.message})
-    return _render(seg, {"name": seg.name, "lists": seg.lists}, seg.rules, errors={},
+    return _render(shown, {"name": seg.name, "lists": seg.lists}, shown.rules, errors={},
                    count=count)
 
 
@@ -96,11 +99,12 @@ def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
 def segment_count():  # type: ignore[no-untyped-def]
     """Count without saving (the builder's button when scripts are off)."""
     seg_id = request.form.get("segment_id", type=int)
-    seg = segments_service.get(current_runtime(), seg_id) if seg_id else None
+    seg = segments_service.get(current_runtime(), seg_id, personal=personal()) if seg_id \
+        else None
     try:
         values, rules = _form()
-        count = segments_service.count(current_runtime(), lists=values["lists"], rules=rules,
-                                       personal=may("people:read"))
+        count = shown_count(segments_service.count(current_runtime(), lists=values["lists"],
+                                                   rules=rules, personal=personal()))
     except ListmgrError as exc:
         return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
                        request.form.get("rules", ""), errors={exc.field or "form": exc.message},

@@ -14,7 +14,7 @@ from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web import limits
-from listmgr.web.auth import may
+from listmgr.web.auth import may, personal, shown_count, shown_stats
 
 
 class _Content(BaseModel):
@@ -65,12 +65,15 @@ class CampaignPatch(_Content):
 
 
 class StatsOut(BaseModel):
+    """null figures with "fewer_than": withheld from a role without access to people because
+    the audience is smaller than that."""
     model_config = ConfigDict(extra="allow")
-    audience: int
-    sent: int
-    failed: int
-    skipped: int
-    remaining: int
+    audience: int | None
+    sent: int | None
+    failed: int | None
+    skipped: int | None
+    remaining: int | None
+    fewer_than: int | None = None
 
 
 class CampaignOut(BaseModel):
@@ -111,7 +114,13 @@ class StatusOut(BaseModel):
 
 
 def _out(campaign_id: int, *, timeline: bool = False) -> Any:
-    return asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline))
+    return _shown(asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline,
+                                       personal=personal())))
+
+
+def _shown(info: dict[str, Any]) -> dict[str, Any]:
+    """A campaign as this caller may see it: a small audience's figures are withheld."""
+    return {**info, "stats": shown_stats(info["stats"])}
 
 
 def _state(campaign_id: int) -> dict[str, Any]:
@@ -124,8 +133,9 @@ def all_campaigns():  # type: ignore[no-untyped-def]
     """Campaigns, newest first, with their progress."""
     page = parse_query(Page)
     offset, limit = page.bounds()
-    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit)
-    return paginated([asdict(x) for x in items], total, page)
+    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit,
+                                           personal=personal())
+    return paginated([_shown(asdict(x)) for x in items], total, page)
 
 
 @route("/campaigns", ["POST"], permission="campaigns:write", body=CampaignIn,
@@ -143,9 +153,9 @@ def create_campaign():  # type: ignore[no-untyped-def]
 def count_audience():  # type: ignore[no-untyped-def]
     """How many people lists (+ segment) would reach right now."""
     body = parse_body(AudienceIn)
-    return jsonify(count=campaigns.count_audience(
+    return jsonify(shown_count(campaigns.count_audience(
         current_runtime(), lists=body.lists, segment=body.segment, segment_id=body.segment_id,
-        personal=may("people:read")))
+        personal=personal())).as_json())
 
 
 @route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,
@@ -177,7 +187,7 @@ def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 @route("/campaigns/<int:campaign_id>/audience", permission="campaigns:read", tag="campaigns")
 def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
     """The audience now (before sending) or as it was fixed at the start."""
-    return jsonify(count=campaigns.audience(current_runtime(), campaign_id))
+    return jsonify(shown_count(campaigns.audience(current_runtime(), campaign_id)).as_json())
 
 
 @route("/campaigns/<int:campaign_id>/preview", ["GET", "POST"], permission="campaigns:write",
@@ -251,4 +261,4 @@ def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
 def stats(campaign_id: int):  # type: ignore[no-untyped-def]
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
     unsubscribed (attributed by the token's campaign), remaining."""
-    return jsonify(asdict(campaigns.stats(current_runtime(), campaign_id)))
+    return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))

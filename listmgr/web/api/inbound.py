@@ -8,6 +8,7 @@ from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict
 
 from listmgr.app import current_runtime
+from listmgr.mail.inbound import message
 from listmgr.services import inbound
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
 
@@ -53,8 +54,12 @@ def list_inbound():  # type: ignore[no-untyped-def]
 @route("/inbound/<int:message_id>", permission="inbound:read", response=InboundOut,
        tag="inbound")
 def get_inbound(message_id: int):  # type: ignore[no-untyped-def]
-    """One inbound message."""
-    return jsonify(asdict(inbound.get(current_runtime(), message_id)))
+    """One inbound message, with the outline of its parts (at most 200: "parts_cut" says
+    whether there were more)."""
+    rt = current_runtime()
+    info, raw = inbound.get_with_raw(rt, message_id)
+    _, parts, cut = message.structure(raw)
+    return jsonify(**asdict(info), parts=parts, parts_cut=cut)
 
 
 @route("/inbound/<int:message_id>/raw", permission="inbound:read", tag="inbound")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Any, Literal
 
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from listmgr.app import current_runtime
 from listmgr.services import lists
 from listmgr.web.api.base import parse_body, route
+from listmgr.web.auth import shown_count
 
 
 class ListIn(BaseModel):
@@ -46,7 +47,7 @@ class ListPatch(BaseModel):
 class ListOut(ListIn):
     model_config = ConfigDict(extra="allow")
     id: int
-    counts: dict[str, int]
+    counts: dict[str, int | None]   # null: fewer than "fewer_than" (roles without personal data)
 
 
 @route("/lists", ["POST"], permission="lists:write", body=ListIn, response=ListOut,
@@ -62,14 +63,25 @@ def create_list():  # type: ignore[no-untyped-def]
 @route("/lists", permission="lists:read", tag="lists")
 def all_lists():  # type: ignore[no-untyped-def]
     """All lists with member counts per status."""
-    items = [asdict(x) for x in lists.all_lists(current_runtime())]
+    items = [_shown(asdict(x)) for x in lists.all_lists(current_runtime())]
     return jsonify(items=items, page=1, per_page=len(items), total=len(items))
 
 
 @route("/lists/<slug>", permission="lists:read", response=ListOut, tag="lists")
 def get_list(slug: str):  # type: ignore[no-untyped-def]
     """One list."""
-    return jsonify(asdict(lists.get(current_runtime(), slug)))
+    return jsonify(_shown(asdict(lists.get(current_runtime(), slug))))
+
+
+def _shown(info: dict[str, Any]) -> dict[str, Any]:
+    """A list as this caller may see it: member counts under the threshold are null for a
+    role without access to people, with "fewer_than"."""
+    shown = {k: shown_count(int(v)) for k, v in info["counts"].items()}
+    out = {**info, "counts": {k: c.value for k, c in shown.items()}}
+    kept = [c.fewer_than for c in shown.values() if c.value is None]
+    if kept:
+        out["fewer_than"] = kept[0]
+    return out
 
 
 @route("/lists/<slug>", ["PATCH"], permission="lists:write", body=ListPatch, response=ListOut,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from listmgr.app import current_runtime
 from listmgr.services import audit, segments
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
-from listmgr.web.auth import may
+from listmgr.web.auth import personal, shown_count
 
 
 class SegmentIn(BaseModel):
@@ -37,7 +37,8 @@ class CountIn(BaseModel):
 
 
 class CountOut(BaseModel):
-    count: int
+    count: int | None   # null for a count kept back from a role without personal data
+    fewer_than: int | None = None
 
 
 @route("/segments", permission="segments:read", query=Page, tag="segments")
@@ -45,7 +46,8 @@ def all_segments():  # type: ignore[no-untyped-def]
     """Saved segments, by name."""
     page = parse_query(Page)
     offset, limit = page.bounds()
-    items, total = segments.all_segments(current_runtime(), offset=offset, limit=limit)
+    items, total = segments.all_segments(current_runtime(), offset=offset, limit=limit,
+                                         personal=personal())
     return paginated([asdict(x) for x in items], total, page)
 
 
@@ -65,7 +67,7 @@ def create_segment():  # type: ignore[no-untyped-def]
        tag="segments")
 def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
     """One saved segment."""
-    return jsonify(asdict(segments.get(current_runtime(), segment_id)))
+    return jsonify(asdict(segments.get(current_runtime(), segment_id, personal=personal())))
 
 
 @route("/segments/<int:segment_id>", ["PATCH"], permission="segments:write", body=SegmentPatch,
@@ -96,5 +98,6 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 def count_segment():  # type: ignore[no-untyped-def]
     """How many subscribers lists + rules select now (with lists: the campaign audience)."""
     body = parse_body(CountIn)
-    return jsonify(count=segments.count(current_runtime(), lists=body.lists, rules=body.rules,
-                                        personal=may("people:read")))
+    mine = personal()
+    return jsonify(shown_count(segments.count(current_runtime(), lists=body.lists,
+                                              rules=body.rules, personal=mine)).as_json())
