@@ -70,3 +70,23 @@ def browser_page() -> Iterator[object]:
 def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+OUTBOX_ADMIN = ("dev@example.org", "correct horse battery")
+
+
+def create_outbox_admin(workdir: Path, env: dict[str, str]) -> None:
+    """An admin for the dev outbox (it shows every mail with its links: admins and owners only)."""
+    email, password = OUTBOX_ADMIN
+    subprocess.run([sys.executable, "-m", "listmgr", "user", "create", "--email", email,
+                    "--role", "admin"], cwd=workdir, check=True,
+                   env={**os.environ, **env, "LISTMGR_NEW_PASSWORD": password})
+
+
+def sign_in_to_outbox(page, base: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign the browser in as the outbox admin."""
+    page.goto(f"{base}/dev/outbox")
+    assert "/admin/login" in page.url
+    page.fill("input[name=email]", OUTBOX_ADMIN[0])
+    page.fill("input[name=password]", OUTBOX_ADMIN[1])
+    page.click("button[type=submit]")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.browser_support import browser_page, require_chromium, screenshot, serve
+from tests.browser_support import (browser_page, create_outbox_admin, require_chromium,
+                                   screenshot, serve, sign_in_to_outbox)
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,17 +37,11 @@ def test_subscriber_journey_in_a_browser(tmp_path):  # type: ignore[no-untyped-d
     require_chromium()
     env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
     full = {**__import__("os").environ, **env, "LISTMGR_SECRET_KEY":
-            "browser-test-secret-0123456789", "LISTMGR_NEW_PASSWORD": "correct horse battery"}
+            "browser-test-secret-0123456789"}
     subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True, env=full)
-    # The dev outbox shows every mail with its links: only for an admin or owner, signed in.
-    subprocess.run([sys.executable, "-m", "listmgr", "user", "create", "--email",
-                    "dev@example.org", "--role", "admin"], cwd=tmp_path, check=True, env=full)
+    create_outbox_admin(tmp_path, env)
     with serve(tmp_path, free_port(), **env) as base, browser_page() as page:
-        page.goto(f"{base}/dev/outbox")
-        assert "/admin/login" in page.url
-        page.fill("input[name=email]", "dev@example.org")
-        page.fill("input[name=password]", "correct horse battery")
-        page.click("button[type=submit]")
+        sign_in_to_outbox(page, base)
         page.goto(f"{base}/subscribe/newsletter")
         screenshot(page, "public-subscribe")
         page.fill("input[name=email]", "browser@example.org")

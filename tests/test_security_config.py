@@ -17,7 +17,7 @@ from listmgr.errors import ConfigError
 from listmgr.models import DevMail, SettingValue
 from listmgr.services import accounts, settings_store
 from listmgr.settings import load_settings
-from tests.admin_support import Account, session_login
+from tests.admin_support import PASSWORD, Account, session_login
 from tests.conftest import BROKER_URL, free_port
 
 GOOD_KEY = secrets.token_urlsafe(40)
@@ -157,7 +157,7 @@ def outbox_mail(make_runtime):  # type: ignore[no-untyped-def]
     users = {}
     for role in ("analyst", "editor", "admin", "owner"):
         email = f"{role}@staff.example.org"
-        users[role] = Account(accounts.create_user(rt, email=email, password="x" * 12,
+        users[role] = Account(accounts.create_user(rt, email=email, password=PASSWORD,
                                                    role=role), email, role)
     return rt, create_app(rt=rt, migrate=False), mail_id, users
 
@@ -204,7 +204,7 @@ def test_production_admin_cannot_switch_to_the_dev_outbox(make_runtime, api_for)
         s.add(mail)
         s.flush()
         mail_id = mail.id
-    owner = Account(accounts.create_user(rt, email="o@staff.example.org", password="x" * 12,
+    owner = Account(accounts.create_user(rt, email="o@staff.example.org", password=PASSWORD,
                                          role="owner"), "o@staff.example.org", "owner")
     client = create_app(rt=rt, migrate=False).test_client()
     session_login(client, rt, owner)

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from listmgr.models import (AuditLog, Campaign, ConsentEvent, Delivery, DevMail, Engagement,
-                            InboundMessage, MailingList, Membership, Segment, SQLModel,
+                            InboundMessage, MailingList, Membership, Outbox, Segment, SQLModel,
                             Subscriber, Suppression)
 from listmgr.services import erasure, imports
 from tests.campaign_support import wait_status
@@ -313,12 +313,16 @@ def test_erasure_leaves_no_spelling_of_the_address_or_name_anywhere(  # type: ig
         assert s.scalar(select(InboundMessage).where(
             InboundMessage.message_id.in_(("<own1@mail.example.net>", "<dsn1@mx.example.net>")))
             ) is None
-        # Bo's waiting unsubscribe was acted on before it was redacted: nothing lost.
+        # Bo's waiting unsubscribe was acted on before it was redacted: nothing lost. It holds
+        # no proof tied to us, so Bo was mailed a confirmation link and stays subscribed until
+        # he clicks it.
         waiting = s.scalar(select(InboundMessage).where(InboundMessage.sha256 == "f" * 64))
         assert waiting.status == "processed" and waiting.kind == "unsubscribe"
-        assert waiting.redacted_at is not None
+        assert waiting.redacted_at is not None and waiting.proof == "none"
+        assert s.scalar(select(Outbox.id).where(Outbox.kind == "unsubscribe_request",
+                                                Outbox.to_email == BO)) is not None
         assert s.scalar(select(Membership.status).where(
-            Membership.subscriber_id == ids["bo"])) == "unsubscribed"
+            Membership.subscriber_id == ids["bo"])) == "confirmed"
         # Bo's own data is his: only the mention of the person went from his notes.
         bo_after = s.get(Subscriber, ids["bo"]).model_dump()
         assert bo_after["fields"] == {"notes": "friend of [erased] <[erased]>"}

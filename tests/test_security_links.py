@@ -467,7 +467,8 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
     import subprocess
     import sys
 
-    from tests.browser_support import browser_page, require_chromium, screenshot, serve
+    from tests.browser_support import (browser_page, create_outbox_admin, require_chromium,
+                                       screenshot, serve, sign_in_to_outbox)
     from tests.conftest import free_port
     from tests.test_browser_journey import _latest_mail_text
 
@@ -481,7 +482,9 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
     def url_in(text: str, label: str) -> str:
         return re.search(label + r"\s*(http://\S+)", text).group(1)
 
+    create_outbox_admin(tmp_path, env)
     with serve(tmp_path, free_port(), **env) as base, browser_page() as page:
+        sign_in_to_outbox(page, base)
         page.goto(f"{base}/subscribe/newsletter")
         page.fill("input[name=email]", address)
         page.click("button[type=submit]")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from listmgr.models import AuditLog, ConsentEvent
 from listmgr.services import accounts, lists, subscribers
-from tests.admin_support import Account, session_login
+from tests.admin_support import PASSWORD, Account, session_login
 
 PEER = "192.0.2.10"          # what the socket sees (the proxy, when there is one)
 SPOOF = "198.51.100.66"      # what a visitor writes into X-Forwarded-For
@@ -209,9 +209,9 @@ def test_test_sends_are_limited_per_user(make_runtime, sink):  # type: ignore[no
     rt, app = _app(make_runtime, test_send_rate_limit="3/hour")
     make_list(rt, "news")
     cid = campaign(rt)
-    ed = accounts.create_user(rt, email="ed@staff.example.org", password="x" * 12,
+    ed = accounts.create_user(rt, email="ed@staff.example.org", password=PASSWORD,
                               role="editor")
-    other = accounts.create_user(rt, email="al@staff.example.org", password="x" * 12,
+    other = accounts.create_user(rt, email="al@staff.example.org", password=PASSWORD,
                                  role="editor")
     first, second = (accounts.create_token(rt, role="editor", user_id=ed, name=n)
                      for n in ("a", "b"))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from listmgr.models import AuditLog, SettingValue
 from listmgr.services import accounts, settings_store
-from tests.admin_support import Account, csrf_from, post_form, session_login
+from tests.admin_support import PASSWORD, Account, csrf_from, post_form, session_login
 from tests.conftest import free_port
 
 PASSWORD = "Tr0ub4dor-smtp-pw"
@@ -26,7 +26,7 @@ def setup(make_runtime):  # type: ignore[no-untyped-def]
     people, tokens = {}, {}
     for role in ("analyst", "editor", "admin", "owner"):
         email = f"{role}@staff.example.org"
-        uid = accounts.create_user(rt, email=email, password="x" * 12, role=role)
+        uid = accounts.create_user(rt, email=email, password=PASSWORD, role=role)
         people[role] = Account(uid, email, role)
         tokens[role] = accounts.create_token(rt, role=role, user_id=uid, name=role)
     return rt, app, people, tokens
