@@ -74,9 +74,9 @@ class Settings:
     login_max_delay_seconds: int = 900
     trusted_proxies: int = 0
     link_rate_limit_ip: str = "300/minute"
-    unsubscribe_rate_limit_ip: str = "1000/minute"
+    unsubscribe_rate_limit_ip: str = "6000/minute"
     token_failure_rate_limit_ip: str = "60/minute"
-    inbound_rate_limit_ip: str = "600/minute"
+    inbound_rate_limit_ip: str = "30000/minute"
     inbound_auth_failure_rate_limit_ip: str = "20/hour"
     test_send_rate_limit: str = "60/hour"
     smtp_check_rate_limit: str = "20/hour"
