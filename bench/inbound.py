@@ -2,8 +2,8 @@
 
     python bench/inbound.py [--corpus DIR] [--rounds N] [--skip-hook]
 
-Prints classify messages per second and the slowest file with its time, then stores and
-processes 10,000 messages through the HTTP hook on PostgreSQL + Redis. Each stage is one
+Prints classify messages per second and the slowest file with its time, the time to open a
+100,000-part message in the admin and the API, then stores and processes 10,000 messages through the HTTP hook on PostgreSQL + Redis. Each stage is one
 function taking the loaded corpus and returning a result line, listed in STAGES.
 """
 from __future__ import annotations
@@ -135,7 +135,53 @@ def bench_hook(messages: list[Message], rounds: int = 1, count: int = 10_000,
             f"workers, 1 worker process x 8 threads)")
 
 
-STAGES: list[Callable[..., str]] = [bench_classify, bench_hook]
+def bench_view(messages: list[Message], rounds: int = 1, parts: int = 100_000) -> str:
+    """Open one message of `parts` MIME parts in the admin page and the API (SQLite, in
+    process): the slowest of `rounds` requests each, against the 200 ms goal."""
+    import tempfile
+
+    from listmgr import runtime
+    from listmgr.app import create_app
+    from listmgr.models import User
+    from listmgr.services import accounts, inbound
+
+    head = (b"From: Someone <someone@example.com>\r\nTo: news@localhost\r\nSubject: parts\r\n"
+            b"Message-ID: <parts@example.com>\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n')
+    raw = head + b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i
+                          for i in range(parts)) + b"--b--\r\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = runtime.build({"database_url": f"sqlite:///{tmp}/view.db", "var_dir": tmp,
+                            "secret_key": "bench-secret-0123456789abcdef0123"}, migrate=True)
+        app = create_app(rt=rt)
+        uid = accounts.create_user(rt, email="owner@bench.example.org",
+                                   password="bench password 123", role="owner")
+        token = accounts.create_token(rt, role="owner", name="bench")
+        mid = inbound.store(rt, raw).id
+        client = app.test_client()
+        with rt.db.session() as s:
+            version = s.get(User, uid).session_version
+        with client.session_transaction() as sess:
+            sess.update({"_user_id": f"{uid}:{version}", "_fresh": True,
+                         "signed_in_at": int(time.time())})
+        times: dict[str, float] = {}
+        for name, get in (("page", lambda: client.get(f"/admin/inbound/{mid}")),
+                          ("api", lambda: client.get(f"/api/inbound/{mid}", headers={
+                              "Authorization": f"Bearer {token}"}))):
+            worst = 0.0
+            for _ in range(max(rounds, 1)):
+                t0 = time.perf_counter()
+                status = get().status_code
+                worst = max(worst, time.perf_counter() - t0)
+                assert status == 200, status
+            times[name] = worst * 1000
+        runtime.set_current(None)
+    return (f"view: a {parts:,}-part message ({len(raw) / 1e6:.1f} MB): admin page "
+            f"{times['page']:.0f} ms, API {times['api']:.0f} ms (slowest of {rounds}; goal "
+            f"200 ms: ratio {max(times.values()) / 200:.2f})")
+
+
+STAGES: list[Callable[..., str]] = [bench_classify, bench_view, bench_hook]
 
 
 def main(argv: list[str] | None = None) -> int:
