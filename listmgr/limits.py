@@ -66,23 +66,40 @@ def check_text(key: str, value: str, limit: int | None, *, one_line: bool = Fals
         raise ValidationError(f"{key} may not contain NUL characters", field=key)
 
 
+# Per mapped class: (attribute, name in errors, limit, one line) of every column attribute.
+_SPECS: dict[Any, tuple[tuple[str, str, int | None, bool], ...]] = {}
+
+
+def _specs(mapper: Any) -> tuple[tuple[str, str, int | None, bool], ...]:
+    found = _SPECS.get(mapper)
+    if found is None:
+        table = getattr(mapper.local_table, "name", "")
+        found = tuple((attr.key, FIELD_NAMES.get((table, attr.key), attr.key),
+                       limit_of(table, attr.columns[0]), attr.key in ONE_LINE.get(table, ()))
+                      for attr in mapper.column_attrs)
+        _SPECS[mapper] = found
+    return found
+
+
 def check_row(obj: Any) -> None:
     """Check the text a new or changed row is about to write (unchanged old values are left
     alone: a legacy value must not stop an unsubscribe)."""
     state = inspect(obj)
-    mapper = state.mapper
-    table = getattr(mapper.local_table, "name", "")
-    for attr in mapper.column_attrs:
-        column = attr.columns[0]
-        if state.persistent:   # only what changed, and nothing loaded to find out
-            added = state.attrs[attr.key].history.added
-            value = added[0] if added else None
-        else:
-            value = state.dict.get(attr.key)
-        if not isinstance(value, str):
-            continue
-        check_text(FIELD_NAMES.get((table, attr.key), attr.key), value,
-                   limit_of(table, column), one_line=attr.key in ONE_LINE.get(table, ()))
+    specs = _specs(state.mapper)
+    if state.persistent:   # only what changed, and nothing loaded to find out
+        changed = state.committed_state
+        for key, name, limit, one_line in specs:
+            if key in changed:
+                added = state.attrs[key].history.added
+                value = added[0] if added else None
+                if isinstance(value, str):
+                    check_text(name, value, limit, one_line=one_line)
+        return
+    values = state.dict
+    for key, name, limit, one_line in specs:
+        value = values.get(key)
+        if isinstance(value, str):
+            check_text(name, value, limit, one_line=one_line)
 
 
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
