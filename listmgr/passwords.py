@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn import zxcvbn
 
 from listmgr.errors import ValidationError
 
@@ -55,6 +54,8 @@ def check_strength(password: str, *, min_score: int, user_inputs: tuple[str, ...
     # The email address and name (and their parts) are the first guesses of anyone attacking.
     words = [w for value in user_inputs if value
              for w in (value, *value.replace("@", " ").replace(".", " ").split())]
+    from zxcvbn import zxcvbn  # its word lists take memory: loaded only to check a password
+
     result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=words)
     if result["score"] >= min_score:
         return
