@@ -8,12 +8,12 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
-from listmgr import limits, resource_dir
+from listmgr import resource_dir, textlimits
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
 _engines: dict[str, Engine] = {}
-limits.install()   # every flush checks the text it writes (listmgr.limits)
+textlimits.install()   # every flush checks the text it writes (listmgr.textlimits)
 _lock = threading.Lock()
 
 
