@@ -19,6 +19,7 @@ an import must respect (primary keys, the unique address, one membership per lis
 the tables themselves with their foreign keys and indexes. With the validation rate of this
 file it prints the most rows per second that all cores together could reach in each case.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from listmgr import csvfiles, db as dbmod, importrows, runtime  # noqa: E402
-from listmgr.services import imports, lists  # noqa: E402
+from listmgr import csvfiles, importrows, runtime
+from listmgr import db as dbmod
+from listmgr.services import imports, lists
 
 GOALS = {"pg": 75_000, "sqlite": 50_000}
 RSS_GOAL_MB = 200
@@ -60,10 +62,16 @@ def generate(rows: int) -> Path:
             email = f"User.{i}@Domain{rnd.randrange(2000)}.example.com"
             if rnd.random() < 0.001:
                 email = f"broken {i}@example.com"
-            w.writerow([email, f"Person {i} Müller", rnd.choice(("free", "pro", "team")),
-                        rnd.randrange(18, 90), f"20{rnd.randrange(10, 25)}-0{rnd.randrange(1, 9)}"
-                        f"-1{rnd.randrange(0, 9)}", "|".join(rnd.sample(["jazz", "rock", "pop",
-                                                                          "folk"], 2))])
+            w.writerow(
+                [
+                    email,
+                    f"Person {i} Müller",
+                    rnd.choice(("free", "pro", "team")),
+                    rnd.randrange(18, 90),
+                    f"20{rnd.randrange(10, 25)}-0{rnd.randrange(1, 9)}-1{rnd.randrange(0, 9)}",
+                    "|".join(rnd.sample(["jazz", "rock", "pop", "folk"], 2)),
+                ]
+            )
     tmp.rename(path)
     return path
 
@@ -84,13 +92,15 @@ def database(kind: str, pg_url: str) -> str:
 
 
 def setup(url: str) -> runtime.Runtime:
-    rt = runtime.build({"database_url": url, "secret_key": SECRET, "var_dir": "/tmp/lmbench"},
-                       migrate=True)
+    rt = runtime.build(
+        {"database_url": url, "secret_key": SECRET, "var_dir": "/tmp/lmbench"}, migrate=True
+    )
     lists.create(rt, slug="customers", name="Customers")
     from listmgr.services import people
 
-    people.create_field(rt, key="plan", label="Plan", type="choice",
-                        choices=["free", "pro", "team"])
+    people.create_field(
+        rt, key="plan", label="Plan", type="choice", choices=["free", "pro", "team"]
+    )
     people.create_field(rt, key="age", label="Age", type="number")
     people.create_field(rt, key="joined", label="Joined", type="date")
     for key in ("jazz", "rock", "pop", "folk"):
@@ -106,8 +116,14 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
     fmt = csvfiles.detect(path)
     with csvfiles.CsvReader(path, fmt) as reader, importrows.fewer_collections():
         mapping, _ = importrows.resolve(reader.header, {}, fields)
-        ctx = importrows.Context(mapping, fields, interests, imports._hash_key(rt),
-                                 len(reader.header), copy_text=rt.db.dialect == "postgresql")
+        ctx = importrows.Context(
+            mapping,
+            fields,
+            interests,
+            imports._hash_key(rt),
+            len(reader.header),
+            copy_text=rt.db.dialect == "postgresql",
+        )
         start = time.perf_counter()
         n = 0
         for chunk in importrows.checked(ctx, reader, imports.PIECE_ROWS):
@@ -118,12 +134,23 @@ def validate_only(path: Path, rt: runtime.Runtime) -> float:
 # The tables an import writes for each person (interests: two a person here), as bare copies
 # with only the keys every import must respect.
 FLOOR_TABLES = (
-    ("subscriber", "PRIMARY KEY (id), UNIQUE (email)", "id, email, email_hash, name, fields, "
-     "source, consent_profiling, consent_tracking, soft_bounces, created_at, updated_at"),
-    ("membership", "PRIMARY KEY (id), UNIQUE (subscriber_id, list_id)", "subscriber_id, "
-     "list_id, status, opt_in_level, source, created_at, confirmed_at, updated_at"),
-    ("consent_event", "PRIMARY KEY (id)", "subscriber_id, detail, list_id, kind, at, source, "
-     "actor, ip, user_agent, wording"),
+    (
+        "subscriber",
+        "PRIMARY KEY (id), UNIQUE (email)",
+        "id, email, email_hash, name, fields, "
+        "source, consent_profiling, consent_tracking, soft_bounces, created_at, updated_at",
+    ),
+    (
+        "membership",
+        "PRIMARY KEY (id), UNIQUE (subscriber_id, list_id)",
+        "subscriber_id, "
+        "list_id, status, opt_in_level, source, created_at, confirmed_at, updated_at",
+    ),
+    (
+        "consent_event",
+        "PRIMARY KEY (id)",
+        "subscriber_id, detail, list_id, kind, at, source, actor, ip, user_agent, wording",
+    ),
     ("subscriber_interest", "PRIMARY KEY (subscriber_id, interest)", "subscriber_id, interest"),
 )
 
@@ -133,15 +160,21 @@ def floor_lines(table: str, first: int, count: int) -> str:
     at = "2026-01-01 00:00:00"
     ids = range(first, first + count)
     if table == "subscriber":
-        return "".join(f"{i}\tuser.{i}@domain{i % 2000}.example.com\t"
-                       f"{hashlib.sha256(str(i).encode()).hexdigest()}\tPerson {i} M\u00fcller\t"
-                       f'{{"plan": "pro", "age": {18 + i % 70}, "joined": "2019-03-14"}}\t'
-                       f"import\tf\tf\t0\t{at}\t{at}\n" for i in ids)
+        return "".join(
+            f"{i}\tuser.{i}@domain{i % 2000}.example.com\t"
+            f"{hashlib.sha256(str(i).encode()).hexdigest()}\tPerson {i} M\u00fcller\t"
+            f'{{"plan": "pro", "age": {18 + i % 70}, "joined": "2019-03-14"}}\t'
+            f"import\tf\tf\t0\t{at}\t{at}\n"
+            for i in ids
+        )
     if table == "membership":
         return "".join(f"{i}\t1\tconfirmed\t\timport\t{at}\t{at}\t{at}\n" for i in ids)
     if table == "consent_event":
-        return "".join(f'{i}\t{{"job": 1, "row": {i}}}\t1\timport\t{at}\timport\tbench\t\t'
-                       "\timported: existing customers (benchmark)\n" for i in ids)
+        return "".join(
+            f'{i}\t{{"job": 1, "row": {i}}}\t1\timport\t{at}\timport\tbench\t\t'
+            "\timported: existing customers (benchmark)\n"
+            for i in ids
+        )
     return "".join(f"{i}\tjazz\n{i}\trock\n" for i in ids)
 
 
@@ -150,22 +183,26 @@ def floor(rt: runtime.Runtime, rows: int, validated_per_s: float) -> None:
     only), then into the tables themselves (their foreign keys and indexes too)."""
     with rt.db.engine.begin() as conn:
         for table, keys, _ in FLOOR_TABLES:
-            conn.exec_driver_sql(f"CREATE TABLE floor_{table} (LIKE {table} "
-                                 f"INCLUDING DEFAULTS, {keys})")
+            conn.exec_driver_sql(
+                f"CREATE TABLE floor_{table} (LIKE {table} INCLUDING DEFAULTS, {keys})"
+            )
     for label, prefix in (("keys only", "floor_"), ("the schema", "")):
         took = _copy_people(rt, rows, prefix)
         for table, secs in took.items():
-            print(f"floor, {label}: {table:<19} {secs:6.2f} s  {secs / rows * 1e6:5.1f} us a "
-                  "person")
+            print(
+                f"floor, {label}: {table:<19} {secs:6.2f} s  {secs / rows * 1e6:5.1f} us a person"
+            )
         server = sum(took.values()) / rows * 1e6
         check = 1e6 / validated_per_s
         cores = os.cpu_count() or 1
         best = cores * 1e6 / (server + check)
-        print(f"floor, {label}: {server:.1f} us of server time a person = {1e6 / server:,.0f} "
-              f"people/s on one core; with reading and validating ({check:.1f} us a row, "
-              f"{validated_per_s:,.0f} rows/s) spread over the {cores} cores and nothing else "
-              f"(no staging or lookup): at most {best:,.0f} rows/s; goal {GOALS['pg']:,}, "
-              f"ratio {best / GOALS['pg']:.2f}")
+        print(
+            f"floor, {label}: {server:.1f} us of server time a person = {1e6 / server:,.0f} "
+            f"people/s on one core; with reading and validating ({check:.1f} us a row, "
+            f"{validated_per_s:,.0f} rows/s) spread over the {cores} cores and nothing else "
+            f"(no staging or lookup): at most {best:,.0f} rows/s; goal {GOALS['pg']:,}, "
+            f"ratio {best / GOALS['pg']:.2f}"
+        )
 
 
 def _copy_people(rt: runtime.Runtime, rows: int, prefix: str) -> dict[str, float]:
@@ -182,8 +219,10 @@ def _copy_people(rt: runtime.Runtime, rows: int, prefix: str) -> dict[str, float
                     for table, _, columns in FLOOR_TABLES:
                         data = floor_lines(table, first, count)
                         t0 = time.perf_counter()
-                        with raw.cursor() as cur, cur.copy(
-                                f"COPY {prefix}{table} ({columns}) FROM STDIN") as copy:
+                        with (
+                            raw.cursor() as cur,
+                            cur.copy(f"COPY {prefix}{table} ({columns}) FROM STDIN") as copy,
+                        ):
                             copy.write(data)
                         took[table] += time.perf_counter() - t0
     return took
@@ -222,19 +261,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=("pg", "sqlite", "both"), default="both")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, choices=(0, 1), default=0,
-                        help="0: validated ahead by a thread; 1: by a process")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="0: validated ahead by a thread; 1: by a process",
+    )
     parser.add_argument("--validate-only", action="store_true")
-    parser.add_argument("--floor", action="store_true", help="PostgreSQL: the least time "
-                        "any import into this schema needs (see above)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="PostgreSQL: the least time any import into this schema needs (see above)",
+    )
     parser.add_argument("--sql-times", action="store_true", help="time each SQL statement")
-    parser.add_argument("--drop-index", action="append", default=[],
-                        help="drop this index first (to measure what it costs)")
-    parser.add_argument("--drop-constraint", action="append", default=[],
-                        metavar="TABLE.NAME", help="drop this constraint (a foreign key, say) "
-                        "first, PostgreSQL only (to measure what it costs)")
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--drop-index",
+        action="append",
+        default=[],
+        help="drop this index first (to measure what it costs)",
+    )
+    parser.add_argument(
+        "--drop-constraint",
+        action="append",
+        default=[],
+        metavar="TABLE.NAME",
+        help="drop this constraint (a foreign key, say) "
+        "first, PostgreSQL only (to measure what it costs)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     args = parser.parse_args()
     if args.floor and args.db != "pg":
         parser.error("--floor measures PostgreSQL: use it with --db pg")
@@ -265,22 +325,31 @@ def run(args: argparse.Namespace, path: Path) -> None:
             conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
     if args.sql_times:
         sql_times(rt)
-    job_id = imports.create_job(rt, path=path, list_slug="customers", actor="bench",
-                                consent="imported: existing customers (benchmark)")
+    job_id = imports.create_job(
+        rt,
+        path=path,
+        list_slug="customers",
+        actor="bench",
+        consent="imported: existing customers (benchmark)",
+    )
     before = current_mb()
     start = time.perf_counter()
     info = imports.run_job(rt, job_id, workers=args.workers)
     took = time.perf_counter() - start
     assert info is not None and info.status == "done", info
     rate = info.rows / took
-    print(f"{kind}: {info.rows:,} rows in {took:.1f} s = {rate:,.0f} rows/s "
-          f"({info.inserted:,} new, {info.errors:,} errors); goal {GOALS[kind]:,} rows/s, "
-          f"ratio {rate / GOALS[kind]:.2f}")
+    print(
+        f"{kind}: {info.rows:,} rows in {took:.1f} s = {rate:,.0f} rows/s "
+        f"({info.inserted:,} new, {info.errors:,} errors); goal {GOALS[kind]:,} rows/s, "
+        f"ratio {rate / GOALS[kind]:.2f}"
+    )
     own, children = peak_mb()
     ratio = max(own, children) / RSS_GOAL_MB
-    print(f"{kind}: RSS {before:.0f} MB before the import; peak RSS {own:.0f} MB in this "
-          f"process, {children:.0f} MB in the largest worker process; goal {RSS_GOAL_MB} MB, "
-          f"ratio {ratio:.2f}")
+    print(
+        f"{kind}: RSS {before:.0f} MB before the import; peak RSS {own:.0f} MB in this "
+        f"process, {children:.0f} MB in the largest worker process; goal {RSS_GOAL_MB} MB, "
+        f"ratio {ratio:.2f}"
+    )
     if args.sql_times:
         for sql, (n, secs) in sorted(SQL_TIMES.items(), key=lambda x: -x[1][1])[:15]:
             print(f"   {secs:7.2f} s {n:6d}x  {sql}")

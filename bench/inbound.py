@@ -6,6 +6,7 @@ Prints classify messages per second and the slowest file with its time, the time
 100,000-part message in the admin and the API, then stores and processes 10,000 messages through the HTTP hook on PostgreSQL + Redis. Each stage is one
 function taking the loaded corpus and returning a result line, listed in STAGES.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,16 +14,17 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from listmgr.mail.inbound import classify  # noqa: E402
+from listmgr.mail.inbound import classify
 
-DEFAULT_CORPUS = Path(os.environ.get("LISTMGR_CORPUS")
-                      or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+DEFAULT_CORPUS = Path(
+    os.environ.get("LISTMGR_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus"
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ def bench_classify(messages: list[Message], rounds: int = 1) -> str:
                 slowest, slowest_path = took, m.path
     total = time.perf_counter() - start
     count = len(messages) * rounds
-    return (f"classify: {count} messages in {total:.2f} s = {count / total:.0f} messages/s; "
-            f"slowest {slowest_path} {slowest * 1000:.1f} ms")
+    return (
+        f"classify: {count} messages in {total:.2f} s = {count / total:.0f} messages/s; "
+        f"slowest {slowest_path} {slowest * 1000:.1f} ms"
+    )
 
 
 def _wait_http(url: str, timeout: float = 60) -> None:
@@ -68,9 +72,14 @@ def _wait_http(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def bench_hook(messages: list[Message], rounds: int = 1, count: int = 10_000,
-               database: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lmbench_inbound",
-               broker: str = "redis://127.0.0.1:6379/0", clients: int = 8) -> str:
+def bench_hook(
+    messages: list[Message],
+    rounds: int = 1,
+    count: int = 10_000,
+    database: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lmbench_inbound",
+    broker: str = "redis://127.0.0.1:6379/0",
+    clients: int = 8,
+) -> str:
     """Store and process `count` messages through POST /hooks/inbound (gunicorn, 2 web
     workers; one `listmgr worker`; PostgreSQL + Redis): messages/s stored and processed."""
     import subprocess
@@ -85,26 +94,42 @@ def bench_hook(messages: list[Message], rounds: int = 1, count: int = 10_000,
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{url.database}"'))
-    env = {**os.environ, "LISTMGR_DATABASE_URL": database, "LISTMGR_BROKER_URL": broker,
-           "LISTMGR_BROKER_NAMESPACE": f"bench{os.getpid()}", "LISTMGR_SECRET_KEY":
-           "bench-secret-0123456789abcdef", "LISTMGR_INBOUND_SECRET": "bench-inbound",
-           "LISTMGR_UNSUBSCRIBE_CONFIRMATION_MAIL": "0"}
+    env = {
+        **os.environ,
+        "LISTMGR_DATABASE_URL": database,
+        "LISTMGR_BROKER_URL": broker,
+        "LISTMGR_BROKER_NAMESPACE": f"bench{os.getpid()}",
+        "LISTMGR_SECRET_KEY": "bench-secret-0123456789abcdef",
+        "LISTMGR_INBOUND_SECRET": "bench-inbound",
+        "LISTMGR_UNSUBSCRIBE_CONFIRMATION_MAIL": "0",
+    }
     cli = [sys.executable, "-m", "listmgr"]
-    subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     port = 18765
-    web = subprocess.Popen(cli + ["web", "--port", str(port), "--workers", "2"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen(cli + ["worker", "--threads", "8"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        [*cli, "web", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*cli, "worker", "--threads", "8"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
-        bodies = [f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw
-                  for i in range(count)]
+        bodies = [
+            f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw for i in range(count)
+        ]
 
         def post(body: bytes) -> int:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/inbound", data=body,
-                                         headers={"Authorization": "Bearer bench-inbound",
-                                                  "Content-Type": "message/rfc822"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/hooks/inbound",
+                data=body,
+                headers={"Authorization": "Bearer bench-inbound", "Content-Type": "message/rfc822"},
+            )
             return urllib.request.urlopen(req, timeout=60).status
 
         start = time.perf_counter()
@@ -116,8 +141,11 @@ def bench_hook(messages: list[Message], rounds: int = 1, count: int = 10_000,
 
         while True:
             with engine.connect() as c:
-                left = c.scalar(select(func.count()).select_from(InboundMessage).where(
-                    InboundMessage.status != "processed"))
+                left = c.scalar(
+                    select(func.count())
+                    .select_from(InboundMessage)
+                    .where(InboundMessage.status != "processed")
+                )
             if not left:
                 break
             time.sleep(0.2)
@@ -129,14 +157,20 @@ def bench_hook(messages: list[Message], rounds: int = 1, count: int = 10_000,
         web.wait(30)
         worker.wait(30)
     bad = sum(1 for s in statuses if s != 202)
-    return (f"hook: {count} messages stored in {stored_s:.1f} s = {count / stored_s:.0f}/s "
-            f"({clients} clients, {bad} not 202); all processed after {done_s:.1f} s = "
-            f"{count / done_s:.0f} messages/s end to end (PostgreSQL + Redis, gunicorn 2 "
-            f"workers, 1 worker process x 8 threads)")
+    return (
+        f"hook: {count} messages stored in {stored_s:.1f} s = {count / stored_s:.0f}/s "
+        f"({clients} clients, {bad} not 202); all processed after {done_s:.1f} s = "
+        f"{count / done_s:.0f} messages/s end to end (PostgreSQL + Redis, gunicorn 2 "
+        f"workers, 1 worker process x 8 threads)"
+    )
 
 
-def bench_view(messages: list[Message], rounds: int = 1, parts: int = 100_000,
-               database: str = os.environ.get("LISTMGR_BENCH_VIEW_DATABASE_URL", "")) -> str:
+def bench_view(
+    messages: list[Message],
+    rounds: int = 1,
+    parts: int = 100_000,
+    database: str = os.environ.get("LISTMGR_BENCH_VIEW_DATABASE_URL", ""),
+) -> str:
     """Open one message of `parts` MIME parts in the admin page and the API (in process; a
     SQLite file, or an empty database named by LISTMGR_BENCH_VIEW_DATABASE_URL): the slowest
     of `rounds` requests each, against the 200 ms goal."""
@@ -147,30 +181,49 @@ def bench_view(messages: list[Message], rounds: int = 1, parts: int = 100_000,
     from listmgr.models import User
     from listmgr.services import accounts, inbound
 
-    head = (b"From: Someone <someone@example.com>\r\nTo: news@localhost\r\nSubject: parts\r\n"
-            b"Message-ID: <parts@example.com>\r\nMIME-Version: 1.0\r\n"
-            b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n')
-    raw = head + b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i
-                          for i in range(parts)) + b"--b--\r\n"
+    head = (
+        b"From: Someone <someone@example.com>\r\nTo: news@localhost\r\nSubject: parts\r\n"
+        b"Message-ID: <parts@example.com>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    )
+    raw = (
+        head
+        + b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(parts))
+        + b"--b--\r\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         url = database or f"sqlite:///{tmp}/view.db"
-        rt = runtime.build({"database_url": url, "var_dir": tmp,
-                            "secret_key": "bench-secret-0123456789abcdef0123"}, migrate=True)
+        rt = runtime.build(
+            {
+                "database_url": url,
+                "var_dir": tmp,
+                "secret_key": "bench-secret-0123456789abcdef0123",
+            },
+            migrate=True,
+        )
         app = create_app(rt=rt)
-        uid = accounts.create_user(rt, email="owner@bench.example.org",
-                                   password="bench password 123", role="owner")
+        uid = accounts.create_user(
+            rt, email="owner@bench.example.org", password="bench password 123", role="owner"
+        )
         token = accounts.create_token(rt, role="owner", name="bench")
         mid = inbound.store(rt, raw).id
         client = app.test_client()
         with rt.db.session() as s:
             version = s.get(User, uid).session_version
         with client.session_transaction() as sess:
-            sess.update({"_user_id": f"{uid}:{version}", "_fresh": True,
-                         "signed_in_at": int(time.time())})
+            sess.update(
+                {"_user_id": f"{uid}:{version}", "_fresh": True, "signed_in_at": int(time.time())}
+            )
         times: dict[str, float] = {}
-        for name, get in (("page", lambda: client.get(f"/admin/inbound/{mid}")),
-                          ("api", lambda: client.get(f"/api/inbound/{mid}", headers={
-                              "Authorization": f"Bearer {token}"}))):
+        for name, get in (
+            ("page", lambda: client.get(f"/admin/inbound/{mid}")),
+            (
+                "api",
+                lambda: client.get(
+                    f"/api/inbound/{mid}", headers={"Authorization": f"Bearer {token}"}
+                ),
+            ),
+        ):
             worst = 0.0
             for _ in range(max(rounds, 1)):
                 t0 = time.perf_counter()
@@ -180,9 +233,11 @@ def bench_view(messages: list[Message], rounds: int = 1, parts: int = 100_000,
             times[name] = worst * 1000
         runtime.set_current(None)
     kind = "PostgreSQL" if database.startswith("postgresql") else "SQLite"
-    return (f"view ({kind}): a {parts:,}-part message ({len(raw) / 1e6:.1f} MB): admin page "
-            f"{times['page']:.0f} ms, API {times['api']:.0f} ms (slowest of {rounds}; goal "
-            f"200 ms: ratio {max(times.values()) / 200:.2f})")
+    return (
+        f"view ({kind}): a {parts:,}-part message ({len(raw) / 1e6:.1f} MB): admin page "
+        f"{times['page']:.0f} ms, API {times['api']:.0f} ms (slowest of {rounds}; goal "
+        f"200 ms: ratio {max(times.values()) / 200:.2f})"
+    )
 
 
 STAGES: list[Callable[..., str]] = [bench_classify, bench_view, bench_hook]

@@ -10,6 +10,7 @@ ANALYZE. Prints load times and, for a rule with a field, an interest and an acti
 the count time (median of 7 after a warm-up) through listmgr.services.segments.count, with and
 without the list audience, and the ratio to the goal (150 ms on PostgreSQL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,20 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from listmgr import db as dbmod, runtime  # noqa: E402
-from listmgr.models import Subscriber  # noqa: E402
-from listmgr.services import segments  # noqa: E402
+from listmgr import db as dbmod
+from listmgr import runtime
+from listmgr.models import Subscriber
+from listmgr.services import segments
 
 GOAL_MS = 150.0
 PG_NAME = "lmbench_segments"
@@ -39,18 +42,38 @@ PLANS = ["free"] * 6 + ["pro"] * 3 + ["team"]
 COUNTRIES = ["de", "fr", "nl", "es", "it", "pl", "se", "at", "be", "pt"]
 INTERESTS = [f"i{i}" for i in range(10)]
 EVENTS = ["viewed"] * 6 + ["downloaded"] * 3 + ["purchased"]
-RULES = {"all": [{"field": "plan", "op": "eq", "value": "pro"},
-                 {"interests": "has_any", "value": ["i3"]},
-                 {"event": "viewed", "at_least": 2, "within_days": 30}]}
+RULES = {
+    "all": [
+        {"field": "plan", "op": "eq", "value": "pro"},
+        {"interests": "has_any", "value": ["i3"]},
+        {"event": "viewed", "at_least": 2, "within_days": 30},
+    ]
+}
 
 
 def subscribers(n: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
     for i in range(1, n + 1):
         created = NOW - timedelta(seconds=rnd.randrange(0, 3 * 365 * 86400))
-        fields = json.dumps({"plan": rnd.choice(PLANS), "age": rnd.randrange(18, 80),
-                             "country": rnd.choice(COUNTRIES)})
-        yield (i, f"person{i}@example{i % 97}.org", f"{i:064x}", f"Person {i}", fields,
-               rnd.choice(("form", "import", "api")), False, False, 0, created, created)
+        fields = json.dumps(
+            {
+                "plan": rnd.choice(PLANS),
+                "age": rnd.randrange(18, 80),
+                "country": rnd.choice(COUNTRIES),
+            }
+        )
+        yield (
+            i,
+            f"person{i}@example{i % 97}.org",
+            f"{i:064x}",
+            f"Person {i}",
+            fields,
+            rnd.choice(("form", "import", "api")),
+            False,
+            False,
+            0,
+            created,
+            created,
+        )
 
 
 def interests(n: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
@@ -69,31 +92,53 @@ def memberships(n: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
 
 def events(n: int, subs: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
     for i in range(1, n + 1):
-        yield (i, rnd.randrange(1, subs + 1), rnd.choice(EVENTS),
-               json.dumps({"sku": f"S{rnd.randrange(500)}"}),
-               NOW - timedelta(seconds=rnd.randrange(0, 90 * 86400)))
+        yield (
+            i,
+            rnd.randrange(1, subs + 1),
+            rnd.choice(EVENTS),
+            json.dumps({"sku": f"S{rnd.randrange(500)}"}),
+            NOW - timedelta(seconds=rnd.randrange(0, 90 * 86400)),
+        )
 
 
 TABLES = [
-    ("subscriber", "id, email, email_hash, name, fields, source, consent_profiling, "
-                   "consent_tracking, soft_bounces, created_at, updated_at", subscribers),
+    (
+        "subscriber",
+        "id, email, email_hash, name, fields, source, consent_profiling, "
+        "consent_tracking, soft_bounces, created_at, updated_at",
+        subscribers,
+    ),
     ("subscriber_interest", "subscriber_id, interest", interests),
-    ("membership", "id, subscriber_id, list_id, status, opt_in_level, source, created_at, "
-                   "confirmed_at, updated_at", memberships),
+    (
+        "membership",
+        "id, subscriber_id, list_id, status, opt_in_level, source, created_at, "
+        "confirmed_at, updated_at",
+        memberships,
+    ),
 ]
 
 
 def definitions(conn: Any) -> None:
-    conn.execute(text("INSERT INTO mailing_list (id, slug, name, description, opt_in, from_name, "
-                      "from_email, reply_to, postal_address, consent_wording, form_fields, "
-                      "form_interests, opt_in_levels, created_at) VALUES "
-                      "(1, 'news', 'News', '', 'double', '', '', '', '', '', '[]', '[]', '[]', "
-                      ":now), (2, 'offers', 'Offers', '', 'double', '', '', '', '', '', '[]', "
-                      "'[]', '[]', :now)"), {"now": NOW})
-    conn.execute(text("INSERT INTO field_def (key, label, type, choices, editable, created_at) "
-                      "VALUES ('plan', 'Plan', 'choice', '[\"free\", \"pro\", \"team\"]', true, "
-                      ":now), ('age', 'Age', 'number', '[]', true, :now), ('country', 'Country',"
-                      " 'text', '[]', true, :now)"), {"now": NOW})
+    conn.execute(
+        text(
+            "INSERT INTO mailing_list (id, slug, name, description, opt_in, from_name, "
+            "from_email, reply_to, postal_address, consent_wording, form_fields, "
+            "form_interests, opt_in_levels, created_at) VALUES "
+            "(1, 'news', 'News', '', 'double', '', '', '', '', '', '[]', '[]', '[]', "
+            ":now), (2, 'offers', 'Offers', '', 'double', '', '', '', '', '', '[]', "
+            "'[]', '[]', :now)"
+        ),
+        {"now": NOW},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO field_def (key, label, type, choices, editable, created_at) "
+            "VALUES ('plan', 'Plan', 'choice', '[\"free\", \"pro\", \"team\"]', true, "
+            ":now), ('age', 'Age', 'number', '[]', true, :now), ('country', 'Country',"
+            " 'text', '[]', true, :now)"
+        ),
+        {"now": NOW},
+    )
     for key in INTERESTS:
         conn.execute(text("INSERT INTO interest (key, label) VALUES (:k, :k)"), {"k": key})
 
@@ -107,16 +152,21 @@ def load_pg(url: str, n: int, n_events: int) -> float:
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in gen(n, rnd):
                     copy.write_row(row)
-        with cur.copy("COPY activity_event (id, subscriber_id, type, properties, at) "
-                      "FROM STDIN") as copy:
+        with cur.copy(
+            "COPY activity_event (id, subscriber_id, type, properties, at) FROM STDIN"
+        ) as copy:
             for row in events(n_events, n, rnd):
                 copy.write_row(row)
         for table in ("subscriber", "membership", "activity_event"):
-            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))")
-        cur.execute("INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
-                    "SELECT email_hash, email, 'manual', '', now() FROM subscriber "
-                    "WHERE id % 100 = 0")
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        cur.execute(
+            "INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
+            "SELECT email_hash, email, 'manual', '', now() FROM subscriber "
+            "WHERE id % 100 = 0"
+        )
     raw.commit()
     took = time.perf_counter() - start
     raw.close()
@@ -133,11 +183,16 @@ def load_sqlite(url: str, n: int, n_events: int) -> float:
     for table, cols, gen in TABLES:
         marks = ", ".join("?" * len(cols.split(",")))
         cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", gen(n, rnd))
-    cur.executemany("INSERT INTO activity_event (id, subscriber_id, type, properties, at) "
-                    "VALUES (?, ?, ?, ?, ?)", events(n_events, n, rnd))
-    cur.execute("INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
-                "SELECT email_hash, email, 'manual', '', datetime('now') FROM subscriber "
-                "WHERE id % 100 = 0")
+    cur.executemany(
+        "INSERT INTO activity_event (id, subscriber_id, type, properties, at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        events(n_events, n, rnd),
+    )
+    cur.execute(
+        "INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
+        "SELECT email_hash, email, 'manual', '', datetime('now') FROM subscriber "
+        "WHERE id % 100 = 0"
+    )
     raw.commit()
     took = time.perf_counter() - start
     raw.close()
@@ -151,8 +206,7 @@ def prepare(kind: str, url: str, n: int, n_events: int, reuse: bool) -> str:
         target = base.set(database=PG_NAME).render_as_string(hide_password=False)
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
-            exists = c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                              {"n": PG_NAME})
+            exists = c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_NAME})
             if exists and reuse:
                 return target
             c.execute(text(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)'))
@@ -214,15 +268,24 @@ def main() -> None:
     parser.add_argument("--db", choices=("pg", "sqlite", "both"), default="both")
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--pg-url", default=os.environ.get(
-        "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     parser.add_argument("--sqlite-path", default="/tmp/lmbench-segments.db")
     parser.add_argument("--reuse", action="store_true", help="keep an already filled database")
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     args = parser.parse_args()
-    for kind in (("pg", "sqlite") if args.db == "both" else (args.db,)):
-        url = prepare(kind, args.pg_url if kind == "pg" else args.sqlite_path,
-                      args.subscribers, args.events, args.reuse)
+    for kind in ("pg", "sqlite") if args.db == "both" else (args.db,):
+        url = prepare(
+            kind,
+            args.pg_url if kind == "pg" else args.sqlite_path,
+            args.subscribers,
+            args.events,
+            args.reuse,
+        )
         measure(kind, url, args.explain)
 
 

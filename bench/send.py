@@ -16,12 +16,13 @@ $SMTP_SINK, `smtp-sink` on PATH, or it is fetched with `apt-get download postfix
 - worker RSS (peak, sampled) and, with --big N, the audience materialization time for N
   recipients (goal <= 10 s for 1,000,000) and the RSS after sending all N (goal: flat, <= 150 MB).
 """
+
 from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import os
+import resource
 import shutil
 import signal
 import smtplib
@@ -36,21 +37,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from listmgr import boot, runtime  # noqa: E402
-from listmgr.models import Campaign, Delivery  # noqa: E402
-from listmgr.services import campaigns, lists  # noqa: E402
+from listmgr import boot, runtime
+from listmgr.models import Campaign, Delivery
+from listmgr.services import campaigns, lists
 
 GOAL_RATIO, GOAL_RATE, GOAL_DKIM, GOAL_RSS_MB, GOAL_START_S = 0.5, 3000, 1000, 150, 10.0
 SECRET = "bench-secret-key-0123456789abcdef"
-PARAGRAPH = ("<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
-             "tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis "
-             "nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.</p>\n")
-BODY = ("<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
-        "<p>This month in {{ subscriber.fields.city|default('your town') }}:</p>\n"
-        + PARAGRAPH * 8 + '<p><a href="https://example.org/read">Read more</a></p>\n')
+PARAGRAPH = (
+    "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
+    "tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis "
+    "nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.</p>\n"
+)
+BODY = (
+    "<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
+    "<p>This month in {{ subscriber.fields.city|default('your town') }}:</p>\n"
+    + PARAGRAPH * 8
+    + '<p><a href="https://example.org/read">Read more</a></p>\n'
+)
 
 
 # -- the sink ----------------------------------------------------------------------------------
@@ -65,8 +71,9 @@ def smtp_sink_binary() -> tuple[str, dict[str, str]]:
     binary = root / "usr" / "sbin" / "smtp-sink"
     if not binary.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "postfix"], cwd=cache, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "download", "postfix"], cwd=cache, check=True, stdout=subprocess.DEVNULL
+        )
         deb = next(cache.glob("postfix_*.deb"))
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     return str(binary), {"LD_LIBRARY_PATH": str(root / "usr" / "lib" / "postfix")}
@@ -81,8 +88,9 @@ def free_port() -> int:
 def start_sink() -> tuple[subprocess.Popen[bytes], int]:
     binary, extra = smtp_sink_binary()
     port = free_port()
-    args = [binary] + (["-u", "nobody"] if os.geteuid() == 0 else []) + \
-        [f"127.0.0.1:{port}", "1000"]
+    args = (
+        [binary] + (["-u", "nobody"] if os.geteuid() == 0 else []) + [f"127.0.0.1:{port}", "1000"]
+    )
     proc = subprocess.Popen(args, env=dict(os.environ, **extra))
     for _ in range(100):
         try:
@@ -109,12 +117,16 @@ def _bare(port: int, connections: int, count: int, message: bytes, out: object) 
         t.join()
 
 
-def ceiling(port: int, workers: int, connections: int, count: int,
-            message: bytes) -> tuple[float, float]:
+def ceiling(
+    port: int, workers: int, connections: int, count: int, message: bytes
+) -> tuple[float, float]:
     """(messages/s, client CPU s per message) of a bare smtplib loop."""
-    procs = [multiprocessing.Process(target=_bare, args=(port, connections, count // workers,
-                                                         message, None))
-             for _ in range(workers)]
+    procs = [
+        multiprocessing.Process(
+            target=_bare, args=(port, connections, count // workers, message, None)
+        )
+        for _ in range(workers)
+    ]
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for p in procs:
@@ -142,19 +154,34 @@ def populate(rt: runtime.Runtime, list_id: int, start: int, count: int) -> None:
     raw = rt.db.engine.raw_connection()
     try:
         cur = raw.driver_connection.cursor()
-        with cur.copy("COPY subscriber (email, email_hash, name, fields, source, "
-                      "consent_profiling, consent_tracking, soft_bounces, created_at, "
-                      "updated_at) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY subscriber (email, email_hash, name, fields, source, "
+            "consent_profiling, consent_tracking, soft_bounces, created_at, "
+            "updated_at) FROM STDIN"
+        ) as copy:
             for i in range(start, start + count):
                 email = f"r{i:07d}@bench.test"
-                copy.write_row((email, rt.email_hash(email), f"Reader {i}",
-                                '{"city": "Berlin"}' if i % 3 else "{}", "bench", False, False,
-                                0, "2025-01-01", "2025-01-01"))
-        cur.execute("INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, "
-                    "source, created_at, confirmed_at, updated_at) SELECT id, %s, "
-                    "'confirmed', '', 'bench', now(), now(), now() FROM subscriber "
-                    "WHERE email >= %s AND email < %s",
-                    (list_id, f"r{start:07d}@", f"r{start + count:07d}@"))
+                copy.write_row(
+                    (
+                        email,
+                        rt.email_hash(email),
+                        f"Reader {i}",
+                        '{"city": "Berlin"}' if i % 3 else "{}",
+                        "bench",
+                        False,
+                        False,
+                        0,
+                        "2025-01-01",
+                        "2025-01-01",
+                    )
+                )
+        cur.execute(
+            "INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, "
+            "source, created_at, confirmed_at, updated_at) SELECT id, %s, "
+            "'confirmed', '', 'bench', now(), now(), now() FROM subscriber "
+            "WHERE email >= %s AND email < %s",
+            (list_id, f"r{start:07d}@", f"r{start + count:07d}@"),
+        )
         raw.driver_connection.commit()
         cur.execute("ANALYZE subscriber")
         cur.execute("ANALYZE membership")
@@ -187,9 +214,14 @@ class Workers:
         self.procs = []
         for i in range(count):
             log = (log_dir / f"worker{i}.log").open("wb")
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "listmgr", "worker", "--threads", "8"], env=env,
-                stdout=log, stderr=subprocess.STDOUT))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "listmgr", "worker", "--threads", "8"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         for i, _ in enumerate(self.procs):
             path = log_dir / f"worker{i}.log"
             deadline = time.monotonic() + 60
@@ -226,8 +258,14 @@ class Workers:
 
 def send_campaign(rt: runtime.Runtime, name: str) -> tuple[int, float, float, float]:
     """(audience, materialization s, sending s, messages/s)."""
-    cid = campaigns.create(rt, name=name, subject="News for {{ subscriber.name }}",
-                           lists=["bench"], body=BODY, actor="bench")
+    cid = campaigns.create(
+        rt,
+        name=name,
+        subject="News for {{ subscriber.name }}",
+        lists=["bench"],
+        body=BODY,
+        actor="bench",
+    )
     t0 = time.perf_counter()
     audience = campaigns.start(rt, cid, actor="bench")
     t1 = time.perf_counter()
@@ -239,10 +277,11 @@ def send_campaign(rt: runtime.Runtime, name: str) -> tuple[int, float, float, fl
             break
         time.sleep(0.2)
     with rt.db.session() as s:
-        first, last, sent = s.execute(select(func.min(Delivery.attempted_at),
-                                             func.max(Delivery.attempted_at),
-                                             func.count()).where(Delivery.campaign_id == cid,
-                                                                 Delivery.status == "sent")).one()
+        first, last, sent = s.execute(
+            select(
+                func.min(Delivery.attempted_at), func.max(Delivery.attempted_at), func.count()
+            ).where(Delivery.campaign_id == cid, Delivery.status == "sent")
+        ).one()
     seconds = max((last - first).total_seconds(), 1e-3) if sent > 1 else time.perf_counter() - t1
     if sent != audience:
         print(f"  warning: {sent} of {audience} sent (status {status})")
@@ -255,25 +294,34 @@ def sample_message(rt: runtime.Runtime) -> bytes:
     from listmgr.models import Subscriber
     from listmgr.services.campaign_setup import renderer, settings_of
 
-    cid = campaigns.create(rt, name="size", subject="News for {{ subscriber.name }}",
-                           lists=["bench"], body=BODY)
+    cid = campaigns.create(
+        rt, name="size", subject="News for {{ subscriber.name }}", lists=["bench"], body=BODY
+    )
     with rt.db.session() as s:
         r, list_ids = renderer(rt, s, s.get(Campaign, cid), settings_of(rt))
         sub = s.scalar(select(Subscriber).limit(1))
-        return r.message(Recipient(1, sub.id, sub.email, sub.name, list_ids[0],
-                                   dict(sub.fields or {}), ())).data
+        return r.message(
+            Recipient(1, sub.id, sub.email, sub.name, list_ids[0], dict(sub.fields or {}), ())
+        ).data
 
 
 def dkim_key(kind: str, folder: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa" \
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kind == "rsa"
         else ed25519.Ed25519PrivateKey.generate()
+    )
     path = folder / f"dkim-{kind}.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -284,18 +332,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--dkim", default="rsa", choices=["rsa", "ed25519", "none"])
-    parser.add_argument("--database-url",
-                        default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="lmbench-send-"))
     sink, port = start_sink()
     url, admin = scratch_database(args.database_url)
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    settings = {"database_url": url, "broker_url": args.broker_url, "broker_namespace": namespace,
-                "secret_key": SECRET, "smtp_url": f"smtp://127.0.0.1:{port}",
-                "mail_domain": "bench.test", "base_url": "https://lists.bench.test",
-                "send_connections": args.connections, "var_dir": str(folder)}
+    settings = {
+        "database_url": url,
+        "broker_url": args.broker_url,
+        "broker_namespace": namespace,
+        "secret_key": SECRET,
+        "smtp_url": f"smtp://127.0.0.1:{port}",
+        "mail_domain": "bench.test",
+        "base_url": "https://lists.bench.test",
+        "send_connections": args.connections,
+        "var_dir": str(folder),
+    }
     env = dict(os.environ, **{f"LISTMGR_{k.upper()}": str(v) for k, v in settings.items()})
     rt = runtime.build(settings, migrate=True)
     boot.attach_queue(rt)
@@ -304,38 +360,50 @@ def main() -> None:
         list_id = lists.create(rt, slug="bench", name="Bench", postal_address="1 Bench Street")
         t = time.perf_counter()
         populate(rt, list_id, 0, args.recipients)
-        print(f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s",
-              flush=True)
+        print(
+            f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
         prebuilt = sample_message(rt)
         count = min(args.recipients, 60_000)
         ceil, ceil_cpu = ceiling(port, args.workers, args.connections, count, prebuilt)
-        print(f"ceiling: bare smtplib, {args.workers} processes x {args.connections} "
-              f"connections, {len(prebuilt):,}-byte message: {ceil:,.0f} messages/s "
-              f"(client CPU {ceil_cpu * 1e6:.0f} us/message)")
+        print(
+            f"ceiling: bare smtplib, {args.workers} processes x {args.connections} "
+            f"connections, {len(prebuilt):,}-byte message: {ceil:,.0f} messages/s "
+            f"(client CPU {ceil_cpu * 1e6:.0f} us/message)"
+        )
 
         workers = Workers(env, args.workers, folder)
         cpu = workers.cpu()
         audience, start_s, seconds, rate = send_campaign(rt, "plain")
         cpu = (workers.cpu() - cpu) / max(1, audience)
-        print(f"pipeline: {audience:,} recipients in {seconds:.1f} s = {rate:,.0f} messages/s; "
-              f"{rate / ceil:.2f} of the ceiling (goal >= {GOAL_RATIO}); "
-              f"{rate / GOAL_RATE:.2f} of {GOAL_RATE:,}/s; start {start_s:.2f} s; "
-              f"worker CPU {cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB")
+        print(
+            f"pipeline: {audience:,} recipients in {seconds:.1f} s = {rate:,.0f} messages/s; "
+            f"{rate / ceil:.2f} of the ceiling (goal >= {GOAL_RATIO}); "
+            f"{rate / GOAL_RATE:.2f} of {GOAL_RATE:,}/s; start {start_s:.2f} s; "
+            f"worker CPU {cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB"
+        )
         rss_small = workers.peak
         workers.stop()
 
         if args.dkim != "none":
             key = dkim_key(args.dkim, folder)
-            dkim_env = dict(env, LISTMGR_DKIM_DOMAIN="bench.test", LISTMGR_DKIM_SELECTOR="b1",
-                            LISTMGR_DKIM_PRIVATE_KEY_PATH=str(key))
+            dkim_env = dict(
+                env,
+                LISTMGR_DKIM_DOMAIN="bench.test",
+                LISTMGR_DKIM_SELECTOR="b1",
+                LISTMGR_DKIM_PRIVATE_KEY_PATH=str(key),
+            )
             workers = Workers(dkim_env, args.workers, folder)
             cpu = workers.cpu()
             audience, _, seconds, rate = send_campaign(rt, f"dkim-{args.dkim}")
             cpu = (workers.cpu() - cpu) / max(1, audience)
             label = "RSA-2048" if args.dkim == "rsa" else "Ed25519"
-            print(f"pipeline with DKIM {label}: {rate:,.0f} messages/s; "
-                  f"{rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker CPU "
-                  f"{cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB")
+            print(
+                f"pipeline with DKIM {label}: {rate:,.0f} messages/s; "
+                f"{rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker CPU "
+                f"{cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB"
+            )
             workers.stop()
 
         if args.big > args.recipients:
@@ -344,11 +412,15 @@ def main() -> None:
             print(f"populated up to {args.big:,} subscribers in {time.perf_counter() - t:.1f} s")
             workers = Workers(env, args.workers, folder)
             audience, start_s, seconds, rate = send_campaign(rt, "big")
-            print(f"start (audience materialization) of {audience:,}: {start_s:.2f} s; "
-                  f"{GOAL_START_S / start_s:.2f}x the goal of <= {GOAL_START_S:.0f} s")
-            print(f"pipeline: {audience:,} recipients at {rate:,.0f} messages/s; worker RSS "
-                  f"peak {workers.peak:.0f} MB at {args.big:,} vs {rss_small:.0f} MB at "
-                  f"{args.recipients:,} (goal: flat, <= {GOAL_RSS_MB} MB)")
+            print(
+                f"start (audience materialization) of {audience:,}: {start_s:.2f} s; "
+                f"{GOAL_START_S / start_s:.2f}x the goal of <= {GOAL_START_S:.0f} s"
+            )
+            print(
+                f"pipeline: {audience:,} recipients at {rate:,.0f} messages/s; worker RSS "
+                f"peak {workers.peak:.0f} MB at {args.big:,} vs {rss_small:.0f} MB at "
+                f"{args.recipients:,} (goal: flat, <= {GOAL_RSS_MB} MB)"
+            )
             workers.stop()
         workers = None
     finally:

@@ -10,6 +10,7 @@ Seeds a fresh PostgreSQL database (COPY) with N confirmed subscribers on one lis
 Prints requests/s, p50/p95/p99 latency and the ratio of the page's p95 to the 200 ms goal.
 Needs: wrk (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1 (see RECIPES).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG = os.environ.get("LISTMGR_BENCH_DATABASE_URL",
-                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG = os.environ.get(
+    "LISTMGR_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS = os.environ.get("LISTMGR_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
 SECRET = "bench-secret-key-0123456789abcdef"
 PASSWORD = "bench password 123"
@@ -62,15 +64,19 @@ done = function(summary, latency, requests)
     summary.errors.timeout, summary.errors.status))
 end
 """
-UNSUBSCRIBE = """
+UNSUBSCRIBE = (
+    """
 tokens = {TOKENS}
 request = function()
   local t = tokens[math.random(#tokens)]
   return wrk.format("POST", "/u/" .. t,
     {["Content-Type"] = "application/x-www-form-urlencoded"}, "List-Unsubscribe=One-Click")
 end
-""" + DONE
-SUBSCRIBE = """
+"""
+    + DONE
+)
+SUBSCRIBE = (
+    """
 counter = 0
 local run = os.time()
 request = function()
@@ -80,13 +86,18 @@ request = function()
   return wrk.format("POST", "/subscribe/SLUG",
     {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end
-""" + DONE
-PAGE = """
+"""
+    + DONE
+)
+PAGE = (
+    """
 paths = {PATHS}
 request = function()
   return wrk.format("GET", paths[math.random(#paths)], {["Cookie"] = "COOKIE"})
 end
-""" + DONE
+"""
+    + DONE
+)
 
 
 def log(msg: str) -> None:
@@ -125,24 +136,41 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
     from listmgr.services import accounts, lists
 
     rt = runtime.build({"database_url": db_url, "secret_key": SECRET}, migrate=True)
-    lists.create(rt, slug="news", name="News", opt_in="double",
-                 postal_address="1 Bench Street")
+    lists.create(rt, slug="news", name="News", opt_in="double", postal_address="1 Bench Street")
     accounts.create_user(rt, email="owner@bench.example.org", password=PASSWORD, role="owner")
     dsn = db_url.replace("postgresql+psycopg://", "postgresql://")
     t0 = time.perf_counter()
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        with cur.copy("COPY subscriber (id, email, email_hash, name, fields, source, "
-                      "consent_profiling, consent_tracking, soft_bounces, created_at, "
-                      "updated_at) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY subscriber (id, email, email_hash, name, fields, source, "
+            "consent_profiling, consent_tracking, soft_bounces, created_at, "
+            "updated_at) FROM STDIN"
+        ) as copy:
             for i in range(1, n + 1):
                 email = f"user{i:07d}@example{i % 97}.org"
-                copy.write_row((i, email, f"{i:064x}", f"Person {i:07d}", "{}", "bench",
-                                False, False, 0, "2024-01-01", "2024-01-01"))
-        with cur.copy("COPY membership (subscriber_id, list_id, status, opt_in_level, source, "
-                      "created_at, confirmed_at, updated_at) FROM STDIN") as copy:
+                copy.write_row(
+                    (
+                        i,
+                        email,
+                        f"{i:064x}",
+                        f"Person {i:07d}",
+                        "{}",
+                        "bench",
+                        False,
+                        False,
+                        0,
+                        "2024-01-01",
+                        "2024-01-01",
+                    )
+                )
+        with cur.copy(
+            "COPY membership (subscriber_id, list_id, status, opt_in_level, source, "
+            "created_at, confirmed_at, updated_at) FROM STDIN"
+        ) as copy:
             for i in range(1, n + 1):
-                copy.write_row((i, 1, "confirmed", "", "bench", "2024-01-01", "2024-01-01",
-                                "2024-01-01"))
+                copy.write_row(
+                    (i, 1, "confirmed", "", "bench", "2024-01-01", "2024-01-01", "2024-01-01")
+                )
         cur.execute("SELECT setval('subscriber_id_seq', %s)", (n,))
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -155,16 +183,34 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
     return tokens, "news"
 
 
-def start_gunicorn(db_url: str, port: int, workers: int, config_dir: Path,
-                   errors: Path) -> subprocess.Popen:
-    env = dict(os.environ, LISTMGR_DATABASE_URL=db_url, LISTMGR_SECRET_KEY=SECRET,
-               LISTMGR_BROKER_URL=REDIS, LISTMGR_BROKER_NAMESPACE=f"bench{uuid.uuid4().hex[:6]}",
-               LISTMGR_BASE_URL=f"http://127.0.0.1:{port}", LISTMGR_CONFIG_DIR=str(config_dir),
-               LISTMGR_SMTP_URL="smtp://127.0.0.1:9")
-    cmd = [sys.executable, "-c", "from listmgr.cli import main; main()", "web", "--host", "127.0.0.1", "--port",
-           str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=errors.open("wb"), cwd=str(ROOT))
+def start_gunicorn(
+    db_url: str, port: int, workers: int, config_dir: Path, errors: Path
+) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        LISTMGR_DATABASE_URL=db_url,
+        LISTMGR_SECRET_KEY=SECRET,
+        LISTMGR_BROKER_URL=REDIS,
+        LISTMGR_BROKER_NAMESPACE=f"bench{uuid.uuid4().hex[:6]}",
+        LISTMGR_BASE_URL=f"http://127.0.0.1:{port}",
+        LISTMGR_CONFIG_DIR=str(config_dir),
+        LISTMGR_SMTP_URL="smtp://127.0.0.1:9",
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        "from listmgr.cli import main; main()",
+        "web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"), cwd=str(ROOT)
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -172,7 +218,7 @@ def start_gunicorn(db_url: str, port: int, workers: int, config_dir: Path,
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("gunicorn died: " + errors.read_text()[-2000:])
+                raise SystemExit("gunicorn died: " + errors.read_text()[-2000:]) from None
             time.sleep(0.3)
     proc.terminate()
     raise SystemExit("gunicorn did not come up")
@@ -184,8 +230,9 @@ def sign_in(base: str) -> str:
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = opener.open(f"{base}/admin/login").read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    data = urllib.parse.urlencode({"email": "owner@bench.example.org", "password": PASSWORD,
-                                   "csrf_token": token}).encode()
+    data = urllib.parse.urlencode(
+        {"email": "owner@bench.example.org", "password": PASSWORD, "csrf_token": token}
+    ).encode()
     opener.open(f"{base}/admin/login", data=data).read()
     cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
     check = urllib.request.Request(f"{base}/admin/subscribers", headers={"Cookie": cookie})
@@ -197,8 +244,9 @@ def checkpoint(db_url: str) -> None:
     """Start each run without the previous run's dirty pages still to write."""
     import psycopg
 
-    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"),
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
         conn.execute("CHECKPOINT")
 
 
@@ -207,17 +255,33 @@ def wrk(base: str, script: str, seconds: int, connections: int, threads: int = 2
         fh.write(script)
         path = fh.name
     try:
-        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-                              "--timeout", "10s", "-s", path, base], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                path,
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(path)
-    found = re.search(r"RESULT rps=([\d.]+) p50=([\d.]+) p95=([\d.]+) p99=([\d.]+) "
-                      r"errors=(\d+) non2xx=(\d+)", out)
+    found = re.search(
+        r"RESULT rps=([\d.]+) p50=([\d.]+) p95=([\d.]+) p99=([\d.]+) "
+        r"errors=(\d+) non2xx=(\d+)",
+        out,
+    )
     if not found:
         raise SystemExit("wrk gave no result:\n" + out)
     keys = ("rps", "p50", "p95", "p99", "errors", "non2xx")
-    result: dict = {k: float(v) for k, v in zip(keys, found.groups())}
+    result: dict = {k: float(v) for k, v in zip(keys, found.groups(), strict=False)}
     codes: dict[str, int] = {}
     for code, n in re.findall(r"STATUS (\d+) (\d+)", out):
         codes[code] = codes.get(code, 0) + int(n)
@@ -226,9 +290,11 @@ def wrk(base: str, script: str, seconds: int, connections: int, threads: int = 2
 
 
 def line(name: str, r: dict) -> str:
-    return (f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50']:7.1f} ms   p95 {r['p95']:7.1f} ms"
-            f"   p99 {r['p99']:7.1f} ms   errors {int(r['errors'])} non-2xx {int(r['non2xx'])}"
-            + (f" {r['codes']}" if r["codes"] else ""))
+    return (
+        f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50']:7.1f} ms   p95 {r['p95']:7.1f} ms"
+        f"   p99 {r['p99']:7.1f} ms   errors {int(r['errors'])} non-2xx {int(r['non2xx'])}"
+        + (f" {r['codes']}" if r["codes"] else "")
+    )
 
 
 def main() -> None:
@@ -246,7 +312,7 @@ def main() -> None:
     config_dir = Path(tempfile.mkdtemp())
     shutil.copy(ROOT / "config" / "defaults.toml", config_dir / "defaults.toml")
     with (config_dir / "defaults.toml").open("a") as fh:
-        fh.write('\nratelimit_enabled = false   # measure the application, not the limiter\n')
+        fh.write("\nratelimit_enabled = false   # measure the application, not the limiter\n")
     proc = None
     try:
         tokens, slug = seed(db_url, args.subscribers)
@@ -256,17 +322,25 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         cookie = sign_in(base)
         log(f"gunicorn with {args.workers} workers on {base}; wrk {args.seconds} s per run")
-        prefixes = [f"/admin/subscribers?q=user{random.randrange(args.subscribers // 100):05d}"
-                    for _ in range(200)]
+        prefixes = [
+            f"/admin/subscribers?q=user{random.randrange(args.subscribers // 100):05d}"
+            for _ in range(200)
+        ]
         quoted = ",".join(f'"{t}"' for t in tokens)
         runs = [
-            ("subscribers page, first page", PAGE.replace(
-                "PATHS", '"/admin/subscribers"').replace("COOKIE", cookie), args.page_connections),
-            ("subscribers page, email prefix", PAGE.replace(
-                "PATHS", ",".join(f'"{p}"' for p in prefixes)).replace("COOKIE", cookie),
-             args.page_connections),
-            ("one-click unsubscribe POST", UNSUBSCRIBE.replace("TOKENS", quoted),
-             args.connections),
+            (
+                "subscribers page, first page",
+                PAGE.replace("PATHS", '"/admin/subscribers"').replace("COOKIE", cookie),
+                args.page_connections,
+            ),
+            (
+                "subscribers page, email prefix",
+                PAGE.replace("PATHS", ",".join(f'"{p}"' for p in prefixes)).replace(
+                    "COOKIE", cookie
+                ),
+                args.page_connections,
+            ),
+            ("one-click unsubscribe POST", UNSUBSCRIBE.replace("TOKENS", quoted), args.connections),
             ("subscribe POST", SUBSCRIBE.replace("SLUG", slug), args.connections),
         ]
         results = {}
@@ -275,18 +349,24 @@ def main() -> None:
             results[name] = wrk(base, script, args.seconds, connections)
             log(line(name, results[name]))
             if "500" in results[name]["codes"]:
-                tracebacks = re.findall(r"\n(\w+(?:\.\w+)*(?:Error|Exception)[^\n]*)",
-                                        errors.read_text(errors="replace"))
+                tracebacks = re.findall(
+                    r"\n(\w+(?:\.\w+)*(?:Error|Exception)[^\n]*)",
+                    errors.read_text(errors="replace"),
+                )
                 log(f"  server errors seen: {sorted(set(tracebacks))[:5]}")
         log("")
-        log(f"PostgreSQL, {args.subscribers:,} subscribers, gunicorn {args.workers} workers, "
-            f"wrk {args.connections} connections ({args.page_connections} for the page)")
+        log(
+            f"PostgreSQL, {args.subscribers:,} subscribers, gunicorn {args.workers} workers, "
+            f"wrk {args.connections} connections ({args.page_connections} for the page)"
+        )
         for name, r in results.items():
             log(line(name, r))
         for name in ("subscribers page, first page", "subscribers page, email prefix"):
             p95 = results[name]["p95"]
-            log(f"{name}: p95 {p95:.1f} ms = {p95 / GOAL_P95_MS:.2f} x the 200 ms goal "
-                f"({'met' if p95 < GOAL_P95_MS else 'MISSED'})")
+            log(
+                f"{name}: p95 {p95:.1f} ms = {p95 / GOAL_P95_MS:.2f} x the 200 ms goal "
+                f"({'met' if p95 < GOAL_P95_MS else 'MISSED'})"
+            )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown

@@ -1,4 +1,5 @@
 """listmgr: a self-hosted email marketing list manager with honest consent at its core."""
+
 from __future__ import annotations
 
 from pathlib import Path

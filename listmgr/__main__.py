@@ -1,4 +1,5 @@
 """`python -m listmgr` runs the CLI."""
+
 from listmgr.cli import main
 
 main()

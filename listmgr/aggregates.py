@@ -1,4 +1,5 @@
 """Counts as shown to a role: exact for those who may see people, k-anonymous for the others."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 class Count:
     """A count as one role may see it: the number, or only that it is under the threshold."""
 
-    value: int | None            # None: fewer than `fewer_than` (0 included)
+    value: int | None  # None: fewer than `fewer_than` (0 included)
     fewer_than: int | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -45,8 +46,10 @@ def small_group(size: int, *, personal: bool, threshold: int) -> bool:
 
 def withheld(figures: dict[str, Any], threshold: int) -> dict[str, Any]:
     """A small group's figures: every number null, no timeline, and "fewer_than"."""
-    out = {k: None if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-           for k, v in figures.items()}
+    out = {
+        k: None if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        for k, v in figures.items()
+    }
     if "timeline" in out:
         out["timeline"] = []
     out["fewer_than"] = threshold

@@ -1,7 +1,9 @@
 """create_app(overrides): the Flask application, its extensions, blueprints and error pages."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
@@ -11,9 +13,11 @@ from listmgr import jsonin, resource_dir, runtime
 from listmgr.errors import ValidationError
 from listmgr.runtime import Runtime
 
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
-       "object-src 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
 
 
 class DatabaseId(IntegerConverter):
@@ -32,18 +36,24 @@ class BodyJSON(DefaultJSONProvider):
         try:
             return jsonin.loads(s)
         except jsonin.BadJSON as exc:
-            raise ValidationError(f"{exc.path or 'body'}: {exc.msg}",
-                                  field=exc.path or None) from None
+            raise ValidationError(
+                f"{exc.path or 'body'}: {exc.msg}", field=exc.path or None
+            ) from None
 
 
-def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None = None,
-               migrate: bool = True) -> Flask:
+def create_app(
+    overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None = None, migrate: bool = True
+) -> Flask:
     """Build the web application for these settings (tests pass a mapping or a runtime)."""
     rt = rt or runtime.build(overrides, migrate=migrate)
     runtime.set_current(rt)
     settings = rt.settings
-    app = Flask("listmgr", template_folder=str(resource_dir("templates")),
-                static_folder=str(resource_dir("static")), static_url_path="/static")
+    app = Flask(
+        "listmgr",
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+        static_url_path="/static",
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=max(settings.max_inbound_bytes, settings.max_form_bytes),
@@ -65,10 +75,14 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, rt: Runtime | None
 
         # Believe X-Forwarded-For/-Proto only as far as the operator's own proxies wrote them
         # (the rightmost N entries); with none trusted the header is ignored.
-        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
-                                x_for=settings.trusted_proxies,
-                                x_proto=settings.trusted_proxies, x_host=0, x_port=0,
-                                x_prefix=0)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,  # type: ignore[method-assign]
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=0,
+            x_port=0,
+            x_prefix=0,
+        )
     from listmgr.web import errors, extensions
 
     extensions.csrf.init_app(app)

@@ -1,4 +1,5 @@
 """Bring a process up: runtime, broker, in-process worker threads and the periodic sweeper."""
+
 from __future__ import annotations
 
 import logging
@@ -49,6 +50,7 @@ def start(rt: Runtime, *, threads: int, sweep: bool = True) -> Background:
     if any(counts.values()):
         log.info("re-enqueued pending work: %s", counts)
     if sweep:
+
         def loop() -> None:
             while not bg.stop_event.wait(rt.settings.sweep_seconds):
                 try:

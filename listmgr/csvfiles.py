@@ -1,4 +1,5 @@
 """Reading CSV files as people write them: any common encoding and dialect, streamed (pure)."""
+
 from __future__ import annotations
 
 import codecs
@@ -6,19 +7,25 @@ import csv
 import io
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 SAMPLE_BYTES = 64 * 1024
 SCAN_BYTES = 1024 * 1024
 DELIMITERS = ",;\t|"
 FIELD_LIMIT = 1024 * 1024  # one cell; a larger one is a broken file, not data
-MAX_RECORD_LINES = 20      # physical lines of one record; more is a quote never closed, not data
+MAX_RECORD_LINES = 20  # physical lines of one record; more is a quote never closed, not data
 NOT_UTF8 = "surrogateescape"  # how a mostly UTF-8 file is read: its stray bytes kept, as U+DCxx
-_ESCAPED = re.compile("[\udc80-\udcff]")   # a byte that is not UTF-8, read with NOT_UTF8
-NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252",
-         "latin-1": "Latin-1"}   # encodings as people know them
+_ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, read with NOT_UTF8
+NAMES = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8",
+    "utf-16": "UTF-16",
+    "cp1252": "Windows-1252",
+    "latin-1": "Latin-1",
+}  # encodings as people know them
 
 
 class CsvFileError(ValueError):
@@ -33,7 +40,7 @@ class CsvFormat:
     delimiter: str = ","
     quotechar: str = '"'
     skipinitialspace: bool = False
-    errors: str = "strict"   # NOT_UTF8: UTF-8 with a few bytes that are not (their rows are bad)
+    errors: str = "strict"  # NOT_UTF8: UTF-8 with a few bytes that are not (their rows are bad)
 
     def dialect(self) -> type[csv.Dialect]:
         class Sniffed(csv.excel):
@@ -84,18 +91,22 @@ def sniff_encoding(path: Path) -> tuple[str, str]:
     A file whose byte order mark is not what the rest of it is raises CsvFileError."""
     with path.open("rb") as fh:
         head = fh.read(4)
-    if head.startswith(codecs.BOM_UTF8):   # as Excel's "CSV UTF-8" begins
+    if head.startswith(codecs.BOM_UTF8):  # as Excel's "CSV UTF-8" begins
         if _decodes(path, "utf-8", skip=len(codecs.BOM_UTF8)):
             return "utf-8-sig", "strict"
         if _mostly_utf8(path, skip=len(codecs.BOM_UTF8)):
             return "utf-8-sig", NOT_UTF8
-        raise CsvFileError("it begins with the mark of a UTF-8 file (a byte order mark), but "
-                           "most of its text is in another encoding: save it again as UTF-8")
+        raise CsvFileError(
+            "it begins with the mark of a UTF-8 file (a byte order mark), but "
+            "most of its text is in another encoding: save it again as UTF-8"
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         if _decodes(path, "utf-16"):
             return "utf-16", "strict"
-        raise CsvFileError("it begins with the mark of a UTF-16 file (a byte order mark), but "
-                           "not all of it is UTF-16 text: save it again as UTF-8")
+        raise CsvFileError(
+            "it begins with the mark of a UTF-16 file (a byte order mark), but "
+            "not all of it is UTF-16 text: save it again as UTF-8"
+        )
     if _decodes(path, "utf-8"):
         return "utf-8", "strict"
     if _mostly_utf8(path):
@@ -114,9 +125,11 @@ def detect_encoding(path: Path) -> str:
 def not_text(exc: UnicodeDecodeError, encoding: str, where: str) -> str:
     """Why a file cannot be read in an encoding (exc: the decoder's error), for people."""
     name = NAMES.get(encoding, encoding)
-    byte = bytes(exc.object[exc.start:exc.start + 1])
-    return (f"{where} it is not {name} text: byte 0x{byte.hex().upper()} cannot be read as "
-            f"{name}; save the file again as UTF-8")
+    byte = bytes(exc.object[exc.start : exc.start + 1])
+    return (
+        f"{where} it is not {name} text: byte 0x{byte.hex().upper()} cannot be read as "
+        f"{name}; save the file again as UTF-8"
+    )
 
 
 def stray_bytes(text: str) -> bytes:
@@ -152,16 +165,21 @@ def detect(path: Path) -> CsvFormat:
     try:
         with path.open("r", encoding=encoding, errors=errors, newline="") as fh:
             sample = fh.read(SAMPLE_BYTES)
-    except UnicodeDecodeError as exc:   # the file changed since it was looked at
+    except UnicodeDecodeError as exc:  # the file changed since it was looked at
         raise CsvFileError(not_text(exc, encoding, "in its first lines")) from None
     if not sample.strip():
         raise CsvFileError("the file is empty")
     if len(sample) == SAMPLE_BYTES and "\n" in sample:
-        sample = sample[:sample.rindex("\n")]  # whole lines only
+        sample = sample[: sample.rindex("\n")]  # whole lines only
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
-        return CsvFormat(encoding, sniffed.delimiter, sniffed.quotechar or '"',
-                         bool(sniffed.skipinitialspace), errors)
+        return CsvFormat(
+            encoding,
+            sniffed.delimiter,
+            sniffed.quotechar or '"',
+            bool(sniffed.skipinitialspace),
+            errors,
+        )
     except csv.Error:
         # One column, or too little text to tell: count the candidates in the header line.
         header = sample.splitlines()[0]
@@ -196,8 +214,8 @@ class Record:
 
     row: int
     line: int
-    cells: list[str] | None   # with an error: what could be read (for the report), or None
-    error: str = ""           # why the record is bad, for people
+    cells: list[str] | None  # with an error: what could be read (for the report), or None
+    error: str = ""  # why the record is bad, for people
 
 
 class CsvReader:
@@ -214,14 +232,18 @@ class CsvReader:
         self.fmt = fmt
         self.total_bytes = path.stat().st_size
         self._counter = _CountingReader(path.open("rb"))
-        self._text = io.TextIOWrapper(io.BufferedReader(self._counter, 256 * 1024),
-                                      encoding=fmt.encoding, errors=fmt.errors, newline="")
+        self._text = io.TextIOWrapper(
+            io.BufferedReader(self._counter, 256 * 1024),
+            encoding=fmt.encoding,
+            errors=fmt.errors,
+            newline="",
+        )
         self._reader = csv.reader(self._text, fmt.dialect())
-        self._skipped = 0           # lines before those self._reader reads (read again)
+        self._skipped = 0  # lines before those self._reader reads (read again)
         self._kept: list[str] = []  # the lines read again, from line self._kept_from
         self._kept_from = 1
         self._row = 1
-        self._again: IO[str] | None = None   # reads lines again (see _lines)
+        self._again: IO[str] | None = None  # reads lines again (see _lines)
         self._again_line = 0
         try:
             header = next(self._reader)
@@ -233,8 +255,10 @@ class CsvReader:
             self.close()
             raise CsvFileError(not_text(exc, fmt.encoding, "in its header")) from None
         if self._reader.line_num > MAX_RECORD_LINES:
-            raise CsvFileError(f"a quoted value in the header runs to line "
-                               f"{self._reader.line_num}: probably a quote that is never closed")
+            raise CsvFileError(
+                f"a quoted value in the header runs to line "
+                f"{self._reader.line_num}: probably a quote that is never closed"
+            )
         self.header = [readable(h.strip()) for h in header]
         if header and header[0].startswith("\ufeff"):
             self.header[0] = self.header[0].lstrip("\ufeff")
@@ -265,13 +289,14 @@ class CsvReader:
                 final = True
             except csv.Error as exc:
                 append(self._broken(row, line, str(exc)))
-                reader, first = self._reader, self._skipped + 1   # changed by a quote never closed
+                reader, first = self._reader, self._skipped + 1  # changed by a quote never closed
                 if len(chunk) < size:
                     continue
                 final = False
-            except UnicodeDecodeError as exc:   # the file changed since it was looked at
-                raise CsvFileError(not_text(exc, self.fmt.encoding, f"after line {line - 1}")
-                                   ) from None
+            except UnicodeDecodeError as exc:  # the file changed since it was looked at
+                raise CsvFileError(
+                    not_text(exc, self.fmt.encoding, f"after line {line - 1}")
+                ) from None
             else:
                 if len(chunk) < size:
                     continue
@@ -280,30 +305,32 @@ class CsvReader:
             if chunk:
                 end = self._skipped + self._reader.line_num
                 if not final and len(chunk) > 1 and open_at_end(chunk[-1][1]):
-                    held = chunk.pop()   # is it a quote never closed at the end of the file?
+                    held = chunk.pop()  # is it a quote never closed at the end of the file?
                     end = held[3] - 1
                 chunk = self._checked(chunk, end, final)
                 yield chunk
-            if self._reader is not reader:   # a quote never closed: the lines after it again
+            if self._reader is not reader:  # a quote never closed: the lines after it again
                 reader, first, row, held = self._reader, self._skipped + 1, chunk[-1][0], None
             elif final:
                 return
             chunk = [held] if held else []
             append = chunk.append
 
-    def _checked(self, chunk: list[tuple[int, list[str] | None, str, int]], end: int,
-                 final: bool) -> list[tuple[int, list[str] | None, str, int]]:
+    def _checked(
+        self, chunk: list[tuple[int, list[str] | None, str, int]], end: int, final: bool
+    ) -> list[tuple[int, list[str] | None, str, int]]:
         """The chunk (its last record ends on line end) with its records that see record_error
         made bad, up to one whose quoted value is never closed (the lines after its first are
         then read again). Only a chunk that spans many more lines than it has records, or holds
         bytes that are not UTF-8 (in a file read with NOT_UTF8), is looked at record by record;
         otherwise only the last record of the file is."""
         if end - chunk[0][3] + 1 - len(chunk) >= MAX_RECORD_LINES or (
-                self.fmt.errors == NOT_UTF8 and _ESCAPED.search(
-                    "".join(["".join(cells) for _, cells, _, _ in chunk if cells]))):
+            self.fmt.errors == NOT_UTF8
+            and _ESCAPED.search("".join(["".join(cells) for _, cells, _, _ in chunk if cells]))
+        ):
             ends = [record[3] - 1 for record in chunk[1:]] + [end]
             out = []
-            for (row, cells, error, line), last in zip(chunk, ends):
+            for (row, cells, error, line), last in zip(chunk, ends, strict=False):
                 if not error and (lost := never_closed(cells, line, last)):
                     out.append((row, self._read_again(line)[0], lost, line))
                     break
@@ -317,16 +344,23 @@ class CsvReader:
                 chunk[-1] = (row, cells, record_error(cells, line, end), line)
         return chunk
 
-    def _broken(self, row: int, line: int, error: str
-                ) -> tuple[int, list[str] | None, str, int]:
+    def _broken(self, row: int, line: int, error: str) -> tuple[int, list[str] | None, str, int]:
         """The record the CSV reader gave up on, from line on, as a bad one; when it is a quoted
         value never closed, the lines after its first are read again."""
         end = self._skipped + self._reader.line_num
         if "field larger than field limit" in error and end - line >= MAX_RECORD_LINES:
             first, lines = self._read_again(line)
-            opened = last_line(line, salvaged(lines[:end - line + 1], self.fmt) or [])
-            return (row, first, unclosed(opened, line, f"it runs past line {end} and grows "
-                                         f"longer than {FIELD_LIMIT:,} characters"), line)
+            opened = last_line(line, salvaged(lines[: end - line + 1], self.fmt) or [])
+            return (
+                row,
+                first,
+                unclosed(
+                    opened,
+                    line,
+                    f"it runs past line {end} and grows longer than {FIELD_LIMIT:,} characters",
+                ),
+                line,
+            )
         cells = salvaged(self._lines(line, end), self.fmt)
         return row, cells, broken(error, line, end), line
 
@@ -347,15 +381,16 @@ class CsvReader:
         kept_end = self._kept_from + len(self._kept)
         lines: list[str] = []
         if self._kept_from <= first < kept_end:
-            lines = self._kept[first - self._kept_from:last - self._kept_from + 1]
+            lines = self._kept[first - self._kept_from : last - self._kept_from + 1]
             first = kept_end
         if first > last:
             return lines
         if self._again is None or self._again_line >= first:
             if self._again is not None:
                 self._again.close()
-            self._again = self.path.open("r", encoding=self.fmt.encoding,
-                                         errors=self.fmt.errors, newline="")
+            self._again = self.path.open(
+                "r", encoding=self.fmt.encoding, errors=self.fmt.errors, newline=""
+            )
             self._again_line = 0
         try:
             for text in self._again:
@@ -364,9 +399,10 @@ class CsvReader:
                     lines.append(text)
                 if self._again_line >= last:
                     break
-        except UnicodeDecodeError as exc:   # the file changed since it was looked at
-            raise CsvFileError(not_text(exc, self.fmt.encoding, f"after line {first - 1}")
-                               ) from None
+        except UnicodeDecodeError as exc:  # the file changed since it was looked at
+            raise CsvFileError(
+                not_text(exc, self.fmt.encoding, f"after line {first - 1}")
+            ) from None
         return lines
 
     def close(self) -> None:
@@ -384,7 +420,7 @@ class CsvReader:
 def salvaged(lines: list[str], fmt: CsvFormat) -> list[str] | None:
     """The whole cells of a broken record on these lines, from at most FIELD_LIMIT characters
     of them (so that the report can show the address), or None."""
-    room = FIELD_LIMIT - 1   # no cell of what is read again is too large
+    room = FIELD_LIMIT - 1  # no cell of what is read again is too large
     kept: list[str] = []
     for text in lines:
         kept.append(text[:room])
@@ -395,14 +431,16 @@ def salvaged(lines: list[str], fmt: CsvFormat) -> list[str] | None:
         cells = next(csv.reader(kept, fmt.dialect()))
     except (csv.Error, StopIteration):
         return None
-    return cells[:-1] if not room else cells   # the last cell was cut short
+    return cells[:-1] if not room else cells  # the last cell was cut short
 
 
 def unclosed(opened: int, line: int, how: str) -> str:
     """Why the record on `line` is bad, when a quoted value opened on line `opened` in it is
     never closed: for people, saying what became of the lines after it."""
-    return (f"a quoted value opened on line {opened} is never closed: {how}; line {line} was "
-            f"not imported, the lines after it were read as rows of their own")
+    return (
+        f"a quoted value opened on line {opened} is never closed: {how}; line {line} was "
+        f"not imported, the lines after it were read as rows of their own"
+    )
 
 
 def open_at_end(cells: list[str] | None) -> bool:
@@ -424,8 +462,9 @@ def never_closed(cells: list[str] | None, line: int, end: int) -> str:
     if end - line >= MAX_RECORD_LINES:
         longest = breaks.index(max(breaks))
         opened = line + sum(breaks[:longest])
-        return unclosed(opened, line, f"it runs on to line {end}, over more than "
-                                      f"{MAX_RECORD_LINES} lines")
+        return unclosed(
+            opened, line, f"it runs on to line {end}, over more than {MAX_RECORD_LINES} lines"
+        )
     return ""
 
 
@@ -435,8 +474,12 @@ def record_error(cells: list[str] | None, line: int, end: int) -> str:
     stray = stray_bytes("".join(cells)) if cells else b""
     if stray:
         shown = ", ".join(f"0x{b:02X}" for b in dict.fromkeys(stray))
-        return with_lines(f"this row is not valid UTF-8 text (the rest of the file is UTF-8): "
-                          f"byte{'s' if len(set(stray)) > 1 else ''} {shown}", line, end)
+        return with_lines(
+            f"this row is not valid UTF-8 text (the rest of the file is UTF-8): "
+            f"byte{'s' if len(set(stray)) > 1 else ''} {shown}",
+            line,
+            end,
+        )
     return ""
 
 
@@ -445,8 +488,9 @@ def broken(error: str, line: int, end: int) -> str:
     close) is bad, for people (error: the reader's message)."""
     if "field larger than field limit" not in error:
         return with_lines(f"the CSV is broken here: {error}", line, end)
-    return with_lines(f"a cell is longer than {FIELD_LIMIT:,} characters, the most one may hold",
-                      line, end)
+    return with_lines(
+        f"a cell is longer than {FIELD_LIMIT:,} characters, the most one may hold", line, end
+    )
 
 
 def write_row(cells: list[object]) -> str:

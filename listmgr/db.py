@@ -1,9 +1,10 @@
 """Engine, the unit of work (session_scope) and migrations."""
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
 _engines: dict[str, Engine] = {}
-textlimits.install()   # every flush checks the text it writes (listmgr.textlimits)
+textlimits.install()  # every flush checks the text it writes (listmgr.textlimits)
 _lock = threading.Lock()
 
 
@@ -37,20 +38,26 @@ def get_engine(url: str) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                          "timeout": 30,
-                                                          "isolation_level": None})
+                engine = create_engine(
+                    url,
+                    connect_args={
+                        "check_same_thread": False,
+                        "timeout": 30,
+                        "isolation_level": None,
+                    },
+                )
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "begin", _sqlite_begin)
             else:
                 try:
-                    engine = create_engine(url, pool_pre_ping=True, pool_size=10,
-                                           max_overflow=20)
+                    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
                 except ModuleNotFoundError as exc:
                     # PostgreSQL's driver is an extra, so that SQLite alone needs no libpq.
-                    raise ConfigError(f"the database driver {exc.name!r} for this database URL "
-                                      "is not installed (PostgreSQL: pip install "
-                                      "'listmgr[postgres]')") from exc
+                    raise ConfigError(
+                        f"the database driver {exc.name!r} for this database URL "
+                        "is not installed (PostgreSQL: pip install "
+                        "'listmgr[postgres]')"
+                    ) from exc
             _engines[url] = engine
         return engine
 

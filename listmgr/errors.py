@@ -1,4 +1,5 @@
 """Domain exceptions, each with a stable code for the API and a human message."""
+
 from __future__ import annotations
 
 
@@ -8,8 +9,14 @@ class ListmgrError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 detail: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        detail: object = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field

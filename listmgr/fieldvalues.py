@@ -1,4 +1,5 @@
 """Custom field types and their values: parse what forms, the API and CSV send (pure)."""
+
 from __future__ import annotations
 
 import math
@@ -9,14 +10,29 @@ from typing import Any
 TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Built-in subscriber properties (segments and templates name them beside custom keys).
-RESERVED = frozenset({"id", "email", "name", "created_at", "updated_at", "source", "status",
-                      "lists", "fields", "interests", "consent", "consents", "paused_until"})
+RESERVED = frozenset(
+    {
+        "id",
+        "email",
+        "name",
+        "created_at",
+        "updated_at",
+        "source",
+        "status",
+        "lists",
+        "fields",
+        "interests",
+        "consent",
+        "consents",
+        "paused_until",
+    }
+)
 MAX_TEXT = 1000
 MAX_CHOICES = 200
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-MAX_NUMBER = 2 ** 53 - 1  # the largest integer JSON readers (JavaScript) keep exactly
+MAX_NUMBER = 2**53 - 1  # the largest integer JSON readers (JavaScript) keep exactly
 _TRUE = frozenset({"true", "1", "yes", "on", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "n"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -35,8 +51,10 @@ def sentence(exc: Exception) -> str:
 def check_key(key: Any) -> str:
     """A field or interest key: lower-case letters, digits, underscores, not a built-in name."""
     if not isinstance(key, str) or not KEY.match(key):
-        raise FieldValueError("the key must start with a letter and use only lower-case "
-                              "letters, digits and underscores (up to 64)")
+        raise FieldValueError(
+            "the key must start with a letter and use only lower-case "
+            "letters, digits and underscores (up to 64)"
+        )
     if key in RESERVED:
         raise FieldValueError(f"{key!r} is a built-in property; choose another key")
     return key
@@ -151,8 +169,9 @@ def coerce(type_: str, choices: list[str], value: Any, label: str) -> Any:
             if item in ("", None):
                 continue
             if not isinstance(item, str) or item.strip() not in choices:
-                raise FieldValueError(f"{label}: {item!r} is not one of the choices "
-                                      f"({', '.join(choices)})")
+                raise FieldValueError(
+                    f"{label}: {item!r} is not one of the choices ({', '.join(choices)})"
+                )
             picked.add(item.strip())
         # Stored in the order of the definition so equal selections compare equal.
         return [c for c in choices if c in picked] or None
@@ -169,7 +188,8 @@ def coerce(type_: str, choices: list[str], value: Any, label: str) -> Any:
         return _boolean(value, label)
     if type_ == "choice":
         if not isinstance(value, str) or value.strip() not in choices:
-            raise FieldValueError(f"{label}: {value!r} is not one of the choices "
-                                  f"({', '.join(choices)})")
+            raise FieldValueError(
+                f"{label}: {value!r} is not one of the choices ({', '.join(choices)})"
+            )
         return value.strip()
     raise FieldValueError(f"{label} has an unknown type {type_!r}")

@@ -1,5 +1,6 @@
 """Turning CSV records into validated people: header mapping, addresses, names, field values,
 interests (pure; safe to run in a worker process)."""
+
 from __future__ import annotations
 
 import gc
@@ -8,10 +9,11 @@ import json
 import queue
 import re
 from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT
@@ -22,21 +24,38 @@ from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 MAX_NAME = 200
 TARGETS = ("email", "name", "first_name", "last_name", "interests", "ignore")
 _AUTO = {
-    "email": {"email", "emailaddress", "mail", "emailadresse", "mailadresse", "courriel",
-              "correo", "correoelectronico", "adressemail", "adresseemail"},
+    "email": {
+        "email",
+        "emailaddress",
+        "mail",
+        "emailadresse",
+        "mailadresse",
+        "courriel",
+        "correo",
+        "correoelectronico",
+        "adressemail",
+        "adresseemail",
+    },
     "name": {"name", "fullname", "displayname", "nom", "nombre", "nomcomplet"},
     "first_name": {"firstname", "givenname", "forename", "vorname", "prenom", "nombrepila"},
-    "last_name": {"lastname", "surname", "familyname", "nachname", "nomdefamille",
-                  "apellido", "apellidos"},
+    "last_name": {
+        "lastname",
+        "surname",
+        "familyname",
+        "nachname",
+        "nomdefamille",
+        "apellido",
+        "apellidos",
+    },
     "interests": {"interests", "interest", "tags", "topics"},
 }
 _SPLIT = re.compile(r"[|;,]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")   # a spreadsheet may run such a cell
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
 _FORMULA_GUARD = tuple("'" + c for c in FORMULA_STARTS)  # what our exports write before them
 _DOMAIN_CACHE_LIMIT = 100_000
 _INTEREST_CACHE_LIMIT = 10_000
-BATCH_ROWS = 2_000   # records read and validated at once (a chunk gathers them, encoded)
+BATCH_ROWS = 2_000  # records read and validated at once (a chunk gathers them, encoded)
 
 
 class MappingError(ValueError):
@@ -61,12 +80,13 @@ def _squash(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-MAX_MAPPED = 500       # columns a mapping may name
+MAX_MAPPED = 500  # columns a mapping may name
 MAX_COLUMN_NAME = 200  # characters of a column name in a mapping
 
 
-def parse_mapping(text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | None
-                  ) -> dict[str, str]:
+def parse_mapping(
+    text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | None,
+) -> dict[str, str]:
     """'Column=target,Other=fields.key' (or a mapping, or (column, target) pairs) ->
     {column: target}; every way in is checked alike (names, sizes, a column named twice)."""
     if not text:
@@ -78,8 +98,9 @@ def parse_mapping(text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | No
                 continue
             column, sep, target = part.rpartition("=")
             if not sep or not column.strip():
-                raise MappingError(f"mapping entries look like Column=target, not "
-                                   f"{part.strip()[:100]!r}")
+                raise MappingError(
+                    f"mapping entries look like Column=target, not {part.strip()[:100]!r}"
+                )
             pairs.append((column, target))
     else:
         pairs = list(text.items()) if isinstance(text, Mapping) else list(text)
@@ -91,8 +112,9 @@ def parse_mapping(text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | No
             raise MappingError("a mapping pairs column names with targets, both text")
         column, target = column.strip(), target.strip()
         if not column or len(column) > MAX_COLUMN_NAME or _CONTROL.search(column):
-            raise MappingError(f"a column name in the mapping is one line of 1 to "
-                               f"{MAX_COLUMN_NAME} characters")
+            raise MappingError(
+                f"a column name in the mapping is one line of 1 to {MAX_COLUMN_NAME} characters"
+            )
         if len(target) > MAX_COLUMN_NAME or _CONTROL.search(target):
             raise MappingError(f"unknown target {target[:100]!r} for column {column!r}")
         if column.lower() in (c.lower() for c in out):
@@ -101,19 +123,23 @@ def parse_mapping(text: str | Mapping[str, str] | Sequence[tuple[Any, Any]] | No
     return out
 
 
-def resolve(header: list[str], explicit: Mapping[str, str],
-            fields: Mapping[str, FieldInfo]) -> tuple[dict[int, str], list[str]]:
+def resolve(
+    header: list[str], explicit: Mapping[str, str], fields: Mapping[str, FieldInfo]
+) -> tuple[dict[int, str], list[str]]:
     """Column index -> target for the header, and the columns ignored as unknown."""
     by_name = {h.lower(): i for i, h in reversed(list(enumerate(header)))}
     chosen: dict[int, str] = {}
     for column, target in explicit.items():
         if column.lower() not in by_name:
-            raise MappingError(f"the mapping names a column {column!r} the file does not have "
-                               f"(columns: {', '.join(header)})")
-        if target not in TARGETS and not (target.startswith("fields.")
-                                          and target[7:] in fields):
-            raise MappingError(f"unknown target {target!r} for column {column!r}: use email, "
-                               "name, first_name, last_name, interests, ignore or fields.<key>")
+            raise MappingError(
+                f"the mapping names a column {column!r} the file does not have "
+                f"(columns: {', '.join(header)})"
+            )
+        if target not in TARGETS and not (target.startswith("fields.") and target[7:] in fields):
+            raise MappingError(
+                f"unknown target {target!r} for column {column!r}: use email, "
+                "name, first_name, last_name, interests, ignore or fields.<key>"
+            )
         chosen[by_name[column.lower()]] = target
     labels = {_squash(f.label): key for key, f in fields.items()}
     ignored = []
@@ -124,12 +150,18 @@ def resolve(header: list[str], explicit: Mapping[str, str],
         # A custom field named like the column wins over the usual names of built-ins.
         key = column[7:] if column.lower().startswith("fields.") else column.lower()
         key = key if key in fields else labels.get(squashed)
-        target = f"fields.{key}" if key else next(
-            (t for t, names in _AUTO.items() if squashed in names), None)
+        target = (
+            f"fields.{key}"
+            if key
+            else next((t for t, names in _AUTO.items() if squashed in names), None)
+        )
         if target is None or target in chosen.values():
             if column:
-                ignored.append(column if target is None else
-                               f"{column} (another column already holds {target})")
+                ignored.append(
+                    column
+                    if target is None
+                    else f"{column} (another column already holds {target})"
+                )
             continue
         chosen[i] = target
     targets = [t for t in chosen.values() if t != "ignore"]
@@ -137,8 +169,10 @@ def resolve(header: list[str], explicit: Mapping[str, str],
     if double:
         raise MappingError(f"two columns are mapped to {double}")
     if "email" not in targets:
-        raise MappingError("no column holds the email address: name it email or map it, "
-                           "e.g. --mapping 'E-Mail=email'")
+        raise MappingError(
+            "no column holds the email address: name it email or map it, "
+            "e.g. --mapping 'E-Mail=email'"
+        )
     return {i: t for i, t in chosen.items() if t != "ignore"}, ignored
 
 
@@ -158,17 +192,25 @@ class EmailNormalizer:
             info = validate_email("a@" + domain, check_deliverability=False, strict=True)
         except EmailNotValidError:
             return None
-        longest = max(len(domain), len(info.domain.encode("utf-8")),
-                      len(info.ascii_domain.encode("utf-8")))
+        longest = max(
+            len(domain), len(info.domain.encode("utf-8")), len(info.ascii_domain.encode("utf-8"))
+        )
         return info.domain.lower(), longest
 
     def __call__(self, raw: Any) -> str:
         if isinstance(raw, str):
             text = raw.strip()
             at = text.find("@")
-            if at > 0 and text.isascii() and '"' not in text and "<" not in text \
-                    and "\r" not in raw and "\n" not in raw and "\x00" not in raw:
-                local, domain = text[:at], text[at + 1:]
+            if (
+                at > 0
+                and text.isascii()
+                and '"' not in text
+                and "<" not in text
+                and "\r" not in raw
+                and "\n" not in raw
+                and "\x00" not in raw
+            ):
+                local, domain = text[:at], text[at + 1 :]
                 if len(local) <= 64 and DOT_ATOM_TEXT.match(local):
                     known = self.domains.get(domain, False)
                     if known is False:
@@ -246,6 +288,7 @@ def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
     if spec.type == "text":
         return lambda v: v if len(v) <= MAX_TEXT and v.isprintable() else general(v)
     if spec.type == "date":
+
         def day(v: str) -> Any:
             if len(v) == 10 and v.isascii():
                 try:
@@ -254,6 +297,7 @@ def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
                 except ValueError:
                     pass
             return general(v)
+
         return day
     return general
 
@@ -295,7 +339,7 @@ class Context:
     interests: frozenset[str]
     hash_key: bytes
     columns: int
-    copy_text: bool = False   # people as PostgreSQL COPY text instead of a JSON array
+    copy_text: bool = False  # people as PostgreSQL COPY text instead of a JSON array
 
     def __post_init__(self) -> None:
         self._prepare()
@@ -307,9 +351,13 @@ class Context:
         at = {t: i for i, t in self.mapping.items()}
         self.email_at = at["email"]
         self.name_at, self.first_at, self.last_at, self.interests_at = (
-            at.get(t) for t in ("name", "first_name", "last_name", "interests"))
-        self.plan = [(i, f'"{t[7:]}":', _json_coercer(self.fields[t[7:]]))
-                     for i, t in self.mapping.items() if t.startswith("fields.")]
+            at.get(t) for t in ("name", "first_name", "last_name", "interests")
+        )
+        self.plan = [
+            (i, f'"{t[7:]}":', _json_coercer(self.fields[t[7:]]))
+            for i, t in self.mapping.items()
+            if t.startswith("fields.")
+        ]
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to worker processes: plain data only; caches and hash states are rebuilt there.
@@ -339,10 +387,12 @@ def person(ctx: Context, row: int, cells: list[str]) -> list[Any]:
     """Validate one record into [row, email, email_hash, name, fields JSON, interests JSON];
     ValueError (its message for people) when it cannot be imported."""
     if len(cells) != ctx.columns:
-        if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns:]):
-            raise ValueError(f"the row has {len(cells)} cells but the header has "
-                             f"{ctx.columns} (an unquoted delimiter?)")
-        cells = (cells + [""] * ctx.columns)[:ctx.columns]
+        if len(cells) > ctx.columns and any(c.strip() for c in cells[ctx.columns :]):
+            raise ValueError(
+                f"the row has {len(cells)} cells but the header has "
+                f"{ctx.columns} (an unquoted delimiter?)"
+            )
+        cells = (cells + [""] * ctx.columns)[: ctx.columns]
     email = _cell(cells, ctx.email_at)
     if not email:
         raise ValueError("there is no email address in this row")
@@ -363,8 +413,7 @@ def person(ctx: Context, row: int, cells: list[str]) -> list[Any]:
     if not name and (ctx.first_at is not None or ctx.last_at is not None):
         name = " ".join(x for x in (_cell(cells, ctx.first_at), _cell(cells, ctx.last_at)) if x)
     keys = "[]" if ctx.interests_at is None else _interests(ctx, _cell(cells, ctx.interests_at))
-    return [row, address, ctx.hasher(address), clean_name(name),
-            "{" + ",".join(parts) + "}", keys]
+    return [row, address, ctx.hasher(address), clean_name(name), "{" + ",".join(parts) + "}", keys]
 
 
 def _interests(ctx: Context, cell: str) -> str:
@@ -381,13 +430,13 @@ def _interests(ctx: Context, cell: str) -> str:
     return known
 
 
-Repeat = tuple[int, str, int]   # (row, email, the earlier row of the same address)
-Bad = tuple[int, str, str]      # (row, email cell, reason)
+Repeat = tuple[int, str, int]  # (row, email, the earlier row of the same address)
+Bad = tuple[int, str, str]  # (row, email cell, reason)
 
 
-def validate(ctx: Context, records: Iterable[tuple[Any, ...]],
-             first: dict[str, int] | None = None
-             ) -> tuple[list[list[Any]], list[Repeat], list[Bad]]:
+def validate(
+    ctx: Context, records: Iterable[tuple[Any, ...]], first: dict[str, int] | None = None
+) -> tuple[list[list[Any]], list[Repeat], list[Bad]]:
     """The people of some records (the first row of each address), the later rows of an
     address seen in them (or in first: address -> row, which this adds to), and the bad
     rows."""
@@ -479,12 +528,21 @@ def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
         if good:
             parts.append(encode(good, ctx.copy_text))
         if last - start + 1 >= size:
-            yield Checked(start, last, lines, reader.bytes_read, _join(parts, ctx.copy_text),
-                          count, repeats, bad)
+            yield Checked(
+                start,
+                last,
+                lines,
+                reader.bytes_read,
+                _join(parts, ctx.copy_text),
+                count,
+                repeats,
+                bad,
+            )
             parts, lines, first, repeats, bad, count, start = [], array("l"), {}, [], [], 0, 0
     if start:
-        yield Checked(start, last, lines, reader.bytes_read, _join(parts, ctx.copy_text), count,
-                      repeats, bad)
+        yield Checked(
+            start, last, lines, reader.bytes_read, _join(parts, ctx.copy_text), count, repeats, bad
+        )
 
 
 def _join(parts: list[str], copy_text: bool) -> str:
@@ -495,7 +553,7 @@ def _join(parts: list[str], copy_text: bool) -> str:
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")   # what COPY text must escape (rare in people)
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")  # what COPY text must escape (rare in people)
 
 
 def encode(people: list[list[Any]], copy_text: bool) -> str:
@@ -506,8 +564,9 @@ def encode(people: list[list[Any]], copy_text: bool) -> str:
     for row, email, digest, name, fields, interests in people:
         # one search for the four values; translating each is slow and seldom needed
         if _COPY_SPECIAL.search(f"{email}{name}{fields}{interests}"):
-            email, name, fields, interests = (v.translate(_COPY_ESCAPES)
-                                              for v in (email, name, fields, interests))
+            email, name, fields, interests = (
+                v.translate(_COPY_ESCAPES) for v in (email, name, fields, interests)
+            )
         lines.append(f"{row}\t{email}\t{digest}\t{name}\t{fields}\t{interests}\n")
     return "".join(lines)
 

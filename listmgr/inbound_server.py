@@ -1,4 +1,5 @@
 """An LMTP or SMTP listener (aiosmtpd) that an MTA delivers to: 250 only once stored."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,14 +22,19 @@ class Handler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         data = envelope.original_content or envelope.content or b""
         rcpts = list(envelope.rcpt_tos) or [""]
         try:
             stored = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: inbound.store(self.rt, bytes(data),
-                                            envelope_from=envelope.mail_from or "",
-                                            envelope_to=" ".join(envelope.rcpt_tos)))
+                None,
+                lambda: inbound.store(
+                    self.rt,
+                    bytes(data),
+                    envelope_from=envelope.mail_from or "",
+                    envelope_to=" ".join(envelope.rcpt_tos),
+                ),
+            )
             reply = f"250 2.0.0 Stored as #{stored.id}"
         except TooLarge:
             reply = "552 5.3.4 Message too big"
@@ -54,7 +60,13 @@ class _Controller(Controller):
 def start(rt: Runtime, host: str, port: int, *, lmtp: bool) -> Controller:
     """Start listening in a background thread; the caller stops it."""
     rt.settings.check()  # never listen with production settings that are unsafe
-    controller = _Controller(Handler(rt), lmtp=lmtp, hostname=host, port=port,
-                             data_size_limit=rt.settings.max_inbound_bytes, decode_data=False)
+    controller = _Controller(
+        Handler(rt),
+        lmtp=lmtp,
+        hostname=host,
+        port=port,
+        data_size_limit=rt.settings.max_inbound_bytes,
+        decode_data=False,
+    )
     controller.start()
     return controller

@@ -2,6 +2,7 @@
 the databases nor the code can take is refused with the path of the bad part. That is text with
 a lone surrogate escape such as "\\ud800" (not a character: PostgreSQL refuses it, SQLite stores
 it and breaks every later read), and nesting deep enough to exhaust the interpreter's stack."""
+
 from __future__ import annotations
 
 import json
@@ -58,5 +59,7 @@ def _text(value: str, path: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadJSON("text must be Unicode characters: a lone surrogate escape such as "
-                      "\\ud800 is not one", path) from None
+        raise BadJSON(
+            "text must be Unicode characters: a lone surrogate escape such as \\ud800 is not one",
+            path,
+        ) from None

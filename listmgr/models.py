@@ -1,17 +1,30 @@
 """Tables and enums. Timestamps are naive UTC. No queries here beyond trivial helpers."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary,
-                        String, Text, UniqueConstraint, text)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-MAX_ID = 2**31 - 1   # ids are 32-bit integers on every database
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
 Row = TypeVar("Row")
 
 
@@ -22,7 +35,7 @@ def by_id(s: Session, model: type[Row], ident: int) -> Row | None:
 
 def utcnow() -> datetime:
     """Now, as naive UTC (stored the same way on SQLite and PostgreSQL)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _json(**kw: Any) -> Any:
@@ -31,18 +44,25 @@ def _json(**kw: Any) -> Any:
 
 def _jsonb(**kw: Any) -> Any:
     """JSON read by segment queries: JSONB on PostgreSQL (indexable, no re-parsing per row)."""
-    return Field(default_factory=dict, sa_column=Column(
-        JSON().with_variant(JSONB(), "postgresql"), nullable=False, **kw))
+    return Field(
+        default_factory=dict,
+        sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False, **kw),
+    )
 
 
 def _json_list(**kw: Any) -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False, **kw))
 
 
-def _fk(target: str, *, ondelete: str = "CASCADE", nullable: bool = False,
-        index: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(Integer, ForeignKey(target, ondelete=ondelete),
-                                                nullable=nullable, index=index))
+def _fk(
+    target: str, *, ondelete: str = "CASCADE", nullable: bool = False, index: bool = True
+) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+        ),
+    )
 
 
 class OptIn(str, Enum):
@@ -67,11 +87,11 @@ class CampaignStatus(str, Enum):
 
 
 class DeliveryStatus(str, Enum):
-    queued = "queued"        # waiting to be claimed (also: retry after next_attempt_at)
-    claimed = "claimed"      # leased by a worker
+    queued = "queued"  # waiting to be claimed (also: retry after next_attempt_at)
+    claimed = "claimed"  # leased by a worker
     sent = "sent"
-    failed = "failed"        # permanent SMTP failure or retries exhausted
-    skipped = "skipped"      # consent changed before the send
+    failed = "failed"  # permanent SMTP failure or retries exhausted
+    skipped = "skipped"  # consent changed before the send
 
 
 class Role(str, Enum):
@@ -83,7 +103,7 @@ class Role(str, Enum):
 
 class MailingList(SQLModel, table=True):
     __tablename__ = "mailing_list"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=64, unique=True, index=True)
     name: str = Field(max_length=200)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -93,24 +113,24 @@ class MailingList(SQLModel, table=True):
     reply_to: str = Field(default="", max_length=320)
     postal_address: str = Field(default="", max_length=500)
     consent_wording: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    form_fields: list[str] = _json_list()      # custom field keys offered on the sign-up form
-    form_interests: list[str] = _json_list()   # interest keys offered on the sign-up form
-    opt_in_levels: list[str] = _json_list()    # e.g. ["everything", "monthly digest only"]
+    form_fields: list[str] = _json_list()  # custom field keys offered on the sign-up form
+    form_interests: list[str] = _json_list()  # interest keys offered on the sign-up form
+    opt_in_levels: list[str] = _json_list()  # e.g. ["everything", "monthly digest only"]
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
-    __table_args__ = {"sqlite_autoincrement": True}   # an id is never handed out twice
-    id: Optional[int] = Field(default=None, primary_key=True)
-    email: str = Field(max_length=320, unique=True, index=True)       # normalized
-    email_hash: str = Field(max_length=64)    # keyed HMAC of email (suppression joins on it)
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never handed out twice
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)  # normalized
+    email_hash: str = Field(max_length=64)  # keyed HMAC of email (suppression joins on it)
     name: str = Field(default="", max_length=200)
     fields: dict[str, Any] = _jsonb()
     source: str = Field(default="", max_length=64)
     consent_profiling: bool = Field(default=False)
     consent_tracking: bool = Field(default=False)
-    paused_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    paused_until: datetime | None = Field(default=None, sa_type=DateTime)
     soft_bounces: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
@@ -119,35 +139,37 @@ class Subscriber(SQLModel, table=True):
     link_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The one outstanding single-use export/erase link ("" when none) and when it was mailed.
     access_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
-    access_sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    access_sent_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class Membership(SQLModel, table=True):
     __tablename__ = "membership"
-    __table_args__ = (UniqueConstraint("subscriber_id", "list_id"),
-                      Index("ix_membership_list_status", "list_id", "status", "subscriber_id"))
-    id: Optional[int] = Field(default=None, primary_key=True)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "list_id"),
+        Index("ix_membership_list_status", "list_id", "status", "subscriber_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = _fk("subscriber.id", index=False)
     list_id: int = _fk("mailing_list.id", index=False)
     status: str = Field(default=MemberStatus.pending.value, max_length=16)
     opt_in_level: str = Field(default="", max_length=64)
     source: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    confirmed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    unsubscribed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     # The confirmation link now outstanding ("" when none): confirming, leaving and any later
     # suppression clear it, so a confirmation link works once.
     confirm_nonce: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
-    confirm_requested_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    confirm_requested_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class FieldDef(SQLModel, table=True):
     __tablename__ = "field_def"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=64, unique=True)
     label: str = Field(max_length=200)
-    type: str = Field(max_length=16)   # text number date boolean choice multi_choice
+    type: str = Field(max_length=16)  # text number date boolean choice multi_choice
     choices: list[str] = _json_list()
     editable: bool = Field(default=True)  # the subscriber may edit it in the preference center
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
@@ -155,7 +177,7 @@ class FieldDef(SQLModel, table=True):
 
 class Interest(SQLModel, table=True):
     __tablename__ = "interest"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=64, unique=True)
     label: str = Field(max_length=200)
 
@@ -163,19 +185,20 @@ class Interest(SQLModel, table=True):
 class SubscriberInterest(SQLModel, table=True):
     __tablename__ = "subscriber_interest"
     __table_args__ = (Index("ix_subscriber_interest_interest", "interest", "subscriber_id"),)
-    subscriber_id: int = Field(sa_column=Column(
-        Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True))
+    subscriber_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True)
+    )
     interest: str = Field(max_length=64, primary_key=True)
 
 
 class ConsentEvent(SQLModel, table=True):
     """Proof of consent and the audit trail of every change to it (append-only)."""
+
     __tablename__ = "consent_event"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True)
-    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
-                                 index=False)
-    kind: str = Field(max_length=32)   # subscribe confirm unsubscribe resubscribe preference ...
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int | None = _fk("subscriber.id", ondelete="SET NULL", nullable=True)
+    list_id: int | None = _fk("mailing_list.id", ondelete="SET NULL", nullable=True, index=False)
+    kind: str = Field(max_length=32)  # subscribe confirm unsubscribe resubscribe preference ...
     at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     source: str = Field(default="", max_length=64)  # form api import one-click mailto inbound ...
     actor: str = Field(default="subscriber", max_length=100)
@@ -183,16 +206,17 @@ class ConsentEvent(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=500)
     wording: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     detail: dict[str, Any] = _json()
-    campaign_id: Optional[int] = Field(default=None)
-    inbound_id: Optional[int] = Field(default=None)
+    campaign_id: int | None = Field(default=None)
+    inbound_id: int | None = Field(default=None)
 
 
 class Suppression(SQLModel, table=True):
     """Addresses that never get campaign mail; erased people stay only as a keyed hash."""
+
     __tablename__ = "suppression"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     email_hash: str = Field(max_length=64, unique=True, index=True)
-    email: Optional[str] = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320)
     reason: str = Field(max_length=32)  # unsubscribed_all hard_bounce complaint erased manual
     detail: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
@@ -200,24 +224,27 @@ class Suppression(SQLModel, table=True):
 
 class Outbox(SQLModel, table=True):
     """Transactional mail (confirmations, notices, tests) waiting to be sent; the DB is the truth."""
+
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status", "status", "created_at"),
-                      Index("ix_outbox_to_kind", "to_email", "kind", "created_at"),
-                      # a reply or bounce naming a Message-ID we sent is matched here
-                      Index("ix_outbox_message_id", "message_id"))
-    id: Optional[int] = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32)   # confirm already_subscribed unsubscribed test
+    __table_args__ = (
+        Index("ix_outbox_status", "status", "created_at"),
+        Index("ix_outbox_to_kind", "to_email", "kind", "created_at"),
+        # a reply or bounce naming a Message-ID we sent is matched here
+        Index("ix_outbox_message_id", "message_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # confirm already_subscribed unsubscribed test
     to_email: str = Field(max_length=320)
-    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True,
-                                       index=False)
-    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
-                                 index=False)
+    subscriber_id: int | None = _fk(
+        "subscriber.id", ondelete="SET NULL", nullable=True, index=False
+    )
+    list_id: int | None = _fk("mailing_list.id", ondelete="SET NULL", nullable=True, index=False)
     payload: dict[str, Any] = _json()
     status: str = Field(default="pending", max_length=16)  # pending sending sent failed
     attempts: int = Field(default=0)
-    lease_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=DateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime)
     message_id: str = Field(default="", max_length=255)
     last_error: str = Field(default="", max_length=1000)
     possibly_duplicate: bool = Field(default=False)
@@ -225,8 +252,9 @@ class Outbox(SQLModel, table=True):
 
 class DevMail(SQLModel, table=True):
     """What the embedded dev outbox captured instead of sending."""
+
     __tablename__ = "dev_mail"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     mail_from: str = Field(default="", max_length=500)
     rcpt_to: str = Field(default="", max_length=500)
     subject: str = Field(default="", max_length=1000)
@@ -236,10 +264,14 @@ class DevMail(SQLModel, table=True):
 
 class ActivityEvent(SQLModel, table=True):
     __tablename__ = "activity_event"
-    __table_args__ = (Index("ix_activity_type_sub_at", "type", "subscriber_id", "at"),
-                      Index("ix_activity_type_at_sub", "type", "at", "subscriber_id"))
-    id: Optional[int] = Field(default=None, sa_column=Column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    __table_args__ = (
+        Index("ix_activity_type_sub_at", "type", "subscriber_id", "at"),
+        Index("ix_activity_type_at_sub", "type", "at", "subscriber_id"),
+    )
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     subscriber_id: int = _fk("subscriber.id")
     type: str = Field(max_length=64)
     properties: dict[str, Any] = _jsonb()
@@ -248,7 +280,7 @@ class ActivityEvent(SQLModel, table=True):
 
 class Segment(SQLModel, table=True):
     __tablename__ = "segment"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     lists: list[str] = _json_list()
     rules: dict[str, Any] = _json()
@@ -258,7 +290,7 @@ class Segment(SQLModel, table=True):
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     subject: str = Field(max_length=998)
     preheader: str = Field(default="", max_length=500)
@@ -267,21 +299,20 @@ class Campaign(SQLModel, table=True):
     reply_to: str = Field(default="", max_length=320)
     content_format: str = Field(default="html", max_length=16)  # html markdown
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    layout: str = Field(default="", sa_column=Column(Text, nullable=False, default="",
-                                                     server_default=""))  # "" = built-in
+    layout: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )  # "" = built-in
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     lists: list[str] = _json_list()
-    segment_id: Optional[int] = _fk("segment.id", ondelete="SET NULL", nullable=True,
-                                    index=False)
-    segment_rules: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON))
+    segment_id: int | None = _fk("segment.id", ondelete="SET NULL", nullable=True, index=False)
+    segment_rules: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     status: str = Field(default=CampaignStatus.draft.value, max_length=16, index=True)
     # Why the campaign paused itself (e.g. its template failed for several recipients);
     # cleared when someone resumes it.
-    status_reason: str = Field(default="", max_length=1000,
-                               sa_column_kwargs={"server_default": ""})
-    scheduled_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    started_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    status_reason: str = Field(default="", max_length=1000, sa_column_kwargs={"server_default": ""})
+    scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)
+    started_at: datetime | None = Field(default=None, sa_type=DateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
     audience: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
@@ -295,27 +326,35 @@ class Delivery(SQLModel, table=True):
     writing a million rows at the start of a campaign. Erasure clears subscriber_id itself;
     only drafts (no ledger) are ever deleted.
     """
+
     __tablename__ = "delivery"
-    __table_args__ = (UniqueConstraint("subscriber_id", "campaign_id",
-                                       name="uq_delivery_subscriber_campaign"),
-                      Index("ix_delivery_claim", "campaign_id", "status", "next_attempt_at"),
-                      Index("ix_delivery_sent_sub", "sent_at", "subscriber_id",
-                            postgresql_where=text("status = 'sent'"),
-                            sqlite_where=text("status = 'sent'")))
-    id: Optional[int] = Field(default=None, sa_column=Column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "campaign_id", name="uq_delivery_subscriber_campaign"),
+        Index("ix_delivery_claim", "campaign_id", "status", "next_attempt_at"),
+        Index(
+            "ix_delivery_sent_sub",
+            "sent_at",
+            "subscriber_id",
+            postgresql_where=text("status = 'sent'"),
+            sqlite_where=text("status = 'sent'"),
+        ),
+    )
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     campaign_id: int = Field(sa_column=Column(Integer, nullable=False))
-    subscriber_id: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))
-    list_id: Optional[int] = Field(default=None)
+    subscriber_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    list_id: int | None = Field(default=None)
     status: str = Field(default=DeliveryStatus.queued.value, max_length=16)
     attempts: int = Field(default=0)
-    next_attempt_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    lease_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=DateTime)
     claimed_by: str = Field(default="", max_length=100)
-    in_flight: bool = Field(default=False)      # handed to SMTP, answer not yet recorded
+    in_flight: bool = Field(default=False)  # handed to SMTP, answer not yet recorded
     possibly_duplicate: bool = Field(default=False)
-    sent_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    attempted_at: Optional[datetime] = Field(default=None, sa_type=DateTime)  # last outcome
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime)
+    attempted_at: datetime | None = Field(default=None, sa_type=DateTime)  # last outcome
     smtp_server: str = Field(default="", max_length=200)
     error: str = Field(default="", max_length=1000)
     bounced: bool = Field(default=False)
@@ -325,11 +364,14 @@ class Delivery(SQLModel, table=True):
 
 class Engagement(SQLModel, table=True):
     """Opens and clicks, recorded only for subscribers who consented to tracking."""
+
     __tablename__ = "engagement"
-    __table_args__ = (Index("ix_engagement_sub_kind_at", "subscriber_id", "kind", "at"),
-                      Index("ix_engagement_kind_at_sub", "kind", "at", "subscriber_id"))
-    id: Optional[int] = Field(default=None, primary_key=True)
-    campaign_id: Optional[int] = Field(default=None, index=True)
+    __table_args__ = (
+        Index("ix_engagement_sub_kind_at", "subscriber_id", "kind", "at"),
+        Index("ix_engagement_kind_at_sub", "kind", "at", "subscriber_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int | None = Field(default=None, index=True)
     subscriber_id: int = _fk("subscriber.id", index=False)
     kind: str = Field(max_length=16)  # open click
     url: str = Field(default="", max_length=2000)
@@ -338,7 +380,7 @@ class Engagement(SQLModel, table=True):
 
 class InboundMessage(SQLModel, table=True):
     __tablename__ = "inbound_message"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(max_length=64, unique=True)
     message_id: str = Field(default="", max_length=998, index=True)
     envelope_from: str = Field(default="", max_length=500)
@@ -347,74 +389,78 @@ class InboundMessage(SQLModel, table=True):
     size: int = Field(default=0)
     received_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
     status: str = Field(default="stored", max_length=16)  # stored processed failed
-    kind: str = Field(default="", max_length=16)   # bounce complaint autoreply unsubscribe other
+    kind: str = Field(default="", max_length=16)  # bounce complaint autoreply unsubscribe other
     action: str = Field(default="", max_length=200)
     evidence: dict[str, Any] = _json()
-    subscriber_id: Optional[int] = _fk("subscriber.id", ondelete="SET NULL", nullable=True,
-                                       index=False)
-    list_id: Optional[int] = Field(default=None)
-    campaign_id: Optional[int] = Field(default=None)
-    processed_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    subscriber_id: int | None = _fk(
+        "subscriber.id", ondelete="SET NULL", nullable=True, index=False
+    )
+    list_id: int | None = Field(default=None)
+    campaign_id: int | None = Field(default=None)
+    processed_at: datetime | None = Field(default=None, sa_type=DateTime)
     attempts: int = Field(default=0)
     error: str = Field(default="", max_length=1000)
     handled: bool = Field(default=False)  # a human has dealt with it (admin inbox)
     # When an erasure blotted a person it merely named out of raw and parts (raw is then a
     # redacted rendering, sha256 still the original's so a redelivery stays a duplicate).
-    redacted_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    redacted_at: datetime | None = Field(default=None, sa_type=DateTime)
     # What tied it to us when it changed someone: token, message-id, dmarc, dkim, link (the
     # person confirmed), admin; "none": a bounce, complaint or unsubscribe request that
     # changed nobody (it waits in the inbox); "" for kinds that never change anyone.
-    proof: str = Field(default="", sa_column=Column(String(16), nullable=False, default="",
-                                                    server_default=""))
+    proof: str = Field(
+        default="", sa_column=Column(String(16), nullable=False, default="", server_default="")
+    )
 
 
 class User(SQLModel, table=True):
     __tablename__ = "app_user"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True)
     name: str = Field(default="", max_length=200)
     password_hash: str = Field(max_length=500)
     role: str = Field(default=Role.editor.value, max_length=16)
     active: bool = Field(default=True)
     failed_logins: int = Field(default=0)
-    locked_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=DateTime)
     session_version: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    last_login_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    user_id: Optional[int] = _fk("app_user.id", nullable=True)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = _fk("app_user.id", nullable=True)
     name: str = Field(default="", max_length=200)
     token_hash: str = Field(max_length=64, unique=True)
     prefix: str = Field(default="", max_length=16)
     role: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    last_used_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    revoked_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime)
     # The token that minted this one through the API: its "own" tokens, revoked along with it.
-    created_by_token_id: Optional[int] = Field(default=None, index=True)
+    created_by_token_id: int | None = Field(default=None, index=True)
 
 
 class LoginThrottle(SQLModel, table=True):
     """Failed sign-ins per key (account + address, or address): each slows the next one down."""
+
     __tablename__ = "login_throttle"
     key: str = Field(primary_key=True, max_length=64)  # sha256 of the kind and its value
     failures: int = Field(default=0)
     last_failed_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
-    blocked_until: Optional[datetime] = Field(default=None, sa_type=DateTime)
+    blocked_until: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class AuditLog(SQLModel, table=True):
     """Who viewed, exported, imported, erased, changed or sent what (append-only)."""
+
     __tablename__ = "audit_log"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)
     actor: str = Field(default="", max_length=320)
-    user_id: Optional[int] = Field(default=None)
-    token_id: Optional[int] = Field(default=None)
+    user_id: int | None = Field(default=None)
+    token_id: int | None = Field(default=None)
     action: str = Field(max_length=64, index=True)
     target_type: str = Field(default="", max_length=32)
     target_id: str = Field(default="", max_length=64)
@@ -424,9 +470,8 @@ class AuditLog(SQLModel, table=True):
 
 class ImportJob(SQLModel, table=True):
     __tablename__ = "import_job"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    list_id: Optional[int] = _fk("mailing_list.id", ondelete="SET NULL", nullable=True,
-                                 index=False)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int | None = _fk("mailing_list.id", ondelete="SET NULL", nullable=True, index=False)
     filename: str = Field(default="", max_length=500)
     path: str = Field(default="", max_length=1000)
     mode: str = Field(default="upsert", max_length=16)
@@ -443,14 +488,15 @@ class ImportJob(SQLModel, table=True):
     report: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_by: str = Field(default="", max_length=320)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
-    finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime)
-    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=DateTime)  # while running
-    last_row: int = Field(default=0)   # the last CSV row committed: a resumed run goes on after it
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime)  # while running
+    last_row: int = Field(default=0)  # the last CSV row committed: a resumed run goes on after it
     error: str = Field(default="", max_length=1000)  # why a failed job failed
 
 
 class SettingValue(SQLModel, table=True):
     """Settings changed from the admin (SMTP servers, DKIM, rate limits) over the config files."""
+
     __tablename__ = "setting_value"
     key: str = Field(max_length=64, primary_key=True)
     value: Any = Field(default=None, sa_column=Column(JSON))

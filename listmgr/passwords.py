@@ -1,4 +1,5 @@
 """Password hashing (argon2) and the strength rule every new password must pass (pure)."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher
@@ -42,8 +43,9 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
-def check_strength(password: str, *, min_score: int, user_inputs: tuple[str, ...] = (),
-                   field: str = "password") -> None:
+def check_strength(
+    password: str, *, min_score: int, user_inputs: tuple[str, ...] = (), field: str = "password"
+) -> None:
     """Refuse a password that is short, overlong or easy to guess, saying why."""
     if len(password) < MIN_LENGTH:
         raise ValidationError(f"password must be at least {MIN_LENGTH} characters", field=field)
@@ -52,8 +54,12 @@ def check_strength(password: str, *, min_score: int, user_inputs: tuple[str, ...
     if "\x00" in password:
         raise ValidationError("password must not contain NUL characters", field=field)
     # The email address and name (and their parts) are the first guesses of anyone attacking.
-    words = [w for value in user_inputs if value
-             for w in (value, *value.replace("@", " ").replace(".", " ").split())]
+    words = [
+        w
+        for value in user_inputs
+        if value
+        for w in (value, *value.replace("@", " ").replace(".", " ").split())
+    ]
     from zxcvbn import zxcvbn  # its word lists take memory: loaded only to check a password
 
     result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=words)
@@ -62,9 +68,15 @@ def check_strength(password: str, *, min_score: int, user_inputs: tuple[str, ...
     feedback = result.get("feedback") or {}
     lowered = password.lower()
     own = any(len(w) >= 3 and w.lower() in lowered for w in words)
-    reasons = ["It contains your email address or name." if own else "",
-               feedback.get("warning") or "", *(feedback.get("suggestions") or [])]
-    why = " ".join(r.strip() for r in reasons if r and r.strip()) or \
-        "It is easy to guess (for example, it contains your name or address or common words)."
-    raise ValidationError(f"password is too easy to guess: {why}", field=field,
-                          code="weak_password")
+    reasons = [
+        "It contains your email address or name." if own else "",
+        feedback.get("warning") or "",
+        *(feedback.get("suggestions") or []),
+    ]
+    why = (
+        " ".join(r.strip() for r in reasons if r and r.strip())
+        or "It is easy to guess (for example, it contains your name or address or common words)."
+    )
+    raise ValidationError(
+        f"password is too easy to guess: {why}", field=field, code="weak_password"
+    )

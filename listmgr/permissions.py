@@ -1,4 +1,5 @@
 """Roles and what each may do: the one place access rules live (UI and API alike)."""
+
 from __future__ import annotations
 
 from listmgr.models import Role
@@ -6,9 +7,18 @@ from listmgr.models import Role
 # "account" (own password, own API tokens) belongs to every signed-in user.
 _ANALYST = {"stats", "lists:read", "campaigns:read", "segments:read", "account", "tokens:own"}
 _EDITOR = _ANALYST | {"people:read", "campaigns:write", "segments:write", "fields:read"}
-_ADMIN = _EDITOR | {"lists:write", "people:write", "people:export", "people:erase",
-                    "fields:write", "inbound:read", "inbound:write", "settings", "audit:read",
-                    "tokens:own"}
+_ADMIN = _EDITOR | {
+    "lists:write",
+    "people:write",
+    "people:export",
+    "people:erase",
+    "fields:write",
+    "inbound:read",
+    "inbound:write",
+    "settings",
+    "audit:read",
+    "tokens:own",
+}
 # Principals (users and everyone's tokens) are the owner's alone: "users" guards the pages,
 # "tokens:manage" lets a principal list and revoke tokens that are not its own.
 _OWNER = _ADMIN | {"users", "tokens:manage"}

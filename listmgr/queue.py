@@ -1,4 +1,5 @@
 """The Dramatiq broker from settings (in-process stub, Redis or RabbitMQ) and the worker."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,13 +49,15 @@ class Queue:
         return isinstance(self.broker, StubBroker)
 
     def enqueue(self, actor: str, *args: Any, delay_ms: int | None = None) -> None:
-        message = dramatiq.Message(queue_name=self.queue_name, actor_name=actor, args=tuple(args),
-                                   kwargs={}, options={})
+        message = dramatiq.Message(
+            queue_name=self.queue_name, actor_name=actor, args=tuple(args), kwargs={}, options={}
+        )
         self.broker.enqueue(message, delay=delay_ms)
 
     def start_worker(self, threads: int) -> dramatiq.Worker:
-        worker = dramatiq.Worker(self.broker, queues={self.queue_name}, worker_threads=threads,
-                                 worker_timeout=100)
+        worker = dramatiq.Worker(
+            self.broker, queues={self.queue_name}, worker_threads=threads, worker_timeout=100
+        )
         worker.start()
         return worker
 

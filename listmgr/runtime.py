@@ -1,10 +1,12 @@
 """The runtime of one process: settings, database, tokens and the way to enqueue work."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from listmgr.db import Database
 from listmgr.settings import Settings, load_settings
@@ -38,8 +40,12 @@ class Runtime:
 _current: Runtime | None = None
 
 
-def build(overrides: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
-          migrate: bool = False) -> Runtime:
+def build(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    migrate: bool = False,
+) -> Runtime:
     """Build (and make current) the runtime for these settings."""
     global _current
     settings = settings or load_settings(overrides)
@@ -47,9 +53,13 @@ def build(overrides: Mapping[str, Any] | None = None, *, settings: Settings | No
     db = Database(settings)
     if migrate:
         db.upgrade()
-    rt = Runtime(settings=settings, db=db,
-                 tokens=Tokens(settings.secret_key, settings.confirm_max_age_days,
-                               settings.data_link_max_age_minutes))
+    rt = Runtime(
+        settings=settings,
+        db=db,
+        tokens=Tokens(
+            settings.secret_key, settings.confirm_max_age_days, settings.data_link_max_age_minutes
+        ),
+    )
     _current = rt
     return rt
 

@@ -20,30 +20,58 @@ Sub-conditions are uncorrelated ``subscriber.id IN (SELECT subscriber_id ...)`` 
 planners turn them into semi-joins (or one hashed lookup under OR/NOT) on both engines.
 Bad trees raise SegmentError whose ``field`` is the path of the bad node (``rules.all[2].value``).
 """
+
 from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import SegmentError
-from listmgr.models import (ActivityEvent, Delivery, Engagement, MailingList, Membership,
-                            MemberStatus, Subscriber, SubscriberInterest, Suppression)
-from listmgr.segmentvalues import (MAX_VALUES, fail, iso_date, moment, number, pair, string,
-                                   strings, whole)
-from listmgr.sqljson import (ascii_lower, ascii_lower_sql, json_array_has_all,
-                             json_array_has_any, json_array_nonempty, json_bool, json_equals,
-                             json_number, json_text)
+from listmgr.models import (
+    ActivityEvent,
+    Delivery,
+    Engagement,
+    MailingList,
+    Membership,
+    MemberStatus,
+    Subscriber,
+    SubscriberInterest,
+    Suppression,
+)
+from listmgr.segmentvalues import (
+    MAX_VALUES,
+    fail,
+    iso_date,
+    moment,
+    number,
+    pair,
+    string,
+    strings,
+    whole,
+)
+from listmgr.sqljson import (
+    ascii_lower,
+    ascii_lower_sql,
+    json_array_has_all,
+    json_array_has_any,
+    json_array_nonempty,
+    json_bool,
+    json_equals,
+    json_number,
+    json_text,
+)
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
-MAX_ACTIVITY = 20      # event and engagement conditions: each is a subquery PostgreSQL plans
-MAX_IN_TERMS = 500     # values of "in" over custom fields, in all: each is a term of one OR
+MAX_ACTIVITY = 20  # event and engagement conditions: each is a subquery PostgreSQL plans
+MAX_IN_TERMS = 500  # values of "in" over custom fields, in all: each is a term of one OR
 MAX_DAYS = 36500
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 BUILTINS = {"email": "text", "name": "text", "source": "text", "created_at": "datetime"}
@@ -51,20 +79,33 @@ OPS: dict[str, tuple[str, ...]] = {
     "text": ("eq", "ne", "in", "contains", "exists"),
     "choice": ("eq", "ne", "in", "exists"),
     "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte", "between", "exists"),
-    "date": ("eq", "ne", "before", "after", "gt", "gte", "lt", "lte", "between",
-             "within_last_days", "exists"),
-    "datetime": ("eq", "before", "after", "gt", "gte", "lt", "lte", "between",
-                 "within_last_days"),
+    "date": (
+        "eq",
+        "ne",
+        "before",
+        "after",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "between",
+        "within_last_days",
+        "exists",
+    ),
+    "datetime": ("eq", "before", "after", "gt", "gte", "lt", "lte", "between", "within_last_days"),
     "boolean": ("eq", "ne", "exists"),
     "multi_choice": ("contains", "in", "exists"),
 }
 STATUSES = tuple(s.value for s in MemberStatus)
 ENGAGEMENT = ("received", "opened", "clicked")
 _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-_CONDITION_KEYS = {"field": {"field", "op", "value"}, "interests": {"interests", "value"},
-                   "list": {"list", "status", "opt_in_level"},
-                   "event": {"event", "where", "at_least", "within_days"},
-                   "engagement": {"engagement", "within_days", "at_least"}}
+_CONDITION_KEYS = {
+    "field": {"field", "op", "value"},
+    "interests": {"interests", "value"},
+    "list": {"list", "status", "opt_in_level"},
+    "event": {"event", "where", "at_least", "within_days"},
+    "engagement": {"engagement", "within_days", "at_least"},
+}
 _GROUPS = ("all", "any", "not")
 Expr = ColumnElement[bool]
 
@@ -93,15 +134,23 @@ def _in_subquery(subquery: Any) -> Expr:
 class _Compiler:
     """One compilation: the definitions it checks against and a condition budget."""
 
-    def __init__(self, fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]], *,
-                 interests: Collection[str] | None, lists: Collection[str] | None,
-                 now: datetime) -> None:
-        self.fields = {k: v if isinstance(v, FieldSpec) else FieldSpec(v[0], tuple(v[1] or ()))
-                       for k, v in fields.items()}
+    def __init__(
+        self,
+        fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],
+        *,
+        interests: Collection[str] | None,
+        lists: Collection[str] | None,
+        now: datetime,
+    ) -> None:
+        self.fields = {
+            k: v if isinstance(v, FieldSpec) else FieldSpec(v[0], tuple(v[1] or ()))
+            for k, v in fields.items()
+        }
         self.interests = None if interests is None else set(interests)
         # known list slugs, or a mapping of slug -> the list's opt-in levels (then checked)
         self.lists: Collection[str] | None = (
-            None if lists is None else dict(lists) if isinstance(lists, Mapping) else set(lists))
+            None if lists is None else dict(lists) if isinstance(lists, Mapping) else set(lists)
+        )
         self.now = now
         self.conditions = 0
         self.activity = 0
@@ -111,7 +160,7 @@ class _Compiler:
         if depth > MAX_DEPTH:
             raise fail(f"rules are nested deeper than {MAX_DEPTH} levels", path)
         if not isinstance(node, dict) or not node:
-            raise fail("expected a rule object such as {\"all\": [...]} or a condition", path)
+            raise fail('expected a rule object such as {"all": [...]} or a condition', path)
         groups = [k for k in _GROUPS if k in node]
         if groups:
             if len(node) != 1:
@@ -130,12 +179,13 @@ class _Compiler:
                 return or_(*parts)
             # SQLite drives the query from the first IN subquery it can: put the usually
             # narrow ones (activity, engagement, interests) first. PostgreSQL plans by cost.
-            ranked = sorted(zip(items, parts), key=lambda pair: _rank(pair[0]))
+            ranked = sorted(zip(items, parts, strict=False), key=lambda pair: _rank(pair[0]))
             return and_(*(part for _, part in ranked))
         kinds = [k for k in _CONDITION_KEYS if k in node]
         if len(kinds) != 1:
-            raise fail("expected one of all, any, not, field, interests, list, event, "
-                        "engagement", path)
+            raise fail(
+                "expected one of all, any, not, field, interests, list, event, engagement", path
+            )
         unknown = sorted(set(node) - _CONDITION_KEYS[kinds[0]])
         if unknown:
             raise fail(f"unknown property {unknown[0]!r}", f"{path}.{unknown[0]}")
@@ -192,21 +242,25 @@ class _Compiler:
         # text and choice
         if op == "contains":
             needle = ascii_lower(string(value, vpath, empty=False))
-            return and_(column.is_not(None),
-                        ascii_lower_sql(column).contains(needle, autoescape=True))
+            return and_(
+                column.is_not(None), ascii_lower_sql(column).contains(needle, autoescape=True)
+            )
         fix = (lambda v: v.lower()) if key == "email" else (lambda v: v)
         values = strings(value, vpath) if op == "in" else [string(value, vpath)]
         if kind == "choice":
             self._check_choices(values, choices, vpath)
-        return self._compare(column, op, values if op == "in" else values[0], vpath,
-                             lambda v, p: fix(v), custom)
+        return self._compare(
+            column, op, values if op == "in" else values[0], vpath, lambda v, p: fix(v), custom
+        )
 
     @staticmethod
     def _check_choices(values: list[str], choices: tuple[str, ...], path: str) -> None:
         for i, v in enumerate(values):
             if choices and v not in choices:
-                raise fail(f"{v!r} is not one of the choices {', '.join(choices)}",
-                            path if len(values) == 1 else f"{path}[{i}]")
+                raise fail(
+                    f"{v!r} is not one of the choices {', '.join(choices)}",
+                    path if len(values) == 1 else f"{path}[{i}]",
+                )
 
     @staticmethod
     def _value(key: str, kind: str) -> ColumnElement[Any]:
@@ -223,8 +277,15 @@ class _Compiler:
             return and_(column.is_not(None), column != "")
         return column.is_not(None)
 
-    def _compare(self, column: ColumnElement[Any], op: str, value: Any, path: str,
-                 item: Callable[[Any, str], Any], key: str | None = None) -> Expr:
+    def _compare(
+        self,
+        column: ColumnElement[Any],
+        op: str,
+        value: Any,
+        path: str,
+        item: Callable[[Any, str], Any],
+        key: str | None = None,
+    ) -> Expr:
         """column OP value; with the key of a custom field, equality is typed containment."""
         # "IS NOT NULL AND ..." keeps every condition two-valued, so NOT behaves like Python's.
         present = column.is_not(None)
@@ -235,8 +296,11 @@ class _Compiler:
             if key is not None:
                 self.in_terms += len(values)
                 if self.in_terms > MAX_IN_TERMS:
-                    raise fail(f"more than {MAX_IN_TERMS} values in all of the segment's 'in' "
-                               "conditions on custom fields", path)
+                    raise fail(
+                        f"more than {MAX_IN_TERMS} values in all of the segment's 'in' "
+                        "conditions on custom fields",
+                        path,
+                    )
                 return or_(*(json_equals(Subscriber.fields, key, v) for v in values))
             return and_(present, column.in_(values))
         if op == "between":
@@ -245,21 +309,32 @@ class _Compiler:
         if op == "eq" and key is not None:
             return json_equals(Subscriber.fields, key, item(value, path))
         v = literal(item(value, path), column.type)
-        compare = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gte": operator.ge,
-                   "lt": operator.lt, "lte": operator.le, "after": operator.gt,
-                   "before": operator.lt}[op]
+        compare = {
+            "eq": operator.eq,
+            "ne": operator.ne,
+            "gt": operator.gt,
+            "gte": operator.ge,
+            "lt": operator.lt,
+            "lte": operator.le,
+            "after": operator.gt,
+            "before": operator.lt,
+        }[op]
         return and_(present, compare(column, v))
 
-    def _date(self, column: ColumnElement[Any], op: str, value: Any, path: str,
-              key: str | None) -> Expr:
+    def _date(
+        self, column: ColumnElement[Any], op: str, value: Any, path: str, key: str | None
+    ) -> Expr:
         def iso(v: Any, p: str) -> str:
             return iso_date(v, p).isoformat()
 
         if op == "within_last_days":
             days = whole(value, path, 0, MAX_DAYS)
             today = self.now.date()
-            return and_(column.is_not(None), column >= (today - timedelta(days=days)).isoformat(),
-                        column <= today.isoformat())
+            return and_(
+                column.is_not(None),
+                column >= (today - timedelta(days=days)).isoformat(),
+                column <= today.isoformat(),
+            )
         return self._compare(column, op, value, path, iso, key)
 
     def _datetime(self, op: str, value: Any, path: str) -> Expr:
@@ -269,12 +344,17 @@ class _Compiler:
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
                 raise fail("expected [from, to]", path)
-            (low, _), (high, high_day) = (moment(value[0], f"{path}[0]"),
-                                          moment(value[1], f"{path}[1]"))
+            (low, _), (high, high_day) = (
+                moment(value[0], f"{path}[0]"),
+                moment(value[1], f"{path}[1]"),
+            )
             if low > high:
                 raise fail("from is after to", path)
-            return and_(column >= low, column < high + timedelta(days=1)) if high_day else \
-                and_(column >= low, column <= high)
+            return (
+                and_(column >= low, column < high + timedelta(days=1))
+                if high_day
+                else and_(column >= low, column <= high)
+            )
         at, whole_day = moment(value, path)
         end = at + timedelta(days=1) if whole_day else at
         if op == "eq":
@@ -298,8 +378,11 @@ class _Compiler:
                 raise fail(f"unknown interest {v!r}", f"{path}.value[{i}]")
 
         def having(keys: list[str]) -> Expr:
-            return _in_subquery(select(SubscriberInterest.subscriber_id)
-                                .where(SubscriberInterest.interest.in_(keys)))
+            return _in_subquery(
+                select(SubscriberInterest.subscriber_id).where(
+                    SubscriberInterest.interest.in_(keys)
+                )
+            )
 
         if mode == "has_all":
             return and_(*(having([v]) for v in dict.fromkeys(values)))
@@ -311,25 +394,33 @@ class _Compiler:
             raise fail(f"unknown list {slug!r}", f"{path}.list")
         status = node.get("status", MemberStatus.confirmed.value)
         statuses = [status] if isinstance(status, str) else status
-        if not isinstance(statuses, list) or not statuses or any(
-                s not in STATUSES + ("any",) for s in statuses):
+        if (
+            not isinstance(statuses, list)
+            or not statuses
+            or any(s not in (*STATUSES, "any") for s in statuses)
+        ):
             raise fail(f"status takes {', '.join(STATUSES)} or any", f"{path}.status")
-        query = select(Membership.subscriber_id).join(
-            MailingList, MailingList.id == Membership.list_id).where(MailingList.slug == slug)
+        query = (
+            select(Membership.subscriber_id)
+            .join(MailingList, MailingList.id == Membership.list_id)
+            .where(MailingList.slug == slug)
+        )
         if "any" not in statuses:
             query = query.where(Membership.status.in_(statuses))
         if "opt_in_level" in node:
             level = string(node["opt_in_level"], f"{path}.opt_in_level")
             if isinstance(self.lists, dict) and level and level not in self.lists[slug]:
                 offered = ", ".join(repr(x) for x in self.lists[slug])
-                raise fail(f"{slug!r} offers the opt-in levels {offered} (or \"\" for the "
-                           "default, all mail)" if offered else f"{slug!r} has no opt-in "
-                           "levels: only \"\" (the default, all mail)", f"{path}.opt_in_level")
+                raise fail(
+                    f'{slug!r} offers the opt-in levels {offered} (or "" for the default, all mail)'
+                    if offered
+                    else f'{slug!r} has no opt-in levels: only "" (the default, all mail)',
+                    f"{path}.opt_in_level",
+                )
             query = query.where(Membership.opt_in_level == level)
         return _in_subquery(query)
 
-    def _counted(self, query: Any, column: Any, node: dict[str, Any], path: str,
-                 at: Any) -> Expr:
+    def _counted(self, query: Any, column: Any, node: dict[str, Any], path: str, at: Any) -> Expr:
         if node.get("within_days") is not None:
             days = whole(node["within_days"], f"{path}.within_days", 0, MAX_DAYS)
             query = query.where(at >= self.now - timedelta(days=days))
@@ -343,13 +434,12 @@ class _Compiler:
         query = select(ActivityEvent.subscriber_id).where(ActivityEvent.type == kind)
         where = node.get("where", {})
         if not isinstance(where, dict):
-            raise fail("where takes an object of \"properties.KEY\": value", f"{path}.where")
+            raise fail('where takes an object of "properties.KEY": value', f"{path}.where")
         for name, value in where.items():
             wpath = f"{path}.where.{name}"
-            prop = name[len("properties."):] if name.startswith("properties.") else ""
+            prop = name[len("properties.") :] if name.startswith("properties.") else ""
             if not _PROPERTY_KEY.match(prop):
-                raise fail("filter keys look like properties.KEY (letters, digits, _ or -)",
-                            wpath)
+                raise fail("filter keys look like properties.KEY (letters, digits, _ or -)", wpath)
             if not isinstance(value, (bool, str)):
                 if not isinstance(value, (int, float)):
                     raise fail("a property filter takes a string, number or boolean", wpath)
@@ -362,11 +452,13 @@ class _Compiler:
         if kind not in ENGAGEMENT:
             raise fail(f"engagement takes {', '.join(ENGAGEMENT)}", f"{path}.engagement")
         if kind == "received":
-            query = select(Delivery.subscriber_id).where(Delivery.status == "sent",
-                                                         Delivery.subscriber_id.is_not(None))
+            query = select(Delivery.subscriber_id).where(
+                Delivery.status == "sent", Delivery.subscriber_id.is_not(None)
+            )
             return self._counted(query, Delivery.subscriber_id, node, path, Delivery.sent_at)
         query = select(Engagement.subscriber_id).where(
-            Engagement.kind == ("open" if kind == "opened" else "click"))
+            Engagement.kind == ("open" if kind == "opened" else "click")
+        )
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 
 
@@ -413,9 +505,15 @@ def values_named(rules: Any) -> set[tuple[str, str]]:
     return out
 
 
-def compile_rules(rules: Any, *, fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],
-                  now: datetime, interests: Collection[str] | None = None,
-                  lists: Collection[str] | None = None, path: str = "rules") -> Expr:
+def compile_rules(
+    rules: Any,
+    *,
+    fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],
+    now: datetime,
+    interests: Collection[str] | None = None,
+    lists: Collection[str] | None = None,
+    path: str = "rules",
+) -> Expr:
     """The boolean SQL expression over Subscriber for a rule tree (None or {} match everyone).
 
     ``fields`` maps custom field keys to FieldSpec (or (type, choices)); ``interests`` and
@@ -427,10 +525,16 @@ def compile_rules(rules: Any, *, fields: Mapping[str, FieldSpec | tuple[str, Seq
     return _Compiler(fields, interests=interests, lists=lists, now=now).rule(rules, path, 1)
 
 
-def audience(lists: Sequence[str], rules: Any, *,
-             fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]], now: datetime,
-             interests: Collection[str] | None = None, known_lists: Collection[str] | None = None,
-             path: str = "rules") -> Expr:
+def audience(
+    lists: Sequence[str],
+    rules: Any,
+    *,
+    fields: Mapping[str, FieldSpec | tuple[str, Sequence[str]]],
+    now: datetime,
+    interests: Collection[str] | None = None,
+    known_lists: Collection[str] | None = None,
+    path: str = "rules",
+) -> Expr:
     """Who a campaign to ``lists`` narrowed by ``rules`` may reach, as one expression.
 
     Confirmed on at least one of the lists, not on the suppression list, not paused at ``now``,
@@ -446,19 +550,25 @@ def audience(lists: Sequence[str], rules: Any, *,
     confirmed = exists().where(
         Membership.subscriber_id == Subscriber.id,
         Membership.status == MemberStatus.confirmed.value,
-        Membership.list_id.in_(select(MailingList.id).where(MailingList.slug.in_(slugs))))
+        Membership.list_id.in_(select(MailingList.id).where(MailingList.slug.in_(slugs))),
+    )
     # NOT EXISTS (not NOT IN): PostgreSQL plans it as an anti-join, so a narrow segment is
     # found from its selective conditions instead of by scanning every subscriber.
     suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
     awake = or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now)
     # The rules first: on SQLite the first subquery drives the query, and a segment is
     # usually narrower than the lists it is taken from.
-    return and_(compile_rules(rules, fields=fields, now=now, interests=interests,
-                              lists=known_lists, path=path),
-                confirmed, not_(suppressed), awake)
+    return and_(
+        compile_rules(
+            rules, fields=fields, now=now, interests=interests, lists=known_lists, path=path
+        ),
+        confirmed,
+        not_(suppressed),
+        awake,
+    )
 
 
-HIDDEN = "•••"   # what a masked rule value reads as
+HIDDEN = "•••"  # what a masked rule value reads as
 
 
 def masked(rules: Any, hidden_fields: Collection[str]) -> Any:
@@ -479,5 +589,8 @@ def masked(rules: Any, hidden_fields: Collection[str]) -> Any:
 
 def valued(rules: Any, keys: Collection[str]) -> set[str]:
     """The keys among ``keys`` whose values a rule tree tests (anything but "exists")."""
-    return {node["field"] for node in _conditions(rules)
-            if node.get("field") in keys and node.get("op") != "exists"}
+    return {
+        node["field"]
+        for node in _conditions(rules)
+        if node.get("field") in keys and node.get("op") != "exists"
+    }

@@ -1,9 +1,11 @@
 """Reading the operands of segment conditions: each check names the bad node's path (pure)."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from listmgr.errors import SegmentError
 from listmgr.fieldvalues import MAX_NUMBER
@@ -22,10 +24,14 @@ def whole(value: Any, path: str, low: int, high: int) -> int:
 
 
 def number(value: Any, path: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-            or value in (float("inf"), float("-inf")):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or value in (float("inf"), float("-inf"))
+    ):
         raise fail("expected a number", path)
-    if abs(value) > MAX_NUMBER:   # stored values never are; and the databases would disagree
+    if abs(value) > MAX_NUMBER:  # stored values never are; and the databases would disagree
         raise fail(f"a number may be at most {MAX_NUMBER} in size", path)
     return value
 
@@ -61,8 +67,7 @@ def moment(value: Any, path: str) -> tuple[datetime, bool]:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)",
-                        path) from None
+            raise fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)", path) from None
         if moment.tzinfo is not None:
             moment = (moment - moment.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
         return moment, False

@@ -1,22 +1,24 @@
 """Settings: config/defaults.toml, then config/<env>.toml, then LISTMGR_* variables, then overrides."""
+
 from __future__ import annotations
 
 import hmac
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from listmgr import resource_dir
 from listmgr.errors import ConfigError
 
 DEFAULT_SECRET = "dev-secret-change-me"
 DEFAULT_INBOUND_SECRET = "dev-inbound-secret"
-MIN_SECRET_KEY = 32        # characters of LISTMGR_SECRET_KEY in production
-MIN_INBOUND_SECRET = 16    # characters of LISTMGR_INBOUND_SECRET in production
-MIN_DISTINCT = 8           # "aaaa…" or "1212…" is no secret, whatever its length
+MIN_SECRET_KEY = 32  # characters of LISTMGR_SECRET_KEY in production
+MIN_INBOUND_SECRET = 16  # characters of LISTMGR_INBOUND_SECRET in production
+MIN_DISTINCT = 8  # "aaaa…" or "1212…" is no secret, whatever its length
 # Values that only stand in for a real one: the development defaults and what the example
 # production file suggests (read from it too, so the two cannot drift apart).
 PLACEHOLDERS = {DEFAULT_SECRET, DEFAULT_INBOUND_SECRET, "secret", "changeme", "password"}
@@ -115,11 +117,15 @@ class Settings:
             try:
                 parse_many(getattr(self, name))
             except ValueError:
-                raise ConfigError(f"LISTMGR_{name.upper()} must be a rate limit such as "
-                                  f"30/hour or 5/minute, got {getattr(self, name)!r}") from None
+                raise ConfigError(
+                    f"LISTMGR_{name.upper()} must be a rate limit such as "
+                    f"30/hour or 5/minute, got {getattr(self, name)!r}"
+                ) from None
         if not 0 <= self.trusted_proxies <= 10:
-            raise ConfigError("LISTMGR_TRUSTED_PROXIES must be the number of reverse proxies in "
-                              f"front of listmgr (0 to 10), got {self.trusted_proxies}")
+            raise ConfigError(
+                "LISTMGR_TRUSTED_PROXIES must be the number of reverse proxies in "
+                f"front of listmgr (0 to 10), got {self.trusted_proxies}"
+            )
         if not self.production:
             return
         problems = production_problems(self)
@@ -141,12 +147,17 @@ def _example_values() -> dict[str, str]:
 def _placeholder(value: str, example: str | None) -> bool:
     """A value nobody chose: a known stand-in, the example's, or anything saying change-me."""
     folded = re.sub(r"[^a-z0-9]", "", value.lower())
-    return (value.strip() in PLACEHOLDERS or folded in PLACEHOLDERS or "changeme" in folded
-            or (example is not None and value.strip() == example.strip()))
+    return (
+        value.strip() in PLACEHOLDERS
+        or folded in PLACEHOLDERS
+        or "changeme" in folded
+        or (example is not None and value.strip() == example.strip())
+    )
 
 
-def _secret_problem(var: str, what: str, value: str, example: str | None,
-                    minimum: int) -> str | None:
+def _secret_problem(
+    var: str, what: str, value: str, example: str | None, minimum: int
+) -> str | None:
     """Why this secret is unfit for production, or None."""
     wanted = f"set it to at least {minimum} random characters"
     if not value.strip():
@@ -162,16 +173,33 @@ def production_problems(settings: Settings) -> list[str]:
     """What makes these settings unsafe for production, one phrase each naming the variable."""
     examples = _example_values()
     key, inbound = settings.secret_key, settings.inbound_secret
-    problems = [p for p in (
-        _secret_problem("LISTMGR_SECRET_KEY", "the secret key", key,
-                        examples.get("secret_key"), MIN_SECRET_KEY),
-        _secret_problem("LISTMGR_INBOUND_SECRET", "the inbound secret", inbound,
-                        examples.get("inbound_secret"), MIN_INBOUND_SECRET)) if p]
+    problems = [
+        p
+        for p in (
+            _secret_problem(
+                "LISTMGR_SECRET_KEY",
+                "the secret key",
+                key,
+                examples.get("secret_key"),
+                MIN_SECRET_KEY,
+            ),
+            _secret_problem(
+                "LISTMGR_INBOUND_SECRET",
+                "the inbound secret",
+                inbound,
+                examples.get("inbound_secret"),
+                MIN_INBOUND_SECRET,
+            ),
+        )
+        if p
+    ]
     if inbound.strip() and hmac.compare_digest(inbound.encode(), key.encode()):
         problems.append("LISTMGR_INBOUND_SECRET must differ from LISTMGR_SECRET_KEY")
     if not settings.smtp_url.strip():
-        problems.append("LISTMGR_SMTP_URL is empty: production mail must go to an SMTP server, "
-                        "never to the dev outbox")
+        problems.append(
+            "LISTMGR_SMTP_URL is empty: production mail must go to an SMTP server, "
+            "never to the dev outbox"
+        )
     elif settings.smtp_url.strip() == examples.get("smtp_url", "").strip():
         problems.append("LISTMGR_SMTP_URL is the example's placeholder: set your SMTP server")
     return problems
@@ -195,14 +223,18 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return str(value)
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Build Settings from the toml files, the environment and explicit overrides."""
     environ = os.environ if environ is None else environ
     known = {f.name: f for f in fields(Settings) if f.name != "extra"}
     values: dict[str, Any] = {}
-    config_dir = Path(environ.get("LISTMGR_CONFIG_DIR", "")) if environ.get(
-        "LISTMGR_CONFIG_DIR") else resource_dir("config")
+    config_dir = (
+        Path(environ.get("LISTMGR_CONFIG_DIR", ""))
+        if environ.get("LISTMGR_CONFIG_DIR")
+        else resource_dir("config")
+    )
     env_name = environ.get("LISTMGR_ENV") or (overrides or {}).get("env")
     for fname in ["defaults.toml"] + ([f"{env_name}.toml"] if env_name else []):
         path = config_dir / fname

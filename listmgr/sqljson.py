@@ -3,6 +3,7 @@
 Each read yields NULL unless the stored value has the expected JSON type, so a condition over a
 field never fails on odd data (a number field holding a string simply does not match).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from sqlalchemy.sql.functions import FunctionElement
 
 ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ASCII_LOWER = ASCII_UPPER.lower()
-_SQLITE_KIND = {"string": "('text')", "number": "('integer', 'real')",
-                "boolean": "('true', 'false')", "array": "('array')"}
+_SQLITE_KIND = {
+    "string": "('text')",
+    "number": "('integer', 'real')",
+    "boolean": "('true', 'false')",
+    "array": "('array')",
+}
 
 
 # Predicates are wrapped in COALESCE(..., false): a NULL would make NOT(...) drop rows too.
@@ -70,8 +75,7 @@ class JsonEquals(_KeyRead):
 
     def __init__(self, column: Any, key: str, value: Any) -> None:
         # The value twice: plain for SQLite, as a one-key JSON document for PostgreSQL's @>.
-        super().__init__(column, key, literal(value),
-                         literal(json.dumps({key: value}), String))
+        super().__init__(column, key, literal(value), literal(json.dumps({key: value}), String))
 
 
 class JsonEqualsNumber(JsonEquals):
@@ -91,8 +95,12 @@ class JsonArrayHasAll(_KeyRead):
     inherit_cache = True
 
     def __init__(self, column: Any, key: str, values: list[str]) -> None:
-        super().__init__(column, key, literal(json.dumps({key: values}), String),
-                         *(literal(v, String) for v in values))
+        super().__init__(
+            column,
+            key,
+            literal(json.dumps({key: values}), String),
+            *(literal(v, String) for v in values),
+        )
 
 
 class JsonArrayNonEmpty(_KeyRead):
@@ -119,12 +127,15 @@ def _sqlite_path(key_sql: str) -> str:
     return f"'$.\"' || {key_sql} || '\"'"
 
 
-def _sqlite_typed(kind: str, element: FunctionElement[Any], compiler: SQLCompiler,
-                  **kw: Any) -> str:
+def _sqlite_typed(
+    kind: str, element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any
+) -> str:
     col, key = _parts(element, compiler, **kw)[:2]
     path = _sqlite_path(key)
-    return (f"CASE WHEN json_type({col}, {path}) IN {_SQLITE_KIND[kind]} "
-            f"THEN json_extract({col}, {path}) END")
+    return (
+        f"CASE WHEN json_type({col}, {path}) IN {_SQLITE_KIND[kind]} "
+        f"THEN json_extract({col}, {path}) END"
+    )
 
 
 @compiles(JsonText, "sqlite")
@@ -146,25 +157,32 @@ def _bool_sqlite(element: JsonBool, compiler: SQLCompiler, **kw: Any) -> str:
 def _has_any_sqlite(element: JsonArrayHasAny, compiler: SQLCompiler, **kw: Any) -> str:
     col, key, *values = _parts(element, compiler, **kw)
     path = _sqlite_path(key)
-    return (f"COALESCE(json_type({col}, {path}) = 'array' AND EXISTS (SELECT 1 FROM "
-            f"json_each({col}, {path}) AS je WHERE je.type = 'text' AND je.value IN "
-            f"({', '.join(values)})), 0)")
+    return (
+        f"COALESCE(json_type({col}, {path}) = 'array' AND EXISTS (SELECT 1 FROM "
+        f"json_each({col}, {path}) AS je WHERE je.type = 'text' AND je.value IN "
+        f"({', '.join(values)})), 0)"
+    )
 
 
 @compiles(JsonEquals, "sqlite")
 def _equals_sqlite(element: JsonEquals, compiler: SQLCompiler, **kw: Any) -> str:
     col, key, value, _ = _parts(element, compiler, **kw)
     path = _sqlite_path(key)
-    return (f"COALESCE(json_type({col}, {path}) IN {_SQLITE_KIND[element.kind]} "
-            f"AND json_extract({col}, {path}) = {value}, 0)")
+    return (
+        f"COALESCE(json_type({col}, {path}) IN {_SQLITE_KIND[element.kind]} "
+        f"AND json_extract({col}, {path}) = {value}, 0)"
+    )
 
 
 @compiles(JsonArrayHasAll, "sqlite")
 def _has_all_sqlite(element: JsonArrayHasAll, compiler: SQLCompiler, **kw: Any) -> str:
     col, key, _, *values = _parts(element, compiler, **kw)
     path = _sqlite_path(key)
-    each = [f"EXISTS (SELECT 1 FROM json_each({col}, {path}) AS je WHERE je.type = 'text' "
-            f"AND je.value = {v})" for v in values]
+    each = [
+        f"EXISTS (SELECT 1 FROM json_each({col}, {path}) AS je WHERE je.type = 'text' "
+        f"AND je.value = {v})"
+        for v in values
+    ]
     return f"COALESCE(json_type({col}, {path}) = 'array' AND {' AND '.join(each)}, 0)"
 
 
@@ -172,8 +190,9 @@ def _has_all_sqlite(element: JsonArrayHasAll, compiler: SQLCompiler, **kw: Any) 
 def _nonempty_sqlite(element: JsonArrayNonEmpty, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
     path = _sqlite_path(key)
-    return (f"COALESCE(json_type({col}, {path}) = 'array' "
-            f"AND json_array_length({col}, {path}) > 0, 0)")
+    return (
+        f"COALESCE(json_type({col}, {path}) = 'array' AND json_array_length({col}, {path}) > 0, 0)"
+    )
 
 
 @compiles(AsciiLower, "sqlite")
@@ -190,30 +209,38 @@ def _pg_value(col: str, key: str) -> str:
 @compiles(JsonText, "postgresql")
 def _text_pg(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
-    return (f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'string' "
-            f"THEN (CAST({col} AS JSONB) ->> {key}) END")
+    return (
+        f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'string' "
+        f"THEN (CAST({col} AS JSONB) ->> {key}) END"
+    )
 
 
 @compiles(JsonNumber, "postgresql")
 def _number_pg(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
-    return (f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'number' "
-            f"THEN CAST(CAST({col} AS JSONB) ->> {key} AS DOUBLE PRECISION) END")
+    return (
+        f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'number' "
+        f"THEN CAST(CAST({col} AS JSONB) ->> {key} AS DOUBLE PRECISION) END"
+    )
 
 
 @compiles(JsonBool, "postgresql")
 def _bool_pg(element: JsonBool, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
-    return (f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'boolean' "
-            f"THEN CAST(CAST({col} AS JSONB) ->> {key} AS BOOLEAN) END")
+    return (
+        f"CASE WHEN jsonb_typeof({_pg_value(col, key)}) = 'boolean' "
+        f"THEN CAST(CAST({col} AS JSONB) ->> {key} AS BOOLEAN) END"
+    )
 
 
 @compiles(JsonArrayHasAny, "postgresql")
 def _has_any_pg(element: JsonArrayHasAny, compiler: SQLCompiler, **kw: Any) -> str:
     col, key, *values = _parts(element, compiler, **kw)
     value = _pg_value(col, key)
-    return (f"COALESCE(jsonb_typeof({value}) = 'array' AND "
-            f"{value} ?| CAST(ARRAY[{', '.join(values)}] AS TEXT[]), false)")
+    return (
+        f"COALESCE(jsonb_typeof({value}) = 'array' AND "
+        f"{value} ?| CAST(ARRAY[{', '.join(values)}] AS TEXT[]), false)"
+    )
 
 
 @compiles(JsonEquals, "postgresql")
@@ -235,8 +262,7 @@ def _has_all_pg(element: JsonArrayHasAll, compiler: SQLCompiler, **kw: Any) -> s
 def _nonempty_pg(element: JsonArrayNonEmpty, compiler: SQLCompiler, **kw: Any) -> str:
     col, key = _parts(element, compiler, **kw)
     value = _pg_value(col, key)
-    return (f"COALESCE(jsonb_typeof({value}) = 'array' "
-            f"AND jsonb_array_length({value}) > 0, false)")
+    return f"COALESCE(jsonb_typeof({value}) = 'array' AND jsonb_array_length({value}) > 0, false)"
 
 
 @compiles(AsciiLower, "postgresql")

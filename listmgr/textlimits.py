@@ -5,6 +5,7 @@ The lengths of String columns are the ones declared on the models; Text columns,
 length in the schema, are bounded here. Without this check SQLite stores any length and
 PostgreSQL refuses with a database error, so the same input got two different answers.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,7 @@ TEXT_LIMITS: dict[tuple[str, str], int] = {
 ONE_LINE: dict[str, frozenset[str]] = {
     "mailing_list": frozenset({"slug", "name", "from_name", "from_email", "reply_to"}),
     "subscriber": frozenset({"email", "name", "source"}),
-    "campaign": frozenset({"name", "subject", "preheader", "from_name", "from_email",
-                           "reply_to"}),
+    "campaign": frozenset({"name", "subject", "preheader", "from_name", "from_email", "reply_to"}),
     "segment": frozenset({"name"}),
     "field_def": frozenset({"key", "label"}),
     "interest": frozenset({"key", "label"}),
@@ -58,11 +58,12 @@ def limit_of(table: str, column: Any) -> int | None:
 def check_text(key: str, value: str, limit: int | None, *, one_line: bool = False) -> None:
     """Raise ValidationError naming `key` when value does not fit the column."""
     if limit is not None and len(value) > limit:
-        raise ValidationError(f"{key} must be at most {limit:,} characters "
-                              f"(it has {len(value):,})", field=key)
+        raise ValidationError(
+            f"{key} must be at most {limit:,} characters (it has {len(value):,})", field=key
+        )
     if one_line and _BREAKS.search(value):
         raise ValidationError(f"{key} must be one line without control characters", field=key)
-    if "\x00" in value:   # PostgreSQL cannot store it in text
+    if "\x00" in value:  # PostgreSQL cannot store it in text
         raise ValidationError(f"{key} may not contain NUL characters", field=key)
 
 
@@ -74,9 +75,15 @@ def _specs(mapper: Any) -> tuple[tuple[str, str, int | None, bool], ...]:
     found = _SPECS.get(mapper)
     if found is None:
         table = getattr(mapper.local_table, "name", "")
-        found = tuple((attr.key, FIELD_NAMES.get((table, attr.key), attr.key),
-                       limit_of(table, attr.columns[0]), attr.key in ONE_LINE.get(table, ()))
-                      for attr in mapper.column_attrs)
+        found = tuple(
+            (
+                attr.key,
+                FIELD_NAMES.get((table, attr.key), attr.key),
+                limit_of(table, attr.columns[0]),
+                attr.key in ONE_LINE.get(table, ()),
+            )
+            for attr in mapper.column_attrs
+        )
         _SPECS[mapper] = found
     return found
 
@@ -86,7 +93,7 @@ def check_row(obj: Any) -> None:
     alone: a legacy value must not stop an unsubscribe)."""
     state = inspect(obj)
     specs = _specs(state.mapper)
-    if state.persistent:   # only what changed, and nothing loaded to find out
+    if state.persistent:  # only what changed, and nothing loaded to find out
         changed = state.committed_state
         for key, name, limit, one_line in specs:
             if key in changed:

@@ -1,4 +1,5 @@
 """Signed tokens, one salt per purpose; expired and invalid are distinct errors."""
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,7 @@ class UnsubscribeToken:
     subscriber_id: int
     list_id: int
     campaign_id: int | None = None
-    epoch: int = 0      # the subscriber's link epoch when the link was made
+    epoch: int = 0  # the subscriber's link epoch when the link was made
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ManageToken:
 class ConfirmToken:
     subscriber_id: int
     list_id: int
-    nonce: str = ""     # the membership's confirmation nonce ("" in links from before nonces)
+    nonce: str = ""  # the membership's confirmation nonce ("" in links from before nonces)
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,9 @@ class BatchSigner:
 class Tokens:
     """Makes and reads every signed token listmgr hands out."""
 
-    def __init__(self, secret_key: str, confirm_max_age_days: int = 7,
-                 data_link_max_age_minutes: int = 60) -> None:
+    def __init__(
+        self, secret_key: str, confirm_max_age_days: int = 7, data_link_max_age_minutes: int = 60
+    ) -> None:
         self.secret_key = secret_key
         self.confirm_max_age = confirm_max_age_days * 86400
         self.data_link_max_age = data_link_max_age_minutes * 60
@@ -88,8 +90,9 @@ class Tokens:
         self._request = Signer(secret_key, salt="unsubscribe-request", sep=".")
         # Message-IDs of campaign mail carry a tag only we can make: naming one in a bounce,
         # complaint or reply proves the sender saw that very message (ids alone are guessable).
-        self._msgid = hmac.new(Signer(secret_key, salt="message-id").derive_key(),
-                               digestmod="sha256")
+        self._msgid = hmac.new(
+            Signer(secret_key, salt="message-id").derive_key(), digestmod="sha256"
+        )
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
         self._data_link = URLSafeTimedSerializer(secret_key, salt="data-link")
 
@@ -116,18 +119,22 @@ class Tokens:
         try:
             return signer.unsign(token).decode("ascii")
         except (BadSignature, UnicodeDecodeError, ValueError):
-            raise TokenInvalid("This link is not valid. It may have been cut off or changed.") from None
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
 
     def batch_signer(self, purpose: str) -> BatchSigner:
         """Signs many tokens of one purpose (unsubscribe, manage, bounce) fast, e.g. for every
         recipient of a campaign; the tokens equal those of the methods below."""
-        signer = {"unsubscribe": self._unsub, "manage": self._manage,
-                  "bounce": self._bounce}[purpose]
+        signer = {"unsubscribe": self._unsub, "manage": self._manage, "bounce": self._bounce}[
+            purpose
+        ]
         return BatchSigner(signer)
 
     # -- unsubscribe (never expires, whatever the epoch) --------------------------------------
-    def unsubscribe(self, subscriber_id: int, list_id: int, campaign_id: int | None = None,
-                    epoch: int = 0) -> str:
+    def unsubscribe(
+        self, subscriber_id: int, list_id: int, campaign_id: int | None = None, epoch: int = 0
+    ) -> str:
         ids = self.with_epoch(subscriber_id, list_id, campaign_id, epoch=epoch)
         return self._unsub.sign(self._pack(*ids)).decode("ascii")
 
@@ -137,16 +144,18 @@ class Tokens:
 
     # -- preference center (no expiry; ends when the subscriber's link epoch moves on) -------
     def manage(self, subscriber_id: int, epoch: int = 0) -> str:
-        return self._manage.sign(self._pack(*self.with_epoch(subscriber_id, epoch=epoch))) \
-            .decode("ascii")
+        return self._manage.sign(self._pack(*self.with_epoch(subscriber_id, epoch=epoch))).decode(
+            "ascii"
+        )
 
     def read_manage(self, token: str) -> ManageToken:
         sid, epoch = self._unpack(self._unsign(self._manage, token), 2, optional=1)
         return ManageToken(sid, epoch)
 
     # -- VERP bounce address ------------------------------------------------------------------
-    def bounce(self, subscriber_id: int, campaign_id: int | None = None,
-               list_id: int | None = None) -> str:
+    def bounce(
+        self, subscriber_id: int, campaign_id: int | None = None, list_id: int | None = None
+    ) -> str:
         return self._bounce.sign(self._pack(subscriber_id, campaign_id, list_id)).decode("ascii")
 
     def read_bounce(self, token: str) -> tuple[int, int | None, int | None]:
@@ -213,14 +222,22 @@ class Tokens:
         try:
             data = self._data_link.loads(token, max_age=self.data_link_max_age)
         except SignatureExpired:
-            raise TokenExpired("This link has expired: links to download or erase your data "
-                               "work for one hour. Please ask for a new one from the "
-                               "preferences link in any of our emails.") from None
+            raise TokenExpired(
+                "This link has expired: links to download or erase your data "
+                "work for one hour. Please ask for a new one from the "
+                "preferences link in any of our emails."
+            ) from None
         except (BadSignature, UnicodeDecodeError, ValueError):
-            raise TokenInvalid("This link is not valid. It may have been cut off or "
-                               "changed.") from None
-        if (not isinstance(data, list) or len(data) != 3 or not all(_is_int(x) for x in data[:2])
-                or not isinstance(data[2], str) or not data[2]):
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
+        if (
+            not isinstance(data, list)
+            or len(data) != 3
+            or not all(_is_int(x) for x in data[:2])
+            or not isinstance(data[2], str)
+            or not data[2]
+        ):
             raise TokenInvalid("This link is not valid.")
         return DataLinkToken(data[0], data[1], data[2])
 

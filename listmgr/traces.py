@@ -1,6 +1,7 @@
 """An erased person's address and name in every spelling a stored value may carry them (plain,
 any case, URL-encoded, HTML entities, quoted-printable, RFC 2047, base64): finding them and
 blotting them out of text and JSON. Pure: never opens a database session."""
+
 from __future__ import annotations
 
 import base64
@@ -9,7 +10,8 @@ import html
 import json
 import quopri
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 ERASED = "[erased]"
@@ -25,7 +27,7 @@ _URL_PIECE = re.compile(r"[^\s\"'<>&?#]*%[0-9A-Fa-f]{2}[^\s\"'<>&?#]*")
 _LINE_ENCODINGS = (b"base64", b"quoted-printable", b"=?")
 _SOFT_BREAK = re.compile(r"=?\r?\n")
 _QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
-_DEPTH = 3   # base64 inside quoted-printable inside a forwarded message, and so on
+_DEPTH = 3  # base64 inside quoted-printable inside a forwarded message, and so on
 
 
 def _ascii_lower(text: str) -> str:
@@ -37,8 +39,8 @@ def _b64_cores(data: bytes) -> list[str]:
     """The base64 text that always appears for these bytes, whatever their offset in a blob."""
     cores = []
     for shift in range(3):
-        chunk = data[(3 - shift) % 3:]
-        chunk = chunk[:len(chunk) - len(chunk) % 3]
+        chunk = data[(3 - shift) % 3 :]
+        chunk = chunk[: len(chunk) - len(chunk) % 3]
         if len(chunk) >= 6:
             cores.append(base64.b64encode(chunk).decode())
     return cores
@@ -52,20 +54,31 @@ class Traces:
     def __init__(self, email: str, name: str = "") -> None:
         self.email = email.strip()
         self.name = " ".join((name or "").split())
-        self._address = re.compile(_ADDR_BEFORE + re.escape(self.email) + _ADDR_AFTER,
-                                   re.IGNORECASE)
+        self._address = re.compile(
+            _ADDR_BEFORE + re.escape(self.email) + _ADDR_AFTER, re.IGNORECASE
+        )
         words = [re.escape(w) for w in self.name.split()]
-        self._name = re.compile(r"(?<!\w)" + r"[\s_+]+".join(words) + r"(?!\w)",
-                                re.IGNORECASE) if words and len(self.name) >= 3 else None
+        self._name = (
+            re.compile(r"(?<!\w)" + r"[\s_+]+".join(words) + r"(?!\w)", re.IGNORECASE)
+            if words and len(self.name) >= 3
+            else None
+        )
         self.name_everywhere = self._name is not None and len(words) >= 2
         self._gates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._byte_gates: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
     # -- spellings a search can look for ----------------------------------------------------
     def _spellings(self, value: str, *, encoded: bool = True) -> set[str]:
-        typed = {value, quote(value, safe=""), quote(value, safe="@"),
-                 quote_plus(value, safe="@"), json.dumps(value)[1:-1], html.escape(value),
-                 value.replace("@", "&#64;"), value.replace("@", "&#x40;")}
+        typed = {
+            value,
+            quote(value, safe=""),
+            quote(value, safe="@"),
+            quote_plus(value, safe="@"),
+            json.dumps(value)[1:-1],
+            html.escape(value),
+            value.replace("@", "&#64;"),
+            value.replace("@", "&#x40;"),
+        }
         if not encoded:
             return typed
         return typed | {quopri.encodestring(value.encode()).decode(), _q_word(value)}
@@ -96,7 +109,7 @@ class Traces:
             cores: set[str] = set()
             for value in self._sources(near):
                 folded |= {f.casefold() for f in self._spellings(value) if f}
-                for variant in {value, value.lower()}:   # as typed, and as stored
+                for variant in {value, value.lower()}:  # as typed, and as stored
                     cores |= set(_b64_cores(variant.encode()))
             self._gates[key] = (tuple(folded), tuple(cores))
         return self._gates[key]
@@ -131,8 +144,12 @@ class Traces:
             if not any(m in low for m in _LINE_ENCODINGS):
                 return False
             # Line breaks (base64 lines, quoted-printable soft breaks) may split a spelling.
-            joined = data.replace(b"=\r\n", b"").replace(b"=\n", b"") \
-                .replace(b"\r\n", b"").replace(b"\n", b"")
+            joined = (
+                data.replace(b"=\r\n", b"")
+                .replace(b"=\n", b"")
+                .replace(b"\r\n", b"")
+                .replace(b"\n", b"")
+            )
             low = joined.lower()
             return any(n in low for n in spelled) or any(c in joined for c in raw_cores)
         if isinstance(value, (dict, list)):
@@ -144,15 +161,19 @@ class Traces:
         folded, cores = self._gate(near)
         joined = _SOFT_BREAK.sub("", text)
         low = joined.casefold()
-        return any(n in low for n in folded) or any(c in joined for c in cores) or \
-            ("%" in text and any(n in unquote(low) for n in folded))
+        return (
+            any(n in low for n in folded)
+            or any(c in joined for c in cores)
+            or ("%" in text and any(n in unquote(low) for n in folded))
+        )
 
     # -- finding -----------------------------------------------------------------------------
     def found(self, value: Any, *, near: bool = False) -> bool:
         """Whether the address or the name shows in any spelling (a one-word name counts only
         near the address)."""
-        return self.may_hold(value, near=near) and \
-            any(self._hit(view, strong_name=near) for view in _views(value))
+        return self.may_hold(value, near=near) and any(
+            self._hit(view, strong_name=near) for view in _views(value)
+        )
 
     def found_address(self, value: Any) -> bool:
         return any(self._address.search(view) for view in _views(value))
@@ -160,8 +181,11 @@ class Traces:
     def _hit(self, text: str, *, strong_name: bool) -> bool:
         if self._address.search(text):
             return True
-        return self._name is not None and (self.name_everywhere or strong_name) and \
-            bool(self._name.search(text))
+        return (
+            self._name is not None
+            and (self.name_everywhere or strong_name)
+            and bool(self._name.search(text))
+        )
 
     # -- blotting out ------------------------------------------------------------------------
     def scrub(self, value: Any, *, near: bool | None = None) -> Any:
@@ -203,8 +227,14 @@ class Traces:
 
 def _q_word(value: str) -> str:
     """The RFC 2047 Q spelling of a UTF-8 value (what a mail header carries)."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "@.-+") else "_" if c == " " else
-                   "".join(f"={b:02X}" for b in c.encode()) for c in value)
+    return "".join(
+        c
+        if c.isascii() and (c.isalnum() or c in "@.-+")
+        else "_"
+        if c == " "
+        else "".join(f"={b:02X}" for b in c.encode())
+        for c in value
+    )
 
 
 def _views(value: Any, depth: int = 0) -> Iterator[str]:
@@ -270,6 +300,7 @@ def _b64_decodings(run: str) -> Iterator[bytes]:
 
 def _decode_words(text: str) -> str:
     """RFC 2047 encoded-words replaced by their text (adjacent words joined)."""
+
     def one(m: re.Match[str]) -> str:
         charset, kind, payload = m.group(1).split("*")[0], m.group(2).upper(), m.group(3)
         try:
@@ -283,4 +314,5 @@ def _decode_words(text: str) -> str:
             return data.decode(charset, "replace")
         except LookupError:
             return data.decode("utf-8", "replace")
+
     return _WORD.sub(one, _ADJACENT_WORDS.sub(r"\1\2", text))

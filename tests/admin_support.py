@@ -1,4 +1,5 @@
 """Helpers for admin tests: one user per role, signing in (for real or by session), CSRF tokens."""
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,7 @@ def accounts_by_role(rt) -> dict[str, Account]:  # type: ignore[no-untyped-def]
     out = {}
     for role in ROLES:
         email = f"{role}@staff.example.org"
-        uid = accounts.create_user(rt, email=email, password=PASSWORD, role=role,
-                                   name=role.title())
+        uid = accounts.create_user(rt, email=email, password=PASSWORD, role=role, name=role.title())
         out[role] = Account(uid, email, role)
     return out
 
@@ -47,7 +47,8 @@ def session_login(client, rt, account: Account) -> None:  # type: ignore[no-unty
 
 def csrf_from(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'name="csrf-token" content="([^"]+)"', html)
+        r'name="csrf-token" content="([^"]+)"', html
+    )
     assert found, "no CSRF token on the page"
     return found.group(1)
 

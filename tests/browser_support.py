@@ -1,4 +1,5 @@
 """Run `listmgr serve` as a subprocess and drive it with headless Chromium (Playwright)."""
+
 from __future__ import annotations
 
 import os
@@ -7,33 +8,49 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def require_chromium() -> None:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip("headless Chromium is not installed (apt-get install chromium); "
-                    ".ci/run installs it")
+        pytest.skip(
+            "headless Chromium is not installed (apt-get install chromium); .ci/run installs it"
+        )
 
 
 @contextmanager
 def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
     """A running `listmgr serve` on 127.0.0.1:port; yields its base URL."""
     base = f"http://127.0.0.1:{port}"
-    full = {**os.environ, "LISTMGR_BASE_URL": base, "LISTMGR_SECRET_KEY":
-            "browser-test-secret-0123456789", **env}
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "serve", "--port", str(port)],
-                            cwd=workdir, env=full, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    full = {
+        **os.environ,
+        "LISTMGR_BASE_URL": base,
+        "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "listmgr", "serve", "--port", str(port)],
+        cwd=workdir,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -42,7 +59,9 @@ def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(proc.stdout.read().decode() if proc.stdout else "")
+                    raise AssertionError(
+                        proc.stdout.read().decode() if proc.stdout else ""
+                    ) from None
                 time.sleep(0.2)
         yield base
     finally:
@@ -78,9 +97,12 @@ OUTBOX_ADMIN = ("dev@example.org", "correct horse battery")
 def create_outbox_admin(workdir: Path, env: dict[str, str]) -> None:
     """An admin for the dev outbox (it shows every mail with its links: admins and owners only)."""
     email, password = OUTBOX_ADMIN
-    subprocess.run([sys.executable, "-m", "listmgr", "user", "create", "--email", email,
-                    "--role", "admin"], cwd=workdir, check=True,
-                   env={**os.environ, **env, "LISTMGR_NEW_PASSWORD": password})
+    subprocess.run(
+        [sys.executable, "-m", "listmgr", "user", "create", "--email", email, "--role", "admin"],
+        cwd=workdir,
+        check=True,
+        env={**os.environ, **env, "LISTMGR_NEW_PASSWORD": password},
+    )
 
 
 def sign_in_to_outbox(page, base: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,11 +1,13 @@
 """Shared helpers for the campaign tests: people, campaigns, waiting, and an SMTP sink that
 misbehaves on purpose (4xx for a while, 5xx for some, dropped connections)."""
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,8 +18,10 @@ from listmgr.runtime import Runtime
 from listmgr.services import campaigns, fielddefs, lists, subscribers
 from tests.conftest import Received, Sink, free_port
 
-HTML = ("<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
-        "<p>News for {{ subscriber.fields.city|default('everyone') }}.</p>\n")
+HTML = (
+    "<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
+    "<p>News for {{ subscriber.fields.city|default('everyone') }}.</p>\n"
+)
 
 
 def make_list(rt: Runtime, slug: str, **kw: Any) -> int:
@@ -26,10 +30,12 @@ def make_list(rt: Runtime, slug: str, **kw: Any) -> int:
     return lists.create(rt, slug=slug, **kw)
 
 
-def person(rt: Runtime, email: str, lists_: list[str], *, status: str = "confirmed",
-           **kw: Any) -> int:
-    return subscribers.create(rt, email=email, lists=lists_, status=status,
-                              consent="signed up at the fair", **kw)
+def person(
+    rt: Runtime, email: str, lists_: list[str], *, status: str = "confirmed", **kw: Any
+) -> int:
+    return subscribers.create(
+        rt, email=email, lists=lists_, status=status, consent="signed up at the fair", **kw
+    )
 
 
 def define_fields(rt: Runtime) -> None:
@@ -46,8 +52,9 @@ def campaign(rt: Runtime, **kw: Any) -> int:
     return campaigns.create(rt, actor="tests", **kw)
 
 
-def wait_status(rt: Runtime, campaign_id: int, statuses: tuple[str, ...] = ("sent",),
-                timeout: float = 60) -> str:
+def wait_status(
+    rt: Runtime, campaign_id: int, statuses: tuple[str, ...] = ("sent",), timeout: float = 60
+) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with rt.db.session() as s:
@@ -62,8 +69,11 @@ def campaign_mail(sink: Sink, campaign_id: int | None = None) -> list[Received]:
     """The campaign messages the sink got (not confirmations and other transactional mail)."""
     prefix = f"Message-ID: <{campaign_id}." if campaign_id else "Feedback-ID: "
     with sink.lock:
-        return [m for m in sink.messages
-                if any(line.startswith(prefix.encode()) for line in header_lines(m.data))]
+        return [
+            m
+            for m in sink.messages
+            if any(line.startswith(prefix.encode()) for line in header_lines(m.data))
+        ]
 
 
 def recipients(sink: Sink, campaign_id: int | None = None) -> Counter[str]:
@@ -72,9 +82,11 @@ def recipients(sink: Sink, campaign_id: int | None = None) -> Counter[str]:
 
 def deliveries(rt: Runtime, campaign_id: int) -> dict[str, Delivery]:
     with rt.db.session() as s:
-        rows = s.execute(select(Subscriber.email, Delivery).join(
-            Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.campaign_id == campaign_id)).all()
+        rows = s.execute(
+            select(Subscriber.email, Delivery)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.campaign_id == campaign_id)
+        ).all()
         return {email: d for email, d in rows}
 
 
@@ -95,7 +107,7 @@ class FaultSink(Sink):
     drop_hook: Callable[[Received], str | None] | None = None
     mail_hook: Callable[[str], str | None] | None = None
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
         answer = self.mail_hook(address) if self.mail_hook is not None else None
         if answer:
             return answer
@@ -103,15 +115,18 @@ class FaultSink(Sink):
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        item = Received(envelope.mail_from, list(envelope.rcpt_tos),
-                        envelope.original_content or envelope.content)
+    async def handle_DATA(self, server, session, envelope):
+        item = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content,
+        )
         when = self.drop_hook(item) if self.drop_hook is not None else None
         if when == "after":
             with self.lock:
                 self.messages.append(item)
         if when:
-            server.transport.close()   # no answer: the client cannot know what happened
+            server.transport.close()  # no answer: the client cannot know what happened
             return "421 closing"
         return await super().handle_DATA(server, session, envelope)
 
@@ -119,8 +134,13 @@ class FaultSink(Sink):
 @pytest.fixture
 def fault_sink() -> Iterator[FaultSink]:
     handler = FaultSink(port=free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port,
-                            decode_data=False, data_size_limit=50_000_000)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=handler.port,
+        decode_data=False,
+        data_size_limit=50_000_000,
+    )
     controller.start()
     yield handler
     controller.stop()

@@ -1,6 +1,7 @@
 """Real parts for tests: a fresh database (SQLite, or PostgreSQL when LISTMGR_TEST_DATABASE_URL
 is set), an aiosmtpd sink on 127.0.0.1, and the broker (stub, or Redis when
 LISTMGR_TEST_BROKER_URL is set) with a real Dramatiq worker."""
+
 from __future__ import annotations
 
 import os
@@ -9,19 +10,21 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from listmgr import boot, db as dbmod, runtime
+from listmgr import boot, runtime
+from listmgr import db as dbmod
 from listmgr.models import SQLModel
 
 PG_URL = os.environ.get("LISTMGR_TEST_DATABASE_URL", "")
@@ -48,18 +51,18 @@ class Sink:
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[Received] = field(default_factory=list)
-    rcpt_hook: Callable[[str], str | None] | None = None   # return an SMTP reply to refuse
-    pipelining: bool = True   # offer PIPELINING, as production servers do
+    rcpt_hook: Callable[[str], str | None] | None = None  # return an SMTP reply to refuse
+    pipelining: bool = True  # offer PIPELINING, as production servers do
     data_hook: Callable[[Received], str | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_hook is not None:
             answer = self.rcpt_hook(address)
             if answer:
@@ -67,9 +70,12 @@ class Sink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        item = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                        or envelope.content)
+    async def handle_DATA(self, server, session, envelope):
+        item = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content,
+        )
         if self.data_hook is not None:
             answer = self.data_hook(item)
             if answer:
@@ -105,8 +111,13 @@ def free_port() -> int:
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     handler = Sink(port=free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port, decode_data=False,
-                            data_size_limit=50_000_000)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=handler.port,
+        decode_data=False,
+        data_size_limit=50_000_000,
+    )
     controller.start()
     yield handler
     controller.stop()
@@ -177,8 +188,9 @@ def settings_for(database_url: str, sink: Sink | None, **extra: Any) -> dict[str
 
 
 @pytest.fixture
-def make_runtime(database_url: str, sink: Sink, tmp_path: Path
-                 ) -> Iterator[Callable[..., runtime.Runtime]]:
+def make_runtime(
+    database_url: str, sink: Sink, tmp_path: Path
+) -> Iterator[Callable[..., runtime.Runtime]]:
     """Build a runtime (with a broker and worker threads) for this test's database, with a
     var directory of its own (uploads waiting there are this test's alone)."""
     started: list[boot.Background] = []

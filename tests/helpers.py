@@ -1,4 +1,5 @@
 """Small helpers for reading what the system sent."""
+
 from __future__ import annotations
 
 import re

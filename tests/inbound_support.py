@@ -1,4 +1,5 @@
 """Realistic inbound messages built around our own tokens (bounces, replies, complaints)."""
+
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """Callers of every kind for privilege tests: a user-less (command-line) token, a user's token,
 and a signed-in session, each with any role; and what the database holds about principals."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,13 @@ class Caller:
         return self.client.post(action, data={**data, "csrf_token": token})
 
 
-def make_caller(app, rt, accounts_by_role: dict[str, Account], kind: str,  # type: ignore[no-untyped-def]
-                role: str) -> Caller:
+def make_caller(
+    app,
+    rt,
+    accounts_by_role: dict[str, Account],
+    kind: str,  # type: ignore[no-untyped-def]
+    role: str,
+) -> Caller:
     """A fresh client acting as this kind of principal with this role."""
     client = app.test_client()
     if kind == "session":
@@ -49,8 +55,15 @@ def make_caller(app, rt, accounts_by_role: dict[str, Account], kind: str,  # typ
         return Caller(kind, role, client, {"X-CSRFToken": csrf}, user_id=account.id)
     user_id = accounts_by_role[role].id if kind == "user_token" else None
     issued = accounts.issue_token(rt, role=role, user_id=user_id, name=f"{kind}-{role}")
-    return Caller(kind, role, client, {"Authorization": f"Bearer {issued.token}"},
-                  token=issued.token, token_id=issued.id, user_id=user_id)
+    return Caller(
+        kind,
+        role,
+        client,
+        {"Authorization": f"Bearer {issued.token}"},
+        token=issued.token,
+        token_id=issued.id,
+        user_id=user_id,
+    )
 
 
 @pytest.fixture
@@ -62,15 +75,18 @@ def caller(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
 def tokens_above(rt, role: str) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
     """Every token whose role is above this one."""
     with rt.db.session() as s:
-        return [(int(t.id), t.role) for t in s.scalars(select(ApiToken))
-                if RANK[t.role] > RANK[role]]
+        return [
+            (int(t.id), t.role) for t in s.scalars(select(ApiToken)) if RANK[t.role] > RANK[role]
+        ]
 
 
 def users_snapshot(rt) -> dict[int, tuple[str, str, bool, str, int]]:  # type: ignore[no-untyped-def]
     """Each user's email, role, active flag, password hash and session version."""
     with rt.db.session() as s:
-        return {int(u.id): (u.email, u.role, u.active, u.password_hash, u.session_version)
-                for u in s.scalars(select(User))}
+        return {
+            int(u.id): (u.email, u.role, u.active, u.password_hash, u.session_version)
+            for u in s.scalars(select(User))
+        }
 
 
 def token_ids(rt) -> set[int]:  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
 """Shared set-up for profile, event and privacy tests: one field of every type, interests."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,12 @@ FIELDS: list[dict[str, Any]] = [
     {"key": "birthday", "label": "Birthday", "type": "date"},
     {"key": "vip", "label": "VIP", "type": "boolean"},
     {"key": "plan", "label": "Plan", "type": "choice", "choices": ["free", "pro"]},
-    {"key": "topics", "label": "Topics", "type": "multi_choice",
-     "choices": ["news", "tips", "events"]},
+    {
+        "key": "topics",
+        "label": "Topics",
+        "type": "multi_choice",
+        "choices": ["news", "tips", "events"],
+    },
     {"key": "account_id", "label": "Account number", "type": "text", "editable": False},
 ]
 INTERESTS = [("python", "Python"), ("rust", "Rust"), ("gardening", "Gardening")]
@@ -27,8 +32,12 @@ FORM_CASES = {
     "birthday": ("1990-12-10", "1990-12-10", "10/12/1990", "YYYY-MM-DD"),
     "vip": ("true", True, "perhaps", "yes or no"),
     "plan": ("pro", "pro", "gold", "not one of the choices"),
-    "topics": (["news", "events"], ["news", "events"], ["news", "gossip"],
-               "not one of the choices"),
+    "topics": (
+        ["news", "events"],
+        ["news", "events"],
+        ["news", "gossip"],
+        "not one of the choices",
+    ),
 }
 API_GOOD = {  # JSON values as API clients send them, and what is stored
     "nickname": ("  Ada ", "Ada"),
@@ -40,7 +49,7 @@ API_GOOD = {  # JSON values as API clients send them, and what is stored
 }
 API_BAD = {
     "nickname": ["x" * 1001, ["a", "b"]],
-    "height": ["12 cm", True, "NaN", 2 ** 60],
+    "height": ["12 cm", True, "NaN", 2**60],
     "birthday": ["2024-5-1", 20240501, "yesterday"],
     "vip": ["maybe", 2],
     "plan": ["Pro", ["free", "pro"]],
@@ -65,18 +74,29 @@ def counts(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Rows per table: proof that a refused request changed nothing (the audit log, which
     records API calls themselves, aside)."""
     with rt.db.session() as s:
-        return {t.name: s.scalar(select(func.count()).select_from(t)) or 0
-                for t in SQLModel.metadata.sorted_tables if t.name != "audit_log"}
+        return {
+            t.name: s.scalar(select(func.count()).select_from(t)) or 0
+            for t in SQLModel.metadata.sorted_tables
+            if t.name != "audit_log"
+        }
 
 
 def snapshot(rt) -> dict[str, list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
     """Every row of the tables a profile write touches."""
-    names = ("subscriber", "subscriber_interest", "membership", "consent_event",
-             "activity_event", "outbox", "engagement")
+    names = (
+        "subscriber",
+        "subscriber_interest",
+        "membership",
+        "consent_event",
+        "activity_event",
+        "outbox",
+        "engagement",
+    )
     with rt.db.session() as s:
         out = {}
         for t in SQLModel.metadata.sorted_tables:
             if t.name in names:
-                out[t.name] = sorted((tuple(str(v) for v in row) for row in
-                                      s.execute(select(t))), key=repr)
+                out[t.name] = sorted(
+                    (tuple(str(v) for v in row) for row in s.execute(select(t))), key=repr
+                )
         return out

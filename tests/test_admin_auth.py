@@ -1,13 +1,20 @@
 """Signing in and out, lockout, password change, session fixation, open redirects, CSRF, cookies
 and security headers of the admin."""
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, MailingList, User
-from tests.admin_support import (PASSWORD, accounts_by_role, csrf_from, form_login,  # noqa: F401
-                                 post_form, session_login)
+from tests.admin_support import (  # noqa: F401
+    PASSWORD,
+    accounts_by_role,
+    csrf_from,
+    form_login,
+    post_form,
+    session_login,
+)
 
 
 def _audit(rt, action):  # type: ignore[no-untyped-def]
@@ -15,7 +22,7 @@ def _audit(rt, action):  # type: ignore[no-untyped-def]
         return list(s.scalars(select(AuditLog).where(AuditLog.action == action)))
 
 
-def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     first = client.get("/admin/subscribers?q=ada")
     assert first.status_code == 302
     assert first.headers["Location"].startswith("/admin/login?next=/admin/subscribers")
@@ -28,7 +35,7 @@ def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_r
     assert entry.actor == owner.email and entry.ip == "127.0.0.1"
 
 
-def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     resp = form_login(client, accounts_by_role["editor"].email, "not the password")
     assert resp.status_code == 401 and "wrong email or password" in resp.text
     unknown = form_login(client, "nobody@example.org", "whatever-it-is")
@@ -37,8 +44,9 @@ def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role
     assert len(_audit(rt, "login_failed")) == 2
 
 
-def test_repeated_failures_slow_down_that_address_without_locking_the_account(app, rt,
-                                                                             accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_repeated_failures_slow_down_that_address_without_locking_the_account(
+    app, rt, accounts_by_role
+):  # type: ignore[no-untyped-def]
     email = accounts_by_role["admin"].email
     attacker = app.test_client()
     attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"
@@ -54,8 +62,7 @@ def test_repeated_failures_slow_down_that_address_without_locking_the_account(ap
         assert s.scalar(select(User.locked_until).where(User.email == email)) is None
 
 
-def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt,
-                                                                   accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     client.get("/admin/login")
     with client.session_transaction() as sess:
         sess["planted"] = "by an attacker"
@@ -67,7 +74,7 @@ def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt,
         assert "_user_id" in sess
 
 
-def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     client = app.test_client()
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     stolen = client.get_cookie("listmgr_session").value
@@ -82,32 +89,62 @@ def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_
     assert thief.get("/admin/").status_code == 302
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example",
-    "https:/evil.example", "javascript:alert(1)", "/%0d%0aLocation:%20https://evil.example",
-    " //evil.example", "http://listmgr.test@evil.example/", "/admin/../\\evil.example",
-    "/admin%2f%2f..%2f%2fevil.example", "/admin/%0d%0aSet-Cookie:x=1"])
-def test_next_never_leaves_the_site(client, accounts_by_role, target):  # type: ignore[no-untyped-def]  # noqa: F811
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https:/evil.example",
+        "javascript:alert(1)",
+        "/%0d%0aLocation:%20https://evil.example",
+        " //evil.example",
+        "http://listmgr.test@evil.example/",
+        "/admin/../\\evil.example",
+        "/admin%2f%2f..%2f%2fevil.example",
+        "/admin/%0d%0aSet-Cookie:x=1",
+    ],
+)
+def test_next_never_leaves_the_site(client, accounts_by_role, target):  # type: ignore[no-untyped-def]
     resp = form_login(client, accounts_by_role["owner"].email, PASSWORD, next_url=target)
     assert resp.status_code == 302
     assert resp.headers["Location"] == "/admin/"
 
 
-def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     editor = accounts_by_role["editor"]
     here, elsewhere = app.test_client(), app.test_client()
     form_login(here, editor.email, PASSWORD)
     form_login(elsewhere, editor.email, PASSWORD)
-    bad = post_form(here, "/admin/password", "/admin/password", {
-        "old_password": "wrong one!!", "new_password": "a new password 1",
-        "confirm_password": "a new password 1"})
+    bad = post_form(
+        here,
+        "/admin/password",
+        "/admin/password",
+        {
+            "old_password": "wrong one!!",
+            "new_password": "a new password 1",
+            "confirm_password": "a new password 1",
+        },
+    )
     assert bad.status_code == 422 and "current password is wrong" in bad.text
-    short = post_form(here, "/admin/password", "/admin/password", {
-        "old_password": PASSWORD, "new_password": "short", "confirm_password": "short"})
+    short = post_form(
+        here,
+        "/admin/password",
+        "/admin/password",
+        {"old_password": PASSWORD, "new_password": "short", "confirm_password": "short"},
+    )
     assert short.status_code == 422
-    resp = post_form(here, "/admin/password", "/admin/password", {
-        "old_password": PASSWORD, "new_password": "a new password 1",
-        "confirm_password": "a new password 1"})
+    resp = post_form(
+        here,
+        "/admin/password",
+        "/admin/password",
+        {
+            "old_password": PASSWORD,
+            "new_password": "a new password 1",
+            "confirm_password": "a new password 1",
+        },
+    )
     assert resp.status_code == 302
     assert here.get("/admin/").status_code == 200
     assert elsewhere.get("/admin/").status_code == 302
@@ -116,51 +153,59 @@ def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by
     assert len(_audit(rt, "password_changed")) == 1
 
 
-def test_disabled_user_is_signed_out_at_once(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_disabled_user_is_signed_out_at_once(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     owner, editor = app.test_client(), app.test_client()
     form_login(owner, accounts_by_role["owner"].email, PASSWORD)
     form_login(editor, accounts_by_role["editor"].email, PASSWORD)
     uid = accounts_by_role["editor"].id
-    resp = post_form(owner, "/admin/users", f"/admin/users/{uid}",
-                     {"role": "editor", "active": ["0"]})
+    resp = post_form(
+        owner, "/admin/users", f"/admin/users/{uid}", {"role": "editor", "active": ["0"]}
+    )
     assert resp.status_code == 302
     assert editor.get("/admin/").status_code == 302
-    assert form_login(app.test_client(), accounts_by_role["editor"].email,
-                      PASSWORD).status_code == 401
+    assert (
+        form_login(app.test_client(), accounts_by_role["editor"].email, PASSWORD).status_code == 401
+    )
 
 
-def test_form_post_without_csrf_token_changes_nothing(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_form_post_without_csrf_token_changes_nothing(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     resp = client.post("/admin/lists/new", data={"slug": "sneaky", "name": "Sneaky"})
     assert resp.status_code == 400 and "form expired" in resp.text
-    wrong = client.post("/admin/lists/new", data={"slug": "sneaky", "name": "Sneaky",
-                                                  "csrf_token": "forged"})
+    wrong = client.post(
+        "/admin/lists/new", data={"slug": "sneaky", "name": "Sneaky", "csrf_token": "forged"}
+    )
     assert wrong.status_code == 400
-    users_before = client.post("/admin/users", data={"email": "x@example.org",
-                                                     "password": "0123456789ab",
-                                                     "role": "owner"})
+    users_before = client.post(
+        "/admin/users", data={"email": "x@example.org", "password": "0123456789ab", "role": "owner"}
+    )
     assert users_before.status_code == 400
     with rt.db.session() as s:
         assert s.scalar(select(func.count(MailingList.id))) == 0
         assert s.scalar(select(func.count(User.id)).where(User.email == "x@example.org")) == 0
-    ok = post_form(client, "/admin/lists/new", "/admin/lists/new",
-                   {"slug": "fine", "name": "Fine", "opt_in": "double"})
+    ok = post_form(
+        client,
+        "/admin/lists/new",
+        "/admin/lists/new",
+        {"slug": "fine", "name": "Fine", "opt_in": "double"},
+    )
     assert ok.status_code == 302
 
 
-def test_session_api_calls_need_the_csrf_header_for_changes(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_session_api_calls_need_the_csrf_header_for_changes(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     refused = client.post("/api/lists", json={"slug": "via-js", "name": "Via JS"})
     assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_request"
     token = csrf_from(client.get("/admin/").text)
-    ok = client.post("/api/lists", json={"slug": "via-js", "name": "Via JS"},
-                     headers={"X-CSRFToken": token})
+    ok = client.post(
+        "/api/lists", json={"slug": "via-js", "name": "Via JS"}, headers={"X-CSRFToken": token}
+    )
     assert ok.status_code == 201
     with rt.db.session() as s:
         assert s.scalar(select(func.count(MailingList.id))) == 1
 
 
-def test_cookie_flags_and_security_headers(make_runtime, accounts_by_role, rt):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_cookie_flags_and_security_headers(make_runtime, accounts_by_role, rt):  # type: ignore[no-untyped-def]
     from listmgr.app import create_app
 
     secure_rt = make_runtime(base_url="https://lists.example.org")

@@ -1,4 +1,5 @@
 """Campaigns in the admin: compose, preview as a subscriber, test-send, send, progress, stats."""
+
 from __future__ import annotations
 
 import time
@@ -18,31 +19,60 @@ BODY = "<h1>Hello {{ subscriber.name }}</h1><p>News of the month.</p>"
 
 
 @pytest.fixture
-def editor(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
-    lists.create(rt, slug="news", name="News", postal_address="1 Main St, Town",
-                 from_email="news@example.org")
+def editor(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+    lists.create(
+        rt,
+        slug="news",
+        name="News",
+        postal_address="1 Main St, Town",
+        from_email="news@example.org",
+    )
     for email, name in (("ada@example.org", "Ada <b>L</b>"), ("alan@example.org", "Alan")):
-        subscribers.create(rt, email=email, name=name, lists=["news"], status="confirmed",
-                           consent="test", origin=Origin(source="test"))
+        subscribers.create(
+            rt,
+            email=email,
+            name=name,
+            lists=["news"],
+            status="confirmed",
+            consent="test",
+            origin=Origin(source="test"),
+        )
     session_login(client, rt, accounts_by_role["editor"])
     return client
 
 
 def _draft(client) -> int:  # type: ignore[no-untyped-def]
-    resp = post_form(client, "/admin/campaigns/new", "/admin/campaigns/new", {
-        "name": "May news", "subject": "News for {{ subscriber.name }}", "lists": ["news"],
-        "body": BODY, "content_format": "html"})
+    resp = post_form(
+        client,
+        "/admin/campaigns/new",
+        "/admin/campaigns/new",
+        {
+            "name": "May news",
+            "subject": "News for {{ subscriber.name }}",
+            "lists": ["news"],
+            "body": BODY,
+            "content_format": "html",
+        },
+    )
     assert resp.status_code == 302, resp.text
     return int(resp.headers["Location"].rsplit("/", 1)[1])
 
 
 def test_compose_refuses_a_broken_template_and_saves_nothing(editor, rt):  # type: ignore[no-untyped-def]
-    resp = post_form(editor, "/admin/campaigns/new", "/admin/campaigns/new", {
-        "name": "Broken", "subject": "Hi", "lists": ["news"], "body": "<p>{{ oops(</p>"})
+    resp = post_form(
+        editor,
+        "/admin/campaigns/new",
+        "/admin/campaigns/new",
+        {"name": "Broken", "subject": "Hi", "lists": ["news"], "body": "<p>{{ oops(</p>"},
+    )
     assert resp.status_code == 422
     assert "{{ oops(" in resp.text  # what was typed is kept for fixing
-    no_list = post_form(editor, "/admin/campaigns/new", "/admin/campaigns/new", {
-        "name": "No list", "subject": "Hi", "body": "<p>x</p>"})
+    no_list = post_form(
+        editor,
+        "/admin/campaigns/new",
+        "/admin/campaigns/new",
+        {"name": "No list", "subject": "Hi", "body": "<p>x</p>"},
+    )
     assert no_list.status_code == 422 and "list" in no_list.text
     with rt.db.session() as s:
         assert s.scalar(select(func.count(Campaign.id))) == 0
@@ -52,8 +82,10 @@ def test_preview_as_a_subscriber_is_personal_and_sandboxed(editor, rt):  # type:
     cid = _draft(editor)
     page = editor.get(f"/admin/campaigns/{cid}?as=ada@example.org")
     assert page.status_code == 200 and "News for Ada &lt;b&gt;L&lt;/b&gt;" in page.text
-    assert f'sandbox title="Preview of the message" src="/admin/campaigns/{cid}/preview.html' \
+    assert (
+        f'sandbox title="Preview of the message" src="/admin/campaigns/{cid}/preview.html'
         in page.text
+    )
     html = editor.get(f"/admin/campaigns/{cid}/preview.html?as=ada@example.org")
     assert html.headers["Content-Security-Policy"].startswith("sandbox")
     assert "Hello Ada &lt;b&gt;L&lt;/b&gt;" in html.text and "1 Main St, Town" in html.text
@@ -61,14 +93,24 @@ def test_preview_as_a_subscriber_is_personal_and_sandboxed(editor, rt):  # type:
     assert "no subscriber" in missing.text
 
 
-def test_save_test_send_send_and_follow_progress(editor, rt, sink, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_save_test_send_send_and_follow_progress(editor, rt, sink, accounts_by_role):  # type: ignore[no-untyped-def]
     cid = _draft(editor)
     detail = f"/admin/campaigns/{cid}"
-    resp = post_form(editor, detail, detail, {"name": "May news", "subject": "Our May news",
-                                              "lists": ["news"], "body": BODY + "<p>PS</p>"})
+    resp = post_form(
+        editor,
+        detail,
+        detail,
+        {
+            "name": "May news",
+            "subject": "Our May news",
+            "lists": ["news"],
+            "body": BODY + "<p>PS</p>",
+        },
+    )
     assert resp.status_code == 302
-    resp = post_form(editor, detail, f"{detail}/test", {"to": "me@staff.example.org",
-                                                        "as": "ada@example.org"})
+    resp = post_form(
+        editor, detail, f"{detail}/test", {"to": "me@staff.example.org", "as": "ada@example.org"}
+    )
     assert resp.status_code == 302
     [test_mail] = sink.wait_for(1)
     assert test_mail.rcpt_tos == ["me@staff.example.org"]
@@ -118,7 +160,7 @@ def test_schedule_pause_resume_cancel(editor, rt):  # type: ignore[no-untyped-de
         assert s.get(Campaign, cid).status == "cancelled"
 
 
-def test_analyst_sees_stats_but_never_the_composer(client, rt, editor, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_analyst_sees_stats_but_never_the_composer(client, rt, editor, accounts_by_role):  # type: ignore[no-untyped-def]
     cid = _draft(editor)
     session_login(client, rt, accounts_by_role["analyst"])
     resp = client.get(f"/admin/campaigns/{cid}")

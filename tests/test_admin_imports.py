@@ -1,4 +1,5 @@
 """Import with column mapping and progress, the error report, and the audited export."""
+
 from __future__ import annotations
 
 import io
@@ -14,12 +15,14 @@ from tests.admin_support import accounts_by_role, csrf_from, session_login  # no
 from tests.conftest import drain
 
 pytest.importorskip("listmgr.services.imports")
-CSV = ("E-mail,Full name,Town\nada@example.org,Ada,Berlin\nalan@example.org,Alan,Paris\n"
-       "broken-address,Nobody,Nowhere\n")
+CSV = (
+    "E-mail,Full name,Town\nada@example.org,Ada,Berlin\nalan@example.org,Alan,Paris\n"
+    "broken-address,Nobody,Nowhere\n"
+)
 
 
 @pytest.fixture
-def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     from listmgr.services import people
 
     lists.create(rt, slug="news", name="News")
@@ -30,9 +33,16 @@ def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa
 
 def _upload(client, text: str = CSV, token: str | None = None):  # type: ignore[no-untyped-def]
     token = token if token is not None else csrf_from(client.get("/admin/imports").text)
-    return client.post("/admin/imports", data={
-        "csrf_token": token, "list": "news", "mode": "upsert",
-        "file": (io.BytesIO(text.encode()), "people.csv")}, content_type="multipart/form-data")
+    return client.post(
+        "/admin/imports",
+        data={
+            "csrf_token": token,
+            "list": "news",
+            "mode": "upsert",
+            "file": (io.BytesIO(text.encode()), "people.csv"),
+        },
+        content_type="multipart/form-data",
+    )
 
 
 def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def]
@@ -40,10 +50,21 @@ def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def
     assert page.status_code == 200 and "Map the columns of people.csv" in page.text
     token = re.search(r'name="token" value="([0-9a-f]{32})"', page.text).group(1)
     assert 'value="email" selected' in page.text  # E-mail was recognised
-    form = {"csrf_token": csrf_from(page.text), "token": token, "filename": "people.csv",
-            "columns": "3", "col_0": "E-mail", "col_1": "Full name", "col_2": "Town",
-            "map_0": "email", "map_1": "name", "map_2": "fields.city", "list": "news",
-            "mode": "upsert", "consent": ""}
+    form = {
+        "csrf_token": csrf_from(page.text),
+        "token": token,
+        "filename": "people.csv",
+        "columns": "3",
+        "col_0": "E-mail",
+        "col_1": "Full name",
+        "col_2": "Town",
+        "map_0": "email",
+        "map_1": "name",
+        "map_2": "fields.city",
+        "list": "news",
+        "mode": "upsert",
+        "consent": "",
+    }
     refused = admin.post("/admin/imports/start", data=form)
     assert refused.status_code == 422 and "on what basis" in refused.text
     with rt.db.session() as s:
@@ -63,10 +84,12 @@ def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def
     report = admin.get(f"{job_url}/report.csv")
     assert report.mimetype == "text/csv" and "broken-address" in report.text
     with rt.db.session() as s:
-        assert s.scalar(select(Subscriber.fields).where(
-            Subscriber.email == "ada@example.org")) == {"city": "Berlin"}
-        assert s.scalar(select(func.count(AuditLog.id)).where(
-            AuditLog.action == "people.import")) == 1
+        assert s.scalar(select(Subscriber.fields).where(Subscriber.email == "ada@example.org")) == {
+            "city": "Berlin"
+        }
+        assert (
+            s.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "people.import")) == 1
+        )
 
 
 def test_upload_without_token_or_file_changes_nothing(admin, rt):  # type: ignore[no-untyped-def]
@@ -75,28 +98,45 @@ def test_upload_without_token_or_file_changes_nothing(admin, rt):  # type: ignor
     before = set(imports.upload_dir(rt).iterdir())
     assert _upload(admin, token="forged").status_code == 400
     assert set(imports.upload_dir(rt).iterdir()) == before
-    empty = admin.post("/admin/imports", data={"csrf_token": csrf_from(
-        admin.get("/admin/imports").text), "list": "news"}, content_type="multipart/form-data")
+    empty = admin.post(
+        "/admin/imports",
+        data={"csrf_token": csrf_from(admin.get("/admin/imports").text), "list": "news"},
+        content_type="multipart/form-data",
+    )
     assert empty.status_code == 422
-    gone = admin.post("/admin/imports/start", data={
-        "csrf_token": csrf_from(admin.get("/admin/imports").text), "token": "../../etc/passwd",
-        "columns": "0", "consent": "x"})
+    gone = admin.post(
+        "/admin/imports/start",
+        data={
+            "csrf_token": csrf_from(admin.get("/admin/imports").text),
+            "token": "../../etc/passwd",
+            "columns": "0",
+            "consent": "x",
+        },
+    )
     assert gone.status_code == 422 and "upload the file again" in gone.text
 
 
-def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
     from listmgr.services import subscribers
     from listmgr.services.subscriptions import Origin
 
-    subscribers.create(rt, email="ada@example.org", name="=cmd|' /C calc'!A0", lists=["news"],
-                       status="confirmed", consent="x", origin=Origin(source="test"))
+    subscribers.create(
+        rt,
+        email="ada@example.org",
+        name="=cmd|' /C calc'!A0",
+        lists=["news"],
+        status="confirmed",
+        consent="x",
+        origin=Origin(source="test"),
+    )
     resp = admin.get("/admin/export?list=news&status=confirmed")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     body = resp.get_data(as_text=True)
     assert "ada@example.org" in body and "'=cmd" in body  # no spreadsheet formula
     with rt.db.session() as s:
-        assert s.scalar(select(func.count(AuditLog.id)).where(
-            AuditLog.action == "people.export")) == 1
+        assert (
+            s.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "people.export")) == 1
+        )
     assert admin.get("/admin/export?list=nope").status_code == 404
     session_login(client, rt, accounts_by_role["editor"])
     assert client.get("/admin/export?list=news").status_code == 403
@@ -121,7 +161,7 @@ def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-
     os.utime(busy, (hours_ago, hours_ago))
     imports.create_job(rt, path=busy, list_slug="news", consent="fair", actor="t")  # queued
 
-    assert imports.forget_uploads(rt) == 1   # older than two hours and read by no job: gone
+    assert imports.forget_uploads(rt) == 1  # older than two hours and read by no job: gone
     assert set(folder.glob("*.csv")) == {fresh, busy}
 
     # An erasure takes every upload still waiting for its mapping: it may hold the address.
@@ -135,8 +175,13 @@ def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-
     stale.write_text("email\nstale@example.org\n")
     os.utime(stale, (hours_ago, hours_ago))
     assert recovery.sweep(rt)["uploads_forgotten"] == 1 and not stale.exists()
-    form = {"csrf_token": csrf_from(admin.get("/admin/imports").text),
-            "token": fresh.stem, "filename": "people.csv", "list": "news", "consent": "x",
-            "columns": "0"}
+    form = {
+        "csrf_token": csrf_from(admin.get("/admin/imports").text),
+        "token": fresh.stem,
+        "filename": "people.csv",
+        "list": "news",
+        "consent": "x",
+        "columns": "0",
+    }
     resp = admin.post("/admin/imports/start", data=form)
     assert resp.status_code == 422 and "upload the file again" in resp.text

@@ -1,21 +1,30 @@
 """The admin pages do what they say: lists, subscribers, users, tokens, audit, settings,
 suppression, outbox, dashboard; bad input gets a clear message and changes nothing."""
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
-from listmgr.models import (ApiToken, AuditLog, ConsentEvent, MailingList, Membership,
-                            SettingValue, Subscriber, Suppression, User)
+from listmgr.models import (
+    ApiToken,
+    AuditLog,
+    ConsentEvent,
+    MailingList,
+    Membership,
+    SettingValue,
+    Subscriber,
+    Suppression,
+    User,
+)
 from listmgr.services import lists, settings_store, subscribers
 from listmgr.services.subscriptions import Origin
-from tests.admin_support import (PASSWORD, accounts_by_role, csrf_from, post_form,  # noqa: F401
-                                 session_login)
+from tests.admin_support import PASSWORD, accounts_by_role, csrf_from, post_form, session_login  # noqa: F401
 from tests.conftest import drain
 
 
 @pytest.fixture
-def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     session_login(client, rt, accounts_by_role["owner"])
     return client
 
@@ -27,52 +36,97 @@ def _count(rt, column, *where):  # type: ignore[no-untyped-def]
 
 def _audit(rt, action):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return list(s.scalars(select(AuditLog).where(AuditLog.action == action)
-                              .order_by(AuditLog.id)))
+        return list(
+            s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
+        )
 
 
 def _people(rt, n=3, slug="news"):  # type: ignore[no-untyped-def]
     lists.create(rt, slug=slug, name="News", postal_address="1 Main St")
     ids = []
-    for i, (email, name) in enumerate([("ada@example.org", "Ada Lovelace"),
-                                       ("alan@example.org", "Alan Turing"),
-                                       ("grace@example.org", "Grace Hopper")][:n]):
-        ids.append(subscribers.create(rt, email=email, name=name, lists=[slug],
-                                      status="confirmed", consent=f"paper form #{i}",
-                                      origin=Origin(source="test", actor="test")))
+    for i, (email, name) in enumerate(
+        [
+            ("ada@example.org", "Ada Lovelace"),
+            ("alan@example.org", "Alan Turing"),
+            ("grace@example.org", "Grace Hopper"),
+        ][:n]
+    ):
+        ids.append(
+            subscribers.create(
+                rt,
+                email=email,
+                name=name,
+                lists=[slug],
+                status="confirmed",
+                consent=f"paper form #{i}",
+                origin=Origin(source="test", actor="test"),
+            )
+        )
     return ids
 
 
 # -- lists ---------------------------------------------------------------------------------------
 def test_create_and_edit_a_list_with_its_embed_code(owner, rt):  # type: ignore[no-untyped-def]
-    resp = post_form(owner, "/admin/lists/new", "/admin/lists/new", {
-        "slug": "weekly", "name": "Weekly", "opt_in": "double", "from_name": "The Team",
-        "from_email": "Team@Example.org", "postal_address": "2 Side St, Town"})
+    resp = post_form(
+        owner,
+        "/admin/lists/new",
+        "/admin/lists/new",
+        {
+            "slug": "weekly",
+            "name": "Weekly",
+            "opt_in": "double",
+            "from_name": "The Team",
+            "from_email": "Team@Example.org",
+            "postal_address": "2 Side St, Town",
+        },
+    )
     assert resp.status_code == 302 and resp.headers["Location"] == "/admin/lists/weekly"
     page = owner.get("/admin/lists/weekly")
     assert page.status_code == 200 and "2 Side St, Town" in page.text
-    assert "action=&#34;http://listmgr.test/subscribe/weekly&#34;" in page.text or \
-        "http://listmgr.test/subscribe/weekly" in page.text
+    assert (
+        "action=&#34;http://listmgr.test/subscribe/weekly&#34;" in page.text
+        or "http://listmgr.test/subscribe/weekly" in page.text
+    )
     embed = owner.get("/subscribe/weekly/embed")
     assert embed.status_code == 200 and 'name="email"' in embed.text
-    resp = post_form(owner, "/admin/lists/weekly", "/admin/lists/weekly", {
-        "name": "Weekly digest", "opt_in": "single", "from_email": "news@example.org",
-        "postal_address": "3 New Rd"})
+    resp = post_form(
+        owner,
+        "/admin/lists/weekly",
+        "/admin/lists/weekly",
+        {
+            "name": "Weekly digest",
+            "opt_in": "single",
+            "from_email": "news@example.org",
+            "postal_address": "3 New Rd",
+        },
+    )
     assert resp.status_code == 302
     info = lists.get(rt, "weekly")
     assert (info.name, info.opt_in, info.from_email, info.postal_address) == (
-        "Weekly digest", "single", "news@example.org", "3 New Rd")
+        "Weekly digest",
+        "single",
+        "news@example.org",
+        "3 New Rd",
+    )
     assert [e.target_id for e in _audit(rt, "list.edit")] == ["weekly"]
 
 
 def test_bad_list_input_is_explained_and_changes_nothing(owner, rt):  # type: ignore[no-untyped-def]
-    bad = post_form(owner, "/admin/lists/new", "/admin/lists/new",
-                    {"slug": "Not A Slug!", "name": "X", "opt_in": "double"})
+    bad = post_form(
+        owner,
+        "/admin/lists/new",
+        "/admin/lists/new",
+        {"slug": "Not A Slug!", "name": "X", "opt_in": "double"},
+    )
     assert bad.status_code == 422 and "slug" in bad.text
     assert _count(rt, MailingList.id) == 0
     lists.create(rt, slug="kept", name="Kept", from_email="a@example.org")
-    bad = post_form(owner, "/admin/lists/kept", "/admin/lists/kept",
-                    {"name": "Changed", "from_email": "not an address", "opt_in": "double"})
+    bad = post_form(
+        owner,
+        "/admin/lists/kept",
+        "/admin/lists/kept",
+        {"name": "Changed", "from_email": "not an address", "opt_in": "double"},
+    )
     assert bad.status_code == 422 and "not valid" in bad.text
     info = lists.get(rt, "kept")
     assert (info.name, info.from_email) == ("Kept", "a@example.org")
@@ -98,7 +152,7 @@ def test_search_filters_and_paging(owner, rt):  # type: ignore[no-untyped-def]
     assert owner.get("/admin/subscribers?page=0").status_code == 422
 
 
-def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     [sid] = _people(rt, 1)
     page = owner.get(f"/admin/subscribers/{sid}")
     assert page.status_code == 200
@@ -113,18 +167,32 @@ def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_rol
 
 def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):  # type: ignore[no-untyped-def]
     lists.create(rt, slug="news", name="News")
-    bad = post_form(owner, "/admin/subscribers/new", "/admin/subscribers/new", {
-        "email": "x@example.org", "lists": ["news"], "status": "confirmed", "consent": ""})
+    bad = post_form(
+        owner,
+        "/admin/subscribers/new",
+        "/admin/subscribers/new",
+        {"email": "x@example.org", "lists": ["news"], "status": "confirmed", "consent": ""},
+    )
     assert bad.status_code == 422 and "consent basis" in bad.text
     assert _count(rt, Subscriber.id) == 0
-    resp = post_form(owner, "/admin/subscribers/new", "/admin/subscribers/new", {
-        "email": "New@Example.org", "name": "Newt", "lists": ["news"], "status": "confirmed",
-        "consent": "signed up at the fair"})
+    resp = post_form(
+        owner,
+        "/admin/subscribers/new",
+        "/admin/subscribers/new",
+        {
+            "email": "New@Example.org",
+            "name": "Newt",
+            "lists": ["news"],
+            "status": "confirmed",
+            "consent": "signed up at the fair",
+        },
+    )
     assert resp.status_code == 302
     sid = int(resp.headers["Location"].rsplit("/", 1)[1])
     detail = f"/admin/subscribers/{sid}"
-    resp = post_form(owner, detail, f"{detail}/edit", {"name": "Newt Scamander",
-                                                        "consent_tracking": "1"})
+    resp = post_form(
+        owner, detail, f"{detail}/edit", {"name": "Newt Scamander", "consent_tracking": "1"}
+    )
     assert resp.status_code == 302
     info = subscribers.get(rt, sid)
     assert info.name == "Newt Scamander" and info.consents["tracking"] is True
@@ -135,8 +203,13 @@ def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):  # type: ignore[no-un
     assert resp.status_code == 302
     assert subscribers.get(rt, sid).lists == [{"slug": "news", "status": "unsubscribed"}]
     with rt.db.session() as s:
-        kinds = list(s.scalars(select(ConsentEvent.kind).where(
-            ConsentEvent.subscriber_id == sid).order_by(ConsentEvent.id)))
+        kinds = list(
+            s.scalars(
+                select(ConsentEvent.kind)
+                .where(ConsentEvent.subscriber_id == sid)
+                .order_by(ConsentEvent.id)
+            )
+        )
     assert "unsubscribe" in kinds
     resp = post_form(owner, detail, f"{detail}/unsubscribe", {})
     assert subscribers.get(rt, sid).suppressed == "unsubscribed_all"
@@ -152,8 +225,14 @@ def test_erase_needs_the_typed_address_then_removes_everything(owner, rt):  # ty
     assert resp.status_code == 302
     with rt.db.session() as s:
         assert s.get(Subscriber, sid) is None and s.get(Subscriber, other) is not None
-        assert s.scalar(select(Suppression.reason).where(
-            Suppression.email_hash == rt.email_hash("ada@example.org"))) == "erased"
+        assert (
+            s.scalar(
+                select(Suppression.reason).where(
+                    Suppression.email_hash == rt.email_hash("ada@example.org")
+                )
+            )
+            == "erased"
+        )
     assert _audit(rt, "subscriber.erase")
 
 
@@ -165,7 +244,7 @@ def test_export_one_subscriber_is_audited(owner, rt):  # type: ignore[no-untyped
     assert [e.target_id for e in _audit(rt, "people.export")] == [str(sid)]
 
 
-def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     [sid] = _people(rt, 1)
     session_login(client, rt, accounts_by_role["editor"])
     page = client.get(f"/admin/subscribers/{sid}")
@@ -175,7 +254,7 @@ def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_
     assert client.get(f"/admin/subscribers/{sid}/erase").status_code == 403
 
 
-def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     _people(rt)
     session_login(client, rt, accounts_by_role["analyst"])
     page = client.get("/admin/")
@@ -197,17 +276,26 @@ def test_charts_are_inert_svg(owner, rt):  # type: ignore[no-untyped-def]
 
 
 # -- users and tokens ----------------------------------------------------------------------------
-def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
-    resp = post_form(owner, "/admin/users", "/admin/users", {
-        "email": "new@staff.example.org", "role": "analyst", "password": "plum kettle orbit 42"})
+def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+    resp = post_form(
+        owner,
+        "/admin/users",
+        "/admin/users",
+        {"email": "new@staff.example.org", "role": "analyst", "password": "plum kettle orbit 42"},
+    )
     assert resp.status_code == 302
-    bad = post_form(owner, "/admin/users", "/admin/users", {
-        "email": "short@staff.example.org", "role": "analyst", "password": "short"})
+    bad = post_form(
+        owner,
+        "/admin/users",
+        "/admin/users",
+        {"email": "short@staff.example.org", "role": "analyst", "password": "short"},
+    )
     assert bad.status_code == 422
     assert _count(rt, User.id, User.email == "short@staff.example.org") == 0
     me = accounts_by_role["owner"].id
-    demote = post_form(owner, "/admin/users", f"/admin/users/{me}",
-                       {"role": "admin", "active": ["0", "1"]})
+    demote = post_form(
+        owner, "/admin/users", f"/admin/users/{me}", {"role": "admin", "active": ["0", "1"]}
+    )
     assert demote.status_code == 409 and "last active owner" in demote.text
     with rt.db.session() as s:
         assert s.get(User, me).role == "owner"
@@ -235,7 +323,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(owner, rt, app):  # t
     assert _audit(rt, "token.create") and _audit(rt, "token.revoke")
 
 
-def test_token_role_never_above_the_user(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_token_role_never_above_the_user(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     session_login(client, rt, accounts_by_role["editor"])
     resp = post_form(client, "/admin/tokens", "/admin/tokens", {"name": "x", "role": "owner"})
     assert resp.status_code == 403
@@ -249,8 +337,10 @@ def test_token_use_is_audited_once_a_minute_and_every_change(api, rt):  # type: 
     assert api.post("/api/lists", json={"slug": "a", "name": "A"}).status_code == 201
     assert api.post("/api/lists", json={"slug": "a", "name": "A"}).status_code == 409
     calls = _audit(rt, "api.call")
-    assert [(c.detail["method"], c.detail["status"]) for c in calls] == [("POST", 201),
-                                                                       ("POST", 409)]
+    assert [(c.detail["method"], c.detail["status"]) for c in calls] == [
+        ("POST", 201),
+        ("POST", 409),
+    ]
 
 
 def test_audit_page_and_api_filter(owner, api, rt):  # type: ignore[no-untyped-def]
@@ -275,9 +365,16 @@ def test_api_reads_of_a_subscriber_are_audited(api, rt):  # type: ignore[no-unty
 
 # -- settings ------------------------------------------------------------------------------------
 def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyped-def]
-    resp = post_form(owner, "/admin/settings", "/admin/settings", {
-        "smtp_url": "smtp://mailer:s3cret@smtp.example.org:587?starttls=1",
-        "send_rate": "25", "mail_domain": "Lists.Example.ORG"})
+    resp = post_form(
+        owner,
+        "/admin/settings",
+        "/admin/settings",
+        {
+            "smtp_url": "smtp://mailer:s3cret@smtp.example.org:587?starttls=1",
+            "send_rate": "25",
+            "mail_domain": "Lists.Example.ORG",
+        },
+    )
     assert resp.status_code == 302
     settings = settings_store.effective(rt)
     assert settings.send_rate == 25 and settings.mail_domain == "lists.example.org"
@@ -285,8 +382,12 @@ def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyp
     assert "s3cret" not in page.text and "mailer:•••@smtp.example.org" in page.text
     [entry] = _audit(rt, "settings.change")
     assert sorted(entry.detail["keys"]) == ["mail_domain", "send_rate", "smtp_url"]
-    bad = post_form(owner, "/admin/settings", "/admin/settings", {
-        "send_rate": "fast", "mail_domain": "changed.example.org"})
+    bad = post_form(
+        owner,
+        "/admin/settings",
+        "/admin/settings",
+        {"send_rate": "fast", "mail_domain": "changed.example.org"},
+    )
     assert bad.status_code == 422 and "Messages per second" in bad.text
     assert settings_store.effective(rt).mail_domain == "lists.example.org"
     bad = post_form(owner, "/admin/settings", "/admin/settings", {"smtp_url": "http://x"})
@@ -299,12 +400,17 @@ def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyp
 
 
 def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def]
-    resp = post_form(owner, "/admin/settings", "/admin/settings/dkim",
-                     {"dkim_selector": "mail2026", "dkim_domain": "example.org"})
+    resp = post_form(
+        owner,
+        "/admin/settings",
+        "/admin/settings/dkim",
+        {"dkim_selector": "mail2026", "dkim_domain": "example.org"},
+    )
     assert resp.status_code == 302
     page = owner.get("/admin/settings")
-    assert "mail2026._domainkey.example.org. IN TXT" in page.text and "v=DKIM1; k=rsa; p=" in \
-        page.text
+    assert (
+        "mail2026._domainkey.example.org. IN TXT" in page.text and "v=DKIM1; k=rsa; p=" in page.text
+    )
     assert "PRIVATE KEY" not in page.text
     data = api.get("/api/settings").json
     assert data["dkim_record"].startswith("mail2026._domainkey.example.org.")
@@ -316,11 +422,16 @@ def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def
 
 # -- suppression, outbox, inbound ----------------------------------------------------------------
 def test_suppression_add_lift_and_erased_stays(owner, rt, api):  # type: ignore[no-untyped-def]
-    resp = post_form(owner, "/admin/suppression", "/admin/suppression",
-                     {"email": "Spam.Trap@Example.org", "detail": "known trap"})
+    resp = post_form(
+        owner,
+        "/admin/suppression",
+        "/admin/suppression",
+        {"email": "Spam.Trap@Example.org", "detail": "known trap"},
+    )
     assert resp.status_code == 302
-    dup = post_form(owner, "/admin/suppression", "/admin/suppression",
-                    {"email": "spam.trap@example.org"})
+    dup = post_form(
+        owner, "/admin/suppression", "/admin/suppression", {"email": "spam.trap@example.org"}
+    )
     assert dup.status_code == 409
     assert _count(rt, Suppression.id) == 1
     page = owner.get("/admin/suppression?q=spam")
@@ -350,10 +461,16 @@ def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no
     from tests.admin_support import Account
 
     rt, app = embedded  # the only runtime here: its worker writes to the dev outbox
-    editor = Account(accounts.create_user(rt, email="ed@staff.example.org", password=PASSWORD,
-                                          role="editor"), "ed@staff.example.org", "editor")
-    admin = Account(accounts.create_user(rt, email="ad@staff.example.org", password=PASSWORD,
-                                         role="admin"), "ad@staff.example.org", "admin")
+    editor = Account(
+        accounts.create_user(rt, email="ed@staff.example.org", password=PASSWORD, role="editor"),
+        "ed@staff.example.org",
+        "editor",
+    )
+    admin = Account(
+        accounts.create_user(rt, email="ad@staff.example.org", password=PASSWORD, role="admin"),
+        "ad@staff.example.org",
+        "admin",
+    )
     lists.create(rt, slug="news", name="News")
     client = app.test_client()
     client.post("/subscribe/news", data={"email": "new@example.org", "name": "New"})
@@ -380,19 +497,21 @@ def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no
 
 def test_inbound_inbox_mark_handled(owner, rt):  # type: ignore[no-untyped-def]
     inbound = pytest.importorskip("listmgr.services.inbound")
-    raw = (b"From: someone@example.net\r\nTo: news@lists.example.test\r\n"
-           b"Subject: A question about your shop\r\nMessage-ID: <q1@example.net>\r\n\r\n"
-           b"Hello, do you ship to Norway?\r\n")
-    stored = inbound.store(rt, raw, envelope_from="someone@example.net",
-                           envelope_to="news@lists.example.test")
+    raw = (
+        b"From: someone@example.net\r\nTo: news@lists.example.test\r\n"
+        b"Subject: A question about your shop\r\nMessage-ID: <q1@example.net>\r\n\r\n"
+        b"Hello, do you ship to Norway?\r\n"
+    )
+    stored = inbound.store(
+        rt, raw, envelope_from="someone@example.net", envelope_to="news@lists.example.test"
+    )
     drain(rt)
     page = owner.get("/admin/inbound")
     assert "A question about your shop" in page.text
     mid = stored.id
     detail = owner.get(f"/admin/inbound/{mid}")
     assert detail.status_code == 200 and "do you ship to Norway?" in detail.text
-    resp = post_form(owner, f"/admin/inbound/{mid}", f"/admin/inbound/{mid}",
-                     {"action": "handled"})
+    resp = post_form(owner, f"/admin/inbound/{mid}", f"/admin/inbound/{mid}", {"action": "handled"})
     assert resp.status_code == 302
     assert "A question about your shop" not in owner.get("/admin/inbound").text
     assert "A question" in owner.get("/admin/inbound?view=handled").text
@@ -407,28 +526,38 @@ def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped
         assert s.scalar(select(func.count(Membership.id))) == 3
 
 
-def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
     from listmgr.services import people
 
-    resp = post_form(owner, "/admin/fields", "/admin/fields", {
-        "key": "plan", "label": "Plan", "type": "choice", "choices": "free, pro",
-        "editable": "1"})
+    resp = post_form(
+        owner,
+        "/admin/fields",
+        "/admin/fields",
+        {"key": "plan", "label": "Plan", "type": "choice", "choices": "free, pro", "editable": "1"},
+    )
     assert resp.status_code == 302
     [field] = people.list_fields(rt)
     assert (field.key, field.type, field.choices) == ("plan", "choice", ["free", "pro"])
-    bad = post_form(owner, "/admin/fields", "/admin/fields",
-                    {"key": "no spaces!", "label": "X", "type": "text"})
+    bad = post_form(
+        owner, "/admin/fields", "/admin/fields", {"key": "no spaces!", "label": "X", "type": "text"}
+    )
     assert bad.status_code == 422 and len(people.list_fields(rt)) == 1
-    post_form(owner, "/admin/fields", "/admin/fields",
-              {"kind": "interest", "key": "books", "label": "Books"})
+    post_form(
+        owner,
+        "/admin/fields",
+        "/admin/fields",
+        {"kind": "interest", "key": "books", "label": "Books"},
+    )
     assert [i.key for i in people.list_interests(rt)] == ["books"]
     post_form(owner, "/admin/fields", "/admin/fields", {"key": "plan", "action": "delete"})
     assert people.list_fields(rt) == []
     session_login(client, rt, accounts_by_role["editor"])
     page = client.get("/admin/fields")
     assert page.status_code == 200 and "Add field" not in page.text
-    assert post_form(client, "/admin/fields", "/admin/fields",
-                     {"key": "x", "label": "X"}).status_code == 403
+    assert (
+        post_form(client, "/admin/fields", "/admin/fields", {"key": "x", "label": "X"}).status_code
+        == 403
+    )
 
 
 def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
@@ -437,10 +566,20 @@ def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
     people.create_field(rt, key="city", label="City", type="text")
     people.create_field(rt, key="age", label="Age", type="number")
     lists.create(rt, slug="news", name="News")
-    for email, city, age in (("ada@example.org", "Berlin", 36), ("alan@example.org", "Paris", 41),
-                             ("grace@example.org", "Berlin", 85)):
-        subscribers.create(rt, email=email, lists=["news"], status="confirmed", consent="x",
-                           fields={"city": city, "age": age}, origin=Origin(source="test"))
+    for email, city, age in (
+        ("ada@example.org", "Berlin", 36),
+        ("alan@example.org", "Paris", 41),
+        ("grace@example.org", "Berlin", 85),
+    ):
+        subscribers.create(
+            rt,
+            email=email,
+            lists=["news"],
+            status="confirmed",
+            consent="x",
+            fields={"city": city, "age": age},
+            origin=Origin(source="test"),
+        )
     page = owner.get("/admin/subscribers?field=city&op=eq&value=Berlin")
     assert "ada@example.org" in page.text and "grace@example.org" in page.text
     assert "alan@example.org" not in page.text
@@ -486,20 +625,32 @@ def test_segment_form_creates_updates_and_refuses_bad_rules(owner, rt):  # type:
 
     lists.create(rt, slug="news", name="News")
     rules = '{"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}'
-    resp = post_form(owner, "/admin/segments/new", "/admin/segments/new",
-                     {"name": "Example people", "lists": ["news"], "rules": rules})
+    resp = post_form(
+        owner,
+        "/admin/segments/new",
+        "/admin/segments/new",
+        {"name": "Example people", "lists": ["news"], "rules": rules},
+    )
     assert resp.status_code == 302
     [seg], _ = segments.all_segments(rt)
     assert seg.name == "Example people" and seg.lists == ["news"]
     assert resp.headers["Location"].endswith(f"/admin/segments/{seg.id}")
-    bad = post_form(owner, "/admin/segments/new", "/admin/segments/new",
-                    {"name": "Broken", "lists": ["news"], "rules": "{not json"})
+    bad = post_form(
+        owner,
+        "/admin/segments/new",
+        "/admin/segments/new",
+        {"name": "Broken", "lists": ["news"], "rules": "{not json"},
+    )
     assert bad.status_code == 422 and "not valid JSON" in bad.text
     page = f"/admin/segments/{seg.id}"
     resp = post_form(owner, page, page, {"name": "Renamed", "lists": ["news"], "rules": rules})
     assert resp.status_code == 302 and segments.get(rt, seg.id).name == "Renamed"
-    bad = post_form(owner, page, page, {"name": "Other", "lists": ["news"],
-                                        "rules": '{"field": "nope", "op": "eq", "value": 1}'})
+    bad = post_form(
+        owner,
+        page,
+        page,
+        {"name": "Other", "lists": ["news"], "rules": '{"field": "nope", "op": "eq", "value": 1}'},
+    )
     assert bad.status_code == 422 and "nope" in bad.text
     with rt.db.session() as s:
         assert [x.name for x in s.query(Segment)] == ["Renamed"]  # nothing else changed

@@ -1,5 +1,6 @@
 """Stored payloads from the public form (names, field values) and from inbound mail render inert on
 every admin page that shows them."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,12 +28,24 @@ def stored(app, rt):  # type: ignore[no-untyped-def]
     from listmgr.services import people
 
     people.create_field(rt, key="city", label="City " + IMG, type="text")
-    lists.create(rt, slug="evil", name="Evil " + NAME, form_fields=["city"],
-                 consent_wording="I agree " + SCRIPT, postal_address=IMG)
+    lists.create(
+        rt,
+        slug="evil",
+        name="Evil " + NAME,
+        form_fields=["city"],
+        consent_wording="I agree " + SCRIPT,
+        postal_address=IMG,
+    )
     client = app.test_client()
-    resp = client.post("/subscribe/evil", data={
-        "email": "victim@example.org", "name": NAME, "field_city": NAME,
-        "consent_text": "I agree " + SCRIPT})
+    resp = client.post(
+        "/subscribe/evil",
+        data={
+            "email": "victim@example.org",
+            "name": NAME,
+            "field_city": NAME,
+            "consent_text": "I agree " + SCRIPT,
+        },
+    )
     assert resp.status_code == 200, resp.text
     drain(rt)
     from listmgr.services import subscribers
@@ -42,12 +55,20 @@ def stored(app, rt):  # type: ignore[no-untyped-def]
     return sub.id
 
 
-def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, accounts_by_role):  # type: ignore[no-untyped-def]
     session_login(client, rt, accounts_by_role["owner"])
-    pages = ["/admin/subscribers", "/admin/subscribers?q=victim", "/admin/subscribers?list=evil",
-             f"/admin/subscribers/{stored}", f"/admin/subscribers/{stored}/consent",
-             f"/admin/subscribers/{stored}/erase", "/admin/lists", "/admin/lists/evil",
-             "/admin/", "/admin/audit"]
+    pages = [
+        "/admin/subscribers",
+        "/admin/subscribers?q=victim",
+        "/admin/subscribers?list=evil",
+        f"/admin/subscribers/{stored}",
+        f"/admin/subscribers/{stored}/consent",
+        f"/admin/subscribers/{stored}/erase",
+        "/admin/lists",
+        "/admin/lists/evil",
+        "/admin/",
+        "/admin/audit",
+    ]
     for path in pages:
         resp = client.get(path)
         assert resp.status_code == 200, path
@@ -56,7 +77,7 @@ def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, account
     assert "<script" not in chart and "&lt;script&gt;" in chart
 
 
-def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, accounts_by_role):  # type: ignore[no-untyped-def]
     from listmgr.app import create_app
     from listmgr.services import accounts
 
@@ -66,8 +87,9 @@ def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, account
     client = app.test_client()
     client.post("/subscribe/evil", data={"email": "victim@example.org", "name": NAME})
     drain(rt)
-    uid = accounts.create_user(rt, email="boss@staff.example.org", password="plum kettle orbit 42",
-                               role="owner")
+    uid = accounts.create_user(
+        rt, email="boss@staff.example.org", password="plum kettle orbit 42", role="owner"
+    )
     from tests.admin_support import Account
 
     session_login(client, rt, Account(uid, "boss@staff.example.org", "owner"))
@@ -80,9 +102,11 @@ def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, account
     assert html.headers["Content-Security-Policy"].startswith("sandbox")
 
     inbound = pytest.importorskip("listmgr.services.inbound")
-    raw = (f"From: {NAME} <x@example.net>\r\nTo: news@lists.example.test\r\n"
-           f"Subject: {NAME}\r\nMessage-ID: <xss@example.net>\r\n"
-           f"Content-Type: text/html\r\n\r\n<p>{SCRIPT}</p>\r\n").encode()
+    raw = (
+        f"From: {NAME} <x@example.net>\r\nTo: news@lists.example.test\r\n"
+        f"Subject: {NAME}\r\nMessage-ID: <xss@example.net>\r\n"
+        f"Content-Type: text/html\r\n\r\n<p>{SCRIPT}</p>\r\n"
+    ).encode()
     stored = inbound.store(rt, raw, envelope_from="x@example.net")
     drain(rt)
     _inert(client.get("/admin/inbound?view=all").text, "inbox")
@@ -92,10 +116,11 @@ def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, account
     assert "script-src" not in part.headers["Content-Security-Policy"]
 
 
-def test_segment_names_and_rules_render_inert(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_segment_names_and_rules_render_inert(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     segments = pytest.importorskip("listmgr.services.segments")
-    sid = segments.create(rt, name="Seg " + NAME, rules={"all": [
-        {"field": "name", "op": "eq", "value": NAME}]})
+    sid = segments.create(
+        rt, name="Seg " + NAME, rules={"all": [{"field": "name", "op": "eq", "value": NAME}]}
+    )
     session_login(client, rt, accounts_by_role["editor"])
     _inert(client.get("/admin/segments").text, "segments", shown=False)
     page = client.get(f"/admin/segments/{sid}").text

@@ -1,4 +1,5 @@
 """The minimal API of lists and subscribers, with bearer tokens and JSON errors."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -33,24 +34,41 @@ def test_auth_is_required_and_checked(client, api, rt):  # type: ignore[no-untyp
     wrong = client.get("/api/lists", headers={"Authorization": "Bearer lm_nope"})
     assert wrong.status_code == 401
     analyst = accounts.create_token(rt, role="analyst")
-    resp = client.post("/api/lists", json={"slug": "a", "name": "A"},
-                       headers={"Authorization": f"Bearer {analyst}"})
+    resp = client.post(
+        "/api/lists",
+        json={"slug": "a", "name": "A"},
+        headers={"Authorization": f"Bearer {analyst}"},
+    )
     assert resp.status_code == 403
-    assert client.get("/api/lists", headers={"Authorization": f"Bearer {analyst}"}
-                      ).status_code == 200
-    assert client.get("/api/subscribers?email=a@example.org",
-                      headers={"Authorization": f"Bearer {analyst}"}).status_code == 403
+    assert (
+        client.get("/api/lists", headers={"Authorization": f"Bearer {analyst}"}).status_code == 200
+    )
+    assert (
+        client.get(
+            "/api/subscribers?email=a@example.org", headers={"Authorization": f"Bearer {analyst}"}
+        ).status_code
+        == 403
+    )
 
 
 def test_subscribers_create_search_and_status(api, rt, sink):  # type: ignore[no-untyped-def]
     api.post("/api/lists", json={"slug": "news", "name": "News"})
     api.post("/api/lists", json={"slug": "staff", "name": "Staff", "opt_in": "single"})
-    resp = api.post("/api/subscribers", json={
-        "email": "Ada@Example.org", "name": "Ada", "lists": ["news"], "status": "confirmed",
-        "consent": "signed paper form, 2024-01-05", "consents": {"profiling": True}})
+    resp = api.post(
+        "/api/subscribers",
+        json={
+            "email": "Ada@Example.org",
+            "name": "Ada",
+            "lists": ["news"],
+            "status": "confirmed",
+            "consent": "signed paper form, 2024-01-05",
+            "consents": {"profiling": True},
+        },
+    )
     assert resp.status_code == 201 and isinstance(resp.json["id"], int)
-    pending = api.post("/api/subscribers", json={"email": "bo@example.org", "lists": ["news"],
-                                                 "status": "pending"})
+    pending = api.post(
+        "/api/subscribers", json={"email": "bo@example.org", "lists": ["news"], "status": "pending"}
+    )
     assert pending.status_code == 201
     drain(rt)
     assert [m.rcpt_tos for m in sink.wait_for(1)] == [["bo@example.org"]]
@@ -67,23 +85,27 @@ def test_subscribers_create_search_and_status(api, rt, sink):  # type: ignore[no
 
 def test_subscriber_errors_change_nothing(api, rt):  # type: ignore[no-untyped-def]
     api.post("/api/lists", json={"slug": "news", "name": "News"})
-    api.post("/api/subscribers", json={"email": "a@example.org", "lists": ["news"],
-                                       "consent": "x"})
+    api.post("/api/subscribers", json={"email": "a@example.org", "lists": ["news"], "consent": "x"})
     cases = [
         ({"email": "not an address", "lists": ["news"], "consent": "x"}, 422, "email"),
         ({"email": "b@example.org", "lists": ["nope"], "consent": "x"}, 422, "lists"),
         ({"email": "b@example.org", "lists": ["news"], "status": "bogus"}, 422, "status"),
         ({"email": "b@example.org", "lists": ["news"]}, 422, "consent"),
         ({"email": "A@example.org", "lists": ["news"], "consent": "x"}, 409, "email"),
-        ({"email": "b@example.org", "name": "x\ny", "lists": ["news"], "consent": "x"}, 422,
-         "name"),
+        (
+            {"email": "b@example.org", "name": "x\ny", "lists": ["news"], "consent": "x"},
+            422,
+            "name",
+        ),
         ({"lists": ["news"]}, 422, "email"),
         ({"email": "b@example.org", "surprise": 1}, 422, "surprise"),
     ]
     with rt.db.session() as s:
-        before = (s.scalar(select(func.count(Subscriber.id))),
-                  s.scalar(select(func.count(Membership.id))),
-                  s.scalar(select(func.count(Outbox.id))))
+        before = (
+            s.scalar(select(func.count(Subscriber.id))),
+            s.scalar(select(func.count(Membership.id))),
+            s.scalar(select(func.count(Outbox.id))),
+        )
     for body, status, field in cases:
         resp = api.post("/api/subscribers", json=body)
         assert resp.status_code == status, (body, resp.json)
@@ -91,9 +113,11 @@ def test_subscriber_errors_change_nothing(api, rt):  # type: ignore[no-untyped-d
     resp = api.post("/api/subscribers", data="not json", content_type="application/json")
     assert resp.status_code == 422
     with rt.db.session() as s:
-        after = (s.scalar(select(func.count(Subscriber.id))),
-                 s.scalar(select(func.count(Membership.id))),
-                 s.scalar(select(func.count(Outbox.id))))
+        after = (
+            s.scalar(select(func.count(Subscriber.id))),
+            s.scalar(select(func.count(Membership.id))),
+            s.scalar(select(func.count(Outbox.id))),
+        )
     assert after == before
 
 

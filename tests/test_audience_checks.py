@@ -1,6 +1,7 @@
 """What a list offers and what a profile holds is checked the same way on every path: lists
 name only defined fields and interests and distinct opt-in levels; the admin profile edit
 refuses what the public form refuses; numbers are finite and at most 2**53 - 1."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,11 +16,11 @@ from listmgr.services import lists, people, subscribers
 from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
 from tests.profile_support import counts, define_everything, make_list, snapshot
 
-BIGGEST = 2 ** 53 - 1
+BIGGEST = 2**53 - 1
 
 
 @pytest.fixture
-def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     session_login(client, rt, accounts_by_role["owner"])
     return client
 
@@ -44,8 +45,11 @@ BAD_LISTS = [
     ({"form_interests": ["python", "nosuch"]}, "form_interests[1]", "no interest 'nosuch'"),
     ({"opt_in_levels": ["a", "a"]}, "opt_in_levels[1]", "opt-in levels must be unique"),
     ({"opt_in_levels": ["weekly", " weekly "]}, "opt_in_levels[1]", "must be unique"),
-    ({"opt_in_levels": [""]}, "opt_in_levels[0]",
-     "an opt-in level must be one line of 1 to 64 characters"),
+    (
+        {"opt_in_levels": [""]},
+        "opt_in_levels[0]",
+        "an opt-in level must be one line of 1 to 64 characters",
+    ),
     ({"opt_in_levels": ["weekly", "   "]}, "opt_in_levels[1]", "one line of 1 to 64"),
     ({"opt_in_levels": ["x" * 65]}, "opt_in_levels[0]", "one line of 1 to 64"),
     ({"opt_in_levels": ["weekly\nor daily"]}, "opt_in_levels[0]", "one line of 1 to 64"),
@@ -69,8 +73,9 @@ def test_api_refuses_a_list_offering_what_does_not_exist(defined, api, body, fie
 @pytest.mark.parametrize("body,field,message", BAD_LISTS)
 def test_api_refuses_the_same_on_update_and_changes_nothing(defined, api, body, field, message):  # type: ignore[no-untyped-def]
     rt = defined
-    make_list(rt, "news", form_fields=["nickname"], form_interests=["rust"],
-              opt_in_levels=["weekly"])
+    make_list(
+        rt, "news", form_fields=["nickname"], form_interests=["rust"], opt_in_levels=["weekly"]
+    )
     kept = lists.get(rt, "news")
     resp = api.patch("/api/lists/news", json=body)
     assert resp.status_code == 422, resp.json
@@ -81,13 +86,22 @@ def test_api_refuses_the_same_on_update_and_changes_nothing(defined, api, body, 
 
 def test_defined_fields_interests_and_good_levels_are_stored(defined, api):  # type: ignore[no-untyped-def]
     longest = "y" * 64
-    resp = api.post("/api/lists", json={
-        "slug": "good", "name": "Good", "form_fields": ["nickname", "vip"],
-        "form_interests": ["python"], "opt_in_levels": [" monthly digest only ", longest]})
+    resp = api.post(
+        "/api/lists",
+        json={
+            "slug": "good",
+            "name": "Good",
+            "form_fields": ["nickname", "vip"],
+            "form_interests": ["python"],
+            "opt_in_levels": [" monthly digest only ", longest],
+        },
+    )
     assert resp.status_code == 201, resp.json
-    assert (resp.json["form_fields"], resp.json["form_interests"],
-            resp.json["opt_in_levels"]) == (["nickname", "vip"], ["python"],
-                                            ["monthly digest only", longest])
+    assert (resp.json["form_fields"], resp.json["form_interests"], resp.json["opt_in_levels"]) == (
+        ["nickname", "vip"],
+        ["python"],
+        ["monthly digest only", longest],
+    )
     resp = api.patch("/api/lists/good", json={"form_fields": [], "opt_in_levels": []})
     assert resp.status_code == 200, resp.json
     assert (resp.json["form_fields"], resp.json["opt_in_levels"]) == ([], [])
@@ -96,19 +110,28 @@ def test_defined_fields_interests_and_good_levels_are_stored(defined, api):  # t
 def test_admin_list_form_shows_the_error_and_stores_nothing(defined, owner):  # type: ignore[no-untyped-def]
     rt = defined
     before = counts(rt)
-    resp = post_form(owner, "/admin/lists/new", "/admin/lists/new", {
-        "slug": "bad1", "name": "B", "opt_in": "double", "form_fields": "nickname\nnosuch"})
+    resp = post_form(
+        owner,
+        "/admin/lists/new",
+        "/admin/lists/new",
+        {"slug": "bad1", "name": "B", "opt_in": "double", "form_fields": "nickname\nnosuch"},
+    )
     assert resp.status_code == 422
     assert "there is no field &#39;nosuch&#39;" in resp.text
     assert counts(rt) == before
 
     make_list(rt, "kept", opt_in_levels=["weekly"])
     kept = lists.get(rt, "kept")
-    for form, words in [({"form_interests": "gardening\nknitting"},
-                         "there is no interest &#39;knitting&#39;"),
-                        ({"opt_in_levels": "daily\ndaily"}, "opt-in levels must be unique")]:
-        resp = post_form(owner, "/admin/lists/kept", "/admin/lists/kept", {
-            "name": "Changed", "opt_in": "single", **form})
+    for form, words in [
+        ({"form_interests": "gardening\nknitting"}, "there is no interest &#39;knitting&#39;"),
+        ({"opt_in_levels": "daily\ndaily"}, "opt-in levels must be unique"),
+    ]:
+        resp = post_form(
+            owner,
+            "/admin/lists/kept",
+            "/admin/lists/kept",
+            {"name": "Changed", "opt_in": "single", **form},
+        )
         assert resp.status_code == 422 and words in resp.text, resp.text
         assert lists.get(rt, "kept") == kept
 
@@ -129,25 +152,41 @@ def test_preference_center_labels_the_default_level_apart_from_the_lists_own(def
 def person(defined):  # type: ignore[no-untyped-def]
     rt = defined
     make_list(rt, "news", form_fields=["vip", "height"])
-    return subscribers.create(rt, email="ada@example.org", name="Ada", lists=["news"],
-                              consent="in person",
-                              fields={"vip": True, "height": 170, "nickname": "Ada"})
+    return subscribers.create(
+        rt,
+        email="ada@example.org",
+        name="Ada",
+        lists=["news"],
+        consent="in person",
+        fields={"vip": True, "height": 170, "nickname": "Ada"},
+    )
 
 
-@pytest.mark.parametrize("form,label,words", [
-    ({"field_vip": "maybe"}, "VIP", "must be yes or no"),
-    ({"field_vip": "2"}, "VIP", "must be yes or no"),
-    ({"field_vip": ["true", "false"]}, "VIP", "takes one value, not 2"),
-    ({"field_nosuch": "1"}, "nosuch", "There is no field"),
-])
-def test_admin_edit_refuses_what_it_does_not_understand(defined, owner, person, form, label,
-                                                        words):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "form,label,words",
+    [
+        ({"field_vip": "maybe"}, "VIP", "must be yes or no"),
+        ({"field_vip": "2"}, "VIP", "must be yes or no"),
+        ({"field_vip": ["true", "false"]}, "VIP", "takes one value, not 2"),
+        ({"field_nosuch": "1"}, "nosuch", "There is no field"),
+    ],
+)
+def test_admin_edit_refuses_what_it_does_not_understand(defined, owner, person, form, label, words):  # type: ignore[no-untyped-def]
     rt = defined
     page = f"/admin/subscribers/{person}"
     before, rows = counts(rt), snapshot(rt)
-    resp = post_form(owner, page, f"{page}/edit", {
-        "name": "Ada Changed", "field_vip": "true", "field_height": "170",
-        "field_nickname": "Ada", **form})
+    resp = post_form(
+        owner,
+        page,
+        f"{page}/edit",
+        {
+            "name": "Ada Changed",
+            "field_vip": "true",
+            "field_height": "170",
+            "field_nickname": "Ada",
+            **form,
+        },
+    )
     assert resp.status_code == 422, resp.text
     assert label in resp.text and words in resp.text, resp.text
     assert counts(rt) == before and snapshot(rt) == rows
@@ -159,12 +198,26 @@ def test_admin_edit_takes_the_booleans_the_public_form_takes(defined, owner, per
     page = f"/admin/subscribers/{person}"
     html = owner.get(page).text  # the page's select sends "", "true" or "false"
     assert 'name="field_vip"' in html and 'value="true"' in html and 'value="false"' in html
-    spellings = [("true", True), ("1", True), ("yes", True), ("TRUE", True), ("on", True),
-                 ("Y", True), ("false", False), ("0", False), ("No", False), ("off", False),
-                 ("", None)]
+    spellings = [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("TRUE", True),
+        ("on", True),
+        ("Y", True),
+        ("false", False),
+        ("0", False),
+        ("No", False),
+        ("off", False),
+        ("", None),
+    ]
     for i, (spelling, value) in enumerate(spellings):
-        resp = post_form(owner, page, f"{page}/edit", {"name": "Ada", "field_vip": spelling,
-                                                       "field_height": "170"})
+        resp = post_form(
+            owner,
+            page,
+            f"{page}/edit",
+            {"name": "Ada", "field_vip": spelling, "field_height": "170"},
+        )
         assert resp.status_code == 302, (spelling, resp.text)
         assert _fields(rt, person).get("vip") is value, spelling
         # The public sign-up form reads the same spelling the same way.
@@ -175,41 +228,73 @@ def test_admin_edit_takes_the_booleans_the_public_form_takes(defined, owner, per
             bo = s.scalar(select(Subscriber).where(Subscriber.email == email))
             assert (bo.fields or {}).get("vip") is value, spelling
     # Every other input of the page still saves.
-    resp = post_form(owner, page, f"{page}/edit", {
-        "name": "Ada", "field_vip": "false", "field_height": "180.5", "field_nickname": "",
-        "field_topics": ["news", "tips"], "field_plan": "pro", "field_birthday": "1990-12-10"})
+    resp = post_form(
+        owner,
+        page,
+        f"{page}/edit",
+        {
+            "name": "Ada",
+            "field_vip": "false",
+            "field_height": "180.5",
+            "field_nickname": "",
+            "field_topics": ["news", "tips"],
+            "field_plan": "pro",
+            "field_birthday": "1990-12-10",
+        },
+    )
     assert resp.status_code == 302, resp.text
-    assert _fields(rt, person) == {"vip": False, "height": 180.5, "topics": ["news", "tips"],
-                                   "plan": "pro", "birthday": "1990-12-10"}
+    assert _fields(rt, person) == {
+        "vip": False,
+        "height": 180.5,
+        "topics": ["news", "tips"],
+        "plan": "pro",
+        "birthday": "1990-12-10",
+    }
 
 
 # -- 3. one rule for large numbers --------------------------------------------------------------
 def test_api_takes_numbers_up_to_2_53_minus_1_and_refuses_larger(defined, api):  # type: ignore[no-untyped-def]
     rt = defined
     before = counts(rt)
-    for value in (1e308, float(2 ** 53), 2 ** 53, -(2 ** 53), 2 ** 70, -1.5e16):
-        resp = api.post("/api/subscribers", json={"email": "ada@example.org",
-                                                  "fields": {"height": value}})
+    for value in (1e308, float(2**53), 2**53, -(2**53), 2**70, -1.5e16):
+        resp = api.post(
+            "/api/subscribers", json={"email": "ada@example.org", "fields": {"height": value}}
+        )
         assert resp.status_code == 422, (value, resp.json)
-        assert resp.json["error"] == {"code": "invalid", "field": "fields.height",
-                                      "message": "Height in cm is too large."}, value
+        assert resp.json["error"] == {
+            "code": "invalid",
+            "field": "fields.height",
+            "message": "Height in cm is too large.",
+        }, value
         assert counts(rt) == before
     for i, value in enumerate((BIGGEST, -BIGGEST, float(BIGGEST), 1.5e15, 0.5)):
-        resp = api.post("/api/subscribers", json={"email": f"ada{i}@example.org",
-                                                  "fields": {"height": value}})
+        resp = api.post(
+            "/api/subscribers", json={"email": f"ada{i}@example.org", "fields": {"height": value}}
+        )
         assert resp.status_code == 201, (value, resp.json)
         assert resp.json["fields"]["height"] == value
 
 
-@pytest.mark.parametrize("text", ["99999999999999999999999999", "9007199254740992",
-                                  "-9007199254740992", "1e308", "1e400", "9.1e15",
-                                  "0" * 5 + "9" * 20, "9" * 5000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "99999999999999999999999999",
+        "9007199254740992",
+        "-9007199254740992",
+        "1e308",
+        "1e400",
+        "9.1e15",
+        "0" * 5 + "9" * 20,
+        "9" * 5000,
+    ],
+)
 def test_forms_refuse_numbers_beyond_2_53(defined, owner, person, text):  # type: ignore[no-untyped-def]
     rt = defined
     before, rows = counts(rt), snapshot(rt)
     page = f"/admin/subscribers/{person}"
-    resp = post_form(owner, page, f"{page}/edit", {"name": "Ada", "field_vip": "true",
-                                                   "field_height": text})
+    resp = post_form(
+        owner, page, f"{page}/edit", {"name": "Ada", "field_vip": "true", "field_height": text}
+    )
     assert resp.status_code == 422 and "Height in cm is too large." in resp.text, resp.text
     resp = owner.post("/subscribe/news", data={"email": "bo@example.org", "field_height": text})
     assert resp.status_code == 422 and "Height in cm is too large." in resp.text, resp.text
@@ -219,27 +304,37 @@ def test_forms_refuse_numbers_beyond_2_53(defined, owner, person, text):  # type
 def test_forms_keep_whole_numbers_up_to_2_53_minus_1_exactly(defined, client):  # type: ignore[no-untyped-def]
     rt = defined
     make_list(rt, "news", form_fields=["height"])
-    for i, (text, stored) in enumerate([("9007199254740991", BIGGEST),
-                                        ("-9007199254740991", -BIGGEST),
-                                        ("0009007199254740991", BIGGEST),
-                                        ("1234567890123456", 1234567890123456),
-                                        ("9.0e15", 9.0e15), ("172.5", 172.5)]):
+    for i, (text, stored) in enumerate(
+        [
+            ("9007199254740991", BIGGEST),
+            ("-9007199254740991", -BIGGEST),
+            ("0009007199254740991", BIGGEST),
+            ("1234567890123456", 1234567890123456),
+            ("9.0e15", 9.0e15),
+            ("172.5", 172.5),
+        ]
+    ):
         email = f"bo{i}@example.org"
         resp = client.post("/subscribe/news", data={"email": email, "field_height": text})
         assert resp.status_code == 200, (text, resp.text)
         with rt.db.session() as s:
-            height = s.scalar(select(Subscriber).where(Subscriber.email == email)
-                              ).fields["height"]
+            height = s.scalar(select(Subscriber).where(Subscriber.email == email)).fields["height"]
         assert height == stored and type(height) is type(stored), (text, height)
 
 
 def test_one_rule_for_every_number() -> None:
     """CSV imports use the same parser as the forms and the API."""
-    for value, words in [(float("inf"), "is too large"), (float("-inf"), "is too large"),
-                         (1e308, "is too large"), ("1e308", "is too large"),
-                         (2 ** 53, "is too large"), ("9" * 100_000, "is too large"),
-                         (float("nan"), "finite"), ("Infinity", "must be a number"),
-                         ("12 cm", "must be a number")]:
+    for value, words in [
+        (float("inf"), "is too large"),
+        (float("-inf"), "is too large"),
+        (1e308, "is too large"),
+        ("1e308", "is too large"),
+        (2**53, "is too large"),
+        ("9" * 100_000, "is too large"),
+        (float("nan"), "finite"),
+        ("Infinity", "must be a number"),
+        ("12 cm", "must be a number"),
+    ]:
         with pytest.raises(FieldValueError, match=words):
             coerce("number", [], value, "Age")
     assert coerce("number", [], " -9007199254740991 ", "Age") == -BIGGEST

@@ -1,4 +1,5 @@
 """The same flow through each real broker a deployment may use (Redis, RabbitMQ)."""
+
 from __future__ import annotations
 
 import socket
@@ -8,8 +9,10 @@ import pytest
 from listmgr.services import lists
 from tests.conftest import drain
 
-BROKERS = {"redis": ("redis://127.0.0.1:6379/0", 6379),
-           "amqp": ("amqp://guest:guest@127.0.0.1:5672/", 5672)}
+BROKERS = {
+    "redis": ("redis://127.0.0.1:6379/0", 6379),
+    "amqp": ("amqp://guest:guest@127.0.0.1:5672/", 5672),
+}
 
 
 def _reachable(port: int) -> bool:
@@ -35,5 +38,9 @@ def test_confirmation_mail_through_broker(make_runtime, sink, name):  # type: ig
     assert [m.rcpt_tos for m in sink.wait_for(1)] == [[f"{name}@example.org"]]
     if name == "amqp":
         channel = rt.queue.broker.channel
-        for queue in (rt.queue.queue_name, rt.queue.queue_name + ".DQ", rt.queue.queue_name + ".XQ"):
+        for queue in (
+            rt.queue.queue_name,
+            rt.queue.queue_name + ".DQ",
+            rt.queue.queue_name + ".XQ",
+        ):
             channel.queue_delete(queue)

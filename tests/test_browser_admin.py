@@ -2,13 +2,14 @@
 import a CSV and watch it finish, build a segment and see the count change, compose a campaign
 with a preview, test-send, send, watch the progress, open the stats. Screenshots of the main
 pages go to test-artifacts/."""
+
 from __future__ import annotations
 
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from werkzeug.serving import make_server
@@ -17,14 +18,25 @@ from listmgr.services import accounts, subscribers
 from listmgr.services.subscriptions import Origin
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
 PASSWORD = "a long enough password"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason="Chromium is not installed at /usr/bin/chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
+    ),
+]
 
 
 @pytest.fixture
@@ -49,8 +61,14 @@ def page(server):  # type: ignore[no-untyped-def]
         problems: list[str] = []
         pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-              if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        pg.on(
+            "response",
+            lambda r: (
+                problems.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
         pg.problems = problems  # type: ignore[attr-defined]
         yield pg
         browser.close()
@@ -74,8 +92,13 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
     from playwright.sync_api import expect
 
     expect.set_options(timeout=20_000)  # a busy CI machine: waits end as soon as the page is right
-    accounts.create_user(rt, email="marketer@staff.example.org", password=PASSWORD,
-                         role="owner", name="Mara Marketer")
+    accounts.create_user(
+        rt,
+        email="marketer@staff.example.org",
+        password=PASSWORD,
+        role="owner",
+        name="Mara Marketer",
+    )
     sign_in(page, server, "marketer@staff.example.org")
     expect(page.locator("h1")).to_have_text("Dashboard")
     shot(page, "02-dashboard")
@@ -95,15 +118,20 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
     shot(page, "03-list")
 
     # People: a CSV import with a live progress bar, or (without the import service) the API.
-    people = [(f"person{i}@example.org", f"Person {i}", "Berlin" if i % 3 == 0 else "Paris")
-              for i in range(30)]
+    people = [
+        (f"person{i}@example.org", f"Person {i}", "Berlin" if i % 3 == 0 else "Paris")
+        for i in range(30)
+    ]
     from listmgr.services import people as people_service
 
     people_service.create_field(rt, key="city", label="City", type="text")
     if importlib.util.find_spec("listmgr.services.imports") is not None:
         csv_path = tmp_path / "people.csv"
-        csv_path.write_text("E-mail,Full name,Town\n" + "".join(
-            f"{e},{n},{c}\n" for e, n, c in people) + "not-an-address,Broken,Nowhere\n")
+        csv_path.write_text(
+            "E-mail,Full name,Town\n"
+            + "".join(f"{e},{n},{c}\n" for e, n, c in people)
+            + "not-an-address,Broken,Nowhere\n"
+        )
         page.click("nav.side >> text=Import & export")
         page.set_input_files("#upload-form input[type=file]", str(csv_path))
         page.select_option("#upload-form select[name=list]", "monthly")
@@ -121,9 +149,16 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
         shot(page, "04-import")
     else:
         for email, name, city in people:
-            subscribers.create(rt, email=email, name=name, lists=["monthly"],
-                               status="confirmed", consent="fair", fields={"city": city},
-                               origin=Origin(source="test"))
+            subscribers.create(
+                rt,
+                email=email,
+                name=name,
+                lists=["monthly"],
+                status="confirmed",
+                consent="fair",
+                fields={"city": city},
+                origin=Origin(source="test"),
+            )
 
     page.click("nav.side >> text=Subscribers")
     page.fill("input[name=q]", "person1")
@@ -183,14 +218,20 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
     sink.wait_for(11)
     assert len({r for m in sink.messages for r in m.rcpt_tos}) == 11
 
-    for name, path in (("10-audit", "/admin/audit"), ("11-settings", "/admin/settings"),
-                       ("12-users", "/admin/users"), ("13-tokens", "/admin/tokens"),
-                       ("14-suppression", "/admin/suppression"), ("15-dashboard", "/admin/"),
-                       ("16-api-docs", "/api/docs")):
+    for name, path in (
+        ("10-audit", "/admin/audit"),
+        ("11-settings", "/admin/settings"),
+        ("12-users", "/admin/users"),
+        ("13-tokens", "/admin/tokens"),
+        ("14-suppression", "/admin/suppression"),
+        ("15-dashboard", "/admin/"),
+        ("16-api-docs", "/api/docs"),
+    ):
         page.goto(server + path)
         shot(page, name)
-    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], \
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems
+    )
 
 
 def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):  # type: ignore[no-untyped-def]
@@ -210,15 +251,18 @@ def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):  #
     op.locator("button.execute").click()
     expect(op.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
     expect(op.locator(".live-responses-table tbody .response-col_description")).to_contain_text(
-        "Weekly <b>news</b>")  # shown as text, not markup
+        "Weekly <b>news</b>"
+    )  # shown as text, not markup
     shot(page, "17-api-try-get")
 
     post = page.locator("#operations-lists-post_lists")
     post.locator(".opblock-summary").click()
     post.locator("textarea.body-param__text").fill(
-        '{"slug": "from-docs", "name": "Made in the API page"}')
+        '{"slug": "from-docs", "name": "Made in the API page"}'
+    )
     post.locator("button.execute").click()
     expect(post.locator(".live-responses-table tbody .response-col_status")).to_have_text("201")
     assert lists.get(rt, "from-docs").name == "Made in the API page"
-    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], \
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems
+    )

@@ -1,4 +1,5 @@
 """The subscriber's journey in headless Chromium against a running `listmgr serve`."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,14 @@ import time
 
 import pytest
 
-from tests.browser_support import (browser_page, create_outbox_admin, require_chromium,
-                                   screenshot, serve, sign_in_to_outbox)
+from tests.browser_support import (
+    browser_page,
+    create_outbox_admin,
+    require_chromium,
+    screenshot,
+    serve,
+    sign_in_to_outbox,
+)
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,8 +43,11 @@ def _latest_mail_text(page, base: str, subject_part: str) -> str:  # type: ignor
 def test_subscriber_journey_in_a_browser(tmp_path):  # type: ignore[no-untyped-def]
     require_chromium()
     env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
-    full = {**__import__("os").environ, **env, "LISTMGR_SECRET_KEY":
-            "browser-test-secret-0123456789"}
+    full = {
+        **__import__("os").environ,
+        **env,
+        "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789",
+    }
     subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True, env=full)
     create_outbox_admin(tmp_path, env)
     with serve(tmp_path, free_port(), **env) as base, browser_page() as page:

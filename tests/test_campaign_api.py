@@ -1,4 +1,5 @@
 """The campaign API: create, check, preview, test, send, follow, pause, resume, cancel, roles."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -8,8 +9,12 @@ from listmgr.services import accounts
 from tests.campaign_support import campaign_mail, make_list, person, recipients, wait_status
 from tests.conftest import drain
 
-BODY = {"name": "April", "subject": "Hello {{ subscriber.name }}", "lists": ["news"],
-        "html": "<p>Dear {{ subscriber.name|default('reader', true) }},</p><p>news.</p>"}
+BODY = {
+    "name": "April",
+    "subject": "Hello {{ subscriber.name }}",
+    "lists": ["news"],
+    "html": "<p>Dear {{ subscriber.name|default('reader', true) }},</p><p>news.</p>",
+}
 
 
 def _count(rt, model):  # type: ignore[no-untyped-def]
@@ -21,8 +26,9 @@ def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-d
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"p{i}@example.org", ["news"], name=f"Person {i}")
-    resp = api.post("/api/campaigns",
-                    json={**BODY, "segment": None, "text": "Hi {{ subscriber.name }}"})
+    resp = api.post(
+        "/api/campaigns", json={**BODY, "segment": None, "text": "Hi {{ subscriber.name }}"}
+    )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
     got = api.get(f"/api/campaigns/{cid}").json
@@ -36,8 +42,12 @@ def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-d
     wait_status(rt, cid)
     got = api.get(f"/api/campaigns/{cid}").json
     assert got["status"] == "sent"
-    assert {k: got["stats"][k] for k in ("audience", "sent", "failed", "skipped")} == \
-        {"audience": 5, "sent": 5, "failed": 0, "skipped": 0}
+    assert {k: got["stats"][k] for k in ("audience", "sent", "failed", "skipped")} == {
+        "audience": 5,
+        "sent": 5,
+        "failed": 0,
+        "skipped": 0,
+    }
     stats = api.get(f"/api/campaigns/{cid}/stats").json
     assert stats["sent"] == 5 and sum(b["sent"] for b in stats["timeline"]) == 5
     assert stats["timeline"][0]["minute"][:4].isdigit()
@@ -48,30 +58,41 @@ def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-d
     assert api.patch(f"/api/campaigns/{cid}", json={"name": "x"}).status_code == 409
     assert api.delete(f"/api/campaigns/{cid}").status_code == 409
     with rt.db.session() as s:
-        actions = list(s.scalars(select(AuditLog.action).where(
-            AuditLog.target_type == "campaign").order_by(AuditLog.id)))
+        actions = list(
+            s.scalars(
+                select(AuditLog.action)
+                .where(AuditLog.target_type == "campaign")
+                .order_by(AuditLog.id)
+            )
+        )
     assert actions == ["campaign.create", "campaign.send"]
 
 
 def test_markdown_body_text_derivation_and_footer(rt, api, sink):  # type: ignore[no-untyped-def]
     make_list(rt, "news", postal_address="Acme, 5 Main St, Springfield")
     person(rt, "md@example.org", ["news"], name="Mark")
-    resp = api.post("/api/campaigns", json={
-        "name": "md", "subject": "Markdown", "lists": ["news"],
-        "markdown": "# Hi {{ subscriber.name }}\n\nSome *news* & [a link](https://example.org/a).\n"
-                    "{% if subscriber.name %}\nYou have a name.\n{% endif %}\n",
-        "preheader": "Short & sweet"})
+    resp = api.post(
+        "/api/campaigns",
+        json={
+            "name": "md",
+            "subject": "Markdown",
+            "lists": ["news"],
+            "markdown": "# Hi {{ subscriber.name }}\n\nSome *news* & [a link](https://example.org/a).\n"
+            "{% if subscriber.name %}\nYou have a name.\n{% endif %}\n",
+            "preheader": "Short & sweet",
+        },
+    )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
     view = api.post(f"/api/campaigns/{cid}/preview", json={"email": "md@example.org"}).json
     assert "<h1" in view["html"] and "Hi Mark</h1>" in view["html"]
     assert "<em>news</em> &amp;" in view["html"]
-    assert 'style="' in view["html"]                      # CSS inlined from the layout
-    assert "Short &amp; sweet" in view["html"]            # preheader, escaped
+    assert 'style="' in view["html"]  # CSS inlined from the layout
+    assert "Short &amp; sweet" in view["html"]  # preheader, escaped
     assert "Acme, 5 Main St, Springfield" in view["html"] and "/u/" in view["html"]
     text = view["text"]
     assert "Hi Mark" in text and "You have a name." in text and "<" not in text.split("(")[0]
-    assert "https://example.org/a" in text               # links stay visible in the text part
+    assert "https://example.org/a" in text  # links stay visible in the text part
     assert "Acme, 5 Main St, Springfield" in text and "/u/" in text and "/p/" in text
     assert view["to"] == '"Mark" <md@example.org>'
     # The preview's links never name the real person.
@@ -93,11 +114,11 @@ def test_template_errors_are_reported_at_save_time_with_the_line(rt, api):  # ty
     assert resp.status_code == 422 and resp.json["error"]["field"] == "subject"
     resp = api.post("/api/campaigns", json={**BODY, "lists": ["nope"]})
     assert resp.status_code == 422 and resp.json["error"]["field"].startswith("lists")
-    resp = api.post("/api/campaigns", json={**BODY, "segment": {"field": "nope", "op": "eq",
-                                                               "value": 1}})
+    resp = api.post(
+        "/api/campaigns", json={**BODY, "segment": {"field": "nope", "op": "eq", "value": 1}}
+    )
     assert resp.status_code == 422 and resp.json["error"]["code"] == "segment_error"
-    resp = api.post("/api/campaigns", json={**BODY, "html": None, "markdown": "x",
-                                            "body": "y"})
+    resp = api.post("/api/campaigns", json={**BODY, "html": None, "markdown": "x", "body": "y"})
     assert resp.status_code == 422
     resp = api.post("/api/campaigns", json={**BODY, "from_email": "not an address"})
     assert resp.status_code == 422 and resp.json["error"]["field"] == "email"
@@ -115,8 +136,9 @@ def test_test_send_is_marked_and_names_nobody(rt, api, sink):  # type: ignore[no
     make_list(rt, "news")
     person(rt, "real@example.org", ["news"], name="Real Person")
     cid = api.post("/api/campaigns", json=BODY).json["id"]
-    resp = api.post(f"/api/campaigns/{cid}/test",
-                    json={"to": ["boss@example.org"], "email": "real@example.org"})
+    resp = api.post(
+        f"/api/campaigns/{cid}/test", json={"to": ["boss@example.org"], "email": "real@example.org"}
+    )
     assert resp.status_code == 200 and resp.json["results"][0]["sent"]
     [mail] = sink.wait_for(1)
     msg = mail.message
@@ -160,8 +182,7 @@ def test_roles(rt, client, api):  # type: ignore[no-untyped-def]
     assert client.get(f"/api/campaigns/{cid}/stats", headers=analyst).status_code == 200
     assert client.post("/api/campaigns", json=BODY, headers=analyst).status_code == 403
     assert client.post(f"/api/campaigns/{cid}/send", headers=analyst).status_code == 403
-    assert client.post(f"/api/campaigns/{cid}/preview", json={},
-                       headers=analyst).status_code == 403
+    assert client.post(f"/api/campaigns/{cid}/preview", json={}, headers=analyst).status_code == 403
     assert client.post("/api/campaigns", json=BODY, headers=editor).status_code == 201
     assert client.get("/api/campaigns").status_code == 401
     assert _count(rt, Delivery) == 0

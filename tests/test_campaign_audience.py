@@ -1,4 +1,5 @@
 """A campaign reaches exactly the consenting people of its lists and segment, once each."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,8 +9,17 @@ from sqlalchemy import func, select
 from listmgr.models import Delivery, Subscriber, Suppression, utcnow
 from listmgr.services import campaigns
 from listmgr.services.subscriptions import Origin, unsubscribe
-from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries,
-                                    make_list, person, raw_profile, recipients, wait_status)
+from tests.campaign_support import (
+    campaign,
+    campaign_mail,
+    define_fields,
+    deliveries,
+    make_list,
+    person,
+    raw_profile,
+    recipients,
+    wait_status,
+)
 from tests.conftest import drain
 
 
@@ -32,8 +42,13 @@ def _people(rt):  # type: ignore[no-untyped-def]
             ids[sub.email] = sub.id
     unsubscribe(rt, rt.tokens.unsubscribe(ids["left@example.org"], news), origin=Origin("test"))
     with rt.db.session() as s:
-        s.add(Suppression(email_hash=rt.email_hash("suppressed@example.org"),
-                          email="suppressed@example.org", reason="complaint"))
+        s.add(
+            Suppression(
+                email_hash=rt.email_hash("suppressed@example.org"),
+                email="suppressed@example.org",
+                reason="complaint",
+            )
+        )
     raw_profile(rt, "paused@example.org", paused_until=utcnow() + timedelta(days=3))
     raw_profile(rt, "woke@example.org", paused_until=utcnow() - timedelta(days=1))
     return ids
@@ -46,22 +61,32 @@ def test_mixed_audience_gets_exactly_the_right_people(rt, sink):  # type: ignore
     assert campaigns.start(rt, cid, actor="tests") == 3
     drain(rt)
     assert wait_status(rt, cid) == "sent"
-    assert recipients(sink) == {"in@example.org": 1, "both@example.org": 1,
-                                "woke@example.org": 1}
+    assert recipients(sink) == {"in@example.org": 1, "both@example.org": 1, "woke@example.org": 1}
     stats = campaigns.stats(rt, cid)
-    assert (stats.audience, stats.sent, stats.failed, stats.skipped, stats.remaining) == \
-        (3, 3, 0, 0, 0)
+    assert (stats.audience, stats.sent, stats.failed, stats.skipped, stats.remaining) == (
+        3,
+        3,
+        0,
+        0,
+        0,
+    )
 
 
 def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(  # type: ignore[no-untyped-def]
-        rt, sink):
+    rt, sink
+):
     _people(rt)
     cid = campaign(rt, lists=["news", "other"])
     campaigns.start(rt, cid)
     drain(rt)
     wait_status(rt, cid)
-    expected = {"in@example.org", "both@example.org", "outside@example.org",
-                "elsewhere@example.org", "woke@example.org"}
+    expected = {
+        "in@example.org",
+        "both@example.org",
+        "outside@example.org",
+        "elsewhere@example.org",
+        "woke@example.org",
+    }
     assert recipients(sink) == {e: 1 for e in expected}
     for message in campaign_mail(sink, cid):
         header = message.message["List-Unsubscribe"]
@@ -71,9 +96,9 @@ def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(  # t
         with rt.db.session() as s:
             email = s.get(Subscriber, tok.subscriber_id).email
             assert email == message.rcpt_tos[0]
-        assert message.message["List-Id"].endswith(
-            ".lists.example.test>") and ("<news." in message.message["List-Id"]
-                                         or "<other." in message.message["List-Id"])
+        assert message.message["List-Id"].endswith(".lists.example.test>") and (
+            "<news." in message.message["List-Id"] or "<other." in message.message["List-Id"]
+        )
 
 
 def test_consent_is_checked_again_when_the_batch_is_claimed(rt, sink):  # type: ignore[no-untyped-def]
@@ -87,8 +112,9 @@ def test_consent_is_checked_again_when_the_batch_is_claimed(rt, sink):  # type: 
     finally:
         rt.queue = queue
     lid = deliveries(rt, cid)["in@example.org"].list_id
-    unsubscribe(rt, rt.tokens.unsubscribe(ids["in@example.org"], lid, cid),
-                origin=Origin("one-click"))
+    unsubscribe(
+        rt, rt.tokens.unsubscribe(ids["in@example.org"], lid, cid), origin=Origin("one-click")
+    )
     with rt.db.session() as s:
         s.add(Suppression(email_hash=rt.email_hash("outside@example.org"), reason="manual"))
     rt.enqueue("send_batch", cid)

@@ -1,4 +1,5 @@
 """`listmgr campaign create / send ID --wait / status ID` from the command line."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,15 @@ from tests.conftest import SECRET, settings_for
 
 @pytest.fixture
 def cli(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
-    env = {"LISTMGR_DATABASE_URL": database_url, "LISTMGR_BROKER_URL": "",
-           "LISTMGR_SMTP_URL": sink.url, "LISTMGR_SECRET_KEY": SECRET,
-           "LISTMGR_MAIL_DOMAIN": "lists.example.test", "LISTMGR_VAR_DIR": str(tmp_path),
-           "LISTMGR_BASE_URL": "http://listmgr.test"}
+    env = {
+        "LISTMGR_DATABASE_URL": database_url,
+        "LISTMGR_BROKER_URL": "",
+        "LISTMGR_SMTP_URL": sink.url,
+        "LISTMGR_SECRET_KEY": SECRET,
+        "LISTMGR_MAIL_DOMAIN": "lists.example.test",
+        "LISTMGR_VAR_DIR": str(tmp_path),
+        "LISTMGR_BASE_URL": "http://listmgr.test",
+    }
     rt = runtime.build(settings_for(database_url, sink))
     runner = CliRunner()
 
@@ -39,8 +45,18 @@ def test_create_send_wait_status(cli, sink, tmp_path):  # type: ignore[no-untype
         person(rt, f"c{i}@example.org", ["news"], name=f"C {i}")
     body = tmp_path / "body.md"
     body.write_text("# Hello {{ subscriber.name }}\n\nThe news.\n")
-    result = run("campaign", "create", "--name", "CLI", "--subject", "Hi {{ subscriber.name }}",
-                 "--list", "news", "--markdown", str(body))
+    result = run(
+        "campaign",
+        "create",
+        "--name",
+        "CLI",
+        "--subject",
+        "Hi {{ subscriber.name }}",
+        "--list",
+        "news",
+        "--markdown",
+        str(body),
+    )
     assert result.exit_code == 0, result.output
     cid = int(result.output.strip())
     result = run("campaign", "send", str(cid), "--wait")
@@ -59,8 +75,9 @@ def test_bad_input_is_one_line_and_changes_nothing(cli, tmp_path):  # type: igno
     make_list(rt, "news")
     body = tmp_path / "body.html"
     body.write_text("<p>ok</p>\n<p>{{ ''.__class__ }}</p>\n")
-    result = run("campaign", "create", "--name", "x", "--subject", "s", "--list", "news",
-                 "--html", str(body))
+    result = run(
+        "campaign", "create", "--name", "x", "--subject", "s", "--list", "news", "--html", str(body)
+    )
     assert result.exit_code == 1
     assert "template error in body, line 2" in result.output
     result = run("campaign", "create", "--name", "x", "--subject", "s", "--list", "news")

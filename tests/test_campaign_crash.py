@@ -1,6 +1,7 @@
 """Crash: real `listmgr worker` processes on PostgreSQL + Redis; one is SIGKILLed mid-campaign
 and another started. Everyone eligible gets the campaign; nobody twice except rows recorded as
 possibly duplicated: at most one per connection of the killed worker (its last round)."""
+
 from __future__ import annotations
 
 import os
@@ -22,20 +23,28 @@ from tests.conftest import BROKER_URL, PG_URL, SECRET, settings_for
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (PG_URL and BROKER_URL.startswith("redis")),
-                       reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
-                              "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)"),
+    pytest.mark.skipif(
+        not (PG_URL and BROKER_URL.startswith("redis")),
+        reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
+        "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)",
+    ),
 ]
 # Throttled, every connection takes its turn alone; unthrottled, a job hands a round of
 # messages to all its connections at once (the sink is slowed so that the kill comes mid-way).
-CASES = {"throttled": dict(people=400, connections=2, rate="80", delay=0.0),
-         "rounds": dict(people=1200, connections=3, rate="0", delay=0.003)}
+CASES = {
+    "throttled": dict(people=400, connections=2, rate="80", delay=0.0),
+    "rounds": dict(people=1200, connections=3, rate="0", delay=0.003),
+}
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
-                            env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while b"worker running" not in log.read_bytes():
         assert proc.poll() is None, log.read_text()
@@ -62,17 +71,26 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):  # t
         sink.rcpt_hook = lambda address: time.sleep(delay)  # type: ignore[func-returns-value]
     namespace = f"crash{uuid.uuid4().hex[:8]}"
     rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace))
-    boot.attach_queue(rt)   # enqueue only: the workers below do all the sending
+    boot.attach_queue(rt)  # enqueue only: the workers below do all the sending
     make_list(rt, "news")
     for i in range(people):
         person(rt, f"p{i:04d}@example.org", ["news"])
-    env = dict(os.environ, LISTMGR_DATABASE_URL=database_url, LISTMGR_BROKER_URL=BROKER_URL,
-               LISTMGR_BROKER_NAMESPACE=namespace, LISTMGR_SMTP_URL=sink.url,
-               LISTMGR_SECRET_KEY=SECRET, LISTMGR_BASE_URL="http://listmgr.test",
-               LISTMGR_MAIL_DOMAIN="lists.example.test", LISTMGR_LEASE_SECONDS="3",
-               LISTMGR_SWEEP_SECONDS="1", LISTMGR_SEND_RATE=CASES[case]["rate"],
-               LISTMGR_SEND_BATCH_SIZE="20", LISTMGR_SEND_CONNECTIONS=str(connections),
-               LISTMGR_VAR_DIR=str(tmp_path / "var"))
+    env = dict(
+        os.environ,
+        LISTMGR_DATABASE_URL=database_url,
+        LISTMGR_BROKER_URL=BROKER_URL,
+        LISTMGR_BROKER_NAMESPACE=namespace,
+        LISTMGR_SMTP_URL=sink.url,
+        LISTMGR_SECRET_KEY=SECRET,
+        LISTMGR_BASE_URL="http://listmgr.test",
+        LISTMGR_MAIL_DOMAIN="lists.example.test",
+        LISTMGR_LEASE_SECONDS="3",
+        LISTMGR_SWEEP_SECONDS="1",
+        LISTMGR_SEND_RATE=CASES[case]["rate"],
+        LISTMGR_SEND_BATCH_SIZE="20",
+        LISTMGR_SEND_CONNECTIONS=str(connections),
+        LISTMGR_VAR_DIR=str(tmp_path / "var"),
+    )
     procs = [_worker(env, tmp_path / "a.log"), _worker(env, tmp_path / "b.log")]
     try:
         cid = campaign(rt)
@@ -81,8 +99,13 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):  # t
 
         def busy_pid() -> int | None:
             with rt.db.session() as s:
-                owners = list(s.scalars(select(Delivery.claimed_by).where(
-                    Delivery.campaign_id == cid, Delivery.status == "claimed")))
+                owners = list(
+                    s.scalars(
+                        select(Delivery.claimed_by).where(
+                            Delivery.campaign_id == cid, Delivery.status == "claimed"
+                        )
+                    )
+                )
             pids = {int(o.split(":")[1]) for o in owners if o}
             return next((p.pid for p in procs if p.pid in pids), None)
 
@@ -108,7 +131,7 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):  # t
 
     got = recipients(sink, cid)
     rows = deliveries(rt, cid)
-    assert set(got) == set(rows) and len(rows) == people          # everyone, nobody lost
+    assert set(got) == set(rows) and len(rows) == people  # everyone, nobody lost
     twice = {email for email, n in got.items() if n > 1}
     marked = {email for email, row in rows.items() if row.possibly_duplicate}
     assert twice <= marked, (twice, marked)

@@ -1,11 +1,11 @@
 """Delivery paths: a saved segment, personalization with fields and interests, several SMTP
 servers, the embedded dev outbox, and a template that fails for one recipient only."""
+
 from __future__ import annotations
 
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
-
-from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -15,22 +15,36 @@ from listmgr import boot, runtime
 from listmgr.models import DevMail, utcnow
 from listmgr.services import campaigns, fielddefs, lists, segments
 from listmgr.services.ledger import Ledger, Outcome, claim_token
-from tests.campaign_support import (campaign, campaign_mail, define_fields, deliveries, make_list,
-                                    person, recipients, wait_status)
+from tests.campaign_support import (
+    campaign,
+    campaign_mail,
+    define_fields,
+    deliveries,
+    make_list,
+    person,
+    recipients,
+    wait_status,
+)
 from tests.conftest import PG_URL, Sink, drain, free_port, settings_for
 
 
 def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ignore[no-untyped-def]
     make_list(rt, "news")
     define_fields(rt)
-    person(rt, "reader@example.org", ["news"], name="Rea", fields={"city": "Oslo"},
-           interests=["books"])
+    person(
+        rt, "reader@example.org", ["news"], name="Rea", fields={"city": "Oslo"}, interests=["books"]
+    )
     person(rt, "listener@example.org", ["news"], name="Lis", interests=["music"])
-    sid = segments.create(rt, name="book people", lists=["news"],
-                          rules={"interests": "has_any", "value": ["books"]})
-    cid = campaign(rt, segment_id=sid, subject="For {{ subscriber.name }}",
-                   body="<p>{{ subscriber.fields.city|default('somewhere') }}"
-                        "{% if 'books' in subscriber.interests %} + books{% endif %}</p>")
+    sid = segments.create(
+        rt, name="book people", lists=["news"], rules={"interests": "has_any", "value": ["books"]}
+    )
+    cid = campaign(
+        rt,
+        segment_id=sid,
+        subject="For {{ subscriber.name }}",
+        body="<p>{{ subscriber.fields.city|default('somewhere') }}"
+        "{% if 'books' in subscriber.interests %} + books{% endif %}</p>",
+    )
     assert campaigns.audience(rt, cid) == 1
     campaigns.start(rt, cid)
     drain(rt)
@@ -65,8 +79,7 @@ def test_several_smtp_servers_share_the_work(make_runtime, sink):  # type: ignor
     controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
     controller.start()
     try:
-        rt = make_runtime(smtp_url=f"{sink.url} {other.url}", send_batch_size=5,
-                          send_connections=2)
+        rt = make_runtime(smtp_url=f"{sink.url} {other.url}", send_batch_size=5, send_connections=2)
         make_list(rt, "news")
         for i in range(40):
             person(rt, f"s{i}@example.org", ["news"])
@@ -109,12 +122,19 @@ def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: 
     person(rt, "one@example.org", ["news"])
     person(rt, "two@example.org", ["news"])
     cid = campaign(rt)
-    campaigns.start(rt, cid)   # rows materialized; nothing is sent until the queue is drained
+    campaigns.start(rt, cid)  # rows materialized; nothing is sent until the queue is drained
     book = Ledger(rt.db)
     try:
         now = utcnow()
-        rows, _ = book.claim(cid, [lists.get(rt, "news").id], "t", limit=10, now=now,
-                             lease_until=now + timedelta(minutes=5), interests=False)
+        rows, _ = book.claim(
+            cid,
+            [lists.get(rt, "news").id],
+            "t",
+            limit=10,
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+            interests=False,
+        )
         first, second = rows
         gate = book.step(cid, "t", [Outcome(first.delivery_id, "sent")], [second], now)
         assert gate.recorded and gate.eligible == (True,)
@@ -127,34 +147,44 @@ def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: 
 
 
 def test_a_dead_rounds_in_flight_rows_are_marked_and_everything_goes_back(  # type: ignore[no-untyped-def]
-        database_url, sink):
+    database_url, sink
+):
     # A job with three connections recorded one round, gated the next and died: only that
     # round's three rows can have gone out; all of its unrecorded rows return to the queue.
     rt = runtime.build(settings_for(database_url, sink))
-    boot.attach_queue(rt)   # enqueue only: no worker here takes the rows
+    boot.attach_queue(rt)  # enqueue only: no worker here takes the rows
     make_list(rt, "news")
     for i in range(8):
         person(rt, f"r{i}@example.org", ["news"])
     cid = campaign(rt)
-    campaigns.start(rt, cid)   # rows materialized; nothing is sent until the queue is drained
+    campaigns.start(rt, cid)  # rows materialized; nothing is sent until the queue is drained
     token = claim_token("host:1:dead", 3)
     book = Ledger(rt.db)
     try:
         now = utcnow()
-        rows, _ = book.claim(cid, [lists.get(rt, "news").id], token, limit=8, now=now,
-                             lease_until=now - timedelta(seconds=1), interests=False)
+        rows, _ = book.claim(
+            cid,
+            [lists.get(rt, "news").id],
+            token,
+            limit=8,
+            now=now,
+            lease_until=now - timedelta(seconds=1),
+            interests=False,
+        )
         assert len(rows) == 8
         assert book.step(cid, token, [], rows[:3], now).eligible == (True, True, True)
-        gate = book.step(cid, token, [Outcome(r.delivery_id, "sent") for r in rows[:3]],
-                         rows[3:6], now)
+        gate = book.step(
+            cid, token, [Outcome(r.delivery_id, "sent") for r in rows[:3]], rows[3:6], now
+        )
         assert gate.recorded and gate.eligible == (True, True, True)
         assert book.reap(cid, utcnow()) == 5
     finally:
         book.close()
     by_id = {d.id: d for d in deliveries(rt, cid).values()}
     assert [by_id[r.delivery_id].status for r in rows] == ["sent"] * 3 + ["queued"] * 5
-    assert [by_id[r.delivery_id].possibly_duplicate for r in rows] == \
-        [False] * 3 + [True] * 3 + [False] * 2
+    assert [by_id[r.delivery_id].possibly_duplicate for r in rows] == [False] * 3 + [True] * 3 + [
+        False
+    ] * 2
     assert {by_id[r.delivery_id].claimed_by for r in rows[3:]} == {""}
     rt.queue.close()
     runtime.set_current(None)

@@ -1,5 +1,6 @@
 """DKIM canonicalization (relaxed/relaxed, RFC 6376 3.4.2 and 3.4.4) against a literal reading
 of the RFC, and keys: RSA or Ed25519 in PEM, anything else refused with a clear error."""
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,8 @@ def test_relaxed_header_matches_the_rfc(parts: list[str]) -> None:
 
 def test_keys_other_than_rsa_or_ed25519_are_refused() -> None:
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(ConfigError, match="RSA or Ed25519"):
         load_key("example.org", "s1", pem)
     with pytest.raises(ConfigError, match="cannot read the DKIM private key"):

@@ -1,6 +1,7 @@
 """SMTP faults: 4xx for a while, 421 closing, 5xx for some recipients, dropped connections.
 Retries happen, 5xx rows fail (and count as bounces), nothing is lost, the campaign finishes,
 and the only message that arrives twice is the one recorded as possibly duplicated."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,15 @@ from sqlalchemy import select
 
 from listmgr.models import Suppression
 from listmgr.services import campaigns
-from tests.campaign_support import (campaign, deliveries, fault_sink, make_list,  # noqa: F401
-                                    person, recipients, wait_status)
+from tests.campaign_support import (  # noqa: F401
+    campaign,
+    deliveries,
+    fault_sink,
+    make_list,
+    person,
+    recipients,
+    wait_status,
+)
 from tests.conftest import drain
 
 
@@ -34,7 +42,7 @@ def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
             total["rcpt"] += 1
             n, seen = total["rcpt"], rcpts[address]
         if address.startswith("bad"):
-            return "550 5.1.1 <%s>: no such user" % address
+            return f"550 5.1.1 <{address}>: no such user"
         if address.startswith("temp") and seen <= 2:
             return "451 4.7.1 greylisted, try again later"
         if 6 <= n <= 7:
@@ -62,24 +70,24 @@ def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
     got = recipients(sink, cid)
     rows = deliveries(rt, cid)
     good = {e for e in rows if not e.startswith("bad")}
-    assert set(got) == good                                   # nothing lost
+    assert set(got) == good  # nothing lost
     twice = {e for e, n in got.items() if n > 1}
-    assert twice == {"dropafter0@example.org"}               # the one that may have gone out
+    assert twice == {"dropafter0@example.org"}  # the one that may have gone out
     assert all(n <= 2 for n in got.values())
     assert {e for e, d in rows.items() if d.possibly_duplicate} >= twice
     assert all(rows[e].possibly_duplicate for e in rows if e.startswith("drop"))
     for email, row in rows.items():
         if email.startswith("bad"):
             assert row.status == "failed" and row.bounced and "550" in row.error
-            assert row.attempts == 1                          # 5xx: never retried
+            assert row.attempts == 1  # 5xx: never retried
         else:
             assert row.status == "sent" and not row.bounced
         if email.startswith("temp"):
-            assert row.attempts == 3 and rcpts[email] == 3    # two 451s, then accepted
+            assert row.attempts == 3 and rcpts[email] == 3  # two 451s, then accepted
     stats = campaigns.stats(rt, cid)
     assert (stats.sent, stats.failed, stats.bounced, stats.remaining) == (19, 3, 3, 0)
     assert stats.sent + stats.failed + stats.skipped == stats.audience
-    with rt.db.session() as s:   # "no such user" is a hard bounce: never mailed again
+    with rt.db.session() as s:  # "no such user" is a hard bounce: never mailed again
         suppressed = set(s.scalars(select(Suppression.email)))
     assert suppressed == {f"bad{i}@example.org" for i in range(3)}
 
@@ -116,8 +124,8 @@ def test_a_server_that_is_down_costs_no_attempts(make_runtime):  # type: ignore[
         person(rt, f"w{i}@example.org", ["news"])
     cid = campaign(rt)
     campaigns.start(rt, cid)
-    time.sleep(1.0)   # several jobs find nobody listening and come back later
-    rows = deliveries(rt, cid)   # (a job may be holding them right now)
+    time.sleep(1.0)  # several jobs find nobody listening and come back later
+    rows = deliveries(rt, cid)  # (a job may be holding them right now)
     assert {r.status for r in rows.values()} <= {"queued", "claimed"}
     assert {r.attempts for r in rows.values()} == {0}
     sink = Sink(port=port)

@@ -1,4 +1,5 @@
 """Scheduling: a due campaign is started exactly once however many schedulers run at once."""
+
 from __future__ import annotations
 
 import os
@@ -22,15 +23,21 @@ def _due(rt, n: int) -> list[int]:  # type: ignore[no-untyped-def]
         cid = campaign(rt, name=f"c{i}")
         campaigns.schedule(rt, cid, at=utcnow() + timedelta(hours=1))
         ids.append(cid)
-    with rt.db.session() as s:   # time passes
+    with rt.db.session() as s:  # time passes
         s.execute(update(Campaign).values(scheduled_at=utcnow() - timedelta(seconds=1)))
     return ids
 
 
 def _starts(rt, cid: int) -> int:  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(AuditLog).where(
-            AuditLog.action == "campaign.send", AuditLog.target_id == str(cid))) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(AuditLog)
+                .where(AuditLog.action == "campaign.send", AuditLog.target_id == str(cid))
+            )
+            or 0
+        )
 
 
 def test_not_due_yet_is_left_alone(rt, sink):  # type: ignore[no-untyped-def]
@@ -55,7 +62,7 @@ def test_concurrent_schedulers_start_each_due_campaign_once(rt, sink):  # type: 
         try:
             barrier.wait()
             started.append(campaigns.start_due(rt))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=scheduler) for _ in range(6)]
@@ -78,20 +85,35 @@ def test_two_scheduler_processes(rt, sink, database_url):  # type: ignore[no-unt
     for i in range(5):
         person(rt, f"q{i}@example.org", ["news"])
     [cid] = _due(rt, 1)
-    env = dict(os.environ, LISTMGR_DATABASE_URL=database_url, LISTMGR_SECRET_KEY=SECRET,
-               LISTMGR_BROKER_URL="", LISTMGR_VAR_DIR="var-test",
-               LISTMGR_DEFAULT_POSTAL_ADDRESS="Example Org, 1 Test Street")
-    code = ("import sys; from listmgr import runtime; from listmgr.services import campaigns;"
-            "rt = runtime.build(); sys.stdin.readline(); print(campaigns.start_due(rt))")
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    for p in procs:   # both are up; let them go at the same moment
+    env = dict(
+        os.environ,
+        LISTMGR_DATABASE_URL=database_url,
+        LISTMGR_SECRET_KEY=SECRET,
+        LISTMGR_BROKER_URL="",
+        LISTMGR_VAR_DIR="var-test",
+        LISTMGR_DEFAULT_POSTAL_ADDRESS="Example Org, 1 Test Street",
+    )
+    code = (
+        "import sys; from listmgr import runtime; from listmgr.services import campaigns;"
+        "rt = runtime.build(); sys.stdin.readline(); print(campaigns.start_due(rt))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:  # both are up; let them go at the same moment
         p.stdin.write("go\n")  # type: ignore[union-attr]
     for p in procs:
         p.stdin.flush()  # type: ignore[union-attr]
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert sorted(outputs) == ["0", "1"], outputs
-    assert campaigns.requeue(rt) == 1   # the winner had no broker to wake ours: the sweep does
+    assert campaigns.requeue(rt) == 1  # the winner had no broker to wake ours: the sweep does
     drain(rt)
     wait_status(rt, cid)
     assert _starts(rt, cid) == 1

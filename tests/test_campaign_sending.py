@@ -1,5 +1,6 @@
 """While a campaign sends: an unsubscribe stops the next message at once; pause, resume and
 cancel stop and continue where they were; progress is readable throughout."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,15 @@ from sqlalchemy import select
 from listmgr import boot, runtime
 from listmgr.models import Delivery, Subscriber
 from listmgr.services import campaigns
-from tests.campaign_support import (campaign, campaign_mail, deliveries, make_list, person,
-                                    recipients, wait_status)
+from tests.campaign_support import (
+    campaign,
+    campaign_mail,
+    deliveries,
+    make_list,
+    person,
+    recipients,
+    wait_status,
+)
 from tests.conftest import drain, settings_for
 
 
@@ -44,16 +52,24 @@ def test_one_click_unsubscribe_mid_campaign_stops_the_next_message(make_runtime,
     # The last recipients are already claimed by the running batch: only the per-message
     # check can stop their mail now.
     with rt.db.session() as s:
-        claimed = list(s.scalars(select(Delivery.subscriber_id).where(
-            Delivery.campaign_id == cid, Delivery.status == "claimed")
-            .order_by(Delivery.id.desc()).limit(2)))
+        claimed = list(
+            s.scalars(
+                select(Delivery.subscriber_id)
+                .where(Delivery.campaign_id == cid, Delivery.status == "claimed")
+                .order_by(Delivery.id.desc())
+                .limit(2)
+            )
+        )
     assert claimed, "the batch should still be in progress"
     email = next(e for e, i in ids.items() if i == claimed[0])
     lid = deliveries(rt, cid)[email].list_id
     token = rt.tokens.unsubscribe(ids[email], lid, cid)
     assert recipients(sink, cid)[email] == 0
-    resp = client.post(f"/u/{token}", data="List-Unsubscribe=One-Click",
-                       content_type="application/x-www-form-urlencoded")
+    resp = client.post(
+        f"/u/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert resp.status_code == 200
     received_at_unsubscribe = recipients(sink, cid)[email]
     drain(rt)
@@ -102,7 +118,7 @@ def test_cancel_stops_for_good(make_runtime, sink):  # type: ignore[no-untyped-d
     stats = campaigns.stats(rt, cid)
     assert campaigns.get(rt, cid).status == "cancelled"
     assert stats.sent == sum(recipients(sink, cid).values()) and stats.remaining > 0
-    rt.enqueue("send_batch", cid)   # a stray wake-up sends nothing
+    rt.enqueue("send_batch", cid)  # a stray wake-up sends nothing
     drain(rt)
     assert campaigns.stats(rt, cid).sent == stats.sent
 
@@ -121,8 +137,14 @@ def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type:
     rows = deliveries(rt, cid)
     following = min((e for e in ids if e != first), key=lambda e: rows[e].id)
     token = rt.tokens.unsubscribe(ids[following], rows[following].list_id, cid)
-    assert client.post(f"/u/{token}", data="List-Unsubscribe=One-Click",
-                       content_type="application/x-www-form-urlencoded").status_code == 200
+    assert (
+        client.post(
+            f"/u/{token}",
+            data="List-Unsubscribe=One-Click",
+            content_type="application/x-www-form-urlencoded",
+        ).status_code
+        == 200
+    )
     drain(rt)
     wait_status(rt, cid)
     assert following not in recipients(sink, cid)
@@ -133,7 +155,7 @@ def test_campaigns_sending_at_once_share_the_connections(database_url, sink, mak
     """Two campaigns started together go out side by side, not one after the other."""
     sink.rcpt_hook = lambda address: time.sleep(0.005)  # type: ignore[func-returns-value]
     starter = runtime.build(settings_for(database_url, sink))
-    boot.attach_queue(starter)   # enqueue only: both campaigns are sending before any job runs
+    boot.attach_queue(starter)  # enqueue only: both campaigns are sending before any job runs
     _audience(starter, 30)
     first, second = campaign(starter), campaign(starter, name="Second")
     campaigns.start(starter, first)
@@ -146,4 +168,4 @@ def test_campaigns_sending_at_once_share_the_connections(database_url, sink, mak
     assert wait_status(rt, first) == wait_status(rt, second) == "sent"
     order = [int(m.message["Message-ID"].split(".")[0][1:]) for m in campaign_mail(sink)]
     assert sorted(order) == [first] * 30 + [second] * 30
-    assert set(order[:20]) == {first, second}, order   # both were sending from the start
+    assert set(order[:20]) == {first, second}, order  # both were sending from the start

@@ -1,5 +1,6 @@
 """Campaign templates: the sandbox refuses Python internals at save time, missing values render
 as nothing, the footer appears when the body lacks it, and the build keeps every construct."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,9 +69,11 @@ def test_sandbox_errors_through_the_service_change_nothing(rt) -> None:  # type:
 
 
 def test_missing_values_render_as_nothing() -> None:
-    body = ("<p>[{{ subscriber.fields.nope }}][{{ subscriber.fields.nope.deeper }}]"
-            "[{{ subscriber.fields.nope + 1 }}][{{ nothing|default('dflt') }}]"
-            "[{{ subscriber.fields['city'] }}][{{ subscriber.fields.city|upper }}]</p>")
+    body = (
+        "<p>[{{ subscriber.fields.nope }}][{{ subscriber.fields.nope.deeper }}]"
+        "[{{ subscriber.fields.nope + 1 }}][{{ nothing|default('dflt') }}]"
+        "[{{ subscriber.fields['city'] }}][{{ subscriber.fields.city|upper }}]</p>"
+    )
     built = content.check(content.Content(subject="s", body=body), CTX)
     html = content.compile_part(built.html, "body", html=True).render(CTX)
     assert "[][][][dflt][Berlin][BERLIN]" in html
@@ -88,8 +91,10 @@ def test_syntax_errors_name_part_and_line() -> None:
 
 
 def test_footer_only_when_the_body_lacks_it() -> None:
-    own = ('<p>{{ list.postal_address }} <a href="{{ unsubscribe_url }}">leave</a> '
-           '<a href="{{ manage_url }}">prefs</a></p>')
+    own = (
+        '<p>{{ list.postal_address }} <a href="{{ unsubscribe_url }}">leave</a> '
+        '<a href="{{ manage_url }}">prefs</a></p>'
+    )
     built = content.check(content.Content(subject="s", body=own), CTX)
     assert "lm-footer" not in built.html
     built = content.check(content.Content(subject="s", body="<p>no links</p>"), CTX)
@@ -97,14 +102,17 @@ def test_footer_only_when_the_body_lacks_it() -> None:
     assert "{{ unsubscribe_url }}" in built.text and "{{ list.postal_address }}" in built.text
     # A hand-written text part gets its own footer when it lacks the links.
     built = content.check(content.Content(subject="s", body=own, text="Plain words."), CTX)
-    assert built.text.startswith("Plain words.") and "Unsubscribe: {{ unsubscribe_url }}" in \
-        built.text
+    assert (
+        built.text.startswith("Plain words.") and "Unsubscribe: {{ unsubscribe_url }}" in built.text
+    )
 
 
 def test_constructs_survive_css_inlining_and_tables() -> None:
-    body = ("<style>p { color: red; }</style><table>{% for i in range(2) %}"
-            "<tr><td><p>row {{ i }} for {{ subscriber.name }}</p></td></tr>{% endfor %}</table>"
-            '<a href="{{ manage_url }}?x=1&amp;y={{ subscriber.fields.city }}">m</a>')
+    body = (
+        "<style>p { color: red; }</style><table>{% for i in range(2) %}"
+        "<tr><td><p>row {{ i }} for {{ subscriber.name }}</p></td></tr>{% endfor %}</table>"
+        '<a href="{{ manage_url }}?x=1&amp;y={{ subscriber.fields.city }}">m</a>'
+    )
     built = content.check(content.Content(subject="s", body=body), CTX)
     html = content.compile_part(built.html, "body", html=True).render(CTX)
     assert html.count("row ") == 2 and "row 1 for Sample Person" in html
@@ -113,12 +121,27 @@ def test_constructs_survive_css_inlining_and_tables() -> None:
 
 
 def test_values_are_escaped_in_html_and_plain_in_text() -> None:
-    ctx = dict(CTX, subscriber=fast.SubscriberView("a@example.org", "<b>Tom & Jerry</b>",
-                                                   fast.FieldsView({}), ()))
-    built = content.check(content.Content(subject="s", body="<p>{{ subscriber.name }}</p>"),
-                          CTX)
-    r = fast.CampaignRenderer(fast.Setup(1, "c", content.Content("s", "b"), "F",
-                                         "f@example.org", "", LISTS, "example.org",
-                                         "https://x.org"), built, Tokens("k" * 32))
+    ctx = dict(
+        CTX,
+        subscriber=fast.SubscriberView(
+            "a@example.org", "<b>Tom & Jerry</b>", fast.FieldsView({}), ()
+        ),
+    )
+    built = content.check(content.Content(subject="s", body="<p>{{ subscriber.name }}</p>"), CTX)
+    r = fast.CampaignRenderer(
+        fast.Setup(
+            1,
+            "c",
+            content.Content("s", "b"),
+            "F",
+            "f@example.org",
+            "",
+            LISTS,
+            "example.org",
+            "https://x.org",
+        ),
+        built,
+        Tokens("k" * 32),
+    )
     subject, text, html = r.parts(ctx)
     assert "&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;" in html and "<b>Tom & Jerry</b>" in text

@@ -1,6 +1,8 @@
 """Rate limits: with a Redis broker, the limit holds over every worker process together."""
+
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -9,8 +11,10 @@ from listmgr.mail.transport import SharedThrottle
 from tests.conftest import BROKER_URL
 
 
-@pytest.mark.skipif(not BROKER_URL.startswith("redis"),
-                    reason="the shared limit lives in Redis (set LISTMGR_TEST_BROKER_URL)")
+@pytest.mark.skipif(
+    not BROKER_URL.startswith("redis"),
+    reason="the shared limit lives in Redis (set LISTMGR_TEST_BROKER_URL)",
+)
 def test_shared_throttle_hands_out_evenly_spaced_slots_to_every_process() -> None:
     import redis
 
@@ -19,7 +23,6 @@ def test_shared_throttle_hands_out_evenly_spaced_slots_to_every_process() -> Non
     first = SharedThrottle(redis.Redis.from_url(BROKER_URL), key, 5)
     second = SharedThrottle(redis.Redis.from_url(BROKER_URL), key, 5)
     slots = [t.reserve()[0] for t in (first, second) * 4]
-    assert [b - a for a, b in zip(slots, slots[1:])] == [200_000] * 7
+    assert [b - a for a, b in itertools.pairwise(slots)] == [200_000] * 7
     unlimited = SharedThrottle(redis.Redis.from_url(BROKER_URL), key + "x", 0)
-    unlimited.wait()   # no limit, no Redis call
-
+    unlimited.wait()  # no limit, no Redis call

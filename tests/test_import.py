@@ -1,6 +1,7 @@
 """CSV import and export: real files in every common encoding and dialect, bad rows reported by
 row number while good rows land, suppressed and unsubscribed people left alone, the API job with
 progress, resuming after a crash, a 100,000-row import, and export."""
+
 from __future__ import annotations
 
 import codecs
@@ -14,34 +15,93 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import ValidationError
-from listmgr.models import (ConsentEvent, FieldDef, ImportJob, Interest, MailingList, Membership,
-                            SQLModel, Subscriber, SubscriberInterest, Suppression, utcnow)
+from listmgr.models import (
+    ConsentEvent,
+    FieldDef,
+    ImportJob,
+    Interest,
+    MailingList,
+    Membership,
+    SQLModel,
+    Subscriber,
+    SubscriberInterest,
+    Suppression,
+    utcnow,
+)
 from listmgr.services import exports, imports, lists, segments, subscribers
 from listmgr.services.subscriptions import normalize_email
 from tests.conftest import SECRET, drain
 
 CONSENT = "imported: existing customers, consent recorded on 2024-05-01"
 ODD_ADDRESSES = [
-    "Ada@Example.ORG", "  ada@example.org  ", "ADA@EXAMPLE.ORG\t", "a.b.c@example.org",
-    "user+tag@example.org", "o'hara@example.org", "x@sub.example.co.uk", "a@b.c",
-    "jörg@bücher.example", "JÖRG@BÜCHER.example", "user@xn--bcher-kva.example",
-    "info@Example.org", "POSTMASTER@example.org", '"quoted"@example.org',
-    '"with space"@example.org', "Ada <ada@example.org>", "a..b@example.org", ".a@example.org",
-    "a.@example.org", "a@example..org", "a@-example.org", "a@example.org-", "a b@example.org",
-    "a@exa mple.org", "@example.org", "a@", "", "   ", "plain", "a@@example.org",
-    "a@localhost", "a@example", "a@127.0.0.1", "a@[127.0.0.1]", "x" * 64 + "@example.org",
-    "x" * 65 + "@example.org", "a@" + "b" * 63 + ".org", "a@" + "b" * 64 + ".org",
-    "a@" + ".".join(["b" * 60] * 4) + ".org", "x" * 64 + "@" + ".".join(["b" * 60] * 3) + ".org",
-    "ada@example.org\n", "ada\r\n@example.org", "ad\x00a@example.org", "ada@exam\u00a0ple.org",
-    "ада@пример.рф", "user@例え.テスト", "a@b.test", "a@example.invalid", "a@example.local",
-    "ⓐ@example.org", "a@ｅxample.org", "a＠example.org", "a@example.org.", "é@example.org",
-    "\u0301a@example.org", "a@\u0301example.org", "ß@straße.de", "İ@example.org",
-    "ΑΣ@example.org", "a@EXAMPLE.ORG", "a!#$%&*+-/=?^_`{|}~@example.org", "(a)@example.org",
+    "Ada@Example.ORG",
+    "  ada@example.org  ",
+    "ADA@EXAMPLE.ORG\t",
+    "a.b.c@example.org",
+    "user+tag@example.org",
+    "o'hara@example.org",
+    "x@sub.example.co.uk",
+    "a@b.c",
+    "jörg@bücher.example",
+    "JÖRG@BÜCHER.example",
+    "user@xn--bcher-kva.example",
+    "info@Example.org",
+    "POSTMASTER@example.org",
+    '"quoted"@example.org',
+    '"with space"@example.org',
+    "Ada <ada@example.org>",
+    "a..b@example.org",
+    ".a@example.org",
+    "a.@example.org",
+    "a@example..org",
+    "a@-example.org",
+    "a@example.org-",
+    "a b@example.org",
+    "a@exa mple.org",
+    "@example.org",
+    "a@",
+    "",
+    "   ",
+    "plain",
+    "a@@example.org",
+    "a@localhost",
+    "a@example",
+    "a@127.0.0.1",
+    "a@[127.0.0.1]",
+    "x" * 64 + "@example.org",
+    "x" * 65 + "@example.org",
+    "a@" + "b" * 63 + ".org",
+    "a@" + "b" * 64 + ".org",
+    "a@" + ".".join(["b" * 60] * 4) + ".org",
+    "x" * 64 + "@" + ".".join(["b" * 60] * 3) + ".org",
+    "ada@example.org\n",
+    "ada\r\n@example.org",
+    "ad\x00a@example.org",
+    "ada@exam\u00a0ple.org",
+    "ада@пример.рф",
+    "user@例え.テスト",
+    "a@b.test",
+    "a@example.invalid",
+    "a@example.local",
+    "ⓐ@example.org",
+    "a@ｅxample.org",
+    "a＠example.org",
+    "a@example.org.",
+    "é@example.org",
+    "\u0301a@example.org",
+    "a@\u0301example.org",
+    "ß@straße.de",
+    "İ@example.org",
+    "ΑΣ@example.org",
+    "a@EXAMPLE.ORG",
+    "a!#$%&*+-/=?^_`{|}~@example.org",
+    "(a)@example.org",
 ]
 
 
@@ -60,29 +120,67 @@ def test_import_normalization_is_normalize_email(raw):  # type: ignore[no-untype
 
 
 @settings(max_examples=300, deadline=None)
-@given(local=st.text(st.sampled_from("aZ09.+-_'\"@ ()<>é\\"), min_size=0, max_size=70),
-       domain=st.sampled_from(["example.org", "EXAMPLE.org", "b.c", "ex-ample.org",
-                               "xn--bcher-kva.example", "bücher.example", "x.y-.z", "localhost",
-                               "a" * 63 + ".org", "example.org ", "[1.2.3.4]"]))
+@given(
+    local=st.text(st.sampled_from("aZ09.+-_'\"@ ()<>é\\"), min_size=0, max_size=70),
+    domain=st.sampled_from(
+        [
+            "example.org",
+            "EXAMPLE.org",
+            "b.c",
+            "ex-ample.org",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "x.y-.z",
+            "localhost",
+            "a" * 63 + ".org",
+            "example.org ",
+            "[1.2.3.4]",
+        ]
+    ),
+)
 def test_generated_addresses_normalize_alike(local, domain):  # type: ignore[no-untyped-def]
     raw = f"{local}@{domain}"
     assert _normalize(importrows.EmailNormalizer(), raw) == _normalize(normalize_email, raw)
 
 
 @settings(max_examples=400, deadline=None)
-@given(kind=st.sampled_from(["text", "number", "date", "boolean", "choice", "multi_choice"]),
-       value=st.one_of(st.text(min_size=1, max_size=12),
-                       st.sampled_from(["42", "007", "-3", "3.5", "1e3", "٣", "2024-05-31",
-                                        "2024-02-30", "2024-W01-1", "20240531", "pro", "Pro",
-                                        "yes", "No", "a|b", "a, c", "x" * 1001, "tab\there"])))
+@given(
+    kind=st.sampled_from(["text", "number", "date", "boolean", "choice", "multi_choice"]),
+    value=st.one_of(
+        st.text(min_size=1, max_size=12),
+        st.sampled_from(
+            [
+                "42",
+                "007",
+                "-3",
+                "3.5",
+                "1e3",
+                "٣",
+                "2024-05-31",
+                "2024-02-30",
+                "2024-W01-1",
+                "20240531",
+                "pro",
+                "Pro",
+                "yes",
+                "No",
+                "a|b",
+                "a, c",
+                "x" * 1001,
+                "tab\there",
+            ]
+        ),
+    ),
+)
 def test_fast_field_values_are_coerce(kind, value):  # type: ignore[no-untyped-def]
     from listmgr.fieldvalues import FieldValueError, coerce
 
     value = value.strip()
     if not value:
         return
-    spec = importrows.FieldInfo("f", kind, "F", ("pro", "free", "a", "b") if "choice" in kind
-                                else ())
+    spec = importrows.FieldInfo(
+        "f", kind, "F", ("pro", "free", "a", "b") if "choice" in kind else ()
+    )
     try:
         raw = importrows._multi(value, spec.choices) if kind == "multi_choice" else value
         expected: Any = ("ok", coerce(kind, list(spec.choices), raw, "F"))
@@ -111,13 +209,18 @@ def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path
 def snapshot(rt) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Everything an import may touch, to compare before and after."""
     with rt.db.session() as s:
-        counts = {t.name: s.scalar(select(func.count()).select_from(t))
-                  for t in SQLModel.metadata.sorted_tables
-                  if t.name not in ("audit_log", "import_job")}
-        counts["people"] = sorted((x.email, x.name, sorted((x.fields or {}).items()))
-                                  for x in s.scalars(select(Subscriber)))
-        counts["members"] = sorted(s.execute(select(Membership.subscriber_id, Membership.list_id,
-                                                    Membership.status)).all())
+        counts = {
+            t.name: s.scalar(select(func.count()).select_from(t))
+            for t in SQLModel.metadata.sorted_tables
+            if t.name not in ("audit_log", "import_job")
+        }
+        counts["people"] = sorted(
+            (x.email, x.name, sorted((x.fields or {}).items()))
+            for x in s.scalars(select(Subscriber))
+        )
+        counts["members"] = sorted(
+            s.execute(select(Membership.subscriber_id, Membership.list_id, Membership.status)).all()
+        )
     return counts
 
 
@@ -142,8 +245,14 @@ def world(rt):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
         s.add(FieldDef(key="plan", label="Plan", type="choice", choices=["free", "pro"]))
         s.add(FieldDef(key="age", label="Age", type="number"))
-        s.add(FieldDef(key="topics", label="Topics", type="multi_choice",
-                       choices=["books", "films", "games"]))
+        s.add(
+            FieldDef(
+                key="topics",
+                label="Topics",
+                type="multi_choice",
+                choices=["books", "films", "games"],
+            )
+        )
         s.add(Interest(key="jazz", label="Jazz"))
         s.add(Interest(key="rock", label="Rock"))
     return rt
@@ -151,10 +260,14 @@ def world(rt):  # type: ignore[no-untyped-def]
 
 def _members(rt, email: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return dict(s.execute(select(MailingList.slug, Membership.status)
-                              .join(Membership, Membership.list_id == MailingList.id)
-                              .join(Subscriber, Subscriber.id == Membership.subscriber_id)
-                              .where(Subscriber.email == email)).all())
+        return dict(
+            s.execute(
+                select(MailingList.slug, Membership.status)
+                .join(Membership, Membership.list_id == MailingList.id)
+                .join(Subscriber, Subscriber.id == Membership.subscriber_id)
+                .where(Subscriber.email == email)
+            ).all()
+        )
 
 
 def _person(rt, email: str) -> Subscriber | None:  # type: ignore[no-untyped-def]
@@ -162,16 +275,19 @@ def _person(rt, email: str) -> Subscriber | None:  # type: ignore[no-untyped-def
         return s.scalar(select(Subscriber).where(Subscriber.email == email))
 
 
-@pytest.mark.parametrize("encoding,delimiter", [("utf-8-sig", ";"), ("utf-8", ","),
-                                                ("latin-1", "\t"), ("cp1252", ";"),
-                                                ("utf-16", ",")])
+@pytest.mark.parametrize(
+    "encoding,delimiter",
+    [("utf-8-sig", ";"), ("utf-8", ","), ("latin-1", "\t"), ("cp1252", ";"), ("utf-16", ",")],
+)
 def test_encodings_and_dialects(world, tmp_path, encoding, delimiter):  # type: ignore[no-untyped-def]
     rt = world
     d = delimiter
     name = "Zoë “Z” Müller" if encoding != "latin-1" else "Zoë Müller\x81"
-    text = (f"E-Mail{d}Name{d}Plan{d}Notes\r\n"
-            f"zoe@example.org{d}{name}{d}pro{d}\"two\r\nlines{d} and quotes \"\"x\"\"\"\r\n"
-            f"max@example.org{d}Max{d}free{d}\r\n")
+    text = (
+        f"E-Mail{d}Name{d}Plan{d}Notes\r\n"
+        f'zoe@example.org{d}{name}{d}pro{d}"two\r\nlines{d} and quotes ""x"""\r\n'
+        f"max@example.org{d}Max{d}free{d}\r\n"
+    )
     path = write(tmp_path, "people.csv", text, encoding)
     if encoding == "latin-1":
         assert csvfiles.detect_encoding(path) == "latin-1"
@@ -186,34 +302,50 @@ def test_encodings_and_dialects(world, tmp_path, encoding, delimiter):  # type: 
 def test_bad_rows_are_reported_and_good_rows_land(world, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
     subscribers.create(rt, email="left@example.org", lists=["news"], consent="form")
-    subscribers.create(rt, email="pending@example.org", lists=["news"], status="pending",
-                       consent="form")
-    subscribers.create(rt, email="elsewhere@example.org", name="Old", lists=["other"],
-                       consent="form", fields={"age": 40})
-    subscribers.create(rt, email="bystander@example.org", name="By", lists=["news"],
-                       consent="form")
+    subscribers.create(
+        rt, email="pending@example.org", lists=["news"], status="pending", consent="form"
+    )
+    subscribers.create(
+        rt,
+        email="elsewhere@example.org",
+        name="Old",
+        lists=["other"],
+        consent="form",
+        fields={"age": 40},
+    )
+    subscribers.create(rt, email="bystander@example.org", name="By", lists=["news"], consent="form")
     with rt.db.session() as s:
         left = s.scalar(select(Subscriber).where(Subscriber.email == "left@example.org"))
-        s.execute(update(Membership).where(Membership.subscriber_id == left.id)
-                  .values(status="unsubscribed"))
-        s.add(Suppression(email_hash=rt.email_hash("blocked@example.org"),
-                          email="blocked@example.org", reason="complaint"))
+        s.execute(
+            update(Membership)
+            .where(Membership.subscriber_id == left.id)
+            .values(status="unsubscribed")
+        )
+        s.add(
+            Suppression(
+                email_hash=rt.email_hash("blocked@example.org"),
+                email="blocked@example.org",
+                reason="complaint",
+            )
+        )
         s.add(Suppression(email_hash=rt.email_hash("erased@example.org"), reason="erased"))
     before = snapshot(rt)
-    text = ("email,first name,last name,plan,age,topics,interests,shoe size\n"   # row 1
-            "new@example.org,Ada,Lovelace,pro,36,books|films,jazz rock,42\n"       # 2 lands
-            "not-an-address,Bob,,free,,,,\n"                                        # 3 error
-            "NEW@example.org,Ada,Again,,,,,\n"                                      # 4 duplicate
-            "Blocked@Example.org,Bl,,,,,,\n"                                        # 5 suppressed
-            "erased@example.org,Er,,,,,,\n"                                         # 6 erased
-            "left@example.org,Left,,,,,,\n"                                         # 7 unsubscribed
-            "pending@example.org,Pen,,,,,,\n"                                       # 8 confirmed
-            "elsewhere@example.org,New Name,,,41,,jazz,\n"                          # 9 updated
-            "x@example.org,X,,gold,,,,\n"                                           # 10 bad choice
-            "y@example.org,Y,,,old,,,\n"                                            # 11 bad number
-            "z@example.org,Z,,,,,blues,\n"                                          # 12 interest
-            "\n"                                                                    # 13 blank
-            '"w@example.org",W,,,,,,,,extra\n')                                      # 14 cells
+    text = (
+        "email,first name,last name,plan,age,topics,interests,shoe size\n"  # row 1
+        "new@example.org,Ada,Lovelace,pro,36,books|films,jazz rock,42\n"  # 2 lands
+        "not-an-address,Bob,,free,,,,\n"  # 3 error
+        "NEW@example.org,Ada,Again,,,,,\n"  # 4 duplicate
+        "Blocked@Example.org,Bl,,,,,,\n"  # 5 suppressed
+        "erased@example.org,Er,,,,,,\n"  # 6 erased
+        "left@example.org,Left,,,,,,\n"  # 7 unsubscribed
+        "pending@example.org,Pen,,,,,,\n"  # 8 confirmed
+        "elsewhere@example.org,New Name,,,41,,jazz,\n"  # 9 updated
+        "x@example.org,X,,gold,,,,\n"  # 10 bad choice
+        "y@example.org,Y,,,old,,,\n"  # 11 bad number
+        "z@example.org,Z,,,,,blues,\n"  # 12 interest
+        "\n"  # 13 blank
+        '"w@example.org",W,,,,,,,,extra\n'
+    )  # 14 cells
     info = run(rt, write(tmp_path, "mixed.csv", text), chunk_rows=4)
     assert (info.rows, info.inserted, info.updated) == (12, 1, 2)
     assert (info.errors, info.skipped) == (5, 4)
@@ -240,14 +372,24 @@ def test_bad_rows_are_reported_and_good_rows_land(world, tmp_path):  # type: ign
     assert _person(rt, "blocked@example.org") is None
     assert _person(rt, "erased@example.org") is None
     with rt.db.session() as s:
-        interests = sorted(s.execute(select(Subscriber.email, SubscriberInterest.interest)
-                                     .join(Subscriber)).all())
-        events = sorted(s.execute(select(Subscriber.email, ConsentEvent.wording)
-                                  .join(Subscriber).where(ConsentEvent.kind == "import")).all())
-    assert interests == [("elsewhere@example.org", "jazz"), ("new@example.org", "jazz"),
-                         ("new@example.org", "rock")]
-    assert events == [(e, CONSENT) for e in ("elsewhere@example.org", "new@example.org",
-                                             "pending@example.org")]
+        interests = sorted(
+            s.execute(select(Subscriber.email, SubscriberInterest.interest).join(Subscriber)).all()
+        )
+        events = sorted(
+            s.execute(
+                select(Subscriber.email, ConsentEvent.wording)
+                .join(Subscriber)
+                .where(ConsentEvent.kind == "import")
+            ).all()
+        )
+    assert interests == [
+        ("elsewhere@example.org", "jazz"),
+        ("new@example.org", "jazz"),
+        ("new@example.org", "rock"),
+    ]
+    assert events == [
+        (e, CONSENT) for e in ("elsewhere@example.org", "new@example.org", "pending@example.org")
+    ]
     after = snapshot(rt)
     assert after["suppression"] == before["suppression"]
     bystander = [p for p in after["people"] if p[0] == "bystander@example.org"]
@@ -259,14 +401,22 @@ def test_awkward_text_lands_unchanged(world, tmp_path):  # type: ignore[no-untyp
     rt = world
     with rt.db.session() as s:
         s.add(FieldDef(key="note", label="Note", type="text"))
-    subscribers.create(rt, email="known@example.org", name="Known", lists=["other"],
-                       consent="form", fields={"age": 7})
-    note = 'C:\\temp\\new "quoted" \u2603 \\N'   # backslashes, quotes, COPY's NULL marker
+    subscribers.create(
+        rt,
+        email="known@example.org",
+        name="Known",
+        lists=["other"],
+        consent="form",
+        fields={"age": 7},
+    )
+    note = 'C:\\temp\\new "quoted" \u2603 \\N'  # backslashes, quotes, COPY's NULL marker
     cell = '"' + note.replace('"', '""') + '"'
-    text = ("email,name,note\n"
-            f'back@example.org,"Back\\slash ""Q"" \u00dcn\u00ef",{cell}\n'
-            'tab@example.org,"Tab\tName  \\t",\\N\n'
-            f'known@example.org,"Kn\\own",{cell}\n')
+    text = (
+        "email,name,note\n"
+        f'back@example.org,"Back\\slash ""Q"" \u00dcn\u00ef",{cell}\n'
+        'tab@example.org,"Tab\tName  \\t",\\N\n'
+        f'known@example.org,"Kn\\own",{cell}\n'
+    )
     info = run(rt, write(tmp_path, "awkward.csv", text))
     assert (info.inserted, info.updated, info.errors) == (2, 1, 0)
     back = _person(rt, "back@example.org")
@@ -291,42 +441,54 @@ def test_mode_add_leaves_existing_people_alone(world, tmp_path):  # type: ignore
 def test_mode_suppress(world, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
     subscribers.create(rt, email="member@example.org", lists=["news"], consent="x")
-    path = write(tmp_path, "bounces.csv", "Email\nmember@example.org\ngone@example.org\n"
-                                          "gone@example.org\nnope\n")
+    path = write(
+        tmp_path,
+        "bounces.csv",
+        "Email\nmember@example.org\ngone@example.org\ngone@example.org\nnope\n",
+    )
     info = run(rt, path, mode="suppress", list_slug=None, consent="old ESP hard bounces")
     assert (info.inserted, info.skipped, info.errors) == (2, 1, 1)
     assert segments.count(rt, lists=["news"], rules=None) == 0
     with rt.db.session() as s:
         assert set(s.scalars(select(Suppression.detail))) == {
-            f"import {info.id}: old ESP hard bounces"}
+            f"import {info.id}: old ESP hard bounces"
+        }
     info = run(rt, path, mode="suppress", list_slug=None)
-    assert (info.inserted, info.skipped) == (0, 3)   # already suppressed, and the duplicate
+    assert (info.inserted, info.skipped) == (0, 3)  # already suppressed, and the duplicate
     path = write(tmp_path, "more.csv", "Email\nmore@example.org\n")
     info = run(rt, path, mode="suppress", list_slug=None, consent="")
     with rt.db.session() as s:
-        assert s.scalar(select(Suppression.detail).where(
-            Suppression.email == "more@example.org")) == f"import {info.id}"
+        assert (
+            s.scalar(select(Suppression.detail).where(Suppression.email == "more@example.org"))
+            == f"import {info.id}"
+        )
 
 
-@pytest.mark.parametrize("content,kw,field", [
-    ("name\nAda\n", {}, "mapping"),
-    ("email,name\na@example.org,A\n", {"mapping": "Mail=email"}, "mapping"),
-    ("email,name\na@example.org,A\n", {"mapping": "name=fields.nope"}, "mapping"),
-    ("email,name\na@example.org,A\n", {"mapping": "email=email,name=email"}, "mapping"),
-    ("email,name\na@example.org,A\n", {"mapping": "no equals sign"}, "mapping"),
-    ("E-Mail,name\na@example.org,A\n", {"mapping": "E-Mail=email,e-mail=name"}, "mapping"),
-    ("email,name\na@example.org,A\n", {"list_slug": "nope"}, "list"),
-    ("email,name\na@example.org,A\n", {"consent": "  "}, "consent"),
-    ("email,name\na@example.org,A\n", {"mode": "replace"}, "mode"),
-    ("email,name\na@example.org,A\n", {"list_slug": None}, "list"),
-    ("", {}, "file"),
-])
+@pytest.mark.parametrize(
+    "content,kw,field",
+    [
+        ("name\nAda\n", {}, "mapping"),
+        ("email,name\na@example.org,A\n", {"mapping": "Mail=email"}, "mapping"),
+        ("email,name\na@example.org,A\n", {"mapping": "name=fields.nope"}, "mapping"),
+        ("email,name\na@example.org,A\n", {"mapping": "email=email,name=email"}, "mapping"),
+        ("email,name\na@example.org,A\n", {"mapping": "no equals sign"}, "mapping"),
+        ("E-Mail,name\na@example.org,A\n", {"mapping": "E-Mail=email,e-mail=name"}, "mapping"),
+        ("email,name\na@example.org,A\n", {"list_slug": "nope"}, "list"),
+        ("email,name\na@example.org,A\n", {"consent": "  "}, "consent"),
+        ("email,name\na@example.org,A\n", {"mode": "replace"}, "mode"),
+        ("email,name\na@example.org,A\n", {"list_slug": None}, "list"),
+        ("", {}, "file"),
+    ],
+)
 def test_bad_jobs_are_refused_and_change_nothing(world, tmp_path, content, kw, field):  # type: ignore[no-untyped-def]
     rt = world
     before = snapshot(rt)
     with pytest.raises(ValidationError) as err:
-        imports.create_job(rt, path=write(tmp_path, "bad.csv", content),
-                           **{"list_slug": "news", "consent": CONSENT, **kw})
+        imports.create_job(
+            rt,
+            path=write(tmp_path, "bad.csv", content),
+            **{"list_slug": "news", "consent": CONSENT, **kw},
+        )
     assert err.value.field == field and err.value.message
     assert snapshot(rt) == before
     with rt.db.session() as s:
@@ -335,8 +497,11 @@ def test_bad_jobs_are_refused_and_change_nothing(world, tmp_path, content, kw, f
 
 def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
-    lines = ["email,name"] + [f"p{i}@example.org,P{i}" for i in range(10)] + \
-        ["p3@example.org,again", "bad,x"]
+    lines = (
+        ["email,name"]
+        + [f"p{i}@example.org,P{i}" for i in range(10)]
+        + ["p3@example.org,again", "bad,x"]
+    )
     path = write(tmp_path, "crash.csv", "\n".join(lines) + "\n")
     job_id = imports.create_job(rt, path=path, list_slug="news", consent=CONSENT, actor="t")
 
@@ -353,19 +518,27 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
     assert not [t for t in threading.enumerate() if t.name == imports.READER_THREAD]
     assert sys.getswitchinterval() == switching
     assert imports.get(rt, job_id).status == "running" and imports.get(rt, job_id).rows == 4
-    assert imports.run_job(rt, job_id) is None     # a running job is not run twice
-    assert imports.requeue(rt) == 0                # its heartbeat is fresh
+    assert imports.run_job(rt, job_id) is None  # a running job is not run twice
+    assert imports.requeue(rt) == 0  # its heartbeat is fresh
     with rt.db.session() as s:
         s.execute(update(ImportJob).values(heartbeat_at=utcnow().replace(year=2000)))
     assert imports.requeue(rt) == 1
     drain(rt)
     info = imports.get(rt, job_id)
-    assert info.status == "done" and (info.rows, info.inserted, info.skipped, info.errors) == \
-        (12, 10, 1, 1)
+    assert info.status == "done" and (info.rows, info.inserted, info.skipped, info.errors) == (
+        12,
+        10,
+        1,
+        1,
+    )
     assert [r["row"] for r in report_rows(rt, job_id)] == ["12", "13"]
     with rt.db.session() as s:
-        assert s.scalar(select(func.count()).select_from(ConsentEvent)
-                        .where(ConsentEvent.kind == "import")) == 10
+        assert (
+            s.scalar(
+                select(func.count()).select_from(ConsentEvent).where(ConsentEvent.kind == "import")
+            )
+            == 10
+        )
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 10
 
 
@@ -375,7 +548,7 @@ def test_imports_side_by_side_leave_the_switch_interval_as_it_was():  # type: ig
     first.__enter__()
     second.__enter__()
     assert sys.getswitchinterval() == min(before, imports.READER_SWITCH_SECONDS)
-    first.__exit__(None, None, None)     # the first import ends while the second goes on
+    first.__exit__(None, None, None)  # the first import ends while the second goes on
     assert sys.getswitchinterval() == min(before, imports.READER_SWITCH_SECONDS)
     second.__exit__(None, None, None)
     assert sys.getswitchinterval() == before
@@ -394,11 +567,21 @@ def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # typ
 def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
     # Larger than the form limit of other requests (64 KB): uploads may be big.
-    body = "Mail;Vorname;Plan\n" + "".join(f"u{i}@example.org;U{i};pro\n" for i in range(5000)) + \
-        "broken;X;pro\n"
-    resp = api.post("/api/imports", data={
-        "file": (io.BytesIO(codecs.BOM_UTF8 + body.encode()), "kunden.csv"), "list": "news",
-        "mapping": "Vorname=first_name", "consent": CONSENT}, content_type="multipart/form-data")
+    body = (
+        "Mail;Vorname;Plan\n"
+        + "".join(f"u{i}@example.org;U{i};pro\n" for i in range(5000))
+        + "broken;X;pro\n"
+    )
+    resp = api.post(
+        "/api/imports",
+        data={
+            "file": (io.BytesIO(codecs.BOM_UTF8 + body.encode()), "kunden.csv"),
+            "list": "news",
+            "mapping": "Vorname=first_name",
+            "consent": CONSENT,
+        },
+        content_type="multipart/form-data",
+    )
     assert resp.status_code == 202, resp.json
     job_id = resp.json["id"]
     assert resp.headers["Location"] == f"/api/imports/{job_id}"
@@ -411,21 +594,33 @@ def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore
     assert status["columns"] == {"Mail": "email", "Vorname": "first_name", "Plan": "fields.plan"}
     report = api.get(f"/api/imports/{job_id}/report")
     assert report.status_code == 200 and report.mimetype == "text/csv"
-    assert list(csv.DictReader(io.StringIO(report.get_data(as_text=True))))[0]["row"] == "5002"
-    assert not list(imports.upload_dir(rt).iterdir())   # the uploaded copy is gone
+    assert next(iter(csv.DictReader(io.StringIO(report.get_data(as_text=True)))))["row"] == "5002"
+    assert not list(imports.upload_dir(rt).iterdir())  # the uploaded copy is gone
     assert api.get("/api/imports").json["total"] == 1
 
-    bad = api.post("/api/imports", data={"file": (io.BytesIO(b"name\nx\n"), "x.csv"),
-                                         "list": "news", "consent": CONSENT},
-                   content_type="multipart/form-data")
+    bad = api.post(
+        "/api/imports",
+        data={"file": (io.BytesIO(b"name\nx\n"), "x.csv"), "list": "news", "consent": CONSENT},
+        content_type="multipart/form-data",
+    )
     assert bad.status_code == 422 and bad.json["error"]["field"] == "mapping"
-    twice = api.post("/api/imports", data={
-        "file": (io.BytesIO(b"Mail,City\na@example.org,x\n"), "x.csv"), "list": "news",
-        "consent": CONSENT, "mapping": '{"Mail": "email", "City": "name", "city": "ignore"}'},
-        content_type="multipart/form-data")
+    twice = api.post(
+        "/api/imports",
+        data={
+            "file": (io.BytesIO(b"Mail,City\na@example.org,x\n"), "x.csv"),
+            "list": "news",
+            "consent": CONSENT,
+            "mapping": '{"Mail": "email", "City": "name", "city": "ignore"}',
+        },
+        content_type="multipart/form-data",
+    )
     assert twice.status_code == 422 and "'city' is named twice" in twice.json["error"]["message"]
-    assert api.post("/api/imports", data={"list": "news"},
-                    content_type="multipart/form-data").status_code == 422
+    assert (
+        api.post(
+            "/api/imports", data={"list": "news"}, content_type="multipart/form-data"
+        ).status_code
+        == 422
+    )
     assert not list(imports.upload_dir(rt).iterdir())
     from listmgr.services import accounts
 
@@ -437,27 +632,37 @@ def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore
 # -- export --------------------------------------------------------------------------------------
 def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
-    subscribers.create(rt, email="a@example.org", name="=HYPERLINK(1)", lists=["news"],
-                       consent="x", fields={"plan": "pro", "topics": ["books", "games"]},
-                       interests=["jazz"])
-    subscribers.create(rt, email="b@example.org", name="Bea", lists=["news"], consent="x",
-                       fields={"plan": "free"})
+    subscribers.create(
+        rt,
+        email="a@example.org",
+        name="=HYPERLINK(1)",
+        lists=["news"],
+        consent="x",
+        fields={"plan": "pro", "topics": ["books", "games"]},
+        interests=["jazz"],
+    )
+    subscribers.create(
+        rt, email="b@example.org", name="Bea", lists=["news"], consent="x", fields={"plan": "free"}
+    )
     subscribers.create(rt, email="c@example.org", lists=["other"], consent="x")
     seg = segments.create(rt, name="Pro", rules={"field": "plan", "op": "eq", "value": "pro"})
     export = exports.prepare(rt, list_slug="news", fields="email,name,plan,topics,interests")
     gen = exports.rows(rt, export)
-    assert next(gen) == "email,name,plan,topics,interests\r\n"   # a generator: page by page
+    assert next(gen) == "email,name,plan,topics,interests\r\n"  # a generator: page by page
     rows = list(csv.reader(io.StringIO("".join(gen))))
-    assert rows == [["a@example.org", "'=HYPERLINK(1)", "pro", "books|games", "jazz"],
-                    ["b@example.org", "Bea", "free", "", ""]]
+    assert rows == [
+        ["a@example.org", "'=HYPERLINK(1)", "pro", "books|games", "jazz"],
+        ["b@example.org", "Bea", "free", "", ""],
+    ]
     resp = api.get(f"/api/lists/news/export?fields=email,fields.plan&segment={seg}")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert resp.get_data(as_text=True) == "email,fields.plan\r\na@example.org,pro\r\n"
     assert api.get("/api/lists/news/export?fields=email,shoe").status_code == 422
     assert api.get("/api/lists/nope/export").status_code == 404
     full = api.get("/api/lists/news/export").get_data(as_text=True)
-    assert full.splitlines()[0] == ("email,name,status,suppressed,subscribed_at,created_at,"
-                                    "source,plan,age,topics,interests")
+    assert full.splitlines()[0] == (
+        "email,name,status,suppressed,subscribed_at,created_at,source,plan,age,topics,interests"
+    )
 
     # What an export writes, an import reads back unchanged.
     lists.create(rt, slug="copy", name="Copy")
@@ -480,50 +685,95 @@ def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[n
         subscribers.create(rt, email=f"{who}@example.org", lists=["news"], consent="x")
     assert api.post("/api/suppression", json={"email": "gone@example.org"}).status_code == 201
     with rt.db.session() as s:
-        s.execute(update(Subscriber).where(Subscriber.email == "resting@example.org")
-                  .values(paused_until=utcnow().replace(year=2099, microsecond=0)))
-    rows = list(csv.DictReader(io.StringIO(api.get(
-        "/api/lists/news/export?status=confirmed").get_data(as_text=True))))
+        s.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "resting@example.org")
+            .values(paused_until=utcnow().replace(year=2099, microsecond=0))
+        )
+    rows = list(
+        csv.DictReader(
+            io.StringIO(api.get("/api/lists/news/export?status=confirmed").get_data(as_text=True))
+        )
+    )
     assert {r["email"]: (r["status"], r["suppressed"]) for r in rows} == {
-        "kept@example.org": ("confirmed", ""), "gone@example.org": ("confirmed", "manual"),
-        "resting@example.org": ("confirmed", "")}
-    rows = list(csv.DictReader(io.StringIO(api.get(
-        "/api/lists/news/export?fields=email,paused_until").get_data(as_text=True))))
+        "kept@example.org": ("confirmed", ""),
+        "gone@example.org": ("confirmed", "manual"),
+        "resting@example.org": ("confirmed", ""),
+    }
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                api.get("/api/lists/news/export?fields=email,paused_until").get_data(as_text=True)
+            )
+        )
+    )
     assert [r["paused_until"][:4] for r in rows] == ["", "", "2099"]
 
 
 def test_the_report_never_holds_a_formula(world, api, tmp_path):  # type: ignore[no-untyped-def]
     rt = world
-    info = run(rt, write(tmp_path, "f.csv", 'email,name\n=HYPERLINK("http://x.example/"),a\n'
-                                            '+cmd@x,b\nok@example.org,c\n"\t=2+2",d\n'))
+    info = run(
+        rt,
+        write(
+            tmp_path,
+            "f.csv",
+            'email,name\n=HYPERLINK("http://x.example/"),a\n'
+            '+cmd@x,b\nok@example.org,c\n"\t=2+2",d\n',
+        ),
+    )
     assert (info.inserted, info.errors) == (1, 3)
     report = api.get(f"/api/imports/{info.id}/report").get_data(as_text=True)
     emails = [r["email"] for r in csv.DictReader(io.StringIO(report))]
-    assert emails == ["'=HYPERLINK(\"http://x.example/\")", "'+cmd@x", "'\t=2+2"]
+    assert emails == ['\'=HYPERLINK("http://x.example/")', "'+cmd@x", "'\t=2+2"]
 
 
 def test_cli_import_and_export(world, database_url, tmp_path):  # type: ignore[no-untyped-def]
     env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
     path = write(tmp_path, "cli.csv", "email,name\ncli@example.org,Cli\nbad,Bad\n")
     report = tmp_path / "report.csv"
-    done = subprocess.run([sys.executable, "-m", "listmgr", "import", str(path), "--list",
-                           "news", "--consent", CONSENT, "--report", str(report)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listmgr",
+            "import",
+            str(path),
+            "--list",
+            "news",
+            "--consent",
+            CONSENT,
+            "--report",
+            str(report),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "1 new" in done.stderr and "1 with errors" in done.stderr
-    assert list(csv.DictReader(report.open()))[0]["row"] == "3"
-    out = subprocess.run([sys.executable, "-m", "listmgr", "export", "--list", "news",
-                          "--fields", "email,name"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    assert next(iter(csv.DictReader(report.open())))["row"] == "3"
+    out = subprocess.run(
+        [sys.executable, "-m", "listmgr", "export", "--list", "news", "--fields", "email,name"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout.splitlines() == ["email,name", "cli@example.org,Cli"]
-    refused = subprocess.run([sys.executable, "-m", "listmgr", "import", str(path), "--list",
-                              "news"], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "-m", "listmgr", "import", str(path), "--list", "news"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 1 and "basis" in refused.stderr
 
 
 # -- volume --------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 1])   # validated ahead by a thread / by a process
+@pytest.mark.parametrize("workers", [0, 1])  # validated ahead by a thread / by a process
 def test_100k_rows(world, tmp_path, workers):  # type: ignore[no-untyped-def]
     rt = world
     path = tmp_path / "big.csv"
@@ -534,11 +784,26 @@ def test_100k_rows(world, tmp_path, workers):  # type: ignore[no-untyped-def]
             email = f"Person.{i}@Example{i % 50}.org" if i % 1000 else f"broken {i}"
             w.writerow([email, f"Person {i}", ("free", "pro")[i % 2], i % 90, "jazz|rock"])
     seen: list[int] = []
-    info = run(rt, path, progress=lambda x: seen.append(x.processed_bytes), workers=workers,
-               chunk_rows=20_000)
+    info = run(
+        rt,
+        path,
+        progress=lambda x: seen.append(x.processed_bytes),
+        workers=workers,
+        chunk_rows=20_000,
+    )
     assert (info.rows, info.inserted, info.errors) == (100_000, 99_900, 100)
     assert seen == sorted(seen) and len(seen) > 3
-    assert segments.count(rt, lists=["news"], rules={"all": [
-        {"field": "plan", "op": "eq", "value": "pro"},
-        {"interests": "has_all", "value": ["jazz", "rock"]}]}) == 50_000
+    assert (
+        segments.count(
+            rt,
+            lists=["news"],
+            rules={
+                "all": [
+                    {"field": "plan", "op": "eq", "value": "pro"},
+                    {"interests": "has_all", "value": ["jazz", "rock"]},
+                ]
+            },
+        )
+        == 50_000
+    )
     assert _person(rt, "person.77@example27.org").fields == {"plan": "pro", "age": 77}

@@ -5,6 +5,7 @@ Files hold ``{{UNSUB_TOKEN}}``, ``{{BOUNCE_TOKEN}}``, ``{{BOUNCE_TOKEN_CONFIRM}}
 ``{{MANAGE_TOKEN}}`` placeholders; real signed tokens are put in at run time, so no token is
 committed.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,10 +63,12 @@ def tokens() -> Tokens:
 
 
 def fill(text: str, tokens: Tokens) -> str:
-    return (text.replace("{{UNSUB_TOKEN}}", tokens.unsubscribe(SUBSCRIBER, LIST, CAMPAIGN))
-            .replace("{{BOUNCE_TOKEN_CONFIRM}}", tokens.bounce(SUBSCRIBER, None, LIST))
-            .replace("{{BOUNCE_TOKEN}}", tokens.bounce(SUBSCRIBER, CAMPAIGN, LIST))
-            .replace("{{MANAGE_TOKEN}}", tokens.manage(SUBSCRIBER)))
+    return (
+        text.replace("{{UNSUB_TOKEN}}", tokens.unsubscribe(SUBSCRIBER, LIST, CAMPAIGN))
+        .replace("{{BOUNCE_TOKEN_CONFIRM}}", tokens.bounce(SUBSCRIBER, None, LIST))
+        .replace("{{BOUNCE_TOKEN}}", tokens.bounce(SUBSCRIBER, CAMPAIGN, LIST))
+        .replace("{{MANAGE_TOKEN}}", tokens.manage(SUBSCRIBER))
+    )
 
 
 def load(name: str, tokens: Tokens) -> tuple[bytes, Envelope | None]:
@@ -83,9 +86,12 @@ def test_fixture_set_covers_every_kind_and_language() -> None:
     kinds = {name.split("--")[0] for name in FILES}
     assert kinds == set(KINDS)
     for lang in ("en", "de", "fr", "es", "it", "nl", "pt", "sv", "pl"):
-        assert any(n.startswith(f"unsubscribe--{lang}-") and "subject-only" in n for n in FILES), lang
-        assert any(n.startswith(f"unsubscribe--{lang}-") and "subject-only" not in n
-                   for n in FILES), lang
+        assert any(n.startswith(f"unsubscribe--{lang}-") and "subject-only" in n for n in FILES), (
+            lang
+        )
+        assert any(
+            n.startswith(f"unsubscribe--{lang}-") and "subject-only" not in n for n in FILES
+        ), lang
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -130,10 +136,12 @@ def test_tokens_of_another_secret_give_no_ids(tokens: Tokens) -> None:
 
 
 def test_forged_unsubscribe_address_falls_back_to_the_sender(tokens: Tokens) -> None:
-    raw = (b"From: Eve <eve@example.net>\r\nTo: unsubscribe+1-2-3.forgedsignature@news.example.org\r\n"
-           b"Subject: unsubscribe\r\n\r\n\r\n")
+    raw = (
+        b"From: Eve <eve@example.net>\r\nTo: unsubscribe+1-2-3.forgedsignature@news.example.org\r\n"
+        b"Subject: unsubscribe\r\n\r\n\r\n"
+    )
     result = classify(raw, tokens=tokens, mail_domain=DOMAIN)
-    assert result.kind == "unsubscribe"          # the subject still asks, for the sender only
+    assert result.kind == "unsubscribe"  # the subject still asks, for the sender only
     assert result.subscriber_id is None
     assert result.recipients == ("eve@example.net",)
     assert result.evidence["rule"] == "reply-subject"
@@ -141,8 +149,10 @@ def test_forged_unsubscribe_address_falls_back_to_the_sender(tokens: Tokens) -> 
 
 def test_unsubscribe_address_of_another_domain_is_not_ours(tokens: Tokens) -> None:
     tok = tokens.unsubscribe(SUBSCRIBER, LIST)
-    raw = (f"From: a@example.net\r\nTo: unsubscribe+{tok}@elsewhere.example\r\nSubject: hello\r\n\r\n"
-           "hi\r\n").encode()
+    raw = (
+        f"From: a@example.net\r\nTo: unsubscribe+{tok}@elsewhere.example\r\nSubject: hello\r\n\r\n"
+        "hi\r\n"
+    ).encode()
     assert classify(raw, tokens=tokens, mail_domain=DOMAIN).kind == "other"
     # Without a configured domain any domain is accepted.
     assert classify(raw, tokens=tokens).subscriber_id == SUBSCRIBER
@@ -154,85 +164,101 @@ def test_envelope_recipient_token(tokens: Tokens) -> None:
     env = Envelope("anna@example.net", (f"unsubscribe+{tok}@news.example.org",))
     result = classify(raw, env, tokens=tokens, mail_domain=DOMAIN)
     assert (result.kind, result.subscriber_id, result.list_id, result.campaign_id) == (
-        "unsubscribe", SUBSCRIBER, LIST, CAMPAIGN)
+        "unsubscribe",
+        SUBSCRIBER,
+        LIST,
+        CAMPAIGN,
+    )
     assert result.confidence == 1.0
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Unsubscribe", "unsubscribe"),
-    ("UNSUBSCRIBE", "unsubscribe"),
-    ("unsubscribe me pls", "unsubscribe"),
-    ("Hi,\nThanks, but please unsubscribe me.", "unsubscribe"),
-    ("Hello\n\nI never signed up. Remove me.", "unsubscribe"),
-    ("I clicked the link to unsubscribe but it doesn't work, please remove me", "unsubscribe"),
-    ("I don't want these emails anymore, please unsubscribe me", "unsubscribe"),
-    ("Opt out", "unsubscribe"),
-    ("STOP", "unsubscribe"),
-    ("Bitte von der Liste streichen.", "unsubscribe"),
-    ("Merci de ne plus m'envoyer de mails", "unsubscribe"),
-    ("Je ne veux plus recevoir vos mails, désabonnez-moi", "unsubscribe"),
-    ("Borrar mi correo de la lista por favor", "unsubscribe"),
-    ("Vorrei disiscrivermi", "unsubscribe"),
-    ("Haal mij van de lijst aub", "unsubscribe"),
-    ("Por favor, retirem o meu email da lista", "unsubscribe"),
-    ("Jag vill avsluta prenumerationen", "unsubscribe"),
-    ("Proszę mnie wypisać z newslettera", "unsubscribe"),
-    ("please remove me from your list", "unsubscribe"),
-    ("I'd like to unsubscribe, thanks", "unsubscribe"),
-    ("Stop sending me these emails", "unsubscribe"),
-    ("Bitte austragen.", "unsubscribe"),
-    ("Ich möchte den Newsletter nicht mehr erhalten.", "unsubscribe"),
-    ("Je ne souhaite plus recevoir vos messages.", "unsubscribe"),
-    ("No quiero recibir más correos.", "unsubscribe"),
-    ("Non voglio più ricevere queste email.", "unsubscribe"),
-    ("Ik wil geen mails meer.", "unsubscribe"),
-    ("Por favor, remova-me da lista.", "unsubscribe"),
-    ("Ta bort mig från listan.", "unsubscribe"),
-    ("Nie chcę już otrzymywać tych wiadomości.", "unsubscribe"),
-    ("Please don't unsubscribe me.", "other"),
-    ("Please do not remove me from the list", "other"),
-    ("I do not want to unsubscribe, just update my address.", "other"),
-    ("Bitte nicht abmelden!", "other"),
-    ("Ich möchte mich nicht abmelden.", "other"),
-    ("Ne pas me désinscrire svp.", "other"),
-    ("Non cancellatemi, grazie.", "other"),
-    ("Meld me niet af.", "other"),
-    ("Não me descadastrem.", "other"),
-    ("Ta inte bort mig.", "other"),
-    ("Nie wypisujcie mnie.", "other"),
-    ("Thanks for the newsletter!", "other"),
-    ("Thanks! I will not unsubscribe, love it", "other"),
-    ("Unsubscribe? No way, keep them coming!", "other"),
-    ("Why did you unsubscribe me?", "other"),
-    ("Have you removed me from the list? I no longer get mails.", "other"),
-    ("I never asked to be removed", "other"),
-    ("> Unsubscribe", "other"),
-    ("Hi\n\n-------- Message d'origine --------\nDe : Acme\nUnsubscribe me", "other"),
-    ("Hi\n\nVon: Acme News\nGesendet: Dienstag\nAn: x\nBetreff: y\n\nBitte abmelden", "other"),
-    ("ok\n\n----- Forwarded Message -----\nunsubscribe", "other"),
-    ("nice\n\n*From:* Acme\n*Sent:* Tuesday\nremove me", "other"),
-    ("Great stuff\n\nThanks,\nJohn\n\nTo unsubscribe from our updates reply STOP", "other"),
-    ("Cool\n-- \nunsubscribe me", "other"),
-    ("Cool\n\nSent from my iPhone\nunsubscribe me", "other"),
-    ("On second thought, please unsubscribe me\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\n"
-     "news@news.example.org> wrote:\n> hi", "unsubscribe"),
-    ("Nice\n\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\nnews@news.example.org> wrote:\n"
-     "> unsubscribe me", "other"),
-    ("Where is the unsubscribe link? Never mind, found it, all good.", "other"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Unsubscribe", "unsubscribe"),
+        ("UNSUBSCRIBE", "unsubscribe"),
+        ("unsubscribe me pls", "unsubscribe"),
+        ("Hi,\nThanks, but please unsubscribe me.", "unsubscribe"),
+        ("Hello\n\nI never signed up. Remove me.", "unsubscribe"),
+        ("I clicked the link to unsubscribe but it doesn't work, please remove me", "unsubscribe"),
+        ("I don't want these emails anymore, please unsubscribe me", "unsubscribe"),
+        ("Opt out", "unsubscribe"),
+        ("STOP", "unsubscribe"),
+        ("Bitte von der Liste streichen.", "unsubscribe"),
+        ("Merci de ne plus m'envoyer de mails", "unsubscribe"),
+        ("Je ne veux plus recevoir vos mails, désabonnez-moi", "unsubscribe"),
+        ("Borrar mi correo de la lista por favor", "unsubscribe"),
+        ("Vorrei disiscrivermi", "unsubscribe"),
+        ("Haal mij van de lijst aub", "unsubscribe"),
+        ("Por favor, retirem o meu email da lista", "unsubscribe"),
+        ("Jag vill avsluta prenumerationen", "unsubscribe"),
+        ("Proszę mnie wypisać z newslettera", "unsubscribe"),
+        ("please remove me from your list", "unsubscribe"),
+        ("I'd like to unsubscribe, thanks", "unsubscribe"),
+        ("Stop sending me these emails", "unsubscribe"),
+        ("Bitte austragen.", "unsubscribe"),
+        ("Ich möchte den Newsletter nicht mehr erhalten.", "unsubscribe"),
+        ("Je ne souhaite plus recevoir vos messages.", "unsubscribe"),
+        ("No quiero recibir más correos.", "unsubscribe"),
+        ("Non voglio più ricevere queste email.", "unsubscribe"),
+        ("Ik wil geen mails meer.", "unsubscribe"),
+        ("Por favor, remova-me da lista.", "unsubscribe"),
+        ("Ta bort mig från listan.", "unsubscribe"),
+        ("Nie chcę już otrzymywać tych wiadomości.", "unsubscribe"),
+        ("Please don't unsubscribe me.", "other"),
+        ("Please do not remove me from the list", "other"),
+        ("I do not want to unsubscribe, just update my address.", "other"),
+        ("Bitte nicht abmelden!", "other"),
+        ("Ich möchte mich nicht abmelden.", "other"),
+        ("Ne pas me désinscrire svp.", "other"),
+        ("Non cancellatemi, grazie.", "other"),
+        ("Meld me niet af.", "other"),
+        ("Não me descadastrem.", "other"),
+        ("Ta inte bort mig.", "other"),
+        ("Nie wypisujcie mnie.", "other"),
+        ("Thanks for the newsletter!", "other"),
+        ("Thanks! I will not unsubscribe, love it", "other"),
+        ("Unsubscribe? No way, keep them coming!", "other"),
+        ("Why did you unsubscribe me?", "other"),
+        ("Have you removed me from the list? I no longer get mails.", "other"),
+        ("I never asked to be removed", "other"),
+        ("> Unsubscribe", "other"),
+        ("Hi\n\n-------- Message d'origine --------\nDe : Acme\nUnsubscribe me", "other"),
+        ("Hi\n\nVon: Acme News\nGesendet: Dienstag\nAn: x\nBetreff: y\n\nBitte abmelden", "other"),
+        ("ok\n\n----- Forwarded Message -----\nunsubscribe", "other"),
+        ("nice\n\n*From:* Acme\n*Sent:* Tuesday\nremove me", "other"),
+        ("Great stuff\n\nThanks,\nJohn\n\nTo unsubscribe from our updates reply STOP", "other"),
+        ("Cool\n-- \nunsubscribe me", "other"),
+        ("Cool\n\nSent from my iPhone\nunsubscribe me", "other"),
+        (
+            "On second thought, please unsubscribe me\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\n"
+            "news@news.example.org> wrote:\n> hi",
+            "unsubscribe",
+        ),
+        (
+            "Nice\n\nOn Tue, Mar 4, 2025 at 10:02 AM Acme <\nnews@news.example.org> wrote:\n"
+            "> unsubscribe me",
+            "other",
+        ),
+        ("Where is the unsubscribe link? Never mind, found it, all good.", "other"),
+    ],
+)
 def test_reply_phrases(text: str, expected: str) -> None:
-    raw = ("From: Person <person@example.net>\r\nTo: news@news.example.org\r\n"
-           "Subject: Re: Spring offers\r\nIn-Reply-To: <x@news.example.org>\r\n"
-           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text.replace("\n", "\r\n")
-           + "\r\n\r\n"
-           "On Tue, 4 Mar 2025 at 10:02, Acme <news@news.example.org> wrote:\r\n"
-           "> Unsubscribe: https://news.example.org/u/abc\r\n").encode("utf-8")
+    raw = (
+        "From: Person <person@example.net>\r\nTo: news@news.example.org\r\n"
+        "Subject: Re: Spring offers\r\nIn-Reply-To: <x@news.example.org>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text.replace("\n", "\r\n") + "\r\n\r\n"
+        "On Tue, 4 Mar 2025 at 10:02, Acme <news@news.example.org> wrote:\r\n"
+        "> Unsubscribe: https://news.example.org/u/abc\r\n"
+    ).encode("utf-8")
     assert classify(raw).kind == expected, text
 
 
 def test_mailing_list_traffic_never_unsubscribes() -> None:
-    raw = (b"From: someone@example.net\r\nTo: list@lists.example.org\r\nList-Id: <x.lists.example.org>\r\n"
-           b"Subject: unsubscribe\r\n\r\nunsubscribe\r\n")
+    raw = (
+        b"From: someone@example.net\r\nTo: list@lists.example.org\r\nList-Id: <x.lists.example.org>\r\n"
+        b"Subject: unsubscribe\r\n\r\nunsubscribe\r\n"
+    )
     assert classify(raw).kind == "other"
 
 
@@ -244,46 +270,77 @@ def test_bounce_with_auto_submitted_is_a_bounce(tokens: Tokens) -> None:
 
 def test_ses_bounce_json_body(tokens: Tokens) -> None:
     verp = tokens.bounce(SUBSCRIBER, CAMPAIGN, LIST)
-    body = json.dumps({"Type": "Notification", "Message": json.dumps({
-        "notificationType": "Bounce",
-        "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
-                   "bouncedRecipients": [{"emailAddress": "Gone@Example.net", "status": "5.1.1"}]},
-        "mail": {"source": f"bounces+{verp}@news.example.org", "destination": ["gone@example.net"]},
-    })}).encode()
+    body = json.dumps(
+        {
+            "Type": "Notification",
+            "Message": json.dumps(
+                {
+                    "notificationType": "Bounce",
+                    "bounce": {
+                        "bounceType": "Permanent",
+                        "bounceSubType": "General",
+                        "bouncedRecipients": [
+                            {"emailAddress": "Gone@Example.net", "status": "5.1.1"}
+                        ],
+                    },
+                    "mail": {
+                        "source": f"bounces+{verp}@news.example.org",
+                        "destination": ["gone@example.net"],
+                    },
+                }
+            ),
+        }
+    ).encode()
     result = classify(body, tokens=tokens, mail_domain=DOMAIN)
-    assert (result.kind, result.permanent, result.recipients) == ("bounce", True, ("gone@example.net",))
-    assert (result.subscriber_id, result.list_id, result.campaign_id) == (SUBSCRIBER, LIST, CAMPAIGN)
+    assert (result.kind, result.permanent, result.recipients) == (
+        "bounce",
+        True,
+        ("gone@example.net",),
+    )
+    assert (result.subscriber_id, result.list_id, result.campaign_id) == (
+        SUBSCRIBER,
+        LIST,
+        CAMPAIGN,
+    )
 
 
-@pytest.mark.parametrize("raw", [b"", b"\x00\xff" * 10, b"From: x\r\n\r\n", b"garbage without headers"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"\x00\xff" * 10, b"From: x\r\n\r\n", b"garbage without headers"]
+)
 def test_garbage_is_other(raw: bytes) -> None:
     result = classify(raw)
     assert result.kind == "other"
 
 
-@pytest.mark.parametrize("subject,expected", [
-    ("unsubscribe", "unsubscribe"),
-    ("Re: Unsubscribe", "unsubscribe"),
-    ("Please remove me from your list", "unsubscribe"),
-    ("=?UTF-8?Q?D=C3=A9sabonnement?=", "unsubscribe"),
-    ("Fwd: unsubscribe", "other"),                              # a forward is someone else's
-    ("Re: How to unsubscribe from junk mail", "other"),         # our own subject, replied to
-    ("Don't unsubscribe me", "other"),
-])
+@pytest.mark.parametrize(
+    "subject,expected",
+    [
+        ("unsubscribe", "unsubscribe"),
+        ("Re: Unsubscribe", "unsubscribe"),
+        ("Please remove me from your list", "unsubscribe"),
+        ("=?UTF-8?Q?D=C3=A9sabonnement?=", "unsubscribe"),
+        ("Fwd: unsubscribe", "other"),  # a forward is someone else's
+        ("Re: How to unsubscribe from junk mail", "other"),  # our own subject, replied to
+        ("Don't unsubscribe me", "other"),
+    ],
+)
 def test_subjects(subject: str, expected: str) -> None:
-    raw = (f"From: p@example.net\r\nTo: news@news.example.org\r\nSubject: {subject}\r\n\r\n"
-           "\r\n").encode()
+    raw = (
+        f"From: p@example.net\r\nTo: news@news.example.org\r\nSubject: {subject}\r\n\r\n\r\n"
+    ).encode()
     assert classify(raw).kind == expected, subject
 
 
 def test_mdn_failure_is_a_bounce_and_read_receipt_an_autoreply() -> None:
-    raw = (b"From: postmaster@example.net\r\nTo: news@news.example.org\r\n"
-           b"Subject: Rejected: Spring offers\r\nContent-Type: multipart/report; "
-           b"report-type=disposition-notification; boundary=b\r\n\r\n--b\r\n"
-           b"Content-Type: text/plain\r\n\r\nYour message was rejected: quota exceeded\r\n--b\r\n"
-           b"Content-Type: message/disposition-notification\r\n\r\n"
-           b"Final-Recipient: rfc822; full@example.net\r\n"
-           b"Disposition: automatic-action/MDN-sent-automatically; deleted\r\n--b--\r\n")
+    raw = (
+        b"From: postmaster@example.net\r\nTo: news@news.example.org\r\n"
+        b"Subject: Rejected: Spring offers\r\nContent-Type: multipart/report; "
+        b"report-type=disposition-notification; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nYour message was rejected: quota exceeded\r\n--b\r\n"
+        b"Content-Type: message/disposition-notification\r\n\r\n"
+        b"Final-Recipient: rfc822; full@example.net\r\n"
+        b"Disposition: automatic-action/MDN-sent-automatically; deleted\r\n--b--\r\n"
+    )
     result = classify(raw)
     assert result.kind == "bounce"
     receipt = raw.replace(b"deleted", b"displayed").replace(b"rejected: quota exceeded", b"read")
@@ -293,25 +350,35 @@ def test_mdn_failure_is_a_bounce_and_read_receipt_an_autoreply() -> None:
 # HTML-only replies: the quoted original sits after (or inside) a client's marker.
 HTML_QUOTES = {
     "hotmail": '<div>{own}<br><hr id="stopSpelling">Date: Tue, 4 Mar 2025<br>From: news@news.example.org'
-               '<br>Subject: Spring<br><div>{quoted}</div></div>',
+    "<br>Subject: Spring<br><div>{quoted}</div></div>",
     "outlook-web": '<div>{own}</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b>'
-                   ' Acme</div><div>{quoted}</div>',
+    " Acme</div><div>{quoted}</div>",
     "windows-mail": '<div>{own}</div><div style="padding-top: 5px; border-top-style: solid;"><b>From:</b>'
-                    ' Acme<br><b>Sent:</b> Tuesday</div><div>{quoted}</div>',
+    " Acme<br><b>Sent:</b> Tuesday</div><div>{quoted}</div>",
     "thunderbird": '<p>{own}</p><div class="moz-cite-prefix">On 04/03/2025 10:02, Acme wrote:<br></div>'
-                   '<blockquote type="cite">{quoted}</blockquote>',
+    '<blockquote type="cite">{quoted}</blockquote>',
     "protonmail": '<div>{own}</div><div class="protonmail_quote">On Tuesday, Acme wrote:<blockquote>'
-                  '{quoted}</blockquote></div>',
+    "{quoted}</blockquote></div>",
     "new-outlook": '<div>{own}</div><div id="mail-editor-reference-message-container"><b>From: </b>Acme'
-                   '<div>{quoted}</div></div>',
+    "<div>{quoted}</div></div>",
 }
 
 
 @pytest.mark.parametrize("client", sorted(HTML_QUOTES))
 def test_html_only_quote_markers(client: str) -> None:
     def mail(own: str, quoted: str) -> bytes:
-        html = "<html><body>" + HTML_QUOTES[client].format(own=own, quoted=quoted) + "</body></html>"
-        return ("From: P <p@example.net>\r\nSubject: Re: Spring\r\nIn-Reply-To: <a@b>\r\n"
-                "Content-Type: text/html; charset=utf-8\r\n\r\n" + html).encode()
-    assert classify(mail("Please unsubscribe me.", "Hello from Acme. Unsubscribe")).kind == "unsubscribe"
-    assert classify(mail("Thanks, nice offer.", "Please unsubscribe me / Unsubscribe")).kind == "other"
+        html = (
+            "<html><body>" + HTML_QUOTES[client].format(own=own, quoted=quoted) + "</body></html>"
+        )
+        return (
+            "From: P <p@example.net>\r\nSubject: Re: Spring\r\nIn-Reply-To: <a@b>\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n\r\n" + html
+        ).encode()
+
+    assert (
+        classify(mail("Please unsubscribe me.", "Hello from Acme. Unsubscribe")).kind
+        == "unsubscribe"
+    )
+    assert (
+        classify(mail("Thanks, nice offer.", "Please unsubscribe me / Unsubscribe")).kind == "other"
+    )

@@ -1,6 +1,7 @@
 """The classifier against the whole shared corpus of real bounces, complaints, auto-replies and
 replies (see the corpus README). The corpus stays outside the repository: it is found through
 LISTMGR_CORPUS, by default ../shared/corpus next to the checkout."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,8 @@ MANIFEST = CORPUS / "manifest.json"
 
 pytestmark = pytest.mark.skipif(
     not MANIFEST.is_file(),
-    reason=f"inbound corpus not found at {CORPUS} (set LISTMGR_CORPUS to its folder)")
+    reason=f"inbound corpus not found at {CORPUS} (set LISTMGR_CORPUS to its folder)",
+)
 
 NON_EMAIL = ("_reply_text",)  # talon's expected-output files: not messages at all
 
@@ -52,16 +54,20 @@ def matrix(cases: list[Case]) -> str:
     lines = ["label \\ got".ljust(14) + "".join(k.rjust(width) for k in KINDS) + "total".rjust(8)]
     for label in labels:
         row = [counts[(label, k)] for k in KINDS]
-        lines.append(label.ljust(14) + "".join(str(n).rjust(width) for n in row)
-                     + str(sum(row)).rjust(8))
+        lines.append(
+            label.ljust(14) + "".join(str(n).rjust(width) for n in row) + str(sum(row)).rjust(8)
+        )
     text = "\n".join(lines)
     print(f"\ninbound corpus confusion matrix ({len(cases)} files):\n{text}")
     return text
 
 
 def wrong(cases: list[Case], label: str) -> list[str]:
-    return [f"{c.path}: {c.result.kind} ({c.result.evidence.get('rule')})"
-            for c in cases if c.label == label and c.result.kind != c.expected]
+    return [
+        f"{c.path}: {c.result.kind} ({c.result.evidence.get('rule')})"
+        for c in cases
+        if c.label == label and c.result.kind != c.expected
+    ]
 
 
 def test_every_file_gets_a_valid_classification(cases: list[Case], matrix: str) -> None:
@@ -94,8 +100,12 @@ def test_apple_unsubscribe_and_nothing_else_unsubscribes(cases: list[Case], matr
 
 
 def test_replies_and_others_stay_other(cases: list[Case], matrix: str) -> None:
-    misses = [m for label in ("reply", "other") for m in wrong(cases, label)
-              if not m.split(":")[0].endswith(NON_EMAIL)]
+    misses = [
+        m
+        for label in ("reply", "other")
+        for m in wrong(cases, label)
+        if not m.split(":")[0].endswith(NON_EMAIL)
+    ]
     assert not misses, f"{misses}\n{matrix}"
     for c in cases:
         if c.path.endswith(NON_EMAIL):
@@ -117,9 +127,13 @@ def test_flufl_addresses_and_verdicts(cases: list[Case], matrix: str) -> None:
             if (c.result.permanent is False) == want["temporary"]:
                 verdict_ok += 1
             else:
-                verdict_misses.append(f"{name}: temporary={want['temporary']} got "
-                                      f"permanent={c.result.permanent} {c.result.evidence.get('status')}")
-    print(f"\nflufl-bounce: addresses {addr_ok}/{len(expected)}, "
-          f"temporary/permanent {verdict_ok}/{verdicts}; misses: {addr_misses + verdict_misses}")
+                verdict_misses.append(
+                    f"{name}: temporary={want['temporary']} got "
+                    f"permanent={c.result.permanent} {c.result.evidence.get('status')}"
+                )
+    print(
+        f"\nflufl-bounce: addresses {addr_ok}/{len(expected)}, "
+        f"temporary/permanent {verdict_ok}/{verdicts}; misses: {addr_misses + verdict_misses}"
+    )
     assert addr_ok / len(expected) >= 0.98, addr_misses
     assert verdict_ok / verdicts >= 0.98, verdict_misses

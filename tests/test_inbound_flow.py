@@ -1,4 +1,5 @@
 """Inbound mail end to end: every entry point stores first, then the worker classifies and acts."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,9 @@ def people(rt):  # type: ignore[no-untyped-def]
     lists.create(rt, slug="events", name="Events")
     ids = {}
     for name in ("ann", "ben", "cat", "dan"):
-        ids[name] = subscribers.create(rt, email=f"{name}@example.com", lists=["news", "events"],
-                                       consent="test")
+        ids[name] = subscribers.create(
+            rt, email=f"{name}@example.com", lists=["news", "events"], consent="test"
+        )
     from listmgr.models import MailingList
 
     with rt.db.session() as s:
@@ -50,33 +52,63 @@ def statuses(rt, sid):  # type: ignore[no-untyped-def]
 
 def suppressed(rt, email):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return s.scalar(select(Suppression.reason).where(
-            Suppression.email_hash == rt.email_hash(email)))
+        return s.scalar(
+            select(Suppression.reason).where(Suppression.email_hash == rt.email_hash(email))
+        )
 
 
 def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):  # type: ignore[no-untyped-def]
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, people['news'])}@lists.example.test"
-    resp = client.post("/hooks/inbound", data=dsn(verp=verp, failed="ann@example.com"),
-                       headers=SECRET_HDR, content_type="message/rfc822")
+    resp = client.post(
+        "/hooks/inbound",
+        data=dsn(verp=verp, failed="ann@example.com"),
+        headers=SECRET_HDR,
+        content_type="message/rfc822",
+    )
     assert resp.status_code == 202 and resp.json["duplicate"] is False
-    again = client.post("/hooks/inbound", data=dsn(verp=verp, failed="ann@example.com"),
-                        headers=SECRET_HDR, content_type="message/rfc822")
+    again = client.post(
+        "/hooks/inbound",
+        data=dsn(verp=verp, failed="ann@example.com"),
+        headers=SECRET_HDR,
+        content_type="message/rfc822",
+    )
     assert again.status_code == 202 and again.json == {"id": resp.json["id"], "duplicate": True}
 
     body = "Please unsubscribe me.\n\nThanks\n\n> On Monday News wrote:\n> unsubscribe here"
-    client.post("/hooks/inbound", data=reply(sender="ben@example.com", to="news@lists.example.test",
-                                             subject="Re: Our news", body=body, msgid="r1"),
-                headers=SECRET_HDR)
+    client.post(
+        "/hooks/inbound",
+        data=reply(
+            sender="ben@example.com",
+            to="news@lists.example.test",
+            subject="Re: Our news",
+            body=body,
+            msgid="r1",
+        ),
+        headers=SECRET_HDR,
+    )
     token = rt.tokens.unsubscribe(people["cat"], people["news"], None)
     lu = f"<http://listmgr.test/u/{token}>, <mailto:unsubscribe+{token}@lists.example.test>"
-    client.post("/hooks/inbound", data=arf(original_list_unsubscribe=lu,
-                                           complainer="cat@example.com"), headers=SECRET_HDR)
+    client.post(
+        "/hooks/inbound",
+        data=arf(original_list_unsubscribe=lu, complainer="cat@example.com"),
+        headers=SECRET_HDR,
+    )
     # Our own footer quoted in a reply must never unsubscribe anyone.
-    quoted = "Thanks, great issue!\n\nOn Mon, News <news@lists.example.test> wrote:\n" \
-             "> To unsubscribe click here.\n> unsubscribe"
-    client.post("/hooks/inbound", data=reply(sender="dan@example.com", to="news@lists.example.test",
-                                             subject="Re: Our news", body=quoted, msgid="r2"),
-                headers=SECRET_HDR)
+    quoted = (
+        "Thanks, great issue!\n\nOn Mon, News <news@lists.example.test> wrote:\n"
+        "> To unsubscribe click here.\n> unsubscribe"
+    )
+    client.post(
+        "/hooks/inbound",
+        data=reply(
+            sender="dan@example.com",
+            to="news@lists.example.test",
+            subject="Re: Our news",
+            body=quoted,
+            msgid="r2",
+        ),
+        headers=SECRET_HDR,
+    )
     drain(rt)
     assert statuses(rt, people["ann"]) == ["bounced", "bounced"]
     assert suppressed(rt, "ann@example.com") == "hard_bounce"
@@ -87,8 +119,9 @@ def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):  # type
     with rt.db.session() as s:
         kinds = dict(s.execute(select(InboundMessage.id, InboundMessage.kind)).all())
         assert sorted(kinds.values()) == ["bounce", "complaint", "other", "unsubscribe"]
-        linked = s.scalar(select(func.count(ConsentEvent.id)).where(
-            ConsentEvent.inbound_id.is_not(None)))
+        linked = s.scalar(
+            select(func.count(ConsentEvent.id)).where(ConsentEvent.inbound_id.is_not(None))
+        )
         assert linked >= 5  # bounce + ben's two lists + cat's two lists
         ev = s.scalar(select(ConsentEvent).where(ConsentEvent.source == "inbound-unsubscribe"))
         assert "dkim=pass" in str(ev.detail.get("authentication_results"))
@@ -102,8 +135,12 @@ def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):  # type
 def test_hook_rejects_bad_input(rt, client, people):  # type: ignore[no-untyped-def]
     msg = reply(sender="x@example.com", to="a@b.c", subject="hi", body="hello", msgid="x")
     assert client.post("/hooks/inbound", data=msg).status_code == 401
-    assert client.post("/hooks/inbound", data=msg,
-                       headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.post(
+            "/hooks/inbound", data=msg, headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 401
+    )
     assert client.post("/hooks/inbound", data=b"", headers=SECRET_HDR).status_code == 422
     big = b"Subject: x\r\n\r\n" + b"x" * (rt.settings.max_inbound_bytes + 1)
     resp = client.post("/hooks/inbound", data=big, headers=SECRET_HDR)
@@ -115,8 +152,11 @@ def test_hook_rejects_bad_input(rt, client, people):  # type: ignore[no-untyped-
     ok = client.post("/hooks/inbound", data=msg, headers={"X-Listmgr-Signature": f"sha256={sig}"})
     assert ok.status_code == 202
     # Garbage and truncated MIME are stored and marked, never crash the worker.
-    for junk in (os.urandom(3000), b"Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\n"
-                 b"Content-Type: message/rfc822\r\n\r\nFrom: trunc"):
+    for junk in (
+        os.urandom(3000),
+        b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n'
+        b"Content-Type: message/rfc822\r\n\r\nFrom: trunc",
+    ):
         assert client.post("/hooks/inbound", data=junk, headers=SECRET_HDR).status_code == 202
     drain(rt)
     with rt.db.session() as s:
@@ -128,8 +168,9 @@ def test_processing_twice_is_harmless(rt, people):  # type: ignore[no-untyped-de
     from listmgr.services import inbound
 
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, None)}@lists.example.test"
-    stored = inbound.store(rt, dsn(verp=verp, failed="ann@example.com", status="4.2.2",
-                                   action="delayed"))
+    stored = inbound.store(
+        rt, dsn(verp=verp, failed="ann@example.com", status="4.2.2", action="delayed")
+    )
     drain(rt)
     inbound.process(rt, stored.id)
     inbound.process(rt, stored.id)
@@ -145,8 +186,9 @@ def test_soft_bounces_reach_the_threshold(rt, people):  # type: ignore[no-untype
 
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, None)}@lists.example.test"
     for i in range(rt.settings.soft_bounce_threshold):
-        inbound.store(rt, dsn(verp=verp, failed="ann@example.com", status=f"4.2.{i}",
-                              action="delayed"))
+        inbound.store(
+            rt, dsn(verp=verp, failed="ann@example.com", status=f"4.2.{i}", action="delayed")
+        )
     drain(rt)
     assert statuses(rt, people["ann"]) == ["bounced", "bounced"]
     assert suppressed(rt, "ann@example.com") == "hard_bounce"
@@ -155,17 +197,25 @@ def test_soft_bounces_reach_the_threshold(rt, people):  # type: ignore[no-untype
 def test_reclassify_by_hand(rt, api, people):  # type: ignore[no-untyped-def]
     from listmgr.services import inbound
 
-    stored = inbound.store(rt, reply(sender="dan@example.com", to="news@lists.example.test",
-                                     subject="Re: Our news", body="take me off this thing",
-                                     msgid="h1"))
+    stored = inbound.store(
+        rt,
+        reply(
+            sender="dan@example.com",
+            to="news@lists.example.test",
+            subject="Re: Our news",
+            body="take me off this thing",
+            msgid="h1",
+        ),
+    )
     drain(rt)
     item = api.get(f"/api/inbound/{stored.id}").json
     assert item["kind"] in ("other", "unsubscribe")
     resp = api.post(f"/api/inbound/{stored.id}/reclassify", json={"kind": "unsubscribe"})
     assert resp.status_code == 200 and resp.json["kind"] == "unsubscribe"
     assert statuses(rt, people["dan"]) == ["unsubscribed", "unsubscribed"]
-    assert api.post(f"/api/inbound/{stored.id}/reclassify", json={"kind": "spam"}
-                    ).status_code == 422
+    assert (
+        api.post(f"/api/inbound/{stored.id}/reclassify", json={"kind": "spam"}).status_code == 422
+    )
     assert api.get(f"/api/inbound/{stored.id}/raw").data.startswith(b"From: Someone")
     listing = api.get("/api/inbound?kind=unsubscribe").json
     assert listing["total"] == 1 and listing["items"][0]["handled"] is True
@@ -177,8 +227,13 @@ def test_inbound_server_stores_before_250(rt, people, lmtp):  # type: ignore[no-
     controller = inbound_server.start(rt, "127.0.0.1", port, lmtp=lmtp)
     try:
         client = smtplib.LMTP("127.0.0.1", port) if lmtp else smtplib.SMTP("127.0.0.1", port)
-        msg = reply(sender="ben@example.com", to="news@lists.example.test", subject="unsubscribe",
-                    body="unsubscribe", msgid=f"l{lmtp}")
+        msg = reply(
+            sender="ben@example.com",
+            to="news@lists.example.test",
+            subject="unsubscribe",
+            body="unsubscribe",
+            msgid=f"l{lmtp}",
+        )
         client.sendmail("ben@example.com", ["news@lists.example.test"], msg)
         with rt.db.session() as s:  # stored by the time 250 came back
             assert s.scalar(select(func.count(InboundMessage.id))) == 1
@@ -192,20 +247,31 @@ def test_inbound_server_stores_before_250(rt, people, lmtp):  # type: ignore[no-
 
 
 def test_cli_pipe_exit_codes(database_url, people):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET,
-           "LISTMGR_MAX_INBOUND_BYTES": "5000"}
+    env = {
+        **os.environ,
+        "LISTMGR_DATABASE_URL": database_url,
+        "LISTMGR_SECRET_KEY": SECRET,
+        "LISTMGR_MAX_INBOUND_BYTES": "5000",
+    }
     msg = reply(sender="ben@example.com", to="news@x", subject="hi", body="hello", msgid="p1")
     run = lambda data, *a: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "listmgr", "inbound", *a], input=data, env=env,
-        capture_output=True, timeout=60)
+        [sys.executable, "-m", "listmgr", "inbound", *a],
+        input=data,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     ok = run(msg, "--sender", "ben@example.com", "--recipient", "news@x")
     assert ok.returncode == 0, ok.stderr
     assert run(b"").returncode == 65
     assert run(b"x" * 6000).returncode == 65
-    bad_db = subprocess.run([sys.executable, "-m", "listmgr", "inbound"], input=msg,
-                            env={**env, "LISTMGR_DATABASE_URL":
-                                 "postgresql+psycopg://nobody@127.0.0.1:1/none"},
-                            capture_output=True, timeout=60)
+    bad_db = subprocess.run(
+        [sys.executable, "-m", "listmgr", "inbound"],
+        input=msg,
+        env={**env, "LISTMGR_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
+        capture_output=True,
+        timeout=60,
+    )
     assert bad_db.returncode == 75
     with rt_db(database_url) as s:
         row = s.scalar(select(InboundMessage))

@@ -1,5 +1,6 @@
 """classify() never raises and always answers with a valid kind: random bytes, damaged copies of
 real messages (truncated, bytes flipped, headers dropped, spliced), and pathological shapes."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
 from listmgr.tokens import Tokens
@@ -40,8 +42,14 @@ def check(result: Classification) -> None:
 
 def run(raw: bytes) -> None:
     check(classify(raw))
-    check(classify(raw, Envelope("", ("bounces+x.y@news.example.org",)), tokens=TOKENS,
-                   mail_domain="news.example.org"))
+    check(
+        classify(
+            raw,
+            Envelope("", ("bounces+x.y@news.example.org",)),
+            tokens=TOKENS,
+            mail_domain="news.example.org",
+        )
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,9 +59,17 @@ def test_random_bytes(raw: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("From:To:Subject: \r\n>-=_;<>@\"boundary=multipart/"
-                                              "mixedreport-type=delivery-status\tAction:failed5.1.1")),
-               max_size=2000))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list(
+                'From:To:Subject: \r\n>-=_;<>@"boundary=multipart/'
+                "mixedreport-type=delivery-status\tAction:failed5.1.1"
+            )
+        ),
+        max_size=2000,
+    )
+)
 def test_header_and_mime_soup(text: str) -> None:
     run(text.encode("utf-8"))
 
@@ -63,7 +79,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     raw = draw(st.sampled_from(SAMPLES))
     op = draw(st.sampled_from(["truncate", "flip", "drop-headers", "splice", "insert"]))
     if op == "truncate":
-        return raw[:draw(st.integers(0, len(raw)))]
+        return raw[: draw(st.integers(0, len(raw)))]
     if op == "flip":
         data = bytearray(raw)
         for _ in range(draw(st.integers(1, 40))):
@@ -72,20 +88,24 @@ def mutated(draw: st.DrawFn) -> bytes:
                 data[i] = draw(st.integers(0, 255))
         return bytes(data)
     if op == "drop-headers":
-        head, sep, body = raw.partition(b"\n\n") if b"\r\n\r\n" not in raw else raw.partition(
-            b"\r\n\r\n")
+        head, sep, body = (
+            raw.partition(b"\n\n") if b"\r\n\r\n" not in raw else raw.partition(b"\r\n\r\n")
+        )
         lines = head.splitlines(keepends=True)
         keep = [line for line in lines if not draw(st.booleans())]
         return b"".join(keep) + sep + body
     if op == "splice":
         other = draw(st.sampled_from(SAMPLES))
-        return raw[:draw(st.integers(0, len(raw)))] + other[draw(st.integers(0, len(other))):]
+        return raw[: draw(st.integers(0, len(raw)))] + other[draw(st.integers(0, len(other))) :]
     at = draw(st.integers(0, len(raw)))
     return raw[:at] + draw(st.binary(min_size=1, max_size=200)) + raw[at:]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.data_too_large])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_mutated_real_messages(raw: bytes) -> None:
     run(raw)
@@ -112,15 +132,19 @@ PATHOLOGICAL = {
     "long-header": b"Subject: " + b"unsubscribe " * 50_000 + b"\r\n\r\nx",
     "big-body": b"From: a@example.net\r\nSubject: hi\r\n\r\n" + b"a" * 3_000_000,
     "many-parts": b'From: a@example.net\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n'
-    + b"--x\r\nContent-Type: text/plain\r\n\r\nhello\r\n" * 5000 + b"--x--\r\n",
+    + b"--x\r\nContent-Type: text/plain\r\n\r\nhello\r\n" * 5000
+    + b"--x--\r\n",
     "quote-storm": b"From: a@example.net\r\nSubject: Re: x\r\n\r\n" + b"> " * 40_000,
     "header-storm": b"From: a@example.net\r\nSubject: Re: x\r\n\r\n"
     + b"From: x\nSent: y\nTo: z\n" * 3000,
-    "wrote-storm": b"From: a@example.net\r\nSubject: Re: x\r\n\r\n" + b"On a day someone wrote " * 5000,
-    "html-storm": b"From: a@example.net\r\nContent-Type: text/html\r\n\r\n" + b"<div><blockquote>" * 20_000,
+    "wrote-storm": b"From: a@example.net\r\nSubject: Re: x\r\n\r\n"
+    + b"On a day someone wrote " * 5000,
+    "html-storm": b"From: a@example.net\r\nContent-Type: text/html\r\n\r\n"
+    + b"<div><blockquote>" * 20_000,
     "dsn-storm": b"From: MAILER-DAEMON@x\r\nContent-Type: multipart/report; report-type=delivery-status;"
     b' boundary="b"\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n'
-    + b"Final-Recipient: rfc822; a@b.c\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" * 5000 + b"--b--\r\n",
+    + b"Final-Recipient: rfc822; a@b.c\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" * 5000
+    + b"--b--\r\n",
     "json-storm": b"{" * 100_000,
     "bad-charset": b"From: a@example.net\r\nContent-Type: text/plain; charset=x-no-such-charset\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n",

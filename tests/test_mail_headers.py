@@ -1,4 +1,5 @@
 """Every header of the mails the subscription flow sends, parsed back with the email package."""
+
 from __future__ import annotations
 
 import re
@@ -19,23 +20,29 @@ def raw_headers(data: bytes) -> list[bytes]:
 
 
 def test_confirmation_and_notice_headers(rt, client, sink):  # type: ignore[no-untyped-def]
-    lists.create(rt, slug="news", name="Ünïcode News", from_name="Ünï Sender",
-                 from_email="sender@example.org", reply_to="reply@example.org",
-                 postal_address="Örtliche Straße 1, 10115 Berlin")
-    subscribers.create(rt, email="known@example.org", name="Known", lists=["news"],
-                       consent="test")
+    lists.create(
+        rt,
+        slug="news",
+        name="Ünïcode News",
+        from_name="Ünï Sender",
+        from_email="sender@example.org",
+        reply_to="reply@example.org",
+        postal_address="Örtliche Straße 1, 10115 Berlin",
+    )
+    subscribers.create(rt, email="known@example.org", name="Known", lists=["news"], consent="test")
     client.post("/subscribe/news", data={"email": "new@example.org", "name": "Néw Person"})
     client.post("/subscribe/news", data={"email": "known@example.org"})
     drain(rt)
     sink.wait_for(2)
     by_rcpt = {m.rcpt_tos[0]: m for m in sink.messages}
     ids = set()
-    for rcpt, received in by_rcpt.items():
+    for _rcpt, received in by_rcpt.items():
         msg = received.message
         for line in raw_headers(received.data):
             assert b"\r" not in line and b"\n" not in line
-        assert msg["Message-ID"] and re.fullmatch(r"<[0-9a-f]{32}@lists\.example\.test>",
-                                                  msg["Message-ID"])
+        assert msg["Message-ID"] and re.fullmatch(
+            r"<[0-9a-f]{32}@lists\.example\.test>", msg["Message-ID"]
+        )
         ids.add(msg["Message-ID"])
         assert msg["Date"] and msg["MIME-Version"] == "1.0"
         assert msg["List-Id"] == '"Ünïcode News" <news.lists.example.test>'
@@ -59,8 +66,11 @@ def test_confirmation_and_notice_headers(rt, client, sink):  # type: ignore[no-u
     assert confirm["To"].addresses[0].display_name == "Néw Person"
     notice = by_rcpt["known@example.org"].message
     lu = notice["List-Unsubscribe"]
-    m = re.fullmatch(r"<http://listmgr\.test/u/([^>]+)>, "
-                     r"<mailto:unsubscribe\+([^@]+)@lists\.example\.test\?subject=unsubscribe>", lu)
+    m = re.fullmatch(
+        r"<http://listmgr\.test/u/([^>]+)>, "
+        r"<mailto:unsubscribe\+([^@]+)@lists\.example\.test\?subject=unsubscribe>",
+        lu,
+    )
     assert m and m.group(1) == m.group(2)
     assert notice["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     tok = rt.tokens.read_unsubscribe(m.group(1))
@@ -70,14 +80,25 @@ def test_confirmation_and_notice_headers(rt, client, sink):  # type: ignore[no-u
     assert len(f"unsubscribe+{m.group(1)}") <= 64  # fits an address local part
 
 
-@pytest.mark.parametrize("field", ["subject", "from_name", "to_email", "list_id",
-                                   "unsubscribe_url", "reply_to"])
-@pytest.mark.parametrize("evil", ["a\r\nBcc: x@example.org", "a\nX: y", "a\rb", "a\x00b",
-                                  "a\u2028b"])
+@pytest.mark.parametrize(
+    "field", ["subject", "from_name", "to_email", "list_id", "unsubscribe_url", "reply_to"]
+)
+@pytest.mark.parametrize(
+    "evil", ["a\r\nBcc: x@example.org", "a\nX: y", "a\rb", "a\x00b", "a\u2028b"]
+)
 def test_compose_refuses_line_breaks_in_any_header(field, evil):  # type: ignore[no-untyped-def]
-    values = dict(from_name="N", from_email="f@example.org", to_email="t@example.org",
-                  subject="S", text="t", html="<p>h</p>", mail_domain="example.org",
-                  list_id="<l.example.org>", unsubscribe_url="https://x/u/t", reply_to="")
+    values = dict(
+        from_name="N",
+        from_email="f@example.org",
+        to_email="t@example.org",
+        subject="S",
+        text="t",
+        html="<p>h</p>",
+        mail_domain="example.org",
+        list_id="<l.example.org>",
+        unsubscribe_url="https://x/u/t",
+        reply_to="",
+    )
     values[field] = evil
     with pytest.raises(compose.HeaderInjection):
         compose.build(compose.Mail(**values))
@@ -85,9 +106,17 @@ def test_compose_refuses_line_breaks_in_any_header(field, evil):  # type: ignore
 
 def test_long_unicode_subject_is_folded_and_round_trips():  # type: ignore[no-untyped-def]
     subject = "Grüße aus Köln — " * 12
-    data = compose.build(compose.Mail(from_name="Ä", from_email="f@example.org",
-                                      to_email="t@example.org", subject=subject, text="x" * 2000,
-                                      html="<p>ü</p>" * 300, mail_domain="example.org"))
+    data = compose.build(
+        compose.Mail(
+            from_name="Ä",
+            from_email="f@example.org",
+            to_email="t@example.org",
+            subject=subject,
+            text="x" * 2000,
+            html="<p>ü</p>" * 300,
+            mail_domain="example.org",
+        )
+    )
     for line in raw_headers(data):
         assert len(line) <= 998
     msg = message_from_bytes(data, policy=default_policy)

@@ -1,16 +1,21 @@
 """The OpenAPI document is generated from the route registry, the reference page lists it, and
 schemathesis finds no server error and no answer off the schema on a live server."""
+
 from __future__ import annotations
 
 import re
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from werkzeug.serving import make_server
 
 from listmgr.services import accounts, lists, subscribers
@@ -25,7 +30,11 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
     served = set()
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("api.") or rule.endpoint in (
-                "api.openapi_json", "api.docs", "api.reference", "api.docs_asset"):
+            "api.openapi_json",
+            "api.docs",
+            "api.reference",
+            "api.docs_asset",
+        ):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -39,15 +48,18 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
             assert "default" in op["responses"]
             if op.get("requestBody"):
                 [(kind, content)] = op["requestBody"]["content"].items()
-                assert kind == ("multipart/form-data" if (path, method) == ("/api/imports",
-                                                                            "post")
-                                else "application/json")
+                assert kind == (
+                    "multipart/form-data"
+                    if (path, method) == ("/api/imports", "post")
+                    else "application/json"
+                )
                 ref = content["schema"]["$ref"]
                 assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
     assert by_rule[("/lists", "POST")].body is not None
     lists_post = doc["paths"]["/api/lists"]["post"]
     body = doc["components"]["schemas"][
-        lists_post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]]
+        lists_post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]
+    ]
     assert set(body["required"]) == {"slug", "name"}
     assert body["properties"]["opt_in"]["enum"] == ["double", "single"]
     assert lists_post["x-permission"] == "lists:write" and "201" in lists_post["responses"]
@@ -89,8 +101,15 @@ def test_errors_are_json_with_code_and_message(api):  # type: ignore[no-untyped-
 @pytest.fixture
 def live(app, rt, owner_token) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     lists.create(rt, slug="news", name="News")
-    subscribers.create(rt, email="ada@example.org", name="Ada", lists=["news"],
-                       status="confirmed", consent="test", origin=Origin(source="test"))
+    subscribers.create(
+        rt,
+        email="ada@example.org",
+        name="Ada",
+        lists=["news"],
+        status="confirmed",
+        consent="test",
+        origin=Origin(source="test"),
+    )
     for i in range(5):  # decoys, so a fuzzed DELETE of a low id rarely revokes the test's own
         accounts.create_token(rt, role="analyst", name=f"decoy {i}")
     token = accounts.create_token(rt, role="owner", name="schemathesis")
@@ -106,8 +125,12 @@ def test_api_matches_its_schema(live):  # type: ignore[no-untyped-def]
     """Every operation, fuzzed with valid and invalid input: no 5xx, answers as documented."""
     base, token = live
     schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
-    checks = [not_a_server_error, response_schema_conformance, status_code_conformance,
-              content_type_conformance]
+    checks = [
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+        content_type_conformance,
+    ]
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -115,11 +138,17 @@ def test_api_matches_its_schema(live):  # type: ignore[no-untyped-def]
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=12,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):  # type: ignore[no-untyped-def]
-            case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                                   checks=checks)
+            case.call_and_validate(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, checks=checks
+            )
 
         try:
             run()

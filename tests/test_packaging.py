@@ -1,6 +1,7 @@
 """Packaging: what listmgr imports is declared, SQLite needs no PostgreSQL driver, and the
 Dramatiq actors keep the names that queued messages carry. (.ci/wheel-check builds and installs
 the wheel itself.)"""
+
 from __future__ import annotations
 
 import ast
@@ -70,27 +71,54 @@ def test_sqlite_install_runs_without_the_postgresql_driver(tmp_path: Path) -> No
         "import importlib, pkgutil, listmgr; "
         "skip = ('listmgr.__main__', 'listmgr.migrations.env'); "
         "[importlib.import_module(m.name) for m in pkgutil.walk_packages(listmgr.__path__, "
-        "'listmgr.') if m.name not in skip]; print('imported')")
-    done = subprocess.run([sys.executable, "-c", importer], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+        "'listmgr.') if m.name not in skip]; print('imported')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", importer],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "imported" in done.stdout, done.stderr
     demo = NO_PSYCOPG + "from listmgr.cli import main; main()"
-    done = subprocess.run([sys.executable, "-c", demo, "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", demo, "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     assert "newsletter" in done.stdout and (tmp_path / "var" / "listmgr.db").is_file()
 
 
 def test_postgresql_url_without_its_driver_is_a_one_line_error(tmp_path: Path) -> None:
     env = {**os.environ, "LISTMGR_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
-    done = subprocess.run([sys.executable, "-c", NO_PSYCOPG + "from listmgr.cli import main; "
-                           "main()", "db", "upgrade"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_PSYCOPG + "from listmgr.cli import main; main()",
+            "db",
+            "upgrade",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [(
-        "listmgr: the database driver 'psycopg' for this database URL is not installed "
-        "(PostgreSQL: pip install 'listmgr[postgres]')")]
+    assert done.stderr.strip().splitlines() == [
+        (
+            "listmgr: the database driver 'psycopg' for this database URL is not installed "
+            "(PostgreSQL: pip install 'listmgr[postgres]')"
+        )
+    ]
 
 
 def test_actors_live_in_the_package_and_keep_their_queued_names() -> None:
@@ -99,7 +127,12 @@ def test_actors_live_in_the_package_and_keep_their_queued_names() -> None:
     broker = StubBroker()
     actors.declare(broker, "listmgr-names")
     # Queued messages (in Redis or RabbitMQ) name their actor: these names must never change.
-    assert set(broker.actors) == {"send_outbox", "send_batch", "process_inbound", "run_import",
-                                  "sweep"}
+    assert set(broker.actors) == {
+        "send_outbox",
+        "send_batch",
+        "process_inbound",
+        "run_import",
+        "sweep",
+    }
     assert {a.fn.__module__ for a in broker.actors.values()} == {"listmgr.workers.actors"}
     assert not (PACKAGE.parent / "workers" / "actors.py").exists()

@@ -1,4 +1,5 @@
 """A process killed between commit and send loses nothing: on restart the mail goes out once."""
+
 from __future__ import annotations
 
 import os
@@ -15,13 +16,23 @@ from tests.conftest import SECRET, free_port
 
 
 def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-    env = dict(os.environ, LISTMGR_DATABASE_URL=database_url, LISTMGR_SMTP_URL=sink.url,
-               LISTMGR_SECRET_KEY=SECRET, LISTMGR_BROKER_URL="",
-               LISTMGR_BASE_URL=f"http://127.0.0.1:{port}", LISTMGR_MAIL_DOMAIN="example.test",
-               LISTMGR_SWEEP_SECONDS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "serve", "--port", str(port),
-                             "--threads", str(threads)], env=env, cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = dict(
+        os.environ,
+        LISTMGR_DATABASE_URL=database_url,
+        LISTMGR_SMTP_URL=sink.url,
+        LISTMGR_SECRET_KEY=SECRET,
+        LISTMGR_BROKER_URL="",
+        LISTMGR_BASE_URL=f"http://127.0.0.1:{port}",
+        LISTMGR_MAIL_DOMAIN="example.test",
+        LISTMGR_SWEEP_SECONDS="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "listmgr", "serve", "--port", str(port), "--threads", str(threads)],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -42,8 +53,9 @@ def test_killed_between_commit_and_send(database_url, sink, tmp_path):  # type: 
     lists.create(rt, slug="news", name="News")
     port = free_port()
     proc = _start(database_url, sink, port, threads=0, tmp=tmp_path)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/subscribe/news",
-                                 data=b"email=crash%40example.org", method="POST")
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/subscribe/news", data=b"email=crash%40example.org", method="POST"
+    )
     assert urllib.request.urlopen(req, timeout=10).status == 200
     proc.send_signal(signal.SIGKILL)  # committed, enqueued in memory, never sent
     proc.wait(10)

@@ -1,5 +1,6 @@
 """Typed custom fields and interests: definitions, and values checked on every write path (the
 public form, the API, the preference center), with bad values refused and nothing changed."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,16 +9,26 @@ import pytest
 from sqlalchemy import select
 
 from listmgr.models import ConsentEvent, MailingList, Subscriber, SubscriberInterest, utcnow
-from tests.profile_support import (API_BAD, API_GOOD, FORM_CASES, counts, define_everything,
-                                   make_list, snapshot)
+from tests.profile_support import (
+    API_BAD,
+    API_GOOD,
+    FORM_CASES,
+    counts,
+    define_everything,
+    make_list,
+    snapshot,
+)
 
 FORM_KEYS = ["nickname", "height", "birthday", "vip", "plan", "topics"]
 
 
 def _form(email: str = "ada@example.org", **override) -> dict:  # type: ignore[no-untyped-def]
-    data = {"email": email, "name": "Ada",
-            **{f"field_{k}": FORM_CASES[k][0] for k in FORM_KEYS},
-            "interests": ["python", "rust"]}
+    data = {
+        "email": email,
+        "name": "Ada",
+        **{f"field_{k}": FORM_CASES[k][0] for k in FORM_KEYS},
+        "interests": ["python", "rust"],
+    }
     data.update(override)
     return data
 
@@ -26,8 +37,13 @@ def _stored(rt, email: str):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
         assert sub is not None
-        interests = set(s.scalars(select(SubscriberInterest.interest).where(
-            SubscriberInterest.subscriber_id == sub.id)))
+        interests = set(
+            s.scalars(
+                select(SubscriberInterest.interest).where(
+                    SubscriberInterest.subscriber_id == sub.id
+                )
+            )
+        )
         return sub, interests
 
 
@@ -40,13 +56,20 @@ def setup(rt):  # type: ignore[no-untyped-def]
 
 # -- definitions ---------------------------------------------------------------------------------
 def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-def]
-    for body in ({"key": "city", "label": "City", "type": "text"},
-                 {"key": "size", "label": "Size", "type": "choice", "choices": ["S", "M", "L"]},
-                 {"key": "tags", "label": "Tags", "type": "multi_choice",
-                  "choices": ["a", "b"], "editable": False},
-                 {"key": "score", "label": "Score", "type": "number"},
-                 {"key": "since", "label": "Customer since", "type": "date"},
-                 {"key": "beta", "label": "Beta tester", "type": "boolean"}):
+    for body in (
+        {"key": "city", "label": "City", "type": "text"},
+        {"key": "size", "label": "Size", "type": "choice", "choices": ["S", "M", "L"]},
+        {
+            "key": "tags",
+            "label": "Tags",
+            "type": "multi_choice",
+            "choices": ["a", "b"],
+            "editable": False,
+        },
+        {"key": "score", "label": "Score", "type": "number"},
+        {"key": "since", "label": "Customer since", "type": "date"},
+        {"key": "beta", "label": "Beta tester", "type": "boolean"},
+    ):
         resp = api.post("/api/fields", json=body)
         assert resp.status_code == 201, resp.json
         assert resp.json["key"] == body["key"] and resp.json["type"] == body["type"]
@@ -56,13 +79,12 @@ def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-
 
     before = counts(rt)
     for body, field in [
-        ({"key": "city", "label": "Town", "type": "text"}, "key"),            # duplicate
-        ({"key": "email", "label": "Mail", "type": "text"}, "key"),           # built-in name
+        ({"key": "city", "label": "Town", "type": "text"}, "key"),  # duplicate
+        ({"key": "email", "label": "Mail", "type": "text"}, "key"),  # built-in name
         ({"key": "Bad Key", "label": "X", "type": "text"}, "key"),
         ({"key": "colour", "label": "Colour", "type": "colour"}, "type"),
         ({"key": "colour", "label": "Colour", "type": "choice"}, "choices"),  # no choices
-        ({"key": "colour", "label": "Colour", "type": "choice", "choices": ["a", "a"]},
-         "choices"),
+        ({"key": "colour", "label": "Colour", "type": "choice", "choices": ["a", "a"]}, "choices"),
         ({"key": "colour", "label": "Colour", "type": "text", "choices": ["a"]}, "choices"),
         ({"key": "colour", "label": "", "type": "text"}, "label"),
         ({"key": "colour", "label": "Line\nbreak", "type": "text"}, "label"),
@@ -73,8 +95,9 @@ def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-
         assert resp.json["error"]["field"] == field, (body, resp.json)
     assert counts(rt) == before
 
-    resp = api.patch("/api/fields/size", json={"label": "Shirt size", "choices": ["S", "M", "L",
-                                                                                  "XL"]})
+    resp = api.patch(
+        "/api/fields/size", json={"label": "Shirt size", "choices": ["S", "M", "L", "XL"]}
+    )
     assert resp.status_code == 200 and resp.json["label"] == "Shirt size"
     resp = api.patch("/api/fields/size", json={"type": "text"})
     assert resp.status_code == 422 and resp.json["error"]["field"] == "type"
@@ -83,19 +106,28 @@ def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-
     resp = api.post("/api/interests", json={"key": "python", "label": "Python"})
     assert resp.status_code == 201 and resp.json["key"] == "python"
     assert api.post("/api/interests", json={"key": "python", "label": "Again"}).status_code == 409
-    assert api.post("/api/interests", json={"key": "no spaces", "label": "X"}).json[
-        "error"]["field"] == "key"
+    assert (
+        api.post("/api/interests", json={"key": "no spaces", "label": "X"}).json["error"]["field"]
+        == "key"
+    )
     assert [i["key"] for i in api.get("/api/interests").json["items"]] == ["python"]
-    assert api.patch("/api/interests/python", json={"label": "Python 3"}).json["label"] == \
-        "Python 3"
+    assert (
+        api.patch("/api/interests/python", json={"label": "Python 3"}).json["label"] == "Python 3"
+    )
 
 
 def test_choice_in_use_cannot_be_removed_and_deleting_a_field_removes_values(setup, api):  # type: ignore[no-untyped-def]
     rt = setup
-    resp = api.post("/api/subscribers", json={
-        "email": "ada@example.org", "lists": ["news"], "consent": "asked in person",
-        "fields": {"plan": "pro", "topics": ["news"], "height": 170},
-        "interests": ["python"]})
+    resp = api.post(
+        "/api/subscribers",
+        json={
+            "email": "ada@example.org",
+            "lists": ["news"],
+            "consent": "asked in person",
+            "fields": {"plan": "pro", "topics": ["news"], "height": 170},
+            "interests": ["python"],
+        },
+    )
     assert resp.status_code == 201
     sid = resp.json["id"]
     before = counts(rt)
@@ -127,12 +159,18 @@ def test_fields_api_needs_permission(rt, client):  # type: ignore[no-untyped-def
     editor = accounts.create_token(rt, role="editor", name="e")
     body = {"key": "city", "label": "City", "type": "text"}
     assert client.post("/api/fields", json=body).status_code == 401
-    assert client.get("/api/fields", headers={"Authorization": f"Bearer {analyst}"}
-                      ).status_code == 403
-    assert client.get("/api/fields", headers={"Authorization": f"Bearer {editor}"}
-                      ).status_code == 200
-    assert client.post("/api/fields", json=body, headers={"Authorization": f"Bearer {editor}"}
-                       ).status_code == 403
+    assert (
+        client.get("/api/fields", headers={"Authorization": f"Bearer {analyst}"}).status_code == 403
+    )
+    assert (
+        client.get("/api/fields", headers={"Authorization": f"Bearer {editor}"}).status_code == 200
+    )
+    assert (
+        client.post(
+            "/api/fields", json=body, headers={"Authorization": f"Bearer {editor}"}
+        ).status_code
+        == 403
+    )
     assert counts(rt)["field_def"] == 0
 
 
@@ -144,12 +182,18 @@ def test_form_stores_every_type(setup, client):  # type: ignore[no-untyped-def]
         assert f'name="field_{key}"'.encode() in page.data
     assert b'name="field_account_id"' not in page.data
     where = [page.data.index(f'name="field_{key}"'.encode()) for key in FORM_KEYS]
-    assert where == sorted(where)   # in the order the list chose, not by key
+    assert where == sorted(where)  # in the order the list chose, not by key
     resp = client.post("/subscribe/news", data=_form())
     assert resp.status_code == 200, resp.data
     sub, interests = _stored(rt, "ada@example.org")
-    assert sub.fields == {"nickname": "Ada", "height": 172.5, "birthday": "1990-12-10",
-                          "vip": True, "plan": "pro", "topics": ["news", "events"]}
+    assert sub.fields == {
+        "nickname": "Ada",
+        "height": 172.5,
+        "birthday": "1990-12-10",
+        "vip": True,
+        "plan": "pro",
+        "topics": ["news", "events"],
+    }
     assert isinstance(sub.fields["height"], float) and sub.fields["vip"] is True
     assert interests == {"python", "rust"}
 
@@ -171,15 +215,22 @@ def test_form_refuses_a_bad_value_of_each_type(setup, client, key):  # type: ign
     resp = client.post("/subscribe/news", data=_form(**{f"field_{key}": FORM_CASES[key][2]}))
     assert resp.status_code == 422
     page = resp.get_data(as_text=True)
-    label = {"nickname": "Nickname", "height": "Height in cm", "birthday": "Birthday",
-             "vip": "VIP", "plan": "Plan", "topics": "Topics"}[key]
+    label = {
+        "nickname": "Nickname",
+        "height": "Height in cm",
+        "birthday": "Birthday",
+        "vip": "VIP",
+        "plan": "Plan",
+        "topics": "Topics",
+    }[key]
     assert label in page and FORM_CASES[key][3] in page, page
     assert counts(rt) == before
 
 
 def test_a_refused_form_shows_what_was_entered_again(setup, client):  # type: ignore[no-untyped-def]
-    resp = client.post("/subscribe/news", data=_form(email="not an address",
-                                                      field_nickname='<b>"Ada"</b>'))
+    resp = client.post(
+        "/subscribe/news", data=_form(email="not an address", field_nickname='<b>"Ada"</b>')
+    )
     assert resp.status_code == 422
     page = resp.get_data(as_text=True)
     assert 'name="field_nickname" value="&lt;b&gt;&#34;Ada&#34;&lt;/b&gt;"' in page
@@ -198,8 +249,9 @@ def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):  # 
     rt = setup
     before = counts(rt)
     resp = client.post("/subscribe/news", data=_form(field_account_id="A-1"))
-    assert resp.status_code == 422 and "Account number cannot be set here" in \
-        resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Account number cannot be set here" in resp.get_data(
+        as_text=True
+    )
     resp = client.post("/subscribe/news", data=_form(interests=["gardening"]))
     assert resp.status_code == 422 and "gardening" in resp.get_data(as_text=True)
     resp = client.post("/subscribe/news", data=_form(field_shoe_size="44"))
@@ -210,8 +262,9 @@ def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):  # 
 def test_json_sign_up_names_the_field(setup, client):  # type: ignore[no-untyped-def]
     rt = setup
     before = counts(rt)
-    resp = client.post("/subscribe/news", json={"email": "cy@example.org",
-                                                "fields": {"birthday": "31.12.1990"}})
+    resp = client.post(
+        "/subscribe/news", json={"email": "cy@example.org", "fields": {"birthday": "31.12.1990"}}
+    )
     assert resp.status_code == 422
     assert resp.json["error"]["field"] == "fields.birthday"
     assert "Birthday" in resp.json["error"]["message"]
@@ -220,10 +273,17 @@ def test_json_sign_up_names_the_field(setup, client):  # type: ignore[no-untyped
 
 # -- the API ------------------------------------------------------------------------------------
 def test_api_stores_every_type(setup, api):  # type: ignore[no-untyped-def]
-    resp = api.post("/api/subscribers", json={
-        "email": "ada@example.org", "name": "Ada", "lists": ["news"], "consent": "in person",
-        "fields": {k: v[0] for k, v in API_GOOD.items()} | {"account_id": "A-1"},
-        "interests": ["gardening", "python"]})
+    resp = api.post(
+        "/api/subscribers",
+        json={
+            "email": "ada@example.org",
+            "name": "Ada",
+            "lists": ["news"],
+            "consent": "in person",
+            "fields": {k: v[0] for k, v in API_GOOD.items()} | {"account_id": "A-1"},
+            "interests": ["gardening", "python"],
+        },
+    )
     assert resp.status_code == 201, resp.json
     expected = {k: v[1] for k, v in API_GOOD.items()} | {"account_id": "A-1"}
     assert resp.json["fields"] == expected
@@ -237,9 +297,15 @@ def test_api_stores_every_type(setup, api):  # type: ignore[no-untyped-def]
 def test_api_refuses_a_bad_value(setup, api, key, bad):  # type: ignore[no-untyped-def]
     rt = setup
     before = counts(rt)
-    resp = api.post("/api/subscribers", json={
-        "email": "ada@example.org", "lists": ["news"], "consent": "in person",
-        "fields": {"nickname": "Ada", key: bad}})
+    resp = api.post(
+        "/api/subscribers",
+        json={
+            "email": "ada@example.org",
+            "lists": ["news"],
+            "consent": "in person",
+            "fields": {"nickname": "Ada", key: bad},
+        },
+    )
     assert resp.status_code == 422, resp.json
     assert resp.json["error"]["field"] == f"fields.{key}"
     assert counts(rt) == before
@@ -248,11 +314,13 @@ def test_api_refuses_a_bad_value(setup, api, key, bad):  # type: ignore[no-untyp
 def test_api_refuses_unknown_fields_and_interests(setup, api):  # type: ignore[no-untyped-def]
     rt = setup
     before = counts(rt)
-    resp = api.post("/api/subscribers", json={"email": "ada@example.org",
-                                              "fields": {"shoe_size": 44}})
+    resp = api.post(
+        "/api/subscribers", json={"email": "ada@example.org", "fields": {"shoe_size": 44}}
+    )
     assert resp.status_code == 422 and resp.json["error"]["field"] == "fields.shoe_size"
-    resp = api.post("/api/subscribers", json={"email": "ada@example.org",
-                                              "interests": ["python", "knitting"]})
+    resp = api.post(
+        "/api/subscribers", json={"email": "ada@example.org", "interests": ["python", "knitting"]}
+    )
     assert resp.status_code == 422 and resp.json["error"]["field"] == "interests"
     assert "knitting" in resp.json["error"]["message"]
     assert counts(rt) == before
@@ -260,33 +328,52 @@ def test_api_refuses_unknown_fields_and_interests(setup, api):  # type: ignore[n
 
 def test_api_profile_edit(setup, api):  # type: ignore[no-untyped-def]
     rt = setup
-    sid = api.post("/api/subscribers", json={
-        "email": "ada@example.org", "name": "Ada", "fields": {"nickname": "Ada", "height": 170},
-        "interests": ["python"]}).json["id"]
-    resp = api.patch(f"/api/subscribers/{sid}", json={
-        "name": "Ada Lovelace", "fields": {"height": "171.5", "nickname": None, "vip": True},
-        "interests": ["rust", "gardening"], "consents": {"profiling": True},
-        "consent": "asked on the phone"})
+    sid = api.post(
+        "/api/subscribers",
+        json={
+            "email": "ada@example.org",
+            "name": "Ada",
+            "fields": {"nickname": "Ada", "height": 170},
+            "interests": ["python"],
+        },
+    ).json["id"]
+    resp = api.patch(
+        f"/api/subscribers/{sid}",
+        json={
+            "name": "Ada Lovelace",
+            "fields": {"height": "171.5", "nickname": None, "vip": True},
+            "interests": ["rust", "gardening"],
+            "consents": {"profiling": True},
+            "consent": "asked on the phone",
+        },
+    )
     assert resp.status_code == 200, resp.json
     assert resp.json["name"] == "Ada Lovelace"
     assert resp.json["fields"] == {"height": 171.5, "vip": True}
     assert sorted(resp.json["interests"]) == ["gardening", "rust"]
     assert resp.json["consents"] == {"profiling": True, "tracking": False}
     with rt.db.session() as s:
-        events = [(e.kind, e.detail.get("given"), e.wording) for e in s.scalars(
-            select(ConsentEvent).where(ConsentEvent.subscriber_id == sid)
-            .order_by(ConsentEvent.id))]
-    assert events[-2:] == [("profile", None, ""),
-                           ("consent_profiling", True, "asked on the phone")]
+        events = [
+            (e.kind, e.detail.get("given"), e.wording)
+            for e in s.scalars(
+                select(ConsentEvent)
+                .where(ConsentEvent.subscriber_id == sid)
+                .order_by(ConsentEvent.id)
+            )
+        ]
+    assert events[-2:] == [("profile", None, ""), ("consent_profiling", True, "asked on the phone")]
     # Interests left out stay as they are.
     assert api.patch(f"/api/subscribers/{sid}", json={"fields": {"plan": "pro"}}).json[
-        "interests"] == ["gardening", "rust"]
+        "interests"
+    ] == ["gardening", "rust"]
 
     before, rows = counts(rt), snapshot(rt)
-    for body, field in [({"fields": {"height": "very"}}, "fields.height"),
-                        ({"fields": {"plan": "pro"}, "interests": ["nope"]}, "interests"),
-                        ({"name": "Ada\r\nBcc: x@example.org"}, "name"),
-                        ({"consents": {"profiling": "yes"}}, "consents.profiling")]:
+    for body, field in [
+        ({"fields": {"height": "very"}}, "fields.height"),
+        ({"fields": {"plan": "pro"}, "interests": ["nope"]}, "interests"),
+        ({"name": "Ada\r\nBcc: x@example.org"}, "name"),
+        ({"consents": {"profiling": "yes"}}, "consents.profiling"),
+    ]:
         resp = api.patch(f"/api/subscribers/{sid}", json=body)
         assert resp.status_code == 422 and resp.json["error"]["field"] == field, resp.json
     assert counts(rt) == before and snapshot(rt) == rows
@@ -295,10 +382,19 @@ def test_api_profile_edit(setup, api):  # type: ignore[no-untyped-def]
 
 # -- the preference center -------------------------------------------------------------------
 def _member(api, **extra):  # type: ignore[no-untyped-def]
-    body = {"email": "ada@example.org", "name": "Ada", "lists": ["news"], "consent": "form",
-            "fields": {"nickname": "Ada", "birthday": "1990-12-10", "account_id": "A-1",
-                       "topics": ["news"]},
-            "interests": ["python"]}
+    body = {
+        "email": "ada@example.org",
+        "name": "Ada",
+        "lists": ["news"],
+        "consent": "form",
+        "fields": {
+            "nickname": "Ada",
+            "birthday": "1990-12-10",
+            "account_id": "A-1",
+            "topics": ["news"],
+        },
+        "interests": ["python"],
+    }
     body.update(extra)
     resp = api.post("/api/subscribers", json=body)
     assert resp.status_code == 201, resp.json
@@ -306,10 +402,20 @@ def _member(api, **extra):  # type: ignore[no-untyped-def]
 
 
 def _prefs_form(**override):  # type: ignore[no-untyped-def]
-    data = {"action": "save", "profile_form": "1", "lists": ["news"],
-            "field_nickname": "Ada L.", "field_height": "180", "field_birthday": "",
-            "field_vip": "true", "field_plan": "free", "field_topics": ["tips", "events"],
-            "interests": ["rust"], "pause": "30", "consent_profiling": "1"}
+    data = {
+        "action": "save",
+        "profile_form": "1",
+        "lists": ["news"],
+        "field_nickname": "Ada L.",
+        "field_height": "180",
+        "field_birthday": "",
+        "field_vip": "true",
+        "field_plan": "free",
+        "field_topics": ["tips", "events"],
+        "interests": ["rust"],
+        "pause": "30",
+        "consent_profiling": "1",
+    }
     data.update(override)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -321,25 +427,43 @@ def test_preference_center_shows_and_saves_the_profile(setup, api, client):  # t
     page = client.get(f"/p/{token}").get_data(as_text=True)
     assert 'name="field_nickname" value="Ada"' in page
     assert 'name="field_birthday" value="1990-12-10"' in page
-    assert 'value="news" checked' in page            # topics
+    assert 'value="news" checked' in page  # topics
     assert 'name="interests" value="python" checked' in page
-    assert "field_account_id" not in page             # not editable by the subscriber
+    assert "field_account_id" not in page  # not editable by the subscriber
     assert 'name="consent_profiling"' in page and "deletes" in page
 
     resp = client.post(f"/p/{token}", data=_prefs_form())
     assert resp.status_code == 200, resp.data
     sub, interests = _stored(rt, "ada@example.org")
-    assert sub.fields == {"nickname": "Ada L.", "height": 180, "vip": True, "plan": "free",
-                          "topics": ["tips", "events"], "account_id": "A-1"}
+    assert sub.fields == {
+        "nickname": "Ada L.",
+        "height": 180,
+        "vip": True,
+        "plan": "free",
+        "topics": ["tips", "events"],
+        "account_id": "A-1",
+    }
     assert interests == {"rust"}
     assert sub.consent_profiling is True and sub.consent_tracking is False
     assert abs(sub.paused_until - (utcnow() + timedelta(days=30))) < timedelta(minutes=5)
     with rt.db.session() as s:
-        events = {e.kind: e for e in s.scalars(select(ConsentEvent).where(
-            ConsentEvent.subscriber_id == sid, ConsentEvent.source == "preferences"))}
+        events = {
+            e.kind: e
+            for e in s.scalars(
+                select(ConsentEvent).where(
+                    ConsentEvent.subscriber_id == sid, ConsentEvent.source == "preferences"
+                )
+            )
+        }
     assert set(events) == {"preference", "pause", "consent_profiling"}
-    assert sorted(events["preference"].detail["fields"]) == ["birthday", "height", "nickname",
-                                                             "plan", "topics", "vip"]
+    assert sorted(events["preference"].detail["fields"]) == [
+        "birthday",
+        "height",
+        "nickname",
+        "plan",
+        "topics",
+        "vip",
+    ]
     assert events["preference"].detail["interests_added"] == ["rust"]
     assert events["consent_profiling"].detail == {"given": True}
     assert "activity" in events["consent_profiling"].wording
@@ -354,8 +478,12 @@ def test_preference_center_shows_and_saves_the_profile(setup, api, client):  # t
     assert counts(rt)["consent_event"] == n
 
     # Unticking a box answered before stores "no"; clearing the pause resumes mail.
-    assert client.post(f"/p/{token}", data=_prefs_form(
-        field_vip=None, pause="", consent_profiling=None)).status_code == 200
+    assert (
+        client.post(
+            f"/p/{token}", data=_prefs_form(field_vip=None, pause="", consent_profiling=None)
+        ).status_code
+        == 200
+    )
     sub, _ = _stored(rt, "ada@example.org")
     assert sub.fields["vip"] is False and sub.paused_until is None
     assert sub.consent_profiling is False
@@ -367,11 +495,13 @@ def test_preference_center_refuses_bad_values_and_changes_nothing(setup, api, cl
     token = rt.tokens.manage(sid)
     before, rows = counts(rt), snapshot(rt)
     cases = [({f"field_{k}": FORM_CASES[k][2]}, FORM_CASES[k][3]) for k in FORM_KEYS]
-    cases += [({"field_account_id": "B-2"}, "Account number cannot be set here"),
-              ({"interests": ["knitting"]}, "knitting"),
-              ({"pause": "7"}, "pause"),
-              ({"lists": ["news", "nope"]}, "nope"),
-              ({"field_nickname": "x" * 1001}, "longer than 1000")]
+    cases += [
+        ({"field_account_id": "B-2"}, "Account number cannot be set here"),
+        ({"interests": ["knitting"]}, "knitting"),
+        ({"pause": "7"}, "pause"),
+        ({"lists": ["news", "nope"]}, "nope"),
+        ({"field_nickname": "x" * 1001}, "longer than 1000"),
+    ]
     for override, words in cases:
         # Leaving the list in the same form must not happen either.
         resp = client.post(f"/p/{token}", data=_prefs_form(**{"lists": [], **override}))

@@ -1,11 +1,11 @@
 """The role matrix: every registered route has an access rule, and every role gets the answer the
 policy below says, for the admin pages and the API alike."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
-
 from sqlalchemy import select
 
 from listmgr.models import ApiToken, User
@@ -42,11 +42,18 @@ POLICY: dict[str, set[str]] = {
     "tokens:manage": {"owner"},
 }
 # Routes anyone may call, by name: a new public admin or API route must be added here on purpose.
-PUBLIC_ADMIN_API = {"admin.login", "api.openapi_json", "api.docs", "api.reference",
-                    "api.docs_asset"}
+PUBLIC_ADMIN_API = {
+    "admin.login",
+    "api.openapi_json",
+    "api.docs",
+    "api.reference",
+    "api.docs_asset",
+}
 # Paths that show personal data: never open to analysts, whatever permission a route declares.
-PERSONAL = re.compile(r"/(subscribers|people|export|erase|imports|inbound|suppression|audit|"
-                      r"outbox|users|events)(/|$|\.)")
+PERSONAL = re.compile(
+    r"/(subscribers|people|export|erase|imports|inbound|suppression|audit|"
+    r"outbox|users|events)(/|$|\.)"
+)
 PERSONAL_EXCEPTIONS = {"api.post_events"}  # write-only ingestion; it returns counts
 
 
@@ -74,6 +81,7 @@ def _url(rule) -> str:  # type: ignore[no-untyped-def]
         if converter == "any":
             return args.split(",")[0].strip().strip("'\"")  # a real choice, or the route 404s
         return "999999" if converter.startswith("int") else "zz-none"
+
     return re.sub(r"<(?:(\w+)(?:\(([^)]*)\))?:)?\w+>", fill, rule.rule)
 
 
@@ -106,8 +114,9 @@ def test_analysts_reach_no_personal_data(app):  # type: ignore[no-untyped-def]
     assert not leaks, f"routes with personal data open to analysts: {leaks}"
 
 
-def _answers_as_expected(status: int, location: str, *, api: bool, role: str | None,
-                         permission: str) -> str | None:
+def _answers_as_expected(
+    status: int, location: str, *, api: bool, role: str | None, permission: str
+) -> str | None:
     if status >= 500:
         return f"server error {status}"
     if role is None:
@@ -127,14 +136,19 @@ def _answers_as_expected(status: int, location: str, *, api: bool, role: str | N
 
 @pytest.mark.slow
 @pytest.mark.parametrize("token_kind", ["userless", "user_token"])
-def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  # type: ignore[no-untyped-def]
     """Anonymous, analyst, editor, admin and owner against every admin and API route; the API
     with user-less (command-line) tokens and with users' own tokens of every role."""
     app.config["WTF_CSRF_ENABLED"] = False  # the form token is tested apart; here: roles only
-    tokens = {role: accounts.create_token(
-        rt, role=role, name=f"matrix-{role}",
-        user_id=accounts_by_role[role].id if token_kind == "user_token" else None)
-        for role in ROLES}
+    tokens = {
+        role: accounts.create_token(
+            rt,
+            role=role,
+            name=f"matrix-{role}",
+            user_id=accounts_by_role[role].id if token_kind == "user_token" else None,
+        )
+        for role in ROLES
+    }
     client = app.test_client()
     failures = []
     checked = 0
@@ -161,8 +175,9 @@ def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  #
             location = resp.headers.get("Location", "")
             if rule.endpoint == "admin.logout" and role:
                 location = ""  # signing out lands on the sign-in page, as it should
-            problem = _answers_as_expected(resp.status_code, location, api=api, role=role,
-                                           permission=permission)
+            problem = _answers_as_expected(
+                resp.status_code, location, api=api, role=role, permission=permission
+            )
             checked += 1
             if problem:
                 failures.append(f"{method} {url} [{rule.endpoint}]: {problem}")
@@ -170,7 +185,7 @@ def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  #
     assert not failures, "\n".join(failures)
 
 
-def test_session_reaches_the_api_with_the_same_rules(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_session_reaches_the_api_with_the_same_rules(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     """The admin's own scripts call the API with the session: same permission check."""
     client = app.test_client()
     session_login(client, rt, accounts_by_role["analyst"])
@@ -189,23 +204,35 @@ def test_public_routes_answer_anonymous_visitors(app):  # type: ignore[no-untype
         if rule.endpoint.startswith("dev.") or rule.endpoint == "static":
             continue
         resp = client.get(_url(rule))
-        assert resp.status_code not in (401, 403) and resp.status_code < 500, \
+        assert resp.status_code not in (401, 403) and resp.status_code < 500, (
             f"GET {_url(rule)} -> {resp.status_code}"
+        )
 
 
 # -- writes that create or change a principal ----------------------------------------------------
 # Every route that creates or changes a user, a token, a role or a password: a new one must be
 # added here (and so to the test below) on purpose.
-PRINCIPAL_WRITES = {"api.create_api_token", "api.revoke_api_token", "api.create_user",
-                    "api.update_user", "admin.token_create", "admin.token_revoke",
-                    "admin.user_create", "admin.user_update", "admin.password"}
+PRINCIPAL_WRITES = {
+    "api.create_api_token",
+    "api.revoke_api_token",
+    "api.create_user",
+    "api.update_user",
+    "admin.token_create",
+    "admin.token_revoke",
+    "admin.user_create",
+    "admin.user_update",
+    "admin.password",
+}
 PRINCIPAL_PATH = re.compile(r"/(users|tokens|password|passwords|roles|account)(/|$)")
 STRONG = "violet harbour lantern 93"
 
 
 def test_every_principal_write_is_covered(app):  # type: ignore[no-untyped-def]
-    found = {rule.endpoint for rule, method in _rules(app)
-             if method not in ("GET",) and PRINCIPAL_PATH.search(rule.rule)}
+    found = {
+        rule.endpoint
+        for rule, method in _rules(app)
+        if method not in ("GET",) and PRINCIPAL_PATH.search(rule.rule)
+    }
     assert found == PRINCIPAL_WRITES
 
 
@@ -216,13 +243,16 @@ def _tokens(rt) -> dict[int, tuple[str, bool]]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ROLES)
-def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kind, role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kind, role):  # type: ignore[no-untyped-def]
     """Each principal write, by every kind of caller of every role, asking for every role: no
     token or user above the caller appears, nobody above the caller changes, and tokens of
     others are revoked only by a role that manages tokens."""
     decoys = {accounts.issue_token(rt, role=r, name=f"decoy {r}").id for r in ROLES}
-    decoys |= {accounts.issue_token(rt, role=r, user_id=accounts_by_role[r].id).id
-               for r in ROLES if r != role}
+    decoys |= {
+        accounts.issue_token(rt, role=r, user_id=accounts_by_role[r].id).id
+        for r in ROLES
+        if r != role
+    }
     me = make_caller(app, rt, accounts_by_role, kind, role)
     users_before, tokens_before = users_snapshot(rt), _tokens(rt)
     is_owner = role == "owner"
@@ -235,8 +265,14 @@ def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kin
     for wanted in ROLES:
         resp = me.api("POST", "/api/tokens", json={"role": wanted})
         assert resp.status_code == (201 if RANK[wanted] <= RANK[role] else 403), wanted
-        note("api.create_user", me.api("POST", "/api/users", json={
-            "email": f"{kind}-{wanted}@example.org", "password": STRONG, "role": wanted}))
+        note(
+            "api.create_user",
+            me.api(
+                "POST",
+                "/api/users",
+                json={"email": f"{kind}-{wanted}@example.org", "password": STRONG, "role": wanted},
+            ),
+        )
         for target in accounts_by_role.values():
             for body in ({"role": wanted}, {"password": STRONG + wanted}):
                 if target.id == me.user_id and "password" in body and kind == "session":
@@ -245,15 +281,22 @@ def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kin
         if kind == "session":
             page = me.page_post("/admin/tokens", "/admin/tokens", {"role": wanted})
             assert page.status_code == (200 if RANK[wanted] <= RANK[role] else 403), wanted
-            note("admin.user_create", me.page_post("/admin/", "/admin/users", {
-                "email": f"page-{wanted}@example.org", "password": STRONG, "role": wanted}))
+            note(
+                "admin.user_create",
+                me.page_post(
+                    "/admin/",
+                    "/admin/users",
+                    {"email": f"page-{wanted}@example.org", "password": STRONG, "role": wanted},
+                ),
+            )
             for target in accounts_by_role.values():
-                for data in ({"role": wanted}, {"action": "password",
-                                                "password": STRONG + wanted}):
+                for data in ({"role": wanted}, {"action": "password", "password": STRONG + wanted}):
                     if target.id == me.user_id and "password" in data:
                         continue
-                    note("admin.user_update",
-                         me.page_post("/admin/", f"/admin/users/{target.id}", data))
+                    note(
+                        "admin.user_update",
+                        me.page_post("/admin/", f"/admin/users/{target.id}", data),
+                    )
     for token_id in sorted(decoys):
         resp = me.api("DELETE", f"/api/tokens/{token_id}")
         assert resp.status_code == (200 if is_owner else 404)

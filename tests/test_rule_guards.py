@@ -2,6 +2,7 @@
 rules still name cannot be deleted from under them; a started campaign keeps the rules it was
 sent with; limits that keep a count answerable on both databases; JSON that no database can
 store is refused with the path of the bad part."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,8 +14,8 @@ from listmgr import segments as compiler
 from listmgr.errors import Conflict, SegmentError
 from listmgr.models import Campaign, FieldDef, Interest, Segment, Subscriber, utcnow
 from listmgr.services import campaigns, fielddefs, segments, subscribers
-from tests.campaign_support import campaign, make_list, person, wait_status
 from tests.admin_support import accounts_by_role  # noqa: F401
+from tests.campaign_support import campaign, make_list, person, wait_status
 from tests.conftest import drain
 
 PROS = {"field": "plan", "op": "eq", "value": "pro"}
@@ -23,12 +24,16 @@ PROS = {"field": "plan", "op": "eq", "value": "pro"}
 @pytest.fixture
 def world(rt):  # type: ignore[no-untyped-def]
     make_list(rt, "news", opt_in_levels=["monthly digest only"])
-    fielddefs.create_field(rt, key="plan", label="Plan", type="choice",
-                           choices=["free", "pro"])
+    fielddefs.create_field(rt, key="plan", label="Plan", type="choice", choices=["free", "pro"])
     fielddefs.create_interest(rt, key="books", label="Books")
     for i, plan in enumerate(["pro", "free", "free"]):
-        person(rt, f"p{i}@example.org", ["news"], fields={"plan": plan},
-               interests=["books"] if i == 0 else [])
+        person(
+            rt,
+            f"p{i}@example.org",
+            ["news"],
+            fields={"plan": plan},
+            interests=["books"] if i == 0 else [],
+        )
     return rt
 
 
@@ -49,7 +54,7 @@ def test_a_segment_in_use_by_an_unsent_campaign_cannot_be_deleted(world, api):  
     message = resp.json["error"]["message"]
     assert "'Draft one' (draft)" in message and "'Later one' (scheduled)" in message
     assert api.get(f"/api/segments/{seg}").status_code == 200
-    assert _audience(api, draft) == 1 and _audience(api, later) == 1   # never widened
+    assert _audience(api, draft) == 1 and _audience(api, later) == 1  # never widened
 
     campaigns.delete(rt, draft)
     campaigns.schedule(rt, later, at=None)
@@ -70,8 +75,8 @@ def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):  # ty
     drain(rt)
     wait_status(rt, cid)
     with rt.db.session() as s:
-        assert s.get(Campaign, cid).segment_rules == PROS   # type: ignore[union-attr]
-    segments.delete(rt, seg)    # allowed: the campaign has its copy
+        assert s.get(Campaign, cid).segment_rules == PROS  # type: ignore[union-attr]
+    segments.delete(rt, seg)  # allowed: the campaign has its copy
     with rt.db.session() as s:
         row = s.get(Campaign, cid)
         assert row is not None and row.segment_id is None and row.segment_rules == PROS
@@ -105,9 +110,22 @@ def test_a_field_or_interest_named_by_rules_cannot_be_deleted(world, api, what):
 
 
 def test_references_read_every_node():  # type: ignore[no-untyped-def]
-    rules = {"all": [{"field": "a", "op": "exists"}, {"not": {"any": [
-        {"interests": "has_all", "value": ["x", "y"]}, {"list": "l", "status": "any"},
-        {"event": "view"}]}}, "junk", {"field": 3}]}
+    rules = {
+        "all": [
+            {"field": "a", "op": "exists"},
+            {
+                "not": {
+                    "any": [
+                        {"interests": "has_all", "value": ["x", "y"]},
+                        {"list": "l", "status": "any"},
+                        {"event": "view"},
+                    ]
+                }
+            },
+            "junk",
+            {"field": 3},
+        ]
+    }
     assert compiler.references(rules) == ({"a"}, {"x", "y"}, {"l"})
     assert compiler.references(None) == (set(), set(), set())
 
@@ -134,16 +152,17 @@ def test_opt_in_levels_in_rules_are_the_lists_own(world, api):  # type: ignore[n
     rt = world
     api.post("/api/lists", json={"slug": "plain", "name": "Plain"})
     count = "/api/segments/count"
-    for rule, status in [({"list": "news", "opt_in_level": "monthly digest only"}, 200),
-                         ({"list": "news", "opt_in_level": ""}, 200),
-                         ({"list": "news", "opt_in_level": "weekly"}, 422),
-                         ({"list": "plain", "opt_in_level": "x"}, 422)]:
+    for rule, status in [
+        ({"list": "news", "opt_in_level": "monthly digest only"}, 200),
+        ({"list": "news", "opt_in_level": ""}, 200),
+        ({"list": "news", "opt_in_level": "weekly"}, 422),
+        ({"list": "plain", "opt_in_level": "x"}, 422),
+    ]:
         resp = api.post(count, json={"rules": {"all": [rule]}})
         assert resp.status_code == status, (rule, resp.json)
         if status == 422:
             assert resp.json["error"]["field"] == "rules.all[0].opt_in_level"
-    assert api.post(count, json={"rules": {"list": "news", "opt_in_level": ""}}
-                    ).json["count"] == 3
+    assert api.post(count, json={"rules": {"list": "news", "opt_in_level": ""}}).json["count"] == 3
     with pytest.raises(SegmentError):
         segments.create(rt, name="Weekly", rules={"list": "news", "opt_in_level": "weekly"})
 
@@ -155,27 +174,41 @@ def test_json_bodies_no_database_can_store_are_refused(world, api, client):  # t
     lone = '{"email": "new@example.org", "name": "x\\ud800y", "lists": ["news"]}'
     resp = api.post("/api/subscribers", data=lone, content_type="application/json")
     assert resp.status_code == 422 and resp.json["error"]["field"] == "name"
-    resp = api.patch("/api/subscribers/1", data='{"fields": {"plan": "\\udfff"}}',
-                     content_type="application/json")
+    resp = api.patch(
+        "/api/subscribers/1",
+        data='{"fields": {"plan": "\\udfff"}}',
+        content_type="application/json",
+    )
     assert resp.status_code == 422 and resp.json["error"]["field"] == "fields.plan"
-    resp = client.post("/subscribe/news", data='{"email": "s@example.org", "name": "\\ud800"}',
-                       content_type="application/json")
+    resp = client.post(
+        "/subscribe/news",
+        data='{"email": "s@example.org", "name": "\\ud800"}',
+        content_type="application/json",
+    )
     assert resp.status_code == 422 and resp.json["error"]["field"] == "name"
     deep = '{"rules": ' + "[" * 1100 + "]" * 1100 + "}"
     resp = api.post("/api/segments/count", data=deep, content_type="application/json")
     assert resp.status_code == 422 and "nested deeper" in resp.json["error"]["message"]
-    resp = client.post("/subscribe/news", data='{"email": "d@example.org", "fields": ' +
-                       "[" * 100 + "]" * 100 + "}", content_type="application/json")
+    resp = client.post(
+        "/subscribe/news",
+        data='{"email": "d@example.org", "fields": ' + "[" * 100 + "]" * 100 + "}",
+        content_type="application/json",
+    )
     assert resp.status_code == 422
     # a pair of surrogates is one character and fine
-    resp = api.post("/api/subscribers", data='{"email": "ok@example.org", "name": '
-                    '"\\ud83d\\ude00", "lists": ["news"], "consent": "fair"}',
-                    content_type="application/json")
+    resp = api.post(
+        "/api/subscribers",
+        data='{"email": "ok@example.org", "name": '
+        '"\\ud83d\\ude00", "lists": ["news"], "consent": "fair"}',
+        content_type="application/json",
+    )
     assert resp.status_code == 201
     with rt.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Subscriber)) == before + 1
-        assert s.scalar(select(Subscriber.name).where(Subscriber.email == "ok@example.org")
-                        ) == "\U0001F600"
+        assert (
+            s.scalar(select(Subscriber.name).where(Subscriber.email == "ok@example.org"))
+            == "\U0001f600"
+        )
         assert s.scalar(select(Subscriber.name).where(Subscriber.id == 1)) == ""
         assert s.scalar(select(func.count()).select_from(Segment)) == 0
 
@@ -192,15 +225,22 @@ def test_search_results_carry_interests_and_suppression(world, api):  # type: ig
     assert found[0]["interests"] == ["books"]
     page = api.get("/api/subscribers?q=p").json["items"]
     assert {x["email"]: x["interests"] for x in page} == {
-        "p0@example.org": ["books"], "p1@example.org": [], "p2@example.org": []}
+        "p0@example.org": ["books"],
+        "p1@example.org": [],
+        "p2@example.org": [],
+    }
 
 
 def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):  # type: ignore[no-untyped-def]
     from listmgr.services import accounts
 
     rt = world
-    probe = {"all": [{"field": "email", "op": "eq", "value": "p0@example.org"},
-                     {"field": "plan", "op": "eq", "value": "pro"}]}
+    probe = {
+        "all": [
+            {"field": "email", "op": "eq", "value": "p0@example.org"},
+            {"field": "plan", "op": "eq", "value": "pro"},
+        ]
+    }
     saved = segments.create(rt, name="One person", rules=probe)
     for role, status in [("analyst", 403), ("editor", 200)]:
         headers = {"Authorization": f"Bearer {accounts.create_token(rt, role=role)}"}
@@ -217,14 +257,21 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
         resp = client.post("/api/segments/count", json={"rules": aggregate}, headers=headers)
         assert resp.status_code == 200 and resp.json == small
         # nor through a campaign's audience, inline or with a saved segment
-        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
-                                                            "segment": probe}, headers=headers)
+        resp = client.post(
+            "/api/campaigns/audience", json={"lists": ["news"], "segment": probe}, headers=headers
+        )
         assert resp.status_code == status, resp.json
-        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
-                                                            "segment_id": saved}, headers=headers)
+        resp = client.post(
+            "/api/campaigns/audience",
+            json={"lists": ["news"], "segment_id": saved},
+            headers=headers,
+        )
         assert resp.status_code == status, resp.json
-        resp = client.post("/api/campaigns/audience", json={"lists": ["news"],
-                                                            "segment": aggregate}, headers=headers)
+        resp = client.post(
+            "/api/campaigns/audience",
+            json={"lists": ["news"], "segment": aggregate},
+            headers=headers,
+        )
         assert resp.status_code == 200 and resp.json == small
 
 
@@ -245,8 +292,11 @@ def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):
     assert resp.status_code == 409 and "campaign 'Digest' (draft)" in resp.json["error"]["message"]
     campaigns.delete(rt, cid)
     with rt.db.session() as s:
-        s.execute(text("UPDATE membership SET opt_in_level = 'monthly digest only' "
-                       "WHERE subscriber_id = 2"))
+        s.execute(
+            text(
+                "UPDATE membership SET opt_in_level = 'monthly digest only' WHERE subscriber_id = 2"
+            )
+        )
     resp = api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]})
     assert resp.status_code == 409 and "1 member(s)" in resp.json["error"]["message"]
     assert api.get("/api/lists/news").json["opt_in_levels"] == ["monthly digest only"]
@@ -255,11 +305,11 @@ def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):
     assert api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]}).status_code == 200
 
 
-def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, accounts_by_role):  # type: ignore[no-untyped-def]
     from tests.admin_support import session_login
 
     rt = world
-    with rt.db.session() as s:   # as an older version could leave it
+    with rt.db.session() as s:  # as an older version could leave it
         s.add(Segment(name="Old", lists=[], rules={"field": "gone", "op": "exists"}))
     with rt.db.session() as s:
         seg = s.scalar(select(Segment.id).where(Segment.name == "Old"))
@@ -271,38 +321,54 @@ def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, acc
 def test_ids_beyond_the_databases_are_refused_not_crashed_on(world, api):  # type: ignore[no-untyped-def]
     huge = 18446744073709551616
     for method, path, body in [
-            ("post", "/api/events", {"subscriber_id": huge, "type": "x"}),
-            ("post", "/api/events", {"events": [{"subscriber_id": 2**63, "type": "x"}]}),
-            ("post", "/api/campaigns", {"name": "c", "subject": "s", "lists": ["news"],
-                                        "segment_id": huge, "html": "<p>x</p>"}),
-            ("post", "/api/campaigns/audience", {"lists": ["news"], "segment_id": huge}),
-            ("get", f"/api/subscribers?page={huge}", None),
-            ("get", f"/api/lists/news/export?segment={huge}", None)]:
+        ("post", "/api/events", {"subscriber_id": huge, "type": "x"}),
+        ("post", "/api/events", {"events": [{"subscriber_id": 2**63, "type": "x"}]}),
+        (
+            "post",
+            "/api/campaigns",
+            {
+                "name": "c",
+                "subject": "s",
+                "lists": ["news"],
+                "segment_id": huge,
+                "html": "<p>x</p>",
+            },
+        ),
+        ("post", "/api/campaigns/audience", {"lists": ["news"], "segment_id": huge}),
+        ("get", f"/api/subscribers?page={huge}", None),
+        ("get", f"/api/lists/news/export?segment={huge}", None),
+    ]:
         resp = getattr(api, method)(path, json=body) if body else getattr(api, method)(path)
         assert resp.status_code == 422, (path, resp.status_code, resp.get_data(as_text=True))
         assert resp.json["error"]["message"]
     cid = campaign(world)
-    resp = api.post(f"/api/campaigns/{cid}/test", json={"subscriber_id": huge,
-                                                        "to": ["t@example.org"]})
+    resp = api.post(
+        f"/api/campaigns/{cid}/test", json={"subscriber_id": huge, "to": ["t@example.org"]}
+    )
     assert resp.status_code == 422
-    assert segments.count(world, lists=[], rules=None) == 3   # nothing else happened
+    assert segments.count(world, lists=[], rules=None) == 3  # nothing else happened
 
 
 def test_numbers_beyond_2_53_are_refused_in_events_and_rules(world, api):  # type: ignore[no-untyped-def]
     api.patch("/api/subscribers/1", json={"consents": {"profiling": True}})
-    for props, where in [({"n": 2**60}, "properties.n"), ({"a": [1, {"b": 1e300}]},
-                                                           "properties.a[1].b")]:
-        resp = api.post("/api/events", json={"email": "p0@example.org", "type": "x",
-                                             "properties": props})
+    for props, where in [
+        ({"n": 2**60}, "properties.n"),
+        ({"a": [1, {"b": 1e300}]}, "properties.a[1].b"),
+    ]:
+        resp = api.post(
+            "/api/events", json={"email": "p0@example.org", "type": "x", "properties": props}
+        )
         assert resp.status_code == 422 and resp.json["error"]["field"] == where, resp.json
-    fine = api.post("/api/events", json={"email": "p0@example.org", "type": "x",
-                                         "properties": {"n": 2**53 - 1}})
+    fine = api.post(
+        "/api/events", json={"email": "p0@example.org", "type": "x", "properties": {"n": 2**53 - 1}}
+    )
     assert fine.status_code == 200 and fine.json == {"kept": 1, "dropped": 0}
     fielddefs.create_field(world, key="age", label="Age", type="number")
-    for rule, where in [({"field": "age", "op": "gt", "value": 2**60}, "rules.value"),
-                        ({"field": "age", "op": "between", "value": [0, 2**60]}, "rules.value"),
-                        ({"event": "x", "where": {"properties.n": 2.0**60}},
-                         "rules.where.properties.n")]:
+    for rule, where in [
+        ({"field": "age", "op": "gt", "value": 2**60}, "rules.value"),
+        ({"field": "age", "op": "between", "value": [0, 2**60]}, "rules.value"),
+        ({"event": "x", "where": {"properties.n": 2.0**60}}, "rules.where.properties.n"),
+    ]:
         resp = api.post("/api/segments/count", json={"rules": rule})
         assert resp.status_code == 422, (rule, resp.json)
         assert resp.json["error"]["field"].startswith(where), resp.json

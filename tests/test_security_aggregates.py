@@ -1,6 +1,7 @@
 """Analysts see aggregates only: an analyst who counts cannot pick a person out, by narrowing
 rules until a count is small, by testing free text (a phone number digit by digit), or by
 reading the values in saved segments and campaigns."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,13 @@ def town(rt):  # type: ignore[no-untyped-def]
         fields = {"plan": "pro" if i < 3 else "free", "age": 20 + i}
         if i == 0:
             fields["phone"] = PHONE
-        person(rt, SECRET_EMAIL if i == 0 else f"p{i}@example.org", ["news"], fields=fields,
-               name=SECRET_NAME if i == 0 else f"Person {i}")
+        person(
+            rt,
+            SECRET_EMAIL if i == 0 else f"p{i}@example.org",
+            ["news"],
+            fields=fields,
+            name=SECRET_NAME if i == 0 else f"Person {i}",
+        )
     return rt
 
 
@@ -47,10 +53,11 @@ def _age_under(n: int) -> dict[str, object]:
 def test_every_small_count_reads_the_same_to_an_analyst(town, client):  # type: ignore[no-untyped-def]
     analyst, editor = _bearer(town, "analyst"), _bearer(town, "editor")
     answers = set()
-    for n in range(0, 10):   # 0 .. 9 people: one answer, so nobody is narrowed down
-        for path, body in (("/api/segments/count", {"lists": ["news"], "rules": _age_under(n)}),
-                           ("/api/campaigns/audience",
-                            {"lists": ["news"], "segment": _age_under(n)})):
+    for n in range(0, 10):  # 0 .. 9 people: one answer, so nobody is narrowed down
+        for path, body in (
+            ("/api/segments/count", {"lists": ["news"], "rules": _age_under(n)}),
+            ("/api/campaigns/audience", {"lists": ["news"], "segment": _age_under(n)}),
+        ):
             resp = client.post(path, json=body, headers=analyst)
             assert resp.status_code == 200, resp.json
             answers.add(resp.get_data(as_text=True))
@@ -69,46 +76,72 @@ def test_free_text_cannot_be_bisected_even_through_not(town, client):  # type: i
     probes = [
         {"field": "phone", "op": "contains", "value": "+49170"},
         {"not": {"field": "phone", "op": "contains", "value": "+49170"}},
-        {"any": [{"field": "plan", "op": "eq", "value": "free"},
-                 {"all": [{"field": "phone", "op": "eq", "value": PHONE}]}]},
+        {
+            "any": [
+                {"field": "plan", "op": "eq", "value": "free"},
+                {"all": [{"field": "phone", "op": "eq", "value": PHONE}]},
+            ]
+        },
         {"field": "phone", "op": "in", "value": [PHONE, "+1"]},
         {"not": {"field": "email", "op": "eq", "value": SECRET_EMAIL}},
         {"field": "name", "op": "contains", "value": "Quist"},
     ]
     for rules in probes:
-        for path, body in (("/api/segments/count", {"rules": rules}),
-                           ("/api/campaigns/audience", {"lists": ["news"], "segment": rules})):
+        for path, body in (
+            ("/api/segments/count", {"rules": rules}),
+            ("/api/campaigns/audience", {"lists": ["news"], "segment": rules}),
+        ):
             resp = client.post(path, json=body, headers=analyst)
             assert resp.status_code == 403, (path, rules, resp.json)
             assert "personal data" in resp.json["error"]["message"]
             assert resp.json["error"]["field"] == "rules"
     # whether the field is filled in is an aggregate, and stays countable (k-anonymous)
-    resp = client.post("/api/segments/count",
-                       json={"rules": {"field": "phone", "op": "exists"}}, headers=analyst)
+    resp = client.post(
+        "/api/segments/count", json={"rules": {"field": "phone", "op": "exists"}}, headers=analyst
+    )
     assert resp.json == {"count": None, "fewer_than": 10}
-    resp = client.post("/api/segments/count",
-                       json={"rules": {"not": {"field": "phone", "op": "exists"}}},
-                       headers=analyst)
+    resp = client.post(
+        "/api/segments/count",
+        json={"rules": {"not": {"field": "phone", "op": "exists"}}},
+        headers=analyst,
+    )
     assert resp.json == {"count": 11}
 
 
-def test_the_admin_live_count_and_saved_segment_pages_keep_small_counts_back(town, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_admin_live_count_and_saved_segment_pages_keep_small_counts_back(
+    town, client, accounts_by_role
+):  # type: ignore[no-untyped-def]
     rt = town
-    pros = segments.create(rt, name="Pros", lists=["news"],
-                           rules={"field": "plan", "op": "eq", "value": "pro"})
+    pros = segments.create(
+        rt, name="Pros", lists=["news"], rules={"field": "plan", "op": "eq", "value": "pro"}
+    )
     session_login(client, rt, accounts_by_role["analyst"])
     page = client.get(f"/admin/segments/{pros}")
     assert page.status_code == 200
     count = re.search(r'id="live-count"[^>]*>([^<]*)<', page.text).group(1)
     assert count == "fewer than 10"
-    resp = post_form(client, "/admin/segments/new", "/admin/segments/count", {
-        "name": "", "lists": ["news"],
-        "rules": json.dumps({"field": "plan", "op": "eq", "value": "pro"})})
+    resp = post_form(
+        client,
+        "/admin/segments/new",
+        "/admin/segments/count",
+        {
+            "name": "",
+            "lists": ["news"],
+            "rules": json.dumps({"field": "plan", "op": "eq", "value": "pro"}),
+        },
+    )
     assert resp.status_code == 200
     assert re.search(r'id="live-count"[^>]*>([^<]*)<', resp.text).group(1) == "fewer than 10"
-    resp = post_form(client, "/admin/segments/new", "/admin/segments/count", {
-        "name": "", "lists": ["news"],
-        "rules": json.dumps({"field": "phone", "op": "contains", "value": "+4917"})})
+    resp = post_form(
+        client,
+        "/admin/segments/new",
+        "/admin/segments/count",
+        {
+            "name": "",
+            "lists": ["news"],
+            "rules": json.dumps({"field": "phone", "op": "contains", "value": "+4917"}),
+        },
+    )
     assert resp.status_code == 403 and "fewer than" not in resp.text
     # an editor sees the number
     session_login(client, rt, accounts_by_role["editor"])
@@ -116,29 +149,41 @@ def test_the_admin_live_count_and_saved_segment_pages_keep_small_counts_back(tow
     assert re.search(r'id="live-count"[^>]*>([^<]*)<', page.text).group(1) == "3"
 
 
-def test_saved_rules_never_show_an_analyst_who_they_pick(town, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_saved_rules_never_show_an_analyst_who_they_pick(town, client, accounts_by_role):  # type: ignore[no-untyped-def]
     rt = town
-    rules = {"all": [{"field": "email", "op": "eq", "value": SECRET_EMAIL},
-                     {"field": "name", "op": "in", "value": [SECRET_NAME]},
-                     {"not": {"field": "phone", "op": "contains", "value": PHONE}},
-                     {"event": "viewed", "where": {"properties.sku": SECRET_SKU}},
-                     {"field": "plan", "op": "eq", "value": "pro"}]}
+    rules = {
+        "all": [
+            {"field": "email", "op": "eq", "value": SECRET_EMAIL},
+            {"field": "name", "op": "in", "value": [SECRET_NAME]},
+            {"not": {"field": "phone", "op": "contains", "value": PHONE}},
+            {"event": "viewed", "where": {"properties.sku": SECRET_SKU}},
+            {"field": "plan", "op": "eq", "value": "pro"},
+        ]
+    }
     sid = segments.create(rt, name="Picked", lists=["news"], rules=rules)
     cid = campaign(rt, name="Just them", segment=rules)
     secrets = (SECRET_EMAIL, SECRET_NAME, PHONE, SECRET_SKU, "vip.person", "Quistorp", "1234567")
     analyst = _bearer(rt, "analyst")
-    for path in ("/api/segments", f"/api/segments/{sid}", "/api/campaigns",
-                 f"/api/campaigns/{cid}"):
+    for path in (
+        "/api/segments",
+        f"/api/segments/{sid}",
+        "/api/campaigns",
+        f"/api/campaigns/{cid}",
+    ):
         resp = client.get(path, headers=analyst)
         assert resp.status_code == 200, path
         body = resp.get_data(as_text=True)
         assert not [s for s in secrets if s in body], (path, body)
-        assert '"pro"' in body   # a choice is an aggregate: still shown
+        assert '"pro"' in body  # a choice is an aggregate: still shown
     shown = client.get(f"/api/segments/{sid}", headers=analyst).json["rules"]
     assert shown["all"][0] == {"field": "email", "op": "eq", "value": "•••"}
     session_login(client, rt, accounts_by_role["analyst"])
-    for path in ("/admin/segments", f"/admin/segments/{sid}", "/admin/campaigns",
-                 f"/admin/campaigns/{cid}/stats"):
+    for path in (
+        "/admin/segments",
+        f"/admin/segments/{sid}",
+        "/admin/campaigns",
+        f"/admin/campaigns/{cid}/stats",
+    ):
         resp = client.get(path)
         assert resp.status_code == 200, path
         assert not [s for s in secrets if s in resp.text], path
@@ -167,10 +212,17 @@ def test_the_threshold_is_a_setting(make_runtime, client):  # type: ignore[no-un
     for i in range(4):
         person(rt, f"q{i}@example.org", ["news"])
     analyst = _bearer(rt, "analyst")
-    assert c.post("/api/segments/count", json={"lists": ["news"]},
-                  headers=analyst).json == {"count": 4}
-    resp = c.post("/api/segments/count", json={"lists": ["news"], "rules": {
-        "field": "created_at", "op": "before", "value": "2000-01-01"}}, headers=analyst)
+    assert c.post("/api/segments/count", json={"lists": ["news"]}, headers=analyst).json == {
+        "count": 4
+    }
+    resp = c.post(
+        "/api/segments/count",
+        json={
+            "lists": ["news"],
+            "rules": {"field": "created_at", "op": "before", "value": "2000-01-01"},
+        },
+        headers=analyst,
+    )
     assert resp.json == {"count": None, "fewer_than": 3}
 
 
@@ -183,13 +235,15 @@ def test_campaign_audience_counts_are_bounded_in_time_like_segment_counts(town, 
 
     event.listen(town.db.engine, "before_cursor_execute", spy)
     try:
-        resp = client.post("/api/campaigns/audience", json={"lists": ["news"]},
-                           headers=_bearer(town, "editor"))
+        resp = client.post(
+            "/api/campaigns/audience", json={"lists": ["news"]}, headers=_bearer(town, "editor")
+        )
         assert resp.status_code == 200 and resp.json == {"count": 12}
         cid = campaign(town)
         seen.clear()
-        assert client.get(f"/api/campaigns/{cid}/audience",
-                          headers=_bearer(town, "editor")).json == {"count": 12}
+        assert client.get(
+            f"/api/campaigns/{cid}/audience", headers=_bearer(town, "editor")
+        ).json == {"count": 12}
     finally:
         event.remove(town.db.engine, "before_cursor_execute", spy)
     timeout = [i for i, s in enumerate(seen) if "statement_timeout" in s]
@@ -202,8 +256,12 @@ def test_counting_without_access_to_people_in_the_service_too(town):  # type: ig
     from listmgr.errors import Forbidden
 
     with pytest.raises(Forbidden):
-        campaigns.count_audience(town, lists=["news"], personal=False,
-                                 segment={"field": "phone", "op": "contains", "value": "1"})
+        campaigns.count_audience(
+            town,
+            lists=["news"],
+            personal=False,
+            segment={"field": "phone", "op": "contains", "value": "1"},
+        )
 
 
 def _sent(rt, name: str, rules) -> int:  # type: ignore[no-untyped-def]
@@ -217,22 +275,28 @@ def _sent(rt, name: str, rules) -> int:  # type: ignore[no-untyped-def]
     return cid
 
 
-def test_a_small_campaigns_figures_are_withheld_from_an_analyst(town, client, sink, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_small_campaigns_figures_are_withheld_from_an_analyst(
+    town, client, sink, accounts_by_role
+):  # type: ignore[no-untyped-def]
     rt = town
-    pros = _sent(rt, "To the pros", {"field": "plan", "op": "eq", "value": "pro"})   # 3 people
-    everyone = _sent(rt, "To everyone", None)                                         # 12
+    pros = _sent(rt, "To the pros", {"field": "plan", "op": "eq", "value": "pro"})  # 3 people
+    everyone = _sent(rt, "To everyone", None)  # 12
     analyst, editor = _bearer(rt, "analyst"), _bearer(rt, "editor")
     for path in (f"/api/campaigns/{pros}", f"/api/campaigns/{pros}/stats"):
         body = client.get(path, headers=analyst).json
         figures = body.get("stats", body)
         assert figures["fewer_than"] == 10
-        assert all(figures[k] is None for k in ("audience", "sent", "failed", "bounced",
-                                                 "unsubscribed"))
+        assert all(
+            figures[k] is None for k in ("audience", "sent", "failed", "bounced", "unsubscribed")
+        )
         assert figures.get("timeline", []) == []
     assert client.get(f"/api/campaigns/{pros}/audience", headers=analyst).json == {
-        "count": None, "fewer_than": 10}
-    listing = {c["id"]: c["stats"] for c in client.get("/api/campaigns",
-                                                         headers=analyst).json["items"]}
+        "count": None,
+        "fewer_than": 10,
+    }
+    listing = {
+        c["id"]: c["stats"] for c in client.get("/api/campaigns", headers=analyst).json["items"]
+    }
     assert listing[pros]["sent"] is None and listing[everyone]["sent"] == 12
     assert client.get(f"/api/campaigns/{everyone}/stats", headers=analyst).json["sent"] == 12
     assert client.get(f"/api/campaigns/{pros}/stats", headers=editor).json["sent"] == 3
@@ -249,10 +313,10 @@ def test_a_small_campaigns_figures_are_withheld_from_an_analyst(town, client, si
     assert 'id="withheld"' not in client.get(f"/admin/campaigns/{pros}/stats").text
 
 
-def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, accounts_by_role):  # type: ignore[no-untyped-def]
     rt = town
     make_list(rt, "vip")
-    person(rt, "solo@example.org", ["vip"])   # one person on a list of their own
+    person(rt, "solo@example.org", ["vip"])  # one person on a list of their own
     analyst, editor = _bearer(rt, "analyst"), _bearer(rt, "editor")
     got = client.get("/api/lists/vip", headers=analyst).json
     assert got["counts"]["confirmed"] is None and got["fewer_than"] == 10
@@ -264,6 +328,6 @@ def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, acco
     page = client.get("/admin/lists/vip").text
     assert "fewer than 10" in page
     dashboard = client.get("/admin/").text
-    assert re.search(r'id="stat-confirmed">13<', dashboard)   # 13 distinct people confirmed
+    assert re.search(r'id="stat-confirmed">13<', dashboard)  # 13 distinct people confirmed
     chart = client.get("/admin/charts/growth.svg").get_data(as_text=True)
     assert "Vip" not in chart and "News" in chart

@@ -1,5 +1,6 @@
 """Production refuses unsafe secrets and the dev outbox; the outbox pages are for roles that may
 export people, in embedded development only. The processes are started through the real CLI."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from listmgr import resource_dir
 from listmgr.errors import ConfigError
@@ -22,29 +22,45 @@ from tests.conftest import BROKER_URL, free_port
 
 GOOD_KEY = secrets.token_urlsafe(40)
 GOOD_INBOUND = secrets.token_urlsafe(24)
-STARTED = "started"   # what a refused command must never do
+STARTED = "started"  # what a refused command must never do
 
 
 def _production_env(database_url: str, tmp_path: Path, **env: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("LISTMGR_")}
-    return {**base, "LISTMGR_ENV": "production", "LISTMGR_DATABASE_URL": database_url,
-            "LISTMGR_BROKER_URL": BROKER_URL or "redis://127.0.0.1:6379/15",
-            "LISTMGR_BROKER_NAMESPACE": f"sec{os.getpid()}", "LISTMGR_VAR_DIR": str(tmp_path),
-            "LISTMGR_SECRET_KEY": GOOD_KEY, "LISTMGR_INBOUND_SECRET": GOOD_INBOUND,
-            "LISTMGR_SMTP_URL": "smtp://127.0.0.1:2525", **env}
+    return {
+        **base,
+        "LISTMGR_ENV": "production",
+        "LISTMGR_DATABASE_URL": database_url,
+        "LISTMGR_BROKER_URL": BROKER_URL or "redis://127.0.0.1:6379/15",
+        "LISTMGR_BROKER_NAMESPACE": f"sec{os.getpid()}",
+        "LISTMGR_VAR_DIR": str(tmp_path),
+        "LISTMGR_SECRET_KEY": GOOD_KEY,
+        "LISTMGR_INBOUND_SECRET": GOOD_INBOUND,
+        "LISTMGR_SMTP_URL": "smtp://127.0.0.1:2525",
+        **env,
+    }
 
 
 def _command(name: str) -> list[str]:
     port = str(free_port())
-    return {"serve": ["serve", "--port", port], "web": ["web", "--port", port, "--workers", "1"],
-            "worker": ["worker", "--threads", "1"],
-            "inbound-server": ["inbound-server", "--smtp", f"127.0.0.1:{port}"]}[name]
+    return {
+        "serve": ["serve", "--port", port],
+        "web": ["web", "--port", port, "--workers", "1"],
+        "worker": ["worker", "--threads", "1"],
+        "inbound-server": ["inbound-server", "--smtp", f"127.0.0.1:{port}"],
+    }[name]
 
 
 def _run(command: str, env: dict[str, str], cwd: Path) -> tuple[int | str, str]:
     """Exit code and stderr; STARTED when the process was still running after 25 s."""
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", *_command(command)], env=env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "listmgr", *_command(command)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, err = proc.communicate(timeout=25)
         return proc.returncode, err
@@ -76,8 +92,9 @@ def example_config(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", ["serve", "web", "worker", "inbound-server"])
-def test_every_process_refuses_the_example_file_as_is(command, database_url, tmp_path,
-                                                      example_config):  # type: ignore[no-untyped-def]
+def test_every_process_refuses_the_example_file_as_is(
+    command, database_url, tmp_path, example_config
+):  # type: ignore[no-untyped-def]
     env = _production_env(database_url, tmp_path, LISTMGR_CONFIG_DIR=str(example_config))
     for name in ("LISTMGR_SECRET_KEY", "LISTMGR_INBOUND_SECRET", "LISTMGR_SMTP_URL"):
         env.pop(name)  # everything the example says, as a careless operator would run it
@@ -90,21 +107,20 @@ UNSAFE = [
     ("LISTMGR_SECRET_KEY", "change-me-" + "k3Y9xQ2mP7vL0sR4tW8zB1nC6dF5gH", "web"),
     ("LISTMGR_SECRET_KEY", "Change-Me" + secrets.token_hex(20), "worker"),
     ("LISTMGR_SECRET_KEY", "  CHANGE_ME " + secrets.token_hex(20), "inbound-server"),
-    ("LISTMGR_SECRET_KEY", secrets.token_hex(16)[:31], "worker"),          # 31 characters
-    ("LISTMGR_SECRET_KEY", "a" * 64, "serve"),                                 # no randomness
+    ("LISTMGR_SECRET_KEY", secrets.token_hex(16)[:31], "worker"),  # 31 characters
+    ("LISTMGR_SECRET_KEY", "a" * 64, "serve"),  # no randomness
     ("LISTMGR_INBOUND_SECRET", "", "worker"),
     ("LISTMGR_INBOUND_SECRET", "   ", "inbound-server"),
     ("LISTMGR_INBOUND_SECRET", "CHANGE-ME", "serve"),
     ("LISTMGR_INBOUND_SECRET", "change-me-" + secrets.token_hex(16), "web"),
-    ("LISTMGR_INBOUND_SECRET", GOOD_KEY, "inbound-server"),   # the signing key, reused
-    ("LISTMGR_SMTP_URL", "", "serve"),                        # would silently use the outbox
+    ("LISTMGR_INBOUND_SECRET", GOOD_KEY, "inbound-server"),  # the signing key, reused
+    ("LISTMGR_SMTP_URL", "", "serve"),  # would silently use the outbox
     ("LISTMGR_SMTP_URL", "smtp://user:password@smtp.example.org:587?starttls=1", "worker"),
 ]
 
 
 @pytest.mark.parametrize("variable,value,command", UNSAFE)
-def test_production_refuses_unsafe_settings(variable, value, command, database_url,
-                                            tmp_path):  # type: ignore[no-untyped-def]
+def test_production_refuses_unsafe_settings(variable, value, command, database_url, tmp_path):  # type: ignore[no-untyped-def]
     env = _production_env(database_url, tmp_path, **{variable: value})
     _refused(_run(command, env, tmp_path), variable)
 
@@ -112,12 +128,21 @@ def test_production_refuses_unsafe_settings(variable, value, command, database_u
 def test_the_example_file_starts_once_filled_in(database_url, tmp_path, example_config):  # type: ignore[no-untyped-def]
     """The checks refuse what is unsafe, not production itself."""
     env = _production_env(database_url, tmp_path, LISTMGR_CONFIG_DIR=str(example_config))
-    subprocess.run([sys.executable, "-m", "listmgr", "db", "upgrade"], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "listmgr", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "inbound-server", "--smtp",
-                             f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "listmgr", "inbound-server", "--smtp", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert "listening" in line, line
@@ -128,14 +153,21 @@ def test_the_example_file_starts_once_filled_in(database_url, tmp_path, example_
     _refused(_run("inbound-server", unfilled, tmp_path), "LISTMGR_INBOUND_SECRET")
 
 
-@pytest.mark.parametrize("env", [
-    {"LISTMGR_ENV": "PRODUCTION"}, {"LISTMGR_ENV": " production "},
-    {"LISTMGR_ENV": "production", "LISTMGR_SECRET_KEY": "CHANGE-ME" + "x1y2z3" * 8},
-    {"LISTMGR_ENV": "production", "LISTMGR_SECRET_KEY": "0123456789" * 3 + "0"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LISTMGR_ENV": "PRODUCTION"},
+        {"LISTMGR_ENV": " production "},
+        {"LISTMGR_ENV": "production", "LISTMGR_SECRET_KEY": "CHANGE-ME" + "x1y2z3" * 8},
+        {"LISTMGR_ENV": "production", "LISTMGR_SECRET_KEY": "0123456789" * 3 + "0"},
+    ],
+)
 def test_settings_check_refuses_variants(env):  # type: ignore[no-untyped-def]
-    values = {"LISTMGR_SMTP_URL": "smtp://relay.internal:25",
-              "LISTMGR_INBOUND_SECRET": GOOD_INBOUND, **env}
+    values = {
+        "LISTMGR_SMTP_URL": "smtp://relay.internal:25",
+        "LISTMGR_INBOUND_SECRET": GOOD_INBOUND,
+        **env,
+    }
     with pytest.raises(ConfigError, match="LISTMGR_SECRET_KEY"):
         load_settings(environ=values).check()
 
@@ -148,23 +180,30 @@ def outbox_mail(make_runtime):  # type: ignore[no-untyped-def]
 
     rt = make_runtime(smtp_url="")
     with rt.db.session() as s:
-        mail = DevMail(mail_from="news@lists.example.test", rcpt_to="victim@example.org",
-                       subject="Please confirm", raw=b"Subject: Please confirm\r\n\r\n"
-                       b"http://listmgr.test/confirm/SECRET-TOKEN\r\n")
+        mail = DevMail(
+            mail_from="news@lists.example.test",
+            rcpt_to="victim@example.org",
+            subject="Please confirm",
+            raw=b"Subject: Please confirm\r\n\r\nhttp://listmgr.test/confirm/SECRET-TOKEN\r\n",
+        )
         s.add(mail)
         s.flush()
         mail_id = mail.id
     users = {}
     for role in ("analyst", "editor", "admin", "owner"):
         email = f"{role}@staff.example.org"
-        users[role] = Account(accounts.create_user(rt, email=email, password=PASSWORD,
-                                                   role=role), email, role)
+        users[role] = Account(
+            accounts.create_user(rt, email=email, password=PASSWORD, role=role), email, role
+        )
     return rt, create_app(rt=rt, migrate=False), mail_id, users
 
 
 def _outbox_paths(mail_id: int) -> list[str]:
-    return [f"{prefix}/outbox{tail}" for prefix in ("/dev", "/admin")
-            for tail in ("", f"/{mail_id}", f"/{mail_id}/html", f"/{mail_id}.eml")]
+    return [
+        f"{prefix}/outbox{tail}"
+        for prefix in ("/dev", "/admin")
+        for tail in ("", f"/{mail_id}", f"/{mail_id}/html", f"/{mail_id}.eml")
+    ]
 
 
 def test_outbox_is_closed_to_visitors_analysts_and_editors(outbox_mail):  # type: ignore[no-untyped-def]
@@ -204,8 +243,11 @@ def test_production_admin_cannot_switch_to_the_dev_outbox(make_runtime, api_for)
         s.add(mail)
         s.flush()
         mail_id = mail.id
-    owner = Account(accounts.create_user(rt, email="o@staff.example.org", password=PASSWORD,
-                                         role="owner"), "o@staff.example.org", "owner")
+    owner = Account(
+        accounts.create_user(rt, email="o@staff.example.org", password=PASSWORD, role="owner"),
+        "o@staff.example.org",
+        "owner",
+    )
     client = create_app(rt=rt, migrate=False).test_client()
     session_login(client, rt, owner)
     for path in _outbox_paths(mail_id):  # not even for the owner: no outbox in production
@@ -226,6 +268,9 @@ def api_for():  # type: ignore[no-untyped-def]
                 def call(path: str, **kw):  # type: ignore[no-untyped-def]
                     kw.setdefault("headers", {})["Authorization"] = f"Bearer {token}"
                     return getattr(client, method)(path, **kw)
+
                 return call
+
         return rt, Api()
+
     return make

@@ -7,6 +7,7 @@ encoding and MIME shape - Victor's memberships, suppression entry and bounce cou
 were. Only proof tied to listmgr and to the same person acts: our tokens, a Message-ID we sent
 to that person, or an aligned DMARC/DKIM pass written by the operator's own MTA.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ from sqlalchemy import select
 
 from listmgr.models import InboundMessage, Membership, Outbox, Subscriber, Suppression
 from listmgr.services import campaigns
-from tests.campaign_support import campaign, deliveries, make_list, person, wait_status
 from tests.admin_support import accounts_by_role, session_login  # noqa: F401 - a fixture
+from tests.campaign_support import campaign, deliveries, make_list, person, wait_status
 from tests.conftest import drain
 from tests.helpers import path_of
 
@@ -42,9 +43,9 @@ def rt(make_runtime):  # type: ignore[no-untyped-def]
 class World:
     campaign_id: int
     ids: dict[str, int]
-    mail: dict[str, bytes]          # each person's copy of the campaign, as their mailbox got it
-    verp: dict[str, str]            # each person's bounce address (the envelope sender)
-    delivery_ids: dict[str, int]    # ledger rows: sequential, so Eve can guess Victor's
+    mail: dict[str, bytes]  # each person's copy of the campaign, as their mailbox got it
+    verp: dict[str, str]  # each person's bounce address (the envelope sender)
+    delivery_ids: dict[str, int]  # ledger rows: sequential, so Eve can guess Victor's
 
     def message_id(self, who: str) -> str:
         msg = message_from_bytes(self.mail[who], policy=default_policy)
@@ -81,10 +82,12 @@ def state(rt, email: str) -> tuple[list[str], str | None, int]:  # type: ignore[
     """(membership statuses, suppression reason, soft bounce count) of one address."""
     with rt.db.session() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
-        statuses = sorted(s.scalars(select(Membership.status).where(
-            Membership.subscriber_id == sub.id)))
-        reason = s.scalar(select(Suppression.reason).where(
-            Suppression.email_hash == rt.email_hash(email)))
+        statuses = sorted(
+            s.scalars(select(Membership.status).where(Membership.subscriber_id == sub.id))
+        )
+        reason = s.scalar(
+            select(Suppression.reason).where(Suppression.email_hash == rt.email_hash(email))
+        )
         return statuses, reason, sub.soft_bounces
 
 
@@ -103,10 +106,19 @@ def crlf(text: str) -> str:
 
 
 # -- forged delivery status notifications ----------------------------------------------------------
-def dsn(failed: str, *, to: str = LISTADDR, original: str = "", status: str = "5.1.1",
-        report: str = "delivery-status", field_type: str = "rfc822") -> str:
-    original = original or (f"From: News <{LISTADDR}>\nTo: {failed}\nSubject: Spring news\n"
-                            f"Message-ID: <spring-{failed}@{DOMAIN}>\n")
+def dsn(
+    failed: str,
+    *,
+    to: str = LISTADDR,
+    original: str = "",
+    status: str = "5.1.1",
+    report: str = "delivery-status",
+    field_type: str = "rfc822",
+) -> str:
+    original = original or (
+        f"From: News <{LISTADDR}>\nTo: {failed}\nSubject: Spring news\n"
+        f"Message-ID: <spring-{failed}@{DOMAIN}>\n"
+    )
     return crlf(f"""Return-Path: <>
 From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
 To: {to}
@@ -122,7 +134,7 @@ Content-Type: text/plain
 Your message could not be delivered to {failed}: user unknown.
 
 --B1
-Content-Type: message/{'global-' if report == 'global' else ''}delivery-status
+Content-Type: message/{"global-" if report == "global" else ""}delivery-status
 
 Reporting-MTA: dns; mx.example.net
 
@@ -157,12 +169,18 @@ FORGED_BOUNCES = {
     "dsn-utf8-global": lambda w: dsn(VICTOR, report="global", field_type="utf-8"),
     "dsn-soft": lambda w: dsn(VICTOR, status="4.2.2"),
     "dsn-forged-verp": lambda w: dsn(
-        VICTOR, to=f"bounces+{w.ids[VICTOR]}-1-1.AAAAAAAAAAAAAAAAAAAAAAAAAAA@{DOMAIN}"),
-    "dsn-guessed-message-id": lambda w: dsn(VICTOR, original=(
-        f"From: News <{LISTADDR}>\nTo: {VICTOR}\nSubject: Spring news\n"
-        f"Message-ID: {guessed_message_id(w)}\n")),
-    "dsn-untagged-message-id": lambda w: dsn(VICTOR, original=(
-        f"To: {VICTOR}\nMessage-ID: {old_style_message_id(w)}\n")),
+        VICTOR, to=f"bounces+{w.ids[VICTOR]}-1-1.AAAAAAAAAAAAAAAAAAAAAAAAAAA@{DOMAIN}"
+    ),
+    "dsn-guessed-message-id": lambda w: dsn(
+        VICTOR,
+        original=(
+            f"From: News <{LISTADDR}>\nTo: {VICTOR}\nSubject: Spring news\n"
+            f"Message-ID: {guessed_message_id(w)}\n"
+        ),
+    ),
+    "dsn-untagged-message-id": lambda w: dsn(
+        VICTOR, original=(f"To: {VICTOR}\nMessage-ID: {old_style_message_id(w)}\n")
+    ),
     "mailer-daemon-text": lambda w: crlf(f"""From: MAILER-DAEMON@mx.example.net
 To: {LISTADDR}
 Subject: Mail delivery failed: returning message to sender
@@ -187,11 +205,20 @@ Delivery to the following recipient failed permanently:
 
      {VICTOR}
 """),
-    "ses-json": lambda w: json.dumps({"notificationType": "Bounce", "bounce": {
-        "bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": VICTOR,
-                                                          "status": "5.1.1"}]},
-        "mail": {"source": LISTADDR, "messageId": "x", "commonHeaders": {
-            "messageId": guessed_message_id(w)}}}),
+    "ses-json": lambda w: json.dumps(
+        {
+            "notificationType": "Bounce",
+            "bounce": {
+                "bounceType": "Permanent",
+                "bouncedRecipients": [{"emailAddress": VICTOR, "status": "5.1.1"}],
+            },
+            "mail": {
+                "source": LISTADDR,
+                "messageId": "x",
+                "commonHeaders": {"messageId": guessed_message_id(w)},
+            },
+        }
+    ),
 }
 
 
@@ -245,13 +272,19 @@ Content-Type: message/rfc822
 
 
 FORGED_COMPLAINTS = {
-    "arf-plain": lambda w: arf(VICTOR, f"From: {LISTADDR}\nTo: {VICTOR}\nSubject: Spring news\n\n"
-                                       "Hello\n"),
-    "arf-guessed-message-id": lambda w: arf(VICTOR, (
-        f"From: {LISTADDR}\nTo: {VICTOR}\nMessage-ID: {guessed_message_id(w)}\n\nHello\n")),
-    "arf-forged-list-unsubscribe": lambda w: arf(VICTOR, (
-        f"From: {LISTADDR}\nTo: {VICTOR}\nList-Unsubscribe: <http://listmgr.test/u/"
-        f"{w.ids[VICTOR]}-1-1.forgedforgedforgedforged>\n\nHello\n")),
+    "arf-plain": lambda w: arf(
+        VICTOR, f"From: {LISTADDR}\nTo: {VICTOR}\nSubject: Spring news\n\nHello\n"
+    ),
+    "arf-guessed-message-id": lambda w: arf(
+        VICTOR, (f"From: {LISTADDR}\nTo: {VICTOR}\nMessage-ID: {guessed_message_id(w)}\n\nHello\n")
+    ),
+    "arf-forged-list-unsubscribe": lambda w: arf(
+        VICTOR,
+        (
+            f"From: {LISTADDR}\nTo: {VICTOR}\nList-Unsubscribe: <http://listmgr.test/u/"
+            f"{w.ids[VICTOR]}-1-1.forgedforgedforgedforged>\n\nHello\n"
+        ),
+    ),
     "hotmail-jmrp": lambda w: crlf(f"""From: staff@hotmail.com
 To: {LISTADDR}
 Subject: complaint about message from 192.0.2.1
@@ -275,8 +308,13 @@ Subject: Spring news
 Hello
 --J1--
 """),
-    "ses-json": lambda w: json.dumps({"notificationType": "Complaint", "complaint": {
-        "complainedRecipients": [{"emailAddress": VICTOR}]}, "mail": {"source": LISTADDR}}),
+    "ses-json": lambda w: json.dumps(
+        {
+            "notificationType": "Complaint",
+            "complaint": {"complainedRecipients": [{"emailAddress": VICTOR}]},
+            "mail": {"source": LISTADDR},
+        }
+    ),
 }
 
 
@@ -290,8 +328,15 @@ def test_forged_complaint_changes_nobody(rt, client, world, variant):  # type: i
 
 
 # -- forged unsubscribe replies --------------------------------------------------------------------
-def reply(*, sender: str = VICTOR, extra: str = "", subject: str = "unsubscribe",
-          body: str = "Please unsubscribe me.", msgid: str = "r1", from_header: str = "") -> str:
+def reply(
+    *,
+    sender: str = VICTOR,
+    extra: str = "",
+    subject: str = "unsubscribe",
+    body: str = "Please unsubscribe me.",
+    msgid: str = "r1",
+    from_header: str = "",
+) -> str:
     head = from_header or f"From: Victor <{sender}>"
     return crlf(f"""{extra}{head}
 To: {LISTADDR}
@@ -307,53 +352,76 @@ Content-Type: text/plain; charset=utf-8
 
 FORGED_REPLIES = {
     "plain": lambda w: reply(),
-    "body-only": lambda w: reply(subject="Re: Spring news", body="Unsubscribe me please",
-                                 msgid="r2"),
+    "body-only": lambda w: reply(
+        subject="Re: Spring news", body="Unsubscribe me please", msgid="r2"
+    ),
     "apple-one-tap-to-list-address": lambda w: reply(
-        extra="X-Apple-Unsubscribe: true\n", body="", msgid="r3"),
+        extra="X-Apple-Unsubscribe: true\n", body="", msgid="r3"
+    ),
     # Eve's own Message-ID and token prove things about Eve, never about Victor.
     "in-reply-to-eve's-message": lambda w: reply(
         extra=f"In-Reply-To: {w.message_id(EVE)}\nReferences: {w.message_id(EVE)}\n",
-        subject="Re: Spring news", msgid="r4"),
+        subject="Re: Spring news",
+        msgid="r4",
+    ),
     "quoting-eve's-unsubscribe-link": lambda w: reply(
         body=f"unsubscribe\n\n> To leave: http://listmgr.test/u/{w.unsubscribe_token(EVE)}",
-        msgid="r5"),
+        msgid="r5",
+    ),
     "guessed-message-id": lambda w: reply(
-        extra=f"In-Reply-To: {guessed_message_id(w)}\n", subject="Re: Spring news", msgid="r6"),
+        extra=f"In-Reply-To: {guessed_message_id(w)}\n", subject="Re: Spring news", msgid="r6"
+    ),
     # Authentication-Results that our MTA did not write, or that do not vouch for Victor.
     "auth-results-of-another-server": lambda w: reply(
         extra="Authentication-Results: mx.evil.example; dmarc=pass header.from=example.com\n",
-        msgid="r7"),
+        msgid="r7",
+    ),
     "auth-results-lookalike-id": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}.evil.example; dmarc=pass "
-              "header.from=example.com\n", msgid="r8"),
+        "header.from=example.com\n",
+        msgid="r8",
+    ),
     "our-id-below-a-foreign-header": lambda w: reply(
         extra="Authentication-Results: mx.evil.example; none\n"
-              f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=example.com\n",
-        msgid="r9"),
+        f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=example.com\n",
+        msgid="r9",
+    ),
     "our-header-says-dmarc-fail": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}; dmarc=fail header.from=example.com; "
-              "dkim=pass header.d=example.com\n", msgid="r10"),
+        "dkim=pass header.d=example.com\n",
+        msgid="r10",
+    ),
     "dkim-pass-of-another-domain": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}; dkim=pass header.d=evil.example; "
-              "dkim=pass header.d=com\n", msgid="r11"),
+        "dkim=pass header.d=com\n",
+        msgid="r11",
+    ),
     "dmarc-pass-for-another-from": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=evil.example\n",
-        msgid="r12"),
+        msgid="r12",
+    ),
     "dmarc-pass-in-a-comment": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}; dmarc=none (dmarc=pass "
-              "header.from=example.com) header.from=example.com\n", msgid="r13"),
+        "header.from=example.com) header.from=example.com\n",
+        msgid="r13",
+    ),
     # Header tricks: which From is "the" sender?
     "two-from-headers": lambda w: reply(
-        extra=f"In-Reply-To: {w.message_id(EVE)}\n", msgid="r14",
-        from_header=f"From: Victor <{VICTOR}>\nFrom: Eve <{EVE}>"),
+        extra=f"In-Reply-To: {w.message_id(EVE)}\n",
+        msgid="r14",
+        from_header=f"From: Victor <{VICTOR}>\nFrom: Eve <{EVE}>",
+    ),
     "encoded-word-display-name": lambda w: reply(
-        from_header=f"From: =?utf-8?q?victor=40example=2Ecom?= <{EVE}>", msgid="r15"),
+        from_header=f"From: =?utf-8?q?victor=40example=2Ecom?= <{EVE}>", msgid="r15"
+    ),
     "bare-encoded-word": lambda w: reply(
-        from_header="From: =?utf-8?q?victor=40example=2Ecom?=", msgid="r16"),
+        from_header="From: =?utf-8?q?victor=40example=2Ecom?=", msgid="r16"
+    ),
     "two-addresses": lambda w: reply(
         extra=f"Authentication-Results: {AUTHSERV}; dkim=pass header.d=evil.example\n",
-        from_header=f"From: {VICTOR}, {EVE}", msgid="r17"),
+        from_header=f"From: {VICTOR}, {EVE}",
+        msgid="r17",
+    ),
     "forged-mailto-token": lambda w: crlf(f"""From: {VICTOR}
 To: unsubscribe+{w.ids[VICTOR]}-1-1.Zm9yZ2VkZm9yZ2VkZm9yZ2Vk@{DOMAIN}
 Subject: unsubscribe
@@ -390,8 +458,10 @@ def test_mail_bombing_a_third_party_by_forged_requests_gets_one_mail(rt, client,
     assert state(rt, VICTOR) == UNTOUCHED
     assert all(row(rt, i).proof == "none" for i in ids)
     with rt.db.session() as s:
-        assert s.scalar(select(Outbox.id).where(Outbox.kind == "unsubscribe_request")
-                        .offset(1)) is None
+        assert (
+            s.scalar(select(Outbox.id).where(Outbox.kind == "unsubscribe_request").offset(1))
+            is None
+        )
 
 
 def test_confirmation_link_is_scanner_proof_and_honoured_when_clicked(rt, client, world, sink, api):  # type: ignore[no-untyped-def]
@@ -409,7 +479,9 @@ def test_confirmation_link_is_scanner_proof_and_honoured_when_clicked(rt, client
     assert "no proof" in listing["items"][0]["action"]
     # A tampered link does nothing either.
     assert client.post(path[:-2] + ("AA" if not path.endswith("AA") else "BB")).status_code in (
-        400, 404)
+        400,
+        404,
+    )
     assert state(rt, VICTOR) == UNTOUCHED
     # The person presses the button: unsubscribed from everything, once.
     assert client.post(path).status_code == 200
@@ -426,7 +498,7 @@ def test_request_link_of_one_person_cannot_be_turned_against_another(rt, client,
     text = sink.wait_for(1)[0].message.get_body(("plain",)).get_content()
     token = re.search(r"/u/request/(\S+)", text).group(1)
     payload, _, sig = token.rpartition(".")
-    assert payload.split("-")[0] == str(world.ids[EVE])   # small ids read the same in base 36
+    assert payload.split("-")[0] == str(world.ids[EVE])  # small ids read the same in base 36
     forged = f"{world.ids[VICTOR]}-{payload.split('-', 1)[1]}.{sig}"
     assert client.post(f"/u/request/{forged}").status_code in (400, 404)
     assert state(rt, VICTOR) == UNTOUCHED
@@ -436,8 +508,15 @@ def test_answering_our_confirmation_request_is_proof_of_its_own(rt, client, worl
     send(client, reply(msgid="ask"))
     drain(rt)
     ours = sink.wait_for(1)[0].message["Message-ID"]
-    inbound_id = send(client, reply(extra=f"In-Reply-To: {ours}\n", subject="Re: Please confirm",
-                                    body="Yes, unsubscribe me.", msgid="yes"))
+    inbound_id = send(
+        client,
+        reply(
+            extra=f"In-Reply-To: {ours}\n",
+            subject="Re: Please confirm",
+            body="Yes, unsubscribe me.",
+            msgid="yes",
+        ),
+    )
     drain(rt)
     assert state(rt, VICTOR) == (["unsubscribed"], "unsubscribed_all", 0)
     assert row(rt, inbound_id).proof == "message-id"
@@ -453,15 +532,14 @@ def test_eve_s_own_proof_acts_on_eve_alone(rt, client, world):  # type: ignore[n
     failed recipient: it may bounce Eve (her proof), never Victor."""
     original = message_from_bytes(world.mail[EVE], policy=default_policy)
     headers = "".join(f"{k}: {v}\n" for k, v in original.items() if k.lower() != "to")
-    inbound_id = send(client, dsn(VICTOR, to=world.verp[EVE],
-                                  original=headers + f"To: {VICTOR}\n"))
+    inbound_id = send(client, dsn(VICTOR, to=world.verp[EVE], original=headers + f"To: {VICTOR}\n"))
     drain(rt)
     assert state(rt, VICTOR) == UNTOUCHED
     assert row(rt, inbound_id).subscriber_id == world.ids[EVE]
 
 
 def test_proofs_naming_two_people_are_trusted_for_nobody(rt, client, world):  # type: ignore[no-untyped-def]
-    original = (f"From: {LISTADDR}\nTo: {VICTOR}\nMessage-ID: {world.message_id(VICTOR)}\n")
+    original = f"From: {LISTADDR}\nTo: {VICTOR}\nMessage-ID: {world.message_id(VICTOR)}\n"
     inbound_id = send(client, dsn(VICTOR, to=world.verp[EVE], original=original))
     drain(rt)
     assert state(rt, VICTOR) == UNTOUCHED and state(rt, EVE) == UNTOUCHED
@@ -471,8 +549,14 @@ def test_proofs_naming_two_people_are_trusted_for_nobody(rt, client, world):  # 
 # -- what must keep working ------------------------------------------------------------------------
 def test_reply_to_our_own_message_unsubscribes_its_sender(rt, client, world, sink):  # type: ignore[no-untyped-def]
     mid = world.message_id(VICTOR)
-    inbound_id = send(client, reply(extra=f"In-Reply-To: {mid}\nReferences: {mid}\n",
-                                    subject="Re: Spring news", msgid="real"))
+    inbound_id = send(
+        client,
+        reply(
+            extra=f"In-Reply-To: {mid}\nReferences: {mid}\n",
+            subject="Re: Spring news",
+            msgid="real",
+        ),
+    )
     drain(rt)
     assert state(rt, VICTOR) == (["unsubscribed"], "unsubscribed_all", 0)
     assert row(rt, inbound_id).proof == "message-id"
@@ -480,10 +564,12 @@ def test_reply_to_our_own_message_unsubscribes_its_sender(rt, client, world, sin
 
 
 def test_reply_with_our_mta_s_aligned_pass_unsubscribes(rt, client, world):  # type: ignore[no-untyped-def]
-    extra = (f"Authentication-Results: {AUTHSERV};\n dkim=pass (2048-bit key) header.d=example.com"
-             " header.s=sel;\n spf=pass smtp.mailfrom=example.com;\n dmarc=pass (p=none)"
-             " header.from=example.com\n"
-             "Authentication-Results: mx.evil.example; dmarc=fail header.from=example.com\n")
+    extra = (
+        f"Authentication-Results: {AUTHSERV};\n dkim=pass (2048-bit key) header.d=example.com"
+        " header.s=sel;\n spf=pass smtp.mailfrom=example.com;\n dmarc=pass (p=none)"
+        " header.from=example.com\n"
+        "Authentication-Results: mx.evil.example; dmarc=fail header.from=example.com\n"
+    )
     inbound_id = send(client, reply(extra=extra, msgid="dmarc"))
     drain(rt)
     assert state(rt, VICTOR) == (["unsubscribed"], "unsubscribed_all", 0)
@@ -494,8 +580,9 @@ def test_real_dsn_and_arf_carrying_the_original_act_on_its_recipient(rt, client,
     # No VERP: the bounce came back to the list address with the original's headers; only
     # its Message-ID ties it to Victor (no List-Unsubscribe token left in it).
     original = message_from_bytes(world.mail[VICTOR], policy=default_policy)
-    headers = "".join(f"{k}: {v}\n" for k, v in original.items()
-                      if not k.lower().startswith("list-unsubscribe"))
+    headers = "".join(
+        f"{k}: {v}\n" for k, v in original.items() if not k.lower().startswith("list-unsubscribe")
+    )
     inbound_id = send(client, dsn(VICTOR, original=headers))
     drain(rt)
     assert state(rt, VICTOR) == (["bounced"], "hard_bounce", 0)
@@ -512,8 +599,13 @@ def test_real_dsn_and_arf_carrying_the_original_act_on_its_recipient(rt, client,
 def test_verp_bounce_and_mailto_one_click_keep_working(rt, client, world):  # type: ignore[no-untyped-def]
     send(client, dsn("whatever@example.com", to=world.verp[VICTOR]))
     token = world.unsubscribe_token(EVE)
-    send(client, crlf(f"From: {EVE}\nTo: unsubscribe+{token}@{DOMAIN}\nSubject: unsubscribe\n"
-                      "X-Apple-Unsubscribe: true\nMessage-ID: <apple@icloud.com>\n\n\n"))
+    send(
+        client,
+        crlf(
+            f"From: {EVE}\nTo: unsubscribe+{token}@{DOMAIN}\nSubject: unsubscribe\n"
+            "X-Apple-Unsubscribe: true\nMessage-ID: <apple@icloud.com>\n\n\n"
+        ),
+    )
     drain(rt)
     assert state(rt, VICTOR) == (["bounced"], "hard_bounce", 0)
     assert state(rt, EVE)[0] == ["unsubscribed"]
@@ -533,5 +625,5 @@ def test_admin_inbox_shows_why_nothing_was_done(rt, app, world, accounts_by_role
     assert "no proof" in detail and "nobody was changed" in detail
     assert "confirm by a link" in admin.get(f"/admin/inbound/{asked}").text
     assert admin.get(f"/admin/inbound/{proven}").status_code == 200
-    assert f"/admin/inbound/{proven}\"" not in page  # acted on with proof: not in the inbox
+    assert f'/admin/inbound/{proven}"' not in page  # acted on with proof: not in the inbox
     assert state(rt, VICTOR) == UNTOUCHED

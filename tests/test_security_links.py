@@ -3,6 +3,7 @@ its links) must not get. Preference links change preferences and leave; download
 the data needs a single-use, one-hour link mailed to the address; "forget my old links" (the
 person or an admin) ends every older preference link, while old unsubscribe links still
 unsubscribe; a confirmation link works once and never undoes a later suppression."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,12 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 
-from listmgr.models import (AuditLog, ConsentEvent, Membership, Subscriber, Suppression, utcnow)
+from listmgr.models import AuditLog, ConsentEvent, Membership, Subscriber, Suppression, utcnow
 from listmgr.services import campaigns, lists, subscribers
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
 from tests.campaign_support import campaign, campaign_mail, wait_status
@@ -42,8 +44,9 @@ def _mail_to(sink, count: int):  # type: ignore[no-untyped-def]
 def _victim(rt, client, sink) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
     """A confirmed subscriber who signed up through the form; the links of their mail."""
     lists.create(rt, slug="news", name="News", postal_address="Example Org, 1 Test Street")
-    resp = client.post("/subscribe/news", data={"email": VICTIM, "name": "Vic"},
-                       headers={"User-Agent": UA})
+    resp = client.post(
+        "/subscribe/news", data={"email": VICTIM, "name": "Vic"}, headers={"User-Agent": UA}
+    )
     assert resp.status_code == 200
     drain(rt)
     confirm = path_of(link_with(_mail_to(sink, 1).message, "/confirm/"))
@@ -55,8 +58,11 @@ def _victim(rt, client, sink) -> tuple[int, dict[str, str]]:  # type: ignore[no-
     notice = _mail_to(sink, 2).message
     with rt.db.session() as s:
         sid = s.scalar(select(Subscriber.id).where(Subscriber.email == VICTIM))
-    return int(sid), {"confirm": confirm, "manage": path_of(link_with(notice, "/p/")),
-                      "unsubscribe": path_of(link_with(notice, "/u/"))}
+    return int(sid), {
+        "confirm": confirm,
+        "manage": path_of(link_with(notice, "/p/")),
+        "unsubscribe": path_of(link_with(notice, "/u/")),
+    }
 
 
 def _exists(rt, sid: int) -> bool:
@@ -88,18 +94,23 @@ def test_a_leaked_preference_link_neither_exports_nor_erases(rt, client, sink, a
     manage = leaked["manage"]
     headers = {"Accept": accept}
     for method, path, data in (
-            ("get", f"{manage}/export", None), ("get", f"{manage}/export?format=json", None),
-            ("post", f"{manage}/export", {}), ("post", f"{manage}/export", {"confirm": "yes"}),
-            ("head", f"{manage}/export", None), ("get", f"{manage}/erase", None),
-            ("post", f"{manage}/erase", {"confirm": "yes"}),
-            ("post", f"{manage}/erase?confirm=yes", {"confirm": "yes", "action": "erase"})):
+        ("get", f"{manage}/export", None),
+        ("get", f"{manage}/export?format=json", None),
+        ("post", f"{manage}/export", {}),
+        ("post", f"{manage}/export", {"confirm": "yes"}),
+        ("head", f"{manage}/export", None),
+        ("get", f"{manage}/erase", None),
+        ("post", f"{manage}/erase", {"confirm": "yes"}),
+        ("post", f"{manage}/erase?confirm=yes", {"confirm": "yes", "action": "erase"}),
+    ):
         resp = getattr(client, method)(path, data=data, headers=headers)
         assert resp.status_code in (200, 405), (method, path, resp.status_code)
         _no_secrets(resp)
         assert _exists(rt, sid), (method, path)
     with rt.db.session() as s:
-        assert s.scalar(select(func.count(AuditLog.id)).where(
-            AuditLog.action == "people.export")) == 0
+        assert (
+            s.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "people.export")) == 0
+        )
     # What the link is for still works: the preferences page and leaving.
     page = client.get(manage)
     assert page.status_code == 200 and VICTIM.encode() in page.data
@@ -113,9 +124,9 @@ def test_the_fresh_link_goes_only_to_the_address_and_asking_reveals_nothing(rt, 
     sid, leaked = _victim(rt, client, sink)
     sent = len(sink.messages)
     first = client.post(f"{leaked['manage']}/export")
-    again = client.post(f"{leaked['manage']}/erase")   # within the window: no second mail
+    again = client.post(f"{leaked['manage']}/erase")  # within the window: no second mail
     assert first.status_code == again.status_code == 200
-    assert first.data == again.data   # the same answer, mailed or not
+    assert first.data == again.data  # the same answer, mailed or not
     _no_secrets(first)
     drain(rt)
     time.sleep(0.3)
@@ -127,8 +138,13 @@ def test_the_fresh_link_goes_only_to_the_address_and_asking_reveals_nothing(rt, 
     fresh = path_of(link_with(mail.message, "/export"))
     assert fresh.split("/")[2].encode() not in first.data
     with rt.db.session() as s:
-        asked = list(s.scalars(select(AuditLog.detail).where(
-            AuditLog.action == "subscriber.data_link", AuditLog.target_id == str(sid))))
+        asked = list(
+            s.scalars(
+                select(AuditLog.detail).where(
+                    AuditLog.action == "subscriber.data_link", AuditLog.target_id == str(sid)
+                )
+            )
+        )
     assert [a["mailed"] for a in asked] == [True, False]
 
     # Once the window has passed (the clock moved on), another link can be asked for; the
@@ -156,8 +172,11 @@ def test_a_fresh_link_works_once_within_the_hour(rt, client, sink, monkeypatch):
     assert data["subscriber"]["email"] == VICTIM
     assert data["consent_history"][0]["user_agent"] == UA
     # Replayed (by whoever finds the mail later), it does nothing, in every form.
-    for method, path, body in (("post", link, None), ("get", link, None),
-                               ("post", link.replace("/export", "/erase"), {"confirm": "yes"})):
+    for method, path, body in (
+        ("post", link, None),
+        ("get", link, None),
+        ("post", link.replace("/export", "/erase"), {"confirm": "yes"}),
+    ):
         again = getattr(client, method)(path, data=body)
         assert again.status_code == 400 and b"already used" in again.data, (method, path)
         _no_secrets(again)
@@ -215,7 +234,7 @@ def test_forgetting_ends_old_preference_links_but_never_leaving(rt, client, sink
     sent = len(sink.messages)
     resp = client.post(f"{leaked['manage']}/forget")
     assert resp.status_code == 200
-    assert b"/p/" not in resp.data   # the new link goes to the mailbox, never to the page
+    assert b"/p/" not in resp.data  # the new link goes to the mailbox, never to the page
     drain(rt)
     mail = _mail_to(sink, sent + 1)
     assert mail.rcpt_tos == [VICTIM]
@@ -223,17 +242,21 @@ def test_forgetting_ends_old_preference_links_but_never_leaving(rt, client, sink
     assert fresh != leaked["manage"]
 
     # Every older preference and data link is dead, and says so without showing anything.
-    for method, path in (("get", leaked["manage"]), ("post", leaked["manage"]),
-                         ("get", f"{leaked['manage']}/export"),
-                         ("post", f"{leaked['manage']}/export"),
-                         ("post", f"{leaked['manage']}/forget"), ("post", data_link),
-                         ("get", data_link)):
+    for method, path in (
+        ("get", leaked["manage"]),
+        ("post", leaked["manage"]),
+        ("get", f"{leaked['manage']}/export"),
+        ("post", f"{leaked['manage']}/export"),
+        ("post", f"{leaked['manage']}/forget"),
+        ("post", data_link),
+        ("get", data_link),
+    ):
         dead = getattr(client, method)(path, data={"action": "save", "lists": []})
         assert dead.status_code == 400, (method, path)
         assert VICTIM.encode() not in dead.data
         _no_secrets(dead)
     with rt.db.session() as s:
-        assert s.scalar(select(Membership.status)) == "confirmed"   # the save did nothing
+        assert s.scalar(select(Membership.status)) == "confirmed"  # the save did nothing
 
     # The old unsubscribe link still unsubscribes (leaving must always work), but its page
     # neither shows the address nor leads into the preferences.
@@ -296,13 +319,14 @@ def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role)
     from listmgr.services import accounts
 
     editor = accounts.create_token(rt, role="editor", name="e")
-    refused = client.post(f"/api/subscribers/{sid}/forget-links",
-                          headers={"Authorization": f"Bearer {editor}"})
+    refused = client.post(
+        f"/api/subscribers/{sid}/forget-links", headers={"Authorization": f"Bearer {editor}"}
+    )
     assert refused.status_code == 403
-    assert api.post(f"/api/subscribers/{sid}/forget-links",
-                    json={"notify": "yes"}).status_code == 422
-    assert api.post(f"/api/subscribers/{sid}/forget-links",
-                    json={"bogus": 1}).status_code == 422
+    assert (
+        api.post(f"/api/subscribers/{sid}/forget-links", json={"notify": "yes"}).status_code == 422
+    )
+    assert api.post(f"/api/subscribers/{sid}/forget-links", json={"bogus": 1}).status_code == 422
     assert api.post("/api/subscribers/999999/forget-links").status_code == 404
     assert client.get(leaked["manage"]).status_code == 200
 
@@ -312,16 +336,20 @@ def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role)
     assert client.get(leaked["manage"]).status_code == 400
     drain(rt)
     time.sleep(0.3)
-    assert len(sink.messages) == sent   # asked not to mail
+    assert len(sink.messages) == sent  # asked not to mail
 
     # The admin page: a button (CSRF-protected) that also mails a new link.
     session_login(client, rt, accounts_by_role["admin"])
     page = client.get(f"/admin/subscribers/{sid}")
     assert b'id="forget-links"' in page.data
-    assert client.post(f"/admin/subscribers/{sid}/forget-links",
-                       data={"notify": "1"}).status_code == 400   # no CSRF token
-    resp = client.post(f"/admin/subscribers/{sid}/forget-links",
-                       data={"notify": "1", "csrf_token": csrf_from(page.text)})
+    assert (
+        client.post(f"/admin/subscribers/{sid}/forget-links", data={"notify": "1"}).status_code
+        == 400
+    )  # no CSRF token
+    resp = client.post(
+        f"/admin/subscribers/{sid}/forget-links",
+        data={"notify": "1", "csrf_token": csrf_from(page.text)},
+    )
     assert resp.status_code == 302
     drain(rt)
     mail = _mail_to(sink, sent + 1)
@@ -330,8 +358,9 @@ def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role)
     client.cookie_jar.clear() if hasattr(client, "cookie_jar") else None
     assert client.get(fresh).status_code == 200
     with rt.db.session() as s:
-        done = list(s.scalars(select(AuditLog).where(
-            AuditLog.action == "subscriber.links_forgotten")))
+        done = list(
+            s.scalars(select(AuditLog).where(AuditLog.action == "subscriber.links_forgotten"))
+        )
     assert len(done) == 2 and all(a.target_id == str(sid) for a in done)
     assert done[1].actor == "admin@staff.example.org"
 
@@ -339,14 +368,14 @@ def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role)
 # -- confirmation links are single-use ----------------------------------------------------------
 def _confirm_events(rt) -> int:
     with rt.db.session() as s:
-        return s.scalar(select(func.count(ConsentEvent.id)).where(
-            ConsentEvent.kind == "confirm")) or 0
+        return (
+            s.scalar(select(func.count(ConsentEvent.id)).where(ConsentEvent.kind == "confirm")) or 0
+        )
 
 
 def _status(rt) -> tuple[str, str | None]:
     with rt.db.session() as s:
-        return (s.scalar(select(Membership.status)),
-                s.scalar(select(Suppression.reason)))
+        return (s.scalar(select(Membership.status)), s.scalar(select(Suppression.reason)))
 
 
 def _replay_does_nothing(rt, client, confirm: str) -> None:  # type: ignore[no-untyped-def]
@@ -363,22 +392,24 @@ def test_a_replayed_confirmation_does_nothing(rt, client, sink):  # type: ignore
     _replay_does_nothing(rt, client, leaked["confirm"])
 
 
-@pytest.mark.parametrize("stop", ["unsubscribe", "unsubscribe_all", "manual", "complaint",
-                                  "import"])
-def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api, stop,
-                                                           tmp_path):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "stop", ["unsubscribe", "unsubscribe_all", "manual", "complaint", "import"]
+)
+def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api, stop, tmp_path):  # type: ignore[no-untyped-def]
     sid, leaked = _victim(rt, client, sink)
     if stop == "unsubscribe":
         assert client.post(leaked["unsubscribe"]).status_code == 200
     elif stop == "unsubscribe_all":
-        assert client.post(leaked["manage"], data={"action": "unsubscribe_all"}).status_code \
-            == 200
+        assert client.post(leaked["manage"], data={"action": "unsubscribe_all"}).status_code == 200
     elif stop == "manual":
         assert api.post("/api/suppression", json={"email": VICTIM}).status_code == 201
     elif stop == "complaint":
-        resp = client.post("/hooks/inbound", data=_complaint(rt, sid),
-                           headers={"Authorization": "Bearer inbound-test-secret"},
-                           content_type="message/rfc822")
+        resp = client.post(
+            "/hooks/inbound",
+            data=_complaint(rt, sid),
+            headers={"Authorization": "Bearer inbound-test-secret"},
+            content_type="message/rfc822",
+        )
         assert resp.status_code == 202
         drain(rt)
     else:
@@ -386,8 +417,9 @@ def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api
 
         path = tmp_path / "stop.csv"
         path.write_text(f"email\n{VICTIM}\n", encoding="utf-8")
-        job = imports.create_job(rt, path=path, list_slug="news", consent="complaints",
-                                 actor="t", mode="suppress")
+        job = imports.create_job(
+            rt, path=path, list_slug="news", consent="complaints", actor="t", mode="suppress"
+        )
         imports.run_job(rt, job)
     stopped = _status(rt)
     assert stopped[0] != "confirmed" or stopped[1] is not None, stopped
@@ -416,9 +448,9 @@ def test_after_resubscribing_only_the_newest_confirmation_works(rt, client, sink
     assert client.post("/subscribe/news", data={"email": VICTIM}).status_code == 200
     drain(rt)
     newest = path_of(link_with(_mail_to(sink, sent + 1).message, "/confirm/"))
-    _replay_does_nothing(rt, client, leaked["confirm"])   # the old mail's link
+    _replay_does_nothing(rt, client, leaked["confirm"])  # the old mail's link
     assert client.post(newest).status_code == 200
-    assert _status(rt) == ("confirmed", None)   # the person's own, fresh confirmation
+    assert _status(rt) == ("confirmed", None)  # the person's own, fresh confirmation
     _replay_does_nothing(rt, client, newest)
 
 
@@ -467,16 +499,25 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
     import subprocess
     import sys
 
-    from tests.browser_support import (browser_page, create_outbox_admin, require_chromium,
-                                       screenshot, serve, sign_in_to_outbox)
+    from tests.browser_support import (
+        browser_page,
+        create_outbox_admin,
+        require_chromium,
+        screenshot,
+        serve,
+        sign_in_to_outbox,
+    )
     from tests.conftest import free_port
     from tests.test_browser_journey import _latest_mail_text
 
     require_chromium()
     env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
-    subprocess.run([sys.executable, "-m", "listmgr", "demo"], cwd=tmp_path, check=True,
-                   env={**os.environ, **env,
-                        "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789"})
+    subprocess.run(
+        [sys.executable, "-m", "listmgr", "demo"],
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, **env, "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789"},
+    )
     address = "links@example.org"
 
     def url_in(text: str, label: str) -> str:
@@ -493,7 +534,7 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
         page.goto(confirm_url)
         page.click("#confirm")
         assert "now subscribed" in page.locator("main").inner_text()
-        page.goto(confirm_url)   # the same link again: used
+        page.goto(confirm_url)  # the same link again: used
         assert "already used" in page.locator("h1").inner_text()
         assert page.locator("#confirm").count() == 0
         screenshot(page, "links-confirm-used")
@@ -502,8 +543,9 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
         page.goto(f"{base}/subscribe/newsletter")
         page.fill("input[name=email]", address)
         page.click("button[type=submit]")
-        manage_url = url_in(_latest_mail_text(page, base, "already subscribed"),
-                            "Change what you receive:")
+        manage_url = url_in(
+            _latest_mail_text(page, base, "already subscribed"), "Change what you receive:"
+        )
         page.goto(manage_url)
         page.get_by_role("link", name="Download my data").click()
         screenshot(page, "links-data-request")
@@ -512,15 +554,14 @@ def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-un
         page.click("#request-link")
         assert "Check your mailbox" in page.locator("h1").inner_text()
 
-        export_url = url_in(_latest_mail_text(page, base, "download or erase"),
-                            "Download my data:")
+        export_url = url_in(_latest_mail_text(page, base, "download or erase"), "Download my data:")
         page.goto(export_url)
         screenshot(page, "links-data-export")
         with page.expect_download() as download:
             page.click("#download")
-        data = json.loads(open(download.value.path(), encoding="utf-8").read())
+        data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
         assert data["subscriber"]["email"] == address and data["consent_history"]
-        page.goto(export_url)   # once only
+        page.goto(export_url)  # once only
         assert "already used" in page.locator("h1").inner_text()
 
         # Forgetting: the old preference link stops working; the new one arrives by mail.

@@ -2,6 +2,7 @@
 used, a stolen cookie dies on sign-out and on a password change, a planted session is never
 signed in, failed sign-ins tell nothing about which accounts exist (same answer, same time),
 nobody outside can lock the owner out, and guessable passwords are refused everywhere."""
+
 from __future__ import annotations
 
 import os
@@ -9,16 +10,16 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
 from sqlalchemy import select
 
+from listmgr.errors import Unauthorized
 from listmgr.models import User
 from listmgr.services import accounts, login_throttle
-from tests.admin_support import (PASSWORD, accounts_by_role, csrf_from, form_login,  # noqa: F401
-                                 post_form)
+from tests.admin_support import PASSWORD, accounts_by_role, csrf_from, form_login, post_form  # noqa: F401
 from tests.conftest import SECRET
 
 HOURS = 12
@@ -27,13 +28,21 @@ FROZEN = datetime(2026, 3, 1, 9, 0, 0)
 STRONG = "violet harbour lantern 93"
 # Guessable passwords of every flavour: common, keyboard walks, repeats, sequences, the
 # account's own address or name, a dictionary word with digits.
-WEAK = ["password123", "qwertyuiop", "aaaaaaaaaaaa", "0123456789abc", "Password1!",
-        "iloveyou2024", "letmein12345"]
+WEAK = [
+    "password123",
+    "qwertyuiop",
+    "aaaaaaaaaaaa",
+    "0123456789abc",
+    "Password1!",
+    "iloveyou2024",
+    "letmein12345",
+]
 
 
 def _session_cookie(resp) -> str:  # type: ignore[no-untyped-def]
-    [cookie] = [h for h in resp.headers.getlist("Set-Cookie")
-                if h.startswith("listmgr_session=")][-1:]
+    [cookie] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("listmgr_session=")][
+        -1:
+    ]
     return cookie
 
 
@@ -55,16 +64,17 @@ def _signed_in(client) -> bool:  # type: ignore[no-untyped-def]
 
 
 # -- lifetime ------------------------------------------------------------------------------------
-def test_the_session_cookie_lives_twelve_hours_not_a_month(client, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_session_cookie_lives_twelve_hours_not_a_month(client, accounts_by_role):  # type: ignore[no-untyped-def]
     resp = form_login(client, accounts_by_role["owner"].email, PASSWORD)
     cookie = _session_cookie(resp)
-    expires = next(part.split("=", 1)[1] for part in cookie.split("; ")
-                   if part.lower().startswith("expires="))
-    left = parsedate_to_datetime(expires) - datetime.now(timezone.utc)
+    expires = next(
+        part.split("=", 1)[1] for part in cookie.split("; ") if part.lower().startswith("expires=")
+    )
+    left = parsedate_to_datetime(expires) - datetime.now(UTC)
     assert timedelta(hours=HOURS) - timedelta(minutes=5) < left <= timedelta(hours=HOURS)
 
 
-def test_a_replayed_cookie_is_refused_after_twelve_hours(app, accounts_by_role, monkeypatch):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_replayed_cookie_is_refused_after_twelve_hours(app, accounts_by_role, monkeypatch):  # type: ignore[no-untyped-def]
     client = app.test_client()
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     stolen = client.get_cookie("listmgr_session").value
@@ -78,8 +88,11 @@ def test_a_replayed_cookie_is_refused_after_twelve_hours(app, accounts_by_role, 
     assert thief.get("/api/lists").status_code == 401
 
 
-def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(app, accounts_by_role,  # noqa: F811
-                                                                         monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(
+    app,
+    accounts_by_role,
+    monkeypatch,
+):  # type: ignore[no-untyped-def]
     client = app.test_client()
     form_login(client, accounts_by_role["editor"].email, PASSWORD)
     for hour in range(1, HOURS):
@@ -91,7 +104,7 @@ def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(app, ac
 
 
 # -- sign-in, sign-out, password change -----------------------------------------------------------
-def test_a_planted_session_is_never_signed_in(app, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_planted_session_is_never_signed_in(app, accounts_by_role):  # type: ignore[no-untyped-def]
     attacker = app.test_client()
     attacker.get("/admin/login")
     with attacker.session_transaction() as sess:
@@ -110,7 +123,7 @@ def test_a_planted_session_is_never_signed_in(app, accounts_by_role):  # type: i
         assert "next" not in sess and sess["_user_id"] != "planted"
 
 
-def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts_by_role):  # type: ignore[no-untyped-def]
     victim = app.test_client()
     form_login(victim, accounts_by_role["admin"].email, PASSWORD)
     stolen = victim.get_cookie("listmgr_session").value
@@ -120,23 +133,28 @@ def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts
     thief.set_cookie("listmgr_session", stolen)
     assert not _signed_in(thief)
     assert thief.get("/api/subscribers").status_code == 401
-    assert thief.post("/api/tokens", json={"role": "admin"},
-                      headers={"X-CSRFToken": csrf}).status_code in (400, 401)
+    assert thief.post(
+        "/api/tokens", json={"role": "admin"}, headers={"X-CSRFToken": csrf}
+    ).status_code in (400, 401)
     # Signing in again does not bring the old cookie back to life.
     assert form_login(victim, accounts_by_role["admin"].email, PASSWORD).status_code == 302
     thief.set_cookie("listmgr_session", stolen)
     assert not _signed_in(thief)
 
 
-def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     editor = accounts_by_role["editor"]
     here, laptop, thief = app.test_client(), app.test_client(), app.test_client()
     form_login(here, editor.email, PASSWORD)
     form_login(laptop, editor.email, PASSWORD)
     thief.set_cookie("listmgr_session", laptop.get_cookie("listmgr_session").value)
     assert _signed_in(thief)
-    resp = post_form(here, "/admin/password", "/admin/password", {
-        "old_password": PASSWORD, "new_password": STRONG, "confirm_password": STRONG})
+    resp = post_form(
+        here,
+        "/admin/password",
+        "/admin/password",
+        {"old_password": PASSWORD, "new_password": STRONG, "confirm_password": STRONG},
+    )
     assert resp.status_code == 302
     assert _signed_in(here)
     assert not _signed_in(laptop) and not _signed_in(thief)
@@ -145,13 +163,14 @@ def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role): 
         assert s.scalar(select(User.session_version).where(User.id == editor.id)) >= 1
 
 
-def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     owner, victim = app.test_client(), app.test_client()
     form_login(owner, accounts_by_role["owner"].email, PASSWORD)
     form_login(victim, accounts_by_role["analyst"].email, PASSWORD)
     uid = accounts_by_role["analyst"].id
-    resp = post_form(owner, "/admin/users", f"/admin/users/{uid}",
-                     {"action": "password", "password": STRONG})
+    resp = post_form(
+        owner, "/admin/users", f"/admin/users/{uid}", {"action": "password", "password": STRONG}
+    )
     assert resp.status_code == 302
     assert not _signed_in(victim)
 
@@ -160,8 +179,11 @@ def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):  # t
 def _answer(resp, email: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     """Status and page text (without the echoed address and form token): what a visitor can
     compare (the per-address request limit's headers count down by themselves)."""
-    text = re.sub(r'(name="csrf_token" value|name="csrf-token" content)="[^"]*"', "",
-                  resp.text.replace(email, "EMAIL"))
+    text = re.sub(
+        r'(name="csrf_token" value|name="csrf-token" content)="[^"]*"',
+        "",
+        resp.text.replace(email, "EMAIL"),
+    )
     return resp.status_code, text
 
 
@@ -171,34 +193,40 @@ def _wait(resp) -> int:  # type: ignore[no-untyped-def]
     return int(found.group(1))
 
 
-def test_failed_sign_ins_answer_alike_for_real_unknown_and_disabled_accounts(app, rt,
-                                                                            accounts_by_role,
-                                                                            still_clock):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_failed_sign_ins_answer_alike_for_real_unknown_and_disabled_accounts(
+    app, rt, accounts_by_role, still_clock
+):  # type: ignore[no-untyped-def]
     from listmgr.services import users
 
     users.update_user(rt, accounts_by_role["analyst"].id, active=False)
-    candidates = {"real": accounts_by_role["editor"].email, "unknown": "ghost@staff.example.org",
-                  "disabled": accounts_by_role["analyst"].email}
+    candidates = {
+        "real": accounts_by_role["editor"].email,
+        "unknown": "ghost@staff.example.org",
+        "disabled": accounts_by_role["analyst"].email,
+    }
     answers = {}
     for label, email in candidates.items():
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"192.0.2.{len(answers) + 10}"
-        runs = [_answer(form_login(client, email, "not the password at all"), email)
-                for _ in range(rt.settings.login_free_failures + 2)]
+        runs = [
+            _answer(form_login(client, email, "not the password at all"), email)
+            for _ in range(rt.settings.login_free_failures + 2)
+        ]
         answers[label] = runs
     assert answers["real"] == answers["unknown"] == answers["disabled"]
     statuses = [status for status, _ in answers["real"]]
     assert statuses[0] == 401 and 429 in statuses and 403 not in statuses
 
 
-def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, accounts_by_role):  # type: ignore[no-untyped-def]
     def fastest(email: str, n: int = 4) -> float:
         best = float("inf")
         for i in range(n):
             start = time.perf_counter()
-            with pytest.raises(Exception):
-                accounts.authenticate(rt, email=email, password="wrong but long enough",
-                                      ip=f"198.51.100.{i}")
+            with pytest.raises(Unauthorized):
+                accounts.authenticate(
+                    rt, email=email, password="wrong but long enough", ip=f"198.51.100.{i}"
+                )
             best = min(best, time.perf_counter() - start)
         return best
 
@@ -207,14 +235,13 @@ def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, ac
     assert 0.6 < unknown / real < 1.67, (real, unknown)
 
 
-def test_nobody_outside_can_lock_the_owner_out(app, rt, accounts_by_role, still_clock):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_nobody_outside_can_lock_the_owner_out(app, rt, accounts_by_role, still_clock):  # type: ignore[no-untyped-def]
     owner = accounts_by_role["owner"]
     for n, address in enumerate(("203.0.113.5", "203.0.113.6", "203.0.113.7")):
         attacker = app.test_client()
         attacker.environ_base["REMOTE_ADDR"] = address
         for _ in range(rt.settings.login_free_failures + 3 + n):
-            assert form_login(attacker, owner.email, "guess guess guess").status_code in (401,
-                                                                                          429)
+            assert form_login(attacker, owner.email, "guess guess guess").status_code in (401, 429)
         assert form_login(attacker, owner.email, PASSWORD).status_code == 429
     office = app.test_client()
     office.environ_base["REMOTE_ADDR"] = "198.51.100.20"
@@ -224,8 +251,13 @@ def test_nobody_outside_can_lock_the_owner_out(app, rt, accounts_by_role, still_
         assert s.scalar(select(User.locked_until).where(User.id == owner.id)) is None
 
 
-def test_guessing_slows_down_more_with_every_failure(app, rt, accounts_by_role, monkeypatch,  # noqa: F811
-                                                     still_clock):  # type: ignore[no-untyped-def]
+def test_guessing_slows_down_more_with_every_failure(
+    app,
+    rt,
+    accounts_by_role,
+    monkeypatch,
+    still_clock,
+):  # type: ignore[no-untyped-def]
     email = accounts_by_role["admin"].email
     attacker = app.test_client()
     attacker.environ_base["REMOTE_ADDR"] = "203.0.113.50"
@@ -247,16 +279,19 @@ def test_guessing_slows_down_more_with_every_failure(app, rt, accounts_by_role, 
     assert waits[-1] <= rt.settings.login_max_delay_seconds
 
 
-def test_spraying_many_accounts_from_one_address_is_slowed(make_runtime, accounts_by_role,
-                                                           still_clock):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_spraying_many_accounts_from_one_address_is_slowed(
+    make_runtime, accounts_by_role, still_clock
+):  # type: ignore[no-untyped-def]
     from listmgr.app import create_app
 
     rt = make_runtime(login_free_failures_per_ip=6)
     app = create_app(rt=rt, migrate=False)
     sprayer = app.test_client()
     sprayer.environ_base["REMOTE_ADDR"] = "203.0.113.99"
-    statuses = [form_login(sprayer, f"user{i}@staff.example.org", "Summer2024!").status_code
-                for i in range(8)]
+    statuses = [
+        form_login(sprayer, f"user{i}@staff.example.org", "Summer2024!").status_code
+        for i in range(8)
+    ]
     assert statuses[:5] == [401] * 5 and statuses[-1] == 429
     assert form_login(sprayer, accounts_by_role["owner"].email, PASSWORD).status_code == 429
     other = app.test_client()
@@ -266,30 +301,39 @@ def test_spraying_many_accounts_from_one_address_is_slowed(make_runtime, account
 
 # -- password strength ---------------------------------------------------------------------------
 def _cli(args: list[str], database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET,
-            **env}
-    return subprocess.run([sys.executable, "-m", "listmgr", *args], env=full,
-                          capture_output=True, text=True, timeout=120)
+    full = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "listmgr", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_command_line_refuses_a_guessable_password(database_url):  # type: ignore[no-untyped-def]
     for weak in ("password123", "bossbossboss1"):
-        result = _cli(["user", "create", "--email", "boss@example.org", "--name", "Boss"],
-                      database_url, LISTMGR_NEW_PASSWORD=weak)
+        result = _cli(
+            ["user", "create", "--email", "boss@example.org", "--name", "Boss"],
+            database_url,
+            LISTMGR_NEW_PASSWORD=weak,
+        )
         assert result.returncode != 0, weak
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "password" in lines[0] and "guess" in lines[0], lines
-    ok = _cli(["user", "create", "--email", "boss@example.org"], database_url,
-              LISTMGR_NEW_PASSWORD=STRONG)
+    ok = _cli(
+        ["user", "create", "--email", "boss@example.org"], database_url, LISTMGR_NEW_PASSWORD=STRONG
+    )
     assert ok.returncode == 0, ok.stderr
 
 
-def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     from tests.principal_support import make_caller
 
     owner = make_caller(app, rt, accounts_by_role, "session", "owner")
     target = accounts_by_role["editor"]
     before = {u.id: u.password_hash for u in _users(rt)}
+
     def refused(resp, page: bool = False) -> bool:  # type: ignore[no-untyped-def]
         if resp.status_code != 422:
             return False
@@ -298,27 +342,36 @@ def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role
 
     new = "new.person@staff.example.org"
     for weak in [*WEAK, new, new + "1", "New Person 2024"]:
-        resp = owner.api("POST", "/api/users", json={"email": new, "name": "New Person",
-                                                     "password": weak})
+        resp = owner.api(
+            "POST", "/api/users", json={"email": new, "name": "New Person", "password": weak}
+        )
         assert refused(resp), weak
         assert resp.json["error"]["field"] == "password"
-        page = owner.page_post("/admin/users", "/admin/users", {
-            "email": new, "name": "New Person", "role": "analyst", "password": weak})
+        page = owner.page_post(
+            "/admin/users",
+            "/admin/users",
+            {"email": new, "name": "New Person", "role": "analyst", "password": weak},
+        )
         assert refused(page, page=True), weak
     for weak in [*WEAK, target.email, target.email + "!"]:
         assert refused(owner.api("PATCH", f"/api/users/{target.id}", json={"password": weak}))
-        page = owner.page_post("/admin/users", f"/admin/users/{target.id}",
-                               {"action": "password", "password": weak})
+        page = owner.page_post(
+            "/admin/users", f"/admin/users/{target.id}", {"action": "password", "password": weak}
+        )
         assert refused(page, page=True), weak
     editor = make_caller(app, rt, accounts_by_role, "session", "editor")
     for weak in [*WEAK[:3], target.email + "1"]:
-        page = editor.page_post("/admin/password", "/admin/password", {
-            "old_password": PASSWORD, "new_password": weak, "confirm_password": weak})
+        page = editor.page_post(
+            "/admin/password",
+            "/admin/password",
+            {"old_password": PASSWORD, "new_password": weak, "confirm_password": weak},
+        )
         assert refused(page, page=True), weak
     assert {u.id: u.password_hash for u in _users(rt)} == before
     assert new not in {u.email for u in _users(rt)}
-    made = owner.api("POST", "/api/users", json={"email": new, "password": STRONG,
-                                                 "role": "analyst"})
+    made = owner.api(
+        "POST", "/api/users", json={"email": new, "password": STRONG, "role": "analyst"}
+    )
     assert made.status_code == 201
 
 
@@ -327,8 +380,13 @@ def _users(rt) -> list[User]:  # type: ignore[no-untyped-def]
         return list(s.scalars(select(User)))
 
 
-def test_old_failures_are_forgotten_and_pruned(app, rt, accounts_by_role, monkeypatch,  # noqa: F811
-                                               still_clock):  # type: ignore[no-untyped-def]
+def test_old_failures_are_forgotten_and_pruned(
+    app,
+    rt,
+    accounts_by_role,
+    monkeypatch,
+    still_clock,
+):  # type: ignore[no-untyped-def]
     from listmgr.models import LoginThrottle
 
     email = accounts_by_role["editor"].email

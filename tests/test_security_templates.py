@@ -7,12 +7,14 @@ Safety net for running these against code without a budget: the process gets a m
 (an allocation of gigabytes fails instead of swapping the machine) and a watchdog alarm (a hang
 in a render on this thread fails the test instead of stalling the run).
 """
+
 from __future__ import annotations
 
 import resource
 import signal
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -22,10 +24,11 @@ from tests.admin_support import accounts_by_role, post_form, session_login  # no
 from tests.campaign_support import campaign_mail, deliveries, make_list, person, wait_status
 from tests.conftest import drain
 
-SAMPLE = "someone@example.org"   # the made-up person the save check renders as
-HIDE = "{% if subscriber.email != '" + SAMPLE + "' %}"   # only real recipients trigger it
-SLOW = HIDE + ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
-               "{% endfor %}{% endif %}")               # 10^8 iterations: seconds unbudgeted
+SAMPLE = "someone@example.org"  # the made-up person the save check renders as
+HIDE = "{% if subscriber.email != '" + SAMPLE + "' %}"  # only real recipients trigger it
+SLOW = HIDE + (
+    "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{% endif %}"
+)  # 10^8 iterations: seconds unbudgeted
 HUGE = HIDE + "{{ 'a'|center(1000000000) }}{% endif %}"  # 1,000,000,000 characters
 
 # Payloads that grow text, numbers or work without limit when nothing is measured.
@@ -54,31 +57,35 @@ BOMBS = {
     "replace-method": "{{ ('a' * 90000).replace('', 'b' * 10000) }}",
     "expandtabs": "{{ ('\t' * 90000).expandtabs(10000) }}",
     "concat-doubling": "{% set a = 'x' * 90000 %}{% set b = a ~ a ~ a ~ a ~ a ~ a ~ a ~ a %}"
-                       "{% set c = b ~ b ~ b ~ b ~ b ~ b ~ b ~ b %}{{ c ~ c ~ c ~ c }}",
+    "{% set c = b ~ b ~ b ~ b ~ b ~ b ~ b ~ b %}{{ c ~ c ~ c ~ c }}",
     "plus-doubling": "{% set a = 'x' * 90000 %}{% set b = a + a + a + a + a + a + a + a %}"
-                     "{% set c = b + b + b + b + b + b + b + b %}{{ c + c + c + c }}",
+    "{% set c = b + b + b + b + b + b + b + b %}{{ c + c + c + c }}",
     "capture-doubling": "{% set a = 'x' * 90000 %}{% set b %}{% for i in range(10000) %}"
-                        "{{ a }}{% endfor %}{% endset %}{{ b|length }}",
-    "capture-constant": "{% set b %}{% for i in range(10000) %}" + "y" * 5000
-                        + "{% endfor %}{% endset %}{{ b|length }}",
+    "{{ a }}{% endfor %}{% endset %}{{ b|length }}",
+    "capture-constant": "{% set b %}{% for i in range(10000) %}"
+    + "y" * 5000
+    + "{% endfor %}{% endset %}{{ b|length }}",
     "literal-fanout": "{% set a = ['x' * 90000] %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}"
-                      "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ [c, c, c, c, c]|string }}",
+    "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ [c, c, c, c, c]|string }}",
     "nested-compare": "{% set a0 = [1] %}{% set b0 = [1] %}"
-                      + "".join(f"{{% set a{i} = [a{i - 1}, a{i - 1}] %}}"
-                                f"{{% set b{i} = [b{i - 1}, b{i - 1}] %}}" for i in range(1, 30))
-                      + "{{ a29 == b29 }}",
+    + "".join(
+        f"{{% set a{i} = [a{i - 1}, a{i - 1}] %}}{{% set b{i} = [b{i - 1}, b{i - 1}] %}}"
+        for i in range(1, 30)
+    )
+    + "{{ a29 == b29 }}",
     "macro-growth": "{% macro m(t, n) %}{% if n %}{{ m(t ~ t, n - 1) }}{% endif %}{% endmacro %}"
-                    "{{ m('x' * 1000, 40) }}",
+    "{{ m('x' * 1000, 40) }}",
     "macro-self": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
     "macro-fork": "{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}"
-                  "{% endmacro %}{{ m(40) }}",
+    "{% endmacro %}{{ m(40) }}",
     "nested-loops": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
-                    "{% endfor %}",
+    "{% endfor %}",
     "loop-over-text": "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}"
-                      "{% endfor %}",
+    "{% endfor %}",
     "big-power": "{% set a = 10 ** 60 %}{% set b = a ** 60 %}{% set c = b ** 60 %}{{ c ** 60 }}",
-    "big-product": "{% set a = 7 ** 60 %}" + "".join(
-        "{% set a = a * a %}" for _ in range(24)) + "{{ a > 1 }}",
+    "big-product": "{% set a = 7 ** 60 %}"
+    + "".join("{% set a = a * a %}" for _ in range(24))
+    + "{{ a > 1 }}",
     "batch-fill": "{{ [1]|batch(1000000000, 'x')|list|length }}",
     "slice-count": "{{ [1]|slice(1000000000)|list|length }}",
     "sum-lists": "{% set l = [[1] * 10] * 20000 %}{{ l|sum(start=[])|length }}",
@@ -135,10 +142,18 @@ def _refused(resp: Any, part: str = "body") -> str:
     assert error["code"] == "template_error" and error.get("field") == part, error
     message = error["message"]
     assert "MemoryError" not in message and "RecursionError" not in message, message
-    assert any(word in message for word in ("characters", "longer than", "at most",
-                                            "not available", "bits", "adds numbers",
-                                            "too deeply")), \
-        message
+    assert any(
+        word in message
+        for word in (
+            "characters",
+            "longer than",
+            "at most",
+            "not available",
+            "bits",
+            "adds numbers",
+            "too deeply",
+        )
+    ), message
     return str(message)
 
 
@@ -150,9 +165,15 @@ def _setup(rt) -> None:  # type: ignore[no-untyped-def]
 def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):  # type: ignore[no-untyped-def]
     _setup(rt)
     started = time.monotonic()
-    resp = api.post("/api/campaigns", json={
-        "name": "Bomb", "subject": "Hi", "lists": ["news"],
-        "html": f"<p>Hello</p>\n{BOMBS[name]}"})
+    resp = api.post(
+        "/api/campaigns",
+        json={
+            "name": "Bomb",
+            "subject": "Hi",
+            "lists": ["news"],
+            "html": f"<p>Hello</p>\n{BOMBS[name]}",
+        },
+    )
     elapsed = time.monotonic() - started
     _refused(resp)
     # The save check stops at the budget (0.5 s of rendering by default), not when the work
@@ -163,13 +184,25 @@ def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):  
 
 def test_every_part_is_budgeted_and_patch_changes_nothing(rt, api, watchdog):  # type: ignore[no-untyped-def]
     _setup(rt)
-    good = api.post("/api/campaigns", json={"name": "Fine", "subject": "Hi", "lists": ["news"],
-                                            "html": "<p>Hello {{ subscriber.name }}</p>"})
+    good = api.post(
+        "/api/campaigns",
+        json={
+            "name": "Fine",
+            "subject": "Hi",
+            "lists": ["news"],
+            "html": "<p>Hello {{ subscriber.name }}</p>",
+        },
+    )
     assert good.status_code == 201, good.json
     cid = good.json["id"]
     before = api.get(f"/api/campaigns/{cid}").json
-    for part, key in (("subject", "subject"), ("text", "text"), ("preheader", "preheader"),
-                      ("body", "html"), ("layout", "layout")):
+    for part, key in (
+        ("subject", "subject"),
+        ("text", "text"),
+        ("preheader", "preheader"),
+        ("body", "html"),
+        ("layout", "layout"),
+    ):
         bomb = BOMBS["nested-loops"] if part != "subject" else BOMBS["center"]
         if part == "layout":
             bomb = "<html><body>{{ content }}" + BOMBS["center"] + "</body></html>"
@@ -192,15 +225,16 @@ def test_the_budget_is_a_setting(make_runtime, watchdog):  # type: ignore[no-unt
     headers = {"Authorization": f"Bearer {accounts.create_token(rt, role='owner', name='t')}"}
     _setup(rt)
     body = {"name": "Tight", "subject": "Hi", "lists": ["news"]}
-    message = _refused(api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 30000 }}"},
-                                headers=headers))
+    message = _refused(
+        api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 30000 }}"}, headers=headers)
+    )
     assert "20,000" in message
     started = time.monotonic()
-    message = _refused(api.post("/api/campaigns", json={**body, "html": BOMBS["nested-loops"]},
-                                headers=headers))
+    message = _refused(
+        api.post("/api/campaigns", json={**body, "html": BOMBS["nested-loops"]}, headers=headers)
+    )
     assert "0.2 s" in message and time.monotonic() - started < 3
-    fine = api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 10000 }}"},
-                    headers=headers)
+    fine = api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 10000 }}"}, headers=headers)
     assert fine.status_code == 201, fine.json
 
 
@@ -208,39 +242,65 @@ def test_ordinary_templates_are_untouched(rt, api):  # type: ignore[no-untyped-d
     """What newsletters really do still works: loops, joins of ranges, padding, formats."""
     _setup(rt)
     person(rt, "ada@example.org", ["news"], name="Ada")
-    html = ("<p>{{ subscriber.name|default('friend', true)|title }}</p>"
-            "{% for n in range(3) %}<i>{{ loop.index }}{{ n }}</i>{% endfor %}"
-            "<p>{{ range(5)|join(', ') }}|{{ '%05.1f'|format(3.14159) }}|"
-            "{{ '{:>6}'.format('ab') }}|{{ 'ab'|center(6) }}|{{ 'x' * 3 }}|"
-            "{{ [1, 2] + [3] }}|{{ 'a' ~ 'b' }}|{{ 2 ** 10 }}|{{ 'a-b'|replace('-', '+') }}|"
-            "{{ ('word ' * 30)|wordwrap(20)|length > 0 }}|{{ {'k': subscriber.name}.k }}</p>"
-            "{% macro box(t) %}[{{ t }}]{% endmacro %}{{ box(subscriber.name) }}")
-    resp = api.post("/api/campaigns", json={"name": "Normal", "subject": "Hi {{ subscriber.name }}",
-                                            "lists": ["news"], "html": html})
+    html = (
+        "<p>{{ subscriber.name|default('friend', true)|title }}</p>"
+        "{% for n in range(3) %}<i>{{ loop.index }}{{ n }}</i>{% endfor %}"
+        "<p>{{ range(5)|join(', ') }}|{{ '%05.1f'|format(3.14159) }}|"
+        "{{ '{:>6}'.format('ab') }}|{{ 'ab'|center(6) }}|{{ 'x' * 3 }}|"
+        "{{ [1, 2] + [3] }}|{{ 'a' ~ 'b' }}|{{ 2 ** 10 }}|{{ 'a-b'|replace('-', '+') }}|"
+        "{{ ('word ' * 30)|wordwrap(20)|length > 0 }}|{{ {'k': subscriber.name}.k }}</p>"
+        "{% macro box(t) %}[{{ t }}]{% endmacro %}{{ box(subscriber.name) }}"
+    )
+    resp = api.post(
+        "/api/campaigns",
+        json={
+            "name": "Normal",
+            "subject": "Hi {{ subscriber.name }}",
+            "lists": ["news"],
+            "html": html,
+        },
+    )
     assert resp.status_code == 201, resp.json
-    view = api.post(f"/api/campaigns/{resp.json['id']}/preview",
-                    json={"email": "ada@example.org"}).json
-    for expected in ("<p>Ada</p>", "<i>10</i><i>21</i><i>32</i>", "0, 1, 2, 3, 4|003.1|",
-                     "    ab|  ab  |xxx|[1, 2, 3]|ab|1024|a+b|True|Ada</p>", "[Ada]"):
+    view = api.post(
+        f"/api/campaigns/{resp.json['id']}/preview", json={"email": "ada@example.org"}
+    ).json
+    for expected in (
+        "<p>Ada</p>",
+        "<i>10</i><i>21</i><i>32</i>",
+        "0, 1, 2, 3, 4|003.1|",
+        "    ab|  ab  |xxx|[1, 2, 3]|ab|1024|a+b|True|Ada</p>",
+        "[Ada]",
+    ):
         assert expected in view["html"], (expected, view["html"])
 
 
 @pytest.mark.parametrize("payload", [SLOW, HUGE], ids=["slow", "huge"])
-def test_hidden_payload_fails_preview_and_test_send_within_the_budget(rt, api, sink, watchdog,
-                                                                      payload):  # type: ignore[no-untyped-def]
+def test_hidden_payload_fails_preview_and_test_send_within_the_budget(
+    rt, api, sink, watchdog, payload
+):  # type: ignore[no-untyped-def]
     """A payload the save check's sample person does not trigger passes the save; previewing
     or test-sending as a real subscriber answers a clear 422 within the budget, sends nothing."""
     _setup(rt)
     person(rt, "mallory@example.org", ["news"], name="Mallory")
-    resp = api.post("/api/campaigns", json={"name": "Sleeper", "subject": "Hi", "lists": ["news"],
-                                            "html": f"<p>Hello</p>{payload}"})
+    resp = api.post(
+        "/api/campaigns",
+        json={
+            "name": "Sleeper",
+            "subject": "Hi",
+            "lists": ["news"],
+            "html": f"<p>Hello</p>{payload}",
+        },
+    )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
-    for call in (lambda: api.post(f"/api/campaigns/{cid}/preview",
-                                  json={"email": "mallory@example.org"}),
-                 lambda: api.get(f"/api/campaigns/{cid}/preview?email=mallory@example.org"),
-                 lambda: api.post(f"/api/campaigns/{cid}/test",
-                                  json={"to": ["me@example.org"], "email": "mallory@example.org"})):
+    for call in (
+        lambda: api.post(f"/api/campaigns/{cid}/preview", json={"email": "mallory@example.org"}),
+        lambda: api.get(f"/api/campaigns/{cid}/preview?email=mallory@example.org"),
+        lambda: api.post(
+            f"/api/campaigns/{cid}/test",
+            json={"to": ["me@example.org"], "email": "mallory@example.org"},
+        ),
+    ):
         started = time.monotonic()
         answer = call()
         elapsed = time.monotonic() - started
@@ -253,8 +313,9 @@ def test_hidden_payload_fails_preview_and_test_send_within_the_budget(rt, api, s
     assert sink.messages == []
 
 
-def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(rt, api, sink, client,
-                                                               accounts_by_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(
+    rt, api, sink, client, accounts_by_role
+):  # type: ignore[no-untyped-def]
     """On send, each message over the budget fails its row with the reason; after a few such
     failures (template_failures_pause, 5) the campaign pauses itself with a reason shown by the
     API and the admin; no worker renders for longer than the budget and nobody gets mail."""
@@ -262,8 +323,10 @@ def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(rt, api, sink, cl
     victims = [f"v{i}@example.org" for i in range(12)]
     for email in victims:
         person(rt, email, ["news"], name="Victim")
-    resp = api.post("/api/campaigns", json={"name": "Sleeper", "subject": "Hi", "lists": ["news"],
-                                            "html": f"<p>Hello</p>{SLOW}"})
+    resp = api.post(
+        "/api/campaigns",
+        json={"name": "Sleeper", "subject": "Hi", "lists": ["news"], "html": f"<p>Hello</p>{SLOW}"},
+    )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
     started = time.monotonic()
@@ -284,8 +347,11 @@ def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(rt, api, sink, cl
     # Each failure cost at most the budget; the rest waits, untouched, for a decision.
     assert elapsed < 5 + len(failed) * 1.5, elapsed
     with rt.db.session() as s:
-        queued = s.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.campaign_id == cid, Delivery.status == "queued"))
+        queued = s.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.campaign_id == cid, Delivery.status == "queued")
+        )
     assert queued == len(victims) - len(failed)
 
     session_login(client, rt, accounts_by_role["editor"])
@@ -308,10 +374,12 @@ def test_send_time_size_bomb_fails_only_its_recipients(rt, api, sink):  # type: 
     person(rt, "mallory@example.org", ["news"], name="Mallory")
     for i in range(3):
         person(rt, f"p{i}@example.org", ["news"], name="Reader")
-    html = ("<p>Hello</p>{% if subscriber.name == 'Mallory' %}"
-            "{{ 'a'|center(1000000000) }}{% endif %}")
-    resp = api.post("/api/campaigns", json={"name": "Aimed", "subject": "Hi", "lists": ["news"],
-                                            "html": html})
+    html = (
+        "<p>Hello</p>{% if subscriber.name == 'Mallory' %}{{ 'a'|center(1000000000) }}{% endif %}"
+    )
+    resp = api.post(
+        "/api/campaigns", json={"name": "Aimed", "subject": "Hi", "lists": ["news"], "html": html}
+    )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
     assert api.post(f"/api/campaigns/{cid}/send").status_code == 202
@@ -320,20 +388,29 @@ def test_send_time_size_bomb_fails_only_its_recipients(rt, api, sink):  # type: 
     assert rows["mallory@example.org"].status == "failed"
     assert "1,000,000,000 characters" in rows["mallory@example.org"].error
     assert "MemoryError" not in rows["mallory@example.org"].error
-    assert sorted(r for m in campaign_mail(sink, cid) for r in m.rcpt_tos) == \
-        [f"p{i}@example.org" for i in range(3)]
+    assert sorted(r for m in campaign_mail(sink, cid) for r in m.rcpt_tos) == [
+        f"p{i}@example.org" for i in range(3)
+    ]
     assert api.get(f"/api/campaigns/{cid}").json["status"] == "sent"
 
 
-def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by_role,
-                                                         watchdog):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by_role, watchdog):  # type: ignore[no-untyped-def]
     _setup(rt)
     session_login(client, rt, accounts_by_role["editor"])
     for bomb in (BOMBS["center"], BOMBS["nested-loops"]):
         started = time.monotonic()
-        resp = post_form(client, "/admin/campaigns/new", "/admin/campaigns/new", {
-            "name": "Bomb", "subject": "Hi", "lists": ["news"], "body": f"<p>x</p>{bomb}",
-            "content_format": "html"})
+        resp = post_form(
+            client,
+            "/admin/campaigns/new",
+            "/admin/campaigns/new",
+            {
+                "name": "Bomb",
+                "subject": "Hi",
+                "lists": ["news"],
+                "body": f"<p>x</p>{bomb}",
+                "content_format": "html",
+            },
+        )
         assert resp.status_code == 422, resp.status_code
         assert "characters" in resp.text or "longer than 0.5 s" in resp.text
         assert "MemoryError" not in resp.text

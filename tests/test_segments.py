@@ -1,12 +1,14 @@
 """Segments: the compiled SQL agrees with a direct Python evaluation (property-based, on the
 database the fixtures give), explicit cases, bad rules, saved segments and the API."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from listmgr import segments as compiler
@@ -41,15 +43,25 @@ def _ids(rt, where) -> set[int]:  # type: ignore[no-untyped-def]
 
 
 def _compile(rule: Any) -> Any:
-    return compiler.compile_rules(rule, fields=DEFS, now=sup.NOW, interests=sup.INTERESTS,
-                                  lists=sup.LISTS)
+    return compiler.compile_rules(
+        rule, fields=DEFS, now=sup.NOW, interests=sup.INTERESTS, lists=sup.LISTS
+    )
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
-@given(persons=sup.people(), rules=st.lists(sup.rules, min_size=1, max_size=6),
-       audience_lists=st.lists(st.sampled_from(sup.LISTS), min_size=1, unique=True))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(
+    persons=sup.people(),
+    rules=st.lists(sup.rules, min_size=1, max_size=6),
+    audience_lists=st.lists(st.sampled_from(sup.LISTS), min_size=1, unique=True),
+)
 def test_sql_agrees_with_python(world, persons, rules, audience_lists):  # type: ignore[no-untyped-def]
     with world.db.session() as s:
         sup.store(s, persons)
@@ -57,58 +69,97 @@ def test_sql_agrees_with_python(world, persons, rules, audience_lists):  # type:
         expected = {p.id for p in persons if sup.matches(p, rule)}
         assert _ids(world, _compile(rule)) == expected, rule
     rule = {"any": rules}
-    where = compiler.audience(audience_lists, rule, fields=DEFS, now=sup.NOW,
-                              interests=sup.INTERESTS, known_lists=sup.LISTS)
-    expected = {p.id for p in persons if sup.in_audience(p, audience_lists)
-                and sup.matches(p, rule)}
+    where = compiler.audience(
+        audience_lists,
+        rule,
+        fields=DEFS,
+        now=sup.NOW,
+        interests=sup.INTERESTS,
+        known_lists=sup.LISTS,
+    )
+    expected = {
+        p.id for p in persons if sup.in_audience(p, audience_lists) and sup.matches(p, rule)
+    }
     assert _ids(world, where) == expected
 
 
 def _person(i: int, **kw: Any) -> sup.Person:
-    base: dict[str, Any] = dict(id=i, email=f"p{i}@example.org", name="", source="",
-                                created_at=sup.NOW, fields={}, interests=set(), members={})
+    base: dict[str, Any] = dict(
+        id=i,
+        email=f"p{i}@example.org",
+        name="",
+        source="",
+        created_at=sup.NOW,
+        fields={},
+        interests=set(),
+        members={},
+    )
     base.update(kw)
     return sup.Person(**base)
 
 
-@pytest.mark.parametrize("rule,expected", [
-    ({"field": "n", "op": "gt", "value": 2}, {2}),
-    ({"not": {"field": "n", "op": "gt", "value": 2}}, {1, 3, 4}),       # missing counts as no
-    ({"field": "n", "op": "ne", "value": 1}, {2}),                       # ne needs a value
-    ({"field": "t", "op": "contains", "value": "ADA"}, {1}),
-    ({"field": "t", "op": "contains", "value": "%"}, {3}),
-    ({"field": "m", "op": "contains", "value": ["x", "y"]}, {1}),
-    ({"field": "m", "op": "in", "value": ["y", "z"]}, {1, 2}),
-    ({"field": "m", "op": "exists"}, {1, 2}),
-    ({"field": "b", "op": "eq", "value": False}, {3}),
-    ({"field": "d", "op": "before", "value": "2025-01-01"}, {4}),
-    ({"interests": "has_all", "value": ["i1", "i2"]}, {2}),
-    ({"interests": "has_none", "value": ["i1"]}, {3, 4}),
-    ({"list": "l1"}, {1}),
-    ({"list": "l1", "status": "any"}, {1, 2}),
-    ({"list": "l1", "opt_in_level": "weekly", "status": "any"}, {2}),
-    ({"event": "viewed", "where": {"properties.sku": "A1"}, "at_least": 2,
-      "within_days": 7}, {3}),
-    ({"all": []}, {1, 2, 3, 4}),
-    ({"any": []}, set()),
-    ({"field": "email", "op": "eq", "value": "P2@Example.org"}, {2}),
-    ({"field": "n", "op": "between", "value": [1, 3]}, {1, 2}),
-    ({"field": "created_at", "op": "within_last_days", "value": 3}, {1, 2, 3, 4}),
-    ({"field": "created_at", "op": "within_last_days", "value": 2}, {1, 2, 3}),
-    ({"field": "created_at", "op": "before", "value": "2025-06-15"}, {4}),
-])
+@pytest.mark.parametrize(
+    "rule,expected",
+    [
+        ({"field": "n", "op": "gt", "value": 2}, {2}),
+        ({"not": {"field": "n", "op": "gt", "value": 2}}, {1, 3, 4}),  # missing counts as no
+        ({"field": "n", "op": "ne", "value": 1}, {2}),  # ne needs a value
+        ({"field": "t", "op": "contains", "value": "ADA"}, {1}),
+        ({"field": "t", "op": "contains", "value": "%"}, {3}),
+        ({"field": "m", "op": "contains", "value": ["x", "y"]}, {1}),
+        ({"field": "m", "op": "in", "value": ["y", "z"]}, {1, 2}),
+        ({"field": "m", "op": "exists"}, {1, 2}),
+        ({"field": "b", "op": "eq", "value": False}, {3}),
+        ({"field": "d", "op": "before", "value": "2025-01-01"}, {4}),
+        ({"interests": "has_all", "value": ["i1", "i2"]}, {2}),
+        ({"interests": "has_none", "value": ["i1"]}, {3, 4}),
+        ({"list": "l1"}, {1}),
+        ({"list": "l1", "status": "any"}, {1, 2}),
+        ({"list": "l1", "opt_in_level": "weekly", "status": "any"}, {2}),
+        (
+            {"event": "viewed", "where": {"properties.sku": "A1"}, "at_least": 2, "within_days": 7},
+            {3},
+        ),
+        ({"all": []}, {1, 2, 3, 4}),
+        ({"any": []}, set()),
+        ({"field": "email", "op": "eq", "value": "P2@Example.org"}, {2}),
+        ({"field": "n", "op": "between", "value": [1, 3]}, {1, 2}),
+        ({"field": "created_at", "op": "within_last_days", "value": 3}, {1, 2, 3, 4}),
+        ({"field": "created_at", "op": "within_last_days", "value": 2}, {1, 2, 3}),
+        ({"field": "created_at", "op": "before", "value": "2025-06-15"}, {4}),
+    ],
+)
 def test_explicit_cases(world, rule, expected):  # type: ignore[no-untyped-def]
     now, old = sup.NOW, sup.NOW.replace(year=2024)
     persons = [
-        _person(1, fields={"n": 1, "t": "Ada", "m": ["x", "y"], "b": True},
-                interests={"i1"}, members={"l1": ("confirmed", "")}),
-        _person(2, fields={"n": 3, "m": ["z"], "t": 5}, interests={"i1", "i2"},
-                members={"l1": ("unsubscribed", "weekly")}),
-        _person(3, fields={"n": "7", "t": "50%", "b": False, "m": []}, interests={"i3"},
-                events=[("viewed", {"sku": "A1"}, now), ("viewed", {"sku": "A1"}, now),
-                        ("viewed", {"sku": "B"}, now)]),
-        _person(4, fields={"d": "2024-12-31"}, created_at=now - timedelta(days=3),
-                events=[("viewed", {"sku": "A1"}, now), ("viewed", {"sku": "A1"}, old)]),
+        _person(
+            1,
+            fields={"n": 1, "t": "Ada", "m": ["x", "y"], "b": True},
+            interests={"i1"},
+            members={"l1": ("confirmed", "")},
+        ),
+        _person(
+            2,
+            fields={"n": 3, "m": ["z"], "t": 5},
+            interests={"i1", "i2"},
+            members={"l1": ("unsubscribed", "weekly")},
+        ),
+        _person(
+            3,
+            fields={"n": "7", "t": "50%", "b": False, "m": []},
+            interests={"i3"},
+            events=[
+                ("viewed", {"sku": "A1"}, now),
+                ("viewed", {"sku": "A1"}, now),
+                ("viewed", {"sku": "B"}, now),
+            ],
+        ),
+        _person(
+            4,
+            fields={"d": "2024-12-31"},
+            created_at=now - timedelta(days=3),
+            events=[("viewed", {"sku": "A1"}, now), ("viewed", {"sku": "A1"}, old)],
+        ),
     ]
     with world.db.session() as s:
         sup.store(s, persons)
@@ -116,41 +167,54 @@ def test_explicit_cases(world, rule, expected):  # type: ignore[no-untyped-def]
     assert {p.id for p in persons if sup.matches(p, rule)} == expected
 
 
-@pytest.mark.parametrize("rule,path", [
-    ([], "rules"),
-    ({"field": "nope", "op": "eq", "value": 1}, "rules.field"),
-    ({"all": [{"field": "n", "op": "eq", "value": 1}, {"field": "n", "op": "eq", "value": "x"}]},
-     "rules.all[1].value"),
-    ({"all": [{"any": [{"not": {"field": "t", "op": "gt", "value": "a"}}]}]},
-     "rules.all[0].any[0].not.op"),
-    ({"field": "n", "op": "between", "value": [5, 1]}, "rules.value"),
-    ({"field": "n", "op": "in", "value": [1, "2"]}, "rules.value[1]"),
-    ({"field": "c", "op": "eq", "value": "purple"}, "rules.value"),
-    ({"field": "m", "op": "in", "value": ["x", "w"]}, "rules.value[1]"),
-    ({"field": "d", "op": "after", "value": "2025-13-01"}, "rules.value"),
-    ({"field": "b", "op": "eq", "value": "yes"}, "rules.value"),
-    ({"field": "t", "op": "eq"}, "rules.value"),
-    ({"field": "t", "op": "eq", "value": "a", "vaule": 1}, "rules.vaule"),
-    ({"field": "created_at", "op": "after", "value": "yesterday"}, "rules.value"),
-    ({"interests": "has_some", "value": ["i1"]}, "rules.interests"),
-    ({"interests": "has_any", "value": []}, "rules.value"),
-    ({"interests": "has_any", "value": ["i9"]}, "rules.value[0]"),
-    ({"list": "nope"}, "rules.list"),
-    ({"list": "l1", "status": "gone"}, "rules.status"),
-    ({"event": "", "at_least": 1}, "rules.event"),
-    ({"event": "e1", "at_least": 0}, "rules.at_least"),
-    ({"event": "e1", "within_days": -1}, "rules.within_days"),
-    ({"event": "e1", "where": {"sku": "x"}}, "rules.where.sku"),
-    ({"event": "e1", "where": {"properties.sku": ["x"]}}, "rules.where.properties.sku"),
-    ({"engagement": "forwarded"}, "rules.engagement"),
-    ({"all": [], "any": []}, "rules.any"),
-    ({"all": {"field": "n"}}, "rules.all"),
-    ({"wat": 1}, "rules"),
-])
+@pytest.mark.parametrize(
+    "rule,path",
+    [
+        ([], "rules"),
+        ({"field": "nope", "op": "eq", "value": 1}, "rules.field"),
+        (
+            {
+                "all": [
+                    {"field": "n", "op": "eq", "value": 1},
+                    {"field": "n", "op": "eq", "value": "x"},
+                ]
+            },
+            "rules.all[1].value",
+        ),
+        (
+            {"all": [{"any": [{"not": {"field": "t", "op": "gt", "value": "a"}}]}]},
+            "rules.all[0].any[0].not.op",
+        ),
+        ({"field": "n", "op": "between", "value": [5, 1]}, "rules.value"),
+        ({"field": "n", "op": "in", "value": [1, "2"]}, "rules.value[1]"),
+        ({"field": "c", "op": "eq", "value": "purple"}, "rules.value"),
+        ({"field": "m", "op": "in", "value": ["x", "w"]}, "rules.value[1]"),
+        ({"field": "d", "op": "after", "value": "2025-13-01"}, "rules.value"),
+        ({"field": "b", "op": "eq", "value": "yes"}, "rules.value"),
+        ({"field": "t", "op": "eq"}, "rules.value"),
+        ({"field": "t", "op": "eq", "value": "a", "vaule": 1}, "rules.vaule"),
+        ({"field": "created_at", "op": "after", "value": "yesterday"}, "rules.value"),
+        ({"interests": "has_some", "value": ["i1"]}, "rules.interests"),
+        ({"interests": "has_any", "value": []}, "rules.value"),
+        ({"interests": "has_any", "value": ["i9"]}, "rules.value[0]"),
+        ({"list": "nope"}, "rules.list"),
+        ({"list": "l1", "status": "gone"}, "rules.status"),
+        ({"event": "", "at_least": 1}, "rules.event"),
+        ({"event": "e1", "at_least": 0}, "rules.at_least"),
+        ({"event": "e1", "within_days": -1}, "rules.within_days"),
+        ({"event": "e1", "where": {"sku": "x"}}, "rules.where.sku"),
+        ({"event": "e1", "where": {"properties.sku": ["x"]}}, "rules.where.properties.sku"),
+        ({"engagement": "forwarded"}, "rules.engagement"),
+        ({"all": [], "any": []}, "rules.any"),
+        ({"all": {"field": "n"}}, "rules.all"),
+        ({"wat": 1}, "rules"),
+    ],
+)
 def test_bad_rules_name_the_node(rule, path):  # type: ignore[no-untyped-def]
     with pytest.raises(SegmentError) as err:
-        compiler.compile_rules(rule, fields=DEFS, now=sup.NOW, interests=sup.INTERESTS,
-                               lists=sup.LISTS)
+        compiler.compile_rules(
+            rule, fields=DEFS, now=sup.NOW, interests=sup.INTERESTS, lists=sup.LISTS
+        )
     assert err.value.field == path, err.value.message
     assert err.value.message
 
@@ -171,10 +235,12 @@ def test_nesting_and_size_limits():  # type: ignore[no-untyped-def]
 def test_service_count_and_crud(world):  # type: ignore[no-untyped-def]
     rt = world
     for i, plan in enumerate(["red", "red", "blue"]):
-        subscribers.create(rt, email=f"c{i}@example.org", lists=["l1"], consent="test",
-                           fields={"c": plan})
-    subscribers.create(rt, email="other@example.org", lists=["l2"], consent="test",
-                       fields={"c": "red"})
+        subscribers.create(
+            rt, email=f"c{i}@example.org", lists=["l1"], consent="test", fields={"c": plan}
+        )
+    subscribers.create(
+        rt, email="other@example.org", lists=["l2"], consent="test", fields={"c": "red"}
+    )
     red = {"field": "c", "op": "eq", "value": "red"}
     assert segments.count(rt, lists=["l1"], rules=red) == 2
     assert segments.count(rt, lists=[], rules=red) == 3
@@ -189,7 +255,7 @@ def test_service_count_and_crud(world):  # type: ignore[no-untyped-def]
     assert info.rules == {"not": red} and info.lists == ["l1"]
     with pytest.raises(SegmentError):
         segments.update(rt, sid, rules={"field": "zzz", "op": "eq", "value": 1})
-    assert segments.get(rt, sid).rules == {"not": red}   # unchanged by the failed update
+    assert segments.get(rt, sid).rules == {"not": red}  # unchanged by the failed update
     segments.delete(rt, sid)
     with rt.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Segment)) == 0
@@ -197,11 +263,13 @@ def test_service_count_and_crud(world):  # type: ignore[no-untyped-def]
 
 def test_api(world, api, client):  # type: ignore[no-untyped-def]
     rt = world
-    subscribers.create(rt, email="a@example.org", lists=["l1"], consent="test",
-                       fields={"n": 5}, interests=["i1"])
+    subscribers.create(
+        rt, email="a@example.org", lists=["l1"], consent="test", fields={"n": 5}, interests=["i1"]
+    )
     subscribers.create(rt, email="b@example.org", lists=["l1"], consent="test", fields={"n": 1})
-    rules = {"all": [{"field": "n", "op": "gte", "value": 2}, {"interests": "has_any",
-                                                                "value": ["i1"]}]}
+    rules = {
+        "all": [{"field": "n", "op": "gte", "value": 2}, {"interests": "has_any", "value": ["i1"]}]
+    }
     resp = api.post("/api/segments/count", json={"lists": ["l1"], "rules": rules})
     assert resp.status_code == 200 and resp.json == {"count": 1}
 

@@ -1,4 +1,5 @@
 """Bad input gets a clear answer and changes nothing (rows asserted before and after)."""
+
 from __future__ import annotations
 
 import time
@@ -6,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from listmgr.models import ConsentEvent, Membership, Outbox, Subscriber, SQLModel
+from listmgr.models import ConsentEvent, Membership, Outbox, SQLModel, Subscriber
 from listmgr.services import lists, subscribers
 from listmgr.tokens import Tokens
 
@@ -14,8 +15,11 @@ from listmgr.tokens import Tokens
 def snapshot(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Row counts and membership statuses: what must not change."""
     with rt.db.session() as s:
-        counts = {t.name: s.scalar(select(func.count()).select_from(t))
-                  for t in SQLModel.metadata.sorted_tables if t.name not in ("audit_log",)}
+        counts = {
+            t.name: s.scalar(select(func.count()).select_from(t))
+            for t in SQLModel.metadata.sorted_tables
+            if t.name not in ("audit_log",)
+        }
         counts["statuses"] = sorted(s.scalars(select(Membership.status)))  # type: ignore[assignment]
     return counts
 
@@ -27,12 +31,27 @@ def news(rt):  # type: ignore[no-untyped-def]
     return subscribers.create(rt, email="member@example.org", lists=["news"], consent="test")
 
 
-@pytest.mark.parametrize("address", [
-    "", "   ", "plainaddress", "@example.org", "a@", "a@@example.org", "a b@example.org",
-    "trailing.dot.@example.org", "a..b@example.org", "a@example..org", "a@-example.org",
-    "ada@example.org\r\nBcc: victim@example.org", "ada@example.org\nX-Evil: 1",
-    "a@exa mple.org", "x" * 65 + "@example.org", "a@" + "b" * 300 + ".org",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        "   ",
+        "plainaddress",
+        "@example.org",
+        "a@",
+        "a@@example.org",
+        "a b@example.org",
+        "trailing.dot.@example.org",
+        "a..b@example.org",
+        "a@example..org",
+        "a@-example.org",
+        "ada@example.org\r\nBcc: victim@example.org",
+        "ada@example.org\nX-Evil: 1",
+        "a@exa mple.org",
+        "x" * 65 + "@example.org",
+        "a@" + "b" * 300 + ".org",
+    ],
+)
 def test_invalid_addresses_form_and_json(rt, client, news, address):  # type: ignore[no-untyped-def]
     before = snapshot(rt)
     page = client.post("/subscribe/news", data={"email": address})
@@ -44,12 +63,15 @@ def test_invalid_addresses_form_and_json(rt, client, news, address):  # type: ig
     assert snapshot(rt) == before
 
 
-@pytest.mark.parametrize("address,stored", [
-    ("  Ada@Example.ORG ", "ada@example.org"),
-    ("jörg@bücher.example", "jörg@bücher.example"),
-    ("user+tag@example.org", "user+tag@example.org"),
-    ("ADA@EXAMPLE.org", "ada@example.org"),
-])
+@pytest.mark.parametrize(
+    "address,stored",
+    [
+        ("  Ada@Example.ORG ", "ada@example.org"),
+        ("jörg@bücher.example", "jörg@bücher.example"),
+        ("user+tag@example.org", "user+tag@example.org"),
+        ("ADA@EXAMPLE.org", "ada@example.org"),
+    ],
+)
 def test_odd_but_valid_addresses_are_normalized(rt, client, news, address, stored):  # type: ignore[no-untyped-def]
     assert client.post("/subscribe/news", data={"email": address}).status_code == 200
     with rt.db.session() as s:
@@ -58,8 +80,9 @@ def test_odd_but_valid_addresses_are_normalized(rt, client, news, address, store
 
 def test_name_with_line_break_is_refused(rt, client, news):  # type: ignore[no-untyped-def]
     before = snapshot(rt)
-    resp = client.post("/subscribe/news", json={"email": "n@example.org",
-                                                "name": "Eve\r\nBcc: x@example.org"})
+    resp = client.post(
+        "/subscribe/news", json={"email": "n@example.org", "name": "Eve\r\nBcc: x@example.org"}
+    )
     assert resp.status_code == 422 and resp.json["error"]["field"] == "name"
     assert snapshot(rt) == before
 
@@ -79,8 +102,9 @@ def test_missing_fields_and_unknown_list(rt, client, news):  # type: ignore[no-u
 
 def test_honeypot(rt, client, news):  # type: ignore[no-untyped-def]
     before = snapshot(rt)
-    resp = client.post("/subscribe/news", data={"email": "bot@example.org",
-                                                "website": "http://spam.example"})
+    resp = client.post(
+        "/subscribe/news", data={"email": "bot@example.org", "website": "http://spam.example"}
+    )
     assert resp.status_code == 422 and b"empty" in resp.data
     assert snapshot(rt) == before
 
@@ -112,8 +136,9 @@ def test_rate_limit_per_ip_and_per_address(make_runtime, news_free=None):  # typ
     resp = client.post("/subscribe/news", json={"email": "u@example.org"})
     assert resp.status_code == 429 and resp.json["error"]["code"] == "rate_limited"
     # Another IP is not limited by the first one's requests.
-    ok = client.post("/subscribe/news", data={"email": "v@example.org"},
-                     environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    ok = client.post(
+        "/subscribe/news", data={"email": "v@example.org"}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
+    )
     assert ok.status_code == 200
 
 
@@ -128,7 +153,7 @@ def _tokens(rt, news):  # type: ignore[no-untyped-def]
 
 def _tamper(token: str) -> str:
     i = len(token) - 3
-    return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1:]
+    return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
 
 
 def test_bad_unsubscribe_tokens(rt, client, news):  # type: ignore[no-untyped-def]
@@ -136,17 +161,22 @@ def test_bad_unsubscribe_tokens(rt, client, news):  # type: ignore[no-untyped-de
     good = rt.tokens.unsubscribe(news, lid)
     forged_list = good.replace(good.split(".")[0], good.split(".")[0][:-1] + "2", 1)
     candidates = [
-        _tamper(good), good[:-5], good.split(".")[0], "garbage", "a" * 300,
-        forged_list,                                    # list id changed, signature kept
+        _tamper(good),
+        good[:-5],
+        good.split(".")[0],
+        "garbage",
+        "a" * 300,
+        forged_list,  # list id changed, signature kept
         Tokens("another-secret").unsubscribe(news, lid),  # signed with another key
-        rt.tokens.manage(news),                          # a token for another purpose
+        rt.tokens.manage(news),  # a token for another purpose
         rt.tokens.confirm(news, lid),
     ]
     before = snapshot(rt)
     for bad in candidates:
         for method in ("get", "post"):
-            resp = getattr(client, method)(f"/u/{bad}", data={"List-Unsubscribe": "One-Click"}
-                                           if method == "post" else None)
+            resp = getattr(client, method)(
+                f"/u/{bad}", data={"List-Unsubscribe": "One-Click"} if method == "post" else None
+            )
             assert resp.status_code in (400, 404), (bad, resp.status_code)
             if resp.status_code == 400:
                 assert b"not valid" in resp.data
@@ -154,8 +184,9 @@ def test_bad_unsubscribe_tokens(rt, client, news):  # type: ignore[no-untyped-de
     # The other list's membership is untouched by this list's valid token, too.
     assert client.post(f"/u/{good}").status_code == 200
     with rt.db.session() as s:
-        assert s.scalar(select(Membership.status).where(Membership.list_id == lid)) == \
-            "unsubscribed"
+        assert (
+            s.scalar(select(Membership.status).where(Membership.list_id == lid)) == "unsubscribed"
+        )
 
 
 def test_token_for_one_list_cannot_touch_another(rt, client, news):  # type: ignore[no-untyped-def]
@@ -166,8 +197,11 @@ def test_token_for_one_list_cannot_touch_another(rt, client, news):  # type: ign
     token = rt.tokens.unsubscribe(sid, lid)
     assert client.post(f"/u/{token}").status_code == 200
     with rt.db.session() as s:
-        rows = dict(s.execute(select(Membership.list_id, Membership.status)
-                              .where(Membership.subscriber_id == sid)).all())
+        rows = dict(
+            s.execute(
+                select(Membership.list_id, Membership.status).where(Membership.subscriber_id == sid)
+            ).all()
+        )
     assert rows == {lid: "unsubscribed", other: "confirmed"}
 
 
@@ -182,8 +216,13 @@ def test_bad_confirm_tokens(rt, client, news, monkeypatch):  # type: ignore[no-u
         other = s.scalar(select(MailingList.id).where(MailingList.slug == "other"))
     good = rt.tokens.confirm(sid, other)
     before = snapshot(rt)
-    for bad in (_tamper(good), good[:-4], "nonsense", rt.tokens.unsubscribe(sid, other),
-                Tokens("another-secret").confirm(sid, other)):
+    for bad in (
+        _tamper(good),
+        good[:-4],
+        "nonsense",
+        rt.tokens.unsubscribe(sid, other),
+        Tokens("another-secret").confirm(sid, other),
+    ):
         for method in ("get", "post"):
             resp = getattr(client, method)(f"/confirm/{bad}")
             assert resp.status_code == 400 and b"not valid" in resp.data
@@ -202,8 +241,14 @@ def test_bad_confirm_tokens(rt, client, news, monkeypatch):  # type: ignore[no-u
         s.execute(Outbox.__table__.delete())
     assert client.post(f"/confirm/{old}/resend").status_code == 200
     with rt.db.session() as s:
-        assert s.scalar(select(func.count(Outbox.id)).where(
-            Outbox.to_email == "pending@example.org", Outbox.kind == "confirm")) == 1
+        assert (
+            s.scalar(
+                select(func.count(Outbox.id)).where(
+                    Outbox.to_email == "pending@example.org", Outbox.kind == "confirm"
+                )
+            )
+            == 1
+        )
 
 
 def test_confirm_after_unsubscribe_is_refused(rt, client, news):  # type: ignore[no-untyped-def]

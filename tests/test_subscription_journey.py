@@ -1,4 +1,5 @@
 """The subscriber's whole journey through the HTTP client, with real mail through a real sink."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -11,15 +12,23 @@ from tests.helpers import link_with, path_of
 
 def _membership(rt, email):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return s.scalar(select(Membership.status).join(
-            Subscriber, Subscriber.id == Membership.subscriber_id).where(Subscriber.email == email))
+        return s.scalar(
+            select(Membership.status)
+            .join(Subscriber, Subscriber.id == Membership.subscriber_id)
+            .where(Subscriber.email == email)
+        )
 
 
 def _events(rt, email):  # type: ignore[no-untyped-def]
     with rt.db.session() as s:
-        return list(s.scalars(select(ConsentEvent.kind).join(
-            Subscriber, Subscriber.id == ConsentEvent.subscriber_id)
-            .where(Subscriber.email == email).order_by(ConsentEvent.id)))
+        return list(
+            s.scalars(
+                select(ConsentEvent.kind)
+                .join(Subscriber, Subscriber.id == ConsentEvent.subscriber_id)
+                .where(Subscriber.email == email)
+                .order_by(ConsentEvent.id)
+            )
+        )
 
 
 def test_full_journey(rt, client, sink):  # type: ignore[no-untyped-def]
@@ -27,9 +36,15 @@ def test_full_journey(rt, client, sink):  # type: ignore[no-untyped-def]
     page = client.get("/subscribe/news")
     assert page.status_code == 200 and b'name="email"' in page.data
 
-    resp = client.post("/subscribe/news", data={"email": "Ada@Example.ORG", "name": "Ada",
-                                                "consent_text": "Send me the news, monthly."},
-                       headers={"User-Agent": "JourneyBrowser/1.0"})
+    resp = client.post(
+        "/subscribe/news",
+        data={
+            "email": "Ada@Example.ORG",
+            "name": "Ada",
+            "consent_text": "Send me the news, monthly.",
+        },
+        headers={"User-Agent": "JourneyBrowser/1.0"},
+    )
     assert resp.status_code == 200 and b"confirm" in resp.data
     drain(rt)
     [mail] = sink.wait_for(1)
@@ -57,14 +72,18 @@ def test_full_journey(rt, client, sink):  # type: ignore[no-untyped-def]
     # One-click unsubscribe, URL-encoded body; no cookie, no CSRF, no redirect.
     token = rt.tokens.unsubscribe(*_ids(rt, "ada@example.org", "news"))
     client.cookie_jar.clear() if hasattr(client, "cookie_jar") else None
-    resp = client.post(f"/u/{token}", data="List-Unsubscribe=One-Click",
-                       content_type="application/x-www-form-urlencoded")
+    resp = client.post(
+        f"/u/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert resp.status_code == 200
     assert _membership(rt, "ada@example.org") == "unsubscribed"
     events_after_first = _events(rt, "ada@example.org")
     # Repeating it is harmless, and the multipart encoding works too.
-    resp = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"},
-                       content_type="multipart/form-data")
+    resp = client.post(
+        f"/u/{token}", data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data"
+    )
     assert resp.status_code == 200
     assert _membership(rt, "ada@example.org") == "unsubscribed"
     assert _events(rt, "ada@example.org") == events_after_first
@@ -95,8 +114,9 @@ def test_unsubscribe_multipart_first(rt, client):  # type: ignore[no-untyped-def
     page = client.get(f"/u/{token}")
     assert page.status_code == 200 and b"Unsubscribe from all lists" in page.data
     assert _membership(rt, "bo@example.org") == "confirmed"
-    resp = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"},
-                       content_type="multipart/form-data")
+    resp = client.post(
+        f"/u/{token}", data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data"
+    )
     assert resp.status_code == 200 and resp.location is None
     assert _membership(rt, "bo@example.org") == "unsubscribed"
 
@@ -129,8 +149,11 @@ def test_one_confirmation_per_window(rt, client, sink):  # type: ignore[no-untyp
 
 def test_json_endpoint(rt, client, sink):  # type: ignore[no-untyped-def]
     lists.create(rt, slug="news", name="News")
-    resp = client.post("/subscribe/news", json={"email": "j@example.org", "name": "J"},
-                       headers={"Origin": "https://elsewhere.example"})
+    resp = client.post(
+        "/subscribe/news",
+        json={"email": "j@example.org", "name": "J"},
+        headers={"Origin": "https://elsewhere.example"},
+    )
     assert resp.status_code == 202 and resp.json["status"] == "ok"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     bad = client.post("/subscribe/news", json={"email": "not-an-address"})
@@ -143,10 +166,11 @@ def test_embedded_form_posts_without_csrf(rt, client):  # type: ignore[no-untype
     assert snippet.status_code == 200
     assert b'action="http://listmgr.test/subscribe/news"' in snippet.data
     assert b"<script" not in snippet.data
-    resp = client.post("/subscribe/news", data={"email": "e@example.org", "embed": "1",
-                                                "consent_text": "Yes please."},
-                       headers={"Origin": "https://partner.example", "Referer":
-                                "https://partner.example/page"})
+    resp = client.post(
+        "/subscribe/news",
+        data={"email": "e@example.org", "embed": "1", "consent_text": "Yes please."},
+        headers={"Origin": "https://partner.example", "Referer": "https://partner.example/page"},
+    )
     assert resp.status_code == 200
     with rt.db.session() as s:
         ev = s.scalar(select(ConsentEvent).where(ConsentEvent.kind == "subscribe"))
@@ -166,15 +190,17 @@ def test_preference_center(rt, client, sink):  # type: ignore[no-untyped-def]
     assert resp.status_code == 200
     drain(rt)
     with rt.db.session() as s:
-        rows = dict(s.execute(select(Membership.list_id, Membership.status)
-                              .where(Membership.subscriber_id == sid)).all())
+        rows = dict(
+            s.execute(
+                select(Membership.list_id, Membership.status).where(Membership.subscriber_id == sid)
+            ).all()
+        )
     assert sorted(rows.values()) == ["pending", "unsubscribed"]
     assert len(sink.wait_for(1)) == 1  # confirmation for joining "events"
     resp = client.post(f"/p/{token}", data={"action": "unsubscribe_all"})
     assert resp.status_code == 200
     with rt.db.session() as s:
-        statuses = set(s.scalars(select(Membership.status)
-                                 .where(Membership.subscriber_id == sid)))
+        statuses = set(s.scalars(select(Membership.status).where(Membership.subscriber_id == sid)))
     assert statuses == {"unsubscribed"}
 
 
@@ -184,8 +210,11 @@ def test_simultaneous_sign_ups_of_one_new_address(rt, app):  # type: ignore[no-u
     lists.create(rt, slug="news", name="News")
 
     def sign_up(_: int) -> int:
-        return app.test_client().post("/subscribe/news",
-                                      data={"email": "race@example.org"}).status_code
+        return (
+            app.test_client()
+            .post("/subscribe/news", data={"email": "race@example.org"})
+            .status_code
+        )
 
     with ThreadPoolExecutor(5) as pool:  # within the per-address rate limit of 5
         codes = list(pool.map(sign_up, range(5)))

@@ -1,4 +1,5 @@
 """The SMTP client against real aiosmtpd servers: STARTTLS, implicit TLS, AUTH, failures."""
+
 from __future__ import annotations
 
 import datetime
@@ -14,8 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from listmgr.errors import ConfigError
-from listmgr.mail.transport import (PermanentFailure, TemporaryFailure, Transport,
-                                    parse_smtp_urls)
+from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport, parse_smtp_urls
 from tests.conftest import Sink, free_port
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -25,42 +25,67 @@ MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\
 def cert(tmp_path_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     import ipaddress
 
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-                   .sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     folder = tmp_path_factory.mktemp("tls")
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
 def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"user" and \
-        auth_data.password == b"s3cret"
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == b"user"
+        and auth_data.password == b"s3cret"
+    )
     return AuthResult(success=ok)
 
 
 def _server(handler: Sink, cert: tuple[Path, Path], *, implicit: bool):  # type: ignore[no-untyped-def]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert[0]), str(cert[1]))
-    kwargs = dict(authenticator=_authenticator, auth_required=True, auth_require_tls=True,
-                  auth_exclude_mechanism=["LOGIN"])
+    kwargs = dict(
+        authenticator=_authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+        auth_exclude_mechanism=["LOGIN"],
+    )
     if implicit:  # aiosmtpd does not see the TLS wrapper, so it must not insist on STARTTLS
         kwargs["auth_require_tls"] = False
-        return Controller(handler, hostname="127.0.0.1", port=handler.port, ssl_context=context,
-                          **kwargs)
-    return Controller(handler, hostname="127.0.0.1", port=handler.port, tls_context=context,
-                      require_starttls=True, **kwargs)
+        return Controller(
+            handler, hostname="127.0.0.1", port=handler.port, ssl_context=context, **kwargs
+        )
+    return Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=handler.port,
+        tls_context=context,
+        require_starttls=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("implicit", [False, True])
@@ -83,9 +108,13 @@ def test_tls_and_auth(cert, implicit):  # type: ignore[no-untyped-def]
 
 
 def test_refusals_are_classified(sink):  # type: ignore[no-untyped-def]
-    sink.rcpt_hook = lambda addr: ("550 5.1.1 no such user" if addr.startswith("gone")
-                                   else "451 4.7.1 try later" if addr.startswith("busy")
-                                   else None)
+    sink.rcpt_hook = lambda addr: (
+        "550 5.1.1 no such user"
+        if addr.startswith("gone")
+        else "451 4.7.1 try later"
+        if addr.startswith("busy")
+        else None
+    )
     t = Transport(sink.url)
     with pytest.raises(PermanentFailure) as perm:
         t.send_one("a@example.org", "gone@example.org", MESSAGE)
@@ -94,8 +123,9 @@ def test_refusals_are_classified(sink):  # type: ignore[no-untyped-def]
         t.send_one("a@example.org", "busy@example.org", MESSAGE)
     assert temp.value.code == 451
     with pytest.raises(TemporaryFailure):
-        Transport(f"smtp://127.0.0.1:{free_port()}").send_one("a@example.org", "b@example.org",
-                                                              MESSAGE)
+        Transport(f"smtp://127.0.0.1:{free_port()}").send_one(
+            "a@example.org", "b@example.org", MESSAGE
+        )
     t.send_one("a@example.org", "ok@example.org", MESSAGE)
     assert [m.rcpt_tos for m in sink.messages] == [["ok@example.org"]]
 
@@ -111,19 +141,22 @@ def test_campaign_fast_path_with_and_without_pipelining(sink, pipelining):  # ty
     with pytest.raises(PermanentFailure) as refused:
         conn.send_prepared("a@example.org", "gone@example.org", MESSAGE, throttled=True)
     assert refused.value.code == 550 and refused.value.stage == "rcpt"
-    conn.send_prepared("a@example.org", "two@example.org", b".dot first\r\n" + MESSAGE,
-                       throttled=True)
+    conn.send_prepared(
+        "a@example.org", "two@example.org", b".dot first\r\n" + MESSAGE, throttled=True
+    )
     conn.close()
     assert [m.rcpt_tos for m in sink.messages] == [["one@example.org"], ["two@example.org"]]
     assert sink.messages[1].data.startswith(b".dot first\r\n")  # dot-stuffing undone
 
 
 def test_urls():  # type: ignore[no-untyped-def]
-    servers = parse_smtp_urls("smtp://u:p%40ss@mx1.example.org:2525?starttls=1&rate=50 "
-                              "smtps://mx2.example.org")
+    servers = parse_smtp_urls(
+        "smtp://u:p%40ss@mx1.example.org:2525?starttls=1&rate=50 smtps://mx2.example.org"
+    )
     assert [(s.host, s.port, s.tls, s.starttls, s.password, s.rate) for s in servers] == [
         ("mx1.example.org", 2525, False, True, "p@ss", 50.0),
-        ("mx2.example.org", 465, True, False, "", 0.0)]
+        ("mx2.example.org", 465, True, False, "", 0.0),
+    ]
     for bad in ("http://x", "smtp://", "smtp://h:notaport", "smtp://h?rate=fast"):
         with pytest.raises(ConfigError):
             parse_smtp_urls(bad)

@@ -1,4 +1,5 @@
 """`listmgr user create | token create | demo`."""
+
 from __future__ import annotations
 
 import click
@@ -19,14 +20,25 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--role", type=ROLES, default="owner", show_default=True)
 @click.option("--name", default="")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              envvar="LISTMGR_NEW_PASSWORD")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="LISTMGR_NEW_PASSWORD",
+)
 def user_create(email: str, role: str, name: str, password: str) -> None:
     """Create an admin user (the password must be hard to guess)."""
     rt = get_runtime()
     uid = accounts.create_user(rt, email=email, password=password, role=role, name=name)
-    audit.record(rt, actor="cli", action="user.create", target_type="user", target_id=uid,
-                 detail={"role": role, "via": "cli"})
+    audit.record(
+        rt,
+        actor="cli",
+        action="user.create",
+        target_type="user",
+        target_id=uid,
+        detail={"role": role, "via": "cli"},
+    )
     click.echo(f"created user {uid} ({role})")
 
 
@@ -54,8 +66,14 @@ def token_create(role: str, name: str, user_email: str | None) -> None:
         if user_id is None:
             raise NotFound(f"no user {user_email}")
     issued = accounts.issue_token(rt, role=role, user_id=user_id, name=name)
-    audit.record(rt, actor="cli", action="token.create", target_type="token",
-                 target_id=issued.id, detail={"role": role, "name": name, "via": "cli"})
+    audit.record(
+        rt,
+        actor="cli",
+        action="token.create",
+        target_type="token",
+        target_id=issued.id,
+        detail={"role": role, "name": name, "via": "cli"},
+    )
     click.echo(issued.token)
 
 

@@ -1,4 +1,5 @@
 """The `listmgr` command group and helpers shared by its commands."""
+
 from __future__ import annotations
 
 import sys

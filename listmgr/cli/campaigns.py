@@ -1,5 +1,6 @@
 """`listmgr campaign create | send ID [--wait] | status ID | list | test | pause | resume |
 cancel`."""
+
 from __future__ import annotations
 
 import json
@@ -53,20 +54,40 @@ def campaign() -> None:
 @click.option("--from-name", default="")
 @click.option("--from-email", default="")
 @click.option("--reply-to", default="")
-def create(name: str, subject: str, lists: tuple[str, ...], html_file: str | None,
-           markdown_file: str | None, text_file: str | None, preheader: str,
-           segment: str | None, segment_id: int | None, from_name: str, from_email: str,
-           reply_to: str) -> None:
+def create(
+    name: str,
+    subject: str,
+    lists: tuple[str, ...],
+    html_file: str | None,
+    markdown_file: str | None,
+    text_file: str | None,
+    preheader: str,
+    segment: str | None,
+    segment_id: int | None,
+    from_name: str,
+    from_email: str,
+    reply_to: str,
+) -> None:
     """Create a draft campaign and print its id."""
     if bool(html_file) == bool(markdown_file):
         fail("give the body with exactly one of --html FILE or --markdown FILE")
     rt = get_runtime()
     cid = campaigns.create(
-        rt, actor="cli", name=name, subject=subject, lists=list(lists),
+        rt,
+        actor="cli",
+        name=name,
+        subject=subject,
+        lists=list(lists),
         body=_read(html_file or markdown_file) or "",
-        content_format="html" if html_file else "markdown", text=_read(text_file) or "",
-        preheader=preheader, segment=_json(segment, "--segment"), segment_id=segment_id,
-        from_name=from_name, from_email=from_email, reply_to=reply_to)
+        content_format="html" if html_file else "markdown",
+        text=_read(text_file) or "",
+        preheader=preheader,
+        segment=_json(segment, "--segment"),
+        segment_id=segment_id,
+        from_name=from_name,
+        from_email=from_email,
+        reply_to=reply_to,
+    )
     click.echo(cid)
 
 
@@ -76,17 +97,24 @@ def _progress(rt: Any, cid: int) -> str:
 
     info = campaigns.get(rt, cid)
     total = max(1, info.stats["audience"])
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-               TextColumn("{task.fields[detail]}"))
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(f"campaign {cid}", total=total, detail="")
         while True:
             info = campaigns.get(rt, cid)
             st = info.stats
-            bar.update(task, completed=st["sent"] + st["failed"] + st["skipped"],
-                       detail=f"sent {st['sent']} failed {st['failed']} skipped "
-                              f"{st['skipped']} remaining {st['remaining']}")
+            bar.update(
+                task,
+                completed=st["sent"] + st["failed"] + st["skipped"],
+                detail=f"sent {st['sent']} failed {st['failed']} skipped "
+                f"{st['skipped']} remaining {st['remaining']}",
+            )
             if info.status in FINAL:
                 return info.status
             time.sleep(0.5)
@@ -107,19 +135,26 @@ def send(campaign_id: int, wait: bool) -> None:
         fail(f"campaign {campaign_id} is {info.status}")
     if not wait:
         if queue.in_process:
-            click.echo("the running `listmgr serve` picks it up within sweep_seconds; add "
-                       "--wait to send from this process")
+            click.echo(
+                "the running `listmgr serve` picks it up within sweep_seconds; add "
+                "--wait to send from this process"
+            )
         return
-    bg = boot.start(rt, threads=max(1, rt.settings.send_connections), sweep=False) \
-        if queue.in_process else None
+    bg = (
+        boot.start(rt, threads=max(1, rt.settings.send_connections), sweep=False)
+        if queue.in_process
+        else None
+    )
     try:
         status = _progress(rt, campaign_id)
     finally:
         if bg is not None:
             bg.stop()
     stats = campaigns.get(rt, campaign_id).stats
-    click.echo(f"campaign {campaign_id} {status}: sent {stats['sent']}, failed "
-               f"{stats['failed']}, skipped {stats['skipped']}, remaining {stats['remaining']}")
+    click.echo(
+        f"campaign {campaign_id} {status}: sent {stats['sent']}, failed "
+        f"{stats['failed']}, skipped {stats['skipped']}, remaining {stats['remaining']}"
+    )
     if status != "sent":
         raise SystemExit(1)
 

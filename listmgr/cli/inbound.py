@@ -1,4 +1,5 @@
 """`listmgr` commands for inbound."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
             click.echo(f"listmgr: cannot read {name}: {exc.strerror or exc}", err=True)
             failed = True
             continue
-        result = classify(raw, tokens=rt.tokens, mail_domain=rt.settings.mail_domain,
-                          authserv_id=rt.settings.inbound_authserv_id)
+        result = classify(
+            raw,
+            tokens=rt.tokens,
+            mail_domain=rt.settings.mail_domain,
+            authserv_id=rt.settings.inbound_authserv_id,
+        )
         line: dict[str, object] = {
             "file": name,
             "kind": result.kind,
@@ -58,7 +63,7 @@ def classify_command(files: tuple[str, ...], evidence: bool) -> None:
         sys.exit(1)
 
 
-EX_DATAERR = 65   # sysexits: the message is bad; the MTA bounces it
+EX_DATAERR = 65  # sysexits: the message is bad; the MTA bounces it
 EX_TEMPFAIL = 75  # sysexits: try again later; the MTA keeps the message
 
 
@@ -70,7 +75,6 @@ def inbound_command(recipient: str, sender: str) -> None:
     from listmgr import runtime
     from listmgr.errors import ListmgrError, TooLarge, ValidationError
     from listmgr.services import inbound
-
     from listmgr.settings import load_settings
 
     try:
@@ -81,8 +85,9 @@ def inbound_command(recipient: str, sender: str) -> None:
     # Read one byte past the limit, never the whole of an endless pipe: too long is refused.
     raw = sys.stdin.buffer.read(settings.max_inbound_bytes + 1)
     if len(raw) > settings.max_inbound_bytes:
-        click.echo(f"listmgr: the message is larger than {settings.max_inbound_bytes} bytes",
-                   err=True)
+        click.echo(
+            f"listmgr: the message is larger than {settings.max_inbound_bytes} bytes", err=True
+        )
         sys.exit(EX_DATAERR)
     try:
         rt = runtime.build(settings=settings, migrate=False)
@@ -94,8 +99,11 @@ def inbound_command(recipient: str, sender: str) -> None:
         click.echo(f"listmgr: {exc.message}", err=True)
         sys.exit(EX_TEMPFAIL)
     except Exception as exc:  # database or broker unreachable: the MTA must retry
-        click.echo(f"listmgr: temporary failure: {exc.__class__.__name__}: "
-                   f"{str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        click.echo(
+            f"listmgr: temporary failure: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}",
+            err=True,
+        )
         sys.exit(EX_TEMPFAIL)
     click.echo(f"stored #{stored.id}{' (duplicate)' if stored.duplicate else ''}")
 

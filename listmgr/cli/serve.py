@@ -1,4 +1,5 @@
 """`listmgr serve | web | worker | db upgrade`: the processes."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,12 @@ from listmgr.cli.base import fail, get_runtime, main
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=None, type=int,
-              help="In-process worker threads (default: the worker_threads setting).")
+@click.option(
+    "--threads",
+    default=None,
+    type=int,
+    help="In-process worker threads (default: the worker_threads setting).",
+)
 def serve(host: str, port: int, threads: int | None) -> None:
     """Everything in one process: web, worker, scheduler and (by default) the dev outbox."""
     from werkzeug.serving import make_server
@@ -33,11 +38,18 @@ def serve(host: str, port: int, threads: int | None) -> None:
     server = make_server(host, port, app, threaded=True)
     click.echo(f"listmgr is running at http://{host}:{server.port}/")
     if rt.settings.dev_outbox_shown:
-        click.echo(f"mail goes to the dev outbox (for admins and owners): "
-                   f"http://{host}:{server.port}/dev/outbox")
-    click.echo(f"admin: http://{host}:{server.port}/admin/"
-               + ("" if _has_users(rt) else "  (no user yet: listmgr user create "
-                                            "--email you@example.org --role owner)"))
+        click.echo(
+            f"mail goes to the dev outbox (for admins and owners): "
+            f"http://{host}:{server.port}/dev/outbox"
+        )
+    click.echo(
+        f"admin: http://{host}:{server.port}/admin/"
+        + (
+            ""
+            if _has_users(rt)
+            else "  (no user yet: listmgr user create --email you@example.org --role owner)"
+        )
+    )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
@@ -57,8 +69,11 @@ def web(host: str, port: int, workers: int) -> None:
 
     rt = get_runtime()
     if not rt.settings.broker_url:
-        click.echo("listmgr: warning: no LISTMGR_BROKER_URL; workers will pick up work only "
-                   "on their periodic sweep", err=True)
+        click.echo(
+            "listmgr: warning: no LISTMGR_BROKER_URL; workers will pick up work only "
+            "on their periodic sweep",
+            err=True,
+        )
 
     class App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -84,8 +99,10 @@ def worker(threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     rt = get_runtime()
     if not rt.settings.broker_url or rt.settings.broker_url.startswith("stub"):
-        fail("`listmgr worker` needs LISTMGR_BROKER_URL (redis://… or amqp://…); "
-             "use `listmgr serve` for the all-in-one embedded mode")
+        fail(
+            "`listmgr worker` needs LISTMGR_BROKER_URL (redis://… or amqp://…); "
+            "use `listmgr serve` for the all-in-one embedded mode"
+        )
     bg = boot.start(rt, threads=threads)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

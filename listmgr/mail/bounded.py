@@ -2,14 +2,16 @@
 it runs (widths, repeat counts, joins, formats), filters and calls check the deadline, loops
 check it each time round, and literals are weighed when built. Pure; no I/O.
 """
+
 from __future__ import annotations
 
 import re
 import string
 import time
 import types
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
@@ -17,10 +19,10 @@ from jinja2.runtime import markup_join, str_join
 
 from listmgr.mail.budget import CONTAINERS, BudgetExceeded, _state, spend, tick, weigh
 
-MAX_RANGE = 10_000          # items range() may give
-MAX_ITEMS = 20_000          # items a filter that loops in Python may take (sort, unique, ...)
-MAX_WRAP = 100_000          # characters a filter that loops in Python per word may take
-MAX_INT_BITS = 4_096        # numbers stay below 2**4096 (1,234 digits)
+MAX_RANGE = 10_000  # items range() may give
+MAX_ITEMS = 20_000  # items a filter that loops in Python may take (sort, unique, ...)
+MAX_WRAP = 100_000  # characters a filter that loops in Python per word may take
+MAX_INT_BITS = 4_096  # numbers stay below 2**4096 (1,234 digits)
 
 
 def _int(value: Any) -> int:
@@ -84,8 +86,9 @@ def _join(s: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, .
     items = list(args[0]) if len(args) == 1 else []
     if len(items) > MAX_ITEMS * 10:
         raise BudgetExceeded("too many items to join")
-    spend(sum(len(x) for x in items if isinstance(x, (str, bytes)))
-          + len(s) * max(0, len(items) - 1))
+    spend(
+        sum(len(x) for x in items if isinstance(x, (str, bytes))) + len(s) * max(0, len(items) - 1)
+    )
     return (items,) if len(args) == 1 else args
 
 
@@ -101,15 +104,24 @@ def _format(s: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any,
 
 # str/bytes methods that can build more than they are given, and their checks.
 METHOD_CHECKS: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]] = {
-    "center": _widen, "ljust": _widen, "rjust": _widen, "zfill": _widen,
-    "expandtabs": _expandtabs, "replace": _replace, "join": _join,
-    "format": _format, "format_map": _format,
-    "translate": _refuse, "maketrans": _refuse}
+    "center": _widen,
+    "ljust": _widen,
+    "rjust": _widen,
+    "zfill": _widen,
+    "expandtabs": _expandtabs,
+    "replace": _replace,
+    "join": _join,
+    "format": _format,
+    "format_map": _format,
+    "translate": _refuse,
+    "maketrans": _refuse,
+}
 _METHOD_TYPES = (types.BuiltinMethodType, types.MethodType)
 
 
 def _filter_check(name: str) -> Callable[..., None] | None:
     """The check run before filter `name` (value first, then its arguments)."""
+
     def center(value: Any, width: Any = 80, *a: Any, **k: Any) -> None:
         spend(max(weigh(value), _int(width)))
 
@@ -163,39 +175,86 @@ def _filter_check(name: str) -> Callable[..., None] | None:
         weigh(value, MAX_WRAP)
 
     checks: dict[str, Callable[..., None]] = {
-        "center": center, "indent": indent, "wordwrap": wordwrap, "format": fmt,
-        "replace": replace, "join": join, "batch": batch, "slice": batch, "sum": total,
-        "urlize": urlize, "pprint": pretty, "xmlattr": pretty,
+        "center": center,
+        "indent": indent,
+        "wordwrap": wordwrap,
+        "format": fmt,
+        "replace": replace,
+        "join": join,
+        "batch": batch,
+        "slice": batch,
+        "sum": total,
+        "urlize": urlize,
+        "pprint": pretty,
+        "xmlattr": pretty,
         # these loop in Python per word, character or entity:
-        "title": pretty, "urlencode": pretty, "striptags": pretty,
-        "unique": items, "groupby": items, "sort": items, "dictsort": items, "min": items,
-        "max": items, "truncate": text}
-    for name_ in ("capitalize", "e", "escape", "forceescape", "lower", "upper", "trim",
-                  "string", "tojson", "wordcount", "safe", "filesizeformat"):
+        "title": pretty,
+        "urlencode": pretty,
+        "striptags": pretty,
+        "unique": items,
+        "groupby": items,
+        "sort": items,
+        "dictsort": items,
+        "min": items,
+        "max": items,
+        "truncate": text,
+    }
+    for name_ in (
+        "capitalize",
+        "e",
+        "escape",
+        "forceescape",
+        "lower",
+        "upper",
+        "trim",
+        "string",
+        "tojson",
+        "wordcount",
+        "safe",
+        "filesizeformat",
+    ):
         checks[name_] = text
     return checks.get(name)
 
 
 # Filters that neither build text nor loop (a hot path: left as they are).
-UNGUARDED = frozenset({"default", "d", "length", "count", "first", "last", "abs", "int",
-                       "float", "round", "random", "attr", "items"})
+UNGUARDED = frozenset(
+    {
+        "default",
+        "d",
+        "length",
+        "count",
+        "first",
+        "last",
+        "abs",
+        "int",
+        "float",
+        "round",
+        "random",
+        "attr",
+        "items",
+    }
+)
 
 
 def guard(kind: str, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """A filter or test that checks the deadline (and, for the risky ones, its arguments)."""
     if kind == "filter" and name in UNGUARDED:
         return func
-    check = _filter_check(name) if kind == "filter" else (
-        (lambda value, *a, **k: weigh(value)) if name in ("lower", "upper") else None)
+    check = (
+        _filter_check(name)
+        if kind == "filter"
+        else ((lambda value, *a, **k: weigh(value)) if name in ("lower", "upper") else None)
+    )
     skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
-    materialize = kind == "filter" and name == "join"   # its size must be known beforehand
+    materialize = kind == "filter" and name == "join"  # its size must be known beforehand
 
-    @wraps(func)   # keeps jinja_pass_arg: Jinja passes the context or environment as before
+    @wraps(func)  # keeps jinja_pass_arg: Jinja passes the context or environment as before
     def guarded(*args: Any, **kwargs: Any) -> Any:
         tick()
         if check is not None and len(args) > skip:
             if materialize and not hasattr(args[skip], "__len__"):
-                args = (*args[:skip], list(args[skip]), *args[skip + 1:])
+                args = (*args[:skip], list(args[skip]), *args[skip + 1 :])
             check(*args[skip:], **kwargs)
         result = func(*args, **kwargs)
         if isinstance(result, str):
@@ -241,9 +300,11 @@ def _bounded_range(*args: int) -> range:
 def instrument(tree: nodes.Template) -> nodes.Template:
     """Loops check the deadline each time round; list, tuple and dict literals that hold
     values are weighed when built (a literal can repeat a reference without any call)."""
+
     def wrapped(node: nodes.Expr, hook: str) -> nodes.Expr:
-        return nodes.Call(nodes.EnvironmentAttribute(hook), [node], [], None, None,
-                          lineno=node.lineno)
+        return nodes.Call(
+            nodes.EnvironmentAttribute(hook), [node], [], None, None, lineno=node.lineno
+        )
 
     for loop in tree.find_all(nodes.For):
         loop.iter = wrapped(loop.iter, "bounded_iter")
@@ -261,10 +322,11 @@ def _weighed(node: Any, wrapped: Callable[[nodes.Expr, str], nodes.Expr]) -> Any
     if isinstance(node, nodes.Tuple) and node.ctx != "load":
         return node
     if isinstance(node, (nodes.List, nodes.Tuple)) and not all(
-            isinstance(n, nodes.Const) for n in node.items):
+        isinstance(n, nodes.Const) for n in node.items
+    ):
         return wrapped(node, "weighed")
     if isinstance(node, nodes.Dict) and not all(
-            isinstance(p.key, nodes.Const) and isinstance(p.value, nodes.Const)
-            for p in node.items):
+        isinstance(p.key, nodes.Const) and isinstance(p.value, nodes.Const) for p in node.items
+    ):
         return wrapped(node, "weighed")
     return node

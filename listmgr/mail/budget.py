@@ -9,20 +9,21 @@ budget, and `spend()` / `weigh()` *before* anything big is built (a width, a rep
 join), because a single C-level operation cannot be stopped once it runs. The budget lives in a
 thread-local: web and worker threads render at once.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 
-WORK_FACTOR = 8             # a render may create this many times its output cap in text
+WORK_FACTOR = 8  # a render may create this many times its output cap in text
 CONTAINERS = (list, tuple, dict, set, frozenset)
-
 
 
 class BudgetExceeded(SecurityError):
@@ -33,14 +34,14 @@ class BudgetExceeded(SecurityError):
 class Limits:
     """The budget of one message (or of one save check)."""
 
-    seconds: float = 0.5          # wall-clock time its renders may take together
-    output: int = 2_000_000       # characters one rendered part (or any text built) may have
+    seconds: float = 0.5  # wall-clock time its renders may take together
+    output: int = 2_000_000  # characters one rendered part (or any text built) may have
 
 
 class Budget:
     """What is left of one budget over several renders (the save check renders every part)."""
 
-    __slots__ = ("limits", "seconds", "chars")
+    __slots__ = ("chars", "limits", "seconds")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -65,20 +66,24 @@ _state = _State()
 def tick() -> None:
     """Stop the render when its time is up."""
     if time.monotonic() > _state.deadline:
-        raise BudgetExceeded(f"the template took longer than {_state.seconds:g} s to render "
-                             "(a loop that runs too long?)")
+        raise BudgetExceeded(
+            f"the template took longer than {_state.seconds:g} s to render "
+            "(a loop that runs too long?)"
+        )
 
 
 def spend(chars: int) -> None:
     """Account for a text of `chars` characters about to be built; refuse it when too big."""
     st = _state
     if chars > st.cap:
-        raise BudgetExceeded(f"the template would build a text of {chars:,} characters "
-                             f"(at most {st.cap:,})")
+        raise BudgetExceeded(
+            f"the template would build a text of {chars:,} characters (at most {st.cap:,})"
+        )
     st.left -= chars
     if st.left < 0:
-        raise BudgetExceeded(f"the template builds more than {st.cap * WORK_FACTOR:,} "
-                             "characters of text in all")
+        raise BudgetExceeded(
+            f"the template builds more than {st.cap * WORK_FACTOR:,} characters of text in all"
+        )
 
 
 def weigh(value: Any, limit: int | None = None) -> int:
@@ -135,13 +140,18 @@ class BudgetTemplate(Template):
         raise AssertionError("unreachable")  # handle_exception always raises
 
 
-def render(template: Template, context: dict[str, Any], budget: Budget | Limits, *,
-           output: int | None = None) -> str:
+def render(
+    template: Template,
+    context: dict[str, Any],
+    budget: Budget | Limits,
+    *,
+    output: int | None = None,
+) -> str:
     """Render within `budget` (a whole Limits, or what is left of a Budget shared by several
     renders); `output` caps the whole text (default: the cap of one part). Raises
     BudgetExceeded (a SecurityError) when the budget runs out."""
     st = _state
-    if st.active:   # inside another budgeted render: that one governs
+    if st.active:  # inside another budgeted render: that one governs
         return template.render(context)
     shared = isinstance(budget, Budget)
     limits = budget.limits if shared else budget

@@ -4,15 +4,17 @@ per-recipient parts filled in (To, Subject, Message-ID, tokens, bodies). Pure; n
 The standard library's EmailMessage costs over a millisecond per message; this assembles bytes
 directly. Header values taken from profile data lose their control characters (no injection).
 """
+
 from __future__ import annotations
 
 import binascii
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, Mapping
+from typing import Any
 
 from listmgr.mail import compose, content
 from listmgr.mail.dkim import DkimSigner
@@ -88,7 +90,8 @@ class CampaignView:
 
 
 content.CampaignEnvironment.trusted_types.update(
-    {FieldsView, SubscriberView, ListView, CampaignView})
+    {FieldsView, SubscriberView, ListView, CampaignView}
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,8 @@ class Recipient:
     list_id: int
     fields: Mapping[str, Any] = field(default_factory=dict)
     interests: tuple[str, ...] = ()
-    attempt: int = 0          # attempts recorded so far for this row
-    link_epoch: int = 0       # the subscriber's link epoch: their links carry it
+    attempt: int = 0  # attempts recorded so far for this row
+    link_epoch: int = 0  # the subscriber's link epoch: their links carry it
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,9 @@ class Setup:
     lists: Mapping[int, ListView]
     mail_domain: str
     base_url: str
-    stamp: str = ""           # fixed per campaign (e.g. its creation time) for Message-IDs
-    limits: content.Limits = content.Limits()   # the template budget of each message
+    stamp: str = ""  # fixed per campaign (e.g. its creation time) for Message-IDs
+    # the template budget of each message (a frozen dataclass: one shared default is safe)
+    limits: content.Limits = content.Limits()  # noqa: RUF009
 
 
 @dataclass(frozen=True)
@@ -131,15 +135,25 @@ class Outgoing:
     message_id: str
 
 
-def sample_context(setup_lists: Mapping[int, ListView], *, campaign_id: int = 0,
-                   campaign_name: str = "", fields: Mapping[str, Any] | None = None,
-                   base_url: str = "https://example.org") -> dict[str, Any]:
+def sample_context(
+    setup_lists: Mapping[int, ListView],
+    *,
+    campaign_id: int = 0,
+    campaign_name: str = "",
+    fields: Mapping[str, Any] | None = None,
+    base_url: str = "https://example.org",
+) -> dict[str, Any]:
     """A made-up recipient for save-time checks."""
     lst = next(iter(setup_lists.values()), ListView(0, "List", "list", "", "1 Example Street"))
-    return {"subscriber": SubscriberView("someone@example.org", "Sample Person",
-                                         FieldsView(fields or {}), ("sample",)),
-            "list": lst, "campaign": CampaignView(campaign_id, campaign_name),
-            "unsubscribe_url": f"{base_url}/u/sample", "manage_url": f"{base_url}/p/sample"}
+    return {
+        "subscriber": SubscriberView(
+            "someone@example.org", "Sample Person", FieldsView(fields or {}), ("sample",)
+        ),
+        "list": lst,
+        "campaign": CampaignView(campaign_id, campaign_name),
+        "unsubscribe_url": f"{base_url}/u/sample",
+        "manage_url": f"{base_url}/p/sample",
+    }
 
 
 # -- header helpers --------------------------------------------------------------------------
@@ -160,8 +174,7 @@ def encoded_words(value: str) -> str:
         j = min(i + 45, len(raw))
         while j < len(raw) and raw[j] & 0xC0 == 0x80:
             j -= 1
-        words.append("=?utf-8?b?" + binascii.b2a_base64(raw[i:j], newline=False).decode()
-                     + "?=")
+        words.append("=?utf-8?b?" + binascii.b2a_base64(raw[i:j], newline=False).decode() + "?=")
         i = j
     return "\r\n ".join(words)
 
@@ -212,8 +225,9 @@ class _Clock:
 class CampaignRenderer:
     """Compiled once per campaign; `message()` per recipient."""
 
-    def __init__(self, setup: Setup, built: content.Built, tokens: Tokens,
-                 signer: DkimSigner | None = None) -> None:
+    def __init__(
+        self, setup: Setup, built: content.Built, tokens: Tokens, signer: DkimSigner | None = None
+    ) -> None:
         self.setup = setup
         self.built = built
         self.tokens = tokens
@@ -225,8 +239,15 @@ class CampaignRenderer:
         self.stamp = setup.stamp or secrets.token_hex(4)
         self.sep = f"\x1e{secrets.token_hex(8)}\x1e"
         text = built.text if not built.text_from_html else ""
-        source = ("{% autoescape false %}" + built.subject + self.sep + text
-                  + "{% endautoescape %}" + self.sep + built.html)
+        source = (
+            "{% autoescape false %}"
+            + built.subject
+            + self.sep
+            + text
+            + "{% endautoescape %}"
+            + self.sep
+            + built.html
+        )
         self.template = content.compile_part(source, "message", html=True)
         self.output_cap = 3 * setup.limits.output + 2 * len(self.sep)
         self.campaign_view = CampaignView(setup.campaign_id, setup.campaign_name)
@@ -237,16 +258,23 @@ class CampaignRenderer:
             shared.append(("Reply-To", compose.address("", setup.reply_to)))
         self.from_header = compose.address(setup.from_name, setup.from_email)
         self.per_list = {
-            lid: [("List-Id", compose.list_id_header(header_text(lst.name), lst.slug, domain)),
-                  ("Precedence", "bulk"),
-                  ("Feedback-ID", f"{setup.campaign_id}:{lid}:campaign:{domain}")]
-            for lid, lst in setup.lists.items()}
+            lid: [
+                ("List-Id", compose.list_id_header(header_text(lst.name), lst.slug, domain)),
+                ("Precedence", "bulk"),
+                ("Feedback-ID", f"{setup.campaign_id}:{lid}:campaign:{domain}"),
+            ]
+            for lid, lst in setup.lists.items()
+        }
         self.shared = shared
         self.content_type = ("Content-Type", f'multipart/alternative; boundary="{self.boundary}"')
         self.parts_head = {
-            (sub, cte): (f"--{self.boundary}\r\nContent-Type: text/{sub}; charset=\"utf-8\"\r\n"
-                         f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode("ascii")
-            for sub in ("plain", "html") for cte in ("7bit", "quoted-printable")}
+            (sub, cte): (
+                f'--{self.boundary}\r\nContent-Type: text/{sub}; charset="utf-8"\r\n'
+                f"Content-Transfer-Encoding: {cte}\r\n\r\n"
+            ).encode("ascii")
+            for sub in ("plain", "html")
+            for cte in ("7bit", "quoted-printable")
+        }
         self.preamble = b"This is a multi-part message in MIME format.\r\n"
         self.closing = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._subjects: dict[str, str] = {}
@@ -254,16 +282,20 @@ class CampaignRenderer:
     # -- rendering ----------------------------------------------------------------------------
     def context(self, r: Recipient, *, unsubscribe_token: str, manage_token: str) -> dict[str, Any]:
         base = self.setup.base_url
-        return {"subscriber": SubscriberView(r.email, r.name or "", FieldsView(r.fields),
-                                             tuple(r.interests)),
-                "list": self.setup.lists[r.list_id], "campaign": self.campaign_view,
-                "unsubscribe_url": f"{base}/u/{unsubscribe_token}",
-                "manage_url": f"{base}/p/{manage_token}"}
+        return {
+            "subscriber": SubscriberView(
+                r.email, r.name or "", FieldsView(r.fields), tuple(r.interests)
+            ),
+            "list": self.setup.lists[r.list_id],
+            "campaign": self.campaign_view,
+            "unsubscribe_url": f"{base}/u/{unsubscribe_token}",
+            "manage_url": f"{base}/p/{manage_token}",
+        }
 
     def parts(self, ctx: dict[str, Any]) -> tuple[str, str, str]:
         """(subject, text, html) for one context, rendered within the message's budget."""
         limits = self.setup.limits
-        try:   # subject, text and HTML come from one template: their caps add up
+        try:  # subject, text and HTML come from one template: their caps add up
             out = content.render(self.template, ctx, limits, output=self.output_cap)
         except content.BudgetExceeded as exc:
             raise RenderError(f"template: {exc}") from None
@@ -276,8 +308,9 @@ class CampaignRenderer:
             raise RenderError("template: the rendered parts could not be told apart")
         subject, text, html = pieces
         if max(len(subject), len(text), len(html)) > limits.output:
-            raise RenderError(f"template: a rendered part is larger than {limits.output:,} "
-                              "characters")
+            raise RenderError(
+                f"template: a rendered part is larger than {limits.output:,} characters"
+            )
         if self.built.text_from_html:
             text = content.html_to_text(html)
         return " ".join(header_text(subject).split()), text, html
@@ -287,15 +320,18 @@ class CampaignRenderer:
         sid = 0 if test else r.subscriber_id
         epoch = 0 if test else r.link_epoch
         cid = self.setup.campaign_id
-        return (self._unsub.sign(*Tokens.with_epoch(sid, r.list_id, cid, epoch=epoch)),
-                self._manage.sign(*Tokens.with_epoch(sid, epoch=epoch)),
-                self._bounce.sign(sid, cid, r.list_id))
+        return (
+            self._unsub.sign(*Tokens.with_epoch(sid, r.list_id, cid, epoch=epoch)),
+            self._manage.sign(*Tokens.with_epoch(sid, epoch=epoch)),
+            self._bounce.sign(sid, cid, r.list_id),
+        )
 
     def message(self, r: Recipient, *, test: bool = False) -> Outgoing:
         """The complete message for one recipient."""
         unsub, manage, bounce = self.tokens_for(r, test=test)
-        subject, text, html = self.parts(self.context(r, unsubscribe_token=unsub,
-                                                      manage_token=manage))
+        subject, text, html = self.parts(
+            self.context(r, unsubscribe_token=unsub, manage_token=manage)
+        )
         domain = self.setup.mail_domain
         if test:
             subject = f"[Test] {subject}"
@@ -309,25 +345,45 @@ class CampaignRenderer:
         # A real recipient's Message-ID ends in our tag for its delivery row: a bounce,
         # complaint or reply naming it proves it concerns this recipient (a test never does).
         cid = self.setup.campaign_id
-        unique = secrets.token_hex(6) if test else (
-            f"{r.attempt}.{self.stamp}.{self.tokens.message_tag(cid, r.delivery_id)}")
+        unique = (
+            secrets.token_hex(6)
+            if test
+            else (f"{r.attempt}.{self.stamp}.{self.tokens.message_tag(cid, r.delivery_id)}")
+        )
         message_id = f"<{cid}.{r.delivery_id}.{unique}@{domain}>"
-        headers = [("From", self.from_header), ("To", mailbox(r.name, r.email)),
-                   ("Subject", encoded_subject), ("Date", self.clock.date()),
-                   ("Message-ID", message_id)]
+        headers = [
+            ("From", self.from_header),
+            ("To", mailbox(r.name, r.email)),
+            ("Subject", encoded_subject),
+            ("Date", self.clock.date()),
+            ("Message-ID", message_id),
+        ]
         headers += self.shared
         headers += self.per_list[r.list_id]
-        headers.append(("List-Unsubscribe",
-                        f"<{self.setup.base_url}/u/{unsub}>,\r\n <mailto:unsubscribe+{unsub}"
-                        f"@{domain}?subject=unsubscribe>"))
+        headers.append(
+            (
+                "List-Unsubscribe",
+                f"<{self.setup.base_url}/u/{unsub}>,\r\n <mailto:unsubscribe+{unsub}"
+                f"@{domain}?subject=unsubscribe>",
+            )
+        )
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         if test:
             headers.append(("X-Listmgr-Test", "yes"))
         headers.append(self.content_type)
         text_bytes, text_cte = encode_body(text)
         html_bytes, html_cte = encode_body(html)
-        body = b"".join((self.preamble, self.parts_head["plain", text_cte], text_bytes, b"\r\n",
-                         self.parts_head["html", html_cte], html_bytes, self.closing))
+        body = b"".join(
+            (
+                self.preamble,
+                self.parts_head["plain", text_cte],
+                text_bytes,
+                b"\r\n",
+                self.parts_head["html", html_cte],
+                html_bytes,
+                self.closing,
+            )
+        )
         head = "".join([f"{name}: {value}\r\n" for name, value in headers])
         if self.signer is not None:
             head = self.signer.header(headers, body) + head

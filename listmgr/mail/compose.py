@@ -3,6 +3,7 @@
 Messages are assembled by hand from prepared parts (the standard library's EmailMessage costs
 over a millisecond per message): shared parts are encoded once, per-recipient parts filled in.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,8 +34,9 @@ def encode_header(value: str, name: str = "Subject") -> str:
     clean_header(value, name)
     if value.isascii() and len(value) + len(name) + 2 <= 78:
         return value
-    return Header(value, "utf-8" if not value.isascii() else "us-ascii",
-                  header_name=name).encode(linesep=CRLF)
+    return Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name).encode(
+        linesep=CRLF
+    )
 
 
 def address(name: str, email: str) -> str:
@@ -56,8 +58,10 @@ def encode_text_part(body: str, subtype: str) -> bytes:
         latin = normalized.encode("utf-8").decode("latin-1")
         encoded = email.quoprimime.body_encode(latin, maxlinelen=76, eol=CRLF)
         cte = "quoted-printable"
-    head = (f"Content-Type: text/{subtype}; charset=\"utf-8\"{CRLF}"
-            f"Content-Transfer-Encoding: {cte}{CRLF}{CRLF}")
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: {cte}{CRLF}{CRLF}"
+    )
     return (head + encoded + CRLF).encode("ascii")
 
 
@@ -78,10 +82,10 @@ class Mail:
     mail_domain: str
     to_name: str = ""
     reply_to: str = ""
-    list_id: str = ""                 # "List Name <slug.mail_domain>"
-    unsubscribe_url: str = ""         # one-click https URL
-    unsubscribe_mailto: str = ""      # unsubscribe+TOKEN@domain
-    auto_submitted: str = ""          # "auto-generated" for transactional mail
+    list_id: str = ""  # "List Name <slug.mail_domain>"
+    unsubscribe_url: str = ""  # one-click https URL
+    unsubscribe_mailto: str = ""  # unsubscribe+TOKEN@domain
+    auto_submitted: str = ""  # "auto-generated" for transactional mail
     precedence: str = ""
     extra_headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -100,8 +104,7 @@ def unsubscribe_headers(url: str, mailto: str) -> list[tuple[str, str]]:
     value = f"<{url}>"
     if mailto:
         value += f", <mailto:{mailto}?subject=unsubscribe>"
-    return [("List-Unsubscribe", value),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+    return [("List-Unsubscribe", value), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
 
 
 def headers_for(mail: Mail) -> list[tuple[str, str]]:
@@ -129,8 +132,12 @@ def headers_for(mail: Mail) -> list[tuple[str, str]]:
     return hdrs
 
 
-def assemble(headers: list[tuple[str, str]], parts: list[bytes], boundary: str | None = None,
-             subtype: str = "alternative") -> bytes:
+def assemble(
+    headers: list[tuple[str, str]],
+    parts: list[bytes],
+    boundary: str | None = None,
+    subtype: str = "alternative",
+) -> bytes:
     """Join encoded headers and ready MIME parts into one multipart message."""
     boundary = boundary or "=_lm_" + uuid.uuid4().hex
     head = "".join(f"{name}: {value}{CRLF}" for name, value in headers)
@@ -146,12 +153,15 @@ def assemble(headers: list[tuple[str, str]], parts: list[bytes], boundary: str |
 
 def build(mail: Mail) -> bytes:
     """The complete message as bytes: multipart/alternative with text then HTML."""
-    return assemble(headers_for(mail),
-                    [encode_text_part(mail.text, "plain"), encode_text_part(mail.html, "html")])
+    return assemble(
+        headers_for(mail),
+        [encode_text_part(mail.text, "plain"), encode_text_part(mail.html, "html")],
+    )
 
 
 def b64_part(data: bytes, content_type: str) -> bytes:
     """A base64 MIME part (for attachments such as a data export)."""
     body = base64.encodebytes(data).decode("ascii").replace("\n", CRLF)
-    return (f"Content-Type: {content_type}{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}"
-            f"{body}").encode("ascii")
+    return (
+        f"Content-Type: {content_type}{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}{body}"
+    ).encode("ascii")

@@ -5,31 +5,38 @@ Markdown, CSS inlining and HTML-to-text run once per campaign on the *template*,
 recipient: every Jinja construct is first swapped for an inert placeholder (an expression for a
 word, a statement for an HTML comment), the HTML is transformed, and the constructs are put back.
 """
+
 from __future__ import annotations
 
 import html as htmllib
 import re
 import secrets
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
-from jinja2.sandbox import (UNSAFE_ASYNC_GENERATOR_ATTRIBUTES, UNSAFE_COROUTINE_ATTRIBUTES,
-                            UNSAFE_GENERATOR_ATTRIBUTES)
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+)
 
 from listmgr.errors import TemplateError
-from listmgr.mail.layout import DEFAULT_LAYOUT, FOOTER_HTML, FOOTER_TEXT
 from listmgr.mail.budget import Budget, BudgetExceeded, Limits, render
-from listmgr.mail.sandbox import (CampaignEnvironment, SafeUndefined,  # noqa: F401
-                                  compile_template, environment)
+from listmgr.mail.layout import DEFAULT_LAYOUT, FOOTER_HTML, FOOTER_TEXT
+from listmgr.mail.sandbox import CampaignEnvironment, SafeUndefined, compile_template, environment  # noqa: F401
 
 PARTS = ("subject", "preheader", "body", "text", "layout")
 DEEP = "a macro or loop calls itself too deeply"
-UNSAFE_NAMES = (UNSAFE_GENERATOR_ATTRIBUTES | UNSAFE_COROUTINE_ATTRIBUTES
-                | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES | {"mro", "func_globals", "func_code",
-                                                       "f_globals", "f_locals", "tb_frame"})
+UNSAFE_NAMES = (
+    UNSAFE_GENERATOR_ATTRIBUTES
+    | UNSAFE_COROUTINE_ATTRIBUTES
+    | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+    | {"mro", "func_globals", "func_code", "f_globals", "f_locals", "tb_frame"}
+)
 
 
 def compile_part(source: str, part: str, *, html: bool) -> Any:
@@ -40,8 +47,11 @@ def compile_part(source: str, part: str, *, html: bool) -> Any:
 # -- save-time checks ------------------------------------------------------------------------
 def _error(part: str, line: int | None, message: str) -> TemplateError:
     where = f"{part}, line {line}" if line else part
-    return TemplateError(f"template error in {where}: {message}", field=part,
-                         detail={"part": part, "line": line, "message": message})
+    return TemplateError(
+        f"template error in {where}: {message}",
+        field=part,
+        detail={"part": part, "line": line, "message": message},
+    )
 
 
 def _forbidden(name: str) -> bool:
@@ -50,15 +60,31 @@ def _forbidden(name: str) -> bool:
 
 def _static_check(tree: nodes.Template, part: str) -> None:
     """Refuse reaching for Python internals before anything runs."""
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Extends,
-                               nodes.Include, nodes.Import, nodes.FromImport)):
+    for node in tree.find_all(
+        (
+            nodes.Getattr,
+            nodes.Getitem,
+            nodes.Filter,
+            nodes.Extends,
+            nodes.Include,
+            nodes.Import,
+            nodes.FromImport,
+        )
+    ):
         if isinstance(node, (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            raise _error(part, node.lineno, "extends, include and import are not available "
-                                            "in campaign templates")
+            raise _error(
+                part,
+                node.lineno,
+                "extends, include and import are not available in campaign templates",
+            )
         if isinstance(node, nodes.Getattr) and _forbidden(node.attr):
             raise _error(part, node.lineno, f"access to {node.attr!r} is not allowed")
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and \
-                isinstance(node.arg.value, str) and _forbidden(node.arg.value):
+        if (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+            and _forbidden(node.arg.value)
+        ):
             raise _error(part, node.lineno, f"access to {node.arg.value!r} is not allowed")
         if isinstance(node, nodes.Filter) and node.name == "attr":
             arg = node.args[0] if node.args else None
@@ -76,8 +102,9 @@ def _line_of(exc: BaseException, part: str) -> int | None:
     return line
 
 
-def check_part(source: str, part: str, *, html: bool, context: dict[str, Any],
-               budget: Budget | None = None) -> nodes.Template:
+def check_part(
+    source: str, part: str, *, html: bool, context: dict[str, Any], budget: Budget | None = None
+) -> nodes.Template:
     """Parse, refuse unsafe constructs and render once with sample data within the budget;
     errors name the line."""
     env = environment(html)
@@ -87,8 +114,7 @@ def check_part(source: str, part: str, *, html: bool, context: dict[str, Any],
         raise _error(part, exc.lineno, exc.message or "syntax error") from None
     _static_check(tree, part)
     try:
-        output = render(compile_part(source, part, html=html), context,
-                        budget or Budget(Limits()))
+        output = render(compile_part(source, part, html=html), context, budget or Budget(Limits()))
     except TemplateSyntaxError as exc:  # unknown filters and tests surface when compiling
         raise _error(part, exc.lineno, exc.message or "syntax error") from None
     except BudgetExceeded as exc:
@@ -109,19 +135,28 @@ def mentions(tree: nodes.Template, name: str) -> bool:
 
 
 def mentions_attr(tree: nodes.Template, obj: str, attr: str) -> bool:
-    return any(isinstance(n.node, nodes.Name) and n.node.name == obj and n.attr == attr
-               for n in tree.find_all(nodes.Getattr))
+    return any(
+        isinstance(n.node, nodes.Name) and n.node.name == obj and n.attr == attr
+        for n in tree.find_all(nodes.Getattr)
+    )
 
 
 def needs_footer(tree: nodes.Template) -> bool:
     """A footer is added unless the part has both links and the postal address."""
-    return not (mentions(tree, "unsubscribe_url") and mentions(tree, "manage_url")
-                and mentions_attr(tree, "list", "postal_address"))
+    return not (
+        mentions(tree, "unsubscribe_url")
+        and mentions(tree, "manage_url")
+        and mentions_attr(tree, "list", "postal_address")
+    )
 
 
 # -- placeholders ----------------------------------------------------------------------------
-_BEGIN = {"variable_begin": "variable_end", "block_begin": "block_end",
-          "comment_begin": "comment_end", "raw_begin": "raw_end"}
+_BEGIN = {
+    "variable_begin": "variable_end",
+    "block_begin": "block_end",
+    "comment_begin": "comment_end",
+    "raw_begin": "raw_end",
+}
 
 
 class Slots:
@@ -180,8 +215,7 @@ class Slots:
             seen.append(n)
             return self.sources[n]
 
-        restored = re.sub(rf"<!--lmx{self.nonce}s(\d+)x-->|lmx{self.nonce}([es])(\d+)x",
-                          put, text)
+        restored = re.sub(rf"<!--lmx{self.nonce}s(\d+)x-->|lmx{self.nonce}([es])(\d+)x", put, text)
         if expected is not None and sorted(seen) != sorted(expected):
             return None
         return restored
@@ -197,10 +231,10 @@ class Content:
 
     subject: str
     body: str
-    content_format: str = "html"    # html | markdown
-    text: str = ""                  # empty: derived from the HTML
+    content_format: str = "html"  # html | markdown
+    text: str = ""  # empty: derived from the HTML
     preheader: str = ""
-    layout: str = ""                # empty: the built-in layout; else HTML with {{ content }}
+    layout: str = ""  # empty: the built-in layout; else HTML with {{ content }}
 
 
 @dataclass(frozen=True)
@@ -209,7 +243,7 @@ class Built:
 
     subject: str
     html: str
-    text: str                 # "" when text_from_html: derive per recipient (rare fallback)
+    text: str  # "" when text_from_html: derive per recipient (rare fallback)
     text_from_html: bool
     uses_interests: bool
 
@@ -253,8 +287,9 @@ def build(content: Content, *, html_footer: bool, text_footer: bool) -> Built:
     document = layout.replace(content_slot, body, 1)
     preheader_slot = slots.slot_named(document, "preheader")
     if preheader_slot is not None:
-        document = document.replace(preheader_slot,
-                                    slots.protect(content.preheader, escape_text=True), 1)
+        document = document.replace(
+            preheader_slot, slots.protect(content.preheader, escape_text=True), 1
+        )
     expected = slots.present(document)
     try:
         html = slots.restore(_inline_css(document), expected)
@@ -269,10 +304,17 @@ def build(content: Content, *, html_footer: bool, text_footer: bool) -> Built:
         textual = slots.as_text_tokens(f"<html><body>{body}</body></html>")
         derived = slots.restore(_to_text(textual), slots.present(body))
         text, text_from_html = (derived, False) if derived is not None else ("", True)
-    uses_interests = "interests" in content.body + content.text + content.subject + \
-        content.layout + content.preheader
-    return Built(subject=content.subject, html=html, text=text, text_from_html=text_from_html,
-                 uses_interests=uses_interests)
+    uses_interests = (
+        "interests"
+        in content.body + content.text + content.subject + content.layout + content.preheader
+    )
+    return Built(
+        subject=content.subject,
+        html=html,
+        text=text,
+        text_from_html=text_from_html,
+        uses_interests=uses_interests,
+    )
 
 
 def check(content: Content, context: dict[str, Any], limits: Limits | None = None) -> Built:
@@ -285,22 +327,26 @@ def check(content: Content, context: dict[str, Any], limits: Limits | None = Non
     if len(content.subject) > 998:
         raise TemplateError("the subject is too long (at most 998 characters)", field="subject")
     if content.content_format not in ("html", "markdown"):
-        raise TemplateError("content_format must be 'html' or 'markdown'",
-                            field="content_format")
+        raise TemplateError("content_format must be 'html' or 'markdown'", field="content_format")
     budget = Budget(limits or Limits())
     check_part(content.subject, "subject", html=False, context=context, budget=budget)
     check_part(content.preheader, "preheader", html=False, context=context, budget=budget)
     body_tree = check_part(content.body, "body", html=True, context=context, budget=budget)
     if content.layout:
-        layout_tree = check_part(content.layout, "layout", html=True,
-                                 context={**context, "content": "", "preheader": ""},
-                                 budget=budget)
+        layout_tree = check_part(
+            content.layout,
+            "layout",
+            html=True,
+            context={**context, "content": "", "preheader": ""},
+            budget=budget,
+        )
         if not mentions(layout_tree, "content"):
             raise _error("layout", None, "the layout must contain {{ content }}")
     text_footer = False
     if content.text:
-        text_footer = needs_footer(check_part(content.text, "text", html=False,
-                                              context=context, budget=budget))
+        text_footer = needs_footer(
+            check_part(content.text, "text", html=False, context=context, budget=budget)
+        )
     built = build(content, html_footer=needs_footer(body_tree), text_footer=text_footer)
     # The assembled sources must compile and run too (they are what is sent).
     for part, source, html in (("body", built.html, True), ("text", built.text, False)):

@@ -1,5 +1,6 @@
 """The built-in campaign layout and the compliance footer (Jinja sources; CSS is inlined at
 build time). A campaign may bring its own layout: any HTML with {{ content }} in it."""
+
 from __future__ import annotations
 
 DEFAULT_LAYOUT = """<!DOCTYPE html>

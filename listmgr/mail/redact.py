@@ -1,5 +1,6 @@
 """A stored message with an erased person blotted out of every header and part, whatever their
 transfer encoding or charset (pure)."""
+
 from __future__ import annotations
 
 import email
@@ -13,14 +14,26 @@ REMOVED = "[an attachment that named an erased person was removed]"
 RENDERED = "[this message was reduced to its text: it named an erased person]"
 # Headers that say who sent or received the message (the person's own mail is deleted, never
 # redacted).
-PARTIES = ("from", "sender", "reply-to", "return-path", "to", "cc", "bcc", "delivered-to",
-           "x-original-to", "resent-from", "resent-to")
+PARTIES = (
+    "from",
+    "sender",
+    "reply-to",
+    "return-path",
+    "to",
+    "cc",
+    "bcc",
+    "delivered-to",
+    "x-original-to",
+    "resent-from",
+    "resent-to",
+)
 
 
 def parties(raw: bytes) -> list[str]:
     """The addresses of the message's top-level sender and recipient headers, lower case."""
-    head = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0],
-                                    policy=default)
+    head = email.message_from_bytes(
+        raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0], policy=default
+    )
     values: list[str] = []
     for name in PARTIES:
         try:
@@ -54,8 +67,10 @@ def _rewrite(raw: bytes, traces: Traces, near: bool) -> bytes | None:
 
 def _headers(part: EmailMessage, traces: Traces, near: bool) -> None:
     items = list(part.raw_items())
-    if not any(traces.found(v, near=near) or traces.found(str(part.get(k, "")), near=near)
-               for k, v in items):
+    if not any(
+        traces.found(v, near=near) or traces.found(str(part.get(k, "")), near=near)
+        for k, v in items
+    ):
         return
     for name in {k for k, _ in items}:
         del part[name]
@@ -76,10 +91,13 @@ def _part(part: EmailMessage, traces: Traces, near: bool) -> None:
         except LookupError:
             text = data.decode("utf-8", "replace")
         if traces.found(text, near=near) or traces.found(data, near=near):
-            part.set_content(traces.scrub_text(text, near=near),
-                             subtype=part.get_content_subtype(), charset="utf-8",
-                             disposition=part.get_content_disposition(),
-                             filename=part.get_filename())
+            part.set_content(
+                traces.scrub_text(text, near=near),
+                subtype=part.get_content_subtype(),
+                charset="utf-8",
+                disposition=part.get_content_disposition(),
+                filename=part.get_filename(),
+            )
     elif part.get_content_type() != "message/rfc822" and traces.found(data, near=near):
         part.set_content(REMOVED, disposition=part.get_content_disposition())
 

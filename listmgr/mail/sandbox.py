@@ -2,22 +2,41 @@
 (listmgr.mail.budget) that every render, loop, call, operator and filter answers to (the bounded
 operations are in listmgr.mail.bounded). Pure; no I/O.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from types import FunctionType
-from typing import Any, Iterable, Iterator
+from typing import Any, ClassVar
 
 from jinja2 import ChainableUndefined
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from listmgr.mail.bounded import (MAX_INT_BITS, METHOD_CHECKS, _METHOD_TYPES, _bounded_range,
-                                  _markup_join, _str_join, bounded_iter, guard, instrument,
-                                  printf_size)
-from listmgr.mail.budget import (CONTAINERS, BudgetExceeded, BudgetTemplate, _collect, _state,
-                                 spend, tick, weigh)
+from listmgr.mail.bounded import (
+    _METHOD_TYPES,
+    MAX_INT_BITS,
+    METHOD_CHECKS,
+    _bounded_range,
+    _markup_join,
+    _str_join,
+    bounded_iter,
+    guard,
+    instrument,
+    printf_size,
+)
+from listmgr.mail.budget import (
+    CONTAINERS,
+    BudgetExceeded,
+    BudgetTemplate,
+    _collect,
+    _state,
+    spend,
+    tick,
+    weigh,
+)
 
 
 class SafeUndefined(ChainableUndefined):
@@ -58,7 +77,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset(["*", "**", "+", "%"])
     template_class = BudgetTemplate
     # Read-only views made for templates: attribute checks reduce to "no underscore names".
-    trusted_types: set[type] = set()
+    trusted_types: ClassVar[set[type]] = set()
 
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
@@ -73,8 +92,9 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Fail loudly (not an empty string): the save-time check must see every attempt.
-        raise SecurityError(f"access to attribute {attribute!r} of a "
-                            f"{type(obj).__name__} object is not allowed")
+        raise SecurityError(
+            f"access to attribute {attribute!r} of a {type(obj).__name__} object is not allowed"
+        )
 
     # Captured blocks (set blocks, macros, call and filter blocks) are joined here.
     def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
@@ -100,43 +120,49 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         tick()
         if operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0 and \
-                    left.bit_length() * right > MAX_INT_BITS:
-                raise BudgetExceeded(f"the result of ** would have more than {MAX_INT_BITS:,} "
-                                     "bits")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and right > 0
+                and left.bit_length() * right > MAX_INT_BITS
+            ):
+                raise BudgetExceeded(f"the result of ** would have more than {MAX_INT_BITS:,} bits")
             if isinstance(right, (int, float)) and abs(right) > MAX_INT_BITS:
                 raise BudgetExceeded(f"an exponent may be at most {MAX_INT_BITS:,}")
-            return left ** right
+            return left**right
         if operator == "%":
             if isinstance(left, (str, bytes, bytearray)):
-                spend(printf_size(left if isinstance(left, str) else left.decode("latin-1"),
-                                  right))
+                spend(printf_size(left if isinstance(left, str) else left.decode("latin-1"), right))
             return left % right
         if operator == "+":
             if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
                 spend(len(left) + len(right))
             elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
                 weigh((left, right))
-            elif isinstance(left, int) and isinstance(right, int) and \
-                    max(left.bit_length(), right.bit_length()) >= MAX_INT_BITS:
-                raise BudgetExceeded(f"the result of + would have more than {MAX_INT_BITS:,} "
-                                     "bits")
+            elif (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and max(left.bit_length(), right.bit_length()) >= MAX_INT_BITS
+            ):
+                raise BudgetExceeded(f"the result of + would have more than {MAX_INT_BITS:,} bits")
             return left + right
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, (str, bytes, bytearray, list, tuple)) and isinstance(times, int):
                 unit = len(seq) if isinstance(seq, (str, bytes, bytearray)) else weigh(seq)
                 spend(unit * max(0, times))
                 return left * right
-        if isinstance(left, int) and isinstance(right, int) and \
-                left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > MAX_INT_BITS
+        ):
             raise BudgetExceeded(f"the result of * would have more than {MAX_INT_BITS:,} bits")
         return left * right
 
-    def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805
-             **kwargs: Any) -> Any:
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         tick()
         method = __obj
-        if type(method) is FunctionType:   # Jinja's sandboxed str.format (3.1.5 and later)
+        if type(method) is FunctionType:  # Jinja's sandboxed str.format (3.1.5 and later)
             method = getattr(method, "__wrapped__", method)
         if type(method) in _METHOD_TYPES:
             owner = getattr(method, "__self__", None)
@@ -155,8 +181,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
 @lru_cache(maxsize=2)
 def environment(html: bool) -> CampaignEnvironment:
     """The sandboxed environment for HTML (autoescaped) or text parts."""
-    return CampaignEnvironment(autoescape=html, undefined=SafeUndefined,
-                               keep_trailing_newline=True)
+    return CampaignEnvironment(autoescape=html, undefined=SafeUndefined, keep_trailing_newline=True)
 
 
 def compile_template(source: str, part: str, *, html: bool) -> Template:

@@ -1,4 +1,5 @@
 """Render the transactional mails in templates/email/<name>/ (subject.txt, body.txt, body.html)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -11,10 +12,12 @@ from listmgr import resource_dir
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(str(resource_dir("templates") / "email")),
-                       autoescape=select_autoescape(enabled_extensions=("html",),
-                                                    default_for_string=False),
-                       undefined=StrictUndefined, keep_trailing_newline=False)
+    return Environment(
+        loader=FileSystemLoader(str(resource_dir("templates") / "email")),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
 
 
 def render(name: str, context: dict[str, Any]) -> tuple[str, str, str]:

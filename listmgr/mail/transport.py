@@ -2,17 +2,19 @@
 
 With no LISTMGR_SMTP_URL, mail goes to the embedded dev outbox (stored, shown in the admin).
 """
+
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from listmgr.errors import ConfigError
@@ -21,8 +23,9 @@ from listmgr.errors import ConfigError
 class TemporaryFailure(Exception):
     """4xx or a connection problem: try again later."""
 
-    def __init__(self, message: str, code: int | None = None, *,
-                 ambiguous: bool = False, stage: str = "") -> None:
+    def __init__(
+        self, message: str, code: int | None = None, *, ambiguous: bool = False, stage: str = ""
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.stage = stage
@@ -37,20 +40,20 @@ class PermanentFailure(Exception):
     def __init__(self, message: str, code: int | None = None, *, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
-        self.stage = stage   # "mail", "rcpt" or "data" when known (the fast path sets it)
+        self.stage = stage  # "mail", "rcpt" or "data" when known (the fast path sets it)
 
 
 @dataclass(frozen=True)
 class SmtpServer:
     host: str
     port: int
-    tls: bool = False          # implicit TLS (smtps://)
+    tls: bool = False  # implicit TLS (smtps://)
     starttls: bool = False
     username: str = ""
     password: str = ""
-    rate: float = 0            # messages per second, 0 = unlimited
+    rate: float = 0  # messages per second, 0 = unlimited
     timeout: float = 30
-    cafile: str = ""           # trust this CA bundle (a private relay's certificate)
+    cafile: str = ""  # trust this CA bundle (a private relay's certificate)
 
     @property
     def label(self) -> str:
@@ -71,13 +74,22 @@ def parse_smtp_urls(value: str) -> list[SmtpServer]:
             rate = float(query.get("rate", 0))
             timeout = float(query.get("timeout", 30))
         except ValueError:
-            raise ConfigError(f"bad SMTP URL {url!r}: port, rate and timeout must be numbers") \
-                from None
-        servers.append(SmtpServer(
-            host=parts.hostname, port=port, tls=tls,
-            starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
-            username=unquote(parts.username or ""), password=unquote(parts.password or ""),
-            rate=rate, timeout=timeout, cafile=query.get("cafile", "")))
+            raise ConfigError(
+                f"bad SMTP URL {url!r}: port, rate and timeout must be numbers"
+            ) from None
+        servers.append(
+            SmtpServer(
+                host=parts.hostname,
+                port=port,
+                tls=tls,
+                starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
+                username=unquote(parts.username or ""),
+                password=unquote(parts.password or ""),
+                rate=rate,
+                timeout=timeout,
+                cafile=query.get("cafile", ""),
+            )
+        )
     return servers
 
 
@@ -138,20 +150,31 @@ def _classify_smtp_error(exc: Exception) -> Exception:
         code, msg = next(iter(exc.recipients.values()))
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
         return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(
-            f"{code} {text}", code, stage="rcpt")
+            f"{code} {text}", code, stage="rcpt"
+        )
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(
-            exc.smtp_error, bytes) else str(exc.smtp_error)
-        stage = ("mail" if isinstance(exc, smtplib.SMTPSenderRefused) else
-                 "data" if isinstance(exc, smtplib.SMTPDataError) else "")
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        stage = (
+            "mail"
+            if isinstance(exc, smtplib.SMTPSenderRefused)
+            else "data"
+            if isinstance(exc, smtplib.SMTPDataError)
+            else ""
+        )
         if 500 <= exc.smtp_code < 600:
             return PermanentFailure(f"{exc.smtp_code} {text}", exc.smtp_code, stage=stage)
         return TemporaryFailure(f"{exc.smtp_code} {text}", exc.smtp_code, stage=stage)
     return TemporaryFailure(f"connection: {exc.__class__.__name__}: {exc}", code)
 
 
-GENERIC_FAILURE = ("the mail server could not take the message; someone who may change the "
-                   "SMTP settings can see why")
+GENERIC_FAILURE = (
+    "the mail server could not take the message; someone who may change the "
+    "SMTP settings can see why"
+)
 
 
 def describe_failure(exc: Exception, *, detailed: bool) -> str:
@@ -175,14 +198,15 @@ class SmtpConnection:
         self.throttle = throttle or Throttle(server.rate)
         self._smtp: smtplib.SMTP | None = None
         self._payload_sent = False
-        self._rbuf = b""   # reply bytes read ahead of the fast path
+        self._rbuf = b""  # reply bytes read ahead of the fast path
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
         context = ssl.create_default_context(cafile=s.cafile or None)
         if s.tls:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                                  context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, timeout=s.timeout, context=context
+            )
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
         smtp.ehlo_or_helo_if_needed()
@@ -201,27 +225,28 @@ class SmtpConnection:
             if self._smtp is None:
                 self._smtp = self._connect()
             refused = self._smtp.sendmail(mail_from, rcpts, data)
-        except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise _classify_smtp_error(exc) from exc
         except smtplib.SMTPException as exc:
-            if isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                                smtplib.SMTPDataError)):
+            if isinstance(
+                exc,
+                (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError),
+            ):
                 self._reset()
             else:
                 self.close()
             raise _classify_smtp_error(exc) from exc
         if refused:
             code, msg = next(iter(refused.values()))
-            raise (PermanentFailure if code >= 500 else TemporaryFailure)(
-                f"{code} {msg!r}", code)
+            raise (PermanentFailure if code >= 500 else TemporaryFailure)(f"{code} {msg!r}", code)
 
     def ensure_open(self) -> None:
         """Connect now (not in the middle of a send); TemporaryFailure when it cannot."""
         if self._smtp is None:
             try:
                 self._smtp = self._connect()
-            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            except (TimeoutError, smtplib.SMTPException, OSError) as exc:
                 self.close()
                 raise _classify_smtp_error(exc) from exc
 
@@ -233,8 +258,9 @@ class SmtpConnection:
         finally:
             self.close()
 
-    def send_prepared(self, mail_from: str, rcpt: str, data: bytes, *,
-                      throttled: bool = False) -> None:
+    def send_prepared(
+        self, mail_from: str, rcpt: str, data: bytes, *, throttled: bool = False
+    ) -> None:
         """send() for one recipient of a message with CRLF line ends (the campaign fast path).
         throttled=True: the caller already waited for this server's rate limit."""
         if not throttled:
@@ -261,12 +287,14 @@ class SmtpConnection:
                     self._smtp = self._connect()
                 yield from self._transaction(self._smtp, mail_from, rcpt, payload)
                 return
-            except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+            except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
                 self.close()
                 if self._payload_sent:
-                    raise TemporaryFailure(f"connection lost after the message was sent: "
-                                           f"{exc.__class__.__name__}: {exc}",
-                                           ambiguous=True) from exc
+                    raise TemporaryFailure(
+                        f"connection lost after the message was sent: "
+                        f"{exc.__class__.__name__}: {exc}",
+                        ambiguous=True,
+                    ) from exc
                 if attempt == 1 and reused:
                     continue  # the server closed an idle connection: reopen and retry once
                 raise _classify_smtp_error(exc) from exc
@@ -274,12 +302,16 @@ class SmtpConnection:
                 self.close()
                 raise _classify_smtp_error(exc) from exc
 
-    def _transaction(self, smtp: smtplib.SMTP, mail_from: str, rcpt: str,
-                     payload: bytes) -> Iterator[None]:
+    def _transaction(
+        self, smtp: smtplib.SMTP, mail_from: str, rcpt: str, payload: bytes
+    ) -> Iterator[None]:
         """One SMTP transaction, yielding before each wait for a reply; raises
         Temporary/PermanentFailure on a refusal."""
-        commands = [f"MAIL FROM:<{mail_from}>\r\n".encode("ascii"),
-                    f"RCPT TO:<{rcpt}>\r\n".encode("ascii"), b"DATA\r\n"]
+        commands = [
+            f"MAIL FROM:<{mail_from}>\r\n".encode("ascii"),
+            f"RCPT TO:<{rcpt}>\r\n".encode("ascii"),
+            b"DATA\r\n",
+        ]
         replies: list[tuple[int, bytes]] = []
         if smtp.has_extn("pipelining"):
             self._send(smtp, b"".join(commands))
@@ -309,8 +341,9 @@ class SmtpConnection:
             refusal: tuple[int, bytes] = (code, msg)
             sent, stage = True, "data"
         else:
-            failing = next((i for i, r in enumerate(replies) if r[0] not in (250, 251, 354)),
-                           len(replies) - 1)
+            failing = next(
+                (i for i, r in enumerate(replies) if r[0] not in (250, 251, 354)), len(replies) - 1
+            )
             refusal, stage = replies[failing], ("mail", "rcpt", "data")[failing]
             sent = False
             if replies[-1][0] == 354 and refusal[0] != 421:  # in DATA mode anyway: end it empty
@@ -322,8 +355,7 @@ class SmtpConnection:
             self.close()
         elif not sent:
             self._reset()
-        raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code,
-                                                                            stage=stage)
+        raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(text, code, stage=stage)
 
     @staticmethod
     def _send(smtp: smtplib.SMTP, data: bytes) -> None:
@@ -347,7 +379,7 @@ class SmtpConnection:
                     raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
                 buf += chunk
                 continue
-            line, buf = buf[:end + 1], buf[end + 1:]
+            line, buf = buf[: end + 1], buf[end + 1 :]
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
                 self._rbuf = buf
@@ -371,10 +403,8 @@ class SmtpConnection:
             try:
                 self._smtp.quit()
             except (smtplib.SMTPException, OSError):
-                try:
+                with contextlib.suppress(OSError):
                     self._smtp.close()
-                except OSError:
-                    pass
             self._smtp = None
 
 
@@ -389,11 +419,18 @@ class DevOutboxConnection:
         from listmgr.models import DevMail
 
         rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
-        subject = str(BytesHeaderParser(policy=default_policy).parsebytes(data).get(
-            "Subject", ""))[:1000]
+        subject = str(BytesHeaderParser(policy=default_policy).parsebytes(data).get("Subject", ""))[
+            :1000
+        ]
         with self.db.session() as s:
-            s.add(DevMail(mail_from=mail_from[:500], rcpt_to=", ".join(rcpts)[:500],
-                          subject=subject, raw=data))
+            s.add(
+                DevMail(
+                    mail_from=mail_from[:500],
+                    rcpt_to=", ".join(rcpts)[:500],
+                    subject=subject,
+                    raw=data,
+                )
+            )
 
     def ensure_open(self) -> None:
         pass
@@ -411,8 +448,10 @@ def send_all(items: list[tuple[Any, str, str, bytes]]) -> list[Exception | None]
     on its own connection: every connection's waits for the server overlap the others'.
     Returns None (accepted) or the TemporaryFailure / PermanentFailure of each."""
     results: list[Exception | None] = [None] * len(items)
-    running = [(i, conn.steps(mail_from, rcpt, data))
-               for i, (conn, mail_from, rcpt, data) in enumerate(items)]
+    running = [
+        (i, conn.steps(mail_from, rcpt, data))
+        for i, (conn, mail_from, rcpt, data) in enumerate(items)
+    ]
     while running:
         waiting = []
         for i, steps in running:
@@ -431,15 +470,22 @@ def send_all(items: list[tuple[Any, str, str, bytes]]) -> list[Exception | None]
 class Transport:
     """Connections to the configured SMTP servers (or the dev outbox), one pool per process."""
 
-    def __init__(self, smtp_url: str, db=None, rate: float = 0,  # type: ignore[no-untyped-def]
-                 rate_per_server: float = 0, throttle_factory: Any = None) -> None:
+    def __init__(
+        self,
+        smtp_url: str,
+        db=None,
+        rate: float = 0,  # type: ignore[no-untyped-def]
+        rate_per_server: float = 0,
+        throttle_factory: Any = None,
+    ) -> None:
         self.servers = parse_smtp_urls(smtp_url) if smtp_url.strip() else []
         self.db = db
         # throttle_factory(name, rate) may share the limits between processes (SharedThrottle).
         make = throttle_factory or (lambda _name, r: Throttle(r))
         self.throttle = make("all", rate)
         self._server_throttles = {
-            s.label: make(s.label, s.rate or rate_per_server) for s in self.servers}
+            s.label: make(s.label, s.rate or rate_per_server) for s in self.servers
+        }
         self.limited = rate > 0 or any((s.rate or rate_per_server) > 0 for s in self.servers)
         self._counter = 0
         self._lock = threading.Lock()

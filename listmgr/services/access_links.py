@@ -6,6 +6,7 @@ may change preferences and leave, but downloading or erasing the data needs a li
 address on request. Links carry the subscriber's link epoch; forgetting moves the epoch on, so
 older preference links open nothing (older unsubscribe links still unsubscribe, see
 subscriptions.unsubscribe)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,26 +20,34 @@ from listmgr.models import MAX_ID, AuditLog, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import REPLACED, Origin, new_nonce, subscriber_for_link
 
-USED = ("This link was already used: each link to download or erase your data works once. "
-        "Please ask for a new one from the preferences link in any of our emails.")
+USED = (
+    "This link was already used: each link to download or erase your data works once. "
+    "Please ask for a new one from the preferences link in any of our emails."
+)
 
 
 @dataclass(frozen=True)
 class Access:
     """What a /p/TOKEN/export or /p/TOKEN/erase link is."""
 
-    fresh: bool    # a mailed single-use link (else a preference link, which may only ask)
+    fresh: bool  # a mailed single-use link (else a preference link, which may only ask)
     email: str
 
 
 def _audit(s: Session, sub: Subscriber, action: str, origin: Origin, **detail: object) -> None:
-    s.add(AuditLog(actor=origin.actor[:320], action=action, target_type="subscriber",
-                   target_id=str(sub.id), ip=origin.ip[:64],
-                   detail={"source": origin.source, **detail}))
+    s.add(
+        AuditLog(
+            actor=origin.actor[:320],
+            action=action,
+            target_type="subscriber",
+            target_id=str(sub.id),
+            ip=origin.ip[:64],
+            detail={"source": origin.source, **detail},
+        )
+    )
 
 
-def _data_subject(s: Session, rt: Runtime, token: str, *,
-                  lock: bool = False) -> Subscriber | None:
+def _data_subject(s: Session, rt: Runtime, token: str, *, lock: bool = False) -> Subscriber | None:
     """The subscriber of a still unused data link (None when they were erased)."""
     tok = rt.tokens.read_data_link(token)
     if not 1 <= tok.subscriber_id <= MAX_ID:
@@ -67,18 +76,23 @@ def inspect(rt: Runtime, token: str) -> Access:
         return Access(True, sub.email)
 
 
-def use_data_link(s: Session, rt: Runtime, token: str, *, lock: bool = False
-                  ) -> Subscriber | None:
+def use_data_link(s: Session, rt: Runtime, token: str, *, lock: bool = False) -> Subscriber | None:
     """Spend a data link inside the caller's unit of work (export or erase follows in it);
     None when the person was erased already."""
     sub = _data_subject(s, rt, token, lock=lock)
     if sub is None:
         return None
     # Of two simultaneous uses of one link, one wins: the nonce is cleared only once.
-    spent = s.execute(update(Subscriber).where(
-        Subscriber.id == sub.id, Subscriber.link_epoch == sub.link_epoch,
-        Subscriber.access_nonce == sub.access_nonce).values(access_nonce="")
-        .execution_options(synchronize_session=False)).rowcount
+    spent = s.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == sub.id,
+            Subscriber.link_epoch == sub.link_epoch,
+            Subscriber.access_nonce == sub.access_nonce,
+        )
+        .values(access_nonce="")
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if spent != 1:
         raise TokenUsed(USED)
     return sub
@@ -93,11 +107,16 @@ def request_data_link(rt: Runtime, manage_token: str, *, origin: Origin) -> None
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
         # One statement decides: two requests at once mail one link.
-        claimed = s.execute(update(Subscriber).where(
-            Subscriber.id == sub.id, Subscriber.link_epoch == sub.link_epoch,
-            or_(Subscriber.access_sent_at.is_(None), Subscriber.access_sent_at <= window))
+        claimed = s.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id == sub.id,
+                Subscriber.link_epoch == sub.link_epoch,
+                or_(Subscriber.access_sent_at.is_(None), Subscriber.access_sent_at <= window),
+            )
             .values(access_nonce=new_nonce(), access_sent_at=now)
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False)
+        ).rowcount
         _audit(s, sub, "subscriber.data_link", origin, mailed=bool(claimed))
         if claimed == 1:
             row = Outbox(kind="data_link", to_email=sub.email, subscriber_id=sub.id)
@@ -111,9 +130,12 @@ def request_data_link(rt: Runtime, manage_token: str, *, origin: Origin) -> None
 def _forget(s: Session, sub: Subscriber, origin: Origin, *, notify: bool) -> int | None:
     """Move the link epoch on (every older preference and data link stops working); the
     outbox id of the mail with the new preference link, when one is to go out."""
-    s.execute(update(Subscriber).where(Subscriber.id == sub.id)
-              .values(link_epoch=Subscriber.link_epoch + 1, access_nonce="")
-              .execution_options(synchronize_session=False))
+    s.execute(
+        update(Subscriber)
+        .where(Subscriber.id == sub.id)
+        .values(link_epoch=Subscriber.link_epoch + 1, access_nonce="")
+        .execution_options(synchronize_session=False)
+    )
     _audit(s, sub, "subscriber.links_forgotten", origin, mailed=notify)
     if not notify:
         return None
@@ -133,12 +155,16 @@ def forget_links(rt: Runtime, manage_token: str, *, origin: Origin) -> None:
         rt.enqueue("send_outbox", oid)
 
 
-def forget_links_of(rt: Runtime, subscriber_id: int, *, origin: Origin,
-                    notify: bool = True) -> None:
+def forget_links_of(
+    rt: Runtime, subscriber_id: int, *, origin: Origin, notify: bool = True
+) -> None:
     """An admin ends all older links of one subscriber (optionally mailing a new one)."""
     with rt.db.session() as s:
-        sub = s.get(Subscriber, subscriber_id, with_for_update=True) \
-            if 1 <= subscriber_id <= MAX_ID else None
+        sub = (
+            s.get(Subscriber, subscriber_id, with_for_update=True)
+            if 1 <= subscriber_id <= MAX_ID
+            else None
+        )
         if sub is None:
             raise NotFound("no such subscriber")
         oid = _forget(s, sub, origin, notify=notify)

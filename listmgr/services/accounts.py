@@ -4,6 +4,7 @@ Privilege never grows: whoever creates a user or a token (a signed-in user, a us
 user-less token) gives at most their own role; only the command line (someone with the server's
 configuration) acts without a ceiling.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ class IssuedToken:
 
 def _check_role(role: str) -> str:
     if role not in RANK:
-        raise ValidationError(f"unknown role {role!r}; choose one of "
-                              f"{', '.join(r.value for r in Role)}", field="role")
+        raise ValidationError(
+            f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}", field="role"
+        )
     return role
 
 
@@ -56,15 +58,24 @@ def check_grant(actor: Principal | None, role: str, what: str = "user") -> None:
         raise Forbidden(f"a {actor.role} cannot create or change a {role} {what}", field="role")
 
 
-def check_password(rt: Runtime, password: str, *, email: str = "", name: str = "",
-                   field: str = "password") -> None:
+def check_password(
+    rt: Runtime, password: str, *, email: str = "", name: str = "", field: str = "password"
+) -> None:
     """The strength rule for every password anyone sets (zxcvbn, the account's words count)."""
-    passwords.check_strength(password, min_score=rt.settings.password_min_score,
-                             user_inputs=(email, name), field=field)
+    passwords.check_strength(
+        password, min_score=rt.settings.password_min_score, user_inputs=(email, name), field=field
+    )
 
 
-def create_user(rt: Runtime, *, email: str, password: str, role: str, name: str = "",
-                actor: Principal | None = None) -> int:
+def create_user(
+    rt: Runtime,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    name: str = "",
+    actor: Principal | None = None,
+) -> int:
     """A new admin user with an argon2-hashed password, never above the actor's role."""
     from listmgr.services.subscriptions import clean_name, normalize_email
 
@@ -75,8 +86,9 @@ def create_user(rt: Runtime, *, email: str, password: str, role: str, name: str 
     with rt.db.session() as s:
         if s.scalar(select(User.id).where(User.email == address)) is not None:
             raise Conflict(f"a user {address} already exists", field="email")
-        user = User(email=address, name=name, role=role,
-                    password_hash=passwords.hash_password(password))
+        user = User(
+            email=address, name=name, role=role, password_hash=passwords.hash_password(password)
+        )
         s.add(user)
         s.flush()
         return int(user.id)  # type: ignore[arg-type]
@@ -90,9 +102,11 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
     with rt.db.session() as s:
         wait = login_throttle.wait_seconds(s, keys)
     if wait:
-        raise RateLimited(f"too many failed sign-ins; try again in {wait} second"
-                          f"{'' if wait == 1 else 's'}",
-                          code="slow_down", detail={"retry_after": wait})
+        raise RateLimited(
+            f"too many failed sign-ins; try again in {wait} second{'' if wait == 1 else 's'}",
+            code="slow_down",
+            detail={"retry_after": wait},
+        )
     with rt.db.session() as s:
         user = s.scalar(select(User).where(User.email == address))
         if user is None or not user.active:
@@ -136,8 +150,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def issue_token(rt: Runtime, *, role: str, creator: Principal | None = None,
-                user_id: int | None = None, name: str = "") -> IssuedToken:
+def issue_token(
+    rt: Runtime,
+    *,
+    role: str,
+    creator: Principal | None = None,
+    user_id: int | None = None,
+    name: str = "",
+) -> IssuedToken:
     """A new API token no higher than its creator's role (and its user's); only its hash is kept.
 
     A token created by a principal belongs to that principal: to its user, or, for a user-less
@@ -157,16 +177,27 @@ def issue_token(rt: Runtime, *, role: str, creator: Principal | None = None,
             parent = s.get(ApiToken, creator.token_id)
             if parent is None or parent.revoked_at is not None:
                 raise Unauthorized("invalid or revoked API token")
-        row = ApiToken(user_id=user_id, name=name, role=role, token_hash=_digest(token),
-                       prefix=token[:7],
-                       created_by_token_id=creator.token_id if creator is not None else None)
+        row = ApiToken(
+            user_id=user_id,
+            name=name,
+            role=role,
+            token_hash=_digest(token),
+            prefix=token[:7],
+            created_by_token_id=creator.token_id if creator is not None else None,
+        )
         s.add(row)
         s.flush()
         return IssuedToken(int(row.id), token)  # type: ignore[arg-type]
 
 
-def create_token(rt: Runtime, *, role: str, user_id: int | None = None, name: str = "",
-                 creator: Principal | None = None) -> str:
+def create_token(
+    rt: Runtime,
+    *,
+    role: str,
+    user_id: int | None = None,
+    name: str = "",
+    creator: Principal | None = None,
+) -> str:
     """A new API token (see issue_token); returns only the secret."""
     return issue_token(rt, role=role, creator=creator, user_id=user_id, name=name).token
 
@@ -186,8 +217,12 @@ def verify_token(rt: Runtime, token: str) -> Principal:
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
             s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        return Principal(role=role, user_id=row.user_id, token_id=row.id,
-                         label=f"token:{row.prefix}…{('/' + row.name) if row.name else ''}")
+        return Principal(
+            role=role,
+            user_id=row.user_id,
+            token_id=row.id,
+            label=f"token:{row.prefix}…{('/' + row.name) if row.name else ''}",
+        )
 
 
 def descendants(s: Session, token_id: int) -> set[int]:
@@ -195,8 +230,9 @@ def descendants(s: Session, token_id: int) -> set[int]:
     found: set[int] = set()
     frontier = {token_id}
     while frontier:
-        children = set(s.scalars(select(ApiToken.id).where(
-            ApiToken.created_by_token_id.in_(frontier))))  # type: ignore[union-attr]
+        children = set(
+            s.scalars(select(ApiToken.id).where(ApiToken.created_by_token_id.in_(frontier)))
+        )  # type: ignore[union-attr]
         frontier = children - found - {token_id}
         found |= frontier
     return found
@@ -231,9 +267,11 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
         now = utcnow()
         revoked = []
         for tid in sorted({row.id} | descendants(s, int(row.id))):  # type: ignore[arg-type]
-            done = s.execute(update(ApiToken).where(ApiToken.id == tid,
-                                                    ApiToken.revoked_at.is_(None))
-                             .values(revoked_at=now))
+            done = s.execute(
+                update(ApiToken)
+                .where(ApiToken.id == tid, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
             if done.rowcount:
                 revoked.append(tid)
         return revoked

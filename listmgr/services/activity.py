@@ -1,11 +1,13 @@
 """Activity events (product viewed, document downloaded, ...): kept only with profiling consent."""
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -44,7 +46,7 @@ class _Event:
     at: datetime
 
 
-EARLIEST = datetime(1990, 1, 1)   # before it, a timestamp is a mistake, not history
+EARLIEST = datetime(1990, 1, 1)  # before it, a timestamp is a mistake, not history
 
 
 def _too_large(value: Any, path: str) -> str | None:
@@ -56,8 +58,9 @@ def _too_large(value: Any, path: str) -> str | None:
             stack.extend((v, f"{where}.{k}") for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
-        elif isinstance(item, (int, float)) and not isinstance(item, bool) \
-                and abs(item) > MAX_NUMBER:
+        elif (
+            isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) > MAX_NUMBER
+        ):
             return where
     return None
 
@@ -70,11 +73,12 @@ def _at(value: Any, where: str, now: datetime) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(f"{where}: {value!r} is not an ISO 8601 timestamp",
-                              field=where) from None
+        raise ValidationError(
+            f"{where}: {value!r} is not an ISO 8601 timestamp", field=where
+        ) from None
     if parsed.tzinfo is not None:  # stored as naive UTC; naive input is taken as UTC
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    if parsed > now + timedelta(days=1):   # a day for clocks that are off
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    if parsed > now + timedelta(days=1):  # a day for clocks that are off
         raise ValidationError(f"{where}: the event lies in the future", field=where)
     if parsed < EARLIEST:
         raise ValidationError(f"{where}: the event lies before {EARLIEST.year}", field=where)
@@ -97,27 +101,33 @@ def _parse(item: Any, prefix: str, now: datetime) -> _Event:
     """One event, checked; errors name the item, e.g. events[3].type."""
     dot = f"{prefix}." if prefix else ""
     if not isinstance(item, dict):
-        raise ValidationError(f"{prefix or 'body'}: an event must be an object",
-                              field=prefix or None)
+        raise ValidationError(
+            f"{prefix or 'body'}: an event must be an object", field=prefix or None
+        )
     unknown = sorted(set(item) - _ITEM_KEYS)
     if unknown:
         raise ValidationError(f"{dot}{unknown[0]}: unknown property", field=f"{dot}{unknown[0]}")
     has_email, has_id = item.get("email") is not None, item.get("subscriber_id") is not None
     if has_email == has_id:
-        raise ValidationError(f"{dot}email: give either email or subscriber_id",
-                              field=f"{dot}email")
+        raise ValidationError(
+            f"{dot}email: give either email or subscriber_id", field=f"{dot}email"
+        )
     email = sid = None
     if has_email:
         email = _address(item["email"], f"{dot}email")
     else:
         sid = item["subscriber_id"]
         if not isinstance(sid, int) or isinstance(sid, bool) or not 1 <= sid <= MAX_ID:
-            raise ValidationError(f"{dot}subscriber_id: a whole number from 1 to {MAX_ID}",
-                                  field=f"{dot}subscriber_id")
+            raise ValidationError(
+                f"{dot}subscriber_id: a whole number from 1 to {MAX_ID}",
+                field=f"{dot}subscriber_id",
+            )
     kind = item.get("type")
     if not isinstance(kind, str) or not TYPE.match(kind):
-        raise ValidationError(f"{dot}type: 1-64 letters, digits and _ . : / - "
-                              "(like product_viewed)", field=f"{dot}type")
+        raise ValidationError(
+            f"{dot}type: 1-64 letters, digits and _ . : / - (like product_viewed)",
+            field=f"{dot}type",
+        )
     props = item.get("properties", {})
     if props is None:
         props = {}
@@ -126,15 +136,20 @@ def _parse(item: Any, prefix: str, now: datetime) -> _Event:
     try:
         size = len(json.dumps(props, allow_nan=False))
     except (TypeError, ValueError):
-        raise ValidationError(f"{dot}properties: plain JSON values only",
-                              field=f"{dot}properties") from None
+        raise ValidationError(
+            f"{dot}properties: plain JSON values only", field=f"{dot}properties"
+        ) from None
     if size > MAX_PROPERTIES_BYTES:
-        raise ValidationError(f"{dot}properties: larger than {MAX_PROPERTIES_BYTES} bytes",
-                              field=f"{dot}properties")
+        raise ValidationError(
+            f"{dot}properties: larger than {MAX_PROPERTIES_BYTES} bytes", field=f"{dot}properties"
+        )
     big = _too_large(props, f"{dot}properties")
     if big:
-        raise ValidationError(f"{big}: a number may be at most {MAX_NUMBER} in size (what "
-                              "every database and JSON reader keeps exactly)", field=big)
+        raise ValidationError(
+            f"{big}: a number may be at most {MAX_NUMBER} in size (what "
+            "every database and JSON reader keeps exactly)",
+            field=big,
+        )
     return _Event(email, sid, kind, props, _at(item.get("at"), f"{dot}at", now))
 
 
@@ -143,14 +158,14 @@ def parse_body(body: Any) -> list[_Event]:
     now = utcnow()
     if isinstance(body, dict) and "events" in body:
         if set(body) != {"events"}:
-            raise ValidationError("a batch is {\"events\": [...]} and nothing else",
-                                  field="events")
+            raise ValidationError('a batch is {"events": [...]} and nothing else', field="events")
         items = body["events"]
         if not isinstance(items, list):
             raise ValidationError("events must be a list", field="events")
         if len(items) > MAX_BATCH:
-            raise ValidationError(f"at most {MAX_BATCH} events per call (got {len(items)})",
-                                  field="events")
+            raise ValidationError(
+                f"at most {MAX_BATCH} events per call (got {len(items)})", field="events"
+            )
         return [_parse(item, f"events[{i}]", now) for i, item in enumerate(items)]
     return [_parse(body, "", now)]
 
@@ -163,7 +178,7 @@ def _among(s: Session, column: Any, values: Sequence[Any]) -> Iterator[Any]:
         yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
         return
     for i in range(0, len(values), _CHUNK):
-        yield column.in_(values[i:i + _CHUNK])
+        yield column.in_(values[i : i + _CHUNK])
 
 
 def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
@@ -177,23 +192,30 @@ def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
         # its delete sees them; SQLite serializes writers anyway.
         for among in _among(s, Subscriber.email, emails):
             for sid, email, ok in s.execute(
-                    select(Subscriber.id, Subscriber.email, Subscriber.consent_profiling)
-                    .where(among).order_by(Subscriber.id)
-                    .with_for_update(read=True)):
+                select(Subscriber.id, Subscriber.email, Subscriber.consent_profiling)
+                .where(among)
+                .order_by(Subscriber.id)
+                .with_for_update(read=True)
+            ):
                 by_email[email] = sid
                 if ok:
                     consenting.add(sid)
         for among in _among(s, Subscriber.id, ids):
-            consenting.update(s.scalars(
-                select(Subscriber.id).where(among,
-                                            Subscriber.consent_profiling.is_(True))
-                .order_by(Subscriber.id).with_for_update(read=True)))
+            consenting.update(
+                s.scalars(
+                    select(Subscriber.id)
+                    .where(among, Subscriber.consent_profiling.is_(True))
+                    .order_by(Subscriber.id)
+                    .with_for_update(read=True)
+                )
+            )
         rows = []
         for e in events:
             sid = by_email.get(e.email) if e.email else e.subscriber_id
             if sid is not None and sid in consenting:
-                rows.append({"subscriber_id": sid, "type": e.type, "properties": e.properties,
-                             "at": e.at})
+                rows.append(
+                    {"subscriber_id": sid, "type": e.type, "properties": e.properties, "at": e.at}
+                )
         if rows:
             s.execute(insert(ActivityEvent), rows)
     return Outcome(kept=len(rows), dropped=len(events) - len(rows))

@@ -1,4 +1,5 @@
 """The audit log: who viewed, exported, imported, erased, changed or sent what (append-only)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,16 +14,42 @@ from listmgr.runtime import Runtime
 
 # The actions the product writes; the filter offers them, unknown ones are still stored.
 ACTIONS = (
-    "login", "login_failed", "logout", "password_changed",
-    "subscriber.view", "subscriber.create", "subscriber.edit", "subscriber.unsubscribe",
-    "subscriber.erase", "people.export", "people.import",
-    "list.create", "list.edit", "segment.create", "segment.edit", "segment.delete",
-    "campaign.create", "campaign.edit", "campaign.test", "campaign.send", "campaign.schedule",
-    "campaign.pause", "campaign.resume", "campaign.cancel",
-    "settings.change", "settings.smtp_check", "dkim.generate", "suppression.add",
+    "login",
+    "login_failed",
+    "logout",
+    "password_changed",
+    "subscriber.view",
+    "subscriber.create",
+    "subscriber.edit",
+    "subscriber.unsubscribe",
+    "subscriber.erase",
+    "people.export",
+    "people.import",
+    "list.create",
+    "list.edit",
+    "segment.create",
+    "segment.edit",
+    "segment.delete",
+    "campaign.create",
+    "campaign.edit",
+    "campaign.test",
+    "campaign.send",
+    "campaign.schedule",
+    "campaign.pause",
+    "campaign.resume",
+    "campaign.cancel",
+    "settings.change",
+    "settings.smtp_check",
+    "dkim.generate",
+    "suppression.add",
     "suppression.remove",
-    "inbound.handled", "user.create", "user.edit", "token.create", "token.revoke",
-    "token.use", "api.call",
+    "inbound.handled",
+    "user.create",
+    "user.edit",
+    "token.create",
+    "token.revoke",
+    "token.use",
+    "api.call",
 )
 
 
@@ -40,15 +67,30 @@ class Entry:
     detail: dict[str, Any]
 
 
-def record(rt: Runtime, *, actor: str, action: str, target_type: str = "",
-           target_id: object = "", ip: str = "", detail: dict[str, Any] | None = None,
-           user_id: int | None = None, token_id: int | None = None) -> int:
+def record(
+    rt: Runtime,
+    *,
+    actor: str,
+    action: str,
+    target_type: str = "",
+    target_id: object = "",
+    ip: str = "",
+    detail: dict[str, Any] | None = None,
+    user_id: int | None = None,
+    token_id: int | None = None,
+) -> int:
     """Append one entry in its own unit of work (an audit line survives a later failure)."""
     with rt.db.session() as s:
-        row = AuditLog(actor=actor[:320], action=action[:64], target_type=target_type[:32],
-                       target_id=str(target_id if target_id is not None else "")[:64],
-                       ip=(ip or "")[:64], detail=detail or {}, user_id=user_id,
-                       token_id=token_id)
+        row = AuditLog(
+            actor=actor[:320],
+            action=action[:64],
+            target_type=target_type[:32],
+            target_id=str(target_id if target_id is not None else "")[:64],
+            ip=(ip or "")[:64],
+            detail=detail or {},
+            user_id=user_id,
+            token_id=token_id,
+        )
         s.add(row)
         s.flush()
         return int(row.id)  # type: ignore[arg-type]
@@ -63,10 +105,18 @@ def _parse_day(value: str | None, field: str) -> datetime | None:
         raise ValidationError(f"{field} must be a date like 2024-05-31", field=field) from None
 
 
-def search(rt: Runtime, *, actor: str | None = None, action: str | None = None,
-           target_type: str | None = None, target_id: str | None = None,
-           since: str | None = None, until: str | None = None, offset: int = 0,
-           limit: int = 50) -> tuple[list[Entry], int]:
+def search(
+    rt: Runtime,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Entry], int]:
     """Entries newest first, filtered by actor (substring), action (prefix), target, time."""
     query = select(AuditLog)
     if actor:
@@ -87,6 +137,18 @@ def search(rt: Runtime, *, actor: str | None = None, action: str | None = None,
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = s.scalars(query.order_by(AuditLog.id.desc()).offset(offset).limit(limit))
-        return [Entry(int(r.id), r.at.isoformat(timespec="seconds"), r.actor,  # type: ignore[arg-type]
-                      r.user_id, r.token_id, r.action, r.target_type, r.target_id, r.ip,
-                      dict(r.detail or {})) for r in rows], total
+        return [
+            Entry(
+                int(r.id),
+                r.at.isoformat(timespec="seconds"),
+                r.actor,  # type: ignore[arg-type]
+                r.user_id,
+                r.token_id,
+                r.action,
+                r.target_type,
+                r.target_id,
+                r.ip,
+                dict(r.detail or {}),
+            )
+            for r in rows
+        ], total

@@ -1,8 +1,10 @@
 """Preview a campaign as a chosen subscriber and send it as a test (links name nobody)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,35 +29,61 @@ class Preview:
     list: str
 
 
-def _recipient(s: Session, row: Campaign, list_ids: list[int], subscriber_id: int | None,
-               email: str | None, to: str | None = None) -> fast.Recipient:
+def _recipient(
+    s: Session,
+    row: Campaign,
+    list_ids: list[int],
+    subscriber_id: int | None,
+    email: str | None,
+    to: str | None = None,
+) -> fast.Recipient:
     sub = None
     if subscriber_id is not None:
         sub = by_id(s, Subscriber, subscriber_id)
     elif email:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
     if (subscriber_id is not None or email) and sub is None:
-        raise NotFound("there is no such subscriber", field="subscriber_id" if email is None
-                       else "email")
+        raise NotFound(
+            "there is no such subscriber", field="subscriber_id" if email is None else "email"
+        )
     if sub is None:
-        return fast.Recipient(0, 0, to or "someone@example.org", "Sample Person", list_ids[0],
-                              {}, ())
-    lid = s.scalar(select(func.min(Membership.list_id)).where(
-        Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids))) or list_ids[0]
-    tags = tuple(s.scalars(select(SubscriberInterest.interest).where(
-        SubscriberInterest.subscriber_id == sub.id)))
-    return fast.Recipient(0, int(sub.id), to or sub.email, sub.name, int(lid),  # type: ignore[arg-type]
-                          dict(sub.fields or {}), tags)
+        return fast.Recipient(
+            0, 0, to or "someone@example.org", "Sample Person", list_ids[0], {}, ()
+        )
+    lid = (
+        s.scalar(
+            select(func.min(Membership.list_id)).where(
+                Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids)
+            )
+        )
+        or list_ids[0]
+    )
+    tags = tuple(
+        s.scalars(
+            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sub.id)
+        )
+    )
+    return fast.Recipient(
+        0,
+        int(sub.id),
+        to or sub.email,
+        sub.name,
+        int(lid),  # type: ignore[arg-type]
+        dict(sub.fields or {}),
+        tags,
+    )
 
 
 def _unbuildable(exc: fast.RenderError) -> TemplateError:
     """A message that cannot be built for this recipient (as sending would find)."""
-    return TemplateError(f"the message cannot be built for this recipient: {exc}",
-                         detail={"message": str(exc)})
+    return TemplateError(
+        f"the message cannot be built for this recipient: {exc}", detail={"message": str(exc)}
+    )
 
 
-def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
-            email: str | None = None) -> Preview:
+def preview(
+    rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None, email: str | None = None
+) -> Preview:
     """The message as a chosen subscriber (or a sample person) would get it; links are inert."""
     settings = settings_of(rt)
     with rt.db.session() as s:
@@ -64,17 +92,29 @@ def preview(rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None,
         who = _recipient(s, row, list_ids, subscriber_id, email)
     unsub, manage, _ = r.tokens_for(who, test=True)
     try:
-        subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub,
-                                                manage_token=manage))
+        subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub, manage_token=manage))
     except fast.RenderError as exc:
         raise _unbuildable(exc) from None
-    return Preview(subject, html, text, r.from_header, fast.mailbox(who.name, who.email),
-                   r.setup.lists[who.list_id].slug)
+    return Preview(
+        subject,
+        html,
+        text,
+        r.from_header,
+        fast.mailbox(who.name, who.email),
+        r.setup.lists[who.list_id].slug,
+    )
 
 
-def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id: int | None = None,
-              email: str | None = None, actor: str = "", detailed: bool = True
-              ) -> list[dict[str, Any]]:
+def send_test(
+    rt: Runtime,
+    campaign_id: int,
+    *,
+    to: Sequence[str],
+    subscriber_id: int | None = None,
+    email: str | None = None,
+    actor: str = "",
+    detailed: bool = True,
+) -> list[dict[str, Any]]:
     """Send the message, marked as a test, to these addresses now; one result per address.
     detailed=False: a failure says no more than the server's reply code (for people who may
     not change the SMTP settings)."""
@@ -91,19 +131,28 @@ def send_test(rt: Runtime, campaign_id: int, *, to: Sequence[str], subscriber_id
         row = get_row(s, campaign_id)
         r, list_ids = renderer(rt, s, row, settings)
         try:
-            messages = [r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr),
-                                  test=True) for addr in addresses]
+            messages = [
+                r.message(_recipient(s, row, list_ids, subscriber_id, email, to=addr), test=True)
+                for addr in addresses
+            ]
         except fast.RenderError as exc:
             raise _unbuildable(exc) from None
-        s.add(AuditLog(actor=(actor or "system")[:320], action="campaign.test",
-                       target_type="campaign", target_id=str(campaign_id),
-                       detail={"to": addresses}))
+        s.add(
+            AuditLog(
+                actor=(actor or "system")[:320],
+                action="campaign.test",
+                target_type="campaign",
+                target_id=str(campaign_id),
+                detail={"to": addresses},
+            )
+        )
     results = []
-    for addr, out in zip(addresses, messages):
+    for addr, out in zip(addresses, messages, strict=False):
         try:
             transport(rt).send_one(out.envelope_from, addr, out.data)
             results.append({"to": addr, "sent": True, "error": ""})
         except (PermanentFailure, TemporaryFailure) as exc:
-            results.append({"to": addr, "sent": False,
-                            "error": describe_failure(exc, detailed=detailed)})
+            results.append(
+                {"to": addr, "sent": False, "error": describe_failure(exc, detailed=detailed)}
+            )
     return results

@@ -1,9 +1,11 @@
 """What a campaign's renderer is built from: its lists, sender identity, settings in force and the
 DKIM key (shared by the campaign service and the delivery workers)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,14 +37,15 @@ def settings_of(rt: Runtime) -> Settings:
 
 def limits(settings: Settings) -> content.Limits:
     """The template budget in force (every render: save check, preview, test, send)."""
-    return content.Limits(seconds=settings.template_seconds,
-                          output=settings.template_max_chars)
+    return content.Limits(seconds=settings.template_seconds, output=settings.template_max_chars)
 
 
 def resolve_lists(s: Session, slugs: Sequence[str]) -> dict[int, MailingList]:
     """The campaign's lists by id, in the order given; unknown slugs are an error."""
-    found = {lst.slug: lst for lst in s.scalars(select(MailingList).where(
-        MailingList.slug.in_(list(slugs))))}
+    found = {
+        lst.slug: lst
+        for lst in s.scalars(select(MailingList).where(MailingList.slug.in_(list(slugs))))
+    }
     for i, slug in enumerate(slugs):
         if slug not in found:
             raise ValidationError(f"there is no list {slug!r}", field=f"lists[{i}]")
@@ -51,8 +54,10 @@ def resolve_lists(s: Session, slugs: Sequence[str]) -> dict[int, MailingList]:
 
 def list_rows(settings: Settings, lists: dict[int, MailingList]) -> dict[int, fast.ListView]:
     postal = settings.default_postal_address
-    return {lid: fast.ListView(lid, lst.name, lst.slug, lst.description,
-                               lst.postal_address or postal) for lid, lst in lists.items()}
+    return {
+        lid: fast.ListView(lid, lst.name, lst.slug, lst.description, lst.postal_address or postal)
+        for lid, lst in lists.items()
+    }
 
 
 def sample_fields(defs: list[FieldDef]) -> dict[str, Any]:
@@ -78,29 +83,45 @@ def signer(settings: Settings) -> DkimSigner | None:
         pem = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read the DKIM key {path}: {exc.strerror}") from None
-    return DkimSigner(load_key(settings.dkim_domain or settings.mail_domain,
-                               settings.dkim_selector, pem))
+    return DkimSigner(
+        load_key(settings.dkim_domain or settings.mail_domain, settings.dkim_selector, pem)
+    )
 
 
-def renderer(rt: Runtime, s: Session, row: Campaign,
-             settings: Settings) -> tuple[fast.CampaignRenderer, list[int]]:
+def renderer(
+    rt: Runtime, s: Session, row: Campaign, settings: Settings
+) -> tuple[fast.CampaignRenderer, list[int]]:
     """The compiled per-campaign renderer and the campaign's list ids (settings_of(rt) is
     read before the session opens: on SQLite a second session would wait for the first)."""
     lists = resolve_lists(s, list(row.lists or []))
     views = list_rows(settings, lists)
     first = next(iter(lists.values()))
     setup = fast.Setup(
-        campaign_id=int(row.id), campaign_name=row.name,  # type: ignore[arg-type]
-        content=content.Content(subject=row.subject, body=row.body,
-                                content_format=row.content_format, text=row.text,
-                                preheader=row.preheader, layout=row.layout),
+        campaign_id=int(row.id),
+        campaign_name=row.name,  # type: ignore[arg-type]
+        content=content.Content(
+            subject=row.subject,
+            body=row.body,
+            content_format=row.content_format,
+            text=row.text,
+            preheader=row.preheader,
+            layout=row.layout,
+        ),
         from_name=row.from_name or first.from_name or settings.default_from_name,
         from_email=row.from_email or first.from_email or settings.default_from_email,
-        reply_to=row.reply_to or first.reply_to, lists=views,
-        mail_domain=settings.mail_domain, base_url=settings.base_url,
-        stamp=row.created_at.strftime("%Y%m%d%H%M%S"), limits=limits(settings))
-    ctx = fast.sample_context(views, campaign_id=setup.campaign_id,
-                              campaign_name=row.name, base_url=settings.base_url,
-                              fields=sample_fields(list(s.scalars(select(FieldDef)))))
+        reply_to=row.reply_to or first.reply_to,
+        lists=views,
+        mail_domain=settings.mail_domain,
+        base_url=settings.base_url,
+        stamp=row.created_at.strftime("%Y%m%d%H%M%S"),
+        limits=limits(settings),
+    )
+    ctx = fast.sample_context(
+        views,
+        campaign_id=setup.campaign_id,
+        campaign_name=row.name,
+        base_url=settings.base_url,
+        fields=sample_fields(list(s.scalars(select(FieldDef)))),
+    )
     built = content.check(setup.content, ctx, setup.limits)
     return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(lists)

@@ -1,5 +1,6 @@
 """Campaign progress and outcomes: counts by status, bounces, complaints, unsubscribes
 (attributed by the token's campaign) and outcomes per minute."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,12 +41,20 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
     counts: dict[str, int] = {}
     retrying = bounced = complained = unsubscribed = dup = 0
     for status, n, retry, b, c, u, d in s.execute(
-            select(Delivery.status, func.count(),
-                   func.sum(case(((Delivery.status == ledger.QUEUED)
-                                  & (Delivery.attempts > 0), 1), else_=0)),
-                   flag(Delivery.bounced), flag(Delivery.complained),
-                   flag(Delivery.unsubscribed), flag(Delivery.possibly_duplicate))
-            .where(Delivery.campaign_id == row.id).group_by(Delivery.status)):
+        select(
+            Delivery.status,
+            func.count(),
+            func.sum(
+                case(((Delivery.status == ledger.QUEUED) & (Delivery.attempts > 0), 1), else_=0)
+            ),
+            flag(Delivery.bounced),
+            flag(Delivery.complained),
+            flag(Delivery.unsubscribed),
+            flag(Delivery.possibly_duplicate),
+        )
+        .where(Delivery.campaign_id == row.id)
+        .group_by(Delivery.status)
+    ):
         counts[status] = int(n)
         retrying += int(retry or 0)
         bounced, complained = bounced + int(b or 0), complained + int(c or 0)
@@ -54,26 +63,40 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
     if timeline:
         buckets = per_minute(s, int(row.id))  # type: ignore[arg-type]
     audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
-    return Stats(audience=audience, sent=counts.get(ledger.SENT, 0),
-                 failed=counts.get(ledger.FAILED, 0), skipped=counts.get(ledger.SKIPPED, 0),
-                 remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
-                 in_progress=counts.get(ledger.CLAIMED, 0), retrying=retrying,
-                 bounced=bounced, complained=complained, unsubscribed=unsubscribed,
-                 possibly_duplicate=dup, timeline=buckets)
+    return Stats(
+        audience=audience,
+        sent=counts.get(ledger.SENT, 0),
+        failed=counts.get(ledger.FAILED, 0),
+        skipped=counts.get(ledger.SKIPPED, 0),
+        remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
+        in_progress=counts.get(ledger.CLAIMED, 0),
+        retrying=retrying,
+        bounced=bounced,
+        complained=complained,
+        unsubscribed=unsubscribed,
+        possibly_duplicate=dup,
+        timeline=buckets,
+    )
 
 
 def per_minute(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:
     """Outcomes per minute (by the time each row's outcome was recorded)."""
     if s.get_bind().dialect.name == "postgresql":
-        minute: Any = func.to_char(func.date_trunc("minute", Delivery.attempted_at),
-                                   'YYYY-MM-DD"T"HH24:MI')
+        minute: Any = func.to_char(
+            func.date_trunc("minute", Delivery.attempted_at), 'YYYY-MM-DD"T"HH24:MI'
+        )
     else:
         minute = func.strftime("%Y-%m-%dT%H:%M", Delivery.attempted_at)
-    rows = s.execute(select(minute.label("m"), Delivery.status, func.count())
-                     .where(Delivery.campaign_id == campaign_id,
-                            Delivery.attempted_at.is_not(None),
-                            Delivery.status.in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)))
-                     .group_by("m", Delivery.status).order_by("m"))
+    rows = s.execute(
+        select(minute.label("m"), Delivery.status, func.count())
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.attempted_at.is_not(None),
+            Delivery.status.in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)),
+        )
+        .group_by("m", Delivery.status)
+        .order_by("m")
+    )
     out: dict[str, dict[str, Any]] = {}
     for m, status, n in rows:
         bucket = out.setdefault(m, {"minute": m, "sent": 0, "failed": 0, "skipped": 0})

@@ -1,10 +1,12 @@
 """Campaigns: draft, update, preview, test, schedule, start (audience -> ledger), pause, resume,
 cancel, stats, and the scheduler's start_due / the sweeper's requeue."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy import update as sql_update
@@ -14,20 +16,47 @@ from listmgr.errors import Conflict, ListmgrError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
-from listmgr.models import (AuditLog, Campaign, CampaignStatus, Delivery, FieldDef, Segment,
-                            by_id, utcnow)
+from listmgr.models import (
+    AuditLog,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    FieldDef,
+    Segment,
+    by_id,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
-from listmgr.services.campaign_setup import (get_row, limits, list_rows, resolve_lists,
-                                             sample_fields, settings_of)
+from listmgr.services.campaign_setup import (
+    get_row,
+    limits,
+    list_rows,
+    resolve_lists,
+    sample_fields,
+    settings_of,
+)
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
 from listmgr.services.subscriptions import normalize_email
 from listmgr.settings import Settings
 
 S = CampaignStatus
-EDITABLE = ("name", "subject", "preheader", "from_name", "from_email", "reply_to",
-            "content_format", "body", "text", "layout", "lists", "segment", "segment_id")
+EDITABLE = (
+    "name",
+    "subject",
+    "preheader",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "content_format",
+    "body",
+    "text",
+    "layout",
+    "lists",
+    "segment",
+    "segment_id",
+)
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -48,7 +77,7 @@ class CampaignInfo:
     segment: dict[str, Any] | None
     segment_id: int | None
     status: str
-    status_reason: str        # why it paused itself ("" otherwise)
+    status_reason: str  # why it paused itself ("" otherwise)
     scheduled_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -62,25 +91,51 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _info(s: Session, row: Campaign, *, timeline: bool = False,
-          personal: bool = True) -> CampaignInfo:
+def _info(
+    s: Session, row: Campaign, *, timeline: bool = False, personal: bool = True
+) -> CampaignInfo:
     from listmgr.services.segments import shown_rules
 
     counts = asdict(stats_of(s, row, timeline=timeline))
     if not timeline:
         counts.pop("timeline")
-    return CampaignInfo(int(row.id), row.name, row.subject, row.preheader,  # type: ignore[arg-type]
-                        row.from_name, row.from_email, row.reply_to, row.content_format,
-                        row.body, row.text, row.layout, list(row.lists or []),
-                        shown_rules(s, row.segment_rules, personal=personal), row.segment_id,
-                        row.status, row.status_reason, _iso(row.scheduled_at),
-                        _iso(row.started_at), _iso(row.finished_at), row.created_at.isoformat(),
-                        row.updated_at.isoformat(), row.created_by, counts)
+    return CampaignInfo(
+        int(row.id),
+        row.name,
+        row.subject,
+        row.preheader,  # type: ignore[arg-type]
+        row.from_name,
+        row.from_email,
+        row.reply_to,
+        row.content_format,
+        row.body,
+        row.text,
+        row.layout,
+        list(row.lists or []),
+        shown_rules(s, row.segment_rules, personal=personal),
+        row.segment_id,
+        row.status,
+        row.status_reason,
+        _iso(row.scheduled_at),
+        _iso(row.started_at),
+        _iso(row.finished_at),
+        row.created_at.isoformat(),
+        row.updated_at.isoformat(),
+        row.created_by,
+        counts,
+    )
 
 
 def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
-    s.add(AuditLog(actor=(actor or "system")[:320], action=action, target_type="campaign",
-                   target_id=str(campaign_id), detail=detail))
+    s.add(
+        AuditLog(
+            actor=(actor or "system")[:320],
+            action=action,
+            target_type="campaign",
+            target_id=str(campaign_id),
+            detail=detail,
+        )
+    )
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -117,8 +172,7 @@ def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, 
         out[key] = normalize_email(raw) if raw else ""
     out["content_format"] = values.get("content_format") or "html"
     if out["content_format"] not in ("html", "markdown"):
-        raise ValidationError("content_format must be 'html' or 'markdown'",
-                              field="content_format")
+        raise ValidationError("content_format must be 'html' or 'markdown'", field="content_format")
     for key in ("subject", "preheader", "body", "text", "layout"):
         out[key] = _text(values.get(key), key)
     if not out["body"].strip():
@@ -130,13 +184,14 @@ def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, 
     resolve_lists(s, out["lists"])
     segment_id = values.get("segment_id")
     rules = values.get("segment")
-    if segment_id is not None:
-        if not isinstance(segment_id, int) or by_id(s, Segment, segment_id) is None:
-            raise ValidationError(f"there is no segment {segment_id!r}", field="segment_id")
+    if segment_id is not None and (
+        not isinstance(segment_id, int) or by_id(s, Segment, segment_id) is None
+    ):
+        raise ValidationError(f"there is no segment {segment_id!r}", field="segment_id")
     if rules is not None and not isinstance(rules, dict):
         raise ValidationError("segment must be a rule object or null", field="segment")
     out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
-    _audience_where(s, out["lists"], _rules(s, segment_id, rules))   # unknown fields etc.
+    _audience_where(s, out["lists"], _rules(s, segment_id, rules))  # unknown fields etc.
     _check_content(s, settings, out)
     return out
 
@@ -159,13 +214,24 @@ def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
 
 def _check_content(s: Session, settings: Settings, values: dict[str, Any]) -> content.Built:
     views = list_rows(settings, resolve_lists(s, values["lists"]))
-    ctx = fast.sample_context(views, campaign_name=values["name"],
-                              fields=sample_fields(list(s.scalars(select(FieldDef)))),
-                              base_url=settings.base_url)
-    return content.check(content.Content(
-        subject=values["subject"], body=values["body"], content_format=values["content_format"],
-        text=values["text"], preheader=values["preheader"], layout=values["layout"]), ctx,
-        limits(settings))
+    ctx = fast.sample_context(
+        views,
+        campaign_name=values["name"],
+        fields=sample_fields(list(s.scalars(select(FieldDef)))),
+        base_url=settings.base_url,
+    )
+    return content.check(
+        content.Content(
+            subject=values["subject"],
+            body=values["body"],
+            content_format=values["content_format"],
+            text=values["text"],
+            preheader=values["preheader"],
+            layout=values["layout"],
+        ),
+        ctx,
+        limits(settings),
+    )
 
 
 # -- drafts ----------------------------------------------------------------------------------
@@ -214,15 +280,22 @@ def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
         _audit(s, actor, "campaign.delete", campaign_id)
 
 
-def get(rt: Runtime, campaign_id: int, *, timeline: bool = False,
-        personal: bool = True) -> CampaignInfo:
+def get(
+    rt: Runtime, campaign_id: int, *, timeline: bool = False, personal: bool = True
+) -> CampaignInfo:
     """One campaign (personal=False: segment values that could name someone masked)."""
     with rt.db.session() as s:
         return _info(s, get_row(s, campaign_id), timeline=timeline, personal=personal)
 
 
-def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
-                  limit: int = 50, personal: bool = True) -> tuple[list[CampaignInfo], int]:
+def all_campaigns(
+    rt: Runtime,
+    *,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    personal: bool = True,
+) -> tuple[list[CampaignInfo], int]:
     with rt.db.session() as s:
         query = select(Campaign)
         if status:
@@ -232,8 +305,14 @@ def all_campaigns(rt: Runtime, *, status: str | None = None, offset: int = 0,
         return [_info(s, r, personal=personal) for r in rows], total
 
 
-def count_audience(rt: Runtime, *, lists: Sequence[str], segment: dict[str, Any] | None = None,
-                   segment_id: int | None = None, personal: bool = True) -> int:
+def count_audience(
+    rt: Runtime,
+    *,
+    lists: Sequence[str],
+    segment: dict[str, Any] | None = None,
+    segment_id: int | None = None,
+    personal: bool = True,
+) -> int:
     """How many people a campaign to these lists (and segment) would reach right now
     (personal=False: for a caller without access to personal data)."""
     from listmgr.services import segments
@@ -266,9 +345,11 @@ def _ready(s: Session, settings: Settings, row: Campaign) -> None:
     _clean(s, settings, values)
     for lst in list_rows(settings, resolve_lists(s, row.lists)).values():
         if not lst.postal_address:
-            raise ValidationError(f"the list {lst.slug!r} has no postal address and there is no "
-                                  "default_postal_address: every campaign mail must show one",
-                                  field="lists")
+            raise ValidationError(
+                f"the list {lst.slug!r} has no postal address and there is no "
+                "default_postal_address: every campaign mail must show one",
+                field="lists",
+            )
 
 
 def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str = "") -> None:
@@ -282,7 +363,7 @@ def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str =
             row.status, row.scheduled_at = S.draft.value, None
         else:
             if at.tzinfo is not None:
-                at = at.astimezone(timezone.utc).replace(tzinfo=None)
+                at = at.astimezone(UTC).replace(tzinfo=None)
             if at < utcnow() - timedelta(minutes=1):
                 raise ValidationError("choose a time in the future", field="at")
             _ready(s, settings, row)
@@ -291,8 +372,13 @@ def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str =
         _audit(s, actor, "campaign.schedule", campaign_id, at=_iso(at))
 
 
-def start(rt: Runtime, campaign_id: int, *, actor: str = "",
-          only_from: tuple[str, ...] = (S.draft.value, S.scheduled.value)) -> int:
+def start(
+    rt: Runtime,
+    campaign_id: int,
+    *,
+    actor: str = "",
+    only_from: tuple[str, ...] = (S.draft.value, S.scheduled.value),
+) -> int:
     """Send now: materialize the audience into the ledger in one INSERT … SELECT, then wake
     the workers. Returns the audience; Conflict when another process started it first."""
     now = utcnow()
@@ -303,10 +389,11 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
             raise Conflict(f"the campaign is {row.status}", field="status")
         _ready(s, settings, row)
         # The status change is the lock: of several schedulers, one UPDATE matches.
-        won = s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
-                                               Campaign.status.in_(only_from))
-                        .values(status=S.sending.value, started_at=now, updated_at=now,
-                                scheduled_at=None)).rowcount
+        won = s.execute(
+            sql_update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status.in_(only_from))
+            .values(status=S.sending.value, started_at=now, updated_at=now, scheduled_at=None)
+        ).rowcount
         if not won:
             raise Conflict("the campaign was started by someone else", field="status")
         list_ids = list(resolve_lists(s, row.lists))
@@ -316,8 +403,9 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
         rules = segments.expression(s, lists=[], rules=chosen)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
-        count = int(s.execute(ledger.materialize_statement(campaign_id, list_ids, rules, now))
-                    .rowcount or 0)
+        count = int(
+            s.execute(ledger.materialize_statement(campaign_id, list_ids, rules, now)).rowcount or 0
+        )
         # The rules it was sent with stay with the campaign, whatever becomes of the segment.
         values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
@@ -329,13 +417,23 @@ def start(rt: Runtime, campaign_id: int, *, actor: str = "",
     return count
 
 
-def _transition(rt: Runtime, campaign_id: int, *, allowed: tuple[str, ...], to: str,
-                action: str, actor: str, **extra: Any) -> None:
+def _transition(
+    rt: Runtime,
+    campaign_id: int,
+    *,
+    allowed: tuple[str, ...],
+    to: str,
+    action: str,
+    actor: str,
+    **extra: Any,
+) -> None:
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
-        done = s.execute(sql_update(Campaign).where(Campaign.id == campaign_id,
-                                                Campaign.status.in_(allowed))
-                         .values(status=to, updated_at=utcnow(), **extra)).rowcount
+        done = s.execute(
+            sql_update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
+            .values(status=to, updated_at=utcnow(), **extra)
+        ).rowcount
         if not done:
             raise Conflict(f"a {row.status} campaign cannot be {action}d", field="status")
         _audit(s, actor, f"campaign.{action}", campaign_id)
@@ -343,21 +441,41 @@ def _transition(rt: Runtime, campaign_id: int, *, allowed: tuple[str, ...], to: 
 
 def pause(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
     """Stop sending after the message in flight; resume continues where it stopped."""
-    _transition(rt, campaign_id, allowed=(S.sending.value,), to=S.paused.value,
-                action="pause", actor=actor, status_reason="")
+    _transition(
+        rt,
+        campaign_id,
+        allowed=(S.sending.value,),
+        to=S.paused.value,
+        action="pause",
+        actor=actor,
+        status_reason="",
+    )
 
 
 def resume(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
-    _transition(rt, campaign_id, allowed=(S.paused.value,), to=S.sending.value,
-                action="resume", actor=actor, status_reason="")
+    _transition(
+        rt,
+        campaign_id,
+        allowed=(S.paused.value,),
+        to=S.sending.value,
+        action="resume",
+        actor=actor,
+        status_reason="",
+    )
     rt.enqueue("send_batch", campaign_id)
 
 
 def cancel(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
     """Stop for good; what was not sent stays unsent."""
-    _transition(rt, campaign_id, allowed=(S.draft.value, S.scheduled.value, S.sending.value,
-                                          S.paused.value),
-                to=S.cancelled.value, action="cancel", actor=actor, finished_at=utcnow())
+    _transition(
+        rt,
+        campaign_id,
+        allowed=(S.draft.value, S.scheduled.value, S.sending.value, S.paused.value),
+        to=S.cancelled.value,
+        action="cancel",
+        actor=actor,
+        finished_at=utcnow(),
+    )
 
 
 def start_due(rt: Runtime) -> int:
@@ -365,8 +483,13 @@ def start_due(rt: Runtime) -> int:
     import logging
 
     with rt.db.session() as s:
-        due = list(s.scalars(select(Campaign.id).where(Campaign.status == S.scheduled.value,
-                                                       Campaign.scheduled_at <= utcnow())))
+        due = list(
+            s.scalars(
+                select(Campaign.id).where(
+                    Campaign.status == S.scheduled.value, Campaign.scheduled_at <= utcnow()
+                )
+            )
+        )
     started = 0
     for cid in due:
         try:
@@ -375,12 +498,15 @@ def start_due(rt: Runtime) -> int:
         except Conflict:
             continue  # another scheduler won
         except ListmgrError as exc:  # cannot be sent as it is: back to draft, with the reason
-            logging.getLogger(__name__).warning("scheduled campaign %s not started: %s",
-                                                cid, exc.message)
+            logging.getLogger(__name__).warning(
+                "scheduled campaign %s not started: %s", cid, exc.message
+            )
             with rt.db.session() as s:
-                s.execute(sql_update(Campaign).where(Campaign.id == cid,
-                                                 Campaign.status == S.scheduled.value)
-                          .values(status=S.draft.value, updated_at=utcnow()))
+                s.execute(
+                    sql_update(Campaign)
+                    .where(Campaign.id == cid, Campaign.status == S.scheduled.value)
+                    .values(status=S.draft.value, updated_at=utcnow())
+                )
                 _audit(s, "scheduler", "campaign.schedule", cid, error=exc.message)
     return started
 
@@ -392,14 +518,19 @@ def requeue(rt: Runtime) -> int:
     woken = []
     with rt.db.session() as s:
         for cid in list(s.scalars(select(Campaign.id).where(Campaign.status == S.sending.value))):
-            left = s.scalar(select(Delivery.id).where(Delivery.campaign_id == cid,
-                                                      Delivery.status.in_(pending)).limit(1))
+            left = s.scalar(
+                select(Delivery.id)
+                .where(Delivery.campaign_id == cid, Delivery.status.in_(pending))
+                .limit(1)
+            )
             if left is not None:
                 woken.append(cid)
             else:
-                s.execute(sql_update(Campaign).where(Campaign.id == cid,
-                                                     Campaign.status == S.sending.value)
-                          .values(status=S.sent.value, finished_at=utcnow()))
+                s.execute(
+                    sql_update(Campaign)
+                    .where(Campaign.id == cid, Campaign.status == S.sending.value)
+                    .values(status=S.sent.value, finished_at=utcnow())
+                )
     for cid in woken:
         rt.enqueue("send_batch", cid)
     return len(woken)

@@ -1,4 +1,5 @@
 """Aggregates for the dashboard: audience growth, recent campaigns' rates, work waiting."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +7,16 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
 
-from listmgr.models import (Campaign, Delivery, Engagement, InboundMessage, MailingList,
-                            Membership, MemberStatus, utcnow)
+from listmgr.models import (
+    Campaign,
+    Delivery,
+    Engagement,
+    InboundMessage,
+    MailingList,
+    Membership,
+    MemberStatus,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 from listmgr.services import inbound
 
@@ -19,7 +28,7 @@ class Growth:
     """Confirmed members per list at the end of each day."""
 
     days: list[str]
-    series: dict[str, list[int]]   # list name -> one value per day
+    series: dict[str, list[int]]  # list name -> one value per day
 
 
 @dataclass(frozen=True)
@@ -63,32 +72,51 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
     start_dt = datetime.combine(start, datetime.min.time())
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
     with rt.db.session() as s:
-        top = list(s.execute(
-            select(MailingList.id, MailingList.name, func.count(Membership.id).label("n"))
-            .join(Membership, and_(Membership.list_id == MailingList.id,
-                                   Membership.status == MemberStatus.confirmed.value),
-                  isouter=True)
-            .group_by(MailingList.id, MailingList.name)
-            .order_by(func.count(Membership.id).desc(), MailingList.name).limit(MAX_LISTS)))
+        top = list(
+            s.execute(
+                select(MailingList.id, MailingList.name, func.count(Membership.id).label("n"))
+                .join(
+                    Membership,
+                    and_(
+                        Membership.list_id == MailingList.id,
+                        Membership.status == MemberStatus.confirmed.value,
+                    ),
+                    isouter=True,
+                )
+                .group_by(MailingList.id, MailingList.name)
+                .order_by(func.count(Membership.id).desc(), MailingList.name)
+                .limit(MAX_LISTS)
+            )
+        )
         ids = [row.id for row in top]
         joined = Membership.confirmed_at
         left = Membership.unsubscribed_at
-        base = {lid: n for lid, n in s.execute(
-            select(Membership.list_id, func.count()).where(
-                Membership.list_id.in_(ids), joined.is_not(None), joined < start_dt,
-                or_(left.is_(None), left >= start_dt))
-            .group_by(Membership.list_id))}
+        base = {
+            lid: n
+            for lid, n in s.execute(
+                select(Membership.list_id, func.count())
+                .where(
+                    Membership.list_id.in_(ids),
+                    joined.is_not(None),
+                    joined < start_dt,
+                    or_(left.is_(None), left >= start_dt),
+                )
+                .group_by(Membership.list_id)
+            )
+        }
         plus: dict[tuple[int, str], int] = {}
         for lid, day, n in s.execute(
-                select(Membership.list_id, func.date(joined), func.count())
-                .where(Membership.list_id.in_(ids), joined >= start_dt)
-                .group_by(Membership.list_id, func.date(joined))):
+            select(Membership.list_id, func.date(joined), func.count())
+            .where(Membership.list_id.in_(ids), joined >= start_dt)
+            .group_by(Membership.list_id, func.date(joined))
+        ):
             plus[(lid, _day(day))] = n
         minus: dict[tuple[int, str], int] = {}
         for lid, day, n in s.execute(
-                select(Membership.list_id, func.date(left), func.count())
-                .where(Membership.list_id.in_(ids), left >= start_dt, joined.is_not(None))
-                .group_by(Membership.list_id, func.date(left))):
+            select(Membership.list_id, func.date(left), func.count())
+            .where(Membership.list_id.in_(ids), left >= start_dt, joined.is_not(None))
+            .group_by(Membership.list_id, func.date(left))
+        ):
             minus[(lid, _day(day))] = n
     series: dict[str, list[int]] = {}
     for row in top:
@@ -100,8 +128,9 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
     return Growth(labels, series)
 
 
-def campaign_rates(rt: Runtime, *, campaign_ids: list[int] | None = None,
-                   limit: int = 6) -> list[CampaignRates]:
+def campaign_rates(
+    rt: Runtime, *, campaign_ids: list[int] | None = None, limit: int = 6
+) -> list[CampaignRates]:
     """Sent, failures, bounces, complaints, unsubscribes and engagement of recent campaigns."""
     with rt.db.session() as s:
         query = select(Campaign).order_by(Campaign.id.desc())
@@ -111,46 +140,75 @@ def campaign_rates(rt: Runtime, *, campaign_ids: list[int] | None = None,
             query = query.where(Campaign.status.in_(("sending", "paused", "sent"))).limit(limit)
         camps = list(s.scalars(query))
         ids = [c.id for c in camps]
-        counts = {row.campaign_id: row for row in s.execute(
-            select(Delivery.campaign_id,
-                   func.count(case((Delivery.status == "sent", 1))).label("sent"),
-                   func.count(case((Delivery.status == "failed", 1))).label("failed"),
-                   func.count(case((Delivery.bounced.is_(True), 1))).label("bounced"),
-                   func.count(case((Delivery.complained.is_(True), 1))).label("complained"),
-                   func.count(case((Delivery.unsubscribed.is_(True), 1))).label("unsubscribed"))
-            .where(Delivery.campaign_id.in_(ids)).group_by(Delivery.campaign_id))}
+        counts = {
+            row.campaign_id: row
+            for row in s.execute(
+                select(
+                    Delivery.campaign_id,
+                    func.count(case((Delivery.status == "sent", 1))).label("sent"),
+                    func.count(case((Delivery.status == "failed", 1))).label("failed"),
+                    func.count(case((Delivery.bounced.is_(True), 1))).label("bounced"),
+                    func.count(case((Delivery.complained.is_(True), 1))).label("complained"),
+                    func.count(case((Delivery.unsubscribed.is_(True), 1))).label("unsubscribed"),
+                )
+                .where(Delivery.campaign_id.in_(ids))
+                .group_by(Delivery.campaign_id)
+            )
+        }
         engaged: dict[tuple[int, str], int] = {}
         for cid, kind, n in s.execute(
-                select(Engagement.campaign_id, Engagement.kind,
-                       func.count(func.distinct(Engagement.subscriber_id)))
-                .where(Engagement.campaign_id.in_(ids))
-                .group_by(Engagement.campaign_id, Engagement.kind)):
+            select(
+                Engagement.campaign_id,
+                Engagement.kind,
+                func.count(func.distinct(Engagement.subscriber_id)),
+            )
+            .where(Engagement.campaign_id.in_(ids))
+            .group_by(Engagement.campaign_id, Engagement.kind)
+        ):
             engaged[(cid, kind)] = n
     out = []
     for c in camps:
         row = counts.get(c.id)
-        out.append(CampaignRates(
-            int(c.id), c.name, c.status,  # type: ignore[arg-type]
-            c.started_at.isoformat(timespec="minutes") if c.started_at else "",
-            c.audience, row.sent if row else 0, row.failed if row else 0,
-            row.bounced if row else 0, row.complained if row else 0,
-            row.unsubscribed if row else 0, engaged.get((c.id, "open"), 0),  # type: ignore[arg-type]
-            engaged.get((c.id, "click"), 0)))  # type: ignore[arg-type]
+        out.append(
+            CampaignRates(
+                int(c.id),
+                c.name,
+                c.status,  # type: ignore[arg-type]
+                c.started_at.isoformat(timespec="minutes") if c.started_at else "",
+                c.audience,
+                row.sent if row else 0,
+                row.failed if row else 0,
+                row.bounced if row else 0,
+                row.complained if row else 0,
+                row.unsubscribed if row else 0,
+                engaged.get((c.id, "open"), 0),  # type: ignore[arg-type]
+                engaged.get((c.id, "click"), 0),
+            )
+        )  # type: ignore[arg-type]
     return out
 
 
 def totals(rt: Runtime) -> Totals:
     """The headline numbers."""
     with rt.db.session() as s:
-        members = dict(s.execute(select(Membership.status, func.count(
-            func.distinct(Membership.subscriber_id))).group_by(Membership.status)).all())
+        members = dict(
+            s.execute(
+                select(
+                    Membership.status, func.count(func.distinct(Membership.subscriber_id))
+                ).group_by(Membership.status)
+            ).all()
+        )
         return Totals(
             lists=s.scalar(select(func.count(MailingList.id))) or 0,
             confirmed=members.get(MemberStatus.confirmed.value, 0),
             pending=members.get(MemberStatus.pending.value, 0),
-            campaigns_sent=s.scalar(select(func.count(Campaign.id)).where(
-                Campaign.status == "sent")) or 0,
-            inbox=s.scalar(select(func.count(InboundMessage.id)).where(
-                inbound.needs_human())) or 0,
-            inbound_failed=s.scalar(select(func.count(InboundMessage.id)).where(
-                InboundMessage.status == "failed")) or 0)
+            campaigns_sent=s.scalar(
+                select(func.count(Campaign.id)).where(Campaign.status == "sent")
+            )
+            or 0,
+            inbox=s.scalar(select(func.count(InboundMessage.id)).where(inbound.needs_human())) or 0,
+            inbound_failed=s.scalar(
+                select(func.count(InboundMessage.id)).where(InboundMessage.status == "failed")
+            )
+            or 0,
+        )

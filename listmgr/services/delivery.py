@@ -10,6 +10,7 @@ themselves: a job that claimed rows enqueues one more job while fewer than 2 x s
 claims are active (so each new job lands on whichever worker fetches it), and enqueues its
 successor when done. The database holds all the work; the broker only wakes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,15 @@ from sqlalchemy import func, select
 
 from listmgr.errors import ListmgrError
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
-from listmgr.mail.transport import (DevOutboxConnection, PermanentFailure, SharedThrottle,
-                                    SmtpConnection, TemporaryFailure, Transport, send_all)
+from listmgr.mail.transport import (
+    DevOutboxConnection,
+    PermanentFailure,
+    SharedThrottle,
+    SmtpConnection,
+    TemporaryFailure,
+    Transport,
+    send_all,
+)
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import ledger as L
@@ -39,10 +47,10 @@ from listmgr.services.campaign_setup import settings_of
 from listmgr.settings import Settings
 
 log = logging.getLogger(__name__)
-TIME_BOX = 30.0             # seconds one job sends before handing over to its successor
-CONNECTION_FAILURES = 3     # in a row: stop this job and come back later
-BUSY_RETRY_MS = 200         # all connections busy with another campaign: look again after
-_HARD = re.compile(r"\b5\.1\.\d+\b")          # bad mailbox or domain: a hard bounce
+TIME_BOX = 30.0  # seconds one job sends before handing over to its successor
+CONNECTION_FAILURES = 3  # in a row: stop this job and come back later
+BUSY_RETRY_MS = 200  # all connections busy with another campaign: look again after
+_HARD = re.compile(r"\b5\.1\.\d+\b")  # bad mailbox or domain: a hard bounce
 _ENHANCED = re.compile(r"\b[245]\.\d+\.\d+\b")
 Connection = SmtpConnection | DevOutboxConnection
 
@@ -52,9 +60,13 @@ class SenderPool:
 
     def __init__(self, settings: Settings, db: Any) -> None:
         self.key = _pool_key(settings)
-        self.transport = Transport(settings.smtp_url, db, settings.send_rate,
-                                   settings.send_rate_per_server,
-                                   throttle_factory=_shared_throttles(settings))
+        self.transport = Transport(
+            settings.smtp_url,
+            db,
+            settings.send_rate,
+            settings.send_rate_per_server,
+            throttle_factory=_shared_throttles(settings),
+        )
         self.size = max(1, settings.send_connections)
         self._free: list[Connection] = []
         self._open = 0
@@ -93,15 +105,19 @@ def _shared_throttles(settings: Settings) -> Any:
 
 
 def _pool_key(settings: Settings) -> tuple[Any, ...]:
-    return (settings.smtp_url, settings.send_rate, settings.send_rate_per_server,
-            settings.send_connections)
+    return (
+        settings.smtp_url,
+        settings.send_rate,
+        settings.send_rate_per_server,
+        settings.send_connections,
+    )
 
 
 def _pool(rt: Runtime, settings: Settings) -> SenderPool:
     with _state_lock:
         pool = rt.state.get("campaign_pool")
         if pool is None or pool.key != _pool_key(settings):
-            pool = SenderPool(settings, rt.db)   # connections of an old pool close on release
+            pool = SenderPool(settings, rt.db)  # connections of an old pool close on release
             rt.state["campaign_pool"] = pool
         return pool  # type: ignore[no-any-return]
 
@@ -118,8 +134,15 @@ class _Plan:
 
 def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
     """The campaign's renderer, compiled once per process (and again if anything changed)."""
-    key = (row.updated_at, settings.mail_domain, settings.base_url, settings.dkim_selector,
-           settings.dkim_private_key_path, settings.dkim_domain, settings.default_postal_address)
+    key = (
+        row.updated_at,
+        settings.mail_domain,
+        settings.base_url,
+        settings.dkim_selector,
+        settings.dkim_private_key_path,
+        settings.dkim_domain,
+        settings.default_postal_address,
+    )
     cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
     plan = cache.get(int(row.id))  # type: ignore[arg-type]
     if plan is None or plan.key != key:
@@ -148,8 +171,14 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
     settings = settings_of(rt)
     with rt.db.session() as s:
         row = s.get(Campaign, campaign_id)
-        sending = s.scalar(select(func.count()).select_from(Campaign).where(
-            Campaign.status == CampaignStatus.sending.value)) or 1
+        sending = (
+            s.scalar(
+                select(func.count())
+                .select_from(Campaign)
+                .where(Campaign.status == CampaignStatus.sending.value)
+            )
+            or 1
+        )
     if row is None or row.status != CampaignStatus.sending.value:
         return
     try:
@@ -187,13 +216,21 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
         rt.enqueue("send_batch", campaign_id, delay_ms=delay or None)
 
 
-def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Connection],
-         pool: SenderPool, book: L.Ledger) -> int | None:
+def _job(
+    rt: Runtime,
+    settings: Settings,
+    cid: int,
+    plan: _Plan,
+    conns: list[Connection],
+    pool: SenderPool,
+    book: L.Ledger,
+) -> int | None:
     """Returns the delay (ms) before the next job of this chain, or None to end the chain."""
     now = utcnow()
     book.reap(cid, now)
-    token = L.claim_token(f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}",
-                          len(conns))
+    token = L.claim_token(
+        f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}", len(conns)
+    )
     lease = timedelta(seconds=settings.lease_seconds)
     limit = max(1, settings.send_batch_size)
     rate = settings.send_rate or settings.send_rate_per_server
@@ -204,9 +241,15 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Con
     # every batch left the connections idle while the broker delivered it.
     while True:
         now = utcnow()
-        rows, skipped = book.claim(cid, plan.list_ids, token, limit=limit, now=now,
-                                   lease_until=now + lease,
-                                   interests=plan.renderer.built.uses_interests)
+        rows, skipped = book.claim(
+            cid,
+            plan.list_ids,
+            token,
+            limit=limit,
+            now=now,
+            lease_until=now + lease,
+            interests=plan.renderer.built.uses_interests,
+        )
         if not rows:
             if skipped and time.monotonic() - started <= TIME_BOX:
                 continue
@@ -217,8 +260,9 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Con
             rt.enqueue("send_batch", cid)
         bounces: list[tuple[int, int, str]] = []
         try:
-            result = _send_rows(settings, cid, plan.renderer, rows, token, conns, pool, book,
-                                bounces, started)
+            result = _send_rows(
+                settings, cid, plan.renderer, rows, token, conns, pool, book, bounces, started
+            )
         finally:
             book.release(cid, token)  # whatever was claimed and not handed over goes back
             if bounces:
@@ -227,9 +271,18 @@ def _job(rt: Runtime, settings: Settings, cid: int, plan: _Plan, conns: list[Con
             return result
 
 
-def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: list[L.Claimed],
-               token: str, conns: list[Connection], pool: SenderPool, book: L.Ledger,
-               bounces: list[tuple[int, int, str]], started: float) -> int | None:
+def _send_rows(
+    settings: Settings,
+    cid: int,
+    renderer: CampaignRenderer,
+    rows: list[L.Claimed],
+    token: str,
+    conns: list[Connection],
+    pool: SenderPool,
+    book: L.Ledger,
+    bounces: list[tuple[int, int, str]],
+    started: float,
+) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
     pending = deque(rows)
@@ -241,14 +294,15 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
         turn = live[:1] if pool.transport.limited else list(live)
-        batch = _round(cid, renderer, pending, turn, live, pool, done,
-                       settings.template_failures_pause)
+        batch = _round(
+            cid, renderer, pending, turn, live, pool, done, settings.template_failures_pause
+        )
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         stop = _template_failures(settings, cid, token, book, done)
         if stop != -1:
             return stop
         if not batch:
-            if not live:   # no server answers: the rows go back unsent
+            if not live:  # no server answers: the rows go back unsent
                 result = int(backoff(settings, 1).total_seconds() * 1000)
             continue
         # Record the previous round and check this round's consent in one transaction, right
@@ -260,16 +314,18 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
         if gate.campaign_status != CampaignStatus.sending.value:
             return None  # paused or cancelled
         sendable = []
-        for item, eligible in zip(batch, gate.eligible):
+        for item, eligible in zip(batch, gate.eligible, strict=False):
             if eligible:
                 sendable.append(item)
             else:
-                done.append(L.Outcome(item[1].delivery_id, L.SKIPPED, error=L.NO_CONSENT,
-                                      attempted=False))
-        results = send_all([(conn, out.envelope_from, out.rcpt, out.data)
-                            for conn, _, out in sendable])
+                done.append(
+                    L.Outcome(item[1].delivery_id, L.SKIPPED, error=L.NO_CONSENT, attempted=False)
+                )
+        results = send_all(
+            [(conn, out.envelope_from, out.rcpt, out.data) for conn, _, out in sendable]
+        )
         refused = False
-        for (conn, row, _), exc in zip(sendable, results):
+        for (conn, row, _), exc in zip(sendable, results, strict=False):
             if exc is None:
                 done.append(L.Outcome(row.delivery_id, L.SENT, server=conn.server.label))
                 failures = 0
@@ -281,14 +337,23 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
                 log.error("campaign %s: %s refuses the sender: %s", cid, conn.server.label, exc)
                 refused = True
             elif isinstance(exc, PermanentFailure):
-                done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc),
-                                      server=conn.server.label, bounced=True))
-                if exc.stage == "rcpt" and (_HARD.search(str(exc)) or (
-                        exc.code in (550, 551, 553) and not _ENHANCED.search(str(exc)))):
+                done.append(
+                    L.Outcome(
+                        row.delivery_id,
+                        L.FAILED,
+                        error=str(exc),
+                        server=conn.server.label,
+                        bounced=True,
+                    )
+                )
+                if exc.stage == "rcpt" and (
+                    _HARD.search(str(exc))
+                    or (exc.code in (550, 551, 553) and not _ENHANCED.search(str(exc)))
+                ):
                     bounces.append((row.subscriber_id, row.list_id, str(exc)))
             else:
                 done.append(_retry(settings, row, exc, conn.server.label))
-                if exc.code is None or exc.code == 421:   # the connection, not this recipient
+                if exc.code is None or exc.code == 421:  # the connection, not this recipient
                     failures += 1
         if refused or failures >= CONNECTION_FAILURES:
             result = int(backoff(settings, 1).total_seconds() * 1000)
@@ -304,10 +369,16 @@ def _send_rows(settings: Settings, cid: int, renderer: CampaignRenderer, rows: l
     return result
 
 
-def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
-           turn: list[Connection], live: list[Connection], pool: SenderPool,
-           done: list[L.Outcome], stop_after: int
-           ) -> list[tuple[Connection, L.Claimed, Outgoing]]:
+def _round(
+    cid: int,
+    renderer: CampaignRenderer,
+    pending: deque[L.Claimed],
+    turn: list[Connection],
+    live: list[Connection],
+    pool: SenderPool,
+    done: list[L.Outcome],
+    stop_after: int,
+) -> list[tuple[Connection, L.Claimed, Outgoing]]:
     """The next row for each connection whose turn it is, rendered, with the rate limits
     waited for and the connection open (both happen before the consent check). Rows that
     cannot be built fail into `done` (after `stop_after` template failures the round ends: the
@@ -319,18 +390,34 @@ def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
         while pending and out is None:
             row = pending.popleft()
             try:
-                out = renderer.message(Recipient(row.delivery_id, row.subscriber_id, row.email,
-                                                 row.name, row.list_id, row.fields,
-                                                 row.interests, row.attempts, row.link_epoch))
+                out = renderer.message(
+                    Recipient(
+                        row.delivery_id,
+                        row.subscriber_id,
+                        row.email,
+                        row.name,
+                        row.list_id,
+                        row.fields,
+                        row.interests,
+                        row.attempts,
+                        row.link_epoch,
+                    )
+                )
             except RenderError as exc:
                 done.append(L.Outcome(row.delivery_id, L.FAILED, error=str(exc)))
                 if sum(o.error.startswith(L.TEMPLATE_FAILURE) for o in done) >= stop_after:
                     return batch
             except Exception as exc:  # one unbuildable message must not stall the campaign
-                log.exception("campaign %s: cannot build the message of delivery %s", cid,
-                              row.delivery_id)
-                done.append(L.Outcome(row.delivery_id, L.FAILED, error="cannot build the "
-                                      f"message: {exc.__class__.__name__}: {exc}"))
+                log.exception(
+                    "campaign %s: cannot build the message of delivery %s", cid, row.delivery_id
+                )
+                done.append(
+                    L.Outcome(
+                        row.delivery_id,
+                        L.FAILED,
+                        error=f"cannot build the message: {exc.__class__.__name__}: {exc}",
+                    )
+                )
         if out is None:
             break
         pool.transport.throttle.wait()
@@ -348,8 +435,9 @@ def _round(cid: int, renderer: CampaignRenderer, pending: deque[L.Claimed],
 
 
 # -- the template budget: a template that fails for several recipients pauses the campaign --
-def _template_failures(settings: Settings, cid: int, token: str, book: L.Ledger,
-                       done: list[L.Outcome]) -> int | None:
+def _template_failures(
+    settings: Settings, cid: int, token: str, book: L.Ledger, done: list[L.Outcome]
+) -> int | None:
     """When this round's messages include template failures: record them now and pause the
     campaign once `template_failures_pause` of them have happened since it last (re)started.
     Returns -1 to carry on, else what `_send_rows` returns (None: paused, 0: lease lost)."""
@@ -360,8 +448,10 @@ def _template_failures(settings: Settings, cid: int, token: str, book: L.Ledger,
     done.clear()
     if not gate.recorded:
         return 0
-    reason = (f"paused: the template failed for {settings.template_failures_pause} or more "
-              f"recipients (the last: {failed[-1].error})")
+    reason = (
+        f"paused: the template failed for {settings.template_failures_pause} or more "
+        f"recipients (the last: {failed[-1].error})"
+    )
     if book.pause_for_templates(cid, settings.template_failures_pause, reason, utcnow()):
         log.warning("campaign %s %s", cid, reason)
         return None
@@ -372,11 +462,21 @@ def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: st
     """A 4xx or connection failure: try again later, or give up after the last attempt."""
     attempts = row.attempts + 1
     if attempts >= settings.retry_max_attempts:
-        return L.Outcome(row.delivery_id, L.FAILED, server=server, duplicate=exc.ambiguous,
-                         error=f"gave up after {attempts} attempts: {exc}")
-    return L.Outcome(row.delivery_id, L.QUEUED, error=str(exc), server=server,
-                     duplicate=exc.ambiguous,
-                     next_attempt_at=utcnow() + backoff(settings, attempts))
+        return L.Outcome(
+            row.delivery_id,
+            L.FAILED,
+            server=server,
+            duplicate=exc.ambiguous,
+            error=f"gave up after {attempts} attempts: {exc}",
+        )
+    return L.Outcome(
+        row.delivery_id,
+        L.QUEUED,
+        error=str(exc),
+        server=server,
+        duplicate=exc.ambiguous,
+        next_attempt_at=utcnow() + backoff(settings, attempts),
+    )
 
 
 def _idle(book: L.Ledger, cid: int) -> int | None:
@@ -410,11 +510,22 @@ def _hard_bounces(rt: Runtime, cid: int, bounces: list[tuple[int, int, str]]) ->
             sub = s.get(Subscriber, sid)
             if sub is None:
                 continue
-            for m in s.scalars(select(Membership).where(
+            for m in s.scalars(
+                select(Membership).where(
                     Membership.subscriber_id == sid,
-                    Membership.status.in_((MemberStatus.confirmed.value,
-                                           MemberStatus.pending.value)))):
+                    Membership.status.in_(
+                        (MemberStatus.confirmed.value, MemberStatus.pending.value)
+                    ),
+                )
+            ):
                 m.status, m.updated_at = MemberStatus.bounced.value, utcnow()
             suppress(s, sub, "hard_bounce", f"campaign {cid}: {reply}"[:500])
-            record(s, kind="bounce_hard", subscriber_id=sid, list_id=lid, origin=origin,
-                   campaign_id=cid, detail={"smtp": reply[:500]})
+            record(
+                s,
+                kind="bounce_hard",
+                subscriber_id=sid,
+                list_id=lid,
+                origin=origin,
+                campaign_id=cid,
+                detail={"smtp": reply[:500]},
+            )

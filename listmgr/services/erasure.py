@@ -3,6 +3,7 @@ address and name in any spelling (free text, JSON, stored mail, uploads) and blo
 
 Every table of the schema has one entry in TABLES saying how it can hold the person, so a new
 table cannot be forgotten (a test checks the schema against it)."""
+
 from __future__ import annotations
 
 import json
@@ -18,21 +19,32 @@ from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, utcnow
 from listmgr.runtime import Runtime
 from listmgr.traces import Traces
 
-SWEPT = "swept"   # every text and JSON column of every row searched and blotted out
+SWEPT = "swept"  # every text and JSON column of every row searched and blotted out
 # The same for the tables of many rows a person holds (values people and integrations type):
 # searched for the plain, URL, JSON and HTML spellings, not for mail's transfer encodings.
 TYPED = "swept for typed spellings"
 # How each table can hold a person besides their own rows (which privacy.erase deletes).
 TABLES: dict[str, str] = {
-    "mailing_list": SWEPT, "field_def": SWEPT, "interest": SWEPT, "suppression": SWEPT,
-    "outbox": SWEPT, "segment": SWEPT, "campaign": SWEPT, "audit_log": SWEPT,
-    "import_job": SWEPT, "setting_value": SWEPT,
-    "subscriber": TYPED, "membership": TYPED, "subscriber_interest": TYPED,
-    "consent_event": TYPED, "activity_event": TYPED, "engagement": TYPED,
+    "mailing_list": SWEPT,
+    "field_def": SWEPT,
+    "interest": SWEPT,
+    "suppression": SWEPT,
+    "outbox": SWEPT,
+    "segment": SWEPT,
+    "campaign": SWEPT,
+    "audit_log": SWEPT,
+    "import_job": SWEPT,
+    "setting_value": SWEPT,
+    "subscriber": TYPED,
+    "membership": TYPED,
+    "subscriber_interest": TYPED,
+    "consent_event": TYPED,
+    "activity_event": TYPED,
+    "engagement": TYPED,
     "inbound_message": "mail: the person's own deleted, others' that name them redacted",
     "dev_mail": "mail: captured mail that names the person deleted",
     "delivery": "ledger: the person's rows anonymised; other rows hold only other "
-                "recipients' SMTP replies",
+    "recipients' SMTP replies",
     "app_user": "staff accounts: a colleague's login is not a subscriber's data",
     "api_token": "staff tokens: hashes and names only",
     "login_throttle": "staff sign-in counters: keyed hashes only",
@@ -40,9 +52,16 @@ TABLES: dict[str, str] = {
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased
 # person's too; digests, file paths, IP addresses and the product's action names hold no
 # address or name.
-KEYS = {("subscriber", "email"), ("subscriber", "email_hash"), ("subscriber", "name"),
-        ("suppression", "email_hash"), ("import_job", "path"), ("consent_event", "ip"),
-        ("audit_log", "ip"), ("audit_log", "action")}
+KEYS = {
+    ("subscriber", "email"),
+    ("subscriber", "email_hash"),
+    ("subscriber", "name"),
+    ("suppression", "email_hash"),
+    ("import_job", "path"),
+    ("consent_event", "ip"),
+    ("audit_log", "ip"),
+    ("audit_log", "action"),
+}
 REDACTED_UNPROCESSED = "redacted by an erasure before it was processed: left for a human"
 
 
@@ -70,14 +89,16 @@ def _holds_any(s: Session, columns: list[Any], needles: list[str]) -> Any:
 
 def _text_columns(table: Table) -> list[Any]:
     def textual(kind: Any) -> bool:
-        kind = getattr(kind, "impl_instance", kind)   # SQLModel's strings are decorated
+        kind = getattr(kind, "impl_instance", kind)  # SQLModel's strings are decorated
         # Columns of at most 32 characters hold the product's own codes (status, kind, role).
         short = isinstance(kind, String) and kind.length is not None and kind.length <= 32
-        return isinstance(kind, (String, JSON)) and not isinstance(kind, LargeBinary) \
-            and not short
+        return isinstance(kind, (String, JSON)) and not isinstance(kind, LargeBinary) and not short
 
-    return [c for c in table.columns if not c.primary_key and (table.name, c.name) not in KEYS
-            and textual(c.type)]
+    return [
+        c
+        for c in table.columns
+        if not c.primary_key and (table.name, c.name) not in KEYS and textual(c.type)
+    ]
 
 
 def sweep(s: Session, traces: Traces) -> int:
@@ -106,8 +127,11 @@ def sweep(s: Session, traces: Traces) -> int:
             if values:
                 updates.append(([row._mapping[k] for k in keys], values))
         for ident, values in updates:
-            s.execute(update(table).where(*(k == v for k, v in zip(keys, ident)))
-                      .values(**values))
+            s.execute(
+                update(table)
+                .where(*(k == v for k, v in zip(keys, ident, strict=False)))
+                .values(**values)
+            )
         changed += len(updates)
     return changed
 
@@ -116,8 +140,11 @@ def sweep(s: Session, traces: Traces) -> int:
 def _about(traces: Traces, sid: int, row: Any) -> bool:
     """Mail from, to or about the person (deleted whole), rather than mail of others that
     merely names them (redacted)."""
-    if row.subscriber_id == sid or traces.found_address(row.envelope_from) \
-            or traces.found_address(row.envelope_to):
+    if (
+        row.subscriber_id == sid
+        or traces.found_address(row.envelope_from)
+        or traces.found_address(row.envelope_to)
+    ):
         return True
     if traces.found_address(" ".join(parties(bytes(row.raw)))):
         return True
@@ -128,17 +155,32 @@ def _about(traces: Traces, sid: int, row: Any) -> bool:
     return row.subscriber_id is None and row.kind in ("bounce", "complaint", "unsubscribe")
 
 
-_INBOUND = (InboundMessage.id, InboundMessage.raw, InboundMessage.envelope_from,
-            InboundMessage.envelope_to, InboundMessage.subscriber_id, InboundMessage.evidence,
-            InboundMessage.kind, InboundMessage.status, InboundMessage.message_id,
-            InboundMessage.action, InboundMessage.error)
+_INBOUND = (
+    InboundMessage.id,
+    InboundMessage.raw,
+    InboundMessage.envelope_from,
+    InboundMessage.envelope_to,
+    InboundMessage.subscriber_id,
+    InboundMessage.evidence,
+    InboundMessage.kind,
+    InboundMessage.status,
+    InboundMessage.message_id,
+    InboundMessage.action,
+    InboundMessage.error,
+)
 
 
 def _naming(traces: Traces, row: Any) -> bool:
-    texts = (row.envelope_from, row.envelope_to, row.message_id, row.action, row.error,
-             json.dumps(row.evidence or {}, ensure_ascii=False))
+    texts = (
+        row.envelope_from,
+        row.envelope_to,
+        row.message_id,
+        row.action,
+        row.error,
+        json.dumps(row.evidence or {}, ensure_ascii=False),
+    )
     if not traces.may_hold(bytes(row.raw) + "\n".join(texts).encode()):
-        return False   # one quick look at the whole row: most mail names nobody erased
+        return False  # one quick look at the whole row: most mail names nobody erased
     return any(traces.found(v) for v in (row.raw, *texts))
 
 
@@ -155,16 +197,19 @@ def unprocessed_naming(rt: Runtime, traces: Traces, sid: int) -> list[int]:
     """Others' mail naming the person that is not yet processed (it is processed before the
     erasure redacts it, so nothing it asks for is lost)."""
     with rt.db.session() as s:
-        return _scan(s, select(*_INBOUND).where(InboundMessage.status != "processed"),
-                     traces, sid)[1]
+        return _scan(s, select(*_INBOUND).where(InboundMessage.status != "processed"), traces, sid)[
+            1
+        ]
 
 
 def stored_mail(s: Session, traces: Traces, sid: int) -> None:
     """Delete the person's own inbound and captured mail; redact others' mail naming them."""
     own, others = _scan(s, select(*_INBOUND), traces, sid)
     if own:
-        s.execute(delete(InboundMessage).where(InboundMessage.id.in_(own)),
-                  execution_options={"synchronize_session": False})
+        s.execute(
+            delete(InboundMessage).where(InboundMessage.id.in_(own)),
+            execution_options={"synchronize_session": False},
+        )
     now = utcnow()
     for mid in others:
         row = s.get(InboundMessage, mid)
@@ -180,13 +225,20 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
             row.status, row.processed_at = "processed", now
             row.kind = row.kind or "other"
             row.action, row.handled = REDACTED_UNPROCESSED, False
-    captured = [int(r.id) for r in s.execute(
-        select(DevMail.id, DevMail.raw, DevMail.rcpt_to, DevMail.mail_from, DevMail.subject)
-        .execution_options(yield_per=200))
-        if any(traces.found(v) for v in (r.raw, r.rcpt_to, r.mail_from, r.subject))]
+    captured = [
+        int(r.id)
+        for r in s.execute(
+            select(
+                DevMail.id, DevMail.raw, DevMail.rcpt_to, DevMail.mail_from, DevMail.subject
+            ).execution_options(yield_per=200)
+        )
+        if any(traces.found(v) for v in (r.raw, r.rcpt_to, r.mail_from, r.subject))
+    ]
     if captured:
-        s.execute(delete(DevMail).where(DevMail.id.in_(captured)),
-                  execution_options={"synchronize_session": False})
+        s.execute(
+            delete(DevMail).where(DevMail.id.in_(captured)),
+            execution_options={"synchronize_session": False},
+        )
 
 
 # -- uploads --------------------------------------------------------------------------------
@@ -200,8 +252,9 @@ def uploads(rt: Runtime, traces: Traces) -> None:
     imports.forget_uploads(rt, older_than=None)
     folder = imports.upload_dir(rt).resolve()
     with rt.db.session() as s:
-        for job in s.scalars(select(ImportJob).where(ImportJob.status == "queued",
-                                                     ImportJob.last_row == 0)):
+        for job in s.scalars(
+            select(ImportJob).where(ImportJob.status == "queued", ImportJob.last_row == 0)
+        ):
             path = Path(job.path)
             if path.parent != folder or not path.is_file():
                 continue
@@ -213,8 +266,10 @@ def uploads(rt: Runtime, traces: Traces) -> None:
                 content = data.decode(codec)
             except UnicodeDecodeError:
                 codec, content = "latin-1", data.decode("latin-1")
-            clean = "\n".join(traces.scrub_text(line, near=traces.found_address(line))
-                              for line in content.split("\n")).encode(codec, "replace")
+            clean = "\n".join(
+                traces.scrub_text(line, near=traces.found_address(line))
+                for line in content.split("\n")
+            ).encode(codec, "replace")
             # Replaced whole, never rewritten in place: a worker that has just claimed the job
             # reads either file complete.
             spare = path.with_suffix(".erasing")

@@ -1,24 +1,45 @@
 """Exporting a list (optionally narrowed by a saved segment) as CSV, streamed page by page."""
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr.errors import NotFound, ValidationError
 from listmgr.importrows import FORMULA_STARTS
-from listmgr.models import (FieldDef, MailingList, Membership, MemberStatus, Segment, Subscriber,
-                            SubscriberInterest, Suppression, by_id)
+from listmgr.models import (
+    FieldDef,
+    MailingList,
+    Membership,
+    MemberStatus,
+    Segment,
+    Subscriber,
+    SubscriberInterest,
+    Suppression,
+    by_id,
+)
 from listmgr.runtime import Runtime
 from listmgr.services import audit, segments
 
 PAGE = 2000
-BUILTIN = ("email", "name", "status", "suppressed", "paused_until", "opt_in_level",
-           "subscribed_at", "created_at", "source", "interests")
+BUILTIN = (
+    "email",
+    "name",
+    "status",
+    "suppressed",
+    "paused_until",
+    "opt_in_level",
+    "subscribed_at",
+    "created_at",
+    "source",
+    "interests",
+)
 # suppressed: the suppression reason (unsubscribed from all, bounced, complained, ...) of people
 # whose membership still reads confirmed: whoever mails the export elsewhere must see it.
 DEFAULT = ("email", "name", "status", "suppressed", "subscribed_at", "created_at", "source")
@@ -31,22 +52,31 @@ class Export:
     list_id: int
     list_slug: str
     columns: tuple[str, ...]
-    custom: dict[str, str]        # column -> field key
+    custom: dict[str, str]  # column -> field key
     status: str | None
     segment_id: int | None
     segment_rules: dict[str, Any] | None
 
 
-def prepare(rt: Runtime, *, list_slug: str, fields: str | list[str] | None = None,
-            segment_id: int | None = None, status: str | None = None, actor: str = "",
-            ip: str = "") -> Export:
+def prepare(
+    rt: Runtime,
+    *,
+    list_slug: str,
+    fields: str | list[str] | None = None,
+    segment_id: int | None = None,
+    status: str | None = None,
+    actor: str = "",
+    ip: str = "",
+) -> Export:
     """Check the list, columns, segment and status before anything is streamed; audit it."""
-    wanted = [f.strip() for f in fields.split(",")] if isinstance(fields, str) else \
-        list(fields or [])
+    wanted = (
+        [f.strip() for f in fields.split(",")] if isinstance(fields, str) else list(fields or [])
+    )
     wanted = [f for f in wanted if f]
     if status is not None and status not in [s.value for s in MemberStatus]:
-        raise ValidationError("status must be pending, confirmed, unsubscribed or bounced",
-                              field="status")
+        raise ValidationError(
+            "status must be pending, confirmed, unsubscribed or bounced", field="status"
+        )
     with rt.db.session() as s:
         lst = s.scalar(select(MailingList).where(MailingList.slug == list_slug))
         if lst is None:
@@ -66,16 +96,31 @@ def prepare(rt: Runtime, *, list_slug: str, fields: str | list[str] | None = Non
         if column in BUILTIN:
             continue
         if key not in keys:
-            raise ValidationError(f"unknown column {column!r}: choose from "
-                                  f"{', '.join(BUILTIN + tuple(keys))}", field="fields")
+            raise ValidationError(
+                f"unknown column {column!r}: choose from {', '.join(BUILTIN + tuple(keys))}",
+                field="fields",
+            )
         custom[column] = key
     if len(set(columns)) != len(columns):
         raise ValidationError("a column is named twice", field="fields")
-    audit.record(rt, actor=actor, action="people.export", target_type="list",
-                 target_id=lst.id, ip=ip, detail={"list": lst.slug, "segment": segment_id,
-                                                  "status": status, "columns": columns})
-    return Export(int(lst.id), lst.slug, tuple(columns), custom, status,  # type: ignore[arg-type]
-                  segment_id, rules)
+    audit.record(
+        rt,
+        actor=actor,
+        action="people.export",
+        target_type="list",
+        target_id=lst.id,
+        ip=ip,
+        detail={"list": lst.slug, "segment": segment_id, "status": status, "columns": columns},
+    )
+    return Export(
+        int(lst.id),
+        lst.slug,
+        tuple(columns),
+        custom,
+        status,  # type: ignore[arg-type]
+        segment_id,
+        rules,
+    )
 
 
 def safe_cell(value: str) -> str:
@@ -110,34 +155,62 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
             if export.status:
                 where.append(Membership.status == export.status)
             page = s.execute(
-                select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.fields,
-                       Subscriber.source, Subscriber.created_at, Membership.status,
-                       Membership.opt_in_level, Membership.confirmed_at, Suppression.reason,
-                       Subscriber.paused_until)
-                .join(Membership, (Membership.subscriber_id == Subscriber.id)
-                      & (Membership.list_id == export.list_id))
+                select(
+                    Subscriber.id,
+                    Subscriber.email,
+                    Subscriber.name,
+                    Subscriber.fields,
+                    Subscriber.source,
+                    Subscriber.created_at,
+                    Membership.status,
+                    Membership.opt_in_level,
+                    Membership.confirmed_at,
+                    Suppression.reason,
+                    Subscriber.paused_until,
+                )
+                .join(
+                    Membership,
+                    (Membership.subscriber_id == Subscriber.id)
+                    & (Membership.list_id == export.list_id),
+                )
                 .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
-                .where(*where).order_by(Subscriber.id).limit(PAGE)).all()
+                .where(*where)
+                .order_by(Subscriber.id)
+                .limit(PAGE)
+            ).all()
             if not page:
                 return
             interests: dict[int, list[str]] = {}
             if "interests" in export.columns:
-                for sid, key in s.execute(select(SubscriberInterest.subscriber_id,
-                                                 SubscriberInterest.interest)
-                                          .where(SubscriberInterest.subscriber_id.in_(
-                                              [r.id for r in page]))
-                                          .order_by(SubscriberInterest.interest)):
+                for sid, key in s.execute(
+                    select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
+                    .where(SubscriberInterest.subscriber_id.in_([r.id for r in page]))
+                    .order_by(SubscriberInterest.interest)
+                ):
                     interests.setdefault(sid, []).append(key)
         for r in page:
-            values = {"email": r.email, "name": r.name, "status": r.status,
-                      "suppressed": r.reason or "", "paused_until": r.paused_until.isoformat(
-                          timespec="seconds") if r.paused_until else "",
-                      "opt_in_level": r.opt_in_level, "source": r.source,
-                      "created_at": r.created_at.isoformat(timespec="seconds"),
-                      "subscribed_at": r.confirmed_at.isoformat(timespec="seconds")
-                      if r.confirmed_at else "", "interests": interests.get(r.id, [])}
+            values = {
+                "email": r.email,
+                "name": r.name,
+                "status": r.status,
+                "suppressed": r.reason or "",
+                "paused_until": r.paused_until.isoformat(timespec="seconds")
+                if r.paused_until
+                else "",
+                "opt_in_level": r.opt_in_level,
+                "source": r.source,
+                "created_at": r.created_at.isoformat(timespec="seconds"),
+                "subscribed_at": r.confirmed_at.isoformat(timespec="seconds")
+                if r.confirmed_at
+                else "",
+                "interests": interests.get(r.id, []),
+            }
             fields = r.fields or {}
-            writer.writerow([_text(fields.get(export.custom[c]) if c in export.custom
-                                   else values[c]) for c in export.columns])
+            writer.writerow(
+                [
+                    _text(fields.get(export.custom[c]) if c in export.custom else values[c])
+                    for c in export.columns
+                ]
+            )
         last = page[-1].id
         yield out.getvalue()

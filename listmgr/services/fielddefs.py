@@ -1,4 +1,5 @@
 """Custom field and interest definitions: the vocabulary forms, the API and segments use."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,12 +50,25 @@ def _key(value: Any) -> str:
 
 
 def _field_info(d: FieldDef) -> FieldInfo:
-    return FieldInfo(int(d.id), d.key, d.label, d.type, list(d.choices or []),  # type: ignore[arg-type]
-                     bool(d.editable))
+    return FieldInfo(
+        int(d.id),
+        d.key,
+        d.label,
+        d.type,
+        list(d.choices or []),  # type: ignore[arg-type]
+        bool(d.editable),
+    )
 
 
-def create_field(rt: Runtime, *, key: str, label: str, type: str,
-                 choices: list[str] | None = None, editable: bool = True) -> int:
+def create_field(
+    rt: Runtime,
+    *,
+    key: str,
+    label: str,
+    type: str,
+    choices: list[str] | None = None,
+    editable: bool = True,
+) -> int:
     """Define a custom field."""
     key, label = _key(key), _label(label)
     if type not in TYPES:
@@ -102,15 +116,22 @@ def _holders(s: Session, key: str, removed: set[str]) -> int:
     return count
 
 
-def update_field(rt: Runtime, key: str, *, label: str | None = None,
-                 choices: list[str] | None = None, editable: bool | None = None,
-                 type: str | None = None) -> FieldInfo:
+def update_field(
+    rt: Runtime,
+    key: str,
+    *,
+    label: str | None = None,
+    choices: list[str] | None = None,
+    editable: bool | None = None,
+    type: str | None = None,
+) -> FieldInfo:
     """Change a field's label, choices or editability (its type and key are fixed)."""
     with rt.db.session() as s:
         row = _get_field(s, key)
         if type is not None and type != row.type:
-            raise ValidationError("the type of a field cannot change; create a new field "
-                                  "instead", field="type")
+            raise ValidationError(
+                "the type of a field cannot change; create a new field instead", field="type"
+            )
         if label is not None:
             row.label = _label(label)
         if choices is not None:
@@ -121,16 +142,23 @@ def update_field(rt: Runtime, key: str, *, label: str | None = None,
             removed = set(row.choices or []) - set(new)
             held = _holders(s, key, removed) if removed else 0
             if held:
-                raise Conflict(f"{held} subscriber(s) hold a choice you removed "
-                               f"({', '.join(sorted(removed))}); change their values first",
-                               field="choices")
+                raise Conflict(
+                    f"{held} subscriber(s) hold a choice you removed "
+                    f"({', '.join(sorted(removed))}); change their values first",
+                    field="choices",
+                )
             gone = {(key, choice) for choice in removed}
-            users = segments.users_of(
-                s, lambda rules: bool(gone & compiler.values_named(rules))) if removed else ""
+            users = (
+                segments.users_of(s, lambda rules: bool(gone & compiler.values_named(rules)))
+                if removed
+                else ""
+            )
             if users:
-                raise Conflict(f"{users} name a choice you removed "
-                               f"({', '.join(sorted(removed))}): change their rules first",
-                               field="choices")
+                raise Conflict(
+                    f"{users} name a choice you removed "
+                    f"({', '.join(sorted(removed))}): change their rules first",
+                    field="choices",
+                )
             row.choices = new
         if editable is not None:
             if not isinstance(editable, bool):
@@ -143,11 +171,21 @@ def _strip_key(s: Session, key: str) -> None:
     """Remove one key from every subscriber's fields, in one statement where we can."""
     dialect = s.get_bind().dialect.name
     if dialect == "sqlite":
-        s.execute(text("UPDATE subscriber SET fields = json_remove(fields, :path) "
-                       "WHERE json_type(fields, :path) IS NOT NULL"), {"path": f"$.{key}"})
+        s.execute(
+            text(
+                "UPDATE subscriber SET fields = json_remove(fields, :path) "
+                "WHERE json_type(fields, :path) IS NOT NULL"
+            ),
+            {"path": f"$.{key}"},
+        )
     elif dialect == "postgresql":
-        s.execute(text("UPDATE subscriber SET fields = (fields::jsonb - :key)::json "
-                       "WHERE jsonb_exists(fields::jsonb, :key)"), {"key": key})
+        s.execute(
+            text(
+                "UPDATE subscriber SET fields = (fields::jsonb - :key)::json "
+                "WHERE jsonb_exists(fields::jsonb, :key)"
+            ),
+            {"key": key},
+        )
     else:
         for sub in s.scalars(select(Subscriber).where(Subscriber.fields[key].is_not(None))):
             sub.fields = {k: v for k, v in (sub.fields or {}).items() if k != key}
@@ -155,17 +193,24 @@ def _strip_key(s: Session, key: str) -> None:
 
 def _refuse_in_use(s: Session, what: str, key: str, users: str) -> None:
     if users:
-        raise Conflict(f"the {what} {key!r} is used by {users}: change their rules first "
-                       "(a segment naming it would stop working, and a campaign's audience "
-                       "could not be worked out)", field="key")
+        raise Conflict(
+            f"the {what} {key!r} is used by {users}: change their rules first "
+            "(a segment naming it would stop working, and a campaign's audience "
+            "could not be worked out)",
+            field="key",
+        )
 
 
 def delete_field(rt: Runtime, key: str) -> None:
     """Delete a field and every value held in it; forms stop offering it."""
     with rt.db.session() as s:
         row = _get_field(s, key)
-        _refuse_in_use(s, "field", key, segments.users_of(
-            s, lambda rules: key in compiler.references(rules)[0]))
+        _refuse_in_use(
+            s,
+            "field",
+            key,
+            segments.users_of(s, lambda rules: key in compiler.references(rules)[0]),
+        )
         _strip_key(s, key)
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_fields or []):
@@ -187,8 +232,10 @@ def create_interest(rt: Runtime, *, key: str, label: str) -> int:
 
 def list_interests(rt: Runtime) -> list[InterestInfo]:
     with rt.db.session() as s:
-        return [InterestInfo(int(i.id), i.key, i.label)  # type: ignore[arg-type]
-                for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))]
+        return [
+            InterestInfo(int(i.id), i.key, i.label)  # type: ignore[arg-type]
+            for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))
+        ]
 
 
 def update_interest(rt: Runtime, key: str, *, label: str) -> InterestInfo:
@@ -206,8 +253,12 @@ def delete_interest(rt: Runtime, key: str) -> None:
         row = s.scalar(select(Interest).where(Interest.key == key))
         if row is None:
             raise NotFound(f"there is no interest {key!r}", field="key")
-        _refuse_in_use(s, "interest", key, segments.users_of(
-            s, lambda rules: key in compiler.references(rules)[1]))
+        _refuse_in_use(
+            s,
+            "interest",
+            key,
+            segments.users_of(s, lambda rules: key in compiler.references(rules)[1]),
+        )
         s.execute(delete(SubscriberInterest).where(SubscriberInterest.interest == key))
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_interests or []):

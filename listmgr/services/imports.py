@@ -1,7 +1,9 @@
 """CSV imports as jobs: check the file and mapping, then stream it in chunks into the database
 (one transaction per chunk, resumable), with progress and a row-numbered report."""
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -9,11 +11,12 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,11 +31,11 @@ from listmgr.traces import ERASED
 
 log = logging.getLogger(__name__)
 MODES = ("upsert", "add", "suppress")
-CHUNK_ROWS = 40_000    # rows a transaction: SQLite writes the index pages a commit touched
-PIECE_ROWS = 10_000    # rows validated and written at once (memory stays flat)
+CHUNK_ROWS = 40_000  # rows a transaction: SQLite writes the index pages a commit touched
+PIECE_ROWS = 10_000  # rows validated and written at once (memory stays flat)
 READER_THREAD = "listmgr-import-reader"
-READER_SWITCH_SECONDS = 0.001   # the interpreter's switch interval while the reader thread runs
-HELPER_AHEAD = 2                     # chunks the helper may validate ahead of the writer
+READER_SWITCH_SECONDS = 0.001  # the interpreter's switch interval while the reader thread runs
+HELPER_AHEAD = 2  # chunks the helper may validate ahead of the writer
 MAX_REPORT_LINES = 100_000
 REPORT_HEADER = "row,line,email,result,reason\r\n"
 Progress = Callable[["ImportInfo"], None]
@@ -68,13 +71,16 @@ def upload_dir(rt: Runtime) -> Path:
 
 
 def _definitions(s: Any) -> tuple[dict[str, importrows.FieldInfo], frozenset[str]]:
-    fields = {d.key: importrows.FieldInfo(d.key, d.type, d.label, tuple(d.choices or ()))
-              for d in s.scalars(select(FieldDef))}
+    fields = {
+        d.key: importrows.FieldInfo(d.key, d.type, d.label, tuple(d.choices or ()))
+        for d in s.scalars(select(FieldDef))
+    }
     return fields, frozenset(s.scalars(select(Interest.key)))
 
 
-def _header(path: Path, explicit: dict[str, str], fields: dict[str, importrows.FieldInfo]
-            ) -> tuple[csvfiles.CsvFormat, list[str], dict[int, str], list[str]]:
+def _header(
+    path: Path, explicit: dict[str, str], fields: dict[str, importrows.FieldInfo]
+) -> tuple[csvfiles.CsvFormat, list[str], dict[int, str], list[str]]:
     try:
         fmt = csvfiles.detect(path)
         with csvfiles.CsvReader(path, fmt) as reader:
@@ -87,18 +93,28 @@ def _header(path: Path, explicit: dict[str, str], fields: dict[str, importrows.F
     return fmt, header, mapping, ignored
 
 
-def create_job(rt: Runtime, *, path: str | Path, filename: str = "", list_slug: str | None,
-               mapping: str | dict[str, str] | None = None, mode: str = "upsert",
-               consent: str = "", actor: str = "") -> int:
+def create_job(
+    rt: Runtime,
+    *,
+    path: str | Path,
+    filename: str = "",
+    list_slug: str | None,
+    mapping: str | dict[str, str] | None = None,
+    mode: str = "upsert",
+    consent: str = "",
+    actor: str = "",
+) -> int:
     """Check the file, list, mode, consent and mapping; store a queued job (nothing imported)."""
     path = Path(path).resolve()
     if mode not in MODES:
         raise ValidationError(f"mode must be one of {', '.join(MODES)}", field="mode")
     consent = " ".join((consent or "").split())
     if mode != "suppress" and not consent:
-        raise ValidationError("Say on what basis these people agreed to hear from you, e.g. "
-                              "'existing customers, consent recorded on 2024-05-01'.",
-                              field="consent")
+        raise ValidationError(
+            "Say on what basis these people agreed to hear from you, e.g. "
+            "'existing customers, consent recorded on 2024-05-01'.",
+            field="consent",
+        )
     try:
         explicit = importrows.parse_mapping(mapping)
     except importrows.MappingError as exc:
@@ -114,30 +130,57 @@ def create_job(rt: Runtime, *, path: str | Path, filename: str = "", list_slug: 
             list_id = lst.id
         fields, _ = _definitions(s)
         _, header, resolved, ignored = _header(path, explicit, fields)
-        job = ImportJob(list_id=list_id, filename=(filename or path.name)[:500],
-                        path=str(path), mode=mode, consent=consent, created_by=actor[:320],
-                        total_bytes=path.stat().st_size, report=REPORT_HEADER,
-                        mapping={"explicit": explicit,
-                                 "columns": {header[i]: t for i, t in resolved.items()},
-                                 "ignored": ignored})
+        job = ImportJob(
+            list_id=list_id,
+            filename=(filename or path.name)[:500],
+            path=str(path),
+            mode=mode,
+            consent=consent,
+            created_by=actor[:320],
+            total_bytes=path.stat().st_size,
+            report=REPORT_HEADER,
+            mapping={
+                "explicit": explicit,
+                "columns": {header[i]: t for i, t in resolved.items()},
+                "ignored": ignored,
+            },
+        )
         s.add(job)
         s.flush()
         job_id = int(job.id)  # type: ignore[arg-type]
-    audit.record(rt, actor=actor, action="people.import", target_type="import",
-                 target_id=job_id, detail={"file": filename or path.name, "list": list_slug,
-                                           "mode": mode, "consent": consent})
+    audit.record(
+        rt,
+        actor=actor,
+        action="people.import",
+        target_type="import",
+        target_id=job_id,
+        detail={"file": filename or path.name, "list": list_slug, "mode": mode, "consent": consent},
+    )
     return job_id
 
 
 def _info(job: ImportJob, slug: str | None) -> ImportInfo:
     m = job.mapping or {}
-    return ImportInfo(int(job.id),  # type: ignore[arg-type]
-                      job.status, job.filename, slug, job.mode,
-                      job.total_bytes, job.processed_bytes, job.rows, job.inserted, job.updated,
-                      job.skipped, job.errors, dict(m.get("columns", {})),
-                      list(m.get("ignored", [])), job.error, job.created_by,
-                      job.created_at.isoformat(),
-                      job.finished_at.isoformat() if job.finished_at else None)
+    return ImportInfo(
+        int(job.id),  # type: ignore[arg-type]
+        job.status,
+        job.filename,
+        slug,
+        job.mode,
+        job.total_bytes,
+        job.processed_bytes,
+        job.rows,
+        job.inserted,
+        job.updated,
+        job.skipped,
+        job.errors,
+        dict(m.get("columns", {})),
+        list(m.get("ignored", [])),
+        job.error,
+        job.created_by,
+        job.created_at.isoformat(),
+        job.finished_at.isoformat() if job.finished_at else None,
+    )
 
 
 def get(rt: Runtime, job_id: int) -> ImportInfo:
@@ -152,9 +195,13 @@ def get(rt: Runtime, job_id: int) -> ImportInfo:
 def all_jobs(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[ImportInfo], int]:
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(ImportJob)) or 0
-        rows = s.execute(select(ImportJob, MailingList.slug).outerjoin(
-            MailingList, MailingList.id == ImportJob.list_id)
-            .order_by(ImportJob.id.desc()).offset(offset).limit(limit)).all()
+        rows = s.execute(
+            select(ImportJob, MailingList.slug)
+            .outerjoin(MailingList, MailingList.id == ImportJob.list_id)
+            .order_by(ImportJob.id.desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
         return [_info(job, slug) for job, slug in rows], total
 
 
@@ -167,7 +214,7 @@ def report(rt: Runtime, job_id: int) -> str:
         return text
 
 
-UPLOAD_KEEP = timedelta(hours=2)   # an upload waiting for its column mapping, at most
+UPLOAD_KEEP = timedelta(hours=2)  # an upload waiting for its column mapping, at most
 
 
 def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> int:
@@ -176,8 +223,9 @@ def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> i
     Returns how many."""
     folder = upload_dir(rt).resolve()
     with rt.db.session() as s:
-        busy = set(s.scalars(select(ImportJob.path).where(
-            ImportJob.status.in_(("queued", "running")))))
+        busy = set(
+            s.scalars(select(ImportJob.path).where(ImportJob.status.in_(("queued", "running"))))
+        )
     cutoff = None if older_than is None else time.time() - older_than.total_seconds()
     gone = 0
     for path in folder.glob("*.csv"):
@@ -186,7 +234,7 @@ def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> i
                 continue
             path.unlink()
             gone += 1
-        except FileNotFoundError:   # another process took it first
+        except FileNotFoundError:  # another process took it first
             continue
     return gone
 
@@ -195,8 +243,11 @@ def requeue(rt: Runtime) -> int:
     """Enqueue queued jobs and jobs whose worker stopped beating (they resume where they were)."""
     stale = utcnow() - timedelta(seconds=rt.settings.lease_seconds)
     with rt.db.session() as s:
-        s.execute(update(ImportJob).where(ImportJob.status == "running",
-                                          ImportJob.heartbeat_at < stale).values(status="queued"))
+        s.execute(
+            update(ImportJob)
+            .where(ImportJob.status == "running", ImportJob.heartbeat_at < stale)
+            .values(status="queued")
+        )
         ids = list(s.scalars(select(ImportJob.id).where(ImportJob.status == "queued")))
     for job_id in ids:
         rt.enqueue("run_import", job_id)
@@ -205,9 +256,11 @@ def requeue(rt: Runtime) -> int:
 
 def _claim(rt: Runtime, job_id: int) -> bool:
     with rt.db.session() as s:
-        claimed = s.execute(update(ImportJob).where(ImportJob.id == job_id,
-                                                    ImportJob.status == "queued")
-                            .values(status="running", heartbeat_at=utcnow())).rowcount
+        claimed = s.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.status == "queued")
+            .values(status="running", heartbeat_at=utcnow())
+        ).rowcount
         return bool(claimed)
 
 
@@ -224,8 +277,14 @@ def _finish(rt: Runtime, job_id: int, status: str, error: str = "") -> None:
         path.unlink(missing_ok=True)  # an uploaded copy holds personal data: not kept
 
 
-def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
-            workers: int = 0, chunk_rows: int = CHUNK_ROWS) -> ImportInfo | None:
+def run_job(
+    rt: Runtime,
+    job_id: int,
+    *,
+    progress: Progress | None = None,
+    workers: int = 0,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportInfo | None:
     """Run a queued job to the end (or resume a stale one); harmless when run twice."""
     if not _claim(rt, job_id):
         return None
@@ -238,8 +297,12 @@ def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
         _finish(rt, job_id, "failed", f"The file cannot be read: {exc}")
     except Exception as exc:
         log.exception("import %s failed", job_id)
-        _finish(rt, job_id, "failed", f"The import stopped on an internal error ({exc}); "
-                                      "rows before it were imported")
+        _finish(
+            rt,
+            job_id,
+            "failed",
+            f"The import stopped on an internal error ({exc}); rows before it were imported",
+        )
         raise
     else:
         _finish(rt, job_id, "done")
@@ -249,17 +312,21 @@ def run_job(rt: Runtime, job_id: int, *, progress: Progress | None = None,
     return info
 
 
-def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int,
-               workers: int) -> Iterator[importrows.Checked]:
+def _validated(
+    ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int, workers: int
+) -> Iterator[importrows.Checked]:
     """Validated chunks in order, read and validated ahead of the writes: by a thread of this
     process (it runs while the database works, the drivers let go of the interpreter then), or
     by a helper process (a core of its own)."""
     if workers <= 0:
         results: Any = queue.Queue(HELPER_AHEAD)  # back-pressure: memory stays flat
         stop: Any = threading.Event()
-        helper: Any = threading.Thread(target=importrows.helper_run, daemon=True,
-                                       name=READER_THREAD,
-                                       args=(ctx, path, fmt, size, results, stop))
+        helper: Any = threading.Thread(
+            target=importrows.helper_run,
+            daemon=True,
+            name=READER_THREAD,
+            args=(ctx, path, fmt, size, results, stop),
+        )
         switching: Any = _quick_switching()
     else:
         # spawn, not fork: this process has threads (workers, pools) that fork would copy
@@ -267,8 +334,11 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         mp = multiprocessing.get_context("spawn")
         results = mp.Queue(HELPER_AHEAD)
         stop = mp.Event()
-        helper = mp.Process(target=importrows.helper_process, daemon=True,
-                            args=(ctx, path, fmt, size, results, stop))
+        helper = mp.Process(
+            target=importrows.helper_process,
+            daemon=True,
+            args=(ctx, path, fmt, size, results, stop),
+        )
         switching = nullcontext()
     with switching:
         helper.start()
@@ -278,15 +348,13 @@ def _validated(ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, siz
         finally:
             stop.set()
             while helper.is_alive():  # a helper blocked on a full queue sees stop once it can
-                try:                  # go on
+                with contextlib.suppress(queue.Empty):  # go on
                     results.get(timeout=0.1)
-                except queue.Empty:
-                    pass
             helper.join()
 
 
 _switching_lock = threading.Lock()
-_switching_users = [0, 0.0]   # readers running in this process, the interval before the first
+_switching_users = [0, 0.0]  # readers running in this process, the interval before the first
 
 
 @contextmanager
@@ -327,8 +395,9 @@ def _hash_key(rt: Runtime) -> bytes:
     return hashlib.sha256(b"suppression:" + rt.settings.secret_key.encode()).digest()
 
 
-def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int,
-             chunk_rows: int) -> None:
+def _execute(
+    rt: Runtime, job_id: int, progress: Progress | None, workers: int, chunk_rows: int
+) -> None:
     with rt.db.session() as s:
         job = s.get(ImportJob, job_id)
         assert job is not None
@@ -337,12 +406,17 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int,
         if job.mode != "suppress" and slug is None:
             raise ValidationError("the list of this import was deleted", field="list")
     path = Path(job.path)
-    fmt, header, mapping, _ = _header(path, dict((job.mapping or {}).get("explicit", {})),
-                                      fields)
-    ctx = importrows.Context(mapping, fields, interests, _hash_key(rt), len(header),
-                             copy_text=rt.db.dialect == "postgresql")
+    fmt, header, mapping, _ = _header(path, dict((job.mapping or {}).get("explicit", {})), fields)
+    ctx = importrows.Context(
+        mapping,
+        fields,
+        interests,
+        _hash_key(rt),
+        len(header),
+        copy_text=rt.db.dialect == "postgresql",
+    )
     counts = {k: getattr(job, k) for k in ("rows", "inserted", "updated", "skipped", "errors")}
-    done = counts, counts["skipped"] + counts["errors"]   # counts and report lines so far
+    done = counts, counts["skipped"] + counts["errors"]  # counts and report lines so far
     pieces = _validated(ctx, path, fmt, min(chunk_rows, PIECE_ROWS), workers)
     # closing: the helper stops as soon as this does, even while an exception is handled
     with closing(pieces), rt.db.engine.connect() as conn, bulk_settings(conn):
@@ -368,8 +442,7 @@ def _execute(rt: Runtime, job_id: int, progress: Progress | None, workers: int,
             writer.drop()
 
 
-def _groups(pieces: Iterator[importrows.Checked], rows: int
-            ) -> Iterator[list[importrows.Checked]]:
+def _groups(pieces: Iterator[importrows.Checked], rows: int) -> Iterator[list[importrows.Checked]]:
     """Consecutive pieces of about `rows` rows in all: one transaction each."""
     group: list[importrows.Checked] = []
     for piece in pieces:
@@ -381,30 +454,56 @@ def _groups(pieces: Iterator[importrows.Checked], rows: int
         yield group
 
 
-def _write(conn: Any, writer: Writer, job: ImportJob, piece: importrows.Checked,
-           counts: dict[str, int], report_lines: int) -> tuple[dict[str, int], int]:
+def _write(
+    conn: Any,
+    writer: Writer,
+    job: ImportJob,
+    piece: importrows.Checked,
+    counts: dict[str, int],
+    report_lines: int,
+) -> tuple[dict[str, int], int]:
     """One piece of a chunk's transaction; the job's counts and report lines after it."""
     # Rows an earlier run committed are only remembered (so their repeats are still found).
-    staged = writer.stage(piece.people, piece.people_count, piece.first,
-                          job.last_row if piece.first <= job.last_row else 0)
+    staged = writer.stage(
+        piece.people,
+        piece.people_count,
+        piece.first,
+        job.last_row if piece.first <= job.last_row else 0,
+    )
     if piece.last <= job.last_row:
         return counts, report_lines
     bad = [b for b in piece.bad if b[0] > job.last_row]
     repeats = [r for r in piece.repeats if r[0] > job.last_row]
     out = _apply(writer, job, staged, bad, repeats)
-    counts = dict(counts, rows=counts["rows"] + staged + len(repeats) + len(bad),
-                  errors=counts["errors"] + len(bad))
+    counts = dict(
+        counts,
+        rows=counts["rows"] + staged + len(repeats) + len(bad),
+        errors=counts["errors"] + len(bad),
+    )
     for key in ("inserted", "updated", "skipped"):
         counts[key] += getattr(out, key)
     lines, report_lines = _report_lines(out, piece, report_lines)
-    conn.execute(update(ImportJob).where(ImportJob.id == job.id).values(
-        processed_bytes=piece.bytes_read, last_row=piece.last, heartbeat_at=utcnow(),
-        report=ImportJob.report + lines, **counts))
+    conn.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job.id)
+        .values(
+            processed_bytes=piece.bytes_read,
+            last_row=piece.last,
+            heartbeat_at=utcnow(),
+            report=ImportJob.report + lines,
+            **counts,
+        )
+    )
     return counts, report_lines
 
 
-def _apply(writer: Writer, job: ImportJob, staged: int, bad: list[importrows.Bad],
-           repeats: list[importrows.Repeat]) -> Outcome:
+def _apply(
+    writer: Writer,
+    job: ImportJob,
+    staged: int,
+    bad: list[importrows.Bad],
+    repeats: list[importrows.Repeat],
+) -> Outcome:
     out = Outcome()
     for row, email, reason in bad:
         out.lines.append((row, email, "error", reason))
@@ -413,27 +512,46 @@ def _apply(writer: Writer, job: ImportJob, staged: int, bad: list[importrows.Bad
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
-        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent,
-                        job_id=int(job.id))  # type: ignore[arg-type]
+        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=int(job.id))  # type: ignore[arg-type]
     else:
-        writer.apply(out, staged, list_id=int(job.list_id),  # type: ignore[arg-type]
-                     mode=job.mode, now=now, actor=actor, wording=job.consent,
-                     job_id=int(job.id))  # type: ignore[arg-type]
+        writer.apply(
+            out,
+            staged,
+            list_id=int(job.list_id),  # type: ignore[arg-type]
+            mode=job.mode,
+            now=now,
+            actor=actor,
+            wording=job.consent,
+            job_id=int(job.id),
+        )  # type: ignore[arg-type]
     return out
 
 
 def _report_lines(out: Outcome, chunk: importrows.Checked, written: int) -> tuple[str, int]:
     """The chunk's report lines as CSV, in row order, up to MAX_REPORT_LINES in all."""
     # An erased person's address is never written down again, not even as a refused row.
-    lines = sorted((row, ERASED if email in out.erased else email, result, reason)
-                   for row, email, result, reason in out.lines)
+    lines = sorted(
+        (row, ERASED if email in out.erased else email, result, reason)
+        for row, email, result, reason in out.lines
+    )
     room = MAX_REPORT_LINES - written
     if not lines or room <= 0:
         return "", written + len(lines)
-    text = "".join(csvfiles.write_row([row, chunk.line(row), exports.safe_cell(email), result,
-                                       exports.safe_cell(reason)])
-                   for row, email, result, reason in lines[:room])
+    text = "".join(
+        csvfiles.write_row(
+            [row, chunk.line(row), exports.safe_cell(email), result, exports.safe_cell(reason)]
+        )
+        for row, email, result, reason in lines[:room]
+    )
     if len(lines) > room:
-        text += csvfiles.write_row(["", "", "", "", f"more than {MAX_REPORT_LINES} rows were "
-                                    "skipped or had errors; only the first are listed"])
+        text += csvfiles.write_row(
+            [
+                "",
+                "",
+                "",
+                "",
+                f"more than {MAX_REPORT_LINES} rows were "
+                "skipped or had errors; only the first are listed",
+            ]
+        )
     return text, written + len(lines)

@@ -2,22 +2,26 @@
 a temporary staging table in one statement, one lookup finds the addresses the database already
 knows (seen earlier in the file, suppressed, existing, member of the list), and each target
 table then gets one INSERT ... SELECT from the staging table. Per row, no Python runs here."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 # act of a staged row: new (a new subscriber), old (an existing one), kept (skipped but
 # remembered as handled), gone (skipped and not remembered: a repeat or a suppressed address).
-STAGE = ("row_no INTEGER PRIMARY KEY, email TEXT NOT NULL, email_hash TEXT NOT NULL, "
-         "name TEXT NOT NULL, fields TEXT NOT NULL, interests TEXT NOT NULL, "
-         "act TEXT NOT NULL DEFAULT 'new', member TEXT, sid INTEGER")
-PEOPLE = "row_no, email, email_hash, name, fields, interests"   # see importrows.person
+STAGE = (
+    "row_no INTEGER PRIMARY KEY, email TEXT NOT NULL, email_hash TEXT NOT NULL, "
+    "name TEXT NOT NULL, fields TEXT NOT NULL, interests TEXT NOT NULL, "
+    "act TEXT NOT NULL DEFAULT 'new', member TEXT, sid INTEGER"
+)
+PEOPLE = "row_no, email, email_hash, name, fields, interests"  # see importrows.person
 LANDED = "act IN ('new', 'old')"
 
 
@@ -29,7 +33,7 @@ class Outcome:
     updated: int = 0
     skipped: int = 0
     lines: list[tuple[int, str, str, str]] = field(default_factory=list)
-    erased: set[str] = field(default_factory=set)   # addresses of erased people: not reported
+    erased: set[str] = field(default_factory=set)  # addresses of erased people: not reported
 
     def skip(self, row: int, email: str, reason: str) -> None:
         self.lines.append((row, email, "skipped", reason))
@@ -41,10 +45,10 @@ class Known(NamedTuple):
 
     row: int
     email: str
-    seen_row: int | None       # an earlier row of this file had it
-    suppressed: str | None     # the suppression reason
+    seen_row: int | None  # an earlier row of this file had it
+    suppressed: str | None  # the suppression reason
     subscriber_id: int | None
-    member: str | None         # membership status on the import's list
+    member: str | None  # membership status on the import's list
 
 
 def stamp(now: datetime) -> str:
@@ -79,14 +83,17 @@ class Writer:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
         self.drop()
-        conn.exec_driver_sql("CREATE TEMPORARY TABLE imp_seen (email TEXT PRIMARY KEY, "
-                             "row_no INTEGER NOT NULL)")
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE imp_seen (email TEXT PRIMARY KEY, row_no INTEGER NOT NULL)"
+        )
         if self.pg:  # new subscribers' ids as the rows arrive (unused ones are only a gap)
             sequence = conn.exec_driver_sql(
-                "SELECT pg_get_serial_sequence('subscriber', 'id')").scalar()
+                "SELECT pg_get_serial_sequence('subscriber', 'id')"
+            ).scalar()
             literal = "'" + sequence.replace("'", "''") + "'"
-            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE imp_batch ({STAGE} "
-                                 f"DEFAULT nextval({literal}))")
+            conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE imp_batch ({STAGE} DEFAULT nextval({literal}))"
+            )
         else:
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE imp_batch ({STAGE})")
             # A larger page cache for this connection: index inserts at random keys (the
@@ -127,16 +134,26 @@ class Writer:
             # id ever given is ours to go on from; new subscribers get the ids after it in row
             # order (and AUTOINCREMENT remembers them).
             self.conn.exec_driver_sql("DELETE FROM imp_batch")
-            top = self.conn.exec_driver_sql(
-                "SELECT max(coalesce((SELECT max(id) FROM subscriber), 0), coalesce((SELECT seq "
-                "FROM sqlite_sequence WHERE name = 'subscriber'), 0))").scalar() or 0
-            self._run(f"INSERT INTO imp_batch ({PEOPLE}, sid) SELECT value ->> 0, "
-                      "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
-                      ":base + (value ->> 0) FROM json_each(:people)", people=people,
-                      base=top - first + 1)
+            top = (
+                self.conn.exec_driver_sql(
+                    "SELECT max(coalesce((SELECT max(id) FROM subscriber), 0), coalesce((SELECT seq "
+                    "FROM sqlite_sequence WHERE name = 'subscriber'), 0))"
+                ).scalar()
+                or 0
+            )
+            self._run(
+                f"INSERT INTO imp_batch ({PEOPLE}, sid) SELECT value ->> 0, "
+                "value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, "
+                ":base + (value ->> 0) FROM json_each(:people)",
+                people=people,
+                base=top - first + 1,
+            )
         if after_row:
-            self._run("INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
-                      "WHERE row_no <= :r", r=after_row)
+            self._run(
+                "INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
+                "WHERE row_no <= :r",
+                r=after_row,
+            )
             count -= self._run("DELETE FROM imp_batch WHERE row_no <= :r", r=after_row).rowcount
         return count
 
@@ -154,19 +171,25 @@ class Writer:
             "SELECT row_no, email, seen, reason, sid, (SELECT m.status FROM membership m "
             "WHERE m.subscriber_id = k.sid AND m.list_id = :lid) FROM k "
             "WHERE seen IS NOT NULL OR reason IS NOT NULL OR sid IS NOT NULL ORDER BY row_no",
-            lid=list_id)
+            lid=list_id,
+        )
         return [Known(*r) for r in rows]
 
     def _decide(self, decisions: list[tuple[Known, str]]) -> None:
         """Write the act (and subscriber id, member status) of known rows into imp_batch."""
         if decisions:
-            self.conn.execute(text("UPDATE imp_batch SET act = :act, sid = coalesce(:sid, sid), "
-                                   "member = :member WHERE row_no = :row"),
-                              [{"row": k.row, "act": act, "sid": k.subscriber_id,
-                                "member": k.member} for k, act in decisions])
+            self.conn.execute(
+                text(
+                    "UPDATE imp_batch SET act = :act, sid = coalesce(:sid, sid), "
+                    "member = :member WHERE row_no = :row"
+                ),
+                [
+                    {"row": k.row, "act": act, "sid": k.subscriber_id, "member": k.member}
+                    for k, act in decisions
+                ],
+            )
 
-    def _screen(self, out: Outcome, known: list[Known], suppress: bool
-                ) -> list[tuple[Known, str]]:
+    def _screen(self, out: Outcome, known: list[Known], suppress: bool) -> list[tuple[Known, str]]:
         """Skip repeats and suppressed addresses ("gone"); the others known belong to a
         subscriber ("old")."""
         decisions = []
@@ -176,9 +199,14 @@ class Writer:
             if k.seen_row is not None:
                 out.skip(k.row, k.email, f"the same address as row {k.seen_row}")
             elif k.suppressed is not None:
-                out.skip(k.row, k.email, f"already on the suppression list ({k.suppressed})"
-                         if suppress else f"on the suppression list ({k.suppressed}): only a "
-                         "new sign-up by the person can add this address again")
+                out.skip(
+                    k.row,
+                    k.email,
+                    f"already on the suppression list ({k.suppressed})"
+                    if suppress
+                    else f"on the suppression list ({k.suppressed}): only a "
+                    "new sign-up by the person can add this address again",
+                )
             else:
                 decisions.append((k, "old"))
                 continue
@@ -186,23 +214,41 @@ class Writer:
         return decisions
 
     def _remember(self) -> None:
-        self._run("INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
-                  "WHERE act <> 'gone'")
+        self._run(
+            "INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
+            "WHERE act <> 'gone'"
+        )
 
     # -- the piece ---------------------------------------------------------------------------------
-    def apply(self, out: Outcome, staged: int, *, list_id: int, mode: str, now: datetime,
-              actor: str, wording: str, job_id: int) -> None:
+    def apply(
+        self,
+        out: Outcome,
+        staged: int,
+        *,
+        list_id: int,
+        mode: str,
+        now: datetime,
+        actor: str,
+        wording: str,
+        job_id: int,
+    ) -> None:
         """Create or update the staged subscribers, their membership, interests and consent
         events."""
         decisions = []
         for k, act in self._screen(out, self.lookup(list_id), suppress=False):
             if act == "old" and k.member in ("unsubscribed", "bounced"):
-                out.skip(k.row, k.email, f"{k.member} on this list: an import never "
-                                         "subscribes someone again")
+                out.skip(
+                    k.row,
+                    k.email,
+                    f"{k.member} on this list: an import never subscribes someone again",
+                )
                 act = "kept"
             elif act == "old" and mode == "add":
-                out.skip(k.row, k.email, "already a subscriber (mode add leaves existing "
-                                         "people unchanged)")
+                out.skip(
+                    k.row,
+                    k.email,
+                    "already a subscriber (mode add leaves existing people unchanged)",
+                )
                 act = "kept"
             decisions.append((k, act))
         self._decide(decisions)
@@ -211,62 +257,124 @@ class Writer:
         new = staged - len(decisions)
         at = self._at(now)
         fields = "CAST(fields AS JSONB)" if self.pg else "fields"
-        self._run("INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
-                  "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
-                  f"SELECT sid, email, email_hash, name, {fields}, 'import', false, false, 0, "
-                  ":at, :at FROM imp_batch WHERE act = 'new' ORDER BY sid", at=at)
+        self._run(
+            "INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
+            "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
+            f"SELECT sid, email, email_hash, name, {fields}, 'import', false, false, 0, "
+            ":at, :at FROM imp_batch WHERE act = 'new' ORDER BY sid",
+            at=at,
+        )
         if mode == "upsert" and old:
             # A name replaces the old one, field values merge into the old ones.
-            merge = ("subscriber.fields || CAST(b.fields AS JSONB)" if self.pg
-                     else "json_patch(subscriber.fields, b.fields)")
-            self._run(f"UPDATE subscriber SET name = CASE WHEN b.name <> '' THEN b.name "
-                      f"ELSE subscriber.name END, fields = {merge}, updated_at = :at "
-                      f"FROM imp_batch b WHERE b.act = 'old' AND subscriber.id = b.sid", at=at)
-        self._run("INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, source, "
-                  "created_at, confirmed_at, updated_at) SELECT sid, :lid, 'confirmed', '', "
-                  f"'import', :at, :at, :at FROM imp_batch WHERE {LANDED} AND member IS NULL "
-                  "ORDER BY sid", lid=list_id, at=at)
+            merge = (
+                "subscriber.fields || CAST(b.fields AS JSONB)"
+                if self.pg
+                else "json_patch(subscriber.fields, b.fields)"
+            )
+            self._run(
+                f"UPDATE subscriber SET name = CASE WHEN b.name <> '' THEN b.name "
+                f"ELSE subscriber.name END, fields = {merge}, updated_at = :at "
+                f"FROM imp_batch b WHERE b.act = 'old' AND subscriber.id = b.sid",
+                at=at,
+            )
+        self._run(
+            "INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, source, "
+            "created_at, confirmed_at, updated_at) SELECT sid, :lid, 'confirmed', '', "
+            f"'import', :at, :at, :at FROM imp_batch WHERE {LANDED} AND member IS NULL "
+            "ORDER BY sid",
+            lid=list_id,
+            at=at,
+        )
         if old:  # the importer vouches for consent: a pending double opt-in is confirmed
-            self._run("UPDATE membership SET status = 'confirmed', confirmed_at = :at, "
-                      "updated_at = :at WHERE list_id = :lid AND status = 'pending' AND "
-                      "subscriber_id IN (SELECT sid FROM imp_batch WHERE act = 'old' AND "
-                      "member = 'pending')", lid=list_id, at=at)
+            self._run(
+                "UPDATE membership SET status = 'confirmed', confirmed_at = :at, "
+                "updated_at = :at WHERE list_id = :lid AND status = 'pending' AND "
+                "subscriber_id IN (SELECT sid FROM imp_batch WHERE act = 'old' AND "
+                "member = 'pending')",
+                lid=list_id,
+                at=at,
+            )
         self._interests(old)
-        self._consent(LANDED, kind="import", list_id=list_id, at=at, actor=actor,
-                      wording=wording, job_id=job_id)
+        self._consent(
+            LANDED,
+            kind="import",
+            list_id=list_id,
+            at=at,
+            actor=actor,
+            wording=wording,
+            job_id=job_id,
+        )
         out.inserted, out.updated = new, old if mode == "upsert" else 0
 
     def _interests(self, old: int) -> None:
-        each = ("jsonb_array_elements_text(CAST(b.interests AS JSONB)) AS j(value)" if self.pg
-                else "json_each(b.interests) AS j")
-        self._run(f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT b.sid, "
-                  f"j.value FROM imp_batch b, {each} WHERE b.act = 'new' AND b.interests <> '[]'")
+        each = (
+            "jsonb_array_elements_text(CAST(b.interests AS JSONB)) AS j(value)"
+            if self.pg
+            else "json_each(b.interests) AS j"
+        )
+        self._run(
+            f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT b.sid, "
+            f"j.value FROM imp_batch b, {each} WHERE b.act = 'new' AND b.interests <> '[]'"
+        )
         if old:
-            self._run(f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT b.sid, "
-                      f"j.value FROM imp_batch b, {each} WHERE b.act = 'old' AND "
-                      f"b.interests <> '[]' ON CONFLICT DO NOTHING")
+            self._run(
+                f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT b.sid, "
+                f"j.value FROM imp_batch b, {each} WHERE b.act = 'old' AND "
+                f"b.interests <> '[]' ON CONFLICT DO NOTHING"
+            )
 
-    def _consent(self, where: str, *, kind: str, list_id: int | None, at: Any, actor: str,
-                 wording: str, job_id: int) -> None:
-        detail = ("CAST(json_build_object('job', CAST(:job AS INTEGER), 'row', row_no) AS JSON)"
-                  if self.pg else "json_object('job', :job, 'row', row_no)")
-        self._run("INSERT INTO consent_event (subscriber_id, detail, list_id, kind, at, source, "
-                  f"actor, ip, user_agent, wording) SELECT sid, {detail}, :lid, :kind, :at, "
-                  f"'import', :actor, '', '', :wording FROM imp_batch WHERE {where} "
-                  "ORDER BY sid", job=job_id, lid=list_id, kind=kind, at=at, actor=actor[:100],
-                  wording=wording)
+    def _consent(
+        self,
+        where: str,
+        *,
+        kind: str,
+        list_id: int | None,
+        at: Any,
+        actor: str,
+        wording: str,
+        job_id: int,
+    ) -> None:
+        detail = (
+            "CAST(json_build_object('job', CAST(:job AS INTEGER), 'row', row_no) AS JSON)"
+            if self.pg
+            else "json_object('job', :job, 'row', row_no)"
+        )
+        self._run(
+            "INSERT INTO consent_event (subscriber_id, detail, list_id, kind, at, source, "
+            f"actor, ip, user_agent, wording) SELECT sid, {detail}, :lid, :kind, :at, "
+            f"'import', :actor, '', '', :wording FROM imp_batch WHERE {where} "
+            "ORDER BY sid",
+            job=job_id,
+            lid=list_id,
+            kind=kind,
+            at=at,
+            actor=actor[:100],
+            wording=wording,
+        )
 
-    def suppress(self, out: Outcome, staged: int, *, now: datetime, actor: str, wording: str,
-                 job_id: int) -> None:
+    def suppress(
+        self, out: Outcome, staged: int, *, now: datetime, actor: str, wording: str, job_id: int
+    ) -> None:
         """Mode suppress: put the staged addresses on the suppression list."""
         decisions = self._screen(out, self.lookup(None), suppress=True)
         self._decide(decisions)
         self._remember()
         detail = f"import {job_id}: {wording}" if wording else f"import {job_id}"
         detail, at = detail[:500], self._at(now)
-        self._run("INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
-                  "SELECT email_hash, email, 'manual', :detail, :at FROM imp_batch "
-                  f"WHERE {LANDED}", detail=detail, at=at)
+        self._run(
+            "INSERT INTO suppression (email_hash, email, reason, detail, created_at) "
+            "SELECT email_hash, email, 'manual', :detail, :at FROM imp_batch "
+            f"WHERE {LANDED}",
+            detail=detail,
+            at=at,
+        )
         out.inserted = staged - sum(1 for _, act in decisions if act == "gone")
-        self._consent("act = 'old' AND sid IS NOT NULL", kind="suppressed", list_id=None, at=at,
-                      actor=actor, wording=wording, job_id=job_id)
+        self._consent(
+            "act = 'old' AND sid IS NOT NULL",
+            kind="suppressed",
+            list_id=None,
+            at=at,
+            actor=actor,
+            wording=wording,
+            job_id=job_id,
+        )

@@ -1,4 +1,5 @@
 """Inbound mail: store the raw message first, then classify and act, idempotently."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,15 @@ from sqlalchemy.orm import Session
 
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
-from listmgr.models import (Delivery, InboundMessage, Membership, MemberStatus, Outbox,
-                            Subscriber, utcnow)
+from listmgr.models import (
+    Delivery,
+    InboundMessage,
+    Membership,
+    MemberStatus,
+    Outbox,
+    Subscriber,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 from listmgr.services import inbound_proof, unsubscribe_requests
 from listmgr.services.inbound_proof import NO_PROOF
@@ -38,8 +46,7 @@ def _message_id(raw: bytes) -> str:
     return " ".join(value.split())[:998]
 
 
-def store(rt: Runtime, raw: bytes, *, envelope_from: str = "",
-          envelope_to: str = "") -> Stored:
+def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str = "") -> Stored:
     """Keep the raw message (duplicates collapse by content hash) and queue its processing."""
     if not raw or not raw.strip():
         raise ValidationError("the message is empty", field="message")
@@ -54,25 +61,42 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "",
             return Stored(existing, True)
     try:
         with rt.db.session() as s:
-            row = InboundMessage(sha256=digest, message_id=_message_id(raw), raw=raw,
-                                 size=len(raw), envelope_from=envelope_from,
-                                 envelope_to=envelope_to)
+            row = InboundMessage(
+                sha256=digest,
+                message_id=_message_id(raw),
+                raw=raw,
+                size=len(raw),
+                envelope_from=envelope_from,
+                envelope_to=envelope_to,
+            )
             s.add(row)
             s.flush()
             new_id = int(row.id)  # type: ignore[arg-type]
     except IntegrityError:  # the same message arrived twice at the same moment
         with rt.db.session() as s:
-            return Stored(int(s.scalar(select(InboundMessage.id).where(  # type: ignore[arg-type]
-                InboundMessage.sha256 == digest))), True)
+            return Stored(
+                int(
+                    s.scalar(
+                        select(InboundMessage.id).where(  # type: ignore[arg-type]
+                            InboundMessage.sha256 == digest
+                        )
+                    )
+                ),
+                True,
+            )
     rt.enqueue("process_inbound", new_id)
     return Stored(new_id, False)
 
 
 def _classify(rt: Runtime, row: InboundMessage) -> Classification:
     recipients = tuple(x for x in row.envelope_to.replace(",", " ").split() if x)
-    return classify(row.raw, Envelope(sender=row.envelope_from, recipients=recipients),
-                    tokens=rt.tokens, mail_domain=rt.settings.mail_domain,
-                    authserv_id=rt.settings.inbound_authserv_id)
+    return classify(
+        row.raw,
+        Envelope(sender=row.envelope_from, recipients=recipients),
+        tokens=rt.tokens,
+        mail_domain=rt.settings.mail_domain,
+        authserv_id=rt.settings.inbound_authserv_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,11 +114,13 @@ class Outcome:
 def needs_human() -> Any:
     """Inbox condition: not understood, or a request that changed nobody for lack of proof."""
     return (InboundMessage.handled.is_(False)) & (
-        (InboundMessage.kind == "other") | (InboundMessage.proof == NO_PROOF))
+        (InboundMessage.kind == "other") | (InboundMessage.proof == NO_PROOF)
+    )
 
 
-def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification, *,
-         admin: bool) -> Outcome:
+def _act(
+    s: Session, rt: Runtime, row: InboundMessage, cls: Classification, *, admin: bool
+) -> Outcome:
     """Apply the classification to the person its proof names (a human's verdict is proof)."""
     if cls.kind == "autoreply":
         return Outcome("ignored (auto-reply)")
@@ -107,53 +133,95 @@ def _act(s: Session, rt: Runtime, row: InboundMessage, cls: Classification, *,
         verdict = inbound_proof.judge(s, cls)
         if verdict.subscriber_id is None and verdict.requester_id is not None:
             sub = s.get(Subscriber, verdict.requester_id)
-            action, oid = unsubscribe_requests.ask(s, rt, row, sub,  # type: ignore[arg-type]
-                                                   auto_submitted=_auto_submitted(cls))
-            return Outcome(action, NO_PROOF, verdict.requester_id,
-                           outbox=(oid,) if oid else ())
+            action, oid = unsubscribe_requests.ask(
+                s,
+                rt,
+                row,
+                sub,  # type: ignore[arg-type]
+                auto_submitted=_auto_submitted(cls),
+            )
+            return Outcome(action, NO_PROOF, verdict.requester_id, outbox=(oid,) if oid else ())
         if verdict.subscriber_id is None:
             return Outcome(f"{verdict.reason}; nothing changed", NO_PROOF)
-        cls = replace(cls, subscriber_id=verdict.subscriber_id, list_id=verdict.list_id,
-                      campaign_id=verdict.campaign_id)
+        cls = replace(
+            cls,
+            subscriber_id=verdict.subscriber_id,
+            list_id=verdict.list_id,
+            campaign_id=verdict.campaign_id,
+        )
         sub = s.get(Subscriber, verdict.subscriber_id)
         subs = [sub] if sub is not None else []
         proof = verdict.proof
     if not subs:
         return Outcome(f"no matching subscriber for {cls.kind}", proof)
     done, outbox = _apply(s, rt, row, cls, subs, proof)
-    return Outcome("; ".join(done), proof, int(subs[0].id), cls.list_id,  # type: ignore[arg-type]
-                   cls.campaign_id, tuple(outbox))
+    return Outcome(
+        "; ".join(done),
+        proof,
+        int(subs[0].id),
+        cls.list_id,  # type: ignore[arg-type]
+        cls.campaign_id,
+        tuple(outbox),
+    )
 
 
-def _apply(s: Session, rt: Runtime, row: InboundMessage, cls: Classification,
-           subs: list[Subscriber], proof: str) -> tuple[list[str], list[int]]:
+def _apply(
+    s: Session,
+    rt: Runtime,
+    row: InboundMessage,
+    cls: Classification,
+    subs: list[Subscriber],
+    proof: str,
+) -> tuple[list[str], list[int]]:
     """Change the proven people; returns (what was done, outbox ids to send after commit)."""
     origin = Origin(source=f"inbound-{cls.kind}", actor="inbound")
     outbox: list[int] = []
-    detail = {"inbound_id": row.id, "message_id": row.message_id, "proof": proof,
-              "authentication_results": cls.evidence.get("authentication_results")}
+    detail = {
+        "inbound_id": row.id,
+        "message_id": row.message_id,
+        "proof": proof,
+        "authentication_results": cls.evidence.get("authentication_results"),
+    }
     done = []
     for sub in subs:
         if cls.kind == "bounce":
             done.append(_bounce(s, rt, sub, row, cls, origin))
         elif cls.kind == "complaint":
-            unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True,
-                                   campaign_id=cls.campaign_id, inbound_id=row.id, detail=detail,
-                                   reason="complaint")
+            unsubscribe_subscriber(
+                s,
+                sub,
+                list_id=None,
+                origin=origin,
+                everything=True,
+                campaign_id=cls.campaign_id,
+                inbound_id=row.id,
+                detail=detail,
+                reason="complaint",
+            )
             _flag_delivery(s, cls.campaign_id, sub.id, complained=True)
             done.append(f"{sub.email}: unsubscribed from all and suppressed (complaint)")
         elif cls.kind == "unsubscribe":
-            by_token = cls.evidence.get("rule") == "unsubscribe-address" and \
-                cls.subscriber_id is not None and cls.list_id is not None
+            by_token = (
+                cls.evidence.get("rule") == "unsubscribe-address"
+                and cls.subscriber_id is not None
+                and cls.list_id is not None
+            )
             changed = unsubscribe_subscriber(
-                s, sub, list_id=cls.list_id, origin=origin, campaign_id=cls.campaign_id,
-                inbound_id=row.id, everything=not by_token,
-                detail={**detail, "matched": "token" if by_token else "from-address"})
-            done.append(f"{sub.email}: unsubscribed from "
-                        f"{'the list of the token' if by_token else 'all lists'}"
-                        f"{'' if changed else ' (already)'}")
-            if changed and rt.settings.unsubscribe_confirmation_mail and \
-                    not _auto_submitted(cls):
+                s,
+                sub,
+                list_id=cls.list_id,
+                origin=origin,
+                campaign_id=cls.campaign_id,
+                inbound_id=row.id,
+                everything=not by_token,
+                detail={**detail, "matched": "token" if by_token else "from-address"},
+            )
+            done.append(
+                f"{sub.email}: unsubscribed from "
+                f"{'the list of the token' if by_token else 'all lists'}"
+                f"{'' if changed else ' (already)'}"
+            )
+            if changed and rt.settings.unsubscribe_confirmation_mail and not _auto_submitted(cls):
                 oid = _confirmation(s, sub, changed[0])
                 if oid:
                     outbox.append(oid)
@@ -167,39 +235,71 @@ def _auto_submitted(cls: Classification) -> bool:
     return bool(value) and value != "no"
 
 
-def _flag_delivery(s: Session, campaign_id: int | None, subscriber_id: int | None,
-                   **flags: bool) -> None:
+def _flag_delivery(
+    s: Session, campaign_id: int | None, subscriber_id: int | None, **flags: bool
+) -> None:
     if campaign_id and subscriber_id:
-        s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
-                                         Delivery.subscriber_id == subscriber_id).values(**flags))
+        s.execute(
+            update(Delivery)
+            .where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == subscriber_id)
+            .values(**flags)
+        )
 
 
-def _bounce(s: Session, rt: Runtime, sub: Subscriber, row: InboundMessage, cls: Classification,
-            origin: Origin) -> str:
+def _bounce(
+    s: Session,
+    rt: Runtime,
+    sub: Subscriber,
+    row: InboundMessage,
+    cls: Classification,
+    origin: Origin,
+) -> str:
     _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     hard = cls.permanent is not False
     count = sub.soft_bounces
     if not hard:
         # Atomic increment: bounces of one person may be processed by several workers at once.
-        count = s.execute(update(Subscriber).where(Subscriber.id == sub.id)
-                          .values(soft_bounces=Subscriber.soft_bounces + 1)
-                          .returning(Subscriber.soft_bounces)).scalar_one()
-        record(s, kind="bounce_soft", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
-               inbound_id=row.id, campaign_id=cls.campaign_id,
-               detail={"count": count, "status": cls.evidence.get("status")})
+        count = s.execute(
+            update(Subscriber)
+            .where(Subscriber.id == sub.id)
+            .values(soft_bounces=Subscriber.soft_bounces + 1)
+            .returning(Subscriber.soft_bounces)
+        ).scalar_one()
+        record(
+            s,
+            kind="bounce_soft",
+            subscriber_id=sub.id,
+            list_id=cls.list_id,
+            origin=origin,
+            inbound_id=row.id,
+            campaign_id=cls.campaign_id,
+            detail={"count": count, "status": cls.evidence.get("status")},
+        )
         if count < rt.settings.soft_bounce_threshold:
             return f"{sub.email}: soft bounce {count}/{rt.settings.soft_bounce_threshold}"
     now = utcnow()
-    members = list(s.scalars(select(Membership).where(
-        Membership.subscriber_id == sub.id,
-        Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)))))
+    members = list(
+        s.scalars(
+            select(Membership).where(
+                Membership.subscriber_id == sub.id,
+                Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+            )
+        )
+    )
     for m in members:
         m.status = MemberStatus.bounced.value
         m.updated_at = now
     suppress(s, sub, "hard_bounce", f"inbound #{row.id}")
-    record(s, kind="bounce_hard", subscriber_id=sub.id, list_id=cls.list_id, origin=origin,
-           inbound_id=row.id, campaign_id=cls.campaign_id,
-           detail={"status": cls.evidence.get("status"), "soft_bounces": count})
+    record(
+        s,
+        kind="bounce_hard",
+        subscriber_id=sub.id,
+        list_id=cls.list_id,
+        origin=origin,
+        inbound_id=row.id,
+        campaign_id=cls.campaign_id,
+        detail={"status": cls.evidence.get("status"), "soft_bounces": count},
+    )
     reason = "hard bounce" if hard else "soft bounce threshold reached"
     return f"{sub.email}: {reason}, suppressed"
 
@@ -219,24 +319,38 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         if row is None or (row.status == "processed" and force_kind is None):
             return
         # Lock the row so two workers cannot act on it at once (SQLite serializes writers).
-        s.execute(update(InboundMessage).where(InboundMessage.id == message_id)
-                  .values(attempts=InboundMessage.attempts + 1))
+        s.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == message_id)
+            .values(attempts=InboundMessage.attempts + 1)
+        )
         s.refresh(row)
         if row.status == "processed" and force_kind is None:
             return
         cls = _classify(rt, row)
         if force_kind is not None:
-            cls = Classification(force_kind, cls.permanent, cls.recipients or tuple(
-                [cls.evidence.get("from", "")] if cls.evidence.get("from") else []),
-                cls.subscriber_id, cls.list_id, cls.campaign_id,
-                {**cls.evidence, "reclassified_from": cls.kind}, 1.0)
+            cls = Classification(
+                force_kind,
+                cls.permanent,
+                cls.recipients
+                or tuple([cls.evidence.get("from", "")] if cls.evidence.get("from") else []),
+                cls.subscriber_id,
+                cls.list_id,
+                cls.campaign_id,
+                {**cls.evidence, "reclassified_from": cls.kind},
+                1.0,
+            )
         outcome = _act(s, rt, row, cls, admin=force_kind is not None)
         row.kind = cls.kind
         row.action = outcome.action[:200]
         row.proof = outcome.proof
-        row.evidence = {**cls.evidence, "confidence": cls.confidence,
-                        "recipients": list(cls.recipients), "action": outcome.action,
-                        "proof": {"verdict": outcome.proof or None, **cls.proof.as_dict()}}
+        row.evidence = {
+            **cls.evidence,
+            "confidence": cls.confidence,
+            "recipients": list(cls.recipients),
+            "action": outcome.action,
+            "proof": {"verdict": outcome.proof or None, **cls.proof.as_dict()},
+        }
         row.subscriber_id = outcome.subscriber_id
         row.list_id = outcome.list_id
         row.campaign_id = outcome.campaign_id
@@ -272,9 +386,14 @@ def mark_handled(rt: Runtime, message_id: int, handled: bool = True) -> None:
 def requeue(rt: Runtime) -> int:
     """Re-enqueue messages stored but not yet processed (after a crash or a lost wake-up)."""
     with rt.db.session() as s:
-        ids = list(s.scalars(select(InboundMessage.id).where(
-            InboundMessage.status == "stored", InboundMessage.attempts < MAX_ATTEMPTS)
-            .order_by(InboundMessage.id).limit(10000)))
+        ids = list(
+            s.scalars(
+                select(InboundMessage.id)
+                .where(InboundMessage.status == "stored", InboundMessage.attempts < MAX_ATTEMPTS)
+                .order_by(InboundMessage.id)
+                .limit(10000)
+            )
+        )
     for mid in ids:
         rt.enqueue("process_inbound", mid)
     return len(ids)
@@ -296,7 +415,7 @@ class InboundInfo:
     campaign_id: int | None
     evidence: dict[str, Any]
     subject: str
-    proof: str   # what tied it to us; "none": it changed nobody (see action for why)
+    proof: str  # what tied it to us; "none": it changed nobody (see action for why)
 
 
 def _info(row: InboundMessage) -> InboundInfo:
@@ -305,15 +424,35 @@ def _info(row: InboundMessage) -> InboundInfo:
         subject = " ".join(str(head.get("Subject", "") or "").split())[:300]
     except Exception:
         subject = ""
-    return InboundInfo(int(row.id), row.received_at.isoformat(), row.message_id,  # type: ignore[arg-type]
-                       row.envelope_from, row.envelope_to, row.size, row.status, row.kind,
-                       row.action, row.handled, row.subscriber_id, row.campaign_id,
-                       dict(row.evidence or {}), subject, row.proof)
+    return InboundInfo(
+        int(row.id),
+        row.received_at.isoformat(),
+        row.message_id,  # type: ignore[arg-type]
+        row.envelope_from,
+        row.envelope_to,
+        row.size,
+        row.status,
+        row.kind,
+        row.action,
+        row.handled,
+        row.subscriber_id,
+        row.campaign_id,
+        dict(row.evidence or {}),
+        subject,
+        row.proof,
+    )
 
 
-def list_messages(rt: Runtime, *, kind: str | None = None, handled: bool | None = None,
-                  offset: int = 0, limit: int = 50, inbox: bool = False,
-                  proof: str | None = None) -> tuple[list[InboundInfo], int]:
+def list_messages(
+    rt: Runtime,
+    *,
+    kind: str | None = None,
+    handled: bool | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    inbox: bool = False,
+    proof: str | None = None,
+) -> tuple[list[InboundInfo], int]:
     """Newest first; `inbox` keeps what waits for a human (see needs_human)."""
     query = select(InboundMessage)
     if inbox:

@@ -1,8 +1,10 @@
 """Whom an inbound message may change: its proof (classification.Proof) checked against our
 delivery and outbox records, and tied to the one person the action targets. Nothing else
 (an address named in a bounce, the From of a reply) ever picks a person."""
+
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -20,9 +22,9 @@ NO_PROOF = "none"
 class Verdict:
     """The person a message proves to be about (or nobody), and by what."""
 
-    subscriber_id: int | None   # whom the action may change
-    proof: str                  # token, message-id, dmarc, dkim, admin; "none": nobody
-    reason: str = ""            # why nobody, for the inbox
+    subscriber_id: int | None  # whom the action may change
+    proof: str  # token, message-id, dmarc, dkim, admin; "none": nobody
+    reason: str = ""  # why nobody, for the inbox
     campaign_id: int | None = None
     list_id: int | None = None
     requester_id: int | None = None  # unproven unsubscribe: the subscriber with the From address
@@ -43,8 +45,9 @@ def _outbox(s: Session, cls: Classification) -> list[Outbox]:
     ids = list(cls.proof.outbox_ids[:20])
     if not ids:
         return []
-    return list(s.scalars(select(Outbox).where(Outbox.message_id.in_(ids),
-                                               Outbox.status == "sent")))
+    return list(
+        s.scalars(select(Outbox).where(Outbox.message_id.in_(ids), Outbox.status == "sent"))
+    )
 
 
 def judge(s: Session, cls: Classification) -> Verdict:
@@ -65,15 +68,14 @@ def _by_tokens(s: Session, cls: Classification, *, mailto: bool) -> Verdict:
     rows = [] if mailto else _deliveries(s, cls)
     for row in rows:
         named.setdefault(int(row.subscriber_id), "message-id")  # type: ignore[arg-type]
-    for out in ([] if mailto else _outbox(s, cls)):
+    for out in [] if mailto else _outbox(s, cls):
         if out.subscriber_id:
             named.setdefault(int(out.subscriber_id), "message-id")
     if not named:
         return Verdict(None, NO_PROOF, "no proof: no token or Message-ID of ours names anyone")
     if len(named) > 1:
-        return Verdict(None, NO_PROOF, "no proof: its tokens and Message-IDs name different "
-                                       "people")
-    (sid, how), = named.items()
+        return Verdict(None, NO_PROOF, "no proof: its tokens and Message-IDs name different people")
+    ((sid, how),) = named.items()
     campaign_id, list_id = cls.campaign_id, cls.list_id
     if campaign_id is None and rows:
         campaign_id, list_id = rows[0].campaign_id, list_id or rows[0].list_id
@@ -85,10 +87,9 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     sender = cls.proof.sender
     if not sender:
         return Verdict(None, NO_PROOF, "no proof: the message has no single From address")
-    try:  # the form addresses are stored in (Unicode domains, lower case)
+    # the form addresses are stored in (Unicode domains, lower case); else looked up as written
+    with contextlib.suppress(ValidationError):
         sender = normalize_email(sender)
-    except ValidationError:
-        pass  # looked up as written
     sub = s.scalar(select(Subscriber).where(Subscriber.email == sender))
     if sub is None:
         return Verdict(None, NO_PROOF, f"no subscriber with the address {sender}")
@@ -98,14 +99,28 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     for row in _deliveries(s, cls):
         if row.subscriber_id == sid:
             return Verdict(sid, "message-id", campaign_id=row.campaign_id)
-    if cls.proof.outbox_ids and s.scalar(select(Outbox.id).where(
-            Outbox.message_id.in_(list(cls.proof.outbox_ids[:20])), Outbox.status == "sent",
-            or_(Outbox.subscriber_id == sid, Outbox.to_email == sender)).limit(1)) is not None:
+    if (
+        cls.proof.outbox_ids
+        and s.scalar(
+            select(Outbox.id)
+            .where(
+                Outbox.message_id.in_(list(cls.proof.outbox_ids[:20])),
+                Outbox.status == "sent",
+                or_(Outbox.subscriber_id == sid, Outbox.to_email == sender),
+            )
+            .limit(1)
+        )
+        is not None
+    ):
         return Verdict(sid, "message-id")
     if cls.proof.authenticated:
         return Verdict(sid, cls.proof.authenticated)
-    return Verdict(None, NO_PROOF, "no proof: no Message-ID or token of ours for this sender "
-                                   "and no authenticated From", requester_id=sid)
+    return Verdict(
+        None,
+        NO_PROOF,
+        "no proof: no Message-ID or token of ours for this sender and no authenticated From",
+        requester_id=sid,
+    )
 
 
 def by_admin(s: Session, cls: Classification) -> list[Subscriber]:

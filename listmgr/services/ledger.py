@@ -9,13 +9,15 @@ ends with) can have been sent: the reaper marks those "possibly duplicate" and p
 back in the queue. The hot statements run on a raw DB-API connection (one round trip per
 round on PostgreSQL).
 """
+
 from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,27 +27,60 @@ from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppr
 
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
-TEMPLATE_FAILURE = "template:"   # how the error of a row whose message could not be rendered starts
+TEMPLATE_FAILURE = "template:"  # how the error of a row whose message could not be rendered starts
 
 
-def materialize_statement(campaign_id: int, list_ids: Sequence[int], rules: ColumnElement[bool],
-                          now: datetime) -> Insert:
+def materialize_statement(
+    campaign_id: int, list_ids: Sequence[int], rules: ColumnElement[bool], now: datetime
+) -> Insert:
     """One INSERT … SELECT of the audience into the ledger (unique per subscriber+campaign):
     confirmed on one of the lists, not suppressed, not paused, matching the segment rules."""
-    member = and_(Membership.subscriber_id == Subscriber.id, Membership.list_id.in_(list_ids),
-                  Membership.status == MemberStatus.confirmed.value)
+    member = and_(
+        Membership.subscriber_id == Subscriber.id,
+        Membership.list_id.in_(list_ids),
+        Membership.status == MemberStatus.confirmed.value,
+    )
     # With several lists, the first the person is confirmed on names the unsubscribe token.
     list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(Membership.list_id)
-    columns = ["campaign_id", "subscriber_id", "list_id", "status", "attempts", "claimed_by",
-               "in_flight", "possibly_duplicate", "smtp_server", "error", "bounced",
-               "complained", "unsubscribed"]
-    rows = (select(literal(campaign_id), Subscriber.id, list_id, literal(QUEUED), literal(0),
-                   literal(""), false(), false(), literal(""), literal(""), false(), false(),
-                   false())
-            .select_from(Subscriber).join(Membership, member)
-            .where(~exists().where(Suppression.email_hash == Subscriber.email_hash),
-                   or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
-                   rules))
+    columns = [
+        "campaign_id",
+        "subscriber_id",
+        "list_id",
+        "status",
+        "attempts",
+        "claimed_by",
+        "in_flight",
+        "possibly_duplicate",
+        "smtp_server",
+        "error",
+        "bounced",
+        "complained",
+        "unsubscribed",
+    ]
+    rows = (
+        select(
+            literal(campaign_id),
+            Subscriber.id,
+            list_id,
+            literal(QUEUED),
+            literal(0),
+            literal(""),
+            false(),
+            false(),
+            literal(""),
+            literal(""),
+            false(),
+            false(),
+            false(),
+        )
+        .select_from(Subscriber)
+        .join(Membership, member)
+        .where(
+            ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+            rules,
+        )
+    )
     if len(list_ids) > 1:
         rows = rows.group_by(Subscriber.id)
     return insert(Delivery).from_select(columns, rows).execution_options(preserve_rowcount=True)
@@ -70,20 +105,20 @@ class Outcome:
     """What became of one claimed row."""
 
     delivery_id: int
-    status: str                       # sent failed skipped queued (retry later)
+    status: str  # sent failed skipped queued (retry later)
     error: str = ""
     server: str = ""
     next_attempt_at: datetime | None = None
-    duplicate: bool = False           # it may have reached the person already
+    duplicate: bool = False  # it may have reached the person already
     bounced: bool = False
-    attempted: bool = True            # counts as a delivery attempt
+    attempted: bool = True  # counts as a delivery attempt
 
 
 @dataclass(frozen=True)
 class Gate:
-    recorded: bool                  # the outcomes were ours to record (False: lease taken)
+    recorded: bool  # the outcomes were ours to record (False: lease taken)
     campaign_status: str
-    eligible: tuple[bool, ...]      # per upcoming row: that recipient may be mailed now
+    eligible: tuple[bool, ...]  # per upcoming row: that recipient may be mailed now
 
 
 def _fields(value: Any) -> dict[str, Any]:
@@ -104,13 +139,13 @@ class Ledger:
         self.conn: Any = self._pooled.driver_connection
         self.cur = self.conn.cursor()
         self.synchronous = synchronous
-        self._generic = False   # plan_cache_mode set on this connection (see _step_pg)
+        self._generic = False  # plan_cache_mode set on this connection (see _step_pg)
         if self.pg:
             import psycopg
 
             # $n placeholders, no query rewriting per call: the per-round statement is hot.
             self.raw = psycopg.RawCursor(self.conn)
-            self.conn.autocommit = True   # each statement is its own transaction
+            self.conn.autocommit = True  # each statement is its own transaction
             if not synchronous:
                 # The per-message records need not wait for the disk: a killed worker loses
                 # nothing (PostgreSQL has the commit); only a crash of the database server
@@ -158,28 +193,45 @@ class Ledger:
     def reap(self, campaign_id: int, now: datetime) -> int:
         """Put expired claims back in the queue; the rows that were in flight are marked."""
         p = "%s" if self.pg else "?"
-        tokens = [t for (t,) in self._run(
-            f"SELECT DISTINCT claimed_by FROM delivery WHERE campaign_id = {p} "
-            f"AND status = 'claimed' AND lease_until < {p}",
-            (campaign_id, self._ts(now))).fetchall()]
+        tokens = [
+            t
+            for (t,) in self._run(
+                f"SELECT DISTINCT claimed_by FROM delivery WHERE campaign_id = {p} "
+                f"AND status = 'claimed' AND lease_until < {p}",
+                (campaign_id, self._ts(now)),
+            ).fetchall()
+        ]
         count = 0
         for token in tokens:
+
             def put_back(token: str = token) -> int:
-                return int(self._run(
-                    f"UPDATE delivery SET status = 'queued', claimed_by = '', "
-                    f"lease_until = NULL, possibly_duplicate = (possibly_duplicate OR id IN ("
-                    f"SELECT id FROM delivery WHERE campaign_id = {p} AND status = 'claimed' "
-                    f"AND claimed_by = {p} ORDER BY id LIMIT {p})) "
-                    f"WHERE campaign_id = {p} AND status = 'claimed' AND claimed_by = {p} "
-                    f"AND lease_until < {p}",
-                    (campaign_id, token, in_flight(token), campaign_id, token,
-                     self._ts(now))).rowcount)
+                return int(
+                    self._run(
+                        f"UPDATE delivery SET status = 'queued', claimed_by = '', "
+                        f"lease_until = NULL, possibly_duplicate = (possibly_duplicate OR id IN ("
+                        f"SELECT id FROM delivery WHERE campaign_id = {p} AND status = 'claimed' "
+                        f"AND claimed_by = {p} ORDER BY id LIMIT {p})) "
+                        f"WHERE campaign_id = {p} AND status = 'claimed' AND claimed_by = {p} "
+                        f"AND lease_until < {p}",
+                        (campaign_id, token, in_flight(token), campaign_id, token, self._ts(now)),
+                    ).rowcount
+                )
+
             count += self._atomic(put_back)
         return count
 
     # -- claim -------------------------------------------------------------------------------
-    def claim(self, campaign_id: int, list_ids: Sequence[int], token: str, *, limit: int,
-              now: datetime, lease_until: datetime, interests: bool) -> tuple[list[Claimed], int]:
+    def claim(
+        self,
+        campaign_id: int,
+        list_ids: Sequence[int],
+        token: str,
+        *,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        interests: bool,
+    ) -> tuple[list[Claimed], int]:
         """Claim up to `limit` due rows; those without consent now are marked skipped.
 
         Returns (claimed rows in id order, number skipped).
@@ -188,25 +240,50 @@ class Ledger:
         if self.pg:
             rows = self._claim_pg(campaign_id, lists, token, limit, now, lease_until, interests)
         else:
-            rows = self._atomic(lambda: self._claim_sqlite(campaign_id, lists, token, limit, now,
-                                                           lease_until, interests))
+            rows = self._atomic(
+                lambda: self._claim_sqlite(
+                    campaign_id, lists, token, limit, now, lease_until, interests
+                )
+            )
         claimed, skipped = [], 0
-        for (did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch) in rows:
+        for did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch in rows:
             if status != CLAIMED:
                 skipped += 1
                 continue
             if isinstance(tags, str):
                 tags = [t for t in tags.split("\x1f") if t]
-            claimed.append(Claimed(int(did), int(sid), int(lid), email, name or "",
-                                   _fields(fields), tuple(tags or ()), bool(dup), int(attempts),
-                                   int(epoch or 0)))
+            claimed.append(
+                Claimed(
+                    int(did),
+                    int(sid),
+                    int(lid),
+                    email,
+                    name or "",
+                    _fields(fields),
+                    tuple(tags or ()),
+                    bool(dup),
+                    int(attempts),
+                    int(epoch or 0),
+                )
+            )
         claimed.sort(key=lambda c: c.delivery_id)
         return claimed, skipped
 
-    def _claim_pg(self, cid: int, lists: str, token: str, limit: int, now: datetime,
-                  lease: datetime, interests: bool) -> list[tuple[Any, ...]]:
-        tags = ("(SELECT array_agg(i.interest) FROM subscriber_interest i "
-                "WHERE i.subscriber_id = s.id)" if interests else "NULL::text[]")
+    def _claim_pg(
+        self,
+        cid: int,
+        lists: str,
+        token: str,
+        limit: int,
+        now: datetime,
+        lease: datetime,
+        interests: bool,
+    ) -> list[tuple[Any, ...]]:
+        tags = (
+            "(SELECT array_agg(i.interest) FROM subscriber_interest i WHERE i.subscriber_id = s.id)"
+            if interests
+            else "NULL::text[]"
+        )
         ok = "j.awake AND j.lid IS NOT NULL"
         sql = f"""
 WITH picked AS (
@@ -232,15 +309,37 @@ UPDATE delivery AS d SET
 FROM judged j WHERE d.id = j.id
 RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
           d.possibly_duplicate, d.attempts, j.tags, j.link_epoch"""
-        return self.cur.execute(sql, {"cid": cid, "now": now, "limit": limit, "token": token,
-                                      "lease": lease, "reason": NO_CONSENT}).fetchall()
+        return self.cur.execute(
+            sql,
+            {
+                "cid": cid,
+                "now": now,
+                "limit": limit,
+                "token": token,
+                "lease": lease,
+                "reason": NO_CONSENT,
+            },
+        ).fetchall()
 
-    def _claim_sqlite(self, cid: int, lists: str, token: str, limit: int, now: datetime,
-                      lease: datetime, interests: bool) -> list[tuple[Any, ...]]:
-        tags = ("(SELECT group_concat(i.interest, char(31)) FROM subscriber_interest i "
-                "WHERE i.subscriber_id = s.id)" if interests else "NULL")
+    def _claim_sqlite(
+        self,
+        cid: int,
+        lists: str,
+        token: str,
+        limit: int,
+        now: datetime,
+        lease: datetime,
+        interests: bool,
+    ) -> list[tuple[Any, ...]]:
+        tags = (
+            "(SELECT group_concat(i.interest, char(31)) FROM subscriber_interest i "
+            "WHERE i.subscriber_id = s.id)"
+            if interests
+            else "NULL"
+        )
         ts = self._ts(now)
-        found = self.cur.execute(f"""
+        found = self.cur.execute(
+            f"""
 SELECT d.id, s.id, s.email, s.name, s.fields,
        (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
           AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
@@ -250,21 +349,27 @@ SELECT d.id, s.id, s.email, s.name, s.fields,
 FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
 WHERE d.campaign_id = ? AND d.status = 'queued'
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
-LIMIT ?""", (ts, cid, ts, limit)).fetchall()
+LIMIT ?""",
+            (ts, cid, ts, limit),
+        ).fetchall()
         out = []
-        for (did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag,
-             epoch) in found:
+        for did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch in found:
             if awake and lid is not None:
-                self.cur.execute("UPDATE delivery SET status = 'claimed', list_id = ?, "
-                                 "claimed_by = ?, lease_until = ? WHERE id = ?",
-                                 (lid, token, self._ts(lease), did))
-                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag,
-                            epoch))
+                self.cur.execute(
+                    "UPDATE delivery SET status = 'claimed', list_id = ?, "
+                    "claimed_by = ?, lease_until = ? WHERE id = ?",
+                    (lid, token, self._ts(lease), did),
+                )
+                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag, epoch))
             else:
-                self.cur.execute("UPDATE delivery SET status = 'skipped', attempted_at = ?, "
-                                 "error = ? WHERE id = ?", (ts, NO_CONSENT, did))
-                out.append((did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts,
-                            tag, epoch))
+                self.cur.execute(
+                    "UPDATE delivery SET status = 'skipped', attempted_at = ?, "
+                    "error = ? WHERE id = ?",
+                    (ts, NO_CONSENT, did),
+                )
+                out.append(
+                    (did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts, tag, epoch)
+                )
         return out
 
     # -- one round of messages (one per connection) at a time ---------------------------------
@@ -331,104 +436,175 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
                 continue
             raise psycopg.OperationalError(pg.error_message.decode("utf-8", "replace"))
         status, flags = result.get_value(0, 1), result.get_value(0, 2)
-        return (int(result.get_value(0, 0) or 0), status.decode() if status else "",
-                flags.decode() if flags else "")
+        return (
+            int(result.get_value(0, 0) or 0),
+            status.decode() if status else "",
+            flags.decode() if flags else "",
+        )
 
-    def step(self, campaign_id: int, token: str, done: Sequence[Outcome],
-             upcoming: Sequence[Claimed], now: datetime) -> Gate:
+    def step(
+        self,
+        campaign_id: int,
+        token: str,
+        done: Sequence[Outcome],
+        upcoming: Sequence[Claimed],
+        now: datetime,
+    ) -> Gate:
         """Record the outcomes in `done` and, in the same transaction, check consent for each
         row in `upcoming` (the next message of each connection)."""
         if self.pg:
-            records = json.dumps([
-                {"id": o.delivery_id, "status": o.status, "attempted": int(o.attempted),
-                 "sent_at": now.isoformat() if o.status == SENT else None,
-                 "error": o.error[:1000], "server": o.server[:200],
-                 "next_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
-                 "dup": o.duplicate, "bounced": o.bounced} for o in done])
-            recorded, status, flags = self._step_pg([
-                records.encode(), token.encode(), now.isoformat(" ").encode(),
-                str(campaign_id).encode(),
-                _int_array(c.subscriber_id for c in upcoming),
-                _int_array(c.list_id for c in upcoming),
-                _int_array(o.delivery_id for o in done)])  # the ids again: an index scan
+            records = json.dumps(
+                [
+                    {
+                        "id": o.delivery_id,
+                        "status": o.status,
+                        "attempted": int(o.attempted),
+                        "sent_at": now.isoformat() if o.status == SENT else None,
+                        "error": o.error[:1000],
+                        "server": o.server[:200],
+                        "next_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
+                        "dup": o.duplicate,
+                        "bounced": o.bounced,
+                    }
+                    for o in done
+                ]
+            )
+            recorded, status, flags = self._step_pg(
+                [
+                    records.encode(),
+                    token.encode(),
+                    now.isoformat(" ").encode(),
+                    str(campaign_id).encode(),
+                    _int_array(c.subscriber_id for c in upcoming),
+                    _int_array(c.list_id for c in upcoming),
+                    _int_array(o.delivery_id for o in done),
+                ]
+            )  # the ids again: an index scan
             eligible = tuple(f == "t" for f in flags)
         else:
+
             def run() -> tuple[int, str, tuple[bool, ...]]:
                 ts = self._ts(now)
                 count = 0
                 for o in done:
-                    count += self.cur.execute(self._RECORD_SQLITE, (
-                        o.status, int(o.attempted), ts if o.status == SENT else None, ts,
-                        o.error[:1000], o.server[:200], self._ts(o.next_attempt_at),
-                        int(o.duplicate), int(o.bounced), o.delivery_id, token)).rowcount
-                status = self.cur.execute("SELECT status FROM campaign WHERE id = ?",
-                                          (campaign_id,)).fetchone()
-                oks = tuple(bool(self.cur.execute(self._GATE_SQLITE, (
-                    c.subscriber_id, c.list_id, ts)).fetchone()[0]) for c in upcoming)
+                    count += self.cur.execute(
+                        self._RECORD_SQLITE,
+                        (
+                            o.status,
+                            int(o.attempted),
+                            ts if o.status == SENT else None,
+                            ts,
+                            o.error[:1000],
+                            o.server[:200],
+                            self._ts(o.next_attempt_at),
+                            int(o.duplicate),
+                            int(o.bounced),
+                            o.delivery_id,
+                            token,
+                        ),
+                    ).rowcount
+                status = self.cur.execute(
+                    "SELECT status FROM campaign WHERE id = ?", (campaign_id,)
+                ).fetchone()
+                oks = tuple(
+                    bool(
+                        self.cur.execute(
+                            self._GATE_SQLITE, (c.subscriber_id, c.list_id, ts)
+                        ).fetchone()[0]
+                    )
+                    for c in upcoming
+                )
                 return count, status[0] if status else "", oks
+
             recorded, status, eligible = self._atomic(run)
         return Gate(recorded == len(done), status or "", eligible)
 
     def renew(self, campaign_id: int, token: str, lease_until: datetime) -> int:
         p = "%s" if self.pg else "?"
-        return int(self._run(f"UPDATE delivery SET lease_until = {p} WHERE campaign_id = {p} "
-                             f"AND status = 'claimed' AND claimed_by = {p}",
-                             (self._ts(lease_until), campaign_id, token)).rowcount)
+        return int(
+            self._run(
+                f"UPDATE delivery SET lease_until = {p} WHERE campaign_id = {p} "
+                f"AND status = 'claimed' AND claimed_by = {p}",
+                (self._ts(lease_until), campaign_id, token),
+            ).rowcount
+        )
 
     def release(self, campaign_id: int, token: str) -> int:
         """Give back what this job claimed and did not send (nothing of it went out)."""
         p = "%s" if self.pg else "?"
-        return int(self._run(f"UPDATE delivery SET status = 'queued', claimed_by = '', "
-                             f"lease_until = NULL WHERE campaign_id = {p} "
-                             f"AND status = 'claimed' AND claimed_by = {p}",
-                             (campaign_id, token)).rowcount)
+        return int(
+            self._run(
+                f"UPDATE delivery SET status = 'queued', claimed_by = '', "
+                f"lease_until = NULL WHERE campaign_id = {p} "
+                f"AND status = 'claimed' AND claimed_by = {p}",
+                (campaign_id, token),
+            ).rowcount
+        )
 
     def active_claims(self, campaign_id: int, now: datetime) -> int:
         p = "%s" if self.pg else "?"
-        row = self._run(f"SELECT count(DISTINCT claimed_by) FROM delivery "
-                        f"WHERE campaign_id = {p} AND status = 'claimed' "
-                        f"AND lease_until >= {p}", (campaign_id, self._ts(now))).fetchone()
+        row = self._run(
+            f"SELECT count(DISTINCT claimed_by) FROM delivery "
+            f"WHERE campaign_id = {p} AND status = 'claimed' "
+            f"AND lease_until >= {p}",
+            (campaign_id, self._ts(now)),
+        ).fetchone()
         return int(row[0] or 0)
 
     def progress(self, campaign_id: int) -> tuple[int, datetime | None, int, datetime | None]:
         """(queued, earliest retry time or None when one is due now, claimed, earliest lease
         end) of one campaign."""
         p = "%s" if self.pg else "?"
-        rows = self._run(f"SELECT status, count(*), min(next_attempt_at), min(lease_until), "
-                         f"sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END) "
-                         f"FROM delivery WHERE campaign_id = {p} "
-                         f"AND status IN ('queued', 'claimed') GROUP BY status",
-                         (campaign_id,)).fetchall()
+        rows = self._run(
+            f"SELECT status, count(*), min(next_attempt_at), min(lease_until), "
+            f"sum(CASE WHEN next_attempt_at IS NULL THEN 1 ELSE 0 END) "
+            f"FROM delivery WHERE campaign_id = {p} "
+            f"AND status IN ('queued', 'claimed') GROUP BY status",
+            (campaign_id,),
+        ).fetchall()
         queued = claimed = 0
         retry_at = lease_end = None
         for status, n, next_at, lease, due_now in rows:
-            if status == QUEUED:   # retry_at None: some row is due now
+            if status == QUEUED:  # retry_at None: some row is due now
                 queued, retry_at = int(n), None if due_now else _dt(next_at)
             else:
                 claimed, lease_end = int(n), _dt(lease)
         return queued, retry_at, claimed, lease_end
 
-    def pause_for_templates(self, campaign_id: int, at_least: int, reason: str,
-                            now: datetime) -> bool:
+    def pause_for_templates(
+        self, campaign_id: int, at_least: int, reason: str, now: datetime
+    ) -> bool:
         """Pause a sending campaign whose template failed for `at_least` recipients since it
         last (re)started, with the reason; True when this call paused it."""
         p = "%s" if self.pg else "?"
-        return bool(self._run(
-            f"UPDATE campaign SET status = 'paused', status_reason = {p}, updated_at = {p} "
-            f"WHERE id = {p} AND status = 'sending' AND (SELECT count(*) FROM delivery d "
-            f"WHERE d.campaign_id = {p} AND d.status = 'failed' AND d.error LIKE {p} "
-            f"AND d.attempted_at >= campaign.updated_at) >= {p}",
-            (reason[:1000], self._ts(now), campaign_id, campaign_id, TEMPLATE_FAILURE + "%",
-             at_least)).rowcount)
+        return bool(
+            self._run(
+                f"UPDATE campaign SET status = 'paused', status_reason = {p}, updated_at = {p} "
+                f"WHERE id = {p} AND status = 'sending' AND (SELECT count(*) FROM delivery d "
+                f"WHERE d.campaign_id = {p} AND d.status = 'failed' AND d.error LIKE {p} "
+                f"AND d.attempted_at >= campaign.updated_at) >= {p}",
+                (
+                    reason[:1000],
+                    self._ts(now),
+                    campaign_id,
+                    campaign_id,
+                    TEMPLATE_FAILURE + "%",
+                    at_least,
+                ),
+            ).rowcount
+        )
 
     def finish(self, campaign_id: int, now: datetime) -> bool:
         """Mark the campaign sent when nothing is queued or claimed any more."""
         p = "%s" if self.pg else "?"
-        return bool(self._run(
-            f"UPDATE campaign SET status = 'sent', finished_at = {p}, updated_at = {p} "
-            f"WHERE id = {p} AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery "
-            f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed'))",
-            (self._ts(now), self._ts(now), campaign_id, campaign_id)).rowcount)
+        return bool(
+            self._run(
+                f"UPDATE campaign SET status = 'sent', finished_at = {p}, updated_at = {p} "
+                f"WHERE id = {p} AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery "
+                f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed'))",
+                (self._ts(now), self._ts(now), campaign_id, campaign_id),
+            ).rowcount
+        )
 
 
 def claim_token(owner: str, connections: int) -> str:

@@ -1,4 +1,5 @@
 """Mailing lists: create, read, update."""
+
 from __future__ import annotations
 
 import re
@@ -19,16 +20,25 @@ from listmgr.services.subscriptions import normalize_email
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # Membership.opt_in_level
 MAX_LEVELS = 20
-EDITABLE = ("name", "description", "opt_in", "from_name", "from_email", "reply_to",
-            "postal_address", "consent_wording", "form_fields", "form_interests",
-            "opt_in_levels")
+EDITABLE = (
+    "name",
+    "description",
+    "opt_in",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "postal_address",
+    "consent_wording",
+    "form_fields",
+    "form_interests",
+    "opt_in_levels",
+)
 
 
 def _validate(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     if "slug" in out and (not isinstance(out["slug"], str) or not SLUG.match(out["slug"])):
-        raise ValidationError("slug: lower-case letters, digits and dashes, up to 63",
-                              field="slug")
+        raise ValidationError("slug: lower-case letters, digits and dashes, up to 63", field="slug")
     if "name" in out:
         if not isinstance(out["name"], str) or not out["name"].strip():
             raise ValidationError("name is required", field="name")
@@ -41,8 +51,9 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     if out.get("from_name"):
         out["from_name"] = clean_header(out["from_name"], "from_name")
     for key in ("form_fields", "form_interests", "opt_in_levels"):
-        if key in out and (not isinstance(out[key], list)
-                           or not all(isinstance(x, str) for x in out[key])):
+        if key in out and (
+            not isinstance(out[key], list) or not all(isinstance(x, str) for x in out[key])
+        ):
             raise ValidationError(f"{key} must be a list of strings", field=key)
     if "opt_in_levels" in out:
         out["opt_in_levels"] = _levels(out["opt_in_levels"])
@@ -53,16 +64,21 @@ def _levels(levels: list[str]) -> list[str]:
     """Opt-in levels: distinct single lines that fit a membership's opt_in_level."""
     out: list[str] = []
     if len(levels) > MAX_LEVELS:
-        raise ValidationError(f"a list offers at most {MAX_LEVELS} opt-in levels",
-                              field="opt_in_levels")
+        raise ValidationError(
+            f"a list offers at most {MAX_LEVELS} opt-in levels", field="opt_in_levels"
+        )
     for i, raw in enumerate(levels):
         level = raw.strip()
         if not level or len(level) > LEVEL_LENGTH or not level.isprintable():
-            raise ValidationError(f"an opt-in level must be one line of 1 to {LEVEL_LENGTH} "
-                                  "characters", field=f"opt_in_levels[{i}]")
+            raise ValidationError(
+                f"an opt-in level must be one line of 1 to {LEVEL_LENGTH} characters",
+                field=f"opt_in_levels[{i}]",
+            )
         if level in out:
-            raise ValidationError(f"opt-in levels must be unique: {level!r} appears twice",
-                                  field=f"opt_in_levels[{i}]")
+            raise ValidationError(
+                f"opt-in levels must be unique: {level!r} appears twice",
+                field=f"opt_in_levels[{i}]",
+            )
         out.append(level)
     return out
 
@@ -79,11 +95,14 @@ def _known(key: str, items: list[str], known: set[str], noun: str) -> None:
 def _check_offered(s: Session, values: dict[str, Any]) -> None:
     """The sign-up form offers only fields and interests that exist."""
     if values.get("form_fields"):
-        _known("form_fields", values["form_fields"], set(s.scalars(select(FieldDef.key))),
-               "field")
+        _known("form_fields", values["form_fields"], set(s.scalars(select(FieldDef.key))), "field")
     if values.get("form_interests"):
-        _known("form_interests", values["form_interests"],
-               set(s.scalars(select(Interest.key))), "interest")
+        _known(
+            "form_interests",
+            values["form_interests"],
+            set(s.scalars(select(Interest.key))),
+            "interest",
+        )
 
 
 @dataclass(frozen=True)
@@ -105,10 +124,22 @@ class ListInfo:
 
 
 def _info(lst: MailingList, counts: dict[str, int]) -> ListInfo:
-    return ListInfo(lst.id, lst.slug, lst.name, lst.opt_in, lst.description,  # type: ignore[arg-type]
-                    lst.from_name, lst.from_email, lst.reply_to, lst.postal_address,
-                    lst.consent_wording, list(lst.form_fields or []),
-                    list(lst.form_interests or []), list(lst.opt_in_levels or []), counts)
+    return ListInfo(
+        lst.id,
+        lst.slug,
+        lst.name,
+        lst.opt_in,
+        lst.description,  # type: ignore[arg-type]
+        lst.from_name,
+        lst.from_email,
+        lst.reply_to,
+        lst.postal_address,
+        lst.consent_wording,
+        list(lst.form_fields or []),
+        list(lst.form_interests or []),
+        list(lst.opt_in_levels or []),
+        counts,
+    )
 
 
 def create(rt: Runtime, **values: Any) -> int:
@@ -116,11 +147,11 @@ def create(rt: Runtime, **values: Any) -> int:
     values = _validate({"opt_in": OptIn.double.value, **values})
     unknown = set(values) - set(EDITABLE) - {"slug"}
     if unknown:
-        raise ValidationError(f"unknown property {sorted(unknown)[0]!r}",
-                              field=sorted(unknown)[0])
+        raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
     if "slug" not in values or "name" not in values:
-        raise ValidationError("slug and name are required",
-                              field="slug" if "slug" not in values else "name")
+        raise ValidationError(
+            "slug and name are required", field="slug" if "slug" not in values else "name"
+        )
     with rt.db.session() as s:
         if s.scalar(select(MailingList.id).where(MailingList.slug == values["slug"])):
             raise Conflict(f"a list {values['slug']!r} already exists", field="slug")
@@ -142,8 +173,9 @@ def update(rt: Runtime, slug: str, **values: Any) -> None:
             raise NotFound(f"no list {slug!r}", field="slug")
         _check_offered(s, values)
         if "opt_in_levels" in values:
-            _check_levels_removed(s, lst, set(lst.opt_in_levels or []) -
-                                  set(values["opt_in_levels"]))
+            _check_levels_removed(
+                s, lst, set(lst.opt_in_levels or []) - set(values["opt_in_levels"])
+            )
         for key, value in values.items():
             setattr(lst, key, value)
 
@@ -154,23 +186,36 @@ def _check_levels_removed(s: Session, lst: MailingList, removed: set[str]) -> No
     if not removed:
         return
     named = ", ".join(repr(x) for x in sorted(removed))
-    held = s.scalar(select(func.count()).select_from(Membership).where(
-        Membership.list_id == lst.id, Membership.opt_in_level.in_(removed))) or 0
+    held = (
+        s.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.list_id == lst.id, Membership.opt_in_level.in_(removed))
+        )
+        or 0
+    )
     if held:
-        raise Conflict(f"{held} member(s) chose a level you removed ({named}); they keep "
-                       "their choice until they change it", field="opt_in_levels")
+        raise Conflict(
+            f"{held} member(s) chose a level you removed ({named}); they keep "
+            "their choice until they change it",
+            field="opt_in_levels",
+        )
     gone = {("list:" + lst.slug, level) for level in removed}
     users = segments.users_of(s, lambda rules: bool(gone & compiler.values_named(rules)))
     if users:
-        raise Conflict(f"{users} name a level you removed ({named}): change their rules first",
-                       field="opt_in_levels")
+        raise Conflict(
+            f"{users} name a level you removed ({named}): change their rules first",
+            field="opt_in_levels",
+        )
 
 
 def _counts(s, list_ids: list[int]) -> dict[int, dict[str, int]]:  # type: ignore[no-untyped-def]
     out: dict[int, dict[str, int]] = {i: {} for i in list_ids}
-    rows = s.execute(select(Membership.list_id, Membership.status, func.count())
-                     .where(Membership.list_id.in_(list_ids))
-                     .group_by(Membership.list_id, Membership.status))
+    rows = s.execute(
+        select(Membership.list_id, Membership.status, func.count())
+        .where(Membership.list_id.in_(list_ids))
+        .group_by(Membership.list_id, Membership.status)
+    )
     for lid, status, n in rows:
         out[lid][status] = n
     return out
@@ -194,5 +239,9 @@ def get(rt: Runtime, slug: str) -> ListInfo:
 def names(rt: Runtime) -> list[tuple[str, str]]:
     """(slug, name) of every list, by name: for pickers, without counting members."""
     with rt.db.session() as s:
-        return [(slug, name) for slug, name in s.execute(
-            select(MailingList.slug, MailingList.name).order_by(MailingList.name))]
+        return [
+            (slug, name)
+            for slug, name in s.execute(
+                select(MailingList.slug, MailingList.name).order_by(MailingList.name)
+            )
+        ]

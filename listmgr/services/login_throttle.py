@@ -1,4 +1,5 @@
 """Failed sign-ins slow the next ones down, per account + address and per address (no lockout)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,20 +35,26 @@ def keys_for(rt: Runtime, *, email: str, ip: str) -> Keys:
 
     def key(kind: str, value: str) -> str:
         # Keyed hashes: the table holds neither addresses nor IPs.
-        return hmac.new(secret, f"{kind}\0{value}".encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(secret, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()
 
     s = rt.settings
-    return Keys(account=key("account+ip", f"{email}\0{ip}"), address=key("ip", ip),
-                account_free=s.login_free_failures, address_free=s.login_free_failures_per_ip,
-                max_delay=s.login_max_delay_seconds)
+    return Keys(
+        account=key("account+ip", f"{email}\0{ip}"),
+        address=key("ip", ip),
+        account_free=s.login_free_failures,
+        address_free=s.login_free_failures_per_ip,
+        max_delay=s.login_max_delay_seconds,
+    )
 
 
 def wait_seconds(s: Session, keys: Keys, now: datetime | None = None) -> int:
     """Seconds before this account may be tried again from this address (0: go ahead)."""
     now = now or utcnow()
-    until = s.scalars(select(LoginThrottle.blocked_until).where(
-        LoginThrottle.key.in_((keys.account, keys.address)),
-        LoginThrottle.blocked_until > now)).all()
+    until = s.scalars(
+        select(LoginThrottle.blocked_until).where(
+            LoginThrottle.key.in_((keys.account, keys.address)), LoginThrottle.blocked_until > now
+        )
+    ).all()
     if not until:
         return 0
     return max(1, int((max(until) - now).total_seconds() + 0.999))
@@ -63,8 +70,7 @@ def _row(s: Session, key: str, now: datetime) -> LoginThrottle:
             s.add(LoginThrottle(key=key, failures=0, last_failed_at=now))
     except IntegrityError:
         pass  # another process created it first; lock theirs
-    return s.scalars(select(LoginThrottle).where(LoginThrottle.key == key)
-                     .with_for_update()).one()
+    return s.scalars(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).one()
 
 
 def failed(s: Session, keys: Keys, now: datetime | None = None) -> None:
@@ -87,11 +93,14 @@ def succeeded(s: Session, keys: Keys) -> None:
     s.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account))
 
 
-
 def prune(s: Session, now: datetime | None = None) -> None:
     """Forget counters untouched for a day (the table stays small); rows someone else holds are
     skipped, so this never waits for or deadlocks with a sign-in in progress."""
     now = now or utcnow()
-    stale = (select(LoginThrottle.key).where(LoginThrottle.last_failed_at < now - FORGET_AFTER)
-             .limit(500).with_for_update(skip_locked=True))
+    stale = (
+        select(LoginThrottle.key)
+        .where(LoginThrottle.last_failed_at < now - FORGET_AFTER)
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    )
     s.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale.scalar_subquery())))

@@ -1,4 +1,5 @@
 """Admin changes to one person's memberships: unsubscribe from a list or from everything."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -9,8 +10,9 @@ from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 
 
-def unsubscribe(rt: Runtime, subscriber_id: int, *, list_slug: str | None,
-                origin: Origin) -> list[int]:
+def unsubscribe(
+    rt: Runtime, subscriber_id: int, *, list_slug: str | None, origin: Origin
+) -> list[int]:
     """Unsubscribe from one list (or, without a slug, from all and suppress); idempotent.
 
     Returns the ids of the lists whose membership changed; each change is a consent event.
@@ -24,6 +26,11 @@ def unsubscribe(rt: Runtime, subscriber_id: int, *, list_slug: str | None,
             list_id = s.scalar(select(MailingList.id).where(MailingList.slug == list_slug))
             if list_id is None:
                 raise NotFound(f"no list {list_slug!r}", field="list")
-        return unsubscribe_subscriber(s, sub, list_id=list_id, origin=origin,
-                                      everything=list_slug is None,
-                                      detail={"by": origin.actor})
+        return unsubscribe_subscriber(
+            s,
+            sub,
+            list_id=list_id,
+            origin=origin,
+            everything=list_slug is None,
+            detail={"by": origin.actor},
+        )

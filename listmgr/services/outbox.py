@@ -1,4 +1,5 @@
 """Transactional mail: claim an outbox row, compose it, send it once, record the outcome."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -32,29 +33,47 @@ def transport(rt: Runtime) -> Transport:
 def _confirm_token(db: Session, rt: Runtime, sub: Subscriber, lst: MailingList) -> str:
     """The confirmation link of the membership's outstanding nonce (none: a link that only
     says it was used)."""
-    nonce = db.scalar(select(Membership.confirm_nonce).where(
-        Membership.subscriber_id == sub.id, Membership.list_id == lst.id)) or ""
+    nonce = (
+        db.scalar(
+            select(Membership.confirm_nonce).where(
+                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            )
+        )
+        or ""
+    )
     return rt.tokens.confirm(sub.id, lst.id, nonce)  # type: ignore[arg-type]
 
 
 def _data_link_urls(rt: Runtime, sub: Subscriber) -> dict[str, Any]:
     """The single-use export and erase links (one token; whichever is used first spends it)."""
     token = rt.tokens.data_link(sub.id, sub.link_epoch, sub.access_nonce)  # type: ignore[arg-type]
-    return {"export_url": rt.url(f"/p/{token}/export"), "erase_url": rt.url(f"/p/{token}/erase"),
-            "max_age_minutes": rt.settings.data_link_max_age_minutes}
+    return {
+        "export_url": rt.url(f"/p/{token}/export"),
+        "erase_url": rt.url(f"/p/{token}/erase"),
+        "max_age_minutes": rt.settings.data_link_max_age_minutes,
+    }
 
 
-def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None,
-             db: Session) -> tuple[str, bytes]:
+def _compose(
+    rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None, db: Session
+) -> tuple[str, bytes]:
     s = rt.settings
     list_name = lst.name if lst else s.default_from_name
-    from_name = (lst.from_name if lst and lst.from_name else s.default_from_name)
-    from_email = (lst.from_email if lst and lst.from_email else s.default_from_email)
-    postal = (lst.postal_address if lst and lst.postal_address else s.default_postal_address)
-    ctx = {"list_name": list_name, "from_name": from_name, "postal_address": postal,
-           "email": row.to_email, "name": sub.name if sub else "",
-           "max_age_days": s.confirm_max_age_days, "wording": row.payload.get("wording", ""),
-           "confirm_url": "", "manage_url": "", "unsubscribe_url": ""}
+    from_name = lst.from_name if lst and lst.from_name else s.default_from_name
+    from_email = lst.from_email if lst and lst.from_email else s.default_from_email
+    postal = lst.postal_address if lst and lst.postal_address else s.default_postal_address
+    ctx = {
+        "list_name": list_name,
+        "from_name": from_name,
+        "postal_address": postal,
+        "email": row.to_email,
+        "name": sub.name if sub else "",
+        "max_age_days": s.confirm_max_age_days,
+        "wording": row.payload.get("wording", ""),
+        "confirm_url": "",
+        "manage_url": "",
+        "unsubscribe_url": "",
+    }
     unsubscribe_url = mailto = ""
     if sub is not None:
         # Links in the subscriber's current link epoch (older ones were ended on purpose).
@@ -63,8 +82,11 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
             ctx.update(_data_link_urls(rt, sub))
     if sub is not None and lst is not None:
         ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
-        token = rt.tokens.unsubscribe(sub.id, lst.id,  # type: ignore[arg-type]
-                                      epoch=sub.link_epoch)
+        token = rt.tokens.unsubscribe(
+            sub.id,
+            lst.id,  # type: ignore[arg-type]
+            epoch=sub.link_epoch,
+        )
         ctx["unsubscribe_url"] = rt.url(f"/u/{token}")
         if row.kind in LIST_MAIL:
             unsubscribe_url = ctx["unsubscribe_url"]
@@ -78,16 +100,26 @@ def _compose(rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList 
     subject, text, html = transactional.render(row.kind, ctx)
     auto = "auto-replied" if row.kind in AUTO_REPLIES else "auto-generated"
     mail = compose.Mail(
-        from_name=from_name, from_email=from_email, to_email=row.to_email,
-        to_name=sub.name if sub else "", subject=subject, text=text, html=html,
-        mail_domain=s.mail_domain, reply_to=lst.reply_to if lst else "",
+        from_name=from_name,
+        from_email=from_email,
+        to_email=row.to_email,
+        to_name=sub.name if sub else "",
+        subject=subject,
+        text=text,
+        html=html,
+        mail_domain=s.mail_domain,
+        reply_to=lst.reply_to if lst else "",
         list_id=compose.list_id_header(lst.name, lst.slug, s.mail_domain) if lst else "",
-        unsubscribe_url=unsubscribe_url, unsubscribe_mailto=mailto, auto_submitted=auto)
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_mailto=mailto,
+        auto_submitted=auto,
+    )
     if row.kind in AUTO_REPLIES:
         envelope = ""  # null sender: nothing bounces back, no loops
     elif sub is not None:
-        envelope = f"bounces+{rt.tokens.bounce(sub.id, None, lst.id if lst else None)}" \
-                   f"@{s.mail_domain}"  # type: ignore[arg-type]
+        envelope = (
+            f"bounces+{rt.tokens.bounce(sub.id, None, lst.id if lst else None)}@{s.mail_domain}"  # type: ignore[arg-type]
+        )
     else:
         envelope = from_email
     return envelope, compose.build(mail)
@@ -102,12 +134,22 @@ def send(rt: Runtime, outbox_id: int) -> None:
         if row is None or row.status in ("sent", "failed"):
             return
         was_in_flight = row.status == "sending"
-        claimed = s.execute(update(Outbox).where(
-            Outbox.id == outbox_id,
-            or_(Outbox.status == "pending",
-                (Outbox.status == "sending") & (Outbox.lease_until < now)))
-            .values(status="sending", lease_until=lease, attempts=Outbox.attempts + 1,
-                    possibly_duplicate=Outbox.possibly_duplicate | was_in_flight)).rowcount
+        claimed = s.execute(
+            update(Outbox)
+            .where(
+                Outbox.id == outbox_id,
+                or_(
+                    Outbox.status == "pending",
+                    (Outbox.status == "sending") & (Outbox.lease_until < now),
+                ),
+            )
+            .values(
+                status="sending",
+                lease_until=lease,
+                attempts=Outbox.attempts + 1,
+                possibly_duplicate=Outbox.possibly_duplicate | was_in_flight,
+            )
+        ).rowcount
         if not claimed:
             return
         s.refresh(row)
@@ -121,27 +163,39 @@ def send(rt: Runtime, outbox_id: int) -> None:
     except TemporaryFailure as exc:
         give_up = attempts >= rt.settings.retry_max_attempts
         with rt.db.session() as s:
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
-                status="failed" if give_up else "pending", lease_until=None,
-                last_error=str(exc)[:1000]))
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(
+                    status="failed" if give_up else "pending",
+                    lease_until=None,
+                    last_error=str(exc)[:1000],
+                )
+            )
         if not give_up:
-            rt.enqueue("send_outbox", outbox_id, delay_ms=min(2 ** attempts, 600) * 1000)
+            rt.enqueue("send_outbox", outbox_id, delay_ms=min(2**attempts, 600) * 1000)
         return
     except PermanentFailure as exc:
         with rt.db.session() as s:
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
-                status="failed", lease_until=None, last_error=str(exc)[:1000]))
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(status="failed", lease_until=None, last_error=str(exc)[:1000])
+            )
         return
     with rt.db.session() as s:
-        s.execute(update(Outbox).where(Outbox.id == outbox_id).values(
-            status="sent", sent_at=utcnow(), lease_until=None, message_id=message_id))
+        s.execute(
+            update(Outbox)
+            .where(Outbox.id == outbox_id)
+            .values(status="sent", sent_at=utcnow(), lease_until=None, message_id=message_id)
+        )
 
 
 def _header(data: bytes, name: bytes) -> str:
     head = data.split(b"\r\n\r\n", 1)[0]
     for line in head.split(b"\r\n"):
-        if line[:len(name) + 1].lower() == name.lower() + b":":
-            return line[len(name) + 1:].strip().decode("ascii", "replace")[:255]
+        if line[: len(name) + 1].lower() == name.lower() + b":":
+            return line[len(name) + 1 :].strip().decode("ascii", "replace")[:255]
     return ""
 
 
@@ -149,10 +203,19 @@ def requeue(rt: Runtime) -> int:
     """Wake a worker for every row still to send (including those whose sender died mid-send)."""
     now = utcnow()
     with rt.db.session() as s:
-        ids = list(s.scalars(select(Outbox.id).where(
-            or_(Outbox.status == "pending",
-                (Outbox.status == "sending") & (Outbox.lease_until < now)))
-            .order_by(Outbox.id).limit(10000)))
+        ids = list(
+            s.scalars(
+                select(Outbox.id)
+                .where(
+                    or_(
+                        Outbox.status == "pending",
+                        (Outbox.status == "sending") & (Outbox.lease_until < now),
+                    )
+                )
+                .order_by(Outbox.id)
+                .limit(10000)
+            )
+        )
     for oid in ids:
         rt.enqueue("send_outbox", oid)
     return len(ids)

@@ -1,4 +1,5 @@
 """Data rights: export everything held about a person, and erase it (a keyed hash stays)."""
+
 from __future__ import annotations
 
 import logging
@@ -55,72 +56,146 @@ def _latest(query: Any, order: Any, recent: int | None) -> Any:
     return query.where(order[-1].in_(select(inner.c.id))).order_by(*order)
 
 
-def _export(s: Session, rt: Runtime, sub: Subscriber,
-            recent: int | None = None) -> dict[str, Any]:
+def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None) -> dict[str, Any]:
     sid = sub.id
     lists = {lst.id: lst for lst in s.scalars(select(MailingList))}
     labels = {k: v for k, v in s.execute(select(Interest.key, Interest.label))}
-    mine = s.scalars(select(SubscriberInterest.interest).where(
-        SubscriberInterest.subscriber_id == sid).order_by(SubscriberInterest.interest))
+    mine = s.scalars(
+        select(SubscriberInterest.interest)
+        .where(SubscriberInterest.subscriber_id == sid)
+        .order_by(SubscriberInterest.interest)
+    )
 
     def slug(list_id: int | None) -> str | None:
         return lists[list_id].slug if list_id in lists else None
 
-    memberships = [{
-        "list": slug(m.list_id), "list_name": lists[m.list_id].name if m.list_id in lists
-        else None, "status": m.status, "opt_in_level": m.opt_in_level, "source": m.source,
-        "created_at": _iso(m.created_at), "confirmed_at": _iso(m.confirmed_at),
-        "unsubscribed_at": _iso(m.unsubscribed_at), "updated_at": _iso(m.updated_at),
-    } for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid)
-                         .order_by(Membership.id))]
-    consent = [{
-        "kind": e.kind, "at": _iso(e.at), "list": slug(e.list_id), "source": e.source,
-        "actor": e.actor, "ip": e.ip, "user_agent": e.user_agent, "wording": e.wording,
-        "detail": e.detail, "campaign_id": e.campaign_id, "inbound_id": e.inbound_id,
-    } for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sid)
-                         .order_by(ConsentEvent.id))]
-    activity = [{"type": a.type, "properties": a.properties, "at": _iso(a.at)}
-                for a in s.scalars(_latest(select(ActivityEvent).where(
-                    ActivityEvent.subscriber_id == sid), (ActivityEvent.at, ActivityEvent.id),
-                    recent))]
-    deliveries = [{
-        "campaign_id": d.campaign_id, "campaign": name, "subject": subject,
-        "list": slug(d.list_id), "status": d.status, "attempts": d.attempts,
-        "sent_at": _iso(d.sent_at), "error": d.error, "bounced": d.bounced,
-        "complained": d.complained, "unsubscribed": d.unsubscribed,
-    } for d, name, subject in _rows(s, select(Delivery, Campaign.name, Campaign.subject)
-                                    .join(Campaign, Campaign.id == Delivery.campaign_id)
-                                    .where(Delivery.subscriber_id == sid).order_by(Delivery.id))]
-    engagement = [{"campaign_id": e.campaign_id, "kind": e.kind, "url": e.url, "at": _iso(e.at)}
-                  for e in s.scalars(_latest(select(Engagement).where(
-                      Engagement.subscriber_id == sid), (Engagement.id,), recent))]
-    inbound = [{
-        "id": m.id, "received_at": _iso(m.received_at), "message_id": m.message_id,
-        "envelope_from": m.envelope_from, "envelope_to": m.envelope_to, "size": m.size,
-        "kind": m.kind, "action": m.action, "status": m.status,
-    } for m in s.scalars(select(InboundMessage).where(_inbound_of(s, sub))
-                         .order_by(InboundMessage.id))]
-    outbox = [{"kind": o.kind, "to": o.to_email, "status": o.status,
-               "created_at": _iso(o.created_at), "sent_at": _iso(o.sent_at)}
-              for o in s.scalars(select(Outbox).where(_outbox_of(sub)).order_by(Outbox.id))]
-    captured = [{"subject": m.subject, "created_at": _iso(m.created_at)}
-                for m in s.scalars(select(DevMail).where(_dev_mail_of(s, sub))
-                                   .order_by(DevMail.id))]
-    supp = s.scalar(select(Suppression).where(
-        Suppression.email_hash == rt.email_hash(sub.email)))
-    access = [{"at": _iso(a.at), "action": a.action, "actor": a.actor}
-              for a in s.scalars(select(AuditLog).where(
-                  AuditLog.target_type == "subscriber", AuditLog.target_id == str(sid))
-                  .order_by(AuditLog.id))]
+    memberships = [
+        {
+            "list": slug(m.list_id),
+            "list_name": lists[m.list_id].name if m.list_id in lists else None,
+            "status": m.status,
+            "opt_in_level": m.opt_in_level,
+            "source": m.source,
+            "created_at": _iso(m.created_at),
+            "confirmed_at": _iso(m.confirmed_at),
+            "unsubscribed_at": _iso(m.unsubscribed_at),
+            "updated_at": _iso(m.updated_at),
+        }
+        for m in s.scalars(
+            select(Membership).where(Membership.subscriber_id == sid).order_by(Membership.id)
+        )
+    ]
+    consent = [
+        {
+            "kind": e.kind,
+            "at": _iso(e.at),
+            "list": slug(e.list_id),
+            "source": e.source,
+            "actor": e.actor,
+            "ip": e.ip,
+            "user_agent": e.user_agent,
+            "wording": e.wording,
+            "detail": e.detail,
+            "campaign_id": e.campaign_id,
+            "inbound_id": e.inbound_id,
+        }
+        for e in s.scalars(
+            select(ConsentEvent).where(ConsentEvent.subscriber_id == sid).order_by(ConsentEvent.id)
+        )
+    ]
+    activity = [
+        {"type": a.type, "properties": a.properties, "at": _iso(a.at)}
+        for a in s.scalars(
+            _latest(
+                select(ActivityEvent).where(ActivityEvent.subscriber_id == sid),
+                (ActivityEvent.at, ActivityEvent.id),
+                recent,
+            )
+        )
+    ]
+    deliveries = [
+        {
+            "campaign_id": d.campaign_id,
+            "campaign": name,
+            "subject": subject,
+            "list": slug(d.list_id),
+            "status": d.status,
+            "attempts": d.attempts,
+            "sent_at": _iso(d.sent_at),
+            "error": d.error,
+            "bounced": d.bounced,
+            "complained": d.complained,
+            "unsubscribed": d.unsubscribed,
+        }
+        for d, name, subject in _rows(
+            s,
+            select(Delivery, Campaign.name, Campaign.subject)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Delivery.subscriber_id == sid)
+            .order_by(Delivery.id),
+        )
+    ]
+    engagement = [
+        {"campaign_id": e.campaign_id, "kind": e.kind, "url": e.url, "at": _iso(e.at)}
+        for e in s.scalars(
+            _latest(
+                select(Engagement).where(Engagement.subscriber_id == sid), (Engagement.id,), recent
+            )
+        )
+    ]
+    inbound = [
+        {
+            "id": m.id,
+            "received_at": _iso(m.received_at),
+            "message_id": m.message_id,
+            "envelope_from": m.envelope_from,
+            "envelope_to": m.envelope_to,
+            "size": m.size,
+            "kind": m.kind,
+            "action": m.action,
+            "status": m.status,
+        }
+        for m in s.scalars(
+            select(InboundMessage).where(_inbound_of(s, sub)).order_by(InboundMessage.id)
+        )
+    ]
+    outbox = [
+        {
+            "kind": o.kind,
+            "to": o.to_email,
+            "status": o.status,
+            "created_at": _iso(o.created_at),
+            "sent_at": _iso(o.sent_at),
+        }
+        for o in s.scalars(select(Outbox).where(_outbox_of(sub)).order_by(Outbox.id))
+    ]
+    captured = [
+        {"subject": m.subject, "created_at": _iso(m.created_at)}
+        for m in s.scalars(select(DevMail).where(_dev_mail_of(s, sub)).order_by(DevMail.id))
+    ]
+    supp = s.scalar(select(Suppression).where(Suppression.email_hash == rt.email_hash(sub.email)))
+    access = [
+        {"at": _iso(a.at), "action": a.action, "actor": a.actor}
+        for a in s.scalars(
+            select(AuditLog)
+            .where(AuditLog.target_type == "subscriber", AuditLog.target_id == str(sid))
+            .order_by(AuditLog.id)
+        )
+    ]
     return {
         "format": FORMAT,
         "exported_at": _iso(utcnow()),
         "subscriber": {
-            "id": sid, "email": sub.email, "name": sub.name, "source": sub.source,
-            "created_at": _iso(sub.created_at), "updated_at": _iso(sub.updated_at),
+            "id": sid,
+            "email": sub.email,
+            "name": sub.name,
+            "source": sub.source,
+            "created_at": _iso(sub.created_at),
+            "updated_at": _iso(sub.updated_at),
             "consent_profiling": sub.consent_profiling,
             "consent_tracking": sub.consent_tracking,
-            "paused_until": _iso(sub.paused_until), "soft_bounces": sub.soft_bounces,
+            "paused_until": _iso(sub.paused_until),
+            "soft_bounces": sub.soft_bounces,
         },
         "fields": dict(sub.fields or {}),
         "interests": [{"key": k, "label": labels.get(k, k)} for k in mine],
@@ -132,8 +207,13 @@ def _export(s: Session, rt: Runtime, sub: Subscriber,
         "inbound_messages": inbound,
         "transactional_mail": outbox,
         "captured_mail": captured,
-        "suppression": {"reason": supp.reason, "detail": supp.detail,
-                        "created_at": _iso(supp.created_at)} if supp else None,
+        "suppression": {
+            "reason": supp.reason,
+            "detail": supp.detail,
+            "created_at": _iso(supp.created_at),
+        }
+        if supp
+        else None,
         "access_log": access,
     }
 
@@ -147,8 +227,9 @@ def _contains(s: Session, column: Any, needle: str) -> Any:
         # spelled the same way (its UTF-8 bytes read as LATIN1).
         target = func.convert_from(column, "LATIN1")
         needle = needle.encode("utf-8").decode("latin-1")
-    pattern = "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%") \
-        .replace("_", "\\_") + "%"
+    pattern = (
+        "%" + needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    )
     return func.lower(target).like(pattern, escape="\\")
 
 
@@ -162,10 +243,11 @@ def _dev_mail_of(s: Session, sub: Subscriber) -> Any:
 
 def _inbound_of(s: Session, sub: Subscriber) -> Any:
     # Raw bytes are searched only where no subscriber is linked (unattributed bounces, ...).
-    return or_(InboundMessage.subscriber_id == sub.id,
-               _contains(s, InboundMessage.envelope_from, sub.email),
-               and_(InboundMessage.subscriber_id.is_(None),
-                    _contains(s, InboundMessage.raw, sub.email)))
+    return or_(
+        InboundMessage.subscriber_id == sub.id,
+        _contains(s, InboundMessage.envelope_from, sub.email),
+        and_(InboundMessage.subscriber_id.is_(None), _contains(s, InboundMessage.raw, sub.email)),
+    )
 
 
 def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
@@ -185,11 +267,16 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     s.execute(delete(Outbox).where(_outbox_of(sub)))
     erasure.stored_mail(s, traces, sid)
     # The campaign ledger keeps its counts; a queued row has nobody left to go to.
-    s.execute(update(Delivery).where(Delivery.subscriber_id == sid,
-                                     Delivery.status == DeliveryStatus.queued.value)
-              .values(status=DeliveryStatus.skipped.value))
-    s.execute(update(Delivery).where(Delivery.subscriber_id == sid)
-              .values(subscriber_id=None, error="", claimed_by="", smtp_server=""))
+    s.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == sid, Delivery.status == DeliveryStatus.queued.value)
+        .values(status=DeliveryStatus.skipped.value)
+    )
+    s.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == sid)
+        .values(subscriber_id=None, error="", claimed_by="", smtp_server="")
+    )
     s.delete(sub)
     s.flush()
     erasure.sweep(s, traces)
@@ -199,12 +286,23 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     else:
         kept.email, kept.reason, kept.detail = None, "erased", ""
     # The audit trail of the erasure itself: no address, no IP, only the keyed hash.
-    record(s, kind="erase", subscriber_id=None, list_id=None,
-           origin=Origin(source=origin.source, actor=origin.actor),
-           detail={"email_hash": digest})
-    s.add(AuditLog(actor=origin.actor[:320], action="subscriber.erase",
-                   target_type="subscriber", target_id=str(sid),
-                   detail={"email_hash": digest, "source": origin.source}))
+    record(
+        s,
+        kind="erase",
+        subscriber_id=None,
+        list_id=None,
+        origin=Origin(source=origin.source, actor=origin.actor),
+        detail={"email_hash": digest},
+    )
+    s.add(
+        AuditLog(
+            actor=origin.actor[:320],
+            action="subscriber.erase",
+            target_type="subscriber",
+            target_id=str(sid),
+            detail={"email_hash": digest, "source": origin.source},
+        )
+    )
     s.flush()
     if rt.db.dialect == "sqlite":
         s.connection().exec_driver_sql("PRAGMA secure_delete = OFF")  # a pooled connection
@@ -244,8 +342,9 @@ def _settle(rt: Runtime, subscriber_id: int | None) -> Traces | None:
     return traces
 
 
-def _subscriber_for_token(s: Session, rt: Runtime, data_token: str,
-                          lock: bool = False) -> Subscriber | None:
+def _subscriber_for_token(
+    s: Session, rt: Runtime, data_token: str, lock: bool = False
+) -> Subscriber | None:
     # Only a fresh single-use link mailed to the address reaches the data, never the
     # preference link every mail carries; using it spends it.
     from listmgr.services import access_links
@@ -260,8 +359,15 @@ def export_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> dict[str
         if sub is None:
             raise TokenInvalid("This link no longer works: there is no data held for it.")
         data = _export(s, rt, sub)
-        s.add(AuditLog(actor="subscriber", action="people.export", target_type="subscriber",
-                       target_id=str(sub.id), detail={"source": origin.source}))
+        s.add(
+            AuditLog(
+                actor="subscriber",
+                action="people.export",
+                target_type="subscriber",
+                target_id=str(sub.id),
+                detail={"source": origin.source},
+            )
+        )
         return data
 
 
@@ -278,16 +384,24 @@ def erase_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> None:
         _flush_file(rt)
 
 
-def export_subscriber(rt: Runtime, subscriber_id: int, *, actor: str = "",
-                      ip: str = "") -> dict[str, Any]:
+def export_subscriber(
+    rt: Runtime, subscriber_id: int, *, actor: str = "", ip: str = ""
+) -> dict[str, Any]:
     """An admin's export of one subscriber (written to the audit log)."""
     with rt.db.session() as s:
         sub = s.get(Subscriber, subscriber_id)
         if sub is None:
             raise NotFound("no such subscriber")
         data = _export(s, rt, sub)
-        s.add(AuditLog(actor=actor[:320], action="people.export", target_type="subscriber",
-                       target_id=str(subscriber_id), ip=ip[:64]))
+        s.add(
+            AuditLog(
+                actor=actor[:320],
+                action="people.export",
+                target_type="subscriber",
+                target_id=str(subscriber_id),
+                ip=ip[:64],
+            )
+        )
         return data
 
 

@@ -1,8 +1,9 @@
 """The database is the truth for pending work: re-enqueue it on start and periodically."""
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from listmgr.runtime import Runtime
 
@@ -13,8 +14,12 @@ def _sources() -> list[tuple[str, Callable[[Runtime], int]]]:
     """Each kind of unfinished work and the function that re-enqueues it."""
     from listmgr.services import campaigns, imports, inbound, outbox
 
-    return [("outbox", outbox.requeue), ("campaigns", campaigns.requeue),
-            ("inbound", inbound.requeue), ("imports", imports.requeue)]
+    return [
+        ("outbox", outbox.requeue),
+        ("campaigns", campaigns.requeue),
+        ("inbound", inbound.requeue),
+        ("imports", imports.requeue),
+    ]
 
 
 def requeue_pending(rt: Runtime) -> dict[str, int]:

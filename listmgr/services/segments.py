@@ -1,9 +1,11 @@
 """Saved segments (name, lists, rules) and live audience counts."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
@@ -12,8 +14,17 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, Forbidden, NotFound, ValidationError
-from listmgr.models import (Campaign, CampaignStatus, FieldDef, Interest, MailingList, Segment,
-                            Subscriber, by_id, utcnow)
+from listmgr.models import (
+    Campaign,
+    CampaignStatus,
+    FieldDef,
+    Interest,
+    MailingList,
+    Segment,
+    Subscriber,
+    by_id,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 
 MAX_NAME = 200
@@ -29,18 +40,24 @@ class SegmentInfo:
     updated_at: str
 
 
-def definitions(s: Session) -> tuple[dict[str, compiler.FieldSpec], set[str],
-                                     dict[str, tuple[str, ...]]]:
+def definitions(
+    s: Session,
+) -> tuple[dict[str, compiler.FieldSpec], set[str], dict[str, tuple[str, ...]]]:
     """Field specs, interest keys and list slugs (with their opt-in levels) rules may name."""
-    fields = {d.key: compiler.FieldSpec(d.type, tuple(d.choices or ()))
-              for d in s.scalars(select(FieldDef))}
-    lists = {slug: tuple(levels or ()) for slug, levels in s.execute(
-        select(MailingList.slug, MailingList.opt_in_levels))}
+    fields = {
+        d.key: compiler.FieldSpec(d.type, tuple(d.choices or ()))
+        for d in s.scalars(select(FieldDef))
+    }
+    lists = {
+        slug: tuple(levels or ())
+        for slug, levels in s.execute(select(MailingList.slug, MailingList.opt_in_levels))
+    }
     return fields, set(s.scalars(select(Interest.key))), lists
 
 
-def expression(s: Session, *, lists: Sequence[str], rules: Any,
-               now: datetime | None = None) -> ColumnElement[bool]:
+def expression(
+    s: Session, *, lists: Sequence[str], rules: Any, now: datetime | None = None
+) -> ColumnElement[bool]:
     """The compiled condition over Subscriber for lists + rules, checked against this database.
 
     With lists: the campaign audience (confirmed on any of them, not suppressed, not paused,
@@ -49,13 +66,13 @@ def expression(s: Session, *, lists: Sequence[str], rules: Any,
     fields, interests, slugs = definitions(s)
     now = now or utcnow()
     if lists:
-        return compiler.audience(_lists(lists), rules, fields=fields, now=now,
-                                 interests=interests, known_lists=slugs)
-    return compiler.compile_rules(rules, fields=fields, now=now, interests=interests,
-                                  lists=slugs)
+        return compiler.audience(
+            _lists(lists), rules, fields=fields, now=now, interests=interests, known_lists=slugs
+        )
+    return compiler.compile_rules(rules, fields=fields, now=now, interests=interests, lists=slugs)
 
 
-COUNT_SECONDS = 30   # PostgreSQL: a live count that takes longer is stopped
+COUNT_SECONDS = 30  # PostgreSQL: a live count that takes longer is stopped
 
 
 IDENTIFYING = frozenset({"email", "name"})
@@ -67,9 +84,11 @@ def refuse_identifying(s: Session, rules: Any) -> None:
     turns any answer into its complement), only whether such a field is filled in."""
     named = compiler.valued(rules, hidden_fields(s))
     if named:
-        raise Forbidden(f"counting by {', '.join(sorted(named))} needs access to personal "
-                        "data (without it, a rule may only ask whether such a field exists)",
-                        field="rules")
+        raise Forbidden(
+            f"counting by {', '.join(sorted(named))} needs access to personal "
+            "data (without it, a rule may only ask whether such a field exists)",
+            field="rules",
+        )
 
 
 def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = True) -> int:
@@ -97,10 +116,12 @@ def counted(s: Session, where: ColumnElement[bool]) -> int:
     try:
         return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
     except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "57014":   # PostgreSQL's query_canceled
+        if getattr(exc.orig, "sqlstate", None) != "57014":  # PostgreSQL's query_canceled
             raise
-        raise ValidationError(f"counting this audience took longer than {COUNT_SECONDS} s; "
-                              "make its rules simpler", field="rules") from None
+        raise ValidationError(
+            f"counting this audience took longer than {COUNT_SECONDS} s; make its rules simpler",
+            field="rules",
+        ) from None
 
 
 def hidden_fields(s: Session) -> set[str]:
@@ -126,8 +147,7 @@ def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("name is required", field="name")
     if any(c in value for c in "\r\n\x00") or len(value.strip()) > MAX_NAME:
-        raise ValidationError(f"name must be one line of up to {MAX_NAME} characters",
-                              field="name")
+        raise ValidationError(f"name must be one line of up to {MAX_NAME} characters", field="name")
     return value.strip()
 
 
@@ -145,10 +165,14 @@ def _check(s: Session, lists: list[str], rules: Any) -> dict[str, Any]:
 
 
 def _info(row: Segment, rules: Any = None) -> SegmentInfo:
-    return SegmentInfo(int(row.id), row.name, list(row.lists or []),  # type: ignore[arg-type]
-                       dict(rules if rules is not None else row.rules or {}),
-                       row.created_at.isoformat(),
-                       row.updated_at.isoformat())
+    return SegmentInfo(
+        int(row.id),
+        row.name,
+        list(row.lists or []),  # type: ignore[arg-type]
+        dict(rules if rules is not None else row.rules or {}),
+        row.created_at.isoformat(),
+        row.updated_at.isoformat(),
+    )
 
 
 def create(rt: Runtime, *, name: Any, lists: Any = (), rules: Any = None) -> int:
@@ -175,18 +199,21 @@ def get(rt: Runtime, segment_id: int, *, personal: bool = True) -> SegmentInfo:
         return _info(row, shown_rules(s, row.rules or {}, personal=personal))
 
 
-def all_segments(rt: Runtime, *, offset: int = 0, limit: int = 50,
-                 personal: bool = True) -> tuple[list[SegmentInfo], int]:
+def all_segments(
+    rt: Runtime, *, offset: int = 0, limit: int = 50, personal: bool = True
+) -> tuple[list[SegmentInfo], int]:
     """Saved segments by name (personal=False: values that could name someone masked)."""
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(Segment)) or 0
-        rows = s.scalars(select(Segment).order_by(Segment.name, Segment.id).offset(offset)
-                         .limit(limit))
+        rows = s.scalars(
+            select(Segment).order_by(Segment.name, Segment.id).offset(offset).limit(limit)
+        )
         return [_info(r, shown_rules(s, r.rules or {}, personal=personal)) for r in rows], total
 
 
-def update(rt: Runtime, segment_id: int, *, name: Any = None, lists: Any = None,
-           rules: Any = None) -> SegmentInfo:
+def update(
+    rt: Runtime, segment_id: int, *, name: Any = None, lists: Any = None, rules: Any = None
+) -> SegmentInfo:
     """Change a segment's name, lists or rules (rules are checked again)."""
     with rt.db.session() as s:
         row = _get(s, segment_id)
@@ -205,13 +232,17 @@ def delete(rt: Runtime, segment_id: int) -> None:
     the rules they were sent with."""
     with rt.db.session() as s:
         row = _get(s, segment_id)
-        users = s.execute(select(Campaign.name, Campaign.status).where(
-            Campaign.segment_id == segment_id, Campaign.status.in_(UNSENT))
-            .order_by(Campaign.id)).all()
+        users = s.execute(
+            select(Campaign.name, Campaign.status)
+            .where(Campaign.segment_id == segment_id, Campaign.status.in_(UNSENT))
+            .order_by(Campaign.id)
+        ).all()
         if users:
-            raise Conflict(f"{_named(users)} use{'s' if len(users) == 1 else ''} this "
-                           "segment: choose another segment for them, or delete them, first",
-                           field="segment")
+            raise Conflict(
+                f"{_named(users)} use{'s' if len(users) == 1 else ''} this "
+                "segment: choose another segment for them, or delete them, first",
+                field="segment",
+            )
         s.delete(row)
 
 
@@ -233,9 +264,16 @@ def _named(campaigns: Sequence[Any]) -> str:
 def users_of(s: Session, uses: Callable[[Any], bool]) -> str:
     """The saved segments and unsent campaigns whose rules `uses`, for a message ("" when
     none do)."""
-    segs = [f"segment {row.name!r}" for row in s.scalars(select(Segment).order_by(Segment.id))
-            if uses(row.rules)]
-    camps = [(row.name, row.status) for row in s.scalars(
-        select(Campaign).where(Campaign.status.in_(UNSENT)).order_by(Campaign.id))
-        if uses(row.segment_rules)]
+    segs = [
+        f"segment {row.name!r}"
+        for row in s.scalars(select(Segment).order_by(Segment.id))
+        if uses(row.rules)
+    ]
+    camps = [
+        (row.name, row.status)
+        for row in s.scalars(
+            select(Campaign).where(Campaign.status.in_(UNSENT)).order_by(Campaign.id)
+        )
+        if uses(row.segment_rules)
+    ]
     return "; ".join(part for part in (_some(segs), _named(camps)) if part)

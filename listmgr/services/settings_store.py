@@ -1,13 +1,15 @@
 """Settings changed from the admin (SMTP, DKIM, mail domain, sender, rate limits) over the files."""
+
 from __future__ import annotations
 
 import base64
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
@@ -24,10 +26,12 @@ CACHE_SECONDS = 5.0
 SMTP_OPTIONS = {"starttls", "rate", "timeout"}
 SMTP_BOUNDS = {"rate": (0.0, 100000.0), "timeout": (1.0, 120.0)}
 MASK = "•••"
-DKIM_KEY = "dkim_private_key"   # PEM, kept in the database; never shown or exported
+DKIM_KEY = "dkim_private_key"  # PEM, kept in the database; never shown or exported
 RATE = re.compile(r"^\d+\s*/\s*(second|minute|hour|day)$")
-HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}"
-                  r"[a-z0-9])?$")
+HOST = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}"
+    r"[a-z0-9])?$"
+)
 
 
 def _text(limit: int) -> Callable[[Any], str]:
@@ -35,6 +39,7 @@ def _text(limit: int) -> Callable[[Any], str]:
         if not isinstance(value, str) or len(value) > limit or any(c in value for c in "\r\n\0"):
             raise ValueError(f"text of at most {limit} characters on one line")
         return value.strip()
+
     return check
 
 
@@ -55,13 +60,16 @@ def _smtp(value: Any) -> str:
             parts = urlsplit(url)
             query = parse_qs(parts.query, keep_blank_values=True)
         except (ConfigError, ValueError):
-            raise ValueError(f"bad SMTP URL {shown!r}: use smtp://user:pass@host:port or "
-                             "smtps://…") from None
+            raise ValueError(
+                f"bad SMTP URL {shown!r}: use smtp://user:pass@host:port or smtps://…"
+            ) from None
         refused = sorted(set(query) - SMTP_OPTIONS)
         if refused:
-            raise ValueError(f"{shown!r}: {', '.join(refused)} may be set only in the "
-                             "configuration file or environment (LISTMGR_SMTP_URL); here: "
-                             + ", ".join(sorted(SMTP_OPTIONS)))
+            raise ValueError(
+                f"{shown!r}: {', '.join(refused)} may be set only in the "
+                "configuration file or environment (LISTMGR_SMTP_URL); here: "
+                + ", ".join(sorted(SMTP_OPTIONS))
+            )
         for key, (low, high) in SMTP_BOUNDS.items():
             if key in query and not low <= float(query[key][-1]) <= high:
                 raise ValueError(f"{shown!r}: {key} must be between {low:g} and {high:g}")
@@ -116,18 +124,39 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("smtp_url", "SMTP servers", _smtp, "Sending", secret=True,
-         help="smtp://user:pass@host:587?starttls=1 or smtps://…:465; several separated by "
-              "spaces. Empty: the built-in dev outbox."),
-    Spec("send_rate", "Messages per second (all servers)", _rate, "Sending",
-         help="0 means as fast as the servers accept."),
+    Spec(
+        "smtp_url",
+        "SMTP servers",
+        _smtp,
+        "Sending",
+        secret=True,
+        help="smtp://user:pass@host:587?starttls=1 or smtps://…:465; several separated by "
+        "spaces. Empty: the built-in dev outbox.",
+    ),
+    Spec(
+        "send_rate",
+        "Messages per second (all servers)",
+        _rate,
+        "Sending",
+        help="0 means as fast as the servers accept.",
+    ),
     Spec("send_rate_per_server", "Messages per second per server", _rate, "Sending"),
-    Spec("mail_domain", "Mail domain", _domain, "Identity",
-         help="Used in Message-IDs, bounce (VERP) and unsubscribe mailto addresses."),
+    Spec(
+        "mail_domain",
+        "Mail domain",
+        _domain,
+        "Identity",
+        help="Used in Message-IDs, bounce (VERP) and unsubscribe mailto addresses.",
+    ),
     Spec("default_from_name", "Default sender name", _text(200), "Identity"),
     Spec("default_from_email", "Default sender address", _email, "Identity"),
-    Spec("default_postal_address", "Default postal address", _text(500), "Identity",
-         help="Shown in every campaign footer unless the list has its own."),
+    Spec(
+        "default_postal_address",
+        "Default postal address",
+        _text(500),
+        "Identity",
+        help="Shown in every campaign footer unless the list has its own.",
+    ),
     Spec("dkim_domain", "DKIM signing domain", _domain, "DKIM"),
     Spec("dkim_selector", "DKIM selector", _selector, "DKIM"),
     Spec("subscribe_rate_limit_ip", "Sign-ups per IP address", _limit, "Rate limits"),
@@ -200,8 +229,9 @@ def _keep_passwords(value: str, current: str) -> str:
     """A URL that came back with its password masked keeps the stored password, but only for
     the very server (scheme, user, host, port) it was set for: a changed host must be given
     the password again, or anyone who may edit settings could send it elsewhere."""
-    known = {_server_key(url): _split(url)[1] for url in current.split()
-             if ":" in (_split(url)[1] or "")}
+    known = {
+        _server_key(url): _split(url)[1] for url in current.split() if ":" in (_split(url)[1] or "")
+    }
     out = []
     for url in value.split():
         scheme, userinfo, after = _split(url)
@@ -211,7 +241,8 @@ def _keep_passwords(value: str, current: str) -> str:
                 raise ValidationError(
                     f"SMTP servers: type the password again for {mask('smtp_url', url)!r}: a "
                     "stored password is kept only for the server it was set for",
-                    field="smtp_url")
+                    field="smtp_url",
+                )
             url = f"{scheme}://{stored}@{after}"
         out.append(url)
     return " ".join(out)
@@ -220,10 +251,19 @@ def _keep_passwords(value: str, current: str) -> str:
 def all_settings(rt: Runtime) -> list[SettingView]:
     """Every admin-editable setting with its effective value (secrets masked)."""
     base, stored = _base(rt), _stored(rt)
-    return [SettingView(spec.key, spec.label, spec.group,
-                        mask(spec.key, stored.get(spec.key, getattr(base, spec.key))),
-                        mask(spec.key, getattr(base, spec.key)), spec.key in stored,
-                        spec.secret, spec.help) for spec in SPECS]
+    return [
+        SettingView(
+            spec.key,
+            spec.label,
+            spec.group,
+            mask(spec.key, stored.get(spec.key, getattr(base, spec.key))),
+            mask(spec.key, getattr(base, spec.key)),
+            spec.key in stored,
+            spec.secret,
+            spec.help,
+        )
+        for spec in SPECS
+    ]
 
 
 @dataclass(frozen=True)
@@ -236,8 +276,13 @@ class Actor:
     token_id: int | None = None
 
 
-def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = None,
-           actor: Actor | None = None) -> list[str]:
+def update(
+    rt: Runtime,
+    values: dict[str, Any],
+    *,
+    reset: list[str] | None = None,
+    actor: Actor | None = None,
+) -> list[str]:
     """Validate and store changed settings (all or nothing) and audit the change in the same
     transaction; returns the keys that changed."""
     base, stored = _base(rt), _stored(rt)
@@ -259,10 +304,13 @@ def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = Non
         if key not in BY_KEY:
             raise ValidationError(f"unknown setting {key!r}", field=key)
     if base.production and "smtp_url" in clean and not clean["smtp_url"]:
-        raise ValidationError("SMTP servers: production mail must go to an SMTP server, never "
-                              "to the dev outbox", field="smtp_url")
-    changed = [k for k, v in clean.items()
-               if stored.get(k, getattr(base, k)) != v] + [k for k in reset or [] if k in stored]
+        raise ValidationError(
+            "SMTP servers: production mail must go to an SMTP server, never to the dev outbox",
+            field="smtp_url",
+        )
+    changed = [k for k, v in clean.items() if stored.get(k, getattr(base, k)) != v] + [
+        k for k in reset or [] if k in stored
+    ]
     with rt.db.session() as s:
         for key in reset or []:
             s.execute(delete(SettingValue).where(SettingValue.key == key))
@@ -276,27 +324,39 @@ def update(rt: Runtime, values: dict[str, Any], *, reset: list[str] | None = Non
                 row.value, row.updated_at = value, utcnow()
         if changed:
             after = {**current, **clean, **{k: getattr(base, k) for k in reset or []}}
-            s.add(_audit_row(actor or Actor(), "settings.change",
-                             _change_detail(changed, current, after)))
+            s.add(
+                _audit_row(
+                    actor or Actor(), "settings.change", _change_detail(changed, current, after)
+                )
+            )
     refresh(rt)
     return changed
 
 
-def _change_detail(changed: list[str], before: dict[str, Any],
-                   after: dict[str, Any]) -> dict[str, Any]:
+def _change_detail(
+    changed: list[str], before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
     """The keys that changed; for the SMTP servers, which ones before and after (no password:
     whoever reads the audit log must not learn it there)."""
     detail: dict[str, Any] = {"keys": changed}
     if "smtp_url" in changed:
-        detail["smtp_servers"] = {"before": servers_of(before["smtp_url"]),
-                                  "after": servers_of(after["smtp_url"])}
+        detail["smtp_servers"] = {
+            "before": servers_of(before["smtp_url"]),
+            "after": servers_of(after["smtp_url"]),
+        }
     return detail
 
 
 def _audit_row(actor: Actor, action: str, detail: dict[str, Any]) -> AuditLog:
-    return AuditLog(actor=actor.label[:320], action=action, target_type="settings",
-                    ip=actor.ip[:64], detail=detail, user_id=actor.user_id,
-                    token_id=actor.token_id)
+    return AuditLog(
+        actor=actor.label[:320],
+        action=action,
+        target_type="settings",
+        ip=actor.ip[:64],
+        detail=detail,
+        user_id=actor.user_id,
+        token_id=actor.token_id,
+    )
 
 
 def effective(rt: Runtime) -> Settings:
@@ -336,7 +396,10 @@ def _adopt(rt: Runtime, new: Settings) -> None:
     """Make `new` this process's settings; the transport is rebuilt when its servers changed."""
     old, rt.settings = rt.settings, new
     if (old.smtp_url, old.send_rate, old.send_rate_per_server) != (
-            new.smtp_url, new.send_rate, new.send_rate_per_server):
+        new.smtp_url,
+        new.send_rate,
+        new.send_rate_per_server,
+    ):
         rt.state.pop("transport", None)  # rebuilt from the new servers on next use
 
 
@@ -355,12 +418,16 @@ class ServerCheck:
     error: str
 
 
-def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None
-                  ) -> list[ServerCheck]:
+def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None) -> list[ServerCheck]:
     """Connect to each SMTP server in force (greeting, TLS, sign-in) and say how it went;
     detailed=False says only that it failed (for people who may not change the settings)."""
-    from listmgr.mail.transport import (PermanentFailure, SmtpConnection, TemporaryFailure,
-                                        describe_failure, parse_smtp_urls)
+    from listmgr.mail.transport import (
+        PermanentFailure,
+        SmtpConnection,
+        TemporaryFailure,
+        describe_failure,
+        parse_smtp_urls,
+    )
 
     settings = effective(rt)
     if settings.embedded_outbox:
@@ -371,11 +438,17 @@ def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None
             SmtpConnection(server).check()
             results.append(ServerCheck(server.label, True, ""))
         except (TemporaryFailure, PermanentFailure) as exc:
-            results.append(ServerCheck(server.label, False,
-                                       describe_failure(exc, detailed=detailed)))
+            results.append(
+                ServerCheck(server.label, False, describe_failure(exc, detailed=detailed))
+            )
     with rt.db.session() as s:
-        s.add(_audit_row(actor or Actor(), "settings.smtp_check", {
-            "servers": [{"server": r.server, "ok": r.ok} for r in results]}))
+        s.add(
+            _audit_row(
+                actor or Actor(),
+                "settings.smtp_check",
+                {"servers": [{"server": r.server, "ok": r.ok} for r in results]},
+            )
+        )
     return results
 
 
@@ -407,11 +480,13 @@ def generate_dkim(rt: Runtime, *, selector: str, domain: str = "") -> str:
     except ValueError as exc:
         raise ValidationError(f"DKIM signing domain: {exc}", field="dkim_domain") from None
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     with rt.db.session() as s:
         for k, v in ((DKIM_KEY, pem), ("dkim_selector", selector)) + (
-                (("dkim_domain", domain),) if domain else ()):
+            (("dkim_domain", domain),) if domain else ()
+        ):
             row = s.get(SettingValue, k)
             if row is None:
                 s.add(SettingValue(key=k, value=v))
@@ -427,14 +502,20 @@ def dkim_record(rt: Runtime) -> str | None:
 
     settings = effective(rt)
     pem = _stored(rt).get(DKIM_KEY)
-    if not pem and settings.dkim_private_key_path and Path(
-            settings.dkim_private_key_path).is_file():
+    if (
+        not pem
+        and settings.dkim_private_key_path
+        and Path(settings.dkim_private_key_path).is_file()
+    ):
         pem = Path(settings.dkim_private_key_path).read_text()
     if not pem or not settings.dkim_selector:
         return None
     key = serialization.load_pem_private_key(pem.encode(), password=None)
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     domain = settings.dkim_domain or settings.mail_domain
-    return (f'{settings.dkim_selector}._domainkey.{domain}. IN TXT '
-            f'"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"')
+    return (
+        f"{settings.dkim_selector}._domainkey.{domain}. IN TXT "
+        f'"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"'
+    )

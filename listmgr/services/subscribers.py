@@ -1,18 +1,27 @@
 """Subscribers as marketers see them: create with a status, look up, search."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
-from listmgr.models import (MailingList, Membership, MemberStatus, OptIn, Subscriber,
-                            SubscriberInterest, Suppression, utcnow)
+from listmgr.models import (
+    MailingList,
+    Membership,
+    MemberStatus,
+    OptIn,
+    Subscriber,
+    SubscriberInterest,
+    Suppression,
+    utcnow,
+)
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import (Origin, _queue_mail, clean_name, normalize_email,
-                                            record)
+from listmgr.services.subscriptions import Origin, _queue_mail, clean_name, normalize_email, record
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 
@@ -33,34 +42,49 @@ class SubscriberInfo:
 
 def is_suppressed(s: Session, rt: Runtime, email: str) -> str | None:
     """The suppression reason for a normalized address, or None."""
-    return s.scalar(select(Suppression.reason).where(
-        Suppression.email_hash == rt.email_hash(email)))
+    return s.scalar(
+        select(Suppression.reason).where(Suppression.email_hash == rt.email_hash(email))
+    )
 
 
-def create(rt: Runtime, *, email: Any, name: Any = "", lists: Iterable[str] = (),
-           status: str = "confirmed", fields: dict[str, Any] | None = None,
-           interests: Iterable[str] | None = None, consent: str = "",
-           consents: dict[str, bool] | None = None,
-           origin: Origin = Origin(source="api", actor="api")) -> int:
+def create(
+    rt: Runtime,
+    *,
+    email: Any,
+    name: Any = "",
+    lists: Iterable[str] = (),
+    status: str = "confirmed",
+    fields: dict[str, Any] | None = None,
+    interests: Iterable[str] | None = None,
+    consent: str = "",
+    consents: dict[str, bool] | None = None,
+    origin: Origin = Origin(source="api", actor="api"),
+) -> int:
     """Add a subscriber to lists as confirmed (consent basis recorded) or pending (mailed)."""
     address = normalize_email(email)
     display = clean_name(name)
     if status not in STATUSES:
         raise ValidationError("status must be 'confirmed' or 'pending'", field="status")
     if status == "confirmed" and lists and not consent.strip():
-        raise ValidationError("a confirmed subscriber needs the consent basis ('consent')",
-                              field="consent")
+        raise ValidationError(
+            "a confirmed subscriber needs the consent basis ('consent')", field="consent"
+        )
     outbox_ids = []
     with rt.db.session() as s:
         reason = is_suppressed(s, rt, address)
         if reason:
-            raise Suppressed(f"this address is on the suppression list ({reason}); only a "
-                             "fresh sign-up by the person can add it again", field="email")
+            raise Suppressed(
+                f"this address is on the suppression list ({reason}); only a "
+                "fresh sign-up by the person can add it again",
+                field="email",
+            )
         if s.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
             raise Conflict("a subscriber with this email already exists", field="email")
         wanted = list(dict.fromkeys(lists))
-        found = {lst.slug: lst for lst in s.scalars(
-            select(MailingList).where(MailingList.slug.in_(wanted)))}
+        found = {
+            lst.slug: lst
+            for lst in s.scalars(select(MailingList).where(MailingList.slug.in_(wanted)))
+        }
         missing = [slug for slug in wanted if slug not in found]
         if missing:
             raise ValidationError(f"no list {missing[0]!r}", field="lists")
@@ -69,13 +93,15 @@ def create(rt: Runtime, *, email: Any, name: Any = "", lists: Iterable[str] = ()
             from listmgr.services import people
 
             profile = people.validate_profile(s, fields or {}, list(interests or []))
-        sub = Subscriber(email=address, email_hash=rt.email_hash(address), name=display,
-                         source=origin.source)
+        sub = Subscriber(
+            email=address, email_hash=rt.email_hash(address), name=display, source=origin.source
+        )
         consents = consents or {}
         for key in consents:
             if key not in ("profiling", "tracking") or not isinstance(consents[key], bool):
-                raise ValidationError("consents takes booleans 'profiling' and 'tracking'",
-                                      field=f"consents.{key}")
+                raise ValidationError(
+                    "consents takes booleans 'profiling' and 'tracking'", field=f"consents.{key}"
+                )
         sub.consent_profiling = consents.get("profiling", False)
         sub.consent_tracking = consents.get("tracking", False)
         s.add(sub)
@@ -88,22 +114,46 @@ def create(rt: Runtime, *, email: Any, name: Any = "", lists: Iterable[str] = ()
         for slug in wanted:
             lst = found[slug]
             pending = status == "pending" and lst.opt_in == OptIn.double.value
-            s.add(Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source,
-                             status=MemberStatus.pending.value if pending
-                             else MemberStatus.confirmed.value,
-                             confirmed_at=None if pending else now))
+            s.add(
+                Membership(
+                    subscriber_id=sub.id,
+                    list_id=lst.id,
+                    source=origin.source,
+                    status=MemberStatus.pending.value if pending else MemberStatus.confirmed.value,
+                    confirmed_at=None if pending else now,
+                )
+            )
             s.flush()
-            record(s, kind="subscribe" if pending else "added", subscriber_id=sub.id,
-                   list_id=lst.id, origin=origin, wording=consent or lst.consent_wording,
-                   detail={"status": "pending" if pending else "confirmed"})
+            record(
+                s,
+                kind="subscribe" if pending else "added",
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                origin=origin,
+                wording=consent or lst.consent_wording,
+                detail={"status": "pending" if pending else "confirmed"},
+            )
             if pending:
-                oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst,
-                                  payload={"wording": consent or lst.consent_wording})
+                oid = _queue_mail(
+                    s,
+                    rt,
+                    kind="confirm",
+                    sub=sub,
+                    lst=lst,
+                    payload={"wording": consent or lst.consent_wording},
+                )
                 if oid:
                     outbox_ids.append(oid)
         for key, value in consents.items():
-            record(s, kind=f"consent_{key}", subscriber_id=sub.id, list_id=None,
-                   origin=origin, wording=consent, detail={"given": value})
+            record(
+                s,
+                kind=f"consent_{key}",
+                subscriber_id=sub.id,
+                list_id=None,
+                origin=origin,
+                wording=consent,
+                detail={"given": value},
+            )
         sid = int(sub.id)  # type: ignore[arg-type]
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
@@ -113,9 +163,11 @@ def create(rt: Runtime, *, email: Any, name: Any = "", lists: Iterable[str] = ()
 def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
     out: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     for sid, slug, status in s.execute(
-            select(Membership.subscriber_id, MailingList.slug, Membership.status)
-            .join(MailingList, MailingList.id == Membership.list_id)
-            .where(Membership.subscriber_id.in_(ids)).order_by(MailingList.slug)):
+        select(Membership.subscriber_id, MailingList.slug, Membership.status)
+        .join(MailingList, MailingList.id == Membership.list_id)
+        .where(Membership.subscriber_id.in_(ids))
+        .order_by(MailingList.slug)
+    ):
         out[sid].append({"slug": slug, "status": status})
     return out
 
@@ -123,8 +175,10 @@ def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
 def _interests(s: Session, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in ids}
     for sid, key in s.execute(
-            select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
-            .where(SubscriberInterest.subscriber_id.in_(ids)).order_by(SubscriberInterest.interest)):
+        select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
+        .where(SubscriberInterest.subscriber_id.in_(ids))
+        .order_by(SubscriberInterest.interest)
+    ):
         out[sid].append(key)
     return out
 
@@ -133,13 +187,32 @@ def _infos(s: Session, subs: list[Subscriber]) -> list[SubscriberInfo]:
     """The subscribers with memberships, interests and suppression, in a few queries."""
     ids = [int(x.id) for x in subs]  # type: ignore[arg-type]
     members, interests = _memberships(s, ids), _interests(s, ids)
-    suppressed = dict(s.execute(select(Suppression.email_hash, Suppression.reason).where(
-        Suppression.email_hash.in_({x.email_hash for x in subs}))).all()) if subs else {}
-    return [SubscriberInfo(i, sub.email, sub.name, sub.created_at.isoformat(), sub.source,
-                           members[i], dict(sub.fields or {}), interests[i],
-                           {"profiling": sub.consent_profiling,
-                            "tracking": sub.consent_tracking}, suppressed.get(sub.email_hash))
-            for i, sub in zip(ids, subs)]
+    suppressed = (
+        dict(
+            s.execute(
+                select(Suppression.email_hash, Suppression.reason).where(
+                    Suppression.email_hash.in_({x.email_hash for x in subs})
+                )
+            ).all()
+        )
+        if subs
+        else {}
+    )
+    return [
+        SubscriberInfo(
+            i,
+            sub.email,
+            sub.name,
+            sub.created_at.isoformat(),
+            sub.source,
+            members[i],
+            dict(sub.fields or {}),
+            interests[i],
+            {"profiling": sub.consent_profiling, "tracking": sub.consent_tracking},
+            suppressed.get(sub.email_hash),
+        )
+        for i, sub in zip(ids, subs, strict=False)
+    ]
 
 
 def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
@@ -150,10 +223,18 @@ def get(rt: Runtime, subscriber_id: int) -> SubscriberInfo:
         return _infos(s, [sub])[0]
 
 
-def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
-           list_slug: str | None = None, status: str | None = None, offset: int = 0,
-           limit: int = 50, count_limit: int | None = None,
-           rules: dict[str, Any] | None = None) -> tuple[list[SubscriberInfo], int]:
+def search(
+    rt: Runtime,
+    *,
+    email: str | None = None,
+    q: str | None = None,
+    list_slug: str | None = None,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    count_limit: int | None = None,
+    rules: dict[str, Any] | None = None,
+) -> tuple[list[SubscriberInfo], int]:
     """Exact email, or a prefix of email/name, optionally within a list and status, and
     matching segment rules (e.g. a field condition).
 
@@ -173,11 +254,16 @@ def search(rt: Runtime, *, email: str | None = None, q: str | None = None,
         # The pattern goes into the SQL text: under a prepared statement's generic plan,
         # PostgreSQL cannot use the prefix indexes for LIKE with a bound parameter.
         pattern = literal(f"{term}%", literal_execute=True)
-        query = query.where(or_(Subscriber.email.like(pattern, escape="\\"),
-                                func.lower(Subscriber.name).like(pattern, escape="\\")))
+        query = query.where(
+            or_(
+                Subscriber.email.like(pattern, escape="\\"),
+                func.lower(Subscriber.name).like(pattern, escape="\\"),
+            )
+        )
     if list_slug or status:
         member = select(Membership.subscriber_id).join(
-            MailingList, MailingList.id == Membership.list_id)
+            MailingList, MailingList.id == Membership.list_id
+        )
         if list_slug:
             member = member.where(MailingList.slug == list_slug)
         if status:

@@ -1,20 +1,40 @@
 """Subscribe, confirm, unsubscribe and list preferences, each with its consent event."""
+
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from listmgr.errors import (NotFound, TokenExpired, TokenInvalid, TokenReplaced, TokenUsed,
-                            ValidationError)
-from listmgr.models import (MAX_ID, ConsentEvent, Delivery, MailingList, Membership,
-                            MemberStatus, OptIn, Outbox, Subscriber, Suppression, by_id, utcnow)
+from listmgr.errors import (
+    NotFound,
+    TokenExpired,
+    TokenInvalid,
+    TokenReplaced,
+    TokenUsed,
+    ValidationError,
+)
+from listmgr.models import (
+    MAX_ID,
+    ConsentEvent,
+    Delivery,
+    MailingList,
+    Membership,
+    MemberStatus,
+    OptIn,
+    Outbox,
+    Subscriber,
+    Suppression,
+    by_id,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 
 MAX_NAME = 200
@@ -53,8 +73,9 @@ def clean_name(raw: Any) -> str:
     if "\r" in raw or "\n" in raw:
         raise ValidationError("The name must not contain line breaks.", field="name")
     if "\x00" in raw:
-        raise ValidationError("The name must not contain control characters (it holds a NUL "
-                              "byte).", field="name")
+        raise ValidationError(
+            "The name must not contain control characters (it holds a NUL byte).", field="name"
+        )
     name = " ".join(raw.split())
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
@@ -73,14 +94,34 @@ def get_list(s: Session, slug: str) -> MailingList:
     return row
 
 
-def record(s: Session, *, kind: str, subscriber_id: int | None, list_id: int | None,
-           origin: Origin, wording: str = "", detail: dict[str, Any] | None = None,
-           campaign_id: int | None = None, inbound_id: int | None = None) -> None:
+def record(
+    s: Session,
+    *,
+    kind: str,
+    subscriber_id: int | None,
+    list_id: int | None,
+    origin: Origin,
+    wording: str = "",
+    detail: dict[str, Any] | None = None,
+    campaign_id: int | None = None,
+    inbound_id: int | None = None,
+) -> None:
     """Append a consent event."""
-    s.add(ConsentEvent(kind=kind, subscriber_id=subscriber_id, list_id=list_id,
-                       source=origin.source, actor=origin.actor, ip=origin.ip[:64],
-                       user_agent=origin.user_agent[:500], wording=wording,
-                       detail=detail or {}, campaign_id=campaign_id, inbound_id=inbound_id))
+    s.add(
+        ConsentEvent(
+            kind=kind,
+            subscriber_id=subscriber_id,
+            list_id=list_id,
+            source=origin.source,
+            actor=origin.actor,
+            ip=origin.ip[:64],
+            user_agent=origin.user_agent[:500],
+            wording=wording,
+            detail=detail or {},
+            campaign_id=campaign_id,
+            inbound_id=inbound_id,
+        )
+    )
 
 
 def new_nonce() -> str:
@@ -88,19 +129,33 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _queue_mail(s: Session, rt: Runtime, *, kind: str, sub: Subscriber, lst: MailingList,
-                payload: dict[str, Any] | None = None) -> int | None:
+def _queue_mail(
+    s: Session,
+    rt: Runtime,
+    *,
+    kind: str,
+    sub: Subscriber,
+    lst: MailingList,
+    payload: dict[str, Any] | None = None,
+) -> int | None:
     """Add an outbox row unless this address got the same kind of mail within the window."""
     window = utcnow() - timedelta(minutes=rt.settings.confirm_window_minutes)
-    recent = s.scalar(select(Outbox.id).where(Outbox.to_email == sub.email,
-                                              Outbox.kind.in_(("confirm", "already_subscribed")),
-                                              Outbox.created_at > window).limit(1))
+    recent = s.scalar(
+        select(Outbox.id)
+        .where(
+            Outbox.to_email == sub.email,
+            Outbox.kind.in_(("confirm", "already_subscribed")),
+            Outbox.created_at > window,
+        )
+        .limit(1)
+    )
     if recent is not None:
         return None
     if kind == "confirm":
         _await_confirmation(s, sub, lst)
-    row = Outbox(kind=kind, to_email=sub.email, subscriber_id=sub.id, list_id=lst.id,
-                 payload=payload or {})
+    row = Outbox(
+        kind=kind, to_email=sub.email, subscriber_id=sub.id, list_id=lst.id, payload=payload or {}
+    )
     s.add(row)
     s.flush()
     return row.id
@@ -109,16 +164,18 @@ def _queue_mail(s: Session, rt: Runtime, *, kind: str, sub: Subscriber, lst: Mai
 def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
     """A new confirmation link is about to be mailed: it alone confirms from now on (the links
     of earlier mails stop working), and it can lift only suppressions older than itself."""
-    member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
-                                               Membership.list_id == lst.id))
+    member = s.scalar(
+        select(Membership).where(Membership.subscriber_id == sub.id, Membership.list_id == lst.id)
+    )
     if member is not None:
         member.confirm_nonce = new_nonce()
         member.confirm_requested_at = utcnow()
         s.flush()
 
 
-def find_or_create_subscriber(s: Session, rt: Runtime, email: str, name: str,
-                              source: str) -> tuple[Subscriber, bool]:
+def find_or_create_subscriber(
+    s: Session, rt: Runtime, email: str, name: str, source: str
+) -> tuple[Subscriber, bool]:
     sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
     if sub is not None:
         return sub, False
@@ -128,25 +185,38 @@ def find_or_create_subscriber(s: Session, rt: Runtime, email: str, name: str,
     return sub, True
 
 
-def subscribe(rt: Runtime, *, list_slug: str, email: Any, name: Any = "", wording: str = "",
-              origin: Origin = Origin(source="form"), fields: dict[str, Any] | None = None,
-              interests: Iterable[str] | None = None) -> None:
+def subscribe(
+    rt: Runtime,
+    *,
+    list_slug: str,
+    email: Any,
+    name: Any = "",
+    wording: str = "",
+    origin: Origin = Origin(source="form"),
+    fields: dict[str, Any] | None = None,
+    interests: Iterable[str] | None = None,
+) -> None:
     """Start (or restart) double opt-in; the caller's answer must not depend on the outcome."""
     address = normalize_email(email)
     display = clean_name(name)
     try:
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields,
-                                interests)
+        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
     except IntegrityError:  # the same address signed up at the same moment: now it exists
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields,
-                                interests)
+        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
 
 
-def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording: str,
-               origin: Origin, fields: dict[str, Any] | None,
-               interests: Iterable[str] | None) -> list[int]:
+def _subscribe(
+    rt: Runtime,
+    list_slug: str,
+    address: str,
+    display: str,
+    wording: str,
+    origin: Origin,
+    fields: dict[str, Any] | None,
+    interests: Iterable[str] | None,
+) -> list[int]:
     """One attempt at subscribe(), in one unit of work; the outbox ids to send."""
     outbox_ids: list[int] = []
     with rt.db.session() as s:
@@ -157,10 +227,13 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             from listmgr.services import people
 
             # as given: a string is refused ("must be a list"), not read letter by letter
-            profile = people.validate_profile(s, fields or {},
-                                              interests or [],  # type: ignore[arg-type]
-                                              allowed_fields=lst.form_fields or None,
-                                              allowed_interests=lst.form_interests or None)
+            profile = people.validate_profile(
+                s,
+                fields or {},
+                interests or [],  # type: ignore[arg-type]
+                allowed_fields=lst.form_fields or None,
+                allowed_interests=lst.form_interests or None,
+            )
         sub, created = find_or_create_subscriber(s, rt, address, display, origin.source)
         if created and profile is not None:
             from listmgr.services import people
@@ -168,17 +241,25 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             people.apply_profile(s, sub, profile)
         elif not sub.name and display:
             sub.name = display
-        member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
-                                                   Membership.list_id == lst.id))
+        member = s.scalar(
+            select(Membership).where(
+                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            )
+        )
         now = utcnow()
         # A suppressed address (erased, unsubscribed from all, complained, bounced, added by
         # hand) comes back only through a confirmed double opt-in, whatever the list's own
         # setting and even where its membership still reads confirmed.
         suppressed = suppression_of(s, sub) is not None
-        if member is not None and member.status == MemberStatus.confirmed.value \
-                and not suppressed:
-            record(s, kind="subscribe_repeat", subscriber_id=sub.id, list_id=lst.id,
-                   origin=origin, wording=wording)
+        if member is not None and member.status == MemberStatus.confirmed.value and not suppressed:
+            record(
+                s,
+                kind="subscribe_repeat",
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                origin=origin,
+                wording=wording,
+            )
             oid = _queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
         elif lst.opt_in == OptIn.single.value and not suppressed:
             if member is None:
@@ -187,25 +268,38 @@ def _subscribe(rt: Runtime, list_slug: str, address: str, display: str, wording:
             member.status = MemberStatus.confirmed.value
             member.confirmed_at = member.updated_at = now
             member.unsubscribed_at = None
-            member.confirm_nonce = ""   # nothing left to confirm
-            record(s, kind="subscribe", subscriber_id=sub.id, list_id=lst.id, origin=origin,
-                   wording=wording, detail={"opt_in": "single"})
+            member.confirm_nonce = ""  # nothing left to confirm
+            record(
+                s,
+                kind="subscribe",
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                origin=origin,
+                wording=wording,
+                detail={"opt_in": "single"},
+            )
             oid = None
         else:
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
                 s.add(member)
             if member.status != MemberStatus.confirmed.value:  # (confirmed: it stays so, and
-                member.status = MemberStatus.pending.value      # confirming lifts the
-                member.updated_at = now                         # suppression)
+                member.status = MemberStatus.pending.value  # confirming lifts the
+                member.updated_at = now  # suppression)
             s.flush()
             detail = {"opt_in": "double"}
             if suppressed:
                 detail["why"] = "the address is on the suppression list"
-            record(s, kind="subscribe", subscriber_id=sub.id, list_id=lst.id, origin=origin,
-                   wording=wording, detail=detail)
-            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst,
-                              payload={"wording": wording})
+            record(
+                s,
+                kind="subscribe",
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                origin=origin,
+                wording=wording,
+                detail=detail,
+            )
+            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
         if oid:
             outbox_ids.append(oid)
     return outbox_ids
@@ -220,27 +314,34 @@ class ConfirmView:
     status: str
 
 
-USED = ("This confirmation link was already used, or the subscription changed after it was "
-        "sent (confirmed, cancelled, or stopped). It does nothing now. To subscribe again, "
-        "please sign up again.")
+USED = (
+    "This confirmation link was already used, or the subscription changed after it was "
+    "sent (confirmed, cancelled, or stopped). It does nothing now. To subscribe again, "
+    "please sign up again."
+)
 
 
-def _confirm_target(s: Session, rt: Runtime, token: str) -> tuple[Subscriber, MailingList,
-                                                                   Membership]:
+def _confirm_target(
+    s: Session, rt: Runtime, token: str
+) -> tuple[Subscriber, MailingList, Membership]:
     """The membership a confirmation link may still confirm; raises for a used link."""
     tok = rt.tokens.read_confirm(token)
     sub = by_id(s, Subscriber, tok.subscriber_id)
     lst = by_id(s, MailingList, tok.list_id)
     member = None
     if sub is not None and lst is not None:
-        member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
-                                                   Membership.list_id == lst.id))
+        member = s.scalar(
+            select(Membership).where(
+                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            )
+        )
     if sub is None or lst is None or member is None:
         raise TokenInvalid("This confirmation link is no longer valid.")
     suppressed = suppression_of(s, sub)
     # Pending, or confirmed but suppressed (signing up again asks to confirm once more).
     awaiting = member.status == MemberStatus.pending.value or (
-        member.status == MemberStatus.confirmed.value and suppressed is not None)
+        member.status == MemberStatus.confirmed.value and suppressed is not None
+    )
     if not tok.nonce:
         # A link from before single-use links: a new one is offered while still pending.
         if member.status == MemberStatus.pending.value and suppressed is None:
@@ -248,8 +349,9 @@ def _confirm_target(s: Session, rt: Runtime, token: str) -> tuple[Subscriber, Ma
         raise TokenUsed(USED)
     if not awaiting or not member.confirm_nonce or tok.nonce != member.confirm_nonce:
         raise TokenUsed(USED)
-    if suppressed is not None and (member.confirm_requested_at is None
-                                   or suppressed.created_at > member.confirm_requested_at):
+    if suppressed is not None and (
+        member.confirm_requested_at is None or suppressed.created_at > member.confirm_requested_at
+    ):
         # Suppressed after this link was mailed (by hand, by an import): it stays so.
         raise TokenUsed(USED)
     return sub, lst, member
@@ -261,26 +363,36 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
         sub, lst, member = _confirm_target(s, rt, token)
         status = member.status
         if status == MemberStatus.confirmed.value and suppression_of(s, sub) is not None:
-            status = MemberStatus.pending.value   # suppressed: confirming is still to do
+            status = MemberStatus.pending.value  # suppressed: confirming is still to do
         return ConfirmView(list_name=lst.name, email=sub.email, status=status)
 
 
-def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")) -> \
-        ConfirmView:
+def confirm(
+    rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")
+) -> ConfirmView:
     """Confirm a pending membership and record proof of consent; the link works once."""
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
-        used = s.execute(update(Membership).where(
-            Membership.id == member.id, Membership.confirm_nonce == member.confirm_nonce)
-            .values(confirm_nonce="")).rowcount
+        used = s.execute(
+            update(Membership)
+            .where(Membership.id == member.id, Membership.confirm_nonce == member.confirm_nonce)
+            .values(confirm_nonce="")
+        ).rowcount
         if used != 1:
             raise TokenUsed(USED)
         s.refresh(member)
         lifted = suppression_of(s, sub)
-        asked = s.scalar(select(ConsentEvent).where(
-            ConsentEvent.subscriber_id == sub.id, ConsentEvent.list_id == lst.id,
-            ConsentEvent.kind == "subscribe").order_by(ConsentEvent.id.desc()).limit(1))
+        asked = s.scalar(
+            select(ConsentEvent)
+            .where(
+                ConsentEvent.subscriber_id == sub.id,
+                ConsentEvent.list_id == lst.id,
+                ConsentEvent.kind == "subscribe",
+            )
+            .order_by(ConsentEvent.id.desc())
+            .limit(1)
+        )
         now = utcnow()
         member.status = MemberStatus.confirmed.value
         member.confirmed_at = member.updated_at = now
@@ -289,11 +401,19 @@ def confirm(rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-
         # (never a later one: _confirm_target refuses those).
         if lifted is not None:
             s.delete(lifted)
-        record(s, kind="confirm", subscriber_id=sub.id, list_id=lst.id, origin=origin,
-               wording=asked.wording if asked else "",
-               detail={"subscribe_event_at": asked.at.isoformat() if asked else None,
-                       "subscribe_ip": asked.ip if asked else None,
-                       "lifted_suppression": lifted.reason if lifted else None})
+        record(
+            s,
+            kind="confirm",
+            subscriber_id=sub.id,
+            list_id=lst.id,
+            origin=origin,
+            wording=asked.wording if asked else "",
+            detail={
+                "subscribe_event_at": asked.at.isoformat() if asked else None,
+                "subscribe_ip": asked.ip if asked else None,
+                "lifted_suppression": lifted.reason if lifted else None,
+            },
+        )
         return ConfirmView(lst.name, sub.email, member.status)
 
 
@@ -308,8 +428,11 @@ def resend_confirmation(rt: Runtime, token: str) -> None:
         lst = by_id(s, MailingList, tok.list_id)
         if sub is None or lst is None:
             return
-        member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
-                                                   Membership.list_id == lst.id))
+        member = s.scalar(
+            select(Membership).where(
+                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            )
+        )
         if member is not None and member.status == MemberStatus.pending.value:
             oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
     if oid:
@@ -337,8 +460,11 @@ def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
         lst = by_id(s, MailingList, tok.list_id)
         if sub is None or lst is None:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
-        member = s.scalar(select(Membership).where(Membership.subscriber_id == sub.id,
-                                                   Membership.list_id == lst.id))
+        member = s.scalar(
+            select(Membership).where(
+                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            )
+        )
         status = member.status if member else "unsubscribed"
         if tok.epoch != sub.link_epoch:
             # An old link still unsubscribes (leaving must always work), but it shows neither
@@ -354,7 +480,7 @@ def _unsubscribe_members(s: Session, members: Iterable[Membership]) -> list[int]
         if member.status in (MemberStatus.confirmed.value, MemberStatus.pending.value):
             member.status = MemberStatus.unsubscribed.value
             member.unsubscribed_at = member.updated_at = now
-            member.confirm_nonce = ""   # an earlier confirmation link must not bring it back
+            member.confirm_nonce = ""  # an earlier confirmation link must not bring it back
             changed.append(member.list_id)
     return changed
 
@@ -366,22 +492,34 @@ def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None
     """Put an address on the suppression list (idempotent; a stronger reason wins)."""
     existing = suppression_of(s, sub)
     # No confirmation link mailed before now may lift this suppression.
-    s.execute(update(Membership).where(Membership.subscriber_id == sub.id,
-                                       Membership.confirm_nonce != "")
-              .values(confirm_nonce=""))
+    s.execute(
+        update(Membership)
+        .where(Membership.subscriber_id == sub.id, Membership.confirm_nonce != "")
+        .values(confirm_nonce="")
+    )
     if existing is None:
-        s.add(Suppression(email_hash=sub.email_hash, email=sub.email, reason=reason,
-                          detail=detail[:500]))
+        s.add(
+            Suppression(
+                email_hash=sub.email_hash, email=sub.email, reason=reason, detail=detail[:500]
+            )
+        )
     elif SUPPRESSION_STRENGTH.get(reason, 1) > SUPPRESSION_STRENGTH.get(existing.reason, 1):
         existing.reason = reason
         existing.detail = detail[:500]
 
 
-def unsubscribe_subscriber(s: Session, sub: Subscriber, *, list_id: int | None,
-                           origin: Origin, campaign_id: int | None = None,
-                           inbound_id: int | None = None, everything: bool = False,
-                           detail: dict[str, Any] | None = None,
-                           reason: str = "unsubscribed_all") -> list[int]:
+def unsubscribe_subscriber(
+    s: Session,
+    sub: Subscriber,
+    *,
+    list_id: int | None,
+    origin: Origin,
+    campaign_id: int | None = None,
+    inbound_id: int | None = None,
+    everything: bool = False,
+    detail: dict[str, Any] | None = None,
+    reason: str = "unsubscribed_all",
+) -> list[int]:
     """Unsubscribe inside an open unit of work; returns the list ids that changed.
 
     `everything` also puts the address on the suppression list for `reason`."""
@@ -392,18 +530,32 @@ def unsubscribe_subscriber(s: Session, sub: Subscriber, *, list_id: int | None,
     if everything:
         suppress(s, sub, reason, origin.source)
     for lid in changed or ([list_id] if everything and not changed else []):
-        record(s, kind="unsubscribe_all" if everything else "unsubscribe",
-               subscriber_id=sub.id, list_id=lid, origin=origin, detail=detail,
-               campaign_id=campaign_id, inbound_id=inbound_id)
+        record(
+            s,
+            kind="unsubscribe_all" if everything else "unsubscribe",
+            subscriber_id=sub.id,
+            list_id=lid,
+            origin=origin,
+            detail=detail,
+            campaign_id=campaign_id,
+            inbound_id=inbound_id,
+        )
     if campaign_id and (changed or everything):
-        s.execute(update(Delivery).where(Delivery.campaign_id == campaign_id,
-                                         Delivery.subscriber_id == sub.id)
-                  .values(unsubscribed=True))
+        s.execute(
+            update(Delivery)
+            .where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == sub.id)
+            .values(unsubscribed=True)
+        )
     return changed
 
 
-def unsubscribe(rt: Runtime, token: str, *, everything: bool = False,
-                origin: Origin = Origin(source="one-click")) -> UnsubscribeView:
+def unsubscribe(
+    rt: Runtime,
+    token: str,
+    *,
+    everything: bool = False,
+    origin: Origin = Origin(source="one-click"),
+) -> UnsubscribeView:
     """Unsubscribe the token's subscriber from its list (or from all) at once; idempotent."""
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
@@ -412,12 +564,19 @@ def unsubscribe(rt: Runtime, token: str, *, everything: bool = False,
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
-        unsubscribe_subscriber(s, sub, list_id=tok.list_id, origin=origin,
-                               campaign_id=tok.campaign_id, everything=everything)
+        unsubscribe_subscriber(
+            s,
+            sub,
+            list_id=tok.list_id,
+            origin=origin,
+            campaign_id=tok.campaign_id,
+            everything=everything,
+        )
         if tok.epoch != sub.link_epoch:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
-        return UnsubscribeView(lst.name if lst else "", sub.email, "unsubscribed",
-                               manage_token(rt, sub))
+        return UnsubscribeView(
+            lst.name if lst else "", sub.email, "unsubscribed", manage_token(rt, sub)
+        )
 
 
 @dataclass(frozen=True)
@@ -425,7 +584,7 @@ class ListChoice:
     slug: str
     name: str
     description: str
-    status: str       # "" when not a member
+    status: str  # "" when not a member
     opt_in_level: str
     opt_in_levels: tuple[str, ...]
 
@@ -440,18 +599,24 @@ class Preferences:
     extra: dict[str, Any]
 
 
-REPLACED = ("This link no longer works: all older links to these preferences were ended. "
-            "Please use the link in the most recent email from us.")
+REPLACED = (
+    "This link no longer works: all older links to these preferences were ended. "
+    "Please use the link in the most recent email from us."
+)
 
 
-def subscriber_for_link(s: Session, rt: Runtime, token: str, *, lock: bool = False,
-                        any_epoch: bool = False) -> Subscriber:
+def subscriber_for_link(
+    s: Session, rt: Runtime, token: str, *, lock: bool = False, any_epoch: bool = False
+) -> Subscriber:
     """The subscriber a preference link opens (the one check every /p/ request goes through).
 
     A link from an earlier link epoch opens nothing, unless `any_epoch` (leaving only)."""
     tok = rt.tokens.read_manage(token)
-    sub = s.get(Subscriber, tok.subscriber_id, with_for_update=lock) \
-        if 1 <= tok.subscriber_id <= MAX_ID else None
+    sub = (
+        s.get(Subscriber, tok.subscriber_id, with_for_update=lock)
+        if 1 <= tok.subscriber_id <= MAX_ID
+        else None
+    )
     if sub is None:
         raise TokenInvalid("This link no longer works: there is no data held for it.")
     if tok.epoch != sub.link_epoch and not any_epoch:
@@ -464,16 +629,25 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
         sid = int(sub.id)  # type: ignore[arg-type]
-        members = {m.list_id: m for m in s.scalars(
-            select(Membership).where(Membership.subscriber_id == sid))}
+        members = {
+            m.list_id: m
+            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+        }
         choices = []
         for lst in s.scalars(select(MailingList).order_by(MailingList.name)):
             m = members.get(lst.id)
             if m is None and lst.opt_in != OptIn.double.value:
                 continue  # internal single opt-in lists are not offered to strangers
-            choices.append(ListChoice(lst.slug, lst.name, lst.description,
-                                      m.status if m else "", m.opt_in_level if m else "",
-                                      tuple(lst.opt_in_levels or ())))
+            choices.append(
+                ListChoice(
+                    lst.slug,
+                    lst.name,
+                    lst.description,
+                    m.status if m else "",
+                    m.opt_in_level if m else "",
+                    tuple(lst.opt_in_levels or ()),
+                )
+            )
         suppressed = suppression_of(s, sub) is not None
         from listmgr.services import people  # people builds on this module
 
@@ -481,9 +655,14 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
         return Preferences(sid, sub.email, sub.name, tuple(choices), suppressed, extra)
 
 
-def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
-                 levels: dict[str, str] | None = None,
-                 origin: Origin = Origin(source="preferences")) -> None:
+def update_lists(
+    rt: Runtime,
+    manage_token: str,
+    *,
+    wanted: Iterable[str],
+    levels: dict[str, str] | None = None,
+    origin: Origin = Origin(source="preferences"),
+) -> None:
     """Apply the preference center's list choices: leaving is immediate, joining is confirmed."""
     wanted = set(wanted)
     levels = levels or {}
@@ -495,12 +674,16 @@ def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
         unknown = wanted - set(lists)
         if unknown:
             raise ValidationError(f"Unknown list {sorted(unknown)[0]!r}.", field="lists")
-        members = {m.list_id: m for m in s.scalars(
-            select(Membership).where(Membership.subscriber_id == sid))}
+        members = {
+            m.list_id: m
+            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+        }
         for slug, lst in lists.items():
             m = members.get(lst.id)
-            active = m is not None and m.status in (MemberStatus.confirmed.value,
-                                                    MemberStatus.pending.value)
+            active = m is not None and m.status in (
+                MemberStatus.confirmed.value,
+                MemberStatus.pending.value,
+            )
             if slug in wanted and not active:
                 if m is None and lst.opt_in != OptIn.double.value:
                     continue
@@ -510,8 +693,15 @@ def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
                 m.status = MemberStatus.pending.value
                 m.updated_at = utcnow()
                 s.flush()
-                record(s, kind="subscribe", subscriber_id=sid, list_id=lst.id, origin=origin,
-                       wording=lst.consent_wording, detail={"opt_in": "double"})
+                record(
+                    s,
+                    kind="subscribe",
+                    subscriber_id=sid,
+                    list_id=lst.id,
+                    origin=origin,
+                    wording=lst.consent_wording,
+                    detail={"opt_in": "double"},
+                )
                 oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
                 if oid:
                     outbox_ids.append(oid)
@@ -520,17 +710,25 @@ def update_lists(rt: Runtime, manage_token: str, *, wanted: Iterable[str],
             if m is not None and slug in levels and levels[slug] != m.opt_in_level:
                 level = levels[slug]
                 if level and level not in (lst.opt_in_levels or []):
-                    raise ValidationError(f"Unknown frequency {level!r} for {lst.name}.",
-                                          field=f"level_{slug}")
+                    raise ValidationError(
+                        f"Unknown frequency {level!r} for {lst.name}.", field=f"level_{slug}"
+                    )
                 m.opt_in_level = level
-                record(s, kind="preference", subscriber_id=sid, list_id=lst.id, origin=origin,
-                       detail={"opt_in_level": level})
+                record(
+                    s,
+                    kind="preference",
+                    subscriber_id=sid,
+                    list_id=lst.id,
+                    origin=origin,
+                    detail={"opt_in_level": level},
+                )
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
 
 
-def unsubscribe_all(rt: Runtime, manage_token: str, *,
-                    origin: Origin = Origin(source="preferences")) -> None:
+def unsubscribe_all(
+    rt: Runtime, manage_token: str, *, origin: Origin = Origin(source="preferences")
+) -> None:
     """Leave every list and go on the suppression list (an old link still does this)."""
     rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's is not
     with rt.db.session() as s:

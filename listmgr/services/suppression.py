@@ -1,4 +1,5 @@
 """The suppression list as admins manage it: search, add an address by hand, lift an entry."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,12 +27,23 @@ class Entry:
 
 
 def _entry(row: Suppression) -> Entry:
-    return Entry(int(row.id), row.email, row.reason, row.detail,  # type: ignore[arg-type]
-                 row.created_at.isoformat(timespec="seconds"))
+    return Entry(
+        int(row.id),
+        row.email,
+        row.reason,
+        row.detail,  # type: ignore[arg-type]
+        row.created_at.isoformat(timespec="seconds"),
+    )
 
 
-def search(rt: Runtime, *, q: str | None = None, reason: str | None = None, offset: int = 0,
-           limit: int = 50) -> tuple[list[Entry], int]:
+def search(
+    rt: Runtime,
+    *,
+    q: str | None = None,
+    reason: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Entry], int]:
     """Entries newest first; q is an address prefix (or a whole address, erased ones too)."""
     if reason and reason not in REASONS:
         raise ValidationError(f"reason must be one of {', '.join(REASONS)}", field="reason")
@@ -75,8 +87,11 @@ def remove(rt: Runtime, entry_id: int) -> Entry:
         if row is None:
             raise NotFound("no such suppression entry")
         if row.reason in PERMANENT:
-            raise Conflict("an erased person stays suppressed; only a new sign-up by the "
-                           "person can bring them back", field="reason")
+            raise Conflict(
+                "an erased person stays suppressed; only a new sign-up by the "
+                "person can bring them back",
+                field="reason",
+            )
         entry = _entry(row)
         s.delete(row)
         return entry

@@ -1,5 +1,6 @@
 """Unsubscribe requests by e-mail without proof: the address gets one short mail with a link,
 and the request waits in the inbox until the person confirms (POST, scanner-proof)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,18 +13,23 @@ from listmgr.models import InboundMessage, Membership, MemberStatus, Outbox, Sub
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 
-KIND = "unsubscribe_request"   # the outbox kind (templates/email/unsubscribe_request)
+KIND = "unsubscribe_request"  # the outbox kind (templates/email/unsubscribe_request)
 WAITING = "waiting for confirmation"
 
 
-def ask(s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *,
-        auto_submitted: bool) -> tuple[str, int | None]:
+def ask(
+    s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *, auto_submitted: bool
+) -> tuple[str, int | None]:
     """Mail the person a confirmation link unless that would be pointless or a flood;
     returns (what was done, the outbox id to send after commit)."""
-    active = s.scalar(select(Membership.id).where(
-        Membership.subscriber_id == sub.id,
-        Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)))
-        .limit(1))
+    active = s.scalar(
+        select(Membership.id)
+        .where(
+            Membership.subscriber_id == sub.id,
+            Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+        )
+        .limit(1)
+    )
     if active is None:
         return f"no proof; {sub.email} is on no list any more: nothing to do", None
     if auto_submitted:  # RFC 3834: never answer a machine
@@ -32,13 +38,23 @@ def ask(s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *,
     # (PostgreSQL row lock; SQLite's processing transaction already holds the write lock).
     s.execute(select(Subscriber.id).where(Subscriber.id == sub.id).with_for_update())
     window = utcnow() - timedelta(hours=rt.settings.unsubscribe_request_window_hours)
-    recent = s.scalar(select(Outbox.id).where(Outbox.to_email == sub.email, Outbox.kind == KIND,
-                                              Outbox.created_at > window).limit(1))
+    recent = s.scalar(
+        select(Outbox.id)
+        .where(Outbox.to_email == sub.email, Outbox.kind == KIND, Outbox.created_at > window)
+        .limit(1)
+    )
     if recent is not None:  # forged From addresses must not turn us into a mail bomb
-        return (f"no proof; {WAITING} (a confirmation link went to {sub.email} in the last "
-                f"{rt.settings.unsubscribe_request_window_hours} h)"), None
-    out = Outbox(kind=KIND, to_email=sub.email, subscriber_id=sub.id, list_id=None,
-                 payload={"inbound_id": row.id})
+        return (
+            f"no proof; {WAITING} (a confirmation link went to {sub.email} in the last "
+            f"{rt.settings.unsubscribe_request_window_hours} h)"
+        ), None
+    out = Outbox(
+        kind=KIND,
+        to_email=sub.email,
+        subscriber_id=sub.id,
+        list_id=None,
+        payload={"inbound_id": row.id},
+    )
     s.add(out)
     s.flush()
     return f"no proof; {WAITING}: a confirmation link was mailed to {sub.email}", out.id
@@ -47,7 +63,7 @@ def ask(s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *,
 @dataclass(frozen=True)
 class RequestView:
     email: str
-    done: bool   # the person is unsubscribed from everything
+    done: bool  # the person is unsubscribed from everything
 
 
 def view(rt: Runtime, token: str) -> RequestView:
@@ -57,10 +73,14 @@ def view(rt: Runtime, token: str) -> RequestView:
         sub = s.get(Subscriber, sid)
         if sub is None:
             return RequestView("", True)
-        active = s.scalar(select(Membership.id).where(
-            Membership.subscriber_id == sid,
-            Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)))
-            .limit(1))
+        active = s.scalar(
+            select(Membership.id)
+            .where(
+                Membership.subscriber_id == sid,
+                Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+            )
+            .limit(1)
+        )
         return RequestView(sub.email, active is None)
 
 
@@ -71,12 +91,26 @@ def confirm(rt: Runtime, token: str, *, origin: Origin) -> RequestView:
         sub = s.get(Subscriber, sid)
         if sub is None:  # erased meanwhile: nothing left to unsubscribe
             return RequestView("", True)
-        unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True,
-                               inbound_id=inbound_id,
-                               detail={"matched": "confirmation link", "inbound_id": inbound_id})
-        s.execute(update(InboundMessage).where(
-            or_(InboundMessage.id == inbound_id, InboundMessage.subscriber_id == sid),
-            InboundMessage.kind == "unsubscribe", InboundMessage.proof == "none")
-            .values(proof="link", handled=True,
-                    action=f"{sub.email}: unsubscribed from all lists (confirmed by link)"))
+        unsubscribe_subscriber(
+            s,
+            sub,
+            list_id=None,
+            origin=origin,
+            everything=True,
+            inbound_id=inbound_id,
+            detail={"matched": "confirmation link", "inbound_id": inbound_id},
+        )
+        s.execute(
+            update(InboundMessage)
+            .where(
+                or_(InboundMessage.id == inbound_id, InboundMessage.subscriber_id == sid),
+                InboundMessage.kind == "unsubscribe",
+                InboundMessage.proof == "none",
+            )
+            .values(
+                proof="link",
+                handled=True,
+                action=f"{sub.email}: unsubscribed from all lists (confirmed by link)",
+            )
+        )
         return RequestView(sub.email, True)

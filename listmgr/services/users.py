@@ -1,4 +1,5 @@
 """User administration for owners (list, role, active, password reset) and token listings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,13 @@ from listmgr.errors import Conflict, Forbidden, NotFound
 from listmgr.models import ApiToken, Role, User
 from listmgr.permissions import RANK
 from listmgr.runtime import Runtime
-from listmgr.services.accounts import (Principal, check_grant, check_password,
-                                       may_manage_all_tokens, own_tokens_clause)
+from listmgr.services.accounts import (
+    Principal,
+    check_grant,
+    check_password,
+    may_manage_all_tokens,
+    own_tokens_clause,
+)
 from listmgr.services.subscriptions import clean_name
 
 
@@ -47,9 +53,16 @@ def _iso(value) -> str | None:  # type: ignore[no-untyped-def]
 def _user(row: User) -> UserInfo:
     from listmgr.models import utcnow
 
-    return UserInfo(int(row.id), row.email, row.name, row.role, row.active,  # type: ignore[arg-type]
-                    bool(row.locked_until and row.locked_until > utcnow()),
-                    _iso(row.created_at) or "", _iso(row.last_login_at))
+    return UserInfo(
+        int(row.id),
+        row.email,
+        row.name,
+        row.role,
+        row.active,  # type: ignore[arg-type]
+        bool(row.locked_until and row.locked_until > utcnow()),
+        _iso(row.created_at) or "",
+        _iso(row.last_login_at),
+    )
 
 
 def all_users(rt: Runtime) -> list[UserInfo]:
@@ -74,15 +87,27 @@ def _check_reach(actor: Principal | None, row: User) -> None:
 def _active_owners(s) -> list[int]:  # type: ignore[no-untyped-def]
     """Lock every active owner row first (in id order), so two owners demoting or disabling each
     other at once cannot both pass the last-owner check, nor deadlock."""
-    return list(s.scalars(select(User.id).where(User.role == Role.owner.value,
-                                                User.active.is_(True))
-                          .order_by(User.id).with_for_update()))
+    return list(
+        s.scalars(
+            select(User.id)
+            .where(User.role == Role.owner.value, User.active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
+    )
 
 
-def update_user(rt: Runtime, user_id: int, *, role: str | None = None,
-                active: bool | None = None, name: str | None = None,
-                unlock: bool = False, password: str | None = None,
-                actor: Principal | None = None) -> UserInfo:
+def update_user(
+    rt: Runtime,
+    user_id: int,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    name: str | None = None,
+    unlock: bool = False,
+    password: str | None = None,
+    actor: Principal | None = None,
+) -> UserInfo:
     """Change a user's role, name, active flag or password, all or nothing; never a user above
     the actor, never to a role above the actor's, never the last owner."""
     if role is not None:
@@ -95,11 +120,15 @@ def update_user(rt: Runtime, user_id: int, *, role: str | None = None,
         _check_reach(actor, row)
         if actor is not None and actor.user_id == user_id and active is False:
             raise Conflict("you cannot disable yourself", field="active")
-        losing_owner = row.role == Role.owner.value and row.active and (
-            (role is not None and role != Role.owner.value) or active is False)
+        losing_owner = (
+            row.role == Role.owner.value
+            and row.active
+            and ((role is not None and role != Role.owner.value) or active is False)
+        )
         if losing_owner and len(owners) <= 1:
-            raise Conflict("this is the last active owner; make someone else owner first",
-                           field="role")
+            raise Conflict(
+                "this is the last active owner; make someone else owner first", field="role"
+            )
         if name is not None:
             row.name = clean_name(name)
         if password is not None:
@@ -118,27 +147,42 @@ def update_user(rt: Runtime, user_id: int, *, role: str | None = None,
         return _user(row)
 
 
-def reset_password(rt: Runtime, user_id: int, *, password: str,
-                   actor: Principal | None = None) -> None:
+def reset_password(
+    rt: Runtime, user_id: int, *, password: str, actor: Principal | None = None
+) -> None:
     """Set a new password for someone (an owner's reset); their sessions end."""
     update_user(rt, user_id, password=password, actor=actor)
 
 
-def tokens(rt: Runtime, *, viewer: Principal | None, every: bool = False,
-           token_id: int | None = None) -> list[TokenInfo]:
+def tokens(
+    rt: Runtime, *, viewer: Principal | None, every: bool = False, token_id: int | None = None
+) -> list[TokenInfo]:
     """The viewer's own tokens (with `every`, for those who manage tokens, all; viewer None: the
     system itself), newest first."""
     with rt.db.session() as s:
-        query = (select(ApiToken, User.email).join(User, User.id == ApiToken.user_id,
-                                                   isouter=True)
-                 .order_by(ApiToken.id.desc()))
+        query = (
+            select(ApiToken, User.email)
+            .join(User, User.id == ApiToken.user_id, isouter=True)
+            .order_by(ApiToken.id.desc())
+        )
         if viewer is not None and not (every and may_manage_all_tokens(viewer)):
             query = query.where(own_tokens_clause(s, viewer))
         if token_id is not None:
             query = query.where(ApiToken.id == token_id)
-        return [TokenInfo(int(t.id), t.user_id, email, t.name, t.prefix, t.role,  # type: ignore[arg-type]
-                          _iso(t.created_at) or "", _iso(t.last_used_at), _iso(t.revoked_at))
-                for t, email in s.execute(query)]
+        return [
+            TokenInfo(
+                int(t.id),
+                t.user_id,
+                email,
+                t.name,
+                t.prefix,
+                t.role,  # type: ignore[arg-type]
+                _iso(t.created_at) or "",
+                _iso(t.last_used_at),
+                _iso(t.revoked_at),
+            )
+            for t, email in s.execute(query)
+        ]
 
 
 def end_sessions(rt: Runtime, user_id: int) -> None:

@@ -1,32 +1,44 @@
 """Who is asking and may they: sessions (Flask-Login), API tokens, the one permission check."""
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from flask import (Blueprint, Flask, Response, current_app, flash, g, redirect,
-                   render_template, request, session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
-from listmgr import aggregates
+from listmgr import aggregates, passwords
 from listmgr.aggregates import Count
 from listmgr.app import current_runtime
 from listmgr.errors import Forbidden, ListmgrError, RateLimited, Unauthorized
 from listmgr.models import User
-from listmgr import passwords
 from listmgr.permissions import allowed
 from listmgr.services import accounts, audit
 from listmgr.services.accounts import Principal
 from listmgr.web.extensions import client_ip, csrf, limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
-PUBLIC = None                 # permission of routes anyone may call
+PUBLIC = None  # permission of routes anyone may call
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-SESSION_HOURS = 12           # the default of the session_hours setting
+SESSION_HOURS = 12  # the default of the session_hours setting
 SIGNED_IN_AT = "signed_in_at"  # session key: when this sign-in began (epoch seconds)
 # Blueprints and endpoints outside the admin and API that need no account (the role matrix
 # test checks that every other route declares a permission).
@@ -70,7 +82,8 @@ def _load_user(ident: str) -> AdminUser | None:
     # own signature is renewed on every request, so it alone would never end an active session.
     started = session.get(SIGNED_IN_AT)
     if not isinstance(started, (int, float)) or not (
-            0 <= time.time() - started <= _session_hours() * 3600):
+        0 <= time.time() - started <= _session_hours() * 3600
+    ):
         return None
     with current_runtime().db.session() as s:
         row = s.get(User, uid)
@@ -99,9 +112,11 @@ def init_app(app: Flask) -> None:
 
 def require(permission: str | None) -> Callable[[F], F]:
     """Declare the permission a view needs; the blueprint's guard enforces it (fail closed)."""
+
     def wrap(fn: F) -> F:
         fn.permission = permission  # type: ignore[attr-defined]
         return fn
+
     return wrap
 
 
@@ -109,8 +124,12 @@ def session_principal() -> Principal | None:
     """The signed-in user as a principal, or None."""
     if not current_user or not current_user.is_authenticated:
         return None
-    return Principal(role=current_user.role, user_id=current_user.user_id, token_id=None,
-                     label=current_user.email)
+    return Principal(
+        role=current_user.role,
+        user_id=current_user.user_id,
+        token_id=None,
+        label=current_user.email,
+    )
 
 
 def authorize(permission: str | None, *, api: bool) -> Principal | None:
@@ -125,16 +144,23 @@ def authorize(permission: str | None, *, api: bool) -> Principal | None:
     else:
         principal = session_principal()
         if principal is None:
-            raise Unauthorized("send an API token: Authorization: Bearer <token>" if api
-                               else "Please sign in.")
-        if api and request.method not in SAFE_METHODS and \
-                current_app.config.get("WTF_CSRF_ENABLED", True):
+            raise Unauthorized(
+                "send an API token: Authorization: Bearer <token>" if api else "Please sign in."
+            )
+        if (
+            api
+            and request.method not in SAFE_METHODS
+            and current_app.config.get("WTF_CSRF_ENABLED", True)
+        ):
             csrf.protect()  # the browser sends the cookie by itself: demand the form token
     assert principal is not None
     g.principal = principal
     if not allowed(principal.role, permission):
-        raise Forbidden(f"a {principal.role} may not do this ({permission})"
-                        if api else "Your role does not allow this page or action.")
+        raise Forbidden(
+            f"a {principal.role} may not do this ({permission})"
+            if api
+            else "Your role does not allow this page or action."
+        )
     return principal
 
 
@@ -148,7 +174,7 @@ def may(permission: str) -> bool:
     return p is not None and allowed(p.role, permission)
 
 
-PERSONAL = "people:read"      # the permission that makes a principal see people, not aggregates
+PERSONAL = "people:read"  # the permission that makes a principal see people, not aggregates
 
 
 def personal() -> bool:
@@ -158,14 +184,16 @@ def personal() -> bool:
 
 def shown_count(n: int) -> Count:
     """A count as this request may see it (see listmgr.aggregates)."""
-    return aggregates.shown(n, personal=personal(),
-                            threshold=current_runtime().settings.aggregate_min_count)
+    return aggregates.shown(
+        n, personal=personal(), threshold=current_runtime().settings.aggregate_min_count
+    )
 
 
 def withholds(size: int) -> bool:
     """Whether a group of `size` people is too small for this request to see its figures."""
-    return aggregates.small_group(size, personal=personal(),
-                                  threshold=current_runtime().settings.aggregate_min_count)
+    return aggregates.small_group(
+        size, personal=personal(), threshold=current_runtime().settings.aggregate_min_count
+    )
 
 
 def shown_stats(stats: dict[str, Any]) -> dict[str, Any]:
@@ -178,10 +206,17 @@ def shown_stats(stats: dict[str, Any]) -> dict[str, Any]:
 def record(action: str, target_type: str = "", target_id: object = "", **detail: Any) -> None:
     """Write an audit entry for the current principal and request."""
     p = principal()
-    audit.record(current_runtime(), actor=p.label if p else "anonymous", action=action,
-                 target_type=target_type, target_id=target_id, ip=client_ip(),
-                 detail=detail, user_id=p.user_id if p else None,
-                 token_id=p.token_id if p else None)
+    audit.record(
+        current_runtime(),
+        actor=p.label if p else "anonymous",
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        ip=client_ip(),
+        detail=detail,
+        user_id=p.user_id if p else None,
+        token_id=p.token_id if p else None,
+    )
 
 
 _token_lock = threading.Lock()
@@ -212,8 +247,14 @@ def _audit_api(resp: Response) -> Response:
             record(action, target_type, (request.view_args or {}).get(arg, ""), via="api")
         query_like = endpoint.endswith(("count", "preview"))
         if p.token_id is not None and request.method not in SAFE_METHODS and not query_like:
-            record("api.call", "token", p.token_id, method=request.method, path=request.path,
-                   status=resp.status_code)
+            record(
+                "api.call",
+                "token",
+                p.token_id,
+                method=request.method,
+                path=request.path,
+                status=resp.status_code,
+            )
         elif p.token_id is not None and _token_due(p.token_id):
             record("token.use", "token", p.token_id, path=request.path)
     except ListmgrError:
@@ -253,24 +294,44 @@ def login():  # type: ignore[no-untyped-def]
     if request.method == "GET":
         if session_principal() is not None:
             return redirect(safe_next(nxt))
-        return render_template("pages/admin/login.html", next=nxt, error=None, email="",
-                               no_users=_no_users())
+        return render_template(
+            "pages/admin/login.html", next=nxt, error=None, email="", no_users=_no_users()
+        )
     email = request.form.get("email", "").strip()[:320]
     rt = current_runtime()
     try:
-        row = accounts.authenticate(rt, email=email, password=request.form.get("password", ""),
-                                    ip=client_ip())
+        row = accounts.authenticate(
+            rt, email=email, password=request.form.get("password", ""), ip=client_ip()
+        )
     except (Unauthorized, RateLimited) as exc:
-        audit.record(rt, actor=email or "anonymous", action="login_failed", target_type="user",
-                     ip=client_ip(), detail={"reason": exc.code})
+        audit.record(
+            rt,
+            actor=email or "anonymous",
+            action="login_failed",
+            target_type="user",
+            ip=client_ip(),
+            detail={"reason": exc.code},
+        )
         headers = {}
         if isinstance(exc, RateLimited) and isinstance(exc.detail, dict):
             headers["Retry-After"] = str(exc.detail.get("retry_after", 1))
-        return render_template("pages/admin/login.html", next=nxt, error=exc.message,
-                               email=email, no_users=False), exc.status, headers
+        return (
+            render_template(
+                "pages/admin/login.html", next=nxt, error=exc.message, email=email, no_users=False
+            ),
+            exc.status,
+            headers,
+        )
     start_session(row)
-    audit.record(rt, actor=row.email, action="login", target_type="user", target_id=row.id,
-                 ip=client_ip(), user_id=row.id)
+    audit.record(
+        rt,
+        actor=row.email,
+        action="login",
+        target_type="user",
+        target_id=row.id,
+        ip=client_ip(),
+        user_id=row.id,
+    )
     return redirect(safe_next(nxt))
 
 
@@ -299,12 +360,14 @@ def password():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         new = request.form.get("new_password", "")
         if new != request.form.get("confirm_password", ""):
-            return render_template("pages/admin/password.html",
-                                   error="The two new passwords differ."), 422
+            return render_template(
+                "pages/admin/password.html", error="The two new passwords differ."
+            ), 422
         rt = current_runtime()
         try:
-            accounts.change_password(rt, user_id=current_user.user_id,
-                                     old=request.form.get("old_password", ""), new=new)
+            accounts.change_password(
+                rt, user_id=current_user.user_id, old=request.form.get("old_password", ""), new=new
+            )
         except ListmgrError as exc:
             return render_template("pages/admin/password.html", error=exc.message), exc.status
         with rt.db.session() as s:
@@ -318,7 +381,11 @@ def password():  # type: ignore[no-untyped-def]
 
 def register(bp: Blueprint) -> None:
     """Put the sign-in views on the admin blueprint."""
-    bp.add_url_rule("/login", "login", limiter.limit("30/minute", methods=["POST"])(login),
-                    methods=["GET", "POST"])
+    bp.add_url_rule(
+        "/login",
+        "login",
+        limiter.limit("30/minute", methods=["POST"])(login),
+        methods=["GET", "POST"],
+    )
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
     bp.add_url_rule("/password", "password", password, methods=["GET", "POST"])

@@ -3,6 +3,7 @@
 A preference link (/p/TOKEN) only asks for a fresh link here; the mailed single-use link
 (the same paths with its own token) shows a button, and only the button's POST spends it, so
 link scanners that fetch mail links spend nothing."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,9 +15,11 @@ from listmgr.services import access_links, privacy
 from listmgr.web import limits
 from listmgr.web.public import bp, origin
 
-SENT = ("If this address can receive our mail, a link is on its way to it. It works once, "
-        "for {minutes} minutes. If you asked a few minutes ago, please use the link you "
-        "already received.")
+SENT = (
+    "If this address can receive our mail, a link is on its way to it. It works once, "
+    "for {minutes} minutes. If you asked a few minutes ago, please use the link you "
+    "already received."
+)
 
 
 def _access(token: str, action: str) -> tuple[Any, access_links.Access]:
@@ -29,10 +32,18 @@ def _access(token: str, action: str) -> tuple[Any, access_links.Access]:
     minutes = rt.settings.data_link_max_age_minutes
     if request.method == "POST":
         access_links.request_data_link(rt, token, origin=origin("preferences"))
-        return render_template("pages/public/message.html", title="Check your mailbox",
-                               message=SENT.format(minutes=minutes)), access
-    return render_template("pages/public/data_request.html", token=token, action=action,
-                           email=access.email, minutes=minutes), access
+        return render_template(
+            "pages/public/message.html",
+            title="Check your mailbox",
+            message=SENT.format(minutes=minutes),
+        ), access
+    return render_template(
+        "pages/public/data_request.html",
+        token=token,
+        action=action,
+        email=access.email,
+        minutes=minutes,
+    ), access
 
 
 @bp.route("/p/<token>/export", methods=["GET", "POST"])
@@ -59,10 +70,13 @@ def erase(token: str):  # type: ignore[no-untyped-def]
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return render_template("pages/public/erase.html", token=token, email=access.email)
     privacy.erase_by_token(current_runtime(), token, origin=origin("data-link"))
-    return render_template("pages/public/message.html", title="Your data has been erased",
-                           message="Everything we held about you has been deleted. We keep "
-                                   "only a one-way fingerprint of your address so that we never "
-                                   "add it back by mistake.")
+    return render_template(
+        "pages/public/message.html",
+        title="Your data has been erased",
+        message="Everything we held about you has been deleted. We keep "
+        "only a one-way fingerprint of your address so that we never "
+        "add it back by mistake.",
+    )
 
 
 @bp.post("/p/<token>/forget")
@@ -70,7 +84,10 @@ def erase(token: str):  # type: ignore[no-untyped-def]
 def forget_links(token: str):  # type: ignore[no-untyped-def]
     """End every older link; the new one is mailed to the address, never shown here."""
     access_links.forget_links(current_runtime(), token, origin=origin("preferences"))
-    return render_template("pages/public/message.html", title="Your old links are forgotten",
-                           message="Every earlier link to your preferences has stopped working, "
-                                   "this one too. A new link is on its way to your address. "
-                                   "Unsubscribe links in older emails still unsubscribe you.")
+    return render_template(
+        "pages/public/message.html",
+        title="Your old links are forgotten",
+        message="Every earlier link to your preferences has stopped working, "
+        "this one too. A new link is on its way to your address. "
+        "Unsubscribe links in older emails still unsubscribe you.",
+    )

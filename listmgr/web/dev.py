@@ -1,4 +1,5 @@
 """The embedded dev outbox: every mail the system "sent", readable in the browser."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, url_for

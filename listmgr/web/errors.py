@@ -1,4 +1,5 @@
 """One place that turns errors into a page for people or JSON for clients."""
+
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
@@ -14,19 +15,28 @@ def wants_json() -> bool:
     if request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > \
-        request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   title: str | None = None, token: str | None = None):  # type: ignore[no-untyped-def]
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    title: str | None = None,
+    token: str | None = None,
+):  # type: ignore[no-untyped-def]
     if wants_json():
         body: dict[str, object] = {"code": code, "message": message}
         if field:
             body["field"] = field
         return jsonify(error=body), status
-    return render_template("pages/error.html", status=status, code=code, message=message,
-                           title=title, token=token), status
+    return render_template(
+        "pages/error.html", status=status, code=code, message=message, title=title, token=token
+    ), status
 
 
 def register(app: Flask) -> None:
@@ -49,8 +59,15 @@ def register(app: Flask) -> None:
             413: "The request is too large.",
             429: "Too many requests. Please wait a while and try again.",
         }
-        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
+        codes = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            429: "rate_limited",
+        }
         message = messages.get(status, exc.description or "Something went wrong.")
         if status == 400 and exc.description and "CSRF" in exc.description:
             message = "The form expired or was sent from elsewhere. Please reload and try again."
@@ -60,5 +77,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error")
-        return error_response(500, "internal", "Something went wrong on our side. "
-                              "Nothing was changed; please try again later.")
+        return error_response(
+            500,
+            "internal",
+            "Something went wrong on our side. Nothing was changed; please try again later.",
+        )

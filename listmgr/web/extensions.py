@@ -1,8 +1,9 @@
 """Flask extensions shared by the blueprints (bound to the app in create_app), and the one way
 to name the client's address."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Response, request
 from flask_limiter import Limiter

@@ -1,4 +1,5 @@
 """Machine endpoints: inbound mail from an MTA or a provider webhook."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,16 +20,19 @@ csrf.exempt(bp)
 def _authenticate(secret: str, body: bytes) -> None:
     """Bearer secret, or an HMAC-SHA256 of the body in X-Listmgr-Signature: sha256=<hex>."""
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(),
-                                                            secret.encode()):
+    if header.startswith("Bearer ") and hmac.compare_digest(
+        header[7:].strip().encode(), secret.encode()
+    ):
         return
     signature = request.headers.get("X-Listmgr-Signature", "")
     if signature.startswith("sha256="):
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if hmac.compare_digest(signature[7:].strip().lower().encode(), expected.encode()):
             return
-    raise Unauthorized("send the inbound secret as a Bearer token or sign the body "
-                       "(X-Listmgr-Signature: sha256=HMAC)")
+    raise Unauthorized(
+        "send the inbound secret as a Bearer token or sign the body "
+        "(X-Listmgr-Signature: sha256=HMAC)"
+    )
 
 
 @bp.post("/inbound")
@@ -48,7 +52,9 @@ def receive():  # type: ignore[no-untyped-def]
         raise TooLarge(f"the message is larger than {limit} bytes")
     _authenticate(rt.settings.inbound_secret, body)
     stored = inbound.store(
-        rt, body,
+        rt,
+        body,
         envelope_from=request.headers.get("X-Envelope-From") or request.args.get("sender", ""),
-        envelope_to=request.headers.get("X-Envelope-To") or request.args.get("recipient", ""))
+        envelope_to=request.headers.get("X-Envelope-To") or request.args.get("recipient", ""),
+    )
     return jsonify(id=stored.id, duplicate=stored.duplicate), 202

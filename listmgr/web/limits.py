@@ -2,9 +2,11 @@
 
 Each limit answers 429 through the one error handler: a page for people, JSON for the API.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import g, request
 
@@ -25,6 +27,7 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         for decorate in reversed(decorators):
             fn = decorate(fn)
         return fn
+
     return wrap
 
 
@@ -42,18 +45,31 @@ def token_link(*, one_click: bool = False) -> Callable[[F], F]:
     """Pages behind a signed link (/confirm/, /u/, /p/): per address, all of them together,
     and a stricter budget for refused tokens (guessing). The one-click POST has a budget of
     its own, large enough for a mail provider posting many unsubscribes from one address."""
-    overall = (limiter.limit(_setting("unsubscribe_rate_limit_ip")) if one_click else
-               limiter.shared_limit(_setting("link_rate_limit_ip"), scope="links"))
-    return _stack(overall, limiter.shared_limit(
-        _setting("token_failure_rate_limit_ip"), scope="token-refused",
-        deduct_when=refused(*TOKEN_REFUSED)))
+    overall = (
+        limiter.limit(_setting("unsubscribe_rate_limit_ip"))
+        if one_click
+        else limiter.shared_limit(_setting("link_rate_limit_ip"), scope="links")
+    )
+    return _stack(
+        overall,
+        limiter.shared_limit(
+            _setting("token_failure_rate_limit_ip"),
+            scope="token-refused",
+            deduct_when=refused(*TOKEN_REFUSED),
+        ),
+    )
 
 
 def inbound_hook() -> Callable[[F], F]:
     """POST /hooks/inbound: per address, and far fewer failed authentications."""
-    return _stack(limiter.limit(_setting("inbound_rate_limit_ip")), limiter.shared_limit(
-        _setting("inbound_auth_failure_rate_limit_ip"), scope="inbound-auth",
-        deduct_when=refused(401, 403)))
+    return _stack(
+        limiter.limit(_setting("inbound_rate_limit_ip")),
+        limiter.shared_limit(
+            _setting("inbound_auth_failure_rate_limit_ip"),
+            scope="inbound-auth",
+            deduct_when=refused(401, 403),
+        ),
+    )
 
 
 def _test_recipients() -> int:
@@ -70,11 +86,16 @@ def _test_recipients() -> int:
 
 def test_send() -> Callable[[F], F]:
     """Campaign test sends (mail to any address): test mails per user, pages and API alike."""
-    return limiter.shared_limit(_setting("test_send_rate_limit"), scope="test-send",
-                                key_func=_user_key, cost=_test_recipients)
+    return limiter.shared_limit(
+        _setting("test_send_rate_limit"),
+        scope="test-send",
+        key_func=_user_key,
+        cost=_test_recipients,
+    )
 
 
 def smtp_check() -> Callable[[F], F]:
     """Connecting to the SMTP servers on request: per user, pages and API alike."""
-    return limiter.shared_limit(_setting("smtp_check_rate_limit"), scope="smtp-check",
-                                key_func=_user_key)
+    return limiter.shared_limit(
+        _setting("smtp_check_rate_limit"), scope="smtp-check", key_func=_user_key
+    )

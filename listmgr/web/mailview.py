@@ -1,5 +1,6 @@
 """Showing a captured mail in the browser (dev outbox pages): its parts, and its HTML served so
 that nothing in it runs or loads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,13 @@ def load(mail_id: int) -> DevMail:
 def view(row: DevMail) -> MailView:
     msg = message_from_bytes(row.raw, policy=default_policy)
     text_part = msg.get_body(("plain",))
-    return MailView(row, list(msg.items()), text_part.get_content() if text_part else "",
-                    msg.get_body(("html",)) is not None, row.raw.decode("utf-8", "replace"))
+    return MailView(
+        row,
+        list(msg.items()),
+        text_part.get_content() if text_part else "",
+        msg.get_body(("html",)) is not None,
+        row.raw.decode("utf-8", "replace"),
+    )
 
 
 def html(row: DevMail) -> Response:

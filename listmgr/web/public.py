@@ -1,4 +1,5 @@
 """Public pages: subscribe, confirm, one-click unsubscribe, preferences, health."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,13 +18,16 @@ from listmgr.web.extensions import client_ip, csrf, limiter
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate
 HONEYPOT = "website"
-THANKS = ("Thank you! If this address can receive our mail, a message is on its way. "
-          "Please open it and confirm your subscription.")
+THANKS = (
+    "Thank you! If this address can receive our mail, a message is on its way. "
+    "Please open it and confirm your subscription."
+)
 
 
 def origin(source: str) -> Origin:
-    return Origin(source=source, ip=client_ip(),
-                  user_agent=request.headers.get("User-Agent", "")[:500])
+    return Origin(
+        source=source, ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:500]
+    )
 
 
 def _payload() -> dict[str, Any]:
@@ -56,18 +60,20 @@ def _list_form(slug: str) -> dict[str, Any]:
     with rt.db.session() as s:
         lst = subscriptions.get_list(s, slug)
         # in the order the list chose them
-        fields = sorted(s.scalars(select(FieldDef).where(
-            FieldDef.key.in_(lst.form_fields or []))), key=lambda f: lst.form_fields.index(f.key))
-        interests = sorted(s.scalars(select(Interest).where(
-            Interest.key.in_(lst.form_interests or []))),
-            key=lambda i: lst.form_interests.index(i.key))
+        fields = sorted(
+            s.scalars(select(FieldDef).where(FieldDef.key.in_(lst.form_fields or []))),
+            key=lambda f: lst.form_fields.index(f.key),
+        )
+        interests = sorted(
+            s.scalars(select(Interest).where(Interest.key.in_(lst.form_interests or []))),
+            key=lambda i: lst.form_interests.index(i.key),
+        )
         return {"lst": lst, "fields": fields, "interests": interests}
 
 
 @bp.get("/subscribe/<slug>")
 def subscribe_form(slug: str):  # type: ignore[no-untyped-def]
-    return render_template("pages/public/subscribe.html", **_list_form(slug), errors={},
-                           values={})
+    return render_template("pages/public/subscribe.html", **_list_form(slug), errors={}, values={})
 
 
 @bp.get("/subscribe/<slug>/embed")
@@ -88,29 +94,38 @@ def subscribe_preflight(slug: str) -> Response:
 
 @bp.post("/subscribe/<slug>")
 @limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_ip)
-@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_email,
-               key_func=_address_key)
+@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_email, key_func=_address_key)
 def subscribe(slug: str):  # type: ignore[no-untyped-def]
     data = _payload()
     as_json = request.is_json
     if data.get(HONEYPOT):
-        raise ValidationError("Your sign-up could not be accepted: a field meant to stay empty "
-                              "was filled in. Please leave it empty and try again.",
-                              field=HONEYPOT, code="honeypot")
+        raise ValidationError(
+            "Your sign-up could not be accepted: a field meant to stay empty "
+            "was filled in. Please leave it empty and try again.",
+            field=HONEYPOT,
+            code="honeypot",
+        )
     try:
         subscriptions.subscribe(
-            current_runtime(), list_slug=slug, email=data.get("email"), name=data.get("name"),
+            current_runtime(),
+            list_slug=slug,
+            email=data.get("email"),
+            name=data.get("name"),
             wording=str(data.get("consent_text") or "")[:2000],
-            origin=origin("api" if as_json else ("embed" if request.form.get("embed")
-                                                 else "form")),
-            fields=data.get("fields") or None, interests=data.get("interests") or None)
+            origin=origin("api" if as_json else ("embed" if request.form.get("embed") else "form")),
+            fields=data.get("fields") or None,
+            interests=data.get("interests") or None,
+        )
     except ValidationError as exc:
         if as_json:
             raise
         ctx = _list_form(slug)
-        return render_template("pages/public/subscribe.html", **ctx,
-                               errors={exc.field or "form": exc.message},
-                               values=data), 422
+        return render_template(
+            "pages/public/subscribe.html",
+            **ctx,
+            errors={exc.field or "form": exc.message},
+            values=data,
+        ), 422
     if as_json:
         resp = jsonify(status="ok", message=THANKS)
         resp.headers["Access-Control-Allow-Origin"] = "*"
@@ -129,17 +144,22 @@ def confirm_page(token: str):  # type: ignore[no-untyped-def]
 @limits.token_link()
 def confirm(token: str):  # type: ignore[no-untyped-def]
     view = subscriptions.confirm(current_runtime(), token, origin=origin("confirm-link"))
-    return render_template("pages/public/message.html", title="Subscription confirmed",
-                           message=f"Thank you! You are now subscribed to {view.list_name}.")
+    return render_template(
+        "pages/public/message.html",
+        title="Subscription confirmed",
+        message=f"Thank you! You are now subscribed to {view.list_name}.",
+    )
 
 
 @bp.post("/confirm/<token>/resend")
 @limiter.limit("10/hour")
 def confirm_resend(token: str):  # type: ignore[no-untyped-def]
     subscriptions.resend_confirmation(current_runtime(), token)
-    return render_template("pages/public/message.html", title="New link on its way",
-                           message="If the subscription is still waiting for confirmation, "
-                                   "a new link is on its way.")
+    return render_template(
+        "pages/public/message.html",
+        title="New link on its way",
+        message="If the subscription is still waiting for confirmation, a new link is on its way.",
+    )
 
 
 @bp.get("/u/<token>")
@@ -155,8 +175,9 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     """RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 and idempotent."""
     everything = request.form.get("all") in ("1", "on", "true")
     source = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page"
-    view = subscriptions.unsubscribe(current_runtime(), token, everything=everything,
-                                     origin=origin(source))
+    view = subscriptions.unsubscribe(
+        current_runtime(), token, everything=everything, origin=origin(source)
+    )
     return render_template("pages/public/unsubscribed.html", view=view, everything=everything)
 
 
@@ -172,8 +193,7 @@ def unsubscribe_request_page(token: str):  # type: ignore[no-untyped-def]
 @limits.token_link()
 def unsubscribe_request(token: str):  # type: ignore[no-untyped-def]
     """The person confirms: unsubscribed from all lists at once; repeating it is harmless."""
-    view = unsubscribe_requests.confirm(current_runtime(), token,
-                                        origin=origin("reply-confirmed"))
+    view = unsubscribe_requests.confirm(current_runtime(), token, origin=origin("reply-confirmed"))
     return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
 
 
@@ -181,8 +201,7 @@ def unsubscribe_request(token: str):  # type: ignore[no-untyped-def]
 @limits.token_link()
 def preferences(token: str):  # type: ignore[no-untyped-def]
     prefs = subscriptions.preferences(current_runtime(), token)
-    return render_template("pages/public/preferences.html", prefs=prefs, token=token,
-                           saved=False)
+    return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=False)
 
 
 @bp.post("/p/<token>")
@@ -194,15 +213,20 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
         try:
             prefs = subscriptions.preferences(rt, token)
         except TokenReplaced:  # an old link may still leave, but shows nothing
-            return render_template("pages/public/message.html", title="You are unsubscribed",
-                                   message="You will get no more mail from any of our lists.")
-        return render_template("pages/public/preferences.html", prefs=prefs, token=token,
-                               saved=True)
+            return render_template(
+                "pages/public/message.html",
+                title="You are unsubscribed",
+                message="You will get no more mail from any of our lists.",
+            )
+        return render_template(
+            "pages/public/preferences.html", prefs=prefs, token=token, saved=True
+        )
     levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
     # The profile first: it checks the whole form, so a bad value changes nothing.
     _save_profile(rt, token)
-    subscriptions.update_lists(rt, token, wanted=request.form.getlist("lists"),
-                               levels=levels, origin=origin("preferences"))
+    subscriptions.update_lists(
+        rt, token, wanted=request.form.getlist("lists"), levels=levels, origin=origin("preferences")
+    )
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
 

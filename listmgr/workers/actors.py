@@ -1,4 +1,5 @@
 """Thin actors: each takes ids, calls one service, and is harmless to run twice."""
+
 from __future__ import annotations
 
 import dramatiq
@@ -61,6 +62,11 @@ def declare(broker: dramatiq.Broker, queue_name: str) -> None:
     for fn in ACTORS:
         if fn.__name__ in broker.actors:
             continue
-        dramatiq.Actor(fn, broker=broker, actor_name=fn.__name__, queue_name=queue_name,
-                       priority=0, options={"max_retries": 20, "min_backoff": 1000,
-                                            "max_backoff": 300000})
+        dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=fn.__name__,
+            queue_name=queue_name,
+            priority=0,
+            options={"max_retries": 20, "min_backoff": 1000, "max_backoff": 300000},
+        )

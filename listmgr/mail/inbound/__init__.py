@@ -15,6 +15,7 @@ Without a `Tokens` instance tokens are not verified and ids stay None.
 What ties a message to us (`Classification.proof`, module `proof`) is collected beside the
 kind: nothing acts on a person without it.
 """
+
 from __future__ import annotations
 
 from listmgr.mail.inbound.classification import KINDS, Classification, Envelope, Proof

@@ -1,6 +1,7 @@
 """Authentication-Results (RFC 8601) added by the operator's own MTA: an aligned DMARC or DKIM
 pass for the From domain. Any other such header (another authserv-id, or one below another
 server's) is ignored: anyone can write one into a message."""
+
 from __future__ import annotations
 
 import re
@@ -119,7 +120,7 @@ def _deciding(trusted: list[list[Result]], method: str) -> list[Result]:
 
 
 def aligned_pass(msg: Message, authserv_id: str, sender: str) -> str:
-    """"dmarc" or "dkim" when our MTA found the From domain authenticated, else ""."""
+    """ "dmarc" or "dkim" when our MTA found the From domain authenticated, else ""."""
     authserv_id = authserv_id.strip().lower().rstrip(".")
     from_domain = _domain(sender) if "@" in sender else ""
     if not authserv_id or not from_domain or "." not in from_domain:
@@ -130,8 +131,11 @@ def aligned_pass(msg: Message, authserv_id: str, sender: str) -> str:
     dmarc = _deciding(trusted, "dmarc")
     if any(r.result in FAILED for r in dmarc):
         return ""  # DMARC failed: whatever else passed was not aligned with the From domain
-    if dmarc and all(r.result == "pass" for r in dmarc) and all(
-            _domain(r.props.get("header.from", "")) == from_domain for r in dmarc):
+    if (
+        dmarc
+        and all(r.result == "pass" for r in dmarc)
+        and all(_domain(r.props.get("header.from", "")) == from_domain for r in dmarc)
+    ):
         return "dmarc"
     for r in _deciding(trusted, "dkim"):
         d = _domain(r.props.get("header.d", "") or r.props.get("header.i", ""))

@@ -1,6 +1,7 @@
 """Bounces without a readable delivery-status report: flufl.bounce's detectors, then
 mailer-daemon heuristics (who sent it, what the subject and the notice say). Also the
 bounce verdict the report rules share."""
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,7 @@ from listmgr.mail.inbound.message import (
 )
 from listmgr.mail.inbound.tokens import TOKEN_ADDR_RE, find_tokens, original_tokens, read_tokens
 
-FLUFL_LIMIT = 1_000_000       # bytes of a message handed to flufl.bounce's detectors
+FLUFL_LIMIT = 1_000_000  # bytes of a message handed to flufl.bounce's detectors
 
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)  # it logs every detector run
 
@@ -43,7 +44,8 @@ BOUNCE_SUBJECT_RE = re.compile(
     r"|non remis|non recapitabile|onbestelbaar|olevererbar|nao entregue|no entregado"
     r"|are not member|loop alert|mail could not be delivered|delivery notification"
     r"|smtp server: errors from",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 FAILURE_TEXT_RE = re.compile(
     r"could ?n[o']t be delivered|was not delivered|undeliverable|delivery (?:has )?failed"
@@ -56,24 +58,33 @@ FAILURE_TEXT_RE = re.compile(
     r"|not (?:a )?member|mailbox full|relay(?:ing)? denied|couldn'?t be delivered"
     r"|(?:was|been|were|is|has) rejected|rejected (?:by|your|the|for|address|recipient)"
     r"|transcript of session follows|duplicated message-id",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 TEMPORARY_TEXT_RE = re.compile(
     r"delay|deferred|will (?:continue to )?(?:be )?retr|still (?:be(?:ing)? )?(?:retr|tr)|temporar"
     r"|try again later|has not yet been delivered|could not send mail for past|warning"
     r"|mailbox (?:is )?full|over ?quota|quota exceeded|insufficient (?:disk )?space",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 HARD_TEXT_RE = re.compile(
     r"user unknown|unknown user|no such (?:user|mailbox|recipient|address|domain)|does ?n[o']t exist"
     r"|invalid (?:recipient|address|user|mailbox)|recipient (?:address )?rejected|address rejected"
     r"|host unknown|unknown host|domain not found|not found|account (?:is )?(?:disabled|closed"
     r"|deleted|inactive)|mailbox (?:unavailable|disabled|not found)|unrouteable|permanent",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
-def bounce_result(ctx: Context, rule: str, recipients: list[str], permanent: bool,
-                  confidence: float, **evidence: Any) -> Classification:
+def bounce_result(
+    ctx: Context,
+    rule: str,
+    recipients: list[str],
+    permanent: bool,
+    confidence: float,
+    **evidence: Any,
+) -> Classification:
     """A bounce, with ids from our VERP address first, then from the embedded original."""
     ev: dict = dict(evidence)
     verp = find_tokens(ctx, "bounces", ctx.recipient_addresses())
@@ -82,13 +93,21 @@ def bounce_result(ctx: Context, rule: str, recipients: list[str], permanent: boo
     if verp:
         ev["verp"] = True
     recipients = recipients + addresses(" ".join(headers(ctx.msg, "X-Failed-Recipients")))
-    return ctx.result("bounce", rule=rule, permanent=permanent, recipients=recipients, ids=ids,
-                      confidence=confidence, **ev)
+    return ctx.result(
+        "bounce",
+        rule=rule,
+        permanent=permanent,
+        recipients=recipients,
+        ids=ids,
+        confidence=confidence,
+        **ev,
+    )
 
 
 def _is_human_reply(ctx: Context) -> bool:
     return bool(header(ctx.msg, "In-Reply-To") or header(ctx.msg, "References")) and bool(
-        re.match(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", ctx.subject, re.IGNORECASE))
+        re.match(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", ctx.subject, re.IGNORECASE)
+    )
 
 
 def rule_bounce(ctx: Context) -> Classification | None:
@@ -109,16 +128,25 @@ def rule_bounce(ctx: Context) -> Classification | None:
         return None
     if autoreply and not (daemon or bounce_subject or failed_header):
         return None
-    temporary, permanent = _flufl(ctx.msg if len(ctx.raw) <= FLUFL_LIMIT else
-                                  parse(ctx.raw[:FLUFL_LIMIT])[0])
+    temporary, permanent = _flufl(
+        ctx.msg if len(ctx.raw) <= FLUFL_LIMIT else parse(ctx.raw[:FLUFL_LIMIT])[0]
+    )
     if temporary or permanent:
         if not (automated or bounce_subject or ctx.original is not None):
             return None
-        return bounce_result(ctx, "flufl", sorted(permanent | temporary), bool(permanent), 0.9,
-                             detector="flufl.bounce")
+        return bounce_result(
+            ctx,
+            "flufl",
+            sorted(permanent | temporary),
+            bool(permanent),
+            0.9,
+            detector="flufl.bounce",
+        )
     # Without a detector's word the sender must look automated, or the failure notice must
     # carry the original: a person writing "my parcel could not be delivered" is no bounce.
-    if not (automated or (failure and (ctx.original is not None or (bounce_subject and forwarded)))):
+    if not (
+        automated or (failure and (ctx.original is not None or (bounce_subject and forwarded)))
+    ):
         return None
     if not (failure or mdn_failure or failed_header or bounce_subject):
         return None
@@ -133,22 +161,34 @@ def rule_bounce(ctx: Context) -> Classification | None:
     else:
         hard = "5" in codes or bool(HARD_TEXT_RE.search(notice[:8000]))
     recips = _bounce_recipients(ctx, notice)
-    return bounce_result(ctx, "bounce-heuristic", recips, hard, 0.8 if daemon else 0.7,
-                         status=statuses, matched=failure.group(0) if failure else None,
-                         daemon_sender=daemon)
+    return bounce_result(
+        ctx,
+        "bounce-heuristic",
+        recips,
+        hard,
+        0.8 if daemon else 0.7,
+        status=statuses,
+        matched=failure.group(0) if failure else None,
+        daemon_sender=daemon,
+    )
 
 
 def _flufl(msg: Message) -> tuple[frozenset, frozenset]:
     """(temporary, permanent) failed addresses found by flufl.bounce's detectors."""
     try:
         from flufl.bounce import all_failures
+
         temporary, permanent = all_failures(msg)
-    except Exception:  # noqa: BLE001 - its heuristics trip over odd mail
+    except Exception:
         return frozenset(), frozenset()
 
     def dec(found: Iterable[bytes | str]) -> frozenset:
-        return frozenset(a for b in found for a in addresses(
-            b.decode("ascii", "replace") if isinstance(b, bytes) else str(b)))
+        return frozenset(
+            a
+            for b in found
+            for a in addresses(b.decode("ascii", "replace") if isinstance(b, bytes) else str(b))
+        )
+
     return dec(temporary), dec(permanent)
 
 
@@ -167,13 +207,15 @@ _ORIGINAL_START = re.compile(
     r"^\s*(?:-+\s*)?(?:original message|this is a copy of|below this line|message headers follow"
     r"|the original message|headers of the original|original mail as follows|returned message"
     r"|unsent message below|the message you sent|(?:received|return-path|dkim-signature"
-    r"|delivered-to|x-original-to):)", re.IGNORECASE | re.MULTILINE)
+    r"|delivered-to|x-original-to):)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def _notification_head(text: str) -> str:
     """The explanatory part of a bounce, before the copy of the original starts."""
     m = _ORIGINAL_START.search(text, 40 if len(text) > 40 else 0)
-    return text[:m.start()] if m and m.start() > 0 else text[:20000]
+    return text[: m.start()] if m and m.start() > 0 else text[:20000]
 
 
 _ADDR = ADDR_RE.pattern
@@ -182,24 +224,40 @@ RCPT_CONTEXT_RE = re.compile(
     r"\b(?:rcpt to|recipient(?: address)?|recipients?|final-recipient|original-recipient"
     r"|delivered to|deliver(?:ing|y)? (?:your (?:mail|message) )?to|addressed to|failed|to)"
     r"\s*[:;]?\s*(?:rfc822\s*;)?\s*<?(?<![\w.+-])(" + _ADDR + ")"
-    r"|^[ \t]*<?(" + _ADDR + r")>?[ \t]*(?:[:.]|\.\.\.|$)", re.IGNORECASE | re.MULTILINE)
+    r"|^[ \t]*<?(" + _ADDR + r")>?[ \t]*(?:[:.]|\.\.\.|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
-ID_LINE_RE = re.compile(r"^[>\s]*(?:message-id|in-reply-to|references|received|x-[\w-]+)\s*:",
-                        re.IGNORECASE)
+ID_LINE_RE = re.compile(
+    r"^[>\s]*(?:message-id|in-reply-to|references|received|x-[\w-]+)\s*:", re.IGNORECASE
+)
 
-NOT_A_RECIPIENT_RE = re.compile(r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|double-bounce|[0-9a-f.-]{16,}"
-                                r"|[0-9.]+)$", re.IGNORECASE)
+NOT_A_RECIPIENT_RE = re.compile(
+    r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|double-bounce|[0-9a-f.-]{16,}"
+    r"|[0-9.]+)$",
+    re.IGNORECASE,
+)
 
 
 def _bounce_recipients(ctx: Context, notice: str) -> list[str]:
     """Failed addresses named by a bounce's own text (the addresses in recipient context
     first), never our own, the bounce's own, or an id that looks like an address."""
     original = ctx.original
-    own = set(addresses(" ".join(
-        headers(ctx.msg, "From") + headers(ctx.msg, "To") + headers(ctx.msg, "Return-Path")
-        + headers(ctx.msg, "Reply-To") + list(ctx.envelope.recipients) + [ctx.envelope.sender]
-        + headers(original, "From") + headers(original, "Return-Path")
-        + headers(original, "Sender"))))
+    own = set(
+        addresses(
+            " ".join(
+                headers(ctx.msg, "From")
+                + headers(ctx.msg, "To")
+                + headers(ctx.msg, "Return-Path")
+                + headers(ctx.msg, "Reply-To")
+                + list(ctx.envelope.recipients)
+                + [ctx.envelope.sender]
+                + headers(original, "From")
+                + headers(original, "Return-Path")
+                + headers(original, "Sender")
+            )
+        )
+    )
     text = "\n".join(line for line in notice.splitlines() if not ID_LINE_RE.match(line))
 
     def keep(candidates: list[str]) -> list[str]:
@@ -207,8 +265,13 @@ def _bounce_recipients(ctx: Context, notice: str) -> list[str]:
         for a in candidates:
             a = a.lower().strip(".")
             local, _, domain = a.partition("@")
-            if a in own or a in out or NOT_A_RECIPIENT_RE.match(local) or TOKEN_ADDR_RE.match(a) \
-                    or (ctx.mail_domain and domain == ctx.mail_domain):
+            if (
+                a in own
+                or a in out
+                or NOT_A_RECIPIENT_RE.match(local)
+                or TOKEN_ADDR_RE.match(a)
+                or (ctx.mail_domain and domain == ctx.mail_domain)
+            ):
                 continue
             out.append(a)
         return out

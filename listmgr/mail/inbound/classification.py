@@ -1,4 +1,5 @@
 """What a classification answers with: the kinds, the SMTP envelope, the proof and the verdict."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,12 +22,12 @@ class Proof:
     The service still looks up whom a delivery or outbox Message-ID went to and accepts the
     proof only for that same person."""
 
-    token_subscribers: tuple[int, ...] = ()   # named by verified tokens (VERP, mailto, embedded)
+    token_subscribers: tuple[int, ...] = ()  # named by verified tokens (VERP, mailto, embedded)
     quoted_subscribers: tuple[int, ...] = ()  # named by verified tokens quoted in a reply's body
     deliveries: tuple[tuple[int, int], ...] = ()  # (campaign, delivery) of tagged Message-IDs
-    outbox_ids: tuple[str, ...] = ()          # Message-IDs that may be transactional mail of ours
-    sender: str = ""                          # the one From address ("" when not exactly one)
-    authenticated: str = ""                   # "dmarc" / "dkim": aligned pass for `sender`
+    outbox_ids: tuple[str, ...] = ()  # Message-IDs that may be transactional mail of ours
+    sender: str = ""  # the one From address ("" when not exactly one)
+    authenticated: str = ""  # "dmarc" / "dkim": aligned pass for `sender`
 
     def kinds(self) -> list[str]:
         """The kinds of proof found (before the delivery records are consulted)."""
@@ -42,17 +43,20 @@ class Proof:
         return out
 
     def as_dict(self) -> dict:
-        return {"token_subscribers": list(self.token_subscribers),
-                "quoted_subscribers": list(self.quoted_subscribers),
-                "deliveries": [list(d) for d in self.deliveries],
-                "outbox_message_ids": list(self.outbox_ids), "sender": self.sender,
-                "authenticated": self.authenticated}
+        return {
+            "token_subscribers": list(self.token_subscribers),
+            "quoted_subscribers": list(self.quoted_subscribers),
+            "deliveries": [list(d) for d in self.deliveries],
+            "outbox_message_ids": list(self.outbox_ids),
+            "sender": self.sender,
+            "authenticated": self.authenticated,
+        }
 
 
 @dataclass(frozen=True)
 class Classification:
-    kind: str                         # one of KINDS
-    permanent: bool | None = None     # bounces: hard (True) / soft (False)
+    kind: str  # one of KINDS
+    permanent: bool | None = None  # bounces: hard (True) / soft (False)
     recipients: tuple[str, ...] = ()  # failed / complained-about / unsubscribing addresses
     subscriber_id: int | None = None
     list_id: int | None = None

@@ -1,5 +1,6 @@
 """One message being classified: parsed once, with lazy views the rules share, and the
 builder of the `Classification` every rule answers with."""
+
 from __future__ import annotations
 
 import email
@@ -33,22 +34,31 @@ DAEMON_LOCAL_RE = re.compile(
     r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|post_master|poostmaster|double-bounce"
     r"|mdaemon|mail[-_.]?delivery(?:[-_.]?system)?|nobody|mail[-_.]?administrator|ndr|bounce[sd]?"
     r"|mail[-_.]?system|returned[-_.]?mail|mailer|sysadmin|owner-[\w.-]+|[\w.-]+-(?:admin|owner))$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
-DAEMON_STRICT_RE = re.compile(r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|double-bounce)$",
-                              re.IGNORECASE)
+DAEMON_STRICT_RE = re.compile(
+    r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|double-bounce)$", re.IGNORECASE
+)
 
 DAEMON_NAME_RE = re.compile(
     r"mailer[- ]?daemon|mail delivery (?:system|subsystem)|mail deliver system|postmaster"
     r"|mail administrator|system administrator|ndr administrator|mail system|delivery subsystem",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 class Context:
     """One message being classified, with lazily computed views of it."""
 
-    def __init__(self, raw: bytes, envelope: Envelope, tokens: Tokens | None,
-                 mail_domain: str, authserv_id: str = "") -> None:
+    def __init__(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        tokens: Tokens | None,
+        mail_domain: str,
+        authserv_id: str = "",
+    ) -> None:
         self.raw = raw
         self.authserv_id = authserv_id  # the operator's MTA in Authentication-Results
         self.envelope = envelope
@@ -71,8 +81,11 @@ class Context:
             size = 0
             for part in walk(self.msg):
                 ct = ctype(part)
-                if ct.startswith("text/") and ct not in ("text/rfc822-headers",) and not (
-                        is_attachment(part) and ct != "text/plain"):
+                if (
+                    ct.startswith("text/")
+                    and ct not in ("text/rfc822-headers",)
+                    and not (is_attachment(part) and ct != "text/plain")
+                ):
                     body = decode_part(part)
                     if ct == "text/html":
                         body = html_to_text(body, strip_quotes=False)
@@ -92,15 +105,23 @@ class Context:
         if self._original is False:
             try:
                 self._original = embedded(self.msg)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self._original = None
         return self._original
 
     def recipient_addresses(self) -> list[str]:
         """Where this message was delivered: envelope first, then the usual headers."""
         out = list(self.envelope.recipients)
-        for name in ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc",
-                     "X-Original-Recipient", "X-Failed-Recipients-To"):
+        for name in (
+            "Delivered-To",
+            "X-Original-To",
+            "Envelope-To",
+            "X-Envelope-To",
+            "To",
+            "Cc",
+            "X-Original-Recipient",
+            "X-Failed-Recipients-To",
+        ):
             out.extend(headers(self.msg, name))
         return out
 
@@ -110,33 +131,56 @@ class Context:
 
     def null_sender(self) -> bool:
         """The message came from the null reverse path (<>), as bounces and many auto-replies."""
-        return header(self.msg, "Return-Path").replace(" ", "") == "<>" or \
-            self.envelope.sender.strip() == "<>"
+        return (
+            header(self.msg, "Return-Path").replace(" ", "") == "<>"
+            or self.envelope.sender.strip() == "<>"
+        )
 
     def looks_like_daemon(self) -> bool:
         local = self.sender.split("@")[0]
         from_value = header(self.msg, "From")
         return_path = (addresses(header(self.msg, "Return-Path")) or [""])[0].split("@")[0]
-        return bool(DAEMON_LOCAL_RE.match(local) or DAEMON_NAME_RE.search(from_value)
-                    or "<>" in from_value.replace(" ", "") or (
-                        return_path and DAEMON_STRICT_RE.match(return_path)))
+        return bool(
+            DAEMON_LOCAL_RE.match(local)
+            or DAEMON_NAME_RE.search(from_value)
+            or "<>" in from_value.replace(" ", "")
+            or (return_path and DAEMON_STRICT_RE.match(return_path))
+        )
 
     # -- result -----------------------------------------------------------------------------
-    def result(self, kind: str, *, rule: str, permanent: bool | None = None,
-               recipients: list[str] | tuple[str, ...] = (), ids: tuple = (None, None, None),
-               confidence: float = 0.5, **evidence: Any) -> Classification:
+    def result(
+        self,
+        kind: str,
+        *,
+        rule: str,
+        permanent: bool | None = None,
+        recipients: list[str] | tuple[str, ...] = (),
+        ids: tuple = (None, None, None),
+        confidence: float = 0.5,
+        **evidence: Any,
+    ) -> Classification:
         evidence = {"rule": rule, **evidence}
         auth = headers(self.msg, "Authentication-Results")
         if auth:
             evidence.setdefault("authentication_results", auth[:5])
-        seen = {h: header(self.msg, h) for h in ("From", "Subject", "Auto-Submitted",
-                                                 "Return-Path", "Precedence")
-                if header(self.msg, h)}
+        seen = {
+            h: header(self.msg, h)
+            for h in ("From", "Subject", "Auto-Submitted", "Return-Path", "Precedence")
+            if header(self.msg, h)
+        }
         evidence.setdefault("headers", seen)
         evidence.setdefault("from", self.sender)
         recips = tuple(dict.fromkeys(r.lower() for r in recipients if r))
-        return Classification(kind, permanent if kind == "bounce" else None, recips,
-                              ids[0], ids[1], ids[2], _jsonable(evidence), confidence)
+        return Classification(
+            kind,
+            permanent if kind == "bounce" else None,
+            recips,
+            ids[0],
+            ids[1],
+            ids[2],
+            _jsonable(evidence),
+            confidence,
+        )
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,5 @@
 """Plain text of an HTML body, optionally without the quoted original a reply carries."""
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,8 @@ _QUOTE_XPATH = (
     " | //*[contains(@class, 'yahoo_quoted')] | //*[contains(@class, 'protonmail_quote')]"
     " | //*[contains(@class, 'gmail_signature')] | //*[contains(@class, 'moz-signature')]"
     " | //*[@id='Signature'] | //*[contains(@class, 'zmail_extra')] | //div[@name='quote']"
-    " | //*[contains(@class, '_quote')] | //*[contains(@class, 'quoted')]")
+    " | //*[contains(@class, '_quote')] | //*[contains(@class, 'quoted')]"
+)
 
 _CUT_XPATH = (
     "//*[@id='appendonsend'] | //*[@id='divRplyFwdMsg'] | //hr[@id='stopSpelling']"
@@ -22,7 +24,8 @@ _CUT_XPATH = (
     " | //div[contains(translate(@style, 'B', 'b'), 'border-top:solid #b5c4df')]"
     # a ruled box starting with bold "From:"-style labels (Windows Mail, Outlook variants)
     " | //div[contains(@style, 'border-top')][.//b[substring(normalize-space(.),"
-    " string-length(normalize-space(.))) = ':']]")
+    " string-length(normalize-space(.))) = ':']]"
+)
 
 
 def html_to_text(html: str, strip_quotes: bool) -> str:
@@ -33,6 +36,7 @@ def html_to_text(html: str, strip_quotes: bool) -> str:
     try:
         import lxml.html
         from inscriptis import get_text
+
         doc = lxml.html.document_fromstring(html)
         for bad in doc.xpath("//script | //style | //head"):
             bad.drop_tree()
@@ -43,7 +47,7 @@ def html_to_text(html: str, strip_quotes: bool) -> str:
                 if el.getparent() is not None:
                     el.drop_tree()
         return get_text(lxml.html.tostring(doc, encoding="unicode"))
-    except Exception:  # noqa: BLE001 - fall back on tag stripping
+    except Exception:
         text = re.sub(r"(?is)<(script|style|blockquote)\b.*?</\1>", " ", html)
         text = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text)
         return re.sub(r"<[^>]+>", " ", text)

@@ -1,7 +1,9 @@
 """Defensive views of a parsed message: decoded headers, addresses, parts, report fields,
 the embedded original. Every helper answers something sensible for malformed mail."""
+
 from __future__ import annotations
 
+import contextlib
 import email
 import re
 from collections.abc import Iterator
@@ -13,18 +15,20 @@ from typing import Any
 
 from listmgr.mail.inbound.classification import Envelope
 
-TEXT_LIMIT = 200_000          # characters of a body we look at
-MAX_PARTS = 200               # MIME parts looked at
-MAX_DEPTH = 20                # MIME nesting looked into
+TEXT_LIMIT = 200_000  # characters of a body we look at
+MAX_PARTS = 200  # MIME parts looked at
+MAX_DEPTH = 20  # MIME nesting looked into
 
-ADDR_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
+ADDR_RE = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+"
+)
 
 
 def _text(value: Any) -> str:
     """A str with any undecodable bytes turned into U+FFFD."""
     try:
         s = str(value)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return ""
     try:
         return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -38,7 +42,7 @@ def header(msg: Message | None, name: str) -> str:
         return ""
     try:
         value = msg.get(name)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return ""
     if value is None:
         return ""
@@ -48,10 +52,8 @@ def header(msg: Message | None, name: str) -> str:
 def decoded(value: Any) -> str:
     """A header value with encoded words decoded, unfolded."""
     value = _text(value)
-    try:
+    with contextlib.suppress(Exception):
         value = str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001
-        pass
     return " ".join(value.split())
 
 
@@ -60,7 +62,7 @@ def headers(msg: Message | None, name: str) -> list[str]:
         return []
     try:
         return [" ".join(_text(v).split()) for v in (msg.get_all(name) or [])]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
 
 
@@ -83,7 +85,7 @@ def sender_address(msg: Message, envelope: Envelope) -> str:
                 # "=?utf-8?q?victim=40example.org?= <eve@evil.example>" is Eve
                 addr = parseaddr(" ".join(_text(msg.get(name)).split()))[1]
                 addr = addr if "=?" not in addr else ""
-            except Exception:  # noqa: BLE001
+            except Exception:
                 addr = ""
             found = addresses(addr) or addresses(value)
             if found:
@@ -94,26 +96,24 @@ def sender_address(msg: Message, envelope: Envelope) -> str:
 def decode_part(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         payload = None
     if payload is None:
         p = part.get_payload()
         return _text(p) if isinstance(p, str) else ""
     charset = "utf-8"
-    try:
+    with contextlib.suppress(Exception):
         charset = part.get_content_charset() or "utf-8"
-    except Exception:  # noqa: BLE001
-        pass
     try:
-        return payload[:TEXT_LIMIT * 2].decode(charset, "replace")
+        return payload[: TEXT_LIMIT * 2].decode(charset, "replace")
     except (LookupError, UnicodeError, ValueError):
-        return payload[:TEXT_LIMIT * 2].decode("utf-8", "replace")
+        return payload[: TEXT_LIMIT * 2].decode("utf-8", "replace")
 
 
 def ctype(part: Message) -> str:
     try:
         return part.get_content_type().lower()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "text/plain"
 
 
@@ -142,16 +142,15 @@ def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
     whether anything was cut. Every MIME part after the first follows a line starting "--"
     (its boundary), so the cut message parses into at most max_parts parts however many the
     sender put in: the parser builds every part it meets, and 100,000 of them take seconds."""
-    seen = 0
-    for found in _DELIMITER.finditer(raw):
-        seen += 1
+    for seen, found in enumerate(_DELIMITER.finditer(raw), start=1):
         if seen >= max_parts:
-            return raw[:found.start()], True
+            return raw[: found.start()], True
     return raw, False
 
 
-def parse(raw: bytes, *, policy: Any = compat32,
-          max_parts: int = MAX_PARTS) -> tuple[Message, bool]:
+def parse(
+    raw: bytes, *, policy: Any = compat32, max_parts: int = MAX_PARTS
+) -> tuple[Message, bool]:
     """The message parsed into at most max_parts parts, and whether parts were cut."""
     head, cut = bounded(raw, max_parts)
     return email.message_from_bytes(head, policy=policy), cut
@@ -167,24 +166,30 @@ def outline(msg: Message, max_parts: int = MAX_PARTS) -> list[dict[str, Any]]:
         multipart = isinstance(payload, list)
         try:
             filename = _text(part.get_filename() or "")[:200]
-        except Exception:  # noqa: BLE001
+        except Exception:
             filename = ""
-        out.append({"type": ctype(part), "depth": depth, "filename": filename,
-                    "size": 0 if multipart else len(payload or "")})
+        out.append(
+            {
+                "type": ctype(part),
+                "depth": depth,
+                "filename": filename,
+                "size": 0 if multipart else len(payload or ""),
+            }
+        )
         if multipart and depth < MAX_DEPTH:
-            stack.extend((sub, depth + 1) for sub in reversed(payload)
-                         if isinstance(sub, Message))
+            stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
     return out
 
 
-def structure(raw: bytes, *, policy: Any = compat32,
-              max_parts: int = MAX_PARTS) -> tuple[Message | None, list[dict[str, Any]], bool]:
+def structure(
+    raw: bytes, *, policy: Any = compat32, max_parts: int = MAX_PARTS
+) -> tuple[Message | None, list[dict[str, Any]], bool]:
     """For showing a message: the parsed message (None when unreadable), the outline of at
     most max_parts parts, and whether parts were cut."""
     try:
         msg, cut = parse(raw, policy=policy, max_parts=max_parts)
         return msg, outline(msg, max_parts), cut
-    except Exception:  # noqa: BLE001  (a malformed message is still shown raw)
+    except Exception:
         return None, [], False
 
 
@@ -217,7 +222,7 @@ def block_fields(part: Message) -> list[dict[str, str]]:
             text = "\n\n".join(chunks)
         else:
             text = decode_part(part)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
     blocks: list[dict[str, str]] = []
     for chunk in re.split(r"\r?\n[ \t]*\r?\n", text[:TEXT_LIMIT]):
@@ -236,8 +241,14 @@ def block_fields(part: Message) -> list[dict[str, str]]:
     return blocks
 
 
-EMBEDDED_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers",
-                  "message/global-headers", "text/rfc822-headers", "text/rfc822")
+EMBEDDED_TYPES = (
+    "message/rfc822",
+    "message/global",
+    "message/rfc822-headers",
+    "message/global-headers",
+    "text/rfc822-headers",
+    "text/rfc822",
+)
 
 
 def embedded(msg: Message) -> Message | None:

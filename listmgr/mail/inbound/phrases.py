@@ -13,6 +13,7 @@ in the same text ("please don't unsubscribe me", "nicht abmelden"). Phrases that
 negation but ask to stop mail ("I no longer want to receive", "keine E-Mails mehr",
 "je ne veux plus recevoir") are positive patterns of their own.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,8 @@ def normalize(text: str) -> str:
 
 
 # Gaps between words never cross a sentence or clause end: "I won't. Unsubscribe me." counts.
-_W = r"(?:[\w'-]+[ \t\n]+)"          # one word and the space after it
-_NEG_GAP = _W + "{0,3}?"             # up to three words between a negation and the verb
+_W = r"(?:[\w'-]+[ \t\n]+)"  # one word and the space after it
+_NEG_GAP = _W + "{0,3}?"  # up to three words between a negation and the verb
 
 # Positive patterns per language: the person asks to be taken off the list.
 REQUEST: dict[str, list[str]] = {
@@ -69,7 +70,8 @@ REQUEST: dict[str, list[str]] = {
         r"|abbestellung|entfernung aus)\b",
         r"\bmelde[nt]?\s+(?:sie\s+)?(?:mich|uns)\s+" + _W + r"{0,4}?ab\b",
         r"\btrage[nt]?\s+(?:sie\s+)?(?:mich|uns)\s+" + _W + r"{0,4}?aus\b",
-        r"\b(?:mich|meine\s+(?:e-?mail(?:-?adresse)?|adresse|daten))\s+" + _W
+        r"\b(?:mich|meine\s+(?:e-?mail(?:-?adresse)?|adresse|daten))\s+"
+        + _W
         + r"{0,5}?(?:entfernen|loschen|streichen)\b",
         r"\b(?:entfernen|loschen|streichen)\s+sie\s+(?:bitte\s+)?(?:mich|meine)\b",
         r"\bkeine\s+(?:weiteren\s+)?(?:e-?mails?|mails?|newsletter|nachrichten|werbung|zusendungen)\s+mehr\b",
@@ -84,7 +86,9 @@ REQUEST: dict[str, list[str]] = {
         r"|desabonne-moi|desinscris-moi)\b",
         r"\b(?:retirez|supprimez|enlevez|effacez|rayez)[- ]?(?:moi|mon adresse|mon e-?mail|mon courriel)\b",
         r"\bme\s+(?:retirer|supprimer|rayer|enlever)\s+de\b",
-        r"\bne\s+(?:veux|souhaite|desire|voudrais|souhaiterais|veut)\s+plus\s+" + _W + r"{0,2}?recevoir\b",
+        r"\bne\s+(?:veux|souhaite|desire|voudrais|souhaiterais|veut)\s+plus\s+"
+        + _W
+        + r"{0,2}?recevoir\b",
         r"\bne\s+plus\s+(?:\w+\s+)?recevoir\b",
         r"\bne\s+m'?(?:envoyez|ecrivez)\s+plus\b",
         r"\bne\s+plus\s+(?:m'|me\s+)?(?:envoyer|ecrire|contacter)\b",
@@ -95,7 +99,8 @@ REQUEST: dict[str, list[str]] = {
         r"\b(?:solicito|pido|quiero|deseo)\s+(?:la\s+)?baja\b",
         r"\b(?:cancelar|anular|cancelen|anulen|cancela)\s+(?:la\s+|mi\s+)?(?:suscripcion|subscripcion)\b",
         r"\b(?:desuscrib|desinscrib|desubscrib)\w*",
-        r"\b(?:eliminen|borren|quiten|saquen|eliminar|borrar|quitar|sacar)(?:me|nos)?\s+" + _W
+        r"\b(?:eliminen|borren|quiten|saquen|eliminar|borrar|quitar|sacar)(?:me|nos)?\s+"
+        + _W
         + r"{0,2}?de\s+(?:la|su|esta|vuestra|sus)\s+(?:lista|listas|base de datos)\b",
         r"\b(?:eliminenme|borrenme|quitenme|saquenme|eliminarme|borrarme|sacarme|quitarme)\b",
         r"\bno\s+(?:quiero|deseo)\s+(?:\w+\s+)?recibir\s+(?:mas|ningun)",
@@ -152,50 +157,111 @@ REQUEST: dict[str, list[str]] = {
 
 # Negations: the person asks NOT to be unsubscribed, or says they did not ask for it.
 NEGATION: dict[str, list[str]] = {
-    "en": [r"\b(?:don't|dont|do not|does not|doesn't|never|not|no need to|won't|wouldn't|didn't"
-           r"|did not|shouldn't|should not)[ \t\n]+" + _NEG_GAP
-           + r"(?:unsubscrib\w*|remov\w*|take\s+me\s+off|opt\s*-?\s*(?:me\s+)?out|stop\s+sending)",
-           # questions about an unsubscribe that already happened
-           r"\b(?:why|who)\b[^.!?\n]{0,30}\b(?:unsubscrib|remov)\w*",
-           r"\b(?:did|have|has)\s+(?:you|someone|somebody|anyone)\s+(?:\w+\s+)?(?:unsubscrib|remov)\w*"],
-    "de": [r"\b(?:nicht|nie|niemals|kein)[ \t\n]+" + _NEG_GAP
-           + r"(?:abmelden|abzumelden|austragen|auszutragen|abbestellen|abzubestellen|ab|aus"
-           r"|entfernen|loschen|kundigen)\b"],
-    "fr": [r"\bne\s+(?:me\s+)?(?:desabonn|desinscri|retir|supprim)\w*\s+pas\b",
-           r"\bpas\s+" + _W + r"{0,2}?(?:me\s+)?(?:desabonn|desinscri|retir|supprim)"],
-    "es": [r"\bno\s+" + _NEG_GAP + r"(?:den\s+de\s+baja|dar\s+de\s+baja|darme\s+de\s+baja"
-           r"|cancel\w*|anul\w*|desuscrib\w*|elimin\w*|borr\w*)"],
+    "en": [
+        r"\b(?:don't|dont|do not|does not|doesn't|never|not|no need to|won't|wouldn't|didn't"
+        r"|did not|shouldn't|should not)[ \t\n]+"
+        + _NEG_GAP
+        + r"(?:unsubscrib\w*|remov\w*|take\s+me\s+off|opt\s*-?\s*(?:me\s+)?out|stop\s+sending)",
+        # questions about an unsubscribe that already happened
+        r"\b(?:why|who)\b[^.!?\n]{0,30}\b(?:unsubscrib|remov)\w*",
+        r"\b(?:did|have|has)\s+(?:you|someone|somebody|anyone)\s+(?:\w+\s+)?(?:unsubscrib|remov)\w*",
+    ],
+    "de": [
+        r"\b(?:nicht|nie|niemals|kein)[ \t\n]+"
+        + _NEG_GAP
+        + r"(?:abmelden|abzumelden|austragen|auszutragen|abbestellen|abzubestellen|ab|aus"
+        r"|entfernen|loschen|kundigen)\b"
+    ],
+    "fr": [
+        r"\bne\s+(?:me\s+)?(?:desabonn|desinscri|retir|supprim)\w*\s+pas\b",
+        r"\bpas\s+" + _W + r"{0,2}?(?:me\s+)?(?:desabonn|desinscri|retir|supprim)",
+    ],
+    "es": [
+        r"\bno\s+" + _NEG_GAP + r"(?:den\s+de\s+baja|dar\s+de\s+baja|darme\s+de\s+baja"
+        r"|cancel\w*|anul\w*|desuscrib\w*|elimin\w*|borr\w*)"
+    ],
     "it": [r"\bnon\s+" + _NEG_GAP + r"(?:disiscriv|cancell|rimuov|togli|elimin)\w*"],
     "nl": [r"\b(?:niet|nooit)\s+" + _NEG_GAP + r"(?:afmelden|uitschrijven|verwijderen|af|uit)\b"],
     "pt": [r"\bnao\s+" + _NEG_GAP + r"(?:descadastr|cancel|remov|retir|exclu|anul|desinscrev)\w*"],
-    "sv": [r"\binte\s+" + _NEG_GAP + r"(?:avregistrer|avsluta|avprenumer|avanmal|ta\s+bort|stryk)\w*"],
+    "sv": [
+        r"\binte\s+" + _NEG_GAP + r"(?:avregistrer|avsluta|avprenumer|avanmal|ta\s+bort|stryk)\w*"
+    ],
     "pl": [r"\bnie\s+" + _NEG_GAP + r"(?:wypis|usun|usuw|rezygn|anul)\w*"],
 }
 
 # A subject or a line that is nothing but one of these (after normalize and trimming
 # punctuation) is a request on its own.
-EXACT = frozenset({
-    "unsubscribe", "unsubscribe me", "please unsubscribe", "unsubscribe please",
-    "please unsubscribe me", "unsubscribe me please", "remove", "remove me", "remove me please",
-    "please remove me", "stop", "opt out", "optout", "opt-out", "unsub",
-    "abmelden", "abmeldung", "austragen", "abbestellen", "bitte abmelden", "bitte austragen",
-    "abmelden bitte", "stopp",
-    "desabonner", "desinscrire", "desabonnement", "desinscription", "desabonnez-moi",
-    "se desabonner", "se desinscrire", "desinscrivez-moi",
-    "baja", "darme de baja", "dar de baja", "cancelar suscripcion", "desuscribir", "desuscribirme",
-    "disiscrivimi", "disiscrizione", "cancellami", "cancellazione", "disiscriviti",
-    "afmelden", "uitschrijven", "afmelding",
-    "descadastrar", "descadastre", "descadastrar-me", "cancelar inscricao", "cancelar subscricao",
-    "avregistrera", "avsluta prenumeration", "avregistrering",
-    "wypisz", "wypisz mnie", "rezygnacja", "rezygnuje", "wypisanie",
-})
+EXACT = frozenset(
+    {
+        "unsubscribe",
+        "unsubscribe me",
+        "please unsubscribe",
+        "unsubscribe please",
+        "please unsubscribe me",
+        "unsubscribe me please",
+        "remove",
+        "remove me",
+        "remove me please",
+        "please remove me",
+        "stop",
+        "opt out",
+        "optout",
+        "opt-out",
+        "unsub",
+        "abmelden",
+        "abmeldung",
+        "austragen",
+        "abbestellen",
+        "bitte abmelden",
+        "bitte austragen",
+        "abmelden bitte",
+        "stopp",
+        "desabonner",
+        "desinscrire",
+        "desabonnement",
+        "desinscription",
+        "desabonnez-moi",
+        "se desabonner",
+        "se desinscrire",
+        "desinscrivez-moi",
+        "baja",
+        "darme de baja",
+        "dar de baja",
+        "cancelar suscripcion",
+        "desuscribir",
+        "desuscribirme",
+        "disiscrivimi",
+        "disiscrizione",
+        "cancellami",
+        "cancellazione",
+        "disiscriviti",
+        "afmelden",
+        "uitschrijven",
+        "afmelding",
+        "descadastrar",
+        "descadastre",
+        "descadastrar-me",
+        "cancelar inscricao",
+        "cancelar subscricao",
+        "avregistrera",
+        "avsluta prenumeration",
+        "avregistrering",
+        "wypisz",
+        "wypisz mnie",
+        "rezygnacja",
+        "rezygnuje",
+        "wypisanie",
+    }
+)
 
 _REQUEST_RES = [(lang, re.compile(p)) for lang, pats in REQUEST.items() for p in pats]
 _NEGATION_RES = [(lang, re.compile(p)) for lang, pats in NEGATION.items() for p in pats]
 
 _SUBJECT_PREFIX = re.compile(
     r"^\s*(?:(?:re|aw|sv|vs|r|rif|antw|ant|odp|res|fw|fwd|wg|tr|rv|enc|vb|pd|doorst|i)"
-    r"\s*(?:\[\d+\])?\s*:\s*|\[[^\]]{0,40}\]\s*)+", re.IGNORECASE)
+    r"\s*(?:\[\d+\])?\s*:\s*|\[[^\]]{0,40}\]\s*)+",
+    re.IGNORECASE,
+)
 _FORWARD_PREFIX = re.compile(r"^\s*(?:fw|fwd|wg|tr|rv|enc|vb|pd|doorst|i)\s*:", re.IGNORECASE)
 
 
@@ -205,7 +271,7 @@ def strip_subject_prefixes(subject: str) -> tuple[str, bool, bool]:
     if not m:
         return subject.strip(), False, False
     prefix = m.group(0)
-    return subject[m.end():].strip(), True, bool(_FORWARD_PREFIX.match(prefix))
+    return subject[m.end() :].strip(), True, bool(_FORWARD_PREFIX.match(prefix))
 
 
 def is_exact(text: str) -> bool:
@@ -234,12 +300,15 @@ def find_negation(text: str) -> tuple[str, str] | None:
 
 # -- markers of quoted text, forwards and signatures (run on normalized lines) -----------------
 
-_WROTE = (r"(?:wrote|writes|schrieb|a ecrit|escribio|ha scritto|schreef|escreveu|skrev"
-          r"|napisa[lł]\w*(?:\(a\))?|pisze|kirjoitti|scrisse|написал\w*)")
+_WROTE = (
+    r"(?:wrote|writes|schrieb|a ecrit|escribio|ha scritto|schreef|escreveu|skrev"
+    r"|napisa[lł]\w*(?:\(a\))?|pisze|kirjoitti|scrisse|написал\w*)"
+)
 ATTRIBUTION_RE = re.compile(r"^.{0,300}\b" + _WROTE + r"\b.{0,160}:\s*$")
 ATTRIBUTION_START_RE = re.compile(
     r"^(?:on|am|le|el|il|op|em|den|dnia|w dniu|\d|mon|tue|wed|thu|fri|sat|sun|pon|wt|sr|czw|pt"
-    r"|sob|nd|lun|mar|mer|jeu|ven|sam|dim)\b")
+    r"|sob|nd|lun|mar|mer|jeu|ven|sam|dim)\b"
+)
 SEPARATOR_RE = re.compile(
     r"^(?:-{2,}\s*(?:original message|ursprungliche nachricht|message d'origine|mensaje original"
     r"|messaggio originale|oorspronkelijk bericht|mensagem original|ursprungligt meddelande"
@@ -248,21 +317,26 @@ SEPARATOR_RE = re.compile(
     r"|vidarebefordrat meddelande|wiadomosc przekazana|przekazana wiadomosc)"
     r"|begin forwarded message|anfang der weitergeleiteten nachricht|debut du message reexpedie"
     r"|inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht"
-    r"|inicio da mensagem reencaminhada|vidarebefordrat brev|_{8,}|-{8,}|={8,}|\*{8,})")
+    r"|inicio da mensagem reencaminhada|vidarebefordrat brev|_{8,}|-{8,}|={8,}|\*{8,})"
+)
 SIGNATURE_RE = re.compile(
     r"^(?:--|-- |__)$|^(?:sent from|get outlook for|gesendet von|von meinem \w+ gesendet"
     r"|envoye de mon|envoye depuis|enviado desde|enviado do meu|inviato da|verzonden (?:vanaf|met)"
-    r"|skickat fran|wyslane z|wysłane z|sent via|sent with)\b")
+    r"|skickat fran|wyslane z|wysłane z|sent via|sent with)\b"
+)
 HEADER_LINE_RE = re.compile(
     r"^\*?(?:from|sent|to|cc|subject|date|von|gesendet|an|betreff|datum|de|envoye|a|objet|para"
     r"|enviado|asunto|fecha|da|inviato|oggetto|data|van|verzonden|aan|onderwerp|enviada|assunto"
-    r"|fran|skickat|till|amne|od|wyslano|do|temat)(?: el| le| am| on)?\*?\s*:", re.IGNORECASE)
+    r"|fran|skickat|till|amne|od|wyslano|do|temat)(?: el| le| am| on)?\*?\s*:",
+    re.IGNORECASE,
+)
 SIGNOFF_RE = re.compile(
     r"^(?:thanks|thank you|many thanks|cheers|best|regards|best regards|kind regards|warm regards"
     r"|mit freundlichen grussen|freundliche grusse|viele grusse|beste grusse|gruss|grusse|lg|mfg"
     r"|cordialement|bien a vous|salutations|saludos|un saludo|atentamente|cordiali saluti|saluti"
     r"|met vriendelijke groet|vriendelijke groet|groeten|groet|atenciosamente|abracos|cumprimentos"
-    r"|med vanliga halsningar|vanliga halsningar|halsningar|mvh|pozdrawiam|z powazaniem)[\s,.!]*$")
+    r"|med vanliga halsningar|vanliga halsningar|halsningar|mvh|pozdrawiam|z powazaniem)[\s,.!]*$"
+)
 FOOTER_RE = re.compile(  # our footer (or any newsletter's) shown unquoted: the original begins
     r"click here|manage (?:your )?(?:preferences|subscription)|update your preferences"
     r"|you(?:'re| are) receiving|you received this|you receive this|because you (?:subscribed"
@@ -271,4 +345,5 @@ FOOTER_RE = re.compile(  # our footer (or any newsletter's) shown unquoted: the 
     r"|otrzymujesz te"
     r"|all rights reserved|this (?:e-?mail|message) was sent|\(c\) ?\d{4}|©|hier klicken"
     r"|cliquez ici|haga clic|clicca qui|klik hier|clique aqui|klicka har|kliknij"
-    r"|einstellungen verwalten|abmeldelink|lien de desinscription|enlace de baja")
+    r"|einstellungen verwalten|abmeldelink|lien de desinscription|enlace de baja"
+)

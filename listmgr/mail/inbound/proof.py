@@ -4,6 +4,7 @@ to look up), the one From address, and the operator's own Authentication-Results
 
 Pure: whom a Message-ID went to is looked up by the service, which also checks that the
 proof names the same person the action would change."""
+
 from __future__ import annotations
 
 import email.policy
@@ -20,11 +21,12 @@ from listmgr.mail.inbound.tokens import TOKEN_URL_RE, find_tokens
 
 MSGID_RE = re.compile(r"<([^<>\s]{1,250})>")
 OUTBOX_ID_RE = re.compile(r"<[0-9a-f]{32}@[A-Za-z0-9.-]{1,253}>")
-QUOTED_MSGID_RE = re.compile(r"^[>\s]*message-id\s*:\s*(<[^<>\s]{1,250}>)",
-                             re.IGNORECASE | re.MULTILINE)
+QUOTED_MSGID_RE = re.compile(
+    r"^[>\s]*message-id\s*:\s*(<[^<>\s]{1,250}>)", re.IGNORECASE | re.MULTILINE
+)
 MANAGE_URL_RE = re.compile(r"/p/([A-Za-z0-9_.\-]+)")
-MAX_IDS = 30          # Message-IDs looked at in one message
-MAX_TOKENS = 10       # quoted tokens verified in one message
+MAX_IDS = 30  # Message-IDs looked at in one message
+MAX_TOKENS = 10  # quoted tokens verified in one message
 REPLY_RULES = ("reply-subject", "reply-body", "apple-unsubscribe")
 
 
@@ -38,7 +40,7 @@ def sender_identity(msg: Message) -> str:
     try:
         lax = [a for _, a in getaddresses([raw]) if a]
         strict = [a.addr_spec for a in email.policy.default.header_factory("From", raw).addresses]
-    except Exception:  # noqa: BLE001 - an unreadable From names nobody
+    except Exception:
         return ""
     if len(lax) != 1 or len(strict) != 1 or lax[0].strip().lower() != strict[0].strip().lower():
         return ""
@@ -71,7 +73,8 @@ def _ours(ctx: Context, ids: list[str]) -> tuple[tuple[tuple[int, int], ...], tu
             if pair not in deliveries:
                 deliveries.append(pair)
         elif OUTBOX_ID_RE.fullmatch(mid) and (
-                not ctx.mail_domain or mid[:-1].rpartition("@")[2].lower() == ctx.mail_domain):
+            not ctx.mail_domain or mid[:-1].rpartition("@")[2].lower() == ctx.mail_domain
+        ):
             outbox.append(mid)
     return tuple(deliveries), tuple(outbox)
 
@@ -79,8 +82,11 @@ def _ours(ctx: Context, ids: list[str]) -> tuple[tuple[tuple[int, int], ...], tu
 def _report_ids(ctx: Context, result: Classification) -> list[str]:
     """Message-IDs a bounce or complaint names: the embedded original's, the report's own
     In-Reply-To/References, those quoted in its text, and an SES notification's."""
-    values = headers(ctx.original, "Message-ID") + headers(ctx.msg, "In-Reply-To") \
+    values = (
+        headers(ctx.original, "Message-ID")
+        + headers(ctx.msg, "In-Reply-To")
         + headers(ctx.msg, "References")
+    )
     values += QUOTED_MSGID_RE.findall(ctx.notification_text[:TEXT_LIMIT])[:MAX_IDS]
     values += [str(v) for v in result.evidence.get("original_message_ids") or []][:MAX_IDS]
     return _ids(values)
@@ -96,17 +102,22 @@ def _quoted_subscribers(ctx: Context) -> tuple[int, ...]:
         if not ctype(part).startswith("text/"):
             continue
         body = decode_part(part)[:TEXT_LIMIT]
-        candidates = [("u", t) for t in TOKEN_URL_RE.findall(body)] + [
-            ("u", t) for t in find_tokens(ctx, "unsubscribe", [body])] + [
-            ("p", t) for t in MANAGE_URL_RE.findall(body)]
+        candidates = (
+            [("u", t) for t in TOKEN_URL_RE.findall(body)]
+            + [("u", t) for t in find_tokens(ctx, "unsubscribe", [body])]
+            + [("p", t) for t in MANAGE_URL_RE.findall(body)]
+        )
         for kind, tok in candidates:
             if tried >= MAX_TOKENS:
                 return tuple(found)
             tried += 1
             try:
-                sid = (ctx.tokens.read_unsubscribe(tok.rstrip(".")).subscriber_id if kind == "u"
-                       else ctx.tokens.read_manage(tok.rstrip(".")).subscriber_id)
-            except Exception:  # noqa: BLE001 - not ours, or damaged
+                sid = (
+                    ctx.tokens.read_unsubscribe(tok.rstrip(".")).subscriber_id
+                    if kind == "u"
+                    else ctx.tokens.read_manage(tok.rstrip(".")).subscriber_id
+                )
+            except Exception:
                 continue
             if sid and sid not in found:
                 found.append(sid)
@@ -123,15 +134,20 @@ def attach(ctx: Context, result: Classification) -> Classification:
         sender = sender_identity(ctx.msg)
         # References lists a thread oldest first: the message answered is at its end
         refs = MSGID_RE.findall(" ".join(headers(ctx.msg, "References")))[-MAX_IDS:]
-        deliveries, outbox = _ours(ctx, _ids(headers(ctx.msg, "In-Reply-To")
-                                             + [f"<{r}>" for r in reversed(refs)]))
-        proof = Proof(token_subscribers=(), quoted_subscribers=_quoted_subscribers(ctx),
-                      deliveries=deliveries, outbox_ids=outbox, sender=sender,
-                      authenticated=aligned_pass(ctx.msg, ctx.authserv_id, sender))
+        deliveries, outbox = _ours(
+            ctx, _ids(headers(ctx.msg, "In-Reply-To") + [f"<{r}>" for r in reversed(refs)])
+        )
+        proof = Proof(
+            token_subscribers=(),
+            quoted_subscribers=_quoted_subscribers(ctx),
+            deliveries=deliveries,
+            outbox_ids=outbox,
+            sender=sender,
+            authenticated=aligned_pass(ctx.msg, ctx.authserv_id, sender),
+        )
     elif result.kind == "unsubscribe":
         proof = Proof(token_subscribers=tokens, sender=sender_identity(ctx.msg))
     else:
         deliveries, outbox = _ours(ctx, _report_ids(ctx, result))
         proof = Proof(token_subscribers=tokens, deliveries=deliveries, outbox_ids=outbox)
     return replace(result, proof=proof)
-

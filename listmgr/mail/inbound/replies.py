@@ -1,5 +1,6 @@
 """The first lines a person wrote in a reply: without quotes, attributions, forwarded
 originals, signatures, sign-offs and newsletter footers."""
+
 from __future__ import annotations
 
 import re
@@ -9,9 +10,9 @@ from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.htmltext import html_to_text
 from listmgr.mail.inbound.message import TEXT_LIMIT, ctype, decode_part, is_attachment, walk
 
-REPLY_LIMIT = 12_000          # characters handed to the reply parser
-REPLY_LINE_LIMIT = 300        # characters of one line handed to the reply parser
-REPLY_LINES = 8               # "first lines" of a reply that may ask to unsubscribe
+REPLY_LIMIT = 12_000  # characters handed to the reply parser
+REPLY_LINE_LIMIT = 300  # characters of one line handed to the reply parser
+REPLY_LINES = 8  # "first lines" of a reply that may ask to unsubscribe
 
 URL_RE = re.compile(r"https?://|www\.|mailto:", re.IGNORECASE)
 
@@ -23,8 +24,10 @@ def reply_lines(msg: Message) -> list[str]:
         return []
     try:
         from mailparser_reply import EmailReplyParser
-        parsed = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl", "pl", "sv"]
-                                  ).read(text)
+
+        parsed = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl", "pl", "sv"]).read(
+            text
+        )
         if parsed.replies:
             # The first fragment is a prefix of the text. When the text starts with a quote
             # header the fragment keeps that header, so our own rules still see it for what
@@ -35,13 +38,19 @@ def reply_lines(msg: Message) -> list[str]:
             # Its signature guess also fires on "Thanks, but please unsubscribe me": only a
             # sign-off line of its own, a "--" line or "Sent from my ..." counts.
             first = phrases.normalize(latest.signatures.strip().split("\n")[0].strip())
-            if latest.signatures and latest.signatures in kept and (
-                    phrases.SIGNOFF_RE.match(first) or phrases.SIGNATURE_RE.match(first)
-                    or re.match(r"^[-_]{2,}\s*$", first)):
-                kept = kept[:kept.index(latest.signatures)]
+            if (
+                latest.signatures
+                and latest.signatures in kept
+                and (
+                    phrases.SIGNOFF_RE.match(first)
+                    or phrases.SIGNATURE_RE.match(first)
+                    or re.match(r"^[-_]{2,}\s*$", first)
+                )
+            ):
+                kept = kept[: kept.index(latest.signatures)]
             if kept.strip():
                 text = kept
-    except Exception:  # noqa: BLE001 - fall back on our own rules alone
+    except Exception:
         pass
     return _own_lines(text)
 
@@ -90,7 +99,7 @@ def _own_lines(text: str) -> list[str]:
             if joined:
                 continue
         if phrases.HEADER_LINE_RE.match(norm):
-            nxt = [phrases.normalize(x.strip()) for x in raw_lines[i:i + 4] if x.strip()]
+            nxt = [phrases.normalize(x.strip()) for x in raw_lines[i : i + 4] if x.strip()]
             if any(phrases.HEADER_LINE_RE.match(x) for x in nxt[:3]):
                 break
         if phrases.FOOTER_RE.search(norm) or (out and phrases.SIGNOFF_RE.match(norm)):

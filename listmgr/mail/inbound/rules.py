@@ -18,6 +18,7 @@ The first rule that fits wins:
 Then `proof.attach` adds what ties a bounce, complaint or unsubscribe request to us; the
 kind never depends on it, the action does (services/inbound.py).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -37,12 +38,27 @@ from listmgr.mail.inbound.unsubscribe import (
 if TYPE_CHECKING:  # pragma: no cover
     from listmgr.tokens import Tokens
 
-RULES = (rule_ses, rule_arf, rule_dsn, rule_provider_complaint, rule_unsubscribe_address,
-         rule_apple_unsubscribe, rule_bounce, rule_autoreply, rule_reply_unsubscribe)
+RULES = (
+    rule_ses,
+    rule_arf,
+    rule_dsn,
+    rule_provider_complaint,
+    rule_unsubscribe_address,
+    rule_apple_unsubscribe,
+    rule_bounce,
+    rule_autoreply,
+    rule_reply_unsubscribe,
+)
 
 
-def classify(raw: bytes, envelope: Envelope | None = None, *, tokens: Tokens | None = None,
-             mail_domain: str = "", authserv_id: str = "") -> Classification:
+def classify(
+    raw: bytes,
+    envelope: Envelope | None = None,
+    *,
+    tokens: Tokens | None = None,
+    mail_domain: str = "",
+    authserv_id: str = "",
+) -> Classification:
     """Classify raw RFC 5322 bytes, with the proof tying it to us (see `proof`). Never raises.
 
     `authserv_id` names the operator's MTA in Authentication-Results ("" trusts none)."""
@@ -51,13 +67,19 @@ def classify(raw: bytes, envelope: Envelope | None = None, *, tokens: Tokens | N
             raw = raw.encode("utf-8", "surrogateescape")
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             return Classification("other", evidence={"rule": "not-bytes"}, confidence=0.0)
-        ctx = Context(bytes(raw), envelope or Envelope(), tokens, (mail_domain or "").lower(),
-                      authserv_id or "")
+        ctx = Context(
+            bytes(raw),
+            envelope or Envelope(),
+            tokens,
+            (mail_domain or "").lower(),
+            authserv_id or "",
+        )
         for rule in RULES:
             result = rule(ctx)
             if result is not None:
                 return proof.attach(ctx, result)
         return ctx.result("other", rule="no-rule", confidence=0.5)
-    except Exception as exc:  # noqa: BLE001 - classification must never fail
-        return Classification("other", evidence={"rule": "error", "error": repr(exc)[:300]},
-                              confidence=0.0)
+    except Exception as exc:
+        return Classification(
+            "other", evidence={"rule": "error", "error": repr(exc)[:300]}, confidence=0.0
+        )

@@ -1,5 +1,6 @@
 """Our own signed tokens in inbound mail: VERP bounces+TOKEN@, unsubscribe+TOKEN@ and the
 /u/TOKEN links of List-Unsubscribe. Ids are only ever read from tokens that verify."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,9 @@ from collections.abc import Iterable
 from listmgr.mail.inbound.context import Context
 from listmgr.mail.inbound.message import headers
 
-TOKEN_ADDR_RE = re.compile(r"\b(bounces|unsubscribe)\+([A-Za-z0-9_.\-]+)@([A-Za-z0-9.\-]+)",
-                           re.IGNORECASE)
+TOKEN_ADDR_RE = re.compile(
+    r"\b(bounces|unsubscribe)\+([A-Za-z0-9_.\-]+)@([A-Za-z0-9.\-]+)", re.IGNORECASE
+)
 TOKEN_URL_RE = re.compile(r"/u/([A-Za-z0-9_.\-]+)")
 
 
@@ -27,8 +29,9 @@ def find_tokens(ctx: Context, kind: str, texts: list[str]) -> list[str]:
     return found
 
 
-def read_tokens(ctx: Context, bounce_tokens: list[str], unsub_tokens: list[str],
-                evidence: dict) -> tuple[int | None, int | None, int | None]:
+def read_tokens(
+    ctx: Context, bounce_tokens: list[str], unsub_tokens: list[str], evidence: dict
+) -> tuple[int | None, int | None, int | None]:
     """(subscriber, list, campaign) from the first token that verifies; every subscriber a
     verified token names goes to evidence["token_subscribers"] (proof must not disagree)."""
     if not bounce_tokens and not unsub_tokens:
@@ -40,14 +43,15 @@ def read_tokens(ctx: Context, bounce_tokens: list[str], unsub_tokens: list[str],
     first: tuple[int | None, int | None, int | None] | None = None
     named: list[int] = []
     for kind, tok in [("bounce", t) for t in bounce_tokens[:10]] + [
-            ("unsubscribe", t) for t in unsub_tokens[:10]]:
+        ("unsubscribe", t) for t in unsub_tokens[:10]
+    ]:
         try:
             if kind == "bounce":
                 sid, cid, lid = ctx.tokens.read_bounce(tok)
             else:
                 t = ctx.tokens.read_unsubscribe(tok)
                 sid, lid, cid = t.subscriber_id, t.list_id, t.campaign_id
-        except Exception:  # noqa: BLE001 - TokenInvalid and anything odd
+        except Exception:
             continue
         if first is None:
             first = (sid, lid, cid)
@@ -61,8 +65,9 @@ def read_tokens(ctx: Context, bounce_tokens: list[str], unsub_tokens: list[str],
     return first
 
 
-def original_tokens(ctx: Context, extra_mail_from: Iterable[str] = ()
-                    ) -> tuple[list[str], list[str]]:
+def original_tokens(
+    ctx: Context, extra_mail_from: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """VERP and unsubscribe tokens named by the embedded original message (and by the
     MAIL FROM a report quotes)."""
     unsub: list[str] = []
@@ -73,9 +78,17 @@ def original_tokens(ctx: Context, extra_mail_from: Iterable[str] = ()
             for tok in TOKEN_URL_RE.findall(value) + find_tokens(ctx, "unsubscribe", [value]):
                 if tok not in unsub:
                     unsub.append(tok)
-        verp += [t for t in find_tokens(
-            ctx, "bounces", headers(original, "Return-Path") + headers(original, "Sender")
-            + headers(original, "Errors-To")) if t not in verp]
+        verp += [
+            t
+            for t in find_tokens(
+                ctx,
+                "bounces",
+                headers(original, "Return-Path")
+                + headers(original, "Sender")
+                + headers(original, "Errors-To"),
+            )
+            if t not in verp
+        ]
     return verp, unsub
 
 
@@ -88,7 +101,7 @@ def quoted_token_ids(ctx: Context) -> dict | None:
     for tok in TOKEN_URL_RE.findall(text)[:5] + find_tokens(ctx, "unsubscribe", [text])[:5]:
         try:
             t = ctx.tokens.read_unsubscribe(tok.rstrip("."))
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
         return {"subscriber": t.subscriber_id, "list": t.list_id, "campaign": t.campaign_id}
     return None

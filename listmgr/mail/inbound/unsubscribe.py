@@ -1,5 +1,6 @@
 """Unsubscribe requests: mail to our unsubscribe+TOKEN@ address, Apple Mail's one-tap
 unsubscribe, and a person's reply asking for it in words (negations respected)."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,9 @@ from listmgr.mail.inbound.message import header
 from listmgr.mail.inbound.replies import REPLY_LINES, reply_lines
 from listmgr.mail.inbound.tokens import find_tokens, quoted_token_ids, read_tokens
 
-NOREPLY_RE = re.compile(r"^(?:no-?reply|do-?not-?reply|donotreply|notifications?|alerts?)\b",
-                        re.IGNORECASE)
+NOREPLY_RE = re.compile(
+    r"^(?:no-?reply|do-?not-?reply|donotreply|notifications?|alerts?)\b", re.IGNORECASE
+)
 
 
 def rule_unsubscribe_address(ctx: Context) -> Classification | None:
@@ -24,30 +26,46 @@ def rule_unsubscribe_address(ctx: Context) -> Classification | None:
     ids = read_tokens(ctx, [], toks, ev)
     if ctx.tokens is not None and ids[0] is None:
         return None  # a forged or damaged token: the reply rules still look at the mail
-    return ctx.result("unsubscribe", rule="unsubscribe-address", ids=ids,
-                      recipients=[ctx.sender] if ctx.sender else [],
-                      confidence=1.0 if ids[0] is not None else 0.9, **ev)
+    return ctx.result(
+        "unsubscribe",
+        rule="unsubscribe-address",
+        ids=ids,
+        recipients=[ctx.sender] if ctx.sender else [],
+        confidence=1.0 if ids[0] is not None else 0.9,
+        **ev,
+    )
 
 
 def rule_apple_unsubscribe(ctx: Context) -> Classification | None:
     """Apple Mail's one-tap unsubscribe sends a mail with X-Apple-Unsubscribe: true."""
     if header(ctx.msg, "X-Apple-Unsubscribe").lower() != "true":
         return None
-    return ctx.result("unsubscribe", rule="apple-unsubscribe",
-                      recipients=[ctx.sender] if ctx.sender else [], confidence=0.95)
+    return ctx.result(
+        "unsubscribe",
+        rule="apple-unsubscribe",
+        recipients=[ctx.sender] if ctx.sender else [],
+        confidence=0.95,
+    )
 
 
 def _is_bulk(ctx: Context) -> bool:
     """Mailing-list or bulk mail: never a person's own unsubscribe request."""
     precedence = header(ctx.msg, "Precedence").lower()
-    return bool(header(ctx.msg, "List-Id") or header(ctx.msg, "List-Unsubscribe")
-                or precedence in ("bulk", "list", "junk"))
+    return bool(
+        header(ctx.msg, "List-Id")
+        or header(ctx.msg, "List-Unsubscribe")
+        or precedence in ("bulk", "list", "junk")
+    )
 
 
 def rule_reply_unsubscribe(ctx: Context) -> Classification | None:
     """A person's reply whose subject or first own lines ask to unsubscribe."""
-    if _is_bulk(ctx) or ctx.looks_like_daemon() or not ctx.sender or NOREPLY_RE.match(
-            ctx.sender.split("@")[0]):
+    if (
+        _is_bulk(ctx)
+        or ctx.looks_like_daemon()
+        or not ctx.sender
+        or NOREPLY_RE.match(ctx.sender.split("@")[0])
+    ):
         return None
     ev: dict = {}
     subject, is_reply, is_forward = phrases.strip_subject_prefixes(ctx.subject)
@@ -64,8 +82,14 @@ def rule_reply_unsubscribe(ctx: Context) -> Classification | None:
     body = phrases.normalize("\n".join(lines))
     negation = phrases.find_negation(body)
     if negation:
-        return ctx.result("other", rule="reply-negated", negation=negation[1], language=negation[0],
-                          lines=lines[:REPLY_LINES], confidence=0.6)
+        return ctx.result(
+            "other",
+            rule="reply-negated",
+            negation=negation[1],
+            language=negation[0],
+            lines=lines[:REPLY_LINES],
+            confidence=0.6,
+        )
     if hit is None:
         for line in lines:
             if phrases.is_exact(line):
@@ -80,7 +104,13 @@ def rule_reply_unsubscribe(ctx: Context) -> Classification | None:
     quoted = quoted_token_ids(ctx)
     if quoted:
         ev["quoted_token"] = quoted
-    return ctx.result("unsubscribe", rule="reply-" + hit[0], recipients=[ctx.sender],
-                      confidence=0.85 if hit[1] == "exact" else 0.8,
-                      language=None if hit[1] == "exact" else hit[1], phrase=hit[2],
-                      lines=lines[:REPLY_LINES], **ev)
+    return ctx.result(
+        "unsubscribe",
+        rule="reply-" + hit[0],
+        recipients=[ctx.sender],
+        confidence=0.85 if hit[1] == "exact" else 0.8,
+        language=None if hit[1] == "exact" else hit[1],
+        phrase=hit[2],
+        lines=lines[:REPLY_LINES],
+        **ev,
+    )

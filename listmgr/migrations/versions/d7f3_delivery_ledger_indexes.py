@@ -11,19 +11,21 @@ Revision ID: d7f3
 Revises: w1b3
 Create Date: 2026-11-25 15:00:00
 """
+
 from __future__ import annotations
 
 from alembic import op
 
-
-revision = 'd7f3'
-down_revision = 'w1b3'
+revision = "d7f3"
+down_revision = "w1b3"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("id, campaign_id, subscriber_id, list_id, status, attempts, next_attempt_at, "
-           "lease_until, claimed_by, in_flight, possibly_duplicate, sent_at, smtp_server, error, "
-           "bounced, complained, unsubscribed, attempted_at")
+COLUMNS = (
+    "id, campaign_id, subscriber_id, list_id, status, attempts, next_attempt_at, "
+    "lease_until, claimed_by, in_flight, possibly_duplicate, sent_at, smtp_server, error, "
+    "bounced, complained, unsubscribed, attempted_at"
+)
 
 
 def _sqlite_rebuild(constraints: str, sent_index: str) -> None:
@@ -38,43 +40,56 @@ def _sqlite_rebuild(constraints: str, sent_index: str) -> None:
     op.execute(f"INSERT INTO _delivery_new ({COLUMNS}) SELECT {COLUMNS} FROM delivery")
     op.execute("DROP TABLE delivery")
     op.execute("ALTER TABLE _delivery_new RENAME TO delivery")
-    op.execute("CREATE INDEX ix_delivery_claim ON delivery (campaign_id, status, "
-               "next_attempt_at)")
+    op.execute("CREATE INDEX ix_delivery_claim ON delivery (campaign_id, status, next_attempt_at)")
     op.execute(sent_index)
 
 
 def upgrade() -> None:
-    sent = ("CREATE INDEX ix_delivery_sent_sub ON delivery (sent_at, subscriber_id) "
-            "WHERE status = 'sent'")
+    sent = (
+        "CREATE INDEX ix_delivery_sent_sub ON delivery (sent_at, subscriber_id) "
+        "WHERE status = 'sent'"
+    )
     if op.get_bind().dialect.name == "sqlite":
-        _sqlite_rebuild("CONSTRAINT uq_delivery_subscriber_campaign "
-                        "UNIQUE (subscriber_id, campaign_id)", sent)
+        _sqlite_rebuild(
+            "CONSTRAINT uq_delivery_subscriber_campaign UNIQUE (subscriber_id, campaign_id)", sent
+        )
         return
     op.execute("ALTER TABLE delivery DROP CONSTRAINT delivery_campaign_id_fkey")
     op.execute("ALTER TABLE delivery DROP CONSTRAINT delivery_subscriber_id_fkey")
     op.execute("ALTER TABLE delivery DROP CONSTRAINT delivery_campaign_id_subscriber_id_key")
     op.execute("DROP INDEX ix_delivery_subscriber_id")
     op.execute("DROP INDEX ix_delivery_sent_sub")
-    op.execute("ALTER TABLE delivery ADD CONSTRAINT uq_delivery_subscriber_campaign "
-               "UNIQUE (subscriber_id, campaign_id)")
+    op.execute(
+        "ALTER TABLE delivery ADD CONSTRAINT uq_delivery_subscriber_campaign "
+        "UNIQUE (subscriber_id, campaign_id)"
+    )
     op.execute(sent)
 
 
 def downgrade() -> None:
     sent = "CREATE INDEX ix_delivery_sent_sub ON delivery (status, sent_at, subscriber_id)"
     if op.get_bind().dialect.name == "sqlite":
-        _sqlite_rebuild("UNIQUE (campaign_id, subscriber_id), FOREIGN KEY(campaign_id) "
-                        "REFERENCES campaign (id) ON DELETE CASCADE, FOREIGN KEY(subscriber_id) "
-                        "REFERENCES subscriber (id) ON DELETE SET NULL", sent)
+        _sqlite_rebuild(
+            "UNIQUE (campaign_id, subscriber_id), FOREIGN KEY(campaign_id) "
+            "REFERENCES campaign (id) ON DELETE CASCADE, FOREIGN KEY(subscriber_id) "
+            "REFERENCES subscriber (id) ON DELETE SET NULL",
+            sent,
+        )
         op.execute("CREATE INDEX ix_delivery_subscriber_id ON delivery (subscriber_id)")
         return
     op.execute("DROP INDEX ix_delivery_sent_sub")
     op.execute("ALTER TABLE delivery DROP CONSTRAINT uq_delivery_subscriber_campaign")
-    op.execute("ALTER TABLE delivery ADD CONSTRAINT delivery_campaign_id_subscriber_id_key "
-               "UNIQUE (campaign_id, subscriber_id)")
+    op.execute(
+        "ALTER TABLE delivery ADD CONSTRAINT delivery_campaign_id_subscriber_id_key "
+        "UNIQUE (campaign_id, subscriber_id)"
+    )
     op.execute("CREATE INDEX ix_delivery_subscriber_id ON delivery (subscriber_id)")
-    op.execute("ALTER TABLE delivery ADD CONSTRAINT delivery_subscriber_id_fkey FOREIGN KEY "
-               "(subscriber_id) REFERENCES subscriber (id) ON DELETE SET NULL")
-    op.execute("ALTER TABLE delivery ADD CONSTRAINT delivery_campaign_id_fkey FOREIGN KEY "
-               "(campaign_id) REFERENCES campaign (id) ON DELETE CASCADE")
+    op.execute(
+        "ALTER TABLE delivery ADD CONSTRAINT delivery_subscriber_id_fkey FOREIGN KEY "
+        "(subscriber_id) REFERENCES subscriber (id) ON DELETE SET NULL"
+    )
+    op.execute(
+        "ALTER TABLE delivery ADD CONSTRAINT delivery_campaign_id_fkey FOREIGN KEY "
+        "(campaign_id) REFERENCES campaign (id) ON DELETE CASCADE"
+    )
     op.execute(sent)

@@ -4,14 +4,14 @@ Revision ID: p12b
 Revises: p12g
 Create Date: 2026-12-06 03:00:00
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = 'p12b'
-down_revision = 'p12g'
+revision = "p12b"
+down_revision = "p12g"
 branch_labels = None
 depends_on = None
 
@@ -19,8 +19,9 @@ depends_on = None
 def upgrade() -> None:
     # Messages processed before this revision keep "": what they did stays in their action.
     with op.batch_alter_table("inbound_message") as batch_op:
-        batch_op.add_column(sa.Column("proof", sa.String(length=16), nullable=False,
-                                      server_default=""))
+        batch_op.add_column(
+            sa.Column("proof", sa.String(length=16), nullable=False, server_default="")
+        )
     op.create_index("ix_outbox_message_id", "outbox", ["message_id"])
 
 

@@ -1,4 +1,5 @@
 """The marketer's workspace under /admin: one blueprint, one module per area."""
+
 from __future__ import annotations
 
 import importlib
@@ -12,8 +13,22 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.record_once(lambda state: auth.init_app(state.app))
 auth.register(bp)
 
-AREAS = ("dashboard", "lists", "subscribers", "fields", "imports", "segments", "campaigns",
-         "inbound", "suppression", "settings", "users", "tokens", "audit", "outbox")
+AREAS = (
+    "dashboard",
+    "lists",
+    "subscribers",
+    "fields",
+    "imports",
+    "segments",
+    "campaigns",
+    "inbound",
+    "suppression",
+    "settings",
+    "users",
+    "tokens",
+    "audit",
+    "outbox",
+)
 for _name in AREAS:  # each area's module adds its views to bp
     importlib.import_module(f"listmgr.web.admin.{_name}")
 
@@ -33,8 +48,11 @@ def _guard():  # type: ignore[no-untyped-def]
     except Unauthorized:
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
     # The upload reads its own (large) body; everything else is small and checked here.
-    sources = (request.args,) if request.endpoint == "admin.import_upload" else (
-        request.args, request.form)
+    sources = (
+        (request.args,)
+        if request.endpoint == "admin.import_upload"
+        else (request.args, request.form)
+    )
     if any("\x00" in value for source in sources for value in source.values()):
         raise ValidationError("Text must not contain NUL characters.")
     return None
@@ -46,10 +64,13 @@ def _nav():  # type: ignore[no-untyped-def]
 
     p = auth.principal() or auth.session_principal()
     role = p.role if p else None
-    return {"can": lambda permission: allowed(role, permission), "me": p,
-            "admin_areas": _loaded_areas(),
-            # a count of people as this user may see it ("fewer than 10" without personal data)
-            "shown": lambda n: auth.shown_count(int(n or 0)).label}
+    return {
+        "can": lambda permission: allowed(role, permission),
+        "me": p,
+        "admin_areas": _loaded_areas(),
+        # a count of people as this user may see it ("fewer than 10" without personal data)
+        "shown": lambda n: auth.shown_count(int(n or 0)).label,
+    }
 
 
 def _loaded_areas() -> set[str]:

@@ -1,4 +1,5 @@
 """Small helpers shared by the admin views: paging, form values, flash after a change."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ def page_number() -> int:
     return page
 
 
-def pager(total: int, endpoint: str, page: int, per_page: int = PER_PAGE, more: bool = False,
-          **args: Any) -> Pager:
+def pager(
+    total: int, endpoint: str, page: int, per_page: int = PER_PAGE, more: bool = False, **args: Any
+) -> Pager:
     return Pager(page, per_page, total, endpoint, {**(request.view_args or {}), **args}, more)
 
 

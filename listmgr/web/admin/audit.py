@@ -1,4 +1,5 @@
 """The audit log, newest first, filterable by who, what, target and time."""
+
 from __future__ import annotations
 
 from flask import render_template, request
@@ -17,10 +18,17 @@ def audit():  # type: ignore[no-untyped-def]
     """Who viewed, exported, imported, erased, changed or sent what."""
     page = _ui.page_number()
     filters = {k: (request.args.get(k) or "").strip()[:200] for k in FILTERS}
-    entries, total = audit_service.search(current_runtime(), offset=(page - 1) * _ui.PER_PAGE,
-                                          limit=_ui.PER_PAGE,
-                                          **{k: v or None for k, v in filters.items()})
-    return render_template("pages/admin/audit.html", entries=entries, filters=filters,
-                           actions=audit_service.ACTIONS,
-                           pager=_ui.pager(total, "admin.audit", page, **filters),
-                           title="Audit log")
+    entries, total = audit_service.search(
+        current_runtime(),
+        offset=(page - 1) * _ui.PER_PAGE,
+        limit=_ui.PER_PAGE,
+        **{k: v or None for k, v in filters.items()},
+    )
+    return render_template(
+        "pages/admin/audit.html",
+        entries=entries,
+        filters=filters,
+        actions=audit_service.ACTIONS,
+        pager=_ui.pager(total, "admin.audit", page, **filters),
+        title="Audit log",
+    )

@@ -1,5 +1,6 @@
 """Campaigns: compose with a live preview as a chosen subscriber, test-send, pick the audience,
 schedule or send, follow the progress, read the stats."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,10 +10,11 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.services import campaigns as campaigns_service, dashboard
-from listmgr.services import lists as lists_service, segments
-from listmgr.web.admin import _ui, bp, charts
+from listmgr.services import campaigns as campaigns_service
+from listmgr.services import dashboard, segments
+from listmgr.services import lists as lists_service
 from listmgr.web import limits
+from listmgr.web.admin import _ui, bp, charts
 from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
 from listmgr.web.mailview import SANDBOX_CSP
 
@@ -20,8 +22,17 @@ STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
 <p>Write your message here. Personalize it with {{ subscriber.fields.city | default("") }}.</p>
 """
 FINAL = ("sent", "cancelled")
-TEXT_FIELDS = ("name", "subject", "preheader", "from_name", "from_email", "reply_to", "body",
-               "text", "content_format")
+TEXT_FIELDS = (
+    "name",
+    "subject",
+    "preheader",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "body",
+    "text",
+    "content_format",
+)
 
 
 def _actor() -> str:
@@ -45,8 +56,15 @@ def _values() -> dict[str, Any]:
     return values
 
 
-def _compose(info: Any, values: dict[str, Any], *, errors: dict[str, str] | None = None,
-             status: int = 200, preview: Any = None, who: str = ""):  # type: ignore[no-untyped-def]
+def _compose(
+    info: Any,
+    values: dict[str, Any],
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    preview: Any = None,
+    who: str = "",
+):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     audience = None
     if info is not None:
@@ -55,10 +73,18 @@ def _compose(info: Any, values: dict[str, Any], *, errors: dict[str, str] | None
         except ListmgrError:
             audience = None
     return render_template(
-        "pages/admin/campaign_compose.html", campaign=info, values=values, errors=errors or {},
+        "pages/admin/campaign_compose.html",
+        campaign=info,
+        values=values,
+        errors=errors or {},
         api_urls=_api_urls(info.id if info is not None else None),
-        lists=lists_service.all_lists(rt), segments=_segments(), audience=audience,
-        preview=preview, who=who, title=info.name if info else "New campaign"), status
+        lists=lists_service.all_lists(rt),
+        segments=_segments(),
+        audience=audience,
+        preview=preview,
+        who=who,
+        title=info.name if info else "New campaign",
+    ), status
 
 
 def _api_urls(campaign_id: int | None) -> dict[str, str]:
@@ -67,8 +93,10 @@ def _api_urls(campaign_id: int | None) -> dict[str, str]:
 
     wanted = {"audience": ("api.count_audience", {})}
     if campaign_id is not None:
-        wanted.update(save=("api.update_campaign", {"campaign_id": campaign_id}),
-                      preview=("api.preview", {"campaign_id": campaign_id}))
+        wanted.update(
+            save=("api.update_campaign", {"campaign_id": campaign_id}),
+            preview=("api.preview", {"campaign_id": campaign_id}),
+        )
     out = {}
     for key, (endpoint, args) in wanted.items():
         try:
@@ -84,14 +112,18 @@ def campaigns():  # type: ignore[no-untyped-def]
     """Every campaign, newest first, with its progress."""
     page = _ui.page_number()
     status = request.args.get("status") or None
-    items, total = campaigns_service.all_campaigns(current_runtime(), status=status,
-                                                   offset=(page - 1) * _ui.PER_PAGE,
-                                                   limit=_ui.PER_PAGE)
-    return render_template("pages/admin/campaigns.html", items=items, status=status or "",
-                           withheld={c.id for c in items if withholds(c.stats["audience"])},
-                           fewer_than=current_runtime().settings.aggregate_min_count,
-                           pager=_ui.pager(total, "admin.campaigns", page, status=status),
-                           title="Campaigns")
+    items, total = campaigns_service.all_campaigns(
+        current_runtime(), status=status, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE
+    )
+    return render_template(
+        "pages/admin/campaigns.html",
+        items=items,
+        status=status or "",
+        withheld={c.id for c in items if withholds(c.stats["audience"])},
+        fewer_than=current_runtime().settings.aggregate_min_count,
+        pager=_ui.pager(total, "admin.campaigns", page, status=status),
+        title="Campaigns",
+    )
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -104,8 +136,12 @@ def campaign_new():  # type: ignore[no-untyped-def]
         values = _values()
         cid = campaigns_service.create(current_runtime(), actor=_actor(), **values)
     except ListmgrError as exc:
-        return _compose(None, {**request.form.to_dict(), "lists": request.form.getlist("lists")},
-                        errors={exc.field or "form": exc.message}, status=exc.status)
+        return _compose(
+            None,
+            {**request.form.to_dict(), "lists": request.form.getlist("lists")},
+            errors={exc.field or "form": exc.message},
+            status=exc.status,
+        )
     flash("Draft saved. Preview it, send yourself a test, then send or schedule it.")
     return redirect(url_for("admin.campaign_detail", campaign_id=cid))
 
@@ -119,8 +155,7 @@ def campaign_detail(campaign_id: int):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     info = campaigns_service.get(rt, campaign_id)
     p = principal()
-    if info.status not in ("draft", "scheduled") or not (p and allowed(p.role,
-                                                                       "campaigns:write")):
+    if info.status not in ("draft", "scheduled") or not (p and allowed(p.role, "campaigns:write")):
         return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
     who = (request.args.get("as") or "").strip()
     try:
@@ -128,8 +163,9 @@ def campaign_detail(campaign_id: int):  # type: ignore[no-untyped-def]
         error = {}
     except ListmgrError as exc:
         preview, error = None, {"preview": exc.message}
-    return _compose(info, {**info.__dict__, "lists": info.lists}, preview=preview, who=who,
-                    errors=error)
+    return _compose(
+        info, {**info.__dict__, "lists": info.lists}, preview=preview, who=who, errors=error
+    )
 
 
 @bp.post("/campaigns/<int:campaign_id>")
@@ -142,12 +178,17 @@ def campaign_save(campaign_id: int):  # type: ignore[no-untyped-def]
         campaigns_service.update(rt, campaign_id, actor=_actor(), **values)
     except ListmgrError as exc:
         info = campaigns_service.get(rt, campaign_id)
-        return _compose(info, {**request.form.to_dict(), "lists": request.form.getlist("lists")},
-                        errors={exc.field or "form": exc.message}, status=exc.status)
+        return _compose(
+            info,
+            {**request.form.to_dict(), "lists": request.form.getlist("lists")},
+            errors={exc.field or "form": exc.message},
+            status=exc.status,
+        )
     flash("Draft saved.")
     who = (request.form.get("as") or "").strip()
-    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id,
-                            **({"as": who} if who else {})))
+    return redirect(
+        url_for("admin.campaign_detail", campaign_id=campaign_id, **({"as": who} if who else {}))
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>/preview.html")
@@ -178,15 +219,17 @@ def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send the message marked as a test to a few addresses."""
     to = _ui.lines("to")
     who = _ui.text("as") or None
-    results = campaigns_service.send_test(current_runtime(), campaign_id, to=to, email=who,
-                                          actor=_actor(), detailed=may("settings"))
+    results = campaigns_service.send_test(
+        current_runtime(), campaign_id, to=to, email=who, actor=_actor(), detailed=may("settings")
+    )
     for r in results:
         if r["sent"]:
             flash(f"Test sent to {r['to']}.")
         else:
             flash(f"Test to {r['to']} failed: {r['error']}", "error")
-    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id,
-                            **({"as": who} if who else {})))
+    return redirect(
+        url_for("admin.campaign_detail", campaign_id=campaign_id, **({"as": who} if who else {}))
+    )
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
@@ -206,8 +249,7 @@ def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
     try:
         at = datetime.fromisoformat(raw) if raw else None
     except ValueError:
-        raise ValidationError("give a date and time such as 2030-05-31T09:00",
-                              field="at") from None
+        raise ValidationError("give a date and time such as 2030-05-31T09:00", field="at") from None
     campaigns_service.schedule(current_runtime(), campaign_id, at=at, actor=_actor())
     flash(f"Scheduled for {at:%Y-%m-%d %H:%M} UTC." if at else "Back to draft.")
     return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
@@ -218,8 +260,13 @@ def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
 def campaign_control(campaign_id: int, action: str):  # type: ignore[no-untyped-def]
     """Pause, resume or cancel."""
     getattr(campaigns_service, action)(current_runtime(), campaign_id, actor=_actor())
-    flash({"pause": "Paused after the message in flight.", "resume": "Sending again.",
-           "cancel": "Cancelled: nothing more is sent."}[action])
+    flash(
+        {
+            "pause": "Paused after the message in flight.",
+            "resume": "Sending again.",
+            "cancel": "Cancelled: nothing more is sent.",
+        }[action]
+    )
     return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
 
 
@@ -227,9 +274,16 @@ def _progress(campaign_id: int) -> dict[str, Any]:
     info = campaigns_service.get(current_runtime(), campaign_id)
     st = info.stats
     done = st["sent"] + st["failed"] + st["skipped"]
-    return {"status": info.status, "audience": st["audience"], "sent": st["sent"],
-            "failed": st["failed"], "skipped": st["skipped"], "remaining": st["remaining"],
-            "processed": done, "done": info.status in FINAL}
+    return {
+        "status": info.status,
+        "audience": st["audience"],
+        "sent": st["sent"],
+        "failed": st["failed"],
+        "skipped": st["skipped"],
+        "remaining": st["remaining"],
+        "processed": done,
+        "done": info.status in FINAL,
+    }
 
 
 @bp.get("/campaigns/<int:campaign_id>/stats")
@@ -239,11 +293,16 @@ def campaign_stats(campaign_id: int):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     info = campaigns_service.get(rt, campaign_id)
     [rates] = dashboard.campaign_rates(rt, campaign_ids=[campaign_id]) or [None]
-    return render_template("pages/admin/campaign_stats.html", campaign=info,
-                           stats=campaigns_service.stats(rt, campaign_id), rates=rates,
-                           progress=_progress(campaign_id), title=info.name,
-                           withheld=withholds(info.stats["audience"]),
-                           fewer_than=rt.settings.aggregate_min_count)
+    return render_template(
+        "pages/admin/campaign_stats.html",
+        campaign=info,
+        stats=campaigns_service.stats(rt, campaign_id),
+        rates=rates,
+        progress=_progress(campaign_id),
+        title=info.name,
+        withheld=withholds(info.stats["audience"]),
+        fewer_than=rt.settings.aggregate_min_count,
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>/progress.json")
@@ -261,8 +320,7 @@ def chart_campaign_timeline(campaign_id: int) -> Response:
     buckets = () if withholds(stats.audience) else stats.timeline
     labels = [b["minute"][11:] for b in buckets]
     series = {k: [b.get(k, 0) for b in buckets] for k in ("sent", "failed", "skipped")}
-    return charts.svg(charts.line("Messages per minute (UTC)", labels,
-                                  series if buckets else {}))
+    return charts.svg(charts.line("Messages per minute (UTC)", labels, series if buckets else {}))
 
 
 @bp.get("/charts/campaign/<int:campaign_id>/outcome.svg")
@@ -274,5 +332,11 @@ def chart_campaign_outcome(campaign_id: int) -> Response:
         raise NotFound("there is no such campaign")
     names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")
     values = [r.rate(getattr(r, n)) for n in names]
-    return charts.svg(charts.bars("Outcome (% of sent)", list(names),
-                                  {} if withholds(r.audience) else {"share": values}, unit="%"))
+    return charts.svg(
+        charts.bars(
+            "Outcome (% of sent)",
+            list(names),
+            {} if withholds(r.audience) else {"share": values},
+            unit="%",
+        )
+    )

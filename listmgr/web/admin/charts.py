@@ -1,8 +1,9 @@
 """Charts as SVG images rendered on the server (pygal), served from routes for <img> tags."""
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import pygal
 from flask import Response, request
@@ -14,20 +15,36 @@ from listmgr.services import dashboard
 from listmgr.web.admin import bp
 from listmgr.web.auth import require, withholds
 
-STYLE = Style(background="#ffffff", plot_background="#ffffff", foreground="#1f2933",
-              foreground_strong="#1f2933", foreground_subtle="#9aa5b1",
-              colors=("#2563eb", "#047857", "#b45309", "#7c3aed", "#be123c", "#0e7490",
-                      "#4d7c0f", "#a21caf"),
-              font_family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif")
+STYLE = Style(
+    background="#ffffff",
+    plot_background="#ffffff",
+    foreground="#1f2933",
+    foreground_strong="#1f2933",
+    foreground_subtle="#9aa5b1",
+    colors=("#2563eb", "#047857", "#b45309", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf"),
+    font_family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
+)
 # The image runs nothing and loads nothing: pygal's optional scripts are left out (js=[]).
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 SCRIPT = re.compile(rb"<script\b.*?</script>", re.S | re.I)
 
 
 def _config(**kw: object) -> dict[str, object]:
-    return {"style": STYLE, "js": [], "width": 900, "height": 320, "legend_at_bottom": True,
-            "legend_box_size": 10, "margin": 12, "x_label_rotation": 0, "show_minor_x_labels":
-            False, "truncate_legend": 30, "truncate_label": -1, "print_values": False, **kw}
+    return {
+        "style": STYLE,
+        "js": [],
+        "width": 900,
+        "height": 320,
+        "legend_at_bottom": True,
+        "legend_box_size": 10,
+        "margin": 12,
+        "x_label_rotation": 0,
+        "show_minor_x_labels": False,
+        "truncate_legend": 30,
+        "truncate_label": -1,
+        "print_values": False,
+        **kw,
+    }
 
 
 def svg(data: bytes) -> Response:
@@ -50,10 +67,14 @@ def line(title: str, labels: Sequence[str], series: dict[str, Sequence[float]]) 
     return chart.render()  # type: ignore[no-any-return]
 
 
-def bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]],
-         unit: str = "") -> bytes:
-    chart = pygal.Bar(**_config(title=title, value_formatter=lambda v: f"{v:g}{unit}",
-                                show_legend=len(series) > 1))
+def bars(
+    title: str, labels: Sequence[str], series: dict[str, Sequence[float]], unit: str = ""
+) -> bytes:
+    chart = pygal.Bar(
+        **_config(
+            title=title, value_formatter=lambda v: f"{v:g}{unit}", show_legend=len(series) > 1
+        )
+    )
     chart.x_labels = list(labels)
     chart.x_labels_major = list(labels)
     chart.no_data_text = "No data yet"
@@ -76,8 +97,9 @@ def chart_growth() -> Response:
     g = dashboard.growth(current_runtime(), days=_days())
     # a list that never held as many people as the threshold is left out for roles without
     # personal data (who joins or leaves a small list is about persons)
-    series = {name: points for name, points in g.series.items()
-              if not withholds(max(points, default=0))}
+    series = {
+        name: points for name, points in g.series.items() if not withholds(max(points, default=0))
+    }
     return svg(line("Confirmed subscribers per list", [d[5:] for d in g.days], series))
 
 
@@ -86,11 +108,24 @@ def chart_growth() -> Response:
 def chart_campaigns() -> Response:
     """Key rates of the recent campaigns."""
     # a campaign to fewer people than the threshold is left out for roles without personal data
-    rates = [r for r in reversed(dashboard.campaign_rates(current_runtime()))
-             if not withholds(r.audience)]
+    rates = [
+        r
+        for r in reversed(dashboard.campaign_rates(current_runtime()))
+        if not withholds(r.audience)
+    ]
     labels = [r.name[:24] for r in rates]
-    return svg(bars("Recent campaigns (% of sent)", labels, {
-        "opened": [r.rate(r.opened) for r in rates],
-        "clicked": [r.rate(r.clicked) for r in rates],
-        "unsubscribed": [r.rate(r.unsubscribed) for r in rates],
-        "bounced": [r.rate(r.bounced) for r in rates]} if rates else {}, unit="%"))
+    return svg(
+        bars(
+            "Recent campaigns (% of sent)",
+            labels,
+            {
+                "opened": [r.rate(r.opened) for r in rates],
+                "clicked": [r.rate(r.clicked) for r in rates],
+                "unsubscribed": [r.rate(r.unsubscribed) for r in rates],
+                "bounced": [r.rate(r.bounced) for r in rates],
+            }
+            if rates
+            else {},
+            unit="%",
+        )
+    )

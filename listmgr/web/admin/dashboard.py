@@ -1,4 +1,5 @@
 """The dashboard: headline numbers, audience growth and recent campaigns as charts."""
+
 from __future__ import annotations
 
 from flask import render_template
@@ -15,8 +16,11 @@ def dashboard():  # type: ignore[no-untyped-def]
     """Numbers and charts every role may see (aggregates only)."""
     rt = current_runtime()
     rates = stats.campaign_rates(rt)
-    return render_template("pages/admin/dashboard.html", totals=stats.totals(rt),
-                           campaigns=rates, withheld={c.id for c in rates if withholds(c.audience)},
-                           fewer_than=rt.settings.aggregate_min_count, title="Dashboard")
-
-
+    return render_template(
+        "pages/admin/dashboard.html",
+        totals=stats.totals(rt),
+        campaigns=rates,
+        withheld={c.id for c in rates if withholds(c.audience)},
+        fewer_than=rt.settings.aggregate_min_count,
+        title="Dashboard",
+    )

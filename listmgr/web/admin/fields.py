@@ -1,4 +1,5 @@
 """Custom fields and interests: the profile vocabulary that forms, imports and segments use."""
+
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
@@ -14,10 +15,15 @@ TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     rt = current_runtime()
-    return render_template("pages/admin/fields.html", fields=people.list_fields(rt),
-                           interests=people.list_interests(rt), types=TYPES,
-                           errors=errors or {}, values=request.form, title="Fields & interests"
-                           ), status
+    return render_template(
+        "pages/admin/fields.html",
+        fields=people.list_fields(rt),
+        interests=people.list_interests(rt),
+        types=TYPES,
+        errors=errors or {},
+        values=request.form,
+        title="Fields & interests",
+    ), status
 
 
 @bp.get("/fields")
@@ -44,16 +50,27 @@ def field_save():  # type: ignore[no-untyped-def]
         elif action == "delete":
             people.delete_field(rt, key)
         elif action == "update":
-            people.update_field(rt, key, label=_ui.text("label"), choices=_ui.lines("choices")
-                                or None, editable=_ui.checked("editable"))
+            people.update_field(
+                rt,
+                key,
+                label=_ui.text("label"),
+                choices=_ui.lines("choices") or None,
+                editable=_ui.checked("editable"),
+            )
         else:
-            people.create_field(rt, key=key, label=_ui.text("label"),
-                                type=_ui.text("type", "text"),
-                                choices=_ui.lines("choices") or None,
-                                editable=_ui.checked("editable"))
+            people.create_field(
+                rt,
+                key=key,
+                label=_ui.text("label"),
+                type=_ui.text("type", "text"),
+                choices=_ui.lines("choices") or None,
+                editable=_ui.checked("editable"),
+            )
     except ListmgrError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)
     record(f"{kind or 'field'}.{action}", kind or "field", key)
-    flash(f"{'Interest' if kind == 'interest' else 'Field'} {key} "
-          f"{ {'delete': 'deleted', 'update': 'saved'}.get(action, 'created') }.")
+    flash(
+        f"{'Interest' if kind == 'interest' else 'Field'} {key} "
+        f"{ {'delete': 'deleted', 'update': 'saved'}.get(action, 'created') }."
+    )
     return redirect(url_for("admin.fields") + ("#interests" if kind == "interest" else ""))

@@ -1,4 +1,5 @@
 """Import (upload, map columns, watch the progress, read the error report) and export."""
+
 from __future__ import annotations
 
 import re
@@ -11,19 +12,22 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from listmgr import csvfiles, importrows
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import exports, imports as imports_service, lists as lists_service, people
+from listmgr.services import exports, people
+from listmgr.services import imports as imports_service
+from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, require
-from listmgr.web.extensions import client_ip
-from listmgr.web.extensions import csrf
+from listmgr.web.extensions import client_ip, csrf
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 UPLOAD = re.compile(r"^[0-9a-f]{32}$")
 SAMPLE_ROWS = 5
-MODES = {"upsert": "Add new people and update known ones",
-         "add": "Add new people only (known ones are left as they are)",
-         "suppress": "Suppress these addresses (they never get campaign mail)"}
+MODES = {
+    "upsert": "Add new people and update known ones",
+    "add": "Add new people only (known ones are left as they are)",
+    "suppress": "Suppress these addresses (they never get campaign mail)",
+}
 
 
 def _actor() -> str:
@@ -38,13 +42,18 @@ def _fields() -> list[Any]:
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     page = _ui.page_number()
-    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE,
-                                           limit=_ui.PER_PAGE)
+    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
     segments = segments_service.all_segments(rt, limit=500)[0]
-    return render_template("pages/admin/imports.html", jobs=jobs, lists=lists_service.names(rt),
-                           modes=MODES, segments=segments, errors=errors or {},
-                           pager=_ui.pager(total, "admin.imports", page), title="Import & export"
-                           ), status
+    return render_template(
+        "pages/admin/imports.html",
+        jobs=jobs,
+        lists=lists_service.names(rt),
+        modes=MODES,
+        segments=segments,
+        errors=errors or {},
+        pager=_ui.pager(total, "admin.imports", page),
+        title="Import & export",
+    ), status
 
 
 @bp.get("/imports")
@@ -59,8 +68,9 @@ def _column_count(path: Path) -> int:
     raw = _ui.text("columns", "0")
     most = len(_inspect(path).get("header", [])) if raw != "0" else 0
     if not raw.isdigit() or int(raw) > most:
-        raise ValidationError(f"columns must be a whole number from 0 to {most} (the file's "
-                              "columns)", field="columns")
+        raise ValidationError(
+            f"columns must be a whole number from 0 to {most} (the file's columns)", field="columns"
+        )
     return int(raw)
 
 
@@ -83,14 +93,18 @@ def _inspect(path: Path, explicit: dict[str, str] | None = None) -> dict[str, An
             rows.append(list(record.cells or []))
             if len(rows) >= SAMPLE_ROWS:
                 break
-    fields = {f.key: importrows.FieldInfo(f.key, f.type, f.label, tuple(f.choices))
-              for f in _fields()}
+    fields = {
+        f.key: importrows.FieldInfo(f.key, f.type, f.label, tuple(f.choices)) for f in _fields()
+    }
     try:
         chosen, _ = importrows.resolve(header, explicit or {}, fields)
     except importrows.MappingError:
         chosen = {}
-    return {"header": header, "rows": rows,
-            "suggested": {i: chosen.get(i, "ignore") for i in range(len(header))}}
+    return {
+        "header": header,
+        "rows": rows,
+        "suggested": {i: chosen.get(i, "ignore") for i in range(len(header))},
+    }
 
 
 @csrf.exempt
@@ -101,8 +115,7 @@ def import_upload():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     # The app caps form bodies small; a CSV may be large. Raise the cap, then check the form
     # token ourselves (the automatic check would have read the body under the small cap).
-    request.max_content_length = int(rt.settings.extra.get("max_import_bytes",
-                                                           DEFAULT_MAX_UPLOAD))
+    request.max_content_length = int(rt.settings.extra.get("max_import_bytes", DEFAULT_MAX_UPLOAD))
     csrf.protect()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -115,12 +128,21 @@ def import_upload():  # type: ignore[no-untyped-def]
     except (csvfiles.CsvFileError, UnicodeError) as exc:
         dest.unlink(missing_ok=True)
         return _page({"file": f"The file cannot be read: {exc}."}, 422)
-    return render_template("pages/admin/import_map.html", token=token,
-                           filename=Path(upload.filename).name, list_slug=_ui.text("list"),
-                           mode=_ui.text("mode", "upsert"), consent="", modes=MODES,
-                           lists=lists_service.names(rt), fields=_fields(),
-                           targets=importrows.TARGETS, errors={}, **info,
-                           title="Map the columns")
+    return render_template(
+        "pages/admin/import_map.html",
+        token=token,
+        filename=Path(upload.filename).name,
+        list_slug=_ui.text("list"),
+        mode=_ui.text("mode", "upsert"),
+        consent="",
+        modes=MODES,
+        lists=lists_service.names(rt),
+        fields=_fields(),
+        targets=importrows.TARGETS,
+        errors={},
+        **info,
+        title="Map the columns",
+    )
 
 
 @bp.post("/imports/start")
@@ -130,40 +152,61 @@ def import_start():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     token = _ui.text("token")
     path = _upload_path(token)
-    values = {"filename": _ui.text("filename")[:500], "list_slug": _ui.text("list") or None,
-              "mode": _ui.text("mode", "upsert"), "consent": _ui.text("consent")}
+    values = {
+        "filename": _ui.text("filename")[:500],
+        "list_slug": _ui.text("list") or None,
+        "mode": _ui.text("mode", "upsert"),
+        "consent": _ui.text("consent"),
+    }
     columns: list[str] = []
     mapping: dict[str, str] = {}
     try:
         columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(path))]
-        pairs = [(col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns)
-                 if col]
-        try:   # checked like the API's mapping: a posted form is as untrusted as JSON
+        pairs = [
+            (col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns) if col
+        ]
+        try:  # checked like the API's mapping: a posted form is as untrusted as JSON
             mapping = importrows.parse_mapping(pairs)
         except importrows.MappingError as exc:
             raise ValidationError(str(exc), field="mapping") from None
-        job_id = imports_service.create_job(rt, path=path, mapping=mapping, actor=_actor(),
-                                            **values)
+        job_id = imports_service.create_job(
+            rt, path=path, mapping=mapping, actor=_actor(), **values
+        )
     except ListmgrError as exc:
         info = _inspect(path, {c: t for c, t in mapping.items()})
         info["suggested"] = {i: mapping.get(c, "ignore") for i, c in enumerate(columns)}
-        return render_template("pages/admin/import_map.html", token=token,
-                               filename=values["filename"], list_slug=values["list_slug"] or "",
-                               mode=values["mode"], consent=values["consent"], modes=MODES,
-                               lists=lists_service.names(rt), fields=_fields(),
-                               targets=importrows.TARGETS,
-                               errors={exc.field or "form": exc.message}, **info,
-                               title="Map the columns"), exc.status
+        return render_template(
+            "pages/admin/import_map.html",
+            token=token,
+            filename=values["filename"],
+            list_slug=values["list_slug"] or "",
+            mode=values["mode"],
+            consent=values["consent"],
+            modes=MODES,
+            lists=lists_service.names(rt),
+            fields=_fields(),
+            targets=importrows.TARGETS,
+            errors={exc.field or "form": exc.message},
+            **info,
+            title="Map the columns",
+        ), exc.status
     rt.enqueue("run_import", job_id)
     return redirect(url_for("admin.import_detail", job_id=job_id))
 
 
 def _progress(job_id: int) -> dict[str, Any]:
     info = imports_service.get(current_runtime(), job_id)
-    return {"status": info.status, "processed_bytes": info.processed_bytes,
-            "total_bytes": info.total_bytes or 1, "rows": info.rows, "inserted": info.inserted,
-            "updated": info.updated, "skipped": info.skipped, "errors": info.errors,
-            "done": info.status in ("done", "failed")}
+    return {
+        "status": info.status,
+        "processed_bytes": info.processed_bytes,
+        "total_bytes": info.total_bytes or 1,
+        "rows": info.rows,
+        "inserted": info.inserted,
+        "updated": info.updated,
+        "skipped": info.skipped,
+        "errors": info.errors,
+        "done": info.status in ("done", "failed"),
+    }
 
 
 @bp.get("/imports/<int:job_id>")
@@ -174,9 +217,14 @@ def import_detail(job_id: int):  # type: ignore[no-untyped-def]
     info = imports_service.get(rt, job_id)
     report = imports_service.report(rt, job_id) if info.status in ("done", "failed") else ""
     lines = report.splitlines()
-    return render_template("pages/admin/import_detail.html", job=info,
-                           progress=_progress(job_id), report_lines=lines[:201],
-                           report_more=max(0, len(lines) - 201), title=f"Import {job_id}")
+    return render_template(
+        "pages/admin/import_detail.html",
+        job=info,
+        progress=_progress(job_id),
+        report_lines=lines[:201],
+        report_more=max(0, len(lines) - 201),
+        title=f"Import {job_id}",
+    )
 
 
 @bp.get("/imports/<int:job_id>/progress.json")
@@ -190,9 +238,11 @@ def import_progress(job_id: int):  # type: ignore[no-untyped-def]
 @require("people:write")
 def import_report(job_id: int) -> Response:
     """Every skipped or broken row with its row number and the reason, as CSV."""
-    return Response(imports_service.report(current_runtime(), job_id), mimetype="text/csv",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="import-{job_id}-report.csv"'})
+    return Response(
+        imports_service.report(current_runtime(), job_id),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'},
+    )
 
 
 @bp.get("/export")
@@ -208,9 +258,20 @@ def export():  # type: ignore[no-untyped-def]
     except ValueError:
         raise ValidationError("segment must be a number", field="segment") from None
     rt = current_runtime()
-    prepared = exports.prepare(rt, list_slug=slug, fields=request.args.get("fields") or None,
-                               segment_id=segment_id, status=request.args.get("status") or None,
-                               actor=_actor(), ip=client_ip())
-    return Response(exports.rows(rt, prepared), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{prepared.list_slug}.csv"',
-        "Cache-Control": "no-store"})
+    prepared = exports.prepare(
+        rt,
+        list_slug=slug,
+        fields=request.args.get("fields") or None,
+        segment_id=segment_id,
+        status=request.args.get("status") or None,
+        actor=_actor(),
+        ip=client_ip(),
+    )
+    return Response(
+        exports.rows(rt, prepared),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{prepared.list_slug}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

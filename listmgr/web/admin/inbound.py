@@ -1,4 +1,5 @@
 """The inbound inbox: replies that need a human, and every processed message with its evidence."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,7 +14,7 @@ from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
 from listmgr.web.mailview import SANDBOX_CSP
 
-MAX_HEADERS = 500   # header lines shown; the source holds them all
+MAX_HEADERS = 500  # header lines shown; the source holds them all
 VIEWS = {"inbox": (None, None), "all": (None, None), "handled": (None, True)}
 
 
@@ -34,12 +35,22 @@ def inbound():  # type: ignore[no-untyped-def]
     if kind and kind not in inbound_service.KINDS:
         raise ValidationError("unknown kind", field="kind")
     items, total = inbound_service.list_messages(
-        current_runtime(), kind=kind or default_kind, handled=handled, inbox=view == "inbox",
-        offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
-    return render_template("pages/admin/inbound.html", items=items, view=view, kind=kind or "",
-                           kinds=inbound_service.KINDS,
-                           pager=_ui.pager(total, "admin.inbound", page, view=view, kind=kind),
-                           title="Inbox")
+        current_runtime(),
+        kind=kind or default_kind,
+        handled=handled,
+        inbox=view == "inbox",
+        offset=(page - 1) * _ui.PER_PAGE,
+        limit=_ui.PER_PAGE,
+    )
+    return render_template(
+        "pages/admin/inbound.html",
+        items=items,
+        view=view,
+        kind=kind or "",
+        kinds=inbound_service.KINDS,
+        pager=_ui.pager(total, "admin.inbound", page, view=view, kind=kind),
+        title="Inbox",
+    )
 
 
 @bp.get("/inbound/<int:message_id>")
@@ -57,12 +68,19 @@ def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
             headers = [(k, message.decoded(v)) for k, v in msg.items()[:MAX_HEADERS]]
         except Exception:
             headers = []
-    return render_template("pages/admin/inbound_message.html", info=info, headers=headers,
-                           parts=parts, parts_cut=cut, max_parts=message.MAX_PARTS,
-                           text=message.body_text(msg, "plain"),
-                           has_html=message.body_text(msg, "html") is not None,
-                           raw=raw[:200_000].decode("utf-8", "replace"),
-                           kinds=inbound_service.KINDS, title=info.subject or "Inbound message")
+    return render_template(
+        "pages/admin/inbound_message.html",
+        info=info,
+        headers=headers,
+        parts=parts,
+        parts_cut=cut,
+        max_parts=message.MAX_PARTS,
+        text=message.body_text(msg, "plain"),
+        has_html=message.body_text(msg, "html") is not None,
+        raw=raw[:200_000].decode("utf-8", "replace"),
+        kinds=inbound_service.KINDS,
+        title=info.subject or "Inbound message",
+    )
 
 
 @bp.get("/inbound/<int:message_id>/html")

@@ -1,4 +1,5 @@
 """Lists: overview with counts, create, edit opt-in mode, sender identity, address; embed code."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,16 @@ from listmgr.web import public
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import record, require
 
-FORM_KEYS = ("name", "description", "opt_in", "from_name", "from_email", "reply_to",
-             "postal_address", "consent_wording")
+FORM_KEYS = (
+    "name",
+    "description",
+    "opt_in",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "postal_address",
+    "consent_wording",
+)
 
 
 def _values() -> dict[str, Any]:
@@ -28,8 +37,9 @@ def _values() -> dict[str, Any]:
 @require("lists:read")
 def lists():  # type: ignore[no-untyped-def]
     """Every list with its members per status."""
-    return render_template("pages/admin/lists.html", lists=lists_service.all_lists(
-        current_runtime()), title="Lists")
+    return render_template(
+        "pages/admin/lists.html", lists=lists_service.all_lists(current_runtime()), title="Lists"
+    )
 
 
 @bp.route("/lists/new", methods=["GET", "POST"])
@@ -42,14 +52,19 @@ def list_new():  # type: ignore[no-untyped-def]
         try:
             lists_service.create(current_runtime(), **values)
         except ValidationError as exc:
-            return render_template("pages/admin/list_form.html", lst=None, values=values,
-                                   errors={exc.field or "form": exc.message},
-                                   title="New list"), exc.status
+            return render_template(
+                "pages/admin/list_form.html",
+                lst=None,
+                values=values,
+                errors={exc.field or "form": exc.message},
+                title="New list",
+            ), exc.status
         record("list.create", "list", values["slug"])
         flash(f"List {values['name']} created.")
         return redirect(url_for("admin.list_detail", slug=values["slug"]))
-    return render_template("pages/admin/list_form.html", lst=None, values=values, errors={},
-                           title="New list")
+    return render_template(
+        "pages/admin/list_form.html", lst=None, values=values, errors={}, title="New list"
+    )
 
 
 @bp.get("/lists/<slug>")
@@ -58,8 +73,14 @@ def list_detail(slug: str):  # type: ignore[no-untyped-def]
     """A list: counts, settings form, hosted page link and the embeddable form."""
     lst = lists_service.get(current_runtime(), slug)
     embed = public.embed_form(slug).get_data(as_text=True)
-    return render_template("pages/admin/list_form.html", lst=lst, values=lst.__dict__,
-                           errors={}, embed=embed, title=lst.name)
+    return render_template(
+        "pages/admin/list_form.html",
+        lst=lst,
+        values=lst.__dict__,
+        errors={},
+        embed=embed,
+        title=lst.name,
+    )
 
 
 @bp.post("/lists/<slug>")
@@ -72,11 +93,14 @@ def list_update(slug: str):  # type: ignore[no-untyped-def]
         lists_service.update(rt, slug, **values)
     except ValidationError as exc:
         lst = lists_service.get(rt, slug)
-        return render_template("pages/admin/list_form.html", lst=lst,
-                               values={**lst.__dict__, **values},
-                               errors={exc.field or "form": exc.message},
-                               embed=public.embed_form(slug).get_data(as_text=True),
-                               title=lst.name), exc.status
+        return render_template(
+            "pages/admin/list_form.html",
+            lst=lst,
+            values={**lst.__dict__, **values},
+            errors={exc.field or "form": exc.message},
+            embed=public.embed_form(slug).get_data(as_text=True),
+            title=lst.name,
+        ), exc.status
     record("list.edit", "list", slug, changed=sorted(values))
     flash("List saved.")
     return redirect(url_for("admin.list_detail", slug=slug))

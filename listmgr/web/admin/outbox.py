@@ -1,4 +1,5 @@
 """The dev outbox inside the admin (embedded mode): every mail sent, rendered safely."""
+
 from __future__ import annotations
 
 from flask import Response, abort, render_template
@@ -6,9 +7,9 @@ from sqlalchemy import func, select
 
 from listmgr.app import current_runtime
 from listmgr.models import DevMail
+from listmgr.web import mailview
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
-from listmgr.web import mailview
 from listmgr.web.dev import PERMISSION
 
 
@@ -25,10 +26,20 @@ def outbox():  # type: ignore[no-untyped-def]
     page = _ui.page_number()
     with current_runtime().db.session() as s:
         total = s.scalar(select(func.count(DevMail.id))) or 0
-        mails = list(s.scalars(select(DevMail).order_by(DevMail.id.desc())
-                               .offset((page - 1) * _ui.PER_PAGE).limit(_ui.PER_PAGE)))
-    return render_template("pages/admin/outbox.html", mails=mails,
-                           pager=_ui.pager(total, "admin.outbox", page), title="Dev outbox")
+        mails = list(
+            s.scalars(
+                select(DevMail)
+                .order_by(DevMail.id.desc())
+                .offset((page - 1) * _ui.PER_PAGE)
+                .limit(_ui.PER_PAGE)
+            )
+        )
+    return render_template(
+        "pages/admin/outbox.html",
+        mails=mails,
+        pager=_ui.pager(total, "admin.outbox", page),
+        title="Dev outbox",
+    )
 
 
 @bp.get("/outbox/<int:mail_id>")
@@ -37,8 +48,7 @@ def outbox_mail(mail_id: int):  # type: ignore[no-untyped-def]
     """One mail: the HTML part in a sandboxed frame, the text part, headers and source."""
     _embedded()
     shown = mailview.view(mailview.load(mail_id))
-    return render_template("pages/admin/outbox_mail.html", **vars(shown),
-                           title=shown.mail.subject)
+    return render_template("pages/admin/outbox_mail.html", **vars(shown), title=shown.mail.subject)
 
 
 @bp.get("/outbox/<int:mail_id>/html")

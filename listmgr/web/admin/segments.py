@@ -1,5 +1,6 @@
 """Segments: saved audiences built with a rule builder (field / operator / value rows, nested
 groups) and a live count."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,13 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from listmgr import jsonin, segments as compiler
+from listmgr import jsonin
+from listmgr import segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import lists as lists_service, people, segments as segments_service
+from listmgr.services import lists as lists_service
+from listmgr.services import people
+from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import personal, record, require, shown_count
 
@@ -18,16 +22,23 @@ from listmgr.web.auth import personal, record, require, shown_count
 def vocabulary() -> dict[str, Any]:
     """What the rule builder offers: fields with types and operators, interests, lists."""
     rt = current_runtime()
-    fields = [{"key": k, "label": k.replace("_", " "), "type": t, "choices": []}
-              for k, t in compiler.BUILTINS.items()]
-    fields += [{"key": f.key, "label": f.label, "type": f.type, "choices": f.choices}
-               for f in people.list_fields(rt)]
+    fields = [
+        {"key": k, "label": k.replace("_", " "), "type": t, "choices": []}
+        for k, t in compiler.BUILTINS.items()
+    ]
+    fields += [
+        {"key": f.key, "label": f.label, "type": f.type, "choices": f.choices}
+        for f in people.list_fields(rt)
+    ]
     interests = [{"key": i.key, "label": i.label} for i in people.list_interests(rt)]
-    return {"fields": fields, "ops": {k: list(v) for k, v in compiler.OPS.items()},
-            "interests": interests,
-            "lists": [{"slug": x.slug, "name": x.name} for x in lists_service.all_lists(rt)],
-            "statuses": list(compiler.STATUSES) + ["any"],
-            "engagement": list(compiler.ENGAGEMENT)}
+    return {
+        "fields": fields,
+        "ops": {k: list(v) for k, v in compiler.OPS.items()},
+        "interests": interests,
+        "lists": [{"slug": x.slug, "name": x.name} for x in lists_service.all_lists(rt)],
+        "statuses": [*list(compiler.STATUSES), "any"],
+        "engagement": list(compiler.ENGAGEMENT),
+    }
 
 
 def _form() -> tuple[dict[str, Any], Any]:
@@ -38,23 +49,42 @@ def _form() -> tuple[dict[str, Any], Any]:
     except jsonin.BadJSON as exc:
         raise ValidationError(f"{exc.path}: {exc.msg}", field="rules") from None
     except ValueError as exc:
-        raise ValidationError(f"rules: not valid JSON ({exc.msg}, line {exc.lineno})",
-                              field="rules") from None
+        raise ValidationError(
+            f"rules: not valid JSON ({exc.msg}, line {exc.lineno})", field="rules"
+        ) from None
     return values, rules
 
 
-def _render(segment: Any, values: dict[str, Any], rules: Any, *, errors: dict[str, str],
-            count: Any = None, status: int = 200):  # type: ignore[no-untyped-def]
-    return render_template("pages/admin/segment_form.html", segment=segment, values=values,
-                           rules_json=rules if isinstance(rules, str) else json.dumps(
-                               rules or {}, indent=2, ensure_ascii=False),
-                           vocab=vocabulary(), errors=errors, count=count,
-                           rules_error=next((f"{f}: {m}" if f.startswith("rules.") else m
-                                             for f, m in errors.items()
-                                             if f.startswith("rules")), None),
-                           general=[m for f, m in errors.items()
-                                    if not f.startswith(("rules", "name", "lists"))],
-                           title=segment.name if segment else "New segment"), status
+def _render(
+    segment: Any,
+    values: dict[str, Any],
+    rules: Any,
+    *,
+    errors: dict[str, str],
+    count: Any = None,
+    status: int = 200,
+):  # type: ignore[no-untyped-def]
+    return render_template(
+        "pages/admin/segment_form.html",
+        segment=segment,
+        values=values,
+        rules_json=rules
+        if isinstance(rules, str)
+        else json.dumps(rules or {}, indent=2, ensure_ascii=False),
+        vocab=vocabulary(),
+        errors=errors,
+        count=count,
+        rules_error=next(
+            (
+                f"{f}: {m}" if f.startswith("rules.") else m
+                for f, m in errors.items()
+                if f.startswith("rules")
+            ),
+            None,
+        ),
+        general=[m for f, m in errors.items() if not f.startswith(("rules", "name", "lists"))],
+        title=segment.name if segment else "New segment",
+    ), status
 
 
 @bp.get("/segments")
@@ -62,11 +92,15 @@ def _render(segment: Any, values: dict[str, Any], rules: Any, *, errors: dict[st
 def segments():  # type: ignore[no-untyped-def]
     """Saved segments."""
     page = _ui.page_number()
-    items, total = segments_service.all_segments(current_runtime(),
-                                                 offset=(page - 1) * _ui.PER_PAGE,
-                                                 limit=_ui.PER_PAGE, personal=personal())
-    return render_template("pages/admin/segments.html", items=items,
-                           pager=_ui.pager(total, "admin.segments", page), title="Segments")
+    items, total = segments_service.all_segments(
+        current_runtime(), offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE, personal=personal()
+    )
+    return render_template(
+        "pages/admin/segments.html",
+        items=items,
+        pager=_ui.pager(total, "admin.segments", page),
+        title="Segments",
+    )
 
 
 @bp.get("/segments/new")
@@ -85,13 +119,19 @@ def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
     seg = segments_service.get(rt, segment_id)
     shown = seg if mine else segments_service.get(rt, segment_id, personal=False)
     try:
-        count = shown_count(segments_service.count(rt, lists=seg.lists, rules=seg.rules,
-                                                   personal=mine))
-    except ListmgrError as exc:   # it can still be opened, to be fixed
-        return _render(shown, {"name": seg.name, "lists": seg.lists}, shown.rules,
-                       errors={exc.field or "form": exc.message})
-    return _render(shown, {"name": seg.name, "lists": seg.lists}, shown.rules, errors={},
-                   count=count)
+        count = shown_count(
+            segments_service.count(rt, lists=seg.lists, rules=seg.rules, personal=mine)
+        )
+    except ListmgrError as exc:  # it can still be opened, to be fixed
+        return _render(
+            shown,
+            {"name": seg.name, "lists": seg.lists},
+            shown.rules,
+            errors={exc.field or "form": exc.message},
+        )
+    return _render(
+        shown, {"name": seg.name, "lists": seg.lists}, shown.rules, errors={}, count=count
+    )
 
 
 @bp.post("/segments/count")
@@ -99,16 +139,22 @@ def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
 def segment_count():  # type: ignore[no-untyped-def]
     """Count without saving (the builder's button when scripts are off)."""
     seg_id = request.form.get("segment_id", type=int)
-    seg = segments_service.get(current_runtime(), seg_id, personal=personal()) if seg_id \
-        else None
+    seg = segments_service.get(current_runtime(), seg_id, personal=personal()) if seg_id else None
     try:
         values, rules = _form()
-        count = shown_count(segments_service.count(current_runtime(), lists=values["lists"],
-                                                   rules=rules, personal=personal()))
+        count = shown_count(
+            segments_service.count(
+                current_runtime(), lists=values["lists"], rules=rules, personal=personal()
+            )
+        )
     except ListmgrError as exc:
-        return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
-                       request.form.get("rules", ""), errors={exc.field or "form": exc.message},
-                       status=exc.status)
+        return _render(
+            seg,
+            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            request.form.get("rules", ""),
+            errors={exc.field or "form": exc.message},
+            status=exc.status,
+        )
     return _render(seg, values, rules, errors={}, count=count)
 
 
@@ -123,8 +169,13 @@ def _save(seg: segments_service.SegmentInfo | None) -> Any:
             sid = seg.id
             segments_service.update(rt, sid, rules=rules, **values)
     except ListmgrError as exc:
-        return _render(seg, {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
-                       _loose(), errors={exc.field or "form": exc.message}, status=exc.status)
+        return _render(
+            seg,
+            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            _loose(),
+            errors={exc.field or "form": exc.message},
+            status=exc.status,
+        )
     record("segment.create" if seg is None else "segment.edit", "segment", sid)
     flash("Segment saved.")
     return redirect(url_for("admin.segment_detail", segment_id=sid))

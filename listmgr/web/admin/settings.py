@@ -1,4 +1,5 @@
 """Settings: SMTP servers, DKIM key and its DNS record, mail domain, sender, rate limits."""
+
 from __future__ import annotations
 
 from itertools import groupby
@@ -8,8 +9,8 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import settings_store
-from listmgr.web.admin import _ui, bp
 from listmgr.web import limits
+from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import may, principal, record, require
 from listmgr.web.extensions import client_ip
 
@@ -17,17 +18,25 @@ from listmgr.web.extensions import client_ip
 def settings_actor() -> settings_store.Actor:
     """The signed-in user or token, as the settings audit names them."""
     p = principal()
-    return settings_store.Actor(label=p.label if p else "anonymous", ip=client_ip(),
-                                user_id=p.user_id if p else None,
-                                token_id=p.token_id if p else None)
+    return settings_store.Actor(
+        label=p.label if p else "anonymous",
+        ip=client_ip(),
+        user_id=p.user_id if p else None,
+        token_id=p.token_id if p else None,
+    )
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     items = settings_store.all_settings(rt)
     groups = [(name, list(rows)) for name, rows in groupby(items, key=lambda x: x.group)]
-    return render_template("pages/admin/settings.html", groups=groups, errors=errors or {},
-                           dkim=settings_store.dkim_record(rt), title="Settings"), status
+    return render_template(
+        "pages/admin/settings.html",
+        groups=groups,
+        errors=errors or {},
+        dkim=settings_store.dkim_record(rt),
+        title="Settings",
+    ), status
 
 
 @bp.get("/settings")
@@ -42,8 +51,11 @@ def settings():  # type: ignore[no-untyped-def]
 def settings_save():  # type: ignore[no-untyped-def]
     """Save changed settings (all or nothing) and reset the ticked ones to their defaults."""
     rt = current_runtime()
-    values = {spec.key: request.form[spec.key] for spec in settings_store.SPECS
-              if spec.key in request.form}
+    values = {
+        spec.key: request.form[spec.key]
+        for spec in settings_store.SPECS
+        if spec.key in request.form
+    }
     reset = [k for k in request.form.getlist("reset") if k in settings_store.BY_KEY]
     try:
         changed = settings_store.update(rt, values, reset=reset, actor=settings_actor())
@@ -61,8 +73,9 @@ def settings_save():  # type: ignore[no-untyped-def]
 @limits.smtp_check()
 def settings_smtp_check():  # type: ignore[no-untyped-def]
     """Connect to each SMTP server in force and tell how it went."""
-    results = settings_store.check_servers(current_runtime(), detailed=may("settings"),
-                                           actor=settings_actor())
+    results = settings_store.check_servers(
+        current_runtime(), detailed=may("settings"), actor=settings_actor()
+    )
     for r in results:
         if r.ok:
             flash(f"{r.server}: connected.")

@@ -1,5 +1,6 @@
 """Subscribers: search, detail (profile, memberships, consent history, activity, deliveries),
 add, edit, unsubscribe, erase, end old links."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +9,8 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import lists as lists_service, people, privacy
+from listmgr.services import lists as lists_service
+from listmgr.services import people, privacy
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
 from listmgr.web.admin import _ui, bp
@@ -21,8 +23,12 @@ COUNT_AHEAD = 10_000
 
 def origin(source: str = "admin") -> Origin:
     p = principal()
-    return Origin(source=source, ip=client_ip(), actor=p.label if p else "admin",
-                  user_agent=request.headers.get("User-Agent", "")[:500])
+    return Origin(
+        source=source,
+        ip=client_ip(),
+        actor=p.label if p else "admin",
+        user_agent=request.headers.get("User-Agent", "")[:500],
+    )
 
 
 @bp.get("/subscribers")
@@ -44,27 +50,58 @@ def subscribers():  # type: ignore[no-untyped-def]
     # Counting a million rows costs more than the page: count up to a bound past this page.
     bound = offset + COUNT_AHEAD
     items, total = subscribers_service.search(
-        rt, email=q if exact else None, q=None if exact else (q or None), list_slug=list_slug,
-        status=status, offset=offset, limit=_ui.PER_PAGE, count_limit=bound, rules=rules)
+        rt,
+        email=q if exact else None,
+        q=None if exact else (q or None),
+        list_slug=list_slug,
+        status=status,
+        offset=offset,
+        limit=_ui.PER_PAGE,
+        count_limit=bound,
+        rules=rules,
+    )
     if exact and not items and not list_slug and not status and not rules:
         # Not an exact address after all: fall back to the prefix search.
-        items, total = subscribers_service.search(rt, q=q, offset=offset, limit=_ui.PER_PAGE,
-                                                  count_limit=bound)
-    return render_template("pages/admin/subscribers.html", items=items, q=q,
-                           list_slug=list_slug or "", status=status or "",
-                           lists=lists_service.names(rt), statuses=STATUSES,
-                           fields=fields, field=field, op=op,
-                           value=request.args.get("value", ""), ops=FIELD_OPS,
-                           pager=_ui.pager(min(total, bound), "admin.subscribers", page, q=q,
-                                           list=list_slug, status=status, field=field,
-                                           op=op if field else None,
-                                           value=request.args.get("value") if field else None,
-                                           more=total > bound),
-                           title="Subscribers")
+        items, total = subscribers_service.search(
+            rt, q=q, offset=offset, limit=_ui.PER_PAGE, count_limit=bound
+        )
+    return render_template(
+        "pages/admin/subscribers.html",
+        items=items,
+        q=q,
+        list_slug=list_slug or "",
+        status=status or "",
+        lists=lists_service.names(rt),
+        statuses=STATUSES,
+        fields=fields,
+        field=field,
+        op=op,
+        value=request.args.get("value", ""),
+        ops=FIELD_OPS,
+        pager=_ui.pager(
+            min(total, bound),
+            "admin.subscribers",
+            page,
+            q=q,
+            list=list_slug,
+            status=status,
+            field=field,
+            op=op if field else None,
+            value=request.args.get("value") if field else None,
+            more=total > bound,
+        ),
+        title="Subscribers",
+    )
 
 
-FIELD_OPS = {"contains": "contains", "eq": "is", "ne": "is not", "gt": "is more than",
-             "lt": "is less than", "exists": "has a value"}
+FIELD_OPS = {
+    "contains": "contains",
+    "eq": "is",
+    "ne": "is not",
+    "gt": "is more than",
+    "lt": "is less than",
+    "exists": "has a value",
+}
 
 
 def _field_filter(fields: list[Any]) -> tuple[str, str, Any]:
@@ -84,8 +121,7 @@ def _field_filter(fields: list[Any]) -> tuple[str, str, Any]:
         try:
             value = float(raw) if "." in raw else int(raw)
         except ValueError:
-            raise ValidationError(f"{field} holds numbers: give a number", field="value") \
-                from None
+            raise ValidationError(f"{field} holds numbers: give a number", field="value") from None
     elif kinds.get(field) == "boolean":
         value = raw.lower() in ("1", "true", "yes", "on")
     return field, op, value
@@ -94,9 +130,13 @@ def _field_filter(fields: list[Any]) -> tuple[str, str, Any]:
 def _detail_context(subscriber_id: int) -> dict[str, Any]:
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
-    return {"sub": sub, "lists": lists_service.all_lists(rt),
-            "fields": people.list_fields(rt), "interests": people.list_interests(rt),
-            "history": privacy.history(rt, subscriber_id)}
+    return {
+        "sub": sub,
+        "lists": lists_service.all_lists(rt),
+        "fields": people.list_fields(rt),
+        "interests": people.list_interests(rt),
+        "history": privacy.history(rt, subscriber_id),
+    }
 
 
 @bp.get("/subscribers/<int:subscriber_id>")
@@ -105,8 +145,7 @@ def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Everything held about one person (the view is recorded in the audit log)."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id)
-    return render_template("pages/admin/subscriber.html", **ctx, errors={},
-                           title=ctx["sub"].email)
+    return render_template("pages/admin/subscriber.html", **ctx, errors={}, title=ctx["sub"].email)
 
 
 @bp.get("/subscribers/<int:subscriber_id>/consent")
@@ -115,8 +154,9 @@ def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
     """The consent history as a printable proof of consent."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id, page="proof of consent")
-    return render_template("pages/admin/consent_proof.html", **ctx,
-                           title=f"Proof of consent: {ctx['sub'].email}")
+    return render_template(
+        "pages/admin/consent_proof.html", **ctx, title=f"Proof of consent: {ctx['sub'].email}"
+    )
 
 
 @bp.route("/subscribers/new", methods=["GET", "POST"])
@@ -126,23 +166,38 @@ def subscriber_new():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     values: dict[str, Any] = {"status": "pending", "lists": []}
     if request.method == "POST":
-        values = {"email": _ui.text("email"), "name": _ui.text("name"),
-                  "lists": request.form.getlist("lists"),
-                  "status": _ui.text("status", "pending"), "consent": _ui.text("consent")}
+        values = {
+            "email": _ui.text("email"),
+            "name": _ui.text("name"),
+            "lists": request.form.getlist("lists"),
+            "status": _ui.text("status", "pending"),
+            "consent": _ui.text("consent"),
+        }
         try:
             sid = subscribers_service.create(rt, **values, origin=origin())
         except ListmgrError as exc:
-            return render_template("pages/admin/subscriber_new.html", values=values,
-                                   lists=lists_service.all_lists(rt),
-                                   errors={exc.field or "form": exc.message},
-                                   title="Add subscriber"), exc.status
-        record("subscriber.create", "subscriber", sid, status=values["status"],
-               lists=values["lists"])
-        flash("Subscriber added." + (" A confirmation mail is on its way."
-                                     if values["status"] == "pending" else ""))
+            return render_template(
+                "pages/admin/subscriber_new.html",
+                values=values,
+                lists=lists_service.all_lists(rt),
+                errors={exc.field or "form": exc.message},
+                title="Add subscriber",
+            ), exc.status
+        record(
+            "subscriber.create", "subscriber", sid, status=values["status"], lists=values["lists"]
+        )
+        flash(
+            "Subscriber added."
+            + (" A confirmation mail is on its way." if values["status"] == "pending" else "")
+        )
         return redirect(url_for("admin.subscriber_detail", subscriber_id=sid))
-    return render_template("pages/admin/subscriber_new.html", values=values, errors={},
-                           lists=lists_service.all_lists(rt), title="Add subscriber")
+    return render_template(
+        "pages/admin/subscriber_new.html",
+        values=values,
+        errors={},
+        lists=lists_service.all_lists(rt),
+        title="Add subscriber",
+    )
 
 
 def _posted_fields(rt: Any) -> dict[str, Any]:
@@ -163,16 +218,26 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     try:
         people.update_subscriber(
-            rt, subscriber_id, name=request.form.get("name", ""), fields=_posted_fields(rt),
+            rt,
+            subscriber_id,
+            name=request.form.get("name", ""),
+            fields=_posted_fields(rt),
             interests=request.form.getlist("interests"),
-            consents={"profiling": _ui.checked("consent_profiling"),
-                      "tracking": _ui.checked("consent_tracking")},
-            wording="changed by an admin", origin=origin())
+            consents={
+                "profiling": _ui.checked("consent_profiling"),
+                "tracking": _ui.checked("consent_tracking"),
+            },
+            wording="changed by an admin",
+            origin=origin(),
+        )
     except ListmgrError as exc:
         ctx = _detail_context(subscriber_id)
-        return render_template("pages/admin/subscriber.html", **ctx,
-                               errors={exc.field or "form": exc.message},
-                               title=ctx["sub"].email), exc.status
+        return render_template(
+            "pages/admin/subscriber.html",
+            **ctx,
+            errors={exc.field or "form": exc.message},
+            title=ctx["sub"].email,
+        ), exc.status
     flash("Subscriber saved.")
     return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
 
@@ -184,13 +249,19 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
     if request.method == "GET" or _ui.text("confirm_email").lower() != sub.email:
-        error = None if request.method == "GET" else \
-            "Type the subscriber's email address exactly to confirm the erasure."
-        return render_template("pages/admin/subscriber_erase.html", sub=sub, error=error,
-                               title=f"Erase {sub.email}"), 200 if error is None else 422
+        error = (
+            None
+            if request.method == "GET"
+            else "Type the subscriber's email address exactly to confirm the erasure."
+        )
+        return render_template(
+            "pages/admin/subscriber_erase.html", sub=sub, error=error, title=f"Erase {sub.email}"
+        ), 200 if error is None else 422
     privacy.erase_subscriber(rt, subscriber_id, origin=origin())
-    flash("The subscriber's personal data was erased. A keyed hash of the address stays on "
-          "the suppression list.")
+    flash(
+        "The subscriber's personal data was erased. A keyed hash of the address stays on "
+        "the suppression list."
+    )
     return redirect(url_for("admin.subscribers"))
 
 
@@ -199,8 +270,9 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
 def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Download everything held about one person as JSON (recorded in the audit log)."""
     p = principal()
-    data = privacy.export_subscriber(current_runtime(), subscriber_id,
-                                     actor=p.label if p else "", ip=client_ip())
+    data = privacy.export_subscriber(
+        current_runtime(), subscriber_id, actor=p.label if p else "", ip=client_ip()
+    )
     resp = jsonify(data)
     resp.headers["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber_id}.json"'
     resp.headers["Cache-Control"] = "no-store"
@@ -214,11 +286,19 @@ def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
     from listmgr.services import memberships
 
     slug = _ui.text("list") or None
-    changed = memberships.unsubscribe(current_runtime(), subscriber_id, list_slug=slug,
-                                      origin=origin())
+    changed = memberships.unsubscribe(
+        current_runtime(), subscriber_id, list_slug=slug, origin=origin()
+    )
     record("subscriber.unsubscribe", "subscriber", subscriber_id, list=slug or "all")
-    flash(("Unsubscribed from everything and suppressed." if slug is None else
-           f"Unsubscribed from {slug}.") if changed or slug is None else "Nothing changed.")
+    flash(
+        (
+            "Unsubscribed from everything and suppressed."
+            if slug is None
+            else f"Unsubscribed from {slug}."
+        )
+        if changed or slug is None
+        else "Nothing changed."
+    )
     return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
 
 
@@ -229,8 +309,9 @@ def subscriber_forget_links(subscriber_id: int):  # type: ignore[no-untyped-def]
     from listmgr.services import access_links
 
     notify = _ui.checked("notify")
-    access_links.forget_links_of(current_runtime(), subscriber_id, origin=origin(),
-                                 notify=notify)
-    flash("Every earlier link to this person's preferences stopped working."
-          + (" A new link is on its way to them." if notify else ""))
+    access_links.forget_links_of(current_runtime(), subscriber_id, origin=origin(), notify=notify)
+    flash(
+        "Every earlier link to this person's preferences stopped working."
+        + (" A new link is on its way to them." if notify else "")
+    )
     return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))

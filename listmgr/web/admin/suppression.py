@@ -1,4 +1,5 @@
 """The suppression list: search, add an address by hand, lift an entry."""
+
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
@@ -16,16 +17,24 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
     reason = (request.args.get("reason") or "").strip()
     if reason and reason not in suppression_service.REASONS:
         raise ValidationError("unknown reason", field="reason")
-    items, total = suppression_service.search(current_runtime(), q=q or None,
-                                              reason=reason or None,
-                                              offset=(page - 1) * _ui.PER_PAGE,
-                                              limit=_ui.PER_PAGE)
-    return render_template("pages/admin/suppression.html", items=items, q=q, reason=reason,
-                           reasons=suppression_service.REASONS,
-                           permanent=suppression_service.PERMANENT, errors=errors or {},
-                           pager=_ui.pager(total, "admin.suppression", page, q=q,
-                                           reason=reason),
-                           title="Suppression list"), status
+    items, total = suppression_service.search(
+        current_runtime(),
+        q=q or None,
+        reason=reason or None,
+        offset=(page - 1) * _ui.PER_PAGE,
+        limit=_ui.PER_PAGE,
+    )
+    return render_template(
+        "pages/admin/suppression.html",
+        items=items,
+        q=q,
+        reason=reason,
+        reasons=suppression_service.REASONS,
+        permanent=suppression_service.PERMANENT,
+        errors=errors or {},
+        pager=_ui.pager(total, "admin.suppression", page, q=q, reason=reason),
+        title="Suppression list",
+    ), status
 
 
 @bp.get("/suppression")
@@ -40,8 +49,9 @@ def suppression():  # type: ignore[no-untyped-def]
 def suppression_add():  # type: ignore[no-untyped-def]
     """Suppress an address by hand."""
     try:
-        entry_id = suppression_service.add(current_runtime(), email=_ui.text("email"),
-                                           detail=_ui.text("detail"))
+        entry_id = suppression_service.add(
+            current_runtime(), email=_ui.text("email"), detail=_ui.text("detail")
+        )
     except ListmgrError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)
     record("suppression.add", "suppression", entry_id)
@@ -58,6 +68,8 @@ def suppression_remove(entry_id: int):  # type: ignore[no-untyped-def]
     except ListmgrError as exc:
         return _page({"form": exc.message}, exc.status)
     record("suppression.remove", "suppression", entry_id, reason=entry.reason)
-    flash("Suppression lifted. The address gets campaign mail again only from lists it is "
-          "confirmed on.")
+    flash(
+        "Suppression lifted. The address gets campaign mail again only from lists it is "
+        "confirmed on."
+    )
     return redirect(url_for("admin.suppression"))

@@ -1,4 +1,5 @@
 """API tokens: your own (owners see every token), created with a role no higher than yours."""
+
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
@@ -7,20 +8,26 @@ from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
 from listmgr.models import Role
 from listmgr.permissions import at_most
-from listmgr.services import accounts, users as users_service
+from listmgr.services import accounts
+from listmgr.services import users as users_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
 
 
-def _page(new_token: str | None = None, errors: dict[str, str] | None = None,
-          status: int = 200):  # type: ignore[no-untyped-def]
+def _page(new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     me = principal()
     assert me is not None
     every = accounts.may_manage_all_tokens(me)
     roles = [r.value for r in Role if at_most(r.value, me.role)]
-    resp = render_template("pages/admin/tokens.html", tokens=users_service.tokens(
-        current_runtime(), viewer=me, every=every), roles=roles, every=every,
-        new_token=new_token, errors=errors or {}, title="API tokens")
+    resp = render_template(
+        "pages/admin/tokens.html",
+        tokens=users_service.tokens(current_runtime(), viewer=me, every=every),
+        roles=roles,
+        every=every,
+        new_token=new_token,
+        errors=errors or {},
+        title="API tokens",
+    )
     # A new token is shown once: keep the page out of every cache.
     return resp, status, {"Cache-Control": "no-store"}
 

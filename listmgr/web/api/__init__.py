@@ -1,9 +1,20 @@
 """The JSON API under /api: each module registers its routes on the blueprint."""
+
 from __future__ import annotations
 
-from listmgr.web.api.base import bp
 from listmgr.web.api import (  # noqa: F401  (registration)
-    admin, campaigns, events, fields, imports, inbound, lists, openapi, privacy, segments,
-    subscribers)
+    admin,
+    campaigns,
+    events,
+    fields,
+    imports,
+    inbound,
+    lists,
+    openapi,
+    privacy,
+    segments,
+    subscribers,
+)
+from listmgr.web.api.base import bp
 
 __all__ = ["bp"]

@@ -1,4 +1,5 @@
 """API: users, tokens, audit log, settings and the suppression list."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -9,10 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr.app import current_runtime
 from listmgr.services import accounts, audit, settings_store, suppression, users
-from listmgr.web.api.base import (Page, paginated, parse_body, parse_query, principal, route,
-                                  schema_of)
 from listmgr.web import limits
 from listmgr.web.admin.settings import settings_actor
+from listmgr.web.api.base import (
+    Page,
+    paginated,
+    parse_body,
+    parse_query,
+    principal,
+    route,
+    schema_of,
+)
 from listmgr.web.auth import may, record
 
 RoleName = Literal["owner", "admin", "editor", "analyst"]
@@ -53,29 +61,54 @@ def list_users():  # type: ignore[no-untyped-def]
     return jsonify(items=items, page=1, per_page=max(len(items), 1), total=len(items))
 
 
-@route("/users", ["POST"], permission="users", body=UserIn, response=UserOut, status=201,
-       tag="users")
+@route(
+    "/users", ["POST"], permission="users", body=UserIn, response=UserOut, status=201, tag="users"
+)
 def create_user():  # type: ignore[no-untyped-def]
     """Add a user."""
     body = parse_body(UserIn)
     rt = current_runtime()
-    uid = accounts.create_user(rt, email=body.email, password=body.password, role=body.role,
-                               name=body.name, actor=principal())
+    uid = accounts.create_user(
+        rt,
+        email=body.email,
+        password=body.password,
+        role=body.role,
+        name=body.name,
+        actor=principal(),
+    )
     record("user.create", "user", uid, role=body.role, via="api")
     return jsonify(asdict(users.get_user(rt, uid))), 201
 
 
-@route("/users/<int:user_id>", ["PATCH"], permission="users", body=UserPatch, response=UserOut,
-       tag="users")
+@route(
+    "/users/<int:user_id>",
+    ["PATCH"],
+    permission="users",
+    body=UserPatch,
+    response=UserOut,
+    tag="users",
+)
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
     """Change a user's role, name or active flag, unlock them, or set a new password."""
     body = parse_body(UserPatch)
-    info = users.update_user(current_runtime(), user_id, role=body.role, active=body.active,
-                             name=body.name, unlock=body.unlock, password=body.password,
-                             actor=principal())
-    record("user.edit", "user", user_id, **body.model_dump(exclude={"password"},
-                                                            exclude_none=True),
-           password_reset=body.password is not None, via="api")
+    info = users.update_user(
+        current_runtime(),
+        user_id,
+        role=body.role,
+        active=body.active,
+        name=body.name,
+        unlock=body.unlock,
+        password=body.password,
+        actor=principal(),
+    )
+    record(
+        "user.edit",
+        "user",
+        user_id,
+        **body.model_dump(exclude={"password"}, exclude_none=True),
+        password_reset=body.password is not None,
+        via="api",
+    )
     return jsonify(asdict(info))
 
 
@@ -114,8 +147,15 @@ def list_tokens():  # type: ignore[no-untyped-def]
     return jsonify(items=items, page=1, per_page=max(len(items), 1), total=len(items))
 
 
-@route("/tokens", ["POST"], permission="tokens:own", body=TokenIn, response=NewToken,
-       status=201, tag="tokens")
+@route(
+    "/tokens",
+    ["POST"],
+    permission="tokens:own",
+    body=TokenIn,
+    response=NewToken,
+    status=201,
+    tag="tokens",
+)
 def create_api_token():  # type: ignore[no-untyped-def]
     """Create a token with a role no higher than yours (yours by default); it is yours, and the
     secret is in this answer only."""
@@ -128,8 +168,9 @@ def create_api_token():  # type: ignore[no-untyped-def]
     return jsonify({**asdict(info), "token": issued.token}), 201
 
 
-@route("/tokens/<int:token_id>", ["DELETE"], permission="tokens:own", response=TokenOut,
-       tag="tokens")
+@route(
+    "/tokens/<int:token_id>", ["DELETE"], permission="tokens:own", response=TokenOut, tag="tokens"
+)
 def revoke_api_token(token_id: int):  # type: ignore[no-untyped-def]
     """Revoke a token and the tokens it created (yours; owners may revoke any)."""
     rt = current_runtime()
@@ -146,8 +187,9 @@ class AuditQuery(Page):
     action: str | None = Field(default=None, max_length=64)
     target_type: str | None = Field(default=None, max_length=32)
     target_id: str | None = Field(default=None, max_length=64)
-    since: str | None = Field(default=None, max_length=32,
-                              description="ISO date or date-time (UTC)")
+    since: str | None = Field(
+        default=None, max_length=32, description="ISO date or date-time (UTC)"
+    )
     until: str | None = Field(default=None, max_length=32)
 
 
@@ -166,9 +208,17 @@ def audit_log():  # type: ignore[no-untyped-def]
     """The audit log, newest first; filter by actor, action prefix, target and time."""
     q = parse_query(AuditQuery)
     offset, limit = q.bounds()
-    items, total = audit.search(current_runtime(), actor=q.actor, action=q.action,
-                                target_type=q.target_type, target_id=q.target_id,
-                                since=q.since, until=q.until, offset=offset, limit=limit)
+    items, total = audit.search(
+        current_runtime(),
+        actor=q.actor,
+        action=q.action,
+        target_type=q.target_type,
+        target_id=q.target_id,
+        since=q.since,
+        until=q.until,
+        offset=offset,
+        limit=limit,
+    )
     return paginated([asdict(e) for e in items], total, q)
 
 
@@ -195,8 +245,10 @@ class DkimIn(BaseModel):
 
 def _settings_out():  # type: ignore[no-untyped-def]
     rt = current_runtime()
-    return jsonify(items=[asdict(x) for x in settings_store.all_settings(rt)],
-                   dkim_record=settings_store.dkim_record(rt))
+    return jsonify(
+        items=[asdict(x) for x in settings_store.all_settings(rt)],
+        dkim_record=settings_store.dkim_record(rt),
+    )
 
 
 @route("/settings", permission="settings", response=SettingsOut, tag="settings")
@@ -205,13 +257,18 @@ def get_settings():  # type: ignore[no-untyped-def]
     return _settings_out()
 
 
-@route("/settings", ["PATCH"], permission="settings", body=SettingsPatch, response=SettingsOut,
-       tag="settings")
+@route(
+    "/settings",
+    ["PATCH"],
+    permission="settings",
+    body=SettingsPatch,
+    response=SettingsOut,
+    tag="settings",
+)
 def update_settings():  # type: ignore[no-untyped-def]
     """Change settings (all or nothing) and reset others to their configured defaults."""
     body = parse_body(SettingsPatch)
-    settings_store.update(current_runtime(), body.values, reset=body.reset,
-                          actor=settings_actor())
+    settings_store.update(current_runtime(), body.values, reset=body.reset, actor=settings_actor())
     return _settings_out()
 
 
@@ -222,18 +279,26 @@ class ServerChecks(BaseModel):
     results: list[ServerCheckOut]  # type: ignore[valid-type]
 
 
-@route("/settings/smtp/check", ["POST"], permission="settings", response=ServerChecks,
-       tag="settings")
+@route(
+    "/settings/smtp/check", ["POST"], permission="settings", response=ServerChecks, tag="settings"
+)
 @limits.smtp_check()
 def check_smtp():  # type: ignore[no-untyped-def]
     """Connect to each SMTP server in force (greeting, TLS, sign-in) and tell how it went."""
-    results = settings_store.check_servers(current_runtime(), detailed=may("settings"),
-                                           actor=settings_actor())
+    results = settings_store.check_servers(
+        current_runtime(), detailed=may("settings"), actor=settings_actor()
+    )
     return jsonify(results=[asdict(r) for r in results])
 
 
-@route("/settings/dkim", ["POST"], permission="settings", body=DkimIn, response=SettingsOut,
-       tag="settings")
+@route(
+    "/settings/dkim",
+    ["POST"],
+    permission="settings",
+    body=DkimIn,
+    response=SettingsOut,
+    tag="settings",
+)
 def generate_dkim():  # type: ignore[no-untyped-def]
     """Generate a new DKIM key; the answer carries the DNS record to publish."""
     body = parse_body(DkimIn)
@@ -246,8 +311,9 @@ def generate_dkim():  # type: ignore[no-untyped-def]
 class SuppressionQuery(Page):
     model_config = ConfigDict(extra="forbid")
     q: str | None = Field(default=None, max_length=320)
-    reason: Literal["unsubscribed_all", "hard_bounce", "complaint", "erased",
-                    "manual"] | None = None
+    reason: Literal["unsubscribed_all", "hard_bounce", "complaint", "erased", "manual"] | None = (
+        None
+    )
 
 
 class SuppressionIn(BaseModel):
@@ -271,19 +337,32 @@ class SuppressionList(BaseModel):
     total: int
 
 
-@route("/suppression", permission="people:read", query=SuppressionQuery,
-       response=SuppressionList, tag="suppression")
+@route(
+    "/suppression",
+    permission="people:read",
+    query=SuppressionQuery,
+    response=SuppressionList,
+    tag="suppression",
+)
 def list_suppression():  # type: ignore[no-untyped-def]
     """Addresses that never get campaign mail (erased people appear only as a hash)."""
     q = parse_query(SuppressionQuery)
     offset, limit = q.bounds()
-    items, total = suppression.search(current_runtime(), q=q.q, reason=q.reason, offset=offset,
-                                      limit=limit)
+    items, total = suppression.search(
+        current_runtime(), q=q.q, reason=q.reason, offset=offset, limit=limit
+    )
     return paginated([asdict(e) for e in items], total, q)
 
 
-@route("/suppression", ["POST"], permission="people:write", body=SuppressionIn,
-       response=SuppressionOut, status=201, tag="suppression")
+@route(
+    "/suppression",
+    ["POST"],
+    permission="people:write",
+    body=SuppressionIn,
+    response=SuppressionOut,
+    status=201,
+    tag="suppression",
+)
 def add_suppression():  # type: ignore[no-untyped-def]
     """Suppress an address by hand."""
     body = parse_body(SuppressionIn)
@@ -294,8 +373,13 @@ def add_suppression():  # type: ignore[no-untyped-def]
     return jsonify(asdict(entry)), 201
 
 
-@route("/suppression/<int:entry_id>", ["DELETE"], permission="people:write",
-       response=SuppressionOut, tag="suppression")
+@route(
+    "/suppression/<int:entry_id>",
+    ["DELETE"],
+    permission="people:write",
+    response=SuppressionOut,
+    tag="suppression",
+)
 def remove_suppression(entry_id: int):  # type: ignore[no-untyped-def]
     """Lift a suppression (erasures stay)."""
     entry = suppression.remove(current_runtime(), entry_id)

@@ -1,12 +1,15 @@
 """API plumbing: bearer auth, one permission per route (fail closed), schemas, pagination."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, Field, ValidationError as PydanticError, create_model
+from pydantic import BaseModel, Field, create_model
+from pydantic import ValidationError as PydanticError
 
 from listmgr.errors import Forbidden, ValidationError
 from listmgr.models import MAX_ID
@@ -21,8 +24,13 @@ M = TypeVar("M", bound=BaseModel)
 def schema_of(info: type[Any], name: str, base: type[BaseModel] = BaseModel) -> type[BaseModel]:
     """The response schema of a service's dataclass: the same fields, so they cannot drift."""
     hints = get_type_hints(info)
-    return create_model(name, __base__=base, **{  # type: ignore[call-overload, no-any-return]
-        f.name: (hints[f.name], ...) for f in dataclasses.fields(info)})
+    return create_model(
+        name,
+        __base__=base,
+        **{  # type: ignore[call-overload, no-any-return]
+            f.name: (hints[f.name], ...) for f in dataclasses.fields(info)
+        },
+    )
 
 
 @dataclass
@@ -38,24 +46,44 @@ class RouteDoc:
     response: type[BaseModel] | None = None
     status: int = 200
     tags: list[str] = field(default_factory=list)
-    form: bool = False     # the body comes as multipart/form-data, not JSON
+    form: bool = False  # the body comes as multipart/form-data, not JSON
 
 
 ROUTES: list[RouteDoc] = []
 PUBLIC = None  # permission value for routes anyone may call
 
 
-def route(rule: str, methods: list[str] | None = None, *, permission: str | None,
-          body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-          response: type[BaseModel] | None = None, status: int = 200,
-          tag: str = "", form: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def route(
+    rule: str,
+    methods: list[str] | None = None,
+    *,
+    permission: str | None,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    tag: str = "",
+    form: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API route with its permission and schemas."""
     methods = methods or ["GET"]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.permission = permission  # type: ignore[attr-defined]
-        ROUTES.append(RouteDoc(rule, methods, permission, (fn.__doc__ or "").strip(), body,
-                               query, response, status, [tag] if tag else [], form))
+        ROUTES.append(
+            RouteDoc(
+                rule,
+                methods,
+                permission,
+                (fn.__doc__ or "").strip(),
+                body,
+                query,
+                response,
+                status,
+                [tag] if tag else [],
+                form,
+            )
+        )
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=fn, methods=methods)
         return fn
 
@@ -103,8 +131,9 @@ def refuse_nul(value: Any, path: str = "") -> None:
     """NUL characters never reach the database (PostgreSQL cannot store them): a clear 422."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValidationError(f"{path or 'body'}: text must not contain NUL characters",
-                                  field=path or None)
+            raise ValidationError(
+                f"{path or 'body'}: text must not contain NUL characters", field=path or None
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             refuse_nul(str(key), path)
@@ -134,7 +163,7 @@ def parse_query(model: type[M]) -> M:
         raise _pydantic_error(exc) from None
 
 
-DbId = Annotated[int, Field(ge=1, le=MAX_ID)]   # an id: a larger number matches nothing anyway
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]  # an id: a larger number matches nothing anyway
 
 
 class Page(BaseModel):
@@ -143,8 +172,7 @@ class Page(BaseModel):
 
     def bounds(self) -> tuple[int, int]:
         if self.page < 1 or not 1 <= self.per_page <= 500:
-            raise ValidationError("page must be >= 1 and per_page between 1 and 500",
-                                  field="page")
+            raise ValidationError("page must be >= 1 and per_page between 1 and 500", field="page")
         return (self.page - 1) * self.per_page, self.per_page
 
 

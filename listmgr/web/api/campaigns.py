@@ -1,5 +1,6 @@
 """API: /api/campaigns (+ /preview, /test, /send, /schedule, /pause, /resume, /cancel, /stats,
 /audience)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -12,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
-from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web import limits
+from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web.auth import may, personal, shown_count, shown_stats
 
 
@@ -67,6 +68,7 @@ class CampaignPatch(_Content):
 class StatsOut(BaseModel):
     """null figures with "fewer_than": withheld from a role without access to people because
     the audience is smaller than that."""
+
     model_config = ConfigDict(extra="allow")
     audience: int | None
     sent: int | None
@@ -81,8 +83,11 @@ class CampaignOut(BaseModel):
     id: int
     name: str
     status: Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"]
-    status_reason: str = Field("", description="why the campaign paused itself, e.g. its "
-                               "template failed for several recipients")
+    status_reason: str = Field(
+        "",
+        description="why the campaign paused itself, e.g. its "
+        "template failed for several recipients",
+    )
     stats: StatsOut
 
 
@@ -114,8 +119,11 @@ class StatusOut(BaseModel):
 
 
 def _out(campaign_id: int, *, timeline: bool = False) -> Any:
-    return _shown(asdict(campaigns.get(current_runtime(), campaign_id, timeline=timeline,
-                                       personal=personal())))
+    return _shown(
+        asdict(
+            campaigns.get(current_runtime(), campaign_id, timeline=timeline, personal=personal())
+        )
+    )
 
 
 def _shown(info: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +141,21 @@ def all_campaigns():  # type: ignore[no-untyped-def]
     """Campaigns, newest first, with their progress."""
     page = parse_query(Page)
     offset, limit = page.bounds()
-    items, total = campaigns.all_campaigns(current_runtime(), offset=offset, limit=limit,
-                                           personal=personal())
+    items, total = campaigns.all_campaigns(
+        current_runtime(), offset=offset, limit=limit, personal=personal()
+    )
     return paginated([_shown(asdict(x)) for x in items], total, page)
 
 
-@route("/campaigns", ["POST"], permission="campaigns:write", body=CampaignIn,
-       response=CampaignOut, status=201, tag="campaigns")
+@route(
+    "/campaigns",
+    ["POST"],
+    permission="campaigns:write",
+    body=CampaignIn,
+    response=CampaignOut,
+    status=201,
+    tag="campaigns",
+)
 def create_campaign():  # type: ignore[no-untyped-def]
     """Create a draft; template errors are reported now, with part and line."""
     body = parse_body(CampaignIn)
@@ -148,36 +164,61 @@ def create_campaign():  # type: ignore[no-untyped-def]
     return jsonify(_out(cid)), 201
 
 
-@route("/campaigns/audience", ["POST"], permission="campaigns:read", body=AudienceIn,
-       tag="campaigns")
+@route(
+    "/campaigns/audience", ["POST"], permission="campaigns:read", body=AudienceIn, tag="campaigns"
+)
 def count_audience():  # type: ignore[no-untyped-def]
     """How many people lists (+ segment) would reach right now."""
     body = parse_body(AudienceIn)
-    return jsonify(shown_count(campaigns.count_audience(
-        current_runtime(), lists=body.lists, segment=body.segment, segment_id=body.segment_id,
-        personal=personal())).as_json())
+    return jsonify(
+        shown_count(
+            campaigns.count_audience(
+                current_runtime(),
+                lists=body.lists,
+                segment=body.segment,
+                segment_id=body.segment_id,
+                personal=personal(),
+            )
+        ).as_json()
+    )
 
 
-@route("/campaigns/<int:campaign_id>", permission="campaigns:read", response=CampaignOut,
-       tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>",
+    permission="campaigns:read",
+    response=CampaignOut,
+    tag="campaigns",
+)
 def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """One campaign with its progress (sent / failed / skipped / remaining …)."""
     return jsonify(_out(campaign_id))
 
 
-@route("/campaigns/<int:campaign_id>", ["PATCH"], permission="campaigns:write",
-       body=CampaignPatch, response=CampaignOut, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>",
+    ["PATCH"],
+    permission="campaigns:write",
+    body=CampaignPatch,
+    response=CampaignOut,
+    tag="campaigns",
+)
 def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """Change a draft or scheduled campaign."""
     body = parse_body(CampaignPatch)
-    values = body.model_dump(exclude_unset=True,
-                             exclude={"html", "markdown", "body", "content_format"})
+    values = body.model_dump(
+        exclude_unset=True, exclude={"html", "markdown", "body", "content_format"}
+    )
     campaigns.update(current_runtime(), campaign_id, actor=actor(), **values, **body.content())
     return jsonify(_out(campaign_id))
 
 
-@route("/campaigns/<int:campaign_id>", ["DELETE"], permission="campaigns:write", status=204,
-       tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>",
+    ["DELETE"],
+    permission="campaigns:write",
+    status=204,
+    tag="campaigns",
+)
 def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """Delete a draft."""
     campaigns.delete(current_runtime(), campaign_id, actor=actor())
@@ -190,41 +231,74 @@ def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
     return jsonify(shown_count(campaigns.audience(current_runtime(), campaign_id)).as_json())
 
 
-@route("/campaigns/<int:campaign_id>/preview", ["GET", "POST"], permission="campaigns:write",
-       query=Who, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/preview",
+    ["GET", "POST"],
+    permission="campaigns:write",
+    query=Who,
+    tag="campaigns",
+)
 def preview(campaign_id: int):  # type: ignore[no-untyped-def]
     """The message as a chosen subscriber (subscriber_id or email) or a sample person sees it."""
     from flask import request
 
     who = parse_body(Who) if request.method == "POST" else parse_query(Who)
-    view = campaigns.preview(current_runtime(), campaign_id, subscriber_id=who.subscriber_id,
-                             email=who.email)
-    return jsonify(subject=view.subject, html=view.html, text=view.text,
-                   **{"from": view.from_header, "to": view.to, "list": view.list})
+    view = campaigns.preview(
+        current_runtime(), campaign_id, subscriber_id=who.subscriber_id, email=who.email
+    )
+    return jsonify(
+        subject=view.subject,
+        html=view.html,
+        text=view.text,
+        **{"from": view.from_header, "to": view.to, "list": view.list},
+    )
 
 
-@route("/campaigns/<int:campaign_id>/test", ["POST"], permission="campaigns:write", body=TestIn,
-       tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/test",
+    ["POST"],
+    permission="campaigns:write",
+    body=TestIn,
+    tag="campaigns",
+)
 @limits.test_send()
 def send_test(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send the message, marked as a test, to up to 10 addresses now."""
     body = parse_body(TestIn)
-    results = campaigns.send_test(current_runtime(), campaign_id, to=body.to,
-                                  subscriber_id=body.subscriber_id, email=body.email,
-                                  actor=actor(), detailed=may("settings"))
+    results = campaigns.send_test(
+        current_runtime(),
+        campaign_id,
+        to=body.to,
+        subscriber_id=body.subscriber_id,
+        email=body.email,
+        actor=actor(),
+        detailed=may("settings"),
+    )
     return jsonify(results=results)
 
 
-@route("/campaigns/<int:campaign_id>/send", ["POST"], permission="campaigns:write",
-       response=StatusOut, status=202, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/send",
+    ["POST"],
+    permission="campaigns:write",
+    response=StatusOut,
+    status=202,
+    tag="campaigns",
+)
 def send_now(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send now: the audience is fixed and the workers start (202)."""
     campaigns.start(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id)), 202
 
 
-@route("/campaigns/<int:campaign_id>/schedule", ["POST"], permission="campaigns:write",
-       body=ScheduleIn, response=StatusOut, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/schedule",
+    ["POST"],
+    permission="campaigns:write",
+    body=ScheduleIn,
+    response=StatusOut,
+    tag="campaigns",
+)
 def schedule(campaign_id: int):  # type: ignore[no-untyped-def]
     """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
     body = parse_body(ScheduleIn)
@@ -233,24 +307,39 @@ def schedule(campaign_id: int):  # type: ignore[no-untyped-def]
     return jsonify(id=info.id, status=info.status, scheduled_at=info.scheduled_at)
 
 
-@route("/campaigns/<int:campaign_id>/pause", ["POST"], permission="campaigns:write",
-       response=StatusOut, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/pause",
+    ["POST"],
+    permission="campaigns:write",
+    response=StatusOut,
+    tag="campaigns",
+)
 def pause(campaign_id: int):  # type: ignore[no-untyped-def]
     """Pause sending (the message in flight finishes)."""
     campaigns.pause(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id))
 
 
-@route("/campaigns/<int:campaign_id>/resume", ["POST"], permission="campaigns:write",
-       response=StatusOut, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/resume",
+    ["POST"],
+    permission="campaigns:write",
+    response=StatusOut,
+    tag="campaigns",
+)
 def resume(campaign_id: int):  # type: ignore[no-untyped-def]
     """Resume a paused campaign."""
     campaigns.resume(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id))
 
 
-@route("/campaigns/<int:campaign_id>/cancel", ["POST"], permission="campaigns:write",
-       response=StatusOut, tag="campaigns")
+@route(
+    "/campaigns/<int:campaign_id>/cancel",
+    ["POST"],
+    permission="campaigns:write",
+    response=StatusOut,
+    tag="campaigns",
+)
 def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
     """Cancel for good; nothing more is sent."""
     campaigns.cancel(current_runtime(), campaign_id, actor=actor())

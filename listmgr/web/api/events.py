@@ -1,4 +1,5 @@
 """API: /api/events (activity, kept only for subscribers who consented to profiling)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,9 @@ class EventsOut(BaseModel):
     dropped: int
 
 
-@route("/events", ["POST"], permission="people:write", body=EventsIn, response=EventsOut,
-       tag="events")
+@route(
+    "/events", ["POST"], permission="people:write", body=EventsIn, response=EventsOut, tag="events"
+)
 def post_events():  # type: ignore[no-untyped-def]
     """Record activity events; a bad item refuses the whole call and names its index."""
     # Validated by the service rather than the schema so errors read "events[3].type".

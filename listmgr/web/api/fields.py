@@ -1,4 +1,5 @@
 """API: /api/fields and /api/interests (the definitions)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -58,18 +59,30 @@ class InterestOut(BaseModel):
 
 
 def _items(items: list[Any]) -> Any:
-    return jsonify(items=[asdict(x) for x in items], page=1, per_page=len(items),
-                   total=len(items))
+    return jsonify(items=[asdict(x) for x in items], page=1, per_page=len(items), total=len(items))
 
 
-@route("/fields", ["POST"], permission="fields:write", body=FieldIn, response=FieldOut,
-       status=201, tag="fields")
+@route(
+    "/fields",
+    ["POST"],
+    permission="fields:write",
+    body=FieldIn,
+    response=FieldOut,
+    status=201,
+    tag="fields",
+)
 def create_field():  # type: ignore[no-untyped-def]
     """Define a custom field (text, number, date, boolean, choice, multi_choice)."""
     body = parse_body(FieldIn)
     rt = current_runtime()
-    people.create_field(rt, key=body.key, label=body.label, type=body.type,
-                        choices=body.choices, editable=body.editable)
+    people.create_field(
+        rt,
+        key=body.key,
+        label=body.label,
+        type=body.type,
+        choices=body.choices,
+        editable=body.editable,
+    )
     return jsonify(asdict(people.get_field(rt, body.key))), 201
 
 
@@ -85,8 +98,14 @@ def get_field(key: str):  # type: ignore[no-untyped-def]
     return jsonify(asdict(people.get_field(current_runtime(), key)))
 
 
-@route("/fields/<key>", ["PATCH"], permission="fields:write", body=FieldPatch,
-       response=FieldOut, tag="fields")
+@route(
+    "/fields/<key>",
+    ["PATCH"],
+    permission="fields:write",
+    body=FieldPatch,
+    response=FieldOut,
+    tag="fields",
+)
 def update_field(key: str):  # type: ignore[no-untyped-def]
     """Change a field's label, choices or whether subscribers may edit it."""
     body = parse_body(FieldPatch)
@@ -101,8 +120,15 @@ def delete_field(key: str):  # type: ignore[no-untyped-def]
     return "", 204
 
 
-@route("/interests", ["POST"], permission="fields:write", body=InterestIn,
-       response=InterestOut, status=201, tag="fields")
+@route(
+    "/interests",
+    ["POST"],
+    permission="fields:write",
+    body=InterestIn,
+    response=InterestOut,
+    status=201,
+    tag="fields",
+)
 def create_interest():  # type: ignore[no-untyped-def]
     """Add an interest to the vocabulary."""
     body = parse_body(InterestIn)
@@ -117,8 +143,14 @@ def list_interests():  # type: ignore[no-untyped-def]
     return _items(people.list_interests(current_runtime()))
 
 
-@route("/interests/<key>", ["PATCH"], permission="fields:write", body=InterestPatch,
-       response=InterestOut, tag="fields")
+@route(
+    "/interests/<key>",
+    ["PATCH"],
+    permission="fields:write",
+    body=InterestPatch,
+    response=InterestOut,
+    tag="fields",
+)
 def update_interest(key: str):  # type: ignore[no-untyped-def]
     """Rename an interest (its key stays)."""
     body = parse_body(InterestPatch)

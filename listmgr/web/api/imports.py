@@ -1,5 +1,6 @@
 """API: /api/imports (CSV upload as a background job, progress, report) and
 /api/lists/<slug>/export (a list as CSV, streamed)."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,11 @@ class ExportQuery(BaseModel):
 
 def _out(info: imports.ImportInfo) -> dict[str, Any]:
     body = asdict(info)
-    body["progress"] = round(info.processed_bytes / info.total_bytes, 4) if info.total_bytes \
+    body["progress"] = (
+        round(info.processed_bytes / info.total_bytes, 4)
+        if info.total_bytes
         else (1.0 if info.status == "done" else 0.0)
+    )
     return body
 
 
@@ -49,8 +53,9 @@ def _mapping(raw: str) -> str | dict[str, str]:
     try:
         value = jsonin.loads(raw)
     except ValueError:
-        raise ValidationError("mapping: send Column=target pairs or a JSON object",
-                              field="mapping") from None
+        raise ValidationError(
+            "mapping: send Column=target pairs or a JSON object", field="mapping"
+        ) from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValidationError("mapping: a JSON object of column: target", field="mapping")
     # JSON keeps the last of two equal keys: a column named twice is refused instead
@@ -64,26 +69,38 @@ def _mapping(raw: str) -> str | dict[str, str]:
 class ImportForm(BaseModel):
     """The multipart form of an upload."""
 
-    file: bytes = Field(description="the CSV file (any common encoding and delimiter)",
-                        json_schema_extra={"format": "binary"})
+    file: bytes = Field(
+        description="the CSV file (any common encoding and delimiter)",
+        json_schema_extra={"format": "binary"},
+    )
     list: str | None = Field(None, description="the list's slug (optional with mode suppress)")
-    mapping: str | None = Field(None, description="Column=target pairs separated by commas, "
-                                "or a JSON object of column: target")
+    mapping: str | None = Field(
+        None,
+        description="Column=target pairs separated by commas, or a JSON object of column: target",
+    )
     mode: str = Field("upsert", description="upsert, add or suppress")
-    consent: str = Field("", description="the consent basis of these people (required but "
-                         "for mode suppress)")
+    consent: str = Field(
+        "", description="the consent basis of these people (required but for mode suppress)"
+    )
 
 
-@route("/imports", ["POST"], permission="people:write", body=ImportForm, form=True,
-       response=ImportOut, status=202, tag="imports")
+@route(
+    "/imports",
+    ["POST"],
+    permission="people:write",
+    body=ImportForm,
+    form=True,
+    response=ImportOut,
+    status=202,
+    tag="imports",
+)
 def create_import():  # type: ignore[no-untyped-def]
     """Upload a CSV and import it in the background (202; poll GET /api/imports/ID).
 
     The body is a multipart form: file, list, mapping, mode, consent."""
     rt = current_runtime()
     # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
-    request.max_content_length = int(rt.settings.extra.get("max_import_bytes",
-                                                           DEFAULT_MAX_UPLOAD))
+    request.max_content_length = int(rt.settings.extra.get("max_import_bytes", DEFAULT_MAX_UPLOAD))
     # The multipart parser's buffer must hold one read of the file part, whatever the limit
     # for plain form fields is elsewhere.
     request.max_form_memory_size = max(request.max_form_memory_size or 0, 1024 * 1024)
@@ -96,9 +113,15 @@ def create_import():  # type: ignore[no-untyped-def]
     upload.save(dest)
     try:
         job_id = imports.create_job(
-            rt, path=dest, filename=Path(upload.filename).name, list_slug=form.get("list"),
-            mapping=mapping, mode=form.get("mode", "upsert"), consent=form.get("consent", ""),
-            actor=actor())
+            rt,
+            path=dest,
+            filename=Path(upload.filename).name,
+            list_slug=form.get("list"),
+            mapping=mapping,
+            mode=form.get("mode", "upsert"),
+            consent=form.get("consent", ""),
+            actor=actor(),
+        )
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -127,8 +150,11 @@ def get_import(job_id: int):  # type: ignore[no-untyped-def]
 def import_report(job_id: int):  # type: ignore[no-untyped-def]
     """The report as CSV: every skipped or broken row with its row number and the reason."""
     text = imports.report(current_runtime(), job_id)
-    return Response(text, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'})
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-report.csv"'},
+    )
 
 
 @route("/lists/<slug>/export", permission="people:export", query=ExportQuery, tag="lists")
@@ -136,7 +162,17 @@ def export_list(slug: str):  # type: ignore[no-untyped-def]
     """A list's members as CSV, streamed (fields=a,b chooses columns; segment=ID narrows)."""
     q = parse_query(ExportQuery)
     rt = current_runtime()
-    export = exports.prepare(rt, list_slug=slug, fields=q.fields, segment_id=q.segment,
-                             status=q.status, actor=actor(), ip=client_ip())
-    return Response(exports.rows(rt, export), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{export.list_slug}.csv"'})
+    export = exports.prepare(
+        rt,
+        list_slug=slug,
+        fields=q.fields,
+        segment_id=q.segment,
+        status=q.status,
+        actor=actor(),
+        ip=client_ip(),
+    )
+    return Response(
+        exports.rows(rt, export),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{export.list_slug}.csv"'},
+    )

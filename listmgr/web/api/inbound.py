@@ -1,4 +1,5 @@
 """API: /api/inbound — the inbound messages, their kind, action and evidence."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -37,7 +38,7 @@ class InboundOut(BaseModel):
     kind: str
     action: str
     status: str
-    proof: str   # what tied it to us; "none": it changed nobody, `action` says why
+    proof: str  # what tied it to us; "none": it changed nobody, `action` says why
 
 
 @route("/inbound", permission="inbound:read", query=InboundQuery, tag="inbound")
@@ -46,13 +47,13 @@ def list_inbound():  # type: ignore[no-untyped-def]
     `proof=none` lists what changed nobody for lack of proof."""
     q = parse_query(InboundQuery)
     offset, limit = q.bounds()
-    items, total = inbound.list_messages(current_runtime(), kind=q.kind, handled=q.handled,
-                                         proof=q.proof, offset=offset, limit=limit)
+    items, total = inbound.list_messages(
+        current_runtime(), kind=q.kind, handled=q.handled, proof=q.proof, offset=offset, limit=limit
+    )
     return paginated([asdict(x) for x in items], total, q)
 
 
-@route("/inbound/<int:message_id>", permission="inbound:read", response=InboundOut,
-       tag="inbound")
+@route("/inbound/<int:message_id>", permission="inbound:read", response=InboundOut, tag="inbound")
 def get_inbound(message_id: int):  # type: ignore[no-untyped-def]
     """One inbound message, with the outline of its parts (at most 200: "parts_cut" says
     whether there were more)."""
@@ -68,8 +69,14 @@ def raw_inbound(message_id: int) -> Response:
     return Response(inbound.raw(current_runtime(), message_id), mimetype="message/rfc822")
 
 
-@route("/inbound/<int:message_id>/reclassify", ["POST"], permission="inbound:write",
-       body=Reclassify, response=InboundOut, tag="inbound")
+@route(
+    "/inbound/<int:message_id>/reclassify",
+    ["POST"],
+    permission="inbound:write",
+    body=Reclassify,
+    response=InboundOut,
+    tag="inbound",
+)
 def reclassify_inbound(message_id: int):  # type: ignore[no-untyped-def]
     """Set the kind by hand; its action runs again."""
     body = parse_body(Reclassify)
@@ -78,8 +85,14 @@ def reclassify_inbound(message_id: int):  # type: ignore[no-untyped-def]
     return jsonify(asdict(inbound.get(rt, message_id)))
 
 
-@route("/inbound/<int:message_id>/handled", ["POST"], permission="inbound:write", body=Handled,
-       response=InboundOut, tag="inbound")
+@route(
+    "/inbound/<int:message_id>/handled",
+    ["POST"],
+    permission="inbound:write",
+    body=Handled,
+    response=InboundOut,
+    tag="inbound",
+)
 def handle_inbound(message_id: int):  # type: ignore[no-untyped-def]
     """Mark a message in the human inbox as dealt with (or not)."""
     body = parse_body(Handled)

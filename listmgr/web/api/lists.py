@@ -1,4 +1,5 @@
 """API: /api/lists."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -47,11 +48,18 @@ class ListPatch(BaseModel):
 class ListOut(ListIn):
     model_config = ConfigDict(extra="allow")
     id: int
-    counts: dict[str, int | None]   # null: fewer than "fewer_than" (roles without personal data)
+    counts: dict[str, int | None]  # null: fewer than "fewer_than" (roles without personal data)
 
 
-@route("/lists", ["POST"], permission="lists:write", body=ListIn, response=ListOut,
-       status=201, tag="lists")
+@route(
+    "/lists",
+    ["POST"],
+    permission="lists:write",
+    body=ListIn,
+    response=ListOut,
+    status=201,
+    tag="lists",
+)
 def create_list():  # type: ignore[no-untyped-def]
     """Create a list."""
     body = parse_body(ListIn)
@@ -84,8 +92,14 @@ def _shown(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@route("/lists/<slug>", ["PATCH"], permission="lists:write", body=ListPatch, response=ListOut,
-       tag="lists")
+@route(
+    "/lists/<slug>",
+    ["PATCH"],
+    permission="lists:write",
+    body=ListPatch,
+    response=ListOut,
+    tag="lists",
+)
 def update_list(slug: str):  # type: ignore[no-untyped-def]
     """Change a list's settings."""
     body = parse_body(ListPatch)

@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 document, generated from the route registry's schemas, and its pages."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,21 @@ from listmgr.web.api.base import ROUTES, RouteDoc, bp
 REF = "#/components/schemas/{model}"
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 ERROR_SCHEMA = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {
-        "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                       "field": {"type": "string"}, "detail": {}}}}}
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+                "detail": {},
+            },
+        }
+    },
+}
 _cache: dict[int, dict[str, Any]] = {}
 DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
 
@@ -30,9 +41,11 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     """Flask's /x/<int:id> as OpenAPI's /api/x/{id} with its path parameters."""
     params = []
     for converter, name in PARAM.findall(rule):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} \
-            if converter == "int" \
+        schema: dict[str, Any] = (
+            {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+            if converter == "int"
             else {"type": "string", "minLength": 1}
+        )
         if converter not in ("int", "path"):
             schema["pattern"] = "^[^/]+$"
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -50,13 +63,16 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _query_params(model: type[BaseModel], schema: dict[str, Any],
-                  defs: dict[str, Any]) -> list[dict[str, Any]]:
+def _query_params(
+    model: type[BaseModel], schema: dict[str, Any], defs: dict[str, Any]
+) -> list[dict[str, Any]]:
     if "$ref" in schema:
         schema = defs[schema["$ref"].rsplit("/", 1)[-1]]
     required = set(schema.get("required", []))
-    return [{"name": name, "in": "query", "required": name in required,
-             "schema": _not_null(prop)} for name, prop in schema.get("properties", {}).items()]
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+        for name, prop in schema.get("properties", {}).items()
+    ]
 
 
 def _operation_id(method: str, path: str) -> str:
@@ -70,8 +86,11 @@ def build() -> dict[str, Any]:
         return _cache[len(ROUTES)]
     wanted: list[tuple[type[BaseModel], Any]] = []
     for r in ROUTES:
-        for model, mode in ((r.body, "validation"), (r.query, "validation"),
-                            (r.response, "serialization")):
+        for model, mode in (
+            (r.body, "validation"),
+            (r.query, "validation"),
+            (r.response, "serialization"),
+        ):
             if model is not None and (model, mode) not in wanted:
                 wanted.append((model, mode))
     refs, top = models_json_schema(wanted, ref_template=REF)
@@ -81,20 +100,26 @@ def build() -> dict[str, Any]:
     for r in ROUTES:
         path, params = _path(r.rule)
         for method in r.methods:
-            paths.setdefault(path, {})[method.lower()] = _operation(r, method, path, params,
-                                                                     refs, defs)
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                r, method, path, params, refs, defs
+            )
     doc = {
         "openapi": "3.1.0",
-        "info": {"title": "listmgr API", "version": listmgr.__version__,
-                 "description": "JSON API of listmgr. Authenticate with "
-                                "`Authorization: Bearer <token>` (create tokens in the admin "
-                                "or with `listmgr token create`). Errors are "
-                                '`{"error": {"code", "message", "field"?}}`. Lists are paged '
-                                "with `page` and `per_page` and answer `{items, page, "
-                                "per_page, total}`."},
+        "info": {
+            "title": "listmgr API",
+            "version": listmgr.__version__,
+            "description": "JSON API of listmgr. Authenticate with "
+            "`Authorization: Bearer <token>` (create tokens in the admin "
+            "or with `listmgr token create`). Errors are "
+            '`{"error": {"code", "message", "field"?}}`. Lists are paged '
+            "with `page` and `per_page` and answer `{items, page, "
+            "per_page, total}`.",
+        },
         "paths": paths,
-        "components": {"schemas": defs, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": defs,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "security": [{"bearer": []}],
     }
     _cache.clear()
@@ -102,11 +127,18 @@ def build() -> dict[str, Any]:
     return doc
 
 
-def _operation(r: RouteDoc, method: str, path: str, params: list[dict[str, Any]],
-               refs: dict[Any, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    r: RouteDoc,
+    method: str,
+    path: str,
+    params: list[dict[str, Any]],
+    refs: dict[Any, Any],
+    defs: dict[str, Any],
+) -> dict[str, Any]:
     summary = r.summary.splitlines()[0] if r.summary else ""
     op: dict[str, Any] = {
-        "operationId": _operation_id(method, path), "summary": summary,
+        "operationId": _operation_id(method, path),
+        "summary": summary,
         "tags": r.tags or [path.split("/")[2]],
         "parameters": list(params),
         "x-permission": r.permission or "public",
@@ -117,15 +149,19 @@ def _operation(r: RouteDoc, method: str, path: str, params: list[dict[str, Any]]
         op["parameters"] += _query_params(r.query, refs[(r.query, "validation")], defs)
     if r.body is not None and method in ("POST", "PUT", "PATCH"):
         kind = "multipart/form-data" if r.form else "application/json"
-        op["requestBody"] = {"required": True, "content": {
-            kind: {"schema": refs[(r.body, "validation")]}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {kind: {"schema": refs[(r.body, "validation")]}},
+        }
     ok: dict[str, Any] = {"description": "Success"}
     if r.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(r.response, "serialization")]}}
     elif r.status != 204:
         ok["content"] = {"application/json": {"schema": {}}}
-    error = {"description": "Error", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
+    error = {
+        "description": "Error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     op["responses"] = {str(r.status): ok, "default": error}
     if r.permission is not None:
         op["description"] = f"Needs the `{r.permission}` permission."
@@ -159,11 +195,19 @@ def reference():  # type: ignore[no-untyped-def]
             resp = op["responses"]
             ok_code = next(k for k in resp if k != "default")
             out = resp[ok_code].get("content", {}).get("application/json", {}).get("schema")
-            groups.setdefault(op["tags"][0], []).append({
-                "method": method.upper(), "path": path, "op": op, "ok": ok_code,
-                "body": _resolve(body.get("schema"), doc), "response": _resolve(out, doc)})
-    return render_template("pages/admin/api_docs.html", doc=doc, groups=sorted(groups.items()),
-                           title="API reference")
+            groups.setdefault(op["tags"][0], []).append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "op": op,
+                    "ok": ok_code,
+                    "body": _resolve(body.get("schema"), doc),
+                    "response": _resolve(out, doc),
+                }
+            )
+    return render_template(
+        "pages/admin/api_docs.html", doc=doc, groups=sorted(groups.items()), title="API reference"
+    )
 
 
 def _resolve(schema: Any, doc: dict[str, Any]) -> str:
@@ -175,7 +219,11 @@ def _resolve(schema: Any, doc: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False)
 
 
-for _view, _rule in ((openapi_json, "/openapi.json"), (docs, "/docs"),
-                     (reference, "/docs/reference"), (docs_asset, "/docs/ui/<name>")):
+for _view, _rule in (
+    (openapi_json, "/openapi.json"),
+    (docs, "/docs"),
+    (reference, "/docs/reference"),
+    (docs_asset, "/docs/ui/<name>"),
+):
     _view.permission = None  # type: ignore[attr-defined]  # public: describes, reveals no data
     bp.add_url_rule(_rule, endpoint=_view.__name__, view_func=_view, methods=["GET"])

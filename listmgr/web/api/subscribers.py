@@ -1,4 +1,5 @@
 """API: /api/subscribers."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -67,17 +68,31 @@ class SubscriberOut(BaseModel):
     lists: list[MembershipOut]
 
 
-@route("/subscribers", ["POST"], permission="people:write", body=SubscriberIn,
-       response=SubscriberOut, status=201, tag="subscribers")
+@route(
+    "/subscribers",
+    ["POST"],
+    permission="people:write",
+    body=SubscriberIn,
+    response=SubscriberOut,
+    status=201,
+    tag="subscribers",
+)
 def create_subscriber():  # type: ignore[no-untyped-def]
     """Add a subscriber (confirmed with a consent basis, or pending and sent a confirmation)."""
     body = parse_body(SubscriberIn)
     rt = current_runtime()
     sid = subscribers.create(
-        rt, email=body.email, name=body.name, lists=body.lists, status=body.status,
-        fields=body.fields, interests=body.interests, consent=body.consent,
+        rt,
+        email=body.email,
+        name=body.name,
+        lists=body.lists,
+        status=body.status,
+        fields=body.fields,
+        interests=body.interests,
+        consent=body.consent,
         consents=body.consents.model_dump() if body.consents else None,
-        origin=Origin(source="api", actor=actor(), ip=client_ip()))
+        origin=Origin(source="api", actor=actor(), ip=client_ip()),
+    )
     return jsonify(asdict(subscribers.get(rt, sid))), 201
 
 
@@ -86,21 +101,36 @@ def search_subscribers():  # type: ignore[no-untyped-def]
     """Find subscribers by exact email, or by email/name prefix, list and status."""
     q = parse_query(SubscriberQuery)
     offset, limit = q.bounds()
-    items, total = subscribers.search(current_runtime(), email=q.email, q=q.q,
-                                      list_slug=q.list, status=q.status, offset=offset,
-                                      limit=limit)
+    items, total = subscribers.search(
+        current_runtime(),
+        email=q.email,
+        q=q.q,
+        list_slug=q.list,
+        status=q.status,
+        offset=offset,
+        limit=limit,
+    )
     return paginated([asdict(x) for x in items], total, q)
 
 
-@route("/subscribers/<int:subscriber_id>", permission="people:read", response=SubscriberOut,
-       tag="subscribers")
+@route(
+    "/subscribers/<int:subscriber_id>",
+    permission="people:read",
+    response=SubscriberOut,
+    tag="subscribers",
+)
 def get_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     """One subscriber with memberships, fields, interests and consents."""
     return jsonify(asdict(subscribers.get(current_runtime(), subscriber_id)))
 
 
-@route("/subscribers/<int:subscriber_id>", ["PATCH"], permission="people:write",
-       body=ProfilePatch, tag="subscribers")
+@route(
+    "/subscribers/<int:subscriber_id>",
+    ["PATCH"],
+    permission="people:write",
+    body=ProfilePatch,
+    tag="subscribers",
+)
 def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Edit name, field values (merged; null removes one), interests (replaced), consents."""
     body = parse_body(ProfilePatch)
@@ -108,7 +138,14 @@ def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-de
     consents = None
     if body.consents is not None:
         consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
-    people.update_subscriber(rt, subscriber_id, name=body.name, fields=body.fields,
-                             interests=body.interests, consents=consents, wording=body.consent,
-                             origin=Origin(source="api", actor=actor(), ip=client_ip()))
+    people.update_subscriber(
+        rt,
+        subscriber_id,
+        name=body.name,
+        fields=body.fields,
+        interests=body.interests,
+        consents=consents,
+        wording=body.consent,
+        origin=Origin(source="api", actor=actor(), ip=client_ip()),
+    )
     return jsonify(asdict(subscribers.get(rt, subscriber_id)))
