@@ -76,7 +76,8 @@ class DkimKey:
     key: object
 
     def dns_record(self) -> str:
-        """The TXT record value to publish at SELECTOR._domainkey.DOMAIN."""
+        """The TXT record value to publish at SELECTOR._domainkey.DOMAIN (RFC 6376 3.6.1):
+        `v=DKIM1; k=rsa|ed25519; p=...`, the key type following the private key."""
         public = self.key.public_key()  # type: ignore[attr-defined]
         if self.algorithm == "ed25519-sha256":
             raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -85,6 +86,16 @@ class DkimKey:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+    def zone_line(self) -> str:
+        """The record as a zone-file line: `SELECTOR._domainkey.DOMAIN. IN TXT "..." "..."`."""
+        return f"{self.selector}._domainkey.{self.domain}. IN TXT {txt_strings(self.dns_record())}"
+
+
+def txt_strings(value: str) -> str:
+    """A TXT value as quoted character-strings of at most 255 characters each (RFC 1035 3.3:
+    one string holds 255 bytes; receivers join them). The record has no quotes or backslashes."""
+    return " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255)) or '""'
 
 
 def load_key(domain: str, selector: str, pem: bytes) -> DkimKey:

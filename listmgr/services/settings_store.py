@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import time
@@ -15,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import delete, select
 
 from listmgr.errors import ConfigError, ValidationError
+from listmgr.mail.dkim import load_key
 from listmgr.models import AuditLog, SettingValue, utcnow
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
@@ -498,8 +498,6 @@ def generate_dkim(rt: Runtime, *, selector: str, domain: str = "") -> str:
 
 def dkim_record(rt: Runtime) -> str | None:
     """The DNS TXT record (name and value) for the DKIM key in force, or None."""
-    from cryptography.hazmat.primitives import serialization
-
     settings = effective(rt)
     pem = _stored(rt).get(DKIM_KEY)
     if (
@@ -510,12 +508,5 @@ def dkim_record(rt: Runtime) -> str | None:
         pem = Path(settings.dkim_private_key_path).read_text()
     if not pem or not settings.dkim_selector:
         return None
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     domain = settings.dkim_domain or settings.mail_domain
-    return (
-        f"{settings.dkim_selector}._domainkey.{domain}. IN TXT "
-        f'"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"'
-    )
+    return load_key(domain, settings.dkim_selector, pem.encode()).zone_line()
