@@ -154,3 +154,47 @@ def test_a_refused_sender_fails_no_row(make_runtime, fault_sink):  # type: ignor
     rows = deliveries(rt, cid)
     assert recipients(sink, cid) == {f"m{i}@example.org": 1 for i in range(4)}
     assert {(r.status, r.attempts, r.bounced) for r in rows.values()} == {("sent", 1, False)}
+
+
+def test_refused_recipients_follow_the_bounce_policy(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+    """5.x.x refusals at RCPT suppress the address and record a hard bounce (a policy refusal
+    too); 5.2.2 (mailbox full) fails the row without suppressing."""
+    from listmgr.models import ConsentEvent, Membership, Subscriber
+
+    sink = fault_sink
+    rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.2)
+    make_list(rt, "news")
+    replies = {
+        "unknown": "550 5.1.1 no such user",
+        "policy": "550 5.7.1 refused by policy",
+        "plain": "554 no such user here",
+        "full": "552 5.2.2 mailbox full",
+    }
+    for name in [*replies, "fine"]:
+        person(rt, f"{name}@example.org", ["news"])
+    sink.rcpt_hook = lambda address: replies.get(address.partition("@")[0])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    drain(rt)
+    assert wait_status(rt, cid) == "sent"
+    rows = deliveries(rt, cid)
+    assert {e for e, r in rows.items() if r.status == "failed" and r.bounced} == {
+        f"{n}@example.org" for n in replies
+    }
+    hard = {"unknown@example.org", "policy@example.org", "plain@example.org"}
+    with rt.db.session() as s:
+        assert set(s.scalars(select(Suppression.email))) == hard
+        events = {
+            s.get(Subscriber, e.subscriber_id).email: e  # type: ignore[union-attr]
+            for e in s.scalars(select(ConsentEvent).where(ConsentEvent.kind == "bounce_hard"))
+        }
+        assert set(events) == hard
+        assert all(e.campaign_id == cid and "smtp" in e.detail for e in events.values())
+        bounced = set(
+            s.scalars(
+                select(Subscriber.email)
+                .join(Membership, Membership.subscriber_id == Subscriber.id)
+                .where(Membership.status == "bounced")
+            )
+        )
+    assert bounced == hard

@@ -282,3 +282,39 @@ def rt_db(database_url):  # type: ignore[no-untyped-def]
     from listmgr import runtime
 
     return runtime.build({"database_url": database_url, "secret_key": SECRET}).db.session()
+
+
+def test_dsn_status_classes_follow_the_bounce_policy(rt, people):  # type: ignore[no-untyped-def]
+    """5.x.x is a hard bounce, 4.x.x and 5.2.2 (mailbox full) count as soft ones."""
+    from listmgr.models import Subscriber
+    from listmgr.services import inbound
+
+    def bounce(name: str, status: str, action: str = "failed") -> None:
+        verp = f"bounces+{rt.tokens.bounce(people[name], None, None)}@lists.example.test"
+        inbound.store(
+            rt, dsn(verp=verp, failed=f"{name}@example.com", status=status, action=action)
+        )
+
+    bounce("ann", "5.2.2")
+    bounce("ben", "4.4.7", action="delayed")
+    bounce("cat", "5.7.1")
+    drain(rt)
+    with rt.db.session() as s:
+        soft = {n: s.get(Subscriber, people[n]).soft_bounces for n in ("ann", "ben", "cat")}
+        kinds = dict(
+            s.execute(
+                select(ConsentEvent.subscriber_id, ConsentEvent.kind).where(
+                    ConsentEvent.kind.in_(("bounce_soft", "bounce_hard"))
+                )
+            ).all()
+        )
+    assert soft == {"ann": 1, "ben": 1, "cat": 0}
+    assert kinds == {
+        people["ann"]: "bounce_soft",
+        people["ben"]: "bounce_soft",
+        people["cat"]: "bounce_hard",
+    }
+    assert statuses(rt, people["ann"]) == ["confirmed", "confirmed"]
+    assert statuses(rt, people["cat"]) == ["bounced", "bounced"]
+    assert suppressed(rt, "cat@example.com") == "hard_bounce"
+    assert suppressed(rt, "ann@example.com") is None

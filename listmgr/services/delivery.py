@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from listmgr.errors import ListmgrError
+from listmgr.mail.bounces import HARD, reply_verdict
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
 from listmgr.mail.transport import (
     DevOutboxConnection,
@@ -42,6 +42,7 @@ from listmgr.mail.transport import (
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import ledger as L
+from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
 from listmgr.services.campaign_setup import settings_of
 from listmgr.settings import Settings
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 TIME_BOX = 30.0  # seconds one job sends before handing over to its successor
 CONNECTION_FAILURES = 3  # in a row: stop this job and come back later
 BUSY_RETRY_MS = 200  # all connections busy with another campaign: look again after
-_HARD = re.compile(r"\b5\.1\.\d+\b")  # bad mailbox or domain: a hard bounce
-_ENHANCED = re.compile(r"\b[245]\.\d+\.\d+\b")
 Connection = SmtpConnection | DevOutboxConnection
 
 
@@ -346,10 +345,7 @@ def _send_rows(
                         bounced=True,
                     )
                 )
-                if exc.stage == "rcpt" and (
-                    _HARD.search(str(exc))
-                    or (exc.code in (550, 551, 553) and not _ENHANCED.search(str(exc)))
-                ):
+                if exc.stage == "rcpt" and reply_verdict(exc.code, str(exc)) == HARD:
                     bounces.append((row.subscriber_id, row.list_id, str(exc)))
             else:
                 done.append(_retry(settings, row, exc, conn.server.label))
@@ -501,8 +497,8 @@ def _idle(book: L.Ledger, cid: int) -> int | None:
 
 def _hard_bounces(rt: Runtime, cid: int, bounces: list[tuple[int, int, str]]) -> None:
     """An address the receiving server refused permanently goes on the suppression list."""
-    from listmgr.models import Membership, MemberStatus, Subscriber
-    from listmgr.services.subscriptions import Origin, record, suppress
+    from listmgr.models import Subscriber
+    from listmgr.services.subscriptions import Origin
 
     origin = Origin(source="smtp", actor="system")
     with rt.db.session() as s:
@@ -510,22 +506,12 @@ def _hard_bounces(rt: Runtime, cid: int, bounces: list[tuple[int, int, str]]) ->
             sub = s.get(Subscriber, sid)
             if sub is None:
                 continue
-            for m in s.scalars(
-                select(Membership).where(
-                    Membership.subscriber_id == sid,
-                    Membership.status.in_(
-                        (MemberStatus.confirmed.value, MemberStatus.pending.value)
-                    ),
-                )
-            ):
-                m.status, m.updated_at = MemberStatus.bounced.value, utcnow()
-            suppress(s, sub, "hard_bounce", f"campaign {cid}: {reply}"[:500])
-            record(
+            hard_bounce(
                 s,
-                kind="bounce_hard",
-                subscriber_id=sid,
-                list_id=lid,
+                sub,
                 origin=origin,
+                reason=f"campaign {cid}: {reply}",
+                list_id=lid,
                 campaign_id=cid,
                 detail={"smtp": reply[:500]},
             )

@@ -17,16 +17,15 @@ from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
 from listmgr.models import (
     Delivery,
     InboundMessage,
-    Membership,
-    MemberStatus,
     Outbox,
     Subscriber,
     utcnow,
 )
 from listmgr.runtime import Runtime
 from listmgr.services import inbound_proof, unsubscribe_requests
+from listmgr.services.bounces import hard_bounce, soft_bounce
 from listmgr.services.inbound_proof import NO_PROOF
-from listmgr.services.subscriptions import Origin, record, suppress, unsubscribe_subscriber
+from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 
 MAX_ATTEMPTS = 5
 
@@ -256,49 +255,29 @@ def _bounce(
 ) -> str:
     _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     hard = cls.permanent is not False
+    status = cls.evidence.get("status")
     count = sub.soft_bounces
     if not hard:
-        # Atomic increment: bounces of one person may be processed by several workers at once.
-        count = s.execute(
-            update(Subscriber)
-            .where(Subscriber.id == sub.id)
-            .values(soft_bounces=Subscriber.soft_bounces + 1)
-            .returning(Subscriber.soft_bounces)
-        ).scalar_one()
-        record(
+        count = soft_bounce(
             s,
-            kind="bounce_soft",
-            subscriber_id=sub.id,
-            list_id=cls.list_id,
+            sub,
             origin=origin,
-            inbound_id=row.id,
+            list_id=cls.list_id,
             campaign_id=cls.campaign_id,
-            detail={"count": count, "status": cls.evidence.get("status")},
+            inbound_id=row.id,
+            detail={"status": status},
         )
         if count < rt.settings.soft_bounce_threshold:
             return f"{sub.email}: soft bounce {count}/{rt.settings.soft_bounce_threshold}"
-    now = utcnow()
-    members = list(
-        s.scalars(
-            select(Membership).where(
-                Membership.subscriber_id == sub.id,
-                Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
-            )
-        )
-    )
-    for m in members:
-        m.status = MemberStatus.bounced.value
-        m.updated_at = now
-    suppress(s, sub, "hard_bounce", f"inbound #{row.id}")
-    record(
+    hard_bounce(
         s,
-        kind="bounce_hard",
-        subscriber_id=sub.id,
-        list_id=cls.list_id,
+        sub,
         origin=origin,
-        inbound_id=row.id,
+        reason=f"inbound #{row.id}",
+        list_id=cls.list_id,
         campaign_id=cls.campaign_id,
-        detail={"status": cls.evidence.get("status"), "soft_bounces": count},
+        inbound_id=row.id,
+        detail={"status": status, "soft_bounces": count},
     )
     reason = "hard bounce" if hard else "soft bounce threshold reached"
     return f"{sub.email}: {reason}, suppressed"

@@ -1,6 +1,6 @@
 """Bounces without a readable delivery-status report: flufl.bounce's detectors, then
 mailer-daemon heuristics (who sent it, what the subject and the notice say). Also the
-bounce verdict the report rules share."""
+bounce result the report rules share; hard or soft is listmgr.mail.bounces's verdict."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from email.message import Message
 from typing import Any
 
+from listmgr.mail.bounces import HARD, SOFT, STATUS_RE, statuses_verdict
 from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.autoreply import autoreply_signal
 from listmgr.mail.inbound.classification import Classification
@@ -30,8 +31,6 @@ FLUFL_LIMIT = 1_000_000  # bytes of a message handed to flufl.bounce's detectors
 
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)  # it logs every detector run
 
-
-STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 SMTP_CODE_RE = re.compile(r"(?:^|[\s:(\[\"'])([45])\d\d(?=[\s\-:)\]])", re.MULTILINE)
 
@@ -154,9 +153,10 @@ def rule_bounce(ctx: Context) -> Classification | None:
     statuses = [m.group(0) for m in STATUS_RE.finditer(notice)][:10]
     codes = [m.group(1) for m in SMTP_CODE_RE.finditer(notice)]
     temporary_text = TEMPORARY_TEXT_RE.search(subject + "\n" + notice[:8000])
-    if any(s.startswith("5") and s != "5.2.2" for s in statuses):  # 5.2.2 mailbox full: soft
+    verdict = statuses_verdict(statuses)
+    if verdict == HARD:
         hard = True
-    elif any(s.startswith("4") for s in statuses) or temporary_text:
+    elif verdict == SOFT or temporary_text:
         hard = False
     else:
         hard = "5" in codes or bool(HARD_TEXT_RE.search(notice[:8000]))

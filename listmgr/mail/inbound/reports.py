@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from listmgr.mail.inbound.bounces import STATUS_RE, bounce_result
+from listmgr.mail.bounces import HARD, SOFT, STATUS_RE, status_verdict
+from listmgr.mail.inbound.bounces import bounce_result
 from listmgr.mail.inbound.classification import Classification
 from listmgr.mail.inbound.context import Context
 from listmgr.mail.inbound.message import TEXT_LIMIT, addresses, block_fields, ctype, header, walk
@@ -233,9 +234,10 @@ def rule_dsn(ctx: Context) -> Classification | None:
             ):
                 delivered.extend(addrs)
                 continue
-            if action.startswith("delayed") or cls == "4":
+            verdict = status_verdict(status.group(0)) if status else None
+            if action.startswith("delayed") or verdict == SOFT:
                 permanent = False
-            elif cls == "5" or action.startswith(("fail", "error")):
+            elif verdict == HARD or action.startswith(("fail", "error")):
                 permanent = True
             else:
                 continue
