@@ -81,7 +81,17 @@ def test_confirmation_and_notice_headers(rt, client, sink):  # type: ignore[no-u
 
 
 @pytest.mark.parametrize(
-    "field", ["subject", "from_name", "to_email", "list_id", "unsubscribe_url", "reply_to"]
+    "field",
+    [
+        "subject",
+        "from_name",
+        "to_name",
+        "to_email",
+        "list_id",
+        "unsubscribe_url",
+        "unsubscribe_mailto",
+        "reply_to",
+    ],
 )
 @pytest.mark.parametrize(
     "evil", ["a\r\nBcc: x@example.org", "a\nX: y", "a\rb", "a\x00b", "a\u2028b"]
@@ -121,4 +131,35 @@ def test_long_unicode_subject_is_folded_and_round_trips():  # type: ignore[no-un
         assert len(line) <= 998
     msg = message_from_bytes(data, policy=default_policy)
     assert msg["Subject"] == subject
-    assert msg.get_body(("plain",)).get_content().rstrip("\n") == "x" * 2000
+    # the body ends with a line break, CRLF on the wire (the parser keeps the CR)
+    assert msg.get_body(("plain",)).get_content().rstrip("\r\n") == "x" * 2000
+    assert msg.get_body(("html",)).get_content().rstrip("\r\n") == "<p>ü</p>" * 300
+
+
+def test_list_headers_go_out_unencoded_and_names_round_trip():  # type: ignore[no-untyped-def]
+    url = "https://lists.example.org/u/" + "T" * 150
+    data = compose.build(
+        compose.Mail(
+            from_name='Zoë "Boss", Inc',
+            from_email="f@example.org",
+            to_email="t@example.org",
+            to_name="Ann, the admin",
+            subject="Hi",
+            text="t",
+            html="<p>h</p>",
+            mail_domain="example.org",
+            list_id=compose.list_id_header("News", "news", "example.org"),
+            unsubscribe_url=url,
+            unsubscribe_mailto="unsubscribe+tok@example.org",
+        )
+    )
+    assert data.isascii()
+    lines = raw_headers(data)
+    unsubscribe = f"<{url}>, <mailto:unsubscribe+tok@example.org?subject=unsubscribe>"
+    assert f"List-Unsubscribe: {unsubscribe}".encode() in lines
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+    assert b'List-Id: "News" <news.example.org>' in lines
+    msg = message_from_bytes(data, policy=default_policy)
+    assert msg["From"].addresses[0].display_name == 'Zoë "Boss", Inc'
+    assert msg["To"].addresses[0].display_name == "Ann, the admin"
+    assert msg.get_body(("html",)).get_content().rstrip("\r\n") == "<p>h</p>"

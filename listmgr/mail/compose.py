@@ -1,21 +1,24 @@
-"""Plain data -> RFC 5322 bytes: headers, text+HTML parts, footer. Pure; no I/O.
-
-Messages are assembled by hand from prepared parts (the standard library's EmailMessage costs
-over a millisecond per message): shared parts are encoded once, per-recipient parts filled in.
+"""Transactional mail, one message at a time: plain data -> RFC 5322 bytes through the
+standard library's EmailMessage (policy SMTP: CRLF line ends, headers folded and RFC 2047
+encoded). Pure; no I/O. Campaigns have their own measured encoder (campaign.py), which shares
+the header checks below.
 """
 
 from __future__ import annotations
 
-import base64
-import email.quoprimime
 import uuid
 from dataclasses import dataclass, field
 from email.header import Header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formataddr, formatdate
 
 from listmgr.errors import ValidationError
 
-CRLF = "\r\n"
+# Raw headers (List-*) go out as given: refolding would turn a long URL into encoded words.
+POLICY = SMTP.clone(refold_source="none")
+BODY_LINE_LIMIT = 900  # longer lines, or non-ASCII text, go quoted-printable
 
 
 class HeaderInjection(ValidationError):
@@ -29,16 +32,6 @@ def clean_header(value: str, name: str = "header") -> str:
     return value
 
 
-def encode_header(value: str, name: str = "Subject") -> str:
-    """RFC 2047-encode a header value when it is not plain ASCII; fold long values."""
-    clean_header(value, name)
-    if value.isascii() and len(value) + len(name) + 2 <= 78:
-        return value
-    return Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name).encode(
-        linesep=CRLF
-    )
-
-
 def address(name: str, email: str) -> str:
     """A From/To/Reply-To value: display name encoded when needed, no injection."""
     clean_header(name, "name")
@@ -46,23 +39,6 @@ def address(name: str, email: str) -> str:
     if not name:
         return email
     return formataddr((name, email), charset="utf-8")
-
-
-def encode_text_part(body: str, subtype: str) -> bytes:
-    """A text/<subtype> MIME part, quoted-printable UTF-8, CRLF line ends."""
-    normalized = body.replace("\r\n", "\n").replace("\r", "\n")
-    if normalized.isascii() and all(len(line) <= 900 for line in normalized.split("\n")):
-        encoded = normalized.replace("\n", CRLF)
-        cte = "7bit"
-    else:
-        latin = normalized.encode("utf-8").decode("latin-1")
-        encoded = email.quoprimime.body_encode(latin, maxlinelen=76, eol=CRLF)
-        cte = "quoted-printable"
-    head = (
-        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
-        f"Content-Transfer-Encoding: {cte}{CRLF}{CRLF}"
-    )
-    return (head + encoded + CRLF).encode("ascii")
 
 
 def message_id(domain: str) -> str:
@@ -97,71 +73,77 @@ def list_id_header(list_name: str, slug: str, mail_domain: str) -> str:
     return f'"{phrase}" <{slug}.{mail_domain}>' if phrase else f"<{slug}.{mail_domain}>"
 
 
-def unsubscribe_headers(url: str, mailto: str) -> list[tuple[str, str]]:
-    """RFC 2369 List-Unsubscribe with https and mailto, plus RFC 8058 one-click."""
-    clean_header(url, "unsubscribe url")
-    clean_header(mailto, "unsubscribe mailto")
-    value = f"<{url}>"
-    if mailto:
-        value += f", <mailto:{mailto}?subject=unsubscribe>"
-    return [("List-Unsubscribe", value), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
-
-
-def headers_for(mail: Mail) -> list[tuple[str, str]]:
-    """Every header of a message, in order, each value already encoded and checked."""
-    hdrs: list[tuple[str, str]] = [
-        ("From", address(mail.from_name, mail.from_email)),
-        ("To", address(mail.to_name, mail.to_email)),
-        ("Subject", encode_header(mail.subject)),
-        ("Date", formatdate(usegmt=True)),
-        ("Message-ID", message_id(mail.mail_domain)),
-        ("MIME-Version", "1.0"),
-    ]
-    if mail.reply_to:
-        hdrs.append(("Reply-To", address("", mail.reply_to)))
+def _list_headers(mail: Mail) -> list[tuple[str, str]]:
+    """List-Id (RFC 2919), List-Unsubscribe with https and mailto (RFC 2369) and one-click
+    (RFC 8058): ASCII, sent as they are (checked for line breaks first)."""
+    out: list[tuple[str, str]] = []
     if mail.list_id:
-        hdrs.append(("List-Id", encode_header(mail.list_id, "List-Id")))
+        value = mail.list_id
+        if not value.isascii():
+            value = Header(value, "utf-8", header_name="List-Id").encode(linesep="\r\n")
+        out.append(("List-Id", value))
     if mail.unsubscribe_url:
-        hdrs.extend(unsubscribe_headers(mail.unsubscribe_url, mail.unsubscribe_mailto))
-    if mail.auto_submitted:
-        hdrs.append(("Auto-Submitted", clean_header(mail.auto_submitted)))
-    if mail.precedence:
-        hdrs.append(("Precedence", clean_header(mail.precedence)))
+        value = f"<{mail.unsubscribe_url}>"
+        if mail.unsubscribe_mailto:
+            value += f", <mailto:{mail.unsubscribe_mailto}?subject=unsubscribe>"
+        out.append(("List-Unsubscribe", value))
+        out.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return out
+
+
+def _check(mail: Mail) -> None:
+    """Refuse line breaks and control characters in every header value, naming the field."""
+    for name in (
+        "from_name",
+        "from_email",
+        "to_name",
+        "to_email",
+        "subject",
+        "reply_to",
+        "list_id",
+        "unsubscribe_url",
+        "unsubscribe_mailto",
+        "auto_submitted",
+        "precedence",
+    ):
+        clean_header(getattr(mail, name), name)
     for name, value in mail.extra_headers:
-        hdrs.append((clean_header(name, "header name"), encode_header(value, name)))
-    return hdrs
+        clean_header(name, "header name")
+        clean_header(value, name)
 
 
-def assemble(
-    headers: list[tuple[str, str]],
-    parts: list[bytes],
-    boundary: str | None = None,
-    subtype: str = "alternative",
-) -> bytes:
-    """Join encoded headers and ready MIME parts into one multipart message."""
-    boundary = boundary or "=_lm_" + uuid.uuid4().hex
-    head = "".join(f"{name}: {value}{CRLF}" for name, value in headers)
-    head += f'Content-Type: multipart/{subtype}; boundary="{boundary}"{CRLF}{CRLF}'
-    delimiter = f"--{boundary}{CRLF}".encode("ascii")
-    out = [head.encode("ascii"), b"This is a multi-part message in MIME format." + b"\r\n"]
-    for part in parts:
-        out.append(delimiter)
-        out.append(part)
-    out.append(f"--{boundary}--{CRLF}".encode("ascii"))
-    return b"".join(out)
+def _text_part(text: str) -> tuple[str, str]:
+    """The text with LF line ends and its transfer encoding (7bit when it can be)."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    plain = normalized.isascii() and all(
+        len(line) <= BODY_LINE_LIMIT for line in normalized.split("\n")
+    )
+    return normalized, "7bit" if plain else "quoted-printable"
 
 
 def build(mail: Mail) -> bytes:
     """The complete message as bytes: multipart/alternative with text then HTML."""
-    return assemble(
-        headers_for(mail),
-        [encode_text_part(mail.text, "plain"), encode_text_part(mail.html, "html")],
-    )
-
-
-def b64_part(data: bytes, content_type: str) -> bytes:
-    """A base64 MIME part (for attachments such as a data export)."""
-    body = base64.encodebytes(data).decode("ascii").replace("\n", CRLF)
-    return (
-        f"Content-Type: {content_type}{CRLF}Content-Transfer-Encoding: base64{CRLF}{CRLF}{body}"
-    ).encode("ascii")
+    _check(mail)
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = Address(mail.from_name, addr_spec=mail.from_email)
+    msg["To"] = Address(mail.to_name, addr_spec=mail.to_email)
+    msg["Subject"] = mail.subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = message_id(mail.mail_domain)
+    if mail.reply_to:
+        msg["Reply-To"] = Address(addr_spec=mail.reply_to)
+    for name, value in _list_headers(mail):
+        msg.set_raw(name, value)
+    if mail.auto_submitted:
+        msg["Auto-Submitted"] = mail.auto_submitted
+    if mail.precedence:
+        msg["Precedence"] = mail.precedence
+    for name, value in mail.extra_headers:
+        msg[name] = value
+    text, cte = _text_part(mail.text)
+    msg.set_content(text, cte=cte)
+    html, cte = _text_part(mail.html)
+    msg.add_alternative(html, subtype="html", cte=cte)
+    for part in msg.iter_parts():
+        del part["MIME-Version"]  # the message says it once
+    return msg.as_bytes()
