@@ -160,3 +160,17 @@ def test_urls():  # type: ignore[no-untyped-def]
     for bad in ("http://x", "smtp://", "smtp://h:notaport", "smtp://h?rate=fast"):
         with pytest.raises(ConfigError):
             parse_smtp_urls(bad)
+
+
+def test_without_servers_mail_goes_to_the_dev_outbox_sink():  # type: ignore[no-untyped-def]
+    captured: list[tuple[str, list[str], bytes]] = []
+    t = Transport("", lambda mail_from, rcpts, data: captured.append((mail_from, rcpts, data)))
+    assert t.send_one("a@example.org", "b@example.org", MESSAGE) == "dev-outbox:0"
+    conn = t.connection()
+    list(conn.steps("", "c@example.org", MESSAGE))
+    assert captured == [
+        ("a@example.org", ["b@example.org"], MESSAGE),
+        ("", ["c@example.org"], MESSAGE),
+    ]
+    with pytest.raises(ConfigError, match="no SMTP server"):
+        Transport("").send_one("a@example.org", "b@example.org", MESSAGE)

@@ -1,6 +1,7 @@
 """The only SMTP client: server URLs, kept-open connections, throttling, failure classes.
 
-With no LISTMGR_SMTP_URL, mail goes to the embedded dev outbox (stored, shown in the admin).
+With no LISTMGR_SMTP_URL, mail goes to the embedded dev outbox: a sink the caller passes in
+(services/devmail.py stores each message, the admin shows it).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from listmgr.errors import ConfigError
+
+# (envelope sender, recipients, message): where mail goes when no SMTP server is configured
+DevSink = Callable[[str, list[str], bytes], None]
 
 
 class TemporaryFailure(Exception):
@@ -409,28 +411,15 @@ class SmtpConnection:
 
 
 class DevOutboxConnection:
-    """The embedded dev outbox: stores each message so the admin can show it."""
+    """The embedded dev outbox: hands each message to the sink the caller gave (the service
+    that stores it so the admin can show it) instead of sending it."""
 
-    def __init__(self, db) -> None:  # type: ignore[no-untyped-def]
-        self.db = db
+    def __init__(self, sink: DevSink) -> None:
+        self.sink = sink
         self.server = SmtpServer(host="dev-outbox", port=0)
 
     def send(self, mail_from: str, rcpt: str | list[str], data: bytes) -> None:
-        from listmgr.models import DevMail
-
-        rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
-        subject = str(BytesHeaderParser(policy=default_policy).parsebytes(data).get("Subject", ""))[
-            :1000
-        ]
-        with self.db.session() as s:
-            s.add(
-                DevMail(
-                    mail_from=mail_from[:500],
-                    rcpt_to=", ".join(rcpts)[:500],
-                    subject=subject,
-                    raw=data,
-                )
-            )
+        self.sink(mail_from, [rcpt] if isinstance(rcpt, str) else rcpt, data)
 
     def ensure_open(self) -> None:
         pass
@@ -473,13 +462,13 @@ class Transport:
     def __init__(
         self,
         smtp_url: str,
-        db=None,
-        rate: float = 0,  # type: ignore[no-untyped-def]
+        dev_outbox: DevSink | None = None,
+        rate: float = 0,
         rate_per_server: float = 0,
         throttle_factory: Any = None,
     ) -> None:
         self.servers = parse_smtp_urls(smtp_url) if smtp_url.strip() else []
-        self.db = db
+        self.dev_outbox = dev_outbox
         # throttle_factory(name, rate) may share the limits between processes (SharedThrottle).
         make = throttle_factory or (lambda _name, r: Throttle(r))
         self.throttle = make("all", rate)
@@ -493,7 +482,9 @@ class Transport:
     def connection(self) -> SmtpConnection | DevOutboxConnection:
         """A new connection, spreading connections over the servers round-robin."""
         if not self.servers:
-            return DevOutboxConnection(self.db)
+            if self.dev_outbox is None:
+                raise ConfigError("no SMTP server is configured (smtp_url) and no dev outbox")
+            return DevOutboxConnection(self.dev_outbox)
         with self._lock:
             server = self.servers[self._counter % len(self.servers)]
             self._counter += 1

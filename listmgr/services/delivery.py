@@ -41,6 +41,7 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
+from listmgr.services import devmail
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
@@ -61,7 +62,7 @@ class SenderPool:
         self.key = _pool_key(settings)
         self.transport = Transport(
             settings.smtp_url,
-            db,
+            devmail.sink(db),
             settings.send_rate,
             settings.send_rate_per_server,
             throttle_factory=_shared_throttles(settings),

@@ -12,6 +12,7 @@ from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from listmgr.models import MailingList, Membership, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
+from listmgr.services import devmail
 from listmgr.services.subscriptions import manage_token
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
@@ -25,7 +26,7 @@ def transport(rt: Runtime) -> Transport:
     t = rt.state.get("transport")
     if t is None:
         s = rt.settings
-        t = Transport(s.smtp_url, rt.db, s.send_rate, s.send_rate_per_server)
+        t = Transport(s.smtp_url, devmail.sink(rt.db), s.send_rate, s.send_rate_per_server)
         rt.state["transport"] = t
     return t
 

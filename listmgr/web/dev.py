@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
-from sqlalchemy import func, select
 
 from listmgr.app import current_runtime
-from listmgr.models import DevMail
+from listmgr.services import devmail
 from listmgr.web import mailview
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
@@ -33,9 +32,9 @@ def _guard():  # type: ignore[no-untyped-def]
 
 @bp.get("/outbox")
 def outbox():  # type: ignore[no-untyped-def]
-    with current_runtime().db.session() as s:
-        mails = list(s.scalars(select(DevMail).order_by(DevMail.id.desc()).limit(200)))
-        total = s.scalar(select(func.count(DevMail.id)))
+    rt = current_runtime()
+    mails = devmail.newest(rt, limit=200)
+    total = devmail.count(rt)
     return render_template("pages/dev/outbox.html", mails=mails, total=total)
 
 

@@ -12,6 +12,7 @@ from flask import Response, abort
 
 from listmgr.app import current_runtime
 from listmgr.models import DevMail
+from listmgr.services import devmail
 
 SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -27,11 +28,10 @@ class MailView:
 
 def load(mail_id: int) -> DevMail:
     """The captured mail, or a 404 page."""
-    with current_runtime().db.session() as s:
-        row = s.get(DevMail, mail_id)
-        if row is None:
-            abort(404)
-        return row
+    row = devmail.get(current_runtime(), mail_id)
+    if row is None:
+        abort(404)
+    return row
 
 
 def view(row: DevMail) -> MailView:

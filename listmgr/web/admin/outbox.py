@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Response, abort, render_template
-from sqlalchemy import func, select
 
 from listmgr.app import current_runtime
-from listmgr.models import DevMail
+from listmgr.services import devmail
 from listmgr.web import mailview
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
@@ -24,16 +23,9 @@ def outbox():  # type: ignore[no-untyped-def]
     """Captured mails, newest first."""
     _embedded()
     page = _ui.page_number()
-    with current_runtime().db.session() as s:
-        total = s.scalar(select(func.count(DevMail.id))) or 0
-        mails = list(
-            s.scalars(
-                select(DevMail)
-                .order_by(DevMail.id.desc())
-                .offset((page - 1) * _ui.PER_PAGE)
-                .limit(_ui.PER_PAGE)
-            )
-        )
+    rt = current_runtime()
+    total = devmail.count(rt)
+    mails = devmail.newest(rt, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
     return render_template(
         "pages/admin/outbox.html",
         mails=mails,
