@@ -73,16 +73,17 @@ class DkimKey:
     domain: str
     selector: str
     algorithm: str  # rsa-sha256 | ed25519-sha256
-    key: object
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
     def dns_record(self) -> str:
         """The TXT record value to publish at SELECTOR._domainkey.DOMAIN (RFC 6376 3.6.1):
         `v=DKIM1; k=rsa|ed25519; p=...`, the key type following the private key."""
-        public = self.key.public_key()  # type: ignore[attr-defined]
-        if self.algorithm == "ed25519-sha256":
-            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            raw = self.key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
             return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
-        der = public.public_bytes(
+        der = self.key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
@@ -126,9 +127,9 @@ class DkimSigner:
 
     def _sign(self, data: bytes) -> bytes:
         key = self.key.key
-        if self.key.algorithm == "ed25519-sha256":
-            return key.sign(hashlib.sha256(data).digest())  # type: ignore[attr-defined]
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(hashlib.sha256(data).digest())
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     def header(
         self, headers: list[tuple[str, str]], body: bytes, timestamp: int | None = None

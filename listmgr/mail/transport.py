@@ -135,7 +135,8 @@ return {slot, now}
 
     def reserve(self) -> tuple[int, int]:
         """(reserved slot, Redis now), in microseconds."""
-        slot, now = self._script(keys=[self.key], args=[self.interval_us])  # type: ignore[misc]
+        assert self._script is not None  # only a rate-limited throttle reserves slots
+        slot, now = self._script(keys=[self.key], args=[self.interval_us])
         return int(slot), int(now)
 
     def wait(self) -> None:
@@ -374,7 +375,9 @@ class SmtpConnection:
             end = buf.find(b"\n")
             if end < 0:
                 if smtp.file is None:
-                    smtp.file = smtp.sock.makefile("rb")  # type: ignore[union-attr]
+                    if smtp.sock is None:
+                        raise smtplib.SMTPServerDisconnected("please run connect() first")
+                    smtp.file = smtp.sock.makefile("rb")
                 chunk = smtp.file.read1(65536)
                 if not chunk:
                     self._rbuf = b""

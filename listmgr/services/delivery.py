@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from listmgr.errors import ListmgrError
 from listmgr.mail.bounces import HARD, reply_verdict
@@ -119,7 +120,7 @@ def _pool(rt: Runtime, settings: Settings) -> SenderPool:
         if pool is None or pool.key != _pool_key(settings):
             pool = SenderPool(settings, rt.db)  # connections of an old pool close on release
             rt.state["campaign_pool"] = pool
-        return pool  # type: ignore[no-any-return]
+        return pool
 
 
 _state_lock = threading.Lock()
@@ -144,12 +145,13 @@ def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
         settings.default_postal_address,
     )
     cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
-    plan = cache.get(int(row.id))  # type: ignore[arg-type]
+    assert row.id is not None  # a stored campaign
+    plan = cache.get(row.id)
     if plan is None or plan.key != key:
         with rt.db.session() as s:
             renderer, list_ids = build_renderer(rt, s, row, settings)
         plan = _Plan(renderer, list_ids, key)
-        cache[int(row.id)] = plan  # type: ignore[arg-type]
+        cache[row.id] = plan
     return plan
 
 
@@ -175,7 +177,7 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
             s.scalar(
                 select(func.count())
                 .select_from(Campaign)
-                .where(Campaign.status == CampaignStatus.sending.value)
+                .where(col(Campaign.status) == CampaignStatus.sending.value)
             )
             or 1
         )
@@ -381,7 +383,7 @@ def _round(
     cannot be built fail into `done` (after `stop_after` template failures the round ends: the
     campaign is about to pause); a connection that cannot connect leaves `live` and its row
     goes back to the front of `pending`."""
-    batch = []
+    batch: list[tuple[Connection, L.Claimed, Outgoing]] = []
     for conn in turn:
         out = None
         while pending and out is None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
@@ -55,7 +56,9 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
     envelope_from = " ".join(envelope_from.split())[:500]
     envelope_to = " ".join(envelope_to.split())[:500]
     with rt.db.session() as s:
-        existing = s.scalar(select(InboundMessage.id).where(InboundMessage.sha256 == digest))
+        existing = s.scalar(
+            select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
+        )
         if existing is not None:
             return Stored(existing, True)
     try:
@@ -70,19 +73,15 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
             )
             s.add(row)
             s.flush()
-            new_id = int(row.id)  # type: ignore[arg-type]
+            assert row.id is not None
+            new_id = row.id
     except IntegrityError:  # the same message arrived twice at the same moment
         with rt.db.session() as s:
-            return Stored(
-                int(
-                    s.scalar(
-                        select(InboundMessage.id).where(  # type: ignore[arg-type]
-                            InboundMessage.sha256 == digest
-                        )
-                    )
-                ),
-                True,
+            first = s.scalar(
+                select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
             )
+            assert first is not None
+            return Stored(first, True)
     rt.enqueue("process_inbound", new_id)
     return Stored(new_id, False)
 
@@ -112,8 +111,8 @@ class Outcome:
 
 def needs_human() -> Any:
     """Inbox condition: not understood, or a request that changed nobody for lack of proof."""
-    return (InboundMessage.handled.is_(False)) & (
-        (InboundMessage.kind == "other") | (InboundMessage.proof == NO_PROOF)
+    return (col(InboundMessage.handled).is_(False)) & (
+        (col(InboundMessage.kind) == "other") | (col(InboundMessage.proof) == NO_PROOF)
     )
 
 
@@ -157,8 +156,8 @@ def _act(
     return Outcome(
         "; ".join(done),
         proof,
-        int(subs[0].id),
-        cls.list_id,  # type: ignore[arg-type]
+        subs[0].id,
+        cls.list_id,
         cls.campaign_id,
         tuple(outbox),
     )
@@ -240,7 +239,10 @@ def _flag_delivery(
     if campaign_id and subscriber_id:
         s.execute(
             update(Delivery)
-            .where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == subscriber_id)
+            .where(
+                col(Delivery.campaign_id) == campaign_id,
+                col(Delivery.subscriber_id) == subscriber_id,
+            )
             .values(**flags)
         )
 
@@ -300,7 +302,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         # Lock the row so two workers cannot act on it at once (SQLite serializes writers).
         s.execute(
             update(InboundMessage)
-            .where(InboundMessage.id == message_id)
+            .where(col(InboundMessage.id) == message_id)
             .values(attempts=InboundMessage.attempts + 1)
         )
         s.refresh(row)
@@ -350,8 +352,10 @@ def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:
     process(rt, message_id, force_kind=kind)
     with rt.db.session() as s:
         row = s.get(InboundMessage, message_id)
-        row.evidence = {**row.evidence, "reclassified_by": actor}  # type: ignore[union-attr]
-        row.handled = True  # type: ignore[union-attr]
+        if row is None:
+            raise NotFound("no such inbound message")
+        row.evidence = {**row.evidence, "reclassified_by": actor}
+        row.handled = True
 
 
 def mark_handled(rt: Runtime, message_id: int, handled: bool = True) -> None:
@@ -367,9 +371,12 @@ def requeue(rt: Runtime) -> int:
     with rt.db.session() as s:
         ids = list(
             s.scalars(
-                select(InboundMessage.id)
-                .where(InboundMessage.status == "stored", InboundMessage.attempts < MAX_ATTEMPTS)
-                .order_by(InboundMessage.id)
+                select(col(InboundMessage.id))
+                .where(
+                    col(InboundMessage.status) == "stored",
+                    col(InboundMessage.attempts) < MAX_ATTEMPTS,
+                )
+                .order_by(col(InboundMessage.id))
                 .limit(10000)
             )
         )
@@ -403,10 +410,11 @@ def _info(row: InboundMessage) -> InboundInfo:
         subject = " ".join(str(head.get("Subject", "") or "").split())[:300]
     except Exception:
         subject = ""
+    assert row.id is not None
     return InboundInfo(
-        int(row.id),
+        row.id,
         row.received_at.isoformat(),
-        row.message_id,  # type: ignore[arg-type]
+        row.message_id,
         row.envelope_from,
         row.envelope_to,
         row.size,
@@ -437,14 +445,14 @@ def list_messages(
     if inbox:
         query = query.where(needs_human())
     if proof is not None:
-        query = query.where(InboundMessage.proof == proof)
+        query = query.where(col(InboundMessage.proof) == proof)
     if kind:
-        query = query.where(InboundMessage.kind == kind)
+        query = query.where(col(InboundMessage.kind) == kind)
     if handled is not None:
-        query = query.where(InboundMessage.handled == handled)
+        query = query.where(col(InboundMessage.handled) == handled)
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = s.scalars(query.order_by(InboundMessage.id.desc()).offset(offset).limit(limit))
+        rows = s.scalars(query.order_by(col(InboundMessage.id).desc()).offset(offset).limit(limit))
         return [_info(r) for r in rows], total
 
 
@@ -476,4 +484,4 @@ def raw(rt: Runtime, message_id: int) -> bytes:
 def inbox_count(rt: Runtime) -> int:
     """Messages waiting for a human."""
     with rt.db.session() as s:
-        return s.scalar(select(func.count(InboundMessage.id)).where(needs_human())) or 0
+        return s.scalar(select(func.count(col(InboundMessage.id))).where(needs_human())) or 0

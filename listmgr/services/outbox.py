@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
@@ -36,18 +37,20 @@ def _confirm_token(db: Session, rt: Runtime, sub: Subscriber, lst: MailingList) 
     says it was used)."""
     nonce = (
         db.scalar(
-            select(Membership.confirm_nonce).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+            select(col(Membership.confirm_nonce)).where(
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         or ""
     )
-    return rt.tokens.confirm(sub.id, lst.id, nonce)  # type: ignore[arg-type]
+    assert sub.id is not None and lst.id is not None  # stored rows
+    return rt.tokens.confirm(sub.id, lst.id, nonce)
 
 
 def _data_link_urls(rt: Runtime, sub: Subscriber) -> dict[str, Any]:
     """The single-use export and erase links (one token; whichever is used first spends it)."""
-    token = rt.tokens.data_link(sub.id, sub.link_epoch, sub.access_nonce)  # type: ignore[arg-type]
+    assert sub.id is not None  # a stored row
+    token = rt.tokens.data_link(sub.id, sub.link_epoch, sub.access_nonce)
     return {
         "export_url": rt.url(f"/p/{token}/export"),
         "erase_url": rt.url(f"/p/{token}/erase"),
@@ -83,11 +86,8 @@ def _compose(
             ctx.update(_data_link_urls(rt, sub))
     if sub is not None and lst is not None:
         ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
-        token = rt.tokens.unsubscribe(
-            sub.id,
-            lst.id,  # type: ignore[arg-type]
-            epoch=sub.link_epoch,
-        )
+        assert sub.id is not None and lst.id is not None  # stored rows
+        token = rt.tokens.unsubscribe(sub.id, lst.id, epoch=sub.link_epoch)
         ctx["unsubscribe_url"] = rt.url(f"/u/{token}")
         if row.kind in LIST_MAIL:
             unsubscribe_url = ctx["unsubscribe_url"]
@@ -95,7 +95,8 @@ def _compose(
     if row.kind == "unsubscribe_request" and sub is not None:
         # the link that confirms an unsubscribe request that came by e-mail without proof
         inbound_id = int(row.payload.get("inbound_id") or 0)
-        token = rt.tokens.unsubscribe_request(sub.id, inbound_id)  # type: ignore[arg-type]
+        assert sub.id is not None  # a stored row
+        token = rt.tokens.unsubscribe_request(sub.id, inbound_id)
         ctx["request_url"] = rt.url(f"/u/request/{token}")
     ctx.update({k: v for k, v in row.payload.items() if isinstance(v, str)})
     subject, text, html = transactional.render(row.kind, ctx)
@@ -117,9 +118,9 @@ def _compose(
     )
     if row.kind in AUTO_REPLIES:
         envelope = ""  # null sender: nothing bounces back, no loops
-    elif sub is not None:
+    elif sub is not None and sub.id is not None:
         envelope = (
-            f"bounces+{rt.tokens.bounce(sub.id, None, lst.id if lst else None)}@{s.mail_domain}"  # type: ignore[arg-type]
+            f"bounces+{rt.tokens.bounce(sub.id, None, lst.id if lst else None)}@{s.mail_domain}"
         )
     else:
         envelope = from_email
@@ -135,21 +136,24 @@ def send(rt: Runtime, outbox_id: int) -> None:
         if row is None or row.status in ("sent", "failed"):
             return
         was_in_flight = row.status == "sending"
-        claimed = s.execute(
-            update(Outbox)
-            .where(
-                Outbox.id == outbox_id,
-                or_(
-                    Outbox.status == "pending",
-                    (Outbox.status == "sending") & (Outbox.lease_until < now),
-                ),
-            )
-            .values(
-                status="sending",
-                lease_until=lease,
-                attempts=Outbox.attempts + 1,
-                possibly_duplicate=Outbox.possibly_duplicate | was_in_flight,
-            )
+        claimed = cast(
+            "CursorResult[Any]",
+            s.execute(
+                update(Outbox)
+                .where(
+                    col(Outbox.id) == outbox_id,
+                    or_(
+                        col(Outbox.status) == "pending",
+                        (col(Outbox.status) == "sending") & (col(Outbox.lease_until) < now),
+                    ),
+                )
+                .values(
+                    status="sending",
+                    lease_until=lease,
+                    attempts=Outbox.attempts + 1,
+                    possibly_duplicate=Outbox.possibly_duplicate | was_in_flight,
+                )
+            ),
         ).rowcount
         if not claimed:
             return
@@ -166,7 +170,7 @@ def send(rt: Runtime, outbox_id: int) -> None:
         with rt.db.session() as s:
             s.execute(
                 update(Outbox)
-                .where(Outbox.id == outbox_id)
+                .where(col(Outbox.id) == outbox_id)
                 .values(
                     status="failed" if give_up else "pending",
                     lease_until=None,
@@ -180,14 +184,14 @@ def send(rt: Runtime, outbox_id: int) -> None:
         with rt.db.session() as s:
             s.execute(
                 update(Outbox)
-                .where(Outbox.id == outbox_id)
+                .where(col(Outbox.id) == outbox_id)
                 .values(status="failed", lease_until=None, last_error=str(exc)[:1000])
             )
         return
     with rt.db.session() as s:
         s.execute(
             update(Outbox)
-            .where(Outbox.id == outbox_id)
+            .where(col(Outbox.id) == outbox_id)
             .values(status="sent", sent_at=utcnow(), lease_until=None, message_id=message_id)
         )
 
@@ -206,14 +210,14 @@ def requeue(rt: Runtime) -> int:
     with rt.db.session() as s:
         ids = list(
             s.scalars(
-                select(Outbox.id)
+                select(col(Outbox.id))
                 .where(
                     or_(
-                        Outbox.status == "pending",
-                        (Outbox.status == "sending") & (Outbox.lease_until < now),
+                        col(Outbox.status) == "pending",
+                        (col(Outbox.status) == "sending") & (col(Outbox.lease_until) < now),
                     )
                 )
-                .order_by(Outbox.id)
+                .order_by(col(Outbox.id))
                 .limit(10000)
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.app import current_runtime
 from listmgr.services import devmail
@@ -17,7 +18,7 @@ PERMISSION = "people:export"
 
 
 @bp.before_request
-def _guard():  # type: ignore[no-untyped-def]
+def _guard() -> ResponseReturnValue | None:
     from listmgr.errors import Unauthorized
     from listmgr.web import auth
 
@@ -31,7 +32,7 @@ def _guard():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/outbox")
-def outbox():  # type: ignore[no-untyped-def]
+def outbox() -> ResponseReturnValue:
     rt = current_runtime()
     mails = devmail.newest(rt, limit=200)
     total = devmail.count(rt)
@@ -39,7 +40,7 @@ def outbox():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/outbox/<int:mail_id>")
-def show(mail_id: int):  # type: ignore[no-untyped-def]
+def show(mail_id: int) -> ResponseReturnValue:
     return render_template("pages/dev/mail.html", **vars(mailview.view(mailview.load(mail_id))))
 
 

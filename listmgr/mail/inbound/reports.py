@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from listmgr.mail.bounces import HARD, SOFT, STATUS_RE, status_verdict
 from listmgr.mail.inbound.bounces import bounce_result
@@ -29,7 +30,8 @@ def rule_ses(ctx: Context) -> Classification | None:
     if not data:
         return None
     ntype = str(data.get("notificationType") or data.get("eventType") or "")
-    mail = data.get("mail") if isinstance(data.get("mail"), dict) else {}
+    mail_value = data.get("mail")
+    mail: dict[str, Any] = mail_value if isinstance(mail_value, dict) else {}
     mail_headers = [
         f"{h.get('name')}: {h.get('value')}"
         for h in mail.get("headers") or []
@@ -43,7 +45,8 @@ def rule_ses(ctx: Context) -> Classification | None:
         + [h for h in mail_headers if h.lower().startswith("return-path:")],
     )
     unsub = [t for v in lu for t in TOKEN_URL_RE.findall(v) + find_tokens(ctx, "unsubscribe", [v])]
-    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    common_value = mail.get("commonHeaders")
+    common: dict[str, Any] = common_value if isinstance(common_value, dict) else {}
     ev: dict = {
         "ses_type": ntype,
         "original_message_ids": [
@@ -154,7 +157,7 @@ def rule_arf(ctx: Context) -> Classification | None:
         try:
             is_arf = (
                 ctype(ctx.msg) == "multipart/report"
-                and (ctx.msg.get_param("report-type") or "").lower() == "feedback-report"
+                and str(ctx.msg.get_param("report-type") or "").lower() == "feedback-report"
             )
         except Exception:
             is_arf = False

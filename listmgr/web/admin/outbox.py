@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, abort, render_template
+from flask.typing import ResponseReturnValue
 
 from listmgr.app import current_runtime
 from listmgr.services import devmail
@@ -19,7 +20,7 @@ def _embedded() -> None:
 
 @bp.get("/outbox")
 @require(PERMISSION)
-def outbox():  # type: ignore[no-untyped-def]
+def outbox() -> ResponseReturnValue:
     """Captured mails, newest first."""
     _embedded()
     page = _ui.page_number()
@@ -36,7 +37,7 @@ def outbox():  # type: ignore[no-untyped-def]
 
 @bp.get("/outbox/<int:mail_id>")
 @require(PERMISSION)
-def outbox_mail(mail_id: int):  # type: ignore[no-untyped-def]
+def outbox_mail(mail_id: int) -> ResponseReturnValue:
     """One mail: the HTML part in a sandboxed frame, the text part, headers and source."""
     _embedded()
     shown = mailview.view(mailview.load(mail_id))

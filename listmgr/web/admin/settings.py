@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import groupby
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
@@ -26,7 +27,7 @@ def settings_actor() -> settings_store.Actor:
     )
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
     rt = current_runtime()
     items = settings_store.all_settings(rt)
     groups = [(name, list(rows)) for name, rows in groupby(items, key=lambda x: x.group)]
@@ -41,14 +42,14 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
 
 @bp.get("/settings")
 @require("settings")
-def settings():  # type: ignore[no-untyped-def]
+def settings() -> ResponseReturnValue:
     """Every setting an admin may change, with where its value comes from."""
     return _page()
 
 
 @bp.post("/settings")
 @require("settings")
-def settings_save():  # type: ignore[no-untyped-def]
+def settings_save() -> ResponseReturnValue:
     """Save changed settings (all or nothing) and reset the ticked ones to their defaults."""
     rt = current_runtime()
     values = {
@@ -71,7 +72,7 @@ def settings_save():  # type: ignore[no-untyped-def]
 @bp.post("/settings/smtp-check")
 @require("settings")
 @limits.smtp_check()
-def settings_smtp_check():  # type: ignore[no-untyped-def]
+def settings_smtp_check() -> ResponseReturnValue:
     """Connect to each SMTP server in force and tell how it went."""
     results = settings_store.check_servers(
         current_runtime(), detailed=may("settings"), actor=settings_actor()
@@ -86,7 +87,7 @@ def settings_smtp_check():  # type: ignore[no-untyped-def]
 
 @bp.post("/settings/dkim")
 @require("settings")
-def settings_dkim():  # type: ignore[no-untyped-def]
+def settings_dkim() -> ResponseReturnValue:
     """Generate a new DKIM key under a selector; the page then shows the record to publish."""
     selector = _ui.text("dkim_selector")
     domain = _ui.text("dkim_domain")
