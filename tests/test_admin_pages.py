@@ -420,6 +420,34 @@ def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def
     assert bad.status_code == 422
 
 
+@pytest.mark.parametrize(("kind", "strings"), [("rsa", 2), ("ed25519", 1)])
+def test_dkim_record_names_the_key_type(owner, rt, api, kind, strings):  # type: ignore[no-untyped-def]
+    import html
+    import re
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kind == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with rt.db.session() as s:
+        s.add(SettingValue(key=settings_store.DKIM_KEY, value=pem))
+        s.add(SettingValue(key="dkim_selector", value="s2026"))
+        s.add(SettingValue(key="dkim_domain", value="example.org"))
+    settings_store.refresh(rt)
+    record = api.get("/api/settings").json["dkim_record"]
+    assert record.startswith(f's2026._domainkey.example.org. IN TXT "v=DKIM1; k={kind}; p=')
+    parts = re.findall(r'"([^"]*)"', record)
+    assert len(parts) == strings and all(len(p) <= 255 for p in parts)
+    assert record in html.unescape(owner.get("/admin/settings").text)
+
+
 # -- suppression, outbox, inbound ----------------------------------------------------------------
 def test_suppression_add_lift_and_erased_stays(owner, rt, api):  # type: ignore[no-untyped-def]
     resp = post_form(
