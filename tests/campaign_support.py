@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import select, update
 
 from listmgr.models import Campaign, Delivery, Subscriber
@@ -22,6 +24,18 @@ HTML = (
     "<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
     "<p>News for {{ subscriber.fields.city|default('everyone') }}.</p>\n"
 )
+
+
+def dkim_pem(kind: str, bits: int = 2048) -> bytes:
+    """A new RSA (`bits`) or Ed25519 private key in PEM."""
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        if kind == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def make_list(rt: Runtime, slug: str, **kw: Any) -> int:

@@ -425,17 +425,9 @@ def test_dkim_record_names_the_key_type(owner, rt, api, kind, strings):  # type:
     import html
     import re
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from tests.campaign_support import dkim_pem
 
-    key = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if kind == "rsa"
-        else ed25519.Ed25519PrivateKey.generate()
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    pem = dkim_pem(kind).decode()
     with rt.db.session() as s:
         s.add(SettingValue(key=settings_store.DKIM_KEY, value=pem))
         s.add(SettingValue(key="dkim_selector", value="s2026"))

@@ -8,12 +8,13 @@ import re
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from listmgr.errors import ConfigError
 from listmgr.mail.dkim import DkimSigner, load_key, relaxed_body, relaxed_header, txt_strings
+from tests.campaign_support import dkim_pem
 
 
 def rfc_body(body: bytes) -> bytes:
@@ -51,17 +52,6 @@ def test_keys_other_than_rsa_or_ed25519_are_refused() -> None:
         load_key("", "s1", pem)
 
 
-def _pem(kind: str, bits: int = 2048) -> bytes:
-    key = (
-        rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        if kind == "rsa"
-        else ed25519.Ed25519PrivateKey.generate()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _published(line: str) -> bytes:
     """What a resolver hands back for the zone line: its quoted strings joined."""
     name, _, strings = line.partition(" IN TXT ")
@@ -78,7 +68,7 @@ def _published(line: str) -> bytes:
 def test_dns_record_names_the_key_type_and_verifies_with_dkimpy(
     kind: str, bits: int, strings: int
 ) -> None:
-    key = load_key("example.org", "s1", _pem(kind, bits))
+    key = load_key("example.org", "s1", dkim_pem(kind, bits))
     line = key.zone_line()
     assert line.count('"') == 2 * strings
     record = _published(line)

@@ -9,8 +9,6 @@ from email.policy import default as default_policy
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import select
 
 from listmgr.mail.dkim import load_key
@@ -19,6 +17,7 @@ from listmgr.services import campaigns, fielddefs
 from tests.campaign_support import (
     campaign,
     campaign_mail,
+    dkim_pem,
     header_lines,
     make_list,
     person,
@@ -31,14 +30,7 @@ EVIL = "Eve\r\nBcc: victim@example.org"
 
 
 def _key_file(tmp_path, kind: str):  # type: ignore[no-untyped-def]
-    key = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if kind == "rsa"
-        else ed25519.Ed25519PrivateKey.generate()
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = dkim_pem(kind)
     path = tmp_path / f"dkim-{kind}.pem"
     path.write_bytes(pem)
     record = load_key("lists.example.test", "s1", pem).dns_record().encode()
