@@ -10,7 +10,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 SAMPLE_BYTES = 64 * 1024
 SCAN_BYTES = 1024 * 1024
@@ -198,10 +201,10 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]  # IO[bytes] declares no readinto
         self.count += n or 0
-        return n  # type: ignore[no-any-return]
+        return n
 
     def close(self) -> None:
         self.raw.close()

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TokenInvalid, TokenReplaced, TokenUsed
 from listmgr.models import MAX_ID, AuditLog, Outbox, Subscriber, utcnow
@@ -86,9 +87,9 @@ def use_data_link(s: Session, rt: Runtime, token: str, *, lock: bool = False) ->
     spent = s.execute(
         update(Subscriber)
         .where(
-            Subscriber.id == sub.id,
-            Subscriber.link_epoch == sub.link_epoch,
-            Subscriber.access_nonce == sub.access_nonce,
+            col(Subscriber.id) == sub.id,
+            col(Subscriber.link_epoch) == sub.link_epoch,
+            col(Subscriber.access_nonce) == sub.access_nonce,
         )
         .values(access_nonce="")
         .execution_options(synchronize_session=False)
@@ -110,9 +111,12 @@ def request_data_link(rt: Runtime, manage_token: str, *, origin: Origin) -> None
         claimed = s.execute(
             update(Subscriber)
             .where(
-                Subscriber.id == sub.id,
-                Subscriber.link_epoch == sub.link_epoch,
-                or_(Subscriber.access_sent_at.is_(None), Subscriber.access_sent_at <= window),
+                col(Subscriber.id) == sub.id,
+                col(Subscriber.link_epoch) == sub.link_epoch,
+                or_(
+                    col(Subscriber.access_sent_at).is_(None),
+                    col(Subscriber.access_sent_at) <= window,
+                ),
             )
             .values(access_nonce=new_nonce(), access_sent_at=now)
             .execution_options(synchronize_session=False)
@@ -132,7 +136,7 @@ def _forget(s: Session, sub: Subscriber, origin: Origin, *, notify: bool) -> int
     outbox id of the mail with the new preference link, when one is to go out."""
     s.execute(
         update(Subscriber)
-        .where(Subscriber.id == sub.id)
+        .where(col(Subscriber.id) == sub.id)
         .values(link_epoch=Subscriber.link_epoch + 1, access_nonce="")
         .execution_options(synchronize_session=False)
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from listmgr.errors import ValidationError
 from listmgr.models import AuditLog
@@ -120,23 +121,23 @@ def search(
     """Entries newest first, filtered by actor (substring), action (prefix), target, time."""
     query = select(AuditLog)
     if actor:
-        query = query.where(AuditLog.actor.contains(actor.strip(), autoescape=True))
+        query = query.where(col(AuditLog.actor).contains(actor.strip(), autoescape=True))
     if action:
-        query = query.where(AuditLog.action.startswith(action.strip(), autoescape=True))
+        query = query.where(col(AuditLog.action).startswith(action.strip(), autoescape=True))
     if target_type:
-        query = query.where(AuditLog.target_type == target_type)
+        query = query.where(col(AuditLog.target_type) == target_type)
     if target_id:
-        query = query.where(AuditLog.target_id == str(target_id))
+        query = query.where(col(AuditLog.target_id) == str(target_id))
     start, end = _parse_day(since, "since"), _parse_day(until, "until")
     if start:
-        query = query.where(AuditLog.at >= start)
+        query = query.where(col(AuditLog.at) >= start)
     if end:
         if len(until or "") <= 10:  # a bare date means the whole day
             end = end.replace(hour=23, minute=59, second=59, microsecond=999999)
-        query = query.where(AuditLog.at <= end)
+        query = query.where(col(AuditLog.at) <= end)
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = s.scalars(query.order_by(AuditLog.id.desc()).offset(offset).limit(limit))
+        rows = s.scalars(query.order_by(col(AuditLog.id).desc()).offset(offset).limit(limit))
         return [
             Entry(
                 int(r.id),

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
@@ -41,7 +42,7 @@ def _recipient(
     if subscriber_id is not None:
         sub = by_id(s, Subscriber, subscriber_id)
     elif email:
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
+        sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == normalize_email(email)))
     if (subscriber_id is not None or email) and sub is None:
         raise NotFound(
             "there is no such subscriber", field="subscriber_id" if email is None else "email"
@@ -53,14 +54,16 @@ def _recipient(
     lid = (
         s.scalar(
             select(func.min(Membership.list_id)).where(
-                Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids)
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id).in_(list_ids)
             )
         )
         or list_ids[0]
     )
     tags = tuple(
         s.scalars(
-            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sub.id)
+            select(col(SubscriberInterest.interest)).where(
+                col(SubscriberInterest.subscriber_id) == sub.id
+            )
         )
     )
     return fast.Recipient(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import JSON, LargeBinary, String, Table, delete, select, text, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.mail.redact import parties, redact
 from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, utcnow
@@ -197,9 +198,9 @@ def unprocessed_naming(rt: Runtime, traces: Traces, sid: int) -> list[int]:
     """Others' mail naming the person that is not yet processed (it is processed before the
     erasure redacts it, so nothing it asks for is lost)."""
     with rt.db.session() as s:
-        return _scan(s, select(*_INBOUND).where(InboundMessage.status != "processed"), traces, sid)[
-            1
-        ]
+        return _scan(
+            s, select(*_INBOUND).where(col(InboundMessage.status) != "processed"), traces, sid
+        )[1]
 
 
 def stored_mail(s: Session, traces: Traces, sid: int) -> None:
@@ -207,7 +208,7 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
     own, others = _scan(s, select(*_INBOUND), traces, sid)
     if own:
         s.execute(
-            delete(InboundMessage).where(InboundMessage.id.in_(own)),
+            delete(InboundMessage).where(col(InboundMessage.id).in_(own)),
             execution_options={"synchronize_session": False},
         )
     now = utcnow()
@@ -229,14 +230,18 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
         int(r.id)
         for r in s.execute(
             select(
-                DevMail.id, DevMail.raw, DevMail.rcpt_to, DevMail.mail_from, DevMail.subject
+                col(DevMail.id),
+                col(DevMail.raw),
+                col(DevMail.rcpt_to),
+                col(DevMail.mail_from),
+                col(DevMail.subject),
             ).execution_options(yield_per=200)
         )
         if any(traces.found(v) for v in (r.raw, r.rcpt_to, r.mail_from, r.subject))
     ]
     if captured:
         s.execute(
-            delete(DevMail).where(DevMail.id.in_(captured)),
+            delete(DevMail).where(col(DevMail.id).in_(captured)),
             execution_options={"synchronize_session": False},
         )
 
@@ -253,7 +258,7 @@ def uploads(rt: Runtime, traces: Traces) -> None:
     folder = imports.upload_dir(rt).resolve()
     with rt.db.session() as s:
         for job in s.scalars(
-            select(ImportJob).where(ImportJob.status == "queued", ImportJob.last_row == 0)
+            select(ImportJob).where(col(ImportJob.status) == "queued", col(ImportJob.last_row) == 0)
         ):
             path = Path(job.path)
             if path.parent != folder or not path.is_file():
