@@ -60,8 +60,8 @@ def _rewrite(raw: bytes, traces: Traces, near: bool) -> bytes | None:
     msg = email.message_from_bytes(raw, policy=default)
     for part in msg.walk():
         if not part.is_multipart():
-            _part(part, traces, near)  # type: ignore[arg-type]
-        _headers(part, traces, near)  # type: ignore[arg-type]
+            _part(part, traces, near)
+        _headers(part, traces, near)
     return msg.as_bytes(policy=SMTP)
 
 
@@ -112,7 +112,7 @@ def _rendering(raw: bytes, traces: Traces, near: bool) -> bytes:
         for part in msg.walk():
             if part.get_content_maintype() == "text" and not part.is_multipart():
                 try:
-                    texts.append(str(part.get_content()))  # type: ignore[attr-defined]
+                    texts.append(str(part.get_content()))
                 except Exception:
                     continue
     except Exception:

@@ -97,7 +97,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         )
 
     # Captured blocks (set blocks, macros, call and filter blocks) are joined here.
-    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[str]) -> str:
         text = _collect(parts, _state.cap)
         spend(len(text))
         return text

@@ -187,8 +187,8 @@ def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
     emails = sorted({e.email for e in events if e.email})
     ids = sorted({e.subscriber_id for e in events if e.subscriber_id})
     with rt.db.session() as s:
-        by_email: dict[str, int] = {}
-        consenting: set[int] = set()
+        by_email: dict[str, int | None] = {}
+        consenting: set[int | None] = set()
         # FOR SHARE (PostgreSQL) holds off a concurrent withdrawal until these rows are in, so
         # its delete sees them; SQLite serializes writers anyway.
         for among in _among(s, Subscriber.email, emails):

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from listmgr.errors import ValidationError
-from listmgr.models import AuditLog
+from listmgr.models import AuditLog, id_of
 from listmgr.runtime import Runtime
 
 # The actions the product writes; the filter offers them, unknown ones are still stored.
@@ -94,7 +94,7 @@ def record(
         )
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def _parse_day(value: str | None, field: str) -> datetime | None:
@@ -140,9 +140,9 @@ def search(
         rows = s.scalars(query.order_by(col(AuditLog.id).desc()).offset(offset).limit(limit))
         return [
             Entry(
-                int(r.id),
+                id_of(r),
                 r.at.isoformat(timespec="seconds"),
-                r.actor,  # type: ignore[arg-type]
+                r.actor,
                 r.user_id,
                 r.token_id,
                 r.action,

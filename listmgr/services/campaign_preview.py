@@ -12,7 +12,15 @@ from sqlmodel import col
 
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
-from listmgr.models import AuditLog, Campaign, Membership, Subscriber, SubscriberInterest, by_id
+from listmgr.models import (
+    AuditLog,
+    Campaign,
+    Membership,
+    Subscriber,
+    SubscriberInterest,
+    by_id,
+    id_of,
+)
 from listmgr.runtime import Runtime
 from listmgr.services.campaign_setup import get_row, renderer, settings_of
 from listmgr.services.subscriptions import normalize_email
@@ -53,7 +61,7 @@ def _recipient(
         )
     lid = (
         s.scalar(
-            select(func.min(Membership.list_id)).where(
+            select(func.min(col(Membership.list_id))).where(
                 col(Membership.subscriber_id) == sub.id, col(Membership.list_id).in_(list_ids)
             )
         )
@@ -68,10 +76,10 @@ def _recipient(
     )
     return fast.Recipient(
         0,
-        int(sub.id),
+        id_of(sub),
         to or sub.email,
         sub.name,
-        int(lid),  # type: ignore[arg-type]
+        int(lid),
         dict(sub.fields or {}),
         tags,
     )

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from listmgr.models import Campaign, CampaignStatus, Delivery
+from listmgr.models import Campaign, CampaignStatus, Delivery, id_of
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_setup import get_row
@@ -65,7 +65,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
     buckets: tuple[dict[str, Any], ...] = ()
     if timeline:
-        buckets = per_minute(s, int(row.id))  # type: ignore[arg-type]
+        buckets = per_minute(s, id_of(row))
     audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
     return Stats(
         audience=audience,

@@ -16,6 +16,7 @@ from listmgr.models import (
     MailingList,
     Membership,
     MemberStatus,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -76,7 +77,9 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
         top = list(
             s.execute(
                 select(
-                    col(MailingList.id), col(MailingList.name), func.count(Membership.id).label("n")
+                    col(MailingList.id),
+                    col(MailingList.name),
+                    func.count(col(Membership.id)).label("n"),
                 )
                 .join(
                     Membership,
@@ -87,7 +90,7 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
                     isouter=True,
                 )
                 .group_by(col(MailingList.id), col(MailingList.name))
-                .order_by(func.count(Membership.id).desc(), col(MailingList.name))
+                .order_by(func.count(col(Membership.id)).desc(), col(MailingList.name))
                 .limit(MAX_LISTS)
             )
         )
@@ -162,7 +165,7 @@ def campaign_rates(
                 .group_by(col(Delivery.campaign_id))
             )
         }
-        engaged: dict[tuple[int, str], int] = {}
+        engaged: dict[tuple[int | None, str], int] = {}
         for cid, kind, n in s.execute(
             select(
                 col(Engagement.campaign_id),
@@ -178,9 +181,9 @@ def campaign_rates(
         row = counts.get(c.id)
         out.append(
             CampaignRates(
-                int(c.id),
+                id_of(c),
                 c.name,
-                c.status,  # type: ignore[arg-type]
+                c.status,
                 c.started_at.isoformat(timespec="minutes") if c.started_at else "",
                 c.audience,
                 row.sent if row else 0,
@@ -188,10 +191,10 @@ def campaign_rates(
                 row.bounced if row else 0,
                 row.complained if row else 0,
                 row.unsubscribed if row else 0,
-                engaged.get((c.id, "open"), 0),  # type: ignore[arg-type]
+                engaged.get((c.id, "open"), 0),
                 engaged.get((c.id, "click"), 0),
             )
-        )  # type: ignore[arg-type]
+        )
     return out
 
 
@@ -206,16 +209,19 @@ def totals(rt: Runtime) -> Totals:
             ).all()
         )
         return Totals(
-            lists=s.scalar(select(func.count(MailingList.id))) or 0,
+            lists=s.scalar(select(func.count(col(MailingList.id)))) or 0,
             confirmed=members.get(MemberStatus.confirmed.value, 0),
             pending=members.get(MemberStatus.pending.value, 0),
             campaigns_sent=s.scalar(
-                select(func.count(Campaign.id)).where(col(Campaign.status) == "sent")
+                select(func.count(col(Campaign.id))).where(col(Campaign.status) == "sent")
             )
             or 0,
-            inbox=s.scalar(select(func.count(InboundMessage.id)).where(inbound.needs_human())) or 0,
+            inbox=s.scalar(select(func.count(col(InboundMessage.id))).where(inbound.needs_human()))
+            or 0,
             inbound_failed=s.scalar(
-                select(func.count(InboundMessage.id)).where(col(InboundMessage.status) == "failed")
+                select(func.count(col(InboundMessage.id))).where(
+                    col(InboundMessage.status) == "failed"
+                )
             )
             or 0,
         )

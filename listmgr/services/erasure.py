@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, LargeBinary, String, Table, delete, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session
 from sqlmodel import col
 
 from listmgr.mail.redact import parties, redact
-from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, utcnow
+from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, id_of, utcnow
 from listmgr.runtime import Runtime
 from listmgr.traces import Traces
 
@@ -156,18 +156,18 @@ def _about(traces: Traces, sid: int, row: Any) -> bool:
     return row.subscriber_id is None and row.kind in ("bounce", "complaint", "unsubscribe")
 
 
-_INBOUND = (
-    InboundMessage.id,
-    InboundMessage.raw,
-    InboundMessage.envelope_from,
-    InboundMessage.envelope_to,
-    InboundMessage.subscriber_id,
-    InboundMessage.evidence,
-    InboundMessage.kind,
-    InboundMessage.status,
-    InboundMessage.message_id,
-    InboundMessage.action,
-    InboundMessage.error,
+_INBOUND: tuple[Mapped[Any], ...] = (
+    col(InboundMessage.id),
+    col(InboundMessage.raw),
+    col(InboundMessage.envelope_from),
+    col(InboundMessage.envelope_to),
+    col(InboundMessage.subscriber_id),
+    col(InboundMessage.evidence),
+    col(InboundMessage.kind),
+    col(InboundMessage.status),
+    col(InboundMessage.message_id),
+    col(InboundMessage.action),
+    col(InboundMessage.error),
 )
 
 
@@ -187,10 +187,11 @@ def _naming(traces: Traces, row: Any) -> bool:
 
 def _scan(s: Session, query: Any, traces: Traces, sid: int) -> tuple[list[int], list[int]]:
     """(ids of the person's own mail, ids of others' mail naming them), reading in batches."""
-    own, others = [], []
+    own: list[int] = []
+    others: list[int] = []
     for row in s.execute(query.execution_options(yield_per=200)):
         if row.subscriber_id == sid or _naming(traces, row):
-            (own if _about(traces, sid, row) else others).append(int(row.id))
+            (own if _about(traces, sid, row) else others).append(id_of(row))
     return own, others
 
 
@@ -227,7 +228,7 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
             row.kind = row.kind or "other"
             row.action, row.handled = REDACTED_UNPROCESSED, False
     captured = [
-        int(r.id)
+        id_of(r)
         for r in s.execute(
             select(
                 col(DevMail.id),

@@ -24,6 +24,7 @@ from listmgr.models import (
     SubscriberInterest,
     Suppression,
     by_id,
+    id_of,
 )
 from listmgr.runtime import Runtime
 from listmgr.services import audit, segments
@@ -114,11 +115,11 @@ def prepare(
         detail={"list": lst.slug, "segment": segment_id, "status": status, "columns": columns},
     )
     return Export(
-        int(lst.id),
+        id_of(lst),
         lst.slug,
         tuple(columns),
         custom,
-        status,  # type: ignore[arg-type]
+        status,
         segment_id,
         rules,
     )

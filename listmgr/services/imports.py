@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import logging
@@ -11,20 +12,21 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
+from listmgr.models import FieldDef, ImportJob, Interest, MailingList, id_of, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit, exports
 from listmgr.services.importstage import Outcome, Writer, bulk_settings
@@ -57,7 +59,7 @@ class ImportInfo:
     skipped: int
     errors: int
     columns: dict[str, str]
-    ignored_columns: list[str]
+    ignored_columns: builtins.list[str]  # (the field `list` hides the builtin here)
     error: str
     created_by: str
     created_at: str
@@ -148,7 +150,7 @@ def create_job(
         )
         s.add(job)
         s.flush()
-        job_id = int(job.id)  # type: ignore[arg-type]
+        job_id = id_of(job)
     audit.record(
         rt,
         actor=actor,
@@ -163,7 +165,7 @@ def create_job(
 def _info(job: ImportJob, slug: str | None) -> ImportInfo:
     m = job.mapping or {}
     return ImportInfo(
-        int(job.id),  # type: ignore[arg-type]
+        id_of(job),
         job.status,
         job.filename,
         slug,
@@ -259,10 +261,13 @@ def requeue(rt: Runtime) -> int:
 
 def _claim(rt: Runtime, job_id: int) -> bool:
     with rt.db.session() as s:
-        claimed = s.execute(
-            update(ImportJob)
-            .where(col(ImportJob.id) == job_id, col(ImportJob.status) == "queued")
-            .values(status="running", heartbeat_at=utcnow())
+        claimed = cast(
+            CursorResult[Any],
+            s.execute(
+                update(ImportJob)
+                .where(col(ImportJob.id) == job_id, col(ImportJob.status) == "queued")
+                .values(status="running", heartbeat_at=utcnow())
+            ),
         ).rowcount
         return bool(claimed)
 
@@ -317,7 +322,7 @@ def run_job(
 
 def _validated(
     ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int, workers: int
-) -> Iterator[importrows.Checked]:
+) -> Generator[importrows.Checked]:
     """Validated chunks in order, read and validated ahead of the writes: by a thread of this
     process (it runs while the database works, the drivers let go of the interpreter then), or
     by a helper process (a core of its own)."""
@@ -391,7 +396,7 @@ def _next(results: Any, helper: Any) -> importrows.Checked | None:
             continue
         if isinstance(item, BaseException):
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
 
 def _hash_key(rt: Runtime) -> bytes:
@@ -515,7 +520,7 @@ def _apply(
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
-        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=int(job.id))  # type: ignore[arg-type]
+        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=id_of(job))
     else:
         writer.apply(
             out,
@@ -525,8 +530,8 @@ def _apply(
             now=now,
             actor=actor,
             wording=job.consent,
-            job_id=int(job.id),
-        )  # type: ignore[arg-type]
+            job_id=id_of(job),
+        )
     return out
 
 

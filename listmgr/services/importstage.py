@@ -89,7 +89,7 @@ class Writer:
         if self.pg:  # new subscribers' ids as the rows arrive (unused ones are only a gap)
             sequence = conn.exec_driver_sql(
                 "SELECT pg_get_serial_sequence('subscriber', 'id')"
-            ).scalar()
+            ).scalar_one()
             literal = "'" + sequence.replace("'", "''") + "'"
             conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE imp_batch ({STAGE} DEFAULT nextval({literal}))"

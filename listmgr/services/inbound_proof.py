@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import Classification
-from listmgr.models import Delivery, Outbox, Subscriber, by_id
+from listmgr.models import Delivery, Outbox, Subscriber, by_id, id_of
 from listmgr.services.subscriptions import normalize_email
 
 NO_PROOF = "none"
@@ -96,7 +96,7 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == sender))
     if sub is None:
         return Verdict(None, NO_PROOF, f"no subscriber with the address {sender}")
-    sid = int(sub.id)  # type: ignore[arg-type]
+    sid = id_of(sub)
     if sid in cls.proof.quoted_subscribers:
         return Verdict(sid, "token")
     for row in _deliveries(s, cls):

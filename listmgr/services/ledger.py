@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -42,7 +42,7 @@ def materialize_statement(
         col(Membership.status) == MemberStatus.confirmed.value,
     )
     # With several lists, the first the person is confirmed on names the unsubscribe token.
-    list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(Membership.list_id)
+    list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(col(Membership.list_id))
     columns = [
         "campaign_id",
         "subscriber_id",
@@ -137,7 +137,7 @@ class Ledger:
     def __init__(self, db: Database, *, synchronous: bool = True) -> None:
         self.pg = db.dialect == "postgresql"
         self._pooled = db.engine.raw_connection()
-        self.conn: Any = self._pooled.driver_connection
+        self.conn: Any = cast(Any, self._pooled.driver_connection)  # not None: just checked out
         self.cur = self.conn.cursor()
         self.synchronous = synchronous
         self._generic = False  # plan_cache_mode set on this connection (see _step_pg)

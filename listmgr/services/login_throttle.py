@@ -57,9 +57,10 @@ def wait_seconds(s: Session, keys: Keys, now: datetime | None = None) -> int:
             col(LoginThrottle.blocked_until) > now,
         )
     ).all()
-    if not until:
+    latest = max((u for u in until if u is not None), default=None)  # none: the query says >
+    if latest is None:
         return 0
-    return max(1, int((max(until) - now).total_seconds() + 0.999))
+    return max(1, int((latest - now).total_seconds() + 0.999))
 
 
 def _row(s: Session, key: str, now: datetime) -> LoginThrottle:

@@ -29,6 +29,7 @@ from listmgr.models import (
     Subscriber,
     SubscriberInterest,
     Suppression,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -230,7 +231,7 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
 # -- where a person's rows are -----------------------------------------------------------------
 def _contains(s: Session, column: Any, needle: str) -> Any:
     """Case-insensitive "column contains needle" for text, JSON and binary columns."""
-    target = cast(column, Text)
+    target: Any = cast(column, Text)
     if s.get_bind().dialect.name == "postgresql" and isinstance(column.type, LargeBinary):
         # Every byte is a LATIN1 character, so this never fails on odd mail; the needle is
         # spelled the same way (its UTF-8 bytes read as LATIN1).
@@ -264,7 +265,7 @@ def _inbound_of(s: Session, sub: Subscriber) -> Any:
 def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     """Delete every row about this person and blot them out of every other row (free text,
     rules, reports, stored mail); keep a keyed hash on the suppression list."""
-    sid, email = int(sub.id), sub.email  # type: ignore[arg-type]
+    sid, email = id_of(sub), sub.email
     traces = Traces(email, sub.name)
     digest = rt.email_hash(email)
     if rt.db.dialect == "sqlite":

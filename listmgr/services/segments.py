@@ -24,6 +24,7 @@ from listmgr.models import (
     Segment,
     Subscriber,
     by_id,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -169,9 +170,9 @@ def _check(s: Session, lists: list[str], rules: Any) -> dict[str, Any]:
 
 def _info(row: Segment, rules: Any = None) -> SegmentInfo:
     return SegmentInfo(
-        int(row.id),
+        id_of(row),
         row.name,
-        list(row.lists or []),  # type: ignore[arg-type]
+        list(row.lists or []),
         dict(rules if rules is not None else row.rules or {}),
         row.created_at.isoformat(),
         row.updated_at.isoformat(),
@@ -185,7 +186,7 @@ def create(rt: Runtime, *, name: Any, lists: Any = (), rules: Any = None) -> int
         row = Segment(name=name, lists=slugs, rules=_check(s, slugs, rules))
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def _get(s: Session, segment_id: int) -> Segment:

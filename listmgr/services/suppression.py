@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from listmgr.errors import Conflict, NotFound, ValidationError
-from listmgr.models import Suppression
+from listmgr.models import Suppression, id_of
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import normalize_email
 
@@ -29,10 +29,10 @@ class Entry:
 
 def _entry(row: Suppression) -> Entry:
     return Entry(
-        int(row.id),
+        id_of(row),
         row.email,
         row.reason,
-        row.detail,  # type: ignore[arg-type]
+        row.detail,
         row.created_at.isoformat(timespec="seconds"),
     )
 
@@ -78,7 +78,7 @@ def add(rt: Runtime, *, email: str, detail: str = "") -> int:
         row = Suppression(email_hash=digest, email=address, reason="manual", detail=detail)
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def remove(rt: Runtime, entry_id: int) -> Entry:
