@@ -83,7 +83,8 @@ def _headers(part: EmailMessage, traces: Traces, near: bool) -> None:
 
 
 def _part(part: EmailMessage, traces: Traces, near: bool) -> None:
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)  # bytes, or None for a multipart
+    data = payload if isinstance(payload, bytes) else b""
     if part.get_content_maintype() == "text":
         charset = part.get_content_charset() or "utf-8"
         try:

@@ -28,7 +28,9 @@ def rule_ses(ctx: Context) -> Classification | None:
     if not data:
         return None
     ntype = str(data.get("notificationType") or data.get("eventType") or "")
-    mail = data.get("mail") if isinstance(data.get("mail"), dict) else {}
+    mail = data.get("mail")
+    if not isinstance(mail, dict):
+        mail = {}
     mail_headers = [
         f"{h.get('name')}: {h.get('value')}"
         for h in mail.get("headers") or []
@@ -42,7 +44,9 @@ def rule_ses(ctx: Context) -> Classification | None:
         + [h for h in mail_headers if h.lower().startswith("return-path:")],
     )
     unsub = [t for v in lu for t in TOKEN_URL_RE.findall(v) + find_tokens(ctx, "unsubscribe", [v])]
-    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    common = mail.get("commonHeaders")
+    if not isinstance(common, dict):
+        common = {}
     ev: dict = {
         "ses_type": ntype,
         "original_message_ids": [
@@ -151,9 +155,11 @@ def rule_arf(ctx: Context) -> Classification | None:
             break
     if report is None:
         try:
+            report_type = ctx.msg.get_param("report-type") or ""
             is_arf = (
                 ctype(ctx.msg) == "multipart/report"
-                and (ctx.msg.get_param("report-type") or "").lower() == "feedback-report"
+                and isinstance(report_type, str)  # (an RFC 2231 tuple is no ARF either)
+                and report_type.lower() == "feedback-report"
             )
         except Exception:
             is_arf = False
