@@ -522,10 +522,11 @@ def _apply(
     if job.mode == "suppress":
         writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=id_of(job))
     else:
+        assert job.list_id is not None  # every other mode imports into a list
         writer.apply(
             out,
             staged,
-            list_id=int(job.list_id),  # type: ignore[arg-type]
+            list_id=job.list_id,
             mode=job.mode,
             now=now,
             actor=actor,

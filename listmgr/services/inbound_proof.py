@@ -70,7 +70,8 @@ def _by_tokens(s: Session, cls: Classification, *, mailto: bool) -> Verdict:
         named.setdefault(cls.subscriber_id, "token")
     rows = [] if mailto else _deliveries(s, cls)
     for row in rows:
-        named.setdefault(int(row.subscriber_id), "message-id")  # type: ignore[arg-type]
+        if row.subscriber_id:  # (always: _deliveries keeps only those)
+            named.setdefault(row.subscriber_id, "message-id")
     for out in [] if mailto else _outbox(s, cls):
         if out.subscriber_id:
             named.setdefault(int(out.subscriber_id), "message-id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import typing
 from datetime import datetime
 from typing import Any
 
@@ -331,9 +332,9 @@ def _flush_file(rt: Runtime) -> None:
         return
     with rt.db.engine.connect() as conn:
         # On the driver's connection: a checkpoint cannot run inside a transaction.
-        raw = conn.connection.driver_connection
+        raw = typing.cast(sqlite3.Connection, conn.connection.driver_connection)
         try:
-            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             log.warning("the write-ahead log could not be emptied after an erasure")
 
