@@ -61,7 +61,7 @@ def _recipient(
         )
     lid = (
         s.scalar(
-            select(func.min(col(Membership.list_id))).where(
+            select(func.min(Membership.list_id)).where(
                 col(Membership.subscriber_id) == sub.id, col(Membership.list_id).in_(list_ids)
             )
         )

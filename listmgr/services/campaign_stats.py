@@ -57,7 +57,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
             flag(Delivery.possibly_duplicate),
         )
         .where(col(Delivery.campaign_id) == row.id)
-        .group_by(col(Delivery.status))
+        .group_by(Delivery.status)
     ):
         counts[status] = int(n)
         retrying += int(retry or 0)
@@ -98,7 +98,7 @@ def per_minute(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:
             col(Delivery.attempted_at).is_not(None),
             col(Delivery.status).in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)),
         )
-        .group_by("m", col(Delivery.status))
+        .group_by("m", Delivery.status)
         .order_by("m")
     )
     out: dict[str, dict[str, Any]] = {}

@@ -89,8 +89,8 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
                     ),
                     isouter=True,
                 )
-                .group_by(col(MailingList.id), col(MailingList.name))
-                .order_by(func.count(col(Membership.id)).desc(), col(MailingList.name))
+                .group_by(col(MailingList.id), MailingList.name)
+                .order_by(func.count(col(Membership.id)).desc(), MailingList.name)
                 .limit(MAX_LISTS)
             )
         )
@@ -173,7 +173,7 @@ def campaign_rates(
                 func.count(func.distinct(col(Engagement.subscriber_id))),
             )
             .where(col(Engagement.campaign_id).in_(ids))
-            .group_by(col(Engagement.campaign_id), col(Engagement.kind))
+            .group_by(col(Engagement.campaign_id), Engagement.kind)
         ):
             engaged[(cid, kind)] = n
     out = []
@@ -205,7 +205,7 @@ def totals(rt: Runtime) -> Totals:
             s.execute(
                 select(
                     col(Membership.status), func.count(func.distinct(col(Membership.subscriber_id)))
-                ).group_by(col(Membership.status))
+                ).group_by(Membership.status)
             ).all()
         )
         return Totals(

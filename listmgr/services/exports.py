@@ -187,7 +187,7 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
                 for sid, key in s.execute(
                     select(col(SubscriberInterest.subscriber_id), col(SubscriberInterest.interest))
                     .where(col(SubscriberInterest.subscriber_id).in_([r.id for r in page]))
-                    .order_by(col(SubscriberInterest.interest))
+                    .order_by(SubscriberInterest.interest)
                 ):
                     interests.setdefault(sid, []).append(key)
         for r in page:

@@ -42,7 +42,7 @@ def materialize_statement(
         col(Membership.status) == MemberStatus.confirmed.value,
     )
     # With several lists, the first the person is confirmed on names the unsubscribe token.
-    list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(col(Membership.list_id))
+    list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(Membership.list_id)
     columns = [
         "campaign_id",
         "subscriber_id",

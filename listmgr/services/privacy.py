@@ -66,7 +66,7 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
     mine = s.scalars(
         select(col(SubscriberInterest.interest))
         .where(col(SubscriberInterest.subscriber_id) == sid)
-        .order_by(col(SubscriberInterest.interest))
+        .order_by(SubscriberInterest.interest)
     )
 
     def slug(list_id: int | None) -> str | None:

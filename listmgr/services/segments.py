@@ -210,7 +210,7 @@ def all_segments(
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(Segment)) or 0
         rows = s.scalars(
-            select(Segment).order_by(col(Segment.name), col(Segment.id)).offset(offset).limit(limit)
+            select(Segment).order_by(Segment.name, col(Segment.id)).offset(offset).limit(limit)
         )
         return [_info(r, shown_rules(s, r.rules or {}, personal=personal)) for r in rows], total
 
