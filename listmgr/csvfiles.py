@@ -194,7 +194,7 @@ def detect(path: Path) -> CsvFormat:
 class _CountingReader(io.RawIOBase):
     """A binary file that counts the bytes read from it (for progress)."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self.raw = raw
         self.count = 0
 
@@ -202,7 +202,7 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]  # IO[bytes] declares no readinto
+        n = self.raw.readinto(buffer)
         self.count += n or 0
         return n
 
