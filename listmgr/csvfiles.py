@@ -10,7 +10,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 SAMPLE_BYTES = 64 * 1024
 SCAN_BYTES = 1024 * 1024
@@ -191,17 +194,17 @@ def detect(path: Path) -> CsvFormat:
 class _CountingReader(io.RawIOBase):
     """A binary file that counts the bytes read from it (for progress)."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self.raw = raw
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        n = self.raw.readinto(buffer)
         self.count += n or 0
-        return n  # type: ignore[no-any-return]
+        return n
 
     def close(self) -> None:
         self.raw.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -22,7 +23,7 @@ class Handler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
         data = envelope.original_content or envelope.content or b""
         rcpts = list(envelope.rcpt_tos) or [""]
         try:
@@ -48,11 +49,11 @@ class Handler:
 
 
 class _Controller(Controller):
-    def __init__(self, handler: Handler, *, lmtp: bool, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handler: Handler, *, lmtp: bool, **kw: Any) -> None:
         self.lmtp = lmtp
         super().__init__(handler, **kw)
 
-    def factory(self):  # type: ignore[no-untyped-def]
+    def factory(self) -> SMTP:
         cls = LMTP if self.lmtp else SMTP
         return cls(self.handler, **self.SMTP_kwargs)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +31,19 @@ Row = TypeVar("Row")
 def by_id(s: Session, model: type[Row], ident: int) -> Row | None:
     """s.get, except that an id no id column can hold finds nothing (instead of failing)."""
     return s.get(model, ident) if 1 <= ident <= MAX_ID else None
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Identified) -> int:
+    """The id of a stored row. Tables declare ``id: int | None`` (None until the row is
+    flushed); code holding a flushed or loaded row uses this where it needs the int."""
+    if row.id is None:
+        raise TypeError(f"{type(row).__name__} has no id yet (not flushed)")
+    return row.id
 
 
 def utcnow() -> datetime:

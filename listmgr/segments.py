@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from listmgr.errors import SegmentError
 from listmgr.models import (
@@ -128,7 +129,7 @@ def _rank(node: Any) -> int:
 
 
 def _in_subquery(subquery: Any) -> Expr:
-    return Subscriber.id.in_(subquery)
+    return col(Subscriber.id).in_(subquery)
 
 
 class _Compiler:
@@ -201,6 +202,7 @@ class _Compiler:
     # -- profile fields ---------------------------------------------------------------------------
     def _field(self, node: dict[str, Any], path: str) -> Expr:
         key = string(node["field"], f"{path}.field", empty=False)
+        choices: Sequence[str]
         if key in BUILTINS:
             kind, choices = BUILTINS[key], ()
         elif key in self.fields:
@@ -265,7 +267,7 @@ class _Compiler:
     @staticmethod
     def _value(key: str, kind: str) -> ColumnElement[Any]:
         if key in BUILTINS:
-            return getattr(Subscriber, key)  # type: ignore[no-any-return]
+            return getattr(Subscriber, key)
         reader = {"number": json_number, "boolean": json_bool}.get(kind, json_text)
         return reader(Subscriber.fields, key)
 
@@ -338,7 +340,7 @@ class _Compiler:
         return self._compare(column, op, value, path, iso, key)
 
     def _datetime(self, op: str, value: Any, path: str) -> Expr:
-        column = Subscriber.created_at
+        column = col(Subscriber.created_at)
         if op == "within_last_days":
             return column >= self.now - timedelta(days=whole(value, path, 0, MAX_DAYS))
         if op == "between":
@@ -379,8 +381,8 @@ class _Compiler:
 
         def having(keys: list[str]) -> Expr:
             return _in_subquery(
-                select(SubscriberInterest.subscriber_id).where(
-                    SubscriberInterest.interest.in_(keys)
+                select(col(SubscriberInterest.subscriber_id)).where(
+                    col(SubscriberInterest.interest).in_(keys)
                 )
             )
 
@@ -401,12 +403,12 @@ class _Compiler:
         ):
             raise fail(f"status takes {', '.join(STATUSES)} or any", f"{path}.status")
         query = (
-            select(Membership.subscriber_id)
-            .join(MailingList, MailingList.id == Membership.list_id)
-            .where(MailingList.slug == slug)
+            select(col(Membership.subscriber_id))
+            .join(MailingList, col(MailingList.id) == Membership.list_id)
+            .where(col(MailingList.slug) == slug)
         )
         if "any" not in statuses:
-            query = query.where(Membership.status.in_(statuses))
+            query = query.where(col(Membership.status).in_(statuses))
         if "opt_in_level" in node:
             level = string(node["opt_in_level"], f"{path}.opt_in_level")
             if isinstance(self.lists, dict) and level and level not in self.lists[slug]:
@@ -417,7 +419,7 @@ class _Compiler:
                     else f'{slug!r} has no opt-in levels: only "" (the default, all mail)',
                     f"{path}.opt_in_level",
                 )
-            query = query.where(Membership.opt_in_level == level)
+            query = query.where(col(Membership.opt_in_level) == level)
         return _in_subquery(query)
 
     def _counted(self, query: Any, column: Any, node: dict[str, Any], path: str, at: Any) -> Expr:
@@ -431,7 +433,7 @@ class _Compiler:
 
     def _event(self, node: dict[str, Any], path: str) -> Expr:
         kind = string(node["event"], f"{path}.event", empty=False)
-        query = select(ActivityEvent.subscriber_id).where(ActivityEvent.type == kind)
+        query = select(col(ActivityEvent.subscriber_id)).where(col(ActivityEvent.type) == kind)
         where = node.get("where", {})
         if not isinstance(where, dict):
             raise fail('where takes an object of "properties.KEY": value', f"{path}.where")
@@ -452,12 +454,12 @@ class _Compiler:
         if kind not in ENGAGEMENT:
             raise fail(f"engagement takes {', '.join(ENGAGEMENT)}", f"{path}.engagement")
         if kind == "received":
-            query = select(Delivery.subscriber_id).where(
-                Delivery.status == "sent", Delivery.subscriber_id.is_not(None)
+            query = select(col(Delivery.subscriber_id)).where(
+                col(Delivery.status) == "sent", col(Delivery.subscriber_id).is_not(None)
             )
             return self._counted(query, Delivery.subscriber_id, node, path, Delivery.sent_at)
-        query = select(Engagement.subscriber_id).where(
-            Engagement.kind == ("open" if kind == "opened" else "click")
+        query = select(col(Engagement.subscriber_id)).where(
+            col(Engagement.kind) == ("open" if kind == "opened" else "click")
         )
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 
@@ -548,14 +550,16 @@ def audience(
             raise SegmentError(f"unknown list {slug!r}", field=f"lists[{i}]")
     # EXISTS: checked per candidate the rules found (SQLite), a semi-join (PostgreSQL).
     confirmed = exists().where(
-        Membership.subscriber_id == Subscriber.id,
-        Membership.status == MemberStatus.confirmed.value,
-        Membership.list_id.in_(select(MailingList.id).where(MailingList.slug.in_(slugs))),
+        col(Membership.subscriber_id) == Subscriber.id,
+        col(Membership.status) == MemberStatus.confirmed.value,
+        col(Membership.list_id).in_(
+            select(col(MailingList.id)).where(col(MailingList.slug).in_(slugs))
+        ),
     )
     # NOT EXISTS (not NOT IN): PostgreSQL plans it as an anti-join, so a narrow segment is
     # found from its selective conditions instead of by scanning every subscriber.
-    suppressed = exists().where(Suppression.email_hash == Subscriber.email_hash)
-    awake = or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now)
+    suppressed = exists().where(col(Suppression.email_hash) == Subscriber.email_hash)
+    awake = or_(col(Subscriber.paused_until).is_(None), col(Subscriber.paused_until) <= now)
     # The rules first: on SQLite the first subquery drives the query, and a segment is
     # usually narrower than the lists it is taken from.
     return and_(

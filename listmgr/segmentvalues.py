@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from listmgr.errors import SegmentError
@@ -69,7 +69,7 @@ def moment(value: Any, path: str) -> tuple[datetime, bool]:
         except ValueError:
             raise fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)", path) from None
         if moment.tzinfo is not None:
-            moment = (moment - moment.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
         return moment, False
     raise fail("expected a date (YYYY-MM-DD) or a date and time (ISO 8601)", path)
 

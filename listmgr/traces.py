@@ -159,12 +159,12 @@ class Traces:
         else:
             return False
         folded, cores = self._gate(near)
-        joined = _SOFT_BREAK.sub("", text)
-        low = joined.casefold()
+        unbroken = _SOFT_BREAK.sub("", text)
+        folded_text = unbroken.casefold()
         return (
-            any(n in low for n in folded)
-            or any(c in joined for c in cores)
-            or ("%" in text and any(n in unquote(low) for n in folded))
+            any(n in folded_text for n in folded)
+            or any(c in unbroken for c in cores)
+            or ("%" in text and any(n in unquote(folded_text) for n in folded))
         )
 
     # -- finding -----------------------------------------------------------------------------

@@ -301,7 +301,7 @@ def instrument(tree: nodes.Template) -> nodes.Template:
     """Loops check the deadline each time round; list, tuple and dict literals that hold
     values are weighed when built (a literal can repeat a reference without any call)."""
 
-    def wrapped(node: nodes.Expr, hook: str) -> nodes.Expr:
+    def wrapped(node: nodes.Node, hook: str) -> nodes.Expr:
         return nodes.Call(
             nodes.EnvironmentAttribute(hook), [node], [], None, None, lineno=node.lineno
         )
@@ -318,7 +318,7 @@ def instrument(tree: nodes.Template) -> nodes.Template:
     return tree
 
 
-def _weighed(node: Any, wrapped: Callable[[nodes.Expr, str], nodes.Expr]) -> Any:
+def _weighed(node: Any, wrapped: Callable[[nodes.Node, str], nodes.Expr]) -> Any:
     if isinstance(node, nodes.Tuple) and node.ctx != "load":
         return node
     if isinstance(node, (nodes.List, nodes.Tuple)) and not all(

@@ -17,6 +17,7 @@ from email.utils import formatdate
 from typing import Any
 
 from listmgr.mail import compose, content
+from listmgr.mail.content import Limits
 from listmgr.mail.dkim import DkimSigner
 from listmgr.tokens import Tokens
 
@@ -124,7 +125,7 @@ class Setup:
     base_url: str
     stamp: str = ""  # fixed per campaign (e.g. its creation time) for Message-IDs
     # the template budget of each message (a frozen dataclass: one shared default is safe)
-    limits: content.Limits = content.Limits()  # noqa: RUF009
+    limits: Limits = Limits()  # noqa: RUF009
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,8 @@ def _rewrite(raw: bytes, traces: Traces, near: bool) -> bytes | None:
     msg = email.message_from_bytes(raw, policy=default)
     for part in msg.walk():
         if not part.is_multipart():
-            _part(part, traces, near)  # type: ignore[arg-type]
-        _headers(part, traces, near)  # type: ignore[arg-type]
+            _part(part, traces, near)
+        _headers(part, traces, near)
     return msg.as_bytes(policy=SMTP)
 
 
@@ -83,7 +83,8 @@ def _headers(part: EmailMessage, traces: Traces, near: bool) -> None:
 
 
 def _part(part: EmailMessage, traces: Traces, near: bool) -> None:
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)  # bytes, or None for a multipart
+    data = payload if isinstance(payload, bytes) else b""
     if part.get_content_maintype() == "text":
         charset = part.get_content_charset() or "utf-8"
         try:
@@ -112,7 +113,7 @@ def _rendering(raw: bytes, traces: Traces, near: bool) -> bytes:
         for part in msg.walk():
             if part.get_content_maintype() == "text" and not part.is_multipart():
                 try:
-                    texts.append(str(part.get_content()))  # type: ignore[attr-defined]
+                    texts.append(str(part.get_content()))
                 except Exception:
                     continue
     except Exception:

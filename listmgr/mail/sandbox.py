@@ -5,10 +5,10 @@ operations are in listmgr.mail.bounded). Pure; no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from types import FunctionType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from jinja2 import ChainableUndefined
 from jinja2.environment import Template
@@ -47,20 +47,23 @@ class SafeUndefined(ChainableUndefined):
     def _absorb(self, *args: Any, **kwargs: Any) -> SafeUndefined:
         return self
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _absorb
-    __div__ = __rdiv__ = __truediv__ = __rtruediv__ = _absorb
-    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = _absorb
-    __pos__ = __neg__ = __call__ = __getitem__ = _absorb
+    # Undefined's operators and conversions raise (typed NoReturn); these answer instead,
+    # hence the ignores (assignment, override) below.
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _absorb  # type: ignore[assignment]
+    __div__ = __rdiv__ = __truediv__ = __rtruediv__ = _absorb  # type: ignore[assignment]
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = _absorb  # type: ignore[assignment]
+    __pos__ = __neg__ = __call__ = __getitem__ = _absorb  # type: ignore[assignment]
 
     def _false(self, other: Any) -> bool:
         return False
 
-    __lt__ = __le__ = __gt__ = __ge__ = _false
+    __lt__ = __le__ = __gt__ = __ge__ = _false  # type: ignore[assignment]
 
-    def __int__(self) -> int:
+    def __int__(self) -> int:  # type: ignore[override]
         return 0
 
-    def __float__(self) -> float:
+    def __float__(self) -> float:  # type: ignore[override]
         return 0.0
 
 
@@ -82,7 +85,10 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
         self.filters = {name: guard("filter", name, f) for name, f in self.filters.items()}
-        self.tests = {name: guard("test", name, f) for name, f in self.tests.items()}
+        self.tests = {
+            name: guard("test", name, cast(Callable[..., Any], f))  # typed `function`
+            for name, f in self.tests.items()
+        }
         self.globals = {"range": _bounded_range, "dict": dict}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -97,7 +103,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         )
 
     # Captured blocks (set blocks, macros, call and filter blocks) are joined here.
-    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[str]) -> str:
         text = _collect(parts, _state.cap)
         spend(len(text))
         return text

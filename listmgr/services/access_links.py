@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 from sqlalchemy import or_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TokenInvalid, TokenReplaced, TokenUsed
 from listmgr.models import MAX_ID, AuditLog, Outbox, Subscriber, utcnow
@@ -83,15 +86,18 @@ def use_data_link(s: Session, rt: Runtime, token: str, *, lock: bool = False) ->
     if sub is None:
         return None
     # Of two simultaneous uses of one link, one wins: the nonce is cleared only once.
-    spent = s.execute(
-        update(Subscriber)
-        .where(
-            Subscriber.id == sub.id,
-            Subscriber.link_epoch == sub.link_epoch,
-            Subscriber.access_nonce == sub.access_nonce,
-        )
-        .values(access_nonce="")
-        .execution_options(synchronize_session=False)
+    spent = cast(
+        CursorResult[Any],
+        s.execute(
+            update(Subscriber)
+            .where(
+                col(Subscriber.id) == sub.id,
+                col(Subscriber.link_epoch) == sub.link_epoch,
+                col(Subscriber.access_nonce) == sub.access_nonce,
+            )
+            .values(access_nonce="")
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if spent != 1:
         raise TokenUsed(USED)
@@ -107,15 +113,21 @@ def request_data_link(rt: Runtime, manage_token: str, *, origin: Origin) -> None
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
         # One statement decides: two requests at once mail one link.
-        claimed = s.execute(
-            update(Subscriber)
-            .where(
-                Subscriber.id == sub.id,
-                Subscriber.link_epoch == sub.link_epoch,
-                or_(Subscriber.access_sent_at.is_(None), Subscriber.access_sent_at <= window),
-            )
-            .values(access_nonce=new_nonce(), access_sent_at=now)
-            .execution_options(synchronize_session=False)
+        claimed = cast(
+            CursorResult[Any],
+            s.execute(
+                update(Subscriber)
+                .where(
+                    col(Subscriber.id) == sub.id,
+                    col(Subscriber.link_epoch) == sub.link_epoch,
+                    or_(
+                        col(Subscriber.access_sent_at).is_(None),
+                        col(Subscriber.access_sent_at) <= window,
+                    ),
+                )
+                .values(access_nonce=new_nonce(), access_sent_at=now)
+                .execution_options(synchronize_session=False)
+            ),
         ).rowcount
         _audit(s, sub, "subscriber.data_link", origin, mailed=bool(claimed))
         if claimed == 1:
@@ -132,7 +144,7 @@ def _forget(s: Session, sub: Subscriber, origin: Origin, *, notify: bool) -> int
     outbox id of the mail with the new preference link, when one is to go out."""
     s.execute(
         update(Subscriber)
-        .where(Subscriber.id == sub.id)
+        .where(col(Subscriber.id) == sub.id)
         .values(link_epoch=Subscriber.link_epoch + 1, access_nonce="")
         .execution_options(synchronize_session=False)
     )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import ValidationError
 from listmgr.fieldvalues import MAX_NUMBER
@@ -186,15 +187,15 @@ def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
     emails = sorted({e.email for e in events if e.email})
     ids = sorted({e.subscriber_id for e in events if e.subscriber_id})
     with rt.db.session() as s:
-        by_email: dict[str, int] = {}
-        consenting: set[int] = set()
+        by_email: dict[str, int | None] = {}
+        consenting: set[int | None] = set()
         # FOR SHARE (PostgreSQL) holds off a concurrent withdrawal until these rows are in, so
         # its delete sees them; SQLite serializes writers anyway.
         for among in _among(s, Subscriber.email, emails):
             for sid, email, ok in s.execute(
-                select(Subscriber.id, Subscriber.email, Subscriber.consent_profiling)
+                select(col(Subscriber.id), col(Subscriber.email), col(Subscriber.consent_profiling))
                 .where(among)
-                .order_by(Subscriber.id)
+                .order_by(col(Subscriber.id))
                 .with_for_update(read=True)
             ):
                 by_email[email] = sid
@@ -203,9 +204,9 @@ def record(rt: Runtime, events: Sequence[_Event]) -> Outcome:
         for among in _among(s, Subscriber.id, ids):
             consenting.update(
                 s.scalars(
-                    select(Subscriber.id)
-                    .where(among, Subscriber.consent_profiling.is_(True))
-                    .order_by(Subscriber.id)
+                    select(col(Subscriber.id))
+                    .where(among, col(Subscriber.consent_profiling).is_(True))
+                    .order_by(col(Subscriber.id))
                     .with_for_update(read=True)
                 )
             )

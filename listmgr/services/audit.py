@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from listmgr.errors import ValidationError
-from listmgr.models import AuditLog
+from listmgr.models import AuditLog, id_of
 from listmgr.runtime import Runtime
 
 # The actions the product writes; the filter offers them, unknown ones are still stored.
@@ -93,7 +94,7 @@ def record(
         )
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def _parse_day(value: str | None, field: str) -> datetime | None:
@@ -120,28 +121,28 @@ def search(
     """Entries newest first, filtered by actor (substring), action (prefix), target, time."""
     query = select(AuditLog)
     if actor:
-        query = query.where(AuditLog.actor.contains(actor.strip(), autoescape=True))
+        query = query.where(col(AuditLog.actor).contains(actor.strip(), autoescape=True))
     if action:
-        query = query.where(AuditLog.action.startswith(action.strip(), autoescape=True))
+        query = query.where(col(AuditLog.action).startswith(action.strip(), autoescape=True))
     if target_type:
-        query = query.where(AuditLog.target_type == target_type)
+        query = query.where(col(AuditLog.target_type) == target_type)
     if target_id:
-        query = query.where(AuditLog.target_id == str(target_id))
+        query = query.where(col(AuditLog.target_id) == str(target_id))
     start, end = _parse_day(since, "since"), _parse_day(until, "until")
     if start:
-        query = query.where(AuditLog.at >= start)
+        query = query.where(col(AuditLog.at) >= start)
     if end:
         if len(until or "") <= 10:  # a bare date means the whole day
             end = end.replace(hour=23, minute=59, second=59, microsecond=999999)
-        query = query.where(AuditLog.at <= end)
+        query = query.where(col(AuditLog.at) <= end)
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = s.scalars(query.order_by(AuditLog.id.desc()).offset(offset).limit(limit))
+        rows = s.scalars(query.order_by(col(AuditLog.id).desc()).offset(offset).limit(limit))
         return [
             Entry(
-                int(r.id),
+                id_of(r),
                 r.at.isoformat(timespec="seconds"),
-                r.actor,  # type: ignore[arg-type]
+                r.actor,
                 r.user_id,
                 r.token_id,
                 r.action,

@@ -8,10 +8,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
-from listmgr.models import AuditLog, Campaign, Membership, Subscriber, SubscriberInterest, by_id
+from listmgr.models import (
+    AuditLog,
+    Campaign,
+    Membership,
+    Subscriber,
+    SubscriberInterest,
+    by_id,
+    id_of,
+)
 from listmgr.runtime import Runtime
 from listmgr.services.campaign_setup import get_row, renderer, settings_of
 from listmgr.services.subscriptions import normalize_email
@@ -41,7 +50,7 @@ def _recipient(
     if subscriber_id is not None:
         sub = by_id(s, Subscriber, subscriber_id)
     elif email:
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == normalize_email(email)))
+        sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == normalize_email(email)))
     if (subscriber_id is not None or email) and sub is None:
         raise NotFound(
             "there is no such subscriber", field="subscriber_id" if email is None else "email"
@@ -53,22 +62,24 @@ def _recipient(
     lid = (
         s.scalar(
             select(func.min(Membership.list_id)).where(
-                Membership.subscriber_id == sub.id, Membership.list_id.in_(list_ids)
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id).in_(list_ids)
             )
         )
         or list_ids[0]
     )
     tags = tuple(
         s.scalars(
-            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sub.id)
+            select(col(SubscriberInterest.interest)).where(
+                col(SubscriberInterest.subscriber_id) == sub.id
+            )
         )
     )
     return fast.Recipient(
         0,
-        int(sub.id),
+        id_of(sub),
         to or sub.email,
         sub.name,
-        int(lid),  # type: ignore[arg-type]
+        int(lid),
         dict(sub.fields or {}),
         tags,
     )

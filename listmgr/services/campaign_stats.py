@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
-from listmgr.models import Campaign, CampaignStatus, Delivery
+from listmgr.models import Campaign, CampaignStatus, Delivery, id_of
 from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_setup import get_row
@@ -42,17 +43,20 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
     retrying = bounced = complained = unsubscribed = dup = 0
     for status, n, retry, b, c, u, d in s.execute(
         select(
-            Delivery.status,
+            col(Delivery.status),
             func.count(),
             func.sum(
-                case(((Delivery.status == ledger.QUEUED) & (Delivery.attempts > 0), 1), else_=0)
+                case(
+                    ((col(Delivery.status) == ledger.QUEUED) & (col(Delivery.attempts) > 0), 1),
+                    else_=0,
+                )
             ),
             flag(Delivery.bounced),
             flag(Delivery.complained),
             flag(Delivery.unsubscribed),
             flag(Delivery.possibly_duplicate),
         )
-        .where(Delivery.campaign_id == row.id)
+        .where(col(Delivery.campaign_id) == row.id)
         .group_by(Delivery.status)
     ):
         counts[status] = int(n)
@@ -61,7 +65,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
     buckets: tuple[dict[str, Any], ...] = ()
     if timeline:
-        buckets = per_minute(s, int(row.id))  # type: ignore[arg-type]
+        buckets = per_minute(s, id_of(row))
     audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
     return Stats(
         audience=audience,
@@ -88,11 +92,11 @@ def per_minute(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:
     else:
         minute = func.strftime("%Y-%m-%dT%H:%M", Delivery.attempted_at)
     rows = s.execute(
-        select(minute.label("m"), Delivery.status, func.count())
+        select(minute.label("m"), col(Delivery.status), func.count())
         .where(
-            Delivery.campaign_id == campaign_id,
-            Delivery.attempted_at.is_not(None),
-            Delivery.status.in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)),
+            col(Delivery.campaign_id) == campaign_id,
+            col(Delivery.attempted_at).is_not(None),
+            col(Delivery.status).in_((ledger.SENT, ledger.FAILED, ledger.SKIPPED)),
         )
         .group_by("m", Delivery.status)
         .order_by("m")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlmodel import col
 
 from listmgr.models import (
     Campaign,
@@ -15,6 +16,7 @@ from listmgr.models import (
     MailingList,
     Membership,
     MemberStatus,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -74,48 +76,52 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
     with rt.db.session() as s:
         top = list(
             s.execute(
-                select(MailingList.id, MailingList.name, func.count(Membership.id).label("n"))
+                select(
+                    col(MailingList.id),
+                    col(MailingList.name),
+                    func.count(col(Membership.id)).label("n"),
+                )
                 .join(
                     Membership,
                     and_(
-                        Membership.list_id == MailingList.id,
-                        Membership.status == MemberStatus.confirmed.value,
+                        col(Membership.list_id) == MailingList.id,
+                        col(Membership.status) == MemberStatus.confirmed.value,
                     ),
                     isouter=True,
                 )
-                .group_by(MailingList.id, MailingList.name)
-                .order_by(func.count(Membership.id).desc(), MailingList.name)
+                .group_by(col(MailingList.id), MailingList.name)
+                .order_by(func.count(col(Membership.id)).desc(), MailingList.name)
                 .limit(MAX_LISTS)
             )
         )
         ids = [row.id for row in top]
-        joined = Membership.confirmed_at
-        left = Membership.unsubscribed_at
+        joined = col(Membership.confirmed_at)
+        left = col(Membership.unsubscribed_at)
         base = {
             lid: n
             for lid, n in s.execute(
-                select(Membership.list_id, func.count())
+                select(col(Membership.list_id), func.count())
                 .where(
-                    Membership.list_id.in_(ids),
+                    col(Membership.list_id).in_(ids),
                     joined.is_not(None),
                     joined < start_dt,
                     or_(left.is_(None), left >= start_dt),
                 )
-                .group_by(Membership.list_id)
+                .group_by(col(Membership.list_id))
             )
         }
         plus: dict[tuple[int, str], int] = {}
         for lid, day, n in s.execute(
-            select(Membership.list_id, func.date(joined), func.count())
-            .where(Membership.list_id.in_(ids), joined >= start_dt)
-            .group_by(Membership.list_id, func.date(joined))
+            select(col(Membership.list_id), func.date(joined), func.count())
+            .where(col(Membership.list_id).in_(ids), joined >= start_dt)
+            .group_by(col(Membership.list_id), func.date(joined))
         ):
             plus[(lid, _day(day))] = n
         minus: dict[tuple[int, str], int] = {}
         for lid, day, n in s.execute(
-            select(Membership.list_id, func.date(left), func.count())
-            .where(Membership.list_id.in_(ids), left >= start_dt, joined.is_not(None))
-            .group_by(Membership.list_id, func.date(left))
+            select(col(Membership.list_id), func.date(left), func.count())
+            .where(col(Membership.list_id).in_(ids), left >= start_dt, joined.is_not(None))
+            .group_by(col(Membership.list_id), func.date(left))
         ):
             minus[(lid, _day(day))] = n
     series: dict[str, list[int]] = {}
@@ -133,37 +139,41 @@ def campaign_rates(
 ) -> list[CampaignRates]:
     """Sent, failures, bounces, complaints, unsubscribes and engagement of recent campaigns."""
     with rt.db.session() as s:
-        query = select(Campaign).order_by(Campaign.id.desc())
+        query = select(Campaign).order_by(col(Campaign.id).desc())
         if campaign_ids is not None:
-            query = query.where(Campaign.id.in_(campaign_ids))
+            query = query.where(col(Campaign.id).in_(campaign_ids))
         else:
-            query = query.where(Campaign.status.in_(("sending", "paused", "sent"))).limit(limit)
+            query = query.where(col(Campaign.status).in_(("sending", "paused", "sent"))).limit(
+                limit
+            )
         camps = list(s.scalars(query))
         ids = [c.id for c in camps]
         counts = {
             row.campaign_id: row
             for row in s.execute(
                 select(
-                    Delivery.campaign_id,
-                    func.count(case((Delivery.status == "sent", 1))).label("sent"),
-                    func.count(case((Delivery.status == "failed", 1))).label("failed"),
-                    func.count(case((Delivery.bounced.is_(True), 1))).label("bounced"),
-                    func.count(case((Delivery.complained.is_(True), 1))).label("complained"),
-                    func.count(case((Delivery.unsubscribed.is_(True), 1))).label("unsubscribed"),
+                    col(Delivery.campaign_id),
+                    func.count(case((col(Delivery.status) == "sent", 1))).label("sent"),
+                    func.count(case((col(Delivery.status) == "failed", 1))).label("failed"),
+                    func.count(case((col(Delivery.bounced).is_(True), 1))).label("bounced"),
+                    func.count(case((col(Delivery.complained).is_(True), 1))).label("complained"),
+                    func.count(case((col(Delivery.unsubscribed).is_(True), 1))).label(
+                        "unsubscribed"
+                    ),
                 )
-                .where(Delivery.campaign_id.in_(ids))
-                .group_by(Delivery.campaign_id)
+                .where(col(Delivery.campaign_id).in_(ids))
+                .group_by(col(Delivery.campaign_id))
             )
         }
-        engaged: dict[tuple[int, str], int] = {}
+        engaged: dict[tuple[int | None, str], int] = {}
         for cid, kind, n in s.execute(
             select(
-                Engagement.campaign_id,
-                Engagement.kind,
-                func.count(func.distinct(Engagement.subscriber_id)),
+                col(Engagement.campaign_id),
+                col(Engagement.kind),
+                func.count(func.distinct(col(Engagement.subscriber_id))),
             )
-            .where(Engagement.campaign_id.in_(ids))
-            .group_by(Engagement.campaign_id, Engagement.kind)
+            .where(col(Engagement.campaign_id).in_(ids))
+            .group_by(col(Engagement.campaign_id), Engagement.kind)
         ):
             engaged[(cid, kind)] = n
     out = []
@@ -171,9 +181,9 @@ def campaign_rates(
         row = counts.get(c.id)
         out.append(
             CampaignRates(
-                int(c.id),
+                id_of(c),
                 c.name,
-                c.status,  # type: ignore[arg-type]
+                c.status,
                 c.started_at.isoformat(timespec="minutes") if c.started_at else "",
                 c.audience,
                 row.sent if row else 0,
@@ -181,10 +191,10 @@ def campaign_rates(
                 row.bounced if row else 0,
                 row.complained if row else 0,
                 row.unsubscribed if row else 0,
-                engaged.get((c.id, "open"), 0),  # type: ignore[arg-type]
+                engaged.get((c.id, "open"), 0),
                 engaged.get((c.id, "click"), 0),
             )
-        )  # type: ignore[arg-type]
+        )
     return out
 
 
@@ -194,21 +204,24 @@ def totals(rt: Runtime) -> Totals:
         members = dict(
             s.execute(
                 select(
-                    Membership.status, func.count(func.distinct(Membership.subscriber_id))
+                    col(Membership.status), func.count(func.distinct(col(Membership.subscriber_id)))
                 ).group_by(Membership.status)
             ).all()
         )
         return Totals(
-            lists=s.scalar(select(func.count(MailingList.id))) or 0,
+            lists=s.scalar(select(func.count(col(MailingList.id)))) or 0,
             confirmed=members.get(MemberStatus.confirmed.value, 0),
             pending=members.get(MemberStatus.pending.value, 0),
             campaigns_sent=s.scalar(
-                select(func.count(Campaign.id)).where(Campaign.status == "sent")
+                select(func.count(col(Campaign.id))).where(col(Campaign.status) == "sent")
             )
             or 0,
-            inbox=s.scalar(select(func.count(InboundMessage.id)).where(inbound.needs_human())) or 0,
+            inbox=s.scalar(select(func.count(col(InboundMessage.id))).where(inbound.needs_human()))
+            or 0,
             inbound_failed=s.scalar(
-                select(func.count(InboundMessage.id)).where(InboundMessage.status == "failed")
+                select(func.count(col(InboundMessage.id))).where(
+                    col(InboundMessage.status) == "failed"
+                )
             )
             or 0,
         )

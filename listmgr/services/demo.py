@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from listmgr.models import MailingList
 from listmgr.runtime import Runtime
@@ -21,7 +22,7 @@ PEOPLE = [
 def load(rt: Runtime) -> str:
     """Create the 'newsletter' list and confirmed sample subscribers (idempotent)."""
     with rt.db.session() as s:
-        exists = s.scalar(select(MailingList.id).where(MailingList.slug == "newsletter"))
+        exists = s.scalar(select(col(MailingList.id)).where(col(MailingList.slug) == "newsletter"))
     if exists is None:
         lists.create(
             rt,

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, LargeBinary, String, Table, delete, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session
+from sqlmodel import col
 
 from listmgr.mail.redact import parties, redact
-from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, utcnow
+from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, id_of, utcnow
 from listmgr.runtime import Runtime
 from listmgr.traces import Traces
 
@@ -155,18 +156,18 @@ def _about(traces: Traces, sid: int, row: Any) -> bool:
     return row.subscriber_id is None and row.kind in ("bounce", "complaint", "unsubscribe")
 
 
-_INBOUND = (
-    InboundMessage.id,
-    InboundMessage.raw,
-    InboundMessage.envelope_from,
-    InboundMessage.envelope_to,
-    InboundMessage.subscriber_id,
-    InboundMessage.evidence,
-    InboundMessage.kind,
-    InboundMessage.status,
-    InboundMessage.message_id,
-    InboundMessage.action,
-    InboundMessage.error,
+_INBOUND: tuple[Mapped[Any], ...] = (
+    col(InboundMessage.id),
+    col(InboundMessage.raw),
+    col(InboundMessage.envelope_from),
+    col(InboundMessage.envelope_to),
+    col(InboundMessage.subscriber_id),
+    col(InboundMessage.evidence),
+    col(InboundMessage.kind),
+    col(InboundMessage.status),
+    col(InboundMessage.message_id),
+    col(InboundMessage.action),
+    col(InboundMessage.error),
 )
 
 
@@ -186,10 +187,11 @@ def _naming(traces: Traces, row: Any) -> bool:
 
 def _scan(s: Session, query: Any, traces: Traces, sid: int) -> tuple[list[int], list[int]]:
     """(ids of the person's own mail, ids of others' mail naming them), reading in batches."""
-    own, others = [], []
+    own: list[int] = []
+    others: list[int] = []
     for row in s.execute(query.execution_options(yield_per=200)):
         if row.subscriber_id == sid or _naming(traces, row):
-            (own if _about(traces, sid, row) else others).append(int(row.id))
+            (own if _about(traces, sid, row) else others).append(id_of(row))
     return own, others
 
 
@@ -197,9 +199,9 @@ def unprocessed_naming(rt: Runtime, traces: Traces, sid: int) -> list[int]:
     """Others' mail naming the person that is not yet processed (it is processed before the
     erasure redacts it, so nothing it asks for is lost)."""
     with rt.db.session() as s:
-        return _scan(s, select(*_INBOUND).where(InboundMessage.status != "processed"), traces, sid)[
-            1
-        ]
+        return _scan(
+            s, select(*_INBOUND).where(col(InboundMessage.status) != "processed"), traces, sid
+        )[1]
 
 
 def stored_mail(s: Session, traces: Traces, sid: int) -> None:
@@ -207,7 +209,7 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
     own, others = _scan(s, select(*_INBOUND), traces, sid)
     if own:
         s.execute(
-            delete(InboundMessage).where(InboundMessage.id.in_(own)),
+            delete(InboundMessage).where(col(InboundMessage.id).in_(own)),
             execution_options={"synchronize_session": False},
         )
     now = utcnow()
@@ -226,17 +228,21 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
             row.kind = row.kind or "other"
             row.action, row.handled = REDACTED_UNPROCESSED, False
     captured = [
-        int(r.id)
+        id_of(r)
         for r in s.execute(
             select(
-                DevMail.id, DevMail.raw, DevMail.rcpt_to, DevMail.mail_from, DevMail.subject
+                col(DevMail.id),
+                col(DevMail.raw),
+                col(DevMail.rcpt_to),
+                col(DevMail.mail_from),
+                col(DevMail.subject),
             ).execution_options(yield_per=200)
         )
         if any(traces.found(v) for v in (r.raw, r.rcpt_to, r.mail_from, r.subject))
     ]
     if captured:
         s.execute(
-            delete(DevMail).where(DevMail.id.in_(captured)),
+            delete(DevMail).where(col(DevMail.id).in_(captured)),
             execution_options={"synchronize_session": False},
         )
 
@@ -253,7 +259,7 @@ def uploads(rt: Runtime, traces: Traces) -> None:
     folder = imports.upload_dir(rt).resolve()
     with rt.db.session() as s:
         for job in s.scalars(
-            select(ImportJob).where(ImportJob.status == "queued", ImportJob.last_row == 0)
+            select(ImportJob).where(col(ImportJob.status) == "queued", col(ImportJob.last_row) == 0)
         ):
             path = Path(job.path)
             if path.parent != folder or not path.is_file():

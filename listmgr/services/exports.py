@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from listmgr.errors import NotFound, ValidationError
 from listmgr.importrows import FORMULA_STARTS
@@ -23,6 +24,7 @@ from listmgr.models import (
     SubscriberInterest,
     Suppression,
     by_id,
+    id_of,
 )
 from listmgr.runtime import Runtime
 from listmgr.services import audit, segments
@@ -78,10 +80,10 @@ def prepare(
             "status must be pending, confirmed, unsubscribed or bounced", field="status"
         )
     with rt.db.session() as s:
-        lst = s.scalar(select(MailingList).where(MailingList.slug == list_slug))
+        lst = s.scalar(select(MailingList).where(col(MailingList.slug) == list_slug))
         if lst is None:
             raise NotFound(f"there is no list {list_slug!r}", field="list")
-        keys = list(s.scalars(select(FieldDef.key).order_by(FieldDef.id)))
+        keys = list(s.scalars(select(col(FieldDef.key)).order_by(col(FieldDef.id))))
         rules = None
         if segment_id is not None:
             seg = by_id(s, Segment, segment_id)
@@ -113,11 +115,11 @@ def prepare(
         detail={"list": lst.slug, "segment": segment_id, "status": status, "columns": columns},
     )
     return Export(
-        int(lst.id),
+        id_of(lst),
         lst.slug,
         tuple(columns),
         custom,
-        status,  # type: ignore[arg-type]
+        status,
         segment_id,
         rules,
     )
@@ -149,33 +151,33 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
         out.seek(0)
         out.truncate()
         with rt.db.session() as s:
-            where: list[ColumnElement[bool]] = [Subscriber.id > last]
+            where: list[ColumnElement[bool]] = [col(Subscriber.id) > last]
             if export.segment_rules:
                 where.append(segments.expression(s, lists=[], rules=export.segment_rules))
             if export.status:
-                where.append(Membership.status == export.status)
+                where.append(col(Membership.status) == export.status)
             page = s.execute(
                 select(
-                    Subscriber.id,
-                    Subscriber.email,
-                    Subscriber.name,
-                    Subscriber.fields,
-                    Subscriber.source,
-                    Subscriber.created_at,
-                    Membership.status,
-                    Membership.opt_in_level,
-                    Membership.confirmed_at,
-                    Suppression.reason,
-                    Subscriber.paused_until,
+                    col(Subscriber.id),
+                    col(Subscriber.email),
+                    col(Subscriber.name),
+                    col(Subscriber.fields),
+                    col(Subscriber.source),
+                    col(Subscriber.created_at),
+                    col(Membership.status),
+                    col(Membership.opt_in_level),
+                    col(Membership.confirmed_at),
+                    col(Suppression.reason),
+                    col(Subscriber.paused_until),
                 )
                 .join(
                     Membership,
-                    (Membership.subscriber_id == Subscriber.id)
-                    & (Membership.list_id == export.list_id),
+                    (col(Membership.subscriber_id) == Subscriber.id)
+                    & (col(Membership.list_id) == export.list_id),
                 )
-                .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
+                .outerjoin(Suppression, col(Suppression.email_hash) == Subscriber.email_hash)
                 .where(*where)
-                .order_by(Subscriber.id)
+                .order_by(col(Subscriber.id))
                 .limit(PAGE)
             ).all()
             if not page:
@@ -183,8 +185,8 @@ def rows(rt: Runtime, export: Export) -> Iterator[str]:
             interests: dict[int, list[str]] = {}
             if "interests" in export.columns:
                 for sid, key in s.execute(
-                    select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
-                    .where(SubscriberInterest.subscriber_id.in_([r.id for r in page]))
+                    select(col(SubscriberInterest.subscriber_id), col(SubscriberInterest.interest))
+                    .where(col(SubscriberInterest.subscriber_id).in_([r.id for r in page]))
                     .order_by(SubscriberInterest.interest)
                 ):
                     interests.setdefault(sid, []).append(key)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import logging
@@ -11,19 +12,21 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.models import FieldDef, ImportJob, Interest, MailingList, utcnow
+from listmgr.models import FieldDef, ImportJob, Interest, MailingList, id_of, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit, exports
 from listmgr.services.importstage import Outcome, Writer, bulk_settings
@@ -56,7 +59,7 @@ class ImportInfo:
     skipped: int
     errors: int
     columns: dict[str, str]
-    ignored_columns: list[str]
+    ignored_columns: builtins.list[str]  # (the field `list` hides the builtin here)
     error: str
     created_by: str
     created_at: str
@@ -75,7 +78,7 @@ def _definitions(s: Any) -> tuple[dict[str, importrows.FieldInfo], frozenset[str
         d.key: importrows.FieldInfo(d.key, d.type, d.label, tuple(d.choices or ()))
         for d in s.scalars(select(FieldDef))
     }
-    return fields, frozenset(s.scalars(select(Interest.key)))
+    return fields, frozenset(s.scalars(select(col(Interest.key))))
 
 
 def _header(
@@ -124,7 +127,7 @@ def create_job(
         if mode != "suppress" or list_slug:
             if not list_slug:
                 raise ValidationError("Choose the list to import into.", field="list")
-            lst = s.scalar(select(MailingList).where(MailingList.slug == list_slug))
+            lst = s.scalar(select(MailingList).where(col(MailingList.slug) == list_slug))
             if lst is None:
                 raise ValidationError(f"There is no list {list_slug!r}.", field="list")
             list_id = lst.id
@@ -147,7 +150,7 @@ def create_job(
         )
         s.add(job)
         s.flush()
-        job_id = int(job.id)  # type: ignore[arg-type]
+        job_id = id_of(job)
     audit.record(
         rt,
         actor=actor,
@@ -162,7 +165,7 @@ def create_job(
 def _info(job: ImportJob, slug: str | None) -> ImportInfo:
     m = job.mapping or {}
     return ImportInfo(
-        int(job.id),  # type: ignore[arg-type]
+        id_of(job),
         job.status,
         job.filename,
         slug,
@@ -188,7 +191,7 @@ def get(rt: Runtime, job_id: int) -> ImportInfo:
         job = s.get(ImportJob, job_id)
         if job is None:
             raise NotFound(f"there is no import {job_id}")
-        slug = s.scalar(select(MailingList.slug).where(MailingList.id == job.list_id))
+        slug = s.scalar(select(col(MailingList.slug)).where(col(MailingList.id) == job.list_id))
         return _info(job, slug)
 
 
@@ -196,9 +199,9 @@ def all_jobs(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[Imp
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(ImportJob)) or 0
         rows = s.execute(
-            select(ImportJob, MailingList.slug)
-            .outerjoin(MailingList, MailingList.id == ImportJob.list_id)
-            .order_by(ImportJob.id.desc())
+            select(ImportJob, col(MailingList.slug))
+            .outerjoin(MailingList, col(MailingList.id) == ImportJob.list_id)
+            .order_by(col(ImportJob.id).desc())
             .offset(offset)
             .limit(limit)
         ).all()
@@ -208,7 +211,7 @@ def all_jobs(rt: Runtime, *, offset: int = 0, limit: int = 50) -> tuple[list[Imp
 def report(rt: Runtime, job_id: int) -> str:
     """The CSV report: every row that was skipped or had an error, with the reason."""
     with rt.db.session() as s:
-        text = s.scalar(select(ImportJob.report).where(ImportJob.id == job_id))
+        text = s.scalar(select(col(ImportJob.report)).where(col(ImportJob.id) == job_id))
         if text is None:
             raise NotFound(f"there is no import {job_id}")
         return text
@@ -224,7 +227,9 @@ def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> i
     folder = upload_dir(rt).resolve()
     with rt.db.session() as s:
         busy = set(
-            s.scalars(select(ImportJob.path).where(ImportJob.status.in_(("queued", "running"))))
+            s.scalars(
+                select(col(ImportJob.path)).where(col(ImportJob.status).in_(("queued", "running")))
+            )
         )
     cutoff = None if older_than is None else time.time() - older_than.total_seconds()
     gone = 0
@@ -245,10 +250,10 @@ def requeue(rt: Runtime) -> int:
     with rt.db.session() as s:
         s.execute(
             update(ImportJob)
-            .where(ImportJob.status == "running", ImportJob.heartbeat_at < stale)
+            .where(col(ImportJob.status) == "running", col(ImportJob.heartbeat_at) < stale)
             .values(status="queued")
         )
-        ids = list(s.scalars(select(ImportJob.id).where(ImportJob.status == "queued")))
+        ids = list(s.scalars(select(col(ImportJob.id)).where(col(ImportJob.status) == "queued")))
     for job_id in ids:
         rt.enqueue("run_import", job_id)
     return len(ids)
@@ -256,10 +261,13 @@ def requeue(rt: Runtime) -> int:
 
 def _claim(rt: Runtime, job_id: int) -> bool:
     with rt.db.session() as s:
-        claimed = s.execute(
-            update(ImportJob)
-            .where(ImportJob.id == job_id, ImportJob.status == "queued")
-            .values(status="running", heartbeat_at=utcnow())
+        claimed = cast(
+            CursorResult[Any],
+            s.execute(
+                update(ImportJob)
+                .where(col(ImportJob.id) == job_id, col(ImportJob.status) == "queued")
+                .values(status="running", heartbeat_at=utcnow())
+            ),
         ).rowcount
         return bool(claimed)
 
@@ -314,7 +322,7 @@ def run_job(
 
 def _validated(
     ctx: importrows.Context, path: Path, fmt: csvfiles.CsvFormat, size: int, workers: int
-) -> Iterator[importrows.Checked]:
+) -> Generator[importrows.Checked]:
     """Validated chunks in order, read and validated ahead of the writes: by a thread of this
     process (it runs while the database works, the drivers let go of the interpreter then), or
     by a helper process (a core of its own)."""
@@ -388,7 +396,7 @@ def _next(results: Any, helper: Any) -> importrows.Checked | None:
             continue
         if isinstance(item, BaseException):
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
 
 def _hash_key(rt: Runtime) -> bytes:
@@ -402,7 +410,7 @@ def _execute(
         job = s.get(ImportJob, job_id)
         assert job is not None
         fields, interests = _definitions(s)
-        slug = s.scalar(select(MailingList.slug).where(MailingList.id == job.list_id))
+        slug = s.scalar(select(col(MailingList.slug)).where(col(MailingList.id) == job.list_id))
         if job.mode != "suppress" and slug is None:
             raise ValidationError("the list of this import was deleted", field="list")
     path = Path(job.path)
@@ -485,7 +493,7 @@ def _write(
     lines, report_lines = _report_lines(out, piece, report_lines)
     conn.execute(
         update(ImportJob)
-        .where(ImportJob.id == job.id)
+        .where(col(ImportJob.id) == job.id)
         .values(
             processed_bytes=piece.bytes_read,
             last_row=piece.last,
@@ -512,18 +520,19 @@ def _apply(
     now = utcnow()
     actor = job.created_by or "import"
     if job.mode == "suppress":
-        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=int(job.id))  # type: ignore[arg-type]
+        writer.suppress(out, staged, now=now, actor=actor, wording=job.consent, job_id=id_of(job))
     else:
+        assert job.list_id is not None  # every other mode imports into a list
         writer.apply(
             out,
             staged,
-            list_id=int(job.list_id),  # type: ignore[arg-type]
+            list_id=job.list_id,
             mode=job.mode,
             now=now,
             actor=actor,
             wording=job.consent,
-            job_id=int(job.id),
-        )  # type: ignore[arg-type]
+            job_id=id_of(job),
+        )
     return out
 
 

@@ -5,11 +5,12 @@ table then gets one INSERT ... SELECT from the staging table. Per row, no Python
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -65,13 +66,13 @@ def bulk_settings(conn: Connection) -> Iterator[None]:
     # Safe: each chunk holds the write lock from its lookup to its commit (BEGIN IMMEDIATE), so
     # every subscriber it refers to was read or inserted under that lock, and nobody deletes it
     # in between. The pragma only works outside a transaction, hence the driver connection.
-    raw = conn.connection.driver_connection
-    before = raw.execute("PRAGMA foreign_keys").fetchone()[0]  # type: ignore[union-attr]
-    raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+    raw = cast(sqlite3.Connection, conn.connection.driver_connection)
+    before = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+    raw.execute("PRAGMA foreign_keys = OFF")
     try:
         yield
     finally:
-        raw.execute(f"PRAGMA foreign_keys = {int(before)}")  # type: ignore[union-attr]
+        raw.execute(f"PRAGMA foreign_keys = {int(before)}")
 
 
 class Writer:
@@ -89,7 +90,7 @@ class Writer:
         if self.pg:  # new subscribers' ids as the rows arrive (unused ones are only a gap)
             sequence = conn.exec_driver_sql(
                 "SELECT pg_get_serial_sequence('subscriber', 'id')"
-            ).scalar()
+            ).scalar_one()
             literal = "'" + sequence.replace("'", "''") + "'"
             conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE imp_batch ({STAGE} DEFAULT nextval({literal}))"
@@ -125,7 +126,8 @@ class Writer:
         Returns how many are staged."""
         if self.pg:
             self.conn.exec_driver_sql("TRUNCATE imp_batch")
-            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            driver: Any = self.conn.connection.driver_connection  # a psycopg connection
+            cursor = driver.cursor()
             with cursor.copy(f"COPY imp_batch ({PEOPLE}) FROM STDIN") as copy:
                 copy.write(people)
             cursor.close()

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import Classification
-from listmgr.models import Delivery, Outbox, Subscriber, by_id
+from listmgr.models import Delivery, Outbox, Subscriber, by_id, id_of
 from listmgr.services.subscriptions import normalize_email
 
 NO_PROOF = "none"
@@ -46,7 +47,9 @@ def _outbox(s: Session, cls: Classification) -> list[Outbox]:
     if not ids:
         return []
     return list(
-        s.scalars(select(Outbox).where(Outbox.message_id.in_(ids), Outbox.status == "sent"))
+        s.scalars(
+            select(Outbox).where(col(Outbox.message_id).in_(ids), col(Outbox.status) == "sent")
+        )
     )
 
 
@@ -67,7 +70,8 @@ def _by_tokens(s: Session, cls: Classification, *, mailto: bool) -> Verdict:
         named.setdefault(cls.subscriber_id, "token")
     rows = [] if mailto else _deliveries(s, cls)
     for row in rows:
-        named.setdefault(int(row.subscriber_id), "message-id")  # type: ignore[arg-type]
+        if row.subscriber_id:  # (always: _deliveries keeps only those)
+            named.setdefault(row.subscriber_id, "message-id")
     for out in [] if mailto else _outbox(s, cls):
         if out.subscriber_id:
             named.setdefault(int(out.subscriber_id), "message-id")
@@ -90,10 +94,10 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     # the form addresses are stored in (Unicode domains, lower case); else looked up as written
     with contextlib.suppress(ValidationError):
         sender = normalize_email(sender)
-    sub = s.scalar(select(Subscriber).where(Subscriber.email == sender))
+    sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == sender))
     if sub is None:
         return Verdict(None, NO_PROOF, f"no subscriber with the address {sender}")
-    sid = int(sub.id)  # type: ignore[arg-type]
+    sid = id_of(sub)
     if sid in cls.proof.quoted_subscribers:
         return Verdict(sid, "token")
     for row in _deliveries(s, cls):
@@ -102,11 +106,11 @@ def _reply(s: Session, cls: Classification) -> Verdict:
     if (
         cls.proof.outbox_ids
         and s.scalar(
-            select(Outbox.id)
+            select(col(Outbox.id))
             .where(
-                Outbox.message_id.in_(list(cls.proof.outbox_ids[:20])),
-                Outbox.status == "sent",
-                or_(Outbox.subscriber_id == sid, Outbox.to_email == sender),
+                col(Outbox.message_id).in_(list(cls.proof.outbox_ids[:20])),
+                col(Outbox.status) == "sent",
+                or_(col(Outbox.subscriber_id) == sid, col(Outbox.to_email) == sender),
             )
             .limit(1)
         )
@@ -131,4 +135,4 @@ def by_admin(s: Session, cls: Classification) -> list[Subscriber]:
     addresses = [a.strip().lower() for a in cls.recipients if "@" in a][:20]
     if not addresses:
         return []
-    return list(s.scalars(select(Subscriber).where(Subscriber.email.in_(addresses))))
+    return list(s.scalars(select(Subscriber).where(col(Subscriber.email).in_(addresses))))

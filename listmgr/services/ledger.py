@@ -17,10 +17,11 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, and_, exists, false, func, insert, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from listmgr.db import Database
 from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppression
@@ -36,9 +37,9 @@ def materialize_statement(
     """One INSERT … SELECT of the audience into the ledger (unique per subscriber+campaign):
     confirmed on one of the lists, not suppressed, not paused, matching the segment rules."""
     member = and_(
-        Membership.subscriber_id == Subscriber.id,
-        Membership.list_id.in_(list_ids),
-        Membership.status == MemberStatus.confirmed.value,
+        col(Membership.subscriber_id) == Subscriber.id,
+        col(Membership.list_id).in_(list_ids),
+        col(Membership.status) == MemberStatus.confirmed.value,
     )
     # With several lists, the first the person is confirmed on names the unsubscribe token.
     list_id: Any = Membership.list_id if len(list_ids) == 1 else func.min(Membership.list_id)
@@ -60,7 +61,7 @@ def materialize_statement(
     rows = (
         select(
             literal(campaign_id),
-            Subscriber.id,
+            col(Subscriber.id),
             list_id,
             literal(QUEUED),
             literal(0),
@@ -76,13 +77,13 @@ def materialize_statement(
         .select_from(Subscriber)
         .join(Membership, member)
         .where(
-            ~exists().where(Suppression.email_hash == Subscriber.email_hash),
-            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now),
+            ~exists().where(col(Suppression.email_hash) == Subscriber.email_hash),
+            or_(col(Subscriber.paused_until).is_(None), col(Subscriber.paused_until) <= now),
             rules,
         )
     )
     if len(list_ids) > 1:
-        rows = rows.group_by(Subscriber.id)
+        rows = rows.group_by(col(Subscriber.id))
     return insert(Delivery).from_select(columns, rows).execution_options(preserve_rowcount=True)
 
 
@@ -136,7 +137,7 @@ class Ledger:
     def __init__(self, db: Database, *, synchronous: bool = True) -> None:
         self.pg = db.dialect == "postgresql"
         self._pooled = db.engine.raw_connection()
-        self.conn: Any = self._pooled.driver_connection
+        self.conn: Any = cast(Any, self._pooled.driver_connection)  # not None: just checked out
         self.cur = self.conn.cursor()
         self.synchronous = synchronous
         self._generic = False  # plan_cache_mode set on this connection (see _step_pg)

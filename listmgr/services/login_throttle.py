@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.models import LoginThrottle, utcnow
 from listmgr.runtime import Runtime
@@ -51,18 +52,20 @@ def wait_seconds(s: Session, keys: Keys, now: datetime | None = None) -> int:
     """Seconds before this account may be tried again from this address (0: go ahead)."""
     now = now or utcnow()
     until = s.scalars(
-        select(LoginThrottle.blocked_until).where(
-            LoginThrottle.key.in_((keys.account, keys.address)), LoginThrottle.blocked_until > now
+        select(col(LoginThrottle.blocked_until)).where(
+            col(LoginThrottle.key).in_((keys.account, keys.address)),
+            col(LoginThrottle.blocked_until) > now,
         )
     ).all()
-    if not until:
+    latest = max((u for u in until if u is not None), default=None)  # none: the query says >
+    if latest is None:
         return 0
-    return max(1, int((max(until) - now).total_seconds() + 0.999))
+    return max(1, int((latest - now).total_seconds() + 0.999))
 
 
 def _row(s: Session, key: str, now: datetime) -> LoginThrottle:
     """The counter row, created if missing and locked for this transaction."""
-    row = s.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+    row = s.scalar(select(LoginThrottle).where(col(LoginThrottle.key) == key).with_for_update())
     if row is not None:
         return row
     try:
@@ -70,7 +73,9 @@ def _row(s: Session, key: str, now: datetime) -> LoginThrottle:
             s.add(LoginThrottle(key=key, failures=0, last_failed_at=now))
     except IntegrityError:
         pass  # another process created it first; lock theirs
-    return s.scalars(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).one()
+    return s.scalars(
+        select(LoginThrottle).where(col(LoginThrottle.key) == key).with_for_update()
+    ).one()
 
 
 def failed(s: Session, keys: Keys, now: datetime | None = None) -> None:
@@ -90,7 +95,7 @@ def failed(s: Session, keys: Keys, now: datetime | None = None) -> None:
 
 def succeeded(s: Session, keys: Keys) -> None:
     """A right password clears its own account + address counter (never the address's)."""
-    s.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account))
+    s.execute(delete(LoginThrottle).where(col(LoginThrottle.key) == keys.account))
 
 
 def prune(s: Session, now: datetime | None = None) -> None:
@@ -98,9 +103,9 @@ def prune(s: Session, now: datetime | None = None) -> None:
     skipped, so this never waits for or deadlocks with a sign-in in progress."""
     now = now or utcnow()
     stale = (
-        select(LoginThrottle.key)
-        .where(LoginThrottle.last_failed_at < now - FORGET_AFTER)
+        select(col(LoginThrottle.key))
+        .where(col(LoginThrottle.last_failed_at) < now - FORGET_AFTER)
         .limit(500)
         .with_for_update(skip_locked=True)
     )
-    s.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(stale.scalar_subquery())))
+    s.execute(delete(LoginThrottle).where(col(LoginThrottle.key).in_(stale.scalar_subquery())))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import typing
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import LargeBinary, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import NotFound, TokenInvalid
 from listmgr.models import (
@@ -28,6 +30,7 @@ from listmgr.models import (
     Subscriber,
     SubscriberInterest,
     Suppression,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -59,10 +62,10 @@ def _latest(query: Any, order: Any, recent: int | None) -> Any:
 def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None) -> dict[str, Any]:
     sid = sub.id
     lists = {lst.id: lst for lst in s.scalars(select(MailingList))}
-    labels = {k: v for k, v in s.execute(select(Interest.key, Interest.label))}
+    labels = {k: v for k, v in s.execute(select(col(Interest.key), col(Interest.label)))}
     mine = s.scalars(
-        select(SubscriberInterest.interest)
-        .where(SubscriberInterest.subscriber_id == sid)
+        select(col(SubscriberInterest.interest))
+        .where(col(SubscriberInterest.subscriber_id) == sid)
         .order_by(SubscriberInterest.interest)
     )
 
@@ -82,7 +85,9 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             "updated_at": _iso(m.updated_at),
         }
         for m in s.scalars(
-            select(Membership).where(Membership.subscriber_id == sid).order_by(Membership.id)
+            select(Membership)
+            .where(col(Membership.subscriber_id) == sid)
+            .order_by(col(Membership.id))
         )
     ]
     consent = [
@@ -100,14 +105,16 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             "inbound_id": e.inbound_id,
         }
         for e in s.scalars(
-            select(ConsentEvent).where(ConsentEvent.subscriber_id == sid).order_by(ConsentEvent.id)
+            select(ConsentEvent)
+            .where(col(ConsentEvent.subscriber_id) == sid)
+            .order_by(col(ConsentEvent.id))
         )
     ]
     activity = [
         {"type": a.type, "properties": a.properties, "at": _iso(a.at)}
         for a in s.scalars(
             _latest(
-                select(ActivityEvent).where(ActivityEvent.subscriber_id == sid),
+                select(ActivityEvent).where(col(ActivityEvent.subscriber_id) == sid),
                 (ActivityEvent.at, ActivityEvent.id),
                 recent,
             )
@@ -129,17 +136,19 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
         }
         for d, name, subject in _rows(
             s,
-            select(Delivery, Campaign.name, Campaign.subject)
-            .join(Campaign, Campaign.id == Delivery.campaign_id)
-            .where(Delivery.subscriber_id == sid)
-            .order_by(Delivery.id),
+            select(Delivery, col(Campaign.name), col(Campaign.subject))
+            .join(Campaign, col(Campaign.id) == Delivery.campaign_id)
+            .where(col(Delivery.subscriber_id) == sid)
+            .order_by(col(Delivery.id)),
         )
     ]
     engagement = [
         {"campaign_id": e.campaign_id, "kind": e.kind, "url": e.url, "at": _iso(e.at)}
         for e in s.scalars(
             _latest(
-                select(Engagement).where(Engagement.subscriber_id == sid), (Engagement.id,), recent
+                select(Engagement).where(col(Engagement.subscriber_id) == sid),
+                (Engagement.id,),
+                recent,
             )
         )
     ]
@@ -156,7 +165,7 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             "status": m.status,
         }
         for m in s.scalars(
-            select(InboundMessage).where(_inbound_of(s, sub)).order_by(InboundMessage.id)
+            select(InboundMessage).where(_inbound_of(s, sub)).order_by(col(InboundMessage.id))
         )
     ]
     outbox = [
@@ -167,19 +176,21 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             "created_at": _iso(o.created_at),
             "sent_at": _iso(o.sent_at),
         }
-        for o in s.scalars(select(Outbox).where(_outbox_of(sub)).order_by(Outbox.id))
+        for o in s.scalars(select(Outbox).where(_outbox_of(sub)).order_by(col(Outbox.id)))
     ]
     captured = [
         {"subject": m.subject, "created_at": _iso(m.created_at)}
-        for m in s.scalars(select(DevMail).where(_dev_mail_of(s, sub)).order_by(DevMail.id))
+        for m in s.scalars(select(DevMail).where(_dev_mail_of(s, sub)).order_by(col(DevMail.id)))
     ]
-    supp = s.scalar(select(Suppression).where(Suppression.email_hash == rt.email_hash(sub.email)))
+    supp = s.scalar(
+        select(Suppression).where(col(Suppression.email_hash) == rt.email_hash(sub.email))
+    )
     access = [
         {"at": _iso(a.at), "action": a.action, "actor": a.actor}
         for a in s.scalars(
             select(AuditLog)
-            .where(AuditLog.target_type == "subscriber", AuditLog.target_id == str(sid))
-            .order_by(AuditLog.id)
+            .where(col(AuditLog.target_type) == "subscriber", col(AuditLog.target_id) == str(sid))
+            .order_by(col(AuditLog.id))
         )
     ]
     return {
@@ -221,7 +232,7 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
 # -- where a person's rows are -----------------------------------------------------------------
 def _contains(s: Session, column: Any, needle: str) -> Any:
     """Case-insensitive "column contains needle" for text, JSON and binary columns."""
-    target = cast(column, Text)
+    target: Any = cast(column, Text)
     if s.get_bind().dialect.name == "postgresql" and isinstance(column.type, LargeBinary):
         # Every byte is a LATIN1 character, so this never fails on odd mail; the needle is
         # spelled the same way (its UTF-8 bytes read as LATIN1).
@@ -234,7 +245,7 @@ def _contains(s: Session, column: Any, needle: str) -> Any:
 
 
 def _outbox_of(sub: Subscriber) -> Any:
-    return or_(Outbox.subscriber_id == sub.id, Outbox.to_email == sub.email)
+    return or_(col(Outbox.subscriber_id) == sub.id, col(Outbox.to_email) == sub.email)
 
 
 def _dev_mail_of(s: Session, sub: Subscriber) -> Any:
@@ -244,43 +255,47 @@ def _dev_mail_of(s: Session, sub: Subscriber) -> Any:
 def _inbound_of(s: Session, sub: Subscriber) -> Any:
     # Raw bytes are searched only where no subscriber is linked (unattributed bounces, ...).
     return or_(
-        InboundMessage.subscriber_id == sub.id,
+        col(InboundMessage.subscriber_id) == sub.id,
         _contains(s, InboundMessage.envelope_from, sub.email),
-        and_(InboundMessage.subscriber_id.is_(None), _contains(s, InboundMessage.raw, sub.email)),
+        and_(
+            col(InboundMessage.subscriber_id).is_(None), _contains(s, InboundMessage.raw, sub.email)
+        ),
     )
 
 
 def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     """Delete every row about this person and blot them out of every other row (free text,
     rules, reports, stored mail); keep a keyed hash on the suppression list."""
-    sid, email = int(sub.id), sub.email  # type: ignore[arg-type]
+    sid, email = id_of(sub), sub.email
     traces = Traces(email, sub.name)
     digest = rt.email_hash(email)
     if rt.db.dialect == "sqlite":
         # What this erasure deletes or rewrites is zeroed in the file, not only unlinked.
         s.connection().exec_driver_sql("PRAGMA secure_delete = ON")
-    s.execute(delete(ActivityEvent).where(ActivityEvent.subscriber_id == sid))
-    s.execute(delete(Engagement).where(Engagement.subscriber_id == sid))
-    s.execute(delete(SubscriberInterest).where(SubscriberInterest.subscriber_id == sid))
-    s.execute(delete(Membership).where(Membership.subscriber_id == sid))
-    s.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == sid))
+    s.execute(delete(ActivityEvent).where(col(ActivityEvent.subscriber_id) == sid))
+    s.execute(delete(Engagement).where(col(Engagement.subscriber_id) == sid))
+    s.execute(delete(SubscriberInterest).where(col(SubscriberInterest.subscriber_id) == sid))
+    s.execute(delete(Membership).where(col(Membership.subscriber_id) == sid))
+    s.execute(delete(ConsentEvent).where(col(ConsentEvent.subscriber_id) == sid))
     s.execute(delete(Outbox).where(_outbox_of(sub)))
     erasure.stored_mail(s, traces, sid)
     # The campaign ledger keeps its counts; a queued row has nobody left to go to.
     s.execute(
         update(Delivery)
-        .where(Delivery.subscriber_id == sid, Delivery.status == DeliveryStatus.queued.value)
+        .where(
+            col(Delivery.subscriber_id) == sid, col(Delivery.status) == DeliveryStatus.queued.value
+        )
         .values(status=DeliveryStatus.skipped.value)
     )
     s.execute(
         update(Delivery)
-        .where(Delivery.subscriber_id == sid)
+        .where(col(Delivery.subscriber_id) == sid)
         .values(subscriber_id=None, error="", claimed_by="", smtp_server="")
     )
     s.delete(sub)
     s.flush()
     erasure.sweep(s, traces)
-    kept = s.scalar(select(Suppression).where(Suppression.email_hash == digest))
+    kept = s.scalar(select(Suppression).where(col(Suppression.email_hash) == digest))
     if kept is None:
         s.add(Suppression(email_hash=digest, email=None, reason="erased"))
     else:
@@ -317,9 +332,9 @@ def _flush_file(rt: Runtime) -> None:
         return
     with rt.db.engine.connect() as conn:
         # On the driver's connection: a checkpoint cannot run inside a transaction.
-        raw = conn.connection.driver_connection
+        raw = typing.cast(sqlite3.Connection, conn.connection.driver_connection)
         try:
-            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             log.warning("the write-ahead log could not be emptied after an erasure")
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -23,6 +24,7 @@ from listmgr.models import (
     Segment,
     Subscriber,
     by_id,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
@@ -50,9 +52,9 @@ def definitions(
     }
     lists = {
         slug: tuple(levels or ())
-        for slug, levels in s.execute(select(MailingList.slug, MailingList.opt_in_levels))
+        for slug, levels in s.execute(select(col(MailingList.slug), col(MailingList.opt_in_levels)))
     }
-    return fields, set(s.scalars(select(Interest.key))), lists
+    return fields, set(s.scalars(select(col(Interest.key)))), lists
 
 
 def expression(
@@ -127,7 +129,9 @@ def counted(s: Session, where: ColumnElement[bool]) -> int:
 def hidden_fields(s: Session) -> set[str]:
     """Fields whose values in rules are free text or identify someone: masked for readers
     without access to personal data."""
-    return set(IDENTIFYING) | set(s.scalars(select(FieldDef.key).where(FieldDef.type == "text")))
+    return set(IDENTIFYING) | set(
+        s.scalars(select(col(FieldDef.key)).where(col(FieldDef.type) == "text"))
+    )
 
 
 def shown_rules(s: Session, rules: Any, *, personal: bool) -> Any:
@@ -166,9 +170,9 @@ def _check(s: Session, lists: list[str], rules: Any) -> dict[str, Any]:
 
 def _info(row: Segment, rules: Any = None) -> SegmentInfo:
     return SegmentInfo(
-        int(row.id),
+        id_of(row),
         row.name,
-        list(row.lists or []),  # type: ignore[arg-type]
+        list(row.lists or []),
         dict(rules if rules is not None else row.rules or {}),
         row.created_at.isoformat(),
         row.updated_at.isoformat(),
@@ -182,7 +186,7 @@ def create(rt: Runtime, *, name: Any, lists: Any = (), rules: Any = None) -> int
         row = Segment(name=name, lists=slugs, rules=_check(s, slugs, rules))
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def _get(s: Session, segment_id: int) -> Segment:
@@ -206,7 +210,7 @@ def all_segments(
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(Segment)) or 0
         rows = s.scalars(
-            select(Segment).order_by(Segment.name, Segment.id).offset(offset).limit(limit)
+            select(Segment).order_by(Segment.name, col(Segment.id)).offset(offset).limit(limit)
         )
         return [_info(r, shown_rules(s, r.rules or {}, personal=personal)) for r in rows], total
 
@@ -233,9 +237,9 @@ def delete(rt: Runtime, segment_id: int) -> None:
     with rt.db.session() as s:
         row = _get(s, segment_id)
         users = s.execute(
-            select(Campaign.name, Campaign.status)
-            .where(Campaign.segment_id == segment_id, Campaign.status.in_(UNSENT))
-            .order_by(Campaign.id)
+            select(col(Campaign.name), col(Campaign.status))
+            .where(col(Campaign.segment_id) == segment_id, col(Campaign.status).in_(UNSENT))
+            .order_by(col(Campaign.id))
         ).all()
         if users:
             raise Conflict(
@@ -266,13 +270,13 @@ def users_of(s: Session, uses: Callable[[Any], bool]) -> str:
     none do)."""
     segs = [
         f"segment {row.name!r}"
-        for row in s.scalars(select(Segment).order_by(Segment.id))
+        for row in s.scalars(select(Segment).order_by(col(Segment.id)))
         if uses(row.rules)
     ]
     camps = [
         (row.name, row.status)
         for row in s.scalars(
-            select(Campaign).where(Campaign.status.in_(UNSENT)).order_by(Campaign.id)
+            select(Campaign).where(col(Campaign.status).in_(UNSENT)).order_by(col(Campaign.id))
         )
         if uses(row.segment_rules)
     ]

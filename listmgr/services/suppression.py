@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from listmgr.errors import Conflict, NotFound, ValidationError
-from listmgr.models import Suppression
+from listmgr.models import Suppression, id_of
 from listmgr.runtime import Runtime
 from listmgr.services.subscriptions import normalize_email
 
@@ -28,10 +29,10 @@ class Entry:
 
 def _entry(row: Suppression) -> Entry:
     return Entry(
-        int(row.id),
+        id_of(row),
         row.email,
         row.reason,
-        row.detail,  # type: ignore[arg-type]
+        row.detail,
         row.created_at.isoformat(timespec="seconds"),
     )
 
@@ -54,13 +55,13 @@ def search(
             digest = rt.email_hash(normalize_email(term))
         except ValidationError:
             digest = None
-        prefix = Suppression.email.startswith(term, autoescape=True)
-        query = query.where(prefix | (Suppression.email_hash == digest) if digest else prefix)
+        prefix = col(Suppression.email).startswith(term, autoescape=True)
+        query = query.where(prefix | (col(Suppression.email_hash) == digest) if digest else prefix)
     if reason:
-        query = query.where(Suppression.reason == reason)
+        query = query.where(col(Suppression.reason) == reason)
     with rt.db.session() as s:
         total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = s.scalars(query.order_by(Suppression.id.desc()).offset(offset).limit(limit))
+        rows = s.scalars(query.order_by(col(Suppression.id).desc()).offset(offset).limit(limit))
         return [_entry(r) for r in rows], total
 
 
@@ -71,13 +72,13 @@ def add(rt: Runtime, *, email: str, detail: str = "") -> int:
         raise ValidationError("detail: one line of at most 500 characters", field="detail")
     digest = rt.email_hash(address)
     with rt.db.session() as s:
-        existing = s.scalar(select(Suppression).where(Suppression.email_hash == digest))
+        existing = s.scalar(select(Suppression).where(col(Suppression.email_hash) == digest))
         if existing is not None:
             raise Conflict(f"already suppressed ({existing.reason})", field="email")
         row = Suppression(email_hash=digest, email=address, reason="manual", detail=detail)
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        return id_of(row)
 
 
 def remove(rt: Runtime, entry_id: int) -> Entry:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.models import InboundMessage, Membership, MemberStatus, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
@@ -23,10 +24,10 @@ def ask(
     """Mail the person a confirmation link unless that would be pointless or a flood;
     returns (what was done, the outbox id to send after commit)."""
     active = s.scalar(
-        select(Membership.id)
+        select(col(Membership.id))
         .where(
-            Membership.subscriber_id == sub.id,
-            Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+            col(Membership.subscriber_id) == sub.id,
+            col(Membership.status).in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
         )
         .limit(1)
     )
@@ -36,11 +37,15 @@ def ask(
         return f"no proof; {WAITING} (an automatic message gets no answer)", None
     # Requests for one address processed at the same moment by several workers: one at a time
     # (PostgreSQL row lock; SQLite's processing transaction already holds the write lock).
-    s.execute(select(Subscriber.id).where(Subscriber.id == sub.id).with_for_update())
+    s.execute(select(col(Subscriber.id)).where(col(Subscriber.id) == sub.id).with_for_update())
     window = utcnow() - timedelta(hours=rt.settings.unsubscribe_request_window_hours)
     recent = s.scalar(
-        select(Outbox.id)
-        .where(Outbox.to_email == sub.email, Outbox.kind == KIND, Outbox.created_at > window)
+        select(col(Outbox.id))
+        .where(
+            col(Outbox.to_email) == sub.email,
+            col(Outbox.kind) == KIND,
+            col(Outbox.created_at) > window,
+        )
         .limit(1)
     )
     if recent is not None:  # forged From addresses must not turn us into a mail bomb
@@ -74,10 +79,12 @@ def view(rt: Runtime, token: str) -> RequestView:
         if sub is None:
             return RequestView("", True)
         active = s.scalar(
-            select(Membership.id)
+            select(col(Membership.id))
             .where(
-                Membership.subscriber_id == sid,
-                Membership.status.in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+                col(Membership.subscriber_id) == sid,
+                col(Membership.status).in_(
+                    (MemberStatus.confirmed.value, MemberStatus.pending.value)
+                ),
             )
             .limit(1)
         )
@@ -103,9 +110,9 @@ def confirm(rt: Runtime, token: str, *, origin: Origin) -> RequestView:
         s.execute(
             update(InboundMessage)
             .where(
-                or_(InboundMessage.id == inbound_id, InboundMessage.subscriber_id == sid),
-                InboundMessage.kind == "unsubscribe",
-                InboundMessage.proof == "none",
+                or_(col(InboundMessage.id) == inbound_id, col(InboundMessage.subscriber_id) == sid),
+                col(InboundMessage.kind) == "unsubscribe",
+                col(InboundMessage.proof) == "none",
             )
             .values(
                 proof="link",

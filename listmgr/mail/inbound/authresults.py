@@ -55,7 +55,9 @@ def _uncomment(value: str) -> str:
 
 def _split(value: str) -> list[str]:
     """Split on ';' outside quoted strings."""
-    pieces, current, quoted = [], [], False
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in value:
         if ch == '"':
             quoted = not quoted
@@ -79,7 +81,7 @@ def parse(value: str) -> tuple[str, list[Result]]:
         if not pairs:
             continue
         method, result = pairs[0]
-        props = {}
+        props: dict[str, str] = {}
         for k, v in pairs[1:]:
             props.setdefault(k.lower(), v.strip('"').strip())
         results.append(Result(method.split("/")[0].lower(), result.strip('"').lower(), props))

@@ -98,7 +98,7 @@ def decode_part(part: Message) -> str:
         payload = part.get_payload(decode=True)
     except Exception:
         payload = None
-    if payload is None:
+    if not isinstance(payload, bytes):  # None: a multipart (or a failed decode)
         p = part.get_payload()
         return _text(p) if isinstance(p, str) else ""
     charset = "utf-8"
@@ -176,7 +176,7 @@ def outline(msg: Message, max_parts: int = MAX_PARTS) -> list[dict[str, Any]]:
                 "size": 0 if multipart else len(payload or ""),
             }
         )
-        if multipart and depth < MAX_DEPTH:
+        if isinstance(payload, list) and depth < MAX_DEPTH:
             stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
     return out
 
