@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.models import AuditLog, Campaign, Membership, Subscriber, SubscriberInterest, by_id
 from listmgr.runtime import Runtime
 from listmgr.services.campaign_setup import get_row, renderer, settings_of
-from listmgr.services.subscriptions import normalize_email
 
 MAX_TEST_RECIPIENTS = 10
 

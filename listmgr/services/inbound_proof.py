@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import Classification
 from listmgr.models import Delivery, Outbox, Subscriber, by_id
-from listmgr.services.subscriptions import normalize_email
 
 NO_PROOF = "none"
 

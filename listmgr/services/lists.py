@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from listmgr import segments as compiler
+from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.mail.compose import clean_header
 from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services import segments
-from listmgr.services.subscriptions import normalize_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # Membership.opt_in_level

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import clean_name
 from listmgr.errors import NotFound, ValidationError
 from listmgr.fieldvalues import FieldValueError, coerce, sentence
 from listmgr.models import (
@@ -38,7 +39,7 @@ from listmgr.services.fielddefs import (  # noqa: F401
     update_field,
     update_interest,
 )
-from listmgr.services.subscriptions import Origin, clean_name, record, subscriber_for_link
+from listmgr.services.subscriptions import Origin, record, subscriber_for_link
 
 TEMPLATE = "pages/public/_profile.html"
 FORM_MARKER = "profile_form"  # present only when the profile section was on the page

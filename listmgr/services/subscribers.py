@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
 from listmgr.models import (
     MailingList,
@@ -21,7 +22,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import Origin, _queue_mail, clean_name, normalize_email, record
+from listmgr.services.subscriptions import Origin, _queue_mail, record
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import (
     NotFound,
     TokenExpired,
@@ -37,8 +37,6 @@ from listmgr.models import (
 )
 from listmgr.runtime import Runtime
 
-MAX_NAME = 200
-
 
 @dataclass(frozen=True)
 class Origin:
@@ -48,38 +46,6 @@ class Origin:
     ip: str = ""
     user_agent: str = ""
     actor: str = "subscriber"
-
-
-def normalize_email(raw: Any) -> str:
-    """Validated, normalized address (no DNS); a clear error naming the field otherwise."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("Please enter an email address.", field="email")
-    if any(c in raw for c in "\r\n\x00"):
-        raise ValidationError("The email address must not contain line breaks.", field="email")
-    try:
-        info = validate_email(raw.strip(), check_deliverability=False, strict=True)
-    except EmailNotValidError as exc:
-        raise ValidationError(f"That email address is not valid: {exc}", field="email") from None
-    # One person, one row: mailbox providers treat the local part case-insensitively.
-    return info.normalized.lower()
-
-
-def clean_name(raw: Any) -> str:
-    """A display name: no control characters, bounded length."""
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ValidationError("The name must be text.", field="name")
-    if "\r" in raw or "\n" in raw:
-        raise ValidationError("The name must not contain line breaks.", field="name")
-    if "\x00" in raw:
-        raise ValidationError(
-            "The name must not contain control characters (it holds a NUL byte).", field="name"
-        )
-    name = " ".join(raw.split())
-    if len(name) > MAX_NAME:
-        raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
-    return name
 
 
 def suppression_of(s: Session, sub: Subscriber) -> Suppression | None:
