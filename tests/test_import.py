@@ -38,6 +38,8 @@ from listmgr.services import exports, imports, lists, segments, subscribers
 from tests.conftest import SECRET, drain
 
 CONSENT = "imported: existing customers, consent recorded on 2024-05-01"
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     kind=st.sampled_from(["text", "number", "date", "boolean", "choice", "multi_choice"]),

@@ -1,7 +1,9 @@
-"""Custom field and interest definitions: the vocabulary forms, the API and segments use."""
+"""Custom fields and interests: their definitions (the vocabulary forms, the API and segments
+use) and the values subscribers hold in them, checked against the definitions and written."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +12,15 @@ from sqlalchemy.orm import Session
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, NotFound, ValidationError
-from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
-from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
+from listmgr.fieldvalues import (
+    TYPES,
+    FieldValueError,
+    check_choices,
+    check_key,
+    coerce,
+    sentence,
+)
+from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import segments
 
@@ -264,3 +273,123 @@ def delete_interest(rt: Runtime, key: str) -> None:
             if key in (lst.form_interests or []):
                 lst.form_interests = [k for k in lst.form_interests if k != key]
         s.delete(row)
+
+
+# -- values ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """Validated custom field values (None: remove the value) and interest keys."""
+
+    fields: dict[str, Any]
+    interests: tuple[str, ...]
+
+
+class ProfileValidator:
+    """The definitions read once, to check many profiles (a CSV import checks every row)."""
+
+    def __init__(
+        self,
+        s: Session,
+        allowed_fields: list[str] | None = None,
+        allowed_interests: list[str] | None = None,
+    ) -> None:
+        self.defs = {
+            d.key: (d.label, d.type, list(d.choices or [])) for d in s.scalars(select(FieldDef))
+        }
+        self.known: set[str] | None = None
+        self.session = s
+        self.allowed_fields = None if allowed_fields is None else set(allowed_fields)
+        self.allowed_interests = None if allowed_interests is None else set(allowed_interests)
+
+    def __call__(self, fields: Mapping[str, Any], interests: list[str] | None) -> Profile:
+        if not isinstance(fields, Mapping):
+            raise ValidationError(
+                "fields must be an object of field keys and values", field="fields"
+            )
+        out: dict[str, Any] = {}
+        for key, raw in fields.items():
+            fd = self.defs.get(key) if isinstance(key, str) else None
+            if fd is None:
+                raise ValidationError(f"There is no field {key!r}.", field=f"fields.{key}")
+            label, type_, choices = fd
+            if self.allowed_fields is not None and key not in self.allowed_fields:
+                raise ValidationError(f"{label} cannot be set here.", field=f"fields.{key}")
+            try:
+                out[key] = coerce(type_, choices, raw, label)
+            except FieldValueError as exc:
+                raise ValidationError(sentence(exc), field=f"fields.{key}") from None
+        if interests is None:
+            interests = []
+        if not isinstance(interests, (list, tuple)):
+            raise ValidationError("interests must be a list of interest keys", field="interests")
+        if interests and self.known is None:
+            self.known = set(self.session.scalars(select(Interest.key)))
+        for item in interests:
+            if not isinstance(item, str) or item not in (self.known or ()):
+                raise ValidationError(f"There is no interest {item!r}.", field="interests")
+            if self.allowed_interests is not None and item not in self.allowed_interests:
+                raise ValidationError(
+                    f"The interest {item!r} cannot be chosen here.", field="interests"
+                )
+        return Profile(out, tuple(dict.fromkeys(interests)))
+
+
+def validate_profile(
+    s: Session,
+    fields: dict,
+    interests: list[str],
+    allowed_fields: list[str] | None = None,
+    allowed_interests: list[str] | None = None,
+) -> Profile:
+    """Check values against the definitions; a ValidationError naming the field otherwise."""
+    return ProfileValidator(s, allowed_fields, allowed_interests)(fields, interests)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b  # True == 1, but a boolean is not a number
+
+
+def write_fields(sub: Subscriber, values: dict[str, Any]) -> list[str]:
+    """Merge values into the subscriber (None removes); returns the keys that changed."""
+    current = dict(sub.fields or {})
+    changed = []
+    for key, value in values.items():
+        if value is None:
+            if key in current:
+                del current[key]
+                changed.append(key)
+        elif not _same(current.get(key), value):
+            current[key] = value
+            changed.append(key)
+    if changed:
+        sub.fields = current  # a new object: JSON columns do not track in-place changes
+        sub.updated_at = utcnow()
+    return changed
+
+
+def write_interests(s: Session, sid: int, wanted: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Replace a subscriber's interests; returns (added, removed)."""
+    wanted = list(dict.fromkeys(wanted))
+    current = set(
+        s.scalars(
+            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sid)
+        )
+    )
+    removed = sorted(current - set(wanted))
+    added = [i for i in wanted if i not in current]
+    if removed:
+        s.execute(
+            delete(SubscriberInterest).where(
+                SubscriberInterest.subscriber_id == sid, SubscriberInterest.interest.in_(removed)
+            )
+        )
+    for key in added:
+        s.add(SubscriberInterest(subscriber_id=sid, interest=key))
+    return added, removed
+
+
+def apply_profile(s: Session, sub: Subscriber, profile: Profile) -> None:
+    """Write validated values (merging) and replace the interests."""
+    write_fields(sub, profile.fields)
+    s.flush()
+    write_interests(s, int(sub.id), profile.interests)  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
-"""Subscribers as marketers see them: create with a status, look up, search."""
+"""Subscriber records as marketers see them: create with a status, edit (name, field values,
+interests, consents), look up, search."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
 from listmgr.models import (
+    AuditLog,
     MailingList,
     Membership,
     MemberStatus,
@@ -22,7 +24,14 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import Origin, _queue_mail, record
+from listmgr.services import segments
+from listmgr.services.fielddefs import (
+    apply_profile,
+    validate_profile,
+    write_fields,
+    write_interests,
+)
+from listmgr.services.subscriptions import Origin, _queue_mail, record, set_consents
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 
@@ -91,9 +100,7 @@ def create(
             raise ValidationError(f"no list {missing[0]!r}", field="lists")
         profile = None
         if fields or interests:
-            from listmgr.services import people
-
-            profile = people.validate_profile(s, fields or {}, list(interests or []))
+            profile = validate_profile(s, fields or {}, list(interests or []))
         sub = Subscriber(
             email=address, email_hash=rt.email_hash(address), name=display, source=origin.source
         )
@@ -108,9 +115,7 @@ def create(
         s.add(sub)
         s.flush()
         if profile is not None:
-            from listmgr.services import people
-
-            people.apply_profile(s, sub, profile)
+            apply_profile(s, sub, profile)
         now = utcnow()
         for slug in wanted:
             lst = found[slug]
@@ -159,6 +164,69 @@ def create(
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
     return sid
+
+
+def update(
+    rt: Runtime,
+    subscriber_id: int,
+    *,
+    name: Any = None,
+    fields: dict[str, Any] | None = None,
+    interests: list[str] | None = None,
+    consents: dict[str, bool] | None = None,
+    wording: str = "",
+    origin: Origin = Origin(source="api", actor="api"),
+) -> None:
+    """Edit a subscriber's name, field values (merging; null removes), interests, consents."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id, with_for_update=True)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        display = clean_name(name) if name is not None else None
+        profile = validate_profile(s, fields or {}, list(interests or []))
+        if consents is not None and not isinstance(consents, Mapping):
+            raise ValidationError(
+                "consents takes booleans 'profiling' and 'tracking'", field="consents"
+            )
+        renamed = display is not None and display != sub.name
+        if renamed:
+            sub.name = display  # type: ignore[assignment]
+            sub.updated_at = utcnow()
+        changed = write_fields(sub, profile.fields)
+        added: list[str] = []
+        removed: list[str] = []
+        if interests is not None:
+            added, removed = write_interests(s, subscriber_id, profile.interests)
+        if renamed or changed or added or removed:
+            record(
+                s,
+                kind="profile",
+                subscriber_id=subscriber_id,
+                list_id=None,
+                origin=origin,
+                detail={
+                    "name": renamed,
+                    "fields": changed,
+                    "interests_added": added,
+                    "interests_removed": removed,
+                },
+            )
+        given = set_consents(s, sub, consents or {}, origin, wording=wording)
+        s.add(
+            AuditLog(
+                actor=origin.actor[:320],
+                action="subscriber.edit",
+                target_type="subscriber",
+                target_id=str(subscriber_id),
+                ip=origin.ip[:64],
+                detail={
+                    "name": renamed,
+                    "fields": changed,
+                    "interests": bool(added or removed),
+                    "consents": given,
+                },
+            )
+        )
 
 
 def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
@@ -272,8 +340,6 @@ def search(
         query = query.where(Subscriber.id.in_(member))
     with rt.db.session() as s:
         if rules:
-            from listmgr.services import segments
-
             query = query.where(segments.expression(s, lists=[], rules=rules))
         counted = query if count_limit is None else query.limit(count_limit + 1)
         total = s.scalar(select(func.count()).select_from(counted.subquery())) or 0

@@ -1,14 +1,15 @@
-"""Subscribe, confirm, unsubscribe and list preferences, each with its consent event."""
+"""Subscriptions: subscribe, confirm, unsubscribe, the preference center (lists, profile, pause)
+and consents to profiling and tracking, each change with its consent event."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,19 +24,41 @@ from listmgr.errors import (
 )
 from listmgr.models import (
     MAX_ID,
+    ActivityEvent,
     ConsentEvent,
     Delivery,
+    Engagement,
+    FieldDef,
+    Interest,
     MailingList,
     Membership,
     MemberStatus,
     OptIn,
     Outbox,
     Subscriber,
+    SubscriberInterest,
     Suppression,
     by_id,
     utcnow,
 )
 from listmgr.runtime import Runtime
+from listmgr.services.fielddefs import (
+    apply_profile,
+    validate_profile,
+    write_fields,
+    write_interests,
+)
+
+TEMPLATE = "pages/public/_profile.html"
+FORM_MARKER = "profile_form"  # present only when the profile section was on the page
+PAUSE_DAYS = (30, 90)
+WORDING = {
+    "profiling": "Use what I read and do (activity such as products viewed or documents "
+    "downloaded) to send me mail that fits my interests. Unticking this deletes "
+    "the activity stored so far.",
+    "tracking": "Record when I open your mail and which links I click. Unticking this "
+    "deletes the opens and clicks recorded so far.",
+}
 
 
 @dataclass(frozen=True)
@@ -190,10 +213,8 @@ def _subscribe(
         wording = wording or lst.consent_wording
         profile = None
         if fields or interests:
-            from listmgr.services import people
-
             # as given: a string is refused ("must be a list"), not read letter by letter
-            profile = people.validate_profile(
+            profile = validate_profile(
                 s,
                 fields or {},
                 interests or [],  # type: ignore[arg-type]
@@ -202,9 +223,7 @@ def _subscribe(
             )
         sub, created = find_or_create_subscriber(s, rt, address, display, origin.source)
         if created and profile is not None:
-            from listmgr.services import people
-
-            people.apply_profile(s, sub, profile)
+            apply_profile(s, sub, profile)
         elif not sub.name and display:
             sub.name = display
         member = s.scalar(
@@ -615,9 +634,7 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
                 )
             )
         suppressed = suppression_of(s, sub) is not None
-        from listmgr.services import people  # people builds on this module
-
-        extra = people.preference_extras(s, sub)
+        extra = preference_extras(s, sub)
         return Preferences(sid, sub.email, sub.name, tuple(choices), suppressed, extra)
 
 
@@ -703,3 +720,195 @@ def unsubscribe_all(
         except TokenInvalid:  # erased: there is nothing left to unsubscribe
             return
         unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)
+
+
+# -- consents to profiling and tracking ------------------------------------------------------
+def set_consents(
+    s: Session,
+    sub: Subscriber,
+    consents: Mapping[str, Any],
+    origin: Origin,
+    wording: str | None = None,
+) -> list[str]:
+    """Give or withdraw profiling/tracking consent, with an event each; withdrawal deletes."""
+    changed = []
+    for key, given in consents.items():
+        if key not in WORDING or not isinstance(given, bool):
+            raise ValidationError(
+                "consents takes booleans 'profiling' and 'tracking'", field=f"consents.{key}"
+            )
+    for key, given in consents.items():
+        attr = f"consent_{key}"
+        if getattr(sub, attr) == given:
+            continue
+        setattr(sub, attr, given)
+        detail: dict[str, Any] = {"given": given}
+        if not given:
+            table = ActivityEvent if key == "profiling" else Engagement
+            gone = s.execute(delete(table).where(table.subscriber_id == sub.id)).rowcount
+            detail["activity_deleted" if key == "profiling" else "engagement_deleted"] = gone
+        record(
+            s,
+            kind=attr,
+            subscriber_id=sub.id,
+            list_id=None,
+            origin=origin,
+            wording=WORDING[key] if wording is None else wording,
+            detail=detail,
+        )
+        changed.append(key)
+    if changed:
+        sub.updated_at = utcnow()
+    return changed
+
+
+# -- preference center: the profile section ---------------------------------------------------
+def preference_extras(s: Session, sub: Subscriber) -> dict:
+    """What the preference center's profile section shows (rendered by TEMPLATE)."""
+    values = sub.fields or {}
+    mine = set(
+        s.scalars(
+            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sub.id)
+        )
+    )
+    fields = [
+        {
+            "key": d.key,
+            "label": d.label,
+            "type": d.type,
+            "choices": list(d.choices or []),
+            "value": values.get(d.key),
+        }
+        for d in s.scalars(
+            select(FieldDef).where(FieldDef.editable.is_(True)).order_by(FieldDef.id)
+        )
+    ]
+    interests = [
+        {"key": i.key, "label": i.label, "checked": i.key in mine}
+        for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))
+    ]
+    paused = sub.paused_until if sub.paused_until and sub.paused_until > utcnow() else None
+    return {
+        "template": TEMPLATE,
+        "fields": fields,
+        "interests": interests,
+        "paused_until": paused.date().isoformat() if paused else None,
+        "pause_days": list(PAUSE_DAYS),
+        "consent_profiling": bool(sub.consent_profiling),
+        "consent_tracking": bool(sub.consent_tracking),
+        "wording": dict(WORDING),
+        "marker": FORM_MARKER,
+    }
+
+
+def _checked(form: Any, name: str) -> bool:
+    return str(form.get(name, "")).strip().lower() in ("1", "on", "true", "yes")
+
+
+def _pause(raw: Any, current: Any) -> tuple[bool, Any]:
+    """(changed, new paused_until) from the pause select: "", "keep" or a number of days."""
+    if raw is None or raw == "keep":
+        return False, current
+    if raw == "":
+        return current is not None, None
+    if raw not in {str(d) for d in PAUSE_DAYS}:
+        raise ValidationError("Please choose how long to pause from the list.", field="pause")
+    return True, utcnow() + timedelta(days=int(raw))
+
+
+def _check_lists(s: Session, form: Any) -> None:
+    """Refuse unknown lists and frequencies before anything is saved (the list part of the same
+    form is applied after the profile by subscriptions.update_lists)."""
+    lists = {lst.slug: lst for lst in s.scalars(select(MailingList))}
+    for slug in form.getlist("lists"):
+        if slug not in lists:
+            raise ValidationError(f"Unknown list {slug!r}.", field="lists")
+    for name in form:
+        if name.startswith("level_"):
+            lst, level = lists.get(name[6:]), form.get(name)
+            if lst is not None and level and level not in (lst.opt_in_levels or []):
+                raise ValidationError(f"Unknown frequency {level!r} for {lst.name}.", field=name)
+
+
+def update_from_preferences(rt: Runtime, manage_token: str, form: Any, *, origin: Origin) -> None:
+    """Save the profile section: editable fields, interests, pause and consents."""
+    if form.get(FORM_MARKER) != "1":
+        return  # another form (no profile section): absent checkboxes mean nothing
+    with rt.db.session() as s:
+        sub = subscriber_for_link(s, rt, manage_token, lock=True)
+        sid = int(sub.id)  # type: ignore[arg-type]
+        editable = {
+            d.key: d for d in s.scalars(select(FieldDef).where(FieldDef.editable.is_(True)))
+        }
+        raw: dict[str, Any] = {}
+        for name in form:
+            if name.startswith("field_"):
+                values = form.getlist(name)
+                raw[name[6:]] = values if len(values) > 1 else values[0]
+        current = sub.fields or {}
+        for key, d in editable.items():
+            if key not in raw and d.type == "multi_choice":
+                raw[key] = []
+            elif key not in raw and d.type == "boolean":
+                # An unticked box: "no" once there was an answer, otherwise still no answer.
+                raw[key] = False if current.get(key) is not None else None
+        profile = validate_profile(s, raw, form.getlist("interests"), allowed_fields=list(editable))
+        pause_changed, paused_until = _pause(form.get("pause"), sub.paused_until)
+        _check_lists(s, form)
+        changed = write_fields(sub, profile.fields)
+        added, removed = write_interests(s, sid, profile.interests)
+        if changed or added or removed:
+            record(
+                s,
+                kind="preference",
+                subscriber_id=sid,
+                list_id=None,
+                origin=origin,
+                detail={"fields": changed, "interests_added": added, "interests_removed": removed},
+            )
+        if pause_changed:
+            sub.paused_until = paused_until
+            record(
+                s,
+                kind="pause",
+                subscriber_id=sid,
+                list_id=None,
+                origin=origin,
+                detail={"paused_until": paused_until.isoformat() if paused_until else None},
+            )
+        set_consents(
+            s,
+            sub,
+            {
+                "profiling": _checked(form, "consent_profiling"),
+                "tracking": _checked(form, "consent_tracking"),
+            },
+            origin,
+        )
+
+
+# -- admin changes to one person's memberships ---------------------------------------------
+def unsubscribe_by_id(
+    rt: Runtime, subscriber_id: int, *, list_slug: str | None, origin: Origin
+) -> list[int]:
+    """Unsubscribe from one list (or, without a slug, from all and suppress); idempotent.
+
+    Returns the ids of the lists whose membership changed; each change is a consent event.
+    """
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id, with_for_update=True)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        list_id = None
+        if list_slug is not None:
+            list_id = s.scalar(select(MailingList.id).where(MailingList.slug == list_slug))
+            if list_id is None:
+                raise NotFound(f"no list {list_slug!r}", field="list")
+        return unsubscribe_subscriber(
+            s,
+            sub,
+            list_id=list_id,
+            origin=origin,
+            everything=list_slug is None,
+            detail={"by": origin.actor},
+        )

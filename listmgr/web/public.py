@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.models import FieldDef, Interest
-from listmgr.services import people, subscriptions, unsubscribe_requests
+from listmgr.services import subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits
 from listmgr.web.extensions import client_ip, csrf, limiter
@@ -233,7 +233,7 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
 
 def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
     """Fields, interests, pause and consents from the preference form."""
-    people.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
+    subscriptions.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
 
 
 @bp.get("/healthz")
