@@ -31,7 +31,7 @@ from listmgr.services.fielddefs import (
     write_fields,
     write_interests,
 )
-from listmgr.services.subscriptions import Origin, _queue_mail, record, set_consents
+from listmgr.services.subscriptions import Origin, queue_mail, record, set_consents
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 
@@ -140,7 +140,7 @@ def create(
                 detail={"status": "pending" if pending else "confirmed"},
             )
             if pending:
-                oid = _queue_mail(
+                oid = queue_mail(
                     s,
                     rt,
                     kind="confirm",

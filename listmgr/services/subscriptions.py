@@ -118,7 +118,7 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _queue_mail(
+def queue_mail(
     s: Session,
     rt: Runtime,
     *,
@@ -245,7 +245,7 @@ def _subscribe(
                 origin=origin,
                 wording=wording,
             )
-            oid = _queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
+            oid = queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
         elif lst.opt_in == OptIn.single.value and not suppressed:
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
@@ -284,7 +284,7 @@ def _subscribe(
                 wording=wording,
                 detail=detail,
             )
-            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
+            oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
         if oid:
             outbox_ids.append(oid)
     return outbox_ids
@@ -419,7 +419,7 @@ def resend_confirmation(rt: Runtime, token: str) -> None:
             )
         )
         if member is not None and member.status == MemberStatus.pending.value:
-            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
+            oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
     if oid:
         rt.enqueue("send_outbox", oid)
 
@@ -685,7 +685,7 @@ def update_lists(
                     wording=lst.consent_wording,
                     detail={"opt_in": "double"},
                 )
-                oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
+                oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
                 if oid:
                     outbox_ids.append(oid)
             elif slug not in wanted and active:
