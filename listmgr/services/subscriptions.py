@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -50,7 +50,6 @@ from listmgr.services.fielddefs import (
 )
 
 TEMPLATE = "pages/public/_profile.html"
-FORM_MARKER = "profile_form"  # present only when the profile section was on the page
 PAUSE_DAYS = (30, 90)
 WORDING = {
     "profiling": "Use what I read and do (activity such as products viewed or documents "
@@ -797,64 +796,71 @@ def preference_extras(s: Session, sub: Subscriber) -> dict:
         "consent_profiling": bool(sub.consent_profiling),
         "consent_tracking": bool(sub.consent_tracking),
         "wording": dict(WORDING),
-        "marker": FORM_MARKER,
     }
 
 
-def _checked(form: Any, name: str) -> bool:
-    return str(form.get(name, "")).strip().lower() in ("1", "on", "true", "yes")
-
-
-def _pause(raw: Any, current: Any) -> tuple[bool, Any]:
-    """(changed, new paused_until) from the pause select: "", "keep" or a number of days."""
-    if raw is None or raw == "keep":
+def _pause(days: int | None, current: datetime | None) -> tuple[bool, datetime | None]:
+    """(changed, new paused_until): None keeps the pause, 0 ends it, days from PAUSE_DAYS."""
+    if days is None:
         return False, current
-    if raw == "":
+    if days == 0:
         return current is not None, None
-    if raw not in {str(d) for d in PAUSE_DAYS}:
+    if days not in PAUSE_DAYS:
         raise ValidationError("Please choose how long to pause from the list.", field="pause")
-    return True, utcnow() + timedelta(days=int(raw))
+    return True, utcnow() + timedelta(days=days)
 
 
-def _check_lists(s: Session, form: Any) -> None:
+def _check_lists(s: Session, lists: Iterable[str], levels: Mapping[str, str]) -> None:
     """Refuse unknown lists and frequencies before anything is saved (the list part of the same
-    form is applied after the profile by subscriptions.update_lists)."""
-    lists = {lst.slug: lst for lst in s.scalars(select(MailingList))}
-    for slug in form.getlist("lists"):
-        if slug not in lists:
+    form is applied after the profile by update_lists)."""
+    known = {lst.slug: lst for lst in s.scalars(select(MailingList))}
+    for slug in lists:
+        if slug not in known:
             raise ValidationError(f"Unknown list {slug!r}.", field="lists")
-    for name in form:
-        if name.startswith("level_"):
-            lst, level = lists.get(name[6:]), form.get(name)
-            if lst is not None and level and level not in (lst.opt_in_levels or []):
-                raise ValidationError(f"Unknown frequency {level!r} for {lst.name}.", field=name)
+    for slug, level in levels.items():
+        lst = known.get(slug)
+        if lst is not None and level and level not in (lst.opt_in_levels or []):
+            raise ValidationError(
+                f"Unknown frequency {level!r} for {lst.name}.", field=f"level_{slug}"
+            )
 
 
-def update_from_preferences(rt: Runtime, manage_token: str, form: Any, *, origin: Origin) -> None:
-    """Save the profile section: editable fields, interests, pause and consents."""
-    if form.get(FORM_MARKER) != "1":
-        return  # another form (no profile section): absent checkboxes mean nothing
+def update_profile(
+    rt: Runtime,
+    manage_token: str,
+    *,
+    fields: Mapping[str, Any],
+    interests: list[str],
+    pause: int | None,
+    consents: Mapping[str, bool],
+    lists: Iterable[str] = (),
+    levels: Mapping[str, str] | None = None,
+    origin: Origin,
+) -> None:
+    """Save the preference center's profile section: editable fields, interests, pause and
+    consents, as the person answered the whole section.
+
+    An editable field missing from `fields` was left empty: a multi-choice field then holds
+    no choice, a yes/no field "no" once it had an answer (otherwise still no answer). `pause`:
+    None keeps it as it is, 0 ends it, a number of days from PAUSE_DAYS starts one. `lists`
+    and `levels`, the list part of the same form (saved by update_lists afterwards), are
+    checked first, so that a bad one changes nothing."""
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token, lock=True)
         sid = int(sub.id)  # type: ignore[arg-type]
         editable = {
             d.key: d for d in s.scalars(select(FieldDef).where(FieldDef.editable.is_(True)))
         }
-        raw: dict[str, Any] = {}
-        for name in form:
-            if name.startswith("field_"):
-                values = form.getlist(name)
-                raw[name[6:]] = values if len(values) > 1 else values[0]
+        raw = dict(fields)
         current = sub.fields or {}
         for key, d in editable.items():
             if key not in raw and d.type == "multi_choice":
                 raw[key] = []
             elif key not in raw and d.type == "boolean":
-                # An unticked box: "no" once there was an answer, otherwise still no answer.
                 raw[key] = False if current.get(key) is not None else None
-        profile = validate_profile(s, raw, form.getlist("interests"), allowed_fields=list(editable))
-        pause_changed, paused_until = _pause(form.get("pause"), sub.paused_until)
-        _check_lists(s, form)
+        profile = validate_profile(s, raw, interests, allowed_fields=list(editable))
+        pause_changed, paused_until = _pause(pause, sub.paused_until)
+        _check_lists(s, lists, levels or {})
         changed = write_fields(sub, profile.fields)
         added, removed = write_interests(s, sid, profile.interests)
         if changed or added or removed:
@@ -876,15 +882,7 @@ def update_from_preferences(rt: Runtime, manage_token: str, form: Any, *, origin
                 origin=origin,
                 detail={"paused_until": paused_until.isoformat() if paused_until else None},
             )
-        set_consents(
-            s,
-            sub,
-            {
-                "profiling": _checked(form, "consent_profiling"),
-                "tracking": _checked(form, "consent_tracking"),
-            },
-            origin,
-        )
+        set_consents(s, sub, consents, origin)
 
 
 # -- admin changes to one person's memberships ---------------------------------------------

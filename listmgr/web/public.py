@@ -12,7 +12,7 @@ from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.models import FieldDef, Interest
 from listmgr.services import subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
-from listmgr.web import limits
+from listmgr.web import limits, preference_form
 from listmgr.web.extensions import client_ip, csrf, limiter
 
 bp = Blueprint("public", __name__)
@@ -221,19 +221,25 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
         return render_template(
             "pages/public/preferences.html", prefs=prefs, token=token, saved=True
         )
-    levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
-    # The profile first: it checks the whole form, so a bad value changes nothing.
-    _save_profile(rt, token)
+    answers = preference_form.read(request.form)
+    if answers.profile is not None:
+        # The profile first: it checks the whole form, so a bad value changes nothing.
+        subscriptions.update_profile(
+            rt,
+            token,
+            fields=answers.profile.fields,
+            interests=answers.profile.interests,
+            pause=answers.profile.pause,
+            consents=answers.profile.consents,
+            lists=answers.lists,
+            levels=answers.levels,
+            origin=origin("preferences"),
+        )
     subscriptions.update_lists(
-        rt, token, wanted=request.form.getlist("lists"), levels=levels, origin=origin("preferences")
+        rt, token, wanted=answers.lists, levels=answers.levels, origin=origin("preferences")
     )
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
-
-
-def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
-    """Fields, interests, pause and consents from the preference form."""
-    subscriptions.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
 
 
 @bp.get("/healthz")
