@@ -58,7 +58,8 @@ def _key(value: Any) -> str:
         raise ValidationError(f"key: {exc}", field="key") from None
 
 
-def _field_info(d: FieldDef) -> FieldInfo:
+def field_info(d: FieldDef) -> FieldInfo:
+    """A definition as callers outside a session see it."""
     return FieldInfo(
         int(d.id),
         d.key,
@@ -99,7 +100,7 @@ def create_field(
 
 def list_fields(rt: Runtime) -> list[FieldInfo]:
     with rt.db.session() as s:
-        return [_field_info(d) for d in s.scalars(select(FieldDef).order_by(FieldDef.id))]
+        return [field_info(d) for d in s.scalars(select(FieldDef).order_by(FieldDef.id))]
 
 
 def _get_field(s: Session, key: str) -> FieldDef:
@@ -111,7 +112,7 @@ def _get_field(s: Session, key: str) -> FieldDef:
 
 def get_field(rt: Runtime, key: str) -> FieldInfo:
     with rt.db.session() as s:
-        return _field_info(_get_field(s, key))
+        return field_info(_get_field(s, key))
 
 
 def _holders(s: Session, key: str, removed: set[str]) -> int:
@@ -173,7 +174,7 @@ def update_field(
             if not isinstance(editable, bool):
                 raise ValidationError("editable must be true or false", field="editable")
             row.editable = editable
-        return _field_info(row)
+        return field_info(row)
 
 
 def _strip_key(s: Session, key: str) -> None:

@@ -1,4 +1,4 @@
-"""Mailing lists: create, read, update."""
+"""Mailing lists: create, read, update, and what a list's public sign-up form shows."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from listmgr.mail.compose import clean_header
 from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services import segments
+from listmgr.services.fielddefs import FieldInfo, InterestInfo, field_info
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # Membership.opt_in_level
@@ -245,3 +246,46 @@ def names(rt: Runtime) -> list[tuple[str, str]]:
                 select(MailingList.slug, MailingList.name).order_by(MailingList.name)
             )
         ]
+
+
+@dataclass(frozen=True)
+class SignupList:
+    """A list as its public sign-up form names it."""
+
+    slug: str
+    name: str
+    description: str
+    consent_wording: str
+
+
+@dataclass(frozen=True)
+class SignupForm:
+    """What a list's public sign-up form shows: the fields and interests it offers, in the
+    order the list chose them."""
+
+    lst: SignupList
+    fields: list[FieldInfo]
+    interests: list[InterestInfo]
+
+
+def signup_form(rt: Runtime, slug: str) -> SignupForm:
+    """The public sign-up form of a list; NotFound for a slug no list has."""
+    with rt.db.session() as s:
+        lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
+        if lst is None:
+            raise NotFound(f"There is no list called {slug!r}.", field="list")
+        offered_fields = list(lst.form_fields or [])
+        offered_interests = list(lst.form_interests or [])
+        fields = sorted(
+            s.scalars(select(FieldDef).where(FieldDef.key.in_(offered_fields))),
+            key=lambda f: offered_fields.index(f.key),
+        )
+        interests = sorted(
+            s.scalars(select(Interest).where(Interest.key.in_(offered_interests))),
+            key=lambda i: offered_interests.index(i.key),
+        )
+        return SignupForm(
+            SignupList(lst.slug, lst.name, lst.description, lst.consent_wording),
+            [field_info(f) for f in fields],
+            [InterestInfo(int(i.id), i.key, i.label) for i in interests],  # type: ignore[arg-type]
+        )

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
-from sqlalchemy import select, text
 
 from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
-from listmgr.models import FieldDef, Interest
-from listmgr.services import subscriptions, unsubscribe_requests
+from listmgr.services import health, lists, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits, preference_form
 from listmgr.web.extensions import client_ip, csrf, limiter
@@ -56,19 +54,8 @@ def _address_key() -> str:
 
 
 def _list_form(slug: str) -> dict[str, Any]:
-    rt = current_runtime()
-    with rt.db.session() as s:
-        lst = subscriptions.get_list(s, slug)
-        # in the order the list chose them
-        fields = sorted(
-            s.scalars(select(FieldDef).where(FieldDef.key.in_(lst.form_fields or []))),
-            key=lambda f: lst.form_fields.index(f.key),
-        )
-        interests = sorted(
-            s.scalars(select(Interest).where(Interest.key.in_(lst.form_interests or []))),
-            key=lambda i: lst.form_interests.index(i.key),
-        )
-        return {"lst": lst, "fields": fields, "interests": interests}
+    form = lists.signup_form(current_runtime(), slug)
+    return {"lst": form.lst, "fields": form.fields, "interests": form.interests}
 
 
 @bp.get("/subscribe/<slug>")
@@ -244,8 +231,7 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    with current_runtime().db.session() as s:
-        s.execute(text("SELECT 1"))
+    health.check(current_runtime())
     return jsonify(status="ok")
 
 
