@@ -7,11 +7,12 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import (
@@ -72,11 +73,11 @@ class Origin:
 
 def suppression_of(s: Session, sub: Subscriber) -> Suppression | None:
     """The subscriber's entry on the suppression list, if any."""
-    return s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+    return s.scalar(select(Suppression).where(col(Suppression.email_hash) == sub.email_hash))
 
 
 def get_list(s: Session, slug: str) -> MailingList:
-    row = s.scalar(select(MailingList).where(MailingList.slug == slug))
+    row = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
     if row is None:
         raise NotFound(f"There is no list called {slug!r}.", field="list")
     return row
@@ -129,11 +130,11 @@ def queue_mail(
     """Add an outbox row unless this address got the same kind of mail within the window."""
     window = utcnow() - timedelta(minutes=rt.settings.confirm_window_minutes)
     recent = s.scalar(
-        select(Outbox.id)
+        select(col(Outbox.id))
         .where(
-            Outbox.to_email == sub.email,
-            Outbox.kind.in_(("confirm", "already_subscribed")),
-            Outbox.created_at > window,
+            col(Outbox.to_email) == sub.email,
+            col(Outbox.kind).in_(("confirm", "already_subscribed")),
+            col(Outbox.created_at) > window,
         )
         .limit(1)
     )
@@ -153,7 +154,9 @@ def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
     """A new confirmation link is about to be mailed: it alone confirms from now on (the links
     of earlier mails stop working), and it can lift only suppressions older than itself."""
     member = s.scalar(
-        select(Membership).where(Membership.subscriber_id == sub.id, Membership.list_id == lst.id)
+        select(Membership).where(
+            col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+        )
     )
     if member is not None:
         member.confirm_nonce = new_nonce()
@@ -164,7 +167,7 @@ def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
 def find_or_create_subscriber(
     s: Session, rt: Runtime, email: str, name: str, source: str
 ) -> tuple[Subscriber, bool]:
-    sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
+    sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == email))
     if sub is not None:
         return sub, False
     sub = Subscriber(email=email, email_hash=rt.email_hash(email), name=name, source=source)
@@ -216,18 +219,19 @@ def _subscribe(
             profile = validate_profile(
                 s,
                 fields or {},
-                interests or [],  # type: ignore[arg-type]
+                interests or [],
                 allowed_fields=lst.form_fields or None,
                 allowed_interests=lst.form_interests or None,
             )
         sub, created = find_or_create_subscriber(s, rt, address, display, origin.source)
+        assert sub.id is not None and lst.id is not None  # stored rows
         if created and profile is not None:
             apply_profile(s, sub, profile)
         elif not sub.name and display:
             sub.name = display
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         now = utcnow()
@@ -316,7 +320,7 @@ def _confirm_target(
     if sub is not None and lst is not None:
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
     if sub is None or lst is None or member is None:
@@ -358,10 +362,16 @@ def confirm(
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
-        used = s.execute(
-            update(Membership)
-            .where(Membership.id == member.id, Membership.confirm_nonce == member.confirm_nonce)
-            .values(confirm_nonce="")
+        used = cast(
+            CursorResult[Any],
+            s.execute(
+                update(Membership)
+                .where(
+                    col(Membership.id) == member.id,
+                    col(Membership.confirm_nonce) == member.confirm_nonce,
+                )
+                .values(confirm_nonce="")
+            ),
         ).rowcount
         if used != 1:
             raise TokenUsed(USED)
@@ -370,11 +380,11 @@ def confirm(
         asked = s.scalar(
             select(ConsentEvent)
             .where(
-                ConsentEvent.subscriber_id == sub.id,
-                ConsentEvent.list_id == lst.id,
-                ConsentEvent.kind == "subscribe",
+                col(ConsentEvent.subscriber_id) == sub.id,
+                col(ConsentEvent.list_id) == lst.id,
+                col(ConsentEvent.kind) == "subscribe",
             )
-            .order_by(ConsentEvent.id.desc())
+            .order_by(col(ConsentEvent.id).desc())
             .limit(1)
         )
         now = utcnow()
@@ -414,7 +424,7 @@ def resend_confirmation(rt: Runtime, token: str) -> None:
             return
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         if member is not None and member.status == MemberStatus.pending.value:
@@ -433,7 +443,8 @@ class UnsubscribeView:
 
 def manage_token(rt: Runtime, sub: Subscriber) -> str:
     """The subscriber's preference link token, in the current link epoch."""
-    return rt.tokens.manage(sub.id, sub.link_epoch)  # type: ignore[arg-type]
+    assert sub.id is not None  # a stored row
+    return rt.tokens.manage(sub.id, sub.link_epoch)
 
 
 def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
@@ -446,7 +457,7 @@ def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         status = member.status if member else "unsubscribed"
@@ -478,7 +489,7 @@ def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None
     # No confirmation link mailed before now may lift this suppression.
     s.execute(
         update(Membership)
-        .where(Membership.subscriber_id == sub.id, Membership.confirm_nonce != "")
+        .where(col(Membership.subscriber_id) == sub.id, col(Membership.confirm_nonce) != "")
         .values(confirm_nonce="")
     )
     if existing is None:
@@ -507,13 +518,14 @@ def unsubscribe_subscriber(
     """Unsubscribe inside an open unit of work; returns the list ids that changed.
 
     `everything` also puts the address on the suppression list for `reason`."""
-    query = select(Membership).where(Membership.subscriber_id == sub.id)
+    query = select(Membership).where(col(Membership.subscriber_id) == sub.id)
     if not everything:
-        query = query.where(Membership.list_id == list_id)
+        query = query.where(col(Membership.list_id) == list_id)
     changed = _unsubscribe_members(s, s.scalars(query))
     if everything:
         suppress(s, sub, reason, origin.source)
-    for lid in changed or ([list_id] if everything and not changed else []):
+    lids: list[int | None] = list(changed) or ([list_id] if everything else [])
+    for lid in lids:
         record(
             s,
             kind="unsubscribe_all" if everything else "unsubscribe",
@@ -527,7 +539,7 @@ def unsubscribe_subscriber(
     if campaign_id and (changed or everything):
         s.execute(
             update(Delivery)
-            .where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == sub.id)
+            .where(col(Delivery.campaign_id) == campaign_id, col(Delivery.subscriber_id) == sub.id)
             .values(unsubscribed=True)
         )
     return changed
@@ -612,13 +624,15 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
     """The preference center's view of one subscriber."""
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
-        sid = int(sub.id)  # type: ignore[arg-type]
+        sid = sub.id
+        assert sid is not None  # a stored row
         members = {
             m.list_id: m
-            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+            for m in s.scalars(select(Membership).where(col(Membership.subscriber_id) == sid))
         }
         choices = []
-        for lst in s.scalars(select(MailingList).order_by(MailingList.name)):
+        for lst in s.scalars(select(MailingList).order_by(col(MailingList.name))):
+            assert lst.id is not None  # a stored row
             m = members.get(lst.id)
             if m is None and lst.opt_in != OptIn.double.value:
                 continue  # internal single opt-in lists are not offered to strangers
@@ -651,16 +665,18 @@ def update_lists(
     outbox_ids = []
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
-        sid = int(sub.id)  # type: ignore[arg-type]
+        sid = sub.id
+        assert sid is not None  # a stored row
         lists = {lst.slug: lst for lst in s.scalars(select(MailingList))}
         unknown = wanted - set(lists)
         if unknown:
             raise ValidationError(f"Unknown list {sorted(unknown)[0]!r}.", field="lists")
         members = {
             m.list_id: m
-            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+            for m in s.scalars(select(Membership).where(col(Membership.subscriber_id) == sid))
         }
         for slug, lst in lists.items():
+            assert lst.id is not None  # a stored row
             m = members.get(lst.id)
             active = m is not None and m.status in (
                 MemberStatus.confirmed.value,
@@ -744,7 +760,8 @@ def set_consents(
         detail: dict[str, Any] = {"given": given}
         if not given:
             table = ActivityEvent if key == "profiling" else Engagement
-            gone = s.execute(delete(table).where(table.subscriber_id == sub.id)).rowcount
+            deleted = s.execute(delete(table).where(col(table.subscriber_id) == sub.id))
+            gone = cast(CursorResult[Any], deleted).rowcount
             detail["activity_deleted" if key == "profiling" else "engagement_deleted"] = gone
         record(
             s,
@@ -767,7 +784,9 @@ def preference_extras(s: Session, sub: Subscriber) -> dict:
     values = sub.fields or {}
     mine = set(
         s.scalars(
-            select(SubscriberInterest.interest).where(SubscriberInterest.subscriber_id == sub.id)
+            select(col(SubscriberInterest.interest)).where(
+                col(SubscriberInterest.subscriber_id) == sub.id
+            )
         )
     )
     fields = [
@@ -779,12 +798,12 @@ def preference_extras(s: Session, sub: Subscriber) -> dict:
             "value": values.get(d.key),
         }
         for d in s.scalars(
-            select(FieldDef).where(FieldDef.editable.is_(True)).order_by(FieldDef.id)
+            select(FieldDef).where(col(FieldDef.editable).is_(True)).order_by(col(FieldDef.id))
         )
     ]
     interests = [
         {"key": i.key, "label": i.label, "checked": i.key in mine}
-        for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))
+        for i in s.scalars(select(Interest).order_by(col(Interest.label), col(Interest.key)))
     ]
     paused = sub.paused_until if sub.paused_until and sub.paused_until > utcnow() else None
     return {
@@ -847,9 +866,10 @@ def update_profile(
     checked first, so that a bad one changes nothing."""
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token, lock=True)
-        sid = int(sub.id)  # type: ignore[arg-type]
+        sid = sub.id
+        assert sid is not None  # a stored row
         editable = {
-            d.key: d for d in s.scalars(select(FieldDef).where(FieldDef.editable.is_(True)))
+            d.key: d for d in s.scalars(select(FieldDef).where(col(FieldDef.editable).is_(True)))
         }
         raw = dict(fields)
         current = sub.fields or {}
@@ -899,7 +919,9 @@ def unsubscribe_by_id(
             raise NotFound("no such subscriber")
         list_id = None
         if list_slug is not None:
-            list_id = s.scalar(select(MailingList.id).where(MailingList.slug == list_slug))
+            list_id = s.scalar(
+                select(col(MailingList.id)).where(col(MailingList.slug) == list_slug)
+            )
             if list_id is None:
                 raise NotFound(f"no list {list_slug!r}", field="list")
         return unsubscribe_subscriber(
