@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from listmgr.addresses import EmailNormalizer, clean_name
-from listmgr.csvfiles import last_line, readable, with_lines
+from listmgr.csvfiles import CsvReader, last_line, readable, with_lines
 from listmgr.errors import ValidationError
 from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 
@@ -497,7 +497,6 @@ def encode(people: list[list[Any]], copy_text: bool) -> str:
 def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any) -> None:
     """Read and validate ahead: every Checked chunk into the queue out, then None (or the
     exception); gives up when stop is set."""
-    from listmgr import csvfiles
 
     def put(item: Any) -> None:
         while not stop.is_set():
@@ -508,7 +507,7 @@ def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any
                 continue
 
     try:
-        with csvfiles.CsvReader(path, fmt) as reader:
+        with CsvReader(path, fmt) as reader:
             for item in checked(ctx, reader, size):
                 put(item)
                 if stop.is_set():
