@@ -96,15 +96,15 @@ def setup(url: str) -> runtime.Runtime:
         {"database_url": url, "secret_key": SECRET, "var_dir": "/tmp/lmbench"}, migrate=True
     )
     lists.create(rt, slug="customers", name="Customers")
-    from listmgr.services import people
+    from listmgr.services import fielddefs
 
-    people.create_field(
+    fielddefs.create_field(
         rt, key="plan", label="Plan", type="choice", choices=["free", "pro", "team"]
     )
-    people.create_field(rt, key="age", label="Age", type="number")
-    people.create_field(rt, key="joined", label="Joined", type="date")
+    fielddefs.create_field(rt, key="age", label="Age", type="number")
+    fielddefs.create_field(rt, key="joined", label="Joined", type="date")
     for key in ("jazz", "rock", "pop", "folk"):
-        people.create_interest(rt, key=key, label=key.title())
+        fielddefs.create_interest(rt, key=key, label=key.title())
     return rt
 
 

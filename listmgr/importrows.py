@@ -1,5 +1,5 @@
-"""Turning CSV records into validated people: header mapping, addresses, names, field values,
-interests (pure; safe to run in a worker process)."""
+"""Turning CSV records into validated people: header mapping, addresses and names (the rules of
+listmgr.addresses), field values, interests (pure; safe to run in a worker process)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import DOT_ATOM_TEXT
-
-from listmgr.csvfiles import last_line, readable, with_lines
+from listmgr.addresses import EmailNormalizer, clean_name
+from listmgr.csvfiles import CsvReader, last_line, readable, with_lines
+from listmgr.errors import ValidationError
 from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 
-MAX_NAME = 200
 TARGETS = ("email", "name", "first_name", "last_name", "interests", "ignore")
 _AUTO = {
     "email": {
@@ -53,7 +51,6 @@ _SPLIT = re.compile(r"[|;,]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
 _FORMULA_GUARD = tuple("'" + c for c in FORMULA_STARTS)  # what our exports write before them
-_DOMAIN_CACHE_LIMIT = 100_000
 _INTEREST_CACHE_LIMIT = 10_000
 BATCH_ROWS = 2_000  # records read and validated at once (a chunk gathers them, encoded)
 
@@ -148,22 +145,20 @@ def resolve(
             continue
         squashed = _squash(column)
         # A custom field named like the column wins over the usual names of built-ins.
-        key = column[7:] if column.lower().startswith("fields.") else column.lower()
-        key = key if key in fields else labels.get(squashed)
-        target = (
+        named = column[7:] if column.lower().startswith("fields.") else column.lower()
+        key = named if named in fields else labels.get(squashed)
+        guess = (
             f"fields.{key}"
             if key
             else next((t for t, names in _AUTO.items() if squashed in names), None)
         )
-        if target is None or target in chosen.values():
+        if guess is None or guess in chosen.values():
             if column:
                 ignored.append(
-                    column
-                    if target is None
-                    else f"{column} (another column already holds {target})"
+                    column if guess is None else f"{column} (another column already holds {guess})"
                 )
             continue
-        chosen[i] = target
+        chosen[i] = guess
     targets = [t for t in chosen.values() if t != "ignore"]
     double = next((t for t in targets if targets.count(t) > 1), None)
     if double:
@@ -174,69 +169,6 @@ def resolve(
             "e.g. --mapping 'E-Mail=email'"
         )
     return {i: t for i, t in chosen.items() if t != "ignore"}, ignored
-
-
-class EmailNormalizer:
-    """Exactly listmgr.services.subscriptions.normalize_email, fast for plain addresses.
-
-    A plain ASCII address (dot-atom local part, no quotes or brackets) is accepted here when
-    its domain, validated once and cached, is valid and the lengths fit; anything else goes
-    through email-validator itself, so odd addresses get its verdict and its message.
-    """
-
-    def __init__(self) -> None:
-        self.domains: dict[str, tuple[str, int] | None] = {}
-
-    def _domain(self, domain: str) -> tuple[str, int] | None:
-        try:
-            info = validate_email("a@" + domain, check_deliverability=False, strict=True)
-        except EmailNotValidError:
-            return None
-        longest = max(
-            len(domain), len(info.domain.encode("utf-8")), len(info.ascii_domain.encode("utf-8"))
-        )
-        return info.domain.lower(), longest
-
-    def __call__(self, raw: Any) -> str:
-        if isinstance(raw, str):
-            text = raw.strip()
-            at = text.find("@")
-            if (
-                at > 0
-                and text.isascii()
-                and '"' not in text
-                and "<" not in text
-                and "\r" not in raw
-                and "\n" not in raw
-                and "\x00" not in raw
-            ):
-                local, domain = text[:at], text[at + 1 :]
-                if len(local) <= 64 and DOT_ATOM_TEXT.match(local):
-                    known = self.domains.get(domain, False)
-                    if known is False:
-                        if len(self.domains) > _DOMAIN_CACHE_LIMIT:
-                            self.domains.clear()
-                        known = self.domains[domain] = self._domain(domain)
-                    if known is not None and at + 1 + known[1] <= 254:
-                        return local.lower() + "@" + known[0]
-        return slow_normalize(raw)
-
-
-class AddressError(ValueError):
-    """An address that is not valid; the message is for people."""
-
-
-def slow_normalize(raw: Any) -> str:
-    """The reference rules (the same as normalize_email, without importing the services)."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise AddressError("Please enter an email address.")
-    if any(c in raw for c in "\r\n\x00"):
-        raise AddressError("The email address must not contain line breaks.")
-    try:
-        info = validate_email(raw.strip(), check_deliverability=False, strict=True)
-    except EmailNotValidError as exc:
-        raise AddressError(f"That email address is not valid: {exc}") from None
-    return info.normalized.lower()
 
 
 class EmailHasher:
@@ -253,19 +185,6 @@ class EmailHasher:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
-
-
-def clean_name(raw: str) -> str:
-    """The same rules as subscriptions.clean_name for a CSV cell (with a reason that names a
-    NUL byte as what it is)."""
-    if "\n" in raw or "\r" in raw:
-        raise ValueError("The name must not contain line breaks.")
-    if "\x00" in raw:
-        raise ValueError("The name must not contain control characters (it holds a NUL byte).")
-    name = " ".join(raw.split())
-    if len(name) > MAX_NAME:
-        raise ValueError(f"The name is longer than {MAX_NAME} characters.")
-    return name
 
 
 def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
@@ -302,7 +221,7 @@ def _coercer(spec: FieldInfo) -> Callable[[str], Any]:
     return general
 
 
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring
 
 
 def _json_coercer(spec: FieldInfo) -> Callable[[str], str | None]:
@@ -322,7 +241,7 @@ def _json_coercer(spec: FieldInfo) -> Callable[[str], str | None]:
 def _json(value: Any) -> str:
     """JSON of a stored field value (what json.dumps writes, without its per-call overhead)."""
     if isinstance(value, str):
-        return _encode_string(value)  # type: ignore[no-any-return]
+        return _encode_string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -398,8 +317,8 @@ def person(ctx: Context, row: int, cells: list[str]) -> list[Any]:
         raise ValueError("there is no email address in this row")
     try:
         address = ctx.normalizer(email)
-    except AddressError as exc:
-        raise ValueError(str(exc)) from None
+    except ValidationError as exc:
+        raise ValueError(exc.message) from None
     parts = []
     for index, prefix, convert in ctx.plan:
         value = cells[index].strip()
@@ -413,7 +332,11 @@ def person(ctx: Context, row: int, cells: list[str]) -> list[Any]:
     if not name and (ctx.first_at is not None or ctx.last_at is not None):
         name = " ".join(x for x in (_cell(cells, ctx.first_at), _cell(cells, ctx.last_at)) if x)
     keys = "[]" if ctx.interests_at is None else _interests(ctx, _cell(cells, ctx.interests_at))
-    return [row, address, ctx.hasher(address), clean_name(name), "{" + ",".join(parts) + "}", keys]
+    try:
+        name = clean_name(name)
+    except ValidationError as exc:
+        raise ValueError(exc.message) from None
+    return [row, address, ctx.hasher(address), name, "{" + ",".join(parts) + "}", keys]
 
 
 def _interests(ctx: Context, cell: str) -> str:
@@ -574,7 +497,6 @@ def encode(people: list[list[Any]], copy_text: bool) -> str:
 def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any) -> None:
     """Read and validate ahead: every Checked chunk into the queue out, then None (or the
     exception); gives up when stop is set."""
-    from listmgr import csvfiles
 
     def put(item: Any) -> None:
         while not stop.is_set():
@@ -585,7 +507,7 @@ def helper_run(ctx: Context, path: Any, fmt: Any, size: int, out: Any, stop: Any
                 continue
 
     try:
-        with csvfiles.CsvReader(path, fmt) as reader:
+        with CsvReader(path, fmt) as reader:
             for item in checked(ctx, reader, size):
                 put(item)
                 if stop.is_set():

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from listmgr.models import SQLModel
-from listmgr.services import lists, people
+from listmgr.services import fielddefs, lists
 
 FIELDS: list[dict[str, Any]] = [
     {"key": "nickname", "label": "Nickname", "type": "text"},
@@ -59,9 +59,9 @@ API_BAD = {
 
 def define_everything(rt) -> None:  # type: ignore[no-untyped-def]
     for spec in FIELDS:
-        people.create_field(rt, **spec)
+        fielddefs.create_field(rt, **spec)
     for key, label in INTERESTS:
-        people.create_interest(rt, key=key, label=label)
+        fielddefs.create_interest(rt, key=key, label=label)
 
 
 def make_list(rt, slug: str = "news", **extra: Any) -> int:  # type: ignore[no-untyped-def]

@@ -23,10 +23,10 @@ CSV = (
 
 @pytest.fixture
 def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
-    from listmgr.services import people
+    from listmgr.services import fielddefs
 
     lists.create(rt, slug="news", name="News")
-    people.create_field(rt, key="city", label="City", type="text")
+    fielddefs.create_field(rt, key="city", label="City", type="text")
     session_login(client, rt, accounts_by_role["admin"])
     return client
 

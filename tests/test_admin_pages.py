@@ -547,7 +547,7 @@ def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped
 
 
 def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
-    from listmgr.services import people
+    from listmgr.services import fielddefs
 
     resp = post_form(
         owner,
@@ -556,21 +556,21 @@ def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ign
         {"key": "plan", "label": "Plan", "type": "choice", "choices": "free, pro", "editable": "1"},
     )
     assert resp.status_code == 302
-    [field] = people.list_fields(rt)
+    [field] = fielddefs.list_fields(rt)
     assert (field.key, field.type, field.choices) == ("plan", "choice", ["free", "pro"])
     bad = post_form(
         owner, "/admin/fields", "/admin/fields", {"key": "no spaces!", "label": "X", "type": "text"}
     )
-    assert bad.status_code == 422 and len(people.list_fields(rt)) == 1
+    assert bad.status_code == 422 and len(fielddefs.list_fields(rt)) == 1
     post_form(
         owner,
         "/admin/fields",
         "/admin/fields",
         {"kind": "interest", "key": "books", "label": "Books"},
     )
-    assert [i.key for i in people.list_interests(rt)] == ["books"]
+    assert [i.key for i in fielddefs.list_interests(rt)] == ["books"]
     post_form(owner, "/admin/fields", "/admin/fields", {"key": "plan", "action": "delete"})
-    assert people.list_fields(rt) == []
+    assert fielddefs.list_fields(rt) == []
     session_login(client, rt, accounts_by_role["editor"])
     page = client.get("/admin/fields")
     assert page.status_code == 200 and "Add field" not in page.text
@@ -581,10 +581,10 @@ def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ign
 
 
 def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
-    from listmgr.services import people
+    from listmgr.services import fielddefs
 
-    people.create_field(rt, key="city", label="City", type="text")
-    people.create_field(rt, key="age", label="Age", type="number")
+    fielddefs.create_field(rt, key="city", label="City", type="text")
+    fielddefs.create_field(rt, key="age", label="Age", type="number")
     lists.create(rt, slug="news", name="News")
     for email, city, age in (
         ("ada@example.org", "Berlin", 36),

@@ -25,9 +25,9 @@ def _inert(html: str, where: str, *, shown: bool = True) -> None:
 @pytest.fixture
 def stored(app, rt):  # type: ignore[no-untyped-def]
     """A subscriber who typed script into every box of the public form, on a list so named."""
-    from listmgr.services import people
+    from listmgr.services import fielddefs
 
-    people.create_field(rt, key="city", label="City " + IMG, type="text")
+    fielddefs.create_field(rt, key="city", label="City " + IMG, type="text")
     lists.create(
         rt,
         slug="evil",

@@ -122,9 +122,9 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
         (f"person{i}@example.org", f"Person {i}", "Berlin" if i % 3 == 0 else "Paris")
         for i in range(30)
     ]
-    from listmgr.services import people as people_service
+    from listmgr.services import fielddefs
 
-    people_service.create_field(rt, key="city", label="City", type="text")
+    fielddefs.create_field(rt, key="city", label="City", type="text")
     if importlib.util.find_spec("listmgr.services.imports") is not None:
         csv_path = tmp_path / "people.csv"
         csv_path.write_text(

@@ -77,7 +77,7 @@ def create_user(
     actor: Principal | None = None,
 ) -> int:
     """A new admin user with an argon2-hashed password, never above the actor's role."""
-    from listmgr.services.subscriptions import clean_name, normalize_email
+    from listmgr.addresses import clean_name, normalize_email
 
     check_grant(actor, role)
     address = normalize_email(email)

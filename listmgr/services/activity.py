@@ -14,11 +14,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import ValidationError
 from listmgr.fieldvalues import MAX_NUMBER
 from listmgr.models import MAX_ID, ActivityEvent, Subscriber, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import normalize_email
 
 MAX_BATCH = 10_000
 MAX_PROPERTIES_BYTES = 8_000

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.models import (
@@ -23,7 +24,6 @@ from listmgr.models import (
 )
 from listmgr.runtime import Runtime
 from listmgr.services.campaign_setup import get_row, renderer, settings_of
-from listmgr.services.subscriptions import normalize_email
 
 MAX_TEST_RECIPIENTS = 10
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, ListmgrError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
@@ -38,7 +39,6 @@ from listmgr.services.campaign_setup import (
     settings_of,
 )
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
-from listmgr.services.subscriptions import normalize_email
 from listmgr.settings import Settings
 
 S = CampaignStatus

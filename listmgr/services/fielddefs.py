@@ -1,17 +1,27 @@
-"""Custom field and interest definitions: the vocabulary forms, the API and segments use."""
+"""Custom fields and interests: their definitions (the vocabulary forms, the API and segments
+use) and the values subscribers hold in them, checked against the definitions and written."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr import segments as compiler
 from listmgr.errors import Conflict, NotFound, ValidationError
-from listmgr.fieldvalues import TYPES, FieldValueError, check_choices, check_key, sentence
-from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest
+from listmgr.fieldvalues import (
+    TYPES,
+    FieldValueError,
+    check_choices,
+    check_key,
+    coerce,
+    sentence,
+)
+from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import segments
 
@@ -34,6 +44,12 @@ class InterestInfo:
 
 
 # -- definitions -------------------------------------------------------------------------------
+def interest_info(i: Interest) -> InterestInfo:
+    """An interest as callers outside a session see it."""
+    assert i.id is not None  # a stored row
+    return InterestInfo(i.id, i.key, i.label)
+
+
 def _label(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("label is required", field="label")
@@ -49,15 +65,10 @@ def _key(value: Any) -> str:
         raise ValidationError(f"key: {exc}", field="key") from None
 
 
-def _field_info(d: FieldDef) -> FieldInfo:
-    return FieldInfo(
-        int(d.id),
-        d.key,
-        d.label,
-        d.type,
-        list(d.choices or []),  # type: ignore[arg-type]
-        bool(d.editable),
-    )
+def field_info(d: FieldDef) -> FieldInfo:
+    """A definition as callers outside a session see it."""
+    assert d.id is not None  # a stored row
+    return FieldInfo(d.id, d.key, d.label, d.type, list(d.choices or []), bool(d.editable))
 
 
 def create_field(
@@ -80,21 +91,22 @@ def create_field(
     if not isinstance(editable, bool):
         raise ValidationError("editable must be true or false", field="editable")
     with rt.db.session() as s:
-        if s.scalar(select(FieldDef.id).where(FieldDef.key == key)) is not None:
+        if s.scalar(select(col(FieldDef.id)).where(col(FieldDef.key) == key)) is not None:
             raise Conflict(f"a field {key!r} already exists", field="key")
         row = FieldDef(key=key, label=label, type=type, choices=choices, editable=editable)
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        assert row.id is not None  # set by the flush
+        return row.id
 
 
 def list_fields(rt: Runtime) -> list[FieldInfo]:
     with rt.db.session() as s:
-        return [_field_info(d) for d in s.scalars(select(FieldDef).order_by(FieldDef.id))]
+        return [field_info(d) for d in s.scalars(select(FieldDef).order_by(col(FieldDef.id)))]
 
 
 def _get_field(s: Session, key: str) -> FieldDef:
-    row = s.scalar(select(FieldDef).where(FieldDef.key == key))
+    row = s.scalar(select(FieldDef).where(col(FieldDef.key) == key))
     if row is None:
         raise NotFound(f"there is no field {key!r}", field="key")
     return row
@@ -102,13 +114,13 @@ def _get_field(s: Session, key: str) -> FieldDef:
 
 def get_field(rt: Runtime, key: str) -> FieldInfo:
     with rt.db.session() as s:
-        return _field_info(_get_field(s, key))
+        return field_info(_get_field(s, key))
 
 
 def _holders(s: Session, key: str, removed: set[str]) -> int:
     """How many subscribers hold one of these choices in this field."""
     count = 0
-    query = select(Subscriber.fields).where(Subscriber.fields[key].is_not(None))
+    query = select(col(Subscriber.fields)).where(col(Subscriber.fields)[key].is_not(None))
     for values in s.execute(query.execution_options(yield_per=2000)).scalars():
         value = (values or {}).get(key)
         held = set(value) if isinstance(value, list) else {value}
@@ -164,7 +176,7 @@ def update_field(
             if not isinstance(editable, bool):
                 raise ValidationError("editable must be true or false", field="editable")
             row.editable = editable
-        return _field_info(row)
+        return field_info(row)
 
 
 def _strip_key(s: Session, key: str) -> None:
@@ -187,7 +199,7 @@ def _strip_key(s: Session, key: str) -> None:
             {"key": key},
         )
     else:
-        for sub in s.scalars(select(Subscriber).where(Subscriber.fields[key].is_not(None))):
+        for sub in s.scalars(select(Subscriber).where(col(Subscriber.fields)[key].is_not(None))):
             sub.fields = {k: v for k, v in (sub.fields or {}).items() if k != key}
 
 
@@ -222,35 +234,36 @@ def create_interest(rt: Runtime, *, key: str, label: str) -> int:
     """Add an interest to the vocabulary lists and forms offer."""
     key, label = _key(key), _label(label)
     with rt.db.session() as s:
-        if s.scalar(select(Interest.id).where(Interest.key == key)) is not None:
+        if s.scalar(select(col(Interest.id)).where(col(Interest.key) == key)) is not None:
             raise Conflict(f"an interest {key!r} already exists", field="key")
         row = Interest(key=key, label=label)
         s.add(row)
         s.flush()
-        return int(row.id)  # type: ignore[arg-type]
+        assert row.id is not None  # set by the flush
+        return row.id
 
 
 def list_interests(rt: Runtime) -> list[InterestInfo]:
     with rt.db.session() as s:
         return [
-            InterestInfo(int(i.id), i.key, i.label)  # type: ignore[arg-type]
-            for i in s.scalars(select(Interest).order_by(Interest.label, Interest.key))
+            interest_info(i)
+            for i in s.scalars(select(Interest).order_by(col(Interest.label), col(Interest.key)))
         ]
 
 
 def update_interest(rt: Runtime, key: str, *, label: str) -> InterestInfo:
     with rt.db.session() as s:
-        row = s.scalar(select(Interest).where(Interest.key == key))
+        row = s.scalar(select(Interest).where(col(Interest.key) == key))
         if row is None:
             raise NotFound(f"there is no interest {key!r}", field="key")
         row.label = _label(label)
-        return InterestInfo(int(row.id), row.key, row.label)  # type: ignore[arg-type]
+        return interest_info(row)
 
 
 def delete_interest(rt: Runtime, key: str) -> None:
     """Delete an interest and every subscriber's choice of it; forms stop offering it."""
     with rt.db.session() as s:
-        row = s.scalar(select(Interest).where(Interest.key == key))
+        row = s.scalar(select(Interest).where(col(Interest.key) == key))
         if row is None:
             raise NotFound(f"there is no interest {key!r}", field="key")
         _refuse_in_use(
@@ -259,8 +272,134 @@ def delete_interest(rt: Runtime, key: str) -> None:
             key,
             segments.users_of(s, lambda rules: key in compiler.references(rules)[1]),
         )
-        s.execute(delete(SubscriberInterest).where(SubscriberInterest.interest == key))
+        s.execute(delete(SubscriberInterest).where(col(SubscriberInterest.interest) == key))
         for lst in s.scalars(select(MailingList)):
             if key in (lst.form_interests or []):
                 lst.form_interests = [k for k in lst.form_interests if k != key]
         s.delete(row)
+
+
+# -- values ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """Validated custom field values (None: remove the value) and interest keys."""
+
+    fields: dict[str, Any]
+    interests: tuple[str, ...]
+
+
+class ProfileValidator:
+    """The definitions read once, to check many profiles (a CSV import checks every row)."""
+
+    def __init__(
+        self,
+        s: Session,
+        allowed_fields: list[str] | None = None,
+        allowed_interests: list[str] | None = None,
+    ) -> None:
+        self.defs = {
+            d.key: (d.label, d.type, list(d.choices or [])) for d in s.scalars(select(FieldDef))
+        }
+        self.known: set[str] | None = None
+        self.session = s
+        self.allowed_fields = None if allowed_fields is None else set(allowed_fields)
+        self.allowed_interests = None if allowed_interests is None else set(allowed_interests)
+
+    def __call__(self, fields: Any, interests: Any) -> Profile:
+        """Values as given (a mapping of field keys to values, a list of interest keys; anything
+        else is refused), checked against the definitions."""
+        if not isinstance(fields, Mapping):
+            raise ValidationError(
+                "fields must be an object of field keys and values", field="fields"
+            )
+        out: dict[str, Any] = {}
+        for key, raw in fields.items():
+            fd = self.defs.get(key) if isinstance(key, str) else None
+            if fd is None:
+                raise ValidationError(f"There is no field {key!r}.", field=f"fields.{key}")
+            label, type_, choices = fd
+            if self.allowed_fields is not None and key not in self.allowed_fields:
+                raise ValidationError(f"{label} cannot be set here.", field=f"fields.{key}")
+            try:
+                out[key] = coerce(type_, choices, raw, label)
+            except FieldValueError as exc:
+                raise ValidationError(sentence(exc), field=f"fields.{key}") from None
+        if interests is None:
+            interests = []
+        if not isinstance(interests, (list, tuple)):
+            raise ValidationError("interests must be a list of interest keys", field="interests")
+        if interests and self.known is None:
+            self.known = set(self.session.scalars(select(col(Interest.key))))
+        for item in interests:
+            if not isinstance(item, str) or item not in (self.known or ()):
+                raise ValidationError(f"There is no interest {item!r}.", field="interests")
+            if self.allowed_interests is not None and item not in self.allowed_interests:
+                raise ValidationError(
+                    f"The interest {item!r} cannot be chosen here.", field="interests"
+                )
+        return Profile(out, tuple(dict.fromkeys(interests)))
+
+
+def validate_profile(
+    s: Session,
+    fields: Any,
+    interests: Any,
+    allowed_fields: list[str] | None = None,
+    allowed_interests: list[str] | None = None,
+) -> Profile:
+    """Check values against the definitions; a ValidationError naming the field otherwise."""
+    return ProfileValidator(s, allowed_fields, allowed_interests)(fields, interests)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b  # True == 1, but a boolean is not a number
+
+
+def write_fields(sub: Subscriber, values: dict[str, Any]) -> list[str]:
+    """Merge values into the subscriber (None removes); returns the keys that changed."""
+    current = dict(sub.fields or {})
+    changed = []
+    for key, value in values.items():
+        if value is None:
+            if key in current:
+                del current[key]
+                changed.append(key)
+        elif not _same(current.get(key), value):
+            current[key] = value
+            changed.append(key)
+    if changed:
+        sub.fields = current  # a new object: JSON columns do not track in-place changes
+        sub.updated_at = utcnow()
+    return changed
+
+
+def write_interests(s: Session, sid: int, wanted: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Replace a subscriber's interests; returns (added, removed)."""
+    wanted = list(dict.fromkeys(wanted))
+    current = set(
+        s.scalars(
+            select(col(SubscriberInterest.interest)).where(
+                col(SubscriberInterest.subscriber_id) == sid
+            )
+        )
+    )
+    removed = sorted(current - set(wanted))
+    added = [i for i in wanted if i not in current]
+    if removed:
+        s.execute(
+            delete(SubscriberInterest).where(
+                col(SubscriberInterest.subscriber_id) == sid,
+                col(SubscriberInterest.interest).in_(removed),
+            )
+        )
+    for key in added:
+        s.add(SubscriberInterest(subscriber_id=sid, interest=key))
+    return added, removed
+
+
+def apply_profile(s: Session, sub: Subscriber, profile: Profile) -> None:
+    """Write validated values (merging) and replace the interests."""
+    write_fields(sub, profile.fields)
+    s.flush()
+    assert sub.id is not None  # set by the flush
+    write_interests(s, sub.id, profile.interests)

@@ -11,10 +11,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import Classification
 from listmgr.models import Delivery, Outbox, Subscriber, by_id, id_of
-from listmgr.services.subscriptions import normalize_email
 
 NO_PROOF = "none"
 

@@ -1,4 +1,4 @@
-"""Mailing lists: create, read, update."""
+"""Mailing lists: create, read, update, and what a list's public sign-up form shows."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr import segments as compiler
+from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.mail.compose import clean_header
 from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services import segments
-from listmgr.services.subscriptions import normalize_email
+from listmgr.services.fielddefs import FieldInfo, InterestInfo, field_info, interest_info
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-LEVEL_LENGTH = 64  # Membership.opt_in_level
+LEVEL_LENGTH = 64  # col(Membership.opt_in_level)
 MAX_LEVELS = 20
 EDITABLE = (
     "name",
@@ -95,12 +97,14 @@ def _known(key: str, items: list[str], known: set[str], noun: str) -> None:
 def _check_offered(s: Session, values: dict[str, Any]) -> None:
     """The sign-up form offers only fields and interests that exist."""
     if values.get("form_fields"):
-        _known("form_fields", values["form_fields"], set(s.scalars(select(FieldDef.key))), "field")
+        _known(
+            "form_fields", values["form_fields"], set(s.scalars(select(col(FieldDef.key)))), "field"
+        )
     if values.get("form_interests"):
         _known(
             "form_interests",
             values["form_interests"],
-            set(s.scalars(select(Interest.key))),
+            set(s.scalars(select(col(Interest.key)))),
             "interest",
         )
 
@@ -123,13 +127,14 @@ class ListInfo:
     counts: dict[str, int]
 
 
-def _info(lst: MailingList, counts: dict[str, int]) -> ListInfo:
+def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
+    assert lst.id is not None  # a stored row
     return ListInfo(
         lst.id,
         lst.slug,
         lst.name,
         lst.opt_in,
-        lst.description,  # type: ignore[arg-type]
+        lst.description,
         lst.from_name,
         lst.from_email,
         lst.reply_to,
@@ -138,7 +143,7 @@ def _info(lst: MailingList, counts: dict[str, int]) -> ListInfo:
         list(lst.form_fields or []),
         list(lst.form_interests or []),
         list(lst.opt_in_levels or []),
-        counts,
+        counts[lst.id],
     )
 
 
@@ -153,13 +158,14 @@ def create(rt: Runtime, **values: Any) -> int:
             "slug and name are required", field="slug" if "slug" not in values else "name"
         )
     with rt.db.session() as s:
-        if s.scalar(select(MailingList.id).where(MailingList.slug == values["slug"])):
+        if s.scalar(select(col(MailingList.id)).where(col(MailingList.slug) == values["slug"])):
             raise Conflict(f"a list {values['slug']!r} already exists", field="slug")
         _check_offered(s, values)
         lst = MailingList(**values)
         s.add(lst)
         s.flush()
-        return int(lst.id)  # type: ignore[arg-type]
+        assert lst.id is not None  # set by the flush
+        return lst.id
 
 
 def update(rt: Runtime, slug: str, **values: Any) -> None:
@@ -168,7 +174,7 @@ def update(rt: Runtime, slug: str, **values: Any) -> None:
     if bad:
         raise ValidationError(f"cannot change {sorted(bad)[0]!r}", field=sorted(bad)[0])
     with rt.db.session() as s:
-        lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
+        lst = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
         if lst is None:
             raise NotFound(f"no list {slug!r}", field="slug")
         _check_offered(s, values)
@@ -190,7 +196,7 @@ def _check_levels_removed(s: Session, lst: MailingList, removed: set[str]) -> No
         s.scalar(
             select(func.count())
             .select_from(Membership)
-            .where(Membership.list_id == lst.id, Membership.opt_in_level.in_(removed))
+            .where(col(Membership.list_id) == lst.id, col(Membership.opt_in_level).in_(removed))
         )
         or 0
     )
@@ -209,12 +215,12 @@ def _check_levels_removed(s: Session, lst: MailingList, removed: set[str]) -> No
         )
 
 
-def _counts(s, list_ids: list[int]) -> dict[int, dict[str, int]]:  # type: ignore[no-untyped-def]
+def _counts(s: Session, list_ids: list[int]) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = {i: {} for i in list_ids}
     rows = s.execute(
-        select(Membership.list_id, Membership.status, func.count())
-        .where(Membership.list_id.in_(list_ids))
-        .group_by(Membership.list_id, Membership.status)
+        select(col(Membership.list_id), col(Membership.status), func.count())
+        .where(col(Membership.list_id).in_(list_ids))
+        .group_by(col(Membership.list_id), col(Membership.status))
     )
     for lid, status, n in rows:
         out[lid][status] = n
@@ -223,17 +229,18 @@ def _counts(s, list_ids: list[int]) -> dict[int, dict[str, int]]:  # type: ignor
 
 def all_lists(rt: Runtime) -> list[ListInfo]:
     with rt.db.session() as s:
-        lists = list(s.scalars(select(MailingList).order_by(MailingList.name)))
-        counts = _counts(s, [lst.id for lst in lists])  # type: ignore[misc]
-        return [_info(lst, counts[lst.id]) for lst in lists]  # type: ignore[index]
+        lists = list(s.scalars(select(MailingList).order_by(col(MailingList.name))))
+        counts = _counts(s, [lst.id for lst in lists if lst.id is not None])
+        return [_info(lst, counts) for lst in lists]
 
 
 def get(rt: Runtime, slug: str) -> ListInfo:
     with rt.db.session() as s:
-        lst = s.scalar(select(MailingList).where(MailingList.slug == slug))
+        lst = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
         if lst is None:
             raise NotFound(f"no list {slug!r}", field="slug")
-        return _info(lst, _counts(s, [lst.id])[lst.id])  # type: ignore[list-item,index]
+        assert lst.id is not None  # a stored row
+        return _info(lst, _counts(s, [lst.id]))
 
 
 def names(rt: Runtime) -> list[tuple[str, str]]:
@@ -242,6 +249,49 @@ def names(rt: Runtime) -> list[tuple[str, str]]:
         return [
             (slug, name)
             for slug, name in s.execute(
-                select(MailingList.slug, MailingList.name).order_by(MailingList.name)
+                select(col(MailingList.slug), col(MailingList.name)).order_by(col(MailingList.name))
             )
         ]
+
+
+@dataclass(frozen=True)
+class SignupList:
+    """A list as its public sign-up form names it."""
+
+    slug: str
+    name: str
+    description: str
+    consent_wording: str
+
+
+@dataclass(frozen=True)
+class SignupForm:
+    """What a list's public sign-up form shows: the fields and interests it offers, in the
+    order the list chose them."""
+
+    lst: SignupList
+    fields: list[FieldInfo]
+    interests: list[InterestInfo]
+
+
+def signup_form(rt: Runtime, slug: str) -> SignupForm:
+    """The public sign-up form of a list; NotFound for a slug no list has."""
+    with rt.db.session() as s:
+        lst = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
+        if lst is None:
+            raise NotFound(f"There is no list called {slug!r}.", field="list")
+        offered_fields = list(lst.form_fields or [])
+        offered_interests = list(lst.form_interests or [])
+        fields = sorted(
+            s.scalars(select(FieldDef).where(col(FieldDef.key).in_(offered_fields))),
+            key=lambda f: offered_fields.index(f.key),
+        )
+        interests = sorted(
+            s.scalars(select(Interest).where(col(Interest.key).in_(offered_interests))),
+            key=lambda i: offered_interests.index(i.key),
+        )
+        return SignupForm(
+            SignupList(lst.slug, lst.name, lst.description, lst.consent_wording),
+            [field_info(f) for f in fields],
+            [interest_info(i) for i in interests],
+        )

@@ -91,7 +91,7 @@ def _selector(value: Any) -> str:
 
 
 def _email(value: Any) -> str:
-    from listmgr.services.subscriptions import normalize_email
+    from listmgr.addresses import normalize_email
 
     try:
         return normalize_email(value)

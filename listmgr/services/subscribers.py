@@ -1,16 +1,20 @@
-"""Subscribers as marketers see them: create with a status, look up, search."""
+"""Subscriber records as marketers see them: create with a status, edit (name, field values,
+interests, consents), look up, search."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
+from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
 from listmgr.models import (
+    AuditLog,
     MailingList,
     Membership,
     MemberStatus,
@@ -21,7 +25,14 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import Origin, _queue_mail, clean_name, normalize_email, record
+from listmgr.services import segments
+from listmgr.services.fielddefs import (
+    apply_profile,
+    validate_profile,
+    write_fields,
+    write_interests,
+)
+from listmgr.services.subscriptions import Origin, queue_mail, record, set_consents
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 
@@ -43,7 +54,7 @@ class SubscriberInfo:
 def is_suppressed(s: Session, rt: Runtime, email: str) -> str | None:
     """The suppression reason for a normalized address, or None."""
     return s.scalar(
-        select(Suppression.reason).where(Suppression.email_hash == rt.email_hash(email))
+        select(col(Suppression.reason)).where(col(Suppression.email_hash) == rt.email_hash(email))
     )
 
 
@@ -78,21 +89,19 @@ def create(
                 "fresh sign-up by the person can add it again",
                 field="email",
             )
-        if s.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
+        if s.scalar(select(col(Subscriber.id)).where(col(Subscriber.email) == address)) is not None:
             raise Conflict("a subscriber with this email already exists", field="email")
         wanted = list(dict.fromkeys(lists))
         found = {
             lst.slug: lst
-            for lst in s.scalars(select(MailingList).where(MailingList.slug.in_(wanted)))
+            for lst in s.scalars(select(MailingList).where(col(MailingList.slug).in_(wanted)))
         }
         missing = [slug for slug in wanted if slug not in found]
         if missing:
             raise ValidationError(f"no list {missing[0]!r}", field="lists")
         profile = None
         if fields or interests:
-            from listmgr.services import people
-
-            profile = people.validate_profile(s, fields or {}, list(interests or []))
+            profile = validate_profile(s, fields or {}, list(interests or []))
         sub = Subscriber(
             email=address, email_hash=rt.email_hash(address), name=display, source=origin.source
         )
@@ -106,17 +115,18 @@ def create(
         sub.consent_tracking = consents.get("tracking", False)
         s.add(sub)
         s.flush()
+        sid = sub.id
+        assert sid is not None  # set by the flush
         if profile is not None:
-            from listmgr.services import people
-
-            people.apply_profile(s, sub, profile)
+            apply_profile(s, sub, profile)
         now = utcnow()
         for slug in wanted:
             lst = found[slug]
+            assert lst.id is not None  # a stored row
             pending = status == "pending" and lst.opt_in == OptIn.double.value
             s.add(
                 Membership(
-                    subscriber_id=sub.id,
+                    subscriber_id=sid,
                     list_id=lst.id,
                     source=origin.source,
                     status=MemberStatus.pending.value if pending else MemberStatus.confirmed.value,
@@ -134,7 +144,7 @@ def create(
                 detail={"status": "pending" if pending else "confirmed"},
             )
             if pending:
-                oid = _queue_mail(
+                oid = queue_mail(
                     s,
                     rt,
                     kind="confirm",
@@ -154,19 +164,81 @@ def create(
                 wording=consent,
                 detail={"given": value},
             )
-        sid = int(sub.id)  # type: ignore[arg-type]
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
     return sid
 
 
+def update(
+    rt: Runtime,
+    subscriber_id: int,
+    *,
+    name: Any = None,
+    fields: dict[str, Any] | None = None,
+    interests: list[str] | None = None,
+    consents: dict[str, bool] | None = None,
+    wording: str = "",
+    origin: Origin = Origin(source="api", actor="api"),
+) -> None:
+    """Edit a subscriber's name, field values (merging; null removes), interests, consents."""
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id, with_for_update=True)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        display = clean_name(name) if name is not None else None
+        profile = validate_profile(s, fields or {}, list(interests or []))
+        if consents is not None and not isinstance(consents, Mapping):
+            raise ValidationError(
+                "consents takes booleans 'profiling' and 'tracking'", field="consents"
+            )
+        renamed = display is not None and display != sub.name
+        if display is not None and renamed:
+            sub.name = display
+            sub.updated_at = utcnow()
+        changed = write_fields(sub, profile.fields)
+        added: list[str] = []
+        removed: list[str] = []
+        if interests is not None:
+            added, removed = write_interests(s, subscriber_id, profile.interests)
+        if renamed or changed or added or removed:
+            record(
+                s,
+                kind="profile",
+                subscriber_id=subscriber_id,
+                list_id=None,
+                origin=origin,
+                detail={
+                    "name": renamed,
+                    "fields": changed,
+                    "interests_added": added,
+                    "interests_removed": removed,
+                },
+            )
+        given = set_consents(s, sub, consents or {}, origin, wording=wording)
+        s.add(
+            AuditLog(
+                actor=origin.actor[:320],
+                action="subscriber.edit",
+                target_type="subscriber",
+                target_id=str(subscriber_id),
+                ip=origin.ip[:64],
+                detail={
+                    "name": renamed,
+                    "fields": changed,
+                    "interests": bool(added or removed),
+                    "consents": given,
+                },
+            )
+        )
+
+
 def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
     out: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     for sid, slug, status in s.execute(
-        select(Membership.subscriber_id, MailingList.slug, Membership.status)
-        .join(MailingList, MailingList.id == Membership.list_id)
-        .where(Membership.subscriber_id.in_(ids))
-        .order_by(MailingList.slug)
+        select(col(Membership.subscriber_id), col(MailingList.slug), col(Membership.status))
+        .join(MailingList, col(MailingList.id) == col(Membership.list_id))
+        .where(col(Membership.subscriber_id).in_(ids))
+        .order_by(col(MailingList.slug))
     ):
         out[sid].append({"slug": slug, "status": status})
     return out
@@ -175,9 +247,9 @@ def _memberships(s: Session, ids: list[int]) -> dict[int, list[dict[str, str]]]:
 def _interests(s: Session, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in ids}
     for sid, key in s.execute(
-        select(SubscriberInterest.subscriber_id, SubscriberInterest.interest)
-        .where(SubscriberInterest.subscriber_id.in_(ids))
-        .order_by(SubscriberInterest.interest)
+        select(col(SubscriberInterest.subscriber_id), col(SubscriberInterest.interest))
+        .where(col(SubscriberInterest.subscriber_id).in_(ids))
+        .order_by(col(SubscriberInterest.interest))
     ):
         out[sid].append(key)
     return out
@@ -185,13 +257,13 @@ def _interests(s: Session, ids: list[int]) -> dict[int, list[str]]:
 
 def _infos(s: Session, subs: list[Subscriber]) -> list[SubscriberInfo]:
     """The subscribers with memberships, interests and suppression, in a few queries."""
-    ids = [int(x.id) for x in subs]  # type: ignore[arg-type]
+    ids = [x.id for x in subs if x.id is not None]  # every one is a stored row
     members, interests = _memberships(s, ids), _interests(s, ids)
     suppressed = (
         dict(
             s.execute(
-                select(Suppression.email_hash, Suppression.reason).where(
-                    Suppression.email_hash.in_({x.email_hash for x in subs})
+                select(col(Suppression.email_hash), col(Suppression.reason)).where(
+                    col(Suppression.email_hash).in_({x.email_hash for x in subs})
                 )
             ).all()
         )
@@ -247,7 +319,7 @@ def search(
             address = normalize_email(email)
         except ValidationError:
             address = email.strip().lower()
-        query = query.where(Subscriber.email == address)
+        query = query.where(col(Subscriber.email) == address)
     if q:
         term = q.strip().lower().replace("\\", "").replace("%", "").replace("_", r"\_")
         term = "".join(c for c in term if c.isprintable())  # no NUL or controls in the SQL
@@ -256,25 +328,23 @@ def search(
         pattern = literal(f"{term}%", literal_execute=True)
         query = query.where(
             or_(
-                Subscriber.email.like(pattern, escape="\\"),
-                func.lower(Subscriber.name).like(pattern, escape="\\"),
+                col(Subscriber.email).like(pattern, escape="\\"),
+                func.lower(col(Subscriber.name)).like(pattern, escape="\\"),
             )
         )
     if list_slug or status:
-        member = select(Membership.subscriber_id).join(
-            MailingList, MailingList.id == Membership.list_id
+        member = select(col(Membership.subscriber_id)).join(
+            MailingList, col(MailingList.id) == col(Membership.list_id)
         )
         if list_slug:
-            member = member.where(MailingList.slug == list_slug)
+            member = member.where(col(MailingList.slug) == list_slug)
         if status:
-            member = member.where(Membership.status == status)
-        query = query.where(Subscriber.id.in_(member))
+            member = member.where(col(Membership.status) == status)
+        query = query.where(col(Subscriber.id).in_(member))
     with rt.db.session() as s:
         if rules:
-            from listmgr.services import segments
-
             query = query.where(segments.expression(s, lists=[], rules=rules))
         counted = query if count_limit is None else query.limit(count_limit + 1)
         total = s.scalar(select(func.count()).select_from(counted.subquery())) or 0
-        subs = list(s.scalars(query.order_by(Subscriber.id).offset(offset).limit(limit)))
+        subs = list(s.scalars(query.order_by(col(Subscriber.id)).offset(offset).limit(limit)))
         return _infos(s, subs), total

@@ -1,18 +1,20 @@
-"""Subscribe, confirm, unsubscribe and list preferences, each with its consent event."""
+"""Subscriptions: subscribe, confirm, unsubscribe, the preference center (lists, profile, pause)
+and consents to profiling and tracking, each change with its consent event."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
+from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import (
     NotFound,
     TokenExpired,
@@ -23,21 +25,40 @@ from listmgr.errors import (
 )
 from listmgr.models import (
     MAX_ID,
+    ActivityEvent,
     ConsentEvent,
     Delivery,
+    Engagement,
+    FieldDef,
+    Interest,
     MailingList,
     Membership,
     MemberStatus,
     OptIn,
     Outbox,
     Subscriber,
+    SubscriberInterest,
     Suppression,
     by_id,
     utcnow,
 )
 from listmgr.runtime import Runtime
+from listmgr.services.fielddefs import (
+    apply_profile,
+    validate_profile,
+    write_fields,
+    write_interests,
+)
 
-MAX_NAME = 200
+TEMPLATE = "pages/public/_profile.html"
+PAUSE_DAYS = (30, 90)
+WORDING = {
+    "profiling": "Use what I read and do (activity such as products viewed or documents "
+    "downloaded) to send me mail that fits my interests. Unticking this deletes "
+    "the activity stored so far.",
+    "tracking": "Record when I open your mail and which links I click. Unticking this "
+    "deletes the opens and clicks recorded so far.",
+}
 
 
 @dataclass(frozen=True)
@@ -50,45 +71,13 @@ class Origin:
     actor: str = "subscriber"
 
 
-def normalize_email(raw: Any) -> str:
-    """Validated, normalized address (no DNS); a clear error naming the field otherwise."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("Please enter an email address.", field="email")
-    if any(c in raw for c in "\r\n\x00"):
-        raise ValidationError("The email address must not contain line breaks.", field="email")
-    try:
-        info = validate_email(raw.strip(), check_deliverability=False, strict=True)
-    except EmailNotValidError as exc:
-        raise ValidationError(f"That email address is not valid: {exc}", field="email") from None
-    # One person, one row: mailbox providers treat the local part case-insensitively.
-    return info.normalized.lower()
-
-
-def clean_name(raw: Any) -> str:
-    """A display name: no control characters, bounded length."""
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ValidationError("The name must be text.", field="name")
-    if "\r" in raw or "\n" in raw:
-        raise ValidationError("The name must not contain line breaks.", field="name")
-    if "\x00" in raw:
-        raise ValidationError(
-            "The name must not contain control characters (it holds a NUL byte).", field="name"
-        )
-    name = " ".join(raw.split())
-    if len(name) > MAX_NAME:
-        raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
-    return name
-
-
 def suppression_of(s: Session, sub: Subscriber) -> Suppression | None:
     """The subscriber's entry on the suppression list, if any."""
-    return s.scalar(select(Suppression).where(Suppression.email_hash == sub.email_hash))
+    return s.scalar(select(Suppression).where(col(Suppression.email_hash) == sub.email_hash))
 
 
 def get_list(s: Session, slug: str) -> MailingList:
-    row = s.scalar(select(MailingList).where(MailingList.slug == slug))
+    row = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
     if row is None:
         raise NotFound(f"There is no list called {slug!r}.", field="list")
     return row
@@ -129,7 +118,7 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _queue_mail(
+def queue_mail(
     s: Session,
     rt: Runtime,
     *,
@@ -141,11 +130,11 @@ def _queue_mail(
     """Add an outbox row unless this address got the same kind of mail within the window."""
     window = utcnow() - timedelta(minutes=rt.settings.confirm_window_minutes)
     recent = s.scalar(
-        select(Outbox.id)
+        select(col(Outbox.id))
         .where(
-            Outbox.to_email == sub.email,
-            Outbox.kind.in_(("confirm", "already_subscribed")),
-            Outbox.created_at > window,
+            col(Outbox.to_email) == sub.email,
+            col(Outbox.kind).in_(("confirm", "already_subscribed")),
+            col(Outbox.created_at) > window,
         )
         .limit(1)
     )
@@ -165,7 +154,9 @@ def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
     """A new confirmation link is about to be mailed: it alone confirms from now on (the links
     of earlier mails stop working), and it can lift only suppressions older than itself."""
     member = s.scalar(
-        select(Membership).where(Membership.subscriber_id == sub.id, Membership.list_id == lst.id)
+        select(Membership).where(
+            col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+        )
     )
     if member is not None:
         member.confirm_nonce = new_nonce()
@@ -176,7 +167,7 @@ def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
 def find_or_create_subscriber(
     s: Session, rt: Runtime, email: str, name: str, source: str
 ) -> tuple[Subscriber, bool]:
-    sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
+    sub = s.scalar(select(Subscriber).where(col(Subscriber.email) == email))
     if sub is not None:
         return sub, False
     sub = Subscriber(email=email, email_hash=rt.email_hash(email), name=name, source=source)
@@ -224,26 +215,23 @@ def _subscribe(
         wording = wording or lst.consent_wording
         profile = None
         if fields or interests:
-            from listmgr.services import people
-
             # as given: a string is refused ("must be a list"), not read letter by letter
-            profile = people.validate_profile(
+            profile = validate_profile(
                 s,
                 fields or {},
-                interests or [],  # type: ignore[arg-type]
+                interests or [],
                 allowed_fields=lst.form_fields or None,
                 allowed_interests=lst.form_interests or None,
             )
         sub, created = find_or_create_subscriber(s, rt, address, display, origin.source)
+        assert sub.id is not None and lst.id is not None  # stored rows
         if created and profile is not None:
-            from listmgr.services import people
-
-            people.apply_profile(s, sub, profile)
+            apply_profile(s, sub, profile)
         elif not sub.name and display:
             sub.name = display
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         now = utcnow()
@@ -260,7 +248,7 @@ def _subscribe(
                 origin=origin,
                 wording=wording,
             )
-            oid = _queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
+            oid = queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
         elif lst.opt_in == OptIn.single.value and not suppressed:
             if member is None:
                 member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
@@ -299,7 +287,7 @@ def _subscribe(
                 wording=wording,
                 detail=detail,
             )
-            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
+            oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
         if oid:
             outbox_ids.append(oid)
     return outbox_ids
@@ -332,7 +320,7 @@ def _confirm_target(
     if sub is not None and lst is not None:
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
     if sub is None or lst is None or member is None:
@@ -374,10 +362,16 @@ def confirm(
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
-        used = s.execute(
-            update(Membership)
-            .where(Membership.id == member.id, Membership.confirm_nonce == member.confirm_nonce)
-            .values(confirm_nonce="")
+        used = cast(
+            CursorResult[Any],
+            s.execute(
+                update(Membership)
+                .where(
+                    col(Membership.id) == member.id,
+                    col(Membership.confirm_nonce) == member.confirm_nonce,
+                )
+                .values(confirm_nonce="")
+            ),
         ).rowcount
         if used != 1:
             raise TokenUsed(USED)
@@ -386,11 +380,11 @@ def confirm(
         asked = s.scalar(
             select(ConsentEvent)
             .where(
-                ConsentEvent.subscriber_id == sub.id,
-                ConsentEvent.list_id == lst.id,
-                ConsentEvent.kind == "subscribe",
+                col(ConsentEvent.subscriber_id) == sub.id,
+                col(ConsentEvent.list_id) == lst.id,
+                col(ConsentEvent.kind) == "subscribe",
             )
-            .order_by(ConsentEvent.id.desc())
+            .order_by(col(ConsentEvent.id).desc())
             .limit(1)
         )
         now = utcnow()
@@ -430,11 +424,11 @@ def resend_confirmation(rt: Runtime, token: str) -> None:
             return
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         if member is not None and member.status == MemberStatus.pending.value:
-            oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
+            oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
     if oid:
         rt.enqueue("send_outbox", oid)
 
@@ -449,7 +443,8 @@ class UnsubscribeView:
 
 def manage_token(rt: Runtime, sub: Subscriber) -> str:
     """The subscriber's preference link token, in the current link epoch."""
-    return rt.tokens.manage(sub.id, sub.link_epoch)  # type: ignore[arg-type]
+    assert sub.id is not None  # a stored row
+    return rt.tokens.manage(sub.id, sub.link_epoch)
 
 
 def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
@@ -462,7 +457,7 @@ def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         member = s.scalar(
             select(Membership).where(
-                Membership.subscriber_id == sub.id, Membership.list_id == lst.id
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
             )
         )
         status = member.status if member else "unsubscribed"
@@ -494,7 +489,7 @@ def suppress(s: Session, sub: Subscriber, reason: str, detail: str = "") -> None
     # No confirmation link mailed before now may lift this suppression.
     s.execute(
         update(Membership)
-        .where(Membership.subscriber_id == sub.id, Membership.confirm_nonce != "")
+        .where(col(Membership.subscriber_id) == sub.id, col(Membership.confirm_nonce) != "")
         .values(confirm_nonce="")
     )
     if existing is None:
@@ -523,13 +518,14 @@ def unsubscribe_subscriber(
     """Unsubscribe inside an open unit of work; returns the list ids that changed.
 
     `everything` also puts the address on the suppression list for `reason`."""
-    query = select(Membership).where(Membership.subscriber_id == sub.id)
+    query = select(Membership).where(col(Membership.subscriber_id) == sub.id)
     if not everything:
-        query = query.where(Membership.list_id == list_id)
+        query = query.where(col(Membership.list_id) == list_id)
     changed = _unsubscribe_members(s, s.scalars(query))
     if everything:
         suppress(s, sub, reason, origin.source)
-    for lid in changed or ([list_id] if everything and not changed else []):
+    lids: list[int | None] = list(changed) or ([list_id] if everything else [])
+    for lid in lids:
         record(
             s,
             kind="unsubscribe_all" if everything else "unsubscribe",
@@ -543,7 +539,7 @@ def unsubscribe_subscriber(
     if campaign_id and (changed or everything):
         s.execute(
             update(Delivery)
-            .where(Delivery.campaign_id == campaign_id, Delivery.subscriber_id == sub.id)
+            .where(col(Delivery.campaign_id) == campaign_id, col(Delivery.subscriber_id) == sub.id)
             .values(unsubscribed=True)
         )
     return changed
@@ -628,13 +624,15 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
     """The preference center's view of one subscriber."""
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
-        sid = int(sub.id)  # type: ignore[arg-type]
+        sid = sub.id
+        assert sid is not None  # a stored row
         members = {
             m.list_id: m
-            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+            for m in s.scalars(select(Membership).where(col(Membership.subscriber_id) == sid))
         }
         choices = []
-        for lst in s.scalars(select(MailingList).order_by(MailingList.name)):
+        for lst in s.scalars(select(MailingList).order_by(col(MailingList.name))):
+            assert lst.id is not None  # a stored row
             m = members.get(lst.id)
             if m is None and lst.opt_in != OptIn.double.value:
                 continue  # internal single opt-in lists are not offered to strangers
@@ -649,9 +647,7 @@ def preferences(rt: Runtime, manage_token: str) -> Preferences:
                 )
             )
         suppressed = suppression_of(s, sub) is not None
-        from listmgr.services import people  # people builds on this module
-
-        extra = people.preference_extras(s, sub)
+        extra = preference_extras(s, sub)
         return Preferences(sid, sub.email, sub.name, tuple(choices), suppressed, extra)
 
 
@@ -669,16 +665,18 @@ def update_lists(
     outbox_ids = []
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
-        sid = int(sub.id)  # type: ignore[arg-type]
+        sid = sub.id
+        assert sid is not None  # a stored row
         lists = {lst.slug: lst for lst in s.scalars(select(MailingList))}
         unknown = wanted - set(lists)
         if unknown:
             raise ValidationError(f"Unknown list {sorted(unknown)[0]!r}.", field="lists")
         members = {
             m.list_id: m
-            for m in s.scalars(select(Membership).where(Membership.subscriber_id == sid))
+            for m in s.scalars(select(Membership).where(col(Membership.subscriber_id) == sid))
         }
         for slug, lst in lists.items():
+            assert lst.id is not None  # a stored row
             m = members.get(lst.id)
             active = m is not None and m.status in (
                 MemberStatus.confirmed.value,
@@ -702,7 +700,7 @@ def update_lists(
                     wording=lst.consent_wording,
                     detail={"opt_in": "double"},
                 )
-                oid = _queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
+                oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)
                 if oid:
                     outbox_ids.append(oid)
             elif slug not in wanted and active:
@@ -737,3 +735,200 @@ def unsubscribe_all(
         except TokenInvalid:  # erased: there is nothing left to unsubscribe
             return
         unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)
+
+
+# -- consents to profiling and tracking ------------------------------------------------------
+def set_consents(
+    s: Session,
+    sub: Subscriber,
+    consents: Mapping[str, Any],
+    origin: Origin,
+    wording: str | None = None,
+) -> list[str]:
+    """Give or withdraw profiling/tracking consent, with an event each; withdrawal deletes."""
+    changed = []
+    for key, given in consents.items():
+        if key not in WORDING or not isinstance(given, bool):
+            raise ValidationError(
+                "consents takes booleans 'profiling' and 'tracking'", field=f"consents.{key}"
+            )
+    for key, given in consents.items():
+        attr = f"consent_{key}"
+        if getattr(sub, attr) == given:
+            continue
+        setattr(sub, attr, given)
+        detail: dict[str, Any] = {"given": given}
+        if not given:
+            table = ActivityEvent if key == "profiling" else Engagement
+            deleted = s.execute(delete(table).where(col(table.subscriber_id) == sub.id))
+            gone = cast(CursorResult[Any], deleted).rowcount
+            detail["activity_deleted" if key == "profiling" else "engagement_deleted"] = gone
+        record(
+            s,
+            kind=attr,
+            subscriber_id=sub.id,
+            list_id=None,
+            origin=origin,
+            wording=WORDING[key] if wording is None else wording,
+            detail=detail,
+        )
+        changed.append(key)
+    if changed:
+        sub.updated_at = utcnow()
+    return changed
+
+
+# -- preference center: the profile section ---------------------------------------------------
+def preference_extras(s: Session, sub: Subscriber) -> dict:
+    """What the preference center's profile section shows (rendered by TEMPLATE)."""
+    values = sub.fields or {}
+    mine = set(
+        s.scalars(
+            select(col(SubscriberInterest.interest)).where(
+                col(SubscriberInterest.subscriber_id) == sub.id
+            )
+        )
+    )
+    fields = [
+        {
+            "key": d.key,
+            "label": d.label,
+            "type": d.type,
+            "choices": list(d.choices or []),
+            "value": values.get(d.key),
+        }
+        for d in s.scalars(
+            select(FieldDef).where(col(FieldDef.editable).is_(True)).order_by(col(FieldDef.id))
+        )
+    ]
+    interests = [
+        {"key": i.key, "label": i.label, "checked": i.key in mine}
+        for i in s.scalars(select(Interest).order_by(col(Interest.label), col(Interest.key)))
+    ]
+    paused = sub.paused_until if sub.paused_until and sub.paused_until > utcnow() else None
+    return {
+        "template": TEMPLATE,
+        "fields": fields,
+        "interests": interests,
+        "paused_until": paused.date().isoformat() if paused else None,
+        "pause_days": list(PAUSE_DAYS),
+        "consent_profiling": bool(sub.consent_profiling),
+        "consent_tracking": bool(sub.consent_tracking),
+        "wording": dict(WORDING),
+    }
+
+
+def _pause(days: int | None, current: datetime | None) -> tuple[bool, datetime | None]:
+    """(changed, new paused_until): None keeps the pause, 0 ends it, days from PAUSE_DAYS."""
+    if days is None:
+        return False, current
+    if days == 0:
+        return current is not None, None
+    if days not in PAUSE_DAYS:
+        raise ValidationError("Please choose how long to pause from the list.", field="pause")
+    return True, utcnow() + timedelta(days=days)
+
+
+def _check_lists(s: Session, lists: Iterable[str], levels: Mapping[str, str]) -> None:
+    """Refuse unknown lists and frequencies before anything is saved (the list part of the same
+    form is applied after the profile by update_lists)."""
+    known = {lst.slug: lst for lst in s.scalars(select(MailingList))}
+    for slug in lists:
+        if slug not in known:
+            raise ValidationError(f"Unknown list {slug!r}.", field="lists")
+    for slug, level in levels.items():
+        lst = known.get(slug)
+        if lst is not None and level and level not in (lst.opt_in_levels or []):
+            raise ValidationError(
+                f"Unknown frequency {level!r} for {lst.name}.", field=f"level_{slug}"
+            )
+
+
+def update_profile(
+    rt: Runtime,
+    manage_token: str,
+    *,
+    fields: Mapping[str, Any],
+    interests: list[str],
+    pause: int | None,
+    consents: Mapping[str, bool],
+    lists: Iterable[str] = (),
+    levels: Mapping[str, str] | None = None,
+    origin: Origin,
+) -> None:
+    """Save the preference center's profile section: editable fields, interests, pause and
+    consents, as the person answered the whole section.
+
+    An editable field missing from `fields` was left empty: a multi-choice field then holds
+    no choice, a yes/no field "no" once it had an answer (otherwise still no answer). `pause`:
+    None keeps it as it is, 0 ends it, a number of days from PAUSE_DAYS starts one. `lists`
+    and `levels`, the list part of the same form (saved by update_lists afterwards), are
+    checked first, so that a bad one changes nothing."""
+    with rt.db.session() as s:
+        sub = subscriber_for_link(s, rt, manage_token, lock=True)
+        sid = sub.id
+        assert sid is not None  # a stored row
+        editable = {
+            d.key: d for d in s.scalars(select(FieldDef).where(col(FieldDef.editable).is_(True)))
+        }
+        raw = dict(fields)
+        current = sub.fields or {}
+        for key, d in editable.items():
+            if key not in raw and d.type == "multi_choice":
+                raw[key] = []
+            elif key not in raw and d.type == "boolean":
+                raw[key] = False if current.get(key) is not None else None
+        profile = validate_profile(s, raw, interests, allowed_fields=list(editable))
+        pause_changed, paused_until = _pause(pause, sub.paused_until)
+        _check_lists(s, lists, levels or {})
+        changed = write_fields(sub, profile.fields)
+        added, removed = write_interests(s, sid, profile.interests)
+        if changed or added or removed:
+            record(
+                s,
+                kind="preference",
+                subscriber_id=sid,
+                list_id=None,
+                origin=origin,
+                detail={"fields": changed, "interests_added": added, "interests_removed": removed},
+            )
+        if pause_changed:
+            sub.paused_until = paused_until
+            record(
+                s,
+                kind="pause",
+                subscriber_id=sid,
+                list_id=None,
+                origin=origin,
+                detail={"paused_until": paused_until.isoformat() if paused_until else None},
+            )
+        set_consents(s, sub, consents, origin)
+
+
+# -- admin changes to one person's memberships ---------------------------------------------
+def unsubscribe_by_id(
+    rt: Runtime, subscriber_id: int, *, list_slug: str | None, origin: Origin
+) -> list[int]:
+    """Unsubscribe from one list (or, without a slug, from all and suppress); idempotent.
+
+    Returns the ids of the lists whose membership changed; each change is a consent event.
+    """
+    with rt.db.session() as s:
+        sub = s.get(Subscriber, subscriber_id, with_for_update=True)
+        if sub is None:
+            raise NotFound("no such subscriber")
+        list_id = None
+        if list_slug is not None:
+            list_id = s.scalar(
+                select(col(MailingList.id)).where(col(MailingList.slug) == list_slug)
+            )
+            if list_id is None:
+                raise NotFound(f"no list {list_slug!r}", field="list")
+        return unsubscribe_subscriber(
+            s,
+            sub,
+            list_id=list_id,
+            origin=origin,
+            everything=list_slug is None,
+            detail={"by": origin.actor},
+        )

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.models import Suppression, id_of
 from listmgr.runtime import Runtime
-from listmgr.services.subscriptions import normalize_email
 
 REASONS = ("unsubscribed_all", "hard_bounce", "complaint", "erased", "manual")
 # Entries that stand for a person's own wish or their erasure are never lifted by an admin:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from listmgr import passwords
+from listmgr.addresses import clean_name
 from listmgr.errors import Conflict, Forbidden, NotFound
 from listmgr.models import ApiToken, Role, User
 from listmgr.permissions import RANK
@@ -18,7 +19,6 @@ from listmgr.services.accounts import (
     may_manage_all_tokens,
     own_tokens_clause,
 )
-from listmgr.services.subscriptions import clean_name
 
 
 @dataclass(frozen=True)

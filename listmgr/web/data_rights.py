@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 
 from listmgr.app import current_runtime
 from listmgr.services import access_links, privacy
@@ -48,7 +49,7 @@ def _access(token: str, action: str) -> tuple[Any, access_links.Access]:
 
 @bp.route("/p/<token>/export", methods=["GET", "POST"])
 @limits.token_link()
-def export_data(token: str):  # type: ignore[no-untyped-def]
+def export_data(token: str) -> ResponseReturnValue:
     page, _ = _access(token, "export")
     if page is not None:
         return page
@@ -63,7 +64,7 @@ def export_data(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/p/<token>/erase", methods=["GET", "POST"])
 @limits.token_link()
-def erase(token: str):  # type: ignore[no-untyped-def]
+def erase(token: str) -> ResponseReturnValue:
     page, access = _access(token, "erase")
     if page is not None:
         return page
@@ -81,7 +82,7 @@ def erase(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/p/<token>/forget")
 @limits.token_link()
-def forget_links(token: str):  # type: ignore[no-untyped-def]
+def forget_links(token: str) -> ResponseReturnValue:
     """End every older link; the new one is mailed to the address, never shown here."""
     access_links.forget_links(current_runtime(), token, origin=origin("preferences"))
     return render_template(

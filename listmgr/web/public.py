@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
-from sqlalchemy import select, text
+from flask.typing import ResponseReturnValue
 
 from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
-from listmgr.models import FieldDef, Interest
-from listmgr.services import people, subscriptions, unsubscribe_requests
+from listmgr.services import health, lists, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
-from listmgr.web import limits
+from listmgr.web import limits, preference_form
 from listmgr.web.extensions import client_ip, csrf, limiter
 
 bp = Blueprint("public", __name__)
@@ -56,28 +55,17 @@ def _address_key() -> str:
 
 
 def _list_form(slug: str) -> dict[str, Any]:
-    rt = current_runtime()
-    with rt.db.session() as s:
-        lst = subscriptions.get_list(s, slug)
-        # in the order the list chose them
-        fields = sorted(
-            s.scalars(select(FieldDef).where(FieldDef.key.in_(lst.form_fields or []))),
-            key=lambda f: lst.form_fields.index(f.key),
-        )
-        interests = sorted(
-            s.scalars(select(Interest).where(Interest.key.in_(lst.form_interests or []))),
-            key=lambda i: lst.form_interests.index(i.key),
-        )
-        return {"lst": lst, "fields": fields, "interests": interests}
+    form = lists.signup_form(current_runtime(), slug)
+    return {"lst": form.lst, "fields": form.fields, "interests": form.interests}
 
 
 @bp.get("/subscribe/<slug>")
-def subscribe_form(slug: str):  # type: ignore[no-untyped-def]
+def subscribe_form(slug: str) -> ResponseReturnValue:
     return render_template("pages/public/subscribe.html", **_list_form(slug), errors={}, values={})
 
 
 @bp.get("/subscribe/<slug>/embed")
-def embed_form(slug: str):  # type: ignore[no-untyped-def]
+def embed_form(slug: str) -> ResponseReturnValue:
     """The plain-HTML form to paste into another site (no JavaScript)."""
     html = render_template("pages/public/embed.html", **_list_form(slug))
     return Response(html, mimetype="text/plain")
@@ -95,7 +83,7 @@ def subscribe_preflight(slug: str) -> Response:
 @bp.post("/subscribe/<slug>")
 @limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_ip)
 @limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_email, key_func=_address_key)
-def subscribe(slug: str):  # type: ignore[no-untyped-def]
+def subscribe(slug: str) -> ResponseReturnValue:
     data = _payload()
     as_json = request.is_json
     if data.get(HONEYPOT):
@@ -135,14 +123,14 @@ def subscribe(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/confirm/<token>")
 @limits.token_link()
-def confirm_page(token: str):  # type: ignore[no-untyped-def]
+def confirm_page(token: str) -> ResponseReturnValue:
     view = subscriptions.confirm_view(current_runtime(), token)
     return render_template("pages/public/confirm.html", view=view, token=token)
 
 
 @bp.post("/confirm/<token>")
 @limits.token_link()
-def confirm(token: str):  # type: ignore[no-untyped-def]
+def confirm(token: str) -> ResponseReturnValue:
     view = subscriptions.confirm(current_runtime(), token, origin=origin("confirm-link"))
     return render_template(
         "pages/public/message.html",
@@ -153,7 +141,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/confirm/<token>/resend")
 @limiter.limit("10/hour")
-def confirm_resend(token: str):  # type: ignore[no-untyped-def]
+def confirm_resend(token: str) -> ResponseReturnValue:
     subscriptions.resend_confirmation(current_runtime(), token)
     return render_template(
         "pages/public/message.html",
@@ -164,14 +152,14 @@ def confirm_resend(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/u/<token>")
 @limits.token_link()
-def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe_page(token: str) -> ResponseReturnValue:
     view = subscriptions.unsubscribe_view(current_runtime(), token)
     return render_template("pages/public/unsubscribe.html", view=view, token=token)
 
 
 @bp.post("/u/<token>")
 @limits.token_link(one_click=True)
-def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe(token: str) -> ResponseReturnValue:
     """RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 and idempotent."""
     everything = request.form.get("all") in ("1", "on", "true")
     source = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page"
@@ -183,7 +171,7 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/u/request/<token>")
 @limits.token_link()
-def unsubscribe_request_page(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe_request_page(token: str) -> ResponseReturnValue:
     """Confirm an unsubscribe request that came by e-mail; GET changes nothing (scanners)."""
     view = unsubscribe_requests.view(current_runtime(), token)
     return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
@@ -191,7 +179,7 @@ def unsubscribe_request_page(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/u/request/<token>")
 @limits.token_link()
-def unsubscribe_request(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe_request(token: str) -> ResponseReturnValue:
     """The person confirms: unsubscribed from all lists at once; repeating it is harmless."""
     view = unsubscribe_requests.confirm(current_runtime(), token, origin=origin("reply-confirmed"))
     return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
@@ -199,14 +187,14 @@ def unsubscribe_request(token: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/p/<token>")
 @limits.token_link()
-def preferences(token: str):  # type: ignore[no-untyped-def]
+def preferences(token: str) -> ResponseReturnValue:
     prefs = subscriptions.preferences(current_runtime(), token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=False)
 
 
 @bp.post("/p/<token>")
 @limits.token_link()
-def preferences_save(token: str):  # type: ignore[no-untyped-def]
+def preferences_save(token: str) -> ResponseReturnValue:
     rt = current_runtime()
     if request.form.get("action") == "unsubscribe_all":
         subscriptions.unsubscribe_all(rt, token, origin=origin("preferences"))
@@ -221,25 +209,30 @@ def preferences_save(token: str):  # type: ignore[no-untyped-def]
         return render_template(
             "pages/public/preferences.html", prefs=prefs, token=token, saved=True
         )
-    levels = {k[6:]: v for k, v in request.form.items() if k.startswith("level_")}
-    # The profile first: it checks the whole form, so a bad value changes nothing.
-    _save_profile(rt, token)
+    answers = preference_form.read(request.form)
+    if answers.profile is not None:
+        # The profile first: it checks the whole form, so a bad value changes nothing.
+        subscriptions.update_profile(
+            rt,
+            token,
+            fields=answers.profile.fields,
+            interests=answers.profile.interests,
+            pause=answers.profile.pause,
+            consents=answers.profile.consents,
+            lists=answers.lists,
+            levels=answers.levels,
+            origin=origin("preferences"),
+        )
     subscriptions.update_lists(
-        rt, token, wanted=request.form.getlist("lists"), levels=levels, origin=origin("preferences")
+        rt, token, wanted=answers.lists, levels=answers.levels, origin=origin("preferences")
     )
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
 
 
-def _save_profile(rt, token: str) -> None:  # type: ignore[no-untyped-def]
-    """Fields, interests, pause and consents from the preference form."""
-    people.update_from_preferences(rt, token, request.form, origin=origin("preferences"))
-
-
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
-    with current_runtime().db.session() as s:
-        s.execute(text("SELECT 1"))
+def healthz() -> ResponseReturnValue:
+    health.check(current_runtime())
     return jsonify(status="ok")
 
 

@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
-from listmgr.services import people
+from listmgr.services import fielddefs
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import record, require
 
@@ -17,8 +17,8 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
     rt = current_runtime()
     return render_template(
         "pages/admin/fields.html",
-        fields=people.list_fields(rt),
-        interests=people.list_interests(rt),
+        fields=fielddefs.list_fields(rt),
+        interests=fielddefs.list_interests(rt),
         types=TYPES,
         errors=errors or {},
         values=request.form,
@@ -42,15 +42,15 @@ def field_save():  # type: ignore[no-untyped-def]
     try:
         if kind == "interest":
             if action == "delete":
-                people.delete_interest(rt, key)
+                fielddefs.delete_interest(rt, key)
             elif action == "update":
-                people.update_interest(rt, key, label=_ui.text("label"))
+                fielddefs.update_interest(rt, key, label=_ui.text("label"))
             else:
-                people.create_interest(rt, key=key, label=_ui.text("label"))
+                fielddefs.create_interest(rt, key=key, label=_ui.text("label"))
         elif action == "delete":
-            people.delete_field(rt, key)
+            fielddefs.delete_field(rt, key)
         elif action == "update":
-            people.update_field(
+            fielddefs.update_field(
                 rt,
                 key,
                 label=_ui.text("label"),
@@ -58,7 +58,7 @@ def field_save():  # type: ignore[no-untyped-def]
                 editable=_ui.checked("editable"),
             )
         else:
-            people.create_field(
+            fielddefs.create_field(
                 rt,
                 key=key,
                 label=_ui.text("label"),

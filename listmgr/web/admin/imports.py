@@ -12,7 +12,7 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from listmgr import csvfiles, importrows
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import exports, people
+from listmgr.services import exports, fielddefs
 from listmgr.services import imports as imports_service
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
@@ -36,7 +36,7 @@ def _actor() -> str:
 
 
 def _fields() -> list[Any]:
-    return people.list_fields(current_runtime())
+    return fielddefs.list_fields(current_runtime())
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ from listmgr import jsonin
 from listmgr import segments as compiler
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
+from listmgr.services import fielddefs
 from listmgr.services import lists as lists_service
-from listmgr.services import people
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import personal, record, require, shown_count
@@ -28,9 +28,9 @@ def vocabulary() -> dict[str, Any]:
     ]
     fields += [
         {"key": f.key, "label": f.label, "type": f.type, "choices": f.choices}
-        for f in people.list_fields(rt)
+        for f in fielddefs.list_fields(rt)
     ]
-    interests = [{"key": i.key, "label": i.label} for i in people.list_interests(rt)]
+    interests = [{"key": i.key, "label": i.label} for i in fielddefs.list_interests(rt)]
     return {
         "fields": fields,
         "ops": {k: list(v) for k, v in compiler.OPS.items()},

@@ -9,8 +9,8 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
+from listmgr.services import fielddefs, privacy
 from listmgr.services import lists as lists_service
-from listmgr.services import people, privacy
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
 from listmgr.web.admin import _ui, bp
@@ -43,7 +43,7 @@ def subscribers():  # type: ignore[no-untyped-def]
         raise ValidationError("status must be one of " + ", ".join(STATUSES), field="status")
     exact = "@" in q and " " not in q and not q.endswith("@")
     rt = current_runtime()
-    fields = people.list_fields(rt)
+    fields = fielddefs.list_fields(rt)
     field, op, value = _field_filter(fields)
     rules = {"field": field, "op": op, "value": value} if field else None
     offset = (page - 1) * _ui.PER_PAGE
@@ -133,8 +133,8 @@ def _detail_context(subscriber_id: int) -> dict[str, Any]:
     return {
         "sub": sub,
         "lists": lists_service.all_lists(rt),
-        "fields": people.list_fields(rt),
-        "interests": people.list_interests(rt),
+        "fields": fielddefs.list_fields(rt),
+        "interests": fielddefs.list_interests(rt),
         "history": privacy.history(rt, subscriber_id),
     }
 
@@ -203,7 +203,7 @@ def subscriber_new():  # type: ignore[no-untyped-def]
 def _posted_fields(rt: Any) -> dict[str, Any]:
     """Every field_* input as sent (the service checks each value and refuses unknown keys,
     as on every other write path); a defined field the form left out loses its value."""
-    fields: dict[str, Any] = {f.key: None for f in people.list_fields(rt)}
+    fields: dict[str, Any] = {f.key: None for f in fielddefs.list_fields(rt)}
     for name in request.form:
         if name.startswith("field_"):
             values = request.form.getlist(name)
@@ -217,7 +217,7 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Save name, field values, interests and consents (each change is a consent event)."""
     rt = current_runtime()
     try:
-        people.update_subscriber(
+        subscribers_service.update(
             rt,
             subscriber_id,
             name=request.form.get("name", ""),
@@ -283,10 +283,10 @@ def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
 @require("people:write")
 def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
-    from listmgr.services import memberships
+    from listmgr.services import subscriptions
 
     slug = _ui.text("list") or None
-    changed = memberships.unsubscribe(
+    changed = subscriptions.unsubscribe_by_id(
         current_runtime(), subscriber_id, list_slug=slug, origin=origin()
     )
     record("subscriber.unsubscribe", "subscriber", subscriber_id, list=slug or "all")

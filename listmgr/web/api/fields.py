@@ -9,7 +9,7 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.app import current_runtime
-from listmgr.services import people
+from listmgr.services import fielddefs
 from listmgr.web.api.base import parse_body, route
 
 FieldType = Literal["text", "number", "date", "boolean", "choice", "multi_choice"]
@@ -75,7 +75,7 @@ def create_field():  # type: ignore[no-untyped-def]
     """Define a custom field (text, number, date, boolean, choice, multi_choice)."""
     body = parse_body(FieldIn)
     rt = current_runtime()
-    people.create_field(
+    fielddefs.create_field(
         rt,
         key=body.key,
         label=body.label,
@@ -83,19 +83,19 @@ def create_field():  # type: ignore[no-untyped-def]
         choices=body.choices,
         editable=body.editable,
     )
-    return jsonify(asdict(people.get_field(rt, body.key))), 201
+    return jsonify(asdict(fielddefs.get_field(rt, body.key))), 201
 
 
 @route("/fields", permission="fields:read", tag="fields")
 def list_fields():  # type: ignore[no-untyped-def]
     """Every custom field definition."""
-    return _items(people.list_fields(current_runtime()))
+    return _items(fielddefs.list_fields(current_runtime()))
 
 
 @route("/fields/<key>", permission="fields:read", response=FieldOut, tag="fields")
 def get_field(key: str):  # type: ignore[no-untyped-def]
     """One field definition."""
-    return jsonify(asdict(people.get_field(current_runtime(), key)))
+    return jsonify(asdict(fielddefs.get_field(current_runtime(), key)))
 
 
 @route(
@@ -109,14 +109,14 @@ def get_field(key: str):  # type: ignore[no-untyped-def]
 def update_field(key: str):  # type: ignore[no-untyped-def]
     """Change a field's label, choices or whether subscribers may edit it."""
     body = parse_body(FieldPatch)
-    info = people.update_field(current_runtime(), key, **body.model_dump(exclude_unset=True))
+    info = fielddefs.update_field(current_runtime(), key, **body.model_dump(exclude_unset=True))
     return jsonify(asdict(info))
 
 
 @route("/fields/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
 def delete_field(key: str):  # type: ignore[no-untyped-def]
     """Delete a field and every value subscribers hold in it."""
-    people.delete_field(current_runtime(), key)
+    fielddefs.delete_field(current_runtime(), key)
     return "", 204
 
 
@@ -133,14 +133,14 @@ def create_interest():  # type: ignore[no-untyped-def]
     """Add an interest to the vocabulary."""
     body = parse_body(InterestIn)
     rt = current_runtime()
-    iid = people.create_interest(rt, key=body.key, label=body.label)
+    iid = fielddefs.create_interest(rt, key=body.key, label=body.label)
     return jsonify(id=iid, key=body.key, label=body.label.strip()), 201
 
 
 @route("/interests", permission="fields:read", tag="fields")
 def list_interests():  # type: ignore[no-untyped-def]
     """Every interest."""
-    return _items(people.list_interests(current_runtime()))
+    return _items(fielddefs.list_interests(current_runtime()))
 
 
 @route(
@@ -154,11 +154,11 @@ def list_interests():  # type: ignore[no-untyped-def]
 def update_interest(key: str):  # type: ignore[no-untyped-def]
     """Rename an interest (its key stays)."""
     body = parse_body(InterestPatch)
-    return jsonify(asdict(people.update_interest(current_runtime(), key, label=body.label)))
+    return jsonify(asdict(fielddefs.update_interest(current_runtime(), key, label=body.label)))
 
 
 @route("/interests/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
 def delete_interest(key: str):  # type: ignore[no-untyped-def]
     """Delete an interest and every subscriber's choice of it."""
-    people.delete_interest(current_runtime(), key)
+    fielddefs.delete_interest(current_runtime(), key)
     return "", 204

@@ -9,7 +9,7 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.app import current_runtime
-from listmgr.services import people, subscribers
+from listmgr.services import subscribers
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web.extensions import client_ip
@@ -138,7 +138,7 @@ def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-de
     consents = None
     if body.consents is not None:
         consents = {k: v for k, v in body.consents.model_dump().items() if v is not None}
-    people.update_subscriber(
+    subscribers.update(
         rt,
         subscriber_id,
         name=body.name,
