@@ -3,6 +3,7 @@ forms, the API, the admin, CSV imports). Pure: no database, safe to run in a wor
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -75,9 +76,14 @@ class EmailNormalizer:
         return normalize_email(raw)
 
 
+# Explicit bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_name(raw: Any) -> str:
-    """A display name: one line without NUL bytes, runs of white space as one space, at most
-    MAX_NAME characters; None is no name. A ValidationError naming the field otherwise."""
+    """A display name: one line without control characters (nor the bidirectional overrides
+    that make a name read as another), runs of white space as one space, at most MAX_NAME
+    characters; None is no name. A ValidationError naming the field otherwise."""
     if raw is None:
         return ""
     if not isinstance(raw, str):
@@ -89,6 +95,8 @@ def clean_name(raw: Any) -> str:
             "The name must not contain control characters (it holds a NUL byte).", field="name"
         )
     name = " ".join(raw.split())
+    if any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in name):
+        raise ValidationError("The name must not contain control characters.", field="name")
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
     return name

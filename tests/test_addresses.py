@@ -4,13 +4,14 @@ and international characters, case, white space, lengths past every limit)."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listmgr.addresses import MAX_NAME, EmailNormalizer, clean_name, normalize_email
+from listmgr.addresses import BIDI_CONTROLS, MAX_NAME, EmailNormalizer, clean_name, normalize_email
 from listmgr.errors import ValidationError
 
 ODD_ADDRESSES = [
@@ -201,6 +202,10 @@ def test_names_are_one_line_of_single_spaces(raw: Any, stored: str) -> None:
         ("Ada\r", "must not contain line breaks"),
         ("\r\n", "must not contain line breaks"),
         ("Ada\x00", "NUL byte"),
+        ("Ada\x1b[31m", "control characters"),
+        ("Ada\x7f", "control characters"),
+        ("evil\u202egro.elpmaxe", "control characters"),  # reads as another name
+        ("Ada\u2066Bob", "control characters"),
         ("x" * (MAX_NAME + 1), f"longer than {MAX_NAME} characters"),
         ("x " * MAX_NAME, f"longer than {MAX_NAME} characters"),
         (42, "must be text"),
@@ -223,5 +228,5 @@ def test_any_accepted_name_is_one_bounded_line(raw: str) -> None:
     except ValidationError:
         return
     assert len(name) <= MAX_NAME
-    assert not any(c in name for c in "\r\n\x00")
+    assert not any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in name)
     assert name == name.strip() and "  " not in name and name == clean_name(name)
