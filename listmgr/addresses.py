@@ -3,7 +3,6 @@ forms, the API, the admin, CSV imports). Pure: no database, safe to run in a wor
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -81,8 +80,9 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 
 def clean_name(raw: Any) -> str:
-    """A display name: one line without control characters (nor the bidirectional overrides
-    that make a name read as another), runs of white space as one space, at most MAX_NAME
+    """A display name: one line without control characters (C0 and DEL; C1 ones come from
+    legacy encodings and are kept) nor the bidirectional overrides that make a name read as
+    another, runs of white space as one space, at most MAX_NAME
     characters; None is no name. A ValidationError naming the field otherwise."""
     if raw is None:
         return ""
@@ -95,7 +95,7 @@ def clean_name(raw: Any) -> str:
             "The name must not contain control characters (it holds a NUL byte).", field="name"
         )
     name = " ".join(raw.split())
-    if any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in name):
+    if any(c < " " or c == "\x7f" or c in BIDI_CONTROLS for c in name):
         raise ValidationError("The name must not contain control characters.", field="name")
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
