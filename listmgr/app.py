@@ -65,7 +65,7 @@ def create_app(
         REMEMBER_COOKIE_SECURE=settings.base_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        RATELIMIT_ENABLED=bool(settings.extra.get("ratelimit_enabled", True)),
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
         JSON_SORT_KEYS=False,
     )
     app.json = BodyJSON(app)

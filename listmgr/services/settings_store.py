@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -371,7 +371,7 @@ def effective(rt: Runtime) -> Settings:
     pem = stored.get(DKIM_KEY)
     if pem and changes.get("dkim_selector", base.dkim_selector):
         changes["dkim_private_key_path"] = str(_key_file(rt, base, pem))
-    result = replace(base, **changes) if changes else base
+    result = base.with_values(changes)
     rt.state["settings_store"] = (now, result)
     _adopt(rt, result)
     return result
