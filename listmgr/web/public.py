@@ -13,7 +13,7 @@ from listmgr.models import FieldDef, Interest
 from listmgr.services import people, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits
-from listmgr.web.extensions import client_ip, csrf, limiter
+from listmgr.web.extensions import client_ip, csrf, limiter, settings_in_force
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate
@@ -93,8 +93,8 @@ def subscribe_preflight(slug: str) -> Response:
 
 
 @bp.post("/subscribe/<slug>")
-@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_ip)
-@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_email, key_func=_address_key)
+@limiter.limit(lambda: settings_in_force().subscribe_rate_limit_ip)
+@limiter.limit(lambda: settings_in_force().subscribe_rate_limit_email, key_func=_address_key)
 def subscribe(slug: str):  # type: ignore[no-untyped-def]
     data = _payload()
     as_json = request.is_json
