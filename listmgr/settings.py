@@ -275,7 +275,8 @@ def _take(
     values: dict[str, Any], origin: dict[str, str], data: Mapping[str, Any], where: str
 ) -> None:
     """Add one source's values, refusing the first key that is not a setting."""
-    for name in _unknown(data):
+    name = next(_unknown(data), None)
+    if name is not None:
         raise ConfigError(f"unknown setting {name!r} in {where}{_hint(name)}")
     values.update(data)
     origin.update(dict.fromkeys(data, where))
