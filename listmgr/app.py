@@ -65,7 +65,7 @@ def create_app(
         REMEMBER_COOKIE_SECURE=settings.base_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        RATELIMIT_ENABLED=bool(settings.extra.get("ratelimit_enabled", True)),
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
         JSON_SORT_KEYS=False,
     )
     app.json = BodyJSON(app)
@@ -105,9 +105,12 @@ def create_app(
         resp.headers["Referrer-Policy"] = "no-referrer"
         return resp
 
+    def embedded_outbox() -> bool:  # a function: only pages that show the link read it
+        return extensions.settings_in_force().dev_outbox_shown
+
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"embedded_outbox": settings.dev_outbox_shown, "base_url": settings.base_url}
+        return {"embedded_outbox": embedded_outbox, "base_url": settings.base_url}
 
     return app
 

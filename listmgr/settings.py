@@ -1,91 +1,116 @@
-"""Settings: config/defaults.toml, then config/<env>.toml, then LISTMGR_* variables, then overrides."""
+"""Settings: config/defaults.toml, then config/<env>.toml, then LISTMGR_* variables, then overrides.
+
+The model below gives each setting its type; its value comes only from config/defaults.toml
+(shipped in the package), so there is one place to read and change a default. A key that is
+not a setting is refused, wherever it comes from, with the key named.
+"""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hmac
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticError
 
 from listmgr import resource_dir
 from listmgr.errors import ConfigError
 
-DEFAULT_SECRET = "dev-secret-change-me"
-DEFAULT_INBOUND_SECRET = "dev-inbound-secret"
 MIN_SECRET_KEY = 32  # characters of LISTMGR_SECRET_KEY in production
 MIN_INBOUND_SECRET = 16  # characters of LISTMGR_INBOUND_SECRET in production
 MIN_DISTINCT = 8  # "aaaa…" or "1212…" is no secret, whatever its length
-# Values that only stand in for a real one: the development defaults and what the example
-# production file suggests (read from it too, so the two cannot drift apart).
-PLACEHOLDERS = {DEFAULT_SECRET, DEFAULT_INBOUND_SECRET, "secret", "changeme", "password"}
+# Values that only stand in for a real one; the development defaults and what the example
+# production file suggests are added from those files, so that none can drift apart.
+PLACEHOLDERS = frozenset({"secret", "changeme", "password"})
 CHECKED = ("secret_key", "inbound_secret", "smtp_url")
+PREFIX = "LISTMGR_"
+# LISTMGR_* variables that are not settings: where the configuration lives, the password of
+# `listmgr user create`, and what the tests, benchmarks and CI read for themselves.
+NOT_SETTINGS = frozenset(
+    {"LISTMGR_CONFIG_DIR", "LISTMGR_CONFIG", "LISTMGR_NEW_PASSWORD", "LISTMGR_CORPUS"}
+)
+NOT_SETTINGS_PREFIXES = ("LISTMGR_TEST_", "LISTMGR_BENCH_", "LISTMGR_CI_")
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting listmgr reads; see config/defaults.toml for meanings."""
+class Settings(BaseModel):
+    """Every setting listmgr reads; see config/defaults.toml for values and meanings."""
 
-    env: str = "development"
-    secret_key: str = DEFAULT_SECRET
-    database_url: str = ""
-    broker_url: str = ""
-    broker_namespace: str = "listmgr"
-    base_url: str = "http://127.0.0.1:8000"
-    mail_domain: str = "localhost"
-    smtp_url: str = ""
-    inbound_secret: str = DEFAULT_INBOUND_SECRET
-    ratelimit_storage_url: str = "memory://"
-    default_from_name: str = "listmgr"
-    default_from_email: str = "newsletter@localhost"
-    default_postal_address: str = ""
-    confirm_max_age_days: int = 7
-    confirm_window_minutes: int = 15
-    data_link_max_age_minutes: int = 60
-    data_link_window_minutes: int = 5
-    subscribe_rate_limit_ip: str = "30/hour"
-    subscribe_rate_limit_email: str = "5/hour"
-    max_form_bytes: int = 65536
-    max_inbound_bytes: int = 10 * 1024 * 1024
-    aggregate_min_count: int = 10
-    worker_threads: int = 4
-    sweep_seconds: int = 30
-    send_rate: float = 0.0
-    send_rate_per_server: float = 0.0
-    send_batch_size: int = 500
-    send_connections: int = 4
-    lease_seconds: int = 300
-    retry_max_attempts: int = 6
-    retry_base_seconds: float = 60.0
-    send_synchronous_commit: bool = False
-    template_seconds: float = 0.5
-    template_max_chars: int = 2_000_000
-    template_failures_pause: int = 5
-    dkim_domain: str = ""
-    dkim_selector: str = ""
-    dkim_private_key_path: str = ""
-    soft_bounce_threshold: int = 3
-    unsubscribe_confirmation_mail: bool = True
-    session_hours: int = 12
-    password_min_score: int = 3
-    login_free_failures: int = 5
-    login_free_failures_per_ip: int = 50
-    login_max_delay_seconds: int = 900
-    trusted_proxies: int = 0
-    link_rate_limit_ip: str = "300/minute"
-    unsubscribe_rate_limit_ip: str = "6000/minute"
-    token_failure_rate_limit_ip: str = "60/minute"
-    inbound_rate_limit_ip: str = "30000/minute"
-    inbound_auth_failure_rate_limit_ip: str = "20/hour"
-    test_send_rate_limit: str = "60/hour"
-    smtp_check_rate_limit: str = "20/hour"
-    inbound_authserv_id: str = ""
-    unsubscribe_request_window_hours: int = 24
-    var_dir: str = "var"
-    extra: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    env: str
+    secret_key: str
+    database_url: str
+    broker_url: str
+    broker_namespace: str
+    base_url: str
+    mail_domain: str
+    smtp_url: str
+    inbound_secret: str
+    ratelimit_storage_url: str
+    ratelimit_enabled: bool
+    default_from_name: str
+    default_from_email: str
+    default_postal_address: str
+    confirm_max_age_days: int
+    confirm_window_minutes: int
+    data_link_max_age_minutes: int
+    data_link_window_minutes: int
+    subscribe_rate_limit_ip: str
+    subscribe_rate_limit_email: str
+    max_form_bytes: int
+    max_inbound_bytes: int
+    max_import_bytes: int
+    aggregate_min_count: int
+    worker_threads: int
+    sweep_seconds: int
+    send_rate: float
+    send_rate_per_server: float
+    send_batch_size: int
+    send_connections: int
+    lease_seconds: int
+    retry_max_attempts: int
+    retry_base_seconds: float
+    send_synchronous_commit: bool
+    # A template budget of zero (or less) would refuse every template, or none.
+    template_seconds: Positive
+    template_max_chars: PositiveInt
+    template_failures_pause: PositiveInt
+    dkim_domain: str
+    dkim_selector: str
+    dkim_private_key_path: str
+    soft_bounce_threshold: int
+    unsubscribe_confirmation_mail: bool
+    session_hours: int
+    password_min_score: int
+    login_free_failures: int
+    login_free_failures_per_ip: int
+    login_max_delay_seconds: int
+    trusted_proxies: int
+    link_rate_limit_ip: str
+    unsubscribe_rate_limit_ip: str
+    token_failure_rate_limit_ip: str
+    inbound_rate_limit_ip: str
+    inbound_auth_failure_rate_limit_ip: str
+    test_send_rate_limit: str
+    smtp_check_rate_limit: str
+    inbound_authserv_id: str
+    unsubscribe_request_window_hours: int
+    var_dir: str
+    import_dir: str
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @property
     def production(self) -> bool:
@@ -108,12 +133,18 @@ class Settings:
         Path(self.var_dir).mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{Path(self.var_dir).resolve() / 'listmgr.db'}"
 
+    def with_values(self, changes: Mapping[str, Any]) -> Settings:
+        """These settings with some values changed (checked like any other source)."""
+        if not changes:
+            return self
+        return _validated({**self.model_dump(), **changes}, dict.fromkeys(changes, "a change"))
+
     def check(self) -> None:
         """Refuse unsafe production settings (and malformed limits anywhere) with a one-line
         explanation naming the variables."""
         from limits import parse_many
 
-        for name in (f.name for f in fields(self) if "rate_limit" in f.name):
+        for name in (n for n in type(self).model_fields if "rate_limit" in n):
             try:
                 parse_many(getattr(self, name))
             except ValueError:
@@ -133,23 +164,38 @@ class Settings:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+@functools.cache
+def shipped_defaults() -> dict[str, Any]:
+    """config/defaults.toml as shipped: the default of every setting."""
+    return _read_toml(resource_dir("config") / "defaults.toml")
+
+
 def _example_values() -> dict[str, str]:
     """The checked settings as config/production.example.toml suggests them (placeholders)."""
     path = resource_dir("config") / "production.example.toml"
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+        data = _read_toml(path)
+    except (OSError, ConfigError):
         return {}
     return {k: str(data[k]) for k in CHECKED if k in data}
 
 
 def _placeholder(value: str, example: str | None) -> bool:
     """A value nobody chose: a known stand-in, the example's, or anything saying change-me."""
+    defaults = shipped_defaults()
+    known = PLACEHOLDERS | {str(defaults.get(k, "")) for k in ("secret_key", "inbound_secret")}
     folded = re.sub(r"[^a-z0-9]", "", value.lower())
     return (
-        value.strip() in PLACEHOLDERS
-        or folded in PLACEHOLDERS
+        value.strip() in known
+        or folded in known
         or "changeme" in folded
         or (example is not None and value.strip() == example.strip())
     )
@@ -205,22 +251,89 @@ def production_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int) and not isinstance(default, bool):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"setting {name} must be an integer, got {value!r}") from None
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"setting {name} must be a number, got {value!r}") from None
-    return str(value)
+def _hint(key: str, spelled: Callable[[str], str] = str) -> str:
+    """ " (did you mean x?)" for a key close to a setting's name, else nothing."""
+    close = difflib.get_close_matches(
+        key.replace(".", "_").lower(), list(Settings.model_fields), n=1, cutoff=0.75
+    )
+    return f" (did you mean {spelled(close[0])}?)" if close else ""
+
+
+def _unknown(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """The keys of data (tables named by their dotted path) that are not settings."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if name in Settings.model_fields:
+            continue
+        if isinstance(value, Mapping) and value:
+            yield from _unknown(value, f"{name}.")
+        else:
+            yield name
+
+
+def _take(
+    values: dict[str, Any], origin: dict[str, str], data: Mapping[str, Any], where: str
+) -> None:
+    """Add one source's values, refusing the first key that is not a setting."""
+    name = next(_unknown(data), None)
+    if name is not None:
+        raise ConfigError(f"unknown setting {name!r} in {where}{_hint(name)}")
+    values.update(data)
+    origin.update(dict.fromkeys(data, where))
+
+
+def _variable(key: str) -> str:
+    return f"{PREFIX}{key.upper()}"
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings given as LISTMGR_<KEY> variables; any other LISTMGR_* name is refused
+    unless it is one of the few that are not settings."""
+    out: dict[str, str] = {}
+    for var, value in environ.items():
+        if not var.startswith(PREFIX) or var in NOT_SETTINGS:
+            continue
+        if var.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        key = var[len(PREFIX) :].lower()
+        if key not in Settings.model_fields:
+            raise ConfigError(f"unknown setting {var} in the environment{_hint(key, _variable)}")
+        out[key] = value
+    return out
+
+
+def _expected(key: str, error: Mapping[str, Any]) -> str:
+    """What a setting must be, in words, for the error pydantic found."""
+    context = error.get("ctx") or {}
+    if error["type"] == "greater_than":
+        return f"more than {context.get('gt'):g}"
+    if error["type"] == "finite_number":
+        return "a finite number"
+    words: dict[Any, str] = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "text",
+    }
+    return words.get(Settings.model_fields[key].annotation, str(error["msg"]).lower())
+
+
+def _validated(values: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
+    """Settings from these values, or a one-line ConfigError naming the key and its source."""
+    try:
+        return Settings.model_validate(values)
+    except PydanticError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "missing":
+            raise ConfigError(f"setting {key} is missing from config/defaults.toml") from None
+        if error["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown setting {key!r}{_hint(key)}") from None
+        where = origin.get(key, "")
+        source = f" (from {where})" if where else ""
+        # Secrets and URLs (which may carry a password) are never echoed back.
+        shown = "" if "secret" in key or "url" in key else f", got {error['input']!r}"
+        raise ConfigError(f"setting {key}{source} must be {_expected(key, error)}{shown}") from None
 
 
 def load_settings(
@@ -228,37 +341,22 @@ def load_settings(
 ) -> Settings:
     """Build Settings from the toml files, the environment and explicit overrides."""
     environ = os.environ if environ is None else environ
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    overrides = overrides or {}
     values: dict[str, Any] = {}
-    config_dir = (
-        Path(environ.get("LISTMGR_CONFIG_DIR", ""))
-        if environ.get("LISTMGR_CONFIG_DIR")
-        else resource_dir("config")
-    )
-    env_name = environ.get("LISTMGR_ENV") or (overrides or {}).get("env")
-    for fname in ["defaults.toml"] + ([f"{env_name}.toml"] if env_name else []):
-        path = config_dir / fname
+    origin: dict[str, str] = {}
+    shipped = resource_dir("config")
+    _take(values, origin, shipped_defaults(), str(shipped / "defaults.toml"))
+    # A folder of one's own may hold a defaults.toml too (over the shipped one) and <env>.toml.
+    folder = environ.get("LISTMGR_CONFIG_DIR")
+    config_dir = Path(folder) if folder else shipped
+    env_name = environ.get("LISTMGR_ENV") or overrides.get("env")
+    names = (["defaults.toml"] if folder else []) + ([f"{env_name}.toml"] if env_name else [])
+    for name in names:
+        path = config_dir / name
         if path.is_file():
-            with path.open("rb") as fh:
-                values.update(tomllib.load(fh))
-    for name in known:
-        key = f"LISTMGR_{name.upper()}"
-        if key in environ:
-            values[name] = environ[key]
-    values.update(overrides or {})
-    base = Settings()
-    kwargs: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in known:
-            kwargs[name] = _coerce(name, value, getattr(base, name))
-        else:
-            extra[name] = value
-    settings = replace(base, **kwargs, extra=extra)
-    if settings.base_url.endswith("/"):
-        settings = replace(settings, base_url=settings.base_url.rstrip("/"))
-    # A template budget of zero (or less) would refuse every template, or none: say so now.
-    for name in ("template_seconds", "template_max_chars", "template_failures_pause"):
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"setting {name} must be more than 0")
-    return settings
+            _take(values, origin, _read_toml(path), str(path))
+    from_env = _from_environ(environ)
+    values.update(from_env)
+    origin.update({key: _variable(key) for key in from_env})
+    _take(values, origin, overrides, "the overrides")
+    return _validated(values, origin)

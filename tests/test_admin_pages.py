@@ -609,15 +609,15 @@ def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
     assert owner.get("/admin/subscribers?field=nope&op=eq&value=x").status_code == 422
 
 
-def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink, monkeypatch):  # type: ignore[no-untyped-def]
+def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink):  # type: ignore[no-untyped-def]
     """A worker (another runtime on the same database) sends transactional mail through the
-    SMTP server and with the mail domain the admin saved, without a restart."""
+    SMTP server and with the mail domain the admin saved, at its next job, without a restart;
+    the settings of the files stay as they were."""
     from aiosmtpd.controller import Controller
 
     from listmgr.services import subscriptions
     from tests.conftest import Sink, drain, free_port
 
-    monkeypatch.setattr(settings_store, "CACHE_SECONDS", 0.0)  # no wait for the re-read
     web, worker = make_runtime(), make_runtime()
     lists.create(web, slug="news", name="News")
     subscriptions.subscribe(worker, list_slug="news", email="before@example.org")
@@ -636,6 +636,8 @@ def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink
     assert mail.rcpt_tos == ["after@example.org"] and len(sink.messages) == 1
     assert mail.mail_from.endswith("@lists.example.org")
     assert not first.mail_from.endswith("@lists.example.org")
+    assert worker.settings.smtp_url == sink.url  # effective() reads; it never changes them
+    assert settings_store.effective(worker).smtp_url == other.url
 
 
 # -- segments ------------------------------------------------------------------------------------

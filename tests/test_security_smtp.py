@@ -167,19 +167,19 @@ FILE_URLS = [
 @pytest.mark.parametrize("url", FILE_URLS)
 def test_file_paths_never_come_from_the_api_or_admin(setup, url):  # type: ignore[no-untyped-def]
     rt, app, people, tokens = setup
-    before = settings_store.refresh(rt).smtp_url
+    before = settings_store.effective(rt).smtp_url
     resp = _api(app, tokens["owner"], "patch", "/api/settings", json={"values": {"smtp_url": url}})
     assert resp.status_code == 422 and resp.json["error"]["field"] == "smtp_url"
     client = app.test_client()
     session_login(client, rt, people["owner"])
     page = post_form(client, "/admin/settings", "/admin/settings", {"smtp_url": url})
     assert page.status_code == 422
-    assert _stored(rt) is None and settings_store.refresh(rt).smtp_url == before
+    assert _stored(rt) is None and settings_store.effective(rt).smtp_url == before
 
 
 def test_paths_never_come_from_the_api_or_the_database(setup):  # type: ignore[no-untyped-def]
     rt, app, people, tokens = setup
-    base = settings_store.refresh(rt)
+    base = settings_store.effective(rt)
     for key in ("dkim_private_key_path", "var_dir", "smtp_cafile", "database_url"):
         resp = _api(
             app, tokens["owner"], "patch", "/api/settings", json={"values": {key: "/etc/passwd"}}
@@ -189,7 +189,7 @@ def test_paths_never_come_from_the_api_or_the_database(setup):  # type: ignore[n
     with rt.db.session() as s:
         s.add(SettingValue(key="smtp_url", value="smtp://relay.example.org:25?cafile=/etc/passwd"))
         s.add(SettingValue(key="dkim_private_key_path", value="/etc/shadow"))
-    now = settings_store.refresh(rt)
+    now = settings_store.effective(rt)
     assert "cafile" not in now.smtp_url and now.smtp_url == base.smtp_url
     assert now.dkim_private_key_path != "/etc/shadow"
 

@@ -27,6 +27,7 @@ def serve(host: str, port: int, threads: int | None) -> None:
     from werkzeug.serving import make_server
 
     from listmgr.app import create_app
+    from listmgr.services import settings_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if "LISTMGR_BASE_URL" not in os.environ:
@@ -37,7 +38,7 @@ def serve(host: str, port: int, threads: int | None) -> None:
     bg = boot.start(rt, threads=rt.settings.worker_threads if threads is None else threads)
     server = make_server(host, port, app, threaded=True)
     click.echo(f"listmgr is running at http://{host}:{server.port}/")
-    if rt.settings.dev_outbox_shown:
+    if settings_store.effective(rt).dev_outbox_shown:
         click.echo(
             f"mail goes to the dev outbox (for admins and owners): "
             f"http://{host}:{server.port}/dev/outbox"

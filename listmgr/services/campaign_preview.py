@@ -160,7 +160,7 @@ def send_test(
     results = []
     for addr, out in zip(addresses, messages, strict=False):
         try:
-            transport(rt).send_one(out.envelope_from, addr, out.data)
+            transport(rt, settings).send_one(out.envelope_from, addr, out.data)
             results.append({"to": addr, "sent": True, "error": ""})
         except (PermanentFailure, TemporaryFailure) as exc:
             results.append(

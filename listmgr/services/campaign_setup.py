@@ -1,14 +1,23 @@
 """What a campaign's renderer is built from: its lists, sender identity, settings in force and the
-DKIM key (shared by the campaign service and the delivery workers)."""
+DKIM key (shared by the campaign service and the delivery workers).
+
+A campaign's content is checked and built (Markdown, layout, CSS inlining, text part, every part
+compiled and rendered with sample data) once per version: at save, then again only when what
+it is built from changed. Sending, previews and tests take the build from COMPILED.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.errors import ConfigError, NotFound, ValidationError
 from listmgr.mail import campaign as fast
@@ -23,11 +32,18 @@ SAMPLES = {"text": "Sample text", "number": 42, "date": "2024-01-31", "boolean":
 
 
 def get_row(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
-    query = select(Campaign).where(Campaign.id == campaign_id)
+    query = select(Campaign).where(col(Campaign.id) == campaign_id)
     row = s.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise NotFound(f"there is no campaign {campaign_id}")
     return row
+
+
+def id_of(row: Campaign) -> int:
+    """The id of a stored campaign (None only before the row is flushed)."""
+    if row.id is None:
+        raise TypeError("the campaign has no id yet (not flushed)")
+    return row.id
 
 
 def settings_of(rt: Runtime) -> Settings:
@@ -44,7 +60,7 @@ def resolve_lists(s: Session, slugs: Sequence[str]) -> dict[int, MailingList]:
     """The campaign's lists by id, in the order given; unknown slugs are an error."""
     found = {
         lst.slug: lst
-        for lst in s.scalars(select(MailingList).where(MailingList.slug.in_(list(slugs))))
+        for lst in s.scalars(select(MailingList).where(col(MailingList.slug).in_(list(slugs))))
     }
     for i, slug in enumerate(slugs):
         if slug not in found:
@@ -74,6 +90,81 @@ def sample_fields(defs: list[FieldDef]) -> dict[str, Any]:
     return out
 
 
+class CompileCache:
+    """Checked campaign builds by campaign id and version (a digest of the content and of the
+    sample context it was checked with), the least recently used dropped beyond `size`."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.compiles = 0  # builds made (cache misses): what a test counts
+        self.rule_compiles = 0  # segment rules compiled (never cached: they depend on the time)
+        self._items: OrderedDict[tuple[int, str], content.Built] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def built(
+        self,
+        campaign_id: int,
+        source: content.Content,
+        context: dict[str, Any],
+        limits: content.Limits,
+        version: str,
+    ) -> content.Built:
+        """The checked build of this version; a template error is raised, never cached."""
+        key = (campaign_id, version)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        built = content.check(source, context, limits)
+        with self._lock:
+            self.compiles += 1
+            self._items[key] = built
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return built
+
+    def rules(self, s: Session, rules: Any) -> Any:
+        """The segment rules as an expression, checked against this database (unknown
+        fields, interests, lists); no list condition (the ledger's INSERT adds it)."""
+        from listmgr.services import segments
+
+        with self._lock:
+            self.rule_compiles += 1
+        return segments.expression(s, lists=[], rules=rules)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+COMPILED = CompileCache()
+
+
+def checked(
+    s: Session,
+    settings: Settings,
+    *,
+    campaign_id: int | None,
+    name: str,
+    source: content.Content,
+    views: dict[int, fast.ListView],
+) -> content.Built:
+    """The content checked with a sample recipient and built (once per version: see COMPILED)."""
+    fields = sample_fields(list(s.scalars(select(FieldDef))))
+    budget = limits(settings)
+    context = fast.sample_context(
+        views,
+        campaign_id=campaign_id or 0,
+        campaign_name=name,
+        base_url=settings.base_url,
+        fields=fields,
+    )
+    inputs = (source, sorted(views.items()), sorted(fields.items()), name, settings.base_url)
+    version = hashlib.sha256(repr((inputs, budget)).encode()).hexdigest()
+    return COMPILED.built(campaign_id or 0, source, context, budget, version)
+
+
 def signer(settings: Settings) -> DkimSigner | None:
     """The DKIM signer when a selector and a key are configured."""
     if not settings.dkim_selector or not settings.dkim_private_key_path:
@@ -97,8 +188,8 @@ def renderer(
     views = list_rows(settings, lists)
     first = next(iter(lists.values()))
     setup = fast.Setup(
-        campaign_id=int(row.id),
-        campaign_name=row.name,  # type: ignore[arg-type]
+        campaign_id=id_of(row),
+        campaign_name=row.name,
         content=content.Content(
             subject=row.subject,
             body=row.body,
@@ -116,12 +207,7 @@ def renderer(
         stamp=row.created_at.strftime("%Y%m%d%H%M%S"),
         limits=limits(settings),
     )
-    ctx = fast.sample_context(
-        views,
-        campaign_id=setup.campaign_id,
-        campaign_name=row.name,
-        base_url=settings.base_url,
-        fields=sample_fields(list(s.scalars(select(FieldDef)))),
+    built = checked(
+        s, settings, campaign_id=setup.campaign_id, name=row.name, source=setup.content, views=views
     )
-    built = content.check(setup.content, ctx, setup.limits)
     return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(lists)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import CursorResult, Executable, func, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, ListmgrError, ValidationError
-from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
 from listmgr.models import (
@@ -22,7 +22,6 @@ from listmgr.models import (
     Campaign,
     CampaignStatus,
     Delivery,
-    FieldDef,
     Segment,
     by_id,
     utcnow,
@@ -31,11 +30,12 @@ from listmgr.runtime import Runtime
 from listmgr.services import ledger
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
 from listmgr.services.campaign_setup import (
+    COMPILED,
+    checked,
     get_row,
-    limits,
+    id_of,
     list_rows,
     resolve_lists,
-    sample_fields,
     settings_of,
 )
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
@@ -57,6 +57,12 @@ EDITABLE = (
     "segment",
     "segment_id",
 )
+
+
+def _changed(s: Session, statement: Executable) -> int:
+    """Run an UPDATE or INSERT and return how many rows it changed."""
+    result = cast(CursorResult[Any], s.execute(statement))
+    return int(result.rowcount or 0)
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -100,10 +106,10 @@ def _info(
     if not timeline:
         counts.pop("timeline")
     return CampaignInfo(
-        int(row.id),
+        id_of(row),
         row.name,
         row.subject,
-        row.preheader,  # type: ignore[arg-type]
+        row.preheader,
         row.from_name,
         row.from_email,
         row.reply_to,
@@ -162,8 +168,11 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
-    """Validated values for a campaign row; raises naming the first bad field."""
+def _clean(
+    s: Session, settings: Settings, values: dict[str, Any], *, campaign_id: int | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Validated values for a campaign row and its segment rules compiled; raises naming the
+    first bad field."""
     out: dict[str, Any] = {}
     out["name"] = _line(values.get("name"), "name", 200, required=True)
     out["from_name"] = _line(values.get("from_name"), "from_name", 200)
@@ -191,9 +200,9 @@ def _clean(s: Session, settings: Settings, values: dict[str, Any]) -> dict[str, 
     if rules is not None and not isinstance(rules, dict):
         raise ValidationError("segment must be a rule object or null", field="segment")
     out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
-    _audience_where(s, out["lists"], _rules(s, segment_id, rules))  # unknown fields etc.
-    _check_content(s, settings, out)
-    return out
+    compiled = COMPILED.rules(s, _rules(s, segment_id, rules))  # unknown fields etc.
+    _check_content(s, settings, out, campaign_id)
+    return out, compiled
 
 
 def _rules(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
@@ -212,16 +221,15 @@ def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
     return segments.expression(s, lists=list(lists), rules=rules)
 
 
-def _check_content(s: Session, settings: Settings, values: dict[str, Any]) -> content.Built:
-    views = list_rows(settings, resolve_lists(s, values["lists"]))
-    ctx = fast.sample_context(
-        views,
-        campaign_name=values["name"],
-        fields=sample_fields(list(s.scalars(select(FieldDef)))),
-        base_url=settings.base_url,
-    )
-    return content.check(
-        content.Content(
+def _check_content(
+    s: Session, settings: Settings, values: dict[str, Any], campaign_id: int | None
+) -> content.Built:
+    return checked(
+        s,
+        settings,
+        campaign_id=campaign_id,
+        name=values["name"],
+        source=content.Content(
             subject=values["subject"],
             body=values["body"],
             content_format=values["content_format"],
@@ -229,8 +237,7 @@ def _check_content(s: Session, settings: Settings, values: dict[str, Any]) -> co
             preheader=values["preheader"],
             layout=values["layout"],
         ),
-        ctx,
-        limits(settings),
+        views=list_rows(settings, resolve_lists(s, values["lists"])),
     )
 
 
@@ -242,12 +249,12 @@ def create(rt: Runtime, *, actor: str = "", **values: Any) -> int:
         raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
     settings = settings_of(rt)
     with rt.db.session() as s:
-        clean = _clean(s, settings, values)
+        clean, _ = _clean(s, settings, values)
         row = Campaign(**clean, created_by=actor[:200])
         s.add(row)
         s.flush()
-        _audit(s, actor, "campaign.create", int(row.id))  # type: ignore[arg-type]
-        return int(row.id)  # type: ignore[arg-type]
+        _audit(s, actor, "campaign.create", id_of(row))
+        return id_of(row)
 
 
 def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> None:
@@ -263,7 +270,7 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
         current = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
         current["segment"] = row.segment_rules
         current.update(values)
-        clean = _clean(s, settings, current)
+        clean, _ = _clean(s, settings, current, campaign_id=campaign_id)
         for key, value in clean.items():
             setattr(row, key, value)
         row.updated_at = utcnow()
@@ -299,9 +306,9 @@ def all_campaigns(
     with rt.db.session() as s:
         query = select(Campaign)
         if status:
-            query = query.where(Campaign.status == status)
+            query = query.where(col(Campaign.status) == status)
         total = int(s.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        rows = s.scalars(query.order_by(Campaign.id.desc()).offset(offset).limit(limit))
+        rows = s.scalars(query.order_by(col(Campaign.id).desc()).offset(offset).limit(limit))
         return [_info(s, r, personal=personal) for r in rows], total
 
 
@@ -338,11 +345,12 @@ def audience(rt: Runtime, campaign_id: int) -> int:
 
 
 # -- lifecycle -------------------------------------------------------------------------------
-def _ready(s: Session, settings: Settings, row: Campaign) -> None:
-    """Refuse to send what cannot be sent compliantly (checked again at start)."""
+def _ready(s: Session, settings: Settings, row: Campaign) -> Any:
+    """Refuse to send what cannot be sent compliantly (checked again at start); returns the
+    segment rules compiled."""
     values = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
     values["segment"] = row.segment_rules
-    _clean(s, settings, values)
+    _, rules = _clean(s, settings, values, campaign_id=row.id)
     for lst in list_rows(settings, resolve_lists(s, row.lists)).values():
         if not lst.postal_address:
             raise ValidationError(
@@ -350,6 +358,7 @@ def _ready(s: Session, settings: Settings, row: Campaign) -> None:
                 "default_postal_address: every campaign mail must show one",
                 field="lists",
             )
+    return rules
 
 
 def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str = "") -> None:
@@ -387,30 +396,26 @@ def start(
         row = get_row(s, campaign_id)
         if row.status not in only_from:
             raise Conflict(f"the campaign is {row.status}", field="status")
-        _ready(s, settings, row)
+        rules = _ready(s, settings, row)
         # The status change is the lock: of several schedulers, one UPDATE matches.
-        won = s.execute(
+        won = _changed(
+            s,
             sql_update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status.in_(only_from))
-            .values(status=S.sending.value, started_at=now, updated_at=now, scheduled_at=None)
-        ).rowcount
+            .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(only_from))
+            .values(status=S.sending.value, started_at=now, updated_at=now, scheduled_at=None),
+        )
         if not won:
             raise Conflict("the campaign was started by someone else", field="status")
         list_ids = list(resolve_lists(s, row.lists))
-        from listmgr.services import segments
-
         chosen = _rules(s, row.segment_id, row.segment_rules)
-        rules = segments.expression(s, lists=[], rules=chosen)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
-        count = int(
-            s.execute(ledger.materialize_statement(campaign_id, list_ids, rules, now)).rowcount or 0
-        )
+        count = _changed(s, ledger.materialize_statement(campaign_id, list_ids, rules, now))
         # The rules it was sent with stay with the campaign, whatever becomes of the segment.
         values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
             values.update(status=S.sent.value, finished_at=now)
-        s.execute(sql_update(Campaign).where(Campaign.id == campaign_id).values(**values))
+        s.execute(sql_update(Campaign).where(col(Campaign.id) == campaign_id).values(**values))
         _audit(s, actor, "campaign.send", campaign_id, audience=count)
     if count:
         rt.enqueue("send_batch", campaign_id)
@@ -429,11 +434,12 @@ def _transition(
 ) -> None:
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
-        done = s.execute(
+        done = _changed(
+            s,
             sql_update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
-            .values(status=to, updated_at=utcnow(), **extra)
-        ).rowcount
+            .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(allowed))
+            .values(status=to, updated_at=utcnow(), **extra),
+        )
         if not done:
             raise Conflict(f"a {row.status} campaign cannot be {action}d", field="status")
         _audit(s, actor, f"campaign.{action}", campaign_id)
@@ -483,13 +489,16 @@ def start_due(rt: Runtime) -> int:
     import logging
 
     with rt.db.session() as s:
-        due = list(
-            s.scalars(
-                select(Campaign.id).where(
-                    Campaign.status == S.scheduled.value, Campaign.scheduled_at <= utcnow()
+        due = [
+            cid
+            for cid in s.scalars(
+                select(col(Campaign.id)).where(
+                    col(Campaign.status) == S.scheduled.value,
+                    col(Campaign.scheduled_at) <= utcnow(),
                 )
             )
-        )
+            if cid is not None
+        ]
     started = 0
     for cid in due:
         try:
@@ -504,7 +513,7 @@ def start_due(rt: Runtime) -> int:
             with rt.db.session() as s:
                 s.execute(
                     sql_update(Campaign)
-                    .where(Campaign.id == cid, Campaign.status == S.scheduled.value)
+                    .where(col(Campaign.id) == cid, col(Campaign.status) == S.scheduled.value)
                     .values(status=S.draft.value, updated_at=utcnow())
                 )
                 _audit(s, "scheduler", "campaign.schedule", cid, error=exc.message)
@@ -517,10 +526,11 @@ def requeue(rt: Runtime) -> int:
     pending = (ledger.QUEUED, ledger.CLAIMED)
     woken = []
     with rt.db.session() as s:
-        for cid in list(s.scalars(select(Campaign.id).where(Campaign.status == S.sending.value))):
+        sending = select(col(Campaign.id)).where(col(Campaign.status) == S.sending.value)
+        for cid in list(s.scalars(sending)):
             left = s.scalar(
-                select(Delivery.id)
-                .where(Delivery.campaign_id == cid, Delivery.status.in_(pending))
+                select(col(Delivery.id))
+                .where(col(Delivery.campaign_id) == cid, col(Delivery.status).in_(pending))
                 .limit(1)
             )
             if left is not None:
@@ -528,7 +538,7 @@ def requeue(rt: Runtime) -> int:
             else:
                 s.execute(
                     sql_update(Campaign)
-                    .where(Campaign.id == cid, Campaign.status == S.sending.value)
+                    .where(col(Campaign.id) == cid, col(Campaign.status) == S.sending.value)
                     .values(status=S.sent.value, finished_at=utcnow())
                 )
     for cid in woken:

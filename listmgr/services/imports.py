@@ -68,7 +68,7 @@ class ImportInfo:
 
 def upload_dir(rt: Runtime) -> Path:
     """Where uploaded files wait for their job (shared storage when web and workers differ)."""
-    path = Path(rt.settings.extra.get("import_dir") or Path(rt.settings.var_dir) / "imports")
+    path = Path(rt.settings.import_dir or Path(rt.settings.var_dir) / "imports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -23,10 +23,11 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import inbound_proof, unsubscribe_requests
+from listmgr.services import inbound_proof, settings_store, unsubscribe_requests
 from listmgr.services.bounces import hard_bounce, soft_bounce
 from listmgr.services.inbound_proof import NO_PROOF
 from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
+from listmgr.settings import Settings
 
 MAX_ATTEMPTS = 5
 
@@ -86,13 +87,13 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
     return Stored(new_id, False)
 
 
-def _classify(rt: Runtime, row: InboundMessage) -> Classification:
+def _classify(rt: Runtime, settings: Settings, row: InboundMessage) -> Classification:
     recipients = tuple(x for x in row.envelope_to.replace(",", " ").split() if x)
     return classify(
         row.raw,
         Envelope(sender=row.envelope_from, recipients=recipients),
         tokens=rt.tokens,
-        mail_domain=rt.settings.mail_domain,
+        mail_domain=settings.mail_domain,
         authserv_id=rt.settings.inbound_authserv_id,
     )
 
@@ -295,6 +296,7 @@ def _confirmation(s: Session, sub: Subscriber, list_id: int) -> int | None:
 
 def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> None:
     """Classify a stored message and act; a second run of a processed message does nothing."""
+    settings = settings_store.effective(rt)  # before the session (SQLite: one writer)
     with rt.db.session() as s:
         row = s.get(InboundMessage, message_id)
         if row is None or (row.status == "processed" and force_kind is None):
@@ -308,7 +310,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         s.refresh(row)
         if row.status == "processed" and force_kind is None:
             return
-        cls = _classify(rt, row)
+        cls = _classify(rt, settings, row)
         if force_kind is not None:
             cls = Classification(
                 force_kind,

@@ -13,8 +13,9 @@ from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from listmgr.models import MailingList, Membership, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import devmail
+from listmgr.services import devmail, settings_store
 from listmgr.services.subscriptions import manage_token
+from listmgr.settings import Settings
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
 LIST_MAIL = {"already_subscribed"}
@@ -22,13 +23,17 @@ LIST_MAIL = {"already_subscribed"}
 AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
 
 
-def transport(rt: Runtime) -> Transport:
-    """This process's transport, built once."""
-    t = rt.state.get("transport")
-    if t is None:
-        s = rt.settings
-        t = Transport(s.smtp_url, devmail.sink(rt.db), s.send_rate, s.send_rate_per_server)
-        rt.state["transport"] = t
+def transport(rt: Runtime, s: Settings) -> Transport:
+    """This process's transport for these servers, built again when they change."""
+    key = (s.smtp_url, s.send_rate, s.send_rate_per_server)
+    cached = rt.state.get("transport")
+    if cached is None or cached[0] != key:
+        cached = (
+            key,
+            Transport(s.smtp_url, devmail.sink(rt.db), s.send_rate, s.send_rate_per_server),
+        )
+        rt.state["transport"] = cached
+    t: Transport = cached[1]
     return t
 
 
@@ -59,9 +64,13 @@ def _data_link_urls(rt: Runtime, sub: Subscriber) -> dict[str, Any]:
 
 
 def _compose(
-    rt: Runtime, row: Outbox, sub: Subscriber | None, lst: MailingList | None, db: Session
+    rt: Runtime,
+    s: Settings,
+    row: Outbox,
+    sub: Subscriber | None,
+    lst: MailingList | None,
+    db: Session,
 ) -> tuple[str, bytes]:
-    s = rt.settings
     list_name = lst.name if lst else s.default_from_name
     from_name = lst.from_name if lst and lst.from_name else s.default_from_name
     from_email = lst.from_email if lst and lst.from_email else s.default_from_email
@@ -129,6 +138,7 @@ def _compose(
 
 def send(rt: Runtime, outbox_id: int) -> None:
     """Send one outbox row; a second run of the same message is harmless."""
+    settings = settings_store.effective(rt)
     now = utcnow()
     lease = now + timedelta(seconds=rt.settings.lease_seconds)
     with rt.db.session() as s:
@@ -160,11 +170,11 @@ def send(rt: Runtime, outbox_id: int) -> None:
         s.refresh(row)
         sub = s.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
         lst = s.get(MailingList, row.list_id) if row.list_id else None
-        envelope, data = _compose(rt, row, sub, lst, s)
+        envelope, data = _compose(rt, settings, row, sub, lst, s)
         attempts = row.attempts
     message_id = _header(data, b"Message-ID")
     try:
-        transport(rt).send_one(envelope, row.to_email, data)
+        transport(rt, settings).send_one(envelope, row.to_email, data)
     except TemporaryFailure as exc:
         give_up = attempts >= rt.settings.retry_max_attempts
         with rt.db.session() as s:

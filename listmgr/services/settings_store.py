@@ -1,17 +1,25 @@
-"""Settings changed from the admin (SMTP, DKIM, mail domain, sender, rate limits) over the files."""
+"""Settings changed from the admin (SMTP, DKIM, mail domain, sender, rate limits) over the files.
+
+`effective()` reads them: the settings from the files and environment (`rt.settings`, never
+changed at run time) with the admin's changes from the database. Each job reads it once at its
+start and passes the result down; each web request once (`web.extensions.settings_in_force`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
-import time
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
+from sqlmodel import col
 
 from listmgr.errors import ConfigError, ValidationError
 from listmgr.mail.dkim import load_key
@@ -20,7 +28,6 @@ from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
 log = logging.getLogger("listmgr.settings")
-CACHE_SECONDS = 5.0
 # What an SMTP URL set in the admin or API may carry; file paths (cafile) and anything else
 # come only from the configuration files or environment.
 SMTP_OPTIONS = {"starttls", "rate", "timeout"}
@@ -177,11 +184,6 @@ class SettingView:
     help: str
 
 
-def _base(rt: Runtime) -> Settings:
-    """The settings from files and environment, before admin changes."""
-    return rt.state.setdefault("base_settings", rt.settings)  # type: ignore[no-any-return]
-
-
 def _stored(rt: Runtime) -> dict[str, Any]:
     with rt.db.session() as s:
         return {row.key: row.value for row in s.scalars(select(SettingValue))}
@@ -250,7 +252,7 @@ def _keep_passwords(value: str, current: str) -> str:
 
 def all_settings(rt: Runtime) -> list[SettingView]:
     """Every admin-editable setting with its effective value (secrets masked)."""
-    base, stored = _base(rt), _stored(rt)
+    base, stored = rt.settings, _stored(rt)
     return [
         SettingView(
             spec.key,
@@ -285,7 +287,7 @@ def update(
 ) -> list[str]:
     """Validate and store changed settings (all or nothing) and audit the change in the same
     transaction; returns the keys that changed."""
-    base, stored = _base(rt), _stored(rt)
+    base, stored = rt.settings, _stored(rt)
     current = {spec.key: stored.get(spec.key, getattr(base, spec.key)) for spec in SPECS}
     clean: dict[str, Any] = {}
     for key, raw in values.items():
@@ -313,7 +315,7 @@ def update(
     ]
     with rt.db.session() as s:
         for key in reset or []:
-            s.execute(delete(SettingValue).where(SettingValue.key == key))
+            s.execute(delete(SettingValue).where(col(SettingValue.key) == key))
         for key, value in clean.items():
             if key in (reset or []):
                 continue
@@ -329,7 +331,6 @@ def update(
                     actor or Actor(), "settings.change", _change_detail(changed, current, after)
                 )
             )
-    refresh(rt)
     return changed
 
 
@@ -360,21 +361,15 @@ def _audit_row(actor: Actor, action: str, detail: dict[str, Any]) -> AuditLog:
 
 
 def effective(rt: Runtime) -> Settings:
-    """The settings in force: files and environment, then admin changes (read again every few
-    seconds, so every process, web or worker, follows a change made in the admin)."""
-    cached = rt.state.get("settings_store")
-    now = time.monotonic()
-    if cached and now - cached[0] < CACHE_SECONDS:
-        return cached[1]  # type: ignore[no-any-return]
-    base, stored = _base(rt), _stored(rt)
+    """The settings in force: files and environment, then the changes saved in the admin (one
+    read of the database; so every process, web or worker, follows a change at its next job
+    or request)."""
+    base, stored = rt.settings, _stored(rt)
     changes = {k: v for k, v in stored.items() if k in BY_KEY and _usable(base, k, v)}
     pem = stored.get(DKIM_KEY)
     if pem and changes.get("dkim_selector", base.dkim_selector):
-        changes["dkim_private_key_path"] = str(_key_file(rt, base, pem))
-    result = replace(base, **changes) if changes else base
-    rt.state["settings_store"] = (now, result)
-    _adopt(rt, result)
-    return result
+        changes["dkim_private_key_path"] = str(_key_file(base, pem))
+    return base.with_values(changes)
 
 
 def _usable(base: Settings, key: str, value: Any) -> bool:
@@ -390,23 +385,6 @@ def _usable(base: Settings, key: str, value: Any) -> bool:
         log.warning("ignoring the stored SMTP servers: %s", mask(key, value))
         return False
     return True
-
-
-def _adopt(rt: Runtime, new: Settings) -> None:
-    """Make `new` this process's settings; the transport is rebuilt when its servers changed."""
-    old, rt.settings = rt.settings, new
-    if (old.smtp_url, old.send_rate, old.send_rate_per_server) != (
-        new.smtp_url,
-        new.send_rate,
-        new.send_rate_per_server,
-    ):
-        rt.state.pop("transport", None)  # rebuilt from the new servers on next use
-
-
-def refresh(rt: Runtime) -> Settings:
-    """Re-read the stored settings now and make them this process's settings."""
-    rt.state.pop("settings_store", None)
-    return effective(rt)
 
 
 @dataclass(frozen=True)
@@ -452,15 +430,22 @@ def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None) ->
     return results
 
 
-def _key_file(rt: Runtime, base: Settings, pem: str) -> Path:
-    """The stored DKIM key as a private file (signers read a path)."""
+def _key_file(base: Settings, pem: str) -> Path:
+    """The stored DKIM key as a private file named by its digest (signers read a path);
+    written whole under a temporary name first, so no reader ever sees half a key."""
     folder = Path(base.var_dir) / "dkim"
     folder.mkdir(parents=True, exist_ok=True)
-    digest = __import__("hashlib").sha256(pem.encode()).hexdigest()[:16]
-    path = folder / f"{digest}.pem"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(pem)
+    path = folder / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+    if path.exists():
+        return path
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".key-", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pem)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -492,7 +477,6 @@ def generate_dkim(rt: Runtime, *, selector: str, domain: str = "") -> str:
                 s.add(SettingValue(key=k, value=v))
             else:
                 row.value, row.updated_at = v, utcnow()
-    refresh(rt)
     return dkim_record(rt) or ""
 
 

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from listmgr.app import current_runtime
 from listmgr.services import devmail
 from listmgr.web import mailview
+from listmgr.web.extensions import settings_in_force
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
@@ -22,7 +23,7 @@ def _guard() -> ResponseReturnValue | None:
     from listmgr.errors import Unauthorized
     from listmgr.web import auth
 
-    if not current_runtime().settings.dev_outbox_shown:
+    if not settings_in_force().dev_outbox_shown:
         abort(404)  # mail goes to real SMTP servers, or production: there is no outbox
     try:
         auth.authorize(PERMISSION, api=False)

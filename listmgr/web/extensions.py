@@ -9,6 +9,8 @@ from flask import Response, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
+from listmgr.settings import Settings
+
 
 def client_ip() -> str:
     """The visitor's address: the peer, or what trusted proxies say (ProxyFix, trusted_proxies).
@@ -28,3 +30,17 @@ def refused(*statuses: int) -> Callable[[Response], bool]:
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=_ip_key, headers_enabled=True)
+
+
+def settings_in_force() -> Settings:
+    """The settings in force for this request, admin changes included: read once per request
+    (the first time a view, limit or template asks), so one request sees one set of values."""
+    from flask import g
+
+    from listmgr.app import current_runtime
+    from listmgr.services import settings_store
+
+    if "settings_in_force" not in g:
+        g.settings_in_force = settings_store.effective(current_runtime())
+    settings: Settings = g.settings_in_force
+    return settings

@@ -12,7 +12,7 @@ from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.services import health, lists, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits, preference_form
-from listmgr.web.extensions import client_ip, csrf, limiter
+from listmgr.web.extensions import client_ip, csrf, limiter, settings_in_force
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate
@@ -81,8 +81,8 @@ def subscribe_preflight(slug: str) -> Response:
 
 
 @bp.post("/subscribe/<slug>")
-@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_ip)
-@limiter.limit(lambda: current_runtime().settings.subscribe_rate_limit_email, key_func=_address_key)
+@limiter.limit(lambda: settings_in_force().subscribe_rate_limit_ip)
+@limiter.limit(lambda: settings_in_force().subscribe_rate_limit_email, key_func=_address_key)
 def subscribe(slug: str) -> ResponseReturnValue:
     data = _payload()
     as_json = request.is_json

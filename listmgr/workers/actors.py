@@ -8,13 +8,8 @@ from listmgr import runtime
 
 
 def _runtime() -> runtime.Runtime:
-    """This process's runtime, with the settings saved in the admin since (re-read every few
-    seconds), so every job sends through the servers and with the domain in force."""
-    from listmgr.services import settings_store
-
-    rt = runtime.current()
-    settings_store.effective(rt)
-    return rt
+    """This process's runtime (each service reads the settings in force at its job's start)."""
+    return runtime.current()
 
 
 def send_outbox(outbox_id: int) -> None:

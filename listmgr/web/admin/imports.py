@@ -20,7 +20,6 @@ from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, require
 from listmgr.web.extensions import client_ip, csrf
 
-DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 UPLOAD = re.compile(r"^[0-9a-f]{32}$")
 SAMPLE_ROWS = 5
 MODES = {
@@ -115,7 +114,7 @@ def import_upload():  # type: ignore[no-untyped-def]
     rt = current_runtime()
     # The app caps form bodies small; a CSV may be large. Raise the cap, then check the form
     # token ourselves (the automatic check would have read the body under the small cap).
-    request.max_content_length = int(rt.settings.extra.get("max_import_bytes", DEFAULT_MAX_UPLOAD))
+    request.max_content_length = rt.settings.max_import_bytes
     csrf.protect()
     upload = request.files.get("file")
     if upload is None or not upload.filename:

@@ -11,10 +11,11 @@ from listmgr.web import mailview
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
 from listmgr.web.dev import PERMISSION
+from listmgr.web.extensions import settings_in_force
 
 
 def _embedded() -> None:
-    if not current_runtime().settings.dev_outbox_shown:
+    if not settings_in_force().dev_outbox_shown:
         abort(404)  # mail goes to real SMTP servers, or production: there is no outbox to show
 
 

@@ -19,8 +19,6 @@ from listmgr.services import exports, imports
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
 from listmgr.web.extensions import client_ip
 
-DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
-
 
 class _Progress(BaseModel):
     progress: float
@@ -100,7 +98,7 @@ def create_import():  # type: ignore[no-untyped-def]
     The body is a multipart form: file, list, mapping, mode, consent."""
     rt = current_runtime()
     # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
-    request.max_content_length = int(rt.settings.extra.get("max_import_bytes", DEFAULT_MAX_UPLOAD))
+    request.max_content_length = rt.settings.max_import_bytes
     # The multipart parser's buffer must hold one read of the file part, whatever the limit
     # for plain form fields is elsewhere.
     request.max_form_memory_size = max(request.max_form_memory_size or 0, 1024 * 1024)
