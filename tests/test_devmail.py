@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from listmgr.services import devmail
+from listmgr.services import devmail, settings_store
 from listmgr.services.outbox import transport
 
 
 def test_captured_mail_is_stored_counted_listed_and_fetched(make_runtime):  # type: ignore[no-untyped-def]
     rt = make_runtime(smtp_url="")
-    assert not transport(rt).servers  # no SMTP server configured: the dev outbox
-    transport(rt).send_one("a@example.org", "b@example.org", b"Subject: one\r\n\r\nbody\r\n")
+    settings = settings_store.effective(rt)
+    assert not transport(rt, settings).servers  # no SMTP server configured: the dev outbox
+    transport(rt, settings).send_one("a@example.org", "b@example.org", b"Subject: one\r\n\r\nbody\r\n")
     sink = devmail.sink(rt.db)
     sink("", ["c@example.org", "d@example.org"], b"Subject: =?utf-8?q?zw=C3=B6lf?=\r\n\r\nx\r\n")
     assert devmail.count(rt) == 2
