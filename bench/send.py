@@ -292,13 +292,14 @@ def sample_message(rt: runtime.Runtime) -> bytes:
     """One message exactly as the pipeline builds it (for the ceiling's pre-built message)."""
     from listmgr.mail.campaign import Recipient
     from listmgr.models import Subscriber
-    from listmgr.services.campaign_setup import renderer, settings_of
+    from listmgr.services import settings_store
+    from listmgr.services.campaign_setup import renderer
 
     cid = campaigns.create(
         rt, name="size", subject="News for {{ subscriber.name }}", lists=["bench"], body=BODY
     )
     with rt.db.session() as s:
-        r, list_ids = renderer(rt, s, s.get(Campaign, cid), settings_of(rt))
+        r, list_ids = renderer(rt, s, s.get(Campaign, cid), settings_store.effective(rt))
         sub = s.scalar(select(Subscriber).limit(1))
         return r.message(
             Recipient(1, sub.id, sub.email, sub.name, list_ids[0], dict(sub.fields or {}), ())

@@ -23,7 +23,8 @@ from listmgr.models import (
     id_of,
 )
 from listmgr.runtime import Runtime
-from listmgr.services.campaign_setup import get_row, renderer, settings_of
+from listmgr.services import settings_store
+from listmgr.services.campaign_setup import get_row, renderer
 
 MAX_TEST_RECIPIENTS = 10
 
@@ -96,7 +97,7 @@ def preview(
     rt: Runtime, campaign_id: int, *, subscriber_id: int | None = None, email: str | None = None
 ) -> Preview:
     """The message as a chosen subscriber (or a sample person) would get it; links are inert."""
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         r, list_ids = renderer(rt, s, row, settings)
@@ -137,7 +138,7 @@ def send_test(
     if len(to) > MAX_TEST_RECIPIENTS:
         raise ValidationError(f"at most {MAX_TEST_RECIPIENTS} test addresses", field="to")
     addresses = [normalize_email(a) for a in to]
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         r, list_ids = renderer(rt, s, row, settings)

@@ -25,7 +25,6 @@ from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
 from listmgr.models import Campaign, FieldDef, MailingList
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
 from listmgr.settings import Settings
 
 SAMPLES = {"text": "Sample text", "number": 42, "date": "2024-01-31", "boolean": True}
@@ -44,11 +43,6 @@ def id_of(row: Campaign) -> int:
     if row.id is None:
         raise TypeError("the campaign has no id yet (not flushed)")
     return row.id
-
-
-def settings_of(rt: Runtime) -> Settings:
-    """The settings in force, including changes made in the admin (SMTP, DKIM, identity)."""
-    return settings_store.effective(rt)
 
 
 def limits(settings: Settings) -> content.Limits:
@@ -182,7 +176,7 @@ def signer(settings: Settings) -> DkimSigner | None:
 def renderer(
     rt: Runtime, s: Session, row: Campaign, settings: Settings
 ) -> tuple[fast.CampaignRenderer, list[int]]:
-    """The compiled per-campaign renderer and the campaign's list ids (settings_of(rt) is
+    """The compiled per-campaign renderer and the campaign's list ids (settings_store.effective(rt) is
     read before the session opens: on SQLite a second session would wait for the first)."""
     lists = resolve_lists(s, list(row.lists or []))
     views = list_rows(settings, lists)

@@ -27,7 +27,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import ledger
+from listmgr.services import ledger, settings_store
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
 from listmgr.services.campaign_setup import (
     COMPILED,
@@ -36,7 +36,6 @@ from listmgr.services.campaign_setup import (
     id_of,
     list_rows,
     resolve_lists,
-    settings_of,
 )
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
 from listmgr.settings import Settings
@@ -247,7 +246,7 @@ def create(rt: Runtime, *, actor: str = "", **values: Any) -> int:
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         clean, _ = _clean(s, settings, values)
         row = Campaign(**clean, created_by=actor[:200])
@@ -262,7 +261,7 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
     unknown = set(values) - set(EDITABLE)
     if unknown:
         raise ValidationError(f"unknown property {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
@@ -363,7 +362,7 @@ def _ready(s: Session, settings: Settings, row: Campaign) -> Any:
 
 def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str = "") -> None:
     """Schedule for a time (naive UTC or aware), or back to draft with at=None."""
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
@@ -391,7 +390,7 @@ def start(
     """Send now: materialize the audience into the ledger in one INSERT … SELECT, then wake
     the workers. Returns the audience; Conflict when another process started it first."""
     now = utcnow()
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         if row.status not in only_from:

@@ -42,11 +42,10 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import devmail
+from listmgr.services import devmail, settings_store
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
-from listmgr.services.campaign_setup import settings_of
 from listmgr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
 def send_batch(rt: Runtime, campaign_id: int) -> None:
     """One job: send batches of the campaign over this process's free connections, and keep
     the chain going."""
-    settings = settings_of(rt)
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = s.get(Campaign, campaign_id)
         sending = (
