@@ -117,10 +117,3 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (public.bp, hooks.bp, dev.bp, api.bp, admin.bp):
         app.register_blueprint(bp)
-
-
-def current_runtime() -> Runtime:
-    """The runtime of the running app."""
-    from flask import current_app
-
-    return current_app.extensions["listmgr"]  # type: ignore[no-any-return]

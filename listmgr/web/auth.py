@@ -27,13 +27,12 @@ from sqlalchemy import select
 
 from listmgr import aggregates, passwords
 from listmgr.aggregates import Count
-from listmgr.app import current_runtime
 from listmgr.errors import Forbidden, ListmgrError, RateLimited, Unauthorized
 from listmgr.models import User
 from listmgr.permissions import allowed
 from listmgr.services import accounts, audit
 from listmgr.services.accounts import Principal
-from listmgr.web.extensions import client_ip, csrf, limiter
+from listmgr.web.extensions import client_ip, csrf, current_runtime, limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = None  # permission of routes anyone may call

@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import jsonify, render_template, request
 
-from listmgr.app import current_runtime
 from listmgr.services import access_links, privacy
 from listmgr.web import limits
+from listmgr.web.extensions import current_runtime
 from listmgr.web.public import bp, origin
 
 SENT = (

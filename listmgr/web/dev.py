@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
 from sqlalchemy import func, select
 
-from listmgr.app import current_runtime
 from listmgr.models import DevMail
 from listmgr.web import mailview
+from listmgr.web.extensions import current_runtime
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 

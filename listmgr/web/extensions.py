@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+
+from listmgr.runtime import Runtime
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the running app."""
+    rt: Runtime = current_app.extensions["listmgr"]
+    return rt
 
 
 def client_ip() -> str:

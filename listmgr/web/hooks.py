@@ -7,11 +7,10 @@ import hmac
 
 from flask import Blueprint, jsonify, request
 
-from listmgr.app import current_runtime
 from listmgr.errors import TooLarge, Unauthorized
 from listmgr.services import inbound
 from listmgr.web import limits
-from listmgr.web.extensions import csrf
+from listmgr.web.extensions import csrf, current_runtime
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)

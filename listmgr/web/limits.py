@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from listmgr.app import current_runtime
-from listmgr.web.extensions import client_ip, limiter, refused
+from listmgr.web.extensions import client_ip, current_runtime, limiter, refused
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A signed link that names nobody (tampered, unknown, erased): what a guesser gets.

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Response, abort
 
-from listmgr.app import current_runtime
 from listmgr.models import DevMail
+from listmgr.web.extensions import current_runtime
 
 SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

@@ -7,13 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import select, text
 
-from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.models import FieldDef, Interest
 from listmgr.services import people, subscriptions, unsubscribe_requests
 from listmgr.services.subscriptions import Origin
 from listmgr.web import limits
-from listmgr.web.extensions import client_ip, csrf, limiter
+from listmgr.web.extensions import client_ip, csrf, current_runtime, limiter
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate

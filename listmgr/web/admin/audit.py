@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from listmgr.app import current_runtime
 from listmgr.services import audit as audit_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
+from listmgr.web.extensions import current_runtime
 
 FILTERS = ("actor", "action", "target_type", "target_id", "since", "until")
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.services import campaigns as campaigns_service
 from listmgr.services import dashboard, segments
@@ -16,6 +15,7 @@ from listmgr.services import lists as lists_service
 from listmgr.web import limits
 from listmgr.web.admin import _ui, bp, charts
 from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
+from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>

@@ -9,11 +9,11 @@ import pygal
 from flask import Response, request
 from pygal.style import Style
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import dashboard
 from listmgr.web.admin import bp
 from listmgr.web.auth import require, withholds
+from listmgr.web.extensions import current_runtime
 
 STYLE = Style(
     background="#ffffff",

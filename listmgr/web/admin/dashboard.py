@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import render_template
 
-from listmgr.app import current_runtime
 from listmgr.services import dashboard as stats
 from listmgr.web.admin import bp, charts  # noqa: F401  (chart routes)
 from listmgr.web.auth import require, withholds
+from listmgr.web.extensions import current_runtime
 
 
 @bp.get("/")

@@ -10,7 +10,6 @@ from typing import Any
 from flask import Response, abort, jsonify, redirect, render_template, request, url_for
 
 from listmgr import csvfiles, importrows
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import exports, people
 from listmgr.services import imports as imports_service
@@ -18,7 +17,7 @@ from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, require
-from listmgr.web.extensions import client_ip, csrf
+from listmgr.web.extensions import client_ip, csrf, current_runtime
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 UPLOAD = re.compile(r"^[0-9a-f]{32}$")

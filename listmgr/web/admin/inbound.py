@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import message
 from listmgr.services import inbound as inbound_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
 
 MAX_HEADERS = 500  # header lines shown; the source holds them all

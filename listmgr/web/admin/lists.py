@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.web import public
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import record, require
+from listmgr.web.extensions import current_runtime
 
 FORM_KEYS = (
     "name",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Response, abort, render_template
 from sqlalchemy import func, select
 
-from listmgr.app import current_runtime
 from listmgr.models import DevMail
 from listmgr.web import mailview
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import require
 from listmgr.web.dev import PERMISSION
+from listmgr.web.extensions import current_runtime
 
 
 def _embedded() -> None:

@@ -10,13 +10,13 @@ from flask import flash, redirect, render_template, request, url_for
 
 from listmgr import jsonin
 from listmgr import segments as compiler
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.services import people
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import personal, record, require, shown_count
+from listmgr.web.extensions import current_runtime
 
 
 def vocabulary() -> dict[str, Any]:

@@ -6,13 +6,12 @@ from itertools import groupby
 
 from flask import flash, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import settings_store
 from listmgr.web import limits
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import may, principal, record, require
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 def settings_actor() -> settings_store.Actor:

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.services import people, privacy
@@ -15,7 +14,7 @@ from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 STATUSES = ("confirmed", "pending", "unsubscribed", "bounced")
 COUNT_AHEAD = 10_000

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import suppression as suppression_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import record, require
+from listmgr.web.extensions import current_runtime
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]

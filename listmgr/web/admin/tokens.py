@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
 from listmgr.models import Role
 from listmgr.permissions import at_most
@@ -12,6 +11,7 @@ from listmgr.services import accounts
 from listmgr.services import users as users_service
 from listmgr.web.admin import _ui, bp
 from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import current_runtime
 
 
 def _page(new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]

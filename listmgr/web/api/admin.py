@@ -8,7 +8,6 @@ from typing import Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from listmgr.app import current_runtime
 from listmgr.services import accounts, audit, settings_store, suppression, users
 from listmgr.web import limits
 from listmgr.web.admin.settings import settings_actor
@@ -22,6 +21,7 @@ from listmgr.web.api.base import (
     schema_of,
 )
 from listmgr.web.auth import may, record
+from listmgr.web.extensions import current_runtime
 
 RoleName = Literal["owner", "admin", "editor", "analyst"]
 

@@ -10,12 +10,12 @@ from typing import Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web import limits
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web.auth import may, personal, shown_count, shown_stats
+from listmgr.web.extensions import current_runtime
 
 
 class _Content(BaseModel):

@@ -7,10 +7,10 @@ from typing import Any
 from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import activity
 from listmgr.web.api.base import DbId, route
+from listmgr.web.extensions import current_runtime
 
 
 class EventIn(BaseModel):

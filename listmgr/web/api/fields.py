@@ -8,9 +8,9 @@ from typing import Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import people
 from listmgr.web.api.base import parse_body, route
+from listmgr.web.extensions import current_runtime
 
 FieldType = Literal["text", "number", "date", "boolean", "choice", "multi_choice"]
 

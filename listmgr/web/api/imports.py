@@ -13,11 +13,10 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr import jsonin
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024
 

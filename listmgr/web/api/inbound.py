@@ -8,10 +8,10 @@ from typing import Literal
 from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.mail.inbound import message
 from listmgr.services import inbound
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.extensions import current_runtime
 
 Kind = Literal["bounce", "complaint", "autoreply", "unsubscribe", "other"]
 

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.services import lists
 from listmgr.web.api.base import parse_body, route
 from listmgr.web.auth import shown_count
+from listmgr.web.extensions import current_runtime
 
 
 class ListIn(BaseModel):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import access_links, privacy
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import actor, parse_body, route
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 class ForgetLinksIn(BaseModel):

@@ -8,10 +8,10 @@ from typing import Any
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.services import audit, segments
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
 from listmgr.web.auth import personal, shown_count
+from listmgr.web.extensions import current_runtime
 
 
 class SegmentIn(BaseModel):

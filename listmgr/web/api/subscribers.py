@@ -8,11 +8,10 @@ from typing import Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import people, subscribers
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 class Consents(BaseModel):
