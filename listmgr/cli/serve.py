@@ -11,6 +11,7 @@ import click
 
 from listmgr import boot
 from listmgr.cli.base import fail, get_runtime, main
+from listmgr.services import users
 
 
 @main.command()
@@ -46,7 +47,7 @@ def serve(host: str, port: int, threads: int | None) -> None:
         f"admin: http://{host}:{server.port}/admin/"
         + (
             ""
-            if _has_users(rt)
+            if users.any_users(rt)
             else "  (no user yet: listmgr user create --email you@example.org --role owner)"
         )
     )
@@ -123,13 +124,3 @@ def db_upgrade() -> None:
     rt = get_runtime(migrate=False)
     rt.db.upgrade()
     click.echo("database is up to date")
-
-
-def _has_users(rt) -> bool:  # type: ignore[no-untyped-def]
-    """Whether anyone can sign in to the admin yet."""
-    from sqlalchemy import select
-
-    from listmgr.models import User
-
-    with rt.db.session() as s:
-        return s.scalar(select(User.id).limit(1)) is not None

@@ -36,6 +36,22 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class Account:
+    """A user as a sign-in knows them: who, which role, and the version of their sessions."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    session_version: int
+
+
+def _account(user: User) -> Account:
+    assert user.id is not None
+    return Account(user.id, user.email, user.name, user.role, user.session_version)
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     """A new token: its id and the secret, which exists nowhere else."""
 
@@ -94,7 +110,7 @@ def create_user(
         return int(user.id)  # type: ignore[arg-type]
 
 
-def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> User:
+def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Account:
     """The user for these credentials. Unknown and real accounts answer alike, in the same time;
     repeated failures slow down that account from that address (and that address) only."""
     address = email.strip().lower()
@@ -128,11 +144,22 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
         user.last_login_at = utcnow()
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash_password(password)
-        return user
+        return _account(user)
 
 
-def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> None:
-    """Change your own password after checking the old one; every session ends."""
+def signed_in(rt: Runtime, user_id: int, session_version: int) -> Account | None:
+    """The account a session names, while it is active and the session's version is current
+    (a new password or a sign-out everywhere moves the version on)."""
+    with rt.db.session() as s:
+        user = s.get(User, user_id)
+        if user is None or not user.active or user.session_version != session_version:
+            return None
+        return _account(user)
+
+
+def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> Account:
+    """Change your own password after checking the old one; every session ends (the account
+    returned carries the new session version)."""
     with rt.db.session() as s:
         user = s.get(User, user_id)
         if user is None:
@@ -144,6 +171,7 @@ def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> None:
             raise ValidationError("the new password is the current one", field="new_password")
         user.password_hash = passwords.hash_password(new)
         user.session_version += 1
+        return _account(user)
 
 
 def _digest(token: str) -> str:

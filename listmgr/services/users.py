@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from listmgr import passwords
 from listmgr.errors import Conflict, Forbidden, NotFound
@@ -68,6 +69,18 @@ def _user(row: User) -> UserInfo:
 def all_users(rt: Runtime) -> list[UserInfo]:
     with rt.db.session() as s:
         return [_user(u) for u in s.scalars(select(User).order_by(User.email))]
+
+
+def any_users(rt: Runtime) -> bool:
+    """Whether anyone can sign in to the admin yet."""
+    with rt.db.session() as s:
+        return s.scalar(select(User.id).limit(1)) is not None
+
+
+def user_id_by_email(rt: Runtime, email: str) -> int | None:
+    """The id of the user with this address (as typed: case and spaces do not matter)."""
+    with rt.db.session() as s:
+        return s.scalar(select(User.id).where(col(User.email) == email.strip().lower()))
 
 
 def get_user(rt: Runtime, user_id: int) -> UserInfo:
