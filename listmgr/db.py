@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from listmgr import resource_dir, textlimits
@@ -93,6 +93,11 @@ class Database:
             raise
         finally:
             session.close()
+
+    def ping(self) -> None:
+        """Ask the database to answer (the health check); raises when it cannot."""
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
 
     def upgrade(self) -> None:
         """Apply every Alembic migration (idempotent)."""
