@@ -24,7 +24,8 @@ def client_ip() -> str:
     return (request.remote_addr or "")[:64]
 
 
-def _ip_key() -> str:
+def ip_key() -> str:
+    """The rate-limit key of the client's address."""
     # An empty key would make Flask-Limiter skip the limit: never let that happen.
     return "ip:" + (client_ip() or "unknown")
 
@@ -35,4 +36,4 @@ def refused(*statuses: int) -> Callable[[Response], bool]:
 
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=_ip_key, headers_enabled=True)
+limiter = Limiter(key_func=ip_key, headers_enabled=True)

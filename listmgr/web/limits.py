@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from listmgr.web.extensions import client_ip, current_runtime, limiter, refused
+from listmgr.web.extensions import current_runtime, ip_key, limiter, refused
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A signed link that names nobody (tampered, unknown, erased): what a guesser gets.
@@ -37,7 +37,7 @@ def _user_key() -> str:
         return f"user:{p.user_id}"
     if p is not None and p.token_id is not None:
         return f"token:{p.token_id}"
-    return "ip:" + (client_ip() or "unknown")
+    return ip_key()
 
 
 def token_link(*, one_click: bool = False) -> Callable[[F], F]:
