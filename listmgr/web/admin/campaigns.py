@@ -13,7 +13,7 @@ from listmgr.services import campaigns as campaigns_service
 from listmgr.services import dashboard, segments
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
-from listmgr.web.admin import _ui, bp, charts
+from listmgr.web.admin import bp, charts, ui
 from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
 from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
@@ -110,10 +110,10 @@ def _api_urls(campaign_id: int | None) -> dict[str, str]:
 @require("campaigns:read")
 def campaigns():  # type: ignore[no-untyped-def]
     """Every campaign, newest first, with its progress."""
-    page = _ui.page_number()
+    page = ui.page_number()
     status = request.args.get("status") or None
     items, total = campaigns_service.all_campaigns(
-        current_runtime(), status=status, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE
+        current_runtime(), status=status, offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE
     )
     return render_template(
         "pages/admin/campaigns.html",
@@ -121,7 +121,7 @@ def campaigns():  # type: ignore[no-untyped-def]
         status=status or "",
         withheld={c.id for c in items if withholds(c.stats["audience"])},
         fewer_than=current_runtime().settings.aggregate_min_count,
-        pager=_ui.pager(total, "admin.campaigns", page, status=status),
+        pager=ui.pager(total, "admin.campaigns", page, status=status),
         title="Campaigns",
     )
 
@@ -217,8 +217,8 @@ def campaign_preview(campaign_id: int) -> Response:
 @limits.test_send()
 def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
     """Send the message marked as a test to a few addresses."""
-    to = _ui.lines("to")
-    who = _ui.text("as") or None
+    to = ui.lines("to")
+    who = ui.text("as") or None
     results = campaigns_service.send_test(
         current_runtime(), campaign_id, to=to, email=who, actor=_actor(), detailed=may("settings")
     )
@@ -245,7 +245,7 @@ def campaign_send(campaign_id: int):  # type: ignore[no-untyped-def]
 @require("campaigns:write")
 def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
     """Schedule for a time (UTC), or back to draft when the time is empty."""
-    raw = _ui.text("at")
+    raw = ui.text("at")
     try:
         at = datetime.fromisoformat(raw) if raw else None
     except ValueError:

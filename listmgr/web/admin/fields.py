@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from listmgr.errors import ListmgrError
 from listmgr.services import people
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import record, require
 from listmgr.web.extensions import current_runtime
 
@@ -38,33 +38,33 @@ def fields():  # type: ignore[no-untyped-def]
 def field_save():  # type: ignore[no-untyped-def]
     """Create a field or an interest, change one, or delete one (with its values)."""
     rt = current_runtime()
-    kind, action, key = _ui.text("kind"), _ui.text("action", "create"), _ui.text("key")
+    kind, action, key = ui.text("kind"), ui.text("action", "create"), ui.text("key")
     try:
         if kind == "interest":
             if action == "delete":
                 people.delete_interest(rt, key)
             elif action == "update":
-                people.update_interest(rt, key, label=_ui.text("label"))
+                people.update_interest(rt, key, label=ui.text("label"))
             else:
-                people.create_interest(rt, key=key, label=_ui.text("label"))
+                people.create_interest(rt, key=key, label=ui.text("label"))
         elif action == "delete":
             people.delete_field(rt, key)
         elif action == "update":
             people.update_field(
                 rt,
                 key,
-                label=_ui.text("label"),
-                choices=_ui.lines("choices") or None,
-                editable=_ui.checked("editable"),
+                label=ui.text("label"),
+                choices=ui.lines("choices") or None,
+                editable=ui.checked("editable"),
             )
         else:
             people.create_field(
                 rt,
                 key=key,
-                label=_ui.text("label"),
-                type=_ui.text("type", "text"),
-                choices=_ui.lines("choices") or None,
-                editable=_ui.checked("editable"),
+                label=ui.text("label"),
+                type=ui.text("type", "text"),
+                choices=ui.lines("choices") or None,
+                editable=ui.checked("editable"),
             )
     except ListmgrError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)

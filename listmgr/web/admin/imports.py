@@ -15,7 +15,7 @@ from listmgr.services import exports, people
 from listmgr.services import imports as imports_service
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, require
 from listmgr.web.extensions import client_ip, csrf, current_runtime
 
@@ -40,8 +40,8 @@ def _fields() -> list[Any]:
 
 def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     rt = current_runtime()
-    page = _ui.page_number()
-    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
+    page = ui.page_number()
+    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE)
     segments = segments_service.all_segments(rt, limit=500)[0]
     return render_template(
         "pages/admin/imports.html",
@@ -50,7 +50,7 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
         modes=MODES,
         segments=segments,
         errors=errors or {},
-        pager=_ui.pager(total, "admin.imports", page),
+        pager=ui.pager(total, "admin.imports", page),
         title="Import & export",
     ), status
 
@@ -64,7 +64,7 @@ def imports():  # type: ignore[no-untyped-def]
 
 def _column_count(path: Path) -> int:
     """The posted number of mapped columns: a whole number no larger than the file has."""
-    raw = _ui.text("columns", "0")
+    raw = ui.text("columns", "0")
     most = len(_inspect(path).get("header", [])) if raw != "0" else 0
     if not raw.isdigit() or int(raw) > most:
         raise ValidationError(
@@ -131,8 +131,8 @@ def import_upload():  # type: ignore[no-untyped-def]
         "pages/admin/import_map.html",
         token=token,
         filename=Path(upload.filename).name,
-        list_slug=_ui.text("list"),
-        mode=_ui.text("mode", "upsert"),
+        list_slug=ui.text("list"),
+        mode=ui.text("mode", "upsert"),
         consent="",
         modes=MODES,
         lists=lists_service.names(rt),
@@ -149,13 +149,13 @@ def import_upload():  # type: ignore[no-untyped-def]
 def import_start():  # type: ignore[no-untyped-def]
     """Create the job with the chosen mapping and start it in the background."""
     rt = current_runtime()
-    token = _ui.text("token")
+    token = ui.text("token")
     path = _upload_path(token)
     values = {
-        "filename": _ui.text("filename")[:500],
-        "list_slug": _ui.text("list") or None,
-        "mode": _ui.text("mode", "upsert"),
-        "consent": _ui.text("consent"),
+        "filename": ui.text("filename")[:500],
+        "list_slug": ui.text("list") or None,
+        "mode": ui.text("mode", "upsert"),
+        "consent": ui.text("consent"),
     }
     columns: list[str] = []
     mapping: dict[str, str] = {}

@@ -9,7 +9,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import message
 from listmgr.services import inbound as inbound_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
 from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
@@ -26,7 +26,7 @@ def _part(raw: bytes, kind: str) -> str | None:
 @require("inbound:read")
 def inbound():  # type: ignore[no-untyped-def]
     """The inbox (mail a human should read) or every inbound message, filtered by kind."""
-    page = _ui.page_number()
+    page = ui.page_number()
     view = request.args.get("view", "inbox")
     kind = (request.args.get("kind") or "").strip() or None
     if view not in VIEWS:
@@ -39,8 +39,8 @@ def inbound():  # type: ignore[no-untyped-def]
         kind=kind or default_kind,
         handled=handled,
         inbox=view == "inbox",
-        offset=(page - 1) * _ui.PER_PAGE,
-        limit=_ui.PER_PAGE,
+        offset=(page - 1) * ui.PER_PAGE,
+        limit=ui.PER_PAGE,
     )
     return render_template(
         "pages/admin/inbound.html",
@@ -48,7 +48,7 @@ def inbound():  # type: ignore[no-untyped-def]
         view=view,
         kind=kind or "",
         kinds=inbound_service.KINDS,
-        pager=_ui.pager(total, "admin.inbound", page, view=view, kind=kind),
+        pager=ui.pager(total, "admin.inbound", page, view=view, kind=kind),
         title="Inbox",
     )
 
@@ -101,7 +101,7 @@ def inbound_act(message_id: int):  # type: ignore[no-untyped-def]
     rt = current_runtime()
     action = request.form.get("action", "")
     if action == "reclassify":
-        kind = _ui.text("kind")
+        kind = ui.text("kind")
         p = principal()
         inbound_service.reclassify(rt, message_id, kind=kind, actor=p.label if p else "admin")
         record("inbound.handled", "inbound", message_id, reclassified=kind)

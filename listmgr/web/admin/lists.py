@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr.errors import ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.web import public
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import record, require
 from listmgr.web.extensions import current_runtime
 
@@ -26,10 +26,10 @@ FORM_KEYS = (
 
 
 def _values() -> dict[str, Any]:
-    values: dict[str, Any] = {key: _ui.text(key) for key in FORM_KEYS if key in request.form}
+    values: dict[str, Any] = {key: ui.text(key) for key in FORM_KEYS if key in request.form}
     for key in ("form_fields", "form_interests", "opt_in_levels"):
         if key in request.form:
-            values[key] = _ui.lines(key)
+            values[key] = ui.lines(key)
     return values
 
 
@@ -48,7 +48,7 @@ def list_new():  # type: ignore[no-untyped-def]
     """Create a list."""
     values: dict[str, Any] = {"opt_in": "double"}
     if request.method == "POST":
-        values = {"slug": _ui.text("slug"), **_values()}
+        values = {"slug": ui.text("slug"), **_values()}
         try:
             lists_service.create(current_runtime(), **values)
         except ValidationError as exc:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from listmgr.models import DevMail
 from listmgr.web import mailview
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import require
 from listmgr.web.dev import PERMISSION
 from listmgr.web.extensions import current_runtime
@@ -23,21 +23,21 @@ def _embedded() -> None:
 def outbox():  # type: ignore[no-untyped-def]
     """Captured mails, newest first."""
     _embedded()
-    page = _ui.page_number()
+    page = ui.page_number()
     with current_runtime().db.session() as s:
         total = s.scalar(select(func.count(DevMail.id))) or 0
         mails = list(
             s.scalars(
                 select(DevMail)
                 .order_by(DevMail.id.desc())
-                .offset((page - 1) * _ui.PER_PAGE)
-                .limit(_ui.PER_PAGE)
+                .offset((page - 1) * ui.PER_PAGE)
+                .limit(ui.PER_PAGE)
             )
         )
     return render_template(
         "pages/admin/outbox.html",
         mails=mails,
-        pager=_ui.pager(total, "admin.outbox", page),
+        pager=ui.pager(total, "admin.outbox", page),
         title="Dev outbox",
     )
 

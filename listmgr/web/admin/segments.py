@@ -14,7 +14,7 @@ from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.services import people
 from listmgr.services import segments as segments_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import personal, record, require, shown_count
 from listmgr.web.extensions import current_runtime
 
@@ -42,7 +42,7 @@ def vocabulary() -> dict[str, Any]:
 
 
 def _form() -> tuple[dict[str, Any], Any]:
-    values = {"name": _ui.text("name"), "lists": request.form.getlist("lists")}
+    values = {"name": ui.text("name"), "lists": request.form.getlist("lists")}
     raw = request.form.get("rules", "").strip() or "{}"
     try:
         rules = jsonin.loads(raw, root="rules")
@@ -91,14 +91,14 @@ def _render(
 @require("segments:read")
 def segments():  # type: ignore[no-untyped-def]
     """Saved segments."""
-    page = _ui.page_number()
+    page = ui.page_number()
     items, total = segments_service.all_segments(
-        current_runtime(), offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE, personal=personal()
+        current_runtime(), offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE, personal=personal()
     )
     return render_template(
         "pages/admin/segments.html",
         items=items,
-        pager=_ui.pager(total, "admin.segments", page),
+        pager=ui.pager(total, "admin.segments", page),
         title="Segments",
     )
 
@@ -150,7 +150,7 @@ def segment_count():  # type: ignore[no-untyped-def]
     except ListmgrError as exc:
         return _render(
             seg,
-            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            {"name": ui.text("name"), "lists": request.form.getlist("lists")},
             request.form.get("rules", ""),
             errors={exc.field or "form": exc.message},
             status=exc.status,
@@ -171,7 +171,7 @@ def _save(seg: segments_service.SegmentInfo | None) -> Any:
     except ListmgrError as exc:
         return _render(
             seg,
-            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            {"name": ui.text("name"), "lists": request.form.getlist("lists")},
             _loose(),
             errors={exc.field or "form": exc.message},
             status=exc.status,

@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from listmgr.errors import ValidationError
 from listmgr.services import settings_store
 from listmgr.web import limits
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import may, principal, record, require
 from listmgr.web.extensions import client_ip, current_runtime
 
@@ -87,8 +87,8 @@ def settings_smtp_check():  # type: ignore[no-untyped-def]
 @require("settings")
 def settings_dkim():  # type: ignore[no-untyped-def]
     """Generate a new DKIM key under a selector; the page then shows the record to publish."""
-    selector = _ui.text("dkim_selector")
-    domain = _ui.text("dkim_domain")
+    selector = ui.text("dkim_selector")
+    domain = ui.text("dkim_domain")
     try:
         settings_store.generate_dkim(current_runtime(), selector=selector, domain=domain)
     except ValidationError as exc:

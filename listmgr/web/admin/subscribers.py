@@ -12,7 +12,7 @@ from listmgr.services import lists as lists_service
 from listmgr.services import people, privacy
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
 from listmgr.web.extensions import client_ip, current_runtime
 
@@ -34,7 +34,7 @@ def origin(source: str = "admin") -> Origin:
 @require("people:read")
 def subscribers():  # type: ignore[no-untyped-def]
     """Search by email or name prefix (or exact email), filtered by list and status."""
-    page = _ui.page_number()
+    page = ui.page_number()
     q = (request.args.get("q") or "").strip()[:320]
     list_slug = (request.args.get("list") or "").strip() or None
     status = (request.args.get("status") or "").strip() or None
@@ -45,7 +45,7 @@ def subscribers():  # type: ignore[no-untyped-def]
     fields = people.list_fields(rt)
     field, op, value = _field_filter(fields)
     rules = {"field": field, "op": op, "value": value} if field else None
-    offset = (page - 1) * _ui.PER_PAGE
+    offset = (page - 1) * ui.PER_PAGE
     # Counting a million rows costs more than the page: count up to a bound past this page.
     bound = offset + COUNT_AHEAD
     items, total = subscribers_service.search(
@@ -55,14 +55,14 @@ def subscribers():  # type: ignore[no-untyped-def]
         list_slug=list_slug,
         status=status,
         offset=offset,
-        limit=_ui.PER_PAGE,
+        limit=ui.PER_PAGE,
         count_limit=bound,
         rules=rules,
     )
     if exact and not items and not list_slug and not status and not rules:
         # Not an exact address after all: fall back to the prefix search.
         items, total = subscribers_service.search(
-            rt, q=q, offset=offset, limit=_ui.PER_PAGE, count_limit=bound
+            rt, q=q, offset=offset, limit=ui.PER_PAGE, count_limit=bound
         )
     return render_template(
         "pages/admin/subscribers.html",
@@ -77,7 +77,7 @@ def subscribers():  # type: ignore[no-untyped-def]
         op=op,
         value=request.args.get("value", ""),
         ops=FIELD_OPS,
-        pager=_ui.pager(
+        pager=ui.pager(
             min(total, bound),
             "admin.subscribers",
             page,
@@ -166,11 +166,11 @@ def subscriber_new():  # type: ignore[no-untyped-def]
     values: dict[str, Any] = {"status": "pending", "lists": []}
     if request.method == "POST":
         values = {
-            "email": _ui.text("email"),
-            "name": _ui.text("name"),
+            "email": ui.text("email"),
+            "name": ui.text("name"),
             "lists": request.form.getlist("lists"),
-            "status": _ui.text("status", "pending"),
-            "consent": _ui.text("consent"),
+            "status": ui.text("status", "pending"),
+            "consent": ui.text("consent"),
         }
         try:
             sid = subscribers_service.create(rt, **values, origin=origin())
@@ -223,8 +223,8 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
             fields=_posted_fields(rt),
             interests=request.form.getlist("interests"),
             consents={
-                "profiling": _ui.checked("consent_profiling"),
-                "tracking": _ui.checked("consent_tracking"),
+                "profiling": ui.checked("consent_profiling"),
+                "tracking": ui.checked("consent_tracking"),
             },
             wording="changed by an admin",
             origin=origin(),
@@ -247,7 +247,7 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Erase a person after typed confirmation; only a keyed hash stays on the suppression list."""
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
-    if request.method == "GET" or _ui.text("confirm_email").lower() != sub.email:
+    if request.method == "GET" or ui.text("confirm_email").lower() != sub.email:
         error = (
             None
             if request.method == "GET"
@@ -284,7 +284,7 @@ def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
     from listmgr.services import memberships
 
-    slug = _ui.text("list") or None
+    slug = ui.text("list") or None
     changed = memberships.unsubscribe(
         current_runtime(), subscriber_id, list_slug=slug, origin=origin()
     )
@@ -307,7 +307,7 @@ def subscriber_forget_links(subscriber_id: int):  # type: ignore[no-untyped-def]
     """End every earlier preference and data link of the person (e.g. a forwarded mail)."""
     from listmgr.services import access_links
 
-    notify = _ui.checked("notify")
+    notify = ui.checked("notify")
     access_links.forget_links_of(current_runtime(), subscriber_id, origin=origin(), notify=notify)
     flash(
         "Every earlier link to this person's preferences stopped working."

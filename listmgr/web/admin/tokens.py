@@ -9,7 +9,7 @@ from listmgr.models import Role
 from listmgr.permissions import at_most
 from listmgr.services import accounts
 from listmgr.services import users as users_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
 from listmgr.web.extensions import current_runtime
 
@@ -45,8 +45,8 @@ def token_create():  # type: ignore[no-untyped-def]
     """Create a token and show it once."""
     me = principal()
     assert me is not None
-    role = _ui.text("role", me.role)
-    name = _ui.text("name")[:200]
+    role = ui.text("role", me.role)
+    name = ui.text("name")[:200]
     try:
         issued = accounts.issue_token(current_runtime(), role=role, creator=me, name=name)
     except ListmgrError as exc:

@@ -9,7 +9,7 @@ from listmgr.models import Role
 from listmgr.permissions import at_most
 from listmgr.services import accounts
 from listmgr.services import users as users_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
 from listmgr.web.extensions import current_runtime
 
@@ -42,9 +42,9 @@ def users():  # type: ignore[no-untyped-def]
 def user_create():  # type: ignore[no-untyped-def]
     """Add a user with a first password they should change."""
     values = {
-        "email": _ui.text("email"),
-        "name": _ui.text("name"),
-        "role": _ui.text("role", "editor"),
+        "email": ui.text("email"),
+        "name": ui.text("name"),
+        "role": ui.text("role", "editor"),
     }
     try:
         uid = accounts.create_user(
