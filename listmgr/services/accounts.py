@@ -11,9 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr import passwords
 from listmgr.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
@@ -100,14 +102,15 @@ def create_user(
     name = clean_name(name)
     check_password(rt, password, email=address, name=name)
     with rt.db.session() as s:
-        if s.scalar(select(User.id).where(User.email == address)) is not None:
+        if s.scalar(select(col(User.id)).where(col(User.email) == address)) is not None:
             raise Conflict(f"a user {address} already exists", field="email")
         user = User(
             email=address, name=name, role=role, password_hash=passwords.hash_password(password)
         )
         s.add(user)
         s.flush()
-        return int(user.id)  # type: ignore[arg-type]
+        assert user.id is not None
+        return user.id
 
 
 def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Account:
@@ -124,7 +127,7 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Acc
             detail={"retry_after": wait},
         )
     with rt.db.session() as s:
-        user = s.scalar(select(User).where(User.email == address))
+        user = s.scalar(select(User).where(col(User.email) == address))
         if user is None or not user.active:
             passwords.verify_nobody(password)  # the cost of a real check, for no account
             ok = False
@@ -233,7 +236,7 @@ def create_token(
 def verify_token(rt: Runtime, token: str) -> Principal:
     """The principal of a bearer token; revoked or unknown tokens are refused."""
     with rt.db.session() as s:
-        row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+        row = s.scalar(select(ApiToken).where(col(ApiToken.token_hash) == _digest(token)))
         if row is None or row.revoked_at is not None or row.role not in RANK:
             raise Unauthorized("invalid or revoked API token")
         role = row.role
@@ -244,7 +247,7 @@ def verify_token(rt: Runtime, token: str) -> Principal:
             role = lower(role, user.role)  # a demoted user's tokens follow them down
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
-            s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            s.execute(update(ApiToken).where(col(ApiToken.id) == row.id).values(last_used_at=now))
         return Principal(
             role=role,
             user_id=row.user_id,
@@ -258,22 +261,26 @@ def descendants(s: Session, token_id: int) -> set[int]:
     found: set[int] = set()
     frontier = {token_id}
     while frontier:
-        children = set(
-            s.scalars(select(ApiToken.id).where(ApiToken.created_by_token_id.in_(frontier)))
-        )  # type: ignore[union-attr]
+        children = {
+            token
+            for token in s.scalars(
+                select(col(ApiToken.id)).where(col(ApiToken.created_by_token_id).in_(frontier))
+            )
+            if token is not None
+        }
         frontier = children - found - {token_id}
         found |= frontier
     return found
 
 
-def own_tokens_clause(s: Session, viewer: Principal):  # type: ignore[no-untyped-def]
+def own_tokens_clause(s: Session, viewer: Principal) -> ColumnElement[bool]:
     """Which tokens are the viewer's own: its user's, or for a user-less token, itself and
     what it minted."""
     if viewer.user_id is not None:
-        return ApiToken.user_id == viewer.user_id
+        return col(ApiToken.user_id) == viewer.user_id
     if viewer.token_id is not None:
-        return ApiToken.id.in_({viewer.token_id} | descendants(s, viewer.token_id))  # type: ignore[union-attr]
-    return ApiToken.id.is_(None)  # type: ignore[union-attr]
+        return col(ApiToken.id).in_({viewer.token_id} | descendants(s, viewer.token_id))
+    return col(ApiToken.id).is_(None)
 
 
 def may_manage_all_tokens(viewer: Principal | None) -> bool:
@@ -285,7 +292,7 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
     """Revoke a token and every token it minted; others' tokens only for those who manage
     tokens (to anyone else they do not exist). Returns the ids revoked now."""
     with rt.db.session() as s:
-        query = select(ApiToken).where(ApiToken.id == token_id)
+        query = select(ApiToken).where(col(ApiToken.id) == token_id)
         if not may_manage_all_tokens(actor):
             assert actor is not None
             query = query.where(or_(own_tokens_clause(s, actor)))
@@ -293,12 +300,16 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
         if row is None:
             raise NotFound("no such token")
         now = utcnow()
-        revoked = []
-        for tid in sorted({row.id} | descendants(s, int(row.id))):  # type: ignore[arg-type]
-            done = s.execute(
-                update(ApiToken)
-                .where(ApiToken.id == tid, ApiToken.revoked_at.is_(None))
-                .values(revoked_at=now)
+        revoked: list[int] = []
+        assert row.id is not None
+        for tid in sorted({row.id} | descendants(s, row.id)):
+            done = cast(  # an UPDATE's result is a CursorResult: it has the row count
+                "CursorResult[Any]",
+                s.execute(
+                    update(ApiToken)
+                    .where(col(ApiToken.id) == tid, col(ApiToken.revoked_at).is_(None))
+                    .values(revoked_at=now)
+                ),
             )
             if done.rowcount:
                 revoked.append(tid)
