@@ -153,12 +153,15 @@ def render(
     st = render_state
     if st.active:  # inside another budgeted render: that one governs
         return template.render(context)
-    shared = isinstance(budget, Budget)
-    limits = budget.limits if shared else budget
+    shared: Budget | None
+    if isinstance(budget, Budget):
+        shared, limits = budget, budget.limits
+    else:
+        shared, limits = None, budget
     started = time.monotonic()
     st.active, st.seconds, st.cap = True, limits.seconds, limits.output
-    if shared:
-        st.deadline, st.left = started + budget.seconds, budget.chars
+    if shared is not None:
+        st.deadline, st.left = started + shared.seconds, shared.chars
     else:
         st.deadline, st.left = started + limits.seconds, limits.output * WORK_FACTOR
     st.total = output or limits.output
@@ -166,6 +169,6 @@ def render(
         return template.render(context)
     finally:
         st.active, st.deadline = False, math.inf
-        if shared:
-            budget.seconds -= time.monotonic() - started
-            budget.chars = st.left
+        if shared is not None:
+            shared.seconds -= time.monotonic() - started
+            shared.chars = st.left

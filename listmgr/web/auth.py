@@ -11,7 +11,6 @@ from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     current_app,
     flash,
@@ -22,6 +21,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sansio.app import App
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from listmgr import aggregates, passwords
@@ -91,7 +91,7 @@ def _unauthorized() -> Any:
     raise Unauthorized("Please sign in.")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: App) -> None:
     """Sessions for the admin: Flask-Login, cookie lifetime, API audit hook."""
     if "login_manager" in app.extensions or hasattr(app, "login_manager"):
         return
