@@ -8,6 +8,7 @@ import signal
 import threading
 
 import click
+from flask import Flask
 
 from listmgr import boot
 from listmgr.cli.base import fail, get_runtime, main
@@ -76,13 +77,13 @@ def web(host: str, port: int, workers: int) -> None:
             err=True,
         )
 
-    class App(BaseApplication):  # type: ignore[misc]
+    class App(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self) -> Flask:
             from listmgr import runtime
             from listmgr.app import create_app
 

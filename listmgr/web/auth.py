@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 from flask.sansio.app import App
+from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from listmgr import aggregates, passwords
@@ -281,7 +282,7 @@ def start_session(account: Account) -> None:
 
 
 @require(PUBLIC)
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Sign in with email and password; repeated failures slow that account down from that
     address (never a lockout someone else could cause)."""
     nxt = request.values.get("next", "")
@@ -334,7 +335,7 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @require("account")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """Sign out everywhere (POST with the form token, so another site cannot sign you out)."""
     record("logout", "user", current_user.user_id)
     # A copied cookie must not outlive the sign-out: end every session of this user.
@@ -346,7 +347,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @require("account")
-def password():  # type: ignore[no-untyped-def]
+def password() -> ResponseReturnValue:
     """Change your own password; your other sessions end."""
     if request.method == "POST":
         new = request.form.get("new_password", "")

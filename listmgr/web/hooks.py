@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import TooLarge, Unauthorized
 from listmgr.services import inbound
@@ -36,7 +37,7 @@ def _authenticate(secret: str, body: bytes) -> None:
 
 @bp.post("/inbound")
 @limits.inbound_hook()
-def receive():  # type: ignore[no-untyped-def]
+def receive() -> ResponseReturnValue:
     """Take one raw RFC 5322 message as the body; 202 with the stored id."""
     rt = current_runtime()
     limit = rt.settings.max_inbound_bytes

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 
 from listmgr.services import audit as audit_service
 from listmgr.web.admin import bp, ui
@@ -14,10 +17,11 @@ FILTERS = ("actor", "action", "target_type", "target_id", "since", "until")
 
 @bp.get("/audit")
 @require("audit:read")
-def audit():  # type: ignore[no-untyped-def]
+def audit() -> ResponseReturnValue:
     """Who viewed, exported, imported, erased, changed or sent what."""
     page = ui.page_number()
     filters = {k: (request.args.get(k) or "").strip()[:200] for k in FILTERS}
+    query: dict[str, Any] = dict(filters)  # the pager's links keep the filters
     entries, total = audit_service.search(
         current_runtime(),
         offset=(page - 1) * ui.PER_PAGE,
@@ -29,6 +33,6 @@ def audit():  # type: ignore[no-untyped-def]
         entries=entries,
         filters=filters,
         actions=audit_service.ACTIONS,
-        pager=ui.pager(total, "admin.audit", page, **filters),
+        pager=ui.pager(total, "admin.audit", page, **query),
         title="Audit log",
     )

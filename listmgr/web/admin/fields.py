@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError
 from listmgr.services import people
@@ -13,7 +14,7 @@ from listmgr.web.extensions import current_runtime
 TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> ResponseReturnValue:
     rt = current_runtime()
     return render_template(
         "pages/admin/fields.html",
@@ -28,14 +29,14 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
 
 @bp.get("/fields")
 @require("fields:read")
-def fields():  # type: ignore[no-untyped-def]
+def fields() -> ResponseReturnValue:
     """Every custom field with its type and choices, and every interest."""
     return _page()
 
 
 @bp.post("/fields")
 @require("fields:write")
-def field_save():  # type: ignore[no-untyped-def]
+def field_save() -> ResponseReturnValue:
     """Create a field or an interest, change one, or delete one (with its values)."""
     rt = current_runtime()
     kind, action, key = ui.text("kind"), ui.text("action", "create"), ui.text("key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import message
@@ -24,7 +25,7 @@ def _part(raw: bytes, kind: str) -> str | None:
 
 @bp.get("/inbound")
 @require("inbound:read")
-def inbound():  # type: ignore[no-untyped-def]
+def inbound() -> ResponseReturnValue:
     """The inbox (mail a human should read) or every inbound message, filtered by kind."""
     page = ui.page_number()
     view = request.args.get("view", "inbox")
@@ -55,7 +56,7 @@ def inbound():  # type: ignore[no-untyped-def]
 
 @bp.get("/inbound/<int:message_id>")
 @require("inbound:read")
-def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
+def inbound_message(message_id: int) -> ResponseReturnValue:
     """One message: what it was taken for and why, its text, headers and source."""
     rt = current_runtime()
     info, raw = inbound_service.get_with_raw(rt, message_id)
@@ -96,7 +97,7 @@ def inbound_html(message_id: int) -> Response:
 
 @bp.post("/inbound/<int:message_id>")
 @require("inbound:write")
-def inbound_act(message_id: int):  # type: ignore[no-untyped-def]
+def inbound_act(message_id: int) -> ResponseReturnValue:
     """Mark handled (or not), or re-classify and apply that kind's action."""
     rt = current_runtime()
     action = request.form.get("action", "")

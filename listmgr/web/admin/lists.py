@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ValidationError
 from listmgr.services import lists as lists_service
@@ -35,7 +36,7 @@ def _values() -> dict[str, Any]:
 
 @bp.get("/lists")
 @require("lists:read")
-def lists():  # type: ignore[no-untyped-def]
+def lists() -> ResponseReturnValue:
     """Every list with its members per status."""
     return render_template(
         "pages/admin/lists.html", lists=lists_service.all_lists(current_runtime()), title="Lists"
@@ -44,7 +45,7 @@ def lists():  # type: ignore[no-untyped-def]
 
 @bp.route("/lists/new", methods=["GET", "POST"])
 @require("lists:write")
-def list_new():  # type: ignore[no-untyped-def]
+def list_new() -> ResponseReturnValue:
     """Create a list."""
     values: dict[str, Any] = {"opt_in": "double"}
     if request.method == "POST":
@@ -69,7 +70,7 @@ def list_new():  # type: ignore[no-untyped-def]
 
 @bp.get("/lists/<slug>")
 @require("lists:read")
-def list_detail(slug: str):  # type: ignore[no-untyped-def]
+def list_detail(slug: str) -> ResponseReturnValue:
     """A list: counts, settings form, hosted page link and the embeddable form."""
     lst = lists_service.get(current_runtime(), slug)
     embed = public.embed_form(slug).get_data(as_text=True)
@@ -85,7 +86,7 @@ def list_detail(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/lists/<slug>")
 @require("lists:write")
-def list_update(slug: str):  # type: ignore[no-untyped-def]
+def list_update(slug: str) -> ResponseReturnValue:
     """Save a list's settings."""
     rt = current_runtime()
     values = _values()

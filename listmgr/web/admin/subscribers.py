@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import lists as lists_service
@@ -32,7 +33,7 @@ def origin(source: str = "admin") -> Origin:
 
 @bp.get("/subscribers")
 @require("people:read")
-def subscribers():  # type: ignore[no-untyped-def]
+def subscribers() -> ResponseReturnValue:
     """Search by email or name prefix (or exact email), filtered by list and status."""
     page = ui.page_number()
     q = (request.args.get("q") or "").strip()[:320]
@@ -140,7 +141,7 @@ def _detail_context(subscriber_id: int) -> dict[str, Any]:
 
 @bp.get("/subscribers/<int:subscriber_id>")
 @require("people:read")
-def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_detail(subscriber_id: int) -> ResponseReturnValue:
     """Everything held about one person (the view is recorded in the audit log)."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id)
@@ -149,7 +150,7 @@ def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/subscribers/<int:subscriber_id>/consent")
 @require("people:read")
-def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_consent(subscriber_id: int) -> ResponseReturnValue:
     """The consent history as a printable proof of consent."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id, page="proof of consent")
@@ -160,7 +161,7 @@ def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/subscribers/new", methods=["GET", "POST"])
 @require("people:write")
-def subscriber_new():  # type: ignore[no-untyped-def]
+def subscriber_new() -> ResponseReturnValue:
     """Add one person to lists, confirmed with a consent basis or pending (mailed)."""
     rt = current_runtime()
     values: dict[str, Any] = {"status": "pending", "lists": []}
@@ -212,7 +213,7 @@ def _posted_fields(rt: Any) -> dict[str, Any]:
 
 @bp.post("/subscribers/<int:subscriber_id>/edit")
 @require("people:write")
-def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_edit(subscriber_id: int) -> ResponseReturnValue:
     """Save name, field values, interests and consents (each change is a consent event)."""
     rt = current_runtime()
     try:
@@ -243,7 +244,7 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
 @require("people:erase")
-def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_erase(subscriber_id: int) -> ResponseReturnValue:
     """Erase a person after typed confirmation; only a keyed hash stays on the suppression list."""
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
@@ -266,7 +267,7 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/subscribers/<int:subscriber_id>/export")
 @require("people:export")
-def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_export(subscriber_id: int) -> ResponseReturnValue:
     """Download everything held about one person as JSON (recorded in the audit log)."""
     p = principal()
     data = privacy.export_subscriber(
@@ -280,7 +281,7 @@ def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
 @require("people:write")
-def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
     from listmgr.services import memberships
 
@@ -303,7 +304,7 @@ def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/subscribers/<int:subscriber_id>/forget-links")
 @require("people:write")
-def subscriber_forget_links(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_forget_links(subscriber_id: int) -> ResponseReturnValue:
     """End every earlier preference and data link of the person (e.g. a forwarded mail)."""
     from listmgr.services import access_links
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import suppression as suppression_service
@@ -11,7 +12,7 @@ from listmgr.web.auth import record, require
 from listmgr.web.extensions import current_runtime
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> ResponseReturnValue:
     page = ui.page_number()
     q = (request.args.get("q") or "").strip()[:320]
     reason = (request.args.get("reason") or "").strip()
@@ -39,14 +40,14 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
 
 @bp.get("/suppression")
 @require("people:read")
-def suppression():  # type: ignore[no-untyped-def]
+def suppression() -> ResponseReturnValue:
     """Who never gets campaign mail, and why."""
     return _page()
 
 
 @bp.post("/suppression")
 @require("people:write")
-def suppression_add():  # type: ignore[no-untyped-def]
+def suppression_add() -> ResponseReturnValue:
     """Suppress an address by hand."""
     try:
         entry_id = suppression_service.add(
@@ -61,7 +62,7 @@ def suppression_add():  # type: ignore[no-untyped-def]
 
 @bp.post("/suppression/<int:entry_id>/remove")
 @require("people:write")
-def suppression_remove(entry_id: int):  # type: ignore[no-untyped-def]
+def suppression_remove(entry_id: int) -> ResponseReturnValue:
     """Lift an entry."""
     try:
         entry = suppression_service.remove(current_runtime(), entry_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict
 
 from listmgr.errors import ValidationError
@@ -37,7 +38,7 @@ class EventsOut(BaseModel):
 @route(
     "/events", ["POST"], permission="people:write", body=EventsIn, response=EventsOut, tag="events"
 )
-def post_events():  # type: ignore[no-untyped-def]
+def post_events() -> ResponseReturnValue:
     """Record activity events; a bad item refuses the whole call and names its index."""
     # Validated by the service rather than the schema so errors read "events[3].type".
     body = request.get_json(silent=True)
