@@ -128,7 +128,8 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Acc
         )
     with rt.db.session() as s:
         user = s.scalar(select(User).where(col(User.email) == address))
-        if user is None or not user.active:
+        user_id = user.id if user is not None and user.active else None
+        if user is None or user_id is None:
             passwords.verify_nobody(password)  # the cost of a real check, for no account
             ok = False
         else:
@@ -141,7 +142,8 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Acc
         raise Unauthorized("wrong email or password")
     with rt.db.session() as s:
         login_throttle.succeeded(s, keys)
-        user = s.get(User, user.id)  # type: ignore[union-attr]
+        assert user_id is not None  # ok: a real, active account
+        user = s.get(User, user_id)
         assert user is not None
         user.failed_logins, user.locked_until = 0, None
         user.last_login_at = utcnow()
@@ -218,7 +220,8 @@ def issue_token(
         )
         s.add(row)
         s.flush()
-        return IssuedToken(int(row.id), token)  # type: ignore[arg-type]
+        assert row.id is not None
+        return IssuedToken(row.id, token)
 
 
 def create_token(
