@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
@@ -98,11 +98,6 @@ class Database:
             raise
         finally:
             session.close()
-
-    def ping(self) -> None:
-        """Ask the database to answer (the health check); raises when it cannot."""
-        with self.session() as s:
-            s.execute(text("SELECT 1"))
 
     def upgrade(self) -> None:
         """Apply every Alembic migration (idempotent)."""

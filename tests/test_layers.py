@@ -202,7 +202,7 @@ def _db_handles(module: str) -> list[str]:
         f"line {node.lineno}: .db.{node.attr}"
         for node, _ in _walk(TREES[module])
         if isinstance(node, ast.Attribute)
-        and node.attr in ("session", "engine", "ping", "upgrade")
+        and node.attr in ("session", "engine", "upgrade")
         and isinstance(node.value, ast.Attribute)
         and node.value.attr == "db"
     ]

@@ -109,7 +109,7 @@ def require(permission: str | None) -> Callable[[F], F]:
     """Declare the permission a view needs; the blueprint's guard enforces it (fail closed)."""
 
     def wrap(fn: F) -> F:
-        fn.permission = permission  # type: ignore[attr-defined]
+        fn.permission = permission  # type: ignore[attr-defined]  # read back by the guards
         return fn
 
     return wrap
