@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from listmgr.runtime import Runtime
 from listmgr.services import accounts, users
 from tests.admin_support import PASSWORD, Account, accounts_by_role  # noqa: F401
+from tests.conftest import SECRET
 
 
 def test_a_session_names_its_account_only_while_its_version_is_current(
@@ -42,3 +47,20 @@ def test_users_are_found_by_address_and_counted(rt: Runtime) -> None:
     assert users.any_users(rt)
     assert users.user_id_by_email(rt, "  pat@EXAMPLE.org ") == uid
     assert users.user_id_by_email(rt, "nobody@example.org") is None
+
+
+def test_the_command_line_gives_a_token_to_a_user_named_by_address(
+    rt: Runtime, database_url: str
+) -> None:
+    uid = accounts.create_user(rt, email="pat@example.org", password=PASSWORD, role="admin")
+    env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
+
+    def token_create(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "listmgr", "token", "create", "--role", "editor", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    done = token_create("--user", " PAT@example.org")
+    assert done.returncode == 0, done.stderr
+    assert accounts.verify_token(rt, done.stdout.strip()).user_id == uid
+    unknown = token_create("--user", "nobody@example.org")
+    assert unknown.returncode == 1 and "no user nobody@example.org" in unknown.stderr
