@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
@@ -75,14 +75,15 @@ def create_app(
 
         # Believe X-Forwarded-For/-Proto only as far as the operator's own proxies wrote them
         # (the rightmost N entries); with none trusted the header is ignored.
-        app.wsgi_app = ProxyFix(
-            app.wsgi_app,  # type: ignore[method-assign]
+        proxied = ProxyFix(
+            app.wsgi_app,
             x_for=settings.trusted_proxies,
             x_proto=settings.trusted_proxies,
             x_host=0,
             x_port=0,
             x_prefix=0,
         )
+        app.wsgi_app = proxied  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
     from listmgr.web import errors, extensions
 
     extensions.csrf.init_app(app)
@@ -98,7 +99,7 @@ def create_app(
             request.max_content_length = settings.max_form_bytes
 
     @app.after_request
-    def _security_headers(resp):  # type: ignore[no-untyped-def]
+    def _security_headers(resp: Response) -> Response:
         resp.headers.setdefault("Content-Security-Policy", CSP)
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -116,14 +117,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask) -> None:
-    from listmgr.web import admin, api, dev, hooks, public
+    from listmgr.web import admin, api, data_rights, dev, hooks, public
 
-    for bp in (public.bp, hooks.bp, dev.bp, api.bp, admin.bp):
+    for bp in (public.bp, data_rights.bp, hooks.bp, dev.bp, api.bp, admin.bp):
         app.register_blueprint(bp)
-
-
-def current_runtime() -> Runtime:
-    """The runtime of the running app."""
-    from flask import current_app
-
-    return current_app.extensions["listmgr"]  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ import dramatiq
 
 from listmgr.queue import Queue
 from listmgr.runtime import Runtime
+from listmgr.workers import actors
 
 log = logging.getLogger("listmgr")
 
@@ -32,10 +33,13 @@ class Background:
 
 
 def attach_queue(rt: Runtime) -> Queue:
-    """Give the runtime its broker (once)."""
+    """Give the runtime its broker (once), with listmgr's actors declared on it."""
     if rt.queue is None:
-        rt.queue = Queue(rt.settings.broker_url, rt.settings.broker_namespace)
-    return rt.queue  # type: ignore[no-any-return]
+        rt.queue = Queue(
+            rt.settings.broker_url, rt.settings.broker_namespace, declare_actors=actors.declare
+        )
+    queue: Queue = rt.queue
+    return queue
 
 
 def start(rt: Runtime, *, threads: int, sweep: bool = True) -> Background:

@@ -5,20 +5,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
 from listmgr import resource_dir, textlimits
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _engines: dict[str, Engine] = {}
 textlimits.install()  # every flush checks the text it writes (listmgr.textlimits)
 _lock = threading.Lock()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: object) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -27,7 +32,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn: Connection) -> None:
     # Take the write lock at BEGIN so concurrent claims serialize instead of failing on upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -101,8 +106,8 @@ class Database:
         command.upgrade(alembic_config(self.url), "head")
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
-    from alembic.config import Config
+def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # Alembic loads only when migrating
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resource_dir("migrations")))

@@ -1,7 +1,11 @@
-"""The Dramatiq broker from settings (in-process stub, Redis or RabbitMQ) and the worker."""
+"""The Dramatiq broker from settings (in-process stub, Redis or RabbitMQ) and the worker.
+
+The actors are not imported here: whoever brings the process up (listmgr.boot) passes the
+function that declares them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -32,16 +36,20 @@ def make_broker(url: str, namespace: str = "listmgr") -> dramatiq.Broker:
 
 
 class Queue:
-    """A broker with listmgr's actors declared on it."""
+    """A broker with listmgr's actors declared on it (by declare_actors(broker, queue_name))."""
 
-    def __init__(self, url: str, namespace: str = "listmgr") -> None:
-        from listmgr.workers import actors
-
+    def __init__(
+        self,
+        url: str,
+        namespace: str = "listmgr",
+        *,
+        declare_actors: Callable[[dramatiq.Broker, str], None],
+    ) -> None:
         self.url = url
         self.queue_name = QUEUE if namespace == "listmgr" else f"{QUEUE}-{namespace}"
         self.broker = make_broker(url, namespace)
         dramatiq.set_broker(self.broker)
-        actors.declare(self.broker, self.queue_name)
+        declare_actors(self.broker, self.queue_name)
         self.broker.declare_queue(self.queue_name)
 
     @property
@@ -49,7 +57,7 @@ class Queue:
         return isinstance(self.broker, StubBroker)
 
     def enqueue(self, actor: str, *args: Any, delay_ms: int | None = None) -> None:
-        message = dramatiq.Message(
+        message: dramatiq.Message[None] = dramatiq.Message(
             queue_name=self.queue_name, actor_name=actor, args=tuple(args), kwargs={}, options={}
         )
         self.broker.enqueue(message, delay=delay_ms)

@@ -10,7 +10,9 @@ def test_captured_mail_is_stored_counted_listed_and_fetched(make_runtime):  # ty
     rt = make_runtime(smtp_url="")
     settings = settings_store.effective(rt)
     assert not transport(rt, settings).servers  # no SMTP server configured: the dev outbox
-    transport(rt, settings).send_one("a@example.org", "b@example.org", b"Subject: one\r\n\r\nbody\r\n")
+    transport(rt, settings).send_one(
+        "a@example.org", "b@example.org", b"Subject: one\r\n\r\nbody\r\n"
+    )
     sink = devmail.sink(rt.db)
     sink("", ["c@example.org", "d@example.org"], b"Subject: =?utf-8?q?zw=C3=B6lf?=\r\n\r\nx\r\n")
     assert devmail.count(rt) == 2

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from listmgr.cli.base import get_runtime, main
+from listmgr.errors import NotFound
 from listmgr.models import Role
-from listmgr.services import accounts, audit
+from listmgr.services import accounts, audit, users
 
 ROLES = click.Choice([r.value for r in Role])
 
@@ -56,13 +57,7 @@ def token_create(role: str, name: str, user_email: str | None) -> None:
     rt = get_runtime()
     user_id = None
     if user_email:
-        from sqlalchemy import select
-
-        from listmgr.errors import NotFound
-        from listmgr.models import User
-
-        with rt.db.session() as s:
-            user_id = s.scalar(select(User.id).where(User.email == user_email.strip().lower()))
+        user_id = users.user_id_by_email(rt, user_email)
         if user_id is None:
             raise NotFound(f"no user {user_email}")
     issued = accounts.issue_token(rt, role=role, user_id=user_id, name=name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -28,7 +28,7 @@ def get_runtime(migrate: bool = True) -> runtime.Runtime:
 class Group(click.Group):
     """Turns domain errors into one-line messages and a non-zero exit."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ListmgrError as exc:

@@ -8,9 +8,11 @@ import signal
 import threading
 
 import click
+from flask import Flask
 
 from listmgr import boot
 from listmgr.cli.base import fail, get_runtime, main
+from listmgr.services import users
 
 
 @main.command()
@@ -47,7 +49,7 @@ def serve(host: str, port: int, threads: int | None) -> None:
         f"admin: http://{host}:{server.port}/admin/"
         + (
             ""
-            if _has_users(rt)
+            if users.any_users(rt)
             else "  (no user yet: listmgr user create --email you@example.org --role owner)"
         )
     )
@@ -76,13 +78,13 @@ def web(host: str, port: int, workers: int) -> None:
             err=True,
         )
 
-    class App(BaseApplication):  # type: ignore[misc]
+    class App(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self) -> Flask:
             from listmgr import runtime
             from listmgr.app import create_app
 
@@ -124,13 +126,3 @@ def db_upgrade() -> None:
     rt = get_runtime(migrate=False)
     rt.db.upgrade()
     click.echo("database is up to date")
-
-
-def _has_users(rt) -> bool:  # type: ignore[no-untyped-def]
-    """Whether anyone can sign in to the admin yet."""
-    from sqlalchemy import select
-
-    from listmgr.models import User
-
-    with rt.db.session() as s:
-        return s.scalar(select(User.id).limit(1)) is not None

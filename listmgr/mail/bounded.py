@@ -17,7 +17,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import markup_join, str_join
 
-from listmgr.mail.budget import CONTAINERS, BudgetExceeded, _state, spend, tick, weigh
+from listmgr.mail.budget import CONTAINERS, BudgetExceeded, render_state, spend, tick, weigh
 
 MAX_RANGE = 10_000  # items range() may give
 MAX_ITEMS = 20_000  # items a filter that loops in Python may take (sort, unique, ...)
@@ -116,7 +116,7 @@ METHOD_CHECKS: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[
     "translate": _refuse,
     "maketrans": _refuse,
 }
-_METHOD_TYPES = (types.BuiltinMethodType, types.MethodType)
+METHOD_TYPES = (types.BuiltinMethodType, types.MethodType)
 
 
 def _filter_check(name: str) -> Callable[..., None] | None:
@@ -268,7 +268,7 @@ def guard(kind: str, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
     """A loop's items, with the deadline checked before each."""
-    st = _state
+    st = render_state
     for item in iterable:
         if time.monotonic() > st.deadline:
             tick()
@@ -280,17 +280,17 @@ def _joined(parts: tuple[Any, ...]) -> tuple[Any, ...]:
     return parts
 
 
-def _markup_join(seq: Iterable[Any]) -> str:
+def sized_markup_join(seq: Iterable[Any]) -> str:
     """`a ~ b` in an HTML part, sized first."""
     return markup_join(_joined(tuple(seq)))
 
 
-def _str_join(seq: Iterable[Any]) -> str:
+def sized_str_join(seq: Iterable[Any]) -> str:
     """`a ~ b` in a text part, sized first."""
     return str_join(_joined(tuple(seq)))
 
 
-def _bounded_range(*args: int) -> range:
+def bounded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
         raise SecurityError(f"range is limited to {MAX_RANGE} items")

@@ -49,7 +49,7 @@ class Budget:
         self.chars = limits.output * WORK_FACTOR
 
 
-class _State(threading.local):
+class RenderState(threading.local):
     """The render running on this thread (the class values: none)."""
 
     active = False
@@ -60,21 +60,21 @@ class _State(threading.local):
     total = Limits.output
 
 
-_state = _State()
+render_state = RenderState()  # the render running on this thread
 
 
 def tick() -> None:
     """Stop the render when its time is up."""
-    if time.monotonic() > _state.deadline:
+    if time.monotonic() > render_state.deadline:
         raise BudgetExceeded(
-            f"the template took longer than {_state.seconds:g} s to render "
+            f"the template took longer than {render_state.seconds:g} s to render "
             "(a loop that runs too long?)"
         )
 
 
 def spend(chars: int) -> None:
     """Account for a text of `chars` characters about to be built; refuse it when too big."""
-    st = _state
+    st = render_state
     if chars > st.cap:
         raise BudgetExceeded(
             f"the template would build a text of {chars:,} characters (at most {st.cap:,})"
@@ -89,7 +89,7 @@ def spend(chars: int) -> None:
 def weigh(value: Any, limit: int | None = None) -> int:
     """About how many characters `value` has as text; refused beyond the cap. Containers are
     walked (shared references count each time: that is what str() and == would do)."""
-    cap = _state.cap if limit is None else limit
+    cap = render_state.cap if limit is None else limit
     size = 0
     seen = 0
     stack = [value]
@@ -116,7 +116,7 @@ def weigh(value: Any, limit: int | None = None) -> int:
     return size
 
 
-def _collect(parts: Iterable[str], limit: int) -> str:
+def collect(parts: Iterable[str], limit: int) -> str:
     """The parts joined, refused before joining when they exceed `limit` characters (every
     new string a template makes was paid for by `spend`: the parts are mostly references)."""
     out = list(parts)
@@ -130,11 +130,11 @@ class BudgetTemplate(Template):
     """A template whose every render runs under a budget (the defaults unless given one)."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        if not _state.active:
+        if not render_state.active:
             return render(self, dict(*args, **kwargs), Limits())
         ctx = self.new_context(dict(*args, **kwargs))
         try:
-            return _collect(self.root_render_func(ctx), _state.total)
+            return collect(self.root_render_func(ctx), render_state.total)
         except Exception:
             self.environment.handle_exception()
         raise AssertionError("unreachable")  # handle_exception always raises
@@ -150,15 +150,18 @@ def render(
     """Render within `budget` (a whole Limits, or what is left of a Budget shared by several
     renders); `output` caps the whole text (default: the cap of one part). Raises
     BudgetExceeded (a SecurityError) when the budget runs out."""
-    st = _state
+    st = render_state
     if st.active:  # inside another budgeted render: that one governs
         return template.render(context)
-    shared = isinstance(budget, Budget)
-    limits = budget.limits if shared else budget
+    shared: Budget | None
+    if isinstance(budget, Budget):
+        shared, limits = budget, budget.limits
+    else:
+        shared, limits = None, budget
     started = time.monotonic()
     st.active, st.seconds, st.cap = True, limits.seconds, limits.output
-    if shared:
-        st.deadline, st.left = started + budget.seconds, budget.chars
+    if shared is not None:
+        st.deadline, st.left = started + shared.seconds, shared.chars
     else:
         st.deadline, st.left = started + limits.seconds, limits.output * WORK_FACTOR
     st.total = output or limits.output
@@ -166,6 +169,6 @@ def render(
         return template.render(context)
     finally:
         st.active, st.deadline = False, math.inf
-        if shared:
-            budget.seconds -= time.monotonic() - started
-            budget.chars = st.left
+        if shared is not None:
+            shared.seconds -= time.monotonic() - started
+            shared.chars = st.left

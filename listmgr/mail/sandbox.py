@@ -16,23 +16,23 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from listmgr.mail.bounded import (
-    _METHOD_TYPES,
     MAX_INT_BITS,
     METHOD_CHECKS,
-    _bounded_range,
-    _markup_join,
-    _str_join,
+    METHOD_TYPES,
     bounded_iter,
+    bounded_range,
     guard,
     instrument,
     printf_size,
+    sized_markup_join,
+    sized_str_join,
 )
 from listmgr.mail.budget import (
     CONTAINERS,
     BudgetExceeded,
     BudgetTemplate,
-    _collect,
-    _state,
+    collect,
+    render_state,
     spend,
     tick,
     weigh,
@@ -89,7 +89,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
             name: guard("test", name, cast(Callable[..., Any], f))  # typed `function`
             for name, f in self.tests.items()
         }
-        self.globals = {"range": _bounded_range, "dict": dict}
+        self.globals = {"range": bounded_range, "dict": dict}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if type(obj) in self.trusted_types:
@@ -104,7 +104,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
 
     # Captured blocks (set blocks, macros, call and filter blocks) are joined here.
     def concat(self, parts: Iterable[str]) -> str:
-        text = _collect(parts, _state.cap)
+        text = collect(parts, render_state.cap)
         spend(len(text))
         return text
 
@@ -170,7 +170,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         method = __obj
         if type(method) is FunctionType:  # Jinja's sandboxed str.format (3.1.5 and later)
             method = getattr(method, "__wrapped__", method)
-        if type(method) in _METHOD_TYPES:
+        if type(method) in METHOD_TYPES:
             owner = getattr(method, "__self__", None)
             if isinstance(owner, (str, bytes, bytearray)):
                 check = METHOD_CHECKS.get(method.__name__)
@@ -198,5 +198,5 @@ def compile_template(source: str, part: str, *, html: bool) -> Template:
     template = env.template_class.from_code(env, code, env.make_globals(None), None)
     # The compiled code looks its helpers up in its module namespace: `~` joins sized first.
     namespace = template.root_render_func.__globals__
-    namespace["markup_join"], namespace["str_join"] = _markup_join, _str_join
+    namespace["markup_join"], namespace["str_join"] = sized_markup_join, sized_str_join
     return template

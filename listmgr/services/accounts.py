@@ -11,9 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr import passwords
 from listmgr.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
@@ -33,6 +35,22 @@ class Principal:
     user_id: int | None
     token_id: int | None
     label: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as a sign-in knows them: who, which role, and the version of their sessions."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    session_version: int
+
+
+def _account(user: User) -> Account:
+    assert user.id is not None
+    return Account(user.id, user.email, user.name, user.role, user.session_version)
 
 
 @dataclass(frozen=True)
@@ -84,17 +102,18 @@ def create_user(
     name = clean_name(name)
     check_password(rt, password, email=address, name=name)
     with rt.db.session() as s:
-        if s.scalar(select(User.id).where(User.email == address)) is not None:
+        if s.scalar(select(col(User.id)).where(col(User.email) == address)) is not None:
             raise Conflict(f"a user {address} already exists", field="email")
         user = User(
             email=address, name=name, role=role, password_hash=passwords.hash_password(password)
         )
         s.add(user)
         s.flush()
-        return int(user.id)  # type: ignore[arg-type]
+        assert user.id is not None
+        return user.id
 
 
-def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> User:
+def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Account:
     """The user for these credentials. Unknown and real accounts answer alike, in the same time;
     repeated failures slow down that account from that address (and that address) only."""
     address = email.strip().lower()
@@ -108,8 +127,9 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
             detail={"retry_after": wait},
         )
     with rt.db.session() as s:
-        user = s.scalar(select(User).where(User.email == address))
-        if user is None or not user.active:
+        user = s.scalar(select(User).where(col(User.email) == address))
+        user_id = user.id if user is not None and user.active else None
+        if user is None or user_id is None:
             passwords.verify_nobody(password)  # the cost of a real check, for no account
             ok = False
         else:
@@ -122,17 +142,29 @@ def authenticate(rt: Runtime, *, email: str, password: str, ip: str = "") -> Use
         raise Unauthorized("wrong email or password")
     with rt.db.session() as s:
         login_throttle.succeeded(s, keys)
-        user = s.get(User, user.id)  # type: ignore[union-attr]
+        assert user_id is not None  # ok: a real, active account
+        user = s.get(User, user_id)
         assert user is not None
         user.failed_logins, user.locked_until = 0, None
         user.last_login_at = utcnow()
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash_password(password)
-        return user
+        return _account(user)
 
 
-def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> None:
-    """Change your own password after checking the old one; every session ends."""
+def signed_in(rt: Runtime, user_id: int, session_version: int) -> Account | None:
+    """The account a session names, while it is active and the session's version is current
+    (a new password or a sign-out everywhere moves the version on)."""
+    with rt.db.session() as s:
+        user = s.get(User, user_id)
+        if user is None or not user.active or user.session_version != session_version:
+            return None
+        return _account(user)
+
+
+def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> Account:
+    """Change your own password after checking the old one; every session ends (the account
+    returned carries the new session version)."""
     with rt.db.session() as s:
         user = s.get(User, user_id)
         if user is None:
@@ -144,6 +176,7 @@ def change_password(rt: Runtime, *, user_id: int, old: str, new: str) -> None:
             raise ValidationError("the new password is the current one", field="new_password")
         user.password_hash = passwords.hash_password(new)
         user.session_version += 1
+        return _account(user)
 
 
 def _digest(token: str) -> str:
@@ -187,7 +220,8 @@ def issue_token(
         )
         s.add(row)
         s.flush()
-        return IssuedToken(int(row.id), token)  # type: ignore[arg-type]
+        assert row.id is not None
+        return IssuedToken(row.id, token)
 
 
 def create_token(
@@ -205,7 +239,7 @@ def create_token(
 def verify_token(rt: Runtime, token: str) -> Principal:
     """The principal of a bearer token; revoked or unknown tokens are refused."""
     with rt.db.session() as s:
-        row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+        row = s.scalar(select(ApiToken).where(col(ApiToken.token_hash) == _digest(token)))
         if row is None or row.revoked_at is not None or row.role not in RANK:
             raise Unauthorized("invalid or revoked API token")
         role = row.role
@@ -216,7 +250,7 @@ def verify_token(rt: Runtime, token: str) -> Principal:
             role = lower(role, user.role)  # a demoted user's tokens follow them down
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
-            s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            s.execute(update(ApiToken).where(col(ApiToken.id) == row.id).values(last_used_at=now))
         return Principal(
             role=role,
             user_id=row.user_id,
@@ -230,22 +264,26 @@ def descendants(s: Session, token_id: int) -> set[int]:
     found: set[int] = set()
     frontier = {token_id}
     while frontier:
-        children = set(
-            s.scalars(select(ApiToken.id).where(ApiToken.created_by_token_id.in_(frontier)))
-        )  # type: ignore[union-attr]
+        children = {
+            token
+            for token in s.scalars(
+                select(col(ApiToken.id)).where(col(ApiToken.created_by_token_id).in_(frontier))
+            )
+            if token is not None
+        }
         frontier = children - found - {token_id}
         found |= frontier
     return found
 
 
-def own_tokens_clause(s: Session, viewer: Principal):  # type: ignore[no-untyped-def]
+def own_tokens_clause(s: Session, viewer: Principal) -> ColumnElement[bool]:
     """Which tokens are the viewer's own: its user's, or for a user-less token, itself and
     what it minted."""
     if viewer.user_id is not None:
-        return ApiToken.user_id == viewer.user_id
+        return col(ApiToken.user_id) == viewer.user_id
     if viewer.token_id is not None:
-        return ApiToken.id.in_({viewer.token_id} | descendants(s, viewer.token_id))  # type: ignore[union-attr]
-    return ApiToken.id.is_(None)  # type: ignore[union-attr]
+        return col(ApiToken.id).in_({viewer.token_id} | descendants(s, viewer.token_id))
+    return col(ApiToken.id).is_(None)
 
 
 def may_manage_all_tokens(viewer: Principal | None) -> bool:
@@ -257,7 +295,7 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
     """Revoke a token and every token it minted; others' tokens only for those who manage
     tokens (to anyone else they do not exist). Returns the ids revoked now."""
     with rt.db.session() as s:
-        query = select(ApiToken).where(ApiToken.id == token_id)
+        query = select(ApiToken).where(col(ApiToken.id) == token_id)
         if not may_manage_all_tokens(actor):
             assert actor is not None
             query = query.where(or_(own_tokens_clause(s, actor)))
@@ -265,12 +303,16 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
         if row is None:
             raise NotFound("no such token")
         now = utcnow()
-        revoked = []
-        for tid in sorted({row.id} | descendants(s, int(row.id))):  # type: ignore[arg-type]
-            done = s.execute(
-                update(ApiToken)
-                .where(ApiToken.id == tid, ApiToken.revoked_at.is_(None))
-                .values(revoked_at=now)
+        revoked: list[int] = []
+        assert row.id is not None
+        for tid in sorted({row.id} | descendants(s, row.id)):
+            done = cast(  # an UPDATE's result is a CursorResult: it has the row count
+                "CursorResult[Any]",
+                s.execute(
+                    update(ApiToken)
+                    .where(col(ApiToken.id) == tid, col(ApiToken.revoked_at).is_(None))
+                    .values(revoked_at=now)
+                ),
             )
             if done.rowcount:
                 revoked.append(tid)

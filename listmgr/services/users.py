@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from listmgr import passwords
 from listmgr.addresses import clean_name
@@ -46,19 +49,20 @@ class TokenInfo:
     revoked_at: str | None
 
 
-def _iso(value) -> str | None:  # type: ignore[no-untyped-def]
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
 def _user(row: User) -> UserInfo:
     from listmgr.models import utcnow
 
+    assert row.id is not None
     return UserInfo(
-        int(row.id),
+        row.id,
         row.email,
         row.name,
         row.role,
-        row.active,  # type: ignore[arg-type]
+        row.active,
         bool(row.locked_until and row.locked_until > utcnow()),
         _iso(row.created_at) or "",
         _iso(row.last_login_at),
@@ -67,7 +71,19 @@ def _user(row: User) -> UserInfo:
 
 def all_users(rt: Runtime) -> list[UserInfo]:
     with rt.db.session() as s:
-        return [_user(u) for u in s.scalars(select(User).order_by(User.email))]
+        return [_user(u) for u in s.scalars(select(User).order_by(col(User.email)))]
+
+
+def any_users(rt: Runtime) -> bool:
+    """Whether anyone can sign in to the admin yet."""
+    with rt.db.session() as s:
+        return s.scalar(select(col(User.id)).limit(1)) is not None
+
+
+def user_id_by_email(rt: Runtime, email: str) -> int | None:
+    """The id of the user with this address (as typed: case and spaces do not matter)."""
+    with rt.db.session() as s:
+        return s.scalar(select(col(User.id)).where(col(User.email) == email.strip().lower()))
 
 
 def get_user(rt: Runtime, user_id: int) -> UserInfo:
@@ -84,17 +100,19 @@ def _check_reach(actor: Principal | None, row: User) -> None:
         raise Forbidden(f"a {actor.role} cannot change a {row.role}", field="role")
 
 
-def _active_owners(s) -> list[int]:  # type: ignore[no-untyped-def]
+def _active_owners(s: Session) -> list[int]:
     """Lock every active owner row first (in id order), so two owners demoting or disabling each
     other at once cannot both pass the last-owner check, nor deadlock."""
-    return list(
-        s.scalars(
-            select(User.id)
-            .where(User.role == Role.owner.value, User.active.is_(True))
-            .order_by(User.id)
+    return [
+        user_id
+        for user_id in s.scalars(
+            select(col(User.id))
+            .where(col(User.role) == Role.owner.value, col(User.active).is_(True))
+            .order_by(col(User.id))
             .with_for_update()
         )
-    )
+        if user_id is not None
+    ]
 
 
 def update_user(
@@ -161,28 +179,30 @@ def tokens(
     system itself), newest first."""
     with rt.db.session() as s:
         query = (
-            select(ApiToken, User.email)
-            .join(User, User.id == ApiToken.user_id, isouter=True)
-            .order_by(ApiToken.id.desc())
+            select(ApiToken, col(User.email))
+            .join(User, col(User.id) == col(ApiToken.user_id), isouter=True)
+            .order_by(col(ApiToken.id).desc())
         )
         if viewer is not None and not (every and may_manage_all_tokens(viewer)):
             query = query.where(own_tokens_clause(s, viewer))
         if token_id is not None:
-            query = query.where(ApiToken.id == token_id)
-        return [
-            TokenInfo(
-                int(t.id),
-                t.user_id,
-                email,
-                t.name,
-                t.prefix,
-                t.role,  # type: ignore[arg-type]
-                _iso(t.created_at) or "",
-                _iso(t.last_used_at),
-                _iso(t.revoked_at),
-            )
-            for t, email in s.execute(query)
-        ]
+            query = query.where(col(ApiToken.id) == token_id)
+        return [_token(t, email) for t, email in s.execute(query)]
+
+
+def _token(t: ApiToken, user_email: str | None) -> TokenInfo:
+    assert t.id is not None
+    return TokenInfo(
+        t.id,
+        t.user_id,
+        user_email,
+        t.name,
+        t.prefix,
+        t.role,
+        _iso(t.created_at) or "",
+        _iso(t.last_used_at),
+        _iso(t.revoked_at),
+    )
 
 
 def end_sessions(rt: Runtime, user_id: int) -> None:

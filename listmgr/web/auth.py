@@ -11,7 +11,6 @@ from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     current_app,
     flash,
@@ -22,18 +21,17 @@ from flask import (
     session,
     url_for,
 )
+from flask.sansio.app import App
+from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from sqlalchemy import select
 
 from listmgr import aggregates, passwords
 from listmgr.aggregates import Count
-from listmgr.app import current_runtime
 from listmgr.errors import Forbidden, ListmgrError, RateLimited, Unauthorized
-from listmgr.models import User
 from listmgr.permissions import allowed
-from listmgr.services import accounts, audit
-from listmgr.services.accounts import Principal
-from listmgr.web.extensions import client_ip, csrf, limiter
+from listmgr.services import accounts, audit, users
+from listmgr.services.accounts import Account, Principal
+from listmgr.web.extensions import client_ip, csrf, current_runtime, limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = None  # permission of routes anyone may call
@@ -42,7 +40,7 @@ SESSION_HOURS = 12  # the default of the session_hours setting
 SIGNED_IN_AT = "signed_in_at"  # session key: when this sign-in began (epoch seconds)
 # Blueprints and endpoints outside the admin and API that need no account (the role matrix
 # test checks that every other route declares a permission).
-PUBLIC_BLUEPRINTS = {"public", "hooks", "dev"}
+PUBLIC_BLUEPRINTS = {"public", "data_rights", "hooks", "dev"}
 PUBLIC_ENDPOINTS = {"static"}
 # Successful API reads of personal data that the audit log records, by endpoint.
 AUDITED_READS: dict[str, tuple[str, str, str]] = {
@@ -56,12 +54,12 @@ login_manager.session_protection = "basic"
 class AdminUser(UserMixin):
     """The signed-in user; the session names the user and their session version."""
 
-    def __init__(self, row: User) -> None:
-        self.user_id = int(row.id)  # type: ignore[arg-type]
-        self.email = row.email
-        self.name = row.name
-        self.role = row.role
-        self.version = row.session_version
+    def __init__(self, account: Account) -> None:
+        self.user_id = account.id
+        self.email = account.email
+        self.name = account.name
+        self.role = account.role
+        self.version = account.session_version
 
     def get_id(self) -> str:
         # A password change bumps the version, which ends every other session.
@@ -85,11 +83,8 @@ def _load_user(ident: str) -> AdminUser | None:
         0 <= time.time() - started <= _session_hours() * 3600
     ):
         return None
-    with current_runtime().db.session() as s:
-        row = s.get(User, uid)
-        if row is None or not row.active or row.session_version != version:
-            return None
-        return AdminUser(row)
+    account = accounts.signed_in(current_runtime(), uid, version)
+    return AdminUser(account) if account is not None else None
 
 
 @login_manager.unauthorized_handler
@@ -97,7 +92,7 @@ def _unauthorized() -> Any:
     raise Unauthorized("Please sign in.")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: App) -> None:
     """Sessions for the admin: Flask-Login, cookie lifetime, API audit hook."""
     if "login_manager" in app.extensions or hasattr(app, "login_manager"):
         return
@@ -114,7 +109,7 @@ def require(permission: str | None) -> Callable[[F], F]:
     """Declare the permission a view needs; the blueprint's guard enforces it (fail closed)."""
 
     def wrap(fn: F) -> F:
-        fn.permission = permission  # type: ignore[attr-defined]
+        fn.permission = permission  # type: ignore[attr-defined]  # read back by the guards
         return fn
 
     return wrap
@@ -277,17 +272,17 @@ def safe_next(target: str | None) -> str:
 
 
 # -- views (registered on the admin blueprint) ---------------------------------------------------
-def start_session(row: User) -> None:
+def start_session(account: Account) -> None:
     """A fresh signed-in session: nothing set before survives it (no fixation), and it
     remembers when it began (its absolute end)."""
     session.clear()
-    login_user(AdminUser(row))
+    login_user(AdminUser(account))
     session[SIGNED_IN_AT] = int(time.time())
     session.permanent = True
 
 
 @require(PUBLIC)
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Sign in with email and password; repeated failures slow that account down from that
     address (never a lockout someone else could cause)."""
     nxt = request.values.get("next", "")
@@ -295,7 +290,11 @@ def login():  # type: ignore[no-untyped-def]
         if session_principal() is not None:
             return redirect(safe_next(nxt))
         return render_template(
-            "pages/admin/login.html", next=nxt, error=None, email="", no_users=_no_users()
+            "pages/admin/login.html",
+            next=nxt,
+            error=None,
+            email="",
+            no_users=not users.any_users(current_runtime()),
         )
     email = request.form.get("email", "").strip()[:320]
     rt = current_runtime()
@@ -335,16 +334,9 @@ def login():  # type: ignore[no-untyped-def]
     return redirect(safe_next(nxt))
 
 
-def _no_users() -> bool:
-    with current_runtime().db.session() as s:
-        return s.scalar(select(User.id).limit(1)) is None
-
-
 @require("account")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """Sign out everywhere (POST with the form token, so another site cannot sign you out)."""
-    from listmgr.services import users
-
     record("logout", "user", current_user.user_id)
     # A copied cookie must not outlive the sign-out: end every session of this user.
     users.end_sessions(current_runtime(), current_user.user_id)
@@ -355,7 +347,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @require("account")
-def password():  # type: ignore[no-untyped-def]
+def password() -> ResponseReturnValue:
     """Change your own password; your other sessions end."""
     if request.method == "POST":
         new = request.form.get("new_password", "")
@@ -365,14 +357,12 @@ def password():  # type: ignore[no-untyped-def]
             ), 422
         rt = current_runtime()
         try:
-            accounts.change_password(
+            account = accounts.change_password(
                 rt, user_id=current_user.user_id, old=request.form.get("old_password", ""), new=new
             )
         except ListmgrError as exc:
             return render_template("pages/admin/password.html", error=exc.message), exc.status
-        with rt.db.session() as s:
-            row = s.get(User, current_user.user_id)
-        start_session(row)  # type: ignore[arg-type]
+        start_session(account)
         record("password_changed", "user", current_user.user_id)
         flash("Your password was changed. Other sessions have been signed out.")
         return redirect(url_for("admin.dashboard"))

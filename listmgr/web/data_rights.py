@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.services import access_links, privacy
 from listmgr.web import limits
-from listmgr.web.public import bp, origin
+from listmgr.web.extensions import csrf, current_runtime, visitor_origin
+
+bp = Blueprint("data_rights", __name__)
+csrf.exempt(bp)  # the signed token in the URL authenticates, as on the other public pages
 
 SENT = (
     "If this address can receive our mail, a link is on its way to it. It works once, "
@@ -32,7 +34,7 @@ def _access(token: str, action: str) -> tuple[Any, access_links.Access]:
         return None, access
     minutes = rt.settings.data_link_max_age_minutes
     if request.method == "POST":
-        access_links.request_data_link(rt, token, origin=origin("preferences"))
+        access_links.request_data_link(rt, token, origin=visitor_origin("preferences"))
         return render_template(
             "pages/public/message.html",
             title="Check your mailbox",
@@ -55,7 +57,7 @@ def export_data(token: str) -> ResponseReturnValue:
         return page
     if request.method == "GET":
         return render_template("pages/public/data_export.html", token=token)
-    data = privacy.export_by_token(current_runtime(), token, origin=origin("data-link"))
+    data = privacy.export_by_token(current_runtime(), token, origin=visitor_origin("data-link"))
     resp = jsonify(data)
     resp.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
     resp.headers["Cache-Control"] = "no-store"
@@ -70,7 +72,7 @@ def erase(token: str) -> ResponseReturnValue:
         return page
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return render_template("pages/public/erase.html", token=token, email=access.email)
-    privacy.erase_by_token(current_runtime(), token, origin=origin("data-link"))
+    privacy.erase_by_token(current_runtime(), token, origin=visitor_origin("data-link"))
     return render_template(
         "pages/public/message.html",
         title="Your data has been erased",
@@ -84,7 +86,7 @@ def erase(token: str) -> ResponseReturnValue:
 @limits.token_link()
 def forget_links(token: str) -> ResponseReturnValue:
     """End every older link; the new one is mailed to the address, never shown here."""
-    access_links.forget_links(current_runtime(), token, origin=origin("preferences"))
+    access_links.forget_links(current_runtime(), token, origin=visitor_origin("preferences"))
     return render_template(
         "pages/public/message.html",
         title="Your old links are forgotten",

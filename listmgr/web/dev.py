@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.services import devmail
 from listmgr.web import mailview
-from listmgr.web.extensions import settings_in_force
+from listmgr.web.extensions import current_runtime, settings_in_force
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 

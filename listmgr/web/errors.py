@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from listmgr.errors import ListmgrError, TokenExpired, TokenInvalid
@@ -28,7 +29,7 @@ def error_response(
     field: str | None = None,
     title: str | None = None,
     token: str | None = None,
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     if wants_json():
         body: dict[str, object] = {"code": code, "message": message}
         if field:
@@ -41,14 +42,14 @@ def error_response(
 
 def register(app: Flask) -> None:
     @app.errorhandler(ListmgrError)
-    def domain_error(exc: ListmgrError):  # type: ignore[no-untyped-def]
+    def domain_error(exc: ListmgrError) -> ResponseReturnValue:
         token = None
         if isinstance(exc, (TokenExpired, TokenInvalid)) and request.view_args:
             token = request.view_args.get("token")
         return error_response(exc.status, exc.code, exc.message, exc.field, token=token)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         status = exc.code or 500
         messages = {
             400: "The request could not be understood.",
@@ -75,7 +76,7 @@ def register(app: Flask) -> None:
         return resp
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         app.logger.exception("unhandled error")
         return error_response(
             500,

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Response, request
+from flask import Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
+from listmgr.runtime import Runtime
+from listmgr.services import settings_store
+from listmgr.services.subscriptions import Origin
 from listmgr.settings import Settings
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the running app."""
+    rt: Runtime = current_app.extensions["listmgr"]
+    return rt
 
 
 def client_ip() -> str:
@@ -18,7 +27,15 @@ def client_ip() -> str:
     return (request.remote_addr or "")[:64]
 
 
-def _ip_key() -> str:
+def visitor_origin(source: str) -> Origin:
+    """Where a public request comes from, for consent events and the audit log."""
+    return Origin(
+        source=source, ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:500]
+    )
+
+
+def ip_key() -> str:
+    """The rate-limit key of the client's address."""
     # An empty key would make Flask-Limiter skip the limit: never let that happen.
     return "ip:" + (client_ip() or "unknown")
 
@@ -29,17 +46,12 @@ def refused(*statuses: int) -> Callable[[Response], bool]:
 
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=_ip_key, headers_enabled=True)
+limiter = Limiter(key_func=ip_key, headers_enabled=True)
 
 
 def settings_in_force() -> Settings:
     """The settings in force for this request, admin changes included: read once per request
     (the first time a view, limit or template asks), so one request sees one set of values."""
-    from flask import g
-
-    from listmgr.app import current_runtime
-    from listmgr.services import settings_store
-
     if "settings_in_force" not in g:
         g.settings_in_force = settings_store.effective(current_runtime())
     settings: Settings = g.settings_in_force

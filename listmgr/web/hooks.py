@@ -6,12 +6,12 @@ import hashlib
 import hmac
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import TooLarge, Unauthorized
 from listmgr.services import inbound
 from listmgr.web import limits
-from listmgr.web.extensions import csrf
+from listmgr.web.extensions import csrf, current_runtime
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)
@@ -37,7 +37,7 @@ def _authenticate(secret: str, body: bytes) -> None:
 
 @bp.post("/inbound")
 @limits.inbound_hook()
-def receive():  # type: ignore[no-untyped-def]
+def receive() -> ResponseReturnValue:
     """Take one raw RFC 5322 message as the body; 202 with the stored id."""
     rt = current_runtime()
     limit = rt.settings.max_inbound_bytes

@@ -6,14 +6,22 @@ Each limit answers 429 through the one error handler: a page for people, JSON fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from flask import g, request
 
-from listmgr.app import current_runtime
-from listmgr.web.extensions import client_ip, limiter, refused
+from listmgr.web.extensions import current_runtime, ip_key, limiter, refused
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Decorator(Protocol):
+    """A limit put on a view: the view comes back with its own signature."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
 # A signed link that names nobody (tampered, unknown, erased): what a guesser gets.
 TOKEN_REFUSED = (400, 404, 410)
 
@@ -22,8 +30,8 @@ def _setting(name: str) -> Callable[[], str]:
     return lambda: str(getattr(current_runtime().settings, name))
 
 
-def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    def wrap(fn: F) -> F:
+def _stack(*decorators: Decorator) -> Decorator:
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         for decorate in reversed(decorators):
             fn = decorate(fn)
         return fn
@@ -38,10 +46,10 @@ def _user_key() -> str:
         return f"user:{p.user_id}"
     if p is not None and p.token_id is not None:
         return f"token:{p.token_id}"
-    return "ip:" + (client_ip() or "unknown")
+    return ip_key()
 
 
-def token_link(*, one_click: bool = False) -> Callable[[F], F]:
+def token_link(*, one_click: bool = False) -> Decorator:
     """Pages behind a signed link (/confirm/, /u/, /p/): per address, all of them together,
     and a stricter budget for refused tokens (guessing). The one-click POST has a budget of
     its own, large enough for a mail provider posting many unsubscribes from one address."""
@@ -60,7 +68,7 @@ def token_link(*, one_click: bool = False) -> Callable[[F], F]:
     )
 
 
-def inbound_hook() -> Callable[[F], F]:
+def inbound_hook() -> Decorator:
     """POST /hooks/inbound: per address, and far fewer failed authentications."""
     return _stack(
         limiter.limit(_setting("inbound_rate_limit_ip")),
@@ -84,7 +92,7 @@ def _test_recipients() -> int:
     return max(1, min(count, 10))
 
 
-def test_send() -> Callable[[F], F]:
+def test_send() -> Decorator:
     """Campaign test sends (mail to any address): test mails per user, pages and API alike."""
     return limiter.shared_limit(
         _setting("test_send_rate_limit"),
@@ -94,7 +102,7 @@ def test_send() -> Callable[[F], F]:
     )
 
 
-def smtp_check() -> Callable[[F], F]:
+def smtp_check() -> Decorator:
     """Connecting to the SMTP servers on request: per user, pages and API alike."""
     return limiter.shared_limit(
         _setting("smtp_check_rate_limit"), scope="smtp-check", key_func=_user_key

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.policy import default as default_policy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, abort
 
-from listmgr.app import current_runtime
-from listmgr.models import DevMail
 from listmgr.services import devmail
+from listmgr.web.extensions import current_runtime
+
+if TYPE_CHECKING:
+    from listmgr.models import DevMail
 
 SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

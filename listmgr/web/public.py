@@ -7,12 +7,16 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import TokenReplaced, ValidationError
 from listmgr.services import health, lists, subscriptions, unsubscribe_requests
-from listmgr.services.subscriptions import Origin
 from listmgr.web import limits, preference_form
-from listmgr.web.extensions import client_ip, csrf, limiter, settings_in_force
+from listmgr.web.extensions import (
+    csrf,
+    current_runtime,
+    limiter,
+    settings_in_force,
+    visitor_origin,
+)
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # public forms are embedded on other sites; tokens in URLs authenticate
@@ -21,12 +25,6 @@ THANKS = (
     "Thank you! If this address can receive our mail, a message is on its way. "
     "Please open it and confirm your subscription."
 )
-
-
-def origin(source: str) -> Origin:
-    return Origin(
-        source=source, ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:500]
-    )
 
 
 def _payload() -> dict[str, Any]:
@@ -100,7 +98,9 @@ def subscribe(slug: str) -> ResponseReturnValue:
             email=data.get("email"),
             name=data.get("name"),
             wording=str(data.get("consent_text") or "")[:2000],
-            origin=origin("api" if as_json else ("embed" if request.form.get("embed") else "form")),
+            origin=visitor_origin(
+                "api" if as_json else ("embed" if request.form.get("embed") else "form")
+            ),
             fields=data.get("fields") or None,
             interests=data.get("interests") or None,
         )
@@ -131,7 +131,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 @bp.post("/confirm/<token>")
 @limits.token_link()
 def confirm(token: str) -> ResponseReturnValue:
-    view = subscriptions.confirm(current_runtime(), token, origin=origin("confirm-link"))
+    view = subscriptions.confirm(current_runtime(), token, origin=visitor_origin("confirm-link"))
     return render_template(
         "pages/public/message.html",
         title="Subscription confirmed",
@@ -164,7 +164,7 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     everything = request.form.get("all") in ("1", "on", "true")
     source = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page"
     view = subscriptions.unsubscribe(
-        current_runtime(), token, everything=everything, origin=origin(source)
+        current_runtime(), token, everything=everything, origin=visitor_origin(source)
     )
     return render_template("pages/public/unsubscribed.html", view=view, everything=everything)
 
@@ -181,7 +181,9 @@ def unsubscribe_request_page(token: str) -> ResponseReturnValue:
 @limits.token_link()
 def unsubscribe_request(token: str) -> ResponseReturnValue:
     """The person confirms: unsubscribed from all lists at once; repeating it is harmless."""
-    view = unsubscribe_requests.confirm(current_runtime(), token, origin=origin("reply-confirmed"))
+    view = unsubscribe_requests.confirm(
+        current_runtime(), token, origin=visitor_origin("reply-confirmed")
+    )
     return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
 
 
@@ -197,7 +199,7 @@ def preferences(token: str) -> ResponseReturnValue:
 def preferences_save(token: str) -> ResponseReturnValue:
     rt = current_runtime()
     if request.form.get("action") == "unsubscribe_all":
-        subscriptions.unsubscribe_all(rt, token, origin=origin("preferences"))
+        subscriptions.unsubscribe_all(rt, token, origin=visitor_origin("preferences"))
         try:
             prefs = subscriptions.preferences(rt, token)
         except TokenReplaced:  # an old link may still leave, but shows nothing
@@ -221,10 +223,10 @@ def preferences_save(token: str) -> ResponseReturnValue:
             consents=answers.profile.consents,
             lists=answers.lists,
             levels=answers.levels,
-            origin=origin("preferences"),
+            origin=visitor_origin("preferences"),
         )
     subscriptions.update_lists(
-        rt, token, wanted=answers.lists, levels=answers.levels, origin=origin("preferences")
+        rt, token, wanted=answers.lists, levels=answers.levels, origin=visitor_origin("preferences")
     )
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
@@ -234,7 +236,3 @@ def preferences_save(token: str) -> ResponseReturnValue:
 def healthz() -> ResponseReturnValue:
     health.check(current_runtime())
     return jsonify(status="ok")
-
-
-# Export, erase and "forget my old links" live beside these pages, on the same blueprint.
-from listmgr.web import data_rights  # noqa: E402,F401

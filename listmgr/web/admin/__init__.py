@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr.errors import Forbidden, Unauthorized, ValidationError
 from listmgr.web import auth
@@ -34,7 +36,7 @@ for _name in AREAS:  # each area's module adds its views to bp
 
 
 @bp.before_request
-def _guard():  # type: ignore[no-untyped-def]
+def _guard() -> ResponseReturnValue | None:
     """Every admin view declares a permission (fail closed); people without it are stopped."""
     from flask import current_app
 
@@ -59,7 +61,7 @@ def _guard():  # type: ignore[no-untyped-def]
 
 
 @bp.app_context_processor
-def _nav():  # type: ignore[no-untyped-def]
+def _nav() -> dict[str, Any]:
     from listmgr.permissions import allowed
 
     p = auth.principal() or auth.session_principal()

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+from typing import Any
 
-from listmgr.app import current_runtime
+from flask import render_template, request
+from flask.typing import ResponseReturnValue
+
 from listmgr.services import audit as audit_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import require
+from listmgr.web.extensions import current_runtime
 
 FILTERS = ("actor", "action", "target_type", "target_id", "since", "until")
 
 
 @bp.get("/audit")
 @require("audit:read")
-def audit():  # type: ignore[no-untyped-def]
+def audit() -> ResponseReturnValue:
     """Who viewed, exported, imported, erased, changed or sent what."""
-    page = _ui.page_number()
+    page = ui.page_number()
     filters = {k: (request.args.get(k) or "").strip()[:200] for k in FILTERS}
+    query: dict[str, Any] = dict(filters)  # the pager's links keep the filters
     entries, total = audit_service.search(
         current_runtime(),
-        offset=(page - 1) * _ui.PER_PAGE,
-        limit=_ui.PER_PAGE,
+        offset=(page - 1) * ui.PER_PAGE,
+        limit=ui.PER_PAGE,
         **{k: v or None for k, v in filters.items()},
     )
     return render_template(
@@ -29,6 +33,6 @@ def audit():  # type: ignore[no-untyped-def]
         entries=entries,
         filters=filters,
         actions=audit_service.ACTIONS,
-        pager=_ui.pager(total, "admin.audit", page, **filters),
+        pager=ui.pager(total, "admin.audit", page, **query),
         title="Audit log",
     )

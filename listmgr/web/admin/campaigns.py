@@ -7,15 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.services import campaigns as campaigns_service
 from listmgr.services import dashboard, segments
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
-from listmgr.web.admin import _ui, bp, charts
+from listmgr.web.admin import bp, charts, ui
 from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
+from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
 
 STARTER = """<h1>Hello {{ subscriber.name or "there" }},</h1>
@@ -64,7 +65,7 @@ def _compose(
     status: int = 200,
     preview: Any = None,
     who: str = "",
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     rt = current_runtime()
     audience = None
     if info is not None:
@@ -91,7 +92,7 @@ def _api_urls(campaign_id: int | None) -> dict[str, str]:
     """The API addresses the composer's script uses (none when the campaign API is absent)."""
     from werkzeug.routing import BuildError
 
-    wanted = {"audience": ("api.count_audience", {})}
+    wanted: dict[str, tuple[str, dict[str, Any]]] = {"audience": ("api.count_audience", {})}
     if campaign_id is not None:
         wanted.update(
             save=("api.update_campaign", {"campaign_id": campaign_id}),
@@ -108,12 +109,12 @@ def _api_urls(campaign_id: int | None) -> dict[str, str]:
 
 @bp.get("/campaigns")
 @require("campaigns:read")
-def campaigns():  # type: ignore[no-untyped-def]
+def campaigns() -> ResponseReturnValue:
     """Every campaign, newest first, with its progress."""
-    page = _ui.page_number()
+    page = ui.page_number()
     status = request.args.get("status") or None
     items, total = campaigns_service.all_campaigns(
-        current_runtime(), status=status, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE
+        current_runtime(), status=status, offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE
     )
     return render_template(
         "pages/admin/campaigns.html",
@@ -121,14 +122,14 @@ def campaigns():  # type: ignore[no-untyped-def]
         status=status or "",
         withheld={c.id for c in items if withholds(c.stats["audience"])},
         fewer_than=current_runtime().settings.aggregate_min_count,
-        pager=_ui.pager(total, "admin.campaigns", page, status=status),
+        pager=ui.pager(total, "admin.campaigns", page, status=status),
         title="Campaigns",
     )
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 @require("campaigns:write")
-def campaign_new():  # type: ignore[no-untyped-def]
+def campaign_new() -> ResponseReturnValue:
     """Start a draft."""
     if request.method == "GET":
         return _compose(None, {"body": STARTER, "content_format": "html", "lists": []})
@@ -148,7 +149,7 @@ def campaign_new():  # type: ignore[no-untyped-def]
 
 @bp.get("/campaigns/<int:campaign_id>")
 @require("campaigns:read")
-def campaign_detail(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_detail(campaign_id: int) -> ResponseReturnValue:
     """A draft opens in the composer; anything else on its progress and stats page."""
     from listmgr.permissions import allowed
 
@@ -170,7 +171,7 @@ def campaign_detail(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/campaigns/<int:campaign_id>")
 @require("campaigns:write")
-def campaign_save(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_save(campaign_id: int) -> ResponseReturnValue:
     """Save the draft (every template is checked now, never at send time)."""
     rt = current_runtime()
     try:
@@ -186,9 +187,8 @@ def campaign_save(campaign_id: int):  # type: ignore[no-untyped-def]
         )
     flash("Draft saved.")
     who = (request.form.get("as") or "").strip()
-    return redirect(
-        url_for("admin.campaign_detail", campaign_id=campaign_id, **({"as": who} if who else {}))
-    )
+    shown_as: dict[str, Any] = {"as": who} if who else {}
+    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id, **shown_as))
 
 
 @bp.get("/campaigns/<int:campaign_id>/preview.html")
@@ -215,10 +215,10 @@ def campaign_preview(campaign_id: int) -> Response:
 @bp.post("/campaigns/<int:campaign_id>/test")
 @require("campaigns:write")
 @limits.test_send()
-def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_test(campaign_id: int) -> ResponseReturnValue:
     """Send the message marked as a test to a few addresses."""
-    to = _ui.lines("to")
-    who = _ui.text("as") or None
+    to = ui.lines("to")
+    who = ui.text("as") or None
     results = campaigns_service.send_test(
         current_runtime(), campaign_id, to=to, email=who, actor=_actor(), detailed=may("settings")
     )
@@ -227,14 +227,13 @@ def campaign_test(campaign_id: int):  # type: ignore[no-untyped-def]
             flash(f"Test sent to {r['to']}.")
         else:
             flash(f"Test to {r['to']} failed: {r['error']}", "error")
-    return redirect(
-        url_for("admin.campaign_detail", campaign_id=campaign_id, **({"as": who} if who else {}))
-    )
+    shown_as: dict[str, Any] = {"as": who} if who else {}
+    return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id, **shown_as))
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
 @require("campaigns:write")
-def campaign_send(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_send(campaign_id: int) -> ResponseReturnValue:
     """Send now: the audience is fixed and the workers start."""
     count = campaigns_service.start(current_runtime(), campaign_id, actor=_actor())
     flash(f"Sending to {count:,} subscribers." if count else "Nobody to send to: done.")
@@ -243,9 +242,9 @@ def campaign_send(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")
 @require("campaigns:write")
-def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_schedule(campaign_id: int) -> ResponseReturnValue:
     """Schedule for a time (UTC), or back to draft when the time is empty."""
-    raw = _ui.text("at")
+    raw = ui.text("at")
     try:
         at = datetime.fromisoformat(raw) if raw else None
     except ValueError:
@@ -257,7 +256,7 @@ def campaign_schedule(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel):action>")
 @require("campaigns:write")
-def campaign_control(campaign_id: int, action: str):  # type: ignore[no-untyped-def]
+def campaign_control(campaign_id: int, action: str) -> ResponseReturnValue:
     """Pause, resume or cancel."""
     getattr(campaigns_service, action)(current_runtime(), campaign_id, actor=_actor())
     flash(
@@ -288,11 +287,11 @@ def _progress(campaign_id: int) -> dict[str, Any]:
 
 @bp.get("/campaigns/<int:campaign_id>/stats")
 @require("campaigns:read")
-def campaign_stats(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_stats(campaign_id: int) -> ResponseReturnValue:
     """Progress while sending, then the outcome with charts."""
     rt = current_runtime()
     info = campaigns_service.get(rt, campaign_id)
-    [rates] = dashboard.campaign_rates(rt, campaign_ids=[campaign_id]) or [None]
+    rates = next(iter(dashboard.campaign_rates(rt, campaign_ids=[campaign_id])), None)
     return render_template(
         "pages/admin/campaign_stats.html",
         campaign=info,
@@ -307,7 +306,7 @@ def campaign_stats(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/campaigns/<int:campaign_id>/progress.json")
 @require("campaigns:read")
-def campaign_progress(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_progress(campaign_id: int) -> ResponseReturnValue:
     """Counts for the live progress bar."""
     return jsonify(shown_stats(_progress(campaign_id)))
 
@@ -327,7 +326,7 @@ def chart_campaign_timeline(campaign_id: int) -> Response:
 @require("campaigns:read")
 def chart_campaign_outcome(campaign_id: int) -> Response:
     """What became of the messages, as shares of those sent."""
-    [r] = dashboard.campaign_rates(current_runtime(), campaign_ids=[campaign_id]) or [None]
+    r = next(iter(dashboard.campaign_rates(current_runtime(), campaign_ids=[campaign_id])), None)
     if r is None:
         raise NotFound("there is no such campaign")
     names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")

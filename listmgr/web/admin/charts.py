@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pygal
 from flask import Response, request
 from pygal.style import Style
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import dashboard
 from listmgr.web.admin import bp
 from listmgr.web.auth import require, withholds
+from listmgr.web.extensions import current_runtime
 
 STYLE = Style(
     background="#ffffff",
@@ -56,7 +56,7 @@ def svg(data: bytes) -> Response:
     return resp
 
 
-def line(title: str, labels: Sequence[str], series: dict[str, Sequence[float]]) -> bytes:
+def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]) -> bytes:
     chart = pygal.Line(**_config(title=title, show_dots=len(labels) <= 31, fill=False))
     chart.x_labels = list(labels)
     chart.x_labels_major = list(labels)[:: max(1, len(labels) // 8)]
@@ -64,11 +64,11 @@ def line(title: str, labels: Sequence[str], series: dict[str, Sequence[float]]) 
         chart.no_data_text = "No data yet"
     for name, values in series.items():
         chart.add(name, list(values))
-    return chart.render()  # type: ignore[no-any-return]
+    return chart.render()
 
 
 def bars(
-    title: str, labels: Sequence[str], series: dict[str, Sequence[float]], unit: str = ""
+    title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], unit: str = ""
 ) -> bytes:
     chart = pygal.Bar(
         **_config(
@@ -80,7 +80,7 @@ def bars(
     chart.no_data_text = "No data yet"
     for name, values in series.items():
         chart.add(name, list(values))
-    return chart.render()  # type: ignore[no-any-return]
+    return chart.render()
 
 
 def _days() -> int:

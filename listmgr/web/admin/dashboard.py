@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from flask import render_template
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.services import dashboard as stats
 from listmgr.web.admin import bp, charts  # noqa: F401  (chart routes)
 from listmgr.web.auth import require, withholds
+from listmgr.web.extensions import current_runtime
 
 
 @bp.get("/")
 @require("stats")
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> ResponseReturnValue:
     """Numbers and charts every role may see (aggregates only)."""
     rt = current_runtime()
     rates = stats.campaign_rates(rt)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
 from listmgr.services import fielddefs
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import record, require
+from listmgr.web.extensions import current_runtime
 
 TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> ResponseReturnValue:
     rt = current_runtime()
     return render_template(
         "pages/admin/fields.html",
@@ -28,43 +29,43 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
 
 @bp.get("/fields")
 @require("fields:read")
-def fields():  # type: ignore[no-untyped-def]
+def fields() -> ResponseReturnValue:
     """Every custom field with its type and choices, and every interest."""
     return _page()
 
 
 @bp.post("/fields")
 @require("fields:write")
-def field_save():  # type: ignore[no-untyped-def]
+def field_save() -> ResponseReturnValue:
     """Create a field or an interest, change one, or delete one (with its values)."""
     rt = current_runtime()
-    kind, action, key = _ui.text("kind"), _ui.text("action", "create"), _ui.text("key")
+    kind, action, key = ui.text("kind"), ui.text("action", "create"), ui.text("key")
     try:
         if kind == "interest":
             if action == "delete":
                 fielddefs.delete_interest(rt, key)
             elif action == "update":
-                fielddefs.update_interest(rt, key, label=_ui.text("label"))
+                fielddefs.update_interest(rt, key, label=ui.text("label"))
             else:
-                fielddefs.create_interest(rt, key=key, label=_ui.text("label"))
+                fielddefs.create_interest(rt, key=key, label=ui.text("label"))
         elif action == "delete":
             fielddefs.delete_field(rt, key)
         elif action == "update":
             fielddefs.update_field(
                 rt,
                 key,
-                label=_ui.text("label"),
-                choices=_ui.lines("choices") or None,
-                editable=_ui.checked("editable"),
+                label=ui.text("label"),
+                choices=ui.lines("choices") or None,
+                editable=ui.checked("editable"),
             )
         else:
             fielddefs.create_field(
                 rt,
                 key=key,
-                label=_ui.text("label"),
-                type=_ui.text("type", "text"),
-                choices=_ui.lines("choices") or None,
-                editable=_ui.checked("editable"),
+                label=ui.text("label"),
+                type=ui.text("type", "text"),
+                choices=ui.lines("choices") or None,
+                editable=ui.checked("editable"),
             )
     except ListmgrError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)

@@ -8,17 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr import csvfiles, importrows
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import exports, fielddefs
 from listmgr.services import imports as imports_service
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, require
-from listmgr.web.extensions import client_ip, csrf
+from listmgr.web.extensions import client_ip, csrf, current_runtime
 
 UPLOAD = re.compile(r"^[0-9a-f]{32}$")
 SAMPLE_ROWS = 5
@@ -38,10 +38,10 @@ def _fields() -> list[Any]:
     return fielddefs.list_fields(current_runtime())
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> ResponseReturnValue:
     rt = current_runtime()
-    page = _ui.page_number()
-    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
+    page = ui.page_number()
+    jobs, total = imports_service.all_jobs(rt, offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE)
     segments = segments_service.all_segments(rt, limit=500)[0]
     return render_template(
         "pages/admin/imports.html",
@@ -50,21 +50,21 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
         modes=MODES,
         segments=segments,
         errors=errors or {},
-        pager=_ui.pager(total, "admin.imports", page),
+        pager=ui.pager(total, "admin.imports", page),
         title="Import & export",
     ), status
 
 
 @bp.get("/imports")
 @require("people:write")
-def imports():  # type: ignore[no-untyped-def]
+def imports() -> ResponseReturnValue:
     """Past imports, the upload form and the export form."""
     return _page()
 
 
 def _column_count(path: Path) -> int:
     """The posted number of mapped columns: a whole number no larger than the file has."""
-    raw = _ui.text("columns", "0")
+    raw = ui.text("columns", "0")
     most = len(_inspect(path).get("header", [])) if raw != "0" else 0
     if not raw.isdigit() or int(raw) > most:
         raise ValidationError(
@@ -109,7 +109,7 @@ def _inspect(path: Path, explicit: dict[str, str] | None = None) -> dict[str, An
 @csrf.exempt
 @bp.post("/imports")
 @require("people:write")
-def import_upload():  # type: ignore[no-untyped-def]
+def import_upload() -> ResponseReturnValue:
     """Receive the file (spooled to disk), then show its columns to map."""
     rt = current_runtime()
     # The app caps form bodies small; a CSV may be large. Raise the cap, then check the form
@@ -131,8 +131,8 @@ def import_upload():  # type: ignore[no-untyped-def]
         "pages/admin/import_map.html",
         token=token,
         filename=Path(upload.filename).name,
-        list_slug=_ui.text("list"),
-        mode=_ui.text("mode", "upsert"),
+        list_slug=ui.text("list"),
+        mode=ui.text("mode", "upsert"),
         consent="",
         modes=MODES,
         lists=lists_service.names(rt),
@@ -146,16 +146,16 @@ def import_upload():  # type: ignore[no-untyped-def]
 
 @bp.post("/imports/start")
 @require("people:write")
-def import_start():  # type: ignore[no-untyped-def]
+def import_start() -> ResponseReturnValue:
     """Create the job with the chosen mapping and start it in the background."""
     rt = current_runtime()
-    token = _ui.text("token")
+    token = ui.text("token")
     path = _upload_path(token)
-    values = {
-        "filename": _ui.text("filename")[:500],
-        "list_slug": _ui.text("list") or None,
-        "mode": _ui.text("mode", "upsert"),
-        "consent": _ui.text("consent"),
+    values: dict[str, Any] = {
+        "filename": ui.text("filename")[:500],
+        "list_slug": ui.text("list") or None,
+        "mode": ui.text("mode", "upsert"),
+        "consent": ui.text("consent"),
     }
     columns: list[str] = []
     mapping: dict[str, str] = {}
@@ -210,7 +210,7 @@ def _progress(job_id: int) -> dict[str, Any]:
 
 @bp.get("/imports/<int:job_id>")
 @require("people:write")
-def import_detail(job_id: int):  # type: ignore[no-untyped-def]
+def import_detail(job_id: int) -> ResponseReturnValue:
     """A job's live progress, then its counts and the rows it could not take."""
     rt = current_runtime()
     info = imports_service.get(rt, job_id)
@@ -228,7 +228,7 @@ def import_detail(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/imports/<int:job_id>/progress.json")
 @require("people:write")
-def import_progress(job_id: int):  # type: ignore[no-untyped-def]
+def import_progress(job_id: int) -> ResponseReturnValue:
     """Counts for the live progress bar."""
     return jsonify(_progress(job_id))
 
@@ -246,7 +246,7 @@ def import_report(job_id: int) -> Response:
 
 @bp.get("/export")
 @require("people:export")
-def export():  # type: ignore[no-untyped-def]
+def export() -> ResponseReturnValue:
     """A list's members as CSV (optionally one status or a segment), streamed and audited."""
     slug = (request.args.get("list") or "").strip()
     if not slug:

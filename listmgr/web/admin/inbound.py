@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.mail.inbound import message
 from listmgr.services import inbound as inbound_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
 
 MAX_HEADERS = 500  # header lines shown; the source holds them all
@@ -24,9 +25,9 @@ def _part(raw: bytes, kind: str) -> str | None:
 
 @bp.get("/inbound")
 @require("inbound:read")
-def inbound():  # type: ignore[no-untyped-def]
+def inbound() -> ResponseReturnValue:
     """The inbox (mail a human should read) or every inbound message, filtered by kind."""
-    page = _ui.page_number()
+    page = ui.page_number()
     view = request.args.get("view", "inbox")
     kind = (request.args.get("kind") or "").strip() or None
     if view not in VIEWS:
@@ -39,8 +40,8 @@ def inbound():  # type: ignore[no-untyped-def]
         kind=kind or default_kind,
         handled=handled,
         inbox=view == "inbox",
-        offset=(page - 1) * _ui.PER_PAGE,
-        limit=_ui.PER_PAGE,
+        offset=(page - 1) * ui.PER_PAGE,
+        limit=ui.PER_PAGE,
     )
     return render_template(
         "pages/admin/inbound.html",
@@ -48,14 +49,14 @@ def inbound():  # type: ignore[no-untyped-def]
         view=view,
         kind=kind or "",
         kinds=inbound_service.KINDS,
-        pager=_ui.pager(total, "admin.inbound", page, view=view, kind=kind),
+        pager=ui.pager(total, "admin.inbound", page, view=view, kind=kind),
         title="Inbox",
     )
 
 
 @bp.get("/inbound/<int:message_id>")
 @require("inbound:read")
-def inbound_message(message_id: int):  # type: ignore[no-untyped-def]
+def inbound_message(message_id: int) -> ResponseReturnValue:
     """One message: what it was taken for and why, its text, headers and source."""
     rt = current_runtime()
     info, raw = inbound_service.get_with_raw(rt, message_id)
@@ -96,12 +97,12 @@ def inbound_html(message_id: int) -> Response:
 
 @bp.post("/inbound/<int:message_id>")
 @require("inbound:write")
-def inbound_act(message_id: int):  # type: ignore[no-untyped-def]
+def inbound_act(message_id: int) -> ResponseReturnValue:
     """Mark handled (or not), or re-classify and apply that kind's action."""
     rt = current_runtime()
     action = request.form.get("action", "")
     if action == "reclassify":
-        kind = _ui.text("kind")
+        kind = ui.text("kind")
         p = principal()
         inbound_service.reclassify(rt, message_id, kind=kind, actor=p.label if p else "admin")
         record("inbound.handled", "inbound", message_id, reclassified=kind)

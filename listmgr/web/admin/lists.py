@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import lists as lists_service
 from listmgr.web import public
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import record, require
+from listmgr.web.extensions import current_runtime
 
 FORM_KEYS = (
     "name",
@@ -26,16 +27,16 @@ FORM_KEYS = (
 
 
 def _values() -> dict[str, Any]:
-    values: dict[str, Any] = {key: _ui.text(key) for key in FORM_KEYS if key in request.form}
+    values: dict[str, Any] = {key: ui.text(key) for key in FORM_KEYS if key in request.form}
     for key in ("form_fields", "form_interests", "opt_in_levels"):
         if key in request.form:
-            values[key] = _ui.lines(key)
+            values[key] = ui.lines(key)
     return values
 
 
 @bp.get("/lists")
 @require("lists:read")
-def lists():  # type: ignore[no-untyped-def]
+def lists() -> ResponseReturnValue:
     """Every list with its members per status."""
     return render_template(
         "pages/admin/lists.html", lists=lists_service.all_lists(current_runtime()), title="Lists"
@@ -44,11 +45,11 @@ def lists():  # type: ignore[no-untyped-def]
 
 @bp.route("/lists/new", methods=["GET", "POST"])
 @require("lists:write")
-def list_new():  # type: ignore[no-untyped-def]
+def list_new() -> ResponseReturnValue:
     """Create a list."""
     values: dict[str, Any] = {"opt_in": "double"}
     if request.method == "POST":
-        values = {"slug": _ui.text("slug"), **_values()}
+        values = {"slug": ui.text("slug"), **_values()}
         try:
             lists_service.create(current_runtime(), **values)
         except ValidationError as exc:
@@ -69,7 +70,7 @@ def list_new():  # type: ignore[no-untyped-def]
 
 @bp.get("/lists/<slug>")
 @require("lists:read")
-def list_detail(slug: str):  # type: ignore[no-untyped-def]
+def list_detail(slug: str) -> ResponseReturnValue:
     """A list: counts, settings form, hosted page link and the embeddable form."""
     lst = lists_service.get(current_runtime(), slug)
     embed = public.embed_form(slug).get_data(as_text=True)
@@ -85,7 +86,7 @@ def list_detail(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/lists/<slug>")
 @require("lists:write")
-def list_update(slug: str):  # type: ignore[no-untyped-def]
+def list_update(slug: str) -> ResponseReturnValue:
     """Save a list's settings."""
     rt = current_runtime()
     values = _values()

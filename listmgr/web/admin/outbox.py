@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask import Response, abort, render_template
 from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.services import devmail
 from listmgr.web import mailview
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import require
 from listmgr.web.dev import PERMISSION
-from listmgr.web.extensions import settings_in_force
+from listmgr.web.extensions import current_runtime, settings_in_force
 
 
 def _embedded() -> None:
@@ -24,14 +23,14 @@ def _embedded() -> None:
 def outbox() -> ResponseReturnValue:
     """Captured mails, newest first."""
     _embedded()
-    page = _ui.page_number()
+    page = ui.page_number()
     rt = current_runtime()
     total = devmail.count(rt)
-    mails = devmail.newest(rt, offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE)
+    mails = devmail.newest(rt, offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE)
     return render_template(
         "pages/admin/outbox.html",
         mails=mails,
-        pager=_ui.pager(total, "admin.outbox", page),
+        pager=ui.pager(total, "admin.outbox", page),
         title="Dev outbox",
     )
 

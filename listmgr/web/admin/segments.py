@@ -7,16 +7,17 @@ import json
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from listmgr import jsonin
 from listmgr import segments as compiler
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import fielddefs
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import personal, record, require, shown_count
+from listmgr.web.extensions import current_runtime
 
 
 def vocabulary() -> dict[str, Any]:
@@ -42,13 +43,13 @@ def vocabulary() -> dict[str, Any]:
 
 
 def _form() -> tuple[dict[str, Any], Any]:
-    values = {"name": _ui.text("name"), "lists": request.form.getlist("lists")}
+    values = {"name": ui.text("name"), "lists": request.form.getlist("lists")}
     raw = request.form.get("rules", "").strip() or "{}"
     try:
         rules = jsonin.loads(raw, root="rules")
     except jsonin.BadJSON as exc:
         raise ValidationError(f"{exc.path}: {exc.msg}", field="rules") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValidationError(
             f"rules: not valid JSON ({exc.msg}, line {exc.lineno})", field="rules"
         ) from None
@@ -63,7 +64,7 @@ def _render(
     errors: dict[str, str],
     count: Any = None,
     status: int = 200,
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     return render_template(
         "pages/admin/segment_form.html",
         segment=segment,
@@ -89,30 +90,30 @@ def _render(
 
 @bp.get("/segments")
 @require("segments:read")
-def segments():  # type: ignore[no-untyped-def]
+def segments() -> ResponseReturnValue:
     """Saved segments."""
-    page = _ui.page_number()
+    page = ui.page_number()
     items, total = segments_service.all_segments(
-        current_runtime(), offset=(page - 1) * _ui.PER_PAGE, limit=_ui.PER_PAGE, personal=personal()
+        current_runtime(), offset=(page - 1) * ui.PER_PAGE, limit=ui.PER_PAGE, personal=personal()
     )
     return render_template(
         "pages/admin/segments.html",
         items=items,
-        pager=_ui.pager(total, "admin.segments", page),
+        pager=ui.pager(total, "admin.segments", page),
         title="Segments",
     )
 
 
 @bp.get("/segments/new")
 @require("segments:read")
-def segment_new():  # type: ignore[no-untyped-def]
+def segment_new() -> ResponseReturnValue:
     """An empty rule builder."""
     return _render(None, {"name": "", "lists": []}, {"all": []}, errors={})
 
 
 @bp.get("/segments/<int:segment_id>")
 @require("segments:read")
-def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
+def segment_detail(segment_id: int) -> ResponseReturnValue:
     """A saved segment in the rule builder, with its count now."""
     rt = current_runtime()
     mine = personal()
@@ -136,7 +137,7 @@ def segment_detail(segment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/segments/count")
 @require("segments:read")
-def segment_count():  # type: ignore[no-untyped-def]
+def segment_count() -> ResponseReturnValue:
     """Count without saving (the builder's button when scripts are off)."""
     seg_id = request.form.get("segment_id", type=int)
     seg = segments_service.get(current_runtime(), seg_id, personal=personal()) if seg_id else None
@@ -150,7 +151,7 @@ def segment_count():  # type: ignore[no-untyped-def]
     except ListmgrError as exc:
         return _render(
             seg,
-            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            {"name": ui.text("name"), "lists": request.form.getlist("lists")},
             request.form.get("rules", ""),
             errors={exc.field or "form": exc.message},
             status=exc.status,
@@ -171,7 +172,7 @@ def _save(seg: segments_service.SegmentInfo | None) -> Any:
     except ListmgrError as exc:
         return _render(
             seg,
-            {"name": _ui.text("name"), "lists": request.form.getlist("lists")},
+            {"name": ui.text("name"), "lists": request.form.getlist("lists")},
             _loose(),
             errors={exc.field or "form": exc.message},
             status=exc.status,
@@ -183,21 +184,21 @@ def _save(seg: segments_service.SegmentInfo | None) -> Any:
 
 @bp.post("/segments/new")
 @require("segments:write")
-def segment_create():  # type: ignore[no-untyped-def]
+def segment_create() -> ResponseReturnValue:
     """Save a new segment."""
     return _save(None)
 
 
 @bp.post("/segments/<int:segment_id>")
 @require("segments:write")
-def segment_update(segment_id: int):  # type: ignore[no-untyped-def]
+def segment_update(segment_id: int) -> ResponseReturnValue:
     """Save changes to a segment."""
     return _save(segments_service.get(current_runtime(), segment_id))
 
 
 @bp.post("/segments/<int:segment_id>/delete")
 @require("segments:write")
-def segment_delete(segment_id: int):  # type: ignore[no-untyped-def]
+def segment_delete(segment_id: int) -> ResponseReturnValue:
     """Delete a saved segment (campaigns keep the rules they were sent with)."""
     segments_service.delete(current_runtime(), segment_id)
     record("segment.delete", "segment", segment_id)

@@ -7,13 +7,12 @@ from itertools import groupby
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import settings_store
 from listmgr.web import limits
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import may, principal, record, require
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 def settings_actor() -> settings_store.Actor:
@@ -89,8 +88,8 @@ def settings_smtp_check() -> ResponseReturnValue:
 @require("settings")
 def settings_dkim() -> ResponseReturnValue:
     """Generate a new DKIM key under a selector; the page then shows the record to publish."""
-    selector = _ui.text("dkim_selector")
-    domain = _ui.text("dkim_domain")
+    selector = ui.text("dkim_selector")
+    domain = ui.text("dkim_domain")
     try:
         settings_store.generate_dkim(current_runtime(), selector=selector, domain=domain)
     except ValidationError as exc:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import fielddefs, privacy
 from listmgr.services import lists as lists_service
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 STATUSES = ("confirmed", "pending", "unsubscribed", "bounced")
 COUNT_AHEAD = 10_000
@@ -33,9 +33,9 @@ def origin(source: str = "admin") -> Origin:
 
 @bp.get("/subscribers")
 @require("people:read")
-def subscribers():  # type: ignore[no-untyped-def]
+def subscribers() -> ResponseReturnValue:
     """Search by email or name prefix (or exact email), filtered by list and status."""
-    page = _ui.page_number()
+    page = ui.page_number()
     q = (request.args.get("q") or "").strip()[:320]
     list_slug = (request.args.get("list") or "").strip() or None
     status = (request.args.get("status") or "").strip() or None
@@ -46,7 +46,7 @@ def subscribers():  # type: ignore[no-untyped-def]
     fields = fielddefs.list_fields(rt)
     field, op, value = _field_filter(fields)
     rules = {"field": field, "op": op, "value": value} if field else None
-    offset = (page - 1) * _ui.PER_PAGE
+    offset = (page - 1) * ui.PER_PAGE
     # Counting a million rows costs more than the page: count up to a bound past this page.
     bound = offset + COUNT_AHEAD
     items, total = subscribers_service.search(
@@ -56,14 +56,14 @@ def subscribers():  # type: ignore[no-untyped-def]
         list_slug=list_slug,
         status=status,
         offset=offset,
-        limit=_ui.PER_PAGE,
+        limit=ui.PER_PAGE,
         count_limit=bound,
         rules=rules,
     )
     if exact and not items and not list_slug and not status and not rules:
         # Not an exact address after all: fall back to the prefix search.
         items, total = subscribers_service.search(
-            rt, q=q, offset=offset, limit=_ui.PER_PAGE, count_limit=bound
+            rt, q=q, offset=offset, limit=ui.PER_PAGE, count_limit=bound
         )
     return render_template(
         "pages/admin/subscribers.html",
@@ -78,7 +78,7 @@ def subscribers():  # type: ignore[no-untyped-def]
         op=op,
         value=request.args.get("value", ""),
         ops=FIELD_OPS,
-        pager=_ui.pager(
+        pager=ui.pager(
             min(total, bound),
             "admin.subscribers",
             page,
@@ -141,7 +141,7 @@ def _detail_context(subscriber_id: int) -> dict[str, Any]:
 
 @bp.get("/subscribers/<int:subscriber_id>")
 @require("people:read")
-def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_detail(subscriber_id: int) -> ResponseReturnValue:
     """Everything held about one person (the view is recorded in the audit log)."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id)
@@ -150,7 +150,7 @@ def subscriber_detail(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/subscribers/<int:subscriber_id>/consent")
 @require("people:read")
-def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_consent(subscriber_id: int) -> ResponseReturnValue:
     """The consent history as a printable proof of consent."""
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id, page="proof of consent")
@@ -161,17 +161,17 @@ def subscriber_consent(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/subscribers/new", methods=["GET", "POST"])
 @require("people:write")
-def subscriber_new():  # type: ignore[no-untyped-def]
+def subscriber_new() -> ResponseReturnValue:
     """Add one person to lists, confirmed with a consent basis or pending (mailed)."""
     rt = current_runtime()
     values: dict[str, Any] = {"status": "pending", "lists": []}
     if request.method == "POST":
         values = {
-            "email": _ui.text("email"),
-            "name": _ui.text("name"),
+            "email": ui.text("email"),
+            "name": ui.text("name"),
             "lists": request.form.getlist("lists"),
-            "status": _ui.text("status", "pending"),
-            "consent": _ui.text("consent"),
+            "status": ui.text("status", "pending"),
+            "consent": ui.text("consent"),
         }
         try:
             sid = subscribers_service.create(rt, **values, origin=origin())
@@ -213,7 +213,7 @@ def _posted_fields(rt: Any) -> dict[str, Any]:
 
 @bp.post("/subscribers/<int:subscriber_id>/edit")
 @require("people:write")
-def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_edit(subscriber_id: int) -> ResponseReturnValue:
     """Save name, field values, interests and consents (each change is a consent event)."""
     rt = current_runtime()
     try:
@@ -224,8 +224,8 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
             fields=_posted_fields(rt),
             interests=request.form.getlist("interests"),
             consents={
-                "profiling": _ui.checked("consent_profiling"),
-                "tracking": _ui.checked("consent_tracking"),
+                "profiling": ui.checked("consent_profiling"),
+                "tracking": ui.checked("consent_tracking"),
             },
             wording="changed by an admin",
             origin=origin(),
@@ -244,11 +244,11 @@ def subscriber_edit(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
 @require("people:erase")
-def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_erase(subscriber_id: int) -> ResponseReturnValue:
     """Erase a person after typed confirmation; only a keyed hash stays on the suppression list."""
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
-    if request.method == "GET" or _ui.text("confirm_email").lower() != sub.email:
+    if request.method == "GET" or ui.text("confirm_email").lower() != sub.email:
         error = (
             None
             if request.method == "GET"
@@ -267,7 +267,7 @@ def subscriber_erase(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/subscribers/<int:subscriber_id>/export")
 @require("people:export")
-def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_export(subscriber_id: int) -> ResponseReturnValue:
     """Download everything held about one person as JSON (recorded in the audit log)."""
     p = principal()
     data = privacy.export_subscriber(
@@ -281,11 +281,11 @@ def subscriber_export(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
 @require("people:write")
-def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
     from listmgr.services import subscriptions
 
-    slug = _ui.text("list") or None
+    slug = ui.text("list") or None
     changed = subscriptions.unsubscribe_by_id(
         current_runtime(), subscriber_id, list_slug=slug, origin=origin()
     )
@@ -304,11 +304,11 @@ def subscriber_unsubscribe(subscriber_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/subscribers/<int:subscriber_id>/forget-links")
 @require("people:write")
-def subscriber_forget_links(subscriber_id: int):  # type: ignore[no-untyped-def]
+def subscriber_forget_links(subscriber_id: int) -> ResponseReturnValue:
     """End every earlier preference and data link of the person (e.g. a forwarded mail)."""
     from listmgr.services import access_links
 
-    notify = _ui.checked("notify")
+    notify = ui.checked("notify")
     access_links.forget_links_of(current_runtime(), subscriber_id, origin=origin(), notify=notify)
     flash(
         "Every earlier link to this person's preferences stopped working."

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import suppression as suppression_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import record, require
+from listmgr.web.extensions import current_runtime
 
 
-def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    page = _ui.page_number()
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> ResponseReturnValue:
+    page = ui.page_number()
     q = (request.args.get("q") or "").strip()[:320]
     reason = (request.args.get("reason") or "").strip()
     if reason and reason not in suppression_service.REASONS:
@@ -21,8 +22,8 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
         current_runtime(),
         q=q or None,
         reason=reason or None,
-        offset=(page - 1) * _ui.PER_PAGE,
-        limit=_ui.PER_PAGE,
+        offset=(page - 1) * ui.PER_PAGE,
+        limit=ui.PER_PAGE,
     )
     return render_template(
         "pages/admin/suppression.html",
@@ -32,25 +33,25 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):  # type: ign
         reasons=suppression_service.REASONS,
         permanent=suppression_service.PERMANENT,
         errors=errors or {},
-        pager=_ui.pager(total, "admin.suppression", page, q=q, reason=reason),
+        pager=ui.pager(total, "admin.suppression", page, q=q, reason=reason),
         title="Suppression list",
     ), status
 
 
 @bp.get("/suppression")
 @require("people:read")
-def suppression():  # type: ignore[no-untyped-def]
+def suppression() -> ResponseReturnValue:
     """Who never gets campaign mail, and why."""
     return _page()
 
 
 @bp.post("/suppression")
 @require("people:write")
-def suppression_add():  # type: ignore[no-untyped-def]
+def suppression_add() -> ResponseReturnValue:
     """Suppress an address by hand."""
     try:
         entry_id = suppression_service.add(
-            current_runtime(), email=_ui.text("email"), detail=_ui.text("detail")
+            current_runtime(), email=ui.text("email"), detail=ui.text("detail")
         )
     except ListmgrError as exc:
         return _page({exc.field or "form": exc.message}, exc.status)
@@ -61,7 +62,7 @@ def suppression_add():  # type: ignore[no-untyped-def]
 
 @bp.post("/suppression/<int:entry_id>/remove")
 @require("people:write")
-def suppression_remove(entry_id: int):  # type: ignore[no-untyped-def]
+def suppression_remove(entry_id: int) -> ResponseReturnValue:
     """Lift an entry."""
     try:
         entry = suppression_service.remove(current_runtime(), entry_id)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
 from listmgr.models import Role
 from listmgr.permissions import at_most
 from listmgr.services import accounts
 from listmgr.services import users as users_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import current_runtime
 
 
-def _page(new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(
+    new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200
+) -> ResponseReturnValue:
     me = principal()
     assert me is not None
     every = accounts.may_manage_all_tokens(me)
@@ -34,19 +37,19 @@ def _page(new_token: str | None = None, errors: dict[str, str] | None = None, st
 
 @bp.get("/tokens")
 @require("tokens:own")
-def tokens():  # type: ignore[no-untyped-def]
+def tokens() -> ResponseReturnValue:
     """Your API tokens with their last use."""
     return _page()
 
 
 @bp.post("/tokens")
 @require("tokens:own")
-def token_create():  # type: ignore[no-untyped-def]
+def token_create() -> ResponseReturnValue:
     """Create a token and show it once."""
     me = principal()
     assert me is not None
-    role = _ui.text("role", me.role)
-    name = _ui.text("name")[:200]
+    role = ui.text("role", me.role)
+    name = ui.text("name")[:200]
     try:
         issued = accounts.issue_token(current_runtime(), role=role, creator=me, name=name)
     except ListmgrError as exc:
@@ -57,7 +60,7 @@ def token_create():  # type: ignore[no-untyped-def]
 
 @bp.post("/tokens/<int:token_id>/revoke")
 @require("tokens:own")
-def token_revoke(token_id: int):  # type: ignore[no-untyped-def]
+def token_revoke(token_id: int) -> ResponseReturnValue:
     """Revoke a token and those it created at once (owners may revoke anyone's)."""
     revoked = accounts.revoke_token(current_runtime(), token_id=token_id, actor=principal())
     record("token.revoke", "token", token_id, revoked=revoked)

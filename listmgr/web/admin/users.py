@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
-from listmgr.app import current_runtime
 from listmgr.errors import ListmgrError
 from listmgr.models import Role
 from listmgr.permissions import at_most
 from listmgr.services import accounts
 from listmgr.services import users as users_service
-from listmgr.web.admin import _ui, bp
+from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
+from listmgr.web.extensions import current_runtime
 
 
 def _page(
     errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     me = principal()
     # Only the roles the signed-in user may give are offered (the service refuses the rest).
     roles = [r.value for r in Role if me is not None and at_most(r.value, me.role)]
@@ -32,19 +33,19 @@ def _page(
 
 @bp.get("/users")
 @require("users")
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     """Everyone who can sign in, with role and last sign-in."""
     return _page()
 
 
 @bp.post("/users")
 @require("users")
-def user_create():  # type: ignore[no-untyped-def]
+def user_create() -> ResponseReturnValue:
     """Add a user with a first password they should change."""
     values = {
-        "email": _ui.text("email"),
-        "name": _ui.text("name"),
-        "role": _ui.text("role", "editor"),
+        "email": ui.text("email"),
+        "name": ui.text("name"),
+        "role": ui.text("role", "editor"),
     }
     try:
         uid = accounts.create_user(
@@ -62,7 +63,7 @@ def user_create():  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<int:user_id>")
 @require("users")
-def user_update(user_id: int):  # type: ignore[no-untyped-def]
+def user_update(user_id: int) -> ResponseReturnValue:
     """Change role or active flag, unlock, or set a new password."""
     rt = current_runtime()
     action = request.form.get("action", "save")

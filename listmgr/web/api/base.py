@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from flask import Blueprint, g, jsonify, request
+from flask.typing import RouteCallable
 from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticError
 
 from listmgr.errors import Forbidden, ValidationError
 from listmgr.models import MAX_ID
 from listmgr.services import accounts
+from listmgr.web.auth import authorize, require
 from listmgr.web.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -21,16 +23,16 @@ csrf.exempt(bp)
 M = TypeVar("M", bound=BaseModel)
 
 
-def schema_of(info: type[Any], name: str, base: type[BaseModel] = BaseModel) -> type[BaseModel]:
-    """The response schema of a service's dataclass: the same fields, so they cannot drift."""
+def schema_of(info: type[Any]) -> Callable[[type[M]], type[M]]:
+    """Give an (empty) response model the fields of a service's dataclass, so they cannot
+    drift: `@schema_of(Info) class InfoOut(BaseModel): ...` keeps the class's name and base."""
     hints = get_type_hints(info)
-    return create_model(
-        name,
-        __base__=base,
-        **{  # type: ignore[call-overload, no-any-return]
-            f.name: (hints[f.name], ...) for f in dataclasses.fields(info)
-        },
-    )
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(info)}
+
+    def make(cls: type[M]) -> type[M]:
+        return create_model(cls.__name__, __base__=cls, __module__=cls.__module__, **fields)
+
+    return make
 
 
 @dataclass
@@ -69,7 +71,7 @@ def route(
     methods = methods or ["GET"]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.permission = permission  # type: ignore[attr-defined]
+        require(permission)(fn)
         ROUTES.append(
             RouteDoc(
                 rule,
@@ -92,19 +94,17 @@ def route(
 
 @bp.before_request
 def _authenticate() -> None:
-    view = current_app_view()
+    view: object = current_app_view()  # require() gave it the attribute typing cannot see
     if view is None:
         return  # 404/405 answered by Flask
     if not hasattr(view, "permission"):
         raise Forbidden("this route has no access rule")  # fail closed
-    from listmgr.web import auth
-
     # The one check shared with the admin pages: a bearer token, or the admin's own session
     # (for its scripts; unsafe methods then need the CSRF token).
-    auth.authorize(view.permission, api=True)
+    authorize(view.permission, api=True)
 
 
-def current_app_view() -> Callable[..., Any] | None:
+def current_app_view() -> RouteCallable | None:
     from flask import current_app
 
     if request.url_rule is None:
@@ -113,7 +113,8 @@ def current_app_view() -> Callable[..., Any] | None:
 
 
 def principal() -> accounts.Principal:
-    return g.principal  # type: ignore[no-any-return]
+    p: accounts.Principal = g.principal
+    return p
 
 
 def actor() -> str:

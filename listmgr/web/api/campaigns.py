@@ -8,14 +8,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web import limits
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_body, parse_query, route
 from listmgr.web.auth import may, personal, shown_count, shown_stats
+from listmgr.web.extensions import current_runtime
 
 
 class _Content(BaseModel):
@@ -137,7 +138,7 @@ def _state(campaign_id: int) -> dict[str, Any]:
 
 
 @route("/campaigns", permission="campaigns:read", query=Page, tag="campaigns")
-def all_campaigns():  # type: ignore[no-untyped-def]
+def all_campaigns() -> ResponseReturnValue:
     """Campaigns, newest first, with their progress."""
     page = parse_query(Page)
     offset, limit = page.bounds()
@@ -156,7 +157,7 @@ def all_campaigns():  # type: ignore[no-untyped-def]
     status=201,
     tag="campaigns",
 )
-def create_campaign():  # type: ignore[no-untyped-def]
+def create_campaign() -> ResponseReturnValue:
     """Create a draft; template errors are reported now, with part and line."""
     body = parse_body(CampaignIn)
     values = body.model_dump(exclude={"html", "markdown", "body", "content_format"})
@@ -167,7 +168,7 @@ def create_campaign():  # type: ignore[no-untyped-def]
 @route(
     "/campaigns/audience", ["POST"], permission="campaigns:read", body=AudienceIn, tag="campaigns"
 )
-def count_audience():  # type: ignore[no-untyped-def]
+def count_audience() -> ResponseReturnValue:
     """How many people lists (+ segment) would reach right now."""
     body = parse_body(AudienceIn)
     return jsonify(
@@ -189,7 +190,7 @@ def count_audience():  # type: ignore[no-untyped-def]
     response=CampaignOut,
     tag="campaigns",
 )
-def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def get_campaign(campaign_id: int) -> ResponseReturnValue:
     """One campaign with its progress (sent / failed / skipped / remaining …)."""
     return jsonify(_out(campaign_id))
 
@@ -202,7 +203,7 @@ def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     response=CampaignOut,
     tag="campaigns",
 )
-def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def update_campaign(campaign_id: int) -> ResponseReturnValue:
     """Change a draft or scheduled campaign."""
     body = parse_body(CampaignPatch)
     values = body.model_dump(
@@ -219,14 +220,14 @@ def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     status=204,
     tag="campaigns",
 )
-def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def delete_campaign(campaign_id: int) -> ResponseReturnValue:
     """Delete a draft."""
     campaigns.delete(current_runtime(), campaign_id, actor=actor())
     return "", 204
 
 
 @route("/campaigns/<int:campaign_id>/audience", permission="campaigns:read", tag="campaigns")
-def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
+def campaign_audience(campaign_id: int) -> ResponseReturnValue:
     """The audience now (before sending) or as it was fixed at the start."""
     return jsonify(shown_count(campaigns.audience(current_runtime(), campaign_id)).as_json())
 
@@ -238,7 +239,7 @@ def campaign_audience(campaign_id: int):  # type: ignore[no-untyped-def]
     query=Who,
     tag="campaigns",
 )
-def preview(campaign_id: int):  # type: ignore[no-untyped-def]
+def preview(campaign_id: int) -> ResponseReturnValue:
     """The message as a chosen subscriber (subscriber_id or email) or a sample person sees it."""
     from flask import request
 
@@ -262,7 +263,7 @@ def preview(campaign_id: int):  # type: ignore[no-untyped-def]
     tag="campaigns",
 )
 @limits.test_send()
-def send_test(campaign_id: int):  # type: ignore[no-untyped-def]
+def send_test(campaign_id: int) -> ResponseReturnValue:
     """Send the message, marked as a test, to up to 10 addresses now."""
     body = parse_body(TestIn)
     results = campaigns.send_test(
@@ -285,7 +286,7 @@ def send_test(campaign_id: int):  # type: ignore[no-untyped-def]
     status=202,
     tag="campaigns",
 )
-def send_now(campaign_id: int):  # type: ignore[no-untyped-def]
+def send_now(campaign_id: int) -> ResponseReturnValue:
     """Send now: the audience is fixed and the workers start (202)."""
     campaigns.start(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id)), 202
@@ -299,7 +300,7 @@ def send_now(campaign_id: int):  # type: ignore[no-untyped-def]
     response=StatusOut,
     tag="campaigns",
 )
-def schedule(campaign_id: int):  # type: ignore[no-untyped-def]
+def schedule(campaign_id: int) -> ResponseReturnValue:
     """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
     body = parse_body(ScheduleIn)
     campaigns.schedule(current_runtime(), campaign_id, at=body.at, actor=actor())
@@ -314,7 +315,7 @@ def schedule(campaign_id: int):  # type: ignore[no-untyped-def]
     response=StatusOut,
     tag="campaigns",
 )
-def pause(campaign_id: int):  # type: ignore[no-untyped-def]
+def pause(campaign_id: int) -> ResponseReturnValue:
     """Pause sending (the message in flight finishes)."""
     campaigns.pause(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id))
@@ -327,7 +328,7 @@ def pause(campaign_id: int):  # type: ignore[no-untyped-def]
     response=StatusOut,
     tag="campaigns",
 )
-def resume(campaign_id: int):  # type: ignore[no-untyped-def]
+def resume(campaign_id: int) -> ResponseReturnValue:
     """Resume a paused campaign."""
     campaigns.resume(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id))
@@ -340,14 +341,14 @@ def resume(campaign_id: int):  # type: ignore[no-untyped-def]
     response=StatusOut,
     tag="campaigns",
 )
-def cancel(campaign_id: int):  # type: ignore[no-untyped-def]
+def cancel(campaign_id: int) -> ResponseReturnValue:
     """Cancel for good; nothing more is sent."""
     campaigns.cancel(current_runtime(), campaign_id, actor=actor())
     return jsonify(_state(campaign_id))
 
 
 @route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
-def stats(campaign_id: int):  # type: ignore[no-untyped-def]
+def stats(campaign_id: int) -> ResponseReturnValue:
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
     unsubscribed (attributed by the token's campaign), remaining."""
     return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import activity
 from listmgr.web.api.base import DbId, route
+from listmgr.web.extensions import current_runtime
 
 
 class EventIn(BaseModel):
@@ -37,7 +38,7 @@ class EventsOut(BaseModel):
 @route(
     "/events", ["POST"], permission="people:write", body=EventsIn, response=EventsOut, tag="events"
 )
-def post_events():  # type: ignore[no-untyped-def]
+def post_events() -> ResponseReturnValue:
     """Record activity events; a bad item refuses the whole call and names its index."""
     # Validated by the service rather than the schema so errors read "events[3].type".
     body = request.get_json(silent=True)

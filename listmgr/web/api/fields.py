@@ -6,11 +6,12 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import fielddefs
 from listmgr.web.api.base import parse_body, route
+from listmgr.web.extensions import current_runtime
 
 FieldType = Literal["text", "number", "date", "boolean", "choice", "multi_choice"]
 
@@ -71,7 +72,7 @@ def _items(items: list[Any]) -> Any:
     status=201,
     tag="fields",
 )
-def create_field():  # type: ignore[no-untyped-def]
+def create_field() -> ResponseReturnValue:
     """Define a custom field (text, number, date, boolean, choice, multi_choice)."""
     body = parse_body(FieldIn)
     rt = current_runtime()
@@ -87,13 +88,13 @@ def create_field():  # type: ignore[no-untyped-def]
 
 
 @route("/fields", permission="fields:read", tag="fields")
-def list_fields():  # type: ignore[no-untyped-def]
+def list_fields() -> ResponseReturnValue:
     """Every custom field definition."""
     return _items(fielddefs.list_fields(current_runtime()))
 
 
 @route("/fields/<key>", permission="fields:read", response=FieldOut, tag="fields")
-def get_field(key: str):  # type: ignore[no-untyped-def]
+def get_field(key: str) -> ResponseReturnValue:
     """One field definition."""
     return jsonify(asdict(fielddefs.get_field(current_runtime(), key)))
 
@@ -106,7 +107,7 @@ def get_field(key: str):  # type: ignore[no-untyped-def]
     response=FieldOut,
     tag="fields",
 )
-def update_field(key: str):  # type: ignore[no-untyped-def]
+def update_field(key: str) -> ResponseReturnValue:
     """Change a field's label, choices or whether subscribers may edit it."""
     body = parse_body(FieldPatch)
     info = fielddefs.update_field(current_runtime(), key, **body.model_dump(exclude_unset=True))
@@ -114,7 +115,7 @@ def update_field(key: str):  # type: ignore[no-untyped-def]
 
 
 @route("/fields/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
-def delete_field(key: str):  # type: ignore[no-untyped-def]
+def delete_field(key: str) -> ResponseReturnValue:
     """Delete a field and every value subscribers hold in it."""
     fielddefs.delete_field(current_runtime(), key)
     return "", 204
@@ -129,7 +130,7 @@ def delete_field(key: str):  # type: ignore[no-untyped-def]
     status=201,
     tag="fields",
 )
-def create_interest():  # type: ignore[no-untyped-def]
+def create_interest() -> ResponseReturnValue:
     """Add an interest to the vocabulary."""
     body = parse_body(InterestIn)
     rt = current_runtime()
@@ -138,7 +139,7 @@ def create_interest():  # type: ignore[no-untyped-def]
 
 
 @route("/interests", permission="fields:read", tag="fields")
-def list_interests():  # type: ignore[no-untyped-def]
+def list_interests() -> ResponseReturnValue:
     """Every interest."""
     return _items(fielddefs.list_interests(current_runtime()))
 
@@ -151,14 +152,14 @@ def list_interests():  # type: ignore[no-untyped-def]
     response=InterestOut,
     tag="fields",
 )
-def update_interest(key: str):  # type: ignore[no-untyped-def]
+def update_interest(key: str) -> ResponseReturnValue:
     """Rename an interest (its key stays)."""
     body = parse_body(InterestPatch)
     return jsonify(asdict(fielddefs.update_interest(current_runtime(), key, label=body.label)))
 
 
 @route("/interests/<key>", ["DELETE"], permission="fields:write", status=204, tag="fields")
-def delete_interest(key: str):  # type: ignore[no-untyped-def]
+def delete_interest(key: str) -> ResponseReturnValue:
     """Delete an interest and every subscriber's choice of it."""
     fielddefs.delete_interest(current_runtime(), key)
     return "", 204

@@ -10,21 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr import jsonin
-from listmgr.app import current_runtime
 from listmgr.errors import ValidationError
 from listmgr.services import exports, imports
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 class _Progress(BaseModel):
     progress: float
 
 
-ImportOut = schema_of(imports.ImportInfo, "ImportOut", _Progress)
+@schema_of(imports.ImportInfo)
+class ImportOut(_Progress):
+    pass
 
 
 class ExportQuery(BaseModel):
@@ -92,7 +94,7 @@ class ImportForm(BaseModel):
     status=202,
     tag="imports",
 )
-def create_import():  # type: ignore[no-untyped-def]
+def create_import() -> ResponseReturnValue:
     """Upload a CSV and import it in the background (202; poll GET /api/imports/ID).
 
     The body is a multipart form: file, list, mapping, mode, consent."""
@@ -130,7 +132,7 @@ def create_import():  # type: ignore[no-untyped-def]
 
 
 @route("/imports", permission="people:write", query=Page, tag="imports")
-def all_imports():  # type: ignore[no-untyped-def]
+def all_imports() -> ResponseReturnValue:
     """Import jobs, newest first."""
     page = parse_query(Page)
     offset, limit = page.bounds()
@@ -139,13 +141,13 @@ def all_imports():  # type: ignore[no-untyped-def]
 
 
 @route("/imports/<int:job_id>", permission="people:write", response=ImportOut, tag="imports")
-def get_import(job_id: int):  # type: ignore[no-untyped-def]
+def get_import(job_id: int) -> ResponseReturnValue:
     """An import's status and progress (bytes read, rows, inserted, updated, skipped, errors)."""
     return jsonify(_out(imports.get(current_runtime(), job_id)))
 
 
 @route("/imports/<int:job_id>/report", permission="people:write", tag="imports")
-def import_report(job_id: int):  # type: ignore[no-untyped-def]
+def import_report(job_id: int) -> ResponseReturnValue:
     """The report as CSV: every skipped or broken row with its row number and the reason."""
     text = imports.report(current_runtime(), job_id)
     return Response(
@@ -156,7 +158,7 @@ def import_report(job_id: int):  # type: ignore[no-untyped-def]
 
 
 @route("/lists/<slug>/export", permission="people:export", query=ExportQuery, tag="lists")
-def export_list(slug: str):  # type: ignore[no-untyped-def]
+def export_list(slug: str) -> ResponseReturnValue:
     """A list's members as CSV, streamed (fields=a,b chooses columns; segment=ID narrows)."""
     q = parse_query(ExportQuery)
     rt = current_runtime()

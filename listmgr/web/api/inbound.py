@@ -6,12 +6,13 @@ from dataclasses import asdict
 from typing import Literal
 
 from flask import Response, jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.mail.inbound import message
 from listmgr.services import inbound
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
+from listmgr.web.extensions import current_runtime
 
 Kind = Literal["bounce", "complaint", "autoreply", "unsubscribe", "other"]
 
@@ -42,7 +43,7 @@ class InboundOut(BaseModel):
 
 
 @route("/inbound", permission="inbound:read", query=InboundQuery, tag="inbound")
-def list_inbound():  # type: ignore[no-untyped-def]
+def list_inbound() -> ResponseReturnValue:
     """Inbound messages, newest first, with kind, action taken, proof and evidence;
     `proof=none` lists what changed nobody for lack of proof."""
     q = parse_query(InboundQuery)
@@ -54,7 +55,7 @@ def list_inbound():  # type: ignore[no-untyped-def]
 
 
 @route("/inbound/<int:message_id>", permission="inbound:read", response=InboundOut, tag="inbound")
-def get_inbound(message_id: int):  # type: ignore[no-untyped-def]
+def get_inbound(message_id: int) -> ResponseReturnValue:
     """One inbound message, with the outline of its parts (at most 200: "parts_cut" says
     whether there were more)."""
     rt = current_runtime()
@@ -77,7 +78,7 @@ def raw_inbound(message_id: int) -> Response:
     response=InboundOut,
     tag="inbound",
 )
-def reclassify_inbound(message_id: int):  # type: ignore[no-untyped-def]
+def reclassify_inbound(message_id: int) -> ResponseReturnValue:
     """Set the kind by hand; its action runs again."""
     body = parse_body(Reclassify)
     rt = current_runtime()
@@ -93,7 +94,7 @@ def reclassify_inbound(message_id: int):  # type: ignore[no-untyped-def]
     response=InboundOut,
     tag="inbound",
 )
-def handle_inbound(message_id: int):  # type: ignore[no-untyped-def]
+def handle_inbound(message_id: int) -> ResponseReturnValue:
     """Mark a message in the human inbox as dealt with (or not)."""
     body = parse_body(Handled)
     rt = current_runtime()

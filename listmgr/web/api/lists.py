@@ -6,12 +6,13 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.services import lists
 from listmgr.web.api.base import parse_body, route
 from listmgr.web.auth import shown_count
+from listmgr.web.extensions import current_runtime
 
 
 class ListIn(BaseModel):
@@ -60,7 +61,7 @@ class ListOut(ListIn):
     status=201,
     tag="lists",
 )
-def create_list():  # type: ignore[no-untyped-def]
+def create_list() -> ResponseReturnValue:
     """Create a list."""
     body = parse_body(ListIn)
     rt = current_runtime()
@@ -69,14 +70,14 @@ def create_list():  # type: ignore[no-untyped-def]
 
 
 @route("/lists", permission="lists:read", tag="lists")
-def all_lists():  # type: ignore[no-untyped-def]
+def all_lists() -> ResponseReturnValue:
     """All lists with member counts per status."""
     items = [_shown(asdict(x)) for x in lists.all_lists(current_runtime())]
     return jsonify(items=items, page=1, per_page=len(items), total=len(items))
 
 
 @route("/lists/<slug>", permission="lists:read", response=ListOut, tag="lists")
-def get_list(slug: str):  # type: ignore[no-untyped-def]
+def get_list(slug: str) -> ResponseReturnValue:
     """One list."""
     return jsonify(_shown(asdict(lists.get(current_runtime(), slug))))
 
@@ -100,7 +101,7 @@ def _shown(info: dict[str, Any]) -> dict[str, Any]:
     response=ListOut,
     tag="lists",
 )
-def update_list(slug: str):  # type: ignore[no-untyped-def]
+def update_list(slug: str) -> ResponseReturnValue:
     """Change a list's settings."""
     body = parse_body(ListPatch)
     rt = current_runtime()

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from flask import jsonify, render_template, send_from_directory
+from flask.typing import ResponseReturnValue
 from openapi_ui_bundles import swagger_ui
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -14,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 import listmgr
 from listmgr.errors import NotFound
 from listmgr.web.api.base import ROUTES, RouteDoc, bp
+from listmgr.web.auth import PUBLIC, require
 
 REF = "#/components/schemas/{model}"
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -168,24 +170,24 @@ def _operation(
     return op
 
 
-def openapi_json():  # type: ignore[no-untyped-def]
+def openapi_json() -> ResponseReturnValue:
     """The OpenAPI document."""
     return jsonify(build())
 
 
-def docs():  # type: ignore[no-untyped-def]
+def docs() -> ResponseReturnValue:
     """The interactive page: every operation can be tried from the browser."""
     return render_template("pages/admin/api_try.html")
 
 
-def docs_asset(name: str):  # type: ignore[no-untyped-def]
+def docs_asset(name: str) -> ResponseReturnValue:
     """Swagger UI's own files, served by the app from the installed package."""
     if name not in DOCS_ASSETS:
         raise NotFound(f"there is no file {name!r}")
     return send_from_directory(swagger_ui.static_path, name, max_age=86400)
 
 
-def reference():  # type: ignore[no-untyped-def]
+def reference() -> ResponseReturnValue:
     """Browsable reference of every operation, rendered from the document (no scripts)."""
     doc = build()
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -225,5 +227,7 @@ for _view, _rule in (
     (reference, "/docs/reference"),
     (docs_asset, "/docs/ui/<name>"),
 ):
-    _view.permission = None  # type: ignore[attr-defined]  # public: describes, reveals no data
-    bp.add_url_rule(_rule, endpoint=_view.__name__, view_func=_view, methods=["GET"])
+    # public: describes, reveals no data
+    bp.add_url_rule(
+        _rule, endpoint=_view.__name__, view_func=require(PUBLIC)(_view), methods=["GET"]
+    )

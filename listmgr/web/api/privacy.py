@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import access_links, privacy
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import actor, parse_body, route
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 class ForgetLinksIn(BaseModel):
@@ -18,7 +18,7 @@ class ForgetLinksIn(BaseModel):
 
 
 @route("/subscribers/<int:subscriber_id>/export", permission="people:export", tag="subscribers")
-def export_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
+def export_subscriber(subscriber_id: int) -> ResponseReturnValue:
     """Everything held about one subscriber, as JSON (the access is audited)."""
     data = privacy.export_subscriber(
         current_runtime(), subscriber_id, actor=actor(), ip=client_ip()
@@ -31,7 +31,7 @@ def export_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
 @route(
     "/subscribers/<int:subscriber_id>/erase", ["POST"], permission="people:erase", tag="subscribers"
 )
-def erase_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
+def erase_subscriber(subscriber_id: int) -> ResponseReturnValue:
     """Delete every row about one subscriber; a keyed hash stays on the suppression list."""
     digest = privacy.erase_subscriber(
         current_runtime(), subscriber_id, origin=Origin(source="api", actor=actor(), ip=client_ip())
@@ -46,7 +46,7 @@ def erase_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     body=ForgetLinksIn,
     tag="subscribers",
 )
-def forget_subscriber_links(subscriber_id: int):  # type: ignore[no-untyped-def]
+def forget_subscriber_links(subscriber_id: int) -> ResponseReturnValue:
     """End every earlier preference and data link of one subscriber (old unsubscribe links
     still unsubscribe); the body may be empty."""
     body = parse_body(ForgetLinksIn) if request.get_data() else ForgetLinksIn()

@@ -6,12 +6,13 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict
 
-from listmgr.app import current_runtime
 from listmgr.services import audit, segments
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route, schema_of
 from listmgr.web.auth import personal, shown_count
+from listmgr.web.extensions import current_runtime
 
 
 class SegmentIn(BaseModel):
@@ -28,7 +29,9 @@ class SegmentPatch(BaseModel):
     rules: Any = None
 
 
-SegmentOut = schema_of(segments.SegmentInfo, "SegmentOut")
+@schema_of(segments.SegmentInfo)
+class SegmentOut(BaseModel):
+    pass
 
 
 class CountIn(BaseModel):
@@ -43,7 +46,7 @@ class CountOut(BaseModel):
 
 
 @route("/segments", permission="segments:read", query=Page, tag="segments")
-def all_segments():  # type: ignore[no-untyped-def]
+def all_segments() -> ResponseReturnValue:
     """Saved segments, by name."""
     page = parse_query(Page)
     offset, limit = page.bounds()
@@ -62,7 +65,7 @@ def all_segments():  # type: ignore[no-untyped-def]
     status=201,
     tag="segments",
 )
-def create_segment():  # type: ignore[no-untyped-def]
+def create_segment() -> ResponseReturnValue:
     """Save a segment; rules are checked against the current fields, interests and lists."""
     body = parse_body(SegmentIn)
     rt = current_runtime()
@@ -74,7 +77,7 @@ def create_segment():  # type: ignore[no-untyped-def]
 @route(
     "/segments/<int:segment_id>", permission="segments:read", response=SegmentOut, tag="segments"
 )
-def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def get_segment(segment_id: int) -> ResponseReturnValue:
     """One saved segment."""
     return jsonify(asdict(segments.get(current_runtime(), segment_id, personal=personal())))
 
@@ -87,7 +90,7 @@ def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
     response=SegmentOut,
     tag="segments",
 )
-def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def update_segment(segment_id: int) -> ResponseReturnValue:
     """Change a segment's name, lists or rules."""
     body = parse_body(SegmentPatch)
     rt = current_runtime()
@@ -105,7 +108,7 @@ def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
     status=204,
     tag="segments",
 )
-def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def delete_segment(segment_id: int) -> ResponseReturnValue:
     """Delete a saved segment."""
     rt = current_runtime()
     segments.delete(rt, segment_id)
@@ -123,7 +126,7 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
     response=CountOut,
     tag="segments",
 )
-def count_segment():  # type: ignore[no-untyped-def]
+def count_segment() -> ResponseReturnValue:
     """How many subscribers lists + rules select now (with lists: the campaign audience)."""
     body = parse_body(CountIn)
     mine = personal()

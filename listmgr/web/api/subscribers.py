@@ -6,13 +6,13 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from listmgr.app import current_runtime
 from listmgr.services import subscribers
 from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import Page, actor, paginated, parse_body, parse_query, route
-from listmgr.web.extensions import client_ip
+from listmgr.web.extensions import client_ip, current_runtime
 
 
 class Consents(BaseModel):
@@ -77,7 +77,7 @@ class SubscriberOut(BaseModel):
     status=201,
     tag="subscribers",
 )
-def create_subscriber():  # type: ignore[no-untyped-def]
+def create_subscriber() -> ResponseReturnValue:
     """Add a subscriber (confirmed with a consent basis, or pending and sent a confirmation)."""
     body = parse_body(SubscriberIn)
     rt = current_runtime()
@@ -97,7 +97,7 @@ def create_subscriber():  # type: ignore[no-untyped-def]
 
 
 @route("/subscribers", permission="people:read", query=SubscriberQuery, tag="subscribers")
-def search_subscribers():  # type: ignore[no-untyped-def]
+def search_subscribers() -> ResponseReturnValue:
     """Find subscribers by exact email, or by email/name prefix, list and status."""
     q = parse_query(SubscriberQuery)
     offset, limit = q.bounds()
@@ -119,7 +119,7 @@ def search_subscribers():  # type: ignore[no-untyped-def]
     response=SubscriberOut,
     tag="subscribers",
 )
-def get_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
+def get_subscriber(subscriber_id: int) -> ResponseReturnValue:
     """One subscriber with memberships, fields, interests and consents."""
     return jsonify(asdict(subscribers.get(current_runtime(), subscriber_id)))
 
@@ -131,7 +131,7 @@ def get_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
     body=ProfilePatch,
     tag="subscribers",
 )
-def update_subscriber_profile(subscriber_id: int):  # type: ignore[no-untyped-def]
+def update_subscriber_profile(subscriber_id: int) -> ResponseReturnValue:
     """Edit name, field values (merged; null removes one), interests (replaced), consents."""
     body = parse_body(ProfilePatch)
     rt = current_runtime()
