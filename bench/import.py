@@ -236,11 +236,11 @@ def sql_times(rt: runtime.Runtime) -> None:
     from sqlalchemy import event
 
     @event.listens_for(rt.db.engine, "before_cursor_execute")
-    def before(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+    def before(conn, cursor, statement, params, context, many):
         conn.info["t0"] = time.perf_counter()
 
     @event.listens_for(rt.db.engine, "after_cursor_execute")
-    def after(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+    def after(conn, cursor, statement, params, context, many):
         entry = SQL_TIMES.setdefault(" ".join(statement.split())[:90], [0, 0.0])
         entry[0] += 1
         entry[1] += time.perf_counter() - conn.info["t0"]

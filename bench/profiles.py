@@ -153,7 +153,7 @@ def populate(rt: runtime.Runtime, subscribers: int) -> None:
         )
 
 
-def bench_events(app, token: str, subscribers: int, rounds: int) -> str:  # type: ignore[no-untyped-def]
+def bench_events(app, token: str, subscribers: int, rounds: int) -> str:
     client = app.test_client()
     batch = {
         "events": [
@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
         db.dispose_engines()
         if cleanup is not None:
-            admin, name = cleanup  # type: ignore[misc]
-            with admin.connect() as c:  # type: ignore[attr-defined]
+            admin, name = cleanup
+            with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0
 

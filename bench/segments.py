@@ -147,7 +147,7 @@ def load_pg(url: str, n: int, n_events: int) -> float:
     raw = create_engine(url).raw_connection()
     rnd = random.Random(7)
     start = time.perf_counter()
-    with raw.cursor() as cur:  # type: ignore[attr-defined]
+    with raw.cursor() as cur:
         for table, cols, gen in TABLES:
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in gen(n, rnd):

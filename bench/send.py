@@ -432,7 +432,7 @@ def main() -> None:
         from listmgr import db as dbmod
 
         dbmod.dispose_engines()
-        with admin.connect() as c:  # type: ignore[attr-defined]
+        with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -25,7 +25,7 @@ class Account:
 
 
 @pytest.fixture
-def accounts_by_role(rt) -> dict[str, Account]:  # type: ignore[no-untyped-def]
+def accounts_by_role(rt) -> dict[str, Account]:
     out = {}
     for role in ROLES:
         email = f"{role}@staff.example.org"
@@ -34,7 +34,7 @@ def accounts_by_role(rt) -> dict[str, Account]:  # type: ignore[no-untyped-def]
     return out
 
 
-def session_login(client, rt, account: Account) -> None:  # type: ignore[no-untyped-def]
+def session_login(client, rt, account: Account) -> None:
     """Put a signed-in session in the client's cookie (fast; the real form is tested apart)."""
     with rt.db.session() as s:
         version = s.get(User, account.id).session_version
@@ -53,7 +53,7 @@ def csrf_from(html: str) -> str:
     return found.group(1)
 
 
-def form_login(client, email: str, password: str, next_url: str = "") -> Any:  # type: ignore[no-untyped-def]
+def form_login(client, email: str, password: str, next_url: str = "") -> Any:
     """Sign in through the real form (CSRF token included)."""
     page = client.get("/admin/login" + (f"?next={next_url}" if next_url else ""))
     data = {"email": email, "password": password, "csrf_token": csrf_from(page.text)}
@@ -62,7 +62,7 @@ def form_login(client, email: str, password: str, next_url: str = "") -> Any:  #
     return client.post("/admin/login", data=data)
 
 
-def post_form(client, page_url: str, action: str, data: dict[str, Any]) -> Any:  # type: ignore[no-untyped-def]
+def post_form(client, page_url: str, action: str, data: dict[str, Any]) -> Any:
     """GET a page for its CSRF token, then POST a form as a browser would."""
     token = csrf_from(client.get(page_url).text)
     return client.post(action, data={**data, "csrf_token": token})

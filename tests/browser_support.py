@@ -86,7 +86,7 @@ def browser_page() -> Iterator[object]:
             browser.close()
 
 
-def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -105,7 +105,7 @@ def create_outbox_admin(workdir: Path, env: dict[str, str]) -> None:
     )
 
 
-def sign_in_to_outbox(page, base: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in_to_outbox(page, base: str) -> None:
     """Sign the browser in as the outbox admin."""
     page.goto(f"{base}/dev/outbox")
     assert "/admin/login" in page.url

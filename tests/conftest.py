@@ -41,7 +41,7 @@ class Received:
 
     @property
     def message(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=default_policy)  # type: ignore[return-value]
+        return message_from_bytes(self.data, policy=default_policy)
 
 
 @dataclass
@@ -214,7 +214,7 @@ def rt(make_runtime: Callable[..., runtime.Runtime]) -> runtime.Runtime:
 
 
 @pytest.fixture
-def app(rt: runtime.Runtime):  # type: ignore[no-untyped-def]
+def app(rt: runtime.Runtime):
     from listmgr.app import create_app
 
     application = create_app(rt=rt, migrate=False)
@@ -223,7 +223,7 @@ def app(rt: runtime.Runtime):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()
 
 
@@ -240,12 +240,12 @@ def owner_token(rt: runtime.Runtime) -> str:
 
 
 @pytest.fixture
-def api(client, owner_token: str):  # type: ignore[no-untyped-def]
+def api(client, owner_token: str):
     """A test client that sends the owner's bearer token."""
 
     class Api:
-        def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
-            def call(path: str, **kw: Any):  # type: ignore[no-untyped-def]
+        def __getattr__(self, method: str):
+            def call(path: str, **kw: Any):
                 headers = kw.pop("headers", {})
                 headers.setdefault("Authorization", f"Bearer {owner_token}")
                 return getattr(client, method)(path, headers=headers, **kw)

@@ -43,7 +43,7 @@ def make_caller(
     app,
     rt,
     accounts_by_role: dict[str, Account],
-    kind: str,  # type: ignore[no-untyped-def]
+    kind: str,
     role: str,
 ) -> Caller:
     """A fresh client acting as this kind of principal with this role."""
@@ -67,12 +67,12 @@ def make_caller(
 
 
 @pytest.fixture
-def caller(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def caller(app, rt, accounts_by_role):
     """caller(kind, role) -> Caller."""
     return lambda kind, role: make_caller(app, rt, accounts_by_role, kind, role)
 
 
-def tokens_above(rt, role: str) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+def tokens_above(rt, role: str) -> list[tuple[int, str]]:
     """Every token whose role is above this one."""
     with rt.db.session() as s:
         return [
@@ -80,7 +80,7 @@ def tokens_above(rt, role: str) -> list[tuple[int, str]]:  # type: ignore[no-unt
         ]
 
 
-def users_snapshot(rt) -> dict[int, tuple[str, str, bool, str, int]]:  # type: ignore[no-untyped-def]
+def users_snapshot(rt) -> dict[int, tuple[str, str, bool, str, int]]:
     """Each user's email, role, active flag, password hash and session version."""
     with rt.db.session() as s:
         return {
@@ -89,11 +89,11 @@ def users_snapshot(rt) -> dict[int, tuple[str, str, bool, str, int]]:  # type: i
         }
 
 
-def token_ids(rt) -> set[int]:  # type: ignore[no-untyped-def]
+def token_ids(rt) -> set[int]:
     with rt.db.session() as s:
         return set(s.scalars(select(ApiToken.id)))
 
 
-def live_token_ids(rt) -> set[int]:  # type: ignore[no-untyped-def]
+def live_token_ids(rt) -> set[int]:
     with rt.db.session() as s:
         return set(s.scalars(select(ApiToken.id).where(ApiToken.revoked_at.is_(None))))

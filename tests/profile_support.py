@@ -57,20 +57,20 @@ API_BAD = {
 }
 
 
-def define_everything(rt) -> None:  # type: ignore[no-untyped-def]
+def define_everything(rt) -> None:
     for spec in FIELDS:
         fielddefs.create_field(rt, **spec)
     for key, label in INTERESTS:
         fielddefs.create_interest(rt, key=key, label=label)
 
 
-def make_list(rt, slug: str = "news", **extra: Any) -> int:  # type: ignore[no-untyped-def]
+def make_list(rt, slug: str = "news", **extra: Any) -> int:
     values: dict[str, Any] = {"name": slug.title(), "consent_wording": "Send me the news."}
     values.update(extra)
     return lists.create(rt, slug=slug, **values)
 
 
-def counts(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def counts(rt) -> dict[str, int]:
     """Rows per table: proof that a refused request changed nothing (the audit log, which
     records API calls themselves, aside)."""
     with rt.db.session() as s:
@@ -81,7 +81,7 @@ def counts(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
         }
 
 
-def snapshot(rt) -> dict[str, list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
+def snapshot(rt) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the tables a profile write touches."""
     names = (
         "subscriber",

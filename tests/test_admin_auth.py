@@ -17,12 +17,12 @@ from tests.admin_support import (  # noqa: F401
 )
 
 
-def _audit(rt, action):  # type: ignore[no-untyped-def]
+def _audit(rt, action):
     with rt.db.session() as s:
         return list(s.scalars(select(AuditLog).where(AuditLog.action == action)))
 
 
-def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_role):
     first = client.get("/admin/subscribers?q=ada")
     assert first.status_code == 302
     assert first.headers["Location"].startswith("/admin/login?next=/admin/subscribers")
@@ -35,7 +35,7 @@ def test_sign_in_lands_on_the_dashboard_and_is_audited(client, rt, accounts_by_r
     assert entry.actor == owner.email and entry.ip == "127.0.0.1"
 
 
-def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role):
     resp = form_login(client, accounts_by_role["editor"].email, "not the password")
     assert resp.status_code == 401 and "wrong email or password" in resp.text
     unknown = form_login(client, "nobody@example.org", "whatever-it-is")
@@ -46,7 +46,7 @@ def test_wrong_password_is_refused_with_one_message(client, rt, accounts_by_role
 
 def test_repeated_failures_slow_down_that_address_without_locking_the_account(
     app, rt, accounts_by_role
-):  # type: ignore[no-untyped-def]
+):
     email = accounts_by_role["admin"].email
     attacker = app.test_client()
     attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"
@@ -62,7 +62,7 @@ def test_repeated_failures_slow_down_that_address_without_locking_the_account(
         assert s.scalar(select(User.locked_until).where(User.email == email)) is None
 
 
-def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt, accounts_by_role):
     client.get("/admin/login")
     with client.session_transaction() as sess:
         sess["planted"] = "by an attacker"
@@ -74,7 +74,7 @@ def test_session_fixation_a_session_from_before_sign_in_is_not_kept(client, rt, 
         assert "_user_id" in sess
 
 
-def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_by_role):
     client = app.test_client()
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     stolen = client.get_cookie("listmgr_session").value
@@ -106,13 +106,13 @@ def test_logout_needs_post_with_token_and_ends_copied_cookies(app, rt, accounts_
         "/admin/%0d%0aSet-Cookie:x=1",
     ],
 )
-def test_next_never_leaves_the_site(client, accounts_by_role, target):  # type: ignore[no-untyped-def]
+def test_next_never_leaves_the_site(client, accounts_by_role, target):
     resp = form_login(client, accounts_by_role["owner"].email, PASSWORD, next_url=target)
     assert resp.status_code == 302
     assert resp.headers["Location"] == "/admin/"
 
 
-def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by_role):
     editor = accounts_by_role["editor"]
     here, elsewhere = app.test_client(), app.test_client()
     form_login(here, editor.email, PASSWORD)
@@ -153,7 +153,7 @@ def test_password_change_keeps_this_session_and_ends_others(app, rt, accounts_by
     assert len(_audit(rt, "password_changed")) == 1
 
 
-def test_disabled_user_is_signed_out_at_once(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_disabled_user_is_signed_out_at_once(app, rt, accounts_by_role):
     owner, editor = app.test_client(), app.test_client()
     form_login(owner, accounts_by_role["owner"].email, PASSWORD)
     form_login(editor, accounts_by_role["editor"].email, PASSWORD)
@@ -168,7 +168,7 @@ def test_disabled_user_is_signed_out_at_once(app, rt, accounts_by_role):  # type
     )
 
 
-def test_form_post_without_csrf_token_changes_nothing(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_form_post_without_csrf_token_changes_nothing(client, rt, accounts_by_role):
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     resp = client.post("/admin/lists/new", data={"slug": "sneaky", "name": "Sneaky"})
     assert resp.status_code == 400 and "form expired" in resp.text
@@ -192,7 +192,7 @@ def test_form_post_without_csrf_token_changes_nothing(client, rt, accounts_by_ro
     assert ok.status_code == 302
 
 
-def test_session_api_calls_need_the_csrf_header_for_changes(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_session_api_calls_need_the_csrf_header_for_changes(client, rt, accounts_by_role):
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     refused = client.post("/api/lists", json={"slug": "via-js", "name": "Via JS"})
     assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_request"
@@ -205,7 +205,7 @@ def test_session_api_calls_need_the_csrf_header_for_changes(client, rt, accounts
         assert s.scalar(select(func.count(MailingList.id))) == 1
 
 
-def test_cookie_flags_and_security_headers(make_runtime, accounts_by_role, rt):  # type: ignore[no-untyped-def]
+def test_cookie_flags_and_security_headers(make_runtime, accounts_by_role, rt):
     from listmgr.app import create_app
 
     secure_rt = make_runtime(base_url="https://lists.example.org")

@@ -19,7 +19,7 @@ BODY = "<h1>Hello {{ subscriber.name }}</h1><p>News of the month.</p>"
 
 
 @pytest.fixture
-def editor(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def editor(client, rt, accounts_by_role):
     lists.create(
         rt,
         slug="news",
@@ -41,7 +41,7 @@ def editor(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     return client
 
 
-def _draft(client) -> int:  # type: ignore[no-untyped-def]
+def _draft(client) -> int:
     resp = post_form(
         client,
         "/admin/campaigns/new",
@@ -58,7 +58,7 @@ def _draft(client) -> int:  # type: ignore[no-untyped-def]
     return int(resp.headers["Location"].rsplit("/", 1)[1])
 
 
-def test_compose_refuses_a_broken_template_and_saves_nothing(editor, rt):  # type: ignore[no-untyped-def]
+def test_compose_refuses_a_broken_template_and_saves_nothing(editor, rt):
     resp = post_form(
         editor,
         "/admin/campaigns/new",
@@ -78,7 +78,7 @@ def test_compose_refuses_a_broken_template_and_saves_nothing(editor, rt):  # typ
         assert s.scalar(select(func.count(Campaign.id))) == 0
 
 
-def test_preview_as_a_subscriber_is_personal_and_sandboxed(editor, rt):  # type: ignore[no-untyped-def]
+def test_preview_as_a_subscriber_is_personal_and_sandboxed(editor, rt):
     cid = _draft(editor)
     page = editor.get(f"/admin/campaigns/{cid}?as=ada@example.org")
     assert page.status_code == 200 and "News for Ada &lt;b&gt;L&lt;/b&gt;" in page.text
@@ -93,7 +93,7 @@ def test_preview_as_a_subscriber_is_personal_and_sandboxed(editor, rt):  # type:
     assert "no subscriber" in missing.text
 
 
-def test_save_test_send_send_and_follow_progress(editor, rt, sink, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_save_test_send_send_and_follow_progress(editor, rt, sink, accounts_by_role):
     cid = _draft(editor)
     detail = f"/admin/campaigns/{cid}"
     resp = post_form(
@@ -140,7 +140,7 @@ def test_save_test_send_send_and_follow_progress(editor, rt, sink, accounts_by_r
     assert again.status_code == 409
 
 
-def test_schedule_pause_resume_cancel(editor, rt):  # type: ignore[no-untyped-def]
+def test_schedule_pause_resume_cancel(editor, rt):
     cid = _draft(editor)
     detail = f"/admin/campaigns/{cid}"
     past = post_form(editor, detail, f"{detail}/schedule", {"at": "2001-01-01T00:00"})
@@ -160,7 +160,7 @@ def test_schedule_pause_resume_cancel(editor, rt):  # type: ignore[no-untyped-de
         assert s.get(Campaign, cid).status == "cancelled"
 
 
-def test_analyst_sees_stats_but_never_the_composer(client, rt, editor, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_analyst_sees_stats_but_never_the_composer(client, rt, editor, accounts_by_role):
     cid = _draft(editor)
     session_login(client, rt, accounts_by_role["analyst"])
     resp = client.get(f"/admin/campaigns/{cid}")

@@ -22,7 +22,7 @@ CSV = (
 
 
 @pytest.fixture
-def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def admin(client, rt, accounts_by_role):
     from listmgr.services import fielddefs
 
     lists.create(rt, slug="news", name="News")
@@ -31,7 +31,7 @@ def admin(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
     return client
 
 
-def _upload(client, text: str = CSV, token: str | None = None):  # type: ignore[no-untyped-def]
+def _upload(client, text: str = CSV, token: str | None = None):
     token = token if token is not None else csrf_from(client.get("/admin/imports").text)
     return client.post(
         "/admin/imports",
@@ -45,7 +45,7 @@ def _upload(client, text: str = CSV, token: str | None = None):  # type: ignore[
     )
 
 
-def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def]
+def test_upload_map_import_and_report(admin, rt):
     page = _upload(admin)
     assert page.status_code == 200 and "Map the columns of people.csv" in page.text
     token = re.search(r'name="token" value="([0-9a-f]{32})"', page.text).group(1)
@@ -92,7 +92,7 @@ def test_upload_map_import_and_report(admin, rt):  # type: ignore[no-untyped-def
         )
 
 
-def test_upload_without_token_or_file_changes_nothing(admin, rt):  # type: ignore[no-untyped-def]
+def test_upload_without_token_or_file_changes_nothing(admin, rt):
     from listmgr.services import imports
 
     before = set(imports.upload_dir(rt).iterdir())
@@ -116,7 +116,7 @@ def test_upload_without_token_or_file_changes_nothing(admin, rt):  # type: ignor
     assert gone.status_code == 422 and "upload the file again" in gone.text
 
 
-def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):
     from listmgr.services import subscribers
     from listmgr.services.subscriptions import Origin
 
@@ -143,7 +143,7 @@ def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):  #
     assert client.get("/admin/imports").status_code == 403
 
 
-def test_abandoned_uploads_are_forgotten(admin, rt):  # type: ignore[no-untyped-def]
+def test_abandoned_uploads_are_forgotten(admin, rt):
     import os
 
     from listmgr.services import imports, recovery, subscribers

@@ -24,24 +24,24 @@ from tests.conftest import drain
 
 
 @pytest.fixture
-def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def owner(client, rt, accounts_by_role):
     session_login(client, rt, accounts_by_role["owner"])
     return client
 
 
-def _count(rt, column, *where):  # type: ignore[no-untyped-def]
+def _count(rt, column, *where):
     with rt.db.session() as s:
         return s.scalar(select(func.count(column)).where(*where))
 
 
-def _audit(rt, action):  # type: ignore[no-untyped-def]
+def _audit(rt, action):
     with rt.db.session() as s:
         return list(
             s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
         )
 
 
-def _people(rt, n=3, slug="news"):  # type: ignore[no-untyped-def]
+def _people(rt, n=3, slug="news"):
     lists.create(rt, slug=slug, name="News", postal_address="1 Main St")
     ids = []
     for i, (email, name) in enumerate(
@@ -66,7 +66,7 @@ def _people(rt, n=3, slug="news"):  # type: ignore[no-untyped-def]
 
 
 # -- lists ---------------------------------------------------------------------------------------
-def test_create_and_edit_a_list_with_its_embed_code(owner, rt):  # type: ignore[no-untyped-def]
+def test_create_and_edit_a_list_with_its_embed_code(owner, rt):
     resp = post_form(
         owner,
         "/admin/lists/new",
@@ -111,7 +111,7 @@ def test_create_and_edit_a_list_with_its_embed_code(owner, rt):  # type: ignore[
     assert [e.target_id for e in _audit(rt, "list.edit")] == ["weekly"]
 
 
-def test_bad_list_input_is_explained_and_changes_nothing(owner, rt):  # type: ignore[no-untyped-def]
+def test_bad_list_input_is_explained_and_changes_nothing(owner, rt):
     bad = post_form(
         owner,
         "/admin/lists/new",
@@ -133,7 +133,7 @@ def test_bad_list_input_is_explained_and_changes_nothing(owner, rt):  # type: ig
 
 
 # -- subscribers ---------------------------------------------------------------------------------
-def test_search_filters_and_paging(owner, rt):  # type: ignore[no-untyped-def]
+def test_search_filters_and_paging(owner, rt):
     _people(rt)
     lists.create(rt, slug="other", name="Other")
     page = owner.get("/admin/subscribers?q=al")
@@ -152,7 +152,7 @@ def test_search_filters_and_paging(owner, rt):  # type: ignore[no-untyped-def]
     assert owner.get("/admin/subscribers?page=0").status_code == 422
 
 
-def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_role):
     [sid] = _people(rt, 1)
     page = owner.get(f"/admin/subscribers/{sid}")
     assert page.status_code == 200
@@ -165,7 +165,7 @@ def test_detail_shows_history_and_the_view_is_audited(owner, rt, accounts_by_rol
     assert owner.get("/admin/subscribers/424242").status_code == 404
 
 
-def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):  # type: ignore[no-untyped-def]
+def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):
     lists.create(rt, slug="news", name="News")
     bad = post_form(
         owner,
@@ -215,7 +215,7 @@ def test_add_edit_and_unsubscribe_a_subscriber(owner, rt):  # type: ignore[no-un
     assert subscribers.get(rt, sid).suppressed == "unsubscribed_all"
 
 
-def test_erase_needs_the_typed_address_then_removes_everything(owner, rt):  # type: ignore[no-untyped-def]
+def test_erase_needs_the_typed_address_then_removes_everything(owner, rt):
     [sid, other] = _people(rt, 2)
     url = f"/admin/subscribers/{sid}/erase"
     wrong = post_form(owner, url, url, {"confirm_email": "someone@else.org"})
@@ -236,7 +236,7 @@ def test_erase_needs_the_typed_address_then_removes_everything(owner, rt):  # ty
     assert _audit(rt, "subscriber.erase")
 
 
-def test_export_one_subscriber_is_audited(owner, rt):  # type: ignore[no-untyped-def]
+def test_export_one_subscriber_is_audited(owner, rt):
     [sid] = _people(rt, 1)
     resp = owner.get(f"/admin/subscribers/{sid}/export")
     assert resp.status_code == 200 and resp.json["subscriber"]["email"] == "ada@example.org"
@@ -244,7 +244,7 @@ def test_export_one_subscriber_is_audited(owner, rt):  # type: ignore[no-untyped
     assert [e.target_id for e in _audit(rt, "people.export")] == [str(sid)]
 
 
-def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_role):
     [sid] = _people(rt, 1)
     session_login(client, rt, accounts_by_role["editor"])
     page = client.get(f"/admin/subscribers/{sid}")
@@ -254,7 +254,7 @@ def test_editor_may_read_people_but_not_export_or_erase(client, rt, accounts_by_
     assert client.get(f"/admin/subscribers/{sid}/erase").status_code == 403
 
 
-def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):
     _people(rt)
     session_login(client, rt, accounts_by_role["analyst"])
     page = client.get("/admin/")
@@ -265,7 +265,7 @@ def test_analyst_dashboard_shows_no_personal_data(client, rt, accounts_by_role):
     assert "/admin/subscribers" not in page.text  # no link to pages it may not open
 
 
-def test_charts_are_inert_svg(owner, rt):  # type: ignore[no-untyped-def]
+def test_charts_are_inert_svg(owner, rt):
     _people(rt)
     for path in ("/admin/charts/growth.svg?days=90", "/admin/charts/campaigns.svg"):
         resp = owner.get(path)
@@ -276,7 +276,7 @@ def test_charts_are_inert_svg(owner, rt):  # type: ignore[no-untyped-def]
 
 
 # -- users and tokens ----------------------------------------------------------------------------
-def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):
     resp = post_form(
         owner,
         "/admin/users",
@@ -302,7 +302,7 @@ def test_owner_manages_users_and_keeps_one_owner(owner, rt, accounts_by_role):  
     assert [e.detail["role"] for e in _audit(rt, "user.create")] == ["analyst"]
 
 
-def test_tokens_are_shown_once_stored_hashed_and_revocable(owner, rt, app):  # type: ignore[no-untyped-def]
+def test_tokens_are_shown_once_stored_hashed_and_revocable(owner, rt, app):
     resp = post_form(owner, "/admin/tokens", "/admin/tokens", {"name": "ci", "role": "editor"})
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     token = resp.text.split('id="new-token" value="', 1)[1].split('"', 1)[0]
@@ -323,14 +323,14 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(owner, rt, app):  # t
     assert _audit(rt, "token.create") and _audit(rt, "token.revoke")
 
 
-def test_token_role_never_above_the_user(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_token_role_never_above_the_user(client, rt, accounts_by_role):
     session_login(client, rt, accounts_by_role["editor"])
     resp = post_form(client, "/admin/tokens", "/admin/tokens", {"name": "x", "role": "owner"})
     assert resp.status_code == 403
     assert _count(rt, ApiToken.id) == 0
 
 
-def test_token_use_is_audited_once_a_minute_and_every_change(api, rt):  # type: ignore[no-untyped-def]
+def test_token_use_is_audited_once_a_minute_and_every_change(api, rt):
     for _ in range(3):
         assert api.get("/api/lists").status_code == 200
     assert len(_audit(rt, "token.use")) == 1
@@ -343,7 +343,7 @@ def test_token_use_is_audited_once_a_minute_and_every_change(api, rt):  # type: 
     ]
 
 
-def test_audit_page_and_api_filter(owner, api, rt):  # type: ignore[no-untyped-def]
+def test_audit_page_and_api_filter(owner, api, rt):
     [sid] = _people(rt, 1)
     owner.get(f"/admin/subscribers/{sid}")
     api.get("/api/lists")
@@ -356,7 +356,7 @@ def test_audit_page_and_api_filter(owner, api, rt):  # type: ignore[no-untyped-d
     assert api.get("/api/audit?since=yesterday").status_code == 422
 
 
-def test_api_reads_of_a_subscriber_are_audited(api, rt):  # type: ignore[no-untyped-def]
+def test_api_reads_of_a_subscriber_are_audited(api, rt):
     [sid] = _people(rt, 1)
     assert api.get(f"/api/subscribers/{sid}").status_code == 200
     [entry] = _audit(rt, "subscriber.view")
@@ -364,7 +364,7 @@ def test_api_reads_of_a_subscriber_are_audited(api, rt):  # type: ignore[no-unty
 
 
 # -- settings ------------------------------------------------------------------------------------
-def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyped-def]
+def test_settings_change_validate_and_reset(owner, rt):
     resp = post_form(
         owner,
         "/admin/settings",
@@ -399,7 +399,7 @@ def test_settings_change_validate_and_reset(owner, rt):  # type: ignore[no-untyp
         assert s.get(SettingValue, "send_rate") is None
 
 
-def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def]
+def test_dkim_key_and_dns_record(owner, rt, api):
     resp = post_form(
         owner,
         "/admin/settings",
@@ -421,7 +421,7 @@ def test_dkim_key_and_dns_record(owner, rt, api):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize(("kind", "strings"), [("rsa", 2), ("ed25519", 1)])
-def test_dkim_record_names_the_key_type(owner, rt, api, kind, strings):  # type: ignore[no-untyped-def]
+def test_dkim_record_names_the_key_type(owner, rt, api, kind, strings):
     import html
     import re
 
@@ -440,7 +440,7 @@ def test_dkim_record_names_the_key_type(owner, rt, api, kind, strings):  # type:
 
 
 # -- suppression, outbox, inbound ----------------------------------------------------------------
-def test_suppression_add_lift_and_erased_stays(owner, rt, api):  # type: ignore[no-untyped-def]
+def test_suppression_add_lift_and_erased_stays(owner, rt, api):
     resp = post_form(
         owner,
         "/admin/suppression",
@@ -467,7 +467,7 @@ def test_suppression_add_lift_and_erased_stays(owner, rt, api):  # type: ignore[
 
 
 @pytest.fixture
-def embedded(make_runtime):  # type: ignore[no-untyped-def]
+def embedded(make_runtime):
     from listmgr.app import create_app
 
     rt = make_runtime(smtp_url="")
@@ -475,7 +475,7 @@ def embedded(make_runtime):  # type: ignore[no-untyped-def]
     return rt, app
 
 
-def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no-untyped-def]
+def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):
     from listmgr.services import accounts
     from tests.admin_support import Account
 
@@ -514,7 +514,7 @@ def test_dev_outbox_in_the_admin_and_for_newcomers(embedded):  # type: ignore[no
     assert client.get(f"/admin/outbox/{mail_id}.eml").mimetype == "message/rfc822"
 
 
-def test_inbound_inbox_mark_handled(owner, rt):  # type: ignore[no-untyped-def]
+def test_inbound_inbox_mark_handled(owner, rt):
     inbound = pytest.importorskip("listmgr.services.inbound")
     raw = (
         b"From: someone@example.net\r\nTo: news@lists.example.test\r\n"
@@ -537,7 +537,7 @@ def test_inbound_inbox_mark_handled(owner, rt):  # type: ignore[no-untyped-def]
     assert owner.get("/admin/inbound?view=bogus").status_code == 422
 
 
-def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped-def]
+def test_member_counts_link_to_the_search(owner, rt):
     _people(rt)
     page = owner.get("/admin/lists")
     assert "/admin/subscribers?list=news&amp;status=confirmed" in page.text
@@ -545,7 +545,7 @@ def test_member_counts_link_to_the_search(owner, rt):  # type: ignore[no-untyped
         assert s.scalar(select(func.count(Membership.id))) == 3
 
 
-def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_fields_and_interests(owner, rt, client, accounts_by_role):
     from listmgr.services import fielddefs
 
     resp = post_form(
@@ -579,7 +579,7 @@ def test_fields_and_interests(owner, rt, client, accounts_by_role):  # type: ign
     )
 
 
-def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
+def test_search_by_field(owner, rt):
     from listmgr.services import fielddefs
 
     fielddefs.create_field(rt, key="city", label="City", type="text")
@@ -608,7 +608,7 @@ def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
     assert owner.get("/admin/subscribers?field=nope&op=eq&value=x").status_code == 422
 
 
-def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink):
     """A worker (another runtime on the same database) sends transactional mail through the
     SMTP server and with the mail domain the admin saved, at its next job, without a restart;
     the settings of the files stay as they were."""
@@ -640,7 +640,7 @@ def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink
 
 
 # -- segments ------------------------------------------------------------------------------------
-def test_segment_form_creates_updates_and_refuses_bad_rules(owner, rt):  # type: ignore[no-untyped-def]
+def test_segment_form_creates_updates_and_refuses_bad_rules(owner, rt):
     from listmgr.models import Segment
     from listmgr.services import segments
 

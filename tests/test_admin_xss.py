@@ -23,7 +23,7 @@ def _inert(html: str, where: str, *, shown: bool = True) -> None:
 
 
 @pytest.fixture
-def stored(app, rt):  # type: ignore[no-untyped-def]
+def stored(app, rt):
     """A subscriber who typed script into every box of the public form, on a list so named."""
     from listmgr.services import fielddefs
 
@@ -55,7 +55,7 @@ def stored(app, rt):  # type: ignore[no-untyped-def]
     return sub.id
 
 
-def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, accounts_by_role):
     session_login(client, rt, accounts_by_role["owner"])
     pages = [
         "/admin/subscribers",
@@ -77,7 +77,7 @@ def test_subscriber_payloads_render_inert_everywhere(client, rt, stored, account
     assert "<script" not in chart and "&lt;script&gt;" in chart
 
 
-def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, accounts_by_role):
     from listmgr.app import create_app
     from listmgr.services import accounts
 
@@ -116,7 +116,7 @@ def test_payloads_in_the_dev_outbox_and_inbox_render_inert(make_runtime, account
     assert "script-src" not in part.headers["Content-Security-Policy"]
 
 
-def test_segment_names_and_rules_render_inert(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_segment_names_and_rules_render_inert(client, rt, accounts_by_role):
     segments = pytest.importorskip("listmgr.services.segments")
     sid = segments.create(
         rt, name="Seg " + NAME, rules={"all": [{"field": "name", "op": "eq", "value": NAME}]}

@@ -8,7 +8,7 @@ from listmgr.models import Membership, Outbox, Subscriber
 from tests.conftest import drain
 
 
-def test_lists_create_get_and_errors(api, client):  # type: ignore[no-untyped-def]
+def test_lists_create_get_and_errors(api, client):
     resp = api.post("/api/lists", json={"slug": "news", "name": "News", "opt_in": "double"})
     assert resp.status_code == 201 and isinstance(resp.json["id"], int)
     assert api.get("/api/lists/news").json["name"] == "News"
@@ -26,7 +26,7 @@ def test_lists_create_get_and_errors(api, client):  # type: ignore[no-untyped-de
     assert [x["slug"] for x in api.get("/api/lists").json["items"]] == ["news"]
 
 
-def test_auth_is_required_and_checked(client, api, rt):  # type: ignore[no-untyped-def]
+def test_auth_is_required_and_checked(client, api, rt):
     from listmgr.services import accounts
 
     assert client.get("/api/lists").status_code == 401
@@ -51,7 +51,7 @@ def test_auth_is_required_and_checked(client, api, rt):  # type: ignore[no-untyp
     )
 
 
-def test_subscribers_create_search_and_status(api, rt, sink):  # type: ignore[no-untyped-def]
+def test_subscribers_create_search_and_status(api, rt, sink):
     api.post("/api/lists", json={"slug": "news", "name": "News"})
     api.post("/api/lists", json={"slug": "staff", "name": "Staff", "opt_in": "single"})
     resp = api.post(
@@ -83,7 +83,7 @@ def test_subscribers_create_search_and_status(api, rt, sink):  # type: ignore[no
     assert api.get(f"/api/subscribers/{item['id']}").json["consents"]["profiling"] is True
 
 
-def test_subscriber_errors_change_nothing(api, rt):  # type: ignore[no-untyped-def]
+def test_subscriber_errors_change_nothing(api, rt):
     api.post("/api/lists", json={"slug": "news", "name": "News"})
     api.post("/api/subscribers", json={"email": "a@example.org", "lists": ["news"], "consent": "x"})
     cases = [
@@ -121,5 +121,5 @@ def test_subscriber_errors_change_nothing(api, rt):  # type: ignore[no-untyped-d
     assert after == before
 
 
-def test_healthz(client):  # type: ignore[no-untyped-def]
+def test_healthz(client):
     assert client.get("/healthz").json == {"status": "ok"}

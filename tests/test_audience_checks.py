@@ -20,18 +20,18 @@ BIGGEST = 2**53 - 1
 
 
 @pytest.fixture
-def owner(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def owner(client, rt, accounts_by_role):
     session_login(client, rt, accounts_by_role["owner"])
     return client
 
 
 @pytest.fixture
-def defined(rt):  # type: ignore[no-untyped-def]
+def defined(rt):
     define_everything(rt)
     return rt
 
 
-def _fields(rt, sid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _fields(rt, sid: int) -> dict[str, Any]:
     with rt.db.session() as s:
         return dict(s.get(Subscriber, sid).fields or {})
 
@@ -60,7 +60,7 @@ BAD_LISTS = [
 
 
 @pytest.mark.parametrize("body,field,message", BAD_LISTS)
-def test_api_refuses_a_list_offering_what_does_not_exist(defined, api, body, field, message):  # type: ignore[no-untyped-def]
+def test_api_refuses_a_list_offering_what_does_not_exist(defined, api, body, field, message):
     rt = defined
     before = counts(rt)
     resp = api.post("/api/lists", json={"slug": "bad1", "name": "B", **body})
@@ -71,7 +71,7 @@ def test_api_refuses_a_list_offering_what_does_not_exist(defined, api, body, fie
 
 
 @pytest.mark.parametrize("body,field,message", BAD_LISTS)
-def test_api_refuses_the_same_on_update_and_changes_nothing(defined, api, body, field, message):  # type: ignore[no-untyped-def]
+def test_api_refuses_the_same_on_update_and_changes_nothing(defined, api, body, field, message):
     rt = defined
     make_list(
         rt, "news", form_fields=["nickname"], form_interests=["rust"], opt_in_levels=["weekly"]
@@ -84,7 +84,7 @@ def test_api_refuses_the_same_on_update_and_changes_nothing(defined, api, body, 
     assert lists.get(rt, "news") == kept
 
 
-def test_defined_fields_interests_and_good_levels_are_stored(defined, api):  # type: ignore[no-untyped-def]
+def test_defined_fields_interests_and_good_levels_are_stored(defined, api):
     longest = "y" * 64
     resp = api.post(
         "/api/lists",
@@ -107,7 +107,7 @@ def test_defined_fields_interests_and_good_levels_are_stored(defined, api):  # t
     assert (resp.json["form_fields"], resp.json["opt_in_levels"]) == ([], [])
 
 
-def test_admin_list_form_shows_the_error_and_stores_nothing(defined, owner):  # type: ignore[no-untyped-def]
+def test_admin_list_form_shows_the_error_and_stores_nothing(defined, owner):
     rt = defined
     before = counts(rt)
     resp = post_form(
@@ -136,7 +136,7 @@ def test_admin_list_form_shows_the_error_and_stores_nothing(defined, owner):  # 
         assert lists.get(rt, "kept") == kept
 
 
-def test_preference_center_labels_the_default_level_apart_from_the_lists_own(defined, client):  # type: ignore[no-untyped-def]
+def test_preference_center_labels_the_default_level_apart_from_the_lists_own(defined, client):
     rt = defined
     make_list(rt, "news", opt_in_levels=["everything", "monthly digest only"])
     sid = subscribers.create(rt, email="ada@example.org", lists=["news"], consent="in person")
@@ -149,7 +149,7 @@ def test_preference_center_labels_the_default_level_apart_from_the_lists_own(def
 
 # -- 2. the admin profile edit checks values like every other path ------------------------------
 @pytest.fixture
-def person(defined):  # type: ignore[no-untyped-def]
+def person(defined):
     rt = defined
     make_list(rt, "news", form_fields=["vip", "height"])
     return subscribers.create(
@@ -171,7 +171,7 @@ def person(defined):  # type: ignore[no-untyped-def]
         ({"field_nosuch": "1"}, "nosuch", "There is no field"),
     ],
 )
-def test_admin_edit_refuses_what_it_does_not_understand(defined, owner, person, form, label, words):  # type: ignore[no-untyped-def]
+def test_admin_edit_refuses_what_it_does_not_understand(defined, owner, person, form, label, words):
     rt = defined
     page = f"/admin/subscribers/{person}"
     before, rows = counts(rt), snapshot(rt)
@@ -193,7 +193,7 @@ def test_admin_edit_refuses_what_it_does_not_understand(defined, owner, person, 
     assert _fields(rt, person) == {"vip": True, "height": 170, "nickname": "Ada"}
 
 
-def test_admin_edit_takes_the_booleans_the_public_form_takes(defined, owner, person):  # type: ignore[no-untyped-def]
+def test_admin_edit_takes_the_booleans_the_public_form_takes(defined, owner, person):
     rt = defined
     page = f"/admin/subscribers/{person}"
     html = owner.get(page).text  # the page's select sends "", "true" or "false"
@@ -253,7 +253,7 @@ def test_admin_edit_takes_the_booleans_the_public_form_takes(defined, owner, per
 
 
 # -- 3. one rule for large numbers --------------------------------------------------------------
-def test_api_takes_numbers_up_to_2_53_minus_1_and_refuses_larger(defined, api):  # type: ignore[no-untyped-def]
+def test_api_takes_numbers_up_to_2_53_minus_1_and_refuses_larger(defined, api):
     rt = defined
     before = counts(rt)
     for value in (1e308, float(2**53), 2**53, -(2**53), 2**70, -1.5e16):
@@ -288,7 +288,7 @@ def test_api_takes_numbers_up_to_2_53_minus_1_and_refuses_larger(defined, api): 
         "9" * 5000,
     ],
 )
-def test_forms_refuse_numbers_beyond_2_53(defined, owner, person, text):  # type: ignore[no-untyped-def]
+def test_forms_refuse_numbers_beyond_2_53(defined, owner, person, text):
     rt = defined
     before, rows = counts(rt), snapshot(rt)
     page = f"/admin/subscribers/{person}"
@@ -301,7 +301,7 @@ def test_forms_refuse_numbers_beyond_2_53(defined, owner, person, text):  # type
     assert counts(rt) == before and snapshot(rt) == rows
 
 
-def test_forms_keep_whole_numbers_up_to_2_53_minus_1_exactly(defined, client):  # type: ignore[no-untyped-def]
+def test_forms_keep_whole_numbers_up_to_2_53_minus_1_exactly(defined, client):
     rt = defined
     make_list(rt, "news", form_fields=["height"])
     for i, (text, stored) in enumerate(
@@ -340,7 +340,7 @@ def test_one_rule_for_every_number() -> None:
     assert coerce("number", [], " -9007199254740991 ", "Age") == -BIGGEST
 
 
-def test_update_subscriber_refuses_large_numbers(defined, person):  # type: ignore[no-untyped-def]
+def test_update_subscriber_refuses_large_numbers(defined, person):
     rt = defined
     with pytest.raises(ValidationError, match="too large") as caught:
         subscribers.update(rt, person, fields={"height": 1e300})

@@ -24,7 +24,7 @@ def _reachable(port: int) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(BROKERS))
-def test_confirmation_mail_through_broker(make_runtime, sink, name):  # type: ignore[no-untyped-def]
+def test_confirmation_mail_through_broker(make_runtime, sink, name):
     from listmgr.app import create_app
 
     url, port = BROKERS[name]

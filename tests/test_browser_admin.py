@@ -40,7 +40,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(app) -> Iterator[str]:
     srv = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -49,7 +49,7 @@ def server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def page(server):  # type: ignore[no-untyped-def]
+def page(server):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -69,16 +69,16 @@ def page(server):  # type: ignore[no-untyped-def]
                 else None
             ),
         )
-        pg.problems = problems  # type: ignore[attr-defined]
+        pg.problems = problems
         yield pg
         browser.close()
 
 
-def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page, server: str, email: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, server: str, email: str) -> None:
     page.goto(f"{server}/admin/")
     assert "/admin/login" in page.url
     shot(page, "01-login")
@@ -88,7 +88,7 @@ def sign_in(page, server: str, email: str) -> None:  # type: ignore[no-untyped-d
     page.wait_for_url(f"{server}/admin/")
 
 
-def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-untyped-def]
+def test_marketers_day(page, server, rt, sink, tmp_path):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=20_000)  # a busy CI machine: waits end as soon as the page is right
@@ -234,7 +234,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):  # type: ignore[no-unt
     )
 
 
-def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):  # type: ignore[no-untyped-def]
+def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):
     """The interactive API page runs real calls from the browser: a read, and a write that
     needs the CSRF token the page adds."""
     from playwright.sync_api import expect

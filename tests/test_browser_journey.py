@@ -22,7 +22,7 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _subjects(page, base: str, newest: str, timeout: float = 30) -> list[str]:  # type: ignore[no-untyped-def]
+def _subjects(page, base: str, newest: str, timeout: float = 30) -> list[str]:
     """The outbox's subjects, newest first, once the newest contains `newest` (the worker
     sends in the background, so the page is reloaded until the mail is there)."""
     deadline = time.monotonic() + timeout
@@ -34,13 +34,13 @@ def _subjects(page, base: str, newest: str, timeout: float = 30) -> list[str]:  
         time.sleep(0.3)
 
 
-def _latest_mail_text(page, base: str, subject_part: str) -> str:  # type: ignore[no-untyped-def]
+def _latest_mail_text(page, base: str, subject_part: str) -> str:
     _subjects(page, base, subject_part)
     page.get_by_role("link", name=re.compile(subject_part)).first.click()
     return page.locator("#text-part").inner_text()
 
 
-def test_subscriber_journey_in_a_browser(tmp_path):  # type: ignore[no-untyped-def]
+def test_subscriber_journey_in_a_browser(tmp_path):
     require_chromium()
     env = {"LISTMGR_CONFIRM_WINDOW_MINUTES": "0", "LISTMGR_DATABASE_URL": ""}
     full = {

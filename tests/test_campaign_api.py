@@ -17,12 +17,12 @@ BODY = {
 }
 
 
-def _count(rt, model):  # type: ignore[no-untyped-def]
+def _count(rt, model):
     with rt.db.session() as s:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_create_get_send_and_follow(rt, api, sink):
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"p{i}@example.org", ["news"], name=f"Person {i}")
@@ -68,7 +68,7 @@ def test_create_get_send_and_follow(rt, api, sink):  # type: ignore[no-untyped-d
     assert actions == ["campaign.create", "campaign.send"]
 
 
-def test_markdown_body_text_derivation_and_footer(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_markdown_body_text_derivation_and_footer(rt, api, sink):
     make_list(rt, "news", postal_address="Acme, 5 Main St, Springfield")
     person(rt, "md@example.org", ["news"], name="Mark")
     resp = api.post(
@@ -100,7 +100,7 @@ def test_markdown_body_text_derivation_and_footer(rt, api, sink):  # type: ignor
     assert rt.tokens.read_unsubscribe(token).subscriber_id == 0
 
 
-def test_template_errors_are_reported_at_save_time_with_the_line(rt, api):  # type: ignore[no-untyped-def]
+def test_template_errors_are_reported_at_save_time_with_the_line(rt, api):
     make_list(rt, "news")
     bad = {**BODY, "html": "<p>one</p>\n<p>two {{ subscriber.name </p>\n"}
     resp = api.post("/api/campaigns", json=bad)
@@ -132,7 +132,7 @@ def test_template_errors_are_reported_at_save_time_with_the_line(rt, api):  # ty
     assert api.get(f"/api/campaigns/{cid}").json["name"] == "April"
 
 
-def test_test_send_is_marked_and_names_nobody(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_test_send_is_marked_and_names_nobody(rt, api, sink):
     make_list(rt, "news")
     person(rt, "real@example.org", ["news"], name="Real Person")
     cid = api.post("/api/campaigns", json=BODY).json["id"]
@@ -154,7 +154,7 @@ def test_test_send_is_marked_and_names_nobody(rt, api, sink):  # type: ignore[no
     assert resp.status_code == 422
 
 
-def test_pause_resume_cancel_and_schedule_states(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_pause_resume_cancel_and_schedule_states(rt, api, sink):
     make_list(rt, "news")
     person(rt, "a@example.org", ["news"])
     cid = api.post("/api/campaigns", json=BODY).json["id"]
@@ -173,7 +173,7 @@ def test_pause_resume_cancel_and_schedule_states(rt, api, sink):  # type: ignore
     assert api.get("/api/campaigns/999").status_code == 404
 
 
-def test_roles(rt, client, api):  # type: ignore[no-untyped-def]
+def test_roles(rt, client, api):
     make_list(rt, "news")
     cid = api.post("/api/campaigns", json=BODY).json["id"]
     analyst = {"Authorization": f"Bearer {accounts.create_token(rt, role='analyst')}"}
@@ -188,7 +188,7 @@ def test_roles(rt, client, api):  # type: ignore[no-untyped-def]
     assert _count(rt, Delivery) == 0
 
 
-def test_empty_audience_is_sent_at_once(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_empty_audience_is_sent_at_once(rt, api, sink):
     make_list(rt, "news")
     cid = api.post("/api/campaigns", json=BODY).json["id"]
     resp = api.post(f"/api/campaigns/{cid}/send")

@@ -23,7 +23,7 @@ from tests.campaign_support import (
 from tests.conftest import drain
 
 
-def _people(rt):  # type: ignore[no-untyped-def]
+def _people(rt):
     news = make_list(rt, "news")
     make_list(rt, "other")
     define_fields(rt)
@@ -54,7 +54,7 @@ def _people(rt):  # type: ignore[no-untyped-def]
     return ids
 
 
-def test_mixed_audience_gets_exactly_the_right_people(rt, sink):  # type: ignore[no-untyped-def]
+def test_mixed_audience_gets_exactly_the_right_people(rt, sink):
     _people(rt)
     cid = campaign(rt, segment={"field": "city", "op": "eq", "value": "Berlin"})
     assert campaigns.audience(rt, cid) == 3
@@ -72,9 +72,7 @@ def test_mixed_audience_gets_exactly_the_right_people(rt, sink):  # type: ignore
     )
 
 
-def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(  # type: ignore[no-untyped-def]
-    rt, sink
-):
+def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(rt, sink):
     _people(rt)
     cid = campaign(rt, lists=["news", "other"])
     campaigns.start(rt, cid)
@@ -101,7 +99,7 @@ def test_two_lists_one_message_each_and_the_token_names_a_list_they_are_on(  # t
         )
 
 
-def test_consent_is_checked_again_when_the_batch_is_claimed(rt, sink):  # type: ignore[no-untyped-def]
+def test_consent_is_checked_again_when_the_batch_is_claimed(rt, sink):
     """Someone who leaves between the start and the claim is skipped and counted."""
     ids = _people(rt)
     cid = campaign(rt)

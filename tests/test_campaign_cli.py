@@ -16,7 +16,7 @@ from tests.conftest import SECRET, settings_for
 
 
 @pytest.fixture
-def cli(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
+def cli(database_url, sink, tmp_path):
     env = {
         "LISTMGR_DATABASE_URL": database_url,
         "LISTMGR_BROKER_URL": "",
@@ -29,7 +29,7 @@ def cli(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
     rt = runtime.build(settings_for(database_url, sink))
     runner = CliRunner()
 
-    def run(*args: str):  # type: ignore[no-untyped-def]
+    def run(*args: str):
         result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
         runtime.set_current(rt)
         return result
@@ -38,7 +38,7 @@ def cli(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
     runtime.set_current(None)
 
 
-def test_create_send_wait_status(cli, sink, tmp_path):  # type: ignore[no-untyped-def]
+def test_create_send_wait_status(cli, sink, tmp_path):
     rt, run = cli
     make_list(rt, "news")
     for i in range(3):
@@ -70,7 +70,7 @@ def test_create_send_wait_status(cli, sink, tmp_path):  # type: ignore[no-untype
     assert f"{cid}\tsent\t3/3\tCLI" in result.output
 
 
-def test_bad_input_is_one_line_and_changes_nothing(cli, tmp_path):  # type: ignore[no-untyped-def]
+def test_bad_input_is_one_line_and_changes_nothing(cli, tmp_path):
     rt, run = cli
     make_list(rt, "news")
     body = tmp_path / "body.html"

@@ -17,7 +17,7 @@ from tests.campaign_support import (
 RULES = {"field": "city", "op": "eq", "value": "Berlin"}
 
 
-def test_content_and_rules_compile_once_per_version(rt, sink):  # type: ignore[no-untyped-def]
+def test_content_and_rules_compile_once_per_version(rt, sink):
     define_fields(rt)
     make_list(rt, "news")
     person(rt, "berlin@example.org", ["news"], fields={"city": "Berlin"})
@@ -39,7 +39,7 @@ def test_content_and_rules_compile_once_per_version(rt, sink):  # type: ignore[n
     assert COMPILED.rule_compiles == rules + 1  # checked and used by the one start
 
 
-def test_a_changed_sample_context_is_checked_again(rt):  # type: ignore[no-untyped-def]
+def test_a_changed_sample_context_is_checked_again(rt):
     """The version covers what the check rendered with (here the lists), not only the text."""
     make_list(rt, "news")
     make_list(rt, "other")
@@ -50,7 +50,7 @@ def test_a_changed_sample_context_is_checked_again(rt):  # type: ignore[no-untyp
     assert COMPILED.compiles == builds + 1
 
 
-def test_the_cache_is_bounded():  # type: ignore[no-untyped-def]
+def test_the_cache_is_bounded():
     from listmgr.mail import content
     from listmgr.services.campaign_setup import CompileCache
 

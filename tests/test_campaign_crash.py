@@ -53,7 +53,7 @@ def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -64,11 +64,11 @@ def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):  # type: ignore[no-untyped-def]
+def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
     people, connections = CASES[case]["people"], CASES[case]["connections"]
     delay = CASES[case]["delay"]
     if delay:
-        sink.rcpt_hook = lambda address: time.sleep(delay)  # type: ignore[func-returns-value]
+        sink.rcpt_hook = lambda address: time.sleep(delay)
     namespace = f"crash{uuid.uuid4().hex[:8]}"
     rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace))
     boot.attach_queue(rt)  # enqueue only: the workers below do all the sending

@@ -28,7 +28,7 @@ from tests.campaign_support import (
 from tests.conftest import PG_URL, Sink, drain, free_port, settings_for
 
 
-def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ignore[no-untyped-def]
+def test_saved_segment_and_personal_fields_and_interests(rt, sink):
     make_list(rt, "news")
     define_fields(rt)
     person(
@@ -57,7 +57,7 @@ def test_saved_segment_and_personal_fields_and_interests(rt, sink):  # type: ign
     assert "Oslo + books" in msg.get_body(("plain",)).get_content()
 
 
-def test_a_template_failing_for_one_recipient_fails_only_that_row(rt, sink):  # type: ignore[no-untyped-def]
+def test_a_template_failing_for_one_recipient_fails_only_that_row(rt, sink):
     make_list(rt, "news")
     fielddefs.create_field(rt, key="n", label="N", type="number")
     fielddefs.create_field(rt, key="d", label="D", type="number")
@@ -74,7 +74,7 @@ def test_a_template_failing_for_one_recipient_fails_only_that_row(rt, sink):  # 
     assert (stats.sent, stats.failed, stats.remaining) == (1, 1, 0)
 
 
-def test_several_smtp_servers_share_the_work(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_several_smtp_servers_share_the_work(make_runtime, sink):
     other = Sink(port=free_port())
     controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
     controller.start()
@@ -97,7 +97,7 @@ def test_several_smtp_servers_share_the_work(make_runtime, sink):  # type: ignor
         controller.stop()
 
 
-def test_embedded_dev_outbox(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_embedded_dev_outbox(make_runtime, sink):
     rt = make_runtime(smtp_url="")
     make_list(rt, "news")
     person(rt, "dev@example.org", ["news"])
@@ -115,7 +115,7 @@ def test_embedded_dev_outbox(make_runtime, sink):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: the per-message statement is prepared")
-def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: ignore[no-untyped-def]
+def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):
     # psycopg runs DEALLOCATE ALL when it rolls back a connection holding statements it
     # prepared itself, and the pool rolls back every connection it takes back.
     make_list(rt, "news")
@@ -146,9 +146,7 @@ def test_the_ledger_survives_its_prepared_statement_being_dropped(rt):  # type: 
     assert {r.status for r in deliveries(rt, cid).values()} == {"sent"}
 
 
-def test_a_dead_rounds_in_flight_rows_are_marked_and_everything_goes_back(  # type: ignore[no-untyped-def]
-    database_url, sink
-):
+def test_a_dead_rounds_in_flight_rows_are_marked_and_everything_goes_back(database_url, sink):
     # A job with three connections recorded one round, gated the next and died: only that
     # round's three rows can have gone out; all of its unrecorded rows return to the queue.
     rt = runtime.build(settings_for(database_url, sink))

@@ -23,7 +23,7 @@ from tests.campaign_support import (  # noqa: F401
 from tests.conftest import drain
 
 
-def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+def test_smtp_faults(make_runtime, fault_sink):
     sink = fault_sink
     rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.2)
     make_list(rt, "news")
@@ -49,7 +49,7 @@ def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
             return "421 4.3.2 too busy, closing"
         return None
 
-    def on_data(item):  # type: ignore[no-untyped-def]
+    def on_data(item):
         address = item.rcpt_tos[0]
         with lock:
             datas[address] += 1
@@ -92,7 +92,7 @@ def test_smtp_faults(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
     assert suppressed == {f"bad{i}@example.org" for i in range(3)}
 
 
-def test_retries_give_up_after_the_limit(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+def test_retries_give_up_after_the_limit(make_runtime, fault_sink):
     sink = fault_sink
     rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.05, retry_max_attempts=3)
     make_list(rt, "news")
@@ -110,7 +110,7 @@ def test_retries_give_up_after_the_limit(make_runtime, fault_sink):  # type: ign
     assert recipients(sink, cid) == {"fine@example.org": 1}
 
 
-def test_a_server_that_is_down_costs_no_attempts(make_runtime):  # type: ignore[no-untyped-def]
+def test_a_server_that_is_down_costs_no_attempts(make_runtime):
     import time
 
     from aiosmtpd.controller import Controller
@@ -139,7 +139,7 @@ def test_a_server_that_is_down_costs_no_attempts(make_runtime):  # type: ignore[
         controller.stop()
 
 
-def test_a_refused_sender_fails_no_row(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+def test_a_refused_sender_fails_no_row(make_runtime, fault_sink):
     sink = fault_sink
     rt = make_runtime(smtp_url=sink.url, retry_base_seconds=0.1)
     make_list(rt, "news")
@@ -156,7 +156,7 @@ def test_a_refused_sender_fails_no_row(make_runtime, fault_sink):  # type: ignor
     assert {(r.status, r.attempts, r.bounced) for r in rows.values()} == {("sent", 1, False)}
 
 
-def test_refused_recipients_follow_the_bounce_policy(make_runtime, fault_sink):  # type: ignore[no-untyped-def]
+def test_refused_recipients_follow_the_bounce_policy(make_runtime, fault_sink):
     """5.x.x refusals at RCPT suppress the address and record a hard bounce (a policy refusal
     too); 5.2.2 (mailbox full) fails the row without suppressing."""
     from listmgr.models import ConsentEvent, Membership, Subscriber
@@ -185,7 +185,7 @@ def test_refused_recipients_follow_the_bounce_policy(make_runtime, fault_sink): 
     with rt.db.session() as s:
         assert set(s.scalars(select(Suppression.email))) == hard
         events = {
-            s.get(Subscriber, e.subscriber_id).email: e  # type: ignore[union-attr]
+            s.get(Subscriber, e.subscriber_id).email: e
             for e in s.scalars(select(ConsentEvent).where(ConsentEvent.kind == "bounce_hard"))
         }
         assert set(events) == hard

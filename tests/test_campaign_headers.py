@@ -29,7 +29,7 @@ from tests.conftest import drain
 EVIL = "Eve\r\nBcc: victim@example.org"
 
 
-def _key_file(tmp_path, kind: str):  # type: ignore[no-untyped-def]
+def _key_file(tmp_path, kind: str):
     pem = dkim_pem(kind)
     path = tmp_path / f"dkim-{kind}.pem"
     path.write_bytes(pem)
@@ -37,7 +37,7 @@ def _key_file(tmp_path, kind: str):  # type: ignore[no-untyped-def]
     return path, record
 
 
-def _send(rt):  # type: ignore[no-untyped-def]
+def _send(rt):
     make_list(rt, "news", postal_address="Example Org, 1 Test Street, Testville")
     fielddefs.create_field(rt, key="title", label="Title", type="text")
     person(rt, "eve@example.org", ["news"], name="Eve")
@@ -57,13 +57,13 @@ def _send(rt):  # type: ignore[no-untyped-def]
     return cid
 
 
-def _ids(rt):  # type: ignore[no-untyped-def]
+def _ids(rt):
     with rt.db.session() as s:
         return {sub.email: sub.id for sub in s.scalars(select(Subscriber))}
 
 
 @pytest.mark.parametrize("kind", ["none", "rsa", "ed25519"])
-def test_headers_verp_dkim_and_no_injection(make_runtime, sink, tmp_path, kind):  # type: ignore[no-untyped-def]
+def test_headers_verp_dkim_and_no_injection(make_runtime, sink, tmp_path, kind):
     from listmgr.app import create_app
 
     extra = {}

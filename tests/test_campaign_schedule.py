@@ -16,7 +16,7 @@ from tests.campaign_support import campaign, make_list, person, recipients, wait
 from tests.conftest import SECRET, drain
 
 
-def _due(rt, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+def _due(rt, n: int) -> list[int]:
     """n campaigns scheduled earlier and now due."""
     ids = []
     for i in range(n):
@@ -28,7 +28,7 @@ def _due(rt, n: int) -> list[int]:  # type: ignore[no-untyped-def]
     return ids
 
 
-def _starts(rt, cid: int) -> int:  # type: ignore[no-untyped-def]
+def _starts(rt, cid: int) -> int:
     with rt.db.session() as s:
         return int(
             s.scalar(
@@ -40,7 +40,7 @@ def _starts(rt, cid: int) -> int:  # type: ignore[no-untyped-def]
         )
 
 
-def test_not_due_yet_is_left_alone(rt, sink):  # type: ignore[no-untyped-def]
+def test_not_due_yet_is_left_alone(rt, sink):
     make_list(rt, "news")
     person(rt, "a@example.org", ["news"])
     cid = campaign(rt)
@@ -49,7 +49,7 @@ def test_not_due_yet_is_left_alone(rt, sink):  # type: ignore[no-untyped-def]
     assert campaigns.get(rt, cid).status == "scheduled"
 
 
-def test_concurrent_schedulers_start_each_due_campaign_once(rt, sink):  # type: ignore[no-untyped-def]
+def test_concurrent_schedulers_start_each_due_campaign_once(rt, sink):
     make_list(rt, "news")
     for i in range(10):
         person(rt, f"p{i}@example.org", ["news"])
@@ -80,7 +80,7 @@ def test_concurrent_schedulers_start_each_due_campaign_once(rt, sink):  # type: 
         assert s.scalar(select(func.count()).select_from(Delivery)) == 30
 
 
-def test_two_scheduler_processes(rt, sink, database_url):  # type: ignore[no-untyped-def]
+def test_two_scheduler_processes(rt, sink, database_url):
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"q{i}@example.org", ["news"])
@@ -108,9 +108,9 @@ def test_two_scheduler_processes(rt, sink, database_url):  # type: ignore[no-unt
         for _ in range(2)
     ]
     for p in procs:  # both are up; let them go at the same moment
-        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.write("go\n")
     for p in procs:
-        p.stdin.flush()  # type: ignore[union-attr]
+        p.stdin.flush()
     outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert sorted(outputs) == ["0", "1"], outputs
     assert campaigns.requeue(rt) == 1  # the winner had no broker to wake ours: the sweep does

@@ -22,7 +22,7 @@ from tests.campaign_support import (
 from tests.conftest import drain, settings_for
 
 
-def _wait(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float = 30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -32,7 +32,7 @@ def _wait(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not reached")
 
 
-def _audience(rt, n: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _audience(rt, n: int) -> dict[str, int]:
     make_list(rt, "news")
     for i in range(n):
         person(rt, f"p{i:03d}@example.org", ["news"])
@@ -40,7 +40,7 @@ def _audience(rt, n: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
         return {sub.email: int(sub.id) for sub in s.scalars(select(Subscriber))}
 
 
-def test_one_click_unsubscribe_mid_campaign_stops_the_next_message(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_one_click_unsubscribe_mid_campaign_stops_the_next_message(make_runtime, sink):
     from listmgr.app import create_app
 
     rt = make_runtime(send_rate=25)
@@ -83,7 +83,7 @@ def test_one_click_unsubscribe_mid_campaign_stops_the_next_message(make_runtime,
     assert row.status == "skipped" and "consent" in row.error
 
 
-def test_pause_resume_and_progress(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_pause_resume_and_progress(make_runtime, sink):
     rt = make_runtime(send_rate=40)
     ids = _audience(rt, 60)
     cid = campaign(rt)
@@ -106,7 +106,7 @@ def test_pause_resume_and_progress(make_runtime, sink):  # type: ignore[no-untyp
     assert campaigns.stats(rt, cid).remaining == 0
 
 
-def test_cancel_stops_for_good(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_cancel_stops_for_good(make_runtime, sink):
     rt = make_runtime(send_rate=40)
     _audience(rt, 40)
     cid = campaign(rt)
@@ -123,7 +123,7 @@ def test_cancel_stops_for_good(make_runtime, sink):  # type: ignore[no-untyped-d
     assert campaigns.stats(rt, cid).sent == stats.sent
 
 
-def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):
     """At one message every 2 s, the next recipient's check happens 2 s after the previous mail:
     an unsubscribe in between must stop it (the check must not run before the wait)."""
     from listmgr.app import create_app
@@ -151,9 +151,9 @@ def test_rate_limit_waits_before_the_consent_check(make_runtime, sink):  # type:
     assert deliveries(rt, cid)[following].status == "skipped"
 
 
-def test_campaigns_sending_at_once_share_the_connections(database_url, sink, make_runtime):  # type: ignore[no-untyped-def]
+def test_campaigns_sending_at_once_share_the_connections(database_url, sink, make_runtime):
     """Two campaigns started together go out side by side, not one after the other."""
-    sink.rcpt_hook = lambda address: time.sleep(0.005)  # type: ignore[func-returns-value]
+    sink.rcpt_hook = lambda address: time.sleep(0.005)
     starter = runtime.build(settings_for(database_url, sink))
     boot.attach_queue(starter)  # enqueue only: both campaigns are sending before any job runs
     _audience(starter, 30)

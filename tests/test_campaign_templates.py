@@ -58,7 +58,7 @@ def test_sandbox_escapes_in_every_part(source: str) -> None:
         assert info.value.field == part
 
 
-def test_sandbox_errors_through_the_service_change_nothing(rt) -> None:  # type: ignore[no-untyped-def]
+def test_sandbox_errors_through_the_service_change_nothing(rt) -> None:
     make_list(rt, "news")
     for source in ESCAPES[:5]:
         with pytest.raises(TemplateError):

@@ -28,7 +28,7 @@ def run(args: list[str], database_url: str, **env: str) -> subprocess.CompletedP
     )
 
 
-def test_environment_overrides_the_toml_defaults():  # type: ignore[no-untyped-def]
+def test_environment_overrides_the_toml_defaults():
     s = load_settings(
         environ={
             "LISTMGR_MAIL_DOMAIN": "m.example.org",
@@ -42,7 +42,7 @@ def test_environment_overrides_the_toml_defaults():  # type: ignore[no-untyped-d
         load_settings(environ={"LISTMGR_WORKER_THREADS": "many"})
 
 
-def test_production_refuses_the_default_secret(database_url):  # type: ignore[no-untyped-def]
+def test_production_refuses_the_default_secret(database_url):
     with pytest.raises(ConfigError, match="secret key"):
         load_settings(environ={"LISTMGR_ENV": "production"}).check()
     result = run(
@@ -56,7 +56,7 @@ def test_production_refuses_the_default_secret(database_url):  # type: ignore[no
     assert len(lines) == 1 and "secret key" in lines[0]
 
 
-def test_db_upgrade_token_create_and_demo(database_url):  # type: ignore[no-untyped-def]
+def test_db_upgrade_token_create_and_demo(database_url):
     assert run(["db", "upgrade"], database_url).returncode == 0
     assert run(["db", "upgrade"], database_url).returncode == 0  # idempotent
     result = run(["token", "create", "--role", "owner"], database_url)
@@ -86,7 +86,7 @@ def test_db_upgrade_token_create_and_demo(database_url):  # type: ignore[no-unty
     assert short.returncode == 1 and len(short.stderr.strip().splitlines()) == 1
 
 
-def test_worker_needs_a_real_broker(database_url):  # type: ignore[no-untyped-def]
+def test_worker_needs_a_real_broker(database_url):
     result = run(["worker"], database_url, LISTMGR_BROKER_URL="")
     assert result.returncode == 1 and "LISTMGR_BROKER_URL" in result.stderr
 
@@ -99,7 +99,7 @@ def _config(tmp_path: Path, text: str) -> dict[str, str]:
     return {"LISTMGR_CONFIG_DIR": str(folder), "LISTMGR_ENV": "development"}
 
 
-def test_defaults_come_from_the_shipped_toml_alone(tmp_path):  # type: ignore[no-untyped-def]
+def test_defaults_come_from_the_shipped_toml_alone(tmp_path):
     shipped = tomllib.loads((resource_dir("config") / "defaults.toml").read_text())
     assert set(shipped) == set(Settings.model_fields)  # every setting has its default there
     settings = load_settings(environ={})
@@ -116,14 +116,14 @@ def test_defaults_come_from_the_shipped_toml_alone(tmp_path):  # type: ignore[no
         ('[dkim]\nselecter = "mail2024"\n', "'dkim.selecter'"),  # a table with a typo inside
     ],
 )
-def test_an_unknown_key_in_a_config_file_is_refused(tmp_path, text, named):  # type: ignore[no-untyped-def]
+def test_an_unknown_key_in_a_config_file_is_refused(tmp_path, text, named):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ=_config(tmp_path, text))
     message = str(caught.value.message)
     assert named in message and "development.toml" in message and "\n" not in message
 
 
-def test_an_unknown_environment_variable_is_refused():  # type: ignore[no-untyped-def]
+def test_an_unknown_environment_variable_is_refused():
     with pytest.raises(ConfigError, match="LISTMGR_SMTP_URLS") as caught:
         load_settings(environ={"LISTMGR_SMTP_URLS": "smtp://relay.example.org"})
     assert "did you mean LISTMGR_SMTP_URL?" in caught.value.message
@@ -140,7 +140,7 @@ def test_an_unknown_environment_variable_is_refused():  # type: ignore[no-untype
     )
 
 
-def test_every_variable_the_project_names_is_a_setting_or_allowed():  # type: ignore[no-untyped-def]
+def test_every_variable_the_project_names_is_a_setting_or_allowed():
     """README, CI, benchmarks and tests name no LISTMGR_* variable that would be refused."""
     root = Path(__file__).resolve().parents[1]
     found: set[str] = set()
@@ -161,7 +161,7 @@ def test_every_variable_the_project_names_is_a_setting_or_allowed():  # type: ig
     assert refused == []
 
 
-def test_unknown_override_is_refused(database_url):  # type: ignore[no-untyped-def]
+def test_unknown_override_is_refused(database_url):
     from listmgr.app import create_app
 
     with pytest.raises(ConfigError, match=r"'smtp_urls'.*the overrides"):
@@ -176,7 +176,7 @@ def test_unknown_override_is_refused(database_url):  # type: ignore[no-untyped-d
         ("overrides", "the overrides"),
     ],
 )
-def test_a_wrong_type_is_refused_with_the_key(tmp_path, source, named):  # type: ignore[no-untyped-def]
+def test_a_wrong_type_is_refused_with_the_key(tmp_path, source, named):
     environ = {"LISTMGR_WORKER_THREADS": "many"} if source == "env" else {}
     if source == "toml":
         environ = _config(tmp_path, 'worker_threads = "many"\n')
@@ -192,7 +192,7 @@ def test_a_wrong_type_is_refused_with_the_key(tmp_path, source, named):  # type:
 
 
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "0"]])
-def test_the_cli_refuses_an_unknown_variable_in_one_line(database_url, command):  # type: ignore[no-untyped-def]
+def test_the_cli_refuses_an_unknown_variable_in_one_line(database_url, command):
     result = run(command, database_url, LISTMGR_SMTP_URLS="smtp://relay.example.org")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

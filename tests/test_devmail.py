@@ -6,7 +6,7 @@ from listmgr.services import devmail, settings_store
 from listmgr.services.outbox import transport
 
 
-def test_captured_mail_is_stored_counted_listed_and_fetched(make_runtime):  # type: ignore[no-untyped-def]
+def test_captured_mail_is_stored_counted_listed_and_fetched(make_runtime):
     rt = make_runtime(smtp_url="")
     settings = settings_store.effective(rt)
     assert not transport(rt, settings).servers  # no SMTP server configured: the dev outbox

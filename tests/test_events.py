@@ -11,7 +11,7 @@ from listmgr.models import ActivityEvent, ConsentEvent
 from tests.profile_support import counts, make_list
 
 
-def _sub(api, email: str, profiling: bool) -> int:  # type: ignore[no-untyped-def]
+def _sub(api, email: str, profiling: bool) -> int:
     resp = api.post(
         "/api/subscribers",
         json={
@@ -25,7 +25,7 @@ def _sub(api, email: str, profiling: bool) -> int:  # type: ignore[no-untyped-de
     return int(resp.json["id"])
 
 
-def _stored(rt, sid: int | None = None) -> list[tuple[str, dict, datetime]]:  # type: ignore[no-untyped-def]
+def _stored(rt, sid: int | None = None) -> list[tuple[str, dict, datetime]]:
     with rt.db.session() as s:
         query = select(ActivityEvent).order_by(ActivityEvent.id)
         if sid is not None:
@@ -33,7 +33,7 @@ def _stored(rt, sid: int | None = None) -> list[tuple[str, dict, datetime]]:  # 
         return [(e.type, e.properties, e.at) for e in s.scalars(query)]
 
 
-def test_single_event_kept_with_consent_dropped_without(rt, api):  # type: ignore[no-untyped-def]
+def test_single_event_kept_with_consent_dropped_without(rt, api):
     make_list(rt)
     yes = _sub(api, "yes@example.org", True)
     no = _sub(api, "no@example.org", False)
@@ -65,7 +65,7 @@ def test_single_event_kept_with_consent_dropped_without(rt, api):  # type: ignor
     assert _stored(rt, no) == [] and len(_stored(rt)) == 1
 
 
-def test_batch_counts(rt, api):  # type: ignore[no-untyped-def]
+def test_batch_counts(rt, api):
     make_list(rt)
     a = _sub(api, "a@example.org", True)
     b = _sub(api, "b@example.org", True)
@@ -87,7 +87,7 @@ def test_batch_counts(rt, api):  # type: ignore[no-untyped-def]
     assert api.post("/api/events", json={"events": []}).json == {"kept": 0, "dropped": 0}
 
 
-def test_large_batch_in_one_call(rt, api):  # type: ignore[no-untyped-def]
+def test_large_batch_in_one_call(rt, api):
     make_list(rt)
     ids = [_sub(api, f"p{i}@example.org", i % 2 == 0) for i in range(10)]
     events = [
@@ -102,7 +102,7 @@ def test_large_batch_in_one_call(rt, api):  # type: ignore[no-untyped-def]
     assert resp.status_code == 422 and resp.json["error"]["field"] == "events"
 
 
-def test_malformed_batch_is_refused_whole(rt, api):  # type: ignore[no-untyped-def]
+def test_malformed_batch_is_refused_whole(rt, api):
     make_list(rt)
     _sub(api, "a@example.org", True)
     good = {"email": "a@example.org", "type": "page_viewed"}
@@ -142,7 +142,7 @@ def test_malformed_batch_is_refused_whole(rt, api):  # type: ignore[no-untyped-d
     assert counts(rt) == before
 
 
-def test_consent_withdrawn_then_given_again(rt, api, client):  # type: ignore[no-untyped-def]
+def test_consent_withdrawn_then_given_again(rt, api, client):
     make_list(rt)
     sid = _sub(api, "ada@example.org", True)
     other = _sub(api, "bo@example.org", True)
@@ -191,7 +191,7 @@ def test_consent_withdrawn_then_given_again(rt, api, client):  # type: ignore[no
     assert api.post("/api/events", json=event).json == {"kept": 0, "dropped": 1}
 
 
-def test_events_need_permission(rt, client):  # type: ignore[no-untyped-def]
+def test_events_need_permission(rt, client):
     from listmgr.services import accounts
 
     editor = accounts.create_token(rt, role="editor", name="e")

@@ -69,7 +69,7 @@ CONSENT = "imported: existing customers, consent recorded on 2024-05-01"
         ),
     ),
 )
-def test_fast_field_values_are_coerce(kind, value):  # type: ignore[no-untyped-def]
+def test_fast_field_values_are_coerce(kind, value):
     from listmgr.fieldvalues import FieldValueError, coerce
 
     value = value.strip()
@@ -90,7 +90,7 @@ def test_fast_field_values_are_coerce(kind, value):  # type: ignore[no-untyped-d
     assert got == expected and type(got[1]) is type(expected[1])
 
 
-def test_hasher_is_runtime_email_hash(rt):  # type: ignore[no-untyped-def]
+def test_hasher_is_runtime_email_hash(rt):
     hasher = importrows.EmailHasher(imports._hash_key(rt))
     for address in ("ada@example.org", "jörg@bücher.example", "x" * 300):
         assert hasher(address) == rt.email_hash(address)
@@ -103,7 +103,7 @@ def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path
     return path
 
 
-def snapshot(rt) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def snapshot(rt) -> dict[str, Any]:
     """Everything an import may touch, to compare before and after."""
     with rt.db.session() as s:
         counts = {
@@ -121,11 +121,11 @@ def snapshot(rt) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return counts
 
 
-def report_rows(rt, job_id: int) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def report_rows(rt, job_id: int) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(imports.report(rt, job_id))))
 
 
-def run(rt, path: Path, **kw: Any) -> imports.ImportInfo:  # type: ignore[no-untyped-def]
+def run(rt, path: Path, **kw: Any) -> imports.ImportInfo:
     kw.setdefault("list_slug", "news")
     kw.setdefault("consent", CONSENT)
     run_kw = {k: kw.pop(k) for k in ("workers", "chunk_rows", "progress") if k in kw}
@@ -136,7 +136,7 @@ def run(rt, path: Path, **kw: Any) -> imports.ImportInfo:  # type: ignore[no-unt
 
 
 @pytest.fixture
-def world(rt):  # type: ignore[no-untyped-def]
+def world(rt):
     lists.create(rt, slug="news", name="News")
     lists.create(rt, slug="other", name="Other")
     with rt.db.session() as s:
@@ -155,7 +155,7 @@ def world(rt):  # type: ignore[no-untyped-def]
     return rt
 
 
-def _members(rt, email: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _members(rt, email: str) -> dict[str, str]:
     with rt.db.session() as s:
         return dict(
             s.execute(
@@ -167,7 +167,7 @@ def _members(rt, email: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
         )
 
 
-def _person(rt, email: str) -> Subscriber | None:  # type: ignore[no-untyped-def]
+def _person(rt, email: str) -> Subscriber | None:
     with rt.db.session() as s:
         return s.scalar(select(Subscriber).where(Subscriber.email == email))
 
@@ -176,7 +176,7 @@ def _person(rt, email: str) -> Subscriber | None:  # type: ignore[no-untyped-def
     "encoding,delimiter",
     [("utf-8-sig", ";"), ("utf-8", ","), ("latin-1", "\t"), ("cp1252", ";"), ("utf-16", ",")],
 )
-def test_encodings_and_dialects(world, tmp_path, encoding, delimiter):  # type: ignore[no-untyped-def]
+def test_encodings_and_dialects(world, tmp_path, encoding, delimiter):
     rt = world
     d = delimiter
     name = "Zoë “Z” Müller" if encoding != "latin-1" else "Zoë Müller\x81"
@@ -196,7 +196,7 @@ def test_encodings_and_dialects(world, tmp_path, encoding, delimiter):  # type: 
     assert _members(rt, "max@example.org") == {"news": "confirmed"}
 
 
-def test_bad_rows_are_reported_and_good_rows_land(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_bad_rows_are_reported_and_good_rows_land(world, tmp_path):
     rt = world
     subscribers.create(rt, email="left@example.org", lists=["news"], consent="form")
     subscribers.create(
@@ -294,7 +294,7 @@ def test_bad_rows_are_reported_and_good_rows_land(world, tmp_path):  # type: ign
     assert after["subscriber"] == before["subscriber"] + 1
 
 
-def test_awkward_text_lands_unchanged(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_awkward_text_lands_unchanged(world, tmp_path):
     rt = world
     with rt.db.session() as s:
         s.add(FieldDef(key="note", label="Note", type="text"))
@@ -324,7 +324,7 @@ def test_awkward_text_lands_unchanged(world, tmp_path):  # type: ignore[no-untyp
     assert known.name == "Kn\\own" and known.fields == {"age": 7, "note": note}
 
 
-def test_mode_add_leaves_existing_people_alone(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_mode_add_leaves_existing_people_alone(world, tmp_path):
     rt = world
     subscribers.create(rt, email="old@example.org", name="Old", lists=["other"], consent="x")
     path = write(tmp_path, "add.csv", "email,name\nold@example.org,Changed\nfresh@example.org,F\n")
@@ -335,7 +335,7 @@ def test_mode_add_leaves_existing_people_alone(world, tmp_path):  # type: ignore
     assert report_rows(rt, info.id)[0]["row"] == "2"
 
 
-def test_mode_suppress(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_mode_suppress(world, tmp_path):
     rt = world
     subscribers.create(rt, email="member@example.org", lists=["news"], consent="x")
     path = write(
@@ -377,7 +377,7 @@ def test_mode_suppress(world, tmp_path):  # type: ignore[no-untyped-def]
         ("", {}, "file"),
     ],
 )
-def test_bad_jobs_are_refused_and_change_nothing(world, tmp_path, content, kw, field):  # type: ignore[no-untyped-def]
+def test_bad_jobs_are_refused_and_change_nothing(world, tmp_path, content, kw, field):
     rt = world
     before = snapshot(rt)
     with pytest.raises(ValidationError) as err:
@@ -392,7 +392,7 @@ def test_bad_jobs_are_refused_and_change_nothing(world, tmp_path, content, kw, f
         assert s.scalar(select(func.count()).select_from(ImportJob)) == 0
 
 
-def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp_path):  # type: ignore[no-untyped-def]
+def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp_path):
     rt = world
     lines = (
         ["email,name"]
@@ -439,7 +439,7 @@ def test_resumes_after_a_crash_without_doing_rows_twice(make_runtime, world, tmp
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 10
 
 
-def test_imports_side_by_side_leave_the_switch_interval_as_it_was():  # type: ignore[no-untyped-def]
+def test_imports_side_by_side_leave_the_switch_interval_as_it_was():
     before = sys.getswitchinterval()
     first, second = imports._quick_switching(), imports._quick_switching()
     first.__enter__()
@@ -452,7 +452,7 @@ def test_imports_side_by_side_leave_the_switch_interval_as_it_was():  # type: ig
 
 
 # -- API -----------------------------------------------------------------------------------------
-def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):
     rt = world
     if rt.db.dialect != "sqlite":
         pytest.skip("SQLite only: the import turns foreign keys off for its own connection")
@@ -461,7 +461,7 @@ def test_foreign_keys_are_checked_again_after_an_import(world, tmp_path):  # typ
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore[no-untyped-def]
+def test_api_upload_runs_as_a_job(world, api, client, tmp_path):
     rt = world
     # Larger than the form limit of other requests (64 KB): uploads may be big.
     body = (
@@ -527,7 +527,7 @@ def test_api_upload_runs_as_a_job(world, api, client, tmp_path):  # type: ignore
 
 
 # -- export --------------------------------------------------------------------------------------
-def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  # type: ignore[no-untyped-def]
+def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):
     rt = world
     subscribers.create(
         rt,
@@ -569,14 +569,14 @@ def test_export_streams_chosen_columns_and_round_trips(world, api, tmp_path):  #
     assert again.name == "=HYPERLINK(1)" and again.fields["topics"] == ["books", "games"]
 
 
-def test_a_second_column_of_a_kind_is_ignored_and_said_so(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_second_column_of_a_kind_is_ignored_and_said_so(world, tmp_path):
     rt = world
     info = run(rt, write(tmp_path, "two.csv", "email,name,E-Mail\na@example.org,A,b@example.org\n"))
     assert info.ignored_columns == ["E-Mail (another column already holds email)"]
     assert info.inserted == 1 and _person(rt, "b@example.org") is None
 
 
-def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[no-untyped-def]
+def test_export_shows_who_is_suppressed_or_paused(world, api):
     rt = world
     for who in ("kept", "gone", "resting"):
         subscribers.create(rt, email=f"{who}@example.org", lists=["news"], consent="x")
@@ -607,7 +607,7 @@ def test_export_shows_who_is_suppressed_or_paused(world, api):  # type: ignore[n
     assert [r["paused_until"][:4] for r in rows] == ["", "", "2099"]
 
 
-def test_the_report_never_holds_a_formula(world, api, tmp_path):  # type: ignore[no-untyped-def]
+def test_the_report_never_holds_a_formula(world, api, tmp_path):
     rt = world
     info = run(
         rt,
@@ -624,7 +624,7 @@ def test_the_report_never_holds_a_formula(world, api, tmp_path):  # type: ignore
     assert emails == ['\'=HYPERLINK("http://x.example/")', "'+cmd@x", "'\t=2+2"]
 
 
-def test_cli_import_and_export(world, database_url, tmp_path):  # type: ignore[no-untyped-def]
+def test_cli_import_and_export(world, database_url, tmp_path):
     env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
     path = write(tmp_path, "cli.csv", "email,name\ncli@example.org,Cli\nbad,Bad\n")
     report = tmp_path / "report.csv"
@@ -671,7 +671,7 @@ def test_cli_import_and_export(world, database_url, tmp_path):  # type: ignore[n
 # -- volume --------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])  # validated ahead by a thread / by a process
-def test_100k_rows(world, tmp_path, workers):  # type: ignore[no-untyped-def]
+def test_100k_rows(world, tmp_path, workers):
     rt = world
     path = tmp_path / "big.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:

@@ -42,12 +42,12 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def report(rt, info) -> dict[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+def report(rt, info) -> dict[int, dict[str, str]]:
     """The import's report by row number."""
     return {int(r["row"]): r for r in report_rows(rt, info.id)}
 
 
-def people(rt) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def people(rt) -> dict[str, str]:
     with rt.db.session() as s:
         return dict(s.execute(select(Subscriber.email, Subscriber.name)).all())
 
@@ -59,7 +59,7 @@ def landed(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[Any, ...
     return [p for p in after["people"] if repr(p) not in old]
 
 
-def with_bystander(rt) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def with_bystander(rt) -> dict[str, Any]:
     """Someone on another list, who no import here may touch; the state to compare with."""
     subscribers.create(
         rt,
@@ -72,7 +72,7 @@ def with_bystander(rt) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return snapshot(rt)
 
 
-def untouched(rt) -> None:  # type: ignore[no-untyped-def]
+def untouched(rt) -> None:
     assert _members(rt, "bystander@example.org") == {"other": "confirmed"}
     by = _person(rt, "bystander@example.org")
     assert by.name == "By Stander" and by.fields == {"age": 50}
@@ -80,7 +80,7 @@ def untouched(rt) -> None:  # type: ignore[no-untyped-def]
 
 # -- a UTF-8 file with stray bytes -----------------------------------------------------------------
 @pytest.mark.parametrize("workers", [0, 1])  # read by a thread / by a process
-def test_mostly_utf8_file_with_stray_bytes(world, tmp_path, workers):  # type: ignore[no-untyped-def]
+def test_mostly_utf8_file_with_stray_bytes(world, tmp_path, workers):
     rt = world
     before = with_bystander(rt)
     rows = [f"mix{i}@example.com,Müller {i}".encode() for i in range(3000)]
@@ -118,7 +118,7 @@ def test_mostly_utf8_file_with_stray_bytes(world, tmp_path, workers):  # type: i
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1"])
-def test_files_in_one_encoding_are_read_strictly(tmp_path, encoding):  # type: ignore[no-untyped-def]
+def test_files_in_one_encoding_are_read_strictly(tmp_path, encoding):
     text = "email,name\r\nzoe@example.org,Zoë Müller\r\nmax@example.org,Mäx\r\n"
     if encoding == "latin-1":
         text += "x@example.org,X\x81\r\n"  # a byte cp1252 leaves undefined
@@ -127,7 +127,7 @@ def test_files_in_one_encoding_are_read_strictly(tmp_path, encoding):  # type: i
     assert csvfiles.detect_encoding(path) == encoding
 
 
-def test_a_latin1_file_with_a_few_utf8_lookalikes_stays_latin1(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_latin1_file_with_a_few_utf8_lookalikes_stays_latin1(world, tmp_path):
     # "Ã©" in cp1252 is the bytes of a valid UTF-8 "é"; one such pair in a file full of
     # cp1252 accents does not make it UTF-8.
     rt = world
@@ -142,7 +142,7 @@ def test_a_latin1_file_with_a_few_utf8_lookalikes_stays_latin1(world, tmp_path):
     assert _person(rt, "odd@example.org").name == "CafÃ©"
 
 
-def test_a_stray_byte_in_the_header_does_not_stop_the_import(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_stray_byte_in_the_header_does_not_stop_the_import(world, tmp_path):
     rt = world
     data = (
         b"email,name,Stra\xdfe\n"
@@ -166,7 +166,7 @@ def excel_file(tmp_path: Path, rows: int, latin1: tuple[int, ...]) -> Path:
     )
 
 
-def test_a_bom_file_with_stray_bytes_is_read_as_utf8(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_bom_file_with_stray_bytes_is_read_as_utf8(world, tmp_path):
     rt = world
     before = with_bystander(rt)
     path = excel_file(tmp_path, 3000, (50, 2900))  # rows 52 and 2902
@@ -188,10 +188,10 @@ def test_a_bom_file_with_stray_bytes_is_read_as_utf8(world, tmp_path):  # type: 
     untouched(rt)
 
 
-def test_the_api_takes_a_bom_file_with_a_stray_byte(world, api, tmp_path):  # type: ignore[no-untyped-def]
+def test_the_api_takes_a_bom_file_with_a_stray_byte(world, api, tmp_path):
     rt = world
 
-    def post(data: bytes):  # type: ignore[no-untyped-def]
+    def post(data: bytes):
         return api.post(
             "/api/imports",
             data={"file": (io.BytesIO(data), "excel.csv"), "list": "news", "consent": CONSENT},
@@ -214,7 +214,7 @@ def test_the_api_takes_a_bom_file_with_a_stray_byte(world, api, tmp_path):  # ty
     assert "byte order mark" in refused.json["error"]["message"]
 
 
-def test_the_cli_imports_a_bom_file_with_a_stray_byte(world, database_url, tmp_path):  # type: ignore[no-untyped-def]
+def test_the_cli_imports_a_bom_file_with_a_stray_byte(world, database_url, tmp_path):
     env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
     done = subprocess.run(
         [
@@ -264,7 +264,7 @@ def test_the_cli_imports_a_bom_file_with_a_stray_byte(world, database_url, tmp_p
     ],
     ids=["utf-8 mark", "utf-16 mark"],
 )
-def test_a_file_unlike_its_byte_order_mark_is_refused(world, tmp_path, data, message):  # type: ignore[no-untyped-def]
+def test_a_file_unlike_its_byte_order_mark_is_refused(world, tmp_path, data, message):
     rt = world
     before = snapshot(rt)
     with pytest.raises(ValidationError) as err:
@@ -277,7 +277,7 @@ def test_a_file_unlike_its_byte_order_mark_is_refused(world, tmp_path, data, mes
 
 
 @pytest.mark.parametrize("where", ["header", "rows"])
-def test_a_file_that_changes_after_it_was_looked_at_is_named_clearly(tmp_path, where):  # type: ignore[no-untyped-def]
+def test_a_file_that_changes_after_it_was_looked_at_is_named_clearly(tmp_path, where):
     # A file is read in the encoding found when it was looked at; should it be written again
     # in between with bytes of another encoding, reading it says so (the job fails with it).
     rows = "".join(f"c{i}@example.org,Zoë {i}\n" for i in range(5000))
@@ -312,7 +312,7 @@ def lost_line(line: int, how: str) -> str:
 
 
 @pytest.mark.parametrize("workers,chunk_rows", [(0, 7), (1, 40_000)])
-def test_a_quote_never_closed_costs_only_its_line(world, tmp_path, workers, chunk_rows):  # type: ignore[no-untyped-def]
+def test_a_quote_never_closed_costs_only_its_line(world, tmp_path, workers, chunk_rows):
     rt = world
     before = with_bystander(rt)
     rows = [f"q{i}@example.org,Name {i},Town" for i in range(100)]
@@ -331,7 +331,7 @@ def test_a_quote_never_closed_costs_only_its_line(world, tmp_path, workers, chun
     untouched(rt)
 
 
-def test_a_quote_never_closed_near_the_end_costs_only_its_line(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_quote_never_closed_near_the_end_costs_only_its_line(world, tmp_path):
     # Row 8 runs over four lines to the end of the file, and ends a chunk of 7 rows as read.
     rt = world
     rows = [f"e{i}@example.org,E {i}\n" for i in range(10)]
@@ -344,7 +344,7 @@ def test_a_quote_never_closed_near_the_end_costs_only_its_line(world, tmp_path):
     assert set(people(rt)) == {f"e{i}@example.org" for i in range(10) if i != 6}
 
 
-def test_a_quote_closed_far_below_costs_only_its_line(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_quote_closed_far_below_costs_only_its_line(world, tmp_path):
     # The quote opened on line 6 is closed by the one on line 37, which, read again as the
     # start of a row, opens a value never closed: the same again.
     rt = world
@@ -376,7 +376,7 @@ def test_a_quote_closed_far_below_costs_only_its_line(world, tmp_path):  # type:
     untouched(rt)
 
 
-def test_a_quote_never_closed_before_a_huge_cell(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_quote_never_closed_before_a_huge_cell(world, tmp_path):
     # The huge cell on line 40 is read before the stray quote on line 3 is seen to run over
     # more than 20 lines; the lines after line 3 are read again all the same, in order.
     rt = world
@@ -396,7 +396,7 @@ def test_a_quote_never_closed_before_a_huge_cell(world, tmp_path):  # type: igno
     }
 
 
-def test_records_with_a_few_line_breaks_still_land(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_records_with_a_few_line_breaks_still_land(world, tmp_path):
     rt = world
     # 20 lines is the most a record may run over; a chunk full of addresses is looked at
     # record by record and all of them land.
@@ -409,7 +409,7 @@ def test_records_with_a_few_line_breaks_still_land(world, tmp_path):  # type: ig
     assert _person(rt, "p299@example.org").name == "P 299"
 
 
-def test_a_bad_row_over_several_lines_names_them(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_bad_row_over_several_lines_names_them(world, tmp_path):
     rt = world
     text = (
         "email,name,notes\n"
@@ -433,7 +433,7 @@ def test_a_bad_row_over_several_lines_names_them(world, tmp_path):  # type: igno
     assert set(people(rt)) == {"ok@example.org", "one@example.org"}
 
 
-def test_a_quote_never_closed_in_the_header_refuses_the_file(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_quote_never_closed_in_the_header_refuses_the_file(world, tmp_path):
     rt = world
     before = snapshot(rt)
     text = 'email,"name\n' + "".join(f"h{i}@example.org,H\n" for i in range(30))
@@ -447,7 +447,7 @@ def test_a_quote_never_closed_in_the_header_refuses_the_file(world, tmp_path):  
 
 
 # -- NUL bytes and oversized cells ----------------------------------------------------------------
-def test_a_nul_byte_in_a_name_is_called_what_it_is(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_nul_byte_in_a_name_is_called_what_it_is(world, tmp_path):
     rt = world
     text = "email,name\nnul@example.org,Ad\x00a\nok@example.org,Ok\n"
     info = run(rt, write(tmp_path, "nul.csv", text))
@@ -458,7 +458,7 @@ def test_a_nul_byte_in_a_name_is_called_what_it_is(world, tmp_path):  # type: ig
     assert set(people(rt)) == {"ok@example.org"}
 
 
-def test_a_cell_over_the_limit_is_reported_with_its_address(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_cell_over_the_limit_is_reported_with_its_address(world, tmp_path):
     rt = world
     before = with_bystander(rt)
     huge = "x" * (csvfiles.FIELD_LIMIT + 10)
@@ -483,7 +483,7 @@ def test_a_cell_over_the_limit_is_reported_with_its_address(world, tmp_path):  #
     untouched(rt)
 
 
-def test_a_stray_quote_in_a_large_file_stops_at_the_limit(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_stray_quote_in_a_large_file_stops_at_the_limit(world, tmp_path):
     # The quoted value outgrows the cell limit past line 1,000: the reader gives up on it there,
     # and reads the lines after its first again.
     rt = world
@@ -506,7 +506,7 @@ def test_a_stray_quote_in_a_large_file_stops_at_the_limit(world, tmp_path):  # t
     assert report_rows(rt, info.id)[0]["line"] == "2"
 
 
-def test_stray_bytes_and_a_huge_cell_in_one_file(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_stray_bytes_and_a_huge_cell_in_one_file(world, tmp_path):
     rt = world
     with rt.db.session() as s:
         s.add(FieldDef(key="city", label="City", type="text"))
@@ -529,7 +529,7 @@ def test_stray_bytes_and_a_huge_cell_in_one_file(world, tmp_path):  # type: igno
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 10
 
 
-def test_bom_file_still_reads(world, tmp_path):  # type: ignore[no-untyped-def]
+def test_bom_file_still_reads(world, tmp_path):
     rt = world
     path = write_bytes(
         tmp_path, "bom.csv", codecs.BOM_UTF8 + "Email;Name\nä@example.org;Ä\n".encode()

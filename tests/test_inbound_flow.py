@@ -22,14 +22,14 @@ SECRET_HDR = {"Authorization": "Bearer inbound-test-secret"}
 
 
 @pytest.fixture
-def rt(make_runtime):  # type: ignore[no-untyped-def]
+def rt(make_runtime):
     """The replies below carry `Authentication-Results: mx.lists.example.test; dkim=pass
     header.d=example.com`: written by our MTA, that is what proves a reply's sender."""
     return make_runtime(inbound_authserv_id="mx.lists.example.test")
 
 
 @pytest.fixture
-def people(rt):  # type: ignore[no-untyped-def]
+def people(rt):
     lists.create(rt, slug="news", name="News")
     lists.create(rt, slug="events", name="Events")
     ids = {}
@@ -45,19 +45,19 @@ def people(rt):  # type: ignore[no-untyped-def]
     return ids
 
 
-def statuses(rt, sid):  # type: ignore[no-untyped-def]
+def statuses(rt, sid):
     with rt.db.session() as s:
         return sorted(s.scalars(select(Membership.status).where(Membership.subscriber_id == sid)))
 
 
-def suppressed(rt, email):  # type: ignore[no-untyped-def]
+def suppressed(rt, email):
     with rt.db.session() as s:
         return s.scalar(
             select(Suppression.reason).where(Suppression.email_hash == rt.email_hash(email))
         )
 
 
-def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):  # type: ignore[no-untyped-def]
+def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, people['news'])}@lists.example.test"
     resp = client.post(
         "/hooks/inbound",
@@ -132,7 +132,7 @@ def test_http_hook_bounce_reply_and_complaint(rt, client, people, sink):  # type
     assert sent[0].message["Auto-Submitted"] == "auto-replied"
 
 
-def test_hook_rejects_bad_input(rt, client, people):  # type: ignore[no-untyped-def]
+def test_hook_rejects_bad_input(rt, client, people):
     msg = reply(sender="x@example.com", to="a@b.c", subject="hi", body="hello", msgid="x")
     assert client.post("/hooks/inbound", data=msg).status_code == 401
     assert (
@@ -164,7 +164,7 @@ def test_hook_rejects_bad_input(rt, client, people):  # type: ignore[no-untyped-
     assert len(rows) == 3 and all(r == ("processed", "other") for r in rows)
 
 
-def test_processing_twice_is_harmless(rt, people):  # type: ignore[no-untyped-def]
+def test_processing_twice_is_harmless(rt, people):
     from listmgr.services import inbound
 
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, None)}@lists.example.test"
@@ -181,7 +181,7 @@ def test_processing_twice_is_harmless(rt, people):  # type: ignore[no-untyped-de
     assert statuses(rt, people["ann"]) == ["confirmed", "confirmed"]
 
 
-def test_soft_bounces_reach_the_threshold(rt, people):  # type: ignore[no-untyped-def]
+def test_soft_bounces_reach_the_threshold(rt, people):
     from listmgr.services import inbound
 
     verp = f"bounces+{rt.tokens.bounce(people['ann'], None, None)}@lists.example.test"
@@ -194,7 +194,7 @@ def test_soft_bounces_reach_the_threshold(rt, people):  # type: ignore[no-untype
     assert suppressed(rt, "ann@example.com") == "hard_bounce"
 
 
-def test_reclassify_by_hand(rt, api, people):  # type: ignore[no-untyped-def]
+def test_reclassify_by_hand(rt, api, people):
     from listmgr.services import inbound
 
     stored = inbound.store(
@@ -222,7 +222,7 @@ def test_reclassify_by_hand(rt, api, people):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("lmtp", [True, False])
-def test_inbound_server_stores_before_250(rt, people, lmtp):  # type: ignore[no-untyped-def]
+def test_inbound_server_stores_before_250(rt, people, lmtp):
     port = free_port()
     controller = inbound_server.start(rt, "127.0.0.1", port, lmtp=lmtp)
     try:
@@ -246,7 +246,7 @@ def test_inbound_server_stores_before_250(rt, people, lmtp):  # type: ignore[no-
     assert statuses(rt, people["ben"]) == ["unsubscribed", "unsubscribed"]
 
 
-def test_cli_pipe_exit_codes(database_url, people):  # type: ignore[no-untyped-def]
+def test_cli_pipe_exit_codes(database_url, people):
     env = {
         **os.environ,
         "LISTMGR_DATABASE_URL": database_url,
@@ -278,13 +278,13 @@ def test_cli_pipe_exit_codes(database_url, people):  # type: ignore[no-untyped-d
         assert row.envelope_from == "ben@example.com" and row.envelope_to == "news@x"
 
 
-def rt_db(database_url):  # type: ignore[no-untyped-def]
+def rt_db(database_url):
     from listmgr import runtime
 
     return runtime.build({"database_url": database_url, "secret_key": SECRET}).db.session()
 
 
-def test_dsn_status_classes_follow_the_bounce_policy(rt, people):  # type: ignore[no-untyped-def]
+def test_dsn_status_classes_follow_the_bounce_policy(rt, people):
     """5.x.x is a hard bounce, 4.x.x and 5.2.2 (mailbox full) count as soft ones."""
     from listmgr.models import Subscriber
     from listmgr.services import inbound

@@ -161,6 +161,6 @@ def test_pathological_inputs_answer_quickly() -> None:
 
 
 def test_not_bytes_is_other() -> None:
-    check(classify(None))  # type: ignore[arg-type]
-    check(classify(12345))  # type: ignore[arg-type]
-    check(classify("From: a@example.net\r\nSubject: unsubscribe\r\n\r\n"))  # type: ignore[arg-type]
+    check(classify(None))
+    check(classify(12345))
+    check(classify("From: a@example.net\r\nSubject: unsubscribe\r\n\r\n"))

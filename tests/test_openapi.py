@@ -23,7 +23,7 @@ from listmgr.services.subscriptions import Origin
 from listmgr.web.api.base import ROUTES
 
 
-def test_document_covers_every_api_route(client, app):  # type: ignore[no-untyped-def]
+def test_document_covers_every_api_route(client, app):
     doc = client.get("/api/openapi.json").json
     assert doc["openapi"].startswith("3.1")
     documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
@@ -69,7 +69,7 @@ def test_document_covers_every_api_route(client, app):  # type: ignore[no-untype
     assert doc["paths"]["/api/imports"]["post"]["summary"].endswith("ID).")
 
 
-def test_reference_page_lists_every_operation_without_scripts(client):  # type: ignore[no-untyped-def]
+def test_reference_page_lists_every_operation_without_scripts(client):
     doc = client.get("/api/openapi.json").json
     page = client.get("/api/docs/reference")
     assert page.status_code == 200 and "<script" not in page.text
@@ -78,7 +78,7 @@ def test_reference_page_lists_every_operation_without_scripts(client):  # type: 
             assert f'id="{op["operationId"]}"' in page.text
 
 
-def test_docs_page_serves_its_scripts_from_the_app(client):  # type: ignore[no-untyped-def]
+def test_docs_page_serves_its_scripts_from_the_app(client):
     page = client.get("/api/docs")
     scripts = re.findall(r'<script src="([^"]+)"', page.text)
     assert scripts and all(src.startswith("/") for src in scripts)  # nothing from elsewhere
@@ -88,7 +88,7 @@ def test_docs_page_serves_its_scripts_from_the_app(client):  # type: ignore[no-u
     assert client.get("/api/docs/ui/..%2f__init__.py").status_code == 404
 
 
-def test_errors_are_json_with_code_and_message(api):  # type: ignore[no-untyped-def]
+def test_errors_are_json_with_code_and_message(api):
     resp = api.post("/api/lists", json={"slug": "x"})
     assert resp.status_code == 422 and set(resp.json["error"]) >= {"code", "message", "field"}
     assert api.get("/api/nothing-here").json["error"]["code"] == "not_found"
@@ -99,7 +99,7 @@ def test_errors_are_json_with_code_and_message(api):  # type: ignore[no-untyped-
 
 # -- schemathesis against a live server ----------------------------------------------------------
 @pytest.fixture
-def live(app, rt, owner_token) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def live(app, rt, owner_token) -> Iterator[tuple[str, str]]:
     lists.create(rt, slug="news", name="News")
     subscribers.create(
         rt,
@@ -121,7 +121,7 @@ def live(app, rt, owner_token) -> Iterator[tuple[str, str]]:  # type: ignore[no-
 
 
 @pytest.mark.slow
-def test_api_matches_its_schema(live):  # type: ignore[no-untyped-def]
+def test_api_matches_its_schema(live):
     """Every operation, fuzzed with valid and invalid input: no 5xx, answers as documented."""
     base, token = live
     schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
@@ -145,7 +145,7 @@ def test_api_matches_its_schema(live):  # type: ignore[no-untyped-def]
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def run(case):  # type: ignore[no-untyped-def]
+        def run(case):
             case.call_and_validate(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, checks=checks
             )

@@ -28,7 +28,7 @@ def _norm(name: str) -> str:
 
 
 def _names(requirements: list[str]) -> set[str]:
-    return {_norm(re.match(r"[A-Za-z0-9._-]+", r)[0]) for r in requirements}  # type: ignore[index]
+    return {_norm(re.match(r"[A-Za-z0-9._-]+", r)[0]) for r in requirements}
 
 
 def _imported_top_levels() -> dict[str, set[str]]:

@@ -49,14 +49,14 @@ SECTIONS = {
 }
 
 
-def _confirm_latest(rt, client, sink, count: int) -> None:  # type: ignore[no-untyped-def]
+def _confirm_latest(rt, client, sink, count: int) -> None:
     drain(rt)
     mails = sink.wait_for(count)
     resp = client.post(path_of(link_with(mails[count - 1].message, "/confirm/")))
     assert resp.status_code == 200, resp.data
 
 
-def _data_link(rt, client, sink, sid: int, action: str) -> str:  # type: ignore[no-untyped-def]
+def _data_link(rt, client, sink, sid: int, action: str) -> str:
     """The person asks, from their preference link, for the single-use link mailed to them."""
     sent = len(sink.messages)
     resp = client.post(f"/p/{rt.tokens.manage(sid)}/{action}")
@@ -67,7 +67,7 @@ def _data_link(rt, client, sink, sid: int, action: str) -> str:  # type: ignore[
     return path_of(link_with(mail.message, f"/{action}"))
 
 
-def _person(rt, api, client, sink) -> int:  # type: ignore[no-untyped-def]
+def _person(rt, api, client, sink) -> int:
     """Someone with a row in every table that can hold one, and a bystander beside them."""
     define_everything(rt)
     news = make_list(rt, "news", form_fields=["nickname", "topics"], form_interests=["python"])
@@ -214,7 +214,7 @@ def _person(rt, api, client, sink) -> int:  # type: ignore[no-untyped-def]
     return int(sid)
 
 
-def _rows(rt):  # type: ignore[no-untyped-def]
+def _rows(rt):
     with rt.db.session() as s:
         return {
             t.name: [dict(r) for r in s.execute(select(t)).mappings()]
@@ -222,7 +222,7 @@ def _rows(rt):  # type: ignore[no-untyped-def]
         }
 
 
-def _theirs(rt, sid: int) -> dict[str, list[dict]]:  # type: ignore[no-untyped-def]
+def _theirs(rt, sid: int) -> dict[str, list[dict]]:
     """The rows keyed to the person, table by table."""
     digest = rt.email_hash(EMAIL)
     out: dict[str, list[dict]] = {}
@@ -249,7 +249,7 @@ def _theirs(rt, sid: int) -> dict[str, list[dict]]:  # type: ignore[no-untyped-d
     return out
 
 
-def _text(value) -> str:  # type: ignore[no-untyped-def]
+def _text(value) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("latin-1")
     if isinstance(value, (dict, list)):
@@ -257,7 +257,7 @@ def _text(value) -> str:  # type: ignore[no-untyped-def]
     return str(value)
 
 
-def _traces(rt) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def _traces(rt) -> list[tuple[str, str, str]]:
     """Every (table, column, trace) where something of the person still shows."""
     found = []
     for table, rows in _rows(rt).items():
@@ -268,7 +268,7 @@ def _traces(rt) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
     return found
 
 
-def test_export_holds_everything_about_the_person(rt, api, client, sink):  # type: ignore[no-untyped-def]
+def test_export_holds_everything_about_the_person(rt, api, client, sink):
     sid = _person(rt, api, client, sink)
     resp = client.post(_data_link(rt, client, sink, sid, "export"))
     assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
@@ -343,7 +343,7 @@ def test_export_holds_everything_about_the_person(rt, api, client, sink):  # typ
     assert recent["memberships"] == data["memberships"]
 
 
-def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink):  # type: ignore[no-untyped-def]
+def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink):
     sid = _person(rt, api, client, sink)
     bystander_before = _theirs_of(rt, "bo@example.org")
     assert _traces(rt)
@@ -415,14 +415,14 @@ def test_erasure_leaves_nothing_and_a_fresh_sign_up_works(rt, api, client, sink)
         assert s.scalar(select(Suppression).where(Suppression.email_hash == digest)) is None
 
 
-def _theirs_of(rt, email: str):  # type: ignore[no-untyped-def]
+def _theirs_of(rt, email: str):
     with rt.db.session() as s:
         sid = s.scalar(select(Subscriber.id).where(Subscriber.email == email))
     rows = {t: sorted(map(repr, r)) for t, r in _theirs_by_id(rt, sid).items()}
     return rows
 
 
-def _theirs_by_id(rt, sid: int):  # type: ignore[no-untyped-def]
+def _theirs_by_id(rt, sid: int):
     return {
         table: [
             r
@@ -433,7 +433,7 @@ def _theirs_by_id(rt, sid: int):  # type: ignore[no-untyped-def]
     }
 
 
-def test_admin_export_and_erase_through_the_api(rt, api, client, sink):  # type: ignore[no-untyped-def]
+def test_admin_export_and_erase_through_the_api(rt, api, client, sink):
     sid = _person(rt, api, client, sink)
     editor = accounts.create_token(rt, role="editor", name="e")
     headers = {"Authorization": f"Bearer {editor}"}
@@ -454,7 +454,7 @@ def test_admin_export_and_erase_through_the_api(rt, api, client, sink):  # type:
 
 
 @pytest.mark.parametrize("route", ["/p/{token}/export", "/p/{token}/erase"])
-def test_tampered_manage_links_are_refused(rt, api, client, route):  # type: ignore[no-untyped-def]
+def test_tampered_manage_links_are_refused(rt, api, client, route):
     make_list(rt)
     sid = api.post("/api/subscribers", json={"email": "a@example.org"}).json["id"]
     token = rt.tokens.manage(sid)
@@ -467,7 +467,7 @@ def test_tampered_manage_links_are_refused(rt, api, client, route):  # type: ign
     assert api.get(f"/api/subscribers/{sid}").status_code == 200
 
 
-def test_erasure_finds_an_international_address_in_unattributed_mail(rt, api):  # type: ignore[no-untyped-def]
+def test_erasure_finds_an_international_address_in_unattributed_mail(rt, api):
     make_list(rt)
     address = "zoë.quixote@example.org"
     sid = api.post(
@@ -489,7 +489,7 @@ def test_erasure_finds_an_international_address_in_unattributed_mail(rt, api):  
         )
 
 
-def test_an_erased_persons_links_never_reach_the_next_subscriber(rt, api, client, tmp_path):  # type: ignore[no-untyped-def]
+def test_an_erased_persons_links_never_reach_the_next_subscriber(rt, api, client, tmp_path):
     make_list(rt)
     first = api.post(
         "/api/subscribers",
@@ -519,7 +519,7 @@ def test_an_erased_persons_links_never_reach_the_next_subscriber(rt, api, client
     assert imported > after
 
 
-def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):  # type: ignore[no-untyped-def]
+def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):
     if rt.db.dialect != "sqlite":
         pytest.skip("the revision changes SQLite only (PostgreSQL's sequences never reuse ids)")
     import sqlite3
@@ -557,7 +557,7 @@ def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):  # ty
     new.close()
 
 
-def test_after_erasure_a_single_opt_in_list_still_asks_for_confirmation(rt, api, client, sink):  # type: ignore[no-untyped-def]
+def test_after_erasure_a_single_opt_in_list_still_asks_for_confirmation(rt, api, client, sink):
     make_list(rt, "shop", opt_in="single")
     resp = api.post(
         "/api/subscribers",
@@ -609,7 +609,7 @@ def test_a_suppressed_member_still_confirmed_comes_back_by_confirming(
     rt,
     api,
     client,
-    sink,  # type: ignore[no-untyped-def]
+    sink,
     opt_in,
 ):
     make_list(rt, "shop", opt_in=opt_in)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import SECRET, free_port
 
 
-def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subprocess.Popen:
     env = dict(
         os.environ,
         LISTMGR_DATABASE_URL=database_url,
@@ -45,7 +45,7 @@ def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subpr
 
 
 @pytest.mark.slow
-def test_killed_between_commit_and_send(database_url, sink, tmp_path):  # type: ignore[no-untyped-def]
+def test_killed_between_commit_and_send(database_url, sink, tmp_path):
     from listmgr import runtime
     from listmgr.services import lists
 

@@ -22,7 +22,7 @@ from tests.profile_support import (
 FORM_KEYS = ["nickname", "height", "birthday", "vip", "plan", "topics"]
 
 
-def _form(email: str = "ada@example.org", **override) -> dict:  # type: ignore[no-untyped-def]
+def _form(email: str = "ada@example.org", **override) -> dict:
     data = {
         "email": email,
         "name": "Ada",
@@ -33,7 +33,7 @@ def _form(email: str = "ada@example.org", **override) -> dict:  # type: ignore[n
     return data
 
 
-def _stored(rt, email: str):  # type: ignore[no-untyped-def]
+def _stored(rt, email: str):
     with rt.db.session() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
         assert sub is not None
@@ -48,14 +48,14 @@ def _stored(rt, email: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def setup(rt):  # type: ignore[no-untyped-def]
+def setup(rt):
     define_everything(rt)
     make_list(rt, form_fields=FORM_KEYS, form_interests=["python", "rust"])
     return rt
 
 
 # -- definitions ---------------------------------------------------------------------------------
-def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-def]
+def test_field_definitions_through_the_api(rt, api):
     for body in (
         {"key": "city", "label": "City", "type": "text"},
         {"key": "size", "label": "Size", "type": "choice", "choices": ["S", "M", "L"]},
@@ -116,7 +116,7 @@ def test_field_definitions_through_the_api(rt, api):  # type: ignore[no-untyped-
     )
 
 
-def test_choice_in_use_cannot_be_removed_and_deleting_a_field_removes_values(setup, api):  # type: ignore[no-untyped-def]
+def test_choice_in_use_cannot_be_removed_and_deleting_a_field_removes_values(setup, api):
     rt = setup
     resp = api.post(
         "/api/subscribers",
@@ -152,7 +152,7 @@ def test_choice_in_use_cannot_be_removed_and_deleting_a_field_removes_values(set
     assert api.get("/api/fields/plan").status_code == 404
 
 
-def test_fields_api_needs_permission(rt, client):  # type: ignore[no-untyped-def]
+def test_fields_api_needs_permission(rt, client):
     from listmgr.services import accounts
 
     analyst = accounts.create_token(rt, role="analyst", name="a")
@@ -175,7 +175,7 @@ def test_fields_api_needs_permission(rt, client):  # type: ignore[no-untyped-def
 
 
 # -- the public sign-up form -----------------------------------------------------------------
-def test_form_stores_every_type(setup, client):  # type: ignore[no-untyped-def]
+def test_form_stores_every_type(setup, client):
     rt = setup
     page = client.get("/subscribe/news")
     for key in FORM_KEYS:
@@ -198,7 +198,7 @@ def test_form_stores_every_type(setup, client):  # type: ignore[no-untyped-def]
     assert interests == {"python", "rust"}
 
 
-def test_form_leaves_empty_inputs_out(setup, client):  # type: ignore[no-untyped-def]
+def test_form_leaves_empty_inputs_out(setup, client):
     rt = setup
     data = {"email": "bo@example.org", **{f"field_{k}": "" for k in FORM_KEYS}}
     data["field_height"] = "7"
@@ -209,7 +209,7 @@ def test_form_leaves_empty_inputs_out(setup, client):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("key", FORM_KEYS)
-def test_form_refuses_a_bad_value_of_each_type(setup, client, key):  # type: ignore[no-untyped-def]
+def test_form_refuses_a_bad_value_of_each_type(setup, client, key):
     rt = setup
     before = counts(rt)
     resp = client.post("/subscribe/news", data=_form(**{f"field_{key}": FORM_CASES[key][2]}))
@@ -227,7 +227,7 @@ def test_form_refuses_a_bad_value_of_each_type(setup, client, key):  # type: ign
     assert counts(rt) == before
 
 
-def test_a_refused_form_shows_what_was_entered_again(setup, client):  # type: ignore[no-untyped-def]
+def test_a_refused_form_shows_what_was_entered_again(setup, client):
     resp = client.post(
         "/subscribe/news", data=_form(email="not an address", field_nickname='<b>"Ada"</b>')
     )
@@ -245,7 +245,7 @@ def test_a_refused_form_shows_what_was_entered_again(setup, client):  # type: ig
     assert " checked" not in fresh and " selected" not in fresh
 
 
-def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):  # type: ignore[no-untyped-def]
+def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):
     rt = setup
     before = counts(rt)
     resp = client.post("/subscribe/news", data=_form(field_account_id="A-1"))
@@ -259,7 +259,7 @@ def test_form_refuses_fields_and_interests_it_does_not_offer(setup, client):  # 
     assert counts(rt) == before
 
 
-def test_json_sign_up_names_the_field(setup, client):  # type: ignore[no-untyped-def]
+def test_json_sign_up_names_the_field(setup, client):
     rt = setup
     before = counts(rt)
     resp = client.post(
@@ -272,7 +272,7 @@ def test_json_sign_up_names_the_field(setup, client):  # type: ignore[no-untyped
 
 
 # -- the API ------------------------------------------------------------------------------------
-def test_api_stores_every_type(setup, api):  # type: ignore[no-untyped-def]
+def test_api_stores_every_type(setup, api):
     resp = api.post(
         "/api/subscribers",
         json={
@@ -294,7 +294,7 @@ def test_api_stores_every_type(setup, api):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("key,bad", [(k, v) for k, values in API_BAD.items() for v in values])
-def test_api_refuses_a_bad_value(setup, api, key, bad):  # type: ignore[no-untyped-def]
+def test_api_refuses_a_bad_value(setup, api, key, bad):
     rt = setup
     before = counts(rt)
     resp = api.post(
@@ -311,7 +311,7 @@ def test_api_refuses_a_bad_value(setup, api, key, bad):  # type: ignore[no-untyp
     assert counts(rt) == before
 
 
-def test_api_refuses_unknown_fields_and_interests(setup, api):  # type: ignore[no-untyped-def]
+def test_api_refuses_unknown_fields_and_interests(setup, api):
     rt = setup
     before = counts(rt)
     resp = api.post(
@@ -326,7 +326,7 @@ def test_api_refuses_unknown_fields_and_interests(setup, api):  # type: ignore[n
     assert counts(rt) == before
 
 
-def test_api_profile_edit(setup, api):  # type: ignore[no-untyped-def]
+def test_api_profile_edit(setup, api):
     rt = setup
     sid = api.post(
         "/api/subscribers",
@@ -381,7 +381,7 @@ def test_api_profile_edit(setup, api):  # type: ignore[no-untyped-def]
 
 
 # -- the preference center -------------------------------------------------------------------
-def _member(api, **extra):  # type: ignore[no-untyped-def]
+def _member(api, **extra):
     body = {
         "email": "ada@example.org",
         "name": "Ada",
@@ -401,7 +401,7 @@ def _member(api, **extra):  # type: ignore[no-untyped-def]
     return resp.json["id"]
 
 
-def _prefs_form(**override):  # type: ignore[no-untyped-def]
+def _prefs_form(**override):
     data = {
         "action": "save",
         "profile_form": "1",
@@ -420,7 +420,7 @@ def _prefs_form(**override):  # type: ignore[no-untyped-def]
     return {k: v for k, v in data.items() if v is not None}
 
 
-def test_preference_center_shows_and_saves_the_profile(setup, api, client):  # type: ignore[no-untyped-def]
+def test_preference_center_shows_and_saves_the_profile(setup, api, client):
     rt = setup
     sid = _member(api)
     token = rt.tokens.manage(sid)
@@ -489,7 +489,7 @@ def test_preference_center_shows_and_saves_the_profile(setup, api, client):  # t
     assert sub.consent_profiling is False
 
 
-def test_preference_center_refuses_bad_values_and_changes_nothing(setup, api, client):  # type: ignore[no-untyped-def]
+def test_preference_center_refuses_bad_values_and_changes_nothing(setup, api, client):
     rt = setup
     sid = _member(api)
     token = rt.tokens.manage(sid)
@@ -510,7 +510,7 @@ def test_preference_center_refuses_bad_values_and_changes_nothing(setup, api, cl
         assert counts(rt) == before and snapshot(rt) == rows, override
 
 
-def test_a_form_without_the_profile_section_leaves_consents_alone(setup, api, client):  # type: ignore[no-untyped-def]
+def test_a_form_without_the_profile_section_leaves_consents_alone(setup, api, client):
     rt = setup
     sid = _member(api, consents={"profiling": True, "tracking": True})
     token = rt.tokens.manage(sid)

@@ -57,14 +57,14 @@ PERSONAL = re.compile(
 PERSONAL_EXCEPTIONS = {"api.post_events"}  # write-only ingestion; it returns counts
 
 
-def _rules(app):  # type: ignore[no-untyped-def]
+def _rules(app):
     for rule in app.url_map.iter_rules():
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
         for method in methods:
             yield rule, method
 
 
-def _permission(app, endpoint: str):  # type: ignore[no-untyped-def]
+def _permission(app, endpoint: str):
     """The route's rule: a declared permission, None for public, or "MISSING"."""
     view = app.view_functions[endpoint]
     if hasattr(view, "permission"):
@@ -75,7 +75,7 @@ def _permission(app, endpoint: str):  # type: ignore[no-untyped-def]
     return "MISSING"
 
 
-def _url(rule) -> str:  # type: ignore[no-untyped-def]
+def _url(rule) -> str:
     def fill(m: re.Match[str]) -> str:
         converter, args = m.group(1) or "", m.group(2) or ""
         if converter == "any":
@@ -85,7 +85,7 @@ def _url(rule) -> str:  # type: ignore[no-untyped-def]
     return re.sub(r"<(?:(\w+)(?:\(([^)]*)\))?:)?\w+>", fill, rule.rule)
 
 
-def test_every_route_has_an_access_rule(app):  # type: ignore[no-untyped-def]
+def test_every_route_has_an_access_rule(app):
     missing, undeclared, unknown = [], [], []
     for rule, _method in _rules(app):
         permission = _permission(app, rule.endpoint)
@@ -103,7 +103,7 @@ def test_every_route_has_an_access_rule(app):  # type: ignore[no-untyped-def]
     assert not unknown, f"permissions missing from the test's policy: {unknown}"
 
 
-def test_analysts_reach_no_personal_data(app):  # type: ignore[no-untyped-def]
+def test_analysts_reach_no_personal_data(app):
     leaks = []
     for rule, _method in _rules(app):
         permission = _permission(app, rule.endpoint)
@@ -136,7 +136,7 @@ def _answers_as_expected(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("token_kind", ["userless", "user_token"])
-def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  # type: ignore[no-untyped-def]
+def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):
     """Anonymous, analyst, editor, admin and owner against every admin and API route; the API
     with user-less (command-line) tokens and with users' own tokens of every role."""
     app.config["WTF_CSRF_ENABLED"] = False  # the form token is tested apart; here: roles only
@@ -185,7 +185,7 @@ def test_role_matrix_over_every_route(app, rt, accounts_by_role, token_kind):  #
     assert not failures, "\n".join(failures)
 
 
-def test_session_reaches_the_api_with_the_same_rules(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_session_reaches_the_api_with_the_same_rules(app, rt, accounts_by_role):
     """The admin's own scripts call the API with the session: same permission check."""
     client = app.test_client()
     session_login(client, rt, accounts_by_role["analyst"])
@@ -196,7 +196,7 @@ def test_session_reaches_the_api_with_the_same_rules(app, rt, accounts_by_role):
     assert client.get("/api/subscribers").status_code == 200
 
 
-def test_public_routes_answer_anonymous_visitors(app):  # type: ignore[no-untyped-def]
+def test_public_routes_answer_anonymous_visitors(app):
     client = app.test_client()
     for rule, method in _rules(app):
         if method != "GET" or _permission(app, rule.endpoint) is not None:
@@ -227,7 +227,7 @@ PRINCIPAL_PATH = re.compile(r"/(users|tokens|password|passwords|roles|account)(/
 STRONG = "violet harbour lantern 93"
 
 
-def test_every_principal_write_is_covered(app):  # type: ignore[no-untyped-def]
+def test_every_principal_write_is_covered(app):
     found = {
         rule.endpoint
         for rule, method in _rules(app)
@@ -236,14 +236,14 @@ def test_every_principal_write_is_covered(app):  # type: ignore[no-untyped-def]
     assert found == PRINCIPAL_WRITES
 
 
-def _tokens(rt) -> dict[int, tuple[str, bool]]:  # type: ignore[no-untyped-def]
+def _tokens(rt) -> dict[int, tuple[str, bool]]:
     with rt.db.session() as s:
         return {int(t.id): (t.role, t.revoked_at is not None) for t in s.scalars(select(ApiToken))}
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ROLES)
-def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kind, role):  # type: ignore[no-untyped-def]
+def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kind, role):
     """Each principal write, by every kind of caller of every role, asking for every role: no
     token or user above the caller appears, nobody above the caller changes, and tokens of
     others are revoked only by a role that manages tokens."""
@@ -258,7 +258,7 @@ def test_principal_writes_never_exceed_the_caller(app, rt, accounts_by_role, kin
     is_owner = role == "owner"
     statuses: dict[str, set[int]] = {}
 
-    def note(what: str, resp) -> None:  # type: ignore[no-untyped-def]
+    def note(what: str, resp) -> None:
         statuses.setdefault(what, set()).add(resp.status_code)
         assert resp.status_code < 500, (what, resp.status_code)
 

@@ -22,7 +22,7 @@ PROS = {"field": "plan", "op": "eq", "value": "pro"}
 
 
 @pytest.fixture
-def world(rt):  # type: ignore[no-untyped-def]
+def world(rt):
     make_list(rt, "news", opt_in_levels=["monthly digest only"])
     fielddefs.create_field(rt, key="plan", label="Plan", type="choice", choices=["free", "pro"])
     fielddefs.create_interest(rt, key="books", label="Books")
@@ -37,11 +37,11 @@ def world(rt):  # type: ignore[no-untyped-def]
     return rt
 
 
-def _audience(api, campaign_id: int) -> int:  # type: ignore[no-untyped-def]
+def _audience(api, campaign_id: int) -> int:
     return int(api.get(f"/api/campaigns/{campaign_id}/audience").json["count"])
 
 
-def test_a_segment_in_use_by_an_unsent_campaign_cannot_be_deleted(world, api):  # type: ignore[no-untyped-def]
+def test_a_segment_in_use_by_an_unsent_campaign_cannot_be_deleted(world, api):
     rt = world
     seg = segments.create(rt, name="Pros", lists=["news"], rules=PROS)
     draft = campaign(rt, name="Draft one", segment_id=seg)
@@ -67,7 +67,7 @@ def test_a_segment_in_use_by_an_unsent_campaign_cannot_be_deleted(world, api):  
     assert _audience(api, later) == 2
 
 
-def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):  # type: ignore[no-untyped-def]
+def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):
     rt = world
     seg = segments.create(rt, name="Pros", lists=["news"], rules=PROS)
     cid = campaign(rt, segment_id=seg)
@@ -75,7 +75,7 @@ def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):  # ty
     drain(rt)
     wait_status(rt, cid)
     with rt.db.session() as s:
-        assert s.get(Campaign, cid).segment_rules == PROS  # type: ignore[union-attr]
+        assert s.get(Campaign, cid).segment_rules == PROS
     segments.delete(rt, seg)  # allowed: the campaign has its copy
     with rt.db.session() as s:
         row = s.get(Campaign, cid)
@@ -84,7 +84,7 @@ def test_a_started_campaign_keeps_the_rules_it_was_sent_with(world, sink):  # ty
 
 
 @pytest.mark.parametrize("what", ["field", "interest"])
-def test_a_field_or_interest_named_by_rules_cannot_be_deleted(world, api, what):  # type: ignore[no-untyped-def]
+def test_a_field_or_interest_named_by_rules_cannot_be_deleted(world, api, what):
     rt = world
     rule = PROS if what == "field" else {"interests": "has_any", "value": ["books"]}
     nested = {"any": [{"not": rule}, {"list": "news"}]}
@@ -109,7 +109,7 @@ def test_a_field_or_interest_named_by_rules_cannot_be_deleted(world, api, what):
     assert api.delete(path).status_code == 204
 
 
-def test_references_read_every_node():  # type: ignore[no-untyped-def]
+def test_references_read_every_node():
     rules = {
         "all": [
             {"field": "a", "op": "exists"},
@@ -130,7 +130,7 @@ def test_references_read_every_node():  # type: ignore[no-untyped-def]
     assert compiler.references(None) == (set(), set(), set())
 
 
-def test_limits_keep_counts_answerable_on_both_databases(world, api):  # type: ignore[no-untyped-def]
+def test_limits_keep_counts_answerable_on_both_databases(world, api):
     terms = {"field": "plan", "op": "in", "value": ["pro"] * compiler.MAX_IN_TERMS}
     resp = api.post("/api/segments/count", json={"lists": ["news"], "rules": terms})
     assert resp.status_code == 200 and resp.json == {"count": 1}
@@ -148,7 +148,7 @@ def test_limits_keep_counts_answerable_on_both_databases(world, api):  # type: i
     assert resp.json["error"]["field"] == f"rules.all[{compiler.MAX_ACTIVITY}]"
 
 
-def test_opt_in_levels_in_rules_are_the_lists_own(world, api):  # type: ignore[no-untyped-def]
+def test_opt_in_levels_in_rules_are_the_lists_own(world, api):
     rt = world
     api.post("/api/lists", json={"slug": "plain", "name": "Plain"})
     count = "/api/segments/count"
@@ -167,7 +167,7 @@ def test_opt_in_levels_in_rules_are_the_lists_own(world, api):  # type: ignore[n
         segments.create(rt, name="Weekly", rules={"list": "news", "opt_in_level": "weekly"})
 
 
-def test_json_bodies_no_database_can_store_are_refused(world, api, client):  # type: ignore[no-untyped-def]
+def test_json_bodies_no_database_can_store_are_refused(world, api, client):
     rt = world
     with rt.db.session() as s:
         before = s.scalar(select(func.count()).select_from(Subscriber))
@@ -213,14 +213,14 @@ def test_json_bodies_no_database_can_store_are_refused(world, api, client):  # t
         assert s.scalar(select(func.count()).select_from(Segment)) == 0
 
 
-def test_sign_up_interests_must_be_a_list(world, client):  # type: ignore[no-untyped-def]
+def test_sign_up_interests_must_be_a_list(world, client):
     resp = client.post("/subscribe/news", json={"email": "j@example.org", "interests": "books"})
     assert resp.status_code == 422
     assert resp.json["error"]["field"] == "interests"
     assert "list" in resp.json["error"]["message"]
 
 
-def test_search_results_carry_interests_and_suppression(world, api):  # type: ignore[no-untyped-def]
+def test_search_results_carry_interests_and_suppression(world, api):
     found = api.get("/api/subscribers?email=p0@example.org").json["items"]
     assert found[0]["interests"] == ["books"]
     page = api.get("/api/subscribers?q=p").json["items"]
@@ -231,7 +231,7 @@ def test_search_results_carry_interests_and_suppression(world, api):  # type: ig
     }
 
 
-def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):  # type: ignore[no-untyped-def]
+def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
     from listmgr.services import accounts
 
     rt = world
@@ -275,7 +275,7 @@ def test_without_access_to_people_counts_cannot_pick_someone_out(world, client):
         assert resp.status_code == 200 and resp.json == small
 
 
-def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):  # type: ignore[no-untyped-def]
+def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):
     rt = world
     seg = segments.create(rt, name="Pros", rules={"any": [PROS]})
     resp = api.patch("/api/fields/plan", json={"choices": ["free"]})
@@ -305,7 +305,7 @@ def test_a_choice_or_level_named_by_rules_or_held_cannot_be_removed(world, api):
     assert api.patch("/api/lists/news", json={"opt_in_levels": ["weekly"]}).status_code == 200
 
 
-def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, accounts_by_role):
     from tests.admin_support import session_login
 
     rt = world
@@ -318,7 +318,7 @@ def test_a_segment_whose_rules_broke_still_opens_in_the_admin(world, client, acc
     assert page.status_code == 200 and "unknown field" in page.text
 
 
-def test_ids_beyond_the_databases_are_refused_not_crashed_on(world, api):  # type: ignore[no-untyped-def]
+def test_ids_beyond_the_databases_are_refused_not_crashed_on(world, api):
     huge = 18446744073709551616
     for method, path, body in [
         ("post", "/api/events", {"subscriber_id": huge, "type": "x"}),
@@ -349,7 +349,7 @@ def test_ids_beyond_the_databases_are_refused_not_crashed_on(world, api):  # typ
     assert segments.count(world, lists=[], rules=None) == 3  # nothing else happened
 
 
-def test_numbers_beyond_2_53_are_refused_in_events_and_rules(world, api):  # type: ignore[no-untyped-def]
+def test_numbers_beyond_2_53_are_refused_in_events_and_rules(world, api):
     api.patch("/api/subscribers/1", json={"consents": {"profiling": True}})
     for props, where in [
         ({"n": 2**60}, "properties.n"),

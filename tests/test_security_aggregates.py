@@ -22,7 +22,7 @@ SECRET_SKU = "sku-private-7781"
 
 
 @pytest.fixture
-def town(rt):  # type: ignore[no-untyped-def]
+def town(rt):
     """12 people on one list: 3 on the pro plan, one with a phone number."""
     make_list(rt, "news")
     fielddefs.create_field(rt, key="plan", label="Plan", type="choice", choices=["free", "pro"])
@@ -42,7 +42,7 @@ def town(rt):  # type: ignore[no-untyped-def]
     return rt
 
 
-def _bearer(rt, role: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _bearer(rt, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {accounts.create_token(rt, role=role)}"}
 
 
@@ -50,7 +50,7 @@ def _age_under(n: int) -> dict[str, object]:
     return {"field": "age", "op": "lt", "value": 20 + n}
 
 
-def test_every_small_count_reads_the_same_to_an_analyst(town, client):  # type: ignore[no-untyped-def]
+def test_every_small_count_reads_the_same_to_an_analyst(town, client):
     analyst, editor = _bearer(town, "analyst"), _bearer(town, "editor")
     answers = set()
     for n in range(0, 10):  # 0 .. 9 people: one answer, so nobody is narrowed down
@@ -71,7 +71,7 @@ def test_every_small_count_reads_the_same_to_an_analyst(town, client):  # type: 
         assert resp.json == {"count": n}
 
 
-def test_free_text_cannot_be_bisected_even_through_not(town, client):  # type: ignore[no-untyped-def]
+def test_free_text_cannot_be_bisected_even_through_not(town, client):
     analyst = _bearer(town, "analyst")
     probes = [
         {"field": "phone", "op": "contains", "value": "+49170"},
@@ -110,7 +110,7 @@ def test_free_text_cannot_be_bisected_even_through_not(town, client):  # type: i
 
 def test_the_admin_live_count_and_saved_segment_pages_keep_small_counts_back(
     town, client, accounts_by_role
-):  # type: ignore[no-untyped-def]
+):
     rt = town
     pros = segments.create(
         rt, name="Pros", lists=["news"], rules={"field": "plan", "op": "eq", "value": "pro"}
@@ -149,7 +149,7 @@ def test_the_admin_live_count_and_saved_segment_pages_keep_small_counts_back(
     assert re.search(r'id="live-count"[^>]*>([^<]*)<', page.text).group(1) == "3"
 
 
-def test_saved_rules_never_show_an_analyst_who_they_pick(town, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_saved_rules_never_show_an_analyst_who_they_pick(town, client, accounts_by_role):
     rt = town
     rules = {
         "all": [
@@ -193,7 +193,7 @@ def test_saved_rules_never_show_an_analyst_who_they_pick(town, client, accounts_
     assert client.get(f"/api/campaigns/{cid}", headers=editor).json["segment"] == rules
 
 
-def test_a_draft_campaigns_audience_is_k_anonymous(town, client):  # type: ignore[no-untyped-def]
+def test_a_draft_campaigns_audience_is_k_anonymous(town, client):
     cid = campaign(town, segment={"field": "plan", "op": "eq", "value": "pro"})
     resp = client.get(f"/api/campaigns/{cid}/audience", headers=_bearer(town, "analyst"))
     assert resp.json == {"count": None, "fewer_than": 10}
@@ -201,7 +201,7 @@ def test_a_draft_campaigns_audience_is_k_anonymous(town, client):  # type: ignor
     assert resp.json == {"count": 3}
 
 
-def test_the_threshold_is_a_setting(make_runtime, client):  # type: ignore[no-untyped-def]
+def test_the_threshold_is_a_setting(make_runtime, client):
     rt = make_runtime(aggregate_min_count=3)
     from listmgr.app import create_app
 
@@ -227,10 +227,10 @@ def test_the_threshold_is_a_setting(make_runtime, client):  # type: ignore[no-un
 
 
 @pytest.mark.skipif(not PG_URL, reason="statement timeouts are a PostgreSQL matter")
-def test_campaign_audience_counts_are_bounded_in_time_like_segment_counts(town, client):  # type: ignore[no-untyped-def]
+def test_campaign_audience_counts_are_bounded_in_time_like_segment_counts(town, client):
     seen: list[str] = []
 
-    def spy(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def spy(conn, cursor, statement, parameters, context, executemany):
         seen.append(statement)
 
     event.listen(town.db.engine, "before_cursor_execute", spy)
@@ -252,7 +252,7 @@ def test_campaign_audience_counts_are_bounded_in_time_like_segment_counts(town, 
     assert any("statement_timeout = '30s'" in s for s in seen)
 
 
-def test_counting_without_access_to_people_in_the_service_too(town):  # type: ignore[no-untyped-def]
+def test_counting_without_access_to_people_in_the_service_too(town):
     from listmgr.errors import Forbidden
 
     with pytest.raises(Forbidden):
@@ -264,7 +264,7 @@ def test_counting_without_access_to_people_in_the_service_too(town):  # type: ig
         )
 
 
-def _sent(rt, name: str, rules) -> int:  # type: ignore[no-untyped-def]
+def _sent(rt, name: str, rules) -> int:
     from tests.campaign_support import wait_status
     from tests.conftest import drain
 
@@ -277,7 +277,7 @@ def _sent(rt, name: str, rules) -> int:  # type: ignore[no-untyped-def]
 
 def test_a_small_campaigns_figures_are_withheld_from_an_analyst(
     town, client, sink, accounts_by_role
-):  # type: ignore[no-untyped-def]
+):
     rt = town
     pros = _sent(rt, "To the pros", {"field": "plan", "op": "eq", "value": "pro"})  # 3 people
     everyone = _sent(rt, "To everyone", None)  # 12
@@ -313,7 +313,7 @@ def test_a_small_campaigns_figures_are_withheld_from_an_analyst(
     assert 'id="withheld"' not in client.get(f"/admin/campaigns/{pros}/stats").text
 
 
-def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_list_member_counts_and_the_dashboard_are_k_anonymous(town, client, accounts_by_role):
     rt = town
     make_list(rt, "vip")
     person(rt, "solo@example.org", ["vip"])  # one person on a list of their own

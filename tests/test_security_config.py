@@ -94,7 +94,7 @@ def example_config(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("command", ["serve", "web", "worker", "inbound-server"])
 def test_every_process_refuses_the_example_file_as_is(
     command, database_url, tmp_path, example_config
-):  # type: ignore[no-untyped-def]
+):
     env = _production_env(database_url, tmp_path, LISTMGR_CONFIG_DIR=str(example_config))
     for name in ("LISTMGR_SECRET_KEY", "LISTMGR_INBOUND_SECRET", "LISTMGR_SMTP_URL"):
         env.pop(name)  # everything the example says, as a careless operator would run it
@@ -120,12 +120,12 @@ UNSAFE = [
 
 
 @pytest.mark.parametrize("variable,value,command", UNSAFE)
-def test_production_refuses_unsafe_settings(variable, value, command, database_url, tmp_path):  # type: ignore[no-untyped-def]
+def test_production_refuses_unsafe_settings(variable, value, command, database_url, tmp_path):
     env = _production_env(database_url, tmp_path, **{variable: value})
     _refused(_run(command, env, tmp_path), variable)
 
 
-def test_the_example_file_starts_once_filled_in(database_url, tmp_path, example_config):  # type: ignore[no-untyped-def]
+def test_the_example_file_starts_once_filled_in(database_url, tmp_path, example_config):
     """The checks refuse what is unsafe, not production itself."""
     env = _production_env(database_url, tmp_path, LISTMGR_CONFIG_DIR=str(example_config))
     subprocess.run(
@@ -162,7 +162,7 @@ def test_the_example_file_starts_once_filled_in(database_url, tmp_path, example_
         {"LISTMGR_ENV": "production", "LISTMGR_SECRET_KEY": "0123456789" * 3 + "0"},
     ],
 )
-def test_settings_check_refuses_variants(env):  # type: ignore[no-untyped-def]
+def test_settings_check_refuses_variants(env):
     values = {
         "LISTMGR_SMTP_URL": "smtp://relay.internal:25",
         "LISTMGR_INBOUND_SECRET": GOOD_INBOUND,
@@ -174,7 +174,7 @@ def test_settings_check_refuses_variants(env):  # type: ignore[no-untyped-def]
 
 # -- the dev outbox ------------------------------------------------------------------------------
 @pytest.fixture
-def outbox_mail(make_runtime):  # type: ignore[no-untyped-def]
+def outbox_mail(make_runtime):
     """An embedded development runtime with one captured mail and a user of every role."""
     from listmgr.app import create_app
 
@@ -206,7 +206,7 @@ def _outbox_paths(mail_id: int) -> list[str]:
     ]
 
 
-def test_outbox_is_closed_to_visitors_analysts_and_editors(outbox_mail):  # type: ignore[no-untyped-def]
+def test_outbox_is_closed_to_visitors_analysts_and_editors(outbox_mail):
     rt, app, mail_id, users = outbox_mail
     client = app.test_client()
     for path in _outbox_paths(mail_id):
@@ -225,7 +225,7 @@ def test_outbox_is_closed_to_visitors_analysts_and_editors(outbox_mail):  # type
         assert "victim@example.org" in client.get("/admin/outbox").text
 
 
-def test_production_admin_cannot_switch_to_the_dev_outbox(make_runtime, api_for):  # type: ignore[no-untyped-def]
+def test_production_admin_cannot_switch_to_the_dev_outbox(make_runtime, api_for):
     rt, api = api_for(make_runtime(env="production"))
     server = rt.settings.smtp_url
     resp = api.patch("/api/settings", json={"values": {"smtp_url": ""}})
@@ -255,17 +255,17 @@ def test_production_admin_cannot_switch_to_the_dev_outbox(make_runtime, api_for)
 
 
 @pytest.fixture
-def api_for():  # type: ignore[no-untyped-def]
+def api_for():
     """A Flask client for a runtime that sends an owner's API token."""
     from listmgr.app import create_app
 
-    def make(rt):  # type: ignore[no-untyped-def]
+    def make(rt):
         token = accounts.create_token(rt, role="owner", name="sec")
         client = create_app(rt=rt, migrate=False).test_client()
 
         class Api:
-            def __getattr__(self, method: str):  # type: ignore[no-untyped-def]
-                def call(path: str, **kw):  # type: ignore[no-untyped-def]
+            def __getattr__(self, method: str):
+                def call(path: str, **kw):
                     kw.setdefault("headers", {})["Authorization"] = f"Bearer {token}"
                     return getattr(client, method)(path, **kw)
 

@@ -158,7 +158,7 @@ def _hits(value: Any, needles: set[str], other: str) -> set[str]:
     return found
 
 
-def _dump(rt) -> Iterator[tuple[str, str, Any]]:  # type: ignore[no-untyped-def]
+def _dump(rt) -> Iterator[tuple[str, str, Any]]:
     """Every value of every column of every table (the schema's and alembic's), and every file
     under var_dir."""
     tables = [t.name for t in SQLModel.metadata.sorted_tables] + ["alembic_version"]
@@ -173,7 +173,7 @@ def _dump(rt) -> Iterator[tuple[str, str, Any]]:  # type: ignore[no-untyped-def]
             yield "file", str(path), path.read_bytes()
 
 
-def _leaks(rt, address: str, name: str) -> list[tuple[str, str, set[str]]]:  # type: ignore[no-untyped-def]
+def _leaks(rt, address: str, name: str) -> list[tuple[str, str, set[str]]]:
     needles = _spellings(address) | _spellings(name)
     other = LOOKALIKE.format(local=address).casefold()
     out = []
@@ -214,7 +214,7 @@ def _mail(
     return m.as_bytes(policy=SMTP)
 
 
-def _seed(rt, api, client, sink, address: str, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _seed(rt, api, client, sink, address: str, name: str) -> dict[str, Any]:
     assert (
         api.post(
             "/api/lists", json={"slug": "news", "name": "News", "opt_in": "single"}
@@ -441,7 +441,7 @@ def _seed(rt, api, client, sink, address: str, name: str) -> dict[str, Any]:  # 
 
 
 @pytest.mark.parametrize("address,name", PEOPLE, ids=["non-ascii-name", "ascii", "idn-local"])
-def test_erasure_leaves_no_spelling_of_the_address_or_name_anywhere(  # type: ignore[no-untyped-def]
+def test_erasure_leaves_no_spelling_of_the_address_or_name_anywhere(
     rt, api, client, sink, address, name
 ):
     ids = _seed(rt, api, client, sink, address, name)
@@ -550,7 +550,7 @@ def test_erasure_leaves_no_spelling_of_the_address_or_name_anywhere(  # type: ig
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
 
 
-def test_a_later_import_naming_the_erased_person_reports_no_address(rt, api):  # type: ignore[no-untyped-def]
+def test_a_later_import_naming_the_erased_person_reports_no_address(rt, api):
     address, name = PEOPLE[0]
     assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
     sid = api.post(
@@ -579,7 +579,7 @@ def test_every_table_says_how_it_holds_a_person() -> None:
     assert set(erasure.TABLES) == {t.name for t in SQLModel.metadata.sorted_tables}
 
 
-def test_an_import_still_queued_when_the_person_is_erased_never_holds_them(rt, api):  # type: ignore[no-untyped-def]
+def test_an_import_still_queued_when_the_person_is_erased_never_holds_them(rt, api):
     address, name = PEOPLE[0]
     assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
     sid = api.post(

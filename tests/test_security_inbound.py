@@ -35,7 +35,7 @@ LISTADDR = f"news@{DOMAIN}"
 
 
 @pytest.fixture
-def rt(make_runtime):  # type: ignore[no-untyped-def]
+def rt(make_runtime):
     return make_runtime(inbound_authserv_id=AUTHSERV)
 
 
@@ -57,7 +57,7 @@ class World:
 
 
 @pytest.fixture
-def world(rt, sink):  # type: ignore[no-untyped-def]
+def world(rt, sink):
     make_list(rt, "news")
     ids = {who: person(rt, who, ["news"]) for who in (VICTOR, EVE, "olga@example.org")}
     cid = campaign(rt)
@@ -71,14 +71,14 @@ def world(rt, sink):  # type: ignore[no-untyped-def]
     return World(cid, ids, mail, verp, rows)
 
 
-def send(client, raw: bytes | str, **query: str) -> int:  # type: ignore[no-untyped-def]
+def send(client, raw: bytes | str, **query: str) -> int:
     data = raw.encode() if isinstance(raw, str) else raw
     resp = client.post("/hooks/inbound", data=data, headers=HOOK, query_string=query)
     assert resp.status_code == 202, resp.data
     return int(resp.json["id"])
 
 
-def state(rt, email: str) -> tuple[list[str], str | None, int]:  # type: ignore[no-untyped-def]
+def state(rt, email: str) -> tuple[list[str], str | None, int]:
     """(membership statuses, suppression reason, soft bounce count) of one address."""
     with rt.db.session() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == email))
@@ -94,7 +94,7 @@ def state(rt, email: str) -> tuple[list[str], str | None, int]:  # type: ignore[
 UNTOUCHED = (["confirmed"], None, 0)
 
 
-def row(rt, inbound_id: int) -> InboundMessage:  # type: ignore[no-untyped-def]
+def row(rt, inbound_id: int) -> InboundMessage:
     with rt.db.session() as s:
         r = s.get(InboundMessage, inbound_id)
         s.expunge(r)
@@ -223,7 +223,7 @@ Delivery to the following recipient failed permanently:
 
 
 @pytest.mark.parametrize("variant", sorted(FORGED_BOUNCES))
-def test_forged_bounce_changes_nobody(rt, client, world, variant):  # type: ignore[no-untyped-def]
+def test_forged_bounce_changes_nobody(rt, client, world, variant):
     inbound_id = send(client, FORGED_BOUNCES[variant](world))
     drain(rt)
     assert state(rt, VICTOR) == UNTOUCHED
@@ -233,7 +233,7 @@ def test_forged_bounce_changes_nobody(rt, client, world, variant):  # type: igno
     assert stored.subscriber_id is None
 
 
-def test_forged_soft_bounces_never_reach_the_threshold(rt, client, world):  # type: ignore[no-untyped-def]
+def test_forged_soft_bounces_never_reach_the_threshold(rt, client, world):
     for i in range(rt.settings.soft_bounce_threshold + 2):
         send(client, dsn(VICTOR, status=f"4.2.{i}"))
     drain(rt)
@@ -319,7 +319,7 @@ Hello
 
 
 @pytest.mark.parametrize("variant", sorted(FORGED_COMPLAINTS))
-def test_forged_complaint_changes_nobody(rt, client, world, variant):  # type: ignore[no-untyped-def]
+def test_forged_complaint_changes_nobody(rt, client, world, variant):
     inbound_id = send(client, FORGED_COMPLAINTS[variant](world))
     drain(rt)
     assert state(rt, VICTOR) == UNTOUCHED
@@ -433,7 +433,7 @@ unsubscribe
 
 
 @pytest.mark.parametrize("variant", sorted(FORGED_REPLIES))
-def test_forged_unsubscribe_reply_changes_nobody(rt, client, world, sink, variant):  # type: ignore[no-untyped-def]
+def test_forged_unsubscribe_reply_changes_nobody(rt, client, world, sink, variant):
     inbound_id = send(client, FORGED_REPLIES[variant](world))
     drain(rt)
     assert state(rt, VICTOR) == UNTOUCHED
@@ -447,7 +447,7 @@ def test_forged_unsubscribe_reply_changes_nobody(rt, client, world, sink, varian
         assert "/u/request/" in m.message.get_body(("plain",)).get_content()
 
 
-def test_mail_bombing_a_third_party_by_forged_requests_gets_one_mail(rt, client, world, sink):  # type: ignore[no-untyped-def]
+def test_mail_bombing_a_third_party_by_forged_requests_gets_one_mail(rt, client, world, sink):
     ids = [send(client, reply(msgid=f"bomb{i}")) for i in range(6)]
     drain(rt)
     sent = sink.wait_for(1)
@@ -464,7 +464,7 @@ def test_mail_bombing_a_third_party_by_forged_requests_gets_one_mail(rt, client,
         )
 
 
-def test_confirmation_link_is_scanner_proof_and_honoured_when_clicked(rt, client, world, sink, api):  # type: ignore[no-untyped-def]
+def test_confirmation_link_is_scanner_proof_and_honoured_when_clicked(rt, client, world, sink, api):
     first = send(client, reply(msgid="ask1"))
     drain(rt)
     mail = sink.wait_for(1)[0].message
@@ -492,7 +492,7 @@ def test_confirmation_link_is_scanner_proof_and_honoured_when_clicked(rt, client
     assert state(rt, EVE) == UNTOUCHED
 
 
-def test_request_link_of_one_person_cannot_be_turned_against_another(rt, client, world, sink):  # type: ignore[no-untyped-def]
+def test_request_link_of_one_person_cannot_be_turned_against_another(rt, client, world, sink):
     send(client, reply(sender=EVE, msgid="eve-asks"))
     drain(rt)
     text = sink.wait_for(1)[0].message.get_body(("plain",)).get_content()
@@ -504,7 +504,7 @@ def test_request_link_of_one_person_cannot_be_turned_against_another(rt, client,
     assert state(rt, VICTOR) == UNTOUCHED
 
 
-def test_answering_our_confirmation_request_is_proof_of_its_own(rt, client, world, sink):  # type: ignore[no-untyped-def]
+def test_answering_our_confirmation_request_is_proof_of_its_own(rt, client, world, sink):
     send(client, reply(msgid="ask"))
     drain(rt)
     ours = sink.wait_for(1)[0].message["Message-ID"]
@@ -527,7 +527,7 @@ def test_answering_our_confirmation_request_is_proof_of_its_own(rt, client, worl
 
 
 # -- proof tied to the same person -----------------------------------------------------------------
-def test_eve_s_own_proof_acts_on_eve_alone(rt, client, world):  # type: ignore[no-untyped-def]
+def test_eve_s_own_proof_acts_on_eve_alone(rt, client, world):
     """A DSN to Eve's own VERP address, carrying her own original, naming Victor as the
     failed recipient: it may bounce Eve (her proof), never Victor."""
     original = message_from_bytes(world.mail[EVE], policy=default_policy)
@@ -538,7 +538,7 @@ def test_eve_s_own_proof_acts_on_eve_alone(rt, client, world):  # type: ignore[n
     assert row(rt, inbound_id).subscriber_id == world.ids[EVE]
 
 
-def test_proofs_naming_two_people_are_trusted_for_nobody(rt, client, world):  # type: ignore[no-untyped-def]
+def test_proofs_naming_two_people_are_trusted_for_nobody(rt, client, world):
     original = f"From: {LISTADDR}\nTo: {VICTOR}\nMessage-ID: {world.message_id(VICTOR)}\n"
     inbound_id = send(client, dsn(VICTOR, to=world.verp[EVE], original=original))
     drain(rt)
@@ -547,7 +547,7 @@ def test_proofs_naming_two_people_are_trusted_for_nobody(rt, client, world):  # 
 
 
 # -- what must keep working ------------------------------------------------------------------------
-def test_reply_to_our_own_message_unsubscribes_its_sender(rt, client, world, sink):  # type: ignore[no-untyped-def]
+def test_reply_to_our_own_message_unsubscribes_its_sender(rt, client, world, sink):
     mid = world.message_id(VICTOR)
     inbound_id = send(
         client,
@@ -563,7 +563,7 @@ def test_reply_to_our_own_message_unsubscribes_its_sender(rt, client, world, sin
     assert state(rt, EVE) == UNTOUCHED
 
 
-def test_reply_with_our_mta_s_aligned_pass_unsubscribes(rt, client, world):  # type: ignore[no-untyped-def]
+def test_reply_with_our_mta_s_aligned_pass_unsubscribes(rt, client, world):
     extra = (
         f"Authentication-Results: {AUTHSERV};\n dkim=pass (2048-bit key) header.d=example.com"
         " header.s=sel;\n spf=pass smtp.mailfrom=example.com;\n dmarc=pass (p=none)"
@@ -576,7 +576,7 @@ def test_reply_with_our_mta_s_aligned_pass_unsubscribes(rt, client, world):  # t
     assert row(rt, inbound_id).proof == "dmarc"
 
 
-def test_real_dsn_and_arf_carrying_the_original_act_on_its_recipient(rt, client, world):  # type: ignore[no-untyped-def]
+def test_real_dsn_and_arf_carrying_the_original_act_on_its_recipient(rt, client, world):
     # No VERP: the bounce came back to the list address with the original's headers; only
     # its Message-ID ties it to Victor (no List-Unsubscribe token left in it).
     original = message_from_bytes(world.mail[VICTOR], policy=default_policy)
@@ -596,7 +596,7 @@ def test_real_dsn_and_arf_carrying_the_original_act_on_its_recipient(rt, client,
     assert state(rt, EVE) == UNTOUCHED
 
 
-def test_verp_bounce_and_mailto_one_click_keep_working(rt, client, world):  # type: ignore[no-untyped-def]
+def test_verp_bounce_and_mailto_one_click_keep_working(rt, client, world):
     send(client, dsn("whatever@example.com", to=world.verp[VICTOR]))
     token = world.unsubscribe_token(EVE)
     send(
@@ -612,7 +612,7 @@ def test_verp_bounce_and_mailto_one_click_keep_working(rt, client, world):  # ty
     assert state(rt, "olga@example.org") == UNTOUCHED
 
 
-def test_admin_inbox_shows_why_nothing_was_done(rt, app, world, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_admin_inbox_shows_why_nothing_was_done(rt, app, world, accounts_by_role):
     admin = app.test_client()
     session_login(admin, rt, accounts_by_role["admin"])
     forged = send(admin, dsn(VICTOR))

@@ -43,7 +43,7 @@ LIMIT = 100_000
 HUGE_PARTS = 100_000
 
 
-def _count(rt, model) -> int:  # type: ignore[no-untyped-def]
+def _count(rt, model) -> int:
     with rt.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
@@ -72,7 +72,7 @@ def _many_parts(n: int) -> bytes:
 
 # -- inbound size ------------------------------------------------------------------------------
 @pytest.fixture
-def small(make_runtime):  # type: ignore[no-untyped-def]
+def small(make_runtime):
     from listmgr.app import create_app
 
     rt = make_runtime(max_inbound_bytes=LIMIT)
@@ -82,7 +82,7 @@ def small(make_runtime):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live(small) -> Iterator[tuple[object, int]]:  # type: ignore[no-untyped-def]
+def live(small) -> Iterator[tuple[object, int]]:
     rt, app = small
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -113,7 +113,7 @@ def _chunked(port: int, body: bytes, chunk: int = 16384) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("over", [1, 7, LIMIT * 3])
-def test_a_chunked_body_over_the_limit_is_refused_whole(live, over):  # type: ignore[no-untyped-def]
+def test_a_chunked_body_over_the_limit_is_refused_whole(live, over):
     rt, port = live
     status, body = _chunked(port, _message(LIMIT + over))
     assert status == 413, body
@@ -124,7 +124,7 @@ def test_a_chunked_body_over_the_limit_is_refused_whole(live, over):  # type: ig
         assert s.scalar(select(InboundMessage.size)) == LIMIT
 
 
-def test_a_declared_length_over_the_limit_is_refused(small):  # type: ignore[no-untyped-def]
+def test_a_declared_length_over_the_limit_is_refused(small):
     rt, app = small
     resp = app.test_client().post(
         "/hooks/inbound",
@@ -134,7 +134,7 @@ def test_a_declared_length_over_the_limit_is_refused(small):  # type: ignore[no-
     assert resp.status_code == 413 and _count(rt, InboundMessage) == 0
 
 
-def test_the_pipe_refuses_a_message_over_the_limit(database_url, rt):  # type: ignore[no-untyped-def]
+def test_the_pipe_refuses_a_message_over_the_limit(database_url, rt):
     env = {
         **os.environ,
         "LISTMGR_DATABASE_URL": database_url,
@@ -161,7 +161,7 @@ def test_the_pipe_refuses_a_message_over_the_limit(database_url, rt):  # type: i
 
 
 @pytest.mark.parametrize("lmtp", [True, False])
-def test_the_listener_refuses_a_message_over_the_limit(small, lmtp):  # type: ignore[no-untyped-def]
+def test_the_listener_refuses_a_message_over_the_limit(small, lmtp):
     rt, _ = small
     port = free_port()
     controller = inbound_server.start(rt, "127.0.0.1", port, lmtp=lmtp)
@@ -179,7 +179,7 @@ def test_the_listener_refuses_a_message_over_the_limit(small, lmtp):  # type: ig
 
 
 # -- MIME parts ----------------------------------------------------------------------------------
-def test_a_message_of_100000_parts_is_read_only_up_to_the_cap(rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_a_message_of_100000_parts_is_read_only_up_to_the_cap(rt, client, accounts_by_role):
     raw = _many_parts(HUGE_PARTS)
     assert len(raw) < rt.settings.max_inbound_bytes
     # classification looks at the first MAX_PARTS parts and no more
@@ -207,7 +207,7 @@ def test_a_message_of_100000_parts_is_read_only_up_to_the_cap(rt, client, accoun
     assert 'id="parts-cut"' not in page.text and "part 2" in page.text
 
 
-def test_a_boundary_inside_text_never_hides_a_short_message():  # type: ignore[no-untyped-def]
+def test_a_boundary_inside_text_never_hides_a_short_message():
     raw = _many_parts(5).replace(b"part 3", b"-- \r\n--\r\nsignature")
     head, cut = message.bounded(raw)
     assert head == raw and cut is False
@@ -258,14 +258,14 @@ LONG = "x" * 60_000
         ),
     ],
 )
-def test_list_text_has_one_limit_on_both_databases(rt, api, path, body, field):  # type: ignore[no-untyped-def]
+def test_list_text_has_one_limit_on_both_databases(rt, api, path, body, field):
     resp = api.post(path, json=body)
     assert resp.status_code == 422, resp.json
     assert resp.json["error"]["field"] == field
     assert _count(rt, MailingList) == 0
 
 
-def test_changing_a_list_is_bounded_too(rt, api):  # type: ignore[no-untyped-def]
+def test_changing_a_list_is_bounded_too(rt, api):
     assert (
         api.post("/api/lists", json={"slug": "n", "name": "News", "opt_in": "single"}).status_code
         == 201
@@ -282,7 +282,7 @@ def test_changing_a_list_is_bounded_too(rt, api):  # type: ignore[no-untyped-def
     assert info["name"] == "News" and info["postal_address"] == ""
 
 
-def test_people_campaigns_segments_and_tokens_are_bounded(rt, api):  # type: ignore[no-untyped-def]
+def test_people_campaigns_segments_and_tokens_are_bounded(rt, api):
     api.post(
         "/api/lists",
         json={"slug": "n", "name": "News", "opt_in": "single", "postal_address": "1 Main St"},
@@ -329,7 +329,7 @@ def test_people_campaigns_segments_and_tokens_are_bounded(rt, api):  # type: ign
     assert _count(rt, ApiToken) == 1  # the test's own
 
 
-def test_admin_and_public_forms_are_bounded(rt, client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_admin_and_public_forms_are_bounded(rt, client, accounts_by_role):
     lists.create(rt, slug="news", name="News", opt_in="single", postal_address="1 Main St")
     session_login(client, rt, accounts_by_role["owner"])
     resp = post_form(
@@ -368,7 +368,7 @@ def test_admin_and_public_forms_are_bounded(rt, client, accounts_by_role):  # ty
     assert _count(rt, Subscriber) == 0
 
 
-def test_the_cli_refuses_long_text_in_one_line(database_url, rt):  # type: ignore[no-untyped-def]
+def test_the_cli_refuses_long_text_in_one_line(database_url, rt):
     env = {**os.environ, "LISTMGR_DATABASE_URL": database_url, "LISTMGR_SECRET_KEY": SECRET}
     before = _count(rt, User)
     run = subprocess.run(
@@ -400,7 +400,7 @@ def test_the_cli_refuses_long_text_in_one_line(database_url, rt):  # type: ignor
 
 # -- the admin import form ---------------------------------------------------------------------
 @pytest.fixture
-def mapping_page(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def mapping_page(client, rt, accounts_by_role):
     lists.create(rt, slug="news", name="News")
     session_login(client, rt, accounts_by_role["admin"])
     token = csrf_from(client.get("/admin/imports").text)
@@ -443,7 +443,7 @@ def mapping_page(client, rt, accounts_by_role):  # type: ignore[no-untyped-def]
         {"map_1": "fields.nope"},
     ],
 )
-def test_a_forged_import_mapping_is_refused(client, rt, mapping_page, forged):  # type: ignore[no-untyped-def]
+def test_a_forged_import_mapping_is_refused(client, rt, mapping_page, forged):
     resp = client.post("/admin/imports/start", data={**mapping_page, **forged})
     assert resp.status_code == 422, resp.text[:500]
     assert _count(rt, ImportJob) == 0

@@ -30,18 +30,18 @@ SECRETS = (b"127.0.0.1", UA.encode(), b"consent_history", b"user_agent")
 
 
 @pytest.fixture
-def rt(make_runtime):  # type: ignore[no-untyped-def]
+def rt(make_runtime):
     """No per-address window for confirmation mail: the victim's mails arrive at once."""
     return make_runtime(confirm_window_minutes=0)
 
 
 # -- the victim's real mail -------------------------------------------------------------------
-def _mail_to(sink, count: int):  # type: ignore[no-untyped-def]
+def _mail_to(sink, count: int):
     """The newest of `count` messages (the worker sends in the background)."""
     return sink.wait_for(count)[count - 1]
 
 
-def _victim(rt, client, sink) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _victim(rt, client, sink) -> tuple[int, dict[str, str]]:
     """A confirmed subscriber who signed up through the form; the links of their mail."""
     lists.create(rt, slug="news", name="News", postal_address="Example Org, 1 Test Street")
     resp = client.post(
@@ -70,14 +70,14 @@ def _exists(rt, sid: int) -> bool:
         return s.get(Subscriber, sid) is not None
 
 
-def _no_secrets(resp) -> None:  # type: ignore[no-untyped-def]
+def _no_secrets(resp) -> None:
     assert "attachment" not in resp.headers.get("Content-Disposition", "")
     assert resp.mimetype != "application/json" or "error" in (resp.json or {})
     for secret in SECRETS:
         assert secret not in resp.data, secret
 
 
-def _ask_for_data_link(rt, client, sink, manage: str, action: str = "export") -> str:  # type: ignore[no-untyped-def]
+def _ask_for_data_link(rt, client, sink, manage: str, action: str = "export") -> str:
     """The person asks from their preferences; the link arrives in their mailbox."""
     before = len(sink.messages)
     assert client.post(f"{manage}/{action}").status_code == 200
@@ -89,7 +89,7 @@ def _ask_for_data_link(rt, client, sink, manage: str, action: str = "export") ->
 
 # -- the preference link from a leaked mail ---------------------------------------------------
 @pytest.mark.parametrize("accept", ["text/html", "application/json", "*/*"])
-def test_a_leaked_preference_link_neither_exports_nor_erases(rt, client, sink, accept):  # type: ignore[no-untyped-def]
+def test_a_leaked_preference_link_neither_exports_nor_erases(rt, client, sink, accept):
     sid, leaked = _victim(rt, client, sink)
     manage = leaked["manage"]
     headers = {"Accept": accept}
@@ -120,7 +120,7 @@ def test_a_leaked_preference_link_neither_exports_nor_erases(rt, client, sink, a
         assert s.scalar(select(Membership.status)) == "unsubscribed"
 
 
-def test_the_fresh_link_goes_only_to_the_address_and_asking_reveals_nothing(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_the_fresh_link_goes_only_to_the_address_and_asking_reveals_nothing(rt, client, sink):
     sid, leaked = _victim(rt, client, sink)
     sent = len(sink.messages)
     first = client.post(f"{leaked['manage']}/export")
@@ -158,7 +158,7 @@ def test_the_fresh_link_goes_only_to_the_address_and_asking_reveals_nothing(rt, 
     assert resp.status_code == 200 and resp.json["subscriber"]["email"] == VICTIM
 
 
-def test_a_fresh_link_works_once_within_the_hour(rt, client, sink, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_fresh_link_works_once_within_the_hour(rt, client, sink, monkeypatch):
     sid, leaked = _victim(rt, client, sink)
     link = _ask_for_data_link(rt, client, sink, leaked["manage"])
     # Link scanners fetch it: a GET shows a button and spends nothing.
@@ -202,7 +202,7 @@ def test_a_fresh_link_works_once_within_the_hour(rt, client, sink, monkeypatch):
     assert client.post(f"/p/{tampered}/export").status_code == 400
 
 
-def test_erasure_needs_the_fresh_link_and_happens_once(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_erasure_needs_the_fresh_link_and_happens_once(rt, client, sink):
     sid, leaked = _victim(rt, client, sink)
     link = _ask_for_data_link(rt, client, sink, leaked["manage"], "erase")
     page = client.get(link)
@@ -215,7 +215,7 @@ def test_erasure_needs_the_fresh_link_and_happens_once(rt, client, sink):  # typ
         assert client.post(path, data={"confirm": "yes"}).status_code == 400
 
 
-def test_two_uses_of_one_link_at_once_export_once(rt, app, client, sink):  # type: ignore[no-untyped-def]
+def test_two_uses_of_one_link_at_once_export_once(rt, app, client, sink):
     _, leaked = _victim(rt, client, sink)
     link = _ask_for_data_link(rt, client, sink, leaked["manage"])
 
@@ -228,7 +228,7 @@ def test_two_uses_of_one_link_at_once_export_once(rt, app, client, sink):  # typ
 
 
 # -- forgetting old links -----------------------------------------------------------------------
-def test_forgetting_ends_old_preference_links_but_never_leaving(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_forgetting_ends_old_preference_links_but_never_leaving(rt, client, sink):
     sid, leaked = _victim(rt, client, sink)
     data_link = _ask_for_data_link(rt, client, sink, leaked["manage"])
     sent = len(sink.messages)
@@ -276,7 +276,7 @@ def test_forgetting_ends_old_preference_links_but_never_leaving(rt, client, sink
     assert client.post(new_data).json["subscriber"]["email"] == VICTIM
 
 
-def test_an_old_preference_link_can_still_unsubscribe_from_everything(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_an_old_preference_link_can_still_unsubscribe_from_everything(rt, client, sink):
     _, leaked = _victim(rt, client, sink)
     assert client.post(f"{leaked['manage']}/forget").status_code == 200
     resp = client.post(leaked["manage"], data={"action": "unsubscribe_all"})
@@ -286,7 +286,7 @@ def test_an_old_preference_link_can_still_unsubscribe_from_everything(rt, client
         assert s.scalar(select(Suppression.reason)) == "unsubscribed_all"
 
 
-def test_mail_after_forgetting_carries_the_new_links(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_mail_after_forgetting_carries_the_new_links(rt, client, sink):
     sid, leaked = _victim(rt, client, sink)
     cid = campaign(rt)
     campaigns.start(rt, cid)
@@ -313,7 +313,7 @@ def test_mail_after_forgetting_carries_the_new_links(rt, client, sink):  # type:
     assert len(f"unsubscribe+{mailto}") <= 64
 
 
-def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_an_admin_can_end_all_old_links(rt, client, sink, api, accounts_by_role):
     sid, leaked = _victim(rt, client, sink)
     # Not for those who may not change people, nor with a bad body, nor for nobody.
     from listmgr.services import accounts
@@ -378,7 +378,7 @@ def _status(rt) -> tuple[str, str | None]:
         return (s.scalar(select(Membership.status)), s.scalar(select(Suppression.reason)))
 
 
-def _replay_does_nothing(rt, client, confirm: str) -> None:  # type: ignore[no-untyped-def]
+def _replay_does_nothing(rt, client, confirm: str) -> None:
     before, events = _status(rt), _confirm_events(rt)
     for method in ("get", "post", "post"):
         resp = getattr(client, method)(confirm)
@@ -386,7 +386,7 @@ def _replay_does_nothing(rt, client, confirm: str) -> None:  # type: ignore[no-u
     assert _status(rt) == before and _confirm_events(rt) == events
 
 
-def test_a_replayed_confirmation_does_nothing(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_a_replayed_confirmation_does_nothing(rt, client, sink):
     _, leaked = _victim(rt, client, sink)
     assert _status(rt) == ("confirmed", None)
     _replay_does_nothing(rt, client, leaked["confirm"])
@@ -395,7 +395,7 @@ def test_a_replayed_confirmation_does_nothing(rt, client, sink):  # type: ignore
 @pytest.mark.parametrize(
     "stop", ["unsubscribe", "unsubscribe_all", "manual", "complaint", "import"]
 )
-def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api, stop, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api, stop, tmp_path):
     sid, leaked = _victim(rt, client, sink)
     if stop == "unsubscribe":
         assert client.post(leaked["unsubscribe"]).status_code == 200
@@ -426,7 +426,7 @@ def test_a_replayed_confirmation_never_undoes_a_later_stop(rt, client, sink, api
     _replay_does_nothing(rt, client, leaked["confirm"])
 
 
-def test_a_pending_confirmation_dies_with_a_later_stop(rt, client, sink, api):  # type: ignore[no-untyped-def]
+def test_a_pending_confirmation_dies_with_a_later_stop(rt, client, sink, api):
     lists.create(rt, slug="news", name="News")
     client.post("/subscribe/news", data={"email": VICTIM})
     drain(rt)
@@ -436,7 +436,7 @@ def test_a_pending_confirmation_dies_with_a_later_stop(rt, client, sink, api):  
     assert _status(rt) == ("pending", "manual")
 
 
-def test_after_resubscribing_only_the_newest_confirmation_works(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_after_resubscribing_only_the_newest_confirmation_works(rt, client, sink):
     _, leaked = _victim(rt, client, sink)
     client.post(leaked["manage"], data={"action": "unsubscribe_all"})
     assert _status(rt) == ("unsubscribed", "unsubscribed_all")
@@ -454,7 +454,7 @@ def test_after_resubscribing_only_the_newest_confirmation_works(rt, client, sink
     _replay_does_nothing(rt, client, newest)
 
 
-def test_one_confirmation_link_posted_twice_at_once_confirms_once(rt, app, client, sink):  # type: ignore[no-untyped-def]
+def test_one_confirmation_link_posted_twice_at_once_confirms_once(rt, app, client, sink):
     lists.create(rt, slug="news", name="News")
     client.post("/subscribe/news", data={"email": VICTIM})
     drain(rt)
@@ -468,7 +468,7 @@ def test_one_confirmation_link_posted_twice_at_once_confirms_once(rt, app, clien
     assert codes == [200, 400, 400, 400] and _confirm_events(rt) == 1
 
 
-def _complaint(rt, sid: int) -> bytes:  # type: ignore[no-untyped-def]
+def _complaint(rt, sid: int) -> bytes:
     """An RFC 5965 feedback report about a mail we sent the victim."""
     from tests.inbound_support import arf
 
@@ -479,7 +479,7 @@ def _complaint(rt, sid: int) -> bytes:  # type: ignore[no-untyped-def]
     return arf(original_list_unsubscribe=lu, complainer=VICTIM)
 
 
-def test_subscribers_created_by_admins_get_working_single_use_links(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_subscribers_created_by_admins_get_working_single_use_links(rt, client, sink):
     lists.create(rt, slug="news", name="News")
     subscribers.create(rt, email=VICTIM, lists=["news"], status="pending", consent="phone")
     drain(rt)
@@ -492,7 +492,7 @@ def test_subscribers_created_by_admins_get_working_single_use_links(rt, client, 
 # -- the same journey in a browser ------------------------------------------------------------
 @pytest.mark.browser
 @pytest.mark.slow
-def test_data_links_and_forgetting_in_a_browser(tmp_path):  # type: ignore[no-untyped-def]
+def test_data_links_and_forgetting_in_a_browser(tmp_path):
     """Headless Chromium against `listmgr serve`: a used confirmation link, asking for a data
     link from the preferences, downloading once, and forgetting the old links."""
     import os

@@ -30,13 +30,13 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _power(rt, token: str) -> str:  # type: ignore[no-untyped-def]
+def _power(rt, token: str) -> str:
     return accounts.verify_token(rt, token).role
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ROLES)
-def test_no_caller_mints_a_token_above_its_role(rt, caller, kind, role):  # type: ignore[no-untyped-def]
+def test_no_caller_mints_a_token_above_its_role(rt, caller, kind, role):
     me = caller(kind, role)
     for wanted in ROLES:
         before = token_ids(rt)
@@ -60,7 +60,7 @@ def test_a_weaker_token_of_a_strong_user_does_not_mint_the_users_role(
     accounts_by_role,
     client,
     holder,
-):  # type: ignore[no-untyped-def]
+):
     weak = accounts.create_token(rt, role="analyst", user_id=accounts_by_role[holder].id)
     for wanted in ("editor", "admin", "owner"):
         resp = client.post("/api/tokens", json={"role": wanted}, headers=_bearer(weak))
@@ -68,7 +68,7 @@ def test_a_weaker_token_of_a_strong_user_does_not_mint_the_users_role(
     assert not tokens_above(rt, "analyst")
 
 
-def test_a_minted_token_is_no_stepping_stone(rt, client):  # type: ignore[no-untyped-def]
+def test_a_minted_token_is_no_stepping_stone(rt, client):
     editor = accounts.create_token(rt, role="editor")
     child = client.post("/api/tokens", json={"role": "editor"}, headers=_bearer(editor)).json
     grandchild = client.post(
@@ -100,7 +100,7 @@ def test_tokens_of_other_principals_stay_invisible_and_irrevocable(
     client,
     kind,
     role,
-):  # type: ignore[no-untyped-def]
+):
     decoys = {}
     for other in ROLES:
         decoys[f"cli-{other}"] = accounts.issue_token(rt, role=other, name=f"decoy {other}")
@@ -134,7 +134,7 @@ def test_tokens_of_other_principals_stay_invisible_and_irrevocable(
 
 
 @pytest.mark.parametrize("kind", ("userless", "user_token"))
-def test_owners_manage_every_token(rt, caller, accounts_by_role, client, kind):  # type: ignore[no-untyped-def]
+def test_owners_manage_every_token(rt, caller, accounts_by_role, client, kind):
     victim = accounts.issue_token(rt, role="editor", user_id=accounts_by_role["editor"].id)
     stray = accounts.issue_token(rt, role="admin")
     owner = caller(kind, "owner")
@@ -147,7 +147,7 @@ def test_owners_manage_every_token(rt, caller, accounts_by_role, client, kind): 
         assert client.get("/api/lists", headers=_bearer(issued.token)).status_code == 401
 
 
-def test_revoking_a_stolen_token_revokes_the_tokens_it_minted(rt, client, caller):  # type: ignore[no-untyped-def]
+def test_revoking_a_stolen_token_revokes_the_tokens_it_minted(rt, client, caller):
     stolen = accounts.issue_token(rt, role="editor", name="ci")
     child = client.post("/api/tokens", json={"name": "backdoor"}, headers=_bearer(stolen.token))
     assert child.status_code == 201
@@ -163,7 +163,7 @@ def test_revoking_a_stolen_token_revokes_the_tokens_it_minted(rt, client, caller
         assert client.post("/api/tokens", json={}, headers=_bearer(token)).status_code == 401
 
 
-def test_a_demoted_users_tokens_follow_them_down(rt, client, accounts_by_role, caller):  # type: ignore[no-untyped-def]
+def test_a_demoted_users_tokens_follow_them_down(rt, client, accounts_by_role, caller):
     admin = accounts_by_role["admin"]
     token = accounts.create_token(rt, role="admin", user_id=admin.id)
     assert client.get("/api/subscribers", headers=_bearer(token)).status_code == 200
@@ -182,7 +182,7 @@ def test_a_demoted_users_tokens_follow_them_down(rt, client, accounts_by_role, c
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", BELOW_OWNER)
-def test_nobody_but_owners_creates_or_changes_users(rt, caller, accounts_by_role, kind, role):  # type: ignore[no-untyped-def]
+def test_nobody_but_owners_creates_or_changes_users(rt, caller, accounts_by_role, kind, role):
     me = caller(kind, role)
     before = users_snapshot(rt)
     for new_role in ROLES:
@@ -228,7 +228,7 @@ def test_nobody_but_owners_creates_or_changes_users(rt, caller, accounts_by_role
     assert accounts.authenticate(rt, email=owner.email, password=PASSWORD).role == "owner"
 
 
-def test_a_lower_actor_never_raises_or_touches_a_higher_user(rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_a_lower_actor_never_raises_or_touches_a_higher_user(rt, accounts_by_role):
     """The service rule itself, for whatever route may one day let a non-owner manage users."""
     before = users_snapshot(rt)
     for role in BELOW_OWNER:
@@ -258,7 +258,7 @@ def test_a_lower_actor_never_raises_or_touches_a_higher_user(rt, accounts_by_rol
     assert users_snapshot(rt) == before
 
 
-def test_the_last_owner_cannot_be_removed(rt, caller, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_the_last_owner_cannot_be_removed(rt, caller, accounts_by_role):
     owner = caller("userless", "owner")
     me = accounts_by_role["owner"]
     for body in ({"role": "admin"}, {"active": False}, {"role": "analyst", "active": False}):
@@ -282,7 +282,7 @@ def test_the_last_owner_cannot_be_removed(rt, caller, accounts_by_role):  # type
     assert session.api("GET", "/api/users").status_code == 403
 
 
-def test_changes_to_a_principal_are_refused_whole(rt, caller, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_changes_to_a_principal_are_refused_whole(rt, caller, accounts_by_role):
     """A refused change (last owner) does not slip the password through on the way."""
     owner = caller("userless", "owner")
     me = accounts_by_role["owner"]
@@ -295,7 +295,7 @@ def test_changes_to_a_principal_are_refused_whole(rt, caller, accounts_by_role):
         accounts.authenticate(rt, email=me.email, password=NEW_PASSWORD)
 
 
-def test_tokens_are_stored_hashed_and_their_changes_audited(rt, caller, client):  # type: ignore[no-untyped-def]
+def test_tokens_are_stored_hashed_and_their_changes_audited(rt, caller, client):
     owner = caller("session", "owner")
     made = owner.api("POST", "/api/tokens", json={"role": "editor", "name": "deploy"})
     assert made.status_code == 201

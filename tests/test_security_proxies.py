@@ -21,7 +21,7 @@ RAW = (
 )
 
 
-def _app(make_runtime, **extra):  # type: ignore[no-untyped-def]
+def _app(make_runtime, **extra):
     from listmgr.app import create_app
 
     rt = make_runtime(**extra)
@@ -35,7 +35,7 @@ def _from(ip: str, xff: str | None = None) -> dict[str, object]:
     return kw
 
 
-def _people(rt, count: int, slug: str = "news") -> list[int]:  # type: ignore[no-untyped-def]
+def _people(rt, count: int, slug: str = "news") -> list[int]:
     lists.create(rt, slug=slug, name=slug.title())
     return [
         subscribers.create(
@@ -45,14 +45,14 @@ def _people(rt, count: int, slug: str = "news") -> list[int]:  # type: ignore[no
     ]
 
 
-def _list_id(rt, slug: str = "news") -> int:  # type: ignore[no-untyped-def]
+def _list_id(rt, slug: str = "news") -> int:
     from listmgr.models import MailingList
 
     with rt.db.session() as s:
         return int(s.scalar(select(MailingList.id).where(MailingList.slug == slug)))
 
 
-def _consent_ips(rt, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _consent_ips(rt, kind: str) -> list[str]:
     with rt.db.session() as s:
         return list(
             s.scalars(
@@ -62,7 +62,7 @@ def _consent_ips(rt, kind: str) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 # -- one client address ----------------------------------------------------------------------
-def test_one_client_address_function_in_the_code():  # type: ignore[no-untyped-def]
+def test_one_client_address_function_in_the_code():
     """Every address that is stored or limited comes from one function: no view reads the
     socket peer by itself (it would be the proxy's address, or a forged header's)."""
     root = Path(__file__).resolve().parent.parent / "listmgr"
@@ -78,7 +78,7 @@ def test_one_client_address_function_in_the_code():  # type: ignore[no-untyped-d
     assert not raw, raw
 
 
-def test_only_trusted_proxies_name_the_visitor(make_runtime):  # type: ignore[no-untyped-def]
+def test_only_trusted_proxies_name_the_visitor(make_runtime):
     # Nobody vouches for the header: a new forged address per request changes nothing.
     rt, app = _app(make_runtime, subscribe_rate_limit_ip="2/hour")
     lists.create(rt, slug="news", name="News")
@@ -115,7 +115,7 @@ def test_only_trusted_proxies_name_the_visitor(make_runtime):  # type: ignore[no
     assert PEER not in ips
 
 
-def test_consent_and_audit_records_carry_the_visitor(make_runtime):  # type: ignore[no-untyped-def]
+def test_consent_and_audit_records_carry_the_visitor(make_runtime):
     rt, app = _app(make_runtime, trusted_proxies=1)
     [sid] = _people(rt, 1)
     client = app.test_client()
@@ -146,7 +146,7 @@ def test_consent_and_audit_records_carry_the_visitor(make_runtime):  # type: ign
 
 
 # -- signed links: /u/, /p/, /confirm/ -------------------------------------------------------
-def test_one_click_bursts_pass_while_guesses_stop_with_the_defaults(make_runtime):  # type: ignore[no-untyped-def]
+def test_one_click_bursts_pass_while_guesses_stop_with_the_defaults(make_runtime):
     """A provider posts many one-click unsubscribes from one address: all of them work; the
     same address guessing tokens is stopped."""
     rt, app = _app(make_runtime)
@@ -176,7 +176,7 @@ def test_one_click_bursts_pass_while_guesses_stop_with_the_defaults(make_runtime
 
 
 @pytest.mark.parametrize("path", ["/u/{t}", "/p/{t}", "/confirm/{t}", "/p/{t}/export"])
-def test_guessing_tokens_stops_with_the_defaults(make_runtime, path):  # type: ignore[no-untyped-def]
+def test_guessing_tokens_stops_with_the_defaults(make_runtime, path):
     rt, app = _app(make_runtime)
     client = app.test_client()
     method = client.post if path == "/u/{t}" else client.get
@@ -188,7 +188,7 @@ def test_guessing_tokens_stops_with_the_defaults(make_runtime, path):  # type: i
     assert method(path.format(t="forged.abc"), **_from("192.0.2.99")).status_code != 429
 
 
-def test_link_pages_are_limited_per_address(make_runtime):  # type: ignore[no-untyped-def]
+def test_link_pages_are_limited_per_address(make_runtime):
     rt, app = _app(
         make_runtime, link_rate_limit_ip="5/minute", unsubscribe_rate_limit_ip="3/minute"
     )
@@ -219,7 +219,7 @@ def test_link_pages_are_limited_per_address(make_runtime):  # type: ignore[no-un
 
 
 # -- the inbound hook --------------------------------------------------------------------------
-def test_inbound_hook_counts_failed_authentications(make_runtime):  # type: ignore[no-untyped-def]
+def test_inbound_hook_counts_failed_authentications(make_runtime):
     rt, app = _app(make_runtime)
     client = app.test_client()
     secret = rt.settings.inbound_secret
@@ -249,7 +249,7 @@ def test_inbound_hook_counts_failed_authentications(make_runtime):  # type: igno
     assert fine.status_code == 202
 
 
-def test_inbound_hook_is_limited_per_address(make_runtime):  # type: ignore[no-untyped-def]
+def test_inbound_hook_is_limited_per_address(make_runtime):
     rt, app = _app(make_runtime, inbound_rate_limit_ip="3/minute")
     client = app.test_client()
     auth = {"Authorization": f"Bearer {rt.settings.inbound_secret}"}
@@ -267,7 +267,7 @@ def test_inbound_hook_is_limited_per_address(make_runtime):  # type: ignore[no-u
 
 
 # -- test sends ---------------------------------------------------------------------------------
-def test_test_sends_are_limited_per_user(make_runtime, sink):  # type: ignore[no-untyped-def]
+def test_test_sends_are_limited_per_user(make_runtime, sink):
     from tests.campaign_support import campaign, make_list
 
     rt, app = _app(make_runtime, test_send_rate_limit="3/hour")
@@ -280,7 +280,7 @@ def test_test_sends_are_limited_per_user(make_runtime, sink):  # type: ignore[no
     )
     client = app.test_client()
 
-    def send(token: str, to: list[str]):  # type: ignore[no-untyped-def]
+    def send(token: str, to: list[str]):
         return client.post(
             f"/api/campaigns/{cid}/test",
             json={"to": to},

@@ -39,32 +39,32 @@ WEAK = [
 ]
 
 
-def _session_cookie(resp) -> str:  # type: ignore[no-untyped-def]
+def _session_cookie(resp) -> str:
     [cookie] = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("listmgr_session=")][
         -1:
     ]
     return cookie
 
 
-def _at(monkeypatch, offset: float) -> None:  # type: ignore[no-untyped-def]
+def _at(monkeypatch, offset: float) -> None:
     """Move the wall clock (what signed cookies and sessions read) by offset seconds."""
     monkeypatch.setattr(time, "time", lambda: REAL_TIME() + offset)
 
 
 @pytest.fixture
-def still_clock(monkeypatch):  # type: ignore[no-untyped-def]
+def still_clock(monkeypatch):
     """The sign-in slow-down's clock stands still: a wait never runs out by itself while a
     slow machine answers."""
     monkeypatch.setattr(login_throttle, "utcnow", lambda: FROZEN)
 
 
-def _signed_in(client) -> bool:  # type: ignore[no-untyped-def]
+def _signed_in(client) -> bool:
     resp = client.get("/admin/")
     return resp.status_code == 200
 
 
 # -- lifetime ------------------------------------------------------------------------------------
-def test_the_session_cookie_lives_twelve_hours_not_a_month(client, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_the_session_cookie_lives_twelve_hours_not_a_month(client, accounts_by_role):
     resp = form_login(client, accounts_by_role["owner"].email, PASSWORD)
     cookie = _session_cookie(resp)
     expires = next(
@@ -74,7 +74,7 @@ def test_the_session_cookie_lives_twelve_hours_not_a_month(client, accounts_by_r
     assert timedelta(hours=HOURS) - timedelta(minutes=5) < left <= timedelta(hours=HOURS)
 
 
-def test_a_replayed_cookie_is_refused_after_twelve_hours(app, accounts_by_role, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_replayed_cookie_is_refused_after_twelve_hours(app, accounts_by_role, monkeypatch):
     client = app.test_client()
     form_login(client, accounts_by_role["owner"].email, PASSWORD)
     stolen = client.get_cookie("listmgr_session").value
@@ -92,7 +92,7 @@ def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(
     app,
     accounts_by_role,
     monkeypatch,
-):  # type: ignore[no-untyped-def]
+):
     client = app.test_client()
     form_login(client, accounts_by_role["editor"].email, PASSWORD)
     for hour in range(1, HOURS):
@@ -104,7 +104,7 @@ def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(
 
 
 # -- sign-in, sign-out, password change -----------------------------------------------------------
-def test_a_planted_session_is_never_signed_in(app, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_a_planted_session_is_never_signed_in(app, accounts_by_role):
     attacker = app.test_client()
     attacker.get("/admin/login")
     with attacker.session_transaction() as sess:
@@ -123,7 +123,7 @@ def test_a_planted_session_is_never_signed_in(app, accounts_by_role):  # type: i
         assert "next" not in sess and sess["_user_id"] != "planted"
 
 
-def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts_by_role):
     victim = app.test_client()
     form_login(victim, accounts_by_role["admin"].email, PASSWORD)
     stolen = victim.get_cookie("listmgr_session").value
@@ -142,7 +142,7 @@ def test_sign_out_kills_every_copy_of_the_cookie_for_pages_and_api(app, accounts
     assert not _signed_in(thief)
 
 
-def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role):
     editor = accounts_by_role["editor"]
     here, laptop, thief = app.test_client(), app.test_client(), app.test_client()
     form_login(here, editor.email, PASSWORD)
@@ -163,7 +163,7 @@ def test_a_password_change_ends_every_other_session(app, rt, accounts_by_role): 
         assert s.scalar(select(User.session_version).where(User.id == editor.id)) >= 1
 
 
-def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):
     owner, victim = app.test_client(), app.test_client()
     form_login(owner, accounts_by_role["owner"].email, PASSWORD)
     form_login(victim, accounts_by_role["analyst"].email, PASSWORD)
@@ -176,7 +176,7 @@ def test_an_owner_reset_ends_the_users_sessions(app, rt, accounts_by_role):  # t
 
 
 # -- failed sign-ins ------------------------------------------------------------------------------
-def _answer(resp, email: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _answer(resp, email: str) -> tuple[int, str]:
     """Status and page text (without the echoed address and form token): what a visitor can
     compare (the per-address request limit's headers count down by themselves)."""
     text = re.sub(
@@ -187,7 +187,7 @@ def _answer(resp, email: str) -> tuple[int, str]:  # type: ignore[no-untyped-def
     return resp.status_code, text
 
 
-def _wait(resp) -> int:  # type: ignore[no-untyped-def]
+def _wait(resp) -> int:
     found = re.search(r"try again in (\d+) second", resp.text)
     assert found, resp.text
     return int(found.group(1))
@@ -195,7 +195,7 @@ def _wait(resp) -> int:  # type: ignore[no-untyped-def]
 
 def test_failed_sign_ins_answer_alike_for_real_unknown_and_disabled_accounts(
     app, rt, accounts_by_role, still_clock
-):  # type: ignore[no-untyped-def]
+):
     from listmgr.services import users
 
     users.update_user(rt, accounts_by_role["analyst"].id, active=False)
@@ -218,7 +218,7 @@ def test_failed_sign_ins_answer_alike_for_real_unknown_and_disabled_accounts(
     assert statuses[0] == 401 and 429 in statuses and 403 not in statuses
 
 
-def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, accounts_by_role):
     def fastest(email: str, n: int = 4) -> float:
         best = float("inf")
         for i in range(n):
@@ -235,7 +235,7 @@ def test_failed_sign_ins_take_the_same_time_for_real_and_unknown_accounts(rt, ac
     assert 0.6 < unknown / real < 1.67, (real, unknown)
 
 
-def test_nobody_outside_can_lock_the_owner_out(app, rt, accounts_by_role, still_clock):  # type: ignore[no-untyped-def]
+def test_nobody_outside_can_lock_the_owner_out(app, rt, accounts_by_role, still_clock):
     owner = accounts_by_role["owner"]
     for n, address in enumerate(("203.0.113.5", "203.0.113.6", "203.0.113.7")):
         attacker = app.test_client()
@@ -257,7 +257,7 @@ def test_guessing_slows_down_more_with_every_failure(
     accounts_by_role,
     monkeypatch,
     still_clock,
-):  # type: ignore[no-untyped-def]
+):
     email = accounts_by_role["admin"].email
     attacker = app.test_client()
     attacker.environ_base["REMOTE_ADDR"] = "203.0.113.50"
@@ -281,7 +281,7 @@ def test_guessing_slows_down_more_with_every_failure(
 
 def test_spraying_many_accounts_from_one_address_is_slowed(
     make_runtime, accounts_by_role, still_clock
-):  # type: ignore[no-untyped-def]
+):
     from listmgr.app import create_app
 
     rt = make_runtime(login_free_failures_per_ip=6)
@@ -311,7 +311,7 @@ def _cli(args: list[str], database_url: str, **env: str) -> subprocess.Completed
     )
 
 
-def test_the_command_line_refuses_a_guessable_password(database_url):  # type: ignore[no-untyped-def]
+def test_the_command_line_refuses_a_guessable_password(database_url):
     for weak in ("password123", "bossbossboss1"):
         result = _cli(
             ["user", "create", "--email", "boss@example.org", "--name", "Boss"],
@@ -327,14 +327,14 @@ def test_the_command_line_refuses_a_guessable_password(database_url):  # type: i
     assert ok.returncode == 0, ok.stderr
 
 
-def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role):  # type: ignore[no-untyped-def]
+def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role):
     from tests.principal_support import make_caller
 
     owner = make_caller(app, rt, accounts_by_role, "session", "owner")
     target = accounts_by_role["editor"]
     before = {u.id: u.password_hash for u in _users(rt)}
 
-    def refused(resp, page: bool = False) -> bool:  # type: ignore[no-untyped-def]
+    def refused(resp, page: bool = False) -> bool:
         if resp.status_code != 422:
             return False
         message = resp.text if page else resp.json["error"]["message"]
@@ -375,7 +375,7 @@ def test_guessable_passwords_are_refused_on_every_path(app, rt, accounts_by_role
     assert made.status_code == 201
 
 
-def _users(rt) -> list[User]:  # type: ignore[no-untyped-def]
+def _users(rt) -> list[User]:
     with rt.db.session() as s:
         return list(s.scalars(select(User)))
 
@@ -386,7 +386,7 @@ def test_old_failures_are_forgotten_and_pruned(
     accounts_by_role,
     monkeypatch,
     still_clock,
-):  # type: ignore[no-untyped-def]
+):
     from listmgr.models import LoginThrottle
 
     email = accounts_by_role["editor"].email

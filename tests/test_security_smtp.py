@@ -18,7 +18,7 @@ URL = f"smtp://mailer:{PASSWORD}@smtp.example.org:587?starttls=1"
 
 
 @pytest.fixture
-def setup(make_runtime):  # type: ignore[no-untyped-def]
+def setup(make_runtime):
     """A runtime and app with a token and a signed-in client per role."""
     from listmgr.app import create_app
 
@@ -33,7 +33,7 @@ def setup(make_runtime):  # type: ignore[no-untyped-def]
     return rt, app, people, tokens
 
 
-def _api(app, token: str, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
+def _api(app, token: str, method: str, path: str, **kw):
     return getattr(app.test_client(), method)(
         path, headers={"Authorization": f"Bearer {token}"}, **kw
     )
@@ -44,14 +44,14 @@ def _dead_server() -> str:
     return f"smtp://scanuser:{PASSWORD}@127.0.0.1:{free_port()}"
 
 
-def _audit(rt, action: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
+def _audit(rt, action: str) -> list[AuditLog]:
     with rt.db.session() as s:
         return list(
             s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
         )
 
 
-def _stored(rt, key: str = "smtp_url"):  # type: ignore[no-untyped-def]
+def _stored(rt, key: str = "smtp_url"):
     with rt.db.session() as s:
         row = s.get(SettingValue, key)
         return None if row is None else row.value
@@ -61,7 +61,7 @@ def _stored(rt, key: str = "smtp_url"):  # type: ignore[no-untyped-def]
 LEAKS = ("127.0.0.1", "Errno", "refused", "Connection", "scanuser", PASSWORD, "Traceback")
 
 
-def test_test_send_failures_tell_editors_nothing_about_the_network(setup):  # type: ignore[no-untyped-def]
+def test_test_send_failures_tell_editors_nothing_about_the_network(setup):
     from tests.campaign_support import campaign, make_list
 
     rt, app, people, tokens = setup
@@ -101,7 +101,7 @@ def test_test_send_failures_tell_editors_nothing_about_the_network(setup):  # ty
     assert "refused" in detail.lower() or "errno" in detail.lower()
 
 
-def test_test_connection_is_for_settings_roles_only(setup, sink):  # type: ignore[no-untyped-def]
+def test_test_connection_is_for_settings_roles_only(setup, sink):
     rt, app, people, tokens = setup
     for role in ("analyst", "editor"):
         resp = _api(app, tokens[role], "post", "/api/settings/smtp/check", json={})
@@ -136,7 +136,7 @@ def test_test_connection_is_for_settings_roles_only(setup, sink):  # type: ignor
     assert PASSWORD not in client.get("/admin/settings").text
 
 
-def test_test_connection_cannot_be_used_to_scan(setup):  # type: ignore[no-untyped-def]
+def test_test_connection_cannot_be_used_to_scan(setup):
     rt, app, people, tokens = setup
     _api(
         app,
@@ -165,7 +165,7 @@ FILE_URLS = [
 
 
 @pytest.mark.parametrize("url", FILE_URLS)
-def test_file_paths_never_come_from_the_api_or_admin(setup, url):  # type: ignore[no-untyped-def]
+def test_file_paths_never_come_from_the_api_or_admin(setup, url):
     rt, app, people, tokens = setup
     before = settings_store.effective(rt).smtp_url
     resp = _api(app, tokens["owner"], "patch", "/api/settings", json={"values": {"smtp_url": url}})
@@ -177,7 +177,7 @@ def test_file_paths_never_come_from_the_api_or_admin(setup, url):  # type: ignor
     assert _stored(rt) is None and settings_store.effective(rt).smtp_url == before
 
 
-def test_paths_never_come_from_the_api_or_the_database(setup):  # type: ignore[no-untyped-def]
+def test_paths_never_come_from_the_api_or_the_database(setup):
     rt, app, people, tokens = setup
     base = settings_store.effective(rt)
     for key in ("dkim_private_key_path", "var_dir", "smtp_cafile", "database_url"):
@@ -195,7 +195,7 @@ def test_paths_never_come_from_the_api_or_the_database(setup):  # type: ignore[n
 
 
 # -- passwords -----------------------------------------------------------------------------------
-def test_passwords_are_never_echoed(setup):  # type: ignore[no-untyped-def]
+def test_passwords_are_never_echoed(setup):
     rt, app, people, tokens = setup
     assert (
         _api(
@@ -221,7 +221,7 @@ def test_passwords_are_never_echoed(setup):  # type: ignore[no-untyped-def]
         assert page.status_code == 422 and PASSWORD not in page.text
 
 
-def test_a_masked_password_is_never_sent_to_another_server(setup):  # type: ignore[no-untyped-def]
+def test_a_masked_password_is_never_sent_to_another_server(setup):
     rt, app, people, tokens = setup
     _api(app, tokens["owner"], "patch", "/api/settings", json={"values": {"smtp_url": URL}})
     shown = next(
@@ -257,7 +257,7 @@ def test_a_masked_password_is_never_sent_to_another_server(setup):  # type: igno
 
 
 # -- audit ---------------------------------------------------------------------------------------
-def test_every_change_of_smtp_servers_is_audited_without_the_password(setup):  # type: ignore[no-untyped-def]
+def test_every_change_of_smtp_servers_is_audited_without_the_password(setup):
     rt, app, people, tokens = setup
     _api(app, tokens["owner"], "patch", "/api/settings", json={"values": {"smtp_url": URL}})
     client = app.test_client()

@@ -130,7 +130,7 @@ def watchdog() -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _campaigns(rt) -> int:  # type: ignore[no-untyped-def]
+def _campaigns(rt) -> int:
     with rt.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(Campaign)) or 0)
 
@@ -157,12 +157,12 @@ def _refused(resp: Any, part: str = "body") -> str:
     return str(message)
 
 
-def _setup(rt) -> None:  # type: ignore[no-untyped-def]
+def _setup(rt) -> None:
     make_list(rt, "news")
 
 
 @pytest.mark.parametrize("name", sorted(BOMBS))
-def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):  # type: ignore[no-untyped-def]
+def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):
     _setup(rt)
     started = time.monotonic()
     resp = api.post(
@@ -182,7 +182,7 @@ def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):  
     assert _campaigns(rt) == 0
 
 
-def test_every_part_is_budgeted_and_patch_changes_nothing(rt, api, watchdog):  # type: ignore[no-untyped-def]
+def test_every_part_is_budgeted_and_patch_changes_nothing(rt, api, watchdog):
     _setup(rt)
     good = api.post(
         "/api/campaigns",
@@ -212,7 +212,7 @@ def test_every_part_is_budgeted_and_patch_changes_nothing(rt, api, watchdog):  #
     assert api.get(f"/api/campaigns/{cid}").json == before
 
 
-def test_the_budget_is_a_setting(make_runtime, watchdog):  # type: ignore[no-untyped-def]
+def test_the_budget_is_a_setting(make_runtime, watchdog):
     """An operator's tighter budget holds: 20,000 characters and 0.2 s."""
     rt = make_runtime(template_max_chars=20_000, template_seconds=0.2)
     from listmgr.app import create_app
@@ -238,7 +238,7 @@ def test_the_budget_is_a_setting(make_runtime, watchdog):  # type: ignore[no-unt
     assert fine.status_code == 201, fine.json
 
 
-def test_ordinary_templates_are_untouched(rt, api):  # type: ignore[no-untyped-def]
+def test_ordinary_templates_are_untouched(rt, api):
     """What newsletters really do still works: loops, joins of ranges, padding, formats."""
     _setup(rt)
     person(rt, "ada@example.org", ["news"], name="Ada")
@@ -277,7 +277,7 @@ def test_ordinary_templates_are_untouched(rt, api):  # type: ignore[no-untyped-d
 @pytest.mark.parametrize("payload", [SLOW, HUGE], ids=["slow", "huge"])
 def test_hidden_payload_fails_preview_and_test_send_within_the_budget(
     rt, api, sink, watchdog, payload
-):  # type: ignore[no-untyped-def]
+):
     """A payload the save check's sample person does not trigger passes the save; previewing
     or test-sending as a real subscriber answers a clear 422 within the budget, sends nothing."""
     _setup(rt)
@@ -315,7 +315,7 @@ def test_hidden_payload_fails_preview_and_test_send_within_the_budget(
 
 def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(
     rt, api, sink, client, accounts_by_role
-):  # type: ignore[no-untyped-def]
+):
     """On send, each message over the budget fails its row with the reason; after a few such
     failures (template_failures_pause, 5) the campaign pauses itself with a reason shown by the
     API and the admin; no worker renders for longer than the budget and nobody gets mail."""
@@ -368,7 +368,7 @@ def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(
     assert len(again) > len(failed) and campaign_mail(sink, cid) == []
 
 
-def test_send_time_size_bomb_fails_only_its_recipients(rt, api, sink):  # type: ignore[no-untyped-def]
+def test_send_time_size_bomb_fails_only_its_recipients(rt, api, sink):
     """A payload aimed at one recipient fails that row with the reason; the others get mail."""
     _setup(rt)
     person(rt, "mallory@example.org", ["news"], name="Mallory")
@@ -394,7 +394,7 @@ def test_send_time_size_bomb_fails_only_its_recipients(rt, api, sink):  # type: 
     assert api.get(f"/api/campaigns/{cid}").json["status"] == "sent"
 
 
-def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by_role, watchdog):  # type: ignore[no-untyped-def]
+def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by_role, watchdog):
     _setup(rt)
     session_login(client, rt, accounts_by_role["editor"])
     for bomb in (BOMBS["center"], BOMBS["nested-loops"]):

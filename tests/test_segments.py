@@ -23,7 +23,7 @@ DEFS = {k: compiler.FieldSpec(t, c) for k, (t, c) in sup.FIELDS.items()}
 
 
 @pytest.fixture
-def world(rt):  # type: ignore[no-untyped-def]
+def world(rt):
     """Lists, field and interest definitions and two campaigns for deliveries."""
     for slug in sup.LISTS:
         lists.create(rt, slug=slug, name=slug.upper(), opt_in_levels=["weekly"])
@@ -37,7 +37,7 @@ def world(rt):  # type: ignore[no-untyped-def]
     return rt
 
 
-def _ids(rt, where) -> set[int]:  # type: ignore[no-untyped-def]
+def _ids(rt, where) -> set[int]:
     with rt.db.session() as s:
         return set(s.scalars(select(Subscriber.id).where(where)))
 
@@ -62,7 +62,7 @@ def _compile(rule: Any) -> Any:
     rules=st.lists(sup.rules, min_size=1, max_size=6),
     audience_lists=st.lists(st.sampled_from(sup.LISTS), min_size=1, unique=True),
 )
-def test_sql_agrees_with_python(world, persons, rules, audience_lists):  # type: ignore[no-untyped-def]
+def test_sql_agrees_with_python(world, persons, rules, audience_lists):
     with world.db.session() as s:
         sup.store(s, persons)
     for rule in rules:
@@ -129,7 +129,7 @@ def _person(i: int, **kw: Any) -> sup.Person:
         ({"field": "created_at", "op": "before", "value": "2025-06-15"}, {4}),
     ],
 )
-def test_explicit_cases(world, rule, expected):  # type: ignore[no-untyped-def]
+def test_explicit_cases(world, rule, expected):
     now, old = sup.NOW, sup.NOW.replace(year=2024)
     persons = [
         _person(
@@ -210,7 +210,7 @@ def test_explicit_cases(world, rule, expected):  # type: ignore[no-untyped-def]
         ({"wat": 1}, "rules"),
     ],
 )
-def test_bad_rules_name_the_node(rule, path):  # type: ignore[no-untyped-def]
+def test_bad_rules_name_the_node(rule, path):
     with pytest.raises(SegmentError) as err:
         compiler.compile_rules(
             rule, fields=DEFS, now=sup.NOW, interests=sup.INTERESTS, lists=sup.LISTS
@@ -219,7 +219,7 @@ def test_bad_rules_name_the_node(rule, path):  # type: ignore[no-untyped-def]
     assert err.value.message
 
 
-def test_nesting_and_size_limits():  # type: ignore[no-untyped-def]
+def test_nesting_and_size_limits():
     rule: dict[str, Any] = {"field": "n", "op": "exists"}
     for _ in range(compiler.MAX_DEPTH):
         rule = {"not": rule}
@@ -232,7 +232,7 @@ def test_nesting_and_size_limits():  # type: ignore[no-untyped-def]
     assert err.value.field == f"rules.any[{compiler.MAX_CONDITIONS}]"
 
 
-def test_service_count_and_crud(world):  # type: ignore[no-untyped-def]
+def test_service_count_and_crud(world):
     rt = world
     for i, plan in enumerate(["red", "red", "blue"]):
         subscribers.create(
@@ -261,7 +261,7 @@ def test_service_count_and_crud(world):  # type: ignore[no-untyped-def]
         assert s.scalar(select(func.count()).select_from(Segment)) == 0
 
 
-def test_api(world, api, client):  # type: ignore[no-untyped-def]
+def test_api(world, api, client):
     rt = world
     subscribers.create(
         rt, email="a@example.org", lists=["l1"], consent="test", fields={"n": 5}, interests=["i1"]
@@ -296,7 +296,7 @@ def test_api(world, api, client):  # type: ignore[no-untyped-def]
     assert client.post("/api/segments/count", json={"rules": {}}).status_code == 401
 
 
-def test_api_permissions(world, client):  # type: ignore[no-untyped-def]
+def test_api_permissions(world, client):
     from listmgr.services import accounts
 
     analyst = accounts.create_token(world, role="analyst", name="a")

@@ -33,7 +33,7 @@ def reads_of_settings(rt: Runtime) -> Iterator[list[int]]:
         event.remove(rt.db.engine, "before_cursor_execute", seen)
 
 
-def test_effective_reads_the_admin_changes_and_changes_nothing(rt):  # type: ignore[no-untyped-def]
+def test_effective_reads_the_admin_changes_and_changes_nothing(rt):
     files = rt.settings
     settings_store.update(rt, {"mail_domain": "lists.example.org", "send_rate": 5})
     assert rt.settings is files and rt.settings.mail_domain == "lists.example.test"
@@ -44,7 +44,7 @@ def test_effective_reads_the_admin_changes_and_changes_nothing(rt):  # type: ign
     assert settings_store.effective(rt) == files
 
 
-def test_the_stored_dkim_key_is_written_whole_and_private(rt):  # type: ignore[no-untyped-def]
+def test_the_stored_dkim_key_is_written_whole_and_private(rt):
     settings_store.generate_dkim(rt, selector="mail2024")
     path = Path(settings_store.effective(rt).dkim_private_key_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -53,7 +53,7 @@ def test_the_stored_dkim_key_is_written_whole_and_private(rt):  # type: ignore[n
     assert settings_store.effective(rt).dkim_private_key_path == str(path)  # written once
 
 
-def test_one_read_per_request_and_per_job(client, rt):  # type: ignore[no-untyped-def]
+def test_one_read_per_request_and_per_job(client, rt):
     """A sign-up request asks for two rate limits and renders a page: one read; the worker's
     job that sends the confirmation mail: one read."""
     lists.create(rt, slug="news", name="News")

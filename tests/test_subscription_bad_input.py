@@ -12,7 +12,7 @@ from listmgr.services import lists, subscribers
 from listmgr.tokens import Tokens
 
 
-def snapshot(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def snapshot(rt) -> dict[str, int]:
     """Row counts and membership statuses: what must not change."""
     with rt.db.session() as s:
         counts = {
@@ -20,12 +20,12 @@ def snapshot(rt) -> dict[str, int]:  # type: ignore[no-untyped-def]
             for t in SQLModel.metadata.sorted_tables
             if t.name not in ("audit_log",)
         }
-        counts["statuses"] = sorted(s.scalars(select(Membership.status)))  # type: ignore[assignment]
+        counts["statuses"] = sorted(s.scalars(select(Membership.status)))
     return counts
 
 
 @pytest.fixture
-def news(rt):  # type: ignore[no-untyped-def]
+def news(rt):
     lists.create(rt, slug="news", name="News")
     lists.create(rt, slug="other", name="Other")
     return subscribers.create(rt, email="member@example.org", lists=["news"], consent="test")
@@ -52,7 +52,7 @@ def news(rt):  # type: ignore[no-untyped-def]
         "a@" + "b" * 300 + ".org",
     ],
 )
-def test_invalid_addresses_form_and_json(rt, client, news, address):  # type: ignore[no-untyped-def]
+def test_invalid_addresses_form_and_json(rt, client, news, address):
     before = snapshot(rt)
     page = client.post("/subscribe/news", data={"email": address})
     assert page.status_code == 422
@@ -72,13 +72,13 @@ def test_invalid_addresses_form_and_json(rt, client, news, address):  # type: ig
         ("ADA@EXAMPLE.org", "ada@example.org"),
     ],
 )
-def test_odd_but_valid_addresses_are_normalized(rt, client, news, address, stored):  # type: ignore[no-untyped-def]
+def test_odd_but_valid_addresses_are_normalized(rt, client, news, address, stored):
     assert client.post("/subscribe/news", data={"email": address}).status_code == 200
     with rt.db.session() as s:
         assert s.scalar(select(Subscriber.id).where(Subscriber.email == stored)) is not None
 
 
-def test_name_with_line_break_is_refused(rt, client, news):  # type: ignore[no-untyped-def]
+def test_name_with_line_break_is_refused(rt, client, news):
     before = snapshot(rt)
     resp = client.post(
         "/subscribe/news", json={"email": "n@example.org", "name": "Eve\r\nBcc: x@example.org"}
@@ -87,7 +87,7 @@ def test_name_with_line_break_is_refused(rt, client, news):  # type: ignore[no-u
     assert snapshot(rt) == before
 
 
-def test_missing_fields_and_unknown_list(rt, client, news):  # type: ignore[no-untyped-def]
+def test_missing_fields_and_unknown_list(rt, client, news):
     before = snapshot(rt)
     assert client.post("/subscribe/news", data={}).status_code == 422
     resp = client.post("/subscribe/news", json={})
@@ -100,7 +100,7 @@ def test_missing_fields_and_unknown_list(rt, client, news):  # type: ignore[no-u
     assert snapshot(rt) == before
 
 
-def test_honeypot(rt, client, news):  # type: ignore[no-untyped-def]
+def test_honeypot(rt, client, news):
     before = snapshot(rt)
     resp = client.post(
         "/subscribe/news", data={"email": "bot@example.org", "website": "http://spam.example"}
@@ -109,7 +109,7 @@ def test_honeypot(rt, client, news):  # type: ignore[no-untyped-def]
     assert snapshot(rt) == before
 
 
-def test_oversized_body(rt, client, news):  # type: ignore[no-untyped-def]
+def test_oversized_body(rt, client, news):
     before = snapshot(rt)
     big = "x" * (rt.settings.max_form_bytes + 10)
     resp = client.post("/subscribe/news", data={"email": "big@example.org", "name": big})
@@ -119,7 +119,7 @@ def test_oversized_body(rt, client, news):  # type: ignore[no-untyped-def]
     assert snapshot(rt) == before
 
 
-def test_rate_limit_per_ip_and_per_address(make_runtime, news_free=None):  # type: ignore[no-untyped-def]
+def test_rate_limit_per_ip_and_per_address(make_runtime, news_free=None):
     from listmgr.app import create_app
 
     rt = make_runtime(subscribe_rate_limit_ip="4/hour", subscribe_rate_limit_email="2/hour")
@@ -142,7 +142,7 @@ def test_rate_limit_per_ip_and_per_address(make_runtime, news_free=None):  # typ
     assert ok.status_code == 200
 
 
-def _tokens(rt, news):  # type: ignore[no-untyped-def]
+def _tokens(rt, news):
     from listmgr.models import MailingList
 
     with rt.db.session() as s:
@@ -156,7 +156,7 @@ def _tamper(token: str) -> str:
     return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
 
 
-def test_bad_unsubscribe_tokens(rt, client, news):  # type: ignore[no-untyped-def]
+def test_bad_unsubscribe_tokens(rt, client, news):
     lid, other = _tokens(rt, news)
     good = rt.tokens.unsubscribe(news, lid)
     forged_list = good.replace(good.split(".")[0], good.split(".")[0][:-1] + "2", 1)
@@ -189,7 +189,7 @@ def test_bad_unsubscribe_tokens(rt, client, news):  # type: ignore[no-untyped-de
         )
 
 
-def test_token_for_one_list_cannot_touch_another(rt, client, news):  # type: ignore[no-untyped-def]
+def test_token_for_one_list_cannot_touch_another(rt, client, news):
     lid, other = _tokens(rt, news)
     subscribers.create(rt, email="both@example.org", lists=["news", "other"], consent="t")
     with rt.db.session() as s:
@@ -205,7 +205,7 @@ def test_token_for_one_list_cannot_touch_another(rt, client, news):  # type: ign
     assert rows == {lid: "unsubscribed", other: "confirmed"}
 
 
-def test_bad_confirm_tokens(rt, client, news, monkeypatch):  # type: ignore[no-untyped-def]
+def test_bad_confirm_tokens(rt, client, news, monkeypatch):
     lid, _ = _tokens(rt, news)
     client.post("/subscribe/other", data={"email": "pending@example.org"})
     with rt.db.session() as s:
@@ -251,7 +251,7 @@ def test_bad_confirm_tokens(rt, client, news, monkeypatch):  # type: ignore[no-u
         )
 
 
-def test_confirm_after_unsubscribe_is_refused(rt, client, news):  # type: ignore[no-untyped-def]
+def test_confirm_after_unsubscribe_is_refused(rt, client, news):
     client.post("/subscribe/other", data={"email": "late@example.org"})
     from listmgr.models import MailingList
 
@@ -266,7 +266,7 @@ def test_confirm_after_unsubscribe_is_refused(rt, client, news):  # type: ignore
     assert snapshot(rt) == before
 
 
-def test_events_not_written_for_rejected_input(rt, client, news):  # type: ignore[no-untyped-def]
+def test_events_not_written_for_rejected_input(rt, client, news):
     with rt.db.session() as s:
         before = s.scalar(select(func.count(ConsentEvent.id)))
     client.post("/subscribe/news", data={"email": "nope"})

@@ -10,7 +10,7 @@ from tests.conftest import drain
 from tests.helpers import link_with, path_of
 
 
-def _membership(rt, email):  # type: ignore[no-untyped-def]
+def _membership(rt, email):
     with rt.db.session() as s:
         return s.scalar(
             select(Membership.status)
@@ -19,7 +19,7 @@ def _membership(rt, email):  # type: ignore[no-untyped-def]
         )
 
 
-def _events(rt, email):  # type: ignore[no-untyped-def]
+def _events(rt, email):
     with rt.db.session() as s:
         return list(
             s.scalars(
@@ -31,7 +31,7 @@ def _events(rt, email):  # type: ignore[no-untyped-def]
         )
 
 
-def test_full_journey(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_full_journey(rt, client, sink):
     lists.create(rt, slug="news", name="News", consent_wording="Send me the news, monthly.")
     page = client.get("/subscribe/news")
     assert page.status_code == 200 and b'name="email"' in page.data
@@ -96,7 +96,7 @@ def test_full_journey(rt, client, sink):  # type: ignore[no-untyped-def]
     assert _membership(rt, "ada@example.org") == "pending"
 
 
-def _ids(rt, email, slug):  # type: ignore[no-untyped-def]
+def _ids(rt, email, slug):
     from listmgr.models import MailingList
 
     with rt.db.session() as s:
@@ -105,7 +105,7 @@ def _ids(rt, email, slug):  # type: ignore[no-untyped-def]
     return sid, lid
 
 
-def test_unsubscribe_multipart_first(rt, client):  # type: ignore[no-untyped-def]
+def test_unsubscribe_multipart_first(rt, client):
     lists.create(rt, slug="news", name="News")
     from listmgr.services import subscribers
 
@@ -121,7 +121,7 @@ def test_unsubscribe_multipart_first(rt, client):  # type: ignore[no-untyped-def
     assert _membership(rt, "bo@example.org") == "unsubscribed"
 
 
-def test_same_answer_known_or_unknown(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_same_answer_known_or_unknown(rt, client, sink):
     lists.create(rt, slug="news", name="News")
     from listmgr.services import subscribers
 
@@ -139,7 +139,7 @@ def test_same_answer_known_or_unknown(rt, client, sink):  # type: ignore[no-unty
         assert s.scalar(select(func.count(Subscriber.id))) == 2
 
 
-def test_one_confirmation_per_window(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_one_confirmation_per_window(rt, client, sink):
     lists.create(rt, slug="news", name="News")
     for _ in range(3):
         assert client.post("/subscribe/news", data={"email": "x@example.org"}).status_code == 200
@@ -147,7 +147,7 @@ def test_one_confirmation_per_window(rt, client, sink):  # type: ignore[no-untyp
     assert len(sink.to("x@example.org")) == 1
 
 
-def test_json_endpoint(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_json_endpoint(rt, client, sink):
     lists.create(rt, slug="news", name="News")
     resp = client.post(
         "/subscribe/news",
@@ -160,7 +160,7 @@ def test_json_endpoint(rt, client, sink):  # type: ignore[no-untyped-def]
     assert bad.status_code == 422 and bad.json["error"]["field"] == "email"
 
 
-def test_embedded_form_posts_without_csrf(rt, client):  # type: ignore[no-untyped-def]
+def test_embedded_form_posts_without_csrf(rt, client):
     lists.create(rt, slug="news", name="News", consent_wording="Yes please.")
     snippet = client.get("/subscribe/news/embed")
     assert snippet.status_code == 200
@@ -177,7 +177,7 @@ def test_embedded_form_posts_without_csrf(rt, client):  # type: ignore[no-untype
     assert ev.source == "embed" and ev.wording == "Yes please."
 
 
-def test_preference_center(rt, client, sink):  # type: ignore[no-untyped-def]
+def test_preference_center(rt, client, sink):
     lists.create(rt, slug="news", name="News")
     lists.create(rt, slug="events", name="Events")
     from listmgr.services import subscribers
@@ -204,7 +204,7 @@ def test_preference_center(rt, client, sink):  # type: ignore[no-untyped-def]
     assert statuses == {"unsubscribed"}
 
 
-def test_simultaneous_sign_ups_of_one_new_address(rt, app):  # type: ignore[no-untyped-def]
+def test_simultaneous_sign_ups_of_one_new_address(rt, app):
     from concurrent.futures import ThreadPoolExecutor
 
     lists.create(rt, slug="news", name="News")

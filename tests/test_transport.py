@@ -22,7 +22,7 @@ MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\
 
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+def cert(tmp_path_factory) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -55,7 +55,7 @@ def cert(tmp_path_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
     return cert_path, key_path
 
 
-def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+def _authenticator(server, session, envelope, mechanism, auth_data):
     ok = (
         isinstance(auth_data, LoginPassword)
         and auth_data.login == b"user"
@@ -64,7 +64,7 @@ def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ig
     return AuthResult(success=ok)
 
 
-def _server(handler: Sink, cert: tuple[Path, Path], *, implicit: bool):  # type: ignore[no-untyped-def]
+def _server(handler: Sink, cert: tuple[Path, Path], *, implicit: bool):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert[0]), str(cert[1]))
     kwargs = dict(
@@ -89,7 +89,7 @@ def _server(handler: Sink, cert: tuple[Path, Path], *, implicit: bool):  # type:
 
 
 @pytest.mark.parametrize("implicit", [False, True])
-def test_tls_and_auth(cert, implicit):  # type: ignore[no-untyped-def]
+def test_tls_and_auth(cert, implicit):
     handler = Sink(port=free_port())
     controller = _server(handler, cert, implicit=implicit)
     controller.start()
@@ -107,7 +107,7 @@ def test_tls_and_auth(cert, implicit):  # type: ignore[no-untyped-def]
         controller.stop()
 
 
-def test_refusals_are_classified(sink):  # type: ignore[no-untyped-def]
+def test_refusals_are_classified(sink):
     sink.rcpt_hook = lambda addr: (
         "550 5.1.1 no such user"
         if addr.startswith("gone")
@@ -131,7 +131,7 @@ def test_refusals_are_classified(sink):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_campaign_fast_path_with_and_without_pipelining(sink, pipelining):  # type: ignore[no-untyped-def]
+def test_campaign_fast_path_with_and_without_pipelining(sink, pipelining):
     """One kept-open connection: a refused recipient is classified (stage rcpt) and the
     connection goes on with the next message; each accepted message arrives once."""
     sink.pipelining = pipelining
@@ -149,7 +149,7 @@ def test_campaign_fast_path_with_and_without_pipelining(sink, pipelining):  # ty
     assert sink.messages[1].data.startswith(b".dot first\r\n")  # dot-stuffing undone
 
 
-def test_urls():  # type: ignore[no-untyped-def]
+def test_urls():
     servers = parse_smtp_urls(
         "smtp://u:p%40ss@mx1.example.org:2525?starttls=1&rate=50 smtps://mx2.example.org"
     )
@@ -162,7 +162,7 @@ def test_urls():  # type: ignore[no-untyped-def]
             parse_smtp_urls(bad)
 
 
-def test_without_servers_mail_goes_to_the_dev_outbox_sink():  # type: ignore[no-untyped-def]
+def test_without_servers_mail_goes_to_the_dev_outbox_sink():
     captured: list[tuple[str, list[str], bytes]] = []
     t = Transport("", lambda mail_from, rcpts, data: captured.append((mail_from, rcpts, data)))
     assert t.send_one("a@example.org", "b@example.org", MESSAGE) == "dev-outbox:0"

@@ -23,7 +23,7 @@ from listmgr.errors import ConfigError, NotFound, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
-from listmgr.models import Campaign, FieldDef, MailingList
+from listmgr.models import Campaign, FieldDef, MailingList, id_of
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
@@ -36,13 +36,6 @@ def get_row(s: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
     if row is None:
         raise NotFound(f"there is no campaign {campaign_id}")
     return row
-
-
-def id_of(row: Campaign) -> int:
-    """The id of a stored campaign (None only before the row is flushed)."""
-    if row.id is None:
-        raise TypeError("the campaign has no id yet (not flushed)")
-    return row.id
 
 
 def limits(settings: Settings) -> content.Limits:
@@ -59,7 +52,7 @@ def resolve_lists(s: Session, slugs: Sequence[str]) -> dict[int, MailingList]:
     for i, slug in enumerate(slugs):
         if slug not in found:
             raise ValidationError(f"there is no list {slug!r}", field=f"lists[{i}]")
-    return {int(found[slug].id): found[slug] for slug in slugs}  # type: ignore[arg-type]
+    return {id_of(found[slug]): found[slug] for slug in slugs}
 
 
 def list_rows(settings: Settings, lists: dict[int, MailingList]) -> dict[int, fast.ListView]:

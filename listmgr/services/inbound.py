@@ -132,11 +132,12 @@ def _act(
         verdict = inbound_proof.judge(s, cls)
         if verdict.subscriber_id is None and verdict.requester_id is not None:
             sub = s.get(Subscriber, verdict.requester_id)
+            assert sub is not None  # the verdict names a stored subscriber
             action, oid = unsubscribe_requests.ask(
                 s,
                 rt,
                 row,
-                sub,  # type: ignore[arg-type]
+                sub,
                 auto_submitted=_auto_submitted(cls),
             )
             return Outcome(action, NO_PROOF, verdict.requester_id, outbox=(oid,) if oid else ())

@@ -62,11 +62,14 @@ def subscribe_form(slug: str) -> ResponseReturnValue:
     return render_template("pages/public/subscribe.html", **_list_form(slug), errors={}, values={})
 
 
+def embed_html(slug: str) -> str:
+    """The plain-HTML form to paste into another site (no JavaScript)."""
+    return render_template("pages/public/embed.html", **_list_form(slug))
+
+
 @bp.get("/subscribe/<slug>/embed")
 def embed_form(slug: str) -> ResponseReturnValue:
-    """The plain-HTML form to paste into another site (no JavaScript)."""
-    html = render_template("pages/public/embed.html", **_list_form(slug))
-    return Response(html, mimetype="text/plain")
+    return Response(embed_html(slug), mimetype="text/plain")
 
 
 @bp.route("/subscribe/<slug>", methods=["OPTIONS"])

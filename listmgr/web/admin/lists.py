@@ -73,7 +73,7 @@ def list_new() -> ResponseReturnValue:
 def list_detail(slug: str) -> ResponseReturnValue:
     """A list: counts, settings form, hosted page link and the embeddable form."""
     lst = lists_service.get(current_runtime(), slug)
-    embed = public.embed_form(slug).get_data(as_text=True)
+    embed = public.embed_html(slug)
     return render_template(
         "pages/admin/list_form.html",
         lst=lst,
@@ -99,7 +99,7 @@ def list_update(slug: str) -> ResponseReturnValue:
             lst=lst,
             values={**lst.__dict__, **values},
             errors={exc.field or "form": exc.message},
-            embed=public.embed_form(slug).get_data(as_text=True),
+            embed=public.embed_html(slug),
             title=lst.name,
         ), exc.status
     record("list.edit", "list", slug, changed=sorted(values))
