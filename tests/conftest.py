@@ -4,6 +4,7 @@ LISTMGR_TEST_BROKER_URL is set) with a real Dramatiq worker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -55,6 +56,10 @@ class Sink:
     pipelining: bool = True  # offer PIPELINING, as production servers do
     data_hook: Callable[[Received], str | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While holding, each DATA waits unanswered (its message in `held`) until release(): a test
+    # sees which messages are in flight at the same moment instead of guessing it from timing.
+    holding: bool = False
+    held: list[Received] = field(default_factory=list)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -76,6 +81,13 @@ class Sink:
             list(envelope.rcpt_tos),
             envelope.original_content or envelope.content,
         )
+        if self.holding:
+            with self.lock:
+                self.held.append(item)
+            while self.holding:  # the other sessions go on meanwhile (one event loop)
+                await asyncio.sleep(0.01)
+            with self.lock:
+                self.held.remove(item)
         if self.data_hook is not None:
             answer = self.data_hook(item)
             if answer:
@@ -91,6 +103,26 @@ class Sink:
     def to(self, address: str) -> list[Received]:
         with self.lock:
             return [m for m in self.messages if address in m.rcpt_tos]
+
+    def hold(self) -> None:
+        """From now on every message waits in DATA until release()."""
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+
+    def wait_held(
+        self, condition: Callable[[list[Received]], bool], timeout: float = 20
+    ) -> list[Received]:
+        """The messages held at once when `condition` first holds for them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                held = list(self.held)
+            if condition(held):
+                return held
+            time.sleep(0.01)
+        raise AssertionError(f"not reached while holding; held now: {len(self.held)} message(s)")
 
     def wait_for(self, count: int, timeout: float = 15) -> list[Received]:
         deadline = time.monotonic() + timeout
