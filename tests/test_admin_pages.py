@@ -592,10 +592,8 @@ def test_search_by_field(owner, rt):  # type: ignore[no-untyped-def]
 def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink, monkeypatch):  # type: ignore[no-untyped-def]
     """A worker (another runtime on the same database) sends transactional mail through the
     SMTP server and with the mail domain the admin saved, without a restart."""
-    from aiosmtpd.controller import Controller
-
     from listmgr.services import subscriptions
-    from tests.conftest import Sink, drain, free_port
+    from tests.conftest import Sink, drain, start_sink
 
     monkeypatch.setattr(settings_store, "CACHE_SECONDS", 0.0)  # no wait for the re-read
     web, worker = make_runtime(), make_runtime()
@@ -603,9 +601,8 @@ def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink
     subscriptions.subscribe(worker, list_slug="news", email="before@example.org")
     drain(worker)
     [first] = sink.wait_for(1)
-    other = Sink(port=free_port())
-    controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
-    controller.start()
+    other = Sink()
+    controller = start_sink(other)
     try:
         settings_store.update(web, {"smtp_url": other.url, "mail_domain": "lists.example.org"})
         subscriptions.subscribe(worker, list_slug="news", email="after@example.org")
