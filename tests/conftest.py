@@ -20,6 +20,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
@@ -38,6 +39,16 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # The var directory of runtimes built without one of their own (this module is imported twice,
 # as conftest and as tests.conftest, so the path is derived from the process, not stored).
 VAR_DIR = Path(tempfile.gettempdir()) / f"listmgr-tests-{WORKER}-{os.getpid()}" / "var"
+
+
+# Hypothesis: no per-example deadline and no too-slow health check by default. Both measure
+# wall time, which a loaded machine (parallel test workers) stretches without any fault.
+hypothesis.settings.register_profile(
+    "listmgr-tests",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("listmgr-tests")
 
 
 # -- SMTP sink ----------------------------------------------------------------------------------
