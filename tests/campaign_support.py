@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import select, update
@@ -18,7 +17,7 @@ from sqlalchemy import select, update
 from listmgr.models import Campaign, Delivery, Subscriber
 from listmgr.runtime import Runtime
 from listmgr.services import campaigns, fielddefs, lists, subscribers
-from tests.conftest import Received, Sink, free_port
+from tests.conftest import Received, Sink, start_sink
 
 HTML = (
     "<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
@@ -147,15 +146,8 @@ class FaultSink(Sink):
 
 @pytest.fixture
 def fault_sink() -> Iterator[FaultSink]:
-    handler = FaultSink(port=free_port())
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=handler.port,
-        decode_data=False,
-        data_size_limit=50_000_000,
-    )
-    controller.start()
+    handler = FaultSink()
+    controller = start_sink(handler, data_size_limit=50_000_000)
     yield handler
     controller.stop()
 

@@ -4,9 +4,11 @@ LISTMGR_TEST_BROKER_URL is set) with a real Dramatiq worker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
@@ -30,6 +33,22 @@ from listmgr.models import SQLModel
 PG_URL = os.environ.get("LISTMGR_TEST_DATABASE_URL", "")
 BROKER_URL = os.environ.get("LISTMGR_TEST_BROKER_URL", "")
 SECRET = "test-secret-key-0123456789abcdef"
+# Under pytest-xdist every worker is a process of its own ("gw0", "gw1", ...): each has its own
+# databases, var directory, broker namespaces and ports, so that workers share no state.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# The var directory of runtimes built without one of their own (this module is imported twice,
+# as conftest and as tests.conftest, so the path is derived from the process, not stored).
+VAR_DIR = Path(tempfile.gettempdir()) / f"listmgr-tests-{WORKER}-{os.getpid()}" / "var"
+
+
+# Hypothesis: no per-example deadline and no too-slow health check by default. Both measure
+# wall time, which a loaded machine (parallel test workers) stretches without any fault.
+hypothesis.settings.register_profile(
+    "listmgr-tests",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("listmgr-tests")
 
 
 # -- SMTP sink ----------------------------------------------------------------------------------
@@ -55,6 +74,10 @@ class Sink:
     pipelining: bool = True  # offer PIPELINING, as production servers do
     data_hook: Callable[[Received], str | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While holding, each DATA waits unanswered (its message in `held`) until release(): a test
+    # sees which messages are in flight at the same moment instead of guessing it from timing.
+    holding: bool = False
+    held: list[Received] = field(default_factory=list)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -76,6 +99,13 @@ class Sink:
             list(envelope.rcpt_tos),
             envelope.original_content or envelope.content,
         )
+        if self.holding:
+            with self.lock:
+                self.held.append(item)
+            while self.holding:  # the other sessions go on meanwhile (one event loop)
+                await asyncio.sleep(0.01)
+            with self.lock:
+                self.held.remove(item)
         if self.data_hook is not None:
             answer = self.data_hook(item)
             if answer:
@@ -92,6 +122,26 @@ class Sink:
         with self.lock:
             return [m for m in self.messages if address in m.rcpt_tos]
 
+    def hold(self) -> None:
+        """From now on every message waits in DATA until release()."""
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+
+    def wait_held(
+        self, condition: Callable[[list[Received]], bool], timeout: float = 20
+    ) -> list[Received]:
+        """The messages held at once when `condition` first holds for them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                held = list(self.held)
+            if condition(held):
+                return held
+            time.sleep(0.01)
+        raise AssertionError(f"not reached while holding; held now: {len(self.held)} message(s)")
+
     def wait_for(self, count: int, timeout: float = 15) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -102,25 +152,59 @@ class Sink:
         raise AssertionError(f"expected {count} messages, got {len(self.messages)}")
 
 
+def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy (its value is returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def start_smtp(handler: Sink, **kwargs: Any) -> Controller:
+    """An aiosmtpd server for `handler` on 127.0.0.1:handler.port, started. It may take a loaded
+    machine (parallel test workers) more than aiosmtpd's default second to be ready."""
+    kwargs.setdefault("decode_data", False)
+    kwargs.setdefault("ready_timeout", 30)
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port, **kwargs)
+    controller.start()
+    return controller
+
+
+def start_sink(handler: Sink, **kwargs: Any) -> Controller:
+    """start_smtp on a free port, trying another if someone took that one meanwhile."""
+    for attempt in range(5):
+        handler.port = free_port()
+        try:
+            return start_smtp(handler, **kwargs)
+        except OSError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 def sink() -> Iterator[Sink]:
-    handler = Sink(port=free_port())
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=handler.port,
-        decode_data=False,
-        data_size_limit=50_000_000,
-    )
-    controller.start()
+    handler = Sink()
+    controller = start_sink(handler, data_size_limit=50_000_000)
     yield handler
     controller.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _var_dir() -> Iterator[None]:
+    """Remove this process's default var directory at the end."""
+    yield
+    shutil.rmtree(VAR_DIR.parent, ignore_errors=True)
 
 
 # -- database -------------------------------------------------------------------------------------
@@ -129,7 +213,7 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     """A migrated database: a SQLite file to copy, or a fresh PostgreSQL database."""
     if PG_URL:
         url = make_url(PG_URL)
-        name = f"lmtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        name = f"lmtest_{WORKER}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         admin = create_engine(url, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
@@ -181,7 +265,7 @@ def settings_for(database_url: str, sink: Sink | None, **extra: Any) -> dict[str
         "default_from_email": "news@lists.example.test",
         "default_postal_address": "Example Org, 1 Test Street, Testville",
         "sweep_seconds": 3600,
-        "var_dir": "var-test",
+        "var_dir": str(VAR_DIR),
     }
     values.update(extra)
     return values

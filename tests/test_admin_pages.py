@@ -612,19 +612,16 @@ def test_other_processes_follow_settings_changed_in_the_admin(make_runtime, sink
     """A worker (another runtime on the same database) sends transactional mail through the
     SMTP server and with the mail domain the admin saved, at its next job, without a restart;
     the settings of the files stay as they were."""
-    from aiosmtpd.controller import Controller
-
     from listmgr.services import subscriptions
-    from tests.conftest import Sink, drain, free_port
+    from tests.conftest import Sink, drain, start_sink
 
     web, worker = make_runtime(), make_runtime()
     lists.create(web, slug="news", name="News")
     subscriptions.subscribe(worker, list_slug="news", email="before@example.org")
     drain(worker)
     [first] = sink.wait_for(1)
-    other = Sink(port=free_port())
-    controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
-    controller.start()
+    other = Sink()
+    controller = start_sink(other)
     try:
         settings_store.update(web, {"smtp_url": other.url, "mail_domain": "lists.example.org"})
         subscriptions.subscribe(worker, list_slug="news", email="after@example.org")

@@ -8,7 +8,6 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from listmgr import boot, runtime
@@ -25,7 +24,7 @@ from tests.campaign_support import (
     recipients,
     wait_status,
 )
-from tests.conftest import PG_URL, Sink, drain, free_port, settings_for
+from tests.conftest import PG_URL, Sink, drain, settings_for, start_sink
 
 
 def test_saved_segment_and_personal_fields_and_interests(rt, sink):
@@ -75,9 +74,8 @@ def test_a_template_failing_for_one_recipient_fails_only_that_row(rt, sink):
 
 
 def test_several_smtp_servers_share_the_work(make_runtime, sink):
-    other = Sink(port=free_port())
-    controller = Controller(other, hostname="127.0.0.1", port=other.port, decode_data=False)
-    controller.start()
+    other = Sink()
+    controller = start_sink(other)
     try:
         rt = make_runtime(smtp_url=f"{sink.url} {other.url}", send_batch_size=5, send_connections=2)
         make_list(rt, "news")

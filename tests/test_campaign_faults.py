@@ -4,6 +4,7 @@ and the only message that arrives twice is the one recorded as possibly duplicat
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 
@@ -20,7 +21,7 @@ from tests.campaign_support import (  # noqa: F401
     recipients,
     wait_status,
 )
-from tests.conftest import drain
+from tests.conftest import Sink, drain, free_port, start_smtp, wait_until
 
 
 def test_smtp_faults(make_runtime, fault_sink):
@@ -110,27 +111,28 @@ def test_retries_give_up_after_the_limit(make_runtime, fault_sink):
     assert recipients(sink, cid) == {"fine@example.org": 1}
 
 
-def test_a_server_that_is_down_costs_no_attempts(make_runtime):
-    import time
-
-    from aiosmtpd.controller import Controller
-
-    from tests.conftest import Sink, free_port
-
+def test_a_server_that_is_down_costs_no_attempts(make_runtime, caplog):
     port = free_port()
     rt = make_runtime(smtp_url=f"smtp://127.0.0.1:{port}", retry_base_seconds=0.1)
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"w{i}@example.org", ["news"])
     cid = campaign(rt)
+    caplog.set_level(logging.WARNING, logger="listmgr.services.delivery")
     campaigns.start(rt, cid)
-    time.sleep(1.0)  # several jobs find nobody listening and come back later
+
+    def refused() -> int:
+        return sum(
+            f"campaign {cid}: cannot connect to" in r.getMessage() for r in list(caplog.records)
+        )
+
+    # Several jobs find nobody listening and come back later.
+    wait_until(lambda: refused() >= 3, 60, "three refused connections")
     rows = deliveries(rt, cid)  # (a job may be holding them right now)
     assert {r.status for r in rows.values()} <= {"queued", "claimed"}
     assert {r.attempts for r in rows.values()} == {0}
     sink = Sink(port=port)
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
+    controller = start_smtp(sink)
     try:
         drain(rt)
         wait_status(rt, cid)

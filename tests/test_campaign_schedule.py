@@ -80,7 +80,7 @@ def test_concurrent_schedulers_start_each_due_campaign_once(rt, sink):
         assert s.scalar(select(func.count()).select_from(Delivery)) == 30
 
 
-def test_two_scheduler_processes(rt, sink, database_url):
+def test_two_scheduler_processes(rt, sink, database_url, tmp_path):
     make_list(rt, "news")
     for i in range(5):
         person(rt, f"q{i}@example.org", ["news"])
@@ -90,7 +90,7 @@ def test_two_scheduler_processes(rt, sink, database_url):
         LISTMGR_DATABASE_URL=database_url,
         LISTMGR_SECRET_KEY=SECRET,
         LISTMGR_BROKER_URL="",
-        LISTMGR_VAR_DIR="var-test",
+        LISTMGR_VAR_DIR=str(tmp_path / "var"),
         LISTMGR_DEFAULT_POSTAL_ADDRESS="Example Org, 1 Test Street",
     )
     code = (

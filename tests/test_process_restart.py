@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET, free_port, wait_until
 
 
 def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subprocess.Popen:
@@ -25,14 +25,26 @@ def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subpr
         LISTMGR_BASE_URL=f"http://127.0.0.1:{port}",
         LISTMGR_MAIL_DOMAIN="example.test",
         LISTMGR_SWEEP_SECONDS="1",
+        LISTMGR_VAR_DIR=str(tmp / "var"),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "listmgr", "serve", "--port", str(port), "--threads", str(threads)],
-        env=env,
-        cwd=tmp,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp / "serve.log"
+    with open(log, "ab") as out:  # a file, not a pipe nobody reads: the process never blocks
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "listmgr",
+                "serve",
+                "--port",
+                str(port),
+                "--threads",
+                str(threads),
+            ],
+            env=env,
+            cwd=tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -41,7 +53,20 @@ def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subpr
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError(proc.stdout.read().decode() if proc.stdout else "no output")
+    raise AssertionError(log.read_text(errors="replace"))
+
+
+def _sweeps(tmp: Path, count: int) -> None:
+    """Wait until the process has run `count` more sweeps: each sweep deletes the abandoned
+    upload (older than the uploads are kept) planted for it, so each deletion is one more."""
+    folder = tmp / "var" / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    long_ago = time.time() - 3 * 3600
+    for n in range(count):
+        planted = folder / f"abandoned-{n}.csv"
+        planted.write_text("email\n")
+        os.utime(planted, (long_ago, long_ago))
+        wait_until(lambda planted=planted: not planted.exists(), 60, f"sweep {n + 1} of {count}")
 
 
 @pytest.mark.slow
@@ -59,19 +84,18 @@ def test_killed_between_commit_and_send(database_url, sink, tmp_path):
     assert urllib.request.urlopen(req, timeout=10).status == 200
     proc.send_signal(signal.SIGKILL)  # committed, enqueued in memory, never sent
     proc.wait(10)
-    time.sleep(0.5)
     assert sink.messages == []
 
     proc = _start(database_url, sink, port, threads=2, tmp=tmp_path)
     try:
         sink.wait_for(1, timeout=20)
-        time.sleep(2.5)  # sweeps run every second: they must not send it again
+        _sweeps(tmp_path, 3)  # sweeps run every second: they must not send it again
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     proc = _start(database_url, sink, port, threads=2, tmp=tmp_path)
     try:
-        time.sleep(2)
+        _sweeps(tmp_path, 3)  # nor a restarted process
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

@@ -102,20 +102,55 @@ def test_every_process_refuses_the_example_file_as_is(
 
 
 UNSAFE = [
-    # (variable, value, command)
-    ("LISTMGR_SECRET_KEY", "CHANGE-ME: at least 32 random characters", "serve"),
-    ("LISTMGR_SECRET_KEY", "change-me-" + "k3Y9xQ2mP7vL0sR4tW8zB1nC6dF5gH", "web"),
-    ("LISTMGR_SECRET_KEY", "Change-Me" + secrets.token_hex(20), "worker"),
-    ("LISTMGR_SECRET_KEY", "  CHANGE_ME " + secrets.token_hex(20), "inbound-server"),
-    ("LISTMGR_SECRET_KEY", secrets.token_hex(16)[:31], "worker"),  # 31 characters
-    ("LISTMGR_SECRET_KEY", "a" * 64, "serve"),  # no randomness
-    ("LISTMGR_INBOUND_SECRET", "", "worker"),
-    ("LISTMGR_INBOUND_SECRET", "   ", "inbound-server"),
-    ("LISTMGR_INBOUND_SECRET", "CHANGE-ME", "serve"),
-    ("LISTMGR_INBOUND_SECRET", "change-me-" + secrets.token_hex(16), "web"),
-    ("LISTMGR_INBOUND_SECRET", GOOD_KEY, "inbound-server"),  # the signing key, reused
-    ("LISTMGR_SMTP_URL", "", "serve"),  # would silently use the outbox
-    ("LISTMGR_SMTP_URL", "smtp://user:password@smtp.example.org:587?starttls=1", "worker"),
+    # (variable, value, command), with an id of its own: the values are partly random, and every
+    # pytest-xdist worker must collect the same test names
+    pytest.param(
+        "LISTMGR_SECRET_KEY",
+        "CHANGE-ME: at least 32 random characters",
+        "serve",
+        id="secret-key-example-text",
+    ),
+    pytest.param(
+        "LISTMGR_SECRET_KEY",
+        "change-me-" + "k3Y9xQ2mP7vL0sR4tW8zB1nC6dF5gH",
+        "web",
+        id="secret-key-change-me-prefix",
+    ),
+    pytest.param(
+        "LISTMGR_SECRET_KEY",
+        "Change-Me" + secrets.token_hex(20),
+        "worker",
+        id="secret-key-change-me-mixed-case",
+    ),
+    pytest.param(
+        "LISTMGR_SECRET_KEY",
+        "  CHANGE_ME " + secrets.token_hex(20),
+        "inbound-server",
+        id="secret-key-change-me-spaces-underscore",
+    ),
+    pytest.param(
+        "LISTMGR_SECRET_KEY", secrets.token_hex(16)[:31], "worker", id="secret-key-31-characters"
+    ),
+    pytest.param("LISTMGR_SECRET_KEY", "a" * 64, "serve", id="secret-key-no-randomness"),
+    pytest.param("LISTMGR_INBOUND_SECRET", "", "worker", id="inbound-secret-empty"),
+    pytest.param("LISTMGR_INBOUND_SECRET", "   ", "inbound-server", id="inbound-secret-blank"),
+    pytest.param("LISTMGR_INBOUND_SECRET", "CHANGE-ME", "serve", id="inbound-secret-change-me"),
+    pytest.param(
+        "LISTMGR_INBOUND_SECRET",
+        "change-me-" + secrets.token_hex(16),
+        "web",
+        id="inbound-secret-change-me-prefix",
+    ),
+    pytest.param(
+        "LISTMGR_INBOUND_SECRET", GOOD_KEY, "inbound-server", id="inbound-secret-is-signing-key"
+    ),
+    pytest.param("LISTMGR_SMTP_URL", "", "serve", id="smtp-url-empty-outbox"),
+    pytest.param(
+        "LISTMGR_SMTP_URL",
+        "smtp://user:password@smtp.example.org:587?starttls=1",
+        "worker",
+        id="smtp-url-example-credentials",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from listmgr import passwords
 from listmgr.models import Campaign, Delivery
 from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
 from tests.campaign_support import campaign_mail, deliveries, make_list, person, wait_status
@@ -98,7 +99,10 @@ BOMBS = {
 @pytest.fixture(autouse=True)
 def memory_ceiling() -> Iterator[None]:
     """At most 600 MB more address space for this test: a budget-less render fails with a
-    MemoryError (which the assertions tell apart from a refusal) instead of exhausting RAM."""
+    MemoryError (which the assertions tell apart from a refusal) instead of exhausting RAM.
+    The process's one-time argon2 stand-in hash (64 MiB and four threads, made by the first
+    app) is made before the ceiling, whichever test this process happens to run first."""
+    passwords.verify_nobody("warm up")
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as fh:
         used = int(fh.read().split()[0]) * resource.getpagesize()
@@ -164,7 +168,7 @@ def _setup(rt) -> None:
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):
     _setup(rt)
-    started = time.monotonic()
+    started = time.thread_time()
     resp = api.post(
         "/api/campaigns",
         json={
@@ -174,11 +178,12 @@ def test_save_refuses_templates_that_blow_the_budget(rt, api, watchdog, name):
             "html": f"<p>Hello</p>\n{BOMBS[name]}",
         },
     )
-    elapsed = time.monotonic() - started
+    elapsed = time.thread_time() - started
     _refused(resp)
     # The save check stops at the budget (0.5 s of rendering by default), not when the work
-    # is done; generous for a loaded machine.
-    assert elapsed < 5, f"{name}: the save check took {elapsed:.1f} s"
+    # is done. The request runs on this thread: its CPU time, unlike wall time, does not grow
+    # when other processes load the machine.
+    assert elapsed < 5, f"{name}: the save check took {elapsed:.1f} s of CPU"
     assert _campaigns(rt) == 0
 
 
@@ -206,9 +211,9 @@ def test_every_part_is_budgeted_and_patch_changes_nothing(rt, api, watchdog):
         bomb = BOMBS["nested-loops"] if part != "subject" else BOMBS["center"]
         if part == "layout":
             bomb = "<html><body>{{ content }}" + BOMBS["center"] + "</body></html>"
-        started = time.monotonic()
+        started = time.thread_time()
         _refused(api.patch(f"/api/campaigns/{cid}", json={key: bomb}), part)
-        assert time.monotonic() - started < 5
+        assert time.thread_time() - started < 5
     assert api.get(f"/api/campaigns/{cid}").json == before
 
 
@@ -229,11 +234,11 @@ def test_the_budget_is_a_setting(make_runtime, watchdog):
         api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 30000 }}"}, headers=headers)
     )
     assert "20,000" in message
-    started = time.monotonic()
+    started = time.thread_time()
     message = _refused(
         api.post("/api/campaigns", json={**body, "html": BOMBS["nested-loops"]}, headers=headers)
     )
-    assert "0.2 s" in message and time.monotonic() - started < 3
+    assert "0.2 s" in message and time.thread_time() - started < 3
     fine = api.post("/api/campaigns", json={**body, "html": "{{ 'a' * 10000 }}"}, headers=headers)
     assert fine.status_code == 201, fine.json
 
@@ -301,15 +306,15 @@ def test_hidden_payload_fails_preview_and_test_send_within_the_budget(
             json={"to": ["me@example.org"], "email": "mallory@example.org"},
         ),
     ):
-        started = time.monotonic()
+        started = time.thread_time()  # the request runs on this thread
         answer = call()
-        elapsed = time.monotonic() - started
+        elapsed = time.thread_time() - started
         assert answer.status_code == 422, (answer.status_code, answer.text[:300])
         message = answer.json["error"]["message"]
         assert answer.json["error"]["code"] == "template_error"
         assert "MemoryError" not in message
         assert "longer than 0.5 s" in message or "1,000,000,000 characters" in message, message
-        assert elapsed < 5, f"blocked for {elapsed:.1f} s"
+        assert elapsed < 5, f"blocked for {elapsed:.1f} s of CPU"
     assert sink.messages == []
 
 
@@ -329,10 +334,12 @@ def test_hidden_payload_fails_its_rows_and_pauses_the_campaign(
     )
     assert resp.status_code == 201, resp.json
     cid = resp.json["id"]
-    started = time.monotonic()
+    # CPU time of this process (its worker threads render): unlike wall time, it does not grow
+    # when other processes load the machine.
+    started = time.process_time()
     assert api.post(f"/api/campaigns/{cid}/send").status_code == 202
     wait_status(rt, cid, ("paused", "sent"), timeout=60)
-    elapsed = time.monotonic() - started
+    elapsed = time.process_time() - started
     drain(rt)
     got = api.get(f"/api/campaigns/{cid}").json
     assert got["status"] == "paused", got
@@ -398,7 +405,7 @@ def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by
     _setup(rt)
     session_login(client, rt, accounts_by_role["editor"])
     for bomb in (BOMBS["center"], BOMBS["nested-loops"]):
-        started = time.monotonic()
+        started = time.thread_time()
         resp = post_form(
             client,
             "/admin/campaigns/new",
@@ -414,5 +421,5 @@ def test_admin_composer_refuses_a_bomb_and_saves_nothing(rt, client, accounts_by
         assert resp.status_code == 422, resp.status_code
         assert "characters" in resp.text or "longer than 0.5 s" in resp.text
         assert "MemoryError" not in resp.text
-        assert time.monotonic() - started < 5
+        assert time.thread_time() - started < 5
     assert _campaigns(rt) == 0

@@ -72,6 +72,7 @@ def _server(handler: Sink, cert: tuple[Path, Path], *, implicit: bool):
         auth_required=True,
         auth_require_tls=True,
         auth_exclude_mechanism=["LOGIN"],
+        ready_timeout=30,  # a loaded machine may need more than the default second
     )
     if implicit:  # aiosmtpd does not see the TLS wrapper, so it must not insist on STARTTLS
         kwargs["auth_require_tls"] = False
