@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,12 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: object) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     # Take the write lock at BEGIN so concurrent claims serialize instead of failing on upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def rows_changed(s: Session, statement: Executable) -> int:
+    """Run an UPDATE, INSERT or DELETE in the session and return how many rows it changed."""
+    result = cast(CursorResult[Any], s.execute(statement))
+    return int(result.rowcount or 0)
 
 
 def get_engine(url: str) -> Engine:

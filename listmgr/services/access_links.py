@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
 
 from sqlalchemy import or_, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr.db import rows_changed
 from listmgr.errors import NotFound, TokenInvalid, TokenReplaced, TokenUsed
-from listmgr.models import MAX_ID, AuditLog, Outbox, Subscriber, utcnow
+from listmgr.models import MAX_ID, Outbox, Subscriber, utcnow
 from listmgr.runtime import Runtime
+from listmgr.services import audit
 from listmgr.services.subscriptions import REPLACED, Origin, new_nonce, subscriber_for_link
 
 USED = (
@@ -39,12 +39,12 @@ class Access:
 
 def _audit(s: Session, sub: Subscriber, action: str, origin: Origin, **detail: object) -> None:
     s.add(
-        AuditLog(
-            actor=origin.actor[:320],
+        audit.entry(
+            actor=origin.actor,
             action=action,
             target_type="subscriber",
-            target_id=str(sub.id),
-            ip=origin.ip[:64],
+            target_id=sub.id,
+            ip=origin.ip,
             detail={"source": origin.source, **detail},
         )
     )
@@ -86,19 +86,17 @@ def use_data_link(s: Session, rt: Runtime, token: str, *, lock: bool = False) ->
     if sub is None:
         return None
     # Of two simultaneous uses of one link, one wins: the nonce is cleared only once.
-    spent = cast(
-        CursorResult[Any],
-        s.execute(
-            update(Subscriber)
-            .where(
-                col(Subscriber.id) == sub.id,
-                col(Subscriber.link_epoch) == sub.link_epoch,
-                col(Subscriber.access_nonce) == sub.access_nonce,
-            )
-            .values(access_nonce="")
-            .execution_options(synchronize_session=False)
-        ),
-    ).rowcount
+    spent = rows_changed(
+        s,
+        update(Subscriber)
+        .where(
+            col(Subscriber.id) == sub.id,
+            col(Subscriber.link_epoch) == sub.link_epoch,
+            col(Subscriber.access_nonce) == sub.access_nonce,
+        )
+        .values(access_nonce="")
+        .execution_options(synchronize_session=False),
+    )
     if spent != 1:
         raise TokenUsed(USED)
     return sub
@@ -113,22 +111,20 @@ def request_data_link(rt: Runtime, manage_token: str, *, origin: Origin) -> None
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
         # One statement decides: two requests at once mail one link.
-        claimed = cast(
-            CursorResult[Any],
-            s.execute(
-                update(Subscriber)
-                .where(
-                    col(Subscriber.id) == sub.id,
-                    col(Subscriber.link_epoch) == sub.link_epoch,
-                    or_(
-                        col(Subscriber.access_sent_at).is_(None),
-                        col(Subscriber.access_sent_at) <= window,
-                    ),
-                )
-                .values(access_nonce=new_nonce(), access_sent_at=now)
-                .execution_options(synchronize_session=False)
-            ),
-        ).rowcount
+        claimed = rows_changed(
+            s,
+            update(Subscriber)
+            .where(
+                col(Subscriber.id) == sub.id,
+                col(Subscriber.link_epoch) == sub.link_epoch,
+                or_(
+                    col(Subscriber.access_sent_at).is_(None),
+                    col(Subscriber.access_sent_at) <= window,
+                ),
+            )
+            .values(access_nonce=new_nonce(), access_sent_at=now)
+            .execution_options(synchronize_session=False),
+        )
         _audit(s, sub, "subscriber.data_link", origin, mailed=bool(claimed))
         if claimed == 1:
             row = Outbox(kind="data_link", to_email=sub.email, subscriber_id=sub.id)

@@ -11,13 +11,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr import passwords
+from listmgr.db import rows_changed
 from listmgr.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from listmgr.models import ApiToken, Role, User, utcnow
 from listmgr.permissions import RANK, allowed, at_most, lower
@@ -306,14 +306,12 @@ def revoke_token(rt: Runtime, *, token_id: int, actor: Principal | None = None) 
         revoked: list[int] = []
         assert row.id is not None
         for tid in sorted({row.id} | descendants(s, row.id)):
-            done = cast(  # an UPDATE's result is a CursorResult: it has the row count
-                "CursorResult[Any]",
-                s.execute(
-                    update(ApiToken)
-                    .where(col(ApiToken.id) == tid, col(ApiToken.revoked_at).is_(None))
-                    .values(revoked_at=now)
-                ),
+            done = rows_changed(
+                s,
+                update(ApiToken)
+                .where(col(ApiToken.id) == tid, col(ApiToken.revoked_at).is_(None))
+                .values(revoked_at=now),
             )
-            if done.rowcount:
+            if done:
                 revoked.append(tid)
         return revoked

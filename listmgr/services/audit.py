@@ -68,6 +68,30 @@ class Entry:
     detail: dict[str, Any]
 
 
+def entry(
+    *,
+    actor: str,
+    action: str,
+    target_type: str = "",
+    target_id: object = "",
+    ip: str = "",
+    detail: dict[str, Any] | None = None,
+    user_id: int | None = None,
+    token_id: int | None = None,
+) -> AuditLog:
+    """One audit entry, each value cut to its column, for the caller's unit of work to add."""
+    return AuditLog(
+        actor=actor[:320],
+        action=action[:64],
+        target_type=target_type[:32],
+        target_id=str(target_id if target_id is not None else "")[:64],
+        ip=(ip or "")[:64],
+        detail=detail or {},
+        user_id=user_id,
+        token_id=token_id,
+    )
+
+
 def record(
     rt: Runtime,
     *,
@@ -82,13 +106,13 @@ def record(
 ) -> int:
     """Append one entry in its own unit of work (an audit line survives a later failure)."""
     with rt.db.session() as s:
-        row = AuditLog(
-            actor=actor[:320],
-            action=action[:64],
-            target_type=target_type[:32],
-            target_id=str(target_id if target_id is not None else "")[:64],
-            ip=(ip or "")[:64],
-            detail=detail or {},
+        row = entry(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            ip=ip,
+            detail=detail,
             user_id=user_id,
             token_id=token_id,
         )

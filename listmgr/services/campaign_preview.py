@@ -14,7 +14,6 @@ from listmgr.addresses import normalize_email
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.models import (
-    AuditLog,
     Campaign,
     Membership,
     Subscriber,
@@ -23,7 +22,7 @@ from listmgr.models import (
     id_of,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
+from listmgr.services import audit, settings_store
 from listmgr.services.campaign_setup import get_row, renderer
 
 MAX_TEST_RECIPIENTS = 10
@@ -150,11 +149,11 @@ def send_test(
         except fast.RenderError as exc:
             raise _unbuildable(exc) from None
         s.add(
-            AuditLog(
-                actor=(actor or "system")[:320],
+            audit.entry(
+                actor=actor or "system",
                 action="campaign.test",
                 target_type="campaign",
-                target_id=str(campaign_id),
+                target_id=campaign_id,
                 detail={"to": addresses},
             )
         )

@@ -6,19 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Executable, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.addresses import normalize_email
+from listmgr.db import rows_changed
 from listmgr.errors import Conflict, ListmgrError, ValidationError
 from listmgr.mail import content
 from listmgr.mail.compose import clean_header
 from listmgr.models import (
-    AuditLog,
     Campaign,
     CampaignStatus,
     Delivery,
@@ -27,7 +27,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import ledger, settings_store
+from listmgr.services import audit, ledger, settings_store
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
 from listmgr.services.campaign_setup import (
     COMPILED,
@@ -56,12 +56,6 @@ EDITABLE = (
     "segment",
     "segment_id",
 )
-
-
-def _changed(s: Session, statement: Executable) -> int:
-    """Run an UPDATE or INSERT and return how many rows it changed."""
-    result = cast(CursorResult[Any], s.execute(statement))
-    return int(result.rowcount or 0)
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -133,11 +127,11 @@ def _info(
 
 def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
     s.add(
-        AuditLog(
-            actor=(actor or "system")[:320],
+        audit.entry(
+            actor=actor or "system",
             action=action,
             target_type="campaign",
-            target_id=str(campaign_id),
+            target_id=campaign_id,
             detail=detail,
         )
     )
@@ -397,7 +391,7 @@ def start(
             raise Conflict(f"the campaign is {row.status}", field="status")
         rules = _ready(s, settings, row)
         # The status change is the lock: of several schedulers, one UPDATE matches.
-        won = _changed(
+        won = rows_changed(
             s,
             sql_update(Campaign)
             .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(only_from))
@@ -409,7 +403,7 @@ def start(
         chosen = _rules(s, row.segment_id, row.segment_rules)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
-        count = _changed(s, ledger.materialize_statement(campaign_id, list_ids, rules, now))
+        count = rows_changed(s, ledger.materialize_statement(campaign_id, list_ids, rules, now))
         # The rules it was sent with stay with the campaign, whatever becomes of the segment.
         values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
@@ -433,7 +427,7 @@ def _transition(
 ) -> None:
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
-        done = _changed(
+        done = rows_changed(
             s,
             sql_update(Campaign)
             .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(allowed))

@@ -17,14 +17,14 @@ from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from listmgr import csvfiles, importrows
+from listmgr.db import rows_changed
 from listmgr.errors import ListmgrError, NotFound, ValidationError
 from listmgr.models import FieldDef, ImportJob, Interest, MailingList, id_of, utcnow
 from listmgr.runtime import Runtime
@@ -261,14 +261,12 @@ def requeue(rt: Runtime) -> int:
 
 def _claim(rt: Runtime, job_id: int) -> bool:
     with rt.db.session() as s:
-        claimed = cast(
-            CursorResult[Any],
-            s.execute(
-                update(ImportJob)
-                .where(col(ImportJob.id) == job_id, col(ImportJob.status) == "queued")
-                .values(status="running", heartbeat_at=utcnow())
-            ),
-        ).rowcount
+        claimed = rows_changed(
+            s,
+            update(ImportJob)
+            .where(col(ImportJob.id) == job_id, col(ImportJob.status) == "queued")
+            .values(status="running", heartbeat_at=utcnow()),
+        )
         return bool(claimed)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr.db import rows_changed
 from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from listmgr.models import MailingList, Membership, Outbox, Subscriber, utcnow
@@ -146,25 +147,23 @@ def send(rt: Runtime, outbox_id: int) -> None:
         if row is None or row.status in ("sent", "failed"):
             return
         was_in_flight = row.status == "sending"
-        claimed = cast(
-            "CursorResult[Any]",
-            s.execute(
-                update(Outbox)
-                .where(
-                    col(Outbox.id) == outbox_id,
-                    or_(
-                        col(Outbox.status) == "pending",
-                        (col(Outbox.status) == "sending") & (col(Outbox.lease_until) < now),
-                    ),
-                )
-                .values(
-                    status="sending",
-                    lease_until=lease,
-                    attempts=Outbox.attempts + 1,
-                    possibly_duplicate=Outbox.possibly_duplicate | was_in_flight,
-                )
+        claimed = rows_changed(
+            s,
+            update(Outbox)
+            .where(
+                col(Outbox.id) == outbox_id,
+                or_(
+                    col(Outbox.status) == "pending",
+                    (col(Outbox.status) == "sending") & (col(Outbox.lease_until) < now),
+                ),
+            )
+            .values(
+                status="sending",
+                lease_until=lease,
+                attempts=Outbox.attempts + 1,
+                possibly_duplicate=Outbox.possibly_duplicate | was_in_flight,
             ),
-        ).rowcount
+        )
         if not claimed:
             return
         s.refresh(row)

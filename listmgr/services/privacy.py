@@ -34,7 +34,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import erasure, inbound
+from listmgr.services import audit, erasure, inbound
 from listmgr.services.subscriptions import Origin, record
 from listmgr.traces import Traces
 
@@ -310,11 +310,11 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
         detail={"email_hash": digest},
     )
     s.add(
-        AuditLog(
-            actor=origin.actor[:320],
+        audit.entry(
+            actor=origin.actor,
             action="subscriber.erase",
             target_type="subscriber",
-            target_id=str(sid),
+            target_id=sid,
             detail={"email_hash": digest, "source": origin.source},
         )
     )
@@ -375,11 +375,11 @@ def export_by_token(rt: Runtime, data_token: str, *, origin: Origin) -> dict[str
             raise TokenInvalid("This link no longer works: there is no data held for it.")
         data = _export(s, rt, sub)
         s.add(
-            AuditLog(
+            audit.entry(
                 actor="subscriber",
                 action="people.export",
                 target_type="subscriber",
-                target_id=str(sub.id),
+                target_id=sub.id,
                 detail={"source": origin.source},
             )
         )
@@ -409,12 +409,12 @@ def export_subscriber(
             raise NotFound("no such subscriber")
         data = _export(s, rt, sub)
         s.add(
-            AuditLog(
-                actor=actor[:320],
+            audit.entry(
+                actor=actor,
                 action="people.export",
                 target_type="subscriber",
-                target_id=str(subscriber_id),
-                ip=ip[:64],
+                target_id=subscriber_id,
+                ip=ip,
             )
         )
         return data

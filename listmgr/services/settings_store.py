@@ -25,6 +25,7 @@ from listmgr.errors import ConfigError, ValidationError
 from listmgr.mail.dkim import load_key
 from listmgr.models import AuditLog, SettingValue, utcnow
 from listmgr.runtime import Runtime
+from listmgr.services import audit
 from listmgr.settings import Settings
 
 log = logging.getLogger("listmgr.settings")
@@ -349,11 +350,11 @@ def _change_detail(
 
 
 def _audit_row(actor: Actor, action: str, detail: dict[str, Any]) -> AuditLog:
-    return AuditLog(
-        actor=actor.label[:320],
+    return audit.entry(
+        actor=actor.label,
         action=action,
         target_type="settings",
-        ip=actor.ip[:64],
+        ip=actor.ip,
         detail=detail,
         user_id=actor.user_id,
         token_id=actor.token_id,

@@ -14,7 +14,6 @@ from sqlmodel import col
 from listmgr.addresses import clean_name, normalize_email
 from listmgr.errors import Conflict, NotFound, Suppressed, ValidationError
 from listmgr.models import (
-    AuditLog,
     MailingList,
     Membership,
     MemberStatus,
@@ -25,7 +24,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import segments
+from listmgr.services import audit, segments
 from listmgr.services.fielddefs import (
     apply_profile,
     validate_profile,
@@ -216,12 +215,12 @@ def update(
             )
         given = set_consents(s, sub, consents or {}, origin, wording=wording)
         s.add(
-            AuditLog(
-                actor=origin.actor[:320],
+            audit.entry(
+                actor=origin.actor,
                 action="subscriber.edit",
                 target_type="subscriber",
-                target_id=str(subscriber_id),
-                ip=origin.ip[:64],
+                target_id=subscriber_id,
+                ip=origin.ip,
                 detail={
                     "name": renamed,
                     "fields": changed,

@@ -7,14 +7,15 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.addresses import clean_name, normalize_email
+from listmgr.db import rows_changed
 from listmgr.errors import (
     NotFound,
     TokenExpired,
@@ -362,17 +363,15 @@ def confirm(
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
-        used = cast(
-            CursorResult[Any],
-            s.execute(
-                update(Membership)
-                .where(
-                    col(Membership.id) == member.id,
-                    col(Membership.confirm_nonce) == member.confirm_nonce,
-                )
-                .values(confirm_nonce="")
-            ),
-        ).rowcount
+        used = rows_changed(
+            s,
+            update(Membership)
+            .where(
+                col(Membership.id) == member.id,
+                col(Membership.confirm_nonce) == member.confirm_nonce,
+            )
+            .values(confirm_nonce=""),
+        )
         if used != 1:
             raise TokenUsed(USED)
         s.refresh(member)
@@ -760,8 +759,7 @@ def set_consents(
         detail: dict[str, Any] = {"given": given}
         if not given:
             table = ActivityEvent if key == "profiling" else Engagement
-            deleted = s.execute(delete(table).where(col(table.subscriber_id) == sub.id))
-            gone = cast(CursorResult[Any], deleted).rowcount
+            gone = rows_changed(s, delete(table).where(col(table.subscriber_id) == sub.id))
             detail["activity_deleted" if key == "profiling" else "engagement_deleted"] = gone
         record(
             s,
