@@ -44,7 +44,8 @@ def _imported_top_levels() -> dict[str, set[str]]:
                 continue
             for module in modules:
                 top = module.split(".")[0]
-                if top not in sys.stdlib_module_names and top != "listmgr":
+                # _typeshed: the standard library's type stubs, imported for annotations only
+                if top not in sys.stdlib_module_names and top not in ("listmgr", "_typeshed"):
                     found.setdefault(top, set()).add(str(path.relative_to(PACKAGE.parent)))
     return found
 
