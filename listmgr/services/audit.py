@@ -92,30 +92,11 @@ def entry(
     )
 
 
-def record(
-    rt: Runtime,
-    *,
-    actor: str,
-    action: str,
-    target_type: str = "",
-    target_id: object = "",
-    ip: str = "",
-    detail: dict[str, Any] | None = None,
-    user_id: int | None = None,
-    token_id: int | None = None,
-) -> int:
-    """Append one entry in its own unit of work (an audit line survives a later failure)."""
+def record(rt: Runtime, **fields: Any) -> int:
+    """Append one entry (the fields of entry()) in its own unit of work: an audit line survives
+    a later failure."""
     with rt.db.session() as s:
-        row = entry(
-            actor=actor,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            ip=ip,
-            detail=detail,
-            user_id=user_id,
-            token_id=token_id,
-        )
+        row = entry(**fields)
         s.add(row)
         s.flush()
         return id_of(row)
