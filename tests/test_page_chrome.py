@@ -1,0 +1,43 @@
+"""What every page carries: a favicon served by the app, and a skip link to the main content as
+the first thing a keyboard reaches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from listmgr.services import lists
+from tests.admin_support import accounts_by_role, session_login  # noqa: F401
+
+
+def _first_link(html: str) -> str:
+    body = html[html.index("<body") :]
+    return re.search(r"<a\b[^>]*>", body)[0]
+
+
+def _check(client, html: str) -> None:
+    icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)"', html)
+    assert icon, "no favicon link"
+    served = client.get(icon[1])
+    assert served.status_code == 200 and served.mimetype == "image/svg+xml"
+    assert served.data.lstrip().startswith(b"<svg")
+    first = _first_link(html)
+    assert 'class="skip-link"' in first and 'href="#main"' in first, first
+    assert html.count('id="main"') == 1
+
+
+@pytest.mark.parametrize("path", ["/subscribe/news", "/admin/login", "/u/not-a-token", "/nowhere"])
+def test_public_pages_carry_the_favicon_and_the_skip_link(client, rt, path):
+    lists.create(rt, slug="news", name="News")
+    resp = client.get(path)
+    assert resp.mimetype == "text/html"
+    _check(client, resp.text)
+
+
+def test_admin_pages_carry_the_favicon_and_the_skip_link(client, rt, accounts_by_role):
+    session_login(client, rt, accounts_by_role["owner"])
+    for path in ("/admin/", "/admin/lists", "/admin/subscribers", "/admin/settings"):
+        resp = client.get(path, follow_redirects=True)
+        assert resp.status_code == 200, path
+        _check(client, resp.text)
