@@ -41,3 +41,51 @@ def test_admin_pages_carry_the_favicon_and_the_skip_link(client, rt, accounts_by
         resp = client.get(path, follow_redirects=True)
         assert resp.status_code == 200, path
         _check(client, resp.text)
+
+
+ADMIN_FORMS = (
+    "/admin/lists/news",
+    "/admin/lists/new",
+    "/admin/subscribers",
+    "/admin/subscribers/new",
+    "/admin/fields",
+    "/admin/imports",
+    "/admin/segments/new",
+    "/admin/campaigns/new",
+    "/admin/suppression",
+    "/admin/audit",
+    "/admin/settings",
+    "/admin/users",
+    "/admin/tokens",
+    "/admin/password",
+)
+
+
+def _unlabelled(html: str) -> list[str]:
+    """Form controls a screen reader would announce without a name."""
+    from lxml import html as lxml_html
+
+    doc = lxml_html.fromstring(html)
+    labelled_ids = {label.get("for") for label in doc.iter("label") if label.get("for")}
+    missing = []
+    for el in doc.iter("input", "select", "textarea"):
+        if el.get("type") in ("hidden", "submit", "button", "image", "reset"):
+            continue
+        if el.get("aria-label") or el.get("aria-labelledby") or el.get("id") in labelled_ids:
+            continue
+        if any(a.tag == "label" for a in el.iterancestors()):
+            continue
+        missing.append(lxml_html.tostring(el, encoding="unicode")[:120])
+    return missing
+
+
+def test_every_admin_form_control_has_a_label(client, rt, accounts_by_role):
+    lists.create(rt, slug="news", name="News")
+    session_login(client, rt, accounts_by_role["owner"])
+    found = {}
+    for path in ADMIN_FORMS:
+        resp = client.get(path)
+        assert resp.status_code == 200, path
+        if missing := _unlabelled(resp.text):
+            found[path] = missing
+    assert not found, found
