@@ -30,6 +30,7 @@ PURE = (
     "listmgr.passwords",
     "listmgr.permissions",
     "listmgr.segments",
+    "listmgr.segment_words",
     "listmgr.segmentvalues",
     "listmgr.sqljson",
     "listmgr.tokens",

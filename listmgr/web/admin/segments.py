@@ -9,7 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from listmgr import jsonin
+from listmgr import jsonin, segment_words
 from listmgr import segments as compiler
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.services import fielddefs
@@ -99,6 +99,7 @@ def segments() -> ResponseReturnValue:
     return render_template(
         "pages/admin/segments.html",
         items=items,
+        in_words={s.id: segment_words.describe(s.rules) for s in items},
         pager=ui.pager(total, "admin.segments", page),
         title="Segments",
     )
