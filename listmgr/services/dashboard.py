@@ -96,7 +96,13 @@ def growth(rt: Runtime, *, days: int = 30) -> Growth:
         )
         ids = [row.id for row in top]
         joined = col(Membership.confirmed_at)
-        left = col(Membership.unsubscribed_at)
+        # A confirmed member is still there (even one who left once and came back); any other
+        # member who was confirmed left when they unsubscribed, or else at their last change
+        # (a hard bounce or a complaint ends a membership without unsubscribing it).
+        left = case(
+            (col(Membership.status) == MemberStatus.confirmed.value, None),
+            else_=func.coalesce(col(Membership.unsubscribed_at), col(Membership.updated_at)),
+        )
         base = {
             lid: n
             for lid, n in s.execute(
