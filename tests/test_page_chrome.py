@@ -89,3 +89,22 @@ def test_every_admin_form_control_has_a_label(client, rt, accounts_by_role):
         if missing := _unlabelled(resp.text):
             found[path] = missing
     assert not found, found
+
+
+def test_every_text_input_type_in_the_pages_is_styled():
+    """A text-like input type the stylesheet does not name renders as the browser's narrow
+    default (the search boxes once did)."""
+    from listmgr import resource_dir
+
+    css = (resource_dir("static") / "app.css").read_text(encoding="utf-8")
+    # The selectors of the one rule that gives text inputs their look.
+    [selectors] = [r for r in re.findall(r"([^{}]+)\{", css) if "input[type=text]" in r]
+    styled = set(re.findall(r"input\[type=([a-z-]+)\]", selectors))
+    not_text = {"hidden", "submit", "button", "checkbox", "radio", "file", "reset", "image"}
+    used = set()
+    for page in resource_dir("templates").rglob("*.html"):
+        for tag in re.findall(r"<input\b[^>]*>", page.read_text(encoding="utf-8")):
+            kind = re.search(r'type="([a-z-]+)"', tag)
+            used.add(kind[1] if kind else "text")
+    assert "search" in used
+    assert used - not_text <= styled, sorted(used - not_text - styled)
