@@ -81,6 +81,7 @@ def test_upload_map_import_and_report(admin, rt):
     assert progress["status"] == "done" and progress["inserted"] == 2 and progress["errors"] == 1
     detail = admin.get(job_url)
     assert "broken-address" in detail.text
+    assert "Add new people and update known ones" in detail.text and "upsert" not in detail.text
     report = admin.get(f"{job_url}/report.csv")
     assert report.mimetype == "text/csv" and "broken-address" in report.text
     with rt.db.session() as s:

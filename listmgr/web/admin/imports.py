@@ -219,6 +219,7 @@ def import_detail(job_id: int) -> ResponseReturnValue:
     return render_template(
         "pages/admin/import_detail.html",
         job=info,
+        mode=MODES.get(info.mode, info.mode),
         progress=_progress(job_id),
         report_lines=lines[:201],
         report_more=max(0, len(lines) - 201),
