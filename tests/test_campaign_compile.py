@@ -3,6 +3,8 @@ once, on the way from start to the first message (the cache counts what it build
 
 from __future__ import annotations
 
+import uuid
+
 from listmgr.services import campaigns
 from listmgr.services.campaign_setup import COMPILED
 from tests.campaign_support import (
@@ -17,15 +19,20 @@ from tests.campaign_support import (
 RULES = {"field": "city", "op": "eq", "value": "Berlin"}
 
 
+def _unique(text: str) -> str:
+    """Content no other test in this process built (the cache lives as long as the process)."""
+    return f"{text} {uuid.uuid4().hex}"
+
+
 def test_content_and_rules_compile_once_per_version(rt, sink):
     define_fields(rt)
     make_list(rt, "news")
     person(rt, "berlin@example.org", ["news"], fields={"city": "Berlin"})
     person(rt, "paris@example.org", ["news"], fields={"city": "Paris"})
     builds = COMPILED.compiles
-    cid = campaign(rt, segment=RULES)
+    cid = campaign(rt, segment=RULES, subject=_unique("News"))
     assert COMPILED.compiles == builds + 1  # checked when saved
-    campaigns.update(rt, cid, subject="Hello {{ subscriber.name|default('you', true) }}")
+    campaigns.update(rt, cid, subject=_unique("Hello {{ subscriber.name|default('you', true) }}"))
     assert COMPILED.compiles == builds + 2  # a new version
     campaigns.preview(rt, cid)
     campaigns.send_test(rt, cid, to=["me@example.org"])
@@ -43,7 +50,7 @@ def test_a_changed_sample_context_is_checked_again(rt):
     """The version covers what the check rendered with (here the lists), not only the text."""
     make_list(rt, "news")
     make_list(rt, "other")
-    cid = campaign(rt)
+    cid = campaign(rt, subject=_unique("News"))
     builds = COMPILED.compiles
     campaigns.update(rt, cid, lists=["news", "other"])
     campaigns.update(rt, cid, lists=["news", "other"])  # the same again: no new version
