@@ -105,6 +105,7 @@ class DeliveryStatus(str, Enum):
     sent = "sent"
     failed = "failed"  # permanent SMTP failure or retries exhausted
     skipped = "skipped"  # consent changed before the send
+    held = "held"  # an A/B test's remaining audience, waiting for the winning variant
 
 
 class Role(str, Enum):
@@ -330,6 +331,12 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     created_by: str = Field(default="", max_length=200)
+    # An A/B test (services/abtests.py): its settings and alternatives, when the winner is due
+    # (set at the start), and the winner (variant index) once chosen.
+    ab_test: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    ab_decide_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ab_decided_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ab_winner: int | None = Field(default=None)
 
 
 class Delivery(SQLModel, table=True):
@@ -373,6 +380,7 @@ class Delivery(SQLModel, table=True):
     bounced: bool = Field(default=False)
     complained: bool = Field(default=False)
     unsubscribed: bool = Field(default=False)
+    variant: int | None = Field(default=None)  # the A/B test variant this person got (0 = A)
 
 
 class Engagement(SQLModel, table=True):

@@ -166,10 +166,27 @@ def signer(settings: Settings) -> DkimSigner | None:
     )
 
 
+def source_of(row: Campaign) -> content.Content:
+    """What the campaign's own message is made of (an A/B test's variant A)."""
+    return content.Content(
+        subject=row.subject,
+        body=row.body,
+        content_format=row.content_format,
+        text=row.text,
+        preheader=row.preheader,
+        layout=row.layout,
+    )
+
+
 def renderer(
-    rt: Runtime, s: Session, row: Campaign, settings: Settings
+    rt: Runtime,
+    s: Session,
+    row: Campaign,
+    settings: Settings,
+    source: content.Content | None = None,
 ) -> tuple[fast.CampaignRenderer, list[int]]:
-    """The compiled per-campaign renderer and the campaign's list ids (settings_store.effective(rt) is
+    """The compiled per-campaign renderer (of `source`, an A/B test variant, else of the
+    campaign's own content) and the campaign's list ids (settings_store.effective(rt) is
     read before the session opens: on SQLite a second session would wait for the first)."""
     lists = resolve_lists(s, list(row.lists or []))
     views = list_rows(settings, lists)
@@ -177,14 +194,7 @@ def renderer(
     setup = fast.Setup(
         campaign_id=id_of(row),
         campaign_name=row.name,
-        content=content.Content(
-            subject=row.subject,
-            body=row.body,
-            content_format=row.content_format,
-            text=row.text,
-            preheader=row.preheader,
-            layout=row.layout,
-        ),
+        content=source or source_of(row),
         from_name=row.from_name or first.from_name or settings.default_from_name,
         from_email=row.from_email or first.from_email or settings.default_from_email,
         reply_to=row.reply_to or first.reply_to,

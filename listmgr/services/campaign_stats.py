@@ -72,7 +72,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         sent=counts.get(ledger.SENT, 0),
         failed=counts.get(ledger.FAILED, 0),
         skipped=counts.get(ledger.SKIPPED, 0),
-        remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
+        remaining=sum(counts.get(k, 0) for k in (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)),
         in_progress=counts.get(ledger.CLAIMED, 0),
         retrying=retrying,
         bounced=bounced,

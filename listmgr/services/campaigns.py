@@ -27,7 +27,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import audit, ledger, settings_store
+from listmgr.services import abtests, audit, ledger, settings_store
 from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
 from listmgr.services.campaign_setup import (
     COMPILED,
@@ -55,6 +55,7 @@ EDITABLE = (
     "lists",
     "segment",
     "segment_id",
+    "ab_test",
 )
 
 
@@ -84,6 +85,8 @@ class CampaignInfo:
     updated_at: str
     created_by: str
     stats: dict[str, Any]
+    ab_test: dict[str, Any] | None  # the A/B test's settings (services/abtests.py)
+    ab_result: dict[str, Any] | None  # when its winner is due, and which won when
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -122,7 +125,20 @@ def _info(
         row.updated_at.isoformat(),
         row.created_by,
         counts,
+        row.ab_test,
+        _ab_result(row),
     )
+
+
+def _ab_result(row: Campaign) -> dict[str, Any] | None:
+    if not row.ab_test or row.ab_decide_at is None:
+        return None
+    winner = abtests.LETTERS[row.ab_winner] if row.ab_winner is not None else None
+    return {
+        "decide_at": _iso(row.ab_decide_at),
+        "decided_at": _iso(row.ab_decided_at),
+        "winner": winner,
+    }
 
 
 def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
@@ -193,6 +209,7 @@ def _clean(
     if rules is not None and not isinstance(rules, dict):
         raise ValidationError("segment must be a rule object or null", field="segment")
     out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
+    out["ab_test"] = abtests.clean(values.get("ab_test"), subject=out["subject"], body=out["body"])
     compiled = COMPILED.rules(s, _rules(s, segment_id, rules))  # unknown fields etc.
     _check_content(s, settings, out, campaign_id)
     return out, compiled
@@ -217,21 +234,25 @@ def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
 def _check_content(
     s: Session, settings: Settings, values: dict[str, Any], campaign_id: int | None
 ) -> content.Built:
-    return checked(
-        s,
-        settings,
-        campaign_id=campaign_id,
-        name=values["name"],
-        source=content.Content(
-            subject=values["subject"],
-            body=values["body"],
-            content_format=values["content_format"],
-            text=values["text"],
-            preheader=values["preheader"],
-            layout=values["layout"],
-        ),
-        views=list_rows(settings, resolve_lists(s, values["lists"])),
+    """The campaign's content checked, and every A/B test alternative with it."""
+    views = list_rows(settings, resolve_lists(s, values["lists"]))
+
+    def check(source: content.Content) -> content.Built:
+        return checked(
+            s, settings, campaign_id=campaign_id, name=values["name"], source=source, views=views
+        )
+
+    base = content.Content(
+        subject=values["subject"],
+        body=values["body"],
+        content_format=values["content_format"],
+        text=values["text"],
+        preheader=values["preheader"],
+        layout=values["layout"],
     )
+    built = check(base)
+    abtests.check_variants(base, values["ab_test"], check)
+    return built
 
 
 # -- drafts ----------------------------------------------------------------------------------
@@ -403,15 +424,23 @@ def start(
         chosen = _rules(s, row.segment_id, row.segment_rules)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
-        count = rows_changed(s, ledger.materialize_statement(campaign_id, list_ids, rules, now))
+        # An A/B test's audience is held, all but its test share (released by abtests).
+        held = ledger.HELD if row.ab_test else ledger.QUEUED
+        count = rows_changed(
+            s, ledger.materialize_statement(campaign_id, list_ids, rules, now, held)
+        )
         # The rules it was sent with stay with the campaign, whatever becomes of the segment.
         values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
             values.update(status=S.sent.value, finished_at=now)
+        elif row.ab_test:
+            values["ab_decide_at"] = abtests.assign(s, row, count, now)
         s.execute(sql_update(Campaign).where(col(Campaign.id) == campaign_id).values(**values))
         _audit(s, actor, "campaign.send", campaign_id, audience=count)
     if count:
         rt.enqueue("send_batch", campaign_id)
+    if count and row.ab_test:  # a wake-up when the winner is due (the sweep is the backstop)
+        rt.enqueue("send_batch", campaign_id, delay_ms=row.ab_test["wait_minutes"] * 60_000 + 1)
     return count
 
 
@@ -514,9 +543,9 @@ def start_due(rt: Runtime) -> int:
 
 
 def requeue(rt: Runtime) -> int:
-    """Wake a worker for every sending campaign with rows left (its jobs fan out again);
-    finish the ones with nothing left."""
-    pending = (ledger.QUEUED, ledger.CLAIMED)
+    """Wake a worker for every sending campaign with rows left (its jobs fan out again, and
+    an A/B test whose wait is over gets its winner); finish the ones with nothing left."""
+    pending = (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)  # held: an A/B test's winner is due
     woken = []
     with rt.db.session() as s:
         sending = select(col(Campaign.id)).where(col(Campaign.status) == S.sending.value)
