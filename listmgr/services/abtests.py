@@ -4,6 +4,9 @@
 the ledger. When the wait is over the variant with the most people who clicked (or opened)
 wins and the held rows are released to it, once, however many workers look at the same time.
 
+The periodic sweep wakes the sending job of a campaign with held rows; the job decides once the
+wait is over (so the winner goes out within sweep_seconds of its time).
+
 The settings live as JSON on the campaign (Campaign.ab_test): they are small, always read and
 written with the campaign as a whole, and copying or deleting a campaign carries them along.
 The decision (ab_decide_at, ab_decided_at, ab_winner) has columns of its own, so that one
@@ -52,6 +55,7 @@ def _variant(raw: Any, i: int, kind: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise ValidationError(f"variant {letter} must be an object with a subject", field=field)
     wanted = ("subject", "body") if kind == "content" else ("subject",)
+    raw = {k: v for k, v in raw.items() if v is not None}
     unknown = sorted(set(raw) - set(wanted))
     if unknown:
         raise ValidationError(

@@ -309,6 +309,12 @@ def get(
         return _info(s, get_row(s, campaign_id), timeline=timeline, personal=personal)
 
 
+def ab_comparison(rt: Runtime, campaign_id: int) -> abtests.Comparison | None:
+    """The A/B test's variants side by side (None: the campaign has no test)."""
+    with rt.db.session() as s:
+        return abtests.compare(s, get_row(s, campaign_id))
+
+
 def all_campaigns(
     rt: Runtime,
     *,
@@ -439,8 +445,6 @@ def start(
         _audit(s, actor, "campaign.send", campaign_id, audience=count)
     if count:
         rt.enqueue("send_batch", campaign_id)
-    if count and row.ab_test:  # a wake-up when the winner is due (the sweep is the backstop)
-        rt.enqueue("send_batch", campaign_id, delay_ms=row.ab_test["wait_minutes"] * 60_000 + 1)
     return count
 
 

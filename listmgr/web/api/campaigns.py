@@ -38,6 +38,42 @@ class _Content(BaseModel):
         return {"body": getattr(self, key), "content_format": fmt}
 
 
+FIGURES = ("sent", "opened", "clicked", "open_rate", "click_rate")  # per A/B test variant
+
+
+class AbVariant(BaseModel):
+    """One alternative: its subject, and its body in a content test."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str
+    body: str | None = Field(None, description="only in a content test (HTML or Markdown)")
+
+
+class AbTest(BaseModel):
+    """An A/B test: the campaign's own subject (and body) is variant A; each alternative is
+    B, C, D. test_percent of the audience (in total, split evenly) gets the variants; after
+    wait_minutes the variant with the most people who clicked (or opened) goes to the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["subject", "content"] = Field(
+        "subject", description="what varies: the subject, or the subject and the body"
+    )
+    metric: Literal["clicks", "opens"] = Field(
+        "clicks", description="the winner has the most unique clicks (or opens)"
+    )
+    test_percent: int = Field(20, ge=1, le=99, description="the test share of the audience")
+    wait_minutes: int = Field(240, ge=0, le=43200, description="from the start to the winner")
+    alternatives: list[AbVariant] = Field(
+        description="variants B to D", json_schema_extra={"minItems": 1, "maxItems": 3}
+    )
+
+
+class AbResult(BaseModel):
+    decide_at: datetime | None = Field(description="when the winner is due")
+    decided_at: datetime | None
+    winner: Literal["A", "B", "C", "D"] | None
+
+
 class CampaignIn(_Content):
     name: str
     subject: str
@@ -50,6 +86,7 @@ class CampaignIn(_Content):
     from_name: str = ""
     from_email: str = ""
     reply_to: str = ""
+    ab_test: AbTest | None = None
 
 
 class CampaignPatch(_Content):
@@ -64,6 +101,7 @@ class CampaignPatch(_Content):
     from_name: str | None = None
     from_email: str | None = None
     reply_to: str | None = None
+    ab_test: AbTest | None = Field(None, description="null: no A/B test")
 
 
 class StatsOut(BaseModel):
@@ -90,6 +128,8 @@ class CampaignOut(BaseModel):
         "template failed for several recipients",
     )
     stats: StatsOut
+    ab_test: AbTest | None = None
+    ab_result: AbResult | None = None
 
 
 class Who(BaseModel):
@@ -350,5 +390,14 @@ def cancel(campaign_id: int) -> ResponseReturnValue:
 @route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
 def stats(campaign_id: int) -> ResponseReturnValue:
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
-    unsubscribed (attributed by the token's campaign), remaining."""
-    return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))
+    unsubscribed (attributed by the token's campaign), remaining; with an A/B test, per
+    variant: sent, unique opens and clicks and their rates, and which won when."""
+    rt = current_runtime()
+    figures = shown_stats(asdict(campaigns.stats(rt, campaign_id)))
+    comparison = campaigns.ab_comparison(rt, campaign_id)
+    if comparison is not None:
+        variants = [asdict(v) for v in comparison.variants]
+        if figures.get("fewer_than"):  # withheld like the campaign's own figures
+            variants = [{**v, **dict.fromkeys(FIGURES)} for v in variants]
+        figures["ab_test"] = {**asdict(comparison), "variants": variants}
+    return jsonify(figures)
