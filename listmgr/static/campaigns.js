@@ -22,7 +22,28 @@
   function body() {
     var out = { lists: lists(), segment_id: segmentId(), body: value("body"), content_format: format() };
     TEXT.forEach(function (k) { out[k] = value(k); });
+    out.ab_test = abTest();
     return out;
+  }
+  /* the A/B test panel as the API's ab_test (null when switched off); empty variants are left out */
+  function abTest() {
+    var on = form.elements.ab_on;
+    if (!on || !on.checked) { return null; }
+    var kind = value("ab_kind"), unit = value("ab_wait_unit") === "minutes" ? 1 : 60, alternatives = [];
+    [1, 2, 3].forEach(function (i) {
+      var subject = value("ab_subject_" + i).trim(), text = value("ab_body_" + i);
+      if (subject || (kind === "content" && text.trim())) {
+        alternatives.push(kind === "content" ? { subject: subject, body: text } : { subject: subject });
+      }
+    });
+    return { kind: kind, metric: value("ab_metric"), test_percent: Number(value("ab_percent")),
+      wait_minutes: Number(value("ab_wait")) * unit, alternatives: alternatives };
+  }
+  var kindSelect = form.elements.ab_kind;
+  if (kindSelect) {
+    kindSelect.addEventListener("change", function () {
+      Array.prototype.forEach.call(form.querySelectorAll(".ab-body"), function (el) { el.hidden = kindSelect.value !== "content"; });
+    });
   }
   function showError(message) { errorEl.textContent = message || ""; errorEl.hidden = !message; }
 

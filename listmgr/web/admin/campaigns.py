@@ -14,7 +14,7 @@ from listmgr.services import campaigns as campaigns_service
 from listmgr.services import dashboard, segments
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
-from listmgr.web.admin import bp, charts, ui
+from listmgr.web.admin import abtests, bp, charts, ui
 from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
 from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
@@ -54,6 +54,7 @@ def _values() -> dict[str, Any]:
         values["segment_id"] = int(raw) if raw else None
     except ValueError:
         raise ValidationError("choose a segment from the list", field="segment_id") from None
+    values["ab_test"] = abtests.from_form()
     return values
 
 
@@ -82,6 +83,7 @@ def _compose(
         lists=lists_service.all_lists(rt),
         segments=_segments(),
         audience=audience,
+        ab=abtests.panel(values),
         preview=preview,
         who=who,
         title=info.name if info else "New campaign",
@@ -296,6 +298,7 @@ def campaign_stats(campaign_id: int) -> ResponseReturnValue:
         "pages/admin/campaign_stats.html",
         campaign=info,
         stats=campaigns_service.stats(rt, campaign_id),
+        comparison=campaigns_service.ab_comparison(rt, campaign_id),
         rates=rates,
         progress=_progress(campaign_id),
         title=info.name,

@@ -61,8 +61,12 @@ class AbTest(BaseModel):
     metric: Literal["clicks", "opens"] = Field(
         "clicks", description="the winner has the most unique clicks (or opens)"
     )
-    test_percent: int = Field(20, ge=1, le=99, description="the test share of the audience")
-    wait_minutes: int = Field(240, ge=0, le=43200, description="from the start to the winner")
+    test_percent: int = Field(
+        20, ge=1, le=99, strict=True, description="the test share of the audience"
+    )
+    wait_minutes: int = Field(
+        240, ge=0, le=43200, strict=True, description="from the start to the winner"
+    )
     alternatives: list[AbVariant] = Field(
         description="variants B to D", json_schema_extra={"minItems": 1, "maxItems": 3}
     )
