@@ -3,6 +3,9 @@ rest exactly once however many workers decide at the same time, and the comparis
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -20,7 +23,7 @@ from tests.campaign_support import (
     person,
     wait_status,
 )
-from tests.conftest import drain, wait_until
+from tests.conftest import drain, settings_for, wait_until
 
 
 def _subject(data: bytes) -> str:
@@ -214,6 +217,53 @@ def test_racing_workers_decide_once(make_runtime, workers):
         decisions = s.scalars(select(AuditLog).where(AuditLog.action == "campaign.ab_winner")).all()
     assert len(decisions) == 1 and decisions[0].detail["winner"] == "B"
     assert abtests.decide(rt, cid) is None  # and later calls change nothing
+
+
+RACER = """
+import json, sys
+from sqlalchemy import text
+from listmgr import runtime
+from listmgr.services import abtests
+rt = runtime.build(json.loads(sys.argv[1]))
+with rt.db.session() as s:
+    s.execute(text("SELECT 1"))  # connected before the start
+print("ready", flush=True)
+sys.stdin.readline()
+print(json.dumps(abtests.decide(rt, int(sys.argv[2]))), flush=True)
+"""
+
+
+def test_racing_worker_processes_decide_once(make_runtime, database_url):
+    rt = make_runtime(threads=0)
+    _audience(rt, 20)
+    cid = campaign(rt, ab_test=_ab(alternatives=[{"subject": "B"}, {"subject": "C"}]))
+    campaigns.start(rt, cid)
+    rows = _variants(rt, cid)
+    _engage(rt, cid, [e for e, (st, v) in rows.items() if st == "queued" and v == 2])
+    _due_now(rt, cid)
+    settings = json.dumps(settings_for(database_url, None, var_dir=str(rt.settings.var_dir)))
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, settings, str(cid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for p in racers:
+        assert p.stdout.readline().strip() == "ready"
+    for p in racers:  # all at once
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in racers]
+    assert sorted(results, key=str) == [2, None, None, None]
+    after = _variants(rt, cid)
+    assert Counter(st for st, _ in after.values()) == {"queued": 20}
+    assert (
+        Counter(v for _, v in after.values())[2]
+        == 10 + Counter(v for st, v in rows.values() if st == "queued")[2]
+    )
 
 
 def test_before_its_time_or_when_cancelled_nothing_is_decided(make_runtime):
