@@ -276,3 +276,31 @@ def test_before_its_time_or_when_cancelled_nothing_is_decided(make_runtime):
     _due_now(rt, cid)
     assert abtests.decide(rt, cid) is None
     assert Counter(st for st, _ in _variants(rt, cid).values()) == {"queued": 5, "held": 5}
+
+
+def test_a_paused_test_waits_for_its_resume(make_runtime):
+    rt = make_runtime(threads=0)
+    _audience(rt, 10)
+    cid = campaign(rt, ab_test=_ab())
+    campaigns.start(rt, cid)
+    campaigns.pause(rt, cid)
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) is None
+    campaigns.resume(rt, cid)
+    assert abtests.decide(rt, cid) == 0
+    assert Counter(st for st, _ in _variants(rt, cid).values()) == {"queued": 10}
+
+
+def test_an_audience_all_in_the_test_ends_without_a_winner(make_runtime, sink):
+    rt = make_runtime()
+    _audience(rt, 2)
+    cid = campaign(rt, subject="Subject A", ab_test=_ab(test_percent=10))
+    campaigns.start(rt, cid)
+    wait_status(rt, cid)  # sent: nobody is held
+    _due_now(rt, cid)
+    campaigns.requeue(rt)
+    drain(rt)
+    got = Counter(_subject(m.data) for m in campaign_mail(sink, cid))
+    assert got == {"Subject A": 1, "Subject B": 1}
+    info = campaigns.get(rt, cid)
+    assert info.status == "sent" and info.ab_result["winner"] is None

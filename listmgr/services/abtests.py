@@ -135,10 +135,10 @@ def check_variants(base: content.Content, ab_test: Mapping[str, Any] | None, che
         try:
             check(source)
         except ListmgrError as exc:
-            part = exc.field or "subject"
+            part = "subject" if exc.field == "subject" else "body"
             raise ValidationError(
                 f"variant {LETTERS[i + 1]}: {exc.message}",
-                field=f"{FIELD}.alternatives[{i}].{'body' if part not in ('subject',) else part}",
+                field=f"{FIELD}.alternatives[{i}].{part}",
             ) from None
 
 
@@ -210,15 +210,15 @@ def winner(s: Session, row: Campaign) -> int:
     return choose(counts, len(config.get("alternatives", [])) + 1)
 
 
-DECIDABLE = (CampaignStatus.sending.value, CampaignStatus.sent.value)
-
-
 def due(row: Campaign, now: datetime) -> bool:
+    """Whether the winner is to be chosen now: the wait is over and the campaign sends (a
+    paused one waits for its resume; a cancelled one, or one whose whole audience was in the
+    test, has no one left to send the winner to)."""
     return (
         row.ab_decide_at is not None
         and row.ab_decided_at is None
         and row.ab_decide_at <= now
-        and row.status in DECIDABLE
+        and row.status == CampaignStatus.sending.value
     )
 
 
@@ -239,7 +239,7 @@ def decide(rt: Runtime, campaign_id: int) -> int | None:
                 col(Campaign.id) == campaign_id,
                 col(Campaign.ab_decided_at).is_(None),
                 col(Campaign.ab_decide_at) <= now,
-                col(Campaign.status).in_(DECIDABLE),
+                col(Campaign.status) == CampaignStatus.sending.value,
             )
             .values(ab_winner=chosen, ab_decided_at=now),
         )
