@@ -98,6 +98,7 @@ def _info(
     counts = asdict(stats_of(s, row, timeline=timeline))
     if not timeline:
         counts.pop("timeline")
+        counts.pop("engagement")
     return CampaignInfo(
         id_of(row),
         row.name,

@@ -142,13 +142,14 @@ def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
         settings.dkim_private_key_path,
         settings.dkim_domain,
         settings.default_postal_address,
+        settings.tracking,
     )
     cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
     assert row.id is not None  # a stored campaign
     plan = cache.get(row.id)
     if plan is None or plan.key != key:
         with rt.db.session() as s:
-            renderer, list_ids = build_renderer(rt, s, row, settings)
+            renderer, list_ids = build_renderer(rt, s, row, settings, sending=True)
         plan = _Plan(renderer, list_ids, key)
         cache[row.id] = plan
     return plan
@@ -399,6 +400,7 @@ def _round(
                         row.interests,
                         row.attempts,
                         row.link_epoch,
+                        row.tracking,
                     )
                 )
             except RenderError as exc:

@@ -99,6 +99,7 @@ class Claimed:
     possibly_duplicate: bool
     attempts: int
     link_epoch: int = 0
+    tracking: bool = False  # the subscriber allows open and click tracking
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class Ledger:
                 )
             )
         claimed, skipped = [], 0
-        for did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch in rows:
+        for did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch, track in rows:
             if status != CLAIMED:
                 skipped += 1
                 continue
@@ -265,6 +266,7 @@ class Ledger:
                     bool(dup),
                     int(attempts),
                     int(epoch or 0),
+                    bool(track),
                 )
             )
         claimed.sort(key=lambda c: c.delivery_id)
@@ -294,6 +296,7 @@ WITH picked AS (
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), judged AS (
     SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags, s.link_epoch,
+           s.consent_tracking,
            (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
               AND m.list_id IN ({lists}) AND m.status = 'confirmed') AS lid,
            (s.paused_until IS NULL OR s.paused_until <= %(now)s) AND NOT EXISTS (
@@ -309,7 +312,7 @@ UPDATE delivery AS d SET
     error = CASE WHEN {ok} THEN d.error ELSE %(reason)s END
 FROM judged j WHERE d.id = j.id
 RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
-          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch"""
+          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch, j.consent_tracking"""
         return self.cur.execute(
             sql,
             {
@@ -346,7 +349,7 @@ SELECT d.id, s.id, s.email, s.name, s.fields,
           AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
        (s.paused_until IS NULL OR s.paused_until <= ?) AND NOT EXISTS (
           SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash),
-       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch
+       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch, s.consent_tracking
 FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
 WHERE d.campaign_id = ? AND d.status = 'queued'
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
@@ -354,14 +357,19 @@ LIMIT ?""",
             (ts, cid, ts, limit),
         ).fetchall()
         out = []
-        for did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch in found:
+        for row in found:
+            did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch, track = (
+                row
+            )
             if awake and lid is not None:
                 self.cur.execute(
                     "UPDATE delivery SET status = 'claimed', list_id = ?, "
                     "claimed_by = ?, lease_until = ? WHERE id = ?",
                     (lid, token, self._ts(lease), did),
                 )
-                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag, epoch))
+                out.append(
+                    (did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag, epoch, track)
+                )
             else:
                 self.cur.execute(
                     "UPDATE delivery SET status = 'skipped', attempted_at = ?, "
@@ -369,7 +377,7 @@ LIMIT ?""",
                     (ts, NO_CONSENT, did),
                 )
                 out.append(
-                    (did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts, tag, epoch)
+                    (did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts, tag, epoch, 0)
                 )
         return out
 

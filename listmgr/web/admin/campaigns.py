@@ -291,12 +291,10 @@ def campaign_stats(campaign_id: int) -> ResponseReturnValue:
     """Progress while sending, then the outcome with charts."""
     rt = current_runtime()
     info = campaigns_service.get(rt, campaign_id)
-    rates = next(iter(dashboard.campaign_rates(rt, campaign_ids=[campaign_id])), None)
     return render_template(
         "pages/admin/campaign_stats.html",
         campaign=info,
         stats=campaigns_service.stats(rt, campaign_id),
-        rates=rates,
         progress=_progress(campaign_id),
         title=info.name,
         withheld=withholds(info.stats["audience"]),
@@ -322,6 +320,21 @@ def chart_campaign_timeline(campaign_id: int) -> Response:
     return charts.svg(charts.line("Messages per minute (UTC)", labels, series if buckets else {}))
 
 
+@bp.get("/charts/campaign/<int:campaign_id>/engagement.svg")
+@require("campaigns:read")
+def chart_campaign_engagement(campaign_id: int) -> Response:
+    """Opens and clicks by people per hour."""
+    stats = campaigns_service.stats(current_runtime(), campaign_id)
+    buckets = (
+        () if withholds(stats.audience) or not stats.engagement else stats.engagement["over_time"]
+    )
+    labels = [b["hour"][5:].replace("T", " ") for b in buckets]
+    series = {k: [b[k] for b in buckets] for k in ("opens", "clicks")}
+    return charts.svg(
+        charts.line("Opens and clicks per hour (UTC)", labels, series if buckets else {})
+    )
+
+
 @bp.get("/charts/campaign/<int:campaign_id>/outcome.svg")
 @require("campaigns:read")
 def chart_campaign_outcome(campaign_id: int) -> Response:
@@ -330,10 +343,10 @@ def chart_campaign_outcome(campaign_id: int) -> Response:
     if r is None:
         raise NotFound("there is no such campaign")
     names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")
-    values = [r.rate(getattr(r, n)) for n in names]
+    values = [r.share(n) for n in names]
     return charts.svg(
         charts.bars(
-            "Outcome (% of sent)",
+            "Outcome (%; opened and clicked: of those tracked)",
             list(names),
             {} if withholds(r.audience) else {"share": values},
             unit="%",

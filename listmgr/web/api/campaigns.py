@@ -350,5 +350,8 @@ def cancel(campaign_id: int) -> ResponseReturnValue:
 @route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
 def stats(campaign_id: int) -> ResponseReturnValue:
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
-    unsubscribed (attributed by the token's campaign), remaining."""
+    unsubscribed (attributed by the token's campaign), remaining; and `engagement`: unique and
+    total opens and clicks of the recipients who allow tracking, rates over them, clicks per
+    link and per hour, and how many opens by mail privacy proxies and clicks by link
+    scanners were left out."""
     return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))
