@@ -101,7 +101,7 @@ def _schedule_form(info: Any, entered: dict[str, str] | None) -> dict[str, Any]:
     if entered is not None:
         return {
             "at": entered["at"],
-            "timezone": entered["timezone"] or zone,
+            "timezone": entered["timezone"] if entered["timezone"] in zonetimes.zones() else zone,
             "zone_chosen": True,
             "shown": shown,
         }
