@@ -306,6 +306,9 @@ class Segment(SQLModel, table=True):
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
+    __table_args__ = {
+        "sqlite_autoincrement": True
+    }  # a deleted draft's id is never handed out again
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     subject: str = Field(max_length=998)
@@ -326,7 +329,11 @@ class Campaign(SQLModel, table=True):
     # Why the campaign paused itself (e.g. its template failed for several recipients);
     # cleared when someone resumes it.
     status_reason: str = Field(default="", max_length=1000, sa_column_kwargs={"server_default": ""})
-    scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)
+    scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)  # UTC
+    # The IANA zone the schedule was chosen in ("" = UTC): how the time is shown back.
+    schedule_timezone: str = Field(
+        default="", max_length=64, sa_column_kwargs={"server_default": ""}
+    )
     started_at: datetime | None = Field(default=None, sa_type=DateTime)
     finished_at: datetime | None = Field(default=None, sa_type=DateTime)
     audience: int = Field(default=0)

@@ -1,16 +1,16 @@
-"""API: /api/campaigns (+ /preview, /test, /send, /schedule, /pause, /resume, /cancel, /stats,
-/audience)."""
+"""API: /api/campaigns (+ /copy, /preview, /test, /send, /schedule, /pause, /resume, /cancel,
+/stats, /audience)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any, Literal
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from listmgr import zonetimes
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web import limits
@@ -104,7 +104,25 @@ class TestIn(Who):
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: datetime | None
+    at: str | None = Field(
+        description="ISO 8601 date and time, e.g. 2030-05-31T09:00:00+02:00; with an offset "
+        "(or Z) that instant; without one a wall-clock time in `timezone` (UTC when none: a "
+        "time the clocks skip is refused, a repeated one means its first occurrence); null "
+        "unschedules"
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone, e.g. Europe/Berlin: how a time without an offset is "
+        "read, and how the schedule is shown back (kept with the campaign)",
+    )
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    status: str
+    scheduled_at: str | None = Field(description="UTC, without an offset")
+    timezone: str
+    scheduled_at_local: str | None = Field(description="in `timezone`, with its offset")
 
 
 class AudienceIn(BaseModel):
@@ -221,7 +239,7 @@ def update_campaign(campaign_id: int) -> ResponseReturnValue:
     tag="campaigns",
 )
 def delete_campaign(campaign_id: int) -> ResponseReturnValue:
-    """Delete a draft."""
+    """Delete a draft; 409 for any other status (unschedule a scheduled one first)."""
     campaigns.delete(current_runtime(), campaign_id, actor=actor())
     return "", 204
 
@@ -297,15 +315,41 @@ def send_now(campaign_id: int) -> ResponseReturnValue:
     ["POST"],
     permission="campaigns:write",
     body=ScheduleIn,
-    response=StatusOut,
+    response=ScheduleOut,
     tag="campaigns",
 )
 def schedule(campaign_id: int) -> ResponseReturnValue:
-    """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
+    """Schedule for `at` (ISO 8601) read in `timezone`, or unschedule with null."""
     body = parse_body(ScheduleIn)
-    campaigns.schedule(current_runtime(), campaign_id, at=body.at, actor=actor())
-    info = campaigns.get(current_runtime(), campaign_id)
-    return jsonify(id=info.id, status=info.status, scheduled_at=info.scheduled_at)
+    at = zonetimes.read(body.at) if body.at is not None else None
+    rt = current_runtime()
+    campaigns.schedule(rt, campaign_id, at=at, timezone=body.timezone, actor=actor())
+    info = campaigns.get(rt, campaign_id)
+    zone = zonetimes.zone_name(info.schedule_timezone)
+    utc = info.scheduled_at_utc
+    local = zonetimes.local_iso(utc, zone) if utc is not None else None
+    return jsonify(
+        id=info.id,
+        status=info.status,
+        scheduled_at=info.scheduled_at,
+        timezone=zone,
+        scheduled_at_local=local,
+    )
+
+
+@route(
+    "/campaigns/<int:campaign_id>/copy",
+    ["POST"],
+    permission="campaigns:write",
+    response=CampaignOut,
+    status=201,
+    tag="campaigns",
+)
+def copy_campaign(campaign_id: int) -> ResponseReturnValue:
+    """A new draft "Copy of …" with the campaign's content, sender, lists and segment (any
+    status; never its schedule, ledger or figures)."""
+    cid = campaigns.copy(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_out(cid)), 201
 
 
 @route(
