@@ -1,7 +1,7 @@
 """campaign: the time zone a schedule was chosen in; ids never used twice on SQLite
 
 Revision ID: q14b
-Revises: p12b
+Revises: q14f
 Create Date: 2026-12-06 23:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "q14b"
-down_revision = "p12b"
+down_revision = "q14f"
 branch_labels = None
 depends_on = None
 
