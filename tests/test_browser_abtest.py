@@ -3,6 +3,7 @@ variants side by side on the stats page: while the test runs, then with the winn
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -60,6 +61,8 @@ def test_a_subject_test_from_the_composer_to_the_comparison(server, rt, sink):
         page.select_option("#ab-wait-unit", "hours")
         page.select_option("#ab-metric", "clicks")
         page.click("button:has-text('Create draft')")
+        page.wait_for_url(re.compile(r".*/admin/campaigns/\d+$"))
+        page.wait_for_load_state("load")  # the composer's script listens from here on
         expect(page.locator(".notice")).to_contain_text("Draft saved")
         expect(page.locator("#ab-on")).to_be_checked()
         expect(page.locator("#ab-subject-b")).to_have_value("Last chance: spring sale")

@@ -174,7 +174,7 @@ def assign(s: Session, row: Campaign, audience: int, now: datetime) -> datetime:
 # -- the winner ------------------------------------------------------------------------------
 def engaged(s: Session, campaign_id: int, metric: str) -> dict[int, int]:
     """People who clicked (or opened) per variant: distinct subscribers, machine opens and
-    link scanners left out once the tracking flags them."""
+    link scanners left out."""
     query = (
         select(col(Delivery.variant), func.count(func.distinct(col(Engagement.subscriber_id))))
         .join(
@@ -188,12 +188,10 @@ def engaged(s: Session, campaign_id: int, metric: str) -> dict[int, int]:
             col(Engagement.campaign_id) == campaign_id,
             col(Engagement.kind) == METRICS[metric],
             col(Delivery.variant).is_not(None),
+            col(Engagement.machine).is_(False),  # machine opens and link scanners
         )
         .group_by(col(Delivery.variant))
     )
-    machine = getattr(Engagement, "machine", None)  # the tracking's machine-open flag
-    if machine is not None:
-        query = query.where(machine.is_(False))
     return {int(v or 0): int(n) for v, n in s.execute(query)}
 
 

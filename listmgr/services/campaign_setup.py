@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from listmgr.errors import ConfigError, NotFound, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
+from listmgr.mail.tracking import trackable_links
 from listmgr.models import Campaign, FieldDef, MailingList, id_of
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
@@ -184,10 +186,14 @@ def renderer(
     row: Campaign,
     settings: Settings,
     source: content.Content | None = None,
+    *,
+    sending: bool = False,
 ) -> tuple[fast.CampaignRenderer, list[int]]:
     """The compiled per-campaign renderer (of `source`, an A/B test variant, else of the
     campaign's own content) and the campaign's list ids (settings_store.effective(rt) is
-    read before the session opens: on SQLite a second session would wait for the first)."""
+    read before the session opens: on SQLite a second session would wait for the first).
+    sending=True: for the campaign's real messages, with its links registered for tracking
+    (previews and tests never track)."""
     lists = resolve_lists(s, list(row.lists or []))
     views = list_rows(settings, lists)
     first = next(iter(lists.values()))
@@ -207,4 +213,12 @@ def renderer(
     built = checked(
         s, settings, campaign_id=setup.campaign_id, name=row.name, source=setup.content, views=views
     )
+    if sending and settings.tracking:
+        from listmgr.services import tracking
+
+        text = built.text if not built.text_from_html else ""
+        urls = trackable_links(built.html, text, settings.base_url)
+        setup = replace(
+            setup, tracking=True, link_ids=tracking.register_links(s, setup.campaign_id, urls)
+        )
     return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(lists)

@@ -151,6 +151,7 @@ def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
         settings.dkim_private_key_path,
         settings.dkim_domain,
         settings.default_postal_address,
+        settings.tracking,
     )
     cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
     assert row.id is not None  # a stored campaign
@@ -159,7 +160,7 @@ def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
         renderers = []
         with rt.db.session() as s:
             for source in abtests.sources(source_of(row), row.ab_test):
-                renderer, list_ids = build_renderer(rt, s, row, settings, source)
+                renderer, list_ids = build_renderer(rt, s, row, settings, source, sending=True)
                 renderers.append(renderer)
         plan = _Plan(renderers, list_ids, key)
         cache[row.id] = plan
@@ -411,6 +412,7 @@ def _round(
                         row.interests,
                         row.attempts,
                         row.link_epoch,
+                        row.tracking,
                     )
                 )
             except RenderError as exc:

@@ -105,6 +105,7 @@ class Claimed:
     possibly_duplicate: bool
     attempts: int
     link_epoch: int = 0
+    tracking: bool = False  # the subscriber allows open and click tracking
     variant: int | None = None  # the A/B test variant to send (None: no test)
 
 
@@ -254,7 +255,8 @@ class Ledger:
                 )
             )
         claimed, skipped = [], 0
-        for did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch, var in rows:
+        for row in rows:
+            did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch, track, var = row
             if status != CLAIMED:
                 skipped += 1
                 continue
@@ -272,6 +274,7 @@ class Ledger:
                     bool(dup),
                     int(attempts),
                     int(epoch or 0),
+                    bool(track),
                     None if var is None else int(var),
                 )
             )
@@ -302,6 +305,7 @@ WITH picked AS (
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), judged AS (
     SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags, s.link_epoch,
+           s.consent_tracking,
            (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
               AND m.list_id IN ({lists}) AND m.status = 'confirmed') AS lid,
            (s.paused_until IS NULL OR s.paused_until <= %(now)s) AND NOT EXISTS (
@@ -317,7 +321,8 @@ UPDATE delivery AS d SET
     error = CASE WHEN {ok} THEN d.error ELSE %(reason)s END
 FROM judged j WHERE d.id = j.id
 RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
-          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch, d.variant"""
+          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch, j.consent_tracking,
+          d.variant"""
         return self.cur.execute(
             sql,
             {
@@ -354,7 +359,8 @@ SELECT d.id, s.id, s.email, s.name, s.fields,
           AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
        (s.paused_until IS NULL OR s.paused_until <= ?) AND NOT EXISTS (
           SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash),
-       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch, d.variant
+       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch, s.consent_tracking,
+       d.variant
 FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
 WHERE d.campaign_id = ? AND d.status = 'queued'
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
@@ -363,7 +369,8 @@ LIMIT ?""",
         ).fetchall()
         out = []
         for row in found:
-            did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch, var = row
+            did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch = row[:12]
+            track, var = row[12:]
             if awake and lid is not None:
                 self.cur.execute(
                     "UPDATE delivery SET status = 'claimed', list_id = ?, "
@@ -371,7 +378,21 @@ LIMIT ?""",
                     (lid, token, self._ts(lease), did),
                 )
                 out.append(
-                    (did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag, epoch, var)
+                    (
+                        did,
+                        CLAIMED,
+                        sid,
+                        email,
+                        name,
+                        fields,
+                        lid,
+                        dup,
+                        attempts,
+                        tag,
+                        epoch,
+                        track,
+                        var,
+                    )
                 )
             else:
                 self.cur.execute(
@@ -392,6 +413,7 @@ LIMIT ?""",
                         attempts,
                         tag,
                         epoch,
+                        0,
                         var,
                     )
                 )

@@ -1,7 +1,7 @@
 """campaign A/B tests: the test's settings and winner; the variant on each delivery
 
 Revision ID: q14c
-Revises: p12b
+Revises: q14b
 Create Date: 2026-12-06 23:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "q14c"
-down_revision = "p12b"
+down_revision = "q14b"
 branch_labels = None
 depends_on = None
 

@@ -1,16 +1,16 @@
-"""API: /api/campaigns (+ /preview, /test, /send, /schedule, /pause, /resume, /cancel, /stats,
-/audience)."""
+"""API: /api/campaigns (+ /copy, /preview, /test, /send, /schedule, /pause, /resume, /cancel,
+/stats, /audience)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any, Literal
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from listmgr import zonetimes
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web import limits
@@ -73,8 +73,8 @@ class AbTest(BaseModel):
 
 
 class AbResult(BaseModel):
-    decide_at: datetime | None = Field(description="when the winner is due")
-    decided_at: datetime | None
+    decide_at: str | None = Field(description="when the winner is due (UTC)")
+    decided_at: str | None
     winner: Literal["A", "B", "C", "D"] | None
 
 
@@ -148,7 +148,25 @@ class TestIn(Who):
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: datetime | None
+    at: str | None = Field(
+        description="ISO 8601 date and time, e.g. 2030-05-31T09:00:00+02:00; with an offset "
+        "(or Z) that instant; without one a wall-clock time in `timezone` (UTC when none: a "
+        "time the clocks skip is refused, a repeated one means its first occurrence); null "
+        "unschedules"
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone, e.g. Europe/Berlin: how a time without an offset is "
+        "read, and how the schedule is shown back (kept with the campaign)",
+    )
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    status: str
+    scheduled_at: str | None = Field(description="UTC, without an offset")
+    timezone: str
+    scheduled_at_local: str | None = Field(description="in `timezone`, with its offset")
 
 
 class AudienceIn(BaseModel):
@@ -265,7 +283,7 @@ def update_campaign(campaign_id: int) -> ResponseReturnValue:
     tag="campaigns",
 )
 def delete_campaign(campaign_id: int) -> ResponseReturnValue:
-    """Delete a draft."""
+    """Delete a draft; 409 for any other status (unschedule a scheduled one first)."""
     campaigns.delete(current_runtime(), campaign_id, actor=actor())
     return "", 204
 
@@ -341,15 +359,41 @@ def send_now(campaign_id: int) -> ResponseReturnValue:
     ["POST"],
     permission="campaigns:write",
     body=ScheduleIn,
-    response=StatusOut,
+    response=ScheduleOut,
     tag="campaigns",
 )
 def schedule(campaign_id: int) -> ResponseReturnValue:
-    """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
+    """Schedule for `at` (ISO 8601) read in `timezone`, or unschedule with null."""
     body = parse_body(ScheduleIn)
-    campaigns.schedule(current_runtime(), campaign_id, at=body.at, actor=actor())
-    info = campaigns.get(current_runtime(), campaign_id)
-    return jsonify(id=info.id, status=info.status, scheduled_at=info.scheduled_at)
+    at = zonetimes.read(body.at) if body.at is not None else None
+    rt = current_runtime()
+    campaigns.schedule(rt, campaign_id, at=at, timezone=body.timezone, actor=actor())
+    info = campaigns.get(rt, campaign_id)
+    zone = zonetimes.zone_name(info.schedule_timezone)
+    utc = info.scheduled_at_utc
+    local = zonetimes.local_iso(utc, zone) if utc is not None else None
+    return jsonify(
+        id=info.id,
+        status=info.status,
+        scheduled_at=info.scheduled_at,
+        timezone=zone,
+        scheduled_at_local=local,
+    )
+
+
+@route(
+    "/campaigns/<int:campaign_id>/copy",
+    ["POST"],
+    permission="campaigns:write",
+    response=CampaignOut,
+    status=201,
+    tag="campaigns",
+)
+def copy_campaign(campaign_id: int) -> ResponseReturnValue:
+    """A new draft "Copy of …" with the campaign's content, sender, lists and segment (any
+    status; never its schedule, ledger or figures)."""
+    cid = campaigns.copy(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_out(cid)), 201
 
 
 @route(
@@ -394,8 +438,11 @@ def cancel(campaign_id: int) -> ResponseReturnValue:
 @route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
 def stats(campaign_id: int) -> ResponseReturnValue:
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
-    unsubscribed (attributed by the token's campaign), remaining; with an A/B test, per
-    variant: sent, unique opens and clicks and their rates, and which won when."""
+    unsubscribed (attributed by the token's campaign), remaining; and `engagement`: unique and
+    total opens and clicks of the recipients who allow tracking, rates over them, clicks per
+    link and per hour, and how many opens by mail privacy proxies and clicks by link
+    scanners were left out; with an A/B test, `ab_test`: per variant sent, unique opens and
+    clicks (machine opens and scanner clicks left out) and their rates, and which won when."""
     rt = current_runtime()
     figures = shown_stats(asdict(campaigns.stats(rt, campaign_id)))
     comparison = campaigns.ab_comparison(rt, campaign_id)
