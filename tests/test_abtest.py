@@ -304,3 +304,32 @@ def test_an_audience_all_in_the_test_ends_without_a_winner(make_runtime, sink):
     assert got == {"Subject A": 1, "Subject B": 1}
     info = campaigns.get(rt, cid)
     assert info.status == "sent" and info.ab_result["winner"] is None
+
+
+def test_machine_opens_and_scanner_clicks_do_not_pick_the_winner(make_runtime):
+    rt = make_runtime(threads=0)
+    _audience(rt, 12)
+    cid = campaign(rt, ab_test=_ab())
+    campaigns.start(rt, cid)
+    rows = _variants(rt, cid)
+    tested = {v: [e for e, (st, x) in rows.items() if st == "queued" and x == v] for v in (0, 1)}
+    with rt.db.session() as s:
+        ids = dict(s.execute(select(Subscriber.email, Subscriber.id)).all())
+        for email in tested[1][:3]:  # a link scanner clicked in three of B's mails
+            s.add(Engagement(campaign_id=cid, subscriber_id=ids[email], kind="click", machine=True))
+        s.add(Engagement(campaign_id=cid, subscriber_id=ids[tested[1][0]], kind="open"))
+        s.add(Engagement(campaign_id=cid, subscriber_id=ids[tested[0][0]], kind="click"))
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) == 0
+    compared = campaigns.ab_comparison(rt, cid)
+    assert [(v.clicked, v.opened) for v in compared.variants] == [(1, 0), (0, 1)]
+
+
+def test_a_copy_keeps_the_test_settings_but_not_its_outcome(make_runtime):
+    rt = make_runtime(threads=0)
+    _audience(rt, 4)
+    cid = campaign(rt, ab_test=_ab(metric="opens"))
+    campaigns.start(rt, cid)
+    twin = campaigns.get(rt, campaigns.copy(rt, cid))
+    assert twin.ab_test == campaigns.get(rt, cid).ab_test and twin.ab_test["metric"] == "opens"
+    assert twin.ab_result is None and twin.status == "draft"
