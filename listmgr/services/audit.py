@@ -39,6 +39,7 @@ ACTIONS = (
     "campaign.pause",
     "campaign.resume",
     "campaign.cancel",
+    "campaign.ab_winner",
     "settings.change",
     "settings.smtp_check",
     "dkim.generate",
