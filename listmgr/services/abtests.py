@@ -15,7 +15,7 @@ conditional UPDATE decides it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,7 +129,11 @@ def sources(base: content.Content, ab_test: Mapping[str, Any] | None) -> list[co
     return out
 
 
-def check_variants(base: content.Content, ab_test: Mapping[str, Any] | None, check: Any) -> None:
+def check_variants(
+    base: content.Content,
+    ab_test: Mapping[str, Any] | None,
+    check: Callable[[content.Content], object],
+) -> None:
     """Check every alternative with `check(source)`; an error names the variant."""
     for i, source in enumerate(sources(base, ab_test)[1:]):
         try:
