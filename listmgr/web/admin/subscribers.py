@@ -10,7 +10,7 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import exports, fielddefs, privacy
+from listmgr.services import exports, fielddefs, privacy, subscriptions
 from listmgr.services import lists as lists_service
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
@@ -284,8 +284,6 @@ def subscriber_export(subscriber_id: int) -> ResponseReturnValue:
 @require("people:write")
 def subscriber_unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
-    from listmgr.services import subscriptions
-
     slug = ui.text("list") or None
     changed = subscriptions.unsubscribe_by_id(
         current_runtime(), subscriber_id, list_slug=slug, origin=origin()
@@ -336,8 +334,6 @@ def _back_to_search() -> ResponseReturnValue:
 @require("people:write")
 def subscribers_add_to_list() -> ResponseReturnValue:
     """Put the chosen people on a list, confirmed (consent basis) or asked to confirm by mail."""
-    from listmgr.services import subscriptions
-
     slug, status = ui.text("to_list"), ui.text("status", "confirmed")
     done = subscriptions.add_to_list(
         current_runtime(),
@@ -358,7 +354,7 @@ def subscribers_add_to_list() -> ResponseReturnValue:
     )
     flash(
         f"Added {done.changed} of {done.chosen} to {slug}"
-        + (" (each was mailed a confirmation link)" if status == "pending" else "")
+        + (" (a confirmation link is on its way to each)" if status == "pending" else "")
         + "."
         + (f" {done.unchanged} were already on it." if done.unchanged else "")
         + (
@@ -375,8 +371,6 @@ def subscribers_add_to_list() -> ResponseReturnValue:
 @require("people:write")
 def subscribers_unsubscribe() -> ResponseReturnValue:
     """Unsubscribe the chosen people from one list, or from every list (and suppress them)."""
-    from listmgr.services import subscriptions
-
     choice = ui.text("from_list")
     if not choice:
         raise ValidationError("Choose the list to unsubscribe them from.", field="from_list")
