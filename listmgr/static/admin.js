@@ -67,6 +67,7 @@
   /* A box that ticks (or clears) every checkbox of that name in its form. */
   $all("[data-check-all]").forEach(function (box) {
     var name = box.getAttribute("data-check-all");
+    box.hidden = false;  /* it needs this script to work */
     var items = function () {
       return $all('input[type="checkbox"][name="' + name + '"]').filter(function (x) { return x.form === box.form; });
     };
