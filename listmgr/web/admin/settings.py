@@ -76,6 +76,22 @@ def _smtp_form_rows() -> list[SmtpFields]:
     return servers
 
 
+def _typed_rows() -> list[SmtpFields] | None:
+    """The SMTP rows as typed, to show them again (a typed password never: a stored one
+    stays marked as kept); None when the form has none or they cannot be read."""
+    if "smtp_host" not in request.form:
+        return None
+    try:
+        rows = _smtp_form_rows()
+    except ValidationError:
+        return None
+    kept = smtp_fields.KEPT_PASSWORD
+    return [
+        *(replace(r, password=kept if r.password == kept else "") for r in rows),
+        SmtpFields(""),
+    ]
+
+
 def _smtp_from_form() -> str:
     """The smtp_url setting the SMTP fields of the form give."""
     try:
@@ -136,7 +152,7 @@ def settings_save() -> ResponseReturnValue:
             values["smtp_url"] = _smtp_from_form()
         changed = settings_store.update(rt, values, reset=reset, actor=settings_actor())
     except ValidationError as exc:
-        return _page({exc.field or "form": exc.message}, exc.status)
+        return _page({exc.field or "form": exc.message}, exc.status, smtp=_typed_rows())
     if changed:
         flash(f"Saved: {', '.join(changed)}.")
     else:
@@ -157,13 +173,8 @@ def settings_smtp_check() -> ResponseReturnValue:
                 current_runtime(), detailed=may("settings"), actor=settings_actor(), smtp_url=typed
             )
         except ValidationError as exc:
-            return _page({exc.field or "form": exc.message}, exc.status)
-        # typed passwords are never shown back: a stored one stays marked as kept
-        rows = [
-            replace(r, password=r.password if r.password == smtp_fields.KEPT_PASSWORD else "")
-            for r in _smtp_form_rows()
-        ]
-        return _page(checks=results, smtp=[*rows, SmtpFields("")])
+            return _page({exc.field or "form": exc.message}, exc.status, smtp=_typed_rows())
+        return _page(checks=results, smtp=_typed_rows())
     results = settings_store.check_servers(
         current_runtime(), detailed=may("settings"), actor=settings_actor()
     )
