@@ -6,10 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from listmgr.models import AuditLog
-from listmgr.services import imports, subscribers
+from listmgr.services import imports, inbound, subscribers
 from listmgr.services.subscriptions import Origin
-from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
+from tests.admin_support import PASSWORD, accounts_by_role, post_form, session_login  # noqa: F401
 from tests.campaign_support import make_list, person
+from tests.conftest import drain
 
 CAMPAIGN = {"name": "April", "subject": "Hello", "lists": ["news"], "html": "<p>news</p>"}
 PEER = {"REMOTE_ADDR": "203.0.113.7"}
@@ -51,6 +52,36 @@ def test_every_admin_and_api_action_stores_the_clients_address(
     post_form(client, "/admin/suppression", "/admin/suppression", {"email": "no@example.org"})
     client.get(f"/admin/subscribers/{sid}")
     post_form(client, "/admin/tokens", "/admin/tokens", {"name": "ci", "role": "analyst"})
+    post_form(
+        client,
+        "/admin/lists/new",
+        "/admin/lists/new",
+        {"slug": "extra", "name": "Extra", "from_email": "extra@example.org"},
+    )
+    post_form(
+        client,
+        "/admin/subscribers/new",
+        "/admin/subscribers/new",
+        {
+            "email": "added@example.org",
+            "lists": ["news"],
+            "status": "confirmed",
+            "consent": "asked",
+        },
+    )
+    post_form(
+        client,
+        "/admin/users",
+        "/admin/users",
+        {"email": "new@staff.example.org", "name": "New", "role": "editor", "password": PASSWORD},
+    )
+    page = f"/admin/subscribers/{sid}"
+    post_form(client, page, f"{page}/unsubscribe", {"list": "news"})
+    mid = inbound.store(rt, b"From: q@example.org\r\nSubject: hi\r\n\r\nhello\r\n").id
+    drain(rt)
+    post_form(client, f"/admin/inbound/{mid}", f"/admin/inbound/{mid}", {"action": "handled"})
+    post_form(client, f"/admin/inbound/{mid}", f"/admin/inbound/{mid}/reply", {"text": "Hi"})
+    assert client.get("/api/lists/news/export", headers=bearer).status_code == 200
     actions = {r.action for r in _rows(rt)}
     assert {
         "campaign.create",
@@ -62,6 +93,13 @@ def test_every_admin_and_api_action_stores_the_clients_address(
         "suppression.add",
         "subscriber.view",
         "token.create",
+        "list.create",
+        "subscriber.create",
+        "subscriber.unsubscribe",
+        "user.create",
+        "inbound.handled",
+        "inbound.reply",
+        "people.export",
     } <= actions, actions
     assert [(r.action, r.ip) for r in _rows(rt) if r.ip != "203.0.113.7"] == []
 
