@@ -101,9 +101,11 @@ def test_smtp_fields_save_and_the_password_is_never_shown_back(owner, rt, sink):
     )
     assert owner.post("/admin/settings", data=again).status_code == 302
     assert fields_of(settings_store.effective(rt).smtp_url).password == SECRET
-    # another TLS mode is another server: the password must be typed again
-    resp = owner.post("/admin/settings", data={**again, "smtp_tls": "ssl"})
-    assert resp.status_code == 422 and "type the password again" in resp.text
+    # another TLS mode is another server: the password must be typed again (never in the clear)
+    for tls in ("ssl", "none"):
+        resp = owner.post("/admin/settings", data={**again, "smtp_tls": tls})
+        assert resp.status_code == 422 and "type the password again" in resp.text
+    assert fields_of(settings_store.effective(rt).smtp_url).tls == "starttls"
     # an empty password for another host is not the stored one's to take
     moved = {**again, "smtp_host": "mx.attacker.example", "csrf_token": again["csrf_token"]}
     resp = owner.post("/admin/settings", data=moved)

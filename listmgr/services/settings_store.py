@@ -206,6 +206,14 @@ def _server_key(url: str) -> tuple[str, str, str]:
     return scheme.lower(), (userinfo or "").split(":", 1)[0], hostport
 
 
+def _password_key(url: str) -> tuple[str, str, str, bool]:
+    """What a stored password belongs to: the server, and whether it travels encrypted (a
+    password set for STARTTLS is never kept for the same server without it)."""
+    query = parse_qs(_split(url)[2].partition("?")[2])
+    starttls = query.get("starttls", ["0"])[-1].lower() in ("1", "true", "yes")
+    return (*_server_key(url), starttls)
+
+
 def mask(key: str, value: Any) -> Any:
     """A value fit to show: passwords in SMTP URLs hidden (even in a URL that does not parse)."""
     if key != "smtp_url" or not value:
@@ -230,16 +238,19 @@ def servers_of(value: Any) -> list[str]:
 
 def _keep_passwords(value: str, current: str) -> str:
     """A URL that came back with its password masked keeps the stored password, but only for
-    the very server (scheme, user, host, port) it was set for: a changed host must be given
-    the password again, or anyone who may edit settings could send it elsewhere."""
+    the very server (scheme, user, host, port, STARTTLS) it was set for: a changed host must
+    be given the password again, or anyone who may edit settings could send it elsewhere (or
+    in the clear)."""
     known = {
-        _server_key(url): _split(url)[1] for url in current.split() if ":" in (_split(url)[1] or "")
+        _password_key(url): _split(url)[1]
+        for url in current.split()
+        if ":" in (_split(url)[1] or "")
     }
     out = []
     for url in value.split():
         scheme, userinfo, after = _split(url)
         if MASK in url:
-            stored = known.get(_server_key(url))
+            stored = known.get(_password_key(url))
             if stored is None or MASK in after or userinfo != f"{_server_key(url)[1]}:{MASK}":
                 raise ValidationError(
                     f"SMTP servers: type the password again for {mask('smtp_url', url)!r}: a "
