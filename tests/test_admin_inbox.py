@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from listmgr.errors import ValidationError
 from listmgr.mail import answer
 from listmgr.mail.inbound import outcomes
 from listmgr.models import AuditLog, Outbox
@@ -187,3 +188,23 @@ def test_replies_share_the_test_send_budget(limited_client):
 )
 def test_subject_gets_one_re(original, expected):
     assert answer.subject(original) == expected
+
+
+def test_answer_picks_a_valid_sender_and_bounds_the_thread():
+    refs = " ".join(f"<r{i}@example.org>" for i in range(30))
+    raw = (
+        "From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.org>\r\n"
+        "Reply-To: not-an-address, Desk <desk@example.org>\r\n"
+        f"References: {refs}\r\n"
+        "Message-ID: <last@example.org>\r\n"
+        "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nhi\r\n"
+    ).encode()
+    got = answer.answer(raw)
+    assert got.to == "desk@example.org" and got.subject == "Re: Grüße"
+    chain = got.references.split()
+    assert len(chain) == answer.MAX_REFERENCES
+    assert chain[0] == "<r0@example.org>" and chain[-1] == "<last@example.org>"
+    bare = answer.answer(b"From: a@example.org\r\nIn-Reply-To: <x@y> junk <z@w>\r\n\r\nhi")
+    assert bare.in_reply_to == "" and bare.references == "<x@y>"
+    with pytest.raises(ValidationError):
+        answer.answer(b"From: <>\r\nReply-To: nobody\r\n\r\nhi")
