@@ -33,6 +33,7 @@ TABLES: dict[str, str] = {
     "outbox": SWEPT,
     "segment": SWEPT,
     "campaign": SWEPT,
+    "campaign_link": SWEPT,
     "audit_log": SWEPT,
     "import_job": SWEPT,
     "setting_value": SWEPT,
