@@ -195,9 +195,8 @@ def delete(rt: Runtime, template_id: int, *, actor: str = "") -> None:
         _audit(s, actor, "template.delete", template_id, name=name)
 
 
-def preview_html(rt: Runtime, *, body: str, content_format: str, name: str) -> str:
-    """The HTML a sample person would get from this body, in the built-in layout."""
-    view = campaign_preview.preview_values(
+def preview(rt: Runtime, *, body: str, content_format: str, name: str) -> campaign_preview.Preview:
+    """The message a sample person would get from this body, in the built-in layout."""
+    return campaign_preview.preview_values(
         rt, {"name": name, "subject": name, "body": body, "content_format": content_format}
     )
-    return view.html
