@@ -139,7 +139,10 @@ def unsaved_row(values: dict[str, Any], *, campaign_id: int | None = None) -> Ca
     if not isinstance(lists, list) or not all(isinstance(x, str) for x in lists):
         raise ValidationError("lists must be a list of list slugs", field="lists")
     for key in ("from_email", "reply_to"):
-        fields[key] = normalize_email(fields[key]) if fields[key].strip() else ""
+        try:
+            fields[key] = normalize_email(fields[key]) if fields[key].strip() else ""
+        except ValidationError as exc:
+            raise ValidationError(f"{key}: {exc.message}", field=key) from None
     fields["from_name"] = clean_header(fields["from_name"].strip(), "from_name")
     return Campaign(
         id=campaign_id,
