@@ -10,7 +10,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, CampaignTemplate
-from listmgr.services import campaign_templates, lists
+from listmgr.services import accounts, campaign_templates, lists
 from tests.admin_support import (  # noqa: F401
     accounts_by_role,
     csrf_from,
@@ -209,3 +209,43 @@ def test_every_shipped_design_builds_and_fits_a_phone(rt, as_role):
     assert client.get("/admin/templates/new?design=missing").status_code == 404
     with rt.db.session() as s:
         assert s.scalar(select(func.count()).select_from(CampaignTemplate)) == 0
+
+
+def test_the_api_manages_templates_with_the_same_rules(rt, client, api):
+    resp = api.get("/api/templates/designs")
+    assert resp.status_code == 200 and len(resp.json["items"]) == 3
+    resp = api.post(
+        "/api/templates", json={"name": "Api", "content_format": "visual", "body": BODY}
+    )
+    assert resp.status_code == 201, resp.text
+    tid = resp.json["id"]
+    assert resp.json["name"] == "Api" and resp.json["body"] == BODY
+    resp = api.patch(f"/api/templates/{tid}", json={"name": "Api 2"})
+    assert resp.status_code == 200 and resp.json["content_format"] == "visual"
+    assert [t["name"] for t in api.get("/api/templates").json["items"]] == ["Api 2"]
+    for payload, field in (
+        ({"name": "X", "body": "{{ oops"}, "body"),
+        ({"name": "X", "body": BODY, "content_format": "pdf"}, "content_format"),
+        ({"name": "X", "body": BODY, "extra": 1}, None),
+        ({"name": 5, "body": BODY}, None),
+        ({"name": "Api 2", "body": BODY}, "name"),
+    ):
+        resp = api.post("/api/templates", json=payload)
+        assert 400 <= resp.status_code < 500 and "error" in resp.json, payload
+        if field:
+            assert resp.json["error"]["field"] == field
+    assert api.patch(f"/api/templates/{tid}", json={"body": ""}).status_code == 422
+    assert api.get("/api/templates/999999").status_code == 404
+
+    analyst = accounts.create_token(rt, role="analyst", name="reader")
+    headers = {"Authorization": f"Bearer {analyst}"}
+    assert client.get(f"/api/templates/{tid}", headers=headers).status_code == 200
+    assert client.delete(f"/api/templates/{tid}", headers=headers).status_code == 403
+    assert (
+        client.post("/api/templates", headers=headers, json={"name": "N", "body": BODY}).status_code
+        == 403
+    )
+    assert client.get("/api/templates").status_code == 401
+    assert [(r.name, r.body) for r in _rows(rt)] == [("Api 2", BODY)]
+    assert api.delete(f"/api/templates/{tid}").status_code == 204 and _rows(rt) == []
+    assert len(_audit(rt, "template.delete")) == 1
