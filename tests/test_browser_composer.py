@@ -107,6 +107,12 @@ def test_a_marketer_writes_in_the_visual_editor_and_previews_before_saving(
     assert "Write your message" not in info.body
     assert _edits(rt) == 1
     expect(page.locator("#visual-body b")).to_have_text("Fresh news")  # reopened visually
+    expect(page.locator("#save-state")).to_have_text("")  # opening it changes nothing
+    page.locator("#visual-body b").click()
+    page.keyboard.type("zq")  # an edit of the saved draft: previewed, not saved
+    expect(page.locator("#save-state")).to_have_text("Unsaved changes")
+    expect(frame.locator("body")).to_contain_text("zq")
+    assert "zq" not in campaigns.get(rt, info.id).body and _edits(rt) == 1
     assert not [p for p in page.problems if "Content Security Policy" in p], page.problems
     assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems

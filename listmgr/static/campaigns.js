@@ -30,13 +30,13 @@
   }
 
   function refreshFrame() {
-    while (frameForm.firstChild) { frameForm.removeChild(frameForm.firstChild); }
     new FormData(form).forEach(function (value, name) {
       var input = document.createElement("input");
       input.type = "hidden"; input.name = name; input.value = value;
       frameForm.appendChild(input);
     });
-    frameForm.submit();
+    frameForm.submit();  /* the values are taken now: the copies can go */
+    while (frameForm.firstChild) { frameForm.removeChild(frameForm.firstChild); }
   }
 
   var seq = 0;
