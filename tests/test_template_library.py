@@ -186,7 +186,13 @@ def test_a_new_campaign_starts_from_a_template_or_a_design(rt, as_role):
     page = client.get("/admin/campaigns/new?design=announcement")
     assert str(escape(design.body)) in page.text
     assert 'value="html" checked' in page.text
-    for bad in ("template=999999", "template=abc", "template=-1", "template=1" + "0" * 30):
+    for bad in (
+        "template=999999",
+        "template=abc",
+        "template=-1",
+        "template=1" + "0" * 30,
+        "template=²",
+    ):
         assert client.get(f"/admin/campaigns/new?{bad}").status_code == 404
     assert client.get("/admin/campaigns/new?design=../designs").status_code == 404
 

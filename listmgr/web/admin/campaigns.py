@@ -102,7 +102,7 @@ def _starting_point() -> dict[str, Any]:
     (?design=KEY), or the starter."""
     raw = request.args.get("template", "")
     if raw:
-        if not raw.isdigit() or len(raw) > 10:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
             raise NotFound("there is no such template")
         t = campaign_templates.get(current_runtime(), int(raw))
         return {"body": t.body, "content_format": t.content_format}
