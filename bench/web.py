@@ -7,6 +7,9 @@ Seeds a fresh PostgreSQL database (COPY) with N confirmed subscribers on one lis
   - one-click unsubscribe  POST /u/TOKEN (List-Unsubscribe=One-Click), random subscribers
   - subscribe              POST /subscribe/SLUG with new addresses (confirmation mail queued)
   - subscribers page       GET /admin/subscribers (first page) and ?q=PREFIX (email prefix)
+  - tracked click          GET /t/REF/TOKEN of a sent campaign (recorded, then a redirect)
+  - open pixel             GET /o/TOKEN.gif
+Half the subscribers allow tracking; clicks and opens come from them (each one recorded).
 Prints requests/s, p50/p95/p99 latency and the ratio of the page's p95 to the 200 ms goal.
 Needs: wrk (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1 (see RECIPES).
 """
@@ -49,7 +52,7 @@ setup = function(thread)
 end
 init = function(args) statuses = {} end
 response = function(status, headers, body)
-  if status >= 300 then statuses[status] = (statuses[status] or 0) + 1 end
+  if status >= STATUS_FLOOR then statuses[status] = (statuses[status] or 0) + 1 end
 end
 done = function(summary, latency, requests)
   for _, t in ipairs(threads) do
@@ -64,19 +67,15 @@ done = function(summary, latency, requests)
     summary.errors.timeout, summary.errors.status))
 end
 """
-UNSUBSCRIBE = (
-    """
+UNSUBSCRIBE = """
 tokens = {TOKENS}
 request = function()
   local t = tokens[math.random(#tokens)]
   return wrk.format("POST", "/u/" .. t,
     {["Content-Type"] = "application/x-www-form-urlencoded"}, "List-Unsubscribe=One-Click")
 end
-"""
-    + DONE
-)
-SUBSCRIBE = (
-    """
+""" + DONE.replace("STATUS_FLOOR", "300")
+SUBSCRIBE = """
 counter = 0
 local run = os.time()
 request = function()
@@ -86,18 +85,20 @@ request = function()
   return wrk.format("POST", "/subscribe/SLUG",
     {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end
-"""
-    + DONE
-)
-PAGE = (
-    """
+""" + DONE.replace("STATUS_FLOOR", "300")
+CLICK = """
+paths = {PATHS}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)],
+    {["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"})
+end
+""" + DONE.replace("STATUS_FLOOR", "400")  # a click answers 302
+PAGE = """
 paths = {PATHS}
 request = function()
   return wrk.format("GET", paths[math.random(#paths)], {["Cookie"] = "COOKIE"})
 end
-"""
-    + DONE
-)
+""" + DONE.replace("STATUS_FLOOR", "300")
 
 
 def log(msg: str) -> None:
@@ -128,8 +129,9 @@ def drop_database(db_url: str) -> None:
     admin.dispose()
 
 
-def seed(db_url: str, n: int) -> tuple[list[str], str]:
-    """N confirmed subscribers on list 'news' (COPY); returns unsubscribe tokens and the slug."""
+def seed(db_url: str, n: int) -> tuple[list[str], str, list[str], list[str]]:
+    """N confirmed subscribers on list 'news' (COPY), the even ones allowing tracking, and a
+    sent campaign with one link; returns unsubscribe tokens, the slug, click and open paths."""
     import psycopg
 
     from listmgr import runtime
@@ -157,7 +159,7 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
                         "{}",
                         "bench",
                         False,
-                        False,
+                        i % 2 == 0,
                         0,
                         "2024-01-01",
                         "2024-01-01",
@@ -172,6 +174,45 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
                     (i, 1, "confirmed", "", "bench", "2024-01-01", "2024-01-01", "2024-01-01")
                 )
         cur.execute("SELECT setval('subscriber_id_seq', %s)", (n,))
+        cur.execute(
+            "INSERT INTO campaign (name, subject, preheader, from_name, from_email, reply_to, "
+            "content_format, body, layout, text, lists, status, status_reason, audience, "
+            "started_at, finished_at, created_at, updated_at, created_by) VALUES ('Bench', "
+            "'Bench', '', '', '', '', 'html', '', '', '', '[\"news\"]', 'sent', '', %s, "
+            "'2024-01-02', '2024-01-02', '2024-01-01', '2024-01-01', 'bench') RETURNING id",
+            (n,),
+        )
+        cid = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO campaign_link (campaign_id, url) VALUES (%s, %s) RETURNING id",
+            (cid, "https://example.org/offer?from=newsletter"),
+        )
+        link = cur.fetchone()[0]
+        trackers = random.Random(8).sample(range(2, n + 1, 2), min(5000, n // 2))
+        with cur.copy(
+            "COPY delivery (campaign_id, subscriber_id, list_id, status, attempts, claimed_by, "
+            "in_flight, possibly_duplicate, sent_at, smtp_server, error, bounced, complained, "
+            "unsubscribed) FROM STDIN"
+        ) as copy:
+            for i in trackers:
+                copy.write_row(
+                    (
+                        cid,
+                        i,
+                        1,
+                        "sent",
+                        1,
+                        "",
+                        False,
+                        False,
+                        "2024-01-02",
+                        "",
+                        "",
+                        False,
+                        False,
+                        False,
+                    )
+                )
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # what a database that has lived a while looks like
@@ -179,8 +220,11 @@ def seed(db_url: str, n: int) -> tuple[list[str], str]:
     log(f"seeded {n:,} subscribers in {time.perf_counter() - t0:.1f} s")
     sample = random.Random(7).sample(range(1, n + 1), min(5000, n))
     tokens = [rt.tokens.unsubscribe(i, 1) for i in sample]
+    ref = rt.tokens.campaign_ref(cid)
+    clicks = [f"/t/{ref}/{rt.tokens.click(cid, i, link)}" for i in trackers]
+    opens = [f"/o/{rt.tokens.open(cid, i)}.gif" for i in trackers]
     runtime.set_current(None)
-    return tokens, "news"
+    return tokens, "news", clicks, opens
 
 
 def start_gunicorn(
@@ -239,6 +283,13 @@ def sign_in(base: str) -> str:
     check = urllib.request.Request(f"{base}/admin/subscribers", headers={"Cookie": cookie})
     assert b"subscriber-table" in urllib.request.urlopen(check).read(), "sign-in failed"
     return cookie
+
+
+def engagement_rows(db_url: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return dict(conn.execute("SELECT kind, count(*) FROM engagement GROUP BY kind").fetchall())
 
 
 def checkpoint(db_url: str) -> None:
@@ -313,7 +364,7 @@ def main() -> None:
     config_dir = Path(tempfile.mkdtemp())
     proc = None
     try:
-        tokens, slug = seed(db_url, args.subscribers)
+        tokens, slug, clicks, opens = seed(db_url, args.subscribers)
         port = 18000 + random.randrange(1000)
         errors = config_dir / "gunicorn.err"
         proc = start_gunicorn(db_url, port, args.workers, config_dir, errors)
@@ -340,6 +391,16 @@ def main() -> None:
             ),
             ("one-click unsubscribe POST", UNSUBSCRIBE.replace("TOKENS", quoted), args.connections),
             ("subscribe POST", SUBSCRIBE.replace("SLUG", slug), args.connections),
+            (
+                "tracked click GET (302)",
+                CLICK.replace("PATHS", ",".join(f'"{c}"' for c in clicks)),
+                args.connections,
+            ),
+            (
+                "open pixel GET",
+                CLICK.replace("PATHS", ",".join(f'"{o}"' for o in opens)),
+                args.connections,
+            ),
         ]
         results = {}
         for name, script, connections in runs:
@@ -359,6 +420,10 @@ def main() -> None:
         )
         for name, r in results.items():
             log(line(name, r))
+        recorded = engagement_rows(db_url)
+        for kind, name in (("click", "tracked click GET (302)"), ("open", "open pixel GET")):
+            made = results[name]["rps"] * args.seconds
+            log(f"{name}: {recorded.get(kind, 0):,} recorded of about {made:,.0f} requests")
         for name in ("subscribers page, first page", "subscribers page, email prefix"):
             p95 = results[name]["p95"]
             log(

@@ -52,5 +52,7 @@ def withheld(figures: dict[str, Any], threshold: int) -> dict[str, Any]:
     }
     if "timeline" in out:
         out["timeline"] = []
+    if "engagement" in out:
+        out["engagement"] = None
     out["fewer_than"] = threshold
     return out

@@ -117,7 +117,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask) -> None:
-    from listmgr.web import admin, api, data_rights, dev, hooks, public
+    from listmgr.web import admin, api, data_rights, dev, engagement, hooks, public
 
-    for bp in (public.bp, data_rights.bp, hooks.bp, dev.bp, api.bp, admin.bp):
+    for bp in (public.bp, engagement.bp, data_rights.bp, hooks.bp, dev.bp, api.bp, admin.bp):
         app.register_blueprint(bp)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
@@ -105,6 +106,7 @@ class DeliveryStatus(str, Enum):
     sent = "sent"
     failed = "failed"  # permanent SMTP failure or retries exhausted
     skipped = "skipped"  # consent changed before the send
+    held = "held"  # an A/B test's remaining audience, waiting for the winning variant
 
 
 class Role(str, Enum):
@@ -129,6 +131,8 @@ class MailingList(SQLModel, table=True):
     form_fields: list[str] = _json_list()  # custom field keys offered on the sign-up form
     form_interests: list[str] = _json_list()  # interest keys offered on the sign-up form
     opt_in_levels: list[str] = _json_list()  # e.g. ["everything", "monthly digest only"]
+    # Past campaigns of the list on a public page (/archive/<slug>), rendered for no one.
+    archive: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
@@ -303,6 +307,9 @@ class Segment(SQLModel, table=True):
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
+    __table_args__ = {
+        "sqlite_autoincrement": True
+    }  # a deleted draft's id is never handed out again
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     subject: str = Field(max_length=998)
@@ -323,13 +330,23 @@ class Campaign(SQLModel, table=True):
     # Why the campaign paused itself (e.g. its template failed for several recipients);
     # cleared when someone resumes it.
     status_reason: str = Field(default="", max_length=1000, sa_column_kwargs={"server_default": ""})
-    scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)
+    scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)  # UTC
+    # The IANA zone the schedule was chosen in ("" = UTC): how the time is shown back.
+    schedule_timezone: str = Field(
+        default="", max_length=64, sa_column_kwargs={"server_default": ""}
+    )
     started_at: datetime | None = Field(default=None, sa_type=DateTime)
     finished_at: datetime | None = Field(default=None, sa_type=DateTime)
     audience: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     created_by: str = Field(default="", max_length=200)
+    # An A/B test (services/abtests.py): its settings and alternatives, when the winner is due
+    # (set at the start), and the winner (variant index) once chosen.
+    ab_test: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    ab_decide_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ab_decided_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ab_winner: int | None = Field(default=None)
 
 
 class CampaignTemplate(SQLModel, table=True):
@@ -386,6 +403,7 @@ class Delivery(SQLModel, table=True):
     bounced: bool = Field(default=False)
     complained: bool = Field(default=False)
     unsubscribed: bool = Field(default=False)
+    variant: int | None = Field(default=None)  # the A/B test variant this person got (0 = A)
 
 
 class Engagement(SQLModel, table=True):
@@ -401,7 +419,21 @@ class Engagement(SQLModel, table=True):
     subscriber_id: int = _fk("subscriber.id", index=False)
     kind: str = Field(max_length=16)  # open click
     url: str = Field(default="", max_length=2000)
+    link_id: int | None = Field(default=None)  # campaign_link.id of a click (0: the trap)
+    # A privacy proxy's open or a link scanner's click: recorded, left out of every rate.
+    machine: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class CampaignLink(SQLModel, table=True):
+    """A campaign's trackable links: a click token names one by id, so the redirect's target
+    always comes from here, never from the URL that was clicked."""
+
+    __tablename__ = "campaign_link"
+    __table_args__ = (UniqueConstraint("campaign_id", "url", name="uq_campaign_link_url"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id", index=False)
+    url: str = Field(max_length=2000)
 
 
 class InboundMessage(SQLModel, table=True):

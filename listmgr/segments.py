@@ -459,7 +459,8 @@ class _Compiler:
             )
             return self._counted(query, Delivery.subscriber_id, node, path, Delivery.sent_at)
         query = select(col(Engagement.subscriber_id)).where(
-            col(Engagement.kind) == ("open" if kind == "opened" else "click")
+            col(Engagement.machine).is_(False),  # a privacy proxy's open is nobody's
+            col(Engagement.kind) == ("open" if kind == "opened" else "click"),
         )
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 

@@ -39,6 +39,7 @@ NOT_SETTINGS = frozenset(
 NOT_SETTINGS_PREFIXES = ("LISTMGR_TEST_", "LISTMGR_BENCH_", "LISTMGR_CI_")
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class Settings(BaseModel):
@@ -88,6 +89,9 @@ class Settings(BaseModel):
     dkim_selector: str
     dkim_private_key_path: str
     soft_bounce_threshold: int
+    tracking: bool
+    machine_open_seconds: NonNegativeFloat
+    scanner_click_seconds: NonNegativeFloat
     unsubscribe_confirmation_mail: bool
     session_hours: int
     password_min_score: int

@@ -88,6 +88,13 @@ class Tokens:
         self._manage = Signer(secret_key, salt="manage", sep=".")
         self._bounce = Signer(secret_key, salt="bounce", sep=".")
         self._request = Signer(secret_key, salt="unsubscribe-request", sep=".")
+        # Engagement and web versions: a click names campaign, recipient and link; an open
+        # campaign and recipient; a web version campaign, recipient and list; a campaign
+        # reference names only the campaign (its web version for no one in particular).
+        self._click = Signer(secret_key, salt="click", sep=".")
+        self._open = Signer(secret_key, salt="open", sep=".")
+        self._webview = Signer(secret_key, salt="webview", sep=".")
+        self._campaign = Signer(secret_key, salt="campaign", sep=".")
         # Message-IDs of campaign mail carry a tag only we can make: naming one in a bounce,
         # complaint or reply proves the sender saw that very message (ids alone are guessable).
         self._msgid = hmac.new(
@@ -126,9 +133,14 @@ class Tokens:
     def batch_signer(self, purpose: str) -> BatchSigner:
         """Signs many tokens of one purpose (unsubscribe, manage, bounce) fast, e.g. for every
         recipient of a campaign; the tokens equal those of the methods below."""
-        signer = {"unsubscribe": self._unsub, "manage": self._manage, "bounce": self._bounce}[
-            purpose
-        ]
+        signer = {
+            "unsubscribe": self._unsub,
+            "manage": self._manage,
+            "bounce": self._bounce,
+            "click": self._click,
+            "open": self._open,
+            "webview": self._webview,
+        }[purpose]
         return BatchSigner(signer)
 
     # -- unsubscribe (never expires, whatever the epoch) --------------------------------------
@@ -161,6 +173,37 @@ class Tokens:
     def read_bounce(self, token: str) -> tuple[int, int | None, int | None]:
         sid, cid, lid = self._unpack(self._unsign(self._bounce, token), 3)
         return sid, cid or None, lid or None
+
+    # -- engagement and web versions (never expire) --------------------------------------------
+    def click(self, campaign_id: int, subscriber_id: int, link_id: int) -> str:
+        return self._click.sign(self._pack(campaign_id, subscriber_id, link_id)).decode("ascii")
+
+    def read_click(self, token: str) -> tuple[int, int, int]:
+        """(campaign, subscriber, link); link 0 is the campaign's hidden trap link."""
+        cid, sid, lid = self._unpack(self._unsign(self._click, token), 3)
+        return cid, sid, lid
+
+    def open(self, campaign_id: int, subscriber_id: int) -> str:
+        return self._open.sign(self._pack(campaign_id, subscriber_id)).decode("ascii")
+
+    def read_open(self, token: str) -> tuple[int, int]:
+        cid, sid = self._unpack(self._unsign(self._open, token), 2)
+        return cid, sid
+
+    def webview(self, campaign_id: int, subscriber_id: int, list_id: int, epoch: int = 0) -> str:
+        ids = self.with_epoch(campaign_id, subscriber_id, list_id, epoch=epoch)
+        return self._webview.sign(self._pack(*ids)).decode("ascii")
+
+    def read_webview(self, token: str) -> tuple[int, int, int, int]:
+        """(campaign, subscriber, list, link epoch); subscriber 0: for no one in particular."""
+        cid, sid, lid, epoch = self._unpack(self._unsign(self._webview, token), 4, optional=1)
+        return cid, sid, lid, epoch
+
+    def campaign_ref(self, campaign_id: int) -> str:
+        return self._campaign.sign(self._pack(campaign_id)).decode("ascii")
+
+    def read_campaign_ref(self, token: str) -> int:
+        return self._unpack(self._unsign(self._campaign, token), 1)[0]
 
     # -- unsubscribe request by e-mail without proof (never expires) --------------------------
     def unsubscribe_request(self, subscriber_id: int, inbound_id: int) -> str:

@@ -35,6 +35,7 @@ PURE = (
     "listmgr.sqljson",
     "listmgr.tokens",
     "listmgr.traces",
+    "listmgr.zonetimes",
 )
 # What a pure module must not import, directly or through other listmgr modules. (listmgr.models
 # is allowed: tables and enums are data; segments builds expressions over them.)

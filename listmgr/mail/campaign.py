@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
-from listmgr.mail import compose, content
+from listmgr.mail import compose, content, tracking
 from listmgr.mail.content import Limits
 from listmgr.mail.dkim import DkimSigner
 from listmgr.tokens import Tokens
@@ -108,6 +108,7 @@ class Recipient:
     interests: tuple[str, ...] = ()
     attempt: int = 0  # attempts recorded so far for this row
     link_epoch: int = 0  # the subscriber's link epoch: their links carry it
+    tracking: bool = False  # consented to open and click tracking
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class Setup:
     stamp: str = ""  # fixed per campaign (e.g. its creation time) for Message-IDs
     # the template budget of each message (a frozen dataclass: one shared default is safe)
     limits: Limits = Limits()  # noqa: RUF009
+    # Tracking: on for the campaign, and the id of each trackable link (URL -> id).
+    tracking: bool = False
+    link_ids: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ def sample_context(
         "campaign": CampaignView(campaign_id, campaign_name),
         "unsubscribe_url": f"{base_url}/u/sample",
         "manage_url": f"{base_url}/p/sample",
+        "web_url": f"{base_url}/w/sample",
     }
 
 
@@ -236,20 +241,24 @@ class CampaignRenderer:
         self._unsub = tokens.batch_signer("unsubscribe")
         self._manage = tokens.batch_signer("manage")
         self._bounce = tokens.batch_signer("bounce")
+        self._click = tokens.batch_signer("click")
+        self._open = tokens.batch_signer("open")
+        self._webview = tokens.batch_signer("webview")
+        self.campaign_ref = tokens.campaign_ref(setup.campaign_id)
         self.clock = _Clock()
         self.stamp = setup.stamp or secrets.token_hex(4)
         self.sep = f"\x1e{secrets.token_hex(8)}\x1e"
         text = built.text if not built.text_from_html else ""
-        source = (
-            "{% autoescape false %}"
-            + built.subject
-            + self.sep
-            + text
-            + "{% endautoescape %}"
-            + self.sep
-            + built.html
-        )
-        self.template = content.compile_part(source, "message", html=True)
+        self.template = self._compile(built.subject, text, built.html)
+        # A second template for people who allow tracking: tracked links, a trap, a pixel.
+        self.tracked_template: Any = None
+        nonce = secrets.token_hex(6)
+        self.markers = tracking.markers_pattern(nonce)
+        if setup.tracking:
+            marked = tracking.tracked_sources(
+                built.html, text, setup.base_url, setup.link_ids, nonce
+            )
+            self.tracked_template = self._compile(built.subject, marked.text, marked.html)
         self.output_cap = 3 * setup.limits.output + 2 * len(self.sep)
         self.campaign_view = CampaignView(setup.campaign_id, setup.campaign_name)
         domain = setup.mail_domain
@@ -280,8 +289,33 @@ class CampaignRenderer:
         self.closing = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._subjects: dict[str, str] = {}
 
+    def _compile(self, subject: str, text: str, html: str) -> Any:
+        source = (
+            "{% autoescape false %}"
+            + subject
+            + self.sep
+            + text
+            + "{% endautoescape %}"
+            + self.sep
+            + html
+        )
+        return content.compile_part(source, "message", html=True)
+
     # -- rendering ----------------------------------------------------------------------------
-    def context(self, r: Recipient, *, unsubscribe_token: str, manage_token: str) -> dict[str, Any]:
+    def web_url(self, subscriber_id: int, list_id: int, epoch: int = 0) -> str:
+        """This person's web version (subscriber 0: the version for no one in particular)."""
+        ids = Tokens.with_epoch(self.setup.campaign_id, subscriber_id, list_id, epoch=epoch)
+        return f"{self.setup.base_url}/w/{self._webview.sign(*ids)}"
+
+    def _tracked_url(self, subscriber_id: int, key: str) -> str:
+        base, cid = self.setup.base_url, self.setup.campaign_id
+        if key == "o":
+            return f"{base}/o/{self._open.sign(cid, subscriber_id)}.gif"
+        return f"{base}/t/{self.campaign_ref}/{self._click.sign(cid, subscriber_id, int(key))}"
+
+    def context(
+        self, r: Recipient, *, unsubscribe_token: str, manage_token: str, test: bool = False
+    ) -> dict[str, Any]:
         base = self.setup.base_url
         return {
             "subscriber": SubscriberView(
@@ -291,13 +325,24 @@ class CampaignRenderer:
             "campaign": self.campaign_view,
             "unsubscribe_url": f"{base}/u/{unsubscribe_token}",
             "manage_url": f"{base}/p/{manage_token}",
+            "web_url": (
+                self.web_url(0, r.list_id)
+                if test
+                else self.web_url(r.subscriber_id, r.list_id, r.link_epoch)
+            ),
         }
 
-    def parts(self, ctx: dict[str, Any]) -> tuple[str, str, str]:
-        """(subject, text, html) for one context, rendered within the message's budget."""
+    def tracks(self, r: Recipient, *, test: bool = False) -> bool:
+        """Whether this recipient's message carries tracked links and the open pixel."""
+        return self.tracked_template is not None and r.tracking and not test and r.subscriber_id > 0
+
+    def parts(self, ctx: dict[str, Any], *, tracked_for: int = 0) -> tuple[str, str, str]:
+        """(subject, text, html) for one context, rendered within the message's budget;
+        `tracked_for`: the subscriber whose tracked links and pixel the message carries."""
         limits = self.setup.limits
+        template = self.tracked_template if tracked_for else self.template
         try:  # subject, text and HTML come from one template: their caps add up
-            out = content.render(self.template, ctx, limits, output=self.output_cap)
+            out = content.render(template, ctx, limits, output=self.output_cap)
         except content.BudgetExceeded as exc:
             raise RenderError(f"template: {exc}") from None
         except RecursionError:
@@ -312,6 +357,17 @@ class CampaignRenderer:
             raise RenderError(
                 f"template: a rendered part is larger than {limits.output:,} characters"
             )
+        if tracked_for:
+            urls: dict[str, str] = {}
+
+            def fill(m: re.Match[str]) -> str:
+                key = m.group(1)
+                url = urls.get(key)
+                if url is None:
+                    url = urls[key] = self._tracked_url(tracked_for, key)
+                return url
+
+            text, html = self.markers.sub(fill, text), self.markers.sub(fill, html)
         if self.built.text_from_html:
             text = content.html_to_text(html)
         return " ".join(header_text(subject).split()), text, html
@@ -331,7 +387,8 @@ class CampaignRenderer:
         """The complete message for one recipient."""
         unsub, manage, bounce = self.tokens_for(r, test=test)
         subject, text, html = self.parts(
-            self.context(r, unsubscribe_token=unsub, manage_token=manage)
+            self.context(r, unsubscribe_token=unsub, manage_token=manage, test=test),
+            tracked_for=r.subscriber_id if self.tracks(r, test=test) else 0,
         )
         domain = self.setup.mail_domain
         if test:

@@ -18,11 +18,15 @@ body { margin: 0; padding: 0; background-color: #f4f4f5; }
   font-size: 12px; color: #6b7280; }
 .lm-footer a { color: #6b7280; }
 .lm-preheader { display: none; max-height: 0; overflow: hidden; opacity: 0; }
+.lm-webversion { padding: 8px 24px; font-family: Arial, Helvetica, sans-serif; font-size: 12px;
+  color: #6b7280; text-align: center; }
+.lm-webversion a { color: #4b5563; }
 </style></head>
 <body>
 <div class="lm-preheader">{{ preheader }}</div>
 <table role="presentation" class="lm-outer" cellpadding="0" cellspacing="0"><tr><td align="center">
 <table role="presentation" class="lm-main" cellpadding="0" cellspacing="0"><tr>
+<td class="lm-webversion"><a href="{{ web_url }}">View this email in your browser</a></td></tr><tr>
 <td class="lm-content">
 {{ content }}
 </td></tr></table>

@@ -39,6 +39,7 @@ ACTIONS = (
     "campaign.pause",
     "campaign.resume",
     "campaign.cancel",
+    "campaign.ab_winner",
     "template.create",
     "template.edit",
     "template.delete",

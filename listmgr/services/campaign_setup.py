@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from listmgr.errors import ConfigError, NotFound, ValidationError
 from listmgr.mail import campaign as fast
 from listmgr.mail import content
 from listmgr.mail.dkim import DkimSigner, load_key
+from listmgr.mail.tracking import trackable_links
 from listmgr.models import Campaign, FieldDef, MailingList, id_of
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
@@ -171,25 +173,39 @@ def signer(settings: Settings) -> DkimSigner | None:
     )
 
 
+def source_of(row: Campaign) -> content.Content:
+    """What the campaign's own message is made of (an A/B test's variant A)."""
+    return content.Content(
+        subject=row.subject,
+        body=row.body,
+        content_format=row.content_format,
+        text=row.text,
+        preheader=row.preheader,
+        layout=row.layout,
+    )
+
+
 def renderer(
-    rt: Runtime, s: Session, row: Campaign, settings: Settings
+    rt: Runtime,
+    s: Session,
+    row: Campaign,
+    settings: Settings,
+    source: content.Content | None = None,
+    *,
+    sending: bool = False,
 ) -> tuple[fast.CampaignRenderer, list[int]]:
-    """The compiled per-campaign renderer and the campaign's list ids (settings_store.effective(rt) is
-    read before the session opens: on SQLite a second session would wait for the first)."""
+    """The compiled per-campaign renderer (of `source`, an A/B test variant, else of the
+    campaign's own content) and the campaign's list ids (settings_store.effective(rt) is
+    read before the session opens: on SQLite a second session would wait for the first).
+    sending=True: for the campaign's real messages, with its links registered for tracking
+    (previews and tests never track)."""
     lists = resolve_lists(s, list(row.lists or []))
     views = list_rows(settings, lists) or sample_list(settings)
     first = next(iter(lists.values()), None)
     setup = fast.Setup(
         campaign_id=row.id or 0,  # 0: content not saved yet (a preview)
         campaign_name=row.name,
-        content=content.Content(
-            subject=row.subject,
-            body=row.body,
-            content_format=row.content_format,
-            text=row.text,
-            preheader=row.preheader,
-            layout=row.layout,
-        ),
+        content=source or source_of(row),
         from_name=row.from_name or (first and first.from_name) or settings.default_from_name,
         from_email=row.from_email or (first and first.from_email) or settings.default_from_email,
         reply_to=row.reply_to or (first.reply_to if first else ""),
@@ -202,4 +218,12 @@ def renderer(
     built = checked(
         s, settings, campaign_id=setup.campaign_id, name=row.name, source=setup.content, views=views
     )
+    if sending and settings.tracking:
+        from listmgr.services import tracking
+
+        text = built.text if not built.text_from_html else ""
+        urls = trackable_links(built.html, text, settings.base_url)
+        setup = replace(
+            setup, tracking=True, link_ids=tracking.register_links(s, setup.campaign_id, urls)
+        )
     return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(views)

@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from listmgr.models import Campaign, CampaignStatus, Delivery, id_of
 from listmgr.runtime import Runtime
-from listmgr.services import ledger
+from listmgr.services import ledger, tracking
 from listmgr.services.campaign_setup import get_row
 
 S = CampaignStatus
@@ -32,6 +32,8 @@ class Stats:
     unsubscribed: int
     possibly_duplicate: int
     timeline: tuple[dict[str, Any], ...] = ()
+    # opens and clicks (with the timeline): see tracking.Engagements.as_dict
+    engagement: dict[str, Any] | None = None
 
 
 # -- stats -----------------------------------------------------------------------------------
@@ -64,15 +66,17 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         bounced, complained = bounced + int(b or 0), complained + int(c or 0)
         unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
     buckets: tuple[dict[str, Any], ...] = ()
+    engagement = None
     if timeline:
         buckets = per_minute(s, id_of(row))
+        engagement = tracking.engagements_of(s, id_of(row)).as_dict()
     audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
     return Stats(
         audience=audience,
         sent=counts.get(ledger.SENT, 0),
         failed=counts.get(ledger.FAILED, 0),
         skipped=counts.get(ledger.SKIPPED, 0),
-        remaining=counts.get(ledger.QUEUED, 0) + counts.get(ledger.CLAIMED, 0),
+        remaining=sum(counts.get(k, 0) for k in (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)),
         in_progress=counts.get(ledger.CLAIMED, 0),
         retrying=retrying,
         bounced=bounced,
@@ -80,6 +84,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         unsubscribed=unsubscribed,
         possibly_duplicate=dup,
         timeline=buckets,
+        engagement=engagement,
     )
 
 

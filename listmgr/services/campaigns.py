@@ -1,11 +1,11 @@
-"""Campaigns: draft, update, preview, test, schedule, start (audience -> ledger), pause, resume,
+"""Campaigns: draft, update, copy, delete, preview, test, schedule, start (audience -> ledger), pause, resume,
 cancel, stats, and the scheduler's start_due / the sweeper's requeue."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -13,6 +13,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr import zonetimes
 from listmgr.addresses import normalize_email
 from listmgr.db import rows_changed
 from listmgr.errors import Conflict, ListmgrError, ValidationError
@@ -27,7 +28,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import audit, ledger, settings_store
+from listmgr.services import abtests, audit, ledger, settings_store
 from listmgr.services.campaign_preview import (  # noqa: F401
     MAX_TEXT,
     Preview,
@@ -61,6 +62,7 @@ EDITABLE = (
     "lists",
     "segment",
     "segment_id",
+    "ab_test",
 )
 
 
@@ -83,13 +85,20 @@ class CampaignInfo:
     segment_id: int | None
     status: str
     status_reason: str  # why it paused itself ("" otherwise)
-    scheduled_at: str | None
+    scheduled_at: str | None  # UTC
+    schedule_timezone: str  # the IANA zone its schedule was chosen in ("": none, UTC)
     started_at: str | None
     finished_at: str | None
     created_at: str
     updated_at: str
     created_by: str
     stats: dict[str, Any]
+    ab_test: dict[str, Any] | None  # the A/B test's settings (services/abtests.py)
+    ab_result: dict[str, Any] | None  # when its winner is due, and which won when
+
+    @property
+    def scheduled_at_utc(self) -> datetime | None:
+        return datetime.fromisoformat(self.scheduled_at) if self.scheduled_at else None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -104,6 +113,7 @@ def _info(
     counts = asdict(stats_of(s, row, timeline=timeline))
     if not timeline:
         counts.pop("timeline")
+        counts.pop("engagement")
     return CampaignInfo(
         id_of(row),
         row.name,
@@ -122,13 +132,27 @@ def _info(
         row.status,
         row.status_reason,
         _iso(row.scheduled_at),
+        row.schedule_timezone,
         _iso(row.started_at),
         _iso(row.finished_at),
         row.created_at.isoformat(),
         row.updated_at.isoformat(),
         row.created_by,
         counts,
+        row.ab_test,
+        _ab_result(row),
     )
+
+
+def _ab_result(row: Campaign) -> dict[str, Any] | None:
+    if not row.ab_test or row.ab_decide_at is None:
+        return None
+    winner = abtests.LETTERS[row.ab_winner] if row.ab_winner is not None else None
+    return {
+        "decide_at": _iso(row.ab_decide_at),
+        "decided_at": _iso(row.ab_decided_at),
+        "winner": winner,
+    }
 
 
 def _audit(s: Session, actor: str, action: str, campaign_id: int, **detail: Any) -> None:
@@ -199,9 +223,17 @@ def _clean(
     if rules is not None and not isinstance(rules, dict):
         raise ValidationError("segment must be a rule object or null", field="segment")
     out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
+    out["ab_test"] = abtests.clean(values.get("ab_test"), subject=out["subject"], body=out["body"])
     compiled = COMPILED.rules(s, _rules(s, segment_id, rules))  # unknown fields etc.
     _check_content(s, settings, out, campaign_id)
     return out, compiled
+
+
+def _editable(row: Campaign) -> dict[str, Any]:
+    """The campaign's editable values as create() and update() take them."""
+    values = {k: getattr(row, k) for k in EDITABLE if k != "segment"}
+    values["segment"] = row.segment_rules
+    return values
 
 
 def _rules(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
@@ -223,21 +255,25 @@ def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
 def _check_content(
     s: Session, settings: Settings, values: dict[str, Any], campaign_id: int | None
 ) -> content.Built:
-    return checked(
-        s,
-        settings,
-        campaign_id=campaign_id,
-        name=values["name"],
-        source=content.Content(
-            subject=values["subject"],
-            body=values["body"],
-            content_format=values["content_format"],
-            text=values["text"],
-            preheader=values["preheader"],
-            layout=values["layout"],
-        ),
-        views=list_rows(settings, resolve_lists(s, values["lists"])),
+    """The campaign's content checked, and every A/B test alternative with it."""
+    views = list_rows(settings, resolve_lists(s, values["lists"]))
+
+    def check(source: content.Content) -> content.Built:
+        return checked(
+            s, settings, campaign_id=campaign_id, name=values["name"], source=source, views=views
+        )
+
+    base = content.Content(
+        subject=values["subject"],
+        body=values["body"],
+        content_format=values["content_format"],
+        text=values["text"],
+        preheader=values["preheader"],
+        layout=values["layout"],
     )
+    built = check(base)
+    abtests.check_variants(base, values["ab_test"], check)
+    return built
 
 
 # -- drafts ----------------------------------------------------------------------------------
@@ -266,8 +302,7 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
         row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
             raise Conflict(f"a {row.status} campaign cannot be changed", field="status")
-        current = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
-        current["segment"] = row.segment_rules
+        current = _editable(row)
         current.update(values)
         clean, _ = _clean(s, settings, current, campaign_id=campaign_id)
         for key, value in clean.items():
@@ -276,14 +311,45 @@ def update(rt: Runtime, campaign_id: int, *, actor: str = "", **values: Any) -> 
         _audit(s, actor, "campaign.edit", campaign_id, fields=sorted(values))
 
 
+def copy(rt: Runtime, campaign_id: int, *, actor: str = "") -> int:
+    """A new draft "Copy of …" with a campaign's content, sender, lists and segment, whatever
+    its status; never its schedule, ledger or figures. A started campaign kept the rules it was
+    sent with: its copy follows its saved segment as that is now when it had one (as the
+    composer shows it), else those rules. Checked like any new draft."""
+    settings = settings_store.effective(rt)
+    with rt.db.session() as s:
+        row = get_row(s, campaign_id)
+        values = _editable(row)
+        if row.status not in (S.draft.value, S.scheduled.value) and row.segment_id is not None:
+            values["segment"] = None
+        values["name"] = f"Copy of {row.name}"[:200].strip()
+        clean, _ = _clean(s, settings, values)
+        new = Campaign(**clean, created_by=actor[:200])
+        s.add(new)
+        s.flush()
+        _audit(s, actor, "campaign.copy", id_of(new), source=campaign_id)
+        return id_of(new)
+
+
 def delete(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
-    """Delete a draft (campaigns that sent anything keep their ledger and stats)."""
+    """Delete a draft (a campaign that was scheduled or started is never deleted: what it sent
+    keeps its ledger and stats). Its id is never given to another campaign."""
     with rt.db.session() as s:
         row = get_row(s, campaign_id, lock=True)
+        if row.status == S.scheduled.value:
+            raise Conflict(
+                "only drafts can be deleted: unschedule it first (it goes back to draft)",
+                field="status",
+            )
         if row.status != S.draft.value:
-            raise Conflict("only drafts can be deleted; cancel it instead", field="status")
+            raise Conflict(
+                f"only drafts can be deleted, and this campaign is {row.status}: "
+                "it keeps its history and figures",
+                field="status",
+            )
+        name = row.name
         s.delete(row)
-        _audit(s, actor, "campaign.delete", campaign_id)
+        _audit(s, actor, "campaign.delete", campaign_id, name=name)
 
 
 def get(
@@ -292,6 +358,12 @@ def get(
     """One campaign (personal=False: segment values that could name someone masked)."""
     with rt.db.session() as s:
         return _info(s, get_row(s, campaign_id), timeline=timeline, personal=personal)
+
+
+def ab_comparison(rt: Runtime, campaign_id: int) -> abtests.Comparison | None:
+    """The A/B test's variants side by side (None: the campaign has no test)."""
+    with rt.db.session() as s:
+        return abtests.compare(s, get_row(s, campaign_id))
 
 
 def all_campaigns(
@@ -347,9 +419,7 @@ def audience(rt: Runtime, campaign_id: int) -> int:
 def _ready(s: Session, settings: Settings, row: Campaign) -> Any:
     """Refuse to send what cannot be sent compliantly (checked again at start); returns the
     segment rules compiled."""
-    values = {k: getattr(row, k) for k in EDITABLE if k not in ("segment",)}
-    values["segment"] = row.segment_rules
-    _, rules = _clean(s, settings, values, campaign_id=row.id)
+    _, rules = _clean(s, settings, _editable(row), campaign_id=row.id)
     for lst in list_rows(settings, resolve_lists(s, row.lists)).values():
         if not lst.postal_address:
             raise ValidationError(
@@ -360,24 +430,36 @@ def _ready(s: Session, settings: Settings, row: Campaign) -> Any:
     return rules
 
 
-def schedule(rt: Runtime, campaign_id: int, *, at: datetime | None, actor: str = "") -> None:
-    """Schedule for a time (naive UTC or aware), or back to draft with at=None."""
+def schedule(
+    rt: Runtime,
+    campaign_id: int,
+    *,
+    at: datetime | None,
+    timezone: str | None = None,
+    actor: str = "",
+) -> None:
+    """Schedule for a time, or back to draft with at=None. A naive `at` is a wall-clock time in
+    `timezone` (UTC when none; daylight saving rules in listmgr.zonetimes); an aware one is that
+    instant, `timezone` then only how it is shown. The zone stays with the campaign."""
+    zone = zonetimes.zone_name(timezone)
+    utc = zonetimes.to_utc(at, zone) if at is not None else None
+    if utc is not None and utc < utcnow() - timedelta(minutes=1):
+        when = zonetimes.shown(utc, zone).label
+        raise ValidationError(f"{when} is in the past: choose a time in the future", field="at")
     settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
             raise Conflict(f"a {row.status} campaign cannot be scheduled", field="status")
-        if at is None:
+        if utc is None:
             row.status, row.scheduled_at = S.draft.value, None
         else:
-            if at.tzinfo is not None:
-                at = at.astimezone(UTC).replace(tzinfo=None)
-            if at < utcnow() - timedelta(minutes=1):
-                raise ValidationError("choose a time in the future", field="at")
             _ready(s, settings, row)
-            row.status, row.scheduled_at = S.scheduled.value, at
+            row.status, row.scheduled_at = S.scheduled.value, utc
+        if timezone is not None:
+            row.schedule_timezone = zone
         row.updated_at = utcnow()
-        _audit(s, actor, "campaign.schedule", campaign_id, at=_iso(at))
+        _audit(s, actor, "campaign.schedule", campaign_id, at=_iso(utc), timezone=zone)
 
 
 def start(
@@ -409,11 +491,17 @@ def start(
         chosen = _rules(s, row.segment_id, row.segment_rules)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
-        count = rows_changed(s, ledger.materialize_statement(campaign_id, list_ids, rules, now))
+        # An A/B test's audience is held, all but its test share (released by abtests).
+        held = ledger.HELD if row.ab_test else ledger.QUEUED
+        count = rows_changed(
+            s, ledger.materialize_statement(campaign_id, list_ids, rules, now, held)
+        )
         # The rules it was sent with stay with the campaign, whatever becomes of the segment.
         values: dict[str, Any] = {"audience": count, "segment_rules": chosen or None}
         if count == 0:
             values.update(status=S.sent.value, finished_at=now)
+        elif row.ab_test:
+            values["ab_decide_at"] = abtests.assign(s, row, count, now)
         s.execute(sql_update(Campaign).where(col(Campaign.id) == campaign_id).values(**values))
         _audit(s, actor, "campaign.send", campaign_id, audience=count)
     if count:
@@ -520,9 +608,9 @@ def start_due(rt: Runtime) -> int:
 
 
 def requeue(rt: Runtime) -> int:
-    """Wake a worker for every sending campaign with rows left (its jobs fan out again);
-    finish the ones with nothing left."""
-    pending = (ledger.QUEUED, ledger.CLAIMED)
+    """Wake a worker for every sending campaign with rows left (its jobs fan out again, and
+    an A/B test whose wait is over gets its winner); finish the ones with nothing left."""
+    pending = (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)  # held: an A/B test's winner is due
     woken = []
     with rt.db.session() as s:
         sending = select(col(Campaign.id)).where(col(Campaign.status) == S.sending.value)

@@ -11,7 +11,6 @@ from sqlmodel import col
 from listmgr.models import (
     Campaign,
     Delivery,
-    Engagement,
     InboundMessage,
     MailingList,
     Membership,
@@ -20,7 +19,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import inbound
+from listmgr.services import inbound, tracking
 
 MAX_LISTS = 8
 
@@ -45,10 +44,22 @@ class CampaignRates:
     bounced: int
     complained: int
     unsubscribed: int
-    opened: int
-    clicked: int
+    reach: tracking.Reach  # opens and clicks: over the recipients who allow tracking
 
-    def rate(self, part: int) -> float:
+    @property
+    def opened(self) -> int:
+        return self.reach.opened
+
+    @property
+    def clicked(self) -> int:
+        return self.reach.clicked
+
+    def share(self, outcome: str) -> float:
+        """An outcome in percent: opened and clicked of the recipients who allow tracking
+        (nobody else can be counted), the others of the messages sent."""
+        if outcome in ("opened", "clicked"):
+            return self.reach.rate(getattr(self.reach, outcome))
+        part = getattr(self, outcome)
         return round(100.0 * part / self.sent, 1) if self.sent else 0.0
 
 
@@ -171,17 +182,7 @@ def campaign_rates(
                 .group_by(col(Delivery.campaign_id))
             )
         }
-        engaged: dict[tuple[int | None, str], int] = {}
-        for cid, kind, n in s.execute(
-            select(
-                col(Engagement.campaign_id),
-                col(Engagement.kind),
-                func.count(func.distinct(col(Engagement.subscriber_id))),
-            )
-            .where(col(Engagement.campaign_id).in_(ids))
-            .group_by(col(Engagement.campaign_id), Engagement.kind)
-        ):
-            engaged[(cid, kind)] = n
+        reached = tracking.reach(s, [id_of(c) for c in camps])
     out = []
     for c in camps:
         row = counts.get(c.id)
@@ -197,8 +198,7 @@ def campaign_rates(
                 row.bounced if row else 0,
                 row.complained if row else 0,
                 row.unsubscribed if row else 0,
-                engaged.get((c.id, "open"), 0),
-                engaged.get((c.id, "click"), 0),
+                reached[id_of(c)],
             )
         )
     return out

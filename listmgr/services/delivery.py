@@ -42,10 +42,11 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import devmail, settings_store
+from listmgr.services import abtests, devmail, settings_store
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
+from listmgr.services.campaign_setup import source_of
 from listmgr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,17 @@ _state_lock = threading.Lock()
 
 @dataclass
 class _Plan:
-    renderer: CampaignRenderer
+    renderers: list[CampaignRenderer]  # per A/B test variant (one without a test)
     list_ids: list[int]
     key: tuple[Any, ...]
+
+    @property
+    def uses_interests(self) -> bool:
+        return any(r.built.uses_interests for r in self.renderers)
+
+    def for_row(self, row: L.Claimed) -> CampaignRenderer:
+        """The renderer of the variant this row gets."""
+        return self.renderers[row.variant or 0]
 
 
 def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
@@ -142,14 +151,18 @@ def _plan(rt: Runtime, settings: Settings, row: Campaign) -> _Plan:
         settings.dkim_private_key_path,
         settings.dkim_domain,
         settings.default_postal_address,
+        settings.tracking,
     )
     cache: dict[int, _Plan] = rt.state.setdefault("campaign_plans", {})
     assert row.id is not None  # a stored campaign
     plan = cache.get(row.id)
     if plan is None or plan.key != key:
+        renderers = []
         with rt.db.session() as s:
-            renderer, list_ids = build_renderer(rt, s, row, settings)
-        plan = _Plan(renderer, list_ids, key)
+            for source in abtests.sources(source_of(row), row.ab_test):
+                renderer, list_ids = build_renderer(rt, s, row, settings, source, sending=True)
+                renderers.append(renderer)
+        plan = _Plan(renderers, list_ids, key)
         cache[row.id] = plan
     return plan
 
@@ -180,6 +193,8 @@ def send_batch(rt: Runtime, campaign_id: int) -> None:
             )
             or 1
         )
+    if row is not None and abtests.due(row, utcnow()):
+        abtests.decide(rt, campaign_id)  # the test's wait is over: the winner goes to the rest
     if row is None or row.status != CampaignStatus.sending.value:
         return
     try:
@@ -249,7 +264,7 @@ def _job(
             limit=limit,
             now=now,
             lease_until=now + lease,
-            interests=plan.renderer.built.uses_interests,
+            interests=plan.uses_interests,
         )
         if not rows:
             if skipped and time.monotonic() - started <= TIME_BOX:
@@ -262,7 +277,7 @@ def _job(
         bounces: list[tuple[int, int, str]] = []
         try:
             result = _send_rows(
-                settings, cid, plan.renderer, rows, token, conns, pool, book, bounces, started
+                settings, cid, plan, rows, token, conns, pool, book, bounces, started
             )
         finally:
             book.release(cid, token)  # whatever was claimed and not handed over goes back
@@ -275,7 +290,7 @@ def _job(
 def _send_rows(
     settings: Settings,
     cid: int,
-    renderer: CampaignRenderer,
+    plan: _Plan,
     rows: list[L.Claimed],
     token: str,
     conns: list[Connection],
@@ -295,9 +310,7 @@ def _send_rows(
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
         turn = live[:1] if pool.transport.limited else list(live)
-        batch = _round(
-            cid, renderer, pending, turn, live, pool, done, settings.template_failures_pause
-        )
+        batch = _round(cid, plan, pending, turn, live, pool, done, settings.template_failures_pause)
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         stop = _template_failures(settings, cid, token, book, done)
         if stop != -1:
@@ -369,7 +382,7 @@ def _send_rows(
 
 def _round(
     cid: int,
-    renderer: CampaignRenderer,
+    plan: _Plan,
     pending: deque[L.Claimed],
     turn: list[Connection],
     live: list[Connection],
@@ -388,7 +401,7 @@ def _round(
         while pending and out is None:
             row = pending.popleft()
             try:
-                out = renderer.message(
+                out = plan.for_row(row).message(
                     Recipient(
                         row.delivery_id,
                         row.subscriber_id,
@@ -399,6 +412,7 @@ def _round(
                         row.interests,
                         row.attempts,
                         row.link_epoch,
+                        row.tracking,
                     )
                 )
             except RenderError as exc:

@@ -27,15 +27,21 @@ from listmgr.db import Database
 from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppression
 
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
+HELD = "held"  # an A/B test's remaining audience, released to the winner (services/abtests)
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
 TEMPLATE_FAILURE = "template:"  # how the error of a row whose message could not be rendered starts
 
 
 def materialize_statement(
-    campaign_id: int, list_ids: Sequence[int], rules: ColumnElement[bool], now: datetime
+    campaign_id: int,
+    list_ids: Sequence[int],
+    rules: ColumnElement[bool],
+    now: datetime,
+    status: str = QUEUED,
 ) -> Insert:
     """One INSERT … SELECT of the audience into the ledger (unique per subscriber+campaign):
-    confirmed on one of the lists, not suppressed, not paused, matching the segment rules."""
+    confirmed on one of the lists, not suppressed, not paused, matching the segment rules;
+    `status` HELD for an A/B test (its test share is released from there)."""
     member = and_(
         col(Membership.subscriber_id) == Subscriber.id,
         col(Membership.list_id).in_(list_ids),
@@ -63,7 +69,7 @@ def materialize_statement(
             literal(campaign_id),
             col(Subscriber.id),
             list_id,
-            literal(QUEUED),
+            literal(status),
             literal(0),
             literal(""),
             false(),
@@ -99,6 +105,8 @@ class Claimed:
     possibly_duplicate: bool
     attempts: int
     link_epoch: int = 0
+    tracking: bool = False  # the subscriber allows open and click tracking
+    variant: int | None = None  # the A/B test variant to send (None: no test)
 
 
 @dataclass(frozen=True)
@@ -247,7 +255,8 @@ class Ledger:
                 )
             )
         claimed, skipped = [], 0
-        for did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch in rows:
+        for row in rows:
+            did, status, sid, email, name, fields, lid, dup, attempts, tags, epoch, track, var = row
             if status != CLAIMED:
                 skipped += 1
                 continue
@@ -265,6 +274,8 @@ class Ledger:
                     bool(dup),
                     int(attempts),
                     int(epoch or 0),
+                    bool(track),
+                    None if var is None else int(var),
                 )
             )
         claimed.sort(key=lambda c: c.delivery_id)
@@ -294,6 +305,7 @@ WITH picked AS (
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ), judged AS (
     SELECT p.id, s.id AS sid, s.email, s.name, s.fields, {tags} AS tags, s.link_epoch,
+           s.consent_tracking,
            (SELECT min(m.list_id) FROM membership m WHERE m.subscriber_id = s.id
               AND m.list_id IN ({lists}) AND m.status = 'confirmed') AS lid,
            (s.paused_until IS NULL OR s.paused_until <= %(now)s) AND NOT EXISTS (
@@ -309,7 +321,8 @@ UPDATE delivery AS d SET
     error = CASE WHEN {ok} THEN d.error ELSE %(reason)s END
 FROM judged j WHERE d.id = j.id
 RETURNING d.id, d.status, j.sid, j.email, j.name, j.fields, d.list_id,
-          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch"""
+          d.possibly_duplicate, d.attempts, j.tags, j.link_epoch, j.consent_tracking,
+          d.variant"""
         return self.cur.execute(
             sql,
             {
@@ -346,7 +359,8 @@ SELECT d.id, s.id, s.email, s.name, s.fields,
           AND m.list_id IN ({lists}) AND m.status = 'confirmed'),
        (s.paused_until IS NULL OR s.paused_until <= ?) AND NOT EXISTS (
           SELECT 1 FROM suppression x WHERE x.email_hash = s.email_hash),
-       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch
+       d.possibly_duplicate, d.attempts, d.list_id, {tags}, s.link_epoch, s.consent_tracking,
+       d.variant
 FROM delivery d LEFT JOIN subscriber s ON s.id = d.subscriber_id
 WHERE d.campaign_id = ? AND d.status = 'queued'
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)
@@ -354,14 +368,32 @@ LIMIT ?""",
             (ts, cid, ts, limit),
         ).fetchall()
         out = []
-        for did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch in found:
+        for row in found:
+            did, sid, email, name, fields, lid, awake, dup, attempts, old_lid, tag, epoch = row[:12]
+            track, var = row[12:]
             if awake and lid is not None:
                 self.cur.execute(
                     "UPDATE delivery SET status = 'claimed', list_id = ?, "
                     "claimed_by = ?, lease_until = ? WHERE id = ?",
                     (lid, token, self._ts(lease), did),
                 )
-                out.append((did, CLAIMED, sid, email, name, fields, lid, dup, attempts, tag, epoch))
+                out.append(
+                    (
+                        did,
+                        CLAIMED,
+                        sid,
+                        email,
+                        name,
+                        fields,
+                        lid,
+                        dup,
+                        attempts,
+                        tag,
+                        epoch,
+                        track,
+                        var,
+                    )
+                )
             else:
                 self.cur.execute(
                     "UPDATE delivery SET status = 'skipped', attempted_at = ?, "
@@ -369,7 +401,21 @@ LIMIT ?""",
                     (ts, NO_CONSENT, did),
                 )
                 out.append(
-                    (did, SKIPPED, sid, email, name, fields, old_lid, dup, attempts, tag, epoch)
+                    (
+                        did,
+                        SKIPPED,
+                        sid,
+                        email,
+                        name,
+                        fields,
+                        old_lid,
+                        dup,
+                        attempts,
+                        tag,
+                        epoch,
+                        0,
+                        var,
+                    )
                 )
         return out
 
@@ -596,13 +642,13 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
         )
 
     def finish(self, campaign_id: int, now: datetime) -> bool:
-        """Mark the campaign sent when nothing is queued or claimed any more."""
+        """Mark the campaign sent when nothing is queued, claimed or held any more."""
         p = "%s" if self.pg else "?"
         return bool(
             self._run(
                 f"UPDATE campaign SET status = 'sent', finished_at = {p}, updated_at = {p} "
                 f"WHERE id = {p} AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery "
-                f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed'))",
+                f"WHERE campaign_id = {p} AND status IN ('queued', 'claimed', 'held'))",
                 (self._ts(now), self._ts(now), campaign_id, campaign_id),
             ).rowcount
         )

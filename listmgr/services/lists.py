@@ -34,6 +34,7 @@ EDITABLE = (
     "form_fields",
     "form_interests",
     "opt_in_levels",
+    "archive",
 )
 
 
@@ -59,6 +60,8 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError(f"{key} must be a list of strings", field=key)
     if "opt_in_levels" in out:
         out["opt_in_levels"] = _levels(out["opt_in_levels"])
+    if "archive" in out and not isinstance(out["archive"], bool):
+        raise ValidationError("archive takes true or false", field="archive")
     return out
 
 
@@ -125,6 +128,7 @@ class ListInfo:
     form_interests: list[str]
     opt_in_levels: list[str]
     counts: dict[str, int]
+    archive: bool = False  # past campaigns shown at /archive/<slug>
 
 
 def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
@@ -144,6 +148,7 @@ def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
         list(lst.form_interests or []),
         list(lst.opt_in_levels or []),
         counts[lst.id],
+        bool(lst.archive),
     )
 
 

@@ -13,6 +13,13 @@
   var countEl = document.getElementById("audience-count");
   var dirty = false;
 
+  /* A/B test panel: the variants' bodies show only for a content test */
+  var kindSelect = form.elements.ab_kind;
+  if (kindSelect) {
+    kindSelect.addEventListener("change", function () {
+      Array.prototype.forEach.call(form.querySelectorAll(".ab-body"), function (el) { el.hidden = kindSelect.value !== "content"; });
+    });
+  }
   function showError(message) { errorEl.textContent = message || ""; errorEl.hidden = !message; }
   function setText(id, value) { var el = document.getElementById(id); if (el) { el.textContent = value; } }
 

@@ -40,7 +40,7 @@ SESSION_HOURS = 12  # the default of the session_hours setting
 SIGNED_IN_AT = "signed_in_at"  # session key: when this sign-in began (epoch seconds)
 # Blueprints and endpoints outside the admin and API that need no account (the role matrix
 # test checks that every other route declares a permission).
-PUBLIC_BLUEPRINTS = {"public", "data_rights", "hooks", "dev"}
+PUBLIC_BLUEPRINTS = {"public", "engagement", "data_rights", "hooks", "dev"}
 PUBLIC_ENDPOINTS = {"static"}
 # Successful API reads of personal data that the audit log records, by endpoint.
 AUDITED_READS: dict[str, tuple[str, str, str]] = {

@@ -1,7 +1,7 @@
 """campaign templates: named starting points for campaign bodies
 
 Revision ID: q14a
-Revises: p12b
+Revises: q14c
 Create Date: 2026-12-06 23:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "q14a"
-down_revision = "p12b"
+down_revision = "q14c"
 branch_labels = None
 depends_on = None
 

@@ -1,22 +1,24 @@
 """Campaigns: compose with a live preview as a chosen subscriber, test-send, pick the audience,
-schedule or send, follow the progress, read the stats."""
+schedule (in a chosen time zone) or send, copy, delete a draft, follow the progress, read the
+stats."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 
+from listmgr import zonetimes
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.services import campaign_templates, dashboard, segments
+from listmgr.services import abtests as ab_rules
+from listmgr.services import campaign_subject, campaign_templates, dashboard, segments
 from listmgr.services import campaigns as campaigns_service
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
-from listmgr.web.admin import bp, charts, ui
+from listmgr.web.admin import abtests, bp, charts, ui
 from listmgr.web.auth import (
     may,
     personal,
@@ -64,6 +66,7 @@ def _values() -> dict[str, Any]:
         values["segment_id"] = int(raw) if raw else None
     except ValueError:
         raise ValidationError("choose a segment from the list", field="segment_id") from None
+    values["ab_test"] = abtests.from_form()
     return values
 
 
@@ -75,14 +78,16 @@ def _compose(
     status: int = 200,
     preview: Any = None,
     who: str = "",
+    entered: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     rt = current_runtime()
-    audience = None
+    audience = subject = None
     if info is not None:
         try:
             audience = shown_count(campaigns_service.audience(rt, info.id))
         except ListmgrError:
             audience = None
+        subject = campaign_subject.sample_subjects(rt, [info.id])[info.id]
     return render_template(
         "pages/admin/campaign_compose.html",
         campaign=info,
@@ -91,8 +96,12 @@ def _compose(
         lists=lists_service.all_lists(rt),
         segments=_segments(),
         audience=audience,
+        ab=abtests.panel(values),
         preview=preview,
         who=who,
+        subject=subject,
+        schedule=_schedule_form(info, entered) if info is not None else None,
+        zones=zonetimes.zones(),
         title=info.name if info else "New campaign",
     ), status
 
@@ -112,6 +121,25 @@ def _starting_point() -> dict[str, Any]:
     return {"body": STARTER, "content_format": "html"}
 
 
+def _schedule_form(info: Any, entered: dict[str, str] | None) -> dict[str, Any]:
+    """The schedule form: what was typed (kept after an error), else the time in its zone."""
+    zone = info.schedule_timezone or zonetimes.DEFAULT_ZONE
+    shown = zonetimes.shown(info.scheduled_at_utc, zone) if info.scheduled_at else None
+    if entered is not None:
+        return {
+            "at": entered["at"],
+            "timezone": entered["timezone"] if entered["timezone"] in zonetimes.zones() else zone,
+            "zone_chosen": True,
+            "shown": shown,
+        }
+    return {
+        "at": shown.input_value if shown else "",
+        "timezone": zone,
+        "zone_chosen": bool(info.schedule_timezone),
+        "shown": shown,
+    }
+
+
 @bp.get("/campaigns")
 @require("campaigns:read")
 def campaigns() -> ResponseReturnValue:
@@ -127,6 +155,7 @@ def campaigns() -> ResponseReturnValue:
         status=status or "",
         withheld={c.id for c in items if withholds(c.stats["audience"])},
         fewer_than=current_runtime().settings.aggregate_min_count,
+        subjects=campaign_subject.sample_subjects(current_runtime(), [c.id for c in items]),
         pager=ui.pager(total, "admin.campaigns", page, status=status),
         title="Campaigns",
     )
@@ -158,19 +187,35 @@ def campaign_detail(campaign_id: int) -> ResponseReturnValue:
     """A draft opens in the composer; anything else on its progress and stats page."""
     from listmgr.permissions import allowed
 
-    rt = current_runtime()
-    info = campaigns_service.get(rt, campaign_id)
+    info = campaigns_service.get(current_runtime(), campaign_id)
     p = principal()
     if info.status not in ("draft", "scheduled") or not (p and allowed(p.role, "campaigns:write")):
         return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
-    who = (request.args.get("as") or "").strip()
+    return _saved(info, (request.args.get("as") or "").strip())
+
+
+def _saved(
+    info: Any,
+    who: str,
+    *,
+    errors: dict[str, str] | None = None,
+    entered: dict[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    """The composer with the campaign as saved, previewed as `who`."""
     try:
-        preview = campaigns_service.preview(rt, campaign_id, email=who or None)
-        error = {}
+        preview = campaigns_service.preview(current_runtime(), info.id, email=who or None)
+        problems = dict(errors or {})
     except ListmgrError as exc:
-        preview, error = None, {"preview": exc.message}
+        preview, problems = None, {"preview": exc.message, **(errors or {})}
     return _compose(
-        info, {**info.__dict__, "lists": info.lists}, preview=preview, who=who, errors=error
+        info,
+        {**info.__dict__, "lists": info.lists},
+        preview=preview,
+        who=who,
+        errors=problems,
+        entered=entered,
+        status=status,
     )
 
 
@@ -249,11 +294,12 @@ def campaign_live_preview(campaign_id: int | None = None) -> Response:
 @bp.post("/campaigns/<int:campaign_id>/preview.json")
 @require("campaigns:write")
 def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturnValue:
-    """Subject, sender, recipient and audience as the composer holds them now; a template or
-    audience error as {"error": {...}} naming the field."""
+    """Subject, sender, recipient and audience as the composer holds them now; a template,
+    audience or A/B test error as {"error": {...}} naming the field."""
     rt = current_runtime()
     try:
         values, view = _unsaved(campaign_id)
+        ab_rules.clean(values["ab_test"], subject=values["subject"], body=values["body"])
         count = (
             campaigns_service.count_audience(
                 rt, lists=values["lists"], segment_id=values["segment_id"], personal=personal()
@@ -303,15 +349,55 @@ def campaign_send(campaign_id: int) -> ResponseReturnValue:
 @bp.post("/campaigns/<int:campaign_id>/schedule")
 @require("campaigns:write")
 def campaign_schedule(campaign_id: int) -> ResponseReturnValue:
-    """Schedule for a time (UTC), or back to draft when the time is empty."""
-    raw = ui.text("at")
+    """Schedule for a date and time in a chosen zone, or back to draft when the time is empty.
+    A bad time or zone comes back on the form, with what was typed."""
+    rt = current_runtime()
+    entered = {"at": ui.text("at"), "timezone": ui.text("timezone")}
+    zone = entered["timezone"] if "timezone" in request.form else None
     try:
-        at = datetime.fromisoformat(raw) if raw else None
-    except ValueError:
-        raise ValidationError("give a date and time such as 2030-05-31T09:00", field="at") from None
-    campaigns_service.schedule(current_runtime(), campaign_id, at=at, actor=_actor())
-    flash(f"Scheduled for {at:%Y-%m-%d %H:%M} UTC." if at else "Back to draft.")
+        at = zonetimes.read(entered["at"]) if entered["at"] else None
+        campaigns_service.schedule(rt, campaign_id, at=at, timezone=zone, actor=_actor())
+    except ValidationError as exc:
+        info = campaigns_service.get(rt, campaign_id)
+        return _saved(
+            info,
+            ui.text("as"),
+            errors={exc.field or "at": exc.message},
+            entered=entered,
+            status=exc.status,
+        )
+    info = campaigns_service.get(rt, campaign_id)
+    if info.scheduled_at_utc is not None:
+        shown = zonetimes.shown(info.scheduled_at_utc, info.schedule_timezone)
+        flash(f"Scheduled for {shown.label}.")
+    else:
+        flash("Back to draft.")
     return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/copy")
+@require("campaigns:write")
+def campaign_copy(campaign_id: int) -> ResponseReturnValue:
+    """A new draft with this campaign's content, lists and segment (never its schedule or
+    figures); opens in the composer."""
+    try:
+        cid = campaigns_service.copy(current_runtime(), campaign_id, actor=_actor())
+    except ValidationError as exc:
+        flash(f"The campaign cannot be copied: {exc.message}", "error")
+        return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
+    flash("Copied into a new draft: check it, then send or schedule it.")
+    return redirect(url_for("admin.campaign_detail", campaign_id=cid))
+
+
+@bp.post("/campaigns/<int:campaign_id>/delete")
+@require("campaigns:write")
+def campaign_delete(campaign_id: int) -> ResponseReturnValue:
+    """Delete a draft (anything else is refused)."""
+    rt = current_runtime()
+    name = campaigns_service.get(rt, campaign_id).name
+    campaigns_service.delete(rt, campaign_id, actor=_actor())
+    flash(f"The draft “{name}” was deleted.")
+    return redirect(url_for("admin.campaigns"))
 
 
 @bp.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel):action>")
@@ -351,12 +437,12 @@ def campaign_stats(campaign_id: int) -> ResponseReturnValue:
     """Progress while sending, then the outcome with charts."""
     rt = current_runtime()
     info = campaigns_service.get(rt, campaign_id)
-    rates = next(iter(dashboard.campaign_rates(rt, campaign_ids=[campaign_id])), None)
     return render_template(
         "pages/admin/campaign_stats.html",
         campaign=info,
+        subject=campaign_subject.sample_subjects(rt, [campaign_id])[campaign_id],
         stats=campaigns_service.stats(rt, campaign_id),
-        rates=rates,
+        comparison=campaigns_service.ab_comparison(rt, campaign_id),
         progress=_progress(campaign_id),
         title=info.name,
         withheld=withholds(info.stats["audience"]),
@@ -382,6 +468,21 @@ def chart_campaign_timeline(campaign_id: int) -> Response:
     return charts.svg(charts.line("Messages per minute (UTC)", labels, series if buckets else {}))
 
 
+@bp.get("/charts/campaign/<int:campaign_id>/engagement.svg")
+@require("campaigns:read")
+def chart_campaign_engagement(campaign_id: int) -> Response:
+    """Opens and clicks by people per hour."""
+    stats = campaigns_service.stats(current_runtime(), campaign_id)
+    buckets = (
+        () if withholds(stats.audience) or not stats.engagement else stats.engagement["over_time"]
+    )
+    labels = [b["hour"][5:].replace("T", " ") for b in buckets]
+    series = {k: [b[k] for b in buckets] for k in ("opens", "clicks")}
+    return charts.svg(
+        charts.line("Opens and clicks per hour (UTC)", labels, series if buckets else {})
+    )
+
+
 @bp.get("/charts/campaign/<int:campaign_id>/outcome.svg")
 @require("campaigns:read")
 def chart_campaign_outcome(campaign_id: int) -> Response:
@@ -390,10 +491,10 @@ def chart_campaign_outcome(campaign_id: int) -> Response:
     if r is None:
         raise NotFound("there is no such campaign")
     names = ("opened", "clicked", "unsubscribed", "bounced", "complained", "failed")
-    values = [r.rate(getattr(r, n)) for n in names]
+    values = [r.share(n) for n in names]
     return charts.svg(
         charts.bars(
-            "Outcome (% of sent)",
+            "Outcome (%; opened and clicked: of those tracked)",
             list(names),
             {} if withholds(r.audience) else {"share": values},
             unit="%",

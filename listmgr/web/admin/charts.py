@@ -116,13 +116,13 @@ def chart_campaigns() -> Response:
     labels = [r.name[:24] for r in rates]
     return svg(
         bars(
-            "Recent campaigns (% of sent)",
+            "Recent campaigns (%; opened and clicked: of those tracked)",
             labels,
             {
-                "opened": [r.rate(r.opened) for r in rates],
-                "clicked": [r.rate(r.clicked) for r in rates],
-                "unsubscribed": [r.rate(r.unsubscribed) for r in rates],
-                "bounced": [r.rate(r.bounced) for r in rates],
+                "opened": [r.share("opened") for r in rates],
+                "clicked": [r.share("clicked") for r in rates],
+                "unsubscribed": [r.share("unsubscribed") for r in rates],
+                "bounced": [r.share("bounced") for r in rates],
             }
             if rates
             else {},

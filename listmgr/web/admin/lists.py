@@ -31,6 +31,7 @@ def _values() -> dict[str, Any]:
     for key in ("form_fields", "form_interests", "opt_in_levels"):
         if key in request.form:
             values[key] = ui.lines(key)
+    values["archive"] = ui.checked("archive")
     return values
 
 

@@ -1,16 +1,16 @@
-"""API: /api/campaigns (+ /preview, /test, /send, /schedule, /pause, /resume, /cancel, /stats,
-/audience)."""
+"""API: /api/campaigns (+ /copy, /preview, /test, /send, /schedule, /pause, /resume, /cancel,
+/stats, /audience)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any, Literal
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from listmgr import zonetimes
 from listmgr.errors import ValidationError
 from listmgr.services import campaigns
 from listmgr.web import limits
@@ -38,6 +38,46 @@ class _Content(BaseModel):
         return {"body": getattr(self, key), "content_format": fmt}
 
 
+FIGURES = ("sent", "opened", "clicked", "open_rate", "click_rate")  # per A/B test variant
+
+
+class AbVariant(BaseModel):
+    """One alternative: its subject, and its body in a content test."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str
+    body: str | None = Field(None, description="only in a content test (HTML or Markdown)")
+
+
+class AbTest(BaseModel):
+    """An A/B test: the campaign's own subject (and body) is variant A; each alternative is
+    B, C, D. test_percent of the audience (in total, split evenly) gets the variants; after
+    wait_minutes the variant with the most people who clicked (or opened) goes to the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["subject", "content"] = Field(
+        "subject", description="what varies: the subject, or the subject and the body"
+    )
+    metric: Literal["clicks", "opens"] = Field(
+        "clicks", description="the winner has the most unique clicks (or opens)"
+    )
+    test_percent: int = Field(
+        20, ge=1, le=99, strict=True, description="the test share of the audience"
+    )
+    wait_minutes: int = Field(
+        240, ge=0, le=43200, strict=True, description="from the start to the winner"
+    )
+    alternatives: list[AbVariant] = Field(
+        description="variants B to D", json_schema_extra={"minItems": 1, "maxItems": 3}
+    )
+
+
+class AbResult(BaseModel):
+    decide_at: str | None = Field(description="when the winner is due (UTC)")
+    decided_at: str | None
+    winner: Literal["A", "B", "C", "D"] | None
+
+
 class CampaignIn(_Content):
     name: str
     subject: str
@@ -50,6 +90,7 @@ class CampaignIn(_Content):
     from_name: str = ""
     from_email: str = ""
     reply_to: str = ""
+    ab_test: AbTest | None = None
 
 
 class CampaignPatch(_Content):
@@ -64,6 +105,7 @@ class CampaignPatch(_Content):
     from_name: str | None = None
     from_email: str | None = None
     reply_to: str | None = None
+    ab_test: AbTest | None = Field(None, description="null: no A/B test")
 
 
 class StatsOut(BaseModel):
@@ -90,6 +132,8 @@ class CampaignOut(BaseModel):
         "template failed for several recipients",
     )
     stats: StatsOut
+    ab_test: AbTest | None = None
+    ab_result: AbResult | None = None
 
 
 class Who(BaseModel):
@@ -104,7 +148,25 @@ class TestIn(Who):
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    at: datetime | None
+    at: str | None = Field(
+        description="ISO 8601 date and time, e.g. 2030-05-31T09:00:00+02:00; with an offset "
+        "(or Z) that instant; without one a wall-clock time in `timezone` (UTC when none: a "
+        "time the clocks skip is refused, a repeated one means its first occurrence); null "
+        "unschedules"
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone, e.g. Europe/Berlin: how a time without an offset is "
+        "read, and how the schedule is shown back (kept with the campaign)",
+    )
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    status: str
+    scheduled_at: str | None = Field(description="UTC, without an offset")
+    timezone: str
+    scheduled_at_local: str | None = Field(description="in `timezone`, with its offset")
 
 
 class AudienceIn(BaseModel):
@@ -221,7 +283,7 @@ def update_campaign(campaign_id: int) -> ResponseReturnValue:
     tag="campaigns",
 )
 def delete_campaign(campaign_id: int) -> ResponseReturnValue:
-    """Delete a draft."""
+    """Delete a draft; 409 for any other status (unschedule a scheduled one first)."""
     campaigns.delete(current_runtime(), campaign_id, actor=actor())
     return "", 204
 
@@ -297,15 +359,41 @@ def send_now(campaign_id: int) -> ResponseReturnValue:
     ["POST"],
     permission="campaigns:write",
     body=ScheduleIn,
-    response=StatusOut,
+    response=ScheduleOut,
     tag="campaigns",
 )
 def schedule(campaign_id: int) -> ResponseReturnValue:
-    """Schedule for `at` (ISO 8601; UTC when no offset is given), or unschedule with null."""
+    """Schedule for `at` (ISO 8601) read in `timezone`, or unschedule with null."""
     body = parse_body(ScheduleIn)
-    campaigns.schedule(current_runtime(), campaign_id, at=body.at, actor=actor())
-    info = campaigns.get(current_runtime(), campaign_id)
-    return jsonify(id=info.id, status=info.status, scheduled_at=info.scheduled_at)
+    at = zonetimes.read(body.at) if body.at is not None else None
+    rt = current_runtime()
+    campaigns.schedule(rt, campaign_id, at=at, timezone=body.timezone, actor=actor())
+    info = campaigns.get(rt, campaign_id)
+    zone = zonetimes.zone_name(info.schedule_timezone)
+    utc = info.scheduled_at_utc
+    local = zonetimes.local_iso(utc, zone) if utc is not None else None
+    return jsonify(
+        id=info.id,
+        status=info.status,
+        scheduled_at=info.scheduled_at,
+        timezone=zone,
+        scheduled_at_local=local,
+    )
+
+
+@route(
+    "/campaigns/<int:campaign_id>/copy",
+    ["POST"],
+    permission="campaigns:write",
+    response=CampaignOut,
+    status=201,
+    tag="campaigns",
+)
+def copy_campaign(campaign_id: int) -> ResponseReturnValue:
+    """A new draft "Copy of …" with the campaign's content, sender, lists and segment (any
+    status; never its schedule, ledger or figures)."""
+    cid = campaigns.copy(current_runtime(), campaign_id, actor=actor())
+    return jsonify(_out(cid)), 201
 
 
 @route(
@@ -350,5 +438,17 @@ def cancel(campaign_id: int) -> ResponseReturnValue:
 @route("/campaigns/<int:campaign_id>/stats", permission="campaigns:read", tag="campaigns")
 def stats(campaign_id: int) -> ResponseReturnValue:
     """Counts and per-minute outcomes: audience, sent, failed, skipped, bounced, complained,
-    unsubscribed (attributed by the token's campaign), remaining."""
-    return jsonify(shown_stats(asdict(campaigns.stats(current_runtime(), campaign_id))))
+    unsubscribed (attributed by the token's campaign), remaining; and `engagement`: unique and
+    total opens and clicks of the recipients who allow tracking, rates over them, clicks per
+    link and per hour, and how many opens by mail privacy proxies and clicks by link
+    scanners were left out; with an A/B test, `ab_test`: per variant sent, unique opens and
+    clicks (machine opens and scanner clicks left out) and their rates, and which won when."""
+    rt = current_runtime()
+    figures = shown_stats(asdict(campaigns.stats(rt, campaign_id)))
+    comparison = campaigns.ab_comparison(rt, campaign_id)
+    if comparison is not None:
+        variants = [asdict(v) for v in comparison.variants]
+        if figures.get("fewer_than"):  # withheld like the campaign's own figures
+            variants = [{**v, **dict.fromkeys(FIGURES)} for v in variants]
+        figures["ab_test"] = {**asdict(comparison), "variants": variants}
+    return jsonify(figures)

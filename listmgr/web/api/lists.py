@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from flask import jsonify
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from listmgr.services import lists
 from listmgr.web.api.base import parse_body, route
@@ -29,6 +29,7 @@ class ListIn(BaseModel):
     form_fields: list[str] = []
     form_interests: list[str] = []
     opt_in_levels: list[str] = []
+    archive: StrictBool = False  # past campaigns on a public page, rendered for no one
 
 
 class ListPatch(BaseModel):
@@ -44,6 +45,7 @@ class ListPatch(BaseModel):
     form_fields: list[str] | None = None
     form_interests: list[str] | None = None
     opt_in_levels: list[str] | None = None
+    archive: StrictBool | None = None
 
 
 class ListOut(ListIn):

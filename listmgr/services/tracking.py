@@ -1,0 +1,308 @@
+"""Opens and clicks: a campaign's registered links, recording a hit (only for people who allow
+tracking, flagged when a machine made it) and the honest numbers of a campaign.
+
+A click token names campaign, recipient and link id; the target is the stored link, never the
+URL. A hit is recorded with one INSERT after two indexed reads; consent is read at the moment
+of the hit, so withdrawing it stops tracking also in messages already sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from listmgr.errors import TokenInvalid
+from listmgr.mail import tracking as rules
+from listmgr.models import CampaignLink, Delivery, Engagement, Subscriber, utcnow
+from listmgr.runtime import Runtime
+from listmgr.settings import Settings
+
+OPEN, CLICK = "open", "click"
+TRAP_BURST = timedelta(seconds=60)  # clicks this close to a trap hit are the scanner's too
+# A transparent 1x1 GIF.
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+
+
+def register_links(s: Session, campaign_id: int, urls: Sequence[str]) -> dict[str, int]:
+    """The id of each URL among the campaign's links, adding the missing ones (several
+    workers may do this at once: a row another one added first is taken as it is)."""
+    if not urls:
+        return {}
+
+    def known() -> dict[str, int]:
+        rows = s.execute(
+            select(col(CampaignLink.id), col(CampaignLink.url)).where(
+                col(CampaignLink.campaign_id) == campaign_id
+            )
+        ).all()
+        return {url: int(lid or 0) for lid, url in rows}
+
+    found = known()
+    missing = [u for u in urls if u not in found]
+    if missing:
+        dialect = s.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        s.execute(
+            insert(CampaignLink)
+            .values([{"campaign_id": campaign_id, "url": u} for u in missing])
+            .on_conflict_do_nothing(index_elements=["campaign_id", "url"])
+        )
+        s.flush()
+        found = known()
+    return {u: found[u] for u in urls}
+
+
+@dataclass(frozen=True)
+class Hit:
+    campaign_id: int
+    subscriber_id: int
+    link_id: int | None  # None for an open
+
+
+def _record(
+    s: Session, settings: Settings, hit: Hit, user_agent: str, url: str = ""
+) -> Engagement | None:
+    """Record a hit when tracking is on and the person allows it now; None otherwise."""
+    if not settings.tracking:
+        return None
+    found = s.execute(
+        select(col(Subscriber.consent_tracking), col(Delivery.sent_at))
+        .select_from(Delivery)
+        .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+        .where(
+            col(Delivery.campaign_id) == hit.campaign_id,
+            col(Delivery.subscriber_id) == hit.subscriber_id,
+        )
+    ).first()
+    if found is None or not found[0]:
+        return None
+    now = utcnow()
+    age = (now - found[1]).total_seconds() if found[1] is not None else None
+    if hit.link_id is None:
+        machine = rules.machine_open(user_agent, age, settings.machine_open_seconds)
+    else:
+        machine = rules.scanner_click(
+            user_agent, age, settings.scanner_click_seconds, trap=hit.link_id == rules.TRAP
+        )
+    row = Engagement(
+        campaign_id=hit.campaign_id,
+        subscriber_id=hit.subscriber_id,
+        kind=OPEN if hit.link_id is None else CLICK,
+        url=url,
+        link_id=hit.link_id,
+        machine=machine,
+        at=now,
+    )
+    s.add(row)
+    if hit.link_id == rules.TRAP:  # the scanner followed the other links around it too
+        s.execute(
+            update(Engagement)
+            .where(
+                col(Engagement.campaign_id) == hit.campaign_id,
+                col(Engagement.subscriber_id) == hit.subscriber_id,
+                col(Engagement.kind) == CLICK,
+                col(Engagement.at) >= now - TRAP_BURST,
+            )
+            .values(machine=True)
+        )
+    return row
+
+
+def click(
+    rt: Runtime, settings: Settings, campaign_ref: str, token: str, user_agent: str
+) -> str | None:
+    """Where a tracked link leads (recorded if allowed); None when the token is not ours or
+    names no link of the campaign (the caller shows the campaign's web version)."""
+    try:
+        ref_campaign = rt.tokens.read_campaign_ref(campaign_ref)
+        cid, sid, lid = rt.tokens.read_click(token)
+    except TokenInvalid:
+        return None
+    if cid != ref_campaign:
+        return None
+    with rt.db.session() as s:
+        url = ""
+        if lid != rules.TRAP:
+            url = (
+                s.scalar(
+                    select(col(CampaignLink.url)).where(
+                        col(CampaignLink.id) == lid, col(CampaignLink.campaign_id) == cid
+                    )
+                )
+                or ""
+            )
+            if not url:
+                return None
+        _record(s, settings, Hit(cid, sid, lid), user_agent, url)
+    return url or None
+
+
+def opened(rt: Runtime, settings: Settings, token: str, user_agent: str) -> None:
+    """Record an open by the pixel (if allowed); a bad token records nothing."""
+    try:
+        cid, sid = rt.tokens.read_open(token)
+    except TokenInvalid:
+        return
+    with rt.db.session() as s:
+        _record(s, settings, Hit(cid, sid, None), user_agent)
+
+
+# -- the numbers ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinkClicks:
+    url: str
+    unique: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Engagements:
+    """A campaign's opens and clicks by people; machines' counted apart."""
+
+    tracked: int  # messages sent to people who allow tracking: the rates' denominator
+    unique_opens: int  # people who opened (a click counts: images may be blocked)
+    total_opens: int
+    unique_clicks: int
+    total_clicks: int
+    machine_opens: int  # left out of every number above
+    scanner_clicks: int
+    links: tuple[LinkClicks, ...]
+    over_time: tuple[dict[str, Any], ...]  # per hour: opens, clicks (people only)
+
+    @staticmethod
+    def _rate(n: int, of: int) -> float:
+        return round(100.0 * n / of, 1) if of else 0.0
+
+    @property
+    def open_rate(self) -> float:
+        return self._rate(self.unique_opens, self.tracked)
+
+    @property
+    def click_rate(self) -> float:
+        return self._rate(self.unique_clicks, self.tracked)
+
+    @property
+    def click_to_open(self) -> float:
+        return self._rate(self.unique_clicks, self.unique_opens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tracked_recipients": self.tracked,
+            "unique_opens": self.unique_opens,
+            "total_opens": self.total_opens,
+            "unique_clicks": self.unique_clicks,
+            "total_clicks": self.total_clicks,
+            "open_rate": self.open_rate,
+            "click_rate": self.click_rate,
+            "click_to_open_rate": self.click_to_open,
+            "machine_opens_left_out": self.machine_opens,
+            "scanner_clicks_left_out": self.scanner_clicks,
+            "links": [{"url": x.url, "unique": x.unique, "total": x.total} for x in self.links],
+            "over_time": list(self.over_time),
+        }
+
+
+def _hour(s: Session, column: Any) -> Any:
+    if s.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.date_trunc("hour", column), 'YYYY-MM-DD"T"HH24:00')
+    return func.strftime("%Y-%m-%dT%H:00", column)
+
+
+@dataclass(frozen=True)
+class Reach:
+    tracked: int  # messages sent to people who allow tracking: the rates' denominator
+    opened: int  # people who opened (a click counts: images may be blocked)
+    clicked: int  # people who clicked
+
+    def rate(self, part: int) -> float:
+        return round(100.0 * part / self.tracked, 1) if self.tracked else 0.0
+
+
+def reach(s: Session, campaign_ids: Sequence[int]) -> dict[int, Reach]:
+    """The people each campaign reached, machines left out (every page counts it so)."""
+    ids = list(campaign_ids)
+    tracked = dict(
+        s.execute(
+            select(col(Delivery.campaign_id), func.count())
+            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+            .where(
+                col(Delivery.campaign_id).in_(ids),
+                col(Delivery.status) == "sent",
+                col(Subscriber.consent_tracking).is_(True),
+            )
+            .group_by(col(Delivery.campaign_id))
+        ).all()
+    )
+    clicker = case((col(Engagement.kind) == CLICK, col(Engagement.subscriber_id)))
+    people = {
+        cid: (int(opened), int(clicked))
+        for cid, opened, clicked in s.execute(
+            select(
+                col(Engagement.campaign_id),
+                func.count(func.distinct(col(Engagement.subscriber_id))),
+                func.count(func.distinct(clicker)),
+            )
+            .where(col(Engagement.campaign_id).in_(ids), col(Engagement.machine).is_(False))
+            .group_by(col(Engagement.campaign_id))
+        )
+    }
+    return {cid: Reach(int(tracked.get(cid, 0)), *people.get(cid, (0, 0))) for cid in ids}
+
+
+def engagements_of(s: Session, campaign_id: int) -> Engagements:
+    people = reach(s, [campaign_id])[campaign_id]
+    mine = col(Engagement.campaign_id) == campaign_id
+    human = col(Engagement.machine).is_(False)
+    totals = {
+        (kind, bool(machine)): int(n)
+        for kind, machine, n in s.execute(
+            select(col(Engagement.kind), col(Engagement.machine), func.count())
+            .where(mine)
+            .group_by(col(Engagement.kind), col(Engagement.machine))
+        )
+    }
+    links = tuple(
+        LinkClicks(url, int(unique), int(total))
+        for url, unique, total in s.execute(
+            select(
+                col(CampaignLink.url),
+                func.count(func.distinct(col(Engagement.subscriber_id))),
+                func.count(),
+            )
+            .select_from(Engagement)
+            .join(CampaignLink, col(CampaignLink.id) == col(Engagement.link_id))
+            .where(mine, human, col(Engagement.kind) == CLICK)
+            .group_by(col(CampaignLink.url))
+            .order_by(func.count().desc(), col(CampaignLink.url))
+        )
+    )
+    hour = _hour(s, Engagement.at)
+    buckets: dict[str, dict[str, Any]] = {}
+    for h, kind, n in s.execute(
+        select(hour.label("h"), col(Engagement.kind), func.count())
+        .where(mine, human)
+        .group_by("h", col(Engagement.kind))
+        .order_by("h")
+    ):
+        bucket = buckets.setdefault(h, {"hour": h, "opens": 0, "clicks": 0})
+        bucket["opens" if kind == OPEN else "clicks"] = int(n)
+    return Engagements(
+        tracked=people.tracked,
+        unique_opens=people.opened,
+        total_opens=totals.get((OPEN, False), 0),
+        unique_clicks=people.clicked,
+        total_clicks=totals.get((CLICK, False), 0),
+        machine_opens=totals.get((OPEN, True), 0),
+        scanner_clicks=totals.get((CLICK, True), 0),
+        links=links,
+        over_time=tuple(buckets.values()),
+    )

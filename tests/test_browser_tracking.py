@@ -1,0 +1,113 @@
+"""Tracking as a marketer and a reader see it, in headless Chromium: the marketer sends a
+campaign from the admin; a reader who allows tracking opens it in a mail client (the pixel
+loads), views it in the browser and clicks a link; the stats page and the dashboard show it;
+the reader withdraws consent on the preferences page and the numbers are gone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from listmgr.services import accounts, lists, segments, subscribers
+from tests.test_browser_admin import PASSWORD, page, server, shot, sign_in  # noqa: F401
+
+pytestmark = [pytest.mark.browser]
+READER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+BODY = (
+    "<h1>Hello {{ subscriber.name }}</h1>"
+    '<p><a href="https://shop.example.com/sale">The sale</a> starts today.</p>'
+)
+
+
+@pytest.fixture
+def rt(make_runtime):
+    # Clicks and opens within seconds of sending would be taken for a scanner's.
+    return make_runtime(scanner_click_seconds=0.0, machine_open_seconds=0.0)
+
+
+def _read_as_mail_client(browser_page, server: str, html: str) -> None:
+    """Show the message as a mail client does: its images load, its links can be clicked."""
+
+    def to_server(route):
+        route.continue_(url=route.request.url.replace("http://listmgr.test", server))
+
+    browser_page.route("http://listmgr.test/**", to_server)
+    browser_page.route(
+        "https://shop.example.com/**",
+        lambda route: route.fulfill(body="<h1>The sale</h1>", content_type="text/html"),
+    )
+    with browser_page.expect_response(re.compile(r"/o/[^/]+\.gif$")) as pixel:
+        browser_page.set_content(html)
+    assert pixel.value.status == 200
+
+
+def test_send_open_click_see_numbers_withdraw(page, server, rt, sink):
+    accounts.create_user(rt, email="mara@example.org", password=PASSWORD, role="owner")
+    lists.create(rt, slug="monthly", name="Monthly", postal_address="1 Main Street, Town")
+    for name, tracked in (("Ada", True), ("Bea", True), ("Cy", False)):
+        subscribers.create(
+            rt,
+            email=f"{name.lower()}@example.org",
+            name=name,
+            lists=["monthly"],
+            consent="signed up at the fair",
+            consents={"tracking": tracked},
+        )
+    sign_in(page, server, "mara@example.org")
+    page.goto(f"{server}/admin/campaigns/new")
+    page.fill("input[name=name]", "Sale")
+    page.fill("input[name=subject]", "The sale, {{ subscriber.name }}")
+    page.check("input[name=lists][value=monthly]")
+    page.fill("textarea[name=body]", BODY)
+    page.click("button:has-text('Create draft')")
+    expect(page.locator(".notice")).to_contain_text("Draft saved")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#send-now")
+    page.wait_for_url("**/stats")
+    expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
+    sink.wait_for(3)
+    stats_url = page.url
+    mails = {m.rcpt_tos[0]: m.message for m in sink.messages}
+    html = mails["ada@example.org"].get_body(("html",)).get_content()
+    assert "shop.example.com" not in html  # tracked for Ada
+    untracked = mails["cy@example.org"].get_body(("html",)).get_content()
+    assert "https://shop.example.com/sale" in untracked and "/o/" not in untracked
+
+    # Ada reads the mail: the pixel loads; she opens the web version, then clicks the link.
+    # A mail client, not a headless robot (whose hits are left out as a scanner's).
+    reader = page.context.browser.new_context(user_agent=READER_AGENT).new_page()
+    _read_as_mail_client(reader, server, html)
+    with reader.expect_navigation():
+        reader.click("text=View this email in your browser")
+    expect(reader.locator("h1")).to_have_text("Hello Ada")
+    _read_as_mail_client(reader, server, html)
+    reader.click("text=The sale")
+    reader.wait_for_url("https://shop.example.com/sale")
+    expect(reader.locator("h1")).to_have_text("The sale")
+
+    page.goto(stats_url)
+    expect(page.locator("#open-rate")).to_have_text("50.0%")  # 1 of the 2 who allow tracking
+    expect(page.locator("#click-rate")).to_have_text("50.0%")
+    expect(page.locator("#unique-clicks")).to_have_text("1")
+    expect(page.locator("#link-clicks")).to_contain_text("https://shop.example.com/sale")
+    expect(page.locator("#left-out")).to_contain_text("0 opens by mail privacy proxies")
+    shot(page, "20-campaign-engagement")
+    assert segments.count(rt, lists=["monthly"], rules={"engagement": "clicked"}) == 1
+    page.goto(f"{server}/admin/")
+    row = page.locator("table.data tr", has_text="Sale")
+    expect(row).to_contain_text("50.0%")
+
+    # Ada withdraws her consent on the preferences page: her opens and clicks go.
+    manage = re.search(r'href="(http://listmgr\.test/p/[^"]+)"', html).group(1)
+    reader.goto(manage.replace("http://listmgr.test", server))
+    reader.uncheck("input[name=consent_tracking]")
+    reader.click("#save")
+    expect(reader.locator("input[name=consent_tracking]")).not_to_be_checked()
+    page.goto(stats_url)
+    expect(page.locator("#unique-clicks")).to_have_text("0")
+    expect(page.locator("#engagement")).to_contain_text("Counted only for the 1 recipients")
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
+        page.problems
+    )
