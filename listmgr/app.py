@@ -92,6 +92,9 @@ def create_app(
     app.url_map.converters["int"] = DatabaseId  # before the routes are added
     _register_blueprints(app)
 
+    app.before_request(extensions.note_audit_ip)
+    app.teardown_request(extensions.forget_audit_ip)
+
     @app.before_request
     def _limit_body() -> None:
         # Inbound mail and event batches (up to 10,000 events) may be large; forms may not.

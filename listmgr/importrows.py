@@ -8,6 +8,7 @@ import hashlib
 import json
 import queue
 import re
+import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,32 +22,81 @@ from listmgr.errors import ValidationError
 from listmgr.fieldvalues import MAX_TEXT, FieldValueError, coerce
 
 TARGETS = ("email", "name", "first_name", "last_name", "interests", "ignore")
-_AUTO = {
-    "email": {
-        "email",
-        "emailaddress",
-        "mail",
-        "emailadresse",
-        "mailadresse",
-        "courriel",
-        "correo",
-        "correoelectronico",
-        "adressemail",
-        "adresseemail",
-    },
-    "name": {"name", "fullname", "displayname", "nom", "nombre", "nomcomplet"},
-    "first_name": {"firstname", "givenname", "forename", "vorname", "prenom", "nombrepila"},
-    "last_name": {
-        "lastname",
-        "surname",
-        "familyname",
-        "nachname",
-        "nomdefamille",
-        "apellido",
-        "apellidos",
-    },
-    "interests": {"interests", "interest", "tags", "topics"},
+# What a column holds, by the usual names of its header (compared by header_key: case, accents,
+# spaces and punctuation do not count). email, name, first/last name and interests are targets
+# of their own; the others are found only when a custom field of that kind exists (its key or
+# label is one of the names), since only a field can hold them.
+HEADER_NAMES: dict[str, frozenset[str]] = {
+    "email": frozenset(
+        {
+            "email",
+            "emailaddress",
+            "mail",
+            "mailaddress",
+            "emailadresse",
+            "mailadresse",
+            "courriel",
+            "adressecourriel",
+            "adresseemail",
+            "adressemail",
+            "correo",
+            "correoelectronico",
+        }
+    ),
+    "name": frozenset({"name", "fullname", "displayname", "nomcomplet", "nombre", "vollername"}),
+    "first_name": frozenset(
+        {"first", "firstname", "givenname", "forename", "vorname", "prenom", "nombrepila"}
+    ),
+    "last_name": frozenset(
+        {
+            "last",
+            "lastname",
+            "surname",
+            "familyname",
+            "nachname",
+            "familienname",
+            "nom",
+            "nomdefamille",
+            "apellido",
+            "apellidos",
+        }
+    ),
+    "interests": frozenset({"interests", "interest", "tags", "topics"}),
+    "company": frozenset(
+        {
+            "company",
+            "companyname",
+            "organisation",
+            "organization",
+            "org",
+            "firma",
+            "unternehmen",
+            "societe",
+            "entreprise",
+            "employer",
+        }
+    ),
+    "phone": frozenset(
+        {
+            "phone",
+            "phonenumber",
+            "telephone",
+            "tel",
+            "telefon",
+            "telefonnummer",
+            "mobile",
+            "mobil",
+            "handy",
+            "portable",
+        }
+    ),
+    "city": frozenset({"city", "town", "stadt", "ort", "wohnort", "ville"}),
+    "country": frozenset({"country", "land", "pays", "staat"}),
+    "postcode": frozenset(
+        {"postcode", "postalcode", "zip", "zipcode", "plz", "postleitzahl", "codepostal"}
+    ),
 }
+_OWN_TARGETS = ("email", "name", "interests")  # always built-in, even beside a field so named
 _SPLIT = re.compile(r"[|;,]")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet may run such a cell
@@ -73,8 +123,46 @@ class FieldInfo:
     choices: tuple[str, ...] = ()
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+def header_key(text: str) -> str:
+    """A header as compared with the usual names: 'E-Mail-Adresse' -> 'emailadresse',
+    'Prénom' -> 'prenom' (accents dropped, case folded, only letters and digits kept)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]", "", plain.casefold())
+
+
+def header_kind(column: str) -> str | None:
+    """The kind of HEADER_NAMES a header names ('Firma' -> 'company'), or None."""
+    key = header_key(column)
+    return next((k for k, names in HEADER_NAMES.items() if key in names), None)
+
+
+def guess_target(column: str, fields: Mapping[str, FieldInfo]) -> str | None:
+    """What a column probably holds, from its header alone (None: no idea).
+
+    A custom field named like the column (its key, "fields.<key>" or its label) comes first;
+    then the usual names of HEADER_NAMES: first and last names go to custom fields of that kind
+    when there are such (else they make up the name), company, phone and the like only ever to
+    such a field."""
+    named = column[7:] if column.lower().startswith("fields.") else column.lower()
+    if named in fields:
+        return f"fields.{named}"
+    key = header_key(column)
+    by_label = {header_key(f.label): k for k, f in fields.items()}
+    if key and key in by_label:
+        return f"fields.{by_label[key]}"
+    kind = header_kind(column)
+    if kind is None:
+        return None
+    if kind in _OWN_TARGETS:
+        return kind
+    names = HEADER_NAMES[kind] | {header_key(kind)}
+    field = next(
+        (k for k, f in fields.items() if header_key(k) in names or header_key(f.label) in names),
+        None,
+    )
+    if field is not None:
+        return f"fields.{field}"
+    return kind if kind in TARGETS else None
 
 
 MAX_MAPPED = 500  # columns a mapping may name
@@ -138,20 +226,11 @@ def resolve(
                 "name, first_name, last_name, interests, ignore or fields.<key>"
             )
         chosen[by_name[column.lower()]] = target
-    labels = {_squash(f.label): key for key, f in fields.items()}
     ignored = []
     for i, column in enumerate(header):
         if i in chosen:
             continue
-        squashed = _squash(column)
-        # A custom field named like the column wins over the usual names of built-ins.
-        named = column[7:] if column.lower().startswith("fields.") else column.lower()
-        key = named if named in fields else labels.get(squashed)
-        guess = (
-            f"fields.{key}"
-            if key
-            else next((t for t, names in _AUTO.items() if squashed in names), None)
-        )
+        guess = guess_target(column, fields)
         if guess is None or guess in chosen.values():
             if column:
                 ignored.append(

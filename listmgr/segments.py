@@ -477,6 +477,51 @@ def _conditions(rules: Any) -> Iterator[dict[str, Any]]:
             yield node
 
 
+def _blank(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_blank(v) for v in value)
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def incomplete(node: Any) -> bool:
+    """A condition still being filled in: it names no field, list or event yet, or no value
+    (an "exists" test needs none)."""
+    if not isinstance(node, dict):
+        return False
+    if "field" in node:
+        return _blank(node["field"]) or (node.get("op") != "exists" and _blank(node.get("value")))
+    if "interests" in node:
+        return _blank(node.get("value"))
+    kind = next((k for k in ("event", "list") if k in node), None)
+    return kind is not None and _blank(node[kind])
+
+
+def without_incomplete(rules: Any) -> tuple[Any, int]:
+    """The rules without the conditions still being filled in (and without the groups that
+    held nothing else), and how many conditions were left out. Anything else stays as it is,
+    for the compiler to judge."""
+    left_out = 0
+
+    def walk(node: Any) -> Any:
+        nonlocal left_out
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1 and "not" in node:
+            inner = walk(node["not"])
+            return None if inner is None else {"not": inner}
+        key = next((k for k in ("all", "any") if k in node), None)
+        if key is not None and len(node) == 1 and isinstance(node[key], list):
+            items = [y for y in (walk(x) for x in node[key]) if y is not None]
+            return None if node[key] and not items else {key: items}
+        if incomplete(node):
+            left_out += 1
+            return None
+        return node
+
+    kept = walk(rules)
+    return ({} if kept is None else kept), left_out
+
+
 def references(rules: Any) -> tuple[set[str], set[str], set[str]]:
     """The field keys, interest keys and list slugs a rule tree names (as far as it can be
     read: a tree that does not compile names what it names)."""

@@ -379,7 +379,8 @@ def test_settings_change_validate_and_reset(owner, rt):
     settings = settings_store.effective(rt)
     assert settings.send_rate == 25 and settings.mail_domain == "lists.example.org"
     page = owner.get("/admin/settings")
-    assert "s3cret" not in page.text and "mailer:•••@smtp.example.org" in page.text
+    assert "s3cret" not in page.text
+    assert 'value="mailer"' in page.text and 'value="smtp.example.org"' in page.text
     [entry] = _audit(rt, "settings.change")
     assert sorted(entry.detail["keys"]) == ["mail_domain", "send_rate", "smtp_url"]
     bad = post_form(

@@ -122,7 +122,8 @@ def _text_part(text: str) -> tuple[str, str]:
 
 
 def build(mail: Mail) -> bytes:
-    """The complete message as bytes: multipart/alternative with text then HTML."""
+    """The complete message as bytes: multipart/alternative with text then HTML, or plain
+    text alone when there is no HTML."""
     _check(mail)
     msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(mail.from_name, addr_spec=mail.from_email)
@@ -142,8 +143,9 @@ def build(mail: Mail) -> bytes:
         msg[name] = value
     text, cte = _text_part(mail.text)
     msg.set_content(text, cte=cte)
-    html, cte = _text_part(mail.html)
-    msg.add_alternative(html, subtype="html", cte=cte)
+    if mail.html:
+        html, cte = _text_part(mail.html)
+        msg.add_alternative(html, subtype="html", cte=cte)
     for part in msg.iter_parts():
         del part["MIME-Version"]  # the message says it once
     return msg.as_bytes()

@@ -99,6 +99,14 @@ def txt_strings(value: str) -> str:
     return " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255)) or '""'
 
 
+def aligned(signing_domain: str, from_domain: str) -> bool:
+    """Relaxed DMARC alignment of a DKIM signature with the From domain, without a public
+    suffix list: the domains are equal or one is a subdomain of the other (the real rule asks
+    for the same organisational domain, which this approximates from the safe side)."""
+    d, f = signing_domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    return bool(d and f) and (d == f or f.endswith("." + d) or d.endswith("." + f))
+
+
 def load_key(domain: str, selector: str, pem: bytes) -> DkimKey:
     """An RSA or Ed25519 private key in PEM; a clear error otherwise."""
     if not domain or not selector:

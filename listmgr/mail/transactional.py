@@ -1,11 +1,18 @@
-"""Render the transactional mails in templates/email/<name>/ (subject.txt, body.txt, body.html)."""
+"""Render the transactional mails in templates/email/<name>/ (subject.txt, body.txt, and
+body.html; a mail without body.html is plain text)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from listmgr import resource_dir
 
@@ -21,9 +28,12 @@ def _env() -> Environment:
 
 
 def render(name: str, context: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, text, html) of one transactional mail."""
+    """(subject, text, html) of one transactional mail ("" html: plain text only)."""
     env = _env()
     subject = env.get_template(f"{name}/subject.txt").render(context).strip()
     text = env.get_template(f"{name}/body.txt").render(context)
-    html = env.get_template(f"{name}/body.html").render(context)
+    try:
+        html = env.get_template(f"{name}/body.html").render(context)
+    except TemplateNotFound:
+        html = ""
     return " ".join(subject.split()), text, html

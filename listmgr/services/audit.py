@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,7 @@ ACTIONS = (
     "suppression.add",
     "suppression.remove",
     "inbound.handled",
+    "inbound.reply",
     "user.create",
     "user.edit",
     "token.create",
@@ -56,6 +58,22 @@ ACTIONS = (
     "token.use",
     "api.call",
 )
+
+
+# The client's address of the web request being served ("" outside one: the command line or a
+# worker); the web sets it for each request, so every entry written while serving it has it.
+request_ip: ContextVar[str] = ContextVar("request_ip", default="")
+# Entries that keep no address: the erasure of a person leaves nothing that could name them.
+NO_IP = frozenset({"subscriber.erase"})
+
+
+def shown_ip(ip: str, action: str) -> str:
+    """The IP column as the log shows it: the address, or why there is none."""
+    if ip:
+        return ip
+    if action in NO_IP:
+        return "— (not kept for an erasure)"
+    return "— (command line or background job)"
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,10 @@ class Entry:
     ip: str
     detail: dict[str, Any]
 
+    @property
+    def shown_ip(self) -> str:
+        return shown_ip(self.ip, self.action)
+
 
 def entry(
     *,
@@ -83,13 +105,15 @@ def entry(
     user_id: int | None = None,
     token_id: int | None = None,
 ) -> AuditLog:
-    """One audit entry, each value cut to its column, for the caller's unit of work to add."""
+    """One audit entry, each value cut to its column, for the caller's unit of work to add;
+    without an `ip`, the address of the web request being served (if any)."""
+    ip = "" if action in NO_IP else ip or request_ip.get()
     return AuditLog(
         actor=actor[:320],
         action=action[:64],
         target_type=target_type[:32],
         target_id=str(target_id if target_id is not None else "")[:64],
-        ip=(ip or "")[:64],
+        ip=ip[:64],
         detail=detail or {},
         user_id=user_id,
         token_id=token_id,

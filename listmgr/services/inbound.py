@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.errors import NotFound, TooLarge, ValidationError
-from listmgr.mail.inbound import KINDS, Classification, Envelope, classify
+from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
 from listmgr.models import (
     Delivery,
     InboundMessage,
@@ -103,6 +103,7 @@ class Outcome:
     """What processing did: the action text, the proof, whom it concerns, mail to send."""
 
     action: str
+    code: str  # what it came to, in listmgr.mail.inbound.outcomes.WORDS
     proof: str = ""
     subscriber_id: int | None = None
     list_id: int | None = None
@@ -122,9 +123,9 @@ def _act(
 ) -> Outcome:
     """Apply the classification to the person its proof names (a human's verdict is proof)."""
     if cls.kind == "autoreply":
-        return Outcome("ignored (auto-reply)")
+        return Outcome("ignored (auto-reply)", "autoreply")
     if cls.kind == "other":
-        return Outcome("kept for a human")
+        return Outcome("kept for a human", "kept")
     if admin:
         subs = inbound_proof.by_admin(s, cls)
         proof = "admin"
@@ -133,16 +134,18 @@ def _act(
         if verdict.subscriber_id is None and verdict.requester_id is not None:
             sub = s.get(Subscriber, verdict.requester_id)
             assert sub is not None  # the verdict names a stored subscriber
-            action, oid = unsubscribe_requests.ask(
+            action, code, oid = unsubscribe_requests.ask(
                 s,
                 rt,
                 row,
                 sub,
                 auto_submitted=_auto_submitted(cls),
             )
-            return Outcome(action, NO_PROOF, verdict.requester_id, outbox=(oid,) if oid else ())
+            return Outcome(
+                action, code, NO_PROOF, verdict.requester_id, outbox=(oid,) if oid else ()
+            )
         if verdict.subscriber_id is None:
-            return Outcome(f"{verdict.reason}; nothing changed", NO_PROOF)
+            return Outcome(f"{verdict.reason}; nothing changed", "unproven", NO_PROOF)
         cls = replace(
             cls,
             subscriber_id=verdict.subscriber_id,
@@ -153,10 +156,11 @@ def _act(
         subs = [sub] if sub is not None else []
         proof = verdict.proof
     if not subs:
-        return Outcome(f"no matching subscriber for {cls.kind}", proof)
+        return Outcome(f"no matching subscriber for {cls.kind}", "nobody", proof)
     done, outbox = _apply(s, rt, row, cls, subs, proof)
     return Outcome(
-        "; ".join(done),
+        "; ".join(text for _, text in done),
+        done[0][0],
         proof,
         subs[0].id,
         cls.list_id,
@@ -172,8 +176,9 @@ def _apply(
     cls: Classification,
     subs: list[Subscriber],
     proof: str,
-) -> tuple[list[str], list[int]]:
-    """Change the proven people; returns (what was done, outbox ids to send after commit)."""
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """Change the proven people; returns (what was done to each, as an outcome code and a
+    line, and outbox ids to send after commit)."""
     origin = Origin(source=f"inbound-{cls.kind}", actor="inbound")
     outbox: list[int] = []
     detail = {
@@ -199,7 +204,9 @@ def _apply(
                 reason="complaint",
             )
             _flag_delivery(s, cls.campaign_id, sub.id, complained=True)
-            done.append(f"{sub.email}: unsubscribed from all and suppressed (complaint)")
+            done.append(
+                ("complaint", f"{sub.email}: unsubscribed from all and suppressed (complaint)")
+            )
         elif cls.kind == "unsubscribe":
             by_token = (
                 cls.evidence.get("rule") == "unsubscribe-address"
@@ -216,10 +223,14 @@ def _apply(
                 everything=not by_token,
                 detail={**detail, "matched": "token" if by_token else "from-address"},
             )
+            code = "unsubscribed_list" if by_token else "unsubscribed_all"
             done.append(
-                f"{sub.email}: unsubscribed from "
-                f"{'the list of the token' if by_token else 'all lists'}"
-                f"{'' if changed else ' (already)'}"
+                (
+                    code if changed else "already_unsubscribed",
+                    f"{sub.email}: unsubscribed from "
+                    f"{'the list of the token' if by_token else 'all lists'}"
+                    f"{'' if changed else ' (already)'}",
+                )
             )
             if changed and rt.settings.unsubscribe_confirmation_mail and not _auto_submitted(cls):
                 oid = _confirmation(s, sub, changed[0])
@@ -256,7 +267,7 @@ def _bounce(
     row: InboundMessage,
     cls: Classification,
     origin: Origin,
-) -> str:
+) -> tuple[str, str]:
     _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     hard = cls.permanent is not False
     status = cls.evidence.get("status")
@@ -272,7 +283,10 @@ def _bounce(
             detail={"status": status},
         )
         if count < rt.settings.soft_bounce_threshold:
-            return f"{sub.email}: soft bounce {count}/{rt.settings.soft_bounce_threshold}"
+            return (
+                "soft_bounce",
+                f"{sub.email}: soft bounce {count}/{rt.settings.soft_bounce_threshold}",
+            )
     hard_bounce(
         s,
         sub,
@@ -284,7 +298,7 @@ def _bounce(
         detail={"status": status, "soft_bounces": count},
     )
     reason = "hard bounce" if hard else "soft bounce threshold reached"
-    return f"{sub.email}: {reason}, suppressed"
+    return ("hard_bounce" if hard else "soft_bounce_limit"), f"{sub.email}: {reason}, suppressed"
 
 
 def _confirmation(s: Session, sub: Subscriber, list_id: int) -> int | None:
@@ -333,6 +347,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
             "confidence": cls.confidence,
             "recipients": list(cls.recipients),
             "action": outcome.action,
+            "outcome": outcome.code,
             "proof": {"verdict": outcome.proof or None, **cls.proof.as_dict()},
         }
         row.subscriber_id = outcome.subscriber_id
@@ -405,6 +420,16 @@ class InboundInfo:
     evidence: dict[str, Any]
     subject: str
     proof: str  # what tied it to us; "none": it changed nobody (see action for why)
+
+    @property
+    def outcome(self) -> str:
+        """What happened to it, in plain words."""
+        return outcomes.plain(
+            str(self.evidence.get("outcome") or ""),
+            kind=self.kind,
+            status=self.status,
+            proof=self.proof,
+        )
 
 
 def _info(row: InboundMessage) -> InboundInfo:

@@ -22,6 +22,10 @@ from listmgr.settings import Settings
 LIST_MAIL = {"already_subscribed"}
 # Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
 AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
+# Which kinds a person wrote (no Auto-Submitted header), and the threading headers they carry
+# from their payload.
+BY_HAND = {"inbound_reply"}
+THREAD_HEADERS = (("in_reply_to", "In-Reply-To"), ("references", "References"))
 
 
 def transport(rt: Runtime, s: Settings) -> Transport:
@@ -111,6 +115,13 @@ def _compose(
     ctx.update({k: v for k, v in row.payload.items() if isinstance(v, str)})
     subject, text, html = transactional.render(row.kind, ctx)
     auto = "auto-replied" if row.kind in AUTO_REPLIES else "auto-generated"
+    if row.kind in BY_HAND:
+        auto = ""
+    threading = tuple(
+        (header, str(row.payload[key]))
+        for key, header in THREAD_HEADERS
+        if row.kind in BY_HAND and row.payload.get(key)
+    )
     mail = compose.Mail(
         from_name=from_name,
         from_email=from_email,
@@ -125,6 +136,7 @@ def _compose(
         unsubscribe_url=unsubscribe_url,
         unsubscribe_mailto=mailto,
         auto_submitted=auto,
+        extra_headers=threading,
     )
     if row.kind in AUTO_REPLIES:
         envelope = ""  # null sender: nothing bounces back, no loops

@@ -22,8 +22,8 @@ from sqlalchemy import delete, select
 from sqlmodel import col
 
 from listmgr.errors import ConfigError, ValidationError
-from listmgr.mail.dkim import load_key
-from listmgr.models import AuditLog, SettingValue, utcnow
+from listmgr.mail.dkim import aligned, load_key
+from listmgr.models import AuditLog, MailingList, SettingValue, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit
 from listmgr.settings import Settings
@@ -206,6 +206,14 @@ def _server_key(url: str) -> tuple[str, str, str]:
     return scheme.lower(), (userinfo or "").split(":", 1)[0], hostport
 
 
+def _password_key(url: str) -> tuple[str, str, str, bool]:
+    """What a stored password belongs to: the server, and whether it travels encrypted (a
+    password set for STARTTLS is never kept for the same server without it)."""
+    query = parse_qs(_split(url)[2].partition("?")[2])
+    starttls = query.get("starttls", ["0"])[-1].lower() in ("1", "true", "yes")
+    return (*_server_key(url), starttls)
+
+
 def mask(key: str, value: Any) -> Any:
     """A value fit to show: passwords in SMTP URLs hidden (even in a URL that does not parse)."""
     if key != "smtp_url" or not value:
@@ -230,16 +238,19 @@ def servers_of(value: Any) -> list[str]:
 
 def _keep_passwords(value: str, current: str) -> str:
     """A URL that came back with its password masked keeps the stored password, but only for
-    the very server (scheme, user, host, port) it was set for: a changed host must be given
-    the password again, or anyone who may edit settings could send it elsewhere."""
+    the very server (scheme, user, host, port, STARTTLS) it was set for: a changed host must
+    be given the password again, or anyone who may edit settings could send it elsewhere (or
+    in the clear)."""
     known = {
-        _server_key(url): _split(url)[1] for url in current.split() if ":" in (_split(url)[1] or "")
+        _password_key(url): _split(url)[1]
+        for url in current.split()
+        if ":" in (_split(url)[1] or "")
     }
     out = []
     for url in value.split():
         scheme, userinfo, after = _split(url)
         if MASK in url:
-            stored = known.get(_server_key(url))
+            stored = known.get(_password_key(url))
             if stored is None or MASK in after or userinfo != f"{_server_key(url)[1]}:{MASK}":
                 raise ValidationError(
                     f"SMTP servers: type the password again for {mask('smtp_url', url)!r}: a "
@@ -397,9 +408,13 @@ class ServerCheck:
     error: str
 
 
-def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None) -> list[ServerCheck]:
-    """Connect to each SMTP server in force (greeting, TLS, sign-in) and say how it went;
-    detailed=False says only that it failed (for people who may not change the settings)."""
+def check_servers(
+    rt: Runtime, *, detailed: bool, actor: Actor | None = None, smtp_url: str | None = None
+) -> list[ServerCheck]:
+    """Connect to each SMTP server in force, or to those of `smtp_url` as a form gives them
+    before they are saved (a masked password: the stored one, under the rule of update()),
+    greeting, TLS and sign-in, and say how it went; detailed=False says only that it failed
+    (for people who may not change the settings)."""
     from listmgr.mail.transport import (
         PermanentFailure,
         SmtpConnection,
@@ -408,11 +423,15 @@ def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None) ->
         parse_smtp_urls,
     )
 
-    settings = effective(rt)
-    if settings.embedded_outbox:
+    if smtp_url is None:
+        settings = effective(rt)
+        servers = "" if settings.embedded_outbox else settings.smtp_url
+    else:
+        servers = _form_servers(rt, smtp_url)
+    if not servers:
         return [ServerCheck("dev outbox", True, "")]
     results = []
-    for server in parse_smtp_urls(settings.smtp_url):
+    for server in parse_smtp_urls(servers):
         try:
             SmtpConnection(server).check()
             results.append(ServerCheck(server.label, True, ""))
@@ -429,6 +448,38 @@ def check_servers(rt: Runtime, *, detailed: bool, actor: Actor | None = None) ->
             )
         )
     return results
+
+
+def _form_servers(rt: Runtime, value: str) -> str:
+    """SMTP servers typed in a form, checked as update() would check them, with stored
+    passwords for the masked ones."""
+    current = str(_stored(rt).get("smtp_url", rt.settings.smtp_url) or "")
+    if MASK in value:
+        value = _keep_passwords(value, current)
+    try:
+        return _smtp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{BY_KEY['smtp_url'].label}: {exc}", field="smtp_url") from None
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Whether the DKIM signing domain aligns with the From domains (DMARC, relaxed)."""
+
+    signing_domain: str
+    misaligned: tuple[str, ...]  # From domains it does not align with
+
+
+def dkim_alignment(rt: Runtime) -> Alignment:
+    """The From domains in use (the default sender, each list's own) that the DKIM signing
+    domain does not align with."""
+    settings = effective(rt)
+    signing = settings.dkim_domain or settings.mail_domain
+    with rt.db.session() as s:
+        senders = set(s.scalars(select(col(MailingList.from_email)).distinct()))
+    senders.add(settings.default_from_email)
+    domains = {e.rpartition("@")[2].lower() for e in senders if e and "@" in e}
+    return Alignment(signing, tuple(sorted(d for d in domains if not aligned(signing, d))))
 
 
 def _key_file(base: Settings, pem: str) -> Path:

@@ -17,7 +17,6 @@ from listmgr.models import (
     MailingList,
     Membership,
     MemberStatus,
-    OptIn,
     Subscriber,
     SubscriberInterest,
     Suppression,
@@ -31,7 +30,7 @@ from listmgr.services.fielddefs import (
     write_fields,
     write_interests,
 )
-from listmgr.services.subscriptions import Origin, queue_mail, record, set_consents
+from listmgr.services.subscriptions import Origin, join_list, record, set_consents
 
 STATUSES = (MemberStatus.confirmed.value, MemberStatus.pending.value)
 
@@ -118,41 +117,18 @@ def create(
         assert sid is not None  # set by the flush
         if profile is not None:
             apply_profile(s, sub, profile)
-        now = utcnow()
         for slug in wanted:
-            lst = found[slug]
-            assert lst.id is not None  # a stored row
-            pending = status == "pending" and lst.opt_in == OptIn.double.value
-            s.add(
-                Membership(
-                    subscriber_id=sid,
-                    list_id=lst.id,
-                    source=origin.source,
-                    status=MemberStatus.pending.value if pending else MemberStatus.confirmed.value,
-                    confirmed_at=None if pending else now,
-                )
-            )
-            s.flush()
-            record(
+            oid = join_list(
                 s,
-                kind="subscribe" if pending else "added",
-                subscriber_id=sub.id,
-                list_id=lst.id,
+                rt,
+                sub,
+                found[slug],
+                pending=status == "pending",
+                wording=consent or found[slug].consent_wording,
                 origin=origin,
-                wording=consent or lst.consent_wording,
-                detail={"status": "pending" if pending else "confirmed"},
             )
-            if pending:
-                oid = queue_mail(
-                    s,
-                    rt,
-                    kind="confirm",
-                    sub=sub,
-                    lst=lst,
-                    payload={"wording": consent or lst.consent_wording},
-                )
-                if oid:
-                    outbox_ids.append(oid)
+            if oid:
+                outbox_ids.append(oid)
         for key, value in consents.items():
             record(
                 s,

@@ -930,3 +930,200 @@ def unsubscribe_by_id(
             everything=list_slug is None,
             detail={"by": origin.actor},
         )
+
+
+# -- admin changes to many people at once ------------------------------------------------------
+MAX_SELECTION = 5000  # people one bulk action may name
+CHUNK = 500  # ids per SQL IN list (well under every database's parameter limit)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did: how many changed, and how many it left alone (and why)."""
+
+    chosen: int
+    changed: int
+    unchanged: int = 0
+    skipped: int = 0  # suppressed addresses, or people who left the list: not added back
+
+
+def chunks(ids: list[int], size: int = CHUNK) -> Iterable[list[int]]:
+    """The ids in slices short enough for one SQL IN list."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def selection(values: Iterable[Any]) -> list[int]:
+    """Chosen subscriber ids as sent (text or numbers) -> distinct ids, in order; a clear error
+    for none, too many, or anything that is not an id."""
+    out: dict[int, None] = {}
+    for value in values:
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+            raise ValidationError(f"{text[:40]!r} is not a subscriber id", field="ids")
+        out[int(text)] = None
+    if not out:
+        raise ValidationError("Choose at least one subscriber (tick the boxes).", field="ids")
+    if len(out) > MAX_SELECTION:
+        raise ValidationError(
+            f"Choose at most {MAX_SELECTION} subscribers at once ({len(out)} were chosen).",
+            field="ids",
+        )
+    return list(out)
+
+
+def _chosen(s: Session, ids: list[int]) -> list[Subscriber]:
+    """The chosen people, locked, in the order given; NotFound when any id is unknown."""
+    found: dict[int, Subscriber] = {}
+    for part in chunks(ids):
+        for sub in s.scalars(
+            select(Subscriber).where(col(Subscriber.id).in_(part)).with_for_update()
+        ):
+            assert sub.id is not None  # a stored row
+            found[sub.id] = sub
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(
+            f"{len(missing)} of the chosen subscribers do not exist (any more): "
+            f"{', '.join(str(i) for i in missing[:10])}{' …' if len(missing) > 10 else ''}. "
+            "Nothing was changed.",
+            field="ids",
+        )
+    return [found[i] for i in ids]
+
+
+def join_list(
+    s: Session,
+    rt: Runtime,
+    sub: Subscriber,
+    lst: MailingList,
+    *,
+    pending: bool,
+    wording: str,
+    origin: Origin,
+    member: Membership | None = None,
+) -> int | None:
+    """Put a person on a list as confirmed (an admin's consent basis) or pending (a confirmation
+    mail is queued), with its consent event; the outbox id to send, if any."""
+    assert sub.id is not None and lst.id is not None  # stored rows
+    pending = pending and lst.opt_in == OptIn.double.value
+    status = MemberStatus.pending.value if pending else MemberStatus.confirmed.value
+    now = utcnow()
+    if member is None:
+        member = Membership(subscriber_id=sub.id, list_id=lst.id, source=origin.source)
+        s.add(member)
+    member.status = status
+    member.confirmed_at = None if pending else now
+    member.unsubscribed_at = None
+    member.updated_at = now
+    s.flush()
+    record(
+        s,
+        kind="subscribe" if pending else "added",
+        subscriber_id=sub.id,
+        list_id=lst.id,
+        origin=origin,
+        wording=wording,
+        detail={"status": status},
+    )
+    if not pending:
+        return None
+    return queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
+
+
+def add_to_list(
+    rt: Runtime,
+    ids: Iterable[Any],
+    *,
+    list_slug: str,
+    status: str,
+    consent: str = "",
+    origin: Origin,
+) -> BulkResult:
+    """Add the chosen people to a list, confirmed (with the consent basis) or pending (each gets
+    a confirmation mail). People already on it stay as they are; suppressed addresses and people
+    who left the list are not added back (only their own sign-up can do that)."""
+    chosen = selection(ids)
+    if not list_slug:
+        raise ValidationError("Choose the list to add them to.", field="list")
+    if status not in ("confirmed", "pending"):
+        raise ValidationError("status must be 'confirmed' or 'pending'", field="status")
+    if status == "confirmed" and not consent.strip():
+        raise ValidationError(
+            "Adding people as confirmed needs the consent basis: how they agreed to hear from you.",
+            field="consent",
+        )
+    outbox_ids: list[int] = []
+    changed = unchanged = skipped = 0
+    with rt.db.session() as s:
+        lst = get_list(s, list_slug)
+        people = _chosen(s, chosen)
+        members: dict[int, Membership] = {}
+        suppressed: set[str] = set()
+        for part in chunks(chosen):
+            members.update(
+                (m.subscriber_id, m)
+                for m in s.scalars(
+                    select(Membership).where(
+                        col(Membership.list_id) == lst.id, col(Membership.subscriber_id).in_(part)
+                    )
+                )
+            )
+            suppressed.update(
+                s.scalars(
+                    select(col(Suppression.email_hash))
+                    .join(Subscriber, col(Subscriber.email_hash) == col(Suppression.email_hash))
+                    .where(col(Subscriber.id).in_(part))
+                )
+            )
+        for sub in people:
+            assert sub.id is not None  # a stored row
+            member = members.get(sub.id)
+            if member is not None and member.status in (
+                MemberStatus.confirmed.value,
+                MemberStatus.pending.value,
+            ):
+                unchanged += 1
+                continue
+            if member is not None or sub.email_hash in suppressed:
+                skipped += 1
+                continue
+            oid = join_list(
+                s,
+                rt,
+                sub,
+                lst,
+                pending=status == "pending",
+                wording=consent.strip() or lst.consent_wording,
+                origin=origin,
+            )
+            changed += 1
+            if oid:
+                outbox_ids.append(oid)
+    for oid in outbox_ids:
+        rt.enqueue("send_outbox", oid)
+    return BulkResult(len(chosen), changed, unchanged, skipped)
+
+
+def unsubscribe_many(
+    rt: Runtime, ids: Iterable[Any], *, list_slug: str | None, origin: Origin
+) -> BulkResult:
+    """Unsubscribe the chosen people from one list, or (no slug) from every list with their
+    addresses suppressed; each change is a consent event, as for one person."""
+    chosen = selection(ids)
+    changed = 0
+    with rt.db.session() as s:
+        list_id = None
+        if list_slug is not None:
+            list_id = get_list(s, list_slug).id
+        for sub in _chosen(s, chosen):
+            lids = unsubscribe_subscriber(
+                s,
+                sub,
+                list_id=list_id,
+                origin=origin,
+                everything=list_slug is None,
+                detail={"by": origin.actor, "bulk": True},
+            )
+            changed += bool(lids)
+    return BulkResult(len(chosen), changed, len(chosen) - changed)

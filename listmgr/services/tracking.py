@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -68,41 +68,50 @@ class Hit:
     link_id: int | None  # None for an open
 
 
-def _record(
-    s: Session, settings: Settings, hit: Hit, user_agent: str, url: str = ""
-) -> Engagement | None:
-    """Record a hit when tracking is on and the person allows it now; None otherwise."""
-    if not settings.tracking:
-        return None
-    found = s.execute(
-        select(col(Subscriber.consent_tracking), col(Delivery.sent_at))
-        .select_from(Delivery)
-        .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+def _record(s: Session, settings: Settings, hit: Hit, user_agent: str) -> str | None:
+    """Record a hit when tracking is on and the person allows it now, in one read and one
+    INSERT; returns the link's stored URL ("" for an open or the trap, None for no such
+    link of the campaign)."""
+    mine = col(Delivery.campaign_id) == hit.campaign_id
+    of_person = col(Delivery.subscriber_id) == hit.subscriber_id
+    link = (
+        select(col(CampaignLink.url))
         .where(
-            col(Delivery.campaign_id) == hit.campaign_id,
-            col(Delivery.subscriber_id) == hit.subscriber_id,
+            col(CampaignLink.id) == hit.link_id, col(CampaignLink.campaign_id) == hit.campaign_id
         )
-    ).first()
-    if found is None or not found[0]:
+        .scalar_subquery()
+    )
+    allows = (
+        select(col(Subscriber.consent_tracking))
+        .where(col(Subscriber.id) == hit.subscriber_id)
+        .scalar_subquery()
+    )
+    sent = select(col(Delivery.sent_at)).where(mine, of_person).limit(1).scalar_subquery()
+    url, consented, sent_at = s.execute(select(link, allows, sent)).one()
+    if hit.link_id not in (None, rules.TRAP) and not url:
         return None
+    url = url or ""
+    if not settings.tracking or not consented or sent_at is None:
+        return url
     now = utcnow()
-    age = (now - found[1]).total_seconds() if found[1] is not None else None
+    age = (now - sent_at).total_seconds()
     if hit.link_id is None:
         machine = rules.machine_open(user_agent, age, settings.machine_open_seconds)
     else:
         machine = rules.scanner_click(
             user_agent, age, settings.scanner_click_seconds, trap=hit.link_id == rules.TRAP
         )
-    row = Engagement(
-        campaign_id=hit.campaign_id,
-        subscriber_id=hit.subscriber_id,
-        kind=OPEN if hit.link_id is None else CLICK,
-        url=url,
-        link_id=hit.link_id,
-        machine=machine,
-        at=now,
+    s.execute(
+        insert(Engagement).values(
+            campaign_id=hit.campaign_id,
+            subscriber_id=hit.subscriber_id,
+            kind=OPEN if hit.link_id is None else CLICK,
+            url=url,
+            link_id=hit.link_id,
+            machine=machine,
+            at=now,
+        )
     )
-    s.add(row)
     if hit.link_id == rules.TRAP:  # the scanner followed the other links around it too
         s.execute(
             update(Engagement)
@@ -114,7 +123,7 @@ def _record(
             )
             .values(machine=True)
         )
-    return row
+    return url
 
 
 def click(
@@ -130,20 +139,7 @@ def click(
     if cid != ref_campaign:
         return None
     with rt.db.session() as s:
-        url = ""
-        if lid != rules.TRAP:
-            url = (
-                s.scalar(
-                    select(col(CampaignLink.url)).where(
-                        col(CampaignLink.id) == lid, col(CampaignLink.campaign_id) == cid
-                    )
-                )
-                or ""
-            )
-            if not url:
-                return None
-        _record(s, settings, Hit(cid, sid, lid), user_agent, url)
-    return url or None
+        return _record(s, settings, Hit(cid, sid, lid), user_agent) or None
 
 
 def opened(rt: Runtime, settings: Settings, token: str, user_agent: str) -> None:

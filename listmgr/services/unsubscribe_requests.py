@@ -20,9 +20,9 @@ WAITING = "waiting for confirmation"
 
 def ask(
     s: Session, rt: Runtime, row: InboundMessage, sub: Subscriber, *, auto_submitted: bool
-) -> tuple[str, int | None]:
+) -> tuple[str, str, int | None]:
     """Mail the person a confirmation link unless that would be pointless or a flood;
-    returns (what was done, the outbox id to send after commit)."""
+    returns (what was done, its outcome code, the outbox id to send after commit)."""
     active = s.scalar(
         select(col(Membership.id))
         .where(
@@ -32,9 +32,9 @@ def ask(
         .limit(1)
     )
     if active is None:
-        return f"no proof; {sub.email} is on no list any more: nothing to do", None
+        return f"no proof; {sub.email} is on no list any more: nothing to do", "on_no_list", None
     if auto_submitted:  # RFC 3834: never answer a machine
-        return f"no proof; {WAITING} (an automatic message gets no answer)", None
+        return f"no proof; {WAITING} (an automatic message gets no answer)", "confirm_waiting", None
     # Requests for one address processed at the same moment by several workers: one at a time
     # (PostgreSQL row lock; SQLite's processing transaction already holds the write lock).
     s.execute(select(col(Subscriber.id)).where(col(Subscriber.id) == sub.id).with_for_update())
@@ -50,9 +50,13 @@ def ask(
     )
     if recent is not None:  # forged From addresses must not turn us into a mail bomb
         return (
-            f"no proof; {WAITING} (a confirmation link went to {sub.email} in the last "
-            f"{rt.settings.unsubscribe_request_window_hours} h)"
-        ), None
+            (
+                f"no proof; {WAITING} (a confirmation link went to {sub.email} in the last "
+                f"{rt.settings.unsubscribe_request_window_hours} h)"
+            ),
+            "confirm_waiting",
+            None,
+        )
     out = Outbox(
         kind=KIND,
         to_email=sub.email,
@@ -62,7 +66,11 @@ def ask(
     )
     s.add(out)
     s.flush()
-    return f"no proof; {WAITING}: a confirmation link was mailed to {sub.email}", out.id
+    return (
+        f"no proof; {WAITING}: a confirmation link was mailed to {sub.email}",
+        "confirm_mailed",
+        out.id,
+    )
 
 
 @dataclass(frozen=True)

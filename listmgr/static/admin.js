@@ -42,7 +42,9 @@
   /* Forms that ask before doing something that cannot be undone. */
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
+    var button = ev.submitter;
+    var question = (button && button.getAttribute("data-confirm")) ||
+      (form.getAttribute && form.getAttribute("data-confirm"));
     if (question && !window.confirm(question)) { ev.preventDefault(); }
   }, true);
 
@@ -60,6 +62,23 @@
   });
   $all("[data-select-all]").forEach(function (el) {
     el.addEventListener("focus", function () { el.select(); });
+  });
+
+  /* A box that ticks (or clears) every checkbox of that name in its form. */
+  $all("[data-check-all]").forEach(function (box) {
+    var name = box.getAttribute("data-check-all");
+    box.hidden = false;  /* it needs this script to work */
+    var items = function () {
+      return $all('input[type="checkbox"][name="' + name + '"]').filter(function (x) { return x.form === box.form; });
+    };
+    box.addEventListener("change", function () { items().forEach(function (x) { x.checked = box.checked; }); });
+    items().forEach(function (x) {
+      x.addEventListener("change", function () {
+        var all = items();
+        box.checked = all.every(function (y) { return y.checked; });
+        box.indeterminate = !box.checked && all.some(function (y) { return y.checked; });
+      });
+    });
   });
 
   /* Live progress: poll a JSON URL and fill [data-field] elements until it says it is done. */

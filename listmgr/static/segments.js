@@ -92,6 +92,42 @@
     return ["field", "interests", "list", "event", "engagement"].filter(function (k) { return k in cond; })[0];
   }
 
+  /* A condition still being filled in is left out of the count and of the saved rules (the
+     server does the same: listmgr.segments.without_incomplete). */
+  function blank(v) {
+    return Array.isArray(v) ? v.every(blank) : v == null || (typeof v === "string" && !v.trim());
+  }
+  function incomplete(c) {
+    if (!c || typeof c !== "object" || Array.isArray(c)) { return false; }
+    if ("field" in c) { return blank(c.field) || (c.op !== "exists" && blank(c.value)); }
+    if ("interests" in c) { return blank(c.value); }
+    if ("event" in c) { return blank(c.event); }
+    if ("list" in c) { return blank(c.list); }
+    return false;
+  }
+  function withoutIncomplete(node) {
+    if (!node || typeof node !== "object" || Array.isArray(node)) { return node; }
+    var keys = Object.keys(node);
+    if (keys.length === 1 && keys[0] === "not") {
+      var inner = withoutIncomplete(node.not);
+      return inner === null ? null : { not: inner };
+    }
+    if (keys.length === 1 && (keys[0] === "all" || keys[0] === "any") && Array.isArray(node[keys[0]])) {
+      var items = node[keys[0]].map(withoutIncomplete).filter(function (x) { return x !== null; });
+      if (node[keys[0]].length && !items.length) { return null; }
+      var out = {}; out[keys[0]] = items; return out;
+    }
+    return incomplete(node) ? null : node;
+  }
+  function markIncomplete() {
+    Array.prototype.forEach.call(root.querySelectorAll(".rule-row"), function (row) {
+      var bad = incomplete(row.ruleCondition);
+      row.classList.toggle("incomplete", bad);
+      var note = row.querySelector(".rule-note");
+      if (note) { note.hidden = !bad; }
+    });
+  }
+
   /* -- rendering ------------------------------------------------------------------------- */
   function renderCondition(node, parent, index) {
     var cond = node.cond;
@@ -161,6 +197,8 @@
       row.appendChild(numberPart(cond, "within_days", "in the last", "days"));
     }
     row.appendChild(removeButton(parent, index));
+    row.appendChild(el("span", { "class": "rule-note hint", text: "incomplete: left out until it has a value" }));
+    row.ruleCondition = cond;
     return row;
   }
   function numberPart(cond, key, before, after) {
@@ -231,6 +269,7 @@
     root.innerHTML = "";
     root.appendChild(renderGroup(model, null, 0));
     if (readOnly) { Array.prototype.forEach.call(root.querySelectorAll("select,input,button"), function (x) { x.disabled = true; }); }
+    markIncomplete();
   }
 
   /* -- sync and count -------------------------------------------------------------------- */
@@ -242,7 +281,7 @@
   var count = window.listmgr.debounce(function () {
     var mine = ++counter;
     var rules;
-    try { rules = JSON.parse(textarea.value || "{}"); }
+    try { rules = withoutIncomplete(JSON.parse(textarea.value || "{}")) || {}; }
     catch (e) { showError("The JSON is not valid: " + e.message); return; }
     countEl.classList.add("stale");
     window.listmgr.api("POST", countUrl, { lists: lists(), rules: rules }).then(function (data) {
@@ -260,7 +299,7 @@
   function showError(message) { errorEl.textContent = message; errorEl.hidden = !message; }
   function changed(rerender) {
     textarea.value = JSON.stringify(toRules(model), null, 2);
-    if (rerender) { render(); }
+    if (rerender) { render(); } else { markIncomplete(); }
     count();
   }
   function bindJson() {

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 
 from listmgr.services import tracking, webview
 from listmgr.web import limits
-from listmgr.web.extensions import current_runtime, settings_in_force
+from listmgr.web.extensions import current_runtime
 
 bp = Blueprint("engagement", __name__)
 
@@ -30,7 +30,8 @@ def click(ref: str, token: str) -> ResponseReturnValue:
     """Record the click (if the person allows it) and go to the campaign's link; a link that
     cannot be read leads to the campaign's web version, never to an error."""
     rt = current_runtime()
-    target = tracking.click(rt, settings_in_force(), ref, token, _agent())
+    # tracking and its windows are set in the config only: no read of the admin's settings
+    target = tracking.click(rt, rt.settings, ref, token, _agent())
     if target is None:
         resp = redirect(url_for("engagement.web_version_for_no_one", ref=ref), code=302)
     else:
@@ -42,7 +43,8 @@ def click(ref: str, token: str) -> ResponseReturnValue:
 
 @bp.get("/o/<token>.gif")
 def pixel(token: str) -> Response:
-    tracking.opened(current_runtime(), settings_in_force(), token, _agent())
+    rt = current_runtime()
+    tracking.opened(rt, rt.settings, token, _agent())
     resp = Response(tracking.PIXEL, mimetype="image/gif")
     resp.headers["Cache-Control"] = PRIVATE
     return resp

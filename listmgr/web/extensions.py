@@ -10,7 +10,7 @@ from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
+from listmgr.services import audit, settings_store
 from listmgr.services.subscriptions import Origin
 from listmgr.settings import Settings
 
@@ -25,6 +25,16 @@ def client_ip() -> str:
     """The visitor's address: the peer, or what trusted proxies say (ProxyFix, trusted_proxies).
     Rate limits, consent events and the audit log all use this one."""
     return (request.remote_addr or "")[:64]
+
+
+def note_audit_ip() -> None:
+    """Before each request: audit entries written while serving it carry the client's address."""
+    audit.request_ip.set(client_ip())
+
+
+def forget_audit_ip(_exc: BaseException | None = None) -> None:
+    """After each request: entries written later on this thread (a job) carry no address."""
+    audit.request_ip.set("")
 
 
 def visitor_origin(source: str) -> Origin:

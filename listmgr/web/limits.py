@@ -102,6 +102,14 @@ def test_send() -> Decorator:
     )
 
 
+def reply_send() -> Decorator:
+    """Answers to inbound mail (mail to any address, like test sends): the same budget per
+    user as test mails, one mail each."""
+    return limiter.shared_limit(
+        _setting("test_send_rate_limit"), scope="test-send", key_func=_user_key
+    )
+
+
 def smtp_check() -> Decorator:
     """Connecting to the SMTP servers on request: per user, pages and API alike."""
     return limiter.shared_limit(

@@ -7,17 +7,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from listmgr import csvfiles, importrows
-from listmgr.errors import ListmgrError, ValidationError
+from listmgr.errors import Forbidden, ListmgrError, ValidationError
 from listmgr.services import exports, fielddefs
 from listmgr.services import imports as imports_service
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
 from listmgr.web.admin import bp, ui
-from listmgr.web.auth import principal, require
+from listmgr.web.auth import may, principal, record, require
 from listmgr.web.extensions import client_ip, csrf, current_runtime
 
 UPLOAD = re.compile(r"^[0-9a-f]{32}$")
@@ -127,21 +127,120 @@ def import_upload() -> ResponseReturnValue:
     except (csvfiles.CsvFileError, UnicodeError) as exc:
         dest.unlink(missing_ok=True)
         return _page({"file": f"The file cannot be read: {exc}."}, 422)
+    values = {
+        "filename": Path(upload.filename).name,
+        "list_slug": ui.text("list"),
+        "mode": ui.text("mode", "upsert"),
+        "consent": "",
+    }
+    return _map_page(token, values, info)
+
+
+FIELD_TYPES = {
+    "text": "text",
+    "number": "number",
+    "date": "date",
+    "boolean": "yes or no",
+    "choice": "one of a few choices",
+    "multi_choice": "some of a few choices",
+}
+
+
+def _new_field_defaults(header: list[str], suggested: dict[int, str]) -> dict[str, Any]:
+    """The new-field form starts at the first column nothing holds, keyed after what it
+    probably is ('Firma' -> company)."""
+    column = next((i for i, c in enumerate(header) if suggested.get(i) == "ignore" and c), 0)
+    name = header[column] if header else ""
+    kind = importrows.header_kind(name)
+    key = kind if kind and kind not in importrows.TARGETS else importrows.header_key(name)
+    return {
+        "column": column,
+        "key": key if key[:1].isalpha() else "",
+        "label": name,
+        "type": "text",
+        "choices": "",
+    }
+
+
+def _map_page(
+    token: str,
+    values: dict[str, Any],
+    info: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    new_field: dict[str, Any] | None = None,
+) -> ResponseReturnValue:
+    """The column-mapping step: each column with the proposed target, the list, what to do,
+    and a way to define a field for a column on the spot."""
     return render_template(
         "pages/admin/import_map.html",
         token=token,
-        filename=Path(upload.filename).name,
-        list_slug=ui.text("list"),
-        mode=ui.text("mode", "upsert"),
-        consent="",
+        filename=values["filename"],
+        list_slug=values["list_slug"] or "",
+        mode=values["mode"],
+        consent=values["consent"],
         modes=MODES,
-        lists=lists_service.names(rt),
+        lists=lists_service.names(current_runtime()),
         fields=_fields(),
         targets=importrows.TARGETS,
-        errors={},
+        field_types=FIELD_TYPES,
+        new_field=new_field or _new_field_defaults(info["header"], info["suggested"]),
+        errors=errors or {},
         **info,
         title="Map the columns",
-    )
+    ), status
+
+
+def _posted_values() -> dict[str, Any]:
+    return {
+        "filename": ui.text("filename")[:500],
+        "list_slug": ui.text("list") or None,
+        "mode": ui.text("mode", "upsert"),
+        "consent": ui.text("consent"),
+    }
+
+
+@bp.post("/imports/new-field")
+@require("fields:write")
+def import_new_field() -> ResponseReturnValue:
+    """Define a custom field while mapping, and map the chosen column to it (the other
+    choices on the page are kept)."""
+    if not may("people:write"):
+        raise Forbidden("Only those who may import can map columns.")
+    rt = current_runtime()
+    token = ui.text("token")
+    path = _upload_path(token)
+    values = _posted_values()
+    count = _column_count(path)
+    info = _inspect(path)
+    header = info["header"]
+    chosen = {i: request.form.get(f"map_{i}", "ignore") for i in range(count)}
+    raw = ui.text("new_field_column")
+    new_field: dict[str, Any] = {
+        "column": int(raw) if raw.isdigit() else 0,
+        "key": ui.text("new_field_key"),
+        "label": ui.text("new_field_label"),
+        "type": ui.text("new_field_type", "text"),
+        "choices": ui.text("new_field_choices"),
+    }
+    info["suggested"] = {i: chosen.get(i, "ignore") for i in range(len(header))}
+    try:
+        if not raw.isdigit() or int(raw) >= len(header):
+            raise ValidationError("Choose the column the new field is for.", field="new_field")
+        fielddefs.create_field(
+            rt,
+            key=new_field["key"],
+            label=new_field["label"] or header[int(raw)],
+            type=new_field["type"],
+            choices=ui.lines("new_field_choices") or None,
+        )
+    except ListmgrError as exc:
+        message = exc.message if exc.field in (None, "new_field") else f"{exc.field}: {exc.message}"
+        return _map_page(token, values, info, {"new_field": message}, exc.status, new_field)
+    record("field.create", "field", new_field["key"], during="import")
+    info["suggested"][int(raw)] = f"fields.{new_field['key']}"
+    flash(f"Field {new_field['key']} created: the column {header[int(raw)]} goes into it.")
+    return _map_page(token, values, info)
 
 
 @bp.post("/imports/start")
@@ -151,12 +250,7 @@ def import_start() -> ResponseReturnValue:
     rt = current_runtime()
     token = ui.text("token")
     path = _upload_path(token)
-    values: dict[str, Any] = {
-        "filename": ui.text("filename")[:500],
-        "list_slug": ui.text("list") or None,
-        "mode": ui.text("mode", "upsert"),
-        "consent": ui.text("consent"),
-    }
+    values = _posted_values()
     columns: list[str] = []
     mapping: dict[str, str] = {}
     try:
@@ -174,21 +268,7 @@ def import_start() -> ResponseReturnValue:
     except ListmgrError as exc:
         info = _inspect(path, {c: t for c, t in mapping.items()})
         info["suggested"] = {i: mapping.get(c, "ignore") for i, c in enumerate(columns)}
-        return render_template(
-            "pages/admin/import_map.html",
-            token=token,
-            filename=values["filename"],
-            list_slug=values["list_slug"] or "",
-            mode=values["mode"],
-            consent=values["consent"],
-            modes=MODES,
-            lists=lists_service.names(rt),
-            fields=_fields(),
-            targets=importrows.TARGETS,
-            errors={exc.field or "form": exc.message},
-            **info,
-            title="Map the columns",
-        ), exc.status
+        return _map_page(token, values, info, {exc.field or "form": exc.message}, exc.status)
     rt.enqueue("run_import", job_id)
     return redirect(url_for("admin.import_detail", job_id=job_id))
 

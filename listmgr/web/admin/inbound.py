@@ -8,8 +8,11 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ValidationError
+from listmgr.mail import answer
 from listmgr.mail.inbound import message
 from listmgr.services import inbound as inbound_service
+from listmgr.services import inbound_reply
+from listmgr.web import limits
 from listmgr.web.admin import bp, ui
 from listmgr.web.auth import principal, record, require
 from listmgr.web.extensions import current_runtime
@@ -58,11 +61,21 @@ def inbound() -> ResponseReturnValue:
 @require("inbound:read")
 def inbound_message(message_id: int) -> ResponseReturnValue:
     """One message: what it was taken for and why, its text, headers and source."""
+    return _message_page(message_id)
+
+
+def _message_page(
+    message_id: int, *, reply_text: str = "", errors: dict[str, str] | None = None
+) -> str:
     rt = current_runtime()
     info, raw = inbound_service.get_with_raw(rt, message_id)
     # compat32 parses a part ten times faster than the default policy, and at most
     # MAX_PARTS parts are parsed: a message of 100,000 parts opens as fast as one of 200.
     msg, parts, cut = message.structure(raw)
+    try:
+        answer_to: answer.Answer | None = answer.answer(raw)
+    except ValidationError:
+        answer_to = None  # nobody to answer
     headers: list[tuple[str, Any]] = []
     if msg is not None:
         try:
@@ -80,6 +93,9 @@ def inbound_message(message_id: int) -> ResponseReturnValue:
         has_html=message.body_text(msg, "html") is not None,
         raw=raw[:200_000].decode("utf-8", "replace"),
         kinds=inbound_service.KINDS,
+        answer=answer_to,
+        reply_text=reply_text,
+        errors=errors or {},
         title=info.subject or "Inbound message",
     )
 
@@ -113,4 +129,26 @@ def inbound_act(message_id: int) -> ResponseReturnValue:
         flash("Marked as handled." if action == "handled" else "Back in the inbox.")
     else:
         raise ValidationError("action must be handled, unhandled or reclassify", field="action")
+    return redirect(url_for("admin.inbound_message", message_id=message_id))
+
+
+@bp.post("/inbound/<int:message_id>/reply")
+@require("inbound:write")
+@limits.reply_send()
+def inbound_reply_send(message_id: int) -> ResponseReturnValue:
+    """Send a plain-text answer to the message's sender (Reply-To, else From)."""
+    text = request.form.get("text", "")
+    p = principal()
+    try:
+        sent = inbound_reply.reply(
+            current_runtime(),
+            message_id,
+            text,
+            actor=p.label if p else "admin",
+            user_id=p.user_id if p else None,
+            token_id=p.token_id if p else None,
+        )
+    except ValidationError as exc:
+        return _message_page(message_id, reply_text=text, errors={"text": exc.message}), exc.status
+    flash(f"Your answer to {sent.to} is on its way.")
     return redirect(url_for("admin.inbound_message", message_id=message_id))

@@ -53,6 +53,12 @@ def _form() -> tuple[dict[str, Any], Any]:
         raise ValidationError(
             f"rules: not valid JSON ({exc.msg}, line {exc.lineno})", field="rules"
         ) from None
+    rules, left_out = compiler.without_incomplete(rules)
+    if left_out:
+        flash(
+            f"{left_out} condition{'s' if left_out > 1 else ''} without a value "
+            f"{'were' if left_out > 1 else 'was'} left out."
+        )
     return values, rules
 
 

@@ -4,12 +4,13 @@ add, edit, unsubscribe, erase, end old links."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import fielddefs, privacy
+from listmgr.services import exports, fielddefs, privacy, subscriptions
 from listmgr.services import lists as lists_service
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
@@ -283,8 +284,6 @@ def subscriber_export(subscriber_id: int) -> ResponseReturnValue:
 @require("people:write")
 def subscriber_unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     """Unsubscribe from one list, or from everything (which also suppresses the address)."""
-    from listmgr.services import subscriptions
-
     slug = ui.text("list") or None
     changed = subscriptions.unsubscribe_by_id(
         current_runtime(), subscriber_id, list_slug=slug, origin=origin()
@@ -315,3 +314,98 @@ def subscriber_forget_links(subscriber_id: int) -> ResponseReturnValue:
         + (" A new link is on its way to them." if notify else "")
     )
     return redirect(url_for("admin.subscriber_detail", subscriber_id=subscriber_id))
+
+
+# -- bulk actions on the people ticked in the search results -------------------------------------
+ALL_LISTS = "*"  # the "unsubscribe from" choice meaning every list (never a slug)
+
+
+def _chosen() -> list[str]:
+    return request.form.getlist("ids")
+
+
+def _back_to_search() -> ResponseReturnValue:
+    """Back to the search the action was started from (its query string, rebuilt)."""
+    query = urlencode(parse_qsl(request.form.get("back", ""))[:20])
+    return redirect(url_for("admin.subscribers") + ("?" + query if query else ""))
+
+
+@bp.post("/subscribers/bulk/add")
+@require("people:write")
+def subscribers_add_to_list() -> ResponseReturnValue:
+    """Put the chosen people on a list, confirmed (consent basis) or asked to confirm by mail."""
+    slug, status = ui.text("to_list"), ui.text("status", "confirmed")
+    done = subscriptions.add_to_list(
+        current_runtime(),
+        _chosen(),
+        list_slug=slug,
+        status=status,
+        consent=ui.text("consent"),
+        origin=origin(),
+    )
+    record(
+        "subscribers.add_to_list",
+        "list",
+        slug,
+        status=status,
+        chosen=done.chosen,
+        added=done.changed,
+        ids=subscriptions.selection(_chosen())[:1000],
+    )
+    flash(
+        f"Added {done.changed} of {done.chosen} to {slug}"
+        + (" (a confirmation link is on its way to each)" if status == "pending" else "")
+        + "."
+        + (f" {done.unchanged} were already on it." if done.unchanged else "")
+        + (
+            f" {done.skipped} were not added back: they are on the suppression list or left "
+            "the list before (only their own sign-up can bring them back)."
+            if done.skipped
+            else ""
+        )
+    )
+    return _back_to_search()
+
+
+@bp.post("/subscribers/bulk/unsubscribe")
+@require("people:write")
+def subscribers_unsubscribe() -> ResponseReturnValue:
+    """Unsubscribe the chosen people from one list, or from every list (and suppress them)."""
+    choice = ui.text("from_list")
+    if not choice:
+        raise ValidationError("Choose the list to unsubscribe them from.", field="from_list")
+    slug = None if choice == ALL_LISTS else choice
+    done = subscriptions.unsubscribe_many(
+        current_runtime(), _chosen(), list_slug=slug, origin=origin()
+    )
+    record(
+        "subscribers.unsubscribe",
+        "list",
+        slug or "all",
+        chosen=done.chosen,
+        changed=done.changed,
+        ids=subscriptions.selection(_chosen())[:1000],
+    )
+    where = "every list (their addresses are now suppressed)" if slug is None else slug
+    flash(
+        f"Unsubscribed {done.changed} of {done.chosen} from {where}."
+        + (f" {done.unchanged} were not on it." if done.unchanged and slug else "")
+    )
+    return _back_to_search()
+
+
+@bp.post("/subscribers/bulk/export")
+@require("people:export")
+def subscribers_export() -> ResponseReturnValue:
+    """Download the chosen people as CSV (their lists in one column; audited once)."""
+    p = principal()
+    rt = current_runtime()
+    prepared = exports.prepare_people(rt, _chosen(), actor=p.label if p else "", ip=client_ip())
+    return Response(
+        exports.rows(rt, prepared),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="subscribers.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
