@@ -5,7 +5,17 @@ from them and a wheel carries them as listmgr/templates and listmgr/config. Each
 files is listed as a (namespace) package of its own, so that setuptools ships its files as
 package data without warnings.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 from setuptools import find_namespace_packages, setup
+
+# The composer's visual editor comes from npm (pinned in assets/editor/package-lock.json) and is
+# copied into listmgr/static/vendor/ before the packages are listed, so that it ships too.
+EDITOR = Path(__file__).resolve().parent / "assets" / "editor"
+if not (EDITOR.parent.parent / "listmgr" / "static" / "vendor" / "squire" / "squire.js").is_file():
+    subprocess.run([sys.executable, str(EDITOR / "fetch.py")], check=True)
 
 # Folders outside listmgr/ that ship inside it: package name -> folder in the checkout.
 MAPPED = {"listmgr.templates": "templates", "listmgr.config": "config"}

@@ -317,7 +317,7 @@ class Campaign(SQLModel, table=True):
     from_name: str = Field(default="", max_length=200)
     from_email: str = Field(default="", max_length=320)
     reply_to: str = Field(default="", max_length=320)
-    content_format: str = Field(default="html", max_length=16)  # html markdown
+    content_format: str = Field(default="html", max_length=16)  # html markdown visual
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     layout: str = Field(
         default="", sa_column=Column(Text, nullable=False, default="", server_default="")
@@ -347,6 +347,19 @@ class Campaign(SQLModel, table=True):
     ab_decide_at: datetime | None = Field(default=None, sa_type=DateTime)
     ab_decided_at: datetime | None = Field(default=None, sa_type=DateTime)
     ab_winner: int | None = Field(default=None)
+
+
+class CampaignTemplate(SQLModel, table=True):
+    """A starting point for campaigns: a body in one of the content formats, named."""
+
+    __tablename__ = "campaign_template"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    content_format: str = Field(default="html", max_length=16)  # html markdown visual
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    created_by: str = Field(default="", max_length=200)
 
 
 class Delivery(SQLModel, table=True):

@@ -5,8 +5,22 @@ from __future__ import annotations
 from listmgr.models import Role
 
 # "account" (own password, own API tokens) belongs to every signed-in user.
-_ANALYST = {"stats", "lists:read", "campaigns:read", "segments:read", "account", "tokens:own"}
-_EDITOR = _ANALYST | {"people:read", "campaigns:write", "segments:write", "fields:read"}
+_ANALYST = {
+    "stats",
+    "lists:read",
+    "campaigns:read",
+    "templates:read",
+    "segments:read",
+    "account",
+    "tokens:own",
+}
+_EDITOR = _ANALYST | {
+    "people:read",
+    "campaigns:write",
+    "templates:write",
+    "segments:write",
+    "fields:read",
+}
 _ADMIN = _EDITOR | {
     "lists:write",
     "people:write",

@@ -30,6 +30,10 @@ from listmgr.mail.layout import DEFAULT_LAYOUT, FOOTER_HTML, FOOTER_TEXT
 from listmgr.mail.sandbox import CampaignEnvironment, SafeUndefined, compile_template, environment  # noqa: F401
 
 PARTS = ("subject", "preheader", "body", "text", "layout")
+# How a body is written: HTML by hand, Markdown, or HTML made by the visual editor (built as
+# HTML is).
+FORMATS = ("html", "markdown", "visual")
+FORMAT_ERROR = "content_format must be 'html', 'markdown' or 'visual'"
 DEEP = "a macro or loop calls itself too deeply"
 UNSAFE_NAMES = (
     UNSAFE_GENERATOR_ATTRIBUTES
@@ -231,7 +235,7 @@ class Content:
 
     subject: str
     body: str
-    content_format: str = "html"  # html | markdown
+    content_format: str = "html"  # one of FORMATS
     text: str = ""  # empty: derived from the HTML
     preheader: str = ""
     layout: str = ""  # empty: the built-in layout; else HTML with {{ content }}
@@ -326,8 +330,8 @@ def check(content: Content, context: dict[str, Any], limits: Limits | None = Non
         raise TemplateError("the subject is required", field="subject")
     if len(content.subject) > 998:
         raise TemplateError("the subject is too long (at most 998 characters)", field="subject")
-    if content.content_format not in ("html", "markdown"):
-        raise TemplateError("content_format must be 'html' or 'markdown'", field="content_format")
+    if content.content_format not in FORMATS:
+        raise TemplateError(FORMAT_ERROR, field="content_format")
     budget = Budget(limits or Limits())
     check_part(content.subject, "subject", html=False, context=context, budget=budget)
     check_part(content.preheader, "preheader", html=False, context=context, budget=budget)

@@ -13,6 +13,8 @@ from sqlmodel import col
 from listmgr.addresses import normalize_email
 from listmgr.errors import NotFound, TemplateError, ValidationError
 from listmgr.mail import campaign as fast
+from listmgr.mail import content
+from listmgr.mail.compose import clean_header
 from listmgr.models import (
     Campaign,
     Membership,
@@ -26,6 +28,19 @@ from listmgr.services import audit, settings_store
 from listmgr.services.campaign_setup import get_row, renderer
 
 MAX_TEST_RECIPIENTS = 10
+MAX_TEXT = 1_000_000
+UNSAVED_TEXT = (
+    "name",
+    "subject",
+    "preheader",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "content_format",
+    "body",
+    "text",
+    "layout",
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,68 @@ def preview(
         row = get_row(s, campaign_id)
         r, list_ids = renderer(rt, s, row, settings)
         who = _recipient(s, row, list_ids, subscriber_id, email)
+    return _shown(r, who)
+
+
+def _unsaved_text(values: dict[str, Any], key: str) -> str:
+    value = values.get(key) or ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{key} must be text", field=key)
+    if len(value) > MAX_TEXT:
+        raise ValidationError(f"{key} is too large", field=key)
+    return value
+
+
+def unsaved_row(values: dict[str, Any], *, campaign_id: int | None = None) -> Campaign:
+    """A campaign row that is never stored, from what the composer holds now: a missing name,
+    subject or list is no error yet (a sample list and subject stand in)."""
+    fields = {k: _unsaved_text(values, k) for k in UNSAVED_TEXT}
+    fmt = fields["content_format"] or "html"
+    if fmt not in content.FORMATS:
+        raise ValidationError(content.FORMAT_ERROR, field="content_format")
+    lists = values.get("lists") or []
+    if not isinstance(lists, list) or not all(isinstance(x, str) for x in lists):
+        raise ValidationError("lists must be a list of list slugs", field="lists")
+    for key in ("from_email", "reply_to"):
+        try:
+            fields[key] = normalize_email(fields[key]) if fields[key].strip() else ""
+        except ValidationError as exc:
+            raise ValidationError(f"{key}: {exc.message}", field=key) from None
+    fields["from_name"] = clean_header(fields["from_name"].strip(), "from_name")
+    return Campaign(
+        id=campaign_id,
+        name=fields["name"].strip() or "New campaign",
+        subject=fields["subject"] if fields["subject"].strip() else "(no subject yet)",
+        preheader=fields["preheader"],
+        from_name=fields["from_name"],
+        from_email=fields["from_email"],
+        reply_to=fields["reply_to"],
+        content_format=fmt,
+        body=fields["body"],
+        text=fields["text"],
+        layout=fields["layout"],
+        lists=list(dict.fromkeys(lists)),
+    )
+
+
+def preview_values(
+    rt: Runtime,
+    values: dict[str, Any],
+    *,
+    campaign_id: int | None = None,
+    email: str | None = None,
+) -> Preview:
+    """The message as it would be built from these values, before they are saved: nothing is
+    stored, and every template is checked as saving would."""
+    row = unsaved_row(values, campaign_id=campaign_id)
+    settings = settings_store.effective(rt)
+    with rt.db.session() as s:
+        r, list_ids = renderer(rt, s, row, settings)
+        who = _recipient(s, row, list_ids, None, email)
+    return _shown(r, who)
+
+
+def _shown(r: fast.CampaignRenderer, who: fast.Recipient) -> Preview:
     unsub, manage, _ = r.tokens_for(who, test=True)
     try:
         subject, text, html = r.parts(r.context(who, unsubscribe_token=unsub, manage_token=manage))

@@ -65,6 +65,11 @@ def list_rows(settings: Settings, lists: dict[int, MailingList]) -> dict[int, fa
     }
 
 
+def sample_list(settings: Settings) -> dict[int, fast.ListView]:
+    """The list a message is shown for before any list is chosen (previews, templates)."""
+    return {0: fast.ListView(0, "Your list", "your-list", "", settings.default_postal_address)}
+
+
 def sample_fields(defs: list[FieldDef]) -> dict[str, Any]:
     """A plausible value for every custom field (save-time checks render with these)."""
     out: dict[str, Any] = {}
@@ -195,15 +200,15 @@ def renderer(
     sending=True: for the campaign's real messages, with its links registered for tracking
     (previews and tests never track)."""
     lists = resolve_lists(s, list(row.lists or []))
-    views = list_rows(settings, lists)
-    first = next(iter(lists.values()))
+    views = list_rows(settings, lists) or sample_list(settings)
+    first = next(iter(lists.values()), None)
     setup = fast.Setup(
-        campaign_id=id_of(row),
+        campaign_id=row.id or 0,  # 0: content not saved yet (a preview)
         campaign_name=row.name,
         content=source or source_of(row),
-        from_name=row.from_name or first.from_name or settings.default_from_name,
-        from_email=row.from_email or first.from_email or settings.default_from_email,
-        reply_to=row.reply_to or first.reply_to,
+        from_name=row.from_name or (first and first.from_name) or settings.default_from_name,
+        from_email=row.from_email or (first and first.from_email) or settings.default_from_email,
+        reply_to=row.reply_to or (first.reply_to if first else ""),
         lists=views,
         mail_domain=settings.mail_domain,
         base_url=settings.base_url,
@@ -221,4 +226,4 @@ def renderer(
         setup = replace(
             setup, tracking=True, link_ids=tracking.register_links(s, setup.campaign_id, urls)
         )
-    return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(lists)
+    return fast.CampaignRenderer(setup, built, rt.tokens, signer(settings)), list(views)

@@ -29,7 +29,13 @@ from listmgr.models import (
 )
 from listmgr.runtime import Runtime
 from listmgr.services import abtests, audit, ledger, settings_store
-from listmgr.services.campaign_preview import Preview, preview, send_test  # noqa: F401
+from listmgr.services.campaign_preview import (  # noqa: F401
+    MAX_TEXT,
+    Preview,
+    preview,
+    preview_values,
+    send_test,
+)
 from listmgr.services.campaign_setup import (
     COMPILED,
     checked,
@@ -180,7 +186,7 @@ def _text(value: Any, field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be text", field=field)
-    if len(value) > 1_000_000:
+    if len(value) > MAX_TEXT:
         raise ValidationError(f"{field} is too large", field=field)
     return value
 
@@ -197,8 +203,8 @@ def _clean(
         raw = values.get(key) or ""
         out[key] = normalize_email(raw) if raw else ""
     out["content_format"] = values.get("content_format") or "html"
-    if out["content_format"] not in ("html", "markdown"):
-        raise ValidationError("content_format must be 'html' or 'markdown'", field="content_format")
+    if out["content_format"] not in content.FORMATS:
+        raise ValidationError(content.FORMAT_ERROR, field="content_format")
     for key in ("subject", "preheader", "body", "text", "layout"):
         out[key] = _text(values.get(key), key)
     if not out["body"].strip():

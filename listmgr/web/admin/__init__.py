@@ -23,6 +23,7 @@ AREAS = (
     "imports",
     "segments",
     "campaigns",
+    "campaign_templates",
     "inbound",
     "suppression",
     "settings",

@@ -4,19 +4,30 @@ stats."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 
 from listmgr import zonetimes
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.services import campaign_subject, dashboard, segments
+from listmgr.services import abtests as ab_rules
+from listmgr.services import campaign_subject, campaign_templates, dashboard, segments
 from listmgr.services import campaigns as campaigns_service
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
 from listmgr.web.admin import abtests, bp, charts, ui
-from listmgr.web.auth import may, principal, require, shown_count, shown_stats, withholds
+from listmgr.web.auth import (
+    may,
+    personal,
+    principal,
+    require,
+    shown_count,
+    shown_stats,
+    withholds,
+)
 from listmgr.web.extensions import current_runtime
 from listmgr.web.mailview import SANDBOX_CSP
 
@@ -82,7 +93,6 @@ def _compose(
         campaign=info,
         values=values,
         errors=errors or {},
-        api_urls=_api_urls(info.id if info is not None else None),
         lists=lists_service.all_lists(rt),
         segments=_segments(),
         audience=audience,
@@ -94,6 +104,21 @@ def _compose(
         zones=zonetimes.zones(),
         title=info.name if info else "New campaign",
     ), status
+
+
+def _starting_point() -> dict[str, Any]:
+    """The body a new draft starts with: a saved template's (?template=ID), a shipped design's
+    (?design=KEY), or the starter."""
+    raw = request.args.get("template", "")
+    if raw:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+            raise NotFound("there is no such template")
+        t = campaign_templates.get(current_runtime(), int(raw))
+        return {"body": t.body, "content_format": t.content_format}
+    if request.args.get("design"):
+        d = campaign_templates.design(request.args["design"])
+        return {"body": d.body, "content_format": d.content_format}
+    return {"body": STARTER, "content_format": "html"}
 
 
 def _schedule_form(info: Any, entered: dict[str, str] | None) -> dict[str, Any]:
@@ -113,25 +138,6 @@ def _schedule_form(info: Any, entered: dict[str, str] | None) -> dict[str, Any]:
         "zone_chosen": bool(info.schedule_timezone),
         "shown": shown,
     }
-
-
-def _api_urls(campaign_id: int | None) -> dict[str, str]:
-    """The API addresses the composer's script uses (none when the campaign API is absent)."""
-    from werkzeug.routing import BuildError
-
-    wanted: dict[str, tuple[str, dict[str, Any]]] = {"audience": ("api.count_audience", {})}
-    if campaign_id is not None:
-        wanted.update(
-            save=("api.update_campaign", {"campaign_id": campaign_id}),
-            preview=("api.preview", {"campaign_id": campaign_id}),
-        )
-    out = {}
-    for key, (endpoint, args) in wanted.items():
-        try:
-            out[key] = url_for(endpoint, **args)
-        except BuildError:
-            return {}
-    return out
 
 
 @bp.get("/campaigns")
@@ -160,7 +166,7 @@ def campaigns() -> ResponseReturnValue:
 def campaign_new() -> ResponseReturnValue:
     """Start a draft."""
     if request.method == "GET":
-        return _compose(None, {"body": STARTER, "content_format": "html", "lists": []})
+        return _compose(None, {**_starting_point(), "lists": []})
     try:
         values = _values()
         cid = campaigns_service.create(current_runtime(), actor=_actor(), **values)
@@ -235,25 +241,81 @@ def campaign_save(campaign_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id, **shown_as))
 
 
-@bp.get("/campaigns/<int:campaign_id>/preview.html")
-@require("campaigns:write")
-def campaign_preview(campaign_id: int) -> Response:
-    """The HTML as the chosen subscriber gets it, for a sandboxed frame (its links are inert)."""
-    who = (request.args.get("as") or "").strip()
-    try:
-        view = campaigns_service.preview(current_runtime(), campaign_id, email=who or None)
-        html = view.html
-    except NotFound:
-        html = "<p>There is no subscriber with that address; showing nothing.</p>"
-    except ListmgrError as exc:
-        from markupsafe import escape
-
-        html = f"<p>The template cannot be shown: {escape(exc.message)}</p>"
+def sandboxed(html: str) -> Response:
+    """A message's HTML for a sandboxed frame of our own pages: it runs nothing, loads nothing
+    from outside and its links are inert."""
     resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = SANDBOX_CSP
     resp.headers["X-Frame-Options"] = "SAMEORIGIN"
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def shown_preview(render: Callable[[], Any]) -> Response:
+    """The HTML of render()'s preview in the sandbox, or why it cannot be shown."""
+    try:
+        html = render().html
+    except NotFound:
+        html = "<p>There is no subscriber with that address; showing nothing.</p>"
+    except ListmgrError as exc:
+        html = f"<p>The template cannot be shown: {escape(exc.message)}</p>"
+    return sandboxed(html)
+
+
+@bp.get("/campaigns/<int:campaign_id>/preview.html")
+@require("campaigns:write")
+def campaign_preview(campaign_id: int) -> Response:
+    """The saved HTML as the chosen subscriber gets it."""
+    who = (request.args.get("as") or "").strip()
+    return shown_preview(
+        lambda: campaigns_service.preview(current_runtime(), campaign_id, email=who or None)
+    )
+
+
+def _unsaved(campaign_id: int | None) -> tuple[dict[str, Any], Any]:
+    """The composer's values now and the message built from them (nothing is stored)."""
+    rt = current_runtime()
+    if campaign_id is not None:
+        campaigns_service.get(rt, campaign_id)  # an unknown campaign is a 404
+    values = _values()
+    who = (request.form.get("as") or "").strip() or None
+    return values, campaigns_service.preview_values(rt, values, campaign_id=campaign_id, email=who)
+
+
+@bp.post("/campaigns/preview.html")
+@bp.post("/campaigns/<int:campaign_id>/preview.html")
+@require("campaigns:write")
+def campaign_live_preview(campaign_id: int | None = None) -> Response:
+    """The HTML as the composer holds it now, before any save (the preview frame's form)."""
+    return shown_preview(lambda: _unsaved(campaign_id)[1])
+
+
+@bp.post("/campaigns/preview.json")
+@bp.post("/campaigns/<int:campaign_id>/preview.json")
+@require("campaigns:write")
+def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturnValue:
+    """Subject, sender, recipient and audience as the composer holds them now; a template,
+    audience or A/B test error as {"error": {...}} naming the field."""
+    rt = current_runtime()
+    try:
+        values, view = _unsaved(campaign_id)
+        ab_rules.clean(values["ab_test"], subject=values["subject"], body=values["body"])
+        count = (
+            campaigns_service.count_audience(
+                rt, lists=values["lists"], segment_id=values["segment_id"], personal=personal()
+            )
+            if values["lists"]
+            else 0
+        )
+    except ListmgrError as exc:
+        return jsonify(error={"message": exc.message, "field": exc.field}), exc.status
+    return jsonify(
+        subject=view.subject,
+        to=view.to,
+        list=view.list,
+        audience={**shown_count(count).as_json(), "label": shown_count(count).label},
+        **{"from": view.from_header},
+    )
 
 
 @bp.post("/campaigns/<int:campaign_id>/test")

@@ -14,6 +14,7 @@ from listmgr.web.api import (  # noqa: F401  (registration)
     privacy,
     segments,
     subscribers,
+    templates,
 )
 from listmgr.web.api.base import bp
 

@@ -24,7 +24,7 @@ class _Content(BaseModel):
     html: str | None = None
     markdown: str | None = None
     body: str | None = None
-    content_format: Literal["html", "markdown"] | None = None
+    content_format: Literal["html", "markdown", "visual"] | None = None
 
     def content(self) -> dict[str, Any]:
         """body + content_format from whichever of html / markdown / body was sent."""

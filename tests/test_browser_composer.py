@@ -1,0 +1,158 @@
+"""The composer in headless Chromium: a marketer writes in the visual editor (types, bolds),
+watches the preview and the audience follow before saving, saves the HTML; then starts a
+campaign from a template. The editor's files come from the app itself under its CSP."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import func, select
+
+from listmgr.models import AuditLog
+from listmgr.services import accounts, campaign_templates, campaigns, lists, subscribers
+from listmgr.services.subscriptions import Origin
+from tests.test_browser_admin import CHROMIUM, PASSWORD, page, server, shot, sign_in  # noqa: F401
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
+    ),
+]
+
+
+@pytest.fixture
+def marketer(rt):
+    accounts.create_user(
+        rt, email="mara@staff.example.org", password=PASSWORD, role="editor", name="Mara"
+    )
+    lists.create(
+        rt,
+        slug="monthly",
+        name="Monthly letter",
+        postal_address="1 Main St, Town",
+        from_email="mara@example.org",
+    )
+    for i in range(3):
+        subscribers.create(
+            rt,
+            email=f"p{i}@example.org",
+            name=f"Person {i}",
+            lists=["monthly"],
+            status="confirmed",
+            consent="test",
+            origin=Origin(source="test"),
+        )
+    return "mara@staff.example.org"
+
+
+def _edits(rt) -> int:
+    with rt.db.session() as s:
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditLog)
+                .where(AuditLog.action.in_(("campaign.create", "campaign.edit")))
+            )
+            or 0
+        )
+
+
+def test_a_marketer_writes_in_the_visual_editor_and_previews_before_saving(
+    page, server, rt, marketer
+):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    sign_in(page, server, marketer)
+    page.goto(f"{server}/admin/campaigns/new")
+    frame = page.frame_locator("#preview-frame")
+    expect(frame.locator("h1")).to_contain_text("Hello Sample Person")  # before any keystroke
+    page.fill("input[name=name]", "Spring")
+    page.fill("input[name=subject]", "Spring for {{ subscriber.name }}")
+    expect(page.locator("#pv-subject")).to_have_text("Spring for Sample Person")
+    page.check("#compose input[name=lists][value=monthly]")
+    expect(page.locator("#audience-count")).to_have_text("3")
+
+    page.check("#compose input[name=content_format][value=visual]")
+    editor = page.locator("#visual-body")
+    expect(editor).to_be_visible()
+    expect(page.locator("textarea[name=body]")).to_be_hidden()
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type("Fresh news")
+    expect(frame.locator("body")).to_contain_text("Fresh news")
+    page.keyboard.press("Control+A")
+    page.click("button[data-command=bold]")
+    expect(editor.locator("b")).to_have_text("Fresh news")
+    expect(frame.locator("b")).to_have_text("Fresh news")  # the preview follows, unsaved
+    page.keyboard.press("End")
+    page.keyboard.type(" for you")
+    expect(frame.locator("body")).to_contain_text("Fresh news for you")
+    expect(page.locator("#save-state")).to_have_text("Unsaved changes")
+    page.fill("#preview-as", "p1@example.org")
+    expect(page.locator("#pv-to")).to_contain_text("p1@example.org")
+    expect(page.locator("#pv-subject")).to_have_text("Spring for Person 1")
+    shot(page, "visual-compose")
+    assert campaigns.all_campaigns(rt)[1] == 0 and _edits(rt) == 0  # nothing saved yet
+
+    page.click("button:has-text('Create draft')")
+    expect(page.locator(".notice")).to_contain_text("Draft saved")
+    (info,), _ = campaigns.all_campaigns(rt)
+    assert info.content_format == "visual"
+    assert "<b>Fresh news</b>" in info.body and "for you" in info.body  # HTML, as shown
+    assert "Write your message" not in info.body
+    assert _edits(rt) == 1
+    expect(page.locator("#visual-body b")).to_have_text("Fresh news")  # reopened visually
+    expect(page.locator("#save-state")).to_have_text("")  # opening it changes nothing
+    page.locator("#visual-body b").click()
+    page.keyboard.type("zq")  # an edit of the saved draft: previewed, not saved
+    expect(page.locator("#save-state")).to_have_text("Unsaved changes")
+    expect(frame.locator("body")).to_contain_text("zq")
+    assert "zq" not in campaigns.get(rt, info.id).body and _edits(rt) == 1
+    assert not [p for p in page.problems if "Content Security Policy" in p], page.problems
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
+        page.problems
+    )
+
+
+def test_a_marketer_starts_a_campaign_from_a_template(page, server, rt, marketer):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    campaign_templates.create(
+        rt,
+        actor="tests",
+        name="House style",
+        content_format="visual",
+        body="<p>Dear {{ subscriber.name }}, <i>our</i> news.</p>",
+    )
+    sign_in(page, server, marketer)
+    page.click("nav.side >> text=Templates")
+    expect(page.locator("#design-table tbody tr")).to_have_count(3)
+    row = page.locator("#template-table tr", has_text="House style")
+    row.locator("text=New campaign").click()
+    expect(page.locator("#compose input[name=content_format][value=visual]")).to_be_checked()
+    expect(page.locator("#visual-body i")).to_have_text("our")
+    frame = page.frame_locator("#preview-frame")
+    expect(frame.locator("body")).to_contain_text("Dear Sample Person, our news.")
+    page.fill("input[name=name]", "From the house style")
+    page.fill("input[name=subject]", "News")
+    page.check("#compose input[name=lists][value=monthly]")
+    page.click("button:has-text('Create draft')")
+    expect(page.locator(".notice")).to_contain_text("Draft saved")
+    (info,), _ = campaigns.all_campaigns(rt)
+    assert info.body == "<p>Dear {{ subscriber.name }}, <i>our</i> news.</p>"
+
+    # and from a shipped design, in HTML
+    page.click("nav.side >> text=Templates")
+    page.locator("tr[data-design=announcement]").locator("text=New campaign").click()
+    expect(page.locator("#compose input[name=content_format][value=html]")).to_be_checked()
+    expect(page.locator("textarea[name=body]")).to_contain_text("Find out more")
+    expect(frame.locator("a", has_text="Find out more")).to_be_visible()
+    assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
+        page.problems
+    )
