@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -73,7 +74,17 @@ def _nav() -> dict[str, Any]:
         "admin_areas": _loaded_areas(),
         # a count of people as this user may see it ("fewer than 10" without personal data)
         "shown": lambda n: auth.shown_count(int(n or 0)).label,
+        "visual_editor": visual_editor_installed(),
     }
+
+
+@functools.cache
+def visual_editor_installed() -> bool:
+    """Whether the visual editor's files were fetched at install (it needs npm then); without
+    them the composer offers HTML and Markdown only."""
+    from listmgr import resource_dir
+
+    return (resource_dir("static") / "vendor" / "squire" / "squire.js").is_file()
 
 
 def _loaded_areas() -> set[str]:
