@@ -34,6 +34,7 @@ TABLES: dict[str, str] = {
     "segment": SWEPT,
     "campaign": SWEPT,
     "campaign_link": SWEPT,
+    "campaign_template": SWEPT,
     "audit_log": SWEPT,
     "import_job": SWEPT,
     "setting_value": SWEPT,
