@@ -14,12 +14,12 @@ from setuptools import find_namespace_packages, setup
 # The composer's visual editor comes from npm (pinned in assets/editor/package-lock.json) and is
 # copied into listmgr/static/vendor/ before the packages are listed, so that it ships too.
 EDITOR = Path(__file__).resolve().parent / "assets" / "editor"
-if not (EDITOR.parent.parent / "listmgr" / "static" / "vendor" / "squire" / "squire.js").is_file():
-    # Without npm (or offline) listmgr installs all the same; its composer then offers HTML and
-    # Markdown only. CI's wheel always has the editor (.ci/wheel-check).
-    if subprocess.run([sys.executable, str(EDITOR / "fetch.py")]).returncode != 0:
-        print("warning: the visual editor was not fetched; the composer offers HTML and "
-              "Markdown only", file=sys.stderr)
+VENDORED = EDITOR.parent.parent / "listmgr" / "static" / "vendor" / "squire" / "squire.js"
+# Without npm (or offline) listmgr installs all the same; its composer then offers HTML and
+# Markdown only. CI's wheel always has the editor (.ci/wheel-check).
+if not VENDORED.is_file() and subprocess.run([sys.executable, str(EDITOR / "fetch.py")]).returncode:
+    print("warning: the visual editor was not fetched; the composer offers HTML and Markdown only",
+          file=sys.stderr)
 
 # Folders outside listmgr/ that ship inside it: package name -> folder in the checkout.
 MAPPED = {"listmgr.templates": "templates", "listmgr.config": "config"}
