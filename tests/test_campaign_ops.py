@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from listmgr.models import AuditLog, Campaign, Delivery, utcnow
+from listmgr.models import AuditLog, Campaign, Delivery, Subscriber, utcnow
 from listmgr.services import accounts, campaigns, segments
 from tests.admin_support import accounts_by_role, csrf_from, post_form, session_login  # noqa: F401
 from tests.campaign_support import campaign, make_list, person, wait_status
@@ -440,3 +440,19 @@ def test_a_subject_that_does_not_render_is_shown_as_written_marked_and_escaped(w
     assert "(as written: it does not render)" in listing
     stats = editor.get(f"/admin/campaigns/{cid}/stats").text
     assert "data-raw-subject" in stats and "<img src=x" not in stats
+
+
+def test_the_subscriber_page_shows_the_subjects_of_their_mail_rendered(
+    world, client, accounts_by_role, sink
+):
+    cid = _draft(world)
+    campaigns.start(world, cid)
+    drain(world)
+    wait_status(world, cid)
+    session_login(client, world, accounts_by_role["admin"])
+    with world.db.session() as s:
+        sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "p1@example.org"))
+    page = client.get(f"/admin/subscribers/{sid}").text
+    deliveries = page.split("{{ subscriber.name }}")
+    assert len(deliveries) == 1, "the subject's template code is on the page"
+    assert SHOWN in page

@@ -10,7 +10,7 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import exports, fielddefs, privacy, subscriptions
+from listmgr.services import campaign_subject, exports, fielddefs, privacy, subscriptions
 from listmgr.services import lists as lists_service
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
@@ -131,12 +131,16 @@ def _field_filter(fields: list[Any]) -> tuple[str, str, Any]:
 def _detail_context(subscriber_id: int) -> dict[str, Any]:
     rt = current_runtime()
     sub = subscribers_service.get(rt, subscriber_id)
+    history = privacy.history(rt, subscriber_id)
     return {
         "sub": sub,
         "lists": lists_service.all_lists(rt),
         "fields": fielddefs.list_fields(rt),
         "interests": fielddefs.list_interests(rt),
-        "history": privacy.history(rt, subscriber_id),
+        "history": history,
+        "subjects": campaign_subject.sample_subjects(
+            rt, [d["campaign_id"] for d in history["deliveries"] if d["campaign_id"]]
+        ),
     }
 
 
