@@ -25,22 +25,11 @@ from listmgr.models import (
 )
 from listmgr.runtime import Runtime
 from listmgr.services import audit, settings_store
-from listmgr.services.campaign_setup import get_row, renderer
+from listmgr.services.campaign_setup import CONTENT_FIELDS, get_row, renderer
 
 MAX_TEST_RECIPIENTS = 10
 MAX_TEXT = 1_000_000
-UNSAVED_TEXT = (
-    "name",
-    "subject",
-    "preheader",
-    "from_name",
-    "from_email",
-    "reply_to",
-    "content_format",
-    "body",
-    "text",
-    "layout",
-)
+UNSAVED_TEXT = CONTENT_FIELDS
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,19 @@ from listmgr.models import Campaign, FieldDef, MailingList, id_of
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
+# What a campaign's message is made of (the text of its form, its format included).
+CONTENT_FIELDS = (
+    "name",
+    "subject",
+    "preheader",
+    "from_name",
+    "from_email",
+    "reply_to",
+    "content_format",
+    "body",
+    "text",
+    "layout",
+)
 SAMPLES = {"text": "Sample text", "number": 42, "date": "2024-01-31", "boolean": True}
 
 

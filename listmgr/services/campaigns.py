@@ -38,6 +38,7 @@ from listmgr.services.campaign_preview import (  # noqa: F401
 )
 from listmgr.services.campaign_setup import (
     COMPILED,
+    CONTENT_FIELDS,
     checked,
     get_row,
     id_of,
@@ -49,16 +50,7 @@ from listmgr.settings import Settings
 
 S = CampaignStatus
 EDITABLE = (
-    "name",
-    "subject",
-    "preheader",
-    "from_name",
-    "from_email",
-    "reply_to",
-    "content_format",
-    "body",
-    "text",
-    "layout",
+    *CONTENT_FIELDS,
     "lists",
     "segment",
     "segment_id",
