@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,10 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import select, update
 
-from listmgr.models import Campaign, Delivery, Subscriber
+from listmgr.models import Campaign, Delivery, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import campaigns, fielddefs, lists, subscribers
-from tests.conftest import Received, Sink, start_sink
+from tests.conftest import Received, Sink, drain, start_sink
 
 HTML = (
     "<h1>Hello {{ subscriber.name|default('friend', true) }}</h1>\n"
@@ -46,9 +47,8 @@ def make_list(rt: Runtime, slug: str, **kw: Any) -> int:
 def person(
     rt: Runtime, email: str, lists_: list[str], *, status: str = "confirmed", **kw: Any
 ) -> int:
-    return subscribers.create(
-        rt, email=email, lists=lists_, status=status, consent="signed up at the fair", **kw
-    )
+    kw.setdefault("consent", "signed up at the fair")
+    return subscribers.create(rt, email=email, lists=lists_, status=status, **kw)
 
 
 def define_fields(rt: Runtime) -> None:
@@ -76,6 +76,19 @@ def wait_status(
             return str(status)
         time.sleep(0.05)
     raise AssertionError(f"campaign {campaign_id} still {status} after {timeout}s")
+
+
+def decide_ab_test_now(rt: Runtime, campaign_id: int) -> None:
+    """End an A/B test's wait as the periodic sweep would find it, and wait for the rest to go."""
+    with rt.db.session() as s:
+        s.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(ab_decide_at=utcnow() - timedelta(seconds=1))
+        )
+    campaigns.requeue(rt)
+    drain(rt)
+    wait_status(rt, campaign_id)
 
 
 def campaign_mail(sink: Sink, campaign_id: int | None = None) -> list[Received]:

@@ -3,16 +3,14 @@ roles, CSRF, and the per-variant comparison."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from listmgr.models import Campaign, Delivery, Engagement, utcnow
+from listmgr.models import Campaign, Delivery, Engagement
 from listmgr.services import accounts, campaigns
 from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
-from tests.campaign_support import make_list, person, wait_status
-from tests.conftest import drain, wait_until
+from tests.campaign_support import decide_ab_test_now, make_list, person
+from tests.conftest import wait_until
 
 BODY = {
     "name": "May news",
@@ -159,15 +157,7 @@ def test_api_stats_compare_the_variants_and_withhold_them_from_analysts(
     assert [v["letter"] for v in ab["variants"]] == ["A", "B"]
     assert sum(v["sent"] for v in ab["variants"]) == 6
     assert sum(v["clicked"] for v in ab["variants"]) == 1
-    with rt.db.session() as s:
-        s.execute(
-            update(Campaign)
-            .where(Campaign.id == cid)
-            .values(ab_decide_at=utcnow() - timedelta(seconds=1))
-        )
-    campaigns.requeue(rt)
-    drain(rt)
-    wait_status(rt, cid)
+    decide_ab_test_now(rt, cid)
     ab = api.get(f"/api/campaigns/{cid}/stats").json["ab_test"]
     winner = next(v for v in ab["variants"] if v["won"])
     assert ab["winner"] == winner["letter"] and winner["clicked"] == 1 and winner["sent"] == 9
@@ -283,14 +273,6 @@ def test_admin_stats_page_compares_the_variants(client, rt, news, accounts_by_ro
     for letter in "ABC":  # the variants as saved: B, and D lettered C
         assert f'data-variant="{letter}"' in page
     assert "<td>Subject D</td>" in page
-    with rt.db.session() as s:
-        s.execute(
-            update(Campaign)
-            .where(Campaign.id == cid)
-            .values(ab_decide_at=utcnow() - timedelta(seconds=1))
-        )
-    campaigns.requeue(rt)
-    drain(rt)
-    wait_status(rt, cid)
+    decide_ab_test_now(rt, cid)
     page = client.get(f"/admin/campaigns/{cid}/stats").text
     assert "variant A won" in page and 'class="winner"' in page

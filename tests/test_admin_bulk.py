@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, ConsentEvent, Membership, Outbox, Subscriber, Suppression
-from listmgr.services import lists, subscribers
+from listmgr.services import lists
 from listmgr.services.subscriptions import Origin
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
+from tests.campaign_support import person
 
 ORIGIN = Origin(source="test", actor="test")
 
@@ -23,15 +24,7 @@ def people(rt):
     lists.create(rt, slug="news", name="News", postal_address="1 Main St")
     lists.create(rt, slug="offers", name="Offers", postal_address="1 Main St")
     return [
-        subscribers.create(
-            rt,
-            email=email,
-            name=name,
-            lists=["news"],
-            status="confirmed",
-            consent="paper form",
-            origin=ORIGIN,
-        )
+        person(rt, email, ["news"], name=name, consent="paper form", origin=ORIGIN)
         for email, name in [
             ("ada@example.org", '=HYPERLINK("http://x")'),
             ("alan@example.org", "Alan Turing"),

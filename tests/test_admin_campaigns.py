@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, Campaign
-from listmgr.services import lists, subscribers
+from listmgr.services import lists
 from listmgr.services.subscriptions import Origin
 from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
+from tests.campaign_support import person
 from tests.conftest import drain
 
 pytest.importorskip("listmgr.services.campaigns")
@@ -28,15 +29,7 @@ def editor(client, rt, accounts_by_role):
         from_email="news@example.org",
     )
     for email, name in (("ada@example.org", "Ada <b>L</b>"), ("alan@example.org", "Alan")):
-        subscribers.create(
-            rt,
-            email=email,
-            name=name,
-            lists=["news"],
-            status="confirmed",
-            consent="test",
-            origin=Origin(source="test"),
-        )
+        person(rt, email, ["news"], name=name, consent="test", origin=Origin(source="test"))
     session_login(client, rt, accounts_by_role["editor"])
     return client
 

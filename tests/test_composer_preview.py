@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, Campaign
-from listmgr.services import campaigns, lists, subscribers
+from listmgr.services import campaigns, lists
 from listmgr.services.subscriptions import Origin
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
+from tests.campaign_support import person
 
 BODY = "<h1>Hello {{ subscriber.name }}</h1><p>It is <b>spring</b>.</p>"
 
@@ -27,15 +28,7 @@ def editor(client, rt, accounts_by_role):
     )
     lists.create(rt, slug="other", name="Other", postal_address="2 Side St, Town")
     for email, name in (("ada@example.org", "Ada"), ("alan@example.org", "Alan")):
-        subscribers.create(
-            rt,
-            email=email,
-            name=name,
-            lists=["news"],
-            status="confirmed",
-            consent="test",
-            origin=Origin(source="test"),
-        )
+        person(rt, email, ["news"], name=name, consent="test", origin=Origin(source="test"))
     session_login(client, rt, accounts_by_role["editor"])
     return client
 
