@@ -6,86 +6,22 @@ pages go to test-artifacts/."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from listmgr.services import accounts, subscribers
 from listmgr.services.subscriptions import Origin
+from tests.browser_support import (  # noqa: F401
+    BROWSER_TEST,
+    PASSWORD,
+    page,
+    page_options,
+    screenshot,
+    server,
+    sign_in,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
-PASSWORD = "a long enough password"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.port}"
-    srv.shutdown()
-
-
-@pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(20000)
-        problems: list[str] = []
-        pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.on(
-            "response",
-            lambda r: (
-                problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
-        pg.problems = problems
-        yield pg
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, server: str, email: str) -> None:
-    page.goto(f"{server}/admin/")
-    assert "/admin/login" in page.url
-    shot(page, "01-login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server}/admin/")
+pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 
 
 def test_marketers_day(page, server, rt, sink, tmp_path):
@@ -99,9 +35,11 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
         role="owner",
         name="Mara Marketer",
     )
+    page.goto(f"{server}/admin/login")
+    screenshot(page, "admin/01-login")
     sign_in(page, server, "marketer@staff.example.org")
     expect(page.locator("h1")).to_have_text("Dashboard")
-    shot(page, "02-dashboard")
+    screenshot(page, "admin/02-dashboard")
 
     # A list, made in the UI.
     page.click("nav.side >> text=Lists")
@@ -115,7 +53,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
     page.click("button:has-text('Create list')")
     expect(page.locator("h1")).to_have_text("Monthly letter")
     expect(page.locator("#embed-code")).to_contain_text('action="http://listmgr.test/subscribe/')
-    shot(page, "03-list")
+    screenshot(page, "admin/03-list")
 
     # People: a CSV import with a live progress bar, or (without the import service) the API.
     people = [
@@ -140,13 +78,13 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
         page.select_option("select[name=map_0]", "email")
         page.select_option("select[name=map_1]", "name")
         page.select_option("select[name=map_2]", "fields.city")
-        shot(page, "04-import-mapping")
+        screenshot(page, "admin/04-import-mapping")
         page.fill("textarea[name=consent]", "Signed up at the spring fair (paper forms)")
         page.click("button:has-text('Start import')")
         expect(page.locator("#import-status")).to_have_text("done", timeout=60000)
         expect(page.locator("[data-field=inserted]")).to_have_text("30")
         expect(page.locator("#import-report")).to_contain_text("not-an-address")
-        shot(page, "04-import")
+        screenshot(page, "admin/04-import")
     else:
         for email, name, city in people:
             subscribers.create(
@@ -164,10 +102,10 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
     page.fill("input[name=q]", "person1")
     page.click("button:has-text('Search')")
     expect(page.locator("#subscriber-table")).to_contain_text("person10@example.org")
-    shot(page, "05-subscribers")
+    screenshot(page, "admin/05-subscribers")
     page.click("text=person12@example.org")
     expect(page.locator("h2:has-text('Consent history')")).to_be_visible()
-    shot(page, "06-subscriber")
+    screenshot(page, "admin/06-subscriber")
 
     # A segment: the live count follows the rules as they are typed.
     page.click("nav.side >> text=Segments")
@@ -181,7 +119,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
     row.locator("select").nth(2).select_option("eq")
     row.locator("input").first.fill("Berlin")
     expect(page.locator("#live-count")).to_have_text("10")
-    shot(page, "07-segment")
+    screenshot(page, "admin/07-segment")
     page.click("button:has-text('Save segment')")
     expect(page.locator(".notice")).to_contain_text("Segment saved")
 
@@ -204,7 +142,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
     page.fill("textarea[name=body]", "<h1>Hi {{ subscriber.name }}!</h1><p>Spring is here.</p>")
     expect(page.locator("#save-state")).to_have_text("Unsaved changes")
     expect(frame.locator("h1")).to_have_text("Hi Person 3!")
-    shot(page, "08-compose")
+    screenshot(page, "admin/08-compose")
     page.click("button:has-text('Save draft')")
     expect(page.locator(".notice")).to_contain_text("Draft saved")
     page.fill("#test-to", "mara@example.org")
@@ -216,7 +154,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
     page.wait_for_url("**/stats")
     expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
     expect(page.locator("#sent-count")).to_have_text("10")
-    shot(page, "09-campaign-stats")
+    screenshot(page, "admin/09-campaign-stats")
     sink.wait_for(11)
     assert len({r for m in sink.messages for r in m.rcpt_tos}) == 11
 
@@ -230,7 +168,7 @@ def test_marketers_day(page, server, rt, sink, tmp_path):
         ("16-api-docs", "/api/docs"),
     ):
         page.goto(server + path)
-        shot(page, name)
+        screenshot(page, f"admin/{name}")
     assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems
     )
@@ -255,7 +193,7 @@ def test_api_docs_page_tries_calls_with_the_admins_session(page, server, rt):
     expect(op.locator(".live-responses-table tbody .response-col_description")).to_contain_text(
         "Weekly <b>news</b>"
     )  # shown as text, not markup
-    shot(page, "17-api-try-get")
+    screenshot(page, "admin/17-api-try-get")
 
     post = page.locator("#operations-lists-post_lists")
     post.locator(".opblock-summary").click()

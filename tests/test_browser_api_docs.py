@@ -4,24 +4,9 @@ with an operation opened (in "Try it out" mode)."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
+from tests.browser_support import BROWSER_TEST, artifact, page, page_options, server  # noqa: F401
 
-import pytest
-from werkzeug.serving import make_server
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_TEST
 
 # For each visible element holding text: its colour and the first opaque background behind it
 # (an element with a background image is skipped: its contrast cannot be read from styles).
@@ -71,36 +56,17 @@ CONTRAST = """
 """
 
 
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.port}"
-    srv.shutdown()
-
-
-def test_swagger_ui_text_has_aa_contrast(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.set_default_timeout(20000)
-            page.goto(f"{server}/api/docs")
-            page.wait_for_selector(".opblock-summary-method")
-            methods = page.eval_on_selector_all(
-                ".opblock-summary-method", "els => [...new Set(els.map(e => e.textContent))]"
-            )
-            assert {"GET", "POST", "PATCH", "DELETE"} <= set(methods)
-            page.click(".opblock-post .opblock-summary")
-            page.wait_for_selector(".opblock.is-open .execute")
-            found = page.evaluate(CONTRAST)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
-        finally:
-            browser.close()
+def test_swagger_ui_text_has_aa_contrast(page, server):
+    page.goto(f"{server}/api/docs")
+    page.wait_for_selector(".opblock-summary-method")
+    methods = page.eval_on_selector_all(
+        ".opblock-summary-method", "els => [...new Set(els.map(e => e.textContent))]"
+    )
+    assert {"GET", "POST", "PATCH", "DELETE"} <= set(methods)
+    page.click(".opblock-post .opblock-summary")
+    page.wait_for_selector(".opblock.is-open .execute")
+    found = page.evaluate(CONTRAST)
+    page.screenshot(path=str(artifact("admin/api-docs.png")))
     kinds = {f["what"].split(".")[1] if "." in f["what"] else f["what"] for f in found}
     assert {"opblock-summary-method", "opblock-summary-description"} <= kinds
     assert any(f["what"].startswith("a.") or f["what"] == "a." for f in found)  # links

@@ -4,46 +4,18 @@ the browser's zone shows its UTC time, a campaign is copied and the copy deleted
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-
 import pytest
-from werkzeug.serving import make_server
 
 from listmgr.services import accounts
-from tests.browser_support import CHROMIUM, FLAGS, require_chromium
+from tests.browser_support import BROWSER_TEST, PASSWORD, page, server, sign_in  # noqa: F401
 from tests.campaign_support import campaign, make_list, person
 
-PASSWORD = "a long enough password"
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(app) -> Iterator[str]:
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.port}"
-    srv.shutdown()
-
-
-@pytest.fixture
-def page(server):
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        context = browser.new_context(timezone_id="America/New_York")
-        pg = context.new_page()
-        pg.set_default_timeout(20_000)
-        problems: list[str] = []
-        pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.problems = problems
-        yield pg
-        browser.close()
+def page_options() -> dict:
+    return {"timezone_id": "America/New_York"}
 
 
 def test_copy_delete_and_schedule_in_the_browsers_zone(page, server, rt):
@@ -57,11 +29,7 @@ def test_copy_delete_and_schedule_in_the_browsers_zone(page, server, rt):
     person(rt, "reader@example.org", ["news"], name="Reader")
     cid = campaign(rt, name="June news", subject="Hello {{ subscriber.name }}, June is here")
 
-    page.goto(f"{server}/admin/login")
-    page.fill("input[name=email]", "ed@staff.example.org")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server}/admin/")
+    sign_in(page, server, "ed@staff.example.org")
 
     # The list shows the subject as a sample subscriber reads it.
     page.goto(f"{server}/admin/campaigns")

@@ -4,23 +4,23 @@ campaign from a template. The editor's files come from the app itself under its 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog
 from listmgr.services import accounts, campaign_templates, campaigns, lists, subscribers
 from listmgr.services.subscriptions import Origin
-from tests.test_browser_admin import CHROMIUM, PASSWORD, page, server, shot, sign_in  # noqa: F401
+from tests.browser_support import (  # noqa: F401
+    BROWSER_TEST,
+    PASSWORD,
+    page,
+    page_options,
+    screenshot,
+    server,
+    sign_in,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_marketer_writes_in_the_visual_editor_and_previews_before_saving(
     page.fill("#preview-as", "p1@example.org")
     expect(page.locator("#pv-to")).to_contain_text("p1@example.org")
     expect(page.locator("#pv-subject")).to_have_text("Spring for Person 1")
-    shot(page, "visual-compose")
+    screenshot(page, "admin/visual-compose")
     assert campaigns.all_campaigns(rt)[1] == 0 and _edits(rt) == 0  # nothing saved yet
 
     page.click("button:has-text('Create draft')")

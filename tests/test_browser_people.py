@@ -4,79 +4,33 @@ condition without an error, and a subscriber with very long values fits a 1280 p
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from listmgr.models import MailingList, Membership, Subscriber
 from listmgr.services import accounts, activity, fielddefs, lists, subscribers
 from listmgr.services.subscriptions import Origin
+from tests.browser_support import BROWSER_TEST, PASSWORD, page, screenshot, server, sign_in  # noqa: F401
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "people"
-PASSWORD = "a long enough password"
 ORIGIN = Origin(source="test", actor="test")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(app) -> Iterator[str]:
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.port}"
-    srv.shutdown()
+def page_options() -> dict:
+    return {"viewport": {"width": 1280, "height": 900}}
 
 
-@pytest.fixture
-def page(server, rt):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(autouse=True)
+def signed_in_owner(page, server, rt) -> None:
+    """Every test here starts signed in as an owner who accepts every confirmation."""
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=20_000)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     accounts.create_user(rt, email="owner@staff.example.org", password=PASSWORD, role="owner")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(20000)
-        problems: list[str] = []
-        pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.on(
-            "response",
-            lambda r: (
-                problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
-        pg.on("dialog", lambda d: d.accept())
-        pg.goto(f"{server}/admin/")
-        pg.fill("input[name=email]", "owner@staff.example.org")
-        pg.fill("input[name=password]", PASSWORD)
-        pg.click("button[type=submit]")
-        pg.wait_for_url(f"{server}/admin/")
-        pg.problems = problems
-        yield pg
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.on("dialog", lambda d: d.accept())
+    sign_in(page, server, "owner@staff.example.org")
 
 
 def _on_list(rt, slug: str) -> set[str]:
@@ -116,7 +70,7 @@ def test_tick_subscribers_and_add_them_to_a_list(page, server, rt):
     expect(page.locator("input[data-check-all]")).not_to_be_checked()
     page.select_option("select[name=to_list]", "offers")
     page.fill("input[name=consent]", "asked at the fair")
-    shot(page, "01-bulk")
+    screenshot(page, "people/01-bulk")
     page.click("#bulk-add")
     expect(page.locator(".notice")).to_contain_text("Added 3 of 3 to offers.")
     assert len(_on_list(rt, "offers")) == 3
@@ -150,7 +104,7 @@ def test_import_with_german_headers_and_a_field_made_while_mapping(page, server,
     expect(page.locator("select[name=map_3]")).to_have_value("ignore")
     expect(page.locator("select[name=new_field_column]")).to_have_value("3")
     expect(page.locator("input[name=new_field_key]")).to_have_value("company")
-    shot(page, "02-mapping")
+    screenshot(page, "people/02-mapping")
     page.click("#create-field")
     expect(page.locator(".notice")).to_contain_text("Field company created")
     expect(page.locator("select[name=map_3]")).to_have_value("fields.company")
@@ -220,7 +174,7 @@ def test_a_subscriber_with_long_values_fits_1280_pixels(page, server, rt):
         },
     )
     page.goto(f"{server}/admin/subscribers/{sid}")
-    shot(page, "03-detail-1280")
+    screenshot(page, "people/03-detail-1280")
     width = page.evaluate("document.documentElement.scrollWidth")
     wide = page.evaluate(
         """[...document.querySelectorAll('main *, .content *')]

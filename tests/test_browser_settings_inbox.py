@@ -5,21 +5,19 @@ from the inbox and see the answer arrive."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from werkzeug.serving import make_server
-
 from listmgr.services import accounts, inbound, settings_store
+from tests.browser_support import (  # noqa: F401
+    BROWSER_TEST,
+    PASSWORD,
+    artifact,
+    page,
+    page_options,
+    screenshot,
+    server,
+    sign_in,
+)
 from tests.conftest import drain, free_port, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
-PASSWORD = "a long enough password"
 QUESTION = (
     b"From: Pat Reader <pat@example.org>\r\n"
     b"To: news@lists.example.test\r\n"
@@ -29,34 +27,7 @@ QUESTION = (
     b"I missed it. Could you send it again?\r\n"
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.port}"
-    srv.shutdown()
-
-
-@pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1366, "height": 900})
-        pg.set_default_timeout(20000)
-        yield pg
-        browser.close()
+pytestmark = BROWSER_TEST
 
 
 def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, sink):
@@ -65,11 +36,7 @@ def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, s
     expect.set_options(timeout=20_000)
     accounts.create_user(rt, email="op@staff.example.org", password=PASSWORD, role="admin")
     settings_store.update(rt, {"smtp_url": f"smtp://127.0.0.1:{free_port()}"})  # nobody there
-    page.goto(f"{server}/admin/login")
-    page.fill("input[name=email]", "op@staff.example.org")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server}/admin/")
+    sign_in(page, server, "op@staff.example.org")
 
     # SMTP: the typed server is tested, not the saved one
     page.goto(f"{server}/admin/settings")
@@ -81,7 +48,7 @@ def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, s
         f"127.0.0.1:{sink.port}: connected."
     )
     expect(page.locator("#smtp-port-1")).to_have_value(str(sink.port))
-    page.locator("#smtp").screenshot(path=str(ARTIFACTS / "settings-smtp.png"))
+    page.locator("#smtp").screenshot(path=str(artifact("admin/settings-smtp.png")))
     page.fill("#set-default_from_email", "news@example.org")
     page.click("button:has-text('Save settings')")
     expect(page.locator("body")).to_contain_text("Saved:")
@@ -96,7 +63,7 @@ def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, s
     expect(page.locator("#dkim-record")).to_contain_text("s2026._domainkey.elsewhere.example")
     expect(page.locator("#dkim-alignment")).to_contain_text("example.org")
     assert page.locator("input[name=dkim_selector]").count() == 1
-    page.locator("#dkim").screenshot(path=str(ARTIFACTS / "settings-dkim.png"))
+    page.locator("#dkim").screenshot(path=str(artifact("admin/settings-dkim.png")))
 
     # The inbox: answer a question
     inbound.store(rt, QUESTION)
@@ -105,7 +72,7 @@ def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, s
     expect(page.locator("#inbound-table")).to_contain_text("Not understood")
     page.click("text=Can I get the March issue?")
     page.fill("#reply-text", "Hello Pat,\nhere it is again.")
-    page.screenshot(path=str(ARTIFACTS / "inbox-reply.png"), full_page=True)
+    screenshot(page, "admin/inbox-reply")
     page.click("button:has-text('Send reply')")
     expect(page.locator("body")).to_contain_text("Your answer to pat@example.org is on its way.")
     got = wait_until(lambda: sink.to("pat@example.org"), what="the reply")[0]

@@ -11,9 +11,17 @@ import pytest
 from playwright.sync_api import expect
 
 from listmgr.services import accounts, lists, segments, subscribers
-from tests.test_browser_admin import PASSWORD, page, server, shot, sign_in  # noqa: F401
+from tests.browser_support import (  # noqa: F401
+    BROWSER_TEST,
+    PASSWORD,
+    page,
+    page_options,
+    screenshot,
+    server,
+    sign_in,
+)
 
-pytestmark = [pytest.mark.browser]
+pytestmark = BROWSER_TEST
 READER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
 BODY = (
     "<h1>Hello {{ subscriber.name }}</h1>"
@@ -93,7 +101,7 @@ def test_send_open_click_see_numbers_withdraw(page, server, rt, sink):
     expect(page.locator("#unique-clicks")).to_have_text("1")
     expect(page.locator("#link-clicks")).to_contain_text("https://shop.example.com/sale")
     expect(page.locator("#left-out")).to_contain_text("0 opens by mail privacy proxies")
-    shot(page, "20-campaign-engagement")
+    screenshot(page, "admin/20-campaign-engagement")
     assert segments.count(rt, lists=["monthly"], rules={"engagement": "clicked"}) == 1
     page.goto(f"{server}/admin/")
     row = page.locator("table.data tr", has_text="Sale")
