@@ -8,10 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr.models import AuditLog, Campaign
-from listmgr.services import lists
 from listmgr.services.subscriptions import Origin
 from tests.admin_support import accounts_by_role, post_form, session_login  # noqa: F401
-from tests.campaign_support import person
+from tests.campaign_support import make_list, person
 from tests.conftest import drain
 
 pytest.importorskip("listmgr.services.campaigns")
@@ -21,13 +20,7 @@ BODY = "<h1>Hello {{ subscriber.name }}</h1><p>News of the month.</p>"
 
 @pytest.fixture
 def editor(client, rt, accounts_by_role):
-    lists.create(
-        rt,
-        slug="news",
-        name="News",
-        postal_address="1 Main St, Town",
-        from_email="news@example.org",
-    )
+    make_list(rt, "news", postal_address="1 Main St, Town", from_email="news@example.org")
     for email, name in (("ada@example.org", "Ada <b>L</b>"), ("alan@example.org", "Alan")):
         person(rt, email, ["news"], name=name, consent="test", origin=Origin(source="test"))
     session_login(client, rt, accounts_by_role["editor"])

@@ -12,20 +12,14 @@ from listmgr.models import AuditLog, Campaign
 from listmgr.services import campaigns, lists
 from listmgr.services.subscriptions import Origin
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
-from tests.campaign_support import person
+from tests.campaign_support import make_list, person
 
 BODY = "<h1>Hello {{ subscriber.name }}</h1><p>It is <b>spring</b>.</p>"
 
 
 @pytest.fixture
 def editor(client, rt, accounts_by_role):
-    lists.create(
-        rt,
-        slug="news",
-        name="News",
-        postal_address="1 Main St, Town",
-        from_email="news@example.org",
-    )
+    make_list(rt, "news", postal_address="1 Main St, Town", from_email="news@example.org")
     lists.create(rt, slug="other", name="Other", postal_address="2 Side St, Town")
     for email, name in (("ada@example.org", "Ada"), ("alan@example.org", "Alan")):
         person(rt, email, ["news"], name=name, consent="test", origin=Origin(source="test"))
