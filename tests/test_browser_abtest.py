@@ -59,7 +59,8 @@ def test_a_subject_test_from_the_composer_to_the_comparison(page, server, rt, si
     expect(page.locator("#compose-error")).to_contain_text("test_percent")
     page.fill("#ab-percent", "40")
     expect(page.locator("#compose-error")).to_be_hidden()
-    page.click("button:has-text('Save draft')")
+    with page.expect_navigation():  # the page before saving may show "Draft saved" too
+        page.click("button:has-text('Save draft')")
     expect(page.locator(".notice")).to_contain_text("Draft saved")
     screenshot(page, "abtest-compose")
     cid = int(page.url.rsplit("/", 1)[1])
