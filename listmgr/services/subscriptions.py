@@ -41,9 +41,11 @@ from listmgr.models import (
     SubscriberInterest,
     Suppression,
     by_id,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
+from listmgr.services import notices, settings_store
 from listmgr.services.fielddefs import (
     apply_profile,
     validate_profile,
@@ -95,8 +97,9 @@ def record(
     detail: dict[str, Any] | None = None,
     campaign_id: int | None = None,
     inbound_id: int | None = None,
+    privacy_notice_id: int | None = None,
 ) -> None:
-    """Append a consent event."""
+    """Append a consent event (sign-ups and confirmations name the privacy notice in force)."""
     s.add(
         ConsentEvent(
             kind=kind,
@@ -110,6 +113,7 @@ def record(
             detail=detail or {},
             campaign_id=campaign_id,
             inbound_id=inbound_id,
+            privacy_notice_id=privacy_notice_id,
         )
     )
 
@@ -211,9 +215,11 @@ def _subscribe(
 ) -> list[int]:
     """One attempt at subscribe(), in one unit of work; the outbox ids to send."""
     outbox_ids: list[int] = []
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         lst = get_list(s, list_slug)
         wording = wording or lst.consent_wording
+        shown = id_of(notices.current(s, settings, lst))
         profile = None
         if fields or interests:
             # as given: a string is refused ("must be a list"), not read letter by letter
@@ -248,6 +254,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
             )
             oid = queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
         elif lst.opt_in == OptIn.single.value and not suppressed:
@@ -265,6 +272,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
                 detail={"opt_in": "single"},
             )
             oid = None
@@ -286,6 +294,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
                 detail=detail,
             )
             oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
@@ -301,6 +310,7 @@ class ConfirmView:
     list_name: str
     email: str
     status: str
+    list_slug: str
 
 
 USED = (
@@ -353,13 +363,14 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
         status = member.status
         if status == MemberStatus.confirmed.value and suppression_of(s, sub) is not None:
             status = MemberStatus.pending.value  # suppressed: confirming is still to do
-        return ConfirmView(list_name=lst.name, email=sub.email, status=status)
+        return ConfirmView(lst.name, sub.email, status, lst.slug)
 
 
 def confirm(
     rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")
 ) -> ConfirmView:
     """Confirm a pending membership and record proof of consent; the link works once."""
+    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
@@ -401,13 +412,14 @@ def confirm(
             list_id=lst.id,
             origin=origin,
             wording=asked.wording if asked else "",
+            privacy_notice_id=id_of(notices.current(s, settings, lst)),
             detail={
                 "subscribe_event_at": asked.at.isoformat() if asked else None,
                 "subscribe_ip": asked.ip if asked else None,
                 "lifted_suppression": lifted.reason if lifted else None,
             },
         )
-        return ConfirmView(lst.name, sub.email, member.status)
+        return ConfirmView(lst.name, sub.email, member.status, lst.slug)
 
 
 def resend_confirmation(rt: Runtime, token: str) -> None:
