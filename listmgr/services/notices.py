@@ -28,6 +28,7 @@ from listmgr.models import (
     id_of,
 )
 from listmgr.runtime import Runtime
+from listmgr.services.lists import SLUG
 from listmgr.settings import Settings
 
 
@@ -110,7 +111,9 @@ def current(s: Session, settings: Settings, lst: MailingList) -> PrivacyNotice:
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:
     """The notice in force for the list with this slug; NotFound for any other slug."""
     with rt.db.session() as s:
-        lst = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
+        lst = None
+        if SLUG.match(slug):  # anything else names no list (and never reaches the database)
+            lst = s.scalar(select(MailingList).where(col(MailingList.slug) == slug))
         if lst is None:
             raise NotFound(f"There is no list called {slug!r}.", field="list")
         return _published(current(s, settings, lst))
