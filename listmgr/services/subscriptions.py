@@ -52,6 +52,7 @@ from listmgr.services.fielddefs import (
     write_fields,
     write_interests,
 )
+from listmgr.settings import Settings
 
 TEMPLATE = "pages/public/_profile.html"
 PAUSE_DAYS = (30, 90)
@@ -191,20 +192,25 @@ def subscribe(
     origin: Origin = Origin(source="form"),
     fields: dict[str, Any] | None = None,
     interests: Iterable[str] | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Start (or restart) double opt-in; the caller's answer must not depend on the outcome."""
+    """Start (or restart) double opt-in; the caller's answer must not depend on the outcome.
+    settings: those in force (for the privacy notice recorded); read here when not given."""
     address = normalize_email(email)
     display = clean_name(name)
+    settings = settings or settings_store.effective(rt)
+    args = (rt, settings, list_slug, address, display, wording, origin, fields, interests)
     try:
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
+        outbox_ids = _subscribe(*args)
     except IntegrityError:  # the same address signed up at the same moment: now it exists
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
+        outbox_ids = _subscribe(*args)
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
 
 
 def _subscribe(
     rt: Runtime,
+    settings: Settings,
     list_slug: str,
     address: str,
     display: str,
@@ -215,7 +221,6 @@ def _subscribe(
 ) -> list[int]:
     """One attempt at subscribe(), in one unit of work; the outbox ids to send."""
     outbox_ids: list[int] = []
-    settings = settings_store.effective(rt)
     with rt.db.session() as s:
         lst = get_list(s, list_slug)
         wording = wording or lst.consent_wording
@@ -367,10 +372,15 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
 
 
 def confirm(
-    rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")
+    rt: Runtime,
+    token: str,
+    *,
+    origin: Origin = Origin(source="confirm-link"),
+    settings: Settings | None = None,
 ) -> ConfirmView:
-    """Confirm a pending membership and record proof of consent; the link works once."""
-    settings = settings_store.effective(rt)
+    """Confirm a pending membership and record proof of consent (with the privacy notice in
+    force under settings, read here when not given); the link works once."""
+    settings = settings or settings_store.effective(rt)
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.

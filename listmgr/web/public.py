@@ -120,6 +120,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             ),
             fields=data.get("fields") or None,
             interests=data.get("interests") or None,
+            settings=settings_in_force(),
         )
     except ValidationError as exc:
         if as_json:
@@ -153,7 +154,12 @@ def confirm_page(token: str) -> ResponseReturnValue:
 @bp.post("/confirm/<token>")
 @limits.token_link()
 def confirm(token: str) -> ResponseReturnValue:
-    view = subscriptions.confirm(current_runtime(), token, origin=visitor_origin("confirm-link"))
+    view = subscriptions.confirm(
+        current_runtime(),
+        token,
+        origin=visitor_origin("confirm-link"),
+        settings=settings_in_force(),
+    )
     return render_template(
         "pages/public/message.html",
         title="Subscription confirmed",
