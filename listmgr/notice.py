@@ -38,12 +38,17 @@ def kept(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
 
-def smtp_hosts(settings: Settings) -> list[str]:
-    """The host names of the SMTP servers mail goes through (none: the dev outbox)."""
+UNREADABLE = "the SMTP servers of the configuration (their addresses cannot be read)"
+
+
+def mail_servers(settings: Settings) -> list[str]:
+    """The host names of the SMTP servers mail goes through, or what stands in for them."""
+    if settings.embedded_outbox:
+        return [OUTBOX]
     try:
         servers = parse_smtp_urls(settings.smtp_url)
-    except ConfigError:  # the settings in force were checked; never shown half-parsed
-        return []
+    except ConfigError:  # never a part of a URL that might be a password
+        return [UNREADABLE]
     return list(dict.fromkeys(server.host for server in servers))
 
 
@@ -120,7 +125,6 @@ def _collected(settings: Settings, facts: ListFacts) -> list[dict[str, str]]:
 
 def compose(settings: Settings, facts: ListFacts) -> dict[str, Any]:
     """The whole notice of one list as JSON, from the settings in force and the list."""
-    hosts = smtp_hosts(settings)
     return {
         "list": {"slug": facts.slug, "name": facts.name},
         "summary": summary(settings, facts.name),
@@ -138,7 +142,7 @@ def compose(settings: Settings, facts: ListFacts) -> dict[str, Any]:
             + (" and measuring opens and clicks (tracking)." if settings.tracking else "."),
         ],
         "recipients": {
-            "mail_servers": hosts or [OUTBOX],
+            "mail_servers": mail_servers(settings),
             "processors": list(settings.processors),
         },
         "retention": [

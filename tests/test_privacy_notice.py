@@ -193,3 +193,14 @@ def test_every_campaign_mail_links_the_lists_notice(rt, sink):
         r'Unsubscribe</a> \|\s*<a href="http://listmgr.test/privacy/news"[^>]*>Privacy</a>', html
     )
     assert "Privacy](http://listmgr.test/privacy/news)" in text
+
+
+def test_an_unreadable_smtp_url_is_named_without_any_of_it(make_runtime):
+    from listmgr.app import create_app
+
+    rt = make_runtime(smtp_url="ftp://mailer:hunter2secret@relay.example.net")
+    client = create_app(rt=rt, migrate=False).test_client()
+    lists.create(rt, slug="news", name="News")
+    servers = _notice(client)["notice"]["recipients"]["mail_servers"]
+    assert servers == ["the SMTP servers of the configuration (their addresses cannot be read)"]
+    assert "hunter2secret" not in client.get("/privacy/news").get_data(as_text=True)
