@@ -57,8 +57,9 @@ def summary(settings: Settings, list_name: str) -> list[str]:
     return [
         f"{settings.organisation} sends you {list_name} to the address you give here "
         "(with what you fill in) and keeps proof of your consent.",
-        "Opens, clicks and activity are recorded only if you allow it in your preferences; "
-        "nothing is sold or used for anything else.",
+        ("Opens, clicks and activity are" if settings.tracking else "Activity is")
+        + " recorded only if you allow it in your preferences; nothing is sold or used for "
+        "anything else.",
         "You can see, correct, download or erase your data and leave at any time: "
         "every mail has the links.",
     ]

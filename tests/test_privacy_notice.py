@@ -54,6 +54,8 @@ def test_the_notice_follows_the_configuration_with_a_new_version_per_change(rt, 
         rt, settings_store.effective(rt).with_values({"tracking": False}), "news"
     )
     assert off.version == 3 and opens not in [i["what"] for i in off.content["collected"]]
+    assert off.content["summary"][1].startswith("Activity is recorded only if you allow it")
+    assert "Opens, clicks and activity are" in second["notice"]["summary"][1]
     assert _notice(client)["version"] == 4 and opens in _whats(_notice(client))
 
     settings_store.update(rt, {"smtp_url": f"{sink.url} smtp://{RELAY}:587?starttls=1"})
