@@ -225,6 +225,23 @@ class ConsentEvent(SQLModel, table=True):
     detail: dict[str, Any] = _json()
     campaign_id: int | None = Field(default=None)
     inbound_id: int | None = Field(default=None)
+    # The privacy notice in force when a sign-up or confirmation was recorded.
+    privacy_notice_id: int | None = _fk(
+        "privacy_notice.id", ondelete="SET NULL", nullable=True, index=False
+    )
+
+
+class PrivacyNotice(SQLModel, table=True):
+    """Each published version of a list's privacy notice, as built from the configuration."""
+
+    __tablename__ = "privacy_notice"
+    __table_args__ = (UniqueConstraint("list_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = _fk("mailing_list.id", index=False)
+    version: int
+    content: dict[str, Any] = _json()
+    digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
 class Suppression(SQLModel, table=True):

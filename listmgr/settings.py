@@ -40,6 +40,7 @@ NOT_SETTINGS_PREFIXES = ("LISTMGR_TEST_", "LISTMGR_BENCH_", "LISTMGR_CI_")
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+Days = Annotated[int, Field(ge=0, le=36500)]  # a retention period; 0: kept forever
 
 
 class Settings(BaseModel):
@@ -61,6 +62,14 @@ class Settings(BaseModel):
     default_from_name: str
     default_from_email: str
     default_postal_address: str
+    organisation_name: str
+    privacy_contact: str
+    processors: list[str]
+    retention_unconfirmed_days: Days
+    retention_activity_days: Days
+    retention_engagement_days: Days
+    retention_inbound_days: Days
+    retention_audit_days: Days
     confirm_max_age_days: int
     confirm_window_minutes: int
     data_link_max_age_minutes: int
@@ -110,6 +119,24 @@ class Settings(BaseModel):
     unsubscribe_request_window_hours: int
     var_dir: str
     import_dir: str
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _one_per_line(cls, value: Any) -> Any:
+        """LISTMGR_PROCESSORS gives one processor a line (a name may hold commas)."""
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @property
+    def organisation(self) -> str:
+        """Who is responsible for the subscribers' data."""
+        return self.organisation_name.strip() or self.default_from_name
+
+    @property
+    def privacy_address(self) -> str:
+        """Where privacy questions go."""
+        return self.privacy_contact.strip() or self.default_from_email
 
     @field_validator("base_url")
     @classmethod
@@ -311,6 +338,10 @@ def _expected(key: str, error: Mapping[str, Any]) -> str:
     context = error.get("ctx") or {}
     if error["type"] == "greater_than":
         return f"more than {context.get('gt'):g}"
+    if error["type"] == "greater_than_equal":
+        return f"at least {context.get('ge'):g}"
+    if error["type"] == "less_than_equal":
+        return f"at most {context.get('le'):g}"
     if error["type"] == "finite_number":
         return "a finite number"
     words: dict[Any, str] = {

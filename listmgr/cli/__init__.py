@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from listmgr.cli import admin, audience, campaigns, inbound, serve  # noqa: F401  (registration)
+from listmgr.cli import (  # noqa: F401  (registration)
+    admin,
+    audience,
+    campaigns,
+    inbound,
+    retention,
+    serve,
+)
 from listmgr.cli.base import main
 
 __all__ = ["main"]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import quote
 
 from listmgr.mail import compose, content, tracking
 from listmgr.mail.content import Limits
@@ -140,6 +141,11 @@ class Outgoing:
     message_id: str
 
 
+def privacy_url(base_url: str, slug: str) -> str:
+    """The list's privacy notice, linked from every campaign's footer."""
+    return f"{base_url}/privacy/{quote(slug, safe='')}"
+
+
 def sample_context(
     setup_lists: Mapping[int, ListView],
     *,
@@ -157,6 +163,7 @@ def sample_context(
         "list": lst,
         "campaign": CampaignView(campaign_id, campaign_name),
         "unsubscribe_url": f"{base_url}/u/sample",
+        "privacy_url": privacy_url(base_url, lst.slug),
         "manage_url": f"{base_url}/p/sample",
         "web_url": f"{base_url}/w/sample",
     }
@@ -276,6 +283,9 @@ class CampaignRenderer:
             for lid, lst in setup.lists.items()
         }
         self.shared = shared
+        self.privacy_urls = {
+            lid: privacy_url(setup.base_url, lst.slug) for lid, lst in setup.lists.items()
+        }
         self.content_type = ("Content-Type", f'multipart/alternative; boundary="{self.boundary}"')
         self.parts_head = {
             (sub, cte): (
@@ -324,6 +334,7 @@ class CampaignRenderer:
             "list": self.setup.lists[r.list_id],
             "campaign": self.campaign_view,
             "unsubscribe_url": f"{base}/u/{unsubscribe_token}",
+            "privacy_url": self.privacy_urls[r.list_id],
             "manage_url": f"{base}/p/{manage_token}",
             "web_url": (
                 self.web_url(0, r.list_id)

@@ -39,6 +39,7 @@ FOOTER_HTML = """
 <p>{{ list.postal_address }}</p>
 <p>You receive this because you subscribed to {{ list.name }}.
 <a href="{{ unsubscribe_url }}">Unsubscribe</a> |
+<a href="{{ privacy_url }}">Privacy</a> |
 <a href="{{ manage_url }}">Manage your preferences</a></p>
 </div>
 """
@@ -49,5 +50,6 @@ FOOTER_TEXT = """
 {{ list.postal_address }}
 You receive this because you subscribed to {{ list.name }}.
 Unsubscribe: {{ unsubscribe_url }}
+Privacy: {{ privacy_url }}
 Manage your preferences: {{ manage_url }}
 """

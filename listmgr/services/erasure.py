@@ -51,6 +51,7 @@ TABLES: dict[str, str] = {
     "app_user": "staff accounts: a colleague's login is not a subscriber's data",
     "api_token": "staff tokens: hashes and names only",
     "login_throttle": "staff sign-in counters: keyed hashes only",
+    "privacy_notice": "the published notices: built from the configuration, never a person",
 }
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased
 # person's too; digests, file paths, IP addresses and the product's action names hold no

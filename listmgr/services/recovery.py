@@ -35,13 +35,19 @@ def requeue_pending(rt: Runtime) -> dict[str, int]:
 
 def sweep(rt: Runtime) -> dict[str, int]:
     """Periodic duty: start due scheduled campaigns, then re-enqueue pending work; forget
-    abandoned uploads."""
-    from listmgr.services import campaigns, imports
+    abandoned uploads; delete what is older than its retention period (hourly)."""
+    from listmgr.models import utcnow
+    from listmgr.services import campaigns, imports, retention
 
     counts = {"started": campaigns.start_due(rt)}
     try:
         counts["uploads_forgotten"] = imports.forget_uploads(rt)
     except OSError:
         log.exception("forgetting abandoned uploads failed")
+    try:
+        deleted = retention.sweep_due(rt, utcnow())
+        counts.update({f"retention_{kind}": n for kind, n in deleted.items()})
+    except Exception:  # the next round retries; pending work must still be re-enqueued
+        log.exception("retention sweep failed")
     counts.update(requeue_pending(rt))
     return counts

@@ -41,15 +41,18 @@ from listmgr.models import (
     SubscriberInterest,
     Suppression,
     by_id,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
+from listmgr.services import notices, settings_store
 from listmgr.services.fielddefs import (
     apply_profile,
     validate_profile,
     write_fields,
     write_interests,
 )
+from listmgr.settings import Settings
 
 TEMPLATE = "pages/public/_profile.html"
 PAUSE_DAYS = (30, 90)
@@ -95,8 +98,9 @@ def record(
     detail: dict[str, Any] | None = None,
     campaign_id: int | None = None,
     inbound_id: int | None = None,
+    privacy_notice_id: int | None = None,
 ) -> None:
-    """Append a consent event."""
+    """Append a consent event (sign-ups and confirmations name the privacy notice in force)."""
     s.add(
         ConsentEvent(
             kind=kind,
@@ -110,6 +114,7 @@ def record(
             detail=detail or {},
             campaign_id=campaign_id,
             inbound_id=inbound_id,
+            privacy_notice_id=privacy_notice_id,
         )
     )
 
@@ -187,20 +192,25 @@ def subscribe(
     origin: Origin = Origin(source="form"),
     fields: dict[str, Any] | None = None,
     interests: Iterable[str] | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Start (or restart) double opt-in; the caller's answer must not depend on the outcome."""
+    """Start (or restart) double opt-in; the caller's answer must not depend on the outcome.
+    settings: those in force (for the privacy notice recorded); read here when not given."""
     address = normalize_email(email)
     display = clean_name(name)
+    settings = settings or settings_store.effective(rt)
+    args = (rt, settings, list_slug, address, display, wording, origin, fields, interests)
     try:
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
+        outbox_ids = _subscribe(*args)
     except IntegrityError:  # the same address signed up at the same moment: now it exists
-        outbox_ids = _subscribe(rt, list_slug, address, display, wording, origin, fields, interests)
+        outbox_ids = _subscribe(*args)
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
 
 
 def _subscribe(
     rt: Runtime,
+    settings: Settings,
     list_slug: str,
     address: str,
     display: str,
@@ -214,6 +224,7 @@ def _subscribe(
     with rt.db.session() as s:
         lst = get_list(s, list_slug)
         wording = wording or lst.consent_wording
+        shown = id_of(notices.current(s, settings, lst))
         profile = None
         if fields or interests:
             # as given: a string is refused ("must be a list"), not read letter by letter
@@ -248,6 +259,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
             )
             oid = queue_mail(s, rt, kind="already_subscribed", sub=sub, lst=lst)
         elif lst.opt_in == OptIn.single.value and not suppressed:
@@ -265,6 +277,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
                 detail={"opt_in": "single"},
             )
             oid = None
@@ -286,6 +299,7 @@ def _subscribe(
                 list_id=lst.id,
                 origin=origin,
                 wording=wording,
+                privacy_notice_id=shown,
                 detail=detail,
             )
             oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
@@ -301,6 +315,7 @@ class ConfirmView:
     list_name: str
     email: str
     status: str
+    list_slug: str
 
 
 USED = (
@@ -353,13 +368,19 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
         status = member.status
         if status == MemberStatus.confirmed.value and suppression_of(s, sub) is not None:
             status = MemberStatus.pending.value  # suppressed: confirming is still to do
-        return ConfirmView(list_name=lst.name, email=sub.email, status=status)
+        return ConfirmView(lst.name, sub.email, status, lst.slug)
 
 
 def confirm(
-    rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")
+    rt: Runtime,
+    token: str,
+    *,
+    origin: Origin = Origin(source="confirm-link"),
+    settings: Settings | None = None,
 ) -> ConfirmView:
-    """Confirm a pending membership and record proof of consent; the link works once."""
+    """Confirm a pending membership and record proof of consent (with the privacy notice in
+    force under settings, read here when not given); the link works once."""
+    settings = settings or settings_store.effective(rt)
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
@@ -401,13 +422,14 @@ def confirm(
             list_id=lst.id,
             origin=origin,
             wording=asked.wording if asked else "",
+            privacy_notice_id=id_of(notices.current(s, settings, lst)),
             detail={
                 "subscribe_event_at": asked.at.isoformat() if asked else None,
                 "subscribe_ip": asked.ip if asked else None,
                 "lifted_suppression": lifted.reason if lifted else None,
             },
         )
-        return ConfirmView(lst.name, sub.email, member.status)
+        return ConfirmView(lst.name, sub.email, member.status, lst.slug)
 
 
 def resend_confirmation(rt: Runtime, token: str) -> None:

@@ -13,6 +13,8 @@ def wants_json() -> bool:
     path = request.path
     if path.startswith(("/api/", "/hooks/")) or path == "/api":
         return True
+    if path.startswith("/privacy/") and path.endswith(".json"):
+        return True
     if request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])

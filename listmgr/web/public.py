@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from listmgr import notice
 from listmgr.errors import TokenReplaced, ValidationError
-from listmgr.services import health, lists, subscriptions, unsubscribe_requests
+from listmgr.services import health, lists, notices, subscriptions, unsubscribe_requests
 from listmgr.web import limits, preference_form
 from listmgr.web.extensions import (
     csrf,
@@ -52,9 +53,22 @@ def _address_key() -> str:
     return "addr:" + (value.strip().lower()[:320] if isinstance(value, str) else "none")
 
 
+def _short_notice(slug: str, list_name: str) -> dict[str, Any]:
+    """The layered notice under a form: its lines and the full notice's address."""
+    return {
+        "notice_lines": notice.summary(settings_in_force(), list_name),
+        "notice_url": url_for("public.privacy_notice", slug=slug, _external=False),
+    }
+
+
 def _list_form(slug: str) -> dict[str, Any]:
     form = lists.signup_form(current_runtime(), slug)
-    return {"lst": form.lst, "fields": form.fields, "interests": form.interests}
+    return {
+        "lst": form.lst,
+        "fields": form.fields,
+        "interests": form.interests,
+        **_short_notice(form.lst.slug, form.lst.name),
+    }
 
 
 @bp.get("/subscribe/<slug>")
@@ -106,6 +120,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             ),
             fields=data.get("fields") or None,
             interests=data.get("interests") or None,
+            settings=settings_in_force(),
         )
     except ValidationError as exc:
         if as_json:
@@ -128,13 +143,23 @@ def subscribe(slug: str) -> ResponseReturnValue:
 @limits.token_link()
 def confirm_page(token: str) -> ResponseReturnValue:
     view = subscriptions.confirm_view(current_runtime(), token)
-    return render_template("pages/public/confirm.html", view=view, token=token)
+    return render_template(
+        "pages/public/confirm.html",
+        view=view,
+        token=token,
+        **_short_notice(view.list_slug, view.list_name),
+    )
 
 
 @bp.post("/confirm/<token>")
 @limits.token_link()
 def confirm(token: str) -> ResponseReturnValue:
-    view = subscriptions.confirm(current_runtime(), token, origin=visitor_origin("confirm-link"))
+    view = subscriptions.confirm(
+        current_runtime(),
+        token,
+        origin=visitor_origin("confirm-link"),
+        settings=settings_in_force(),
+    )
     return render_template(
         "pages/public/message.html",
         title="Subscription confirmed",
@@ -233,6 +258,18 @@ def preferences_save(token: str) -> ResponseReturnValue:
     )
     prefs = subscriptions.preferences(rt, token)
     return render_template("pages/public/preferences.html", prefs=prefs, token=token, saved=True)
+
+
+@bp.get("/privacy/<slug>")
+def privacy_notice(slug: str) -> ResponseReturnValue:
+    shown = notices.published(current_runtime(), settings_in_force(), slug)
+    return render_template("pages/public/privacy.html", shown=shown)
+
+
+@bp.get("/privacy/<slug>.json")
+def privacy_notice_json(slug: str) -> ResponseReturnValue:
+    shown = notices.published(current_runtime(), settings_in_force(), slug)
+    return jsonify(shown.as_json())
 
 
 @bp.get("/healthz")

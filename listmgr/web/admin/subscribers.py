@@ -10,7 +10,14 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask.typing import ResponseReturnValue
 
 from listmgr.errors import ListmgrError, ValidationError
-from listmgr.services import campaign_subject, exports, fielddefs, privacy, subscriptions
+from listmgr.services import (
+    campaign_subject,
+    exports,
+    fielddefs,
+    notices,
+    privacy,
+    subscriptions,
+)
 from listmgr.services import lists as lists_service
 from listmgr.services import subscribers as subscribers_service
 from listmgr.services.subscriptions import Origin
@@ -160,7 +167,10 @@ def subscriber_consent(subscriber_id: int) -> ResponseReturnValue:
     ctx = _detail_context(subscriber_id)
     record("subscriber.view", "subscriber", subscriber_id, page="proof of consent")
     return render_template(
-        "pages/admin/consent_proof.html", **ctx, title=f"Proof of consent: {ctx['sub'].email}"
+        "pages/admin/consent_proof.html",
+        **ctx,
+        notices=notices.shown_to(current_runtime(), subscriber_id),
+        title=f"Proof of consent: {ctx['sub'].email}",
     )
 
 

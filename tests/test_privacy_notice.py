@@ -1,0 +1,208 @@
+"""The privacy notice of each list: built from the configuration, versioned when it changes,
+named by the consent records made under it, linked from forms and campaign mail."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from listmgr.models import ConsentEvent, PrivacyNotice, Subscriber
+from listmgr.services import campaigns, fielddefs, lists, notices, settings_store
+from tests.admin_support import accounts_by_role, session_login  # noqa: F401
+from tests.campaign_support import campaign, campaign_mail, make_list, person, wait_status
+from tests.conftest import drain
+from tests.helpers import link_with, path_of
+
+RELAY = "relay.mailer.example.net"
+
+
+def _notice(client, slug="news"):
+    resp = client.get(f"/privacy/{slug}.json")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    return resp.json
+
+
+def _whats(shown):
+    return [item["what"] for item in shown["notice"]["collected"]]
+
+
+def _versions(rt):
+    with rt.db.session() as s:
+        return list(s.scalars(select(PrivacyNotice.version).order_by(PrivacyNotice.id)))
+
+
+def test_the_notice_follows_the_configuration_with_a_new_version_per_change(rt, client, sink):
+    lists.create(rt, slug="news", name="News")
+    first = _notice(client)
+    assert first["version"] == 1 and "Company name" not in str(first)
+    assert first["notice"]["recipients"]["mail_servers"] == ["127.0.0.1"]  # the sink
+    assert _notice(client)["version"] == 1  # shown again, unchanged: no new version
+
+    fielddefs.create_field(rt, key="company", label="Company name", type="text")
+    fielddefs.create_interest(rt, key="books", label="Books and reading")
+    assert _notice(client)["version"] == 1  # defined, but not on this list's form
+    lists.update(rt, "news", form_fields=["company"], form_interests=["books"])
+    second = _notice(client)
+    assert second["version"] == 2
+    assert "Company name" in _whats(second)
+    assert "Interests: Books and reading" in _whats(second)
+
+    opens = "Opens of our mail and the links you click"
+    assert opens in _whats(second)  # tracking is on in the tests' settings
+    off = notices.published(
+        rt, settings_store.effective(rt).with_values({"tracking": False}), "news"
+    )
+    assert off.version == 3 and opens not in [i["what"] for i in off.content["collected"]]
+    assert off.content["summary"][1].startswith("Activity is recorded only if you allow it")
+    assert "Opens, clicks and activity are" in second["notice"]["summary"][1]
+    assert _notice(client)["version"] == 4 and opens in _whats(_notice(client))
+
+    settings_store.update(rt, {"smtp_url": f"{sink.url} smtp://{RELAY}:587?starttls=1"})
+    fifth = _notice(client)
+    assert fifth["version"] == 5
+    assert fifth["notice"]["recipients"]["mail_servers"] == ["127.0.0.1", RELAY]
+    assert "587" not in str(fifth["notice"]["recipients"])  # host names, no credentials/ports
+    assert _versions(rt) == [1, 2, 3, 4, 5]
+
+
+def test_the_dev_outbox_and_settings_are_named(make_runtime):
+    from listmgr.app import create_app
+
+    rt = make_runtime(
+        smtp_url="",
+        organisation_name="Example Org GmbH",
+        privacy_contact="privacy@example.org",
+        processors=["Hosting: Example Cloud AB, Stockholm"],
+        retention_inbound_days=14,
+        retention_activity_days=0,
+    )
+    client = create_app(rt=rt, migrate=False).test_client()
+    make_list(rt, "news", postal_address="Newsroom, 2 Print Lane, Inkton")
+    content = _notice(client)["notice"]
+    assert content["responsible"] == {
+        "organisation": "Example Org GmbH",
+        "postal_address": "Newsroom, 2 Print Lane, Inkton",
+        "contact": "privacy@example.org",
+    }
+    assert content["recipients"] == {
+        "mail_servers": ["none, mail stays on this server"],
+        "processors": ["Hosting: Example Cloud AB, Stockholm"],
+    }
+    kept = {r["what"]: r["kept"] for r in content["retention"]}
+    assert kept["Mail you send us"] == "14 days"
+    assert kept["Activity events"] == "until you leave or ask us to erase your data"
+    assert kept["Sign-ups never confirmed"] == "30 days"
+    html = client.get("/privacy/news").get_data(as_text=True)
+    for shown in ("Example Org GmbH", "privacy@example.org", "Example Cloud AB", "14 days"):
+        assert shown in html
+
+
+def test_empty_settings_fall_back_to_the_sender(rt, client):
+    lists.create(rt, slug="news", name="News")
+    who = _notice(client)["notice"]["responsible"]
+    assert who == {
+        "organisation": "listmgr",  # default_from_name
+        "postal_address": "Example Org, 1 Test Street, Testville",
+        "contact": "news@lists.example.test",  # default_from_email
+    }
+
+
+def test_consent_records_keep_the_version_they_were_given_under(rt, client, sink, accounts_by_role):
+    lists.create(rt, slug="news", name="News", consent_wording="Send me the news.")
+    resp = client.post(
+        "/subscribe/news", data={"email": "ada@example.org", "consent_text": "Send me the news."}
+    )
+    assert resp.status_code == 200
+    drain(rt)
+    [mail] = sink.wait_for(1)
+    assert client.post(path_of(link_with(mail.message, "/confirm/"))).status_code == 200
+    with rt.db.session() as s:
+        sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "ada@example.org"))
+        events = {
+            e.kind: e.privacy_notice_id
+            for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sid))
+        }
+        first = s.scalar(select(PrivacyNotice.id).where(PrivacyNotice.version == 1))
+    assert events == {"subscribe": first, "confirm": first}
+
+    settings_store.update(rt, {"smtp_url": f"{sink.url} smtp://{RELAY}:587"})
+    assert RELAY in client.get("/privacy/news").get_data(as_text=True)
+    assert _notice(client)["version"] == 2
+
+    session_login(client, rt, accounts_by_role["admin"])
+    proof = client.get(f"/admin/subscribers/{sid}/consent")
+    assert proof.status_code == 200
+    page = proof.get_data(as_text=True)
+    assert "Privacy notice shown: News, version 1" in page
+    assert "Mail servers: 127.0.0.1" in page and RELAY not in page
+
+
+def test_pages_are_printable_and_escape_what_they_show(rt, client):
+    lists.create(rt, slug="news", name="<b>News</b> & more")
+    fielddefs.create_field(rt, key="role", label="<script>alert(1)</script>", type="text")
+    lists.update(rt, "news", form_fields=["role"])
+    page = client.get("/privacy/news")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<b>News</b>" not in html and "&lt;b&gt;News&lt;/b&gt; &amp; more" in html
+    assert 'class="print"' in html and "Version 1" in html
+    css = client.get("/static/app.css").get_data(as_text=True)
+    assert "@media print" in css and "main.notice" in css
+    assert _notice(client)["notice"]["list"]["name"] == "<b>News</b> & more"
+
+
+def test_bad_slugs_get_a_not_found_page_or_json(rt, client):
+    lists.create(rt, slug="news", name="News")
+    for path in ("/privacy/nope", "/privacy/NEWS", "/privacy/news%00", "/privacy/%3Cscript%3E"):
+        resp = client.get(path)
+        assert resp.status_code == 404, path
+        assert resp.mimetype == "text/html" and "<script>" not in resp.get_data(as_text=True)
+    resp = client.get("/privacy/nope.json")
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found"
+    assert client.get("/privacy/news.json.json").status_code == 404
+    assert client.post("/privacy/news").status_code == 405
+    assert _versions(rt) == []  # nothing stored for lists that do not exist
+
+
+def test_forms_and_the_confirmation_page_carry_the_short_notice(rt, client, sink):
+    lists.create(rt, slug="news", name="News")
+    form = client.get("/subscribe/news").get_data(as_text=True)
+    assert 'href="/privacy/news"' in form and "Full privacy notice" in form
+    assert "see, correct, download or erase" in form
+    embed = client.get("/subscribe/news/embed").get_data(as_text=True)
+    assert 'href="http://listmgr.test/privacy/news"' in embed
+    client.post("/subscribe/news", data={"email": "bo@example.org"})
+    drain(rt)
+    [mail] = sink.wait_for(1)
+    confirm = client.get(path_of(link_with(mail.message, "/confirm/"))).get_data(as_text=True)
+    assert 'href="/privacy/news"' in confirm
+
+
+def test_every_campaign_mail_links_the_lists_notice(rt, sink):
+    make_list(rt, "news")
+    person(rt, "reader@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    wait_status(rt, cid)
+    [mail] = campaign_mail(sink, cid)
+    msg = mail.message
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    # next to the unsubscribe link, in the built-in footer
+    assert re.search(
+        r'Unsubscribe</a> \|\s*<a href="http://listmgr.test/privacy/news"[^>]*>Privacy</a>', html
+    )
+    assert "Privacy](http://listmgr.test/privacy/news)" in text
+
+
+def test_an_unreadable_smtp_url_is_named_without_any_of_it(make_runtime):
+    from listmgr.app import create_app
+
+    rt = make_runtime(smtp_url="ftp://mailer:hunter2secret@relay.example.net")
+    client = create_app(rt=rt, migrate=False).test_client()
+    lists.create(rt, slug="news", name="News")
+    servers = _notice(client)["notice"]["recipients"]["mail_servers"]
+    assert servers == ["the SMTP servers of the configuration (their addresses cannot be read)"]
+    assert "hunter2secret" not in client.get("/privacy/news").get_data(as_text=True)
