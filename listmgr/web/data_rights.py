@@ -6,12 +6,14 @@ link scanners that fetch mail links spend nothing."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
-from listmgr.services import access_links, privacy
+from listmgr.services import access_links, fielddefs, privacy
 from listmgr.web import limits
 from listmgr.web.extensions import csrf, current_runtime, visitor_origin
 
@@ -57,7 +59,20 @@ def export_data(token: str) -> ResponseReturnValue:
         return page
     if request.method == "GET":
         return render_template("pages/public/data_export.html", token=token)
-    data = privacy.export_by_token(current_runtime(), token, origin=visitor_origin("data-link"))
+    rt = current_runtime()
+    data = privacy.export_by_token(rt, token, origin=visitor_origin("data-link"))
+    if request.form.get("format") == "page":
+        # The link is spent: the page carries the file too, so both come from one use.
+        resp = make_response(
+            render_template(
+                "pages/public/data_report.html",
+                data=data,
+                labels={f.key: f.label for f in fielddefs.list_fields(rt)},
+                json_b64=base64.b64encode(json.dumps(data, indent=2).encode()).decode(),
+            )
+        )
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     resp = jsonify(data)
     resp.headers["Content-Disposition"] = 'attachment; filename="my-data.json"'
     resp.headers["Cache-Control"] = "no-store"
