@@ -19,7 +19,7 @@ from listmgr.services.subscriptions import manage_token
 from listmgr.settings import Settings
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
-LIST_MAIL = {"already_subscribed"}
+LIST_MAIL = {"already_subscribed", "welcome"}
 # Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
 AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
 # Which kinds a person wrote (no Auto-Submitted header), and the threading headers they carry

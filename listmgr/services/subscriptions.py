@@ -359,7 +359,9 @@ def confirm_view(rt: Runtime, token: str) -> ConfirmView:
 def confirm(
     rt: Runtime, token: str, *, origin: Origin = Origin(source="confirm-link")
 ) -> ConfirmView:
-    """Confirm a pending membership and record proof of consent; the link works once."""
+    """Confirm a pending membership and record proof of consent; the link works once. A list
+    with a welcome mail sends it now (once: the link is spent here)."""
+    welcome = None
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
@@ -407,7 +409,21 @@ def confirm(
                 "lifted_suppression": lifted.reason if lifted else None,
             },
         )
-        return ConfirmView(lst.name, sub.email, member.status)
+        if lst.welcome_mail:
+            row = Outbox(
+                kind="welcome",
+                to_email=sub.email,
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                payload={"welcome_text": lst.welcome_text},
+            )
+            s.add(row)
+            s.flush()
+            welcome = row.id
+        view = ConfirmView(lst.name, sub.email, member.status)
+    if welcome:
+        rt.enqueue("send_outbox", welcome)
+    return view
 
 
 def resend_confirmation(rt: Runtime, token: str) -> None:
