@@ -454,6 +454,34 @@ class UnsubscribeView:
     email: str
     status: str
     manage_token: str
+    undo_token: str = ""  # brings back what this unsubscribe ended, for a short while
+
+
+def _confirmed_lists(s: Session, sub: Subscriber, list_id: int | None) -> list[int]:
+    """The lists (one, or all with None) the subscriber is confirmed on, before leaving."""
+    query = select(col(Membership.list_id)).where(
+        col(Membership.subscriber_id) == sub.id,
+        col(Membership.status) == MemberStatus.confirmed.value,
+    )
+    if list_id is not None:
+        query = query.where(col(Membership.list_id) == list_id)
+    return list(s.scalars(query))
+
+
+def _undo_token(
+    s: Session, rt: Runtime, sub: Subscriber, confirmed: list[int], everything: bool
+) -> str:
+    """The undo of an unsubscribe that just ended these confirmed memberships ("" if none)."""
+    if not confirmed:
+        return ""
+    s.flush()
+    ended = s.scalar(
+        select(col(Membership.unsubscribed_at)).where(
+            col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == confirmed[0]
+        )
+    )
+    assert sub.id is not None and ended is not None  # stored, and just unsubscribed
+    return rt.tokens.unsubscribe_undo(sub.id, sorted(confirmed), ended.isoformat(), everything)
 
 
 def manage_token(rt: Runtime, sub: Subscriber) -> str:
@@ -574,6 +602,7 @@ def unsubscribe(
         lst = by_id(s, MailingList, tok.list_id)
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
+        confirmed = _confirmed_lists(s, sub, None if everything else tok.list_id)
         # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
         unsubscribe_subscriber(
             s,
@@ -586,7 +615,11 @@ def unsubscribe(
         if tok.epoch != sub.link_epoch:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         return UnsubscribeView(
-            lst.name if lst else "", sub.email, "unsubscribed", manage_token(rt, sub)
+            lst.name if lst else "",
+            sub.email,
+            "unsubscribed",
+            manage_token(rt, sub),
+            _undo_token(s, rt, sub, confirmed, everything),
         )
 
 
@@ -741,15 +774,20 @@ def update_lists(
 
 def unsubscribe_all(
     rt: Runtime, manage_token: str, *, origin: Origin = Origin(source="preferences")
-) -> None:
-    """Leave every list and go on the suppression list (an old link still does this)."""
-    rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's is not
+) -> str:
+    """Leave every list and go on the suppression list (an old link still does this); the
+    undo token of what it ended ("" for an old link, or when nothing was confirmed)."""
+    tok = rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's not
     with rt.db.session() as s:
         try:
             sub = subscriber_for_link(s, rt, manage_token, any_epoch=True)
         except TokenInvalid:  # erased: there is nothing left to unsubscribe
-            return
+            return ""
+        confirmed = _confirmed_lists(s, sub, None)
         unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)
+        if tok.epoch != sub.link_epoch:
+            return ""
+        return _undo_token(s, rt, sub, confirmed, True)
 
 
 # -- consents to profiling and tracking ------------------------------------------------------
