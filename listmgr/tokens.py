@@ -62,6 +62,14 @@ class UndoToken:
 
 
 @dataclass(frozen=True)
+class AddressToken:
+    subscriber_id: int
+    epoch: int
+    old_email: str  # spent once the address is no longer this one
+    new_email: str
+
+
+@dataclass(frozen=True)
 class DataLinkToken:
     subscriber_id: int
     epoch: int
@@ -116,6 +124,7 @@ class Tokens:
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
         self._data_link = URLSafeTimedSerializer(secret_key, salt="data-link")
         self._undo = URLSafeTimedSerializer(secret_key, salt="unsubscribe-undo")
+        self._address = URLSafeTimedSerializer(secret_key, salt="address-change")
 
     # -- compact ids -------------------------------------------------------------------------
     @staticmethod
@@ -327,6 +336,30 @@ class Tokens:
         ):
             raise TokenInvalid("This link is not valid.")
         return UndoToken(data[0], tuple(data[1]), data[2], data[3])
+
+    # -- a change of address (expires like confirmation links; spent by the change itself) --
+    def address_change(self, subscriber_id: int, epoch: int, old_email: str, new: str) -> str:
+        return self._address.dumps([subscriber_id, epoch, old_email, new])
+
+    def read_address_change(self, token: str) -> AddressToken:
+        try:
+            data = self._address.loads(token, max_age=self.confirm_max_age)
+        except SignatureExpired:
+            raise TokenExpired(
+                "This link has expired. Please ask again from your preferences."
+            ) from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
+        if (
+            not isinstance(data, list)
+            or len(data) != 4
+            or not all(_is_int(x) for x in data[:2])
+            or not all(isinstance(x, str) and x for x in data[2:])
+        ):
+            raise TokenInvalid("This link is not valid.")
+        return AddressToken(data[0], data[1], data[2], data[3])
 
 
 def _is_int(value: object) -> bool:

@@ -98,6 +98,11 @@ def _compose(
         ctx["manage_url"] = rt.url(f"/p/{manage_token(rt, sub)}")
         if row.kind == "data_link":
             ctx.update(_data_link_urls(rt, sub))
+        if row.kind == "address_confirm":
+            assert sub.id is not None  # a stored row
+            token = rt.tokens.address_change(sub.id, sub.link_epoch, sub.email, row.to_email)
+            ctx["change_url"] = rt.url(f"/address/{token}")
+            ctx["old_email"] = sub.email
     if sub is not None and lst is not None:
         ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
         assert sub.id is not None and lst.id is not None  # stored rows

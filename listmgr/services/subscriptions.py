@@ -900,6 +900,7 @@ def update_profile(
     rt: Runtime,
     manage_token: str,
     *,
+    name: str | None = None,
     fields: Mapping[str, Any],
     interests: list[str],
     pause: int | None,
@@ -908,8 +909,8 @@ def update_profile(
     levels: Mapping[str, str] | None = None,
     origin: Origin,
 ) -> None:
-    """Save the preference center's profile section: editable fields, interests, pause and
-    consents, as the person answered the whole section.
+    """Save the preference center's profile section: name (None: not on the form), editable
+    fields, interests, pause and consents, as the person answered the whole section.
 
     An editable field missing from `fields` was left empty: a multi-choice field then holds
     no choice, a yes/no field "no" once it had an answer (otherwise still no answer). `pause`:
@@ -931,9 +932,14 @@ def update_profile(
             elif key not in raw and d.type == "boolean":
                 raw[key] = False if current.get(key) is not None else None
         profile = validate_profile(s, raw, interests, allowed_fields=list(editable))
+        new_name = sub.name if name is None else clean_name(name)
         pause_changed, paused_until = _pause(pause, sub.paused_until)
         _check_lists(s, lists, levels or {})
         changed = write_fields(sub, profile.fields)
+        if new_name != sub.name:
+            sub.name = new_name
+            sub.updated_at = utcnow()
+            changed = ["name", *changed]
         added, removed = write_interests(s, sid, profile.interests)
         if changed or added or removed:
             record(

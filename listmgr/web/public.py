@@ -245,6 +245,7 @@ def preferences_save(token: str) -> ResponseReturnValue:
         subscriptions.update_profile(
             rt,
             token,
+            name=answers.profile.name,
             fields=answers.profile.fields,
             interests=answers.profile.interests,
             pause=answers.profile.pause,
