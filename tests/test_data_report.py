@@ -8,7 +8,9 @@ import json
 import re
 
 from markupsafe import escape
+from sqlalchemy import update
 
+from listmgr.models import Campaign
 from listmgr.services import fielddefs
 from tests.conftest import drain
 from tests.test_privacy import _data_link, _person
@@ -86,3 +88,18 @@ def test_a_preference_link_never_shows_the_page(rt, api, client, sink):
         403,
         404,
     )
+
+
+def test_a_templated_subject_is_shown_as_read_and_as_written(rt, api, client, sink):
+    sid = _person(rt, api, client, sink)
+    with rt.db.session() as s:
+        s.execute(
+            update(Campaign)
+            .where(Campaign.name == "Spring")
+            .values(subject="News for {{ subscriber.name }}")
+        )
+    html = client.post(
+        _data_link(rt, client, sink, sid, "export"), data={"format": "page"}
+    ).get_data(as_text=True)
+    assert "&ldquo;News for Sample Person&rdquo;" in html or "“News for Sample Person”" in html
+    assert "(as written: News for {{ subscriber.name }})" in html

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 
-from listmgr.services import access_links, address_change, fielddefs, privacy
+from listmgr.services import access_links, address_change, campaign_subject, fielddefs, privacy
 from listmgr.web import limits
 from listmgr.web.extensions import csrf, current_runtime, visitor_origin
 
@@ -69,6 +69,10 @@ def export_data(token: str) -> ResponseReturnValue:
                 "pages/public/data_report.html",
                 data=data,
                 labels={f.key: f.label for f in fielddefs.list_fields(rt)},
+                # as a sample reader gets them (rendering each person's own is not kept)
+                subjects=campaign_subject.sample_subjects(
+                    rt, [d["campaign_id"] for d in data["deliveries"] if d["campaign_id"]]
+                ),
                 json_b64=base64.b64encode(json.dumps(data, indent=2).encode()).decode(),
             )
         )
