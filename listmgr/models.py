@@ -133,6 +133,9 @@ class MailingList(SQLModel, table=True):
     opt_in_levels: list[str] = _json_list()  # e.g. ["everything", "monthly digest only"]
     # Past campaigns of the list on a public page (/archive/<slug>), rendered for no one.
     archive: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # A welcome mail to each person who confirms (never for imports or people added by hand).
+    welcome_mail: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    welcome_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 

@@ -57,7 +57,10 @@ def build(
         settings=settings,
         db=db,
         tokens=Tokens(
-            settings.secret_key, settings.confirm_max_age_days, settings.data_link_max_age_minutes
+            settings.secret_key,
+            settings.confirm_max_age_days,
+            settings.data_link_max_age_minutes,
+            settings.unsubscribe_undo_minutes,
         ),
     )
     _current = rt

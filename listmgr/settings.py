@@ -74,6 +74,7 @@ class Settings(BaseModel):
     confirm_window_minutes: int
     data_link_max_age_minutes: int
     data_link_window_minutes: int
+    unsubscribe_undo_minutes: int
     subscribe_rate_limit_ip: str
     subscribe_rate_limit_email: str
     max_form_bytes: int

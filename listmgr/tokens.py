@@ -54,6 +54,22 @@ class ConfirmToken:
 
 
 @dataclass(frozen=True)
+class UndoToken:
+    subscriber_id: int
+    list_ids: tuple[int, ...]  # the confirmed memberships an unsubscribe ended
+    at: str  # their unsubscribed_at (ISO): only memberships still ended then come back
+    everything: bool  # the unsubscribe was from everything (its suppression goes too)
+
+
+@dataclass(frozen=True)
+class AddressToken:
+    subscriber_id: int
+    epoch: int
+    old_email: str  # spent once the address is no longer this one
+    new_email: str
+
+
+@dataclass(frozen=True)
 class DataLinkToken:
     subscriber_id: int
     epoch: int
@@ -78,11 +94,16 @@ class Tokens:
     """Makes and reads every signed token listmgr hands out."""
 
     def __init__(
-        self, secret_key: str, confirm_max_age_days: int = 7, data_link_max_age_minutes: int = 60
+        self,
+        secret_key: str,
+        confirm_max_age_days: int = 7,
+        data_link_max_age_minutes: int = 60,
+        unsubscribe_undo_minutes: int = 30,
     ) -> None:
         self.secret_key = secret_key
         self.confirm_max_age = confirm_max_age_days * 86400
         self.data_link_max_age = data_link_max_age_minutes * 60
+        self.undo_max_age = unsubscribe_undo_minutes * 60
         # Compact signers keep tokens short enough for an address local part (<= 64 chars).
         self._unsub = Signer(secret_key, salt="unsubscribe", sep=".")
         self._manage = Signer(secret_key, salt="manage", sep=".")
@@ -102,6 +123,8 @@ class Tokens:
         )
         self._confirm = URLSafeTimedSerializer(secret_key, salt="confirm")
         self._data_link = URLSafeTimedSerializer(secret_key, salt="data-link")
+        self._undo = URLSafeTimedSerializer(secret_key, salt="unsubscribe-undo")
+        self._address = URLSafeTimedSerializer(secret_key, salt="address-change")
 
     # -- compact ids -------------------------------------------------------------------------
     @staticmethod
@@ -283,6 +306,60 @@ class Tokens:
         ):
             raise TokenInvalid("This link is not valid.")
         return DataLinkToken(data[0], data[1], data[2])
+
+    # -- undoing an unsubscribe (a short while; spent once the memberships are back) ---------
+    def unsubscribe_undo(
+        self, subscriber_id: int, list_ids: list[int], at: str, everything: bool
+    ) -> str:
+        return self._undo.dumps([subscriber_id, list_ids, at, everything])
+
+    def read_unsubscribe_undo(self, token: str) -> UndoToken:
+        try:
+            data = self._undo.loads(token, max_age=self.undo_max_age)
+        except SignatureExpired:
+            raise TokenExpired(
+                "It is too late to undo this: please subscribe again from our sign-up form."
+            ) from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
+        if (
+            not isinstance(data, list)
+            or len(data) != 4
+            or not _is_int(data[0])
+            or not isinstance(data[1], list)
+            or not data[1]
+            or not all(_is_int(x) for x in data[1])
+            or not isinstance(data[2], str)
+            or not isinstance(data[3], bool)
+        ):
+            raise TokenInvalid("This link is not valid.")
+        return UndoToken(data[0], tuple(data[1]), data[2], data[3])
+
+    # -- a change of address (expires like confirmation links; spent by the change itself) --
+    def address_change(self, subscriber_id: int, epoch: int, old_email: str, new: str) -> str:
+        return self._address.dumps([subscriber_id, epoch, old_email, new])
+
+    def read_address_change(self, token: str) -> AddressToken:
+        try:
+            data = self._address.loads(token, max_age=self.confirm_max_age)
+        except SignatureExpired:
+            raise TokenExpired(
+                "This link has expired. Please ask again from your preferences."
+            ) from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
+        if (
+            not isinstance(data, list)
+            or len(data) != 4
+            or not all(_is_int(x) for x in data[:2])
+            or not all(isinstance(x, str) and x for x in data[2:])
+        ):
+            raise TokenInvalid("This link is not valid.")
+        return AddressToken(data[0], data[1], data[2], data[3])
 
 
 def _is_int(value: object) -> bool:

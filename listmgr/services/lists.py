@@ -35,7 +35,10 @@ EDITABLE = (
     "form_interests",
     "opt_in_levels",
     "archive",
+    "welcome_mail",
+    "welcome_text",
 )
+WELCOME_TEXT_LENGTH = 5000
 
 
 def _validate(values: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +65,16 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
         out["opt_in_levels"] = _levels(out["opt_in_levels"])
     if "archive" in out and not isinstance(out["archive"], bool):
         raise ValidationError("archive takes true or false", field="archive")
+    if "welcome_mail" in out and not isinstance(out["welcome_mail"], bool):
+        raise ValidationError("welcome_mail takes true or false", field="welcome_mail")
+    if "welcome_text" in out:
+        if not isinstance(out["welcome_text"], str):
+            raise ValidationError("welcome_text must be text", field="welcome_text")
+        out["welcome_text"] = out["welcome_text"].strip()
+        if len(out["welcome_text"]) > WELCOME_TEXT_LENGTH:
+            raise ValidationError(
+                f"welcome_text: at most {WELCOME_TEXT_LENGTH} characters", field="welcome_text"
+            )
     return out
 
 
@@ -129,6 +142,8 @@ class ListInfo:
     opt_in_levels: list[str]
     counts: dict[str, int]
     archive: bool = False  # past campaigns shown at /archive/<slug>
+    welcome_mail: bool = False  # a welcome mail to each person who confirms
+    welcome_text: str = ""  # its own words (plain text; empty: a short standard welcome)
 
 
 def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
@@ -149,6 +164,8 @@ def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
         list(lst.opt_in_levels or []),
         counts[lst.id],
         bool(lst.archive),
+        bool(lst.welcome_mail),
+        lst.welcome_text,
     )
 
 

@@ -19,7 +19,7 @@ from listmgr.services.subscriptions import manage_token
 from listmgr.settings import Settings
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
-LIST_MAIL = {"already_subscribed"}
+LIST_MAIL = {"already_subscribed", "welcome"}
 # Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
 AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
 # Which kinds a person wrote (no Auto-Submitted header), and the threading headers they carry
@@ -98,6 +98,11 @@ def _compose(
         ctx["manage_url"] = rt.url(f"/p/{manage_token(rt, sub)}")
         if row.kind == "data_link":
             ctx.update(_data_link_urls(rt, sub))
+        if row.kind == "address_confirm":
+            assert sub.id is not None  # a stored row
+            token = rt.tokens.address_change(sub.id, sub.link_epoch, sub.email, row.to_email)
+            ctx["change_url"] = rt.url(f"/address/{token}")
+            ctx["old_email"] = sub.email
     if sub is not None and lst is not None:
         ctx["confirm_url"] = rt.url(f"/confirm/{_confirm_token(db, rt, sub, lst)}")
         assert sub.id is not None and lst.id is not None  # stored rows

@@ -379,8 +379,10 @@ def confirm(
     settings: Settings | None = None,
 ) -> ConfirmView:
     """Confirm a pending membership and record proof of consent (with the privacy notice in
-    force under settings, read here when not given); the link works once."""
+    force under settings, read here when not given); the link works once. A list with a welcome
+    mail sends it now (once: the link is spent here)."""
     settings = settings or settings_store.effective(rt)
+    welcome = None
     with rt.db.session() as s:
         sub, lst, member = _confirm_target(s, rt, token)
         # Claim the nonce first: of two simultaneous posts of one link, one confirms.
@@ -429,7 +431,21 @@ def confirm(
                 "lifted_suppression": lifted.reason if lifted else None,
             },
         )
-        return ConfirmView(lst.name, sub.email, member.status, lst.slug)
+        if lst.welcome_mail:
+            row = Outbox(
+                kind="welcome",
+                to_email=sub.email,
+                subscriber_id=sub.id,
+                list_id=lst.id,
+                payload={"welcome_text": lst.welcome_text},
+            )
+            s.add(row)
+            s.flush()
+            welcome = row.id
+        view = ConfirmView(lst.name, sub.email, member.status, lst.slug)
+    if welcome:
+        rt.enqueue("send_outbox", welcome)
+    return view
 
 
 def resend_confirmation(rt: Runtime, token: str) -> None:
@@ -460,6 +476,34 @@ class UnsubscribeView:
     email: str
     status: str
     manage_token: str
+    undo_token: str = ""  # brings back what this unsubscribe ended, for a short while
+
+
+def _confirmed_lists(s: Session, sub: Subscriber, list_id: int | None) -> list[int]:
+    """The lists (one, or all with None) the subscriber is confirmed on, before leaving."""
+    query = select(col(Membership.list_id)).where(
+        col(Membership.subscriber_id) == sub.id,
+        col(Membership.status) == MemberStatus.confirmed.value,
+    )
+    if list_id is not None:
+        query = query.where(col(Membership.list_id) == list_id)
+    return list(s.scalars(query))
+
+
+def _undo_token(
+    s: Session, rt: Runtime, sub: Subscriber, confirmed: list[int], everything: bool
+) -> str:
+    """The undo of an unsubscribe that just ended these confirmed memberships ("" if none)."""
+    if not confirmed:
+        return ""
+    s.flush()
+    ended = s.scalar(
+        select(col(Membership.unsubscribed_at)).where(
+            col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == confirmed[0]
+        )
+    )
+    assert sub.id is not None and ended is not None  # stored, and just unsubscribed
+    return rt.tokens.unsubscribe_undo(sub.id, sorted(confirmed), ended.isoformat(), everything)
 
 
 def manage_token(rt: Runtime, sub: Subscriber) -> str:
@@ -580,6 +624,7 @@ def unsubscribe(
         lst = by_id(s, MailingList, tok.list_id)
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
+        confirmed = _confirmed_lists(s, sub, None if everything else tok.list_id)
         # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
         unsubscribe_subscriber(
             s,
@@ -592,7 +637,11 @@ def unsubscribe(
         if tok.epoch != sub.link_epoch:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         return UnsubscribeView(
-            lst.name if lst else "", sub.email, "unsubscribed", manage_token(rt, sub)
+            lst.name if lst else "",
+            sub.email,
+            "unsubscribed",
+            manage_token(rt, sub),
+            _undo_token(s, rt, sub, confirmed, everything),
         )
 
 
@@ -747,15 +796,20 @@ def update_lists(
 
 def unsubscribe_all(
     rt: Runtime, manage_token: str, *, origin: Origin = Origin(source="preferences")
-) -> None:
-    """Leave every list and go on the suppression list (an old link still does this)."""
-    rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's is not
+) -> str:
+    """Leave every list and go on the suppression list (an old link still does this); the
+    undo token of what it ended ("" for an old link, or when nothing was confirmed)."""
+    tok = rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's not
     with rt.db.session() as s:
         try:
             sub = subscriber_for_link(s, rt, manage_token, any_epoch=True)
         except TokenInvalid:  # erased: there is nothing left to unsubscribe
-            return
+            return ""
+        confirmed = _confirmed_lists(s, sub, None)
         unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)
+        if tok.epoch != sub.link_epoch:
+            return ""
+        return _undo_token(s, rt, sub, confirmed, True)
 
 
 # -- consents to profiling and tracking ------------------------------------------------------
@@ -868,6 +922,7 @@ def update_profile(
     rt: Runtime,
     manage_token: str,
     *,
+    name: str | None = None,
     fields: Mapping[str, Any],
     interests: list[str],
     pause: int | None,
@@ -876,8 +931,8 @@ def update_profile(
     levels: Mapping[str, str] | None = None,
     origin: Origin,
 ) -> None:
-    """Save the preference center's profile section: editable fields, interests, pause and
-    consents, as the person answered the whole section.
+    """Save the preference center's profile section: name (None: not on the form), editable
+    fields, interests, pause and consents, as the person answered the whole section.
 
     An editable field missing from `fields` was left empty: a multi-choice field then holds
     no choice, a yes/no field "no" once it had an answer (otherwise still no answer). `pause`:
@@ -899,9 +954,14 @@ def update_profile(
             elif key not in raw and d.type == "boolean":
                 raw[key] = False if current.get(key) is not None else None
         profile = validate_profile(s, raw, interests, allowed_fields=list(editable))
+        new_name = sub.name if name is None else clean_name(name)
         pause_changed, paused_until = _pause(pause, sub.paused_until)
         _check_lists(s, lists, levels or {})
         changed = write_fields(sub, profile.fields)
+        if new_name != sub.name:
+            sub.name = new_name
+            sub.updated_at = utcnow()
+            changed = ["name", *changed]
         added, removed = write_interests(s, sid, profile.interests)
         if changed or added or removed:
             record(

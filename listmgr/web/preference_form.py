@@ -16,9 +16,11 @@ TICKED = ("1", "on", "true", "yes")
 
 @dataclass(frozen=True)
 class ProfileAnswers:
-    """The profile section as sent: values of the fields shown (one value, or a list of
-    several), the interests ticked, the pause (None: keep, 0: end, or days) and consents."""
+    """The profile section as sent: the name (None: not on the form), values of the fields
+    shown (one value, or a list of several), the interests ticked, the pause (None: keep, 0:
+    end, or days) and consents."""
 
+    name: str | None
     fields: dict[str, Any]
     interests: list[str]
     pause: int | None
@@ -60,6 +62,7 @@ def read(form: MultiDict[str, str]) -> PreferenceAnswers:
             values = form.getlist(name)
             fields[name[6:]] = values if len(values) > 1 else values[0]
     profile = ProfileAnswers(
+        name=form.get("name"),
         fields=fields,
         interests=form.getlist("interests"),
         pause=_pause(form.get("pause")),

@@ -9,7 +9,14 @@ from flask.typing import ResponseReturnValue
 
 from listmgr import notice
 from listmgr.errors import TokenReplaced, ValidationError
-from listmgr.services import health, lists, notices, subscriptions, unsubscribe_requests
+from listmgr.services import (
+    health,
+    lists,
+    notices,
+    subscriptions,
+    unsubscribe_requests,
+    unsubscribe_undo,
+)
 from listmgr.web import limits, preference_form
 from listmgr.web.extensions import (
     csrf,
@@ -194,7 +201,27 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     view = subscriptions.unsubscribe(
         current_runtime(), token, everything=everything, origin=visitor_origin(source)
     )
-    return render_template("pages/public/unsubscribed.html", view=view, everything=everything)
+    # The undo is for the person on the page; a mail client's one-click post gets none.
+    undo = view.undo_token if source == "page" else ""
+    return render_template(
+        "pages/public/unsubscribed.html",
+        view=view,
+        everything=everything,
+        undo=undo,
+        undo_minutes=current_runtime().settings.unsubscribe_undo_minutes,
+    )
+
+
+@bp.post("/u/undo/<token>")
+@limits.token_link()
+def unsubscribe_undo_post(token: str) -> ResponseReturnValue:
+    """The undo form of the page shown after unsubscribing (a short while only)."""
+    names = unsubscribe_undo.undo(current_runtime(), token, origin=visitor_origin("undo"))
+    return render_template(
+        "pages/public/message.html",
+        title="You are subscribed again",
+        message="Welcome back: you get " + ", ".join(names) + " again, as before.",
+    )
 
 
 @bp.get("/u/request/<token>")
@@ -227,7 +254,7 @@ def preferences(token: str) -> ResponseReturnValue:
 def preferences_save(token: str) -> ResponseReturnValue:
     rt = current_runtime()
     if request.form.get("action") == "unsubscribe_all":
-        subscriptions.unsubscribe_all(rt, token, origin=visitor_origin("preferences"))
+        undo = subscriptions.unsubscribe_all(rt, token, origin=visitor_origin("preferences"))
         try:
             prefs = subscriptions.preferences(rt, token)
         except TokenReplaced:  # an old link may still leave, but shows nothing
@@ -237,7 +264,12 @@ def preferences_save(token: str) -> ResponseReturnValue:
                 message="You will get no more mail from any of our lists.",
             )
         return render_template(
-            "pages/public/preferences.html", prefs=prefs, token=token, saved=True
+            "pages/public/preferences.html",
+            prefs=prefs,
+            token=token,
+            saved=True,
+            undo=undo,
+            undo_minutes=rt.settings.unsubscribe_undo_minutes,
         )
     answers = preference_form.read(request.form)
     if answers.profile is not None:
@@ -245,6 +277,7 @@ def preferences_save(token: str) -> ResponseReturnValue:
         subscriptions.update_profile(
             rt,
             token,
+            name=answers.profile.name,
             fields=answers.profile.fields,
             interests=answers.profile.interests,
             pause=answers.profile.pause,

@@ -23,6 +23,7 @@ FORM_KEYS = (
     "reply_to",
     "postal_address",
     "consent_wording",
+    "welcome_text",
 )
 
 
@@ -32,6 +33,7 @@ def _values() -> dict[str, Any]:
         if key in request.form:
             values[key] = ui.lines(key)
     values["archive"] = ui.checked("archive")
+    values["welcome_mail"] = ui.checked("welcome_mail")
     return values
 
 

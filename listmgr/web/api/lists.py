@@ -30,6 +30,8 @@ class ListIn(BaseModel):
     form_interests: list[str] = []
     opt_in_levels: list[str] = []
     archive: StrictBool = False  # past campaigns on a public page, rendered for no one
+    welcome_mail: StrictBool = False  # a welcome mail to each person who confirms
+    welcome_text: str = ""  # its words, plain text (empty: a short standard welcome)
 
 
 class ListPatch(BaseModel):
@@ -46,6 +48,8 @@ class ListPatch(BaseModel):
     form_interests: list[str] | None = None
     opt_in_levels: list[str] | None = None
     archive: StrictBool | None = None
+    welcome_mail: StrictBool | None = None
+    welcome_text: str | None = None
 
 
 class ListOut(ListIn):
