@@ -10,7 +10,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
 from listmgr import jsonin, resource_dir, runtime
-from listmgr.errors import ValidationError
+from listmgr.errors import NotFound, ValidationError
 from listmgr.runtime import Runtime
 
 CSP = (
@@ -94,6 +94,12 @@ def create_app(
 
     app.before_request(extensions.note_audit_ip)
     app.teardown_request(extensions.forget_audit_ip)
+
+    @app.before_request
+    def _no_nul_in_paths() -> None:
+        # No name of ours holds a NUL, and PostgreSQL refuses one in any text it compares.
+        if "\x00" in request.path:
+            raise NotFound("There is no such page.")
 
     @app.before_request
     def _limit_body() -> None:

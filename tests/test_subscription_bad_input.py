@@ -273,3 +273,20 @@ def test_events_not_written_for_rejected_input(rt, client, news):
     client.post("/subscribe/news", data={"email": "x@example.org", "website": "x"})
     with rt.db.session() as s:
         assert s.scalar(select(func.count(ConsentEvent.id))) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/subscribe/news%00x",
+        "/archive/news%00x",
+        "/archive/news%00x/1",
+        "/privacy/news%00x",
+        "/privacy/news%00x.json",
+        "/subscribe/news%00x/embed",
+        "/api/lists/news%00x",
+    ],
+)
+def test_a_nul_in_a_path_is_a_missing_page_on_every_database(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 404
