@@ -176,6 +176,10 @@ def test_forms_and_the_confirmation_page_carry_the_short_notice(rt, client, sink
     client.post("/subscribe/news", data={"email": "bo@example.org"})
     drain(rt)
     [mail] = sink.wait_for(1)
+    # the confirmation mail itself names the notice, in both parts
+    for part in ("plain", "html"):
+        body = mail.message.get_body((part,)).get_content()
+        assert "http://listmgr.test/privacy/news" in body, part
     confirm = client.get(path_of(link_with(mail.message, "/confirm/"))).get_data(as_text=True)
     assert 'href="/privacy/news"' in confirm
 

@@ -91,6 +91,8 @@ def _compose(
         "confirm_url": "",
         "manage_url": "",
         "unsubscribe_url": "",
+        # the list's privacy notice, in every mail that concerns a list
+        "privacy_url": rt.url(f"/privacy/{lst.slug}") if lst else "",
     }
     unsubscribe_url = mailto = ""
     if sub is not None:
