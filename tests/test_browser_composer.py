@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from listmgr.models import AuditLog
 from listmgr.services import accounts, campaign_templates, campaigns, lists, subscribers
 from listmgr.services.subscriptions import Origin
+from listmgr.web.admin import visual_editor_installed
 from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
@@ -20,7 +21,14 @@ from tests.browser_support import (  # noqa: F401
     sign_in,
 )
 
-pytestmark = [*BROWSER_TEST, pytest.mark.slow]
+pytestmark = [
+    *BROWSER_TEST,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not visual_editor_installed(),
+        reason="the visual editor was not fetched at install (it needs npm)",
+    ),
+]
 
 
 @pytest.fixture
