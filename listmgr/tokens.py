@@ -6,6 +6,7 @@ import base64
 import hmac
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
 
@@ -153,6 +154,20 @@ class Tokens:
                 "This link is not valid. It may have been cut off or changed."
             ) from None
 
+    def _timed(
+        self, serializer: URLSafeTimedSerializer, token: str, max_age: int, expired: str
+    ) -> Any:
+        """A timed token's data: TokenExpired (saying `expired`) after max_age, else TokenInvalid
+        for anything not signed by us."""
+        try:
+            return serializer.loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise TokenExpired(expired) from None
+        except (BadSignature, UnicodeDecodeError, ValueError):
+            raise TokenInvalid(
+                "This link is not valid. It may have been cut off or changed."
+            ) from None
+
     def batch_signer(self, purpose: str) -> BatchSigner:
         """Signs many tokens of one purpose (unsubscribe, manage, bounce) fast, e.g. for every
         recipient of a campaign; the tokens equal those of the methods below."""
@@ -285,18 +300,14 @@ class Tokens:
         return self._data_link.dumps([subscriber_id, epoch, nonce])
 
     def read_data_link(self, token: str) -> DataLinkToken:
-        try:
-            data = self._data_link.loads(token, max_age=self.data_link_max_age)
-        except SignatureExpired:
-            raise TokenExpired(
-                "This link has expired: links to download or erase your data "
-                "work for one hour. Please ask for a new one from the "
-                "preferences link in any of our emails."
-            ) from None
-        except (BadSignature, UnicodeDecodeError, ValueError):
-            raise TokenInvalid(
-                "This link is not valid. It may have been cut off or changed."
-            ) from None
+        data = self._timed(
+            self._data_link,
+            token,
+            self.data_link_max_age,
+            "This link has expired: links to download or erase your data "
+            "work for one hour. Please ask for a new one from the "
+            "preferences link in any of our emails.",
+        )
         if (
             not isinstance(data, list)
             or len(data) != 3
@@ -314,16 +325,12 @@ class Tokens:
         return self._undo.dumps([subscriber_id, list_ids, at, everything])
 
     def read_unsubscribe_undo(self, token: str) -> UndoToken:
-        try:
-            data = self._undo.loads(token, max_age=self.undo_max_age)
-        except SignatureExpired:
-            raise TokenExpired(
-                "It is too late to undo this: please subscribe again from our sign-up form."
-            ) from None
-        except (BadSignature, UnicodeDecodeError, ValueError):
-            raise TokenInvalid(
-                "This link is not valid. It may have been cut off or changed."
-            ) from None
+        data = self._timed(
+            self._undo,
+            token,
+            self.undo_max_age,
+            "It is too late to undo this: please subscribe again from our sign-up form.",
+        )
         if (
             not isinstance(data, list)
             or len(data) != 4
@@ -342,16 +349,12 @@ class Tokens:
         return self._address.dumps([subscriber_id, epoch, old_email, new])
 
     def read_address_change(self, token: str) -> AddressToken:
-        try:
-            data = self._address.loads(token, max_age=self.confirm_max_age)
-        except SignatureExpired:
-            raise TokenExpired(
-                "This link has expired. Please ask again from your preferences."
-            ) from None
-        except (BadSignature, UnicodeDecodeError, ValueError):
-            raise TokenInvalid(
-                "This link is not valid. It may have been cut off or changed."
-            ) from None
+        data = self._timed(
+            self._address,
+            token,
+            self.confirm_max_age,
+            "This link has expired. Please ask again from your preferences.",
+        )
         if (
             not isinstance(data, list)
             or len(data) != 4
