@@ -104,6 +104,31 @@ def test_a_session_in_constant_use_still_ends_twelve_hours_after_sign_in(
     assert client.get("/api/lists").status_code == 401
 
 
+def test_a_request_that_only_reads_the_session_never_puts_a_shown_notice_back(
+    app, accounts_by_role
+):
+    """A live preview still in flight when a form is saved carries the cookie from before the
+    notice was shown: its answer must not write that cookie back, or the notice shows twice."""
+    client = app.test_client()
+    form_login(client, accounts_by_role["owner"].email, PASSWORD)
+    saved = post_form(
+        client, "/admin/lists/new", "/admin/lists/new", {"slug": "news", "name": "News"}
+    )
+    assert saved.status_code == 302
+    with_notice = client.get_cookie("listmgr_session").value
+    shown = client.get(saved.headers["Location"])
+    assert "List News created." in shown.text
+    late = app.test_client()
+    late.set_cookie("listmgr_session", with_notice)
+    for path in ("/api/lists", "/static/app.css"):
+        answer = late.get(path)
+        assert answer.status_code == 200, path
+        assert not [
+            h for h in answer.headers.getlist("Set-Cookie") if h.startswith("listmgr_session=")
+        ], path
+    assert "List News created." not in client.get("/admin/lists").text
+
+
 # -- sign-in, sign-out, password change -----------------------------------------------------------
 def test_a_planted_session_is_never_signed_in(app, accounts_by_role):
     attacker = app.test_client()

@@ -31,11 +31,13 @@
 
   function debounce(fn, ms) {
     var t = null;
-    return function () {
+    function later() {
       var args = arguments, self = this;
       clearTimeout(t);
       t = setTimeout(function () { fn.apply(self, args); }, ms);
-    };
+    }
+    later.cancel = function () { clearTimeout(t); };
+    return later;
   }
   window.listmgr.debounce = debounce;
 

@@ -67,7 +67,7 @@
   }
   form.addEventListener("input", edited);
   form.addEventListener("change", edited);
-  form.addEventListener("submit", function () { dirty = false; });
+  form.addEventListener("submit", function () { dirty = false; soon.cancel(); });
   window.addEventListener("beforeunload", function (ev) {
     if (dirty) { ev.preventDefault(); ev.returnValue = ""; }
   });

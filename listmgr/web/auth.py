@@ -76,8 +76,8 @@ def _load_user(ident: str) -> AdminUser | None:
         uid, version = (int(x) for x in ident.split(":"))
     except ValueError:
         return None
-    # A sign-in lasts session_hours from when it began, however often it is used: the cookie's
-    # own signature is renewed on every request, so it alone would never end an active session.
+    # A sign-in lasts session_hours from when it began, however often it is used: a cookie
+    # renewed by later changes (notices, tokens) alone would never end an active session.
     started = session.get(SIGNED_IN_AT)
     if not isinstance(started, (int, float)) or not (
         0 <= time.time() - started <= _session_hours() * 3600
@@ -101,6 +101,9 @@ def init_app(app: App) -> None:
     # Flask's default (31 days) is always present, so this must be set, not defaulted.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=hours)
     app.config["SESSION_COOKIE_NAME"] = "listmgr_session"
+    # The cookie is written only when the session changes: a request that merely reads it (a
+    # live preview still in flight when a form is saved) cannot put back a notice already shown.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     passwords.verify_nobody("")  # make the stand-in hash now, not during someone's sign-in
     app.after_request(_audit_api)
 
