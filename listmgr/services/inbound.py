@@ -268,8 +268,9 @@ def _bounce(
     cls: Classification,
     origin: Origin,
 ) -> tuple[str, str]:
-    _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     hard = cls.permanent is not False
+    if hard:  # the ledger's bounce flag counts hard bounces only (services/reputation)
+        _flag_delivery(s, cls.campaign_id, sub.id, bounced=True)
     status = cls.evidence.get("status")
     count = sub.soft_bounces
     if not hard:
