@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlmodel import col
@@ -64,8 +65,8 @@ def rates(
     since = (now or utcnow()) - timedelta(days=days)
     handed = func.coalesce(col(Delivery.sent_at), col(Delivery.attempted_at))
 
-    def flag(column: object) -> object:
-        return func.count(case((column.is_(True), 1)))  # type: ignore[attr-defined]
+    def flag(column: Any) -> Any:
+        return func.count(case((column.is_(True), 1)))
 
     query = select(
         func.count(),
