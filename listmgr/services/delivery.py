@@ -275,12 +275,16 @@ def _job(
             # worker without a job of this campaign gets one after a batch or a few.
             rt.enqueue("send_batch", cid)
         bounces: list[tuple[int, int, str]] = []
+        unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
         try:
             result = _send_rows(
-                settings, cid, plan, rows, token, conns, pool, book, bounces, started
+                settings, cid, plan, rows, token, conns, pool, book, bounces, started, unrecorded
             )
         finally:
-            book.release(cid, token)  # whatever was claimed and not handed over goes back
+            # Whatever was claimed and not handed over goes back; a row that may have gone out
+            # unrecorded (something failed between its hand-over and the next record) does not:
+            # sending it again would be a duplicate nobody marked.
+            book.release(cid, token, keep=unrecorded)
             if bounces:
                 _hard_bounces(rt, cid, bounces)
         if result != 0 or time.monotonic() - started > TIME_BOX:
@@ -298,12 +302,45 @@ def _send_rows(
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
     started: float,
+    unrecorded: set[int],
+) -> int | None:
+    """Send the claimed rows; `unrecorded` holds, whenever this is left by an exception, the
+    rows that may have gone out without the ledger knowing."""
+    done: list[L.Outcome] = []
+    try:
+        return _send_rounds(
+            settings, cid, plan, rows, token, conns, pool, book, bounces, started, done, unrecorded
+        )
+    except BaseException:
+        # The last round went out and is recorded only with the next one: record it now if
+        # the database still answers (a throttle's Redis going away must not cost a duplicate).
+        if done:
+            try:
+                book.step(cid, token, done, [], utcnow())
+                unrecorded.difference_update(o.delivery_id for o in done)
+            except Exception:
+                log.exception("campaign %s: cannot record the last round", cid)
+        raise
+
+
+def _send_rounds(
+    settings: Settings,
+    cid: int,
+    plan: _Plan,
+    rows: list[L.Claimed],
+    token: str,
+    conns: list[Connection],
+    pool: SenderPool,
+    book: L.Ledger,
+    bounces: list[tuple[int, int, str]],
+    started: float,
+    done: list[L.Outcome],
+    unrecorded: set[int],
 ) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
     pending = deque(rows)
     live = list(conns)
-    done: list[L.Outcome] = []
     failures = 0
     result: int | None = 0
     while pending and live:
@@ -313,6 +350,8 @@ def _send_rows(
         batch = _round(cid, plan, pending, turn, live, pool, done, settings.template_failures_pause)
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         stop = _template_failures(settings, cid, token, book, done)
+        if not done:  # recorded (or given up with the lease)
+            unrecorded.clear()
         if stop != -1:
             return stop
         if not batch:
@@ -322,7 +361,8 @@ def _send_rows(
         # Record the previous round and check this round's consent in one transaction, right
         # before the hand-over: an unsubscribe that committed before it stops the mail.
         gate = book.step(cid, token, done, [row for _, row, _ in batch], utcnow())
-        done = []
+        done.clear()
+        unrecorded.clear()
         if not gate.recorded:
             return 0  # our lease ran out and the rows went to another job: stop here
         if gate.campaign_status != CampaignStatus.sending.value:
@@ -335,6 +375,7 @@ def _send_rows(
                 done.append(
                     L.Outcome(item[1].delivery_id, L.SKIPPED, error=L.NO_CONSENT, attempted=False)
                 )
+        unrecorded.update(row.delivery_id for _, row, _ in sendable)
         results = send_all(
             [(conn, out.envelope_from, out.rcpt, out.data) for conn, _, out in sendable]
         )
@@ -377,6 +418,8 @@ def _send_rows(
             break
     if done:
         book.step(cid, token, done, [], utcnow())
+        done.clear()
+    unrecorded.clear()  # every row handed over is recorded (a refused sender hands over none)
     return result
 
 

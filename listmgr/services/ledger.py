@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -576,15 +576,19 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
             ).rowcount
         )
 
-    def release(self, campaign_id: int, token: str) -> int:
-        """Give back what this job claimed and did not send (nothing of it went out)."""
+    def release(self, campaign_id: int, token: str, *, keep: Collection[int] = ()) -> int:
+        """Give back what this job claimed and did not send (nothing of it went out). Rows in
+        `keep` may have gone out unrecorded: they stay claimed until the lease runs out, and
+        then `reap` marks them as possibly sent twice."""
         p = "%s" if self.pg else "?"
+        kept = sorted(keep)
+        spare = f" AND id NOT IN ({', '.join([p] * len(kept))})" if kept else ""
         return int(
             self._run(
                 f"UPDATE delivery SET status = 'queued', claimed_by = '', "
                 f"lease_until = NULL WHERE campaign_id = {p} "
-                f"AND status = 'claimed' AND claimed_by = {p}",
-                (campaign_id, token),
+                f"AND status = 'claimed' AND claimed_by = {p}{spare}",
+                (campaign_id, token, *kept),
             ).rowcount
         )
 
