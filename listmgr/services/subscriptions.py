@@ -106,6 +106,7 @@ def record(
     s.add(
         ConsentEvent(
             kind=kind,
+            at=utcnow(),  # this module's clock: what took effect when
             subscriber_id=subscriber_id,
             list_id=list_id,
             source=origin.source,
