@@ -106,7 +106,7 @@ def record(
     s.add(
         ConsentEvent(
             kind=kind,
-            at=utcnow(),  # this module's clock: what took effect when
+            at=utcnow(),  # the same clock as the change it records (and its requested_at)
             subscriber_id=subscriber_id,
             list_id=list_id,
             source=origin.source,
