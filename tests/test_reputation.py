@@ -15,7 +15,7 @@ from listmgr.services import campaigns, delivery, inbound, subscriptions
 from listmgr.services import reputation as rep
 from tests.campaign_support import campaign, campaign_mail, make_list, person, wait_status
 from tests.conftest import drain
-from tests.helpers import path_of
+from tests.helpers import links, path_of
 from tests.inbound_support import arf, dsn, reply
 
 DAY = 86400
@@ -197,3 +197,31 @@ def test_no_mail_means_no_rates(rt):
     assert report.lists == [] and report.domains == []
     assert report.times[30]["all"].within_limit is None
     assert all(d.handed_over == 0 for d in report.daily)
+
+
+def test_reply_confirmed_by_link_is_shown_but_not_judged(rt, sink, client, monkeypatch):
+    """An "unsubscribe" reply without proof gets a confirmation link; the time it took counts
+    from the reply's arrival, includes the person's own delay, and is kept out of the verdict."""
+    make_list(rt, "news")
+    person(rt, "dora@example.org", ["news"])
+    inbound.store(
+        rt,
+        reply(
+            sender="dora@example.org",
+            to="news@lists.example.test",
+            subject="unsubscribe",
+            body="Please unsubscribe me.",
+            msgid="no-proof",
+        ),
+    )
+    drain(rt)
+    asked = sink.wait_for(1)[0].message
+    link = path_of(next(u for u in links(asked) if "/u/request/" in u).rstrip(")"))
+    real = utcnow
+    monkeypatch.setattr(subscriptions, "utcnow", lambda: real() + timedelta(days=5))
+    assert client.post(link).status_code == 200
+
+    times = rep.unsubscribe_times(rt, days=7, now=real() + timedelta(days=5))
+    assert times["reply-confirmed"].count == 1
+    assert times["reply-confirmed"].max_seconds == pytest.approx(5 * DAY, abs=120)
+    assert times["all"].count == 0 and times["all"].within_limit is None
