@@ -69,7 +69,10 @@ def line(
             title=title,
             show_dots=len(labels) <= 31,
             fill=False,
-            value_formatter=lambda v: f"{v:g}{unit}",
+            value_formatter=lambda v: f"{v:.3g}{unit}",
+            # rates read against threshold lines: both scales start at zero, few steps
+            include_x_axis=secondary is not None,
+            max_scale=6 if secondary is not None else 16,
         )
     )
     chart.x_labels = list(labels)
