@@ -64,17 +64,12 @@ def line(
     unit: str = "",
 ) -> bytes:
     """A line per series; `secondary` series are drawn against a scale of their own (right)."""
-    chart = pygal.Line(
-        **_config(
-            title=title,
-            show_dots=len(labels) <= 31,
-            fill=False,
-            value_formatter=lambda v: f"{v:.3g}{unit}",
-            # rates read against threshold lines: both scales start at zero, few steps
-            include_x_axis=secondary is not None,
-            max_scale=6 if secondary is not None else 16,
-        )
-    )
+    options: dict[str, object] = {}
+    if unit:  # rates: three significant digits and the unit
+        options["value_formatter"] = lambda v: f"{v:.3g}{unit}"
+    if secondary is not None:  # rates read against threshold lines: from zero, few steps
+        options.update(include_x_axis=True, max_scale=6)
+    chart = pygal.Line(**_config(title=title, show_dots=len(labels) <= 31, fill=False, **options))
     chart.x_labels = list(labels)
     chart.x_labels_major = list(labels)[:: max(1, len(labels) // 8)]
     if not series:
