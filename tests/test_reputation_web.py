@@ -141,3 +141,36 @@ def test_api(rt, client, api, sink, flagged):
 
     spec = api.get("/api/openapi.json").json
     assert "/api/reputation" in spec["paths"] or "/reputation" in spec["paths"]
+
+
+def test_small_figures_are_withheld_without_personal_data(app, rt, sink, accounts_by_role):
+    """Three messages and one complaint would point at a person: roles without access to
+    personal data see "fewer than" instead, in the page and in the API."""
+    from listmgr.services import campaigns
+    from tests.campaign_support import campaign, wait_status
+    from tests.conftest import drain
+
+    make_list(rt, "news")
+    for i in range(3):
+        person(rt, f"p{i}@example.org", ["news"])
+    cid = campaign(rt)
+    campaigns.start(rt, cid)
+    drain(rt)
+    wait_status(rt, cid)
+
+    client = app.test_client()
+    session_login(client, rt, accounts_by_role["analyst"])
+    page = client.get("/admin/reputation").text
+    assert "fewer than 10 messages" in page
+    api = client.get("/api/reputation").json
+    assert api["windows"]["7"] == {
+        "handed_over": None,
+        "withheld": True,
+        "unsubscribe_time": api["windows"]["7"]["unsubscribe_time"],
+    }
+    assert api["lists"][0]["windows"]["30"]["withheld"] is True
+    session_login(client, rt, accounts_by_role["editor"])
+    shown = client.get("/api/reputation").json
+    assert shown["windows"]["7"]["handed_over"] == 3
+    assert shown["domains"][0]["key"] == "example.org"
+    assert "fewer than 10 messages" not in client.get("/admin/reputation").text
