@@ -232,6 +232,26 @@ class ConsentEvent(SQLModel, table=True):
     privacy_notice_id: int | None = _fk(
         "privacy_notice.id", ondelete="SET NULL", nullable=True, index=False
     )
+    # When the person asked for an unsubscribe that `at` carried out (a one-click post, the
+    # page's button, a mail received): how long leaving took (services/reputation).
+    requested_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class Repermission(SQLModel, table=True):
+    """A flagged person asked to confirm they still want mail: kept when they confirm by the
+    deadline, unsubscribed (from the list, or every list with None) when they do not."""
+
+    __tablename__ = "repermission"
+    __table_args__ = (Index("ix_repermission_open", "ended_at", "deadline"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = _fk("subscriber.id")
+    list_id: int | None = _fk("mailing_list.id", nullable=True, index=False)
+    flag: str = Field(max_length=32)  # why they were asked: soft_bounce role never_engaged
+    asked_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    deadline: datetime = Field(sa_type=DateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=DateTime)  # confirmed or expired
+    created_by: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
 
 
 class PrivacyNotice(SQLModel, table=True):
@@ -254,7 +274,9 @@ class Suppression(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email_hash: str = Field(max_length=64, unique=True, index=True)
     email: str | None = Field(default=None, max_length=320)
-    reason: str = Field(max_length=32)  # unsubscribed_all hard_bounce complaint erased manual
+    reason: str = Field(
+        max_length=32
+    )  # unsubscribed_all hard_bounce complaint erased manual flagged
     detail: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 

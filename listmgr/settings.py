@@ -99,6 +99,9 @@ class Settings(BaseModel):
     dkim_selector: str
     dkim_private_key_path: str
     soft_bounce_threshold: int
+    flag_soft_bounces: PositiveInt
+    flag_never_engaged_campaigns: PositiveInt
+    repermission_days: PositiveInt
     tracking: bool
     machine_open_seconds: NonNegativeFloat
     scanner_click_seconds: NonNegativeFloat

@@ -110,6 +110,7 @@ class Tokens:
         self._manage = Signer(secret_key, salt="manage", sep=".")
         self._bounce = Signer(secret_key, salt="bounce", sep=".")
         self._request = Signer(secret_key, salt="unsubscribe-request", sep=".")
+        self._repermission = Signer(secret_key, salt="repermission", sep=".")
         # Engagement and web versions: a click names campaign, recipient and link; an open
         # campaign and recipient; a web version campaign, recipient and list; a campaign
         # reference names only the campaign (its web version for no one in particular).
@@ -250,6 +251,13 @@ class Tokens:
     def read_unsubscribe_request(self, token: str) -> tuple[int, int]:
         sid, iid = self._unpack(self._unsign(self._request, token), 2)
         return sid, iid
+
+    # -- "keep me subscribed" of a re-permission request (the request's deadline applies) --
+    def repermission(self, request_id: int) -> str:
+        return self._repermission.sign(self._pack(request_id)).decode("ascii")
+
+    def read_repermission(self, token: str) -> int:
+        return self._unpack(self._unsign(self._repermission, token), 1)[0]
 
     # -- Message-ID tags of campaign mail ---------------------------------------------------
     def message_tag(self, campaign_id: int, delivery_id: int) -> str:

@@ -222,6 +222,7 @@ def _apply(
                 inbound_id=row.id,
                 everything=not by_token,
                 detail={**detail, "matched": "token" if by_token else "from-address"},
+                requested_at=row.received_at,
             )
             code = "unsubscribed_list" if by_token else "unsubscribed_all"
             done.append(

@@ -19,7 +19,7 @@ from listmgr.services.subscriptions import manage_token
 from listmgr.settings import Settings
 
 # Which kinds are mail about a list the person is on (they get List-Unsubscribe headers).
-LIST_MAIL = {"already_subscribed", "welcome"}
+LIST_MAIL = {"already_subscribed", "welcome", "repermission"}
 # Which kinds answer a message (RFC 3834: auto-replied, sent with a null envelope sender).
 AUTO_REPLIES = {"unsubscribed", "unsubscribe_request"}
 # Which kinds a person wrote (no Auto-Submitted header), and the threading headers they carry
@@ -119,6 +119,11 @@ def _compose(
         assert sub.id is not None  # a stored row
         token = rt.tokens.unsubscribe_request(sub.id, inbound_id)
         ctx["request_url"] = rt.url(f"/u/request/{token}")
+    if row.kind == "repermission":
+        # the "keep me subscribed" link of a re-permission request (services/repermission)
+        ctx["keep_url"] = rt.url(
+            f"/keep/{rt.tokens.repermission(int(row.payload['repermission_id']))}"
+        )
     ctx.update({k: v for k, v in row.payload.items() if isinstance(v, str)})
     subject, text, html = transactional.render(row.kind, ctx)
     auto = "auto-replied" if row.kind in AUTO_REPLIES else "auto-generated"

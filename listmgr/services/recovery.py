@@ -35,11 +35,16 @@ def requeue_pending(rt: Runtime) -> dict[str, int]:
 
 def sweep(rt: Runtime) -> dict[str, int]:
     """Periodic duty: start due scheduled campaigns, then re-enqueue pending work; forget
-    abandoned uploads; delete what is older than its retention period (hourly)."""
+    abandoned uploads; unsubscribe who let a re-permission request's deadline pass; delete
+    what is older than its retention period (hourly)."""
     from listmgr.models import utcnow
-    from listmgr.services import campaigns, imports, retention
+    from listmgr.services import campaigns, imports, repermission, retention
 
     counts = {"started": campaigns.start_due(rt)}
+    try:
+        counts["repermission_ended"] = repermission.sweep(rt)
+    except Exception:  # the next round retries; pending work must still be re-enqueued
+        log.exception("re-permission sweep failed")
     try:
         counts["uploads_forgotten"] = imports.forget_uploads(rt)
     except OSError:

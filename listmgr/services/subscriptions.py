@@ -99,11 +99,14 @@ def record(
     campaign_id: int | None = None,
     inbound_id: int | None = None,
     privacy_notice_id: int | None = None,
+    requested_at: datetime | None = None,
 ) -> None:
-    """Append a consent event (sign-ups and confirmations name the privacy notice in force)."""
+    """Append a consent event (sign-ups and confirmations name the privacy notice in force;
+    unsubscribes when the person asked, where that is known)."""
     s.add(
         ConsentEvent(
             kind=kind,
+            at=utcnow(),  # the same clock as the change it records (and its requested_at)
             subscriber_id=subscriber_id,
             list_id=list_id,
             source=origin.source,
@@ -115,6 +118,7 @@ def record(
             campaign_id=campaign_id,
             inbound_id=inbound_id,
             privacy_notice_id=privacy_notice_id,
+            requested_at=requested_at,
         )
     )
 
@@ -579,10 +583,12 @@ def unsubscribe_subscriber(
     everything: bool = False,
     detail: dict[str, Any] | None = None,
     reason: str = "unsubscribed_all",
+    requested_at: datetime | None = None,
 ) -> list[int]:
     """Unsubscribe inside an open unit of work; returns the list ids that changed.
 
-    `everything` also puts the address on the suppression list for `reason`."""
+    `everything` also puts the address on the suppression list for `reason`; `requested_at`
+    is when the person asked (the reputation page measures how long leaving took)."""
     query = select(Membership).where(col(Membership.subscriber_id) == sub.id)
     if not everything:
         query = query.where(col(Membership.list_id) == list_id)
@@ -600,6 +606,7 @@ def unsubscribe_subscriber(
             detail=detail,
             campaign_id=campaign_id,
             inbound_id=inbound_id,
+            requested_at=requested_at,
         )
     if campaign_id and (changed or everything):
         s.execute(
@@ -618,6 +625,7 @@ def unsubscribe(
     origin: Origin = Origin(source="one-click"),
 ) -> UnsubscribeView:
     """Unsubscribe the token's subscriber from its list (or from all) at once; idempotent."""
+    asked = utcnow()  # before waiting for the database: the time to effect includes that
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
         sub = by_id(s, Subscriber, tok.subscriber_id)
@@ -633,6 +641,7 @@ def unsubscribe(
             origin=origin,
             campaign_id=tok.campaign_id,
             everything=everything,
+            requested_at=asked,
         )
         if tok.epoch != sub.link_epoch:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
@@ -799,6 +808,7 @@ def unsubscribe_all(
 ) -> str:
     """Leave every list and go on the suppression list (an old link still does this); the
     undo token of what it ended ("" for an old link, or when nothing was confirmed)."""
+    asked = utcnow()
     tok = rt.tokens.read_manage(manage_token)  # a bad link is an error; an erased person's not
     with rt.db.session() as s:
         try:
@@ -806,7 +816,9 @@ def unsubscribe_all(
         except TokenInvalid:  # erased: there is nothing left to unsubscribe
             return ""
         confirmed = _confirmed_lists(s, sub, None)
-        unsubscribe_subscriber(s, sub, list_id=None, origin=origin, everything=True)
+        unsubscribe_subscriber(
+            s, sub, list_id=None, origin=origin, everything=True, requested_at=asked
+        )
         if tok.epoch != sub.link_epoch:
             return ""
         return _undo_token(s, rt, sub, confirmed, True)

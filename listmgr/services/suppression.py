@@ -12,7 +12,7 @@ from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.models import Suppression, id_of
 from listmgr.runtime import Runtime
 
-REASONS = ("unsubscribed_all", "hard_bounce", "complaint", "erased", "manual")
+REASONS = ("unsubscribed_all", "hard_bounce", "complaint", "erased", "manual", "flagged")
 # Entries that stand for a person's own wish or their erasure are never lifted by an admin:
 # only the person signing up again (and confirming) brings them back.
 PERMANENT = ("erased",)

@@ -106,6 +106,10 @@ def confirm(rt: Runtime, token: str, *, origin: Origin) -> RequestView:
         sub = s.get(Subscriber, sid)
         if sub is None:  # erased meanwhile: nothing left to unsubscribe
             return RequestView("", True)
+        # The request is the mail that asked (if retention has not deleted it yet).
+        asked = s.scalar(
+            select(col(InboundMessage.received_at)).where(col(InboundMessage.id) == inbound_id)
+        )
         unsubscribe_subscriber(
             s,
             sub,
@@ -114,6 +118,7 @@ def confirm(rt: Runtime, token: str, *, origin: Origin) -> RequestView:
             everything=True,
             inbound_id=inbound_id,
             detail={"matched": "confirmation link", "inbound_id": inbound_id},
+            requested_at=asked,
         )
         s.execute(
             update(InboundMessage)

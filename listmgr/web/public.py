@@ -13,6 +13,7 @@ from listmgr.services import (
     health,
     lists,
     notices,
+    repermission,
     subscriptions,
     unsubscribe_requests,
     unsubscribe_undo,
@@ -240,6 +241,22 @@ def unsubscribe_request(token: str) -> ResponseReturnValue:
         current_runtime(), token, origin=visitor_origin("reply-confirmed")
     )
     return render_template("pages/public/unsubscribe_request.html", view=view, token=token)
+
+
+@bp.get("/keep/<token>")
+@limits.token_link()
+def keep_page(token: str) -> ResponseReturnValue:
+    """A re-permission request's "keep me subscribed"; GET changes nothing (scanners)."""
+    view = repermission.view(current_runtime(), token)
+    return render_template("pages/public/keep.html", view=view, token=token)
+
+
+@bp.post("/keep/<token>")
+@limits.token_link()
+def keep(token: str) -> ResponseReturnValue:
+    """The person confirms they still want the mail; repeating it is harmless."""
+    view = repermission.keep(current_runtime(), token, origin=visitor_origin("repermission"))
+    return render_template("pages/public/keep.html", view=view, token=token)
 
 
 @bp.get("/p/<token>")

@@ -27,6 +27,7 @@ AREAS = (
     "campaign_templates",
     "inbound",
     "suppression",
+    "reputation",
     "settings",
     "users",
     "tokens",

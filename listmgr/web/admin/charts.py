@@ -56,14 +56,28 @@ def svg(data: bytes) -> Response:
     return resp
 
 
-def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]) -> bytes:
-    chart = pygal.Line(**_config(title=title, show_dots=len(labels) <= 31, fill=False))
+def line(
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    secondary: Mapping[str, Sequence[float | None]] | None = None,
+    unit: str = "",
+) -> bytes:
+    """A line per series; `secondary` series are drawn against a scale of their own (right)."""
+    options: dict[str, object] = {}
+    if unit:  # rates: three significant digits and the unit
+        options["value_formatter"] = lambda v: f"{v:.3g}{unit}"
+    if secondary is not None:  # rates read against threshold lines: from zero, few steps
+        options.update(include_x_axis=True, max_scale=6)
+    chart = pygal.Line(**_config(title=title, show_dots=len(labels) <= 31, fill=False, **options))
     chart.x_labels = list(labels)
     chart.x_labels_major = list(labels)[:: max(1, len(labels) // 8)]
     if not series:
         chart.no_data_text = "No data yet"
     for name, values in series.items():
         chart.add(name, list(values))
+    for name, values in (secondary or {}).items():
+        chart.add(name, list(values), secondary=True)
     return chart.render()
 
 

@@ -12,6 +12,7 @@ from listmgr.web.api import (  # noqa: F401  (registration)
     lists,
     openapi,
     privacy,
+    reputation,
     segments,
     subscribers,
     templates,

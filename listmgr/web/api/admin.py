@@ -322,9 +322,10 @@ def generate_dkim() -> ResponseReturnValue:
 class SuppressionQuery(Page):
     model_config = ConfigDict(extra="forbid")
     q: str | None = Field(default=None, max_length=320)
-    reason: Literal["unsubscribed_all", "hard_bounce", "complaint", "erased", "manual"] | None = (
-        None
-    )
+    reason: (
+        Literal["unsubscribed_all", "hard_bounce", "complaint", "erased", "manual", "flagged"]
+        | None
+    ) = None
 
 
 class SuppressionIn(BaseModel):
