@@ -23,13 +23,15 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import inbound_proof, settings_store, unsubscribe_requests
+from listmgr.services import breaker, inbound_proof, settings_store, unsubscribe_requests
 from listmgr.services.bounces import hard_bounce, soft_bounce
 from listmgr.services.inbound_proof import NO_PROOF
 from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 from listmgr.settings import Settings
 
 MAX_ATTEMPTS = 5
+# Outcomes that flag the campaign's delivery as counted by its rates (services/reputation).
+RATED = frozenset({"hard_bounce", "complaint"})
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,8 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         row.error = ""
     for oid in outcome.outbox:
         rt.enqueue("send_outbox", oid)
+    if outcome.campaign_id and outcome.code in RATED:
+        breaker.check(rt, settings, outcome.campaign_id)  # the flag may tip a sending campaign
 
 
 def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:
