@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.db import rows_changed
@@ -37,76 +38,92 @@ def limits(settings: Settings) -> Limits:
 def check(rt: Runtime, settings: Settings, campaign_id: int) -> bool:
     """Judge a sending campaign's window and pause it when a rate is over its limit; True when
     this call paused it (of calls at the same moment, one)."""
+    if not limits(settings).enabled:
+        return False
+    with rt.db.session() as s:
+        mail = judge(s, rt, settings, campaign_id)
+    notify(rt, mail)
+    return mail is not None
+
+
+def notify(rt: Runtime, mail: list[int] | None) -> None:
+    """Send the owners' mail of a pause, after its unit of work committed."""
+    for oid in mail or ():
+        rt.enqueue("send_outbox", oid)
+
+
+def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list[int] | None:
+    """check() in the caller's unit of work (which may have just flagged a delivery): None
+    when the campaign goes on, else the outbox ids of the owners' mail, to send after commit."""
     rule = limits(settings)
     if not rule.enabled:
-        return False
-    outbox: list[int] = []
-    with rt.db.session() as s:
-        row = s.execute(
-            select(
-                col(Campaign.status),
-                col(Campaign.name),
-                col(Campaign.breaker_since),
-                col(Campaign.started_at),
-            ).where(col(Campaign.id) == campaign_id)
-        ).one_or_none()
-        if row is None or row.status != CampaignStatus.sending.value:
-            return False
-        window = reputation.campaign_window(
-            s, campaign_id, since=row.breaker_since or row.started_at, size=rule.window
+        return None
+    row = s.execute(
+        select(
+            col(Campaign.status),
+            col(Campaign.name),
+            col(Campaign.breaker_since),
+            col(Campaign.started_at),
+        ).where(col(Campaign.id) == campaign_id)
+    ).one_or_none()
+    if row is None or row.status != CampaignStatus.sending.value:
+        return None
+    window = reputation.campaign_window(
+        s, campaign_id, since=row.breaker_since or row.started_at, size=rule.window
+    )
+    reason = verdict(
+        rule,
+        handed=window.handed_over,
+        bounces=window.hard_bounces,
+        complaints=window.complaints,
+    )
+    if reason is None:
+        return None
+    reason = PREFIX + reason
+    # The status change decides: of several workers judging at once, one UPDATE matches.
+    won = rows_changed(
+        s,
+        update(Campaign)
+        .where(
+            col(Campaign.id) == campaign_id,
+            col(Campaign.status) == CampaignStatus.sending.value,
         )
-        reason = verdict(
-            rule,
-            handed=window.handed_over,
-            bounces=window.hard_bounces,
-            complaints=window.complaints,
+        .values(status=CampaignStatus.paused.value, status_reason=reason, updated_at=utcnow()),
+    )
+    if not won:
+        return None
+    s.add(
+        audit.entry(
+            actor="circuit breaker",
+            action="campaign.breaker",
+            target_type="campaign",
+            target_id=campaign_id,
+            detail={
+                "reason": reason,
+                "messages": window.handed_over,
+                "hard_bounces": window.hard_bounces,
+                "complaints": window.complaints,
+            },
         )
-        if reason is None:
-            return False
-        reason = PREFIX + reason
-        # The status change decides: of several workers judging at once, one UPDATE matches.
-        won = rows_changed(
-            s,
-            update(Campaign)
-            .where(
-                col(Campaign.id) == campaign_id,
-                col(Campaign.status) == CampaignStatus.sending.value,
-            )
-            .values(status=CampaignStatus.paused.value, status_reason=reason, updated_at=utcnow()),
-        )
-        if not won:
-            return False
-        s.add(
-            audit.entry(
-                actor="circuit breaker",
-                action="campaign.breaker",
-                target_type="campaign",
-                target_id=campaign_id,
-                detail={
-                    "reason": reason,
-                    "messages": window.handed_over,
-                    "hard_bounces": window.hard_bounces,
-                    "complaints": window.complaints,
-                },
-            )
-        )
-        payload = {
-            "campaign_name": row.name,
-            "reason": reason[len(PREFIX) :],
-            "campaign_url": rt.url(f"/admin/campaigns/{campaign_id}/stats"),
-        }
-        owners = s.scalars(
+    )
+    log.warning("campaign %s %s", campaign_id, reason)
+    payload = {
+        "campaign_name": row.name,
+        "reason": reason[len(PREFIX) :],
+        "campaign_url": rt.url(f"/admin/campaigns/{campaign_id}/stats"),
+    }
+    owners = list(
+        s.scalars(
             select(col(User.email)).where(
                 col(User.role) == Role.owner.value, col(User.active).is_(True)
             )
         )
-        for email in owners:
-            mail = Outbox(kind=MAIL, to_email=email, payload=payload)
-            s.add(mail)
-            s.flush()
-            assert mail.id is not None  # flushed
-            outbox.append(mail.id)
-    log.warning("campaign %s %s", campaign_id, reason)
-    for oid in outbox:
-        rt.enqueue("send_outbox", oid)
-    return True
+    )
+    mail = []
+    for email in owners:
+        notice = Outbox(kind=MAIL, to_email=email, payload=payload)
+        s.add(notice)
+        s.flush()
+        assert notice.id is not None  # flushed
+        mail.append(notice.id)
+    return mail

@@ -342,6 +342,11 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
                 1.0,
             )
         outcome = _act(s, rt, row, cls, admin=force_kind is not None)
+        paused = None
+        if outcome.campaign_id and outcome.code in RATED:
+            # The delivery just flagged may tip a sending campaign over a limit: judged in this
+            # unit of work, so the message is never processed without its verdict.
+            paused = breaker.judge(s, rt, settings, outcome.campaign_id)
         row.kind = cls.kind
         row.action = outcome.action[:200]
         row.proof = outcome.proof
@@ -361,8 +366,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         row.error = ""
     for oid in outcome.outbox:
         rt.enqueue("send_outbox", oid)
-    if outcome.campaign_id and outcome.code in RATED:
-        breaker.check(rt, settings, outcome.campaign_id)  # the flag may tip a sending campaign
+    breaker.notify(rt, paused)
 
 
 def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:
