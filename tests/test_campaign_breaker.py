@@ -315,7 +315,7 @@ def test_workers_judging_at_once_pause_it_once(rt, sink):
 
     def judge() -> None:
         start.wait()
-        results.append(breaker.check(rt, settings, cid))
+        results.append(breaker.check(rt, settings, cid).paused)
 
     threads = [threading.Thread(target=judge) for _ in range(8)]
     for t in threads:

@@ -1,5 +1,6 @@
 """The circuit breaker of a sending campaign: after a sending round records hard bounces, after
-each batch, and when inbound mail flags a hard bounce or a complaint, the campaign's window
+each batch while the window is under its minimum (and once per job), and when inbound mail
+flags a hard bounce or a complaint, the campaign's window
 (services/reputation.campaign_window) is judged by the rule (listmgr.mail.breaker). Past a
 limit the campaign pauses itself once, however many workers judge at the same moment, says
 why, and every active owner gets a mail. Only a person resumes it (campaigns.resume), and its
@@ -8,6 +9,7 @@ window then starts again."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -35,15 +37,21 @@ def limits(settings: Settings) -> Limits:
     )
 
 
-def check(rt: Runtime, settings: Settings, campaign_id: int) -> bool:
-    """Judge a sending campaign's window and pause it when a rate is over its limit; True when
-    this call paused it (of calls at the same moment, one)."""
+@dataclass(frozen=True)
+class Judgement:
+    paused: bool  # this judgement paused the campaign
+    early: bool  # fewer messages than the minimum: more messages alone may bring a verdict
+
+
+def check(rt: Runtime, settings: Settings, campaign_id: int) -> Judgement:
+    """Judge a sending campaign's window and pause it when a rate is over its limit (of
+    judgements at the same moment, one pauses it)."""
     if not limits(settings).enabled:
-        return False
+        return Judgement(paused=False, early=False)
     with rt.db.session() as s:
-        mail = judge(s, rt, settings, campaign_id)
+        mail, early = _judge(s, rt, settings, campaign_id)
     notify(rt, mail)
-    return mail is not None
+    return Judgement(paused=mail is not None, early=early)
 
 
 def notify(rt: Runtime, mail: list[int] | None) -> None:
@@ -55,9 +63,15 @@ def notify(rt: Runtime, mail: list[int] | None) -> None:
 def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list[int] | None:
     """check() in the caller's unit of work (which may have just flagged a delivery): None
     when the campaign goes on, else the outbox ids of the owners' mail, to send after commit."""
+    return _judge(s, rt, settings, campaign_id)[0]
+
+
+def _judge(
+    s: Session, rt: Runtime, settings: Settings, campaign_id: int
+) -> tuple[list[int] | None, bool]:
     rule = limits(settings)
     if not rule.enabled:
-        return None
+        return None, False
     row = s.execute(
         select(
             col(Campaign.status),
@@ -67,7 +81,7 @@ def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list
         ).where(col(Campaign.id) == campaign_id)
     ).one_or_none()
     if row is None or row.status != CampaignStatus.sending.value:
-        return None
+        return None, False
     window = reputation.campaign_window(
         s, campaign_id, since=row.breaker_since or row.started_at, size=rule.window
     )
@@ -78,7 +92,7 @@ def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list
         complaints=window.complaints,
     )
     if reason is None:
-        return None
+        return None, window.handed_over < rule.min_deliveries
     reason = PREFIX + reason
     # The status change decides: of several workers judging at once, one UPDATE matches.
     won = rows_changed(
@@ -91,7 +105,7 @@ def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list
         .values(status=CampaignStatus.paused.value, status_reason=reason, updated_at=utcnow()),
     )
     if not won:
-        return None
+        return None, False
     s.add(
         audit.entry(
             actor="circuit breaker",
@@ -126,4 +140,4 @@ def judge(s: Session, rt: Runtime, settings: Settings, campaign_id: int) -> list
         s.flush()
         assert notice.id is not None  # flushed
         mail.append(notice.id)
-    return mail
+    return mail, False

@@ -254,6 +254,14 @@ def _job(
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
     started = time.monotonic()
+    early = True  # the breaker's window may still be under its minimum
+
+    def tripped() -> bool:
+        nonlocal early
+        judged = breaker.check(rt, settings, cid)
+        early = judged.early
+        return judged.paused
+
     # Batch after batch until the time box is used up: handing over to a successor job after
     # every batch left the connections idle while the broker delivered it.
     while True:
@@ -277,10 +285,6 @@ def _job(
             rt.enqueue("send_batch", cid)
         bounces: list[tuple[int, int, str]] = []
         unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
-
-        def tripped() -> bool:
-            return breaker.check(rt, settings, cid)
-
         try:
             result = _send_rows(
                 settings,
@@ -303,8 +307,9 @@ def _job(
             book.release(cid, token, keep=unrecorded)
             if bounces:
                 _hard_bounces(rt, cid, bounces)
-        # Once a batch: the window may have reached its minimum since the last verdict.
-        if result is not None and tripped():
+        # Once a batch while the window is under its minimum: more messages alone may bring a
+        # verdict then (past it, only a new hard bounce or complaint can raise a rate).
+        if result is not None and early and tripped():
             return None
         if result != 0 or time.monotonic() - started > TIME_BOX:
             return result
