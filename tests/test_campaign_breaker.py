@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr import boot, runtime
+from listmgr.mail import transactional
 from listmgr.models import AuditLog, InboundMessage, Outbox
 from listmgr.services import accounts, breaker, campaigns, settings_store, users
 from tests.admin_support import Account, session_login
@@ -329,6 +330,40 @@ def test_workers_judging_at_once_pause_it_once(rt, sink):
     assert info.status == "paused" and "hard bounces" in info.status_reason
     assert_nothing_lost(rt, sink, cid)
     assert_told_once(rt, sink, cid, info.status_reason.removeprefix(breaker.PREFIX))
+
+
+def test_settings_in_the_admin_and_the_api(rt, api, client):
+    team = staff(rt)
+    session_login(client, rt, team["boss@staff.example.org"])
+    page = client.get("/admin/settings")
+    assert page.status_code == 200 and "Circuit breaker" in page.text
+    for key in ("breaker_bounce_rate", "breaker_complaint_rate", "breaker_window"):
+        assert f'name="{key}"' in page.text
+    resp = api.patch("/api/settings", json={"values": {"breaker_bounce_rate": "0.03"}})
+    assert resp.status_code == 200, resp.json
+    assert settings_store.effective(rt).breaker_bounce_rate == 0.03
+    bad = api.patch("/api/settings", json={"values": {"breaker_window": "-5"}})
+    assert bad.status_code == 422 and bad.json["error"]["field"] == "breaker_window"
+    session_login(client, rt, team["editor@staff.example.org"])
+    assert client.get("/admin/settings").status_code == 403
+
+
+def test_owners_mail_escapes_the_campaign_name():
+    subject, text, html = transactional.render(
+        breaker.MAIL,
+        {
+            "campaign_name": '<img src=x onerror="alert(1)">',
+            "reason": "complaints 0.2 % of the last 1,000 messages (limit 0.1 %)",
+            "campaign_url": "http://listmgr.test/admin/campaigns/7/stats",
+            "from_name": "Acme & Co",
+            "postal_address": "1 Street",
+            "privacy_url": "",
+            "list_name": "Acme",
+        },
+    )
+    assert "<img" not in html and "&lt;img src=x" in html and "Acme &amp; Co" in html
+    assert "complaints 0.2 %" in subject and "\n" not in subject
+    assert "http://listmgr.test/admin/campaigns/7/stats" in text
 
 
 def test_admin_settings_refuse_nonsense(rt):
