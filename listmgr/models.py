@@ -372,6 +372,9 @@ class Campaign(SQLModel, table=True):
     # Why the campaign paused itself (e.g. its template failed for several recipients);
     # cleared when someone resumes it.
     status_reason: str = Field(default="", max_length=1000, sa_column_kwargs={"server_default": ""})
+    # Where the circuit breaker's window begins: the start, then each resume (a person's
+    # decision: the messages before it are not held against the campaign again).
+    breaker_since: datetime | None = Field(default=None, sa_type=DateTime)
     scheduled_at: datetime | None = Field(default=None, sa_type=DateTime)  # UTC
     # The IANA zone the schedule was chosen in ("" = UTC): how the time is shown back.
     schedule_timezone: str = Field(
@@ -404,6 +407,10 @@ class CampaignTemplate(SQLModel, table=True):
     created_by: str = Field(default="", max_length=200)
 
 
+# Ledger rows whose message was handed over (accepted or refused): what the rates count.
+HANDED_OVER = "status IN ('sent', 'failed')"
+
+
 class Delivery(SQLModel, table=True):
     """The per-recipient ledger of a campaign: one row per campaign and subscriber.
 
@@ -422,6 +429,15 @@ class Delivery(SQLModel, table=True):
             "subscriber_id",
             postgresql_where=text("status = 'sent'"),
             sqlite_where=text("status = 'sent'"),
+        ),
+        # The circuit breaker's window: a campaign's last messages handed over (only rows
+        # handed over are in it, so materializing an audience never writes to it).
+        Index(
+            "ix_delivery_handed",
+            "campaign_id",
+            "attempted_at",
+            postgresql_where=text(HANDED_OVER),
+            sqlite_where=text(HANDED_OVER),
         ),
     )
     id: int | None = Field(

@@ -41,6 +41,9 @@ Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Days = Annotated[int, Field(ge=0, le=36500)]  # a retention period; 0: kept forever
+Share = Annotated[float, Field(ge=0, le=1)]  # a rate limit of the circuit breaker; 0: off
+Count = Annotated[int, Field(ge=0, le=100_000_000)]
+OFF = frozenset({"off", "false", "no", "none", ""})
 
 
 class Settings(BaseModel):
@@ -95,6 +98,10 @@ class Settings(BaseModel):
     template_seconds: Positive
     template_max_chars: PositiveInt
     template_failures_pause: PositiveInt
+    breaker_bounce_rate: Share
+    breaker_complaint_rate: Share
+    breaker_window: Count
+    breaker_min_deliveries: Count
     dkim_domain: str
     dkim_selector: str
     dkim_private_key_path: str
@@ -130,6 +137,20 @@ class Settings(BaseModel):
         """LISTMGR_PROCESSORS gives one processor a line (a name may hold commas)."""
         if isinstance(value, str):
             return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @field_validator(
+        "breaker_bounce_rate",
+        "breaker_complaint_rate",
+        "breaker_window",
+        "breaker_min_deliveries",
+        mode="before",
+    )
+    @classmethod
+    def _off_is_zero(cls, value: Any) -> Any:
+        """The circuit breaker's numbers may be written "off" (0: that check is off)."""
+        if value is False or (isinstance(value, str) and value.strip().lower() in OFF):
+            return 0
         return value
 
     @property

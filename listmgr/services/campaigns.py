@@ -475,7 +475,13 @@ def start(
             s,
             sql_update(Campaign)
             .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(only_from))
-            .values(status=S.sending.value, started_at=now, updated_at=now, scheduled_at=None),
+            .values(
+                status=S.sending.value,
+                started_at=now,
+                updated_at=now,
+                scheduled_at=None,
+                breaker_since=now,
+            ),
         )
         if not won:
             raise Conflict("the campaign was started by someone else", field="status")
@@ -538,6 +544,7 @@ def pause(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
 
 
 def resume(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
+    """Send on (a person's decision: the circuit breaker's window starts again now)."""
     _transition(
         rt,
         campaign_id,
@@ -546,6 +553,7 @@ def resume(rt: Runtime, campaign_id: int, *, actor: str = "") -> None:
         action="resume",
         actor=actor,
         status_reason="",
+        breaker_since=utcnow(),
     )
     rt.enqueue("send_batch", campaign_id)
 

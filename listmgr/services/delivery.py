@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,7 +43,7 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import abtests, devmail, settings_store
+from listmgr.services import abtests, breaker, devmail, settings_store
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
@@ -253,6 +254,14 @@ def _job(
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
     started = time.monotonic()
+    early = True  # the breaker's window may still be under its minimum
+
+    def tripped() -> bool:
+        nonlocal early
+        judged = breaker.check(rt, settings, cid)
+        early = judged.early
+        return judged.paused
+
     # Batch after batch until the time box is used up: handing over to a successor job after
     # every batch left the connections idle while the broker delivered it.
     while True:
@@ -278,7 +287,18 @@ def _job(
         unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
         try:
             result = _send_rows(
-                settings, cid, plan, rows, token, conns, pool, book, bounces, started, unrecorded
+                settings,
+                cid,
+                plan,
+                rows,
+                token,
+                conns,
+                pool,
+                book,
+                bounces,
+                started,
+                unrecorded,
+                tripped,
             )
         finally:
             # Whatever was claimed and not handed over goes back; a row that may have gone out
@@ -287,6 +307,10 @@ def _job(
             book.release(cid, token, keep=unrecorded)
             if bounces:
                 _hard_bounces(rt, cid, bounces)
+        # Once a batch while the window is under its minimum: more messages alone may bring a
+        # verdict then (past it, only a new hard bounce or complaint can raise a rate).
+        if result is not None and early and tripped():
+            return None
         if result != 0 or time.monotonic() - started > TIME_BOX:
             return result
 
@@ -303,13 +327,26 @@ def _send_rows(
     bounces: list[tuple[int, int, str]],
     started: float,
     unrecorded: set[int],
+    tripped: Callable[[], bool],
 ) -> int | None:
     """Send the claimed rows; `unrecorded` holds, whenever this is left by an exception, the
     rows that may have gone out without the ledger knowing."""
     done: list[L.Outcome] = []
     try:
         return _send_rounds(
-            settings, cid, plan, rows, token, conns, pool, book, bounces, started, done, unrecorded
+            settings,
+            cid,
+            plan,
+            rows,
+            token,
+            conns,
+            pool,
+            book,
+            bounces,
+            started,
+            done,
+            unrecorded,
+            tripped,
         )
     except BaseException:
         # The last round went out and is recorded only with the next one: record it now if
@@ -336,6 +373,7 @@ def _send_rounds(
     started: float,
     done: list[L.Outcome],
     unrecorded: set[int],
+    tripped: Callable[[], bool],
 ) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
@@ -361,12 +399,15 @@ def _send_rounds(
         # Record the previous round and check this round's consent in one transaction, right
         # before the hand-over: an unsubscribe that committed before it stops the mail.
         gate = book.step(cid, token, done, [row for _, row, _ in batch], utcnow())
+        bounced = any(o.bounced for o in done)
         done.clear()
         unrecorded.clear()
         if not gate.recorded:
             return 0  # our lease ran out and the rows went to another job: stop here
         if gate.campaign_status != CampaignStatus.sending.value:
             return None  # paused or cancelled
+        if bounced and tripped():
+            return None  # the circuit breaker paused the campaign: this round stays queued
         sendable = []
         for item, eligible in zip(batch, gate.eligible, strict=False):
             if eligible:

@@ -23,13 +23,15 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import inbound_proof, settings_store, unsubscribe_requests
+from listmgr.services import breaker, inbound_proof, settings_store, unsubscribe_requests
 from listmgr.services.bounces import hard_bounce, soft_bounce
 from listmgr.services.inbound_proof import NO_PROOF
 from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 from listmgr.settings import Settings
 
 MAX_ATTEMPTS = 5
+# Outcomes that flag the campaign's delivery as counted by its rates (services/reputation).
+RATED = frozenset({"hard_bounce", "complaint"})
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,11 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
                 1.0,
             )
         outcome = _act(s, rt, row, cls, admin=force_kind is not None)
+        paused = None
+        if outcome.campaign_id and outcome.code in RATED:
+            # The delivery just flagged may tip a sending campaign over a limit: judged in this
+            # unit of work, so the message is never processed without its verdict.
+            paused = breaker.judge(s, rt, settings, outcome.campaign_id)
         row.kind = cls.kind
         row.action = outcome.action[:200]
         row.proof = outcome.proof
@@ -360,6 +367,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         row.error = ""
     for oid in outcome.outbox:
         rt.enqueue("send_outbox", oid)
+    breaker.notify(rt, paused)
 
 
 def reclassify(rt: Runtime, message_id: int, *, kind: str, actor: str) -> None:

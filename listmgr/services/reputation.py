@@ -11,11 +11,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from listmgr.models import ConsentEvent, Delivery, DeliveryStatus, MailingList, Subscriber, utcnow
+from listmgr.models import (
+    HANDED_OVER,
+    ConsentEvent,
+    Delivery,
+    DeliveryStatus,
+    MailingList,
+    Subscriber,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 
 # The bulk-sender rules of the large mailbox providers: complaints kept under 0.1 % (never
@@ -324,3 +332,25 @@ def report(rt: Runtime, *, now: datetime | None = None, top: int = TOP_DOMAINS) 
         for d in chosen
     ]
     return Report(now, overall, times, list_rows, domain_rows, daily(rt, now=now))
+
+
+def campaign_window(s: Session, campaign_id: int, *, since: datetime | None, size: int) -> Rates:
+    """The last `size` messages one campaign handed over (since `since`, if given), and what
+    came of them: the circuit breaker's window. One read of at most `size` entries of the
+    ledger's index of handed-over messages, however large the campaign."""
+    query = select(
+        col(Delivery.bounced), col(Delivery.complained), col(Delivery.unsubscribed)
+    ).where(col(Delivery.campaign_id) == campaign_id, text(HANDED_OVER))
+    if since is not None:
+        query = query.where(col(Delivery.attempted_at) >= since)
+    last = query.order_by(col(Delivery.attempted_at).desc()).limit(max(0, size)).subquery()
+
+    def flag(column: Any) -> Any:
+        return func.count(case((column.is_(True), 1)))
+
+    total, bounces, complaints, unsubscribes = s.execute(
+        select(
+            func.count(), flag(last.c.bounced), flag(last.c.complained), flag(last.c.unsubscribed)
+        )
+    ).one()
+    return Rates(int(total), int(bounces or 0), int(complaints or 0), int(unsubscribes or 0))

@@ -26,7 +26,7 @@ from listmgr.mail.dkim import aligned, load_key
 from listmgr.models import AuditLog, MailingList, SettingValue, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit
-from listmgr.settings import Settings
+from listmgr.settings import OFF, Settings
 
 log = logging.getLogger("listmgr.settings")
 # What an SMTP URL set in the admin or API may carry; file paths (cafile) and anything else
@@ -114,6 +114,25 @@ def _rate(value: Any) -> float:
     return number
 
 
+def _off(value: Any) -> Any:
+    return 0 if isinstance(value, str) and value.strip().lower() in OFF else value
+
+
+def _share(value: Any) -> float:
+    number = float(_off(value))
+    if not 0 <= number <= 1:
+        raise ValueError("a share between 0 (off) and 1, e.g. 0.05 for 5 %")
+    return number
+
+
+def _count(value: Any) -> int:
+    value = _off(value)
+    number = int(value.strip()) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 100_000_000:
+        raise ValueError("a whole number between 0 (off) and 100,000,000")
+    return number
+
+
 def _limit(value: Any) -> str:
     value = str(value or "").strip().lower()
     if not RATE.match(value):
@@ -167,6 +186,36 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("dkim_domain", "DKIM signing domain", _domain, "DKIM"),
     Spec("dkim_selector", "DKIM selector", _selector, "DKIM"),
+    Spec(
+        "breaker_bounce_rate",
+        "Hard-bounce limit",
+        _share,
+        "Circuit breaker",
+        help="A sending campaign pauses itself above this share of hard bounces in its "
+        "window (0.05 = 5 %; 0: off).",
+    ),
+    Spec(
+        "breaker_complaint_rate",
+        "Complaint limit",
+        _share,
+        "Circuit breaker",
+        help="… or above this share of spam complaints (0.001 = 0.1 %; 0: off).",
+    ),
+    Spec(
+        "breaker_window",
+        "Window (messages)",
+        _count,
+        "Circuit breaker",
+        help="The rates are those of the campaign's last N messages since it (re)started "
+        "(0: no circuit breaker).",
+    ),
+    Spec(
+        "breaker_min_deliveries",
+        "Messages before a verdict",
+        _count,
+        "Circuit breaker",
+        help="No pause before the window holds this many messages.",
+    ),
     Spec("subscribe_rate_limit_ip", "Sign-ups per IP address", _limit, "Rate limits"),
     Spec("subscribe_rate_limit_email", "Sign-ups per email address", _limit, "Rate limits"),
 )

@@ -128,8 +128,10 @@ class CampaignOut(BaseModel):
     status: Literal["draft", "scheduled", "sending", "paused", "sent", "cancelled"]
     status_reason: str = Field(
         "",
-        description="why the campaign paused itself, e.g. its "
-        "template failed for several recipients",
+        description="why the campaign paused itself: its template failed for several "
+        "recipients, or the circuit breaker found too many hard bounces or complaints "
+        "(e.g. 'paused by the circuit breaker: hard bounces 6.2 % of the last 1,000 "
+        "messages (limit 5 %)')",
     )
     stats: StatsOut
     ab_test: AbTest | None = None
