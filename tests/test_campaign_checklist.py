@@ -186,7 +186,7 @@ def test_list_rates_come_from_real_delivery_rows(news):
 def test_never_engaged_audience_counts_only_people_who_allow_tracking(rt):
     make_list(rt, "news")
     tracked = [
-        person(rt, f"t{i}@example.org", ["news"], consents={"tracking": True}) for i in range(4)
+        person(rt, f"t{i}@example.org", ["news"], consents={"tracking": True}) for i in range(10)
     ]
     untracked = [person(rt, f"u{i}@example.org", ["news"]) for i in range(6)]
     cid = campaign(rt, preheader="Hi", body=GOOD)
@@ -194,22 +194,30 @@ def test_never_engaged_audience_counts_only_people_who_allow_tracking(rt):
     # three earlier campaigns to everyone; nobody engaged: 100 % of the tracked never did
     for n in range(3):
         _past_deliveries(
-            rt, list_slug="news", count=10, subscriber_ids=tracked + untracked, campaign_id=900 + n
+            rt, list_slug="news", count=16, subscriber_ids=tracked + untracked, campaign_id=900 + n
         )
     found = campaign_checklist.for_campaign(rt, cid)
     assert level(found, "engagement") == cl.WARNING
     assert message_of(found, "engagement").startswith("100 %")
-    # two of the four open (a machine's open does not count): 50 %, not "mostly"
+    # five of the ten open or click (a machine's open does not count): 50 %, not "mostly"
     with rt.db.session() as s:
-        for sid, machine in ((tracked[0], False), (tracked[1], False), (tracked[2], True)):
-            s.add(Engagement(campaign_id=900, subscriber_id=sid, kind="open", machine=machine))
+        for i in range(6):
+            kind = "click" if i == 0 else "open"
+            s.add(Engagement(campaign_id=900, subscriber_id=tracked[i], kind=kind, machine=i == 5))
     found = campaign_checklist.for_campaign(rt, cid)
     assert level(found, "engagement") == cl.OK and message_of(found, "engagement").startswith(
         "50 %"
     )
-    # people who got fewer than three campaigns are not "never engaged" yet
-    person(rt, "new@example.org", ["news"], consents={"tracking": True})
+    # someone sent two campaigns is not "never engaged" yet (5 of 11); after a third, 6 of 11
+    newer = person(rt, "new@example.org", ["news"], consents={"tracking": True})
+    for n in range(2):
+        _past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=910 + n)
     assert level(campaign_checklist.for_campaign(rt, cid), "engagement") == cl.OK
+    _past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=912)
+    found = campaign_checklist.for_campaign(rt, cid)
+    assert level(found, "engagement") == cl.WARNING and message_of(found, "engagement").startswith(
+        "55 %"
+    )
 
 
 def test_tracking_switched_off_means_engagement_unknown(make_runtime):

@@ -290,7 +290,8 @@ def test_preheader_missing_too_long_or_not_shown():
         (10, 0, 0, {"audience": cl.OK, "engagement": cl.OK}),
         (10, 10, 5, {"audience": cl.OK, "engagement": cl.OK}),  # half: not "mostly"
         (10, 10, 6, {"audience": cl.OK, "engagement": cl.WARNING}),
-        (100, 4, 4, {"audience": cl.OK, "engagement": cl.WARNING}),
+        (100, 9, 9, {"audience": cl.OK, "engagement": cl.OK}),  # too few to judge
+        (100, 12, 12, {"audience": cl.OK, "engagement": cl.WARNING}),
     ],
 )
 def test_audience_empty_or_mostly_never_engaged(audience, tracked, never, codes):

@@ -36,6 +36,9 @@ SNIPPET = 90  # characters of the first visible text quoted when there is no pre
 # when they are over half of an audience, mailbox providers read the campaign as unwanted.
 NEVER_ENGAGED_SENT = 3
 NEVER_ENGAGED_SHARE = 0.5
+# Under this many recipients who allow tracking a share says little, and would tell about a
+# handful of people (the figures pages withhold counts this small too).
+ENGAGEMENT_MIN_TRACKED = 10
 # Rates over fewer messages than this say too little to refuse a campaign (they still warn).
 RATE_MIN_MESSAGES = 100
 LINKS_NAMED = 3  # links quoted in a message; the rest are counted
@@ -139,7 +142,7 @@ def read_message(data: bytes) -> Message:
     return Message(str(msg.get("Subject") or ""), domain, html, text, len(data))
 
 
-class _Scan(HTMLParser):
+class Scan(HTMLParser):
     """Links, images and visible text of an HTML document."""
 
     HIDDEN = frozenset({"head", "style", "script", "title", "template"})
@@ -187,9 +190,9 @@ class _Scan(HTMLParser):
         return " ".join(" ".join(self.text).split())
 
 
-def scan(html: str) -> _Scan:
+def scan(html: str) -> Scan:
     """The links, images and visible text of the HTML."""
-    found = _Scan()
+    found = Scan()
     found.feed(html)
     found.close()
     return found
@@ -296,7 +299,7 @@ def text_check(html_text: str, text: str | None) -> Check:
     return Check("text_part", OK, "The message has a plain-text part.")
 
 
-def image_checks(found: _Scan) -> list[Check]:
+def image_checks(found: Scan) -> list[Check]:
     """Images with alt text, and none embedded as data: URIs."""
     out = []
     if found.no_alt:
@@ -413,13 +416,22 @@ def audience_checks(audience: int, tracked: int, never_engaged: int) -> list[Che
     """Somebody to send to, and not mostly people who never engage."""
     if audience <= 0:
         return [Check("audience", BLOCKER, "The audience is empty: nobody would get it.")]
-    out = [Check("audience", OK, f"{_plural(audience, 'recipient')}.")]
+    out = [Check("audience", OK, "The audience is not empty.")]
     if tracked <= 0:
         out.append(
             Check(
                 "engagement",
                 OK,
                 "Engagement unknown: nobody in the audience allows open and click tracking.",
+            )
+        )
+    elif tracked < ENGAGEMENT_MIN_TRACKED:
+        out.append(
+            Check(
+                "engagement",
+                OK,
+                f"Engagement not judged: fewer than {ENGAGEMENT_MIN_TRACKED} recipients allow "
+                "tracking.",
             )
         )
     elif never_engaged / tracked > NEVER_ENGAGED_SHARE:
