@@ -1,5 +1,6 @@
 """Campaigns: draft, update, copy, delete, preview, test, schedule, start (audience -> ledger), pause, resume,
-cancel, stats, and the scheduler's start_due / the sweeper's requeue."""
+cancel, stats, and the scheduler's start_due / the sweeper's requeue. Scheduling and starting
+are refused while the campaign checklist (services.campaign_checklist) has blockers."""
 
 from __future__ import annotations
 
@@ -423,7 +424,8 @@ def schedule(
 ) -> None:
     """Schedule for a time, or back to draft with at=None. A naive `at` is a wall-clock time in
     `timezone` (UTC when none; daylight saving rules in listmgr.zonetimes); an aware one is that
-    instant, `timezone` then only how it is shown. The zone stays with the campaign."""
+    instant, `timezone` then only how it is shown. The zone stays with the campaign. Refused
+    (errors.Blocked) while the campaign checklist has blockers."""
     zone = zonetimes.zone_name(timezone)
     utc = zonetimes.to_utc(at, zone) if at is not None else None
     if utc is not None and utc < utcnow() - timedelta(minutes=1):
@@ -455,7 +457,8 @@ def start(
     only_from: tuple[str, ...] = (S.draft.value, S.scheduled.value),
 ) -> int:
     """Send now: materialize the audience into the ledger in one INSERT … SELECT, then wake
-    the workers. Returns the audience; Conflict when another process started it first."""
+    the workers. Returns the audience; Conflict when another process started it first,
+    errors.Blocked while the campaign checklist has blockers."""
     now = utcnow()
     settings = settings_store.effective(rt)
     # Checked in sessions of its own, before this one (SQLite takes its write lock at BEGIN).
