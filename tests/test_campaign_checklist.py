@@ -4,6 +4,7 @@ sending and scheduling and leave the campaign as it was."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -280,3 +281,20 @@ def test_values_not_saved_yet(news):
     # nothing is stored
     assert _ids(rt, Campaign) == []
     assert _ids(rt, Subscriber)  # the people are still there
+
+
+def test_the_live_composer_reads_rates_at_most_once_a_minute(news, monkeypatch):
+    rt = news
+    values = {"name": "x", "subject": "Hi", "body": GOOD, "lists": ["news"], "preheader": "Hi"}
+    assert level(campaign_checklist.for_values(rt, values), "list_rates") == cl.OK
+    _past_deliveries(rt, list_slug="news", count=200, complained=2)
+    # within the minute the composer shows the rates as read before ...
+    assert level(campaign_checklist.for_values(rt, values), "list_rates") == cl.OK
+    # ... while sending always reads them now
+    cid = campaign(rt, preheader="Hi", body=GOOD)
+    assert level(campaign_checklist.for_campaign(rt, cid), "complaint_rate") == cl.BLOCKER
+    with pytest.raises(Blocked):
+        campaigns.start(rt, cid, actor="tests")
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + campaign_checklist.LIVE_SECONDS + 1)
+    assert level(campaign_checklist.for_values(rt, values), "complaint_rate") == cl.BLOCKER

@@ -5,8 +5,11 @@ sending and scheduling."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +26,28 @@ from listmgr.settings import Settings
 RATE_DAYS = 30  # the period the mailbox providers' dashboards judge a sender by
 UNSENT = (CampaignStatus.draft.value, CampaignStatus.scheduled.value)
 SAMPLE = ("someone@example.org", "Sample Person")
+# The composer asks on every keystroke: for it, a list's rates and an audience's engagement of
+# the last minute will do (a month's delivery rows are read once a minute, not per key).
+LIVE_SECONDS = 60
+LIVE_ENTRIES = 256
+T = TypeVar("T")
+
+
+def _recent(rt: Runtime, key: tuple[Any, ...], compute: Callable[[], T], *, live: bool) -> T:
+    """compute(), or for the live composer its value of the last LIVE_SECONDS (per runtime)."""
+    if not live:
+        return compute()
+    cache: dict[tuple[Any, ...], tuple[float, Any]] = rt.state.setdefault("checklist_live", {})
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and now - hit[0] < LIVE_SECONDS:
+        value: T = hit[1]
+        return value
+    value = compute()
+    if len(cache) >= LIVE_ENTRIES:
+        cache.clear()
+    cache[key] = (now, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,7 @@ def _gather(
     *,
     subject_written: bool,
     rules: Any,
+    live: bool = False,
 ) -> _Gathered:
     r, list_ids = renderer(rt, s, row, settings)
     who = fast.Recipient(0, 0, SAMPLE[0], SAMPLE[1], list_ids[0])
@@ -79,7 +105,12 @@ def _gather(
         unsent = row.id is None or row.status in UNSENT
         audience = segments.counted(s, where) if unsent else row.audience
         if settings.tracking:
-            tracked, never = tracking.never_engaged(s, where, min_sent=checklist.NEVER_ENGAGED_SENT)
+            tracked, never = _recent(
+                rt,
+                ("engagement", tuple(row.lists), repr(rules)),
+                lambda: tracking.never_engaged(s, where, min_sent=checklist.NEVER_ENGAGED_SENT),
+                live=live,
+            )
     return _Gathered(
         message=out.data,
         subject=checklist.read_message(out.data).subject if subject_written else "",
@@ -92,10 +123,17 @@ def _gather(
     )
 
 
-def _evaluate(rt: Runtime, settings: Settings, g: _Gathered) -> checklist.Checklist:
+def _evaluate(
+    rt: Runtime, settings: Settings, g: _Gathered, *, live: bool = False
+) -> checklist.Checklist:
     rates = []
     for lid, name in g.lists:
-        got = reputation.rates(rt, days=RATE_DAYS, list_id=lid)
+        got = _recent(
+            rt,
+            ("rates", lid),
+            partial(reputation.rates, rt, days=RATE_DAYS, list_id=lid),
+            live=live,
+        )
         rates.append(
             checklist.ListRates(name, got.handed_over, got.bounce_rate, got.complaint_rate)
         )
@@ -135,7 +173,8 @@ def for_campaign(
 def for_values(
     rt: Runtime, values: dict[str, Any], *, campaign_id: int | None = None
 ) -> checklist.Checklist:
-    """The checklist of what the composer holds now (nothing is stored)."""
+    """The checklist of what the composer holds now (nothing is stored; rates and engagement
+    may be up to LIVE_SECONDS old)."""
     row = unsaved_row(values, campaign_id=campaign_id)
     settings = settings_store.effective(rt)
     subject = values.get("subject")
@@ -151,8 +190,9 @@ def for_values(
             settings,
             subject_written=isinstance(subject, str) and bool(subject.strip()),
             rules=rules,
+            live=True,
         )
-    return _evaluate(rt, settings, gathered)
+    return _evaluate(rt, settings, gathered, live=True)
 
 
 def refuse_blocked(rt: Runtime, campaign_id: int, *, settings: Settings) -> None:
