@@ -8,6 +8,7 @@ from email.policy import SMTP
 import pytest
 
 from listmgr.mail import checklist as cl
+from listmgr.mail import message_scan
 from listmgr.mail.campaign import subject_header
 from listmgr.services import reputation
 
@@ -247,7 +248,7 @@ def test_an_encoded_subject_is_read_decoded():
     subject = "Grüße aus Köln – Frühling 🌸"
     data = message(subject=subject)
     assert b"=?utf-8?" in data  # really encoded on the wire
-    assert cl.read_message(data).subject == subject
+    assert message_scan.read_message(data).subject == subject
     # as listmgr writes it: RFC 2047 words of at most 75 characters on folded lines
     long_subject = "Ünïcödé ✉ " * 12 + "end"
     raw = (
@@ -255,7 +256,7 @@ def test_an_encoded_subject_is_read_decoded():
         "Content-Type: text/plain; charset=utf-8\r\n\r\nHi\r\n"
     ).encode()
     assert raw.count(b"=?utf-8?b?") > 2
-    read = cl.read_message(raw)
+    read = message_scan.read_message(raw)
     assert read.subject == long_subject
     assert cl.subject_check(read.subject).level == cl.WARNING  # 123 characters
 
@@ -338,5 +339,5 @@ def test_each_list_is_judged_on_its_own():
 
 
 def test_hidden_text_is_not_visible_text():
-    found = cl.scan(PAGE.format(pre="Pre", body="<script>var a = 1;</script><p>Body</p>"))
+    found = message_scan.scan(PAGE.format(pre="Pre", body="<script>var a = 1;</script><p>Body</p>"))
     assert found.visible() == "Pre Body"

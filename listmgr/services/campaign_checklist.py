@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.errors import Blocked, TemplateError
 from listmgr.mail import campaign as fast
-from listmgr.mail import checklist, content
+from listmgr.mail import checklist, content, message_scan
 from listmgr.models import Campaign, CampaignStatus
 from listmgr.runtime import Runtime
 from listmgr.services import reputation, segments, settings_store, tracking
@@ -113,7 +113,7 @@ def _gather(
             )
     return _Gathered(
         message=out.data,
-        subject=checklist.read_message(out.data).subject if subject_written else "",
+        subject=message_scan.read_message(out.data).subject if subject_written else "",
         preheader=_preheader(r, ctx, row.preheader, settings),
         dkim_domain=r.signer.key.domain if r.signer is not None else "",
         audience=audience,
