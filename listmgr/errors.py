@@ -106,3 +106,9 @@ class TooLarge(ListmgrError):
 class RateLimited(ListmgrError):
     code = "rate_limited"
     status = 429
+
+
+class Blocked(ValidationError):
+    """The campaign checklist has blockers: the mail would be broken or harm the sender."""
+
+    code = "checklist_blocked"

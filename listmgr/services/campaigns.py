@@ -1,5 +1,6 @@
 """Campaigns: draft, update, copy, delete, preview, test, schedule, start (audience -> ledger), pause, resume,
-cancel, stats, and the scheduler's start_due / the sweeper's requeue."""
+cancel, stats, and the scheduler's start_due / the sweeper's requeue. Scheduling and starting
+are refused while the campaign checklist (services.campaign_checklist) has blockers."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import abtests, audit, ledger, settings_store
+from listmgr.services import abtests, audit, campaign_checklist, ledger, settings_store
 from listmgr.services.campaign_preview import (  # noqa: F401
     MAX_TEXT,
     Preview,
@@ -46,6 +47,7 @@ from listmgr.services.campaign_setup import (
     resolve_lists,
 )
 from listmgr.services.campaign_stats import Stats, stats, stats_of  # noqa: F401
+from listmgr.services.segments import rules_in_force
 from listmgr.settings import Settings
 
 S = CampaignStatus
@@ -216,7 +218,7 @@ def _clean(
         raise ValidationError("segment must be a rule object or null", field="segment")
     out["segment_id"], out["segment_rules"] = segment_id, (rules or None)
     out["ab_test"] = abtests.clean(values.get("ab_test"), subject=out["subject"], body=out["body"])
-    compiled = COMPILED.rules(s, _rules(s, segment_id, rules))  # unknown fields etc.
+    compiled = COMPILED.rules(s, rules_in_force(s, segment_id, rules))  # unknown fields etc.
     _check_content(s, settings, out, campaign_id)
     return out, compiled
 
@@ -226,16 +228,6 @@ def _editable(row: Campaign) -> dict[str, Any]:
     values = {k: getattr(row, k) for k in EDITABLE if k != "segment"}
     values["segment"] = row.segment_rules
     return values
-
-
-def _rules(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
-    """The segment rules in force: inline rules, else the saved segment's."""
-    if rules:
-        return rules
-    if segment_id is not None:
-        segment = s.get(Segment, segment_id)
-        return dict(segment.rules or {}) if segment is not None else {}
-    return {}
 
 
 def _audience_where(s: Session, lists: Sequence[str], rules: Any) -> Any:
@@ -389,7 +381,7 @@ def count_audience(
 
     with rt.db.session() as s:
         resolve_lists(s, list(lists))
-        rules = _rules(s, segment_id, segment)
+        rules = rules_in_force(s, segment_id, segment)
         if not personal:
             segments.refuse_identifying(s, rules)
         return segments.counted(s, _audience_where(s, lists, rules))
@@ -403,7 +395,7 @@ def audience(rt: Runtime, campaign_id: int) -> int:
         row = get_row(s, campaign_id)
         if row.status not in (S.draft.value, S.scheduled.value):
             return row.audience
-        where = _audience_where(s, row.lists, _rules(s, row.segment_id, row.segment_rules))
+        where = _audience_where(s, row.lists, rules_in_force(s, row.segment_id, row.segment_rules))
         return segments.counted(s, where)
 
 
@@ -432,13 +424,16 @@ def schedule(
 ) -> None:
     """Schedule for a time, or back to draft with at=None. A naive `at` is a wall-clock time in
     `timezone` (UTC when none; daylight saving rules in listmgr.zonetimes); an aware one is that
-    instant, `timezone` then only how it is shown. The zone stays with the campaign."""
+    instant, `timezone` then only how it is shown. The zone stays with the campaign. Refused
+    (errors.Blocked) while the campaign checklist has blockers."""
     zone = zonetimes.zone_name(timezone)
     utc = zonetimes.to_utc(at, zone) if at is not None else None
     if utc is not None and utc < utcnow() - timedelta(minutes=1):
         when = zonetimes.shown(utc, zone).label
         raise ValidationError(f"{when} is in the past: choose a time in the future", field="at")
     settings = settings_store.effective(rt)
+    if utc is not None:  # unscheduling is always allowed
+        campaign_checklist.refuse_blocked(rt, campaign_id, settings=settings)
     with rt.db.session() as s:
         row = get_row(s, campaign_id, lock=True)
         if row.status not in (S.draft.value, S.scheduled.value):
@@ -462,9 +457,12 @@ def start(
     only_from: tuple[str, ...] = (S.draft.value, S.scheduled.value),
 ) -> int:
     """Send now: materialize the audience into the ledger in one INSERT … SELECT, then wake
-    the workers. Returns the audience; Conflict when another process started it first."""
+    the workers. Returns the audience; Conflict when another process started it first,
+    errors.Blocked while the campaign checklist has blockers."""
     now = utcnow()
     settings = settings_store.effective(rt)
+    # Checked in sessions of its own, before this one (SQLite takes its write lock at BEGIN).
+    campaign_checklist.refuse_blocked(rt, campaign_id, settings=settings)
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         if row.status not in only_from:
@@ -486,7 +484,7 @@ def start(
         if not won:
             raise Conflict("the campaign was started by someone else", field="status")
         list_ids = list(resolve_lists(s, row.lists))
-        chosen = _rules(s, row.segment_id, row.segment_rules)
+        chosen = rules_in_force(s, row.segment_id, row.segment_rules)
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SET LOCAL work_mem = '256MB'"))  # one hash join, no spill
         # An A/B test's audience is held, all but its test share (released by abtests).

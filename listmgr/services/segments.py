@@ -74,6 +74,16 @@ def expression(
     return compiler.compile_rules(rules, fields=fields, now=now, interests=interests, lists=slugs)
 
 
+def rules_in_force(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
+    """A campaign's segment rules in force: its inline rules, else its saved segment's."""
+    if rules:
+        return rules
+    if segment_id is not None:
+        segment = s.get(Segment, segment_id)
+        return dict(segment.rules or {}) if segment is not None else {}
+    return {}
+
+
 COUNT_SECONDS = 30  # PostgreSQL: a live count that takes longer is stopped
 
 

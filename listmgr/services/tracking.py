@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import and_, case, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from listmgr.errors import TokenInvalid
@@ -302,3 +303,25 @@ def engagements_of(s: Session, campaign_id: int) -> Engagements:
         links=links,
         over_time=tuple(buckets.values()),
     )
+
+
+def never_engaged(s: Session, who: ColumnElement[bool], *, min_sent: int) -> tuple[int, int]:
+    """Of the subscribers `who` selects, how many allow tracking, and how many of those were
+    sent at least `min_sent` campaigns and never opened nor clicked one (machines left out)."""
+    sent = (
+        select(func.count())
+        .where(
+            col(Delivery.subscriber_id) == col(Subscriber.id),
+            col(Delivery.status) == "sent",
+        )
+        .scalar_subquery()
+    )
+    engaged = exists().where(
+        col(Engagement.subscriber_id) == col(Subscriber.id), col(Engagement.machine).is_(False)
+    )
+    tracked, never = s.execute(
+        select(func.count(), func.count(case((and_(sent >= min_sent, ~engaged), 1))))
+        .select_from(Subscriber)
+        .where(who, col(Subscriber.consent_tracking).is_(True))
+    ).one()
+    return int(tracked), int(never or 0)

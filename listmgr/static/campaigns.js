@@ -1,5 +1,6 @@
 /* listmgr campaign composer: from the first keystroke, before any save, the preview (as the
-   chosen subscriber), its subject and sender, and the audience count follow what the form holds.
+   chosen subscriber), its subject and sender, the audience count and the campaign checklist
+   follow what the form holds.
    Nothing is stored until Save: one save, one audit entry. Without this file the Save button
    saves and the saved draft is previewed. */
 (function () {
@@ -46,6 +47,27 @@
     while (frameForm.firstChild) { frameForm.removeChild(frameForm.firstChild); }
   }
 
+  /* The campaign checklist: one line per check, its level first (blocker, warning, ok). */
+  var checklistEl = document.getElementById("checklist");
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+  function showChecklist(list) {
+    if (!checklistEl || !list) { return; }
+    while (checklistEl.firstChild) { checklistEl.removeChild(checklistEl.firstChild); }
+    list.checks.forEach(function (c) {
+      var li = document.createElement("li");
+      var level = document.createElement("span");
+      li.className = "check check-" + c.level;
+      li.setAttribute("data-code", c.code);
+      li.setAttribute("data-level", c.level);
+      level.className = "check-level";
+      level.textContent = c.level;
+      li.appendChild(level);
+      li.appendChild(document.createTextNode(" " + c.message));
+      checklistEl.appendChild(li);
+    });
+    setText("checklist-summary", plural(list.blockers, "blocker") + ", " + plural(list.warnings, "warning"));
+  }
+
   var seq = 0;
   function refresh() {
     var mine = ++seq;  /* answers can arrive out of order: only the latest one counts */
@@ -56,6 +78,7 @@
       setText("pv-from", data.from);
       setText("pv-to", data.to);
       countEl.textContent = data.audience.label;
+      showChecklist(data.checklist);
       showError("");
     }).catch(function (err) { if (mine === seq) { showError(err.message); } });
   }

@@ -31,11 +31,14 @@ def error_response(
     field: str | None = None,
     title: str | None = None,
     token: str | None = None,
+    detail: object = None,
 ) -> ResponseReturnValue:
     if wants_json():
         body: dict[str, object] = {"code": code, "message": message}
         if field:
             body["field"] = field
+        if detail is not None:  # e.g. a template error's part and line, a blocked checklist
+            body["detail"] = detail
         return jsonify(error=body), status
     return render_template(
         "pages/error.html", status=status, code=code, message=message, title=title, token=token
@@ -48,7 +51,9 @@ def register(app: Flask) -> None:
         token = None
         if isinstance(exc, (TokenExpired, TokenInvalid)) and request.view_args:
             token = request.view_args.get("token")
-        return error_response(exc.status, exc.code, exc.message, exc.field, token=token)
+        return error_response(
+            exc.status, exc.code, exc.message, exc.field, token=token, detail=exc.detail
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

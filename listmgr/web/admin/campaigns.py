@@ -1,5 +1,5 @@
-"""Campaigns: compose with a live preview as a chosen subscriber, test-send, pick the audience,
-schedule (in a chosen time zone) or send, copy, delete a draft, follow the progress, read the
+"""Campaigns: compose with a live preview as a chosen subscriber and the campaign checklist,
+test-send, pick the audience, schedule (in a chosen time zone) or send, copy, delete a draft, follow the progress, read the
 stats."""
 
 from __future__ import annotations
@@ -12,9 +12,15 @@ from flask.typing import ResponseReturnValue
 from markupsafe import escape
 
 from listmgr import zonetimes
-from listmgr.errors import ListmgrError, NotFound, ValidationError
+from listmgr.errors import Blocked, ListmgrError, NotFound, ValidationError
 from listmgr.services import abtests as ab_rules
-from listmgr.services import campaign_subject, campaign_templates, dashboard, segments
+from listmgr.services import (
+    campaign_checklist,
+    campaign_subject,
+    campaign_templates,
+    dashboard,
+    segments,
+)
 from listmgr.services import campaigns as campaigns_service
 from listmgr.services import lists as lists_service
 from listmgr.web import limits
@@ -81,12 +87,16 @@ def _compose(
     entered: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     rt = current_runtime()
-    audience = subject = None
+    audience = subject = checklist = None
     if info is not None:
         try:
             audience = shown_count(campaigns_service.audience(rt, info.id))
         except ListmgrError:
             audience = None
+        try:
+            checklist = campaign_checklist.for_campaign(rt, info.id)
+        except ListmgrError:
+            checklist = None  # the preview says why the message cannot be built
         subject = campaign_subject.sample_subjects(rt, [info.id])[info.id]
     return render_template(
         "pages/admin/campaign_compose.html",
@@ -96,6 +106,7 @@ def _compose(
         lists=lists_service.all_lists(rt),
         segments=_segments(),
         audience=audience,
+        checklist=checklist,
         ab=abtests.panel(values),
         preview=preview,
         who=who,
@@ -294,8 +305,8 @@ def campaign_live_preview(campaign_id: int | None = None) -> Response:
 @bp.post("/campaigns/<int:campaign_id>/preview.json")
 @require("campaigns:write")
 def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturnValue:
-    """Subject, sender, recipient and audience as the composer holds them now; a template,
-    audience or A/B test error as {"error": {...}} naming the field."""
+    """Subject, sender, recipient, audience and the campaign checklist as the composer holds
+    them now; a template, audience or A/B test error as {"error": {...}} naming the field."""
     rt = current_runtime()
     try:
         values, view = _unsaved(campaign_id)
@@ -307,6 +318,7 @@ def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturn
             if values["lists"]
             else 0
         )
+        checklist = campaign_checklist.for_values(rt, values, campaign_id=campaign_id)
     except ListmgrError as exc:
         return jsonify(error={"message": exc.message, "field": exc.field}), exc.status
     return jsonify(
@@ -314,6 +326,7 @@ def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturn
         to=view.to,
         list=view.list,
         audience={**shown_count(count).as_json(), "label": shown_count(count).label},
+        checklist=checklist.as_json(),
         **{"from": view.from_header},
     )
 
@@ -340,8 +353,13 @@ def campaign_test(campaign_id: int) -> ResponseReturnValue:
 @bp.post("/campaigns/<int:campaign_id>/send")
 @require("campaigns:write")
 def campaign_send(campaign_id: int) -> ResponseReturnValue:
-    """Send now: the audience is fixed and the workers start."""
-    count = campaigns_service.start(current_runtime(), campaign_id, actor=_actor())
+    """Send now: the audience is fixed and the workers start; refused while the checklist
+    has blockers."""
+    try:
+        count = campaigns_service.start(current_runtime(), campaign_id, actor=_actor())
+    except Blocked as exc:
+        flash(f"Not sent: {exc.message}.", "error")
+        return redirect(url_for("admin.campaign_detail", campaign_id=campaign_id))
     flash(f"Sending to {count:,} subscribers." if count else "Nobody to send to: done.")
     return redirect(url_for("admin.campaign_stats", campaign_id=campaign_id))
 
