@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,6 +31,7 @@ from sqlmodel import col
 from listmgr.errors import ListmgrError
 from listmgr.mail.bounces import HARD, reply_verdict
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
+from listmgr.mail.domains import is_throttling
 from listmgr.mail.transport import (
     DevOutboxConnection,
     PermanentFailure,
@@ -42,7 +43,7 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import abtests, devmail, settings_store
+from listmgr.services import abtests, devmail, domain_guard, settings_store
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
@@ -66,7 +67,14 @@ class SenderPool:
             devmail.sink(db),
             settings.send_rate,
             settings.send_rate_per_server,
-            throttle_factory=_shared_throttles(settings),
+            throttle_factory=_shared_throttles(
+                settings,
+                bool(
+                    settings.send_rate
+                    or settings.send_rate_per_server
+                    or "rate=" in settings.smtp_url
+                ),
+            ),
         )
         self.size = max(1, settings.send_connections)
         self._free: list[Connection] = []
@@ -92,11 +100,11 @@ class SenderPool:
         conn.close()
 
 
-def _shared_throttles(settings: Settings) -> Any:
+def _shared_throttles(settings: Settings, limited: bool) -> Any:
     """With a Redis broker the rate limits hold over all worker processes together."""
     if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
         return None  # in-process or RabbitMQ: the limits apply per worker process
-    if not (settings.send_rate or settings.send_rate_per_server or "rate=" in settings.smtp_url):
+    if not limited:
         return None
     import redis
 
@@ -252,21 +260,30 @@ def _job(
     rate = settings.send_rate or settings.send_rate_per_server
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
+    domains = _gate(rt, settings, token)
     started = time.monotonic()
     # Batch after batch until the time box is used up: handing over to a successor job after
     # every batch left the connections idle while the broker delivered it.
     while True:
         now = utcnow()
+        wanted = limit
+        if domains is not None and domains.guard.warmup is not None:
+            wanted = domains.reserve(limit, now)
+            if not wanted:  # today's warm-up volume is used up: the rest waits for tomorrow
+                book.defer_due(cid, domain_guard.tomorrow(now), domain_guard.WARMUP_WAIT, now)
+                return _idle(book, cid)
         rows, skipped = book.claim(
             cid,
             plan.list_ids,
             token,
-            limit=limit,
+            limit=wanted,
             now=now,
             lease_until=now + lease,
             interests=plan.uses_interests,
         )
         if not rows:
+            if domains is not None:
+                domains.give_back()
             if skipped and time.monotonic() - started <= TIME_BOX:
                 continue
             return 0 if skipped else _idle(book, cid)
@@ -277,14 +294,26 @@ def _job(
         bounces: list[tuple[int, int, str]] = []
         try:
             result = _send_rows(
-                settings, cid, plan, rows, token, conns, pool, book, bounces, started
+                settings, cid, plan, rows, token, conns, pool, book, bounces, started, domains
             )
         finally:
             book.release(cid, token)  # whatever was claimed and not handed over goes back
+            if domains is not None:
+                domains.release()
+                domains.give_back()
             if bounces:
                 _hard_bounces(rt, cid, bounces)
         if result != 0 or time.monotonic() - started > TIME_BOX:
             return result
+
+
+def _gate(rt: Runtime, settings: Settings, token: str) -> domain_guard.JobGate | None:
+    """The job's side of the guard per receiving domain, or None when nothing is guarded."""
+    domain_rates = any(v.rate for v in settings.domain_limits.values())
+    guard = domain_guard.process_guard(rt, settings, _shared_throttles(settings, domain_rates))
+    if not guard.active and guard.warmup is None:
+        return None
+    return domain_guard.JobGate(rt, guard, token)
 
 
 def _send_rows(
@@ -298,6 +327,7 @@ def _send_rows(
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
     started: float,
+    domains: domain_guard.JobGate | None = None,
 ) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
@@ -306,11 +336,15 @@ def _send_rows(
     done: list[L.Outcome] = []
     failures = 0
     result: int | None = 0
-    while pending and live:
+    while (pending or (domains is not None and domains.parked)) and live:
+        if domains is not None:
+            domains.new_round(pending, utcnow())
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
         turn = live[:1] if pool.transport.limited else list(live)
-        batch = _round(cid, plan, pending, turn, live, pool, done, settings.template_failures_pause)
+        batch = _round(
+            cid, plan, pending, turn, live, pool, done, settings.template_failures_pause, domains
+        )
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         stop = _template_failures(settings, cid, token, book, done)
         if stop != -1:
@@ -338,6 +372,8 @@ def _send_rows(
         results = send_all(
             [(conn, out.envelope_from, out.rcpt, out.data) for conn, _, out in sendable]
         )
+        if domains is not None:
+            domains.handed += len(sendable)
         refused = False
         for (conn, row, _), exc in zip(sendable, results, strict=False):
             if exc is None:
@@ -362,6 +398,15 @@ def _send_rows(
                 )
                 if exc.stage == "rcpt" and reply_verdict(exc.code, str(exc)) == HARD:
                     bounces.append((row.subscriber_id, row.list_id, str(exc)))
+            elif (
+                domains is not None
+                and domains.guard.base
+                and exc.stage in ("rcpt", "data")
+                and is_throttling(exc.code, str(exc))
+            ):
+                # The receiving domain asks us to slow down: it alone backs off (all workers).
+                until = domains.throttled(row.email, utcnow())
+                done.append(_retry(settings, row, exc, conn.server.label, not_before=until))
             else:
                 done.append(_retry(settings, row, exc, conn.server.label))
                 if exc.code is None or exc.code == 421:  # the connection, not this recipient
@@ -389,17 +434,34 @@ def _round(
     pool: SenderPool,
     done: list[L.Outcome],
     stop_after: int,
+    domains: domain_guard.JobGate | None = None,
 ) -> list[tuple[Connection, L.Claimed, Outgoing]]:
     """The next row for each connection whose turn it is, rendered, with the rate limits
     waited for and the connection open (both happen before the consent check). Rows that
     cannot be built fail into `done` (after `stop_after` template failures the round ends: the
     campaign is about to pause); a connection that cannot connect leaves `live` and its row
-    goes back to the front of `pending`."""
+    goes back to the front of `pending`. Rows whose receiving domain must wait (the gate) wait
+    aside in the job or go back to the ledger until their time."""
     batch: list[tuple[Connection, L.Claimed, Outgoing]] = []
+    now = utcnow() if domains is not None else None
     for conn in turn:
         out = None
         while pending and out is None:
             row = pending.popleft()
+            if domains is not None and now is not None:
+                verdict = domains.admit(row.email, row, now)
+                if verdict is not None:
+                    if verdict is not domain_guard.PARKED:
+                        done.append(
+                            L.Outcome(
+                                row.delivery_id,
+                                L.QUEUED,
+                                error=verdict[1],
+                                attempted=False,
+                                next_attempt_at=verdict[0],
+                            )
+                        )
+                    continue
             try:
                 out = plan.for_row(row).message(
                     Recipient(
@@ -470,8 +532,16 @@ def _template_failures(
     return None if gate.campaign_status != CampaignStatus.sending.value else -1
 
 
-def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: str) -> L.Outcome:
-    """A 4xx or connection failure: try again later, or give up after the last attempt."""
+def _retry(
+    settings: Settings,
+    row: L.Claimed,
+    exc: TemporaryFailure,
+    server: str,
+    *,
+    not_before: datetime | None = None,
+) -> L.Outcome:
+    """A 4xx or connection failure: try again later (at `not_before` when the receiving
+    domain backs off), or give up after the last attempt."""
     attempts = row.attempts + 1
     if attempts >= settings.retry_max_attempts:
         return L.Outcome(
@@ -487,7 +557,7 @@ def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: st
         error=str(exc),
         server=server,
         duplicate=exc.ambiguous,
-        next_attempt_at=utcnow() + backoff(settings, attempts),
+        next_attempt_at=not_before or utcnow() + backoff(settings, attempts),
     )
 
 

@@ -588,6 +588,18 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
             ).rowcount
         )
 
+    def defer_due(self, campaign_id: int, until: datetime, reason: str, now: datetime) -> int:
+        """Make the campaign's rows that are due now wait until `until` (no attempt counted)."""
+        p = "%s" if self.pg else "?"
+        return int(
+            self._run(
+                f"UPDATE delivery SET next_attempt_at = {p}, error = {p} "
+                f"WHERE campaign_id = {p} AND status = 'queued' "
+                f"AND (next_attempt_at IS NULL OR next_attempt_at <= {p})",
+                (self._ts(until), reason, campaign_id, self._ts(now)),
+            ).rowcount
+        )
+
     def active_claims(self, campaign_id: int, now: datetime) -> int:
         p = "%s" if self.pg else "?"
         row = self._run(
