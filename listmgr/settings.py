@@ -412,6 +412,21 @@ def _expected(key: str, error: Mapping[str, Any]) -> str:
         return f"at most {context.get('le'):g}"
     if error["type"] == "finite_number":
         return "a finite number"
+    if error["type"] == "value_error":  # a validator's own words
+        return str(error["msg"]).removeprefix("Value error, ")
+    by_type = {
+        "float_parsing": "a number",
+        "float_type": "a number",
+        "int_parsing": "an integer",
+        "int_type": "an integer",
+        "int_from_float": "an integer",
+        "list_type": "a list",
+        "string_type": "text",
+        "dict_type": "a table",
+        "model_type": "a table",
+    }
+    if error["type"] in by_type:
+        return by_type[error["type"]]
     words: dict[Any, str] = {
         int: "an integer",
         float: "a number",
@@ -428,19 +443,23 @@ def _validated(values: Mapping[str, Any], origin: Mapping[str, str]) -> Settings
     except PydanticError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
+        if len(error["loc"]) > 1:  # inside a table: name the whole path
+            path = ".".join(str(part) for part in error["loc"])
+            where = origin.get(key, "")
+            source = f" (from {where})" if where else ""
+            if error["type"] == "extra_forbidden":
+                raise ConfigError(
+                    f"unknown setting {path}{source}: an entry has rate, concurrency, domains"
+                ) from None
+            raise ConfigError(
+                f"setting {path}{source} must be {_expected(key, error)}, got {error['input']!r}"
+            ) from None
         if error["type"] == "missing":
             raise ConfigError(f"setting {key} is missing from config/defaults.toml") from None
         if error["type"] == "extra_forbidden":
             raise ConfigError(f"unknown setting {key!r}{_hint(key)}") from None
         where = origin.get(key, "")
         source = f" (from {where})" if where else ""
-        if len(error["loc"]) > 1:  # inside a table: name the whole path
-            path = ".".join(str(part) for part in error["loc"])
-            said = str(error["msg"]).removeprefix("Value error, ")
-            wanted = said if error["type"] == "value_error" else _expected(key, error)
-            raise ConfigError(
-                f"setting {path}{source} must be {wanted}, got {error['input']!r}"
-            ) from None
         # Secrets and URLs (which may carry a password) are never echoed back.
         shown = "" if "secret" in key or "url" in key else f", got {error['input']!r}"
         raise ConfigError(f"setting {key}{source} must be {_expected(key, error)}{shown}") from None

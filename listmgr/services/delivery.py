@@ -270,7 +270,7 @@ def _job(
         if domains is not None and domains.guard.warmup is not None:
             wanted = domains.reserve(limit, now)
             if not wanted:  # today's warm-up volume is used up: the rest waits for tomorrow
-                book.defer_due(cid, domain_guard.tomorrow(now), domain_guard.WARMUP_WAIT, now)
+                book.defer_due(cid, domain_guard.tomorrow(now), L.WARMUP_WAIT, now)
                 return _idle(book, cid)
         rows, skipped = book.claim(
             cid,

@@ -34,7 +34,6 @@ from listmgr.models import DomainBackoff, DomainSlot, SendVolume
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
-WARMUP_WAIT = "waiting for tomorrow's warm-up volume"
 SLOT_RETRY = 0.25  # seconds before a job asks again for a slot another job holds
 REFRESH = 1.0  # seconds between two reads of the back-off table by one process
 DEFER_AFTER = 2.0  # a domain that waits longer than this goes back to the ledger

@@ -29,6 +29,7 @@ from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppr
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
 HELD = "held"  # an A/B test's remaining audience, released to the winner (services/abtests)
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
+WARMUP_WAIT = "waiting for tomorrow's warm-up volume"  # rows the warm-up plan put off
 TEMPLATE_FAILURE = "template:"  # how the error of a row whose message could not be rendered starts
 
 
