@@ -410,7 +410,9 @@ def main() -> None:
 
         if args.domain_limits:
             limited_env = dict(
-                env, LISTMGR_DOMAIN_LIMITS=LOOSE_LIMITS, LISTMGR_DOMAIN_BACKOFF_SECONDS="60"
+                env,
+                LISTMGR_DOMAIN_LIMITS=os.environ.get("LISTMGR_BENCH_DOMAIN_LIMITS", LOOSE_LIMITS),
+                LISTMGR_DOMAIN_BACKOFF_SECONDS="60",
             )
             workers = Workers(limited_env, args.workers, folder)
             cpu = workers.cpu()

@@ -262,49 +262,53 @@ def _job(
         limit = max(1, min(limit, int(rate * TIME_BOX)))
     domains = _gate(rt, settings, token)
     started = time.monotonic()
-    # Batch after batch until the time box is used up: handing over to a successor job after
-    # every batch left the connections idle while the broker delivered it.
-    while True:
-        now = utcnow()
-        wanted = limit
-        if domains is not None and domains.guard.warmup is not None:
-            wanted = domains.reserve(limit, now)
-            if not wanted:  # today's warm-up volume is used up: the rest waits for tomorrow
-                book.defer_due(cid, domain_guard.tomorrow(now), L.WARMUP_WAIT, now)
-                return _idle(book, cid)
-        rows, skipped = book.claim(
-            cid,
-            plan.list_ids,
-            token,
-            limit=wanted,
-            now=now,
-            lease_until=now + lease,
-            interests=plan.uses_interests,
-        )
-        if not rows:
-            if domains is not None:
-                domains.give_back()
-            if skipped and time.monotonic() - started <= TIME_BOX:
-                continue
-            return 0 if skipped else _idle(book, cid)
-        if book.active_claims(cid, now) < parallel_jobs(settings):
-            # Fan out, one job per batch: it lands on whichever worker fetches it first, so a
-            # worker without a job of this campaign gets one after a batch or a few.
-            rt.enqueue("send_batch", cid)
-        bounces: list[tuple[int, int, str]] = []
-        try:
-            result = _send_rows(
-                settings, cid, plan, rows, token, conns, pool, book, bounces, started, domains
+    # A job keeps the domain slots it took until it ends (one statement per slot per job).
+    try:
+        # Batch after batch until the time box is used up: handing over to a successor job after
+        # every batch left the connections idle while the broker delivered it.
+        while True:
+            now = utcnow()
+            wanted = limit
+            if domains is not None and domains.guard.warmup is not None:
+                wanted = domains.reserve(limit, now)
+                if not wanted:  # today's warm-up volume is used up: the rest waits for tomorrow
+                    book.defer_due(cid, domain_guard.tomorrow(now), L.WARMUP_WAIT, now)
+                    return _idle(book, cid)
+            rows, skipped = book.claim(
+                cid,
+                plan.list_ids,
+                token,
+                limit=wanted,
+                now=now,
+                lease_until=now + lease,
+                interests=plan.uses_interests,
             )
-        finally:
-            book.release(cid, token)  # whatever was claimed and not handed over goes back
-            if domains is not None:
-                domains.release()
-                domains.give_back()
-            if bounces:
-                _hard_bounces(rt, cid, bounces)
-        if result != 0 or time.monotonic() - started > TIME_BOX:
-            return result
+            if not rows:
+                if domains is not None:
+                    domains.give_back()
+                if skipped and time.monotonic() - started <= TIME_BOX:
+                    continue
+                return 0 if skipped else _idle(book, cid)
+            if book.active_claims(cid, now) < parallel_jobs(settings):
+                # Fan out, one job per batch: it lands on whichever worker fetches it first, so a
+                # worker without a job of this campaign gets one after a batch or a few.
+                rt.enqueue("send_batch", cid)
+            bounces: list[tuple[int, int, str]] = []
+            try:
+                result = _send_rows(
+                    settings, cid, plan, rows, token, conns, pool, book, bounces, started, domains
+                )
+            finally:
+                book.release(cid, token)  # whatever was claimed and not handed over goes back
+                if domains is not None:
+                    domains.give_back()
+                if bounces:
+                    _hard_bounces(rt, cid, bounces)
+            if result != 0 or time.monotonic() - started > TIME_BOX:
+                return result
+    finally:
+        if domains is not None:
+            domains.release()
 
 
 def _gate(rt: Runtime, settings: Settings, token: str) -> domain_guard.JobGate | None:

@@ -6,8 +6,9 @@ Where each piece of shared state lives, and why:
   and read by each process at most once a second into memory, so it costs the hot path a
   dictionary look-up; the database is there for every broker (in-process, Redis, RabbitMQ).
 - concurrency: `domain_slot` rows, one per message in flight, each with a lease (a killed
-  worker's slots expire). A job takes slots as it needs them and keeps them for its batch, so
-  the database sees a statement per slot and batch, never per message.
+  worker's slots expire). A job takes slots as its rounds need them and keeps them until it
+  ends (at most TIME_BOX), so the database sees a statement per slot and job, never per
+  message; meanwhile another job's rows of that domain wait aside while it sends the others.
 - rate: the transport's throttles per entry (SharedThrottle in Redis with a Redis broker,
   else per process), asked without waiting: a domain whose next slot is not free yet waits
   aside while the job sends to the others.
@@ -200,7 +201,7 @@ class JobGate:
         return False
 
     def release(self) -> None:
-        """Give back this job's slots (at the end of each batch)."""
+        """Give back this job's slots (when it ends)."""
         if self.slots:
             release_slots(self.rt, self.holder)
             self.slots.clear()
