@@ -20,7 +20,7 @@ from listmgr import runtime
 from listmgr.errors import ConfigError
 from listmgr.mail.domains import DomainPolicy, Warmup, is_throttling
 from listmgr.models import DomainBackoff, DomainSlot, SendVolume, utcnow
-from listmgr.services import accounts, campaigns, delivery
+from listmgr.services import accounts, campaigns, delivery, domain_guard
 from listmgr.settings import load_settings
 from tests.admin_support import Account, session_login
 from tests.campaign_support import campaign, deliveries, make_list, person, wait_status
@@ -189,6 +189,24 @@ def test_a_throttling_domain_backs_off_alone(make_runtime, timed_sink: TimedSink
         backoff = s.get(DomainBackoff, "slow.example")
         assert backoff is not None and backoff.level >= 1
         assert s.get(DomainBackoff, "fast.example") is None
+
+
+def test_a_domain_that_throttles_again_soon_waits_longer(rt) -> None:
+    settings = rt.settings.with_values({"domain_backoff_seconds": 10.0})
+    guard = domain_guard.process_guard(rt, settings, None)
+    start = utcnow()
+    first = guard.throttled(rt, "slow.example", start)
+    assert first == start + timedelta(seconds=10)
+    # Replies of messages that were in flight change nothing.
+    assert guard.throttled(rt, "slow.example", start + timedelta(seconds=3)) == first
+    again = first + timedelta(seconds=5)
+    assert guard.throttled(rt, "slow.example", again) == again + timedelta(seconds=20)
+    much_later = again + timedelta(hours=2)
+    assert guard.throttled(rt, "slow.example", much_later) == much_later + timedelta(seconds=10)
+    # What each process reads into memory once a second.
+    other = domain_guard.Guard(settings, lambda _n, r: None)
+    other.refresh(rt, much_later)
+    assert other.backoffs == {"slow.example": much_later + timedelta(seconds=10)}
 
 
 def test_a_domain_rate_holds_while_the_others_run(make_runtime, timed_sink: TimedSink) -> None:

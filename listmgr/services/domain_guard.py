@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import DateTime, bindparam, delete, select, text, update
 from sqlmodel import col
 
 from listmgr.db import rows_changed
@@ -79,20 +79,24 @@ class Guard:
     def throttled(self, rt: Runtime, key: str, now: datetime) -> datetime:
         """Record a "slow down" reply from `key`: it backs off (longer if it did so lately)."""
         with rt.db.session() as s:
+            # The domain's row first (another worker may make it at the same moment), then
+            # read it under a lock: two workers throttled at once raise the level once.
+            s.execute(
+                text(
+                    "INSERT INTO domain_backoff (domain, until, level) VALUES (:d, :t, 0) "
+                    "ON CONFLICT DO NOTHING"
+                ).bindparams(bindparam("d", key), bindparam("t", now, type_=DateTime))
+            )
             row = s.get(DomainBackoff, key, with_for_update=rt.db.dialect == "postgresql")
-            if row is not None and row.until > now:
+            assert row is not None  # just made, and never deleted
+            if row.until > now:
                 until = row.until  # already backing off: the replies of messages in flight
             else:
-                level = 1
-                if row is not None and now - row.until < timedelta(
-                    seconds=2 * backoff_seconds(self.base, row.level)
-                ):
-                    level = row.level + 1  # throttled again soon after the last back-off
+                recent = timedelta(seconds=2 * backoff_seconds(self.base, row.level))
+                # Throttled again soon after the last back-off ended: wait longer this time.
+                level = row.level + 1 if row.level and now - row.until < recent else 1
                 until = now + timedelta(seconds=backoff_seconds(self.base, level))
-                if row is None:
-                    s.add(DomainBackoff(domain=key, until=until, level=level))
-                else:
-                    row.until, row.level = until, level
+                row.until, row.level = until, level
         with self._lock:
             self.backoffs[key] = until
         return until
@@ -264,7 +268,12 @@ def take_slot(
                 text(
                     "INSERT INTO domain_slot (domain, holder, lease_until) SELECT :k, :h, :l "
                     "WHERE (SELECT count(*) FROM domain_slot WHERE domain = :k) < :n"
-                ).bindparams(k=key, h=holder, l=lease, n=concurrency),
+                ).bindparams(
+                    bindparam("k", key),
+                    bindparam("h", holder),
+                    bindparam("l", lease, type_=DateTime),
+                    bindparam("n", concurrency),
+                ),
             )
         )
 
