@@ -2,6 +2,7 @@
 
     python bench/send.py [--recipients 100000] [--big 1000000] [--workers 2] [--connections 4]
                          [--dkim rsa|ed25519|none] [--database-url URL] [--broker-url URL]
+                         [--domain-limits]
 
 Needs PostgreSQL and Redis (defaults: postgresql+psycopg://postgres@127.0.0.1:5432/test and
 redis://127.0.0.1:6379/0; a scratch database is created and dropped) and Postfix's smtp-sink:
@@ -13,6 +14,9 @@ $SMTP_SINK, `smtp-sink` on PATH, or it is fetched with `apt-get download postfix
   (claim, consent re-check, render, tokens, headers, send, record), messages/s from the start
   of sending to the last recorded outcome, vs the ceiling (goal >= 50%) and >= 3,000/s;
 - the same with DKIM (RSA-2048 via OpenSSL by default; goal >= 1,000/s);
+- with --domain-limits: recipients spread over several receiving domains, and the pipeline
+  again with per-domain rate and concurrency limits that never bind (and the domain back-off
+  on), vs the pipeline without them (goal: >= 0.9 of its throughput);
 - worker RSS (peak, sampled) and, with --big N, the audience materialization time for N
   recipients (goal <= 10 s for 1,000,000) and the RSS after sending all N (goal: flat, <= 150 MB).
 """
@@ -45,6 +49,15 @@ from listmgr.models import Campaign, Delivery
 from listmgr.services import campaigns, lists
 
 GOAL_RATIO, GOAL_RATE, GOAL_DKIM, GOAL_RSS_MB, GOAL_START_S = 0.5, 3000, 1000, 150, 10.0
+GOAL_DOMAIN_LIMITS = 0.9  # throughput with limits that do not bind, vs none
+# Receiving domains of the --domain-limits run, and limits far above what the sink takes.
+DOMAINS = ("gmail.test", "outlook.test", "hotmail.test", "yahoo.test", "bench.test")
+LOOSE_LIMITS = (
+    '{"gmail.test": {"rate": 100000, "concurrency": 64}, '
+    '"microsoft": {"rate": 100000, "concurrency": 64, '
+    '"domains": ["outlook.test", "hotmail.test"]}, '
+    '"yahoo.test": {"rate": 100000, "concurrency": 64}}'
+)
 SECRET = "bench-secret-key-0123456789abcdef"
 PARAGRAPH = (
     "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
@@ -149,8 +162,10 @@ def scratch_database(url: str) -> tuple[str, object]:
     return base.set(database=name).render_as_string(hide_password=False), admin
 
 
-def populate(rt: runtime.Runtime, list_id: int, start: int, count: int) -> None:
-    """count confirmed subscribers (COPY), numbered from start."""
+def populate(
+    rt: runtime.Runtime, list_id: int, start: int, count: int, domains: tuple[str, ...]
+) -> None:
+    """count confirmed subscribers (COPY), numbered from start, at these domains in turn."""
     raw = rt.db.engine.raw_connection()
     try:
         cur = raw.driver_connection.cursor()
@@ -160,7 +175,7 @@ def populate(rt: runtime.Runtime, list_id: int, start: int, count: int) -> None:
             "updated_at) FROM STDIN"
         ) as copy:
             for i in range(start, start + count):
-                email = f"r{i:07d}@bench.test"
+                email = f"r{i:07d}@{domains[i % len(domains)]}"
                 copy.write_row(
                     (
                         email,
@@ -337,7 +352,13 @@ def main() -> None:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--domain-limits",
+        action="store_true",
+        help="spread recipients over domains; measure per-domain limits that do not bind",
+    )
     args = parser.parse_args()
+    domains = DOMAINS if args.domain_limits else ("bench.test",)
     folder = Path(tempfile.mkdtemp(prefix="lmbench-send-"))
     sink, port = start_sink()
     url, admin = scratch_database(args.database_url)
@@ -360,7 +381,7 @@ def main() -> None:
     try:
         list_id = lists.create(rt, slug="bench", name="Bench", postal_address="1 Bench Street")
         t = time.perf_counter()
-        populate(rt, list_id, 0, args.recipients)
+        populate(rt, list_id, 0, args.recipients, domains)
         print(
             f"populated {args.recipients:,} subscribers in {time.perf_counter() - t:.1f} s",
             flush=True,
@@ -387,6 +408,24 @@ def main() -> None:
         rss_small = workers.peak
         workers.stop()
 
+        if args.domain_limits:
+            limited_env = dict(
+                env,
+                LISTMGR_DOMAIN_LIMITS=os.environ.get("LISTMGR_BENCH_DOMAIN_LIMITS", LOOSE_LIMITS),
+                LISTMGR_DOMAIN_BACKOFF_SECONDS="60",
+            )
+            workers = Workers(limited_env, args.workers, folder)
+            cpu = workers.cpu()
+            audience, _, seconds, limited = send_campaign(rt, "domain-limits")
+            cpu = (workers.cpu() - cpu) / max(1, audience)
+            print(
+                f"pipeline with per-domain limits that do not bind ({len(domains)} domains): "
+                f"{limited:,.0f} messages/s vs {rate:,.0f} without; ratio "
+                f"{limited / rate:.2f} (goal >= {GOAL_DOMAIN_LIMITS}); worker CPU "
+                f"{cpu * 1e6:.0f} us/message"
+            )
+            workers.stop()
+
         if args.dkim != "none":
             key = dkim_key(args.dkim, folder)
             dkim_env = dict(
@@ -409,7 +448,7 @@ def main() -> None:
 
         if args.big > args.recipients:
             t = time.perf_counter()
-            populate(rt, list_id, args.recipients, args.big - args.recipients)
+            populate(rt, list_id, args.recipients, args.big - args.recipients, domains)
             print(f"populated up to {args.big:,} subscribers in {time.perf_counter() - t:.1f} s")
             workers = Workers(env, args.workers, folder)
             audience, start_s, seconds, rate = send_campaign(rt, "big")

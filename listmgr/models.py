@@ -617,3 +617,32 @@ class SettingValue(SQLModel, table=True):
     key: str = Field(max_length=64, primary_key=True)
     value: Any = Field(default=None, sa_column=Column(JSON))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class DomainBackoff(SQLModel, table=True):
+    """A receiving domain (or a `domain_limits` entry) that asked us to slow down: its rows
+    wait until `until` (shared by every worker)."""
+
+    __tablename__ = "domain_backoff"
+    domain: str = Field(max_length=255, primary_key=True)
+    until: datetime = Field(sa_type=DateTime)
+    level: int = Field(default=1)  # throttling replies in a row: the wait doubles with each
+
+
+class DomainSlot(SQLModel, table=True):
+    """One message-in-flight slot of a domain limit's concurrency, held by a sending job
+    until it gives it back or its lease ends (a killed worker's slots expire)."""
+
+    __tablename__ = "domain_slot"
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=255, index=True)
+    holder: str = Field(max_length=200, index=True)
+    lease_until: datetime = Field(sa_type=DateTime)
+
+
+class SendVolume(SQLModel, table=True):
+    """Campaign messages handed over on one UTC day, over all workers (the warm-up cap)."""
+
+    __tablename__ = "send_volume"
+    day: str = Field(max_length=10, primary_key=True)  # YYYY-MM-DD
+    used: int = Field(default=0)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import functools
 import hmac
+import json
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from pydantic import ValidationError as PydanticError
 
 from listmgr import resource_dir
 from listmgr.errors import ConfigError
+from listmgr.mail.domains import Warmup
 
 MIN_SECRET_KEY = 32  # characters of LISTMGR_SECRET_KEY in production
 MIN_INBOUND_SECRET = 16  # characters of LISTMGR_INBOUND_SECRET in production
@@ -44,6 +47,17 @@ Days = Annotated[int, Field(ge=0, le=36500)]  # a retention period; 0: kept fore
 Share = Annotated[float, Field(ge=0, le=1)]  # a rate limit of the circuit breaker; 0: off
 Count = Annotated[int, Field(ge=0, le=100_000_000)]
 OFF = frozenset({"off", "false", "no", "none", ""})
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class DomainLimitEntry(BaseModel):
+    """One entry of `domain_limits`: a receiving domain (or `domains`, a provider's several)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    rate: NonNegativeFloat = 0.0  # messages per second over all workers; 0: no limit
+    concurrency: NonNegativeInt = 0  # messages in flight at once over all workers; 0: no limit
+    domains: list[str] = []  # empty: the entry's own name
 
 
 class Settings(BaseModel):
@@ -94,6 +108,12 @@ class Settings(BaseModel):
     retry_max_attempts: int
     retry_base_seconds: float
     send_synchronous_commit: bool
+    domain_limits: dict[str, DomainLimitEntry]
+    domain_backoff_seconds: NonNegativeFloat
+    warmup_start: str
+    warmup_days: NonNegativeInt
+    warmup_first_day: NonNegativeInt
+    warmup_growth: Annotated[float, Field(gt=1)]
     # A template budget of zero (or less) would refuse every template, or none.
     template_seconds: Positive
     template_max_chars: PositiveInt
@@ -151,6 +171,19 @@ class Settings(BaseModel):
         """The circuit breaker's numbers may be written "off" (0: that check is off)."""
         if value is False or (isinstance(value, str) and value.strip().lower() in OFF):
             return 0
+        return value
+
+    @field_validator("domain_limits", mode="before")
+    @classmethod
+    def _json_table(cls, value: Any) -> Any:
+        """LISTMGR_DOMAIN_LIMITS gives the table as JSON."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError(
+                    'JSON such as {"gmail.com": {"rate": 20, "concurrency": 4}}'
+                ) from None
         return value
 
     @property
@@ -213,11 +246,45 @@ class Settings(BaseModel):
                 "LISTMGR_TRUSTED_PROXIES must be the number of reverse proxies in "
                 f"front of listmgr (0 to 10), got {self.trusted_proxies}"
             )
+        self._check_delivery_guard()
         if not self.production:
             return
         problems = production_problems(self)
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+    def _check_delivery_guard(self) -> None:
+        """The domain limits and the warm-up plan make sense together."""
+        from listmgr.mail.domains import table_problems
+
+        problems = table_problems({k: v.model_dump() for k, v in self.domain_limits.items()})
+        if problems:
+            raise ConfigError("setting " + "; ".join(problems))
+        if not self.warmup_start:
+            return
+        try:
+            date.fromisoformat(self.warmup_start)
+        except ValueError:
+            raise ConfigError(
+                f"setting warmup_start must be a date such as 2026-01-31, got {self.warmup_start!r}"
+            ) from None
+        if self.warmup_days < 1 or self.warmup_first_day < 1:
+            raise ConfigError(
+                "settings warmup_days and warmup_first_day must be at least 1 when "
+                "warmup_start is set"
+            )
+
+    @property
+    def warmup(self) -> Warmup | None:
+        """The warm-up plan, or None when there is none."""
+        if not self.warmup_start:
+            return None
+        return Warmup(
+            date.fromisoformat(self.warmup_start),
+            self.warmup_days,
+            self.warmup_first_day,
+            self.warmup_growth,
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -369,6 +436,21 @@ def _expected(key: str, error: Mapping[str, Any]) -> str:
         return f"at most {context.get('le'):g}"
     if error["type"] == "finite_number":
         return "a finite number"
+    if error["type"] == "value_error":  # a validator's own words
+        return str(error["msg"]).removeprefix("Value error, ")
+    by_type = {
+        "float_parsing": "a number",
+        "float_type": "a number",
+        "int_parsing": "an integer",
+        "int_type": "an integer",
+        "int_from_float": "an integer",
+        "list_type": "a list",
+        "string_type": "text",
+        "dict_type": "a table",
+        "model_type": "a table",
+    }
+    if error["type"] in by_type:
+        return by_type[error["type"]]
     words: dict[Any, str] = {
         int: "an integer",
         float: "a number",
@@ -385,6 +467,17 @@ def _validated(values: Mapping[str, Any], origin: Mapping[str, str]) -> Settings
     except PydanticError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
+        if len(error["loc"]) > 1:  # inside a table: name the whole path
+            path = ".".join(str(part) for part in error["loc"])
+            where = origin.get(key, "")
+            source = f" (from {where})" if where else ""
+            if error["type"] == "extra_forbidden":
+                raise ConfigError(
+                    f"unknown setting {path}{source}: an entry has rate, concurrency, domains"
+                ) from None
+            raise ConfigError(
+                f"setting {path}{source} must be {_expected(key, error)}, got {error['input']!r}"
+            ) from None
         if error["type"] == "missing":
             raise ConfigError(f"setting {key} is missing from config/defaults.toml") from None
         if error["type"] == "extra_forbidden":

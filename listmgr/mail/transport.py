@@ -113,6 +113,18 @@ class Throttle:
         if slot > now:
             time.sleep(slot - now)
 
+    def try_acquire(self) -> float:
+        """Take the next slot if it is free now (0.0), else the seconds until it is (nothing
+        taken): the caller sends something else meanwhile."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                return self._next - now
+            self._next = now + self.interval
+        return 0.0
+
 
 class SharedThrottle:
     """At most `rate` events per second across every process sharing one Redis: each call
@@ -128,10 +140,28 @@ redis.call('SET', KEYS[1], slot + interval, 'PX', math.floor(interval / 1000) + 
 return {slot, now}
 """
 
+    # Take `n` slots if the next is free now; else say how far away it is (nothing taken).
+    _TRY_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot > now then return slot - now end
+local span = tonumber(ARGV[1]) * tonumber(ARGV[2])
+redis.call('SET', KEYS[1], now + span, 'PX', math.floor(span / 1000) + 60000)
+return 0
+"""
+    CREDIT_SECONDS = 0.02  # a fast limit is taken from Redis this many seconds' worth at once
+
     def __init__(self, client: Any, key: str, rate: float) -> None:
         self.interval_us = int(1_000_000 / rate) if rate > 0 else 0
         self.key = key
         self._script = client.register_script(self._SCRIPT) if self.interval_us else None
+        self._try = client.register_script(self._TRY_SCRIPT) if self.interval_us else None
+        # Slots taken from Redis and not used yet: one call serves several messages of a fast
+        # limit, so a limit that does not bind costs next to nothing per message.
+        self._batch = max(1, int(rate * self.CREDIT_SECONDS)) if rate > 0 else 1
+        self._credit = 0
+        self._lock = threading.Lock()
 
     def reserve(self) -> tuple[int, int]:
         """(reserved slot, Redis now), in microseconds."""
@@ -145,6 +175,21 @@ return {slot, now}
         slot, now = self.reserve()
         if slot > now:
             time.sleep((slot - now) / 1_000_000)
+
+    def try_acquire(self) -> float:
+        """Throttle.try_acquire over every process sharing the Redis."""
+        if not self.interval_us:
+            return 0.0
+        assert self._try is not None  # only a rate-limited throttle reserves slots
+        with self._lock:
+            if self._credit:
+                self._credit -= 1
+                return 0.0
+            wait = int(self._try(keys=[self.key], args=[self.interval_us, self._batch]))
+            if wait > 0:
+                return wait / 1_000_000
+            self._credit = self._batch - 1
+            return 0.0
 
 
 def _classify_smtp_error(exc: Exception) -> Exception:

@@ -31,6 +31,7 @@ class Stats:
     complained: int
     unsubscribed: int
     possibly_duplicate: int
+    waiting_warmup: int = 0  # queued rows put off to tomorrow by the warm-up plan
     timeline: tuple[dict[str, Any], ...] = ()
     # opens and clicks (with the timeline): see tracking.Engagements.as_dict
     engagement: dict[str, Any] | None = None
@@ -42,8 +43,8 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         return func.sum(case((column, 1), else_=0))
 
     counts: dict[str, int] = {}
-    retrying = bounced = complained = unsubscribed = dup = 0
-    for status, n, retry, b, c, u, d in s.execute(
+    retrying = bounced = complained = unsubscribed = dup = warmup = 0
+    for status, n, retry, b, c, u, d, w in s.execute(
         select(
             col(Delivery.status),
             func.count(),
@@ -57,6 +58,10 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
             flag(Delivery.complained),
             flag(Delivery.unsubscribed),
             flag(Delivery.possibly_duplicate),
+            flag(
+                (col(Delivery.status) == ledger.QUEUED)
+                & (col(Delivery.error) == ledger.WARMUP_WAIT)
+            ),
         )
         .where(col(Delivery.campaign_id) == row.id)
         .group_by(Delivery.status)
@@ -65,6 +70,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         retrying += int(retry or 0)
         bounced, complained = bounced + int(b or 0), complained + int(c or 0)
         unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
+        warmup += int(w or 0)
     buckets: tuple[dict[str, Any], ...] = ()
     engagement = None
     if timeline:
@@ -83,6 +89,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         complained=complained,
         unsubscribed=unsubscribed,
         possibly_duplicate=dup,
+        waiting_warmup=warmup,
         timeline=buckets,
         engagement=engagement,
     )

@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,6 +32,7 @@ from sqlmodel import col
 from listmgr.errors import ListmgrError
 from listmgr.mail.bounces import HARD, reply_verdict
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
+from listmgr.mail.domains import is_throttling
 from listmgr.mail.transport import (
     DevOutboxConnection,
     PermanentFailure,
@@ -43,7 +44,7 @@ from listmgr.mail.transport import (
 )
 from listmgr.models import Campaign, CampaignStatus, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import abtests, breaker, devmail, settings_store
+from listmgr.services import abtests, breaker, devmail, domain_guard, settings_store
 from listmgr.services import ledger as L
 from listmgr.services.bounces import hard_bounce
 from listmgr.services.campaign_setup import renderer as build_renderer
@@ -67,7 +68,14 @@ class SenderPool:
             devmail.sink(db),
             settings.send_rate,
             settings.send_rate_per_server,
-            throttle_factory=_shared_throttles(settings),
+            throttle_factory=_shared_throttles(
+                settings,
+                bool(
+                    settings.send_rate
+                    or settings.send_rate_per_server
+                    or "rate=" in settings.smtp_url
+                ),
+            ),
         )
         self.size = max(1, settings.send_connections)
         self._free: list[Connection] = []
@@ -93,11 +101,11 @@ class SenderPool:
         conn.close()
 
 
-def _shared_throttles(settings: Settings) -> Any:
+def _shared_throttles(settings: Settings, limited: bool) -> Any:
     """With a Redis broker the rate limits hold over all worker processes together."""
     if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
         return None  # in-process or RabbitMQ: the limits apply per worker process
-    if not (settings.send_rate or settings.send_rate_per_server or "rate=" in settings.smtp_url):
+    if not limited:
         return None
     import redis
 
@@ -253,6 +261,7 @@ def _job(
     rate = settings.send_rate or settings.send_rate_per_server
     if rate:
         limit = max(1, min(limit, int(rate * TIME_BOX)))
+    domains = _gate(rt, settings, token)
     started = time.monotonic()
     early = True  # the breaker's window may still be under its minimum
 
@@ -262,57 +271,82 @@ def _job(
         early = judged.early
         return judged.paused
 
-    # Batch after batch until the time box is used up: handing over to a successor job after
-    # every batch left the connections idle while the broker delivered it.
-    while True:
-        now = utcnow()
-        rows, skipped = book.claim(
-            cid,
-            plan.list_ids,
-            token,
-            limit=limit,
-            now=now,
-            lease_until=now + lease,
-            interests=plan.uses_interests,
-        )
-        if not rows:
-            if skipped and time.monotonic() - started <= TIME_BOX:
-                continue
-            return 0 if skipped else _idle(book, cid)
-        if book.active_claims(cid, now) < parallel_jobs(settings):
-            # Fan out, one job per batch: it lands on whichever worker fetches it first, so a
-            # worker without a job of this campaign gets one after a batch or a few.
-            rt.enqueue("send_batch", cid)
-        bounces: list[tuple[int, int, str]] = []
-        unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
-        try:
-            result = _send_rows(
-                settings,
+    # A job keeps the domain slots it took until it ends (one statement per slot per job).
+    try:
+        # Batch after batch until the time box is used up: handing over to a successor job after
+        # every batch left the connections idle while the broker delivered it.
+        while True:
+            now = utcnow()
+            wanted = limit
+            if domains is not None and domains.guard.warmup is not None:
+                wanted = domains.reserve(limit, now)
+                if not wanted:  # today's warm-up volume is used up: the rest waits for tomorrow
+                    book.defer_due(cid, domain_guard.tomorrow(now), L.WARMUP_WAIT, now)
+                    return _idle(book, cid)
+            rows, skipped = book.claim(
                 cid,
-                plan,
-                rows,
+                plan.list_ids,
                 token,
-                conns,
-                pool,
-                book,
-                bounces,
-                started,
-                unrecorded,
-                tripped,
+                limit=wanted,
+                now=now,
+                lease_until=now + lease,
+                interests=plan.uses_interests,
             )
-        finally:
-            # Whatever was claimed and not handed over goes back; a row that may have gone out
-            # unrecorded (something failed between its hand-over and the next record) does not:
-            # sending it again would be a duplicate nobody marked.
-            book.release(cid, token, keep=unrecorded)
-            if bounces:
-                _hard_bounces(rt, cid, bounces)
-        # Once a batch while the window is under its minimum: more messages alone may bring a
-        # verdict then (past it, only a new hard bounce or complaint can raise a rate).
-        if result is not None and early and tripped():
-            return None
-        if result != 0 or time.monotonic() - started > TIME_BOX:
-            return result
+            if not rows:
+                if domains is not None:
+                    domains.give_back()
+                if skipped and time.monotonic() - started <= TIME_BOX:
+                    continue
+                return 0 if skipped else _idle(book, cid)
+            if book.active_claims(cid, now) < parallel_jobs(settings):
+                # Fan out, one job per batch: it lands on whichever worker fetches it first, so a
+                # worker without a job of this campaign gets one after a batch or a few.
+                rt.enqueue("send_batch", cid)
+            bounces: list[tuple[int, int, str]] = []
+            unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
+            try:
+                result = _send_rows(
+                    settings,
+                    cid,
+                    plan,
+                    rows,
+                    token,
+                    conns,
+                    pool,
+                    book,
+                    bounces,
+                    started,
+                    unrecorded,
+                    tripped,
+                    domains,
+                )
+            finally:
+                # Whatever was claimed and not handed over goes back; a row that may have gone
+                # out unrecorded (something failed between its hand-over and the next record)
+                # does not: sending it again would be a duplicate nobody marked.
+                book.release(cid, token, keep=unrecorded)
+                if domains is not None:
+                    domains.give_back()
+                if bounces:
+                    _hard_bounces(rt, cid, bounces)
+            # Once a batch while the window is under its minimum: more messages alone may bring
+            # a verdict then (past it, only a new hard bounce or complaint can raise a rate).
+            if result is not None and early and tripped():
+                return None
+            if result != 0 or time.monotonic() - started > TIME_BOX:
+                return result
+    finally:
+        if domains is not None:
+            domains.release()
+
+
+def _gate(rt: Runtime, settings: Settings, token: str) -> domain_guard.JobGate | None:
+    """The job's side of the guard per receiving domain, or None when nothing is guarded."""
+    domain_rates = any(v.rate for v in settings.domain_limits.values())
+    guard = domain_guard.process_guard(rt, settings, _shared_throttles(settings, domain_rates))
+    if not guard.active and guard.warmup is None:
+        return None
+    return domain_guard.JobGate(rt, guard, token)
 
 
 def _send_rows(
@@ -328,6 +362,7 @@ def _send_rows(
     started: float,
     unrecorded: set[int],
     tripped: Callable[[], bool],
+    domains: domain_guard.JobGate | None = None,
 ) -> int | None:
     """Send the claimed rows; `unrecorded` holds, whenever this is left by an exception, the
     rows that may have gone out without the ledger knowing."""
@@ -347,6 +382,7 @@ def _send_rows(
             done,
             unrecorded,
             tripped,
+            domains,
         )
     except BaseException:
         # The last round went out and is recorded only with the next one: record it now if
@@ -374,6 +410,7 @@ def _send_rounds(
     done: list[L.Outcome],
     unrecorded: set[int],
     tripped: Callable[[], bool],
+    domains: domain_guard.JobGate | None = None,
 ) -> int | None:
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
@@ -381,11 +418,15 @@ def _send_rounds(
     live = list(conns)
     failures = 0
     result: int | None = 0
-    while pending and live:
+    while (pending or (domains is not None and domains.parked)) and live:
+        if domains is not None:
+            domains.new_round(pending, utcnow())
         # Under a rate limit each wait comes right before its own recipient's consent check,
         # so a round is one message (the connections take turns).
         turn = live[:1] if pool.transport.limited else list(live)
-        batch = _round(cid, plan, pending, turn, live, pool, done, settings.template_failures_pause)
+        batch = _round(
+            cid, plan, pending, turn, live, pool, done, settings.template_failures_pause, domains
+        )
         live[:] = [c for c in live if c not in turn] + [c for c in turn if c in live]
         stop = _template_failures(settings, cid, token, book, done)
         if not done:  # recorded (or given up with the lease)
@@ -420,6 +461,8 @@ def _send_rounds(
         results = send_all(
             [(conn, out.envelope_from, out.rcpt, out.data) for conn, _, out in sendable]
         )
+        if domains is not None:
+            domains.handed += len(sendable)
         refused = False
         for (conn, row, _), exc in zip(sendable, results, strict=False):
             if exc is None:
@@ -444,6 +487,15 @@ def _send_rounds(
                 )
                 if exc.stage == "rcpt" and reply_verdict(exc.code, str(exc)) == HARD:
                     bounces.append((row.subscriber_id, row.list_id, str(exc)))
+            elif (
+                domains is not None
+                and domains.guard.base
+                and exc.stage in ("rcpt", "data")
+                and is_throttling(exc.code, str(exc))
+            ):
+                # The receiving domain asks us to slow down: it alone backs off (all workers).
+                until = domains.throttled(row.email, utcnow())
+                done.append(_retry(settings, row, exc, conn.server.label, not_before=until))
             else:
                 done.append(_retry(settings, row, exc, conn.server.label))
                 if exc.code is None or exc.code == 421:  # the connection, not this recipient
@@ -473,17 +525,34 @@ def _round(
     pool: SenderPool,
     done: list[L.Outcome],
     stop_after: int,
+    domains: domain_guard.JobGate | None = None,
 ) -> list[tuple[Connection, L.Claimed, Outgoing]]:
     """The next row for each connection whose turn it is, rendered, with the rate limits
     waited for and the connection open (both happen before the consent check). Rows that
     cannot be built fail into `done` (after `stop_after` template failures the round ends: the
     campaign is about to pause); a connection that cannot connect leaves `live` and its row
-    goes back to the front of `pending`."""
+    goes back to the front of `pending`. Rows whose receiving domain must wait (the gate) wait
+    aside in the job or go back to the ledger until their time."""
     batch: list[tuple[Connection, L.Claimed, Outgoing]] = []
+    now = utcnow() if domains is not None else None
     for conn in turn:
         out = None
         while pending and out is None:
             row = pending.popleft()
+            if domains is not None and now is not None:
+                verdict = domains.admit(row.email, row, now)
+                if verdict is not None:
+                    if verdict is not domain_guard.PARKED:
+                        done.append(
+                            L.Outcome(
+                                row.delivery_id,
+                                L.QUEUED,
+                                error=verdict[1],
+                                attempted=False,
+                                next_attempt_at=verdict[0],
+                            )
+                        )
+                    continue
             try:
                 out = plan.for_row(row).message(
                     Recipient(
@@ -554,8 +623,16 @@ def _template_failures(
     return None if gate.campaign_status != CampaignStatus.sending.value else -1
 
 
-def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: str) -> L.Outcome:
-    """A 4xx or connection failure: try again later, or give up after the last attempt."""
+def _retry(
+    settings: Settings,
+    row: L.Claimed,
+    exc: TemporaryFailure,
+    server: str,
+    *,
+    not_before: datetime | None = None,
+) -> L.Outcome:
+    """A 4xx or connection failure: try again later (at `not_before` when the receiving
+    domain backs off), or give up after the last attempt."""
     attempts = row.attempts + 1
     if attempts >= settings.retry_max_attempts:
         return L.Outcome(
@@ -571,7 +648,7 @@ def _retry(settings: Settings, row: L.Claimed, exc: TemporaryFailure, server: st
         error=str(exc),
         server=server,
         duplicate=exc.ambiguous,
-        next_attempt_at=utcnow() + backoff(settings, attempts),
+        next_attempt_at=not_before or utcnow() + backoff(settings, attempts),
     )
 
 

@@ -51,6 +51,9 @@ TABLES: dict[str, str] = {
     "app_user": "staff accounts: a colleague's login is not a subscriber's data",
     "api_token": "staff tokens: hashes and names only",
     "login_throttle": "staff sign-in counters: keyed hashes only",
+    "domain_backoff": "receiving domains that asked us to slow down: domains, never addresses",
+    "domain_slot": "sending jobs' slots per receiving domain: domains and job names only",
+    "send_volume": "messages sent per day: counts only",
     "privacy_notice": "the published notices: built from the configuration, never a person",
 }
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased

@@ -29,6 +29,7 @@ from listmgr.models import Delivery, Membership, MemberStatus, Subscriber, Suppr
 QUEUED, CLAIMED, SENT, FAILED, SKIPPED = "queued", "claimed", "sent", "failed", "skipped"
 HELD = "held"  # an A/B test's remaining audience, released to the winner (services/abtests)
 NO_CONSENT = "not sent: no consent at send time (unsubscribed, suppressed, paused or erased)"
+WARMUP_WAIT = "waiting for tomorrow's warm-up volume"  # rows the warm-up plan put off
 TEMPLATE_FAILURE = "template:"  # how the error of a row whose message could not be rendered starts
 
 
@@ -589,6 +590,18 @@ SELECT EXISTS (SELECT 1 FROM membership m JOIN subscriber s ON s.id = m.subscrib
                 f"lease_until = NULL WHERE campaign_id = {p} "
                 f"AND status = 'claimed' AND claimed_by = {p}{spare}",
                 (campaign_id, token, *kept),
+            ).rowcount
+        )
+
+    def defer_due(self, campaign_id: int, until: datetime, reason: str, now: datetime) -> int:
+        """Make the campaign's rows that are due now wait until `until` (no attempt counted)."""
+        p = "%s" if self.pg else "?"
+        return int(
+            self._run(
+                f"UPDATE delivery SET next_attempt_at = {p}, error = {p} "
+                f"WHERE campaign_id = {p} AND status = 'queued' "
+                f"AND (next_attempt_at IS NULL OR next_attempt_at <= {p})",
+                (self._ts(until), reason, campaign_id, self._ts(now)),
             ).rowcount
         )
 
