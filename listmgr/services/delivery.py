@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from listmgr import metrics
 from listmgr.errors import ListmgrError
 from listmgr.mail.bounces import HARD, reply_verdict
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
@@ -266,6 +267,9 @@ def _job(
             lease_until=now + lease,
             interests=plan.uses_interests,
         )
+        claimed_at = time.monotonic()
+        if skipped:
+            metrics.count_messages(cid, {("", "skipped"): skipped})
         if not rows:
             if skipped and time.monotonic() - started <= TIME_BOX:
                 continue
@@ -278,7 +282,17 @@ def _job(
         unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
         try:
             result = _send_rows(
-                settings, cid, plan, rows, token, conns, pool, book, bounces, started, unrecorded
+                settings,
+                cid,
+                plan,
+                rows,
+                token,
+                conns,
+                pool,
+                book,
+                bounces,
+                (started, claimed_at),
+                unrecorded,
             )
         finally:
             # Whatever was claimed and not handed over goes back; a row that may have gone out
@@ -301,22 +315,23 @@ def _send_rows(
     pool: SenderPool,
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
-    started: float,
+    times: tuple[float, float],
     unrecorded: set[int],
 ) -> int | None:
-    """Send the claimed rows; `unrecorded` holds, whenever this is left by an exception, the
+    """Send the claimed rows (`times`: when the job started and when the rows were claimed); `unrecorded` holds, whenever this is left by an exception, the
     rows that may have gone out without the ledger knowing."""
     done: list[L.Outcome] = []
     try:
         return _send_rounds(
-            settings, cid, plan, rows, token, conns, pool, book, bounces, started, done, unrecorded
+            settings, cid, plan, rows, token, conns, pool, book, bounces, times, done, unrecorded
         )
     except BaseException:
         # The last round went out and is recorded only with the next one: record it now if
         # the database still answers (a throttle's Redis going away must not cost a duplicate).
         if done:
             try:
-                book.step(cid, token, done, [], utcnow())
+                if book.step(cid, token, done, [], utcnow()).recorded:
+                    _count(cid, done)
                 unrecorded.difference_update(o.delivery_id for o in done)
             except Exception:
                 log.exception("campaign %s: cannot record the last round", cid)
@@ -333,10 +348,11 @@ def _send_rounds(
     pool: SenderPool,
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
-    started: float,
+    times: tuple[float, float],
     done: list[L.Outcome],
     unrecorded: set[int],
 ) -> int | None:
+    started, claimed_at = times
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
     pending = deque(rows)
@@ -361,6 +377,8 @@ def _send_rounds(
         # Record the previous round and check this round's consent in one transaction, right
         # before the hand-over: an unsubscribe that committed before it stops the mail.
         gate = book.step(cid, token, done, [row for _, row, _ in batch], utcnow())
+        if gate.recorded:
+            _count(cid, done)
         done.clear()
         unrecorded.clear()
         if not gate.recorded:
@@ -378,6 +396,9 @@ def _send_rounds(
         unrecorded.update(row.delivery_id for _, row, _ in sendable)
         results = send_all(
             [(conn, out.envelope_from, out.rcpt, out.data) for conn, _, out in sendable]
+        )
+        metrics.observe_claim_to_send(
+            time.monotonic() - claimed_at, sum(exc is None for exc in results)
         )
         refused = False
         for (conn, row, _), exc in zip(sendable, results, strict=False):
@@ -417,10 +438,19 @@ def _send_rounds(
         if now - started > TIME_BOX:
             break
     if done:
-        book.step(cid, token, done, [], utcnow())
+        if book.step(cid, token, done, [], utcnow()).recorded:
+            _count(cid, done)
         done.clear()
     unrecorded.clear()  # every row handed over is recorded (a refused sender hands over none)
     return result
+
+
+OUTCOMES = {L.SENT: "sent", L.FAILED: "failed", L.QUEUED: "deferred", L.SKIPPED: "skipped"}
+
+
+def _count(cid: int, outcomes: list[L.Outcome]) -> None:
+    """Count a round's recorded outcomes for /metrics (in memory, once per round)."""
+    metrics.count_messages(cid, Counter((o.server, OUTCOMES[o.status]) for o in outcomes))
 
 
 def _round(

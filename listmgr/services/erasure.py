@@ -52,6 +52,7 @@ TABLES: dict[str, str] = {
     "api_token": "staff tokens: hashes and names only",
     "login_throttle": "staff sign-in counters: keyed hashes only",
     "privacy_notice": "the published notices: built from the configuration, never a person",
+    "worker_process": "heartbeats of worker processes: host names and process ids only",
 }
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased
 # person's too; digests, file paths, IP addresses and the product's action names hold no
