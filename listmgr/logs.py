@@ -25,9 +25,10 @@ from listmgr.settings import Settings
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
-# An address as it can appear in any text we log: in brackets, quoted, in a URL's query.
+# An address as it can appear in any text we log: in brackets, quoted, in a URL's query
+# (where "@" may read %40).
 ADDRESS = re.compile(
-    r"(?<![\w.%+-])([\w.%+-]{1,64})@((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})(?![\w-])",
+    r"(?<![\w.%+-])([\w.%+-]{1,64})(?:@|%40)([^\W_][\w-]{0,252}(?:\.[\w-]{1,63})*)(?![\w-])",
     re.IGNORECASE,
 )
 # A request id we accept from a client or a proxy: short, and nothing that could forge a log line.
@@ -88,7 +89,7 @@ class AddressMask:
         return f"{local[:1]}***@{domain}~{digest}"
 
     def __call__(self, text: str) -> str:
-        return ADDRESS.sub(self._one, text) if "@" in text else text
+        return ADDRESS.sub(self._one, text) if "@" in text or "%40" in text else text
 
 
 class _Formatter(logging.Formatter):
@@ -154,7 +155,19 @@ def _record_factory(base: Any) -> Any:
 
 
 class _Handler(logging.StreamHandler):
-    """The one handler configure() installs (and replaces when called again)."""
+    """The one handler configure() installs (and replaces when called again). It writes to
+    whatever sys.stderr is at the time (a daemon or a test may swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def configure(settings: Settings, entry_point: str) -> logging.Handler:
@@ -165,7 +178,7 @@ def configure(settings: Settings, entry_point: str) -> logging.Handler:
     if not getattr(factory, "listmgr", False):
         logging.setLogRecordFactory(_record_factory(factory))
     mask = None if settings.log_addresses else AddressMask(settings.secret_key)
-    handler = _Handler(sys.stderr)
+    handler = _Handler()
     handler.setFormatter(
         JsonFormatter(mask) if settings.log_format == "json" else TextFormatter(mask)
     )
