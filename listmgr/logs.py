@@ -190,6 +190,9 @@ def configure(settings: Settings, entry_point: str) -> logging.Handler:
     # Our own access lines name the route, not the path (paths carry tokens); the development
     # server's would repeat them with the token in.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
+    # Every start checks the migrations: its lines would open each process's output.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd writes lines per SMTP connection and command; the inbound listener logs what fails.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     return handler

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -20,20 +19,8 @@ from listmgr.settings import load_settings
 from tests.conftest import SECRET, drain, wait_until
 
 ENTRY_POINTS = ("serve", "web", "worker", "inbound-server", "inbound", "status")
+pytestmark = pytest.mark.usefixtures("restored_logging")
 ADDRESSES = ("jane.doe@example.org", "Bob+news@Mail.Example.CO.UK", "ülla@exämple.de")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """configure() changes the process's root logger: put back what the test runner had."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    factory = logging.getLogRecordFactory()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.setLogRecordFactory(factory)
-    logging.captureWarnings(False)
 
 
 def _log_everything(name: str) -> None:
@@ -153,7 +140,15 @@ def test_request_id_goes_from_the_request_into_its_job(rt, client, caplog):
 
 @pytest.mark.parametrize(
     "given",
-    ["", "short", "x" * 65, "evil\tINFO forged line", "ünicode-id-12345", "id with spaces 1234", "<script>12345"],
+    [
+        "",
+        "short",
+        "x" * 65,
+        "evil\tINFO forged line",
+        "ünicode-id-12345",
+        "id with spaces 1234",
+        "<script>12345",
+    ],
 )
 def test_an_unusable_request_id_is_replaced(rt, client, caplog, given):
     logs.configure(rt.settings, "web")

@@ -16,6 +16,8 @@ from listmgr.services import campaigns, heartbeats
 from tests.campaign_support import campaign, make_list, person
 from tests.conftest import BROKER_URL, SECRET, wait_until
 
+pytestmark = pytest.mark.usefixtures("restored_logging")
+
 
 @pytest.fixture
 def status(database_url, tmp_path):

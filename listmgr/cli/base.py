@@ -20,8 +20,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def entry_point() -> str:
     """The command running, as log lines name it ("serve", "db upgrade")."""
+    names = []
     ctx = click.get_current_context(silent=True)
-    return ctx.command_path.partition(" ")[2] or "listmgr" if ctx is not None else "listmgr"
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or "listmgr"
 
 
 def configure_logs(settings: Settings) -> None:
