@@ -29,6 +29,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -62,6 +63,9 @@ class Metrics:
 @functools.cache
 def metrics() -> Metrics:
     """The metrics of this process (made once, in the mode the environment says)."""
+    # prometheus_client picks its value store when it is imported; `listmgr web` names the
+    # directory later (before any metric exists), so pick again now.
+    values.ValueClass = values.get_value_class()
     return Metrics(
         messages=Counter(
             "listmgr_messages",

@@ -3,6 +3,9 @@ move when a real campaign goes to an SMTP server; only the allowed scrapers read
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -224,3 +227,29 @@ def test_a_worker_answers_metrics_on_its_own_port(make_runtime):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_directory_named_after_import_still_collects_every_process(tmp_path):
+    """`listmgr web` names the multiprocess directory once listmgr (and prometheus_client)
+    are imported: the metrics, made later, must still write there and be summed."""
+    script = (
+        "import os, sys\n"
+        "import listmgr.cli\n"  # imports prometheus_client before the directory is known
+        "from listmgr import metrics\n"
+        "os.environ[metrics.MULTIPROC_ENV] = sys.argv[1]\n"
+        "metrics.metrics().jobs.labels('sweep', 'ok').inc(2)\n"
+        "sys.stdout.write(metrics.exposition()[0].decode())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROC_ENV}
+    for _ in range(2):  # two processes, one directory
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    assert any(p.name.startswith("counter_") for p in tmp_path.iterdir())
+    got = samples(done.stdout.encode())
+    assert value(got, "listmgr_jobs_total", actor="sweep", outcome="ok") == 4
