@@ -16,15 +16,11 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from listmgr.settings import Settings
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("text", "json")
 # An address as it can appear in any text we log: in brackets, quoted, in a URL's query
 # (where "@" may read %40).
 ADDRESS = re.compile(
@@ -63,16 +59,6 @@ def bind_request_id(value: str) -> contextvars.Token[str]:
 
 def reset_request_id(token: contextvars.Token[str]) -> None:
     _request_id.reset(token)
-
-
-@contextmanager
-def request_id_bound(value: str) -> Iterator[None]:
-    """The request id is `value` inside the block."""
-    token = _request_id.set(value)
-    try:
-        yield
-    finally:
-        _request_id.reset(token)
 
 
 class AddressMask:
