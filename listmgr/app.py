@@ -84,8 +84,9 @@ def create_app(
             x_prefix=0,
         )
         app.wsgi_app = proxied  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
-    from listmgr.web import errors, extensions
+    from listmgr.web import errors, extensions, observe
 
+    observe.init_app(app)  # first: the request id is bound before any other hook logs
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
     errors.register(app)

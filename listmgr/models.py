@@ -646,3 +646,15 @@ class SendVolume(SQLModel, table=True):
     __tablename__ = "send_volume"
     day: str = Field(max_length=10, primary_key=True)  # YYYY-MM-DD
     used: int = Field(default=0)
+
+
+class WorkerProcess(SQLModel, table=True):
+    """A process running background jobs, as its last heartbeat says (`listmgr status`)."""
+
+    __tablename__ = "worker_process"
+    name: str = Field(primary_key=True, max_length=120)  # host:pid:random, unique per start
+    host: str = Field(default="", max_length=255)
+    pid: int = Field(default=0)
+    threads: int = Field(default=0)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    seen_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime)

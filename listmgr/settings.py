@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticError
@@ -150,6 +151,11 @@ class Settings(BaseModel):
     unsubscribe_request_window_hours: int
     var_dir: str
     import_dir: str
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    log_format: Literal["text", "json"]
+    log_addresses: bool
+    metrics_token: str
+    metrics_allow: str
 
     @field_validator("processors", mode="before")
     @classmethod
@@ -195,6 +201,27 @@ class Settings(BaseModel):
     def privacy_address(self) -> str:
         """Where privacy questions go."""
         return self.privacy_contact.strip() or self.default_from_email
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.replace(",", " ").split():
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError("networks such as 10.0.0.0/8, separated by commas") from None
+        return value
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks /metrics answers (empty: any, when a token is set)."""
+        parts = self.metrics_allow.replace(",", " ").split()
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
 
     @field_validator("base_url")
     @classmethod
@@ -436,6 +463,8 @@ def _expected(key: str, error: Mapping[str, Any]) -> str:
         return f"at most {context.get('le'):g}"
     if error["type"] == "finite_number":
         return "a finite number"
+    if error["type"] == "literal_error":
+        return str(error["msg"]).removeprefix("Input should be ")
     if error["type"] == "value_error":  # a validator's own words
         return str(error["msg"]).removeprefix("Value error, ")
     by_type = {

@@ -5,6 +5,7 @@ LISTMGR_TEST_BROKER_URL is set) with a real Dramatiq worker."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -337,3 +338,16 @@ def api(client, owner_token: str):
             return call
 
     return Api()
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """configure() changes the process's root logger: put back what the test runner had."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    factory = logging.getLogRecordFactory()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.setLogRecordFactory(factory)
+    logging.captureWarnings(False)

@@ -9,6 +9,7 @@ from listmgr.cli import (  # noqa: F401  (registration)
     inbound,
     retention,
     serve,
+    status,
 )
 from listmgr.cli.base import main
 

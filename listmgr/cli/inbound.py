@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from listmgr.cli.base import fail, get_runtime, main
+from listmgr.cli.base import configure_logs, fail, get_runtime, main, metrics_option, serve_metrics
 
 
 @main.command("classify")
@@ -82,6 +82,7 @@ def inbound_command(recipient: str, sender: str) -> None:
     except ListmgrError as exc:
         click.echo(f"listmgr: {exc.message}", err=True)
         sys.exit(EX_TEMPFAIL)
+    configure_logs(settings)
     # Read one byte past the limit, never the whole of an endless pipe: too long is refused.
     raw = sys.stdin.buffer.read(settings.max_inbound_bytes + 1)
     if len(raw) > settings.max_inbound_bytes:
@@ -111,7 +112,10 @@ def inbound_command(recipient: str, sender: str) -> None:
 @main.command("inbound-server")
 @click.option("--lmtp", "lmtp_addr", metavar="HOST:PORT", help="Listen for LMTP.")
 @click.option("--smtp", "smtp_addr", metavar="HOST:PORT", help="Listen for SMTP.")
-def inbound_server_command(lmtp_addr: str | None, smtp_addr: str | None) -> None:
+@metrics_option
+def inbound_server_command(
+    lmtp_addr: str | None, smtp_addr: str | None, metrics_addr: str | None
+) -> None:
     """Receive inbound mail over LMTP or SMTP; answers 250 only once a message is stored."""
     import signal
     import threading
@@ -126,6 +130,7 @@ def inbound_server_command(lmtp_addr: str | None, smtp_addr: str | None) -> None
         fail(f"bad address {addr!r}: use HOST:PORT, e.g. 127.0.0.1:2424")
     rt = get_runtime()
     boot.attach_queue(rt)
+    serve_metrics(rt, metrics_addr)
     controller = inbound_server.start(rt, host, int(port), lmtp=bool(lmtp_addr))
     click.echo(f"listmgr inbound {'LMTP' if lmtp_addr else 'SMTP'} listening on {host}:{port}")
     done = threading.Event()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from typing import Any
 
 import click
 from flask import Flask
+from gunicorn import glogging
 
 from listmgr import boot
-from listmgr.cli.base import fail, get_runtime, main
+from listmgr.cli.base import fail, get_runtime, main, metrics_option, serve_metrics
 from listmgr.services import users
 
 
@@ -31,7 +35,6 @@ def serve(host: str, port: int, threads: int | None) -> None:
     from listmgr.app import create_app
     from listmgr.services import settings_store
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if "LISTMGR_BASE_URL" not in os.environ:
         os.environ["LISTMGR_BASE_URL"] = f"http://{host}:{port}"  # links point at this server
     rt = get_runtime()
@@ -70,6 +73,14 @@ def web(host: str, port: int, workers: int) -> None:
     """The web application under gunicorn (production; pair with `listmgr worker`)."""
     from gunicorn.app.base import BaseApplication
 
+    from listmgr import metrics
+
+    # Each gunicorn worker counts its own requests: with one directory for all of them (made
+    # here unless the operator gave one) a scrape of any worker adds every worker up.
+    if not os.environ.get(metrics.MULTIPROC_ENV):
+        folder = tempfile.mkdtemp(prefix="listmgr-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = folder
+        atexit.register(_remove_in, os.getpid(), folder)
     rt = get_runtime()
     if not rt.settings.broker_url:
         click.echo(
@@ -82,7 +93,11 @@ def web(host: str, port: int, workers: int) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            # listmgr writes the access lines itself (route, status, time, request id) through
+            # the logging every process shares; gunicorn's own lines go there too.
+            self.cfg.set("accesslog", None)
+            self.cfg.set("logger_class", SharedLogs)
+            self.cfg.set("child_exit", _worker_gone)
 
         def load(self) -> Flask:
             from listmgr import runtime
@@ -95,17 +110,41 @@ def web(host: str, port: int, workers: int) -> None:
     App().run()
 
 
+def _remove_in(pid: int, folder: str) -> None:
+    """At exit of the process `pid` only (forked gunicorn workers run the same exit hooks)."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _worker_gone(_server: Any, worker: Any) -> None:
+    """A gunicorn worker ended: its live gauges leave the sums (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class SharedLogs(glogging.Logger):
+    """gunicorn's messages go through the handler every listmgr process uses (listmgr.logs)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+
+
 @main.command()
 @click.option("--threads", default=8, show_default=True, type=int)
-def worker(threads: int) -> None:
+@metrics_option
+def worker(threads: int, metrics_addr: str | None) -> None:
     """A Dramatiq worker process (needs LISTMGR_BROKER_URL=redis://… or amqp://…)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     rt = get_runtime()
     if not rt.settings.broker_url or rt.settings.broker_url.startswith("stub"):
         fail(
             "`listmgr worker` needs LISTMGR_BROKER_URL (redis://… or amqp://…); "
             "use `listmgr serve` for the all-in-one embedded mode"
         )
+    serve_metrics(rt, metrics_addr)
     bg = boot.start(rt, threads=threads)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

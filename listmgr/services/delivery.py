@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from listmgr import metrics
 from listmgr.errors import ListmgrError
 from listmgr.mail.bounces import HARD, reply_verdict
 from listmgr.mail.campaign import CampaignRenderer, Outgoing, Recipient, RenderError
@@ -292,6 +293,9 @@ def _job(
                 lease_until=now + lease,
                 interests=plan.uses_interests,
             )
+            claimed_at = time.monotonic()
+            if skipped:
+                metrics.count_messages(cid, {("", "skipped"): skipped})
             if not rows:
                 if domains is not None:
                     domains.give_back()
@@ -315,7 +319,7 @@ def _job(
                     pool,
                     book,
                     bounces,
-                    started,
+                    (started, claimed_at),
                     unrecorded,
                     tripped,
                     domains,
@@ -359,12 +363,12 @@ def _send_rows(
     pool: SenderPool,
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
-    started: float,
+    times: tuple[float, float],
     unrecorded: set[int],
     tripped: Callable[[], bool],
     domains: domain_guard.JobGate | None = None,
 ) -> int | None:
-    """Send the claimed rows; `unrecorded` holds, whenever this is left by an exception, the
+    """Send the claimed rows (`times`: when the job started and when the rows were claimed); `unrecorded` holds, whenever this is left by an exception, the
     rows that may have gone out without the ledger knowing."""
     done: list[L.Outcome] = []
     try:
@@ -378,7 +382,7 @@ def _send_rows(
             pool,
             book,
             bounces,
-            started,
+            times,
             done,
             unrecorded,
             tripped,
@@ -389,7 +393,8 @@ def _send_rows(
         # the database still answers (a throttle's Redis going away must not cost a duplicate).
         if done:
             try:
-                book.step(cid, token, done, [], utcnow())
+                if book.step(cid, token, done, [], utcnow()).recorded:
+                    _count(cid, done)
                 unrecorded.difference_update(o.delivery_id for o in done)
             except Exception:
                 log.exception("campaign %s: cannot record the last round", cid)
@@ -406,12 +411,13 @@ def _send_rounds(
     pool: SenderPool,
     book: L.Ledger,
     bounces: list[tuple[int, int, str]],
-    started: float,
+    times: tuple[float, float],
     done: list[L.Outcome],
     unrecorded: set[int],
     tripped: Callable[[], bool],
     domains: domain_guard.JobGate | None = None,
 ) -> int | None:
+    started, claimed_at = times
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
     pending = deque(rows)
@@ -441,6 +447,8 @@ def _send_rounds(
         # before the hand-over: an unsubscribe that committed before it stops the mail.
         gate = book.step(cid, token, done, [row for _, row, _ in batch], utcnow())
         bounced = any(o.bounced for o in done)
+        if gate.recorded:
+            _count(cid, done)
         done.clear()
         unrecorded.clear()
         if not gate.recorded:
@@ -463,6 +471,9 @@ def _send_rounds(
         )
         if domains is not None:
             domains.handed += len(sendable)
+        metrics.observe_claim_to_send(
+            time.monotonic() - claimed_at, sum(exc is None for exc in results)
+        )
         refused = False
         for (conn, row, _), exc in zip(sendable, results, strict=False):
             if exc is None:
@@ -510,10 +521,19 @@ def _send_rounds(
         if now - started > TIME_BOX:
             break
     if done:
-        book.step(cid, token, done, [], utcnow())
+        if book.step(cid, token, done, [], utcnow()).recorded:
+            _count(cid, done)
         done.clear()
     unrecorded.clear()  # every row handed over is recorded (a refused sender hands over none)
     return result
+
+
+OUTCOMES = {L.SENT: "sent", L.FAILED: "failed", L.QUEUED: "deferred", L.SKIPPED: "skipped"}
+
+
+def _count(cid: int, outcomes: list[L.Outcome]) -> None:
+    """Count a round's recorded outcomes for /metrics (in memory, once per round)."""
+    metrics.count_messages(cid, Counter((o.server, OUTCOMES[o.status]) for o in outcomes))
 
 
 def _round(

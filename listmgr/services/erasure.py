@@ -55,6 +55,7 @@ TABLES: dict[str, str] = {
     "domain_slot": "sending jobs' slots per receiving domain: domains and job names only",
     "send_volume": "messages sent per day: counts only",
     "privacy_notice": "the published notices: built from the configuration, never a person",
+    "worker_process": "heartbeats of worker processes: host names and process ids only",
 }
 # Columns never rewritten: another subscriber's name is their own, even when it is the erased
 # person's too; digests, file paths, IP addresses and the product's action names hold no

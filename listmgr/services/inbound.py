@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr import metrics
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
 from listmgr.models import (
@@ -63,6 +64,7 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
             select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
         )
         if existing is not None:
+            metrics.metrics().inbound_stored.labels("yes").inc()
             return Stored(existing, True)
     try:
         with rt.db.session() as s:
@@ -84,7 +86,9 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
                 select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
             )
             assert first is not None
+            metrics.metrics().inbound_stored.labels("yes").inc()
             return Stored(first, True)
+    metrics.metrics().inbound_stored.labels("no").inc()
     rt.enqueue("process_inbound", new_id)
     return Stored(new_id, False)
 
@@ -365,6 +369,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
         row.status = "processed"
         row.processed_at = utcnow()
         row.error = ""
+    metrics.metrics().inbound_processed.labels(cls.kind).inc()
     for oid in outcome.outbox:
         rt.enqueue("send_outbox", oid)
     breaker.notify(rt, paused)

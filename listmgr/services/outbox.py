@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from listmgr import metrics
 from listmgr.db import rows_changed
 from listmgr.mail import compose, transactional
 from listmgr.mail.transport import PermanentFailure, TemporaryFailure, Transport
@@ -210,6 +211,7 @@ def send(rt: Runtime, outbox_id: int) -> None:
                     last_error=str(exc)[:1000],
                 )
             )
+        metrics.metrics().outbox.labels("failed" if give_up else "deferred").inc()
         if not give_up:
             rt.enqueue("send_outbox", outbox_id, delay_ms=min(2**attempts, 600) * 1000)
         return
@@ -220,6 +222,7 @@ def send(rt: Runtime, outbox_id: int) -> None:
                 .where(col(Outbox.id) == outbox_id)
                 .values(status="failed", lease_until=None, last_error=str(exc)[:1000])
             )
+        metrics.metrics().outbox.labels("failed").inc()
         return
     with rt.db.session() as s:
         s.execute(
@@ -227,6 +230,7 @@ def send(rt: Runtime, outbox_id: int) -> None:
             .where(col(Outbox.id) == outbox_id)
             .values(status="sent", sent_at=utcnow(), lease_until=None, message_id=message_id)
         )
+    metrics.metrics().outbox.labels("sent").inc()
 
 
 def _header(data: bytes, name: bytes) -> str:
