@@ -260,3 +260,19 @@ def test_repermission_mail_keep_link_and_sweep(rt, sink, monkeypatch):
     # The one who confirmed is not flagged for the same reason again.
     assert _flagged(rt, "role", list_id=news) == set()
     assert "abuse@example.org" not in _flagged(rt, "role")
+
+
+def test_erasing_someone_asked_to_confirm_removes_the_request(rt, sink):
+    from listmgr.services import privacy
+    from listmgr.services.subscriptions import Origin
+
+    make_list(rt, "news")
+    person(rt, "abuse@example.org", ["news"])
+    assert repermission.ask(rt, "role", actor="admin@staff.example.org") == 1
+    drain(rt)
+    with rt.db.session() as s:
+        sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "abuse@example.org"))
+    privacy.erase_subscriber(rt, sid, origin=Origin(source="admin", actor="owner"))
+    with rt.db.session() as s:
+        assert s.scalars(select(Repermission)).all() == []
+        assert s.get(Subscriber, sid) is None

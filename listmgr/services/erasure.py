@@ -44,6 +44,7 @@ TABLES: dict[str, str] = {
     "consent_event": TYPED,
     "activity_event": TYPED,
     "engagement": TYPED,
+    "repermission": TYPED,
     "inbound_message": "mail: the person's own deleted, others' that name them redacted",
     "dev_mail": "mail: captured mail that names the person deleted",
     "delivery": "ledger: the person's rows anonymised; other rows hold only other "

@@ -27,6 +27,7 @@ from listmgr.models import (
     MailingList,
     Membership,
     Outbox,
+    Repermission,
     Subscriber,
     SubscriberInterest,
     Suppression,
@@ -277,6 +278,7 @@ def _erase(s: Session, rt: Runtime, sub: Subscriber, origin: Origin) -> str:
     s.execute(delete(SubscriberInterest).where(col(SubscriberInterest.subscriber_id) == sid))
     s.execute(delete(Membership).where(col(Membership.subscriber_id) == sid))
     s.execute(delete(ConsentEvent).where(col(ConsentEvent.subscriber_id) == sid))
+    s.execute(delete(Repermission).where(col(Repermission.subscriber_id) == sid))
     s.execute(delete(Outbox).where(_outbox_of(sub)))
     erasure.stored_mail(s, traces, sid)
     # The campaign ledger keeps its counts; a queued row has nobody left to go to.
