@@ -11,7 +11,7 @@ from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engi
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
-from listmgr import resource_dir, textlimits
+from listmgr import resource_dir, schema, textlimits
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
 
@@ -105,11 +105,13 @@ class Database:
         finally:
             session.close()
 
-    def upgrade(self) -> None:
-        """Apply every Alembic migration (idempotent)."""
-        from alembic import command
+    def upgrade(self) -> schema.Upgrade:
+        """Apply the missing Alembic migrations, once across every host (see listmgr.schema)."""
+        return schema.upgrade(self.engine, self.url)
 
-        command.upgrade(alembic_config(self.url), "head")
+    def check_schema(self) -> None:
+        """Refuse to run on a schema older than this code (auto_migrate off)."""
+        schema.check(self.engine)
 
 
 def alembic_config(url: str) -> Config:

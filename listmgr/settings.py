@@ -119,7 +119,7 @@ class Settings(BaseModel):
     inbound_authserv_id: str
     unsubscribe_request_window_hours: int
     var_dir: str
-    import_dir: str
+    auto_migrate: bool
 
     @field_validator("processors", mode="before")
     @classmethod
