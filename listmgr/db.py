@@ -5,18 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
-from listmgr import resource_dir, schema, textlimits
+from listmgr import schema, textlimits
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
-
-if TYPE_CHECKING:
-    from alembic.config import Config
 
 _engines: dict[str, Engine] = {}
 textlimits.install()  # every flush checks the text it writes (listmgr.textlimits)
@@ -112,12 +109,3 @@ class Database:
     def check_schema(self) -> None:
         """Refuse to run on a schema older than this code (auto_migrate off)."""
         schema.check(self.engine)
-
-
-def alembic_config(url: str) -> Config:
-    from alembic.config import Config  # Alembic loads only when migrating
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resource_dir("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg

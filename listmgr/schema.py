@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from listmgr import resource_dir
 from listmgr.errors import ConfigError
 
 if TYPE_CHECKING:
+    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
 # One advisory lock key for "migrating listmgr" in a PostgreSQL database (64-bit, stable).
@@ -37,8 +39,6 @@ class Upgrade:
 
 def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
-
-    from listmgr.db import alembic_config
 
     return ScriptDirectory.from_config(alembic_config("sqlite://"))
 
@@ -108,8 +108,6 @@ def upgrade(engine: Engine, url: str) -> Upgrade:
     the same time: the first holds the lock and migrates, the others then find nothing to do."""
     from alembic import command
 
-    from listmgr.db import alembic_config
-
     with _locked(engine):
         before = current(engine)
         if older(before):
@@ -125,3 +123,13 @@ def check(engine: Engine) -> None:
             f"the database schema is at revision {found or 'none (empty)'} but this version "
             f"of listmgr needs {wanted}: run `listmgr migrate` once (or set auto_migrate = true)"
         )
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for this database URL (the scripts ship in the package)."""
+    from alembic.config import Config  # Alembic loads only when migrating
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

@@ -37,12 +37,12 @@ def sweep(rt: Runtime) -> dict[str, int]:
     """Periodic duty: start due scheduled campaigns, then re-enqueue pending work; forget
     abandoned uploads; delete what is older than its retention period (hourly)."""
     from listmgr.models import utcnow
-    from listmgr.services import campaigns, imports, retention
+    from listmgr.services import campaigns, retention, uploads
 
     counts = {"started": campaigns.start_due(rt)}
     try:
-        counts["uploads_forgotten"] = imports.forget_uploads(rt)
-    except OSError:
+        counts["uploads_forgotten"] = uploads.forget(rt)
+    except Exception:  # the next round retries; pending work must still be re-enqueued
         log.exception("forgetting abandoned uploads failed")
     try:
         deleted = retention.sweep_due(rt, utcnow())
