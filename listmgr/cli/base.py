@@ -18,7 +18,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def get_runtime(migrate: bool = True) -> runtime.Runtime:
-    """The runtime from config and environment, with the schema up to date."""
+    """The runtime from config and environment, its schema migrated (auto_migrate) or checked."""
     try:
         return runtime.build(migrate=migrate)
     except ListmgrError as exc:
