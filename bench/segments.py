@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from listmgr import db as dbmod
-from listmgr import runtime
+from listmgr import runtime, schema
 from listmgr.models import Subscriber
 from listmgr.services import segments
 
@@ -221,7 +221,7 @@ def prepare(kind: str, url: str, n: int, n_events: int, reuse: bool) -> str:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     from alembic import command
 
-    command.upgrade(dbmod.alembic_config(target), "head")
+    command.upgrade(schema.alembic_config(target), "head")
     engine = create_engine(target)
     with engine.begin() as conn:
         definitions(conn)

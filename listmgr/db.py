@@ -5,18 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
-from listmgr import resource_dir, textlimits
+from listmgr import schema, textlimits
 from listmgr.errors import ConfigError
 from listmgr.settings import Settings
-
-if TYPE_CHECKING:
-    from alembic.config import Config
 
 _engines: dict[str, Engine] = {}
 textlimits.install()  # every flush checks the text it writes (listmgr.textlimits)
@@ -105,17 +102,10 @@ class Database:
         finally:
             session.close()
 
-    def upgrade(self) -> None:
-        """Apply every Alembic migration (idempotent)."""
-        from alembic import command
+    def upgrade(self) -> schema.Upgrade:
+        """Apply the missing Alembic migrations, once across every host (see listmgr.schema)."""
+        return schema.upgrade(self.engine, self.url)
 
-        command.upgrade(alembic_config(self.url), "head")
-
-
-def alembic_config(url: str) -> Config:
-    from alembic.config import Config  # Alembic loads only when migrating
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resource_dir("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
+    def check_schema(self) -> None:
+        """Refuse to run on a schema older than this code (auto_migrate off)."""
+        schema.check(self.engine)

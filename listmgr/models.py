@@ -584,12 +584,38 @@ class AuditLog(SQLModel, table=True):
     detail: dict[str, Any] = _json()
 
 
+class Upload(SQLModel, table=True):
+    """An uploaded file (a CSV waiting for its import), kept in the database so that a worker
+    on any host reads it; its bytes are in UploadChunk rows."""
+
+    __tablename__ = "upload"
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=32, unique=True)  # names it in forms (ids are guessable)
+    filename: str = Field(default="", max_length=500)
+    size: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class UploadChunk(SQLModel, table=True):
+    """One piece of an upload, in order (a large file is never one value in memory)."""
+
+    __tablename__ = "upload_chunk"
+    upload_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("upload.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class ImportJob(SQLModel, table=True):
     __tablename__ = "import_job"
     id: int | None = Field(default=None, primary_key=True)
     list_id: int | None = _fk("mailing_list.id", ondelete="SET NULL", nullable=True, index=False)
     filename: str = Field(default="", max_length=500)
-    path: str = Field(default="", max_length=1000)
+    path: str = Field(default="", max_length=1000)  # jobs queued before uploads moved to upload
+    upload_id: int | None = _fk("upload.id", ondelete="SET NULL", nullable=True)
     mode: str = Field(default="upsert", max_length=16)
     mapping: dict[str, Any] = _json()
     consent: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -46,13 +46,16 @@ def build(
     settings: Settings | None = None,
     migrate: bool = False,
 ) -> Runtime:
-    """Build (and make current) the runtime for these settings."""
+    """Build (and make current) the runtime for these settings; with migrate, bring the schema
+    up to date (auto_migrate) or refuse to go on with an older one."""
     global _current
     settings = settings or load_settings(overrides)
     settings.check()
     db = Database(settings)
-    if migrate:
+    if migrate and settings.auto_migrate:
         db.upgrade()
+    elif migrate:
+        db.check_schema()
     rt = Runtime(
         settings=settings,
         db=db,

@@ -150,12 +150,12 @@ class Settings(BaseModel):
     inbound_authserv_id: str
     unsubscribe_request_window_hours: int
     var_dir: str
-    import_dir: str
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
     log_format: Literal["text", "json"]
     log_addresses: bool
     metrics_token: str
     metrics_allow: str
+    auto_migrate: bool
 
     @field_validator("processors", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from listmgr import boot, runtime
+from listmgr import boot, runtime, schema
 from listmgr import db as dbmod
 from listmgr.models import SQLModel
 
@@ -219,10 +219,10 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         test_url = url.set(database=name).render_as_string(hide_password=False)
-        dbmod.alembic_config  # noqa: B018
+        schema.alembic_config  # noqa: B018
         from alembic import command
 
-        command.upgrade(dbmod.alembic_config(test_url), "head")
+        command.upgrade(schema.alembic_config(test_url), "head")
         yield test_url
         dbmod.dispose_engines()
         with admin.connect() as c:
@@ -232,7 +232,7 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         path = tmp_path_factory.mktemp("template") / "template.db"
         from alembic import command
 
-        command.upgrade(dbmod.alembic_config(f"sqlite:///{path}"), "head")
+        command.upgrade(schema.alembic_config(f"sqlite:///{path}"), "head")
         yield str(path)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from listmgr.models import AuditLog, ImportJob, Subscriber
+from listmgr.models import AuditLog, ImportJob, Subscriber, Upload, utcnow
 from listmgr.services import lists
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
 from tests.conftest import drain
@@ -29,6 +30,12 @@ def admin(client, rt, accounts_by_role):
     fielddefs.create_field(rt, key="city", label="City", type="text")
     session_login(client, rt, accounts_by_role["admin"])
     return client
+
+
+def _tokens(rt) -> set[str]:
+    """The tokens of the uploads stored."""
+    with rt.db.session() as s:
+        return set(s.scalars(select(Upload.token)))
 
 
 def _upload(client, text: str = CSV, token: str | None = None):
@@ -94,11 +101,9 @@ def test_upload_map_import_and_report(admin, rt):
 
 
 def test_upload_without_token_or_file_changes_nothing(admin, rt):
-    from listmgr.services import imports
-
-    before = set(imports.upload_dir(rt).iterdir())
+    before = _tokens(rt)
     assert _upload(admin, token="forged").status_code == 400
-    assert set(imports.upload_dir(rt).iterdir()) == before
+    assert _tokens(rt) == before
     empty = admin.post(
         "/admin/imports",
         data={"csrf_token": csrf_from(admin.get("/admin/imports").text), "list": "news"},
@@ -144,41 +149,45 @@ def test_export_is_streamed_and_audited(admin, rt, client, accounts_by_role):
     assert client.get("/admin/imports").status_code == 403
 
 
-def test_abandoned_uploads_are_forgotten(admin, rt):
-    import os
-
-    from listmgr.services import imports, recovery, subscribers
+def test_abandoned_uploads_are_forgotten(admin, rt, tmp_path):
+    from listmgr.services import imports, recovery, subscribers, uploads
     from listmgr.services.subscriptions import Origin
 
-    folder = imports.upload_dir(rt)
-    assert _upload(admin).status_code == 200
-    [fresh] = folder.glob("*.csv")
-    assert _upload(admin).status_code == 200
-    [old] = set(folder.glob("*.csv")) - {fresh}
-    hours_ago = time.time() - 3 * 3600
-    os.utime(old, (hours_ago, hours_ago))
-    busy = folder / "busy.csv"
-    busy.write_text("email\nbusy@example.org\n")
-    os.utime(busy, (hours_ago, hours_ago))
-    imports.create_job(rt, path=busy, list_slug="news", consent="fair", actor="t")  # queued
+    def age(token: str) -> None:
+        with rt.db.session() as s:
+            s.execute(
+                update(Upload)
+                .where(Upload.token == token)
+                .values(created_at=utcnow() - timedelta(hours=3))
+            )
 
-    assert imports.forget_uploads(rt) == 1  # older than two hours and read by no job: gone
-    assert set(folder.glob("*.csv")) == {fresh, busy}
+    assert _upload(admin).status_code == 200
+    [fresh] = _tokens(rt)
+    assert _upload(admin).status_code == 200
+    [old] = _tokens(rt) - {fresh}
+    age(old)
+    busy_file = tmp_path / "busy.csv"
+    busy_file.write_text("email\nbusy@example.org\n")
+    imports.create_job(rt, path=busy_file, list_slug="news", consent="fair", actor="t")  # queued
+    [busy] = _tokens(rt) - {fresh, old}
+    age(busy)
+
+    assert uploads.forget(rt) == 1  # older than two hours and read by no job: gone
+    assert _tokens(rt) == {fresh, busy}
 
     # An erasure takes every upload still waiting for its mapping: it may hold the address.
     sid = subscribers.create(rt, email="ada@example.org", lists=["news"], consent="fair")
     from listmgr.services import privacy
 
     privacy.erase_subscriber(rt, sid, origin=Origin(source="admin"))
-    assert set(folder.glob("*.csv")) == {busy}
+    assert _tokens(rt) == {busy}
     # the workers' periodic sweep does the same
-    stale = folder / "stale.csv"
-    stale.write_text("email\nstale@example.org\n")
-    os.utime(stale, (hours_ago, hours_ago))
-    assert recovery.sweep(rt)["uploads_forgotten"] == 1 and not stale.exists()
+    stale = uploads.store(rt, io.BytesIO(b"email\nstale@example.org\n"), filename="stale.csv")
+    age(stale.token)
+    assert recovery.sweep(rt)["uploads_forgotten"] == 1 and _tokens(rt) == {busy}
     form = {
         "csrf_token": csrf_from(admin.get("/admin/imports").text),
-        "token": fresh.stem,
+        "token": fresh,
         "filename": "people.csv",
         "list": "news",
         "consent": "x",

@@ -526,10 +526,10 @@ def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):
 
     from alembic import command
 
-    from listmgr import db as dbmod
+    from listmgr import schema
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(dbmod.alembic_config(url), "i5e2")
+    command.upgrade(schema.alembic_config(url), "i5e2")
     old = sqlite3.connect(tmp_path / "old.db")
     for sid in (1, 2):
         old.execute(
@@ -544,7 +544,7 @@ def test_upgrading_sqlite_keeps_ids_of_people_erased_before(rt, tmp_path):
     )
     old.commit()
     old.close()
-    command.upgrade(dbmod.alembic_config(url), "head")
+    command.upgrade(schema.alembic_config(url), "head")
     new = sqlite3.connect(tmp_path / "old.db")
     new.execute("DELETE FROM subscriber WHERE id = 2")
     new.execute(

@@ -47,7 +47,7 @@ from listmgr.models import (
     Subscriber,
     Suppression,
 )
-from listmgr.services import erasure, imports
+from listmgr.services import erasure, imports, uploads
 from tests.campaign_support import wait_status
 from tests.conftest import drain
 
@@ -436,7 +436,7 @@ def _seed(rt, api, client, sink, address: str, name: str) -> dict[str, Any]:
         address.casefold()
         in api.get(f"/api/imports/{resp.json['id']}/report").get_data(as_text=True).casefold()
     )
-    (imports.upload_dir(rt) / "abandoned.csv").write_bytes(csv)
+    uploads.store(rt, io.BytesIO(csv), filename="abandoned.csv")
     return {"sid": sid, "bo": bo, "other": other, "campaign": cid}
 
 
@@ -460,7 +460,7 @@ def test_erasure_leaves_no_spelling_of_the_address_or_name_anywhere(
         "suppression",
         "mailing_list",
         "engagement",
-        "file",
+        "upload_chunk",
     } | ({"outbox"} if address.isascii() else set()) <= seeded
     stats_before = api.get(f"/api/campaigns/{ids['campaign']}").json["stats"]
     with rt.db.session() as s:
@@ -579,14 +579,14 @@ def test_every_table_says_how_it_holds_a_person() -> None:
     assert set(erasure.TABLES) == {t.name for t in SQLModel.metadata.sorted_tables}
 
 
-def test_an_import_still_queued_when_the_person_is_erased_never_holds_them(rt, api):
+def test_an_import_still_queued_when_the_person_is_erased_never_holds_them(rt, api, tmp_path):
     address, name = PEOPLE[0]
     assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
     sid = api.post(
         "/api/subscribers",
         json={"email": address, "name": name, "lists": ["news"], "consent": "form"},
     ).json["id"]
-    upload = imports.upload_dir(rt) / "waiting.csv"
+    upload = tmp_path / "waiting.csv"
     upload.write_bytes(f"email,name\r\n{address},{name}\r\nnew@example.org,New\r\n".encode())
     # Queued (its wake-up not yet delivered) while the person is erased.
     job = imports.create_job(rt, path=upload, list_slug="news", consent="fair", actor="t")

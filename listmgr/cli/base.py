@@ -34,7 +34,7 @@ def configure_logs(settings: Settings) -> None:
 
 
 def get_runtime(migrate: bool = True) -> runtime.Runtime:
-    """The runtime from config and environment, with the schema up to date."""
+    """The runtime from config and environment, its schema migrated (auto_migrate) or checked."""
     try:
         settings = load_settings()
         configure_logs(settings)

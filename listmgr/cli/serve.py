@@ -1,4 +1,4 @@
-"""`listmgr serve | web | worker | db upgrade`: the processes."""
+"""`listmgr serve | web | worker | migrate | db upgrade`: the processes and the schema."""
 
 from __future__ import annotations
 
@@ -154,6 +154,22 @@ def worker(threads: int, metrics_addr: str | None) -> None:
     bg.stop()
 
 
+def _migrate() -> None:
+    rt = get_runtime(migrate=False)
+    done = rt.db.upgrade()
+    if done.applied:
+        click.echo(f"migrated the database from {done.before or 'empty'} to {done.after}")
+    else:
+        click.echo(f"database is up to date ({done.after})")
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the missing migrations, once per deploy (safe to repeat, and to run on several
+    hosts at once: one applies them, the others wait and find nothing to do)."""
+    _migrate()
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
@@ -161,7 +177,5 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all migrations (safe to repeat)."""
-    rt = get_runtime(migrate=False)
-    rt.db.upgrade()
-    click.echo("database is up to date")
+    """The same as `listmgr migrate`."""
+    _migrate()

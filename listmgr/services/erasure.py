@@ -6,15 +6,15 @@ table cannot be forgotten (a test checks the schema against it)."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, LargeBinary, String, Table, delete, select, text, update
 from sqlalchemy.orm import Mapped, Session
 from sqlmodel import col
 
+from listmgr.db import rows_changed
 from listmgr.mail.redact import parties, redact
 from listmgr.models import DevMail, ImportJob, InboundMessage, SQLModel, id_of, utcnow
 from listmgr.runtime import Runtime
@@ -37,6 +37,9 @@ TABLES: dict[str, str] = {
     "campaign_template": SWEPT,
     "audit_log": SWEPT,
     "import_job": SWEPT,
+    "upload": SWEPT,
+    "upload_chunk": "uploaded files: those waiting deleted, a queued import's blotted out "
+    "(erasure.uploads)",
     "setting_value": SWEPT,
     "subscriber": TYPED,
     "membership": TYPED,
@@ -259,34 +262,44 @@ def stored_mail(s: Session, traces: Traces, sid: int) -> None:
 def uploads(rt: Runtime, traces: Traces) -> None:
     """Uploads waiting for their mapping go (they may hold the person); a queued import not yet
     started gets its file with the person blotted out (the row then fails as a bad address).
-    A running import keeps reading its file, refuses the address (it is suppressed) and
-    deletes the file when it ends."""
-    from listmgr.services import imports
+    A running import keeps reading its copy, refuses the address (it is suppressed) and
+    deletes the upload when it ends."""
+    from listmgr.services import uploads as stored
 
-    imports.forget_uploads(rt, older_than=None)
-    folder = imports.upload_dir(rt).resolve()
+    stored.forget(rt, older_than=None)
     with rt.db.session() as s:
-        for job in s.scalars(
-            select(ImportJob).where(col(ImportJob.status) == "queued", col(ImportJob.last_row) == 0)
-        ):
-            path = Path(job.path)
-            if path.parent != folder or not path.is_file():
-                continue
-            data = path.read_bytes()
-            if not traces.found(data):
-                continue
-            codec = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
-            try:
-                content = data.decode(codec)
-            except UnicodeDecodeError:
-                codec, content = "latin-1", data.decode("latin-1")
-            clean = "\n".join(
-                traces.scrub_text(line, near=traces.found_address(line))
-                for line in content.split("\n")
-            ).encode(codec, "replace")
-            # Replaced whole, never rewritten in place: a worker that has just claimed the job
-            # reads either file complete.
-            spare = path.with_suffix(".erasing")
-            spare.write_bytes(clean)
-            os.replace(spare, path)
-            job.total_bytes = len(clean)
+        waiting = s.execute(
+            select(col(ImportJob.id), col(ImportJob.upload_id), col(ImportJob.filename)).where(
+                col(ImportJob.status) == "queued",
+                col(ImportJob.last_row) == 0,
+                col(ImportJob.upload_id).is_not(None),
+            )
+        ).all()
+    for job_id, upload_id, filename in waiting:
+        assert upload_id is not None  # (selected so)
+        data = stored.content(rt, upload_id)
+        if not traces.found(data):
+            continue
+        codec = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+        try:
+            content = data.decode(codec)
+        except UnicodeDecodeError:
+            codec, content = "latin-1", data.decode("latin-1")
+        clean = "\n".join(
+            traces.scrub_text(line, near=traces.found_address(line)) for line in content.split("\n")
+        ).encode(codec, "replace")
+        # A new upload, never one rewritten in place: a worker that has just claimed the job
+        # reads one or the other complete.
+        spare = stored.store(rt, io.BytesIO(clean), filename=filename)
+        with rt.db.session() as s:
+            swapped = rows_changed(
+                s,
+                update(ImportJob)
+                .where(
+                    col(ImportJob.id) == job_id,
+                    col(ImportJob.status) == "queued",
+                    col(ImportJob.upload_id) == upload_id,
+                )
+                .values(upload_id=spare.id, total_bytes=spare.size),
+            )
+        stored.remove(rt, upload_id if swapped else spare.id)

@@ -11,7 +11,6 @@ import multiprocessing
 import queue
 import sys
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ from sqlmodel import col
 from listmgr import csvfiles, importrows
 from listmgr.db import rows_changed
 from listmgr.errors import ListmgrError, NotFound, ValidationError
-from listmgr.models import FieldDef, ImportJob, Interest, MailingList, id_of, utcnow
+from listmgr.models import FieldDef, ImportJob, Interest, MailingList, Upload, id_of, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import audit, exports
+from listmgr.services import audit, exports, uploads
 from listmgr.services.importstage import Outcome, Writer, bulk_settings
 from listmgr.traces import ERASED
 
@@ -66,13 +65,6 @@ class ImportInfo:
     finished_at: str | None
 
 
-def upload_dir(rt: Runtime) -> Path:
-    """Where uploaded files wait for their job (shared storage when web and workers differ)."""
-    path = Path(rt.settings.import_dir or Path(rt.settings.var_dir) / "imports")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _definitions(s: Any) -> tuple[dict[str, importrows.FieldInfo], frozenset[str]]:
     fields = {
         d.key: importrows.FieldInfo(d.key, d.type, d.label, tuple(d.choices or ()))
@@ -99,7 +91,8 @@ def _header(
 def create_job(
     rt: Runtime,
     *,
-    path: str | Path,
+    path: str | Path | None = None,
+    upload_id: int | None = None,
     filename: str = "",
     list_slug: str | None,
     mapping: str | dict[str, str] | None = None,
@@ -107,8 +100,9 @@ def create_job(
     consent: str = "",
     actor: str = "",
 ) -> int:
-    """Check the file, list, mode, consent and mapping; store a queued job (nothing imported)."""
-    path = Path(path).resolve()
+    """Check the file, list, mode, consent and mapping; store a queued job (nothing imported).
+    The file is a stored upload, or a local path that is stored as one (any host's worker may
+    run or resume the job)."""
     if mode not in MODES:
         raise ValidationError(f"mode must be one of {', '.join(MODES)}", field="mode")
     consent = " ".join((consent or "").split())
@@ -132,15 +126,25 @@ def create_job(
                 raise ValidationError(f"There is no list {list_slug!r}.", field="list")
             list_id = lst.id
         fields, _ = _definitions(s)
+    if path is not None:
+        path = Path(path)
+        filename = filename or path.name
         _, header, resolved, ignored = _header(path, explicit, fields)
+        with path.open("rb") as fh:
+            upload_id = uploads.store(rt, fh, filename=filename).id
+    else:
+        assert upload_id is not None, "a path or an upload"
+        with uploads.local_copy(rt, upload_id) as copy:
+            _, header, resolved, ignored = _header(copy, explicit, fields)
+    with rt.db.session() as s:
         job = ImportJob(
             list_id=list_id,
-            filename=(filename or path.name)[:500],
-            path=str(path),
+            filename=filename[:500],
+            upload_id=upload_id,
             mode=mode,
             consent=consent,
             created_by=actor[:320],
-            total_bytes=path.stat().st_size,
+            total_bytes=s.scalar(select(col(Upload.size)).where(col(Upload.id) == upload_id)) or 0,
             report=REPORT_HEADER,
             mapping={
                 "explicit": explicit,
@@ -157,7 +161,7 @@ def create_job(
         action="people.import",
         target_type="import",
         target_id=job_id,
-        detail={"file": filename or path.name, "list": list_slug, "mode": mode, "consent": consent},
+        detail={"file": filename, "list": list_slug, "mode": mode, "consent": consent},
     )
     return job_id
 
@@ -217,33 +221,6 @@ def report(rt: Runtime, job_id: int) -> str:
         return text
 
 
-UPLOAD_KEEP = timedelta(hours=2)  # an upload waiting for its column mapping, at most
-
-
-def forget_uploads(rt: Runtime, older_than: timedelta | None = UPLOAD_KEEP) -> int:
-    """Delete uploaded files no queued or running job reads (abandoned on the mapping page):
-    those older than older_than, or all of them (an erasure: they may hold the address).
-    Returns how many."""
-    folder = upload_dir(rt).resolve()
-    with rt.db.session() as s:
-        busy = set(
-            s.scalars(
-                select(col(ImportJob.path)).where(col(ImportJob.status).in_(("queued", "running")))
-            )
-        )
-    cutoff = None if older_than is None else time.time() - older_than.total_seconds()
-    gone = 0
-    for path in folder.glob("*.csv"):
-        try:
-            if str(path) in busy or (cutoff is not None and path.stat().st_mtime > cutoff):
-                continue
-            path.unlink()
-            gone += 1
-        except FileNotFoundError:  # another process took it first
-            continue
-    return gone
-
-
 def requeue(rt: Runtime) -> int:
     """Enqueue queued jobs and jobs whose worker stopped beating (they resume where they were)."""
     stale = utcnow() - timedelta(seconds=rt.settings.lease_seconds)
@@ -278,9 +255,9 @@ def _finish(rt: Runtime, job_id: int, status: str, error: str = "") -> None:
         job.status, job.error, job.finished_at = status, error[:1000], utcnow()
         if status == "done":
             job.processed_bytes = job.total_bytes
-        path = Path(job.path)
-    if path.parent == upload_dir(rt).resolve():
-        path.unlink(missing_ok=True)  # an uploaded copy holds personal data: not kept
+        upload_id = job.upload_id
+    if upload_id is not None:
+        uploads.remove(rt, upload_id)  # an uploaded copy holds personal data: not kept
 
 
 def run_job(
@@ -411,7 +388,26 @@ def _execute(
         slug = s.scalar(select(col(MailingList.slug)).where(col(MailingList.id) == job.list_id))
         if job.mode != "suppress" and slug is None:
             raise ValidationError("the list of this import was deleted", field="list")
-    path = Path(job.path)
+    source = (
+        uploads.local_copy(rt, job.upload_id)
+        if job.upload_id is not None
+        else nullcontext(Path(job.path))
+    )
+    with source as path:
+        _run_file(rt, job, path, fields, interests, progress, workers, chunk_rows)
+
+
+def _run_file(
+    rt: Runtime,
+    job: ImportJob,
+    path: Path,
+    fields: dict[str, importrows.FieldInfo],
+    interests: frozenset[str],
+    progress: Progress | None,
+    workers: int,
+    chunk_rows: int,
+) -> None:
+    job_id = id_of(job)
     fmt, header, mapping, _ = _header(path, dict((job.mapping or {}).get("explicit", {})), fields)
     ctx = importrows.Context(
         mapping,

@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, inspect, or_, select, text
+from sqlalchemy import func, or_, select
 from sqlmodel import col
 
 from listmgr.models import (
@@ -159,26 +159,23 @@ def snapshot(rt: Runtime) -> Snapshot:
 class Schema:
     current: tuple[str, ...]  # the revisions the database is at
     head: tuple[str, ...]  # the revisions this code expects
+    behind: bool  # the database lacks migrations of this code (a newer one is fine)
 
     @property
     def up_to_date(self) -> bool:
-        return set(self.current) == set(self.head)
+        return not self.behind
 
 
 def schema(rt: Runtime) -> Schema:
     """The database's migration revision against the code's (connects: raises when it cannot)."""
-    from alembic.script import ScriptDirectory
+    from listmgr import schema as migrations
 
-    from listmgr.db import alembic_config
-
-    heads = ScriptDirectory.from_config(alembic_config(rt.db.url)).get_heads()
-    with rt.db.engine.connect() as conn:
-        current: list[str] = []
-        if inspect(conn).has_table("alembic_version"):  # else: a database never migrated
-            current = [
-                str(r[0]) for r in conn.execute(text("SELECT version_num FROM alembic_version"))
-            ]
-    return Schema(tuple(sorted(current)), tuple(sorted(heads)))
+    found = migrations.current(rt.db.engine)
+    return Schema(
+        tuple(found.split(",")) if found else (),
+        tuple(migrations.head().split(",")),
+        migrations.older(found),
+    )
 
 
 def _age(since: datetime | None, now: datetime) -> float:

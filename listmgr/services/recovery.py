@@ -38,7 +38,7 @@ def sweep(rt: Runtime) -> dict[str, int]:
     abandoned uploads; unsubscribe who let a re-permission request's deadline pass; delete
     what is older than its retention period (hourly)."""
     from listmgr.models import utcnow
-    from listmgr.services import campaigns, imports, repermission, retention
+    from listmgr.services import campaigns, repermission, retention, uploads
 
     counts = {"started": campaigns.start_due(rt)}
     try:
@@ -46,8 +46,8 @@ def sweep(rt: Runtime) -> dict[str, int]:
     except Exception:  # the next round retries; pending work must still be re-enqueued
         log.exception("re-permission sweep failed")
     try:
-        counts["uploads_forgotten"] = imports.forget_uploads(rt)
-    except OSError:
+        counts["uploads_forgotten"] = uploads.forget(rt)
+    except Exception:  # the next round retries; pending work must still be re-enqueued
         log.exception("forgetting abandoned uploads failed")
     try:
         deleted = retention.sweep_due(rt, utcnow())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import Forbidden, ListmgrError, ValidationError
-from listmgr.services import exports, fielddefs
+from listmgr.services import exports, fielddefs, uploads
 from listmgr.services import imports as imports_service
 from listmgr.services import lists as lists_service
 from listmgr.services import segments as segments_service
@@ -62,10 +61,12 @@ def imports() -> ResponseReturnValue:
     return _page()
 
 
-def _column_count(path: Path) -> int:
+def _column_count(upload_id: int, header: list[str] | None = None) -> int:
     """The posted number of mapped columns: a whole number no larger than the file has."""
     raw = ui.text("columns", "0")
-    most = len(_inspect(path).get("header", [])) if raw != "0" else 0
+    if raw == "0":
+        return 0
+    most = len(_inspect(upload_id)["header"] if header is None else header)
     if not raw.isdigit() or int(raw) > most:
         raise ValidationError(
             f"columns must be a whole number from 0 to {most} (the file's columns)", field="columns"
@@ -73,25 +74,23 @@ def _column_count(path: Path) -> int:
     return int(raw)
 
 
-def _upload_path(token: str) -> Path:
+def _upload(token: str) -> uploads.Stored:
     if not UPLOAD.match(token or ""):
-        raise ValidationError("the upload is gone; please upload the file again", field="file")
-    path = imports_service.upload_dir(current_runtime()) / f"{token}.csv"
-    if not path.is_file():
-        raise ValidationError("the upload is gone; please upload the file again", field="file")
-    return path
+        raise ValidationError(uploads.GONE, field="file")
+    return uploads.find(current_runtime(), token)
 
 
-def _inspect(path: Path, explicit: dict[str, str] | None = None) -> dict[str, Any]:
+def _inspect(upload_id: int, explicit: dict[str, str] | None = None) -> dict[str, Any]:
     """Header, a few rows and the suggested target of each column (pure modules only)."""
-    fmt = csvfiles.detect(path)
-    with csvfiles.CsvReader(path, fmt) as reader:
-        header = list(reader.header)
-        rows = []
-        for record in reader:
-            rows.append(list(record.cells or []))
-            if len(rows) >= SAMPLE_ROWS:
-                break
+    with uploads.local_copy(current_runtime(), upload_id) as path:
+        fmt = csvfiles.detect(path)
+        with csvfiles.CsvReader(path, fmt) as reader:
+            header = list(reader.header)
+            rows = []
+            for record in reader:
+                rows.append(list(record.cells or []))
+                if len(rows) >= SAMPLE_ROWS:
+                    break
     fields = {
         f.key: importrows.FieldInfo(f.key, f.type, f.label, tuple(f.choices)) for f in _fields()
     }
@@ -110,7 +109,8 @@ def _inspect(path: Path, explicit: dict[str, str] | None = None) -> dict[str, An
 @bp.post("/imports")
 @require("people:write")
 def import_upload() -> ResponseReturnValue:
-    """Receive the file (spooled to disk), then show its columns to map."""
+    """Receive the file (into the database, where every host reads it), then show its columns
+    to map."""
     rt = current_runtime()
     # The app caps form bodies small; a CSV may be large. Raise the cap, then check the form
     # token ourselves (the automatic check would have read the body under the small cap).
@@ -119,21 +119,19 @@ def import_upload() -> ResponseReturnValue:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _page({"file": "Choose a CSV file to upload."}, 422)
-    token = uuid.uuid4().hex
-    dest = imports_service.upload_dir(rt) / f"{token}.csv"
-    upload.save(dest)
+    stored = uploads.store(rt, upload.stream, filename=Path(upload.filename).name)
     try:
-        info = _inspect(dest)
+        info = _inspect(stored.id)
     except (csvfiles.CsvFileError, UnicodeError) as exc:
-        dest.unlink(missing_ok=True)
+        uploads.remove(rt, stored.id)
         return _page({"file": f"The file cannot be read: {exc}."}, 422)
     values = {
-        "filename": Path(upload.filename).name,
+        "filename": stored.filename,
         "list_slug": ui.text("list"),
         "mode": ui.text("mode", "upsert"),
         "consent": "",
     }
-    return _map_page(token, values, info)
+    return _map_page(stored.token, values, info)
 
 
 FIELD_TYPES = {
@@ -209,11 +207,11 @@ def import_new_field() -> ResponseReturnValue:
         raise Forbidden("Only those who may import can map columns.")
     rt = current_runtime()
     token = ui.text("token")
-    path = _upload_path(token)
+    upload = _upload(token)
     values = _posted_values()
-    count = _column_count(path)
-    info = _inspect(path)
+    info = _inspect(upload.id)
     header = info["header"]
+    count = _column_count(upload.id, header)
     chosen = {i: request.form.get(f"map_{i}", "ignore") for i in range(count)}
     raw = ui.text("new_field_column")
     new_field: dict[str, Any] = {
@@ -249,12 +247,12 @@ def import_start() -> ResponseReturnValue:
     """Create the job with the chosen mapping and start it in the background."""
     rt = current_runtime()
     token = ui.text("token")
-    path = _upload_path(token)
+    upload = _upload(token)
     values = _posted_values()
     columns: list[str] = []
     mapping: dict[str, str] = {}
     try:
-        columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(path))]
+        columns = [request.form.get(f"col_{i}", "") for i in range(_column_count(upload.id))]
         pairs = [
             (col, request.form.get(f"map_{i}", "ignore")) for i, col in enumerate(columns) if col
         ]
@@ -263,10 +261,10 @@ def import_start() -> ResponseReturnValue:
         except importrows.MappingError as exc:
             raise ValidationError(str(exc), field="mapping") from None
         job_id = imports_service.create_job(
-            rt, path=path, mapping=mapping, actor=_actor(), **values
+            rt, upload_id=upload.id, mapping=mapping, actor=_actor(), **values
         )
     except ListmgrError as exc:
-        info = _inspect(path, {c: t for c, t in mapping.items()})
+        info = _inspect(upload.id, {c: t for c, t in mapping.items()})
         info["suggested"] = {i: mapping.get(c, "ignore") for i, c in enumerate(columns)}
         return _map_page(token, values, info, {exc.field or "form": exc.message}, exc.status)
     rt.enqueue("run_import", job_id)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from listmgr import jsonin
 from listmgr.errors import ValidationError
-from listmgr.services import exports, imports
+from listmgr.services import exports, imports, uploads
 from listmgr.web.api.base import DbId, Page, actor, paginated, parse_query, route, schema_of
 from listmgr.web.extensions import client_ip, current_runtime
 
@@ -99,7 +98,8 @@ def create_import() -> ResponseReturnValue:
 
     The body is a multipart form: file, list, mapping, mode, consent."""
     rt = current_runtime()
-    # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM).
+    # The app caps form bodies small; an upload may be large (it is spooled to disk, not RAM,
+    # then stored in the database in pieces).
     request.max_content_length = rt.settings.max_import_bytes
     # The multipart parser's buffer must hold one read of the file part, whatever the limit
     # for plain form fields is elsewhere.
@@ -109,13 +109,12 @@ def create_import() -> ResponseReturnValue:
         raise ValidationError("send the CSV as the multipart field 'file'", field="file")
     form = request.form
     mapping = _mapping(form.get("mapping", ""))
-    dest = imports.upload_dir(rt) / f"{uuid.uuid4().hex}.csv"
-    upload.save(dest)
+    stored = uploads.store(rt, upload.stream, filename=Path(upload.filename).name)
     try:
         job_id = imports.create_job(
             rt,
-            path=dest,
-            filename=Path(upload.filename).name,
+            upload_id=stored.id,
+            filename=stored.filename,
             list_slug=form.get("list"),
             mapping=mapping,
             mode=form.get("mode", "upsert"),
@@ -123,7 +122,7 @@ def create_import() -> ResponseReturnValue:
             actor=actor(),
         )
     except BaseException:
-        dest.unlink(missing_ok=True)
+        uploads.remove(rt, stored.id)
         raise
     rt.enqueue("run_import", job_id)
     resp = jsonify(_out(imports.get(rt, job_id)))
