@@ -106,3 +106,10 @@ class TooLarge(ListmgrError):
 class RateLimited(ListmgrError):
     code = "rate_limited"
     status = 429
+
+
+class BadDomain(ListmgrError):
+    """A typed domain name that cannot be looked up."""
+
+    code = "bad_domain"
+    status = 400

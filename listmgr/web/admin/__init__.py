@@ -28,6 +28,7 @@ AREAS = (
     "inbound",
     "suppression",
     "settings",
+    "domain_check",
     "users",
     "tokens",
     "audit",
