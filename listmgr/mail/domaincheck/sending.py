@@ -65,16 +65,17 @@ def findings(facts: Facts, lookup: Lookup) -> list[Finding]:
 
 
 def _merged(found: list[str]) -> str:
-    """Several SPF records as one: every mechanism once, one "all" term at the end."""
+    """Several SPF records as one: every mechanism once, one "all" term at the end (-all when
+    one of them had it)."""
     terms: list[str] = []
-    ending = "~all"
+    endings = set()
     for record in found:
         for token in record.split()[1:]:
             if token.lower().lstrip("+-~?") == "all":
-                ending = token if token in ("-all", "~all") else ending
+                endings.add(token.lower())
             elif token not in terms:
                 terms.append(token)
-    return " ".join(["v=spf1", *terms, ending])
+    return " ".join(["v=spf1", *terms, "-all" if "-all" in endings else "~all"])
 
 
 def _with_terms(record: str, added: list[str], ending: str | None = None) -> str:
