@@ -370,7 +370,8 @@ def test_a_null_mx_and_an_unset_inbound_host(checker, rsa_pem):
 
 
 # -- DNS failures and names -----------------------------------------------------------------------
-def test_a_resolver_that_never_answers_gives_findings_not_a_crash(make_runtime, rsa_pem):
+def test_a_resolver_that_never_answers_gives_findings_not_a_crash(make_runtime, rsa_pem, tmp_path):
+    (tmp_path / "dkim.pem").write_bytes(rsa_pem)
     with silent_server() as address:
         rt = make_runtime(
             threads=1,
@@ -378,12 +379,16 @@ def test_a_resolver_that_never_answers_gives_findings_not_a_crash(make_runtime, 
             dns_timeout_seconds=0.5,
             default_from_email=f"news@{FROM}",
             smtp_url="smtp://smtp.example.com:587",
+            dkim_selector="s1",
+            dkim_private_key_path=str(tmp_path / "dkim.pem"),
         )
         started = time.monotonic()
         report = domain_check.run(rt)
     assert time.monotonic() - started < 5  # one timeout, not one per question
     assert report.status == "error"
-    assert all("timeout" in f.message for f in report.findings if f.check in ("spf", "dmarc"))
+    for name in ("spf", "dkim", "dmarc", "mx"):
+        finding = only(report, name)
+        assert finding.status == "error" and "timeout" in finding.message, finding
 
 
 def test_servfail_is_a_finding(make_runtime, rsa_pem):
@@ -433,9 +438,23 @@ def test_an_idn_is_looked_up_as_its_ascii_form(checker, rsa_pem):
     assert ("_dmarc.xn--bcher-kva.example", "TXT") in checker.questions
 
 
-def test_a_bad_resolver_setting_is_a_clear_error(make_runtime):
+@pytest.mark.parametrize("value", ["127.0.0.1:notaport", "dns.example.com", "127.0.0.1:0", "::1:"])
+def test_a_bad_resolver_setting_is_a_clear_error(make_runtime, value):
     from listmgr.errors import ConfigError
 
-    rt = make_runtime(threads=1, dns_resolver="127.0.0.1:notaport", default_from_email=f"n@{FROM}")
+    rt = make_runtime(threads=1, dns_resolver=value, default_from_email=f"n@{FROM}")
     with pytest.raises(ConfigError, match="LISTMGR_DNS_RESOLVER"):
         domain_check.run(rt)
+
+
+def test_an_ipv6_resolver_with_a_port_is_understood(make_runtime):
+    with silent_server() as address:
+        port = address.rpartition(":")[2]
+        rt = make_runtime(
+            threads=1,
+            dns_resolver=f"[::1]:{port}",
+            dns_timeout_seconds=0.3,
+            default_from_email=f"n@{FROM}",
+        )
+        report = domain_check.run(rt)  # nobody answers on ::1: findings, no exception
+    assert report.status == "error"

@@ -6,6 +6,7 @@ pure check turns into a finding; a resolver that does not answer is asked once, 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,15 +51,23 @@ class Report:
 
 
 def _nameserver(value: str) -> tuple[str, int]:
-    """host, port of the dns_resolver setting ("host", "host:port", "[v6]:port")."""
+    """Address and port of the dns_resolver setting ("192.0.2.53", "192.0.2.53:5353",
+    "2001:db8::53", "[2001:db8::53]:5353")."""
     host, port = value.strip(), "53"
     if host.startswith("["):
         host, _, rest = host[1:].partition("]")
         port = rest.lstrip(":") or "53"
     elif host.count(":") == 1:
         host, port = host.split(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"LISTMGR_DNS_RESOLVER must be host or host:port, got {value!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        port = ""
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            "LISTMGR_DNS_RESOLVER must be an IP address, optionally with :port "
+            f"(IPv6 as [address]:port), got {value!r}"
+        )
     return host, int(port)
 
 
