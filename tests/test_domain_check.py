@@ -208,6 +208,13 @@ def test_a_local_relay_cannot_be_judged_and_says_so(checker, rsa_pem):
     assert spf.status == "warning" and "127.0.0.1" in spf.message
 
 
+def test_a_mail_domain_not_in_dns_is_said_once_per_check(checker, rsa_pem):
+    report = checker(good_zone(record_of(rsa_pem)), mail_domain="localhost")
+    assert only(report, "spf").status == "error" and "mail_domain" in only(report, "spf").message
+    assert only(report, "mx").status == "error" and "mail_domain" in only(report, "mx").message
+    assert only(report, "dmarc").status == "ok"
+
+
 def test_the_dev_outbox_has_no_server_to_check(checker, rsa_pem):
     spf = only(checker(good_zone(record_of(rsa_pem)), smtp_url=""), "spf")
     assert spf.status == "warning" and "dev outbox" in spf.message

@@ -13,12 +13,20 @@ __all__ = ["Answer", "Facts", "Finding", "Lookup", "Record", "check", "domain_na
 def check(facts: Facts, lookup: Lookup) -> list[Finding]:
     """Every finding for mail from facts.from_domain as this configuration sends it."""
     dmarc, tags = signing.dmarc_findings(facts, lookup)
+    try:
+        domain_name(facts.mail_domain)
+    except ValueError:  # "localhost" in development: nothing in DNS to look at
+        unusable = f"the mail domain {facts.mail_domain!r} is not a domain in DNS: set mail_domain"
+        spf_found = [Finding("spf", "error", unusable)]
+        mx_found = [Finding("mx", "error", unusable)]
+    else:
+        spf_found, mx_found = sending.findings(facts, lookup), receiving.findings(facts, lookup)
     return [
-        *sending.findings(facts, lookup),
+        *spf_found,
         *signing.dkim_findings(facts, lookup),
         *dmarc,
         *signing.alignment_findings(facts, tags),
-        *receiving.findings(facts, lookup),
+        *mx_found,
     ]
 
 
