@@ -112,3 +112,10 @@ class Blocked(ValidationError):
     """The campaign checklist has blockers: the mail would be broken or harm the sender."""
 
     code = "checklist_blocked"
+
+
+class BadDomain(ListmgrError):
+    """A typed domain name that cannot be looked up."""
+
+    code = "bad_domain"
+    status = 400

@@ -148,6 +148,9 @@ class Settings(BaseModel):
     test_send_rate_limit: str
     smtp_check_rate_limit: str
     inbound_authserv_id: str
+    inbound_host: str
+    dns_resolver: str
+    dns_timeout_seconds: Positive
     unsubscribe_request_window_hours: int
     var_dir: str
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

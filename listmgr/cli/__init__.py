@@ -6,6 +6,7 @@ from listmgr.cli import (  # noqa: F401  (registration)
     admin,
     audience,
     campaigns,
+    domain,
     inbound,
     retention,
     serve,

@@ -175,6 +175,14 @@ SPECS: tuple[Spec, ...] = (
         "Identity",
         help="Used in Message-IDs, bounce (VERP) and unsubscribe mailto addresses.",
     ),
+    Spec(
+        "inbound_host",
+        "Inbound mail host",
+        _domain,
+        "Identity",
+        help="Where mail for the mail domain reaches listmgr; the domain check expects the "
+        "mail domain's MX to point here.",
+    ),
     Spec("default_from_name", "Default sender name", _text(200), "Identity"),
     Spec("default_from_email", "Default sender address", _email, "Identity"),
     Spec(

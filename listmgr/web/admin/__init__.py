@@ -29,6 +29,7 @@ AREAS = (
     "suppression",
     "reputation",
     "settings",
+    "domain_check",
     "users",
     "tokens",
     "audit",

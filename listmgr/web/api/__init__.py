@@ -5,6 +5,7 @@ from __future__ import annotations
 from listmgr.web.api import (  # noqa: F401  (registration)
     admin,
     campaigns,
+    domain,
     events,
     fields,
     imports,
