@@ -41,7 +41,8 @@ SIGNED_IN_AT = "signed_in_at"  # session key: when this sign-in began (epoch sec
 # Blueprints and endpoints outside the admin and API that need no account (the role matrix
 # test checks that every other route declares a permission).
 PUBLIC_BLUEPRINTS = {"public", "engagement", "data_rights", "hooks", "dev"}
-PUBLIC_ENDPOINTS = {"static"}
+# /metrics answers by its own rule (allowed networks and a token: metrics.access), not a sign-in.
+PUBLIC_ENDPOINTS = {"static", "observe.scrape"}
 # Successful API reads of personal data that the audit log records, by endpoint.
 AUDITED_READS: dict[str, tuple[str, str, str]] = {
     "api.get_subscriber": ("subscriber.view", "subscriber", "subscriber_id"),
