@@ -115,16 +115,24 @@ def test_a_good_campaign_has_no_blockers_and_the_message_is_read_as_sent(news):
     assert _snapshot(rt, cid)[0] in ("sending", "sent")
 
 
-def test_an_empty_audience_refuses_sending_and_scheduling_and_changes_nothing(news):
+def test_an_empty_audience_is_a_warning(news):
     rt = news
     make_list(rt, "empty")
     cid = campaign(rt, lists=["empty"], preheader="Hi", body=GOOD)
     found = campaign_checklist.for_campaign(rt, cid)
-    assert level(found, "audience") == cl.BLOCKER
+    assert level(found, "audience") == cl.WARNING and found.blockers == ()
+
+
+def test_a_blocker_refuses_sending_and_scheduling_and_changes_nothing(news):
+    rt = news
+    cid = campaign(rt, preheader="Hi", body=GOOD)
+    _past_deliveries(rt, list_slug="news", count=200, complained=2)  # 1 %: over the limit
+    found = campaign_checklist.for_campaign(rt, cid)
+    assert level(found, "complaint_rate") == cl.BLOCKER
     before = _snapshot(rt, cid)
     with pytest.raises(Blocked) as err:
         campaigns.start(rt, cid, actor="tests")
-    assert "audience is empty" in err.value.message
+    assert "News" in err.value.message
     assert err.value.detail["checklist"]["blockers"] == 1
     assert _snapshot(rt, cid) == before
     with pytest.raises(Blocked):
@@ -274,7 +282,7 @@ def test_values_not_saved_yet(news):
     assert level(found, "image_alt") == cl.WARNING
     # no list chosen yet: nobody to send to
     found = campaign_checklist.for_values(rt, {**base, "subject": "Hi", "lists": []})
-    assert level(found, "audience") == cl.BLOCKER
+    assert level(found, "audience") == cl.WARNING
     # no preheader: the inbox shows the layout's first line
     found = campaign_checklist.for_values(rt, {**base, "subject": "Hi", "preheader": ""})
     assert "View this email in your browser" in message_of(found, "preheader")

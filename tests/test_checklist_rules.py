@@ -287,7 +287,7 @@ def test_preheader_missing_too_long_or_not_shown():
 @pytest.mark.parametrize(
     ("audience", "tracked", "never", "codes"),
     [
-        (0, 0, 0, {"audience": cl.BLOCKER}),
+        (0, 0, 0, {"audience": cl.WARNING}),
         (10, 0, 0, {"audience": cl.OK, "engagement": cl.OK}),
         (10, 10, 5, {"audience": cl.OK, "engagement": cl.OK}),  # half: not "mostly"
         (10, 10, 6, {"audience": cl.OK, "engagement": cl.WARNING}),

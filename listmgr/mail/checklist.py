@@ -296,7 +296,8 @@ def preheader_check(preheader: str, visible: str) -> Check:
 def audience_checks(audience: int, tracked: int, never_engaged: int) -> list[Check]:
     """Somebody to send to, and not mostly people who never engage."""
     if audience <= 0:
-        return [Check("audience", BLOCKER, "The audience is empty: nobody would get it.")]
+        # Not a blocker: sending to nobody harms nobody (the campaign is simply done at once).
+        return [Check("audience", WARNING, "The audience is empty: nobody would get it.")]
     out = [Check("audience", OK, "The audience is not empty.")]
     if tracked <= 0:
         out.append(
