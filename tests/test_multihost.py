@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from listmgr import boot, runtime
-from listmgr.models import AuditLog, utcnow
-from listmgr.services import campaigns
+from listmgr.models import AuditLog, Membership, utcnow
+from listmgr.services import accounts, campaigns
 from tests.campaign_support import campaign, deliveries, make_list, person
 from tests.conftest import PG_URL, settings_for
 from tests.multihost import (
@@ -52,8 +52,8 @@ class Site:
         self.webs = [net.host("weba"), net.host("webb")]
         self.workers = [net.host("workc"), net.host("workd")]
 
-    def install(self, **settings: str) -> runtime.Runtime:
-        """A fresh database, migrated once, and the test's own handle on it."""
+    def install(self, *, migrate: bool = True, **settings: str) -> runtime.Runtime:
+        """A fresh database (migrated once unless told not to), and the test's own handle."""
         self.database_url = self.db.database()
         self.sink.forget()
         self.namespace = f"mh{uuid.uuid4().hex[:8]}"
@@ -65,8 +65,9 @@ class Site:
             "LISTMGR_SEND_BATCH_SIZE": "20",
             **settings,
         }
-        migrate = self.webs[0].spawn([*LISTMGR, "db", "upgrade"], self.env(self.webs[0]), "db.log")
-        assert migrate.wait(120) == 0, self.webs[0].log("db.log")
+        if migrate:
+            done = self.webs[0].spawn([*LISTMGR, "migrate"], self.env(self.webs[0]), "db.log")
+            assert done.wait(120) == 0, self.webs[0].log("db.log")
         rt = runtime.build(
             settings_for(
                 self.database_url,
@@ -82,14 +83,20 @@ class Site:
     def env(self, host: Host) -> dict[str, str]:
         return listmgr_env(self.database_url, self.db, self.sink, host.workdir, **self.settings)
 
-    def start_webs(self) -> None:
-        for host in self.webs:
+    def start_all(self) -> None:
+        """Every web and worker host at once, as after a deploy."""
+        self.start_webs(wait=False)
+        self.start_workers()
+        self.start_webs(spawn=False)
+
+    def start_webs(self, *, spawn: bool = True, wait: bool = True) -> None:
+        for host in self.webs if spawn else ():
             host.spawn(
                 [*LISTMGR, "web", "--host", host.ip, "--port", "8000", "--workers", "1"],
                 self.env(host),
                 "web.log",
             )
-        for host in self.webs:
+        for host in self.webs if wait else ():
             wait_for(
                 lambda h=host: _get(f"http://{h.ip}:8000/healthz") == 200,
                 120,
@@ -218,4 +225,74 @@ def test_a_campaign_scheduled_once_starts_once_with_two_worker_hosts(site):
             .where(AuditLog.action == "campaign.send", AuditLog.target_id == str(cid))
         )
     assert sends == 1
+    rt.queue.close()
+
+
+def _multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: text/csv\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _api(url: str, token: str, body: bytes | None = None, content_type: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(url, data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_an_import_uploaded_to_one_web_host_is_run_by_a_worker_host(site):
+    rt = site.install()
+    make_list(rt, "news")
+    token = accounts.create_token(rt, role="admin", name="multi-host")
+    site.start_webs()
+    site.start_workers()
+    rows = "".join(f"i{i:03d}@example.org,Person {i}\n" for i in range(150))
+    body, kind = _multipart(
+        {"list": "news", "consent": "signed up at the fair", "mapping": ""},
+        "people.csv",
+        ("email,name\n" + rows).encode(),
+    )
+    job = _api(f"http://{site.webs[0].ip}:8000/api/imports", token, body, kind)
+    info = wait_for(
+        lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+            _api(f"http://{site.webs[1].ip}:8000/api/imports/{job['id']}", token)
+        ),
+        120,
+        "the import to finish",
+    )
+    assert info["status"] == "done", info
+    with rt.db.session() as s:
+        members = s.scalar(select(func.count()).select_from(Membership))
+    assert members == 150
+    for host in [*site.webs, *site.workers]:  # nothing of it was left on any host's disk
+        assert not [p for p in host.workdir.rglob("*.csv")], host.name
+    rt.queue.close()
+
+
+def test_all_hosts_starting_at_once_on_a_new_database_migrate_it_once(site):
+    rt = site.install(migrate=False)  # every process start applies missing migrations
+    site.start_all()
+    from listmgr import schema
+
+    assert schema.current(rt.db.engine) == schema.head()
+    logs = "".join(h.log(n) for h in [*site.webs, *site.workers] for n in ("web.log", "worker.log"))
+    assert "Traceback" not in logs, logs[-3000:]
+    make_list(rt, "news")
+    assert (
+        _post_json(f"http://{site.webs[1].ip}:8000/subscribe/news", {"email": "a@example.org"})
+        == 202
+    )
     rt.queue.close()
