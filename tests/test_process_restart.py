@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from listmgr.models import utcnow
 from tests.conftest import SECRET, free_port, wait_until
 
 
@@ -56,17 +59,23 @@ def _start(database_url: str, sink, port: int, threads: int, tmp: Path) -> subpr
     raise AssertionError(log.read_text(errors="replace"))
 
 
-def _sweeps(tmp: Path, count: int) -> None:
+def _sweeps(rt, count: int) -> None:
     """Wait until the process has run `count` more sweeps: each sweep deletes the abandoned
-    upload (older than the uploads are kept) planted for it, so each deletion is one more."""
-    folder = tmp / "var" / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    long_ago = time.time() - 3 * 3600
+    upload (older than uploads are kept) planted for it, so each deletion is one more."""
+    from listmgr.models import Upload
+    from listmgr.services import uploads
+
     for n in range(count):
-        planted = folder / f"abandoned-{n}.csv"
-        planted.write_text("email\n")
-        os.utime(planted, (long_ago, long_ago))
-        wait_until(lambda planted=planted: not planted.exists(), 60, f"sweep {n + 1} of {count}")
+        planted = uploads.store(rt, io.BytesIO(b"email\n"), filename=f"abandoned-{n}.csv")
+        with rt.db.session() as s:
+            row = s.scalar(select(Upload).where(Upload.token == planted.token))
+            row.created_at = utcnow() - 3 * uploads.KEEP
+
+        def gone(token: str = planted.token) -> bool:
+            with rt.db.session() as s:
+                return s.scalar(select(Upload.id).where(Upload.token == token)) is None
+
+        wait_until(gone, 60, f"sweep {n + 1} of {count}")
 
 
 @pytest.mark.slow
@@ -89,13 +98,13 @@ def test_killed_between_commit_and_send(database_url, sink, tmp_path):
     proc = _start(database_url, sink, port, threads=2, tmp=tmp_path)
     try:
         sink.wait_for(1, timeout=20)
-        _sweeps(tmp_path, 3)  # sweeps run every second: they must not send it again
+        _sweeps(rt, 3)  # sweeps run every second: they must not send it again
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     proc = _start(database_url, sink, port, threads=2, tmp=tmp_path)
     try:
-        _sweeps(tmp_path, 3)  # nor a restarted process
+        _sweeps(rt, 3)  # nor a restarted process
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
