@@ -6,15 +6,10 @@ window starts again; below the limit or under the minimum nothing pauses."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -28,12 +23,12 @@ from tests.campaign_support import campaign, deliveries, make_list, person, reci
 from tests.conftest import (
     BROKER_URL,
     PG_URL,
-    SECRET,
     Received,
     drain,
     settings_for,
     wait_until,
 )
+from tests.worker_support import start_worker, stop_workers, worker_env
 
 PASSWORD = "correct horse battery staple"
 # Small numbers, so that a few dozen messages decide: 20 % bounces or 10 % complaints over
@@ -382,19 +377,6 @@ def test_admin_settings_refuse_nonsense(rt):
     assert settings_store.effective(rt).breaker_complaint_rate == 0
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    wait_until(lambda: b"worker running" in log.read_bytes() or proc.poll() is not None, 60)
-    assert proc.poll() is None, log.read_text()
-    return proc
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (PG_URL and BROKER_URL.startswith("redis")),
@@ -415,23 +397,18 @@ def test_worker_processes_pause_it_once(database_url, sink, tmp_path):
         return refuse_bad(address)
 
     sink.rcpt_hook = slow_refuse
-    env = dict(
-        os.environ,
-        LISTMGR_DATABASE_URL=database_url,
-        LISTMGR_BROKER_URL=BROKER_URL,
-        LISTMGR_BROKER_NAMESPACE=namespace,
-        LISTMGR_SMTP_URL=sink.url,
-        LISTMGR_SECRET_KEY=SECRET,
-        LISTMGR_BASE_URL="http://listmgr.test",
-        LISTMGR_MAIL_DOMAIN="lists.example.test",
-        LISTMGR_SEND_BATCH_SIZE="10",
-        LISTMGR_SEND_CONNECTIONS="2",
-        LISTMGR_BREAKER_BOUNCE_RATE="0.2",
-        LISTMGR_BREAKER_WINDOW="100",
-        LISTMGR_BREAKER_MIN_DELIVERIES="30",
-        LISTMGR_VAR_DIR=str(tmp_path / "var"),
+    env = worker_env(
+        database_url,
+        sink,
+        namespace,
+        tmp_path,
+        SEND_BATCH_SIZE="10",
+        SEND_CONNECTIONS="2",
+        BREAKER_BOUNCE_RATE="0.2",
+        BREAKER_WINDOW="100",
+        BREAKER_MIN_DELIVERIES="30",
     )
-    procs = [_start_worker(env, tmp_path / f"{n}.log") for n in ("a", "b")]
+    procs = [start_worker(env, tmp_path / f"{n}.log") for n in ("a", "b")]
     try:
         cid = campaign(rt)
         assert campaigns.start(rt, cid) == 400
@@ -440,13 +417,7 @@ def test_worker_processes_pause_it_once(database_url, sink, tmp_path):
         wait_until(lambda: "claimed" not in _statuses(rt, cid), 60, "the jobs to stop")
         time.sleep(1)  # a second mail, if any job were to trip it again, would be here by now
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_workers(procs)
         rt.queue.close()
         runtime.set_current(None)
     info = campaigns.get(rt, cid)

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +16,8 @@ from listmgr import boot, runtime
 from listmgr.models import Delivery
 from listmgr.services import campaigns
 from tests.campaign_support import campaign, deliveries, make_list, person, recipients
-from tests.conftest import BROKER_URL, PG_URL, SECRET, settings_for
+from tests.conftest import BROKER_URL, PG_URL, settings_for
+from tests.worker_support import start_worker, stop_workers, worker_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,22 +33,6 @@ CASES = {
     "throttled": dict(people=400, connections=2, rate="80", delay=0.0),
     "rounds": dict(people=1200, connections=3, rate="0", delay=0.003),
 }
-
-
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while b"worker running" not in log.read_bytes():
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "worker did not start"
-        time.sleep(0.05)
-    return proc
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -75,23 +57,18 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
     make_list(rt, "news")
     for i in range(people):
         person(rt, f"p{i:04d}@example.org", ["news"])
-    env = dict(
-        os.environ,
-        LISTMGR_DATABASE_URL=database_url,
-        LISTMGR_BROKER_URL=BROKER_URL,
-        LISTMGR_BROKER_NAMESPACE=namespace,
-        LISTMGR_SMTP_URL=sink.url,
-        LISTMGR_SECRET_KEY=SECRET,
-        LISTMGR_BASE_URL="http://listmgr.test",
-        LISTMGR_MAIL_DOMAIN="lists.example.test",
-        LISTMGR_LEASE_SECONDS="3",
-        LISTMGR_SWEEP_SECONDS="1",
-        LISTMGR_SEND_RATE=CASES[case]["rate"],
-        LISTMGR_SEND_BATCH_SIZE="20",
-        LISTMGR_SEND_CONNECTIONS=str(connections),
-        LISTMGR_VAR_DIR=str(tmp_path / "var"),
+    env = worker_env(
+        database_url,
+        sink,
+        namespace,
+        tmp_path,
+        LEASE_SECONDS="3",
+        SWEEP_SECONDS="1",
+        SEND_RATE=CASES[case]["rate"],
+        SEND_BATCH_SIZE="20",
+        SEND_CONNECTIONS=str(connections),
     )
-    procs = [_worker(env, tmp_path / "a.log"), _worker(env, tmp_path / "b.log")]
+    procs = [start_worker(env, tmp_path / "a.log"), start_worker(env, tmp_path / "b.log")]
     try:
         cid = campaign(rt)
         assert campaigns.start(rt, cid) == people
@@ -115,17 +92,10 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
         killed.wait(10)
         received_at_kill = sum(recipients(sink, cid).values())
         assert received_at_kill < people, "the campaign finished before the kill"
-        procs.append(_worker(env, tmp_path / "c.log"))
+        procs.append(start_worker(env, tmp_path / "c.log"))
         _wait(lambda: campaigns.get(rt, cid).status == "sent", 180, "the campaign to finish")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_workers(procs)
         rt.queue.close()
         runtime.set_current(None)
 
