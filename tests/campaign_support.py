@@ -7,15 +7,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
-from listmgr.models import Campaign, Delivery, Subscriber, utcnow
+from listmgr.models import Campaign, Delivery, MailingList, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import campaigns, fielddefs, lists, subscribers
 from tests.conftest import Received, Sink, drain, start_sink
@@ -174,3 +174,42 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+
+def past_deliveries(
+    rt,
+    *,
+    list_slug: str,
+    count: int,
+    bounced: int = 0,
+    complained: int = 0,
+    subscriber_ids: list[int] | None = None,
+    campaign_id: int = 999,
+    when: datetime | None = None,
+) -> None:
+    """Campaign mail handed over earlier, as the delivery workers record it."""
+    with rt.db.session() as s:
+        lid = s.scalar(select(MailingList.id).where(MailingList.slug == list_slug))
+    sent_at = when or utcnow() - timedelta(days=2)
+    rows = [
+        {
+            "campaign_id": campaign_id,
+            "subscriber_id": (subscriber_ids[i] if subscriber_ids else 100_000 + i),
+            "list_id": lid,
+            "status": "sent",
+            "attempts": 1,
+            "claimed_by": "",
+            "in_flight": False,
+            "possibly_duplicate": False,
+            "smtp_server": "",
+            "error": "",
+            "bounced": i < bounced,
+            "complained": bounced <= i < bounced + complained,
+            "unsubscribed": False,
+            "sent_at": sent_at,
+            "attempted_at": sent_at,
+        }
+        for i in range(count)
+    ]
+    with rt.db.session() as s:
+        s.execute(insert(Delivery), rows)

@@ -17,6 +17,7 @@ from tests.browser_support import (  # noqa: F401
     server,
     sign_in,
 )
+from tests.campaign_support import past_deliveries
 
 pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 
@@ -26,8 +27,9 @@ def marketer(rt):
     accounts.create_user(
         rt, email="mara@staff.example.org", password=PASSWORD, role="editor", name="Mara"
     )
-    for slug in ("monthly", "empty"):
+    for slug in ("monthly", "risky"):
         lists.create(rt, slug=slug, name=slug.title(), postal_address="1 Main St, Town")
+    past_deliveries(rt, list_slug="risky", count=200, complained=2)  # 1 % complaints
     subscribers.create(
         rt,
         email="p@example.org",
@@ -73,10 +75,10 @@ def test_the_checklist_follows_what_is_typed_before_saving(page, server, rt, mar
     screenshot(page, "admin/campaign-checklist")
     assert campaigns.all_campaigns(rt)[1] == 0  # nothing saved yet
 
-    # saved to a list nobody is on: the send is refused with the reason
+    # saved to a list with too many complaints: the send is refused with the reason
     page.uncheck("#compose input[name=lists][value=monthly]")
-    page.check("#compose input[name=lists][value=empty]")
-    expect(page.locator("#checklist li[data-code=audience]")).to_have_attribute(
+    page.check("#compose input[name=lists][value=risky]")
+    expect(page.locator("#checklist li[data-code=complaint_rate]").first).to_have_attribute(
         "data-level", "blocker"
     )
     page.click("button:has-text('Create draft')")

@@ -5,16 +5,16 @@ sending and scheduling and leave the campaign as it was."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from listmgr.errors import Blocked
 from listmgr.mail import checklist as cl
 from listmgr.models import Campaign, Delivery, Engagement, MailingList, Subscriber, utcnow
 from listmgr.services import campaign_checklist, campaigns
-from tests.campaign_support import campaign, dkim_pem, make_list, person
+from tests.campaign_support import campaign, dkim_pem, make_list, past_deliveries, person
 
 GOOD = '<p>Hello {{ subscriber.name }}</p><img src="https://example.org/a.png" alt="A">'
 
@@ -48,44 +48,6 @@ def _snapshot(rt, cid: int) -> tuple:
             select(func.count()).select_from(Delivery).where(Delivery.campaign_id == cid)
         )
         return (row.status, row.scheduled_at, row.started_at, row.audience, deliveries)
-
-
-def _past_deliveries(
-    rt,
-    *,
-    list_slug: str,
-    count: int,
-    bounced: int = 0,
-    complained: int = 0,
-    subscriber_ids: list[int] | None = None,
-    campaign_id: int = 999,
-    when: datetime | None = None,
-) -> None:
-    """Campaign mail handed over earlier, as the delivery workers record it."""
-    lid = _list_id(rt, list_slug)
-    sent_at = when or utcnow() - timedelta(days=2)
-    rows = [
-        {
-            "campaign_id": campaign_id,
-            "subscriber_id": (subscriber_ids[i] if subscriber_ids else 100_000 + i),
-            "list_id": lid,
-            "status": "sent",
-            "attempts": 1,
-            "claimed_by": "",
-            "in_flight": False,
-            "possibly_duplicate": False,
-            "smtp_server": "",
-            "error": "",
-            "bounced": i < bounced,
-            "complained": bounced <= i < bounced + complained,
-            "unsubscribed": False,
-            "sent_at": sent_at,
-            "attempted_at": sent_at,
-        }
-        for i in range(count)
-    ]
-    with rt.db.session() as s:
-        s.execute(insert(Delivery), rows)
 
 
 @pytest.fixture
@@ -126,7 +88,7 @@ def test_an_empty_audience_is_a_warning(news):
 def test_a_blocker_refuses_sending_and_scheduling_and_changes_nothing(news):
     rt = news
     cid = campaign(rt, preheader="Hi", body=GOOD)
-    _past_deliveries(rt, list_slug="news", count=200, complained=2)  # 1 %: over the limit
+    past_deliveries(rt, list_slug="news", count=200, complained=2)  # 1 %: over the limit
     found = campaign_checklist.for_campaign(rt, cid)
     assert level(found, "complaint_rate") == cl.BLOCKER
     before = _snapshot(rt, cid)
@@ -149,7 +111,7 @@ def test_a_scheduled_campaign_that_became_blocked_goes_back_to_draft(news):
     cid = campaign(rt, preheader="Hi", body=GOOD)
     campaigns.schedule(rt, cid, at=utcnow() + timedelta(minutes=5), actor="tests")
     # the list's complaints pass the limit before the time comes
-    _past_deliveries(rt, list_slug="news", count=200, complained=2)
+    past_deliveries(rt, list_slug="news", count=200, complained=2)
     with rt.db.session() as s:
         s.get(Campaign, cid).scheduled_at = utcnow() - timedelta(seconds=1)
     assert campaigns.start_due(rt) == 0
@@ -164,9 +126,9 @@ def test_list_rates_come_from_real_delivery_rows(news):
     cid = campaign(rt, lists=["news", "offers"], preheader="Hi", body=GOOD)
     # news: 1 complaint in 500 (0.2 %: over the good level, under the limit), 30 hard bounces
     # (6 %); offers: 2 complaints in 200 (1 %); old mail (40 days ago) is not counted
-    _past_deliveries(rt, list_slug="news", count=500, bounced=30, complained=1)
-    _past_deliveries(rt, list_slug="offers", count=200, complained=2, campaign_id=998)
-    _past_deliveries(
+    past_deliveries(rt, list_slug="news", count=500, bounced=30, complained=1)
+    past_deliveries(rt, list_slug="offers", count=200, complained=2, campaign_id=998)
+    past_deliveries(
         rt,
         list_slug="news",
         count=300,
@@ -202,7 +164,7 @@ def test_never_engaged_audience_counts_only_people_who_allow_tracking(rt):
     assert "unknown" not in message_of(campaign_checklist.for_campaign(rt, cid), "engagement")
     # three earlier campaigns to everyone; nobody engaged: 100 % of the tracked never did
     for n in range(3):
-        _past_deliveries(
+        past_deliveries(
             rt, list_slug="news", count=16, subscriber_ids=tracked + untracked, campaign_id=900 + n
         )
     found = campaign_checklist.for_campaign(rt, cid)
@@ -220,9 +182,9 @@ def test_never_engaged_audience_counts_only_people_who_allow_tracking(rt):
     # someone sent two campaigns is not "never engaged" yet (5 of 11); after a third, 6 of 11
     newer = person(rt, "new@example.org", ["news"], consents={"tracking": True})
     for n in range(2):
-        _past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=910 + n)
+        past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=910 + n)
     assert level(campaign_checklist.for_campaign(rt, cid), "engagement") == cl.OK
-    _past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=912)
+    past_deliveries(rt, list_slug="news", count=1, subscriber_ids=[newer], campaign_id=912)
     found = campaign_checklist.for_campaign(rt, cid)
     assert level(found, "engagement") == cl.WARNING and message_of(found, "engagement").startswith(
         "55 %"
@@ -295,7 +257,7 @@ def test_the_live_composer_reads_rates_at_most_once_a_minute(news, monkeypatch):
     rt = news
     values = {"name": "x", "subject": "Hi", "body": GOOD, "lists": ["news"], "preheader": "Hi"}
     assert level(campaign_checklist.for_values(rt, values), "list_rates") == cl.OK
-    _past_deliveries(rt, list_slug="news", count=200, complained=2)
+    past_deliveries(rt, list_slug="news", count=200, complained=2)
     # within the minute the composer shows the rates as read before ...
     assert level(campaign_checklist.for_values(rt, values), "list_rates") == cl.OK
     # ... while sending always reads them now

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from listmgr.models import AuditLog, Campaign, Delivery, utcnow
 from listmgr.services import accounts, campaign_checklist
 from tests.admin_support import accounts_by_role, csrf_from, session_login  # noqa: F401
-from tests.campaign_support import make_list, person
+from tests.campaign_support import make_list, past_deliveries, person
 from tests.conftest import drain
 
 BODY = {
@@ -72,10 +72,11 @@ def test_api_checklist_reads_and_roles(rt, client, api):
 
 def test_api_send_and_schedule_refused_on_blockers(rt, api, sink):
     make_list(rt, "news")
-    make_list(rt, "empty")
-    person(rt, "p@example.org", ["news"])
-    cid = api.post("/api/campaigns", json={**BODY, "lists": ["empty"]}).json["id"]
-    assert _codes(api.get(f"/api/campaigns/{cid}/checklist").json, "blocker") == ["audience"]
+    make_list(rt, "bad")
+    person(rt, "p@example.org", ["news", "bad"])
+    past_deliveries(rt, list_slug="bad", count=200, complained=2)  # 1 % complaints
+    cid = api.post("/api/campaigns", json={**BODY, "lists": ["bad"]}).json["id"]
+    assert _codes(api.get(f"/api/campaigns/{cid}/checklist").json, "blocker") == ["complaint_rate"]
     before = _state(rt, cid)
     for path, body in (
         ("send", None),
@@ -85,8 +86,8 @@ def test_api_send_and_schedule_refused_on_blockers(rt, api, sink):
         assert resp.status_code == 422, resp.json
         error = resp.json["error"]
         assert error["code"] == "checklist_blocked" and error["field"] == "checklist"
-        assert "audience is empty" in error["message"]
-        assert _codes(error["detail"]["checklist"], "blocker") == ["audience"]
+        assert "complaints" in error["message"]
+        assert _codes(error["detail"]["checklist"], "blocker") == ["complaint_rate"]
         assert _state(rt, cid) == before
     # a test send still goes
     resp = api.post(f"/api/campaigns/{cid}/test", json={"to": ["me@example.org"]})
@@ -137,7 +138,9 @@ def test_admin_composer_shows_the_checklist_and_its_live_answer(rt, client, acco
 
 def test_admin_send_and_schedule_refused_with_a_page_message(rt, client, accounts_by_role):
     make_list(rt, "news")
-    make_list(rt, "empty")
+    make_list(rt, "bad")
+    person(rt, "p@example.org", ["bad"])
+    past_deliveries(rt, list_slug="bad", count=200, complained=2)  # 1 % complaints
     editor = _editor(client, rt, accounts_by_role)
     token = csrf_from(editor.get("/admin/campaigns/new").text)
     resp = editor.post(
@@ -147,7 +150,7 @@ def test_admin_send_and_schedule_refused_with_a_page_message(rt, client, account
             "subject": "Hi",
             "body": "<p>Hello</p>",
             "content_format": "html",
-            "lists": ["empty"],
+            "lists": ["bad"],
             "csrf_token": token,
         },
     )
@@ -155,18 +158,18 @@ def test_admin_send_and_schedule_refused_with_a_page_message(rt, client, account
     cid = int(url.rstrip("/").rsplit("/", 1)[1])
     before = _state(rt, cid)
     page = editor.get(url).text
-    assert 'data-level="blocker"' in page and 'data-code="audience"' in page
+    assert 'data-level="blocker"' in page and 'data-code="complaint_rate"' in page
     resp = editor.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": csrf_from(page)})
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/campaigns/{cid}")
     shown = editor.get(resp.headers["Location"]).text
     assert "Not sent: the campaign checklist has blockers" in shown
-    assert "audience is empty" in shown
+    assert "complaints" in shown
     assert _state(rt, cid) == before
     resp = editor.post(
         f"/admin/campaigns/{cid}/schedule",
         data={"csrf_token": csrf_from(shown), "at": "2999-01-01T10:00", "timezone": "UTC"},
     )
     assert resp.status_code == 422
-    assert 'data-field-error="checklist"' in resp.text and "audience is empty" in resp.text
+    assert 'data-field-error="checklist"' in resp.text and "complaints" in resp.text
     assert 'value="2999-01-01T10:00"' in resp.text  # what was typed stays
     assert _state(rt, cid) == before
