@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -271,6 +272,30 @@ class Workers:
                 p.kill()
 
 
+@dataclass(frozen=True)
+class Run:
+    audience: int
+    start_s: float
+    seconds: float
+    rate: float
+    cpu_us: float  # worker CPU per message
+    peak_mb: float  # worker RSS peak
+
+
+def measured_send(
+    rt: runtime.Runtime, env: dict[str, str], count: int, log_dir: Path, name: str
+) -> Run:
+    """One campaign sent by `count` worker processes started for it (and stopped after)."""
+    workers = Workers(env, count, log_dir)
+    try:
+        cpu = workers.cpu()
+        audience, start_s, seconds, rate = send_campaign(rt, name)
+        cpu = (workers.cpu() - cpu) / max(1, audience)
+        return Run(audience, start_s, seconds, rate, cpu * 1e6, workers.peak)
+    finally:
+        workers.stop()
+
+
 def send_campaign(rt: runtime.Runtime, name: str) -> tuple[int, float, float, float]:
     """(audience, materialization s, sending s, messages/s)."""
     cid = campaigns.create(
@@ -377,7 +402,6 @@ def main() -> None:
     env = dict(os.environ, **{f"LISTMGR_{k.upper()}": str(v) for k, v in settings.items()})
     rt = runtime.build(settings, migrate=True)
     boot.attach_queue(rt)
-    workers = None
     try:
         list_id = lists.create(rt, slug="bench", name="Bench", postal_address="1 Bench Street")
         t = time.perf_counter()
@@ -395,18 +419,14 @@ def main() -> None:
             f"(client CPU {ceil_cpu * 1e6:.0f} us/message)"
         )
 
-        workers = Workers(env, args.workers, folder)
-        cpu = workers.cpu()
-        audience, start_s, seconds, rate = send_campaign(rt, "plain")
-        cpu = (workers.cpu() - cpu) / max(1, audience)
+        plain = measured_send(rt, env, args.workers, folder, "plain")
+        rate = plain.rate
         print(
-            f"pipeline: {audience:,} recipients in {seconds:.1f} s = {rate:,.0f} messages/s; "
-            f"{rate / ceil:.2f} of the ceiling (goal >= {GOAL_RATIO}); "
-            f"{rate / GOAL_RATE:.2f} of {GOAL_RATE:,}/s; start {start_s:.2f} s; "
-            f"worker CPU {cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB"
+            f"pipeline: {plain.audience:,} recipients in {plain.seconds:.1f} s = {rate:,.0f} "
+            f"messages/s; {rate / ceil:.2f} of the ceiling (goal >= {GOAL_RATIO}); "
+            f"{rate / GOAL_RATE:.2f} of {GOAL_RATE:,}/s; start {plain.start_s:.2f} s; "
+            f"worker CPU {plain.cpu_us:.0f} us/message; worker RSS peak {plain.peak_mb:.0f} MB"
         )
-        rss_small = workers.peak
-        workers.stop()
 
         if args.domain_limits:
             limited_env = dict(
@@ -414,17 +434,13 @@ def main() -> None:
                 LISTMGR_DOMAIN_LIMITS=os.environ.get("LISTMGR_BENCH_DOMAIN_LIMITS", LOOSE_LIMITS),
                 LISTMGR_DOMAIN_BACKOFF_SECONDS="60",
             )
-            workers = Workers(limited_env, args.workers, folder)
-            cpu = workers.cpu()
-            audience, _, seconds, limited = send_campaign(rt, "domain-limits")
-            cpu = (workers.cpu() - cpu) / max(1, audience)
+            limited = measured_send(rt, limited_env, args.workers, folder, "domain-limits")
             print(
                 f"pipeline with per-domain limits that do not bind ({len(domains)} domains): "
-                f"{limited:,.0f} messages/s vs {rate:,.0f} without; ratio "
-                f"{limited / rate:.2f} (goal >= {GOAL_DOMAIN_LIMITS}); worker CPU "
-                f"{cpu * 1e6:.0f} us/message"
+                f"{limited.rate:,.0f} messages/s vs {rate:,.0f} without; ratio "
+                f"{limited.rate / rate:.2f} (goal >= {GOAL_DOMAIN_LIMITS}); worker CPU "
+                f"{limited.cpu_us:.0f} us/message"
             )
-            workers.stop()
 
         if args.dkim != "none":
             key = dkim_key(args.dkim, folder)
@@ -434,38 +450,29 @@ def main() -> None:
                 LISTMGR_DKIM_SELECTOR="b1",
                 LISTMGR_DKIM_PRIVATE_KEY_PATH=str(key),
             )
-            workers = Workers(dkim_env, args.workers, folder)
-            cpu = workers.cpu()
-            audience, _, seconds, rate = send_campaign(rt, f"dkim-{args.dkim}")
-            cpu = (workers.cpu() - cpu) / max(1, audience)
+            signed = measured_send(rt, dkim_env, args.workers, folder, f"dkim-{args.dkim}")
             label = "RSA-2048" if args.dkim == "rsa" else "Ed25519"
             print(
-                f"pipeline with DKIM {label}: {rate:,.0f} messages/s; "
-                f"{rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker CPU "
-                f"{cpu * 1e6:.0f} us/message; worker RSS peak {workers.peak:.0f} MB"
+                f"pipeline with DKIM {label}: {signed.rate:,.0f} messages/s; "
+                f"{signed.rate / GOAL_DKIM:.2f} of {GOAL_DKIM:,}/s; worker CPU "
+                f"{signed.cpu_us:.0f} us/message; worker RSS peak {signed.peak_mb:.0f} MB"
             )
-            workers.stop()
 
         if args.big > args.recipients:
             t = time.perf_counter()
             populate(rt, list_id, args.recipients, args.big - args.recipients, domains)
             print(f"populated up to {args.big:,} subscribers in {time.perf_counter() - t:.1f} s")
-            workers = Workers(env, args.workers, folder)
-            audience, start_s, seconds, rate = send_campaign(rt, "big")
+            big = measured_send(rt, env, args.workers, folder, "big")
             print(
-                f"start (audience materialization) of {audience:,}: {start_s:.2f} s; "
-                f"{GOAL_START_S / start_s:.2f}x the goal of <= {GOAL_START_S:.0f} s"
+                f"start (audience materialization) of {big.audience:,}: {big.start_s:.2f} s; "
+                f"{GOAL_START_S / big.start_s:.2f}x the goal of <= {GOAL_START_S:.0f} s"
             )
             print(
-                f"pipeline: {audience:,} recipients at {rate:,.0f} messages/s; worker RSS "
-                f"peak {workers.peak:.0f} MB at {args.big:,} vs {rss_small:.0f} MB at "
+                f"pipeline: {big.audience:,} recipients at {big.rate:,.0f} messages/s; worker RSS "
+                f"peak {big.peak_mb:.0f} MB at {args.big:,} vs {plain.peak_mb:.0f} MB at "
                 f"{args.recipients:,} (goal: flat, <= {GOAL_RSS_MB} MB)"
             )
-            workers.stop()
-        workers = None
     finally:
-        if workers is not None:
-            workers.stop()
         sink.terminate()
         rt.queue.close()
         from listmgr import db as dbmod
