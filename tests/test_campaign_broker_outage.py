@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from listmgr import boot, runtime
+from listmgr import runtime
 from listmgr.services import campaigns
-from tests.campaign_support import campaign, deliveries, make_list, person, recipients
-from tests.conftest import PG_URL, free_port, settings_for, wait_until
-from tests.worker_support import start_worker, stop_workers, worker_env
+from tests.campaign_support import campaign, deliveries, recipients
+from tests.conftest import PG_URL, free_port, wait_until
+from tests.worker_support import enqueuing_runtime, start_worker, stop_workers, worker_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,13 +58,7 @@ def test_the_broker_going_away_mid_campaign_costs_no_unmarked_duplicate(
     broker_url = f"redis://127.0.0.1:{port}/0"
     redis_proc = _redis(port)
     namespace = f"outage{uuid.uuid4().hex[:8]}"
-    rt = runtime.build(
-        settings_for(database_url, sink, broker_url=broker_url, broker_namespace=namespace)
-    )
-    boot.attach_queue(rt)  # enqueue only: the worker below does all the sending
-    make_list(rt, "news")
-    for i in range(PEOPLE):
-        person(rt, f"p{i:04d}@example.org", ["news"])
+    rt = enqueuing_runtime(database_url, sink, namespace, PEOPLE, broker_url=broker_url)
     env = worker_env(
         database_url,
         sink,

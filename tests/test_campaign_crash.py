@@ -12,12 +12,12 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from listmgr import boot, runtime
+from listmgr import runtime
 from listmgr.models import Delivery
 from listmgr.services import campaigns
-from tests.campaign_support import campaign, deliveries, make_list, person, recipients
-from tests.conftest import BROKER_URL, PG_URL, settings_for
-from tests.worker_support import start_worker, stop_workers, worker_env
+from tests.campaign_support import campaign, deliveries, recipients
+from tests.conftest import BROKER_URL, PG_URL, wait_until
+from tests.worker_support import enqueuing_runtime, start_worker, stop_workers, worker_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,16 +35,6 @@ CASES = {
 }
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
     people, connections = CASES[case]["people"], CASES[case]["connections"]
@@ -52,11 +42,7 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
     if delay:
         sink.rcpt_hook = lambda address: time.sleep(delay)
     namespace = f"crash{uuid.uuid4().hex[:8]}"
-    rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace))
-    boot.attach_queue(rt)  # enqueue only: the workers below do all the sending
-    make_list(rt, "news")
-    for i in range(people):
-        person(rt, f"p{i:04d}@example.org", ["news"])
+    rt = enqueuing_runtime(database_url, sink, namespace, people)
     env = worker_env(
         database_url,
         sink,
@@ -72,7 +58,7 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
     try:
         cid = campaign(rt)
         assert campaigns.start(rt, cid) == people
-        _wait(lambda: sum(recipients(sink, cid).values()) >= people // 4, 60, "first mails")
+        wait_until(lambda: sum(recipients(sink, cid).values()) >= people // 4, 60, "first mails")
 
         def busy_pid() -> int | None:
             with rt.db.session() as s:
@@ -86,14 +72,14 @@ def test_sigkill_a_worker_mid_campaign(database_url, sink, tmp_path, case):
             pids = {int(o.split(":")[1]) for o in owners if o}
             return next((p.pid for p in procs if p.pid in pids), None)
 
-        victim = _wait(busy_pid, 30, "a worker holding claims")
+        victim = wait_until(busy_pid, 30, "a worker holding claims")
         os.kill(victim, signal.SIGKILL)
         killed = next(p for p in procs if p.pid == victim)
         killed.wait(10)
         received_at_kill = sum(recipients(sink, cid).values())
         assert received_at_kill < people, "the campaign finished before the kill"
         procs.append(start_worker(env, tmp_path / "c.log"))
-        _wait(lambda: campaigns.get(rt, cid).status == "sent", 180, "the campaign to finish")
+        wait_until(lambda: campaigns.get(rt, cid).status == "sent", 180, "the campaign to finish")
     finally:
         stop_workers(procs)
         rt.queue.close()

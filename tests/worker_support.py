@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BROKER_URL, SECRET, wait_until
+from listmgr import boot, runtime
+from tests.campaign_support import make_list, person
+from tests.conftest import BROKER_URL, SECRET, settings_for, wait_until
 
 
 def worker_env(
@@ -61,3 +63,16 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(20)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def enqueuing_runtime(
+    database_url: str, sink: Any, namespace: str, people: int, **settings: Any
+) -> runtime.Runtime:
+    """The test's runtime: it only enqueues (worker processes do the sending), with a list
+    `news` of `people` confirmed people p0000@example.org..."""
+    rt = runtime.build(settings_for(database_url, sink, broker_namespace=namespace, **settings))
+    boot.attach_queue(rt)
+    make_list(rt, "news")
+    for i in range(people):
+        person(rt, f"p{i:04d}@example.org", ["news"])
+    return rt
