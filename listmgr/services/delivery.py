@@ -308,6 +308,7 @@ def _job(
                 rt.enqueue("send_batch", cid)
             bounces: list[tuple[int, int, str]] = []
             unrecorded: set[int] = set()  # handed over, and the ledger does not say so yet
+            done: list[L.Outcome] = []  # outcomes of the last round, recorded with the next
             try:
                 result = _send_rows(
                     settings,
@@ -320,10 +321,14 @@ def _job(
                     book,
                     bounces,
                     (started, claimed_at),
+                    done,
                     unrecorded,
                     tripped,
                     domains,
                 )
+            except BaseException:
+                _record_last_round(book, cid, token, done, unrecorded)
+                raise
             finally:
                 # Whatever was claimed and not handed over goes back; a row that may have gone
                 # out unrecorded (something failed between its hand-over and the next record)
@@ -353,55 +358,23 @@ def _gate(rt: Runtime, settings: Settings, token: str) -> domain_guard.JobGate |
     return domain_guard.JobGate(rt, guard, token)
 
 
-def _send_rows(
-    settings: Settings,
-    cid: int,
-    plan: _Plan,
-    rows: list[L.Claimed],
-    token: str,
-    conns: list[Connection],
-    pool: SenderPool,
-    book: L.Ledger,
-    bounces: list[tuple[int, int, str]],
-    times: tuple[float, float],
-    unrecorded: set[int],
-    tripped: Callable[[], bool],
-    domains: domain_guard.JobGate | None = None,
-) -> int | None:
-    """Send the claimed rows (`times`: when the job started and when the rows were claimed); `unrecorded` holds, whenever this is left by an exception, the
-    rows that may have gone out without the ledger knowing."""
-    done: list[L.Outcome] = []
+def _record_last_round(
+    book: L.Ledger, cid: int, token: str, done: list[L.Outcome], unrecorded: set[int]
+) -> None:
+    """After a failure: the last round went out and is recorded only with the next one, so
+    record it now if the database still answers (a throttle's Redis going away must not cost
+    a duplicate); what stays in `unrecorded` is left for the reaper to mark."""
+    if not done:
+        return
     try:
-        return _send_rounds(
-            settings,
-            cid,
-            plan,
-            rows,
-            token,
-            conns,
-            pool,
-            book,
-            bounces,
-            times,
-            done,
-            unrecorded,
-            tripped,
-            domains,
-        )
-    except BaseException:
-        # The last round went out and is recorded only with the next one: record it now if
-        # the database still answers (a throttle's Redis going away must not cost a duplicate).
-        if done:
-            try:
-                if book.step(cid, token, done, [], utcnow()).recorded:
-                    _count(cid, done)
-                unrecorded.difference_update(o.delivery_id for o in done)
-            except Exception:
-                log.exception("campaign %s: cannot record the last round", cid)
-        raise
+        if book.step(cid, token, done, [], utcnow()).recorded:
+            _count(cid, done)
+        unrecorded.difference_update(o.delivery_id for o in done)
+    except Exception:
+        log.exception("campaign %s: cannot record the last round", cid)
 
 
-def _send_rounds(
+def _send_rows(
     settings: Settings,
     cid: int,
     plan: _Plan,
@@ -417,6 +390,9 @@ def _send_rounds(
     tripped: Callable[[], bool],
     domains: domain_guard.JobGate | None = None,
 ) -> int | None:
+    """Send the claimed rows (`times`: when the job started and when the rows were claimed).
+    `done` holds the outcomes not recorded yet, `unrecorded` the rows that may have gone out
+    without the ledger knowing."""
     started, claimed_at = times
     lease = timedelta(seconds=settings.lease_seconds)
     renewed = time.monotonic()
