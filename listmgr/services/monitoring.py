@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 from sqlmodel import col
 
+from listmgr import queue
 from listmgr.models import (
     Campaign,
     CampaignStatus,
@@ -275,3 +276,66 @@ def _one(name: str, doc: str, value: float) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc)
     family.add_metric([], value)
     return family
+
+
+def _error(exc: BaseException) -> str:
+    """The first line of what went wrong (the driver's own message, not SQLAlchemy's wrapping)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
+
+
+def status(rt: Runtime) -> dict[str, Any]:
+    """Every check of `listmgr status`, as plain data (what its --json prints): database and
+    schema, broker, workers seen, campaigns sending, backlog; "ok" false when the database or
+    the broker is away or the schema is behind."""
+    out: dict[str, Any] = {"ok": True}
+    try:
+        found = schema(rt)
+        out["database"] = {
+            "ok": found.up_to_date,
+            "dialect": rt.db.dialect,
+            "revision": ",".join(found.current) or None,
+            "expected": ",".join(found.head),
+        }
+        if not found.up_to_date:
+            out["database"]["error"] = "the schema is not current: run `listmgr db upgrade`"
+    except Exception as exc:  # whatever the driver raises: the database is away
+        out["database"] = {"ok": False, "dialect": rt.db.dialect, "error": _error(exc)}
+    try:
+        out["broker"] = {"ok": True, "kind": queue.ping(rt.settings.broker_url)}
+    except Exception as exc:  # whatever the client raises: the broker is away
+        out["broker"] = {"ok": False, "error": _error(exc)}
+    out["ok"] = out["database"]["ok"] and out["broker"]["ok"]
+    if not out["database"]["ok"]:
+        return out
+    snap = snapshot(rt)
+    out["workers"] = [
+        {
+            "name": w.name,
+            "threads": w.threads,
+            "started_at": w.started_at.isoformat() + "Z",
+            "seen_seconds_ago": round((snap.at - w.seen_at).total_seconds(), 1),
+        }
+        for w in snap.workers
+    ]
+    out["campaigns"] = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "status": c.status,
+            "audience": c.audience,
+            "done": c.done,
+            "due": c.due,
+            "states": c.states,
+        }
+        for c in snap.campaigns
+    ]
+    out["backlog"] = {
+        "deliveries_due": snap.backlog,
+        "outbox": {k: snap.outbox.get(k, 0) for k in OUTBOX_WAITING},
+        "inbound_waiting": snap.inbound.get("stored", 0),
+        "inbound_failed": snap.inbound.get("failed", 0),
+        "imports": {k: snap.imports.get(k, 0) for k in IMPORT_WAITING},
+    }
+    return out
