@@ -87,6 +87,7 @@ def _gather(
     subject_written: bool,
     rules: Any,
     live: bool = False,
+    audience: int | None = None,
 ) -> _Gathered:
     r, list_ids = renderer(rt, s, row, settings)
     who = fast.Recipient(0, 0, SAMPLE[0], SAMPLE[1], list_ids[0])
@@ -99,11 +100,14 @@ def _gather(
     unsub, manage, _ = r.tokens_for(who, test=False)
     ctx = r.context(who, unsubscribe_token=unsub, manage_token=manage)
     lists = resolve_lists(s, list(row.lists or []))
-    audience = tracked = never = 0
-    if lists:
+    tracked = never = 0
+    if not lists:
+        audience = 0
+    else:
         where = segments.expression(s, lists=list(row.lists), rules=rules)
-        unsent = row.id is None or row.status in UNSENT
-        audience = segments.counted(s, where) if unsent else row.audience
+        if audience is None:  # else counted by the caller already
+            unsent = row.id is None or row.status in UNSENT
+            audience = segments.counted(s, where) if unsent else row.audience
         if settings.tracking:
             tracked, never = _recent(
                 rt,
@@ -171,10 +175,14 @@ def for_campaign(
 
 
 def for_values(
-    rt: Runtime, values: dict[str, Any], *, campaign_id: int | None = None
+    rt: Runtime,
+    values: dict[str, Any],
+    *,
+    campaign_id: int | None = None,
+    audience: int | None = None,
 ) -> checklist.Checklist:
     """The checklist of what the composer holds now (nothing is stored; rates and engagement
-    may be up to LIVE_SECONDS old)."""
+    may be up to LIVE_SECONDS old); `audience`: the count when the caller has it already."""
     row = unsaved_row(values, campaign_id=campaign_id)
     settings = settings_store.effective(rt)
     subject = values.get("subject")
@@ -191,6 +199,7 @@ def for_values(
             subject_written=isinstance(subject, str) and bool(subject.strip()),
             rules=rules,
             live=True,
+            audience=audience,
         )
     return _evaluate(rt, settings, gathered, live=True)
 

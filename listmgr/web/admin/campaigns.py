@@ -318,7 +318,9 @@ def campaign_live_preview_json(campaign_id: int | None = None) -> ResponseReturn
             if values["lists"]
             else 0
         )
-        checklist = campaign_checklist.for_values(rt, values, campaign_id=campaign_id)
+        checklist = campaign_checklist.for_values(
+            rt, values, campaign_id=campaign_id, audience=count
+        )
     except ListmgrError as exc:
         return jsonify(error={"message": exc.message, "field": exc.field}), exc.status
     return jsonify(
