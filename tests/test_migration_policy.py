@@ -1,9 +1,10 @@
 """The migration policy (README, Production, "8. Upgrades"): a migration expands the schema, so
 that the previous release keeps working on it during a rolling deploy. It adds tables, indexes,
 nullable columns or columns with a server default; it does not drop or rename a table or a
-column, change a column's type or make it NOT NULL. Removing what an older release used is a
-contract step, released once no process of that release runs, and says so with a module-level
-`contract = "what it removes; the release since which no code uses it"`.
+column, change a column's type, make it NOT NULL or drop its server default. Removing what an
+older release used is a contract step, released once no process of that release runs, and
+says so with a module-level `contract = "what it removes; the release since which no code
+uses it"`.
 
 Read from the migrations' source (their upgrade() only), not by running them: what it does not
 see (a dropped constraint an older release relies on, data rewritten in place) stays for review,
@@ -27,7 +28,7 @@ BASELINE = "s1a2"
 # Raw SQL that removes, renames or narrows what older code reads.
 RAW = re.compile(
     r"\b(DROP\s+(TABLE|COLUMN)|RENAME\s+(TO|COLUMN)|ALTER\s+COLUMN\s+\S+\s+"
-    r"(TYPE|SET\s+DATA\s+TYPE|SET\s+NOT\s+NULL))\b",
+    r"(TYPE|SET\s+DATA\s+TYPE|SET\s+NOT\s+NULL|DROP\s+DEFAULT))\b",
     re.IGNORECASE,
 )
 
@@ -70,6 +71,9 @@ def violations(source: str) -> list[str]:
                 found.append(f"{where}: alter_column changes a column's type")
             if _false(kw.get("nullable")):
                 found.append(f"{where}: alter_column makes a column NOT NULL")
+            default = kw.get("server_default")
+            if isinstance(default, ast.Constant) and default.value is None:
+                found.append(f"{where}: alter_column drops a column's server default")
         elif name == "add_column":
             column = node.args[-1] if node.args else kw.get("column")
             if isinstance(column, ast.Call):
@@ -132,9 +136,11 @@ REFUSED = {
     "rename a column": 'op.alter_column("x", "c", new_column_name="d")',
     "change a type": 'op.alter_column("x", "c", type_=sa.Text())',
     "make NOT NULL": 'op.alter_column("x", "c", nullable=False)',
+    "drop a default": 'op.alter_column("x", "c", server_default=None)',
     "add NOT NULL": 'op.add_column("x", sa.Column("c", sa.Integer(), nullable=False))',
     "raw drop": 'op.execute("ALTER TABLE x DROP COLUMN c")',
     "raw type": 'op.execute("ALTER TABLE subscriber ALTER COLUMN fields TYPE jsonb")',
+    "raw default": 'op.execute("ALTER TABLE x ALTER COLUMN c DROP DEFAULT")',
 }
 
 
