@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, inspect, make_url, select, text
 
 from listmgr import boot, runtime, schema
 from listmgr import db as dbmod
+from listmgr.app import create_app
 from listmgr.models import Membership, Subscriber, WorkerProcess
 from listmgr.services import campaigns
 from tests.campaign_support import campaign, deliveries, recipients
@@ -63,17 +64,19 @@ EXTRA = {
     "INBOUND_SECRET": "inbound-test-secret",
     "SWEEP_SECONDS": "1",
 }
-# Run by the old release's Python: it writes the list and its people into its own schema.
-OLD_PEOPLE = """
+# Run by the old release's Python: it writes the list, its people and an API token into its own
+# schema, and says where its listmgr came from.
+OLD_SETUP = """
 import sys, listmgr
 from listmgr import runtime
-from listmgr.services import lists, subscribers
+from listmgr.services import accounts, lists, subscribers
 rt = runtime.build(migrate=True)
 lists.create(rt, slug="news", name="News", postal_address="Example Org, 1 Test Street, Testville")
 for i in range(int(sys.argv[1])):
     subscribers.create(rt, email=f"p{i:04d}@example.org", lists=["news"], status="confirmed",
                        consent="signed up at the fair")
 print(listmgr.__file__)
+print(accounts.issue_token(rt, role="owner", name="upgrade").token)
 """
 
 
@@ -251,7 +254,6 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
         # -- The previous release alone: it migrates an empty database to its head and runs.
         _run(["-m", "listmgr", "db", "upgrade"], old_env, old_tree)
         old_tables = _columns(url)
-        api_token = _run(["-m", "listmgr", "token", "create", "--role", "owner"], old_env, old_tree)
         procs.append(
             _spawn(
                 ["-m", "listmgr", "web", "--port", str(port), "--workers", "1"],
@@ -260,11 +262,12 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
                 logs["web"],
             )
         )
-        people = _spawn(["-c", OLD_PEOPLE, str(PEOPLE)], old_env, old_tree, tmp_path / "p.log")
+        setup = _spawn(["-c", OLD_SETUP, str(PEOPLE)], old_env, old_tree, tmp_path / "setup.log")
         procs.append(start_worker(old_env, logs["a"], cwd=old_tree, timeout=START))
-        assert people.wait(START) == 0, (tmp_path / "p.log").read_text()
+        assert setup.wait(START) == 0, (tmp_path / "setup.log").read_text()
         # The old release's code ran, not this checkout's (the same packages otherwise).
-        assert (tmp_path / "p.log").read_text().strip() == str(old_tree / "listmgr/__init__.py")
+        where, api_token = (tmp_path / "setup.log").read_text().splitlines()[-2:]
+        assert where == str(old_tree / "listmgr" / "__init__.py"), where
         wait_until(lambda: _http(f"{web}/healthz")[0] == 200, START, "the old web", logs["web"])
         # Someone signs up on the old web; the old worker mails the link; the old web confirms.
         assert _http(f"{web}/subscribe/news", {"email": "early@example.org"})[0] == 200
@@ -298,10 +301,21 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
         c1 = campaign(rt, name="New release news")
         everyone = {f"p{i:04d}@example.org" for i in range(PEOPLE)} | {"early@example.org"}
         assert campaigns.start(rt, c1) == len(everyone)
-        wait_until(lambda: sum(recipients(sink, c1).values()) >= 5, 60, "old worker", logs["a"])
+        wait_until(
+            lambda: sum(recipients(sink, c1).values()) >= 5,
+            60,
+            "the old worker's first mail",
+            logs["a"],
+        )
         # ... and a new worker joins on the same broker while it sends (a host upgraded).
         procs.append(start_worker(new_env, logs["b"], cwd=ROOT, timeout=START))
-        wait_until(lambda: campaigns.get(rt, c1).status == "sent", 120, "c1", logs["a"], logs["b"])
+        wait_until(
+            lambda: campaigns.get(rt, c1).status == "sent",
+            120,
+            "campaign 1 sent",
+            logs["a"],
+            logs["b"],
+        )
         split = _sent_once(rt, c1, everyone, sink, second_sink)
         assert split[0] >= 5, split
         with rt.db.session() as s:  # both write their heartbeat into one table
@@ -331,8 +345,6 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
             assert _http(link, {"List-Unsubscribe": "One-Click"})[0] == 200
             assert _membership(rt, address) == "unsubscribed"
         # ... and a link the old release built, followed on the new web.
-        from listmgr.app import create_app
-
         leaving.append(by_old[1])
         token = _unsubscribe_token(c1, by_old[1], sink)
         client = create_app(rt=rt, migrate=False).test_client()
@@ -343,7 +355,6 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
         # campaign that the new worker takes up alone.
         stop_workers([procs[1]])
         assert procs[1].returncode == 0, logs["a"].read_text()[-3000:]
-        auth = api_token.strip()
         status, made = _http(
             f"{web}/api/campaigns",
             body={
@@ -352,15 +363,17 @@ def test_old_and_new_release_side_by_side_during_a_rolling_upgrade(
                 "lists": ["news"],
                 "html": "<p>Hi</p>",
             },
-            token=auth,
+            token=api_token,
         )
         assert status == 201, made
         c2 = int(json.loads(made)["id"])
-        status, answer = _http(f"{web}/api/campaigns/{c2}/send", body={}, token=auth)
+        status, answer = _http(f"{web}/api/campaigns/{c2}/send", body={}, token=api_token)
         assert status == 202, answer
         expected = (everyone | {"late@example.org"}) - set(leaving)
         assert campaigns.get(rt, c2).stats["audience"] == len(expected)
-        wait_until(lambda: campaigns.get(rt, c2).status == "sent", 120, "c2", logs["b"])
+        wait_until(
+            lambda: campaigns.get(rt, c2).status == "sent", 120, "campaign 2 sent", logs["b"]
+        )
         assert _sent_once(rt, c2, expected, sink, second_sink)[1] == len(expected)
         assert schema.current(rt.db.engine) == schema.head()  # nobody migrated it back
     finally:
