@@ -39,16 +39,24 @@ def worker_env(
     )
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A worker process, once it says it runs; its output goes to `log`."""
+def start_worker(
+    env: dict[str, str], log: Path, *, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """A worker process, once it says it runs; its output goes to `log`. `cwd` is where it
+    runs (`python -m` imports listmgr from there first: another release's tree)."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
             env=env,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    wait_until(lambda: b"worker running" in log.read_bytes() or proc.poll() is not None, 60)
+    wait_until(
+        lambda: b"worker running" in log.read_bytes() or proc.poll() is not None,
+        timeout,
+        "a worker process",
+    )
     assert proc.poll() is None, log.read_text()
     return proc
 

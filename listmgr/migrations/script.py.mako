@@ -15,6 +15,10 @@ revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
+# Expand only: add tables, indexes, nullable columns or columns with a server default, so the
+# previous release keeps working during a rolling deploy. A contract step (dropping, renaming
+# or narrowing what an older release used) says so, once no process of that release runs:
+# contract = "what it removes; the release since which no code uses it"
 
 
 def upgrade() -> None:
