@@ -184,12 +184,14 @@ def _render_and_send(
     connections: int,
     first: int,
     count: int,
+    total: int,
     ready: Any,
     go: Any,
     out: Any,
 ) -> None:
     """One process: every recipient's message rendered by the campaign's renderer (tokens,
-    headers, DKIM when configured) and sent as the workers do, without the database."""
+    headers, DKIM when configured) and sent as the workers do, without the database: `total`
+    messages to the `count` people from `first` (in turn)."""
     from listmgr.mail.campaign import Recipient
     from listmgr.mail.transport import Transport, send_all
     from listmgr.models import Subscriber
@@ -221,8 +223,8 @@ def _render_and_send(
         ready.release()
         go.wait()
         sent = 0
-        for i in range(0, len(people) - len(conns) + 1, len(conns)):
-            outs = [r.message(p) for p in people[i : i + len(conns)]]
+        for i in range(0, total - len(conns) + 1, len(conns)):
+            outs = [r.message(people[(i + k) % len(people)]) for k in range(len(conns))]
             results = send_all(
                 [(c, o.envelope_from, o.rcpt, o.data) for c, o in zip(conns, outs, strict=True)]
             )
@@ -237,13 +239,14 @@ def _render_and_send(
 
 
 def no_database(
-    settings: dict[str, Any], port: int, workers: int, connections: int, count: int
+    settings: dict[str, Any], port: int, workers: int, connections: int, people: int, count: int
 ) -> float:
-    """Messages/s of rendering and sending alone (the pipeline minus the database)."""
-    per = count // workers
+    """Messages/s of rendering and sending alone (the pipeline minus the database): `count`
+    messages to the `people` subscribers."""
+    per = people // workers
     seconds, sent = _timed_children(
         _render_and_send,
-        [(settings, port, connections, w * per, per) for w in range(workers)],
+        [(settings, port, connections, w * per, per, count // workers) for w in range(workers)],
     )
     return sent / seconds
 
@@ -362,6 +365,8 @@ def cpu_seconds(pid: int) -> float:
 class Workers:
     def __init__(self, env: dict[str, str], count: int, log_dir: Path) -> None:
         self.procs = []
+        self.peak = 0.0
+        self._stop = threading.Event()
         for i in range(count):
             log = (log_dir / f"worker{i}.log").open("wb")
             self.procs.append(
@@ -374,13 +379,12 @@ class Workers:
             )
         for i, _ in enumerate(self.procs):
             path = log_dir / f"worker{i}.log"
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 300  # a loaded machine starts them slowly
             while b"worker running" not in path.read_bytes():
-                if time.monotonic() > deadline:
-                    raise SystemExit(path.read_text())
+                if time.monotonic() > deadline or self.procs[i].poll() is not None:
+                    self.stop()
+                    raise SystemExit(f"worker {i} did not start: {path.read_text()[-2000:]}")
                 time.sleep(0.05)
-        self.peak = 0.0
-        self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
@@ -553,7 +557,9 @@ def main() -> None:
         )
         prebuilt = sample_message(rt)
         shape = f"{args.workers} processes x {args.connections} connections"
-        ceil = ceiling(port, args.workers, args.connections, min(args.recipients, 60_000), prebuilt)
+        # At least 30,000 messages for the figures without the database: long enough to hold.
+        count = min(max(args.recipients, 30_000), 60_000)
+        ceil = ceiling(port, args.workers, args.connections, count, prebuilt)
         print(
             f"ceiling: listmgr's own transport (pipelined SmtpConnection, send_all), {shape}, "
             f"one pre-built {len(prebuilt):,}-byte message: {ceil:,.0f} messages/s",
@@ -562,7 +568,9 @@ def main() -> None:
         summary.add("ceiling: own transport, pre-built message", ceil, "msg/s")
 
         if args.no_database:
-            bare = no_database(settings, port, args.workers, args.connections, args.recipients)
+            bare = no_database(
+                settings, port, args.workers, args.connections, args.recipients, count
+            )
             print(
                 f"no database: render + send every recipient's message, {shape}, no ledger: "
                 f"{bare:,.0f} messages/s = {bare / ceil:.2f} of the ceiling",
