@@ -65,6 +65,18 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def stop(proc: Any, grace: float = 30, sig: int = signal.SIGTERM) -> None:
+    """Stop a process this run started: `sig`, then SIGKILL after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except Exception:  # subprocess.TimeoutExpired
+        proc.kill()
+        proc.wait()
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------
 class ScratchDatabase:
     """A PostgreSQL database of this run beside `base` (created now, dropped by drop())."""
@@ -179,6 +191,10 @@ class Row:
     ratio: float | None = None
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
 class Summary:
     """The figures of one run, written as JSON for bench/all.py."""
 
@@ -199,9 +215,9 @@ class Summary:
         goal: str | None = None
         ratio: float | None = None
         if at_least is not None:
-            goal, ratio = f">= {at_least:g}", value / at_least if at_least else None
+            goal, ratio = f">= {_number(at_least)}", value / at_least if at_least else None
         elif at_most is not None:
-            goal, ratio = f"<= {at_most:g}", at_most / value if value else None
+            goal, ratio = f"<= {_number(at_most)}", at_most / value if value else None
         self.rows.append(Row(figure, float(value), unit, goal, ratio))
         return ratio
 

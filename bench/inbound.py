@@ -70,17 +70,20 @@ def bench_classify(
     )
 
 
-def _wait_http(url: str, timeout: float = 60) -> None:
+def _wait_http(url: str, proc: object, timeout: float = 300) -> None:
+    """Until `url` answers (a loaded machine starts gunicorn slowly) or `proc` ends."""
+    import subprocess
     import urllib.request
 
+    assert isinstance(proc, subprocess.Popen)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=5)
             return
         except OSError:
-            if time.monotonic() > deadline:
-                raise
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"the web server did not answer at {url}") from None
             time.sleep(0.2)
 
 
@@ -131,7 +134,7 @@ def bench_hook(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        _wait_http(f"http://127.0.0.1:{port}/healthz", web)
         bodies = [
             f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw for i in range(count)
         ]
@@ -165,16 +168,17 @@ def bench_hook(
         engine.dispose()
     finally:
         for proc in (web, worker):
-            if proc is not None:
+            if proc is not None and proc.poll() is None:
                 proc.terminate()
-        for proc in (web, worker):
-            if proc is not None:
-                proc.wait(30)
-        from listmgr import db as dbmod
+        try:
+            for proc in (web, worker):
+                benchkit.stop(proc)
+        finally:
+            from listmgr import db as dbmod
 
-        dbmod.dispose_engines()
-        scratch.drop()
-        space.release()
+            dbmod.dispose_engines()
+            scratch.drop()
+            space.release()
     bad = sum(1 for s in statuses if s != 202)
     summary.add("hook: stored", count / stored_s, "msg/s")
     ratio = summary.add("hook to processed", count / done_s, "msg/s", at_least=GOAL_HOOK)
@@ -264,7 +268,7 @@ def bench_view(
     return (
         f"view ({kind}): a {parts:,}-part message ({len(raw) / 1e6:.1f} MB): admin page "
         f"{times['page']:.0f} ms, API {times['api']:.0f} ms (slowest of {rounds}; goal "
-        f"200 ms: ratio {max(times.values()) / 200:.2f})"
+        f"<= 200 ms: ratio {GOAL_VIEW_MS / max(times.values()):.2f}, 1 or more meets it)"
     )
 
 

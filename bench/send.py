@@ -665,15 +665,16 @@ def main() -> None:
             summary.add(f"worker RSS peak at {args.big:,}", big.peak_mb, "MB", at_most=GOAL_RSS_MB)
         summary.write(args.summary)
     finally:
-        sink.terminate()
-        sink.wait(10)
-        rt.queue.close()
-        from listmgr import db as dbmod
+        benchkit.stop(sink, 10)
+        try:
+            rt.queue.close()
+        finally:
+            from listmgr import db as dbmod
 
-        dbmod.dispose_engines()
-        scratch.drop()
-        space.release()
-        shutil.rmtree(folder, ignore_errors=True)
+            dbmod.dispose_engines()
+            scratch.drop()
+            space.release()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -264,7 +264,7 @@ def start_gunicorn(
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"), cwd=str(ROOT)
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a loaded machine starts gunicorn slowly
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -503,17 +503,13 @@ def main() -> None:
         summary.add("open pixel req/s", results["open pixel GET"]["rps"], "req/s")
         summary.write(args.summary)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if not args.keep:
-            scratch.drop()
-        space.release()
-        shutil.rmtree(config_dir, ignore_errors=True)
+        try:
+            benchkit.stop(proc, 15, signal.SIGQUIT)  # gunicorn's quick shutdown
+        finally:
+            if not args.keep:
+                scratch.drop()
+            space.release()
+            shutil.rmtree(config_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
