@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -99,6 +100,8 @@ def bench_hook(
     """Store and process `count` messages through POST /hooks/inbound (gunicorn, 2 web
     workers; one `listmgr worker`; PostgreSQL + Redis): messages/s stored and processed."""
     import subprocess
+    import tempfile
+    import urllib.error
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
@@ -118,6 +121,7 @@ def bench_hook(
         "LISTMGR_UNSUBSCRIBE_CONFIRMATION_MAIL": "0",
     }
     cli = [sys.executable, "-m", "listmgr"]
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below) the server's log
     web = worker = None
     try:
         subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -126,7 +130,7 @@ def bench_hook(
             [*cli, "web", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
         )
         worker = subprocess.Popen(
             [*cli, "worker", "--threads", "8"],
@@ -145,7 +149,10 @@ def bench_hook(
                 data=body,
                 headers={"Authorization": "Bearer bench-inbound", "Content-Type": "message/rfc822"},
             )
-            return urllib.request.urlopen(req, timeout=60).status
+            try:
+                return urllib.request.urlopen(req, timeout=60).status
+            except urllib.error.HTTPError as exc:  # counted below, with the server's errors
+                return exc.code
 
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
@@ -180,6 +187,11 @@ def bench_hook(
             scratch.drop()
             space.release()
     bad = sum(1 for s in statuses if s != 202)
+    if bad:
+        errors.seek(0)
+        seen = re.findall(rb"\n(\w+(?:\.\w+)*(?:Error|Exception)[^\n]*)", errors.read())
+        print(f"  server errors seen: {sorted({e.decode(errors='replace') for e in seen})[:5]}")
+    errors.close()
     summary.add("hook: stored", count / stored_s, "msg/s")
     ratio = summary.add("hook to processed", count / done_s, "msg/s", at_least=GOAL_HOOK)
     summary.add("hook: not 202", bad, "req")
