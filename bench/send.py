@@ -2,7 +2,7 @@
 
     python bench/send.py [--recipients 100000] [--big 1000000] [--workers 2] [--connections 4]
                          [--dkim rsa|ed25519|none] [--database-url URL] [--redis-url URL]
-                         [--domain-limits] [--no-database] [--summary FILE]
+                         [--domain-limits] [--skip-bare] [--summary FILE]
 
 Needs PostgreSQL and Redis (a scratch database and a Redis database of its own are taken for
 the run and given back, see bench/benchkit.py) and Postfix's smtp-sink: $SMTP_SINK,
@@ -14,7 +14,7 @@ the run and given back, see bench/benchkit.py) and Postfix's smtp-sink: $SMTP_SI
 - pipeline: --workers real `listmgr worker` processes sending a campaign to --recipients people
   (claim, consent re-check, render, tokens, headers, send, record), messages/s from the start
   of sending to the last recorded outcome, vs the ceiling (goal >= 0.6) and >= 3,000/s;
-- no database (--no-database, on by default): the same processes and connections rendering
+- no database (unless --skip-bare): the same processes and connections rendering
   every recipient's message with the campaign's renderer and sending it, with no ledger, no
   claim and no consent check: where the time between the ceiling and the pipeline goes;
 - DKIM: what all the machine's cores can sign per second (RSA-2048 and Ed25519, listmgr's
@@ -518,10 +518,9 @@ def main() -> None:
         help="spread recipients over domains; measure per-domain limits that do not bind",
     )
     parser.add_argument(
-        "--no-database",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure rendering and sending without the database (default on)",
+        "--skip-bare",
+        action="store_true",
+        help="leave out rendering and sending without the database",
     )
     benchkit.add_arguments(parser, redis=True)
     args = parser.parse_args()
@@ -567,7 +566,7 @@ def main() -> None:
         )
         summary.add("ceiling: own transport, pre-built message", ceil, "msg/s")
 
-        if args.no_database:
+        if not args.skip_bare:
             bare = no_database(
                 settings, port, args.workers, args.connections, args.recipients, count
             )
