@@ -104,7 +104,9 @@ def takes_summary(script: Path) -> bool:
 def fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
-    if unit in ("x",) or abs(value) < 10:
+    if unit != "x" and float(value).is_integer():
+        text = f"{value:,.0f}"
+    elif unit == "x" or abs(value) < 10:
         text = f"{value:,.2f}"
     elif abs(value) < 100:
         text = f"{value:,.1f}"

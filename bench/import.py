@@ -332,7 +332,7 @@ def main() -> None:
 def drop_database(kind: str, pg_url: str) -> None:
     """Remove this run's database."""
     if kind == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
             Path(f"{SQLITE_PATH}{suffix}").unlink(missing_ok=True)
         return
     admin = create_engine(make_url(pg_url), isolation_level="AUTOCOMMIT")
