@@ -2,11 +2,12 @@
 normalized, into PostgreSQL and SQLite.
 
     python bench/import.py [--db pg|sqlite|both] [--rows N] [--workers 0|1] [--pg-url URL]
+                           [--summary FILE]
     python bench/import.py --db pg --floor [--rows N]
 
 The CSV is generated once under /tmp (mixed-case addresses over 2,000 domains, 0.1% invalid).
-Each database is created afresh (PostgreSQL `lmbench_import` beside --pg-url; SQLite
-/tmp/lmbench-import.db), migrated, given a list, three fields and interests; then the import
+Each database is created afresh for the run (PostgreSQL `lmbench_import_PID_…` beside
+--pg-url; SQLite /tmp/lmbench-import-PID.db) and removed afterwards, migrated, given a list, three fields and interests; then the import
 runs through listmgr.services.imports exactly as `listmgr import` does. Prints rows/s and the
 ratio to the goal (PostgreSQL 75,000 rows/s, SQLite 50,000 rows/s), the peak resident memory of
 this process and of its worker processes (goal 200 MB), and, for reference, how fast the rows
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import random
 import resource
@@ -34,7 +36,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchkit
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -44,7 +48,8 @@ from listmgr.services import imports, lists
 
 GOALS = {"pg": 75_000, "sqlite": 50_000}
 RSS_GOAL_MB = 200
-PG_NAME = "lmbench_import"
+PG_NAME = benchkit.run_tag("import")  # this run's own database
+SQLITE_PATH = Path(f"/tmp/lmbench-import-{os.getpid()}.db")
 CSV_PATH = Path("/tmp/lmbench-import.csv")
 SECRET = "bench-secret-0123456789abcdef"
 
@@ -54,7 +59,7 @@ def generate(rows: int) -> Path:
     if path.exists():
         return path
     rnd = random.Random(3)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs side by side each write their own
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["Email", "Name", "Plan", "Age", "Joined", "Interests"])
@@ -78,7 +83,7 @@ def generate(rows: int) -> Path:
 
 def database(kind: str, pg_url: str) -> str:
     if kind == "sqlite":
-        path = Path("/tmp/lmbench-import.db")
+        path = SQLITE_PATH
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
@@ -295,19 +300,48 @@ def main() -> None:
             "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    benchkit.add_arguments(parser)
     args = parser.parse_args()
     if args.floor and args.db != "pg":
         parser.error("--floor measures PostgreSQL: use it with --db pg")
+    benchkit.exit_on_sigterm()
     path = generate(args.rows)
     if args.db == "both":  # each in a process of its own, so that each peak RSS is its own
+        summary = benchkit.Summary("import")
         for kind in ("pg", "sqlite"):
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--db", kind], check=True)
+            extra = ["--summary", f"{args.summary}.{kind}"] if args.summary else []
+            subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--db", kind, *extra], check=True
+            )
+            if args.summary:
+                part = Path(f"{args.summary}.{kind}")
+                summary.rows += [benchkit.Row(**r) for r in json.loads(part.read_text())["rows"]]
+                part.unlink()
+        summary.write(args.summary)
         return
     print(f"file: {path} ({path.stat().st_size / 1e6:.0f} MB, {args.rows:,} rows)")
-    run(args, path)
+    summary = benchkit.Summary("import")
+    try:
+        run(args, path, summary)
+    finally:
+        dbmod.dispose_engines()
+        drop_database(args.db, args.pg_url)
+    summary.write(args.summary)
 
 
-def run(args: argparse.Namespace, path: Path) -> None:
+def drop_database(kind: str, pg_url: str) -> None:
+    """Remove this run's database."""
+    if kind == "sqlite":
+        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+            Path(f"{SQLITE_PATH}{suffix}").unlink(missing_ok=True)
+        return
+    admin = create_engine(make_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def run(args: argparse.Namespace, path: Path, summary: benchkit.Summary) -> None:
     kind = args.db
     rt = setup(database(kind, args.pg_url))
     if args.validate_only:
@@ -342,6 +376,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
     took = time.perf_counter() - start
     assert info is not None and info.status == "done", info
     rate = info.rows / took
+    summary.add(f"{kind}: import", rate, "rows/s", at_least=GOALS[kind])
     print(
         f"{kind}: {info.rows:,} rows in {took:.1f} s = {rate:,.0f} rows/s "
         f"({info.inserted:,} new, {info.errors:,} errors); goal {GOALS[kind]:,} rows/s, "
@@ -349,6 +384,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
     )
     own, children = peak_mb()
     ratio = max(own, children) / RSS_GOAL_MB
+    summary.add(f"{kind}: peak RSS", max(own, children), "MB", at_most=RSS_GOAL_MB)
     print(
         f"{kind}: RSS {before:.0f} MB before the import; peak RSS {own:.0f} MB in this "
         f"process, {children:.0f} MB in the largest worker process; goal {RSS_GOAL_MB} MB, "

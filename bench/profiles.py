@@ -1,9 +1,9 @@
 """Benchmark: activity event batches and erasure on a populated database.
 
-    python bench/profiles.py [--database-url URL] [--subscribers N] [--rounds R]
+    python bench/profiles.py [--database-url URL] [--subscribers N] [--rounds R] [--summary FILE]
 
-Without --database-url a temporary SQLite file is used; with a PostgreSQL URL a scratch
-database is created beside it and dropped afterwards. Prints:
+Without --database-url a temporary SQLite file is used (removed afterwards); with a PostgreSQL
+URL a scratch database of this run is created beside it and dropped afterwards. Prints:
 - events: one POST /api/events call of 10,000 events (JSON parsing, validation, consent lookup,
   multi-row insert), events/s, and the ratio to the goal of 10,000 events per second;
 - erase: erasing one subscriber while the tables hold other people's rows (deliveries,
@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+import benchkit
+from sqlalchemy import insert
 
 from listmgr import runtime
 from listmgr.models import (
@@ -43,16 +44,13 @@ EVENTS_GOAL_PER_S = 10_000
 ERASE_GOAL_S = 2.0
 
 
-def _scratch(url: str | None) -> tuple[str, object]:
+def _scratch(url: str | None) -> tuple[str, benchkit.ScratchDatabase | Path]:
+    """This run's database: a SQLite file in a folder of its own, or a PostgreSQL database."""
     if not url:
-        path = Path(tempfile.mkdtemp()) / "bench.db"
-        return f"sqlite:///{path}", None
-    base = make_url(url)
-    name = f"lmbench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    return base.set(database=name).render_as_string(hide_password=False), (admin, name)
+        folder = Path(tempfile.mkdtemp(prefix="lmbench-profiles-"))
+        return f"sqlite:///{folder / 'bench.db'}", folder
+    scratch = benchkit.ScratchDatabase("profiles", url)
+    return scratch.url, scratch
 
 
 def populate(rt: runtime.Runtime, subscribers: int) -> None:
@@ -153,7 +151,7 @@ def populate(rt: runtime.Runtime, subscribers: int) -> None:
         )
 
 
-def bench_events(app, token: str, subscribers: int, rounds: int) -> str:
+def bench_events(app, token: str, subscribers: int, rounds: int, summary: benchkit.Summary) -> str:
     client = app.test_client()
     batch = {
         "events": [
@@ -172,6 +170,7 @@ def bench_events(app, token: str, subscribers: int, rounds: int) -> str:
         best = min(best, time.perf_counter() - start)
         assert resp.status_code == 200, resp.json
     rate = 10_000 / best
+    summary.add("events, one call of 10,000", rate, "events/s", at_least=EVENTS_GOAL_PER_S)
     return (
         f"events: 10,000 per call in {best:.3f} s = {rate:,.0f} events/s "
         f"(kept {resp.json['kept']}, dropped {resp.json['dropped']}); "
@@ -179,13 +178,14 @@ def bench_events(app, token: str, subscribers: int, rounds: int) -> str:
     )
 
 
-def bench_erase(rt: runtime.Runtime, rounds: int) -> str:
+def bench_erase(rt: runtime.Runtime, rounds: int, summary: benchkit.Summary) -> str:
     times = []
     for sid in range(1, rounds + 1):
         start = time.perf_counter()
         privacy.erase_subscriber(rt, sid, origin=Origin(source="bench", actor="bench"))
         times.append(time.perf_counter() - start)
     best = min(times)
+    summary.add("erase one subscriber", best, "s", at_most=ERASE_GOAL_S)
     return (
         f"erase: one subscriber in {best:.3f} s (worst {max(times):.3f} s over {rounds}); "
         f"goal {ERASE_GOAL_S} s, ratio {ERASE_GOAL_S / best:.2f}"
@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("LISTMGR_BENCH_DATABASE_URL"))
     parser.add_argument("--subscribers", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
+    benchkit.add_arguments(parser)
     args = parser.parse_args(argv)
+    benchkit.exit_on_sigterm()
+    summary = benchkit.Summary("profiles")
     url, cleanup = _scratch(args.database_url)
     try:
         rt = runtime.build(
@@ -221,16 +224,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.subscribers // 5:,} inbound "
             f"messages (populated in {time.perf_counter() - start:.1f} s)"
         )
-        print(bench_events(app, token, args.subscribers, args.rounds))
-        print(bench_erase(rt, args.rounds))
+        print(bench_events(app, token, args.subscribers, args.rounds, summary))
+        print(bench_erase(rt, args.rounds, summary))
+        summary.write(args.summary)
     finally:
         from listmgr import db
 
         db.dispose_engines()
-        if cleanup is not None:
-            admin, name = cleanup
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if isinstance(cleanup, Path):
+            shutil.rmtree(cleanup, ignore_errors=True)
+        else:
+            cleanup.drop()
     return 0
 
 

@@ -1,16 +1,25 @@
 """Web benchmark: gunicorn (2 workers) on PostgreSQL, driven by wrk on loopback.
 
     python bench/web.py [--subscribers 1000000] [--seconds 15] [--connections 16]
+                        [--no-limiter] [--redis-url URL] [--summary FILE]
 
-Seeds a fresh PostgreSQL database (COPY) with N confirmed subscribers on one list, starts
-`listmgr web --workers 2`, signs in an owner, then measures with wrk:
-  - one-click unsubscribe  POST /u/TOKEN (List-Unsubscribe=One-Click), random subscribers
-  - subscribe              POST /subscribe/SLUG with new addresses (confirmation mail queued)
+Seeds a scratch PostgreSQL database (COPY) with N confirmed subscribers on one list, starts
+`listmgr web --workers 2` on a free port, configured as in production: the rate limiter on,
+its counters in Redis (a database claimed for the run, see bench/benchkit.py) and one trusted
+reverse proxy (LISTMGR_TRUSTED_PROXIES=1; wrk plays the proxy and says who the client is in
+X-Forwarded-For). It signs in an owner, then measures with wrk:
+  - one-click unsubscribe  POST /u/TOKEN (List-Unsubscribe=One-Click), every request a token
+                           of its own (a different subscriber; a repeat is counted and printed),
+                           posted from a pool of --one-click-sources mail provider addresses
+                           (the limit is per address: 6,000/minute by default)
+  - subscribe              POST /subscribe/SLUG with new addresses, each from its own address
+                           (confirmation mail queued)
   - subscribers page       GET /admin/subscribers (first page) and ?q=PREFIX (email prefix)
   - tracked click          GET /t/REF/TOKEN of a sent campaign (recorded, then a redirect)
   - open pixel             GET /o/TOKEN.gif
 Half the subscribers allow tracking; clicks and opens come from them (each one recorded).
-Prints requests/s, p50/p95/p99 latency and the ratio of the page's p95 to the 200 ms goal.
+Prints requests/s, p50/p95/p99 latency and the ratios to the goals: one-click >= 1,000 req/s
+with p99 <= 50 ms, subscribe p99 <= 100 ms, the subscribers page p95 <= 200 ms.
 Needs: wrk (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1 (see RECIPES).
 """
 
@@ -29,19 +38,18 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-PG = os.environ.get(
-    "LISTMGR_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS = os.environ.get("LISTMGR_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
+import benchkit  # noqa: E402
+
 SECRET = "bench-secret-key-0123456789abcdef"
 PASSWORD = "bench password 123"
 GOAL_P95_MS = 200.0
+GOAL_ONE_CLICK_RPS, GOAL_ONE_CLICK_P99_MS, GOAL_SUBSCRIBE_P99_MS = 1000.0, 50.0, 100.0
 
 # wrk scripts: each request picks its input at random; done() prints the percentiles we report.
 DONE = """
@@ -50,7 +58,7 @@ setup = function(thread)
   table.insert(threads, thread)
   thread:set("tid", #threads)
 end
-init = function(args) statuses = {} end
+init = function(args) statuses = {} repeats = 0 end
 response = function(status, headers, body)
   if status >= STATUS_FLOOR then statuses[status] = (statuses[status] or 0) + 1 end
 end
@@ -59,6 +67,7 @@ done = function(summary, latency, requests)
     for code, n in pairs(t:get("statuses") or {}) do
       io.write(string.format("STATUS %d %d\\n", code, n))
     end
+    io.write(string.format("REPEATS %d\\n", t:get("repeats") or 0))
   end
   io.write(string.format("RESULT rps=%.1f p50=%.2f p95=%.2f p99=%.2f errors=%d non2xx=%d\\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
@@ -67,12 +76,23 @@ done = function(summary, latency, requests)
     summary.errors.timeout, summary.errors.status))
 end
 """
+# Each thread walks its own share of the tokens in order: every request another subscriber
+# (a token used again once all are used is counted as a repeat).
 UNSUBSCRIBE = """
 tokens = {TOKENS}
+threads_n = THREADS
+sources = SOURCES
+counter = 0
 request = function()
-  local t = tokens[math.random(#tokens)]
+  local i = counter * threads_n + tid - 1
+  counter = counter + 1
+  if i >= #tokens then repeats = repeats + 1 end
+  local t = tokens[i % #tokens + 1]
   return wrk.format("POST", "/u/" .. t,
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, "List-Unsubscribe=One-Click")
+    {["Content-Type"] = "application/x-www-form-urlencoded",
+     ["X-Forwarded-For"] = "198.51." .. math.floor((counter % sources) / 250) .. "." ..
+       (counter % sources) % 250 + 1},
+    "List-Unsubscribe=One-Click")
 end
 """ + DONE.replace("STATUS_FLOOR", "300")
 SUBSCRIBE = """
@@ -83,7 +103,10 @@ request = function()
   local body = "email=new" .. run .. "t" .. tid .. "n" .. counter ..
     "%40example.org&name=Bench+Person"
   return wrk.format("POST", "/subscribe/SLUG",
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+    {["Content-Type"] = "application/x-www-form-urlencoded",
+     ["X-Forwarded-For"] = "10." .. tid .. "." .. math.floor(counter / 250) % 250 .. "." ..
+       counter % 250 + 1},
+    body)
 end
 """ + DONE.replace("STATUS_FLOOR", "300")
 CLICK = """
@@ -105,31 +128,7 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def create_database() -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(PG)
-    name = f"lmbench_web_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(db_url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(db_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def seed(db_url: str, n: int) -> tuple[list[str], str, list[str], list[str]]:
+def seed(db_url: str, n: int, wanted: int) -> tuple[list[str], str, list[str], list[str]]:
     """N confirmed subscribers on list 'news' (COPY), the even ones allowing tracking, and a
     sent campaign with one link; returns unsubscribe tokens, the slug, click and open paths."""
     import psycopg
@@ -218,7 +217,7 @@ def seed(db_url: str, n: int) -> tuple[list[str], str, list[str], list[str]]:
         conn.execute("VACUUM ANALYZE")  # what a database that has lived a while looks like
         conn.execute("CHECKPOINT")  # the seed's writes reach the disk before we measure
     log(f"seeded {n:,} subscribers in {time.perf_counter() - t0:.1f} s")
-    sample = random.Random(7).sample(range(1, n + 1), min(5000, n))
+    sample = random.Random(7).sample(range(1, n + 1), min(wanted, n))  # distinct people
     tokens = [rt.tokens.unsubscribe(i, 1) for i in sample]
     ref = rt.tokens.campaign_ref(cid)
     clicks = [f"/t/{ref}/{rt.tokens.click(cid, i, link)}" for i in trackers]
@@ -228,18 +227,27 @@ def seed(db_url: str, n: int) -> tuple[list[str], str, list[str], list[str]]:
 
 
 def start_gunicorn(
-    db_url: str, port: int, workers: int, config_dir: Path, errors: Path
+    db_url: str,
+    port: int,
+    workers: int,
+    config_dir: Path,
+    errors: Path,
+    space: benchkit.RedisSpace,
+    limiter: bool,
 ) -> subprocess.Popen:
     env = dict(
         os.environ,
         LISTMGR_DATABASE_URL=db_url,
         LISTMGR_SECRET_KEY=SECRET,
-        LISTMGR_BROKER_URL=REDIS,
-        LISTMGR_BROKER_NAMESPACE=f"bench{uuid.uuid4().hex[:6]}",
+        LISTMGR_BROKER_URL=space.url,
+        LISTMGR_BROKER_NAMESPACE=space.namespace,
         LISTMGR_BASE_URL=f"http://127.0.0.1:{port}",
         LISTMGR_CONFIG_DIR=str(config_dir),
         LISTMGR_SMTP_URL="smtp://127.0.0.1:9",
-        LISTMGR_RATELIMIT_ENABLED="false",  # measure the application, not the limiter
+        # As in production: the limiter on, its counters in Redis, behind one reverse proxy.
+        LISTMGR_RATELIMIT_ENABLED="true" if limiter else "false",
+        LISTMGR_RATELIMIT_STORAGE_URL=space.url,
+        LISTMGR_TRUSTED_PROXIES="1",
     )
     cmd = [
         sys.executable,
@@ -256,7 +264,7 @@ def start_gunicorn(
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"), cwd=str(ROOT)
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a loaded machine starts gunicorn slowly
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -338,6 +346,7 @@ def wrk(base: str, script: str, seconds: int, connections: int, threads: int = 2
     for code, n in re.findall(r"STATUS (\d+) (\d+)", out):
         codes[code] = codes.get(code, 0) + int(n)
     result["codes"] = codes
+    result["repeats"] = sum(int(n) for n in re.findall(r"REPEATS (\d+)", out))
     return result
 
 
@@ -346,6 +355,7 @@ def line(name: str, r: dict) -> str:
         f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50']:7.1f} ms   p95 {r['p95']:7.1f} ms"
         f"   p99 {r['p99']:7.1f} ms   errors {int(r['errors'])} non-2xx {int(r['non2xx'])}"
         + (f" {r['codes']}" if r["codes"] else "")
+        + (f"; {r['repeats']} repeated tokens" if r.get("repeats") else "")
     )
 
 
@@ -356,26 +366,62 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--page-connections", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument(
+        "--tokens",
+        type=int,
+        default=0,
+        help="one-click tokens (distinct subscribers); default 3,000 a second of the run",
+    )
+    ap.add_argument(
+        "--one-click-sources",
+        type=int,
+        default=64,
+        help="addresses the one-click POSTs come from (a mail provider's pool)",
+    )
+    ap.add_argument(
+        "--limiter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the rate limiter on, as in production (default)",
+    )
+    ap.add_argument("--database-url", default=benchkit.PG_URL, help="the server to use")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    benchkit.add_arguments(ap, redis=True)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    db_url = create_database()
-    config_dir = Path(tempfile.mkdtemp())
+    benchkit.exit_on_sigterm()
+    summary = benchkit.Summary("web")
+    scratch = benchkit.ScratchDatabase("web", args.database_url)
+    space = benchkit.RedisSpace.claim("web", args.redis_url)
+    db_url = scratch.url
+    config_dir = Path(tempfile.mkdtemp(prefix="lmbench-web-"))
     proc = None
     try:
-        tokens, slug, clicks, opens = seed(db_url, args.subscribers)
-        port = 18000 + random.randrange(1000)
+        log(f"database {scratch.name}, Redis {space.url} namespace {space.namespace}")
+        wanted = args.tokens or 3000 * args.seconds
+        tokens, slug, clicks, opens = seed(db_url, args.subscribers, wanted)
+        port = benchkit.free_port()
         errors = config_dir / "gunicorn.err"
-        proc = start_gunicorn(db_url, port, args.workers, config_dir, errors)
+        proc = start_gunicorn(db_url, port, args.workers, config_dir, errors, space, args.limiter)
         base = f"http://127.0.0.1:{port}"
         cookie = sign_in(base)
-        log(f"gunicorn with {args.workers} workers on {base}; wrk {args.seconds} s per run")
+        log(
+            f"gunicorn with {args.workers} workers on {base}; rate limiter "
+            f"{'on (Redis)' if args.limiter else 'OFF'}; wrk {args.seconds} s per run; "
+            f"{len(tokens):,} distinct one-click tokens"
+        )
         prefixes = [
-            f"/admin/subscribers?q=user{random.randrange(args.subscribers // 100):05d}"
+            f"/admin/subscribers?q=user{random.randrange(max(1, args.subscribers // 100)):05d}"
             for _ in range(200)
         ]
         quoted = ",".join(f'"{t}"' for t in tokens)
+        one_click = (
+            UNSUBSCRIBE.replace("TOKENS", quoted)
+            .replace("THREADS", str(args.threads))
+            .replace("SOURCES", str(max(1, args.one_click_sources)))
+        )
         runs = [
             (
                 "subscribers page, first page",
@@ -389,7 +435,7 @@ def main() -> None:
                 ),
                 args.page_connections,
             ),
-            ("one-click unsubscribe POST", UNSUBSCRIBE.replace("TOKENS", quoted), args.connections),
+            ("one-click unsubscribe POST", one_click, args.connections),
             ("subscribe POST", SUBSCRIBE.replace("SLUG", slug), args.connections),
             (
                 "tracked click GET (302)",
@@ -405,7 +451,7 @@ def main() -> None:
         results = {}
         for name, script, connections in runs:
             checkpoint(db_url)
-            results[name] = wrk(base, script, args.seconds, connections)
+            results[name] = wrk(base, script, args.seconds, connections, args.threads)
             log(line(name, results[name]))
             if "500" in results[name]["codes"]:
                 tracebacks = re.findall(
@@ -416,7 +462,8 @@ def main() -> None:
         log("")
         log(
             f"PostgreSQL, {args.subscribers:,} subscribers, gunicorn {args.workers} workers, "
-            f"wrk {args.connections} connections ({args.page_connections} for the page)"
+            f"wrk {args.connections} connections ({args.page_connections} for the page), "
+            f"rate limiter {'on' if args.limiter else 'OFF'}"
         )
         for name, r in results.items():
             log(line(name, r))
@@ -424,23 +471,45 @@ def main() -> None:
         for kind, name in (("click", "tracked click GET (302)"), ("open", "open pixel GET")):
             made = results[name]["rps"] * args.seconds
             log(f"{name}: {recorded.get(kind, 0):,} recorded of about {made:,.0f} requests")
+        one, sub = results["one-click unsubscribe POST"], results["subscribe POST"]
+        goals = (
+            ("one-click unsubscribe req/s", one["rps"], "req/s", GOAL_ONE_CLICK_RPS, None),
+            ("one-click unsubscribe p99", one["p99"], "ms", None, GOAL_ONE_CLICK_P99_MS),
+            ("subscribe p99", sub["p99"], "ms", None, GOAL_SUBSCRIBE_P99_MS),
+        )
+        for figure, value, unit, least, most in goals:
+            ratio = summary.add(figure, value, unit, at_least=least, at_most=most)
+            goal = f">= {least:,.0f} {unit}" if least else f"<= {most:,.0f} {unit}"
+            log(
+                f"{figure}: {value:,.1f} {unit}; goal {goal}, ratio {ratio:.2f} "
+                f"({'met' if ratio is not None and ratio >= 1 else 'MISSED'})"
+            )
+        refused = one["non2xx"] + one["errors"]
+        log(
+            f"one-click: {int(refused)} requests refused or failed, "
+            f"{int(one['repeats'])} repeated a token"
+        )
+        summary.add("one-click refused or failed", refused, "req")
+        summary.add("one-click repeated tokens", one["repeats"], "req")
+        summary.add("subscribe req/s", sub["rps"], "req/s")
         for name in ("subscribers page, first page", "subscribers page, email prefix"):
             p95 = results[name]["p95"]
             log(
                 f"{name}: p95 {p95:.1f} ms = {p95 / GOAL_P95_MS:.2f} x the 200 ms goal "
                 f"({'met' if p95 < GOAL_P95_MS else 'MISSED'})"
             )
+            summary.add(f"{name} p95", p95, "ms", at_most=GOAL_P95_MS)
+        summary.add("tracked click req/s", results["tracked click GET (302)"]["rps"], "req/s")
+        summary.add("open pixel req/s", results["open pixel GET"]["rps"], "req/s")
+        summary.write(args.summary)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if not args.keep:
-            drop_database(db_url)
-        shutil.rmtree(config_dir, ignore_errors=True)
+        try:
+            benchkit.stop(proc, 15, signal.SIGQUIT)  # gunicorn's quick shutdown
+        finally:
+            if not args.keep:
+                scratch.drop()
+            space.release()
+            shutil.rmtree(config_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
