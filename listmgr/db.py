@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,19 @@ def get_engine(url: str) -> Engine:
                     ) from exc
             _engines[url] = engine
         return engine
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child (gunicorn's workers are forked from the master that migrated): the
+    pooled connections belong to the parent; two processes talking over one socket corrupt
+    each other's conversations, so the child opens its own (the parent's stay open for it)."""
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def dispose_engines() -> None:
