@@ -85,8 +85,10 @@ def expression(
 
 def list_ids(s: Session) -> dict[str, int]:
     """Every list's id by slug (the compiled rules name lists by id)."""
-    rows = s.execute(select(col(MailingList.slug), col(MailingList.id))).tuples()
-    return {slug: int(i) for slug, i in rows if i is not None}
+    rows: list[tuple[str, int | None]] = [
+        (r[0], r[1]) for r in s.execute(select(col(MailingList.slug), col(MailingList.id)))
+    ]
+    return {slug: i for slug, i in rows if i is not None}
 
 
 def rules_in_force(s: Session, segment_id: int | None, rules: dict[str, Any] | None) -> Any:
