@@ -1,14 +1,23 @@
-"""Benchmark: a live segment count over 1,000,000 subscribers and 500,000 activity events.
+"""Benchmark: live segment counts for a matrix of rule shapes over 1,000,000 subscribers and
+500,000 activity events, on PostgreSQL and SQLite.
 
-    python bench/segments.py [--db pg|sqlite|both] [--subscribers N] [--events N] [--reuse]
-                             [--pg-url URL] [--sqlite-path PATH] [--explain]
+    python bench/segments.py [--db pg|sqlite|both] [--subscribers N] [--events N]
+                             [--shapes REGEX] [--runs N] [--summary FILE] [--explain]
+                             [--keep] [--reuse NAME_OR_PATH] [--pg-url URL]
 
-PostgreSQL: the database `lmbench_segments` beside --pg-url (default the local server) is
-created afresh and filled with COPY; SQLite: a file (default /tmp/lmbench-segments.db) filled
-with executemany. Both get the schema from the migrations (with the indexes they create), then
-ANALYZE. Prints load times and, for a rule with a field, an interest and an activity condition,
-the count time (median of 7 after a warm-up) through listmgr.services.segments.count, with and
-without the list audience, and the ratio to the goal (150 ms on PostgreSQL).
+Each run fills its own scratch databases (PostgreSQL `lmbench_segments_<pid>` beside --pg-url,
+SQLite /tmp/lmbench-segments-<pid>.db) with COPY / executemany, migrates them to head (with the
+indexes the migrations create), runs ANALYZE, and drops them at the end (--keep leaves them;
+--reuse NAME_OR_PATH counts over a kept one again after migrating it to head).
+
+Every shape (each condition kind alone, combinations with all/any/not, events with
+where-clauses, counts and time windows) is counted through listmgr.services.segments.count with
+no list (rules only) and with the audience of the list `news`: the median of --runs counts after
+a warm-up, against the goal (150 ms on PostgreSQL, 300 ms on SQLite), with the worst shape per
+database and the floors: a bare count(*) of every subscriber and of the list's confirmed
+members (before and after the shapes, the lower of the two; each shape is also printed as a
+multiple of the floor of its set, "x floor", which the machine's load changes less than the
+time). --summary FILE writes the figures as JSON for bench/all.py.
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,20 +46,73 @@ from listmgr import runtime, schema
 from listmgr.models import Subscriber
 from listmgr.services import segments
 
-GOAL_MS = 150.0
-PG_NAME = "lmbench_segments"
+GOALS_MS = {"pg": 150.0, "sqlite": 300.0}
 NOW = datetime.utcnow().replace(microsecond=0)
 PLANS = ["free"] * 6 + ["pro"] * 3 + ["team"]
 COUNTRIES = ["de", "fr", "nl", "es", "it", "pl", "se", "at", "be", "pt"]
 INTERESTS = [f"i{i}" for i in range(10)]
+TAGS = ["a", "b", "c", "d"]
 EVENTS = ["viewed"] * 6 + ["downloaded"] * 3 + ["purchased"]
-RULES = {
-    "all": [
-        {"field": "plan", "op": "eq", "value": "pro"},
-        {"interests": "has_any", "value": ["i3"]},
-        {"event": "viewed", "at_least": 2, "within_days": 30},
-    ]
-}
+PLAN = {"field": "plan", "op": "eq", "value": "pro"}
+INTEREST = {"interests": "has_any", "value": ["i3"]}
+VIEWED_TWICE = {"event": "viewed", "at_least": 2, "within_days": 30}
+# (name, rules): every condition kind alone, then combinations
+SHAPES: list[tuple[str, dict[str, Any]]] = [
+    ("everyone", {}),
+    ("choice eq (plan = pro)", PLAN),
+    ("choice in (plan in pro, team)", {"field": "plan", "op": "in", "value": ["pro", "team"]}),
+    ("choice ne (plan != free)", {"field": "plan", "op": "ne", "value": "free"}),
+    ("number gt (age > 60)", {"field": "age", "op": "gt", "value": 60}),
+    ("number between (age 30-40)", {"field": "age", "op": "between", "value": [30, 40]}),
+    ("number eq (age = 33)", {"field": "age", "op": "eq", "value": 33}),
+    ("text eq (country = de)", {"field": "country", "op": "eq", "value": "de"}),
+    ("text contains (country ~ e)", {"field": "country", "op": "contains", "value": "e"}),
+    ("date within 30 days (since)", {"field": "since", "op": "within_last_days", "value": 30}),
+    ("date before (since < 1 year)", {"field": "since", "op": "before", "value": "2026-01-01"}),
+    ("boolean eq (vip = true)", {"field": "vip", "op": "eq", "value": True}),
+    ("multi_choice in (tags a)", {"field": "tags", "op": "in", "value": ["a"]}),
+    ("multi_choice contains (tags a+b)", {"field": "tags", "op": "contains", "value": ["a", "b"]}),
+    ("exists (tags)", {"field": "tags", "op": "exists"}),
+    ("created_at within 30 days", {"field": "created_at", "op": "within_last_days", "value": 30}),
+    ("source eq form", {"field": "source", "op": "eq", "value": "form"}),
+    ("email contains example1", {"field": "email", "op": "contains", "value": "@example1."}),
+    ("interests has_any i3", INTEREST),
+    ("interests has_all i3+i4", {"interests": "has_all", "value": ["i3", "i4"]}),
+    ("interests has_none i3", {"interests": "has_none", "value": ["i3"]}),
+    ("list offers confirmed", {"list": "offers"}),
+    ("list news any status", {"list": "news", "status": "any"}),
+    ("event viewed ever", {"event": "viewed"}),
+    ("event viewed 2x in 30 days", VIEWED_TWICE),
+    ("event downloaded where sku", {"event": "downloaded", "where": {"properties.sku": "S7"}}),
+    (
+        "event purchased where sku 60 days",
+        {"event": "purchased", "where": {"properties.sku": "S7"}, "within_days": 60},
+    ),
+    ("engagement opened 30 days", {"engagement": "opened", "within_days": 30}),
+    ("all(plan, interest, viewed 2x)", {"all": [PLAN, INTEREST, VIEWED_TWICE]}),
+    ("any(plan, interest, viewed 2x)", {"any": [PLAN, INTEREST, VIEWED_TWICE]}),
+    ("not plan", {"not": PLAN}),
+    ("all(plan, not interest)", {"all": [PLAN, {"not": INTEREST}]}),
+    ("not any(plan, viewed 2x)", {"not": {"any": [PLAN, VIEWED_TWICE]}}),
+    (
+        "any(all(plan, age > 60), not viewed)",
+        {
+            "any": [
+                {"all": [PLAN, {"field": "age", "op": "gt", "value": 60}]},
+                {"not": {"event": "viewed", "within_days": 30}},
+            ]
+        },
+    ),
+    (
+        "all(list offers, any(vip, purchased))",
+        {
+            "all": [
+                {"list": "offers"},
+                {"any": [{"field": "vip", "op": "eq", "value": True}, {"event": "purchased"}]},
+            ]
+        },
+    ),
+]
 
 
 def subscribers(n: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
@@ -59,6 +123,9 @@ def subscribers(n: int, rnd: random.Random) -> Iterator[tuple[Any, ...]]:
                 "plan": rnd.choice(PLANS),
                 "age": rnd.randrange(18, 80),
                 "country": rnd.choice(COUNTRIES),
+                "since": (NOW.date() - timedelta(days=rnd.randrange(0, 730))).isoformat(),
+                "vip": rnd.random() < 0.05,
+                "tags": rnd.sample(TAGS, rnd.randrange(0, 3)),
             }
         )
         yield (
@@ -135,7 +202,9 @@ def definitions(conn: Any) -> None:
             "INSERT INTO field_def (key, label, type, choices, editable, created_at) "
             "VALUES ('plan', 'Plan', 'choice', '[\"free\", \"pro\", \"team\"]', true, "
             ":now), ('age', 'Age', 'number', '[]', true, :now), ('country', 'Country',"
-            " 'text', '[]', true, :now)"
+            " 'text', '[]', true, :now), ('since', 'Since', 'date', '[]', true, :now), "
+            "('vip', 'VIP', 'boolean', '[]', true, :now), ('tags', 'Tags', 'multi_choice', "
+            '\'["a", "b", "c", "d"]\', true, :now)'
         ),
         {"now": NOW},
     )
@@ -199,72 +268,169 @@ def load_sqlite(url: str, n: int, n_events: int) -> float:
     return took
 
 
-def prepare(kind: str, url: str, n: int, n_events: int, reuse: bool) -> str:
-    """Create, migrate and fill the database unless --reuse finds it filled."""
+def prepare(kind: str, args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
+    """Create (or --reuse), migrate and fill a scratch database: its URL and how to drop it."""
+    pid = os.getpid()
     if kind == "pg":
-        base = make_url(url)
-        target = base.set(database=PG_NAME).render_as_string(hide_password=False)
+        base = make_url(args.pg_url)
+        name = args.reuse or f"lmbench_segments_{pid}"
+        target = base.set(database=name).render_as_string(hide_password=False)
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            exists = c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_NAME})
-            if exists and reuse:
-                return target
-            c.execute(text(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{PG_NAME}"'))
-        admin.dispose()
+        if not args.reuse:
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+
+        def drop() -> None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
     else:
-        path = Path(url)
+        path = Path(args.reuse or Path(tempfile.gettempdir()) / f"lmbench-segments-{pid}.db")
         target = f"sqlite:///{path}"
-        if path.exists() and reuse:
-            return target
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        def drop() -> None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
     from alembic import command
 
+    start = time.perf_counter()
     command.upgrade(schema.alembic_config(target), "head")
-    engine = create_engine(target)
-    with engine.begin() as conn:
-        definitions(conn)
-    engine.dispose()
-    took = (load_pg if kind == "pg" else load_sqlite)(target, n, n_events)
-    print(f"{kind}: loaded {n:,} subscribers and {n_events:,} events in {took:.1f} s")
+    if not args.reuse:
+        engine = create_engine(target)
+        with engine.begin() as conn:
+            definitions(conn)
+        engine.dispose()
+        took = (load_pg if kind == "pg" else load_sqlite)(target, args.subscribers, args.events)
+        print(
+            f"{kind}: loaded {args.subscribers:,} subscribers and {args.events:,} events "
+            f"in {took:.1f} s"
+        )
     engine = create_engine(target, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        if kind == "pg":
-            conn.execute(text("VACUUM ANALYZE"))
+        conn.execute(text("VACUUM ANALYZE" if kind == "pg" else "ANALYZE"))
     engine.dispose()
-    return target
+    print(f"{kind}: ready in {time.perf_counter() - start:.1f} s ({target})")
+    return target, drop
 
 
-def measure(kind: str, url: str, explain: bool) -> None:
+def timed(runs: int, fn: Callable[[], int]) -> tuple[int, float]:
+    """The result and the median time (ms) of `runs` calls after a warm-up."""
+    result = fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return result, statistics.median(times)
+
+
+def floors(kind: str, url: str, runs: int) -> list[tuple[str, int, float]]:
+    """Bare counts over the same sets: every subscriber, and the list's confirmed members."""
+    engine = create_engine(url)
+    out = []
+    queries = {
+        "floor: count(*) subscriber": "SELECT count(*) FROM subscriber",
+        "floor: count(*) confirmed members of news": (
+            "SELECT count(*) FROM membership WHERE list_id = 1 AND status = 'confirmed'"
+        ),
+    }
+    with engine.connect() as conn:
+        for label, sql in queries.items():
+            result, ms = timed(runs, lambda sql=sql: int(conn.scalar(text(sql)) or 0))
+            out.append((label, result, ms))
+    engine.dispose()
+    return out
+
+
+def explain(kind: str, rt: Any, lists: list[str], rules: Any) -> None:
+    with rt.db.session() as s:
+        where = segments.expression(s, lists=lists, rules=rules)
+        query = select(func.count()).select_from(Subscriber).where(where)
+        sql = str(query.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
+        prefix = "EXPLAIN (ANALYZE, COSTS OFF) " if kind == "pg" else "EXPLAIN QUERY PLAN "
+        for row in s.execute(text(prefix + sql)):
+            print("      ", " | ".join(str(x) for x in row))
+
+
+def measure(kind: str, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    goal = GOALS_MS[kind]
     rt = runtime.build({"database_url": url, "secret_key": "bench-secret-0123456789"})
-    for lists in ([], ["news"]):
-        segments.count(rt, lists=lists, rules=RULES)  # warm-up (caches, plan)
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            result = segments.count(rt, lists=lists, rules=RULES)
-            times.append((time.perf_counter() - start) * 1000)
-        median = statistics.median(times)
-        label = "audience of list news" if lists else "rules only"
-        line = f"{kind}: count {label}: {result:,} in {median:.1f} ms (min {min(times):.1f})"
-        if kind == "pg":
-            line += f"; goal {GOAL_MS:.0f} ms, ratio {median / GOAL_MS:.2f} of the goal"
-        print(line)
-        if explain:
-            with rt.db.session() as s:
-                where = segments.expression(s, lists=lists, rules=RULES)
-                query = select(func.count()).select_from(Subscriber).where(where)
-                sql = str(query.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
-                prefix = "EXPLAIN ANALYZE " if kind == "pg" else "EXPLAIN QUERY PLAN "
-                for row in s.execute(text(prefix + sql)):
-                    print("   ", " | ".join(str(x) for x in row))
+    rows: list[dict[str, Any]] = []
+    pattern = re.compile(args.shapes) if args.shapes else None
+    # The floors before and after the shapes (the machine's load changes): the lower of each.
+    first = floors(kind, url, args.runs)
+    print(
+        f"{kind}: {'shape':<42} {'audience':<9} {'count':>9} {'ms':>8} ratio (goal {goal:.0f} ms)"
+        " x floor"
+    )
+    for name, rules in SHAPES:
+        if pattern and not pattern.search(name):
+            continue
+        for lists in ([], ["news"]):
+            label = "news" if lists else "-"
+            result, ms = timed(
+                args.runs,
+                lambda lists=lists, rules=rules: segments.count(rt, lists=lists, rules=rules),
+            )
+            figure = f"{kind}: {name} [{label}]"
+            rows.append(
+                {
+                    "figure": figure,
+                    "value": round(ms, 1),
+                    "unit": "ms",
+                    "goal": f"<= {goal:.0f} ms",
+                    "ratio": round(ms / goal, 2),
+                    "count": result,
+                    "x_floor": round(ms / first[1 if lists else 0][2], 2),
+                }
+            )
+            flag = "" if ms <= goal else "  OVER"
+            print(
+                f"{kind}: {name:<42} {label:<9} {result:>9,} {ms:>8.1f} {ms / goal:5.2f} "
+                f"{rows[-1]['x_floor']:7.1f}{flag}"
+            )
+            if args.explain:
+                explain(kind, rt, lists, rules)
     dbmod.dispose_engines()
+    last = floors(kind, url, args.runs)
+    for (label, result, ms), (_, _, again) in zip(first, last, strict=True):
+        ms = min(ms, again)
+        print(f"{kind}: {label:<52} {result:>9,} {ms:>8.1f} {ms / goal:5.2f}")
+        rows.append(
+            {
+                "figure": f"{kind}: {label}",
+                "value": round(ms, 1),
+                "unit": "ms",
+                "goal": "floor (no goal)",
+                "ratio": round(ms / goal, 2),
+                "count": result,
+            }
+        )
+    shaped = [r for r in rows if not r["figure"].startswith(f"{kind}: floor")]
+    if shaped:
+        worst = max(shaped, key=lambda r: r["value"])
+        print(
+            f"{kind}: worst shape: {worst['figure'][len(kind) + 2 :]} {worst['value']:.1f} ms, "
+            f"ratio {worst['ratio']:.2f} of the goal ({goal:.0f} ms); "
+            f"{sum(r['value'] > goal for r in shaped)} of {len(shaped)} over the goal"
+        )
+        rows.append(
+            {
+                "figure": f"{kind}: worst shape ({worst['figure'][len(kind) + 2 :]})",
+                "value": worst["value"],
+                "unit": "ms",
+                "goal": f"<= {goal:.0f} ms",
+                "ratio": worst["ratio"],
+                "count": worst["count"],
+            }
+        )
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--db", choices=("pg", "sqlite", "both"), default="both")
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=500_000)
@@ -274,19 +440,33 @@ def main() -> None:
             "LISTMGR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    parser.add_argument("--sqlite-path", default="/tmp/lmbench-segments.db")
-    parser.add_argument("--reuse", action="store_true", help="keep an already filled database")
+    parser.add_argument("--shapes", help="only the shapes whose name matches this regex")
+    parser.add_argument("--runs", type=int, default=3, help="counts per shape (median)")
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument(
+        "--reuse", help="count over a kept database (PostgreSQL name or SQLite path)"
+    )
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     args = parser.parse_args()
-    for kind in ("pg", "sqlite") if args.db == "both" else (args.db,):
-        url = prepare(
-            kind,
-            args.pg_url if kind == "pg" else args.sqlite_path,
-            args.subscribers,
-            args.events,
-            args.reuse,
+    kinds = ("pg", "sqlite") if args.db == "both" else (args.db,)
+    if args.reuse and len(kinds) > 1:
+        parser.error("--reuse names one database: choose --db pg or --db sqlite")
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        url, drop = prepare(kind, args)
+        try:
+            rows += measure(kind, url, args)
+        finally:
+            dbmod.dispose_engines()
+            if args.keep or args.reuse:
+                print(f"{kind}: kept {url}")
+            else:
+                drop()
+    if args.summary:
+        Path(args.summary).write_text(
+            json.dumps({"bench": "segments", "rows": rows}, indent=1) + "\n"
         )
-        measure(kind, url, args.explain)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,13 @@ class MailingList(SQLModel, table=True):
 
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
-    __table_args__ = {"sqlite_autoincrement": True}  # an id is never handed out twice
+    __table_args__ = (
+        # What every audience reads of every candidate (suppressed? paused?), in id order:
+        # counts and sends read this narrow index instead of the wide rows. Keyed by id, so
+        # an insert appends to it (no random key, unlike an index on the hash alone).
+        Index("ix_subscriber_audience", "id", "email_hash", "paused_until"),
+        {"sqlite_autoincrement": True},  # an id is never handed out twice
+    )
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)  # normalized
     email_hash: str = Field(max_length=64)  # keyed HMAC of email (suppression joins on it)

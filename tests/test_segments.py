@@ -81,6 +81,18 @@ def test_sql_agrees_with_python(world, persons, rules, audience_lists):
         p.id for p in persons if sup.in_audience(p, audience_lists) and sup.matches(p, rule)
     }
     assert _ids(world, where) == expected
+    with world.db.session() as s:  # the lists named by id, as the service compiles them
+        ids = segments.list_ids(s)
+    where = compiler.audience(
+        audience_lists,
+        rule,
+        fields=DEFS,
+        now=sup.NOW,
+        interests=sup.INTERESTS,
+        known_lists=sup.LISTS,
+        list_ids=ids,
+    )
+    assert _ids(world, where) == expected
 
 
 def _person(i: int, **kw: Any) -> sup.Person:

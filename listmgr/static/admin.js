@@ -9,9 +9,12 @@
   function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
 
   /* JSON over fetch with the session cookie and the CSRF token (the API accepts both). */
-  function api(method, url, body) {
+  /* signal (optional): an AbortSignal that cancels the request (the promise then rejects with
+     an AbortError). */
+  function api(method, url, body, signal) {
     var opts = { method: method, credentials: "same-origin",
                  headers: { "Accept": "application/json", "X-CSRFToken": CSRF } };
+    if (signal) { opts.signal = signal; }
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);

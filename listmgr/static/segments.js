@@ -278,20 +278,29 @@
       .map(function (x) { return x.value; });
   }
   var counter = 0;
+  var pending = null;  /* the AbortController of the count in flight */
   var count = window.listmgr.debounce(function () {
     var mine = ++counter;
+    /* A newer count makes the one in flight stale: cancel its request instead of letting
+       counts pile up while typing (the server bounds each statement in time as well). */
+    if (pending) { pending.abort(); pending = null; }
     var rules;
     try { rules = withoutIncomplete(JSON.parse(textarea.value || "{}")) || {}; }
     catch (e) { showError("The JSON is not valid: " + e.message); return; }
     countEl.classList.add("stale");
-    window.listmgr.api("POST", countUrl, { lists: lists(), rules: rules }).then(function (data) {
+    var controller = window.AbortController ? new AbortController() : null;
+    pending = controller;
+    window.listmgr.api("POST", countUrl, { lists: lists(), rules: rules },
+                       controller ? controller.signal : undefined).then(function (data) {
+      if (pending === controller) { pending = null; }
       if (mine !== counter) { return; }
       countEl.textContent = data.count === null ? "fewer than " + data.fewer_than
         : data.count.toLocaleString();
       countEl.classList.remove("stale");
       showError("");
     }).catch(function (err) {
-      if (mine !== counter) { return; }
+      if (pending === controller) { pending = null; }
+      if (mine !== counter || (err && err.name === "AbortError")) { return; }
       countEl.textContent = "?";
       showError(err.message);
     });
