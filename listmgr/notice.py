@@ -121,6 +121,14 @@ def _collected(settings: Settings, facts: ListFacts) -> list[dict[str, str]]:
             kept(settings.retention_inbound_days),
         )
     )
+    items.append(
+        _item(
+            "Requests to confirm you still want our mail (when we asked, by when, your answer)",
+            "to stop mail that is no longer wanted",
+            "needed to run the list",
+            kept(settings.retention_repermission_days),
+        )
+    )
     return items
 
 
@@ -152,6 +160,10 @@ def compose(settings: Settings, facts: ListFacts) -> dict[str, Any]:
             {"what": "Opens and clicks", "kept": kept(settings.retention_engagement_days)},
             {"what": "Mail you send us", "kept": kept(settings.retention_inbound_days)},
             {"what": "Records of our staff's actions", "kept": kept(settings.retention_audit_days)},
+            {
+                "what": "Requests to confirm you still want our mail, once answered or expired",
+                "kept": kept(settings.retention_repermission_days),
+            },
         ],
         "rights": [
             {
