@@ -93,17 +93,22 @@ def _world(rt):
             _inbound(s, days)
         for days in (731, 729):
             s.add(AuditLog(action="subscriber.view", at=_ago(days)))
-        # re-permission requests: ended 366 and 364 days ago, and one asked long ago still open
-        for ended in (366, 364, None):
+        # re-permission requests: ended 366 and 364 days ago, and one still open
+        for ended in (366, 364):
             s.add(
                 Repermission(
                     subscriber_id=ids["both"],
                     flag="role",
-                    asked_at=_ago(400),
-                    deadline=_ago(386),
-                    ended_at=None if ended is None else _ago(ended),
+                    asked_at=_ago(ended + 14),
+                    deadline=_ago(ended),
+                    ended_at=_ago(ended),
                 )
             )
+        s.add(
+            Repermission(
+                subscriber_id=ids["both"], flag="role", asked_at=_ago(13), deadline=_ago(-1)
+            )
+        )
     return ids
 
 
@@ -163,7 +168,7 @@ def test_the_sweep_deletes_exactly_what_is_older_than_each_period(rt):
     ]
     assert left["activity"] == [2, 364] and left["engagement"] == [364]
     assert left["inbound"] == [89] and left["audit"] == [729]
-    assert left["repermission"] == [None, 364]  # the open one stays, however old
+    assert left["repermission"] == [None, 364]  # the open one stays until its deadline
     # The deleted sign-up leaves no trace: no orphaned consent record, no stored mail to it.
     assert left["orphans"] is None and left["outbox"] == []
     with rt.db.session() as s:
