@@ -87,11 +87,18 @@ def test_the_admins_changes_make_new_versions_and_the_proof_keeps_the_old(app_se
         page.goto(f"{base}/admin/lists/news")
         page.fill("textarea[name=form_fields]", "street")
         page.click("button:has-text('Save list')")
+        page.goto(f"{base}/privacy/news")
+        assert "Version 2" in page.locator("main").inner_text()
+        assert "Street you live in" in page.locator("#collected").inner_text()
+        assert RELAY not in page.locator("#recipients").inner_text()
         page.goto(f"{base}/admin/settings")
         page.fill("#smtp-host-2", RELAY)
         page.fill("#smtp-port-2", "587")
+        # the tests' sender is at a reserved name (.test), which the form does not accept
+        page.fill("#set-default_from_email", "news@example.org")
         page.click("button:has-text('Save settings')")
         assert page.locator("#smtp-host-2").input_value() == RELAY
+        assert page.locator("p.error").count() == 0, page.locator("main").inner_text()
 
         page.goto(f"{base}/privacy/news")
         screenshot(page, "privacy-notice-after-changes")

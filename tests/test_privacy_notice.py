@@ -47,6 +47,9 @@ def test_the_notice_follows_the_configuration_with_a_new_version_per_change(rt, 
     assert second["version"] == 2
     assert "Company name" in _whats(second)
     assert "Interests: Books and reading" in _whats(second)
+    # what the product keeps besides the form: the record of mail sent, the do-not-mail list
+    assert any(w.startswith("Which of our mail we sent you") for w in _whats(second))
+    assert any(w.startswith("Your address on our do-not-mail list") for w in _whats(second))
 
     opens = "Opens of our mail and the links you click"
     assert opens in _whats(second)  # tracking is on in the tests' settings
@@ -100,6 +103,12 @@ def test_the_dev_outbox_and_settings_are_named(make_runtime):
     )
     asked = [i for i in content["collected"] if i["what"].startswith("Requests to confirm")]
     assert [i["kept"] for i in asked] == ["45 days"]
+    # how to use one's rights: the preference link, a reply saying unsubscribe, one click
+    rights = " ".join(f"{r['right']}: {r['how']}" for r in content["rights"])
+    for way in ("preferences link", "\u201cunsubscribe\u201d", "one-click", "erase"):
+        assert way in rights, way
+    assert "write to privacy@example.org" in rights
+    assert any("measuring opens and clicks" in p for p in content["purposes"])
     html = client.get("/privacy/news").get_data(as_text=True)
     for shown in ("Example Org GmbH", "privacy@example.org", "Example Cloud AB", "14 days"):
         assert shown in html
