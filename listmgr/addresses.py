@@ -100,3 +100,18 @@ def clean_name(raw: Any) -> str:
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
     return name
+
+
+def ascii_address(address: str) -> str:
+    """The address as SMTP and mail headers carry it without SMTPUTF8: an internationalized
+    domain in its ASCII (IDNA) form. A local part beyond ASCII is left as it is."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    import idna
+
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return address
+    return f"{local}@{ascii_domain}"

@@ -115,10 +115,36 @@ def _collected(settings: Settings, facts: ListFacts) -> list[dict[str, str]]:
         )
     items.append(
         _item(
+            "Which of our mail we sent you, when, and whether it was delivered, bounced or "
+            "reported as spam",
+            "to send each mail once and to stop mail that cannot be delivered",
+            "needed to run the list",
+            "as long as your data is kept",
+        )
+    )
+    items.append(
+        _item(
+            "Your address on our do-not-mail list once you leave everything, your mail bounces, "
+            "you complain or we stop mailing it (after an erasure only a one-way fingerprint)",
+            "never to mail you again by mistake",
+            "needed to respect your choice",
+            "as long as we send mail",
+        )
+    )
+    items.append(
+        _item(
             "Mail you send us (replies, bounces, complaints)",
             "to answer you and to stop mail that cannot be delivered",
             "needed to run the list",
             kept(settings.retention_inbound_days),
+        )
+    )
+    items.append(
+        _item(
+            "Requests to confirm you still want our mail (when we asked, by when, your answer)",
+            "to stop mail that is no longer wanted",
+            "needed to run the list",
+            kept(settings.retention_repermission_days),
         )
     )
     return items
@@ -152,6 +178,10 @@ def compose(settings: Settings, facts: ListFacts) -> dict[str, Any]:
             {"what": "Opens and clicks", "kept": kept(settings.retention_engagement_days)},
             {"what": "Mail you send us", "kept": kept(settings.retention_inbound_days)},
             {"what": "Records of our staff's actions", "kept": kept(settings.retention_audit_days)},
+            {
+                "what": "Requests to confirm you still want our mail, once answered or expired",
+                "kept": kept(settings.retention_repermission_days),
+            },
         ],
         "rights": [
             {

@@ -88,6 +88,7 @@ class Settings(BaseModel):
     retention_engagement_days: Days
     retention_inbound_days: Days
     retention_audit_days: Days
+    retention_repermission_days: Days
     confirm_max_age_days: int
     confirm_window_minutes: int
     data_link_max_age_minutes: int

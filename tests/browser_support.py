@@ -97,13 +97,16 @@ def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly
         while True:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1)
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
+                    # a server still starting never closes its output: stop it before reading
+                    proc.kill()
+                    proc.wait()
                     raise AssertionError(
                         proc.stdout.read().decode() if proc.stdout else ""
                     ) from None

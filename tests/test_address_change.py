@@ -190,3 +190,21 @@ def test_name_and_editable_fields_on_the_preference_page(rt, client):
     # a post without the name (an older page) keeps it
     client.post(f"/p/{token}", data={**form, "field_nickname": "Annie"})
     assert subscriptions.preferences(rt, token).name == "Ann <Lee>"
+
+
+def test_a_new_address_at_an_international_domain_gets_its_link(rt, client, sink):
+    """An internationalized domain (in either spelling) is mailed in its IDNA form, and the
+    change takes effect from that mailbox; a non-ASCII name travels as encoded words."""
+    sid = _person(rt)
+    assert _ask(client, rt, sid, "Ann@Bücher.Example").status_code == 200
+    drain(rt)
+    [mail] = sink.wait_for(1)
+    assert mail.rcpt_tos == ["ann@xn--bcher-kva.example"]
+    assert "ann@xn--bcher-kva.example" in str(mail.message["To"])
+    assert client.post(path_of(link_with(mail.message, "/address/"))).status_code == 200
+    assert _email(rt, sid) == "ann@bücher.example"
+    # the same mailbox spelled in ASCII is the same address: no second change
+    same = _ask(client, rt, sid, "ann@xn--bcher-kva.example")
+    assert same.status_code == 422 and "already your address" in same.text
+    drain(rt)
+    assert [m.rcpt_tos for m in sink.wait_for(2)] == [["ann@xn--bcher-kva.example"], [OLD]]

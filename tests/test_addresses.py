@@ -229,3 +229,12 @@ def test_any_accepted_name_is_one_bounded_line(raw: str) -> None:
     assert len(name) <= MAX_NAME
     assert not any(c < " " or c == "\x7f" or c in BIDI_CONTROLS for c in name)
     assert name == name.strip() and "  " not in name and name == clean_name(name)
+
+
+def test_ascii_address_spells_an_international_domain_in_idna():
+    from listmgr.addresses import ascii_address
+
+    assert ascii_address("joerg@bücher.example") == "joerg@xn--bcher-kva.example"
+    assert ascii_address("ann@example.org") == "ann@example.org"
+    assert ascii_address("jörg@bücher.example") == "jörg@xn--bcher-kva.example"  # no SMTPUTF8
+    assert ascii_address("no-at-sign") == "no-at-sign"

@@ -50,11 +50,12 @@ def _url(text: str, path: str) -> str:
     return found.group(0)
 
 
-def test_leave_undo_move_address_and_read_my_data(tmp_path):
+def test_leave_undo_move_address_and_read_my_data(tmp_path, database_url):
     require_chromium()
     env = {
         "LISTMGR_CONFIRM_WINDOW_MINUTES": "0",
-        "LISTMGR_DATABASE_URL": "",
+        # the tests' database: SQLite, or PostgreSQL when the tests run on it
+        "LISTMGR_DATABASE_URL": database_url,
         "LISTMGR_SECRET_KEY": "browser-test-secret-0123456789",
     }
     subprocess.run(
@@ -108,11 +109,14 @@ def test_leave_undo_move_address_and_read_my_data(tmp_path):
         # Read everything held, as a page.
         page.get_by_role("link", name="Download my data").click()
         page.click("#request-link")
-        page.goto(_url(_mail_text(page, base, "download or erase", NEW), "/export"))
+        data_mail = _mail_text(page, base, "download or erase", NEW)
+        assert "/privacy/newsletter" in data_mail  # mail about the person links their notices
+        page.goto(_url(data_mail, "/export"))
         page.click("#read")
         assert page.locator("h1").inner_text() == "Everything we hold about you"
         report = page.locator("main").inner_text()
         assert NEW in report and "Side Person" in report and "resubscribe" in report
         assert "address_change" in report and "Newsletter" in report
+        assert "Privacy notice shown (version)" in report
         assert page.locator("a#download-json").get_attribute("download") == "my-data.json"
         screenshot(page, "public-data-report")

@@ -46,6 +46,9 @@ def test_the_page_holds_every_value_of_the_json(rt, api, client, sink):
     data = json.loads(base64.b64decode(found.group(1)))
     assert data["format"] == "listmgr-export/1"
     assert {"consent_history", "deliveries", "engagement", "activity"} <= set(data)
+    # every part of the export holds something here, so a part the page leaves out is caught
+    # below (a new part of the JSON needs rows in tests.test_privacy._person)
+    assert [key for key, value in data.items() if value in (None, [], {}, "")] == []
     visible = html.split("<main", 1)[1].replace(found.group(0), "")
     checked = 0
     for path, value in _scalars(data):
@@ -59,6 +62,9 @@ def test_the_page_holds_every_value_of_the_json(rt, api, client, sink):
     for key in data["fields"]:
         assert str(escape(labels[key])) in visible
     assert "Wording you agreed to" in visible and "IP address" in visible
+    assert "Privacy notice shown (version)" in visible
+    assert "When we asked whether you still want our mail" in visible
+    assert "deliverability@staff.example.org" in visible and "soft_bounce" in visible
     assert "Spring news" in visible and "https://example.org/spring" in visible
     # the link was spent by the page: neither the page nor the file comes a second time
     again = client.post(link, data={"format": "page"})

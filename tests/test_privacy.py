@@ -18,6 +18,7 @@ from listmgr.models import (
     ImportJob,
     InboundMessage,
     Membership,
+    Repermission,
     Segment,
     SQLModel,
     Subscriber,
@@ -38,6 +39,7 @@ SECTIONS = {
     "membership": "memberships",
     "subscriber_interest": "interests",
     "consent_event": "consent_history",
+    "repermission": "repermission_requests",
     "activity_event": "activity",
     "delivery": "deliveries",
     "engagement": "engagement",
@@ -208,6 +210,16 @@ def _person(rt, api, client, sink) -> int:
                 ImportJob(filename="contacts.csv", report=f"row 3: {EMAIL}: duplicate\nrow 4: ok"),
                 Segment(name="Just one", rules={"field": "email", "op": "eq", "value": EMAIL}),
                 Suppression(email_hash=rt.email_hash(EMAIL), email=EMAIL, reason="complaint"),
+                Repermission(
+                    subscriber_id=sid,
+                    list_id=news,
+                    flag="soft_bounce",
+                    deadline=utcnow(),
+                    confirmed_at=utcnow(),
+                    ended_at=utcnow(),
+                    created_by="deliverability@staff.example.org",
+                ),
+                Repermission(subscriber_id=bystander, flag="role", deadline=utcnow()),
             ]
         )
     assert api.get(f"/api/subscribers/{sid}").status_code == 200
@@ -286,6 +298,7 @@ def test_export_holds_everything_about_the_person(rt, api, client, sink):
         "outbox",
         "dev_mail",
         "suppression",
+        "repermission",
     } <= set(theirs)
     for table, rows in theirs.items():
         assert table in SECTIONS, f"{table} holds rows about the person; the export lacks it"
@@ -307,6 +320,11 @@ def test_export_holds_everything_about_the_person(rt, api, client, sink):
     assert kinds[:2] == ["subscribe", "confirm"] and "consent_profiling" in kinds
     assert data["consent_history"][0]["user_agent"] == "ZebBrowser/2.0"
     assert data["consent_history"][0]["ip"] == "127.0.0.1"
+    # sign-up and confirmation name the version of the notice they were given under
+    assert [e["privacy_notice_version"] for e in data["consent_history"][:2]] == [1, 1]
+    [asked] = data["repermission_requests"]
+    assert asked["list"] == "news" and asked["reason"] == "soft_bounce"
+    assert asked["confirmed_at"] and asked["asked_by"] == "deliverability@staff.example.org"
     assert {a["type"] for a in data["activity"]} == {"document_downloaded", "product_viewed"}
     assert {(d["campaign"], d["subject"], d["status"]) for d in data["deliveries"]} == {
         ("Spring", "Spring news", "sent"),

@@ -47,6 +47,9 @@ def test_the_notice_follows_the_configuration_with_a_new_version_per_change(rt, 
     assert second["version"] == 2
     assert "Company name" in _whats(second)
     assert "Interests: Books and reading" in _whats(second)
+    # what the product keeps besides the form: the record of mail sent, the do-not-mail list
+    assert any(w.startswith("Which of our mail we sent you") for w in _whats(second))
+    assert any(w.startswith("Your address on our do-not-mail list") for w in _whats(second))
 
     opens = "Opens of our mail and the links you click"
     assert opens in _whats(second)  # tracking is on in the tests' settings
@@ -76,6 +79,7 @@ def test_the_dev_outbox_and_settings_are_named(make_runtime):
         processors=["Hosting: Example Cloud AB, Stockholm"],
         retention_inbound_days=14,
         retention_activity_days=0,
+        retention_repermission_days=45,
     )
     client = create_app(rt=rt, migrate=False).test_client()
     make_list(rt, "news", postal_address="Newsroom, 2 Print Lane, Inkton")
@@ -93,6 +97,18 @@ def test_the_dev_outbox_and_settings_are_named(make_runtime):
     assert kept["Mail you send us"] == "14 days"
     assert kept["Activity events"] == "until you leave or ask us to erase your data"
     assert kept["Sign-ups never confirmed"] == "30 days"
+    # re-permission requests: the same setting the retention sweep obeys
+    assert (
+        kept["Requests to confirm you still want our mail, once answered or expired"] == "45 days"
+    )
+    asked = [i for i in content["collected"] if i["what"].startswith("Requests to confirm")]
+    assert [i["kept"] for i in asked] == ["45 days"]
+    # how to use one's rights: the preference link, a reply saying unsubscribe, one click
+    rights = " ".join(f"{r['right']}: {r['how']}" for r in content["rights"])
+    for way in ("preferences link", "\u201cunsubscribe\u201d", "one-click", "erase"):
+        assert way in rights, way
+    assert "write to privacy@example.org" in rights
+    assert any("measuring opens and clicks" in p for p in content["purposes"])
     html = client.get("/privacy/news").get_data(as_text=True)
     for shown in ("Example Org GmbH", "privacy@example.org", "Example Cloud AB", "14 days"):
         assert shown in html
@@ -210,3 +226,95 @@ def test_an_unreadable_smtp_url_is_named_without_any_of_it(make_runtime):
     servers = _notice(client)["notice"]["recipients"]["mail_servers"]
     assert servers == ["the SMTP servers of the configuration (their addresses cannot be read)"]
     assert "hunter2secret" not in client.get("/privacy/news").get_data(as_text=True)
+
+
+def _notice_versions(rt, sid, kind):
+    """The notice version each of the person's consent events of this kind names."""
+    with rt.db.session() as s:
+        return [
+            version
+            for notice_id, version in s.execute(
+                select(ConsentEvent.privacy_notice_id, PrivacyNotice.version)
+                .outerjoin(PrivacyNotice, PrivacyNotice.id == ConsentEvent.privacy_notice_id)
+                .where(ConsentEvent.subscriber_id == sid, ConsentEvent.kind == kind)
+                .order_by(ConsentEvent.id)
+            )
+        ]
+
+
+def test_joining_from_preferences_undoing_and_keeping_name_the_notice(rt, client, sink):
+    from datetime import timedelta
+
+    from listmgr.models import MailingList, Repermission, utcnow
+    from listmgr.services import subscribers
+
+    make_list(rt, "news")
+    make_list(rt, "deals", opt_in="double")
+    sid = subscribers.create(rt, email="pat@example.org", lists=["news"], consent="by phone")
+    with rt.db.session() as s:
+        news = s.scalar(select(MailingList.id).where(MailingList.slug == "news"))
+    token = rt.tokens.manage(sid)
+    page = client.get(f"/p/{token}").get_data(as_text=True)
+    # the preference center links each list's notice beside its choice
+    assert 'href="/privacy/news"' in page and 'href="/privacy/deals"' in page
+
+    # joining a list there records the version of that list's notice in force
+    resp = client.post(f"/p/{token}", data={"action": "save", "lists": ["news", "deals"]})
+    assert resp.status_code == 200
+    assert _notice_versions(rt, sid, "subscribe") == [1]
+
+    # an undone unsubscribe records the version the list comes back under
+    assert _notice(client)["version"] == 1
+    fielddefs.create_field(rt, key="company", label="Company name", type="text")
+    lists.update(rt, "news", form_fields=["company"])  # news's notice is now version 2
+    left = client.post(f"/u/{rt.tokens.unsubscribe(sid, news)}").get_data(as_text=True)
+    found = re.search(r'action="(/u/undo/[^"]+)"', left)
+    assert found and client.post(found.group(1)).status_code == 200
+    assert _notice_versions(rt, sid, "resubscribe") == [2]
+
+    # so does keeping a subscription a re-permission mail asked about
+    with rt.db.session() as s:
+        req = Repermission(
+            subscriber_id=sid, list_id=news, flag="role", deadline=utcnow() + timedelta(days=3)
+        )
+        s.add(req)
+        s.flush()
+        rid = req.id
+    assert client.post(f"/keep/{rt.tokens.repermission(rid)}").status_code == 200
+    assert _notice_versions(rt, sid, "confirm") == [2]
+
+
+def test_mail_about_the_person_links_the_notice_of_each_of_their_lists(rt, client, sink):
+    from listmgr.services import subscribers
+
+    make_list(rt, "news", welcome_mail=True)
+    make_list(rt, "deals", name="Deals & more")
+    sid = subscribers.create(rt, email="ida@example.org", lists=["news", "deals"], consent="x")
+    token = rt.tokens.manage(sid)
+    client.post(f"/p/{token}/export")  # a data link
+    client.post(f"/p/{token}/address", data={"email": "ida@example.net"})  # an address change
+    drain(rt)
+    mails = {m.rcpt_tos[0]: m.message for m in sink.wait_for(2)}
+    for to in ("ida@example.org", "ida@example.net"):
+        msg = mails[to]
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert "Privacy notice (News): http://listmgr.test/privacy/news" in text, to
+        assert "Privacy notice (Deals & more): http://listmgr.test/privacy/deals" in text, to
+        assert 'href="http://listmgr.test/privacy/news"' in html, to
+        assert "Privacy notice (Deals &amp; more)</a>" in html, to
+
+    # a welcome mail links its own list's notice only
+    client.post("/subscribe/news", data={"email": "new@example.org"})
+    drain(rt)
+    confirm = next(m for m in sink.wait_for(3) if m.rcpt_tos == ["new@example.org"])
+    client.post(path_of(link_with(confirm.message, "/confirm/")))
+    drain(rt)
+    [welcome] = [m for m in sink.wait_for(4) if m.rcpt_tos == ["new@example.org"]][1:]
+    text = welcome.message.get_body(("plain",)).get_content()
+    assert "Privacy notice: http://listmgr.test/privacy/news" in text
+    assert "privacy/deals" not in text
+    assert (
+        'href="http://listmgr.test/privacy/news"'
+        in welcome.message.get_body(("html",)).get_content()
+    )

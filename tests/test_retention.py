@@ -20,6 +20,7 @@ from listmgr.models import (
     MailingList,
     Membership,
     Outbox,
+    Repermission,
     Subscriber,
     utcnow,
 )
@@ -92,6 +93,22 @@ def _world(rt):
             _inbound(s, days)
         for days in (731, 729):
             s.add(AuditLog(action="subscriber.view", at=_ago(days)))
+        # re-permission requests: ended 366 and 364 days ago, and one still open
+        for ended in (366, 364):
+            s.add(
+                Repermission(
+                    subscriber_id=ids["both"],
+                    flag="role",
+                    asked_at=_ago(ended + 14),
+                    deadline=_ago(ended),
+                    ended_at=_ago(ended),
+                )
+            )
+        s.add(
+            Repermission(
+                subscriber_id=ids["both"], flag="role", asked_at=_ago(13), deadline=_ago(-1)
+            )
+        )
     return ids
 
 
@@ -118,6 +135,10 @@ def _left(rt):
                 select(ConsentEvent.id).where(ConsentEvent.subscriber_id.is_(None))
             ),
             "outbox": list(s.scalars(select(Outbox.to_email))),
+            "repermission": sorted(
+                ((NOW - a).days if a else None for a in s.scalars(select(Repermission.ended_at))),
+                key=lambda days: -1 if days is None else days,
+            ),
         }
 
 
@@ -131,6 +152,7 @@ def test_the_sweep_deletes_exactly_what_is_older_than_each_period(rt):
         "engagement": 1,
         "inbound": 1,
         "audit": 1,
+        "repermission": 1,
     }
     left = _left(rt)
     assert left["people"] == [
@@ -146,6 +168,7 @@ def test_the_sweep_deletes_exactly_what_is_older_than_each_period(rt):
     ]
     assert left["activity"] == [2, 364] and left["engagement"] == [364]
     assert left["inbound"] == [89] and left["audit"] == [729]
+    assert left["repermission"] == [None, 364]  # the open one stays until its deadline
     # The deleted sign-up leaves no trace: no orphaned consent record, no stored mail to it.
     assert left["orphans"] is None and left["outbox"] == []
     with rt.db.session() as s:
@@ -160,6 +183,7 @@ def test_zero_keeps_everything(make_runtime):
         retention_engagement_days=0,
         retention_inbound_days=0,
         retention_audit_days=0,
+        retention_repermission_days=0,
     )
     _world(rt)
     before = _left(rt)
@@ -179,6 +203,7 @@ def test_the_workers_sweep_runs_it_at_most_hourly(rt):
     _world(rt)
     first = recovery.sweep(rt)
     assert first["retention_unconfirmed"] == 3 and first["retention_audit"] == 1
+    assert first["retention_repermission"] == 1
     _inbound_now(rt)
     second = recovery.sweep(rt)
     assert not any(key.startswith("retention_") for key in second)
@@ -209,6 +234,7 @@ def test_the_command_prints_the_counts(database_url, sink, tmp_path, rt):
         "opens and clicks": 1,
         "inbound messages": 2,  # both are older than the 30 days given here
         "audit log entries": 1,
+        "re-permission requests (kept or expired)": 1,
     }
     bad = CliRunner().invoke(
         main,

@@ -17,6 +17,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
+from listmgr.addresses import ascii_address
 from listmgr.mail import compose, content, tracking
 from listmgr.mail.content import Limits
 from listmgr.mail.dkim import DkimSigner
@@ -200,6 +201,7 @@ def subject_header(value: str) -> str:
 
 def mailbox(name: str, email: str) -> str:
     """`"Name" <email>` for a recipient; the address must already be valid."""
+    email = ascii_address(email)  # an internationalized domain in its IDNA form
     if not email.isascii() or any(c in email for c in '\r\n<>" ,'):
         raise RenderError("the address cannot be used in a header")
     name = header_text(name)

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate
 
+from listmgr.addresses import ascii_address
 from listmgr.errors import ValidationError
 
 # Raw headers (List-*) go out as given: refolding would turn a long URL into encoded words.
@@ -126,13 +127,13 @@ def build(mail: Mail) -> bytes:
     text alone when there is no HTML."""
     _check(mail)
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(mail.from_name, addr_spec=mail.from_email)
-    msg["To"] = Address(mail.to_name, addr_spec=mail.to_email)
+    msg["From"] = Address(mail.from_name, addr_spec=ascii_address(mail.from_email))
+    msg["To"] = Address(mail.to_name, addr_spec=ascii_address(mail.to_email))
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = message_id(mail.mail_domain)
     if mail.reply_to:
-        msg["Reply-To"] = Address(addr_spec=mail.reply_to)
+        msg["Reply-To"] = Address(addr_spec=ascii_address(mail.reply_to))
     for name, value in _list_headers(mail):
         msg.set_raw(name, value)
     if mail.auto_submitted:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from listmgr.addresses import ascii_address
 from listmgr.errors import ConfigError
 
 # (envelope sender, recipients, message): where mail goes when no SMTP server is configured
@@ -268,11 +269,11 @@ class SmtpConnection:
     def send(self, mail_from: str, rcpt: str | list[str], data: bytes) -> None:
         """Hand one message to the server; raise TemporaryFailure or PermanentFailure."""
         self.throttle.wait()
-        rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
+        rcpts = [ascii_address(r) for r in ([rcpt] if isinstance(rcpt, str) else rcpt)]
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            refused = self._smtp.sendmail(mail_from, rcpts, data)
+            refused = self._smtp.sendmail(ascii_address(mail_from), rcpts, data)
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise _classify_smtp_error(exc) from exc
@@ -356,8 +357,8 @@ class SmtpConnection:
         """One SMTP transaction, yielding before each wait for a reply; raises
         Temporary/PermanentFailure on a refusal."""
         commands = [
-            f"MAIL FROM:<{mail_from}>\r\n".encode("ascii"),
-            f"RCPT TO:<{rcpt}>\r\n".encode("ascii"),
+            f"MAIL FROM:<{ascii_address(mail_from)}>\r\n".encode("ascii"),
+            f"RCPT TO:<{ascii_address(rcpt)}>\r\n".encode("ascii"),
             b"DATA\r\n",
         ]
         replies: list[tuple[int, bytes]] = []

@@ -69,6 +69,24 @@ def _data_link_urls(rt: Runtime, sub: Subscriber) -> dict[str, Any]:
     }
 
 
+def _privacy_links(
+    rt: Runtime, db: Session, sub: Subscriber | None, lst: MailingList | None
+) -> list[tuple[str, str]]:
+    """(list name, notice URL): the list's notice in mail about a list; in mail about the
+    person alone (data links, address changes), the notices of every list they are on."""
+    if lst is not None:
+        return [(lst.name, rt.url(f"/privacy/{lst.slug}"))]
+    if sub is None:
+        return []
+    rows = db.execute(
+        select(col(MailingList.name), col(MailingList.slug))
+        .join(Membership, col(Membership.list_id) == col(MailingList.id))
+        .where(col(Membership.subscriber_id) == sub.id)
+        .order_by(col(MailingList.name))
+    ).all()
+    return [(name, rt.url(f"/privacy/{slug}")) for name, slug in rows]
+
+
 def _compose(
     rt: Runtime,
     s: Settings,
@@ -94,6 +112,7 @@ def _compose(
         "unsubscribe_url": "",
         # the list's privacy notice, in every mail that concerns a list
         "privacy_url": rt.url(f"/privacy/{lst.slug}") if lst else "",
+        "privacy_links": _privacy_links(rt, db, sub, lst),
     }
     unsubscribe_url = mailto = ""
     if sub is not None:

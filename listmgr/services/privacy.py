@@ -27,6 +27,7 @@ from listmgr.models import (
     MailingList,
     Membership,
     Outbox,
+    PrivacyNotice,
     Repermission,
     Subscriber,
     SubscriberInterest,
@@ -91,6 +92,17 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             .order_by(col(Membership.id))
         )
     ]
+    versions = dict(
+        s.execute(
+            select(col(PrivacyNotice.id), col(PrivacyNotice.version)).where(
+                col(PrivacyNotice.id).in_(
+                    select(col(ConsentEvent.privacy_notice_id)).where(
+                        col(ConsentEvent.subscriber_id) == sid
+                    )
+                )
+            )
+        ).all()
+    )
     consent = [
         {
             "kind": e.kind,
@@ -104,11 +116,29 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
             "detail": e.detail,
             "campaign_id": e.campaign_id,
             "inbound_id": e.inbound_id,
+            # the version of the list's privacy notice in force when it was given
+            "privacy_notice_version": versions.get(e.privacy_notice_id),
         }
         for e in s.scalars(
             select(ConsentEvent)
             .where(col(ConsentEvent.subscriber_id) == sid)
             .order_by(col(ConsentEvent.id))
+        )
+    ]
+    repermission = [
+        {
+            "list": slug(r.list_id),
+            "reason": r.flag,
+            "asked_at": _iso(r.asked_at),
+            "deadline": _iso(r.deadline),
+            "confirmed_at": _iso(r.confirmed_at),
+            "ended_at": _iso(r.ended_at),
+            "asked_by": r.created_by,
+        }
+        for r in s.scalars(
+            select(Repermission)
+            .where(col(Repermission.subscriber_id) == sid)
+            .order_by(col(Repermission.id))
         )
     ]
     activity = [
@@ -213,6 +243,7 @@ def _export(s: Session, rt: Runtime, sub: Subscriber, recent: int | None = None)
         "interests": [{"key": k, "label": labels.get(k, k)} for k in mine],
         "memberships": memberships,
         "consent_history": consent,
+        "repermission_requests": repermission,
         "activity": activity,
         "deliveries": deliveries,
         "engagement": engagement,

@@ -24,7 +24,7 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import flags, settings_store
+from listmgr.services import flags, notices, settings_store
 from listmgr.services.subscriptions import Origin, record, unsubscribe_subscriber
 
 KIND = "repermission"  # the outbox kind (templates/email/repermission)
@@ -133,18 +133,21 @@ def keep(rt: Runtime, token: str, *, origin: Origin, now: datetime | None = None
     repeating it is harmless, and after the deadline's sweep it changes nothing."""
     request_id = rt.tokens.read_repermission(token)
     now = now or utcnow()
+    settings = settings_store.effective(rt)  # the notice each confirmation is recorded under
     with rt.db.session() as s:
         req = by_id(s, Repermission, request_id)
         if req is None or req.ended_at is not None:
             return _view(s, req)
         req.confirmed_at = req.ended_at = now
         for lid in _confirmed_lists(s, req):
+            lst = s.get(MailingList, lid)
             record(
                 s,
                 kind="confirm",
                 subscriber_id=req.subscriber_id,
                 list_id=lid,
                 origin=origin,
+                privacy_notice_id=id_of(notices.current(s, settings, lst)) if lst else None,
                 detail={"repermission_id": req.id, "flag": req.flag},
             )
         return _view(s, req)

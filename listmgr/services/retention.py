@@ -5,12 +5,15 @@ its own transaction, so one kind failing leaves the others done:
 
 - unconfirmed: a pending membership last asked for before the period, of a subscriber with no
   confirmed membership anywhere. The subscriber goes too, but only when nothing else is left
-  of them: no membership at all, no delivery, open, click, activity or inbound mail, no mail
-  still waiting in the outbox, and no consent event beyond sign-up attempts (someone who once
-  confirmed keeps their proof of consent). Their sign-up attempts (IP addresses) and the sent
-  confirmation mails go with them. Anyone else stays, with only the stale membership gone.
+  of them: no membership at all, no delivery, open, click, activity, inbound mail or
+  re-permission request, no mail still waiting in the outbox, and no consent event beyond
+  sign-up attempts (someone who once confirmed keeps their proof of consent). Their sign-up
+  attempts (IP addresses) and the sent confirmation mails go with them. Anyone else stays,
+  with only the stale membership gone.
 - activity: activity events; engagement: opens and clicks; inbound: received mail;
   audit: the audit log of staff actions.
+- repermission: re-permission requests that ended (kept or expired) before the period; an open
+  request stays until its own deadline's sweep ends it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from listmgr.models import (
     Membership,
     MemberStatus,
     Outbox,
+    Repermission,
     Subscriber,
     utcnow,
 )
@@ -49,6 +53,7 @@ KINDS = {  # what each count of sweep() is
     "engagement": "opens and clicks",
     "inbound": "inbound messages",
     "audit": "audit log entries",
+    "repermission": "re-permission requests (kept or expired)",
 }
 
 
@@ -99,6 +104,7 @@ def _nothing_left(s: Session, sid: int, cutoff: datetime) -> bool:
         select(col(Engagement.id)).where(col(Engagement.subscriber_id) == sid),
         select(col(ActivityEvent.id)).where(col(ActivityEvent.subscriber_id) == sid),
         select(col(InboundMessage.id)).where(col(InboundMessage.subscriber_id) == sid),
+        select(col(Repermission.id)).where(col(Repermission.subscriber_id) == sid),
         select(col(Outbox.id)).where(
             col(Outbox.subscriber_id) == sid, col(Outbox.status).in_(("pending", "sending"))
         ),
@@ -130,6 +136,8 @@ def sweep(
         ("engagement", col(Engagement.at), settings.retention_engagement_days),
         ("inbound", col(InboundMessage.received_at), settings.retention_inbound_days),
         ("audit", col(AuditLog.at), settings.retention_audit_days),
+        # NULL (still open) is never older than anything: open requests stay
+        ("repermission", col(Repermission.ended_at), settings.retention_repermission_days),
     ):
         cutoff = _cutoff(now, days)
         if cutoff is not None:

@@ -742,6 +742,7 @@ def update_lists(
     wanted = set(wanted)
     levels = levels or {}
     outbox_ids = []
+    settings = settings_store.effective(rt)  # the notice each joining is recorded under
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token)
         sid = sub.id
@@ -777,6 +778,7 @@ def update_lists(
                     list_id=lst.id,
                     origin=origin,
                     wording=lst.consent_wording,
+                    privacy_notice_id=id_of(notices.current(s, settings, lst)),
                     detail={"opt_in": "double"},
                 )
                 oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst)

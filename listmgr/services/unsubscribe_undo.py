@@ -4,12 +4,23 @@ memberships that unsubscribe ended come back as they were, each with its consent
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.errors import TokenInvalid, TokenUsed
-from listmgr.models import MAX_ID, MailingList, Membership, MemberStatus, Subscriber, utcnow
+from listmgr.models import (
+    MAX_ID,
+    MailingList,
+    Membership,
+    MemberStatus,
+    Subscriber,
+    id_of,
+    utcnow,
+)
 from listmgr.runtime import Runtime
+from listmgr.services import notices, settings_store
 from listmgr.services.subscriptions import Origin, record, suppression_of
+from listmgr.settings import Settings
 
 WORDING = "resubscribed by undo"
 DONE = (
@@ -26,6 +37,7 @@ def undo(rt: Runtime, token: str, *, origin: Origin) -> list[str]:
     """Bring back the confirmed memberships the token's unsubscribe ended (and, for an
     unsubscribe from everything, lift its suppression); the names of the lists back."""
     tok = rt.tokens.read_unsubscribe_undo(token)
+    settings = settings_store.effective(rt)  # the notice each list comes back under
     with rt.db.session() as s:
         # Locked: of two posts of one form, the second finds the memberships back already.
         sub = (
@@ -67,6 +79,7 @@ def undo(rt: Runtime, token: str, *, origin: Origin) -> list[str]:
                 list_id=m.list_id,
                 origin=origin,
                 wording=WORDING,
+                privacy_notice_id=_notice_id(s, settings, m.list_id),
                 detail={"undo_of": tok.at, "lifted_suppression": bool(held)},
             )
         names = s.scalars(
@@ -75,3 +88,8 @@ def undo(rt: Runtime, token: str, *, origin: Origin) -> list[str]:
             .order_by(col(MailingList.name))
         )
         return list(names)
+
+
+def _notice_id(s: Session, settings: Settings, list_id: int) -> int | None:
+    lst = s.get(MailingList, list_id)
+    return id_of(notices.current(s, settings, lst)) if lst is not None else None
