@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from listmgr import csvfiles, importrows
 from listmgr.errors import ValidationError
@@ -37,7 +36,7 @@ from listmgr.models import (
     UploadChunk,
     utcnow,
 )
-from listmgr.services import exports, imports, importstage, lists, segments, subscribers
+from listmgr.services import exports, imports, lists, segments, subscribers
 from tests.conftest import SECRET, drain
 
 
@@ -461,30 +460,6 @@ def test_imports_side_by_side_leave_the_switch_interval_as_it_was():
     assert sys.getswitchinterval() == min(before, imports.READER_SWITCH_SECONDS)
     second.__exit__(None, None, None)
     assert sys.getswitchinterval() == before
-
-
-def test_an_address_taken_meanwhile_fails_the_write_as_integrity_error(world, tmp_path):
-    # Someone signing up between a piece's lookup and its write makes the chunk look again
-    # (imports._run_file retries on IntegrityError): PostgreSQL writes the rows with COPY, whose
-    # unique violation must arrive as the same exception.
-    rt = world
-    run(rt, write(tmp_path, "one.csv", "email\na@example.org\n"))
-    columns = (
-        "email, email_hash, name, fields, source, consent_profiling, consent_tracking, "
-        "soft_bounces, created_at, updated_at"
-    )
-    with rt.db.engine.connect() as conn:
-        with conn.begin():
-            writer = importstage.Writer(conn)
-        with pytest.raises(IntegrityError), conn.begin():
-            writer._insert(
-                f"subscriber ({columns})",
-                f"SELECT {columns} FROM subscriber WHERE email = :email",
-                email="a@example.org",
-            )
-        with conn.begin():
-            writer.drop()
-    assert snapshot(rt)["people"] == [("a@example.org", "", [])]
 
 
 # -- API -----------------------------------------------------------------------------------------
