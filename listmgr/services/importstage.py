@@ -5,7 +5,6 @@ table then gets one INSERT ... SELECT from the staging table. Per row, no Python
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 # act of a staged row: new (a new subscriber), old (an existing one), kept (skipped but
 # remembered as handled), gone (skipped and not remembered: a repeat or a suppressed address).
@@ -26,7 +24,6 @@ STAGE = (
 )
 PEOPLE = "row_no, email, email_hash, name, fields, interests"  # see importrows.person
 LANDED = "act IN ('new', 'old')"
-_PARAM = re.compile(r"(?<![:\w]):(\w+)")  # a :name parameter (not a :: cast)
 
 
 @dataclass
@@ -118,29 +115,6 @@ class Writer:
 
     def _run(self, sql: str, **params: Any) -> Any:
         return self.conn.execute(text(sql), params)
-
-    def _insert(self, target: str, select: str, **params: Any) -> None:
-        """INSERT INTO target the rows of select (its :name parameters from params). On
-        PostgreSQL the rows go out with COPY TO and straight back in with COPY FROM: COPY
-        writes them in batches (a WAL record and an executor call per page, not per row),
-        where INSERT ... SELECT takes about 1.5 times as long into the same indexes and foreign
-        keys. One piece's rows are held as text meanwhile (a few MB); no Python runs per row."""
-        if not self.pg:
-            self._run(f"INSERT INTO {target} {select}", **params)
-            return
-        driver: Any = self.conn.connection.driver_connection  # a psycopg connection
-        query = _PARAM.sub(r"%(\1)s", select)
-        import psycopg  # the driver of PostgreSQL connections
-
-        try:
-            with driver.cursor() as cursor:
-                with cursor.copy(f"COPY ({query}) TO STDOUT", params) as out:
-                    rows = b"".join(out)
-                if rows:
-                    with cursor.copy(f"COPY {target} FROM STDIN") as into:
-                        into.write(rows)
-        except psycopg.IntegrityError as exc:  # as INSERT raises it (the caller may retry)
-            raise IntegrityError(f"COPY {target} FROM STDIN", None, exc) from exc
 
     def _at(self, now: datetime) -> Any:
         return now if self.pg else stamp(now)
@@ -284,12 +258,12 @@ class Writer:
         old = sum(1 for _, act in decisions if act == "old")
         new = staged - len(decisions)
         at = self._at(now)
-        at_sql = "CAST(:at AS TIMESTAMP)" if self.pg else ":at"
-        self._insert(
-            "subscriber (id, email, email_hash, name, fields, source, "
-            "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at)",
-            "SELECT sid, email, email_hash, name, fields, 'import', false, false, 0, "
-            f"{at_sql}, {at_sql} FROM imp_batch WHERE act = 'new' ORDER BY sid",
+        fields = "CAST(fields AS JSONB)" if self.pg else "fields"
+        self._run(
+            "INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
+            "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at) "
+            f"SELECT sid, email, email_hash, name, {fields}, 'import', false, false, 0, "
+            ":at, :at FROM imp_batch WHERE act = 'new' ORDER BY sid",
             at=at,
         )
         if mode == "upsert" and old:
@@ -305,11 +279,11 @@ class Writer:
                 f"FROM imp_batch b WHERE b.act = 'old' AND subscriber.id = b.sid",
                 at=at,
             )
-        self._insert(
-            "membership (subscriber_id, list_id, status, opt_in_level, source, "
-            "created_at, confirmed_at, updated_at)",
-            f"SELECT sid, :lid, 'confirmed', '', 'import', {at_sql}, {at_sql}, {at_sql} "
-            f"FROM imp_batch WHERE {LANDED} AND member IS NULL ORDER BY sid",
+        self._run(
+            "INSERT INTO membership (subscriber_id, list_id, status, opt_in_level, source, "
+            "created_at, confirmed_at, updated_at) SELECT sid, :lid, 'confirmed', '', "
+            f"'import', :at, :at, :at FROM imp_batch WHERE {LANDED} AND member IS NULL "
+            "ORDER BY sid",
             lid=list_id,
             at=at,
         )
@@ -340,10 +314,9 @@ class Writer:
             if self.pg
             else "json_each(b.interests) AS j"
         )
-        self._insert(
-            "subscriber_interest (subscriber_id, interest)",
-            f"SELECT b.sid, j.value FROM imp_batch b, {each} "
-            "WHERE b.act = 'new' AND b.interests <> '[]'",
+        self._run(
+            f"INSERT INTO subscriber_interest (subscriber_id, interest) SELECT b.sid, "
+            f"j.value FROM imp_batch b, {each} WHERE b.act = 'new' AND b.interests <> '[]'"
         )
         if old:
             self._run(
@@ -368,13 +341,11 @@ class Writer:
             if self.pg
             else "json_object('job', :job, 'row', row_no)"
         )
-        at_sql = "CAST(:at AS TIMESTAMP)" if self.pg else ":at"
-        self._insert(
-            "consent_event (subscriber_id, detail, list_id, kind, at, source, "
-            "actor, ip, user_agent, wording)",
-            f"SELECT sid, {detail}, CAST(:lid AS INTEGER), CAST(:kind AS TEXT), {at_sql}, "
-            "'import', CAST(:actor AS TEXT), '', '', CAST(:wording AS TEXT) "
-            f"FROM imp_batch WHERE {where} ORDER BY sid",
+        self._run(
+            "INSERT INTO consent_event (subscriber_id, detail, list_id, kind, at, source, "
+            f"actor, ip, user_agent, wording) SELECT sid, {detail}, :lid, :kind, :at, "
+            f"'import', :actor, '', '', :wording FROM imp_batch WHERE {where} "
+            "ORDER BY sid",
             job=job_id,
             lid=list_id,
             kind=kind,
