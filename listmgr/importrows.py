@@ -513,7 +513,9 @@ class Checked(NamedTuple):
 
 def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
     """Validate a csvfiles.CsvReader in chunks of `size` consecutive rows, read a batch at a
-    time so that of a chunk only its encoded people stay in memory."""
+    time so that of a chunk only its encoded people stay in memory. The first chunk is one
+    batch: the database gets work after a batch has been validated, not a whole chunk."""
+    want = min(size, BATCH_ROWS)
     parts: list[str] = []
     lines = array("l")
     first: dict[str, int] = {}
@@ -529,7 +531,8 @@ def checked(ctx: Context, reader: Any, size: int) -> Iterator[Checked]:
         count += len(good)
         if good:
             parts.append(encode(good, ctx.copy_text))
-        if last - start + 1 >= size:
+        if last - start + 1 >= want:
+            want = size
             yield Checked(
                 start,
                 last,

@@ -424,19 +424,22 @@ def _run_file(
     with closing(pieces), rt.db.engine.connect() as conn, bulk_settings(conn):
         with conn.begin():
             writer = Writer(conn)
-        for group in _groups(pieces, chunk_rows):
+        while True:
+            group: list[importrows.Checked] = []  # this transaction's pieces, for a retry
             for attempt in range(3):
                 try:
                     with conn.begin():
                         writer.begin_chunk()
                         now_done = done
-                        for piece in group:
+                        for piece in _group(group, pieces, chunk_rows):
                             now_done = _write(conn, writer, job, piece, *now_done)
                     break
                 except IntegrityError:
                     # Someone signed up with one of these addresses in between: look again.
                     if attempt == 2:
                         raise
+            if not group:
+                break
             done = now_done
             if progress:
                 progress(get(rt, job_id))
@@ -444,16 +447,20 @@ def _run_file(
             writer.drop()
 
 
-def _groups(pieces: Iterator[importrows.Checked], rows: int) -> Iterator[list[importrows.Checked]]:
-    """Consecutive pieces of about `rows` rows in all: one transaction each."""
-    group: list[importrows.Checked] = []
-    for piece in pieces:
+def _group(
+    group: list[importrows.Checked], pieces: Iterator[importrows.Checked], rows: int
+) -> Iterator[importrows.Checked]:
+    """The pieces of one transaction (about `rows` rows in all): those of group (an earlier
+    attempt's), then the next ones as they come, added to group. Each is written as soon as it
+    is validated: waiting for a whole transaction's pieces first would leave the database idle
+    while the helper, only HELPER_AHEAD pieces ahead, validates the rest."""
+    yield from group
+    while not group or group[-1].last - group[0].first + 1 < rows:
+        piece = next(pieces, None)
+        if piece is None:
+            return
         group.append(piece)
-        if piece.last - group[0].first + 1 >= rows:
-            yield group
-            group = []
-    if group:
-        yield group
+        yield piece
 
 
 def _write(
