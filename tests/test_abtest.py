@@ -31,10 +31,10 @@ def _subject(data: bytes) -> str:
     return line[len(b"Subject: ") :].decode()
 
 
-def _audience(rt, n: int) -> None:
+def _audience(rt, n: int, tracking=lambda i: True) -> None:
     make_list(rt, "news")
     for i in range(n):
-        person(rt, f"p{i:03d}@example.org", ["news"])
+        person(rt, f"p{i:03d}@example.org", ["news"], consents={"tracking": tracking(i)})
 
 
 def _ab(**kw):
@@ -138,7 +138,8 @@ def test_the_test_share_gets_the_variants_and_the_rest_the_winner(make_runtime, 
     assert compared is not None and compared.winner == "C" and compared.decided_at
     a, b, c = compared.variants
     assert (a.sent, b.sent, c.sent) == (4, 4, 32)
-    assert (a.clicked, b.clicked, c.clicked) == (0, 1, 2) and (a.opened, b.opened) == (4, 0)
+    # A click counts as an open (images may be blocked), as on the campaign's own stats.
+    assert (a.clicked, b.clicked, c.clicked) == (0, 1, 2) and (a.opened, b.opened) == (4, 1)
     assert (a.open_rate, b.click_rate, c.won, a.won) == (100.0, 25.0, True, False)
 
 
@@ -333,3 +334,30 @@ def test_a_copy_keeps_the_test_settings_but_not_its_outcome(make_runtime):
     twin = campaigns.get(rt, campaigns.copy(rt, cid))
     assert twin.ab_test == campaigns.get(rt, cid).ab_test and twin.ab_test["metric"] == "opens"
     assert twin.ab_result is None and twin.status == "draft"
+
+
+def test_variant_rates_are_of_those_who_allow_tracking_and_a_click_is_an_open(make_runtime, sink):
+    rt = make_runtime()
+    _audience(rt, 16, tracking=lambda i: i % 2 == 0)  # half allow tracking
+    cid = campaign(rt, subject="Subject A", ab_test=_ab(metric="opens", test_percent=99))
+    campaigns.start(rt, cid)
+    wait_until(lambda: campaigns.stats(rt, cid).sent == 15, what="the test share sent")
+    drain(rt)
+    with rt.db.session() as s:
+        rows = s.execute(
+            select(Subscriber.email, Subscriber.consent_tracking, Delivery.variant)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.campaign_id == cid, Delivery.status == "sent")
+        ).all()
+    tracked = Counter(v for _, allows, v in rows if allows)
+    # One person in B who allows tracking clicks without loading images: no open recorded.
+    clicker = next(e for e, allows, v in rows if allows and v == 1)
+    _engage(rt, cid, [clicker])
+    a, b = campaigns.ab_comparison(rt, cid).variants
+    assert (a.tracked, b.tracked) == (tracked[0], tracked[1])
+    assert (a.sent, b.sent) == (Counter(v for *_, v in rows)[0], Counter(v for *_, v in rows)[1])
+    assert (b.opened, b.clicked) == (1, 1)
+    assert b.open_rate == b.click_rate == round(100.0 / tracked[1], 1)
+    # Winner by opens: B's click is an open, so B wins over A's nothing.
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) == 1
