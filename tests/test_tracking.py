@@ -274,3 +274,38 @@ def test_public_archive_is_opt_in_and_names_nobody(rt, sink, audience, client, a
     draft = campaign(rt, name="Unsent", body=BODY)
     assert client.get(f"/archive/news/{draft}").status_code == 404
     assert client.get(f"/archive/other/{cid}").status_code == 404
+
+
+def test_a_mangled_campaign_part_still_leads_to_that_campaigns_web_version(
+    rt, sink, audience, client
+):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    sale = [u for u in _links(html["ada@example.org"]) if "/t/" in u][1]
+    ref, token = _path(sale).split("/")[2:4]
+    for mangled in ("garbage", ref[:-2], ref.upper()):
+        resp = client.get(f"/t/{mangled}/{token}", headers={"User-Agent": BROWSER})
+        assert resp.status_code == 302
+        assert urlsplit(resp.headers["Location"]).path == f"/w/c/{ref}"
+        page = client.get(urlsplit(resp.headers["Location"]).path)
+        assert page.status_code == 200 and "Hello " in page.get_data(as_text=True)
+    with rt.db.session() as s:
+        assert s.scalar(select(Engagement.id)) is None  # nothing recorded from a mangled link
+
+
+def test_head_requests_are_a_machines_and_left_out(rt, sink, audience, client):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    ada = html["ada@example.org"]
+    sale = [u for u in _links(ada) if "/t/" in u][1]
+    pixel = re.search(r'src="(http://listmgr\.test/o/[^"]+)"', ada).group(1)
+    resp = client.head(_path(sale), headers={"User-Agent": BROWSER})
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == "https://shop.example.com/sale?a=1&b=2"
+    assert client.head(_path(pixel), headers={"User-Agent": BROWSER}).status_code == 200
+    e = campaigns.stats(rt, cid).engagement
+    assert (e["unique_opens"], e["unique_clicks"], e["total_clicks"]) == (0, 0, 0)
+    assert (e["machine_opens_left_out"], e["scanner_clicks_left_out"]) == (1, 1)
+    # The same link followed by a person afterwards counts.
+    client.get(_path(sale), headers={"User-Agent": BROWSER})
+    assert campaigns.stats(rt, cid).engagement["unique_clicks"] == 1
