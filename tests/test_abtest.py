@@ -4,6 +4,7 @@ rest exactly once however many workers decide at the same time, and the comparis
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -361,3 +362,40 @@ def test_variant_rates_are_of_those_who_allow_tracking_and_a_click_is_an_open(ma
     # Winner by opens: B's click is an open, so B wins over A's nothing.
     _due_now(rt, cid)
     assert abtests.decide(rt, cid) == 1
+
+
+def test_the_web_version_shows_each_person_their_variant_and_no_one_the_winner(rt, sink, client):
+    _audience(rt, 6)
+    cid = campaign(
+        rt,
+        subject="Plain",
+        body="<p>Body of A</p>",
+        ab_test=_ab(
+            kind="content",
+            test_percent=99,
+            alternatives=[{"subject": "Fancy", "body": "<p>Body of B</p>"}],
+        ),
+    )
+    campaigns.start(rt, cid)
+    wait_until(lambda: campaigns.stats(rt, cid).sent == 5, what="the test share sent")
+    drain(rt)
+    seen = Counter()
+    for m in campaign_mail(sink, cid):
+        html = m.message.get_body(("html",)).get_content()
+        web = re.search(r'href="http://listmgr\.test(/w/[^"]+)"', html).group(1)
+        page = client.get(web)
+        assert page.status_code == 200
+        mine, other = ("B", "A") if _subject(m.data) == "Fancy" else ("A", "B")
+        text = page.get_data(as_text=True)
+        assert f"Body of {mine}" in text and f"Body of {other}" not in text
+        seen[mine] += 1
+    assert seen == {"A": 3, "B": 2}
+    # For no one in particular (a mangled link, the archive): A until a winner, then it.
+    ref = rt.tokens.campaign_ref(cid)
+    assert "Body of A" in client.get(f"/w/c/{ref}").get_data(as_text=True)
+    rows = _variants(rt, cid)
+    _engage(rt, cid, [e for e, (_, v) in rows.items() if v == 1][:1])
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) == 1
+    text = client.get(f"/w/c/{ref}").get_data(as_text=True)
+    assert "Body of B" in text and "Body of A" not in text
