@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from listmgr.mail import tracking as rules
-from listmgr.models import Delivery, Engagement, utcnow
+from listmgr.models import ConsentEvent, Delivery, Engagement, Subscriber, utcnow
 from listmgr.services import campaigns, dashboard, segments
 from tests.campaign_support import campaign, make_list, person, wait_status
 from tests.conftest import drain
@@ -309,3 +309,53 @@ def test_head_requests_are_a_machines_and_left_out(rt, sink, audience, client):
     # The same link followed by a person afterwards counts.
     client.get(_path(sale), headers={"User-Agent": BROWSER})
     assert campaigns.stats(rt, cid).engagement["unique_clicks"] == 1
+
+
+def _allows_tracking(rt, email: str) -> bool:
+    with rt.db.session() as s:
+        return bool(s.scalar(select(Subscriber.consent_tracking).where(Subscriber.email == email)))
+
+
+def test_the_sign_up_form_asks_for_tracking_unticked_and_a_tick_is_recorded(
+    rt, sink, audience, client
+):
+    page = client.get("/subscribe/news").get_data(as_text=True)
+    box = re.search(r"<input[^>]*name=\"consent_tracking\"[^>]*>", page)
+    assert box and "checked" not in box.group(0)
+    assert 'name="consent_tracking"' in client.get("/subscribe/news/embed").get_data(as_text=True)
+    assert client.post("/subscribe/news", data={"email": "cy@example.org"}).status_code == 200
+    assert not _allows_tracking(rt, "cy@example.org")
+    resp = client.post("/subscribe/news", data={"email": "di@example.org", "consent_tracking": "1"})
+    assert resp.status_code == 200 and _allows_tracking(rt, "di@example.org")
+    with rt.db.session() as s:
+        event = s.scalar(
+            select(ConsentEvent)
+            .join(Subscriber, Subscriber.id == ConsentEvent.subscriber_id)
+            .where(Subscriber.email == "di@example.org", ConsentEvent.kind == "consent_tracking")
+        )
+    assert event is not None and "links I click" in event.wording
+    # JSON: booleans only, refused before anything is looked up.
+    bad = client.post("/subscribe/news", json={"email": "ed@example.org", "consents": "all"})
+    assert bad.status_code == 422
+    bad = client.post(
+        "/subscribe/news", json={"email": "ed@example.org", "consents": {"tracking": "yes"}}
+    )
+    assert bad.status_code == 422 and not _allows_tracking(rt, "ed@example.org")
+    ok = client.post(
+        "/subscribe/news", json={"email": "ed@example.org", "consents": {"tracking": True}}
+    )
+    assert ok.status_code == 202 and _allows_tracking(rt, "ed@example.org")
+    # A sign-up never changes a known person: Bob's "no" stays, with the same answer.
+    resp = client.post(
+        "/subscribe/news", data={"email": "bob@example.org", "consent_tracking": "1"}
+    )
+    assert resp.status_code == 200 and not _allows_tracking(rt, "bob@example.org")
+
+
+def test_no_tracking_box_while_tracking_is_off(make_runtime, sink):
+    from listmgr.app import create_app
+
+    rt = make_runtime(tracking=False)
+    make_list(rt, "news")
+    client = create_app(rt=rt, migrate=False).test_client()
+    assert "consent_tracking" not in client.get("/subscribe/news").get_data(as_text=True)
