@@ -104,6 +104,11 @@ def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
+                    # Still running past the deadline: stop it first, or reading its
+                    # output (to the end) would wait for ever.
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait(15)
                     raise AssertionError(
                         proc.stdout.read().decode() if proc.stdout else ""
                     ) from None
