@@ -97,7 +97,7 @@ def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120  # a loaded machine starts it slowly
         while True:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1)
