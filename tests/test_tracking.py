@@ -359,3 +359,14 @@ def test_no_tracking_box_while_tracking_is_off(make_runtime, sink):
     make_list(rt, "news")
     client = create_app(rt=rt, migrate=False).test_client()
     assert "consent_tracking" not in client.get("/subscribe/news").get_data(as_text=True)
+
+
+def test_a_click_without_images_counts_as_an_open_in_stats_and_segments(rt, sink, audience, client):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    sale = [u for u in _links(html["ada@example.org"]) if "/t/" in u][1]
+    client.get(_path(sale), headers={"User-Agent": BROWSER})  # images blocked: no pixel
+    e = campaigns.stats(rt, cid).engagement
+    assert (e["unique_opens"], e["total_opens"], e["unique_clicks"]) == (1, 0, 1)
+    assert segments.count(rt, lists=["news"], rules={"engagement": "opened"}) == 1
+    assert segments.count(rt, lists=["news"], rules={"engagement": "clicked"}) == 1
