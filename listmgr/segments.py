@@ -14,7 +14,8 @@ Rules: ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": rule}`` over conditions
   "opt_in_level"?: LEVEL}`` (status defaults to confirmed).
 - ``{"event": TYPE, "where"?: {"properties.K": scalar}, "at_least"?: N, "within_days"?: D}``.
 - ``{"engagement": "received"|"opened"|"clicked", "within_days"?: D, "at_least"?: N}``:
-  received counts deliveries sent, opened/clicked count engagement rows (open/click).
+  received counts deliveries sent, opened/clicked count engagement rows (open/click; a click
+  counts as an open too, images may be blocked).
 
 Sub-conditions are uncorrelated ``subscriber.id IN (SELECT subscriber_id ...)`` subqueries: the
 planners turn them into semi-joins (or one hashed lookup under OR/NOT) on both engines.
@@ -469,9 +470,11 @@ class _Compiler:
                 col(Delivery.status) == "sent", col(Delivery.subscriber_id).is_not(None)
             )
             return self._counted(query, Delivery.subscriber_id, node, path, Delivery.sent_at)
+        # A click counts as an open (images may be blocked), as in the campaign's stats.
+        kinds = ("open", "click") if kind == "opened" else ("click",)
         query = select(col(Engagement.subscriber_id)).where(
             col(Engagement.machine).is_(False),  # a privacy proxy's open is nobody's
-            col(Engagement.kind) == ("open" if kind == "opened" else "click"),
+            col(Engagement.kind).in_(kinds),
         )
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
 

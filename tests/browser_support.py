@@ -97,16 +97,18 @@ def serve(workdir: Path, port: int, **env: str) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 120  # a loaded machine starts slowly
+        deadline = time.monotonic() + 120  # a loaded machine starts it slowly
         while True:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1)
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    # a server still starting never closes its output: stop it before reading
-                    proc.kill()
-                    proc.wait()
+                    # Still running past the deadline: stop it first, or reading its
+                    # output (to the end) would wait for ever.
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait(15)
                     raise AssertionError(
                         proc.stdout.read().decode() if proc.stdout else ""
                     ) from None

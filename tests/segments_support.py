@@ -494,7 +494,7 @@ def matches(p: Person, node: dict[str, Any]) -> bool:
         times = (
             p.sent
             if kind == "received"
-            else [at for k, at in p.engagement if k == ("open" if kind == "opened" else "click")]
+            else [at for k, at in p.engagement if k == "click" or kind == "opened"]  # a click opens
         )
         n = sum(1 for at in times if since is None or at >= since)
     return n >= node.get("at_least", 1)

@@ -4,6 +4,7 @@ rest exactly once however many workers decide at the same time, and the comparis
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -31,10 +32,10 @@ def _subject(data: bytes) -> str:
     return line[len(b"Subject: ") :].decode()
 
 
-def _audience(rt, n: int) -> None:
+def _audience(rt, n: int, tracking=lambda i: True) -> None:
     make_list(rt, "news")
     for i in range(n):
-        person(rt, f"p{i:03d}@example.org", ["news"])
+        person(rt, f"p{i:03d}@example.org", ["news"], consents={"tracking": tracking(i)})
 
 
 def _ab(**kw):
@@ -138,7 +139,8 @@ def test_the_test_share_gets_the_variants_and_the_rest_the_winner(make_runtime, 
     assert compared is not None and compared.winner == "C" and compared.decided_at
     a, b, c = compared.variants
     assert (a.sent, b.sent, c.sent) == (4, 4, 32)
-    assert (a.clicked, b.clicked, c.clicked) == (0, 1, 2) and (a.opened, b.opened) == (4, 0)
+    # A click counts as an open (images may be blocked), as on the campaign's own stats.
+    assert (a.clicked, b.clicked, c.clicked) == (0, 1, 2) and (a.opened, b.opened) == (4, 1)
     assert (a.open_rate, b.click_rate, c.won, a.won) == (100.0, 25.0, True, False)
 
 
@@ -322,7 +324,8 @@ def test_machine_opens_and_scanner_clicks_do_not_pick_the_winner(make_runtime):
     _due_now(rt, cid)
     assert abtests.decide(rt, cid) == 0
     compared = campaigns.ab_comparison(rt, cid)
-    assert [(v.clicked, v.opened) for v in compared.variants] == [(1, 0), (0, 1)]
+    # A's person clicked (which counts as an open); B's open counts, its scanner clicks do not.
+    assert [(v.clicked, v.opened) for v in compared.variants] == [(1, 1), (0, 1)]
 
 
 def test_a_copy_keeps_the_test_settings_but_not_its_outcome(make_runtime):
@@ -333,3 +336,67 @@ def test_a_copy_keeps_the_test_settings_but_not_its_outcome(make_runtime):
     twin = campaigns.get(rt, campaigns.copy(rt, cid))
     assert twin.ab_test == campaigns.get(rt, cid).ab_test and twin.ab_test["metric"] == "opens"
     assert twin.ab_result is None and twin.status == "draft"
+
+
+def test_variant_rates_are_of_those_who_allow_tracking_and_a_click_is_an_open(make_runtime, sink):
+    rt = make_runtime()
+    _audience(rt, 16, tracking=lambda i: i % 2 == 0)  # half allow tracking
+    cid = campaign(rt, subject="Subject A", ab_test=_ab(metric="opens", test_percent=99))
+    campaigns.start(rt, cid)
+    wait_until(lambda: campaigns.stats(rt, cid).sent == 15, what="the test share sent")
+    drain(rt)
+    with rt.db.session() as s:
+        rows = s.execute(
+            select(Subscriber.email, Subscriber.consent_tracking, Delivery.variant)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.campaign_id == cid, Delivery.status == "sent")
+        ).all()
+    tracked = Counter(v for _, allows, v in rows if allows)
+    # One person in B who allows tracking clicks without loading images: no open recorded.
+    clicker = next(e for e, allows, v in rows if allows and v == 1)
+    _engage(rt, cid, [clicker])
+    a, b = campaigns.ab_comparison(rt, cid).variants
+    assert (a.tracked, b.tracked) == (tracked[0], tracked[1])
+    assert (a.sent, b.sent) == (Counter(v for *_, v in rows)[0], Counter(v for *_, v in rows)[1])
+    assert (b.opened, b.clicked) == (1, 1)
+    assert b.open_rate == b.click_rate == round(100.0 / tracked[1], 1)
+    # Winner by opens: B's click is an open, so B wins over A's nothing.
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) == 1
+
+
+def test_the_web_version_shows_each_person_their_variant_and_no_one_the_winner(rt, sink, client):
+    _audience(rt, 6)
+    cid = campaign(
+        rt,
+        subject="Plain",
+        body="<p>Body of A</p>",
+        ab_test=_ab(
+            kind="content",
+            test_percent=99,
+            alternatives=[{"subject": "Fancy", "body": "<p>Body of B</p>"}],
+        ),
+    )
+    campaigns.start(rt, cid)
+    wait_until(lambda: campaigns.stats(rt, cid).sent == 5, what="the test share sent")
+    drain(rt)
+    seen = Counter()
+    for m in campaign_mail(sink, cid):
+        html = m.message.get_body(("html",)).get_content()
+        web = re.search(r'href="http://listmgr\.test(/w/[^"]+)"', html).group(1)
+        page = client.get(web)
+        assert page.status_code == 200
+        mine, other = ("B", "A") if _subject(m.data) == "Fancy" else ("A", "B")
+        text = page.get_data(as_text=True)
+        assert f"Body of {mine}" in text and f"Body of {other}" not in text
+        seen[mine] += 1
+    assert seen == {"A": 3, "B": 2}
+    # For no one in particular (a mangled link, the archive): A until a winner, then it.
+    ref = rt.tokens.campaign_ref(cid)
+    assert "Body of A" in client.get(f"/w/c/{ref}").get_data(as_text=True)
+    rows = _variants(rt, cid)
+    _engage(rt, cid, [e for e, (_, v) in rows.items() if v == 1][:1])
+    _due_now(rt, cid)
+    assert abtests.decide(rt, cid) == 1
+    text = client.get(f"/w/c/{ref}").get_data(as_text=True)
+    assert "Body of B" in text and "Body of A" not in text

@@ -276,3 +276,24 @@ def test_admin_stats_page_compares_the_variants(client, rt, news, accounts_by_ro
     decide_ab_test_now(rt, cid)
     page = client.get(f"/admin/campaigns/{cid}/stats").text
     assert "variant A won" in page and 'class="winner"' in page
+
+
+def test_admin_stats_page_shows_variant_subjects_as_a_sample_subscriber_reads_them(
+    client, rt, news, accounts_by_role, api, sink
+):
+    ab = {
+        "alternatives": [
+            {"subject": "Hi {{ subscriber.name }}, B"},
+            {"subject": "{{ subscriber.name|upper }}: C"},
+        ],
+        "test_percent": 50,
+        "wait_minutes": 90,
+    }
+    body = {**BODY, "subject": "For {{ subscriber.name }}: A"}
+    cid = api.post("/api/campaigns", json={**body, "ab_test": ab}).json["id"]
+    session_login(client, rt, accounts_by_role["editor"])
+    page = client.get(f"/admin/campaigns/{cid}/stats").text
+    assert "<td>Hi Sample Person, B</td>" in page
+    assert "<td>SAMPLE PERSON: C</td>" in page
+    assert "<td>For Sample Person: A</td>" in page
+    assert "{{" not in page.split('id="ab-variants"', 1)[1].split("</table>", 1)[0]

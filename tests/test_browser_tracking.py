@@ -119,3 +119,47 @@ def test_send_open_click_see_numbers_withdraw(page, server, rt, sink):
     assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems
     )
+
+
+def test_a_reader_allows_tracking_at_sign_up_and_the_archive_names_nobody(page, server, rt, sink):
+    accounts.create_user(rt, email="mara@example.org", password=PASSWORD, role="owner")
+    lists.create(
+        rt, slug="monthly", name="Monthly", postal_address="1 Main Street, Town", opt_in="single"
+    )
+    # A visitor signs up on the hosted form; the tracking box is unticked until she ticks it.
+    visitor = page.context.browser.new_context(user_agent=READER_AGENT).new_page()
+    visitor.goto(f"{server}/subscribe/monthly")
+    visitor.fill("input[name=email]", "ada@example.org")
+    visitor.fill("input[name=name]", "Ada")
+    expect(visitor.locator("#consent_tracking")).not_to_be_checked()
+    visitor.check("#consent_tracking")
+    visitor.click("button:has-text('Subscribe')")
+    expect(visitor.locator("h1")).to_have_text("Almost done")
+    assert subscribers.search(rt, email="ada@example.org")[0][0].consents["tracking"] is True
+
+    # The marketer opens the list's public archive and sends a campaign.
+    sign_in(page, server, "mara@example.org")
+    page.goto(f"{server}/admin/lists/monthly")
+    page.check("input[name=archive]")
+    page.click("button:has-text('Save list')")
+    page.goto(f"{server}/admin/campaigns/new")
+    page.fill("input[name=name]", "Issue 1")
+    page.fill("input[name=subject]", "Issue 1 for {{ subscriber.name|default('you', true) }}")
+    page.check("input[name=lists][value=monthly]")
+    page.fill("textarea[name=body]", BODY)
+    page.click("button:has-text('Create draft')")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#send-now")
+    page.wait_for_url("**/stats")
+    expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
+    sink.wait_for(1)
+    html = sink.messages[-1].message.get_body(("html",)).get_content()
+    assert "/t/" in html and "/o/" in html  # she allowed tracking: tracked links and a pixel
+
+    # Anyone may read the archive: the issue rendered for no one, nothing personal, untracked.
+    visitor.goto(f"{server}/archive/monthly")
+    visitor.click("#archive a:has-text('Issue 1 for you')")
+    expect(visitor.locator("h1")).to_have_text("Hello")
+    content = visitor.content()
+    assert "Ada" not in content and "ada@example.org" not in content
+    assert "/t/" not in content and "/o/" not in content

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from listmgr.mail import tracking as rules
-from listmgr.models import Delivery, Engagement, utcnow
+from listmgr.models import ConsentEvent, Delivery, Engagement, Subscriber, utcnow
 from listmgr.services import campaigns, dashboard, segments
 from tests.campaign_support import campaign, make_list, person, wait_status
 from tests.conftest import drain
@@ -274,3 +274,99 @@ def test_public_archive_is_opt_in_and_names_nobody(rt, sink, audience, client, a
     draft = campaign(rt, name="Unsent", body=BODY)
     assert client.get(f"/archive/news/{draft}").status_code == 404
     assert client.get(f"/archive/other/{cid}").status_code == 404
+
+
+def test_a_mangled_campaign_part_still_leads_to_that_campaigns_web_version(
+    rt, sink, audience, client
+):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    sale = [u for u in _links(html["ada@example.org"]) if "/t/" in u][1]
+    ref, token = _path(sale).split("/")[2:4]
+    for mangled in ("garbage", ref[:-2], ref.upper()):
+        resp = client.get(f"/t/{mangled}/{token}", headers={"User-Agent": BROWSER})
+        assert resp.status_code == 302
+        assert urlsplit(resp.headers["Location"]).path == f"/w/c/{ref}"
+        page = client.get(urlsplit(resp.headers["Location"]).path)
+        assert page.status_code == 200 and "Hello " in page.get_data(as_text=True)
+    with rt.db.session() as s:
+        assert s.scalar(select(Engagement.id)) is None  # nothing recorded from a mangled link
+
+
+def test_head_requests_are_a_machines_and_left_out(rt, sink, audience, client):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    ada = html["ada@example.org"]
+    sale = [u for u in _links(ada) if "/t/" in u][1]
+    pixel = re.search(r'src="(http://listmgr\.test/o/[^"]+)"', ada).group(1)
+    resp = client.head(_path(sale), headers={"User-Agent": BROWSER})
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == "https://shop.example.com/sale?a=1&b=2"
+    assert client.head(_path(pixel), headers={"User-Agent": BROWSER}).status_code == 200
+    e = campaigns.stats(rt, cid).engagement
+    assert (e["unique_opens"], e["unique_clicks"], e["total_clicks"]) == (0, 0, 0)
+    assert (e["machine_opens_left_out"], e["scanner_clicks_left_out"]) == (1, 1)
+    # The same link followed by a person afterwards counts.
+    client.get(_path(sale), headers={"User-Agent": BROWSER})
+    assert campaigns.stats(rt, cid).engagement["unique_clicks"] == 1
+
+
+def _allows_tracking(rt, email: str) -> bool:
+    with rt.db.session() as s:
+        return bool(s.scalar(select(Subscriber.consent_tracking).where(Subscriber.email == email)))
+
+
+def test_the_sign_up_form_asks_for_tracking_unticked_and_a_tick_is_recorded(
+    rt, sink, audience, client
+):
+    page = client.get("/subscribe/news").get_data(as_text=True)
+    box = re.search(r"<input[^>]*name=\"consent_tracking\"[^>]*>", page)
+    assert box and "checked" not in box.group(0)
+    assert 'name="consent_tracking"' in client.get("/subscribe/news/embed").get_data(as_text=True)
+    assert client.post("/subscribe/news", data={"email": "cy@example.org"}).status_code == 200
+    assert not _allows_tracking(rt, "cy@example.org")
+    resp = client.post("/subscribe/news", data={"email": "di@example.org", "consent_tracking": "1"})
+    assert resp.status_code == 200 and _allows_tracking(rt, "di@example.org")
+    with rt.db.session() as s:
+        event = s.scalar(
+            select(ConsentEvent)
+            .join(Subscriber, Subscriber.id == ConsentEvent.subscriber_id)
+            .where(Subscriber.email == "di@example.org", ConsentEvent.kind == "consent_tracking")
+        )
+    assert event is not None and "links I click" in event.wording
+    # JSON: booleans only, refused before anything is looked up.
+    bad = client.post("/subscribe/news", json={"email": "ed@example.org", "consents": "all"})
+    assert bad.status_code == 422
+    bad = client.post(
+        "/subscribe/news", json={"email": "ed@example.org", "consents": {"tracking": "yes"}}
+    )
+    assert bad.status_code == 422 and not _allows_tracking(rt, "ed@example.org")
+    ok = client.post(
+        "/subscribe/news", json={"email": "ed@example.org", "consents": {"tracking": True}}
+    )
+    assert ok.status_code == 202 and _allows_tracking(rt, "ed@example.org")
+    # A sign-up never changes a known person: Bob's "no" stays, with the same answer.
+    resp = client.post(
+        "/subscribe/news", data={"email": "bob@example.org", "consent_tracking": "1"}
+    )
+    assert resp.status_code == 200 and not _allows_tracking(rt, "bob@example.org")
+
+
+def test_no_tracking_box_while_tracking_is_off(make_runtime, sink):
+    from listmgr.app import create_app
+
+    rt = make_runtime(tracking=False)
+    make_list(rt, "news")
+    client = create_app(rt=rt, migrate=False).test_client()
+    assert "consent_tracking" not in client.get("/subscribe/news").get_data(as_text=True)
+
+
+def test_a_click_without_images_counts_as_an_open_in_stats_and_segments(rt, sink, audience, client):
+    cid, html = _send(rt, sink)
+    _age_deliveries(rt, cid)
+    sale = [u for u in _links(html["ada@example.org"]) if "/t/" in u][1]
+    client.get(_path(sale), headers={"User-Agent": BROWSER})  # images blocked: no pixel
+    e = campaigns.stats(rt, cid).engagement
+    assert (e["unique_opens"], e["total_opens"], e["unique_clicks"]) == (1, 0, 1)
+    assert segments.count(rt, lists=["news"], rules={"engagement": "opened"}) == 1
+    assert segments.count(rt, lists=["news"], rules={"engagement": "clicked"}) == 1

@@ -27,14 +27,16 @@ from sqlmodel import col
 from listmgr.db import rows_changed
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.mail import content
-from listmgr.models import Campaign, CampaignStatus, Delivery, Engagement, utcnow
+from listmgr.models import Campaign, CampaignStatus, Delivery, Engagement, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit, ledger
 
 LETTERS = "ABCD"
 MAX_VARIANTS = len(LETTERS)
 KINDS = ("subject", "content")  # what differs: the subject, or the subject and the body
-METRICS = {"clicks": "click", "opens": "open"}  # the metric and the engagement kind it counts
+# The metric and the engagement kinds it counts: a click counts as an open (images may be
+# blocked), as on the campaign's own stats.
+METRICS = {"clicks": ("click",), "opens": ("open", "click")}
 MAX_WAIT_MINUTES = 30 * 24 * 60
 DEFAULTS = {"kind": "subject", "metric": "clicks", "test_percent": 20, "wait_minutes": 240}
 FIELD = "ab_test"
@@ -190,7 +192,7 @@ def engaged(s: Session, campaign_id: int, metric: str) -> dict[int, int]:
         )
         .where(
             col(Engagement.campaign_id) == campaign_id,
-            col(Engagement.kind) == METRICS[metric],
+            col(Engagement.kind).in_(METRICS[metric]),
             col(Delivery.variant).is_not(None),
             col(Engagement.machine).is_(False),  # machine opens and link scanners
         )
@@ -273,9 +275,10 @@ class VariantStats:
     letter: str
     subject: str
     sent: int
+    tracked: int  # of those sent, how many allow tracking: the rates' denominator
     opened: int
     clicked: int
-    open_rate: float  # % of sent
+    open_rate: float  # % of tracked, as the campaign's own rates
     click_rate: float
     won: bool
 
@@ -297,7 +300,8 @@ def _rate(n: int, sent: int) -> float:
 
 
 def compare(s: Session, row: Campaign) -> Comparison | None:
-    """Sent, people who opened and who clicked, and their rates per variant (None: no test)."""
+    """Sent, people who opened (a click counts) and who clicked, and their rates per variant
+    over the recipients who allow tracking, as the campaign's own rates (None: no test)."""
     config = row.ab_test
     if not config:
         return None
@@ -310,6 +314,20 @@ def compare(s: Session, row: Campaign) -> Comparison | None:
                 col(Delivery.campaign_id) == row.id,
                 col(Delivery.status) == ledger.SENT,
                 col(Delivery.variant).is_not(None),
+            )
+            .group_by(col(Delivery.variant))
+        )
+    }
+    tracked = {
+        int(variant or 0): int(n)
+        for variant, n in s.execute(
+            select(col(Delivery.variant), func.count())
+            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+            .where(
+                col(Delivery.campaign_id) == row.id,
+                col(Delivery.status) == ledger.SENT,
+                col(Delivery.variant).is_not(None),
+                col(Subscriber.consent_tracking).is_(True),
             )
             .group_by(col(Delivery.variant))
         )
@@ -330,10 +348,11 @@ def compare(s: Session, row: Campaign) -> Comparison | None:
                 letter=LETTERS[i],
                 subject=subject,
                 sent=sent.get(i, 0),
+                tracked=tracked.get(i, 0),
                 opened=opened.get(i, 0),
                 clicked=clicked.get(i, 0),
-                open_rate=_rate(opened.get(i, 0), sent.get(i, 0)),
-                click_rate=_rate(clicked.get(i, 0), sent.get(i, 0)),
+                open_rate=_rate(opened.get(i, 0), tracked.get(i, 0)),
+                click_rate=_rate(clicked.get(i, 0), tracked.get(i, 0)),
                 won=row.ab_winner == i,
             )
             for i, subject in enumerate(subjects)

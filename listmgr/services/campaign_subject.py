@@ -26,6 +26,18 @@ _lock = threading.Lock()
 def sample_subjects(rt: Runtime, campaign_ids: Iterable[int]) -> dict[int, Subject]:
     """Each campaign's subject rendered for the sample person its save-time check uses (lists
     deleted since are left out of the sample; a subject that fails is shown as written)."""
+    return {cid: both[0] for cid, both in _samples(rt, campaign_ids, variants=False).items()}
+
+
+def variant_subjects(rt: Runtime, campaign_id: int) -> list[Subject]:
+    """The subject of each variant of the campaign's A/B test (A, the campaign's own, first)
+    rendered for the same sample person; just A when there is no test."""
+    return _samples(rt, [campaign_id], variants=True).get(campaign_id, [])
+
+
+def _samples(
+    rt: Runtime, campaign_ids: Iterable[int], *, variants: bool
+) -> dict[int, list[Subject]]:
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
@@ -39,30 +51,40 @@ def sample_subjects(rt: Runtime, campaign_ids: Iterable[int]) -> dict[int, Subje
         }
         fields = sample_fields(list(s.scalars(select(FieldDef))))
     budget = limits(settings)
-    out = {}
+    out: dict[int, list[Subject]] = {}
     for row in rows:
         cid = id_of(row)
         views = list_rows(
             settings, {id_of(found[x]): found[x] for x in row.lists or [] if x in found}
         )
-        inputs = (row.subject, row.name, sorted(views.items()), sorted(fields.items()))
-        version = hashlib.sha256(repr((inputs, settings.base_url, budget)).encode()).hexdigest()
-        with _lock:
-            hit = _cache.get((cid, version))
-            if hit is not None:
-                _cache.move_to_end((cid, version))
-        if hit is None:
-            context = fast.sample_context(
-                views,
-                campaign_id=cid,
-                campaign_name=row.name,
-                base_url=settings.base_url,
-                fields=fields,
-            )
-            hit = rendered(row.subject, context, budget)
+        subjects = [row.subject]
+        if variants:
+            subjects += [
+                str(v.get("subject", "")) for v in (row.ab_test or {}).get("alternatives", [])
+            ]
+        context = None
+        shown = []
+        for subject in subjects:
+            inputs = (subject, row.name, sorted(views.items()), sorted(fields.items()))
+            version = hashlib.sha256(repr((inputs, settings.base_url, budget)).encode()).hexdigest()
             with _lock:
-                _cache[cid, version] = hit
-                while len(_cache) > CACHE_SIZE:
-                    _cache.popitem(last=False)
-        out[cid] = hit
+                hit = _cache.get((cid, version))
+                if hit is not None:
+                    _cache.move_to_end((cid, version))
+            if hit is None:
+                if context is None:
+                    context = fast.sample_context(
+                        views,
+                        campaign_id=cid,
+                        campaign_name=row.name,
+                        base_url=settings.base_url,
+                        fields=fields,
+                    )
+                hit = rendered(subject, context, budget)
+                with _lock:
+                    _cache[cid, version] = hit
+                    while len(_cache) > CACHE_SIZE:
+                        _cache.popitem(last=False)
+            shown.append(hit)
+        out[cid] = shown
     return out

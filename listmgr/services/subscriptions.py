@@ -197,13 +197,17 @@ def subscribe(
     fields: dict[str, Any] | None = None,
     interests: Iterable[str] | None = None,
     settings: Settings | None = None,
+    consents: Any = None,
 ) -> None:
     """Start (or restart) double opt-in; the caller's answer must not depend on the outcome.
-    settings: those in force (for the privacy notice recorded); read here when not given."""
+    settings: those in force (for the privacy notice recorded); read here when not given.
+    consents: {"tracking": bool, "profiling": bool} as ticked on the form; like the profile
+    they are given to a new subscriber only (a sign-up never changes a known person)."""
     address = normalize_email(email)
     display = clean_name(name)
+    wanted = signup_consents(consents)
     settings = settings or settings_store.effective(rt)
-    args = (rt, settings, list_slug, address, display, wording, origin, fields, interests)
+    args = (rt, settings, list_slug, address, display, wording, origin, fields, interests, wanted)
     try:
         outbox_ids = _subscribe(*args)
     except IntegrityError:  # the same address signed up at the same moment: now it exists
@@ -222,6 +226,7 @@ def _subscribe(
     origin: Origin,
     fields: dict[str, Any] | None,
     interests: Iterable[str] | None,
+    consents: Mapping[str, bool],
 ) -> list[int]:
     """One attempt at subscribe(), in one unit of work; the outbox ids to send."""
     outbox_ids: list[int] = []
@@ -243,7 +248,10 @@ def _subscribe(
         assert sub.id is not None and lst.id is not None  # stored rows
         if created and profile is not None:
             apply_profile(s, sub, profile)
-        elif not sub.name and display:
+        if created and consents:
+            for key, given in consents.items():
+                set_consents(s, sub, {key: given}, origin, wording=SIGNUP_WORDING[key])
+        if not created and not sub.name and display:
             sub.name = display
         member = s.scalar(
             select(Membership).where(
@@ -827,6 +835,32 @@ def unsubscribe_all(
 
 
 # -- consents to profiling and tracking ------------------------------------------------------
+# What the sign-up form's boxes say (unticked by default).
+SIGNUP_WORDING = {
+    "profiling": "Use what I read and do (activity such as products viewed or documents "
+    "downloaded) to send me mail that fits my interests.",
+    "tracking": "Record when I open your mail and which links I click. You can change this "
+    "in your preferences at any time.",
+}
+
+
+def signup_consents(consents: Any) -> dict[str, bool]:
+    """The consents given with a sign-up, checked before anything is looked up (so that the
+    answer never depends on whether the address is known); only those given."""
+    if consents is None:
+        return {}
+    if not isinstance(consents, dict):
+        raise ValidationError(
+            "consents takes booleans 'profiling' and 'tracking'", field="consents"
+        )
+    for key, given in consents.items():
+        if key not in WORDING or not isinstance(given, bool):
+            raise ValidationError(
+                "consents takes booleans 'profiling' and 'tracking'", field=f"consents.{key}"
+            )
+    return {key: True for key, given in consents.items() if given}
+
+
 def set_consents(
     s: Session,
     sub: Subscriber,

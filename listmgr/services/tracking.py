@@ -69,10 +69,13 @@ class Hit:
     link_id: int | None  # None for an open
 
 
-def _record(s: Session, settings: Settings, hit: Hit, user_agent: str) -> str | None:
+def _record(
+    s: Session, settings: Settings, hit: Hit, user_agent: str, *, probe: bool = False
+) -> str | None:
     """Record a hit when tracking is on and the person allows it now, in one read and one
     INSERT; returns the link's stored URL ("" for an open or the trap, None for no such
-    link of the campaign)."""
+    link of the campaign). A probe (a HEAD request: no person's browser sends one for a
+    link or an image) is a machine's."""
     mine = col(Delivery.campaign_id) == hit.campaign_id
     of_person = col(Delivery.subscriber_id) == hit.subscriber_id
     link = (
@@ -97,9 +100,9 @@ def _record(s: Session, settings: Settings, hit: Hit, user_agent: str) -> str | 
     now = utcnow()
     age = (now - sent_at).total_seconds()
     if hit.link_id is None:
-        machine = rules.machine_open(user_agent, age, settings.machine_open_seconds)
+        machine = probe or rules.machine_open(user_agent, age, settings.machine_open_seconds)
     else:
-        machine = rules.scanner_click(
+        machine = probe or rules.scanner_click(
             user_agent, age, settings.scanner_click_seconds, trap=hit.link_id == rules.TRAP
         )
     s.execute(
@@ -128,7 +131,13 @@ def _record(s: Session, settings: Settings, hit: Hit, user_agent: str) -> str | 
 
 
 def click(
-    rt: Runtime, settings: Settings, campaign_ref: str, token: str, user_agent: str
+    rt: Runtime,
+    settings: Settings,
+    campaign_ref: str,
+    token: str,
+    user_agent: str,
+    *,
+    probe: bool = False,
 ) -> str | None:
     """Where a tracked link leads (recorded if allowed); None when the token is not ours or
     names no link of the campaign (the caller shows the campaign's web version)."""
@@ -140,17 +149,35 @@ def click(
     if cid != ref_campaign:
         return None
     with rt.db.session() as s:
-        return _record(s, settings, Hit(cid, sid, lid), user_agent) or None
+        return _record(s, settings, Hit(cid, sid, lid), user_agent, probe=probe) or None
 
 
-def opened(rt: Runtime, settings: Settings, token: str, user_agent: str) -> None:
+def web_version_ref(rt: Runtime, campaign_ref: str, token: str) -> str:
+    """The campaign reference whose web version a click that cannot be followed shows: the
+    link's own when it can be read, else that of the campaign the click token names (a
+    mangled first part still leads to the right campaign)."""
+    try:
+        rt.tokens.read_campaign_ref(campaign_ref)
+        return campaign_ref
+    except TokenInvalid:
+        pass
+    try:
+        cid, _, _ = rt.tokens.read_click(token)
+    except TokenInvalid:
+        return campaign_ref
+    return rt.tokens.campaign_ref(cid)
+
+
+def opened(
+    rt: Runtime, settings: Settings, token: str, user_agent: str, *, probe: bool = False
+) -> None:
     """Record an open by the pixel (if allowed); a bad token records nothing."""
     try:
         cid, sid = rt.tokens.read_open(token)
     except TokenInvalid:
         return
     with rt.db.session() as s:
-        _record(s, settings, Hit(cid, sid, None), user_agent)
+        _record(s, settings, Hit(cid, sid, None), user_agent, probe=probe)
 
 
 # -- the numbers ------------------------------------------------------------------------------

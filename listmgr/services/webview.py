@@ -12,17 +12,19 @@ from sqlmodel import col
 
 from listmgr.errors import NotFound, TemplateError, TokenInvalid
 from listmgr.mail import campaign as fast
+from listmgr.mail import content
 from listmgr.models import (
     Campaign,
     CampaignStatus,
+    Delivery,
     MailingList,
     Subscriber,
     SubscriberInterest,
     id_of,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
-from listmgr.services.campaign_setup import renderer
+from listmgr.services import abtests, settings_store
+from listmgr.services.campaign_setup import renderer, source_of
 
 ARCHIVE_PAGE = 50
 GONE = "This message is not available."
@@ -83,18 +85,40 @@ def _nobody(list_id: int) -> fast.Recipient:
     return fast.Recipient(0, 0, "", "", list_id)
 
 
+def _variant_source(row: Campaign, variant: int | None) -> content.Content | None:
+    """What an A/B test's variant sent (None: the campaign's own content). Without a known
+    variant: the winner once chosen, else the campaign's own (variant A)."""
+    if not row.ab_test:
+        return None
+    chosen = variant if variant is not None else row.ab_winner
+    variants = abtests.sources(source_of(row), row.ab_test)
+    if chosen is None or not 0 < chosen < len(variants):
+        return None
+    return variants[chosen]
+
+
 def personal(rt: Runtime, token: str) -> WebVersion:
-    """The web version a recipient's link names: theirs, or the one for no one when the person
-    is gone or has since replaced their links."""
+    """The web version a recipient's link names: theirs (of the A/B test variant they got), or
+    the one for no one when the person is gone or has since replaced their links."""
     cid, sid, lid, epoch = rt.tokens.read_webview(token)
     settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = _started(s.get(Campaign, cid))
-        r, list_ids = renderer(rt, s, row, settings)
-        lid = lid if lid in r.setup.lists else list_ids[0]
         sub = s.get(Subscriber, sid) if sid else None
-        if sub is None or sub.link_epoch != epoch:
-            who, mine = _nobody(lid), False
+        mine = sub is not None and sub.link_epoch == epoch
+        variant = (
+            s.scalar(
+                select(col(Delivery.variant)).where(
+                    col(Delivery.campaign_id) == cid, col(Delivery.subscriber_id) == sid
+                )
+            )
+            if mine
+            else None
+        )
+        r, list_ids = renderer(rt, s, row, settings, _variant_source(row, variant))
+        lid = lid if lid in r.setup.lists else list_ids[0]
+        if sub is None or not mine:
+            who = _nobody(lid)
         else:
             tags = tuple(
                 s.scalars(
@@ -113,19 +137,19 @@ def personal(rt: Runtime, token: str) -> WebVersion:
                 tags,
                 link_epoch=sub.link_epoch,
             )
-            mine = True
     subject, html = _parts(r, who, personal=mine)
     return WebVersion(cid, subject, html)
 
 
 def for_no_one(rt: Runtime, campaign_id: int, *, slug: str | None = None) -> WebVersion:
-    """The campaign rendered for no one in particular (for `slug`'s archive when given)."""
+    """The campaign rendered for no one in particular (for `slug`'s archive when given); of an
+    A/B test, the winner once chosen."""
     settings = settings_store.effective(rt)
     with rt.db.session() as s:
         row = _started(s.get(Campaign, campaign_id))
         if slug is not None and slug not in (row.lists or []):
             raise NotFound(GONE)
-        r, list_ids = renderer(rt, s, row, settings)
+        r, list_ids = renderer(rt, s, row, settings, _variant_source(row, None))
     lid = next((i for i, v in r.setup.lists.items() if v.slug == slug), list_ids[0])
     subject, html = _parts(r, _nobody(lid), personal=False)
     return WebVersion(campaign_id, subject, html)

@@ -25,15 +25,21 @@ def _agent() -> str:
     return request.headers.get("User-Agent", "")[:500]
 
 
+def _probe() -> bool:
+    """A HEAD request: link checkers and gateways send them, a person's browser never does."""
+    return request.method == "HEAD"
+
+
 @bp.get("/t/<ref>/<token>")
 def click(ref: str, token: str) -> ResponseReturnValue:
     """Record the click (if the person allows it) and go to the campaign's link; a link that
     cannot be read leads to the campaign's web version, never to an error."""
     rt = current_runtime()
     # tracking and its windows are set in the config only: no read of the admin's settings
-    target = tracking.click(rt, rt.settings, ref, token, _agent())
+    target = tracking.click(rt, rt.settings, ref, token, _agent(), probe=_probe())
     if target is None:
-        resp = redirect(url_for("engagement.web_version_for_no_one", ref=ref), code=302)
+        shown = tracking.web_version_ref(rt, ref, token)
+        resp = redirect(url_for("engagement.web_version_for_no_one", ref=shown), code=302)
     else:
         resp = redirect(target, code=302)
     resp.headers["Cache-Control"] = PRIVATE
@@ -44,7 +50,7 @@ def click(ref: str, token: str) -> ResponseReturnValue:
 @bp.get("/o/<token>.gif")
 def pixel(token: str) -> Response:
     rt = current_runtime()
-    tracking.opened(rt, rt.settings, token, _agent())
+    tracking.opened(rt, rt.settings, token, _agent(), probe=_probe())
     resp = Response(tracking.PIXEL, mimetype="image/gif")
     resp.headers["Cache-Control"] = PRIVATE
     return resp

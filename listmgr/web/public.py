@@ -44,6 +44,8 @@ def _payload() -> dict[str, Any]:
         return data
     form: dict[str, Any] = {k: v for k, v in request.form.items()}
     form["interests"] = request.form.getlist("interests")
+    if request.form.get("consent_tracking"):  # the box, unticked unless the person ticks it
+        form["consents"] = {"tracking": True}
     for key in list(request.form):
         if key.startswith("field_"):
             values = request.form.getlist(key)
@@ -75,6 +77,10 @@ def _list_form(slug: str) -> dict[str, Any]:
         "lst": form.lst,
         "fields": form.fields,
         "interests": form.interests,
+        # asked only while tracking is on: a box that changes nothing would mislead
+        "tracking_box": subscriptions.SIGNUP_WORDING["tracking"]
+        if settings_in_force().tracking
+        else "",
         **_short_notice(form.lst.slug, form.lst.name),
     }
 
@@ -129,6 +135,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             fields=data.get("fields") or None,
             interests=data.get("interests") or None,
             settings=settings_in_force(),
+            consents=data.get("consents"),
         )
     except ValidationError as exc:
         if as_json:

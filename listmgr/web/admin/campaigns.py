@@ -463,6 +463,7 @@ def campaign_stats(campaign_id: int) -> ResponseReturnValue:
         subject=campaign_subject.sample_subjects(rt, [campaign_id])[campaign_id],
         stats=campaigns_service.stats(rt, campaign_id),
         comparison=campaigns_service.ab_comparison(rt, campaign_id),
+        variant_subjects=campaign_subject.variant_subjects(rt, campaign_id),
         progress=_progress(campaign_id),
         title=info.name,
         withheld=withholds(info.stats["audience"]),

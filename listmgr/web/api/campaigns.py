@@ -38,7 +38,14 @@ class _Content(BaseModel):
         return {"body": getattr(self, key), "content_format": fmt}
 
 
-FIGURES = ("sent", "opened", "clicked", "open_rate", "click_rate")  # per A/B test variant
+FIGURES = (
+    "sent",
+    "tracked",
+    "opened",
+    "clicked",
+    "open_rate",
+    "click_rate",
+)  # per A/B test variant
 
 
 class AbVariant(BaseModel):
@@ -473,8 +480,9 @@ def stats(campaign_id: int) -> ResponseReturnValue:
     unsubscribed (attributed by the token's campaign), remaining; and `engagement`: unique and
     total opens and clicks of the recipients who allow tracking, rates over them, clicks per
     link and per hour, and how many opens by mail privacy proxies and clicks by link
-    scanners were left out; with an A/B test, `ab_test`: per variant sent, unique opens and
-    clicks (machine opens and scanner clicks left out) and their rates, and which won when."""
+    scanners were left out; with an A/B test, `ab_test`: per variant sent, how many of those
+    allow tracking (`tracked`), unique opens (a click counts) and clicks (machine opens and
+    scanner clicks left out), their rates over `tracked`, and which won when."""
     rt = current_runtime()
     figures = shown_stats(asdict(campaigns.stats(rt, campaign_id)))
     comparison = campaigns.ab_comparison(rt, campaign_id)
