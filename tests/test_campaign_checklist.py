@@ -4,11 +4,12 @@ sending and scheduling and leave the campaign as it was."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from listmgr.errors import Blocked
 from listmgr.mail import checklist as cl
@@ -104,6 +105,28 @@ def test_a_blocker_refuses_sending_and_scheduling_and_changes_nothing(news):
     campaigns.schedule(rt, cid, at=None, actor="tests")
     results = campaigns.send_test(rt, cid, to=["me@example.org"], actor="tests")
     assert results[0]["sent"], results
+
+
+def test_starting_checks_the_blockers_without_counting_the_audience(news):
+    """The audience checks only warn: the start does not count the audience before it
+    materializes it (a count bounded like a live one refused a ten-million list)."""
+    rt = news
+    cid = campaign(rt, preheader="Hi", body=GOOD)
+    counts: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        if re.match(r"\s*SELECT count\(\*\)", statement, re.I) and "FROM subscriber" in statement:
+            counts.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", seen)
+    try:
+        audience = campaigns.start(rt, cid, actor="tests")
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", seen)
+    assert audience > 0
+    assert counts == []
+    # the composer's checklist still counts it and warns about an empty one
+    assert level(campaign_checklist.for_campaign(rt, cid), "audience") == cl.OK
 
 
 def test_a_scheduled_campaign_that_became_blocked_goes_back_to_draft(news):

@@ -94,7 +94,7 @@ class Facts:
     preheader: str  # as rendered ("" when none is written)
     dkim_domain: str  # the signing domain; "" when messages are not signed
     production: bool
-    audience: int
+    audience: int | None  # None: not counted (only the blockers were asked for)
     tracked: int  # of the audience: people who allow tracking
     never_engaged: int  # of those: sent NEVER_ENGAGED_SENT+ campaigns, never opened nor clicked
     rate_limits: RateLimits
@@ -402,7 +402,11 @@ def evaluate(facts: Facts) -> Checklist:
         text_check(visible, msg.text),
         *image_checks(found),
         *link_checks(urls, production=facts.production),
-        *audience_checks(facts.audience, facts.tracked, facts.never_engaged),
+        *(
+            audience_checks(facts.audience, facts.tracked, facts.never_engaged)
+            if facts.audience is not None
+            else ()
+        ),
         *rate_checks(facts.lists, facts.rate_limits, facts.rate_days),
     ]
     return Checklist(tuple(checks))

@@ -58,7 +58,7 @@ class _Gathered:
     subject: str
     preheader: str
     dkim_domain: str
-    audience: int
+    audience: int | None  # None: not counted
     tracked: int
     never_engaged: int
     lists: tuple[tuple[int, str], ...]  # (id, name)
@@ -88,7 +88,10 @@ def _gather(
     rules: Any,
     live: bool = False,
     audience: int | None = None,
+    count: bool = True,
 ) -> _Gathered:
+    """`count`: whether to count the audience and its engagement (warnings only, never a
+    blocker; a count of ten million people may take longer than a live count is allowed)."""
     r, list_ids = renderer(rt, s, row, settings)
     who = fast.Recipient(0, 0, SAMPLE[0], SAMPLE[1], list_ids[0])
     try:
@@ -103,7 +106,7 @@ def _gather(
     tracked = never = 0
     if not lists:
         audience = 0
-    else:
+    elif count:
         where = segments.expression(s, lists=list(row.lists), rules=rules)
         if audience is None:  # else counted by the caller already
             unsent = row.id is None or row.status in UNSENT
@@ -163,14 +166,21 @@ def _evaluate(
 
 
 def for_campaign(
-    rt: Runtime, campaign_id: int, *, settings: Settings | None = None
+    rt: Runtime,
+    campaign_id: int,
+    *,
+    settings: Settings | None = None,
+    blockers_only: bool = False,
 ) -> checklist.Checklist:
-    """The checklist of the campaign as saved."""
+    """The checklist of the campaign as saved (`blockers_only`: without the audience's
+    checks, which only warn, so that nothing counts the audience)."""
     settings = settings or settings_store.effective(rt)
     with rt.db.session() as s:
         row = get_row(s, campaign_id)
         rules = segments.rules_in_force(s, row.segment_id, row.segment_rules)
-        gathered = _gather(rt, s, row, settings, subject_written=True, rules=rules)
+        gathered = _gather(
+            rt, s, row, settings, subject_written=True, rules=rules, count=not blockers_only
+        )
     return _evaluate(rt, settings, gathered)
 
 
@@ -209,7 +219,9 @@ def refuse_blocked(rt: Runtime, campaign_id: int, *, settings: Settings) -> None
     with rt.db.session() as s:
         if get_row(s, campaign_id).status not in UNSENT:
             return  # not sendable anyway: the caller says why
-    found = for_campaign(rt, campaign_id, settings=settings)
+    # The start counts the audience as it materializes it: counting it before (bounded like a
+    # live count) would refuse a list of millions on a busy database for a mere warning.
+    found = for_campaign(rt, campaign_id, settings=settings, blockers_only=True)
     if found.blockers:
         raise Blocked(
             "the campaign checklist has blockers: " + "; ".join(c.message for c in found.blockers),
