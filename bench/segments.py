@@ -199,18 +199,21 @@ def load_sqlite(url: str, n: int, n_events: int) -> float:
     return took
 
 
-def prepare(kind: str, url: str, n: int, n_events: int, reuse: bool) -> str:
-    """Create, migrate and fill the database unless --reuse finds it filled."""
+def prepare(
+    kind: str, url: str, n: int, n_events: int, reuse: bool, *, name: str = PG_NAME
+) -> str:
+    """Create, migrate and fill the database unless --reuse finds it filled (PostgreSQL: the
+    database `name` beside `url`)."""
     if kind == "pg":
         base = make_url(url)
-        target = base.set(database=PG_NAME).render_as_string(hide_password=False)
+        target = base.set(database=name).render_as_string(hide_password=False)
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
-            exists = c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_NAME})
+            exists = c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
             if exists and reuse:
                 return target
-            c.execute(text(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{PG_NAME}"'))
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
     else:
         path = Path(url)
