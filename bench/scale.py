@@ -421,6 +421,143 @@ def project(r: dict[str, float]) -> None:
     )
 
 
+# -- a year in small: one table vs a partition per campaign ----------------------------------
+LEDGER_COLUMNS = (
+    "campaign_id, subscriber_id, list_id, status, attempts, claimed_by, in_flight, "
+    "possibly_duplicate, smtp_server, error, bounced, complained, unsubscribed"
+)
+
+
+def _campaign(c: Any, table: str, cid: int, rows: int) -> None:
+    """A campaign's life in the ledger: materialized, every row claimed, every row sent."""
+    c.execute(
+        text(
+            f"INSERT INTO {table} ({LEDGER_COLUMNS}) SELECT {cid}, g, 1, 'queued', 0, '', "
+            f"false, false, '', '', false, false, false FROM generate_series(1, {rows}) g"
+        )
+    )
+    c.execute(
+        text(
+            f"UPDATE {table} SET status = 'claimed', claimed_by = 'w:4', "
+            f"lease_until = now() WHERE campaign_id = {cid}"
+        )
+    )
+    c.execute(
+        text(
+            f"UPDATE {table} SET status = 'sent', attempts = 1, sent_at = now(), "
+            f"attempted_at = now(), smtp_server = 'sink', claimed_by = '', lease_until = NULL "
+            f"WHERE campaign_id = {cid}"
+        )
+    )
+
+
+def _timed(c: Any, sql: str) -> float:
+    t = time.perf_counter()
+    c.execute(text(sql))
+    return time.perf_counter() - t
+
+
+def history(pg_url: str, rows: int, campaigns_: int) -> None:
+    """VACUUM after each of `campaigns_` campaigns of `rows` rows, and removing the oldest
+    campaign: in the delivery table as the migrations make it, and in a copy partitioned by
+    campaign (a partition created and attached per campaign, VACUUM of that partition, as
+    autovacuum does per partition; the oldest removed by DETACH and DROP)."""
+    name = f"scale_{os.getpid()}_history"
+    base = make_url(pg_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        runtime.build({"database_url": url, "secret_key": SECRET}, migrate=True)
+        dbmod.dispose_engines()
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            c.execute(text("ALTER TABLE delivery SET (autovacuum_enabled = false)"))
+            c.execute(
+                text(
+                    "CREATE TABLE delivery_parted (LIKE delivery INCLUDING DEFAULTS) "
+                    "PARTITION BY LIST (campaign_id)"
+                )
+            )
+            for ddl in (
+                "ALTER TABLE delivery_parted ADD PRIMARY KEY (id, campaign_id)",
+                "CREATE UNIQUE INDEX ON delivery_parted (subscriber_id, campaign_id)",
+                "CREATE INDEX ON delivery_parted (campaign_id, status, next_attempt_at)",
+                "CREATE INDEX ON delivery_parted (sent_at, subscriber_id) WHERE status = 'sent'",
+                "CREATE INDEX ON delivery_parted (campaign_id, attempted_at) "
+                "WHERE status IN ('sent', 'failed')",
+            ):
+                c.execute(text(ddl))
+            one, parted = [], []
+            for cid in range(1, campaigns_ + 1):
+                _campaign(c, "delivery", cid, rows)
+                one.append(_timed(c, "VACUUM delivery"))
+                part = f"delivery_c{cid}"
+                attach = _timed(
+                    c,
+                    f"CREATE TABLE {part} (LIKE delivery_parted INCLUDING DEFAULTS "
+                    f"INCLUDING CONSTRAINTS); ALTER TABLE {part} SET "
+                    f"(autovacuum_enabled = false); ALTER TABLE delivery_parted ATTACH "
+                    f"PARTITION {part} FOR VALUES IN ({cid})",
+                )
+                _campaign(c, "delivery_parted", cid, rows)
+                parted.append(_timed(c, f"VACUUM {part}"))
+                print(
+                    f"  campaign {cid}: VACUUM one table {one[-1]:.2f} s, its partition "
+                    f"{parted[-1]:.2f} s (partition created and attached in {attach:.2f} s)",
+                    flush=True,
+                )
+            size_one = (
+                c.scalar(text("SELECT pg_table_size('delivery')")),
+                c.scalar(text("SELECT pg_indexes_size('delivery')")),
+            )
+            tree = "FROM pg_partition_tree('delivery_parted') WHERE isleaf"
+            size_parted = (
+                c.scalar(text(f"SELECT sum(pg_table_size(relid)) {tree}")),
+                c.scalar(text(f"SELECT sum(pg_indexes_size(relid)) {tree}")),
+            )
+            last = f"delivery_c{campaigns_}"
+            full_s = _timed(c, f"VACUUM FULL {last}")
+            compact = c.scalar(text(f"SELECT pg_total_relation_size('{last}')"))
+            delete_s = _timed(c, "DELETE FROM delivery WHERE campaign_id = 1")
+            delete_vacuum_s = _timed(c, "VACUUM delivery")
+            drop_s = _timed(
+                c,
+                "ALTER TABLE delivery_parted DETACH PARTITION delivery_c1; DROP TABLE delivery_c1",
+            )
+        engine.dispose()
+        total = campaigns_ * rows
+        print(f"history of {campaigns_} campaigns x {rows:,} rows, bytes per ledger row:")
+        for label, (heap, index) in (("one table", size_one), ("partitioned", size_parted)):
+            print(
+                f"  {label}: table {heap / total:.0f} B + indexes {index / total:.0f} B = "
+                f"{(heap + index) / total:.0f} B ({(heap + index) / 2**20:,.0f} MB)"
+            )
+        print(
+            f"  the last campaign's partition after VACUUM FULL ({full_s:.2f} s, once it is "
+            f"sent): {compact / rows:.0f} B per row"
+        )
+        print(
+            f"  VACUUM after the last campaign: one table {one[-1]:.2f} s "
+            f"({one[-1] / one[0]:.1f}x the first), its partition {parted[-1]:.2f} s "
+            f"({parted[-1] / parted[0]:.1f}x the first)"
+        )
+        print(
+            f"  VACUUMs of all {campaigns_} campaigns: one table {sum(one):.1f} s, "
+            f"partitions {sum(parted):.1f} s"
+        )
+        print(
+            f"  removing the oldest campaign: DELETE {delete_s:.2f} s + VACUUM "
+            f"{delete_vacuum_s:.2f} s, vs DETACH + DROP of its partition {drop_s:.2f} s"
+        )
+    finally:
+        dbmod.dispose_engines()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000000,10000000", help="subscriber counts, comma")
@@ -436,9 +573,21 @@ def main() -> None:
         default=200_000,
         help="rows claimed through the real statements at the start and at the end",
     )
+    parser.add_argument(
+        "--history",
+        metavar="CAMPAIGNSxROWS",
+        help="only the history experiment, e.g. 6x300000: VACUUM after each campaign and "
+        "removing the oldest, one delivery table vs a partition per campaign",
+    )
     parser.add_argument("--save", help="write the figures measured so far to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = parser.parse_args()
+    if args.history:
+        many, rows = (int(x.replace("_", "")) for x in args.history.lower().split("x"))
+        print(f"start: {uptime()}", flush=True)
+        history(args.pg_url, rows, many)
+        print(f"end: {uptime()}")
+        return
     sizes = sorted(int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip())
     print(f"start: {uptime()}", flush=True)
     results = []
