@@ -199,9 +199,7 @@ def load_sqlite(url: str, n: int, n_events: int) -> float:
     return took
 
 
-def prepare(
-    kind: str, url: str, n: int, n_events: int, reuse: bool, *, name: str = PG_NAME
-) -> str:
+def prepare(kind: str, url: str, n: int, n_events: int, reuse: bool, *, name: str = PG_NAME) -> str:
     """Create, migrate and fill the database unless --reuse finds it filled (PostgreSQL: the
     database `name` beside `url`)."""
     if kind == "pg":
