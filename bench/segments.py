@@ -268,12 +268,15 @@ def load_sqlite(url: str, n: int, n_events: int) -> float:
     return took
 
 
-def prepare(kind: str, args: argparse.Namespace) -> tuple[str, Callable[[], None]]:
-    """Create (or --reuse), migrate and fill a scratch database: its URL and how to drop it."""
+def prepare(
+    kind: str, args: argparse.Namespace, *, name: str | None = None
+) -> tuple[str, Callable[[], None]]:
+    """Create (or --reuse), migrate and fill a scratch database: its URL and how to drop it
+    (PostgreSQL: named `name`, or after this process)."""
     pid = os.getpid()
     if kind == "pg":
         base = make_url(args.pg_url)
-        name = args.reuse or f"lmbench_segments_{pid}"
+        name = args.reuse or name or f"lmbench_segments_{pid}"
         target = base.set(database=name).render_as_string(hide_password=False)
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         if not args.reuse:
