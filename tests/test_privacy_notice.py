@@ -313,8 +313,69 @@ def test_mail_about_the_person_links_the_notice_of_each_of_their_lists(rt, clien
     [welcome] = [m for m in sink.wait_for(4) if m.rcpt_tos == ["new@example.org"]][1:]
     text = welcome.message.get_body(("plain",)).get_content()
     assert "Privacy notice: http://listmgr.test/privacy/news" in text
+    assert re.search(r"\nUnsubscribe: http://listmgr.test/u/\S+\r?\nPrivacy notice: ", text)
     assert "privacy/deals" not in text
     assert (
         'href="http://listmgr.test/privacy/news"'
         in welcome.message.get_body(("html",)).get_content()
     )
+
+
+def _render_every_mail(unsubscribe_url):
+    """Each transactional mail rendered with its links filled in: {kind: (text, html)}."""
+    from jinja2.exceptions import UndefinedError
+
+    from listmgr import resource_dir
+    from listmgr.mail import transactional
+
+    out = {}
+    for folder in sorted((resource_dir("templates") / "email").iterdir()):
+        if not folder.is_dir():
+            continue
+        ctx = {
+            "privacy_links": [("News", "http://listmgr.test/privacy/news")],
+            "unsubscribe_url": unsubscribe_url,
+            "manage_url": "http://listmgr.test/p/manage",
+        }
+        while True:
+            try:
+                _, text, html = transactional.render(folder.name, ctx)
+                break
+            except UndefinedError as exc:  # every other variable: an empty string
+                found = re.search(r"'(\w+)' is undefined", str(exc))
+                assert found, exc
+                ctx[found.group(1)] = ""
+        out[folder.name] = (text, html)
+    return out
+
+
+def test_transactional_mail_links_the_notice_next_to_its_unsubscribe_link():
+    notice_url = "http://listmgr.test/privacy/news"
+    for unsubscribe_url in ("http://listmgr.test/u/token", ""):
+        mails = _render_every_mail(unsubscribe_url)
+        assert {"welcome", "already_subscribed", "repermission", "confirm"} <= set(mails)
+        beside = 0
+        for kind, (text, html) in mails.items():
+            if kind in ("campaign_paused", "inbound_reply"):  # to staff, or a reply by hand
+                continue
+            assert text.count(notice_url) == 1, (kind, text)
+            lines = text.splitlines()
+            at = next(i for i, line in enumerate(lines) if notice_url in line)
+            unsubscribe = [i for i, line in enumerate(lines) if line.startswith("Unsubscribe")]
+            if unsubscribe and not unsubscribe_url:
+                continue  # a mail that always has the link (welcome): never without it
+            if unsubscribe:  # on the line right after the unsubscribe link, as in campaign mail
+                beside += 1
+                assert at == unsubscribe[0] + 1, (kind, text)
+                assert lines[at] == f"Privacy notice: {notice_url}"
+                assert html.count(notice_url) == 1, (kind, html)
+                assert re.search(
+                    rf'href="{unsubscribe_url}">Unsubscribe[^<]*</a> &middot; <a href="{notice_url}">Privacy notice</a>',
+                    html,
+                ), (kind, html)
+            else:  # no unsubscribe link: the notice stays in the signature / footer
+                assert "--" in lines[:at], (kind, text)
+                if html:
+                    assert html.count(notice_url) == 1, (kind, html)
+                    assert html.index(notice_url) > html.index("border-top"), (kind, html)
+        assert beside == (3 if unsubscribe_url else 0)
