@@ -379,3 +379,64 @@ def test_transactional_mail_links_the_notice_next_to_its_unsubscribe_link():
                     assert html.count(notice_url) == 1, (kind, html)
                     assert html.index(notice_url) > html.index("border-top"), (kind, html)
         assert beside == (3 if unsubscribe_url else 0)
+
+
+def _consent_notices(rt, sid, kind):
+    """(list slug of the notice, notice detail ids) for each of the person's events of a kind."""
+    from listmgr.models import MailingList
+
+    with rt.db.session() as s:
+        return [
+            (slug, detail.get("privacy_notice_ids"))
+            for slug, detail in s.execute(
+                select(MailingList.slug, ConsentEvent.detail)
+                .select_from(ConsentEvent)
+                .outerjoin(PrivacyNotice, PrivacyNotice.id == ConsentEvent.privacy_notice_id)
+                .outerjoin(MailingList, MailingList.id == PrivacyNotice.list_id)
+                .where(ConsentEvent.subscriber_id == sid, ConsentEvent.kind == kind)
+                .order_by(ConsentEvent.id)
+            )
+        ]
+
+
+def test_consents_to_profiling_and_tracking_name_the_notice_in_force(rt, client, sink):
+    from listmgr.services import subscribers
+    from listmgr.web.preference_form import FORM_MARKER
+
+    make_list(rt, "news", name="News")
+    make_list(rt, "deals", name="Deals & more", opt_in="double")
+    make_list(rt, "zines", name="Zines", opt_in="double")
+
+    # given when added (API/admin) to lists: the notice of the first of them, by name
+    sid = subscribers.create(
+        rt,
+        email="kim@example.org",
+        lists=["zines", "news"],
+        consent="x",
+        consents={"tracking": True},
+    )
+    [(slug, ids)] = _consent_notices(rt, sid, "consent_tracking")
+    assert slug == "news" and len(ids) == 2
+
+    # given in the preference center: the notice of the first list the page shows them on
+    token = rt.tokens.manage(sid)
+    form = {FORM_MARKER: "1", "action": "save", "lists": ["zines", "news"]}
+    assert client.post(f"/p/{token}", data={**form, "consent_profiling": "1"}).status_code == 200
+    [(slug, ids)] = _consent_notices(rt, sid, "consent_profiling")
+    assert slug == "news" and len(ids) == 2
+    # withdrawn there too: the notice in force then, which a change of news's form made new
+    fielddefs.create_field(rt, key="company", label="Company name", type="text")
+    lists.update(rt, "news", form_fields=["company"])
+    assert client.post(f"/p/{token}", data=form).status_code == 200
+    assert _notice_versions(rt, sid, "consent_profiling") == [1, 2]
+
+    # edited by the staff: the same rule
+    subscribers.update(rt, sid, consents={"tracking": False})
+    assert [slug for slug, _ in _consent_notices(rt, sid, "consent_tracking")] == ["news", "news"]
+
+    # someone on no list who joins one with the same form: the notice of the list joined
+    other = subscribers.create(rt, email="lou@example.org", lists=[], consent="x")
+    mine = rt.tokens.manage(other)
+    joined = {FORM_MARKER: "1", "action": "save", "lists": ["deals"], "consent_tracking": "1"}
+    assert client.post(f"/p/{mine}", data=joined).status_code == 200
+    assert _consent_notices(rt, other, "consent_tracking") == [("deals", None)]

@@ -8,6 +8,7 @@ the person was given even after the configuration changed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ from listmgr.models import (
     FieldDef,
     Interest,
     MailingList,
+    Membership,
+    MemberStatus,
     PrivacyNotice,
     id_of,
 )
@@ -106,6 +109,32 @@ def current(s: Session, settings: Settings, lst: MailingList) -> PrivacyNotice:
         assert stored is not None  # the row that won
         return stored
     return row
+
+
+def for_person(
+    s: Session, settings: Settings, subscriber_id: int | None, joining: Iterable[str] = ()
+) -> list[PrivacyNotice]:
+    """The notices in force for a consent that belongs to no one list (profiling, tracking).
+
+    Those of the lists the person is on (confirmed or waiting for confirmation), in the order
+    the preference center shows them and links their notices (by name); when they are on
+    none, those of the lists they are joining (`joining`, slugs) in the same order. The first
+    is the one a consent event names; every list's notice states the same about these
+    consents, since they come from settings, not from one list."""
+    on = (
+        select(col(Membership.list_id))
+        .where(
+            col(Membership.subscriber_id) == subscriber_id,
+            col(Membership.status).in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+        )
+        .scalar_subquery()
+    )
+    query = select(MailingList).order_by(col(MailingList.name), col(MailingList.id))
+    found = list(s.scalars(query.where(col(MailingList.id).in_(on)))) if subscriber_id else []
+    wanted = [slug for slug in joining if isinstance(slug, str)]
+    if not found and wanted:
+        found = list(s.scalars(query.where(col(MailingList.slug).in_(wanted))))
+    return [current(s, settings, lst) for lst in found]
 
 
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:
