@@ -163,7 +163,7 @@ def test_pages_are_printable_and_escape_what_they_show(rt, client):
     html = page.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<b>News</b>" not in html and "&lt;b&gt;News&lt;/b&gt; &amp; more" in html
-    assert 'class="print"' in html and "Version 1" in html
+    assert 'class="print"' in html and "Version 2" in html  # one more since the field was offered
     css = client.get("/static/app.css").get_data(as_text=True)
     assert "@media print" in css and "main.notice" in css
     assert _notice(client)["notice"]["list"]["name"] == "<b>News</b> & more"
@@ -179,7 +179,7 @@ def test_bad_slugs_get_a_not_found_page_or_json(rt, client):
     assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found"
     assert client.get("/privacy/news.json.json").status_code == 404
     assert client.post("/privacy/news").status_code == 405
-    assert _versions(rt) == []  # nothing stored for lists that do not exist
+    assert _versions(rt) == [1]  # news's, stored when it was made; none for lists that do not exist
 
 
 def test_forms_and_the_confirmation_page_carry_the_short_notice(rt, client, sink):
@@ -440,3 +440,59 @@ def test_consents_to_profiling_and_tracking_name_the_notice_in_force(rt, client,
     joined = {FORM_MARKER: "1", "action": "save", "lists": ["deals"], "consent_tracking": "1"}
     assert client.post(f"/p/{mine}", data=joined).status_code == 200
     assert _consent_notices(rt, other, "consent_tracking") == [("deals", None)]
+
+
+def test_each_change_of_the_configuration_makes_its_own_version_at_once(
+    rt, client, api, accounts_by_role, monkeypatch
+):
+    from listmgr.services import recovery
+    from tests.admin_support import post_form
+
+    def stored():  # read from the database: showing a notice would make the version itself
+        with rt.db.session() as s:
+            return [
+                (version, created_at)
+                for version, created_at in s.execute(
+                    select(PrivacyNotice.version, PrivacyNotice.created_at).order_by(
+                        PrivacyNotice.id
+                    )
+                )
+            ]
+
+    assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
+    assert [v for v, _ in stored()] == [1]  # a new list has its notice from the start
+
+    # two admin changes in a row, nobody looking at the notice in between: two versions
+    session_login(client, rt, accounts_by_role["admin"])
+    address = "Example Org, 2 Other Street, Elsewhere"
+    done = post_form(
+        client, "/admin/settings", "/admin/settings", {"default_postal_address": address}
+    )
+    assert done.status_code == 302
+    relay = {"smtp_url": f"{rt.settings.smtp_url} smtp://{RELAY}:587"}
+    assert post_form(client, "/admin/settings", "/admin/settings", relay).status_code == 302
+    assert [v for v, _ in stored()] == [1, 2, 3]
+
+    # a field, then an interest, offered on the form; a label changed: one version each
+    body = {"key": "company", "label": "Company", "type": "text"}
+    assert api.post("/api/fields", json=body).status_code == 201
+    assert api.patch("/api/lists/news", json={"form_fields": ["company"]}).status_code == 200
+    fielddefs.update_field(rt, "company", label="Company name")
+    fielddefs.create_interest(rt, key="books", label="Books")
+    lists.update(rt, "news", form_interests=["books"])
+    fielddefs.update_interest(rt, "books", label="Books and reading")
+    fielddefs.delete_field(rt, "company")
+    assert [v for v, _ in stored()] == [1, 2, 3, 4, 5, 6, 7, 8]
+    dates = [at for _, at in stored()]
+    assert dates == sorted(dates)
+    # a change that leaves the notice as it is makes none; neither does looking at it
+    settings_store.update(rt, {"send_rate": 5})
+    shown = _notice(client)
+    assert shown["version"] == 8 and [v for v, _ in stored()][-1] == 8
+    assert address in str(shown) and RELAY in str(shown) and "Books and reading" in str(shown)
+    assert "Company name" not in str(shown)
+
+    # a change of the configuration file: stored at the worker's first sweep after a restart
+    monkeypatch.setattr(rt, "settings", rt.settings.with_values({"default_from_name": "Org 2"}))
+    recovery.sweep(rt)
+    assert [v for v, _ in stored()][-1] == 9

@@ -1,7 +1,8 @@
 """The published versions of each list's privacy notice.
 
-The notice is computed (listmgr.notice.compose) whenever it is shown or a consent is recorded;
-when its digest differs from the list's latest stored version, a new version is stored with
+The notice is computed (listmgr.notice.compose) after every change that can alter it
+(services/notice_follow), at the worker's start, whenever it is shown and whenever a consent
+is recorded; when its digest differs from the list's latest stored version, a new version is stored with
 its date. Consent events point at the version in force, so a proof of consent shows the text
 the person was given even after the configuration changed.
 """
@@ -135,6 +136,21 @@ def for_person(
     if not found and wanted:
         found = list(s.scalars(query.where(col(MailingList.slug).in_(wanted))))
     return [current(s, settings, lst) for lst in found]
+
+
+def refresh_all(rt: Runtime, settings: Settings | None = None) -> int:
+    """Compute the notice in force of every list (storing a new version where the content
+    changed); returns how many new versions were stored."""
+    from listmgr.services import settings_store
+
+    settings = settings or settings_store.effective(rt)
+    stored = 0
+    with rt.db.session() as s:
+        for lst in s.scalars(select(MailingList).order_by(col(MailingList.id))):
+            before = _latest(s, id_of(lst))
+            if current(s, settings, lst) is not before:
+                stored += 1
+    return stored
 
 
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:
