@@ -163,7 +163,7 @@ def test_pages_are_printable_and_escape_what_they_show(rt, client):
     html = page.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<b>News</b>" not in html and "&lt;b&gt;News&lt;/b&gt; &amp; more" in html
-    assert 'class="print"' in html and "Version 1" in html
+    assert 'class="print"' in html and "Version 2" in html  # one more since the field was offered
     css = client.get("/static/app.css").get_data(as_text=True)
     assert "@media print" in css and "main.notice" in css
     assert _notice(client)["notice"]["list"]["name"] == "<b>News</b> & more"
@@ -179,7 +179,7 @@ def test_bad_slugs_get_a_not_found_page_or_json(rt, client):
     assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found"
     assert client.get("/privacy/news.json.json").status_code == 404
     assert client.post("/privacy/news").status_code == 405
-    assert _versions(rt) == []  # nothing stored for lists that do not exist
+    assert _versions(rt) == [1]  # news's, stored when it was made; none for lists that do not exist
 
 
 def test_forms_and_the_confirmation_page_carry_the_short_notice(rt, client, sink):
@@ -313,8 +313,186 @@ def test_mail_about_the_person_links_the_notice_of_each_of_their_lists(rt, clien
     [welcome] = [m for m in sink.wait_for(4) if m.rcpt_tos == ["new@example.org"]][1:]
     text = welcome.message.get_body(("plain",)).get_content()
     assert "Privacy notice: http://listmgr.test/privacy/news" in text
+    assert re.search(r"\nUnsubscribe: http://listmgr.test/u/\S+\r?\nPrivacy notice: ", text)
     assert "privacy/deals" not in text
     assert (
         'href="http://listmgr.test/privacy/news"'
         in welcome.message.get_body(("html",)).get_content()
     )
+
+
+def _render_every_mail(unsubscribe_url):
+    """Each transactional mail rendered with its links filled in: {kind: (text, html)}."""
+    from jinja2.exceptions import UndefinedError
+
+    from listmgr import resource_dir
+    from listmgr.mail import transactional
+
+    out = {}
+    for folder in sorted((resource_dir("templates") / "email").iterdir()):
+        if not folder.is_dir():
+            continue
+        ctx = {
+            "privacy_links": [("News", "http://listmgr.test/privacy/news")],
+            "unsubscribe_url": unsubscribe_url,
+            "manage_url": "http://listmgr.test/p/manage",
+        }
+        while True:
+            try:
+                _, text, html = transactional.render(folder.name, ctx)
+                break
+            except UndefinedError as exc:  # every other variable: an empty string
+                found = re.search(r"'(\w+)' is undefined", str(exc))
+                assert found, exc
+                ctx[found.group(1)] = ""
+        out[folder.name] = (text, html)
+    return out
+
+
+def test_transactional_mail_links_the_notice_next_to_its_unsubscribe_link():
+    notice_url = "http://listmgr.test/privacy/news"
+    for unsubscribe_url in ("http://listmgr.test/u/token", ""):
+        mails = _render_every_mail(unsubscribe_url)
+        assert {"welcome", "already_subscribed", "repermission", "confirm"} <= set(mails)
+        beside = 0
+        for kind, (text, html) in mails.items():
+            if kind in ("campaign_paused", "inbound_reply"):  # to staff, or a reply by hand
+                continue
+            assert text.count(notice_url) == 1, (kind, text)
+            lines = text.splitlines()
+            at = next(i for i, line in enumerate(lines) if notice_url in line)
+            unsubscribe = [i for i, line in enumerate(lines) if line.startswith("Unsubscribe")]
+            if unsubscribe and not unsubscribe_url:
+                continue  # a mail that always has the link (welcome): never without it
+            if unsubscribe:  # on the line right after the unsubscribe link, as in campaign mail
+                beside += 1
+                assert at == unsubscribe[0] + 1, (kind, text)
+                assert lines[at] == f"Privacy notice: {notice_url}"
+                assert html.count(notice_url) == 1, (kind, html)
+                assert re.search(
+                    rf'href="{unsubscribe_url}">Unsubscribe[^<]*</a> &middot; <a href="{notice_url}">Privacy notice</a>',
+                    html,
+                ), (kind, html)
+            else:  # no unsubscribe link: the notice stays in the signature / footer
+                assert "--" in lines[:at], (kind, text)
+                if html:
+                    assert html.count(notice_url) == 1, (kind, html)
+                    assert html.index(notice_url) > html.index("border-top"), (kind, html)
+        assert beside == (3 if unsubscribe_url else 0)
+
+
+def _consent_notices(rt, sid, kind):
+    """(list slug of the notice, notice detail ids) for each of the person's events of a kind."""
+    from listmgr.models import MailingList
+
+    with rt.db.session() as s:
+        return [
+            (slug, detail.get("privacy_notice_ids"))
+            for slug, detail in s.execute(
+                select(MailingList.slug, ConsentEvent.detail)
+                .select_from(ConsentEvent)
+                .outerjoin(PrivacyNotice, PrivacyNotice.id == ConsentEvent.privacy_notice_id)
+                .outerjoin(MailingList, MailingList.id == PrivacyNotice.list_id)
+                .where(ConsentEvent.subscriber_id == sid, ConsentEvent.kind == kind)
+                .order_by(ConsentEvent.id)
+            )
+        ]
+
+
+def test_consents_to_profiling_and_tracking_name_the_notice_in_force(rt, client, sink):
+    from listmgr.services import subscribers
+    from listmgr.web.preference_form import FORM_MARKER
+
+    make_list(rt, "news", name="News")
+    make_list(rt, "deals", name="Deals & more", opt_in="double")
+    make_list(rt, "zines", name="Zines", opt_in="double")
+
+    # given when added (API/admin) to lists: the notice of the first of them, by name
+    sid = subscribers.create(
+        rt,
+        email="kim@example.org",
+        lists=["zines", "news"],
+        consent="x",
+        consents={"tracking": True},
+    )
+    [(slug, ids)] = _consent_notices(rt, sid, "consent_tracking")
+    assert slug == "news" and len(ids) == 2
+
+    # given in the preference center: the notice of the first list the page shows them on
+    token = rt.tokens.manage(sid)
+    form = {FORM_MARKER: "1", "action": "save", "lists": ["zines", "news"]}
+    assert client.post(f"/p/{token}", data={**form, "consent_profiling": "1"}).status_code == 200
+    [(slug, ids)] = _consent_notices(rt, sid, "consent_profiling")
+    assert slug == "news" and len(ids) == 2
+    # withdrawn there too: the notice in force then, which a change of news's form made new
+    fielddefs.create_field(rt, key="company", label="Company name", type="text")
+    lists.update(rt, "news", form_fields=["company"])
+    assert client.post(f"/p/{token}", data=form).status_code == 200
+    assert _notice_versions(rt, sid, "consent_profiling") == [1, 2]
+
+    # edited by the staff: the same rule
+    subscribers.update(rt, sid, consents={"tracking": False})
+    assert [slug for slug, _ in _consent_notices(rt, sid, "consent_tracking")] == ["news", "news"]
+
+    # someone on no list who joins one with the same form: the notice of the list joined
+    other = subscribers.create(rt, email="lou@example.org", lists=[], consent="x")
+    mine = rt.tokens.manage(other)
+    joined = {FORM_MARKER: "1", "action": "save", "lists": ["deals"], "consent_tracking": "1"}
+    assert client.post(f"/p/{mine}", data=joined).status_code == 200
+    assert _consent_notices(rt, other, "consent_tracking") == [("deals", None)]
+
+
+def test_each_change_of_the_configuration_makes_its_own_version_at_once(
+    rt, client, api, accounts_by_role, monkeypatch
+):
+    from listmgr.services import recovery
+    from tests.admin_support import post_form
+
+    def stored():  # read from the database: showing a notice would make the version itself
+        with rt.db.session() as s:
+            return [
+                (version, created_at)
+                for version, created_at in s.execute(
+                    select(PrivacyNotice.version, PrivacyNotice.created_at).order_by(
+                        PrivacyNotice.id
+                    )
+                )
+            ]
+
+    assert api.post("/api/lists", json={"slug": "news", "name": "News"}).status_code == 201
+    assert [v for v, _ in stored()] == [1]  # a new list has its notice from the start
+
+    # two admin changes in a row, nobody looking at the notice in between: two versions
+    session_login(client, rt, accounts_by_role["admin"])
+    address = "Example Org, 2 Other Street, Elsewhere"
+    done = post_form(
+        client, "/admin/settings", "/admin/settings", {"default_postal_address": address}
+    )
+    assert done.status_code == 302
+    relay = {"smtp_url": f"{rt.settings.smtp_url} smtp://{RELAY}:587"}
+    assert post_form(client, "/admin/settings", "/admin/settings", relay).status_code == 302
+    assert [v for v, _ in stored()] == [1, 2, 3]
+
+    # a field, then an interest, offered on the form; a label changed: one version each
+    body = {"key": "company", "label": "Company", "type": "text"}
+    assert api.post("/api/fields", json=body).status_code == 201
+    assert api.patch("/api/lists/news", json={"form_fields": ["company"]}).status_code == 200
+    fielddefs.update_field(rt, "company", label="Company name")
+    fielddefs.create_interest(rt, key="books", label="Books")
+    lists.update(rt, "news", form_interests=["books"])
+    fielddefs.update_interest(rt, "books", label="Books and reading")
+    fielddefs.delete_field(rt, "company")
+    assert [v for v, _ in stored()] == [1, 2, 3, 4, 5, 6, 7, 8]
+    dates = [at for _, at in stored()]
+    assert dates == sorted(dates)
+    # a change that leaves the notice as it is makes none; neither does looking at it
+    settings_store.update(rt, {"send_rate": 5})
+    shown = _notice(client)
+    assert shown["version"] == 8 and [v for v, _ in stored()][-1] == 8
+    assert address in str(shown) and RELAY in str(shown) and "Books and reading" in str(shown)
+    assert "Company name" not in str(shown)
+
+    # a change of the configuration file: stored at the worker's first sweep after a restart
+    monkeypatch.setattr(rt, "settings", rt.settings.with_values({"default_from_name": "Org 2"}))
+    recovery.sweep(rt)
+    assert [v for v, _ in stored()][-1] == 9

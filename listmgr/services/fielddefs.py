@@ -24,6 +24,7 @@ from listmgr.fieldvalues import (
 from listmgr.models import FieldDef, Interest, MailingList, Subscriber, SubscriberInterest, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import segments
+from listmgr.services.notice_follow import changes_notices
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def field_info(d: FieldDef) -> FieldInfo:
     return FieldInfo(d.id, d.key, d.label, d.type, list(d.choices or []), bool(d.editable))
 
 
+@changes_notices
 def create_field(
     rt: Runtime,
     *,
@@ -128,6 +130,7 @@ def _holders(s: Session, key: str, removed: set[str]) -> int:
     return count
 
 
+@changes_notices
 def update_field(
     rt: Runtime,
     key: str,
@@ -213,6 +216,7 @@ def _refuse_in_use(s: Session, what: str, key: str, users: str) -> None:
         )
 
 
+@changes_notices
 def delete_field(rt: Runtime, key: str) -> None:
     """Delete a field and every value held in it; forms stop offering it."""
     with rt.db.session() as s:
@@ -230,6 +234,7 @@ def delete_field(rt: Runtime, key: str) -> None:
         s.delete(row)
 
 
+@changes_notices
 def create_interest(rt: Runtime, *, key: str, label: str) -> int:
     """Add an interest to the vocabulary lists and forms offer."""
     key, label = _key(key), _label(label)
@@ -251,6 +256,7 @@ def list_interests(rt: Runtime) -> list[InterestInfo]:
         ]
 
 
+@changes_notices
 def update_interest(rt: Runtime, key: str, *, label: str) -> InterestInfo:
     with rt.db.session() as s:
         row = s.scalar(select(Interest).where(col(Interest.key) == key))
@@ -260,6 +266,7 @@ def update_interest(rt: Runtime, key: str, *, label: str) -> InterestInfo:
         return interest_info(row)
 
 
+@changes_notices
 def delete_interest(rt: Runtime, key: str) -> None:
     """Delete an interest and every subscriber's choice of it; forms stop offering it."""
     with rt.db.session() as s:

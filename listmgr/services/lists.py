@@ -18,6 +18,7 @@ from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services import segments
 from listmgr.services.fielddefs import FieldInfo, InterestInfo, field_info, interest_info
+from listmgr.services.notice_follow import changes_notices
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # col(Membership.opt_in_level)
@@ -169,6 +170,7 @@ def _info(lst: MailingList, counts: dict[int, dict[str, int]]) -> ListInfo:
     )
 
 
+@changes_notices
 def create(rt: Runtime, **values: Any) -> int:
     """A new list; the slug is its public name in URLs."""
     values = _validate({"opt_in": OptIn.double.value, **values})
@@ -190,6 +192,7 @@ def create(rt: Runtime, **values: Any) -> int:
         return lst.id
 
 
+@changes_notices
 def update(rt: Runtime, slug: str, **values: Any) -> None:
     values = _validate(values)
     bad = set(values) - set(EDITABLE)

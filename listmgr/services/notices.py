@@ -1,13 +1,15 @@
 """The published versions of each list's privacy notice.
 
-The notice is computed (listmgr.notice.compose) whenever it is shown or a consent is recorded;
-when its digest differs from the list's latest stored version, a new version is stored with
+The notice is computed (listmgr.notice.compose) after every change that can alter it
+(services/notice_follow), at the worker's start, whenever it is shown and whenever a consent
+is recorded; when its digest differs from the list's latest stored version, a new version is stored with
 its date. Consent events point at the version in force, so a proof of consent shows the text
 the person was given even after the configuration changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,8 @@ from listmgr.models import (
     FieldDef,
     Interest,
     MailingList,
+    Membership,
+    MemberStatus,
     PrivacyNotice,
     id_of,
 )
@@ -106,6 +110,47 @@ def current(s: Session, settings: Settings, lst: MailingList) -> PrivacyNotice:
         assert stored is not None  # the row that won
         return stored
     return row
+
+
+def for_person(
+    s: Session, settings: Settings, subscriber_id: int | None, joining: Iterable[str] = ()
+) -> list[PrivacyNotice]:
+    """The notices in force for a consent that belongs to no one list (profiling, tracking).
+
+    Those of the lists the person is on (confirmed or waiting for confirmation), in the order
+    the preference center shows them and links their notices (by name); when they are on
+    none, those of the lists they are joining (`joining`, slugs) in the same order. The first
+    is the one a consent event names; every list's notice states the same about these
+    consents, since they come from settings, not from one list."""
+    on = (
+        select(col(Membership.list_id))
+        .where(
+            col(Membership.subscriber_id) == subscriber_id,
+            col(Membership.status).in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+        )
+        .scalar_subquery()
+    )
+    query = select(MailingList).order_by(col(MailingList.name), col(MailingList.id))
+    found = list(s.scalars(query.where(col(MailingList.id).in_(on)))) if subscriber_id else []
+    wanted = [slug for slug in joining if isinstance(slug, str)]
+    if not found and wanted:
+        found = list(s.scalars(query.where(col(MailingList.slug).in_(wanted))))
+    return [current(s, settings, lst) for lst in found]
+
+
+def refresh_all(rt: Runtime, settings: Settings | None = None) -> int:
+    """Compute the notice in force of every list (storing a new version where the content
+    changed); returns how many new versions were stored."""
+    from listmgr.services import settings_store
+
+    settings = settings or settings_store.effective(rt)
+    stored = 0
+    with rt.db.session() as s:
+        for lst in s.scalars(select(MailingList).order_by(col(MailingList.id))):
+            before = _latest(s, id_of(lst))
+            if current(s, settings, lst) is not before:
+                stored += 1
+    return stored
 
 
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:

@@ -36,9 +36,10 @@ def requeue_pending(rt: Runtime) -> dict[str, int]:
 def sweep(rt: Runtime) -> dict[str, int]:
     """Periodic duty: start due scheduled campaigns, then re-enqueue pending work; forget
     abandoned uploads; unsubscribe who let a re-permission request's deadline pass; delete
-    what is older than its retention period (hourly)."""
+    what is older than its retention period (hourly); at the first sweep of a process, store the
+    privacy notice versions a change of the configuration file made."""
     from listmgr.models import utcnow
-    from listmgr.services import campaigns, repermission, retention, uploads
+    from listmgr.services import campaigns, notice_follow, repermission, retention, uploads
 
     counts = {"started": campaigns.start_due(rt)}
     try:
@@ -54,5 +55,8 @@ def sweep(rt: Runtime) -> dict[str, int]:
         counts.update({f"retention_{kind}": n for kind, n in deleted.items()})
     except Exception:  # the next round retries; pending work must still be re-enqueued
         log.exception("retention sweep failed")
+    if not rt.state.get("notices_refreshed"):  # once per process: the configuration file
+        rt.state["notices_refreshed"] = True  # and environment change only with a restart
+        counts["notice_versions"] = notice_follow.refresh(rt)
     counts.update(requeue_pending(rt))
     return counts

@@ -26,6 +26,7 @@ from listmgr.mail.dkim import aligned, load_key
 from listmgr.models import AuditLog, MailingList, SettingValue, utcnow
 from listmgr.runtime import Runtime
 from listmgr.services import audit
+from listmgr.services.notice_follow import changes_notices
 from listmgr.settings import OFF, Settings
 
 log = logging.getLogger("listmgr.settings")
@@ -347,6 +348,7 @@ class Actor:
     token_id: int | None = None
 
 
+@changes_notices
 def update(
     rt: Runtime,
     values: dict[str, Any],

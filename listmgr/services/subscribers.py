@@ -20,10 +20,11 @@ from listmgr.models import (
     Subscriber,
     SubscriberInterest,
     Suppression,
+    id_of,
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import audit, segments
+from listmgr.services import audit, notices, segments, settings_store
 from listmgr.services.fielddefs import (
     apply_profile,
     validate_profile,
@@ -79,6 +80,7 @@ def create(
             "a confirmed subscriber needs the consent basis ('consent')", field="consent"
         )
     outbox_ids = []
+    settings = settings_store.effective(rt)  # the notices consents are given under
     with rt.db.session() as s:
         reason = is_suppressed(s, rt, address)
         if reason:
@@ -129,7 +131,11 @@ def create(
             )
             if oid:
                 outbox_ids.append(oid)
+        shown = notices.for_person(s, settings, None, wanted) if consents else []
         for key, value in consents.items():
+            detail: dict[str, Any] = {"given": value}
+            if len(shown) > 1:
+                detail["privacy_notice_ids"] = [id_of(row) for row in shown]
             record(
                 s,
                 kind=f"consent_{key}",
@@ -137,7 +143,8 @@ def create(
                 list_id=None,
                 origin=origin,
                 wording=consent,
-                detail={"given": value},
+                detail=detail,
+                privacy_notice_id=id_of(shown[0]) if shown else None,
             )
     for oid in outbox_ids:
         rt.enqueue("send_outbox", oid)
@@ -156,6 +163,7 @@ def update(
     origin: Origin = Origin(source="api", actor="api"),
 ) -> None:
     """Edit a subscriber's name, field values (merging; null removes), interests, consents."""
+    settings = settings_store.effective(rt)  # the notices consents are given under
     with rt.db.session() as s:
         sub = s.get(Subscriber, subscriber_id, with_for_update=True)
         if sub is None:
@@ -189,7 +197,7 @@ def update(
                     "interests_removed": removed,
                 },
             )
-        given = set_consents(s, sub, consents or {}, origin, wording=wording)
+        given = set_consents(s, sub, consents or {}, origin, wording=wording, settings=settings)
         s.add(
             audit.entry(
                 actor=origin.actor,

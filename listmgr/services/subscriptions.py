@@ -37,6 +37,7 @@ from listmgr.models import (
     MemberStatus,
     OptIn,
     Outbox,
+    PrivacyNotice,
     Subscriber,
     SubscriberInterest,
     Suppression,
@@ -867,9 +868,17 @@ def set_consents(
     consents: Mapping[str, Any],
     origin: Origin,
     wording: str | None = None,
+    *,
+    settings: Settings,
+    joining: Iterable[str] = (),
 ) -> list[str]:
-    """Give or withdraw profiling/tracking consent, with an event each; withdrawal deletes."""
+    """Give or withdraw profiling/tracking consent, with an event each; withdrawal deletes.
+
+    Each event names the privacy notice in force (notices.for_person: that of the first list
+    the person is on, by name, else of the first list they are joining, `joining`), and lists
+    in its detail every list notice that applied."""
     changed = []
+    shown: list[PrivacyNotice] | None = None
     for key, given in consents.items():
         if key not in WORDING or not isinstance(given, bool):
             raise ValidationError(
@@ -880,7 +889,11 @@ def set_consents(
         if getattr(sub, attr) == given:
             continue
         setattr(sub, attr, given)
+        if shown is None:
+            shown = notices.for_person(s, settings, sub.id, joining)
         detail: dict[str, Any] = {"given": given}
+        if len(shown) > 1:
+            detail["privacy_notice_ids"] = [id_of(row) for row in shown]
         if not given:
             table = ActivityEvent if key == "profiling" else Engagement
             gone = rows_changed(s, delete(table).where(col(table.subscriber_id) == sub.id))
@@ -893,6 +906,7 @@ def set_consents(
             origin=origin,
             wording=WORDING[key] if wording is None else wording,
             detail=detail,
+            privacy_notice_id=id_of(shown[0]) if shown else None,
         )
         changed.append(key)
     if changed:
@@ -987,6 +1001,7 @@ def update_profile(
     None keeps it as it is, 0 ends it, a number of days from PAUSE_DAYS starts one. `lists`
     and `levels`, the list part of the same form (saved by update_lists afterwards), are
     checked first, so that a bad one changes nothing."""
+    settings = settings_store.effective(rt)  # the notices consents are given under
     with rt.db.session() as s:
         sub = subscriber_for_link(s, rt, manage_token, lock=True)
         sid = sub.id
@@ -1030,7 +1045,7 @@ def update_profile(
                 origin=origin,
                 detail={"paused_until": paused_until.isoformat() if paused_until else None},
             )
-        set_consents(s, sub, consents, origin)
+        set_consents(s, sub, consents, origin, settings=settings, joining=lists)
 
 
 # -- admin changes to one person's memberships ---------------------------------------------
