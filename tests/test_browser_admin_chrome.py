@@ -156,12 +156,6 @@ def test_dashboard_cards_and_chart_agree_after_bounce_unsubscribe_and_erasure(
         assert not page.problems, page.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: the growth chart is sent with Cache-Control max-age=30 under a URL "
-    "that does not change, so for 30 s after someone leaves the dashboard shows the old chart "
-    "beside the new cards",
-)
 def test_the_dashboard_chart_follows_a_change_made_elsewhere(rt, sink, database_url, tmp_path):
     accounts.create_user(rt, email=OWNER, password=PASSWORD, role="owner")
     make_list(rt, "news", name="News")
@@ -257,11 +251,6 @@ def test_favicon_loads_and_the_skip_link_comes_first(rt, sink, database_url, tmp
         assert not page.problems, page.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: <main id=main> has no tabindex=-1, so following the skip link leaves "
-    "the focus on <body> (Chromium only moves where the next Tab starts)",
-)
 def test_activating_the_skip_link_focuses_the_main_content(rt, sink, database_url, tmp_path):
     accounts.create_user(rt, email=OWNER, password=PASSWORD, role="owner")
     with served(database_url, sink, tmp_path) as base, browser_page() as page:

@@ -52,7 +52,8 @@ def svg(data: bytes) -> Response:
     data = SCRIPT.sub(b"", data)
     resp = Response(data, mimetype="image/svg+xml")
     resp.headers["Content-Security-Policy"] = SVG_CSP
-    resp.headers["Cache-Control"] = "private, max-age=30"
+    # Never shown from the browser's cache: beside the cards it must tell the same numbers.
+    resp.headers["Cache-Control"] = "private, no-cache"
     return resp
 
 
