@@ -52,7 +52,8 @@ def _command(name: str) -> list[str]:
 
 
 def _run(command: str, env: dict[str, str], cwd: Path) -> tuple[int | str, str]:
-    """Exit code and stderr; STARTED when the process was still running after 25 s."""
+    """Exit code and stderr; STARTED when the process was still running after 120 s (a
+    refusal comes at once; a loaded machine may take long to get that far)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "listmgr", *_command(command)],
         env=env,
@@ -62,7 +63,7 @@ def _run(command: str, env: dict[str, str], cwd: Path) -> tuple[int | str, str]:
         text=True,
     )
     try:
-        _, err = proc.communicate(timeout=25)
+        _, err = proc.communicate(timeout=120)
         return proc.returncode, err
     except subprocess.TimeoutExpired:
         proc.kill()
