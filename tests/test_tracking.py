@@ -334,6 +334,8 @@ def test_the_sign_up_form_asks_for_tracking_unticked_and_a_tick_is_recorded(
             .where(Subscriber.email == "di@example.org", ConsentEvent.kind == "consent_tracking")
         )
     assert event is not None and "links I click" in event.wording
+    # the notice the person was shown under the form is the one the consent names
+    assert event.privacy_notice_id is not None
     # JSON: booleans only, refused before anything is looked up.
     bad = client.post("/subscribe/news", json={"email": "ed@example.org", "consents": "all"})
     assert bad.status_code == 422

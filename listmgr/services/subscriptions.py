@@ -251,7 +251,15 @@ def _subscribe(
             apply_profile(s, sub, profile)
         if created and consents:
             for key, given in consents.items():
-                set_consents(s, sub, {key: given}, origin, wording=SIGNUP_WORDING[key])
+                set_consents(
+                    s,
+                    sub,
+                    {key: given},
+                    origin,
+                    wording=SIGNUP_WORDING[key],
+                    settings=settings,
+                    joining=[list_slug],
+                )
         if not created and not sub.name and display:
             sub.name = display
         member = s.scalar(
