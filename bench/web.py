@@ -17,6 +17,9 @@ X-Forwarded-For). It signs in an owner, then measures with wrk:
   - subscribers page       GET /admin/subscribers (first page) and ?q=PREFIX (email prefix)
   - tracked click          GET /t/REF/TOKEN of a sent campaign (recorded, then a redirect)
   - open pixel             GET /o/TOKEN.gif
+  - the floor              GET /static/favicon.svg (the framework alone) and GET /healthz
+                           (the framework and one database round trip): the same server,
+                           connections and wrk; one-click is printed as a ratio of each
 Half the subscribers allow tracking; clicks and opens come from them (each one recorded).
 Prints requests/s, p50/p95/p99 latency and the ratios to the goals: one-click >= 1,000 req/s
 with p99 <= 50 ms, subscribe p99 <= 100 ms, the subscribers page p95 <= 200 ms.
@@ -50,6 +53,7 @@ SECRET = "bench-secret-key-0123456789abcdef"
 PASSWORD = "bench password 123"
 GOAL_P95_MS = 200.0
 GOAL_ONE_CLICK_RPS, GOAL_ONE_CLICK_P99_MS, GOAL_SUBSCRIBE_P99_MS = 1000.0, 50.0, 100.0
+FLOOR_STATIC, FLOOR_HEALTH = "floor: static file GET", "floor: health check GET"
 
 # wrk scripts: each request picks its input at random; done() prints the percentiles we report.
 DONE = """
@@ -423,6 +427,11 @@ def main() -> None:
             .replace("SOURCES", str(max(1, args.one_click_sources)))
         )
         runs = [
+            # The floor: the same server, connections and wrk answering the lightest requests
+            # it has, a static file (the framework alone) and the health check (the framework
+            # and one database round trip): what no route of this server can beat here.
+            (FLOOR_STATIC, CLICK.replace("PATHS", '"/static/favicon.svg"'), args.connections),
+            (FLOOR_HEALTH, CLICK.replace("PATHS", '"/healthz"'), args.connections),
             (
                 "subscribers page, first page",
                 PAGE.replace("PATHS", '"/admin/subscribers"').replace("COOKIE", cookie),
@@ -484,6 +493,16 @@ def main() -> None:
                 f"{figure}: {value:,.1f} {unit}; goal {goal}, ratio {ratio:.2f} "
                 f"({'met' if ratio is not None and ratio >= 1 else 'MISSED'})"
             )
+        for floor_name in (FLOOR_STATIC, FLOOR_HEALTH):
+            floor_rps = results[floor_name]["rps"]
+            ratio = one["rps"] / floor_rps if floor_rps else 0.0
+            log(
+                f"one-click / {floor_name}: {one['rps']:,.0f} / {floor_rps:,.0f} req/s = "
+                f"{ratio:.2f}; the goal's 1,000 req/s is {GOAL_ONE_CLICK_RPS / floor_rps:.2f} "
+                "x this floor"
+            )
+            summary.add(f"{floor_name} req/s", floor_rps, "req/s")
+            summary.add(f"one-click / {floor_name}", ratio, "ratio")
         refused = one["non2xx"] + one["errors"]
         log(
             f"one-click: {int(refused)} requests refused or failed, "

@@ -640,8 +640,12 @@ def unsubscribe(
     *,
     everything: bool = False,
     origin: Origin = Origin(source="one-click"),
+    undo: bool = False,
 ) -> UnsubscribeView:
-    """Unsubscribe the token's subscriber from its list (or from all) at once; idempotent."""
+    """Unsubscribe the token's subscriber from its list (or from all) at once; idempotent.
+
+    `undo`: the view carries a token that brings back what this ended, for the person on
+    the page (a mail client's one-click post has no use for one, and is spared the reads)."""
     asked = utcnow()  # before waiting for the database: the time to effect includes that
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
@@ -649,7 +653,7 @@ def unsubscribe(
         lst = by_id(s, MailingList, tok.list_id)
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
-        confirmed = _confirmed_lists(s, sub, None if everything else tok.list_id)
+        confirmed = _confirmed_lists(s, sub, None if everything else tok.list_id) if undo else []
         # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
         unsubscribe_subscriber(
             s,

@@ -206,16 +206,19 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     """RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 and idempotent."""
     everything = request.form.get("all") in ("1", "on", "true")
     source = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page"
-    view = subscriptions.unsubscribe(
-        current_runtime(), token, everything=everything, origin=visitor_origin(source)
-    )
     # The undo is for the person on the page; a mail client's one-click post gets none.
-    undo = view.undo_token if source == "page" else ""
+    view = subscriptions.unsubscribe(
+        current_runtime(),
+        token,
+        everything=everything,
+        origin=visitor_origin(source),
+        undo=source == "page",
+    )
     return render_template(
         "pages/public/unsubscribed.html",
         view=view,
         everything=everything,
-        undo=undo,
+        undo=view.undo_token,
         undo_minutes=current_runtime().settings.unsubscribe_undo_minutes,
     )
 
