@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -26,6 +27,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on every database
+# A list's slug, as its URLs name it.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Row = TypeVar("Row")
 
 

@@ -168,7 +168,9 @@ def test_abandoned_uploads_are_forgotten(admin, rt, tmp_path):
     age(old)
     busy_file = tmp_path / "busy.csv"
     busy_file.write_text("email\nbusy@example.org\n")
-    imports.create_job(rt, path=busy_file, list_slug="news", consent="fair", actor="t")  # queued
+    busy_job = imports.create_job(
+        rt, path=busy_file, list_slug="news", consent="fair", actor="t"
+    )  # queued
     [busy] = _tokens(rt) - {fresh, old}
     age(busy)
 
@@ -184,7 +186,14 @@ def test_abandoned_uploads_are_forgotten(admin, rt, tmp_path):
     # the workers' periodic sweep does the same
     stale = uploads.store(rt, io.BytesIO(b"email\nstale@example.org\n"), filename="stale.csv")
     age(stale.token)
-    assert recovery.sweep(rt)["uploads_forgotten"] == 1 and _tokens(rt) == {busy}
+    assert recovery.sweep(rt)["uploads_forgotten"] == 1 and stale.token not in _tokens(rt)
+    # The same sweep woke the queued import: it found its upload kept, imported from it, and
+    # then let it go.
+    drain(rt)
+    with rt.db.session() as s:
+        assert s.get(ImportJob, busy_job).status == "done"
+        assert s.scalar(select(Subscriber.id).where(Subscriber.email == "busy@example.org"))
+    assert _tokens(rt) == set()
     form = {
         "csrf_token": csrf_from(admin.get("/admin/imports").text),
         "token": fresh,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +13,12 @@ from listmgr import segments as compiler
 from listmgr.addresses import normalize_email
 from listmgr.errors import Conflict, NotFound, ValidationError
 from listmgr.mail.compose import clean_header
-from listmgr.models import FieldDef, Interest, MailingList, Membership, OptIn
+from listmgr.models import SLUG, FieldDef, Interest, MailingList, Membership, OptIn
 from listmgr.runtime import Runtime
 from listmgr.services import segments
 from listmgr.services.fielddefs import FieldInfo, InterestInfo, field_info, interest_info
 from listmgr.services.notice_follow import changes_notices
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LEVEL_LENGTH = 64  # col(Membership.opt_in_level)
 MAX_LEVELS = 20
 EDITABLE = (

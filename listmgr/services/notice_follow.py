@@ -1,39 +1,30 @@
 """Store new privacy notice versions when the change that makes them is made.
 
 A list's notice is computed from the configuration (services/notices). Every service call
-that can change its content (settings, lists, field definitions, interests) is wrapped by
+that can change its content (lists, field definitions, interests) is wrapped by
 `changes_notices`: once the change is committed, each list's notice in force is computed and a
-new dated version stored where it differs, so two changes make two versions even when nobody
-looks at the notice in between. The worker does the same once per process start
-(recovery.sweep) for changes of the configuration file or environment.
+new dated version stored where it differs (notices.follow_change). Saved settings do the same
+from settings_store.update, which this module sits above. The worker does the same once per
+process start (recovery.sweep) for changes of the configuration file or environment.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from listmgr.runtime import Runtime
-
-log = logging.getLogger(__name__)
+from listmgr.services import notices, settings_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def refresh(rt: Runtime) -> int:
-    """Compute every list's notice now; the number of new versions stored. A failure is
-    logged, not raised: the change it follows is already saved, and a notice still gets its
-    new version when next shown or recorded."""
-    from listmgr.services import notices
-
-    try:
-        return notices.refresh_all(rt)
-    except Exception:
-        log.exception("storing the new privacy notice versions failed")
-        return 0
+    """Compute every list's notice under the settings in force now; the number of new
+    versions stored (a failure is logged, not raised)."""
+    return notices.follow_change(rt, settings_store.effective(rt))
 
 
 def changes_notices(

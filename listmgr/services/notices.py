@@ -9,6 +9,7 @@ the person was given even after the configuration changed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from sqlmodel import col
 from listmgr import notice
 from listmgr.errors import NotFound
 from listmgr.models import (
+    SLUG,
     ConsentEvent,
     FieldDef,
     Interest,
@@ -32,8 +34,9 @@ from listmgr.models import (
     id_of,
 )
 from listmgr.runtime import Runtime
-from listmgr.services.lists import SLUG
 from listmgr.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,12 +141,9 @@ def for_person(
     return [current(s, settings, lst) for lst in found]
 
 
-def refresh_all(rt: Runtime, settings: Settings | None = None) -> int:
+def refresh_all(rt: Runtime, settings: Settings) -> int:
     """Compute the notice in force of every list (storing a new version where the content
     changed); returns how many new versions were stored."""
-    from listmgr.services import settings_store
-
-    settings = settings or settings_store.effective(rt)
     stored = 0
     with rt.db.session() as s:
         for lst in s.scalars(select(MailingList).order_by(col(MailingList.id))):
@@ -151,6 +151,18 @@ def refresh_all(rt: Runtime, settings: Settings | None = None) -> int:
             if current(s, settings, lst) is not before:
                 stored += 1
     return stored
+
+
+def follow_change(rt: Runtime, settings: Settings) -> int:
+    """After a committed change of the configuration (settings, lists, fields, interests):
+    store each list's new notice version now, so two changes make two versions even when
+    nobody looks at the notice in between. A failure is logged, not raised: the change is
+    already saved, and a notice still gets its new version when next shown or recorded."""
+    try:
+        return refresh_all(rt, settings)
+    except Exception:
+        log.exception("storing the new privacy notice versions failed")
+        return 0
 
 
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:

@@ -25,8 +25,7 @@ from listmgr.errors import ConfigError, ValidationError
 from listmgr.mail.dkim import aligned, load_key
 from listmgr.models import AuditLog, MailingList, SettingValue, utcnow
 from listmgr.runtime import Runtime
-from listmgr.services import audit
-from listmgr.services.notice_follow import changes_notices
+from listmgr.services import audit, notices
 from listmgr.settings import OFF, Settings
 
 log = logging.getLogger("listmgr.settings")
@@ -348,7 +347,6 @@ class Actor:
     token_id: int | None = None
 
 
-@changes_notices
 def update(
     rt: Runtime,
     values: dict[str, Any],
@@ -357,7 +355,7 @@ def update(
     actor: Actor | None = None,
 ) -> list[str]:
     """Validate and store changed settings (all or nothing) and audit the change in the same
-    transaction; returns the keys that changed."""
+    transaction; returns the keys that changed. Once saved, the privacy notices follow."""
     base, stored = rt.settings, _stored(rt)
     current = {spec.key: stored.get(spec.key, getattr(base, spec.key)) for spec in SPECS}
     clean: dict[str, Any] = {}
@@ -402,6 +400,8 @@ def update(
                     actor or Actor(), "settings.change", _change_detail(changed, current, after)
                 )
             )
+    if changed:
+        notices.follow_change(rt, effective(rt))
     return changed
 
 
