@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr import metrics
+from listmgr.db import rows_changed
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
 from listmgr.models import (
@@ -59,15 +60,14 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
     digest = hashlib.sha256(raw).hexdigest()
     envelope_from = " ".join(envelope_from.split())[:500]
     envelope_to = " ".join(envelope_to.split())[:500]
-    with rt.db.session() as s:
-        existing = s.scalar(
-            select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
-        )
-        if existing is not None:
-            metrics.metrics().inbound_stored.labels("yes").inc()
-            return Stored(existing, True)
     try:
         with rt.db.session() as s:
+            existing = s.scalar(
+                select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
+            )
+            if existing is not None:
+                metrics.metrics().inbound_stored.labels("yes").inc()
+                return Stored(existing, True)
             row = InboundMessage(
                 sha256=digest,
                 message_id=_message_id(raw),
@@ -321,18 +321,19 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
     """Classify a stored message and act; a second run of a processed message does nothing."""
     settings = settings_store.effective(rt)  # before the session (SQLite: one writer)
     with rt.db.session() as s:
-        row = s.get(InboundMessage, message_id)
-        if row is None or (row.status == "processed" and force_kind is None):
-            return
-        # Lock the row so two workers cannot act on it at once (SQLite serializes writers).
-        s.execute(
+        # Count the attempt and lock the row first, so two workers cannot act on it at once
+        # (SQLite serializes writers); a message already processed is left as it is.
+        attempt = (
             update(InboundMessage)
             .where(col(InboundMessage.id) == message_id)
             .values(attempts=InboundMessage.attempts + 1)
         )
-        s.refresh(row)
-        if row.status == "processed" and force_kind is None:
+        if force_kind is None:
+            attempt = attempt.where(col(InboundMessage.status) != "processed")
+        if not rows_changed(s, attempt):
             return
+        row = s.get(InboundMessage, message_id)
+        assert row is not None  # locked above
         cls = _classify(rt, settings, row)
         if force_kind is not None:
             cls = Classification(
