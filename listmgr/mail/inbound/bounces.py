@@ -127,12 +127,14 @@ def rule_bounce(ctx: Context) -> Classification | None:
         return None
     if autoreply and not (daemon or bounce_subject or failed_header):
         return None
+    if not (automated or bounce_subject or ctx.original is not None):
+        # Neither a detector's word nor the heuristics below make a bounce of a message that
+        # does not look automated, has no bounce subject and carries no original.
+        return None
     temporary, permanent = _flufl(
         ctx.msg if len(ctx.raw) <= FLUFL_LIMIT else parse(ctx.raw[:FLUFL_LIMIT])[0]
     )
     if temporary or permanent:
-        if not (automated or bounce_subject or ctx.original is not None):
-            return None
         return bounce_result(
             ctx,
             "flufl",
