@@ -23,6 +23,9 @@ def _backend(url: str) -> int:
 
 
 def test_a_forked_child_does_not_reuse_its_parents_pooled_connection(database_url: str) -> None:
+    # An engine of this test's own (another URL): threads left by other tests in this process
+    # use the database's usual engine, and could take its pooled connection in between.
+    database_url += ("&" if "?" in database_url else "?") + "application_name=fork-test"
     parent = _backend(database_url)  # the connection now waits in the pool
     assert _backend(database_url) == parent  # the pool hands the same one back in this process
     read, write = os.pipe()

@@ -271,8 +271,7 @@ def import_start() -> ResponseReturnValue:
     return redirect(url_for("admin.import_detail", job_id=job_id))
 
 
-def _progress(job_id: int) -> dict[str, Any]:
-    info = imports_service.get(current_runtime(), job_id)
+def _progress(info: imports_service.ImportInfo) -> dict[str, Any]:
     return {
         "status": info.status,
         "processed_bytes": info.processed_bytes,
@@ -291,14 +290,17 @@ def _progress(job_id: int) -> dict[str, Any]:
 def import_detail(job_id: int) -> ResponseReturnValue:
     """A job's live progress, then its counts and the rows it could not take."""
     rt = current_runtime()
+    # One reading of the job for the whole page: a job that ends between two readings would
+    # show as done with the report of when it was still running (and never reload).
     info = imports_service.get(rt, job_id)
-    report = imports_service.report(rt, job_id) if info.status in ("done", "failed") else ""
+    progress = _progress(info)
+    report = imports_service.report(rt, job_id) if progress["done"] else ""
     lines = report.splitlines()
     return render_template(
         "pages/admin/import_detail.html",
         job=info,
         mode=MODES.get(info.mode, info.mode),
-        progress=_progress(job_id),
+        progress=progress,
         report_lines=lines[:201],
         report_more=max(0, len(lines) - 201),
         title=f"Import {job_id}",
@@ -309,7 +311,7 @@ def import_detail(job_id: int) -> ResponseReturnValue:
 @require("people:write")
 def import_progress(job_id: int) -> ResponseReturnValue:
     """Counts for the live progress bar."""
-    return jsonify(_progress(job_id))
+    return jsonify(_progress(imports_service.get(current_runtime(), job_id)))
 
 
 @bp.get("/imports/<int:job_id>/report.csv")
