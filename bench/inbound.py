@@ -143,9 +143,9 @@ def bench_hook(
             f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw for i in range(count)
         ]
 
-        def post(body: bytes) -> int:
+        def post(body: bytes, path: str = "/hooks/inbound") -> int:
             req = urllib.request.Request(
-                f"http://127.0.0.1:{port}/hooks/inbound",
+                f"http://127.0.0.1:{port}{path}",
                 data=body,
                 headers={"Authorization": "Bearer bench-inbound", "Content-Type": "message/rfc822"},
             )
@@ -154,6 +154,12 @@ def bench_hook(
             except urllib.error.HTTPError as exc:  # counted below, with the server's errors
                 return exc.code
 
+        # The floor: the same client, bodies and server, answered without any work (the
+        # health check refuses a POST with 405), while the worker waits idle.
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda body: post(body, "/healthz"), bodies))
+        floor_s = time.perf_counter() - start
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             statuses = list(pool.map(post, bodies))
@@ -195,7 +201,15 @@ def bench_hook(
     summary.add("hook: stored", count / stored_s, "msg/s")
     ratio = summary.add("hook to processed", count / done_s, "msg/s", at_least=GOAL_HOOK)
     summary.add("hook: not 202", bad, "req")
+    summary.add(
+        "hook floor: the client and server answering without work", count / floor_s, "msg/s"
+    )
+    summary.add("hook to processed / floor", floor_s / done_s, "ratio")
     return (
+        f"hook floor: the same {count} bodies POSTed by the same client to the same server, "
+        f"answered without work (405), in {floor_s:.1f} s = {count / floor_s:.0f}/s; the goal's "
+        f"{GOAL_HOOK:.0f}/s is {GOAL_HOOK * floor_s / count:.2f} x this floor, hook to "
+        f"processed {floor_s / done_s:.2f} of it\n"
         f"hook: {count} messages stored in {stored_s:.1f} s = {count / stored_s:.0f}/s "
         f"({clients} clients, {bad} not 202); all processed after {done_s:.1f} s = "
         f"{count / done_s:.0f} messages/s end to end (goal >= {GOAL_HOOK:.0f}, ratio "
