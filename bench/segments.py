@@ -350,6 +350,7 @@ def floors(kind: str, url: str, runs: int) -> list[tuple[str, int, float]]:
 def explain(kind: str, rt: Any, lists: list[str], rules: Any) -> None:
     with rt.db.session() as s:
         where = segments.expression(s, lists=lists, rules=rules)
+        segments.prepare_count(s)  # the plan the count runs, under its own settings
         query = select(func.count()).select_from(Subscriber).where(where)
         sql = str(query.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         prefix = "EXPLAIN (ANALYZE, COSTS OFF) " if kind == "pg" else "EXPLAIN QUERY PLAN "

@@ -133,6 +133,20 @@ def count(rt: Runtime, *, lists: Sequence[str], rules: Any, personal: bool = Tru
 def counted(s: Session, where: ColumnElement[bool]) -> int:
     """Count the subscribers `where` selects, bounded in time and memory on PostgreSQL (every
     count a caller can ask for while typing goes through here)."""
+    prepare_count(s)
+    try:
+        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "57014":  # PostgreSQL's query_canceled
+            raise
+        raise ValidationError(
+            f"counting this audience took longer than {COUNT_SECONDS} s; make its rules simpler",
+            field="rules",
+        ) from None
+
+
+def prepare_count(s: Session) -> None:
+    """The settings of this transaction for a count (PostgreSQL; nothing on SQLite)."""
     if s.get_bind().dialect.name == "postgresql":
         # A count is asked for while typing, by anyone who may edit segments: it may not
         # hold a connection for long. Counting "at least N events" groups ~100k event
@@ -147,15 +161,6 @@ def counted(s: Session, where: ColumnElement[bool]) -> int:
         # random reads from disk, PostgreSQL would rather scan the wide subscriber table and
         # hash a million members than merge the index-only scans.
         s.execute(text("SET LOCAL random_page_cost = 1.1"))
-    try:
-        return int(s.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0)
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "57014":  # PostgreSQL's query_canceled
-            raise
-        raise ValidationError(
-            f"counting this audience took longer than {COUNT_SECONDS} s; make its rules simpler",
-            field="rules",
-        ) from None
 
 
 def hidden_fields(s: Session) -> set[str]:
