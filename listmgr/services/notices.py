@@ -141,28 +141,23 @@ def for_person(
     return [current(s, settings, lst) for lst in found]
 
 
-def refresh_all(rt: Runtime, settings: Settings) -> int:
-    """Compute the notice in force of every list (storing a new version where the content
-    changed); returns how many new versions were stored."""
-    stored = 0
-    with rt.db.session() as s:
-        for lst in s.scalars(select(MailingList).order_by(col(MailingList.id))):
-            before = _latest(s, id_of(lst))
-            if current(s, settings, lst) is not before:
-                stored += 1
-    return stored
-
-
 def follow_change(rt: Runtime, settings: Settings) -> int:
     """After a committed change of the configuration (settings, lists, fields, interests):
-    store each list's new notice version now, so two changes make two versions even when
-    nobody looks at the notice in between. A failure is logged, not raised: the change is
+    compute the notice in force of every list now, storing a new dated version where the
+    content changed, so two changes make two versions even when nobody looks at the notice in
+    between; returns how many were stored. A failure is logged, not raised: the change is
     already saved, and a notice still gets its new version when next shown or recorded."""
+    stored = 0
     try:
-        return refresh_all(rt, settings)
+        with rt.db.session() as s:
+            for lst in s.scalars(select(MailingList).order_by(col(MailingList.id))):
+                before = _latest(s, id_of(lst))
+                if current(s, settings, lst) is not before:
+                    stored += 1
     except Exception:
         log.exception("storing the new privacy notice versions failed")
         return 0
+    return stored
 
 
 def published(rt: Runtime, settings: Settings, slug: str) -> Published:
