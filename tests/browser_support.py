@@ -197,3 +197,11 @@ def sign_in_to_outbox(page, base: str) -> None:
     page.goto(f"{base}/dev/outbox")
     assert "/admin/login" in page.url
     fill_login(page, *OUTBOX_ADMIN)
+
+
+def click_confirmed(page, selector: str) -> None:
+    """Click a button that asks first (data-confirm: a native confirm), answering yes in the
+    page itself: on a loaded machine a native dialog can be gone before the test's handler
+    answers it, and then nothing is submitted."""
+    page.evaluate("window.confirm = function () { return true; }")
+    page.click(selector)

@@ -13,6 +13,7 @@ from listmgr.services import accounts, campaigns
 from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
+    click_confirmed,
     page,
     page_options,
     screenshot,
@@ -68,8 +69,7 @@ def test_a_subject_test_from_the_composer_to_the_comparison(page, server, rt, si
         stored = s.scalar(select(Campaign.ab_test).where(Campaign.id == cid))
     assert stored["test_percent"] == 40 and stored["wait_minutes"] == 120
 
-    page.once("dialog", lambda d: d.accept())
-    page.click("#send-now")
+    click_confirmed(page, "#send-now")
     page.wait_for_url("**/stats")
     wait_until(lambda: campaigns.stats(rt, cid).sent == 8, what="the test share sent")
     page.reload()

@@ -22,7 +22,15 @@ from sqlalchemy import select
 from listmgr.mail.inbound.outcomes import WORDS
 from listmgr.models import Membership
 from listmgr.services import accounts
-from tests.browser_support import BROWSER_TEST, PASSWORD, browser_page, screenshot, serve, sign_in
+from tests.browser_support import (
+    BROWSER_TEST,
+    PASSWORD,
+    browser_page,
+    click_confirmed,
+    screenshot,
+    serve,
+    sign_in,
+)
 from tests.campaign_support import campaign, make_list, person
 from tests.conftest import BROKER_URL, SECRET, Sink, free_port, wait_until
 from tests.inbound_support import dsn, reply
@@ -122,8 +130,7 @@ def test_dashboard_cards_and_chart_agree_after_bounce_unsubscribe_and_erasure(
 
         # The marketer sends the campaign from the composer.
         page.goto(f"{base}/admin/campaigns/{cid}")
-        page.once("dialog", lambda d: d.accept())
-        page.click("#send-now")
+        click_confirmed(page, "#send-now")
         page.wait_for_url("**/stats")
         mails = {m.rcpt_tos[0]: m for m in sink.wait_for(5, timeout=60)}
 

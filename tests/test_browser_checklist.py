@@ -11,6 +11,7 @@ from listmgr.services.subscriptions import Origin
 from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
+    click_confirmed,
     page,
     page_options,
     screenshot,
@@ -83,8 +84,7 @@ def test_the_checklist_follows_what_is_typed_before_saving(page, server, rt, mar
     )
     page.click("button:has-text('Create draft')")
     expect(page.locator(".notice")).to_contain_text("Draft saved")
-    page.once("dialog", lambda d: d.accept())
-    page.click("#send-now")
+    click_confirmed(page, "#send-now")
     expect(page.locator("p.error[role=status]")).to_contain_text("Not sent: the campaign checklist")
     (info,), _ = campaigns.all_campaigns(rt)
     assert info.status == "draft"

@@ -9,6 +9,7 @@ from listmgr.services import accounts
 from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
+    click_confirmed,
     page,
     page_options,
     screenshot,
@@ -45,8 +46,7 @@ def test_reputation_and_one_click_suppress(page, server, rt):
     expect(table).to_contain_text("abuse@example.org")
     expect(table).to_contain_text("postmaster+x@example.org")
     expect(table).not_to_contain_text("ann@example.org")
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("#suppress-all")
+    click_confirmed(page, "#suppress-all")
     expect(page.locator("body")).to_contain_text("2 suppressed.")
     expect(table).to_contain_text("Nobody is flagged for this reason.")
     assert not errors, errors

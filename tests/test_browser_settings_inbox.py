@@ -10,6 +10,7 @@ from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
     artifact,
+    click_confirmed,
     page,
     page_options,
     screenshot,
@@ -58,8 +59,7 @@ def test_smtp_fields_dkim_warning_and_a_reply_from_the_inbox(page, server, rt, s
     # DKIM for a domain the sender (news@example.org) is not under
     page.fill("input[name=dkim_selector]", "s2026")
     page.fill("input[name=dkim_domain]", "elsewhere.example")
-    page.once("dialog", lambda d: d.accept())
-    page.click("button:has-text('Generate a key')")
+    click_confirmed(page, "button:has-text('Generate a key')")
     expect(page.locator("#dkim-record")).to_contain_text("s2026._domainkey.elsewhere.example")
     expect(page.locator("#dkim-alignment")).to_contain_text("example.org")
     assert page.locator("input[name=dkim_selector]").count() == 1

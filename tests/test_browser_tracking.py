@@ -14,6 +14,7 @@ from listmgr.services import accounts, lists, segments, subscribers
 from tests.browser_support import (  # noqa: F401
     BROWSER_TEST,
     PASSWORD,
+    click_confirmed,
     page,
     page_options,
     screenshot,
@@ -71,8 +72,7 @@ def test_send_open_click_see_numbers_withdraw(page, server, rt, sink):
     page.fill("textarea[name=body]", BODY)
     page.click("button:has-text('Create draft')")
     expect(page.locator(".notice")).to_contain_text("Draft saved")
-    page.once("dialog", lambda d: d.accept())
-    page.click("#send-now")
+    click_confirmed(page, "#send-now")
     page.wait_for_url("**/stats")
     expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
     sink.wait_for(3)
@@ -148,8 +148,7 @@ def test_a_reader_allows_tracking_at_sign_up_and_the_archive_names_nobody(page, 
     page.check("input[name=lists][value=monthly]")
     page.fill("textarea[name=body]", BODY)
     page.click("button:has-text('Create draft')")
-    page.once("dialog", lambda d: d.accept())
-    page.click("#send-now")
+    click_confirmed(page, "#send-now")
     page.wait_for_url("**/stats")
     expect(page.locator("#campaign-status")).to_have_text("sent", timeout=60000)
     sink.wait_for(1)
