@@ -164,3 +164,51 @@ def test_a_marketer_starts_a_campaign_from_a_template(page, server, rt, marketer
     assert not [p for p in page.problems if not p.startswith("Failed to load resource")], (
         page.problems
     )
+
+
+def test_what_is_typed_before_the_composer_script_runs_is_previewed(page, server, rt, marketer):
+    """On a slow connection the page can be typed into before its script has run: the preview,
+    the test form and the unsaved state catch up with it when the script arrives."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    campaign_id = campaigns.create(
+        rt,
+        actor="tests",
+        name="Spring",
+        subject="News for {{ subscriber.name }}",
+        lists=["monthly"],
+        body="<h1>Hello {{ subscriber.name }}</h1>",
+    )
+    sign_in(page, server, marketer)
+    held: list = []
+    page.route("**/static/campaigns.js*", lambda route: held.append(route))  # answered later
+
+    def open_composer() -> None:
+        held.clear()
+        page.goto(f"{server}/admin/campaigns/{campaign_id}", wait_until="commit")
+        page.wait_for_selector("#preview-as")
+        expect(page.locator("#pv-subject")).to_have_text("News for Sample Person")
+
+    def release(held: list) -> None:
+        while not held:  # the request for the script may come after the fields are typed in
+            page.wait_for_timeout(50)
+        held[0].continue_()
+
+    open_composer()
+    page.fill("#preview-as", "p2@example.org")
+    release(held)
+    expect(page.locator("#pv-subject")).to_have_text("News for Person 2")
+    expect(page.frame_locator("#preview-frame").locator("h1")).to_have_text("Hello Person 2")
+    copies = page.locator("form input[type=hidden][name=as]")  # the test and schedule forms
+    assert copies.count() == 2
+    for i in range(2):
+        expect(copies.nth(i)).to_have_value("p2@example.org")
+    expect(page.locator("#save-state")).to_have_text("")  # choosing whom to preview edits nothing
+
+    open_composer()
+    page.fill("input[name=subject]", "Early news for {{ subscriber.name }}")
+    release(held)
+    expect(page.locator("#pv-subject")).to_have_text("Early news for Sample Person")
+    expect(page.locator("#save-state")).to_have_text("Unsaved changes")
+    assert campaigns.get(rt, campaign_id).subject == "News for {{ subscriber.name }}"  # unsaved

@@ -84,8 +84,11 @@
   }
   var soon = window.listmgr.debounce(refresh, 400);
 
+  function markDirty() {
+    if (!dirty) { dirty = true; stateEl.textContent = "Unsaved changes"; }
+  }
   function edited(ev) {
-    if (!dirty && ev.target !== asInput) { dirty = true; stateEl.textContent = "Unsaved changes"; }
+    if (ev.target !== asInput) { markDirty(); }
     soon();
   }
   form.addEventListener("input", edited);
@@ -94,12 +97,28 @@
   window.addEventListener("beforeunload", function (ev) {
     if (dirty) { ev.preventDefault(); ev.returnValue = ""; }
   });
-  if (asInput) {
-    /* the test form previews as the same person */
-    asInput.addEventListener("change", function () {
-      Array.prototype.forEach.call(document.querySelectorAll('form input[type="hidden"][name="as"]'), function (h) { h.value = asInput.value; });
-    });
+  /* the test form previews as the same person */
+  function followAs() {
+    Array.prototype.forEach.call(document.querySelectorAll('form input[type="hidden"][name="as"]'), function (h) { h.value = asInput.value; });
   }
+  if (asInput) { asInput.addEventListener("change", followAs); }
+
+  /* A field changed before this script ran (a slow connection, a quick hand) counts as changed
+     now: the page was shown with the saved values, and nothing else would notice. */
+  function changedSinceLoad(el) {
+    if (el.type === "checkbox" || el.type === "radio") { return el.checked !== el.defaultChecked; }
+    if (el.tagName === "SELECT") {  /* with no option marked, a single choice starts on the first */
+      var marked = Array.prototype.some.call(el.options, function (o) { return o.defaultSelected; });
+      return Array.prototype.some.call(el.options, function (o, i) {
+        return o.selected !== (marked ? o.defaultSelected : !el.multiple && i === 0);
+      });
+    }
+    return el.type !== "hidden" && "defaultValue" in el && el.value !== el.defaultValue;
+  }
+  var early = Array.prototype.filter.call(form.elements, changedSinceLoad);
+  if (asInput && early.indexOf(asInput) >= 0) { followAs(); }
+  if (early.some(function (el) { return el !== asInput; })) { markDirty(); }
   var frame = document.getElementById("preview-frame");
-  if (!frame.getAttribute("src")) { refresh(); }  /* a new draft: show the starting point */
+  /* a new draft shows its starting point; a changed one what it holds now */
+  if (early.length || !frame.getAttribute("src")) { refresh(); }
 })();
