@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,14 @@ def rows_changed(s: Session, statement: Executable) -> int:
     """Run an UPDATE, INSERT or DELETE in the session and return how many rows it changed."""
     result = cast(CursorResult[Any], s.execute(statement))
     return int(result.rowcount or 0)
+
+
+def insert_or_skip(s: Session, model: Any, keys: list[str]) -> Any:
+    """INSERT into model's table that skips a row whose keys (a unique index) already exist:
+    ON CONFLICT DO NOTHING, said the same way by PostgreSQL and SQLite. Chain .values() and,
+    to learn the new ids, .returning() (a skipped row returns nothing)."""
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=keys)
 
 
 def get_engine(url: str) -> Engine:

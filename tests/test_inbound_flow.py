@@ -181,6 +181,35 @@ def test_processing_twice_is_harmless(rt, people):
     assert statuses(rt, people["ann"]) == ["confirmed", "confirmed"]
 
 
+def test_one_message_arriving_many_times_at_once_is_stored_once(rt, people):
+    """An MTA retrying while the first delivery is still being stored: every copy gets the
+    same id, one of them as new, and the message is processed once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from listmgr.services import inbound
+
+    verp = f"bounces+{rt.tokens.bounce(people['ben'], None, None)}@lists.example.test"
+    raw = dsn(verp=verp, failed="ben@example.com", status="4.2.2", action="delayed")
+    start = threading.Barrier(6)
+
+    def deliver(_: int) -> inbound.Stored:
+        start.wait()
+        return inbound.store(rt, raw, envelope_to="bounces@lists.example.test")
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(deliver, range(6)))
+    assert len({r.id for r in results}) == 1
+    assert sorted(r.duplicate for r in results) == [False] + [True] * 5
+    drain(rt)
+    with rt.db.session() as s:
+        rows = s.execute(select(InboundMessage.status, InboundMessage.envelope_to)).all()
+        assert rows == [("processed", "bounces@lists.example.test")]
+        from listmgr.models import Subscriber
+
+        assert s.get(Subscriber, people["ben"]).soft_bounces == 1
+
+
 def test_soft_bounces_reach_the_threshold(rt, people):
     from listmgr.services import inbound
 

@@ -9,12 +9,11 @@ from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr import metrics
-from listmgr.db import rows_changed
+from listmgr.db import insert_or_skip, rows_changed
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
 from listmgr.models import (
@@ -60,28 +59,24 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
     digest = hashlib.sha256(raw).hexdigest()
     envelope_from = " ".join(envelope_from.split())[:500]
     envelope_to = " ".join(envelope_to.split())[:500]
-    try:
-        with rt.db.session() as s:
-            existing = s.scalar(
-                select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
-            )
-            if existing is not None:
-                metrics.metrics().inbound_stored.labels("yes").inc()
-                return Stored(existing, True)
-            row = InboundMessage(
+    message_id = _message_id(raw)
+    with rt.db.session() as s:
+        # One statement: a message stored before, or arriving twice at the same moment (the
+        # second waits for the first and inserts nothing), is found by its hash.
+        new_id = s.scalar(
+            insert_or_skip(s, InboundMessage, ["sha256"])
+            .values(
                 sha256=digest,
-                message_id=_message_id(raw),
+                message_id=message_id,
                 raw=raw,
                 size=len(raw),
                 envelope_from=envelope_from,
                 envelope_to=envelope_to,
+                evidence={},
             )
-            s.add(row)
-            s.flush()
-            assert row.id is not None
-            new_id = row.id
-    except IntegrityError:  # the same message arrived twice at the same moment
-        with rt.db.session() as s:
+            .returning(col(InboundMessage.id))
+        )
+        if new_id is None:
             first = s.scalar(
                 select(col(InboundMessage.id)).where(col(InboundMessage.sha256) == digest)
             )
@@ -319,7 +314,6 @@ def _confirmation(s: Session, sub: Subscriber, list_id: int) -> int | None:
 
 def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> None:
     """Classify a stored message and act; a second run of a processed message does nothing."""
-    settings = settings_store.effective(rt)  # before the session (SQLite: one writer)
     with rt.db.session() as s:
         # Count the attempt and lock the row first, so two workers cannot act on it at once
         # (SQLite serializes writers); a message already processed is left as it is.
@@ -332,6 +326,7 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
             attempt = attempt.where(col(InboundMessage.status) != "processed")
         if not rows_changed(s, attempt):
             return
+        settings = settings_store.effective(rt, s)
         row = s.get(InboundMessage, message_id)
         assert row is not None  # locked above
         cls = _classify(rt, settings, row)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr.errors import ConfigError, ValidationError
@@ -242,9 +243,11 @@ class SettingView:
     help: str
 
 
-def _stored(rt: Runtime) -> dict[str, Any]:
-    with rt.db.session() as s:
-        return {row.key: row.value for row in s.scalars(select(SettingValue))}
+def _stored(rt: Runtime, s: Session | None = None) -> dict[str, Any]:
+    if s is None:
+        with rt.db.session() as own:
+            return _stored(rt, own)
+    return {row.key: row.value for row in s.scalars(select(SettingValue))}
 
 
 def _split(url: str) -> tuple[str, str | None, str]:
@@ -431,11 +434,11 @@ def _audit_row(actor: Actor, action: str, detail: dict[str, Any]) -> AuditLog:
     )
 
 
-def effective(rt: Runtime) -> Settings:
+def effective(rt: Runtime, s: Session | None = None) -> Settings:
     """The settings in force: files and environment, then the changes saved in the admin (one
-    read of the database; so every process, web or worker, follows a change at its next job
-    or request)."""
-    base, stored = rt.settings, _stored(rt)
+    read of the database, in the session s when given; so every process, web or worker,
+    follows a change at its next job or request)."""
+    base, stored = rt.settings, _stored(rt, s)
     changes = {k: v for k, v in stored.items() if k in BY_KEY and _usable(base, k, v)}
     pem = stored.get(DKIM_KEY)
     if pem and changes.get("dkim_selector", base.dkim_selector):

@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from listmgr.db import insert_or_skip
 from listmgr.errors import TokenInvalid
 from listmgr.mail import tracking as rules
 from listmgr.models import CampaignLink, Delivery, Engagement, Subscriber, utcnow
@@ -50,12 +50,10 @@ def register_links(s: Session, campaign_id: int, urls: Sequence[str]) -> dict[st
     found = known()
     missing = [u for u in urls if u not in found]
     if missing:
-        dialect = s.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         s.execute(
-            insert(CampaignLink)
-            .values([{"campaign_id": campaign_id, "url": u} for u in missing])
-            .on_conflict_do_nothing(index_elements=["campaign_id", "url"])
+            insert_or_skip(s, CampaignLink, ["campaign_id", "url"]).values(
+                [{"campaign_id": campaign_id, "url": u} for u in missing]
+            )
         )
         s.flush()
         found = known()
