@@ -17,6 +17,13 @@ the run and given back, see bench/benchkit.py) and Postfix's smtp-sink: $SMTP_SI
 - no database (unless --skip-bare): the same processes and connections rendering
   every recipient's message with the campaign's renderer and sending it, with no ledger, no
   claim and no consent check: where the time between the ceiling and the pipeline goes;
+- the promise's floor: the ceiling plus the least the ledger's promise costs. A worker that
+  dies may leave at most one message per connection sent but not recorded, so a round's
+  outcomes are committed before the next round is handed over: here one UPDATE of the round's
+  rows in a copy of the delivery table (its columns and indexes) per round, committed as the
+  ledger commits (send_synchronous_commit), nothing else. No pipeline that keeps the promise
+  can beat it on this machine: the pipeline is printed as a ratio of it too; and (unless
+  --skip-bare) rendering and sending with that recording: render + send + commit a round;
 - DKIM: what all the machine's cores can sign per second (RSA-2048 and Ed25519, listmgr's
   DkimSigner on this message, one process per core), and the pipeline with DKIM on (RSA by
   default) vs that capacity (goal >= 0.5) and >= 1,000/s;
@@ -48,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchkit
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from listmgr import boot, runtime
 from listmgr.models import Campaign, Delivery
@@ -142,11 +149,37 @@ def _timed_children(target: Any, args_of: list[tuple[Any, ...]]) -> tuple[float,
     return max(end for _, end in done) - started, sum(n for n, _ in done)
 
 
+def _ledger(settings: dict[str, Any] | None) -> Any:
+    """A connection to FLOOR_LEDGER made as a sending job's ledger makes its own: each
+    statement commits, without waiting for the disk unless send_synchronous_commit (None: no
+    recording)."""
+    if settings is None:
+        return None
+    from listmgr import db as dbmod
+
+    dbmod.dispose_engines()  # the parent's connections are not ours to use
+    rt = runtime.build(settings, migrate=False)
+    ledger = rt.db.engine.raw_connection()
+    ledger.driver_connection.autocommit = True
+    if not rt.settings.send_synchronous_commit:
+        ledger.cursor().execute("SET synchronous_commit = off")
+    return ledger
+
+
 def _own_transport(
-    port: int, connections: int, rounds: int, message: bytes, ready: Any, go: Any, out: Any
+    port: int,
+    connections: int,
+    rounds: int,
+    message: bytes,
+    record: tuple[dict[str, Any], int, int] | None,
+    ready: Any,
+    go: Any,
+    out: Any,
 ) -> None:
     """One worker process's share of the ceiling: listmgr's SmtpConnection over send_all,
-    exactly as a sending job uses them, with a message built once."""
+    exactly as a sending job uses them, with a message built once. With `record` (settings,
+    first row, rows), each round's rows of FLOOR_LEDGER are then marked sent, committed before
+    the next round."""
     from listmgr.mail.transport import Transport, send_all
 
     try:
@@ -154,26 +187,46 @@ def _own_transport(
         conns = [transport.connection() for _ in range(connections)]
         for c in conns:
             c.ensure_open()
+        ledger = _ledger(record[0] if record else None)
+        first, rows = (record[1], record[2]) if record else (0, 1)
         ready.release()
         go.wait()
         sent = 0
-        for _ in range(rounds):
+        for n in range(rounds):
             results = send_all([(c, *ENVELOPE, message) for c in conns])
             sent += sum(r is None for r in results)
+            if ledger is not None:
+                ids = [first + (n * len(conns) + k) % rows + 1 for k in range(len(conns))]
+                ledger.cursor().execute(RECORD_ROUND, (ids,))
         end = time.time()
         for c in conns:
             c.close()
+        if ledger is not None:
+            ledger.close()
         out.put((sent, end))
     except BaseException as exc:  # reported to the parent, which stops the run
         ready.release()
         out.put(f"{exc.__class__.__name__}: {exc}")
 
 
-def ceiling(port: int, workers: int, connections: int, count: int, message: bytes) -> float:
-    """Messages/s of listmgr's own transport alone (same client, connections, processes)."""
+def ceiling(
+    port: int,
+    workers: int,
+    connections: int,
+    count: int,
+    message: bytes,
+    record: tuple[dict[str, Any], int] | None = None,
+) -> float:
+    """Messages/s of listmgr's own transport alone (same client, connections, processes); with
+    `record` (settings, rows of FLOOR_LEDGER), plus one commit a round (the promise's floor)."""
     rounds = max(1, count // workers // connections)
+    per = record[1] // workers if record else 0
     seconds, sent = _timed_children(
-        _own_transport, [(port, connections, rounds, message)] * workers
+        _own_transport,
+        [
+            (port, connections, rounds, message, (record[0], w * per, per) if record else None)
+            for w in range(workers)
+        ],
     )
     return sent / seconds
 
@@ -185,13 +238,16 @@ def _render_and_send(
     first: int,
     count: int,
     total: int,
+    record: bool,
     ready: Any,
     go: Any,
     out: Any,
 ) -> None:
     """One process: every recipient's message rendered by the campaign's renderer (tokens,
     headers, DKIM when configured) and sent as the workers do, without the database: `total`
-    messages to the `count` people from `first` (in turn)."""
+    messages to the `count` people from `first` (in turn). With `record`, each round's rows of
+    FLOOR_LEDGER are then marked sent and committed before the next round (the ledger's
+    floor)."""
     from listmgr.mail.campaign import Recipient
     from listmgr.mail.transport import Transport, send_all
     from listmgr.models import Subscriber
@@ -220,18 +276,24 @@ def _render_and_send(
         conns = [transport.connection() for _ in range(connections)]
         for c in conns:
             c.ensure_open()
+        ledger = _ledger(settings if record else None)
         ready.release()
         go.wait()
         sent = 0
         for i in range(0, total - len(conns) + 1, len(conns)):
-            outs = [r.message(people[(i + k) % len(people)]) for k in range(len(conns))]
+            round_ = [people[(i + k) % len(people)] for k in range(len(conns))]
+            outs = [r.message(p) for p in round_]
             results = send_all(
                 [(c, o.envelope_from, o.rcpt, o.data) for c, o in zip(conns, outs, strict=True)]
             )
             sent += sum(x is None for x in results)
+            if ledger is not None:
+                ledger.cursor().execute(RECORD_ROUND, ([p.delivery_id for p in round_],))
         end = time.time()
         for c in conns:
             c.close()
+        if ledger is not None:
+            ledger.close()
         out.put((sent, end))
     except BaseException as exc:
         ready.release()
@@ -239,16 +301,53 @@ def _render_and_send(
 
 
 def no_database(
-    settings: dict[str, Any], port: int, workers: int, connections: int, people: int, count: int
+    settings: dict[str, Any],
+    port: int,
+    workers: int,
+    connections: int,
+    people: int,
+    count: int,
+    record: bool = False,
 ) -> float:
     """Messages/s of rendering and sending alone (the pipeline minus the database): `count`
-    messages to the `people` subscribers."""
+    messages to the `people` subscribers; with `record`, plus one commit a round (the
+    ledger's floor: make_floor_ledger first)."""
     per = people // workers
     seconds, sent = _timed_children(
         _render_and_send,
-        [(settings, port, connections, w * per, per, count // workers) for w in range(workers)],
+        [
+            (settings, port, connections, w * per, per, count // workers, record)
+            for w in range(workers)
+        ],
     )
     return sent / seconds
+
+
+# The least a round's outcomes cost in the ledger: one statement and its commit.
+FLOOR_LEDGER = "bench_floor_ledger"
+RECORD_ROUND = (
+    f"UPDATE {FLOOR_LEDGER} SET status = 'sent', attempts = attempts + 1, sent_at = now(), "
+    "attempted_at = now(), smtp_server = 'sink', claimed_by = '', lease_until = NULL "
+    "WHERE id = ANY(%s)"
+)
+
+
+def make_floor_ledger(rt: runtime.Runtime, rows: int) -> None:
+    """A copy of the delivery table (columns, defaults, indexes) with `rows` claimed rows whose
+    ids are the recipients' numbers in the runs without the database."""
+    with rt.db.engine.begin() as c:
+        c.execute(text(f"DROP TABLE IF EXISTS {FLOOR_LEDGER}"))
+        c.execute(text(f"CREATE TABLE {FLOOR_LEDGER} (LIKE delivery INCLUDING ALL)"))
+        c.execute(
+            text(
+                f"INSERT INTO {FLOOR_LEDGER} (id, campaign_id, subscriber_id, list_id, status, "
+                "attempts, claimed_by, in_flight, possibly_duplicate, smtp_server, error, "
+                "bounced, complained, unsubscribed) SELECT g, 1, g, 1, 'claimed', 0, 'w:1', "
+                "false, false, '', '', false, false, false FROM generate_series(1, :n) g"
+            ),
+            {"n": rows},
+        )
+        c.execute(text(f"ANALYZE {FLOOR_LEDGER}"))
 
 
 def _sign(
@@ -565,6 +664,19 @@ def main() -> None:
             flush=True,
         )
         summary.add("ceiling: own transport, pre-built message", ceil, "msg/s")
+        make_floor_ledger(rt, args.recipients)
+        promise = ceiling(
+            port, args.workers, args.connections, count, prebuilt, (settings, args.recipients)
+        )
+        print(
+            f"the promise's floor: the same, plus one UPDATE of the round's rows in a copy of the "
+            f"ledger, committed before the next round (a dead worker leaves at most one message "
+            f"a connection unrecorded): {promise:,.0f} messages/s = {promise / ceil:.2f} of the "
+            f"ceiling: the most any pipeline keeping that promise could reach here",
+            flush=True,
+        )
+        summary.add("promise floor: transport + commit a round", promise, "msg/s")
+        summary.add("promise floor / ceiling", promise / ceil, "x")
 
         if not args.skip_bare:
             bare = no_database(
@@ -577,6 +689,17 @@ def main() -> None:
             )
             summary.add("no database: render + send", bare, "msg/s")
             summary.add("no database / ceiling", bare / ceil, "x")
+            floor = no_database(
+                settings, port, args.workers, args.connections, args.recipients, count, True
+            )
+            print(
+                f"render + send + commit a round: the same, recording each round as the "
+                f"promise's floor does, {shape}: {floor:,.0f} messages/s = "
+                f"{floor / ceil:.2f} of the ceiling",
+                flush=True,
+            )
+            summary.add("render + send + commit a round", floor, "msg/s")
+            summary.add("render + send + commit a round / ceiling", floor / ceil, "x")
 
         plain = measured_send(rt, env, args.workers, folder, "plain")
         rate = plain.rate
@@ -589,6 +712,18 @@ def main() -> None:
         )
         summary.add("pipeline", rate, "msg/s", at_least=GOAL_RATE)
         summary.add("pipeline / ceiling", rate / ceil, "x", at_least=GOAL_RATIO)
+        print(
+            f"pipeline / the promise's floor: {rate / promise:.2f}"
+            + (
+                f"; pipeline / render + send + commit a round: {rate / floor:.2f}"
+                if not args.skip_bare
+                else ""
+            ),
+            flush=True,
+        )
+        summary.add("pipeline / promise floor", rate / promise, "x")
+        if not args.skip_bare:
+            summary.add("pipeline / render + send + commit a round", rate / floor, "x")
         summary.add("worker RSS peak", plain.peak_mb, "MB", at_most=GOAL_RSS_MB)
 
         if args.domain_limits:
