@@ -6,6 +6,8 @@ import atexit
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from typing import Any
@@ -17,6 +19,8 @@ from gunicorn import glogging
 from listmgr import boot
 from listmgr.cli.base import fail, get_runtime, main, metrics_option, serve_metrics
 from listmgr.services import users
+
+STOP_SECONDS = 50  # a worker process's time to finish its round (the unit allows 60)
 
 
 @main.command()
@@ -73,14 +77,8 @@ def web(host: str, port: int, workers: int) -> None:
     """The web application under gunicorn (production; pair with `listmgr worker`)."""
     from gunicorn.app.base import BaseApplication
 
-    from listmgr import metrics
-
-    # Each gunicorn worker counts its own requests: with one directory for all of them (made
-    # here unless the operator gave one) a scrape of any worker adds every worker up.
-    if not os.environ.get(metrics.MULTIPROC_ENV):
-        folder = tempfile.mkdtemp(prefix="listmgr-metrics-")
-        os.environ[metrics.MULTIPROC_ENV] = folder
-        atexit.register(_remove_in, os.getpid(), folder)
+    # Each gunicorn worker counts its own requests: a scrape of any worker adds every worker up.
+    _shared_metrics()
     rt = get_runtime()
     if not rt.settings.broker_url:
         click.echo(
@@ -110,6 +108,17 @@ def web(host: str, port: int, workers: int) -> None:
     App().run()
 
 
+def _shared_metrics() -> None:
+    """One directory where this process's children keep their metrics (made here unless the
+    operator gave one, removed at exit), so one scrape adds them all up."""
+    from listmgr import metrics
+
+    if not os.environ.get(metrics.MULTIPROC_ENV):
+        folder = tempfile.mkdtemp(prefix="listmgr-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = folder
+        atexit.register(_remove_in, os.getpid(), folder)
+
+
 def _remove_in(pid: int, folder: str) -> None:
     """At exit of the process `pid` only (forked gunicorn workers run the same exit hooks)."""
     if os.getpid() == pid:
@@ -134,10 +143,19 @@ class SharedLogs(glogging.Logger):
 
 
 @main.command()
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes of --threads threads each (one process uses about one core).",
+)
 @metrics_option
-def worker(threads: int, metrics_addr: str | None) -> None:
-    """A Dramatiq worker process (needs LISTMGR_BROKER_URL=redis://… or amqp://…)."""
+def worker(threads: int, processes: int, metrics_addr: str | None) -> None:
+    """Dramatiq worker processes (need LISTMGR_BROKER_URL=redis://… or amqp://…)."""
+    if processes > 1:
+        _shared_metrics()  # before the runtime: the children's counters add up in one scrape
     rt = get_runtime()
     if not rt.settings.broker_url or rt.settings.broker_url.startswith("stub"):
         fail(
@@ -145,13 +163,48 @@ def worker(threads: int, metrics_addr: str | None) -> None:
             "use `listmgr serve` for the all-in-one embedded mode"
         )
     serve_metrics(rt, metrics_addr)
-    bg = boot.start(rt, threads=threads)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    if processes > 1:
+        sys.exit(_supervise(processes, threads, done))
+    bg = boot.start(rt, threads=threads)
     click.echo(f"listmgr worker running with {threads} threads")
     done.wait()
     bg.stop()
+
+
+def _supervise(processes: int, threads: int, done: threading.Event) -> int:
+    """Run `processes` worker processes until told to stop (0) or until one of them ends by
+    itself: then the others are stopped too and the exit code is its own, so that the service
+    manager restarts the whole worker."""
+    from prometheus_client import multiprocess
+
+    command = [sys.executable, "-m", "listmgr", "worker", "--threads", str(threads)]
+    children = [subprocess.Popen(command) for _ in range(processes)]
+    click.echo(f"listmgr worker running {processes} processes of {threads} threads")
+    code = 0
+    while not done.wait(0.5):
+        ended = next((c for c in children if c.poll() is not None), None)
+        if ended is not None and not done.is_set():  # (a stop signal reaches them all at once)
+            code = ended.returncode or 1
+            click.echo(
+                f"listmgr: worker process {ended.pid} ended ({ended.returncode}): stopping the "
+                "others",
+                err=True,
+            )
+            break
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        multiprocess.mark_process_dead(child.pid)
+    return code
 
 
 def _migrate() -> None:
