@@ -19,7 +19,11 @@ X-Forwarded-For). It signs in an owner, then measures with wrk:
   - open pixel             GET /o/TOKEN.gif
   - the floor              GET /static/favicon.svg (the framework alone) and GET /healthz
                            (the framework and one database round trip): the same server,
-                           connections and wrk; one-click is printed as a ratio of each
+                           connections and wrk; and the least one-click (bench/web_floor.py:
+                           a Flask app under the same gunicorn that checks the token, counts
+                           the address in Redis, and marks the membership and appends the
+                           consent event in one transaction, with tokens of its own): one-click
+                           is printed as a ratio of each
 Half the subscribers allow tracking; clicks and opens come from them (each one recorded).
 Prints requests/s, p50/p95/p99 latency and the ratios to the goals: one-click >= 1,000 req/s
 with p99 <= 50 ms, subscribe p99 <= 100 ms, the subscribers page p95 <= 200 ms.
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -54,6 +59,7 @@ PASSWORD = "bench password 123"
 GOAL_P95_MS = 200.0
 GOAL_ONE_CLICK_RPS, GOAL_ONE_CLICK_P99_MS, GOAL_SUBSCRIBE_P99_MS = 1000.0, 50.0, 100.0
 FLOOR_STATIC, FLOOR_HEALTH = "floor: static file GET", "floor: health check GET"
+FLOOR_ONE_CLICK = "floor: the least one-click POST"  # bench/web_floor.py
 
 # wrk scripts: each request picks its input at random; done() prints the percentiles we report.
 DONE = """
@@ -221,7 +227,8 @@ def seed(db_url: str, n: int, wanted: int) -> tuple[list[str], str, list[str], l
         conn.execute("VACUUM ANALYZE")  # what a database that has lived a while looks like
         conn.execute("CHECKPOINT")  # the seed's writes reach the disk before we measure
     log(f"seeded {n:,} subscribers in {time.perf_counter() - t0:.1f} s")
-    sample = random.Random(7).sample(range(1, n + 1), min(wanted, n))  # distinct people
+    # distinct people: the first `wanted` for listmgr's one-click, the rest for its floor
+    sample = random.Random(7).sample(range(1, n + 1), min(2 * wanted, n))
     tokens = [rt.tokens.unsubscribe(i, 1) for i in sample]
     ref = rt.tokens.campaign_ref(cid)
     clicks = [f"/t/{ref}/{rt.tokens.click(cid, i, link)}" for i in trackers]
@@ -279,6 +286,45 @@ def start_gunicorn(
             time.sleep(0.3)
     proc.terminate()
     raise SystemExit("gunicorn did not come up")
+
+
+def start_floor(
+    db_url: str, port: int, workers: int, errors: Path, space: benchkit.RedisSpace
+) -> subprocess.Popen:
+    """bench/web_floor.py under the same gunicorn (workers, loopback), database and Redis."""
+    env = dict(
+        os.environ,
+        LISTMGR_DATABASE_URL=db_url,
+        LISTMGR_SECRET_KEY=SECRET,
+        LISTMGR_RATELIMIT_STORAGE_URL=space.url,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--chdir",
+        str(ROOT / "bench"),
+        "web_floor:app",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+        except urllib.error.HTTPError:  # 404: it answers
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(
+                    "the floor's gunicorn died: " + errors.read_text()[-2000:]
+                ) from None
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("the floor's gunicorn did not come up")
 
 
 def sign_in(base: str) -> str:
@@ -405,7 +451,8 @@ def main() -> None:
     try:
         log(f"database {scratch.name}, Redis {space.url} namespace {space.namespace}")
         wanted = args.tokens or 3000 * args.seconds
-        tokens, slug, clicks, opens = seed(db_url, args.subscribers, wanted)
+        every, slug, clicks, opens = seed(db_url, args.subscribers, wanted)
+        tokens, floor_tokens = every[:wanted], every[wanted:]
         port = benchkit.free_port()
         errors = config_dir / "gunicorn.err"
         proc = start_gunicorn(db_url, port, args.workers, config_dir, errors, space, args.limiter)
@@ -420,12 +467,15 @@ def main() -> None:
             f"/admin/subscribers?q=user{random.randrange(max(1, args.subscribers // 100)):05d}"
             for _ in range(200)
         ]
-        quoted = ",".join(f'"{t}"' for t in tokens)
-        one_click = (
-            UNSUBSCRIBE.replace("TOKENS", quoted)
-            .replace("THREADS", str(args.threads))
-            .replace("SOURCES", str(max(1, args.one_click_sources)))
-        )
+
+        def one_click_script(pool: list[str]) -> str:
+            return (
+                UNSUBSCRIBE.replace("TOKENS", ",".join(f'"{t}"' for t in pool))
+                .replace("THREADS", str(args.threads))
+                .replace("SOURCES", str(max(1, args.one_click_sources)))
+            )
+
+        one_click = one_click_script(tokens)
         runs = [
             # The floor: the same server, connections and wrk answering the lightest requests
             # it has, a static file (the framework alone) and the health check (the framework
@@ -468,6 +518,22 @@ def main() -> None:
                     errors.read_text(errors="replace"),
                 )
                 log(f"  server errors seen: {sorted(set(tracebacks))[:5]}")
+        if floor_tokens:
+            # The one-click floor: the least a one-click can do (bench/web_floor.py) under the
+            # same gunicorn, database, Redis, connections and wrk, with tokens of its own.
+            proc.terminate()
+            proc.wait(60)
+            floor_port = benchkit.free_port()
+            proc = start_floor(db_url, floor_port, args.workers, errors, space)
+            checkpoint(db_url)
+            results[FLOOR_ONE_CLICK] = wrk(
+                f"http://127.0.0.1:{floor_port}",
+                one_click_script(floor_tokens),
+                args.seconds,
+                args.connections,
+                args.threads,
+            )
+            log(line(FLOOR_ONE_CLICK, results[FLOOR_ONE_CLICK]))
         log("")
         log(
             f"PostgreSQL, {args.subscribers:,} subscribers, gunicorn {args.workers} workers, "
@@ -493,7 +559,9 @@ def main() -> None:
                 f"{figure}: {value:,.1f} {unit}; goal {goal}, ratio {ratio:.2f} "
                 f"({'met' if ratio is not None and ratio >= 1 else 'MISSED'})"
             )
-        for floor_name in (FLOOR_STATIC, FLOOR_HEALTH):
+        for floor_name in (FLOOR_STATIC, FLOOR_HEALTH, FLOOR_ONE_CLICK):
+            if floor_name not in results:
+                continue
             floor_rps = results[floor_name]["rps"]
             ratio = one["rps"] / floor_rps if floor_rps else 0.0
             log(
