@@ -1,6 +1,7 @@
 """Inbound benchmark: classify the whole shared corpus in one process.
 
     python bench/inbound.py [--corpus DIR] [--rounds N] [--skip-hook] [--hook-count 10000]
+                            [--worker-processes 1]
                             [--parts 100000] [--redis-url URL] [--summary FILE]
 
 Prints classify messages per second in one process (goal >= 1,500) and the slowest file with
@@ -95,6 +96,7 @@ def bench_hook(
     count: int = 10_000,
     redis_url: str | None = None,
     clients: int = 8,
+    worker_processes: int = 1,
     **_: object,
 ) -> str:
     """Store and process `count` messages through POST /hooks/inbound (gunicorn, 2 web
@@ -133,7 +135,7 @@ def bench_hook(
             stderr=errors,
         )
         worker = subprocess.Popen(
-            [*cli, "worker", "--threads", "8"],
+            [*cli, "worker", "--threads", "8", "--processes", str(worker_processes)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -213,7 +215,8 @@ def bench_hook(
         f"hook: {count} messages stored in {stored_s:.1f} s = {count / stored_s:.0f}/s "
         f"({clients} clients, {bad} not 202); all processed after {done_s:.1f} s = "
         f"{count / done_s:.0f} messages/s end to end (goal >= {GOAL_HOOK:.0f}, ratio "
-        f"{ratio:.2f}; PostgreSQL + Redis, gunicorn 2 workers, 1 worker process x 8 threads)"
+        f"{ratio:.2f}; PostgreSQL + Redis, gunicorn 2 workers, {worker_processes} worker "
+        f"process(es) x 8 threads)"
     )
 
 
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-hook", action="store_true", help="no hook stage")
     parser.add_argument("--hook-count", type=int, default=10_000, help="messages for the hook")
     parser.add_argument("--parts", type=int, default=100_000, help="MIME parts of the view stage")
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="`listmgr worker --processes` of the hook"
+    )
     benchkit.add_arguments(parser, redis=True)
     args = parser.parse_args(argv)
     benchkit.exit_on_sigterm()
@@ -330,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 count=args.hook_count,
                 parts=args.parts,
                 redis_url=args.redis_url,
+                worker_processes=args.worker_processes,
             ),
             flush=True,
         )
