@@ -583,6 +583,15 @@ def sample_message(rt: runtime.Runtime) -> bytes:
         ).data
 
 
+def beside_ceiling(
+    summary: benchkit.Summary, key: str, text: str, rate: float, ceil: float
+) -> None:
+    """Print and keep a rate with its share of the ceiling."""
+    print(f"{text}: {rate:,.0f} messages/s = {rate / ceil:.2f} of the ceiling", flush=True)
+    summary.add(key, rate, "msg/s")
+    summary.add(f"{key} / ceiling", rate / ceil, "x")
+
+
 def dkim_key(kind: str, folder: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -668,38 +677,38 @@ def main() -> None:
         promise = ceiling(
             port, args.workers, args.connections, count, prebuilt, (settings, args.recipients)
         )
-        print(
-            f"the promise's floor: the same, plus one UPDATE of the round's rows in a copy of the "
-            f"ledger, committed before the next round (a dead worker leaves at most one message "
-            f"a connection unrecorded): {promise:,.0f} messages/s = {promise / ceil:.2f} of the "
-            f"ceiling: the most any pipeline keeping that promise could reach here",
-            flush=True,
+        beside_ceiling(
+            summary,
+            "promise floor: transport + commit a round",
+            "the promise's floor: the same, plus one UPDATE of the round's rows in a copy of the "
+            "ledger, committed before the next round (a dead worker leaves at most one message a "
+            "connection unrecorded; the most any pipeline keeping that promise could reach here)",
+            promise,
+            ceil,
         )
-        summary.add("promise floor: transport + commit a round", promise, "msg/s")
-        summary.add("promise floor / ceiling", promise / ceil, "x")
 
         if not args.skip_bare:
             bare = no_database(
                 settings, port, args.workers, args.connections, args.recipients, count
             )
-            print(
-                f"no database: render + send every recipient's message, {shape}, no ledger: "
-                f"{bare:,.0f} messages/s = {bare / ceil:.2f} of the ceiling",
-                flush=True,
+            beside_ceiling(
+                summary,
+                "no database: render + send",
+                f"no database: render + send every recipient's message, {shape}, no ledger",
+                bare,
+                ceil,
             )
-            summary.add("no database: render + send", bare, "msg/s")
-            summary.add("no database / ceiling", bare / ceil, "x")
             floor = no_database(
                 settings, port, args.workers, args.connections, args.recipients, count, True
             )
-            print(
+            beside_ceiling(
+                summary,
+                "render + send + commit a round",
                 f"render + send + commit a round: the same, recording each round as the "
-                f"promise's floor does, {shape}: {floor:,.0f} messages/s = "
-                f"{floor / ceil:.2f} of the ceiling",
-                flush=True,
+                f"promise's floor does, {shape}",
+                floor,
+                ceil,
             )
-            summary.add("render + send + commit a round", floor, "msg/s")
-            summary.add("render + send + commit a round / ceiling", floor / ceil, "x")
 
         plain = measured_send(rt, env, args.workers, folder, "plain")
         rate = plain.rate

@@ -275,17 +275,24 @@ def start_gunicorn(
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"), cwd=str(ROOT)
     )
-    deadline = time.monotonic() + 300  # a loaded machine starts gunicorn slowly
+    return until_up(proc, f"http://127.0.0.1:{port}/healthz", errors, "gunicorn")
+
+
+def until_up(proc: subprocess.Popen, url: str, errors: Path, what: str) -> subprocess.Popen:
+    """`proc` once `url` answers (any HTTP status); a loaded machine starts gunicorn slowly."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            urllib.request.urlopen(url, timeout=2)
+            return proc
+        except urllib.error.HTTPError:
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("gunicorn died: " + errors.read_text()[-2000:]) from None
+                raise SystemExit(f"{what} died: " + errors.read_text()[-2000:]) from None
             time.sleep(0.3)
     proc.terminate()
-    raise SystemExit("gunicorn did not come up")
+    raise SystemExit(f"{what} did not come up")
 
 
 def start_floor(
@@ -311,20 +318,7 @@ def start_floor(
         "web_floor:app",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors.open("wb"))
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-        except urllib.error.HTTPError:  # 404: it answers
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(
-                    "the floor's gunicorn died: " + errors.read_text()[-2000:]
-                ) from None
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("the floor's gunicorn did not come up")
+    return until_up(proc, f"http://127.0.0.1:{port}/", errors, "the floor's gunicorn")
 
 
 def sign_in(base: str) -> str:

@@ -21,14 +21,12 @@ from listmgr.services import accounts, breaker, campaigns, settings_store, users
 from tests.admin_support import Account, session_login
 from tests.campaign_support import campaign, deliveries, make_list, person, recipients, wait_status
 from tests.conftest import (
-    BROKER_URL,
-    PG_URL,
     Received,
     drain,
     settings_for,
     wait_until,
 )
-from tests.worker_support import start_worker, stop_workers, worker_env
+from tests.worker_support import NEEDS_WORKER_PROCESSES, start_worker, stop_workers, worker_env
 
 PASSWORD = "correct horse battery staple"
 # Small numbers, so that a few dozen messages decide: 20 % bounces or 10 % complaints over
@@ -378,11 +376,7 @@ def test_admin_settings_refuse_nonsense(rt):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (PG_URL and BROKER_URL.startswith("redis")),
-    reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
-    "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)",
-)
+@NEEDS_WORKER_PROCESSES
 def test_worker_processes_pause_it_once(database_url, sink, tmp_path):
     """Two `listmgr worker` processes send the campaign, each with several jobs: one of them
     trips the breaker, the owners get one mail each, and the rest stays queued."""

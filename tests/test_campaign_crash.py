@@ -16,16 +16,18 @@ from listmgr import runtime
 from listmgr.models import Delivery
 from listmgr.services import campaigns
 from tests.campaign_support import campaign, deliveries, recipients
-from tests.conftest import BROKER_URL, PG_URL, wait_until
-from tests.worker_support import enqueuing_runtime, start_worker, stop_workers, worker_env
+from tests.conftest import wait_until
+from tests.worker_support import (
+    NEEDS_WORKER_PROCESSES,
+    enqueuing_runtime,
+    start_worker,
+    stop_workers,
+    worker_env,
+)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (PG_URL and BROKER_URL.startswith("redis")),
-        reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
-        "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)",
-    ),
+    NEEDS_WORKER_PROCESSES,
 ]
 # Throttled, every connection takes its turn alone; unthrottled, a job hands a round of
 # messages to all its connections at once (the sink is slowed so that the kill comes mid-way).

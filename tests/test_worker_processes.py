@@ -20,17 +20,13 @@ from sqlalchemy import select
 from listmgr.models import WorkerProcess
 from listmgr.services import campaigns
 from tests.campaign_support import campaign, recipients
-from tests.conftest import BROKER_URL, PG_URL, free_port, wait_until
+from tests.conftest import BROKER_URL, free_port, wait_until
 from tests.test_metrics import samples
-from tests.worker_support import enqueuing_runtime, worker_env
+from tests.worker_support import NEEDS_WORKER_PROCESSES, enqueuing_runtime, worker_env
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (PG_URL and BROKER_URL.startswith("redis")),
-        reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
-        "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)",
-    ),
+    NEEDS_WORKER_PROCESSES,
 ]
 PEOPLE = 150
 

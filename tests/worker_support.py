@@ -9,9 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from listmgr import boot, runtime
 from tests.campaign_support import make_list, person
-from tests.conftest import BROKER_URL, SECRET, settings_for, wait_until
+from tests.conftest import BROKER_URL, PG_URL, SECRET, settings_for, wait_until
+
+# A test module running real `listmgr worker` processes marks itself with this.
+NEEDS_WORKER_PROCESSES = pytest.mark.skipif(
+    not (PG_URL and BROKER_URL.startswith("redis")),
+    reason="runs real `listmgr worker` processes: needs PostgreSQL and Redis "
+    "(LISTMGR_TEST_DATABASE_URL and LISTMGR_TEST_BROKER_URL)",
+)
 
 
 def worker_env(
