@@ -166,6 +166,13 @@ def test_a_marketer_starts_a_campaign_from_a_template(page, server, rt, marketer
     )
 
 
+def release(page, held: list) -> None:
+    """Let the held script request through (it may come after the fields are typed in)."""
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+
+
 def test_what_is_typed_before_the_composer_script_runs_is_previewed(page, server, rt, marketer):
     """On a slow connection the page can be typed into before its script has run: the preview,
     the test form and the unsaved state catch up with it when the script arrives."""
@@ -190,14 +197,9 @@ def test_what_is_typed_before_the_composer_script_runs_is_previewed(page, server
         page.wait_for_selector("#preview-as")
         expect(page.locator("#pv-subject")).to_have_text("News for Sample Person")
 
-    def release(held: list) -> None:
-        while not held:  # the request for the script may come after the fields are typed in
-            page.wait_for_timeout(50)
-        held[0].continue_()
-
     open_composer()
     page.fill("#preview-as", "p2@example.org")
-    release(held)
+    release(page, held)
     expect(page.locator("#pv-subject")).to_have_text("News for Person 2")
     expect(page.frame_locator("#preview-frame").locator("h1")).to_have_text("Hello Person 2")
     copies = page.locator("form input[type=hidden][name=as]")  # the test and schedule forms
@@ -208,7 +210,31 @@ def test_what_is_typed_before_the_composer_script_runs_is_previewed(page, server
 
     open_composer()
     page.fill("input[name=subject]", "Early news for {{ subscriber.name }}")
-    release(held)
+    release(page, held)
     expect(page.locator("#pv-subject")).to_have_text("Early news for Sample Person")
     expect(page.locator("#save-state")).to_have_text("Unsaved changes")
     assert campaigns.get(rt, campaign_id).subject == "News for {{ subscriber.name }}"  # unsaved
+
+
+@pytest.mark.parametrize("page_options", [{"timezone_id": "Europe/Berlin"}])
+def test_a_zone_picked_before_the_schedule_script_runs_stays_picked(page, server, rt, marketer):
+    """The schedule's zone starts as the browser's own, unless one was picked before the script
+    that sets it ran."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)
+    campaign_id = campaigns.create(
+        rt, actor="tests", name="Later", subject="Later", lists=["monthly"], body="<p>Hi</p>"
+    )
+    sign_in(page, server, marketer)
+    page.goto(f"{server}/admin/campaigns/{campaign_id}")
+    expect(page.locator("#schedule-timezone")).to_have_value("Europe/Berlin")  # the browser's
+
+    held: list = []
+    page.route("**/static/schedule.js*", lambda route: held.append(route))
+    page.goto(f"{server}/admin/campaigns/{campaign_id}", wait_until="commit")
+    page.wait_for_selector("#schedule-timezone")
+    page.select_option("#schedule-timezone", "Asia/Tokyo")
+    release(page, held)
+    page.wait_for_load_state("load")  # the deferred scripts have run
+    expect(page.locator("#schedule-timezone")).to_have_value("Asia/Tokyo")

@@ -44,6 +44,20 @@
   }
   window.listmgr.debounce = debounce;
 
+  /* Whether a field was changed before a page's script ran (a slow connection, a quick hand):
+     then the page was shown with other values, and the person's choice must stand. */
+  function changedSinceLoad(el) {
+    if (el.type === "checkbox" || el.type === "radio") { return el.checked !== el.defaultChecked; }
+    if (el.tagName === "SELECT") {  /* with no option marked, a single choice starts on the first */
+      var marked = Array.prototype.some.call(el.options, function (o) { return o.defaultSelected; });
+      return Array.prototype.some.call(el.options, function (o, i) {
+        return o.selected !== (marked ? o.defaultSelected : !el.multiple && i === 0);
+      });
+    }
+    return el.type !== "hidden" && "defaultValue" in el && el.value !== el.defaultValue;
+  }
+  window.listmgr.changedSinceLoad = changedSinceLoad;
+
   /* Forms that ask before doing something that cannot be undone. */
   document.addEventListener("submit", function (ev) {
     var form = ev.target;

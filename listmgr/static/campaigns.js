@@ -103,19 +103,9 @@
   }
   if (asInput) { asInput.addEventListener("change", followAs); }
 
-  /* A field changed before this script ran (a slow connection, a quick hand) counts as changed
-     now: the page was shown with the saved values, and nothing else would notice. */
-  function changedSinceLoad(el) {
-    if (el.type === "checkbox" || el.type === "radio") { return el.checked !== el.defaultChecked; }
-    if (el.tagName === "SELECT") {  /* with no option marked, a single choice starts on the first */
-      var marked = Array.prototype.some.call(el.options, function (o) { return o.defaultSelected; });
-      return Array.prototype.some.call(el.options, function (o, i) {
-        return o.selected !== (marked ? o.defaultSelected : !el.multiple && i === 0);
-      });
-    }
-    return el.type !== "hidden" && "defaultValue" in el && el.value !== el.defaultValue;
-  }
-  var early = Array.prototype.filter.call(form.elements, changedSinceLoad);
+  /* A field changed before this script ran counts as changed now: the page was shown with
+     the saved values, and nothing else would notice. */
+  var early = Array.prototype.filter.call(form.elements, window.listmgr.changedSinceLoad);
   if (asInput && early.indexOf(asInput) >= 0) { followAs(); }
   if (early.some(function (el) { return el !== asInput; })) { markDirty(); }
   var frame = document.getElementById("preview-frame");
