@@ -149,16 +149,17 @@ def _timed_children(target: Any, args_of: list[tuple[Any, ...]]) -> tuple[float,
     return max(end for _, end in done) - started, sum(n for n, _ in done)
 
 
-def _ledger(settings: dict[str, Any] | None) -> Any:
-    """A connection to FLOOR_LEDGER made as a sending job's ledger makes its own: each
-    statement commits, without waiting for the disk unless send_synchronous_commit (None: no
-    recording)."""
-    if settings is None:
-        return None
+def _child_runtime(settings: dict[str, Any]) -> runtime.Runtime:
+    """The runtime of a measuring process (forked: the parent's connections are not ours)."""
     from listmgr import db as dbmod
 
-    dbmod.dispose_engines()  # the parent's connections are not ours to use
-    rt = runtime.build(settings, migrate=False)
+    dbmod.dispose_engines()
+    return runtime.build(settings, migrate=False)
+
+
+def _ledger(rt: runtime.Runtime) -> Any:
+    """A connection to FLOOR_LEDGER made as a sending job's ledger makes its own: each
+    statement commits, without waiting for the disk unless send_synchronous_commit."""
     ledger = rt.db.engine.raw_connection()
     ledger.driver_connection.autocommit = True
     if not rt.settings.send_synchronous_commit:
@@ -187,7 +188,7 @@ def _own_transport(
         conns = [transport.connection() for _ in range(connections)]
         for c in conns:
             c.ensure_open()
-        ledger = _ledger(record[0] if record else None)
+        ledger = _ledger(_child_runtime(record[0])) if record else None
         first, rows = (record[1], record[2]) if record else (0, 1)
         ready.release()
         go.wait()
@@ -255,10 +256,7 @@ def _render_and_send(
     from listmgr.services.campaign_setup import renderer
 
     try:
-        from listmgr import db as dbmod
-
-        dbmod.dispose_engines()  # the parent's connections are not ours to use
-        rt = runtime.build(settings, migrate=False)
+        rt = _child_runtime(settings)
         with rt.db.session() as s:
             cid = s.scalar(select(Campaign.id).where(Campaign.name == "size"))
             r, list_ids = renderer(rt, s, s.get(Campaign, cid), settings_store.effective(rt))
@@ -276,7 +274,7 @@ def _render_and_send(
         conns = [transport.connection() for _ in range(connections)]
         for c in conns:
             c.ensure_open()
-        ledger = _ledger(settings if record else None)
+        ledger = _ledger(rt) if record else None
         ready.release()
         go.wait()
         sent = 0

@@ -16,14 +16,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import psycopg
+import limits
 import redis
 from flask import Flask, abort, request
 from psycopg.types.json import Jsonb
 
 from listmgr import runtime
-
-LIMIT_PER_MINUTE = 6000  # listmgr's default one-click budget per address
 
 app = Flask(__name__)
 _rt = runtime.build(
@@ -32,13 +30,14 @@ _rt = runtime.build(
         "secret_key": os.environ["LISTMGR_SECRET_KEY"],
     }
 )
-_state: dict[str, Any] = {}  # this gunicorn worker's connections, made after the fork
+# listmgr's own one-click budget per address (unsubscribe_rate_limit_ip)
+_limit = limits.parse(_rt.settings.unsubscribe_rate_limit_ip)
+_state: dict[str, Any] = {}  # this gunicorn worker's connections, made on its first request
 
 
-def _connections() -> tuple[psycopg.Connection[Any], redis.Redis]:
+def _connections() -> tuple[Any, redis.Redis]:
     if not _state:
-        dsn = os.environ["LISTMGR_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        _state["db"] = psycopg.connect(dsn)
+        _state["db"] = _rt.db.engine.raw_connection().driver_connection
         _state["redis"] = redis.Redis.from_url(os.environ["LISTMGR_RATELIMIT_STORAGE_URL"])
     return _state["db"], _state["redis"]
 
@@ -49,11 +48,11 @@ def one_click(token: str) -> tuple[str, int]:
         who = _rt.tokens.read_unsubscribe(token)
     except Exception:
         abort(404)
-    db, limits = _connections()
+    db, counter = _connections()
     source = request.headers.get("X-Forwarded-For", request.remote_addr or "")
     key = f"floor:one-click:{source}"
-    count, _ = limits.pipeline().incr(key).expire(key, 60, nx=True).execute()
-    if count > LIMIT_PER_MINUTE:
+    count, _ = counter.pipeline().incr(key).expire(key, _limit.get_expiry(), nx=True).execute()
+    if count > _limit.amount:
         abort(429)
     with db.transaction():
         changed = db.execute(

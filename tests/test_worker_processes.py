@@ -22,7 +22,12 @@ from listmgr.services import campaigns
 from tests.campaign_support import campaign, recipients
 from tests.conftest import BROKER_URL, free_port, wait_until
 from tests.test_metrics import samples
-from tests.worker_support import NEEDS_WORKER_PROCESSES, enqueuing_runtime, worker_env
+from tests.worker_support import (
+    NEEDS_WORKER_PROCESSES,
+    enqueuing_runtime,
+    start_worker,
+    worker_env,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,34 +58,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
     """`listmgr worker --processes 2`, once its two processes say they run."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "listmgr",
-                "worker",
-                "--processes",
-                "2",
-                "--threads",
-                "2",
-                *args,
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_until(
-        lambda: (
-            log.read_text().count("listmgr worker running with 2 threads") == 2
-            or proc.poll() is not None
-        ),
-        120,
-        "two worker processes",
-    )
-    assert proc.poll() is None, log.read_text()
+    proc = start_worker(env, log, *options, threads=2, processes=2, timeout=120)
     assert "running 2 processes of 2 threads" in log.read_text()
     return proc
 

@@ -49,22 +49,29 @@ def worker_env(
 
 
 def start_worker(
-    env: dict[str, str], log: Path, *, cwd: Path | None = None, timeout: float = 60
+    env: dict[str, str],
+    log: Path,
+    *options: str,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    threads: int = 4,
+    processes: int = 1,
 ) -> subprocess.Popen[bytes]:
-    """A worker process, once it says it runs; its output goes to `log`. `cwd` is where it
-    runs (`python -m` imports listmgr from there first: another release's tree)."""
+    """`listmgr worker` (with more `options`), once each of its processes says it runs; its
+    output goes to `log`. `cwd` is where it runs (`python -m` imports listmgr from there
+    first: another release's tree)."""
+    command = [sys.executable, "-m", "listmgr", "worker", "--threads", str(threads)]
+    if processes > 1:
+        command += ["--processes", str(processes)]
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "listmgr", "worker", "--threads", "4"],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            [*command, *options], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
         )
+    running = f"listmgr worker running with {threads} threads".encode()
     wait_until(
-        lambda: b"worker running" in log.read_bytes() or proc.poll() is not None,
+        lambda: log.read_bytes().count(running) >= processes or proc.poll() is not None,
         timeout,
-        "a worker process",
+        "the worker's processes",
     )
     assert proc.poll() is None, log.read_text()
     return proc
