@@ -401,6 +401,11 @@ class Campaign(SQLModel, table=True):
     ab_decide_at: datetime | None = Field(default=None, sa_type=DateTime)
     ab_decided_at: datetime | None = Field(default=None, sa_type=DateTime)
     ab_winner: int | None = Field(default=None)
+    # Once the ledger's retention period has passed, the figures every page read from its
+    # rows, kept here before the rows are deleted (services/ledger_archive.py).
+    ledger_summary: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
 
 
 class CampaignTemplate(SQLModel, table=True):

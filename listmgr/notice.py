@@ -119,7 +119,8 @@ def _collected(settings: Settings, facts: ListFacts) -> list[dict[str, str]]:
             "reported as spam",
             "to send each mail once and to stop mail that cannot be delivered",
             "needed to run the list",
-            "as long as your data is kept",
+            kept(settings.retention_delivery_days)
+            + (" after the mailing ended" if settings.retention_delivery_days else ""),
         )
     )
     items.append(
@@ -177,6 +178,10 @@ def compose(settings: Settings, facts: ListFacts) -> dict[str, Any]:
             {"what": "Activity events", "kept": kept(settings.retention_activity_days)},
             {"what": "Opens and clicks", "kept": kept(settings.retention_engagement_days)},
             {"what": "Mail you send us", "kept": kept(settings.retention_inbound_days)},
+            {
+                "what": "Which of our mail we sent you and what became of it",
+                "kept": kept(settings.retention_delivery_days),
+            },
             {"what": "Records of our staff's actions", "kept": kept(settings.retention_audit_days)},
             {
                 "what": "Requests to confirm you still want our mail, once answered or expired",

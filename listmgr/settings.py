@@ -45,6 +45,9 @@ Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Days = Annotated[int, Field(ge=0, le=36500)]  # a retention period; 0: kept forever
+# A campaign's ledger is kept at least as long as the reputation figures look back
+# (services/reputation.WINDOWS), which read it message by message.
+LEDGER_MIN_DAYS = 30
 Share = Annotated[float, Field(ge=0, le=1)]  # a rate limit of the circuit breaker; 0: off
 Count = Annotated[int, Field(ge=0, le=100_000_000)]
 OFF = frozenset({"off", "false", "no", "none", ""})
@@ -89,6 +92,7 @@ class Settings(BaseModel):
     retention_inbound_days: Days
     retention_audit_days: Days
     retention_repermission_days: Days
+    retention_delivery_days: Days
     confirm_max_age_days: int
     confirm_window_minutes: int
     data_link_max_age_minutes: int
@@ -181,6 +185,16 @@ class Settings(BaseModel):
         """The circuit breaker's numbers may be written "off" (0: that check is off)."""
         if value is False or (isinstance(value, str) and value.strip().lower() in OFF):
             return 0
+        return value
+
+    @field_validator("retention_delivery_days")
+    @classmethod
+    def _ledger_kept_for_reputation(cls, value: int) -> int:
+        if 0 < value < LEDGER_MIN_DAYS:
+            raise ValueError(
+                f"0 (kept forever) or at least {LEDGER_MIN_DAYS} days: the reputation "
+                "figures read the last 30 days message by message"
+            )
         return value
 
     @field_validator("domain_limits", mode="before")

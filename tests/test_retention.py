@@ -153,6 +153,8 @@ def test_the_sweep_deletes_exactly_what_is_older_than_each_period(rt):
         "inbound": 1,
         "audit": 1,
         "repermission": 1,
+        "ledgers": 0,  # no campaign (tests/test_ledger_archive.py)
+        "ledger_rows": 0,
     }
     left = _left(rt)
     assert left["people"] == [
@@ -184,6 +186,7 @@ def test_zero_keeps_everything(make_runtime):
         retention_inbound_days=0,
         retention_audit_days=0,
         retention_repermission_days=0,
+        retention_delivery_days=0,
     )
     _world(rt)
     before = _left(rt)
@@ -235,6 +238,8 @@ def test_the_command_prints_the_counts(database_url, sink, tmp_path, rt):
         "inbound messages": 2,  # both are older than the 30 days given here
         "audit log entries": 1,
         "re-permission requests (kept or expired)": 1,
+        "campaign ledgers past their period (their figures kept)": 0,
+        "ledger rows deleted": 0,
     }
     bad = CliRunner().invoke(
         main,

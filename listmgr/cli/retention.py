@@ -17,5 +17,5 @@ def retention() -> None:
 def sweep() -> None:
     """Delete what is older than its period and print how many of each kind."""
     counts = service.sweep(get_runtime())
-    for kind, n in counts.items():
-        click.echo(f"{n:>8}  {service.KINDS[kind]}")
+    for kind, what in service.KINDS.items():
+        click.echo(f"{counts[kind]:>8}  {what}")

@@ -27,7 +27,15 @@ from sqlmodel import col
 from listmgr.db import rows_changed
 from listmgr.errors import ListmgrError, ValidationError
 from listmgr.mail import content
-from listmgr.models import Campaign, CampaignStatus, Delivery, Engagement, Subscriber, utcnow
+from listmgr.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    Engagement,
+    Subscriber,
+    id_of,
+    utcnow,
+)
 from listmgr.runtime import Runtime
 from listmgr.services import audit, ledger
 
@@ -299,41 +307,43 @@ def _rate(n: int, sent: int) -> float:
     return round(100.0 * n / sent, 1) if sent else 0.0
 
 
+def variant_figures(s: Session, campaign_id: int) -> dict[str, dict[int, int]]:
+    """Per variant, from the ledger: messages sent, sent to people who allow tracking, people
+    who opened (a click counts) and who clicked."""
+    sent_to = (
+        select(col(Delivery.variant), func.count())
+        .where(
+            col(Delivery.campaign_id) == campaign_id,
+            col(Delivery.status) == ledger.SENT,
+            col(Delivery.variant).is_not(None),
+        )
+        .group_by(col(Delivery.variant))
+    )
+    tracked = sent_to.join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id)).where(
+        col(Subscriber.consent_tracking).is_(True)
+    )
+    return {
+        "sent": {int(v or 0): int(n) for v, n in s.execute(sent_to)},
+        "tracked": {int(v or 0): int(n) for v, n in s.execute(tracked)},
+        "opened": engaged(s, campaign_id, "opens"),
+        "clicked": engaged(s, campaign_id, "clicks"),
+    }
+
+
 def compare(s: Session, row: Campaign) -> Comparison | None:
     """Sent, people who opened (a click counts) and who clicked, and their rates per variant
-    over the recipients who allow tracking, as the campaign's own rates (None: no test)."""
+    over the recipients who allow tracking, as the campaign's own rates (None: no test). Once
+    the ledger's rows are deleted, the figures kept of it."""
     config = row.ab_test
     if not config:
         return None
-    assert row.id is not None  # a stored campaign
-    sent = {
-        int(variant or 0): int(n)
-        for variant, n in s.execute(
-            select(col(Delivery.variant), func.count())
-            .where(
-                col(Delivery.campaign_id) == row.id,
-                col(Delivery.status) == ledger.SENT,
-                col(Delivery.variant).is_not(None),
-            )
-            .group_by(col(Delivery.variant))
-        )
-    }
-    tracked = {
-        int(variant or 0): int(n)
-        for variant, n in s.execute(
-            select(col(Delivery.variant), func.count())
-            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
-            .where(
-                col(Delivery.campaign_id) == row.id,
-                col(Delivery.status) == ledger.SENT,
-                col(Delivery.variant).is_not(None),
-                col(Subscriber.consent_tracking).is_(True),
-            )
-            .group_by(col(Delivery.variant))
-        )
-    }
-    opened = engaged(s, row.id, "opens")
-    clicked = engaged(s, row.id, "clicks")
+    if row.ledger_summary:
+        kept = row.ledger_summary["variants"]
+        figures = {k: {int(v): n for v, n in kept[k].items()} for k in kept}
+    else:
+        figures = variant_figures(s, id_of(row))
+    sent, tracked = figures["sent"], figures["tracked"]
+    opened, clicked = figures["opened"], figures["clicked"]
     subjects = [row.subject] + [v["subject"] for v in config.get("alternatives", [])]
     return Comparison(
         kind=config.get("kind", "subject"),

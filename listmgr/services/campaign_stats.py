@@ -38,7 +38,9 @@ class Stats:
 
 
 # -- stats -----------------------------------------------------------------------------------
-def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
+def ledger_counts(s: Session, campaign_id: int) -> dict[str, int]:
+    """The Stats counts (all but the audience) as the campaign's ledger rows give them."""
+
     def flag(column: Any) -> Any:
         return func.sum(case((column, 1), else_=0))
 
@@ -63,7 +65,7 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
                 & (col(Delivery.error) == ledger.WARMUP_WAIT)
             ),
         )
-        .where(col(Delivery.campaign_id) == row.id)
+        .where(col(Delivery.campaign_id) == campaign_id)
         .group_by(Delivery.status)
     ):
         counts[status] = int(n)
@@ -71,28 +73,33 @@ def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
         bounced, complained = bounced + int(b or 0), complained + int(c or 0)
         unsubscribed, dup = unsubscribed + int(u or 0), dup + int(d or 0)
         warmup += int(w or 0)
+    return {
+        "sent": counts.get(ledger.SENT, 0),
+        "failed": counts.get(ledger.FAILED, 0),
+        "skipped": counts.get(ledger.SKIPPED, 0),
+        "remaining": sum(counts.get(k, 0) for k in (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)),
+        "in_progress": counts.get(ledger.CLAIMED, 0),
+        "retrying": retrying,
+        "bounced": bounced,
+        "complained": complained,
+        "unsubscribed": unsubscribed,
+        "possibly_duplicate": dup,
+        "waiting_warmup": warmup,
+    }
+
+
+def stats_of(s: Session, row: Campaign, *, timeline: bool) -> Stats:
+    """The campaign's figures: from its ledger, or from what was kept of it once its rows
+    were deleted (services/ledger_archive)."""
+    cid, kept = id_of(row), row.ledger_summary
+    counts = kept["counts"] if kept else ledger_counts(s, cid)
     buckets: tuple[dict[str, Any], ...] = ()
     engagement = None
     if timeline:
-        buckets = per_minute(s, id_of(row))
-        engagement = tracking.engagements_of(s, id_of(row)).as_dict()
+        buckets = tuple(kept["timeline"]) if kept else per_minute(s, cid)
+        engagement = tracking.engagements_of(s, cid).as_dict()
     audience = row.audience if row.status not in (S.draft.value, S.scheduled.value) else 0
-    return Stats(
-        audience=audience,
-        sent=counts.get(ledger.SENT, 0),
-        failed=counts.get(ledger.FAILED, 0),
-        skipped=counts.get(ledger.SKIPPED, 0),
-        remaining=sum(counts.get(k, 0) for k in (ledger.QUEUED, ledger.CLAIMED, ledger.HELD)),
-        in_progress=counts.get(ledger.CLAIMED, 0),
-        retrying=retrying,
-        bounced=bounced,
-        complained=complained,
-        unsubscribed=unsubscribed,
-        possibly_duplicate=dup,
-        waiting_warmup=warmup,
-        timeline=buckets,
-        engagement=engagement,
-    )
+    return Stats(audience=audience, **counts, timeline=buckets, engagement=engagement)
 
 
 def per_minute(s: Session, campaign_id: int) -> tuple[dict[str, Any], ...]:

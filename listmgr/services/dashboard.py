@@ -166,7 +166,7 @@ def campaign_rates(
         camps = list(s.scalars(query))
         ids = [c.id for c in camps]
         counts = {
-            row.campaign_id: row
+            row.campaign_id: row._asdict()
             for row in s.execute(
                 select(
                     col(Delivery.campaign_id),
@@ -185,20 +185,21 @@ def campaign_rates(
         reached = tracking.reach(s, [id_of(c) for c in camps])
     out = []
     for c in camps:
-        row = counts.get(c.id)
+        # once the ledger's rows are deleted, the figures kept of it
+        row = c.ledger_summary["counts"] if c.ledger_summary else counts.get(c.id, {})
         out.append(
             CampaignRates(
-                id_of(c),
-                c.name,
-                c.status,
-                c.started_at.isoformat(timespec="minutes") if c.started_at else "",
-                c.audience,
-                row.sent if row else 0,
-                row.failed if row else 0,
-                row.bounced if row else 0,
-                row.complained if row else 0,
-                row.unsubscribed if row else 0,
-                reached[id_of(c)],
+                id=id_of(c),
+                name=c.name,
+                status=c.status,
+                started_at=c.started_at.isoformat(timespec="minutes") if c.started_at else "",
+                audience=c.audience,
+                sent=row.get("sent", 0),
+                failed=row.get("failed", 0),
+                bounced=row.get("bounced", 0),
+                complained=row.get("complained", 0),
+                unsubscribed=row.get("unsubscribed", 0),
+                reach=reached[id_of(c)],
             )
         )
     return out

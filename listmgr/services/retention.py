@@ -14,6 +14,9 @@ its own transaction, so one kind failing leaves the others done:
   audit: the audit log of staff actions.
 - repermission: re-permission requests that ended (kept or expired) before the period; an open
   request stays until its own deadline's sweep ends it.
+- delivery: the ledger of a campaign that ended before the period; its figures are kept on the
+  campaign first (services/ledger_archive). The worker's sweep deletes for at most
+  LEDGER_SECONDS at a time and comes back within a minute while rows are left.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ from listmgr.models import (
     utcnow,
 )
 from listmgr.runtime import Runtime
-from listmgr.services import settings_store
+from listmgr.services import ledger_archive, settings_store
 from listmgr.settings import Settings
 
 SIGN_UP_KINDS = ("subscribe", "subscribe_repeat")
 EVERY_SECONDS = 3600  # the worker's sweep runs retention at most this often
+AGAIN_SECONDS = 60  # ... or this often while ledger rows past their period are left
+LEDGER_SECONDS = 20.0  # the longest the worker's sweep spends deleting ledger rows
 KINDS = {  # what each count of sweep() is
     "unconfirmed": "unconfirmed sign-ups (pending memberships)",
     "subscribers": "subscribers left with nothing",
@@ -54,6 +59,8 @@ KINDS = {  # what each count of sweep() is
     "inbound": "inbound messages",
     "audit": "audit log entries",
     "repermission": "re-permission requests (kept or expired)",
+    "ledgers": "campaign ledgers past their period (their figures kept)",
+    "ledger_rows": "ledger rows deleted",
 }
 
 
@@ -120,10 +127,15 @@ def _older(s: Session, column: Any, cutoff: datetime) -> int:
 
 
 def sweep(
-    rt: Runtime, now: datetime | None = None, settings: Settings | None = None
+    rt: Runtime,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    *,
+    ledger_seconds: float | None = None,
 ) -> dict[str, int]:
     """Delete what is older than its period before now (naive UTC; default: this moment) under
-    the settings in force; the count of rows deleted per kind."""
+    the settings in force; the count of rows deleted per kind. Ledger rows are deleted for at
+    most ledger_seconds (None: all); "ledger_rows_left" is 1 when some are left."""
     now = now or utcnow()
     settings = settings or settings_store.effective(rt)
     counts = dict.fromkeys(KINDS, 0)
@@ -143,13 +155,23 @@ def sweep(
         if cutoff is not None:
             with rt.db.session() as s:
                 counts[kind] = _older(s, column, cutoff)
+    cutoff = _cutoff(now, settings.retention_delivery_days)
+    if cutoff is not None:
+        done = ledger_archive.archive(rt, cutoff, seconds=ledger_seconds)
+        counts["ledgers"], counts["ledger_rows"] = done.campaigns, done.rows
+        if done.more:
+            counts["ledger_rows_left"] = 1
     return counts
 
 
 def sweep_due(rt: Runtime, now: datetime) -> dict[str, int]:
-    """The sweep, if the last one in this process is at least EVERY_SECONDS old."""
-    last = rt.state.get("retention_swept_at")
-    if last is not None and (now - last).total_seconds() < EVERY_SECONDS:
+    """The sweep, if the next one in this process is due (EVERY_SECONDS after the last, or
+    AGAIN_SECONDS while ledger rows are left)."""
+    due = rt.state.get("retention_due_at")
+    if due is not None and now < due:
         return {}
-    rt.state["retention_swept_at"] = now
-    return sweep(rt, now)
+    rt.state["retention_due_at"] = now + timedelta(seconds=EVERY_SECONDS)  # also after a failure
+    counts = sweep(rt, now, ledger_seconds=LEDGER_SECONDS)
+    if counts.get("ledger_rows_left"):
+        rt.state["retention_due_at"] = now + timedelta(seconds=AGAIN_SECONDS)
+    return counts

@@ -21,7 +21,7 @@ from sqlmodel import col
 from listmgr.db import insert_or_skip
 from listmgr.errors import TokenInvalid
 from listmgr.mail import tracking as rules
-from listmgr.models import CampaignLink, Delivery, Engagement, Subscriber, utcnow
+from listmgr.models import Campaign, CampaignLink, Delivery, Engagement, Subscriber, utcnow
 from listmgr.runtime import Runtime
 from listmgr.settings import Settings
 
@@ -264,6 +264,12 @@ def reach(s: Session, campaign_ids: Sequence[int]) -> dict[int, Reach]:
             .group_by(col(Delivery.campaign_id))
         ).all()
     )
+    for cid, kept in s.execute(  # campaigns whose ledger rows were deleted: what was kept
+        select(col(Campaign.id), col(Campaign.ledger_summary)).where(
+            col(Campaign.id).in_(ids), col(Campaign.ledger_summary).is_not(None)
+        )
+    ):
+        tracked[cid] = kept["tracked"]
     clicker = case((col(Engagement.kind) == CLICK, col(Engagement.subscriber_id)))
     people = {
         cid: (int(opened), int(clicked))
