@@ -89,6 +89,8 @@ class CampaignInfo:
     stats: dict[str, Any]
     ab_test: dict[str, Any] | None  # the A/B test's settings (services/abtests.py)
     ab_result: dict[str, Any] | None  # when its winner is due, and which won when
+    # when its ledger's rows went after the retention period, their figures kept (None: kept)
+    ledger_deleted_at: str | None = None
 
     @property
     def scheduled_at_utc(self) -> datetime | None:
@@ -135,6 +137,7 @@ def _info(
         counts,
         row.ab_test,
         _ab_result(row),
+        row.ledger_summary["kept_at"] if row.ledger_summary else None,
     )
 
 

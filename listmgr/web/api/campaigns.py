@@ -143,6 +143,11 @@ class CampaignOut(BaseModel):
     stats: StatsOut
     ab_test: AbTest | None = None
     ab_result: AbResult | None = None
+    ledger_deleted_at: str | None = Field(
+        None,
+        description="when the per-recipient ledger was deleted, its retention period "
+        "(retention_delivery_days) over; the figures were kept first and read from then on",
+    )
 
 
 class Who(BaseModel):
