@@ -137,22 +137,26 @@ def queue_mail(
     sub: Subscriber,
     lst: MailingList,
     payload: dict[str, Any] | None = None,
+    member: Membership | None = None,
 ) -> int | None:
-    """Add an outbox row unless this address got the same kind of mail within the window."""
+    """Add an outbox row unless this address got the same kind of mail within the window.
+    member: the membership a confirmation is for, when the caller holds it (not read again;
+    a new one is stored with its confirmation nonce in one statement)."""
     window = utcnow() - timedelta(minutes=rt.settings.confirm_window_minutes)
-    recent = s.scalar(
-        select(col(Outbox.id))
-        .where(
-            col(Outbox.to_email) == sub.email,
-            col(Outbox.kind).in_(("confirm", "already_subscribed")),
-            col(Outbox.created_at) > window,
+    with s.no_autoflush:  # pending rows are written once, below, with what is set here
+        recent = s.scalar(
+            select(col(Outbox.id))
+            .where(
+                col(Outbox.to_email) == sub.email,
+                col(Outbox.kind).in_(("confirm", "already_subscribed")),
+                col(Outbox.created_at) > window,
+            )
+            .limit(1)
         )
-        .limit(1)
-    )
     if recent is not None:
         return None
     if kind == "confirm":
-        _await_confirmation(s, sub, lst)
+        _await_confirmation(s, sub, lst, member)
     row = Outbox(
         kind=kind, to_email=sub.email, subscriber_id=sub.id, list_id=lst.id, payload=payload or {}
     )
@@ -161,14 +165,17 @@ def queue_mail(
     return row.id
 
 
-def _await_confirmation(s: Session, sub: Subscriber, lst: MailingList) -> None:
+def _await_confirmation(
+    s: Session, sub: Subscriber, lst: MailingList, member: Membership | None
+) -> None:
     """A new confirmation link is about to be mailed: it alone confirms from now on (the links
     of earlier mails stop working), and it can lift only suppressions older than itself."""
-    member = s.scalar(
-        select(Membership).where(
-            col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+    if member is None:
+        member = s.scalar(
+            select(Membership).where(
+                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+            )
         )
-    )
     if member is not None:
         member.confirm_nonce = new_nonce()
         member.confirm_requested_at = utcnow()
@@ -262,9 +269,13 @@ def _subscribe(
                 )
         if not created and not sub.name and display:
             sub.name = display
-        member = s.scalar(
-            select(Membership).where(
-                col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+        member = (
+            None  # a person stored just now is on no list yet
+            if created
+            else s.scalar(
+                select(Membership).where(
+                    col(Membership.subscriber_id) == sub.id, col(Membership.list_id) == lst.id
+                )
             )
         )
         now = utcnow()
@@ -309,7 +320,6 @@ def _subscribe(
             if member.status != MemberStatus.confirmed.value:  # (confirmed: it stays so, and
                 member.status = MemberStatus.pending.value  # confirming lifts the
                 member.updated_at = now  # suppression)
-            s.flush()
             detail = {"opt_in": "double"}
             if suppressed:
                 detail["why"] = "the address is on the suppression list"
@@ -323,7 +333,9 @@ def _subscribe(
                 privacy_notice_id=shown,
                 detail=detail,
             )
-            oid = queue_mail(s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording})
+            oid = queue_mail(
+                s, rt, kind="confirm", sub=sub, lst=lst, payload={"wording": wording}, member=member
+            )
         if oid:
             outbox_ids.append(oid)
     return outbox_ids
