@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Row, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
@@ -124,6 +124,15 @@ class Database:
             raise
         finally:
             session.close()
+
+    def read(self, statement: Executable) -> Sequence[Row[Any]]:
+        """The rows of one read-only statement, outside a unit of work: PostgreSQL runs it in
+        autocommit (one round trip, where a transaction takes three); SQLite in a session."""
+        if self.dialect == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return conn.execute(statement).all()
+        with self.session() as s:
+            return s.execute(statement).all()
 
     def upgrade(self) -> schema.Upgrade:
         """Apply the missing Alembic migrations, once across every host (see listmgr.schema)."""

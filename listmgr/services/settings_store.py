@@ -244,10 +244,9 @@ class SettingView:
 
 
 def _stored(rt: Runtime, s: Session | None = None) -> dict[str, Any]:
-    if s is None:
-        with rt.db.session() as own:
-            return _stored(rt, own)
-    return {row.key: row.value for row in s.scalars(select(SettingValue))}
+    """The changes saved in the admin: in the session s, or in a read of their own."""
+    query = select(col(SettingValue.key), col(SettingValue.value))
+    return dict(s.execute(query).tuples().all() if s is not None else rt.db.read(query))
 
 
 def _split(url: str) -> tuple[str, str | None, str]:
