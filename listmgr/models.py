@@ -230,12 +230,13 @@ class SubscriberFieldValue(SQLModel, table=True):
 
     __tablename__ = "subscriber_field_value"
     __table_args__ = (
-        Index("ix_field_value_text", "key", "kind", "value_text", "subscriber_id"),
+        Index("ix_field_value_text", "key", "kind", "value_text", "subscriber_id", "position"),
         Index(
             "ix_field_value_number",
             "key",
             "value_number",
             "subscriber_id",
+            "position",
             postgresql_where=text("value_number IS NOT NULL"),
             sqlite_where=text("value_number IS NOT NULL"),
         ),
@@ -244,6 +245,7 @@ class SubscriberFieldValue(SQLModel, table=True):
             "key",
             "value_bool",
             "subscriber_id",
+            "position",
             postgresql_where=text("value_bool IS NOT NULL"),
             sqlite_where=text("value_bool IS NOT NULL"),
         ),

@@ -37,12 +37,17 @@ def matching(
     over the value's column; without one, those who have a value of that type at all (for a
     multi_choice field: an array with at least one item). `equal_to`: the values an equality
     predicate compares with (a string longer than any of them cannot match)."""
-    rows = _COLUMNS.key == key
     sid = _COLUMNS.subscriber_id
+    # A value (not an array's item) is at position 0: with the key, that names one row per
+    # subscriber (the primary key), so PostgreSQL joins the ids as they are instead of first
+    # making them distinct.
+    rows = and_(_COLUMNS.key == key, _COLUMNS.position == 0)
     if kind in _TYPED:
         value = _TYPED[kind]
         where = predicate(value) if predicate else value.is_not(None)
         return col(Subscriber.id).in_(select(sid).where(rows, where))
+    if kind == "multi_choice":
+        rows = _COLUMNS.key == key
     rows = and_(rows, _COLUMNS.kind == _STRING_KIND[kind])
     if predicate is None:
         return col(Subscriber.id).in_(select(sid).where(rows))

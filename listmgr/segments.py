@@ -60,7 +60,7 @@ from listmgr.segmentvalues import (
     strings,
     whole,
 )
-from listmgr.sqljson import ascii_lower, ascii_lower_sql, json_equals
+from listmgr.sqljson import ascii_contains, ascii_lower, json_equals
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
@@ -276,8 +276,12 @@ class _Compiler:
             needle = ascii_lower(string(value, vpath, empty=False))
             # Addresses are stored lower-cased (listmgr.addresses): folding each of a million
             # of them again only costs time.
-            folded = column if key == "email" else ascii_lower_sql(column)
-            return and_(column.is_not(None), folded.contains(needle, autoescape=True))
+            found = (
+                column.contains(needle, autoescape=True)
+                if key == "email"
+                else ascii_contains(column, needle)
+            )
+            return and_(column.is_not(None), found)
         fix = (lambda v: v.lower()) if key == "email" else (lambda v: v)
         values = strings(value, vpath) if op == "in" else [string(value, vpath)]
         if kind == "choice":

@@ -181,19 +181,19 @@ def upgrade() -> None:
     op.create_index(
         "ix_field_value_text",
         "subscriber_field_value",
-        ["key", "kind", "value_text", "subscriber_id"],
+        ["key", "kind", "value_text", "subscriber_id", "position"],
     )
     op.create_index(
         "ix_field_value_number",
         "subscriber_field_value",
-        ["key", "value_number", "subscriber_id"],
+        ["key", "value_number", "subscriber_id", "position"],
         postgresql_where=sa.text("value_number IS NOT NULL"),
         sqlite_where=sa.text("value_number IS NOT NULL"),
     )
     op.create_index(
         "ix_field_value_bool",
         "subscriber_field_value",
-        ["key", "value_bool", "subscriber_id"],
+        ["key", "value_bool", "subscriber_id", "position"],
         postgresql_where=sa.text("value_bool IS NOT NULL"),
         sqlite_where=sa.text("value_bool IS NOT NULL"),
     )
