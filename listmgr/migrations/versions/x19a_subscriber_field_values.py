@@ -29,6 +29,7 @@ depends_on = None
 # field definition has one, so no rule can name it) are left out for the same reason.
 LONG = 2000
 KEY_MAX = 64
+MAX_DOUBLE = "1.7976931348623157e308"
 
 PG_ROWS = f"""
 CREATE FUNCTION subscriber_field_rows(sid integer, doc jsonb)
@@ -42,7 +43,8 @@ LANGUAGE sql IMMUTABLE AS $$
          CASE WHEN jsonb_typeof(f.value) = 'string' AND octet_length(f.value #>> '{{}}') > {LONG}
               THEN f.value #>> '{{}}' END,
          -- a number too large for a double is no number a rule can compare with
-         CASE WHEN jsonb_typeof(f.value) = 'number' AND abs((f.value #>> '{{}}')::numeric) < 1e300
+         CASE WHEN jsonb_typeof(f.value) = 'number'
+                   AND abs((f.value #>> '{{}}')::numeric) <= {MAX_DOUBLE}
               THEN (f.value #>> '{{}}')::double precision END,
          CASE WHEN jsonb_typeof(f.value) = 'boolean' THEN (f.value #>> '{{}}')::boolean END
   FROM jsonb_each(CASE WHEN jsonb_typeof(doc) = 'object' THEN doc ELSE '{{}}' END) AS f
@@ -113,7 +115,7 @@ def _sqlite_rows(sid: str, doc: str, source: str = "") -> str:
          CASE f.type WHEN 'text' THEN 'string' WHEN 'integer' THEN 'number'
                      WHEN 'real' THEN 'number' ELSE 'boolean' END,
          {text("f.atom", "f.type", False)}, {text("f.atom", "f.type", True)},
-         CASE WHEN f.type IN ('integer', 'real') AND abs(f.atom) < 1e300
+         CASE WHEN f.type IN ('integer', 'real') AND abs(f.atom) <= {MAX_DOUBLE}
               THEN CAST(f.atom AS REAL) END,
          CASE f.type WHEN 'true' THEN 1 WHEN 'false' THEN 0 END
   FROM {source}json_each({obj}) AS f
