@@ -6,16 +6,21 @@ segment counts over odd values are those of the values as stored."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from alembic import command
+from sqlalchemy import create_engine, select, text, update
 
+from listmgr import schema
 from listmgr.models import LONG_TEXT, FieldDef, Subscriber, SubscriberFieldValue
 from listmgr.services import fielddefs, imports, lists, privacy, segments, subscribers
 from listmgr.services.subscriptions import Origin, manage_token, subscribe, update_profile
 from tests.conftest import drain
+from tests.test_migrate import empty_url  # noqa: F401
 
 CONSENT = "imported: existing customers, consent recorded on 2024-05-01"
 FIELDS = {
@@ -56,23 +61,28 @@ def expected(sid: int, fields: Any) -> set[tuple[Any, ...]]:
 
 def assert_in_step(rt: Any) -> None:
     with rt.db.session() as s:
-        want = set()
-        for sid, fields in s.execute(select(Subscriber.id, Subscriber.fields)):
-            want |= expected(sid, fields)
-        got = set(
-            s.execute(
-                select(
-                    SubscriberFieldValue.subscriber_id,
-                    SubscriberFieldValue.key,
-                    SubscriberFieldValue.position,
-                    SubscriberFieldValue.kind,
-                    SubscriberFieldValue.value_text,
-                    SubscriberFieldValue.value_long,
-                    SubscriberFieldValue.value_number,
-                    SubscriberFieldValue.value_bool,
-                )
-            ).all()
-        )
+        rows_in_step(s)
+
+
+def rows_in_step(s: Any) -> None:
+    """Every subscriber's rows are those of its fields (s: a session or a connection)."""
+    want = set()
+    for sid, fields in s.execute(select(Subscriber.id, Subscriber.fields)):
+        want |= expected(sid, fields)
+    got = set(
+        s.execute(
+            select(
+                SubscriberFieldValue.subscriber_id,
+                SubscriberFieldValue.key,
+                SubscriberFieldValue.position,
+                SubscriberFieldValue.kind,
+                SubscriberFieldValue.value_text,
+                SubscriberFieldValue.value_long,
+                SubscriberFieldValue.value_number,
+                SubscriberFieldValue.value_bool,
+            )
+        ).all()
+    )
     assert got == want
 
 
@@ -232,3 +242,30 @@ def test_counts_over_odd_values(odd, rule, matching):
         where = segments.expression(s, lists=[], rules=rule)
         got = set(s.scalars(select(Subscriber.id).where(where)))
     assert got == {ids[i] for i in matching}
+
+
+def test_the_migration_writes_the_values_of_people_already_there(empty_url):
+    """Upgrading fills the table from the profiles written before it existed."""
+    command.upgrade(schema.alembic_config(empty_url), "u18g")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        for i, fields in enumerate(ODD, 1):
+            conn.execute(
+                text(
+                    "INSERT INTO subscriber (id, email, email_hash, name, fields, source, "
+                    "consent_profiling, consent_tracking, soft_bounces, created_at, updated_at)"
+                    " VALUES (:i, :e, :h, '', :f, '', false, false, 0, :at, :at)"
+                ),
+                {
+                    "i": i,
+                    "e": f"p{i}@example.org",
+                    "h": f"h{i}",
+                    "f": json.dumps(fields),
+                    "at": datetime(2026, 1, 1),
+                },
+            )
+    command.upgrade(schema.alembic_config(empty_url), "head")
+    with engine.connect() as conn:
+        rows_in_step(conn)
+        assert conn.scalar(text("SELECT count(*) FROM subscriber_field_value")) > 10
+    engine.dispose()
