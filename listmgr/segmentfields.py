@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, select, union_all
+from sqlalchemy import and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 from sqlmodel import col
@@ -57,16 +57,16 @@ def matching(
         # One index range, in subscriber order: PostgreSQL merges it with the other sets.
         return col(Subscriber.id).in_(select(sid).where(rows, where))
 
-    # The same predicate over the few strings too long for the index (value_text is NULL).
+    # The same predicate over the few strings too long for the index (value_text is NULL), as
+    # a second set beside the first: under one UNION ALL PostgreSQL could no longer tell how
+    # many subscribers a wide condition names, and looked each of them up one by one.
     def swap(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
         return longer if element is short else None
 
     long = replacement_traverse(where, {}, swap)
-    return col(Subscriber.id).in_(
-        union_all(
-            select(sid).where(rows, where),
-            select(sid).where(rows, short.is_(None), long),
-        )
+    return or_(
+        col(Subscriber.id).in_(select(sid).where(rows, where)),
+        col(Subscriber.id).in_(select(sid).where(rows, short.is_(None), long)),
     )
 
 
