@@ -47,7 +47,10 @@ def matching(
         where = predicate(value) if predicate else value.is_not(None)
         return col(Subscriber.id).in_(select(sid).where(rows, where))
     if kind == "multi_choice":
-        rows = _COLUMNS.key == key
+        rows = _COLUMNS.key == key  # any item may match
+        if predicate is None:
+            # An array has items when it has a first one: again one row per subscriber.
+            rows = and_(rows, _COLUMNS.position == 1)
     rows = and_(rows, _COLUMNS.kind == _STRING_KIND[kind])
     if predicate is None:
         return col(Subscriber.id).in_(select(sid).where(rows))
