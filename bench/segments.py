@@ -17,7 +17,8 @@ a warm-up, against the goal (150 ms on PostgreSQL, 300 ms on SQLite), with the w
 database and the floors: a bare count(*) of every subscriber and of the list's confirmed
 members (before and after the shapes, the lower of the two; each shape is also printed as a
 multiple of the floor of its set, "x floor", which the machine's load changes less than the
-time). --summary FILE writes the figures as JSON for bench/all.py.
+time), and the least work of the shapes that read many field values: LIKE over every value of
+one field ("contains"), and the list's members joined with a third of everyone by a range. --summary FILE writes the figures as JSON for bench/all.py.
 """
 
 from __future__ import annotations
@@ -337,6 +338,18 @@ def floors(kind: str, url: str, runs: int) -> list[tuple[str, int, float]]:
         "floor: count(*) subscriber": "SELECT count(*) FROM subscriber",
         "floor: count(*) confirmed members of news": (
             "SELECT count(*) FROM membership WHERE list_id = 1 AND status = 'confirmed'"
+        ),
+        # What "contains" cannot do with less: test each stored value of the key once.
+        "floor: LIKE over every value of one field (country)": (
+            "SELECT count(*) FROM subscriber_field_value WHERE key = 'country' "
+            "AND kind = 'string' AND position = 0 AND value_text LIKE '%e%'"
+        ),
+        # A wide field condition on a list, without the suppression and pause checks: the
+        # members joined with a third of everyone's ids, as unordered as a range gives them.
+        "floor: members of news with age > 60": (
+            "SELECT count(*) FROM membership WHERE list_id = 1 AND status = 'confirmed' "
+            "AND subscriber_id IN (SELECT subscriber_id FROM subscriber_field_value "
+            "WHERE key = 'age' AND position = 0 AND value_number > 60)"
         ),
     }
     with engine.connect() as conn:

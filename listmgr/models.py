@@ -220,6 +220,48 @@ class SubscriberInterest(SQLModel, table=True):
     interest: str = Field(max_length=64, primary_key=True)
 
 
+LONG_TEXT = 2000  # bytes: a longer string value is kept out of the index (value_long)
+
+
+class SubscriberFieldValue(SQLModel, table=True):
+    """One custom field value of a subscriber, typed, as segment conditions read it. The
+    database writes these rows from subscriber.fields itself (triggers, migration x19a): code
+    only reads them."""
+
+    __tablename__ = "subscriber_field_value"
+    __table_args__ = (
+        Index("ix_field_value_text", "key", "kind", "value_text", "subscriber_id", "position"),
+        Index(
+            "ix_field_value_number",
+            "key",
+            "value_number",
+            "subscriber_id",
+            "position",
+            postgresql_where=text("value_number IS NOT NULL"),
+            sqlite_where=text("value_number IS NOT NULL"),
+        ),
+        Index(
+            "ix_field_value_bool",
+            "key",
+            "value_bool",
+            "subscriber_id",
+            "position",
+            postgresql_where=text("value_bool IS NOT NULL"),
+            sqlite_where=text("value_bool IS NOT NULL"),
+        ),
+    )
+    subscriber_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    position: int = Field(primary_key=True)  # 0: the value; n >= 1: the n-th item of an array
+    kind: str = Field(max_length=8)  # the JSON type: string, number, boolean; item (of an array)
+    value_text: str | None = Field(default=None, sa_type=Text)  # a string of up to LONG_TEXT
+    value_long: str | None = Field(default=None, sa_type=Text)  # a longer string
+    value_number: float | None = Field(default=None)
+    value_bool: bool | None = Field(default=None)
+
+
 class ConsentEvent(SQLModel, table=True):
     """Proof of consent and the audit trail of every change to it (append-only)."""
 

@@ -18,7 +18,8 @@ Rules: ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": rule}`` over conditions
   counts as an open too, images may be blocked).
 
 Sub-conditions are uncorrelated ``subscriber.id IN (SELECT subscriber_id ...)`` subqueries: the
-planners turn them into semi-joins (or one hashed lookup under OR/NOT) on both engines.
+planners turn them into semi-joins (or one hashed lookup under OR/NOT) on both engines. Custom
+field conditions read the indexed rows of subscriber_field_value (listmgr.segmentfields).
 Bad trees raise SegmentError whose ``field`` is the path of the bad node (``rules.all[2].value``).
 """
 
@@ -35,6 +36,7 @@ from sqlalchemy import and_, exists, false, func, literal, not_, or_, select, tr
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from listmgr import segmentfields
 from listmgr.errors import SegmentError
 from listmgr.models import (
     ActivityEvent,
@@ -58,22 +60,12 @@ from listmgr.segmentvalues import (
     strings,
     whole,
 )
-from listmgr.sqljson import (
-    ascii_lower,
-    ascii_lower_sql,
-    json_array_has_all,
-    json_array_has_any,
-    json_array_nonempty,
-    json_bool,
-    json_equals,
-    json_number,
-    json_text,
-)
+from listmgr.sqljson import ascii_contains, ascii_lower, json_equals
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 200
 MAX_ACTIVITY = 20  # event and engagement conditions: each is a subquery PostgreSQL plans
-MAX_IN_TERMS = 500  # values of "in" over custom fields, in all: each is a term of one OR
+MAX_IN_TERMS = 500  # values of "in" over custom fields, in all
 MAX_DAYS = 36500
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice", "multi_choice")
 BUILTINS = {"email": "text", "name": "text", "source": "text", "created_at": "datetime"}
@@ -244,10 +236,33 @@ class _Compiler:
             values = strings(values, vpath)
             self._check_choices(values, choices, vpath)
             if op == "in":
-                return json_array_has_any(Subscriber.fields, key, values)
-            return json_array_has_all(Subscriber.fields, key, list(dict.fromkeys(values)))
-        column = self._value(key, kind)
-        custom = None if key in BUILTINS else key
+                return segmentfields.matching(key, kind, lambda c: c.in_(values), equal_to=values)
+
+            def holding(v: str) -> Expr:
+                return segmentfields.matching(key, kind, lambda c: c == v, equal_to=[v])
+
+            return and_(*(holding(v) for v in dict.fromkeys(values)))
+
+        def predicate(column: ColumnElement[Any]) -> Expr:
+            return self._predicate(column, key, kind, op, value, vpath, choices)
+
+        if key in BUILTINS:
+            return predicate(getattr(Subscriber, key))
+        equal_to = (value if isinstance(value, list) else [value]) if op in ("eq", "in") else None
+        return segmentfields.matching(key, kind, predicate, equal_to=equal_to)
+
+    def _predicate(
+        self,
+        column: ColumnElement[Any],
+        key: str,
+        kind: str,
+        op: str,
+        value: Any,
+        vpath: str,
+        choices: Sequence[str],
+    ) -> Expr:
+        """The condition on one value (a built-in column, or a custom field's value column)."""
+        custom = key not in BUILTINS
         if kind == "number":
             return self._compare(column, op, value, vpath, number, custom)
         if kind == "boolean":
@@ -261,12 +276,16 @@ class _Compiler:
             needle = ascii_lower(string(value, vpath, empty=False))
             # Addresses are stored lower-cased (listmgr.addresses): folding each of a million
             # of them again only costs time.
-            folded = column if key == "email" else ascii_lower_sql(column)
-            return and_(column.is_not(None), folded.contains(needle, autoescape=True))
+            found = (
+                column.contains(needle, autoescape=True)
+                if key == "email"
+                else ascii_contains(column, needle)
+            )
+            return and_(column.is_not(None), found)
         fix = (lambda v: v.lower()) if key == "email" else (lambda v: v)
         values = strings(value, vpath) if op == "in" else [string(value, vpath)]
         if kind == "choice":
-            self._check_choices(values, choices, vpath)
+            self._check_choices(values, tuple(choices), vpath)
         return self._compare(
             column, op, values if op == "in" else values[0], vpath, lambda v, p: fix(v), custom
         )
@@ -281,19 +300,13 @@ class _Compiler:
                 )
 
     @staticmethod
-    def _value(key: str, kind: str) -> ColumnElement[Any]:
+    def _present(key: str, kind: str) -> Expr:
         if key in BUILTINS:
-            return getattr(Subscriber, key)
-        reader = {"number": json_number, "boolean": json_bool}.get(kind, json_text)
-        return reader(Subscriber.fields, key)
-
-    def _present(self, key: str, kind: str) -> Expr:
-        if kind == "multi_choice":
-            return json_array_nonempty(Subscriber.fields, key)
-        column = self._value(key, kind)
-        if kind in ("text", "choice", "date"):
+            column = getattr(Subscriber, key)
             return and_(column.is_not(None), column != "")
-        return column.is_not(None)
+        if kind in ("text", "choice", "date"):
+            return segmentfields.matching(key, kind, lambda c: and_(c.is_not(None), c != ""))
+        return segmentfields.matching(key, kind)
 
     def _compare(
         self,
@@ -302,16 +315,17 @@ class _Compiler:
         value: Any,
         path: str,
         item: Callable[[Any, str], Any],
-        key: str | None = None,
+        custom: bool = False,
     ) -> Expr:
-        """column OP value; with the key of a custom field, equality is typed containment."""
+        """column OP value (custom: a custom field's value column, whose "in" values count
+        against MAX_IN_TERMS)."""
         # "IS NOT NULL AND ..." keeps every condition two-valued, so NOT behaves like Python's.
         present = column.is_not(None)
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_VALUES:
                 raise fail(f"expected a non-empty list of up to {MAX_VALUES} values", path)
             values = [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
-            if key is not None:
+            if custom:
                 self.in_terms += len(values)
                 if self.in_terms > MAX_IN_TERMS:
                     raise fail(
@@ -319,13 +333,10 @@ class _Compiler:
                         "conditions on custom fields",
                         path,
                     )
-                return or_(*(json_equals(Subscriber.fields, key, v) for v in values))
             return and_(present, column.in_(values))
         if op == "between":
             low, high = pair(value, path, item)
             return and_(present, column >= low, column <= high)
-        if op == "eq" and key is not None:
-            return json_equals(Subscriber.fields, key, item(value, path))
         v = literal(item(value, path), column.type)
         compare = {
             "eq": operator.eq,
@@ -340,7 +351,7 @@ class _Compiler:
         return and_(present, compare(column, v))
 
     def _date(
-        self, column: ColumnElement[Any], op: str, value: Any, path: str, key: str | None
+        self, column: ColumnElement[Any], op: str, value: Any, path: str, custom: bool
     ) -> Expr:
         def iso(v: Any, p: str) -> str:
             return iso_date(v, p).isoformat()
@@ -353,7 +364,7 @@ class _Compiler:
                 column >= (today - timedelta(days=days)).isoformat(),
                 column <= today.isoformat(),
             )
-        return self._compare(column, op, value, path, iso, key)
+        return self._compare(column, op, value, path, iso, custom)
 
     def _datetime(self, op: str, value: Any, path: str) -> Expr:
         column = col(Subscriber.created_at)

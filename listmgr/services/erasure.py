@@ -44,6 +44,8 @@ TABLES: dict[str, str] = {
     "subscriber": TYPED,
     "membership": TYPED,
     "subscriber_interest": TYPED,
+    "subscriber_field_value": "subscriber.fields as the database copies them: rewritten with "
+    "the fields they come from (sweeping subscriber rewrites them), deleted with the person",
     "consent_event": TYPED,
     "activity_event": TYPED,
     "engagement": TYPED,
