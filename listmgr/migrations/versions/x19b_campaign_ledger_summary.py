@@ -1,7 +1,7 @@
 """campaign: the figures of a ledger deleted after its retention period (ledger_summary)
 
 Revision ID: x19b
-Revises: u18g
+Revises: x19a
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "x19b"
-down_revision = "u18g"
+down_revision = "x19a"
 branch_labels = None
 depends_on = None
 
