@@ -120,21 +120,31 @@ def ctype(part: Message) -> str:
 def walk(msg: Message, into_messages: bool = False) -> Iterator[Message]:
     """The parts of a message, depth first, at most MAX_PARTS of them and MAX_DEPTH deep;
     embedded messages are not entered unless asked."""
+    for part, _ in typed_walk(msg, into_messages):
+        yield part
+
+
+def typed_walk(msg: Message, into_messages: bool = False) -> Iterator[tuple[Message, str]]:
+    """The parts `walk` gives, each with its content type (`ctype`)."""
     stack: list[tuple[Message, int]] = [(msg, 0)]
     seen = 0
     while stack and seen < MAX_PARTS:
         part, depth = stack.pop()
         seen += 1
-        yield part
+        ct = ctype(part)
+        yield part, ct
         payload = part.get_payload()
         if not isinstance(payload, list) or depth >= MAX_DEPTH:
             continue
-        if ctype(part).startswith("message/") and not into_messages:
+        if ct.startswith("message/") and not into_messages:
             continue
         stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
 
 
-_DELIMITER = re.compile(rb"(?:\A|(?<=\n))--[^\s]")
+# A line starting "--" and something else than white space. The search starts with the
+# newline, a literal the regex engine skips to quickly (a lookbehind would be tried at every byte).
+_DELIMITER_LINE = re.compile(rb"\n--[^\s]")
+_DELIMITER_FIRST = re.compile(rb"--[^\s]")
 
 
 def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
@@ -142,9 +152,15 @@ def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
     whether anything was cut. Every MIME part after the first follows a line starting "--"
     (its boundary), so the cut message parses into at most max_parts parts however many the
     sender put in: the parser builds every part it meets, and 100,000 of them take seconds."""
-    for seen, found in enumerate(_DELIMITER.finditer(raw), start=1):
+    seen = 0
+    if _DELIMITER_FIRST.match(raw):
+        seen = 1
         if seen >= max_parts:
-            return raw[: found.start()], True
+            return raw[:0], True
+    for found in _DELIMITER_LINE.finditer(raw):
+        seen += 1
+        if seen >= max_parts:
+            return raw[: found.start() + 1], True
     return raw, False
 
 
@@ -197,8 +213,8 @@ def body_text(msg: Message | None, kind: str) -> str | None:
     """The first text/<kind> part that is not an attachment, decoded (None when there is none)."""
     if msg is None:
         return None
-    for part in walk(msg):
-        if ctype(part) == f"text/{kind}" and not is_attachment(part):
+    for part, ct in typed_walk(msg):
+        if ct == f"text/{kind}" and not is_attachment(part):
             return decode_part(part)
     return None
 
@@ -253,8 +269,8 @@ EMBEDDED_TYPES = (
 
 def embedded(msg: Message) -> Message | None:
     """The original message (or its headers) a report or bounce carries."""
-    for part in walk(msg, into_messages=True):
-        if ctype(part) in EMBEDDED_TYPES:
+    for part, ct in typed_walk(msg, into_messages=True):
+        if ct in EMBEDDED_TYPES:
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
