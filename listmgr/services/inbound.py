@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr import metrics
-from listmgr.db import insert_or_skip, rows_changed
+from listmgr.db import insert_or_skip
 from listmgr.errors import NotFound, TooLarge, ValidationError
 from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
 from listmgr.models import (
@@ -316,19 +316,20 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
     """Classify a stored message and act; a second run of a processed message does nothing."""
     with rt.db.session() as s:
         # Count the attempt and lock the row first, so two workers cannot act on it at once
-        # (SQLite serializes writers); a message already processed is left as it is.
+        # (SQLite serializes writers); a message already processed is left as it is. The same
+        # statement returns the row.
         attempt = (
             update(InboundMessage)
             .where(col(InboundMessage.id) == message_id)
             .values(attempts=InboundMessage.attempts + 1)
+            .returning(InboundMessage)
         )
         if force_kind is None:
             attempt = attempt.where(col(InboundMessage.status) != "processed")
-        if not rows_changed(s, attempt):
+        row = s.scalars(attempt).one_or_none()
+        if row is None:
             return
         settings = settings_store.effective(rt, s)
-        row = s.get(InboundMessage, message_id)
-        assert row is not None  # locked above
         cls = _classify(rt, settings, row)
         if force_kind is not None:
             cls = Classification(
