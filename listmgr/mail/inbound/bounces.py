@@ -101,9 +101,13 @@ def bounce_result(
     )
 
 
+REPLY_SUBJECT_RE = re.compile(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", re.IGNORECASE)
+MDN_FAILED_RE = re.compile(r"deleted|failed|denied|error|rejected")
+
+
 def _is_human_reply(ctx: Context) -> bool:
     return bool(ctx.header("In-Reply-To") or ctx.header("References")) and bool(
-        re.match(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", ctx.subject, re.IGNORECASE)
+        REPLY_SUBJECT_RE.match(ctx.subject)
     )
 
 
@@ -198,7 +202,7 @@ def _mdn_failure(ctx: Context) -> bool:
         if ct == "message/disposition-notification":
             for block in block_fields(part):
                 disp = block.get("disposition", "").lower()
-                if re.search(r"deleted|failed|denied|error|rejected", disp):
+                if MDN_FAILED_RE.search(disp):
                     return True
     return False
 

@@ -52,8 +52,9 @@ def header(msg: Message | None, name: str) -> str:
 def decoded(value: Any) -> str:
     """A header value with encoded words decoded, unfolded."""
     value = _text(value)
-    with contextlib.suppress(Exception):
-        value = str(make_header(decode_header(value)))
+    if "=?" in value:  # without it, decode_header finds no encoded word and changes nothing
+        with contextlib.suppress(Exception):
+            value = str(make_header(decode_header(value)))
     return " ".join(value.split())
 
 
@@ -223,6 +224,9 @@ def is_attachment(part: Message) -> bool:
     return "attachment" in header(part, "Content-Disposition").lower()
 
 
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
+
+
 def block_fields(part: Message) -> list[dict[str, str]]:
     """Field blocks of a message/delivery-status or message/feedback-report part."""
     text = ""
@@ -241,7 +245,7 @@ def block_fields(part: Message) -> list[dict[str, str]]:
     except Exception:
         return []
     blocks: list[dict[str, str]] = []
-    for chunk in re.split(r"\r?\n[ \t]*\r?\n", text[:TEXT_LIMIT]):
+    for chunk in _BLANK_LINE.split(text[:TEXT_LIMIT]):
         fields: dict[str, str] = {}
         last = ""
         for line in chunk.splitlines():

@@ -268,6 +268,12 @@ def rule_dsn(ctx: Context) -> Classification | None:
     )
 
 
+COMPLAINT_SUBJECT_RE = re.compile(
+    r"\b(?:complaint|abuse report|spam report|feedback loop|fbl report)\b"
+)
+COMPLAINT_DESK_RE = re.compile(r"^(?:staff|abuse|fbl|feedback\w*|complaints?|scomp|spam\w*)$")
+
+
 def rule_provider_complaint(ctx: Context) -> Classification | None:
     """Complaints that are not ARF: Hotmail/Outlook.com JMRP and similar abuse desks."""
     original = ctx.original
@@ -279,9 +285,7 @@ def rule_provider_complaint(ctx: Context) -> Classification | None:
         local == "staff" or "complaint" in subject
     )
     jmrp = bool(header(original, "X-HmXmrOriginalRecipient"))
-    generic = bool(
-        re.search(r"\b(?:complaint|abuse report|spam report|feedback loop|fbl report)\b", subject)
-    ) and bool(re.match(r"^(?:staff|abuse|fbl|feedback\w*|complaints?|scomp|spam\w*)$", local))
+    generic = bool(COMPLAINT_SUBJECT_RE.search(subject)) and bool(COMPLAINT_DESK_RE.match(local))
     if not (hotmail or jmrp or generic):
         return None
     verp, unsub = original_tokens(ctx)
