@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from listmgr.mail.inbound.classification import Envelope
 
 TEXT_LIMIT = 200_000  # characters of a body we look at
+HEAD_LIMIT = 65_536  # bytes of a message its headers are read from (head())
 MAX_PARTS = 200  # MIME parts looked at
 MAX_DEPTH = 20  # MIME nesting looked into
 
@@ -163,6 +165,20 @@ def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
         if seen >= max_parts:
             return raw[: found.start() + 1], True
     return raw, False
+
+
+# A line ending followed by an empty line: the header block has ended by then.
+_EMPTY_LINE = re.compile(rb"\n\n|\n\r|\r\r")
+
+
+def head(raw: bytes) -> Message:
+    """The headers of a raw message (within its first HEAD_LIMIT bytes), parsed with compat32.
+    The header parser stops at the first empty line, so what follows it is not handed over:
+    it would only be read into a payload nobody looks at."""
+    end = _EMPTY_LINE.search(raw, 0, HEAD_LIMIT)
+    return BytesHeaderParser(policy=compat32).parsebytes(
+        raw[: end.end() if end else HEAD_LIMIT], headersonly=True
+    )
 
 
 def parse(
