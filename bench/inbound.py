@@ -1,7 +1,7 @@
 """Inbound benchmark: classify the whole shared corpus in one process.
 
     python bench/inbound.py [--corpus DIR] [--rounds N] [--skip-hook] [--hook-count 10000]
-                            [--worker-processes 1]
+                            [--worker-processes 1] [--floor]
                             [--parts 100000] [--redis-url URL] [--summary FILE]
 
 Prints classify messages per second in one process (goal >= 1,500) and the slowest file with
@@ -11,11 +11,19 @@ processed messages/s end to end (goal >= 300). Each stage is one function taking
 corpus and the run's summary and returning a result line, listed in STAGES. The corpus is
 LISTMGR_CORPUS or ../shared/corpus beside the checkout; the scratch database, Redis database,
 broker namespace and port are the run's own (bench/benchkit.py).
+
+--floor measures what no classifier and no hook can beat on this machine, in the same minutes:
+the corpus parsed, and nothing else, by the standard library's parser with the policy classify
+uses (compat32), each round right after classify's; and the
+least hook that stores a row (bench/inbound_floor.py under the same gunicorn, database and
+clients, before listmgr's own server starts). Classify, storing and hook to processed are
+printed as ratios of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import email
 import json
 import os
 import re
@@ -23,7 +31,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.policy import compat32
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,27 +59,54 @@ def load_corpus(corpus: Path) -> list[Message]:
 
 
 def bench_classify(
-    messages: list[Message], summary: benchkit.Summary, rounds: int = 1, **_: object
+    messages: list[Message],
+    summary: benchkit.Summary,
+    rounds: int = 1,
+    floor: bool = False,
+    **_: object,
 ) -> str:
-    """Classify every message `rounds` times; messages/s and the slowest single file."""
+    """Classify every message `rounds` times; messages/s and the slowest single file (with
+    `floor`, each round is followed by one that only parses). Beside the wall clock, the
+    process's CPU time: what other work on a shared machine takes away does not count in it."""
     slowest, slowest_path = 0.0, ""
-    start = time.perf_counter()
+    total = cpu = parsing = parsing_cpu = 0.0
     for _ in range(rounds):
+        start, cpu_start = time.perf_counter(), time.process_time()
         for m in messages:
             t0 = time.perf_counter()
             classify(m.raw)
             took = time.perf_counter() - t0
             if took > slowest:
                 slowest, slowest_path = took, m.path
-    total = time.perf_counter() - start
+        total += time.perf_counter() - start
+        cpu += time.process_time() - cpu_start
+        if floor:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for m in messages:
+                email.message_from_bytes(m.raw, policy=compat32)
+            parsing += time.perf_counter() - start
+            parsing_cpu += time.process_time() - cpu_start
     count = len(messages) * rounds
     ratio = summary.add("classify, one process", count / total, "msg/s", at_least=GOAL_CLASSIFY)
+    summary.add("classify, one process, CPU time", count / cpu, "msg/s")
     summary.add("classify, slowest file", slowest * 1000, "ms")
-    return (
+    line = (
         f"classify: {count} messages in {total:.2f} s = {count / total:.0f} messages/s "
-        f"(goal >= {GOAL_CLASSIFY:,.0f}, ratio {ratio:.2f}); "
+        f"(goal >= {GOAL_CLASSIFY:,.0f}, ratio {ratio:.2f}; {count / cpu:.0f}/s of CPU time); "
         f"slowest {slowest_path} {slowest * 1000:.1f} ms"
     )
+    if floor:
+        summary.add("classify floor: parse only", count / parsing, "msg/s")
+        summary.add("classify / parse-only floor", parsing / total, "ratio")
+        summary.add("classify / parse-only floor, CPU time", parsing_cpu / cpu, "ratio")
+        line += (
+            f"\nclassify floor: the same messages parsed only (the standard library's parser, "
+            f"compat32) in {parsing:.2f} s = {count / parsing:.0f}/s "
+            f"({count / parsing_cpu:.0f}/s of CPU time); classify is {parsing / total:.2f} of "
+            f"it ({parsing_cpu / cpu:.2f} in CPU time), the goal's {GOAL_CLASSIFY:,.0f}/s "
+            f"{GOAL_CLASSIFY * parsing / count:.2f} x this floor"
+        )
+    return line
 
 
 def _wait_http(url: str, proc: object, timeout: float = 300) -> None:
@@ -89,6 +126,58 @@ def _wait_http(url: str, proc: object, timeout: float = 300) -> None:
             time.sleep(0.2)
 
 
+def _post(port: int, body: bytes, path: str = "/hooks/inbound") -> int:
+    """POST one message with the bench's inbound secret; the HTTP status."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Authorization": "Bearer bench-inbound", "Content-Type": "message/rfc822"},
+    )
+    try:
+        return urllib.request.urlopen(req, timeout=60).status
+    except urllib.error.HTTPError as exc:  # counted by the caller, with the server's errors
+        return exc.code
+
+
+def _post_all(port: int, bodies: list[bytes], clients: int, path: str) -> tuple[float, list[int]]:
+    """Every body POSTed by `clients` threads: the seconds it took and the statuses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = list(pool.map(lambda body: _post(port, body, path), bodies))
+    return time.perf_counter() - start, statuses
+
+
+def _store_floor(env: dict[str, str], bodies: list[bytes], clients: int, errors: Any) -> float:
+    """Seconds the least hook (bench/inbound_floor.py, under gunicorn with 2 workers like
+    listmgr's) takes to store `bodies`; its rows are left for the caller to remove."""
+    import subprocess
+
+    port = benchkit.free_port()
+    bench = str(Path(__file__).resolve().parent)
+    gunicorn = [sys.executable, "-m", "gunicorn", "--workers", "2", "--chdir", bench]
+    proc = subprocess.Popen(
+        [*gunicorn, "--bind", f"127.0.0.1:{port}", "inbound_floor:app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", proc)
+        seconds, statuses = _post_all(port, bodies, clients, "/hooks/inbound")
+    finally:
+        proc.terminate()
+        benchkit.stop(proc)
+    refused = sum(1 for s in statuses if s != 202)
+    if refused:
+        raise SystemExit(f"the hook floor answered {refused} requests with another status than 202")
+    return seconds
+
+
 def bench_hook(
     messages: list[Message],
     summary: benchkit.Summary,
@@ -97,17 +186,16 @@ def bench_hook(
     redis_url: str | None = None,
     clients: int = 8,
     worker_processes: int = 1,
+    floor: bool = False,
     **_: object,
 ) -> str:
     """Store and process `count` messages through POST /hooks/inbound (gunicorn, 2 web
-    workers; one `listmgr worker`; PostgreSQL + Redis): messages/s stored and processed."""
+    workers; one `listmgr worker`; PostgreSQL + Redis): messages/s stored and processed (with
+    `floor`, first the least hook that stores them, bench/inbound_floor.py)."""
     import subprocess
     import tempfile
-    import urllib.error
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
 
-    from sqlalchemy import create_engine, func, select
+    from sqlalchemy import create_engine, func, select, text
 
     scratch = benchkit.ScratchDatabase("inbound")
     space = benchkit.RedisSpace.claim("inbound", redis_url)
@@ -125,8 +213,18 @@ def bench_hook(
     cli = [sys.executable, "-m", "listmgr"]
     errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below) the server's log
     web = worker = None
+    store_floor_s = 0.0
     try:
         subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+        bodies = [
+            f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw for i in range(count)
+        ]
+        if floor:
+            store_floor_s = _store_floor(env, bodies, clients, errors)
+            engine = create_engine(database)
+            with engine.begin() as c:  # listmgr stores the same bodies next
+                c.execute(text("TRUNCATE inbound_message RESTART IDENTITY"))
+            engine.dispose()
         port = benchkit.free_port()
         web = subprocess.Popen(
             [*cli, "web", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
@@ -141,31 +239,11 @@ def bench_hook(
             stderr=subprocess.DEVNULL,
         )
         _wait_http(f"http://127.0.0.1:{port}/healthz", web)
-        bodies = [
-            f"X-Bench-Seq: {i}\r\n".encode() + messages[i % len(messages)].raw for i in range(count)
-        ]
-
-        def post(body: bytes, path: str = "/hooks/inbound") -> int:
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}{path}",
-                data=body,
-                headers={"Authorization": "Bearer bench-inbound", "Content-Type": "message/rfc822"},
-            )
-            try:
-                return urllib.request.urlopen(req, timeout=60).status
-            except urllib.error.HTTPError as exc:  # counted below, with the server's errors
-                return exc.code
-
         # The floor: the same client, bodies and server, answered without any work (the
         # health check refuses a POST with 405), while the worker waits idle.
+        floor_s, _ = _post_all(port, bodies, clients, "/healthz")
         start = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda body: post(body, "/healthz"), bodies))
-        floor_s = time.perf_counter() - start
-        start = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            statuses = list(pool.map(post, bodies))
-        stored_s = time.perf_counter() - start
+        stored_s, statuses = _post_all(port, bodies, clients, "/hooks/inbound")
         engine = create_engine(database)
         from listmgr.models import InboundMessage
 
@@ -207,7 +285,19 @@ def bench_hook(
         "hook floor: the client and server answering without work", count / floor_s, "msg/s"
     )
     summary.add("hook to processed / floor", floor_s / done_s, "ratio")
-    return (
+    least = ""
+    if floor:
+        summary.add("hook floor: the least hook that stores a row", count / store_floor_s, "msg/s")
+        summary.add("hook: stored / least-hook floor", store_floor_s / stored_s, "ratio")
+        summary.add("hook to processed / least-hook floor", store_floor_s / done_s, "ratio")
+        least = (
+            f"hook floor: the least hook that stores a row (bench/inbound_floor.py, the same "
+            f"gunicorn, database, client and bodies) stored them in {store_floor_s:.1f} s = "
+            f"{count / store_floor_s:.0f}/s; the goal's {GOAL_HOOK:.0f}/s is "
+            f"{GOAL_HOOK * store_floor_s / count:.2f} x this floor, listmgr stored "
+            f"{store_floor_s / stored_s:.2f} of it and processed {store_floor_s / done_s:.2f}\n"
+        )
+    return least + (
         f"hook floor: the same {count} bodies POSTed by the same client to the same server, "
         f"answered without work (405), in {floor_s:.1f} s = {count / floor_s:.0f}/s; the goal's "
         f"{GOAL_HOOK:.0f}/s is {GOAL_HOOK * floor_s / count:.2f} x this floor, hook to "
@@ -314,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-processes", type=int, default=1, help="`listmgr worker --processes` of the hook"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the parse-only and least-hook floors (see the docstring)",
+    )
     benchkit.add_arguments(parser, redis=True)
     args = parser.parse_args(argv)
     benchkit.exit_on_sigterm()
@@ -337,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                 parts=args.parts,
                 redis_url=args.redis_url,
                 worker_processes=args.worker_processes,
+                floor=args.floor,
             ),
             flush=True,
         )

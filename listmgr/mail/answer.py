@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from email.utils import getaddresses
 
 from listmgr.addresses import normalize_email
 from listmgr.errors import ValidationError
+from listmgr.mail.inbound import message
 from listmgr.mail.inbound.message import decoded
 
 MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")  # printable ASCII, no < > or spaces inside
@@ -45,7 +44,7 @@ def subject(original: str) -> str:
 def answer(raw: bytes) -> Answer:
     """Whom to answer and how to thread the answer; refused when the message names nobody."""
     try:
-        head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536], headersonly=True)
+        head = message.head(raw)
     except Exception:  # headers too broken to read
         raise ValidationError("the message has no readable headers", field="to") from None
     to = ""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,9 +11,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from listmgr import metrics
-from listmgr.db import insert_or_skip, rows_changed
+from listmgr.db import insert_or_skip
 from listmgr.errors import NotFound, TooLarge, ValidationError
-from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, outcomes
+from listmgr.mail.inbound import KINDS, Classification, Envelope, classify, message, outcomes
 from listmgr.models import (
     Delivery,
     InboundMessage,
@@ -31,6 +29,7 @@ from listmgr.services.subscriptions import Origin, unsubscribe_subscriber
 from listmgr.settings import Settings
 
 MAX_ATTEMPTS = 5
+INBOUND_TABLE = InboundMessage.metadata.tables[str(InboundMessage.__tablename__)]
 # Outcomes that flag the campaign's delivery as counted by its rates (services/reputation).
 RATED = frozenset({"hard_bounce", "complaint"})
 
@@ -43,8 +42,7 @@ class Stored:
 
 def _message_id(raw: bytes) -> str:
     try:
-        head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536], headersonly=True)
-        value = str(head.get("Message-ID", "") or "")
+        value = str(message.head(raw).get("Message-ID", "") or "")
     except Exception:  # malformed headers are stored all the same
         return ""
     return " ".join(value.split())[:998]
@@ -62,9 +60,10 @@ def store(rt: Runtime, raw: bytes, *, envelope_from: str = "", envelope_to: str 
     message_id = _message_id(raw)
     with rt.db.session() as s:
         # One statement: a message stored before, or arriving twice at the same moment (the
-        # second waits for the first and inserts nothing), is found by its hash.
+        # second waits for the first and inserts nothing), is found by its hash. Into the
+        # table itself: nothing here needs the ORM's bookkeeping of an entity insert.
         new_id = s.scalar(
-            insert_or_skip(s, InboundMessage, ["sha256"])
+            insert_or_skip(s, INBOUND_TABLE, ["sha256"])
             .values(
                 sha256=digest,
                 message_id=message_id,
@@ -316,19 +315,20 @@ def process(rt: Runtime, message_id: int, *, force_kind: str | None = None) -> N
     """Classify a stored message and act; a second run of a processed message does nothing."""
     with rt.db.session() as s:
         # Count the attempt and lock the row first, so two workers cannot act on it at once
-        # (SQLite serializes writers); a message already processed is left as it is.
+        # (SQLite serializes writers); a message already processed is left as it is. The same
+        # statement returns the row.
         attempt = (
             update(InboundMessage)
             .where(col(InboundMessage.id) == message_id)
             .values(attempts=InboundMessage.attempts + 1)
+            .returning(InboundMessage)
         )
         if force_kind is None:
             attempt = attempt.where(col(InboundMessage.status) != "processed")
-        if not rows_changed(s, attempt):
+        row = s.scalars(attempt).one_or_none()
+        if row is None:
             return
         settings = settings_store.effective(rt, s)
-        row = s.get(InboundMessage, message_id)
-        assert row is not None  # locked above
         cls = _classify(rt, settings, row)
         if force_kind is not None:
             cls = Classification(
@@ -445,8 +445,7 @@ class InboundInfo:
 
 def _info(row: InboundMessage) -> InboundInfo:
     try:
-        head = BytesHeaderParser(policy=compat32).parsebytes(row.raw[:65536], headersonly=True)
-        subject = " ".join(str(head.get("Subject", "") or "").split())[:300]
+        subject = " ".join(str(message.head(row.raw).get("Subject", "") or "").split())[:300]
     except Exception:
         subject = ""
     assert row.id is not None

@@ -7,7 +7,6 @@ import re
 from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.classification import Classification
 from listmgr.mail.inbound.context import Context
-from listmgr.mail.inbound.message import ctype, header, walk
 
 AUTOREPLY_SUBJECT_RE = re.compile(  # run on normalized subjects (no accents)
     r"out of (?:the )?office|automatic reply|auto[- ]?reply|auto[- ]?respon|autorespons"
@@ -43,18 +42,16 @@ def autoreply_signal(ctx: Context) -> str:
     if value:
         return f"Auto-Submitted: {value}"
     for name in AUTOREPLY_HEADERS:
-        v = header(ctx.msg, name)
+        v = ctx.header(name)
         if v and v.lower() not in ("no", "false", "0"):
             return f"{name}: {v}"
     for name in ("Precedence", "X-Precedence"):
-        precedence = header(ctx.msg, name).lower()
+        precedence = ctx.header(name).lower()
         if precedence in AUTOREPLY_PRECEDENCE:
             return f"{name}: {precedence}"
-    if any(ctype(p) == "message/disposition-notification" for p in walk(ctx.msg)):
+    if any(ct == "message/disposition-notification" for _, ct in ctx.parts):
         return "disposition-notification"  # a read receipt (RFC 8098)
-    if header(ctx.msg, "X-Auto-Response-Suppress") and header(
-        ctx.msg, "X-MS-Exchange-Inbox-Rules-Loop"
-    ):
+    if ctx.header("X-Auto-Response-Suppress") and ctx.header("X-MS-Exchange-Inbox-Rules-Loop"):
         return "X-MS-Exchange-Inbox-Rules-Loop"
     subject = phrases.normalize(ctx.subject).strip()
     _, is_reply, _ = phrases.strip_subject_prefixes(subject)

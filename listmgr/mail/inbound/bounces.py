@@ -19,11 +19,9 @@ from listmgr.mail.inbound.message import (
     ADDR_RE,
     addresses,
     block_fields,
-    ctype,
     header,
     headers,
     parse,
-    walk,
 )
 from listmgr.mail.inbound.tokens import TOKEN_ADDR_RE, find_tokens, original_tokens, read_tokens
 
@@ -91,7 +89,7 @@ def bounce_result(
     ids = read_tokens(ctx, verp + o_verp, o_unsub, ev)
     if verp:
         ev["verp"] = True
-    recipients = recipients + addresses(" ".join(headers(ctx.msg, "X-Failed-Recipients")))
+    recipients = recipients + addresses(" ".join(ctx.headers("X-Failed-Recipients")))
     return ctx.result(
         "bounce",
         rule=rule,
@@ -103,9 +101,13 @@ def bounce_result(
     )
 
 
+REPLY_SUBJECT_RE = re.compile(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", re.IGNORECASE)
+MDN_FAILED_RE = re.compile(r"deleted|failed|denied|error|rejected")
+
+
 def _is_human_reply(ctx: Context) -> bool:
-    return bool(header(ctx.msg, "In-Reply-To") or header(ctx.msg, "References")) and bool(
-        re.match(r"^\s*(?:re|aw|sv|antw|odp|res|r)\s*:", ctx.subject, re.IGNORECASE)
+    return bool(ctx.header("In-Reply-To") or ctx.header("References")) and bool(
+        REPLY_SUBJECT_RE.match(ctx.subject)
     )
 
 
@@ -115,12 +117,12 @@ def rule_bounce(ctx: Context) -> Classification | None:
     subject = phrases.normalize(ctx.subject)
     bounce_subject = bool(BOUNCE_SUBJECT_RE.search(subject))
     reply = _is_human_reply(ctx)
-    failed_header = bool(headers(ctx.msg, "X-Failed-Recipients"))
+    failed_header = bool(ctx.headers("X-Failed-Recipients"))
     mdn_failure = _mdn_failure(ctx)
     autoreply = bool(autoreply_signal(ctx))
     text = ctx.notification_text
     failure = FAILURE_TEXT_RE.search(text[:50000])
-    report = ctype(ctx.msg) == "multipart/report"
+    report = ctx.content_type == "multipart/report"
     automated = daemon or ctx.null_sender() or failed_header or mdn_failure or report
     forwarded = phrases.strip_subject_prefixes(ctx.subject)[2]
     if reply and not daemon:
@@ -196,11 +198,11 @@ def _flufl(msg: Message) -> tuple[frozenset, frozenset]:
 
 def _mdn_failure(ctx: Context) -> bool:
     """A disposition notification that reports the message was refused or deleted unread."""
-    for part in walk(ctx.msg):
-        if ctype(part) == "message/disposition-notification":
+    for part, ct in ctx.parts:
+        if ct == "message/disposition-notification":
             for block in block_fields(part):
                 disp = block.get("disposition", "").lower()
-                if re.search(r"deleted|failed|denied|error|rejected", disp):
+                if MDN_FAILED_RE.search(disp):
                     return True
     return False
 
@@ -248,10 +250,10 @@ def _bounce_recipients(ctx: Context, notice: str) -> list[str]:
     own = set(
         addresses(
             " ".join(
-                headers(ctx.msg, "From")
-                + headers(ctx.msg, "To")
-                + headers(ctx.msg, "Return-Path")
-                + headers(ctx.msg, "Reply-To")
+                ctx.headers("From")
+                + ctx.headers("To")
+                + ctx.headers("Return-Path")
+                + ctx.headers("Reply-To")
                 + list(ctx.envelope.recipients)
                 + [ctx.envelope.sender]
                 + headers(original, "From")

@@ -15,7 +15,6 @@ from listmgr.mail.inbound.htmltext import html_to_text
 from listmgr.mail.inbound.message import (
     TEXT_LIMIT,
     addresses,
-    ctype,
     decode_part,
     embedded,
     header,
@@ -23,7 +22,7 @@ from listmgr.mail.inbound.message import (
     is_attachment,
     parse,
     sender_address,
-    walk,
+    typed_walk,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,20 +66,49 @@ class Context:
         # At most MAX_PARTS parts are parsed: a message of 100,000 parts classifies as fast as
         # one of 200 (what lies past them is not looked at anyway, see walk()).
         self.msg, self.cut = parse(raw, policy=email.policy.compat32)
-        self.subject = header(self.msg, "Subject")
+        # Every rule asks for the same few headers and parts: each is looked up once.
+        self._header: dict[str, str] = {}
+        self._headers: dict[str, list[str]] = {}
+        self._parts: list[tuple[Message, str]] | None = None
+        self.subject = self.header("Subject")
         self.sender = sender_address(self.msg, envelope)
         self._text: str | None = None
         self._original: Any = False
 
     # -- views ------------------------------------------------------------------------------
+    def header(self, name: str) -> str:
+        """The message's header `name`, decoded (`message.header`)."""
+        value = self._header.get(name)
+        if value is None:
+            value = self._header[name] = header(self.msg, name)
+        return value
+
+    def headers(self, name: str) -> list[str]:
+        """Every value of the message's header `name`, unfolded (`message.headers`)."""
+        values = self._headers.get(name)
+        if values is None:
+            values = self._headers[name] = headers(self.msg, name)
+        return list(values)
+
+    @property
+    def parts(self) -> list[tuple[Message, str]]:
+        """The message's own parts with their content types (`message.typed_walk`)."""
+        if self._parts is None:
+            self._parts = list(typed_walk(self.msg))
+        return self._parts
+
+    @property
+    def content_type(self) -> str:
+        """The message's own content type (`message.ctype`)."""
+        return self.parts[0][1]
+
     @property
     def notification_text(self) -> str:
         """Text of the message's own parts (not of an embedded original)."""
         if self._text is None:
             chunks: list[str] = []
             size = 0
-            for part in walk(self.msg):
-                ct = ctype(part)
+            for part, ct in self.parts:
                 if (
                     ct.startswith("text/")
                     and ct not in ("text/rfc822-headers",)
@@ -122,24 +150,24 @@ class Context:
             "X-Original-Recipient",
             "X-Failed-Recipients-To",
         ):
-            out.extend(headers(self.msg, name))
+            out.extend(self.headers(name))
         return out
 
     def auto_submitted(self) -> str:
-        value = header(self.msg, "Auto-Submitted").lower().split(";")[0].strip()
+        value = self.header("Auto-Submitted").lower().split(";")[0].strip()
         return "" if value in ("", "no") else value
 
     def null_sender(self) -> bool:
         """The message came from the null reverse path (<>), as bounces and many auto-replies."""
         return (
-            header(self.msg, "Return-Path").replace(" ", "") == "<>"
+            self.header("Return-Path").replace(" ", "") == "<>"
             or self.envelope.sender.strip() == "<>"
         )
 
     def looks_like_daemon(self) -> bool:
         local = self.sender.split("@")[0]
-        from_value = header(self.msg, "From")
-        return_path = (addresses(header(self.msg, "Return-Path")) or [""])[0].split("@")[0]
+        from_value = self.header("From")
+        return_path = (addresses(self.header("Return-Path")) or [""])[0].split("@")[0]
         return bool(
             DAEMON_LOCAL_RE.match(local)
             or DAEMON_NAME_RE.search(from_value)
@@ -160,13 +188,13 @@ class Context:
         **evidence: Any,
     ) -> Classification:
         evidence = {"rule": rule, **evidence}
-        auth = headers(self.msg, "Authentication-Results")
+        auth = self.headers("Authentication-Results")
         if auth:
             evidence.setdefault("authentication_results", auth[:5])
         seen = {
-            h: header(self.msg, h)
+            h: self.header(h)
             for h in ("From", "Subject", "Auto-Submitted", "Return-Path", "Precedence")
-            if header(self.msg, h)
+            if self.header(h)
         }
         evidence.setdefault("headers", seen)
         evidence.setdefault("from", self.sender)

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from listmgr.mail.inbound.classification import Envelope
 
 TEXT_LIMIT = 200_000  # characters of a body we look at
+HEAD_LIMIT = 65_536  # bytes of a message its headers are read from (head())
 MAX_PARTS = 200  # MIME parts looked at
 MAX_DEPTH = 20  # MIME nesting looked into
 
@@ -52,8 +54,9 @@ def header(msg: Message | None, name: str) -> str:
 def decoded(value: Any) -> str:
     """A header value with encoded words decoded, unfolded."""
     value = _text(value)
-    with contextlib.suppress(Exception):
-        value = str(make_header(decode_header(value)))
+    if "=?" in value:  # without it, decode_header finds no encoded word and changes nothing
+        with contextlib.suppress(Exception):
+            value = str(make_header(decode_header(value)))
     return " ".join(value.split())
 
 
@@ -120,21 +123,31 @@ def ctype(part: Message) -> str:
 def walk(msg: Message, into_messages: bool = False) -> Iterator[Message]:
     """The parts of a message, depth first, at most MAX_PARTS of them and MAX_DEPTH deep;
     embedded messages are not entered unless asked."""
+    for part, _ in typed_walk(msg, into_messages):
+        yield part
+
+
+def typed_walk(msg: Message, into_messages: bool = False) -> Iterator[tuple[Message, str]]:
+    """The parts `walk` gives, each with its content type (`ctype`)."""
     stack: list[tuple[Message, int]] = [(msg, 0)]
     seen = 0
     while stack and seen < MAX_PARTS:
         part, depth = stack.pop()
         seen += 1
-        yield part
+        ct = ctype(part)
+        yield part, ct
         payload = part.get_payload()
         if not isinstance(payload, list) or depth >= MAX_DEPTH:
             continue
-        if ctype(part).startswith("message/") and not into_messages:
+        if ct.startswith("message/") and not into_messages:
             continue
         stack.extend((sub, depth + 1) for sub in reversed(payload) if isinstance(sub, Message))
 
 
-_DELIMITER = re.compile(rb"(?:\A|(?<=\n))--[^\s]")
+# A line starting "--" and something else than white space. The search starts with the
+# newline, a literal the regex engine skips to quickly (a lookbehind would be tried at every byte).
+_DELIMITER_LINE = re.compile(rb"\n--[^\s]")
+_DELIMITER_FIRST = re.compile(rb"--[^\s]")
 
 
 def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
@@ -142,10 +155,30 @@ def bounded(raw: bytes, max_parts: int = MAX_PARTS) -> tuple[bytes, bool]:
     whether anything was cut. Every MIME part after the first follows a line starting "--"
     (its boundary), so the cut message parses into at most max_parts parts however many the
     sender put in: the parser builds every part it meets, and 100,000 of them take seconds."""
-    for seen, found in enumerate(_DELIMITER.finditer(raw), start=1):
+    seen = 0
+    if _DELIMITER_FIRST.match(raw):
+        seen = 1
         if seen >= max_parts:
-            return raw[: found.start()], True
+            return raw[:0], True
+    for found in _DELIMITER_LINE.finditer(raw):
+        seen += 1
+        if seen >= max_parts:
+            return raw[: found.start() + 1], True
     return raw, False
+
+
+# A line ending followed by an empty line: the header block has ended by then.
+_EMPTY_LINE = re.compile(rb"\n\n|\n\r|\r\r")
+
+
+def head(raw: bytes) -> Message:
+    """The headers of a raw message (within its first HEAD_LIMIT bytes), parsed with compat32.
+    The header parser stops at the first empty line, so what follows it is not handed over:
+    it would only be read into a payload nobody looks at."""
+    end = _EMPTY_LINE.search(raw, 0, HEAD_LIMIT)
+    return BytesHeaderParser(policy=compat32).parsebytes(
+        raw[: end.end() if end else HEAD_LIMIT], headersonly=True
+    )
 
 
 def parse(
@@ -197,14 +230,17 @@ def body_text(msg: Message | None, kind: str) -> str | None:
     """The first text/<kind> part that is not an attachment, decoded (None when there is none)."""
     if msg is None:
         return None
-    for part in walk(msg):
-        if ctype(part) == f"text/{kind}" and not is_attachment(part):
+    for part, ct in typed_walk(msg):
+        if ct == f"text/{kind}" and not is_attachment(part):
             return decode_part(part)
     return None
 
 
 def is_attachment(part: Message) -> bool:
     return "attachment" in header(part, "Content-Disposition").lower()
+
+
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 
 
 def block_fields(part: Message) -> list[dict[str, str]]:
@@ -225,7 +261,7 @@ def block_fields(part: Message) -> list[dict[str, str]]:
     except Exception:
         return []
     blocks: list[dict[str, str]] = []
-    for chunk in re.split(r"\r?\n[ \t]*\r?\n", text[:TEXT_LIMIT]):
+    for chunk in _BLANK_LINE.split(text[:TEXT_LIMIT]):
         fields: dict[str, str] = {}
         last = ""
         for line in chunk.splitlines():
@@ -253,8 +289,8 @@ EMBEDDED_TYPES = (
 
 def embedded(msg: Message) -> Message | None:
     """The original message (or its headers) a report or bounce carries."""
-    for part in walk(msg, into_messages=True):
-        if ctype(part) in EMBEDDED_TYPES:
+    for part, ct in typed_walk(msg, into_messages=True):
+        if ct in EMBEDDED_TYPES:
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]

@@ -35,13 +35,17 @@ __all__ = [
 ]
 
 
+_BLANKS = re.compile(r"[ \t]+")
+_NOT_WORDS = re.compile(r"[^\w' -]+")
+
+
 def normalize(text: str) -> str:
     """Lower case, accents stripped, apostrophes and dashes made plain, spaces collapsed."""
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u00b4", "'")
     text = text.replace("\u2013", "-").replace("\u2014", "-").replace("\u00a0", " ")
     text = unicodedata.normalize("NFKD", text.lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[ \t]+", " ", text)
+    return _BLANKS.sub(" ", text)
 
 
 # Gaps between words never cross a sentence or clause end: "I won't. Unsubscribe me." counts.
@@ -276,7 +280,7 @@ def strip_subject_prefixes(subject: str) -> tuple[str, bool, bool]:
 
 def is_exact(text: str) -> bool:
     """True when the whole text (normalized, punctuation trimmed) is a bare request word."""
-    core = re.sub(r"[^\w' -]+", " ", normalize(text))
+    core = _NOT_WORDS.sub(" ", normalize(text))
     return " ".join(core.split()) in EXACT
 
 

@@ -16,7 +16,7 @@ from email.utils import getaddresses
 from listmgr.mail.inbound.authresults import aligned_pass
 from listmgr.mail.inbound.classification import Classification, Proof
 from listmgr.mail.inbound.context import Context
-from listmgr.mail.inbound.message import ADDR_RE, TEXT_LIMIT, ctype, decode_part, headers, walk
+from listmgr.mail.inbound.message import ADDR_RE, TEXT_LIMIT, decode_part, headers
 from listmgr.mail.inbound.tokens import TOKEN_URL_RE, find_tokens
 
 MSGID_RE = re.compile(r"<([^<>\s]{1,250})>")
@@ -83,9 +83,7 @@ def _report_ids(ctx: Context, result: Classification) -> list[str]:
     """Message-IDs a bounce or complaint names: the embedded original's, the report's own
     In-Reply-To/References, those quoted in its text, and an SES notification's."""
     values = (
-        headers(ctx.original, "Message-ID")
-        + headers(ctx.msg, "In-Reply-To")
-        + headers(ctx.msg, "References")
+        headers(ctx.original, "Message-ID") + ctx.headers("In-Reply-To") + ctx.headers("References")
     )
     values += QUOTED_MSGID_RE.findall(ctx.notification_text[:TEXT_LIMIT])[:MAX_IDS]
     values += [str(v) for v in result.evidence.get("original_message_ids") or []][:MAX_IDS]
@@ -98,8 +96,8 @@ def _quoted_subscribers(ctx: Context) -> tuple[int, ...]:
         return ()
     found: list[int] = []
     tried = 0
-    for part in walk(ctx.msg):
-        if not ctype(part).startswith("text/"):
+    for part, ct in ctx.parts:
+        if not ct.startswith("text/"):
             continue
         body = decode_part(part)[:TEXT_LIMIT]
         candidates = (
@@ -133,9 +131,9 @@ def attach(ctx: Context, result: Classification) -> Classification:
     if result.kind == "unsubscribe" and rule in REPLY_RULES:
         sender = sender_identity(ctx.msg)
         # References lists a thread oldest first: the message answered is at its end
-        refs = MSGID_RE.findall(" ".join(headers(ctx.msg, "References")))[-MAX_IDS:]
+        refs = MSGID_RE.findall(" ".join(ctx.headers("References")))[-MAX_IDS:]
         deliveries, outbox = _ours(
-            ctx, _ids(headers(ctx.msg, "In-Reply-To") + [f"<{r}>" for r in reversed(refs)])
+            ctx, _ids(ctx.headers("In-Reply-To") + [f"<{r}>" for r in reversed(refs)])
         )
         proof = Proof(
             token_subscribers=(),

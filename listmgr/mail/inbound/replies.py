@@ -8,7 +8,7 @@ from email.message import Message
 
 from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.htmltext import html_to_text
-from listmgr.mail.inbound.message import TEXT_LIMIT, ctype, decode_part, is_attachment, walk
+from listmgr.mail.inbound.message import TEXT_LIMIT, decode_part, is_attachment
 
 REPLY_LIMIT = 12_000  # characters handed to the reply parser
 REPLY_LINE_LIMIT = 300  # characters of one line handed to the reply parser
@@ -17,9 +17,9 @@ REPLY_LINES = 8  # "first lines" of a reply that may ask to unsubscribe
 URL_RE = re.compile(r"https?://|www\.|mailto:", re.IGNORECASE)
 
 
-def reply_lines(msg: Message) -> list[str]:
+def reply_lines(parts: list[tuple[Message, str]]) -> list[str]:
     """The first lines the sender wrote: no quotes, attributions, forwards or signatures."""
-    text = _compact(_reply_body(msg)[:TEXT_LIMIT])
+    text = _compact(_reply_body(parts)[:TEXT_LIMIT])
     if not text.strip():
         return []
     try:
@@ -110,13 +110,12 @@ def _own_lines(text: str) -> list[str]:
     return out
 
 
-def _reply_body(msg: Message) -> str:
+def _reply_body(parts: list[tuple[Message, str]]) -> str:
     """Text of a reply: its first text/plain part, else its HTML without quoted blocks."""
     html = ""
-    for part in walk(msg):
+    for part, ct in parts:
         if is_attachment(part):
             continue
-        ct = ctype(part)
         if ct == "text/plain":
             body = decode_part(part)
             if body.strip():

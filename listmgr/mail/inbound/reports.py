@@ -11,7 +11,7 @@ from listmgr.mail.bounces import HARD, SOFT, STATUS_RE, status_verdict
 from listmgr.mail.inbound.bounces import bounce_result
 from listmgr.mail.inbound.classification import Classification
 from listmgr.mail.inbound.context import Context
-from listmgr.mail.inbound.message import TEXT_LIMIT, addresses, block_fields, ctype, header, walk
+from listmgr.mail.inbound.message import TEXT_LIMIT, addresses, block_fields, header
 from listmgr.mail.inbound.tokens import TOKEN_URL_RE, find_tokens, original_tokens, read_tokens
 
 
@@ -149,14 +149,14 @@ def _ses_json(text: str) -> dict | None:
 def rule_arf(ctx: Context) -> Classification | None:
     """RFC 5965 feedback report."""
     report = None
-    for part in walk(ctx.msg, into_messages=False):
-        if ctype(part) == "message/feedback-report":
+    for part, ct in ctx.parts:
+        if ct == "message/feedback-report":
             report = part
             break
     if report is None:
         try:
             is_arf = (
-                ctype(ctx.msg) == "multipart/report"
+                ctx.content_type == "multipart/report"
                 and str(ctx.msg.get_param("report-type") or "").lower() == "feedback-report"
             )
         except Exception:
@@ -197,8 +197,8 @@ def rule_dsn(ctx: Context) -> Classification | None:
     """RFC 3464 delivery status notification (also message/global-delivery-status)."""
     parts = [
         p
-        for p in walk(ctx.msg)
-        if ctype(p) in ("message/delivery-status", "message/global-delivery-status")
+        for p, ct in ctx.parts
+        if ct in ("message/delivery-status", "message/global-delivery-status")
     ]
     if not parts:
         return None
@@ -268,6 +268,12 @@ def rule_dsn(ctx: Context) -> Classification | None:
     )
 
 
+COMPLAINT_SUBJECT_RE = re.compile(
+    r"\b(?:complaint|abuse report|spam report|feedback loop|fbl report)\b"
+)
+COMPLAINT_DESK_RE = re.compile(r"^(?:staff|abuse|fbl|feedback\w*|complaints?|scomp|spam\w*)$")
+
+
 def rule_provider_complaint(ctx: Context) -> Classification | None:
     """Complaints that are not ARF: Hotmail/Outlook.com JMRP and similar abuse desks."""
     original = ctx.original
@@ -279,9 +285,7 @@ def rule_provider_complaint(ctx: Context) -> Classification | None:
         local == "staff" or "complaint" in subject
     )
     jmrp = bool(header(original, "X-HmXmrOriginalRecipient"))
-    generic = bool(
-        re.search(r"\b(?:complaint|abuse report|spam report|feedback loop|fbl report)\b", subject)
-    ) and bool(re.match(r"^(?:staff|abuse|fbl|feedback\w*|complaints?|scomp|spam\w*)$", local))
+    generic = bool(COMPLAINT_SUBJECT_RE.search(subject)) and bool(COMPLAINT_DESK_RE.match(local))
     if not (hotmail or jmrp or generic):
         return None
     verp, unsub = original_tokens(ctx)

@@ -8,7 +8,6 @@ import re
 from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.classification import Classification
 from listmgr.mail.inbound.context import Context
-from listmgr.mail.inbound.message import header
 from listmgr.mail.inbound.replies import REPLY_LINES, reply_lines
 from listmgr.mail.inbound.tokens import find_tokens, quoted_token_ids, read_tokens
 
@@ -38,7 +37,7 @@ def rule_unsubscribe_address(ctx: Context) -> Classification | None:
 
 def rule_apple_unsubscribe(ctx: Context) -> Classification | None:
     """Apple Mail's one-tap unsubscribe sends a mail with X-Apple-Unsubscribe: true."""
-    if header(ctx.msg, "X-Apple-Unsubscribe").lower() != "true":
+    if ctx.header("X-Apple-Unsubscribe").lower() != "true":
         return None
     return ctx.result(
         "unsubscribe",
@@ -50,10 +49,10 @@ def rule_apple_unsubscribe(ctx: Context) -> Classification | None:
 
 def _is_bulk(ctx: Context) -> bool:
     """Mailing-list or bulk mail: never a person's own unsubscribe request."""
-    precedence = header(ctx.msg, "Precedence").lower()
+    precedence = ctx.header("Precedence").lower()
     return bool(
-        header(ctx.msg, "List-Id")
-        or header(ctx.msg, "List-Unsubscribe")
+        ctx.header("List-Id")
+        or ctx.header("List-Unsubscribe")
         or precedence in ("bulk", "list", "junk")
     )
 
@@ -78,7 +77,7 @@ def rule_reply_unsubscribe(ctx: Context) -> Classification | None:
             found = phrases.find_request(nsubject)
             if found:
                 hit = ("subject", found[0], found[1])
-    lines = reply_lines(ctx.msg)
+    lines = reply_lines(ctx.parts)
     body = phrases.normalize("\n".join(lines))
     negation = phrases.find_negation(body)
     if negation:
