@@ -230,12 +230,12 @@ class Writer:
         return decisions
 
     def _remember(self, evidenced: str) -> None:
-        """Remember the handled rows of imp_batch that left no consent event of this job (the
-        rows where `evidenced` holds did: the lookup finds those through it, and the few
-        others here)."""
+        """Remember the rows of imp_batch that were handled (not "gone") and left no consent
+        event of this job (those where `evidenced` holds did: the lookup finds them through
+        it)."""
         self._run(
             "INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
-            f"WHERE NOT ({evidenced})"
+            f"WHERE act <> 'gone' AND NOT ({evidenced})"
         )
 
     # -- the piece ---------------------------------------------------------------------------------
