@@ -346,6 +346,24 @@ def test_mode_add_leaves_existing_people_alone(world, tmp_path):
     assert report_rows(rt, info.id)[0]["row"] == "2"
 
 
+@pytest.mark.parametrize("mode", ["upsert", "add", "suppress"])
+def test_an_address_again_in_a_later_chunk_is_a_repeat(world, tmp_path, mode):
+    rt = world
+    subscribers.create(rt, email="old@example.org", name="Old", lists=["other"], consent="x")
+    path = write(
+        tmp_path,
+        "again.csv",
+        "email\nfresh@example.org\nold@example.org\na@example.org\nb@example.org\n"
+        "Fresh@example.org\nold@example.org\n",
+    )
+    slug = None if mode == "suppress" else "news"
+    info = run(rt, path, mode=mode, list_slug=slug, chunk_rows=2)
+    report = {int(r["row"]): (r["result"], r["reason"]) for r in report_rows(rt, info.id)}
+    assert report[6] == ("skipped", "the same address as row 2")
+    assert report[7] == ("skipped", "the same address as row 3")
+    assert info.skipped == (3 if mode == "add" else 2)
+
+
 def test_mode_suppress(world, tmp_path):
     rt = world
     subscribers.create(rt, email="member@example.org", lists=["news"], consent="x")

@@ -24,6 +24,7 @@ STAGE = (
 )
 PEOPLE = "row_no, email, email_hash, name, fields, interests"  # see importrows.person
 LANDED = "act IN ('new', 'old')"
+SUPPRESSED_PEOPLE = "act = 'old' AND sid IS NOT NULL"  # mode suppress: a subscriber's event
 
 
 @dataclass
@@ -77,8 +78,8 @@ def bulk_settings(conn: Connection) -> Iterator[None]:
 
 class Writer:
     """Writes the pieces of one import run on one connection. Its temporary tables: imp_seen
-    (addresses already handled, so repeats across chunks are found without keeping them in
-    memory) and imp_batch (the piece being written)."""
+    (addresses already handled that left no consent event of the job, so repeats across
+    chunks are found without keeping them in memory) and imp_batch (the piece being written)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -103,9 +104,15 @@ class Writer:
 
     def begin_chunk(self) -> None:
         """Per chunk transaction: its commit need not wait for the disk (a crash loses the
-        chunk and its progress mark together, and the resumed run redoes it)."""
+        chunk and its progress mark together, and the resumed run redoes it), and its
+        statements are not compiled to machine code (JIT): the row estimates of the index
+        probes add up to costs that start a compilation of about a second a statement, for a
+        statement that runs in tens of milliseconds."""
         if self.pg:
-            self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            self.conn.exec_driver_sql(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                "set_config('jit', 'off', true)"
+            )
 
     def drop(self) -> None:
         for name in ("imp_seen", "imp_batch"):
@@ -159,21 +166,28 @@ class Writer:
             count -= self._run("DELETE FROM imp_batch WHERE row_no <= :r", r=after_row).rowcount
         return count
 
-    def lookup(self, list_id: int | None) -> list[Known]:
+    def lookup(self, list_id: int | None, job_id: int) -> list[Known]:
         """The staged addresses the database knows (a new address costs no result row)."""
         # Index probes row by row, written so that no plan can do otherwise: the temporary
         # tables have no statistics, and PostgreSQL otherwise chose joins that read the whole
-        # subscriber table for every piece (quadratic: 24 s of a million-row import).
+        # subscriber table for every piece (quadratic: 24 s of a million-row import). An
+        # address this run handled is a subscriber or suppressed by now, so only those are
+        # looked for among the rows handled: in imp_seen, or by the consent event this job
+        # wrote for them (see _remember).
         rows = self._run(
             "WITH k AS MATERIALIZED (SELECT b.row_no, b.email, "
-            "(SELECT sn.row_no FROM imp_seen sn WHERE sn.email = b.email) AS seen, "
             "(SELECT sp.reason FROM suppression sp WHERE sp.email_hash = b.email_hash) "
             "AS reason, (SELECT s.id FROM subscriber s WHERE s.email = b.email) AS sid "
             "FROM imp_batch b) "
-            "SELECT row_no, email, seen, reason, sid, (SELECT m.status FROM membership m "
-            "WHERE m.subscriber_id = k.sid AND m.list_id = :lid) FROM k "
-            "WHERE seen IS NOT NULL OR reason IS NOT NULL OR sid IS NOT NULL ORDER BY row_no",
+            "SELECT row_no, email, coalesce((SELECT sn.row_no FROM imp_seen sn "
+            "WHERE sn.email = k.email), (SELECT min(CAST(ce.detail ->> 'row' AS INTEGER)) "
+            "FROM consent_event ce WHERE ce.subscriber_id = k.sid AND ce.source = 'import' "
+            "AND CAST(ce.detail ->> 'job' AS INTEGER) = :job)), reason, sid, "
+            "(SELECT m.status FROM membership m WHERE m.subscriber_id = k.sid AND "
+            "m.list_id = :lid) FROM k WHERE reason IS NOT NULL OR sid IS NOT NULL "
+            "ORDER BY row_no",
             lid=list_id,
+            job=job_id,
         )
         return [Known(*r) for r in rows]
 
@@ -215,10 +229,13 @@ class Writer:
             decisions.append((k, "gone"))
         return decisions
 
-    def _remember(self) -> None:
+    def _remember(self, evidenced: str) -> None:
+        """Remember the rows of imp_batch that were handled (not "gone") and left no consent
+        event of this job (those where `evidenced` holds did: the lookup finds them through
+        it)."""
         self._run(
             "INSERT INTO imp_seen (email, row_no) SELECT email, row_no FROM imp_batch "
-            "WHERE act <> 'gone'"
+            f"WHERE act <> 'gone' AND NOT ({evidenced})"
         )
 
     # -- the piece ---------------------------------------------------------------------------------
@@ -237,7 +254,7 @@ class Writer:
         """Create or update the staged subscribers, their membership, interests and consent
         events."""
         decisions = []
-        for k, act in self._screen(out, self.lookup(list_id), suppress=False):
+        for k, act in self._screen(out, self.lookup(list_id, job_id), suppress=False):
             if act == "old" and k.member in ("unsubscribed", "bounced"):
                 out.skip(
                     k.row,
@@ -254,7 +271,7 @@ class Writer:
                 act = "kept"
             decisions.append((k, act))
         self._decide(decisions)
-        self._remember()
+        self._remember(LANDED)
         old = sum(1 for _, act in decisions if act == "old")
         new = staged - len(decisions)
         at = self._at(now)
@@ -358,9 +375,9 @@ class Writer:
         self, out: Outcome, staged: int, *, now: datetime, actor: str, wording: str, job_id: int
     ) -> None:
         """Mode suppress: put the staged addresses on the suppression list."""
-        decisions = self._screen(out, self.lookup(None), suppress=True)
+        decisions = self._screen(out, self.lookup(None, job_id), suppress=True)
         self._decide(decisions)
-        self._remember()
+        self._remember(SUPPRESSED_PEOPLE)
         detail = f"import {job_id}: {wording}" if wording else f"import {job_id}"
         detail, at = detail[:500], self._at(now)
         self._run(
@@ -372,7 +389,7 @@ class Writer:
         )
         out.inserted = staged - sum(1 for _, act in decisions if act == "gone")
         self._consent(
-            "act = 'old' AND sid IS NOT NULL",
+            SUPPRESSED_PEOPLE,
             kind="suppressed",
             list_id=None,
             at=at,
