@@ -22,12 +22,16 @@ list "news", 30% on a second list, interests, N/2 activity events, 1% suppressed
   shows whether claiming slows as the campaign goes;
 - the delivery table and each of its indexes (pg_relation_size) after the start, after the
   campaign, and after VACUUM; dead tuples after the campaign and the time of VACUUM (autovacuum
-  is switched off for the table during the run, so every size is measured the same way).
+  is switched off for the table during the run, so every size is measured the same way);
+- the end of the retention period: listmgr.services.ledger_archive.archive keeps the
+  campaign's figures and deletes its ledger rows in batches (as the worker's sweep does,
+  without its time budget), then VACUUM.
 
 Then, for each figure, its growth from the smallest to the largest size and the ratio of the
 per-row costs (about 1: linear), and the projection of a year of weekly campaigns to the
 largest audience (52 campaigns in one delivery table) from the measured bytes per row and
-VACUUM's time per byte of index.
+VACUUM's time per byte of index, and what the ledger holds under the default
+retention_delivery_days instead.
 """
 
 from __future__ import annotations
