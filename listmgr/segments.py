@@ -264,7 +264,9 @@ class _Compiler:
         """The condition on one value (a built-in column, or a custom field's value column)."""
         custom = key not in BUILTINS
         if kind == "number":
-            return self._compare(column, op, value, vpath, number, custom)
+            # As floats: the values are stored as double precision, and a list starting with
+            # an integer would otherwise be bound as integers (0.5 compared as 0).
+            return self._compare(column, op, value, vpath, _as_float, custom)
         if kind == "boolean":
             if not isinstance(value, bool):
                 raise fail("expected true or false", vpath)
@@ -488,6 +490,12 @@ class _Compiler:
             col(Engagement.kind).in_(kinds),
         )
         return self._counted(query, Engagement.subscriber_id, node, path, Engagement.at)
+
+
+def _as_float(value: Any, path: str) -> float:
+    """A rule's number (checked by segmentvalues.number), as the stored values are: exact up
+    to fieldvalues.MAX_NUMBER."""
+    return float(number(value, path))
 
 
 def _conditions(rules: Any) -> Iterator[dict[str, Any]]:

@@ -246,7 +246,8 @@ class SettingView:
 def _stored(rt: Runtime, s: Session | None = None) -> dict[str, Any]:
     """The changes saved in the admin: in the session s, or in a read of their own."""
     query = select(col(SettingValue.key), col(SettingValue.value))
-    return dict(s.execute(query).tuples().all() if s is not None else rt.db.read(query))
+    rows = s.execute(query).all() if s is not None else rt.db.read(query)
+    return {key: value for key, value in rows}
 
 
 def _split(url: str) -> tuple[str, str | None, str]:
