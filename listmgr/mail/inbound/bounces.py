@@ -4,7 +4,6 @@ bounce result the report rules share; hard or soft is listmgr.mail.bounces's ver
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from email.message import Message
@@ -15,6 +14,7 @@ from listmgr.mail.inbound import phrases
 from listmgr.mail.inbound.autoreply import autoreply_signal
 from listmgr.mail.inbound.classification import Classification
 from listmgr.mail.inbound.context import Context
+from listmgr.mail.inbound.detectors import all_failures
 from listmgr.mail.inbound.message import (
     ADDR_RE,
     addresses,
@@ -26,8 +26,6 @@ from listmgr.mail.inbound.message import (
 from listmgr.mail.inbound.tokens import TOKEN_ADDR_RE, find_tokens, original_tokens, read_tokens
 
 FLUFL_LIMIT = 1_000_000  # bytes of a message handed to flufl.bounce's detectors
-
-logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)  # it logs every detector run
 
 
 SMTP_CODE_RE = re.compile(r"(?:^|[\s:(\[\"'])([45])\d\d(?=[\s\-:)\]])", re.MULTILINE)
@@ -180,8 +178,6 @@ def rule_bounce(ctx: Context) -> Classification | None:
 def _flufl(msg: Message) -> tuple[frozenset, frozenset]:
     """(temporary, permanent) failed addresses found by flufl.bounce's detectors."""
     try:
-        from flufl.bounce import all_failures
-
         temporary, permanent = all_failures(msg)
     except Exception:
         return frozenset(), frozenset()
