@@ -9,6 +9,7 @@ committed.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,57 @@ def test_ses_bounce_json_body(tokens: Tokens) -> None:
         LIST,
         CAMPAIGN,
     )
+
+
+def _ses_bounce(address: str) -> str:
+    return json.dumps(
+        {
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": address}]},
+            "mail": {"source": "news@news.example.org"},
+        }
+    )
+
+
+def _qp(text: str) -> str:
+    """Quoted-printable with a soft line break inside every word of 8 letters or more."""
+    return re.sub(r"(\w{4})(\w{4,})", r"\1=\r\n\2", text.replace("=", "=3D"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}",
+        'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/html\r\n\r\n<p>Forwarded</p>\r\n--b\r\n"
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n",
+        "Content-Type: text/html\r\n\r\n<html><body><pre>{html}</pre></body></html>",
+    ],
+)
+def test_ses_notification_forwarded_by_mail_in_any_encoding(body: str) -> None:
+    """A notification relayed by a forwarding address (not SES's own sender) is read from
+    its decoded text, whatever the transfer encoding or the part that carries it."""
+    import base64
+    import html
+
+    text = _ses_bounce("Far.Away@Example.com")
+    raw = (
+        "From: forwarder@relay.example.net\r\nTo: bounces@news.example.org\r\n"
+        "Subject: Fwd: AWS Notification Message\r\nMIME-Version: 1.0\r\n"
+        + body.format(
+            b64=base64.encodebytes(text.encode()).decode().replace("\n", "\r\n"),
+            qp=_qp(text),
+            html=html.escape(text),
+        )
+    ).encode()
+    result = classify(raw)
+    assert (result.kind, result.permanent, result.recipients) == (
+        "bounce",
+        True,
+        ("far.away@example.com",),
+    )
+    assert result.evidence["rule"] == "ses-bounce"
 
 
 @pytest.mark.parametrize(

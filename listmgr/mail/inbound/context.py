@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import re
+from collections.abc import Iterator
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ class Context:
         self.subject = self.header("Subject")
         self.sender = sender_address(self.msg, envelope)
         self._text: str | None = None
+        self._bodies: dict[int, str] = {}  # decoded text parts, by id of the part
         self._original: Any = False
 
     # -- views ------------------------------------------------------------------------------
@@ -102,26 +104,39 @@ class Context:
         """The message's own content type (`message.ctype`)."""
         return self.parts[0][1]
 
+    def _text_parts(self) -> Iterator[tuple[Message, str]]:
+        """The parts the notification text is made of: the own text parts (not a copy of
+        headers, nor an attachment but in plain text), and a multipart without usable
+        boundary."""
+        for part, ct in self.parts:
+            if (
+                ct.startswith("text/")
+                and ct != "text/rfc822-headers"
+                and not (is_attachment(part) and ct != "text/plain")
+            ) or (ct.startswith("multipart/") and isinstance(part.get_payload(), str)):
+                yield part, ct
+
+    def _decoded(self, part: Message) -> str:
+        body = self._bodies.get(id(part))
+        if body is None:
+            body = self._bodies[id(part)] = decode_part(part)
+        return body
+
+    def mentions(self, *words: str) -> bool:
+        """Whether the notification's text parts, decoded but HTML still as its source, hold
+        one of `words`: true wherever the notification text holds one, unless markup splits
+        it. Cheaper than the text when the message has HTML."""
+        return any(w in self._decoded(part) for part, _ in self._text_parts() for w in words)
+
     @property
     def notification_text(self) -> str:
         """Text of the message's own parts (not of an embedded original)."""
         if self._text is None:
             chunks: list[str] = []
             size = 0
-            for part, ct in self.parts:
-                if (
-                    ct.startswith("text/")
-                    and ct not in ("text/rfc822-headers",)
-                    and not (is_attachment(part) and ct != "text/plain")
-                ):
-                    body = decode_part(part)
-                    if ct == "text/html":
-                        body = html_to_text(body, strip_quotes=False)
-                    chunks.append(body)
-                elif ct.startswith("multipart/") and isinstance(part.get_payload(), str):
-                    chunks.append(decode_part(part))  # a multipart without usable boundary
-                else:
-                    continue
+            for part, ct in self._text_parts():
+                body = self._decoded(part)
+                chunks.append(html_to_text(body, strip_quotes=False) if ct == "text/html" else body)
                 size += len(chunks[-1])
                 if size > TEXT_LIMIT:
                     break

@@ -14,16 +14,14 @@ from listmgr.mail.inbound.context import Context
 from listmgr.mail.inbound.message import TEXT_LIMIT, addresses, block_fields, header
 from listmgr.mail.inbound.tokens import TOKEN_URL_RE, find_tokens, original_tokens, read_tokens
 
+SES_WORDS = ("notificationType", "eventType")  # one of them names an SES notification's kind
+
 
 def rule_ses(ctx: Context) -> Classification | None:
     """Amazon SES event published through SNS (as mail or as a bare JSON body)."""
     text = ctx.raw.decode("utf-8", "replace") if ctx.raw.lstrip()[:1] == b"{" else ""
     if not text:
-        if (
-            "amazonaws.com" not in ctx.sender
-            and "notificationType" not in ctx.notification_text
-            and "eventType" not in ctx.notification_text
-        ):
+        if "amazonaws.com" not in ctx.sender and not ctx.mentions(*SES_WORDS):
             return None
         text = ctx.notification_text
     data = _ses_json(text)
@@ -126,7 +124,7 @@ def rule_ses(ctx: Context) -> Classification | None:
 
 
 def _ses_json(text: str) -> dict | None:
-    if "notificationType" not in text and "eventType" not in text:
+    if not any(word in text for word in SES_WORDS):
         return None
     text = re.sub(r"!\r?\n ", "", text[:TEXT_LIMIT])  # SNS mail folds long lines as "!\n "
     decoder = json.JSONDecoder()
