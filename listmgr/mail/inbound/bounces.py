@@ -118,8 +118,6 @@ def rule_bounce(ctx: Context) -> Classification | None:
     failed_header = bool(ctx.headers("X-Failed-Recipients"))
     mdn_failure = _mdn_failure(ctx)
     autoreply = bool(autoreply_signal(ctx))
-    text = ctx.notification_text
-    failure = FAILURE_TEXT_RE.search(text[:50000])
     report = ctx.content_type == "multipart/report"
     automated = daemon or ctx.null_sender() or failed_header or mdn_failure or report
     forwarded = phrases.strip_subject_prefixes(ctx.subject)[2]
@@ -143,6 +141,8 @@ def rule_bounce(ctx: Context) -> Classification | None:
             0.9,
             detector="flufl.bounce",
         )
+    text = ctx.notification_text
+    failure = FAILURE_TEXT_RE.search(text[:50000])
     # Without a detector's word the sender must look automated, or the failure notice must
     # carry the original: a person writing "my parcel could not be delivered" is no bounce.
     if not (
