@@ -67,12 +67,16 @@ def _published(row: PrivacyNotice) -> Published:
 
 def _facts(s: Session, lst: MailingList) -> notice.ListFacts:
     keys, wanted = list(lst.form_fields or []), list(lst.form_interests or [])
-    fields = {
-        f.key: f.label for f in s.scalars(select(FieldDef).where(col(FieldDef.key).in_(keys)))
-    }
-    interests = {
-        i.key: i.label for i in s.scalars(select(Interest).where(col(Interest.key).in_(wanted)))
-    }
+    fields = (
+        {f.key: f.label for f in s.scalars(select(FieldDef).where(col(FieldDef.key).in_(keys)))}
+        if keys
+        else {}
+    )
+    interests = (
+        {i.key: i.label for i in s.scalars(select(Interest).where(col(Interest.key).in_(wanted)))}
+        if wanted
+        else {}
+    )
     return notice.ListFacts(
         slug=lst.slug,
         name=lst.name,
