@@ -11,6 +11,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
 
 from listmgr.errors import TokenExpired, TokenInvalid
+from listmgr.models import MAX_ID
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _DIGITS = re.compile(r"[0-9]{1,18}")
@@ -28,7 +29,7 @@ def _b36(n: int) -> str:
 
 
 def _unb36(s: str) -> int:
-    if not s or len(s) > 13 or any(c not in _B36 for c in s):
+    if not s or len(s) > 13 or any(c not in _B36 for c in s) or int(s, 36) > MAX_ID:
         raise TokenInvalid("This link is not valid.")
     return int(s, 36)
 
@@ -319,7 +320,7 @@ class Tokens:
         if (
             not isinstance(data, list)
             or len(data) != 3
-            or not all(_is_int(x) for x in data[:2])
+            or not all(_is_id(x) for x in data[:2])
             or not isinstance(data[2], str)
             or not data[2]
         ):
@@ -342,10 +343,10 @@ class Tokens:
         if (
             not isinstance(data, list)
             or len(data) != 4
-            or not _is_int(data[0])
+            or not _is_id(data[0])
             or not isinstance(data[1], list)
             or not data[1]
-            or not all(_is_int(x) for x in data[1])
+            or not all(_is_id(x) for x in data[1])
             or not isinstance(data[2], str)
             or not isinstance(data[3], bool)
         ):
@@ -366,22 +367,23 @@ class Tokens:
         if (
             not isinstance(data, list)
             or len(data) != 4
-            or not all(_is_int(x) for x in data[:2])
+            or not all(_is_id(x) for x in data[:2])
             or not all(isinstance(x, str) and x for x in data[2:])
         ):
             raise TokenInvalid("This link is not valid.")
         return AddressToken(data[0], data[1], data[2], data[3])
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_id(value: object) -> bool:
+    """An id (or a count such as a link epoch) that a database column can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
 
 
 def _confirm_ids(data: object) -> ConfirmToken | None:
     """[subscriber, list, nonce], or [subscriber, list] as links made before nonces read."""
     if not isinstance(data, list) or len(data) not in (2, 3):
         return None
-    if not all(_is_int(x) for x in data[:2]):
+    if not all(_is_id(x) for x in data[:2]):
         return None
     nonce = data[2] if len(data) == 3 else ""
     if not isinstance(nonce, str):

@@ -358,13 +358,26 @@ USED = (
 )
 
 
+def _person_and_list(
+    s: Session, subscriber_id: int, list_id: int
+) -> tuple[Subscriber | None, MailingList | None]:
+    """A link's subscriber and list, in one statement (None for either that is gone)."""
+    row = s.execute(
+        select(Subscriber, MailingList)
+        .outerjoin(MailingList, col(MailingList.id) == list_id)
+        .where(col(Subscriber.id) == subscriber_id)
+    ).first()
+    if row is None:
+        return None, by_id(s, MailingList, list_id)
+    return row[0], row[1]
+
+
 def _confirm_target(
     s: Session, rt: Runtime, token: str
 ) -> tuple[Subscriber, MailingList, Membership]:
     """The membership a confirmation link may still confirm; raises for a used link."""
     tok = rt.tokens.read_confirm(token)
-    sub = by_id(s, Subscriber, tok.subscriber_id)
-    lst = by_id(s, MailingList, tok.list_id)
+    sub, lst = _person_and_list(s, tok.subscriber_id, tok.list_id)
     member = None
     if sub is not None and lst is not None:
         member = s.scalar(
@@ -488,8 +501,7 @@ def resend_confirmation(rt: Runtime, token: str) -> None:
         raise TokenInvalid("This confirmation link is not valid.")
     oid = None
     with rt.db.session() as s:
-        sub = by_id(s, Subscriber, tok.subscriber_id)
-        lst = by_id(s, MailingList, tok.list_id)
+        sub, lst = _person_and_list(s, tok.subscriber_id, tok.list_id)
         if sub is None or lst is None:
             return
         member = s.scalar(
@@ -549,8 +561,7 @@ def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
     """What the unsubscribe page shows; changes nothing."""
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
-        sub = by_id(s, Subscriber, tok.subscriber_id)
-        lst = by_id(s, MailingList, tok.list_id)
+        sub, lst = _person_and_list(s, tok.subscriber_id, tok.list_id)
         if sub is None or lst is None:
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
         member = s.scalar(
@@ -566,16 +577,27 @@ def unsubscribe_view(rt: Runtime, token: str) -> UnsubscribeView:
         return UnsubscribeView(lst.name, sub.email, status, manage_token(rt, sub))
 
 
-def _unsubscribe_members(s: Session, members: Iterable[Membership]) -> list[int]:
-    changed = []
+def _unsubscribe_members(s: Session, sub: Subscriber, list_id: int | None) -> list[int]:
+    """End the subscriber's confirmed or pending memberships (of one list, or of all with
+    None) in one statement; the ids of the lists that changed."""
     now = utcnow()
-    for member in members:
-        if member.status in (MemberStatus.confirmed.value, MemberStatus.pending.value):
-            member.status = MemberStatus.unsubscribed.value
-            member.unsubscribed_at = member.updated_at = now
-            member.confirm_nonce = ""  # an earlier confirmation link must not bring it back
-            changed.append(member.list_id)
-    return changed
+    query = (
+        update(Membership)
+        .where(
+            col(Membership.subscriber_id) == sub.id,
+            col(Membership.status).in_((MemberStatus.confirmed.value, MemberStatus.pending.value)),
+        )
+        .values(
+            status=MemberStatus.unsubscribed.value,
+            unsubscribed_at=now,
+            updated_at=now,
+            confirm_nonce="",  # an earlier confirmation link must not bring it back
+        )
+        .returning(col(Membership.list_id))
+    )
+    if list_id is not None:
+        query = query.where(col(Membership.list_id) == list_id)
+    return sorted(s.scalars(query))
 
 
 SUPPRESSION_STRENGTH = {"complaint": 3, "hard_bounce": 2, "erased": 2}
@@ -618,10 +640,7 @@ def unsubscribe_subscriber(
 
     `everything` also puts the address on the suppression list for `reason`; `requested_at`
     is when the person asked (the reputation page measures how long leaving took)."""
-    query = select(Membership).where(col(Membership.subscriber_id) == sub.id)
-    if not everything:
-        query = query.where(col(Membership.list_id) == list_id)
-    changed = _unsubscribe_members(s, s.scalars(query))
+    changed = _unsubscribe_members(s, sub, None if everything else list_id)
     if everything:
         suppress(s, sub, reason, origin.source)
     lids: list[int | None] = list(changed) or ([list_id] if everything else [])
@@ -661,11 +680,14 @@ def unsubscribe(
     asked = utcnow()  # before waiting for the database: the time to effect includes that
     tok = rt.tokens.read_unsubscribe(token)
     with rt.db.session() as s:
-        sub = by_id(s, Subscriber, tok.subscriber_id)
-        lst = by_id(s, MailingList, tok.list_id)
+        sub, lst = _person_and_list(s, tok.subscriber_id, tok.list_id)
         if sub is None:  # erased: there is nothing left to unsubscribe
             return UnsubscribeView(lst.name if lst else "", "", "unsubscribed", "")
-        confirmed = _confirmed_lists(s, sub, None if everything else tok.list_id) if undo else []
+        confirmed = (
+            _confirmed_lists(s, sub, None if everything else tok.list_id)
+            if undo and (everything or lst is not None)  # no list: no membership to bring back
+            else []
+        )
         # Whatever the link's epoch: an unsubscribe link never stops unsubscribing.
         unsubscribe_subscriber(
             s,
