@@ -156,6 +156,11 @@ class Ledger:
             # $n placeholders, no query rewriting per call: the per-round statement is hot.
             self.raw = psycopg.RawCursor(self.conn)
             self.conn.autocommit = True  # each statement is its own transaction
+            # A claim takes the first due rows of an index range and stops. Right after a
+            # campaign starts, the statistics still count the delivery table as before the
+            # start, and PostgreSQL would read the whole range into a bitmap first: every
+            # claim of a 3M campaign read 2.7M index entries (about 56 ms) for 500 rows.
+            self.cur.execute("SET enable_bitmapscan = off")
             if not synchronous:
                 # The per-message records need not wait for the disk: a killed worker loses
                 # nothing (PostgreSQL has the commit); only a crash of the database server
@@ -166,6 +171,8 @@ class Ledger:
         try:
             if self._generic:
                 self.cur.execute("RESET plan_cache_mode")
+            if self.pg:
+                self.cur.execute("RESET enable_bitmapscan")
             if self.pg and not self.synchronous:
                 self.cur.execute("RESET synchronous_commit")
             self.cur.close()
