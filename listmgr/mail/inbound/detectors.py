@@ -65,7 +65,8 @@ def begins_with(pattern: str) -> str:
 
 
 STARTS = [start for d in (SimpleMatch, SimpleWarning) for start, _, _ in d.PATTERNS]
-BEGINS = {start: begins_with(start.pattern) for start in STARTS}
+# (in verbose mode a space in the pattern is no text to find)
+BEGINS = {s: "" if s.flags & re.VERBOSE else begins_with(s.pattern) for s in STARTS}
 ANYWHERE = {start: re.compile(start.pattern, start.flags | re.MULTILINE) for start in STARTS}
 
 
