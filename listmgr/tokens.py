@@ -29,9 +29,10 @@ def _b36(n: int) -> str:
 
 
 def _unb36(s: str) -> int:
-    if not s or len(s) > 13 or any(c not in _B36 for c in s) or int(s, 36) > MAX_ID:
+    value = int(s, 36) if s and len(s) <= 13 and all(c in _B36 for c in s) else -1
+    if not 0 <= value <= MAX_ID:
         raise TokenInvalid("This link is not valid.")
-    return int(s, 36)
+    return value
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,42 @@ def test_the_workers_sweep_comes_back_soon_while_rows_are_left(make_runtime, sin
     assert retention.sweep_due(rt, now + timedelta(seconds=2 * retention.AGAIN_SECONDS)) == {}
 
 
+def test_rows_of_campaigns_side_by_side_in_the_ledger_go_with_their_own_campaign(
+    make_runtime, sink
+):
+    """Deletion walks a campaign's ids in windows: rows of another campaign between its ids,
+    and gaps wider than a window, change nothing of what is deleted."""
+    rt = make_runtime(retention_delivery_days=DAYS)
+    make_list(rt, "news")
+    for i in range(9):
+        person(rt, f"r{i}@example.org", ["news"])
+    old, recent = campaign(rt, name="Old"), campaign(rt, name="Recent")
+    for cid in (old, recent):
+        campaigns.start(rt, cid)
+        wait_status(rt, cid)
+    drain(rt)
+    ended = _ended(rt, old)
+    with rt.db.session() as s:
+        for cid, offset in ((old, 0), (recent, 1)):
+            ids = s.scalars(select(Delivery.id).where(Delivery.campaign_id == cid)).all()
+            for k, did in enumerate(sorted(ids)):  # old, recent, old, ... 5 ids apart
+                s.execute(
+                    update(Delivery)
+                    .where(Delivery.id == did)
+                    .values(id=1_000_000 + (2 * k + offset) * 5)
+                )
+        s.execute(
+            update(Campaign)
+            .where(Campaign.id == recent)
+            .values(finished_at=ended + timedelta(days=2))
+        )
+    kept = campaigns.stats(rt, recent)
+    done = ledger_archive.archive(rt, ended + timedelta(days=1), batch=3)
+    assert (done.campaigns, done.rows, done.more) == (1, 9, False)
+    assert _rows(rt, old) == 0 and _rows(rt, recent) == 9
+    assert campaigns.stats(rt, recent) == kept
+
+
 def test_two_sweeps_at_once_keep_the_figures_once(make_runtime, sink):
     rt = make_runtime(retention_delivery_days=DAYS)
     make_list(rt, "news")

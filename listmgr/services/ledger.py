@@ -173,8 +173,8 @@ class Ledger:
                 self.cur.execute("RESET plan_cache_mode")
             if self.pg:
                 self.cur.execute("RESET enable_bitmapscan")
-            if self.pg and not self.synchronous:
-                self.cur.execute("RESET synchronous_commit")
+                if not self.synchronous:
+                    self.cur.execute("RESET synchronous_commit")
             self.cur.close()
             if self.pg:
                 self.raw.close()
