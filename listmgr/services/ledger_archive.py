@@ -110,9 +110,13 @@ def _delete_rows(rt: Runtime, deadline: float | None, batch: int) -> tuple[int, 
                 deleted += rows_changed(
                     s,
                     delete(Delivery).where(
-                        col(Delivery.campaign_id) == cid,
                         col(Delivery.id) >= lo,
                         col(Delivery.id) < lo + batch,
+                        # "+ 0": a filter, never an index. Planned on statistics from before
+                        # the campaign, PostgreSQL would AND the window with a bitmap of all
+                        # the campaign's rows, read whole for every window (98 ms a window
+                        # of a 3M campaign; 9 ms from the primary key alone).
+                        col(Delivery.campaign_id) + 0 == cid,
                     ),
                 )
             lo += batch
